@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: set-up, typecheck, lint, build, tests.
+# Ends with the plain line `N passed, N failed`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export UNDERSTUDY_APT_NEEDS="${UNDERSTUDY_APT_NEEDS:-}"
+bash scripts/setup.sh
+echo "== typecheck"; npx tsc -p tsconfig.json --noEmit
+echo "== lint"; npx eslint . && npx depcruise src --config .dependency-cruiser.cjs
+echo "== test"
+exec npx vitest run "$@"

@@ -1,0 +1,49 @@
+/**
+ * Every error code Understudy uses. docs/errors.md lists the same codes with their meaning;
+ * `codes.test.ts` keeps the two in step. Add a code here and in the doc together.
+ */
+export const ErrorCode = {
+  /** A configuration file could not be read, parsed or validated. */
+  Config: 'UNDERSTUDY_ERR_CONFIG',
+  /** A CLI flag or argument is invalid. */
+  Usage: 'UNDERSTUDY_ERR_USAGE',
+  /** A compare-and-set lost: the record's revision changed under the caller. */
+  StoreConflict: 'UNDERSTUDY_ERR_STORE_CONFLICT',
+  /** A lease does not exist or has expired. */
+  StoreLease: 'UNDERSTUDY_ERR_STORE_LEASE',
+  /** The store could not be opened or is closed. */
+  StoreUnavailable: 'UNDERSTUDY_ERR_STORE_UNAVAILABLE',
+  /** A process could not be started (command missing, not executable, cwd missing). */
+  RuntimeSpawn: 'UNDERSTUDY_ERR_RUNTIME_SPAWN',
+  /** The instance id is unknown to the runtime. */
+  RuntimeUnknownInstance: 'UNDERSTUDY_ERR_RUNTIME_UNKNOWN_INSTANCE',
+  /** A resource limit could not be applied (cgroups unavailable or rejected the value). */
+  RuntimeLimits: 'UNDERSTUDY_ERR_RUNTIME_LIMITS',
+  /** A state directory is missing and cannot be created, or is not writable. */
+  StateDir: 'UNDERSTUDY_ERR_STATE_DIR',
+  /** No free port could be allocated, or a fixed port is already in use. */
+  Port: 'UNDERSTUDY_ERR_PORT',
+  /** An API request was not authenticated. */
+  ApiAuth: 'UNDERSTUDY_ERR_API_AUTH',
+  /** An API request body or parameter failed validation. */
+  ApiRequest: 'UNDERSTUDY_ERR_API_REQUEST',
+  /** The API could not be reached (control plane not running). */
+  ApiUnreachable: 'UNDERSTUDY_ERR_API_UNREACHABLE',
+  /** A named service or instance does not exist. */
+  NotFound: 'UNDERSTUDY_ERR_NOT_FOUND',
+  /** Another control process already runs with this data directory. */
+  AlreadyRunning: 'UNDERSTUDY_ERR_ALREADY_RUNNING',
+  /** A sync frame is malformed, oversized, unauthenticated, or from an unknown version. */
+  SyncFrame: 'UNDERSTUDY_ERR_SYNC_FRAME',
+  /** A sync path is unsafe (absolute, `..`, through a symlink, a device file). */
+  SyncPath: 'UNDERSTUDY_ERR_SYNC_PATH',
+  /** A delta or file failed verification against its source hash. */
+  SyncVerify: 'UNDERSTUDY_ERR_SYNC_VERIFY',
+  /** The sync transport failed (connection lost, peer rejected, timeout). */
+  SyncTransport: 'UNDERSTUDY_ERR_SYNC_TRANSPORT',
+  /** A time series or trace input is malformed. */
+  PredictInput: 'UNDERSTUDY_ERR_PREDICT_INPUT',
+} as const;
+
+/** One of the stable error codes. */
+export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];

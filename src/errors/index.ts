@@ -1,0 +1,3 @@
+export { UnderstudyError, isUnderstudyError } from './understudy-error.js';
+export { ErrorCode } from './codes.js';
+export type { ErrorCodeValue } from './codes.js';
