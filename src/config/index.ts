@@ -1,0 +1,18 @@
+export { loadSpecFile, parseSpecText, resolveProgram, ConfigError } from './load.js';
+export type { ConfigProblem, LoadedSpec, LoadSpecOptions } from './load.js';
+export { expandPlaceholders, unknownPlaceholders } from './placeholders.js';
+export type { PlaceholderValues } from './placeholders.js';
+export { parseBytes, parseDuration } from './units.js';
+export { didYouMean } from './did-you-mean.js';
+export { fileSchema, serviceSchema } from './schema.js';
+export type {
+  EchoSpec,
+  HealthSpec,
+  ResourcesSpec,
+  RestartSpec,
+  RoutingSpec,
+  ScalingSpec,
+  ServiceSpec,
+  SpecFile,
+  SyncSpec,
+} from './schema.js';

@@ -1,0 +1,150 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { isUnderstudyError } from '../errors/index.js';
+import { ConfigError, loadSpecFile, parseSpecText } from './load.js';
+
+function problemsOf(text: string): ConfigError['problems'] {
+  try {
+    parseSpecText(text, 'u.yaml');
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+const minimal = `services:\n  - name: kv\n    command: [node, server.mjs]\n`;
+
+describe('spec parsing', () => {
+  it('applies documented defaults to a minimal service', () => {
+    const spec = parseSpecText(minimal, 'u.yaml');
+    const kv = spec.services[0]!;
+    expect(kv.stateDir).toBe('state/{instance}');
+    expect(kv.ports).toEqual({ http: 0 });
+    expect(kv.echo).toMatchObject({ count: 1, mode: 'warm', consistency: 'write-through' });
+    expect(kv.echo.sync.mode).toBe('continuous');
+    expect(kv.restart).toMatchObject({ policy: 'on-failure', maxRestarts: 5, backoff: 100 });
+    expect(kv.scaling).toEqual({ min: 1, max: 1, target: 0.6 });
+    expect(spec.api.listen).toBe('127.0.0.1:0');
+  });
+
+  it('parses durations and sizes written with units', () => {
+    const spec = parseSpecText(
+      `services:\n  - name: kv\n    command: [x]\n    health: { http: { path: /h }, interval: 250ms, timeout: 2s }\n    resources: { memory: 256Mi, cpu: 0.5 }\n`,
+      'u.yaml',
+    );
+    expect(spec.services[0]!.health).toMatchObject({ interval: 250, timeout: 2000 });
+    expect(spec.services[0]!.resources.memory).toBe(256 * 1024 * 1024);
+  });
+
+  it('reports malformed YAML with its line and column', () => {
+    const [p] = problemsOf('services:\n  - name: kv\n    command: [node\n');
+    expect(p?.message).toMatch(/invalid YAML/);
+    expect(p?.line).toBeGreaterThanOrEqual(3);
+  });
+
+  it('names the field, line and expected type of a wrong type', () => {
+    const [p] = problemsOf(`services:\n  - name: kv\n    command: [x]\n    echo:\n      count: three\n`);
+    expect(p).toMatchObject({ file: 'u.yaml', line: 5, column: 14, field: 'services[0].echo.count' });
+    expect(p?.message).toMatch(/expected number, got string "three"/);
+  });
+
+  it('rejects an unknown key with a did-you-mean and the key position', () => {
+    const [p] = problemsOf(`services:\n  - name: kv\n    command: [x]\n    helth:\n      http: { path: / }\n`);
+    expect(p).toMatchObject({ line: 4, column: 5, field: 'services[0].helth' });
+    expect(p?.message).toBe("unknown key 'helth'; did you mean 'health'?");
+  });
+
+  it('suggests nested keys too', () => {
+    const [p] = problemsOf(`services:\n  - name: kv\n    command: [x]\n    echo: { cont: 2 }\n`);
+    expect(p?.message).toBe("unknown key 'cont'; did you mean 'count'?");
+  });
+
+  it('says a required field is missing', () => {
+    const [p] = problemsOf(`services:\n  - name: kv\n`);
+    expect(p).toMatchObject({ field: 'services[0].command', line: 2 });
+    expect(p?.message).toMatch(/required field is missing/);
+  });
+
+  it('lists the allowed values of an enum', () => {
+    const [p] = problemsOf(`services:\n  - name: kv\n    command: [x]\n    echo: { mode: lukewarm }\n`);
+    expect(p?.message).toBe('expected one of "hot", "warm", "cold", got string "lukewarm"');
+  });
+
+  it('rejects duplicate service names', () => {
+    const problems = problemsOf(`services:\n  - name: kv\n    command: [x]\n  - name: kv\n    command: [y]\n`);
+    expect(problems[0]).toMatchObject({ field: 'services[1].name', line: 4 });
+    expect(problems[0]?.message).toMatch(/duplicate service name 'kv'/);
+  });
+
+  it('rejects port clashes between services and with a fixed port shared by primary and echo', () => {
+    const problems = problemsOf(
+      `services:\n  - name: a\n    command: [x]\n    echo: { count: 0 }\n    ports: { http: 8080 }\n  - name: b\n    command: [x]\n    routing: { listen: "127.0.0.1:8080" }\n  - name: c\n    command: [x]\n    ports: { http: 9000 }\n`,
+    );
+    expect(problems.map((p) => p.field)).toEqual(['services[1].routing.listen', 'services[2].ports.http']);
+    expect(problems[0]?.message).toMatch(/port 8080 is already used by services\[0\]\.ports\.http/);
+    expect(problems[1]?.message).toMatch(/each needs its own/);
+  });
+
+  it('rejects unknown placeholders and unknown port names', () => {
+    const problems = problemsOf(
+      `services:\n  - name: kv\n    command: [x, "{prot}"]\n    routing: { port: admin }\n`,
+    );
+    expect(problems.map((p) => p.message)).toEqual(
+      expect.arrayContaining(["unknown port name 'admin'; ports are: http"]),
+    );
+    const p2 = problemsOf(`services:\n  - name: kv\n    command: [x, "{prot}"]\n`);
+    expect(p2[0]).toMatchObject({ field: 'services[0].command[1]', message: 'unknown placeholder {prot}' });
+  });
+
+  it('rejects two health checks at once', () => {
+    const [p] = problemsOf(`services:\n  - name: kv\n    command: [x]\n    health: { http: { path: / }, tcp: {} }\n`);
+    expect(p).toMatchObject({ field: 'services[0].health', message: 'choose one of http, tcp or exec' });
+  });
+
+  it('carries the stable error code', () => {
+    try {
+      parseSpecText('services: 3', 'u.yaml');
+      expect.unreachable();
+    } catch (err) {
+      expect(isUnderstudyError(err, 'UNDERSTUDY_ERR_CONFIG')).toBe(true);
+    }
+  });
+});
+
+describe('spec files', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'understudy-config-'));
+
+  it('says when the file does not exist', () => {
+    expect(() => loadSpecFile(join(dir, 'nope.yaml'))).toThrow(/nope\.yaml:0:0: file not found/);
+  });
+
+  it('rejects a command that does not exist, naming it', () => {
+    const f = join(dir, 'missing.yaml');
+    writeFileSync(f, `services:\n  - name: kv\n    command: [definitely-not-a-program-xyz]\n`);
+    expect(() => loadSpecFile(f)).toThrow(/missing\.yaml:3:15: services\[0\]\.command\[0\]: command 'definitely-not-a-program-xyz' not found on PATH/);
+  });
+
+  it('rejects a program that is not executable', () => {
+    writeFileSync(join(dir, 'plain.sh'), 'echo hi\n');
+    const f = join(dir, 'noexec.yaml');
+    writeFileSync(f, `services:\n  - name: kv\n    command: [./plain.sh]\n`);
+    expect(() => loadSpecFile(f)).toThrow(/is not executable/);
+  });
+
+  it('rejects a working directory that does not exist', () => {
+    const f = join(dir, 'cwd.yaml');
+    writeFileSync(f, `services:\n  - name: kv\n    command: [node]\n    cwd: ./nowhere\n`);
+    expect(() => loadSpecFile(f)).toThrow(/services\[0\]\.cwd: working directory .*nowhere does not exist/);
+  });
+
+  it('loads a valid file and resolves its directory', () => {
+    const f = join(dir, 'ok.yaml');
+    writeFileSync(f, minimal);
+    const loaded = loadSpecFile(f);
+    expect(loaded.dir).toBe(dir);
+    expect(loaded.spec.services[0]?.name).toBe('kv');
+  });
+});

@@ -1,0 +1,219 @@
+import { z } from 'zod';
+import { parseBytes, parseDuration } from './units.js';
+
+/**
+ * The `understudy.yaml` schema. Every field has a documented default; unknown keys are rejected
+ * (with a did-you-mean) so that a typo never silently falls back to a default.
+ */
+
+/** A duration: milliseconds as a number, or a string such as `250ms`, `1.5s`, `2m`. */
+const duration = z
+  .union([z.number().nonnegative(), z.string()])
+  .transform((v, ctx) => {
+    const ms = parseDuration(v);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: `expected a duration such as 500ms, 2s or 1m, got ${JSON.stringify(v)}` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+/** A size in bytes: a number, or a string such as `256Mi`, `1G`, `512KiB`. */
+const bytes = z
+  .union([z.number().nonnegative(), z.string()])
+  .transform((v, ctx) => {
+    const n = parseBytes(v);
+    if (n === undefined) {
+      ctx.addIssue({ code: 'custom', message: `expected a size such as 256Mi, 1Gi or 1048576, got ${JSON.stringify(v)}` });
+      return z.NEVER;
+    }
+    return n;
+  });
+
+const portNumber = z.number().int().min(0).max(65535);
+const portName = z.string().regex(/^[a-z][a-z0-9-]*$/, 'expected a port name of lowercase letters, digits and dashes');
+
+/** `host:port` listen address. */
+const listenAddress = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:8080');
+
+const httpCheck = z.strictObject({
+  /** Path requested with GET; a 2xx or 3xx answer is healthy. */
+  path: z.string().startsWith('/', 'expected a path starting with /'),
+  /** Named port to check. @default the first port */
+  port: portName.optional(),
+});
+const tcpCheck = z.strictObject({
+  /** Named port to connect to. @default the first port */
+  port: portName.optional(),
+});
+
+export const healthSchema = z
+  .strictObject({
+    /** HTTP GET check. */
+    http: httpCheck.optional(),
+    /** TCP connect check. */
+    tcp: tcpCheck.optional(),
+    /** Command run in the instance's cwd; exit 0 is healthy. */
+    exec: z.array(z.string().min(1)).min(1).optional(),
+    /** Time between checks. @default 1s */
+    interval: duration.default(1000),
+    /** A check slower than this fails. @default 500ms */
+    timeout: duration.default(500),
+    /** Consecutive failures before the instance is unhealthy. @default 3 */
+    failureThreshold: z.number().int().min(1).default(3),
+    /** Grace period after start before failures count. @default 10s */
+    startPeriod: duration.default(10_000),
+  })
+  .refine((h) => [h.http, h.tcp, h.exec].filter((c) => c !== undefined).length <= 1, {
+    message: 'choose one of http, tcp or exec',
+  });
+
+export const syncSchema = z.strictObject({
+  /** `continuous` sends changes as they settle; `relaxed` sends on the interval only. @default continuous */
+  mode: z.enum(['continuous', 'relaxed']).default('continuous'),
+  /** Longest time between syncs. @default 1s */
+  interval: duration.default(1000),
+  /** Sync at once when this many bytes changed. @default 1Mi */
+  bytesThreshold: bytes.default(1024 * 1024),
+  /** Sync more eagerly as the primary's CPU use rises above this fraction. @default 0.7 */
+  utilizationThreshold: z.number().min(0).max(1).default(0.7),
+  /** Bandwidth cap in bytes per second; 0 means none. @default 0 */
+  bandwidthLimit: bytes.default(0),
+  /** Priority classes, highest first: glob patterns relative to the state directory. */
+  priorities: z
+    .array(z.strictObject({ name: z.string().min(1), patterns: z.array(z.string().min(1)).min(1) }))
+    .default([
+      { name: 'data', patterns: ['**/*.log', '**/*.db', '**/*.dat', 'data/**'] },
+      { name: 'code', patterns: ['**/*.js', '**/*.mjs', '**/*.so', 'bin/**', 'lib/**'] },
+      { name: 'config', patterns: ['**/*'] },
+    ]),
+  /** Paths never synced (glob). */
+  exclude: z.array(z.string().min(1)).default([]),
+});
+
+export const echoSchema = z.strictObject({
+  /** Echoes per primary. @default 1 */
+  count: z.number().int().min(0).max(16).default(1),
+  /**
+   * `hot`: runs and receives every mutation; `warm`: runs, files synced, reloads on promotion;
+   * `cold`: not running, files synced, started on promotion. @default warm
+   */
+  mode: z.enum(['hot', 'warm', 'cold']).default('warm'),
+  /** Hot mode: acknowledge after primary and echo applied (`write-through`) or replicate behind (`async`). @default write-through */
+  consistency: z.enum(['write-through', 'async']).default('write-through'),
+  /** File-state synchronisation. */
+  sync: syncSchema.prefault({}),
+});
+
+export const resourcesSchema = z.strictObject({
+  /** CPU limit in cores for a serving instance; unset means unlimited. */
+  cpu: z.number().positive().optional(),
+  /** Memory limit for a serving instance; unset means unlimited. */
+  memory: bytes.optional(),
+  /** Fraction of the serving limits an idle echo starts with (seed 000: echoes start minimal). @default 0.25 */
+  echoFraction: z.number().positive().max(1).default(0.25),
+});
+
+export const routingSchema = z.strictObject({
+  /** Public address the router listens on for this service; unset: no router. */
+  listen: listenAddress.optional(),
+  /** Named instance port traffic is forwarded to. @default the first port */
+  port: portName.optional(),
+  /** `http` (reverse proxy) or `tcp` (plain stream). @default http */
+  protocol: z.enum(['http', 'tcp']).default('http'),
+});
+
+export const scalingSchema = z
+  .strictObject({
+    /** Fewest serving instances. @default 1 */
+    min: z.number().int().min(1).default(1),
+    /** Most serving instances. @default 1 */
+    max: z.number().int().min(1).default(1),
+    /** Target CPU utilisation of a serving instance (0–1). @default 0.6 */
+    target: z.number().gt(0).max(1).default(0.6),
+  })
+  .refine((s) => s.min <= s.max, { message: 'min must not exceed max', path: ['min'] });
+
+export const restartSchema = z.strictObject({
+  /** When to restart an exited instance. @default on-failure */
+  policy: z.enum(['always', 'on-failure', 'never']).default('on-failure'),
+  /** Restarts allowed within `window` before giving up. @default 5 */
+  maxRestarts: z.number().int().min(0).default(5),
+  /** @default 60s */
+  window: duration.default(60_000),
+  /** First restart delay; doubles per restart up to `maxBackoff`. @default 100ms */
+  backoff: duration.default(100),
+  /** @default 5s */
+  maxBackoff: duration.default(5000),
+});
+
+export const serviceSchema = z
+  .strictObject({
+    /** Service name: lowercase letters, digits and dashes. */
+    name: z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, 'expected lowercase letters, digits and dashes, starting with a letter'),
+    /**
+     * argv of one instance. Placeholders: `{port}` (first port), `{port.NAME}`, `{stateDir}`, `{instance}`,
+     * `{service}`, `{role}`, `{specDir}`.
+     */
+    command: z.array(z.string()).min(1, 'expected at least the program to run'),
+    /** Working directory, relative to the spec file. @default the spec file's directory */
+    cwd: z.string().optional(),
+    /** Extra environment; values may use placeholders. */
+    env: z.record(z.string(), z.string()).default({}),
+    /** Per-instance state directory; relative to the data directory. @default state/{instance} */
+    stateDir: z.string().default('state/{instance}'),
+    /** Named ports; 0 allocates a free port per instance. @default { http: 0 } */
+    ports: z.record(portName, portNumber).default({ http: 0 }),
+    /** Health check. @default none (process liveness only) */
+    health: healthSchema.optional(),
+    echo: echoSchema.prefault({}),
+    resources: resourcesSchema.prefault({}),
+    routing: routingSchema.prefault({}),
+    scaling: scalingSchema.prefault({}),
+    restart: restartSchema.prefault({}),
+    /** Grace period between SIGTERM and SIGKILL on stop. @default 5s */
+    stopGrace: duration.default(5000),
+  })
+  .superRefine((s, ctx) => {
+    const names = Object.keys(s.ports);
+    const known = new Set(names);
+    const check = (port: string | undefined, path: (string | number)[]): void => {
+      if (port !== undefined && !known.has(port)) {
+        ctx.addIssue({ code: 'custom', path, message: `unknown port name '${port}'; ports are: ${names.join(', ') || '(none)'}` });
+      }
+    };
+    check(s.health?.http?.port, ['health', 'http', 'port']);
+    check(s.health?.tcp?.port, ['health', 'tcp', 'port']);
+    check(s.routing.port, ['routing', 'port']);
+    if ((s.health?.http || s.health?.tcp || s.routing.listen) && names.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['ports'], message: 'health checks and routing need at least one port' });
+    }
+  });
+
+export const apiSchema = z.strictObject({
+  /** Address of the HTTP API. Port 0 picks a free one (written to the data directory). @default 127.0.0.1:0 */
+  listen: listenAddress.default('127.0.0.1:0'),
+});
+
+export const fileSchema = z.strictObject({
+  /** Spec format version. @default 1 */
+  version: z.literal(1).default(1),
+  /** Data directory (store, logs, state), relative to the spec file. @default the CLI's --data-dir */
+  dataDir: z.string().optional(),
+  api: apiSchema.prefault({}),
+  services: z.array(serviceSchema).min(1, 'expected at least one service'),
+});
+
+/** One service, defaults applied. */
+export type ServiceSpec = z.output<typeof serviceSchema>;
+/** A whole `understudy.yaml`, defaults applied. */
+export type SpecFile = z.output<typeof fileSchema>;
+export type HealthSpec = z.output<typeof healthSchema>;
+export type EchoSpec = z.output<typeof echoSchema>;
+export type SyncSpec = z.output<typeof syncSchema>;
+export type ResourcesSpec = z.output<typeof resourcesSchema>;
+export type RoutingSpec = z.output<typeof routingSchema>;
+export type ScalingSpec = z.output<typeof scalingSchema>;
+export type RestartSpec = z.output<typeof restartSchema>;
