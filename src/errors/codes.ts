@@ -13,6 +13,8 @@ export const ErrorCode = {
   StoreLease: 'UNDERSTUDY_ERR_STORE_LEASE',
   /** The store could not be opened or is closed. */
   StoreUnavailable: 'UNDERSTUDY_ERR_STORE_UNAVAILABLE',
+  /** A watch asked to replay history that the store has already compacted away. */
+  StoreCompacted: 'UNDERSTUDY_ERR_STORE_COMPACTED',
   /** A process could not be started (command missing, not executable, cwd missing). */
   RuntimeSpawn: 'UNDERSTUDY_ERR_RUNTIME_SPAWN',
   /** The instance id is unknown to the runtime. */
