@@ -43,5 +43,10 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    // Plain JavaScript (examples, bin) is type-checked by tsc (checkJs), which knows Node's globals.
+    files: ['**/*.js', '**/*.mjs'],
+    rules: { 'no-undef': 'off' },
+  },
   prettier,
 );

@@ -1,0 +1,249 @@
+#!/usr/bin/env node
+// @ts-check
+// Example workload for Understudy: a small HTTP key-value service.
+//   PUT/GET/DELETE /kv/:key   GET /stats   GET /healthz
+// Every acknowledged write is appended to a log in the state directory and fsynced before the
+// reply (group commit: writes arriving together share one fdatasync). At start the store is rebuilt
+// from the log; a torn last record (crash mid-write) is detected by its CRC and cut off.
+// A request carrying `x-request-id` is applied at most once: a retry of the same id is acknowledged
+// again without being applied twice.
+//
+// Usage: node server.mjs --port 8080 --state ./state [--host 127.0.0.1]
+import { createServer } from 'node:http';
+import { closeSync, fdatasyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+
+const MAX_BODY = 1024 * 1024;
+
+/** @param {string[]} argv */
+function parseArgs(argv) {
+  /** @type {Record<string, string>} */
+  const out = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] ?? '';
+    if (!a.startsWith('--')) continue;
+    out[a.slice(2)] = argv[i + 1] ?? '';
+    i++;
+  }
+  return out;
+}
+
+const args = parseArgs(process.argv.slice(2));
+const port = Number(args.port ?? process.env.PORT ?? 0);
+const host = args.host ?? '127.0.0.1';
+const stateDir = args.state ?? process.env.UNDERSTUDY_STATE_DIR ?? './state';
+if (!Number.isInteger(port) || port < 0 || port > 65535) {
+  process.stderr.write(`kv: --port must be an integer 0-65535, got ${JSON.stringify(args.port)}\n`);
+  process.exit(2);
+}
+mkdirSync(stateDir, { recursive: true });
+const logPath = join(stateDir, 'kv.log');
+
+/** @type {Map<string, string>} */
+const data = new Map();
+/** @type {Set<string>} */
+const appliedIds = new Set();
+let seq = 0;
+let recovered = 0;
+let truncatedBytes = 0;
+
+// Record: <crc32 hex 8>' '<json>'\n'
+function recover() {
+  let buf;
+  try {
+    buf = readFileSync(logPath);
+  } catch {
+    return 0;
+  }
+  let offset = 0;
+  let good = 0;
+  while (offset < buf.length) {
+    const nl = buf.indexOf(10, offset);
+    if (nl < 0) break;
+    const line = buf.subarray(offset, nl);
+    const crc = line.subarray(0, 8).toString('latin1');
+    const body = line.subarray(9);
+    if (line.length < 10 || crc32(body).toString(16).padStart(8, '0') !== crc) break;
+    /** @type {{seq:number, op:'put'|'delete', key:string, value?:string, id?:string}} */
+    const rec = JSON.parse(body.toString('utf8'));
+    applyRecord(rec);
+    recovered++;
+    offset = nl + 1;
+    good = offset;
+  }
+  truncatedBytes = buf.length - good;
+  return good;
+}
+
+/** @param {{seq:number, op:'put'|'delete', key:string, value?:string, id?:string}} rec */
+function applyRecord(rec) {
+  seq = Math.max(seq, rec.seq);
+  if (rec.id) appliedIds.add(rec.id);
+  if (rec.op === 'put') data.set(rec.key, rec.value ?? '');
+  else data.delete(rec.key);
+}
+
+const validBytes = recover();
+const fd = openSync(logPath, 'a+');
+if (truncatedBytes > 0) ftruncateSync(fd, validBytes);
+let logBytes = validBytes;
+
+/** @type {{line: Buffer, done: () => void}[]} */
+let pending = [];
+let flushScheduled = false;
+const stats = { reads: 0, writes: 0, deletes: 0, duplicates: 0, fsyncs: 0, startedAt: Date.now() };
+
+function flush() {
+  flushScheduled = false;
+  const batch = pending;
+  pending = [];
+  if (batch.length === 0) return;
+  const buf = Buffer.concat(batch.map((p) => p.line));
+  let written = 0;
+  while (written < buf.length) written += writeSync(fd, buf, written, buf.length - written);
+  fdatasyncSync(fd);
+  stats.fsyncs++;
+  logBytes += buf.length;
+  for (const p of batch) p.done();
+}
+
+/**
+ * Appends a record durably, then applies it; resolves once it is on disk.
+ * @param {{op:'put'|'delete', key:string, value?:string, id?:string}} rec
+ * @returns {Promise<number>} the record's sequence number
+ */
+function commit(rec) {
+  const full = { seq: ++seq, ...rec };
+  // The id is claimed at once (a retry racing this write is a duplicate); the value becomes visible
+  // to readers only once it is durable.
+  if (full.id) appliedIds.add(full.id);
+  const body = Buffer.from(JSON.stringify(full), 'utf8');
+  const line = Buffer.concat([Buffer.from(crc32(body).toString(16).padStart(8, '0') + ' ', 'latin1'), body, Buffer.from('\n')]);
+  return new Promise((resolve) => {
+    pending.push({
+      line,
+      done: () => {
+        applyRecord(full);
+        resolve(full.seq);
+      },
+    });
+    if (!flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flush);
+    }
+  });
+}
+
+/**
+ * @param {import('node:http').ServerResponse} res
+ * @param {number} status
+ * @param {unknown} body
+ */
+function json(res, status, body) {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+/** @param {import('node:http').IncomingMessage} req */
+function readBody(req) {
+  return new Promise((resolve, reject) => {
+    /** @type {Buffer[]} */
+    const chunks = [];
+    let size = 0;
+    req.on('data', (/** @type {Buffer} */ c) => {
+      size += c.length;
+      if (size > MAX_BODY) {
+        reject(Object.assign(new Error('body too large'), { status: 413 }));
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+const server = createServer((req, res) => {
+  handle(req, res).catch((err) => {
+    const status = typeof err?.status === 'number' ? err.status : 500;
+    if (!res.headersSent) json(res, status, { error: String(err?.message ?? err) });
+    else res.destroy();
+  });
+});
+
+/**
+ * @param {import('node:http').IncomingMessage} req
+ * @param {import('node:http').ServerResponse} res
+ */
+async function handle(req, res) {
+  const url = new URL(req.url ?? '/', 'http://kv');
+  if (url.pathname === '/healthz') return json(res, 200, { ok: true });
+  if (url.pathname === '/stats' && req.method === 'GET') {
+    return json(res, 200, {
+      keys: data.size,
+      seq,
+      logBytes,
+      recovered,
+      truncatedBytes,
+      role: process.env.UNDERSTUDY_ROLE ?? 'primary',
+      uptimeMs: Date.now() - stats.startedAt,
+      ...stats,
+    });
+  }
+  const m = /^\/kv\/([^/]+)$/.exec(url.pathname);
+  if (!m) return json(res, 404, { error: `no route ${req.method} ${url.pathname}` });
+  const key = decodeURIComponent(m[1] ?? '');
+  const id = typeof req.headers['x-request-id'] === 'string' ? req.headers['x-request-id'] : undefined;
+  switch (req.method) {
+    case 'GET': {
+      stats.reads++;
+      const value = data.get(key);
+      if (value === undefined) return json(res, 404, { error: `no key ${key}` });
+      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'x-kv-seq': String(seq) });
+      return res.end(value);
+    }
+    case 'PUT': {
+      const value = await readBody(req);
+      if (id && appliedIds.has(id)) {
+        stats.duplicates++;
+        return json(res, 200, { ok: true, key, duplicate: true });
+      }
+      const s = await commit({ op: 'put', key, value, ...(id ? { id } : {}) });
+      stats.writes++;
+      return json(res, 200, { ok: true, key, seq: s });
+    }
+    case 'DELETE': {
+      if (id && appliedIds.has(id)) {
+        stats.duplicates++;
+        return json(res, 200, { ok: true, key, duplicate: true });
+      }
+      const existed = data.has(key);
+      const s = await commit({ op: 'delete', key, ...(id ? { id } : {}) });
+      stats.deletes++;
+      return json(res, existed ? 200 : 404, { ok: existed, key, seq: s });
+    }
+    default:
+      res.setHeader('allow', 'GET, PUT, DELETE');
+      return json(res, 405, { error: `method ${req.method} not allowed on /kv/:key` });
+  }
+}
+
+server.keepAliveTimeout = 65_000;
+server.listen(port, host, () => {
+  const addr = server.address();
+  const actual = typeof addr === 'object' && addr ? addr.port : port;
+  process.stdout.write(`kv listening on http://${host}:${actual} state=${stateDir} recovered=${recovered} records\n`);
+});
+
+function shutdown() {
+  server.close();
+  server.closeIdleConnections();
+  flush();
+  closeSync(fd);
+  process.exit(0);
+}
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);

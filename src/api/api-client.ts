@@ -1,0 +1,71 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Decision, InstanceRecord, ServiceView } from '../control/index.js';
+import { ErrorCode, UnderstudyError } from '../errors/index.js';
+import { API_ENDPOINT_FILE, type ApiEndpoint } from './api-server.js';
+import { readToken } from './token.js';
+
+/** A client of a running control plane's API, found through its data directory. */
+export class ApiClient {
+  private constructor(
+    readonly endpoint: ApiEndpoint,
+    private readonly token: string,
+  ) {}
+
+  /** Thrown when no control plane runs with this data directory: UNDERSTUDY_ERR_API_UNREACHABLE. */
+  static fromDataDir(dataDir: string): ApiClient {
+    let endpoint: ApiEndpoint;
+    try {
+      endpoint = JSON.parse(readFileSync(join(dataDir, API_ENDPOINT_FILE), 'utf8')) as ApiEndpoint;
+    } catch (err) {
+      throw new UnderstudyError(ErrorCode.ApiUnreachable, `no control plane is running with data directory ${dataDir} (start one with 'understudy up')`, {
+        cause: err,
+      });
+    }
+    return new ApiClient(endpoint, readToken(dataDir));
+  }
+
+  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    let res: Response;
+    try {
+      res = await fetch(this.endpoint.url + path, {
+        method,
+        headers: { authorization: `Bearer ${this.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        signal: AbortSignal.timeout(10_000),
+      });
+    } catch (err) {
+      throw new UnderstudyError(
+        ErrorCode.ApiUnreachable,
+        `the control plane at ${this.endpoint.url} (pid ${this.endpoint.pid}) did not answer; it may have stopped`,
+        { cause: err },
+      );
+    }
+    const json = (await res.json().catch(() => ({}))) as { error?: { code: string; message: string } };
+    if (!res.ok) {
+      throw new UnderstudyError(json.error?.code ?? ErrorCode.ApiRequest, json.error?.message ?? `HTTP ${res.status}`, { details: { status: res.status } });
+    }
+    return json as T;
+  }
+
+  async services(): Promise<ServiceView[]> {
+    return (await this.request<{ services: ServiceView[] }>('GET', '/v1/services')).services;
+  }
+  async instances(): Promise<InstanceRecord[]> {
+    return (await this.request<{ instances: InstanceRecord[] }>('GET', '/v1/instances')).instances;
+  }
+  async events(query: { after?: number; limit?: number; service?: string } = {}): Promise<Decision[]> {
+    const qs = new URLSearchParams();
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) qs.set(k, String(v));
+    return (await this.request<{ events: Decision[] }>('GET', `/v1/events${qs.size ? `?${qs}` : ''}`)).events;
+  }
+  async status(): Promise<Record<string, unknown>> {
+    return this.request('GET', '/v1/status');
+  }
+  async restart(instance: string, reason?: string): Promise<Decision> {
+    return (await this.request<{ decision: Decision }>('POST', `/v1/instances/${encodeURIComponent(instance)}/restart`, reason ? { reason } : {})).decision;
+  }
+  async shutdown(reason?: string): Promise<void> {
+    await this.request('POST', '/v1/shutdown', reason ? { reason } : {});
+  }
+}

@@ -1,0 +1,27 @@
+import { z } from 'zod';
+
+/** Query of `GET /v1/events`. */
+export const eventsQuery = z.strictObject({
+  /** Only decisions with a sequence number above this. @default 0 */
+  after: z.coerce.number().int().min(0).default(0),
+  /** At most this many, newest. @default 200 */
+  limit: z.coerce.number().int().min(1).max(10_000).default(200),
+  /** Only this service's decisions. */
+  service: z.string().min(1).optional(),
+});
+
+/** Body of `POST /v1/instances/:id/restart`. */
+export const restartBody = z.strictObject({
+  /** Why, recorded in the decision. */
+  reason: z.string().min(1).max(500).default('requested through the API'),
+});
+
+/** Body of `POST /v1/shutdown`. */
+export const shutdownBody = z.strictObject({
+  reason: z.string().min(1).max(500).default('requested through the API'),
+});
+
+/** The error shape of every API error, the same as config errors: what and where. */
+export interface ApiErrorBody {
+  error: { code: string; message: string; problems?: { field: string; message: string }[] };
+}

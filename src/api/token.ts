@@ -1,0 +1,44 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ErrorCode, UnderstudyError } from '../errors/index.js';
+
+const TOKEN_FILE = 'token';
+
+/** Path of the API token file in a data directory. */
+export function tokenPath(dataDir: string): string {
+  return join(dataDir, TOKEN_FILE);
+}
+
+/**
+ * Returns the API bearer token of a data directory, generating it (32 random bytes, hex) on first start.
+ * The file is created with mode 0600 and kept so; a token file readable by others is tightened.
+ */
+export function ensureToken(dataDir: string): string {
+  mkdirSync(dataDir, { recursive: true });
+  const path = tokenPath(dataDir);
+  try {
+    const token = readFileSync(path, 'utf8').trim();
+    if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, 0o600);
+    if (/^[0-9a-f]{64}$/.test(token)) return token;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const token = randomBytes(32).toString('hex');
+  writeFileSync(path, token + '\n', { mode: 0o600 });
+  chmodSync(path, 0o600);
+  return token;
+}
+
+/** Reads the token for a client. Thrown when missing: UNDERSTUDY_ERR_API_UNREACHABLE. */
+export function readToken(dataDir: string): string {
+  try {
+    return readFileSync(tokenPath(dataDir), 'utf8').trim();
+  } catch (err) {
+    throw new UnderstudyError(
+      ErrorCode.ApiUnreachable,
+      `no API token in ${dataDir}: no control plane has run with this data directory (start one with 'understudy up')`,
+      { cause: err },
+    );
+  }
+}

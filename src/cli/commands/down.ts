@@ -1,0 +1,36 @@
+import { ApiClient } from '../../api/index.js';
+import { ErrorCode, UnderstudyError } from '../../errors/index.js';
+import { ExitCode, reportError } from '../exit-codes.js';
+
+export interface DownOptions {
+  dataDir: string;
+  timeoutMs: number;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** `understudy down`: asks the running control plane to stop, and waits until its process has exited. */
+export async function runDown(options: DownOptions): Promise<number> {
+  try {
+    const client = ApiClient.fromDataDir(options.dataDir);
+    await client.shutdown('understudy down');
+    const deadline = Date.now() + options.timeoutMs;
+    while (alive(client.endpoint.pid)) {
+      if (Date.now() > deadline) {
+        throw new UnderstudyError(ErrorCode.ApiUnreachable, `the control plane (pid ${client.endpoint.pid}) is still running after ${options.timeoutMs} ms`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    process.stdout.write(`understudy: stopped the control plane (pid ${client.endpoint.pid}) and its instances\n`);
+    return ExitCode.Ok;
+  } catch (err) {
+    return reportError(err);
+  }
+}

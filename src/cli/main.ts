@@ -1,0 +1,133 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { runDemo } from './commands/demo.js';
+import { runDown } from './commands/down.js';
+import { runEvents } from './commands/events.js';
+import { runLogs } from './commands/logs.js';
+import { runStatus } from './commands/status.js';
+import { runUp } from './commands/up.js';
+import { ExitCode, reportError } from './exit-codes.js';
+
+/** Options every command shares. */
+export interface GlobalOptions {
+  dataDir: string;
+}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number.');
+  return n;
+}
+
+/** Parses a duration flag such as `30s`, `2m` or `500ms` into ms. */
+export function durationFlag(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
+  if (!m) throw new InvalidArgumentError('expected a duration such as 30s, 2m or 500ms.');
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? 's'] ?? 1000;
+  return Number(m[1]) * unit;
+}
+
+/** Builds the `understudy` command. */
+export function buildProgram(): Command {
+  const program = new Command('understudy')
+    .description('Keeps an understudy (echo) for every service instance: sub-second failover, predictive scaling and migration.')
+    .version(version(), '-V, --version')
+    .addOption(
+      new Option('-d, --data-dir <dir>', 'data directory (store, logs, state, API token)').env('UNDERSTUDY_DATA_DIR').default('.understudy'),
+    )
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({ outputError: (text, write) => write(text) });
+
+  const globals = (cmd: Command): GlobalOptions => {
+    const o = cmd.optsWithGlobals<{ dataDir: string }>();
+    return { dataDir: resolve(o.dataDir) };
+  };
+
+  program
+    .command('up')
+    .description('run the services of a spec file in the foreground; Ctrl-C stops every instance cleanly')
+    .argument('[file]', 'spec file', 'understudy.yaml')
+    .option('--api <host:port>', "API listen address (overrides the spec's api.listen)")
+    .action(async (file: string, opts: { api?: string }, cmd: Command) => {
+      process.exitCode = await runUp({ ...globals(cmd), file, ...(opts.api ? { api: opts.api } : {}) });
+    });
+
+  program
+    .command('status')
+    .description('services, instances, roles, PIDs, ports and health of the running control plane')
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+    .action(async (opts: { output: 'table' | 'json' }, cmd: Command) => {
+      process.exitCode = await runStatus({ ...globals(cmd), output: opts.output });
+    });
+
+  program
+    .command('down')
+    .description('stop the running control plane and every instance it runs')
+    .option('--timeout <duration>', 'how long to wait for everything to stop', durationFlag, 30_000)
+    .action(async (opts: { timeout: number }, cmd: Command) => {
+      process.exitCode = await runDown({ ...globals(cmd), timeoutMs: opts.timeout });
+    });
+
+  program
+    .command('logs')
+    .description("print an instance's output")
+    .argument('<instance>', 'instance id, e.g. kv-1')
+    .option('-f, --follow', 'keep printing new output')
+    .option('--stderr', 'print standard error instead of standard output')
+    .option('-n, --lines <n>', 'last n lines', positiveNumber, 100)
+    .action(async (instance: string, opts: { follow?: boolean; stderr?: boolean; lines: number }, cmd: Command) => {
+      process.exitCode = await runLogs({ ...globals(cmd), instance, follow: !!opts.follow, stderr: !!opts.stderr, lines: opts.lines });
+    });
+
+  program
+    .command('events')
+    .description('the decisions of the control loop: what, why, inputs, outcome')
+    .option('-f, --follow', 'keep printing new decisions')
+    .option('-s, --service <name>', 'only this service')
+    .option('-n, --limit <n>', 'last n decisions', positiveNumber, 50)
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+    .action(async (opts: { follow?: boolean; service?: string; limit: number; output: 'table' | 'json' }, cmd: Command) => {
+      process.exitCode = await runEvents({
+        ...globals(cmd),
+        follow: !!opts.follow,
+        limit: opts.limit,
+        output: opts.output,
+        ...(opts.service ? { service: opts.service } : {}),
+      });
+    });
+
+  program
+    .command('demo')
+    .description('run the example key-value service (1 primary + 1 echo) on the embedded default and drive load')
+    .option('--duration <duration>', 'stop after this long (Ctrl-C stops sooner)', durationFlag, 20_000)
+    .option('--rate <n>', 'requests per second', positiveNumber, 50)
+    .action(async (opts: { duration: number; rate: number }, cmd: Command) => {
+      const o = cmd.optsWithGlobals<{ dataDir: string }>();
+      const dataDir = cmd.getOptionValueSource('dataDir') === 'default' ? resolve('.understudy/demo') : resolve(o.dataDir);
+      process.exitCode = await runDemo({ dataDir, durationMs: opts.duration, rate: opts.rate });
+    });
+
+  return program;
+}
+
+/** Runs the CLI; resolves to the exit code. Never throws: errors become one clear paragraph on stderr. */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.Ok;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return ExitCode.Ok;
+      return ExitCode.Usage;
+    }
+    return reportError(err);
+  }
+}

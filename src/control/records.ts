@@ -1,0 +1,58 @@
+import type { InstanceExit, ResourceLimits } from '../runtime/index.js';
+
+/** Role of an instance within its service. */
+export type InstanceRole = 'primary' | 'echo' | 'shadow';
+
+/**
+ * Lifecycle phase of an instance as the control plane sees it.
+ * `starting`: process started, not yet healthy; `running`: healthy (or no check);
+ * `unhealthy`: health check failing; `exited`: process gone, restart pending per policy;
+ * `failed`: gave up restarting; `stopped`: stopped on purpose.
+ */
+export type InstancePhase = 'starting' | 'running' | 'unhealthy' | 'exited' | 'failed' | 'stopped';
+
+/** One instance as recorded in the store under `instances/<id>`. */
+export interface InstanceRecord {
+  id: string;
+  service: string;
+  role: InstanceRole;
+  /** Slot within the service: 0 is the primary's slot, 1.. the echoes'. */
+  slot: number;
+  host: string;
+  phase: InstancePhase;
+  pid?: number;
+  pgid?: number;
+  ports: Record<string, number>;
+  stateDir: string;
+  stdoutPath?: string;
+  stderrPath?: string;
+  startedAt?: number;
+  /** Times of restarts within the policy window, newest last. */
+  restarts: number[];
+  lastExit?: InstanceExit;
+  /** When the next restart is due (phase `exited`). */
+  nextRestartAt?: number;
+  limits: ResourceLimits;
+  health?: { healthy: boolean; checkedAt: number; detail: string; consecutiveFailures: number };
+  /** Epoch of the service when this instance last became primary. */
+  epoch: number;
+}
+
+/** An explained action: what the control loop chose, why, on which inputs, and what came of it. */
+export interface Decision {
+  /** Sequence number, strictly increasing. */
+  seq: number;
+  at: number;
+  /** Machine-readable kind, e.g. `start`, `restart`, `give-up`, `stop`, `exited`, `unhealthy`. */
+  kind: string;
+  service: string;
+  instance?: string;
+  /** One line: what was decided. */
+  what: string;
+  /** One line: why. */
+  why: string;
+  /** The evidence and parameters the decision was made on. */
+  inputs: Record<string, unknown>;
+  /** `ok`, `failed: …`, `recorded` (observations), or `pending`. */
+  outcome: string;
+}
