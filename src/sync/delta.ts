@@ -1,0 +1,168 @@
+import { blockCount, chooseBlockSize, weakChecksum, type FileSignature } from './signature.js';
+import { strongHash } from './strong-hash.js';
+
+/** One instruction of a delta: copy a range of the base file, or insert literal bytes. */
+export type DeltaOp = { readonly kind: 'copy'; readonly offset: number; readonly length: number } | { readonly kind: 'literal'; readonly data: Uint8Array };
+
+/** Result of {@link computeDelta}. */
+export interface Delta {
+  readonly ops: DeltaOp[];
+  /** Bytes carried as literals. */
+  readonly literalBytes: number;
+  /** Signature of the new content, reusing the base's entries where blocks were copied in place. */
+  readonly signature: FileSignature;
+}
+
+/**
+ * Computes the delta turning the file described by `base` into `data`.
+ *
+ * rsync's algorithm with change-aware shortcuts: first the block expected next (in place or after the
+ * last match) is tried with the strong hash alone, so appends and in-place edits cost only the changed
+ * blocks; elsewhere a rolling weak checksum finds shifted blocks. Falls back to a single literal when
+ * that is no larger.
+ */
+export function computeDelta(base: FileSignature, data: Uint8Array): Delta {
+  const n = data.length;
+  const B = base.blockSize;
+  const nb = blockCount(base.length, B);
+  const ops: DeltaOp[] = [];
+  const newB = chooseBlockSize(n);
+  const newNb = blockCount(n, newB);
+  // Base block index whose signature entry can be reused for each new block (-1: compute afresh).
+  const reuse = new Int32Array(newNb).fill(-1);
+  let literalBytes = 0;
+  let litStart = 0;
+
+  const baseLen = (j: number): number => Math.min(B, base.length - j * B);
+  const emitCopy = (dst: number, src: number, len: number): void => {
+    if (litStart < dst) {
+      ops.push({ kind: 'literal', data: data.subarray(litStart, dst) });
+      literalBytes += dst - litStart;
+    }
+    const last = ops[ops.length - 1];
+    if (last && last.kind === 'copy' && last.offset + last.length === src && litStart === dst) {
+      ops[ops.length - 1] = { kind: 'copy', offset: last.offset, length: last.length + len };
+    } else {
+      ops.push({ kind: 'copy', offset: src, length: len });
+    }
+    litStart = dst + len;
+    if (newB === B) {
+      const first = Math.ceil(dst / B);
+      for (let k = first; k * B + Math.min(B, n - k * B) <= dst + len && k < newNb; k++) {
+        const s = src + (k * B - dst);
+        if (s % B !== 0) break;
+        const j = s / B;
+        if (baseLen(j) === Math.min(B, n - k * B)) reuse[k] = j;
+      }
+    }
+  };
+
+  if (nb > 0 && n > 0) {
+    // Hash table over full base blocks: head[bucket] -> block+1, chained through next.
+    let size = 1;
+    while (size < nb * 2) size <<= 1;
+    const mask = size - 1;
+    const head = new Int32Array(size);
+    const next = new Int32Array(nb);
+    for (let j = nb - 1; j >= 0; j--) {
+      if (baseLen(j) !== B) continue;
+      const bucket = ((base.weak[j] as number) ^ ((base.weak[j] as number) >>> 16)) & mask;
+      next[j] = head[bucket] as number;
+      head[bucket] = j + 1;
+    }
+    let pos = 0;
+    let expected = 0;
+    outer: while (pos < n) {
+      if (expected < nb) {
+        const len = baseLen(expected);
+        if (pos + len <= n && strongHash(data.subarray(pos, pos + len)) === base.strong[expected]) {
+          emitCopy(pos, expected * B, len);
+          pos += len;
+          expected++;
+          continue;
+        }
+      }
+      if (pos + B > n) break;
+      // Rolling search from pos.
+      let a = 0;
+      let b = 0;
+      for (let i = 0; i < B; i++) {
+        const x = data[pos + i] as number;
+        a += x;
+        b += (B - i) * x;
+      }
+      for (;;) {
+        const w = ((a & 0xffff) | ((b & 0xffff) << 16)) >>> 0;
+        let j = (head[(w ^ (w >>> 16)) & mask] as number) - 1;
+        if (j >= 0) {
+          let strong: bigint | undefined;
+          while (j >= 0) {
+            if (base.weak[j] === w) {
+              strong ??= strongHash(data.subarray(pos, pos + B));
+              if (strong === base.strong[j]) {
+                emitCopy(pos, j * B, B);
+                pos += B;
+                expected = j + 1;
+                continue outer;
+              }
+            }
+            j = (next[j] as number) - 1;
+          }
+        }
+        if (pos + B >= n) {
+          pos = n;
+          break outer;
+        }
+        const out = data[pos] as number;
+        const inn = data[pos + B] as number;
+        a = a - out + inn;
+        b = b - B * out + a;
+        pos++;
+      }
+    }
+    // A short last base block may match the tail.
+    if (litStart < n && nb > 0) {
+      const j = nb - 1;
+      const len = baseLen(j);
+      if (len < B && n - litStart >= len && strongHash(data.subarray(n - len, n)) === base.strong[j]) {
+        emitCopy(n - len, j * B, len);
+      }
+    }
+  }
+  if (litStart < n) {
+    ops.push({ kind: 'literal', data: data.subarray(litStart, n) });
+    literalBytes += n - litStart;
+  }
+  const weak = new Uint32Array(newNb);
+  const strong = new BigUint64Array(newNb);
+  for (let k = 0; k < newNb; k++) {
+    const j = reuse[k] as number;
+    if (j >= 0) {
+      weak[k] = base.weak[j] as number;
+      strong[k] = base.strong[j] as bigint;
+    } else {
+      const s = k * newB;
+      const e = Math.min(s + newB, n);
+      weak[k] = weakChecksum(data, s, e);
+      strong[k] = strongHash(data.subarray(s, e));
+    }
+  }
+  const signature: FileSignature = { blockSize: newB, length: n, weak, strong };
+  if (literalBytes >= n && ops.length > 1) {
+    return { ops: n > 0 ? [{ kind: 'literal', data }] : [], literalBytes: n, signature };
+  }
+  return { ops, literalBytes, signature };
+}
+
+/** Applies `ops` to `base`, returning the new content (in memory; the echo streams instead). */
+export function applyDelta(base: Uint8Array, ops: readonly DeltaOp[]): Buffer {
+  const parts: Uint8Array[] = [];
+  for (const op of ops) {
+    if (op.kind === 'literal') parts.push(op.data);
+    else {
+      if (op.offset + op.length > base.length) throw new RangeError('copy beyond base');
+      parts.push(base.subarray(op.offset, op.offset + op.length));
+    }
+  }
+  return Buffer.concat(parts);
+}

@@ -1,0 +1,67 @@
+import { strongHash } from './strong-hash.js';
+
+/**
+ * Block signature of one version of a file: a rolling weak checksum and a 64-bit strong hash per
+ * block. The primary keeps the signature of what each echo holds, so signatures never cross the wire.
+ */
+export interface FileSignature {
+  /** Block size in bytes; the last block may be shorter. */
+  readonly blockSize: number;
+  /** Length of the file the signature describes. */
+  readonly length: number;
+  /** Weak rsync-style checksum per block (`a | b << 16`). */
+  readonly weak: Uint32Array;
+  /** Strong 64-bit hash per block. */
+  readonly strong: BigUint64Array;
+}
+
+/** Smallest and largest block size the engine chooses. */
+export const MIN_BLOCK = 512;
+export const MAX_BLOCK = 2048;
+
+/**
+ * Block size for a file of `size` bytes: about √size like rsync, but capped at 2 KiB because the
+ * signature stays on the primary, so small blocks cost memory there and nothing on the wire.
+ */
+export function chooseBlockSize(size: number): number {
+  let b = MIN_BLOCK;
+  while (b < MAX_BLOCK && b * b < size) b *= 2;
+  return b;
+}
+
+/** Number of blocks of a file of `length` bytes at `blockSize`. */
+export function blockCount(length: number, blockSize: number): number {
+  return Math.ceil(length / blockSize);
+}
+
+/** Weak checksum of `data[start, end)` (rsync's Adler-32 variant without offset). */
+export function weakChecksum(data: Uint8Array, start: number, end: number): number {
+  let a = 0;
+  let b = 0;
+  const len = end - start;
+  for (let i = start; i < end; i++) {
+    const x = data[i] as number;
+    a += x;
+    b += (len - (i - start)) * x;
+  }
+  return ((a & 0xffff) | ((b & 0xffff) << 16)) >>> 0;
+}
+
+/** Computes the signature of `data`. */
+export function computeSignature(data: Uint8Array, blockSize = chooseBlockSize(data.length)): FileSignature {
+  const n = blockCount(data.length, blockSize);
+  const weak = new Uint32Array(n);
+  const strong = new BigUint64Array(n);
+  for (let i = 0; i < n; i++) {
+    const s = i * blockSize;
+    const e = Math.min(s + blockSize, data.length);
+    weak[i] = weakChecksum(data, s, e);
+    strong[i] = strongHash(data.subarray(s, e));
+  }
+  return { blockSize, length: data.length, weak, strong };
+}
+
+/** An empty signature (for a file the echo does not have). */
+export function emptySignature(): FileSignature {
+  return { blockSize: MIN_BLOCK, length: 0, weak: new Uint32Array(0), strong: new BigUint64Array(0) };
+}
