@@ -38,14 +38,24 @@ export type LimitsSupport =
   | { supported: false; reason: string };
 
 export interface InstanceStats {
-  /** CPU use over the last sampling interval, in percent of one core (may exceed 100). */
+  /**
+   * CPU use over the last sampling interval, in percent of one core (may exceed 100).
+   * The first sample of an instance is the average since the instance started.
+   */
   cpuPercent: number;
+  /** Resident memory summed over the instance's processes (shared pages counted once per process). */
   rssBytes: number;
-  /** Cumulative bytes read from / written to storage (from /proc/<pid>/io). */
+  /** Cumulative bytes read from / written to storage (from /proc/<pid>/io); 0 when unreadable, see `ioAvailable`. */
   readBytes: number;
   writeBytes: number;
   /** Sample time, ms since the epoch. */
   at: number;
+  /** False when /proc/<pid>/io could not be read for some process of the instance (read/write bytes then undercount). */
+  ioAvailable?: boolean;
+  /** Number of live (non-zombie) processes in the instance's process group. */
+  processCount?: number;
+  /** Log bytes dropped by rotation so far (a burst larger than the bound between two checks), see log-files.ts. */
+  logDroppedBytes?: number;
 }
 
 export type InstanceExit = { code: number | null; signal: NodeJS.Signals | null; at: number };
@@ -63,12 +73,31 @@ export interface InstanceHandle {
   stderrPath: string;
   /** Set once the process exited. */
   exit?: InstanceExit;
+  /** Limits actually enforced (read back from the cgroup); `{}` when none are, e.g. limits unsupported. */
   limits: ResourceLimits;
+  /**
+   * Start time of the process in clock ticks since boot (field 22 of /proc/<pid>/stat). Recorded at start
+   * and required by `adopt()` of the process driver, so that a recycled pid is never adopted by mistake.
+   */
+  startTimeTicks?: number;
+  /** The instance's state directory. */
+  stateDir?: string;
+  /** Log size bound the runtime enforces on `stdoutPath`/`stderrPath` (kept across adoption). */
+  logMaxBytes?: number;
 }
 
 export interface StopOptions {
   /** Grace period after SIGTERM before SIGKILL. @default 5000 */
   graceMs?: number;
+}
+
+export interface CloseOptions extends StopOptions {
+  /**
+   * Leave every instance running and only detach from it (timers stopped, child handles unref'd), so that a
+   * later control process can `adopt()` them. Used for a control-process restart or hand-over.
+   * @default false
+   */
+  leaveRunning?: boolean;
 }
 
 export interface Runtime {
@@ -79,16 +108,23 @@ export interface Runtime {
   stop(instanceId: string, options?: StopOptions): Promise<InstanceExit>;
   /** Sends a signal to the instance's whole process group. */
   signal(instanceId: string, signal: NodeJS.Signals): void;
-  /** Resizes limits while running. Throws UNDERSTUDY_ERR_RUNTIME_LIMITS when unsupported. */
+  /**
+   * Resizes limits while running; `limits` replaces the previous limits (an omitted field means unlimited).
+   * Throws UNDERSTUDY_ERR_RUNTIME_LIMITS when unsupported or rejected.
+   */
   setResources(instanceId: string, limits: ResourceLimits): Promise<void>;
   limitsSupport(): LimitsSupport;
+  /** Samples the instance's processes; undefined when the instance is unknown or has exited. */
   stats(instanceId: string): Promise<InstanceStats | undefined>;
   get(instanceId: string): InstanceHandle | undefined;
   list(): InstanceHandle[];
   /** Called at once when an instance's process exits (not polled). */
   onExit(listener: (handle: InstanceHandle, exit: InstanceExit) => void): () => void;
-  /** Re-attaches to an instance started by an earlier control process (by pid/pgid), without restarting it. */
+  /**
+   * Re-attaches to an instance started by an earlier control process (by pid/pgid), without restarting it.
+   * Resolves false (adopting nothing) when the process is gone, or its pgid or start time differ from the handle.
+   */
   adopt(handle: Omit<InstanceHandle, 'exit'>): Promise<boolean>;
-  /** Stops every instance it started (graceful), idempotent. */
-  close(options?: StopOptions): Promise<void>;
+  /** Stops every instance it started or adopted (graceful), or detaches with `leaveRunning`; idempotent. */
+  close(options?: CloseOptions): Promise<void>;
 }
