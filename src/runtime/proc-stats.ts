@@ -63,16 +63,26 @@ export function readProcStatSync(pid: number): ProcStat | undefined {
   }
 }
 
-/** Every process whose process group is `pgid`, excluding zombies (exited, not yet reaped), from a scan of /proc. */
-export async function listGroupProcesses(pgid: number): Promise<ProcStat[]> {
+/** Every live (non-zombie) process on the host, from one scan of /proc (async reads: the event loop stays free). */
+export async function scanProcesses(): Promise<ProcStat[]> {
   let names: string[];
   try {
     names = await readdir('/proc');
   } catch {
     return [];
   }
-  const stats = await Promise.all(names.filter((n) => /^\d+$/.test(n)).map((n) => readProcStat(Number(n))));
-  return stats.filter((s): s is ProcStat => s !== undefined && s.pgrp === pgid && s.state !== 'Z');
+  return readLiveStats(names.filter((n) => /^\d+$/.test(n)).map(Number));
+}
+
+/** /proc/<pid>/stat of each pid that still exists and is not a zombie. */
+export async function readLiveStats(pids: readonly number[]): Promise<ProcStat[]> {
+  const stats = await Promise.all(pids.map((pid) => readProcStat(pid)));
+  return stats.filter((s): s is ProcStat => s !== undefined && s.state !== 'Z');
+}
+
+/** Every process whose process group is `pgid`, excluding zombies (exited, not yet reaped), from a scan of /proc. */
+export async function listGroupProcesses(pgid: number): Promise<ProcStat[]> {
+  return (await scanProcesses()).filter((s) => s.pgrp === pgid);
 }
 
 let cachedClockTicks: number | undefined;
@@ -132,11 +142,11 @@ export interface GroupSample {
 }
 
 /**
- * Samples every live process of group `pgid`. Children reaped by a member move their CPU time into the
- * member's cutime/cstime, so the sum stays continuous when short-lived helpers exit.
+ * Samples the given live processes of one instance; `leaderPid` is the instance's main process. Children reaped
+ * by a member move their CPU time into the member's cutime/cstime, so the sum stays continuous when short-lived
+ * helpers exit.
  */
-export async function sampleGroup(pgid: number): Promise<GroupSample> {
-  const members = await listGroupProcesses(pgid);
+export async function sampleProcesses(members: readonly ProcStat[], leaderPid: number): Promise<GroupSample> {
   const details = await Promise.all(members.map(async (m) => ({ rss: await readRssBytes(m.pid), io: await readIo(m.pid) })));
   const sample: GroupSample = {
     cpuTicks: 0,
@@ -145,7 +155,7 @@ export async function sampleGroup(pgid: number): Promise<GroupSample> {
     writeBytes: 0,
     ioAvailable: true,
     processCount: members.length,
-    leaderStartTicks: members.find((m) => m.pid === pgid)?.startTimeTicks,
+    leaderStartTicks: members.find((m) => m.pid === leaderPid)?.startTimeTicks,
   };
   members.forEach((m, i) => {
     sample.cpuTicks += m.utime + m.stime + m.cutime + m.cstime;
@@ -159,4 +169,9 @@ export async function sampleGroup(pgid: number): Promise<GroupSample> {
     }
   });
   return sample;
+}
+
+/** Samples every live process of process group `pgid` (scans /proc). */
+export async function sampleGroup(pgid: number): Promise<GroupSample> {
+  return sampleProcesses(await listGroupProcesses(pgid), pgid);
 }

@@ -5,7 +5,17 @@ import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import { CgroupLimiter, type InstanceCgroup } from './cgroup-limiter.js';
 import { assertCwd, ensureWritableDir, resolveCommand } from './launch-checks.js';
 import { openLogForAppend, rotateIfOver } from './log-files.js';
-import { clockTicksPerSecond, listGroupProcesses, readProcStat, readProcStatSync, readUptimeSeconds, sampleGroup } from './proc-stats.js';
+import {
+  clockTicksPerSecond,
+  listGroupProcesses,
+  readLiveStats,
+  readProcStat,
+  readProcStatSync,
+  readUptimeSeconds,
+  sampleProcesses,
+  scanProcesses,
+  type ProcStat,
+} from './proc-stats.js';
 import type {
   CloseOptions,
   InstanceExit,
@@ -84,6 +94,8 @@ export class ProcessRuntime implements Runtime {
   private readonly listeners = new Set<(handle: InstanceHandle, exit: InstanceExit) => void>();
   private readonly logTimer: NodeJS.Timeout;
   private rotating = false;
+  /** One /proc scan shared by the stats() calls of a sampling round (a scan costs ~10 ms of async reads). */
+  private scan: { at: number; groups: Promise<Map<number, ProcStat[]>> } | undefined;
   private closing: Promise<void> | undefined;
   private detached = false;
 
@@ -363,8 +375,12 @@ export class ProcessRuntime implements Runtime {
   async stats(instanceId: string): Promise<InstanceStats | undefined> {
     const entry = this.entries.get(instanceId);
     if (entry === undefined || entry.handle.exit !== undefined) return undefined;
-    const sample = await sampleGroup(entry.handle.pgid);
-    if (sample.processCount === 0) return undefined;
+    // Members: the instance's cgroup when it has one (exact, one file, and it includes processes that left the
+    // process group with setsid); otherwise its process group, from a /proc scan shared by concurrent calls.
+    const members =
+      entry.cgroup !== undefined ? await readLiveStats(await this.limiter.members(entry.cgroup)) : ((await this.groups()).get(entry.handle.pgid) ?? []);
+    if (members.length === 0) return undefined;
+    const sample = await sampleProcesses(members, entry.handle.pid);
     const now = performance.now();
     const hz = clockTicksPerSecond();
     let cpuPercent = 0;
@@ -387,6 +403,19 @@ export class ProcessRuntime implements Runtime {
       processCount: sample.processCount,
       logDroppedBytes: entry.logDroppedBytes,
     };
+  }
+
+  private groups(): Promise<Map<number, ProcStat[]>> {
+    const now = performance.now();
+    if (this.scan === undefined || now - this.scan.at > 100) {
+      const groups = scanProcesses().then((all) => {
+        const map = new Map<number, ProcStat[]>();
+        for (const p of all) map.set(p.pgrp, [...(map.get(p.pgrp) ?? []), p]);
+        return map;
+      });
+      this.scan = { at: now, groups };
+    }
+    return this.scan.groups;
   }
 
   async adopt(handle: Omit<InstanceHandle, 'exit'>): Promise<boolean> {
