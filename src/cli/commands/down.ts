@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { ApiClient } from '../../api/index.js';
 import { ErrorCode, UnderstudyError } from '../../errors/index.js';
 import { ExitCode, reportError } from '../exit-codes.js';
@@ -7,7 +8,14 @@ export interface DownOptions {
   timeoutMs: number;
 }
 
+/** Whether `pid` still runs; a zombie (exited, not yet reaped by its parent) counts as stopped. */
 function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+  }
   try {
     process.kill(pid, 0);
     return true;
