@@ -5,7 +5,7 @@
  * /proc/self/cgroup. Support is decided by actually creating a probe cgroup, never assumed.
  */
 import { randomBytes } from 'node:crypto';
-import { access, mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { access, mkdir, readdir, readFile, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
@@ -118,6 +118,28 @@ export class CgroupLimiter {
       const probe = join(parent, `probe-${process.pid}-${randomBytes(4).toString('hex')}`);
       await mkdir(probe);
       await rmdir(probe);
+      await CgroupLimiter.sweep(parent);
+    }
+  }
+
+  /**
+   * Removes instance cgroups left empty by an instance that exited while no control process watched it (e.g. the
+   * control process crashed and its instances were never adopted). Only cgroups created more than a minute ago
+   * are touched, so a cgroup another runtime just created and is about to fill is left alone; rmdir refuses a
+   * cgroup that still has processes anyway.
+   */
+  private static async sweep(parent: string): Promise<void> {
+    const cutoff = Date.now() - 60_000;
+    for (const entry of await readdir(parent, { withFileTypes: true })) {
+      if (!entry.isDirectory()) continue;
+      const dir = join(parent, entry.name);
+      try {
+        if ((await stat(dir)).mtimeMs > cutoff) continue;
+        if ((await readControl(join(dir, 'cgroup.procs'))) !== '') continue;
+        await rmdir(dir);
+      } catch {
+        // In use, or removed by someone else meanwhile.
+      }
     }
   }
 

@@ -1,4 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, utimesSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isUnderstudyError } from '../../src/errors/index.js';
@@ -112,6 +113,26 @@ describe('ProcessRuntime limits where cgroups are writable', () => {
     for (const d of dirs) expect(existsSync(d)).toBe(true);
     await runtime.stop(launch.instanceId);
     for (const d of dirs) expect(existsSync(d)).toBe(false);
+  });
+
+  it('sweeps instance cgroups left empty over a minute ago, and leaves fresh ones', async () => {
+    const handle = await runtime.start(launchIn(tmp.dir, ['sleep', '30'], { resources: { cpu: 0.5 } }));
+    const parent = dirname(cgroupDir(handle.pid, 'cpu'));
+    const stale = join(parent, `stale-test.${process.pid}`);
+    const fresh = join(parent, `fresh-test.${process.pid}`);
+    mkdirSync(stale);
+    mkdirSync(fresh);
+    try {
+      const old = new Date(Date.now() - 5 * 60_000);
+      utimesSync(stale, old, old);
+      const second = await ProcessRuntime.create();
+      await second.close();
+      expect(existsSync(stale)).toBe(false);
+      expect(existsSync(fresh)).toBe(true);
+      expect(existsSync(cgroupDir(handle.pid, 'cpu'))).toBe(true);
+    } finally {
+      for (const d of [stale, fresh]) if (existsSync(d)) rmdirSync(d);
+    }
   });
 
   it('rejects invalid limit values with UNDERSTUDY_ERR_RUNTIME_LIMITS and starts nothing', async () => {
