@@ -297,16 +297,24 @@ export class ProcessRuntime implements Runtime {
 
   /** Waits until no live process of the group is left, removes the cgroup, and does a last log rotation. */
   private async cleanupAfterExit(entry: Entry): Promise<void> {
-    const deadline = Date.now() + 2000;
-    while ((await listGroupProcesses(entry.handle.pgid)).length > 0 && Date.now() < deadline) {
-      this.killGroup(entry, 'SIGKILL');
-      await sleep(20);
+    if (entry.cgroup !== undefined) {
+      // Every process of the instance inherited its cgroup: removal SIGKILLs the members and succeeds only once
+      // the cgroup is empty, which proves nothing is left (also of processes that left the group with setsid).
+      if (!(await this.limiter.remove(entry.cgroup))) {
+        process.emitWarning(`instance ${entry.handle.instanceId}: its cgroup could not be emptied and removed`);
+      }
+    } else {
+      const deadline = Date.now() + 2000;
+      // kill(-pgid, 0) fails when not even a zombie is left in the group: the cheap common case.
+      while (this.killGroup(entry, 0) && (await listGroupProcesses(entry.handle.pgid)).length > 0 && Date.now() < deadline) {
+        this.killGroup(entry, 'SIGKILL');
+        await sleep(20);
+      }
     }
-    if (entry.cgroup !== undefined) await this.limiter.remove(entry.cgroup);
     await this.rotateLogs(entry);
   }
 
-  private killGroup(entry: Entry, signal: NodeJS.Signals): boolean {
+  private killGroup(entry: Entry, signal: NodeJS.Signals | 0): boolean {
     try {
       process.kill(-entry.handle.pgid, signal);
       return true;
