@@ -110,7 +110,7 @@ export function buildProgram(): Command {
     .option('--rate <n>', 'requests per second', positiveNumber, 50)
     .action(async (opts: { duration: number; rate: number }, cmd: Command) => {
       const o = cmd.optsWithGlobals<{ dataDir: string }>();
-      const dataDir = cmd.getOptionValueSource('dataDir') === 'default' ? resolve('.understudy/demo') : resolve(o.dataDir);
+      const dataDir = (cmd.parent ?? cmd).getOptionValueSource('dataDir') === 'default' ? resolve('.understudy/demo') : resolve(o.dataDir);
       process.exitCode = await runDemo({ dataDir, durationMs: opts.duration, rate: opts.rate });
     });
 

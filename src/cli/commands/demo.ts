@@ -1,7 +1,9 @@
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
 import type { InstanceRecord } from '../../control/index.js';
+import { ErrorCode, UnderstudyError } from '../../errors/index.js';
 import { startEmbedded, type Embedded } from '../embedded.js';
 import { ExitCode, reportError } from '../exit-codes.js';
 import { formatDecision } from '../format-decision.js';
@@ -17,6 +19,23 @@ export interface DemoOptions {
 /** The example spec shipped with the package. */
 export function exampleSpecPath(name: string): string {
   return fileURLToPath(new URL(`../../../examples/${name}/understudy.yaml`, import.meta.url));
+}
+
+const DEMO_MARKER = '.understudy-demo';
+
+/**
+ * A demo starts from a clean slate every time, but never wipes a directory it did not make:
+ * a data directory without the demo's marker file is refused.
+ */
+function prepareDemoDir(dir: string): void {
+  if (existsSync(dir) && readdirSync(dir).length > 0) {
+    if (!existsSync(join(dir, DEMO_MARKER))) {
+      throw new UnderstudyError(ErrorCode.Usage, `${dir} exists and is not a demo data directory; the demo wipes its data directory, so give it an empty or new one with -d`);
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, DEMO_MARKER), 'made by understudy demo; wiped at the next demo\n');
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -46,8 +65,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   process.once('SIGTERM', onSignal);
   let embedded: Embedded | undefined;
   try {
-    // A demo starts from a clean slate every time.
-    if (existsSync(options.dataDir)) rmSync(options.dataDir, { recursive: true, force: true });
+    prepareDemoDir(options.dataDir);
     embedded = await startEmbedded({
       specFile: exampleSpecPath('kv'),
       dataDir: options.dataDir,
@@ -87,7 +105,7 @@ async function driveLoad(base: string, options: DemoOptions, signal: AbortSignal
   const dispatcher = new Agent({ connections: 16, keepAliveTimeout: 10_000 });
   const started = Date.now();
   const totals = { ok: 0, errors: 0, writes: 0 };
-  let window: number[] = [];
+  const window: number[] = [];
   let windowErrors = 0;
   let n = 0;
   const inFlight = new Set<Promise<void>>();
@@ -120,14 +138,13 @@ async function driveLoad(base: string, options: DemoOptions, signal: AbortSignal
       void p.finally(() => inFlight.delete(p));
     }
     if (Date.now() >= nextReport) {
-      const sorted = window.sort((a, b) => a - b);
+      const sorted = window.splice(0).sort((a, b) => a - b);
       const stats = await request(`${base}/stats`, { dispatcher })
         .then((r) => r.body.json() as Promise<{ keys: number; seq: number }>)
         .catch(() => undefined);
       process.stdout.write(
         `  t=${String(Math.round((Date.now() - started) / 1000)).padStart(3)}s  ok=${String(sorted.length).padStart(4)}  errors=${windowErrors}  p50=${percentile(sorted, 50).toFixed(1)}ms  p99=${percentile(sorted, 99).toFixed(1)}ms  primary keys=${stats?.keys ?? '?'} seq=${stats?.seq ?? '?'}\n`,
       );
-      window = [];
       windowErrors = 0;
       nextReport += 1000;
     }
