@@ -86,6 +86,18 @@ export function describeWatchContract(ctx: () => ContractContext): void {
     expect(summarize(watcher.events)).toEqual(['put all/a=1', 'put all/a=2']);
   });
 
+  it('delivers only the changes after a future fromRevision', async () => {
+    const { store } = ctx();
+    const now = await store.revision();
+    const watcher = await collect(store, 'fut/', { fromRevision: now + 2 });
+    await store.put('fut/1', 'a');
+    await store.put('fut/2', 'b');
+    await store.put('fut/3', 'c');
+    await watcher.waitForCount(1);
+    await settle();
+    expect(summarize(watcher.events)).toEqual(['put fut/3=c']);
+  });
+
   it('delivers writes made through another client', async () => {
     const { store, connect } = ctx();
     const other = await connect();

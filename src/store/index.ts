@@ -14,6 +14,3 @@ export { SqliteStateStore, STORE_DB_FILE } from './sqlite-state-store.js';
 export type { SqliteStateStoreOptions } from './sqlite-state-store.js';
 export { acquireDataDirLock, DATA_DIR_LOCK_FILE } from './data-dir-lock.js';
 export type { DataDirLockOwner, ReleaseDataDirLock } from './data-dir-lock.js';
-export { WatchHub } from './watch-hub.js';
-export type { WatcherRegistration } from './watch-hub.js';
-export { prefixRangeEnd } from './prefix-range.js';

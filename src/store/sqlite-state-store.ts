@@ -183,7 +183,7 @@ export class SqliteStateStore implements StateStore {
     return this.#run(() => {
       // Catch up first, so that the backlog and the live stream meet exactly at #notified.
       this.#pump();
-      const from = options?.fromRevision;
+      const from = options?.fromRevision === undefined ? undefined : Math.max(0, Math.floor(options.fromRevision));
       let backlog: WatchEvent[] = [];
       if (from !== undefined) {
         const compacted = this.#sql.getCompactRevision.get() as number;
