@@ -94,6 +94,7 @@ export class ProcessRuntime implements Runtime {
   private readonly listeners = new Set<(handle: InstanceHandle, exit: InstanceExit) => void>();
   private readonly logTimer: NodeJS.Timeout;
   private rotating = false;
+  private readonly rotations = new Map<string, Promise<number>>();
   /** One /proc scan shared by the stats() calls of a sampling round (a scan costs ~10 ms of async reads). */
   private scan: { at: number; groups: Promise<Map<number, ProcStat[]>> } | undefined;
   private closing: Promise<void> | undefined;
@@ -148,6 +149,9 @@ export class ProcessRuntime implements Runtime {
     }
     const [command, ...args] = launch.command;
     if (command === undefined) throw spawnError(id, `Cannot start instance ${id}: its command is empty.`);
+    if (!(Number.isSafeInteger(launch.logMaxBytes) && launch.logMaxBytes > 0)) {
+      throw spawnError(id, `Cannot start instance ${id}: logMaxBytes ${launch.logMaxBytes} is not a positive whole number of bytes.`);
+    }
     await assertCwd(id, command, launch.cwd);
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
@@ -159,7 +163,7 @@ export class ProcessRuntime implements Runtime {
     const stderrPath = join(launch.logDir, `${id}.err.log`);
     let logs: Array<{ fd: number; close: () => Promise<void> }>;
     try {
-      await Promise.all([rotateIfOver(stdoutPath, launch.logMaxBytes), rotateIfOver(stderrPath, launch.logMaxBytes)]);
+      await Promise.all([this.rotateSerially(stdoutPath, launch.logMaxBytes), this.rotateSerially(stderrPath, launch.logMaxBytes)]);
       logs = [await openLogForAppend(stdoutPath), await openLogForAppend(stderrPath)];
     } catch (cause) {
       throw spawnError(id, `Cannot start instance ${id}: its log files in ${launch.logDir} cannot be opened (${(cause as Error).message}).`, cause);
@@ -456,10 +460,26 @@ export class ProcessRuntime implements Runtime {
     return true;
   }
 
+  /** Rotates `path` if over `maxBytes`, never concurrently with another rotation of the same file; returns dropped bytes. */
+  private rotateSerially(path: string, maxBytes: number): Promise<number> {
+    const previous = this.rotations.get(path) ?? Promise.resolve(0);
+    const next = previous.then(
+      async () => (await rotateIfOver(path, maxBytes)).droppedBytes,
+      async () => (await rotateIfOver(path, maxBytes)).droppedBytes,
+    );
+    this.rotations.set(path, next);
+    void next
+      .finally(() => {
+        if (this.rotations.get(path) === next) this.rotations.delete(path);
+      })
+      .catch(() => undefined);
+    return next;
+  }
+
   private async rotateLogs(entry: Entry): Promise<void> {
     for (const path of [entry.handle.stdoutPath, entry.handle.stderrPath]) {
       try {
-        entry.logDroppedBytes += (await rotateIfOver(path, entry.logMaxBytes)).droppedBytes;
+        entry.logDroppedBytes += await this.rotateSerially(path, entry.logMaxBytes);
       } catch (err) {
         process.emitWarning(`could not rotate log ${path}: ${(err as Error).message}`);
       }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isUnderstudyError } from '../../src/errors/index.js';
 import { ProcessRuntime, type InstanceExit } from '../../src/runtime/index.js';
-import { fixtures, launchIn, script, tempDir, waitFor } from './fixtures/runtime/helpers.js';
+import { fixtures, isAlive, launchIn, script, tempDir, waitFor } from './fixtures/runtime/helpers.js';
 
 const probe = await ProcessRuntime.create();
 const support = probe.limitsSupport();
@@ -113,6 +113,17 @@ describe('ProcessRuntime limits where cgroups are writable', () => {
     for (const d of dirs) expect(existsSync(d)).toBe(true);
     await runtime.stop(launch.instanceId);
     for (const d of dirs) expect(existsSync(d)).toBe(false);
+  });
+
+  it('also kills processes that left the instance process group with setsid, through its cgroup', async () => {
+    const pidFile = join(tmp.dir, 'escaped.pid');
+    const launch = launchIn(tmp.dir, ['/bin/sh', '-c', `setsid sleep 300 & echo $! > ${pidFile}; exec sleep 30`]);
+    const handle = await runtime.start(launch);
+    expect(await waitFor(() => existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() !== '')).toBe(true);
+    const escaped = Number(readFileSync(pidFile, 'utf8'));
+    expect(await waitFor(() => isAlive(escaped) && readFileSync(`/proc/${escaped}/stat`, 'utf8').split(') ')[1]?.split(' ')[2] !== String(handle.pgid))).toBe(true);
+    await runtime.stop(launch.instanceId);
+    expect(await waitFor(() => !isAlive(escaped), 2000)).toBe(true);
   });
 
   it('sweeps instance cgroups left empty over a minute ago, and leaves fresh ones', async () => {
