@@ -76,41 +76,49 @@ export function migrate(db: Database.Database): void {
   }
 }
 
-/** Prepares every statement the store runs. */
-export function prepareStatements(db: Database.Database) {
-  return {
-    getRevision: db.prepare(`SELECT value FROM meta WHERE name = 'revision'`).pluck(),
-    nextRevision: db.prepare(`UPDATE meta SET value = value + 1 WHERE name = 'revision' RETURNING value`).pluck(),
-    getCompactRevision: db.prepare(`SELECT value FROM meta WHERE name = 'compact_revision'`).pluck(),
-    setCompactRevision: db.prepare(`UPDATE meta SET value = ? WHERE name = 'compact_revision'`),
-    getKv: db.prepare(`SELECT * FROM kv WHERE key = ?`),
-    listAll: db.prepare(`SELECT * FROM kv ORDER BY key`),
-    listFrom: db.prepare(`SELECT * FROM kv WHERE key >= ? ORDER BY key`),
-    listRange: db.prepare(`SELECT * FROM kv WHERE key >= ? AND key < ? ORDER BY key`),
-    upsertKv: db.prepare(
-      `INSERT INTO kv (key, value, mod_revision, create_revision, version, lease_id) VALUES (?, ?, ?, ?, ?, ?)
+/** SQL of every statement the store runs; `pluck` ones return the first column's value instead of a row. */
+const SQL = {
+  getRevision: { sql: `SELECT value FROM meta WHERE name = 'revision'`, pluck: true },
+  nextRevision: { sql: `UPDATE meta SET value = value + 1 WHERE name = 'revision' RETURNING value`, pluck: true },
+  getCompactRevision: { sql: `SELECT value FROM meta WHERE name = 'compact_revision'`, pluck: true },
+  setCompactRevision: { sql: `UPDATE meta SET value = ? WHERE name = 'compact_revision'` },
+  getKv: { sql: `SELECT * FROM kv WHERE key = ?` },
+  listAll: { sql: `SELECT * FROM kv ORDER BY key` },
+  listFrom: { sql: `SELECT * FROM kv WHERE key >= ? ORDER BY key` },
+  listRange: { sql: `SELECT * FROM kv WHERE key >= ? AND key < ? ORDER BY key` },
+  upsertKv: {
+    sql: `INSERT INTO kv (key, value, mod_revision, create_revision, version, lease_id) VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT (key) DO UPDATE SET value = excluded.value, mod_revision = excluded.mod_revision,
          create_revision = excluded.create_revision, version = excluded.version, lease_id = excluded.lease_id`,
-    ),
-    deleteKv: db.prepare(`DELETE FROM kv WHERE key = ?`),
-    keysOfLease: db.prepare(`SELECT key FROM kv WHERE lease_id = ? ORDER BY key`).pluck(),
-    insertChange: db.prepare(
-      `INSERT INTO changes (revision, type, key, value, create_revision, version, lease_id) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-    ),
-    changesAfter: db.prepare(`SELECT * FROM changes WHERE revision > ? ORDER BY revision`),
-    deleteChangesThrough: db.prepare(`DELETE FROM changes WHERE revision <= ?`),
-    getLease: db.prepare(`SELECT * FROM leases WHERE id = ?`),
-    insertLease: db.prepare(`INSERT INTO leases (id, ttl_ms, expires_at) VALUES (?, ?, ?)`),
-    setLeaseExpiry: db.prepare(`UPDATE leases SET expires_at = ? WHERE id = ?`),
-    deleteLease: db.prepare(`DELETE FROM leases WHERE id = ?`),
-    anyLeaseDue: db.prepare(`SELECT 1 FROM leases WHERE expires_at <= ? LIMIT 1`).pluck(),
-    leasesDue: db.prepare(`SELECT id FROM leases WHERE expires_at <= ? ORDER BY expires_at, id`).pluck(),
-    getEpoch: db.prepare(`SELECT epoch FROM epochs WHERE service = ?`).pluck(),
-    setEpoch: db.prepare(
-      `INSERT INTO epochs (service, epoch) VALUES (?, ?) ON CONFLICT (service) DO UPDATE SET epoch = excluded.epoch`,
-    ),
-  };
-}
+  },
+  deleteKv: { sql: `DELETE FROM kv WHERE key = ?` },
+  keysOfLease: { sql: `SELECT key FROM kv WHERE lease_id = ? ORDER BY key`, pluck: true },
+  insertChange: {
+    sql: `INSERT INTO changes (revision, type, key, value, create_revision, version, lease_id) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+  },
+  changesAfter: { sql: `SELECT * FROM changes WHERE revision > ? ORDER BY revision` },
+  deleteChangesThrough: { sql: `DELETE FROM changes WHERE revision <= ?` },
+  getLease: { sql: `SELECT * FROM leases WHERE id = ?` },
+  insertLease: { sql: `INSERT INTO leases (id, ttl_ms, expires_at) VALUES (?, ?, ?)` },
+  setLeaseExpiry: { sql: `UPDATE leases SET expires_at = ? WHERE id = ?` },
+  deleteLease: { sql: `DELETE FROM leases WHERE id = ?` },
+  anyLeaseDue: { sql: `SELECT 1 FROM leases WHERE expires_at <= ? LIMIT 1`, pluck: true },
+  leasesDue: { sql: `SELECT id FROM leases WHERE expires_at <= ? ORDER BY expires_at, id`, pluck: true },
+  getEpoch: { sql: `SELECT epoch FROM epochs WHERE service = ?`, pluck: true },
+  setEpoch: {
+    sql: `INSERT INTO epochs (service, epoch) VALUES (?, ?) ON CONFLICT (service) DO UPDATE SET epoch = excluded.epoch`,
+  },
+} satisfies Record<string, { sql: string; pluck?: true }>;
 
 /** The prepared statements of one connection. */
-export type Statements = ReturnType<typeof prepareStatements>;
+export type Statements = { [K in keyof typeof SQL]: Database.Statement };
+
+/** Prepares every statement the store runs. */
+export function prepareStatements(db: Database.Database): Statements {
+  const prepared: Partial<Statements> = {};
+  for (const [name, spec] of Object.entries(SQL) as [keyof typeof SQL, { sql: string; pluck?: true }][]) {
+    const statement = db.prepare(spec.sql);
+    prepared[name] = spec.pluck ? statement.pluck() : statement;
+  }
+  return prepared as Statements;
+}
