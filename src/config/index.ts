@@ -7,6 +7,8 @@ export { didYouMean } from './did-you-mean.js';
 export { fileSchema, serviceSchema } from './schema.js';
 export type {
   EchoSpec,
+  FailoverSpec,
+  MutationsSpec,
   HealthSpec,
   ResourcesSpec,
   RestartSpec,

@@ -93,6 +93,26 @@ export const syncSchema = z.strictObject({
   exclude: z.array(z.string().min(1)).default([]),
 });
 
+export const mutationsSchema = z.strictObject({
+  /** Methods that mutate state. @default [POST, PUT, PATCH, DELETE] */
+  methods: z.array(z.string().regex(/^[A-Z]+$/, 'expected an HTTP method in capitals')).default(['POST', 'PUT', 'PATCH', 'DELETE']),
+  /** Path prefixes the methods mutate under. @default ['/'] */
+  paths: z.array(z.string().startsWith('/')).default(['/']),
+  /**
+   * Order key: mutations with different keys may run concurrently, those with the same key keep the
+   * primary's order. Unset: one total order per service.
+   */
+  partitionBy: z
+    .union([z.strictObject({ header: z.string().min(1) }), z.strictObject({ pathSegment: z.number().int().min(0) })])
+    .optional(),
+  /** An echo that has not applied a mutation within this time leaves the synchronous set. @default 1s */
+  timeout: duration.default(1000),
+  /** Write-through only: answer 503 rather than acknowledge a write no echo has applied. @default false */
+  strict: z.boolean().default(false),
+  /** Requests safe to retry on another instance after a failure mid-request. @default [GET, HEAD, OPTIONS, PUT, DELETE] */
+  idempotent: z.array(z.string().regex(/^[A-Z]+$/)).default(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']),
+});
+
 export const echoSchema = z.strictObject({
   /** Echoes per primary. @default 1 */
   count: z.number().int().min(0).max(16).default(1),
@@ -103,8 +123,29 @@ export const echoSchema = z.strictObject({
   mode: z.enum(['hot', 'warm', 'cold']).default('warm'),
   /** Hot mode: acknowledge after primary and echo applied (`write-through`) or replicate behind (`async`). @default write-through */
   consistency: z.enum(['write-through', 'async']).default('write-through'),
+  /** Hot mode: which requests are mutations, mirrored to echoes in the primary's order. */
+  mutations: mutationsSchema.prefault({}),
+  /**
+   * Warm mode: how a promoted echo is told to reload its state: an HTTP POST to `path` on its first port,
+   * or a signal. @default none (the service reads its state directory on every request or watches it)
+   */
+  promote: z
+    .strictObject({ http: z.string().startsWith('/').optional(), signal: z.enum(['SIGHUP', 'SIGUSR1', 'SIGUSR2']).optional() })
+    .refine((p) => !(p.http && p.signal), { message: 'choose one of http or signal' })
+    .optional(),
   /** File-state synchronisation. */
   sync: syncSchema.prefault({}),
+});
+
+export const failoverSchema = z.strictObject({
+  /** Promote an echo automatically when the primary fails. @default true */
+  auto: z.boolean().default(true),
+  /** Interval of the liveness heartbeat to each instance. @default 100ms */
+  heartbeat: duration.default(100),
+  /** Suspicion (phi) above which a silent, live process counts as hung. @default 8 */
+  phiThreshold: z.number().positive().default(8),
+  /** `auto`: switch back to the old primary once it has rejoined and caught up; `manual`: stay. @default manual */
+  failback: z.enum(['auto', 'manual']).default('manual'),
 });
 
 export const resourcesSchema = z.strictObject({
@@ -173,6 +214,7 @@ export const serviceSchema = z
     routing: routingSchema.prefault({}),
     scaling: scalingSchema.prefault({}),
     restart: restartSchema.prefault({}),
+    failover: failoverSchema.prefault({}),
     /** Grace period between SIGTERM and SIGKILL on stop. @default 5s */
     stopGrace: duration.default(5000),
   })
@@ -217,3 +259,5 @@ export type ResourcesSpec = z.output<typeof resourcesSchema>;
 export type RoutingSpec = z.output<typeof routingSchema>;
 export type ScalingSpec = z.output<typeof scalingSchema>;
 export type RestartSpec = z.output<typeof restartSchema>;
+export type FailoverSpec = z.output<typeof failoverSchema>;
+export type MutationsSpec = z.output<typeof mutationsSchema>;
