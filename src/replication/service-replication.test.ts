@@ -1,0 +1,148 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import fc from 'fast-check';
+import { afterAll, describe, expect, it } from 'vitest';
+import { KeyedQueue } from './keyed-queue.js';
+import { MutationLog } from './mutation-log.js';
+import { ServiceReplication, type MutationRules } from './service-replication.js';
+
+const kvServer = fileURLToPath(new URL('../../examples/kv/server.mjs', import.meta.url));
+const work = mkdtempSync(join(tmpdir(), 'understudy-repl-'));
+const children: ChildProcess[] = [];
+afterAll(() => {
+  for (const c of children) c.kill('SIGKILL');
+  rmSync(work, { recursive: true, force: true });
+});
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
+    });
+  });
+}
+
+async function startKv(port: number, dir: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [kvServer, '--port', String(port), '--state', dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(child);
+  await new Promise((resolve) => child.stdout?.once('data', resolve));
+  return child;
+}
+
+const rules: MutationRules = { methods: ['PUT', 'DELETE'], paths: ['/kv/'], timeoutMs: 300, strict: false };
+
+async function put(repl: ServiceReplication, key: string, value: string, id: string): Promise<number> {
+  const path = `/kv/${key}`;
+  const ticket = await repl.begin(repl.partitionOf(path, {}));
+  return repl.commit(ticket, { method: 'PUT', path, headers: { 'x-request-id': id, 'content-type': 'text/plain' }, body: Buffer.from(value) }).seq;
+}
+
+describe('ServiceReplication', () => {
+  it('classifies mutations and partitions them by path segment or header', () => {
+    const r = new ServiceReplication({ service: 's', rules: { ...rules, partitionBy: { pathSegment: 1 } }, consistency: 'async', epoch: () => 1 });
+    expect(r.isMutation('put', '/kv/a')).toBe(true);
+    expect(r.isMutation('GET', '/kv/a')).toBe(false);
+    expect(r.isMutation('PUT', '/other')).toBe(false);
+    expect(r.partitionOf('/kv/a?x=1', {})).toBe('a');
+    const h = new ServiceReplication({ service: 's', rules: { ...rules, partitionBy: { header: 'X-Tenant' } }, consistency: 'async', epoch: () => 1 });
+    expect(h.partitionOf('/kv/a', { 'x-tenant': 't1' })).toBe('t1');
+  });
+
+  it('replays mutations on a real echo in the primary order, and write-through waits for it', async () => {
+    const port = await freePort();
+    await startKv(port, join(work, 'echo-a'));
+    const repl = new ServiceReplication({ service: 'kv', rules, consistency: 'write-through', epoch: () => 3 });
+    repl.addEcho({ instanceId: 'kv-2', host: '127.0.0.1', port }, 0);
+    for (let i = 0; i < 50; i++) {
+      const seq = await put(repl, 'k', `v${i}`, `id-${i}`);
+      const outcome = await repl.awaitEchoes(seq);
+      expect(outcome).toEqual({ acknowledge: true, appliedBy: ['kv-2'], missedBy: [] });
+    }
+    const value = await (await fetch(`http://127.0.0.1:${port}/kv/k`)).text();
+    expect(value).toBe('v49');
+    const stats = (await (await fetch(`http://127.0.0.1:${port}/stats`)).json()) as { writes: number; duplicates: number };
+    expect(stats.writes).toBe(50);
+    expect(repl.atRisk('kv-2')).toEqual([]);
+    await repl.close();
+  });
+
+  it('drops a dead echo from the synchronous set, reports what is at risk, refuses in strict mode, and catches up when it returns', async () => {
+    const port = await freePort();
+    const dir = join(work, 'echo-b');
+    const echo = await startKv(port, dir);
+    const changes: string[] = [];
+    const repl = new ServiceReplication({
+      service: 'kv',
+      rules: { ...rules, strict: true },
+      consistency: 'write-through',
+      epoch: () => 1,
+      onEchoSyncChange: (id, inSync) => changes.push(`${id}:${inSync}`),
+    });
+    repl.addEcho({ instanceId: 'kv-2', host: '127.0.0.1', port }, 0);
+    expect((await repl.awaitEchoes(await put(repl, 'a', '1', 'r1'))).acknowledge).toBe(true);
+    echo.kill('SIGKILL');
+    await new Promise((r) => echo.once('exit', r));
+    const seq = await put(repl, 'a', '2', 'r2');
+    const outcome = await repl.awaitEchoes(seq);
+    expect(outcome).toEqual({ acknowledge: false, appliedBy: [], missedBy: ['kv-2'] });
+    expect(changes).toEqual(['kv-2:false']);
+    // Not acknowledged (strict), so nothing acknowledged is at risk yet.
+    expect(repl.atRisk('kv-2')).toEqual([]);
+    await startKv(port, dir);
+    expect(await repl.waitCaughtUp('kv-2', 5000)).toBe(true);
+    expect(changes).toEqual(['kv-2:false', 'kv-2:true']);
+    expect(await (await fetch(`http://127.0.0.1:${port}/kv/a`)).text()).toBe('2');
+    await repl.close();
+  });
+
+  it('replays to a new echo only what came after its state position', async () => {
+    const port = await freePort();
+    await startKv(port, join(work, 'echo-c'));
+    const repl = new ServiceReplication({ service: 'kv', rules, consistency: 'async', epoch: () => 1 });
+    for (let i = 1; i <= 5; i++) await put(repl, `k${i}`, String(i), `c${i}`);
+    repl.addEcho({ instanceId: 'kv-3', host: '127.0.0.1', port }, 3);
+    expect(await repl.waitCaughtUp('kv-3', 5000)).toBe(true);
+    expect((await fetch(`http://127.0.0.1:${port}/kv/k3`)).status).toBe(404);
+    expect(await (await fetch(`http://127.0.0.1:${port}/kv/k5`)).text()).toBe('5');
+    await repl.close();
+  });
+});
+
+describe('KeyedQueue', () => {
+  it('serialises holders of one key in arrival order and lets other keys through', async () => {
+    const q = new KeyedQueue();
+    const order: string[] = [];
+    const a1 = await q.acquire('a');
+    const a2 = q.acquire('a').then((release) => {
+      order.push('a2');
+      release();
+    });
+    const b1 = await q.acquire('b');
+    order.push('b1');
+    b1();
+    order.push('a1');
+    a1();
+    await a2;
+    expect(order).toEqual(['b1', 'a1', 'a2']);
+    expect(q.activeKeys).toBe(0);
+  });
+});
+
+describe('MutationLog', () => {
+  it('keeps a gapless, bounded suffix of sequence numbers', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 5000 }), { minLength: 1, maxLength: 300 }), (sizes) => {
+        const log = new MutationLog({ maxBytes: 20_000 });
+        for (const n of sizes) log.append({ epoch: 1, partition: '', method: 'PUT', path: '/x', headers: {}, body: Buffer.alloc(n), at: 0 });
+        const kept = log.since(0).map((m) => m.seq);
+        const contiguous = kept.every((s, i) => i === 0 || s === (kept[i - 1] ?? 0) + 1);
+        return contiguous && kept.at(-1) === sizes.length && log.firstKeptSeq === kept[0] && log.canReplayFrom(log.firstKeptSeq - 1) && !log.canReplayFrom(log.firstKeptSeq - 2);
+      }),
+    );
+  });
+});
