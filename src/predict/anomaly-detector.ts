@@ -3,140 +3,170 @@ import { RollingStats } from './rolling-stats.js';
 
 /** Options of {@link AnomalyDetector}. */
 export interface AnomalyDetectorOptions {
-  /** Points used only to learn (score 0) before the detector starts scoring. @default 150 */
+  /**
+   * Points used only to learn (score 0) before the detector starts scoring; NAB hands every
+   * detector 15 % of the file (at most 750) for this. @default 150
+   */
   learningPoints?: number;
-  /** Quantisation levels over the learning range for the rare-pattern cue. @default 8 */
+  /** Quantisation levels over the range seen, for the rare-pattern cue. @default 8 */
   levels?: number;
   /** Longest subsequence of the rare-pattern cue. @default 6 */
   maxOrder?: number;
-  /** After a raw score ≥ `alarmLevel`, report 0 for this many points. @default learningPoints / 5 */
+  /**
+   * Weight in [0, 1] of the magnitude cue, which scales the pattern cue by how far the value (or
+   * its step change) lies from the recent mean, in standard deviations. @default 0.4
+   */
+  magnitudeWeight?: number;
+  /** Deviation (in standard deviations) at which the magnitude cue saturates. @default 4 */
+  magnitudeFullAt?: number;
+  /** Window of the magnitude cue's mean and deviation. @default 1000 */
+  magnitudeWindow?: number;
+  /** Window over which a score's rarity (the share of recent scores at least as high) is judged. @default 2000 */
+  rarityWindow?: number;
+  /** After a reported score ≥ `alarmLevel`, report 0 for this many points. @default learningPoints / 5 */
   suppressPoints?: number;
-  /** Raw score at which an alarm starts suppression. @default 0.75 */
+  /** Reported score that counts as an alarm and starts the suppression. @default 0.75 */
   alarmLevel?: number;
-  /** Sensitivity in (0, 2]: scales reported scores (1 = neutral). @default 1 */
+  /**
+   * Sensitivity > 0: multiplies the score before it is capped at 1, so a fixed alert threshold
+   * fires more (> 1) or less (< 1) often. @default 1
+   */
   sensitivity?: number;
-  /** Experimental cue mode. @default 1 */
-  mode?: number;
-  /** Experimental gate. @default true */
-  gate?: boolean;
-  lambda?: number;
-  emaPoints?: number;
-  tailWeight?: number;
-  tailWindow?: number;
-  z0?: number;
-  z1?: number;
-  combine?: number;
 }
 
-interface Resolved {
+interface ResolvedDetectorOptions {
   learningPoints: number;
   levels: number;
   maxOrder: number;
+  magnitudeWeight: number;
+  magnitudeFullAt: number;
+  magnitudeWindow: number;
+  rarityWindow: number;
   suppressPoints: number;
   alarmLevel: number;
   sensitivity: number;
-  mode: number;
-  gate: boolean;
-  lambda: number;
-  emaPoints: number;
-  tailWeight: number;
-  tailWindow: number;
-  z0: number;
-  z1: number;
-  combine: number;
 }
 
 /** One point's verdict. */
 export interface AnomalyScore {
-  /** Reported anomaly score in [0, 1] (after suppression). */
+  /** Reported anomaly score in [0, 1] (0 while learning and while suppressed after an alarm). */
   score: number;
-  /** Raw combined cue in [0, 1], before suppression. */
+  /** The score before suppression, in [0, 1]. */
   raw: number;
-  /** True while the detector is still learning (score is 0). */
+  /** True while the detector is still learning. */
   learning: boolean;
+  /** True when an earlier alarm suppressed this point's score. */
+  suppressed: boolean;
 }
 
-function resolve(o: AnomalyDetectorOptions): Resolved {
+function resolveOptions(o: AnomalyDetectorOptions): ResolvedDetectorOptions {
   const learningPoints = Math.max(10, Math.floor(o.learningPoints ?? 150));
+  const pos = (v: number | undefined, d: number): number => (v !== undefined && Number.isFinite(v) && v > 0 ? v : d);
   return {
     learningPoints,
-    levels: o.levels ?? 8,
-    maxOrder: o.maxOrder ?? 6,
-    suppressPoints: o.suppressPoints ?? Math.floor(learningPoints / 5),
-    alarmLevel: o.alarmLevel ?? 0.75,
-    sensitivity: o.sensitivity ?? 1,
-    mode: o.mode ?? 1,
-    gate: o.gate ?? true,
-    lambda: o.lambda ?? 0,
-    emaPoints: o.emaPoints ?? 500,
-    tailWeight: o.tailWeight ?? 0,
-    tailWindow: o.tailWindow ?? 1000,
-    z0: o.z0 ?? 3,
-    z1: o.z1 ?? 8,
-    combine: o.combine ?? 0,
+    levels: Math.floor(pos(o.levels, 8)),
+    maxOrder: Math.floor(pos(o.maxOrder, 6)),
+    magnitudeWeight: Math.min(1, Math.max(0, o.magnitudeWeight ?? 0.4)),
+    magnitudeFullAt: pos(o.magnitudeFullAt, 4),
+    magnitudeWindow: Math.floor(pos(o.magnitudeWindow, 1000)),
+    rarityWindow: Math.floor(pos(o.rarityWindow, 2000)),
+    suppressPoints: Math.floor(o.suppressPoints ?? learningPoints / 5),
+    alarmLevel: pos(o.alarmLevel, 0.75),
+    sensitivity: pos(o.sensitivity, 1),
   };
 }
 
+const BINS = 20;
+
 /**
- * Online anomaly detector: one call per point, scores only from the past (no look-ahead), a score
- * in [0, 1], deterministic. Combines a rare-pattern cue with suppression after an alarm.
+ * Online anomaly detector: one call per point, each score from the past only (no look-ahead),
+ * in [0, 1], deterministic (no randomness at all). Three cues:
+ * 1. rare patterns — new or broken subsequences of quantised values ({@link ContextNovelty});
+ * 2. magnitude — the pattern cue is scaled by how far the value, or its step change, lies from
+ *    the recent mean in standard deviations (a new pattern at a normal level counts less);
+ * 3. rarity — the result is discounted by the share of recent scores at least as high, so a
+ *    series that is always "novel" (noise) does not alarm all the time;
+ * and after an alarm the detector reports 0 for a while (one early alarm per event).
  */
 export class AnomalyDetector {
-  readonly #o: Resolved;
+  readonly #o: ResolvedDetectorOptions;
   readonly #novelty: ContextNovelty;
-  readonly #learn: number[] = [];
-  readonly #rawHistory: number[] = [];
-
-  #last = 0;
-  readonly #vals: RollingStats;
+  readonly #values: RollingStats;
   readonly #diffs: RollingStats;
-
-  #tail(stats: RollingStats, x: number): number {
-    const sd = stats.std;
-    if (stats.size < 10 || sd <= 0) return 0;
-    const z = Math.abs(x - stats.mean) / sd;
-    return Math.max(0, Math.min(1, (z - this.#o.z0) / (this.#o.z1 - this.#o.z0)));
-  }
-  #ema = 0;
+  readonly #learn: number[] = [];
+  readonly #hist = new Array<number>(BINS).fill(0);
+  readonly #histRing: number[] = [];
+  #histHead = 0;
+  #last = 0;
+  #sinceAlarm = Number.POSITIVE_INFINITY;
+  #count = 0;
 
   constructor(options: AnomalyDetectorOptions = {}) {
-    this.#o = resolve(options);
-    this.#novelty = new ContextNovelty(this.#o.maxOrder, this.#o.mode);
-    this.#vals = new RollingStats(this.#o.tailWindow);
-    this.#diffs = new RollingStats(this.#o.tailWindow);
+    this.#o = resolveOptions(options);
+    this.#novelty = new ContextNovelty(this.#o.maxOrder, this.#o.levels);
+    this.#values = new RollingStats(this.#o.magnitudeWindow);
+    this.#diffs = new RollingStats(this.#o.magnitudeWindow);
   }
 
-  /** Feeds one point (time in ms, value) and returns its score. */
-  update(_t: number, x: number): AnomalyScore {
+  /** Points seen. */
+  get count(): number {
+    return this.#count;
+  }
 
-    const v = Number.isFinite(x) ? x : 0;
+  /** Feeds one point (time in ms — informational; value) and returns its score. */
+  update(_t: number, x: number): AnomalyScore {
+    this.#count++;
+    const v = Number.isFinite(x) ? Math.max(-1e300, Math.min(1e300, x)) : this.#last;
     if (!this.#novelty.ready) {
       this.#learn.push(v);
       if (this.#learn.length >= this.#o.learningPoints) {
-        for (const y of this.#learn) {
-          this.#vals.push(y);
-          this.#diffs.push(y - this.#last);
-          this.#last = y;
-        }
-        this.#novelty.calibrate(this.#learn, this.#o.levels, this.#o.mode !== 2, 5000, this.#o.gate);
+        for (const y of this.#learn) this.#observeMagnitude(y);
+        this.#novelty.calibrate(this.#learn);
         this.#learn.length = 0;
       }
-      return { score: 0, raw: 0, learning: true };
+      return { score: 0, raw: 0, learning: true, suppressed: false };
     }
-    const r0 = this.#novelty.update(v);
-    const nov = Math.max(0, r0 - this.#o.lambda * this.#ema);
-    this.#ema += (r0 - this.#ema) / this.#o.emaPoints;
-    const tail = Math.max(this.#tail(this.#vals, v), this.#tail(this.#diffs, v - this.#last));
-    this.#vals.push(v);
+    const pattern = this.#novelty.update(v);
+    const magnitude = Math.max(this.#deviation(this.#values, v), this.#deviation(this.#diffs, v - this.#last));
+    this.#observeMagnitude(v);
+    const w = this.#o.magnitudeWeight;
+    const combined = pattern * (1 - w + w * magnitude);
+    const raw = Math.min(1, combined * (1 - this.#rarity(combined)) * this.#o.sensitivity);
+    const suppressed = this.#sinceAlarm < this.#o.suppressPoints;
+    this.#sinceAlarm++;
+    if (raw >= this.#o.alarmLevel) this.#sinceAlarm = 0;
+    const score = suppressed ? 0 : Number.isFinite(raw) ? Math.max(0, raw) : 0;
+    return { score, raw: Number.isFinite(raw) ? Math.max(0, raw) : 0, learning: false, suppressed };
+  }
+
+  #observeMagnitude(v: number): void {
+    this.#values.push(v);
     this.#diffs.push(v - this.#last);
     this.#last = v;
-    const raw = this.#o.combine === 0 ? Math.max(nov, this.#o.tailWeight * tail) : this.#o.combine === 1 ? nov * (1 - this.#o.tailWeight + this.#o.tailWeight * tail) : Math.min(1, nov + this.#o.tailWeight * tail);
-    const h = this.#rawHistory;
-    let suppressed = false;
-    for (const r of h) if (r >= this.#o.alarmLevel) suppressed = true;
-    h.push(raw);
-    if (h.length > this.#o.suppressPoints) h.shift();
-    const score = suppressed ? 0 : Math.min(1, raw * this.#o.sensitivity);
-    return { score, raw, learning: false };
+  }
+
+  /** Deviation of `x` from the window's mean, in [0, 1] (saturating at `magnitudeFullAt` sd). */
+  #deviation(stats: RollingStats, x: number): number {
+    const sd = stats.std;
+    if (stats.size < 10 || !(sd > 0)) return 0;
+    const z = Math.abs(x - stats.mean) / sd;
+    return Number.isFinite(z) ? Math.min(1, z / this.#o.magnitudeFullAt) : 1;
+  }
+
+  /** Share of the recent combined scores at least as high as `c` (then records `c`). */
+  #rarity(c: number): number {
+    const bin = Math.min(BINS - 1, Math.max(0, Math.floor(c * BINS)));
+    let ge = 0;
+    for (let i = bin; i < BINS; i++) ge += this.#hist[i]!;
+    const n = this.#histRing.length;
+    const frac = n > 0 ? ge / n : 0;
+    this.#hist[bin] = this.#hist[bin]! + 1;
+    if (n < this.#o.rarityWindow) this.#histRing.push(bin);
+    else {
+      this.#hist[this.#histRing[this.#histHead]!] = this.#hist[this.#histRing[this.#histHead]!]! - 1;
+      this.#histRing[this.#histHead] = bin;
+      this.#histHead = (this.#histHead + 1) % n;
+    }
+    return frac;
   }
 }

@@ -1,46 +1,55 @@
 /**
- * Rare-pattern cue: values are quantised into levels and every subsequence (of orders 1…K) ending at
- * the current point is looked up in a table of subsequences seen before. The score is the weighted
- * fraction of orders whose subsequence is new — in the spirit of NAB's contextual detectors
- * (CAD-OSE), simplified. Online; the quantiser is fixed from the learning data only.
+ * Rare-pattern cue. Values are quantised into equal-width levels and every subsequence of orders
+ * 1…K ending at the current point is looked up in a table of subsequences seen before. Two
+ * fractions make the score: how many of the subsequences are new, and how many of the contexts
+ * that had a known continuation were *not* continued as before. Online and causal: the quantiser
+ * comes from past values only; a value beyond the range seen so far widens the range and the
+ * table is relearnt from the retained history (rare: the range only grows).
  */
 export class ContextNovelty {
   readonly #maxOrder: number;
+  readonly #levels: number;
+  readonly #historyCap: number;
+  readonly #maxContexts: number;
   readonly #counts = new Map<number, number>();
-  readonly #recent: number[] = [];
   readonly #follow = new Map<number, number>();
+  readonly #recent: number[] = [];
   readonly #prevKeys: number[] = [];
   readonly #keys: number[] = [];
-  readonly #mode: number;
   readonly #history: number[] = [];
-  #historyCap = 5000;
-  #levels = 8;
-  #adaptive = true;
-  #gate = false;
   #lo = 0;
   #hi = 1;
   #min = 0;
   #step = 1;
   #ready = false;
 
-  constructor(maxOrder: number, mode = 1) {
-    this.#maxOrder = maxOrder;
-    this.#mode = mode;
+  /**
+   * @param maxOrder longest subsequence (K)
+   * @param levels quantisation levels over the range seen
+   * @param historyCap values retained for relearning after the range widens
+   * @param maxContexts table size bound; beyond it the table is relearnt from the history
+   */
+  constructor(maxOrder: number, levels: number, historyCap = 5000, maxContexts = 200_000) {
+    this.#maxOrder = Math.max(1, Math.floor(maxOrder));
+    this.#levels = Math.max(2, Math.floor(levels));
+    this.#historyCap = historyCap;
+    this.#maxContexts = maxContexts;
   }
 
-  /** Fixes the quantiser from learning values: `levels` equal bins over their range. */
-  calibrate(values: readonly number[], levels: number, adaptive = true, historyCap = 5000, gate = false): void {
-    this.#gate = gate;
-    this.#levels = levels;
-    this.#adaptive = adaptive;
-    this.#historyCap = historyCap;
+  /** True once {@link calibrate} has run. */
+  get ready(): boolean {
+    return this.#ready;
+  }
+
+  /** Sets the quantiser from the learning values and learns them. */
+  calibrate(values: readonly number[]): void {
     let lo = Infinity;
     let hi = -Infinity;
     for (const v of values) {
       if (v < lo) lo = v;
       if (v > hi) hi = v;
     }
-    if (!Number.isFinite(lo)) {
+    if (!Number.isFinite(lo) || !Number.isFinite(hi)) {
       lo = 0;
       hi = 1;
     }
@@ -48,27 +57,17 @@ export class ContextNovelty {
     this.#hi = hi;
     this.#setQuantiser();
     this.#ready = true;
-    for (const v of values) this.#learn(v);
+    for (const v of values) {
+      this.#remember(v);
+      this.#step1(v);
+    }
   }
 
-  #setQuantiser(): void {
-    const range = this.#hi - this.#lo;
-    this.#min = this.#lo;
-    this.#step = range > 0 ? range / this.#levels : Math.max(Math.abs(this.#lo) * 0.01, 1e-9);
-  }
-
-  #learn(x: number): void {
-    this.#history.push(x);
-    if (this.#history.length > this.#historyCap) this.#history.shift();
-    this.#step1(x);
-  }
-
-  /** Scores the point, then learns it; widens the quantiser (and relearns history) on a new extreme. */
+  /** Scores `x` in [0, 1] against the past, then learns it. */
   update(x: number): number {
     const raw = this.#step1(x);
-    this.#history.push(x);
-    if (this.#history.length > this.#historyCap) this.#history.shift();
-    if (this.#adaptive && (x > this.#hi || x < this.#lo)) {
+    this.#remember(x);
+    if (x > this.#hi || x < this.#lo || this.#counts.size > this.#maxContexts) {
       this.#hi = Math.max(this.#hi, x);
       this.#lo = Math.min(this.#lo, x);
       this.#setQuantiser();
@@ -81,8 +80,15 @@ export class ContextNovelty {
     return raw;
   }
 
-  get ready(): boolean {
-    return this.#ready;
+  #remember(x: number): void {
+    this.#history.push(x);
+    if (this.#history.length > this.#historyCap) this.#history.shift();
+  }
+
+  #setQuantiser(): void {
+    const range = this.#hi - this.#lo;
+    this.#min = this.#lo;
+    this.#step = range > 0 ? range / this.#levels : Math.max(Math.abs(this.#lo) * 0.01, 1e-9);
   }
 
   #step1(x: number): number {
@@ -91,10 +97,8 @@ export class ContextNovelty {
     r.push(Number.isFinite(level) ? Math.max(-1e6, Math.min(1e6, level)) : 0);
     if (r.length > this.#maxOrder) r.shift();
     let novel = 0;
-    let total = 0;
     let selected = 0;
     let active = 0;
-    let longestSelectedSeen = false;
     const prev = this.#prevKeys;
     let h1 = 0x9e3779b9;
     let h2 = 0x85ebca6b;
@@ -105,14 +109,13 @@ export class ContextNovelty {
       h2 ^= h2 >>> 13;
       const key = h1 * 2097152 + (h2 & 0x1fffff);
       const c = this.#counts.get(key) ?? 0;
-      total++;
       if (c === 0) novel++;
-      // The prefix (order k-1 subsequence ending at the previous point) predicts continuations.
+      // The order k−1 subsequence ending at the previous point is this one's prefix: if it has
+      // been continued before, it "predicted" something; was this continuation among them?
       const prefixFollowed = k === 1 ? 1 : (this.#follow.get(prev[k - 2] ?? -1) ?? 0);
       if (prefixFollowed > 0) {
         selected++;
         if (c > 0) active++;
-        longestSelectedSeen = c > 0;
       }
       this.#counts.set(key, c + 1);
       this.#keys[k - 1] = key;
@@ -122,9 +125,7 @@ export class ContextNovelty {
       if (pk !== undefined) this.#follow.set(pk, (this.#follow.get(pk) ?? 0) + 1);
     }
     for (let k = 0; k < r.length; k++) prev[k] = this.#keys[k]!;
-    if (total === 0) return 0;
     const pActive = selected > 0 ? active / selected : 0;
-    if (this.#gate && longestSelectedSeen) return 0;
-    return this.#mode === 0 ? novel / total : (1 - pActive + novel / total) / 2;
+    return (1 - pActive + novel / r.length) / 2;
   }
 }

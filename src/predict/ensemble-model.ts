@@ -47,7 +47,7 @@ export class EnsembleModel implements PointModel {
       period: options.period,
       maxPeriod: options.maxPeriod,
       maxHorizon: options.maxHorizon ?? 64,
-      power: options.power ?? 2,
+      power: options.power ?? 4,
       detectEvery: options.detectEvery ?? 720,
     };
     this.#add(new LastValueModel(), 3);

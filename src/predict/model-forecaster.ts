@@ -12,6 +12,11 @@ export interface ForecasterOptions {
   residualWindow?: number;
   /** Errors a bucket needs before its quantiles are trusted. @default 30 */
   minResiduals?: number;
+  /**
+   * Online interval calibration: scale each horizon's quantiles so that the realised miss rate of
+   * the 90 % interval tracks 10 % (adaptive conformal inference). @default true
+   */
+  calibrate?: boolean;
 }
 
 /** Inverse standard normal CDF (Acklam's rational approximation, |error| < 1.2e-9). */
@@ -54,7 +59,7 @@ export class ModelForecaster implements Forecaster {
     this.name = model.name;
     this.#history = new RingBuffer(options.capacity ?? 3072, 64);
     this.#maxHorizon = Math.max(1, Math.floor(options.maxHorizon ?? 64));
-    this.#residuals = new ResidualQuantiles(this.#maxHorizon, options.residualWindow ?? 256);
+    this.#residuals = new ResidualQuantiles(this.#maxHorizon, options.residualWindow ?? 256, 0.02, options.calibrate ?? true);
     this.#minResiduals = options.minResiduals ?? 30;
   }
 

@@ -12,10 +12,15 @@ export class ResidualQuantiles {
   readonly #mse: Float64Array;
   readonly #total: number[];
   readonly #alpha: number;
+  readonly #calibrate: boolean;
+  /** Adaptive interval scale per bucket (adaptive conformal inference on the 90 % interval). */
+  readonly #scale: Float64Array;
+  readonly #cachedQ: Float64Array;
+  readonly #sinceCache: number[];
   #t = 0;
 
   /** @param maxHorizon the longest horizon tracked; buckets are powers of two up to it. */
-  constructor(maxHorizon: number, window = 256, ewmaAlpha = 0.02) {
+  constructor(maxHorizon: number, window = 256, ewmaAlpha = 0.02, calibrate = false) {
     const hs: number[] = [];
     for (let h = 1; ; h *= 2) {
       hs.push(h);
@@ -29,6 +34,35 @@ export class ResidualQuantiles {
     this.#mse = new Float64Array(hs.length);
     this.#total = hs.map(() => 0);
     this.#alpha = ewmaAlpha;
+    this.#calibrate = calibrate;
+    this.#scale = new Float64Array(hs.length).fill(1);
+    this.#cachedQ = new Float64Array(hs.length * 2).fill(Number.NaN);
+    this.#sinceCache = hs.map(() => 0);
+  }
+
+  /** Adaptive scale applied to bucket `b`'s quantiles (1 without calibration). */
+  scale(b: number): number {
+    return this.#scale[b] ?? 1;
+  }
+
+  /**
+   * Online calibration: did the actual fall inside the current 90 % interval (scaled)? Nudge the
+   * scale so that the miss rate tracks 10 % (Gibbs & Candès' adaptive conformal inference, on a
+   * log scale).
+   */
+  #calibrateStep(b: number, err: number): void {
+    if (this.#count[b]! < 30) return;
+    if (this.#sinceCache[b]! <= 0 || Number.isNaN(this.#cachedQ[2 * b]!)) {
+      const q = this.bucketQuantiles(b, 0.05, 0.95, 30, true);
+      if (q === undefined) return;
+      this.#cachedQ[2 * b] = q[0];
+      this.#cachedQ[2 * b + 1] = q[1];
+      this.#sinceCache[b] = 16;
+    }
+    this.#sinceCache[b] = this.#sinceCache[b]! - 1;
+    const k = this.#scale[b]!;
+    const miss = err < Math.min(0, this.#cachedQ[2 * b]!) * k || err > Math.max(0, this.#cachedQ[2 * b + 1]!) * k ? 1 : 0;
+    this.#scale[b] = Math.min(4, Math.max(0.5, k * Math.exp(0.03 * (miss - 0.1))));
   }
 
   /** Resolves the forecasts made for this step against the actual `x`. Call before `record`. */
@@ -43,6 +77,7 @@ export class ResidualQuantiles {
         const a = Math.max(this.#alpha, 1 / (this.#total[b]! + 1));
         this.#mse[b] = this.#mse[b]! + a * (err * err - this.#mse[b]!);
         this.#total[b] = this.#total[b]! + 1;
+        if (this.#calibrate) this.#calibrateStep(b, err);
         e[this.#head[b]!] = err;
         this.#head[b] = (this.#head[b]! + 1) % e.length;
         this.#count[b] = Math.min(e.length, this.#count[b]! + 1);
@@ -82,11 +117,12 @@ export class ResidualQuantiles {
   }
 
   /** Signed-error quantiles [lo, hi] of bucket `b`, or undefined with fewer than `minCount`. */
-  bucketQuantiles(b: number, pLo: number, pHi: number, minCount: number): [number, number] | undefined {
+  bucketQuantiles(b: number, pLo: number, pHi: number, minCount: number, raw = false): [number, number] | undefined {
     const n = this.#count[b] ?? 0;
     if (n < minCount) return undefined;
     const sorted = Float64Array.from(this.#errors[b]!.subarray(0, n)).sort();
-    return [quantileSorted(sorted, pLo), quantileSorted(sorted, pHi)];
+    const k = raw ? 1 : this.#scale[b]!;
+    return [quantileSorted(sorted, pLo) * k, quantileSorted(sorted, pHi) * k];
   }
 
   /** Root mean square error of bucket `b` (NaN when empty). */
