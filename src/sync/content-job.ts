@@ -1,0 +1,55 @@
+import { readFile } from 'node:fs/promises';
+import { ByteWriter } from './byte-codec.js';
+import { contentHash } from './content-hash.js';
+import { computeDelta } from './delta.js';
+import { encodeCopy, encodeLiteralHeader } from './file-stream.js';
+import { computeSignature, type FileSignature } from './signature.js';
+
+/** Result of reading one changed file on the primary and diffing it against the echo's version. */
+export interface ContentResult {
+  readonly hash: string;
+  readonly size: number;
+  /** Copy/literal records of the file's content (without the end record). */
+  readonly records: Buffer;
+  /** Literal bytes in `records`. */
+  readonly literalBytes: number;
+  /** Signature of the content read. */
+  readonly signature: FileSignature;
+}
+
+/** Encodes a delta or whole content as records. */
+export function encodeRecords(ops: ReturnType<typeof computeDelta>['ops'], sizeHint: number): Buffer {
+  const w = new ByteWriter(sizeHint + 64);
+  let dst = 0;
+  for (const op of ops) {
+    if (op.kind === 'copy') {
+      encodeCopy(w, dst, op.offset, op.length);
+      dst += op.length;
+    } else {
+      encodeLiteralHeader(w, op.data.length);
+      w.bytes(op.data);
+      dst += op.data.length;
+    }
+  }
+  return w.finish();
+}
+
+/** Diffs content against `base` (or sends it whole when `base` is null). Pure CPU; runs in a worker for big files. */
+export function diffContent(data: Buffer, base: FileSignature | null): ContentResult {
+  const hash = contentHash(data);
+  if (base === null || base.length === 0) {
+    const w = new ByteWriter(data.length + 16);
+    if (data.length > 0) {
+      encodeLiteralHeader(w, data.length);
+      w.bytes(data);
+    }
+    return { hash, size: data.length, records: w.finish(), literalBytes: data.length, signature: computeSignature(data) };
+  }
+  const d = computeDelta(base, data);
+  return { hash, size: data.length, records: encodeRecords(d.ops, d.literalBytes), literalBytes: d.literalBytes, signature: d.signature };
+}
+
+/** Reads `path` and runs {@link diffContent}. */
+export async function diffFile(path: string, base: FileSignature | null): Promise<ContentResult> {
+  return diffContent(await readFile(path), base);
+}

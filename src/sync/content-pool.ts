@@ -1,0 +1,91 @@
+import { Worker } from 'node:worker_threads';
+import { diffFile, type ContentResult } from './content-job.js';
+import type { FileSignature } from './signature.js';
+
+interface Pending {
+  resolve: (r: ContentResult) => void;
+  reject: (e: Error) => void;
+}
+
+function workerUrl(): URL {
+  const self = import.meta.url;
+  if (self.endsWith('.ts')) {
+    // Running from TypeScript sources (tests, tsx): register tsx inside the worker first.
+    const target = new URL('./content-worker.ts', self).href;
+    const api = import.meta.resolve('tsx/esm/api');
+    const code = `import { register } from ${JSON.stringify(api)}; register(); await import(${JSON.stringify(target)});`;
+    return new URL('data:text/javascript,' + encodeURIComponent(code));
+  }
+  return new URL('./content-worker.js', self);
+}
+
+/**
+ * Runs file diffs in a worker thread so hashing big files never blocks the primary's event loop.
+ * Files under `inlineBelow` bytes are diffed inline (a round trip would cost more than the work).
+ * Falls back to inline work if a worker cannot start.
+ */
+export class ContentPool {
+  #worker: Worker | undefined;
+  #next = 1;
+  readonly #pending = new Map<number, Pending>();
+  #closed = false;
+
+  constructor(readonly inlineBelow = 256 * 1024) {}
+
+  #ensureWorker(): Worker | undefined {
+    if (this.#worker || this.#closed) return this.#worker;
+    try {
+      const w = new Worker(workerUrl());
+      w.unref();
+      w.on('message', (m: { id: number; ok: boolean; result?: ContentResult & { records: Uint8Array }; error?: { message: string; code?: string } }) => {
+        const p = this.#pending.get(m.id);
+        if (!p) return;
+        this.#pending.delete(m.id);
+        if (m.ok && m.result) {
+          const r = m.result;
+          p.resolve({ ...r, records: Buffer.from(r.records.buffer, r.records.byteOffset, r.records.byteLength) });
+        } else {
+          const e = new Error(m.error?.message ?? 'worker failed') as NodeJS.ErrnoException;
+          if (m.error?.code) e.code = m.error.code;
+          p.reject(e);
+        }
+      });
+      w.on('error', (err) => this.#failAll(err));
+      w.on('exit', () => {
+        this.#worker = undefined;
+        this.#failAll(new Error('content worker exited'));
+      });
+      this.#worker = w;
+    } catch {
+      this.#worker = undefined;
+    }
+    return this.#worker;
+  }
+
+  #failAll(err: Error): void {
+    for (const p of this.#pending.values()) p.reject(err);
+    this.#pending.clear();
+  }
+
+  /** Diffs the file at `path` against `base` (null: send whole). */
+  async diff(path: string, size: number, base: FileSignature | null): Promise<ContentResult> {
+    const w = size >= this.inlineBelow ? this.#ensureWorker() : undefined;
+    if (!w) return diffFile(path, base);
+    const id = this.#next++;
+    return new Promise<ContentResult>((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      w.ref();
+      w.postMessage({ id, path, base });
+    }).finally(() => {
+      if (this.#pending.size === 0) this.#worker?.unref();
+    });
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    const w = this.#worker;
+    this.#worker = undefined;
+    this.#failAll(new Error('content pool closed'));
+    if (w) await w.terminate();
+  }
+}

@@ -1,0 +1,328 @@
+import { randomBytes } from 'node:crypto';
+import { buildBatch, type BuildContext, type BuiltBatch } from './batch-builder.js';
+import { ByteWriter } from './byte-codec.js';
+import { compress } from './compression.js';
+import type { FramedConnection } from './framed-connection.js';
+import { FrameType } from './frame-codec.js';
+import { encodeBatchOps, type ManifestEntry } from './messages.js';
+import type { ResolvedSourceOptions } from './sync-options.js';
+import { TreeView } from './tree-view.js';
+import { Waker } from './waker.js';
+import { UnderstudyError } from '../errors/index.js';
+
+/** Sync counters and gauges of one echo, as seen from the primary. */
+export interface SyncStats {
+  readonly echo: string;
+  readonly connected: boolean;
+  /** Age of the oldest change not yet applied on the echo (0 when caught up). */
+  readonly lagSeconds: number;
+  /** Bytes sent or being sent but not yet acknowledged. */
+  readonly lagBytes: number;
+  /** Changed bytes per second on the primary (delta bytes, 10 s window). */
+  readonly changeRateBytesPerSec: number;
+  /** Changed files per second on the primary (10 s window). */
+  readonly changeRateFilesPerSec: number;
+  /** Bytes written to the wire to this echo (frames, all overheads). */
+  readonly wireBytes: number;
+  /** Batch data and metadata bytes before compression. */
+  readonly rawBytes: number;
+  /** Uncompressed / compressed payload bytes (1 when nothing compressed). */
+  readonly compressionRatio: number;
+  readonly batchesSent: number;
+  readonly batchesAcked: number;
+  readonly lastAckedSeq: number;
+  readonly errors: number;
+  readonly lastError: string | null;
+  /** Initial (full) sync progress, null once complete. */
+  readonly initialSync: { readonly doneBytes: number; readonly totalBytes: number } | null;
+}
+
+interface Outgoing {
+  readonly seq: number;
+  readonly batch: Buffer;
+  readonly data: Buffer[];
+  readonly raw: number;
+  readonly payload: number;
+  readonly contentBytes: number;
+  readonly changeTime: number;
+  readonly files: number;
+}
+
+function* chunks(pieces: readonly Buffer[], size: number): Generator<Buffer> {
+  let acc: Buffer[] = [];
+  let accLen = 0;
+  for (let piece of pieces) {
+    while (piece.length > 0) {
+      const take = Math.min(size - accLen, piece.length);
+      acc.push(piece.subarray(0, take));
+      accLen += take;
+      piece = piece.subarray(take);
+      if (accLen === size) {
+        yield acc.length === 1 ? (acc[0] as Buffer) : Buffer.concat(acc);
+        acc = [];
+        accLen = 0;
+      }
+    }
+  }
+  if (accLen > 0) yield acc.length === 1 ? (acc[0] as Buffer) : Buffer.concat(acc);
+}
+
+/**
+ * The primary's state for one echo: what it believes the echo holds (the view), pending changes,
+ * the lineage and sequence of batches, and unacknowledged batches kept for resending after a reconnect.
+ */
+export class EchoStream {
+  readonly view = new TreeView();
+  #dirty = new Map<string, boolean>();
+  #dirtySince: number | null = null;
+  #lastDirtyAt = 0;
+  #lineage = randomBytes(8).toString('hex');
+  #nextSeq = 1;
+  #unacked: Outgoing[] = [];
+  #conn: FramedConnection | undefined;
+  #sending = false;
+  readonly #waker = new Waker();
+  #closed = false;
+  #lastBatchAt = performance.now();
+  #initial: { doneBytes: number; totalBytes: number } | null = null;
+  #rate: { t: number; bytes: number; files: number }[] = [];
+  #c = { wire: 0, raw: 0, payload: 0, sent: 0, acked: 0, lastAcked: 0, errors: 0, lastError: null as string | null };
+  readonly loop: Promise<void>;
+
+  constructor(
+    readonly echo: string,
+    private readonly opts: ResolvedSourceOptions,
+    private readonly ctx: Omit<BuildContext, 'view'>,
+    private readonly emit: (event: string, value: unknown) => void,
+  ) {
+    this.loop = this.#run();
+  }
+
+  get lineage(): string {
+    return this.#lineage;
+  }
+
+  markDirty(path: string, deep: boolean): void {
+    const prev = this.#dirty.get(path);
+    this.#dirty.set(path, deep || prev === true);
+    const now = performance.now();
+    this.#dirtySince ??= now;
+    this.#lastDirtyAt = now;
+    this.#waker.kick();
+  }
+
+  /** Whether an echo that applied `lastApplied` in `lineage` can resume without a reset. */
+  canResume(lineage: string, lastApplied: number): boolean {
+    const firstUnacked = this.#unacked[0]?.seq ?? this.#nextSeq;
+    return lineage === this.#lineage && lastApplied >= firstUnacked - 1 && lastApplied < this.#nextSeq;
+  }
+
+  /** Starts a new lineage: forget everything believed about the echo. */
+  reset(): void {
+    this.#lineage = randomBytes(8).toString('hex');
+    this.#nextSeq = 1;
+    this.#unacked = [];
+    this.view.clear();
+  }
+
+  /** Loads the echo's manifest as the view and schedules a full comparison (initial sync). */
+  loadManifest(entries: readonly ManifestEntry[], totalBytes: number): void {
+    this.view.clear();
+    for (const e of entries) {
+      if (e.type === 'file') this.view.set(e.path, { type: 'file', mode: e.mode, size: e.size, mtimeMs: 0, ino: 0, hash: e.hash, sig: null });
+      else if (e.type === 'dir') this.view.set(e.path, { type: 'dir', mode: e.mode });
+      else this.view.set(e.path, { type: 'symlink', target: e.target });
+    }
+    this.#initial = { doneBytes: 0, totalBytes };
+    this.emit('progress', { echo: this.echo, ...this.#initial, done: false });
+    this.markDirty('', true);
+  }
+
+  /** Attaches a ready connection; resends unacknowledged batches after `lastApplied`. */
+  attach(conn: FramedConnection, lastApplied: number): void {
+    this.#conn = conn;
+    this.#unacked = this.#unacked.filter((b) => b.seq > lastApplied);
+    this.#resend = true;
+    this.#waker.kick();
+  }
+  #resend = false;
+
+  detach(conn: FramedConnection): void {
+    if (this.#conn === conn) this.#conn = undefined;
+    this.#c.wire += conn.bytesOut;
+    this.#waker.kick();
+  }
+
+  onAck(seq: number): void {
+    while (this.#unacked.length > 0 && (this.#unacked[0] as Outgoing).seq <= seq) {
+      const b = this.#unacked.shift() as Outgoing;
+      this.#c.acked++;
+      this.#c.lastAcked = b.seq;
+      if (this.#initial) this.#initial.doneBytes = Math.min(this.#initial.totalBytes, this.#initial.doneBytes + b.contentBytes);
+    }
+    this.#checkInitialDone();
+    this.emit('stats', this.stats());
+    this.#waker.kick();
+  }
+
+  #checkInitialDone(): void {
+    if (this.#initial && this.#unacked.length === 0 && this.#dirty.size === 0 && !this.#building) {
+      this.#initial.doneBytes = this.#initial.totalBytes;
+      this.emit('progress', { echo: this.echo, ...this.#initial, done: true });
+      this.#initial = null;
+    } else if (this.#initial) this.emit('progress', { echo: this.echo, ...this.#initial, done: false });
+  }
+  #building = false;
+
+  /** The echo rejected a batch: count it, and start over with a full sync on the next connection. */
+  onRemoteError(code: string, message: string): void {
+    this.#c.errors++;
+    this.#c.lastError = `${code}: ${message}`;
+    this.emit('error', new UnderstudyError(code, `echo ${this.echo} rejected a batch: ${message}`, { details: { echo: this.echo } }));
+    this.reset();
+  }
+
+  stats(): SyncStats {
+    const now = performance.now();
+    const oldest = Math.min(this.#dirty.size > 0 && this.#dirtySince !== null ? this.#dirtySince : Infinity, this.#unacked[0]?.changeTime ?? Infinity);
+    this.#rate = this.#rate.filter((r) => now - r.t <= 10_000);
+    const span = 10;
+    return {
+      echo: this.echo,
+      connected: this.#conn !== undefined && !this.#conn.closed,
+      lagSeconds: Number.isFinite(oldest) ? (now - oldest) / 1000 : 0,
+      lagBytes: this.#unacked.reduce((s, b) => s + b.raw, 0),
+      changeRateBytesPerSec: this.#rate.reduce((s, r) => s + r.bytes, 0) / span,
+      changeRateFilesPerSec: this.#rate.reduce((s, r) => s + r.files, 0) / span,
+      wireBytes: this.#c.wire + (this.#conn?.bytesOut ?? 0),
+      rawBytes: this.#c.raw,
+      compressionRatio: this.#c.payload > 0 ? this.#c.raw / this.#c.payload : 1,
+      batchesSent: this.#c.sent,
+      batchesAcked: this.#c.acked,
+      lastAckedSeq: this.#c.lastAcked,
+      errors: this.#c.errors,
+      lastError: this.#c.lastError,
+      initialSync: this.#initial ? { ...this.#initial } : null,
+    };
+  }
+
+  /** Milliseconds to wait before cutting a batch (0: now). */
+  #due(): number {
+    const now = performance.now();
+    if (this.opts.mode === 'continuous') {
+      const quiet = this.#lastDirtyAt + this.opts.debounceMs - now;
+      const cap = (this.#dirtySince ?? now) + this.opts.maxDelayMs - now;
+      return Math.max(0, Math.min(quiet, cap));
+    }
+    const u = Math.min(1, Math.max(0, this.opts.utilisation?.() ?? 0));
+    const interval = this.opts.intervalMs * (1 - 0.9 * u);
+    return Math.max(0, this.#lastBatchAt + interval - now);
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#closed) {
+      const conn = this.#conn;
+      if (!conn || conn.closed) {
+        await this.#waker.wait();
+        continue;
+      }
+      if (this.#resend) {
+        this.#resend = false;
+        for (const b of [...this.#unacked]) await this.#send(conn, b);
+        continue;
+      }
+      if (this.#dirty.size === 0 || this.#unacked.length >= this.opts.window) {
+        await this.#waker.wait(this.opts.mode === 'relaxed' ? 1000 : undefined);
+        continue;
+      }
+      const due = this.#due();
+      if (due > 0 && !(this.opts.mode === 'relaxed' && (await this.#overThreshold()))) {
+        await this.#waker.wait(due);
+        continue;
+      }
+      const dirty = this.#dirty;
+      const since = this.#dirtySince ?? performance.now();
+      this.#dirty = new Map();
+      this.#dirtySince = null;
+      this.#lastBatchAt = performance.now();
+      let built: BuiltBatch;
+      this.#building = true;
+      try {
+        const cap = this.opts.bandwidthBytesPerSec;
+        built = await buildBatch({ ...this.ctx, view: this.view }, dirty, {
+          maxFiles: 20_000,
+          maxContentBytes: cap ? Math.max(64 * 1024, Math.min(this.opts.maxBatchBytes, cap)) : this.opts.maxBatchBytes,
+        });
+      } catch (err) {
+        // Could not read the tree (e.g. permissions): count it, retry later from a deep scan.
+        this.#c.errors++;
+        this.#c.lastError = (err as Error).message;
+        this.emit('error', err);
+        for (const [p, d] of dirty) this.markDirty(p, d);
+        this.#building = false;
+        await this.#waker.wait(1000);
+        continue;
+      } finally {
+        this.#building = false;
+      }
+      for (const p of built.deferred) this.markDirty(p, false);
+      if (this.#dirty.size > 0) this.#dirtySince = Math.min(this.#dirtySince ?? since, since);
+      if (built.ops.length === 0) {
+        this.#checkInitialDone();
+        continue;
+      }
+      const out = await this.#encode(built, since);
+      this.#rate.push({ t: performance.now(), bytes: built.literalBytes, files: built.files });
+      this.#unacked.push(out);
+      this.#c.sent++;
+      if (this.#conn === conn && !conn.closed) await this.#send(conn, out);
+    }
+  }
+
+  async #overThreshold(): Promise<boolean> {
+    if (this.#dirty.size > 10_000) return true;
+    let est = 0;
+    for (const p of this.#dirty.keys()) {
+      const e = this.view.get(p);
+      est += e?.type === 'file' ? Math.max(4096, e.size / 16) : 4096;
+      if (est >= this.opts.bytesThreshold) return true;
+    }
+    return false;
+  }
+
+  async #encode(built: BuiltBatch, changeTime: number): Promise<Outgoing> {
+    const seq = this.#nextSeq++;
+    const meta = encodeBatchOps(seq, built.ops);
+    const mc = await compress(meta, this.opts.compression);
+    const batch = new ByteWriter(mc.body.length + 12).u8(mc.codec).varint(meta.length).bytes(mc.body).finish();
+    let payload = mc.body.length;
+    const data: Buffer[] = [];
+    for (const chunk of chunks(built.data, this.opts.frameDataBytes)) {
+      const c = await compress(chunk, this.opts.compression);
+      payload += c.body.length;
+      data.push(new ByteWriter(c.body.length + 16).varint(seq).u8(c.codec).varint(chunk.length).bytes(c.body).finish());
+    }
+    const raw = meta.length + built.dataBytes;
+    this.#c.raw += raw;
+    this.#c.payload += payload;
+    return { seq, batch, data, raw, payload, contentBytes: built.contentBytes, changeTime, files: built.files };
+  }
+
+  async #send(conn: FramedConnection, b: Outgoing): Promise<void> {
+    if (this.#sending) return;
+    this.#sending = true;
+    try {
+      await conn.send(FrameType.Batch, b.batch);
+      for (const d of b.data) await conn.send(FrameType.Data, d);
+      await conn.send(FrameType.BatchEnd, new ByteWriter(10).varint(b.seq).finish());
+    } finally {
+      this.#sending = false;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#waker.kick();
+    await this.loop;
+  }
+}

@@ -1,0 +1,69 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { mkdtemp, mkdir, writeFile, rm, rename, symlink, chmod, appendFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { SyncSource } from './sync-source.js';
+import { SyncTarget } from './sync-target.js';
+import { verifyTrees } from './verify-trees.js';
+
+const KEY = 'test-service-key-0123456789';
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function setup(sourceOpts: Partial<Parameters<typeof SyncSource.create>[0]> = {}) {
+  const base = await mkdtemp(join(tmpdir(), 'us-sync-'));
+  const a = join(base, 'primary');
+  const b = join(base, 'echo');
+  await mkdir(a);
+  const source = await SyncSource.create({ dir: a, key: KEY, scanIntervalMs: 0, ...sourceOpts });
+  const target = await SyncTarget.create({ dir: b, key: KEY, port: source.port, durable: false });
+  cleanups.push(async () => {
+    await target.close();
+    await source.close();
+    await rm(base, { recursive: true, force: true });
+  });
+  return { base, a, b, source, target };
+}
+
+async function converge(a: string, b: string, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const d = await verifyTrees(a, b);
+    if (d.length === 0) return;
+    if (Date.now() > until) throw new Error(`trees differ: ${JSON.stringify(d.slice(0, 5))}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('sync over loopback', () => {
+  it('converges for creates, renames, deletes, symlinks, modes and empty directories', async () => {
+    const { a, b } = await setup();
+    await mkdir(join(a, 'data/sub'), { recursive: true });
+    await writeFile(join(a, 'data/sub/x.bin'), randomBytes(300_000));
+    await writeFile(join(a, 'config.yaml'), 'a: 1\n');
+    await mkdir(join(a, 'empty'));
+    await converge(a, b);
+    await rename(join(a, 'data'), join(a, 'data2'));
+    await symlink('data2/sub/x.bin', join(a, 'link'));
+    await chmod(join(a, 'config.yaml'), 0o600);
+    await appendFile(join(a, 'data2/sub/x.bin'), randomBytes(1000));
+    await rm(join(a, 'empty'), { recursive: true });
+    await mkdir(join(a, 'empty2'));
+    await converge(a, b);
+  });
+
+  it('sends a renamed directory as copies, not content', async () => {
+    const { a, b, source } = await setup();
+    await mkdir(join(a, 'd'));
+    for (let i = 0; i < 20; i++) await writeFile(join(a, 'd', `f${i}`), randomBytes(50_000));
+    await converge(a, b);
+    const before = source.stats()[0]?.wireBytes ?? 0;
+    await rename(join(a, 'd'), join(a, 'e'));
+    await converge(a, b);
+    const after = source.stats()[0]?.wireBytes ?? 0;
+    expect(after - before).toBeLessThan(5_000);
+  });
+});

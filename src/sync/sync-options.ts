@@ -1,0 +1,92 @@
+import { UnderstudyError, ErrorCode } from '../errors/index.js';
+import type { CompressionMode } from './compression.js';
+import { DEFAULT_PRIORITY_CLASSES, type PriorityClass } from './priority.js';
+/** Normalises a per-service key: a string is used as UTF-8 bytes. Thrown (`UNDERSTUDY_ERR_CONFIG`) when shorter than 16 bytes. */
+export function serviceKey(key: string | Buffer): Buffer {
+  const b = typeof key === 'string' ? Buffer.from(key, 'utf8') : key;
+  if (b.length < 16) throw new UnderstudyError(ErrorCode.Config, 'the sync key must be at least 16 bytes');
+  return b;
+}
+
+
+/** When batches are sent. */
+export type SyncMode = 'continuous' | 'relaxed';
+
+/** Options of {@link SyncSource}. */
+export interface SyncSourceOptions {
+  /** The primary's state directory. */
+  readonly dir: string;
+  /** Per-service secret shared with the echoes (HMAC key, at least 16 bytes). */
+  readonly key: string | Buffer;
+  /** @default '127.0.0.1' */
+  readonly host?: string;
+  /** Port to listen on; 0 picks a free one (see `port`). @default 0 */
+  readonly port?: number;
+  /** `continuous` sends as soon as changes settle; `relaxed` sends on the interval only. @default 'continuous' */
+  readonly mode?: SyncMode;
+  /** Continuous mode: quiet time before a batch is cut. @default 5 */
+  readonly debounceMs?: number;
+  /** Continuous mode: longest a change waits while changes keep coming. @default 50 */
+  readonly maxDelayMs?: number;
+  /** Relaxed mode: sync interval at zero utilisation. @default 10000 */
+  readonly intervalMs?: number;
+  /** Relaxed mode: sync early once this many changed bytes are estimated pending. @default 64 MiB */
+  readonly bytesThreshold?: number;
+  /** Primary utilisation 0..1; as it rises the relaxed interval shrinks (down to 10% at 1). */
+  readonly utilisation?: () => number;
+  /** Optional bandwidth cap in bytes per second (token bucket); null for none. @default null */
+  readonly bandwidthBytesPerSec?: number | null;
+  /** Priority classes, first sent first. @default DEFAULT_PRIORITY_CLASSES (data, code, config) */
+  readonly priorities?: readonly PriorityClass[];
+  /** Glob patterns never replicated. @default [] */
+  readonly ignore?: readonly string[];
+  /** Period of the safety-net full scan; 0 disables. @default 30000 */
+  readonly scanIntervalMs?: number;
+  /** Use inotify watches (false: scan only). @default true */
+  readonly watch?: boolean;
+  /** Unacknowledged batches allowed in flight per echo. @default 8 */
+  readonly window?: number;
+  /** Largest frame payload sent or accepted. @default 17 MiB */
+  readonly maxFrameBytes?: number;
+  /** Data bytes per DATA frame. @default 1 MiB */
+  readonly frameDataBytes?: number;
+  /** File content bytes per batch (bounds memory and lets priorities act under a cap). @default 64 MiB */
+  readonly maxBatchBytes?: number;
+  /** @default 'auto' */
+  readonly compression?: CompressionMode;
+  /** Stops the primary side when aborted. */
+  readonly signal?: AbortSignal;
+}
+
+/** {@link SyncSourceOptions} with defaults applied. */
+export type ResolvedSourceOptions = Required<Omit<SyncSourceOptions, 'signal' | 'key' | 'utilisation' | 'bandwidthBytesPerSec'>> & {
+  readonly key: Buffer;
+  readonly utilisation: (() => number) | undefined;
+  readonly bandwidthBytesPerSec: number | null;
+};
+
+/** Applies defaults once. */
+export function resolveSourceOptions(o: SyncSourceOptions): ResolvedSourceOptions {
+  return {
+    dir: o.dir,
+    key: serviceKey(o.key),
+    host: o.host ?? '127.0.0.1',
+    port: o.port ?? 0,
+    mode: o.mode ?? 'continuous',
+    debounceMs: o.debounceMs ?? 5,
+    maxDelayMs: o.maxDelayMs ?? 50,
+    intervalMs: o.intervalMs ?? 10_000,
+    bytesThreshold: o.bytesThreshold ?? 64 * 1024 * 1024,
+    utilisation: o.utilisation,
+    bandwidthBytesPerSec: o.bandwidthBytesPerSec ?? null,
+    priorities: o.priorities ?? DEFAULT_PRIORITY_CLASSES,
+    ignore: o.ignore ?? [],
+    scanIntervalMs: o.scanIntervalMs ?? 30_000,
+    watch: o.watch ?? true,
+    window: o.window ?? 8,
+    maxFrameBytes: o.maxFrameBytes ?? 17 * 1024 * 1024,
+    frameDataBytes: o.frameDataBytes ?? 1024 * 1024,
+    maxBatchBytes: o.maxBatchBytes ?? 64 * 1024 * 1024,
+    compression: o.compression ?? 'auto',
+  };
+}

@@ -1,0 +1,217 @@
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server, type Socket } from 'node:net';
+import { resolve } from 'node:path';
+import { lstat, mkdir } from 'node:fs/promises';
+import { UnderstudyError, ErrorCode, isUnderstudyError } from '../errors/index.js';
+import { ChangeWatcher } from './change-watcher.js';
+import { ContentPool } from './content-pool.js';
+import { EchoStream, type SyncStats } from './echo-stream.js';
+import { deriveSessionKey, FrameType, type Frame } from './frame-codec.js';
+import { FramedConnection } from './framed-connection.js';
+import { globToRegExp } from './glob.js';
+import { decodeError, decodeHelloTarget, decodeManifest, decodeSeq, encodeHelloSource, type ManifestEntry } from './messages.js';
+import { priorityRanker } from './priority.js';
+import { resolveSourceOptions, type ResolvedSourceOptions, type SyncSourceOptions } from './sync-options.js';
+import { TokenBucket } from './token-bucket.js';
+import { childPath, listDir, readEntry } from './tree-scan.js';
+
+/** Initial sync progress of one echo. */
+export interface SyncProgress {
+  readonly echo: string;
+  readonly doneBytes: number;
+  readonly totalBytes: number;
+  readonly done: boolean;
+}
+
+/**
+ * The primary side of state sync: watches the state directory, serves echoes over TCP (frames
+ * authenticated with HMAC-SHA256 under a per-service key), and streams batches of changes to each.
+ * Events: `stats` ({@link SyncStats}, after each acknowledgement), `progress` ({@link SyncProgress}),
+ * `error` (an UnderstudyError; the sync continues), `connected`/`disconnected` (echo id).
+ */
+export class SyncSource extends EventEmitter {
+  readonly #opts: ResolvedSourceOptions;
+  readonly #server: Server;
+  readonly #streams = new Map<string, EchoStream>();
+  readonly #sockets = new Set<Socket>();
+  readonly #watcher: ChangeWatcher;
+  readonly #pool = new ContentPool();
+  readonly #bucket: TokenBucket | undefined;
+  readonly #rank: (path: string) => number;
+  readonly #ignore: (path: string) => boolean;
+  #closed = false;
+
+  private constructor(opts: ResolvedSourceOptions, server: Server) {
+    super();
+    this.#opts = opts;
+    this.#server = server;
+    this.#bucket = opts.bandwidthBytesPerSec ? new TokenBucket(opts.bandwidthBytesPerSec) : undefined;
+    this.#rank = priorityRanker(opts.priorities);
+    const ignores = opts.ignore.map(globToRegExp);
+    this.#ignore = (p) => ignores.some((r) => r.test(p));
+    this.#watcher = new ChangeWatcher(opts.dir, (p, deep) => this.#onChange(p, deep), { watch: opts.watch, scanIntervalMs: opts.scanIntervalMs });
+  }
+
+  /** Starts watching `dir` and listening for echoes. Thrown `UNDERSTUDY_ERR_STATE_DIR` if `dir` is not a directory. */
+  static async create(options: SyncSourceOptions): Promise<SyncSource> {
+    const opts = resolveSourceOptions({ ...options, dir: resolve(options.dir) });
+    await mkdir(opts.dir, { recursive: true });
+    const st = await lstat(opts.dir);
+    if (!st.isDirectory()) throw new UnderstudyError(ErrorCode.StateDir, `${opts.dir} is not a directory`, { details: { dir: opts.dir } });
+    const server = createServer();
+    const src = new SyncSource(opts, server);
+    server.on('connection', (s) => src.#accept(s));
+    await new Promise<void>((res, rej) => {
+      server.once('error', (err) => rej(new UnderstudyError(ErrorCode.Port, `cannot listen for echoes: ${err.message}`, { cause: err })));
+      server.listen(opts.port, opts.host, () => res());
+    });
+    await src.#watchTree('');
+    options.signal?.addEventListener('abort', () => void src.close(), { once: true });
+    return src;
+  }
+
+  /** Port echoes connect to. */
+  get port(): number {
+    const a = this.#server.address();
+    return typeof a === 'object' && a ? a.port : 0;
+  }
+
+  /** Per-echo sync statistics. */
+  stats(): SyncStats[] {
+    return [...this.#streams.values()].map((s) => s.stats());
+  }
+
+  /** Requests a full comparison of the tree with every echo now (the periodic safety net, on demand). */
+  rescan(): void {
+    this.#onChange('', true);
+  }
+
+  async #watchTree(dir: string): Promise<void> {
+    this.#watcher.addDir(dir);
+    for (const name of await listDir(this.#opts.dir, dir)) {
+      const p = childPath(dir, name);
+      if (this.#ignore(p)) continue;
+      const e = await readEntry(this.#opts.dir, p);
+      if (e !== null && e !== 'special' && e.type === 'dir') await this.#watchTree(p);
+    }
+  }
+
+  #onChange(path: string, deep: boolean): void {
+    if (path !== '' && this.#ignore(path)) return;
+    for (const s of this.#streams.values()) s.markDirty(path, deep);
+  }
+
+  #stream(echo: string): EchoStream {
+    let s = this.#streams.get(echo);
+    if (!s) {
+      s = new EchoStream(
+        echo,
+        this.#opts,
+        { root: this.#opts.dir, pool: this.#pool, rankOf: this.#rank, onDir: (p) => this.#watcher.addDir(p), ignore: this.#ignore },
+        (event, value) => {
+          if (event === 'error' && this.listenerCount('error') === 0) return;
+          this.emit(event, value);
+        },
+      );
+      this.#streams.set(echo, s);
+    }
+    return s;
+  }
+
+  #accept(socket: Socket): void {
+    if (this.#closed) {
+      socket.destroy();
+      return;
+    }
+    this.#sockets.add(socket);
+    socket.on('close', () => this.#sockets.delete(socket));
+    let phase: 'hello' | 'manifest' | 'run' = 'hello';
+    let stream: EchoStream | undefined;
+    const manifest: ManifestEntry[] = [];
+    const conn: FramedConnection = new FramedConnection(
+      socket,
+      { key: this.#opts.key, maxPayloadBytes: this.#opts.maxFrameBytes, bucket: this.#bucket },
+      (f: Frame) => {
+        try {
+          if (phase === 'hello') {
+            if (f.type !== FrameType.HelloTarget) throw new UnderstudyError(ErrorCode.SyncFrame, 'expected hello');
+            const m = decodeHelloTarget(f.payload);
+            stream = this.#stream(m.targetId);
+            const resume = stream.canResume(m.lineage, m.lastApplied);
+            if (!resume) stream.reset();
+            const nonce = randomBytes(16);
+            conn.sendNow(FrameType.HelloSource, encodeHelloSource({ targetNonce: m.nonce, nonce, lineage: stream.lineage, resume }));
+            conn.setKey(deriveSessionKey(this.#opts.key, m.nonce, nonce));
+            this.emit('connected', m.targetId);
+            if (resume) {
+              phase = 'run';
+              stream.attach(conn, m.lastApplied);
+            } else phase = 'manifest';
+            return;
+          }
+          const s = stream as EchoStream;
+          if (phase === 'manifest') {
+            if (f.type !== FrameType.Manifest) throw new UnderstudyError(ErrorCode.SyncFrame, 'expected manifest');
+            const part = decodeManifest(f.payload);
+            for (const e of part.entries) manifest.push(e);
+            if (part.last) {
+              phase = 'run';
+              void this.#initialBytes(manifest).then((total) => {
+                if (conn.closed) return;
+                s.loadManifest(manifest, total);
+                s.attach(conn, 0);
+              });
+            }
+            return;
+          }
+          if (f.type === FrameType.Ack) s.onAck(decodeSeq(f.payload));
+          else if (f.type === FrameType.Error) {
+            const e = decodeError(f.payload);
+            s.onRemoteError(e.code, e.message);
+            conn.close();
+          } else throw new UnderstudyError(ErrorCode.SyncFrame, `unexpected frame type ${f.type}`);
+        } catch (err) {
+          conn.close(err as Error);
+        }
+      },
+      (err) => {
+        if (stream) {
+          stream.detach(conn);
+          this.emit('disconnected', stream.echo);
+        }
+        if (err && isUnderstudyError(err) && this.listenerCount('error') > 0) this.emit('error', err);
+      },
+    );
+  }
+
+  /** Bytes the initial sync has to make current: files absent from the manifest or of another size. */
+  async #initialBytes(manifest: readonly ManifestEntry[]): Promise<number> {
+    const sizes = new Map<string, number>();
+    for (const e of manifest) if (e.type === 'file') sizes.set(e.path, e.size);
+    let total = 0;
+    const walk = async (dir: string): Promise<void> => {
+      for (const name of await listDir(this.#opts.dir, dir)) {
+        const p = childPath(dir, name);
+        if (this.#ignore(p)) continue;
+        const e = await readEntry(this.#opts.dir, p);
+        if (e === null || e === 'special') continue;
+        if (e.type === 'dir') await walk(p);
+        else if (e.type === 'file' && sizes.get(p) !== e.size) total += e.size;
+      }
+    };
+    await walk('');
+    return total;
+  }
+
+  /** Stops serving and watching. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#watcher.close();
+    for (const s of this.#sockets) s.destroy();
+    await new Promise<void>((res) => this.#server.close(() => res()));
+    await Promise.all([...this.#streams.values()].map((s) => s.close()));
+    await this.#pool.close();
+  }
+}

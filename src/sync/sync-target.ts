@@ -1,0 +1,301 @@
+import { EventEmitter } from 'node:events';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { connect } from 'node:net';
+import { basename, dirname, join, relative, resolve } from 'node:path';
+import { UnderstudyError, ErrorCode, isUnderstudyError } from '../errors/index.js';
+import { BatchApplier } from './batch-applier.js';
+import { ByteQueue } from './byte-queue.js';
+import { decompress } from './compression.js';
+import { deriveSessionKey, FrameType, type Frame } from './frame-codec.js';
+import { FramedConnection } from './framed-connection.js';
+import { buildManifest } from './manifest.js';
+import { decodeBatchOps, decodeHelloSource, decodeSeq, encodeError, encodeHelloTarget, encodeManifest, encodeSeq, type BatchOp } from './messages.js';
+import { ByteReader } from './byte-codec.js';
+import { serviceKey } from './sync-options.js';
+
+/** Options of {@link SyncTarget}. */
+export interface SyncTargetOptions {
+  /** The echo's state directory (created if missing). */
+  readonly dir: string;
+  /** Per-service secret shared with the primary (HMAC key). */
+  readonly key: string | Buffer;
+  /** Primary's sync port. */
+  readonly port: number;
+  /** @default '127.0.0.1' */
+  readonly host?: string;
+  /** Identifies this echo to the primary. @default 'echo' */
+  readonly echoId?: string;
+  /** Journal, staging and apply state. @default sibling `.<dir name>.understudy-sync` */
+  readonly metaDir?: string;
+  /** fsync files, journal and directories (turn off only in tests of logic). @default true */
+  readonly durable?: boolean;
+  /** Delay before reconnecting after the connection drops. @default 200 */
+  readonly reconnectDelayMs?: number;
+  /** Largest frame payload accepted. @default 17 MiB */
+  readonly maxFrameBytes?: number;
+  /** Bytes of received, not yet applied data before reading pauses. @default 64 MiB */
+  readonly maxBufferedBytes?: number;
+  /** Stops the echo side when aborted. */
+  readonly signal?: AbortSignal;
+}
+
+/** Emitted after a batch is fully applied. */
+export interface AppliedEvent {
+  readonly seq: number;
+  readonly files: number;
+  readonly bytes: number;
+  readonly ms: number;
+  /** Wall-clock time (ms since epoch) when the batch became durable on the echo. */
+  readonly at: number;
+}
+
+/** A rejected frame or path, logged as a security event. */
+export interface SecurityEvent {
+  readonly code: string;
+  readonly message: string;
+  readonly details: Readonly<Record<string, unknown>>;
+  readonly at: number;
+}
+
+/** Counters of the echo side. */
+export interface SyncTargetStats {
+  readonly connected: boolean;
+  readonly lineage: string;
+  readonly lastAppliedSeq: number;
+  readonly batchesApplied: number;
+  readonly duplicatesSkipped: number;
+  readonly wireBytesIn: number;
+  readonly errors: number;
+  readonly securityEvents: number;
+}
+
+type ResolvedTargetOptions = Required<Omit<SyncTargetOptions, 'signal' | 'key'>> & { key: Buffer };
+
+interface PendingBatch {
+  seq: number;
+  ops: BatchOp[];
+  queue: ByteQueue;
+}
+
+/**
+ * The echo side of state sync: connects to the primary, authenticates, resumes from its last applied
+ * batch (or sends its manifest for a full sync), and applies batches atomically into its state
+ * directory. Events: `applied` ({@link AppliedEvent}), `connected`, `disconnected`, `security`
+ * ({@link SecurityEvent}), `error`.
+ */
+export class SyncTarget extends EventEmitter {
+  readonly #opts: ResolvedTargetOptions;
+  readonly #applier: BatchApplier;
+  readonly #abort = new AbortController();
+  #conn: FramedConnection | undefined;
+  #closed = false;
+  #loop: Promise<void> = Promise.resolve();
+  #stats = { batchesApplied: 0, duplicatesSkipped: 0, wireBytesIn: 0, errors: 0, securityEvents: 0 };
+
+  private constructor(opts: ResolvedTargetOptions, applier: BatchApplier) {
+    super();
+    this.#opts = opts;
+    this.#applier = applier;
+  }
+
+  static async create(options: SyncTargetOptions): Promise<SyncTarget> {
+    const dir = resolve(options.dir);
+    const opts: ResolvedTargetOptions = {
+      dir,
+      key: serviceKey(options.key),
+      port: options.port,
+      host: options.host ?? '127.0.0.1',
+      echoId: options.echoId ?? 'echo',
+      metaDir: resolve(options.metaDir ?? join(dirname(dir), `.${basename(dir)}.understudy-sync`)),
+      durable: options.durable ?? true,
+      reconnectDelayMs: options.reconnectDelayMs ?? 200,
+      maxFrameBytes: options.maxFrameBytes ?? 17 * 1024 * 1024,
+      maxBufferedBytes: options.maxBufferedBytes ?? 64 * 1024 * 1024,
+    };
+    const applier = await BatchApplier.create(dir, opts.metaDir, opts.durable);
+    const t = new SyncTarget(opts, applier);
+    options.signal?.addEventListener('abort', () => void t.close(), { once: true });
+    t.#loop = t.#run();
+    return t;
+  }
+
+  /** Last fully applied batch. */
+  get lastAppliedSeq(): number {
+    return this.#applier.state.lastApplied;
+  }
+
+  stats(): SyncTargetStats {
+    return {
+      connected: this.#conn !== undefined && !this.#conn.closed,
+      lineage: this.#applier.state.lineage,
+      lastAppliedSeq: this.#applier.state.lastApplied,
+      ...this.#stats,
+    };
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#closed) {
+      try {
+        await this.#session();
+      } catch (err) {
+        if (!this.#closed) this.emit('disconnected', err);
+      }
+      if (this.#closed) break;
+      await new Promise((r) => setTimeout(r, this.#opts.reconnectDelayMs));
+    }
+  }
+
+  #security(err: UnderstudyError): void {
+    this.#stats.securityEvents++;
+    const ev: SecurityEvent = { code: err.code, message: err.message, details: err.details, at: Date.now() };
+    if (this.listenerCount('security') > 0) this.emit('security', ev);
+  }
+
+  /** One connection's lifetime; resolves or rejects when it ends. */
+  async #session(): Promise<void> {
+    const socket = connect({ host: this.#opts.host, port: this.#opts.port });
+    await new Promise<void>((res, rej) => {
+      socket.once('connect', res);
+      socket.once('error', rej);
+    });
+    const nonce = randomBytes(16);
+    const applier = this.#applier;
+    let lineage = applier.state.lineage;
+    let phase: 'hello' | 'run' = 'hello';
+    let chain: Promise<void> = Promise.resolve();
+    let expectedSeq = applier.state.lastApplied + 1;
+    let buffered = 0;
+    const batches = new Map<number, PendingBatch>();
+    let failed = false;
+    let endSession!: (err?: Error) => void;
+    const ended = new Promise<void>((res, rej) => {
+      endSession = (err) => (err ? rej(err) : res());
+    });
+
+    const onConsume = (n: number): void => {
+      buffered -= n;
+      if (buffered < this.#opts.maxBufferedBytes / 2) conn.setReading(true);
+    };
+    const fail = (err: unknown, seq = 0): void => {
+      if (failed) return;
+      failed = true;
+      this.#stats.errors++;
+      const e = isUnderstudyError(err) ? err : new UnderstudyError(ErrorCode.SyncTransport, (err as Error).message, { cause: err });
+      if (e.code === ErrorCode.SyncPath || e.code === ErrorCode.SyncFrame) this.#security(e);
+      if (this.listenerCount('error') > 0) this.emit('error', e);
+      for (const b of batches.values()) b.queue.fail(e);
+      void conn.send(FrameType.Error, encodeError(seq, e.code, e.message)).finally(() => setTimeout(() => conn.close(e), 20));
+    };
+
+    const onFrame = (f: Frame): void => {
+      if (failed) return;
+      try {
+        if (phase === 'hello') {
+          if (f.type !== FrameType.HelloSource) throw new UnderstudyError(ErrorCode.SyncFrame, 'expected hello');
+          const m = decodeHelloSource(f.payload);
+          if (m.targetNonce.length !== 16 || !timingSafeEqual(Buffer.from(m.targetNonce), nonce)) throw new UnderstudyError(ErrorCode.SyncFrame, 'hello does not answer our nonce');
+          conn.setKey(deriveSessionKey(this.#opts.key, nonce, m.nonce));
+          phase = 'run';
+          if (!m.resume || m.lineage !== lineage) {
+            lineage = m.lineage;
+            expectedSeq = 1;
+            chain = chain.then(async () => {
+              await applier.resetLineage(lineage);
+              const entries = await buildManifest(this.#opts.dir, this.#skip);
+              for (let i = 0; i < entries.length || i === 0; i += 4096) {
+                await conn.send(FrameType.Manifest, encodeManifest(entries.slice(i, i + 4096), i + 4096 >= entries.length));
+              }
+            });
+          }
+          this.emit('connected');
+          return;
+        }
+        switch (f.type) {
+          case FrameType.Batch: {
+            const r = new ByteReader(f.payload);
+            const codec = r.u8();
+            const rawLen = r.varint();
+            const body = decompress(codec, Buffer.from(r.bytes(r.remaining)), rawLen);
+            const { seq, ops } = decodeBatchOps(body);
+            if (seq !== expectedSeq) throw new UnderstudyError(ErrorCode.SyncFrame, `batch ${seq} out of order (expected ${expectedSeq})`, { details: { seq } });
+            expectedSeq++;
+            const b: PendingBatch = { seq, ops, queue: new ByteQueue(onConsume) };
+            batches.set(seq, b);
+            const started = performance.now();
+            chain = chain.then(async () => {
+              if (failed) return;
+              const staged = await applier.stage(lineage, seq, ops, b.queue);
+              await applier.commit(staged);
+              batches.delete(seq);
+              this.#stats.batchesApplied++;
+              await conn.send(FrameType.Ack, encodeSeq(seq));
+              const ev: AppliedEvent = { seq, files: staged.files, bytes: staged.bytes, ms: performance.now() - started, at: Date.now() };
+              this.emit('applied', ev);
+            });
+            chain = chain.catch((err: unknown) => fail(err, seq));
+            break;
+          }
+          case FrameType.Data: {
+            const r = new ByteReader(f.payload);
+            const seq = r.varint();
+            const codec = r.u8();
+            const rawLen = r.varint();
+            if (rawLen > this.#opts.maxFrameBytes) throw new UnderstudyError(ErrorCode.SyncFrame, 'data chunk too large');
+            const b = batches.get(seq);
+            if (!b) throw new UnderstudyError(ErrorCode.SyncFrame, `data for unknown batch ${seq}`);
+            const data = decompress(codec, Buffer.from(r.bytes(r.remaining)), rawLen);
+            buffered += data.length;
+            b.queue.push(data);
+            if (buffered > this.#opts.maxBufferedBytes) conn.setReading(false);
+            break;
+          }
+          case FrameType.BatchEnd: {
+            const seq = decodeSeq(f.payload);
+            const b = batches.get(seq);
+            if (!b) throw new UnderstudyError(ErrorCode.SyncFrame, `end of unknown batch ${seq}`);
+            b.queue.end();
+            break;
+          }
+          default:
+            throw new UnderstudyError(ErrorCode.SyncFrame, `unexpected frame type ${f.type}`);
+        }
+      } catch (err) {
+        fail(err);
+      }
+    };
+
+    const conn = new FramedConnection(socket, { key: this.#opts.key, maxPayloadBytes: this.#opts.maxFrameBytes }, onFrame, (err) => {
+      this.#stats.wireBytesIn += conn.bytesIn;
+      if (err && isUnderstudyError(err) && !failed) {
+        this.#stats.errors++;
+        this.#security(err);
+      }
+      for (const b of batches.values()) b.queue.fail(err ?? new UnderstudyError(ErrorCode.SyncTransport, 'connection closed'));
+      this.emit('disconnected', err);
+      endSession();
+    });
+    this.#conn = conn;
+    await conn.send(FrameType.HelloTarget, encodeHelloTarget({ targetId: this.#opts.echoId, nonce, lineage, lastApplied: applier.state.lastApplied }));
+    try {
+      await ended;
+    } finally {
+      // Let an in-progress stage finish failing before the next session touches staging.
+      await chain.catch(() => undefined);
+      for (const b of batches.keys()) await applier.abort(b);
+    }
+  }
+
+  readonly #skip = (p: string): boolean => {
+    const rel = relative(this.#opts.dir, this.#opts.metaDir);
+    return rel === p;
+  };
+
+  /** Stops reconnecting and closes the connection. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#abort.abort();
+    this.#conn?.close();
+    await this.#loop;
+  }
+}
