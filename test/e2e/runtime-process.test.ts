@@ -8,15 +8,24 @@ import { isAlive, launchIn, script, tempDir, tempDirIn, waitFor } from './fixtur
 let runtime: ProcessRuntime;
 let tmp: { dir: string; remove: () => void };
 
-beforeEach(async () => {
-  tmp = tempDir();
-  runtime = await ProcessRuntime.create({ graceMs: 2000, logCheckIntervalMs: 50 });
-});
+type Mode = 'with cgroups where writable' | 'without cgroups';
+const modes: Mode[] = ['with cgroups where writable', 'without cgroups'];
 
-afterEach(async () => {
-  await runtime.close({ graceMs: 200 });
-  tmp.remove();
-});
+/** Gives each test of the enclosing describe a fresh runtime and temp dir; `without cgroups` forces the /proc-only paths. */
+function useRuntime(mode: Mode = modes[0] as Mode): void {
+  beforeEach(async () => {
+    tmp = tempDir();
+    runtime = await ProcessRuntime.create({
+      graceMs: 2000,
+      logCheckIntervalMs: 50,
+      ...(mode === 'without cgroups' ? { cgroupRoot: join(tmp.dir, 'no-cgroups') } : {}),
+    });
+  });
+  afterEach(async () => {
+    await runtime.close({ graceMs: 200 });
+    tmp.remove();
+  });
+}
 
 function nextExit(rt: ProcessRuntime, instanceId: string): Promise<InstanceExit> {
   return new Promise((resolve) => {
@@ -35,7 +44,9 @@ async function errorOf(promise: Promise<unknown>): Promise<unknown> {
   );
 }
 
-describe('ProcessRuntime: start and exit', () => {
+describe.each(modes)('ProcessRuntime: start and exit (%s)', (mode) => {
+  useRuntime(mode);
+
   it('starts the command in its own process group with cwd, env and a fresh state directory', async () => {
     const launch = launchIn(tmp.dir, ['/bin/sh', '-c', 'echo "cwd=$(pwd) greeting=$GREETING"; exec sleep 30'], {
       env: { GREETING: 'hello' },
@@ -86,7 +97,9 @@ describe('ProcessRuntime: start and exit', () => {
   });
 });
 
-describe('ProcessRuntime: stop and signals', () => {
+describe.each(modes)('ProcessRuntime: stop and signals (%s)', (mode) => {
+  useRuntime(mode);
+
   it('stops gracefully with SIGTERM when the process honours it', async () => {
     const launch = launchIn(tmp.dir, ['sleep', '30']);
     await runtime.start(launch);
@@ -146,6 +159,8 @@ describe('ProcessRuntime: stop and signals', () => {
 });
 
 describe('ProcessRuntime: bad launches', () => {
+  useRuntime();
+
   it('fails with UNDERSTUDY_ERR_RUNTIME_SPAWN naming the command and the instance when the command does not exist', async () => {
     const launch = launchIn(tmp.dir, ['understudy-no-such-command', '--flag'], { instanceId: 'kv-missing' });
     const err = await errorOf(runtime.start(launch));
@@ -198,6 +213,8 @@ describe('ProcessRuntime: bad launches', () => {
 });
 
 describe('ProcessRuntime: logs', () => {
+  useRuntime();
+
   it('appends stdout and stderr to separate files in the log directory', async () => {
     const launch = launchIn(tmp.dir, ['/bin/sh', '-c', 'echo to-out; echo to-err >&2']);
     const exited = nextExit(runtime, launch.instanceId);
@@ -227,7 +244,9 @@ describe('ProcessRuntime: logs', () => {
   });
 });
 
-describe('ProcessRuntime: stats', () => {
+describe.each(modes)('ProcessRuntime: stats (%s)', (mode) => {
+  useRuntime(mode);
+
   it('reports nonzero CPU for a busy process and plausible RSS and io for the group', async () => {
     const launch = launchIn(tmp.dir, script('burn-cpu.sh'));
     await runtime.start(launch);
