@@ -45,6 +45,10 @@ export const ErrorCode = {
   SyncTransport: 'UNDERSTUDY_ERR_SYNC_TRANSPORT',
   /** A time series or trace input is malformed. */
   PredictInput: 'UNDERSTUDY_ERR_PREDICT_INPUT',
+  /** Write-through (strict): the primary applied a write but no echo did in time; the client is not acknowledged. */
+  NotReplicated: 'UNDERSTUDY_ERR_NOT_REPLICATED',
+  /** A failover or switchover could not be carried out (no eligible echo, epoch moved, promotion failed). */
+  Failover: 'UNDERSTUDY_ERR_FAILOVER',
 } as const;
 
 /** One of the stable error codes. */
