@@ -95,6 +95,7 @@ export class ProcessRuntime implements Runtime {
   private readonly logTimer: NodeJS.Timeout;
   private rotating = false;
   private readonly rotations = new Map<string, Promise<number>>();
+  private readonly inFlight = new Set<Promise<unknown>>();
   /** One /proc scan shared by the stats() calls of a sampling round (a scan costs ~10 ms of async reads). */
   private scan: { at: number; groups: Promise<Map<number, ProcStat[]>> } | undefined;
   private closing: Promise<void> | undefined;
@@ -140,7 +141,21 @@ export class ProcessRuntime implements Runtime {
     return () => this.listeners.delete(listener);
   }
 
-  async start(launch: InstanceLaunch): Promise<InstanceHandle> {
+  start(launch: InstanceLaunch): Promise<InstanceHandle> {
+    return this.track(this.startNow(launch));
+  }
+
+  /** Lets close() wait for starts and adoptions in flight, so none of them leaves a process behind. */
+  private track<T>(operation: Promise<T>): Promise<T> {
+    this.inFlight.add(operation);
+    const forget = (): void => {
+      this.inFlight.delete(operation);
+    };
+    operation.then(forget, forget);
+    return operation;
+  }
+
+  private async startNow(launch: InstanceLaunch): Promise<InstanceHandle> {
     const id = launch.instanceId;
     if (this.closing !== undefined) throw spawnError(id, `Cannot start instance ${id}: the process runtime is closed.`);
     const existing = this.entries.get(id);
@@ -430,7 +445,11 @@ export class ProcessRuntime implements Runtime {
     return this.scan.groups;
   }
 
-  async adopt(handle: Omit<InstanceHandle, 'exit'>): Promise<boolean> {
+  adopt(handle: Omit<InstanceHandle, 'exit'>): Promise<boolean> {
+    return this.track(this.adoptNow(handle));
+  }
+
+  private async adoptNow(handle: Omit<InstanceHandle, 'exit'>): Promise<boolean> {
     if (this.closing !== undefined) return false;
     const existing = this.entries.get(handle.instanceId);
     if (existing !== undefined && existing.handle.exit === undefined) {
@@ -498,6 +517,7 @@ export class ProcessRuntime implements Runtime {
 
   async close(options: CloseOptions = {}): Promise<void> {
     this.closing ??= (async () => {
+      await Promise.allSettled([...this.inFlight]);
       clearInterval(this.logTimer);
       const live = [...this.entries.values()].filter((e) => e.handle.exit === undefined);
       if (options.leaveRunning === true) {

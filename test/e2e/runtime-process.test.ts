@@ -152,6 +152,14 @@ describe.each(modes)('ProcessRuntime: stop and signals (%s)', (mode) => {
     expect(isUnderstudyError(err, 'UNDERSTUDY_ERR_RUNTIME_SPAWN')).toBe(true);
   });
 
+  it('stops an instance whose start was still in flight when close began', async () => {
+    const starting = runtime.start(launchIn(tmp.dir, ['sleep', '30']));
+    await runtime.close({ graceMs: 500 });
+    const handle = await starting;
+    expect(isAlive(handle.pid)).toBe(false);
+    expect(await listGroupProcesses(handle.pgid)).toEqual([]);
+  });
+
   it('throws UNDERSTUDY_ERR_RUNTIME_UNKNOWN_INSTANCE for an unknown instance id', async () => {
     expect(isUnderstudyError(await errorOf(runtime.stop('nope')), 'UNDERSTUDY_ERR_RUNTIME_UNKNOWN_INSTANCE')).toBe(true);
     expect(() => runtime.signal('nope', 'SIGTERM')).toThrow(expect.objectContaining({ code: 'UNDERSTUDY_ERR_RUNTIME_UNKNOWN_INSTANCE' }));
