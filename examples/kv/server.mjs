@@ -6,7 +6,10 @@
 // reply (group commit: writes arriving together share one fdatasync). At start the store is rebuilt
 // from the log; a torn last record (crash mid-write) is detected by its CRC and cut off.
 // A request carrying `x-request-id` is applied at most once: a retry of the same id is acknowledged
-// again without being applied twice.
+// again without being applied twice. A write tagged `x-understudy-epoch` older than the newest epoch
+// this instance has seen is refused with 409 (fencing: a deposed primary's traffic is not applied).
+// `POST /admin/reload` rebuilds the store from the log (the promotion hook of a warm echo, whose
+// files were synced underneath it).
 //
 // Usage: node server.mjs --port 8080 --state ./state [--host 127.0.0.1]
 import { createServer } from 'node:http';
@@ -47,6 +50,7 @@ const appliedIds = new Set();
 let seq = 0;
 let recovered = 0;
 let truncatedBytes = 0;
+let maxEpoch = 0;
 
 // Record: <crc32 hex 8>' '<json>'\n'
 function recover() {
@@ -76,16 +80,17 @@ function recover() {
   return good;
 }
 
-/** @param {{seq:number, op:'put'|'delete', key:string, value?:string, id?:string}} rec */
+/** @param {{seq:number, op:'put'|'delete', key:string, value?:string, id?:string, epoch?:number}} rec */
 function applyRecord(rec) {
   seq = Math.max(seq, rec.seq);
+  if (rec.epoch) maxEpoch = Math.max(maxEpoch, rec.epoch);
   if (rec.id) appliedIds.add(rec.id);
   if (rec.op === 'put') data.set(rec.key, rec.value ?? '');
   else data.delete(rec.key);
 }
 
-const validBytes = recover();
-const fd = openSync(logPath, 'a+');
+let validBytes = recover();
+let fd = openSync(logPath, 'a+');
 if (truncatedBytes > 0) ftruncateSync(fd, validBytes);
 let logBytes = validBytes;
 
@@ -110,7 +115,7 @@ function flush() {
 
 /**
  * Appends a record durably, then applies it; resolves once it is on disk.
- * @param {{op:'put'|'delete', key:string, value?:string, id?:string}} rec
+ * @param {{op:'put'|'delete', key:string, value?:string, id?:string, epoch?:number}} rec
  * @returns {Promise<number>} the record's sequence number
  */
 function commit(rec) {
@@ -185,6 +190,7 @@ async function handle(req, res) {
     return json(res, 200, {
       keys: data.size,
       seq,
+      maxEpoch,
       logBytes,
       recovered,
       truncatedBytes,
@@ -193,10 +199,29 @@ async function handle(req, res) {
       ...stats,
     });
   }
+  if (url.pathname === '/admin/reload' && req.method === 'POST') {
+    flush();
+    closeSync(fd);
+    data.clear();
+    appliedIds.clear();
+    seq = 0;
+    recovered = 0;
+    validBytes = recover();
+    fd = openSync(logPath, 'a+');
+    if (truncatedBytes > 0) ftruncateSync(fd, validBytes);
+    logBytes = validBytes;
+    return json(res, 200, { ok: true, keys: data.size, seq });
+  }
   const m = /^\/kv\/([^/]+)$/.exec(url.pathname);
   if (!m) return json(res, 404, { error: `no route ${req.method} ${url.pathname}` });
   const key = decodeURIComponent(m[1] ?? '');
   const id = typeof req.headers['x-request-id'] === 'string' ? req.headers['x-request-id'] : undefined;
+  const epochHeader = req.headers['x-understudy-epoch'];
+  const epoch = typeof epochHeader === 'string' ? Number(epochHeader) : 0;
+  if (req.method !== 'GET' && epoch > 0) {
+    if (epoch < maxEpoch) return json(res, 409, { error: `stale epoch ${epoch}: this instance has seen epoch ${maxEpoch}` });
+    maxEpoch = epoch;
+  }
   switch (req.method) {
     case 'GET': {
       stats.reads++;
@@ -211,7 +236,7 @@ async function handle(req, res) {
         stats.duplicates++;
         return json(res, 200, { ok: true, key, duplicate: true });
       }
-      const s = await commit({ op: 'put', key, value, ...(id ? { id } : {}) });
+      const s = await commit({ op: 'put', key, value, ...(id ? { id } : {}), ...(epoch ? { epoch } : {}) });
       stats.writes++;
       return json(res, 200, { ok: true, key, seq: s });
     }
@@ -221,7 +246,7 @@ async function handle(req, res) {
         return json(res, 200, { ok: true, key, duplicate: true });
       }
       const existed = data.has(key);
-      const s = await commit({ op: 'delete', key, ...(id ? { id } : {}) });
+      const s = await commit({ op: 'delete', key, ...(id ? { id } : {}), ...(epoch ? { epoch } : {}) });
       stats.deletes++;
       return json(res, existed ? 200 : 404, { ok: existed, key, seq: s });
     }
