@@ -49,6 +49,12 @@ export const ErrorCode = {
   NotReplicated: 'UNDERSTUDY_ERR_NOT_REPLICATED',
   /** A failover or switchover could not be carried out (no eligible echo, epoch moved, promotion failed). */
   Failover: 'UNDERSTUDY_ERR_FAILOVER',
+  /** Router options are invalid (bad address, fraction out of range, epoch going backwards). */
+  RouterConfig: 'UNDERSTUDY_ERR_ROUTER_CONFIG',
+  /** The router could not forward a request: no backend available in time, or the backend failed and the request could not be retried. */
+  RouterUnavailable: 'UNDERSTUDY_ERR_ROUTER_UNAVAILABLE',
+  /** HAProxy's Runtime API could not be reached or rejected a command. */
+  RouterHaproxy: 'UNDERSTUDY_ERR_ROUTER_HAPROXY',
 } as const;
 
 /** One of the stable error codes. */
