@@ -334,6 +334,12 @@ export class ProcessRuntime implements Runtime {
   }
 
   private killGroup(entry: Entry, signal: NodeJS.Signals | 0): boolean {
+    // The kernel never hands out a pid that is still some group's pgid, so if pid == pgid now names a *different*
+    // process, our group is empty and the number was recycled: signalling it would hit a stranger's group.
+    const leader = readProcStatSync(entry.handle.pgid);
+    if (leader !== undefined && entry.handle.startTimeTicks !== undefined && leader.startTimeTicks !== entry.handle.startTimeTicks) {
+      return false;
+    }
     try {
       process.kill(-entry.handle.pgid, signal);
       return true;
