@@ -17,10 +17,14 @@ export interface PeriodDetectionOptions {
   /** An autocorrelation peak must exceed this to count. @default 0.2 */
   minStrength?: number;
   /**
-   * Significance in white-noise standard deviations (1/√(n−k) at lag k): a peak must exceed
-   * this many, which keeps the family-wise false-detection rate on noise small. @default 4.5
+   * Significance: a peak must exceed this many standard errors of the autocorrelation under a
+   * short-memory null (Bartlett: √((1 + 2 Σ_{j≤q} r_j²)/(n − k)), q = `nullLags`). Strongly
+   * autocorrelated noise — a random walk — has a large standard error and yields no period.
+   * @default 3
    */
   zThreshold?: number;
+  /** Lags in the Bartlett null (the noise's assumed memory). @default 10 */
+  nullLags?: number;
   /** At most this many candidates, strongest first. @default 3 */
   maxCandidates?: number;
 }
@@ -74,11 +78,14 @@ export function detectPeriods(values: ArrayLike<number>, options: PeriodDetectio
   const minP = Math.max(2, Math.floor(options.minPeriod ?? 2));
   const maxP = Math.min(Math.floor(options.maxPeriod ?? n / 2), Math.floor(n / 2));
   const minStrength = options.minStrength ?? 0.2;
-  const z = options.zThreshold ?? 4.5;
+  const z = options.zThreshold ?? 3;
+  const q = Math.max(0, Math.floor(options.nullLags ?? 10));
   const maxC = options.maxCandidates ?? 3;
   if (n < 8 || maxP < minP) return [];
   for (let i = 0; i < n; i++) if (!Number.isFinite(values[i]!)) return [];
   const r = autocorrelation(values, maxP + 1);
+  let bartlett = 1;
+  for (let j = 1; j <= Math.min(q, r.length - 1); j++) bartlett += 2 * r[j]! * r[j]!;
   const found: PeriodCandidate[] = [];
   let runningMin = Infinity;
   for (let k = 1; k <= maxP; k++) {
@@ -89,20 +96,22 @@ export function detectPeriods(values: ArrayLike<number>, options: PeriodDetectio
     }
     const prev = r[k - 1]!;
     const next = k + 1 < r.length ? r[k + 1]! : -Infinity;
-    if (v > prev && v >= next && v > minStrength && v > z / Math.sqrt(n - k) && v - runningMin > 0.1) {
+    if (v > prev && v >= next && v > minStrength && v > z * Math.sqrt(bartlett / (n - k)) && v - runningMin > 0.1) {
       found.push({ period: k, strength: Math.min(1, v) });
     }
     runningMin = Math.min(runningMin, v);
   }
-  found.sort((a, b) => b.strength - a.strength || a.period - b.period);
+  // Shortest first: a multiple of an accepted period is a harmonic of it, not a new period,
+  // unless it is clearly stronger (a weekly pattern on top of a daily one).
   const kept: PeriodCandidate[] = [];
   for (const c of found) {
-    const multiple = kept.some((k) => {
+    const multipleOf = kept.find((k) => {
       const ratio = c.period / k.period;
-      return ratio > 1.5 && Math.abs(ratio - Math.round(ratio)) * k.period <= 1 + 0.02 * c.period;
+      const cycles = Math.round(ratio);
+      return ratio > 1.5 && Math.abs(c.period - cycles * k.period) <= Math.max(1, 0.5 * cycles);
     });
-    if (!multiple) kept.push(c);
-    if (kept.length >= maxC) break;
+    if (multipleOf === undefined || c.strength > multipleOf.strength + 0.1) kept.push(c);
   }
-  return kept;
+  kept.sort((a, b) => b.strength - a.strength || a.period - b.period);
+  return kept.slice(0, maxC);
 }

@@ -1,0 +1,81 @@
+import { describe, expect, it } from 'vitest';
+import { AnomalyDetector } from './anomaly-detector.js';
+import { createRandom, randomNormal } from './prng.js';
+
+function daily(n: number, seed: number): number[] {
+  const rnd = createRandom(seed);
+  return Array.from({ length: n }, (_, t) => 50 + 20 * Math.sin((2 * Math.PI * t) / 96) + randomNormal(rnd));
+}
+
+const run = (xs: readonly number[]): number[] => {
+  const d = new AnomalyDetector({ learningPoints: 300 });
+  return xs.map((x, t) => d.update(t, x).score);
+};
+
+describe('AnomalyDetector', () => {
+  it('is deterministic: the same input gives the same scores', () => {
+    const xs = daily(1500, 1);
+    expect(run(xs)).toEqual(run(xs));
+  });
+
+  it('never looks ahead: the scores of a prefix do not change when more data follows', () => {
+    const xs = daily(1500, 2);
+    xs[1200] = 400;
+    const full = run(xs);
+    for (const cut of [400, 900, 1201]) expect(run(xs.slice(0, cut))).toEqual(full.slice(0, cut));
+  });
+
+  it('scores in [0, 1], learns quietly first, and fires on a spike far outside the pattern', () => {
+    const xs = daily(2000, 3);
+    xs[1500] = 300;
+    const scores = run(xs);
+    for (const s of scores) {
+      expect(s).toBeGreaterThanOrEqual(0);
+      expect(s).toBeLessThanOrEqual(1);
+    }
+    expect(scores.slice(0, 300).every((s) => s === 0)).toBe(true);
+    const peak = Math.max(...scores.slice(1400));
+    expect(scores[1500]).toBe(peak);
+    expect(scores[1500]).toBeGreaterThan(0.75);
+  });
+
+  it('reports the same event once: scores right after an alarm are suppressed', () => {
+    const xs = daily(2000, 4);
+    xs[1500] = 300;
+    xs[1502] = 320;
+    const d = new AnomalyDetector({ learningPoints: 300 });
+    const out = xs.map((x, t) => d.update(t, x));
+    expect(out[1500]!.score).toBeGreaterThan(0.75);
+    expect(out[1502]!.suppressed).toBe(true);
+    expect(out[1502]!.score).toBe(0);
+  });
+
+  it('scores a regular series low once it has learnt it', () => {
+    const scores = run(daily(3000, 5));
+    const high = scores.slice(1000).filter((s) => s >= 0.75).length;
+    expect(high).toBeLessThan(10);
+  });
+
+  it('lets sensitivity scale the scores', () => {
+    const xs = daily(1200, 6);
+    xs[1000] = 200;
+    const lo = new AnomalyDetector({ learningPoints: 300, sensitivity: 0.5 });
+    const hi = new AnomalyDetector({ learningPoints: 300, sensitivity: 2 });
+    let a = 0;
+    let b = 0;
+    xs.forEach((x, t) => {
+      a += lo.update(t, x).raw;
+      b += hi.update(t, x).raw;
+    });
+    expect(b).toBeGreaterThan(a);
+  });
+
+  it('survives non-finite and huge values without NaN scores', () => {
+    const d = new AnomalyDetector({ learningPoints: 20 });
+    const xs = [1, 2, Number.NaN, 1e300, -1e300, Infinity, 3, 4];
+    for (let i = 0; i < 100; i++) {
+      const r = d.update(i, xs[i % xs.length]!);
+      expect(Number.isFinite(r.score)).toBe(true);
+    }
+  });
+});
