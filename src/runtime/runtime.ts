@@ -14,12 +14,17 @@ export interface InstanceLaunch {
   /** argv with placeholders already substituted. */
   command: string[];
   cwd: string;
+  /** Added to (and overriding) the control process's environment; PATH from here is used to find `command[0]`. */
   env: Record<string, string>;
   /** The instance's own state directory (created if missing). */
   stateDir: string;
   /** Directory for this instance's stdout/stderr log files. */
   logDir: string;
-  /** Maximum bytes per log file before it is rotated (one rotated file kept). */
+  /**
+   * Maximum bytes per log file before it is rotated to `.1` (one rotated file kept). The process driver lets the
+   * instance write its log files itself (so logs survive a control-process restart) and checks the bound on a
+   * timer, so between two checks a file can briefly exceed it.
+   */
   logMaxBytes: number;
   /** Resource limits to apply at start; undefined fields mean unlimited. */
   resources?: ResourceLimits;
