@@ -1,0 +1,525 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Pool, type Dispatcher } from 'undici';
+import { ErrorCode, isUnderstudyError } from '../errors/index.js';
+import type { BackendResource, BackendSet, BackendState } from './backend-set.js';
+import type { HoldOutcome, InterceptDecision, RouterRequest } from './intercept.js';
+import type { Mirror } from './mirror.js';
+import type { MutationGate } from './mutation-gate.js';
+import { downstreamResponseHeaders, upstreamRequestHeaders } from './proxy-headers.js';
+import type { ResolvedRouterOptions } from './router-options.js';
+
+/** Connections to one HTTP backend: an undici keep-alive pool. */
+export class PoolResource implements BackendResource {
+  readonly pool: Pool;
+  constructor(target: { host: string; port: number }, opts: ResolvedRouterOptions) {
+    this.pool = new Pool(`http://${target.host}:${target.port}`, {
+      connections: opts.connectionsPerBackend,
+      connectTimeout: opts.connectTimeoutMs,
+      headersTimeout: opts.headersTimeoutMs,
+      bodyTimeout: opts.bodyTimeoutMs,
+      keepAliveTimeout: 4000,
+    });
+    // Connection errors reach the requests that needed the connection; nothing else to do here.
+    this.pool.on('connectionError', () => undefined);
+  }
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+  destroy(): void {
+    void this.pool.destroy().catch(() => undefined);
+  }
+}
+
+/** Why a request failed, as counted in {@link HttpStats.errors}. */
+export type HttpErrorKind = 'connect' | 'reset' | 'timeout' | 'midResponse' | 'clientAborted' | 'noBackend' | 'paused' | 'intercept';
+
+/** HTTP counters, as returned by {@link Router.stats}. */
+export interface HttpStats {
+  requests: number;
+  responses: number;
+  inFlight: number;
+  /** Requests re-sent after their backend failed once it may have received them (idempotent only). */
+  retries: number;
+  /** Requests re-sent after a connection was refused (never reached the backend; any method). */
+  redispatched: number;
+  /** Requests answered 503 by the router. */
+  unavailable: number;
+  intercepted: number;
+  errors: Record<HttpErrorKind, number>;
+}
+
+const EMPTY = Buffer.alloc(0);
+const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_CLOSED']);
+
+function classify(err: unknown): HttpErrorKind {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return 'reset';
+  if (CONNECT_ERRORS.has(code)) return 'connect';
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return 'timeout';
+  return 'reset';
+}
+
+/** The JSON body of a router-made error response. */
+export function errorBody(code: string, message: string): string {
+  return JSON.stringify({ error: { code, message } });
+}
+
+/** One dispatch of an exchange to one backend; stale callbacks of an abandoned attempt are ignored. */
+class Attempt implements Dispatcher.DispatchHandler {
+  constructor(
+    private readonly ex: Exchange,
+    private readonly n: number,
+  ) {}
+  onConnect(abort: (err?: Error) => void): void {
+    if (this.n === this.ex.attempt) this.ex.onConnect(abort);
+  }
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (this.n !== this.ex.attempt) return false;
+    if (statusCode < 200) return true;
+    return this.ex.onResponse(statusCode, rawHeaders, resume);
+  }
+  onData(chunk: Buffer): boolean {
+    return this.n === this.ex.attempt ? this.ex.onChunk(chunk) : false;
+  }
+  onComplete(): void {
+    if (this.n === this.ex.attempt) this.ex.onEnd();
+  }
+  onError(err: Error): void {
+    if (this.n === this.ex.attempt) this.ex.onUpstreamError(err);
+  }
+}
+
+/** Shared state of the HTTP data plane, used by every exchange. */
+export interface HttpProxyContext {
+  readonly opts: ResolvedRouterOptions;
+  readonly set: BackendSet<PoolResource>;
+  readonly mirror: Mirror;
+  readonly gate: MutationGate;
+  readonly stats: HttpStats;
+  nextId: number;
+}
+
+/** One client request through the proxy, from arrival to its answer (or failure). */
+class Exchange {
+  attempt = 0;
+  #abort: ((err?: Error) => void) | undefined;
+  #backend: BackendState<PoolResource> | undefined;
+  #attemptStart = 0;
+  #body: Buffer | null = EMPTY;
+  #stream = false;
+  #retried = false;
+  #deadline = 0;
+  #responded = false;
+  #upstreamDone = false;
+  #clientGone = false;
+  #finished = false;
+  /** True while a callback (interceptor, backend wait, upstream) owns the exchange and will finish it. */
+  #pending = false;
+  #mutating: boolean;
+  #gateCounted = false;
+  #status = 0;
+  #backendStatus = 0;
+  #headers: string[] = [];
+  #resume: (() => void) | undefined;
+  #held: Buffer[] | undefined;
+  #decision: InterceptDecision | undefined;
+  #rreq: RouterRequest | undefined;
+  readonly #startedAt = performance.now();
+  readonly #up: ReturnType<typeof upstreamRequestHeaders>;
+  readonly #method: string;
+
+  constructor(
+    private readonly ctx: HttpProxyContext,
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+  ) {
+    this.#method = req.method ?? 'GET';
+    this.#mutating = ctx.opts.mutatingMethods.has(this.#method);
+    this.#up = upstreamRequestHeaders(req.rawHeaders, req.socket.remoteAddress ?? '', 'http');
+    res.once('close', () => {
+      if (!this.#finished && !res.writableFinished) this.#onClientGone();
+    });
+  }
+
+  start(): void {
+    if (this.#mutating) {
+      const go = (): void => {
+        if (this.#clientGone) return;
+        this.ctx.gate.began();
+        this.#gateCounted = true;
+        this.#readBody();
+      };
+      this.ctx.gate.admit(go, () => this.#unavailable('paused', 'mutations are paused for a switchover and the hold expired'));
+    } else {
+      this.#readBody();
+    }
+  }
+
+  #readBody(): void {
+    const up = this.#up;
+    if (up.contentLength <= 0 && !up.chunked) {
+      this.#afterBody();
+      return;
+    }
+    const max = this.ctx.opts.maxBufferedBodyBytes;
+    if (up.contentLength > max) {
+      this.#body = null;
+      this.#stream = true;
+      this.#afterBody();
+      return;
+    }
+    const req = this.req;
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (c: Buffer): void => {
+      chunks.push(c);
+      size += c.length;
+      if (size > max) {
+        cleanup();
+        req.pause();
+        req.unshift(Buffer.concat(chunks, size));
+        this.#body = null;
+        this.#stream = true;
+        this.#afterBody();
+      }
+    };
+    const onEnd = (): void => {
+      cleanup();
+      this.#body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
+      this.#afterBody();
+    };
+    const onError = (): void => {
+      cleanup();
+      this.#onClientGone();
+    };
+    const cleanup = (): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+  }
+
+  #afterBody(): void {
+    if (this.#clientGone) return;
+    const { interceptor } = this.ctx.opts;
+    if (interceptor === undefined || !this.#mutating || !this.#pathIntercepted()) {
+      this.#forward();
+      return;
+    }
+    this.ctx.stats.intercepted++;
+    const req = this.req;
+    const rreq: RouterRequest = {
+      id: ++this.ctx.nextId,
+      service: this.ctx.opts.service,
+      method: this.#method,
+      path: req.url ?? '/',
+      headers: req.headers,
+      body: this.#body,
+      remoteAddress: req.socket.remoteAddress ?? '',
+      receivedAt: this.#startedAt,
+    };
+    this.#rreq = rreq;
+    let d: ReturnType<typeof interceptor>;
+    try {
+      d = interceptor(rreq);
+    } catch (err) {
+      this.#interceptFailed(err);
+      return;
+    }
+    if (d !== undefined && typeof (d as Promise<unknown>).then === 'function') {
+      this.#pending = true;
+      (d as Promise<InterceptDecision | undefined>).then(
+        (x) => {
+          this.#pending = false;
+          this.#decided(x);
+        },
+        (err: unknown) => {
+          this.#pending = false;
+          this.#interceptFailed(err);
+        },
+      );
+    } else {
+      this.#decided(d as InterceptDecision | undefined);
+    }
+  }
+
+  #pathIntercepted(): boolean {
+    const url = this.req.url ?? '/';
+    for (const p of this.ctx.opts.interceptPathPrefixes) if (url.startsWith(p)) return true;
+    return false;
+  }
+
+  #interceptFailed(err: unknown): void {
+    if (this.#clientGone) {
+      this.#finish('clientAborted');
+      return;
+    }
+    this.ctx.stats.errors.intercept++;
+    if (isUnderstudyError(err)) this.#reply(503, err.code, err.message, 'intercept');
+    else this.#reply(503, ErrorCode.RouterUnavailable, `replication refused the request: ${err instanceof Error ? err.message : String(err)}`, 'intercept');
+  }
+
+  #decided(d: InterceptDecision | undefined): void {
+    if (this.#clientGone) {
+      this.#finish('clientAborted');
+      return;
+    }
+    this.#decision = d;
+    if (d?.respond) {
+      const r = d.respond;
+      const body = r.body ?? '';
+      this.res.writeHead(r.status, { 'content-length': String(Buffer.byteLength(body)), ...r.headers });
+      this.res.end(body);
+      this.#status = r.status;
+      this.#finish();
+      return;
+    }
+    if (d?.headers) for (const k of Object.keys(d.headers)) this.#up.headers.push(k, d.headers[k] as string);
+    this.#forward();
+  }
+
+  #forward(): void {
+    const { mirror } = this.ctx;
+    if (mirror.active && (this.#decision?.mirror ?? mirror.sample())) {
+      const up = this.#up;
+      mirror.send(this.#method, this.req.url ?? '/', up.headers, up.hostIndex, up.host, this.#body);
+    }
+    this.#next(undefined);
+  }
+
+  #next(avoid: BackendState<PoolResource> | undefined): void {
+    const b = this.ctx.set.select(avoid);
+    if (b !== undefined) {
+      this.#send(b);
+      return;
+    }
+    const now = performance.now();
+    if (this.#deadline === 0) this.#deadline = now + this.ctx.opts.waitForBackendMs;
+    this.#pending = true;
+    this.ctx.set.waitFor(
+      this.#deadline - now,
+      (got) => {
+        this.#pending = false;
+        if (this.#clientGone) this.#finish('clientAborted');
+        else if (got === undefined) this.#unavailable('noBackend', `no backend of service ${this.ctx.opts.service} is available`);
+        else this.#send(got);
+      },
+      avoid,
+    );
+  }
+
+  #send(b: BackendState<PoolResource>): void {
+    this.#backend = b;
+    this.#pending = true;
+    b.inFlight++;
+    b.requests++;
+    const n = ++this.attempt;
+    this.#abort = undefined;
+    this.#attemptStart = performance.now();
+    const body = this.#stream ? this.req : this.#body === null || this.#body.length === 0 ? null : this.#body;
+    b.resource.pool.dispatch({ method: this.#method as Dispatcher.HttpMethod, path: this.req.url ?? '/', headers: this.#up.headers, body }, new Attempt(this, n));
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.#abort = abort;
+    if (this.#clientGone) abort(new Error('client went away'));
+  }
+
+  onResponse(status: number, raw: Buffer[], resume: () => void): boolean {
+    this.#responded = true;
+    this.#backendStatus = status;
+    this.#resume = resume;
+    const headers = downstreamResponseHeaders(raw);
+    const hold = this.#decision?.holdResponse;
+    if (hold !== undefined && this.#backend !== undefined) {
+      this.#held = [];
+      this.#headers = headers;
+      this.#status = status;
+      let p: Promise<HoldOutcome>;
+      try {
+        p = hold({ statusCode: status, backendId: this.#backend.id, epoch: this.#backend.epoch });
+      } catch (err) {
+        p = Promise.reject(err);
+      }
+      p.then(
+        (o) => this.#released(o),
+        (err: unknown) =>
+          this.#released({ release: false, status: 503, code: isUnderstudyError(err) ? err.code : ErrorCode.RouterUnavailable, message: err instanceof Error ? err.message : String(err) }),
+      );
+      return true;
+    }
+    this.#status = status;
+    this.res.writeHead(status, headers);
+    return true;
+  }
+
+  #released(o: HoldOutcome): void {
+    const held = this.#held;
+    if (held === undefined || this.#finished) return;
+    this.#held = undefined;
+    if (this.#clientGone) {
+      this.#finish();
+      return;
+    }
+    if (!o.release) {
+      if (!this.#upstreamDone) this.#abort?.(new Error('response replaced by replication'));
+      this.#reply(o.status, o.code, o.message, undefined);
+      return;
+    }
+    this.res.writeHead(this.#status, this.#headers);
+    for (const c of held) this.res.write(c);
+    if (this.#upstreamDone) {
+      this.res.end();
+      this.#finish();
+    }
+  }
+
+  onChunk(chunk: Buffer): boolean {
+    if (this.#held !== undefined) {
+      this.#held.push(chunk);
+      return true;
+    }
+    if (this.res.write(chunk)) return true;
+    const resume = this.#resume;
+    if (resume) this.res.once('drain', resume);
+    return false;
+  }
+
+  onEnd(): void {
+    this.#upstreamDone = true;
+    this.#pending = false;
+    const b = this.#backend as BackendState<PoolResource>;
+    b.inFlight--;
+    b.latency.record(performance.now() - this.#attemptStart);
+    if (this.#finished || this.#held !== undefined) return;
+    this.res.end();
+    this.#finish();
+  }
+
+  onUpstreamError(err: Error): void {
+    this.#pending = false;
+    const b = this.#backend as BackendState<PoolResource>;
+    b.inFlight--;
+    b.errors++;
+    if (this.#finished) return;
+    if (this.#clientGone) {
+      this.#finish('clientAborted');
+      return;
+    }
+    const stats = this.ctx.stats;
+    if (this.#responded) {
+      stats.errors.midResponse++;
+      if (this.res.headersSent) {
+        this.res.destroy();
+        this.#status = 0;
+        this.#finish('midResponse');
+      } else {
+        this.#held = undefined;
+        this.#unavailable('midResponse', `backend ${b.id} failed while answering`);
+      }
+      return;
+    }
+    const kind = classify(err);
+    stats.errors[kind]++;
+    const replayable = !this.#stream;
+    if (kind === 'connect') {
+      this.ctx.set.eject(b);
+      if (replayable) {
+        stats.redispatched++;
+        this.#next(b);
+        return;
+      }
+    } else if (kind === 'reset' && replayable && !this.#retried && this.#idempotent()) {
+      this.#retried = true;
+      stats.retries++;
+      this.#next(b);
+      return;
+    }
+    this.#unavailable(kind, `backend ${b.id} of service ${this.ctx.opts.service} failed before answering (${kind}: ${(err as { code?: string }).code ?? err.message}); the request was not retried`);
+  }
+
+  #idempotent(): boolean {
+    const { opts } = this.ctx;
+    if (!opts.retryIdempotent) return false;
+    const m = this.#method;
+    if (m === 'GET' || m === 'HEAD' || m === 'OPTIONS') return true;
+    return opts.retryPutDelete && (m === 'PUT' || m === 'DELETE');
+  }
+
+  #unavailable(kind: HttpErrorKind, message: string): void {
+    if (kind === 'noBackend' || kind === 'paused') this.ctx.stats.errors[kind]++;
+    this.#reply(503, ErrorCode.RouterUnavailable, message, kind);
+  }
+
+  #reply(status: number, code: string, message: string, kind: HttpErrorKind | undefined): void {
+    if (status === 503) this.ctx.stats.unavailable++;
+    const res = this.res;
+    if (res.headersSent || this.#clientGone) {
+      res.destroy();
+      this.#finish(kind);
+      return;
+    }
+    const body = errorBody(code, message);
+    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(body)), 'retry-after': '1' });
+    res.end(body);
+    this.#status = status;
+    this.#finish(kind);
+  }
+
+  #onClientGone(): void {
+    if (this.#clientGone) return;
+    this.#clientGone = true;
+    this.ctx.stats.errors.clientAborted++;
+    this.#abort?.(new Error('client went away'));
+    // An exchange waiting for the interceptor, a backend or its upstream finishes when that callback fires.
+    if (!this.#pending) this.#finish('clientAborted');
+  }
+
+  #finish(error?: HttpErrorKind): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    const stats = this.ctx.stats;
+    stats.inFlight--;
+    stats.responses++;
+    if (this.#gateCounted) this.ctx.gate.ended();
+    const after = this.ctx.opts.afterResponse;
+    if (after !== undefined && this.#rreq !== undefined) {
+      try {
+        after(this.#rreq, {
+          statusCode: this.#clientGone ? 0 : this.#status,
+          backendStatus: this.#backendStatus,
+          backendId: this.#backend?.id,
+          epoch: this.#backend?.epoch,
+          error: error ?? (this.#clientGone ? 'clientAborted' : undefined),
+          durationMs: performance.now() - this.#startedAt,
+        });
+      } catch {
+        // afterResponse must not break the data plane.
+      }
+    }
+  }
+}
+
+/** Handles one HTTP request: the server's `request` listener. */
+export function handleHttpRequest(ctx: HttpProxyContext, req: IncomingMessage, res: ServerResponse): void {
+  ctx.stats.requests++;
+  ctx.stats.inFlight++;
+  new Exchange(ctx, req, res).start();
+}
+
+/** Fresh zeroed HTTP counters. */
+export function newHttpStats(): HttpStats {
+  return {
+    requests: 0,
+    responses: 0,
+    inFlight: 0,
+    retries: 0,
+    redispatched: 0,
+    unavailable: 0,
+    intercepted: 0,
+    errors: { connect: 0, reset: 0, timeout: 0, midResponse: 0, clientAborted: 0, noBackend: 0, paused: 0, intercept: 0 },
+  };
+}

@@ -1,0 +1,160 @@
+import { Pool, type Dispatcher } from 'undici';
+import { checkTarget, type ShadowTarget } from './router-options.js';
+import { shadowHost } from './proxy-headers.js';
+
+/** Mirroring counters, as returned by {@link Router.stats}. */
+export interface MirrorStats {
+  shadows: string[];
+  fraction: number;
+  /** Copies sent (one per shadow per mirrored request). */
+  sent: number;
+  /** Copies not sent because `maxMirrorInFlight` were already in flight. */
+  dropped: number;
+  /** Requests not mirrored because their body was too large to hold. */
+  skippedBody: number;
+  /** Copies that failed (shadow down, reset, timeout); never visible to the client. */
+  failed: number;
+  /** Copies answered by the shadow (any status). */
+  completed: number;
+  inFlight: number;
+}
+
+interface Shadow {
+  readonly target: ShadowTarget;
+  readonly pool: Pool;
+}
+
+/** Response handler that discards everything and releases the in-flight slot once. */
+class DiscardHandler implements Dispatcher.DispatchHandler {
+  #done = false;
+  constructor(private readonly mirror: Mirror) {}
+  onConnect(): void {}
+  onHeaders(): boolean {
+    return true;
+  }
+  onData(): boolean {
+    return true;
+  }
+  onComplete(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.mirror.finished(true);
+  }
+  onError(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.mirror.finished(false);
+  }
+}
+
+/**
+ * Envoy-style request mirroring: copies of (a sampled fraction of) requests go to every shadow,
+ * fire-and-forget, responses discarded, Host suffixed with `-shadow`. A bounded number of copies is in
+ * flight; over the bound a copy is dropped and counted. Nothing here can delay or fail the client.
+ */
+export class Mirror {
+  #shadows: Shadow[] = [];
+  #fraction: number;
+  #inFlight = 0;
+  sent = 0;
+  dropped = 0;
+  skippedBody = 0;
+  failed = 0;
+  completed = 0;
+
+  constructor(
+    private readonly opts: { maxInFlight: number; timeoutMs: number; random: () => number; connections: number },
+    shadows: readonly ShadowTarget[],
+    fraction: number,
+  ) {
+    this.#fraction = fraction;
+    this.set(shadows, fraction);
+  }
+
+  /** True when a request should be mirrored (there are shadows and the sample says so). */
+  sample(): boolean {
+    if (this.#shadows.length === 0) return false;
+    return this.#fraction >= 1 || (this.#fraction > 0 && this.opts.random() < this.#fraction);
+  }
+
+  get active(): boolean {
+    return this.#shadows.length > 0;
+  }
+
+  /** Replaces the shadows (and optionally the sampled fraction). Copies in flight to removed shadows finish or fail quietly. */
+  set(shadows: readonly ShadowTarget[], fraction?: number): void {
+    shadows.forEach((s, i) => checkTarget(s, `shadows[${i}]`));
+    if (fraction !== undefined) {
+      if (!(fraction >= 0 && fraction <= 1)) throw new RangeError(`mirror fraction must be within 0..1, got ${fraction}`);
+      this.#fraction = fraction;
+    }
+    const old = new Map(this.#shadows.map((s) => [`${s.target.id}\u0000${s.target.host}\u0000${s.target.port}`, s]));
+    const next: Shadow[] = [];
+    for (const t of shadows) {
+      const key = `${t.id}\u0000${t.host}\u0000${t.port}`;
+      const kept = old.get(key);
+      if (kept) {
+        old.delete(key);
+        next.push(kept);
+        continue;
+      }
+      const pool = new Pool(`http://${t.host}:${t.port}`, {
+        connections: this.opts.connections,
+        connectTimeout: Math.min(this.opts.timeoutMs, 1000),
+        headersTimeout: this.opts.timeoutMs,
+        bodyTimeout: this.opts.timeoutMs,
+      });
+      pool.on('connectionError', () => undefined);
+      next.push({ target: t, pool });
+    }
+    this.#shadows = next;
+    for (const s of old.values()) void s.pool.destroy().catch(() => undefined);
+  }
+
+  /** Sends a copy of one request to every shadow. `body` must be held in memory (`null` = skip). */
+  send(method: string, path: string, headers: readonly string[], hostIndex: number, host: string, body: Buffer | null): void {
+    if (body === null) {
+      this.skippedBody++;
+      return;
+    }
+    let h = headers as string[];
+    const shadow = shadowHost(host);
+    if (hostIndex >= 0) {
+      h = headers.slice();
+      h[hostIndex] = shadow;
+    } else {
+      h = [...headers, 'host', shadow];
+    }
+    for (const s of this.#shadows) {
+      if (this.#inFlight >= this.opts.maxInFlight) {
+        this.dropped++;
+        continue;
+      }
+      this.#inFlight++;
+      this.sent++;
+      const opts: Dispatcher.DispatchOptions = { method: method as Dispatcher.HttpMethod, path, headers: h, body: body.length === 0 ? null : body };
+      try {
+        s.pool.dispatch(opts, new DiscardHandler(this));
+      } catch {
+        this.finished(false);
+      }
+    }
+  }
+
+  /** @internal Called by the discard handler. */
+  finished(ok: boolean): void {
+    this.#inFlight--;
+    if (ok) this.completed++;
+    else this.failed++;
+  }
+
+  stats(): MirrorStats {
+    return { shadows: this.#shadows.map((s) => s.target.id), fraction: this.#fraction, sent: this.sent, dropped: this.dropped, skippedBody: this.skippedBody, failed: this.failed, completed: this.completed, inFlight: this.#inFlight };
+  }
+
+  async close(): Promise<void> {
+    const shadows = this.#shadows;
+    this.#shadows = [];
+    await Promise.all(shadows.map((s) => s.pool.destroy().catch(() => undefined)));
+  }
+}

@@ -1,0 +1,246 @@
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createTcpServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { ErrorCode, UnderstudyError } from '../errors/index.js';
+import { BackendSet, type BackendStats, type FencingStats } from './backend-set.js';
+import { handleHttpRequest, newHttpStats, PoolResource, type HttpProxyContext, type HttpStats } from './http-proxy.js';
+import { Mirror, type MirrorStats } from './mirror.js';
+import { MutationGate, type PauseStats } from './mutation-gate.js';
+import { resolveRouterOptions, type BackendTarget, type ResolvedRouterOptions, type RouterOptions, type ShadowTarget } from './router-options.js';
+import { handleTcpConnection, newTcpStats, SocketsResource, type TcpProxyContext, type TcpStats } from './tcp-proxy.js';
+
+/** Event-loop delay of the process the router runs in, ms. */
+export interface EventLoopDelayStats {
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  meanMs: number;
+}
+
+/** Everything {@link Router.stats} reports: plain data, safe to serialise. */
+export interface RouterStats {
+  service: string;
+  mode: 'http' | 'tcp';
+  address: { host: string; port: number };
+  /** Ids of the serving set, in order. */
+  serving: string[];
+  /** Requests (or connections) waiting for a backend right now. */
+  waiting: number;
+  fencing: FencingStats;
+  backends: BackendStats[];
+  /** HTTP mode only. */
+  http: HttpStats | undefined;
+  /** TCP mode only. */
+  tcp: TcpStats | undefined;
+  mirror: MirrorStats;
+  pause: PauseStats;
+  eventLoopDelay: EventLoopDelayStats;
+}
+
+/** Result of a serving-set change. */
+export interface SetBackendsResult {
+  /** Ids refused because their epoch is older than the router's epoch. */
+  refused: string[];
+}
+
+/**
+ * The embedded data plane of one service: listens on the service's public address and forwards to
+ * its serving set (the primaries), as an HTTP/1.1 reverse proxy or a TCP byte pipe.
+ *
+ * - {@link setBackends}/{@link switchTo} swap the serving set atomically: every new request goes to
+ *   the new set at once; a live old backend drains; requests that find no backend wait up to
+ *   `waitForBackendMs` for one (a switch in progress) before 503.
+ * - A backend that fails before answering: the request is re-sent if the backend refused the
+ *   connection (never received it), or retried once if idempotent; otherwise the client gets 503
+ *   `{error:{code:'UNDERSTUDY_ERR_ROUTER_UNAVAILABLE', message}}`.
+ * - {@link setEpoch} fences: backends of older epochs are cut and never used again.
+ * - {@link pause}/{@link resume} hold mutating requests for a planned switchover.
+ * - `interceptor`/`afterResponse` (options) are the replication layer's hooks; {@link setShadows}
+ *   mirrors traffic to shadows.
+ */
+export class Router {
+  readonly #opts: ResolvedRouterOptions;
+  readonly #server: HttpServer | NetServer;
+  readonly #set: BackendSet<PoolResource> | BackendSet<SocketsResource>;
+  readonly #mirror: Mirror;
+  readonly #gate: MutationGate;
+  readonly #http: HttpProxyContext | undefined;
+  readonly #tcp: TcpProxyContext | undefined;
+  readonly #loopDelay: IntervalHistogram;
+  readonly #sockets = new Set<Socket>();
+  #address: { host: string; port: number } = { host: '', port: 0 };
+  #closing: Promise<void> | undefined;
+
+  private constructor(opts: ResolvedRouterOptions) {
+    this.#opts = opts;
+    this.#gate = new MutationGate({ maxHeld: opts.maxPausedRequests, maxPauseMs: opts.maxPauseMs });
+    this.#mirror = new Mirror({ maxInFlight: opts.maxMirrorInFlight, timeoutMs: opts.mirrorTimeoutMs, random: opts.random, connections: 16 }, opts.shadows, opts.mirrorFraction);
+    const setOpts = { ejectMs: opts.ejectMs, drainTimeoutMs: opts.drainTimeoutMs, maxWaiting: opts.maxWaiting };
+    if (opts.mode === 'http') {
+      const set = new BackendSet<PoolResource>((t) => new PoolResource(t, opts), setOpts, opts.epoch);
+      this.#set = set;
+      const ctx: HttpProxyContext = { opts, set, mirror: this.#mirror, gate: this.#gate, stats: newHttpStats(), nextId: 0 };
+      this.#http = ctx;
+      const server = createHttpServer({ keepAliveTimeout: opts.clientKeepAliveMs, noDelay: true }, (req, res) => handleHttpRequest(ctx, req, res));
+      server.headersTimeout = 60_000;
+      server.requestTimeout = 0;
+      this.#server = server;
+    } else {
+      const set = new BackendSet<SocketsResource>(() => new SocketsResource(), setOpts, opts.epoch);
+      this.#set = set;
+      const ctx: TcpProxyContext = { opts, set, stats: newTcpStats() };
+      this.#tcp = ctx;
+      this.#server = createTcpServer({ allowHalfOpen: true, pauseOnConnect: false }, (socket) => handleTcpConnection(ctx, socket));
+    }
+    this.#server.on('connection', (s: Socket) => {
+      this.#sockets.add(s);
+      s.once('close', () => this.#sockets.delete(s));
+    });
+    this.#loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    this.#loopDelay.enable();
+  }
+
+  /**
+   * Starts a router listening on `options.host:options.port`.
+   * Thrown: `UNDERSTUDY_ERR_ROUTER_CONFIG` for bad options, `UNDERSTUDY_ERR_PORT` when the address is taken.
+   */
+  static async create(options: RouterOptions): Promise<Router> {
+    const opts = resolveRouterOptions(options);
+    const router = new Router(opts);
+    router.setBackends(opts.backends);
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException): void => {
+        reject(new UnderstudyError(ErrorCode.Port, `router for ${opts.service} cannot listen on ${opts.host}:${opts.port}: ${err.code ?? err.message}`, { cause: err, details: { host: opts.host, port: opts.port } }));
+      };
+      router.#server.once('error', onError);
+      router.#server.listen(opts.port, opts.host, () => {
+        router.#server.off('error', onError);
+        resolve();
+      });
+    }).catch(async (err: unknown) => {
+      await router.close();
+      throw err;
+    });
+    const a = router.#server.address() as AddressInfo;
+    router.#address = { host: a.address, port: a.port };
+    return router;
+  }
+
+  /** The bound public address (the real port when 0 was asked). */
+  get address(): { host: string; port: number } {
+    return { ...this.#address };
+  }
+
+  /** `http://host:port` of the public address (HTTP mode). */
+  get url(): string {
+    const h = this.#address.host.includes(':') ? `[${this.#address.host}]` : this.#address.host;
+    return `http://${h}:${this.#address.port}`;
+  }
+
+  get service(): string {
+    return this.#opts.service;
+  }
+
+  /** The current fencing epoch. */
+  get epoch(): number {
+    return this.#set.epoch;
+  }
+
+  /** Ids of the serving set. */
+  get backends(): string[] {
+    return this.#set.ids();
+  }
+
+  /**
+   * Atomically replaces the serving set (the primaries of a horizontally scaled service). New requests
+   * use the new set at once; backends that left drain and their connections close afterwards;
+   * waiting requests are released. Backends whose epoch is older than {@link epoch} are refused.
+   */
+  setBackends(backends: readonly BackendTarget[]): SetBackendsResult {
+    return { refused: this.#set.set(backends) };
+  }
+
+  /**
+   * Switches the service to one primary (promotion). When `target.epoch` is newer than the router's
+   * epoch, the epoch is raised first, so older backends are fenced before the new one serves.
+   */
+  switchTo(target: BackendTarget): SetBackendsResult {
+    const epoch = target.epoch ?? 0;
+    if (epoch > this.#set.epoch) this.#set.setEpoch(epoch);
+    return this.setBackends([target]);
+  }
+
+  /**
+   * Raises the fencing epoch: backends (serving or draining) with an older epoch have their
+   * connections cut at once and are never used again. Thrown when the epoch would go backwards.
+   */
+  setEpoch(epoch: number): void {
+    this.#set.setEpoch(epoch);
+  }
+
+  /**
+   * Holds new mutating requests (bounded queue, `maxPauseMs` at most) and resolves once the mutating
+   * requests already forwarded have been answered. Reads keep flowing.
+   */
+  pause(): Promise<void> {
+    return this.#gate.pause();
+  }
+
+  /** Forwards the held mutating requests in arrival order (to the serving set as it is now). */
+  resume(): void {
+    this.#gate.resume();
+  }
+
+  /** Replaces the shadows that receive mirrored requests, and optionally the sampled fraction (0..1). */
+  setShadows(shadows: readonly ShadowTarget[], fraction?: number): void {
+    try {
+      this.#mirror.set(shadows, fraction);
+    } catch (err) {
+      throw err instanceof UnderstudyError ? err : new UnderstudyError(ErrorCode.RouterConfig, (err as Error).message, { details: { field: 'mirrorFraction' } });
+    }
+  }
+
+  /** Counters and per-backend latency, as plain data. */
+  stats(): RouterStats {
+    const d = this.#loopDelay;
+    const ms = (ns: number): number => (Number.isFinite(ns) ? ns / 1e6 : 0);
+    return {
+      service: this.#opts.service,
+      mode: this.#opts.mode,
+      address: this.address,
+      serving: this.#set.ids(),
+      waiting: this.#set.waiting,
+      fencing: this.#set.fencing(),
+      backends: this.#set.stats(),
+      http: this.#http ? { ...this.#http.stats, errors: { ...this.#http.stats.errors } } : undefined,
+      tcp: this.#tcp ? { ...this.#tcp.stats } : undefined,
+      mirror: this.#mirror.stats(),
+      pause: this.#gate.stats(),
+      eventLoopDelay: { p50Ms: ms(d.percentile(50)), p99Ms: ms(d.percentile(99)), maxMs: ms(d.max), meanMs: ms(d.mean) },
+    };
+  }
+
+  /**
+   * Stops listening and closes every connection. With `graceMs`, in-flight requests get that long to
+   * finish first. Idempotent.
+   */
+  close(options: { graceMs?: number } = {}): Promise<void> {
+    this.#closing ??= this.#close(options.graceMs ?? 0);
+    return this.#closing;
+  }
+
+  async #close(graceMs: number): Promise<void> {
+    this.#loopDelay.disable();
+    const serverClosed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    if (this.#server instanceof Object && 'closeIdleConnections' in this.#server) (this.#server as HttpServer).closeIdleConnections();
+    this.#gate.close();
+    if (graceMs > 0) {
+      const graceful = this.#set.close(false);
+      await Promise.race([graceful, new Promise((r) => setTimeout(r, graceMs).unref())]);
+    }
+    await this.#set.close(true);
+    for (const s of this.#sockets) s.destroy();
+    await this.#mirror.close();
+    await serverClosed;
+  }
+}
