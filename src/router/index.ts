@@ -10,3 +10,5 @@ export type { MirrorStats } from './mirror.js';
 export type { PauseStats } from './mutation-gate.js';
 export type { LatencySnapshot } from './latency-histogram.js';
 export { LATENCY_BUCKETS_MS } from './latency-histogram.js';
+export { HaproxyAdapter } from './haproxy-adapter.js';
+export type { HaproxyAdapterOptions, HaproxySocket, HaproxyServer, HaproxyServerState } from './haproxy-adapter.js';
