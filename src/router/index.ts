@@ -12,3 +12,5 @@ export type { LatencySnapshot } from './latency-histogram.js';
 export { LATENCY_BUCKETS_MS } from './latency-histogram.js';
 export { HaproxyAdapter } from './haproxy-adapter.js';
 export type { HaproxyAdapterOptions, HaproxySocket, HaproxyServer, HaproxyServerState } from './haproxy-adapter.js';
+export { DnsServer } from './dns-server.js';
+export type { DnsServerOptions, DnsStats } from './dns-server.js';
