@@ -213,7 +213,7 @@ export class DnsServer {
 
   #records4or6(q: Question, addrs: readonly string[]): Answer[] {
     const out: Answer[] = [];
-    const any = q.type === 'ANY';
+    const any = (q.type as string) === 'ANY';
     for (const a of addrs) {
       if ((q.type === 'A' || any) && isIPv4(a)) out.push({ type: 'A', name: q.name, ttl: this.#ttl, class: 'IN', data: a });
       if ((q.type === 'AAAA' || any) && isIPv6(a)) out.push({ type: 'AAAA', name: q.name, ttl: this.#ttl, class: 'IN', data: a });
