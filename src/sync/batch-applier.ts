@@ -1,10 +1,12 @@
 import { constants as fsc, type Stats } from 'node:fs';
 import { copyFile, lstat, mkdir, open, readdir, readlink, rename, rm, symlink, chmod, utimes, writeFile, readFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import { UnderstudyError, ErrorCode } from '../errors/index.js';
 import { ContentHasher, CONTENT_HASH_BYTES, hashFile } from './content-hash.js';
 import type { BatchOp } from './messages.js';
 import { FileRecord } from './file-stream.js';
+import { ByteReader, ByteWriter } from './byte-codec.js';
 import type { ByteQueue } from './byte-queue.js';
 import { assertSafeRelativePath, parentOf, parentsAreRealDirs, parentsOf, unsafePath } from './path-safety.js';
 
@@ -13,19 +15,40 @@ type JournalStep =
   | { k: 'delete'; path: string }
   | { k: 'mkdir'; path: string; mode: number }
   | { k: 'place'; path: string; staged: string }
+  | { k: 'patch'; path: string; staged: string; size: number; mode: number; mtimeMs: number }
   | { k: 'symlink'; path: string; target: string; staged: string }
   | { k: 'chmod'; path: string; mode: number };
 
 interface Journal {
+  gen: number;
   lineage: string;
   seq: number;
   steps: JournalStep[];
+}
+
+/** Journal slots: batch N is committed into slot N % 2, so the previous batch's record survives. */
+const SLOTS = ['journal-0', 'journal-1'] as const;
+
+function encodeJournal(j: Journal): Buffer {
+  const body = JSON.stringify(j);
+  const sum = createHash('sha256').update(body).digest('hex');
+  return Buffer.from(`${sum}\n${body}`);
+}
+function decodeJournal(b: Buffer): Journal | undefined {
+  const s = b.toString('utf8');
+  const nl = s.indexOf('\n');
+  if (nl !== 64) return undefined;
+  const body = s.slice(65);
+  if (createHash('sha256').update(body).digest('hex') !== s.slice(0, 64)) return undefined;
+  return JSON.parse(body) as Journal;
 }
 
 /** Persisted apply position of an echo. */
 export interface ApplyState {
   readonly lineage: string;
   readonly lastApplied: number;
+  /** Incremented by every lineage reset; orders state.json against journal slots. */
+  readonly gen?: number;
 }
 
 /** Result of staging one batch. */
@@ -35,6 +58,38 @@ export interface StagedBatch {
   readonly steps: JournalStep[];
   readonly files: number;
   readonly bytes: number;
+}
+
+/** Hashes `base` with `patch` ranges laid over it, truncated or extended to `size`. */
+async function hashPatched(base: FileHandle, baseSize: number, patch: readonly { off: number; data: Buffer }[], size: number, buf: Buffer): Promise<string> {
+  const h = new ContentHasher();
+  let ri = 0;
+  for (let p = 0; p < size; p += buf.length) {
+    const len = Math.min(buf.length, size - p);
+    const chunk = buf.subarray(0, len);
+    const fromBase = Math.max(0, Math.min(len, baseSize - p));
+    if (fromBase > 0) {
+      const { bytesRead } = await base.read(chunk, 0, fromBase, p);
+      if (bytesRead !== fromBase) throw new UnderstudyError(ErrorCode.SyncVerify, 'delta base changed while applying');
+    }
+    while (ri < patch.length && (patch[ri] as { off: number; data: Buffer }).off + (patch[ri] as { data: Buffer }).data.length <= p) ri++;
+    for (let i = ri; i < patch.length; i++) {
+      const r = patch[i] as { off: number; data: Buffer };
+      if (r.off >= p + len) break;
+      const s = Math.max(r.off, p);
+      const e = Math.min(r.off + r.data.length, p + len);
+      if (e > s) r.data.copy(chunk, s - p, s - r.off, e - r.off);
+    }
+    h.update(chunk);
+  }
+  return h.digest();
+}
+
+/** fsyncs many paths, 16 at a time; `lenient` ignores paths that vanished. */
+async function fsyncAll(paths: readonly string[], lenient = false): Promise<void> {
+  for (let i = 0; i < paths.length; i += 16) {
+    await Promise.all(paths.slice(i, i + 16).map((p) => (lenient ? fsyncPath(p).catch(() => undefined) : fsyncPath(p))));
+  }
 }
 
 async function fsyncPath(path: string): Promise<void> {
@@ -95,25 +150,41 @@ export class BatchApplier {
     return join(this.metaDir, 'staging', String(seq));
   }
 
+  /**
+   * Crash recovery. The two journal slots hold the last two committed batches; the newest valid one
+   * is re-run (every step is idempotent), which completes a batch interrupted mid-apply. The one before
+   * it was made durable before the newest was written. Staging of uncommitted batches is discarded.
+   */
   async #recover(): Promise<void> {
-    const dir = join(this.metaDir, 'staging');
-    for (const name of await readdir(dir)) {
-      const journalPath = join(dir, name, 'journal.json');
-      let journal: Journal | undefined;
+    const journals: Journal[] = [];
+    for (const slot of SLOTS) {
       try {
-        journal = JSON.parse(await readFile(journalPath, 'utf8')) as Journal;
-      } catch {
-        journal = undefined;
+        const j = decodeJournal(await readFile(join(this.metaDir, slot)));
+        if (j && j.gen === (this.#state.gen ?? 0)) journals.push(j);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       }
-      const newer = journal && (journal.lineage !== this.#state.lineage || journal.seq > this.#state.lastApplied);
-      if (journal && newer) await this.#execute(journal);
-      await rm(join(dir, name), { recursive: true, force: true });
     }
+    journals.sort((x, y) => x.seq - y.seq);
+    for (const j of journals.slice(-1)) {
+      await this.#execute(j);
+      this.#state = { lineage: j.lineage, lastApplied: j.seq, gen: j.gen };
+    }
+    if (this.durable) await fsyncAll([...this.#deferred], true);
+    this.#deferred.clear();
+    const dir = join(this.metaDir, 'staging');
+    for (const name of await readdir(dir)) await rm(join(dir, name), { recursive: true, force: true });
   }
+
+  /** Paths whose fsync is deferred until the next commit (their batch's journal covers them until then). */
+  readonly #deferred = new Set<string>();
 
   /** Records a new lineage (after a reset handshake) without touching the tree. */
   async resetLineage(lineage: string): Promise<void> {
-    await this.#writeState({ lineage, lastApplied: 0 });
+    if (this.durable) await fsyncAll([...this.#deferred], true);
+    this.#deferred.clear();
+    await this.#writeState({ lineage, lastApplied: 0, gen: (this.#state.gen ?? 0) + 1 });
+    for (const slot of SLOTS) await rm(join(this.metaDir, slot), { force: true });
   }
 
   async #writeState(state: ApplyState): Promise<void> {
@@ -143,9 +214,10 @@ export class BatchApplier {
       for (const o of ops) {
         if (o.op === 'file') {
           const staged = `f${index++}`;
-          bytes += await this.#buildFile(join(dir, staged), o, data);
+          const built = await this.#buildFile(dir, staged, o, data);
+          bytes += built.bytes;
           files++;
-          finalSteps.push({ k: 'place', path: o.path, staged });
+          finalSteps.push(built.step);
         } else if (o.op === 'symlink') {
           const staged = `l${index++}`;
           await symlink(o.target, join(dir, staged));
@@ -153,6 +225,12 @@ export class BatchApplier {
         }
       }
       if (!data.drained) throw new UnderstudyError(ErrorCode.SyncFrame, 'batch data longer than its files');
+      // Durability of staged content before the journal commits: fsync concurrently so the
+      // filesystem can group the flushes.
+      if (this.durable) {
+        const staged = finalSteps.filter((st) => st.k === 'place' || st.k === 'patch').map((st) => join(dir, (st as { staged: string }).staged));
+        await fsyncAll(staged);
+      }
       // Order: deletes, mkdirs (parents first), files and links, then mode changes.
       const ordered = [...steps.filter((s) => s.k === 'delete'), ...steps.filter((s) => s.k === 'mkdir'), ...finalSteps, ...steps.filter((s) => s.k === 'chmod')];
       return { seq, lineage, steps: ordered, files, bytes };
@@ -211,8 +289,14 @@ export class BatchApplier {
     return steps;
   }
 
-  /** Builds one file from its records; returns the bytes written. */
-  async #buildFile(stagedPath: string, o: Extract<BatchOp, { op: 'file' }>, data: ByteQueue): Promise<number> {
+  /**
+   * Builds one file from its records. A delta of a file onto itself that only keeps bytes in place and
+   * adds literals (appends, in-place edits, truncation) becomes a patch: its result is verified by
+   * hashing base-plus-patch, and it is applied in place after commit (redo data in the journal).
+   * Anything else is built as a whole new file in staging and renamed into place.
+   */
+  async #buildFile(dir: string, name: string, o: Extract<BatchOp, { op: 'file' }>, data: ByteQueue): Promise<{ bytes: number; step: JournalStep }> {
+    const stagedPath = join(dir, name);
     const basePath = o.base === null ? null : join(this.root, o.base);
     let base: FileHandle | null = null;
     let baseSize = 0;
@@ -220,14 +304,29 @@ export class BatchApplier {
       base = await open(basePath, fsc.O_RDONLY | fsc.O_NOFOLLOW);
       baseSize = (await base.stat()).size;
     }
-    // Large in-place deltas: clone the base and patch only what changed.
-    const clone = base !== null && o.base === o.path && baseSize >= 1 << 20;
-    if (clone && basePath) await copyFile(basePath, stagedPath);
-    const out = await open(stagedPath, clone ? 'r+' : 'w', 0o600);
+    let patch: { off: number; data: Buffer }[] | null = base !== null && o.base === o.path ? [] : null;
+    let patchBytes = 0;
+    let out: FileHandle | null = null;
+    let clone = false;
+    let hasher: ContentHasher | null = null;
     let pos = 0;
     let written = 0;
-    const hasher = clone ? null : new ContentHasher();
     const buf = Buffer.allocUnsafe(1 << 20);
+    const toFile = async (): Promise<FileHandle> => {
+      if (out) return out;
+      if (patch && basePath) {
+        // Leave patch mode: clone the base, then replay what was buffered.
+        await copyFile(basePath, stagedPath);
+        out = await open(stagedPath, 'r+');
+        clone = true;
+        for (const r of patch) await out.write(r.data, 0, r.data.length, r.off);
+        patch = null;
+      } else {
+        out = await open(stagedPath, 'w', 0o600);
+        hasher = new ContentHasher();
+      }
+      return out;
+    };
     try {
       for (;;) {
         const tag = await data.u8();
@@ -235,17 +334,18 @@ export class BatchApplier {
           const src = pos + (await data.svarint());
           const len = await data.varint();
           if (!base || src < 0 || src + len > baseSize) throw new UnderstudyError(ErrorCode.SyncFrame, 'copy outside the delta base', { details: { path: o.path } });
-          if (clone && src === pos) {
+          if ((patch || clone) && src === pos) {
             pos += len;
             continue;
           }
+          const f = await toFile();
           let done = 0;
           while (done < len) {
             const n = Math.min(buf.length, len - done);
             const { bytesRead } = await base.read(buf, 0, n, src + done);
             if (bytesRead !== n) throw new UnderstudyError(ErrorCode.SyncVerify, 'delta base shorter than expected', { details: { path: o.path } });
-            await out.write(buf, 0, n, pos + done);
-            hasher?.update(buf.subarray(0, n));
+            await f.write(buf, 0, n, pos + done);
+            (hasher as ContentHasher | null)?.update(buf.subarray(0, n));
             done += n;
           }
           pos += len;
@@ -254,46 +354,76 @@ export class BatchApplier {
           let len = await data.varint();
           while (len > 0) {
             const chunk = await data.readUpTo(len);
-            await out.write(chunk, 0, chunk.length, pos);
-            hasher?.update(chunk);
+            if (patch && patchBytes + chunk.length <= 64 * 1024 * 1024) {
+              patch.push({ off: pos, data: Buffer.from(chunk) });
+              patchBytes += chunk.length;
+            } else {
+              const f = await toFile();
+              await f.write(chunk, 0, chunk.length, pos);
+              (hasher as ContentHasher | null)?.update(chunk);
+            }
             pos += chunk.length;
             written += chunk.length;
             len -= chunk.length;
           }
         } else if (tag === FileRecord.End) {
           const expected = (await data.readExact(CONTENT_HASH_BYTES)).toString('hex');
-          if (clone) await out.truncate(pos);
-          await out.chmod(o.mode);
-          if (this.durable) await out.sync();
-          await out.close();
-          const actual = hasher ? hasher.digest() : (await hashFile(stagedPath)).hash;
+          let actual: string;
+          let step: JournalStep;
+          if (patch && base) {
+            actual = await hashPatched(base, baseSize, patch, pos, buf);
+            const w = new ByteWriter(patchBytes + patch.length * 16 + 16).varint(patch.length);
+            for (const r of patch) w.varint(r.off).lbytes(r.data);
+            await writeFile(stagedPath, w.finish());
+            step = { k: 'patch', path: o.path, staged: name, size: pos, mode: o.mode, mtimeMs: o.mtimeMs };
+          } else {
+            const f = out ?? (await toFile());
+            if (clone) await f.truncate(pos);
+            await f.chmod(o.mode);
+            await f.close();
+            out = null;
+            const h = hasher as ContentHasher | null;
+            actual = h ? h.digest() : (await hashFile(stagedPath)).hash;
+            if (o.mtimeMs > 0) await utimes(stagedPath, new Date(o.mtimeMs), new Date(o.mtimeMs));
+            step = { k: 'place', path: o.path, staged: name };
+          }
           if (actual !== expected) {
             throw new UnderstudyError(ErrorCode.SyncVerify, `file ${JSON.stringify(o.path)} does not match its source hash after apply`, {
               details: { path: o.path, expected, actual },
             });
           }
-          if (o.mtimeMs > 0) await utimes(stagedPath, new Date(o.mtimeMs), new Date(o.mtimeMs));
-          return written;
+          return { bytes: written, step };
         } else {
           throw new UnderstudyError(ErrorCode.SyncFrame, `unknown file record ${tag}`);
         }
       }
     } finally {
-      await out.close().catch(() => undefined);
+      await (out as FileHandle | null)?.close().catch(() => undefined);
       await base?.close();
     }
   }
 
-  /** Commits a staged batch: journal, steps, directory fsyncs, applied mark. */
+  /**
+   * Commits a staged batch: makes its staged files and the previous batch's effects durable, writes
+   * the journal record (the commit point), then runs the steps. The effects are fsynced at the next
+   * commit; until then the journal replays them after a crash.
+   */
   async commit(staged: StagedBatch): Promise<void> {
     const dir = this.#stagingDir(staged.seq);
-    const journal: Journal = { lineage: staged.lineage, seq: staged.seq, steps: staged.steps };
-    const tmp = join(dir, 'journal.tmp');
-    await writeFile(tmp, JSON.stringify(journal));
-    if (this.durable) await fsyncPath(tmp);
-    await rename(tmp, join(dir, 'journal.json'));
-    if (this.durable) await fsyncPath(dir);
+    const journal: Journal = { gen: this.#state.gen ?? 0, lineage: staged.lineage, seq: staged.seq, steps: staged.steps };
+    if (this.durable) {
+      await fsyncAll([...this.#deferred], true);
+      this.#deferred.clear();
+    }
+    const fh = await open(join(this.metaDir, SLOTS[staged.seq % 2] as string), 'w');
+    try {
+      await fh.writeFile(encodeJournal(journal));
+      if (this.durable) await fh.sync();
+    } finally {
+      await fh.close();
+    }
     await this.#execute(journal);
+    this.#state = { lineage: journal.lineage, lastApplied: journal.seq, gen: journal.gen };
     await rm(dir, { recursive: true, force: true });
   }
 
@@ -332,6 +462,26 @@ export class BatchApplier {
           await rename(stagedPath, abs);
           break;
         }
+        case 'patch': {
+          if (!(await lstatOrNull(join(dir, s.staged)))) break; // applied before a crash
+          const fh = await open(abs, fsc.O_RDWR | fsc.O_NOFOLLOW);
+          try {
+            const r = new ByteReader(await readFile(join(dir, s.staged)));
+            const n = r.varint();
+            for (let i = 0; i < n; i++) {
+              const off = r.varint();
+              const d = r.lbytes();
+              await fh.write(d, 0, d.length, off);
+            }
+            await fh.truncate(s.size);
+            await fh.chmod(s.mode);
+            if (s.mtimeMs > 0) await fh.utimes(new Date(s.mtimeMs), new Date(s.mtimeMs));
+          } finally {
+            await fh.close();
+          }
+          this.#deferred.add(abs);
+          break;
+        }
         case 'symlink': {
           const st = await lstatOrNull(abs);
           if (st?.isSymbolicLink() && (await readlink(abs)) === s.target) break;
@@ -348,7 +498,6 @@ export class BatchApplier {
         }
       }
     }
-    if (this.durable) for (const d of touched) await fsyncPath(join(this.root, d)).catch(() => undefined);
-    await this.#writeState({ lineage: journal.lineage, lastApplied: journal.seq });
+    for (const d of touched) this.#deferred.add(join(this.root, d));
   }
 }

@@ -67,6 +67,11 @@ export class ContentPool {
     this.#pending.clear();
   }
 
+  /** Starts the worker ahead of the first big file, so its start-up does not delay a batch. */
+  warm(): void {
+    this.#ensureWorker();
+  }
+
   /** Diffs the file at `path` against `base` (null: send whole). */
   async diff(path: string, size: number, base: FileSignature | null): Promise<ContentResult> {
     const w = size >= this.inlineBelow ? this.#ensureWorker() : undefined;

@@ -24,6 +24,8 @@ export interface SyncStats {
   readonly changeRateFilesPerSec: number;
   /** Bytes written to the wire to this echo (frames, all overheads). */
   readonly wireBytes: number;
+  /** Bytes received from this echo (handshake, manifest, acknowledgements). */
+  readonly wireBytesIn: number;
   /** Batch data and metadata bytes before compression. */
   readonly rawBytes: number;
   /** Uncompressed / compressed payload bytes (1 when nothing compressed). */
@@ -86,7 +88,7 @@ export class EchoStream {
   #lastBatchAt = performance.now();
   #initial: { doneBytes: number; totalBytes: number } | null = null;
   #rate: { t: number; bytes: number; files: number }[] = [];
-  #c = { wire: 0, raw: 0, payload: 0, sent: 0, acked: 0, lastAcked: 0, errors: 0, lastError: null as string | null };
+  #c = { wire: 0, wireIn: 0, raw: 0, payload: 0, sent: 0, acked: 0, lastAcked: 0, errors: 0, lastError: null as string | null };
   readonly loop: Promise<void>;
 
   constructor(
@@ -150,6 +152,7 @@ export class EchoStream {
   detach(conn: FramedConnection): void {
     if (this.#conn === conn) this.#conn = undefined;
     this.#c.wire += conn.bytesOut;
+    this.#c.wireIn += conn.bytesIn;
     this.#waker.kick();
   }
 
@@ -195,6 +198,7 @@ export class EchoStream {
       changeRateBytesPerSec: this.#rate.reduce((s, r) => s + r.bytes, 0) / span,
       changeRateFilesPerSec: this.#rate.reduce((s, r) => s + r.files, 0) / span,
       wireBytes: this.#c.wire + (this.#conn?.bytesOut ?? 0),
+      wireBytesIn: this.#c.wireIn + (this.#conn?.bytesIn ?? 0),
       rawBytes: this.#c.raw,
       compressionRatio: this.#c.payload > 0 ? this.#c.raw / this.#c.payload : 1,
       batchesSent: this.#c.sent,
@@ -210,8 +214,11 @@ export class EchoStream {
   #due(): number {
     const now = performance.now();
     if (this.opts.mode === 'continuous') {
-      const quiet = this.#lastDirtyAt + this.opts.debounceMs - now;
       const cap = (this.#dirtySince ?? now) + this.opts.maxDelayMs - now;
+      // Group commit: while a batch is being applied, changes gather for the next one (its ack
+      // wakes the loop); pipelining starts only if they have waited 4 x maxDelayMs.
+      if (this.#unacked.length > 0) return Math.max(0, cap + 3 * this.opts.maxDelayMs);
+      const quiet = this.#lastDirtyAt + this.opts.debounceMs - now;
       return Math.max(0, Math.min(quiet, cap));
     }
     const u = Math.min(1, Math.max(0, this.opts.utilisation?.() ?? 0));
@@ -266,7 +273,7 @@ export class EchoStream {
         this.#building = false;
       }
       for (const p of built.deferred) this.markDirty(p, false);
-      if (this.#dirty.size > 0) this.#dirtySince = Math.min(this.#dirtySince ?? since, since);
+      if (built.deferred.length > 0) this.#dirtySince = Math.min(this.#dirtySince ?? since, since);
       if (built.ops.length === 0) {
         this.#checkInitialDone();
         continue;

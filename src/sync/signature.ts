@@ -15,17 +15,19 @@ export interface FileSignature {
   readonly strong: BigUint64Array;
 }
 
-/** Smallest and largest block size the engine chooses. */
+/** Smallest block size, used up to {@link MAX_BLOCKS} blocks per file. */
 export const MIN_BLOCK = 512;
-export const MAX_BLOCK = 2048;
+/** Blocks per signature before the block size doubles (bounds the primary's memory: ~12 B per block). */
+export const MAX_BLOCKS = 1 << 20;
 
 /**
- * Block size for a file of `size` bytes: about √size like rsync, but capped at 2 KiB because the
- * signature stays on the primary, so small blocks cost memory there and nothing on the wire.
+ * Block size for a file of `size` bytes. rsync uses about √size because every block's checksums
+ * cross the wire; here the primary keeps the echo's signatures itself, so blocks stay small
+ * (512 B up to 512 MiB files) and a scattered 4 KiB edit costs about 4.5 KiB instead of a √size block.
  */
 export function chooseBlockSize(size: number): number {
   let b = MIN_BLOCK;
-  while (b < MAX_BLOCK && b * b < size) b *= 2;
+  while (size / b > MAX_BLOCKS) b *= 2;
   return b;
 }
 

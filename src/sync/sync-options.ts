@@ -26,7 +26,7 @@ export interface SyncSourceOptions {
   readonly mode?: SyncMode;
   /** Continuous mode: quiet time before a batch is cut. @default 5 */
   readonly debounceMs?: number;
-  /** Continuous mode: longest a change waits while changes keep coming. @default 50 */
+  /** Continuous mode: longest a change waits while changes keep coming or a batch is in flight. @default 25 */
   readonly maxDelayMs?: number;
   /** Relaxed mode: sync interval at zero utilisation. @default 10000 */
   readonly intervalMs?: number;
@@ -74,7 +74,7 @@ export function resolveSourceOptions(o: SyncSourceOptions): ResolvedSourceOption
     port: o.port ?? 0,
     mode: o.mode ?? 'continuous',
     debounceMs: o.debounceMs ?? 5,
-    maxDelayMs: o.maxDelayMs ?? 50,
+    maxDelayMs: o.maxDelayMs ?? 25,
     intervalMs: o.intervalMs ?? 10_000,
     bytesThreshold: o.bytesThreshold ?? 64 * 1024 * 1024,
     utilisation: o.utilisation,

@@ -67,6 +67,7 @@ export class SyncSource extends EventEmitter {
       server.listen(opts.port, opts.host, () => res());
     });
     await src.#watchTree('');
+    src.#pool.warm();
     options.signal?.addEventListener('abort', () => void src.close(), { once: true });
     return src;
   }
