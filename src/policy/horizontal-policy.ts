@@ -1,0 +1,189 @@
+import type { Decision, DecisionForecast } from './decision.js';
+import { checkGuards, clampCount, fmtMs, initialGuardState, recordAction, resolveGuardOptions } from './guards.js';
+import type { GuardOptions, GuardState, ResolvedGuardOptions } from './guards.js';
+
+/** `act` changes the serving set; `forecast-only` records what it would do without acting (AWS's dry run). */
+export type PolicyMode = 'act' | 'forecast-only';
+
+/** Options of {@link decideHorizontal}. */
+export interface HorizontalPolicyOptions {
+  /** Load one instance serves at 100 % (requests/s, or the metric's unit). Required. */
+  capacityPerInstance: number;
+  /** Utilisation the policy provisions for. @default 0.7 */
+  targetUtilization?: number;
+  /**
+   * Utilisation the forecast's upper bound may reach: the forecast mean is provisioned at the
+   * target utilisation, its upper bound at this (≤ 1, where load meets capacity), so that the
+   * interval and the target's headroom are not counted twice. @default 0.9
+   */
+  upperUtilization?: number;
+  /** Reactive rule tolerance, as the HPA's: no change while |utilisation/target − 1| ≤ tolerance. @default 0.1 */
+  tolerance?: number;
+  /** Below this confidence the forecast is ignored and only the reactive rule counts. @default 0.5 */
+  minConfidence?: number;
+  /** A scale-in goes only to the largest recommendation within this window (rolling max). @default 300000 */
+  scaleInStabilizationMs?: number;
+  /**
+   * Smallest scale-out, as a fraction of the current count (at least one instance): a ramp is
+   * climbed in a few steps rather than one instance at a time. @default 0.1
+   */
+  scaleOutStep?: number;
+  /** A scale-in happens only when it removes more than this fraction of the current count. @default 0.1 */
+  scaleInTolerance?: number;
+  /** @default 'act' */
+  mode?: PolicyMode;
+  guards?: GuardOptions;
+}
+
+/** {@link HorizontalPolicyOptions} with defaults applied. */
+export interface ResolvedHorizontalPolicyOptions {
+  capacityPerInstance: number;
+  targetUtilization: number;
+  upperUtilization: number;
+  tolerance: number;
+  minConfidence: number;
+  scaleInStabilizationMs: number;
+  scaleOutStep: number;
+  scaleInTolerance: number;
+  mode: PolicyMode;
+  guards: ResolvedGuardOptions;
+}
+
+/** Applies the defaults of {@link HorizontalPolicyOptions} once. */
+export function resolveHorizontalPolicyOptions(o: HorizontalPolicyOptions): ResolvedHorizontalPolicyOptions {
+  if (!(o.capacityPerInstance > 0)) throw new RangeError('capacityPerInstance must be > 0');
+  const targetUtilization = o.targetUtilization ?? 0.7;
+  if (!(targetUtilization > 0 && targetUtilization <= 1)) throw new RangeError('targetUtilization must be in (0, 1]');
+  return {
+    capacityPerInstance: o.capacityPerInstance,
+    targetUtilization,
+    upperUtilization: Math.max(targetUtilization, Math.min(1, o.upperUtilization ?? 0.9)),
+    tolerance: o.tolerance ?? 0.1,
+    minConfidence: o.minConfidence ?? 0.5,
+    scaleInStabilizationMs: o.scaleInStabilizationMs ?? 300_000,
+    scaleOutStep: o.scaleOutStep ?? 0.1,
+    scaleInTolerance: o.scaleInTolerance ?? 0.1,
+    mode: o.mode ?? 'act',
+    guards: resolveGuardOptions(o.guards),
+  };
+}
+
+/** What the horizontal policy sees at a decision. */
+export interface HorizontalSignals {
+  /** Serving instances now (ready plus starting). */
+  current: number;
+  /** Load observed now. */
+  load: number;
+  /**
+   * The forecast at the provisioning lead time (for several steps, the step with the largest
+   * upper bound). Omitted when there is none yet.
+   */
+  forecast?: DecisionForecast;
+  /** Prediction confidence in [0, 1]. */
+  confidence: number;
+}
+
+/** What the horizontal policy remembers. Plain data; treat as immutable. */
+export interface HorizontalState {
+  /** Recent combined recommendations, oldest first (the scale-in stabilisation window). */
+  recommendations: readonly { at: number; count: number }[];
+  guards: GuardState;
+}
+
+/** A fresh {@link HorizontalState}. */
+export function initialHorizontalState(): HorizontalState {
+  return { recommendations: [], guards: initialGuardState() };
+}
+
+/** Outcome of {@link decideHorizontal}. */
+export interface HorizontalResult {
+  /** Serving count the caller should run (equals `signals.current` when nothing is applied). */
+  desired: number;
+  state: HorizontalState;
+  /** Zero or one decision. */
+  decisions: Decision[];
+}
+
+/** Instances that serve `load` at utilisation `u`. */
+function countFor(o: ResolvedHorizontalPolicyOptions, load: number, u: number): number {
+  return Math.ceil(Math.max(0, load) / (o.capacityPerInstance * u) - 1e-9);
+}
+
+/**
+ * Instances the reactive rule asks for (the HPA's rule on the load): enough to serve `load` at
+ * the target utilisation, or `current` while the utilisation is within the tolerance of the target.
+ */
+export function reactiveCount(o: ResolvedHorizontalPolicyOptions, load: number, current: number): number {
+  if (current > 0) {
+    const ratio = Math.max(0, load) / (current * o.capacityPerInstance * o.targetUtilization);
+    if (Math.abs(ratio - 1) <= o.tolerance) return current;
+  }
+  return countFor(o, load, o.targetUtilization);
+}
+
+/** Instances the predictive rule asks for: the forecast mean at the target utilisation and its upper bound at `upperUtilization`. */
+export function predictiveCount(o: ResolvedHorizontalPolicyOptions, forecast: DecisionForecast): number {
+  return Math.max(countFor(o, forecast.mean, o.targetUtilization), countFor(o, forecast.upper, o.upperUtilization));
+}
+
+/**
+ * The horizontal scaling policy: desired = max(reactive, predictive), where predictive serves the
+ * forecast's upper bound at the lead time at the target utilisation, used only when confidence is
+ * at least `minConfidence`. Scale-out is immediate; scale-in goes only down to the largest
+ * recommendation of the stabilisation window. Then bounds and guards. Pure.
+ */
+export function decideHorizontal(o: ResolvedHorizontalPolicyOptions, state: HorizontalState, signals: HorizontalSignals, now: number): HorizontalResult {
+  const g = o.guards;
+  const reactive = reactiveCount(o, signals.load, signals.current);
+  const confident = signals.forecast !== undefined && signals.confidence >= o.minConfidence;
+  const predictive = confident && signals.forecast ? predictiveCount(o, signals.forecast) : undefined;
+  const raw = clampCount(g, Math.max(reactive, predictive ?? 0));
+  const cutoff = now - o.scaleInStabilizationMs;
+  const recommendations = [...state.recommendations.filter((r) => r.at > cutoff), { at: now, count: raw }];
+  let windowMax = raw;
+  for (const r of recommendations) windowMax = Math.max(windowMax, r.count);
+  const current = signals.current;
+  let target: number;
+  if (raw > current) target = clampCount(g, Math.max(raw, current + Math.max(1, Math.ceil(current * o.scaleOutStep - 1e-9))));
+  else {
+    target = clampCount(g, Math.min(current, windowMax));
+    // Not worth an action: a scale-in of at most the tolerance (bound corrections always go ahead).
+    if (target < current && current - target <= current * o.scaleInTolerance && current <= g.maxCount) target = current;
+  }
+  const next: HorizontalState = { recommendations, guards: state.guards };
+  if (target === current) return { desired: current, state: next, decisions: [] };
+
+  const inputs: Decision['inputs'] = { load: signals.load, confidence: signals.confidence, reactive };
+  if (signals.forecast) inputs.forecast = signals.forecast;
+  if (predictive !== undefined) inputs.predictive = predictive;
+  const unit = `${fmtNum(o.capacityPerInstance * o.targetUtilization)}/instance`;
+  let why: string;
+  if (target > current) {
+    why =
+      predictive !== undefined && predictive > reactive
+        ? `forecast ${fmtNum(signals.forecast!.mean)} (upper ${fmtNum(signals.forecast!.upper)}) within ${fmtMs(signals.forecast!.horizonMs)} needs ${predictive} at ${unit} (reactive ${reactive}, confidence ${signals.confidence.toFixed(2)})`
+        : `load ${fmtNum(signals.load)} needs ${reactive} at ${unit}${confident ? '' : signals.forecast ? ` (confidence ${signals.confidence.toFixed(2)} < ${o.minConfidence}: reactive only)` : ' (no forecast yet: reactive only)'}`;
+  } else {
+    why =
+      target > raw
+        ? `recommendation ${raw}, held at ${target} by the ${fmtMs(o.scaleInStabilizationMs)} stabilisation window`
+        : `${fmtMs(o.scaleInStabilizationMs)} of recommendations at or below ${target} (reactive ${reactive}${predictive !== undefined ? `, predictive ${predictive}` : ''})`;
+  }
+  const kind = target > current ? 'scale-out' : 'scale-in';
+  if (o.mode === 'forecast-only') {
+    return { desired: current, state: next, decisions: [{ kind, at: now, from: current, to: target, applied: false, reason: `forecast-only: ${why}`, inputs }] };
+  }
+  const verdict = checkGuards(g, state.guards, current, target, now);
+  if (!verdict.allowed) {
+    return { desired: current, state: next, decisions: [{ kind, at: now, from: current, to: target, applied: false, reason: `held: ${verdict.reason}; ${why}`, inputs }] };
+  }
+  next.guards = recordAction(g, state.guards, current, target, now);
+  return { desired: target, state: next, decisions: [{ kind, at: now, from: current, to: target, applied: true, reason: why, inputs }] };
+}
+
+/** Numbers in reasons: 3 significant digits. */
+export function fmtNum(x: number): string {
+  if (!Number.isFinite(x)) return String(x);
+  const a = Math.abs(x);
+  return a >= 100 ? x.toFixed(0) : a >= 10 ? x.toFixed(1) : x.toFixed(2);
+}

@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest';
+import { PredictiveScaler } from './predictive-scaler.js';
+
+// A daily-like square wave with period 20 steps of 1 minute: 10 steps at 700 req/s, 10 at 2100.
+const loadAt = (step: number): number => (Math.floor(step / 10) % 2 === 0 ? 700 : 2100);
+
+function run(mode: 'act' | 'forecast-only'): { scaledBeforeRise: number; decisions: number; applied: number } {
+  const s = new PredictiveScaler({ capacityPerInstance: 100, targetUtilization: 0.7, stepMs: 60_000, coldLeadMs: 120_000, decisionIntervalMs: 60_000, warmPool: false, mode });
+  let serving = 10;
+  let scaledBeforeRise = 0;
+  let decisions = 0;
+  let applied = 0;
+  for (let step = 0; step < 400; step++) {
+    const now = step * 60_000;
+    const load = loadAt(step);
+    s.observe(now, load);
+    const d = s.decide(now, { serving, pool: 0, poolReady: 0, load });
+    decisions += d.decisions.length;
+    applied += d.decisions.filter((x) => x.applied).length;
+    // In the last cycles: is the serving set already large before a rise (steps 8, 9 of each 20)?
+    if (step > 300 && step % 20 === 9 && d.serving >= 30) scaledBeforeRise++;
+    serving = d.serving;
+  }
+  return { scaledBeforeRise, decisions, applied };
+}
+
+describe('PredictiveScaler', () => {
+  it('scales out before a recurring rise once it has learnt the pattern', () => {
+    const r = run('act');
+    expect(r.scaledBeforeRise).toBeGreaterThanOrEqual(4);
+  });
+  it('records decisions without acting in forecast-only mode', () => {
+    const r = run('forecast-only');
+    expect(r.decisions).toBeGreaterThan(0);
+    expect(r.applied).toBe(0);
+  });
+  it('is deterministic: the same inputs give the same decisions', () => {
+    expect(run('act')).toEqual(run('act'));
+  });
+  it('asks for a warm pool sized to the predicted growth', () => {
+    const s = new PredictiveScaler({ capacityPerInstance: 100, stepMs: 60_000, minConfidence: 0 });
+    let last = { serving: 0, pool: 0 };
+    for (let step = 0; step < 200; step++) {
+      const now = step * 60_000;
+      s.observe(now, loadAt(step));
+      last = s.decide(now, { serving: 10, pool: 0, poolReady: 0, load: loadAt(step) });
+    }
+    expect(last.pool).toBeGreaterThanOrEqual(1);
+  });
+});

@@ -1,0 +1,197 @@
+import { createAutoForecaster, predictionConfidence } from '../predict/index.js';
+import type { ForecastPoint, Forecaster } from '../predict/index.js';
+import type { Decision, DecisionForecast } from './decision.js';
+import { decideHorizontal, initialHorizontalState, resolveHorizontalPolicyOptions } from './horizontal-policy.js';
+import type { HorizontalPolicyOptions, HorizontalState, ResolvedHorizontalPolicyOptions } from './horizontal-policy.js';
+import { decideWarmPool, resolveWarmPoolOptions } from './warm-pool-policy.js';
+import type { ResolvedWarmPoolOptions, WarmPoolOptions } from './warm-pool-policy.js';
+
+/** Options of {@link PredictiveScaler}. */
+export interface PredictiveScalerOptions extends HorizontalPolicyOptions {
+  /** Step of the forecast series: observed load is averaged per step (ms). @default 60000 */
+  stepMs?: number;
+  /** Provisioning lead time of a cold start (ms): the horizon of the warm pool, and of the serving set when the pool is empty. @default 120000 */
+  coldLeadMs?: number;
+  /** Lead time of promoting a warm echo (ms): the horizon of the serving set while echoes are ready. @default 5000 */
+  warmLeadMs?: number;
+  /** Time between two decisions (ms): capacity decided now must last until the next decision plus the lead time. @default 15000 */
+  decisionIntervalMs?: number;
+  /** Central interval coverage whose upper bound is provisioned for. @default 0.8 */
+  coverage?: number;
+  /** Warm-pool options without the shared capacity fields, or `false` for no pool. @default {} */
+  warmPool?: Omit<WarmPoolOptions, 'capacityPerInstance' | 'targetUtilization'> | false;
+  /** The forecaster to use. @default createAutoForecaster({maxHorizon: 64}) */
+  forecaster?: Forecaster;
+  /** Weight of each new hit/miss in the recent-accuracy average. @default 0.05 */
+  accuracyAlpha?: number;
+}
+
+/** The serving set and warm pool as the executor reports them. */
+export interface ScalerObservation {
+  /** Serving instances (ready plus starting). */
+  serving: number;
+  /** Echoes in the warm pool (ready plus starting). */
+  pool: number;
+  /** Echoes of the pool that are ready to promote. */
+  poolReady: number;
+  /** Load observed now. */
+  load: number;
+}
+
+/** What {@link PredictiveScaler.decide} returns. */
+export interface ScalerDecision {
+  /** Serving count to run. */
+  serving: number;
+  /** Echoes to keep warm (0 without a pool). */
+  pool: number;
+  /** The explained decisions taken (and those held back, with `applied: false`). */
+  decisions: Decision[];
+  /** Forecast at the serving horizon (absent before the first step closes). */
+  forecast?: DecisionForecast;
+  confidence: number;
+}
+
+interface PendingCheck {
+  step: number;
+  upper: number;
+}
+
+/**
+ * The predictive scaler the live control loop and the simulator both run: feeds observed load
+ * into a forecaster (one value per step), derives confidence from the interval width and the
+ * recent hit rate of its upper bounds, and combines the horizontal policy (max of predictive and
+ * reactive, stabilised scale-in, guards) with the warm-pool policy. No clock, no I/O: time is an
+ * argument, so it is deterministic.
+ */
+export class PredictiveScaler {
+  readonly #h: ResolvedHorizontalPolicyOptions;
+  readonly #pool: ResolvedWarmPoolOptions | undefined;
+  readonly #stepMs: number;
+  readonly #coldLeadMs: number;
+  readonly #warmLeadMs: number;
+  readonly #coverage: number;
+  readonly #intervalMs: number;
+  readonly #alpha: number;
+  readonly #forecaster: Forecaster;
+  #state: HorizontalState = initialHorizontalState();
+  #stepIndex = Number.NaN;
+  #stepSum = 0;
+  #stepN = 0;
+  #lastClosed = Number.NaN;
+  #cache: ForecastPoint[] = [];
+  #pending: PendingCheck[] = [];
+  #accuracy: number | undefined;
+  #hits = 0;
+
+  constructor(options: PredictiveScalerOptions) {
+    this.#h = resolveHorizontalPolicyOptions(options);
+    this.#stepMs = options.stepMs ?? 60_000;
+    if (!(this.#stepMs > 0)) throw new RangeError('stepMs must be > 0');
+    this.#coldLeadMs = options.coldLeadMs ?? 120_000;
+    this.#warmLeadMs = options.warmLeadMs ?? 5_000;
+    this.#coverage = options.coverage ?? 0.8;
+    this.#intervalMs = options.decisionIntervalMs ?? 15_000;
+    this.#alpha = options.accuracyAlpha ?? 0.05;
+    this.#pool =
+      options.warmPool === false ? undefined : resolveWarmPoolOptions({ ...(options.warmPool ?? {}), capacityPerInstance: this.#h.capacityPerInstance, targetUtilization: this.#h.targetUtilization });
+    this.#forecaster = options.forecaster ?? createAutoForecaster({ maxHorizon: 64 });
+  }
+
+  /** The resolved horizontal-policy options in use. */
+  get options(): ResolvedHorizontalPolicyOptions {
+    return this.#h;
+  }
+
+  /** Recent hit rate of the provisioned upper bound (undefined before the first check). */
+  get recentAccuracy(): number | undefined {
+    return this.#accuracy;
+  }
+
+  /** Observes the load at time `t` (any sampling rate; samples are averaged per step). */
+  observe(t: number, load: number): void {
+    if (!Number.isFinite(t) || !Number.isFinite(load)) return;
+    const k = Math.floor(t / this.#stepMs);
+    if (Number.isNaN(this.#stepIndex)) this.#stepIndex = k;
+    if (k > this.#stepIndex) {
+      this.#closeStep();
+      // Steps without samples repeat the last value (a gap is not a drop to zero).
+      const last = this.#lastValue;
+      for (let s = this.#stepIndex + 1; s < k && s - this.#stepIndex < 1000; s++) this.#closeWith(s, last);
+      this.#stepIndex = k;
+    }
+    this.#stepSum += load;
+    this.#stepN++;
+  }
+
+  #lastValue = 0;
+
+  #closeStep(): void {
+    if (this.#stepN === 0) return;
+    this.#closeWith(this.#stepIndex, this.#stepSum / this.#stepN);
+    this.#stepSum = 0;
+    this.#stepN = 0;
+  }
+
+  #closeWith(step: number, value: number): void {
+    this.#lastValue = value;
+    // Score forecasts that targeted this step.
+    while (this.#pending.length > 0 && this.#pending[0]!.step <= step) {
+      const p = this.#pending.shift()!;
+      if (p.step === step) {
+        const hit = value <= p.upper ? 1 : 0;
+        this.#hits++;
+        this.#accuracy = this.#accuracy === undefined ? hit : this.#accuracy + this.#alpha * (hit - this.#accuracy);
+      }
+    }
+    this.#forecaster.update(step * this.#stepMs, value);
+    this.#lastClosed = step;
+    const maxH = Math.max(1, Math.ceil((this.#coldLeadMs + this.#intervalMs) / this.#stepMs) + 2);
+    this.#cache = this.#forecaster.forecast(maxH, this.#coverage);
+  }
+
+  /** The forecast point with the largest upper bound among the steps covering `[now, now + leadMs]`. */
+  forecastAt(now: number, leadMs: number): DecisionForecast | undefined {
+    if (this.#cache.length === 0) return undefined;
+    // cache[h − 1] forecasts step lastClosed + h.
+    const first = Math.floor(now / this.#stepMs) - this.#lastClosed;
+    const lastStep = Math.floor((now + leadMs) / this.#stepMs) - this.#lastClosed;
+    const hTo = Math.min(this.#cache.length, Math.max(1, lastStep));
+    const hFrom = Math.min(hTo, Math.max(1, first));
+    let best: ForecastPoint | undefined;
+    for (let h = hFrom; h <= hTo; h++) {
+      const p = this.#cache[h - 1]!;
+      if (best === undefined || p.upper > best.upper) best = p;
+    }
+    if (!best) return undefined;
+    return { horizonMs: leadMs, mean: best.mean, lower: best.lower, upper: best.upper };
+  }
+
+  /** Decides the serving count and warm-pool size at `now`. */
+  decide(now: number, obs: ScalerObservation): ScalerDecision {
+    const lead = (this.#pool && obs.poolReady > 0 ? this.#warmLeadMs : this.#coldLeadMs) + this.#intervalMs;
+    const forecast = this.forecastAt(now, lead);
+    let confidence = 0;
+    if (forecast) {
+      const acc = this.#accuracy;
+      confidence = predictionConfidence({ forecast, ...(acc !== undefined && this.#hits >= 10 ? { recentAccuracy: acc } : {}) }).confidence;
+      // Remember to score the upper bound that this decision provisions for.
+      const step = Math.floor((now + lead) / this.#stepMs);
+      const last = this.#pending[this.#pending.length - 1];
+      if (!last || last.step < step) this.#pending.push({ step, upper: forecast.upper });
+    }
+    const r = decideHorizontal(this.#h, this.#state, { current: obs.serving, load: obs.load, confidence, ...(forecast ? { forecast } : {}) }, now);
+    this.#state = r.state;
+    const decisions = r.decisions;
+    let pool = 0;
+    if (this.#pool) {
+      const peak = this.forecastAt(now, this.#coldLeadMs + this.#intervalMs);
+      const wp = decideWarmPool(this.#pool, { serving: r.desired, pool: obs.pool, load: obs.load, confidence, ...(peak ? { peak } : {}) }, now);
+      pool = wp.desired;
+      if (this.#h.mode === 'forecast-only') {
+        pool = obs.pool;
+        for (const d of wp.decisions) decisions.push({ ...d, applied: false, reason: `forecast-only: ${d.reason}` });
+      } else decisions.push(...wp.decisions);
+    }
+    return { serving: r.desired, pool, decisions, confidence, ...(forecast ? { forecast } : {}) };
+  }
+}
