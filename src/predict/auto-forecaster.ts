@@ -15,7 +15,7 @@ export interface AutoForecasterOptions extends ForecasterOptions {
   period?: number;
   /** Weight exponent of the ensemble: member weight ∝ RMSE^−power. @default 2 */
   power?: number;
-  /** Re-run period detection every this many values once warmed up. @default 720 */
+  /** Re-run period detection every this many values once warmed up. @default 1440 */
   detectEvery?: number;
 }
 

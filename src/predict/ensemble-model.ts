@@ -16,7 +16,7 @@ export interface EnsembleOptions {
   maxHorizon?: number;
   /** Weight exponent: member weight ∝ (recent RMSE)^−power. @default 2 */
   power?: number;
-  /** Re-run period detection every this many values once history is full. @default 720 */
+  /** Re-run period detection every this many values once warmed up. @default 1440 */
   detectEvery?: number;
 }
 
@@ -40,6 +40,14 @@ export class EnsembleModel implements PointModel {
   #period = 0;
   #candidates: PeriodCandidate[] = [];
   #nextDetect = 32;
+  #preds = new Float64Array(0);
+  #bw = new Float64Array(0);
+  #weightsAt = -1;
+  #cache = new Float64Array(0);
+  #cacheAt = -1;
+  #cacheMember = 0;
+  readonly #cachedPredict = (h: number): number => this.#cache[this.#members[0]!.errors.bucketFor(h) * this.#members.length + this.#cacheMember]!;
+  #w = new Float64Array(0);
   #seen = 0;
 
   constructor(options: EnsembleOptions = {}) {
@@ -48,7 +56,7 @@ export class EnsembleModel implements PointModel {
       maxPeriod: options.maxPeriod,
       maxHorizon: options.maxHorizon ?? 64,
       power: options.power ?? 4,
-      detectEvery: options.detectEvery ?? 720,
+      detectEvery: options.detectEvery ?? 1440,
     };
     this.#add(new LastValueModel(), 3);
     this.#add(new HoltWintersModel({ period: 0, damped: true }), 2);
@@ -66,17 +74,23 @@ export class EnsembleModel implements PointModel {
 
   /** Member names with their current weights at horizon `h`. */
   weights(h: number, history: HistoryView): { name: string; weight: number }[] {
-    const w = this.#weights(h, history);
-    return this.#members.map((m, i) => ({ name: m.model.name, weight: w[i] ?? 0 }));
+    this.#fill(h, history);
+    return this.#members.map((m, i) => ({ name: m.model.name, weight: this.#w[i] ?? 0 }));
   }
 
   #add(model: PointModel, rank: number): void {
     this.#members.push({ model, errors: new ResidualQuantiles(this.#o.maxHorizon, 1, 0.02), rank });
+    this.#preds = new Float64Array(this.#members.length);
+    this.#w = new Float64Array(this.#members.length);
+    this.#weightsAt = -1;
   }
 
   #setPeriod(p: number): void {
     this.#period = p;
     for (let i = this.#members.length - 1; i >= 0; i--) if (this.#members[i]!.rank < 2) this.#members.splice(i, 1);
+    this.#preds = new Float64Array(this.#members.length);
+    this.#w = new Float64Array(this.#members.length);
+    this.#weightsAt = -1;
     if (p > 1) {
       this.#add(new SeasonalNaiveModel(p), 1);
       this.#add(new SeasonalNaiveModel(p, 3), 1);
@@ -95,37 +109,79 @@ export class EnsembleModel implements PointModel {
       if (best !== this.#period) this.#setPeriod(best);
       this.#nextDetect = this.#seen < this.#o.detectEvery ? this.#seen * 2 : this.#seen + this.#o.detectEvery;
     }
-    for (const m of this.#members) {
+    const ms = this.#members;
+    const hs = ms[0]!.errors.horizons;
+    if (this.#cache.length !== hs.length * ms.length) this.#cache = new Float64Array(hs.length * ms.length);
+    for (let i = 0; i < ms.length; i++) {
+      const m = ms[i]!;
       m.errors.resolve(x);
       m.model.observe(x, history);
-      m.errors.record((h) => m.model.predict(h, history));
+      // Predictions at the bucket horizons, shared by the member's error record and by the
+      // ensemble's own forecasts at those horizons until the next value arrives.
+      for (let b = 0; b < hs.length; b++) this.#cache[b * ms.length + i] = m.model.predict(hs[b]!, history);
+      this.#cacheMember = i;
+      m.errors.record(this.#cachedPredict);
     }
+    this.#cacheAt = this.#seen;
   }
 
-  #weights(h: number, history: HistoryView): number[] {
-    const preds = this.#members.map((m) => m.model.predict(h, history));
-    const b = this.#members[0]!.errors.bucketFor(h);
-    const w = this.#members.map((m, i) => {
-      if (!Number.isFinite(preds[i]!) || m.errors.resolved(b) < 10) return 0;
-      return Math.pow(m.errors.mse(b) + 1e-12, -this.#o.power / 2) * 1;
-    });
-    const sum = w.reduce((a, c) => a + c, 0);
-    if (sum > 0 && Number.isFinite(sum)) return w.map((v) => v / sum);
-    // No track record yet: the most specific model that can predict.
-    let best = -1;
-    for (let i = 0; i < this.#members.length; i++) {
-      if (Number.isFinite(preds[i]!) && (best < 0 || this.#members[i]!.rank < this.#members[best]!.rank)) best = i;
+  /** Recomputes every bucket's normalised member weights (once per observed value). */
+  #refreshWeights(): void {
+    const ms = this.#members;
+    const nb = ms[0]!.errors.horizons.length;
+    if (this.#bw.length !== nb * ms.length) this.#bw = new Float64Array(nb * ms.length);
+    const half = this.#o.power / 2;
+    for (let b = 0; b < nb; b++) {
+      let sum = 0;
+      for (let i = 0; i < ms.length; i++) {
+        const e = ms[i]!.errors;
+        const v = e.resolved(b) < 10 ? 0 : half === 2 ? 1 / ((e.mse(b) + 1e-12) * (e.mse(b) + 1e-12)) : Math.pow(e.mse(b) + 1e-12, -half);
+        this.#bw[b * ms.length + i] = Number.isFinite(v) ? v : 0;
+        sum += Number.isFinite(v) ? v : 0;
+      }
+      for (let i = 0; i < ms.length; i++) this.#bw[b * ms.length + i] = sum > 0 ? this.#bw[b * ms.length + i]! / sum : 0;
     }
-    return this.#members.map((_, i) => (i === best ? 1 : 0));
+    this.#weightsAt = this.#seen;
+  }
+
+  /** Fills the scratch arrays with each member's prediction and normalised weight at `h`. */
+  #fill(h: number, history: HistoryView): void {
+    const ms = this.#members;
+    if (this.#weightsAt !== this.#seen) this.#refreshWeights();
+    const preds = this.#preds;
+    const w = this.#w;
+    const bucket = ms[0]!.errors.bucketFor(h);
+    const base = bucket * ms.length;
+    const cached = this.#cacheAt === this.#seen && ms[0]!.errors.horizons[bucket] === h && this.#cache.length === ms[0]!.errors.horizons.length * ms.length;
+    let sum = 0;
+    let best = -1;
+    for (let i = 0; i < ms.length; i++) {
+      const p = cached ? this.#cache[base + i]! : ms[i]!.model.predict(h, history);
+      preds[i] = p;
+      if (!Number.isFinite(p)) {
+        w[i] = 0;
+        continue;
+      }
+      if (best < 0 || ms[i]!.rank < ms[best]!.rank) best = i;
+      w[i] = this.#bw[base + i]!;
+      sum += w[i]!;
+    }
+    if (sum > 0) {
+      if (Math.abs(sum - 1) > 1e-12) for (let i = 0; i < ms.length; i++) w[i] = w[i]! / sum;
+    } else {
+      // No track record yet: the most specific model that can predict.
+      for (let i = 0; i < ms.length; i++) w[i] = i === best ? 1 : 0;
+    }
   }
 
   predict(h: number, history: HistoryView): number {
-    const w = this.#weights(h, history);
+    this.#fill(h, history);
     let s = 0;
     let any = false;
     for (let i = 0; i < this.#members.length; i++) {
-      if (w[i]! > 0) {
-        s += w[i]! * this.#members[i]!.model.predict(h, history);
+      const w = this.#w[i]!;
+      if (w > 0) {
+        s += w * this.#preds[i]!;
         any = true;
       }
     }

@@ -9,7 +9,7 @@ export interface HoltWintersOptions {
   damped?: boolean;
   /** Values used for each fit (the most recent). @default max(4 × period, 400) */
   fitWindow?: number;
-  /** Refit after this many new values. @default max(period, 200) */
+  /** Refit after this many new values. @default max(period, 480) */
   refitEvery?: number;
   /** Objective evaluations per fit. @default 120 */
   maxEvaluations?: number;
@@ -37,22 +37,23 @@ export class HoltWintersModel implements PointModel {
   readonly #fitWindow: number;
   readonly #refitEvery: number;
   readonly #maxEval: number;
-  readonly #season: Float64Array;
+  readonly #season: Float32Array;
   #level = 0;
   #trend = 0;
   #idx = 0;
   #params: HoltWintersParams | undefined;
   #u: number[] = [-0.85, -1.5, -1.5, 1];
   #sinceFit = 0;
+  #damp = new Float64Array(0);
 
   constructor(options: HoltWintersOptions = {}) {
     const p = Math.floor(options.period ?? 0);
     this.period = p > 1 ? p : 0;
     this.#damped = options.damped ?? true;
     this.#fitWindow = Math.floor(options.fitWindow ?? Math.max(4 * this.period, 400));
-    this.#refitEvery = Math.floor(options.refitEvery ?? Math.max(this.period, 200));
+    this.#refitEvery = Math.floor(options.refitEvery ?? Math.max(this.period, 480));
     this.#maxEval = options.maxEvaluations ?? 120;
-    this.#season = new Float64Array(Math.max(1, this.period));
+    this.#season = new Float32Array(Math.max(1, this.period));
     this.name = this.period > 0 ? `holt-winters-${this.period}` : 'holt-damped';
   }
 
@@ -79,13 +80,8 @@ export class HoltWintersModel implements PointModel {
   predict(h: number): number {
     const p = this.#params;
     if (p === undefined) return Number.NaN;
-    let damp = 0;
-    let f = 1;
-    for (let i = 1; i <= h; i++) {
-      f *= p.phi;
-      damp += f;
-      if (f < 1e-9) break;
-    }
+    // Σ_{i=1..h} φ^i, tabulated per fit.
+    const damp = h < this.#damp.length ? this.#damp[h]! : p.phi === 1 ? h : (p.phi * (1 - Math.pow(p.phi, h))) / (1 - p.phi);
     const s = this.period > 0 ? this.#season[(this.#idx + h - 1) % this.period]! : 0;
     return this.#level + damp * this.#trend + s;
   }
@@ -164,6 +160,13 @@ export class HoltWintersModel implements PointModel {
     const full = [res.x[0]!, res.x[1]!, this.period > 0 ? res.x[2]! : this.#u[2]!, this.#damped ? res.x[dims - 1]! : this.#u[3]!];
     this.#u = full;
     this.#params = this.#toParams(full);
+    const phi = this.#params.phi;
+    const damp = new Float64Array(129);
+    for (let h = 1, f = 1; h < damp.length; h++) {
+      f *= phi;
+      damp[h] = damp[h - 1]! + f;
+    }
+    this.#damp = damp;
     this.#run(data, this.#params);
   }
 }

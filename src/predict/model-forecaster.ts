@@ -4,11 +4,11 @@ import { RingBuffer } from './ring-buffer.js';
 
 /** Options shared by every forecaster. */
 export interface ForecasterOptions {
-  /** Values kept in history (bounds memory: 8 bytes each; two periods are needed to fit a season). @default 3072 */
+  /** Values kept in history (float32, 4 bytes each; two periods are needed to fit a season). @default 3072 */
   capacity?: number;
   /** Longest horizon with tracked empirical errors; longer ones scale the last bucket. @default 64 */
   maxHorizon?: number;
-  /** Errors kept per horizon bucket for the interval quantiles. @default 256 */
+  /** Errors kept per horizon bucket for the interval quantiles. @default 128 */
   residualWindow?: number;
   /** Errors a bucket needs before its quantiles are trusted. @default 30 */
   minResiduals?: number;
@@ -53,13 +53,14 @@ export class ModelForecaster implements Forecaster {
   #count = 0;
   #lastT = Number.NaN;
   #diffAbs = 0;
+  readonly #meanFn = (h: number): number => this.#mean(h);
 
   constructor(model: PointModel, options: ForecasterOptions = {}) {
     this.#model = model;
     this.name = model.name;
-    this.#history = new RingBuffer(options.capacity ?? 3072, 64);
+    this.#history = new RingBuffer(options.capacity ?? 3072, 32);
     this.#maxHorizon = Math.max(1, Math.floor(options.maxHorizon ?? 64));
-    this.#residuals = new ResidualQuantiles(this.#maxHorizon, options.residualWindow ?? 256, 0.02, options.calibrate ?? true);
+    this.#residuals = new ResidualQuantiles(this.#maxHorizon, options.residualWindow ?? 128, 0.02, options.calibrate ?? true);
     this.#minResiduals = options.minResiduals ?? 30;
   }
 
@@ -89,7 +90,8 @@ export class ModelForecaster implements Forecaster {
 
   update(t: number, x: number): void {
     if (!Number.isFinite(x)) return;
-    const v = Math.max(-1e300, Math.min(1e300, x));
+    // History is float32: values are clamped to ±1e36 (far beyond any metric) to stay finite.
+    const v = Math.max(-1e36, Math.min(1e36, x));
     this.#residuals.resolve(v);
     if (this.#history.size > 0) {
       const d = Math.abs(v - this.#history.back(0));
@@ -99,7 +101,7 @@ export class ModelForecaster implements Forecaster {
     this.#count++;
     this.#lastT = t;
     this.#model.observe(v, this.#history);
-    this.#residuals.record((h) => this.#mean(h));
+    this.#residuals.record(this.#meanFn);
   }
 
   #mean(h: number): number {
@@ -107,24 +109,26 @@ export class ModelForecaster implements Forecaster {
     return finiteOr(this.#model.predict(h, this.#history), finiteOr(last, 0));
   }
 
+  /** Scaled error quantiles of bucket `b` at the central coverage, with a finite-sample widening. */
+  #bucketOffsets(b: number, pLo: number, pHi: number): [number, number] | undefined {
+    const r = this.#residuals;
+    const n = r.count(b);
+    // Finite-sample (conformal) correction: widen the quantile levels slightly.
+    const adj = n > 0 ? (n + 1) / n : 1;
+    return r.bucketQuantiles(b, Math.max(0, 0.5 - (0.5 - pLo) * adj), Math.min(1, 0.5 + (pHi - 0.5) * adj), this.#minResiduals);
+  }
+
   /** Interval offsets (lo ≤ 0 ≤ hi) around the mean at horizon h. */
   #offsets(h: number, coverage: number): [number, number] {
-    const r = this.#residuals;
-    const hs = r.horizons;
+    const hs = this.#residuals.horizons;
     const pLo = (1 - coverage) / 2;
     const pHi = 1 - pLo;
-    const at = (b: number): [number, number] | undefined => {
-      const n = r.count(b);
-      // Finite-sample (conformal) correction: widen the quantile levels slightly.
-      const adj = n > 0 ? (n + 1) / n : 1;
-      return r.bucketQuantiles(b, Math.max(0, 0.5 - (0.5 - pLo) * adj), Math.min(1, 0.5 + (pHi - 0.5) * adj), this.#minResiduals);
-    };
     let b = 0;
     while (b + 1 < hs.length && hs[b + 1]! <= h) b++;
-    const q1 = at(b);
+    const q1 = this.#bucketOffsets(b, pLo, pHi);
     if (q1 !== undefined) {
       if (h > hs[b]! && b + 1 < hs.length) {
-        const q2 = at(b + 1);
+        const q2 = this.#bucketOffsets(b + 1, pLo, pHi);
         if (q2 !== undefined) {
           const f = (Math.log2(h) - Math.log2(hs[b]!)) / (Math.log2(hs[b + 1]!) - Math.log2(hs[b]!));
           return [Math.min(0, q1[0] + f * (q2[0] - q1[0])), Math.max(0, q1[1] + f * (q2[1] - q1[1]))];
@@ -135,7 +139,7 @@ export class ModelForecaster implements Forecaster {
     }
     // Few errors yet: the largest bucket with enough errors, scaled by √h; else the typical step.
     for (let k = b - 1; k >= 0; k--) {
-      const q = at(k);
+      const q = this.#bucketOffsets(k, pLo, pHi);
       if (q !== undefined) {
         const grow = Math.sqrt(h / hs[k]!);
         return [Math.min(0, q[0] * grow), Math.max(0, q[1] * grow)];
