@@ -13,7 +13,7 @@
 //
 // Usage: node server.mjs --port 8080 --state ./state [--host 127.0.0.1]
 import { createServer } from 'node:http';
-import { closeSync, fdatasyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, fdatasync, fdatasyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, write, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 
@@ -99,8 +99,44 @@ let pending = [];
 let flushScheduled = false;
 const stats = { reads: 0, writes: 0, deletes: 0, duplicates: 0, fsyncs: 0, startedAt: Date.now() };
 
+let flushing = false;
+
+/** Writes and fdatasyncs the pending records (off the event loop), then acknowledges them. */
 function flush() {
   flushScheduled = false;
+  if (flushing || pending.length === 0) return;
+  flushing = true;
+  const batch = pending;
+  pending = [];
+  const buf = Buffer.concat(batch.map((p) => p.line));
+  const done = () => {
+    stats.fsyncs++;
+    logBytes += buf.length;
+    for (const p of batch) p.done();
+    flushing = false;
+    if (pending.length > 0) flush();
+  };
+  writeAll(buf, 0, () => fdatasync(fd, (err) => (err ? fatal(err) : done())));
+}
+
+/**
+ * @param {Buffer} buf
+ * @param {number} offset
+ * @param {() => void} then
+ */
+function writeAll(buf, offset, then) {
+  if (offset >= buf.length) return then();
+  write(fd, buf, offset, buf.length - offset, null, (err, n) => (err ? fatal(err) : writeAll(buf, offset + n, then)));
+}
+
+/** @param {Error} err */
+function fatal(err) {
+  process.stderr.write(`kv: cannot write the log: ${err.message}\n`);
+  process.exit(1);
+}
+
+/** Flushes synchronously (shutdown and reload). */
+function flushSync() {
   const batch = pending;
   pending = [];
   if (batch.length === 0) return;
@@ -108,7 +144,6 @@ function flush() {
   let written = 0;
   while (written < buf.length) written += writeSync(fd, buf, written, buf.length - written);
   fdatasyncSync(fd);
-  stats.fsyncs++;
   logBytes += buf.length;
   for (const p of batch) p.done();
 }
@@ -200,7 +235,7 @@ async function handle(req, res) {
     });
   }
   if (url.pathname === '/admin/reload' && req.method === 'POST') {
-    flush();
+    flushSync();
     closeSync(fd);
     data.clear();
     appliedIds.clear();
@@ -266,7 +301,7 @@ server.listen(port, host, () => {
 function shutdown() {
   server.close();
   server.closeIdleConnections();
-  flush();
+  flushSync();
   closeSync(fd);
   process.exit(0);
 }

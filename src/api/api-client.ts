@@ -65,6 +65,12 @@ export class ApiClient {
   async restart(instance: string, reason?: string): Promise<Decision> {
     return (await this.request<{ decision: Decision }>('POST', `/v1/instances/${encodeURIComponent(instance)}/restart`, reason ? { reason } : {})).decision;
   }
+  async failover(service: string, reason?: string): Promise<Decision> {
+    return (await this.request<{ decision: Decision }>('POST', `/v1/services/${encodeURIComponent(service)}/failover`, reason ? { reason } : {})).decision;
+  }
+  async switchover(service: string, to?: string): Promise<Decision> {
+    return (await this.request<{ decision: Decision }>('POST', `/v1/services/${encodeURIComponent(service)}/switchover`, to ? { to } : {})).decision;
+  }
   async shutdown(reason?: string): Promise<void> {
     await this.request('POST', '/v1/shutdown', reason ? { reason } : {});
   }

@@ -1,12 +1,12 @@
 import { timingSafeEqual } from 'node:crypto';
-import { rmSync, writeFileSync } from 'node:fs';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import type { ControlPlane } from '../control/index.js';
 import { ErrorCode, isUnderstudyError } from '../errors/index.js';
 import { buildOpenApi } from './openapi.js';
-import { eventsQuery, restartBody, shutdownBody, type ApiErrorBody } from './schemas.js';
+import { eventsQuery, failoverBody, restartBody, shutdownBody, switchoverBody, type ApiErrorBody } from './schemas.js';
 import { ensureToken } from './token.js';
 
 /** Options of the API server. */
@@ -85,6 +85,9 @@ export class ApiServer {
       if (isUnderstudyError(err, ErrorCode.NotFound)) {
         return reply.code(404).send({ error: { code: err.code, message: err.message } });
       }
+      if (isUnderstudyError(err, ErrorCode.Failover)) {
+        return reply.code(409).send({ error: { code: err.code, message: err.message } });
+      }
       const e = err as { statusCode?: number; message?: string; code?: string };
       if (e.statusCode && e.statusCode < 500) {
         return reply.code(e.statusCode).send({ error: { code: ErrorCode.ApiRequest, message: `request body: ${e.message ?? 'invalid'}` } });
@@ -110,6 +113,14 @@ export class ApiServer {
       const svc = (await control.services()).find((s) => s.name === req.params.name);
       if (!svc) throw new RequestError(404, { error: { code: ErrorCode.NotFound, message: `no service named '${req.params.name}'` } });
       return svc;
+    });
+    app.post<{ Params: { name: string } }>('/v1/services/:name/failover', async (req) => {
+      const body = parseOr400(failoverBody, req.body, 'body');
+      return { decision: await control.forceFailover(req.params.name, body.reason) };
+    });
+    app.post<{ Params: { name: string } }>('/v1/services/:name/switchover', async (req) => {
+      const body = parseOr400(switchoverBody, req.body, 'body');
+      return { decision: await control.switchover(req.params.name, body.to) };
     });
     app.get('/v1/instances', async () => ({ instances: control.instances() }));
     app.get<{ Params: { id: string } }>('/v1/instances/:id', async (req) => {
@@ -144,7 +155,10 @@ export class ApiServer {
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : Number(portText);
     const endpoint: ApiEndpoint = { url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`, pid: process.pid, startedAt };
-    writeFileSync(join(options.dataDir, API_ENDPOINT_FILE), JSON.stringify(endpoint) + '\n', { mode: 0o600 });
+    // Atomic: a CLI reading it never sees half a file.
+    const tmp = join(options.dataDir, `${API_ENDPOINT_FILE}.${process.pid}.tmp`);
+    writeFileSync(tmp, JSON.stringify(endpoint) + '\n', { mode: 0o600 });
+    renameSync(tmp, join(options.dataDir, API_ENDPOINT_FILE));
     return new ApiServer(app, endpoint, options.dataDir);
   }
 

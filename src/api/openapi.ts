@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { eventsQuery, restartBody, shutdownBody } from './schemas.js';
+import { eventsQuery, failoverBody, restartBody, shutdownBody, switchoverBody } from './schemas.js';
 
 const errorSchema = {
   type: 'object',
@@ -51,6 +51,12 @@ export function buildOpenApi(): Record<string, unknown> {
       '/v1/status': { get: { summary: 'Control process status: pid, uptime, event-loop delay, runtime limits support', responses: ok('Status') } },
       '/v1/services': { get: { summary: 'Services with their instances, roles and epoch', responses: ok('Services') } },
       '/v1/services/{name}': { get: { summary: 'One service', parameters: [idParam('name')], responses: { ...ok('Service'), '404': errors['400'] } } },
+      '/v1/services/{name}/failover': {
+        post: { summary: 'Forced failover: promote the best echo, fence the primary (recorded as a decision)', parameters: [idParam('name')], requestBody: body(failoverBody), responses: { ...ok('The decision'), '409': errors['400'] } },
+      },
+      '/v1/services/{name}/switchover': {
+        post: { summary: 'Planned switchover: pause mutations, wait for the echo, switch, resume', parameters: [idParam('name')], requestBody: body(switchoverBody), responses: { ...ok('The decision'), '409': errors['400'] } },
+      },
       '/v1/instances': { get: { summary: 'All instances: pid, ports, role, phase, state directory, health', responses: ok('Instances') } },
       '/v1/instances/{id}': { get: { summary: 'One instance', parameters: [idParam('id')], responses: { ...ok('Instance'), '404': errors['400'] } } },
       '/v1/instances/{id}/restart': {

@@ -25,3 +25,14 @@ export const shutdownBody = z.strictObject({
 export interface ApiErrorBody {
   error: { code: string; message: string; problems?: { field: string; message: string }[] };
 }
+
+/** Body of `POST /v1/services/:name/failover`. */
+export const failoverBody = z.strictObject({
+  reason: z.string().min(1).max(500).default('forced through the API'),
+});
+
+/** Body of `POST /v1/services/:name/switchover`. */
+export const switchoverBody = z.strictObject({
+  /** Echo to switch to. @default the best echo */
+  to: z.string().min(1).optional(),
+});

@@ -5,6 +5,7 @@ import { runDemo } from './commands/demo.js';
 import { runDown } from './commands/down.js';
 import { runEvents } from './commands/events.js';
 import { runLogs } from './commands/logs.js';
+import { runPromote } from './commands/promote.js';
 import { runStatus } from './commands/status.js';
 import { runUp } from './commands/up.js';
 import { ExitCode, reportError } from './exit-codes.js';
@@ -101,6 +102,24 @@ export function buildProgram(): Command {
         output: opts.output,
         ...(opts.service ? { service: opts.service } : {}),
       });
+    });
+
+  program
+    .command('failover')
+    .description('forced failover: promote the best echo of a service and fence its primary')
+    .argument('<service>', 'service name')
+    .option('--reason <text>', 'recorded in the decision', 'forced from the CLI')
+    .action(async (service: string, opts: { reason: string }, cmd: Command) => {
+      process.exitCode = await runPromote({ ...globals(cmd), service, kind: 'failover', reason: opts.reason });
+    });
+
+  program
+    .command('switchover')
+    .description('planned switchover: pause writes, wait for the echo to catch up, switch, resume (no failed request)')
+    .argument('<service>', 'service name')
+    .option('--to <instance>', 'the echo to promote (default: the best one)')
+    .action(async (service: string, opts: { to?: string }, cmd: Command) => {
+      process.exitCode = await runPromote({ ...globals(cmd), service, kind: 'switchover', ...(opts.to ? { to: opts.to } : {}) });
     });
 
   program

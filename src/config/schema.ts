@@ -144,6 +144,11 @@ export const failoverSchema = z.strictObject({
   heartbeat: duration.default(100),
   /** Suspicion (phi) above which a silent, live process counts as hung. @default 8 */
   phiThreshold: z.number().positive().default(8),
+  /**
+   * Silence tolerated on top of the usual heartbeat interval before suspicion grows (GC pauses, a slow
+   * fsync). A stopped process (SIGSTOP) is recognised from its process state without waiting for this. @default 1s
+   */
+  acceptablePause: duration.default(1000),
   /** `auto`: switch back to the old primary once it has rejoined and caught up; `manual`: stay. @default manual */
   failback: z.enum(['auto', 'manual']).default('manual'),
 });

@@ -1,14 +1,16 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import { resolve } from 'node:path';
-import { expandPlaceholders, type LoadedSpec, type ServiceSpec } from '../config/index.js';
+import type { LoadedSpec, ServiceSpec } from '../config/index.js';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
-import { ActiveHealthMonitor, type HealthVerdict, type ProbeTarget } from '../health/index.js';
-import { allocatePort, type InstanceExit, type InstanceHandle, type ResourceLimits, type Runtime } from '../runtime/index.js';
+import { ActiveHealthMonitor, LivenessWatch, probe, type FailureVerdict, type HealthVerdict, type ProbeTarget } from '../health/index.js';
+import { allocatePort, type InstanceExit, type InstanceHandle, type Runtime } from '../runtime/index.js';
 import type { StateStore } from '../store/index.js';
 import { DecisionLog } from './decision-log.js';
+import { Failover, type FailoverCause, type FailoverHost, type FailoverRecord } from './failover.js';
+import { buildLaunch, limitsFor, stateDirOf, type LaunchContext } from './instance-launch.js';
 import { reconcile, describeExit, type Action } from './reconcile.js';
 import type { Decision, InstanceRecord, InstanceRole } from './records.js';
 import { restartDelay } from './restart.js';
+import { ServiceDataPlane, type DataPlaneView } from './service-data-plane.js';
 
 /** Options of the control plane. */
 export interface ControlPlaneOptions {
@@ -32,6 +34,11 @@ export interface ServiceView {
   echoMode: string;
   desired: { primaries: number; echoes: number };
   instances: InstanceRecord[];
+  /** The router: public address, serving instance, replication (hot mode). */
+  dataPlane?: DataPlaneView;
+  lastFailover?: FailoverRecord;
+  /** True from a failover until a replacement echo serves as understudy again. */
+  degraded: boolean;
 }
 
 const INSTANCE_PREFIX = 'instances/';
@@ -39,15 +46,18 @@ const LOOP_DELAY_RESOLUTION_MS = 10;
 
 /**
  * The orchestrator: reconciles the specs (desired) with the runtime and store (actual), executes the
- * actions, and records every action and observation as a {@link Decision}.
+ * actions, fails over to an echo when a primary fails, and records every action and observation as a
+ * {@link Decision}.
  */
 export class ControlPlane {
   readonly decisions: DecisionLog;
+  readonly failover: Failover;
   readonly #options: Required<Omit<ControlPlaneOptions, 'spec'>> & { spec: LoadedSpec };
   readonly #records = new Map<string, InstanceRecord>();
-  readonly #healthAborts = new Map<string, AbortController>();
-  /** Instances being stopped on purpose: their exit is not a failure. */
-  readonly #stopping = new Set<string>();
+  readonly #watchAborts = new Map<string, AbortController>();
+  readonly #planes = new Map<string, ServiceDataPlane>();
+  /** Instances being stopped on purpose (or fenced): their exit is not a failure. */
+  readonly #expectedExits = new Set<string>();
   /** Instances being restarted for a failed health check: their exit is a failure. */
   readonly #restarting = new Set<string>();
   readonly #abort = new AbortController();
@@ -62,6 +72,7 @@ export class ControlPlane {
     this.#options = { host: 'local', tickMs: 250, logMaxBytes: 10 * 1024 * 1024, ...options };
     this.decisions = decisions;
     this.#loopDelay = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
+    this.failover = new Failover(this.#failoverHost());
   }
 
   /** Creates the control plane and loads recorded instances from the store (it does not start anything yet). */
@@ -80,7 +91,11 @@ export class ControlPlane {
     return this.#options.spec.spec.services;
   }
 
-  /** Starts reconciling: instances are started, watched and restarted per policy. */
+  get #ctx(): LaunchContext {
+    return { dataDir: this.#options.dataDir, specDir: this.#options.spec.dir, host: this.#options.host, logMaxBytes: this.#options.logMaxBytes };
+  }
+
+  /** Starts the routers and reconciling: instances are started, watched, restarted or failed over. */
   async start(): Promise<void> {
     this.#loopDelay.enable();
     this.#unsubscribeExit = this.#options.runtime.onExit((handle, exit) => this.#onExit(handle, exit));
@@ -91,7 +106,26 @@ export class ControlPlane {
         await this.#save(rec);
       }
     }
-    for (const spec of this.specs) await this.#options.store.put(`services/${spec.name}`, JSON.stringify(spec));
+    for (const spec of this.specs) {
+      await this.#options.store.put(`services/${spec.name}`, JSON.stringify(spec));
+      if (Object.keys(spec.ports).length > 0) {
+        const plane = await ServiceDataPlane.create({
+          spec,
+          epoch: await this.#options.store.epoch(spec.name),
+          onEchoSyncChange: (id, inSync, reason) =>
+            this.decisions.record({
+              kind: inSync ? 'echo-in-sync' : 'echo-lagging',
+              service: spec.name,
+              instance: id,
+              what: inSync ? `echo ${id} rejoined the synchronous set` : `echo ${id} left the synchronous set`,
+              why: reason,
+              inputs: {},
+              outcome: 'recorded',
+            }),
+        });
+        this.#planes.set(spec.name, plane);
+      }
+    }
     await this.reconcileNow();
     this.#schedule();
   }
@@ -107,7 +141,12 @@ export class ControlPlane {
     try {
       do {
         this.#again = false;
-        const actions = reconcile(this.specs, [...this.#records.values()], Date.now());
+        const busy = new Set(this.specs.filter((s) => this.failover.busy(s.name)).map((s) => s.name));
+        const actions = reconcile(
+          this.specs.filter((s) => !busy.has(s.name)),
+          [...this.#records.values()].filter((r) => !busy.has(r.service)),
+          Date.now(),
+        );
         for (const action of actions) {
           if (this.#closed) return;
           await this.#execute(action);
@@ -131,7 +170,9 @@ export class ControlPlane {
   async #execute(action: Action): Promise<void> {
     switch (action.type) {
       case 'start': {
+        const spec = this.#specOf(action.service);
         const id = this.#nextInstanceId(action.service);
+        const rec = await this.#newRecord(spec, id, action.role, action.slot);
         const decision = this.decisions.record({
           kind: 'start',
           service: action.service,
@@ -141,7 +182,7 @@ export class ControlPlane {
           inputs: { slot: action.slot, role: action.role },
           outcome: 'pending',
         });
-        await this.#launch(this.#specOf(action.service), id, action.role, action.slot, decision);
+        await this.#startRecord(rec, decision);
         return;
       }
       case 'restart': {
@@ -157,7 +198,7 @@ export class ControlPlane {
           outcome: 'pending',
         });
         rec.restarts.push(Date.now());
-        await this.#launch(this.#specOf(action.service), rec.id, rec.role, rec.slot, decision, rec);
+        await this.#startRecord(rec, decision);
         return;
       }
       case 'give-up':
@@ -180,6 +221,23 @@ export class ControlPlane {
     }
   }
 
+  /** Echoes (and cold echoes) start from a snapshot of the primary; primaries start as they are. */
+  async #startRecord(rec: InstanceRecord, decision: Decision): Promise<void> {
+    const spec = this.#specOf(rec.service);
+    const hasPrimary = [...this.#records.values()].some((r) => r.service === rec.service && r.role === 'primary' && r.id !== rec.id);
+    if (rec.role === 'echo' && hasPrimary) {
+      if (spec.echo.mode === 'cold') {
+        rec.phase = 'stopped';
+        await this.#save(rec);
+        this.decisions.settle(decision, 'ok: cold echo is not running; started on promotion');
+        return;
+      }
+      await this.failover.provisionEcho(rec, decision);
+      return;
+    }
+    await this.#launch(rec, decision);
+  }
+
   #specOf(name: string): ServiceSpec {
     const spec = this.specs.find((s) => s.name === name);
     if (!spec) throw new UnderstudyError(ErrorCode.NotFound, `no service named '${name}'`);
@@ -196,62 +254,42 @@ export class ControlPlane {
     return `${service}-${max + 1}`;
   }
 
-  /** Starts (or restarts) one instance; settles the decision with the outcome. */
-  async #launch(spec: ServiceSpec, id: string, role: InstanceRole, slot: number, decision: Decision, previous?: InstanceRecord): Promise<void> {
-    const { dataDir, host } = this.#options;
-    const specDir = this.#options.spec.dir;
+  async #newRecord(spec: ServiceSpec, id: string, role: InstanceRole, slot: number): Promise<InstanceRecord> {
     const ports: Record<string, number> = {};
-    for (const [name, port] of Object.entries(spec.ports)) {
-      ports[name] = previous?.ports[name] ?? (port === 0 ? await allocatePort('127.0.0.1') : port);
-    }
-    const base = { instance: id, service: spec.name, role, specDir, dataDir, ports, stateDir: '' };
-    const stateDir = resolve(dataDir, expandPlaceholders(spec.stateDir, base));
-    const values = { ...base, stateDir };
-    const limits = this.#limitsFor(spec, role);
-    const rec: InstanceRecord = previous ?? {
+    for (const [name, port] of Object.entries(spec.ports)) ports[name] = port === 0 ? await allocatePort('127.0.0.1') : port;
+    const rec: InstanceRecord = {
       id,
       service: spec.name,
       role,
       slot,
-      host,
+      host: this.#options.host,
       phase: 'starting',
       ports,
-      stateDir,
+      stateDir: stateDirOf(spec, id, role, ports, this.#ctx),
       restarts: [],
-      limits,
+      limits: limitsFor(spec, role, this.#options.runtime.limitsSupport().supported),
       epoch: 0,
     };
+    this.#records.set(id, rec);
+    return rec;
+  }
+
+  /** Starts the process of an instance record; settles the decision with the outcome. */
+  async #launch(rec: InstanceRecord, decision: Decision): Promise<void> {
+    const spec = this.#specOf(rec.service);
     rec.phase = 'starting';
-    rec.ports = ports;
-    rec.limits = limits;
+    rec.limits = limitsFor(spec, rec.role, this.#options.runtime.limitsSupport().supported);
     delete rec.nextRestartAt;
     delete rec.health;
-    this.#records.set(id, rec);
+    this.#expectedExits.delete(rec.id);
     try {
-      const handle = await this.#options.runtime.start({
-        instanceId: id,
-        service: spec.name,
-        host,
-        command: spec.command.map((a) => expandPlaceholders(a, values)),
-        cwd: resolve(specDir, expandPlaceholders(spec.cwd ?? '.', values)),
-        env: {
-          ...Object.fromEntries(Object.entries(spec.env).map(([k, v]) => [k, expandPlaceholders(v, values)])),
-          UNDERSTUDY_SERVICE: spec.name,
-          UNDERSTUDY_INSTANCE: id,
-          UNDERSTUDY_ROLE: role,
-          UNDERSTUDY_STATE_DIR: stateDir,
-          ...Object.fromEntries(Object.entries(ports).map(([n, p]) => [`UNDERSTUDY_PORT_${n.toUpperCase().replaceAll('-', '_')}`, String(p)])),
-        },
-        stateDir,
-        logDir: resolve(dataDir, 'logs'),
-        logMaxBytes: this.#options.logMaxBytes,
-        resources: limits,
-      });
+      const handle = await this.#options.runtime.start(buildLaunch(spec, rec, this.#ctx));
       this.#applyHandle(rec, handle);
-      if (!spec.health) rec.phase = 'running';
+      if (rec.role === 'primary') rec.epoch = await this.#options.store.epoch(rec.service);
       await this.#save(rec);
       this.decisions.settle(decision, `ok: pid ${handle.pid}`);
-      if (spec.health) this.#watchHealth(spec, rec);
+      this.#watch(spec, rec);
+      if (!spec.health) this.#markRunning(rec);
     } catch (err) {
       rec.phase = 'failed';
       await this.#save(rec);
@@ -268,48 +306,55 @@ export class ControlPlane {
     rec.limits = handle.limits;
   }
 
-  /** Serving instances get the spec's limits; echoes start at `echoFraction` of them (seed 000). */
-  #limitsFor(spec: ServiceSpec, role: InstanceRole): ResourceLimits {
-    const fraction = role === 'primary' ? 1 : spec.resources.echoFraction;
-    const limits: ResourceLimits = {};
-    if (!this.#options.runtime.limitsSupport().supported) return limits;
-    if (spec.resources.cpu !== undefined) limits.cpu = spec.resources.cpu * fraction;
-    if (spec.resources.memory !== undefined) limits.memoryBytes = Math.max(32 * 1024 * 1024, Math.floor(spec.resources.memory * fraction));
-    return limits;
+  #markRunning(rec: InstanceRecord): void {
+    rec.phase = 'running';
+    void this.#save(rec);
+    if (rec.role === 'primary') this.#planes.get(rec.service)?.setPrimary(rec, rec.epoch);
   }
 
-  #watchHealth(spec: ServiceSpec, rec: InstanceRecord): void {
+  #probeTarget(spec: ServiceSpec, rec: InstanceRecord): ProbeTarget | undefined {
     const health = spec.health;
-    if (!health) return;
-    this.#healthAborts.get(rec.id)?.abort();
-    const abort = new AbortController();
-    this.#healthAborts.set(rec.id, abort);
     const portOf = (name: string | undefined): number => rec.ports[name ?? Object.keys(rec.ports)[0] ?? ''] ?? 0;
-    let target: ProbeTarget;
-    if (health.http) target = { kind: 'http', host: '127.0.0.1', port: portOf(health.http.port), path: health.http.path };
-    else if (health.tcp) target = { kind: 'tcp', host: '127.0.0.1', port: portOf(health.tcp.port) };
-    else if (health.exec) target = { kind: 'exec', argv: health.exec, cwd: rec.stateDir, env: { UNDERSTUDY_INSTANCE: rec.id } };
-    else return;
-    ActiveHealthMonitor.start(
-      {
-        target,
-        intervalMs: health.interval,
-        timeoutMs: health.timeout,
-        failureThreshold: health.failureThreshold,
-        startPeriodMs: health.startPeriod,
-      },
-      (verdict) => this.#onHealth(rec, verdict),
-      AbortSignal.any([abort.signal, this.#abort.signal]),
-    );
+    if (health?.http) return { kind: 'http', host: '127.0.0.1', port: portOf(health.http.port), path: health.http.path };
+    if (health?.tcp) return { kind: 'tcp', host: '127.0.0.1', port: portOf(health.tcp.port) };
+    if (health?.exec) return { kind: 'exec', argv: health.exec, cwd: rec.stateDir, env: { UNDERSTUDY_INSTANCE: rec.id } };
+    if (Object.keys(rec.ports).length > 0) return { kind: 'tcp', host: '127.0.0.1', port: portOf(undefined) };
+    return undefined;
+  }
+
+  /** Active health checks (the spec's) and the liveness heartbeat (hang detection) of one instance. */
+  #watch(spec: ServiceSpec, rec: InstanceRecord): void {
+    this.#watchAborts.get(rec.id)?.abort();
+    const abort = new AbortController();
+    this.#watchAborts.set(rec.id, abort);
+    const signal = AbortSignal.any([abort.signal, this.#abort.signal]);
+    const target = this.#probeTarget(spec, rec);
+    const health = spec.health;
+    if (health && target) {
+      ActiveHealthMonitor.start(
+        { target, intervalMs: health.interval, timeoutMs: health.timeout, failureThreshold: health.failureThreshold, startPeriodMs: health.startPeriod },
+        (verdict) => this.#onHealth(rec, verdict),
+        signal,
+      );
+    }
+    const pid = rec.pid;
+    if (pid !== undefined) {
+      LivenessWatch.start(
+        { pid, ...(target && target.kind !== 'exec' ? { target } : {}), intervalMs: spec.failover.heartbeat, phiThreshold: spec.failover.phiThreshold, acceptablePauseMs: spec.failover.acceptablePause },
+        (verdict) => {
+          if (rec.pid === pid) this.#onHang(rec, verdict);
+        },
+        signal,
+      );
+    }
   }
 
   #onHealth(rec: InstanceRecord, verdict: HealthVerdict): void {
-    if (this.#closed || rec.phase === 'exited' || rec.phase === 'stopped' || rec.phase === 'failed') return;
+    if (this.#closed || !['starting', 'running', 'unhealthy'].includes(rec.phase)) return;
     rec.health = { healthy: verdict.healthy, checkedAt: verdict.checkedAt, detail: verdict.last.detail, consecutiveFailures: verdict.consecutiveFailures };
     if (!verdict.changed) return;
     if (verdict.healthy) {
-      rec.phase = 'running';
-      void this.#save(rec);
+      this.#markRunning(rec);
       this.decisions.record({
         kind: 'healthy',
         service: rec.service,
@@ -323,18 +368,62 @@ export class ControlPlane {
     }
     rec.phase = 'unhealthy';
     void this.#save(rec);
+    const why = `${verdict.consecutiveFailures} consecutive health checks failed (last: ${verdict.last.detail})`;
+    if (this.#tryFailover(rec, { kind: 'unhealthy', detail: why, evidence: { check: verdict.last }, detectedAt: Date.now() })) return;
+    this.#killForRestart(rec, 'unhealthy', why, { check: verdict.last, consecutiveFailures: verdict.consecutiveFailures });
+  }
+
+  #onHang(rec: InstanceRecord, verdict: FailureVerdict): void {
+    if (this.#closed || !['starting', 'running', 'unhealthy'].includes(rec.phase)) return;
+    const cause: FailoverCause = { kind: 'hang', detail: verdict.detail, evidence: verdict.evidence, detectedAt: verdict.at };
+    if (this.#tryFailover(rec, cause)) return;
+    this.#killForRestart(rec, 'hang', verdict.detail, verdict.evidence, 'SIGKILL');
+  }
+
+  /** Fails over when `rec` is the primary, automatic failover is on and an echo can take over. */
+  #tryFailover(rec: InstanceRecord, cause: FailoverCause): boolean {
+    const spec = this.#specOf(rec.service);
+    if (rec.role !== 'primary' || !spec.failover.auto || this.failover.busy(rec.service)) return false;
+    if (this.failover.candidates(rec.service).length === 0) return false;
+    this.#watchAborts.get(rec.id)?.abort();
+    void this.failover
+      .failover(rec.service, cause)
+      .then(() => this.#rejoinLater(rec))
+      .catch((err: unknown) => this.#recordError(`failover of ${rec.service}`, err));
+    return true;
+  }
+
+  /** The fenced old primary comes back as an echo of the new primary, after its restart delay. */
+  #rejoinLater(rec: InstanceRecord): void {
+    const spec = this.#specOf(rec.service);
+    const now = Date.now();
+    const delay = restartDelay(spec.restart, rec.restarts, rec.lastExit ?? { code: null, signal: 'SIGKILL', at: now }, now, true);
+    if (delay === undefined) {
+      rec.phase = 'failed';
+      void this.#save(rec);
+      return;
+    }
+    rec.phase = 'exited';
+    rec.nextRestartAt = now + delay;
+    void this.#save(rec);
+    setTimeout(() => void this.reconcileNow().catch((err: unknown) => this.#recordError('reconcile', err)), delay).unref();
+  }
+
+  #killForRestart(rec: InstanceRecord, kind: string, why: string, inputs: Record<string, unknown>, signal?: NodeJS.Signals): void {
     const decision = this.decisions.record({
-      kind: 'unhealthy',
+      kind,
       service: rec.service,
       instance: rec.id,
-      what: `restart unhealthy ${rec.role} ${rec.id}`,
-      why: `${verdict.consecutiveFailures} consecutive health checks failed (last: ${verdict.last.detail})`,
-      inputs: { check: verdict.last, consecutiveFailures: verdict.consecutiveFailures },
+      what: `restart ${kind} ${rec.role} ${rec.id}`,
+      why,
+      inputs,
       outcome: 'pending',
     });
     this.#restarting.add(rec.id);
-    this.#options.runtime
-      .stop(rec.id, { graceMs: this.#specOf(rec.service).stopGrace })
+    const done = signal
+      ? Promise.resolve(this.#options.runtime.signal(rec.id, signal))
+      : this.#options.runtime.stop(rec.id, { graceMs: this.#specOf(rec.service).stopGrace });
+    done
       .then(() => this.decisions.settle(decision, 'ok: stopped; restart follows the restart policy'))
       .catch((err: unknown) => this.decisions.settle(decision, `failed: ${(err as Error).message}`));
   }
@@ -342,15 +431,20 @@ export class ControlPlane {
   #onExit(handle: InstanceHandle, exit: InstanceExit): void {
     const rec = this.#records.get(handle.instanceId);
     if (!rec || rec.pid !== handle.pid) return;
-    this.#healthAborts.get(rec.id)?.abort();
-    this.#healthAborts.delete(rec.id);
+    this.#watchAborts.get(rec.id)?.abort();
+    this.#watchAborts.delete(rec.id);
     rec.lastExit = exit;
-    if (this.#stopping.has(rec.id) || this.#closed) return;
-    const forced = this.#restarting.delete(rec.id);
-    const spec = this.specs.find((s) => s.name === rec.service);
+    if (this.#expectedExits.delete(rec.id) || this.#closed) return;
     const now = Date.now();
+    const forced = this.#restarting.delete(rec.id);
+    if (!forced && this.#tryFailover(rec, { kind: 'crash', detail: `${rec.role} exited (${describeExit(rec)})`, evidence: { exit }, detectedAt: now, failedAt: exit.at })) {
+      return;
+    }
+    const spec = this.specs.find((s) => s.name === rec.service);
     const delay = spec ? restartDelay(spec.restart, rec.restarts, exit, now, forced) : undefined;
     rec.restarts = rec.restarts.filter((t) => spec && now - t < spec.restart.window);
+    if (rec.role === 'primary') this.#planes.get(rec.service)?.clearPrimary();
+    else void this.#planes.get(rec.service)?.removeEcho(rec.id);
     if (delay === undefined) {
       rec.phase = 'failed';
       this.decisions.record({
@@ -370,7 +464,7 @@ export class ControlPlane {
         service: rec.service,
         instance: rec.id,
         what: `${rec.role} ${rec.id} exited (${describeExit(rec)})`,
-        why: forced ? 'stopped after failing health checks' : 'process exit observed by the runtime',
+        why: forced ? 'stopped after failing health or liveness checks' : 'process exit observed by the runtime',
         inputs: { exit, detectedAt: now, detectionMs: now - exit.at, restartInMs: delay },
         outcome: 'recorded',
       });
@@ -380,15 +474,12 @@ export class ControlPlane {
   }
 
   async #stopInstance(rec: InstanceRecord, phase: 'stopped' | 'failed'): Promise<void> {
-    this.#healthAborts.get(rec.id)?.abort();
-    this.#stopping.add(rec.id);
-    try {
-      if (this.#options.runtime.get(rec.id) && !this.#options.runtime.get(rec.id)?.exit) {
-        await this.#options.runtime.stop(rec.id, { graceMs: this.#specOf(rec.service).stopGrace });
-      }
-    } finally {
-      this.#stopping.delete(rec.id);
-    }
+    this.#watchAborts.get(rec.id)?.abort();
+    this.#expectedExits.add(rec.id);
+    const handle = this.#options.runtime.get(rec.id);
+    if (handle && !handle.exit) await this.#options.runtime.stop(rec.id, { graceMs: this.#specOf(rec.service).stopGrace });
+    else this.#expectedExits.delete(rec.id);
+    if (rec.role === 'echo') await this.#planes.get(rec.service)?.removeEcho(rec.id);
     rec.phase = phase;
     await this.#save(rec);
   }
@@ -407,8 +498,24 @@ export class ControlPlane {
       outcome: 'pending',
     });
     await this.#stopInstance(rec, 'stopped');
-    await this.#launch(this.#specOf(rec.service), rec.id, rec.role, rec.slot, decision, rec);
+    await this.#startRecord(rec, decision);
     return decision;
+  }
+
+  /** Forced failover of a service to its best echo (API/CLI). */
+  async forceFailover(service: string, reason: string): Promise<Decision> {
+    this.#specOf(service);
+    const old = this.instances().find((i) => i.service === service && i.role === 'primary' && i.phase !== 'stopped');
+    if (old) this.#watchAborts.get(old.id)?.abort();
+    const decision = await this.failover.failover(service, { kind: 'forced', detail: reason, evidence: {}, detectedAt: Date.now() });
+    if (old) this.#rejoinLater(old);
+    return decision;
+  }
+
+  /** Planned switchover of a service (API/CLI): zero failed requests. */
+  async switchover(service: string, to?: string): Promise<Decision> {
+    this.#specOf(service);
+    return this.failover.switchover(service, to);
   }
 
   async #save(rec: InstanceRecord): Promise<void> {
@@ -417,14 +524,36 @@ export class ControlPlane {
   }
 
   #recordError(where: string, err: unknown): void {
-    this.decisions.record({
-      kind: 'error',
-      service: '',
-      what: `${where} failed`,
-      why: (err as Error).message,
-      inputs: {},
-      outcome: 'recorded',
-    });
+    this.decisions.record({ kind: 'error', service: '', what: `${where} failed`, why: (err as Error).message, inputs: {}, outcome: 'recorded' });
+  }
+
+  #failoverHost(): FailoverHost {
+    return {
+      runtime: this.#options.runtime,
+      store: this.#options.store,
+      decisions: this.decisions,
+      specOf: (name) => this.#specOf(name),
+      instancesOf: (service) => this.instances().filter((i) => i.service === service),
+      dataPlane: (service) => this.#planes.get(service),
+      save: (rec) => this.#save(rec),
+      expectExit: (id) => this.#expectedExits.add(id),
+      launch: (rec, decision) => this.#launch(rec, decision),
+      waitReady: (rec, timeoutMs) => this.#waitReady(rec, timeoutMs),
+    };
+  }
+
+  async #waitReady(rec: InstanceRecord, timeoutMs: number): Promise<boolean> {
+    const target = this.#probeTarget(this.#specOf(rec.service), rec);
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (rec.phase === 'failed' || rec.phase === 'exited') return false;
+      if (!target || (await probe(target, 200)).ok) {
+        rec.phase = 'running';
+        return true;
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return false;
   }
 
   /** Current instances, newest state. */
@@ -432,16 +561,21 @@ export class ControlPlane {
     return [...this.#records.values()].sort((a, b) => a.id.localeCompare(b.id, 'en', { numeric: true }));
   }
 
-  /** Services with their instances. */
+  /** Services with their instances, data plane and last failover. */
   async services(): Promise<ServiceView[]> {
     const out: ServiceView[] = [];
     for (const spec of this.specs) {
+      const last = this.failover.last(spec.name);
+      const plane = this.#planes.get(spec.name);
       out.push({
         name: spec.name,
         epoch: await this.#options.store.epoch(spec.name),
         echoMode: spec.echo.mode,
         desired: { primaries: 1, echoes: spec.echo.count },
         instances: this.instances().filter((i) => i.service === spec.name && i.phase !== 'stopped'),
+        ...(plane ? { dataPlane: plane.view() } : {}),
+        ...(last ? { lastFailover: last } : {}),
+        degraded: (last !== undefined && last.restoredAt === undefined) || (plane?.replication?.echoes().some((e) => !e.inSync) ?? false),
       });
     }
     return out;
@@ -455,13 +589,14 @@ export class ControlPlane {
     return { p50Ms: ms(h.percentile(50)), p99Ms: ms(h.percentile(99)), maxMs: ms(h.max) };
   }
 
-  /** Stops every instance gracefully and stops reconciling. Idempotent. */
+  /** Stops every router and instance gracefully and stops reconciling. Idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#abort.abort();
     this.#unsubscribeExit?.();
+    await Promise.all([...this.#planes.values()].map((p) => p.close()));
     const grace = Math.max(...this.specs.map((s) => s.stopGrace), 0);
     await this.#options.runtime.close({ graceMs: grace });
     for (const rec of this.#records.values()) {

@@ -7,9 +7,10 @@ export type InstanceRole = 'primary' | 'echo' | 'shadow';
  * Lifecycle phase of an instance as the control plane sees it.
  * `starting`: process started, not yet healthy; `running`: healthy (or no check);
  * `unhealthy`: health check failing; `exited`: process gone, restart pending per policy;
- * `failed`: gave up restarting; `stopped`: stopped on purpose.
+ * `failed`: gave up restarting; `stopped`: stopped on purpose; `fenced`: a deposed primary, killed so it
+ * cannot serve, waiting to rejoin as an echo.
  */
-export type InstancePhase = 'starting' | 'running' | 'unhealthy' | 'exited' | 'failed' | 'stopped';
+export type InstancePhase = 'starting' | 'running' | 'unhealthy' | 'exited' | 'failed' | 'stopped' | 'fenced';
 
 /** One instance as recorded in the store under `instances/<id>`. */
 export interface InstanceRecord {

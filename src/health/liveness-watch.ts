@@ -15,6 +15,8 @@ export interface LivenessWatchOptions {
   intervalMs: number;
   /** Suspicion above which a live but silent process is declared hung. */
   phiThreshold: number;
+  /** Silence tolerated on top of the mean interval before suspicion grows, ms. @default 0 */
+  acceptablePauseMs?: number;
 }
 
 /** Why an instance is believed failed, with the evidence. */
@@ -41,7 +43,8 @@ export function processState(pid: number): string {
  * Heartbeats one instance: a TCP connect to its port every interval feeds a phi-accrual detector, and
  * the process state in /proc is read each interval. A stopped process (SIGSTOP, state T) is declared
  * hung after two consecutive readings; a silent one when phi passes the threshold while a probe has
- * failed or is overdue. Ticks that fire late because this process's own event loop stalled do not
+ * failed or is overdue — once it has answered at least once (before that it may still be starting, which
+ * the health check's start period covers). Ticks that fire late because this process's own event loop stalled do not
  * count as evidence (the silence would be ours, not the instance's).
  */
 export class LivenessWatch {
@@ -51,18 +54,23 @@ export class LivenessWatch {
   #lastProbeError: string | undefined;
   #stoppedReadings = 0;
   #verdictGiven = false;
+  /** Silence counts only once the instance has answered at least once (it may still be starting). */
+  #armed = false;
 
   private constructor(
     private readonly options: LivenessWatchOptions,
     private readonly onVerdict: (v: FailureVerdict) => void,
   ) {
-    this.detector = new PhiAccrualDetector({ firstHeartbeatEstimateMs: options.intervalMs, minStdDevMs: Math.max(10, options.intervalMs / 5) });
+    this.detector = new PhiAccrualDetector({
+      firstHeartbeatEstimateMs: options.intervalMs,
+      minStdDevMs: Math.max(10, options.intervalMs / 5),
+      acceptablePauseMs: options.acceptablePauseMs ?? 0,
+    });
   }
 
   /** Starts watching until `signal` aborts. */
   static start(options: LivenessWatchOptions, onVerdict: (v: FailureVerdict) => void, signal: AbortSignal): LivenessWatch {
     const watch = new LivenessWatch(options, onVerdict);
-    watch.detector.heartbeat(Date.now());
     let expected = Date.now() + options.intervalMs;
     const tick = (): void => {
       if (signal.aborted) return;
@@ -88,8 +96,9 @@ export class LivenessWatch {
     }
     const phi = this.detector.phi(now);
     const overdue = this.#probeInFlightSince !== undefined && now - this.#probeInFlightSince > this.options.intervalMs * 2;
-    const stopped = this.#stoppedReadings >= 2;
-    const silent = this.options.target !== undefined && phi >= this.options.phiThreshold && (this.#failedProbes > 0 || overdue);
+    const silent = this.#armed && this.options.target !== undefined && phi >= this.options.phiThreshold && (this.#failedProbes > 0 || overdue);
+    // A silent process in state T is a stopped one: say so, it is the more precise evidence.
+    const stopped = this.#stoppedReadings >= 2 || (silent && this.#stoppedReadings >= 1);
     if (!stopped && !silent) return;
     this.#verdictGiven = true;
     const last = this.detector.lastHeartbeat;
@@ -117,6 +126,7 @@ export class LivenessWatch {
       this.#probeInFlightSince = undefined;
       if (result.ok) {
         this.#failedProbes = 0;
+        this.#armed = true;
         this.detector.heartbeat(Date.now());
       } else {
         this.#failedProbes++;

@@ -149,13 +149,13 @@ describe('understudy up with the kv example', () => {
     expect(statSync(join(dataDir, 'token')).mode & 0o777).toBe(0o600);
   });
 
-  it('notices a primary killed with SIGKILL at once, records it, and restarts it per policy', async () => {
+  it('notices an echo killed with SIGKILL at once, records it, and restarts it per policy', async () => {
     const tag = randomUUID();
     const dataDir = join(work, `data-${tag}`);
     const up = await startUp(kvSpec(tag), dataDir);
     running.push(up);
     await waitFor(() => status(dataDir).services[0]?.instances.filter((i) => i.phase === 'running').length === 2, 15_000, up.output);
-    const before = status(dataDir).services[0]?.instances.find((i) => i.role === 'primary');
+    const before = status(dataDir).services[0]?.instances.find((i) => i.role === 'echo');
     process.kill(before?.pid ?? 0, 'SIGKILL');
     await waitFor(
       () => {

@@ -1,0 +1,270 @@
+import { cp, mkdir, rm } from 'node:fs/promises';
+import type { ServiceSpec } from '../config/index.js';
+import { ErrorCode, UnderstudyError } from '../errors/index.js';
+import type { Runtime } from '../runtime/index.js';
+import type { StateStore } from '../store/index.js';
+import type { DecisionLog } from './decision-log.js';
+import type { Decision, InstanceRecord } from './records.js';
+import type { ServiceDataPlane } from './service-data-plane.js';
+
+/** Timings of the last failover or switchover of a service, shown by `understudy status`. */
+export interface FailoverRecord {
+  kind: 'failover' | 'switchover';
+  at: number;
+  from: string;
+  to: string;
+  epoch: number;
+  cause: string;
+  /** Failure to detection, ms (when the failure time is known, e.g. a process exit). */
+  detectionMs?: number;
+  /** Detection (or request) to the new primary serving, ms. */
+  promotionMs: number;
+  /** Acknowledged mutations the promoted echo had not applied (hot mode); empty means nothing lost. */
+  atRisk: number[];
+  /** When redundancy was restored (a replacement echo in sync); undefined while degraded. */
+  restoredAt?: number;
+}
+
+/** What the failover logic needs from the control plane. */
+export interface FailoverHost {
+  readonly runtime: Runtime;
+  readonly store: StateStore;
+  readonly decisions: DecisionLog;
+  specOf(service: string): ServiceSpec;
+  instancesOf(service: string): InstanceRecord[];
+  dataPlane(service: string): ServiceDataPlane | undefined;
+  save(rec: InstanceRecord): Promise<void>;
+  /** Marks an instance as stopped on purpose: its exit is not a failure. */
+  expectExit(id: string): void;
+  /** Starts (or restarts) an instance process for a record; settles the decision. */
+  launch(rec: InstanceRecord, decision: Decision): Promise<void>;
+  /** Resolves once the instance answers (health check or port), or false on timeout. */
+  waitReady(rec: InstanceRecord, timeoutMs: number): Promise<boolean>;
+}
+
+/** The cause of a failover: what was seen, and when the failure happened if known. */
+export interface FailoverCause {
+  kind: 'crash' | 'hang' | 'unhealthy' | 'forced';
+  detail: string;
+  evidence: Record<string, unknown>;
+  detectedAt: number;
+  failedAt?: number;
+}
+
+/**
+ * Promotion with fencing (seed 000's failover, seed 003's "migration is a routing switch"):
+ * bump the service's epoch by compare-and-set, fence the old primary (kill its process group and
+ * raise the router's epoch) before the new primary serves, switch traffic, then bring the old slot
+ * back as an echo of the new primary (snapshot + mutation-log replay) to restore redundancy.
+ */
+export class Failover {
+  readonly #inProgress = new Set<string>();
+  readonly #last = new Map<string, FailoverRecord>();
+
+  constructor(private readonly host: FailoverHost) {}
+
+  /** The last failover or switchover of a service. */
+  last(service: string): FailoverRecord | undefined {
+    return this.#last.get(service);
+  }
+
+  /** Whether a promotion of the service is under way. */
+  busy(service: string): boolean {
+    return this.#inProgress.has(service);
+  }
+
+  /** Echoes that could take over, best first (for hot write-through: those that lose nothing). */
+  candidates(service: string): InstanceRecord[] {
+    const plane = this.host.dataPlane(service);
+    const echoes = this.host.instancesOf(service).filter((i) => i.role === 'echo' && (i.phase === 'running' || i.phase === 'starting'));
+    const spec = this.host.specOf(service);
+    if (spec.echo.mode === 'cold') return this.host.instancesOf(service).filter((i) => i.role === 'echo' && i.phase !== 'failed');
+    const risk = (i: InstanceRecord): number => plane?.replication?.atRisk(i.id).length ?? 0;
+    return echoes.sort((a, b) => risk(a) - risk(b) || (a.phase === 'running' ? -1 : 1));
+  }
+
+  /**
+   * Unplanned failover: the primary failed. Returns the decision, settled with the outcome.
+   * Thrown: UNDERSTUDY_ERR_FAILOVER when no echo can take over or the epoch moved under us.
+   */
+  async failover(service: string, cause: FailoverCause): Promise<Decision> {
+    const old = this.host.instancesOf(service).find((i) => i.role === 'primary' && i.phase !== 'stopped');
+    const [target] = this.candidates(service);
+    const decision = this.host.decisions.record({
+      kind: 'failover',
+      service,
+      ...(old ? { instance: old.id } : {}),
+      what: `promote ${target?.id ?? '(no echo)'} in place of ${old?.id ?? '(no primary)'}`,
+      why: `${cause.kind}: ${cause.detail}`,
+      inputs: { cause: cause.kind, evidence: cause.evidence, candidates: this.candidates(service).map((c) => c.id) },
+      outcome: 'pending',
+    });
+    if (!target) {
+      this.host.decisions.settle(decision, 'failed: no echo can take over');
+      throw new UnderstudyError(ErrorCode.Failover, `service '${service}' has no echo that can take over`);
+    }
+    await this.#promote(service, old, target, decision, 'failover', cause);
+    return decision;
+  }
+
+  /**
+   * Planned switchover: pause new mutations, wait until the target echo has applied everything, switch,
+   * resume. The old primary stays running and becomes an echo. Zero failed requests.
+   */
+  async switchover(service: string, to?: string): Promise<Decision> {
+    const spec = this.host.specOf(service);
+    const old = this.host.instancesOf(service).find((i) => i.role === 'primary' && i.phase === 'running');
+    const target = to ? this.host.instancesOf(service).find((i) => i.id === to) : this.candidates(service)[0];
+    if (!old) throw new UnderstudyError(ErrorCode.Failover, `service '${service}' has no running primary to switch from`);
+    if (!target || target.role !== 'echo' || target.service !== service) {
+      throw new UnderstudyError(ErrorCode.Failover, to ? `'${to}' is not an echo of '${service}'` : `service '${service}' has no echo to switch to`);
+    }
+    const decision = this.host.decisions.record({
+      kind: 'switchover',
+      service,
+      instance: old.id,
+      what: `switch ${service} from ${old.id} to ${target.id}`,
+      why: to ? `requested switchover to ${to}` : 'requested switchover',
+      inputs: { from: old.id, to: target.id, mode: spec.echo.mode },
+      outcome: 'pending',
+    });
+    await this.#promote(service, old, target, decision, 'switchover', { kind: 'forced', detail: 'planned switchover', evidence: {}, detectedAt: Date.now() });
+    return decision;
+  }
+
+  async #promote(
+    service: string,
+    old: InstanceRecord | undefined,
+    target: InstanceRecord,
+    decision: Decision,
+    kind: 'failover' | 'switchover',
+    cause: FailoverCause,
+  ): Promise<void> {
+    if (this.#inProgress.has(service)) {
+      this.host.decisions.settle(decision, 'failed: a promotion is already under way');
+      throw new UnderstudyError(ErrorCode.Failover, `a promotion of '${service}' is already under way`);
+    }
+    this.#inProgress.add(service);
+    const spec = this.host.specOf(service);
+    const plane = this.host.dataPlane(service);
+    const started = cause.detectedAt;
+    let paused = false;
+    try {
+      if (kind === 'switchover' && plane) {
+        await plane.router.pause();
+        paused = true;
+        if (plane.replication && !(await plane.replication.waitCaughtUp(target.id, spec.echo.mutations.timeout * 5))) {
+          throw new UnderstudyError(ErrorCode.Failover, `echo ${target.id} did not catch up within ${spec.echo.mutations.timeout * 5} ms`);
+        }
+      }
+      const epoch = await this.host.store.epoch(service);
+      const next = await this.host.store.bumpEpoch(service, epoch);
+      if (next === undefined) throw new UnderstudyError(ErrorCode.Failover, `the epoch of '${service}' moved under this promotion (another control plane?)`);
+      // Fence first: the deposed primary must not serve once the new one does. Raising the router's epoch
+      // cuts its connections; new requests wait (briefly) for the new primary.
+      if (old && kind === 'failover') {
+        this.host.expectExit(old.id);
+        try {
+          this.host.runtime.signal(old.id, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+      plane?.router.setEpoch(next);
+      // The router's mutation log is a third copy: let the echo apply what it still lacks from it.
+      if (plane?.replication) await plane.replication.waitCaughtUp(target.id, spec.echo.mutations.timeout);
+      const atRisk = plane?.replication?.atRisk(target.id) ?? [];
+      await plane?.removeEcho(target.id);
+      const echoSlot = target.slot;
+      target.slot = 0;
+      target.role = 'primary';
+      target.epoch = next;
+      if (spec.echo.mode === 'cold' && !this.host.runtime.get(target.id)) {
+        await this.host.launch(target, decision);
+      } else if (spec.echo.mode === 'warm' && spec.echo.promote) {
+        await this.#promotionHook(target, spec);
+      }
+      if (spec.echo.mode === 'cold' && !(await this.host.waitReady(target, 10_000))) {
+        throw new UnderstudyError(ErrorCode.Failover, `cold echo ${target.id} did not become ready within 10 s`);
+      }
+      plane?.setPrimary(target, next);
+      const promotedAt = Date.now();
+      await this.host.save(target);
+      if (old) {
+        old.role = 'echo';
+        old.slot = echoSlot;
+        if (kind === 'failover') old.phase = 'fenced';
+        await this.host.save(old);
+        if (kind === 'switchover') plane?.addEcho(old, plane.replication?.log.lastSeq ?? 0);
+      }
+      const record: FailoverRecord = {
+        kind,
+        at: promotedAt,
+        from: old?.id ?? '',
+        to: target.id,
+        epoch: next,
+        cause: `${cause.kind}: ${cause.detail}`,
+        ...(cause.failedAt !== undefined ? { detectionMs: Math.max(0, cause.detectedAt - cause.failedAt) } : {}),
+        promotionMs: promotedAt - started,
+        atRisk,
+        ...(kind === 'switchover' ? { restoredAt: promotedAt } : {}),
+      };
+      this.#last.set(service, record);
+      decision.inputs = { ...decision.inputs, epoch: next, atRisk, timings: { detectionMs: record.detectionMs, promotionMs: record.promotionMs } };
+      this.host.decisions.settle(
+        decision,
+        `ok: ${target.id} serves at epoch ${next} after ${record.promotionMs} ms${atRisk.length ? `; ${atRisk.length} acknowledged mutation(s) at risk: ${atRisk.slice(0, 10).join(', ')}` : '; nothing acknowledged lost'}`,
+      );
+    } catch (err) {
+      this.host.decisions.settle(decision, `failed: ${(err as Error).message}`);
+      throw err;
+    } finally {
+      if (paused) plane?.router.resume();
+      this.#inProgress.delete(service);
+    }
+  }
+
+  async #promotionHook(target: InstanceRecord, spec: ServiceSpec): Promise<void> {
+    const hook = spec.echo.promote;
+    if (hook?.signal) this.host.runtime.signal(target.id, hook.signal);
+    if (hook?.http) {
+      const port = this.host.dataPlane(spec.name)?.portOf(target) ?? Object.values(target.ports)[0];
+      const res = await fetch(`http://127.0.0.1:${port}${hook.http}`, { method: 'POST', signal: AbortSignal.timeout(5000) });
+      if (!res.ok) throw new UnderstudyError(ErrorCode.Failover, `promotion hook ${hook.http} of ${target.id} answered HTTP ${res.status}`);
+    }
+  }
+
+  /**
+   * Brings a slot back as an echo of the current primary: with new mutations paused, copy the primary's
+   * state directory (a consistent snapshot: every acknowledged write is on disk), note the log position,
+   * resume, start the echo, and replay the log from that position. Used for a replacement echo after a
+   * failover, a rejoining old primary, and a restarted echo.
+   */
+  async provisionEcho(rec: InstanceRecord, decision: Decision): Promise<void> {
+    const primary = this.host.instancesOf(rec.service).find((i) => i.role === 'primary' && i.phase === 'running');
+    const plane = this.host.dataPlane(rec.service);
+    let fromSeq = 0;
+    if (primary && plane) {
+      await plane.router.pause();
+      try {
+        fromSeq = plane.replication?.log.lastSeq ?? 0;
+        await rm(rec.stateDir, { recursive: true, force: true });
+        await mkdir(rec.stateDir, { recursive: true });
+        await cp(primary.stateDir, rec.stateDir, { recursive: true, force: true, verbatimSymlinks: true });
+      } finally {
+        plane.router.resume();
+      }
+    }
+    rec.role = 'echo';
+    await this.host.launch(rec, decision);
+    if (!plane || rec.phase === 'failed') return;
+    plane.addEcho(rec, fromSeq);
+    const last = this.#last.get(rec.service);
+    if (last && last.restoredAt === undefined) {
+      // Redundancy is back once the new echo has applied everything logged since its snapshot.
+      void (plane.replication?.waitCaughtUp(rec.id, 60_000) ?? Promise.resolve(true)).then((ok) => {
+        if (ok && last.restoredAt === undefined && this.#last.get(rec.service) === last) last.restoredAt = Date.now();
+      });
+    }
+  }
+}

@@ -1,0 +1,116 @@
+import type { ServiceSpec } from '../config/index.js';
+import { ServiceReplication, replicationHooks, type EchoReplicationStats } from '../replication/index.js';
+import { Router, type RouterStats } from '../router/index.js';
+import type { InstanceRecord } from './records.js';
+
+/** Options of {@link ServiceDataPlane}. */
+export interface ServiceDataPlaneOptions {
+  spec: ServiceSpec;
+  /** The service's epoch at start; promotions raise it through the router. */
+  epoch: number;
+  /** An echo left or rejoined the synchronous set. */
+  onEchoSyncChange?: (instanceId: string, inSync: boolean, reason: string) => void;
+}
+
+/** What status shows of a service's data plane. */
+export interface DataPlaneView {
+  /** The service's public address (the router). */
+  address: string;
+  mode: 'http' | 'tcp';
+  serving: string[];
+  epoch: number;
+  requests?: number;
+  replication?: { consistency: string; lastSeq: number; strictRefusals: number; echoes: EchoReplicationStats[] };
+}
+
+/**
+ * The data plane of one service: its router (public address → current primary, switch on promotion,
+ * fencing by epoch) and, for `hot` echoes over HTTP, the ordered mutation log replayed on every echo.
+ */
+export class ServiceDataPlane {
+  private constructor(
+    readonly router: Router,
+    readonly replication: ServiceReplication | undefined,
+    private readonly spec: ServiceSpec,
+  ) {}
+
+  static async create(options: ServiceDataPlaneOptions): Promise<ServiceDataPlane> {
+    const { spec } = options;
+    const [host, port] = splitListen(spec.routing.listen ?? '127.0.0.1:0');
+    const hot = spec.echo.mode === 'hot' && spec.routing.protocol === 'http';
+    // The router holds the fencing epoch; replication stamps mutations with it.
+    const ref: { router?: Router } = {};
+    const epoch = (): number => ref.router?.epoch ?? options.epoch;
+    const m = spec.echo.mutations;
+    const replication = hot
+      ? new ServiceReplication({
+          service: spec.name,
+          rules: { methods: m.methods, paths: m.paths, timeoutMs: m.timeout, strict: m.strict, ...(m.partitionBy ? { partitionBy: m.partitionBy } : {}) },
+          consistency: spec.echo.consistency,
+          epoch,
+          ...(options.onEchoSyncChange ? { onEchoSyncChange: options.onEchoSyncChange } : {}),
+        })
+      : undefined;
+    const hooks = replication ? replicationHooks(replication, epoch) : undefined;
+    const router = await Router.create({
+      service: spec.name,
+      mode: spec.routing.protocol,
+      host,
+      port,
+      epoch: options.epoch,
+      mutatingMethods: m.methods,
+      retryPutDelete: m.idempotent.includes('PUT') && m.idempotent.includes('DELETE'),
+      interceptPathPrefixes: m.paths,
+      ...(hooks ? { interceptor: hooks.interceptor, afterResponse: hooks.afterResponse } : {}),
+    });
+    ref.router = router;
+    return new ServiceDataPlane(router, replication, spec);
+  }
+
+  /** Port of an instance that traffic goes to. */
+  portOf(rec: InstanceRecord): number {
+    const name = this.spec.routing.port ?? Object.keys(rec.ports)[0] ?? '';
+    return rec.ports[name] ?? 0;
+  }
+
+  /** Sends all traffic to `rec`, fencing every backend of an older epoch first. */
+  setPrimary(rec: InstanceRecord, epoch: number): void {
+    this.router.switchTo({ id: rec.id, host: '127.0.0.1', port: this.portOf(rec), epoch });
+  }
+
+  /** Stops routing to any primary (requests wait briefly, then 503). */
+  clearPrimary(): void {
+    this.router.setBackends([]);
+  }
+
+  /** Starts replaying mutations after `fromSeq` on an echo (hot mode). */
+  addEcho(rec: InstanceRecord, fromSeq: number): void {
+    this.replication?.addEcho({ instanceId: rec.id, host: '127.0.0.1', port: this.portOf(rec) }, fromSeq);
+  }
+
+  async removeEcho(id: string): Promise<void> {
+    await this.replication?.removeEcho(id);
+  }
+
+  view(): DataPlaneView {
+    const stats: RouterStats = this.router.stats();
+    return {
+      address: `${stats.address.host}:${stats.address.port}`,
+      mode: stats.mode,
+      serving: stats.serving,
+      epoch: this.router.epoch,
+      ...(stats.http ? { requests: stats.http.requests } : {}),
+      ...(this.replication ? { replication: { consistency: this.replication.consistency, ...this.replication.stats() } } : {}),
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.replication?.close();
+    await this.router.close({ graceMs: 1000 });
+  }
+}
+
+function splitListen(listen: string): [string, number] {
+  const i = listen.lastIndexOf(':');
+  return [listen.slice(0, i).replace(/^\[|\]$/g, ''), Number(listen.slice(i + 1))];
+}
