@@ -11,3 +11,5 @@ export type { SimSeries, SimServiceResult, SimServiceSpec, SimulationOptions } f
 export { parseTimestamp, parseTrace } from './trace.js';
 export type { Trace } from './trace.js';
 export { readTraceFile } from './trace-file.js';
+export { renderPlotSvg } from './plot-svg.js';
+export type { PlotOptions, PlotRun } from './plot-svg.js';

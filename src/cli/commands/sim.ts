@@ -147,7 +147,8 @@ function printTable(result: ScenarioResult, policies: readonly PolicyName[], dec
 }
 
 async function writePlot(path: string, result: ScenarioResult, policies: readonly PolicyName[]): Promise<void> {
-  const order = [...policies].sort((a, b) => POLICY_NAMES.indexOf(a) - POLICY_NAMES.indexOf(b)).filter((p) => p !== 'static' || policies.length === 1);
+  // One policy, or the first compared with the HPA: more lines would not read at a glance.
+  const order = policies.length === 1 ? [...policies] : [policies[0]!, ...policies.filter((p) => p === 'hpa' && p !== policies[0])];
   const runs: PlotRun[] = order.map((p) => ({ label: p, series: result.results[p]!.series! }));
   const head = result.results[order[0]!]!.metrics;
   const s = result.settings;
