@@ -1,4 +1,5 @@
 import { ContextNovelty } from './context-novelty.js';
+import { RarityHistogram } from './rarity-histogram.js';
 import { RollingStats } from './rolling-stats.js';
 
 /** Options of {@link AnomalyDetector}. */
@@ -76,8 +77,6 @@ function resolveOptions(o: AnomalyDetectorOptions): ResolvedDetectorOptions {
   };
 }
 
-const BINS = 20;
-
 /**
  * Online anomaly detector: one call per point, each score from the past only (no look-ahead),
  * in [0, 1], deterministic (no randomness at all). Three cues:
@@ -94,9 +93,7 @@ export class AnomalyDetector {
   readonly #values: RollingStats;
   readonly #diffs: RollingStats;
   readonly #learn: number[] = [];
-  readonly #hist = new Array<number>(BINS).fill(0);
-  readonly #histRing: number[] = [];
-  #histHead = 0;
+  readonly #rarity: RarityHistogram;
   #last = 0;
   #sinceAlarm = Number.POSITIVE_INFINITY;
   #count = 0;
@@ -106,6 +103,7 @@ export class AnomalyDetector {
     this.#novelty = new ContextNovelty(this.#o.maxOrder, this.#o.levels);
     this.#values = new RollingStats(this.#o.magnitudeWindow);
     this.#diffs = new RollingStats(this.#o.magnitudeWindow);
+    this.#rarity = new RarityHistogram(this.#o.rarityWindow);
   }
 
   /** Points seen. */
@@ -120,8 +118,17 @@ export class AnomalyDetector {
     if (!this.#novelty.ready) {
       this.#learn.push(v);
       if (this.#learn.length >= this.#o.learningPoints) {
-        for (const y of this.#learn) this.#observeMagnitude(y);
-        this.#novelty.calibrate(this.#learn);
+        const patterns = this.#novelty.calibrate(this.#learn);
+        for (let i = 0; i < this.#learn.length; i++) {
+          const y = this.#learn[i]!;
+          // Warm the rarity histogram with the learning points' own (causal) scores.
+          if (i >= 20) {
+            const magnitude = Math.max(this.#deviation(this.#values, y), this.#deviation(this.#diffs, y - this.#last));
+            const w = this.#o.magnitudeWeight;
+            this.#rarity.rankAndRecord(patterns[i]! * (1 - w + w * magnitude));
+          }
+          this.#observeMagnitude(y);
+        }
         this.#learn.length = 0;
       }
       return { score: 0, raw: 0, learning: true, suppressed: false };
@@ -131,7 +138,7 @@ export class AnomalyDetector {
     this.#observeMagnitude(v);
     const w = this.#o.magnitudeWeight;
     const combined = pattern * (1 - w + w * magnitude);
-    const raw = Math.min(1, combined * (1 - this.#rarity(combined)) * this.#o.sensitivity);
+    const raw = Math.min(1, combined * (1 - this.#rarity.rankAndRecord(combined)) * this.#o.sensitivity);
     const suppressed = this.#sinceAlarm < this.#o.suppressPoints;
     this.#sinceAlarm++;
     if (raw >= this.#o.alarmLevel) this.#sinceAlarm = 0;
@@ -151,22 +158,5 @@ export class AnomalyDetector {
     if (stats.size < 10 || !(sd > 0)) return 0;
     const z = Math.abs(x - stats.mean) / sd;
     return Number.isFinite(z) ? Math.min(1, z / this.#o.magnitudeFullAt) : 1;
-  }
-
-  /** Share of the recent combined scores at least as high as `c` (then records `c`). */
-  #rarity(c: number): number {
-    const bin = Math.min(BINS - 1, Math.max(0, Math.floor(c * BINS)));
-    let ge = 0;
-    for (let i = bin; i < BINS; i++) ge += this.#hist[i]!;
-    const n = this.#histRing.length;
-    const frac = n > 0 ? ge / n : 0;
-    this.#hist[bin] = this.#hist[bin]! + 1;
-    if (n < this.#o.rarityWindow) this.#histRing.push(bin);
-    else {
-      this.#hist[this.#histRing[this.#histHead]!] = this.#hist[this.#histRing[this.#histHead]!]! - 1;
-      this.#histRing[this.#histHead] = bin;
-      this.#histHead = (this.#histHead + 1) % n;
-    }
-    return frac;
   }
 }

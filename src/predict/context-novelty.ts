@@ -41,8 +41,8 @@ export class ContextNovelty {
     return this.#ready;
   }
 
-  /** Sets the quantiser from the learning values and learns them. */
-  calibrate(values: readonly number[]): void {
+  /** Sets the quantiser from the learning values and learns them; returns their scores. */
+  calibrate(values: readonly number[]): number[] {
     let lo = Infinity;
     let hi = -Infinity;
     for (const v of values) {
@@ -57,10 +57,12 @@ export class ContextNovelty {
     this.#hi = hi;
     this.#setQuantiser();
     this.#ready = true;
+    const scores: number[] = [];
     for (const v of values) {
       this.#remember(v);
-      this.#step1(v);
+      scores.push(this.#step1(v));
     }
+    return scores;
   }
 
   /** Scores `x` in [0, 1] against the past, then learns it. */
