@@ -258,6 +258,8 @@ export class Failover {
     rec.role = 'echo';
     await this.host.launch(rec, decision);
     if (!plane || rec.phase === 'failed') return;
+    // Replay once it listens, so write-through does not wait on a process that is still starting.
+    await this.host.waitReady(rec, 10_000);
     plane.addEcho(rec, fromSeq);
     const last = this.#last.get(rec.service);
     if (last && last.restoredAt === undefined) {

@@ -83,7 +83,7 @@ async function waitRedundant(api: ApiClient): Promise<void> {
   }, 20_000);
 }
 
-describe('failover of a hot, write-through echo (real processes)', () => {
+describe('failover of a hot, write-through echo (real processes)', { timeout: 120_000 }, () => {
   it('loses no acknowledged write and applies none twice when the primary is killed with SIGKILL under load', async () => {
     const { api, base } = await startHot();
     const stop = new AbortController();

@@ -83,11 +83,25 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       return ExitCode.Failure;
     }
     printStatusTable(await e.control.services());
-    const base = `http://127.0.0.1:${Object.values(primary.ports)[0]}`;
-    process.stdout.write(`demo: driving ${options.rate} req/s (80 % GET, 20 % PUT) at the primary ${primary.id} ${base} for ${Math.round(options.durationMs / 1000)} s\n`);
-    const totals = await driveLoad(base, options, stop.signal);
-    process.stdout.write(`demo: ${totals.ok} requests answered, ${totals.errors} errors, ${totals.writes} acknowledged writes\n`);
-    return totals.errors === 0 ? ExitCode.Ok : ExitCode.Failure;
+    const kv = (await e.control.services()).find((svc) => svc.name === 'kv');
+    const base = `http://${kv?.dataPlane?.address ?? `127.0.0.1:${Object.values(primary.ports)[0]}`}`;
+    process.stdout.write(
+      `demo: driving ${options.rate} req/s (80 % GET, 20 % PUT) through the router ${base} for ${Math.round(options.durationMs / 1000)} s; every write is acknowledged only once primary and echo applied it\n`,
+    );
+    const killAt = options.durationMs >= 6000 ? Math.round(options.durationMs * 0.4) : undefined;
+    if (killAt !== undefined) process.stdout.write(`demo: at t=${(killAt / 1000).toFixed(1)}s the primary will be killed with SIGKILL, to show the echo taking over\n`);
+    const totals = await driveLoad(base, options, stop.signal, e, killAt);
+    const missing = await verifyAcked(base, totals.acked);
+    const last = (await e.control.services()).find((svc) => svc.name === 'kv')?.lastFailover;
+    if (last) {
+      process.stdout.write(
+        `demo: failover ${last.from} → ${last.to} at epoch ${last.epoch}: detected in ${last.detectionMs ?? '?'} ms, serving again ${last.promotionMs} ms later; acknowledged writes at risk: ${last.atRisk.length}\n`,
+      );
+    }
+    process.stdout.write(
+      `demo: ${totals.ok} requests answered, ${totals.errors} failed; ${totals.acked.size} acknowledged writes, ${missing.length} missing on the final primary\n`,
+    );
+    return missing.length === 0 ? ExitCode.Ok : ExitCode.Failure;
   } catch (err) {
     return reportError(err);
   } finally {
@@ -101,17 +115,38 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   }
 }
 
-async function driveLoad(base: string, options: DemoOptions, signal: AbortSignal): Promise<{ ok: number; errors: number; writes: number }> {
+/** Every acknowledged write must be readable through the router at the end. Returns the keys that are not. */
+async function verifyAcked(base: string, acked: Map<string, string>): Promise<string[]> {
+  const dispatcher = new Agent({ connections: 8 });
+  const missing: string[] = [];
+  for (const [key, value] of acked) {
+    const res = await request(`${base}/kv/${key}`, { dispatcher }).catch(() => undefined);
+    const text = res ? await res.body.text() : '';
+    if (res?.statusCode !== 200 || text !== value) missing.push(key);
+  }
+  await dispatcher.close();
+  return missing;
+}
+
+interface LoadTotals {
+  ok: number;
+  errors: number;
+  acked: Map<string, string>;
+}
+
+async function driveLoad(base: string, options: DemoOptions, signal: AbortSignal, e: Embedded, killAt: number | undefined): Promise<LoadTotals> {
   const dispatcher = new Agent({ connections: 16, keepAliveTimeout: 10_000 });
   const started = Date.now();
-  const totals = { ok: 0, errors: 0, writes: 0 };
+  const totals: LoadTotals = { ok: 0, errors: 0, acked: new Map() };
+  const written: string[] = [];
   const window: number[] = [];
   let windowErrors = 0;
   let n = 0;
+  let killed = killAt === undefined;
   const inFlight = new Set<Promise<void>>();
   const one = async (i: number): Promise<void> => {
-    const key = `k${i % 200}`;
-    const write = i % 5 === 0;
+    const write = i % 5 === 0 || written.length === 0;
+    const key = write ? `w${i}` : (written[i % written.length] ?? 'w0');
     const t0 = performance.now();
     try {
       const res = await request(`${base}/kv/${key}`, {
@@ -122,7 +157,10 @@ async function driveLoad(base: string, options: DemoOptions, signal: AbortSignal
       await res.body.dump();
       if (res.statusCode >= 500) throw new Error(`HTTP ${res.statusCode}`);
       totals.ok++;
-      if (write) totals.writes++;
+      if (write && res.statusCode === 200) {
+        totals.acked.set(key, `value-${i}`);
+        written.push(key);
+      }
       window.push(performance.now() - t0);
     } catch {
       totals.errors++;
@@ -137,13 +175,21 @@ async function driveLoad(base: string, options: DemoOptions, signal: AbortSignal
       inFlight.add(p);
       void p.finally(() => inFlight.delete(p));
     }
+    if (!killed && killAt !== undefined && Date.now() - started >= killAt) {
+      killed = true;
+      const primary = e.control.instances().find((i) => i.service === 'kv' && i.role === 'primary' && i.phase === 'running');
+      if (primary?.pid) {
+        process.stdout.write(`demo: killing the primary ${primary.id} (pid ${primary.pid}) with SIGKILL\n`);
+        process.kill(primary.pid, 'SIGKILL');
+      }
+    }
     if (Date.now() >= nextReport) {
       const sorted = window.splice(0).sort((a, b) => a - b);
-      const stats = await request(`${base}/stats`, { dispatcher })
-        .then((r) => r.body.json() as Promise<{ keys: number; seq: number }>)
-        .catch(() => undefined);
+      const svc = (await e.control.services()).find((s) => s.name === 'kv');
+      const primary = svc?.instances.find((i) => i.role === 'primary');
+      const echo = svc?.dataPlane?.replication?.echoes[0];
       process.stdout.write(
-        `  t=${String(Math.round((Date.now() - started) / 1000)).padStart(3)}s  ok=${String(sorted.length).padStart(4)}  errors=${windowErrors}  p50=${percentile(sorted, 50).toFixed(1)}ms  p99=${percentile(sorted, 99).toFixed(1)}ms  primary keys=${stats?.keys ?? '?'} seq=${stats?.seq ?? '?'}\n`,
+        `  t=${String(Math.round((Date.now() - started) / 1000)).padStart(3)}s  ok=${String(sorted.length).padStart(4)}  errors=${windowErrors}  p50=${percentile(sorted, 50).toFixed(1)}ms  p99=${percentile(sorted, 99).toFixed(1)}ms  primary=${primary?.id ?? '-'} epoch=${svc?.epoch ?? '?'}  echo=${echo ? `${echo.instanceId} lag=${echo.pending} writes/${echo.lagMs}ms` : '(none)'}${svc?.degraded ? '  DEGRADED' : ''}\n`,
       );
       windowErrors = 0;
       nextReport += 1000;
