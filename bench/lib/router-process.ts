@@ -4,7 +4,11 @@ import { Router } from '../../src/router/index.js';
 
 const mode = process.argv[2] === 'tcp' ? 'tcp' : 'http';
 const backendPort = Number(process.argv[3]);
-const router = await Router.create({ service: 'bench', mode, backends: [{ id: 'b1', host: '127.0.0.1', port: backendPort }] });
+const router = await Router.create({
+  service: 'bench',
+  mode,
+  backends: [{ id: 'b1', host: '127.0.0.1', port: backendPort }],
+});
 process.stdout.write(`port=${router.address.port}\n`);
 process.on('SIGTERM', () => {
   void router.close().then(() => process.exit(0));

@@ -46,7 +46,17 @@ export class BackendState<R extends BackendResource = BackendResource> {
 
   stats(now: number): BackendStats {
     const state = this.draining ? 'draining' : this.ejectedUntil > now ? 'ejected' : 'serving';
-    return { id: this.id, host: this.host, port: this.port, epoch: this.epoch, state, inFlight: this.inFlight, requests: this.requests, errors: this.errors, latency: this.latency.snapshot() };
+    return {
+      id: this.id,
+      host: this.host,
+      port: this.port,
+      epoch: this.epoch,
+      state,
+      inFlight: this.inFlight,
+      requests: this.requests,
+      errors: this.errors,
+      latency: this.latency.snapshot(),
+    };
   }
 }
 
@@ -146,7 +156,11 @@ export class BackendSet<R extends BackendResource> {
    */
   setEpoch(epoch: number): void {
     if (!Number.isFinite(epoch) || epoch < this.#epoch) {
-      throw new UnderstudyError(ErrorCode.RouterConfig, `router epoch must not go backwards (${this.#epoch} → ${String(epoch)})`, { details: { field: 'epoch' } });
+      throw new UnderstudyError(
+        ErrorCode.RouterConfig,
+        `router epoch must not go backwards (${this.#epoch} → ${String(epoch)})`,
+        { details: { field: 'epoch' } },
+      );
     }
     this.#epoch = epoch;
     const keep: Array<BackendState<R>> = [];
@@ -262,7 +276,11 @@ export class BackendSet<R extends BackendResource> {
       w.cb(b);
     }
     // Ejections that are still running will wake the rest later.
-    if (this.#waiters.length > 0 && this.#ejectTimer === undefined && this.#active.some((b) => b.ejectedUntil > performance.now())) {
+    if (
+      this.#waiters.length > 0 &&
+      this.#ejectTimer === undefined &&
+      this.#active.some((b) => b.ejectedUntil > performance.now())
+    ) {
       const until = Math.max(...this.#active.map((b) => b.ejectedUntil)) - performance.now();
       this.#ejectTimer = setTimeout(() => {
         this.#ejectTimer = undefined;

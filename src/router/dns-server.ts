@@ -31,7 +31,9 @@ const RD = 1 << 8;
 const RCODE = { NOERROR: 0, FORMERR: 1, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
 
 function bad(why: string, field: string): UnderstudyError {
-  return new UnderstudyError(ErrorCode.RouterConfig, `DNS server option ${field} ${why}`, { details: { field } });
+  return new UnderstudyError(ErrorCode.RouterConfig, `DNS server option ${field} ${why}`, {
+    details: { field },
+  });
 }
 
 /**
@@ -60,7 +62,8 @@ export class DnsServer {
   static async create(options: DnsServerOptions = {}): Promise<DnsServer> {
     const host = options.host ?? '127.0.0.1';
     const zone = (options.zone ?? 'understudy').toLowerCase().replace(/^\.+|\.+$/g, '');
-    if (zone === '' || !/^[a-z0-9-]+(\.[a-z0-9-]+)*$/.test(zone)) throw bad(`must be a DNS name, got ${String(options.zone)}`, 'zone');
+    if (zone === '' || !/^[a-z0-9-]+(\.[a-z0-9-]+)*$/.test(zone))
+      throw bad(`must be a DNS name, got ${String(options.zone)}`, 'zone');
     const ttl = options.ttlSeconds ?? 1;
     if (!Number.isInteger(ttl) || ttl < 0) throw bad('must be an integer >= 0', 'ttlSeconds');
     const wanted = options.port ?? 0;
@@ -91,7 +94,11 @@ export class DnsServer {
         await server.close();
         const code = (err as NodeJS.ErrnoException).code;
         if (wanted === 0 && code === 'EADDRINUSE' && attempt < 5) continue;
-        throw new UnderstudyError(ErrorCode.Port, `DNS server cannot listen on ${host}:${wanted}: ${code ?? (err as Error).message}`, { cause: err, details: { host, port: wanted } });
+        throw new UnderstudyError(
+          ErrorCode.Port,
+          `DNS server cannot listen on ${host}:${wanted}: ${code ?? (err as Error).message}`,
+          { cause: err, details: { host, port: wanted } },
+        );
       }
     }
   }
@@ -137,7 +144,9 @@ export class DnsServer {
 
   /** `host:port` for `dns.Resolver#setServers`. */
   get server(): string {
-    return isIPv6(this.#address.host) ? `[${this.#address.host}]:${this.#address.port}` : `${this.#address.host}:${this.#address.port}`;
+    return isIPv6(this.#address.host)
+      ? `[${this.#address.host}]:${this.#address.port}`
+      : `${this.#address.host}:${this.#address.port}`;
   }
 
   get zone(): string {
@@ -150,9 +159,11 @@ export class DnsServer {
    */
   setRecord(service: string, addresses: string | readonly string[]): void {
     const name = service.toLowerCase();
-    if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(name)) throw bad(`needs a DNS label, got ${JSON.stringify(service)}`, 'service');
+    if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(name))
+      throw bad(`needs a DNS label, got ${JSON.stringify(service)}`, 'service');
     const list = typeof addresses === 'string' ? [addresses] : [...addresses];
-    for (const a of list) if (!isIPv4(a) && !isIPv6(a)) throw bad(`needs IP addresses, got ${JSON.stringify(a)}`, 'addresses');
+    for (const a of list)
+      if (!isIPv4(a) && !isIPv6(a)) throw bad(`needs IP addresses, got ${JSON.stringify(a)}`, 'addresses');
     if (list.length === 0) this.#records.delete(name);
     else this.#records.set(name, list);
   }
@@ -184,7 +195,13 @@ export class DnsServer {
     const rd = (q.flags ?? 0) & RD;
     const questions = q.questions ?? [];
     const reply = (rcode: number, answers: Answer[] = [], authoritative = true): Buffer =>
-      dnsPacket.encode({ type: 'response', id: q.id ?? 0, flags: (authoritative ? AA : 0) | rd | rcode, questions, answers });
+      dnsPacket.encode({
+        type: 'response',
+        id: q.id ?? 0,
+        flags: (authoritative ? AA : 0) | rd | rcode,
+        questions,
+        answers,
+      });
     const opcode = ((q.flags ?? 0) >> 11) & 0xf;
     if (opcode !== 0) return reply(RCODE.NOTIMP, [], false);
     const first = questions[0];
@@ -215,8 +232,10 @@ export class DnsServer {
     const out: Answer[] = [];
     const any = (q.type as string) === 'ANY';
     for (const a of addrs) {
-      if ((q.type === 'A' || any) && isIPv4(a)) out.push({ type: 'A', name: q.name, ttl: this.#ttl, class: 'IN', data: a });
-      if ((q.type === 'AAAA' || any) && isIPv6(a)) out.push({ type: 'AAAA', name: q.name, ttl: this.#ttl, class: 'IN', data: a });
+      if ((q.type === 'A' || any) && isIPv4(a))
+        out.push({ type: 'A', name: q.name, ttl: this.#ttl, class: 'IN', data: a });
+      if ((q.type === 'AAAA' || any) && isIPv6(a))
+        out.push({ type: 'AAAA', name: q.name, ttl: this.#ttl, class: 'IN', data: a });
     }
     return out;
   }

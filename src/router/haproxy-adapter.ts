@@ -33,7 +33,8 @@ export interface HaproxyServer {
 // Replies of the Runtime API that mean a command was refused (it answers in plain text, always exit 0).
 // Checked against HAProxy 2.6's replies: "No such server.", "Invalid addr 'x'", "Absolute weight can only be…",
 // "'set server <srv> state' expects…", "Unknown command…", "Permission denied".
-const ERROR_REPLY = /^(No such|Require|Unknown command|Invalid|Permission denied|Can't|Cannot|'[a-z ]+<|Absolute weight|Relative weight|Missing|Unsupported|Unexpected|Failed)/;
+const ERROR_REPLY =
+  /^(No such|Require|Unknown command|Invalid|Permission denied|Can't|Cannot|'[a-z ]+<|Absolute weight|Relative weight|Missing|Unsupported|Unexpected|Failed)/;
 
 /**
  * Drives a running HAProxy through its Runtime API — server address, state and weight — so a
@@ -53,7 +54,12 @@ export class HaproxyAdapter {
   static async create(options: HaproxyAdapterOptions): Promise<HaproxyAdapter> {
     const a = new HaproxyAdapter(options.socket, options.timeoutMs ?? 2000);
     const info = await a.command('show info');
-    if (!/^Name: HAProxy/m.test(info)) throw new UnderstudyError(ErrorCode.RouterHaproxy, `the Runtime API at ${a.#where()} did not answer 'show info' like HAProxy`, { details: { reply: info.slice(0, 200) } });
+    if (!/^Name: HAProxy/m.test(info))
+      throw new UnderstudyError(
+        ErrorCode.RouterHaproxy,
+        `the Runtime API at ${a.#where()} did not answer 'show info' like HAProxy`,
+        { details: { reply: info.slice(0, 200) } },
+      );
     return a;
   }
 
@@ -66,8 +72,15 @@ export class HaproxyAdapter {
    * when the socket is unreachable, times out, or the reply is an error message.
    */
   command(cmd: string): Promise<string> {
-    if (this.#closed) return Promise.reject(new UnderstudyError(ErrorCode.RouterHaproxy, 'the HAProxy adapter is closed'));
-    if (/[\r\n;]/.test(cmd)) return Promise.reject(new UnderstudyError(ErrorCode.RouterHaproxy, `refusing a Runtime API command with a newline or ';': ${JSON.stringify(cmd)}`));
+    if (this.#closed)
+      return Promise.reject(new UnderstudyError(ErrorCode.RouterHaproxy, 'the HAProxy adapter is closed'));
+    if (/[\r\n;]/.test(cmd))
+      return Promise.reject(
+        new UnderstudyError(
+          ErrorCode.RouterHaproxy,
+          `refusing a Runtime API command with a newline or ';': ${JSON.stringify(cmd)}`,
+        ),
+      );
     const run = this.#queue.then(
       () => this.#send(cmd),
       () => this.#send(cmd),
@@ -78,11 +91,18 @@ export class HaproxyAdapter {
 
   #send(cmd: string): Promise<string> {
     return new Promise((resolve, reject) => {
-      const s = 'path' in this.socket ? connect(this.socket.path) : connect(this.socket.port, this.socket.host);
+      const s =
+        'path' in this.socket ? connect(this.socket.path) : connect(this.socket.port, this.socket.host);
       let out = '';
       const fail = (why: string, cause?: unknown): void => {
         s.destroy();
-        reject(new UnderstudyError(ErrorCode.RouterHaproxy, `HAProxy Runtime API at ${this.#where()}: ${why} (command: ${cmd})`, { cause, details: { command: cmd } }));
+        reject(
+          new UnderstudyError(
+            ErrorCode.RouterHaproxy,
+            `HAProxy Runtime API at ${this.#where()}: ${why} (command: ${cmd})`,
+            { cause, details: { command: cmd } },
+          ),
+        );
       };
       const timer = setTimeout(() => fail(`no reply within ${this.timeoutMs} ms`), this.timeoutMs);
       s.setEncoding('utf8');
@@ -103,7 +123,8 @@ export class HaproxyAdapter {
 
   /** Points a server at a new address (a promoted primary). */
   async setServerAddress(backend: string, server: string, host: string, port: number): Promise<void> {
-    if (!Number.isInteger(port) || port <= 0 || port > 65535) throw new UnderstudyError(ErrorCode.RouterHaproxy, `invalid port ${port} for ${backend}/${server}`);
+    if (!Number.isInteger(port) || port <= 0 || port > 65535)
+      throw new UnderstudyError(ErrorCode.RouterHaproxy, `invalid port ${port} for ${backend}/${server}`);
     await this.command(`set server ${backend}/${server} addr ${host} port ${port}`);
   }
 
@@ -114,7 +135,8 @@ export class HaproxyAdapter {
 
   /** Sets a server's weight (0–256). */
   async setServerWeight(backend: string, server: string, weight: number): Promise<void> {
-    if (!Number.isInteger(weight) || weight < 0 || weight > 256) throw new UnderstudyError(ErrorCode.RouterHaproxy, `invalid weight ${weight} for ${backend}/${server}`);
+    if (!Number.isInteger(weight) || weight < 0 || weight > 256)
+      throw new UnderstudyError(ErrorCode.RouterHaproxy, `invalid weight ${weight} for ${backend}/${server}`);
     await this.command(`set server ${backend}/${server} weight ${weight}`);
   }
 
@@ -123,11 +145,18 @@ export class HaproxyAdapter {
    * then puts every other server of the backend in `others` state (default `maint`; `drain` lets
    * their connections finish).
    */
-  async switchTo(backend: string, target: { server: string; host?: string; port?: number }, options: { others?: 'maint' | 'drain' } = {}): Promise<void> {
-    if (target.host !== undefined && target.port !== undefined) await this.setServerAddress(backend, target.server, target.host, target.port);
+  async switchTo(
+    backend: string,
+    target: { server: string; host?: string; port?: number },
+    options: { others?: 'maint' | 'drain' } = {},
+  ): Promise<void> {
+    if (target.host !== undefined && target.port !== undefined)
+      await this.setServerAddress(backend, target.server, target.host, target.port);
     await this.setServerState(backend, target.server, 'ready');
     const servers = await this.servers(backend);
-    for (const s of servers) if (s.name !== target.server && s.admin !== (options.others ?? 'maint')) await this.setServerState(backend, s.name, options.others ?? 'maint');
+    for (const s of servers)
+      if (s.name !== target.server && s.admin !== (options.others ?? 'maint'))
+        await this.setServerState(backend, s.name, options.others ?? 'maint');
   }
 
   /** The servers of a backend, from `show servers state`. */
@@ -135,7 +164,11 @@ export class HaproxyAdapter {
     const reply = await this.command(`show servers state ${backend}`);
     const lines = reply.split('\n');
     const header = lines.find((l) => l.startsWith('# '));
-    if (header === undefined) throw new UnderstudyError(ErrorCode.RouterHaproxy, `unexpected 'show servers state' reply: ${reply.slice(0, 200)}`);
+    if (header === undefined)
+      throw new UnderstudyError(
+        ErrorCode.RouterHaproxy,
+        `unexpected 'show servers state' reply: ${reply.slice(0, 200)}`,
+      );
     const cols = header.slice(2).trim().split(/\s+/);
     const col = (name: string): number => cols.indexOf(name);
     const out: HaproxyServer[] = [];

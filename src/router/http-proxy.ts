@@ -31,7 +31,8 @@ export class PoolResource implements BackendResource {
 }
 
 /** Why a request failed, as counted in {@link HttpStats.errors}. */
-export type HttpErrorKind = 'connect' | 'reset' | 'timeout' | 'midResponse' | 'clientAborted' | 'noBackend' | 'paused' | 'intercept';
+export type HttpErrorKind =
+  'connect' | 'reset' | 'timeout' | 'midResponse' | 'clientAborted' | 'noBackend' | 'paused' | 'intercept';
 
 /** HTTP counters, as returned by {@link Router.stats}. */
 export interface HttpStats {
@@ -49,7 +50,16 @@ export interface HttpStats {
 }
 
 const EMPTY = Buffer.alloc(0);
-const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_CLOSED']);
+const CONNECT_ERRORS = new Set([
+  'ECONNREFUSED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_CLOSED',
+]);
 
 function classify(err: unknown): HttpErrorKind {
   const code = (err as { code?: unknown } | null)?.code;
@@ -99,6 +109,15 @@ export interface HttpProxyContext {
   nextId: number;
 }
 
+const kExchange = Symbol('exchange');
+type ResponseWithExchange = ServerResponse & { [kExchange]?: Exchange | undefined };
+
+// One shared listener instead of a closure per request.
+function onResponseClose(this: ResponseWithExchange): void {
+  this[kExchange]?.closed();
+  this[kExchange] = undefined;
+}
+
 /** One client request through the proxy, from arrival to its answer (or failure). */
 class Exchange {
   attempt = 0;
@@ -136,9 +155,13 @@ class Exchange {
     this.#method = req.method ?? 'GET';
     this.#mutating = ctx.opts.mutatingMethods.has(this.#method);
     this.#up = upstreamRequestHeaders(req.rawHeaders, req.socket.remoteAddress ?? '', 'http');
-    res.once('close', () => {
-      if (!this.#finished && !res.writableFinished) this.#onClientGone();
-    });
+    (res as ResponseWithExchange)[kExchange] = this;
+    res.on('close', onResponseClose);
+  }
+
+  /** @internal The client connection closed; an exchange not finished yet lost its client. */
+  closed(): void {
+    if (!this.#finished && !this.res.writableFinished) this.#onClientGone();
   }
 
   start(): void {
@@ -149,7 +172,9 @@ class Exchange {
         this.#gateCounted = true;
         this.#readBody();
       };
-      this.ctx.gate.admit(go, () => this.#unavailable('paused', 'mutations are paused for a switchover and the hold expired'));
+      this.ctx.gate.admit(go, () =>
+        this.#unavailable('paused', 'mutations are paused for a switchover and the hold expired'),
+      );
     } else {
       this.#readBody();
     }
@@ -259,7 +284,13 @@ class Exchange {
     }
     this.ctx.stats.errors.intercept++;
     if (isUnderstudyError(err)) this.#reply(503, err.code, err.message, 'intercept');
-    else this.#reply(503, ErrorCode.RouterUnavailable, `replication refused the request: ${err instanceof Error ? err.message : String(err)}`, 'intercept');
+    else
+      this.#reply(
+        503,
+        ErrorCode.RouterUnavailable,
+        `replication refused the request: ${err instanceof Error ? err.message : String(err)}`,
+        'intercept',
+      );
   }
 
   #decided(d: InterceptDecision | undefined): void {
@@ -304,7 +335,8 @@ class Exchange {
       (got) => {
         this.#pending = false;
         if (this.#clientGone) this.#finish('clientAborted');
-        else if (got === undefined) this.#unavailable('noBackend', `no backend of service ${this.ctx.opts.service} is available`);
+        else if (got === undefined)
+          this.#unavailable('noBackend', `no backend of service ${this.ctx.opts.service} is available`);
         else this.#send(got);
       },
       avoid,
@@ -320,7 +352,15 @@ class Exchange {
     this.#abort = undefined;
     this.#attemptStart = performance.now();
     const body = this.#stream ? this.req : this.#body === null || this.#body.length === 0 ? null : this.#body;
-    b.resource.pool.dispatch({ method: this.#method as Dispatcher.HttpMethod, path: this.req.url ?? '/', headers: this.#up.headers, body }, new Attempt(this, n));
+    b.resource.pool.dispatch(
+      {
+        method: this.#method as Dispatcher.HttpMethod,
+        path: this.req.url ?? '/',
+        headers: this.#up.headers,
+        body,
+      },
+      new Attempt(this, n),
+    );
   }
 
   onConnect(abort: (err?: Error) => void): void {
@@ -347,7 +387,12 @@ class Exchange {
       p.then(
         (o) => this.#released(o),
         (err: unknown) =>
-          this.#released({ release: false, status: 503, code: isUnderstudyError(err) ? err.code : ErrorCode.RouterUnavailable, message: err instanceof Error ? err.message : String(err) }),
+          this.#released({
+            release: false,
+            status: 503,
+            code: isUnderstudyError(err) ? err.code : ErrorCode.RouterUnavailable,
+            message: err instanceof Error ? err.message : String(err),
+          }),
       );
       return true;
     }
@@ -438,7 +483,10 @@ class Exchange {
       this.#next(b);
       return;
     }
-    this.#unavailable(kind, `backend ${b.id} of service ${this.ctx.opts.service} failed before answering (${kind}: ${(err as { code?: string }).code ?? err.message}); the request was not retried`);
+    this.#unavailable(
+      kind,
+      `backend ${b.id} of service ${this.ctx.opts.service} failed before answering (${kind}: ${(err as { code?: string }).code ?? err.message}); the request was not retried`,
+    );
   }
 
   #idempotent(): boolean {
@@ -463,7 +511,11 @@ class Exchange {
       return;
     }
     const body = errorBody(code, message);
-    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(body)), 'retry-after': '1' });
+    res.writeHead(status, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': String(Buffer.byteLength(body)),
+      'retry-after': '1',
+    });
     res.end(body);
     this.#status = status;
     this.#finish(kind);
@@ -520,6 +572,15 @@ export function newHttpStats(): HttpStats {
     redispatched: 0,
     unavailable: 0,
     intercepted: 0,
-    errors: { connect: 0, reset: 0, timeout: 0, midResponse: 0, clientAborted: 0, noBackend: 0, paused: 0, intercept: 0 },
+    errors: {
+      connect: 0,
+      reset: 0,
+      timeout: 0,
+      midResponse: 0,
+      clientAborted: 0,
+      noBackend: 0,
+      paused: 0,
+      intercept: 0,
+    },
   };
 }

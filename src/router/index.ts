@@ -2,7 +2,15 @@ export { Router } from './router.js';
 export type { RouterStats, EventLoopDelayStats, SetBackendsResult } from './router.js';
 export { resolveRouterOptions } from './router-options.js';
 export type { RouterOptions, ResolvedRouterOptions, BackendTarget, ShadowTarget } from './router-options.js';
-export type { Interceptor, InterceptDecision, AfterResponse, RouterRequest, RouterResponseInfo, RouterOutcome, HoldOutcome } from './intercept.js';
+export type {
+  Interceptor,
+  InterceptDecision,
+  AfterResponse,
+  RouterRequest,
+  RouterResponseInfo,
+  RouterOutcome,
+  HoldOutcome,
+} from './intercept.js';
 export type { BackendStats, FencingStats } from './backend-set.js';
 export type { HttpStats, HttpErrorKind } from './http-proxy.js';
 export type { TcpStats } from './tcp-proxy.js';
@@ -11,6 +19,11 @@ export type { PauseStats } from './mutation-gate.js';
 export type { LatencySnapshot } from './latency-histogram.js';
 export { LATENCY_BUCKETS_MS } from './latency-histogram.js';
 export { HaproxyAdapter } from './haproxy-adapter.js';
-export type { HaproxyAdapterOptions, HaproxySocket, HaproxyServer, HaproxyServerState } from './haproxy-adapter.js';
+export type {
+  HaproxyAdapterOptions,
+  HaproxySocket,
+  HaproxyServer,
+  HaproxyServerState,
+} from './haproxy-adapter.js';
 export { DnsServer } from './dns-server.js';
 export type { DnsServerOptions, DnsStats } from './dns-server.js';

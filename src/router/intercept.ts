@@ -42,7 +42,11 @@ export type HoldOutcome =
 /** The interceptor's answer for one request. Every field is optional; `{}` forwards unchanged. */
 export interface InterceptDecision {
   /** Answer the client directly and do not forward (e.g. 413 for a body too large to replicate). */
-  readonly respond?: { readonly status: number; readonly headers?: Readonly<Record<string, string>>; readonly body?: string | Buffer };
+  readonly respond?: {
+    readonly status: number;
+    readonly headers?: Readonly<Record<string, string>>;
+    readonly body?: string | Buffer;
+  };
   /** Extra request headers sent to the primary (e.g. a replication sequence number). */
   readonly headers?: Readonly<Record<string, string>>;
   /**
@@ -63,7 +67,9 @@ export interface InterceptDecision {
  * A rejection answers the client 503 with the rejection's `code`/`message` when it is an
  * UnderstudyError. Return `undefined` (synchronously) to forward unchanged at no cost.
  */
-export type Interceptor = (req: RouterRequest) => Promise<InterceptDecision | undefined> | InterceptDecision | undefined;
+export type Interceptor = (
+  req: RouterRequest,
+) => Promise<InterceptDecision | undefined> | InterceptDecision | undefined;
 
 /** Outcome of an intercepted request, reported once. */
 export interface RouterOutcome {

@@ -1,5 +1,7 @@
 /** Upper bounds (ms) of the latency histogram buckets; the last bucket is open-ended. */
-export const LATENCY_BUCKETS_MS: readonly number[] = [0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
+export const LATENCY_BUCKETS_MS: readonly number[] = [
+  0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000,
+];
 
 /** Plain-data view of a {@link LatencyHistogram}. */
 export interface LatencySnapshot {
@@ -38,6 +40,12 @@ export class LatencyHistogram {
   }
 
   snapshot(): LatencySnapshot {
-    return { count: this.#count, sumMs: this.#sum, buckets: Array.from(this.#counts), p50Ms: this.#quantile(0.5), p99Ms: this.#quantile(0.99) };
+    return {
+      count: this.#count,
+      sumMs: this.#sum,
+      buckets: Array.from(this.#counts),
+      p50Ms: this.#quantile(0.5),
+      p99Ms: this.#quantile(0.99),
+    };
   }
 }

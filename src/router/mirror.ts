@@ -63,7 +63,12 @@ export class Mirror {
   completed = 0;
 
   constructor(
-    private readonly opts: { maxInFlight: number; timeoutMs: number; random: () => number; connections: number },
+    private readonly opts: {
+      maxInFlight: number;
+      timeoutMs: number;
+      random: () => number;
+      connections: number;
+    },
     shadows: readonly ShadowTarget[],
     fraction: number,
   ) {
@@ -85,10 +90,13 @@ export class Mirror {
   set(shadows: readonly ShadowTarget[], fraction?: number): void {
     shadows.forEach((s, i) => checkTarget(s, `shadows[${i}]`));
     if (fraction !== undefined) {
-      if (!(fraction >= 0 && fraction <= 1)) throw new RangeError(`mirror fraction must be within 0..1, got ${fraction}`);
+      if (!(fraction >= 0 && fraction <= 1))
+        throw new RangeError(`mirror fraction must be within 0..1, got ${fraction}`);
       this.#fraction = fraction;
     }
-    const old = new Map(this.#shadows.map((s) => [`${s.target.id}\u0000${s.target.host}\u0000${s.target.port}`, s]));
+    const old = new Map(
+      this.#shadows.map((s) => [`${s.target.id}\u0000${s.target.host}\u0000${s.target.port}`, s]),
+    );
     const next: Shadow[] = [];
     for (const t of shadows) {
       const key = `${t.id}\u0000${t.host}\u0000${t.port}`;
@@ -112,7 +120,14 @@ export class Mirror {
   }
 
   /** Sends a copy of one request to every shadow. `body` must be held in memory (`null` = skip). */
-  send(method: string, path: string, headers: readonly string[], hostIndex: number, host: string, body: Buffer | null): void {
+  send(
+    method: string,
+    path: string,
+    headers: readonly string[],
+    hostIndex: number,
+    host: string,
+    body: Buffer | null,
+  ): void {
     if (body === null) {
       this.skippedBody++;
       return;
@@ -132,7 +147,12 @@ export class Mirror {
       }
       this.#inFlight++;
       this.sent++;
-      const opts: Dispatcher.DispatchOptions = { method: method as Dispatcher.HttpMethod, path, headers: h, body: body.length === 0 ? null : body };
+      const opts: Dispatcher.DispatchOptions = {
+        method: method as Dispatcher.HttpMethod,
+        path,
+        headers: h,
+        body: body.length === 0 ? null : body,
+      };
       try {
         s.pool.dispatch(opts, new DiscardHandler(this));
       } catch {
@@ -149,7 +169,16 @@ export class Mirror {
   }
 
   stats(): MirrorStats {
-    return { shadows: this.#shadows.map((s) => s.target.id), fraction: this.#fraction, sent: this.sent, dropped: this.dropped, skippedBody: this.skippedBody, failed: this.failed, completed: this.completed, inFlight: this.#inFlight };
+    return {
+      shadows: this.#shadows.map((s) => s.target.id),
+      fraction: this.#fraction,
+      sent: this.sent,
+      dropped: this.dropped,
+      skippedBody: this.skippedBody,
+      failed: this.failed,
+      completed: this.completed,
+      inFlight: this.#inFlight,
+    };
   }
 
   async close(): Promise<void> {

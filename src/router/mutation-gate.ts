@@ -96,7 +96,12 @@ export class MutationGate {
   }
 
   stats(): PauseStats {
-    return { paused: this.#paused, held: this.#queue.length, inFlightMutations: this.#inFlight, rejected: this.rejected };
+    return {
+      paused: this.#paused,
+      held: this.#queue.length,
+      inFlightMutations: this.#inFlight,
+      rejected: this.rejected,
+    };
   }
 
   /** Rejects everything held (router closing). */

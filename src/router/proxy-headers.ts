@@ -44,7 +44,11 @@ const CANDIDATE_LENGTHS = new Set([2, 4, 6, 7, 10, 14, 15, 16, 17, 19]);
  * `Connection`) stripped, X-Forwarded-For appended with the client address, X-Forwarded-Proto and
  * X-Forwarded-Host set, the client's Host kept.
  */
-export function upstreamRequestHeaders(raw: readonly string[], clientIp: string, proto: string): UpstreamHeaders {
+export function upstreamRequestHeaders(
+  raw: readonly string[],
+  clientIp: string,
+  proto: string,
+): UpstreamHeaders {
   const out: string[] = [];
   let contentLength = -1;
   let chunked = false;
@@ -125,7 +129,8 @@ export function downstreamResponseHeaders(raw: readonly Buffer[]): string[] {
         if (lower === 'connection') {
           for (const t of value.split(',')) {
             const tok = t.trim().toLowerCase();
-            if (tok !== '' && tok !== 'close' && tok !== 'keep-alive') (connectionTokens ??= new Set()).add(tok);
+            if (tok !== '' && tok !== 'close' && tok !== 'keep-alive')
+              (connectionTokens ??= new Set()).add(tok);
           }
         }
         continue;
@@ -136,7 +141,8 @@ export function downstreamResponseHeaders(raw: readonly Buffer[]): string[] {
   if (connectionTokens) {
     const drop = connectionTokens;
     const filtered: string[] = [];
-    for (let i = 0; i < out.length; i += 2) if (!drop.has((out[i] as string).toLowerCase())) filtered.push(out[i] as string, out[i + 1] as string);
+    for (let i = 0; i < out.length; i += 2)
+      if (!drop.has((out[i] as string).toLowerCase())) filtered.push(out[i] as string, out[i + 1] as string);
     return filtered;
   }
   return out;

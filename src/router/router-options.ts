@@ -134,7 +134,8 @@ function nonNegative(field: string, v: number | undefined, dflt: number): number
 export function checkTarget(t: { id: string; host: string; port: number }, field: string): void {
   if (typeof t.id !== 'string' || t.id === '') throw bad(field, 'needs a non-empty id');
   if (typeof t.host !== 'string' || t.host === '') throw bad(`${field}.host`, 'must be a non-empty host');
-  if (!Number.isInteger(t.port) || t.port <= 0 || t.port > 65535) throw bad(`${field}.port`, `must be 1..65535, got ${String(t.port)}`);
+  if (!Number.isInteger(t.port) || t.port <= 0 || t.port > 65535)
+    throw bad(`${field}.port`, `must be 1..65535, got ${String(t.port)}`);
 }
 
 /** Applies defaults once. Thrown (`UNDERSTUDY_ERR_ROUTER_CONFIG`) when an option is out of range. */
@@ -143,15 +144,18 @@ export function resolveRouterOptions(o: RouterOptions): ResolvedRouterOptions {
   const mode = o.mode ?? 'http';
   if (mode !== 'http' && mode !== 'tcp') throw bad('mode', `must be 'http' or 'tcp', got ${String(mode)}`);
   const port = o.port ?? 0;
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw bad('port', `must be 0..65535, got ${String(port)}`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw bad('port', `must be 0..65535, got ${String(port)}`);
   const backends = o.backends ?? [];
   backends.forEach((b, i) => checkTarget(b, `backends[${i}]`));
   const shadows = o.shadows ?? [];
   shadows.forEach((s, i) => checkTarget(s, `shadows[${i}]`));
   const mirrorFraction = o.mirrorFraction ?? 1;
-  if (!(mirrorFraction >= 0 && mirrorFraction <= 1)) throw bad('mirrorFraction', `must be within 0..1, got ${String(mirrorFraction)}`);
+  if (!(mirrorFraction >= 0 && mirrorFraction <= 1))
+    throw bad('mirrorFraction', `must be within 0..1, got ${String(mirrorFraction)}`);
   const connectionsPerBackend = o.connectionsPerBackend ?? 128;
-  if (!Number.isInteger(connectionsPerBackend) || connectionsPerBackend < 1) throw bad('connectionsPerBackend', 'must be an integer >= 1');
+  if (!Number.isInteger(connectionsPerBackend) || connectionsPerBackend < 1)
+    throw bad('connectionsPerBackend', 'must be an integer >= 1');
   return {
     service: o.service,
     mode,
@@ -165,7 +169,9 @@ export function resolveRouterOptions(o: RouterOptions): ResolvedRouterOptions {
     retryIdempotent: o.retryIdempotent ?? true,
     retryPutDelete: o.retryPutDelete ?? true,
     maxBufferedBodyBytes: nonNegative('maxBufferedBodyBytes', o.maxBufferedBodyBytes, 1 << 20),
-    mutatingMethods: new Set((o.mutatingMethods ?? ['POST', 'PUT', 'PATCH', 'DELETE']).map((m) => m.toUpperCase())),
+    mutatingMethods: new Set(
+      (o.mutatingMethods ?? ['POST', 'PUT', 'PATCH', 'DELETE']).map((m) => m.toUpperCase()),
+    ),
     maxPausedRequests: nonNegative('maxPausedRequests', o.maxPausedRequests, 10_000),
     maxPauseMs: nonNegative('maxPauseMs', o.maxPauseMs, 10_000),
     drainTimeoutMs: nonNegative('drainTimeoutMs', o.drainTimeoutMs, 30_000),

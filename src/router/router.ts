@@ -1,13 +1,36 @@
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { createServer as createTcpServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import {
+  createServer as createTcpServer,
+  type AddressInfo,
+  type Server as NetServer,
+  type Socket,
+} from 'node:net';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import { BackendSet, type BackendStats, type FencingStats } from './backend-set.js';
-import { handleHttpRequest, newHttpStats, PoolResource, type HttpProxyContext, type HttpStats } from './http-proxy.js';
+import {
+  handleHttpRequest,
+  newHttpStats,
+  PoolResource,
+  type HttpProxyContext,
+  type HttpStats,
+} from './http-proxy.js';
 import { Mirror, type MirrorStats } from './mirror.js';
 import { MutationGate, type PauseStats } from './mutation-gate.js';
-import { resolveRouterOptions, type BackendTarget, type ResolvedRouterOptions, type RouterOptions, type ShadowTarget } from './router-options.js';
-import { handleTcpConnection, newTcpStats, SocketsResource, type TcpProxyContext, type TcpStats } from './tcp-proxy.js';
+import {
+  resolveRouterOptions,
+  type BackendTarget,
+  type ResolvedRouterOptions,
+  type RouterOptions,
+  type ShadowTarget,
+} from './router-options.js';
+import {
+  handleTcpConnection,
+  newTcpStats,
+  SocketsResource,
+  type TcpProxyContext,
+  type TcpStats,
+} from './tcp-proxy.js';
 
 /** Event-loop delay of the process the router runs in, ms. */
 export interface EventLoopDelayStats {
@@ -74,14 +97,37 @@ export class Router {
   private constructor(opts: ResolvedRouterOptions) {
     this.#opts = opts;
     this.#gate = new MutationGate({ maxHeld: opts.maxPausedRequests, maxPauseMs: opts.maxPauseMs });
-    this.#mirror = new Mirror({ maxInFlight: opts.maxMirrorInFlight, timeoutMs: opts.mirrorTimeoutMs, random: opts.random, connections: 16 }, opts.shadows, opts.mirrorFraction);
-    const setOpts = { ejectMs: opts.ejectMs, drainTimeoutMs: opts.drainTimeoutMs, maxWaiting: opts.maxWaiting };
+    this.#mirror = new Mirror(
+      {
+        maxInFlight: opts.maxMirrorInFlight,
+        timeoutMs: opts.mirrorTimeoutMs,
+        random: opts.random,
+        connections: 16,
+      },
+      opts.shadows,
+      opts.mirrorFraction,
+    );
+    const setOpts = {
+      ejectMs: opts.ejectMs,
+      drainTimeoutMs: opts.drainTimeoutMs,
+      maxWaiting: opts.maxWaiting,
+    };
     if (opts.mode === 'http') {
       const set = new BackendSet<PoolResource>((t) => new PoolResource(t, opts), setOpts, opts.epoch);
       this.#set = set;
-      const ctx: HttpProxyContext = { opts, set, mirror: this.#mirror, gate: this.#gate, stats: newHttpStats(), nextId: 0 };
+      const ctx: HttpProxyContext = {
+        opts,
+        set,
+        mirror: this.#mirror,
+        gate: this.#gate,
+        stats: newHttpStats(),
+        nextId: 0,
+      };
       this.#http = ctx;
-      const server = createHttpServer({ keepAliveTimeout: opts.clientKeepAliveMs, noDelay: true }, (req, res) => handleHttpRequest(ctx, req, res));
+      const server = createHttpServer(
+        { keepAliveTimeout: opts.clientKeepAliveMs, noDelay: true },
+        (req, res) => handleHttpRequest(ctx, req, res),
+      );
       server.headersTimeout = 60_000;
       server.requestTimeout = 0;
       this.#server = server;
@@ -90,7 +136,9 @@ export class Router {
       this.#set = set;
       const ctx: TcpProxyContext = { opts, set, stats: newTcpStats() };
       this.#tcp = ctx;
-      this.#server = createTcpServer({ allowHalfOpen: true, pauseOnConnect: false }, (socket) => handleTcpConnection(ctx, socket));
+      this.#server = createTcpServer({ allowHalfOpen: true, pauseOnConnect: false }, (socket) =>
+        handleTcpConnection(ctx, socket),
+      );
     }
     this.#server.on('connection', (s: Socket) => {
       this.#sockets.add(s);
@@ -110,7 +158,13 @@ export class Router {
     router.setBackends(opts.backends);
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException): void => {
-        reject(new UnderstudyError(ErrorCode.Port, `router for ${opts.service} cannot listen on ${opts.host}:${opts.port}: ${err.code ?? err.message}`, { cause: err, details: { host: opts.host, port: opts.port } }));
+        reject(
+          new UnderstudyError(
+            ErrorCode.Port,
+            `router for ${opts.service} cannot listen on ${opts.host}:${opts.port}: ${err.code ?? err.message}`,
+            { cause: err, details: { host: opts.host, port: opts.port } },
+          ),
+        );
       };
       router.#server.once('error', onError);
       router.#server.listen(opts.port, opts.host, () => {
@@ -196,7 +250,11 @@ export class Router {
     try {
       this.#mirror.set(shadows, fraction);
     } catch (err) {
-      throw err instanceof UnderstudyError ? err : new UnderstudyError(ErrorCode.RouterConfig, (err as Error).message, { details: { field: 'mirrorFraction' } });
+      throw err instanceof UnderstudyError
+        ? err
+        : new UnderstudyError(ErrorCode.RouterConfig, (err as Error).message, {
+            details: { field: 'mirrorFraction' },
+          });
     }
   }
 
@@ -216,7 +274,12 @@ export class Router {
       tcp: this.#tcp ? { ...this.#tcp.stats } : undefined,
       mirror: this.#mirror.stats(),
       pause: this.#gate.stats(),
-      eventLoopDelay: { p50Ms: ms(d.percentile(50)), p99Ms: ms(d.percentile(99)), maxMs: ms(d.max), meanMs: ms(d.mean) },
+      eventLoopDelay: {
+        p50Ms: ms(d.percentile(50)),
+        p99Ms: ms(d.percentile(99)),
+        maxMs: ms(d.max),
+        meanMs: ms(d.mean),
+      },
     };
   }
 
@@ -232,7 +295,8 @@ export class Router {
   async #close(graceMs: number): Promise<void> {
     this.#loopDelay.disable();
     const serverClosed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
-    if (this.#server instanceof Object && 'closeIdleConnections' in this.#server) (this.#server as HttpServer).closeIdleConnections();
+    if (this.#server instanceof Object && 'closeIdleConnections' in this.#server)
+      (this.#server as HttpServer).closeIdleConnections();
     this.#gate.close();
     if (graceMs > 0) {
       const graceful = this.#set.close(false);

@@ -122,7 +122,10 @@ export function handleTcpConnection(ctx: TcpProxyContext, client: Socket): void 
     const started = performance.now();
     const up = connect({ host: b.host, port: b.port, allowHalfOpen: true, noDelay: true });
     let connected = false;
-    const timer = setTimeout(() => up.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })), opts.connectTimeoutMs);
+    const timer = setTimeout(
+      () => up.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })),
+      opts.connectTimeoutMs,
+    );
     up.once('connect', () => {
       clearTimeout(timer);
       connected = true;
@@ -165,5 +168,14 @@ export function handleTcpConnection(ctx: TcpProxyContext, client: Socket): void 
 
 /** Fresh zeroed TCP counters. */
 export function newTcpStats(): TcpStats {
-  return { connections: 0, active: 0, connectErrors: 0, redispatched: 0, unavailable: 0, resets: 0, bytesIn: 0, bytesOut: 0 };
+  return {
+    connections: 0,
+    active: 0,
+    connectErrors: 0,
+    redispatched: 0,
+    unavailable: 0,
+    resets: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+  };
 }

@@ -22,7 +22,9 @@ describe('DnsServer', () => {
   it("answers A <service>.understudy. with the current primary's address and TTL 1 s, following a switch", async () => {
     const { dns, resolver } = await start();
     dns.setRecord('kv', '127.0.0.11');
-    expect(await resolver.resolve4('kv.understudy', { ttl: true })).toEqual([{ address: '127.0.0.11', ttl: 1 }]);
+    expect(await resolver.resolve4('kv.understudy', { ttl: true })).toEqual([
+      { address: '127.0.0.11', ttl: 1 },
+    ]);
     dns.setRecord('kv', '127.0.0.12');
     expect(await resolver.resolve4('KV.understudy.')).toEqual(['127.0.0.12']);
     dns.setRecord('web', ['10.0.0.1', '10.0.0.2']);
@@ -42,7 +44,12 @@ describe('DnsServer', () => {
   it('answers over TCP with a length-prefixed message', async () => {
     const { dns } = await start();
     dns.setRecord('kv', '127.0.0.11');
-    const query = dnsPacket.streamEncode({ type: 'query', id: 7, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'A', name: 'kv.understudy' }] });
+    const query = dnsPacket.streamEncode({
+      type: 'query',
+      id: 7,
+      flags: dnsPacket.RECURSION_DESIRED,
+      questions: [{ type: 'A', name: 'kv.understudy' }],
+    });
     const reply = await new Promise<Buffer>((resolve, reject) => {
       const s = connect(dns.address.port, '127.0.0.1', () => s.write(query));
       let buf = Buffer.alloc(0);
@@ -58,12 +65,18 @@ describe('DnsServer', () => {
     const p = dnsPacket.streamDecode(reply);
     expect(p.id).toBe(7);
     expect((p.flags ?? 0) & dnsPacket.AUTHORITATIVE_ANSWER).toBeTruthy();
-    expect(p.answers).toEqual([expect.objectContaining({ type: 'A', name: 'kv.understudy', ttl: 1, data: '127.0.0.11' })]);
+    expect(p.answers).toEqual([
+      expect.objectContaining({ type: 'A', name: 'kv.understudy', ttl: 1, data: '127.0.0.11' }),
+    ]);
   });
 
   it('rejects a service name that is not a DNS label', async () => {
     const { dns } = await start();
-    expect(() => dns.setRecord('bad_name!', '127.0.0.1')).toThrow(expect.objectContaining({ code: 'UNDERSTUDY_ERR_ROUTER_CONFIG' }));
-    expect(() => dns.setRecord('kv', 'not-an-ip')).toThrow(expect.objectContaining({ code: 'UNDERSTUDY_ERR_ROUTER_CONFIG' }));
+    expect(() => dns.setRecord('bad_name!', '127.0.0.1')).toThrow(
+      expect.objectContaining({ code: 'UNDERSTUDY_ERR_ROUTER_CONFIG' }),
+    );
+    expect(() => dns.setRecord('kv', 'not-an-ip')).toThrow(
+      expect.objectContaining({ code: 'UNDERSTUDY_ERR_ROUTER_CONFIG' }),
+    );
   });
 });

@@ -62,7 +62,8 @@ describe.skipIf(!haveHaproxy)('HaproxyAdapter against a real HAProxy', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  const who = async (): Promise<string> => (await c.send(`http://127.0.0.1:${port}/`)).headers['x-backend'] as string;
+  const who = async (): Promise<string> =>
+    (await c.send(`http://127.0.0.1:${port}/`)).headers['x-backend'] as string;
 
   it('moves traffic to a promoted server by address and state, with no reload', async () => {
     expect(await who()).toBe('a');
@@ -83,12 +84,18 @@ describe.skipIf(!haveHaproxy)('HaproxyAdapter against a real HAProxy', () => {
   it('sets weights and reports refused commands as ROUTER_HAPROXY errors', async () => {
     await adapter.setServerWeight('app', 'primary', 10);
     expect((await adapter.servers('app')).find((s) => s.name === 'primary')?.weight).toBe(10);
-    await expect(adapter.setServerState('app', 'nope', 'ready')).rejects.toMatchObject({ code: 'UNDERSTUDY_ERR_ROUTER_HAPROXY' });
+    await expect(adapter.setServerState('app', 'nope', 'ready')).rejects.toMatchObject({
+      code: 'UNDERSTUDY_ERR_ROUTER_HAPROXY',
+    });
     await expect(adapter.setServerAddress('app', 'primary', 'not-an-ip', 80)).rejects.toThrow(/Invalid addr/);
-    await expect(adapter.command('show info\nshutdown')).rejects.toMatchObject({ code: 'UNDERSTUDY_ERR_ROUTER_HAPROXY' });
+    await expect(adapter.command('show info\nshutdown')).rejects.toMatchObject({
+      code: 'UNDERSTUDY_ERR_ROUTER_HAPROXY',
+    });
   });
 
   it('fails clearly when the Runtime API socket is unreachable', async () => {
-    await expect(HaproxyAdapter.create({ socket: { path: join(dir, 'missing.sock') }, timeoutMs: 500 })).rejects.toMatchObject({ code: 'UNDERSTUDY_ERR_ROUTER_HAPROXY' });
+    await expect(
+      HaproxyAdapter.create({ socket: { path: join(dir, 'missing.sock') }, timeoutMs: 500 }),
+    ).rejects.toMatchObject({ code: 'UNDERSTUDY_ERR_ROUTER_HAPROXY' });
   });
 });

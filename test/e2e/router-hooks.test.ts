@@ -1,6 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { UnderstudyError } from '../../src/errors/index.js';
-import { Router, type RouterOptions, type RouterOutcome, type RouterRequest } from '../../src/router/index.js';
+import {
+  Router,
+  type RouterOptions,
+  type RouterOutcome,
+  type RouterRequest,
+} from '../../src/router/index.js';
 import { client, deadPort, httpBackend, sleep, type TestBackend } from './fixtures/router/backends.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -50,7 +55,12 @@ describe('Router replication hooks', () => {
     expect(a.seen[0]?.headers['x-understudy-seq']).toBe('1');
     expect(a.seen[2]?.headers['x-understudy-seq']).toBeUndefined();
     expect(outcomes).toHaveLength(1);
-    expect(outcomes[0]).toMatchObject({ statusCode: 200, backendStatus: 200, backendId: 'a', error: undefined });
+    expect(outcomes[0]).toMatchObject({
+      statusCode: 200,
+      backendStatus: 200,
+      backendId: 'a',
+      error: undefined,
+    });
   });
 
   it('holds the response until the write-through callback releases it', async () => {
@@ -82,11 +92,18 @@ describe('Router replication hooks', () => {
     const a = await backend('a');
     const r = await router({
       backends: [at(a)],
-      interceptor: () => ({ holdResponse: () => Promise.reject(new UnderstudyError('UNDERSTUDY_ERR_NOT_REPLICATED', 'no echo applied the write in time')) }),
+      interceptor: () => ({
+        holdResponse: () =>
+          Promise.reject(
+            new UnderstudyError('UNDERSTUDY_ERR_NOT_REPLICATED', 'no echo applied the write in time'),
+          ),
+      }),
     });
     const res = await http()(`${r.url}/w`, { method: 'POST', body: 'x' });
     expect(res.status).toBe(503);
-    expect(JSON.parse(res.text)).toEqual({ error: { code: 'UNDERSTUDY_ERR_NOT_REPLICATED', message: 'no echo applied the write in time' } });
+    expect(JSON.parse(res.text)).toEqual({
+      error: { code: 'UNDERSTUDY_ERR_NOT_REPLICATED', message: 'no echo applied the write in time' },
+    });
   });
 
   it('answers directly when the interceptor responds, and 503 with its code when it rejects', async () => {
@@ -141,7 +158,12 @@ describe('Router replication hooks', () => {
       res.end('shadow');
       return true;
     });
-    const r = await router({ backends: [at(a)], shadows: [at(shadow), { id: 'dead', host: '127.0.0.1', port: await deadPort() }], maxMirrorInFlight: 3, mirrorTimeoutMs: 2000 });
+    const r = await router({
+      backends: [at(a)],
+      shadows: [at(shadow), { id: 'dead', host: '127.0.0.1', port: await deadPort() }],
+      maxMirrorInFlight: 3,
+      mirrorTimeoutMs: 2000,
+    });
     const send = http();
     const times: number[] = [];
     for (let i = 0; i < 4; i++) {
@@ -163,7 +185,12 @@ describe('Router replication hooks', () => {
     const a = await backend('a');
     const shadow = await backend('s');
     let i = 0;
-    const r = await router({ backends: [at(a)], shadows: [at(shadow)], mirrorFraction: 0.25, random: () => [0.1, 0.5, 0.9, 0.7][i++ % 4] as number });
+    const r = await router({
+      backends: [at(a)],
+      shadows: [at(shadow)],
+      mirrorFraction: 0.25,
+      random: () => [0.1, 0.5, 0.9, 0.7][i++ % 4] as number,
+    });
     const send = http();
     for (let k = 0; k < 8; k++) await send(`${r.url}/q${k}`);
     await sleep(100);

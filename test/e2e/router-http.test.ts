@@ -219,7 +219,10 @@ describe('Router in HTTP mode', () => {
   it('re-sends any request refused by a dead backend to the primary that replaces it', async () => {
     const dead = await deadPort();
     const b = await backend('b');
-    const r = await router({ backends: [{ id: 'a', host: '127.0.0.1', port: dead }], waitForBackendMs: 3000 });
+    const r = await router({
+      backends: [{ id: 'a', host: '127.0.0.1', port: dead }],
+      waitForBackendMs: 3000,
+    });
     const pending = http()(`${r.url}/orders`, { method: 'POST', body: 'x' });
     await sleep(150);
     r.switchTo(at(b));
@@ -307,7 +310,10 @@ describe('Router in HTTP mode', () => {
   });
 
   it('balances by least outstanding requests', async () => {
-    const slowHandler = async (req: Parameters<NonNullable<Parameters<typeof httpBackend>[1]>>[0], res: Parameters<NonNullable<Parameters<typeof httpBackend>[1]>>[1]) => {
+    const slowHandler = async (
+      req: Parameters<NonNullable<Parameters<typeof httpBackend>[1]>>[0],
+      res: Parameters<NonNullable<Parameters<typeof httpBackend>[1]>>[1],
+    ) => {
       if (req.url !== '/slow') return false;
       await sleep(500);
       res.end('slow');
@@ -329,6 +335,49 @@ describe('Router in HTTP mode', () => {
     expect(new Set(after)).toEqual(new Set(['a', 'b']));
   });
 
+  it('aborts the upstream request when the client goes away and counts it', async () => {
+    let upstreamClosed = false;
+    const a = await backend('a', async (req, res) => {
+      res.on('close', () => (upstreamClosed = true));
+      await sleep(3000);
+      if (!res.destroyed) res.end('late');
+      return true;
+    });
+    const r = await router({ backends: [at(a)] });
+    const s = connect(r.address.port, '127.0.0.1', () => s.write(`GET /slow HTTP/1.1\r\nHost: x\r\n\r\n`));
+    s.on('error', () => undefined);
+    await sleep(150);
+    s.destroy();
+    for (let i = 0; i < 40 && !upstreamClosed; i++) await sleep(25);
+    expect(upstreamClosed).toBe(true);
+    const st = r.stats();
+    expect(st.http?.errors.clientAborted).toBe(1);
+    expect(st.http?.inFlight).toBe(0);
+    expect(st.backends[0]?.inFlight).toBe(0);
+  });
+
+  it('answers Expect: 100-continue and forwards the body', async () => {
+    const a = await backend('a');
+    const r = await router({ backends: [at(a)] });
+    const raw = await new Promise<string>((resolve, reject) => {
+      const s = connect(r.address.port, '127.0.0.1', () =>
+        s.write(
+          `PUT /e HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`,
+        ),
+      );
+      let out = '';
+      s.on('data', (c) => {
+        out += c.toString();
+        if (out.startsWith('HTTP/1.1 100') && !out.includes('hello')) s.write('hello');
+      });
+      s.on('end', () => resolve(out));
+      s.on('error', reject);
+    });
+    expect(raw).toMatch(/^HTTP\/1\.1 100 Continue/);
+    expect(raw).toContain('a PUT /e 5');
+    expect(a.seen[0]?.headers['expect']).toBeUndefined();
+  });
+
   it('reports per-backend latency, counters and event-loop delay as plain data', async () => {
     const a = await backend('a');
     const r = await router({ backends: [at(a)] });
@@ -342,7 +391,12 @@ describe('Router in HTTP mode', () => {
   });
 
   it('rejects bad options with a config error naming the field', async () => {
-    await expect(Router.create({ service: 'svc', mirrorFraction: 2 })).rejects.toMatchObject({ code: 'UNDERSTUDY_ERR_ROUTER_CONFIG', details: { field: 'mirrorFraction' } });
-    await expect(Router.create({ service: 'svc', backends: [{ id: 'a', host: '127.0.0.1', port: 0 }] })).rejects.toMatchObject({ code: 'UNDERSTUDY_ERR_ROUTER_CONFIG' });
+    await expect(Router.create({ service: 'svc', mirrorFraction: 2 })).rejects.toMatchObject({
+      code: 'UNDERSTUDY_ERR_ROUTER_CONFIG',
+      details: { field: 'mirrorFraction' },
+    });
+    await expect(
+      Router.create({ service: 'svc', backends: [{ id: 'a', host: '127.0.0.1', port: 0 }] }),
+    ).rejects.toMatchObject({ code: 'UNDERSTUDY_ERR_ROUTER_CONFIG' });
   });
 });

@@ -34,7 +34,11 @@ describe('Router in TCP mode', () => {
   it('pipes bytes both ways, sends new connections to the new backend after a switch and keeps old ones open', async () => {
     const a = await echo('a');
     const b = await echo('b');
-    const r = await Router.create({ service: 'tcp', mode: 'tcp', backends: [{ id: 'a', host: '127.0.0.1', port: a.port }] });
+    const r = await Router.create({
+      service: 'tcp',
+      mode: 'tcp',
+      backends: [{ id: 'a', host: '127.0.0.1', port: a.port }],
+    });
     cleanups.push(() => r.close());
     const c1 = await open(r.address.port);
     expect(await c1.ask('hello')).toBe('a:hello');
@@ -48,7 +52,12 @@ describe('Router in TCP mode', () => {
 
   it('waits for a backend when the primary refuses connections, then connects to its replacement', async () => {
     const b = await echo('b');
-    const r = await Router.create({ service: 'tcp', mode: 'tcp', backends: [{ id: 'a', host: '127.0.0.1', port: await deadPort() }], waitForBackendMs: 3000 });
+    const r = await Router.create({
+      service: 'tcp',
+      mode: 'tcp',
+      backends: [{ id: 'a', host: '127.0.0.1', port: await deadPort() }],
+      waitForBackendMs: 3000,
+    });
     cleanups.push(() => r.close());
     const c = await open(r.address.port);
     const reply = c.ask('early bytes');
@@ -60,7 +69,12 @@ describe('Router in TCP mode', () => {
 
   it('cuts connections to a fenced backend', async () => {
     const a = await echo('a');
-    const r = await Router.create({ service: 'tcp', mode: 'tcp', epoch: 1, backends: [{ id: 'a', host: '127.0.0.1', port: a.port, epoch: 1 }] });
+    const r = await Router.create({
+      service: 'tcp',
+      mode: 'tcp',
+      epoch: 1,
+      backends: [{ id: 'a', host: '127.0.0.1', port: a.port, epoch: 1 }],
+    });
     cleanups.push(() => r.close());
     const c = await open(r.address.port);
     expect(await c.ask('x')).toBe('a:x');

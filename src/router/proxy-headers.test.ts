@@ -1,0 +1,106 @@
+import { describe, expect, it } from 'vitest';
+import { downstreamResponseHeaders, shadowHost, upstreamRequestHeaders } from './proxy-headers.js';
+
+describe('upstreamRequestHeaders', () => {
+  it('strips hop-by-hop headers and those named by Connection, keeps the rest in order', () => {
+    const up = upstreamRequestHeaders(
+      [
+        'Host',
+        'svc:80',
+        'Connection',
+        'keep-alive, X-Secret',
+        'X-Secret',
+        's',
+        'TE',
+        'trailers',
+        'Transfer-Encoding',
+        'chunked',
+        'Expect',
+        '100-continue',
+        'Accept',
+        '*/*',
+      ],
+      '10.1.1.1',
+      'http',
+    );
+    expect(up.headers).toEqual([
+      'Host',
+      'svc:80',
+      'Accept',
+      '*/*',
+      'x-forwarded-for',
+      '10.1.1.1',
+      'x-forwarded-proto',
+      'http',
+      'x-forwarded-host',
+      'svc:80',
+    ]);
+    expect(up.hostIndex).toBe(1);
+    expect(up.chunked).toBe(true);
+    expect(up.contentLength).toBe(-1);
+  });
+
+  it('appends the client address to an existing X-Forwarded-For and replaces client-sent proto and host', () => {
+    const up = upstreamRequestHeaders(
+      [
+        'x-forwarded-for',
+        '1.1.1.1',
+        'X-Forwarded-For',
+        '2.2.2.2',
+        'X-Forwarded-Proto',
+        'https',
+        'Content-Length',
+        '12',
+      ],
+      '3.3.3.3',
+      'http',
+    );
+    expect(up.headers).toEqual([
+      'Content-Length',
+      '12',
+      'x-forwarded-for',
+      '1.1.1.1, 2.2.2.2, 3.3.3.3',
+      'x-forwarded-proto',
+      'http',
+    ]);
+    expect(up.contentLength).toBe(12);
+    expect(up.hostIndex).toBe(-1);
+  });
+});
+
+describe('downstreamResponseHeaders', () => {
+  it('drops hop-by-hop response headers and keeps repeated ones like Set-Cookie', () => {
+    const raw = [
+      'Content-Type',
+      'text/plain',
+      'Transfer-Encoding',
+      'chunked',
+      'Keep-Alive',
+      'timeout=5',
+      'Set-Cookie',
+      'a=1',
+      'Set-Cookie',
+      'b=2',
+      'Connection',
+      'X-Internal',
+      'X-Internal',
+      '1',
+    ].map((s) => Buffer.from(s));
+    expect(downstreamResponseHeaders(raw)).toEqual([
+      'Content-Type',
+      'text/plain',
+      'Set-Cookie',
+      'a=1',
+      'Set-Cookie',
+      'b=2',
+    ]);
+  });
+});
+
+describe('shadowHost', () => {
+  it('suffixes the host name with -shadow before any port, like Envoy', () => {
+    expect(shadowHost('api.example.com')).toBe('api.example.com-shadow');
+    expect(shadowHost('127.0.0.1:8080')).toBe('127.0.0.1-shadow:8080');
+    expect(shadowHost('')).toBe('shadow');
+  });
+});
