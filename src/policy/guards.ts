@@ -6,7 +6,7 @@ export interface GuardOptions {
   maxCount?: number;
   /** Time after a scale-out before another scale-out. @default 0 */
   scaleOutCooldownMs?: number;
-  /** Time after any scaling action before a scale-in. @default 60000 */
+  /** Time after any scaling action before a scale-in (damps flapping). @default 180000 */
   scaleInCooldownMs?: number;
   /** Most scaling actions within `actionWindowMs` (bound corrections are never held back). @default 20 */
   maxActionsPerWindow?: number;
@@ -24,7 +24,7 @@ export function resolveGuardOptions(o: GuardOptions = {}): ResolvedGuardOptions 
     minCount,
     maxCount: Math.max(minCount, Math.floor(o.maxCount ?? 1000)),
     scaleOutCooldownMs: o.scaleOutCooldownMs ?? 0,
-    scaleInCooldownMs: o.scaleInCooldownMs ?? 60_000,
+    scaleInCooldownMs: o.scaleInCooldownMs ?? 180_000,
     maxActionsPerWindow: o.maxActionsPerWindow ?? 20,
     actionWindowMs: o.actionWindowMs ?? 3_600_000,
   };

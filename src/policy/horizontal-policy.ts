@@ -21,7 +21,10 @@ export interface HorizontalPolicyOptions {
   tolerance?: number;
   /** Below this confidence the forecast is ignored and only the reactive rule counts. @default 0.5 */
   minConfidence?: number;
-  /** A scale-in goes only to the largest recommendation within this window (rolling max). @default 300000 */
+  /**
+   * A scale-in goes only down to the largest reactive recommendation within this window (rolling
+   * max, as the HPA's) and never below the current predictive one. @default 300000
+   */
   scaleInStabilizationMs?: number;
   /**
    * Smallest scale-out, as a fraction of the current count (at least one instance): a ramp is
@@ -85,7 +88,7 @@ export interface HorizontalSignals {
 
 /** What the horizontal policy remembers. Plain data; treat as immutable. */
 export interface HorizontalState {
-  /** Recent combined recommendations, oldest first (the scale-in stabilisation window). */
+  /** Recent reactive recommendations, oldest first (the scale-in stabilisation window). */
   recommendations: readonly { at: number; count: number }[];
   guards: GuardState;
 }
@@ -128,9 +131,11 @@ export function predictiveCount(o: ResolvedHorizontalPolicyOptions, forecast: De
 
 /**
  * The horizontal scaling policy: desired = max(reactive, predictive), where predictive serves the
- * forecast's upper bound at the lead time at the target utilisation, used only when confidence is
- * at least `minConfidence`. Scale-out is immediate; scale-in goes only down to the largest
- * recommendation of the stabilisation window. Then bounds and guards. Pure.
+ * forecast (mean at the target utilisation, upper bound at `upperUtilization`) within the lead time,
+ * used only when confidence is at least `minConfidence`. Scale-out is immediate (at least
+ * `scaleOutStep`); scale-in goes only down to the largest reactive recommendation of the
+ * stabilisation window and the current predictive one, and skips changes within the tolerance.
+ * Then bounds and guards. Pure.
  */
 export function decideHorizontal(o: ResolvedHorizontalPolicyOptions, state: HorizontalState, signals: HorizontalSignals, now: number): HorizontalResult {
   const g = o.guards;
@@ -139,7 +144,9 @@ export function decideHorizontal(o: ResolvedHorizontalPolicyOptions, state: Hori
   const predictive = confident && signals.forecast ? predictiveCount(o, signals.forecast) : undefined;
   const raw = clampCount(g, Math.max(reactive, predictive ?? 0));
   const cutoff = now - o.scaleInStabilizationMs;
-  const recommendations = [...state.recommendations.filter((r) => r.at > cutoff), { at: now, count: raw }];
+  // The window keeps the reactive recommendations (observed load is what flaps); the forecast
+  // already looks ahead over the lead time, so only the current one counts.
+  const recommendations = [...state.recommendations.filter((r) => r.at > cutoff), { at: now, count: clampCount(g, reactive) }];
   let windowMax = raw;
   for (const r of recommendations) windowMax = Math.max(windowMax, r.count);
   const current = signals.current;

@@ -1,4 +1,4 @@
-import type { PredictiveScalerOptions } from '../policy/index.js';
+import type { PredictiveScalerOptions, VerticalPolicyOptions } from '../policy/index.js';
 import { HpaController, OracleController, PredictiveController, StaticController } from './controllers.js';
 import type { ScalingController } from './controllers.js';
 import { simulate } from './simulator.js';
@@ -39,6 +39,12 @@ export interface ScenarioOptions {
   record?: boolean;
   /** Keep up to this many decisions per policy. @default 0 */
   keepDecisions?: number;
+  /**
+   * Echo sizes (seed 000): echoes start at `echoMinFraction` of an instance and grow with the
+   * serving set's utilisation above `echoGrowFrom`; they cost their size.
+   * @default {fullCpuMillis: 1000, fullMemoryMiB: 1024, echoMinFraction: 0.1, echoGrowFrom: targetUtilization}
+   */
+  echoSizing?: VerticalPolicyOptions;
   /** Overrides for the predictive scaler. */
   predictive?: Partial<PredictiveScalerOptions>;
 }
@@ -134,6 +140,7 @@ export function runScenario(trace: Trace, options: ScenarioOptions = {}): Scenar
       seed: options.seed ?? 1,
       record: options.record ?? false,
       keepDecisions: options.keepDecisions ?? 0,
+      echoSizing: options.echoSizing ?? { fullCpuMillis: 1000, fullMemoryMiB: 1024, echoMinFraction: 0.1, echoGrowFrom: u },
     });
     results[p] = r!;
   }

@@ -1,0 +1,124 @@
+// Predictive scaling against the Kubernetes HPA, static peak provisioning and an oracle, replaying
+// every crane CPU trace plus NAB's nyc_taxi, elb_request_count_8c0756 and realTweets series through
+// the simulator with identical capacity and start latencies; then the scale test (10,000 instances
+// × 7 days of 1-minute ticks). `npm run bench -- scaling [--quick]`; last line is one JSON object.
+import { combineMetrics, POLICY_NAMES, readTraceFile, runScenario } from '../src/sim/index.js';
+import type { ElasticityMetrics, PolicyName, ScenarioOptions, Trace } from '../src/sim/index.js';
+import { runScaleTest } from './lib/scaling-scale.js';
+import { scalingTracePaths, traceLabel } from './lib/scaling-traces.js';
+
+const quick = process.argv.includes('--quick');
+// The simulated platform every policy gets (printed below).
+const SETTINGS = {
+  capacityPerInstance: 100,
+  targetUtilization: 0.7,
+  coldStartMs: 120_000,
+  warmStartMs: 5_000,
+  tickMs: 15_000,
+  meanInstances: 10,
+} satisfies ScenarioOptions;
+const QUICK_DAYS = 4;
+
+function truncate(t: Trace, days: number): Trace {
+  const end = t.times[0]! + days * 86_400_000;
+  let n = 0;
+  while (n < t.times.length && t.times[n]! < end) n++;
+  return { ...t, times: t.times.slice(0, n), values: t.values.slice(0, n) };
+}
+
+const f1 = (x: number): string => (Math.abs(x) >= 1000 ? x.toFixed(0) : x.toFixed(1));
+const ratio = (a: number, b: number): string => (b > 0 ? (a / b).toFixed(2) : a > 0 ? 'inf' : '-');
+const pad = (s: string, n: number): string => s.padStart(n);
+
+const { paths, missing } = scalingTracePaths();
+if (paths.length === 0) {
+  process.stdout.write(`scaling: no traces found (bench/data or ../shared/data); missing ${missing.join(', ')}\n`);
+  process.stdout.write(`${JSON.stringify({ bench: 'scaling', error: 'no data' })}\n`);
+  process.exit(1);
+}
+const t0 = performance.now();
+process.stdout.write(
+  `scaling: ${paths.length} traces${quick ? ` (quick: first ${QUICK_DAYS} days of each)` : ''}${missing.length ? `; missing ${missing.join(', ')}` : ''}\n` +
+    `simulated platform, identical for every policy: ${SETTINGS.capacityPerInstance} req/s per instance, target utilisation ${SETTINGS.targetUtilization}, ` +
+    `cold start ${SETTINGS.coldStartMs / 1000} s, warm echo promotion ${SETTINGS.warmStartMs / 1000} s (predictive only: it keeps the warm pool, whose echoes cost their size), ` +
+    `tick ${SETTINGS.tickMs / 1000} s (the HPA sync period), queue bound 30 s; each trace scaled so that its mean load needs ${SETTINGS.meanInstances} instances at the target\n` +
+    `policies: predictive (src/policy PredictiveScaler: auto forecaster, upper bound at lead time, warm pool), hpa (Kubernetes autoscaling/v2 defaults on a per-pod load metric), ` +
+    `static (peak / target), oracle (knows the load, same cold-start lead time)\n\n`,
+);
+
+const per: Record<PolicyName, ElasticityMetrics[]> = { predictive: [], hpa: [], static: [], oracle: [] };
+const header = `${'trace'.padEnd(40)} ${pad('days', 5)} ${pad('pool', 5)}  ${POLICY_NAMES.map((p) => `${p} slo/ih/act`.padStart(24)).join('')}  ${pad('slo P/H', 8)} ${pad('ih P/H', 7)} ${pad('ih P/O', 7)} ${pad('act P/H', 8)}\n`;
+process.stdout.write(header);
+for (const path of paths) {
+  let trace = await readTraceFile(path);
+  if (quick) trace = truncate(trace, QUICK_DAYS);
+  const r = runScenario(trace, { ...SETTINGS });
+  const m = (p: PolicyName): ElasticityMetrics => r.results[p]!.metrics;
+  for (const p of POLICY_NAMES) per[p].push(m(p));
+  const cells = POLICY_NAMES.map((p) => `${f1(m(p).sloViolationMin)}/${f1(m(p).instanceHours)}/${m(p).actions}`.padStart(24)).join('');
+  const P = m('predictive');
+  const H = m('hpa');
+  const O = m('oracle');
+  process.stdout.write(
+    `${traceLabel(path).padEnd(40)} ${pad((P.hours / 24).toFixed(1), 5)} ${pad(String(r.results.predictive!.promotions), 5)}  ${cells}  ${pad(ratio(P.sloViolationMin, H.sloViolationMin), 8)} ${pad(ratio(P.instanceHours, H.instanceHours), 7)} ${pad(ratio(P.instanceHours, O.instanceHours), 7)} ${pad(ratio(P.actions, H.actions), 8)}\n`,
+  );
+}
+
+const agg = Object.fromEntries(POLICY_NAMES.map((p) => [p, combineMetrics(per[p])])) as Record<PolicyName, ElasticityMetrics>;
+process.stdout.write(`\naggregate over ${paths.length} traces (sums; θ/τ/instability time-weighted %)\n`);
+process.stdout.write(`${'policy'.padEnd(11)} ${pad('SLO-viol min', 13)} ${pad('inst-hours', 11)} ${pad('actions', 8)} ${pad('θU %', 7)} ${pad('θO %', 7)} ${pad('τU %', 7)} ${pad('τO %', 7)} ${pad('instab %', 9)} ${pad('dropped %', 10)}\n`);
+for (const p of POLICY_NAMES) {
+  const a = agg[p];
+  process.stdout.write(
+    `${p.padEnd(11)} ${pad(a.sloViolationMin.toFixed(0), 13)} ${pad(a.instanceHours.toFixed(0), 11)} ${pad(String(a.actions), 8)} ${pad(a.thetaU.toFixed(3), 7)} ${pad(a.thetaO.toFixed(1), 7)} ${pad(a.tauU.toFixed(2), 7)} ${pad(a.tauO.toFixed(1), 7)} ${pad(a.instability.toFixed(1), 9)} ${pad(a.droppedPct.toFixed(4), 10)}\n`,
+  );
+}
+const P = agg.predictive;
+const H = agg.hpa;
+const O = agg.oracle;
+const goals: [string, number, number, boolean][] = [
+  ['predictive SLO-violation min / HPA ≤ 0.5', P.sloViolationMin / H.sloViolationMin, 0.5, P.sloViolationMin <= 0.5 * H.sloViolationMin],
+  ['predictive instance-hours / HPA ≤ 1.1', P.instanceHours / H.instanceHours, 1.1, P.instanceHours <= 1.1 * H.instanceHours],
+  ['predictive instance-hours / oracle ≤ 1.25', P.instanceHours / O.instanceHours, 1.25, P.instanceHours <= 1.25 * O.instanceHours],
+  ['predictive actions / HPA < 1', P.actions / H.actions, 1, P.actions < H.actions],
+];
+process.stdout.write('\ngoals (aggregate)\n');
+for (const [name, v, , ok] of goals) process.stdout.write(`  ${name.padEnd(44)} ${v.toFixed(3).padStart(7)}  ${ok ? 'met' : 'NOT met'}\n`);
+const traceSeconds = (performance.now() - t0) / 1000;
+
+// Scale test.
+const traces: Trace[] = [];
+for (const p of paths.filter((x) => x.includes('/crane/'))) traces.push(await readTraceFile(p));
+const scaleDays = quick ? 1 : 7;
+const scale = runScaleTest({
+  instances: 10_000,
+  services: 100,
+  days: scaleDays,
+  traces: traces.length ? traces : [await readTraceFile(paths[0]!)],
+  capacity: SETTINGS.capacityPerInstance,
+  targetUtilization: SETTINGS.targetUtilization,
+  coldStartMs: SETTINGS.coldStartMs,
+  warmStartMs: SETTINGS.warmStartMs,
+  forecastStepMs: 300_000,
+});
+process.stdout.write(
+  `\nscale: ${scale.services} services × ~100 instances (mean ${scale.meanInstances.toFixed(0)} instance equivalents provisioned, peak sum ${scale.peakInstances}), ` +
+    `${scaleDays} days of 1-minute ticks (${scale.ticks} ticks), predictive scaler per service (forecast step 5 min): ${scale.seconds.toFixed(1)} s ` +
+    `(goal < 60 s for 7 days); ${scale.decisions} scaling actions, ${scale.sloViolationMin.toFixed(0)} SLO-violation min\n`,
+);
+process.stdout.write(`traces took ${traceSeconds.toFixed(1)} s\n`);
+
+const pick = (m: ElasticityMetrics) => ({
+  sloViolationMin: Math.round(m.sloViolationMin * 10) / 10,
+  instanceHours: Math.round(m.instanceHours * 10) / 10,
+  actions: m.actions,
+  thetaU: Math.round(m.thetaU * 1000) / 1000,
+  thetaO: Math.round(m.thetaO * 1000) / 1000,
+});
+process.stdout.write(
+  `${JSON.stringify({
+    bench: 'scaling',
+    aggregate: { predictive: pick(P), hpa: pick(H), static: pick(agg.static), oracle: pick(O) },
+    scale: { instances: 10_000, days: scaleDays, seconds: Math.round(scale.seconds * 10) / 10 },
+  })}\n`,
+);
