@@ -199,4 +199,21 @@ describe('Router replication hooks', () => {
     await send(`${r.url}/after`);
     expect(r.stats().mirror.shadows).toEqual([]);
   });
+
+  it('lets the interceptor force or suppress mirroring of one request', async () => {
+    const a = await backend('a');
+    const shadow = await backend('s');
+    const r = await router({
+      backends: [at(a)],
+      shadows: [at(shadow)],
+      mirrorFraction: 0,
+      interceptor: (req) => ({ mirror: req.path === '/force' }),
+    });
+    const send = http();
+    await send(`${r.url}/force`, { method: 'POST', body: 'f' });
+    await send(`${r.url}/plain`, { method: 'POST', body: 'p' });
+    await send(`${r.url}/read`);
+    await sleep(100);
+    expect(shadow.seen.map((x) => [x.url, x.body])).toEqual([['/force', 'f']]);
+  });
 });

@@ -399,4 +399,14 @@ describe('Router in HTTP mode', () => {
       Router.create({ service: 'svc', backends: [{ id: 'a', host: '127.0.0.1', port: 0 }] }),
     ).rejects.toMatchObject({ code: 'UNDERSTUDY_ERR_ROUTER_CONFIG' });
   });
+
+  it('closes idempotently and stops accepting connections', async () => {
+    const a = await backend('a');
+    const r = await Router.create({ service: 'svc', backends: [at(a)] });
+    const send = http();
+    expect((await send(`${r.url}/x`)).status).toBe(200);
+    await Promise.all([r.close(), r.close()]);
+    await r.close();
+    await expect(send(`${r.url}/y`)).rejects.toThrow();
+  });
 });
