@@ -43,8 +43,8 @@ function fmtTime(ms: number, spanMs: number): string {
 /**
  * Draws load, the supplied capacity of each run and the first run's forecast band over time as a
  * standalone SVG with axes, a legend and a title. Each pixel column shows means over its ticks;
- * columns with any tick where load exceeded the first run's capacity are marked red along the
- * time axis, so shortfalls stay visible when downsampled.
+ * columns where load exceeded the first run's capacity are marked red along the time axis, taller
+ * and darker the larger the share of their ticks that fell short.
  */
 export function renderPlotSvg(runs: readonly PlotRun[], options: PlotOptions): string {
   const W = options.width ?? 1200;
@@ -62,7 +62,7 @@ export function renderPlotSvg(runs: readonly PlotRun[], options: PlotOptions): s
   const lo = new Float64Array(cols).fill(Number.NaN);
   const hi = new Float64Array(cols).fill(Number.NaN);
   const caps = runs.map(() => new Float64Array(cols));
-  const short = new Uint8Array(cols);
+  const short = new Float64Array(cols);
   let ymax = 0;
   for (let c = 0; c < cols; c++) {
     const a = Math.floor(c * per);
@@ -74,7 +74,7 @@ export function renderPlotSvg(runs: readonly PlotRun[], options: PlotOptions): s
     const capSum = runs.map(() => 0);
     for (let i = a; i < b; i++) {
       sum += s0.load[i]!;
-      if (s0.load[i]! > s0.capacity[i]!) short[c] = 1;
+      if (s0.load[i]! > s0.capacity[i]!) short[c] = short[c]! + 1 / (b - a);
       if (!Number.isNaN(s0.forecastUpper[i]!)) {
         l += s0.forecastLower[i]!;
         u += s0.forecastUpper[i]!;
@@ -139,7 +139,13 @@ export function renderPlotSvg(runs: readonly PlotRun[], options: PlotOptions): s
   }
   if (band) out.push(`<path d="${band}${back}Z" fill="#fdae6b" fill-opacity="0.45" stroke="none"/>`);
   // SLO shortfalls.
-  for (let c = 0; c < cols; c++) if (short[c]) out.push(`<rect x="${(x(c) - 0.5).toFixed(1)}" y="${m.t + ph - 6}" width="1.5" height="6" fill="#d62728"/>`);
+  // Height and opacity grow with the share of the column's ticks that fell short.
+  for (let c = 0; c < cols; c++) {
+    const f = short[c]!;
+    if (f <= 0) continue;
+    const h = 2 + 14 * f;
+    out.push(`<rect x="${(x(c) - 0.5).toFixed(1)}" y="${(m.t + ph - h).toFixed(1)}" width="1.5" height="${h.toFixed(1)}" fill="#d62728" fill-opacity="${(0.35 + 0.65 * f).toFixed(2)}"/>`);
+  }
   out.push(`<path d="${path(load, false)}" fill="none" stroke="#1f77b4" stroke-width="1.4"/>`);
   runs.forEach((r, k) => {
     out.push(`<path d="${path(caps[k]!, true)}" fill="none" stroke="${COLORS[k % COLORS.length]}" stroke-width="${k === 0 ? 1.8 : 1.2}"${k === 0 ? '' : ' stroke-dasharray="5 3"'}/>`);
@@ -147,7 +153,7 @@ export function renderPlotSvg(runs: readonly PlotRun[], options: PlotOptions): s
   // Legend, in one row under the time axis.
   const items: [string, string, boolean][] = [['load', '#1f77b4', false], ...runs.map((r, k): [string, string, boolean] => [`${r.label} capacity`, COLORS[k % COLORS.length]!, k > 0])];
   if (band) items.push([`${first.label} forecast band (interval at the lead time)`, '#fdae6b', false]);
-  items.push([`load > ${first.label} capacity`, '#d62728', false]);
+  items.push([`load > ${first.label} capacity (height: share of time)`, '#d62728', false]);
   let lx = m.l;
   const ly = H - 22;
   for (const [label, color, dashed] of items) {
