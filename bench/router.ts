@@ -93,14 +93,16 @@ async function waitListening(port: number): Promise<void> {
 async function startHaproxy(
   mode: 'http' | 'tcp',
   backendPort: number,
+  threads?: number,
 ): Promise<{ port: number; pid: number | undefined }> {
   const port = await freePort();
-  const cfg = join(dir, `haproxy-${mode}.cfg`);
+  const cfg = join(dir, `haproxy-${mode}-${threads ?? 'auto'}.cfg`);
   writeFileSync(
     cfg,
     [
       'global',
       '  maxconn 4000',
+      ...(threads ? [`  nbthread ${threads}`] : []),
       'defaults',
       `  mode ${mode}`,
       '  timeout connect 2s',
@@ -221,6 +223,8 @@ const procs = {
     'tcp',
     String(backendPort),
   ]),
+  // For information: HAProxy held to one thread, like the single-threaded built-in router.
+  haproxyHttp1T: await startHaproxy('http', backendPort, 1),
 };
 type Target = keyof typeof procs;
 const targets = Object.fromEntries(Object.entries(procs).map(([k, v]) => [k, v.port])) as Record<
@@ -241,6 +245,7 @@ const runs: Record<Target, WrkResult[]> = {
   routerHttp: [],
   haproxyTcp: [],
   routerTcp: [],
+  haproxyHttp1T: [],
 };
 for (let round = 0; round < ROUNDS; round++) {
   // Rotate the order each round so drift in machine load does not favour one target.
@@ -306,10 +311,11 @@ for (const n of names) {
 }
 const ratioVsHaproxy = round2(summary.routerHttp.rps / summary.haproxyHttp.rps);
 const ratioVsHaproxyTcp = round2(summary.routerTcp.rps / summary.haproxyTcp.rps);
+const ratioVsHaproxy1Thread = round2(summary.routerHttp.rps / summary.haproxyHttp1T.rps);
 const cpuRatioVsHaproxy = round2(summary.haproxyHttp.cpuUsPerReq / summary.routerHttp.cpuUsPerReq);
 const cpuRatioVsHaproxyTcp = round2(summary.haproxyTcp.cpuUsPerReq / summary.routerTcp.cpuUsPerReq);
 process.stdout.write(
-  `\nbuilt-in / HAProxy req/s: http ${ratioVsHaproxy} (goal >= 0.5), tcp ${ratioVsHaproxyTcp} (goal >= 0.8)\n`,
+  `\nbuilt-in / HAProxy req/s: http ${ratioVsHaproxy} (goal >= 0.5), tcp ${ratioVsHaproxyTcp} (goal >= 0.8); http vs HAProxy nbthread 1: ${ratioVsHaproxy1Thread}\n`,
 );
 process.stdout.write(
   `HAProxy / built-in CPU per request (efficiency, robust to other load): http ${cpuRatioVsHaproxy}, tcp ${cpuRatioVsHaproxyTcp}\n`,
@@ -337,6 +343,7 @@ process.stdout.write(
     ratioVsHaproxyTcp,
     cpuRatioVsHaproxy,
     cpuRatioVsHaproxyTcp,
+    ratioVsHaproxy1Thread,
     halfLoad: {
       rate: halfRate,
       direct: half.direct,

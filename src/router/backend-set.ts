@@ -115,7 +115,8 @@ export class BackendSet<R extends BackendResource> {
   /**
    * Atomically replaces the serving set. Backends that stay keep their connections; backends that left
    * drain (in-flight work completes, then their connections close); backends whose epoch is older than
-   * the current epoch are refused and counted. Returns the refused ids.
+   * the current epoch are refused and counted; when every backend given is refused, the set is left
+   * unchanged. Returns the refused ids.
    */
   set(targets: readonly BackendTarget[]): string[] {
     if (this.#closed) return [];
@@ -143,6 +144,8 @@ export class BackendSet<R extends BackendResource> {
         next.push(new BackendState(t.id, t.host, t.port, epoch, this.createResource(t)));
       }
     }
+    // A command made only of stale backends (a deposed control plane's) changes nothing.
+    if (next.length === 0 && targets.length > 0 && refused.length === targets.length) return refused;
     this.#active = next;
     for (const b of old.values()) this.#drain(b);
     this.#wake();

@@ -127,6 +127,7 @@ class Exchange {
   #body: Buffer | null = EMPTY;
   #stream = false;
   #retried = false;
+  #redispatchedAfterCut = false;
   #deadline = 0;
   #responded = false;
   #upstreamDone = false;
@@ -470,6 +471,16 @@ class Exchange {
     const kind = classify(err);
     stats.errors[kind]++;
     const replayable = !this.#stream;
+    // The router itself cut this backend (fenced by a newer epoch, or drained): it is gone for good, so an
+    // idempotent request goes to the new serving set whatever its retry budget (a failover in progress).
+    const cutByUs = (err as { code?: string }).code === 'UND_ERR_DESTROYED' && b.draining;
+    if (cutByUs && replayable && !this.#redispatchedAfterCut && this.#idempotent()) {
+      this.#redispatchedAfterCut = true;
+      stats.redispatched++;
+      // Asynchronously: a destroyed pool fails dispatches synchronously.
+      setImmediate(() => this.#next(b));
+      return;
+    }
     if (kind === 'connect') {
       this.ctx.set.eject(b);
       if (replayable) {

@@ -263,13 +263,16 @@ describe('Router in HTTP mode', () => {
     const send = http();
     expect(r.setBackends([at(a, 2), at(b, 1)]).refused).toEqual(['b']);
     expect(r.backends).toEqual(['a']);
+    // A switch made only of stale backends changes nothing.
+    expect(r.switchTo(at(b, 1)).refused).toEqual(['b']);
+    expect(r.backends).toEqual(['a']);
     const slow = send(`${r.url}/slow`);
     await sleep(100);
     // Promotion: epoch 3 fences a (its in-flight GET is cut and retried on b), then b serves.
     r.switchTo(at(b, 3));
     const res = await slow;
     expect([res.status, res.text]).toEqual([200, 'b GET /slow 0']);
-    expect(r.stats().fencing).toEqual({ epoch: 3, refusedBackends: 2, cutInFlight: 1 });
+    expect(r.stats().fencing).toEqual({ epoch: 3, refusedBackends: 3, cutInFlight: 1 });
     expect(() => r.setEpoch(2)).toThrow(expect.objectContaining({ code: 'UNDERSTUDY_ERR_ROUTER_CONFIG' }));
   });
 
