@@ -211,8 +211,21 @@ export class BatchApplier {
       let bytes = 0;
       let index = 0;
       const finalSteps: JournalStep[] = [];
+      let pending: Promise<void>[] = [];
       for (const o of ops) {
-        if (o.op === 'file') {
+        if (o.op === 'file' && o.base === null) {
+          // New content: parsed and verified in order, written in the background (64 at a time).
+          const staged = `f${index++}`;
+          const built = await this.#buildNew(join(dir, staged), o, data);
+          bytes += built.bytes;
+          files++;
+          finalSteps.push({ k: 'place', path: o.path, staged });
+          if (built.write) pending.push(built.write);
+          if (pending.length >= 64) {
+            await Promise.all(pending);
+            pending = [];
+          }
+        } else if (o.op === 'file') {
           const staged = `f${index++}`;
           const built = await this.#buildFile(dir, staged, o, data);
           bytes += built.bytes;
@@ -224,6 +237,7 @@ export class BatchApplier {
           finalSteps.push({ k: 'symlink', path: o.path, target: o.target, staged });
         }
       }
+      await Promise.all(pending);
       if (!data.drained) throw new UnderstudyError(ErrorCode.SyncFrame, 'batch data longer than its files');
       // Durability of staged content before the journal commits: fsync concurrently so the
       // filesystem can group the flushes.
@@ -244,12 +258,18 @@ export class BatchApplier {
   async #plan(ops: readonly BatchOp[]): Promise<JournalStep[]> {
     const post = new Map<string, 'dir' | 'file' | 'symlink' | 'deleted'>();
     const steps: JournalStep[] = [];
+    const statCache = new Map<string, Promise<Stats | null>>();
+    const cachedStat = (p: string): Promise<Stats | null> => {
+      let st = statCache.get(p);
+      if (!st) statCache.set(p, (st = lstatOrNull(join(this.root, p))));
+      return st;
+    };
     const parentOk = async (path: string): Promise<void> => {
       for (const p of parentsOf(path)) {
         const t = post.get(p);
         if (t === 'dir') continue;
         if (t !== undefined) throw unsafePath(path, `parent ${JSON.stringify(p)} is not a directory in this batch`);
-        const st = await lstatOrNull(join(this.root, p));
+        const st = await cachedStat(p);
         if (!st) throw unsafePath(path, `parent ${JSON.stringify(p)} does not exist`);
         if (st.isSymbolicLink()) throw unsafePath(path, `parent ${JSON.stringify(p)} is a symlink`);
         if (!st.isDirectory()) throw unsafePath(path, `parent ${JSON.stringify(p)} is not a directory`);
@@ -259,7 +279,6 @@ export class BatchApplier {
       assertSafeRelativePath(o.path);
       if (o.op === 'delete') {
         post.set(o.path, 'deleted');
-        for (const k of post.keys()) if (k.startsWith(o.path + '/')) post.set(k, 'deleted');
         steps.push({ k: 'delete', path: o.path });
       }
     }
@@ -290,6 +309,69 @@ export class BatchApplier {
   }
 
   /**
+   * Reads a new file's literal records and verifies its hash. Small files are returned with a
+   * pending write so many can be written concurrently; large ones are streamed to disk.
+   */
+  async #buildNew(stagedPath: string, o: Extract<BatchOp, { op: 'file' }>, data: ByteQueue): Promise<{ bytes: number; write: Promise<void> | null }> {
+    const hasher = new ContentHasher();
+    let parts: Buffer[] = [];
+    let total = 0;
+    let fh: FileHandle | null = null;
+    try {
+      for (;;) {
+        const tag = await data.u8();
+        if (tag === FileRecord.Literal) {
+          let len = await data.varint();
+          while (len > 0) {
+            const chunk = await data.readUpTo(len);
+            hasher.update(chunk);
+            if (fh) await fh.write(chunk, 0, chunk.length, total);
+            else parts.push(chunk);
+            total += chunk.length;
+            len -= chunk.length;
+            if (!fh && total > 1 << 20) {
+              fh = await open(stagedPath, 'w', 0o600);
+              await fh.write(Buffer.concat(parts), 0, total, 0);
+              parts = [];
+            }
+          }
+        } else if (tag === FileRecord.End) {
+          const expected = (await data.readExact(CONTENT_HASH_BYTES)).toString('hex');
+          const actual = hasher.digest();
+          if (actual !== expected) {
+            throw new UnderstudyError(ErrorCode.SyncVerify, `file ${JSON.stringify(o.path)} does not match its source hash after apply`, { details: { path: o.path, expected, actual } });
+          }
+          break;
+        } else if (tag === FileRecord.Copy) {
+          throw new UnderstudyError(ErrorCode.SyncFrame, 'copy record in a file without a delta base', { details: { path: o.path } });
+        } else throw new UnderstudyError(ErrorCode.SyncFrame, `unknown file record ${tag}`);
+      }
+      const finish = async (h: FileHandle): Promise<void> => {
+        await h.chmod(o.mode);
+        if (o.mtimeMs > 0) await h.utimes(new Date(o.mtimeMs), new Date(o.mtimeMs));
+      };
+      if (fh) {
+        await finish(fh);
+        return { bytes: total, write: null };
+      }
+      const content = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+      const write = (async () => {
+        const h = await open(stagedPath, 'w', 0o600);
+        try {
+          await h.write(content, 0, content.length, 0);
+          await finish(h);
+        } finally {
+          await h.close();
+        }
+      })();
+      write.catch(() => undefined); // awaited by the caller; avoid an unhandled rejection meanwhile
+      return { bytes: total, write };
+    } finally {
+      await fh?.close();
+    }
+  }
+
+  /**
    * Builds one file from its records. A delta of a file onto itself that only keeps bytes in place and
    * adds literals (appends, in-place edits, truncation) becomes a patch: its result is verified by
    * hashing base-plus-patch, and it is applied in place after commit (redo data in the journal).
@@ -311,7 +393,7 @@ export class BatchApplier {
     let hasher: ContentHasher | null = null;
     let pos = 0;
     let written = 0;
-    const buf = Buffer.allocUnsafe(1 << 20);
+    const buf = Buffer.allocUnsafe(Math.min(1 << 20, Math.max(4096, baseSize)));
     const toFile = async (): Promise<FileHandle> => {
       if (out) return out;
       if (patch && basePath) {
@@ -435,13 +517,46 @@ export class BatchApplier {
   async #execute(journal: Journal): Promise<void> {
     const dir = this.#stagingDir(journal.seq);
     const touched = new Set<string>();
+    // Directories verified as real (not symlinks) in the current phase; reset between phases.
+    let verified = new Map<string, Promise<void>>();
+    const checkParents = async (path: string): Promise<void> => {
+      for (const p of parentsOf(path)) {
+        let v = verified.get(p);
+        if (!v) {
+          v = lstatOrNull(join(this.root, p)).then((st) => {
+            if (st?.isSymbolicLink()) throw unsafePath(path, `parent ${JSON.stringify(p)} is a symlink`);
+            if (st && !st.isDirectory()) throw unsafePath(path, `parent ${JSON.stringify(p)} is not a directory`);
+          });
+          verified.set(p, v);
+        }
+        await v;
+      }
+    };
     const guard = async (path: string): Promise<string> => {
       assertSafeRelativePath(path);
-      await parentsAreRealDirs(this.root, path);
+      await checkParents(path);
       touched.add(parentOf(path));
       return join(this.root, path);
     };
-    for (const s of journal.steps) {
+    // Phases in journal order; within a phase steps are independent and run 32 at a time,
+    // except mkdirs, which run in order (parents first).
+    const phases: JournalStep[][] = [];
+    let last = '';
+    for (const st of journal.steps) {
+      const kind = st.k === 'delete' ? 'delete' : st.k === 'mkdir' ? 'mkdir' : st.k === 'chmod' ? 'chmod' : 'final';
+      if (kind !== last || kind === 'mkdir') phases.push([]);
+      (phases[phases.length - 1] as JournalStep[]).push(st);
+      last = kind;
+    }
+    for (const phase of phases) {
+      verified = new Map();
+      for (let i = 0; i < phase.length; i += 32) await Promise.all(phase.slice(i, i + 32).map((st) => this.#step(st, dir, guard)));
+    }
+    for (const d of touched) this.#deferred.add(join(this.root, d));
+  }
+
+  async #step(s: JournalStep, dir: string, guard: (path: string) => Promise<string>): Promise<void> {
+    {
       const abs = await guard(s.path);
       switch (s.k) {
         case 'delete':
@@ -498,6 +613,5 @@ export class BatchApplier {
         }
       }
     }
-    for (const d of touched) this.#deferred.add(join(this.root, d));
   }
 }

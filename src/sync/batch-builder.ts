@@ -41,6 +41,15 @@ export interface BuiltBatch {
   readonly deferred: string[];
 }
 
+/** Runs `fn` over `items`, `limit` at a time. */
+async function eachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) await fn(items[next++] as T);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
 type FileChange = { path: string; cur: Extract<TreeEntry, { type: 'file' }>; old: ViewEntry | undefined };
 
 /**
@@ -75,8 +84,8 @@ export async function buildBatch(ctx: BuildContext, dirty: Map<string, boolean>,
       if (deep || isNew) {
         const names = await listDir(root, p);
         const present = new Set(names);
-        for (const name of names) await examine(childPath(p, name), deep || isNew);
-        if (!isNew) for (const name of view.children(p)) if (!present.has(name)) await examine(childPath(p, name), false);
+        await eachLimit(names, 16, (name) => examine(childPath(p, name), deep || isNew));
+        if (!isNew) await eachLimit([...view.children(p)].filter((n) => !present.has(n)), 16, (name) => examine(childPath(p, name), false));
       }
       return;
     }
@@ -88,7 +97,8 @@ export async function buildBatch(ctx: BuildContext, dirty: Map<string, boolean>,
     else if (old.mode !== cur.mode) chmods.push({ path: p, mode: cur.mode });
   };
 
-  for (const [p, deep] of [...dirty.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1))) await examine(p, deep);
+  await eachLimit([...dirty.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)), 32, ([p, deep]) => examine(p, deep));
+  deletes.sort();
 
   // Priority order; defer what exceeds the limits (only plain file-to-file changes can wait).
   files.sort((a, b) => ctx.rankOf(a.path) - ctx.rankOf(b.path) || (a.path < b.path ? -1 : 1));

@@ -25,7 +25,8 @@ export async function hashFile(path: string): Promise<{ hash: string; size: numb
   const fh = await open(path, 'r');
   try {
     const h = new ContentHasher();
-    const buf = Buffer.allocUnsafe(1 << 20);
+    const { size: statSize } = await fh.stat();
+    const buf = Buffer.allocUnsafe(Math.min(1 << 20, statSize + 1));
     let size = 0;
     for (;;) {
       const { bytesRead } = await fh.read(buf, 0, buf.length, null);

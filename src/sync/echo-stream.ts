@@ -115,14 +115,16 @@ export class EchoStream {
 
   /** Whether an echo that applied `lastApplied` in `lineage` can resume without a reset. */
   canResume(lineage: string, lastApplied: number): boolean {
-    const firstUnacked = this.#unacked[0]?.seq ?? this.#nextSeq;
-    return lineage === this.#lineage && lastApplied >= firstUnacked - 1 && lastApplied < this.#nextSeq;
+    // Every batch after the last acknowledged one is kept (or still being built), so any position
+    // from there on can be resumed.
+    return lineage === this.#lineage && lastApplied >= this.#c.lastAcked && lastApplied < this.#nextSeq;
   }
 
   /** Starts a new lineage: forget everything believed about the echo. */
   reset(): void {
     this.#lineage = randomBytes(8).toString('hex');
     this.#nextSeq = 1;
+    this.#c.lastAcked = 0;
     this.#unacked = [];
     this.view.clear();
   }
@@ -143,7 +145,8 @@ export class EchoStream {
   /** Attaches a ready connection; resends unacknowledged batches after `lastApplied`. */
   attach(conn: FramedConnection, lastApplied: number): void {
     this.#conn = conn;
-    this.#unacked = this.#unacked.filter((b) => b.seq > lastApplied);
+    // Batches the echo applied but whose acknowledgement was lost count as acknowledged.
+    if (lastApplied > 0) this.onAck(lastApplied);
     this.#resend = true;
     this.#waker.kick();
   }
@@ -248,6 +251,7 @@ export class EchoStream {
         continue;
       }
       const dirty = this.#dirty;
+      const lineage = this.#lineage;
       const since = this.#dirtySince ?? performance.now();
       this.#dirty = new Map();
       this.#dirtySince = null;
@@ -278,7 +282,9 @@ export class EchoStream {
         this.#checkInitialDone();
         continue;
       }
+      if (lineage !== this.#lineage) continue; // reset while building: the view was rebuilt, drop it
       const out = await this.#encode(built, since);
+      if (lineage !== this.#lineage) continue;
       this.#rate.push({ t: performance.now(), bytes: built.literalBytes, files: built.files });
       this.#unacked.push(out);
       this.#c.sent++;
