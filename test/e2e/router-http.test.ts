@@ -184,6 +184,19 @@ describe('Router in HTTP mode', () => {
     expect(r.stats().http?.unavailable).toBe(1);
   });
 
+  it('streams a body larger than the retry bound without holding it, so its request is not retried', async () => {
+    const a = await backend('a', (req) => {
+      req.socket.destroy();
+      return true;
+    });
+    const r = await router({ backends: [at(a)], maxBufferedBodyBytes: 1024 });
+    const res = await http()(`${r.url}/big`, { method: 'PUT', body: Buffer.alloc(64 * 1024, 1) });
+    expect(res.status).toBe(503);
+    expect(a.seen).toHaveLength(1);
+    expect(a.seen[0]?.bodyBytes).toBe(64 * 1024);
+    expect(r.stats().http?.retries).toBe(0);
+  });
+
   it('does not retry PUT when retryPutDelete is off', async () => {
     const a = await backend('a', (req) => {
       req.socket.destroy();
