@@ -1,12 +1,14 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { LoadedSpec, ServiceSpec } from '../config/index.js';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
-import { ActiveHealthMonitor, LivenessWatch, probe, type FailureVerdict, type HealthVerdict, type ProbeTarget } from '../health/index.js';
+import type { FailureVerdict, HealthVerdict } from '../health/index.js';
 import { allocatePort, type InstanceExit, type InstanceHandle, type Runtime } from '../runtime/index.js';
 import type { StateStore } from '../store/index.js';
+import { ServiceFileSync, type EchoFileSyncView } from '../agent/index.js';
 import { DecisionLog } from './decision-log.js';
 import { Failover, type FailoverCause, type FailoverHost, type FailoverRecord } from './failover.js';
 import { buildLaunch, limitsFor, stateDirOf, type LaunchContext } from './instance-launch.js';
+import { waitReady, watchInstance } from './instance-watch.js';
 import { reconcile, describeExit, type Action } from './reconcile.js';
 import type { Decision, InstanceRecord, InstanceRole } from './records.js';
 import { restartDelay } from './restart.js';
@@ -36,6 +38,8 @@ export interface ServiceView {
   instances: InstanceRecord[];
   /** The router: public address, serving instance, replication (hot mode). */
   dataPlane?: DataPlaneView;
+  /** File-state sync to each warm or cold echo: lag, change rate, bytes on the wire. */
+  fileSync?: EchoFileSyncView[];
   lastFailover?: FailoverRecord;
   /** True from a failover until a replacement echo serves as understudy again. */
   degraded: boolean;
@@ -56,6 +60,10 @@ export class ControlPlane {
   readonly #records = new Map<string, InstanceRecord>();
   readonly #watchAborts = new Map<string, AbortController>();
   readonly #planes = new Map<string, ServiceDataPlane>();
+  readonly #fileSyncs = new Map<string, ServiceFileSync>();
+  /** Last sampled CPU utilisation (0..1 of its limit) of each service's primary: drives eager sync. */
+  readonly #utilisation = new Map<string, number>();
+  #sampler: NodeJS.Timeout | undefined;
   /** Instances being stopped on purpose (or fenced): their exit is not a failure. */
   readonly #expectedExits = new Set<string>();
   /** Instances being restarted for a failed health check: their exit is a failure. */
@@ -126,8 +134,32 @@ export class ControlPlane {
         this.#planes.set(spec.name, plane);
       }
     }
+    for (const spec of this.specs) {
+      if (spec.echo.mode === 'hot') continue;
+      const sync = spec.echo.sync;
+      this.#fileSyncs.set(
+        spec.name,
+        new ServiceFileSync({
+          service: spec.name,
+          settings: { mode: sync.mode, intervalMs: sync.interval, bytesThreshold: sync.bytesThreshold, bandwidthLimit: sync.bandwidthLimit, priorities: sync.priorities, exclude: sync.exclude },
+          utilisation: () => this.#utilisation.get(spec.name) ?? 0,
+          onEvent: (echo, kind, message) =>
+            this.decisions.record({ kind: `sync-${kind}`, service: spec.name, instance: echo, what: `state sync to ${echo}: ${kind}`, why: message, inputs: {}, outcome: 'recorded' }),
+        }),
+      );
+    }
+    this.#sampler = setInterval(() => void this.#sampleUtilisation(), 1000);
+    this.#sampler.unref();
     await this.reconcileNow();
     this.#schedule();
+  }
+
+  async #sampleUtilisation(): Promise<void> {
+    for (const rec of this.#records.values()) {
+      if (rec.role !== 'primary' || rec.phase !== 'running') continue;
+      const stats = await this.#options.runtime.stats(rec.id).catch(() => undefined);
+      if (stats) this.#utilisation.set(rec.service, Math.min(1, stats.cpuPercent / 100 / (rec.limits.cpu ?? 1)));
+    }
   }
 
   /** Runs one reconcile pass at once (coalesces concurrent calls). */
@@ -225,13 +257,7 @@ export class ControlPlane {
   async #startRecord(rec: InstanceRecord, decision: Decision): Promise<void> {
     const spec = this.#specOf(rec.service);
     const hasPrimary = [...this.#records.values()].some((r) => r.service === rec.service && r.role === 'primary' && r.id !== rec.id);
-    if (rec.role === 'echo' && hasPrimary) {
-      if (spec.echo.mode === 'cold') {
-        rec.phase = 'stopped';
-        await this.#save(rec);
-        this.decisions.settle(decision, 'ok: cold echo is not running; started on promotion');
-        return;
-      }
+    if (rec.role === 'echo' && (hasPrimary || spec.echo.mode === 'cold')) {
       await this.failover.provisionEcho(rec, decision);
       return;
     }
@@ -285,7 +311,10 @@ export class ControlPlane {
     try {
       const handle = await this.#options.runtime.start(buildLaunch(spec, rec, this.#ctx));
       this.#applyHandle(rec, handle);
-      if (rec.role === 'primary') rec.epoch = await this.#options.store.epoch(rec.service);
+      if (rec.role === 'primary') {
+        rec.epoch = await this.#options.store.epoch(rec.service);
+        await this.#fileSyncs.get(rec.service)?.setPrimary(rec.stateDir);
+      }
       await this.#save(rec);
       this.decisions.settle(decision, `ok: pid ${handle.pid}`);
       this.#watch(spec, rec);
@@ -312,41 +341,15 @@ export class ControlPlane {
     if (rec.role === 'primary') this.#planes.get(rec.service)?.setPrimary(rec, rec.epoch);
   }
 
-  #probeTarget(spec: ServiceSpec, rec: InstanceRecord): ProbeTarget | undefined {
-    const health = spec.health;
-    const portOf = (name: string | undefined): number => rec.ports[name ?? Object.keys(rec.ports)[0] ?? ''] ?? 0;
-    if (health?.http) return { kind: 'http', host: '127.0.0.1', port: portOf(health.http.port), path: health.http.path };
-    if (health?.tcp) return { kind: 'tcp', host: '127.0.0.1', port: portOf(health.tcp.port) };
-    if (health?.exec) return { kind: 'exec', argv: health.exec, cwd: rec.stateDir, env: { UNDERSTUDY_INSTANCE: rec.id } };
-    if (Object.keys(rec.ports).length > 0) return { kind: 'tcp', host: '127.0.0.1', port: portOf(undefined) };
-    return undefined;
-  }
-
   /** Active health checks (the spec's) and the liveness heartbeat (hang detection) of one instance. */
   #watch(spec: ServiceSpec, rec: InstanceRecord): void {
     this.#watchAborts.get(rec.id)?.abort();
     const abort = new AbortController();
     this.#watchAborts.set(rec.id, abort);
-    const signal = AbortSignal.any([abort.signal, this.#abort.signal]);
-    const target = this.#probeTarget(spec, rec);
-    const health = spec.health;
-    if (health && target) {
-      ActiveHealthMonitor.start(
-        { target, intervalMs: health.interval, timeoutMs: health.timeout, failureThreshold: health.failureThreshold, startPeriodMs: health.startPeriod },
-        (verdict) => this.#onHealth(rec, verdict),
-        signal,
-      );
-    }
-    const pid = rec.pid;
-    if (pid !== undefined) {
-      LivenessWatch.start(
-        { pid, ...(target && target.kind !== 'exec' ? { target } : {}), intervalMs: spec.failover.heartbeat, phiThreshold: spec.failover.phiThreshold, acceptablePauseMs: spec.failover.acceptablePause },
-        (verdict) => {
-          if (rec.pid === pid) this.#onHang(rec, verdict);
-        },
-        signal,
-      );
-    }
+    watchInstance(spec, rec, AbortSignal.any([abort.signal, this.#abort.signal]), {
+      onHealth: (v) => this.#onHealth(rec, v),
+      onHang: (v) => this.#onHang(rec, v),
+    });
   }
 
   #onHealth(rec: InstanceRecord, verdict: HealthVerdict): void {
@@ -535,25 +538,12 @@ export class ControlPlane {
       specOf: (name) => this.#specOf(name),
       instancesOf: (service) => this.instances().filter((i) => i.service === service),
       dataPlane: (service) => this.#planes.get(service),
+      fileSync: (service) => this.#fileSyncs.get(service),
       save: (rec) => this.#save(rec),
       expectExit: (id) => this.#expectedExits.add(id),
       launch: (rec, decision) => this.#launch(rec, decision),
-      waitReady: (rec, timeoutMs) => this.#waitReady(rec, timeoutMs),
+      waitReady: (rec, timeoutMs) => waitReady(this.#specOf(rec.service), rec, timeoutMs),
     };
-  }
-
-  async #waitReady(rec: InstanceRecord, timeoutMs: number): Promise<boolean> {
-    const target = this.#probeTarget(this.#specOf(rec.service), rec);
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      if (rec.phase === 'failed' || rec.phase === 'exited') return false;
-      if (!target || (await probe(target, 200)).ok) {
-        rec.phase = 'running';
-        return true;
-      }
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    return false;
   }
 
   /** Current instances, newest state. */
@@ -574,6 +564,7 @@ export class ControlPlane {
         desired: { primaries: 1, echoes: spec.echo.count },
         instances: this.instances().filter((i) => i.service === spec.name && i.phase !== 'stopped'),
         ...(plane ? { dataPlane: plane.view() } : {}),
+        ...(this.#fileSyncs.has(spec.name) ? { fileSync: this.#fileSyncs.get(spec.name)?.echoes() ?? [] } : {}),
         ...(last ? { lastFailover: last } : {}),
         degraded: (last !== undefined && last.restoredAt === undefined) || (plane?.replication?.echoes().some((e) => !e.inSync) ?? false),
       });
@@ -596,7 +587,9 @@ export class ControlPlane {
     if (this.#timer) clearTimeout(this.#timer);
     this.#abort.abort();
     this.#unsubscribeExit?.();
+    if (this.#sampler) clearInterval(this.#sampler);
     await Promise.all([...this.#planes.values()].map((p) => p.close()));
+    await Promise.all([...this.#fileSyncs.values()].map((f) => f.close()));
     const grace = Math.max(...this.specs.map((s) => s.stopGrace), 0);
     await this.#options.runtime.close({ graceMs: grace });
     for (const rec of this.#records.values()) {

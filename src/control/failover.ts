@@ -3,6 +3,7 @@ import type { ServiceSpec } from '../config/index.js';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import type { Runtime } from '../runtime/index.js';
 import type { StateStore } from '../store/index.js';
+import type { ServiceFileSync } from '../agent/index.js';
 import type { DecisionLog } from './decision-log.js';
 import type { Decision, InstanceRecord } from './records.js';
 import type { ServiceDataPlane } from './service-data-plane.js';
@@ -33,6 +34,8 @@ export interface FailoverHost {
   specOf(service: string): ServiceSpec;
   instancesOf(service: string): InstanceRecord[];
   dataPlane(service: string): ServiceDataPlane | undefined;
+  /** File-state sync of a warm or cold service. */
+  fileSync(service: string): ServiceFileSync | undefined;
   save(rec: InstanceRecord): Promise<void>;
   /** Marks an instance as stopped on purpose: its exit is not a failure. */
   expectExit(id: string): void;
@@ -78,8 +81,9 @@ export class Failover {
     const plane = this.host.dataPlane(service);
     const echoes = this.host.instancesOf(service).filter((i) => i.role === 'echo' && (i.phase === 'running' || i.phase === 'starting'));
     const spec = this.host.specOf(service);
-    if (spec.echo.mode === 'cold') return this.host.instancesOf(service).filter((i) => i.role === 'echo' && i.phase !== 'failed');
-    const risk = (i: InstanceRecord): number => plane?.replication?.atRisk(i.id).length ?? 0;
+    const files = this.host.fileSync(service);
+    if (spec.echo.mode === 'cold') return this.host.instancesOf(service).filter((i) => i.role === 'echo' && i.phase === 'standby');
+    const risk = (i: InstanceRecord): number => plane?.replication?.atRisk(i.id).length ?? (files && !files.caughtUp(i.id) ? 1 : 0);
     return echoes.sort((a, b) => risk(a) - risk(b) || (a.phase === 'running' ? -1 : 1));
   }
 
@@ -157,6 +161,10 @@ export class Failover {
           throw new UnderstudyError(ErrorCode.Failover, `echo ${target.id} did not catch up within ${spec.echo.mutations.timeout * 5} ms`);
         }
       }
+      const files = this.host.fileSync(service);
+      if (kind === 'switchover' && files && !(await files.waitCaughtUp(target.id, 10_000))) {
+        throw new UnderstudyError(ErrorCode.Failover, `the files of echo ${target.id} did not catch up within 10 s`);
+      }
       const epoch = await this.host.store.epoch(service);
       const next = await this.host.store.bumpEpoch(service, epoch);
       if (next === undefined) throw new UnderstudyError(ErrorCode.Failover, `the epoch of '${service}' moved under this promotion (another control plane?)`);
@@ -175,12 +183,24 @@ export class Failover {
       if (plane?.replication) await plane.replication.waitCaughtUp(target.id, spec.echo.mutations.timeout);
       const atRisk = plane?.replication?.atRisk(target.id) ?? [];
       await plane?.removeEcho(target.id);
+      // Nothing more is written into the target's state directory: it is about to serve from it.
+      const fileLag = files?.echoes().find((e) => e.echo === target.id);
+      await files?.removeEcho(target.id);
       const echoSlot = target.slot;
       target.slot = 0;
       target.role = 'primary';
       target.epoch = next;
-      if (spec.echo.mode === 'cold' && !this.host.runtime.get(target.id)) {
-        await this.host.launch(target, decision);
+      if (spec.echo.mode === 'cold' && target.phase === 'standby') {
+        const start = this.host.decisions.record({
+          kind: 'start',
+          service,
+          instance: target.id,
+          what: `start cold echo ${target.id} to promote it`,
+          why: decision.why,
+          inputs: {},
+          outcome: 'pending',
+        });
+        await this.host.launch(target, start);
       } else if (spec.echo.mode === 'warm' && spec.echo.promote) {
         await this.#promotionHook(target, spec);
       }
@@ -189,13 +209,25 @@ export class Failover {
       }
       plane?.setPrimary(target, next);
       const promotedAt = Date.now();
+      await files?.setPrimary(target.stateDir);
       await this.host.save(target);
       if (old) {
         old.role = 'echo';
         old.slot = echoSlot;
         if (kind === 'failover') old.phase = 'fenced';
         await this.host.save(old);
-        if (kind === 'switchover') plane?.addEcho(old, plane.replication?.log.lastSeq ?? 0);
+        if (kind === 'switchover') {
+          plane?.addEcho(old, plane.replication?.log.lastSeq ?? 0);
+          if (spec.echo.mode === 'cold') {
+            this.host.expectExit(old.id);
+            await this.host.runtime.stop(old.id, { graceMs: spec.stopGrace });
+            old.phase = 'standby';
+            delete old.pid;
+            delete old.health;
+          }
+          await files?.addEcho(old.id, old.stateDir);
+          await this.host.save(old);
+        }
       }
       const record: FailoverRecord = {
         kind,
@@ -210,10 +242,22 @@ export class Failover {
         ...(kind === 'switchover' ? { restoredAt: promotedAt } : {}),
       };
       this.#last.set(service, record);
-      decision.inputs = { ...decision.inputs, epoch: next, atRisk, timings: { detectionMs: record.detectionMs, promotionMs: record.promotionMs } };
+      decision.inputs = {
+        ...decision.inputs,
+        epoch: next,
+        atRisk,
+        ...(fileLag ? { fileSyncLag: { seconds: fileLag.lagSeconds, bytes: fileLag.lagBytes } } : {}),
+        timings: { detectionMs: record.detectionMs, promotionMs: record.promotionMs },
+      };
       this.host.decisions.settle(
         decision,
-        `ok: ${target.id} serves at epoch ${next} after ${record.promotionMs} ms${atRisk.length ? `; ${atRisk.length} acknowledged mutation(s) at risk: ${atRisk.slice(0, 10).join(', ')}` : '; nothing acknowledged lost'}`,
+        `ok: ${target.id} serves at epoch ${next} after ${record.promotionMs} ms; ${
+          fileLag
+            ? `file sync lag at promotion ${fileLag.lagSeconds.toFixed(3)} s / ${fileLag.lagBytes} bytes`
+            : atRisk.length
+              ? `${atRisk.length} acknowledged mutation(s) at risk: ${atRisk.slice(0, 10).join(', ')}`
+              : 'nothing acknowledged lost'
+        }`,
       );
     } catch (err) {
       this.host.decisions.settle(decision, `failed: ${(err as Error).message}`);
@@ -241,7 +285,25 @@ export class Failover {
    * failover, a rejoining old primary, and a restarted echo.
    */
   async provisionEcho(rec: InstanceRecord, decision: Decision): Promise<void> {
-    const primary = this.host.instancesOf(rec.service).find((i) => i.role === 'primary' && i.phase === 'running');
+    const spec = this.host.specOf(rec.service);
+    rec.role = 'echo';
+    const files = this.host.fileSync(rec.service);
+    if (files) {
+      // Warm and cold: the file sync makes the initial full copy, then keeps it continuous.
+      await files.addEcho(rec.id, rec.stateDir);
+      if (spec.echo.mode === 'cold') {
+        rec.phase = 'standby';
+        delete rec.pid;
+        delete rec.health;
+        await this.host.save(rec);
+        this.host.decisions.settle(decision, 'ok: cold echo kept in sync, not running; it starts on promotion');
+      } else {
+        await this.host.launch(rec, decision);
+      }
+      this.#restoreWhen(rec.service, () => files.waitCaughtUp(rec.id, 120_000));
+      return;
+    }
+    const primary = this.host.instancesOf(rec.service).find((i) => i.role === 'primary' && i.id !== rec.id);
     const plane = this.host.dataPlane(rec.service);
     let fromSeq = 0;
     if (primary && plane) {
@@ -255,18 +317,21 @@ export class Failover {
         plane.router.resume();
       }
     }
-    rec.role = 'echo';
     await this.host.launch(rec, decision);
     if (!plane || rec.phase === 'failed') return;
     // Replay once it listens, so write-through does not wait on a process that is still starting.
     await this.host.waitReady(rec, 10_000);
     plane.addEcho(rec, fromSeq);
-    const last = this.#last.get(rec.service);
-    if (last && last.restoredAt === undefined) {
-      // Redundancy is back once the new echo has applied everything logged since its snapshot.
-      void (plane.replication?.waitCaughtUp(rec.id, 60_000) ?? Promise.resolve(true)).then((ok) => {
-        if (ok && last.restoredAt === undefined && this.#last.get(rec.service) === last) last.restoredAt = Date.now();
-      });
-    }
+    const replication = plane.replication;
+    if (replication) this.#restoreWhen(rec.service, () => replication.waitCaughtUp(rec.id, 60_000));
+  }
+
+  /** Redundancy is back once the new echo has caught up: close the degraded window then. */
+  #restoreWhen(service: string, caughtUp: () => Promise<boolean>): void {
+    const last = this.#last.get(service);
+    if (!last || last.restoredAt !== undefined) return;
+    void caughtUp().then((ok) => {
+      if (ok && last.restoredAt === undefined && this.#last.get(service) === last) last.restoredAt = Date.now();
+    });
   }
 }

@@ -8,9 +8,9 @@ export type InstanceRole = 'primary' | 'echo' | 'shadow';
  * `starting`: process started, not yet healthy; `running`: healthy (or no check);
  * `unhealthy`: health check failing; `exited`: process gone, restart pending per policy;
  * `failed`: gave up restarting; `stopped`: stopped on purpose; `fenced`: a deposed primary, killed so it
- * cannot serve, waiting to rejoin as an echo.
+ * cannot serve, waiting to rejoin as an echo; `standby`: a cold echo, not running, its files kept in sync.
  */
-export type InstancePhase = 'starting' | 'running' | 'unhealthy' | 'exited' | 'failed' | 'stopped' | 'fenced';
+export type InstancePhase = 'starting' | 'running' | 'unhealthy' | 'exited' | 'failed' | 'stopped' | 'fenced' | 'standby';
 
 /** One instance as recorded in the store under `instances/<id>`. */
 export interface InstanceRecord {

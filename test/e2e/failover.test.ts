@@ -22,6 +22,11 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 /** Starts `up` with a hot kv service (write-through unless told otherwise) and waits until both instances run. */
 async function startHot(consistency: 'write-through' | 'async' = 'write-through'): Promise<{ api: ApiClient; base: string; dataDir: string }> {
+  return startKv(`{ count: 1, mode: hot, consistency: ${consistency} }`, 2);
+}
+
+/** Starts `up` with a kv service whose echo is as given, and waits until `running` instances run. */
+async function startKv(echo: string, running: number): Promise<{ api: ApiClient; base: string; dataDir: string }> {
   const tag = randomUUID();
   const file = join(work, `${tag}.yaml`);
   writeFileSync(
@@ -32,7 +37,7 @@ async function startHot(consistency: 'write-through' | 'async' = 'write-through'
     cwd: ${join(repoRoot, 'examples/kv')}
     env: { US_TEST_TAG: ${tag} }
     health: { http: { path: /healthz }, interval: 200ms, timeout: 300ms, failureThreshold: 2 }
-    echo: { count: 1, mode: hot, consistency: ${consistency} }
+    echo: ${echo}
     restart: { backoff: 50ms, maxRestarts: 50 }
 `,
   );
@@ -40,7 +45,7 @@ async function startHot(consistency: 'write-through' | 'async' = 'write-through'
   const up = await startUp(file, dataDir);
   current = { up, tag };
   const api = ApiClient.fromDataDir(dataDir);
-  await waitFor(async () => (await kvService(api)).instances.filter((i) => i.phase === 'running').length === 2, 15_000, up.output);
+  await waitFor(async () => (await kvService(api)).instances.filter((i) => i.phase === 'running').length === running, 15_000, up.output);
   const base = `http://${(await kvService(api)).dataPlane?.address}`;
   return { api, base, dataDir };
 }
@@ -184,4 +189,33 @@ describe('failover of a hot, write-through echo (real processes)', { timeout: 12
     expect(isAlive(before.pid)).toBe(true); // the old primary stays, as an echo
     expect(await missingAcked(base, result.acked)).toEqual([]);
   });
+});
+
+describe('failover of warm and cold echoes (files synced, real processes)', { timeout: 120_000 }, () => {
+  for (const mode of ['warm', 'cold'] as const) {
+    it(`promotes a ${mode} echo whose files caught up, with every write that was synced`, async () => {
+      const { api, base } = await startKv(`{ count: 1, mode: ${mode}, promote: { http: /admin/reload } }`, mode === 'warm' ? 2 : 1);
+      const acked = new Map<string, string>();
+      for (let i = 0; i < 30; i++) {
+        const res = await fetch(`${base}/kv/f${i}`, { method: 'PUT', body: `v${i}`, headers: { 'x-request-id': `f${i}` } });
+        expect(res.status).toBe(200);
+        acked.set(`f${i}`, `v${i}`);
+      }
+      // The echo has every change once its file sync reports no lag.
+      await waitFor(async () => {
+        const sync = (await kvService(api)).fileSync?.[0];
+        return sync !== undefined && sync.connected && sync.lagBytes === 0 && sync.lagSeconds === 0 && sync.lastAppliedSeq > 0;
+      }, 10_000);
+      const echo = (await kvService(api)).instances.find((i) => i.role === 'echo');
+      expect(echo?.phase).toBe(mode === 'warm' ? 'running' : 'standby');
+      const before = await primaryOf(api);
+      process.kill(before.pid, 'SIGKILL');
+      await waitFor(async () => (await primaryOf(api).catch(() => before)).id !== before.id, 15_000);
+      expect(await missingAcked(base, acked)).toEqual([]);
+      const svc = await kvService(api);
+      expect(svc.lastFailover?.to).toBe(echo?.id);
+      // Redundancy comes back: the old primary rejoins as an echo and is synced from the new primary.
+      await waitFor(async () => !(await kvService(api)).degraded, 20_000);
+    });
+  }
 });
