@@ -116,7 +116,7 @@ export async function buildBatch(ctx: BuildContext, dirty: Map<string, boolean>,
   }
 
   // Content, a few files at a time.
-  const fileOps: { op: BatchOp; piece: Buffer; entry: ViewEntry; literal: number; size: number }[] = [];
+  const fileOps: { op: BatchOp; pieces: Buffer[]; entry: ViewEntry; literal: number; size: number }[] = [];
   const plan = async (f: FileChange): Promise<void> => {
     const oldFile = f.old?.type === 'file' ? f.old : undefined;
     // Rename or hard link: same inode, size and mtime as a file the echo has.
@@ -128,7 +128,8 @@ export async function buildBatch(ctx: BuildContext, dirty: Map<string, boolean>,
     }
     let r: ContentResult;
     try {
-      r = await ctx.pool.diff(join(root, f.path), f.cur.size, oldFile?.sig ?? null);
+      const baseSig = oldFile?.sig ? await Promise.resolve(oldFile.sig).catch(() => null) : null;
+      r = await ctx.pool.diff(join(root, f.path), f.cur.size, baseSig);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'EISDIR' || code === 'ENOTDIR') {
@@ -140,7 +141,7 @@ export async function buildBatch(ctx: BuildContext, dirty: Map<string, boolean>,
     const entry: ViewEntry = { type: 'file', mode: f.cur.mode, size: r.size, mtimeMs: f.cur.mtimeMs, ino: f.cur.ino, hash: r.hash, sig: r.signature };
     if (oldFile && oldFile.hash === r.hash) {
       // Same content (e.g. touched, or known from a manifest): no transfer.
-      fileOps.push({ op: { op: 'chmod', path: f.path, mode: f.cur.mode }, piece: Buffer.alloc(0), entry, literal: 0, size: 0 });
+      fileOps.push({ op: { op: 'chmod', path: f.path, mode: f.cur.mode }, pieces: [], entry, literal: 0, size: 0 });
       return;
     }
     const twin = view.pathWithHash(r.hash);
@@ -153,19 +154,19 @@ export async function buildBatch(ctx: BuildContext, dirty: Map<string, boolean>,
     const useBase = oldFile?.sig && r.literalBytes < r.size ? f.path : null;
     fileOps.push({
       op: { op: 'file', path: f.path, mode: f.cur.mode, mtimeMs: f.cur.mtimeMs, base: useBase },
-      piece: Buffer.concat([r.records, w.finish()]),
+      pieces: [...r.records, w.finish()],
       entry,
       literal: r.literalBytes,
       size: r.size,
     });
   };
-  const copyOp = (f: FileChange, from: string, hash: string, sig: FileSignature | null, size = f.cur.size) => {
+  const copyOp = (f: FileChange, from: string, hash: string, sig: FileSignature | Promise<FileSignature> | null, size = f.cur.size) => {
     const w = new ByteWriter(40);
     if (size > 0) encodeCopy(w, 0, 0, size);
     encodeEnd(w, hash);
     return {
       op: { op: 'file', path: f.path, mode: f.cur.mode, mtimeMs: f.cur.mtimeMs, base: from } as BatchOp,
-      piece: w.finish(),
+      pieces: [w.finish()],
       entry: { type: 'file', mode: f.cur.mode, size, mtimeMs: f.cur.mtimeMs, ino: f.cur.ino, hash, sig } as ViewEntry,
       literal: 0,
       size,
@@ -194,8 +195,10 @@ export async function buildBatch(ctx: BuildContext, dirty: Map<string, boolean>,
   for (const f of fileOps) {
     if (f.op.op === 'file') {
       ops.push(f.op);
-      data.push(f.piece);
-      dataBytes += f.piece.length;
+      for (const p of f.pieces) {
+        data.push(p);
+        dataBytes += p.length;
+      }
       literalBytes += f.literal;
       contentBytes += f.size;
       fileCount++;

@@ -9,12 +9,12 @@ import { computeSignature, type FileSignature } from './signature.js';
 export interface ContentResult {
   readonly hash: string;
   readonly size: number;
-  /** Copy/literal records of the file's content (without the end record). */
-  readonly records: Buffer;
+  /** Copy/literal records of the file's content (without the end record), as pieces. */
+  readonly records: Buffer[];
   /** Literal bytes in `records`. */
   readonly literalBytes: number;
-  /** Signature of the content read. */
-  readonly signature: FileSignature;
+  /** Signature of the content read; a promise while a worker still computes it after sending the content. */
+  readonly signature: FileSignature | Promise<FileSignature>;
 }
 
 /** Encodes a delta or whole content as records. */
@@ -34,22 +34,24 @@ export function encodeRecords(ops: ReturnType<typeof computeDelta>['ops'], sizeH
   return w.finish();
 }
 
-/** Diffs content against `base` (or sends it whole when `base` is null). Pure CPU; runs in a worker for big files. */
-export function diffContent(data: Buffer, base: FileSignature | null): ContentResult {
+/**
+ * Diffs content against `base` (or sends it whole when `base` is null). Pure CPU; runs in a worker for
+ * big files. With `deferSignature`, a whole file's signature is left out (null) for the caller to
+ * compute after the content is on its way.
+ */
+export function diffContent(data: Buffer, base: FileSignature | null, deferSignature = false): Omit<ContentResult, 'signature'> & { signature: FileSignature | null } {
   const hash = contentHash(data);
   if (base === null || base.length === 0) {
-    const w = new ByteWriter(data.length + 16);
-    if (data.length > 0) {
-      encodeLiteralHeader(w, data.length);
-      w.bytes(data);
-    }
-    return { hash, size: data.length, records: w.finish(), literalBytes: data.length, signature: computeSignature(data) };
+    const w = new ByteWriter(16);
+    if (data.length > 0) encodeLiteralHeader(w, data.length);
+    return { hash, size: data.length, records: data.length > 0 ? [w.finish(), data] : [], literalBytes: data.length, signature: deferSignature ? null : computeSignature(data) };
   }
   const d = computeDelta(base, data);
-  return { hash, size: data.length, records: encodeRecords(d.ops, d.literalBytes), literalBytes: d.literalBytes, signature: d.signature };
+  return { hash, size: data.length, records: [encodeRecords(d.ops, d.literalBytes)], literalBytes: d.literalBytes, signature: d.signature };
 }
 
-/** Reads `path` and runs {@link diffContent}. */
+/** Reads `path` and runs {@link diffContent} (inline: signature included). */
 export async function diffFile(path: string, base: FileSignature | null): Promise<ContentResult> {
-  return diffContent(await readFile(path), base);
+  const r = diffContent(await readFile(path), base);
+  return { ...r, signature: r.signature as FileSignature };
 }

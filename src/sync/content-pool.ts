@@ -28,6 +28,7 @@ export class ContentPool {
   #worker: Worker | undefined;
   #next = 1;
   readonly #pending = new Map<number, Pending>();
+  readonly #sigWaiters = new Map<number, { resolve: (sig: FileSignature) => void; reject: (e: Error) => void }>();
   #closed = false;
 
   constructor(readonly inlineBelow = 256 * 1024) {}
@@ -37,13 +38,24 @@ export class ContentPool {
     try {
       const w = new Worker(workerUrl());
       w.unref();
-      w.on('message', (m: { id: number; ok: boolean; result?: ContentResult & { records: Uint8Array }; error?: { message: string; code?: string } }) => {
+      w.on('message', (m: { id: number; ok?: boolean; sig?: FileSignature; result?: Omit<ContentResult, 'records' | 'signature'> & { records: Uint8Array[]; signature: FileSignature | null }; error?: { message: string; code?: string } }) => {
+        if (m.sig) {
+          this.#sigWaiters.get(m.id)?.resolve(m.sig);
+          this.#sigWaiters.delete(m.id);
+          return;
+        }
         const p = this.#pending.get(m.id);
         if (!p) return;
         this.#pending.delete(m.id);
         if (m.ok && m.result) {
           const r = m.result;
-          p.resolve({ ...r, records: Buffer.from(r.records.buffer, r.records.byteOffset, r.records.byteLength) });
+          let signature: FileSignature | Promise<FileSignature> | null = r.signature;
+          if (signature === null) {
+            const pending = new Promise<FileSignature>((resolve, reject) => this.#sigWaiters.set(m.id, { resolve, reject }));
+            pending.catch(() => undefined); // a lost signature only costs a whole-file send later
+            signature = pending;
+          }
+          p.resolve({ ...r, signature, records: r.records.map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength)) });
         } else {
           const e = new Error(m.error?.message ?? 'worker failed') as NodeJS.ErrnoException;
           if (m.error?.code) e.code = m.error.code;
@@ -65,6 +77,8 @@ export class ContentPool {
   #failAll(err: Error): void {
     for (const p of this.#pending.values()) p.reject(err);
     this.#pending.clear();
+    for (const w of this.#sigWaiters.values()) w.reject(err);
+    this.#sigWaiters.clear();
   }
 
   /** Starts the worker ahead of the first big file, so its start-up does not delay a batch. */
@@ -82,7 +96,7 @@ export class ContentPool {
       w.ref();
       w.postMessage({ id, path, base });
     }).finally(() => {
-      if (this.#pending.size === 0) this.#worker?.unref();
+      if (this.#pending.size === 0 && this.#sigWaiters.size === 0) this.#worker?.unref();
     });
   }
 

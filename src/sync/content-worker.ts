@@ -1,7 +1,9 @@
-// Worker-thread entry: runs diffFile off the primary's event loop.
+// Worker-thread entry: diffs files off the primary's event loop. For a whole new file the content is
+// posted first and its signature (the slow part) follows in a second message.
+import { readFile } from 'node:fs/promises';
 import { parentPort } from 'node:worker_threads';
-import { diffFile } from './content-job.js';
-import type { FileSignature } from './signature.js';
+import { diffContent } from './content-job.js';
+import { computeSignature, type FileSignature } from './signature.js';
 
 interface Job {
   id: number;
@@ -10,10 +12,12 @@ interface Job {
 }
 
 parentPort?.on('message', (job: Job) => {
-  diffFile(job.path, job.base).then(
-    (r) => {
-      const records = r.records.buffer.byteLength === r.records.length ? r.records : Buffer.from(r.records);
-      parentPort?.postMessage({ id: job.id, ok: true, result: { ...r, records } }, [records.buffer as ArrayBuffer]);
+  readFile(job.path).then(
+    (data) => {
+      const defer = job.base === null && data.length >= 1 << 20;
+      const r = diffContent(data, job.base, defer);
+      parentPort?.postMessage({ id: job.id, ok: true, result: r });
+      if (defer) parentPort?.postMessage({ id: job.id, sig: computeSignature(data) });
     },
     (err: unknown) => {
       const e = err as NodeJS.ErrnoException;

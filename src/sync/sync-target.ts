@@ -243,7 +243,8 @@ export class SyncTarget extends EventEmitter {
             if (rawLen > this.#opts.maxFrameBytes) throw new UnderstudyError(ErrorCode.SyncFrame, 'data chunk too large');
             const b = batches.get(seq);
             if (!b) throw new UnderstudyError(ErrorCode.SyncFrame, `data for unknown batch ${seq}`);
-            const data = decompress(codec, Buffer.from(r.bytes(r.remaining)), rawLen);
+            const body = r.bytes(r.remaining);
+            const data = decompress(codec, Buffer.from(body.buffer, body.byteOffset, body.byteLength), rawLen);
             buffered += data.length;
             b.queue.push(data);
             if (buffered > this.#opts.maxBufferedBytes) conn.setReading(false);

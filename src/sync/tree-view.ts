@@ -12,8 +12,8 @@ export type ViewEntry =
       readonly mtimeMs: number;
       readonly ino: number;
       readonly hash: string;
-      /** Block signature of the echo's content; null when unknown. */
-      readonly sig: FileSignature | null;
+      /** Block signature of the echo's content; null when unknown; a promise while being computed. */
+      readonly sig: FileSignature | Promise<FileSignature> | null;
     }
   | { readonly type: 'dir'; readonly mode: number }
   | { readonly type: 'symlink'; readonly target: string };
