@@ -6,6 +6,7 @@ import { runDown } from './commands/down.js';
 import { runEvents } from './commands/events.js';
 import { runLogs } from './commands/logs.js';
 import { runPromote } from './commands/promote.js';
+import { runSim } from './commands/sim.js';
 import { runStatus } from './commands/status.js';
 import { runUp } from './commands/up.js';
 import { ExitCode, reportError } from './exit-codes.js';
@@ -120,6 +121,43 @@ export function buildProgram(): Command {
     .option('--to <instance>', 'the echo to promote (default: the best one)')
     .action(async (service: string, opts: { to?: string }, cmd: Command) => {
       process.exitCode = await runPromote({ ...globals(cmd), service, kind: 'switchover', ...(opts.to ? { to: opts.to } : {}) });
+    });
+
+  program
+    .command('sim')
+    .description('replay a load trace through the simulator with a scaling policy (or all four) and print elasticity metrics')
+    .requiredOption('--trace <file>', 'CSV of timestamp,value (Unix seconds or ISO 8601; header optional)')
+    .addOption(new Option('--policy <name>', 'scaling policy').choices(['predictive', 'hpa', 'static', 'oracle', 'all']).default('predictive'))
+    .option('--plot <svg>', 'write load, capacity and forecast band over time as an SVG')
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+    .option('--scale <n>', "requests/s per unit of the trace's value (default: scale the mean to --mean-instances)", positiveNumber)
+    .option('--mean-instances <n>', 'instances the mean load needs', positiveNumber)
+    .option('--capacity <req/s>', 'requests/s one instance serves', positiveNumber)
+    .option('--target-utilization <0..1>', 'target utilisation of a serving instance', positiveNumber)
+    .option('--cold-start <duration>', 'start latency of a new instance', durationFlag)
+    .option('--warm-start <duration>', 'promotion latency of a warm echo', durationFlag)
+    .option('--tick <duration>', 'simulation step', durationFlag)
+    .option('--failure-rate <n>', 'instance failures per instance-hour', Number)
+    .option('--seed <n>', 'random seed', Number)
+    .option('--decisions <n>', 'print the first n decisions of each policy', positiveNumber)
+    .action(async (opts: Record<string, unknown>) => {
+      const pick = <T>(k: string): Record<string, T> => (opts[k] === undefined ? {} : { [k]: opts[k] as T });
+      process.exitCode = await runSim({
+        trace: opts.trace as string,
+        policy: opts.policy as 'predictive',
+        output: opts.output as 'table' | 'json',
+        ...pick<string>('plot'),
+        ...pick<number>('scale'),
+        ...pick<number>('meanInstances'),
+        ...pick<number>('capacity'),
+        ...pick<number>('targetUtilization'),
+        ...(opts.coldStart === undefined ? {} : { coldStartMs: opts.coldStart as number }),
+        ...(opts.warmStart === undefined ? {} : { warmStartMs: opts.warmStart as number }),
+        ...(opts.tick === undefined ? {} : { tickMs: opts.tick as number }),
+        ...(opts.failureRate === undefined ? {} : { failureRatePerHour: opts.failureRate as number }),
+        ...pick<number>('seed'),
+        ...pick<number>('decisions'),
+      });
     });
 
   program
