@@ -106,7 +106,8 @@ export class ServiceFileSync {
   /** Whether an echo has applied every change seen so far. */
   caughtUp(id: string): boolean {
     const s = this.#stats(id);
-    return s !== undefined && s.connected && s.initialSync === null && s.lagBytes === 0 && s.lagSeconds === 0;
+    const initialDone = s?.initialSync === null || (s !== undefined && s.initialSync.doneBytes >= s.initialSync.totalBytes);
+    return s !== undefined && s.connected && initialDone && s.lagBytes === 0 && s.lagSeconds === 0;
   }
 
   /** Waits until the echo has applied every change (or the timeout passes); a rescan first catches anything unseen. */
@@ -136,7 +137,7 @@ export class ServiceFileSync {
         compressionRatio: s?.compressionRatio ?? 1,
         lastAppliedSeq: t?.lastAppliedSeq ?? 0,
         errors: (s?.errors ?? 0) + (t?.errors ?? 0),
-        initialSync: s?.initialSync ?? { doneBytes: 0, totalBytes: 0 },
+        initialSync: s?.initialSync && s.initialSync.doneBytes < s.initialSync.totalBytes ? { ...s.initialSync } : s ? null : { doneBytes: 0, totalBytes: 0 },
       };
     });
   }
