@@ -238,7 +238,7 @@ export class BatchApplier {
         }
       }
       await Promise.all(pending);
-      if (!data.drained) throw new UnderstudyError(ErrorCode.SyncFrame, 'batch data longer than its files');
+      await data.expectEnd();
       // Durability of staged content before the journal commits: fsync concurrently so the
       // filesystem can group the flushes.
       if (this.durable) {

@@ -97,6 +97,12 @@ export class ByteQueue {
     const v = await this.varint();
     return v % 2 === 1 ? -(v + 1) / 2 : v / 2;
   }
+  /** Waits for the end of the batch; throws `UNDERSTUDY_ERR_SYNC_FRAME` if unread bytes remain. */
+  async expectEnd(): Promise<void> {
+    while (!this.#ended && this.#size === 0) await this.#wait();
+    if (this.#size > 0) throw new UnderstudyError(ErrorCode.SyncFrame, 'batch data longer than its files');
+  }
+
   /** True when the batch ended and every byte was read. */
   get drained(): boolean {
     return this.#ended && this.#size === 0;

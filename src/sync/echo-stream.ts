@@ -5,7 +5,7 @@ import { compress } from './compression.js';
 import type { FramedConnection } from './framed-connection.js';
 import { FrameType } from './frame-codec.js';
 import { encodeBatchOps, type ManifestEntry } from './messages.js';
-import type { ResolvedSourceOptions } from './sync-options.js';
+import { relaxedIntervalMs, type ResolvedSourceOptions } from './sync-options.js';
 import { TreeView } from './tree-view.js';
 import { Waker } from './waker.js';
 import { UnderstudyError } from '../errors/index.js';
@@ -224,8 +224,7 @@ export class EchoStream {
       const quiet = this.#lastDirtyAt + this.opts.debounceMs - now;
       return Math.max(0, Math.min(quiet, cap));
     }
-    const u = Math.min(1, Math.max(0, this.opts.utilisation?.() ?? 0));
-    const interval = this.opts.intervalMs * (1 - 0.9 * u);
+    const interval = relaxedIntervalMs(this.opts.intervalMs, this.opts.utilisation?.() ?? 0);
     return Math.max(0, this.#lastBatchAt + interval - now);
   }
 

@@ -4,6 +4,7 @@ export { SyncTarget } from './sync-target.js';
 export type { SyncTargetOptions, AppliedEvent, SecurityEvent, SyncTargetStats } from './sync-target.js';
 export type { SyncStats } from './echo-stream.js';
 export type { SyncSourceOptions, SyncMode } from './sync-options.js';
+export { relaxedIntervalMs } from './sync-options.js';
 export { verifyTrees } from './verify-trees.js';
 export type { TreeDifference, VerifyTreesOptions } from './verify-trees.js';
 export { DEFAULT_PRIORITY_CLASSES, priorityRanker } from './priority.js';

@@ -90,3 +90,12 @@ export function resolveSourceOptions(o: SyncSourceOptions): ResolvedSourceOption
     compression: o.compression ?? 'auto',
   };
 }
+
+/**
+ * Relaxed-mode interval under load: utilisation-driven eagerness shortens the interval linearly,
+ * to 10% of it at full utilisation (out-of-range utilisation is clamped to 0..1).
+ */
+export function relaxedIntervalMs(intervalMs: number, utilisation: number): number {
+  const u = Number.isFinite(utilisation) ? Math.min(1, Math.max(0, utilisation)) : 0;
+  return intervalMs * (1 - 0.9 * u);
+}
