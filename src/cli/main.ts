@@ -7,6 +7,7 @@ import { runEvents } from './commands/events.js';
 import { runLogs } from './commands/logs.js';
 import { runPromote } from './commands/promote.js';
 import { runSim } from './commands/sim.js';
+import { runVerify } from './commands/verify.js';
 import { runStatus } from './commands/status.js';
 import { runUp } from './commands/up.js';
 import { ExitCode, reportError } from './exit-codes.js';
@@ -121,6 +122,15 @@ export function buildProgram(): Command {
     .option('--to <instance>', 'the echo to promote (default: the best one)')
     .action(async (service: string, opts: { to?: string }, cmd: Command) => {
       process.exitCode = await runPromote({ ...globals(cmd), service, kind: 'switchover', ...(opts.to ? { to: opts.to } : {}) });
+    });
+
+  program
+    .command('verify')
+    .description("compare the primary's state directory with each echo's by content hash; exit 1 if anything differs")
+    .argument('<service>', 'service name')
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+    .action(async (service: string, opts: { output: 'table' | 'json' }, cmd: Command) => {
+      process.exitCode = await runVerify({ ...globals(cmd), service, output: opts.output });
     });
 
   program

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ApiClient } from '../../src/api/index.js';
 import type { ServiceView } from '../../src/control/index.js';
-import { isAlive, processesWithEnv, repoRoot, startUp, waitFor, type UpProcess } from './lib/cli.js';
+import { isAlive, processesWithEnv, repoRoot, runCli, startUp, waitFor, type UpProcess } from './lib/cli.js';
 import { kvLoad, missingAcked } from './lib/kv-load.js';
 
 const work = mkdtempSync(join(tmpdir(), 'understudy-failover-'));
@@ -90,7 +90,7 @@ async function waitRedundant(api: ApiClient): Promise<void> {
 
 describe('failover of a hot, write-through echo (real processes)', { timeout: 120_000 }, () => {
   it('loses no acknowledged write and applies none twice when the primary is killed with SIGKILL under load', async () => {
-    const { api, base } = await startHot();
+    const { api, base, dataDir } = await startHot();
     const stop = new AbortController();
     const load = kvLoad(base, { rate: 150, writeShare: 0.2, signal: stop.signal });
     await new Promise((r) => setTimeout(r, 700));
@@ -105,6 +105,13 @@ describe('failover of a hot, write-through echo (real processes)', { timeout: 12
     expect(await missingAcked(base, result.acked)).toEqual([]);
     expect(duplicateIds(after.stateDir)).toEqual([]);
     expect(result.errorSamples).toEqual([]);
+    // A corrupted echo is caught by verify (exit 1), naming the file.
+    await waitRedundant(api);
+    const echo = (await kvService(api)).instances.find((i) => i.role === 'echo');
+    writeFileSync(join(echo?.stateDir ?? '', 'stray.txt'), 'not on the primary');
+    const verify = runCli(['verify', 'kv', '-d', dataDir]);
+    expect(verify.code).toBe(1);
+    expect(verify.stdout).toMatch(/only-in-b\s+stray\.txt/);
     const svc = await kvService(api);
     expect(svc.lastFailover).toMatchObject({ kind: 'failover', from: before.id, to: after.id, atRisk: [] });
     expect(await promotionEpochs(api)).toEqual([1]);
@@ -194,7 +201,7 @@ describe('failover of a hot, write-through echo (real processes)', { timeout: 12
 describe('failover of warm and cold echoes (files synced, real processes)', { timeout: 120_000 }, () => {
   for (const mode of ['warm', 'cold'] as const) {
     it(`promotes a ${mode} echo whose files caught up, with every write that was synced`, async () => {
-      const { api, base } = await startKv(`{ count: 1, mode: ${mode}, promote: { http: /admin/reload } }`, mode === 'warm' ? 2 : 1);
+      const { api, base, dataDir } = await startKv(`{ count: 1, mode: ${mode}, promote: { http: /admin/reload } }`, mode === 'warm' ? 2 : 1);
       const acked = new Map<string, string>();
       for (let i = 0; i < 30; i++) {
         const res = await fetch(`${base}/kv/f${i}`, { method: 'PUT', body: `v${i}`, headers: { 'x-request-id': `f${i}` } });
@@ -208,6 +215,9 @@ describe('failover of warm and cold echoes (files synced, real processes)', { ti
       }, 10_000);
       const echo = (await kvService(api)).instances.find((i) => i.role === 'echo');
       expect(echo?.phase).toBe(mode === 'warm' ? 'running' : 'standby');
+      const verify = runCli(['verify', 'kv', '-d', dataDir]);
+      expect(verify.stdout).toBe(`${echo?.id}: identical to ${(await primaryOf(api)).id}\n`);
+      expect(verify.code).toBe(0);
       const before = await primaryOf(api);
       process.kill(before.pid, 'SIGKILL');
       await waitFor(async () => (await primaryOf(api).catch(() => before)).id !== before.id, 15_000);
