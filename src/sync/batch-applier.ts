@@ -239,12 +239,6 @@ export class BatchApplier {
       }
       await Promise.all(pending);
       await data.expectEnd();
-      // Durability of staged content before the journal commits: fsync concurrently so the
-      // filesystem can group the flushes.
-      if (this.durable) {
-        const staged = finalSteps.filter((st) => st.k === 'place' || st.k === 'patch').map((st) => join(dir, (st as { staged: string }).staged));
-        await fsyncAll(staged);
-      }
       // Order: deletes, mkdirs (parents first), files and links, then mode changes.
       const ordered = [...steps.filter((s) => s.k === 'delete'), ...steps.filter((s) => s.k === 'mkdir'), ...finalSteps, ...steps.filter((s) => s.k === 'chmod')];
       return { seq, lineage, steps: ordered, files, bytes };
@@ -317,6 +311,7 @@ export class BatchApplier {
     let parts: Buffer[] = [];
     let total = 0;
     let fh: FileHandle | null = null;
+    let flushing: Promise<void> = Promise.resolve();
     try {
       for (;;) {
         const tag = await data.u8();
@@ -325,8 +320,14 @@ export class BatchApplier {
           while (len > 0) {
             const chunk = await data.readUpTo(len);
             hasher.update(chunk);
-            if (fh) await fh.write(chunk, 0, chunk.length, total);
-            else parts.push(chunk);
+            if (fh) {
+              await fh.write(chunk, 0, chunk.length, total);
+              // Start write-back early on big files so the commit's fsync has little left to do.
+              if (this.durable && Math.floor((total + chunk.length) / (32 << 20)) > Math.floor(total / (32 << 20))) {
+                const h = fh;
+                flushing = flushing.then(() => h.datasync()).catch(() => undefined);
+              }
+            } else parts.push(chunk);
             total += chunk.length;
             len -= chunk.length;
             if (!fh && total > 1 << 20) {
@@ -351,6 +352,7 @@ export class BatchApplier {
         if (o.mtimeMs > 0) await h.utimes(new Date(o.mtimeMs), new Date(o.mtimeMs));
       };
       if (fh) {
+        await flushing;
         await finish(fh);
         return { bytes: total, write: null };
       }
@@ -494,7 +496,10 @@ export class BatchApplier {
     const dir = this.#stagingDir(staged.seq);
     const journal: Journal = { gen: this.#state.gen ?? 0, lineage: staged.lineage, seq: staged.seq, steps: staged.steps };
     if (this.durable) {
-      await fsyncAll([...this.#deferred], true);
+      // One concurrent round (the filesystem groups the flushes): this batch's staged content and
+      // the previous batch's effects must be durable before this journal record exists.
+      const content = staged.steps.filter((st) => st.k === 'place' || st.k === 'patch').map((st) => join(dir, (st as { staged: string }).staged));
+      await Promise.all([fsyncAll(content), fsyncAll([...this.#deferred], true)]);
       this.#deferred.clear();
     }
     const fh = await open(join(this.metaDir, SLOTS[staged.seq % 2] as string), 'w');

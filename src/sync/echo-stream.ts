@@ -39,12 +39,18 @@ export interface SyncStats {
   readonly initialSync: { readonly doneBytes: number; readonly totalBytes: number } | null;
 }
 
+/** A DATA frame's raw bytes and, once compressed for the first send, its header and body. */
+interface DataChunk {
+  readonly raw: Buffer;
+  header?: Buffer;
+  body?: Buffer;
+}
+
 interface Outgoing {
   readonly seq: number;
   readonly batch: Buffer;
-  readonly data: Buffer[];
+  readonly data: DataChunk[];
   readonly raw: number;
-  readonly payload: number;
   readonly contentBytes: number;
   readonly changeTime: number;
   readonly files: number;
@@ -307,17 +313,32 @@ export class EchoStream {
     const meta = encodeBatchOps(seq, built.ops);
     const mc = await compress(meta, this.opts.compression);
     const batch = new ByteWriter(mc.body.length + 12).u8(mc.codec).varint(meta.length).bytes(mc.body).finish();
-    let payload = mc.body.length;
-    const data: Buffer[] = [];
-    for (const chunk of chunks(built.data, this.opts.frameDataBytes)) {
-      const c = await compress(chunk, this.opts.compression);
-      payload += c.body.length;
-      data.push(new ByteWriter(c.body.length + 16).varint(seq).u8(c.codec).varint(chunk.length).bytes(c.body).finish());
-    }
+    const data: DataChunk[] = [];
+    for (const chunk of chunks(built.data, this.opts.frameDataBytes)) data.push({ raw: chunk });
     const raw = meta.length + built.dataBytes;
     this.#c.raw += raw;
-    this.#c.payload += payload;
-    return { seq, batch, data, raw, payload, contentBytes: built.contentBytes, changeTime, files: built.files };
+    this.#c.payload += mc.body.length;
+    return { seq, batch, data, raw, contentBytes: built.contentBytes, changeTime, files: built.files };
+  }
+
+  /**
+   * Compresses a data chunk on its first send (so sending starts at once and overlaps compression),
+   * probing only every 8th chunk while the data stays incompressible.
+   */
+  async #prepare(seq: number, c: DataChunk, state: { skip: number }): Promise<void> {
+    if (c.body) return;
+    let codec: number = 0;
+    let body = c.raw;
+    if (state.skip > 0) state.skip--;
+    else {
+      const r = await compress(c.raw, this.opts.compression);
+      codec = r.codec;
+      body = r.body;
+      if (codec === 0 && c.raw.length >= 64 * 1024) state.skip = 7;
+    }
+    c.header = new ByteWriter(16).varint(seq).u8(codec).varint(c.raw.length).finish();
+    c.body = body;
+    this.#c.payload += body.length;
   }
 
   async #send(conn: FramedConnection, b: Outgoing): Promise<void> {
@@ -325,7 +346,11 @@ export class EchoStream {
     this.#sending = true;
     try {
       await conn.send(FrameType.Batch, b.batch);
-      for (const d of b.data) await conn.send(FrameType.Data, d);
+      const state = { skip: 0 };
+      for (const d of b.data) {
+        await this.#prepare(b.seq, d, state);
+        await conn.send(FrameType.Data, d.header as Buffer, d.body as Buffer);
+      }
       await conn.send(FrameType.BatchEnd, new ByteWriter(10).varint(b.seq).finish());
     } finally {
       this.#sending = false;

@@ -37,20 +37,23 @@ function frameError(message: string, details: Record<string, unknown> = {}): Und
 
 /**
  * Encodes one frame: header, payload and an HMAC-SHA256 over both under `key`.
- * `seq` is the per-connection, per-direction frame counter the peer checks for replay.
+ * `seq` is the per-connection, per-direction frame counter the peer checks for replay. The payload
+ * may be given in two parts (`payload` then `more`).
  */
-export function encodeFrame(key: Buffer, type: FrameTypeValue, seq: number, payload: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payload.length + FRAME_MAC_BYTES);
+export function encodeFrame(key: Buffer, type: FrameTypeValue, seq: number, payload: Uint8Array, more?: Uint8Array): Buffer {
+  const len = payload.length + (more?.length ?? 0);
+  const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + len + FRAME_MAC_BYTES);
   out[0] = MAGIC0;
   out[1] = MAGIC1;
   out[2] = PROTOCOL_VERSION;
   out[3] = type;
   out.writeUInt32BE(Math.floor(seq / 0x1_0000_0000), 4);
   out.writeUInt32BE(seq >>> 0, 8);
-  out.writeUInt32BE(payload.length, 12);
+  out.writeUInt32BE(len, 12);
   out.set(payload, FRAME_HEADER_BYTES);
-  const mac = createHmac('sha256', key).update(out.subarray(0, FRAME_HEADER_BYTES + payload.length)).digest();
-  mac.copy(out, FRAME_HEADER_BYTES + payload.length);
+  if (more) out.set(more, FRAME_HEADER_BYTES + payload.length);
+  const mac = createHmac('sha256', key).update(out.subarray(0, FRAME_HEADER_BYTES + len)).digest();
+  mac.copy(out, FRAME_HEADER_BYTES + len);
   return out;
 }
 

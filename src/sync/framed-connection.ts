@@ -70,12 +70,12 @@ export class FramedConnection {
   }
 
   /** Sends one frame, waiting for the bandwidth cap and for the socket to drain. */
-  async send(type: FrameTypeValue, payload: Uint8Array): Promise<void> {
+  async send(type: FrameTypeValue, payload: Uint8Array, more?: Uint8Array): Promise<void> {
     if (this.#closed) return;
-    const size = FRAME_HEADER_BYTES + payload.length + FRAME_MAC_BYTES;
+    const size = FRAME_HEADER_BYTES + payload.length + (more?.length ?? 0) + FRAME_MAC_BYTES;
     if (this.options.bucket) await this.options.bucket.take(size, this.options.signal);
     if (this.#closed) return;
-    const frame = encodeFrame(this.#sendKey, type, this.#outSeq++, payload);
+    const frame = encodeFrame(this.#sendKey, type, this.#outSeq++, payload, more);
     this.bytesOut += frame.length;
     if (!this.socket.write(frame)) {
       await new Promise<void>((resolve) => {
