@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Decision, InstanceRecord, ServiceView } from '../control/index.js';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import { API_ENDPOINT_FILE, type ApiEndpoint } from './api-server.js';
+import { isLocalProcessAlive } from '../store/index.js';
 import { readToken } from './token.js';
 
 /** A client of a running control plane's API, found through its data directory. */
@@ -21,6 +22,12 @@ export class ApiClient {
       throw new UnderstudyError(ErrorCode.ApiUnreachable, `no control plane is running with data directory ${dataDir} (start one with 'understudy up')`, {
         cause: err,
       });
+    }
+    if (!isLocalProcessAlive(endpoint.pid)) {
+      throw new UnderstudyError(
+        ErrorCode.ApiUnreachable,
+        `no control plane is running with data directory ${dataDir} (the last one, pid ${endpoint.pid}, is gone; start one with 'understudy up')`,
+      );
     }
     return new ApiClient(endpoint, readToken(dataDir));
   }
@@ -75,3 +82,4 @@ export class ApiClient {
     await this.request('POST', '/v1/shutdown', reason ? { reason } : {});
   }
 }
+

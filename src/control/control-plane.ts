@@ -5,6 +5,7 @@ import type { FailureVerdict, HealthVerdict } from '../health/index.js';
 import { allocatePort, type InstanceExit, type InstanceHandle, type Runtime } from '../runtime/index.js';
 import type { StateStore } from '../store/index.js';
 import { ServiceFileSync, type EchoFileSyncView } from '../agent/index.js';
+import { verifyTrees } from '../sync/index.js';
 import { DecisionLog } from './decision-log.js';
 import { Failover, type FailoverCause, type FailoverHost, type FailoverRecord } from './failover.js';
 import { buildLaunch, limitsFor, stateDirOf, type LaunchContext } from './instance-launch.js';
@@ -107,13 +108,6 @@ export class ControlPlane {
   async start(): Promise<void> {
     this.#loopDelay.enable();
     this.#unsubscribeExit = this.#options.runtime.onExit((handle, exit) => this.#onExit(handle, exit));
-    // Records left by an earlier control process whose instances are not in this runtime are gone.
-    for (const rec of this.#records.values()) {
-      if (!this.#options.runtime.get(rec.id) && !['stopped', 'failed'].includes(rec.phase)) {
-        rec.phase = 'stopped';
-        await this.#save(rec);
-      }
-    }
     for (const spec of this.specs) {
       await this.#options.store.put(`services/${spec.name}`, JSON.stringify(spec));
       if (Object.keys(spec.ports).length > 0) {
@@ -148,10 +142,80 @@ export class ControlPlane {
         }),
       );
     }
+    await this.#adoptSurvivors();
     this.#sampler = setInterval(() => void this.#sampleUtilisation(), 1000);
     this.#sampler.unref();
     await this.reconcileNow();
     this.#schedule();
+  }
+
+  /**
+   * Instances started by an earlier control process of this data directory (which was killed) keep
+   * running: adopt them instead of restarting them. The primary is routed to again; a hot echo is kept
+   * only if its state equals the primary's (the mutation log died with the old process), else it is
+   * rebuilt from a snapshot; warm and cold echoes resume their file sync.
+   */
+  async #adoptSurvivors(): Promise<void> {
+    const adopted: InstanceRecord[] = [];
+    for (const rec of this.#records.values()) {
+      if (['stopped', 'failed'].includes(rec.phase)) continue;
+      const spec = this.specs.find((s) => s.name === rec.service);
+      const ok = spec && rec.handle && rec.phase !== 'standby' ? await this.#options.runtime.adopt(rec.handle).catch(() => false) : false;
+      if (rec.phase === 'standby' && spec) {
+        adopted.push(rec);
+        continue;
+      }
+      if (!ok || !spec) {
+        rec.phase = 'stopped';
+        await this.#save(rec);
+        continue;
+      }
+      adopted.push(rec);
+      this.decisions.record({
+        kind: 'adopt',
+        service: rec.service,
+        instance: rec.id,
+        what: `adopt ${rec.role} ${rec.id} (pid ${rec.pid})`,
+        why: 'it was started by an earlier control process of this data directory and is still running',
+        inputs: { pid: rec.pid, pgid: rec.pgid },
+        outcome: 'ok',
+      });
+    }
+    for (const rec of adopted.filter((r) => r.role === 'primary')) {
+      const spec = this.#specOf(rec.service);
+      rec.phase = 'starting';
+      this.#watch(spec, rec);
+      if (!spec.health) this.#markRunning(rec);
+      await this.#fileSyncs.get(rec.service)?.setPrimary(rec.stateDir);
+    }
+    for (const rec of adopted.filter((r) => r.role !== 'primary')) {
+      const spec = this.#specOf(rec.service);
+      const primary = adopted.find((p) => p.service === rec.service && p.role === 'primary');
+      const files = this.#fileSyncs.get(rec.service);
+      if (files) {
+        await files.addEcho(rec.id, rec.stateDir);
+        if (rec.phase !== 'standby') this.#watch(spec, rec);
+        continue;
+      }
+      const same = primary ? (await verifyTrees(primary.stateDir, rec.stateDir).catch(() => [{}])).length === 0 : false;
+      if (same) {
+        rec.phase = 'starting';
+        this.#watch(spec, rec);
+        if (await waitReady(spec, rec, 10_000)) this.#planes.get(rec.service)?.addEcho(rec, 0);
+        continue;
+      }
+      const decision = this.decisions.record({
+        kind: 'restart',
+        service: rec.service,
+        instance: rec.id,
+        what: `rebuild echo ${rec.id} from a snapshot of the primary`,
+        why: "its state differs from the primary's and the mutation log of the earlier control process is gone",
+        inputs: {},
+        outcome: 'pending',
+      });
+      await this.#stopInstance(rec, 'stopped');
+      await this.failover.provisionEcho(rec, decision);
+    }
   }
 
   async #sampleUtilisation(): Promise<void> {
@@ -333,6 +397,8 @@ export class ControlPlane {
     rec.stdoutPath = handle.stdoutPath;
     rec.stderrPath = handle.stderrPath;
     rec.limits = handle.limits;
+    const { exit: _exit, ...live } = handle;
+    rec.handle = live;
   }
 
   #markRunning(rec: InstanceRecord): void {

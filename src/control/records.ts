@@ -1,4 +1,4 @@
-import type { InstanceExit, ResourceLimits } from '../runtime/index.js';
+import type { InstanceExit, InstanceHandle, ResourceLimits } from '../runtime/index.js';
 
 /** Role of an instance within its service. */
 export type InstanceRole = 'primary' | 'echo' | 'shadow';
@@ -37,6 +37,8 @@ export interface InstanceRecord {
   health?: { healthy: boolean; checkedAt: number; detail: string; consecutiveFailures: number };
   /** Epoch of the service when this instance last became primary. */
   epoch: number;
+  /** The runtime's handle of the running process: a restarted control process adopts it from this. */
+  handle?: Omit<InstanceHandle, 'exit'>;
 }
 
 /** An explained action: what the control loop chose, why, on which inputs, and what came of it. */

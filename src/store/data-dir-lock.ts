@@ -163,11 +163,22 @@ function isAlive(owner: DataDirLockOwner): boolean {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false; // ESRCH: no such process
   }
+  if (processState(owner.pid) === 'Z') return false; // exited, not yet reaped by its parent
   if (owner.startTime !== undefined) {
     const now = processStartTime(owner.pid);
     if (now !== undefined && now !== owner.startTime) return false; // the pid was reused
   }
   return true;
+}
+
+/** Linux: the state letter of `pid` (R, S, Z, …); undefined elsewhere or when unreadable. */
+function processState(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat[stat.lastIndexOf(')') + 2];
+  } catch {
+    return undefined;
+  }
 }
 
 /** Linux: start time of `pid` in clock ticks since boot; undefined elsewhere or when unreadable. */
@@ -203,4 +214,17 @@ function stateDirError(path: string, err: unknown): UnderstudyError {
     cause: err,
     details: { path },
   });
+}
+
+/**
+ * Whether a local process runs (not a zombie). For clients that find a control process's pid in the
+ * data directory.
+ */
+export function isLocalProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  return processState(pid) !== 'Z';
 }

@@ -12,5 +12,5 @@ export type {
 } from './state-store.js';
 export { SqliteStateStore, STORE_DB_FILE } from './sqlite-state-store.js';
 export type { SqliteStateStoreOptions } from './sqlite-state-store.js';
-export { acquireDataDirLock, DATA_DIR_LOCK_FILE } from './data-dir-lock.js';
+export { acquireDataDirLock, isLocalProcessAlive, DATA_DIR_LOCK_FILE } from './data-dir-lock.js';
 export type { DataDirLockOwner, ReleaseDataDirLock } from './data-dir-lock.js';

@@ -26,7 +26,7 @@ async function startHot(consistency: 'write-through' | 'async' = 'write-through'
 }
 
 /** Starts `up` with a kv service whose echo is as given, and waits until `running` instances run. */
-async function startKv(echo: string, running: number): Promise<{ api: ApiClient; base: string; dataDir: string }> {
+async function startKv(echo: string, running: number): Promise<{ api: ApiClient; base: string; dataDir: string; file: string }> {
   const tag = randomUUID();
   const file = join(work, `${tag}.yaml`);
   writeFileSync(
@@ -47,7 +47,7 @@ async function startKv(echo: string, running: number): Promise<{ api: ApiClient;
   const api = ApiClient.fromDataDir(dataDir);
   await waitFor(async () => (await kvService(api)).instances.filter((i) => i.phase === 'running').length === running, 15_000, up.output);
   const base = `http://${(await kvService(api)).dataPlane?.address}`;
-  return { api, base, dataDir };
+  return { api, base, dataDir, file };
 }
 
 async function kvService(api: ApiClient): Promise<ServiceView> {
@@ -195,6 +195,37 @@ describe('failover of a hot, write-through echo (real processes)', { timeout: 12
     expect(after.id).not.toBe(before.id);
     expect(isAlive(before.pid)).toBe(true); // the old primary stays, as an echo
     expect(await missingAcked(base, result.acked)).toEqual([]);
+  });
+});
+
+describe('a restart of the control process itself', { timeout: 120_000 }, () => {
+  it('adopts the running instances instead of restarting them, and loses nothing acknowledged', async () => {
+    const { api, base, dataDir, file } = await startKv('{ count: 1, mode: hot }', 2);
+    const stop = new AbortController();
+    const load = kvLoad(base, { rate: 100, writeShare: 0.3, signal: stop.signal });
+    await new Promise((r) => setTimeout(r, 800));
+    stop.abort();
+    const result = await load;
+    const before = (await kvService(api)).instances.map((i) => `${i.id}:${i.role}:${i.pid}`).sort();
+    const old = current;
+    old?.up.child.kill('SIGKILL');
+    await old?.up.exited;
+    // The instances survive their control process.
+    for (const i of before) expect(isAlive(Number(i.split(':')[2]))).toBe(true);
+    const up = await startUp(file, dataDir);
+    if (old) current = { up, tag: old.tag };
+    const again = ApiClient.fromDataDir(dataDir);
+    await waitFor(async () => (await kvService(again)).instances.filter((i) => i.phase === 'running').length === 2, 15_000, up.output);
+    expect((await kvService(again)).instances.map((i) => `${i.id}:${i.role}:${i.pid}`).sort()).toEqual(before);
+    const events = await again.events({ service: 'kv', limit: 1000 });
+    expect(events.filter((e) => e.kind === 'adopt').map((e) => e.instance).sort()).toEqual(before.map((b) => b.split(':')[0]).sort());
+    const newBase = `http://${(await kvService(again)).dataPlane?.address}`;
+    expect(await missingAcked(newBase, result.acked)).toEqual([]);
+    // And it still fails over afterwards.
+    const primary = await primaryOf(again);
+    process.kill(primary.pid, 'SIGKILL');
+    await waitFor(async () => (await primaryOf(again).catch(() => primary)).id !== primary.id, 10_000);
+    expect(await missingAcked(newBase, result.acked)).toEqual([]);
   });
 });
 

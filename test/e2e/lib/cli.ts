@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /** Repository root. */
@@ -44,7 +44,14 @@ export async function startUp(file: string, dataDir: string, extraEnv: Record<st
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   let done = false;
   void exited.then(() => (done = true));
-  await waitFor(() => done || existsSync(`${dataDir}/api.json`), 20_000, () => `up did not start: ${out}`);
+  const ours = (): boolean => {
+    try {
+      return (JSON.parse(readFileSync(`${dataDir}/api.json`, 'utf8')) as { pid: number }).pid === child.pid;
+    } catch {
+      return false;
+    }
+  };
+  await waitFor(() => done || ours(), 20_000, () => `up did not start: ${out}`);
   return { child, output: () => out, exited };
 }
 
