@@ -1,34 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Pool, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { ErrorCode, isUnderstudyError } from '../errors/index.js';
-import type { BackendResource, BackendSet, BackendState } from './backend-set.js';
+import type { BackendSet, BackendState } from './backend-set.js';
 import type { HoldOutcome, InterceptDecision, RouterRequest } from './intercept.js';
 import type { Mirror } from './mirror.js';
+import type { PoolResource } from './pool-resource.js';
 import type { MutationGate } from './mutation-gate.js';
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './proxy-headers.js';
 import type { ResolvedRouterOptions } from './router-options.js';
-
-/** Connections to one HTTP backend: an undici keep-alive pool. */
-export class PoolResource implements BackendResource {
-  readonly pool: Pool;
-  constructor(target: { host: string; port: number }, opts: ResolvedRouterOptions) {
-    this.pool = new Pool(`http://${target.host}:${target.port}`, {
-      connections: opts.connectionsPerBackend,
-      connectTimeout: opts.connectTimeoutMs,
-      headersTimeout: opts.headersTimeoutMs,
-      bodyTimeout: opts.bodyTimeoutMs,
-      keepAliveTimeout: 4000,
-    });
-    // Connection errors reach the requests that needed the connection; nothing else to do here.
-    this.pool.on('connectionError', () => undefined);
-  }
-  close(): Promise<void> {
-    return this.pool.close();
-  }
-  destroy(): void {
-    void this.pool.destroy().catch(() => undefined);
-  }
-}
 
 /** Why a request failed, as counted in {@link HttpStats.errors}. */
 export type HttpErrorKind =
@@ -46,6 +25,10 @@ export interface HttpStats {
   /** Requests answered 503 by the router. */
   unavailable: number;
   intercepted: number;
+  /** Requests proxied on the raw-socket fast path (plain GET/HEAD). */
+  fastPath: number;
+  /** Client connections handed from the fast path to the full node:http path. */
+  handedOff: number;
   errors: Record<HttpErrorKind, number>;
 }
 
@@ -583,6 +566,8 @@ export function newHttpStats(): HttpStats {
     redispatched: 0,
     unavailable: 0,
     intercepted: 0,
+    fastPath: 0,
+    handedOff: 0,
     errors: {
       connect: 0,
       reset: 0,

@@ -85,6 +85,11 @@ export interface RouterOptions {
   mirrorTimeoutMs?: number;
   /** Random source for sampling (tests pass a seeded one). @default Math.random */
   random?: () => number;
+  /**
+   * HTTP mode: proxy plain GET/HEAD requests on raw sockets (about 3x less CPU per request) and hand
+   * every other request's connection to the full node:http path. @default true
+   */
+  fastPath?: boolean;
 }
 
 /** {@link RouterOptions} with defaults applied. */
@@ -118,6 +123,7 @@ export interface ResolvedRouterOptions {
   maxMirrorInFlight: number;
   mirrorTimeoutMs: number;
   random: () => number;
+  fastPath: boolean;
 }
 
 function bad(field: string, why: string): UnderstudyError {
@@ -188,5 +194,6 @@ export function resolveRouterOptions(o: RouterOptions): ResolvedRouterOptions {
     maxMirrorInFlight: nonNegative('maxMirrorInFlight', o.maxMirrorInFlight, 64),
     mirrorTimeoutMs: nonNegative('mirrorTimeoutMs', o.mirrorTimeoutMs, 5000),
     random: o.random ?? Math.random,
+    fastPath: o.fastPath ?? true,
   };
 }

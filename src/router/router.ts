@@ -8,13 +8,9 @@ import {
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import { BackendSet, type BackendStats, type FencingStats } from './backend-set.js';
-import {
-  handleHttpRequest,
-  newHttpStats,
-  PoolResource,
-  type HttpProxyContext,
-  type HttpStats,
-} from './http-proxy.js';
+import { handleFastConnection, type FastHttpContext } from './fast-http.js';
+import { PoolResource } from './pool-resource.js';
+import { handleHttpRequest, newHttpStats, type HttpProxyContext, type HttpStats } from './http-proxy.js';
 import { Mirror, type MirrorStats } from './mirror.js';
 import { MutationGate, type PauseStats } from './mutation-gate.js';
 import {
@@ -130,7 +126,22 @@ export class Router {
       );
       server.headersTimeout = 60_000;
       server.requestTimeout = 0;
-      this.#server = server;
+      if (opts.fastPath) {
+        // The public listener is the raw fast path; the node:http server only receives handed-off connections.
+        const fast: FastHttpContext = {
+          opts,
+          set,
+          stats: ctx.stats,
+          mirror: this.#mirror,
+          handoff: (socket, pending) => {
+            server.emit('connection', socket);
+            if (pending.length > 0) socket.emit('data', pending);
+          },
+        };
+        this.#server = createTcpServer({ noDelay: true }, (socket) => handleFastConnection(fast, socket));
+      } else {
+        this.#server = server;
+      }
     } else {
       const set = new BackendSet<SocketsResource>(() => new SocketsResource(), setOpts, opts.epoch);
       this.#set = set;

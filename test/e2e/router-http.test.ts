@@ -1,6 +1,6 @@
 import { connect } from 'node:net';
 import { Readable } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Router, type RouterOptions } from '../../src/router/index.js';
 import { client, deadPort, httpBackend, sleep, type TestBackend } from './fixtures/router/backends.js';
 
@@ -15,8 +15,9 @@ async function backend(...args: Parameters<typeof httpBackend>): Promise<TestBac
   return b;
 }
 
+let fastPath = true;
 async function router(opts: Omit<RouterOptions, 'service'> & { service?: string }): Promise<Router> {
-  const r = await Router.create({ service: 'svc', ...opts });
+  const r = await Router.create({ service: 'svc', fastPath, ...opts });
   cleanups.push(() => r.close());
   return r;
 }
@@ -40,7 +41,14 @@ function rawHttp(port: number, lines: string[]): Promise<string> {
 
 const at = (b: TestBackend, epoch = 0) => ({ id: b.id, host: '127.0.0.1', port: b.port, epoch });
 
-describe('Router in HTTP mode', () => {
+describe.each([
+  ['raw-socket fast path', true],
+  ['node:http path only', false],
+])('Router in HTTP mode (%s)', (_name, fast) => {
+  beforeEach(() => {
+    fastPath = fast;
+  });
+
   it('forwards GET and PUT with their bodies and sets X-Forwarded headers while stripping hop-by-hop headers', async () => {
     const a = await backend('a');
     const r = await router({ backends: [at(a)] });
@@ -72,6 +80,8 @@ describe('Router in HTTP mode', () => {
     expect(g?.headers['x-drop-me']).toBeUndefined();
     expect(p?.body).toBe('hello world');
     expect(r.stats().http?.requests).toBe(2);
+    // A Connection header naming other headers, and a body, are for the full path.
+    expect(r.stats().http?.fastPath).toBe(0);
   });
 
   it('answers HEAD and 204 without a body and passes 304 through', async () => {
@@ -145,6 +155,8 @@ describe('Router in HTTP mode', () => {
     r.switchTo(at(b));
     for (let i = 0; i < 5; i++) expect((await send(`${r.url}/2`)).headers['x-backend']).toBe('b');
     expect(r.backends).toEqual(['b']);
+    // Plain GETs take the raw-socket fast path when it is on.
+    expect(r.stats().http?.fastPath).toBe(fast ? 6 : 0);
   });
 
   it('retries an idempotent request once on the new backend when the old one dies mid-request', async () => {
@@ -418,7 +430,7 @@ describe('Router in HTTP mode', () => {
 
   it('closes idempotently and stops accepting connections', async () => {
     const a = await backend('a');
-    const r = await Router.create({ service: 'svc', backends: [at(a)] });
+    const r = await Router.create({ service: 'svc', fastPath, backends: [at(a)] });
     const send = http();
     expect((await send(`${r.url}/x`)).status).toBe(200);
     await Promise.all([r.close(), r.close()]);
