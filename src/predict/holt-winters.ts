@@ -7,11 +7,11 @@ export interface HoltWintersOptions {
   period?: number;
   /** Fit a damping factor φ ∈ [0.8, 0.98] for the trend; false fixes φ = 1. @default true */
   damped?: boolean;
-  /** Values used for each fit (the most recent). @default max(4 × period, 400) */
+  /** Values used for each fit (the most recent). @default max(3 × period, 400) */
   fitWindow?: number;
-  /** Refit after this many new values. @default max(period, 480) */
+  /** Refit after this many new values (each fit starts from the previous parameters). @default max(2 × period, 960) */
   refitEvery?: number;
-  /** Objective evaluations per fit. @default 120 */
+  /** Objective evaluations per fit. @default 80 */
   maxEvaluations?: number;
 }
 
@@ -50,9 +50,9 @@ export class HoltWintersModel implements PointModel {
     const p = Math.floor(options.period ?? 0);
     this.period = p > 1 ? p : 0;
     this.#damped = options.damped ?? true;
-    this.#fitWindow = Math.floor(options.fitWindow ?? Math.max(4 * this.period, 400));
-    this.#refitEvery = Math.floor(options.refitEvery ?? Math.max(this.period, 480));
-    this.#maxEval = options.maxEvaluations ?? 120;
+    this.#fitWindow = Math.floor(options.fitWindow ?? Math.max(3 * this.period, 400));
+    this.#refitEvery = Math.floor(options.refitEvery ?? Math.max(2 * this.period, 960));
+    this.#maxEval = options.maxEvaluations ?? 80;
     this.#season = new Float32Array(Math.max(1, this.period));
     this.name = this.period > 0 ? `holt-winters-${this.period}` : 'holt-damped';
   }

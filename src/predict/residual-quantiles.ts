@@ -7,7 +7,8 @@
  */
 export class ResidualQuantiles {
   readonly horizons: readonly number[];
-  readonly #pending: Float32Array[];
+  readonly #pending: Float32Array;
+  readonly #offset: Int32Array;
   readonly #errors: Float32Array[];
   readonly #sorted: Float32Array[];
   readonly #stale: Int32Array;
@@ -36,9 +37,16 @@ export class ResidualQuantiles {
     }
     this.horizons = hs;
     const w = Math.max(1, Math.floor(window));
-    this.#pending = hs.map((h) => new Float32Array(h).fill(Number.NaN));
-    this.#errors = hs.map(() => new Float32Array(w > 1 ? w : 0));
-    this.#sorted = hs.map(() => new Float32Array(0));
+    // One pending buffer for all buckets (bucket b at offset Σ_{k<b} h_k): fewer small objects.
+    this.#offset = new Int32Array(hs.length);
+    let total = 0;
+    hs.forEach((h, b) => {
+      this.#offset[b] = total;
+      total += h;
+    });
+    this.#pending = new Float32Array(total).fill(Number.NaN);
+    this.#errors = w > 1 ? hs.map(() => new Float32Array(w)) : [];
+    this.#sorted = w > 1 ? hs.map(() => EMPTY) : [];
     this.#stale = new Int32Array(hs.length);
     this.#count = new Int32Array(hs.length);
     this.#head = new Int32Array(hs.length);
@@ -54,7 +62,7 @@ export class ResidualQuantiles {
   resolve(x: number): void {
     const hs = this.horizons;
     for (let b = 0; b < hs.length; b++) {
-      const p = this.#pending[b]![this.#t % hs[b]!]!;
+      const p = this.#pending[this.#offset[b]! + (this.#t % hs[b]!)]!;
       if (Number.isNaN(p)) continue;
       const err = x - p;
       const total = this.#total[b]!;
@@ -62,8 +70,8 @@ export class ResidualQuantiles {
       const m = this.#mse[b]!;
       this.#mse[b] = m + a * (err * err - m);
       this.#total[b] = total + 1;
-      const e = this.#errors[b]!;
-      if (e.length === 0) continue;
+      const e = this.#errors[b];
+      if (e === undefined) continue;
       if (this.#calibrate) this.#calibrateStep(b, err);
       e[this.#head[b]!] = err;
       this.#head[b] = (this.#head[b]! + 1) % e.length;
@@ -77,7 +85,7 @@ export class ResidualQuantiles {
     const hs = this.horizons;
     for (let b = 0; b < hs.length; b++) {
       const p = predict(hs[b]!);
-      this.#pending[b]![this.#t % hs[b]!] = Number.isFinite(p) ? p : Number.NaN;
+      this.#pending[this.#offset[b]! + (this.#t % hs[b]!)] = Number.isFinite(p) ? p : Number.NaN;
     }
     this.#t++;
   }
@@ -145,6 +153,8 @@ export class ResidualQuantiles {
     return [quantileSorted(s, pLo) * k, quantileSorted(s, pHi) * k];
   }
 }
+
+const EMPTY = new Float32Array(0);
 
 const BUCKET_OF = Int8Array.from({ length: 1025 }, (_, h) => (h < 1 ? 0 : Math.round(Math.log2(h))));
 
