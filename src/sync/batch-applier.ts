@@ -2,6 +2,7 @@ import { constants as fsc, type Stats } from 'node:fs';
 import { copyFile, lstat, mkdir, open, readdir, readlink, rename, rm, symlink, chmod, utimes, writeFile, readFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
+import { execFile } from 'node:child_process';
 import { UnderstudyError, ErrorCode } from '../errors/index.js';
 import { ContentHasher, CONTENT_HASH_BYTES, hashFile } from './content-hash.js';
 import type { BatchOp } from './messages.js';
@@ -83,6 +84,13 @@ async function hashPatched(base: FileHandle, baseSize: number, patch: readonly {
     h.update(chunk);
   }
   return h.digest();
+}
+
+/** Flushes the whole filesystem holding `path` with syncfs(2) via coreutils `sync -f`; false if unavailable. */
+async function syncFilesystem(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    execFile('sync', ['-f', path], (err) => resolve(!err));
+  });
 }
 
 /** fsyncs many paths, 16 at a time; `lenient` ignores paths that vanished. */
@@ -499,7 +507,10 @@ export class BatchApplier {
       // One concurrent round (the filesystem groups the flushes): this batch's staged content and
       // the previous batch's effects must be durable before this journal record exists.
       const content = staged.steps.filter((st) => st.k === 'place' || st.k === 'patch').map((st) => join(dir, (st as { staged: string }).staged));
-      await Promise.all([fsyncAll(content), fsyncAll([...this.#deferred], true)]);
+      // Many files: one syncfs(2) (`sync -f`) beats thousands of fsyncs; else fsync each.
+      if (content.length + this.#deferred.size <= 64 || !(await syncFilesystem(this.metaDir))) {
+        await Promise.all([fsyncAll(content), fsyncAll([...this.#deferred], true)]);
+      }
       this.#deferred.clear();
     }
     const fh = await open(join(this.metaDir, SLOTS[staged.seq % 2] as string), 'w');

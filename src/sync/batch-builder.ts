@@ -17,6 +17,8 @@ export interface BuildContext {
   readonly rankOf: (path: string) => number;
   /** Told about every directory seen, so the watcher can watch it. */
   readonly onDir?: (path: string) => void;
+  /** Told about every directory found deleted, so the watcher can drop its watches. */
+  readonly onDirGone?: (path: string) => void;
   /** Paths never replicated (relative). */
   readonly ignore?: (path: string) => boolean;
 }
@@ -75,6 +77,7 @@ export async function buildBatch(ctx: BuildContext, dirty: Map<string, boolean>,
     const old = p === '' ? ({ type: 'dir', mode: 0 } as const) : view.get(p);
     if (cur === null || cur === 'special') {
       if (p !== '' && old) deletes.push(p);
+      if (old?.type === 'dir') ctx.onDirGone?.(p);
       return;
     }
     if (cur.type === 'dir') {

@@ -51,6 +51,16 @@ export class ChangeWatcher {
     }
   }
 
+  /** Stops watching a directory and everything under it (it was deleted or replaced). */
+  removeTree(rel: string): void {
+    for (const [r, w] of this.#watchers) {
+      if (r === rel || (rel === '' ? true : r.startsWith(rel + '/'))) {
+        w.close();
+        this.#watchers.delete(r);
+      }
+    }
+  }
+
   /** Stops watching directories for which `keep` returns false (deleted ones). */
   prune(keep: (rel: string) => boolean): void {
     for (const [rel, w] of this.#watchers) {

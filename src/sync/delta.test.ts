@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { randomBytes } from 'node:crypto';
 import { applyDelta, computeDelta } from './delta.js';
 import { computeSignature, emptySignature } from './signature.js';
+import { strongHash, wholeHash } from './strong-hash.js';
 
 type Edit =
   | { kind: 'insert'; at: number; data: Uint8Array }
@@ -88,6 +89,22 @@ describe('delta engine', () => {
     const delta = computeDelta(computeSignature(base), next);
     expect(delta.literalBytes).toBeLessThan(2 * 1024);
     expect(applyDelta(base, delta.ops).equals(next)).toBe(true);
+  });
+
+  it('hashes large buffers in pieces to the same value as in one call', () => {
+    const big = randomBytes(3 * 1024 * 1024 + 17);
+    expect(wholeHash(big)).toBe(strongHash(big));
+  });
+
+  it('detects a pure append with one hash and signs only the tail', () => {
+    const base = randomBytes(4 * 1024 * 1024 + 100);
+    const next = Buffer.concat([base, randomBytes(5000)]);
+    const delta = computeDelta(computeSignature(base), next);
+    expect(delta.ops).toEqual([{ kind: 'copy', offset: 0, length: base.length }, { kind: 'literal', data: next.subarray(base.length) }]);
+    const fresh = computeSignature(next);
+    expect(delta.signature.weak).toEqual(fresh.weak);
+    expect(delta.signature.strong).toEqual(fresh.strong);
+    expect(delta.signature.whole).toBe(fresh.whole);
   });
 
   it('sends a new file as a single literal', () => {

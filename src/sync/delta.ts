@@ -1,5 +1,5 @@
 import { blockCount, chooseBlockSize, weakChecksum, type FileSignature } from './signature.js';
-import { strongHash } from './strong-hash.js';
+import { strongHash, wholeHash } from './strong-hash.js';
 
 /** One instruction of a delta: copy a range of the base file, or insert literal bytes. */
 export type DeltaOp = { readonly kind: 'copy'; readonly offset: number; readonly length: number } | { readonly kind: 'literal'; readonly data: Uint8Array };
@@ -22,6 +22,8 @@ export interface Delta {
  * that is no larger.
  */
 export function computeDelta(base: FileSignature, data: Uint8Array): Delta {
+  const appended = appendDelta(base, data);
+  if (appended) return appended;
   const n = data.length;
   const B = base.blockSize;
   const nb = blockCount(base.length, B);
@@ -147,11 +149,37 @@ export function computeDelta(base: FileSignature, data: Uint8Array): Delta {
       strong[k] = strongHash(data.subarray(s, e));
     }
   }
-  const signature: FileSignature = { blockSize: newB, length: n, weak, strong };
+  const signature: FileSignature = { blockSize: newB, length: n, weak, strong, whole: wholeHash(data) };
   if (literalBytes >= n && ops.length > 1) {
     return { ops: n > 0 ? [{ kind: 'literal', data }] : [], literalBytes: n, signature };
   }
   return { ops, literalBytes, signature };
+}
+
+/**
+ * Append detection: when the new content starts with exactly the old content (one hash over the old
+ * length), the delta is a single copy plus the new tail, and only the tail's blocks are signed.
+ */
+function appendDelta(base: FileSignature, data: Uint8Array): Delta | undefined {
+  const n = data.length;
+  if (base.length === 0 || n < base.length || chooseBlockSize(n) !== base.blockSize) return undefined;
+  if (wholeHash(data.subarray(0, base.length)) !== base.whole) return undefined;
+  const B = base.blockSize;
+  const ops: DeltaOp[] = [{ kind: 'copy', offset: 0, length: base.length }];
+  if (n > base.length) ops.push({ kind: 'literal', data: data.subarray(base.length) });
+  const keep = Math.floor(base.length / B); // full old blocks stay as they are
+  const nb = blockCount(n, B);
+  const weak = new Uint32Array(nb);
+  const strong = new BigUint64Array(nb);
+  weak.set(base.weak.subarray(0, keep));
+  strong.set(base.strong.subarray(0, keep));
+  for (let k = keep; k < nb; k++) {
+    const s = k * B;
+    const e = Math.min(s + B, n);
+    weak[k] = weakChecksum(data, s, e);
+    strong[k] = strongHash(data.subarray(s, e));
+  }
+  return { ops, literalBytes: n - base.length, signature: { blockSize: B, length: n, weak, strong, whole: wholeHash(data) } };
 }
 
 /** Applies `ops` to `base`, returning the new content (in memory; the echo streams instead). */

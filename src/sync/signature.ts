@@ -1,4 +1,4 @@
-import { strongHash } from './strong-hash.js';
+import { strongHash, wholeHash } from './strong-hash.js';
 
 /**
  * Block signature of one version of a file: a rolling weak checksum and a 64-bit strong hash per
@@ -13,6 +13,8 @@ export interface FileSignature {
   readonly weak: Uint32Array;
   /** Strong 64-bit hash per block. */
   readonly strong: BigUint64Array;
+  /** 64-bit xxHash of the whole content: one comparison detects a pure append. */
+  readonly whole: bigint;
 }
 
 /** Smallest block size, used up to {@link MAX_BLOCKS} blocks per file. */
@@ -60,10 +62,10 @@ export function computeSignature(data: Uint8Array, blockSize = chooseBlockSize(d
     weak[i] = weakChecksum(data, s, e);
     strong[i] = strongHash(data.subarray(s, e));
   }
-  return { blockSize, length: data.length, weak, strong };
+  return { blockSize, length: data.length, weak, strong, whole: wholeHash(data) };
 }
 
 /** An empty signature (for a file the echo does not have). */
 export function emptySignature(): FileSignature {
-  return { blockSize: MIN_BLOCK, length: 0, weak: new Uint32Array(0), strong: new BigUint64Array(0) };
+  return { blockSize: MIN_BLOCK, length: 0, weak: new Uint32Array(0), strong: new BigUint64Array(0), whole: strongHash(new Uint8Array(0)) };
 }

@@ -9,3 +9,11 @@ const hasher = await xxhash();
 export function strongHash(data: Uint8Array): bigint {
   return hasher.h64Raw(data);
 }
+
+/** {@link strongHash} of a large buffer, fed in 1 MiB pieces so WebAssembly memory stays small. */
+export function wholeHash(data: Uint8Array): bigint {
+  if (data.length <= 1 << 20) return hasher.h64Raw(data);
+  const h = hasher.create64();
+  for (let i = 0; i < data.length; i += 1 << 20) h.update(data.subarray(i, i + (1 << 20)));
+  return h.digest();
+}

@@ -109,7 +109,14 @@ export class SyncSource extends EventEmitter {
       s = new EchoStream(
         echo,
         this.#opts,
-        { root: this.#opts.dir, pool: this.#pool, rankOf: this.#rank, onDir: (p) => this.#watcher.addDir(p), ignore: this.#ignore },
+        {
+          root: this.#opts.dir,
+          pool: this.#pool,
+          rankOf: this.#rank,
+          onDir: (p) => this.#watcher.addDir(p),
+          onDirGone: (p) => this.#watcher.removeTree(p),
+          ignore: this.#ignore,
+        },
         (event, value) => {
           if (event === 'error' && this.listenerCount('error') === 0) return;
           this.emit(event, value);
@@ -158,11 +165,14 @@ export class SyncSource extends EventEmitter {
             for (const e of part.entries) manifest.push(e);
             if (part.last) {
               phase = 'run';
-              void this.#initialBytes(manifest).then((total) => {
-                if (conn.closed) return;
-                s.loadManifest(manifest, total);
-                s.attach(conn, 0);
-              });
+              this.#initialBytes(manifest).then(
+                (total) => {
+                  if (conn.closed) return;
+                  s.loadManifest(manifest, total);
+                  s.attach(conn, 0);
+                },
+                (err: unknown) => conn.close(err as Error),
+              );
             }
             return;
           }
