@@ -169,6 +169,12 @@ export const routingSchema = z.strictObject({
   port: portName.optional(),
   /** `http` (reverse proxy) or `tcp` (plain stream). @default http */
   protocol: z.enum(['http', 'tcp']).default('http'),
+  /**
+   * An external HAProxy to keep pointed at the current primary through its Runtime API (no reload):
+   * `socket` is a unix socket path or `host:port` with `level admin`; `server` of `backend` is re-pointed
+   * at the primary's address on every promotion.
+   */
+  haproxy: z.strictObject({ socket: z.string().min(1), backend: z.string().min(1), server: z.string().min(1) }).optional(),
 });
 
 export const scalingSchema = z
@@ -244,12 +250,21 @@ export const apiSchema = z.strictObject({
   listen: listenAddress.default('127.0.0.1:0'),
 });
 
+export const dnsSchema = z.strictObject({
+  /** UDP and TCP address of the authoritative answer for `<service>.<zone>.`. */
+  listen: listenAddress,
+  /** @default understudy */
+  zone: z.string().regex(/^[a-z0-9-]+(\.[a-z0-9-]+)*$/, 'expected a DNS zone such as understudy').default('understudy'),
+});
+
 export const fileSchema = z.strictObject({
   /** Spec format version. @default 1 */
   version: z.literal(1).default(1),
   /** Data directory (store, logs, state), relative to the spec file. @default the CLI's --data-dir */
   dataDir: z.string().optional(),
   api: apiSchema.prefault({}),
+  /** Answer DNS queries for `<service>.understudy.` with the current primary's address (TTL 1 s). @default off */
+  dns: dnsSchema.optional(),
   services: z.array(serviceSchema).min(1, 'expected at least one service'),
 });
 

@@ -7,6 +7,7 @@ import type { StateStore } from '../store/index.js';
 import { ServiceFileSync, type EchoFileSyncView } from '../agent/index.js';
 import { verifyTrees } from '../sync/index.js';
 import { DecisionLog } from './decision-log.js';
+import { ExternalRouting } from './external-routing.js';
 import { Failover, type FailoverCause, type FailoverHost, type FailoverRecord } from './failover.js';
 import { buildLaunch, limitsFor, stateDirOf, type LaunchContext } from './instance-launch.js';
 import { waitReady, watchInstance } from './instance-watch.js';
@@ -62,6 +63,7 @@ export class ControlPlane {
   readonly #watchAborts = new Map<string, AbortController>();
   readonly #planes = new Map<string, ServiceDataPlane>();
   readonly #fileSyncs = new Map<string, ServiceFileSync>();
+  #external: ExternalRouting | undefined;
   /** Last sampled CPU utilisation (0..1 of its limit) of each service's primary: drives eager sync. */
   readonly #utilisation = new Map<string, number>();
   #sampler: NodeJS.Timeout | undefined;
@@ -108,6 +110,7 @@ export class ControlPlane {
   async start(): Promise<void> {
     this.#loopDelay.enable();
     this.#unsubscribeExit = this.#options.runtime.onExit((handle, exit) => this.#onExit(handle, exit));
+    this.#external = await ExternalRouting.create(this.#options.spec.spec);
     for (const spec of this.specs) {
       await this.#options.store.put(`services/${spec.name}`, JSON.stringify(spec));
       if (Object.keys(spec.ports).length > 0) {
@@ -124,6 +127,7 @@ export class ControlPlane {
               inputs: {},
               outcome: 'recorded',
             }),
+          onPrimary: (rec, port) => this.#routeExternally(spec, rec, port),
         });
         this.#planes.set(spec.name, plane);
       }
@@ -216,6 +220,29 @@ export class ControlPlane {
       await this.#stopInstance(rec, 'stopped');
       await this.failover.provisionEcho(rec, decision);
     }
+  }
+
+  #routeExternally(spec: ServiceSpec, rec: InstanceRecord, port: number): void {
+    const external = this.#external;
+    if (!external || (!external.dns && !spec.routing.haproxy)) return;
+    const decision = this.decisions.record({
+      kind: 'route',
+      service: spec.name,
+      instance: rec.id,
+      what: `point DNS and load balancers at ${rec.id}`,
+      why: `${rec.id} is the primary`,
+      inputs: { host: '127.0.0.1', port },
+      outcome: 'pending',
+    });
+    external
+      .setPrimary(spec, '127.0.0.1', port)
+      .then((done) => this.decisions.settle(decision, `ok: ${done.join('; ')}`))
+      .catch((err: unknown) => this.decisions.settle(decision, `failed: ${(err as Error).message}`));
+  }
+
+  /** The DNS server answering for the services, when the spec asks for one. */
+  get dnsAddress(): { host: string; port: number } | undefined {
+    return this.#external?.dns?.address;
   }
 
   async #sampleUtilisation(): Promise<void> {
@@ -656,6 +683,7 @@ export class ControlPlane {
     if (this.#sampler) clearInterval(this.#sampler);
     await Promise.all([...this.#planes.values()].map((p) => p.close()));
     await Promise.all([...this.#fileSyncs.values()].map((f) => f.close()));
+    await this.#external?.close();
     const grace = Math.max(...this.specs.map((s) => s.stopGrace), 0);
     await this.#options.runtime.close({ graceMs: grace });
     for (const rec of this.#records.values()) {

@@ -10,6 +10,8 @@ export interface ServiceDataPlaneOptions {
   epoch: number;
   /** An echo left or rejoined the synchronous set. */
   onEchoSyncChange?: (instanceId: string, inSync: boolean, reason: string) => void;
+  /** Traffic now goes to this primary (for DNS and external load balancers). */
+  onPrimary?: (rec: InstanceRecord, port: number) => void;
 }
 
 /** What status shows of a service's data plane. */
@@ -32,6 +34,7 @@ export class ServiceDataPlane {
     readonly router: Router,
     readonly replication: ServiceReplication | undefined,
     private readonly spec: ServiceSpec,
+    private readonly onPrimary: ((rec: InstanceRecord, port: number) => void) | undefined,
   ) {}
 
   static async create(options: ServiceDataPlaneOptions): Promise<ServiceDataPlane> {
@@ -64,7 +67,7 @@ export class ServiceDataPlane {
       ...(hooks ? { interceptor: hooks.interceptor, afterResponse: hooks.afterResponse } : {}),
     });
     ref.router = router;
-    return new ServiceDataPlane(router, replication, spec);
+    return new ServiceDataPlane(router, replication, spec, options.onPrimary);
   }
 
   /** Port of an instance that traffic goes to. */
@@ -75,7 +78,9 @@ export class ServiceDataPlane {
 
   /** Sends all traffic to `rec`, fencing every backend of an older epoch first. */
   setPrimary(rec: InstanceRecord, epoch: number): void {
-    this.router.switchTo({ id: rec.id, host: '127.0.0.1', port: this.portOf(rec), epoch });
+    const port = this.portOf(rec);
+    this.router.switchTo({ id: rec.id, host: '127.0.0.1', port, epoch });
+    this.onPrimary?.(rec, port);
   }
 
   /** Stops routing to any primary (requests wait briefly, then 503). */
