@@ -48,10 +48,10 @@ describe('echo crash during apply', () => {
       let echo = await startEcho(b, source.port);
       await converge(a, b, source);
       const pre = await buildManifest(b);
-      // One large batch: a directory of 40 x 1 MiB files renamed into the tree, plus an in-place edit.
+      // One large batch: a directory of 24 x 1 MiB files renamed into the tree.
       const staging = join(base, `incoming-${i}`);
       await mkdir(staging);
-      for (let i = 0; i < 40; i++) await writeFile(join(staging, `f${i}.bin`), randomBytes(1 << 20));
+      for (let i = 0; i < 24; i++) await writeFile(join(staging, `f${i}.bin`), randomBytes(1 << 20));
       await rename(staging, join(a, `batch-${i}`));
       const post = await buildManifest(a);
       // Kill the echo while it stages the batch, or right after its journal record is written.

@@ -32,9 +32,9 @@ async function setup(opts: Partial<SyncSourceOptions>) {
 async function storm(a: string): Promise<void> {
   for (let d = 0; d < 20; d++) await mkdir(join(a, `d${d}`, 'deep'), { recursive: true });
   const writes: Promise<void>[] = [];
-  for (let i = 0; i < 2000; i++) writes.push(writeFile(join(a, `d${i % 20}`, i % 3 === 0 ? 'deep' : '', `f${i}`), randomBytes(64 + (i % 512))));
+  for (let i = 0; i < 1500; i++) writes.push(writeFile(join(a, `d${i % 20}`, i % 3 === 0 ? 'deep' : '', `f${i}`), randomBytes(64 + (i % 512))));
   await Promise.all(writes);
-  for (let i = 0; i < 2000; i += 7) await unlink(join(a, `d${i % 20}`, i % 3 === 0 ? 'deep' : '', `f${i}`));
+  for (let i = 0; i < 1500; i += 7) await unlink(join(a, `d${i % 20}`, i % 3 === 0 ? 'deep' : '', `f${i}`));
   for (let d = 0; d < 5; d++) await rename(join(a, `d${d}`), join(a, `moved${d}`));
 }
 
