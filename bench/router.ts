@@ -225,6 +225,11 @@ const procs = {
   ]),
   // For information: HAProxy held to one thread, like the single-threaded built-in router.
   haproxyHttp1T: await startHaproxy('http', backendPort, 1),
+  // For information: the built-in router with its raw-socket fast path off (node:http + undici only).
+  routerHttpNodeHttp: await startNode(join(import.meta.dirname, 'lib', 'router-process.ts'), [
+    'http-nodehttp',
+    String(backendPort),
+  ]),
 };
 type Target = keyof typeof procs;
 const targets = Object.fromEntries(Object.entries(procs).map(([k, v]) => [k, v.port])) as Record<
@@ -246,6 +251,7 @@ const runs: Record<Target, WrkResult[]> = {
   haproxyTcp: [],
   routerTcp: [],
   haproxyHttp1T: [],
+  routerHttpNodeHttp: [],
 };
 for (let round = 0; round < ROUNDS; round++) {
   // Rotate the order each round so drift in machine load does not favour one target.
@@ -301,12 +307,12 @@ process.stdout.write(
   `\nrouter bench: wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION_S}s, ${ROUNDS} interleaved round(s), medians; node ${process.version}\n`,
 );
 process.stdout.write(
-  `${'target'.padEnd(12)}${pad('req/s', 10)}${pad('p50 ms', 9)}${pad('p99 ms', 9)}${pad('errors', 8)}${pad('vs direct', 11)}${pad('cpu µs/req', 12)}\n`,
+  `${'target'.padEnd(20)}${pad('req/s', 10)}${pad('p50 ms', 9)}${pad('p99 ms', 9)}${pad('errors', 8)}${pad('vs direct', 11)}${pad('cpu µs/req', 12)}\n`,
 );
 for (const n of names) {
   const s = summary[n];
   process.stdout.write(
-    `${n.padEnd(12)}${pad(s.rps, 10)}${pad(s.p50Ms.toFixed(2), 9)}${pad(s.p99Ms.toFixed(2), 9)}${pad(s.errors, 8)}${pad((s.rps / summary.direct.rps).toFixed(2), 11)}${pad(s.cpuUsPerReq.toFixed(1), 12)}\n`,
+    `${n.padEnd(20)}${pad(s.rps, 10)}${pad(s.p50Ms.toFixed(2), 9)}${pad(s.p99Ms.toFixed(2), 9)}${pad(s.errors, 8)}${pad((s.rps / summary.direct.rps).toFixed(2), 11)}${pad(s.cpuUsPerReq.toFixed(1), 12)}\n`,
   );
 }
 const ratioVsHaproxy = round2(summary.routerHttp.rps / summary.haproxyHttp.rps);

@@ -9,6 +9,7 @@ import type { BackendSet, BackendState } from './backend-set.js';
 import { ChunkedScanner } from './chunked-scanner.js';
 import { errorBody, type HttpStats } from './http-proxy.js';
 import type { PoolResource } from './pool-resource.js';
+import type { RawOwner } from './raw-pool.js';
 import type { Mirror } from './mirror.js';
 import type { ResolvedRouterOptions } from './router-options.js';
 
@@ -25,6 +26,9 @@ export interface FastHttpContext {
 const MAX_HEAD = 16 * 1024;
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const TARGET = /^[\x21-\x7e]+$/;
+/** Bytes of pipelined requests buffered while one is in flight before the client is paused. */
+const MAX_PIPELINED = 64 * 1024;
 const EMPTY = Buffer.alloc(0);
 
 /** What the fast path learned from a request head it can handle. */
@@ -40,16 +44,21 @@ interface FastRequest {
 }
 
 /** Parses a request head; `undefined` when the fast path should not handle it. */
-function parseRequest(head: string, clientIp: string, mirror: boolean): FastRequest | undefined {
+function parseRequest(
+  head: string,
+  clientIp: string,
+  mirror: boolean,
+  mutating: ReadonlySet<string>,
+): FastRequest | undefined {
   const lines = head.split('\r\n');
   const first = lines[0] as string;
   const sp1 = first.indexOf(' ');
   const sp2 = first.lastIndexOf(' ');
   if (sp1 <= 0 || sp2 <= sp1 || first.slice(sp2 + 1) !== 'HTTP/1.1') return undefined;
   const method = first.slice(0, sp1);
-  if (method !== 'GET' && method !== 'HEAD') return undefined;
+  if ((method !== 'GET' && method !== 'HEAD') || mutating.has(method)) return undefined;
   const target = first.slice(sp1 + 1, sp2);
-  if (target === '' || target.includes(' ') || (target[0] !== '/' && target !== '*')) return undefined;
+  if (target[0] !== '/' || !TARGET.test(target)) return undefined;
   let out = `${method} ${target} HTTP/1.1\r\n`;
   let xff = '';
   let host = '';
@@ -113,7 +122,7 @@ export function handleFastConnection(ctx: FastHttpContext, c: Socket): void {
   new FastConnection(ctx, c).start();
 }
 
-class FastConnection {
+class FastConnection implements RawOwner {
   #buf: Buffer = EMPTY;
   #busy = false;
   #gone = false;
@@ -122,6 +131,13 @@ class FastConnection {
   // The exchange in progress.
   #req: FastRequest | undefined;
   #up: Socket | undefined;
+  #backend: BackendState<PoolResource> | undefined;
+  #head: Buffer | undefined;
+  #headDone = false;
+  #mode: 'length' | 'chunked' | 'close' | 'none' = 'none';
+  #left = 0;
+  #reusable = true;
+  #scanner: ChunkedScanner | undefined;
   #attemptStart = 0;
   #retried = false;
   #deadline = 0;
@@ -152,7 +168,9 @@ class FastConnection {
   #data(d: Buffer): void {
     this.#buf = this.#buf.length === 0 ? d : Buffer.concat([this.#buf, d]);
     if (!this.#busy) this.#next();
+    else if (this.#buf.length > MAX_PIPELINED) this.c.pause();
   }
+
 
   #next(): void {
     if (this.#gone || this.#handedOff) return;
@@ -167,6 +185,7 @@ class FastConnection {
       buf.toString('latin1', 0, end),
       this.c.remoteAddress ?? '',
       this.ctx.mirror.active,
+      this.ctx.opts.mutatingMethods,
     );
     if (req === undefined) {
       this.#handOff();
@@ -228,7 +247,7 @@ class FastConnection {
     b.inFlight++;
     b.requests++;
     this.#attemptStart = performance.now();
-    b.resource.raw.acquire((err, s) => {
+    b.resource.raw.acquire(this, (err, s) => {
       if (err || !s) {
         b.inFlight--;
         b.errors++;
@@ -251,152 +270,151 @@ class FastConnection {
         b.resource.raw.release(s, true);
         return this.#finish();
       }
-      this.#exchange(b, s);
+      this.#backend = b;
+      this.#up = s;
+      this.#head = undefined;
+      this.#headDone = false;
+      this.#mode = 'none';
+      this.#left = 0;
+      this.#reusable = true;
+      this.#scanner = undefined;
+      s.write((this.#req as FastRequest).head, 'latin1');
     });
   }
 
-  #exchange(b: BackendState<PoolResource>, u: Socket): void {
-    this.#up = u;
-    const req = this.#req as FastRequest;
-    const c = this.c;
-    const isHead = req.method === 'HEAD';
-    let head: Buffer | undefined;
-    let headDone = false;
-    let mode: 'length' | 'chunked' | 'close' | 'none' = 'none';
-    let left = 0;
-    let reusable = true;
-    let scanner: ChunkedScanner | undefined;
-    let settled = false;
-    const opts = this.ctx.opts;
-    if (opts.headersTimeoutMs > 0) u.setTimeout(opts.headersTimeoutMs);
+  // RawOwner: events of the upstream socket this connection's exchange holds.
 
-    const cleanup = (): void => {
-      u.off('data', onData);
-      u.off('end', onEnd);
-      u.off('close', onEnd);
-      u.off('error', onError);
-      u.off('timeout', onTimeout);
-      u.setTimeout(0);
-    };
-    const complete = (): void => {
-      if (settled) return;
-      settled = true;
-      cleanup();
-      b.inFlight--;
-      b.latency.record(performance.now() - this.#attemptStart);
-      this.#up = undefined;
-      b.resource.raw.release(u, reusable && mode !== 'close');
-      if (mode === 'close') this.#closeAfter = true;
-      this.#finish();
-    };
-    const fail = (why: 'reset' | 'timeout'): void => {
-      if (settled) return;
-      settled = true;
-      cleanup();
-      b.inFlight--;
-      b.errors++;
-      this.#up = undefined;
-      b.resource.raw.release(u, false);
-      if (this.#gone) return this.#finish();
-      const stats = this.ctx.stats;
-      if (this.#sentToClient) {
-        stats.errors.midResponse++;
-        c.destroy();
-        return this.#finish();
-      }
-      stats.errors[why]++;
-      if (why === 'reset' && !this.#retried && opts.retryIdempotent) {
-        this.#retried = true;
-        stats.retries++;
-        this.#dispatch(b);
+  /** @internal */
+  onUpstreamData(d: Buffer): void {
+    if (this.#headDone) {
+      this.#body(d, 0);
+      return;
+    }
+    let head = this.#head === undefined ? d : Buffer.concat([this.#head, d]);
+    for (;;) {
+      const end = head.indexOf(CRLFCRLF);
+      if (end < 0) {
+        if (head.length > MAX_HEAD) this.#fail('reset');
+        else this.#head = head;
         return;
       }
-      this.#reply503(
-        `backend ${b.id} of service ${opts.service} failed before answering (${why}); the request was not retried`,
-      );
-    };
-    const body = (buf: Buffer, from: number): void => {
-      // Forwards body bytes from `from`; completes when the message ends.
-      if (mode === 'length') {
-        const avail = buf.length - from;
-        if (avail > left) reusable = false; // extra bytes after the body: do not trust the connection
-        const take = Math.min(avail, left);
-        left -= take;
-        if (take > 0)
-          this.#write(from === 0 && take === buf.length ? buf : buf.subarray(from, from + take), u);
-        if (left === 0) complete();
-      } else if (mode === 'chunked') {
-        const sc = scanner as ChunkedScanner;
-        const endAt = sc.scan(buf, from);
-        if (sc.error) {
-          fail('reset');
-          return;
-        }
-        const stop = endAt < 0 ? buf.length : endAt;
-        if (stop > from) this.#write(from === 0 && stop === buf.length ? buf : buf.subarray(from, stop), u);
-        if (endAt >= 0) {
-          if (endAt < buf.length) reusable = false;
-          complete();
-        }
-      } else if (buf.length > from) {
-        this.#write(buf.subarray(from), u);
-      }
-    };
-    const onData = (d: Buffer): void => {
-      if (headDone) {
-        body(d, 0);
+      const isHead = (this.#req as FastRequest).method === 'HEAD';
+      const parsed = parseResponseHead(head.toString('latin1', 0, end), isHead, this.#closeAfter);
+      if (parsed === undefined) {
+        this.#fail('reset');
         return;
       }
-      head = head === undefined ? d : Buffer.concat([head, d]);
-      for (;;) {
-        const end = head.indexOf(CRLFCRLF);
-        if (end < 0) {
-          if (head.length > MAX_HEAD) fail('reset');
-          return;
-        }
-        const parsed = parseResponseHead(head.toString('latin1', 0, end), isHead, this.#closeAfter);
-        if (parsed === undefined) {
-          fail('reset');
-          return;
-        }
-        if (parsed.informational) {
-          head = head.subarray(end + 4);
-          continue;
-        }
-        headDone = true;
-        mode = parsed.mode;
-        left = parsed.length;
-        reusable = !parsed.close;
-        if (mode === 'chunked') scanner = new ChunkedScanner();
-        if (opts.bodyTimeoutMs > 0) u.setTimeout(opts.bodyTimeoutMs);
-        else u.setTimeout(0);
-        this.#sentToClient = true;
-        this.#write(Buffer.from(parsed.head, 'latin1'), u);
-        const rest = head;
-        head = undefined;
-        if (mode === 'none') {
-          if (rest.length > end + 4) reusable = false;
-          complete();
-        } else body(rest, end + 4);
-        return;
+      if (parsed.informational) {
+        head = head.subarray(end + 4);
+        continue;
       }
-    };
-    const onEnd = (): void => {
-      if (headDone && mode === 'close') complete();
-      else fail('reset');
-    };
-    const onError = (): void => fail('reset');
-    const onTimeout = (): void => fail('timeout');
-    u.on('data', onData);
-    u.once('end', onEnd);
-    u.once('close', onEnd);
-    u.on('error', onError);
-    u.on('timeout', onTimeout);
-    u.write(req.head, 'latin1');
+      this.#head = undefined;
+      this.#headDone = true;
+      this.#mode = parsed.mode;
+      this.#left = parsed.length;
+      this.#reusable = !parsed.close;
+      if (parsed.mode === 'chunked') this.#scanner = new ChunkedScanner();
+      this.#sentToClient = true;
+      const c = this.c;
+      // Head and first body bytes leave in one write.
+      c.cork();
+      c.write(parsed.head, 'latin1');
+      if (parsed.mode === 'none') {
+        if (head.length > end + 4) this.#reusable = false;
+        c.uncork();
+        this.#complete();
+      } else {
+        this.#body(head, end + 4);
+        c.uncork();
+      }
+      return;
+    }
   }
 
-  #write(chunk: Buffer, u: Socket): void {
+  /** @internal */
+  onUpstreamEnd(): void {
+    if (this.#up === undefined) return;
+    if (this.#headDone && this.#mode === 'close') this.#complete();
+    else this.#fail('reset');
+  }
+
+  /** @internal */
+  onUpstreamTimeout(): void {
+    this.#fail('timeout');
+  }
+
+  /** Forwards body bytes of `buf` from `from`; completes the exchange when the message ends. */
+  #body(buf: Buffer, from: number): void {
+    if (this.#mode === 'length') {
+      const avail = buf.length - from;
+      if (avail > this.#left) this.#reusable = false; // bytes after the body: do not trust the connection
+      const take = Math.min(avail, this.#left);
+      this.#left -= take;
+      if (take > 0) this.#write(from === 0 && take === buf.length ? buf : buf.subarray(from, from + take));
+      if (this.#left === 0) this.#complete();
+    } else if (this.#mode === 'chunked') {
+      const sc = this.#scanner as ChunkedScanner;
+      const endAt = sc.scan(buf, from);
+      if (sc.error) {
+        this.#fail('reset');
+        return;
+      }
+      const stop = endAt < 0 ? buf.length : endAt;
+      if (stop > from) this.#write(from === 0 && stop === buf.length ? buf : buf.subarray(from, stop));
+      if (endAt >= 0) {
+        if (endAt < buf.length) this.#reusable = false;
+        this.#complete();
+      }
+    } else if (buf.length > from) {
+      this.#write(from === 0 ? buf : buf.subarray(from));
+    }
+  }
+
+  #complete(): void {
+    const b = this.#backend as BackendState<PoolResource>;
+    const u = this.#up as Socket;
+    this.#up = undefined;
+    this.#backend = undefined;
+    b.inFlight--;
+    b.latency.record(performance.now() - this.#attemptStart);
+    const close = this.#mode === 'close';
+    b.resource.raw.release(u, this.#reusable && !close);
+    if (close) this.#closeAfter = true;
+    this.#finish();
+  }
+
+  #fail(why: 'reset' | 'timeout'): void {
+    const b = this.#backend;
+    const u = this.#up;
+    if (b === undefined || u === undefined) return;
+    this.#up = undefined;
+    this.#backend = undefined;
+    b.inFlight--;
+    b.errors++;
+    b.resource.raw.release(u, false);
+    if (this.#gone) return this.#finish();
+    const stats = this.ctx.stats;
+    if (this.#sentToClient) {
+      stats.errors.midResponse++;
+      this.c.destroy();
+      return this.#finish();
+    }
+    stats.errors[why]++;
+    if (why === 'reset' && !this.#retried && this.ctx.opts.retryIdempotent) {
+      this.#retried = true;
+      stats.retries++;
+      this.#dispatch(b);
+      return;
+    }
+    this.#reply503(
+      `backend ${b.id} of service ${this.ctx.opts.service} failed before answering (${why}); the request was not retried`,
+    );
+  }
+
+  #write(chunk: Buffer): void {
     if (!this.c.write(chunk)) {
+      const u = this.#up;
+      if (u === undefined) return;
       u.pause();
       this.c.once('drain', () => u.resume());
     }
@@ -423,6 +441,7 @@ class FastConnection {
       this.c.end();
       return;
     }
+    if (this.c.isPaused()) this.c.resume();
     this.#next();
   }
 

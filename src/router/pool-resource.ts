@@ -8,7 +8,7 @@ export class PoolResource implements BackendResource {
   readonly pool: Pool;
   readonly raw: RawPool;
   constructor(target: { host: string; port: number }, opts: ResolvedRouterOptions) {
-    this.raw = new RawPool(target.host, target.port, opts.connectTimeoutMs, 4000);
+    this.raw = new RawPool(target.host, target.port, opts.connectTimeoutMs, opts.headersTimeoutMs);
     this.pool = new Pool(`http://${target.host}:${target.port}`, {
       connections: opts.connectionsPerBackend,
       connectTimeout: opts.connectTimeoutMs,

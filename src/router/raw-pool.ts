@@ -1,39 +1,55 @@
 import { connect, type Socket } from 'node:net';
 
+/** The exchange currently using an upstream socket; receives the socket's events. */
+export interface RawOwner {
+  onUpstreamData(d: Buffer): void;
+  /** The backend closed or reset the connection. */
+  onUpstreamEnd(): void;
+  /** No activity for the pool's timeout while this owner waited. */
+  onUpstreamTimeout(): void;
+}
+
+const kOwner = Symbol('owner');
+type OwnedSocket = Socket & { [kOwner]?: RawOwner | undefined };
+
 /**
- * Keep-alive TCP connections to one HTTP backend for the fast path: idle sockets are reused, busy ones
- * are tracked so the backend can drain (close) or be cut (destroy).
+ * Keep-alive TCP connections to one HTTP backend for the fast path. Each socket has its listeners for
+ * life and forwards events to its current owner, so an exchange costs no listener or timer churn.
+ * Busy sockets are tracked so the backend can drain (close) or be cut (destroy).
  */
 export class RawPool {
-  readonly #idle: Socket[] = [];
-  readonly #busy = new Set<Socket>();
+  readonly #idle: OwnedSocket[] = [];
+  readonly #busy = new Set<OwnedSocket>();
   #closed = false;
   #drained: (() => void) | undefined;
 
+  /** `timeoutMs`: inactivity limit of a busy socket (the response timeout) and of an idle one. */
   constructor(
     private readonly host: string,
     private readonly port: number,
     private readonly connectTimeoutMs: number,
-    private readonly idleTimeoutMs: number,
+    private readonly timeoutMs: number,
   ) {}
 
-  /** Calls back with a connected socket (reused when one is idle), or with the connect error. */
-  acquire(cb: (err: NodeJS.ErrnoException | undefined, s: Socket | undefined) => void): void {
+  /** Calls back with a connected socket now owned by `owner` (reused when one is idle), or with the connect error. */
+  acquire(
+    owner: RawOwner,
+    cb: (err: NodeJS.ErrnoException | undefined, s: Socket | undefined) => void,
+  ): void {
     if (this.#closed) {
       cb(Object.assign(new Error('backend pool closed'), { code: 'UND_ERR_CLOSED' }), undefined);
       return;
     }
     while (this.#idle.length > 0) {
-      const s = this.#idle.pop() as Socket;
+      const s = this.#idle.pop() as OwnedSocket;
       if (s.destroyed || !s.writable) continue;
-      s.setTimeout(0);
-      s.removeListener('timeout', onIdleTimeout);
-      s.resume();
+      s[kOwner] = owner;
       this.#busy.add(s);
+      if (s.isPaused()) s.resume();
       cb(undefined, s);
       return;
     }
-    const s = connect({ host: this.host, port: this.port, noDelay: true });
+    const s: OwnedSocket = connect({ host: this.host, port: this.port, noDelay: true });
     let settled = false;
     const timer = setTimeout(() => {
       if (settled) return;
@@ -50,9 +66,9 @@ export class RawPool {
         cb(Object.assign(new Error('backend pool closed'), { code: 'UND_ERR_CLOSED' }), undefined);
         return;
       }
-      s.on('error', noop);
+      this.#wire(s);
+      s[kOwner] = owner;
       this.#busy.add(s);
-      s.once('close', () => this.#forget(s));
       cb(undefined, s);
     });
     s.once('error', (err: NodeJS.ErrnoException) => {
@@ -63,20 +79,40 @@ export class RawPool {
     });
   }
 
+  #wire(s: OwnedSocket): void {
+    if (this.timeoutMs > 0) s.setTimeout(this.timeoutMs);
+    s.on('data', (d: Buffer) => {
+      const o = s[kOwner];
+      if (o) o.onUpstreamData(d);
+      else s.destroy(); // bytes nobody asked for: the connection cannot be trusted
+    });
+    const ended = (): void => {
+      const o = s[kOwner];
+      s[kOwner] = undefined;
+      this.#forget(s);
+      o?.onUpstreamEnd();
+    };
+    s.on('end', () => s.destroy());
+    s.on('close', ended);
+    s.on('error', () => s.destroy());
+    s.on('timeout', () => {
+      const o = s[kOwner];
+      if (o) o.onUpstreamTimeout();
+      else s.destroy();
+    });
+  }
+
   /** Returns a socket after a complete exchange; `reusable` false destroys it. */
   release(s: Socket, reusable: boolean): void {
-    this.#busy.delete(s);
-    if (!reusable || this.#closed || s.destroyed) {
-      s.destroy();
-    } else {
-      s.setTimeout(this.idleTimeoutMs);
-      s.on('timeout', onIdleTimeout);
-      this.#idle.push(s);
-    }
+    const o = s as OwnedSocket;
+    o[kOwner] = undefined;
+    this.#busy.delete(o);
+    if (!reusable || this.#closed || o.destroyed) o.destroy();
+    else this.#idle.push(o);
     this.#checkDrained();
   }
 
-  #forget(s: Socket): void {
+  #forget(s: OwnedSocket): void {
     this.#busy.delete(s);
     const i = this.#idle.indexOf(s);
     if (i >= 0) this.#idle.splice(i, 1);
@@ -101,18 +137,11 @@ export class RawPool {
     });
   }
 
-  /** Cuts every connection now. */
+  /** Cuts every connection now (their owners see the connection end). */
   destroy(): void {
     this.#closed = true;
     for (const s of this.#idle.splice(0)) s.destroy();
-    for (const s of this.#busy) s.destroy();
-    this.#busy.clear();
+    for (const s of [...this.#busy]) s.destroy();
     this.#checkDrained();
   }
-}
-
-function noop(): void {}
-
-function onIdleTimeout(this: Socket): void {
-  this.destroy();
 }

@@ -136,9 +136,12 @@ export class Router {
           handoff: (socket, pending) => {
             server.emit('connection', socket);
             if (pending.length > 0) socket.emit('data', pending);
+            socket.resume();
           },
         };
-        this.#server = createTcpServer({ noDelay: true }, (socket) => handleFastConnection(fast, socket));
+        this.#server = createTcpServer({ noDelay: true }, (socket) =>
+          handleFastConnection(fast, socket),
+        );
       } else {
         this.#server = server;
       }

@@ -384,6 +384,21 @@ describe.each([
     expect(st.backends[0]?.inFlight).toBe(0);
   });
 
+  it('answers pipelined requests in order and honours Connection: close on the last', async () => {
+    const a = await backend('a');
+    const r = await router({ backends: [at(a)] });
+    const raw = await rawHttp(r.address.port, [
+      'GET /p1 HTTP/1.1',
+      'Host: x',
+      '',
+      'GET /p2 HTTP/1.1',
+      'Host: x',
+      'Connection: close',
+    ]);
+    expect(raw.indexOf('a GET /p1 0')).toBeGreaterThan(0);
+    expect(raw.indexOf('a GET /p2 0')).toBeGreaterThan(raw.indexOf('a GET /p1 0'));
+  });
+
   it('answers Expect: 100-continue and forwards the body', async () => {
     const a = await backend('a');
     const r = await router({ backends: [at(a)] });
