@@ -141,8 +141,8 @@ export function handleTcpConnection(ctx: TcpProxyContext, client: Socket): void 
       b.requests++;
       b.resource.add(up);
       b.latency.record(performance.now() - started);
-      client.pipe(up);
-      up.pipe(client);
+      forward(client, up);
+      forward(up, client);
     });
     up.on('error', () => {
       clearTimeout(timer);
@@ -164,6 +164,20 @@ export function handleTcpConnection(ctx: TcpProxyContext, client: Socket): void 
   };
 
   tryConnect(undefined);
+}
+
+/** Copies bytes from one socket to the other with backpressure, and passes on a half-close (like pipe, with less machinery). */
+function forward(from: Socket, to: Socket): void {
+  const resume = (): void => {
+    from.resume();
+  };
+  from.on('data', (d: Buffer) => {
+    if (!to.write(d)) {
+      from.pause();
+      to.once('drain', resume);
+    }
+  });
+  from.on('end', () => to.end());
 }
 
 /** Fresh zeroed TCP counters. */
