@@ -58,6 +58,9 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     const control = await ControlPlane.create({ spec, dataDir, store, runtime });
     cleanups.push(() => control.close());
     if (options.onDecision) cleanups.push(control.decisions.subscribe(options.onDecision));
+    // The API (and its api.json) appears once the control plane has adopted survivors and started the
+    // instances: a client never sees records of a previous run as if they were current.
+    await control.start();
     const api = await ApiServer.start({
       control,
       dataDir,
@@ -66,7 +69,6 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
       status: () => ({ runtime: runtime.name, limits: runtime.limitsSupport(), specFile: spec.file }),
     });
     cleanups.push(() => api.close());
-    await control.start();
     let closing: Promise<void> | undefined;
     return {
       spec,

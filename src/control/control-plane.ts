@@ -201,7 +201,8 @@ export class ControlPlane {
         if (rec.phase !== 'standby') this.#watch(spec, rec);
         continue;
       }
-      const same = primary ? (await verifyTrees(primary.stateDir, rec.stateDir).catch(() => [{}])).length === 0 : false;
+      const differences = primary ? await verifyTrees(primary.stateDir, rec.stateDir).catch((err: unknown) => [{ path: '', kind: String(err) }]) : [{ path: '', kind: 'no primary' }];
+      const same = differences.length === 0;
       if (same) {
         rec.phase = 'starting';
         this.#watch(spec, rec);
@@ -214,7 +215,7 @@ export class ControlPlane {
         instance: rec.id,
         what: `rebuild echo ${rec.id} from a snapshot of the primary`,
         why: "its state differs from the primary's and the mutation log of the earlier control process is gone",
-        inputs: {},
+        inputs: { differences: differences.slice(0, 10) },
         outcome: 'pending',
       });
       await this.#stopInstance(rec, 'stopped');

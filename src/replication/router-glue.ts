@@ -41,7 +41,8 @@ export function replicationHooks(repl: ServiceReplication, epoch: () => number):
     const entry: InFlight = { ticket, requestId, settled: false };
     inFlight.set(req.id, entry);
     return {
-      headers: { [REPLAY_HEADERS.requestId]: requestId, [REPLAY_HEADERS.epoch]: String(epoch()) },
+      // Only add what the client did not send (the router appends extra headers to the client's).
+      headers: { ...(requestId === given ? {} : { [REPLAY_HEADERS.requestId]: requestId }), [REPLAY_HEADERS.epoch]: String(epoch()) },
       holdResponse: async (info): Promise<HoldOutcome> => {
         if (entry.settled) return { release: true };
         entry.settled = true;
