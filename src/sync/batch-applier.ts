@@ -62,7 +62,7 @@ export interface StagedBatch {
 }
 
 /** Hashes `base` with `patch` ranges laid over it, truncated or extended to `size`. */
-async function hashPatched(base: FileHandle, baseSize: number, patch: readonly { off: number; data: Buffer }[], size: number, buf: Buffer): Promise<string> {
+async function hashPatched(base: FileHandle, baseSize: number, patch: readonly { off: number; data: Buffer }[], size: number, buf: Buffer): Promise<ContentHasher> {
   const h = new ContentHasher();
   let ri = 0;
   for (let p = 0; p < size; p += buf.length) {
@@ -83,7 +83,7 @@ async function hashPatched(base: FileHandle, baseSize: number, patch: readonly {
     }
     h.update(chunk);
   }
-  return h.digest();
+  return h;
 }
 
 /** Flushes the whole filesystem holding `path` with syncfs(2) via coreutils `sync -f`; false if unavailable. */
@@ -184,6 +184,10 @@ export class BatchApplier {
     for (const name of await readdir(dir)) await rm(join(dir, name), { recursive: true, force: true });
   }
 
+  /** Hash state at the end of recently appended files (by path), so the next append hashes only its tail. */
+  readonly #hashes = new Map<string, { size: number; ino: number; mtimeMs: number; state: ContentHasher }>();
+  readonly #pendingHashes = new Map<string, ContentHasher>();
+
   /** Paths whose fsync is deferred until the next commit (their batch's journal covers them until then). */
   readonly #deferred = new Set<string>();
 
@@ -213,6 +217,7 @@ export class BatchApplier {
     const dir = this.#stagingDir(seq);
     await rm(dir, { recursive: true, force: true });
     await mkdir(dir, { recursive: true });
+    this.#pendingHashes.clear();
     try {
       const steps = await this.#plan(ops);
       let files = 0;
@@ -463,7 +468,20 @@ export class BatchApplier {
           let actual: string;
           let step: JournalStep;
           if (patch && base) {
-            actual = await hashPatched(base, baseSize, patch, pos, buf);
+            const bst = await base.stat();
+            const cached = this.#hashes.get(o.path);
+            const tail = patch.length > 0 && (patch[0] as { off: number }).off === baseSize && patch.reduce((e, r) => (r.off === e ? e + r.data.length : -1), baseSize) === pos;
+            let extended: ContentHasher | undefined;
+            if (cached && tail && cached.size === baseSize && cached.ino === bst.ino && cached.mtimeMs === bst.mtimeMs) {
+              // Pure append to a file whose hash state we kept: hash only the tail.
+              extended = cached.state.fork();
+              for (const r of patch) extended.update(r.data);
+              actual = extended.fork().digest();
+            } else {
+              extended = await hashPatched(base, baseSize, patch, pos, buf);
+              actual = extended.fork().digest();
+            }
+            this.#pendingHashes.set(o.path, extended);
             const w = new ByteWriter(patchBytes + patch.length * 16 + 16).varint(patch.length);
             for (const r of patch) w.varint(r.off).lbytes(r.data);
             await writeFile(stagedPath, w.finish());
@@ -607,6 +625,14 @@ export class BatchApplier {
             await fh.truncate(s.size);
             await fh.chmod(s.mode);
             if (s.mtimeMs > 0) await fh.utimes(new Date(s.mtimeMs), new Date(s.mtimeMs));
+            const state = this.#pendingHashes.get(s.path);
+            this.#pendingHashes.delete(s.path);
+            if (state) {
+              const st = await fh.stat();
+              this.#hashes.delete(s.path);
+              this.#hashes.set(s.path, { size: st.size, ino: st.ino, mtimeMs: st.mtimeMs, state });
+              if (this.#hashes.size > 1024) this.#hashes.delete(this.#hashes.keys().next().value as string);
+            }
           } finally {
             await fh.close();
           }

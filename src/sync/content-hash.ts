@@ -11,9 +11,16 @@ export function contentHash(data: Uint8Array): string {
 
 /** Incremental {@link contentHash}. */
 export class ContentHasher {
-  readonly #hash: Hash = createHash('sha256');
+  readonly #hash: Hash;
+  constructor(from?: Hash) {
+    this.#hash = from ?? createHash('sha256');
+  }
   update(data: Uint8Array): void {
     this.#hash.update(data);
+  }
+  /** An independent hasher continuing from the current state (to extend a file's hash later). */
+  fork(): ContentHasher {
+    return new ContentHasher(this.#hash.copy());
   }
   digest(): string {
     return this.#hash.digest().subarray(0, CONTENT_HASH_BYTES).toString('hex');

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { ByteWriter } from './byte-codec.js';
-import { contentHash } from './content-hash.js';
+import { ContentHasher, contentHash } from './content-hash.js';
 import { computeDelta } from './delta.js';
 import { encodeCopy, encodeLiteralHeader } from './file-stream.js';
 import { computeSignature, type FileSignature } from './signature.js';
@@ -39,7 +39,8 @@ export function encodeRecords(ops: ReturnType<typeof computeDelta>['ops'], sizeH
  * big files. With `deferSignature`, a whole file's signature is left out (null) for the caller to
  * compute after the content is on its way.
  */
-export function diffContent(data: Buffer, base: FileSignature | null, deferSignature = false): Omit<ContentResult, 'signature'> & { signature: FileSignature | null } {
+export function diffContent(data: Buffer, base: FileSignature | null, deferSignature = false, cache?: HashCache): Omit<ContentResult, 'signature'> & { signature: FileSignature | null } {
+  if (cache && base !== null && base.length > 0) return diffWithCache(data, base, cache);
   const hash = contentHash(data);
   if (base === null || base.length === 0) {
     const w = new ByteWriter(16);
@@ -48,6 +49,31 @@ export function diffContent(data: Buffer, base: FileSignature | null, deferSigna
   }
   const d = computeDelta(base, data);
   return { hash, size: data.length, records: [encodeRecords(d.ops, d.literalBytes)], literalBytes: d.literalBytes, signature: d.signature };
+}
+
+/**
+ * SHA-256 state at the end of one file's content as last sent, keyed by the content's whole xxHash:
+ * a pure append then hashes only its tail.
+ */
+export interface HashCache {
+  entry?: { length: number; whole: bigint; state: ContentHasher };
+}
+
+function diffWithCache(data: Buffer, base: FileSignature, cache: HashCache): Omit<ContentResult, 'signature'> & { signature: FileSignature } {
+  const d = computeDelta(base, data);
+  const first = d.ops[0];
+  const e = cache.entry;
+  const append = first?.kind === 'copy' && first.offset === 0 && first.length === base.length && d.ops.length <= 2 && data.length >= base.length;
+  let state: ContentHasher;
+  if (append && e && e.length === base.length && e.whole === base.whole) {
+    state = e.state.fork();
+    state.update(data.subarray(base.length));
+  } else {
+    state = new ContentHasher();
+    state.update(data);
+  }
+  cache.entry = { length: data.length, whole: d.signature.whole, state: state.fork() };
+  return { hash: state.digest(), size: data.length, records: [encodeRecords(d.ops, d.literalBytes)], literalBytes: d.literalBytes, signature: d.signature };
 }
 
 /** Reads `path` and runs {@link diffContent} (inline: signature included). */

@@ -2,7 +2,7 @@
 // posted first and its signature (the slow part) follows in a second message.
 import { readFile } from 'node:fs/promises';
 import { parentPort } from 'node:worker_threads';
-import { diffContent } from './content-job.js';
+import { diffContent, type HashCache } from './content-job.js';
 import { computeSignature, type FileSignature } from './signature.js';
 
 interface Job {
@@ -11,11 +11,20 @@ interface Job {
   base: FileSignature | null;
 }
 
+/** Per-path hash state of big files, for append-only changes (see HashCache). */
+const caches = new Map<string, HashCache>();
+
 parentPort?.on('message', (job: Job) => {
   readFile(job.path).then(
     (data) => {
       const defer = job.base === null && data.length >= 1 << 20;
-      const r = diffContent(data, job.base, defer);
+      let cache = caches.get(job.path);
+      if (!cache) {
+        cache = {};
+        caches.set(job.path, cache);
+        if (caches.size > 1024) caches.delete(caches.keys().next().value as string);
+      }
+      const r = diffContent(data, job.base, defer, cache);
       parentPort?.postMessage({ id: job.id, ok: true, result: r });
       if (defer) parentPort?.postMessage({ id: job.id, sig: computeSignature(data) });
     },

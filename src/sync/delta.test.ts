@@ -4,6 +4,9 @@ import { randomBytes } from 'node:crypto';
 import { applyDelta, computeDelta } from './delta.js';
 import { computeSignature, emptySignature } from './signature.js';
 import { strongHash, wholeHash } from './strong-hash.js';
+import { diffContent, type HashCache } from './content-job.js';
+import { contentHash } from './content-hash.js';
+import type { FileSignature } from './signature.js';
 
 type Edit =
   | { kind: 'insert'; at: number; data: Uint8Array }
@@ -105,6 +108,20 @@ describe('delta engine', () => {
     expect(delta.signature.weak).toEqual(fresh.weak);
     expect(delta.signature.strong).toEqual(fresh.strong);
     expect(delta.signature.whole).toBe(fresh.whole);
+  });
+
+  it('keeps the content hash right across appends and rewrites when hashing only the tail', () => {
+    const cache: HashCache = {};
+    let content = randomBytes(2 << 20);
+    let sig = computeSignature(content);
+    for (const step of ['append', 'append', 'rewrite', 'append', 'truncate', 'append']) {
+      const next =
+        step === 'append' ? Buffer.concat([content, randomBytes(4096)]) : step === 'truncate' ? content.subarray(0, content.length - 100) : Buffer.concat([randomBytes(10), content.subarray(10)]);
+      const r = diffContent(next, sig, false, cache);
+      expect(r.hash).toBe(contentHash(next));
+      sig = r.signature as FileSignature;
+      content = next;
+    }
   });
 
   it('sends a new file as a single literal', () => {

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { mkdtemp, mkdir, writeFile, rm, rename, symlink, chmod, appendFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, writeFile, rm, rename, symlink, chmod, appendFile, open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -90,6 +90,23 @@ describe('sync over loopback', () => {
     await writeFile(join(a, 'after.txt'), 'again');
     await converge(a, b);
     expect(source2.stats()[0]?.wireBytes ?? Infinity).toBeLessThan(50_000);
+  });
+
+  it('keeps a growing log identical through many appends and an in-place rewrite', async () => {
+    const { a, b, source } = await setup();
+    await writeFile(join(a, 'wal.log'), randomBytes(1_500_000));
+    await converge(a, b);
+    for (let i = 0; i < 30; i++) {
+      await appendFile(join(a, 'wal.log'), randomBytes(4096));
+      if (i === 15) {
+        const fh = await open(join(a, 'wal.log'), 'r+');
+        await fh.write(randomBytes(100), 0, 100, 1000);
+        await fh.close();
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await converge(a, b);
+    expect(source.stats()[0]?.errors).toBe(0);
   });
 
   it('sends a renamed directory as copies, not content', async () => {
