@@ -18,6 +18,9 @@ export async function runStatus(options: StatusOptions): Promise<number> {
       process.stdout.write(JSON.stringify({ controlPlane: status, services }, null, 2) + '\n');
     } else {
       printStatusTable(services);
+      const status = await client.status();
+      const limits = status.limits as { supported: boolean; mechanism?: string; reason?: string } | undefined;
+      if (limits) process.stdout.write(limits.supported ? `resource limits: ${limits.mechanism}\n` : `resource limits unsupported: ${limits.reason}\n`);
     }
     return ExitCode.Ok;
   } catch (err) {
@@ -47,4 +50,22 @@ export function printStatusTable(services: ServiceView[]): void {
     }
   }
   process.stdout.write(table(['SERVICE', 'INSTANCE', 'ROLE', 'PHASE', 'PID', 'PORTS', 'HEALTH', 'UPTIME', 'RESTARTS', 'EPOCH', 'STATE DIR'], rows));
+  for (const svc of services) {
+    const parts: string[] = [];
+    if (svc.dataPlane) parts.push(`address ${svc.dataPlane.address} → ${svc.dataPlane.serving.join(', ') || '(no primary)'}`);
+    for (const e of svc.dataPlane?.replication?.echoes ?? []) {
+      parts.push(`echo ${e.instanceId} ${e.inSync ? 'in sync' : 'LAGGING'}: ${e.pending} mutation(s) behind, ${e.lagMs} ms`);
+    }
+    for (const f of svc.fileSync ?? []) {
+      const initial = f.initialSync ? `, initial copy ${Math.round((100 * f.initialSync.doneBytes) / Math.max(1, f.initialSync.totalBytes))} %` : '';
+      parts.push(`files → ${f.echo}: lag ${f.lagSeconds.toFixed(2)} s / ${f.lagBytes} B, ${Math.round(f.changeRateBytesPerSec)} B/s changing, ${f.wireBytes} B on the wire${initial}`);
+    }
+    const last = svc.lastFailover;
+    if (last) {
+      parts.push(
+        `last ${last.kind} ${last.from} → ${last.to} (epoch ${last.epoch}, ${last.cause}): detected in ${last.detectionMs ?? '?'} ms, serving after ${last.promotionMs} ms${last.atRisk.length ? `, ${last.atRisk.length} at risk` : ''}; ${last.restoredAt ? `redundant again after ${last.restoredAt - last.at} ms` : 'DEGRADED: no echo in sync yet'}`,
+      );
+    }
+    if (parts.length) process.stdout.write(`${svc.name}: ${parts.join('\n  ')}\n`);
+  }
 }
