@@ -38,9 +38,14 @@ export class ContentPool {
     try {
       const w = new Worker(workerUrl());
       w.unref();
-      w.on('message', (m: { id: number; ok?: boolean; sig?: FileSignature; result?: Omit<ContentResult, 'records' | 'signature'> & { records: Uint8Array[]; signature: FileSignature | null }; error?: { message: string; code?: string } }) => {
+      w.on('message', (m: { id: number; ok?: boolean; sig?: FileSignature; sigLost?: boolean; result?: Omit<ContentResult, 'records' | 'signature'> & { records: Uint8Array[]; signature: FileSignature | null }; error?: { message: string; code?: string } }) => {
         if (m.sig) {
           this.#sigWaiters.get(m.id)?.resolve(m.sig);
+          this.#sigWaiters.delete(m.id);
+          return;
+        }
+        if (m.sigLost) {
+          this.#sigWaiters.get(m.id)?.reject(new Error('file changed before it was signed'));
           this.#sigWaiters.delete(m.id);
           return;
         }

@@ -3,6 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { parentPort } from 'node:worker_threads';
 import { diffContent, type HashCache } from './content-job.js';
+import { contentHash } from './content-hash.js';
 import { computeSignature, type FileSignature } from './signature.js';
 
 interface Job {
@@ -10,6 +11,8 @@ interface Job {
   path: string;
   base: FileSignature | null;
 }
+
+const SIGN_DELAY_MS = 1000;
 
 /** Per-path hash state of big files, for append-only changes (see HashCache). */
 const caches = new Map<string, HashCache>();
@@ -25,8 +28,23 @@ parentPort?.on('message', (job: Job) => {
         if (caches.size > 1024) caches.delete(caches.keys().next().value as string);
       }
       const r = diffContent(data, job.base, defer, cache);
-      parentPort?.postMessage({ id: job.id, ok: true, result: r });
-      if (defer) parentPort?.postMessage({ id: job.id, sig: computeSignature(data) });
+      // Whole new files move to the main thread without a copy.
+      const whole = defer && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
+      parentPort?.postMessage({ id: job.id, ok: true, result: r }, whole ? [data.buffer as ArrayBuffer] : []);
+      // The signature is only needed for this file's next delta: compute it once the content has
+      // had time to go out, so it does not compete with the transfer for CPU. The file is read
+      // again; if it changed meanwhile the signature is lost (the next change sends it whole).
+      if (defer) {
+        setTimeout(() => {
+          readFile(job.path).then(
+            (again) => {
+              if (contentHash(again) === r.hash) parentPort?.postMessage({ id: job.id, sig: computeSignature(again) });
+              else parentPort?.postMessage({ id: job.id, sigLost: true });
+            },
+            () => parentPort?.postMessage({ id: job.id, sigLost: true }),
+          );
+        }, SIGN_DELAY_MS);
+      }
     },
     (err: unknown) => {
       const e = err as NodeJS.ErrnoException;

@@ -109,6 +109,17 @@ describe('sync over loopback', () => {
     expect(source.stats()[0]?.errors).toBe(0);
   });
 
+  it('converges when a big new file changes again before its signature was computed', async () => {
+    const { a, b, source } = await setup();
+    await writeFile(join(a, 'blob.bin'), randomBytes(2_000_000));
+    await converge(a, b);
+    await appendFile(join(a, 'blob.bin'), randomBytes(1000)); // within the signing delay
+    await converge(a, b);
+    await appendFile(join(a, 'blob.bin'), randomBytes(1000));
+    await converge(a, b);
+    expect(source.stats()[0]?.errors).toBe(0);
+  });
+
   it('sends a renamed directory as copies, not content', async () => {
     const { a, b, source } = await setup();
     await mkdir(join(a, 'd'));
