@@ -300,7 +300,7 @@ export class Failover {
       } else {
         await this.host.launch(rec, decision);
       }
-      this.#restoreWhen(rec.service, () => files.waitCaughtUp(rec.id, 120_000));
+      this.#restoreWhen(rec, () => files.waitCaughtUp(rec.id, 120_000));
       return;
     }
     const primary = this.host.instancesOf(rec.service).find((i) => i.role === 'primary' && i.id !== rec.id);
@@ -323,15 +323,25 @@ export class Failover {
     await this.host.waitReady(rec, 10_000);
     plane.addEcho(rec, fromSeq);
     const replication = plane.replication;
-    if (replication) this.#restoreWhen(rec.service, () => replication.waitCaughtUp(rec.id, 60_000));
+    if (replication) this.#restoreWhen(rec, () => replication.waitCaughtUp(rec.id, 60_000));
   }
 
   /** Redundancy is back once the new echo has caught up: close the degraded window then. */
-  #restoreWhen(service: string, caughtUp: () => Promise<boolean>): void {
+  /**
+   * Redundancy is back once the new echo has caught up: close the degraded window then. With
+   * `failover.failback: auto`, a deposed primary that has rejoined and caught up gets its role back by a
+   * planned switchover.
+   */
+  #restoreWhen(rec: InstanceRecord, caughtUp: () => Promise<boolean>): void {
+    const service = rec.service;
     const last = this.#last.get(service);
     if (!last || last.restoredAt !== undefined) return;
-    void caughtUp().then((ok) => {
-      if (ok && last.restoredAt === undefined && this.#last.get(service) === last) last.restoredAt = Date.now();
+    void caughtUp().then(async (ok) => {
+      if (!ok || last.restoredAt !== undefined || this.#last.get(service) !== last) return;
+      last.restoredAt = Date.now();
+      if (last.kind === 'failover' && last.from === rec.id && this.host.specOf(service).failover.failback === 'auto') {
+        await this.switchover(service, rec.id).catch(() => undefined); // recorded as a decision either way
+      }
     });
   }
 }

@@ -198,6 +198,21 @@ describe('failover of a hot, write-through echo (real processes)', { timeout: 12
   });
 });
 
+describe('failback', { timeout: 120_000 }, () => {
+  it('gives the role back to the old primary once it has rejoined and caught up, with failback: auto', async () => {
+    const { api, base } = await startKv(`{ count: 1, mode: hot }\n    failover: { failback: auto }`, 2);
+    const first = await primaryOf(api);
+    const res = await fetch(`${base}/kv/fb`, { method: 'PUT', body: 'x' });
+    expect(res.status).toBe(200);
+    await api.failover('kv', 'test failback');
+    await waitFor(async () => {
+      const svc = await kvService(api);
+      return svc.lastFailover?.kind === 'switchover' && (await primaryOf(api)).id === first.id;
+    }, 30_000);
+    expect(await (await fetch(`${base}/kv/fb`)).text()).toBe('x');
+  });
+});
+
 describe('a restart of the control process itself', { timeout: 120_000 }, () => {
   it('adopts the running instances instead of restarting them, and loses nothing acknowledged', async () => {
     const { api, base, dataDir, file } = await startKv('{ count: 1, mode: hot }', 2);
