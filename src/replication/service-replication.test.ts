@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { KeyedQueue } from './keyed-queue.js';
 import { MutationLog } from './mutation-log.js';
 import { ServiceReplication, type MutationRules } from './service-replication.js';
+import { allocatePort } from '../runtime/index.js';
 
 const kvServer = fileURLToPath(new URL('../../examples/kv/server.mjs', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'understudy-repl-'));
@@ -18,14 +18,6 @@ afterAll(() => {
   rmSync(work, { recursive: true, force: true });
 });
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
 
 async function startKv(port: number, dir: string): Promise<ChildProcess> {
   const child = spawn(process.execPath, [kvServer, '--port', String(port), '--state', dir], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -54,7 +46,7 @@ describe('ServiceReplication', () => {
   });
 
   it('replays mutations on a real echo in the primary order, and write-through waits for it', async () => {
-    const port = await freePort();
+    const port = await allocatePort();
     await startKv(port, join(work, 'echo-a'));
     const repl = new ServiceReplication({ service: 'kv', rules, consistency: 'write-through', epoch: () => 3 });
     repl.addEcho({ instanceId: 'kv-2', host: '127.0.0.1', port }, 0);
@@ -72,7 +64,7 @@ describe('ServiceReplication', () => {
   });
 
   it('drops a dead echo from the synchronous set, reports what is at risk, refuses in strict mode, and catches up when it returns', async () => {
-    const port = await freePort();
+    const port = await allocatePort();
     const dir = join(work, 'echo-b');
     const echo = await startKv(port, dir);
     const changes: string[] = [];
@@ -101,7 +93,7 @@ describe('ServiceReplication', () => {
   });
 
   it('replays to a new echo only what came after its state position', async () => {
-    const port = await freePort();
+    const port = await allocatePort();
     await startKv(port, join(work, 'echo-c'));
     const repl = new ServiceReplication({ service: 'kv', rules, consistency: 'async', epoch: () => 1 });
     for (let i = 1; i <= 5; i++) await put(repl, `k${i}`, String(i), `c${i}`);

@@ -3,12 +3,12 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { Resolver } from 'node:dns/promises';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ApiClient } from '../../src/api/index.js';
 import { processesWithEnv, repoRoot, startUp, waitFor, type UpProcess } from './lib/cli.js';
+import { allocatePort } from '../../src/runtime/index.js';
 
 const haveHaproxy = spawnSync('haproxy', ['-v'], { stdio: 'ignore' }).status === 0;
 const work = mkdtempSync(join(tmpdir(), 'understudy-external-'));
@@ -18,20 +18,12 @@ afterAll(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
 
 describe.skipIf(!haveHaproxy)('DNS and HAProxy follow the primary', { timeout: 90_000 }, () => {
   it('answers <service>.understudy. and re-points HAProxy at the new primary after a failover', async () => {
     const sock = join(work, 'haproxy.sock');
-    const front = await freePort();
-    const dnsPort = await freePort();
+    const front = await allocatePort();
+    const dnsPort = await allocatePort();
     writeFileSync(
       join(work, 'haproxy.cfg'),
       ['global', `  stats socket ${sock} mode 600 level admin`, 'defaults', '  mode http', '  timeout connect 1s', '  timeout client 5s', '  timeout server 5s', 'frontend public', `  bind 127.0.0.1:${front}`, '  default_backend kv', 'backend kv', '  server primary 127.0.0.1:1', ''].join('\n'),
