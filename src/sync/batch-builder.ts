@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { ByteWriter } from './byte-codec.js';
-import type { ContentPool } from './content-pool.js';
+import type { ContentPool, PendingSignature } from './content-pool.js';
 import type { ContentResult } from './content-job.js';
 import { encodeCopy, encodeEnd } from './file-stream.js';
 import type { BatchOp } from './messages.js';
@@ -131,7 +131,9 @@ export async function buildBatch(ctx: BuildContext, dirty: Map<string, boolean>,
     }
     let r: ContentResult;
     try {
-      const baseSig = oldFile?.sig ? await Promise.resolve(oldFile.sig).catch(() => null) : null;
+      const pendingSig = oldFile?.sig;
+      if (pendingSig instanceof Promise) (pendingSig as PendingSignature).now?.();
+      const baseSig = pendingSig ? await Promise.resolve(pendingSig).catch(() => null) : null;
       r = await ctx.pool.diff(join(root, f.path), f.cur.size, baseSig);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;

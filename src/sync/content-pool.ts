@@ -2,6 +2,9 @@ import { Worker } from 'node:worker_threads';
 import { diffFile, type ContentResult } from './content-job.js';
 import type { FileSignature } from './signature.js';
 
+/** A signature still being computed in the worker; `now()` asks for it without further delay. */
+export type PendingSignature = Promise<FileSignature> & { now?: () => void };
+
 interface Pending {
   resolve: (r: ContentResult) => void;
   reject: (e: Error) => void;
@@ -38,14 +41,9 @@ export class ContentPool {
     try {
       const w = new Worker(workerUrl());
       w.unref();
-      w.on('message', (m: { id: number; ok?: boolean; sig?: FileSignature; sigLost?: boolean; result?: Omit<ContentResult, 'records' | 'signature'> & { records: Uint8Array[]; signature: FileSignature | null }; error?: { message: string; code?: string } }) => {
+      w.on('message', (m: { id: number; ok?: boolean; sig?: FileSignature; result?: Omit<ContentResult, 'records' | 'signature'> & { records: Uint8Array[]; signature: FileSignature | null }; error?: { message: string; code?: string } }) => {
         if (m.sig) {
           this.#sigWaiters.get(m.id)?.resolve(m.sig);
-          this.#sigWaiters.delete(m.id);
-          return;
-        }
-        if (m.sigLost) {
-          this.#sigWaiters.get(m.id)?.reject(new Error('file changed before it was signed'));
           this.#sigWaiters.delete(m.id);
           return;
         }
@@ -56,8 +54,9 @@ export class ContentPool {
           const r = m.result;
           let signature: FileSignature | Promise<FileSignature> | null = r.signature;
           if (signature === null) {
-            const pending = new Promise<FileSignature>((resolve, reject) => this.#sigWaiters.set(m.id, { resolve, reject }));
+            const pending: PendingSignature = new Promise<FileSignature>((resolve, reject) => this.#sigWaiters.set(m.id, { resolve, reject }));
             pending.catch(() => undefined); // a lost signature only costs a whole-file send later
+            pending.now = () => w.postMessage({ signNow: m.id });
             signature = pending;
           }
           p.resolve({ ...r, signature, records: r.records.map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength)) });

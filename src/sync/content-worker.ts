@@ -3,7 +3,6 @@
 import { readFile } from 'node:fs/promises';
 import { parentPort } from 'node:worker_threads';
 import { diffContent, type HashCache } from './content-job.js';
-import { contentHash } from './content-hash.js';
 import { computeSignature, type FileSignature } from './signature.js';
 
 interface Job {
@@ -17,7 +16,14 @@ const SIGN_DELAY_MS = 1000;
 /** Per-path hash state of big files, for append-only changes (see HashCache). */
 const caches = new Map<string, HashCache>();
 
-parentPort?.on('message', (job: Job) => {
+/** Deferred signatures, by job id: signed on a timer, or at once when the file changes again. */
+const signing = new Map<number, { timer: NodeJS.Timeout; sign: () => void }>();
+
+parentPort?.on('message', (job: Job | { signNow: number }) => {
+  if ('signNow' in job) {
+    signing.get(job.signNow)?.sign();
+    return;
+  }
   readFile(job.path).then(
     (data) => {
       const defer = job.base === null && data.length >= 1 << 20;
@@ -28,22 +34,22 @@ parentPort?.on('message', (job: Job) => {
         if (caches.size > 1024) caches.delete(caches.keys().next().value as string);
       }
       const r = diffContent(data, job.base, defer, cache);
-      // Whole new files move to the main thread without a copy.
+      // Whole new files move to the main thread without serialising them; the worker keeps a
+      // private copy (a plain memcpy, off the main thread) to sign later.
       const whole = defer && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
+      const keep = defer ? (whole ? Buffer.from(data) : data) : null;
       parentPort?.postMessage({ id: job.id, ok: true, result: r }, whole ? [data.buffer as ArrayBuffer] : []);
       // The signature is only needed for this file's next delta: compute it once the content has
-      // had time to go out, so it does not compete with the transfer for CPU. The file is read
-      // again; if it changed meanwhile the signature is lost (the next change sends it whole).
-      if (defer) {
-        setTimeout(() => {
-          readFile(job.path).then(
-            (again) => {
-              if (contentHash(again) === r.hash) parentPort?.postMessage({ id: job.id, sig: computeSignature(again) });
-              else parentPort?.postMessage({ id: job.id, sigLost: true });
-            },
-            () => parentPort?.postMessage({ id: job.id, sigLost: true }),
-          );
-        }, SIGN_DELAY_MS);
+      // had time to go out, so it does not compete with the transfer for CPU.
+      if (keep) {
+        const sign = (): void => {
+          const task = signing.get(job.id);
+          if (!task) return;
+          signing.delete(job.id);
+          clearTimeout(task.timer);
+          parentPort?.postMessage({ id: job.id, sig: computeSignature(keep) });
+        };
+        signing.set(job.id, { timer: setTimeout(sign, SIGN_DELAY_MS), sign });
       }
     },
     (err: unknown) => {
