@@ -2,19 +2,20 @@ import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { LoadedSpec, ServiceSpec } from '../config/index.js';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import type { FailureVerdict, HealthVerdict } from '../health/index.js';
-import { allocatePort, type InstanceExit, type InstanceHandle, type Runtime } from '../runtime/index.js';
+import type { InstanceExit, InstanceHandle, Runtime } from '../runtime/index.js';
 import type { StateStore } from '../store/index.js';
-import { ServiceFileSync, type EchoFileSyncView } from '../agent/index.js';
-import { verifyTrees } from '../sync/index.js';
+import type { EchoFileSyncView, ServiceFileSync } from '../agent/index.js';
+import { adoptSurvivors, type AdoptionHost } from './adoption.js';
 import { DecisionLog } from './decision-log.js';
+import { routeExternally, wireService } from './service-wiring.js';
 import { ExternalRouting } from './external-routing.js';
 import { Failover, type FailoverCause, type FailoverHost, type FailoverRecord } from './failover.js';
-import { buildLaunch, limitsFor, stateDirOf, type LaunchContext } from './instance-launch.js';
+import { applyHandle, buildLaunch, limitsFor, newInstanceRecord, nextInstanceId, type LaunchContext } from './instance-launch.js';
 import { waitReady, watchInstance } from './instance-watch.js';
 import { reconcile, describeExit, type Action } from './reconcile.js';
-import type { Decision, InstanceRecord, InstanceRole } from './records.js';
+import type { Decision, InstanceRecord } from './records.js';
 import { restartDelay } from './restart.js';
-import { ServiceDataPlane, type DataPlaneView } from './service-data-plane.js';
+import type { DataPlaneView, ServiceDataPlane } from './service-data-plane.js';
 
 /** Options of the control plane. */
 export interface ControlPlaneOptions {
@@ -49,6 +50,8 @@ export interface ServiceView {
 
 const INSTANCE_PREFIX = 'instances/';
 const LOOP_DELAY_RESOLUTION_MS = 10;
+const SYNC_TROUBLE_LIMIT = 5;
+const SYNC_TROUBLE_WINDOW_MS = 60_000;
 
 /**
  * The orchestrator: reconciles the specs (desired) with the runtime and store (actual), executes the
@@ -64,6 +67,8 @@ export class ControlPlane {
   readonly #planes = new Map<string, ServiceDataPlane>();
   readonly #fileSyncs = new Map<string, ServiceFileSync>();
   #external: ExternalRouting | undefined;
+  /** Recent sync failures per echo, for recreating an echo whose sync keeps failing. */
+  readonly #syncTrouble = new Map<string, number[]>();
   /** Last sampled CPU utilisation (0..1 of its limit) of each service's primary: drives eager sync. */
   readonly #utilisation = new Map<string, number>();
   #sampler: NodeJS.Timeout | undefined;
@@ -113,40 +118,17 @@ export class ControlPlane {
     this.#external = await ExternalRouting.create(this.#options.spec.spec);
     for (const spec of this.specs) {
       await this.#options.store.put(`services/${spec.name}`, JSON.stringify(spec));
-      if (Object.keys(spec.ports).length > 0) {
-        const plane = await ServiceDataPlane.create({
-          spec,
-          epoch: await this.#options.store.epoch(spec.name),
-          onEchoSyncChange: (id, inSync, reason) =>
-            this.decisions.record({
-              kind: inSync ? 'echo-in-sync' : 'echo-lagging',
-              service: spec.name,
-              instance: id,
-              what: inSync ? `echo ${id} rejoined the synchronous set` : `echo ${id} left the synchronous set`,
-              why: reason,
-              inputs: {},
-              outcome: 'recorded',
-            }),
-          onPrimary: (rec, port) => this.#routeExternally(spec, rec, port),
-        });
-        this.#planes.set(spec.name, plane);
-      }
+      const wired = await wireService(spec, {
+        epoch: await this.#options.store.epoch(spec.name),
+        decisions: this.decisions,
+        utilisation: () => this.#utilisation.get(spec.name) ?? 0,
+        onPrimary: (rec, port) => this.#routeExternally(spec, rec, port),
+        onSyncTrouble: (echo, message) => this.#onSyncTrouble(echo, message),
+      });
+      if (wired.plane) this.#planes.set(spec.name, wired.plane);
+      if (wired.files) this.#fileSyncs.set(spec.name, wired.files);
     }
-    for (const spec of this.specs) {
-      if (spec.echo.mode === 'hot') continue;
-      const sync = spec.echo.sync;
-      this.#fileSyncs.set(
-        spec.name,
-        new ServiceFileSync({
-          service: spec.name,
-          settings: { mode: sync.mode, intervalMs: sync.interval, bytesThreshold: sync.bytesThreshold, bandwidthLimit: sync.bandwidthLimit, priorities: sync.priorities, exclude: sync.exclude },
-          utilisation: () => this.#utilisation.get(spec.name) ?? 0,
-          onEvent: (echo, kind, message) =>
-            this.decisions.record({ kind: `sync-${kind}`, service: spec.name, instance: echo, what: `state sync to ${echo}: ${kind}`, why: message, inputs: {}, outcome: 'recorded' }),
-        }),
-      );
-    }
-    await this.#adoptSurvivors();
+    await adoptSurvivors(this.#adoptionHost());
     this.#sampler = setInterval(() => void this.#sampleUtilisation(), 1000);
     this.#sampler.unref();
     await this.reconcileNow();
@@ -154,96 +136,33 @@ export class ControlPlane {
   }
 
   /**
-   * Instances started by an earlier control process of this data directory (which was killed) keep
-   * running: adopt them instead of restarting them. The primary is routed to again; a hot echo is kept
-   * only if its state equals the primary's (the mutation log died with the old process), else it is
-   * rebuilt from a snapshot; warm and cold echoes resume their file sync.
+   * Seed 002: an echo whose state sync keeps failing is recreated — stopped, its state directory and sync
+   * journal removed, and provisioned again with a full initial copy.
    */
-  async #adoptSurvivors(): Promise<void> {
-    const adopted: InstanceRecord[] = [];
-    for (const rec of this.#records.values()) {
-      if (['stopped', 'failed'].includes(rec.phase)) continue;
-      const spec = this.specs.find((s) => s.name === rec.service);
-      const ok = spec && rec.handle && rec.phase !== 'standby' ? await this.#options.runtime.adopt(rec.handle).catch(() => false) : false;
-      if (rec.phase === 'standby' && spec) {
-        adopted.push(rec);
-        continue;
-      }
-      if (!ok || !spec) {
-        rec.phase = 'stopped';
-        await this.#save(rec);
-        continue;
-      }
-      adopted.push(rec);
-      this.decisions.record({
-        kind: 'adopt',
-        service: rec.service,
-        instance: rec.id,
-        what: `adopt ${rec.role} ${rec.id} (pid ${rec.pid})`,
-        why: 'it was started by an earlier control process of this data directory and is still running',
-        inputs: { pid: rec.pid, pgid: rec.pgid },
-        outcome: 'ok',
-      });
-    }
-    for (const rec of adopted.filter((r) => r.role === 'primary')) {
-      const spec = this.#specOf(rec.service);
-      rec.phase = 'starting';
-      this.#watch(spec, rec);
-      if (!spec.health) this.#markRunning(rec);
-      await this.#fileSyncs.get(rec.service)?.setPrimary(rec.stateDir);
-    }
-    for (const rec of adopted.filter((r) => r.role !== 'primary')) {
-      const spec = this.#specOf(rec.service);
-      const primary = adopted.find((p) => p.service === rec.service && p.role === 'primary');
-      const files = this.#fileSyncs.get(rec.service);
-      if (files) {
-        await files.addEcho(rec.id, rec.stateDir);
-        if (rec.phase !== 'standby') this.#watch(spec, rec);
-        continue;
-      }
-      const differences = primary ? await verifyTrees(primary.stateDir, rec.stateDir).catch((err: unknown) => [{ path: '', kind: String(err) }]) : [{ path: '', kind: 'no primary' }];
-      const same = differences.length === 0;
-      if (same) {
-        rec.phase = 'starting';
-        this.#watch(spec, rec);
-        if (await waitReady(spec, rec, 10_000)) this.#planes.get(rec.service)?.addEcho(rec, 0);
-        continue;
-      }
-      const decision = this.decisions.record({
-        kind: 'restart',
-        service: rec.service,
-        instance: rec.id,
-        what: `rebuild echo ${rec.id} from a snapshot of the primary`,
-        why: "its state differs from the primary's and the mutation log of the earlier control process is gone",
-        inputs: { differences: differences.slice(0, 10) },
-        outcome: 'pending',
-      });
-      await this.#stopInstance(rec, 'stopped');
-      await this.failover.provisionEcho(rec, decision);
-    }
-  }
-
-  #routeExternally(spec: ServiceSpec, rec: InstanceRecord, port: number): void {
-    const external = this.#external;
-    if (!external || (!external.dns && !spec.routing.haproxy)) return;
+  #onSyncTrouble(echoId: string, message: string): void {
+    const now = Date.now();
+    const recent = (this.#syncTrouble.get(echoId) ?? []).filter((t) => now - t < SYNC_TROUBLE_WINDOW_MS);
+    recent.push(now);
+    this.#syncTrouble.set(echoId, recent);
+    const rec = this.#records.get(echoId);
+    if (recent.length < SYNC_TROUBLE_LIMIT || !rec || rec.role !== 'echo' || this.#closed) return;
+    this.#syncTrouble.delete(echoId);
     const decision = this.decisions.record({
-      kind: 'route',
-      service: spec.name,
+      kind: 'recreate',
+      service: rec.service,
       instance: rec.id,
-      what: `point DNS and load balancers at ${rec.id}`,
-      why: `${rec.id} is the primary`,
-      inputs: { host: '127.0.0.1', port },
+      what: `recreate echo ${rec.id} from a full copy`,
+      why: `its state sync failed ${recent.length} times within ${SYNC_TROUBLE_WINDOW_MS / 1000} s (last: ${message})`,
+      inputs: { failures: recent.length },
       outcome: 'pending',
     });
-    external
-      .setPrimary(spec, '127.0.0.1', port)
-      .then((done) => this.decisions.settle(decision, `ok: ${done.join('; ')}`))
+    void this.#stopInstance(rec, 'stopped')
+      .then(() => this.failover.recreateEcho(rec, decision))
       .catch((err: unknown) => this.decisions.settle(decision, `failed: ${(err as Error).message}`));
   }
 
-  /** The DNS server answering for the services, when the spec asks for one. */
-  get dnsAddress(): { host: string; port: number } | undefined {
-    return this.#external?.dns?.address;
+  #routeExternally(spec: ServiceSpec, rec: InstanceRecord, port: number): void {
+    if (this.#external) routeExternally(this.#external, this.decisions, spec, rec, port);
   }
 
   async #sampleUtilisation(): Promise<void> {
@@ -295,8 +214,9 @@ export class ControlPlane {
     switch (action.type) {
       case 'start': {
         const spec = this.#specOf(action.service);
-        const id = this.#nextInstanceId(action.service);
-        const rec = await this.#newRecord(spec, id, action.role, action.slot);
+        const id = nextInstanceId(this.#records.values(), action.service);
+        const rec = await newInstanceRecord(spec, id, action.role, action.slot, this.#ctx, this.#options.runtime.limitsSupport().supported);
+        this.#records.set(id, rec);
         const decision = this.decisions.record({
           kind: 'start',
           service: action.service,
@@ -362,36 +282,6 @@ export class ControlPlane {
     return spec;
   }
 
-  #nextInstanceId(service: string): string {
-    let max = 0;
-    for (const rec of this.#records.values()) {
-      if (rec.service !== service) continue;
-      const n = Number(rec.id.slice(service.length + 1));
-      if (Number.isInteger(n) && n > max) max = n;
-    }
-    return `${service}-${max + 1}`;
-  }
-
-  async #newRecord(spec: ServiceSpec, id: string, role: InstanceRole, slot: number): Promise<InstanceRecord> {
-    const ports: Record<string, number> = {};
-    for (const [name, port] of Object.entries(spec.ports)) ports[name] = port === 0 ? await allocatePort('127.0.0.1') : port;
-    const rec: InstanceRecord = {
-      id,
-      service: spec.name,
-      role,
-      slot,
-      host: this.#options.host,
-      phase: 'starting',
-      ports,
-      stateDir: stateDirOf(spec, id, role, ports, this.#ctx),
-      restarts: [],
-      limits: limitsFor(spec, role, this.#options.runtime.limitsSupport().supported),
-      epoch: 0,
-    };
-    this.#records.set(id, rec);
-    return rec;
-  }
-
   /** Starts the process of an instance record; settles the decision with the outcome. */
   async #launch(rec: InstanceRecord, decision: Decision): Promise<void> {
     const spec = this.#specOf(rec.service);
@@ -402,7 +292,7 @@ export class ControlPlane {
     this.#expectedExits.delete(rec.id);
     try {
       const handle = await this.#options.runtime.start(buildLaunch(spec, rec, this.#ctx));
-      this.#applyHandle(rec, handle);
+      applyHandle(rec, handle);
       if (rec.role === 'primary') {
         rec.epoch = await this.#options.store.epoch(rec.service);
         await this.#fileSyncs.get(rec.service)?.setPrimary(rec.stateDir);
@@ -416,17 +306,6 @@ export class ControlPlane {
       await this.#save(rec);
       this.decisions.settle(decision, `failed: ${(err as Error).message}`);
     }
-  }
-
-  #applyHandle(rec: InstanceRecord, handle: InstanceHandle): void {
-    rec.pid = handle.pid;
-    rec.pgid = handle.pgid;
-    rec.startedAt = handle.startedAt;
-    rec.stdoutPath = handle.stdoutPath;
-    rec.stderrPath = handle.stderrPath;
-    rec.limits = handle.limits;
-    const { exit: _exit, ...live } = handle;
-    rec.handle = live;
   }
 
   #markRunning(rec: InstanceRecord): void {
@@ -622,6 +501,18 @@ export class ControlPlane {
 
   #recordError(where: string, err: unknown): void {
     this.decisions.record({ kind: 'error', service: '', what: `${where} failed`, why: (err as Error).message, inputs: {}, outcome: 'recorded' });
+  }
+
+  #adoptionHost(): AdoptionHost {
+    return {
+      ...this.#failoverHost(),
+      failover: this.failover,
+      records: () => [...this.#records.values()],
+      specOrUndefined: (name) => this.specs.find((s) => s.name === name),
+      watch: (spec, rec) => this.#watch(spec, rec),
+      markRunning: (rec) => this.#markRunning(rec),
+      stopInstance: (rec, phase) => this.#stopInstance(rec, phase),
+    };
   }
 
   #failoverHost(): FailoverHost {

@@ -1,4 +1,5 @@
 import { cp, mkdir, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import type { ServiceSpec } from '../config/index.js';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import type { Runtime } from '../runtime/index.js';
@@ -327,6 +328,17 @@ export class Failover {
   }
 
   /** Redundancy is back once the new echo has caught up: close the degraded window then. */
+  /**
+   * Seed 002: recreates an echo whose state sync keeps failing — its state directory and sync journal
+   * are removed and it is provisioned again from a full copy. The caller has stopped its process.
+   */
+  async recreateEcho(rec: InstanceRecord, decision: Decision): Promise<void> {
+    await this.host.fileSync(rec.service)?.removeEcho(rec.id);
+    await rm(rec.stateDir, { recursive: true, force: true });
+    await rm(join(dirname(rec.stateDir), `.${basename(rec.stateDir)}.understudy-sync`), { recursive: true, force: true });
+    await this.provisionEcho(rec, decision);
+  }
+
   /**
    * Redundancy is back once the new echo has caught up: close the degraded window then. With
    * `failover.failback: auto`, a deposed primary that has rejoined and caught up gets its role back by a

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { expandPlaceholders, type ServiceSpec } from '../config/index.js';
-import type { InstanceLaunch, ResourceLimits } from '../runtime/index.js';
+import { allocatePort, type InstanceHandle, type InstanceLaunch, type ResourceLimits } from '../runtime/index.js';
 import type { InstanceRecord, InstanceRole } from './records.js';
 
 /** Where an instance runs and logs: the parts of a launch that come from the control plane. */
@@ -49,4 +49,53 @@ export function buildLaunch(spec: ServiceSpec, rec: InstanceRecord, ctx: LaunchC
     logMaxBytes: ctx.logMaxBytes,
     resources: rec.limits,
   };
+}
+
+/** The next free instance id of a service: `<service>-<n>`, n one above the highest used. */
+export function nextInstanceId(records: Iterable<InstanceRecord>, service: string): string {
+  let max = 0;
+  for (const rec of records) {
+    if (rec.service !== service) continue;
+    const n = Number(rec.id.slice(service.length + 1));
+    if (Number.isInteger(n) && n > max) max = n;
+  }
+  return `${service}-${max + 1}`;
+}
+
+/** A new instance record with its ports allocated (0 in the spec: a free port) and its state directory. */
+export async function newInstanceRecord(
+  spec: ServiceSpec,
+  id: string,
+  role: InstanceRole,
+  slot: number,
+  ctx: LaunchContext,
+  limitsSupported: boolean,
+): Promise<InstanceRecord> {
+  const ports: Record<string, number> = {};
+  for (const [name, port] of Object.entries(spec.ports)) ports[name] = port === 0 ? await allocatePort('127.0.0.1') : port;
+  return {
+    id,
+    service: spec.name,
+    role,
+    slot,
+    host: ctx.host,
+    phase: 'starting',
+    ports,
+    stateDir: stateDirOf(spec, id, role, ports, ctx),
+    restarts: [],
+    limits: limitsFor(spec, role, limitsSupported),
+    epoch: 0,
+  };
+}
+
+/** Copies what the runtime says of a started process into the record (and keeps the handle for adoption). */
+export function applyHandle(rec: InstanceRecord, handle: InstanceHandle): void {
+  rec.pid = handle.pid;
+  rec.pgid = handle.pgid;
+  rec.startedAt = handle.startedAt;
+  rec.stdoutPath = handle.stdoutPath;
+  rec.stderrPath = handle.stderrPath;
+  rec.limits = handle.limits;
+  const { exit: _exit, ...live } = handle;
+  rec.handle = live;
 }

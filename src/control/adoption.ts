@@ -1,0 +1,85 @@
+import type { ServiceSpec } from '../config/index.js';
+import { verifyTrees } from '../sync/index.js';
+import type { Failover, FailoverHost } from './failover.js';
+import { waitReady } from './instance-watch.js';
+import type { InstancePhase, InstanceRecord } from './records.js';
+
+/** What adoption needs from the control plane. */
+export interface AdoptionHost extends FailoverHost {
+  failover: Failover;
+  records(): InstanceRecord[];
+  specOrUndefined(name: string): ServiceSpec | undefined;
+  watch(spec: ServiceSpec, rec: InstanceRecord): void;
+  markRunning(rec: InstanceRecord): void;
+  stopInstance(rec: InstanceRecord, phase: Extract<InstancePhase, 'stopped' | 'failed'>): Promise<void>;
+}
+
+/**
+ * Instances started by an earlier control process of this data directory (which was killed) keep
+ * running: adopt them instead of restarting them. The primary is routed to again; a hot echo is kept
+ * only if its state equals the primary's (the mutation log died with the old process), else it is
+ * rebuilt from a snapshot; warm and cold echoes resume their file sync.
+ */
+export async function adoptSurvivors(host: AdoptionHost): Promise<void> {
+  const adopted: InstanceRecord[] = [];
+  for (const rec of host.records()) {
+    if (['stopped', 'failed'].includes(rec.phase)) continue;
+    const spec = host.specOrUndefined(rec.service);
+    const ok = spec && rec.handle && rec.phase !== 'standby' ? await host.runtime.adopt(rec.handle).catch(() => false) : false;
+    if (rec.phase === 'standby' && spec) {
+      adopted.push(rec);
+      continue;
+    }
+    if (!ok || !spec) {
+      rec.phase = 'stopped';
+      await host.save(rec);
+      continue;
+    }
+    adopted.push(rec);
+    host.decisions.record({
+      kind: 'adopt',
+      service: rec.service,
+      instance: rec.id,
+      what: `adopt ${rec.role} ${rec.id} (pid ${rec.pid})`,
+      why: 'it was started by an earlier control process of this data directory and is still running',
+      inputs: { pid: rec.pid, pgid: rec.pgid },
+      outcome: 'ok',
+    });
+  }
+  for (const rec of adopted.filter((r) => r.role === 'primary')) {
+    const spec = host.specOf(rec.service);
+    rec.phase = 'starting';
+    host.watch(spec, rec);
+    if (!spec.health) host.markRunning(rec);
+    await host.fileSync(rec.service)?.setPrimary(rec.stateDir);
+  }
+  for (const rec of adopted.filter((r) => r.role !== 'primary')) {
+    const spec = host.specOf(rec.service);
+    const primary = adopted.find((p) => p.service === rec.service && p.role === 'primary');
+    const files = host.fileSync(rec.service);
+    if (files) {
+      await files.addEcho(rec.id, rec.stateDir);
+      if (rec.phase !== 'standby') host.watch(spec, rec);
+      continue;
+    }
+    const differences = primary ? await verifyTrees(primary.stateDir, rec.stateDir).catch((err: unknown) => [{ path: '', kind: String(err) }]) : [{ path: '', kind: 'no primary' }];
+    const same = differences.length === 0;
+    if (same) {
+      rec.phase = 'starting';
+      host.watch(spec, rec);
+      if (await waitReady(spec, rec, 10_000)) host.dataPlane(rec.service)?.addEcho(rec, 0);
+      continue;
+    }
+    const decision = host.decisions.record({
+      kind: 'restart',
+      service: rec.service,
+      instance: rec.id,
+      what: `rebuild echo ${rec.id} from a snapshot of the primary`,
+      why: "its state differs from the primary's and the mutation log of the earlier control process is gone",
+      inputs: { differences: differences.slice(0, 10) },
+      outcome: 'pending',
+    });
+    await host.stopInstance(rec, 'stopped');
+    await host.failover.provisionEcho(rec, decision);
+  }
+}

@@ -1,0 +1,75 @@
+import { ServiceFileSync } from '../agent/index.js';
+import type { ServiceSpec } from '../config/index.js';
+import type { DecisionLog } from './decision-log.js';
+import type { ExternalRouting } from './external-routing.js';
+import type { InstanceRecord } from './records.js';
+import { ServiceDataPlane } from './service-data-plane.js';
+
+/** What a service's wiring reports back to the control plane. */
+export interface ServiceWiringDeps {
+  /** The service's epoch at start. */
+  epoch: number;
+  decisions: DecisionLog;
+  /** The primary's utilisation 0..1 (drives eager file sync). */
+  utilisation: () => number;
+  /** Traffic now goes to this primary. */
+  onPrimary: (rec: InstanceRecord, port: number) => void;
+  /** An echo's state sync reported an error. */
+  onSyncTrouble: (echoId: string, message: string) => void;
+}
+
+/**
+ * The per-service machinery the control plane drives: a data plane (router, and replication for hot
+ * echoes) for a service with ports, and a file sync for warm and cold echoes.
+ */
+export async function wireService(spec: ServiceSpec, deps: ServiceWiringDeps): Promise<{ plane?: ServiceDataPlane; files?: ServiceFileSync }> {
+  const out: { plane?: ServiceDataPlane; files?: ServiceFileSync } = {};
+  if (Object.keys(spec.ports).length > 0) {
+    out.plane = await ServiceDataPlane.create({
+      spec,
+      epoch: deps.epoch,
+      onEchoSyncChange: (id, inSync, reason) =>
+        deps.decisions.record({
+          kind: inSync ? 'echo-in-sync' : 'echo-lagging',
+          service: spec.name,
+          instance: id,
+          what: inSync ? `echo ${id} rejoined the synchronous set` : `echo ${id} left the synchronous set`,
+          why: reason,
+          inputs: {},
+          outcome: 'recorded',
+        }),
+      onPrimary: deps.onPrimary,
+    });
+  }
+  if (spec.echo.mode !== 'hot') {
+    const sync = spec.echo.sync;
+    out.files = new ServiceFileSync({
+      service: spec.name,
+      settings: { mode: sync.mode, intervalMs: sync.interval, bytesThreshold: sync.bytesThreshold, bandwidthLimit: sync.bandwidthLimit, priorities: sync.priorities, exclude: sync.exclude },
+      utilisation: deps.utilisation,
+      onEvent: (echo, kind, message) => {
+        deps.decisions.record({ kind: `sync-${kind}`, service: spec.name, instance: echo, what: `state sync to ${echo}: ${kind}`, why: message, inputs: {}, outcome: 'recorded' });
+        if (kind === 'error') deps.onSyncTrouble(echo, message);
+      },
+    });
+  }
+  return out;
+}
+
+/** Points DNS and external load balancers at a new primary, as a recorded decision. */
+export function routeExternally(external: ExternalRouting, decisions: DecisionLog, spec: ServiceSpec, rec: InstanceRecord, port: number): void {
+  if (!external.dns && !spec.routing.haproxy) return;
+  const decision = decisions.record({
+    kind: 'route',
+    service: spec.name,
+    instance: rec.id,
+    what: `point DNS and load balancers at ${rec.id}`,
+    why: `${rec.id} is the primary`,
+    inputs: { host: '127.0.0.1', port },
+    outcome: 'pending',
+  });
+  external
+    .setPrimary(spec, '127.0.0.1', port)
+    .then((done) => decisions.settle(decision, `ok: ${done.join('; ')}`))
+    .catch((err: unknown) => decisions.settle(decision, `failed: ${(err as Error).message}`));
+}
