@@ -31,14 +31,28 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            { group: ['node:fs', 'node:fs/*', 'node:net', 'node:http', 'node:child_process', 'node:worker_threads'], message: 'predict/ and policy/ are pure: no I/O.' },
+            {
+              group: [
+                'node:fs',
+                'node:fs/*',
+                'node:net',
+                'node:http',
+                'node:child_process',
+                'node:worker_threads',
+              ],
+              message: 'predict/ and policy/ are pure: no I/O.',
+            },
           ],
         },
       ],
       'no-restricted-properties': [
         'error',
         { object: 'Date', property: 'now', message: 'predict/ and policy/ are pure: time is an argument.' },
-        { object: 'performance', property: 'now', message: 'predict/ and policy/ are pure: time is an argument.' },
+        {
+          object: 'performance',
+          property: 'now',
+          message: 'predict/ and policy/ are pure: time is an argument.',
+        },
         { object: 'Math', property: 'random', message: 'Pure modules take a seeded random source.' },
       ],
     },

@@ -105,7 +105,9 @@ async function benchMode(mode: (typeof MODES)[number]): Promise<Map<string, RunR
 `,
   );
   const dataDir = join(work, 'data');
-  const up = spawn(process.execPath, [join(root, 'bin/understudy.js'), 'up', spec, '-d', dataDir], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const up = spawn(process.execPath, [join(root, 'bin/understudy.js'), 'up', spec, '-d', dataDir], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   const results = new Map<string, RunResult[]>();
   try {
     await until(async () => existsSync(join(dataDir, 'api.json')), 20_000, 'the control plane');
@@ -126,7 +128,11 @@ async function benchMode(mode: (typeof MODES)[number]): Promise<Map<string, RunR
         const killedAt = performance.now();
         const killedWall = Date.now();
         process.kill(before.pid, fault);
-        await until(async () => (await kv(api)).instances.find((i) => i.role === 'primary')?.id !== before.id, 20_000, 'the promotion');
+        await until(
+          async () => (await kv(api)).instances.find((i) => i.role === 'primary')?.id !== before.id,
+          20_000,
+          'the promotion',
+        );
         await sleep(700);
         stop.abort();
         const record = await load;
@@ -140,7 +146,9 @@ async function benchMode(mode: (typeof MODES)[number]): Promise<Map<string, RunR
         const events = await api.events({ service: 'kv', limit: 50 });
         const failover = events.filter((e) => e.kind === 'failover' && e.at >= killedWall - 5).at(0);
         const after = (await kv(api)).instances.find((i) => i.role === 'primary');
-        const firstSuccess = Math.min(...record.samples.filter((s) => s.sentAt >= killedAt && s.ok).map((s) => s.doneAt));
+        const firstSuccess = Math.min(
+          ...record.samples.filter((s) => s.sentAt >= killedAt && s.ok).map((s) => s.doneAt),
+        );
         list.push({
           detectionMs: failover ? failover.at - killedWall : NaN,
           killToFirstSuccessMs: firstSuccess - killedAt,
@@ -165,7 +173,9 @@ async function benchMode(mode: (typeof MODES)[number]): Promise<Map<string, RunR
 
 async function main(): Promise<void> {
   ensureBuilt();
-  process.stdout.write(`failover bench: ${runs} run(s) per mode and fault, ${rate} req/s (80 % GET / 20 % PUT) through the router${quick ? ' (quick)' : ''}\n`);
+  process.stdout.write(
+    `failover bench: ${runs} run(s) per mode and fault, ${rate} req/s (80 % GET / 20 % PUT) through the router${quick ? ' (quick)' : ''}\n`,
+  );
   const rows: Record<string, unknown>[] = [];
   for (const mode of MODES) {
     const byFault = await benchMode(mode);
@@ -186,13 +196,17 @@ async function main(): Promise<void> {
       });
     }
   }
-  process.stdout.write('\nmode               fault     runs  detect p50  first-success p50  p99     errors  lost/acked    dup\n');
+  process.stdout.write(
+    '\nmode               fault     runs  detect p50  first-success p50  p99     errors  lost/acked    dup\n',
+  );
   for (const r of rows) {
     process.stdout.write(
       `${String(r.mode).padEnd(18)} ${String(r.fault).padEnd(9)} ${String(r.runs).padStart(4)}  ${String(r.detectionP50Ms).padStart(8)} ms  ${String(r.p50Ms).padStart(12)} ms  ${String(r.p99Ms).padStart(6)} ms  ${String(r.errors).padStart(6)}  ${`${r.lostAcked}/${r.acked}`.padStart(10)}  ${String(r.duplicates).padStart(4)}\n`,
     );
   }
-  process.stdout.write('anchors (defaults): Patroni 30 s ttl; Redis Sentinel 30 s down-after; keepalived ≈ 3.6 s; QEMU downtime target 0.3 s\n');
+  process.stdout.write(
+    'anchors (defaults): Patroni 30 s ttl; Redis Sentinel 30 s down-after; keepalived ≈ 3.6 s; QEMU downtime target 0.3 s\n',
+  );
   process.stdout.write(JSON.stringify({ bench: 'failover', rate, results: rows }) + '\n');
 }
 

@@ -4,7 +4,11 @@
 // `npm run bench -- forecast [--quick]`; last line is one JSON object.
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { createAutoForecaster, createLastValueForecaster, createSeasonalNaiveForecaster } from '../src/predict/index.js';
+import {
+  createAutoForecaster,
+  createLastValueForecaster,
+  createSeasonalNaiveForecaster,
+} from '../src/predict/index.js';
 import type { Forecaster } from '../src/predict/index.js';
 import { craneRoot, loadNabSeries, nabRoot, readCsv } from './lib/nab-data.js';
 
@@ -30,7 +34,9 @@ function loadSeries(): Series[] {
   const out: Series[] = [];
   const crane = craneRoot();
   if (crane) {
-    for (const f of readdirSync(crane).filter((x) => x.endsWith('.csv')).sort()) {
+    for (const f of readdirSync(crane)
+      .filter((x) => x.endsWith('.csv'))
+      .sort()) {
       const { keys, values } = readCsv(join(crane, f));
       const ts = keys.map((k) => Number(k) * 1000);
       out.push({ name: `crane/${f}`, values, period: Math.round(86_400_000 / medianStep(ts)) });
@@ -52,7 +58,12 @@ interface Acc {
   n: number[];
 }
 
-const newAcc = (): Acc => ({ absErr: HORIZONS.map(() => 0), smape: HORIZONS.map(() => 0), covered: HORIZONS.map(() => 0), n: HORIZONS.map(() => 0) });
+const newAcc = (): Acc => ({
+  absErr: HORIZONS.map(() => 0),
+  smape: HORIZONS.map(() => 0),
+  covered: HORIZONS.map(() => 0),
+  n: HORIZONS.map(() => 0),
+});
 
 interface SeriesResult {
   name: string;
@@ -139,14 +150,22 @@ const results = series.map(evaluate);
 const seconds = (performance.now() - t0) / 1000;
 
 const f3 = (v: number): string => v.toFixed(3);
-process.stdout.write(`forecast: ${results.length} series, rolling origin, horizons ${HORIZONS.join('/')}${quick ? ' (quick)' : ''}\n`);
-process.stdout.write(`${'series'.padEnd(58)} ${'m'.padStart(5)} ${'det'.padStart(5)}  ${HORIZONS.map((h) => `MASE@${h} us/lv/sn`.padEnd(22)).join('')} cov90@1..60\n`);
+process.stdout.write(
+  `forecast: ${results.length} series, rolling origin, horizons ${HORIZONS.join('/')}${quick ? ' (quick)' : ''}\n`,
+);
+process.stdout.write(
+  `${'series'.padEnd(58)} ${'m'.padStart(5)} ${'det'.padStart(5)}  ${HORIZONS.map((h) => `MASE@${h} us/lv/sn`.padEnd(22)).join('')} cov90@1..60\n`,
+);
 let worseThanLv = 0;
 for (const r of results) {
-  const cells = HORIZONS.map((_, i) => `${f3(r.mase.understudy![i]!)}/${f3(r.mase.lastValue![i]!)}/${f3(r.mase.seasonalNaive![i]!)}`.padEnd(22)).join('');
+  const cells = HORIZONS.map((_, i) =>
+    `${f3(r.mase.understudy![i]!)}/${f3(r.mase.lastValue![i]!)}/${f3(r.mase.seasonalNaive![i]!)}`.padEnd(22),
+  ).join('');
   const bad = HORIZONS.some((_, i) => r.mase.understudy![i]! > 1.1 * r.mase.lastValue![i]!);
   if (bad) worseThanLv++;
-  process.stdout.write(`${r.name.padEnd(58)} ${String(r.period).padStart(5)} ${String(r.detected).padStart(5)}  ${cells} ${r.coverage.map((c) => c.toFixed(2)).join(' ')}${bad ? '  (>10% worse than last value)' : ''}\n`);
+  process.stdout.write(
+    `${r.name.padEnd(58)} ${String(r.period).padStart(5)} ${String(r.detected).padStart(5)}  ${cells} ${r.coverage.map((c) => c.toFixed(2)).join(' ')}${bad ? '  (>10% worse than last value)' : ''}\n`,
+  );
 }
 const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 const horizons = HORIZONS.map((h, i) => ({
@@ -160,11 +179,17 @@ const horizons = HORIZONS.map((h, i) => ({
   coverage90LastValue: Number(mean(results.map((r) => r.coverageBaselines.lastValue![i]!)).toFixed(4)),
 }));
 for (const h of horizons) h.ratioToSeasonalNaive = Number((h.mase / h.maseSeasonalNaive).toFixed(4));
-process.stdout.write('\naggregate (mean over series)\n h   MASE   MASE-SN  MASE-LV  ratio-SN  sMAPE   cov90\n');
+process.stdout.write(
+  '\naggregate (mean over series)\n h   MASE   MASE-SN  MASE-LV  ratio-SN  sMAPE   cov90\n',
+);
 for (const h of horizons) {
-  process.stdout.write(`${String(h.h).padStart(2)}  ${f3(h.mase)}  ${f3(h.maseSeasonalNaive)}   ${f3(h.maseLastValue)}   ${f3(h.ratioToSeasonalNaive)}    ${h.smape.toFixed(2)}  ${h.coverage90.toFixed(3)}\n`);
+  process.stdout.write(
+    `${String(h.h).padStart(2)}  ${f3(h.mase)}  ${f3(h.maseSeasonalNaive)}   ${f3(h.maseLastValue)}   ${f3(h.ratioToSeasonalNaive)}    ${h.smape.toFixed(2)}  ${h.coverage90.toFixed(3)}\n`,
+  );
 }
-process.stdout.write(`series >10% worse than last value at some horizon: ${worseThanLv}/${results.length}; ${seconds.toFixed(1)} s\n`);
+process.stdout.write(
+  `series >10% worse than last value at some horizon: ${worseThanLv}/${results.length}; ${seconds.toFixed(1)} s\n`,
+);
 process.stdout.write(
   `${JSON.stringify({ bench: 'forecast', quick, series: results.length, horizons, seriesWorseThanLastValue: worseThanLv, seconds: Number(seconds.toFixed(1)) })}\n`,
 );

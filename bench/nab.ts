@@ -7,7 +7,13 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { detectSeries } from './lib/nab-detect.js';
-import { loadNabProfiles, loadNabSeries, loadNabWindows, loadReferenceScores, nabRoot } from './lib/nab-data.js';
+import {
+  loadNabProfiles,
+  loadNabSeries,
+  loadNabWindows,
+  loadReferenceScores,
+  nabRoot,
+} from './lib/nab-data.js';
 import type { NabSeries } from './lib/nab-data.js';
 import { scoreCorpus } from './lib/nab-scorer.js';
 import type { NabFileInput } from './lib/nab-scorer.js';
@@ -36,21 +42,30 @@ if (!root) {
 const series = loadNabSeries(root);
 const windows = loadNabWindows(root);
 const profiles = loadNabProfiles(root);
-process.stdout.write(`NAB v1.1 corpus: ${series.length} files, ${series.reduce((a, s) => a + s.values.length, 0)} points, ${[...windows.values()].reduce((a, w) => a + w.length, 0)} windows (${root})\n\n`);
+process.stdout.write(
+  `NAB v1.1 corpus: ${series.length} files, ${series.reduce((a, s) => a + s.values.length, 0)} points, ${[...windows.values()].reduce((a, w) => a + w.length, 0)} windows (${root})\n\n`,
+);
 
 // 1. Scorer check against the published results.
 const scorerCheck: Record<string, Record<string, number>> = {};
 let checkPass = true;
 process.stdout.write('scorer check (reference-results → normalised score; published; |Δ| ≤ 0.05)\n');
 for (const det of Object.keys(PUBLISHED)) {
-  const files: NabFileInput[] = series.map((s) => ({ name: s.name, timestamps: s.timestamps, scores: loadReferenceScores(root, det, s.name), windows: windows.get(s.name) ?? [] }));
+  const files: NabFileInput[] = series.map((s) => ({
+    name: s.name,
+    timestamps: s.timestamps,
+    scores: loadReferenceScores(root, det, s.name),
+    windows: windows.get(s.name) ?? [],
+  }));
   scorerCheck[det] = {};
   for (const p of PROFILES) {
     const r = scoreCorpus(files, profiles[p]!);
     const ok = Math.abs(r.normalised - PUBLISHED[det]![p]!) <= 0.05;
     checkPass &&= ok;
     scorerCheck[det]![p] = round2(r.normalised);
-    process.stdout.write(`  ${det.padEnd(17)} ${p.padEnd(19)} ${r.normalised.toFixed(3).padStart(7)}  published ${PUBLISHED[det]![p]!.toFixed(2).padStart(6)}  ${ok ? 'ok' : 'MISMATCH'}  (threshold ${r.threshold})\n`);
+    process.stdout.write(
+      `  ${det.padEnd(17)} ${p.padEnd(19)} ${r.normalised.toFixed(3).padStart(7)}  published ${PUBLISHED[det]![p]!.toFixed(2).padStart(6)}  ${ok ? 'ok' : 'MISMATCH'}  (threshold ${r.threshold})\n`,
+    );
   }
 }
 process.stdout.write(`scorer check: ${checkPass ? 'PASS' : 'FAIL'}\n\n`);
@@ -80,7 +95,9 @@ async function runAll(list: NabSeries[]): Promise<Map<string, { scores: number[]
           const code = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
           const w = new Worker(code, {
             eval: true,
-            workerData: { files: b.map((s) => ({ name: s.name, timestamps: s.timestamps, values: s.values })) },
+            workerData: {
+              files: b.map((s) => ({ name: s.name, timestamps: s.timestamps, values: s.values })),
+            },
           });
           w.once('message', resolve);
           w.once('error', reject);
@@ -108,17 +125,28 @@ const perProfile = Object.fromEntries(PROFILES.map((p) => [p, scoreCorpus(files,
 for (const p of PROFILES) understudy[p] = round2(perProfile[p]!.normalised);
 
 const std = perProfile.standard!;
-process.stdout.write(`understudy detector, per file (standard profile, threshold ${std.threshold.toFixed(4)})\n`);
+process.stdout.write(
+  `understudy detector, per file (standard profile, threshold ${std.threshold.toFixed(4)})\n`,
+);
 process.stdout.write(`  ${'file'.padEnd(58)} ${'score'.padStart(7)}  tp  fp  fn\n`);
-for (const f of std.perFile) process.stdout.write(`  ${f.name.padEnd(58)} ${f.score.toFixed(3).padStart(7)} ${String(f.tp).padStart(3)} ${String(f.fp).padStart(3)} ${String(f.fn).padStart(3)}\n`);
+for (const f of std.perFile)
+  process.stdout.write(
+    `  ${f.name.padEnd(58)} ${f.score.toFixed(3).padStart(7)} ${String(f.tp).padStart(3)} ${String(f.fp).padStart(3)} ${String(f.fn).padStart(3)}\n`,
+  );
 process.stdout.write('\n  profile              normalised  threshold   raw      numenta  ARTime\n');
 const ART: Record<string, number> = { standard: 74.85, reward_low_FP_rate: 65.15, reward_low_FN_rate: 80.36 };
 for (const p of PROFILES) {
   const r = perProfile[p]!;
-  process.stdout.write(`  ${p.padEnd(20)} ${r.normalised.toFixed(2).padStart(9)}  ${r.threshold.toFixed(4).padStart(9)}  ${r.raw.toFixed(2).padStart(7)}  ${PUBLISHED.numenta![p]!.toFixed(2)}    ${ART[p]!.toFixed(2)}\n`);
+  process.stdout.write(
+    `  ${p.padEnd(20)} ${r.normalised.toFixed(2).padStart(9)}  ${r.threshold.toFixed(4).padStart(9)}  ${r.raw.toFixed(2).padStart(7)}  ${PUBLISHED.numenta![p]!.toFixed(2)}    ${ART[p]!.toFixed(2)}\n`,
+  );
 }
-process.stdout.write(`  ratio to numenta (standard): ${(std.normalised / PUBLISHED.numenta!.standard!).toFixed(3)}\n`);
-process.stdout.write(`  detector time: ${usPerPoint.toFixed(2)} µs/point over ${points} points; wall ${wallS.toFixed(1)} s with ${workers} worker(s)${quick ? ' (quick: the full run is this fast)' : ''}\n`);
+process.stdout.write(
+  `  ratio to numenta (standard): ${(std.normalised / PUBLISHED.numenta!.standard!).toFixed(3)}\n`,
+);
+process.stdout.write(
+  `  detector time: ${usPerPoint.toFixed(2)} µs/point over ${points} points; wall ${wallS.toFixed(1)} s with ${workers} worker(s)${quick ? ' (quick: the full run is this fast)' : ''}\n`,
+);
 
 if (outDir) {
   // NAB's results layout: DIR/<detector>/<category>/<detector>_<file>.csv with timestamp,anomaly_score.
@@ -133,4 +161,6 @@ if (outDir) {
   process.stdout.write(`  wrote NAB results layout to ${join(outDir, 'understudy')}\n`);
 }
 
-process.stdout.write(`${JSON.stringify({ bench: 'nab', scorerCheck: { ...scorerCheck, pass: checkPass }, understudy, usPerPoint: Number(usPerPoint.toFixed(3)) })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ bench: 'nab', scorerCheck: { ...scorerCheck, pass: checkPass }, understudy, usPerPoint: Number(usPerPoint.toFixed(3)) })}\n`,
+);

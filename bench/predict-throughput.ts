@@ -5,7 +5,12 @@
 // `npm run bench -- predict-throughput [--quick]`; last line is one JSON object.
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { createAutoForecaster, createLastValueForecaster, createRandom, randomNormal } from '../src/predict/index.js';
+import {
+  createAutoForecaster,
+  createLastValueForecaster,
+  createRandom,
+  randomNormal,
+} from '../src/predict/index.js';
 import type { Forecaster } from '../src/predict/index.js';
 
 setFlagsFromString('--expose-gc');
@@ -32,7 +37,13 @@ function generators(n: number): Gen[] {
     const phase = rnd() * period;
     const noise = 0.5 + rnd() * 3;
     const r = createRandom(Math.floor(rnd() * 2 ** 31));
-    return { next: (t: number) => base + amp * Math.sin((2 * Math.PI * (t + phase)) / period) + noise * randomNormal(r) + (r() < 0.001 ? 50 : 0) };
+    return {
+      next: (t: number) =>
+        base +
+        amp * Math.sin((2 * Math.PI * (t + phase)) / period) +
+        noise * randomNormal(r) +
+        (r() < 0.001 ? 50 : 0),
+    };
   });
 }
 
@@ -43,14 +54,18 @@ function heapMiB(): number {
   return (m.heapUsed + m.arrayBuffers) / 2 ** 20;
 }
 
-function run(label: string, make: () => Forecaster): { cpuFraction: number; kibPerSeries: number; updatesPerS: number; forecasts: number } {
+function run(
+  label: string,
+  make: () => Forecaster,
+): { cpuFraction: number; kibPerSeries: number; updatesPerS: number; forecasts: number } {
   const gens = generators(SERIES);
   const before = heapMiB();
   const fs = gens.map(make);
   let sink = 0;
   const step = (t: number): void => {
     for (let i = 0; i < SERIES; i++) fs[i]!.update(t * 1000, gens[i]!.next(t));
-    if (t % FORECAST_EVERY_S === 0) for (let i = 0; i < SERIES; i++) sink += fs[i]!.forecast(HORIZON, 0.9)[HORIZON - 1]!.mean;
+    if (t % FORECAST_EVERY_S === 0)
+      for (let i = 0; i < SERIES; i++) sink += fs[i]!.forecast(HORIZON, 0.9)[HORIZON - 1]!.mean;
   };
   for (let t = 0; t < WARMUP_S; t++) step(t);
   const c0 = process.cpuUsage();
@@ -74,11 +89,15 @@ function run(label: string, make: () => Forecaster): { cpuFraction: number; kibP
   return { cpuFraction, kibPerSeries, updatesPerS: (SERIES * MEASURE_S) / wallS, forecasts };
 }
 
-process.stdout.write(`predict-throughput: ${SERIES} series at 1 Hz, ${HORIZON}-step forecast every ${FORECAST_EVERY_S} s; warm-up ${WARMUP_S} s, measured ${MEASURE_S} s (virtual)${quick ? ' (quick)' : ''}\n`);
+process.stdout.write(
+  `predict-throughput: ${SERIES} series at 1 Hz, ${HORIZON}-step forecast every ${FORECAST_EVERY_S} s; warm-up ${WARMUP_S} s, measured ${MEASURE_S} s (virtual)${quick ? ' (quick)' : ''}\n`,
+);
 const auto = run('understudy', () => createAutoForecaster());
 const peer = run('last-value', () => createLastValueForecaster());
 const ok = auto.cpuFraction < 0.1 * (SERIES / 10_000) && auto.kibPerSeries < 50;
-process.stdout.write(`goal (10,000 series < 10 % of a core, < 50 KiB/series): ${ok ? 'met' : 'NOT met'}; CPU ratio to last-value: ${(auto.cpuFraction / peer.cpuFraction).toFixed(2)}\n`);
+process.stdout.write(
+  `goal (10,000 series < 10 % of a core, < 50 KiB/series): ${ok ? 'met' : 'NOT met'}; CPU ratio to last-value: ${(auto.cpuFraction / peer.cpuFraction).toFixed(2)}\n`,
+);
 process.stdout.write(
   `${JSON.stringify({
     bench: 'predict-throughput',
@@ -91,7 +110,10 @@ process.stdout.write(
     cpuFractionPer10kSeries: Number(((auto.cpuFraction * 10_000) / SERIES).toFixed(4)),
     kibPerSeries: Number(auto.kibPerSeries.toFixed(2)),
     updatesPerSecond: Math.round(auto.updatesPerS),
-    peerLastValue: { cpuFractionOfCore: Number(peer.cpuFraction.toFixed(4)), kibPerSeries: Number(peer.kibPerSeries.toFixed(2)) },
+    peerLastValue: {
+      cpuFractionOfCore: Number(peer.cpuFraction.toFixed(4)),
+      kibPerSeries: Number(peer.kibPerSeries.toFixed(2)),
+    },
     cpuRatioToLastValue: Number((auto.cpuFraction / peer.cpuFraction).toFixed(2)),
   })}\n`,
 );

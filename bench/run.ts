@@ -12,7 +12,9 @@ const available = readdirSync(here)
   .map((f) => f.slice(0, -3))
   .filter((n) => !n.startsWith('_'));
 if (!name || name === '--help' || name === '-h') {
-  process.stdout.write(`usage: npm run bench -- <name> [--quick] [flags]\nbenchmarks: ${available.join(', ')}\n`);
+  process.stdout.write(
+    `usage: npm run bench -- <name> [--quick] [flags]\nbenchmarks: ${available.join(', ')}\n`,
+  );
   process.exit(name ? 0 : 2);
 }
 const file = join(here, `${name}.ts`);

@@ -36,7 +36,9 @@ async function rawRound(): Promise<{ start: number; exit: number; stop: number }
 }
 
 let seq = 0;
-async function runtimeRound(rt: ProcessRuntime): Promise<{ start: number; exit: number; stop: number; stats: number }> {
+async function runtimeRound(
+  rt: ProcessRuntime,
+): Promise<{ start: number; exit: number; stop: number; stats: number }> {
   const launch = (id: string) => ({
     instanceId: id,
     service: 'bench',
@@ -91,18 +93,30 @@ try {
 const rows = (['start', 'exit', 'stop'] as const).map((k) => {
   const o = ours.map((r) => r[k]);
   const p = raw.map((r) => r[k]);
-  return { op: k, ours50: quantile(o, 0.5), ours95: quantile(o, 0.95), peer50: quantile(p, 0.5), peer95: quantile(p, 0.95) };
+  return {
+    op: k,
+    ours50: quantile(o, 0.5),
+    ours95: quantile(o, 0.95),
+    peer50: quantile(p, 0.5),
+    peer95: quantile(p, 0.95),
+  };
 });
 const statsMs = ours.map((r) => r.stats);
 const limits = rt.limitsSupport();
-process.stdout.write(`process runtime vs bare child_process spawn, ${N} rounds, limits: ${limits.supported ? limits.mechanism : 'unsupported'}\n`);
-process.stdout.write(`${'op'.padEnd(8)}${'ours p50'.padStart(10)}${'ours p95'.padStart(10)}${'peer p50'.padStart(10)}${'peer p95'.padStart(10)}${'ratio p50'.padStart(11)}\n`);
+process.stdout.write(
+  `process runtime vs bare child_process spawn, ${N} rounds, limits: ${limits.supported ? limits.mechanism : 'unsupported'}\n`,
+);
+process.stdout.write(
+  `${'op'.padEnd(8)}${'ours p50'.padStart(10)}${'ours p95'.padStart(10)}${'peer p50'.padStart(10)}${'peer p95'.padStart(10)}${'ratio p50'.padStart(11)}\n`,
+);
 for (const r of rows) {
   process.stdout.write(
     `${r.op.padEnd(8)}${r.ours50.toFixed(2).padStart(10)}${r.ours95.toFixed(2).padStart(10)}${r.peer50.toFixed(2).padStart(10)}${r.peer95.toFixed(2).padStart(10)}${(r.ours50 / r.peer50).toFixed(2).padStart(11)}\n`,
   );
 }
-process.stdout.write(`stats() p50 ${quantile(statsMs, 0.5).toFixed(2)} ms, p95 ${quantile(statsMs, 0.95).toFixed(2)} ms (ms everywhere)\n`);
+process.stdout.write(
+  `stats() p50 ${quantile(statsMs, 0.5).toFixed(2)} ms, p95 ${quantile(statsMs, 0.95).toFixed(2)} ms (ms everywhere)\n`,
+);
 const round = (x: number): number => Number(x.toFixed(2));
 process.stdout.write(
   `${JSON.stringify({

@@ -32,7 +32,9 @@ const pad = (s: string, n: number): string => s.padStart(n);
 
 const { paths, missing } = scalingTracePaths();
 if (paths.length === 0) {
-  process.stdout.write(`scaling: no traces found (bench/data or ../shared/data); missing ${missing.join(', ')}\n`);
+  process.stdout.write(
+    `scaling: no traces found (bench/data or ../shared/data); missing ${missing.join(', ')}\n`,
+  );
   process.stdout.write(`${JSON.stringify({ bench: 'scaling', error: 'no data' })}\n`);
   process.exit(1);
 }
@@ -55,7 +57,9 @@ for (const path of paths) {
   const r = runScenario(trace, { ...SETTINGS });
   const m = (p: PolicyName): ElasticityMetrics => r.results[p]!.metrics;
   for (const p of POLICY_NAMES) per[p].push(m(p));
-  const cells = POLICY_NAMES.map((p) => `${f1(m(p).sloViolationMin)}/${f1(m(p).instanceHours)}/${m(p).actions}`.padStart(24)).join('');
+  const cells = POLICY_NAMES.map((p) =>
+    `${f1(m(p).sloViolationMin)}/${f1(m(p).instanceHours)}/${m(p).actions}`.padStart(24),
+  ).join('');
   const P = m('predictive');
   const H = m('hpa');
   const O = m('oracle');
@@ -64,9 +68,14 @@ for (const path of paths) {
   );
 }
 
-const agg = Object.fromEntries(POLICY_NAMES.map((p) => [p, combineMetrics(per[p])])) as Record<PolicyName, ElasticityMetrics>;
+const agg = Object.fromEntries(POLICY_NAMES.map((p) => [p, combineMetrics(per[p])])) as Record<
+  PolicyName,
+  ElasticityMetrics
+>;
 process.stdout.write(`\naggregate over ${paths.length} traces (sums; θ/τ/instability time-weighted %)\n`);
-process.stdout.write(`${'policy'.padEnd(11)} ${pad('SLO-viol min', 13)} ${pad('inst-hours', 11)} ${pad('actions', 8)} ${pad('θU %', 7)} ${pad('θO %', 7)} ${pad('τU %', 7)} ${pad('τO %', 7)} ${pad('instab %', 9)} ${pad('dropped %', 10)}\n`);
+process.stdout.write(
+  `${'policy'.padEnd(11)} ${pad('SLO-viol min', 13)} ${pad('inst-hours', 11)} ${pad('actions', 8)} ${pad('θU %', 7)} ${pad('θO %', 7)} ${pad('τU %', 7)} ${pad('τO %', 7)} ${pad('instab %', 9)} ${pad('dropped %', 10)}\n`,
+);
 for (const p of POLICY_NAMES) {
   const a = agg[p];
   process.stdout.write(
@@ -77,13 +86,29 @@ const P = agg.predictive;
 const H = agg.hpa;
 const O = agg.oracle;
 const goals: [string, number, number, boolean][] = [
-  ['predictive SLO-violation min / HPA ≤ 0.5', P.sloViolationMin / H.sloViolationMin, 0.5, P.sloViolationMin <= 0.5 * H.sloViolationMin],
-  ['predictive instance-hours / HPA ≤ 1.1', P.instanceHours / H.instanceHours, 1.1, P.instanceHours <= 1.1 * H.instanceHours],
-  ['predictive instance-hours / oracle ≤ 1.25', P.instanceHours / O.instanceHours, 1.25, P.instanceHours <= 1.25 * O.instanceHours],
+  [
+    'predictive SLO-violation min / HPA ≤ 0.5',
+    P.sloViolationMin / H.sloViolationMin,
+    0.5,
+    P.sloViolationMin <= 0.5 * H.sloViolationMin,
+  ],
+  [
+    'predictive instance-hours / HPA ≤ 1.1',
+    P.instanceHours / H.instanceHours,
+    1.1,
+    P.instanceHours <= 1.1 * H.instanceHours,
+  ],
+  [
+    'predictive instance-hours / oracle ≤ 1.25',
+    P.instanceHours / O.instanceHours,
+    1.25,
+    P.instanceHours <= 1.25 * O.instanceHours,
+  ],
   ['predictive actions / HPA < 1', P.actions / H.actions, 1, P.actions < H.actions],
 ];
 process.stdout.write('\ngoals (aggregate)\n');
-for (const [name, v, , ok] of goals) process.stdout.write(`  ${name.padEnd(44)} ${v.toFixed(3).padStart(7)}  ${ok ? 'met' : 'NOT met'}\n`);
+for (const [name, v, , ok] of goals)
+  process.stdout.write(`  ${name.padEnd(44)} ${v.toFixed(3).padStart(7)}  ${ok ? 'met' : 'NOT met'}\n`);
 const traceSeconds = (performance.now() - t0) / 1000;
 
 // Scale test.

@@ -11,12 +11,33 @@ import { SyncHarness } from './lib/sync-harness.js';
 
 const quick = process.argv.includes('--quick');
 /** `--only=a,b` runs only the named workloads (for investigating one). */
-const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
+const only = process.argv
+  .find((a) => a.startsWith('--only='))
+  ?.slice(7)
+  .split(',');
 const wanted = (name: string): boolean => !only || only.includes(name);
 const MiB = 1024 * 1024;
 const S = quick
-  ? { logBase: 2 * MiB, logAppend: 256 * 1024, bigFile: 32 * MiB, edits: 200, manyFiles: 2000, renameFiles: 50, initial: 64 * MiB, contSeconds: 3 }
-  : { logBase: 10 * MiB, logAppend: 1 * MiB, bigFile: 256 * MiB, edits: 1000, manyFiles: 10_000, renameFiles: 200, initial: 256 * MiB, contSeconds: 10 };
+  ? {
+      logBase: 2 * MiB,
+      logAppend: 256 * 1024,
+      bigFile: 32 * MiB,
+      edits: 200,
+      manyFiles: 2000,
+      renameFiles: 50,
+      initial: 64 * MiB,
+      contSeconds: 3,
+    }
+  : {
+      logBase: 10 * MiB,
+      logAppend: 1 * MiB,
+      bigFile: 256 * MiB,
+      edits: 1000,
+      manyFiles: 10_000,
+      renameFiles: 200,
+      initial: 256 * MiB,
+      contSeconds: 10,
+    };
 
 interface Row {
   name: string;
@@ -56,7 +77,13 @@ function textBytes(n: number): Buffer {
 }
 
 /** Runs one workload: prepare (synced by both, unmeasured), mutate, measure ours then rsync. */
-async function workload(name: string, goal: (r: Omit<Row, 'goal' | 'ok'>) => [string, boolean], prepare: (dir: string) => void, mutate: (dir: string) => void, rsyncExtra: string[] = []): Promise<void> {
+async function workload(
+  name: string,
+  goal: (r: Omit<Row, 'goal' | 'ok'>) => [string, boolean],
+  prepare: (dir: string) => void,
+  mutate: (dir: string) => void,
+  rsyncExtra: string[] = [],
+): Promise<void> {
   if (!wanted(name)) return;
   log(`workload ${name}…`);
   const h = await SyncHarness.create(base, name);
@@ -75,9 +102,18 @@ async function workload(name: string, goal: (r: Omit<Row, 'goal' | 'ok'>) => [st
     const raw = (h.stats()?.rawBytes ?? 0) - rawBefore;
     const seconds = Math.max(0, appliedAt - t0) / 1000;
     const diffs = await verifyTrees(h.a, h.b);
-    if (diffs.length > 0) throw new Error(`${name}: echo differs from primary: ${JSON.stringify(diffs.slice(0, 3))}`);
+    if (diffs.length > 0)
+      throw new Error(`${name}: echo differs from primary: ${JSON.stringify(diffs.slice(0, 3))}`);
     const r = daemon.run(h.a, name, rsyncExtra);
-    const row = { name, bytes, rsyncBytes: r.bytes, ratio: bytes / r.bytes, seconds, rsyncSeconds: r.seconds, compression: raw > 0 ? raw / Math.max(1, bytes) : 1 };
+    const row = {
+      name,
+      bytes,
+      rsyncBytes: r.bytes,
+      ratio: bytes / r.bytes,
+      seconds,
+      rsyncSeconds: r.seconds,
+      compression: raw > 0 ? raw / Math.max(1, bytes) : 1,
+    };
     const [g, ok] = goal(row);
     rows.push({ ...row, goal: g, ok });
   } finally {
@@ -88,44 +124,72 @@ async function workload(name: string, goal: (r: Omit<Row, 'goal' | 'ok'>) => [st
 const notMore = (r: { ratio: number }): [string, boolean] => ['bytes <= rsync', r.ratio <= 1];
 
 // (a) append 1 MiB to a 10 MiB log (random bytes: incompressible)
-await workload('append', notMore, (d) => writeFileSync(join(d, 'app.log'), randomBytes(S.logBase)), (d) => {
-  const fd = openSync(join(d, 'app.log'), 'a');
-  writeSync(fd, randomBytes(S.logAppend));
-  closeSync(fd);
-});
+await workload(
+  'append',
+  notMore,
+  (d) => writeFileSync(join(d, 'app.log'), randomBytes(S.logBase)),
+  (d) => {
+    const fd = openSync(join(d, 'app.log'), 'a');
+    writeSync(fd, randomBytes(S.logAppend));
+    closeSync(fd);
+  },
+);
 
 // (b) 1000 random 4 KiB in-place edits in a 256 MiB file
-await workload('scattered-edits', (r) => ['bytes <= 0.5x rsync', r.ratio <= 0.5], (d) => {
-  const fd = openSync(join(d, 'db.bin'), 'w');
-  for (let off = 0; off < S.bigFile; off += 16 * MiB) writeSync(fd, randomBytes(Math.min(16 * MiB, S.bigFile - off)));
-  closeSync(fd);
-}, (d) => {
-  const fd = openSync(join(d, 'db.bin'), 'r+');
-  for (let i = 0; i < S.edits; i++) writeSync(fd, randomBytes(4096), 0, 4096, randomInt(S.bigFile - 4096));
-  closeSync(fd);
-});
+await workload(
+  'scattered-edits',
+  (r) => ['bytes <= 0.5x rsync', r.ratio <= 0.5],
+  (d) => {
+    const fd = openSync(join(d, 'db.bin'), 'w');
+    for (let off = 0; off < S.bigFile; off += 16 * MiB)
+      writeSync(fd, randomBytes(Math.min(16 * MiB, S.bigFile - off)));
+    closeSync(fd);
+  },
+  (d) => {
+    const fd = openSync(join(d, 'db.bin'), 'r+');
+    for (let i = 0; i < S.edits; i++) writeSync(fd, randomBytes(4096), 0, 4096, randomInt(S.bigFile - 4096));
+    closeSync(fd);
+  },
+);
 
 // (c) create 10,000 files of 1–8 KiB
-await workload('many-files', notMore, () => undefined, (d) => {
-  for (let i = 0; i < S.manyFiles; i++) {
-    const dir = join(d, 'files', String(i % 100));
-    if (i < 100) mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, `f${i}.dat`), randomBytes(1024 + randomInt(7 * 1024 + 1)));
-  }
-});
+await workload(
+  'many-files',
+  notMore,
+  () => undefined,
+  (d) => {
+    for (let i = 0; i < S.manyFiles; i++) {
+      const dir = join(d, 'files', String(i % 100));
+      if (i < 100) mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, `f${i}.dat`), randomBytes(1024 + randomInt(7 * 1024 + 1)));
+    }
+  },
+);
 
 // (d) rename a directory of 200 × 100 KiB files
-await workload('rename-dir', (r) => ['bytes <= 0.01x rsync', r.ratio <= 0.01], (d) => {
-  mkdirSync(join(d, 'assets'));
-  for (let i = 0; i < S.renameFiles; i++) writeFileSync(join(d, 'assets', `a${i}.bin`), randomBytes(100 * 1024));
-}, (d) => renameSync(join(d, 'assets'), join(d, 'assets-v2')));
+await workload(
+  'rename-dir',
+  (r) => ['bytes <= 0.01x rsync', r.ratio <= 0.01],
+  (d) => {
+    mkdirSync(join(d, 'assets'));
+    for (let i = 0; i < S.renameFiles; i++)
+      writeFileSync(join(d, 'assets', `a${i}.bin`), randomBytes(100 * 1024));
+  },
+  (d) => renameSync(join(d, 'assets'), join(d, 'assets-v2')),
+);
 
 // (a') compressible variant: append 1 MiB of JSON log lines (rsync with -z for fairness)
-await workload('append-text', notMore, (d) => writeFileSync(join(d, 'app.log'), textBytes(S.logBase)), (d) => {
-  const fd = openSync(join(d, 'app.log'), 'a');
-  writeSync(fd, textBytes(S.logAppend));
-  closeSync(fd);
-}, ['-z']);
+await workload(
+  'append-text',
+  notMore,
+  (d) => writeFileSync(join(d, 'app.log'), textBytes(S.logBase)),
+  (d) => {
+    const fd = openSync(join(d, 'app.log'), 'a');
+    writeSync(fd, textBytes(S.logAppend));
+    closeSync(fd);
+  },
+  ['-z'],
+);
 
 // (e) initial copy of 256 MiB to an empty echo
 if (wanted('initial-copy')) {
@@ -133,7 +197,8 @@ if (wanted('initial-copy')) {
   const h = await SyncHarness.create(base, 'initial-copy');
   try {
     const fd = openSync(join(h.a, 'state.bin'), 'w');
-    for (let off = 0; off < S.initial; off += 16 * MiB) writeSync(fd, randomBytes(Math.min(16 * MiB, S.initial - off)));
+    for (let off = 0; off < S.initial; off += 16 * MiB)
+      writeSync(fd, randomBytes(Math.min(16 * MiB, S.initial - off)));
     closeSync(fd);
     await h.startEcho();
     const appliedAt = await h.settle(0);
@@ -143,7 +208,17 @@ if (wanted('initial-copy')) {
     if (diffs.length > 0) throw new Error(`initial-copy: echo differs: ${JSON.stringify(diffs.slice(0, 3))}`);
     const r = daemon.run(h.a, 'initial-copy');
     const raw = h.stats()?.rawBytes ?? 0;
-    rows.push({ name: 'initial-copy', bytes, rsyncBytes: r.bytes, ratio: bytes / r.bytes, seconds, rsyncSeconds: r.seconds, compression: raw / bytes, goal: 'bytes <= rsync, wall <= 2x rsync', ok: bytes <= r.bytes && seconds <= 2 * r.seconds });
+    rows.push({
+      name: 'initial-copy',
+      bytes,
+      rsyncBytes: r.bytes,
+      ratio: bytes / r.bytes,
+      seconds,
+      rsyncSeconds: r.seconds,
+      compression: raw / bytes,
+      goal: 'bytes <= rsync, wall <= 2x rsync',
+      ok: bytes <= r.bytes && seconds <= 2 * r.seconds,
+    });
   } finally {
     await h.close();
   }
@@ -196,13 +271,17 @@ if (wanted('continuous')) {
 daemon.stop();
 await rm(base, { recursive: true, force: true });
 
-const fmtB = (n: number): string => (n >= MiB ? `${(n / MiB).toFixed(2)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`);
+const fmtB = (n: number): string =>
+  n >= MiB ? `${(n / MiB).toFixed(2)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`;
 const lines = [
   `sync bench${quick ? ' (--quick: smaller sizes)' : ''}: Understudy vs rsync ${'(daemon on 127.0.0.1, --no-whole-file)'}`,
   `sizes: log ${fmtB(S.logBase)} + ${fmtB(S.logAppend)}, big file ${fmtB(S.bigFile)} with ${S.edits} x 4 KiB edits, ${S.manyFiles} small files, rename ${S.renameFiles} x 100 KiB, initial ${fmtB(S.initial)}`,
   '',
   `${'workload'.padEnd(16)} ${'bytes'.padStart(12)} ${'rsync bytes'.padStart(12)} ${'ratio'.padStart(8)} ${'s'.padStart(7)} ${'rsync s'.padStart(8)} ${'compr'.padStart(6)}  goal`,
-  ...rows.map((r) => `${r.name.padEnd(16)} ${fmtB(r.bytes).padStart(12)} ${fmtB(r.rsyncBytes).padStart(12)} ${r.ratio.toFixed(4).padStart(8)} ${r.seconds.toFixed(3).padStart(7)} ${r.rsyncSeconds.toFixed(3).padStart(8)} ${r.compression.toFixed(2).padStart(6)}  ${r.goal}: ${r.ok ? 'met' : 'MISSED'}`),
+  ...rows.map(
+    (r) =>
+      `${r.name.padEnd(16)} ${fmtB(r.bytes).padStart(12)} ${fmtB(r.rsyncBytes).padStart(12)} ${r.ratio.toFixed(4).padStart(8)} ${r.seconds.toFixed(3).padStart(7)} ${r.rsyncSeconds.toFixed(3).padStart(8)} ${r.compression.toFixed(2).padStart(6)}  ${r.goal}: ${r.ok ? 'met' : 'MISSED'}`,
+  ),
   `${'continuous'.padEnd(16)} change-to-applied p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms  goal p99 <= 50 ms: ${p99 <= 50 ? 'met' : 'MISSED'}`,
   '(compr = bytes before compression / bytes on the wire; random data is incompressible by design, append-text is the compressible case, rsync run with -z there)',
 ];
@@ -212,7 +291,14 @@ process.stdout.write(
   JSON.stringify({
     bench: 'sync',
     quick,
-    workloads: rows.map((r) => ({ name: r.name, bytes: r.bytes, rsyncBytes: r.rsyncBytes, ratio: round(r.ratio, 4), seconds: round(r.seconds, 3), rsyncSeconds: round(r.rsyncSeconds, 3) })),
+    workloads: rows.map((r) => ({
+      name: r.name,
+      bytes: r.bytes,
+      rsyncBytes: r.rsyncBytes,
+      ratio: round(r.ratio, 4),
+      seconds: round(r.seconds, 3),
+      rsyncSeconds: round(r.rsyncSeconds, 3),
+    })),
     continuous: { p50Ms: round(p50, 1), p99Ms: round(p99, 1) },
   }) + '\n',
 );

@@ -16,10 +16,14 @@ const dispatcher = new Agent({ connections: 4 });
 
 async function startApi(): Promise<{ child: ChildProcess; port: number }> {
   const port = await allocatePort();
-  const child = spawn(process.execPath, [`${root}examples/api/server.mjs`, '--port', String(port), '--warmup', String(warmupMs)], {
-    stdio: 'ignore',
-    env: { ...process.env, UNDERSTUDY_INSTANCE: `api-${port}` },
-  });
+  const child = spawn(
+    process.execPath,
+    [`${root}examples/api/server.mjs`, '--port', String(port), '--warmup', String(warmupMs)],
+    {
+      stdio: 'ignore',
+      env: { ...process.env, UNDERSTUDY_INSTANCE: `api-${port}` },
+    },
+  );
   return { child, port };
 }
 
@@ -56,7 +60,10 @@ function median(xs: number[]): number {
 async function main(): Promise<void> {
   const base = await startApi();
   await until200(`http://127.0.0.1:${base.port}/healthz`);
-  const router = await Router.create({ service: 'api', backends: [{ id: 'api-base', host: '127.0.0.1', port: base.port }] });
+  const router = await Router.create({
+    service: 'api',
+    backends: [{ id: 'api-base', host: '127.0.0.1', port: base.port }],
+  });
   const cold: number[] = [];
   const warm: number[] = [];
   const children: ChildProcess[] = [base.child];
@@ -89,7 +96,9 @@ async function main(): Promise<void> {
       router.setBackends([{ id: 'api-base', host: '127.0.0.1', port: base.port }]);
       c.child.kill('SIGTERM');
       w.child.kill('SIGTERM');
-      process.stdout.write(`  round ${i + 1}: cold ${cold.at(-1)?.toFixed(1)} ms, warm echo ${warm.at(-1)?.toFixed(2)} ms\n`);
+      process.stdout.write(
+        `  round ${i + 1}: cold ${cold.at(-1)?.toFixed(1)} ms, warm echo ${warm.at(-1)?.toFixed(2)} ms\n`,
+      );
     }
   } finally {
     for (const c of children) c.kill('SIGKILL');
@@ -98,9 +107,18 @@ async function main(): Promise<void> {
   }
   const coldMs = median(cold);
   const warmMs = median(warm);
-  process.stdout.write(`\nscale-out to serving capacity (median of ${rounds}): cold start ${coldMs.toFixed(1)} ms (of which the example's own warm-up ${warmupMs} ms), warm echo ${warmMs.toFixed(2)} ms\n`);
   process.stdout.write(
-    JSON.stringify({ bench: 'warm-start', rounds, coldMs: Math.round(coldMs * 10) / 10, warmMs: Math.round(warmMs * 100) / 100, ratio: Math.round((coldMs / warmMs) * 10) / 10, appWarmupMs: warmupMs }) + '\n',
+    `\nscale-out to serving capacity (median of ${rounds}): cold start ${coldMs.toFixed(1)} ms (of which the example's own warm-up ${warmupMs} ms), warm echo ${warmMs.toFixed(2)} ms\n`,
+  );
+  process.stdout.write(
+    JSON.stringify({
+      bench: 'warm-start',
+      rounds,
+      coldMs: Math.round(coldMs * 10) / 10,
+      warmMs: Math.round(warmMs * 100) / 100,
+      ratio: Math.round((coldMs / warmMs) * 10) / 10,
+      appWarmupMs: warmupMs,
+    }) + '\n',
   );
 }
 

@@ -7,5 +7,6 @@ export UNDERSTUDY_APT_NEEDS="${UNDERSTUDY_APT_NEEDS:-haproxy:haproxy}"
 bash scripts/setup.sh
 echo "== typecheck"; npx tsc -p tsconfig.json --noEmit
 echo "== lint"; npx eslint . && npx depcruise src --config .dependency-cruiser.cjs
+echo "== format"; npx prettier --check . --log-level warn
 echo "== test"
 exec npx vitest run "$@"

@@ -18,7 +18,10 @@ export interface LoadRecord {
  * Drives the kv example at `rate` requests/s (`writeShare` PUTs of unique keys with their own
  * x-request-id, the rest GETs of keys written before) until `signal` aborts. Time is `performance.now()`.
  */
-export async function runLoad(base: string, opts: { rate: number; writeShare: number; prefix: string; signal: AbortSignal }): Promise<LoadRecord> {
+export async function runLoad(
+  base: string,
+  opts: { rate: number; writeShare: number; prefix: string; signal: AbortSignal },
+): Promise<LoadRecord> {
   const dispatcher = new Agent({ connections: 64, keepAliveTimeout: 10_000 });
   const rec: LoadRecord = { samples: [], acked: new Map() };
   const keys: string[] = [];

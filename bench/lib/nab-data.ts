@@ -10,13 +10,21 @@ const here = dirname(fileURLToPath(import.meta.url));
 
 /** The NAB root directory, or undefined when neither copy exists. */
 export function nabRoot(): string | undefined {
-  const candidates = [resolve(here, '../data/nab'), resolve(here, '../../../shared/data/nab'), resolve(process.cwd(), '../shared/data/nab')];
+  const candidates = [
+    resolve(here, '../data/nab'),
+    resolve(here, '../../../shared/data/nab'),
+    resolve(process.cwd(), '../shared/data/nab'),
+  ];
   return candidates.find((c) => existsSync(join(c, 'labels/combined_windows.json')));
 }
 
 /** The crane traces directory, or undefined. */
 export function craneRoot(): string | undefined {
-  const candidates = [resolve(here, '../data/traces/crane'), resolve(here, '../../../shared/data/traces/crane'), resolve(process.cwd(), '../shared/data/traces/crane')];
+  const candidates = [
+    resolve(here, '../data/traces/crane'),
+    resolve(here, '../../../shared/data/traces/crane'),
+    resolve(process.cwd(), '../shared/data/traces/crane'),
+  ];
   return candidates.find((c) => existsSync(join(c, 'cpu_0.csv')));
 }
 
@@ -70,17 +78,32 @@ export function loadNabSeries(root: string, categories?: readonly string[]): Nab
 
 /** Label windows per file as [startMs, endMs]. */
 export function loadNabWindows(root: string): Map<string, [number, number][]> {
-  const raw = JSON.parse(readFileSync(join(root, 'labels/combined_windows.json'), 'utf8')) as Record<string, [string, string][]>;
+  const raw = JSON.parse(readFileSync(join(root, 'labels/combined_windows.json'), 'utf8')) as Record<
+    string,
+    [string, string][]
+  >;
   const out = new Map<string, [number, number][]>();
-  for (const [k, ws] of Object.entries(raw)) out.set(k, ws.map(([a, b]) => [parseNabTime(a), parseNabTime(b)]));
+  for (const [k, ws] of Object.entries(raw))
+    out.set(
+      k,
+      ws.map(([a, b]) => [parseNabTime(a), parseNabTime(b)]),
+    );
   return out;
 }
 
 /** The three NAB cost profiles. */
 export function loadNabProfiles(root: string): Record<string, NabCostMatrix> {
-  const raw = JSON.parse(readFileSync(join(root, 'config/profiles.json'), 'utf8')) as Record<string, { CostMatrix: NabCostMatrix }>;
+  const raw = JSON.parse(readFileSync(join(root, 'config/profiles.json'), 'utf8')) as Record<
+    string,
+    { CostMatrix: NabCostMatrix }
+  >;
   const out: Record<string, NabCostMatrix> = {};
-  for (const [k, v] of Object.entries(raw)) out[k] = { tpWeight: v.CostMatrix.tpWeight, fpWeight: v.CostMatrix.fpWeight, fnWeight: v.CostMatrix.fnWeight };
+  for (const [k, v] of Object.entries(raw))
+    out[k] = {
+      tpWeight: v.CostMatrix.tpWeight,
+      fpWeight: v.CostMatrix.fpWeight,
+      fnWeight: v.CostMatrix.fnWeight,
+    };
   return out;
 }
 

@@ -6,7 +6,11 @@ import type { AnomalyDetectorOptions } from '../../src/predict/index.js';
 import { probationaryLength } from './nab-scorer.js';
 
 /** Scores one series; returns the scores and the detector's own time in ms. */
-export function detectSeries(timestamps: readonly number[], values: readonly number[], options: AnomalyDetectorOptions = {}): { scores: number[]; ms: number } {
+export function detectSeries(
+  timestamps: readonly number[],
+  values: readonly number[],
+  options: AnomalyDetectorOptions = {},
+): { scores: number[]; ms: number } {
   const t0 = performance.now();
   const d = new AnomalyDetector({ learningPoints: probationaryLength(values.length), ...options });
   const scores = new Array<number>(values.length);

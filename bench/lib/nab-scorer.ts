@@ -62,7 +62,11 @@ export function windowIndices(
  * `Sweeper.calcSweepScore`: the weighted score each row would earn if it were a detection.
  * `windowBase` offsets window ids so that rows of several files can be pooled.
  */
-export function sweepRows(file: NabFileInput, cost: NabCostMatrix, windowBase: number): { rows: NabSweepRow[]; windows: number } {
+export function sweepRows(
+  file: NabFileInput,
+  cost: NabCostMatrix,
+  windowBase: number,
+): { rows: NabSweepRow[]; windows: number } {
   const n = file.timestamps.length;
   const wins = windowIndices(file.timestamps, file.windows);
   const prob = probationaryLength(n);
@@ -94,7 +98,12 @@ export function sweepRows(file: NabFileInput, cost: NabCostMatrix, windowBase: n
 }
 
 /** Score of a set of rows at a given threshold (detections are rows with score ≥ threshold). */
-export function scoreAtThreshold(rows: readonly NabSweepRow[], windowIds: readonly number[], cost: NabCostMatrix, threshold: number): { score: number; tp: number; fp: number; fn: number } {
+export function scoreAtThreshold(
+  rows: readonly NabSweepRow[],
+  windowIds: readonly number[],
+  cost: NabCostMatrix,
+  threshold: number,
+): { score: number; tp: number; fp: number; fn: number } {
   const best = new Map<number, number>();
   let fpSum = 0;
   let fp = 0;
@@ -124,7 +133,11 @@ export function scoreAtThreshold(rows: readonly NabSweepRow[], windowIds: readon
  * `Sweeper.calcScoreByThreshold` + optimizer: the corpus score at every distinct anomaly score
  * (plus 1.1, "never fires"); returns the best threshold and its raw score.
  */
-export function optimiseThreshold(rows: readonly NabSweepRow[], windowIds: readonly number[], cost: NabCostMatrix): { threshold: number; score: number } {
+export function optimiseThreshold(
+  rows: readonly NabSweepRow[],
+  windowIds: readonly number[],
+  cost: NabCostMatrix,
+): { threshold: number; score: number } {
   const sorted = [...rows].sort((a, b) => b.score - a.score);
   const best = new Map<number, number>();
   for (const id of windowIds) best.set(id, -cost.fnWeight);
@@ -178,7 +191,10 @@ export function scoreCorpus(files: readonly NabFileInput[], cost: NabCostMatrix)
   }
   const allIds = Array.from({ length: base }, (_, k) => k);
   const { threshold, score } = optimiseThreshold(all, allIds, cost);
-  const perFile = perFileRows.map((p) => ({ name: p.name, ...scoreAtThreshold(p.rows, p.ids, cost, threshold) }));
+  const perFile = perFileRows.map((p) => ({
+    name: p.name,
+    ...scoreAtThreshold(p.rows, p.ids, cost, threshold),
+  }));
   const nullScore = -cost.fnWeight * base;
   const perfect = cost.tpWeight * base;
   return { threshold, raw: score, normalised: (100 * (score - nullScore)) / (perfect - nullScore), perFile };

@@ -64,7 +64,12 @@ export function runScaleTest(o: ScaleTestOptions): ScaleTestResult {
     });
   }
   const t0 = performance.now();
-  const results = simulate(specs, { tickMs, capacityPerInstance: o.capacity, coldStartMs: o.coldStartMs, warmStartMs: o.warmStartMs });
+  const results = simulate(specs, {
+    tickMs,
+    capacityPerInstance: o.capacity,
+    coldStartMs: o.coldStartMs,
+    warmStartMs: o.warmStartMs,
+  });
   const seconds = (performance.now() - t0) / 1000;
   let hours = 0;
   let instanceHours = 0;
@@ -78,5 +83,13 @@ export function runScaleTest(o: ScaleTestOptions): ScaleTestResult {
     slo += r.metrics.sloViolationMin;
     decisions += r.metrics.actions;
   }
-  return { seconds, ticks, services: o.services, meanInstances: instanceHours / (hours || 1), peakInstances: peak, sloViolationMin: slo, decisions };
+  return {
+    seconds,
+    ticks,
+    services: o.services,
+    meanInstances: instanceHours / (hours || 1),
+    peakInstances: peak,
+    sloViolationMin: slo,
+    decisions,
+  };
 }

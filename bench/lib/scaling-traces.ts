@@ -9,7 +9,11 @@ export function scalingTracePaths(): { paths: string[]; missing: string[] } {
   const paths: string[] = [];
   const missing: string[] = [];
   const crane = craneRoot();
-  if (crane) for (const f of readdirSync(crane).filter((x) => x.endsWith('.csv')).sort()) paths.push(join(crane, f));
+  if (crane)
+    for (const f of readdirSync(crane)
+      .filter((x) => x.endsWith('.csv'))
+      .sort())
+      paths.push(join(crane, f));
   else missing.push('traces/crane/*.csv');
   const nab = nabRoot();
   const wanted = ['realKnownCause/nyc_taxi.csv', 'realAWSCloudwatch/elb_request_count_8c0756.csv'];
@@ -19,7 +23,11 @@ export function scalingTracePaths(): { paths: string[]; missing: string[] } {
     else missing.push(`nab/data/${w}`);
   }
   const tweets = nab ? join(nab, 'data', 'realTweets') : '';
-  if (tweets && existsSync(tweets)) for (const f of readdirSync(tweets).filter((x) => x.endsWith('.csv')).sort()) paths.push(join(tweets, f));
+  if (tweets && existsSync(tweets))
+    for (const f of readdirSync(tweets)
+      .filter((x) => x.endsWith('.csv'))
+      .sort())
+      paths.push(join(tweets, f));
   else missing.push('nab/data/realTweets/*.csv');
   return { paths, missing };
 }

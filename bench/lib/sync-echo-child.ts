@@ -11,7 +11,11 @@ target.on('applied', (ev: { seq: number; files: number; bytes: number }) => {
   const report = (size: number): void => {
     process.send?.({ type: 'applied', seq: ev.seq, files: ev.files, bytes: ev.bytes, at, size });
   };
-  if (watchFile) stat(join(dir, watchFile)).then((s) => report(s.size), () => report(-1));
+  if (watchFile)
+    stat(join(dir, watchFile)).then(
+      (s) => report(s.size),
+      () => report(-1),
+    );
   else report(-1);
 });
 target.on('error', (err: Error) => process.send?.({ type: 'error', message: err.message }));

@@ -42,12 +42,16 @@ export class SyncHarness {
 
   async startEcho(watchFile?: string): Promise<void> {
     const args = [this.b, String(this.source.port), KEY, ...(watchFile ? [watchFile] : [])];
-    const child = fork(join(here, 'sync-echo-child.ts'), args, { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = fork(join(here, 'sync-echo-child.ts'), args, {
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
     this.child = child;
     await new Promise<void>((resolve, reject) => {
       child.on('message', (m: { type: string } & AppliedReport & { message?: string }) => {
         if (m.type === 'ready') resolve();
-        else if (m.type === 'applied') this.applied.push({ seq: m.seq, at: m.at, size: m.size, files: m.files });
+        else if (m.type === 'applied')
+          this.applied.push({ seq: m.seq, at: m.at, size: m.size, files: m.files });
         else if (m.type === 'error') process.stderr.write(`echo error: ${m.message}\n`);
       });
       child.once('exit', (code) => reject(new Error(`echo exited ${code}`)));
@@ -74,7 +78,13 @@ export class SyncHarness {
     let stableSince = 0;
     for (;;) {
       const s = this.stats();
-      const caughtUp = s !== undefined && s.connected && s.batchesSent > sentBefore && s.batchesAcked === s.batchesSent && s.lagSeconds === 0 && s.initialSync === null;
+      const caughtUp =
+        s !== undefined &&
+        s.connected &&
+        s.batchesSent > sentBefore &&
+        s.batchesAcked === s.batchesSent &&
+        s.lagSeconds === 0 &&
+        s.initialSync === null;
       if (caughtUp) {
         stableSince ||= Date.now();
         if (Date.now() - stableSince >= quietMs) break;

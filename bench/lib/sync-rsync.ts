@@ -36,8 +36,15 @@ export class RsyncDaemon {
   static async start(root: string, workDir: string): Promise<RsyncDaemon> {
     const port = await freePort();
     const conf = join(workDir, 'rsyncd.conf');
-    writeFileSync(conf, `pid file = ${join(workDir, 'rsyncd.pid')}\nuse chroot = no\n[bench]\n  path = ${root}\n  read only = no\n  uid = 0\n  gid = 0\n`);
-    const child = spawn('rsync', ['--daemon', '--no-detach', `--port=${port}`, `--address=127.0.0.1`, `--config=${conf}`], { stdio: 'ignore' });
+    writeFileSync(
+      conf,
+      `pid file = ${join(workDir, 'rsyncd.pid')}\nuse chroot = no\n[bench]\n  path = ${root}\n  read only = no\n  uid = 0\n  gid = 0\n`,
+    );
+    const child = spawn(
+      'rsync',
+      ['--daemon', '--no-detach', `--port=${port}`, `--address=127.0.0.1`, `--config=${conf}`],
+      { stdio: 'ignore' },
+    );
     const d = new RsyncDaemon(child, port);
     for (let i = 0; i < 100; i++) {
       if (spawnSync('rsync', [`rsync://127.0.0.1:${port}/`], { stdio: 'ignore' }).status === 0) return d;
@@ -50,7 +57,19 @@ export class RsyncDaemon {
   /** `rsync -a --delete --no-whole-file --stats src/ rsync://…/bench/dest/`; bytes = sent + received. */
   run(src: string, dest: string, extra: string[] = []): RsyncRun {
     const t = performance.now();
-    const r = spawnSync('rsync', ['-a', '--delete', '--no-whole-file', '--stats', ...extra, `${src}/`, `rsync://127.0.0.1:${this.port}/bench/${dest}/`], { encoding: 'utf8', maxBuffer: 1 << 26 });
+    const r = spawnSync(
+      'rsync',
+      [
+        '-a',
+        '--delete',
+        '--no-whole-file',
+        '--stats',
+        ...extra,
+        `${src}/`,
+        `rsync://127.0.0.1:${this.port}/bench/${dest}/`,
+      ],
+      { encoding: 'utf8', maxBuffer: 1 << 26 },
+    );
     const seconds = (performance.now() - t) / 1000;
     if (r.status !== 0) throw new Error(`rsync failed: ${r.stderr}`);
     const num = (label: string): number => {

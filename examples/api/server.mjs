@@ -53,7 +53,12 @@ const server = createServer((req, res) => {
     res.end(text);
   };
   if (url.pathname === '/healthz') return send(200, { ok: true });
-  if (url.pathname === '/stats') return send(200, { ...stats, uptimeMs: Date.now() - stats.startedAt, role: process.env.UNDERSTUDY_ROLE ?? 'primary' });
+  if (url.pathname === '/stats')
+    return send(200, {
+      ...stats,
+      uptimeMs: Date.now() - stats.startedAt,
+      role: process.env.UNDERSTUDY_ROLE ?? 'primary',
+    });
   if (url.pathname === '/work' && (req.method === 'GET' || req.method === 'HEAD')) {
     const ms = Math.min(1000, Math.max(0, Number(url.searchParams.get('ms') ?? 5) || 0));
     const t0 = performance.now();
@@ -61,7 +66,11 @@ const server = createServer((req, res) => {
     const spent = performance.now() - t0;
     stats.requests++;
     stats.cpuMs += spent;
-    return send(200, { ms: Math.round(spent * 100) / 100, digest: digest.slice(0, 16), instance: process.env.UNDERSTUDY_INSTANCE ?? 'api' });
+    return send(200, {
+      ms: Math.round(spent * 100) / 100,
+      digest: digest.slice(0, 16),
+      instance: process.env.UNDERSTUDY_INSTANCE ?? 'api',
+    });
   }
   return send(404, { error: `no route ${req.method} ${url.pathname}` });
 });

@@ -13,7 +13,17 @@
 //
 // Usage: node server.mjs --port 8080 --state ./state [--host 127.0.0.1]
 import { createServer } from 'node:http';
-import { closeSync, fdatasync, fdatasyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, write, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fdatasync,
+  fdatasyncSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  write,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 
@@ -126,7 +136,9 @@ function flush() {
  */
 function writeAll(buf, offset, then) {
   if (offset >= buf.length) return then();
-  write(fd, buf, offset, buf.length - offset, null, (err, n) => (err ? fatal(err) : writeAll(buf, offset + n, then)));
+  write(fd, buf, offset, buf.length - offset, null, (err, n) =>
+    err ? fatal(err) : writeAll(buf, offset + n, then),
+  );
 }
 
 /** @param {Error} err */
@@ -159,7 +171,11 @@ function commit(rec) {
   // to readers only once it is durable.
   if (full.id) appliedIds.add(full.id);
   const body = Buffer.from(JSON.stringify(full), 'utf8');
-  const line = Buffer.concat([Buffer.from(crc32(body).toString(16).padStart(8, '0') + ' ', 'latin1'), body, Buffer.from('\n')]);
+  const line = Buffer.concat([
+    Buffer.from(crc32(body).toString(16).padStart(8, '0') + ' ', 'latin1'),
+    body,
+    Buffer.from('\n'),
+  ]);
   return new Promise((resolve) => {
     pending.push({
       line,
@@ -254,7 +270,8 @@ async function handle(req, res) {
   const epochHeader = req.headers['x-understudy-epoch'];
   const epoch = typeof epochHeader === 'string' ? Number(epochHeader) : 0;
   if (req.method !== 'GET' && epoch > 0) {
-    if (epoch < maxEpoch) return json(res, 409, { error: `stale epoch ${epoch}: this instance has seen epoch ${maxEpoch}` });
+    if (epoch < maxEpoch)
+      return json(res, 409, { error: `stale epoch ${epoch}: this instance has seen epoch ${maxEpoch}` });
     maxEpoch = epoch;
   }
   switch (req.method) {
@@ -295,7 +312,9 @@ server.keepAliveTimeout = 65_000;
 server.listen(port, host, () => {
   const addr = server.address();
   const actual = typeof addr === 'object' && addr ? addr.port : port;
-  process.stdout.write(`kv listening on http://${host}:${actual} state=${stateDir} recovered=${recovered} records\n`);
+  process.stdout.write(
+    `kv listening on http://${host}:${actual} state=${stateDir} recovered=${recovered} records\n`,
+  );
 });
 
 function shutdown() {

@@ -85,7 +85,12 @@ export class ServiceFileSync {
     const entry: { target: SyncTarget | undefined; dir: string } = { target: undefined, dir: stateDir };
     this.#targets.set(id, entry);
     if (!this.#source) return;
-    const target = await SyncTarget.create({ dir: stateDir, key: this.#key, port: this.#source.port, echoId: id });
+    const target = await SyncTarget.create({
+      dir: stateDir,
+      key: this.#key,
+      port: this.#source.port,
+      echoId: id,
+    });
     target.on('error', (err: Error) => this.options.onEvent?.(id, 'error', err.message));
     target.on('security', (e: { message: string }) => this.options.onEvent?.(id, 'security', e.message));
     if (this.#targets.get(id) === entry) entry.target = target;
@@ -106,7 +111,8 @@ export class ServiceFileSync {
   /** Whether an echo has applied every change seen so far. */
   caughtUp(id: string): boolean {
     const s = this.#stats(id);
-    const initialDone = s?.initialSync === null || (s !== undefined && s.initialSync.doneBytes >= s.initialSync.totalBytes);
+    const initialDone =
+      s?.initialSync === null || (s !== undefined && s.initialSync.doneBytes >= s.initialSync.totalBytes);
     return s !== undefined && s.connected && initialDone && s.lagBytes === 0 && s.lagSeconds === 0;
   }
 
@@ -137,7 +143,12 @@ export class ServiceFileSync {
         compressionRatio: s?.compressionRatio ?? 1,
         lastAppliedSeq: t?.lastAppliedSeq ?? 0,
         errors: (s?.errors ?? 0) + (t?.errors ?? 0),
-        initialSync: s?.initialSync && s.initialSync.doneBytes < s.initialSync.totalBytes ? { ...s.initialSync } : s ? null : { doneBytes: 0, totalBytes: 0 },
+        initialSync:
+          s?.initialSync && s.initialSync.doneBytes < s.initialSync.totalBytes
+            ? { ...s.initialSync }
+            : s
+              ? null
+              : { doneBytes: 0, totalBytes: 0 },
       };
     });
   }

@@ -19,9 +19,13 @@ export class ApiClient {
     try {
       endpoint = JSON.parse(readFileSync(join(dataDir, API_ENDPOINT_FILE), 'utf8')) as ApiEndpoint;
     } catch (err) {
-      throw new UnderstudyError(ErrorCode.ApiUnreachable, `no control plane is running with data directory ${dataDir} (start one with 'understudy up')`, {
-        cause: err,
-      });
+      throw new UnderstudyError(
+        ErrorCode.ApiUnreachable,
+        `no control plane is running with data directory ${dataDir} (start one with 'understudy up')`,
+        {
+          cause: err,
+        },
+      );
     }
     if (!isLocalProcessAlive(endpoint.pid)) {
       throw new UnderstudyError(
@@ -37,7 +41,10 @@ export class ApiClient {
     try {
       res = await fetch(this.endpoint.url + path, {
         method,
-        headers: { authorization: `Bearer ${this.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        headers: {
+          authorization: `Bearer ${this.token}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
         signal: AbortSignal.timeout(10_000),
       });
@@ -50,7 +57,11 @@ export class ApiClient {
     }
     const json = (await res.json().catch(() => ({}))) as { error?: { code: string; message: string } };
     if (!res.ok) {
-      throw new UnderstudyError(json.error?.code ?? ErrorCode.ApiRequest, json.error?.message ?? `HTTP ${res.status}`, { details: { status: res.status } });
+      throw new UnderstudyError(
+        json.error?.code ?? ErrorCode.ApiRequest,
+        json.error?.message ?? `HTTP ${res.status}`,
+        { details: { status: res.status } },
+      );
     }
     return json as T;
   }
@@ -70,16 +81,33 @@ export class ApiClient {
     return this.request('GET', '/v1/status');
   }
   async restart(instance: string, reason?: string): Promise<Decision> {
-    return (await this.request<{ decision: Decision }>('POST', `/v1/instances/${encodeURIComponent(instance)}/restart`, reason ? { reason } : {})).decision;
+    return (
+      await this.request<{ decision: Decision }>(
+        'POST',
+        `/v1/instances/${encodeURIComponent(instance)}/restart`,
+        reason ? { reason } : {},
+      )
+    ).decision;
   }
   async failover(service: string, reason?: string): Promise<Decision> {
-    return (await this.request<{ decision: Decision }>('POST', `/v1/services/${encodeURIComponent(service)}/failover`, reason ? { reason } : {})).decision;
+    return (
+      await this.request<{ decision: Decision }>(
+        'POST',
+        `/v1/services/${encodeURIComponent(service)}/failover`,
+        reason ? { reason } : {},
+      )
+    ).decision;
   }
   async switchover(service: string, to?: string): Promise<Decision> {
-    return (await this.request<{ decision: Decision }>('POST', `/v1/services/${encodeURIComponent(service)}/switchover`, to ? { to } : {})).decision;
+    return (
+      await this.request<{ decision: Decision }>(
+        'POST',
+        `/v1/services/${encodeURIComponent(service)}/switchover`,
+        to ? { to } : {},
+      )
+    ).decision;
   }
   async shutdown(reason?: string): Promise<void> {
     await this.request('POST', '/v1/shutdown', reason ? { reason } : {});
   }
 }
-

@@ -17,7 +17,10 @@ let token: string;
 
 beforeAll(async () => {
   const specFile = join(dataDir, 'spec.yaml');
-  writeFileSync(specFile, `services:\n  - name: sleeper\n    command: [sleep, '30']\n    ports: {}\n    echo: { count: 1 }\n`);
+  writeFileSync(
+    specFile,
+    `services:\n  - name: sleeper\n    command: [sleep, '30']\n    ports: {}\n    echo: { count: 1 }\n`,
+  );
   store = await SqliteStateStore.create({ dataDir });
   const runtime = await ProcessRuntime.create({});
   control = await ControlPlane.create({ spec: loadSpecFile(specFile), dataDir, store, runtime });
@@ -33,7 +36,10 @@ afterAll(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-async function call(path: string, init: RequestInit & { auth?: string | false } = {}): Promise<{ status: number; body: Record<string, unknown> }> {
+async function call(
+  path: string,
+  init: RequestInit & { auth?: string | false } = {},
+): Promise<{ status: number; body: Record<string, unknown> }> {
   const headers: Record<string, string> = { ...(init.headers as Record<string, string>) };
   if (init.auth !== false) headers.authorization = `Bearer ${init.auth ?? token}`;
   const res = await fetch(api.endpoint.url + path, { ...init, headers });
@@ -77,10 +83,20 @@ describe('the HTTP API', () => {
   it('validates request bodies, including malformed JSON', async () => {
     const inst = (await call('/v1/instances')).body.instances as { id: string }[];
     const id = inst[0]?.id ?? '';
-    const wrongType = await call(`/v1/instances/${id}/restart`, { method: 'POST', body: JSON.stringify({ reason: 42 }), headers: { 'content-type': 'application/json' } });
+    const wrongType = await call(`/v1/instances/${id}/restart`, {
+      method: 'POST',
+      body: JSON.stringify({ reason: 42 }),
+      headers: { 'content-type': 'application/json' },
+    });
     expect(wrongType.status).toBe(400);
-    expect((wrongType.body.error as { problems: { field: string; message: string }[] }).problems[0]).toMatchObject({ field: 'body.reason' });
-    const malformed = await call(`/v1/instances/${id}/restart`, { method: 'POST', body: '{"reason":', headers: { 'content-type': 'application/json' } });
+    expect(
+      (wrongType.body.error as { problems: { field: string; message: string }[] }).problems[0],
+    ).toMatchObject({ field: 'body.reason' });
+    const malformed = await call(`/v1/instances/${id}/restart`, {
+      method: 'POST',
+      body: '{"reason":',
+      headers: { 'content-type': 'application/json' },
+    });
     expect(malformed.status).toBe(400);
     expect((malformed.body.error as { code: string }).code).toBe('UNDERSTUDY_ERR_API_REQUEST');
   });
@@ -99,7 +115,11 @@ describe('the HTTP API', () => {
 
   it('answers 404 with the error shape for unknown instances and routes', async () => {
     expect((await call('/v1/instances/nope')).status).toBe(404);
-    const r = await call('/v1/instances/nope/restart', { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
+    const r = await call('/v1/instances/nope/restart', {
+      method: 'POST',
+      body: '{}',
+      headers: { 'content-type': 'application/json' },
+    });
     expect(r.status).toBe(404);
     expect((r.body.error as { code: string }).code).toBe('UNDERSTUDY_ERR_NOT_FOUND');
     expect((await call('/v1/nothing')).status).toBe(404);
@@ -109,7 +129,13 @@ describe('the HTTP API', () => {
     const r = await call('/v1/openapi.json');
     expect(r.body.openapi).toBe('3.1.0');
     expect(Object.keys(r.body.paths as object)).toEqual(
-      expect.arrayContaining(['/v1/services', '/v1/instances', '/v1/events', '/healthz', '/v1/instances/{id}/restart']),
+      expect.arrayContaining([
+        '/v1/services',
+        '/v1/instances',
+        '/v1/events',
+        '/healthz',
+        '/v1/instances/{id}/restart',
+      ]),
     );
   });
 });

@@ -6,7 +6,14 @@ import type { z } from 'zod';
 import type { ControlPlane } from '../control/index.js';
 import { ErrorCode, isUnderstudyError } from '../errors/index.js';
 import { buildOpenApi } from './openapi.js';
-import { eventsQuery, failoverBody, restartBody, shutdownBody, switchoverBody, type ApiErrorBody } from './schemas.js';
+import {
+  eventsQuery,
+  failoverBody,
+  restartBody,
+  shutdownBody,
+  switchoverBody,
+  type ApiErrorBody,
+} from './schemas.js';
 import { ensureToken } from './token.js';
 
 /** Options of the API server. */
@@ -47,7 +54,11 @@ function parseOr400<T extends z.ZodType>(schema: T, value: unknown, where: strin
     message: i.code === 'unrecognized_keys' ? `unknown key(s): ${i.keys.join(', ')}` : i.message,
   }));
   throw new RequestError(400, {
-    error: { code: ErrorCode.ApiRequest, message: problems.map((p) => `${p.field}: ${p.message}`).join('; '), problems },
+    error: {
+      code: ErrorCode.ApiRequest,
+      message: problems.map((p) => `${p.field}: ${p.message}`).join('; '),
+      problems,
+    },
   });
 }
 
@@ -74,7 +85,10 @@ export class ApiServer {
       const got = Buffer.from(req.headers.authorization ?? '');
       if (got.length !== expected.length || !timingSafeEqual(got, expected)) {
         const body: ApiErrorBody = {
-          error: { code: ErrorCode.ApiAuth, message: `missing or wrong bearer token (it is in ${join(options.dataDir, 'token')})` },
+          error: {
+            code: ErrorCode.ApiAuth,
+            message: `missing or wrong bearer token (it is in ${join(options.dataDir, 'token')})`,
+          },
         };
         await reply.code(401).header('www-authenticate', 'Bearer').send(body);
       }
@@ -90,12 +104,18 @@ export class ApiServer {
       }
       const e = err as { statusCode?: number; message?: string; code?: string };
       if (e.statusCode && e.statusCode < 500) {
-        return reply.code(e.statusCode).send({ error: { code: ErrorCode.ApiRequest, message: `request body: ${e.message ?? 'invalid'}` } });
+        return reply.code(e.statusCode).send({
+          error: { code: ErrorCode.ApiRequest, message: `request body: ${e.message ?? 'invalid'}` },
+        });
       }
-      return reply.code(500).send({ error: { code: 'UNDERSTUDY_ERR_INTERNAL', message: e.message ?? 'internal error' } });
+      return reply
+        .code(500)
+        .send({ error: { code: 'UNDERSTUDY_ERR_INTERNAL', message: e.message ?? 'internal error' } });
     });
     app.setNotFoundHandler((req, reply) =>
-      reply.code(404).send({ error: { code: ErrorCode.NotFound, message: `no route ${req.method} ${req.url}` } }),
+      reply
+        .code(404)
+        .send({ error: { code: ErrorCode.NotFound, message: `no route ${req.method} ${req.url}` } }),
     );
 
     app.get('/healthz', async () => ({ ok: true }));
@@ -111,7 +131,10 @@ export class ApiServer {
     app.get('/v1/services', async () => ({ services: await control.services() }));
     app.get<{ Params: { name: string } }>('/v1/services/:name', async (req) => {
       const svc = (await control.services()).find((s) => s.name === req.params.name);
-      if (!svc) throw new RequestError(404, { error: { code: ErrorCode.NotFound, message: `no service named '${req.params.name}'` } });
+      if (!svc)
+        throw new RequestError(404, {
+          error: { code: ErrorCode.NotFound, message: `no service named '${req.params.name}'` },
+        });
       return svc;
     });
     app.post<{ Params: { name: string } }>('/v1/services/:name/failover', async (req) => {
@@ -125,7 +148,10 @@ export class ApiServer {
     app.get('/v1/instances', async () => ({ instances: control.instances() }));
     app.get<{ Params: { id: string } }>('/v1/instances/:id', async (req) => {
       const inst = control.instances().find((i) => i.id === req.params.id);
-      if (!inst) throw new RequestError(404, { error: { code: ErrorCode.NotFound, message: `no instance named '${req.params.id}'` } });
+      if (!inst)
+        throw new RequestError(404, {
+          error: { code: ErrorCode.NotFound, message: `no instance named '${req.params.id}'` },
+        });
       return inst;
     });
     app.post<{ Params: { id: string } }>('/v1/instances/:id/restart', async (req) => {
@@ -135,13 +161,25 @@ export class ApiServer {
     });
     app.get('/v1/events', async (req) => {
       const q = parseOr400(eventsQuery, req.query, 'query');
-      return { events: await control.decisions.list({ after: q.after, limit: q.limit, ...(q.service ? { service: q.service } : {}) }) };
+      return {
+        events: await control.decisions.list({
+          after: q.after,
+          limit: q.limit,
+          ...(q.service ? { service: q.service } : {}),
+        }),
+      };
     });
     app.get('/v1/events/stream', (req, reply) => {
       reply.hijack();
-      reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+      reply.raw.writeHead(200, {
+        'content-type': 'text/event-stream',
+        'cache-control': 'no-cache',
+        connection: 'keep-alive',
+      });
       reply.raw.write(': understudy decisions\n\n');
-      const unsubscribe = control.decisions.subscribe((d) => reply.raw.write(`id: ${d.seq}\ndata: ${JSON.stringify(d)}\n\n`));
+      const unsubscribe = control.decisions.subscribe((d) =>
+        reply.raw.write(`id: ${d.seq}\ndata: ${JSON.stringify(d)}\n\n`),
+      );
       req.raw.on('close', unsubscribe);
     });
     app.post('/v1/shutdown', async (req, reply) => {
@@ -154,7 +192,11 @@ export class ApiServer {
     await app.listen({ host, port: Number(portText) });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : Number(portText);
-    const endpoint: ApiEndpoint = { url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`, pid: process.pid, startedAt };
+    const endpoint: ApiEndpoint = {
+      url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+      pid: process.pid,
+      startedAt,
+    };
     // Atomic: a CLI reading it never sees half a file.
     const tmp = join(options.dataDir, `${API_ENDPOINT_FILE}.${process.pid}.tmp`);
     writeFileSync(tmp, JSON.stringify(endpoint) + '\n', { mode: 0o600 });

@@ -11,60 +11,152 @@ const errorSchema = {
       properties: {
         code: { type: 'string', description: 'Stable error code, see docs/errors.md' },
         message: { type: 'string' },
-        problems: { type: 'array', items: { type: 'object', properties: { field: { type: 'string' }, message: { type: 'string' } } } },
+        problems: {
+          type: 'array',
+          items: { type: 'object', properties: { field: { type: 'string' }, message: { type: 'string' } } },
+        },
       },
     },
   },
 } as const;
 
 const errors = {
-  '400': { description: 'Invalid request', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
-  '401': { description: 'Missing or wrong bearer token', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
+  '400': {
+    description: 'Invalid request',
+    content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+  },
+  '401': {
+    description: 'Missing or wrong bearer token',
+    content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+  },
 };
 
 function ok(description: string): Record<string, unknown> {
-  return { '200': { description, content: { 'application/json': { schema: { type: 'object' } } } }, ...errors };
+  return {
+    '200': { description, content: { 'application/json': { schema: { type: 'object' } } } },
+    ...errors,
+  };
 }
 
 function queryParams(schema: z.ZodObject): unknown[] {
   const json = z.toJSONSchema(schema, { io: 'input' }) as { properties?: Record<string, unknown> };
-  return Object.entries(json.properties ?? {}).map(([name, s]) => ({ name, in: 'query', required: false, schema: s }));
+  return Object.entries(json.properties ?? {}).map(([name, s]) => ({
+    name,
+    in: 'query',
+    required: false,
+    schema: s,
+  }));
 }
 
 function body(schema: z.ZodType): unknown {
-  return { required: false, content: { 'application/json': { schema: z.toJSONSchema(schema, { io: 'input' }) } } };
+  return {
+    required: false,
+    content: { 'application/json': { schema: z.toJSONSchema(schema, { io: 'input' }) } },
+  };
 }
 
 /** The OpenAPI 3.1 document of the API, served at `/v1/openapi.json`. */
 export function buildOpenApi(): Record<string, unknown> {
-  const idParam = (name: string): unknown => ({ name, in: 'path', required: true, schema: { type: 'string' } });
+  const idParam = (name: string): unknown => ({
+    name,
+    in: 'path',
+    required: true,
+    schema: { type: 'string' },
+  });
   return {
     openapi: '3.1.0',
-    info: { title: 'Understudy API', version: '1', description: 'Control-plane API of Understudy. Every /v1 route needs `Authorization: Bearer <token>`; the token is in the data directory (mode 0600).' },
+    info: {
+      title: 'Understudy API',
+      version: '1',
+      description:
+        'Control-plane API of Understudy. Every /v1 route needs `Authorization: Bearer <token>`; the token is in the data directory (mode 0600).',
+    },
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
       schemas: { Error: errorSchema },
     },
     security: [{ bearer: [] }],
     paths: {
-      '/healthz': { get: { summary: 'Liveness of the control process (no token needed)', security: [], responses: ok('Alive') } },
-      '/v1/status': { get: { summary: 'Control process status: pid, uptime, event-loop delay, runtime limits support', responses: ok('Status') } },
-      '/v1/services': { get: { summary: 'Services with their instances, roles and epoch', responses: ok('Services') } },
-      '/v1/services/{name}': { get: { summary: 'One service', parameters: [idParam('name')], responses: { ...ok('Service'), '404': errors['400'] } } },
+      '/healthz': {
+        get: {
+          summary: 'Liveness of the control process (no token needed)',
+          security: [],
+          responses: ok('Alive'),
+        },
+      },
+      '/v1/status': {
+        get: {
+          summary: 'Control process status: pid, uptime, event-loop delay, runtime limits support',
+          responses: ok('Status'),
+        },
+      },
+      '/v1/services': {
+        get: { summary: 'Services with their instances, roles and epoch', responses: ok('Services') },
+      },
+      '/v1/services/{name}': {
+        get: {
+          summary: 'One service',
+          parameters: [idParam('name')],
+          responses: { ...ok('Service'), '404': errors['400'] },
+        },
+      },
       '/v1/services/{name}/failover': {
-        post: { summary: 'Forced failover: promote the best echo, fence the primary (recorded as a decision)', parameters: [idParam('name')], requestBody: body(failoverBody), responses: { ...ok('The decision'), '409': errors['400'] } },
+        post: {
+          summary: 'Forced failover: promote the best echo, fence the primary (recorded as a decision)',
+          parameters: [idParam('name')],
+          requestBody: body(failoverBody),
+          responses: { ...ok('The decision'), '409': errors['400'] },
+        },
       },
       '/v1/services/{name}/switchover': {
-        post: { summary: 'Planned switchover: pause mutations, wait for the echo, switch, resume', parameters: [idParam('name')], requestBody: body(switchoverBody), responses: { ...ok('The decision'), '409': errors['400'] } },
+        post: {
+          summary: 'Planned switchover: pause mutations, wait for the echo, switch, resume',
+          parameters: [idParam('name')],
+          requestBody: body(switchoverBody),
+          responses: { ...ok('The decision'), '409': errors['400'] },
+        },
       },
-      '/v1/instances': { get: { summary: 'All instances: pid, ports, role, phase, state directory, health', responses: ok('Instances') } },
-      '/v1/instances/{id}': { get: { summary: 'One instance', parameters: [idParam('id')], responses: { ...ok('Instance'), '404': errors['400'] } } },
+      '/v1/instances': {
+        get: {
+          summary: 'All instances: pid, ports, role, phase, state directory, health',
+          responses: ok('Instances'),
+        },
+      },
+      '/v1/instances/{id}': {
+        get: {
+          summary: 'One instance',
+          parameters: [idParam('id')],
+          responses: { ...ok('Instance'), '404': errors['400'] },
+        },
+      },
       '/v1/instances/{id}/restart': {
-        post: { summary: 'Restart one instance (recorded as a decision)', parameters: [idParam('id')], requestBody: body(restartBody), responses: ok('The decision') },
+        post: {
+          summary: 'Restart one instance (recorded as a decision)',
+          parameters: [idParam('id')],
+          requestBody: body(restartBody),
+          responses: ok('The decision'),
+        },
       },
-      '/v1/events': { get: { summary: 'Decisions, oldest first', parameters: queryParams(eventsQuery), responses: ok('Decisions') } },
-      '/v1/events/stream': { get: { summary: 'Decisions as server-sent events, live', responses: { '200': { description: 'text/event-stream' } } } },
-      '/v1/shutdown': { post: { summary: 'Stop every instance and the control process', requestBody: body(shutdownBody), responses: ok('Shutting down') } },
+      '/v1/events': {
+        get: {
+          summary: 'Decisions, oldest first',
+          parameters: queryParams(eventsQuery),
+          responses: ok('Decisions'),
+        },
+      },
+      '/v1/events/stream': {
+        get: {
+          summary: 'Decisions as server-sent events, live',
+          responses: { '200': { description: 'text/event-stream' } },
+        },
+      },
+      '/v1/shutdown': {
+        post: {
+          summary: 'Stop every instance and the control process',
+          requestBody: body(shutdownBody),
+          responses: ok('Shutting down'),
+        },
+      },
       '/v1/openapi.json': { get: { summary: 'This document', responses: ok('OpenAPI document') } },
     },
   };

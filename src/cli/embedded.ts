@@ -42,7 +42,18 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
   ensureWritableDir(dataDir, 'data directory');
   for (const svc of spec.spec.services) {
     // The state directory's parent must be creatable and writable for every instance.
-    const sample = resolve(dataDir, expandPlaceholders(svc.stateDir, { instance: `${svc.name}-0`, service: svc.name, role: 'primary', specDir: spec.dir, dataDir, ports: {}, stateDir: '' }));
+    const sample = resolve(
+      dataDir,
+      expandPlaceholders(svc.stateDir, {
+        instance: `${svc.name}-0`,
+        service: svc.name,
+        role: 'primary',
+        specDir: spec.dir,
+        dataDir,
+        ports: {},
+        stateDir: '',
+      }),
+    );
     ensureWritableDir(dirname(sample), `state directory of service '${svc.name}' (${svc.stateDir})`);
   }
   const release = await acquireDataDirLock(dataDir);
@@ -93,6 +104,10 @@ function ensureWritableDir(dir: string, what: string): void {
     writeFileSync(probe, '');
     rmSync(probe);
   } catch (err) {
-    throw new UnderstudyError(ErrorCode.StateDir, `${what} ${dir} is not a writable directory: ${(err as Error).message}`, { cause: err });
+    throw new UnderstudyError(
+      ErrorCode.StateDir,
+      `${what} ${dir} is not a writable directory: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
 }

@@ -10,7 +10,13 @@ export const ExitCode = {
   Usage: 2,
 } as const;
 
-const USAGE_CODES: ReadonlySet<string> = new Set([ErrorCode.Config, ErrorCode.Usage, ErrorCode.StateDir, ErrorCode.Port, ErrorCode.AlreadyRunning]);
+const USAGE_CODES: ReadonlySet<string> = new Set([
+  ErrorCode.Config,
+  ErrorCode.Usage,
+  ErrorCode.StateDir,
+  ErrorCode.Port,
+  ErrorCode.AlreadyRunning,
+]);
 
 /** The exit code for an error thrown by a command. */
 export function exitCodeFor(err: unknown): number {
@@ -28,4 +34,3 @@ export function reportError(err: unknown): number {
   }
   return exitCodeFor(err);
 }
-

@@ -18,7 +18,9 @@ export interface GlobalOptions {
 }
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
   return pkg.version;
 }
 
@@ -39,10 +41,14 @@ export function durationFlag(value: string): number {
 /** Builds the `understudy` command. */
 export function buildProgram(): Command {
   const program = new Command('understudy')
-    .description('Keeps an understudy (echo) for every service instance: sub-second failover, predictive scaling and migration.')
+    .description(
+      'Keeps an understudy (echo) for every service instance: sub-second failover, predictive scaling and migration.',
+    )
     .version(version(), '-V, --version')
     .addOption(
-      new Option('-d, --data-dir <dir>', 'data directory (store, logs, state, API token)').env('UNDERSTUDY_DATA_DIR').default('.understudy'),
+      new Option('-d, --data-dir <dir>', 'data directory (store, logs, state, API token)')
+        .env('UNDERSTUDY_DATA_DIR')
+        .default('.understudy'),
     )
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
@@ -65,7 +71,9 @@ export function buildProgram(): Command {
   program
     .command('status')
     .description('services, instances, roles, PIDs, ports and health of the running control plane')
-    .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+    .addOption(
+      new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'),
+    )
     .action(async (opts: { output: 'table' | 'json' }, cmd: Command) => {
       process.exitCode = await runStatus({ ...globals(cmd), output: opts.output });
     });
@@ -85,9 +93,17 @@ export function buildProgram(): Command {
     .option('-f, --follow', 'keep printing new output')
     .option('--stderr', 'print standard error instead of standard output')
     .option('-n, --lines <n>', 'last n lines', positiveNumber, 100)
-    .action(async (instance: string, opts: { follow?: boolean; stderr?: boolean; lines: number }, cmd: Command) => {
-      process.exitCode = await runLogs({ ...globals(cmd), instance, follow: !!opts.follow, stderr: !!opts.stderr, lines: opts.lines });
-    });
+    .action(
+      async (instance: string, opts: { follow?: boolean; stderr?: boolean; lines: number }, cmd: Command) => {
+        process.exitCode = await runLogs({
+          ...globals(cmd),
+          instance,
+          follow: !!opts.follow,
+          stderr: !!opts.stderr,
+          lines: opts.lines,
+        });
+      },
+    );
 
   program
     .command('events')
@@ -95,16 +111,23 @@ export function buildProgram(): Command {
     .option('-f, --follow', 'keep printing new decisions')
     .option('-s, --service <name>', 'only this service')
     .option('-n, --limit <n>', 'last n decisions', positiveNumber, 50)
-    .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
-    .action(async (opts: { follow?: boolean; service?: string; limit: number; output: 'table' | 'json' }, cmd: Command) => {
-      process.exitCode = await runEvents({
-        ...globals(cmd),
-        follow: !!opts.follow,
-        limit: opts.limit,
-        output: opts.output,
-        ...(opts.service ? { service: opts.service } : {}),
-      });
-    });
+    .addOption(
+      new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'),
+    )
+    .action(
+      async (
+        opts: { follow?: boolean; service?: string; limit: number; output: 'table' | 'json' },
+        cmd: Command,
+      ) => {
+        process.exitCode = await runEvents({
+          ...globals(cmd),
+          follow: !!opts.follow,
+          limit: opts.limit,
+          output: opts.output,
+          ...(opts.service ? { service: opts.service } : {}),
+        });
+      },
+    );
 
   program
     .command('failover')
@@ -112,35 +135,63 @@ export function buildProgram(): Command {
     .argument('<service>', 'service name')
     .option('--reason <text>', 'recorded in the decision', 'forced from the CLI')
     .action(async (service: string, opts: { reason: string }, cmd: Command) => {
-      process.exitCode = await runPromote({ ...globals(cmd), service, kind: 'failover', reason: opts.reason });
+      process.exitCode = await runPromote({
+        ...globals(cmd),
+        service,
+        kind: 'failover',
+        reason: opts.reason,
+      });
     });
 
   program
     .command('switchover')
-    .description('planned switchover: pause writes, wait for the echo to catch up, switch, resume (no failed request)')
+    .description(
+      'planned switchover: pause writes, wait for the echo to catch up, switch, resume (no failed request)',
+    )
     .argument('<service>', 'service name')
     .option('--to <instance>', 'the echo to promote (default: the best one)')
     .action(async (service: string, opts: { to?: string }, cmd: Command) => {
-      process.exitCode = await runPromote({ ...globals(cmd), service, kind: 'switchover', ...(opts.to ? { to: opts.to } : {}) });
+      process.exitCode = await runPromote({
+        ...globals(cmd),
+        service,
+        kind: 'switchover',
+        ...(opts.to ? { to: opts.to } : {}),
+      });
     });
 
   program
     .command('verify')
-    .description("compare the primary's state directory with each echo's by content hash; exit 1 if anything differs")
+    .description(
+      "compare the primary's state directory with each echo's by content hash; exit 1 if anything differs",
+    )
     .argument('<service>', 'service name')
-    .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+    .addOption(
+      new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'),
+    )
     .action(async (service: string, opts: { output: 'table' | 'json' }, cmd: Command) => {
       process.exitCode = await runVerify({ ...globals(cmd), service, output: opts.output });
     });
 
   program
     .command('sim')
-    .description('replay a load trace through the simulator with a scaling policy (or all four) and print elasticity metrics')
+    .description(
+      'replay a load trace through the simulator with a scaling policy (or all four) and print elasticity metrics',
+    )
     .requiredOption('--trace <file>', 'CSV of timestamp,value (Unix seconds or ISO 8601; header optional)')
-    .addOption(new Option('--policy <name>', 'scaling policy').choices(['predictive', 'hpa', 'static', 'oracle', 'all']).default('predictive'))
+    .addOption(
+      new Option('--policy <name>', 'scaling policy')
+        .choices(['predictive', 'hpa', 'static', 'oracle', 'all'])
+        .default('predictive'),
+    )
     .option('--plot <svg>', 'write load, capacity and forecast band over time as an SVG')
-    .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
-    .option('--scale <n>', "requests/s per unit of the trace's value (default: scale the mean to --mean-instances)", positiveNumber)
+    .addOption(
+      new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'),
+    )
+    .option(
+      '--scale <n>',
+      "requests/s per unit of the trace's value (default: scale the mean to --mean-instances)",
+      positiveNumber,
+    )
     .option('--mean-instances <n>', 'instances the mean load needs', positiveNumber)
     .option('--capacity <req/s>', 'requests/s one instance serves', positiveNumber)
     .option('--target-utilization <0..1>', 'target utilisation of a serving instance', positiveNumber)
@@ -172,12 +223,17 @@ export function buildProgram(): Command {
 
   program
     .command('demo')
-    .description('run the example key-value service (1 primary + 1 echo) on the embedded default and drive load')
+    .description(
+      'run the example key-value service (1 primary + 1 echo) on the embedded default and drive load',
+    )
     .option('--duration <duration>', 'stop after this long (Ctrl-C stops sooner)', durationFlag, 20_000)
     .option('--rate <n>', 'requests per second', positiveNumber, 50)
     .action(async (opts: { duration: number; rate: number }, cmd: Command) => {
       const o = cmd.optsWithGlobals<{ dataDir: string }>();
-      const dataDir = (cmd.parent ?? cmd).getOptionValueSource('dataDir') === 'default' ? resolve('.understudy/demo') : resolve(o.dataDir);
+      const dataDir =
+        (cmd.parent ?? cmd).getOptionValueSource('dataDir') === 'default'
+          ? resolve('.understudy/demo')
+          : resolve(o.dataDir);
       process.exitCode = await runDemo({ dataDir, durationMs: opts.duration, rate: opts.rate });
     });
 
@@ -192,7 +248,12 @@ export async function main(argv: string[]): Promise<number> {
     return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.Ok;
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return ExitCode.Ok;
+      if (
+        err.code === 'commander.helpDisplayed' ||
+        err.code === 'commander.version' ||
+        err.code === 'commander.help'
+      )
+        return ExitCode.Ok;
       return ExitCode.Usage;
     }
     return reportError(err);

@@ -52,7 +52,9 @@ describe('spec parsing', () => {
   });
 
   it('rejects an unknown key with a did-you-mean and the key position', () => {
-    const [p] = problemsOf(`services:\n  - name: kv\n    command: [x]\n    helth:\n      http: { path: / }\n`);
+    const [p] = problemsOf(
+      `services:\n  - name: kv\n    command: [x]\n    helth:\n      http: { path: / }\n`,
+    );
     expect(p).toMatchObject({ line: 4, column: 5, field: 'services[0].helth' });
     expect(p?.message).toBe("unknown key 'helth'; did you mean 'health'?");
   });
@@ -74,7 +76,9 @@ describe('spec parsing', () => {
   });
 
   it('rejects duplicate service names', () => {
-    const problems = problemsOf(`services:\n  - name: kv\n    command: [x]\n  - name: kv\n    command: [y]\n`);
+    const problems = problemsOf(
+      `services:\n  - name: kv\n    command: [x]\n  - name: kv\n    command: [y]\n`,
+    );
     expect(problems[0]).toMatchObject({ field: 'services[1].name', line: 4 });
     expect(problems[0]?.message).toMatch(/duplicate service name 'kv'/);
   });
@@ -100,7 +104,9 @@ describe('spec parsing', () => {
   });
 
   it('rejects two health checks at once', () => {
-    const [p] = problemsOf(`services:\n  - name: kv\n    command: [x]\n    health: { http: { path: / }, tcp: {} }\n`);
+    const [p] = problemsOf(
+      `services:\n  - name: kv\n    command: [x]\n    health: { http: { path: / }, tcp: {} }\n`,
+    );
     expect(p).toMatchObject({ field: 'services[0].health', message: 'choose one of http, tcp or exec' });
   });
 
@@ -124,7 +130,9 @@ describe('spec files', () => {
   it('rejects a command that does not exist, naming it', () => {
     const f = join(dir, 'missing.yaml');
     writeFileSync(f, `services:\n  - name: kv\n    command: [definitely-not-a-program-xyz]\n`);
-    expect(() => loadSpecFile(f)).toThrow(/missing\.yaml:3:15: services\[0\]\.command\[0\]: command 'definitely-not-a-program-xyz' not found on PATH/);
+    expect(() => loadSpecFile(f)).toThrow(
+      /missing\.yaml:3:15: services\[0\]\.command\[0\]: command 'definitely-not-a-program-xyz' not found on PATH/,
+    );
   });
 
   it('rejects a program that is not executable', () => {

@@ -60,7 +60,10 @@ export function loadSpecFile(path: string, options: LoadSpecOptions = {}): Loade
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : `cannot read: ${String((err as Error).message)}`;
+    const reason =
+      (err as NodeJS.ErrnoException).code === 'ENOENT'
+        ? 'file not found'
+        : `cannot read: ${String((err as Error).message)}`;
     throw new ConfigError([{ file, line: 0, column: 0, field: '', message: reason }], err);
   }
   const spec = parseSpecText(text, file);
@@ -77,14 +80,22 @@ export function parseSpecText(text: string, file: string): SpecFile {
     throw new ConfigError(
       doc.errors.map((e) => {
         const pos = lineCounter.linePos(e.pos[0]);
-        return { file, line: pos.line, column: pos.col, field: '', message: `invalid YAML: ${firstLine(e.message)}` };
+        return {
+          file,
+          line: pos.line,
+          column: pos.col,
+          field: '',
+          message: `invalid YAML: ${firstLine(e.message)}`,
+        };
       }),
     );
   }
   const data: unknown = doc.toJS();
   const result = fileSchema.safeParse(data ?? {});
   if (!result.success) {
-    throw new ConfigError(result.error.issues.flatMap((issue) => issueToProblems(issue, doc, lineCounter, file)));
+    throw new ConfigError(
+      result.error.issues.flatMap((issue) => issueToProblems(issue, doc, lineCounter, file)),
+    );
   }
   const problems = crossServiceProblems(result.data, doc, lineCounter, file);
   if (problems.length > 0) throw new ConfigError(problems);
@@ -98,11 +109,19 @@ function firstLine(message: string): string {
 type Path = (string | number)[];
 
 function fieldName(path: Path): string {
-  return path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p), '');
+  return path.reduce<string>(
+    (acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p),
+    '',
+  );
 }
 
 /** Position of the deepest existing node along `path` (or of a key in a map, when `key` is given). */
-function positionOf(doc: Document, lc: LineCounter, path: Path, key?: string): { line: number; column: number } {
+function positionOf(
+  doc: Document,
+  lc: LineCounter,
+  path: Path,
+  key?: string,
+): { line: number; column: number } {
   let node: unknown = doc.contents;
   for (let i = path.length; i >= 0; i--) {
     const candidate = i === 0 ? doc.contents : doc.getIn(path.slice(0, i), true);
@@ -120,17 +139,33 @@ function positionOf(doc: Document, lc: LineCounter, path: Path, key?: string): {
   return { line: pos.line, column: pos.col };
 }
 
-function issueToProblems(issue: z.core.$ZodIssue, doc: Document, lc: LineCounter, file: string): ConfigProblem[] {
+function issueToProblems(
+  issue: z.core.$ZodIssue,
+  doc: Document,
+  lc: LineCounter,
+  file: string,
+): ConfigProblem[] {
   const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
   if (issue.code === 'unrecognized_keys') {
     const known = knownKeysAt(path);
     return issue.keys.map((key) => {
       const suggestion = didYouMean(key, known);
-      const hint = suggestion ? `; did you mean '${suggestion}'?` : known.length ? `; expected one of: ${known.join(', ')}` : '';
-      return { file, ...positionOf(doc, lc, path, key), field: fieldName([...path, key]), message: `unknown key '${key}'${hint}` };
+      const hint = suggestion
+        ? `; did you mean '${suggestion}'?`
+        : known.length
+          ? `; expected one of: ${known.join(', ')}`
+          : '';
+      return {
+        file,
+        ...positionOf(doc, lc, path, key),
+        field: fieldName([...path, key]),
+        message: `unknown key '${key}'${hint}`,
+      };
     });
   }
-  return [{ file, ...positionOf(doc, lc, path), field: fieldName(path), message: describeIssue(issue, doc, path) }];
+  return [
+    { file, ...positionOf(doc, lc, path), field: fieldName(path), message: describeIssue(issue, doc, path) },
+  ];
 }
 
 function describeIssue(issue: z.core.$ZodIssue, doc: Document, path: Path): string {
@@ -159,11 +194,16 @@ function knownKeysAt(path: Path): string[] {
   for (const step of [...path, undefined]) {
     const unwrapped = schemas.flatMap(unwrap);
     if (step === undefined) {
-      return [...new Set(unwrapped.flatMap((s) => (defOf(s)?.type === 'object' ? Object.keys(defOf(s)?.shape ?? {}) : [])))];
+      return [
+        ...new Set(
+          unwrapped.flatMap((s) => (defOf(s)?.type === 'object' ? Object.keys(defOf(s)?.shape ?? {}) : [])),
+        ),
+      ];
     }
     schemas = unwrapped.flatMap((s) => {
       const def = defOf(s);
-      if (def?.type === 'object' && typeof step === 'string') return def.shape?.[step] ? [def.shape[step]] : [];
+      if (def?.type === 'object' && typeof step === 'string')
+        return def.shape?.[step] ? [def.shape[step]] : [];
       if (def?.type === 'array' && typeof step === 'number') return def.element ? [def.element] : [];
       if (def?.type === 'record') return def.valueType ? [def.valueType] : [];
       return [];
@@ -222,7 +262,8 @@ function crossServiceProblems(spec: SpecFile, doc: Document, lc: LineCounter, fi
   if (apiPort !== 0) claim(apiPort, 'api.listen', ['api', 'listen']);
   spec.services.forEach((s, i) => {
     const first = names.get(s.name);
-    if (first !== undefined) at(['services', i, 'name'], `duplicate service name '${s.name}' (also services[${first}])`);
+    if (first !== undefined)
+      at(['services', i, 'name'], `duplicate service name '${s.name}' (also services[${first}])`);
     else names.set(s.name, i);
     const instances = 1 + s.echo.count;
     for (const [portName, port] of Object.entries(s.ports)) {
@@ -237,10 +278,12 @@ function crossServiceProblems(spec: SpecFile, doc: Document, lc: LineCounter, fi
     }
     const portNames = Object.keys(s.ports);
     s.command.forEach((arg, j) => {
-      for (const name of unknownPlaceholders(arg, portNames)) at(['services', i, 'command', j], `unknown placeholder {${name}}`);
+      for (const name of unknownPlaceholders(arg, portNames))
+        at(['services', i, 'command', j], `unknown placeholder {${name}}`);
     });
     for (const [key, value] of Object.entries(s.env)) {
-      for (const name of unknownPlaceholders(value, portNames)) at(['services', i, 'env', key], `unknown placeholder {${name}}`);
+      for (const name of unknownPlaceholders(value, portNames))
+        at(['services', i, 'env', key], `unknown placeholder {${name}}`);
     }
     if (s.routing.listen) {
       const port = Number(s.routing.listen.split(':').pop());
@@ -273,7 +316,8 @@ function checkCommands(loaded: LoadedSpec, text: string): void {
     const program = (s.command[0] ?? '').replaceAll('{specDir}', loaded.dir);
     if (/\{[a-zA-Z.]+\}/.test(program)) return; // resolved per instance; checked at start
     const found = resolveProgram(program, cwd);
-    if (found === 'missing') problem(`command '${program}' not found${program.includes('/') ? ` (looked in ${cwd})` : ' on PATH'}`);
+    if (found === 'missing')
+      problem(`command '${program}' not found${program.includes('/') ? ` (looked in ${cwd})` : ' on PATH'}`);
     if (found === 'not-executable') problem(`command '${program}' is not executable`);
   });
   if (problems.length > 0) throw new ConfigError(problems);
@@ -291,7 +335,10 @@ function isDirectory(path: string): boolean {
 export function resolveProgram(program: string, cwd: string): string | 'missing' | 'not-executable' {
   const candidates = program.includes('/')
     ? [isAbsolute(program) ? program : resolve(cwd, program)]
-    : (process.env.PATH ?? '').split(delimiter).filter(Boolean).map((d) => resolve(d, program));
+    : (process.env.PATH ?? '')
+        .split(delimiter)
+        .filter(Boolean)
+        .map((d) => resolve(d, program));
   let sawFile = false;
   for (const c of candidates) {
     try {

@@ -7,31 +7,35 @@ import { parseBytes, parseDuration } from './units.js';
  */
 
 /** A duration: milliseconds as a number, or a string such as `250ms`, `1.5s`, `2m`. */
-const duration = z
-  .union([z.number().nonnegative(), z.string()])
-  .transform((v, ctx) => {
-    const ms = parseDuration(v);
-    if (ms === undefined) {
-      ctx.addIssue({ code: 'custom', message: `expected a duration such as 500ms, 2s or 1m, got ${JSON.stringify(v)}` });
-      return z.NEVER;
-    }
-    return ms;
-  });
+const duration = z.union([z.number().nonnegative(), z.string()]).transform((v, ctx) => {
+  const ms = parseDuration(v);
+  if (ms === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected a duration such as 500ms, 2s or 1m, got ${JSON.stringify(v)}`,
+    });
+    return z.NEVER;
+  }
+  return ms;
+});
 
 /** A size in bytes: a number, or a string such as `256Mi`, `1G`, `512KiB`. */
-const bytes = z
-  .union([z.number().nonnegative(), z.string()])
-  .transform((v, ctx) => {
-    const n = parseBytes(v);
-    if (n === undefined) {
-      ctx.addIssue({ code: 'custom', message: `expected a size such as 256Mi, 1Gi or 1048576, got ${JSON.stringify(v)}` });
-      return z.NEVER;
-    }
-    return n;
-  });
+const bytes = z.union([z.number().nonnegative(), z.string()]).transform((v, ctx) => {
+  const n = parseBytes(v);
+  if (n === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected a size such as 256Mi, 1Gi or 1048576, got ${JSON.stringify(v)}`,
+    });
+    return z.NEVER;
+  }
+  return n;
+});
 
 const portNumber = z.number().int().min(0).max(65535);
-const portName = z.string().regex(/^[a-z][a-z0-9-]*$/, 'expected a port name of lowercase letters, digits and dashes');
+const portName = z
+  .string()
+  .regex(/^[a-z][a-z0-9-]*$/, 'expected a port name of lowercase letters, digits and dashes');
 
 /** `host:port` listen address. */
 const listenAddress = z
@@ -95,7 +99,9 @@ export const syncSchema = z.strictObject({
 
 export const mutationsSchema = z.strictObject({
   /** Methods that mutate state. @default [POST, PUT, PATCH, DELETE] */
-  methods: z.array(z.string().regex(/^[A-Z]+$/, 'expected an HTTP method in capitals')).default(['POST', 'PUT', 'PATCH', 'DELETE']),
+  methods: z
+    .array(z.string().regex(/^[A-Z]+$/, 'expected an HTTP method in capitals'))
+    .default(['POST', 'PUT', 'PATCH', 'DELETE']),
   /** Path prefixes the methods mutate under. @default ['/'] */
   paths: z.array(z.string().startsWith('/')).default(['/']),
   /**
@@ -103,7 +109,10 @@ export const mutationsSchema = z.strictObject({
    * primary's order. Unset: one total order per service.
    */
   partitionBy: z
-    .union([z.strictObject({ header: z.string().min(1) }), z.strictObject({ pathSegment: z.number().int().min(0) })])
+    .union([
+      z.strictObject({ header: z.string().min(1) }),
+      z.strictObject({ pathSegment: z.number().int().min(0) }),
+    ])
     .optional(),
   /** An echo that has not applied a mutation within this time leaves the synchronous set. @default 1s */
   timeout: duration.default(1000),
@@ -130,7 +139,10 @@ export const echoSchema = z.strictObject({
    * or a signal. @default none (the service reads its state directory on every request or watches it)
    */
   promote: z
-    .strictObject({ http: z.string().startsWith('/').optional(), signal: z.enum(['SIGHUP', 'SIGUSR1', 'SIGUSR2']).optional() })
+    .strictObject({
+      http: z.string().startsWith('/').optional(),
+      signal: z.enum(['SIGHUP', 'SIGUSR1', 'SIGUSR2']).optional(),
+    })
     .refine((p) => !(p.http && p.signal), { message: 'choose one of http or signal' })
     .optional(),
   /** File-state synchronisation. */
@@ -174,7 +186,9 @@ export const routingSchema = z.strictObject({
    * `socket` is a unix socket path or `host:port` with `level admin`; `server` of `backend` is re-pointed
    * at the primary's address on every promotion.
    */
-  haproxy: z.strictObject({ socket: z.string().min(1), backend: z.string().min(1), server: z.string().min(1) }).optional(),
+  haproxy: z
+    .strictObject({ socket: z.string().min(1), backend: z.string().min(1), server: z.string().min(1) })
+    .optional(),
 });
 
 export const scalingSchema = z
@@ -204,7 +218,12 @@ export const restartSchema = z.strictObject({
 export const serviceSchema = z
   .strictObject({
     /** Service name: lowercase letters, digits and dashes. */
-    name: z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, 'expected lowercase letters, digits and dashes, starting with a letter'),
+    name: z
+      .string()
+      .regex(
+        /^[a-z][a-z0-9-]{0,62}$/,
+        'expected lowercase letters, digits and dashes, starting with a letter',
+      ),
     /**
      * argv of one instance. Placeholders: `{port}` (first port), `{port.NAME}`, `{stateDir}`, `{instance}`,
      * `{service}`, `{role}`, `{specDir}`.
@@ -234,14 +253,22 @@ export const serviceSchema = z
     const known = new Set(names);
     const check = (port: string | undefined, path: (string | number)[]): void => {
       if (port !== undefined && !known.has(port)) {
-        ctx.addIssue({ code: 'custom', path, message: `unknown port name '${port}'; ports are: ${names.join(', ') || '(none)'}` });
+        ctx.addIssue({
+          code: 'custom',
+          path,
+          message: `unknown port name '${port}'; ports are: ${names.join(', ') || '(none)'}`,
+        });
       }
     };
     check(s.health?.http?.port, ['health', 'http', 'port']);
     check(s.health?.tcp?.port, ['health', 'tcp', 'port']);
     check(s.routing.port, ['routing', 'port']);
     if ((s.health?.http || s.health?.tcp || s.routing.listen) && names.length === 0) {
-      ctx.addIssue({ code: 'custom', path: ['ports'], message: 'health checks and routing need at least one port' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ports'],
+        message: 'health checks and routing need at least one port',
+      });
     }
   });
 
@@ -254,7 +281,10 @@ export const dnsSchema = z.strictObject({
   /** UDP and TCP address of the authoritative answer for `<service>.<zone>.`. */
   listen: listenAddress,
   /** @default understudy */
-  zone: z.string().regex(/^[a-z0-9-]+(\.[a-z0-9-]+)*$/, 'expected a DNS zone such as understudy').default('understudy'),
+  zone: z
+    .string()
+    .regex(/^[a-z0-9-]+(\.[a-z0-9-]+)*$/, 'expected a DNS zone such as understudy')
+    .default('understudy'),
 });
 
 export const fileSchema = z.strictObject({

@@ -25,7 +25,10 @@ export async function adoptSurvivors(host: AdoptionHost): Promise<void> {
   for (const rec of host.records()) {
     if (['stopped', 'failed'].includes(rec.phase)) continue;
     const spec = host.specOrUndefined(rec.service);
-    const ok = spec && rec.handle && rec.phase !== 'standby' ? await host.runtime.adopt(rec.handle).catch(() => false) : false;
+    const ok =
+      spec && rec.handle && rec.phase !== 'standby'
+        ? await host.runtime.adopt(rec.handle).catch(() => false)
+        : false;
     if (rec.phase === 'standby' && spec) {
       adopted.push(rec);
       continue;
@@ -62,7 +65,11 @@ export async function adoptSurvivors(host: AdoptionHost): Promise<void> {
       if (rec.phase !== 'standby') host.watch(spec, rec);
       continue;
     }
-    const differences = primary ? await verifyTrees(primary.stateDir, rec.stateDir).catch((err: unknown) => [{ path: '', kind: String(err) }]) : [{ path: '', kind: 'no primary' }];
+    const differences = primary
+      ? await verifyTrees(primary.stateDir, rec.stateDir).catch((err: unknown) => [
+          { path: '', kind: String(err) },
+        ])
+      : [{ path: '', kind: 'no primary' }];
     const same = differences.length === 0;
     if (same) {
       rec.phase = 'starting';

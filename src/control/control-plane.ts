@@ -10,11 +10,18 @@ import { DecisionLog } from './decision-log.js';
 import { routeExternally, wireService } from './service-wiring.js';
 import { ExternalRouting } from './external-routing.js';
 import { Failover, type FailoverCause, type FailoverHost, type FailoverRecord } from './failover.js';
-import { applyHandle, buildLaunch, limitsFor, newInstanceRecord, nextInstanceId, type LaunchContext } from './instance-launch.js';
+import {
+  applyHandle,
+  buildLaunch,
+  limitsFor,
+  newInstanceRecord,
+  nextInstanceId,
+  type LaunchContext,
+} from './instance-launch.js';
 import { waitReady, watchInstance } from './instance-watch.js';
 import { reconcile, describeExit, type Action } from './reconcile.js';
 import type { Decision, InstanceRecord } from './records.js';
-import { restartDelay } from './restart.js';
+import { applyRestartPolicy, restartDelay } from './restart.js';
 import type { DataPlaneView, ServiceDataPlane } from './service-data-plane.js';
 
 /** Options of the control plane. */
@@ -108,7 +115,12 @@ export class ControlPlane {
   }
 
   get #ctx(): LaunchContext {
-    return { dataDir: this.#options.dataDir, specDir: this.#options.spec.dir, host: this.#options.host, logMaxBytes: this.#options.logMaxBytes };
+    return {
+      dataDir: this.#options.dataDir,
+      specDir: this.#options.spec.dir,
+      host: this.#options.host,
+      logMaxBytes: this.#options.logMaxBytes,
+    };
   }
 
   /** Starts the routers and reconciling: instances are started, watched, restarted or failed over. */
@@ -169,7 +181,8 @@ export class ControlPlane {
     for (const rec of this.#records.values()) {
       if (rec.role !== 'primary' || rec.phase !== 'running') continue;
       const stats = await this.#options.runtime.stats(rec.id).catch(() => undefined);
-      if (stats) this.#utilisation.set(rec.service, Math.min(1, stats.cpuPercent / 100 / (rec.limits.cpu ?? 1)));
+      if (stats)
+        this.#utilisation.set(rec.service, Math.min(1, stats.cpuPercent / 100 / (rec.limits.cpu ?? 1)));
     }
   }
 
@@ -215,7 +228,14 @@ export class ControlPlane {
       case 'start': {
         const spec = this.#specOf(action.service);
         const id = nextInstanceId(this.#records.values(), action.service);
-        const rec = await newInstanceRecord(spec, id, action.role, action.slot, this.#ctx, this.#options.runtime.limitsSupport().supported);
+        const rec = await newInstanceRecord(
+          spec,
+          id,
+          action.role,
+          action.slot,
+          this.#ctx,
+          this.#options.runtime.limitsSupport().supported,
+        );
         this.#records.set(id, rec);
         const decision = this.decisions.record({
           kind: 'start',
@@ -268,7 +288,9 @@ export class ControlPlane {
   /** Echoes (and cold echoes) start from a snapshot of the primary; primaries start as they are. */
   async #startRecord(rec: InstanceRecord, decision: Decision): Promise<void> {
     const spec = this.#specOf(rec.service);
-    const hasPrimary = [...this.#records.values()].some((r) => r.service === rec.service && r.role === 'primary' && r.id !== rec.id);
+    const hasPrimary = [...this.#records.values()].some(
+      (r) => r.service === rec.service && r.role === 'primary' && r.id !== rec.id,
+    );
     if (rec.role === 'echo' && (hasPrimary || spec.echo.mode === 'cold')) {
       await this.failover.provisionEcho(rec, decision);
       return;
@@ -327,7 +349,12 @@ export class ControlPlane {
 
   #onHealth(rec: InstanceRecord, verdict: HealthVerdict): void {
     if (this.#closed || !['starting', 'running', 'unhealthy'].includes(rec.phase)) return;
-    rec.health = { healthy: verdict.healthy, checkedAt: verdict.checkedAt, detail: verdict.last.detail, consecutiveFailures: verdict.consecutiveFailures };
+    rec.health = {
+      healthy: verdict.healthy,
+      checkedAt: verdict.checkedAt,
+      detail: verdict.last.detail,
+      consecutiveFailures: verdict.consecutiveFailures,
+    };
     if (!verdict.changed) return;
     if (verdict.healthy) {
       this.#markRunning(rec);
@@ -345,13 +372,29 @@ export class ControlPlane {
     rec.phase = 'unhealthy';
     void this.#save(rec);
     const why = `${verdict.consecutiveFailures} consecutive health checks failed (last: ${verdict.last.detail})`;
-    if (this.#tryFailover(rec, { kind: 'unhealthy', detail: why, evidence: { check: verdict.last }, detectedAt: Date.now() })) return;
-    this.#killForRestart(rec, 'unhealthy', why, { check: verdict.last, consecutiveFailures: verdict.consecutiveFailures });
+    if (
+      this.#tryFailover(rec, {
+        kind: 'unhealthy',
+        detail: why,
+        evidence: { check: verdict.last },
+        detectedAt: Date.now(),
+      })
+    )
+      return;
+    this.#killForRestart(rec, 'unhealthy', why, {
+      check: verdict.last,
+      consecutiveFailures: verdict.consecutiveFailures,
+    });
   }
 
   #onHang(rec: InstanceRecord, verdict: FailureVerdict): void {
     if (this.#closed || !['starting', 'running', 'unhealthy'].includes(rec.phase)) return;
-    const cause: FailoverCause = { kind: 'hang', detail: verdict.detail, evidence: verdict.evidence, detectedAt: verdict.at };
+    const cause: FailoverCause = {
+      kind: 'hang',
+      detail: verdict.detail,
+      evidence: verdict.evidence,
+      detectedAt: verdict.at,
+    };
     if (this.#tryFailover(rec, cause)) return;
     this.#killForRestart(rec, 'hang', verdict.detail, verdict.evidence, 'SIGKILL');
   }
@@ -373,7 +416,13 @@ export class ControlPlane {
   #rejoinLater(rec: InstanceRecord): void {
     const spec = this.#specOf(rec.service);
     const now = Date.now();
-    const delay = restartDelay(spec.restart, rec.restarts, rec.lastExit ?? { code: null, signal: 'SIGKILL', at: now }, now, true);
+    const delay = restartDelay(
+      spec.restart,
+      rec.restarts,
+      rec.lastExit ?? { code: null, signal: 'SIGKILL', at: now },
+      now,
+      true,
+    );
     if (delay === undefined) {
       rec.phase = 'failed';
       void this.#save(rec);
@@ -382,10 +431,19 @@ export class ControlPlane {
     rec.phase = 'exited';
     rec.nextRestartAt = now + delay;
     void this.#save(rec);
-    setTimeout(() => void this.reconcileNow().catch((err: unknown) => this.#recordError('reconcile', err)), delay).unref();
+    setTimeout(
+      () => void this.reconcileNow().catch((err: unknown) => this.#recordError('reconcile', err)),
+      delay,
+    ).unref();
   }
 
-  #killForRestart(rec: InstanceRecord, kind: string, why: string, inputs: Record<string, unknown>, signal?: NodeJS.Signals): void {
+  #killForRestart(
+    rec: InstanceRecord,
+    kind: string,
+    why: string,
+    inputs: Record<string, unknown>,
+    signal?: NodeJS.Signals,
+  ): void {
     const decision = this.decisions.record({
       kind,
       service: rec.service,
@@ -413,38 +471,27 @@ export class ControlPlane {
     if (this.#expectedExits.delete(rec.id) || this.#closed) return;
     const now = Date.now();
     const forced = this.#restarting.delete(rec.id);
-    if (!forced && this.#tryFailover(rec, { kind: 'crash', detail: `${rec.role} exited (${describeExit(rec)})`, evidence: { exit }, detectedAt: now, failedAt: exit.at })) {
+    if (
+      !forced &&
+      this.#tryFailover(rec, {
+        kind: 'crash',
+        detail: `${rec.role} exited (${describeExit(rec)})`,
+        evidence: { exit },
+        detectedAt: now,
+        failedAt: exit.at,
+      })
+    ) {
       return;
     }
-    const spec = this.specs.find((s) => s.name === rec.service);
-    const delay = spec ? restartDelay(spec.restart, rec.restarts, exit, now, forced) : undefined;
-    rec.restarts = rec.restarts.filter((t) => spec && now - t < spec.restart.window);
     if (rec.role === 'primary') this.#planes.get(rec.service)?.clearPrimary();
     else void this.#planes.get(rec.service)?.removeEcho(rec.id);
-    if (delay === undefined) {
-      rec.phase = 'failed';
-      this.decisions.record({
-        kind: 'give-up',
-        service: rec.service,
-        instance: rec.id,
-        what: `give up on ${rec.role} ${rec.id}`,
-        why: `${rec.role} exited (${describeExit(rec)}) and restart policy '${spec?.restart.policy ?? 'none'}' allows no more restarts (${rec.restarts.length} in the window)`,
-        inputs: { exit, restartsInWindow: rec.restarts.length, policy: spec?.restart },
-        outcome: 'recorded',
-      });
-    } else {
-      rec.phase = 'exited';
-      rec.nextRestartAt = now + delay;
-      this.decisions.record({
-        kind: 'exited',
-        service: rec.service,
-        instance: rec.id,
-        what: `${rec.role} ${rec.id} exited (${describeExit(rec)})`,
-        why: forced ? 'stopped after failing health or liveness checks' : 'process exit observed by the runtime',
-        inputs: { exit, detectedAt: now, detectionMs: now - exit.at, restartInMs: delay },
-        outcome: 'recorded',
-      });
-      setTimeout(() => void this.reconcileNow().catch((err: unknown) => this.#recordError('reconcile', err)), delay).unref();
+    const spec = this.specs.find((s) => s.name === rec.service);
+    const delay = applyRestartPolicy(rec, exit, spec?.restart, forced, now, this.decisions);
+    if (delay !== undefined) {
+      setTimeout(
+        () => void this.reconcileNow().catch((err: unknown) => this.#recordError('reconcile', err)),
+        delay,
+      ).unref();
     }
     void this.#save(rec);
   }
@@ -453,7 +500,8 @@ export class ControlPlane {
     this.#watchAborts.get(rec.id)?.abort();
     this.#expectedExits.add(rec.id);
     const handle = this.#options.runtime.get(rec.id);
-    if (handle && !handle.exit) await this.#options.runtime.stop(rec.id, { graceMs: this.#specOf(rec.service).stopGrace });
+    if (handle && !handle.exit)
+      await this.#options.runtime.stop(rec.id, { graceMs: this.#specOf(rec.service).stopGrace });
     else this.#expectedExits.delete(rec.id);
     if (rec.role === 'echo') await this.#planes.get(rec.service)?.removeEcho(rec.id);
     rec.phase = phase;
@@ -481,9 +529,16 @@ export class ControlPlane {
   /** Forced failover of a service to its best echo (API/CLI). */
   async forceFailover(service: string, reason: string): Promise<Decision> {
     this.#specOf(service);
-    const old = this.instances().find((i) => i.service === service && i.role === 'primary' && i.phase !== 'stopped');
+    const old = this.instances().find(
+      (i) => i.service === service && i.role === 'primary' && i.phase !== 'stopped',
+    );
     if (old) this.#watchAborts.get(old.id)?.abort();
-    const decision = await this.failover.failover(service, { kind: 'forced', detail: reason, evidence: {}, detectedAt: Date.now() });
+    const decision = await this.failover.failover(service, {
+      kind: 'forced',
+      detail: reason,
+      evidence: {},
+      detectedAt: Date.now(),
+    });
     if (old) this.#rejoinLater(old);
     return decision;
   }
@@ -500,7 +555,14 @@ export class ControlPlane {
   }
 
   #recordError(where: string, err: unknown): void {
-    this.decisions.record({ kind: 'error', service: '', what: `${where} failed`, why: (err as Error).message, inputs: {}, outcome: 'recorded' });
+    this.decisions.record({
+      kind: 'error',
+      service: '',
+      what: `${where} failed`,
+      why: (err as Error).message,
+      inputs: {},
+      outcome: 'recorded',
+    });
   }
 
   #adoptionHost(): AdoptionHost {
@@ -549,9 +611,13 @@ export class ControlPlane {
         desired: { primaries: 1, echoes: spec.echo.count },
         instances: this.instances().filter((i) => i.service === spec.name && i.phase !== 'stopped'),
         ...(plane ? { dataPlane: plane.view() } : {}),
-        ...(this.#fileSyncs.has(spec.name) ? { fileSync: this.#fileSyncs.get(spec.name)?.echoes() ?? [] } : {}),
+        ...(this.#fileSyncs.has(spec.name)
+          ? { fileSync: this.#fileSyncs.get(spec.name)?.echoes() ?? [] }
+          : {}),
         ...(last ? { lastFailover: last } : {}),
-        degraded: (last !== undefined && last.restoredAt === undefined) || (plane?.replication?.echoes().some((e) => !e.inSync) ?? false),
+        degraded:
+          (last !== undefined && last.restoredAt === undefined) ||
+          (plane?.replication?.echoes().some((e) => !e.inSync) ?? false),
       });
     }
     return out;

@@ -24,7 +24,10 @@ export class DecisionLog {
   readonly #now: () => number;
   #writes: Promise<unknown> = Promise.resolve();
 
-  private constructor(private readonly store: StateStore, options: DecisionLogOptions) {
+  private constructor(
+    private readonly store: StateStore,
+    options: DecisionLogOptions,
+  ) {
     this.#retain = options.retain ?? 5000;
     this.#now = options.now ?? Date.now;
   }

@@ -16,14 +16,22 @@ export class ExternalRouting {
     let dns: DnsServer | undefined;
     if (spec.dns) {
       const i = spec.dns.listen.lastIndexOf(':');
-      dns = await DnsServer.create({ host: spec.dns.listen.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(spec.dns.listen.slice(i + 1)), zone: spec.dns.zone });
+      dns = await DnsServer.create({
+        host: spec.dns.listen.slice(0, i).replace(/^\[|\]$/g, ''),
+        port: Number(spec.dns.listen.slice(i + 1)),
+        zone: spec.dns.zone,
+      });
     }
     const haproxy = new Map<string, { adapter: HaproxyAdapter; backend: string; server: string }>();
     try {
       for (const s of spec.services) {
         const h = s.routing.haproxy;
         if (!h) continue;
-        haproxy.set(s.name, { adapter: await HaproxyAdapter.create({ socket: parseSocket(h.socket) }), backend: h.backend, server: h.server });
+        haproxy.set(s.name, {
+          adapter: await HaproxyAdapter.create({ socket: parseSocket(h.socket) }),
+          backend: h.backend,
+          server: h.server,
+        });
       }
     } catch (err) {
       await dns?.close();

@@ -80,11 +80,15 @@ export class Failover {
   /** Echoes that could take over, best first (for hot write-through: those that lose nothing). */
   candidates(service: string): InstanceRecord[] {
     const plane = this.host.dataPlane(service);
-    const echoes = this.host.instancesOf(service).filter((i) => i.role === 'echo' && (i.phase === 'running' || i.phase === 'starting'));
+    const echoes = this.host
+      .instancesOf(service)
+      .filter((i) => i.role === 'echo' && (i.phase === 'running' || i.phase === 'starting'));
     const spec = this.host.specOf(service);
     const files = this.host.fileSync(service);
-    if (spec.echo.mode === 'cold') return this.host.instancesOf(service).filter((i) => i.role === 'echo' && i.phase === 'standby');
-    const risk = (i: InstanceRecord): number => plane?.replication?.atRisk(i.id).length ?? (files && !files.caughtUp(i.id) ? 1 : 0);
+    if (spec.echo.mode === 'cold')
+      return this.host.instancesOf(service).filter((i) => i.role === 'echo' && i.phase === 'standby');
+    const risk = (i: InstanceRecord): number =>
+      plane?.replication?.atRisk(i.id).length ?? (files && !files.caughtUp(i.id) ? 1 : 0);
     return echoes.sort((a, b) => risk(a) - risk(b) || (a.phase === 'running' ? -1 : 1));
   }
 
@@ -101,7 +105,11 @@ export class Failover {
       ...(old ? { instance: old.id } : {}),
       what: `promote ${target?.id ?? '(no echo)'} in place of ${old?.id ?? '(no primary)'}`,
       why: `${cause.kind}: ${cause.detail}`,
-      inputs: { cause: cause.kind, evidence: cause.evidence, candidates: this.candidates(service).map((c) => c.id) },
+      inputs: {
+        cause: cause.kind,
+        evidence: cause.evidence,
+        candidates: this.candidates(service).map((c) => c.id),
+      },
       outcome: 'pending',
     });
     if (!target) {
@@ -120,9 +128,16 @@ export class Failover {
     const spec = this.host.specOf(service);
     const old = this.host.instancesOf(service).find((i) => i.role === 'primary' && i.phase === 'running');
     const target = to ? this.host.instancesOf(service).find((i) => i.id === to) : this.candidates(service)[0];
-    if (!old) throw new UnderstudyError(ErrorCode.Failover, `service '${service}' has no running primary to switch from`);
+    if (!old)
+      throw new UnderstudyError(
+        ErrorCode.Failover,
+        `service '${service}' has no running primary to switch from`,
+      );
     if (!target || target.role !== 'echo' || target.service !== service) {
-      throw new UnderstudyError(ErrorCode.Failover, to ? `'${to}' is not an echo of '${service}'` : `service '${service}' has no echo to switch to`);
+      throw new UnderstudyError(
+        ErrorCode.Failover,
+        to ? `'${to}' is not an echo of '${service}'` : `service '${service}' has no echo to switch to`,
+      );
     }
     const decision = this.host.decisions.record({
       kind: 'switchover',
@@ -133,7 +148,12 @@ export class Failover {
       inputs: { from: old.id, to: target.id, mode: spec.echo.mode },
       outcome: 'pending',
     });
-    await this.#promote(service, old, target, decision, 'switchover', { kind: 'forced', detail: 'planned switchover', evidence: {}, detectedAt: Date.now() });
+    await this.#promote(service, old, target, decision, 'switchover', {
+      kind: 'forced',
+      detail: 'planned switchover',
+      evidence: {},
+      detectedAt: Date.now(),
+    });
     return decision;
   }
 
@@ -158,17 +178,30 @@ export class Failover {
       if (kind === 'switchover' && plane) {
         await plane.router.pause();
         paused = true;
-        if (plane.replication && !(await plane.replication.waitCaughtUp(target.id, spec.echo.mutations.timeout * 5))) {
-          throw new UnderstudyError(ErrorCode.Failover, `echo ${target.id} did not catch up within ${spec.echo.mutations.timeout * 5} ms`);
+        if (
+          plane.replication &&
+          !(await plane.replication.waitCaughtUp(target.id, spec.echo.mutations.timeout * 5))
+        ) {
+          throw new UnderstudyError(
+            ErrorCode.Failover,
+            `echo ${target.id} did not catch up within ${spec.echo.mutations.timeout * 5} ms`,
+          );
         }
       }
       const files = this.host.fileSync(service);
       if (kind === 'switchover' && files && !(await files.waitCaughtUp(target.id, 10_000))) {
-        throw new UnderstudyError(ErrorCode.Failover, `the files of echo ${target.id} did not catch up within 10 s`);
+        throw new UnderstudyError(
+          ErrorCode.Failover,
+          `the files of echo ${target.id} did not catch up within 10 s`,
+        );
       }
       const epoch = await this.host.store.epoch(service);
       const next = await this.host.store.bumpEpoch(service, epoch);
-      if (next === undefined) throw new UnderstudyError(ErrorCode.Failover, `the epoch of '${service}' moved under this promotion (another control plane?)`);
+      if (next === undefined)
+        throw new UnderstudyError(
+          ErrorCode.Failover,
+          `the epoch of '${service}' moved under this promotion (another control plane?)`,
+        );
       // Fence first: the deposed primary must not serve once the new one does. Raising the router's epoch
       // cuts its connections; new requests wait (briefly) for the new primary.
       if (old && kind === 'failover') {
@@ -206,7 +239,10 @@ export class Failover {
         await this.#promotionHook(target, spec);
       }
       if (spec.echo.mode === 'cold' && !(await this.host.waitReady(target, 10_000))) {
-        throw new UnderstudyError(ErrorCode.Failover, `cold echo ${target.id} did not become ready within 10 s`);
+        throw new UnderstudyError(
+          ErrorCode.Failover,
+          `cold echo ${target.id} did not become ready within 10 s`,
+        );
       }
       plane?.setPrimary(target, next);
       const promotedAt = Date.now();
@@ -237,7 +273,9 @@ export class Failover {
         to: target.id,
         epoch: next,
         cause: `${cause.kind}: ${cause.detail}`,
-        ...(cause.failedAt !== undefined ? { detectionMs: Math.max(0, cause.detectedAt - cause.failedAt) } : {}),
+        ...(cause.failedAt !== undefined
+          ? { detectionMs: Math.max(0, cause.detectedAt - cause.failedAt) }
+          : {}),
         promotionMs: promotedAt - started,
         atRisk,
         ...(kind === 'switchover' ? { restoredAt: promotedAt } : {}),
@@ -274,8 +312,15 @@ export class Failover {
     if (hook?.signal) this.host.runtime.signal(target.id, hook.signal);
     if (hook?.http) {
       const port = this.host.dataPlane(spec.name)?.portOf(target) ?? Object.values(target.ports)[0];
-      const res = await fetch(`http://127.0.0.1:${port}${hook.http}`, { method: 'POST', signal: AbortSignal.timeout(5000) });
-      if (!res.ok) throw new UnderstudyError(ErrorCode.Failover, `promotion hook ${hook.http} of ${target.id} answered HTTP ${res.status}`);
+      const res = await fetch(`http://127.0.0.1:${port}${hook.http}`, {
+        method: 'POST',
+        signal: AbortSignal.timeout(5000),
+      });
+      if (!res.ok)
+        throw new UnderstudyError(
+          ErrorCode.Failover,
+          `promotion hook ${hook.http} of ${target.id} answered HTTP ${res.status}`,
+        );
     }
   }
 
@@ -297,7 +342,10 @@ export class Failover {
         delete rec.pid;
         delete rec.health;
         await this.host.save(rec);
-        this.host.decisions.settle(decision, 'ok: cold echo kept in sync, not running; it starts on promotion');
+        this.host.decisions.settle(
+          decision,
+          'ok: cold echo kept in sync, not running; it starts on promotion',
+        );
       } else {
         await this.host.launch(rec, decision);
       }
@@ -335,7 +383,10 @@ export class Failover {
   async recreateEcho(rec: InstanceRecord, decision: Decision): Promise<void> {
     await this.host.fileSync(rec.service)?.removeEcho(rec.id);
     await rm(rec.stateDir, { recursive: true, force: true });
-    await rm(join(dirname(rec.stateDir), `.${basename(rec.stateDir)}.understudy-sync`), { recursive: true, force: true });
+    await rm(join(dirname(rec.stateDir), `.${basename(rec.stateDir)}.understudy-sync`), {
+      recursive: true,
+      force: true,
+    });
     await this.provisionEcho(rec, decision);
   }
 
@@ -351,7 +402,11 @@ export class Failover {
     void caughtUp().then(async (ok) => {
       if (!ok || last.restoredAt !== undefined || this.#last.get(service) !== last) return;
       last.restoredAt = Date.now();
-      if (last.kind === 'failover' && last.from === rec.id && this.host.specOf(service).failover.failback === 'auto') {
+      if (
+        last.kind === 'failover' &&
+        last.from === rec.id &&
+        this.host.specOf(service).failover.failback === 'auto'
+      ) {
         await this.switchover(service, rec.id).catch(() => undefined); // recorded as a decision either way
       }
     });

@@ -1,6 +1,11 @@
 import { resolve } from 'node:path';
 import { expandPlaceholders, type ServiceSpec } from '../config/index.js';
-import { allocatePort, type InstanceHandle, type InstanceLaunch, type ResourceLimits } from '../runtime/index.js';
+import {
+  allocatePort,
+  type InstanceHandle,
+  type InstanceLaunch,
+  type ResourceLimits,
+} from '../runtime/index.js';
 import type { InstanceRecord, InstanceRole } from './records.js';
 
 /** Where an instance runs and logs: the parts of a launch that come from the control plane. */
@@ -12,8 +17,22 @@ export interface LaunchContext {
 }
 
 /** The absolute state directory of an instance. */
-export function stateDirOf(spec: ServiceSpec, id: string, role: InstanceRole, ports: Record<string, number>, ctx: LaunchContext): string {
-  const values = { instance: id, service: spec.name, role, specDir: ctx.specDir, dataDir: ctx.dataDir, ports, stateDir: '' };
+export function stateDirOf(
+  spec: ServiceSpec,
+  id: string,
+  role: InstanceRole,
+  ports: Record<string, number>,
+  ctx: LaunchContext,
+): string {
+  const values = {
+    instance: id,
+    service: spec.name,
+    role,
+    specDir: ctx.specDir,
+    dataDir: ctx.dataDir,
+    ports,
+    stateDir: '',
+  };
   return resolve(ctx.dataDir, expandPlaceholders(spec.stateDir, values));
 }
 
@@ -23,13 +42,22 @@ export function limitsFor(spec: ServiceSpec, role: InstanceRole, supported: bool
   const fraction = role === 'primary' ? 1 : spec.resources.echoFraction;
   const limits: ResourceLimits = {};
   if (spec.resources.cpu !== undefined) limits.cpu = spec.resources.cpu * fraction;
-  if (spec.resources.memory !== undefined) limits.memoryBytes = Math.max(32 * 1024 * 1024, Math.floor(spec.resources.memory * fraction));
+  if (spec.resources.memory !== undefined)
+    limits.memoryBytes = Math.max(32 * 1024 * 1024, Math.floor(spec.resources.memory * fraction));
   return limits;
 }
 
 /** The runtime launch of an instance record: argv, env and cwd with placeholders expanded. */
 export function buildLaunch(spec: ServiceSpec, rec: InstanceRecord, ctx: LaunchContext): InstanceLaunch {
-  const values = { instance: rec.id, service: spec.name, role: rec.role, specDir: ctx.specDir, dataDir: ctx.dataDir, ports: rec.ports, stateDir: rec.stateDir };
+  const values = {
+    instance: rec.id,
+    service: spec.name,
+    role: rec.role,
+    specDir: ctx.specDir,
+    dataDir: ctx.dataDir,
+    ports: rec.ports,
+    stateDir: rec.stateDir,
+  };
   return {
     instanceId: rec.id,
     service: spec.name,
@@ -42,7 +70,12 @@ export function buildLaunch(spec: ServiceSpec, rec: InstanceRecord, ctx: LaunchC
       UNDERSTUDY_INSTANCE: rec.id,
       UNDERSTUDY_ROLE: rec.role,
       UNDERSTUDY_STATE_DIR: rec.stateDir,
-      ...Object.fromEntries(Object.entries(rec.ports).map(([n, p]) => [`UNDERSTUDY_PORT_${n.toUpperCase().replaceAll('-', '_')}`, String(p)])),
+      ...Object.fromEntries(
+        Object.entries(rec.ports).map(([n, p]) => [
+          `UNDERSTUDY_PORT_${n.toUpperCase().replaceAll('-', '_')}`,
+          String(p),
+        ]),
+      ),
     },
     stateDir: rec.stateDir,
     logDir: resolve(ctx.dataDir, 'logs'),
@@ -72,7 +105,8 @@ export async function newInstanceRecord(
   limitsSupported: boolean,
 ): Promise<InstanceRecord> {
   const ports: Record<string, number> = {};
-  for (const [name, port] of Object.entries(spec.ports)) ports[name] = port === 0 ? await allocatePort('127.0.0.1') : port;
+  for (const [name, port] of Object.entries(spec.ports))
+    ports[name] = port === 0 ? await allocatePort('127.0.0.1') : port;
   return {
     id,
     service: spec.name,

@@ -1,14 +1,24 @@
 import type { ServiceSpec } from '../config/index.js';
-import { ActiveHealthMonitor, LivenessWatch, probe, type FailureVerdict, type HealthVerdict, type ProbeTarget } from '../health/index.js';
+import {
+  ActiveHealthMonitor,
+  LivenessWatch,
+  probe,
+  type FailureVerdict,
+  type HealthVerdict,
+  type ProbeTarget,
+} from '../health/index.js';
 import type { InstanceRecord } from './records.js';
 
 /** What answers for an instance: the spec's health check, else a TCP connect to its first port. */
 export function probeTargetFor(spec: ServiceSpec, rec: InstanceRecord): ProbeTarget | undefined {
   const health = spec.health;
-  const portOf = (name: string | undefined): number => rec.ports[name ?? Object.keys(rec.ports)[0] ?? ''] ?? 0;
-  if (health?.http) return { kind: 'http', host: '127.0.0.1', port: portOf(health.http.port), path: health.http.path };
+  const portOf = (name: string | undefined): number =>
+    rec.ports[name ?? Object.keys(rec.ports)[0] ?? ''] ?? 0;
+  if (health?.http)
+    return { kind: 'http', host: '127.0.0.1', port: portOf(health.http.port), path: health.http.path };
   if (health?.tcp) return { kind: 'tcp', host: '127.0.0.1', port: portOf(health.tcp.port) };
-  if (health?.exec) return { kind: 'exec', argv: health.exec, cwd: rec.stateDir, env: { UNDERSTUDY_INSTANCE: rec.id } };
+  if (health?.exec)
+    return { kind: 'exec', argv: health.exec, cwd: rec.stateDir, env: { UNDERSTUDY_INSTANCE: rec.id } };
   if (Object.keys(rec.ports).length > 0) return { kind: 'tcp', host: '127.0.0.1', port: portOf(undefined) };
   return undefined;
 }
@@ -27,7 +37,13 @@ export function watchInstance(
   const health = spec.health;
   if (health && target) {
     ActiveHealthMonitor.start(
-      { target, intervalMs: health.interval, timeoutMs: health.timeout, failureThreshold: health.failureThreshold, startPeriodMs: health.startPeriod },
+      {
+        target,
+        intervalMs: health.interval,
+        timeoutMs: health.timeout,
+        failureThreshold: health.failureThreshold,
+        startPeriodMs: health.startPeriod,
+      },
       handlers.onHealth,
       signal,
     );

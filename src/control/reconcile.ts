@@ -13,18 +13,32 @@ export type Action =
  * `exited` instances are restarted once `nextRestartAt` has come; the caller sets `nextRestartAt`
  * from the restart policy when it sees the exit (or marks the record `failed`).
  */
-export function reconcile(services: readonly ServiceSpec[], instances: readonly InstanceRecord[], now: number): Action[] {
+export function reconcile(
+  services: readonly ServiceSpec[],
+  instances: readonly InstanceRecord[],
+  now: number,
+): Action[] {
   const actions: Action[] = [];
   const wanted = new Map(services.map((s) => [s.name, s]));
   for (const inst of instances) {
     const spec = wanted.get(inst.service);
     if (inst.phase === 'stopped' || inst.phase === 'failed') continue;
     if (!spec) {
-      actions.push({ type: 'stop', instance: inst.id, service: inst.service, why: `service '${inst.service}' is no longer in the spec` });
+      actions.push({
+        type: 'stop',
+        instance: inst.id,
+        service: inst.service,
+        why: `service '${inst.service}' is no longer in the spec`,
+      });
       continue;
     }
     if (inst.slot > spec.echo.count) {
-      actions.push({ type: 'stop', instance: inst.id, service: inst.service, why: `slot ${inst.slot} exceeds echo.count ${spec.echo.count}` });
+      actions.push({
+        type: 'stop',
+        instance: inst.id,
+        service: inst.service,
+        why: `slot ${inst.slot} exceeds echo.count ${spec.echo.count}`,
+      });
       continue;
     }
     if (inst.phase === 'exited' && inst.nextRestartAt !== undefined && inst.nextRestartAt <= now) {
@@ -38,7 +52,9 @@ export function reconcile(services: readonly ServiceSpec[], instances: readonly 
     }
   }
   for (const spec of services) {
-    const taken = new Set(instances.filter((i) => i.service === spec.name && i.phase !== 'stopped').map((i) => i.slot));
+    const taken = new Set(
+      instances.filter((i) => i.service === spec.name && i.phase !== 'stopped').map((i) => i.slot),
+    );
     for (let slot = 0; slot <= spec.echo.count; slot++) {
       if (taken.has(slot)) continue;
       const role: InstanceRole = slot === 0 ? 'primary' : 'echo';
@@ -47,7 +63,10 @@ export function reconcile(services: readonly ServiceSpec[], instances: readonly 
         service: spec.name,
         role,
         slot,
-        why: slot === 0 ? `service '${spec.name}' has no primary` : `service '${spec.name}' wants ${spec.echo.count} echo(es); slot ${slot} is empty`,
+        why:
+          slot === 0
+            ? `service '${spec.name}' has no primary`
+            : `service '${spec.name}' wants ${spec.echo.count} echo(es); slot ${slot} is empty`,
       });
     }
   }

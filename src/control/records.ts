@@ -10,7 +10,8 @@ export type InstanceRole = 'primary' | 'echo' | 'shadow';
  * `failed`: gave up restarting; `stopped`: stopped on purpose; `fenced`: a deposed primary, killed so it
  * cannot serve, waiting to rejoin as an echo; `standby`: a cold echo, not running, its files kept in sync.
  */
-export type InstancePhase = 'starting' | 'running' | 'unhealthy' | 'exited' | 'failed' | 'stopped' | 'fenced' | 'standby';
+export type InstancePhase =
+  'starting' | 'running' | 'unhealthy' | 'exited' | 'failed' | 'stopped' | 'fenced' | 'standby';
 
 /** One instance as recorded in the store under `instances/<id>`. */
 export interface InstanceRecord {

@@ -1,4 +1,7 @@
 import type { RestartSpec } from '../config/index.js';
+import type { DecisionLog } from './decision-log.js';
+import { describeExit } from './reconcile.js';
+import type { InstanceRecord } from './records.js';
 import { nextRestartDelay, type InstanceExit } from '../runtime/index.js';
 
 /**
@@ -6,7 +9,13 @@ import { nextRestartDelay, type InstanceExit } from '../runtime/index.js';
  * `forced` marks an exit the control plane caused itself (failed health checks): a failure whatever the
  * exit code.
  */
-export function restartDelay(spec: RestartSpec, restarts: readonly number[], exit: InstanceExit, now: number, forced = false): number | undefined {
+export function restartDelay(
+  spec: RestartSpec,
+  restarts: readonly number[],
+  exit: InstanceExit,
+  now: number,
+  forced = false,
+): number | undefined {
   const policy = {
     mode: spec.policy,
     maxRestarts: spec.maxRestarts,
@@ -14,4 +23,46 @@ export function restartDelay(spec: RestartSpec, restarts: readonly number[], exi
     backoff: { initialMs: spec.backoff, maxMs: spec.maxBackoff, multiplier: 2 },
   };
   return nextRestartDelay(policy, restarts, forced ? { code: 1, signal: exit.signal } : exit, now);
+}
+
+/**
+ * An instance exited and no failover took over: applies the restart policy to its record (phase
+ * `exited` with `nextRestartAt`, or `failed`), records the decision, and returns the restart delay
+ * (undefined when the policy gives up).
+ */
+export function applyRestartPolicy(
+  rec: InstanceRecord,
+  exit: InstanceExit,
+  spec: RestartSpec | undefined,
+  forced: boolean,
+  now: number,
+  decisions: DecisionLog,
+): number | undefined {
+  const delay = spec ? restartDelay(spec, rec.restarts, exit, now, forced) : undefined;
+  rec.restarts = rec.restarts.filter((t) => spec && now - t < spec.window);
+  if (delay === undefined) {
+    rec.phase = 'failed';
+    decisions.record({
+      kind: 'give-up',
+      service: rec.service,
+      instance: rec.id,
+      what: `give up on ${rec.role} ${rec.id}`,
+      why: `${rec.role} exited (${describeExit(rec)}) and restart policy '${spec?.policy ?? 'none'}' allows no more restarts (${rec.restarts.length} in the window)`,
+      inputs: { exit, restartsInWindow: rec.restarts.length, policy: spec },
+      outcome: 'recorded',
+    });
+    return undefined;
+  }
+  rec.phase = 'exited';
+  rec.nextRestartAt = now + delay;
+  decisions.record({
+    kind: 'exited',
+    service: rec.service,
+    instance: rec.id,
+    what: `${rec.role} ${rec.id} exited (${describeExit(rec)})`,
+    why: forced ? 'stopped after failing health or liveness checks' : 'process exit observed by the runtime',
+    inputs: { exit, detectedAt: now, detectionMs: now - exit.at, restartInMs: delay },
+    outcome: 'recorded',
+  });
+  return delay;
 }

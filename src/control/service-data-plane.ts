@@ -22,7 +22,12 @@ export interface DataPlaneView {
   serving: string[];
   epoch: number;
   requests?: number;
-  replication?: { consistency: string; lastSeq: number; strictRefusals: number; echoes: EchoReplicationStats[] };
+  replication?: {
+    consistency: string;
+    lastSeq: number;
+    strictRefusals: number;
+    echoes: EchoReplicationStats[];
+  };
 }
 
 /**
@@ -48,7 +53,13 @@ export class ServiceDataPlane {
     const replication = hot
       ? new ServiceReplication({
           service: spec.name,
-          rules: { methods: m.methods, paths: m.paths, timeoutMs: m.timeout, strict: m.strict, ...(m.partitionBy ? { partitionBy: m.partitionBy } : {}) },
+          rules: {
+            methods: m.methods,
+            paths: m.paths,
+            timeoutMs: m.timeout,
+            strict: m.strict,
+            ...(m.partitionBy ? { partitionBy: m.partitionBy } : {}),
+          },
           consistency: spec.echo.consistency,
           epoch,
           ...(options.onEchoSyncChange ? { onEchoSyncChange: options.onEchoSyncChange } : {}),
@@ -105,7 +116,9 @@ export class ServiceDataPlane {
       serving: stats.serving,
       epoch: this.router.epoch,
       ...(stats.http ? { requests: stats.http.requests } : {}),
-      ...(this.replication ? { replication: { consistency: this.replication.consistency, ...this.replication.stats() } } : {}),
+      ...(this.replication
+        ? { replication: { consistency: this.replication.consistency, ...this.replication.stats() } }
+        : {}),
     };
   }
 

@@ -22,7 +22,10 @@ export interface ServiceWiringDeps {
  * The per-service machinery the control plane drives: a data plane (router, and replication for hot
  * echoes) for a service with ports, and a file sync for warm and cold echoes.
  */
-export async function wireService(spec: ServiceSpec, deps: ServiceWiringDeps): Promise<{ plane?: ServiceDataPlane; files?: ServiceFileSync }> {
+export async function wireService(
+  spec: ServiceSpec,
+  deps: ServiceWiringDeps,
+): Promise<{ plane?: ServiceDataPlane; files?: ServiceFileSync }> {
   const out: { plane?: ServiceDataPlane; files?: ServiceFileSync } = {};
   if (Object.keys(spec.ports).length > 0) {
     out.plane = await ServiceDataPlane.create({
@@ -45,10 +48,25 @@ export async function wireService(spec: ServiceSpec, deps: ServiceWiringDeps): P
     const sync = spec.echo.sync;
     out.files = new ServiceFileSync({
       service: spec.name,
-      settings: { mode: sync.mode, intervalMs: sync.interval, bytesThreshold: sync.bytesThreshold, bandwidthLimit: sync.bandwidthLimit, priorities: sync.priorities, exclude: sync.exclude },
+      settings: {
+        mode: sync.mode,
+        intervalMs: sync.interval,
+        bytesThreshold: sync.bytesThreshold,
+        bandwidthLimit: sync.bandwidthLimit,
+        priorities: sync.priorities,
+        exclude: sync.exclude,
+      },
       utilisation: deps.utilisation,
       onEvent: (echo, kind, message) => {
-        deps.decisions.record({ kind: `sync-${kind}`, service: spec.name, instance: echo, what: `state sync to ${echo}: ${kind}`, why: message, inputs: {}, outcome: 'recorded' });
+        deps.decisions.record({
+          kind: `sync-${kind}`,
+          service: spec.name,
+          instance: echo,
+          what: `state sync to ${echo}: ${kind}`,
+          why: message,
+          inputs: {},
+          outcome: 'recorded',
+        });
         if (kind === 'error') deps.onSyncTrouble(echo, message);
       },
     });
@@ -57,7 +75,13 @@ export async function wireService(spec: ServiceSpec, deps: ServiceWiringDeps): P
 }
 
 /** Points DNS and external load balancers at a new primary, as a recorded decision. */
-export function routeExternally(external: ExternalRouting, decisions: DecisionLog, spec: ServiceSpec, rec: InstanceRecord, port: number): void {
+export function routeExternally(
+  external: ExternalRouting,
+  decisions: DecisionLog,
+  spec: ServiceSpec,
+  rec: InstanceRecord,
+  port: number,
+): void {
   if (!external.dns && !spec.routing.haproxy) return;
   const decision = decisions.record({
     kind: 'route',

@@ -8,7 +8,11 @@ export class UnderstudyError extends Error {
   /** Extra structured context (file, line, field path, instance id, …). */
   readonly details: Readonly<Record<string, unknown>>;
 
-  constructor(code: string, message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+  constructor(
+    code: string,
+    message: string,
+    options?: { cause?: unknown; details?: Record<string, unknown> },
+  ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'UnderstudyError';
     this.code = code;

@@ -39,7 +39,11 @@ export class ActiveHealthMonitor {
   ) {}
 
   /** Starts checking; stops when `signal` aborts. */
-  static start(options: ActiveHealthOptions, onVerdict: (verdict: HealthVerdict) => void, signal: AbortSignal): ActiveHealthMonitor {
+  static start(
+    options: ActiveHealthOptions,
+    onVerdict: (verdict: HealthVerdict) => void,
+    signal: AbortSignal,
+  ): ActiveHealthMonitor {
     const monitor = new ActiveHealthMonitor(options, onVerdict);
     void monitor.#loop(signal);
     return monitor;

@@ -12,13 +12,19 @@ async function server(): Promise<{ child: ChildProcess; port: number }> {
   const code = `const s=require('http').createServer((q,r)=>{if(q.url==='/spin'){r.end();setImmediate(()=>{for(;;){}});return}r.end('ok')});s.listen(0,'127.0.0.1',()=>console.log(s.address().port))`;
   const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(child);
-  const port = await new Promise<number>((resolve) => child.stdout?.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
+  const port = await new Promise<number>((resolve) =>
+    child.stdout?.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))),
+  );
   return { child, port };
 }
 
 function watch(pid: number, port: number, signal: AbortSignal): Promise<FailureVerdict> {
   return new Promise((resolve) =>
-    LivenessWatch.start({ pid, target: { kind: 'http', host: '127.0.0.1', port, path: '/' }, intervalMs: 50, phiThreshold: 8 }, resolve, signal),
+    LivenessWatch.start(
+      { pid, target: { kind: 'http', host: '127.0.0.1', port, path: '/' }, intervalMs: 50, phiThreshold: 8 },
+      resolve,
+      signal,
+    ),
   );
 }
 

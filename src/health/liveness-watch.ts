@@ -26,7 +26,13 @@ export interface FailureVerdict {
   at: number;
   /** One line of evidence. */
   detail: string;
-  evidence: { phi: number; lastHeartbeatAgoMs: number | undefined; procState: string; failedProbes: number; lastProbeError?: string };
+  evidence: {
+    phi: number;
+    lastHeartbeatAgoMs: number | undefined;
+    procState: string;
+    failedProbes: number;
+    lastProbeError?: string;
+  };
 }
 
 /** Reads a process's state letter from /proc (R, S, D, T, t, Z, …), or `gone`. */
@@ -69,7 +75,11 @@ export class LivenessWatch {
   }
 
   /** Starts watching until `signal` aborts. */
-  static start(options: LivenessWatchOptions, onVerdict: (v: FailureVerdict) => void, signal: AbortSignal): LivenessWatch {
+  static start(
+    options: LivenessWatchOptions,
+    onVerdict: (v: FailureVerdict) => void,
+    signal: AbortSignal,
+  ): LivenessWatch {
     const watch = new LivenessWatch(options, onVerdict);
     let expected = Date.now() + options.intervalMs;
     const tick = (): void => {
@@ -95,8 +105,13 @@ export class LivenessWatch {
       return;
     }
     const phi = this.detector.phi(now);
-    const overdue = this.#probeInFlightSince !== undefined && now - this.#probeInFlightSince > this.options.intervalMs * 2;
-    const silent = this.#armed && this.options.target !== undefined && phi >= this.options.phiThreshold && (this.#failedProbes > 0 || overdue);
+    const overdue =
+      this.#probeInFlightSince !== undefined && now - this.#probeInFlightSince > this.options.intervalMs * 2;
+    const silent =
+      this.#armed &&
+      this.options.target !== undefined &&
+      phi >= this.options.phiThreshold &&
+      (this.#failedProbes > 0 || overdue);
     // A silent process in state T is a stopped one: say so, it is the more precise evidence.
     const stopped = this.#stoppedReadings >= 2 || (silent && this.#stoppedReadings >= 1);
     if (!stopped && !silent) return;

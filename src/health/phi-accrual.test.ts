@@ -35,14 +35,18 @@ describe('PhiAccrualDetector', () => {
 
   it('is monotone in elapsed time and never NaN', () => {
     fc.assert(
-      fc.property(fc.array(fc.integer({ min: 1, max: 1000 }), { minLength: 1, maxLength: 50 }), fc.integer({ min: 0, max: 10_000 }), (gaps, extra) => {
-        const d = new PhiAccrualDetector();
-        let t = 0;
-        for (const g of gaps) d.heartbeat((t += g));
-        const a = d.phi(t + extra);
-        const b = d.phi(t + extra + 50);
-        return Number.isFinite(a) && Number.isFinite(b) && b >= a;
-      }),
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: 1000 }), { minLength: 1, maxLength: 50 }),
+        fc.integer({ min: 0, max: 10_000 }),
+        (gaps, extra) => {
+          const d = new PhiAccrualDetector();
+          let t = 0;
+          for (const g of gaps) d.heartbeat((t += g));
+          const a = d.phi(t + extra);
+          const b = d.phi(t + extra + 50);
+          return Number.isFinite(a) && Number.isFinite(b) && b >= a;
+        },
+      ),
     );
   });
 });

@@ -19,12 +19,23 @@ export type ProbeTarget =
 /** Runs one check; never throws (a failure is a result). */
 export function probe(target: ProbeTarget, timeoutMs: number): Promise<ProbeResult> {
   const started = performance.now();
-  const done = (ok: boolean, detail: string): ProbeResult => ({ ok, detail, latencyMs: performance.now() - started });
+  const done = (ok: boolean, detail: string): ProbeResult => ({
+    ok,
+    detail,
+    latencyMs: performance.now() - started,
+  });
   switch (target.kind) {
     case 'http':
       return new Promise((resolve) => {
         const req = request(
-          { host: target.host, port: target.port, path: target.path, method: 'GET', timeout: timeoutMs, agent: false },
+          {
+            host: target.host,
+            port: target.port,
+            path: target.path,
+            method: 'GET',
+            timeout: timeoutMs,
+            agent: false,
+          },
           (res) => {
             res.resume();
             const code = res.statusCode ?? 0;
@@ -48,10 +59,23 @@ export function probe(target: ProbeTarget, timeoutMs: number): Promise<ProbeResu
     case 'exec':
       return new Promise((resolve) => {
         const [cmd, ...args] = target.argv;
-        execFile(cmd ?? 'false', args, { cwd: target.cwd, env: { ...process.env, ...target.env }, timeout: timeoutMs }, (err) => {
-          if (!err) resolve(done(true, 'exit 0'));
-          else resolve(done(false, err.killed ? `timed out after ${timeoutMs} ms` : `exit ${String(err.code)}: ${err.message.split('\n')[0]}`));
-        });
+        execFile(
+          cmd ?? 'false',
+          args,
+          { cwd: target.cwd, env: { ...process.env, ...target.env }, timeout: timeoutMs },
+          (err) => {
+            if (!err) resolve(done(true, 'exit 0'));
+            else
+              resolve(
+                done(
+                  false,
+                  err.killed
+                    ? `timed out after ${timeoutMs} ms`
+                    : `exit ${String(err.code)}: ${err.message.split('\n')[0]}`,
+                ),
+              );
+          },
+        );
       });
   }
 }

@@ -40,7 +40,11 @@ export interface GuardState {
 
 /** A fresh guard state (no action yet). */
 export function initialGuardState(): GuardState {
-  return { lastScaleOutAt: Number.NEGATIVE_INFINITY, lastScaleInAt: Number.NEGATIVE_INFINITY, actionTimes: [] };
+  return {
+    lastScaleOutAt: Number.NEGATIVE_INFINITY,
+    lastScaleInAt: Number.NEGATIVE_INFINITY,
+    actionTimes: [],
+  };
 }
 
 /** Outcome of {@link checkGuards}. */
@@ -60,25 +64,48 @@ export function clampCount(o: ResolvedGuardOptions, n: number): number {
  * Whether a change from `from` to `to` instances may happen at `now`. A change that only brings
  * the count back inside [minCount, maxCount] is always allowed.
  */
-export function checkGuards(o: ResolvedGuardOptions, s: GuardState, from: number, to: number, now: number): GuardVerdict {
+export function checkGuards(
+  o: ResolvedGuardOptions,
+  s: GuardState,
+  from: number,
+  to: number,
+  now: number,
+): GuardVerdict {
   if (to === from) return { allowed: true, reason: '' };
-  if ((from < o.minCount && to <= o.minCount) || (from > o.maxCount && to >= o.maxCount)) return { allowed: true, reason: '' };
+  if ((from < o.minCount && to <= o.minCount) || (from > o.maxCount && to >= o.maxCount))
+    return { allowed: true, reason: '' };
   if (to > from && now - s.lastScaleOutAt < o.scaleOutCooldownMs) {
-    return { allowed: false, reason: `scale-out cooldown (${fmtMs(o.scaleOutCooldownMs - (now - s.lastScaleOutAt))} left)` };
+    return {
+      allowed: false,
+      reason: `scale-out cooldown (${fmtMs(o.scaleOutCooldownMs - (now - s.lastScaleOutAt))} left)`,
+    };
   }
   if (to < from) {
     const last = Math.max(s.lastScaleOutAt, s.lastScaleInAt);
-    if (now - last < o.scaleInCooldownMs) return { allowed: false, reason: `scale-in cooldown (${fmtMs(o.scaleInCooldownMs - (now - last))} left)` };
+    if (now - last < o.scaleInCooldownMs)
+      return {
+        allowed: false,
+        reason: `scale-in cooldown (${fmtMs(o.scaleInCooldownMs - (now - last))} left)`,
+      };
   }
   const recent = s.actionTimes.filter((t) => now - t < o.actionWindowMs).length;
   if (recent >= o.maxActionsPerWindow) {
-    return { allowed: false, reason: `max ${o.maxActionsPerWindow} actions per ${fmtMs(o.actionWindowMs)} reached` };
+    return {
+      allowed: false,
+      reason: `max ${o.maxActionsPerWindow} actions per ${fmtMs(o.actionWindowMs)} reached`,
+    };
   }
   return { allowed: true, reason: '' };
 }
 
 /** The guard state after an action from `from` to `to` at `now`. */
-export function recordAction(o: ResolvedGuardOptions, s: GuardState, from: number, to: number, now: number): GuardState {
+export function recordAction(
+  o: ResolvedGuardOptions,
+  s: GuardState,
+  from: number,
+  to: number,
+  now: number,
+): GuardState {
   if (to === from) return s;
   const actionTimes = [...s.actionTimes.filter((t) => now - t < o.actionWindowMs), now];
   return to > from ? { ...s, lastScaleOutAt: now, actionTimes } : { ...s, lastScaleInAt: now, actionTimes };

@@ -1,29 +1,64 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decideHorizontal, initialHorizontalState, reactiveCount, resolveHorizontalPolicyOptions } from './horizontal-policy.js';
+import {
+  decideHorizontal,
+  initialHorizontalState,
+  reactiveCount,
+  resolveHorizontalPolicyOptions,
+} from './horizontal-policy.js';
 import type { HorizontalSignals, HorizontalState } from './horizontal-policy.js';
 
 // 100 req/s per instance at 70 % → 70 req/s per instance for the reactive rule.
-const o = resolveHorizontalPolicyOptions({ capacityPerInstance: 100, targetUtilization: 0.7, guards: { scaleInCooldownMs: 0 } });
+const o = resolveHorizontalPolicyOptions({
+  capacityPerInstance: 100,
+  targetUtilization: 0.7,
+  guards: { scaleInCooldownMs: 0 },
+});
 const fc90 = (upper: number, mean = upper * 0.8) => ({ horizonMs: 120_000, mean, lower: mean * 0.8, upper });
 
 describe('decideHorizontal', () => {
   it('scales out ahead of the load to what the forecast upper bound needs', () => {
-    const r = decideHorizontal(o, initialHorizontalState(), { current: 5, load: 350, confidence: 0.9, forecast: fc90(900, 700) }, 0);
+    const r = decideHorizontal(
+      o,
+      initialHorizontalState(),
+      { current: 5, load: 350, confidence: 0.9, forecast: fc90(900, 700) },
+      0,
+    );
     // upper 900 at 90 % → 10; mean 700 at 70 % → 10; reactive 350/70 = 5 (within tolerance).
     expect(r.desired).toBe(10);
-    expect(r.decisions[0]).toMatchObject({ kind: 'scale-out', from: 5, to: 10, applied: true, inputs: { reactive: 5, predictive: 10, confidence: 0.9 } });
+    expect(r.decisions[0]).toMatchObject({
+      kind: 'scale-out',
+      from: 5,
+      to: 10,
+      applied: true,
+      inputs: { reactive: 5, predictive: 10, confidence: 0.9 },
+    });
     expect(r.decisions[0]!.reason).toMatch(/forecast/);
   });
   it('never goes below the reactive rule when the forecast is low', () => {
-    const r = decideHorizontal(o, initialHorizontalState(), { current: 5, load: 1400, confidence: 0.9, forecast: fc90(100) }, 0);
+    const r = decideHorizontal(
+      o,
+      initialHorizontalState(),
+      { current: 5, load: 1400, confidence: 0.9, forecast: fc90(100) },
+      0,
+    );
     expect(r.desired).toBe(20);
     expect(r.decisions[0]!.inputs.predictive).toBe(2);
   });
   it('ignores a forecast with low confidence and acts on the reactive rule only', () => {
-    const r = decideHorizontal(o, initialHorizontalState(), { current: 5, load: 350, confidence: 0.1, forecast: fc90(5000) }, 0);
+    const r = decideHorizontal(
+      o,
+      initialHorizontalState(),
+      { current: 5, load: 350, confidence: 0.1, forecast: fc90(5000) },
+      0,
+    );
     expect(r.desired).toBe(5);
-    const up = decideHorizontal(o, initialHorizontalState(), { current: 5, load: 700, confidence: 0.1, forecast: fc90(5000) }, 0);
+    const up = decideHorizontal(
+      o,
+      initialHorizontalState(),
+      { current: 5, load: 700, confidence: 0.1, forecast: fc90(5000) },
+      0,
+    );
     expect(up.desired).toBe(10);
     expect(up.decisions[0]!.reason).toMatch(/reactive only/);
     expect(up.decisions[0]!.inputs.predictive).toBeUndefined();
@@ -43,7 +78,12 @@ describe('decideHorizontal', () => {
   });
   it('records the decision without acting in forecast-only mode', () => {
     const dry = resolveHorizontalPolicyOptions({ capacityPerInstance: 100, mode: 'forecast-only' });
-    const r = decideHorizontal(dry, initialHorizontalState(), { current: 5, load: 350, confidence: 0.9, forecast: fc90(900, 700) }, 0);
+    const r = decideHorizontal(
+      dry,
+      initialHorizontalState(),
+      { current: 5, load: 350, confidence: 0.9, forecast: fc90(900, 700) },
+      0,
+    );
     expect(r.desired).toBe(5);
     expect(r.decisions).toHaveLength(1);
     expect(r.decisions[0]).toMatchObject({ kind: 'scale-out', to: 10, applied: false });
@@ -51,17 +91,25 @@ describe('decideHorizontal', () => {
     expect(r.state.guards.actionTimes).toEqual([]);
   });
   it('holds a scale-out back during the cooldown and says so', () => {
-    const g = resolveHorizontalPolicyOptions({ capacityPerInstance: 100, guards: { scaleOutCooldownMs: 60_000 } });
+    const g = resolveHorizontalPolicyOptions({
+      capacityPerInstance: 100,
+      guards: { scaleOutCooldownMs: 60_000 },
+    });
     const r1 = decideHorizontal(g, initialHorizontalState(), { current: 2, load: 700, confidence: 0 }, 0);
     expect(r1.desired).toBe(10);
     const r2 = decideHorizontal(g, r1.state, { current: 10, load: 1400, confidence: 0 }, 30_000);
     expect(r2.desired).toBe(10);
     expect(r2.decisions[0]).toMatchObject({ applied: false, to: 20 });
     expect(r2.decisions[0]!.reason).toMatch(/cooldown/);
-    expect(decideHorizontal(g, r2.state, { current: 10, load: 1400, confidence: 0 }, 60_000).desired).toBe(20);
+    expect(decideHorizontal(g, r2.state, { current: 10, load: 1400, confidence: 0 }, 60_000).desired).toBe(
+      20,
+    );
   });
   it('allows at most maxActionsPerWindow actions per window', () => {
-    const g = resolveHorizontalPolicyOptions({ capacityPerInstance: 100, guards: { maxActionsPerWindow: 2, actionWindowMs: 600_000 } });
+    const g = resolveHorizontalPolicyOptions({
+      capacityPerInstance: 100,
+      guards: { maxActionsPerWindow: 2, actionWindowMs: 600_000 },
+    });
     let s = initialHorizontalState();
     let current = 1;
     const outcomes: boolean[] = [];
@@ -72,12 +120,22 @@ describe('decideHorizontal', () => {
       current = r.desired;
     }
     expect(outcomes).toEqual([true, true, false]);
-    expect(decideHorizontal(g, s, { current, load: 70 * current * 2, confidence: 0 }, 601_001).decisions[0]!.applied).toBe(true);
+    expect(
+      decideHorizontal(g, s, { current, load: 70 * current * 2, confidence: 0 }, 601_001).decisions[0]!
+        .applied,
+    ).toBe(true);
   });
   it('keeps within min and max bounds', () => {
-    const g = resolveHorizontalPolicyOptions({ capacityPerInstance: 100, guards: { minCount: 3, maxCount: 8 } });
-    expect(decideHorizontal(g, initialHorizontalState(), { current: 5, load: 10_000, confidence: 0 }, 0).desired).toBe(8);
-    expect(decideHorizontal(g, initialHorizontalState(), { current: 1, load: 0, confidence: 0 }, 0).desired).toBe(3);
+    const g = resolveHorizontalPolicyOptions({
+      capacityPerInstance: 100,
+      guards: { minCount: 3, maxCount: 8 },
+    });
+    expect(
+      decideHorizontal(g, initialHorizontalState(), { current: 5, load: 10_000, confidence: 0 }, 0).desired,
+    ).toBe(8);
+    expect(
+      decideHorizontal(g, initialHorizontalState(), { current: 1, load: 0, confidence: 0 }, 0).desired,
+    ).toBe(3);
   });
   it('never asks for fewer instances than the reactive rule and stays within bounds (property)', () => {
     fc.assert(
@@ -85,14 +143,31 @@ describe('decideHorizontal', () => {
         fc.integer({ min: 0, max: 200 }),
         fc.double({ min: 0, max: 30_000, noNaN: true }),
         fc.double({ min: 0, max: 1, noNaN: true }),
-        fc.option(fc.tuple(fc.double({ min: 0, max: 30_000, noNaN: true }), fc.double({ min: 0, max: 30_000, noNaN: true }))),
+        fc.option(
+          fc.tuple(
+            fc.double({ min: 0, max: 30_000, noNaN: true }),
+            fc.double({ min: 0, max: 30_000, noNaN: true }),
+          ),
+        ),
         fc.integer({ min: 1, max: 10 }),
         fc.integer({ min: 10, max: 150 }),
         (current, load, confidence, f, minCount, maxCount) => {
-          const p = resolveHorizontalPolicyOptions({ capacityPerInstance: 100, guards: { minCount, maxCount, scaleInCooldownMs: 0 } });
-          const forecast = f ? { horizonMs: 60_000, mean: Math.min(f[0], f[1]), lower: 0, upper: Math.max(f[0], f[1]) } : undefined;
-          const r = decideHorizontal(p, initialHorizontalState(), { current, load, confidence, ...(forecast ? { forecast } : {}) }, 0);
-          expect(r.desired).toBeGreaterThanOrEqual(Math.min(p.guards.maxCount, Math.max(p.guards.minCount, reactiveCount(p, load, current))));
+          const p = resolveHorizontalPolicyOptions({
+            capacityPerInstance: 100,
+            guards: { minCount, maxCount, scaleInCooldownMs: 0 },
+          });
+          const forecast = f
+            ? { horizonMs: 60_000, mean: Math.min(f[0], f[1]), lower: 0, upper: Math.max(f[0], f[1]) }
+            : undefined;
+          const r = decideHorizontal(
+            p,
+            initialHorizontalState(),
+            { current, load, confidence, ...(forecast ? { forecast } : {}) },
+            0,
+          );
+          expect(r.desired).toBeGreaterThanOrEqual(
+            Math.min(p.guards.maxCount, Math.max(p.guards.minCount, reactiveCount(p, load, current))),
+          );
           expect(r.desired).toBeGreaterThanOrEqual(minCount);
           expect(r.desired).toBeLessThanOrEqual(maxCount);
         },

@@ -1,5 +1,12 @@
 import type { Decision, DecisionForecast } from './decision.js';
-import { checkGuards, clampCount, fmtMs, initialGuardState, recordAction, resolveGuardOptions } from './guards.js';
+import {
+  checkGuards,
+  clampCount,
+  fmtMs,
+  initialGuardState,
+  recordAction,
+  resolveGuardOptions,
+} from './guards.js';
 import type { GuardOptions, GuardState, ResolvedGuardOptions } from './guards.js';
 
 /** `act` changes the serving set; `forecast-only` records what it would do without acting (AWS's dry run). */
@@ -56,7 +63,8 @@ export interface ResolvedHorizontalPolicyOptions {
 export function resolveHorizontalPolicyOptions(o: HorizontalPolicyOptions): ResolvedHorizontalPolicyOptions {
   if (!(o.capacityPerInstance > 0)) throw new RangeError('capacityPerInstance must be > 0');
   const targetUtilization = o.targetUtilization ?? 0.7;
-  if (!(targetUtilization > 0 && targetUtilization <= 1)) throw new RangeError('targetUtilization must be in (0, 1]');
+  if (!(targetUtilization > 0 && targetUtilization <= 1))
+    throw new RangeError('targetUtilization must be in (0, 1]');
   return {
     capacityPerInstance: o.capacityPerInstance,
     targetUtilization,
@@ -126,7 +134,10 @@ export function reactiveCount(o: ResolvedHorizontalPolicyOptions, load: number, 
 
 /** Instances the predictive rule asks for: the forecast mean at the target utilisation and its upper bound at `upperUtilization`. */
 export function predictiveCount(o: ResolvedHorizontalPolicyOptions, forecast: DecisionForecast): number {
-  return Math.max(countFor(o, forecast.mean, o.targetUtilization), countFor(o, forecast.upper, o.upperUtilization));
+  return Math.max(
+    countFor(o, forecast.mean, o.targetUtilization),
+    countFor(o, forecast.upper, o.upperUtilization),
+  );
 }
 
 /**
@@ -137,7 +148,12 @@ export function predictiveCount(o: ResolvedHorizontalPolicyOptions, forecast: De
  * stabilisation window and the current predictive one, and skips changes within the tolerance.
  * Then bounds and guards. Pure.
  */
-export function decideHorizontal(o: ResolvedHorizontalPolicyOptions, state: HorizontalState, signals: HorizontalSignals, now: number): HorizontalResult {
+export function decideHorizontal(
+  o: ResolvedHorizontalPolicyOptions,
+  state: HorizontalState,
+  signals: HorizontalSignals,
+  now: number,
+): HorizontalResult {
   const g = o.guards;
   const reactive = reactiveCount(o, signals.load, signals.current);
   const confident = signals.forecast !== undefined && signals.confidence >= o.minConfidence;
@@ -146,16 +162,21 @@ export function decideHorizontal(o: ResolvedHorizontalPolicyOptions, state: Hori
   const cutoff = now - o.scaleInStabilizationMs;
   // The window keeps the reactive recommendations (observed load is what flaps); the forecast
   // already looks ahead over the lead time, so only the current one counts.
-  const recommendations = [...state.recommendations.filter((r) => r.at > cutoff), { at: now, count: clampCount(g, reactive) }];
+  const recommendations = [
+    ...state.recommendations.filter((r) => r.at > cutoff),
+    { at: now, count: clampCount(g, reactive) },
+  ];
   let windowMax = raw;
   for (const r of recommendations) windowMax = Math.max(windowMax, r.count);
   const current = signals.current;
   let target: number;
-  if (raw > current) target = clampCount(g, Math.max(raw, current + Math.max(1, Math.ceil(current * o.scaleOutStep - 1e-9))));
+  if (raw > current)
+    target = clampCount(g, Math.max(raw, current + Math.max(1, Math.ceil(current * o.scaleOutStep - 1e-9))));
   else {
     target = clampCount(g, Math.min(current, windowMax));
     // Not worth an action: a scale-in of at most the tolerance (bound corrections always go ahead).
-    if (target < current && current - target <= current * o.scaleInTolerance && current <= g.maxCount) target = current;
+    if (target < current && current - target <= current * o.scaleInTolerance && current <= g.maxCount)
+      target = current;
   }
   const next: HorizontalState = { recommendations, guards: state.guards };
   if (target === current) return { desired: current, state: next, decisions: [] };
@@ -178,14 +199,38 @@ export function decideHorizontal(o: ResolvedHorizontalPolicyOptions, state: Hori
   }
   const kind = target > current ? 'scale-out' : 'scale-in';
   if (o.mode === 'forecast-only') {
-    return { desired: current, state: next, decisions: [{ kind, at: now, from: current, to: target, applied: false, reason: `forecast-only: ${why}`, inputs }] };
+    return {
+      desired: current,
+      state: next,
+      decisions: [
+        { kind, at: now, from: current, to: target, applied: false, reason: `forecast-only: ${why}`, inputs },
+      ],
+    };
   }
   const verdict = checkGuards(g, state.guards, current, target, now);
   if (!verdict.allowed) {
-    return { desired: current, state: next, decisions: [{ kind, at: now, from: current, to: target, applied: false, reason: `held: ${verdict.reason}; ${why}`, inputs }] };
+    return {
+      desired: current,
+      state: next,
+      decisions: [
+        {
+          kind,
+          at: now,
+          from: current,
+          to: target,
+          applied: false,
+          reason: `held: ${verdict.reason}; ${why}`,
+          inputs,
+        },
+      ],
+    };
   }
   next.guards = recordAction(g, state.guards, current, target, now);
-  return { desired: target, state: next, decisions: [{ kind, at: now, from: current, to: target, applied: true, reason: why, inputs }] };
+  return {
+    desired: target,
+    state: next,
+    decisions: [{ kind, at: now, from: current, to: target, applied: true, reason: why, inputs }],
+  };
 }
 
 /** Numbers in reasons: 3 significant digits. */

@@ -5,7 +5,13 @@ import type { HpaState } from './hpa-policy.js';
 // Worked examples from https://kubernetes.io/docs/tasks/run-application/horizontal-pod-autoscale/
 // ("Algorithm details" and "Default Behavior"); metric values in units of the target 100m.
 const o = resolveHpaOptions({ target: 0.1 });
-const obs = (ready: number, each: number, unready = 0, missing = 0) => ({ currentReplicas: ready + unready + missing, readyPods: ready, metricSum: ready * each, unreadyPods: unready, missingPods: missing });
+const obs = (ready: number, each: number, unready = 0, missing = 0) => ({
+  currentReplicas: ready + unready + missing,
+  readyPods: ready,
+  metricSum: ready * each,
+  unreadyPods: unready,
+  missingPods: missing,
+});
 
 describe('hpaReplicaCount', () => {
   it('doubles the replicas when the metric is twice the target (200m vs 100m)', () => {

@@ -106,7 +106,12 @@ export function hpaReplicaCount(o: ResolvedHpaOptions, obs: HpaObservation): num
   }
   if (scaleUpWithUnready) n += obs.unreadyPods;
   const newRatio = sum / n / o.target;
-  if (Math.abs(1 - newRatio) <= o.tolerance || (usageRatio < 1 && newRatio > 1) || (usageRatio > 1 && newRatio < 1)) return current;
+  if (
+    Math.abs(1 - newRatio) <= o.tolerance ||
+    (usageRatio < 1 && newRatio > 1) ||
+    (usageRatio > 1 && newRatio < 1)
+  )
+    return current;
   const replicas = Math.ceil(newRatio * n - 1e-9);
   if ((newRatio < 1 && replicas > current) || (newRatio > 1 && replicas < current)) return current;
   return replicas;
@@ -126,7 +131,12 @@ export interface HpaResult {
  * (scale-up: max(+percent %, +pods) per period; scale-down: −percent % per period) → min/max.
  * Calls closer than the sync period to the last sync return the current count. Pure.
  */
-export function decideHpa(o: ResolvedHpaOptions, state: HpaState, obs: HpaObservation, now: number): HpaResult {
+export function decideHpa(
+  o: ResolvedHpaOptions,
+  state: HpaState,
+  obs: HpaObservation,
+  now: number,
+): HpaResult {
   const current = obs.currentReplicas;
   if (now - state.lastSyncAt < o.syncPeriodMs) return { desired: current, state, decisions: [] };
   const proposed = hpaReplicaCount(o, obs);
@@ -141,7 +151,10 @@ export function decideHpa(o: ResolvedHpaOptions, state: HpaState, obs: HpaObserv
   let stabilized = current;
   if (stabilized < up) stabilized = up;
   if (stabilized > down) stabilized = down;
-  const recommendations = [...state.recommendations.filter((r) => r.at > now - keep), { at: now, replicas: proposed }];
+  const recommendations = [
+    ...state.recommendations.filter((r) => r.at > now - keep),
+    { at: now, replicas: proposed },
+  ];
   // Rate limits (convertDesiredReplicasWithBehaviorRate).
   let added = 0;
   let removed = 0;

@@ -20,7 +20,9 @@ export interface MigrationPolicyOptions {
 export type ResolvedMigrationPolicyOptions = Required<MigrationPolicyOptions>;
 
 /** Applies the defaults of {@link MigrationPolicyOptions} once. */
-export function resolveMigrationPolicyOptions(o: MigrationPolicyOptions = {}): ResolvedMigrationPolicyOptions {
+export function resolveMigrationPolicyOptions(
+  o: MigrationPolicyOptions = {},
+): ResolvedMigrationPolicyOptions {
   const r = {
     provisionThreshold: o.provisionThreshold ?? 60,
     minConfidence: o.minConfidence ?? 0.6,
@@ -83,7 +85,12 @@ export interface MigrationResult {
  * falling below `cancelBelow`, or the echo waiting longer than `maxPendingMs`, → `migrate-cancel`
  * (the echo is retired). Pure.
  */
-export function decideMigration(o: ResolvedMigrationPolicyOptions, state: MigrationState, s: MigrationSignals, now: number): MigrationResult {
+export function decideMigration(
+  o: ResolvedMigrationPolicyOptions,
+  state: MigrationState,
+  s: MigrationSignals,
+  now: number,
+): MigrationResult {
   const inputs: Decision['inputs'] = { readiness: s.readiness, confidence: s.confidence, usage: s.usage };
   const d = (kind: Decision['kind'], from: number, to: number, reason: string, host?: string): Decision => ({
     kind,
@@ -102,7 +109,15 @@ export function decideMigration(o: ResolvedMigrationPolicyOptions, state: Migrat
       if (s.readiness >= o.provisionThreshold && s.confidence >= o.minConfidence) {
         return {
           state: { phase: 'provisioning', since: now, targetHost: s.targetHost },
-          decisions: [d('migrate-provision', 0, 1, `readiness ${score} ≥ ${o.provisionThreshold} with confidence ${s.confidence.toFixed(2)} ≥ ${o.minConfidence}: pre-provision an echo on ${s.targetHost}`, s.targetHost)],
+          decisions: [
+            d(
+              'migrate-provision',
+              0,
+              1,
+              `readiness ${score} ≥ ${o.provisionThreshold} with confidence ${s.confidence.toFixed(2)} ≥ ${o.minConfidence}: pre-provision an echo on ${s.targetHost}`,
+              s.targetHost,
+            ),
+          ],
         };
       }
       return { state, decisions: [] };
@@ -110,18 +125,46 @@ export function decideMigration(o: ResolvedMigrationPolicyOptions, state: Migrat
     case 'provisioning': {
       const host = state.targetHost ?? s.targetHost;
       if (s.readiness < o.cancelBelow || now - state.since > o.maxPendingMs) {
-        const why = s.readiness < o.cancelBelow ? `readiness ${score} fell below ${o.cancelBelow}` : `no switchover within ${Math.round(o.maxPendingMs / 60000)} min`;
-        return { state: { phase: 'idle', since: now }, decisions: [d('migrate-cancel', 1, 0, `${why}: retire the echo on ${host}`, host)] };
+        const why =
+          s.readiness < o.cancelBelow
+            ? `readiness ${score} fell below ${o.cancelBelow}`
+            : `no switchover within ${Math.round(o.maxPendingMs / 60000)} min`;
+        return {
+          state: { phase: 'idle', since: now },
+          decisions: [d('migrate-cancel', 1, 0, `${why}: retire the echo on ${host}`, host)],
+        };
       }
       if (s.echoSynced && (s.readiness >= o.switchThreshold || s.usage >= o.criticalUsage)) {
-        const why = s.readiness >= o.switchThreshold ? `readiness ${score} ≥ ${o.switchThreshold}` : `usage ${(s.usage * 100).toFixed(0)} % ≥ critical ${o.criticalUsage * 100} %`;
-        return { state: { phase: 'switching', since: now, targetHost: host }, decisions: [d('migrate-switchover', 0, 1, `${why}, echo synced: planned switchover to ${host}`, host)] };
+        const why =
+          s.readiness >= o.switchThreshold
+            ? `readiness ${score} ≥ ${o.switchThreshold}`
+            : `usage ${(s.usage * 100).toFixed(0)} % ≥ critical ${o.criticalUsage * 100} %`;
+        return {
+          state: { phase: 'switching', since: now, targetHost: host },
+          decisions: [
+            d('migrate-switchover', 0, 1, `${why}, echo synced: planned switchover to ${host}`, host),
+          ],
+        };
       }
       return { state, decisions: [] };
     }
     case 'switching': {
       if (s.switchedOver) {
-        return { state: { phase: 'retiring', since: now, ...(state.targetHost ? { targetHost: state.targetHost } : {}) }, decisions: [d('migrate-retire', 1, 0, `switched over to ${state.targetHost ?? s.targetHost}: retire ${s.instance}`)] };
+        return {
+          state: {
+            phase: 'retiring',
+            since: now,
+            ...(state.targetHost ? { targetHost: state.targetHost } : {}),
+          },
+          decisions: [
+            d(
+              'migrate-retire',
+              1,
+              0,
+              `switched over to ${state.targetHost ?? s.targetHost}: retire ${s.instance}`,
+            ),
+          ],
+        };
       }
       return { state, decisions: [] };
     }

@@ -5,15 +5,40 @@ import { decideVertical, echoSizeFraction, resolveVerticalPolicyOptions } from '
 import { decideWarmPool, planScaleOut, resolveWarmPoolOptions } from './warm-pool-policy.js';
 
 describe('warm pool', () => {
-  const o = resolveWarmPoolOptions({ capacityPerInstance: 100, targetUtilization: 0.5, peakFraction: 0.1, minSize: 1 });
+  const o = resolveWarmPoolOptions({
+    capacityPerInstance: 100,
+    targetUtilization: 0.5,
+    peakFraction: 0.1,
+    minSize: 1,
+  });
   it('holds enough echoes for the forecast growth within a cold start plus a hedge of the peak', () => {
     // Peak upper 2000 at 50 → 40 serving needed; 30 serving now → 10 growth + 4 hedge.
-    const r = decideWarmPool(o, { serving: 30, pool: 2, load: 1400, confidence: 0.9, peak: { horizonMs: 120_000, mean: 1800, lower: 1600, upper: 2000 } }, 0);
+    const r = decideWarmPool(
+      o,
+      {
+        serving: 30,
+        pool: 2,
+        load: 1400,
+        confidence: 0.9,
+        peak: { horizonMs: 120_000, mean: 1800, lower: 1600, upper: 2000 },
+      },
+      0,
+    );
     expect(r.desired).toBe(14);
     expect(r.decisions[0]).toMatchObject({ kind: 'pool-resize', from: 2, to: 14 });
   });
   it('keeps only the hedge when confidence is low', () => {
-    const r = decideWarmPool(o, { serving: 30, pool: 2, load: 1400, confidence: 0.1, peak: { horizonMs: 120_000, mean: 1800, lower: 1600, upper: 9000 } }, 0);
+    const r = decideWarmPool(
+      o,
+      {
+        serving: 30,
+        pool: 2,
+        load: 1400,
+        confidence: 0.1,
+        peak: { horizonMs: 120_000, mean: 1800, lower: 1600, upper: 9000 },
+      },
+      0,
+    );
     expect(r.desired).toBe(3); // 28 needed for the load now, 30 serving: hedge ⌈2.8⌉
   });
   it('promotes ready echoes before starting cold', () => {
@@ -23,7 +48,12 @@ describe('warm pool', () => {
 });
 
 describe('vertical', () => {
-  const o = resolveVerticalPolicyOptions({ fullCpuMillis: 1000, fullMemoryMiB: 1000, echoMinFraction: 0.1, echoGrowFrom: 0.5 });
+  const o = resolveVerticalPolicyOptions({
+    fullCpuMillis: 1000,
+    fullMemoryMiB: 1000,
+    echoMinFraction: 0.1,
+    echoGrowFrom: 0.5,
+  });
   it('keeps echoes minimal until the primary is busy, then grows them to full at 100 %', () => {
     expect(echoSizeFraction(o, 0.2)).toBeCloseTo(0.1);
     expect(echoSizeFraction(o, 0.75)).toBeCloseTo(0.55);
@@ -33,9 +63,24 @@ describe('vertical', () => {
     const d = decideVertical(
       o,
       [
-        { id: 'p', role: 'primary', cpuMillis: 1000, memoryMiB: 1000, cpuUtilization: 0.9, memoryUtilization: 0.4 },
+        {
+          id: 'p',
+          role: 'primary',
+          cpuMillis: 1000,
+          memoryMiB: 1000,
+          cpuUtilization: 0.9,
+          memoryUtilization: 0.4,
+        },
         { id: 'e', role: 'echo', cpuMillis: 100, memoryMiB: 100, cpuUtilization: 0, memoryUtilization: 0 },
-        { id: 'e2', role: 'echo', cpuMillis: 100, memoryMiB: 100, cpuUtilization: 0, memoryUtilization: 0, lastResizeAt: 0 },
+        {
+          id: 'e2',
+          role: 'echo',
+          cpuMillis: 100,
+          memoryMiB: 100,
+          cpuUtilization: 0,
+          memoryUtilization: 0,
+          lastResizeAt: 0,
+        },
       ],
       60_000,
     );
@@ -47,8 +92,23 @@ describe('vertical', () => {
 });
 
 describe('migration', () => {
-  const o = resolveMigrationPolicyOptions({ provisionThreshold: 60, minConfidence: 0.6, switchThreshold: 80, criticalUsage: 0.9, cancelBelow: 40 });
-  const sig = (p: Partial<MigrationSignals>): MigrationSignals => ({ instance: 'api-1', readiness: 0, confidence: 0.9, usage: 0.5, targetHost: 'h2', echoSynced: false, switchedOver: false, ...p });
+  const o = resolveMigrationPolicyOptions({
+    provisionThreshold: 60,
+    minConfidence: 0.6,
+    switchThreshold: 80,
+    criticalUsage: 0.9,
+    cancelBelow: 40,
+  });
+  const sig = (p: Partial<MigrationSignals>): MigrationSignals => ({
+    instance: 'api-1',
+    readiness: 0,
+    confidence: 0.9,
+    usage: 0.5,
+    targetHost: 'h2',
+    echoSynced: false,
+    switchedOver: false,
+    ...p,
+  });
   it('pre-provisions, switches over and retires in order as readiness rises', () => {
     let s: MigrationState = initialMigrationState();
     const kinds: string[] = [];
@@ -68,7 +128,9 @@ describe('migration', () => {
     expect(kinds).toEqual(['migrate-provision', 'migrate-switchover', 'migrate-retire']);
   });
   it('does not pre-provision without enough confidence', () => {
-    expect(decideMigration(o, initialMigrationState(), sig({ readiness: 95, confidence: 0.3 }), 0).decisions).toEqual([]);
+    expect(
+      decideMigration(o, initialMigrationState(), sig({ readiness: 95, confidence: 0.3 }), 0).decisions,
+    ).toEqual([]);
   });
   it('switches when usage reaches the critical threshold below the switch score', () => {
     const s = decideMigration(o, initialMigrationState(), sig({ readiness: 65 }), 0).state;

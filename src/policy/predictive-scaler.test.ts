@@ -4,8 +4,20 @@ import { PredictiveScaler } from './predictive-scaler.js';
 // A daily-like square wave with period 20 steps of 1 minute: 10 steps at 700 req/s, 10 at 2100.
 const loadAt = (step: number): number => (Math.floor(step / 10) % 2 === 0 ? 700 : 2100);
 
-function run(mode: 'act' | 'forecast-only'): { scaledBeforeRise: number; decisions: number; applied: number } {
-  const s = new PredictiveScaler({ capacityPerInstance: 100, targetUtilization: 0.7, stepMs: 60_000, coldLeadMs: 120_000, decisionIntervalMs: 60_000, warmPool: false, mode });
+function run(mode: 'act' | 'forecast-only'): {
+  scaledBeforeRise: number;
+  decisions: number;
+  applied: number;
+} {
+  const s = new PredictiveScaler({
+    capacityPerInstance: 100,
+    targetUtilization: 0.7,
+    stepMs: 60_000,
+    coldLeadMs: 120_000,
+    decisionIntervalMs: 60_000,
+    warmPool: false,
+    mode,
+  });
   let serving = 10;
   let scaledBeforeRise = 0;
   let decisions = 0;

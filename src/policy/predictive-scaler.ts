@@ -1,8 +1,16 @@
 import { createAutoForecaster, predictionConfidence } from '../predict/index.js';
 import type { ForecastPoint, Forecaster } from '../predict/index.js';
 import type { Decision, DecisionForecast } from './decision.js';
-import { decideHorizontal, initialHorizontalState, resolveHorizontalPolicyOptions } from './horizontal-policy.js';
-import type { HorizontalPolicyOptions, HorizontalState, ResolvedHorizontalPolicyOptions } from './horizontal-policy.js';
+import {
+  decideHorizontal,
+  initialHorizontalState,
+  resolveHorizontalPolicyOptions,
+} from './horizontal-policy.js';
+import type {
+  HorizontalPolicyOptions,
+  HorizontalState,
+  ResolvedHorizontalPolicyOptions,
+} from './horizontal-policy.js';
 import { decideWarmPool, resolveWarmPoolOptions } from './warm-pool-policy.js';
 import type { ResolvedWarmPoolOptions, WarmPoolOptions } from './warm-pool-policy.js';
 
@@ -93,7 +101,13 @@ export class PredictiveScaler {
     this.#intervalMs = options.decisionIntervalMs ?? 15_000;
     this.#alpha = options.accuracyAlpha ?? 0.05;
     this.#pool =
-      options.warmPool === false ? undefined : resolveWarmPoolOptions({ ...(options.warmPool ?? {}), capacityPerInstance: this.#h.capacityPerInstance, targetUtilization: this.#h.targetUtilization });
+      options.warmPool === false
+        ? undefined
+        : resolveWarmPoolOptions({
+            ...(options.warmPool ?? {}),
+            capacityPerInstance: this.#h.capacityPerInstance,
+            targetUtilization: this.#h.targetUtilization,
+          });
     this.#forecaster = options.forecaster ?? createAutoForecaster({ maxHorizon: 64 });
   }
 
@@ -140,7 +154,8 @@ export class PredictiveScaler {
       if (p.step === step) {
         const hit = value <= p.upper ? 1 : 0;
         this.#hits++;
-        this.#accuracy = this.#accuracy === undefined ? hit : this.#accuracy + this.#alpha * (hit - this.#accuracy);
+        this.#accuracy =
+          this.#accuracy === undefined ? hit : this.#accuracy + this.#alpha * (hit - this.#accuracy);
       }
     }
     this.#forecaster.update(step * this.#stepMs, value);
@@ -173,23 +188,36 @@ export class PredictiveScaler {
     let confidence = 0;
     if (forecast) {
       const acc = this.#accuracy;
-      confidence = predictionConfidence({ forecast, ...(acc !== undefined && this.#hits >= 10 ? { recentAccuracy: acc } : {}) }).confidence;
+      confidence = predictionConfidence({
+        forecast,
+        ...(acc !== undefined && this.#hits >= 10 ? { recentAccuracy: acc } : {}),
+      }).confidence;
       // Remember to score the upper bound that this decision provisions for.
       const step = Math.floor((now + lead) / this.#stepMs);
       const last = this.#pending[this.#pending.length - 1];
       if (!last || last.step < step) this.#pending.push({ step, upper: forecast.upper });
     }
-    const r = decideHorizontal(this.#h, this.#state, { current: obs.serving, load: obs.load, confidence, ...(forecast ? { forecast } : {}) }, now);
+    const r = decideHorizontal(
+      this.#h,
+      this.#state,
+      { current: obs.serving, load: obs.load, confidence, ...(forecast ? { forecast } : {}) },
+      now,
+    );
     this.#state = r.state;
     const decisions = r.decisions;
     let pool = 0;
     if (this.#pool) {
       const peak = this.forecastAt(now, this.#coldLeadMs + this.#intervalMs);
-      const wp = decideWarmPool(this.#pool, { serving: r.desired, pool: obs.pool, load: obs.load, confidence, ...(peak ? { peak } : {}) }, now);
+      const wp = decideWarmPool(
+        this.#pool,
+        { serving: r.desired, pool: obs.pool, load: obs.load, confidence, ...(peak ? { peak } : {}) },
+        now,
+      );
       pool = wp.desired;
       if (this.#h.mode === 'forecast-only') {
         pool = obs.pool;
-        for (const d of wp.decisions) decisions.push({ ...d, applied: false, reason: `forecast-only: ${d.reason}` });
+        for (const d of wp.decisions)
+          decisions.push({ ...d, applied: false, reason: `forecast-only: ${d.reason}` });
       } else decisions.push(...wp.decisions);
     }
     return { serving: r.desired, pool, decisions, confidence, ...(forecast ? { forecast } : {}) };

@@ -32,7 +32,8 @@ export type ResolvedVerticalPolicyOptions = Required<VerticalPolicyOptions>;
 
 /** Applies the defaults of {@link VerticalPolicyOptions} once. */
 export function resolveVerticalPolicyOptions(o: VerticalPolicyOptions): ResolvedVerticalPolicyOptions {
-  if (!(o.fullCpuMillis > 0) || !(o.fullMemoryMiB > 0)) throw new RangeError('fullCpuMillis and fullMemoryMiB must be > 0');
+  if (!(o.fullCpuMillis > 0) || !(o.fullMemoryMiB > 0))
+    throw new RangeError('fullCpuMillis and fullMemoryMiB must be > 0');
   return {
     fullCpuMillis: o.fullCpuMillis,
     fullMemoryMiB: o.fullMemoryMiB,
@@ -78,10 +79,15 @@ export function echoSizeFraction(o: ResolvedVerticalPolicyOptions, primaryUtiliz
  * utilisation; primaries grow by `step` above `highUtilization` (CPU) or when memory passes 90 %,
  * and shrink below `lowUtilization`, within bounds, one resize per `cooldownMs`. Pure.
  */
-export function decideVertical(o: ResolvedVerticalPolicyOptions, instances: readonly VerticalInstance[], now: number): Decision[] {
+export function decideVertical(
+  o: ResolvedVerticalPolicyOptions,
+  instances: readonly VerticalInstance[],
+  now: number,
+): Decision[] {
   const out: Decision[] = [];
   let primaryUtil = 0;
-  for (const i of instances) if (i.role === 'primary') primaryUtil = Math.max(primaryUtil, i.cpuUtilization, i.memoryUtilization);
+  for (const i of instances)
+    if (i.role === 'primary') primaryUtil = Math.max(primaryUtil, i.cpuUtilization, i.memoryUtilization);
   for (const i of instances) {
     if (i.lastResizeAt !== undefined && now - i.lastResizeAt < o.cooldownMs) continue;
     let cpu = i.cpuMillis;
@@ -113,7 +119,11 @@ export function decideVertical(o: ResolvedVerticalPolicyOptions, instances: read
       applied: true,
       instance: i.id,
       reason: `${i.role} ${i.id}: ${i.cpuMillis}m/${i.memoryMiB}MiB → ${cpu}m/${mem}MiB; ${why}`,
-      inputs: { utilization: i.role === 'echo' ? primaryUtil : i.cpuUtilization, memoryMiB: mem, fromMemoryMiB: i.memoryMiB },
+      inputs: {
+        utilization: i.role === 'echo' ? primaryUtil : i.cpuUtilization,
+        memoryMiB: mem,
+        fromMemoryMiB: i.memoryMiB,
+      },
     });
   }
   return out;

@@ -61,7 +61,11 @@ export interface WarmPoolResult {
  * (those scale-outs then promote an echo in seconds instead of starting cold), plus a hedge of
  * `peakFraction` of the predicted peak's instances. Pure.
  */
-export function decideWarmPool(o: ResolvedWarmPoolOptions, signals: WarmPoolSignals, now: number): WarmPoolResult {
+export function decideWarmPool(
+  o: ResolvedWarmPoolOptions,
+  signals: WarmPoolSignals,
+  now: number,
+): WarmPoolResult {
   const per = o.capacityPerInstance * o.targetUtilization;
   const confident = signals.peak !== undefined && signals.confidence >= o.minConfidence;
   const peakLoad = Math.max(signals.load, confident && signals.peak ? signals.peak.upper : 0);
@@ -70,10 +74,19 @@ export function decideWarmPool(o: ResolvedWarmPoolOptions, signals: WarmPoolSign
   const hedge = Math.ceil(o.peakFraction * peakCount - 1e-9);
   const desired = Math.min(o.maxSize, Math.max(o.minSize, growth + hedge));
   if (desired === signals.pool) return { desired, decisions: [] };
-  const inputs: Decision['inputs'] = { load: signals.load, confidence: signals.confidence, predictive: peakCount };
+  const inputs: Decision['inputs'] = {
+    load: signals.load,
+    confidence: signals.confidence,
+    predictive: peakCount,
+  };
   if (signals.peak) inputs.forecast = signals.peak;
   const reason = `predicted peak needs ${peakCount} serving (${signals.serving} now): ${growth} for growth + ${hedge} hedge (${Math.round(o.peakFraction * 100)} % of peak)${confident ? '' : ', low confidence: load only'}`;
-  return { desired, decisions: [{ kind: 'pool-resize', at: now, from: signals.pool, to: desired, applied: true, reason, inputs }] };
+  return {
+    desired,
+    decisions: [
+      { kind: 'pool-resize', at: now, from: signals.pool, to: desired, applied: true, reason, inputs },
+    ],
+  };
 }
 
 /** How a scale-out of `need` instances is served: promoted warm echoes first, then cold starts. */

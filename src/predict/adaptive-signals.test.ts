@@ -16,7 +16,9 @@ describe('predictionConfidence', () => {
 
   it('rises with recent accuracy and with a shadow that corroborates the forecast rise', () => {
     const f = { mean: 150, lower: 140, upper: 160 };
-    expect(predictionConfidence({ forecast: f, recentAccuracy: 0.9 }).confidence).toBeGreaterThan(predictionConfidence({ forecast: f, recentAccuracy: 0.2 }).confidence);
+    expect(predictionConfidence({ forecast: f, recentAccuracy: 0.9 }).confidence).toBeGreaterThan(
+      predictionConfidence({ forecast: f, recentAccuracy: 0.2 }).confidence,
+    );
     const agree = predictionConfidence({ forecast: f, liveLoad: 100, shadowLoad: 130 });
     const disagree = predictionConfidence({ forecast: f, liveLoad: 100, shadowLoad: 70 });
     expect(agree.confidence).toBeGreaterThan(disagree.confidence);
@@ -24,7 +26,10 @@ describe('predictionConfidence', () => {
   });
 
   it('never returns NaN, even for a zero forecast or infinite width', () => {
-    const c = predictionConfidence({ forecast: { mean: 0, lower: -Infinity, upper: Infinity }, recentAccuracy: Number.NaN });
+    const c = predictionConfidence({
+      forecast: { mean: 0, lower: -Infinity, upper: Infinity },
+      recentAccuracy: Number.NaN,
+    });
     expect(Number.isFinite(c.confidence)).toBe(true);
   });
 });

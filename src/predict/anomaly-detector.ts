@@ -62,7 +62,8 @@ export interface AnomalyScore {
 
 function resolveOptions(o: AnomalyDetectorOptions): ResolvedDetectorOptions {
   const learningPoints = Math.max(10, Math.floor(o.learningPoints ?? 150));
-  const pos = (v: number | undefined, d: number): number => (v !== undefined && Number.isFinite(v) && v > 0 ? v : d);
+  const pos = (v: number | undefined, d: number): number =>
+    v !== undefined && Number.isFinite(v) && v > 0 ? v : d;
   return {
     learningPoints,
     levels: Math.floor(pos(o.levels, 8)),
@@ -123,7 +124,10 @@ export class AnomalyDetector {
           const y = this.#learn[i]!;
           // Warm the rarity histogram with the learning points' own (causal) scores.
           if (i >= 20) {
-            const magnitude = Math.max(this.#deviation(this.#values, y), this.#deviation(this.#diffs, y - this.#last));
+            const magnitude = Math.max(
+              this.#deviation(this.#values, y),
+              this.#deviation(this.#diffs, y - this.#last),
+            );
             const w = this.#o.magnitudeWeight;
             this.#rarity.rankAndRecord(patterns[i]! * (1 - w + w * magnitude));
           }
@@ -134,7 +138,10 @@ export class AnomalyDetector {
       return { score: 0, raw: 0, learning: true, suppressed: false };
     }
     const pattern = this.#novelty.update(v);
-    const magnitude = Math.max(this.#deviation(this.#values, v), this.#deviation(this.#diffs, v - this.#last));
+    const magnitude = Math.max(
+      this.#deviation(this.#values, v),
+      this.#deviation(this.#diffs, v - this.#last),
+    );
     this.#observeMagnitude(v);
     const w = this.#o.magnitudeWeight;
     const combined = pattern * (1 - w + w * magnitude);

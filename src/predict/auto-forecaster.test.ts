@@ -1,6 +1,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { createAutoForecaster, createLastValueForecaster, createSeasonalNaiveForecaster } from './auto-forecaster.js';
+import {
+  createAutoForecaster,
+  createLastValueForecaster,
+  createSeasonalNaiveForecaster,
+} from './auto-forecaster.js';
 import { createRandom, randomNormal } from './prng.js';
 
 describe('createAutoForecaster', () => {
@@ -72,7 +76,15 @@ describe('createAutoForecaster', () => {
   it('gives finite, ordered forecasts for any finite input (constants, short, huge values)', () => {
     fc.assert(
       fc.property(
-        fc.array(fc.oneof(fc.double({ min: -1e12, max: 1e12, noNaN: true }), fc.constant(0), fc.constant(1e300), fc.constant(-1e300)), { minLength: 0, maxLength: 120 }),
+        fc.array(
+          fc.oneof(
+            fc.double({ min: -1e12, max: 1e12, noNaN: true }),
+            fc.constant(0),
+            fc.constant(1e300),
+            fc.constant(-1e300),
+          ),
+          { minLength: 0, maxLength: 120 },
+        ),
         fc.integer({ min: 1, max: 70 }),
         (xs, h) => {
           const f = createAutoForecaster({ capacity: 256 });
@@ -80,7 +92,9 @@ describe('createAutoForecaster', () => {
           const out = f.forecast(h, 0.8);
           expect(out).toHaveLength(h);
           for (const p of out) {
-            expect(Number.isFinite(p.mean) && Number.isFinite(p.lower) && Number.isFinite(p.upper)).toBe(true);
+            expect(Number.isFinite(p.mean) && Number.isFinite(p.lower) && Number.isFinite(p.upper)).toBe(
+              true,
+            );
             expect(p.lower).toBeLessThanOrEqual(p.mean);
             expect(p.upper).toBeGreaterThanOrEqual(p.mean);
           }

@@ -69,6 +69,9 @@ export function createSeasonalNaiveForecaster(period: number, options: Forecaste
 }
 
 /** A self-fitting Holt–Winters forecaster (additive, damped by default) with empirical intervals. */
-export function createHoltWintersForecaster(hw: HoltWintersOptions = {}, options: ForecasterOptions = {}): Forecaster {
+export function createHoltWintersForecaster(
+  hw: HoltWintersOptions = {},
+  options: ForecasterOptions = {},
+): Forecaster {
   return new ModelForecaster(new HoltWintersModel(hw), options);
 }

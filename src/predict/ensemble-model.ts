@@ -35,7 +35,13 @@ interface Member {
  */
 export class EnsembleModel implements PointModel {
   readonly name = 'ensemble';
-  readonly #o: { period: number | undefined; maxPeriod: number | undefined; maxHorizon: number; power: number; detectEvery: number };
+  readonly #o: {
+    period: number | undefined;
+    maxPeriod: number | undefined;
+    maxHorizon: number;
+    power: number;
+    detectEvery: number;
+  };
   readonly #members: Member[] = [];
   #period = 0;
   #candidates: PeriodCandidate[] = [];
@@ -46,7 +52,8 @@ export class EnsembleModel implements PointModel {
   #cache = new Float64Array(0);
   #cacheAt = -1;
   #cacheMember = 0;
-  readonly #cachedPredict = (h: number): number => this.#cache[this.#members[0]!.errors.bucketFor(h) * this.#members.length + this.#cacheMember]!;
+  readonly #cachedPredict = (h: number): number =>
+    this.#cache[this.#members[0]!.errors.bucketFor(h) * this.#members.length + this.#cacheMember]!;
   #w = new Float64Array(0);
   #seen = 0;
 
@@ -87,7 +94,8 @@ export class EnsembleModel implements PointModel {
 
   #setPeriod(p: number): void {
     this.#period = p;
-    for (let i = this.#members.length - 1; i >= 0; i--) if (this.#members[i]!.rank < 2) this.#members.splice(i, 1);
+    for (let i = this.#members.length - 1; i >= 0; i--)
+      if (this.#members[i]!.rank < 2) this.#members.splice(i, 1);
     this.#preds = new Float64Array(this.#members.length);
     this.#w = new Float64Array(this.#members.length);
     this.#weightsAt = -1;
@@ -100,7 +108,8 @@ export class EnsembleModel implements PointModel {
 
   observe(x: number, history: HistoryView): void {
     this.#seen++;
-    if (this.#o.period !== undefined && this.#period === 0 && this.#o.period > 1) this.#setPeriod(this.#o.period);
+    if (this.#o.period !== undefined && this.#period === 0 && this.#o.period > 1)
+      this.#setPeriod(this.#o.period);
     if (this.#o.period === undefined && this.#seen >= this.#nextDetect) {
       const values = history.toArray();
       const cap = this.#o.maxPeriod ?? Math.floor(values.length / 2);
@@ -135,11 +144,17 @@ export class EnsembleModel implements PointModel {
       let sum = 0;
       for (let i = 0; i < ms.length; i++) {
         const e = ms[i]!.errors;
-        const v = e.resolved(b) < 10 ? 0 : half === 2 ? 1 / ((e.mse(b) + 1e-12) * (e.mse(b) + 1e-12)) : Math.pow(e.mse(b) + 1e-12, -half);
+        const v =
+          e.resolved(b) < 10
+            ? 0
+            : half === 2
+              ? 1 / ((e.mse(b) + 1e-12) * (e.mse(b) + 1e-12))
+              : Math.pow(e.mse(b) + 1e-12, -half);
         this.#bw[b * ms.length + i] = Number.isFinite(v) ? v : 0;
         sum += Number.isFinite(v) ? v : 0;
       }
-      for (let i = 0; i < ms.length; i++) this.#bw[b * ms.length + i] = sum > 0 ? this.#bw[b * ms.length + i]! / sum : 0;
+      for (let i = 0; i < ms.length; i++)
+        this.#bw[b * ms.length + i] = sum > 0 ? this.#bw[b * ms.length + i]! / sum : 0;
     }
     this.#weightsAt = this.#seen;
   }
@@ -152,7 +167,10 @@ export class EnsembleModel implements PointModel {
     const w = this.#w;
     const bucket = ms[0]!.errors.bucketFor(h);
     const base = bucket * ms.length;
-    const cached = this.#cacheAt === this.#seen && ms[0]!.errors.horizons[bucket] === h && this.#cache.length === ms[0]!.errors.horizons.length * ms.length;
+    const cached =
+      this.#cacheAt === this.#seen &&
+      ms[0]!.errors.horizons[bucket] === h &&
+      this.#cache.length === ms[0]!.errors.horizons.length * ms.length;
     let sum = 0;
     let best = -1;
     for (let i = 0; i < ms.length; i++) {

@@ -5,7 +5,10 @@ import { RingBuffer } from './ring-buffer.js';
 
 function seasonal(n: number, period: number, noise: number, seed: number): number[] {
   const rnd = createRandom(seed);
-  return Array.from({ length: n }, (_, t) => 100 + 0.05 * t + 10 * Math.sin((2 * Math.PI * t) / period) + noise * randomNormal(rnd));
+  return Array.from(
+    { length: n },
+    (_, t) => 100 + 0.05 * t + 10 * Math.sin((2 * Math.PI * t) / period) + noise * randomNormal(rnd),
+  );
 }
 
 describe('HoltWintersModel', () => {

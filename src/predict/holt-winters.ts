@@ -81,7 +81,12 @@ export class HoltWintersModel implements PointModel {
     const p = this.#params;
     if (p === undefined) return Number.NaN;
     // Σ_{i=1..h} φ^i, tabulated per fit.
-    const damp = h < this.#damp.length ? this.#damp[h]! : p.phi === 1 ? h : (p.phi * (1 - Math.pow(p.phi, h))) / (1 - p.phi);
+    const damp =
+      h < this.#damp.length
+        ? this.#damp[h]!
+        : p.phi === 1
+          ? h
+          : (p.phi * (1 - Math.pow(p.phi, h))) / (1 - p.phi);
     const s = this.period > 0 ? this.#season[(this.#idx + h - 1) % this.period]! : 0;
     return this.#level + damp * this.#trend + s;
   }
@@ -157,7 +162,12 @@ export class HoltWintersModel implements PointModel {
     if (this.period > 0) u0.push(this.#u[2]!);
     if (this.#damped) u0.push(this.#u[3]!);
     const res = nelderMead(obj, u0, { step: 1, maxEvaluations: this.#maxEval, tolerance: 1e-5 });
-    const full = [res.x[0]!, res.x[1]!, this.period > 0 ? res.x[2]! : this.#u[2]!, this.#damped ? res.x[dims - 1]! : this.#u[3]!];
+    const full = [
+      res.x[0]!,
+      res.x[1]!,
+      this.period > 0 ? res.x[2]! : this.#u[2]!,
+      this.#damped ? res.x[dims - 1]! : this.#u[3]!,
+    ];
     this.#u = full;
     this.#params = this.#toParams(full);
     const phi = this.#params.phi;

@@ -1,6 +1,12 @@
 // predict: pure forecasting, anomaly detection, readiness and confidence. No I/O, no clock.
 export type { ForecastPoint, Forecaster, PointModel, HistoryView } from './forecaster.js';
-export { createAutoForecaster, createLastValueForecaster, createSeasonalNaiveForecaster, createHoltWintersForecaster, AutoForecaster } from './auto-forecaster.js';
+export {
+  createAutoForecaster,
+  createLastValueForecaster,
+  createSeasonalNaiveForecaster,
+  createHoltWintersForecaster,
+  AutoForecaster,
+} from './auto-forecaster.js';
 export type { AutoForecasterOptions } from './auto-forecaster.js';
 export { ModelForecaster, normalQuantile } from './model-forecaster.js';
 export type { ForecasterOptions } from './model-forecaster.js';
@@ -22,7 +28,12 @@ export type { Random } from './prng.js';
 export { AnomalyDetector } from './anomaly-detector.js';
 export type { AnomalyDetectorOptions, AnomalyScore } from './anomaly-detector.js';
 export { migrationReadinessScore } from './readiness-score.js';
-export type { ReadinessInputs, ReadinessOptions, ReadinessScore, ReadinessComponent } from './readiness-score.js';
+export type {
+  ReadinessInputs,
+  ReadinessOptions,
+  ReadinessScore,
+  ReadinessComponent,
+} from './readiness-score.js';
 export { predictionConfidence } from './prediction-confidence.js';
 export type { ConfidenceInputs, ConfidenceOptions, PredictionConfidence } from './prediction-confidence.js';
 export { SpikeOutcomeTracker } from './spike-outcome-tracker.js';

@@ -13,4 +13,3 @@ export class LastValueModel implements PointModel {
     return this.#last;
   }
 }
-

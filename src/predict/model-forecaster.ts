@@ -21,19 +21,33 @@ export interface ForecasterOptions {
 
 /** Inverse standard normal CDF (Acklam's rational approximation, |error| < 1.2e-9). */
 export function normalQuantile(p: number): number {
-  const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239];
-  const b = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572];
-  const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+  const a = [
+    -39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716,
+    2.506628277459239,
+  ];
+  const b = [
+    -54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572,
+  ];
+  const c = [
+    -0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968,
+    2.938163982698783,
+  ];
   const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
   const q0 = Math.min(1 - 1e-12, Math.max(1e-12, p));
   if (q0 < 0.02425) {
     const q = Math.sqrt(-2 * Math.log(q0));
-    return (((((c[0]! * q + c[1]!) * q + c[2]!) * q + c[3]!) * q + c[4]!) * q + c[5]!) / ((((d[0]! * q + d[1]!) * q + d[2]!) * q + d[3]!) * q + 1);
+    return (
+      (((((c[0]! * q + c[1]!) * q + c[2]!) * q + c[3]!) * q + c[4]!) * q + c[5]!) /
+      ((((d[0]! * q + d[1]!) * q + d[2]!) * q + d[3]!) * q + 1)
+    );
   }
   if (q0 > 1 - 0.02425) return -normalQuantile(1 - q0);
   const q = q0 - 0.5;
   const r = q * q;
-  return ((((((a[0]! * r + a[1]!) * r + a[2]!) * r + a[3]!) * r + a[4]!) * r + a[5]!) * q) / (((((b[0]! * r + b[1]!) * r + b[2]!) * r + b[3]!) * r + b[4]!) * r + 1);
+  return (
+    ((((((a[0]! * r + a[1]!) * r + a[2]!) * r + a[3]!) * r + a[4]!) * r + a[5]!) * q) /
+    (((((b[0]! * r + b[1]!) * r + b[2]!) * r + b[3]!) * r + b[4]!) * r + 1)
+  );
 }
 
 const finiteOr = (v: number, fallback: number): number => (Number.isFinite(v) ? v : fallback);
@@ -60,7 +74,12 @@ export class ModelForecaster implements Forecaster {
     this.name = model.name;
     this.#history = new RingBuffer(options.capacity ?? 3072, 32);
     this.#maxHorizon = Math.max(1, Math.floor(options.maxHorizon ?? 64));
-    this.#residuals = new ResidualQuantiles(this.#maxHorizon, options.residualWindow ?? 128, 0.02, options.calibrate ?? true);
+    this.#residuals = new ResidualQuantiles(
+      this.#maxHorizon,
+      options.residualWindow ?? 128,
+      0.02,
+      options.calibrate ?? true,
+    );
     this.#minResiduals = options.minResiduals ?? 30;
   }
 
@@ -115,7 +134,12 @@ export class ModelForecaster implements Forecaster {
     const n = r.count(b);
     // Finite-sample (conformal) correction: widen the quantile levels slightly.
     const adj = n > 0 ? (n + 1) / n : 1;
-    return r.bucketQuantiles(b, Math.max(0, 0.5 - (0.5 - pLo) * adj), Math.min(1, 0.5 + (pHi - 0.5) * adj), this.#minResiduals);
+    return r.bucketQuantiles(
+      b,
+      Math.max(0, 0.5 - (0.5 - pLo) * adj),
+      Math.min(1, 0.5 + (pHi - 0.5) * adj),
+      this.#minResiduals,
+    );
   }
 
   /** Interval offsets (lo ≤ 0 ≤ hi) around the mean at horizon h. */

@@ -19,7 +19,11 @@ export interface NelderMeadResult {
  * Minimises `f` from `x0` with the Nelder–Mead simplex method (reflection 1, expansion 2,
  * contraction ½, shrink ½). Deterministic. Non-finite objective values count as +Infinity.
  */
-export function nelderMead(f: (x: readonly number[]) => number, x0: readonly number[], options: NelderMeadOptions = {}): NelderMeadResult {
+export function nelderMead(
+  f: (x: readonly number[]) => number,
+  x0: readonly number[],
+  options: NelderMeadOptions = {},
+): NelderMeadResult {
   const step = options.step ?? 0.5;
   const maxEval = options.maxEvaluations ?? 200;
   const tol = options.tolerance ?? 1e-6;

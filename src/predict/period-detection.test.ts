@@ -5,7 +5,10 @@ import { createRandom, randomNormal } from './prng.js';
 describe('detectPeriods', () => {
   it('finds a period of 37 in noisy data', () => {
     const rnd = createRandom(7);
-    const xs = Array.from({ length: 600 }, (_, t) => Math.sin((2 * Math.PI * t) / 37) + 0.8 * randomNormal(rnd));
+    const xs = Array.from(
+      { length: 600 },
+      (_, t) => Math.sin((2 * Math.PI * t) / 37) + 0.8 * randomNormal(rnd),
+    );
     const found = detectPeriods(xs);
     expect(found[0]?.period).toBe(37);
   });

@@ -73,7 +73,10 @@ export function autocorrelation(values: ArrayLike<number>, maxLag: number): Floa
  * test against white noise, strongest first, with multiples of a stronger period dropped. Returns
  * an empty list for noise, trends, and too-short data.
  */
-export function detectPeriods(values: ArrayLike<number>, options: PeriodDetectionOptions = {}): PeriodCandidate[] {
+export function detectPeriods(
+  values: ArrayLike<number>,
+  options: PeriodDetectionOptions = {},
+): PeriodCandidate[] {
   const n = values.length;
   const minP = Math.max(2, Math.floor(options.minPeriod ?? 2));
   const maxP = Math.min(Math.floor(options.maxPeriod ?? n / 2), Math.floor(n / 2));
@@ -96,7 +99,13 @@ export function detectPeriods(values: ArrayLike<number>, options: PeriodDetectio
     }
     const prev = r[k - 1]!;
     const next = k + 1 < r.length ? r[k + 1]! : -Infinity;
-    if (v > prev && v >= next && v > minStrength && v > z * Math.sqrt(bartlett / (n - k)) && v - runningMin > 0.1) {
+    if (
+      v > prev &&
+      v >= next &&
+      v > minStrength &&
+      v > z * Math.sqrt(bartlett / (n - k)) &&
+      v - runningMin > 0.1
+    ) {
       found.push({ period: k, strength: Math.min(1, v) });
     }
     runningMin = Math.min(runningMin, v);

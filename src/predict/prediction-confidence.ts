@@ -42,7 +42,10 @@ const clamp01 = (x: number): number => (Number.isFinite(x) ? Math.min(1, Math.ma
  *   is forecast (or cooler when a fall is) raises confidence, the opposite lowers it.
  * A geometric mean, so one near-zero component pulls confidence down. Never NaN.
  */
-export function predictionConfidence(inputs: ConfidenceInputs, options: ConfidenceOptions = {}): PredictionConfidence {
+export function predictionConfidence(
+  inputs: ConfidenceInputs,
+  options: ConfidenceOptions = {},
+): PredictionConfidence {
   const halfWidth = options.halfWidth ?? 0.5;
   const halfDelta = options.halfDelta ?? 0.25;
   const { mean, lower, upper } = inputs.forecast;
@@ -51,7 +54,12 @@ export function predictionConfidence(inputs: ConfidenceInputs, options: Confiden
   const width = clamp01(Number.isFinite(rel) ? 1 / (1 + rel / halfWidth) : 0);
   const accuracy = clamp01(inputs.recentAccuracy ?? options.priorAccuracy ?? 0.5);
   let shadow: number | undefined;
-  if (inputs.shadowLoad !== undefined && inputs.liveLoad !== undefined && Number.isFinite(inputs.shadowLoad) && Number.isFinite(inputs.liveLoad)) {
+  if (
+    inputs.shadowLoad !== undefined &&
+    inputs.liveLoad !== undefined &&
+    Number.isFinite(inputs.shadowLoad) &&
+    Number.isFinite(inputs.liveLoad)
+  ) {
     const live = inputs.liveLoad;
     const delta = (inputs.shadowLoad - live) / Math.max(Math.abs(live), 1e-9);
     const direction = mean >= live ? 1 : -1;

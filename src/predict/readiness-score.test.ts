@@ -4,8 +4,20 @@ import { ErrorCode } from '../errors/index.js';
 import { migrationReadinessScore } from './readiness-score.js';
 import type { ReadinessInputs } from './readiness-score.js';
 
-const base: ReadinessInputs = { cpuUtilization: 50, memoryUtilization: 50, diskIoLatencyMs: 20, historicalFailureRate: 0.1, predictedFailureProbability: 0.2 };
-const keys = ['cpuUtilization', 'memoryUtilization', 'diskIoLatencyMs', 'historicalFailureRate', 'predictedFailureProbability'] as const;
+const base: ReadinessInputs = {
+  cpuUtilization: 50,
+  memoryUtilization: 50,
+  diskIoLatencyMs: 20,
+  historicalFailureRate: 0.1,
+  predictedFailureProbability: 0.2,
+};
+const keys = [
+  'cpuUtilization',
+  'memoryUtilization',
+  'diskIoLatencyMs',
+  'historicalFailureRate',
+  'predictedFailureProbability',
+] as const;
 const input = fc.record({
   cpuUtilization: fc.double({ min: -50, max: 200, noNaN: true }),
   memoryUtilization: fc.double({ min: -50, max: 200, noNaN: true }),
@@ -16,9 +28,21 @@ const input = fc.record({
 
 describe('migrationReadinessScore', () => {
   it('weights the seed components 30/25/20/15/10', () => {
-    const r = migrationReadinessScore({ cpuUtilization: 100, memoryUtilization: 100, diskIoLatencyMs: 100, historicalFailureRate: 1, predictedFailureProbability: 1 });
+    const r = migrationReadinessScore({
+      cpuUtilization: 100,
+      memoryUtilization: 100,
+      diskIoLatencyMs: 100,
+      historicalFailureRate: 1,
+      predictedFailureProbability: 1,
+    });
     expect(r.score).toBeCloseTo(100);
-    expect(r.contributions).toEqual({ cpu: 30, memory: 25, diskLatency: 20, failureRate: 15, failureProbability: 10 });
+    expect(r.contributions).toEqual({
+      cpu: 30,
+      memory: 25,
+      diskLatency: 20,
+      failureRate: 15,
+      failureProbability: 10,
+    });
     expect(migrationReadinessScore(base).contributions.cpu).toBeCloseTo(15);
   });
 
@@ -32,24 +56,36 @@ describe('migrationReadinessScore', () => {
 
   it('stays within [0, 100] and is monotone in every input (property)', () => {
     fc.assert(
-      fc.property(input, fc.constantFrom(...keys), fc.double({ min: 0, max: 500, noNaN: true }), (x, key, bump) => {
-        const a = migrationReadinessScore(x).score;
-        const b = migrationReadinessScore({ ...x, [key]: x[key] + bump }).score;
-        expect(a).toBeGreaterThanOrEqual(0);
-        expect(a).toBeLessThanOrEqual(100);
-        expect(b).toBeGreaterThanOrEqual(a - 1e-9);
-      }),
+      fc.property(
+        input,
+        fc.constantFrom(...keys),
+        fc.double({ min: 0, max: 500, noNaN: true }),
+        (x, key, bump) => {
+          const a = migrationReadinessScore(x).score;
+          const b = migrationReadinessScore({ ...x, [key]: x[key] + bump }).score;
+          expect(a).toBeGreaterThanOrEqual(0);
+          expect(a).toBeLessThanOrEqual(100);
+          expect(b).toBeGreaterThanOrEqual(a - 1e-9);
+        },
+      ),
       { numRuns: 300, seed: 3 },
     );
   });
 
   it('normalises custom weights so the score stays bounded', () => {
-    const r = migrationReadinessScore({ ...base, cpuUtilization: 100 }, { weights: { cpu: 300, memory: 0, diskLatency: 0, failureRate: 0, failureProbability: 0 } });
+    const r = migrationReadinessScore(
+      { ...base, cpuUtilization: 100 },
+      { weights: { cpu: 300, memory: 0, diskLatency: 0, failureRate: 0, failureProbability: 0 } },
+    );
     expect(r.score).toBeCloseTo(100);
   });
 
   it('rejects non-finite inputs and negative weights with a typed error', () => {
-    expect(() => migrationReadinessScore({ ...base, cpuUtilization: Number.NaN })).toThrow(expect.objectContaining({ code: ErrorCode.PredictInput }));
-    expect(() => migrationReadinessScore(base, { weights: { cpu: -1 } })).toThrow(expect.objectContaining({ code: ErrorCode.PredictInput }));
+    expect(() => migrationReadinessScore({ ...base, cpuUtilization: Number.NaN })).toThrow(
+      expect.objectContaining({ code: ErrorCode.PredictInput }),
+    );
+    expect(() => migrationReadinessScore(base, { weights: { cpu: -1 } })).toThrow(
+      expect.objectContaining({ code: ErrorCode.PredictInput }),
+    );
   });
 });

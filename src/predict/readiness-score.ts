@@ -35,7 +35,13 @@ export interface ReadinessScore {
   contributions: Record<ReadinessComponent, number>;
 }
 
-const DEFAULT_WEIGHTS: Record<ReadinessComponent, number> = { cpu: 30, memory: 25, diskLatency: 20, failureRate: 15, failureProbability: 10 };
+const DEFAULT_WEIGHTS: Record<ReadinessComponent, number> = {
+  cpu: 30,
+  memory: 25,
+  diskLatency: 20,
+  failureRate: 15,
+  failureProbability: 10,
+};
 
 const clamp01 = (x: number): number => (x <= 0 ? 0 : x >= 1 ? 1 : x);
 
@@ -60,20 +66,36 @@ const clamp01 = (x: number): number => (x <= 0 ? 0 : x >= 1 ? 1 : x);
  * Thrown when an input or option is not a finite number, or a weight is negative:
  * `UNDERSTUDY_ERR_PREDICT_INPUT`.
  */
-export function migrationReadinessScore(inputs: ReadinessInputs, options: ReadinessOptions = {}): ReadinessScore {
+export function migrationReadinessScore(
+  inputs: ReadinessInputs,
+  options: ReadinessOptions = {},
+): ReadinessScore {
   const weights = { ...DEFAULT_WEIGHTS, ...options.weights };
   const cpuFull = options.cpuFullAt ?? 100;
   const memFull = options.memoryFullAt ?? 100;
   const latFull = options.diskLatencyFullAtMs ?? 100;
   for (const [k, v] of Object.entries({ ...inputs, cpuFull, memFull, latFull })) {
-    if (!Number.isFinite(v)) throw new UnderstudyError(ErrorCode.PredictInput, `readiness input ${k} must be a finite number, got ${String(v)}`, { details: { field: k } });
+    if (!Number.isFinite(v))
+      throw new UnderstudyError(
+        ErrorCode.PredictInput,
+        `readiness input ${k} must be a finite number, got ${String(v)}`,
+        { details: { field: k } },
+      );
   }
   let total = 0;
   for (const [k, w] of Object.entries(weights)) {
-    if (!Number.isFinite(w) || w < 0) throw new UnderstudyError(ErrorCode.PredictInput, `readiness weight ${k} must be a finite number ≥ 0, got ${String(w)}`, { details: { field: `weights.${k}` } });
+    if (!Number.isFinite(w) || w < 0)
+      throw new UnderstudyError(
+        ErrorCode.PredictInput,
+        `readiness weight ${k} must be a finite number ≥ 0, got ${String(w)}`,
+        { details: { field: `weights.${k}` } },
+      );
     total += w;
   }
-  if (!(cpuFull > 0 && memFull > 0 && latFull > 0)) throw new UnderstudyError(ErrorCode.PredictInput, 'readiness thresholds must be > 0', { details: { field: 'thresholds' } });
+  if (!(cpuFull > 0 && memFull > 0 && latFull > 0))
+    throw new UnderstudyError(ErrorCode.PredictInput, 'readiness thresholds must be > 0', {
+      details: { field: 'thresholds' },
+    });
   const parts: Record<ReadinessComponent, number> = {
     cpu: clamp01(inputs.cpuUtilization / cpuFull),
     memory: clamp01(inputs.memoryUtilization / memFull),

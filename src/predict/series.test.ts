@@ -50,6 +50,8 @@ describe('StreamingSeries', () => {
   });
 
   it('rejects a non-positive step with a typed error', () => {
-    expect(() => new StreamingSeries({ step: 0 })).toThrow(expect.objectContaining({ code: ErrorCode.PredictInput }));
+    expect(() => new StreamingSeries({ step: 0 })).toThrow(
+      expect.objectContaining({ code: ErrorCode.PredictInput }),
+    );
   });
 });

@@ -54,7 +54,10 @@ export class StreamingSeries {
   /** Thrown when `step` is not a positive finite number: `UNDERSTUDY_ERR_PREDICT_INPUT`. */
   constructor(options: StreamingSeriesOptions) {
     if (!(options.step > 0) || !Number.isFinite(options.step)) {
-      throw new UnderstudyError(ErrorCode.PredictInput, `series step must be a positive number, got ${String(options.step)}`);
+      throw new UnderstudyError(
+        ErrorCode.PredictInput,
+        `series step must be a positive number, got ${String(options.step)}`,
+      );
     }
     this.#o = {
       step: options.step,

@@ -54,7 +54,10 @@ export class SpikeOutcomeTracker {
       raiseStep: options.raiseStep ?? 0.02,
       lowerStep: options.lowerStep ?? 0.05,
     };
-    this.#threshold = Math.min(this.#o.maxThreshold, Math.max(this.#o.minThreshold, this.#o.initialThreshold));
+    this.#threshold = Math.min(
+      this.#o.maxThreshold,
+      Math.max(this.#o.minThreshold, this.#o.initialThreshold),
+    );
   }
 
   /** Current alert threshold: predict a spike when the predictor's score ≥ this. */
@@ -100,17 +103,36 @@ export class SpikeOutcomeTracker {
       } else if (t > p.deadline) {
         this.#pending.splice(i, 1);
         this.#counts.falseAlarms++;
-        out.push(this.#adjust(+this.#o.raiseStep, 'raise-threshold', `predicted spike ${p.id} to ${p.level} did not come by ${p.deadline}`, { prediction: p.id, level: p.level, score: p.score, deadline: p.deadline, observed: value }));
+        out.push(
+          this.#adjust(
+            +this.#o.raiseStep,
+            'raise-threshold',
+            `predicted spike ${p.id} to ${p.level} did not come by ${p.deadline}`,
+            { prediction: p.id, level: p.level, score: p.score, deadline: p.deadline, observed: value },
+          ),
+        );
       }
     }
     if (spikeLevel !== undefined && value >= spikeLevel && !covered) {
       this.#counts.misses++;
-      out.push(this.#adjust(-this.#o.lowerStep, 'lower-threshold', `spike to ${value} (≥ ${spikeLevel}) at ${t} was not predicted`, { t, observed: value, spikeLevel }));
+      out.push(
+        this.#adjust(
+          -this.#o.lowerStep,
+          'lower-threshold',
+          `spike to ${value} (≥ ${spikeLevel}) at ${t} was not predicted`,
+          { t, observed: value, spikeLevel },
+        ),
+      );
     }
     return out;
   }
 
-  #adjust(delta: number, what: string, why: string, inputs: Record<string, number | string | boolean>): SensitivityDecision {
+  #adjust(
+    delta: number,
+    what: string,
+    why: string,
+    inputs: Record<string, number | string | boolean>,
+  ): SensitivityDecision {
     const from = this.#threshold;
     const to = Math.min(this.#o.maxThreshold, Math.max(this.#o.minThreshold, from + delta));
     this.#threshold = to;

@@ -57,7 +57,10 @@ export class EchoReplicator {
   #closed = false;
 
   constructor(private readonly options: EchoReplicatorOptions) {
-    this.#pool = new Pool(`http://${options.target.host}:${options.target.port}`, { connections: 8, pipelining: 1 });
+    this.#pool = new Pool(`http://${options.target.host}:${options.target.port}`, {
+      connections: 8,
+      pipelining: 1,
+    });
   }
 
   get target(): EchoTarget {
@@ -175,7 +178,8 @@ export class EchoReplicator {
         w.resolve(true);
       }
     }
-    if (!this.#inSync && this.#unapplied.size === 0) this.#setInSync(true, 'caught up: every mutation applied');
+    if (!this.#inSync && this.#unapplied.size === 0)
+      this.#setInSync(true, 'caught up: every mutation applied');
   }
 
   #setInSync(inSync: boolean, reason: string): void {

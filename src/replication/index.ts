@@ -1,5 +1,10 @@
 export { ServiceReplication } from './service-replication.js';
-export type { MutationRules, MutationTicket, ServiceReplicationOptions, WriteThroughOutcome } from './service-replication.js';
+export type {
+  MutationRules,
+  MutationTicket,
+  ServiceReplicationOptions,
+  WriteThroughOutcome,
+} from './service-replication.js';
 export { EchoReplicator } from './echo-replicator.js';
 export type { EchoReplicationStats, EchoReplicatorOptions, EchoTarget } from './echo-replicator.js';
 export { MutationLog } from './mutation-log.js';

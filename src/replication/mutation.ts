@@ -25,4 +25,10 @@ export const REPLAY_HEADERS = {
 } as const;
 
 /** Request headers kept in the log and replayed (everything else is connection- or client-specific). */
-export const REPLAYED_HEADERS = ['content-type', 'content-encoding', 'x-request-id', 'if-match', 'if-none-match'];
+export const REPLAYED_HEADERS = [
+  'content-type',
+  'content-encoding',
+  'x-request-id',
+  'if-match',
+  'if-none-match',
+];

@@ -20,7 +20,10 @@ interface InFlight {
  * echoes; in write-through mode the client's answer waits for them. A non-2xx answer, or no answer,
  * frees the partition without logging (the primary did not apply it).
  */
-export function replicationHooks(repl: ServiceReplication, epoch: () => number): { interceptor: Interceptor; afterResponse: AfterResponse } {
+export function replicationHooks(
+  repl: ServiceReplication,
+  epoch: () => number,
+): { interceptor: Interceptor; afterResponse: AfterResponse } {
   const inFlight = new Map<number, InFlight>();
 
   const interceptor: Interceptor = async (req: RouterRequest) => {
@@ -30,7 +33,13 @@ export function replicationHooks(repl: ServiceReplication, epoch: () => number):
         respond: {
           status: 413,
           headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ error: { code: NOT_REPLICATED, message: 'request body too large to replicate to the echo; raise the router buffer or send smaller writes' } }),
+          body: JSON.stringify({
+            error: {
+              code: NOT_REPLICATED,
+              message:
+                'request body too large to replicate to the echo; raise the router buffer or send smaller writes',
+            },
+          }),
         },
       };
     }
@@ -42,7 +51,10 @@ export function replicationHooks(repl: ServiceReplication, epoch: () => number):
     inFlight.set(req.id, entry);
     return {
       // Only add what the client did not send (the router appends extra headers to the client's).
-      headers: { ...(requestId === given ? {} : { [REPLAY_HEADERS.requestId]: requestId }), [REPLAY_HEADERS.epoch]: String(epoch()) },
+      headers: {
+        ...(requestId === given ? {} : { [REPLAY_HEADERS.requestId]: requestId }),
+        [REPLAY_HEADERS.epoch]: String(epoch()),
+      },
       holdResponse: async (info): Promise<HoldOutcome> => {
         if (entry.settled) return { release: true };
         entry.settled = true;
@@ -51,7 +63,12 @@ export function replicationHooks(repl: ServiceReplication, epoch: () => number):
           return { release: true };
         }
         const body = req.body ?? Buffer.alloc(0);
-        const m = repl.commit(ticket, { method: req.method, path: req.path, headers: { ...req.headers, [REPLAY_HEADERS.requestId]: requestId }, body });
+        const m = repl.commit(ticket, {
+          method: req.method,
+          path: req.path,
+          headers: { ...req.headers, [REPLAY_HEADERS.requestId]: requestId },
+          body,
+        });
         const outcome = await repl.awaitEchoes(m.seq);
         if (outcome.acknowledge) return { release: true };
         return {

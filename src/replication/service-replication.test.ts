@@ -18,9 +18,10 @@ afterAll(() => {
   rmSync(work, { recursive: true, force: true });
 });
 
-
 async function startKv(port: number, dir: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [kvServer, '--port', String(port), '--state', dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [kvServer, '--port', String(port), '--state', dir], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   children.push(child);
   await new Promise((resolve) => child.stdout?.once('data', resolve));
   return child;
@@ -31,24 +32,44 @@ const rules: MutationRules = { methods: ['PUT', 'DELETE'], paths: ['/kv/'], time
 async function put(repl: ServiceReplication, key: string, value: string, id: string): Promise<number> {
   const path = `/kv/${key}`;
   const ticket = await repl.begin(repl.partitionOf(path, {}));
-  return repl.commit(ticket, { method: 'PUT', path, headers: { 'x-request-id': id, 'content-type': 'text/plain' }, body: Buffer.from(value) }).seq;
+  return repl.commit(ticket, {
+    method: 'PUT',
+    path,
+    headers: { 'x-request-id': id, 'content-type': 'text/plain' },
+    body: Buffer.from(value),
+  }).seq;
 }
 
 describe('ServiceReplication', () => {
   it('classifies mutations and partitions them by path segment or header', () => {
-    const r = new ServiceReplication({ service: 's', rules: { ...rules, partitionBy: { pathSegment: 1 } }, consistency: 'async', epoch: () => 1 });
+    const r = new ServiceReplication({
+      service: 's',
+      rules: { ...rules, partitionBy: { pathSegment: 1 } },
+      consistency: 'async',
+      epoch: () => 1,
+    });
     expect(r.isMutation('put', '/kv/a')).toBe(true);
     expect(r.isMutation('GET', '/kv/a')).toBe(false);
     expect(r.isMutation('PUT', '/other')).toBe(false);
     expect(r.partitionOf('/kv/a?x=1', {})).toBe('a');
-    const h = new ServiceReplication({ service: 's', rules: { ...rules, partitionBy: { header: 'X-Tenant' } }, consistency: 'async', epoch: () => 1 });
+    const h = new ServiceReplication({
+      service: 's',
+      rules: { ...rules, partitionBy: { header: 'X-Tenant' } },
+      consistency: 'async',
+      epoch: () => 1,
+    });
     expect(h.partitionOf('/kv/a', { 'x-tenant': 't1' })).toBe('t1');
   });
 
   it('replays mutations on a real echo in the primary order, and write-through waits for it', async () => {
     const port = await allocatePort();
     await startKv(port, join(work, 'echo-a'));
-    const repl = new ServiceReplication({ service: 'kv', rules, consistency: 'write-through', epoch: () => 3 });
+    const repl = new ServiceReplication({
+      service: 'kv',
+      rules,
+      consistency: 'write-through',
+      epoch: () => 3,
+    });
     repl.addEcho({ instanceId: 'kv-2', host: '127.0.0.1', port }, 0);
     for (let i = 0; i < 50; i++) {
       const seq = await put(repl, 'k', `v${i}`, `id-${i}`);
@@ -57,7 +78,10 @@ describe('ServiceReplication', () => {
     }
     const value = await (await fetch(`http://127.0.0.1:${port}/kv/k`)).text();
     expect(value).toBe('v49');
-    const stats = (await (await fetch(`http://127.0.0.1:${port}/stats`)).json()) as { writes: number; duplicates: number };
+    const stats = (await (await fetch(`http://127.0.0.1:${port}/stats`)).json()) as {
+      writes: number;
+      duplicates: number;
+    };
     expect(stats.writes).toBe(50);
     expect(repl.atRisk('kv-2')).toEqual([]);
     await repl.close();
@@ -130,10 +154,25 @@ describe('MutationLog', () => {
     fc.assert(
       fc.property(fc.array(fc.integer({ min: 0, max: 5000 }), { minLength: 1, maxLength: 300 }), (sizes) => {
         const log = new MutationLog({ maxBytes: 20_000 });
-        for (const n of sizes) log.append({ epoch: 1, partition: '', method: 'PUT', path: '/x', headers: {}, body: Buffer.alloc(n), at: 0 });
+        for (const n of sizes)
+          log.append({
+            epoch: 1,
+            partition: '',
+            method: 'PUT',
+            path: '/x',
+            headers: {},
+            body: Buffer.alloc(n),
+            at: 0,
+          });
         const kept = log.since(0).map((m) => m.seq);
         const contiguous = kept.every((s, i) => i === 0 || s === (kept[i - 1] ?? 0) + 1);
-        return contiguous && kept.at(-1) === sizes.length && log.firstKeptSeq === kept[0] && log.canReplayFrom(log.firstKeptSeq - 1) && !log.canReplayFrom(log.firstKeptSeq - 2);
+        return (
+          contiguous &&
+          kept.at(-1) === sizes.length &&
+          log.firstKeptSeq === kept[0] &&
+          log.canReplayFrom(log.firstKeptSeq - 1) &&
+          !log.canReplayFrom(log.firstKeptSeq - 2)
+        );
       }),
     );
   });

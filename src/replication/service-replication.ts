@@ -92,7 +92,15 @@ export class ServiceReplication {
    * The primary applied the mutation: log it and replay it on every echo. Releases the partition (the
    * echoes keep the order themselves). Returns the logged mutation.
    */
-  commit(ticket: MutationTicket, request: { method: string; path: string; headers: Record<string, string | string[] | undefined>; body: Buffer }): Mutation {
+  commit(
+    ticket: MutationTicket,
+    request: {
+      method: string;
+      path: string;
+      headers: Record<string, string | string[] | undefined>;
+      body: Buffer;
+    },
+  ): Mutation {
     const headers: Record<string, string> = {};
     for (const name of REPLAYED_HEADERS) {
       const v = request.headers[name];
@@ -125,10 +133,16 @@ export class ServiceReplication {
     const echoes = [...this.#echoes.values()];
     if (this.options.consistency === 'async') {
       this.#acked.add(seq);
-      return { acknowledge: true, appliedBy: echoes.filter((e) => e.hasApplied(seq)).map((e) => e.target.instanceId), missedBy: [] };
+      return {
+        acknowledge: true,
+        appliedBy: echoes.filter((e) => e.hasApplied(seq)).map((e) => e.target.instanceId),
+        missedBy: [],
+      };
     }
     const inSync = echoes.filter((e) => e.inSync);
-    const results = await Promise.all(inSync.map(async (e) => [e.target.instanceId, await e.waitApplied(seq)] as const));
+    const results = await Promise.all(
+      inSync.map(async (e) => [e.target.instanceId, await e.waitApplied(seq)] as const),
+    );
     const appliedBy = results.filter(([, ok]) => ok).map(([id]) => id);
     const missedBy = echoes.map((e) => e.target.instanceId).filter((id) => !appliedBy.includes(id));
     const acknowledge = !(this.options.rules.strict && appliedBy.length === 0 && echoes.length > 0);
@@ -140,7 +154,10 @@ export class ServiceReplication {
 
   /** Adds an echo and replays to it every kept mutation after `fromSeq` (its state's position). */
   addEcho(target: EchoTarget, fromSeq: number): EchoReplicator {
-    this.#echoes.get(target.instanceId)?.close().catch(() => undefined);
+    this.#echoes
+      .get(target.instanceId)
+      ?.close()
+      .catch(() => undefined);
     const echo = new EchoReplicator({
       target,
       timeoutMs: this.options.rules.timeoutMs,
@@ -185,7 +202,12 @@ export class ServiceReplication {
   }
 
   stats(): { lastSeq: number; logBytes: number; strictRefusals: number; echoes: EchoReplicationStats[] } {
-    return { lastSeq: this.log.lastSeq, logBytes: this.log.bytes, strictRefusals: this.#strictRefusals, echoes: this.echoes() };
+    return {
+      lastSeq: this.log.lastSeq,
+      logBytes: this.log.bytes,
+      strictRefusals: this.#strictRefusals,
+      echoes: this.echoes(),
+    };
   }
 
   /** Acked seqs every echo applied can be forgotten. */

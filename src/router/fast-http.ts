@@ -171,7 +171,6 @@ class FastConnection implements RawOwner {
     else if (this.#buf.length > MAX_PIPELINED) this.c.pause();
   }
 
-
   #next(): void {
     if (this.#gone || this.#handedOff) return;
     const buf = this.#buf;

@@ -139,9 +139,7 @@ export class Router {
             socket.resume();
           },
         };
-        this.#server = createTcpServer({ noDelay: true }, (socket) =>
-          handleFastConnection(fast, socket),
-        );
+        this.#server = createTcpServer({ noDelay: true }, (socket) => handleFastConnection(fast, socket));
       } else {
         this.#server = server;
       }

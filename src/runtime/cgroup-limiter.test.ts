@@ -15,7 +15,9 @@ afterEach(() => {
 
 describe('parseProcCgroup', () => {
   it('maps every v1 controller, including co-mounted ones, and the v2 entry', () => {
-    const map = parseProcCgroup('4:memory:/process_api/abc\n2:cpu,cpuacct:/\n1:name=systemd:/x\n0::/user.slice/u\n');
+    const map = parseProcCgroup(
+      '4:memory:/process_api/abc\n2:cpu,cpuacct:/\n1:name=systemd:/x\n0::/user.slice/u\n',
+    );
     expect(map.get('memory')).toBe('/process_api/abc');
     expect(map.get('cpu')).toBe('/');
     expect(map.get('cpuacct')).toBe('/');
@@ -51,7 +53,11 @@ describe('CgroupLimiter on a cgroup v2 layout', () => {
   // A directory shaped like a delegated v2 hierarchy. The kernel's own behaviour (enforcement, rounding) is not
   // simulated: this checks the v2 detection steps and the cpu.max / memory.max formats only.
   it('detects v2, writes cpu.max and memory.max in the kernel format, and reads them back', async () => {
-    const own = readFileSync('/proc/self/cgroup', 'utf8').split('\n').find((l) => l.startsWith('0::'))?.slice(3) ?? '/';
+    const own =
+      readFileSync('/proc/self/cgroup', 'utf8')
+        .split('\n')
+        .find((l) => l.startsWith('0::'))
+        ?.slice(3) ?? '/';
     const base = join(root, own);
     mkdirSync(join(base, 'understudy'), { recursive: true });
     writeFileSync(join(base, 'cgroup.controllers'), 'cpuset cpu io memory pids\n');
@@ -69,7 +75,10 @@ describe('CgroupLimiter on a cgroup v2 layout', () => {
     writeFileSync(join(cg.cpuDir, 'cpu.max'), 'max 100000\n');
     writeFileSync(join(cg.memoryDir, 'memory.max'), 'max\n');
     expect(await limiter.read(cg)).toEqual({});
-    expect(await limiter.apply(cg, { cpu: 0.25, memoryBytes: 64 * 1024 * 1024 })).toEqual({ cpu: 0.25, memoryBytes: 64 * 1024 * 1024 });
+    expect(await limiter.apply(cg, { cpu: 0.25, memoryBytes: 64 * 1024 * 1024 })).toEqual({
+      cpu: 0.25,
+      memoryBytes: 64 * 1024 * 1024,
+    });
     expect(readFileSync(join(cg.cpuDir, 'cpu.max'), 'utf8')).toBe('25000 100000');
     expect(readFileSync(join(cg.memoryDir, 'memory.max'), 'utf8')).toBe(String(64 * 1024 * 1024));
     expect(await limiter.apply(cg, {})).toEqual({});

@@ -64,8 +64,13 @@ function validate(limits: ResourceLimits): void {
   if (limits.cpu !== undefined && !(Number.isFinite(limits.cpu) && limits.cpu > 0)) {
     throw limitsError(`CPU limit ${limits.cpu} is invalid: expected a positive number of cores (e.g. 0.5).`);
   }
-  if (limits.memoryBytes !== undefined && !(Number.isSafeInteger(limits.memoryBytes) && limits.memoryBytes > 0)) {
-    throw limitsError(`Memory limit ${limits.memoryBytes} is invalid: expected a positive whole number of bytes.`);
+  if (
+    limits.memoryBytes !== undefined &&
+    !(Number.isSafeInteger(limits.memoryBytes) && limits.memoryBytes > 0)
+  ) {
+    throw limitsError(
+      `Memory limit ${limits.memoryBytes} is invalid: expected a positive whole number of bytes.`,
+    );
   }
 }
 
@@ -100,7 +105,8 @@ export class CgroupLimiter {
       return CgroupLimiter.unsupported(`/proc/self/cgroup is unreadable (${(cause as Error).message})`);
     }
     try {
-      if (await exists(join(options.root, 'cgroup.controllers'))) return await CgroupLimiter.detectV2(options, own);
+      if (await exists(join(options.root, 'cgroup.controllers')))
+        return await CgroupLimiter.detectV2(options, own);
       return await CgroupLimiter.detectV1(options, own);
     } catch (cause) {
       const code = (cause as NodeJS.ErrnoException).code ?? (cause as Error).message;
@@ -143,8 +149,15 @@ export class CgroupLimiter {
     }
   }
 
-  private static async detectV1(options: CgroupLimiterOptions, own: Map<string, string>): Promise<CgroupLimiter> {
-    const base = async (mounts: string[], controller: string, controlFile: string): Promise<string | undefined> => {
+  private static async detectV1(
+    options: CgroupLimiterOptions,
+    own: Map<string, string>,
+  ): Promise<CgroupLimiter> {
+    const base = async (
+      mounts: string[],
+      controller: string,
+      controlFile: string,
+    ): Promise<string | undefined> => {
       for (const m of mounts) {
         const mount = join(options.root, m);
         if (!(await exists(join(mount, controlFile)))) continue;
@@ -157,7 +170,9 @@ export class CgroupLimiter {
     const cpu = await base(V1_CPU_MOUNTS, 'cpu', 'cpu.cfs_quota_us');
     const memory = await base(['memory'], 'memory', 'memory.limit_in_bytes');
     if (cpu === undefined || memory === undefined) {
-      const missing = [cpu === undefined ? 'cpu' : '', memory === undefined ? 'memory' : ''].filter(Boolean).join(' and ');
+      const missing = [cpu === undefined ? 'cpu' : '', memory === undefined ? 'memory' : '']
+        .filter(Boolean)
+        .join(' and ');
       return CgroupLimiter.unsupported(
         `no cgroup v2 hierarchy (${join(options.root, 'cgroup.controllers')}) and no cgroup v1 ${missing} controller mounted under ${options.root}`,
       );
@@ -167,13 +182,18 @@ export class CgroupLimiter {
     return new CgroupLimiter({ supported: true, mechanism: 'cgroup-v1' }, 1, parents);
   }
 
-  private static async detectV2(options: CgroupLimiterOptions, own: Map<string, string>): Promise<CgroupLimiter> {
+  private static async detectV2(
+    options: CgroupLimiterOptions,
+    own: Map<string, string>,
+  ): Promise<CgroupLimiter> {
     const nested = join(options.root, own.get('') ?? '/');
     const base = (await exists(join(nested, 'cgroup.controllers'))) ? nested : options.root;
     const available = (await readControl(join(base, 'cgroup.controllers'))).split(/\s+/);
     const missing = ['cpu', 'memory'].filter((c) => !available.includes(c));
     if (missing.length > 0) {
-      return CgroupLimiter.unsupported(`cgroup v2 controller(s) ${missing.join(', ')} not available in ${base} (not delegated)`);
+      return CgroupLimiter.unsupported(
+        `cgroup v2 controller(s) ${missing.join(', ')} not available in ${base} (not delegated)`,
+      );
     }
     const parent = join(base, options.parentName);
     const enable = async (dir: string): Promise<void> => {
@@ -242,13 +262,20 @@ export class CgroupLimiter {
       const period = Number(await readControl(join(cg.cpuDir, 'cpu.cfs_period_us')));
       const quota = limits.cpu === undefined ? -1 : Math.max(1000, Math.round(limits.cpu * period));
       await writeControl(join(cg.cpuDir, 'cpu.cfs_quota_us'), String(quota));
-      await writeControl(join(cg.memoryDir, 'memory.limit_in_bytes'), limits.memoryBytes === undefined ? '-1' : String(limits.memoryBytes));
+      await writeControl(
+        join(cg.memoryDir, 'memory.limit_in_bytes'),
+        limits.memoryBytes === undefined ? '-1' : String(limits.memoryBytes),
+      );
     } else {
       const [, periodText] = (await readControl(join(cg.cpuDir, 'cpu.max'))).split(' ');
       const period = Number(periodText ?? 100_000);
-      const quota = limits.cpu === undefined ? 'max' : String(Math.max(1000, Math.round(limits.cpu * period)));
+      const quota =
+        limits.cpu === undefined ? 'max' : String(Math.max(1000, Math.round(limits.cpu * period)));
       await writeControl(join(cg.cpuDir, 'cpu.max'), `${quota} ${period}`);
-      await writeControl(join(cg.memoryDir, 'memory.max'), limits.memoryBytes === undefined ? 'max' : String(limits.memoryBytes));
+      await writeControl(
+        join(cg.memoryDir, 'memory.max'),
+        limits.memoryBytes === undefined ? 'max' : String(limits.memoryBytes),
+      );
     }
     return this.read(cg);
   }
@@ -280,7 +307,8 @@ export class CgroupLimiter {
     const pids = new Set<number>();
     for (const file of this.procsFiles(cg)) {
       try {
-        for (const line of (await readFile(file, 'utf8')).split('\n')) if (line.trim() !== '') pids.add(Number(line));
+        for (const line of (await readFile(file, 'utf8')).split('\n'))
+          if (line.trim() !== '') pids.add(Number(line));
       } catch {
         // The cgroup is already gone.
       }

@@ -6,7 +6,10 @@ import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 
 function spawnError(instanceId: string, message: string, cause?: unknown): UnderstudyError {
-  return new UnderstudyError(ErrorCode.RuntimeSpawn, message, { ...(cause === undefined ? {} : { cause }), details: { instanceId } });
+  return new UnderstudyError(ErrorCode.RuntimeSpawn, message, {
+    ...(cause === undefined ? {} : { cause }),
+    details: { instanceId },
+  });
 }
 
 /** Throws UNDERSTUDY_ERR_RUNTIME_SPAWN unless `cwd` is an existing directory. */
@@ -21,7 +24,10 @@ export async function assertCwd(instanceId: string, command: string, cwd: string
       cause,
     );
   }
-  throw spawnError(instanceId, `Cannot start instance ${instanceId}: its working directory ${cwd} is not a directory (command "${command}").`);
+  throw spawnError(
+    instanceId,
+    `Cannot start instance ${instanceId}: its working directory ${cwd} is not a directory (command "${command}").`,
+  );
 }
 
 async function isExecutableFile(path: string): Promise<boolean> {
@@ -39,9 +45,17 @@ async function isExecutableFile(path: string): Promise<boolean> {
  * and returns the absolute path. Throws UNDERSTUDY_ERR_RUNTIME_SPAWN naming the command and the instance when
  * it does not exist or is not executable.
  */
-export async function resolveCommand(instanceId: string, command: string, cwd: string, pathEnv: string | undefined): Promise<string> {
+export async function resolveCommand(
+  instanceId: string,
+  command: string,
+  cwd: string,
+  pathEnv: string | undefined,
+): Promise<string> {
   if (command === '') {
-    throw spawnError(instanceId, `Cannot start instance ${instanceId}: its command is empty. Give the program to run in the service spec.`);
+    throw spawnError(
+      instanceId,
+      `Cannot start instance ${instanceId}: its command is empty. Give the program to run in the service spec.`,
+    );
   }
   if (command.includes('/')) {
     const path = isAbsolute(command) ? command : resolve(cwd, command);

@@ -25,10 +25,14 @@ export async function allocatePort(host = '127.0.0.1'): Promise<number> {
     if (port <= 0) throw new Error('the OS returned no port');
     return port;
   } catch (cause) {
-    throw new UnderstudyError(ErrorCode.Port, `Could not allocate a free port on ${host}: ${(cause as Error).message}.`, {
-      cause,
-      details: { host },
-    });
+    throw new UnderstudyError(
+      ErrorCode.Port,
+      `Could not allocate a free port on ${host}: ${(cause as Error).message}.`,
+      {
+        cause,
+        details: { host },
+      },
+    );
   }
 }
 
@@ -46,10 +50,15 @@ export async function assertPortFree(port: number, host = '127.0.0.1'): Promise<
     await listenOnce(port, host);
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code;
-    const why = code === 'EADDRINUSE' ? 'is already in use' : `cannot be bound (${code ?? (cause as Error).message})`;
-    throw new UnderstudyError(ErrorCode.Port, `Port ${port} on ${host} ${why}; choose another port or stop what holds it.`, {
-      cause,
-      details: { port, host },
-    });
+    const why =
+      code === 'EADDRINUSE' ? 'is already in use' : `cannot be bound (${code ?? (cause as Error).message})`;
+    throw new UnderstudyError(
+      ErrorCode.Port,
+      `Port ${port} on ${host} ${why}; choose another port or stop what holds it.`,
+      {
+        cause,
+        details: { port, host },
+      },
+    );
   }
 }

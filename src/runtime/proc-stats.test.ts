@@ -3,7 +3,28 @@ import { listGroupProcesses, parseProcStat, readProcStat, sampleGroup } from './
 
 describe('parseProcStat', () => {
   it('reads state, parent, group, CPU times and start time, even when comm holds spaces and parentheses', () => {
-    const fields = ['S', '1', '4242', '4242', '0', '-1', '4194560', '100', '0', '0', '0', '37', '5', '11', '2', '20', '0', '1', '0', '185471'];
+    const fields = [
+      'S',
+      '1',
+      '4242',
+      '4242',
+      '0',
+      '-1',
+      '4194560',
+      '100',
+      '0',
+      '0',
+      '0',
+      '37',
+      '5',
+      '11',
+      '2',
+      '20',
+      '0',
+      '1',
+      '0',
+      '185471',
+    ];
     const stat = parseProcStat(`4242 (my (odd) prog) ${fields.join(' ')} 1000 200 rest`);
     expect(stat).toEqual({
       pid: 4242,

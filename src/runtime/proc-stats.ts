@@ -27,7 +27,10 @@ export function parseProcStat(text: string): ProcStat | undefined {
   const close = text.lastIndexOf(')');
   if (open < 0 || close < open) return undefined;
   const pid = Number(text.slice(0, open).trim());
-  const rest = text.slice(close + 2).trim().split(' ');
+  const rest = text
+    .slice(close + 2)
+    .trim()
+    .split(' ');
   // rest[0] is field 3 (state), so field n is rest[n - 3].
   const field = (n: number): number => Number(rest[n - 3]);
   const stat: ProcStat = {
@@ -147,7 +150,9 @@ export interface GroupSample {
  * helpers exit.
  */
 export async function sampleProcesses(members: readonly ProcStat[], leaderPid: number): Promise<GroupSample> {
-  const details = await Promise.all(members.map(async (m) => ({ rss: await readRssBytes(m.pid), io: await readIo(m.pid) })));
+  const details = await Promise.all(
+    members.map(async (m) => ({ rss: await readRssBytes(m.pid), io: await readIo(m.pid) })),
+  );
   const sample: GroupSample = {
     cpuTicks: 0,
     rssBytes: 0,

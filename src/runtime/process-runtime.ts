@@ -55,7 +55,8 @@ const FALLBACK_LOG_MAX_BYTES = 10 * 1024 * 1024;
  * cgroup before it runs any of its own code (no window in which it could fork outside the limits).
  * Exit code 125 means joining failed; the runtime also joins the pid itself right after spawn and fails start().
  */
-const JOIN_SCRIPT = 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n-1)); done; exec "$@"';
+const JOIN_SCRIPT =
+  'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n-1)); done; exec "$@"';
 
 interface Entry {
   handle: InstanceHandle;
@@ -72,11 +73,18 @@ interface Entry {
 }
 
 function copyHandle(handle: InstanceHandle): InstanceHandle {
-  return { ...handle, limits: { ...handle.limits }, ...(handle.exit === undefined ? {} : { exit: { ...handle.exit } }) };
+  return {
+    ...handle,
+    limits: { ...handle.limits },
+    ...(handle.exit === undefined ? {} : { exit: { ...handle.exit } }),
+  };
 }
 
 function spawnError(instanceId: string, message: string, cause?: unknown): UnderstudyError {
-  return new UnderstudyError(ErrorCode.RuntimeSpawn, message, { ...(cause === undefined ? {} : { cause }), details: { instanceId } });
+  return new UnderstudyError(ErrorCode.RuntimeSpawn, message, {
+    ...(cause === undefined ? {} : { cause }),
+    details: { instanceId },
+  });
 }
 
 /**
@@ -118,7 +126,10 @@ export class ProcessRuntime implements Runtime {
       logCheckIntervalMs: options.logCheckIntervalMs ?? 500,
       adoptPollMs: options.adoptPollMs ?? 100,
     };
-    const limiter = await CgroupLimiter.detect({ root: resolved.cgroupRoot, parentName: resolved.cgroupParent });
+    const limiter = await CgroupLimiter.detect({
+      root: resolved.cgroupRoot,
+      parentName: resolved.cgroupParent,
+    });
     return new ProcessRuntime(resolved, limiter);
   }
 
@@ -157,15 +168,22 @@ export class ProcessRuntime implements Runtime {
 
   private async startNow(launch: InstanceLaunch): Promise<InstanceHandle> {
     const id = launch.instanceId;
-    if (this.closing !== undefined) throw spawnError(id, `Cannot start instance ${id}: the process runtime is closed.`);
+    if (this.closing !== undefined)
+      throw spawnError(id, `Cannot start instance ${id}: the process runtime is closed.`);
     const existing = this.entries.get(id);
     if (existing !== undefined && existing.handle.exit === undefined) {
-      throw spawnError(id, `Cannot start instance ${id}: it is already running as pid ${existing.handle.pid}.`);
+      throw spawnError(
+        id,
+        `Cannot start instance ${id}: it is already running as pid ${existing.handle.pid}.`,
+      );
     }
     const [command, ...args] = launch.command;
     if (command === undefined) throw spawnError(id, `Cannot start instance ${id}: its command is empty.`);
     if (!(Number.isSafeInteger(launch.logMaxBytes) && launch.logMaxBytes > 0)) {
-      throw spawnError(id, `Cannot start instance ${id}: logMaxBytes ${launch.logMaxBytes} is not a positive whole number of bytes.`);
+      throw spawnError(
+        id,
+        `Cannot start instance ${id}: logMaxBytes ${launch.logMaxBytes} is not a positive whole number of bytes.`,
+      );
     }
     await assertCwd(id, command, launch.cwd);
     const env: Record<string, string> = {};
@@ -178,10 +196,17 @@ export class ProcessRuntime implements Runtime {
     const stderrPath = join(launch.logDir, `${id}.err.log`);
     let logs: Array<{ fd: number; close: () => Promise<void> }>;
     try {
-      await Promise.all([this.rotateSerially(stdoutPath, launch.logMaxBytes), this.rotateSerially(stderrPath, launch.logMaxBytes)]);
+      await Promise.all([
+        this.rotateSerially(stdoutPath, launch.logMaxBytes),
+        this.rotateSerially(stderrPath, launch.logMaxBytes),
+      ]);
       logs = [await openLogForAppend(stdoutPath), await openLogForAppend(stderrPath)];
     } catch (cause) {
-      throw spawnError(id, `Cannot start instance ${id}: its log files in ${launch.logDir} cannot be opened (${(cause as Error).message}).`, cause);
+      throw spawnError(
+        id,
+        `Cannot start instance ${id}: its log files in ${launch.logDir} cannot be opened (${(cause as Error).message}).`,
+        cause,
+      );
     }
     const closeLogs = (): Promise<unknown> => Promise.all(logs.map((l) => l.close().catch(() => undefined)));
 
@@ -200,20 +225,40 @@ export class ProcessRuntime implements Runtime {
 
     let child: ChildProcess;
     try {
-      const io: ['ignore', number, number] = ['ignore', (logs[0] as { fd: number }).fd, (logs[1] as { fd: number }).fd];
+      const io: ['ignore', number, number] = [
+        'ignore',
+        (logs[0] as { fd: number }).fd,
+        (logs[1] as { fd: number }).fd,
+      ];
       child =
         cgroup === undefined
           ? spawn(file, args, { cwd: launch.cwd, env, detached: true, stdio: io, argv0: command })
-          : spawn('/bin/sh', ['-c', JOIN_SCRIPT, 'understudy-join', String(cgroup.dirs.length), ...this.limiter.procsFiles(cgroup), file, ...args], {
-              cwd: launch.cwd,
-              env,
-              detached: true,
-              stdio: io,
-            });
+          : spawn(
+              '/bin/sh',
+              [
+                '-c',
+                JOIN_SCRIPT,
+                'understudy-join',
+                String(cgroup.dirs.length),
+                ...this.limiter.procsFiles(cgroup),
+                file,
+                ...args,
+              ],
+              {
+                cwd: launch.cwd,
+                env,
+                detached: true,
+                stdio: io,
+              },
+            );
     } catch (cause) {
       await closeLogs();
       if (cgroup !== undefined) await this.limiter.remove(cgroup);
-      throw spawnError(id, `Cannot start instance ${id}: spawning "${command}" failed (${(cause as Error).message}).`, cause);
+      throw spawnError(
+        id,
+        `Cannot start instance ${id}: spawning "${command}" failed (${(cause as Error).message}).`,
+        cause,
+      );
     }
     // The pid cannot be reaped before our event loop runs again, so this stat is of our child, not a recycled pid.
     const stat = child.pid === undefined ? undefined : readProcStatSync(child.pid);
@@ -227,7 +272,11 @@ export class ProcessRuntime implements Runtime {
     } catch (cause) {
       if (cgroup !== undefined) await this.limiter.remove(cgroup);
       const code = (cause as NodeJS.ErrnoException).code ?? (cause as Error).message;
-      throw spawnError(id, `Cannot start instance ${id}: the command "${command}" could not be executed in ${launch.cwd} (${code}).`, cause);
+      throw spawnError(
+        id,
+        `Cannot start instance ${id}: the command "${command}" could not be executed in ${launch.cwd} (${code}).`,
+        cause,
+      );
     } finally {
       await closeLogs();
     }
@@ -275,7 +324,11 @@ export class ProcessRuntime implements Runtime {
     return copyHandle(entry.handle);
   }
 
-  private newEntry(handle: InstanceHandle, child: ChildProcess | undefined, cgroup: InstanceCgroup | undefined): Entry {
+  private newEntry(
+    handle: InstanceHandle,
+    child: ChildProcess | undefined,
+    cgroup: InstanceCgroup | undefined,
+  ): Entry {
     let markExited: (exit: InstanceExit) => void = () => undefined;
     const exited = new Promise<InstanceExit>((resolve) => (markExited = resolve));
     const entry: Entry = {
@@ -320,12 +373,18 @@ export class ProcessRuntime implements Runtime {
       // Every process of the instance inherited its cgroup: removal SIGKILLs the members and succeeds only once
       // the cgroup is empty, which proves nothing is left (also of processes that left the group with setsid).
       if (!(await this.limiter.remove(entry.cgroup))) {
-        process.emitWarning(`instance ${entry.handle.instanceId}: its cgroup could not be emptied and removed`);
+        process.emitWarning(
+          `instance ${entry.handle.instanceId}: its cgroup could not be emptied and removed`,
+        );
       }
     } else {
       const deadline = Date.now() + 2000;
       // kill(-pgid, 0) fails when not even a zombie is left in the group: the cheap common case.
-      while (this.killGroup(entry, 0) && (await listGroupProcesses(entry.handle.pgid)).length > 0 && Date.now() < deadline) {
+      while (
+        this.killGroup(entry, 0) &&
+        (await listGroupProcesses(entry.handle.pgid)).length > 0 &&
+        Date.now() < deadline
+      ) {
         this.killGroup(entry, 'SIGKILL');
         await sleep(20);
       }
@@ -337,7 +396,11 @@ export class ProcessRuntime implements Runtime {
     // The kernel never hands out a pid that is still some group's pgid, so if pid == pgid now names a *different*
     // process, our group is empty and the number was recycled: signalling it would hit a stranger's group.
     const leader = readProcStatSync(entry.handle.pgid);
-    if (leader !== undefined && entry.handle.startTimeTicks !== undefined && leader.startTimeTicks !== entry.handle.startTimeTicks) {
+    if (
+      leader !== undefined &&
+      entry.handle.startTimeTicks !== undefined &&
+      leader.startTimeTicks !== entry.handle.startTimeTicks
+    ) {
       return false;
     }
     try {
@@ -351,9 +414,13 @@ export class ProcessRuntime implements Runtime {
   private require(instanceId: string): Entry {
     const entry = this.entries.get(instanceId);
     if (entry === undefined) {
-      throw new UnderstudyError(ErrorCode.RuntimeUnknownInstance, `The process runtime knows no instance ${instanceId}.`, {
-        details: { instanceId },
-      });
+      throw new UnderstudyError(
+        ErrorCode.RuntimeUnknownInstance,
+        `The process runtime knows no instance ${instanceId}.`,
+        {
+          details: { instanceId },
+        },
+      );
     }
     return entry;
   }
@@ -387,14 +454,25 @@ export class ProcessRuntime implements Runtime {
   async setResources(instanceId: string, limits: ResourceLimits): Promise<void> {
     const support = this.limiter.support;
     if (!support.supported) {
-      throw new UnderstudyError(ErrorCode.RuntimeLimits, `Cannot set resource limits of instance ${instanceId}: limits unsupported (${support.reason}).`, {
-        details: { instanceId },
-      });
+      throw new UnderstudyError(
+        ErrorCode.RuntimeLimits,
+        `Cannot set resource limits of instance ${instanceId}: limits unsupported (${support.reason}).`,
+        {
+          details: { instanceId },
+        },
+      );
     }
     const entry = this.require(instanceId);
     if (entry.handle.exit !== undefined || entry.cgroup === undefined) {
-      const why = entry.handle.exit !== undefined ? 'it has exited' : 'it is not in a cgroup of this runtime (it was started without limits support)';
-      throw new UnderstudyError(ErrorCode.RuntimeLimits, `Cannot set resource limits of instance ${instanceId}: ${why}.`, { details: { instanceId } });
+      const why =
+        entry.handle.exit !== undefined
+          ? 'it has exited'
+          : 'it is not in a cgroup of this runtime (it was started without limits support)';
+      throw new UnderstudyError(
+        ErrorCode.RuntimeLimits,
+        `Cannot set resource limits of instance ${instanceId}: ${why}.`,
+        { details: { instanceId } },
+      );
     }
     entry.handle.limits = await this.limiter.apply(entry.cgroup, limits);
   }
@@ -402,7 +480,9 @@ export class ProcessRuntime implements Runtime {
   /** Limits as the kernel enforces them now, read back from the instance's cgroup; undefined when it has none. */
   async readLimits(instanceId: string): Promise<ResourceLimits | undefined> {
     const entry = this.require(instanceId);
-    return entry.cgroup === undefined || entry.handle.exit !== undefined ? undefined : this.limiter.read(entry.cgroup);
+    return entry.cgroup === undefined || entry.handle.exit !== undefined
+      ? undefined
+      : this.limiter.read(entry.cgroup);
   }
 
   async stats(instanceId: string): Promise<InstanceStats | undefined> {
@@ -411,7 +491,9 @@ export class ProcessRuntime implements Runtime {
     // Members: the instance's cgroup when it has one (exact, one file, and it includes processes that left the
     // process group with setsid); otherwise its process group, from a /proc scan shared by concurrent calls.
     const members =
-      entry.cgroup !== undefined ? await readLiveStats(await this.limiter.members(entry.cgroup)) : ((await this.groups()).get(entry.handle.pgid) ?? []);
+      entry.cgroup !== undefined
+        ? await readLiveStats(await this.limiter.members(entry.cgroup))
+        : ((await this.groups()).get(entry.handle.pgid) ?? []);
     if (members.length === 0) return undefined;
     const sample = await sampleProcesses(members, entry.handle.pid);
     const now = performance.now();
@@ -463,7 +545,13 @@ export class ProcessRuntime implements Runtime {
     }
     if (handle.startTimeTicks === undefined) return false;
     const stat = await readProcStat(handle.pid);
-    if (stat === undefined || stat.state === 'Z' || stat.pgrp !== handle.pgid || stat.startTimeTicks !== handle.startTimeTicks) return false;
+    if (
+      stat === undefined ||
+      stat.state === 'Z' ||
+      stat.pgrp !== handle.pgid ||
+      stat.startTimeTicks !== handle.startTimeTicks
+    )
+      return false;
     const cgroup = this.limiter.support.supported ? await this.limiter.find(handle.pid) : undefined;
     const limits = cgroup === undefined ? {} : await this.limiter.read(cgroup);
     const copy: InstanceHandle = { ...handle, limits };
@@ -515,7 +603,8 @@ export class ProcessRuntime implements Runtime {
     if (this.rotating) return;
     this.rotating = true;
     try {
-      for (const entry of this.entries.values()) if (entry.handle.exit === undefined) await this.rotateLogs(entry);
+      for (const entry of this.entries.values())
+        if (entry.handle.exit === undefined) await this.rotateLogs(entry);
     } finally {
       this.rotating = false;
     }

@@ -63,7 +63,11 @@ describe('resolveRestartPolicy', () => {
       windowMs: 60_000,
       backoff: { initialMs: 100, maxMs: 10_000, multiplier: 2 },
     });
-    expect(resolveRestartPolicy({ backoff: { maxMs: 7 } }).backoff).toEqual({ initialMs: 100, maxMs: 7, multiplier: 2 });
+    expect(resolveRestartPolicy({ backoff: { maxMs: 7 } }).backoff).toEqual({
+      initialMs: 100,
+      maxMs: 7,
+      multiplier: 2,
+    });
   });
 });
 

@@ -39,8 +39,7 @@ export interface ResourceLimits {
 
 /** Whether and how limits are enforced on this host. */
 export type LimitsSupport =
-  | { supported: true; mechanism: 'cgroup-v1' | 'cgroup-v2' }
-  | { supported: false; reason: string };
+  { supported: true; mechanism: 'cgroup-v1' | 'cgroup-v2' } | { supported: false; reason: string };
 
 export interface InstanceStats {
   /**

@@ -1,5 +1,12 @@
 import { decideHpa, initialHpaState, PredictiveScaler, resolveHpaOptions } from '../policy/index.js';
-import type { Decision, DecisionForecast, HpaOptions, HpaState, PredictiveScalerOptions, ResolvedHpaOptions } from '../policy/index.js';
+import type {
+  Decision,
+  DecisionForecast,
+  HpaOptions,
+  HpaState,
+  PredictiveScalerOptions,
+  ResolvedHpaOptions,
+} from '../policy/index.js';
 
 /** What a controller sees of its service at a tick. */
 export interface ServiceView {
@@ -43,8 +50,18 @@ export class PredictiveController implements ScalingController {
   }
   decide(now: number, v: ServiceView): ControllerOutput {
     this.scaler.observe(now, v.load);
-    const d = this.scaler.decide(now, { serving: v.ready + v.starting, pool: v.poolReady + v.poolStarting, poolReady: v.poolReady, load: v.load });
-    return { serving: d.serving, pool: d.pool, decisions: d.decisions, ...(d.forecast ? { forecast: d.forecast } : {}) };
+    const d = this.scaler.decide(now, {
+      serving: v.ready + v.starting,
+      pool: v.poolReady + v.poolStarting,
+      poolReady: v.poolReady,
+      load: v.load,
+    });
+    return {
+      serving: d.serving,
+      pool: d.pool,
+      decisions: d.decisions,
+      ...(d.forecast ? { forecast: d.forecast } : {}),
+    };
   }
 }
 
@@ -62,7 +79,17 @@ export class HpaController implements ScalingController {
     this.#capacity = capacityPerInstance;
   }
   decide(now: number, v: ServiceView): ControllerOutput {
-    const r = decideHpa(this.#o, this.#state, { currentReplicas: v.ready + v.starting, readyPods: v.ready, metricSum: v.load / this.#capacity, unreadyPods: v.starting }, now);
+    const r = decideHpa(
+      this.#o,
+      this.#state,
+      {
+        currentReplicas: v.ready + v.starting,
+        readyPods: v.ready,
+        metricSum: v.load / this.#capacity,
+        unreadyPods: v.starting,
+      },
+      now,
+    );
     this.#state = r.state;
     return { serving: r.desired, decisions: r.decisions };
   }
@@ -89,10 +116,17 @@ export class OracleController implements ScalingController {
    * @param load requests/s of every tick
    * @param leadTicks cold-start lead time in ticks
    */
-  constructor(load: Float64Array, capacityPerInstance: number, targetUtilization: number, leadTicks: number, minCount = 1) {
+  constructor(
+    load: Float64Array,
+    capacityPerInstance: number,
+    targetUtilization: number,
+    leadTicks: number,
+    minCount = 1,
+  ) {
     const n = load.length;
     const req = new Int32Array(n);
-    for (let i = 0; i < n; i++) req[i] = Math.max(minCount, Math.ceil(load[i]! / (capacityPerInstance * targetUtilization) - 1e-9));
+    for (let i = 0; i < n; i++)
+      req[i] = Math.max(minCount, Math.ceil(load[i]! / (capacityPerInstance * targetUtilization) - 1e-9));
     // Sliding-window maximum over [i, i + leadTicks] (monotonic deque).
     const need = new Int32Array(n);
     const dq = new Int32Array(n);

@@ -52,7 +52,16 @@ export class ElasticityAccumulator {
    * Adds one interval of `dtMs`: `demand` and `supply` in instances (demand ≥ 1), `cost` in
    * instance equivalents, request counts of the interval and the queueing delay of its served requests.
    */
-  add(dtMs: number, demand: number, supply: number, cost: number, arrived = 0, served = 0, dropped = 0, delayMs = 0): void {
+  add(
+    dtMs: number,
+    demand: number,
+    supply: number,
+    cost: number,
+    arrived = 0,
+    served = 0,
+    dropped = 0,
+    delayMs = 0,
+  ): void {
     const d = Math.max(demand, 1e-9);
     this.#t += dtMs;
     if (supply < demand) {
@@ -97,7 +106,19 @@ export class ElasticityAccumulator {
 
 /** Sums the metrics of several services (or traces): time-weighted percentages, summed counts. */
 export function combineMetrics(parts: readonly ElasticityMetrics[]): ElasticityMetrics {
-  const out: ElasticityMetrics = { thetaU: 0, thetaO: 0, tauU: 0, tauO: 0, instability: 0, actions: 0, sloViolationMin: 0, instanceHours: 0, droppedPct: 0, meanQueueDelayMs: 0, hours: 0 };
+  const out: ElasticityMetrics = {
+    thetaU: 0,
+    thetaO: 0,
+    tauU: 0,
+    tauO: 0,
+    instability: 0,
+    actions: 0,
+    sloViolationMin: 0,
+    instanceHours: 0,
+    droppedPct: 0,
+    meanQueueDelayMs: 0,
+    hours: 0,
+  };
   let h = 0;
   for (const m of parts) {
     out.thetaU += m.thetaU * m.hours;
@@ -112,7 +133,17 @@ export function combineMetrics(parts: readonly ElasticityMetrics[]): ElasticityM
     out.instanceHours += m.instanceHours;
     h += m.hours;
   }
-  if (h > 0) for (const k of ['thetaU', 'thetaO', 'tauU', 'tauO', 'instability', 'droppedPct', 'meanQueueDelayMs'] as const) out[k] /= h;
+  if (h > 0)
+    for (const k of [
+      'thetaU',
+      'thetaO',
+      'tauU',
+      'tauO',
+      'instability',
+      'droppedPct',
+      'meanQueueDelayMs',
+    ] as const)
+      out[k] /= h;
   out.hours = h;
   return out;
 }

@@ -71,7 +71,11 @@ export interface ScenarioResult {
 }
 
 /** The trace's value at each tick (step-hold: the latest sample at or before the tick), times `scale`. */
-export function traceToLoad(trace: Trace, tickMs: number, scale: number): { load: Float64Array; startMs: number } {
+export function traceToLoad(
+  trace: Trace,
+  tickMs: number,
+  scale: number,
+): { load: Float64Array; startMs: number } {
   const startMs = trace.times[0]!;
   const end = trace.times[trace.times.length - 1]! + trace.stepMs;
   const n = Math.max(1, Math.floor((end - startMs) / tickMs));
@@ -106,7 +110,18 @@ export function runScenario(trace: Trace, options: ScenarioOptions = {}): Scenar
   }
   const staticCount = Math.min(maxInstances, Math.max(1, Math.ceil(peak / (C * u) - 1e-9)));
   const forecastStepMs = Math.max(tickMs, Math.round(Math.max(60_000, trace.stepMs) / tickMs) * tickMs);
-  const settings: ScenarioSettings = { capacityPerInstance: C, targetUtilization: u, coldStartMs, warmStartMs, tickMs, scale, forecastStepMs, staticCount, peakLoad: peak, meanLoad: total / load.length };
+  const settings: ScenarioSettings = {
+    capacityPerInstance: C,
+    targetUtilization: u,
+    coldStartMs,
+    warmStartMs,
+    tickMs,
+    scale,
+    forecastStepMs,
+    staticCount,
+    peakLoad: peak,
+    meanLoad: total / load.length,
+  };
   const make = (p: PolicyName): ScalingController => {
     switch (p) {
       case 'predictive':
@@ -130,18 +145,33 @@ export function runScenario(trace: Trace, options: ScenarioOptions = {}): Scenar
   };
   const results: Partial<Record<PolicyName, SimServiceResult>> = {};
   for (const p of options.policies ?? POLICY_NAMES) {
-    const [r] = simulate([{ name: trace.source, load, controller: make(p), ...(p === 'static' ? { initial: staticCount } : {}) }], {
-      tickMs,
-      startMs,
-      capacityPerInstance: C,
-      coldStartMs,
-      warmStartMs,
-      failureRatePerHour: options.failureRatePerHour ?? 0,
-      seed: options.seed ?? 1,
-      record: options.record ?? false,
-      keepDecisions: options.keepDecisions ?? 0,
-      echoSizing: options.echoSizing ?? { fullCpuMillis: 1000, fullMemoryMiB: 1024, echoMinFraction: 0.1, echoGrowFrom: u },
-    });
+    const [r] = simulate(
+      [
+        {
+          name: trace.source,
+          load,
+          controller: make(p),
+          ...(p === 'static' ? { initial: staticCount } : {}),
+        },
+      ],
+      {
+        tickMs,
+        startMs,
+        capacityPerInstance: C,
+        coldStartMs,
+        warmStartMs,
+        failureRatePerHour: options.failureRatePerHour ?? 0,
+        seed: options.seed ?? 1,
+        record: options.record ?? false,
+        keepDecisions: options.keepDecisions ?? 0,
+        echoSizing: options.echoSizing ?? {
+          fullCpuMillis: 1000,
+          fullMemoryMiB: 1024,
+          echoMinFraction: 0.1,
+          echoGrowFrom: u,
+        },
+      },
+    );
     results[p] = r!;
   }
   return { source: trace.source, settings, results };

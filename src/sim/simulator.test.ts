@@ -63,11 +63,17 @@ describe('ElasticityAccumulator', () => {
 describe('simulate', () => {
   it('turns overload into queueing delay and then dropped requests', () => {
     // 2 instances of 100 req/s, 300 req/s arriving: 100 req/s too many, queue bound 30 s.
-    const [r] = simulate([{ name: 's', load: constant(40, 300), controller: new StaticController(2), initial: 2 }], { capacityPerInstance: 100, tickMs: 15_000 });
+    const [r] = simulate(
+      [{ name: 's', load: constant(40, 300), controller: new StaticController(2), initial: 2 }],
+      { capacityPerInstance: 100, tickMs: 15_000 },
+    );
     expect(r!.metrics.droppedPct).toBeGreaterThan(20);
     expect(r!.metrics.meanQueueDelayMs).toBeGreaterThan(10_000);
     expect(r!.metrics.sloViolationMin).toBeCloseTo(10);
-    const [ok] = simulate([{ name: 's', load: constant(40, 150), controller: new StaticController(2), initial: 2 }], { capacityPerInstance: 100 });
+    const [ok] = simulate(
+      [{ name: 's', load: constant(40, 150), controller: new StaticController(2), initial: 2 }],
+      { capacityPerInstance: 100 },
+    );
     expect(ok!.metrics.droppedPct).toBe(0);
     expect(ok!.metrics.sloViolationMin).toBe(0);
   });
@@ -83,7 +89,10 @@ describe('simulate', () => {
   it('starts cold instances after the cold start and promotes warm echoes after the warm start', () => {
     const load = new Float64Array(40).fill(100);
     for (let i = 10; i < 40; i++) load[i] = 1000;
-    const hpa = simulate([{ name: 's', load, controller: new HpaController(100, { target: 0.7 }), initial: 2 }], { capacityPerInstance: 100, coldStartMs: 120_000, record: true })[0]!;
+    const hpa = simulate(
+      [{ name: 's', load, controller: new HpaController(100, { target: 0.7 }), initial: 2 }],
+      { capacityPerInstance: 100, coldStartMs: 120_000, record: true },
+    )[0]!;
     // The rise at tick 10 is seen then; cold instances serve from tick 10 + 8 = 18.
     expect(hpa.series!.capacity[17]).toBe(200);
     expect(hpa.series!.capacity[18]).toBeGreaterThan(200);
@@ -97,7 +106,9 @@ describe('simulate', () => {
   it('runs the predictive scaler with fewer SLO-violation minutes than the HPA on a recurring pattern', () => {
     const r = runScenario(square(3000), { policies: ['predictive', 'hpa'], meanInstances: 20 });
     expect(r.results.hpa!.metrics.sloViolationMin).toBeGreaterThan(0);
-    expect(r.results.predictive!.metrics.sloViolationMin).toBeLessThan(r.results.hpa!.metrics.sloViolationMin);
+    expect(r.results.predictive!.metrics.sloViolationMin).toBeLessThan(
+      r.results.hpa!.metrics.sloViolationMin,
+    );
     expect(r.results.predictive!.promotions).toBeGreaterThan(0);
   });
   it('exposes the controllers used by the simulator by name', () => {

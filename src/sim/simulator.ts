@@ -147,7 +147,10 @@ function poisson(random: Random, mean: number): number {
  * promote ready echoes first (warm start), the rest start cold; scale-ins cancel starting
  * instances first. O(services) per tick, independent of request counts. Deterministic for a seed.
  */
-export function simulate(services: readonly SimServiceSpec[], options: SimulationOptions = {}): SimServiceResult[] {
+export function simulate(
+  services: readonly SimServiceSpec[],
+  options: SimulationOptions = {},
+): SimServiceResult[] {
   const tickMs = options.tickMs ?? 15_000;
   const startMs = options.startMs ?? 0;
   const C = options.capacityPerInstance ?? 100;
@@ -156,16 +159,40 @@ export function simulate(services: readonly SimServiceSpec[], options: Simulatio
   const queueS = (options.queueLimitMs ?? 30_000) / 1000;
   const failP = ((options.failureRatePerHour ?? 0) * tickMs) / 3_600_000;
   const keep = options.keepDecisions ?? 0;
-  const sizing: ResolvedVerticalPolicyOptions = resolveVerticalPolicyOptions(options.echoSizing ?? { fullCpuMillis: 1000, fullMemoryMiB: 1024 });
+  const sizing: ResolvedVerticalPolicyOptions = resolveVerticalPolicyOptions(
+    options.echoSizing ?? { fullCpuMillis: 1000, fullMemoryMiB: 1024 },
+  );
   const random = createRandom(options.seed ?? 1);
   const dt = tickMs / 1000;
   const svcs: Svc[] = services.map((spec) => {
     const first = spec.load[0] ?? 0;
     const initial = spec.initial ?? Math.max(1, Math.ceil(first / (C * 0.7)));
-    const s: Svc = { spec, acc: new ElasticityAccumulator(), ready: initial, starting: [], poolReady: 0, poolStarting: [], backlog: 0, lastLoad: first, failures: 0, promotions: 0, poolActions: 0, peak: initial, decisions: [] };
+    const s: Svc = {
+      spec,
+      acc: new ElasticityAccumulator(),
+      ready: initial,
+      starting: [],
+      poolReady: 0,
+      poolStarting: [],
+      backlog: 0,
+      lastLoad: first,
+      failures: 0,
+      promotions: 0,
+      poolActions: 0,
+      peak: initial,
+      decisions: [],
+    };
     if (options.record) {
       const n = spec.load.length;
-      s.series = { tickMs, startMs, load: new Float64Array(n), capacity: new Float64Array(n), forecastLower: new Float64Array(n).fill(Number.NaN), forecastUpper: new Float64Array(n).fill(Number.NaN), pool: new Float64Array(n) };
+      s.series = {
+        tickMs,
+        startMs,
+        load: new Float64Array(n),
+        capacity: new Float64Array(n),
+        forecastLower: new Float64Array(n).fill(Number.NaN),
+        forecastUpper: new Float64Array(n).fill(Number.NaN),
+        pool: new Float64Array(n),
+      };
     }
     return s;
   });
@@ -205,13 +232,21 @@ export function simulate(services: readonly SimServiceSpec[], options: Simulatio
         s.series.pool[i] = poolN;
       }
       // Decide.
-      const view: ServiceView = { ready: s.ready, starting: startingN, poolReady: s.poolReady, poolStarting: poolN - s.poolReady, load, tick: i };
+      const view: ServiceView = {
+        ready: s.ready,
+        starting: startingN,
+        poolReady: s.poolReady,
+        poolStarting: poolN - s.poolReady,
+        load,
+        tick: i,
+      };
       const out = s.spec.controller.decide(now, view);
       if (s.series && out.forecast) {
         s.series.forecastLower[i] = out.forecast.lower;
         s.series.forecastUpper[i] = out.forecast.upper;
       }
-      if (keep > 0 && out.decisions) for (const d of out.decisions) if (s.decisions.length < keep) s.decisions.push(d);
+      if (keep > 0 && out.decisions)
+        for (const d of out.decisions) if (s.decisions.length < keep) s.decisions.push(d);
       const total = s.ready + startingN;
       const want = Math.max(0, Math.floor(out.serving));
       if (want !== total) s.acc.actions++;

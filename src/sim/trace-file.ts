@@ -12,7 +12,11 @@ export async function readTraceFile(path: string): Promise<Trace> {
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    throw new UnderstudyError(ErrorCode.PredictInput, `${path}: cannot read the trace: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err, details: { file: path } });
+    throw new UnderstudyError(
+      ErrorCode.PredictInput,
+      `${path}: cannot read the trace: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      { cause: err, details: { file: path } },
+    );
   }
   return parseTrace(text, path);
 }

@@ -17,7 +17,9 @@ const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 const ISO = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$/;
 
 function fail(source: string, line: number, message: string): never {
-  throw new UnderstudyError(ErrorCode.PredictInput, `${source}:${line}: ${message}`, { details: { file: source, line } });
+  throw new UnderstudyError(ErrorCode.PredictInput, `${source}:${line}: ${message}`, {
+    details: { file: source, line },
+  });
 }
 
 /** Parses a timestamp cell: Unix seconds (a number) or an ISO 8601 date-time; ms or NaN. */
@@ -27,7 +29,9 @@ export function parseTimestamp(cell: string): number {
   if (!m) return Number.NaN;
   const zone = m[8] ?? 'Z';
   const z = zone === 'Z' ? 'Z' : zone.includes(':') ? zone : `${zone.slice(0, 3)}:${zone.slice(3)}`;
-  return Date.parse(`${m[1]}-${m[2]}-${m[3]}T${m[4] ?? '00'}:${m[5] ?? '00'}:${m[6] ?? '00'}${m[7] ?? ''}${z}`);
+  return Date.parse(
+    `${m[1]}-${m[2]}-${m[3]}T${m[4] ?? '00'}:${m[5] ?? '00'}:${m[6] ?? '00'}${m[7] ?? ''}${z}`,
+  );
 }
 
 /**
@@ -51,7 +55,8 @@ export function parseTrace(text: string, source: string): Trace {
     const isFirst = firstContent;
     firstContent = false;
     if (cells.length !== 2) {
-      if (isFirst && cells.length > 2 && !NUMBER.test(cells[1] ?? '')) fail(source, i + 1, `expected a header of two columns (timestamp,value), found ${cells.length}`);
+      if (isFirst && cells.length > 2 && !NUMBER.test(cells[1] ?? ''))
+        fail(source, i + 1, `expected a header of two columns (timestamp,value), found ${cells.length}`);
       fail(source, i + 1, `expected two columns (timestamp,value), found ${cells.length}`);
     }
     const [tc, vc] = cells as [string, string];
@@ -64,13 +69,20 @@ export function parseTrace(text: string, source: string): Trace {
     const v = Number(vc);
     if (!Number.isFinite(v) || v < 0) fail(source, i + 1, `value ${vc} must be finite and ≥ 0`);
     const prev = times[times.length - 1];
-    if (prev !== undefined && t <= prev) fail(source, i + 1, `timestamp ${tc} is not after the previous row's`);
+    if (prev !== undefined && t <= prev)
+      fail(source, i + 1, `timestamp ${tc} is not after the previous row's`);
     times.push(t);
     values.push(v);
   }
-  if (times.length < 2) fail(source, lines.length, `expected at least two rows of timestamp,value, found ${times.length}`);
+  if (times.length < 2)
+    fail(source, lines.length, `expected at least two rows of timestamp,value, found ${times.length}`);
   const diffs: number[] = [];
   for (let i = 1; i < times.length; i++) diffs.push(times[i]! - times[i - 1]!);
   diffs.sort((a, b) => a - b);
-  return { source, times: Float64Array.from(times), values: Float64Array.from(values), stepMs: diffs[Math.floor(diffs.length / 2)]! };
+  return {
+    source,
+    times: Float64Array.from(times),
+    values: Float64Array.from(values),
+    stepMs: diffs[Math.floor(diffs.length / 2)]!,
+  };
 }

@@ -80,7 +80,10 @@ export function describeLeaseContract(ctx: () => ContractContext): void {
     const { store } = ctx();
     const before = await store.revision();
     await expectCode(store.put('nl/a', '1', { leaseId: 'no-such-lease' }), ErrorCode.StoreLease);
-    await expectCode(store.compareAndSet('nl/a', '1', { expectedRevision: 0, leaseId: 'no-such-lease' }), ErrorCode.StoreLease);
+    await expectCode(
+      store.compareAndSet('nl/a', '1', { expectedRevision: 0, leaseId: 'no-such-lease' }),
+      ErrorCode.StoreLease,
+    );
     expect(await store.get('nl/a')).toBeUndefined();
     expect(await store.revision()).toBe(before);
   });
@@ -113,7 +116,9 @@ export function describeLeaseContract(ctx: () => ContractContext): void {
     const { store, connect } = ctx();
     const clients = [store, await connect(), await connect()];
     for (let round = 0; round < 10; round++) {
-      const results = await Promise.all(clients.flatMap((c) => [c.bumpEpoch('race', round), c.bumpEpoch('race', round)]));
+      const results = await Promise.all(
+        clients.flatMap((c) => [c.bumpEpoch('race', round), c.bumpEpoch('race', round)]),
+      );
       expect(results.filter((r) => r !== undefined)).toEqual([round + 1]);
     }
     expect(await store.epoch('race')).toBe(10);
@@ -146,7 +151,7 @@ export function describeLeaseContract(ctx: () => ContractContext): void {
     const perWorker = 10;
     const worker = async (client: StateStore): Promise<number> => {
       let retries = 0;
-      for (let done = 0; done < perWorker; ) {
+      for (let done = 0; done < perWorker;) {
         const record = (await client.get('counter')) as StoreRecord;
         const next = String(Number(record.value) + 1);
         if (await client.compareAndSet('counter', next, { expectedRevision: record.revision })) done++;

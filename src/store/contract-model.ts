@@ -77,7 +77,9 @@ export function describeModelContract(ctx: () => ContractContext): void {
             }
           }
         }
-        const expectedList = [...model.values()].sort((x, y) => Buffer.compare(Buffer.from(x.key), Buffer.from(y.key)));
+        const expectedList = [...model.values()].sort((x, y) =>
+          Buffer.compare(Buffer.from(x.key), Buffer.from(y.key)),
+        );
         expect(await store.list(prefix)).toEqual(expectedList);
         for (const key of ['a', 'b', 'a/b', 'a/c', 'é']) {
           expect(await store.get(prefix + key)).toEqual(model.get(prefix + key));

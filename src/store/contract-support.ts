@@ -27,7 +27,11 @@ export interface ContractContext {
 }
 
 /** Polls `condition` until it holds; fails with `what` after `timeoutMs`. */
-export async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+export async function waitFor(
+  condition: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
@@ -50,7 +54,11 @@ export interface Collector {
 }
 
 /** Starts a watch on `prefix` that records every event. */
-export async function collect(store: StateStore, prefix: string, options: WatchOptions = {}): Promise<Collector> {
+export async function collect(
+  store: StateStore,
+  prefix: string,
+  options: WatchOptions = {},
+): Promise<Collector> {
   const events: WatchEvent[] = [];
   const errors: Error[] = [];
   const unwatch = await store.watch(prefix, (e) => events.push(e), {

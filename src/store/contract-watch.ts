@@ -18,7 +18,13 @@ export function describeWatchContract(ctx: () => ContractContext): void {
     await store.compareAndSet('w/c', 'lost', { expectedRevision: a.revision });
     const events = await watcher.waitForCount(5);
     await settle();
-    expect(summarize(watcher.events)).toEqual(['put w/a=1', 'put w/b=2', 'put w/a=3', 'delete w/b', 'put w/c=4']);
+    expect(summarize(watcher.events)).toEqual([
+      'put w/a=1',
+      'put w/b=2',
+      'put w/a=3',
+      'delete w/b',
+      'put w/c=4',
+    ]);
     expectStrictlyIncreasing(events);
     const put = events[2];
     expect(put?.record).toEqual(await store.get('w/a'));
@@ -45,7 +51,14 @@ export function describeWatchContract(ctx: () => ContractContext): void {
     });
     await store.put('chain/0', '0');
     await waitFor(() => seen.length >= 6, 'a chain of 6 writes');
-    expect(seen.map((e) => e.key)).toEqual(['chain/0', 'chain/1', 'chain/2', 'chain/3', 'chain/4', 'chain/5']);
+    expect(seen.map((e) => e.key)).toEqual([
+      'chain/0',
+      'chain/1',
+      'chain/2',
+      'chain/3',
+      'chain/4',
+      'chain/5',
+    ]);
     expectStrictlyIncreasing(seen);
   });
 
@@ -143,7 +156,10 @@ export function describeWatchContract(ctx: () => ContractContext): void {
     const r2 = await store.put('cp/a', '2');
     const r3 = await store.put('cp/a', '3');
     await store.compact(r2.revision);
-    await expectCode(store.watch('cp/', () => undefined, { fromRevision: r1.revision }), ErrorCode.StoreCompacted);
+    await expectCode(
+      store.watch('cp/', () => undefined, { fromRevision: r1.revision }),
+      ErrorCode.StoreCompacted,
+    );
     const watcher = await collect(store, 'cp/', { fromRevision: r2.revision });
     await watcher.waitForCount(1);
     expect(watcher.events[0]?.revision).toBe(r3.revision);

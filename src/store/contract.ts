@@ -79,7 +79,9 @@ function describeRecordContract(ctx: () => ContractContext): void {
     const under = await store.list('a/');
     expect(under.map((r) => r.key)).toEqual(['a/Z', 'a/b', 'a/b/deep', 'a/c', 'a/~', 'a/é']);
     expect(under.every((r) => r.value === `v:${r.key}`)).toBe(true);
-    expect((await store.list('')).map((r) => r.key)).toEqual([...keys].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y))));
+    expect((await store.list('')).map((r) => r.key)).toEqual(
+      [...keys].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y))),
+    );
     expect(await store.list('zzz')).toEqual([]);
   });
 
@@ -141,7 +143,9 @@ function describeRecordContract(ctx: () => ContractContext): void {
     expect(created?.version).toBe(1);
     expect(await store.compareAndSet('cas/new', 'second', { expectedRevision: 0 })).toBeUndefined();
     expect((await store.get('cas/new'))?.value).toBe('first');
-    expect(await store.compareAndSet('cas/absent', 'x', { expectedRevision: created?.revision ?? 1 })).toBeUndefined();
+    expect(
+      await store.compareAndSet('cas/absent', 'x', { expectedRevision: created?.revision ?? 1 }),
+    ).toBeUndefined();
     expect(await store.get('cas/absent')).toBeUndefined();
   });
 
@@ -205,7 +209,10 @@ function describeLifecycleContract(ctx: () => ContractContext): void {
     await expectCode(store.put('k', 'v'), code);
     await expectCode(store.compareAndSet('k', 'v', { expectedRevision: 0 }), code);
     await expectCode(store.delete('k'), code);
-    await expectCode(store.watch('', () => undefined), code);
+    await expectCode(
+      store.watch('', () => undefined),
+      code,
+    );
     await expectCode(store.grantLease(1000), code);
     await expectCode(store.keepAlive(lease.id), code);
     await expectCode(store.revokeLease(lease.id), code);

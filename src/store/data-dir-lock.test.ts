@@ -45,7 +45,11 @@ describe('acquireDataDirLock', () => {
     dataDir = join(dataDir, 'nested');
     lockFile = join(dataDir, DATA_DIR_LOCK_FILE);
     await acquire();
-    const owner = JSON.parse(await readFile(lockFile, 'utf8')) as { pid: number; hostname: string; startTime: number };
+    const owner = JSON.parse(await readFile(lockFile, 'utf8')) as {
+      pid: number;
+      hostname: string;
+      startTime: number;
+    };
     expect(owner.pid).toBe(process.pid);
     expect(owner.hostname).toBe(hostname());
     expect(owner.startTime).toBe(startTimeOf(process.pid));
@@ -81,7 +85,10 @@ describe('acquireDataDirLock', () => {
     try {
       await once(child, 'spawn');
       const pid = child.pid as number;
-      await writeFile(lockFile, JSON.stringify({ pid, startTime: startTimeOf(pid), hostname: hostname(), acquiredAt: '' }));
+      await writeFile(
+        lockFile,
+        JSON.stringify({ pid, startTime: startTimeOf(pid), hostname: hostname(), acquiredAt: '' }),
+      );
       await expectCode(acquireDataDirLock(dataDir), ErrorCode.AlreadyRunning);
       expect(JSON.parse(await readFile(lockFile, 'utf8')).pid).toBe(pid);
     } finally {
@@ -91,7 +98,12 @@ describe('acquireDataDirLock', () => {
   });
 
   it('takes over a lock whose pid now belongs to a different process', async () => {
-    const reused = { pid: process.pid, startTime: startTimeOf(process.pid) - 1, hostname: hostname(), acquiredAt: '' };
+    const reused = {
+      pid: process.pid,
+      startTime: startTimeOf(process.pid) - 1,
+      hostname: hostname(),
+      acquiredAt: '',
+    };
     await writeFile(lockFile, JSON.stringify(reused));
     await acquire();
     expect(JSON.parse(await readFile(lockFile, 'utf8')).startTime).toBe(startTimeOf(process.pid));
@@ -106,11 +118,14 @@ describe('acquireDataDirLock', () => {
   it('lets exactly one of several racing claims on a stale lock win', async () => {
     await writeFile(lockFile, JSON.stringify({ pid: await deadPid(), hostname: hostname(), acquiredAt: '' }));
     const results = await Promise.allSettled([1, 2, 3, 4, 5].map(() => acquireDataDirLock(dataDir)));
-    const won = results.filter((r): r is PromiseFulfilledResult<ReleaseDataDirLock> => r.status === 'fulfilled');
+    const won = results.filter(
+      (r): r is PromiseFulfilledResult<ReleaseDataDirLock> => r.status === 'fulfilled',
+    );
     releases.push(...won.map((r) => r.value));
     expect(won).toHaveLength(1);
     for (const r of results) {
-      if (r.status === 'rejected') expect(isUnderstudyError(r.reason, ErrorCode.AlreadyRunning), String(r.reason)).toBe(true);
+      if (r.status === 'rejected')
+        expect(isUnderstudyError(r.reason, ErrorCode.AlreadyRunning), String(r.reason)).toBe(true);
     }
   });
 

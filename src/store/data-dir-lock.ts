@@ -38,10 +38,14 @@ export async function acquireDataDirLock(dataDir: string): Promise<ReleaseDataDi
   try {
     await mkdir(dataDir, { recursive: true });
   } catch (err) {
-    throw new UnderstudyError(ErrorCode.StateDir, `cannot create data directory ${dataDir}: ${(err as Error).message}`, {
-      cause: err,
-      details: { dataDir },
-    });
+    throw new UnderstudyError(
+      ErrorCode.StateDir,
+      `cannot create data directory ${dataDir}: ${(err as Error).message}`,
+      {
+        cause: err,
+        details: { dataDir },
+      },
+    );
   }
   const lockPath = join(dataDir, DATA_DIR_LOCK_FILE);
   const me = currentOwner();
@@ -77,9 +81,13 @@ export async function acquireDataDirLock(dataDir: string): Promise<ReleaseDataDi
       await unlink(takeoverPath).catch(() => undefined);
     }
   }
-  throw new UnderstudyError(ErrorCode.AlreadyRunning, `could not acquire ${lockPath}: it keeps changing hands`, {
-    details: { lockFile: lockPath },
-  });
+  throw new UnderstudyError(
+    ErrorCode.AlreadyRunning,
+    `could not acquire ${lockPath}: it keeps changing hands`,
+    {
+      details: { lockFile: lockPath },
+    },
+  );
 }
 
 /** A takeover mutex is held for milliseconds; one older than this was left by a process that died holding it. */
@@ -210,10 +218,14 @@ function releaser(lockPath: string, me: DataDirLockOwner): ReleaseDataDirLock {
 }
 
 function stateDirError(path: string, err: unknown): UnderstudyError {
-  return new UnderstudyError(ErrorCode.StateDir, `cannot write the data directory lock ${path}: ${(err as Error).message}`, {
-    cause: err,
-    details: { path },
-  });
+  return new UnderstudyError(
+    ErrorCode.StateDir,
+    `cannot write the data directory lock ${path}: ${(err as Error).message}`,
+    {
+      cause: err,
+      details: { path },
+    },
+  );
 }
 
 /**

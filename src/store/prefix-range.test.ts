@@ -21,7 +21,10 @@ describe('prefixRangeEnd', () => {
   });
 
   it('bounds exactly the strings that start with the prefix, in UTF-8 byte order', () => {
-    const text = fc.string({ unit: fc.constantFrom('a', 'b', '/', '0', 'é', '\uD7FF', '\uE000', '\uFFFF', '\u{10000}', '\u{10FFFF}'), maxLength: 5 });
+    const text = fc.string({
+      unit: fc.constantFrom('a', 'b', '/', '0', 'é', '\uD7FF', '\uE000', '\uFFFF', '\u{10000}', '\u{10FFFF}'),
+      maxLength: 5,
+    });
     fc.assert(
       fc.property(text, text, (prefix, key) => {
         const end = prefixRangeEnd(prefix);

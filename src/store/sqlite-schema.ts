@@ -70,7 +70,8 @@ export function migrate(db: Database.Database): void {
   db.transaction(() => {
     db.exec(DDL);
   }).immediate();
-  const version = (db.prepare(`SELECT value FROM meta WHERE name = 'schema'`).get() as { value: number }).value;
+  const version = (db.prepare(`SELECT value FROM meta WHERE name = 'schema'`).get() as { value: number })
+    .value;
   if (version !== SCHEMA_VERSION) {
     throw new Error(`store.db has schema version ${version}; this Understudy understands ${SCHEMA_VERSION}`);
   }
@@ -79,7 +80,10 @@ export function migrate(db: Database.Database): void {
 /** SQL of every statement the store runs; `pluck` ones return the first column's value instead of a row. */
 const SQL = {
   getRevision: { sql: `SELECT value FROM meta WHERE name = 'revision'`, pluck: true },
-  nextRevision: { sql: `UPDATE meta SET value = value + 1 WHERE name = 'revision' RETURNING value`, pluck: true },
+  nextRevision: {
+    sql: `UPDATE meta SET value = value + 1 WHERE name = 'revision' RETURNING value`,
+    pluck: true,
+  },
   getCompactRevision: { sql: `SELECT value FROM meta WHERE name = 'compact_revision'`, pluck: true },
   setCompactRevision: { sql: `UPDATE meta SET value = ? WHERE name = 'compact_revision'` },
   getKv: { sql: `SELECT * FROM kv WHERE key = ?` },

@@ -25,8 +25,15 @@ describe('SqliteStateStore', () => {
   let dataDir: string;
   let now: number;
   const opened: SqliteStateStore[] = [];
-  const open = async (extra: { historyLimit?: number; tickIntervalMs?: number } = {}): Promise<SqliteStateStore> => {
-    const store = await SqliteStateStore.create({ dataDir, now: () => now, tickIntervalMs: 1_000_000, ...extra });
+  const open = async (
+    extra: { historyLimit?: number; tickIntervalMs?: number } = {},
+  ): Promise<SqliteStateStore> => {
+    const store = await SqliteStateStore.create({
+      dataDir,
+      now: () => now,
+      tickIntervalMs: 1_000_000,
+      ...extra,
+    });
     opened.push(store);
     return store;
   };
@@ -86,7 +93,10 @@ describe('SqliteStateStore', () => {
   it('compacts its change history to about historyLimit revisions and refuses older replays', async () => {
     const store = await open({ historyLimit: 20 });
     for (let i = 0; i < 100; i++) await store.put(`h/${i % 3}`, String(i));
-    await expectCode(store.watch('h/', () => undefined, { fromRevision: 0 }), ErrorCode.StoreCompacted);
+    await expectCode(
+      store.watch('h/', () => undefined, { fromRevision: 0 }),
+      ErrorCode.StoreCompacted,
+    );
     const from = (await store.revision()) - 20;
     const watcher = await collect(store, 'h/', { fromRevision: from });
     await watcher.waitForCount(20);
@@ -123,7 +133,10 @@ describe('SqliteStateStore', () => {
   });
 
   it('refuses to open a file that is not a database with UNDERSTUDY_ERR_STORE_UNAVAILABLE', async () => {
-    await writeFile(join(dataDir, STORE_DB_FILE), 'this is not a SQLite database, just some text'.repeat(100));
+    await writeFile(
+      join(dataDir, STORE_DB_FILE),
+      'this is not a SQLite database, just some text'.repeat(100),
+    );
     await expectCode(SqliteStateStore.create({ dataDir }), ErrorCode.StoreUnavailable);
   });
 

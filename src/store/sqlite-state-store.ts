@@ -107,16 +107,21 @@ export class SqliteStateStore implements StateStore {
       db = new Database(file);
       db.pragma(`busy_timeout = ${Math.max(0, Math.floor(resolved.busyTimeoutMs))}`);
       const mode = db.pragma('journal_mode = WAL', { simple: true });
-      if (String(mode).toLowerCase() !== 'wal') throw new Error(`could not switch ${file} to WAL mode (got ${String(mode)})`);
+      if (String(mode).toLowerCase() !== 'wal')
+        throw new Error(`could not switch ${file} to WAL mode (got ${String(mode)})`);
       db.pragma('synchronous = NORMAL');
       migrate(db);
       return new SqliteStateStore(db, resolved);
     } catch (err) {
       db?.close();
-      throw new UnderstudyError(ErrorCode.StoreUnavailable, `cannot open the store ${file}: ${(err as Error).message}`, {
-        cause: err,
-        details: { file },
-      });
+      throw new UnderstudyError(
+        ErrorCode.StoreUnavailable,
+        `cannot open the store ${file}: ${(err as Error).message}`,
+        {
+          cause: err,
+          details: { file },
+        },
+      );
     }
   }
 
@@ -172,18 +177,24 @@ export class SqliteStateStore implements StateStore {
       return this.#write(() => {
         const current = this.#sql.getKv.get(key) as KvRow | undefined;
         if (!current) return false;
-        if (options?.expectedRevision !== undefined && current.mod_revision !== options.expectedRevision) return false;
+        if (options?.expectedRevision !== undefined && current.mod_revision !== options.expectedRevision)
+          return false;
         this.#deleteRow(key);
         return true;
       });
     });
   }
 
-  async watch(prefix: string, listener: (event: WatchEvent) => void, options?: WatchOptions): Promise<Unwatch> {
+  async watch(
+    prefix: string,
+    listener: (event: WatchEvent) => void,
+    options?: WatchOptions,
+  ): Promise<Unwatch> {
     return this.#run(() => {
       // Catch up first, so that the backlog and the live stream meet exactly at #notified.
       this.#pump();
-      const from = options?.fromRevision === undefined ? undefined : Math.max(0, Math.floor(options.fromRevision));
+      const from =
+        options?.fromRevision === undefined ? undefined : Math.max(0, Math.floor(options.fromRevision));
       let backlog: WatchEvent[] = [];
       if (from !== undefined) {
         const compacted = this.#sql.getCompactRevision.get() as number;
@@ -212,12 +223,20 @@ export class SqliteStateStore implements StateStore {
   async grantLease(ttlMs: number): Promise<Lease> {
     return this.#run(() => {
       if (!Number.isFinite(ttlMs) || ttlMs <= 0) {
-        throw new UnderstudyError(ErrorCode.StoreLease, `a lease TTL must be a positive number of ms, got ${ttlMs}`, {
-          details: { ttlMs },
-        });
+        throw new UnderstudyError(
+          ErrorCode.StoreLease,
+          `a lease TTL must be a positive number of ms, got ${ttlMs}`,
+          {
+            details: { ttlMs },
+          },
+        );
       }
       const ttl = Math.ceil(ttlMs);
-      const lease: Lease = { id: randomBytes(8).toString('hex'), ttlMs: ttl, expiresAt: this.#options.now() + ttl };
+      const lease: Lease = {
+        id: randomBytes(8).toString('hex'),
+        ttlMs: ttl,
+        expiresAt: this.#options.now() + ttl,
+      };
       this.#sql.insertLease.run(lease.id, lease.ttlMs, lease.expiresAt);
       return lease;
     });
@@ -305,10 +324,14 @@ export class SqliteStateStore implements StateStore {
       return fn();
     } catch (err) {
       if (isUnderstudyError(err)) throw err;
-      throw new UnderstudyError(ErrorCode.StoreUnavailable, `store operation failed on ${this.#db.name}: ${(err as Error).message}`, {
-        cause: err,
-        details: { file: this.#db.name, sqliteCode: (err as { code?: unknown }).code },
-      });
+      throw new UnderstudyError(
+        ErrorCode.StoreUnavailable,
+        `store operation failed on ${this.#db.name}: ${(err as Error).message}`,
+        {
+          cause: err,
+          details: { file: this.#db.name, sqliteCode: (err as { code?: unknown }).code },
+        },
+      );
     }
   }
 
@@ -352,7 +375,8 @@ export class SqliteStateStore implements StateStore {
     const compacted = this.#sql.getCompactRevision.get() as number;
     // Compact in steps of ~1/8 of the limit so that the DELETE runs rarely.
     const slack = Math.max(16, Math.floor(this.#options.historyLimit / 8));
-    if (revision - compacted > this.#options.historyLimit + slack) this.#compactThrough(revision - this.#options.historyLimit);
+    if (revision - compacted > this.#options.historyLimit + slack)
+      this.#compactThrough(revision - this.#options.historyLimit);
     return revision;
   }
 
@@ -389,7 +413,10 @@ export class SqliteStateStore implements StateStore {
     const rows = this.#sql.changesAfter.all(this.#notified) as ChangeRow[];
     const first = rows[0];
     const current = this.#sql.getRevision.get() as number;
-    if ((first === undefined && current > this.#notified) || (first !== undefined && first.revision !== this.#notified + 1)) {
+    if (
+      (first === undefined && current > this.#notified) ||
+      (first !== undefined && first.revision !== this.#notified + 1)
+    ) {
       // Another process compacted history this object had not delivered yet: watchers would miss changes.
       const error = new UnderstudyError(
         ErrorCode.StoreCompacted,

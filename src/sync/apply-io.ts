@@ -41,7 +41,13 @@ export function decodeJournal(b: Buffer): Journal | undefined {
 }
 
 /** Hashes `base` with `patch` ranges laid over it, truncated or extended to `size`. */
-export async function hashPatched(base: FileHandle, baseSize: number, patch: readonly { off: number; data: Buffer }[], size: number, buf: Buffer): Promise<ContentHasher> {
+export async function hashPatched(
+  base: FileHandle,
+  baseSize: number,
+  patch: readonly { off: number; data: Buffer }[],
+  size: number,
+  buf: Buffer,
+): Promise<ContentHasher> {
   const h = new ContentHasher();
   let ri = 0;
   for (let p = 0; p < size; p += buf.length) {
@@ -50,9 +56,14 @@ export async function hashPatched(base: FileHandle, baseSize: number, patch: rea
     const fromBase = Math.max(0, Math.min(len, baseSize - p));
     if (fromBase > 0) {
       const { bytesRead } = await base.read(chunk, 0, fromBase, p);
-      if (bytesRead !== fromBase) throw new UnderstudyError(ErrorCode.SyncVerify, 'delta base changed while applying');
+      if (bytesRead !== fromBase)
+        throw new UnderstudyError(ErrorCode.SyncVerify, 'delta base changed while applying');
     }
-    while (ri < patch.length && (patch[ri] as { off: number; data: Buffer }).off + (patch[ri] as { data: Buffer }).data.length <= p) ri++;
+    while (
+      ri < patch.length &&
+      (patch[ri] as { off: number; data: Buffer }).off + (patch[ri] as { data: Buffer }).data.length <= p
+    )
+      ri++;
     for (let i = ri; i < patch.length; i++) {
       const r = patch[i] as { off: number; data: Buffer };
       if (r.off >= p + len) break;
@@ -75,7 +86,9 @@ export async function syncFilesystem(path: string): Promise<boolean> {
 /** fsyncs many paths, 16 at a time; `lenient` ignores paths that vanished. */
 export async function fsyncAll(paths: readonly string[], lenient = false): Promise<void> {
   for (let i = 0; i < paths.length; i += 16) {
-    await Promise.all(paths.slice(i, i + 16).map((p) => (lenient ? fsyncPath(p).catch(() => undefined) : fsyncPath(p))));
+    await Promise.all(
+      paths.slice(i, i + 16).map((p) => (lenient ? fsyncPath(p).catch(() => undefined) : fsyncPath(p))),
+    );
   }
 }
 
@@ -96,4 +109,3 @@ export async function lstatOrNull(path: string): Promise<Stats | null> {
     throw err;
   }
 }
-

@@ -1,5 +1,19 @@
 import { constants as fsc, type Stats } from 'node:fs';
-import { copyFile, mkdir, open, readdir, readlink, rename, rm, symlink, chmod, utimes, writeFile, readFile, type FileHandle } from 'node:fs/promises';
+import {
+  copyFile,
+  mkdir,
+  open,
+  readdir,
+  readlink,
+  rename,
+  rm,
+  symlink,
+  chmod,
+  utimes,
+  writeFile,
+  readFile,
+  type FileHandle,
+} from 'node:fs/promises';
 import { join } from 'node:path';
 import { UnderstudyError, ErrorCode } from '../errors/index.js';
 import { ContentHasher, CONTENT_HASH_BYTES, hashFile } from './content-hash.js';
@@ -7,8 +21,25 @@ import type { BatchOp } from './messages.js';
 import { FileRecord } from './file-stream.js';
 import { ByteReader, ByteWriter } from './byte-codec.js';
 import type { ByteQueue } from './byte-queue.js';
-import { assertSafeRelativePath, parentOf, parentsAreRealDirs, parentsOf, unsafePath } from './path-safety.js';
-import { decodeJournal, encodeJournal, fsyncAll, fsyncPath, hashPatched, lstatOrNull, SLOTS, syncFilesystem, type Journal, type JournalStep } from './apply-io.js';
+import {
+  assertSafeRelativePath,
+  parentOf,
+  parentsAreRealDirs,
+  parentsOf,
+  unsafePath,
+} from './path-safety.js';
+import {
+  decodeJournal,
+  encodeJournal,
+  fsyncAll,
+  fsyncPath,
+  hashPatched,
+  lstatOrNull,
+  SLOTS,
+  syncFilesystem,
+  type Journal,
+  type JournalStep,
+} from './apply-io.js';
 
 /** Persisted apply position of an echo. */
 export interface ApplyState {
@@ -162,7 +193,12 @@ export class BatchApplier {
       await Promise.all(pending);
       await data.expectEnd();
       // Order: deletes, mkdirs (parents first), files and links, then mode changes.
-      const ordered = [...steps.filter((s) => s.k === 'delete'), ...steps.filter((s) => s.k === 'mkdir'), ...finalSteps, ...steps.filter((s) => s.k === 'chmod')];
+      const ordered = [
+        ...steps.filter((s) => s.k === 'delete'),
+        ...steps.filter((s) => s.k === 'mkdir'),
+        ...finalSteps,
+        ...steps.filter((s) => s.k === 'chmod'),
+      ];
       return { seq, lineage, steps: ordered, files, bytes };
     } catch (err) {
       await rm(dir, { recursive: true, force: true });
@@ -184,7 +220,8 @@ export class BatchApplier {
       for (const p of parentsOf(path)) {
         const t = post.get(p);
         if (t === 'dir') continue;
-        if (t !== undefined) throw unsafePath(path, `parent ${JSON.stringify(p)} is not a directory in this batch`);
+        if (t !== undefined)
+          throw unsafePath(path, `parent ${JSON.stringify(p)} is not a directory in this batch`);
         const st = await cachedStat(p);
         if (!st) throw unsafePath(path, `parent ${JSON.stringify(p)} does not exist`);
         if (st.isSymbolicLink()) throw unsafePath(path, `parent ${JSON.stringify(p)} is a symlink`);
@@ -199,7 +236,9 @@ export class BatchApplier {
       }
     }
     // mkdirs first, in path order so parents precede children.
-    const mkdirs = ops.filter((o): o is Extract<BatchOp, { op: 'mkdir' }> => o.op === 'mkdir').sort((a, b) => (a.path < b.path ? -1 : 1));
+    const mkdirs = ops
+      .filter((o): o is Extract<BatchOp, { op: 'mkdir' }> => o.op === 'mkdir')
+      .sort((a, b) => (a.path < b.path ? -1 : 1));
     for (const o of mkdirs) {
       await parentOk(o.path);
       post.set(o.path, 'dir');
@@ -212,7 +251,12 @@ export class BatchApplier {
           assertSafeRelativePath(o.base);
           await parentsAreRealDirs(this.root, o.base);
           const st = await lstatOrNull(join(this.root, o.base));
-          if (!st) throw new UnderstudyError(ErrorCode.SyncVerify, `delta base ${JSON.stringify(o.base)} is missing on the echo`, { details: { path: o.base } });
+          if (!st)
+            throw new UnderstudyError(
+              ErrorCode.SyncVerify,
+              `delta base ${JSON.stringify(o.base)} is missing on the echo`,
+              { details: { path: o.base } },
+            );
           if (!st.isFile()) throw unsafePath(o.base, 'delta base is not a regular file');
         }
         post.set(o.path, o.op);
@@ -228,7 +272,11 @@ export class BatchApplier {
    * Reads a new file's literal records and verifies its hash. Small files are returned with a
    * pending write so many can be written concurrently; large ones are streamed to disk.
    */
-  async #buildNew(stagedPath: string, o: Extract<BatchOp, { op: 'file' }>, data: ByteQueue): Promise<{ bytes: number; write: Promise<void> | null }> {
+  async #buildNew(
+    stagedPath: string,
+    o: Extract<BatchOp, { op: 'file' }>,
+    data: ByteQueue,
+  ): Promise<{ bytes: number; write: Promise<void> | null }> {
     const hasher = new ContentHasher();
     let parts: Buffer[] = [];
     let total = 0;
@@ -245,7 +293,10 @@ export class BatchApplier {
             if (fh) {
               await fh.write(chunk, 0, chunk.length, total);
               // Start write-back early on big files so the commit's fsync has little left to do.
-              if (this.durable && Math.floor((total + chunk.length) / (32 << 20)) > Math.floor(total / (32 << 20))) {
+              if (
+                this.durable &&
+                Math.floor((total + chunk.length) / (32 << 20)) > Math.floor(total / (32 << 20))
+              ) {
                 const h = fh;
                 flushing = flushing.then(() => h.datasync()).catch(() => undefined);
               }
@@ -262,11 +313,17 @@ export class BatchApplier {
           const expected = (await data.readExact(CONTENT_HASH_BYTES)).toString('hex');
           const actual = hasher.digest();
           if (actual !== expected) {
-            throw new UnderstudyError(ErrorCode.SyncVerify, `file ${JSON.stringify(o.path)} does not match its source hash after apply`, { details: { path: o.path, expected, actual } });
+            throw new UnderstudyError(
+              ErrorCode.SyncVerify,
+              `file ${JSON.stringify(o.path)} does not match its source hash after apply`,
+              { details: { path: o.path, expected, actual } },
+            );
           }
           break;
         } else if (tag === FileRecord.Copy) {
-          throw new UnderstudyError(ErrorCode.SyncFrame, 'copy record in a file without a delta base', { details: { path: o.path } });
+          throw new UnderstudyError(ErrorCode.SyncFrame, 'copy record in a file without a delta base', {
+            details: { path: o.path },
+          });
         } else throw new UnderstudyError(ErrorCode.SyncFrame, `unknown file record ${tag}`);
       }
       const finish = async (h: FileHandle): Promise<void> => {
@@ -301,7 +358,12 @@ export class BatchApplier {
    * hashing base-plus-patch, and it is applied in place after commit (redo data in the journal).
    * Anything else is built as a whole new file in staging and renamed into place.
    */
-  async #buildFile(dir: string, name: string, o: Extract<BatchOp, { op: 'file' }>, data: ByteQueue): Promise<{ bytes: number; step: JournalStep }> {
+  async #buildFile(
+    dir: string,
+    name: string,
+    o: Extract<BatchOp, { op: 'file' }>,
+    data: ByteQueue,
+  ): Promise<{ bytes: number; step: JournalStep }> {
     const stagedPath = join(dir, name);
     const basePath = o.base === null ? null : join(this.root, o.base);
     let base: FileHandle | null = null;
@@ -339,7 +401,10 @@ export class BatchApplier {
         if (tag === FileRecord.Copy) {
           const src = pos + (await data.svarint());
           const len = await data.varint();
-          if (!base || src < 0 || src + len > baseSize) throw new UnderstudyError(ErrorCode.SyncFrame, 'copy outside the delta base', { details: { path: o.path } });
+          if (!base || src < 0 || src + len > baseSize)
+            throw new UnderstudyError(ErrorCode.SyncFrame, 'copy outside the delta base', {
+              details: { path: o.path },
+            });
           if ((patch || clone) && src === pos) {
             pos += len;
             continue;
@@ -349,7 +414,10 @@ export class BatchApplier {
           while (done < len) {
             const n = Math.min(buf.length, len - done);
             const { bytesRead } = await base.read(buf, 0, n, src + done);
-            if (bytesRead !== n) throw new UnderstudyError(ErrorCode.SyncVerify, 'delta base shorter than expected', { details: { path: o.path } });
+            if (bytesRead !== n)
+              throw new UnderstudyError(ErrorCode.SyncVerify, 'delta base shorter than expected', {
+                details: { path: o.path },
+              });
             await f.write(buf, 0, n, pos + done);
             (hasher as ContentHasher | null)?.update(buf.subarray(0, n));
             done += n;
@@ -379,9 +447,18 @@ export class BatchApplier {
           if (patch && base) {
             const bst = await base.stat();
             const cached = this.#hashes.get(o.path);
-            const tail = patch.length > 0 && (patch[0] as { off: number }).off === baseSize && patch.reduce((e, r) => (r.off === e ? e + r.data.length : -1), baseSize) === pos;
+            const tail =
+              patch.length > 0 &&
+              (patch[0] as { off: number }).off === baseSize &&
+              patch.reduce((e, r) => (r.off === e ? e + r.data.length : -1), baseSize) === pos;
             let extended: ContentHasher | undefined;
-            if (cached && tail && cached.size === baseSize && cached.ino === bst.ino && cached.mtimeMs === bst.mtimeMs) {
+            if (
+              cached &&
+              tail &&
+              cached.size === baseSize &&
+              cached.ino === bst.ino &&
+              cached.mtimeMs === bst.mtimeMs
+            ) {
               // Pure append to a file whose hash state we kept: hash only the tail.
               extended = cached.state.fork();
               for (const r of patch) extended.update(r.data);
@@ -407,9 +484,13 @@ export class BatchApplier {
             step = { k: 'place', path: o.path, staged: name };
           }
           if (actual !== expected) {
-            throw new UnderstudyError(ErrorCode.SyncVerify, `file ${JSON.stringify(o.path)} does not match its source hash after apply`, {
-              details: { path: o.path, expected, actual },
-            });
+            throw new UnderstudyError(
+              ErrorCode.SyncVerify,
+              `file ${JSON.stringify(o.path)} does not match its source hash after apply`,
+              {
+                details: { path: o.path, expected, actual },
+              },
+            );
           }
           return { bytes: written, step };
         } else {
@@ -429,11 +510,18 @@ export class BatchApplier {
    */
   async commit(staged: StagedBatch): Promise<void> {
     const dir = this.#stagingDir(staged.seq);
-    const journal: Journal = { gen: this.#state.gen ?? 0, lineage: staged.lineage, seq: staged.seq, steps: staged.steps };
+    const journal: Journal = {
+      gen: this.#state.gen ?? 0,
+      lineage: staged.lineage,
+      seq: staged.seq,
+      steps: staged.steps,
+    };
     if (this.durable) {
       // One concurrent round (the filesystem groups the flushes): this batch's staged content and
       // the previous batch's effects must be durable before this journal record exists.
-      const content = staged.steps.filter((st) => st.k === 'place' || st.k === 'patch').map((st) => join(dir, (st as { staged: string }).staged));
+      const content = staged.steps
+        .filter((st) => st.k === 'place' || st.k === 'patch')
+        .map((st) => join(dir, (st as { staged: string }).staged));
       // Many files: one syncfs(2) (`sync -f`) beats thousands of fsyncs; else fsync each.
       if (content.length + this.#deferred.size <= 64 || !(await syncFilesystem(this.metaDir))) {
         await Promise.all([fsyncAll(content), fsyncAll([...this.#deferred], true)]);
@@ -468,7 +556,8 @@ export class BatchApplier {
         if (!v) {
           v = lstatOrNull(join(this.root, p)).then((st) => {
             if (st?.isSymbolicLink()) throw unsafePath(path, `parent ${JSON.stringify(p)} is a symlink`);
-            if (st && !st.isDirectory()) throw unsafePath(path, `parent ${JSON.stringify(p)} is not a directory`);
+            if (st && !st.isDirectory())
+              throw unsafePath(path, `parent ${JSON.stringify(p)} is not a directory`);
           });
           verified.set(p, v);
         }
@@ -486,14 +575,16 @@ export class BatchApplier {
     const phases: JournalStep[][] = [];
     let last = '';
     for (const st of journal.steps) {
-      const kind = st.k === 'delete' ? 'delete' : st.k === 'mkdir' ? 'mkdir' : st.k === 'chmod' ? 'chmod' : 'final';
+      const kind =
+        st.k === 'delete' ? 'delete' : st.k === 'mkdir' ? 'mkdir' : st.k === 'chmod' ? 'chmod' : 'final';
       if (kind !== last || kind === 'mkdir') phases.push([]);
       (phases[phases.length - 1] as JournalStep[]).push(st);
       last = kind;
     }
     for (const phase of phases) {
       verified = new Map();
-      for (let i = 0; i < phase.length; i += 32) await Promise.all(phase.slice(i, i + 32).map((st) => this.#step(st, dir, guard)));
+      for (let i = 0; i < phase.length; i += 32)
+        await Promise.all(phase.slice(i, i + 32).map((st) => this.#step(st, dir, guard)));
     }
     for (const d of touched) this.#deferred.add(join(this.root, d));
   }

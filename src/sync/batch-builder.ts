@@ -44,7 +44,11 @@ export interface BuiltBatch {
 }
 
 /** Runs `fn` over `items`, `limit` at a time. */
-async function eachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+async function eachLimit<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < items.length) await fn(items[next++] as T);
@@ -60,7 +64,11 @@ type FileChange = { path: string; cur: Extract<TreeEntry, { type: 'file' }>; old
  * (renames and duplicates by inode or content hash), deltas against the echo's version, or literals.
  * Applies the implied updates to the view.
  */
-export async function buildBatch(ctx: BuildContext, dirty: Map<string, boolean>, limits: BuildLimits): Promise<BuiltBatch> {
+export async function buildBatch(
+  ctx: BuildContext,
+  dirty: Map<string, boolean>,
+  limits: BuildLimits,
+): Promise<BuiltBatch> {
   const { view, root } = ctx;
   const deletes: string[] = [];
   const mkdirs: { path: string; mode: number }[] = [];
@@ -88,19 +96,36 @@ export async function buildBatch(ctx: BuildContext, dirty: Map<string, boolean>,
         const names = await listDir(root, p);
         const present = new Set(names);
         await eachLimit(names, 16, (name) => examine(childPath(p, name), deep || isNew));
-        if (!isNew) await eachLimit([...view.children(p)].filter((n) => !present.has(n)), 16, (name) => examine(childPath(p, name), false));
+        if (!isNew)
+          await eachLimit(
+            [...view.children(p)].filter((n) => !present.has(n)),
+            16,
+            (name) => examine(childPath(p, name), false),
+          );
       }
       return;
     }
     if (cur.type === 'symlink') {
-      if (!old || old.type !== 'symlink' || old.target !== cur.target) links.push({ path: p, target: cur.target });
+      if (!old || old.type !== 'symlink' || old.target !== cur.target)
+        links.push({ path: p, target: cur.target });
       return;
     }
-    if (!old || old.type !== 'file' || old.size !== cur.size || old.mtimeMs !== cur.mtimeMs || old.ino !== cur.ino) files.push({ path: p, cur, old });
+    if (
+      !old ||
+      old.type !== 'file' ||
+      old.size !== cur.size ||
+      old.mtimeMs !== cur.mtimeMs ||
+      old.ino !== cur.ino
+    )
+      files.push({ path: p, cur, old });
     else if (old.mode !== cur.mode) chmods.push({ path: p, mode: cur.mode });
   };
 
-  await eachLimit([...dirty.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)), 32, ([p, deep]) => examine(p, deep));
+  await eachLimit(
+    [...dirty.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)),
+    32,
+    ([p, deep]) => examine(p, deep),
+  );
   deletes.sort();
 
   // Priority order; defer what exceeds the limits (only plain file-to-file changes can wait).
@@ -110,7 +135,11 @@ export async function buildBatch(ctx: BuildContext, dirty: Map<string, boolean>,
   let budget = 0;
   for (const f of files) {
     const deferrable = !f.old || f.old.type === 'file';
-    if (deferrable && chosen.length > 0 && (chosen.length >= limits.maxFiles || budget + f.cur.size > limits.maxContentBytes)) {
+    if (
+      deferrable &&
+      chosen.length > 0 &&
+      (chosen.length >= limits.maxFiles || budget + f.cur.size > limits.maxContentBytes)
+    ) {
       deferred.push(f.path);
       continue;
     }
@@ -125,7 +154,14 @@ export async function buildBatch(ctx: BuildContext, dirty: Map<string, boolean>,
     // Rename or hard link: same inode, size and mtime as a file the echo has.
     const byIno = view.pathWithIno(f.cur.ino);
     const inoTwin = byIno !== undefined ? view.get(byIno) : undefined;
-    if (byIno !== undefined && byIno !== f.path && inoTwin?.type === 'file' && inoTwin.size === f.cur.size && inoTwin.mtimeMs === f.cur.mtimeMs && inoTwin.mtimeMs > 0) {
+    if (
+      byIno !== undefined &&
+      byIno !== f.path &&
+      inoTwin?.type === 'file' &&
+      inoTwin.size === f.cur.size &&
+      inoTwin.mtimeMs === f.cur.mtimeMs &&
+      inoTwin.mtimeMs > 0
+    ) {
       fileOps.push(copyOp(f, byIno, inoTwin.hash, inoTwin.sig));
       return;
     }
@@ -143,10 +179,24 @@ export async function buildBatch(ctx: BuildContext, dirty: Map<string, boolean>,
       }
       throw err;
     }
-    const entry: ViewEntry = { type: 'file', mode: f.cur.mode, size: r.size, mtimeMs: f.cur.mtimeMs, ino: f.cur.ino, hash: r.hash, sig: r.signature };
+    const entry: ViewEntry = {
+      type: 'file',
+      mode: f.cur.mode,
+      size: r.size,
+      mtimeMs: f.cur.mtimeMs,
+      ino: f.cur.ino,
+      hash: r.hash,
+      sig: r.signature,
+    };
     if (oldFile && oldFile.hash === r.hash) {
       // Same content (e.g. touched, or known from a manifest): no transfer.
-      fileOps.push({ op: { op: 'chmod', path: f.path, mode: f.cur.mode }, pieces: [], entry, literal: 0, size: 0 });
+      fileOps.push({
+        op: { op: 'chmod', path: f.path, mode: f.cur.mode },
+        pieces: [],
+        entry,
+        literal: 0,
+        size: 0,
+      });
       return;
     }
     const twin = view.pathWithHash(r.hash);
@@ -165,14 +215,28 @@ export async function buildBatch(ctx: BuildContext, dirty: Map<string, boolean>,
       size: r.size,
     });
   };
-  const copyOp = (f: FileChange, from: string, hash: string, sig: FileSignature | Promise<FileSignature> | null, size = f.cur.size) => {
+  const copyOp = (
+    f: FileChange,
+    from: string,
+    hash: string,
+    sig: FileSignature | Promise<FileSignature> | null,
+    size = f.cur.size,
+  ) => {
     const w = new ByteWriter(40);
     if (size > 0) encodeCopy(w, 0, 0, size);
     encodeEnd(w, hash);
     return {
       op: { op: 'file', path: f.path, mode: f.cur.mode, mtimeMs: f.cur.mtimeMs, base: from } as BatchOp,
       pieces: [w.finish()],
-      entry: { type: 'file', mode: f.cur.mode, size, mtimeMs: f.cur.mtimeMs, ino: f.cur.ino, hash, sig } as ViewEntry,
+      entry: {
+        type: 'file',
+        mode: f.cur.mode,
+        size,
+        mtimeMs: f.cur.mtimeMs,
+        ino: f.cur.ino,
+        hash,
+        sig,
+      } as ViewEntry,
       literal: 0,
       size,
     };

@@ -35,10 +35,14 @@ export class ChangeWatcher {
   addDir(rel: string): void {
     if (!this.options.watch || this.#closed || this.#watchers.has(rel)) return;
     try {
-      const w = watch(rel === '' ? this.root : join(this.root, rel), { persistent: false }, (_event, name) => {
-        if (name === null) this.onChange(rel, true);
-        else this.onChange(childPath(rel, name.toString()), false);
-      });
+      const w = watch(
+        rel === '' ? this.root : join(this.root, rel),
+        { persistent: false },
+        (_event, name) => {
+          if (name === null) this.onChange(rel, true);
+          else this.onChange(childPath(rel, name.toString()), false);
+        },
+      );
       w.on('error', () => {
         w.close();
         this.#watchers.delete(rel);

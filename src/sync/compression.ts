@@ -20,11 +20,16 @@ const PROBE_BYTES = 16 * 1024;
  * for small payloads or 1 for large ones (measured: brotli beats deflate on both ratio and speed at
  * equal effort here). Returns the raw bytes when compression does not save at least 3%.
  */
-export async function compress(raw: Buffer, mode: CompressionMode): Promise<{ codec: CodecValue; body: Buffer }> {
+export async function compress(
+  raw: Buffer,
+  mode: CompressionMode,
+): Promise<{ codec: CodecValue; body: Buffer }> {
   if (mode === 'none' || raw.length < 64) return { codec: Codec.None, body: raw };
   if (mode === 'auto' && raw.length > PROBE_BYTES * 2) {
     const mid = Math.floor(raw.length / 2);
-    const probe = await brotliAsync(raw.subarray(mid, mid + PROBE_BYTES), { params: { [zc.BROTLI_PARAM_QUALITY]: 1 } });
+    const probe = await brotliAsync(raw.subarray(mid, mid + PROBE_BYTES), {
+      params: { [zc.BROTLI_PARAM_QUALITY]: 1 },
+    });
     if (probe.length > PROBE_BYTES * 0.9) return { codec: Codec.None, body: raw };
   }
   let body: Buffer;
@@ -34,7 +39,9 @@ export async function compress(raw: Buffer, mode: CompressionMode): Promise<{ co
     codec = Codec.Deflate;
   } else {
     const quality = raw.length <= 256 * 1024 ? 4 : 1;
-    body = await brotliAsync(raw, { params: { [zc.BROTLI_PARAM_QUALITY]: quality, [zc.BROTLI_PARAM_SIZE_HINT]: raw.length } });
+    body = await brotliAsync(raw, {
+      params: { [zc.BROTLI_PARAM_QUALITY]: quality, [zc.BROTLI_PARAM_SIZE_HINT]: raw.length },
+    });
     codec = Codec.Brotli;
   }
   if (body.length > raw.length * 0.97) return { codec: Codec.None, body: raw };
@@ -46,13 +53,15 @@ export function decompress(codec: number, body: Buffer, rawLength: number): Buff
   let out: Buffer;
   try {
     if (codec === Codec.None) out = body;
-    else if (codec === Codec.Brotli) out = brotliDecompressSync(body, { maxOutputLength: Math.max(1, rawLength) });
+    else if (codec === Codec.Brotli)
+      out = brotliDecompressSync(body, { maxOutputLength: Math.max(1, rawLength) });
     else if (codec === Codec.Deflate) out = inflateRawSync(body, { maxOutputLength: Math.max(1, rawLength) });
     else throw new UnderstudyError(ErrorCode.SyncFrame, `unknown codec ${codec}`);
   } catch (err) {
     if (err instanceof UnderstudyError) throw err;
     throw new UnderstudyError(ErrorCode.SyncFrame, 'payload does not decompress', { cause: err });
   }
-  if (out.length !== rawLength) throw new UnderstudyError(ErrorCode.SyncFrame, 'decompressed length mismatch');
+  if (out.length !== rawLength)
+    throw new UnderstudyError(ErrorCode.SyncFrame, 'decompressed length mismatch');
   return out;
 }

@@ -39,16 +39,33 @@ export function encodeRecords(ops: ReturnType<typeof computeDelta>['ops'], sizeH
  * big files. With `deferSignature`, a whole file's signature is left out (null) for the caller to
  * compute after the content is on its way.
  */
-export function diffContent(data: Buffer, base: FileSignature | null, deferSignature = false, cache?: HashCache): Omit<ContentResult, 'signature'> & { signature: FileSignature | null } {
+export function diffContent(
+  data: Buffer,
+  base: FileSignature | null,
+  deferSignature = false,
+  cache?: HashCache,
+): Omit<ContentResult, 'signature'> & { signature: FileSignature | null } {
   if (cache && base !== null && base.length > 0) return diffWithCache(data, base, cache);
   const hash = contentHash(data);
   if (base === null || base.length === 0) {
     const w = new ByteWriter(16);
     if (data.length > 0) encodeLiteralHeader(w, data.length);
-    return { hash, size: data.length, records: data.length > 0 ? [w.finish(), data] : [], literalBytes: data.length, signature: deferSignature ? null : computeSignature(data) };
+    return {
+      hash,
+      size: data.length,
+      records: data.length > 0 ? [w.finish(), data] : [],
+      literalBytes: data.length,
+      signature: deferSignature ? null : computeSignature(data),
+    };
   }
   const d = computeDelta(base, data);
-  return { hash, size: data.length, records: [encodeRecords(d.ops, d.literalBytes)], literalBytes: d.literalBytes, signature: d.signature };
+  return {
+    hash,
+    size: data.length,
+    records: [encodeRecords(d.ops, d.literalBytes)],
+    literalBytes: d.literalBytes,
+    signature: d.signature,
+  };
 }
 
 /**
@@ -59,11 +76,20 @@ export interface HashCache {
   entry?: { length: number; whole: bigint; state: ContentHasher };
 }
 
-function diffWithCache(data: Buffer, base: FileSignature, cache: HashCache): Omit<ContentResult, 'signature'> & { signature: FileSignature } {
+function diffWithCache(
+  data: Buffer,
+  base: FileSignature,
+  cache: HashCache,
+): Omit<ContentResult, 'signature'> & { signature: FileSignature } {
   const d = computeDelta(base, data);
   const first = d.ops[0];
   const e = cache.entry;
-  const append = first?.kind === 'copy' && first.offset === 0 && first.length === base.length && d.ops.length <= 2 && data.length >= base.length;
+  const append =
+    first?.kind === 'copy' &&
+    first.offset === 0 &&
+    first.length === base.length &&
+    d.ops.length <= 2 &&
+    data.length >= base.length;
   let state: ContentHasher;
   if (append && e && e.length === base.length && e.whole === base.whole) {
     state = e.state.fork();
@@ -73,7 +99,13 @@ function diffWithCache(data: Buffer, base: FileSignature, cache: HashCache): Omi
     state.update(data);
   }
   cache.entry = { length: data.length, whole: d.signature.whole, state: state.fork() };
-  return { hash: state.digest(), size: data.length, records: [encodeRecords(d.ops, d.literalBytes)], literalBytes: d.literalBytes, signature: d.signature };
+  return {
+    hash: state.digest(),
+    size: data.length,
+    records: [encodeRecords(d.ops, d.literalBytes)],
+    literalBytes: d.literalBytes,
+    signature: d.signature,
+  };
 }
 
 /** Reads `path` and runs {@link diffContent} (inline: signature included). */

@@ -31,7 +31,10 @@ export class ContentPool {
   #worker: Worker | undefined;
   #next = 1;
   readonly #pending = new Map<number, Pending>();
-  readonly #sigWaiters = new Map<number, { resolve: (sig: FileSignature) => void; reject: (e: Error) => void }>();
+  readonly #sigWaiters = new Map<
+    number,
+    { resolve: (sig: FileSignature) => void; reject: (e: Error) => void }
+  >();
   #closed = false;
 
   constructor(readonly inlineBelow = 256 * 1024) {}
@@ -41,31 +44,49 @@ export class ContentPool {
     try {
       const w = new Worker(workerUrl());
       w.unref();
-      w.on('message', (m: { id: number; ok?: boolean; sig?: FileSignature; result?: Omit<ContentResult, 'records' | 'signature'> & { records: Uint8Array[]; signature: FileSignature | null }; error?: { message: string; code?: string } }) => {
-        if (m.sig) {
-          this.#sigWaiters.get(m.id)?.resolve(m.sig);
-          this.#sigWaiters.delete(m.id);
-          return;
-        }
-        const p = this.#pending.get(m.id);
-        if (!p) return;
-        this.#pending.delete(m.id);
-        if (m.ok && m.result) {
-          const r = m.result;
-          let signature: FileSignature | Promise<FileSignature> | null = r.signature;
-          if (signature === null) {
-            const pending: PendingSignature = new Promise<FileSignature>((resolve, reject) => this.#sigWaiters.set(m.id, { resolve, reject }));
-            pending.catch(() => undefined); // a lost signature only costs a whole-file send later
-            pending.now = () => w.postMessage({ signNow: m.id });
-            signature = pending;
+      w.on(
+        'message',
+        (m: {
+          id: number;
+          ok?: boolean;
+          sig?: FileSignature;
+          result?: Omit<ContentResult, 'records' | 'signature'> & {
+            records: Uint8Array[];
+            signature: FileSignature | null;
+          };
+          error?: { message: string; code?: string };
+        }) => {
+          if (m.sig) {
+            this.#sigWaiters.get(m.id)?.resolve(m.sig);
+            this.#sigWaiters.delete(m.id);
+            return;
           }
-          p.resolve({ ...r, signature, records: r.records.map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength)) });
-        } else {
-          const e = new Error(m.error?.message ?? 'worker failed') as NodeJS.ErrnoException;
-          if (m.error?.code) e.code = m.error.code;
-          p.reject(e);
-        }
-      });
+          const p = this.#pending.get(m.id);
+          if (!p) return;
+          this.#pending.delete(m.id);
+          if (m.ok && m.result) {
+            const r = m.result;
+            let signature: FileSignature | Promise<FileSignature> | null = r.signature;
+            if (signature === null) {
+              const pending: PendingSignature = new Promise<FileSignature>((resolve, reject) =>
+                this.#sigWaiters.set(m.id, { resolve, reject }),
+              );
+              pending.catch(() => undefined); // a lost signature only costs a whole-file send later
+              pending.now = () => w.postMessage({ signNow: m.id });
+              signature = pending;
+            }
+            p.resolve({
+              ...r,
+              signature,
+              records: r.records.map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength)),
+            });
+          } else {
+            const e = new Error(m.error?.message ?? 'worker failed') as NodeJS.ErrnoException;
+            if (m.error?.code) e.code = m.error.code;
+            p.reject(e);
+          }
+        },
+      );
       w.on('error', (err) => this.#failAll(err));
       w.on('exit', () => {
         this.#worker = undefined;

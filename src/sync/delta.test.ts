@@ -20,7 +20,8 @@ function applyEdits(base: Buffer, edits: Edit[]): Buffer {
   for (const e of edits) {
     const at = e.kind === 'append' ? cur.length : Math.min(e.at, cur.length);
     if (e.kind === 'insert') cur = Buffer.concat([cur.subarray(0, at), e.data, cur.subarray(at)]);
-    else if (e.kind === 'delete') cur = Buffer.concat([cur.subarray(0, at), cur.subarray(Math.min(cur.length, at + e.len))]);
+    else if (e.kind === 'delete')
+      cur = Buffer.concat([cur.subarray(0, at), cur.subarray(Math.min(cur.length, at + e.len))]);
     else if (e.kind === 'overwrite') {
       cur = Buffer.from(cur);
       cur.set(e.data.subarray(0, Math.max(0, cur.length - at)), at);
@@ -55,17 +56,22 @@ const edit: fc.Arbitrary<Edit> = fc.oneof(
 describe('delta engine', () => {
   it('reproduces the new file from the old one for random files and edit scripts', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 300_000 }), fc.array(edit, { maxLength: 8 }), fc.integer(), (size, edits, seed) => {
-        const base = seededBytes(size, seed);
-        const next = applyEdits(base, edits);
-        const sig = computeSignature(base);
-        const delta = computeDelta(sig, next);
-        expect(applyDelta(base, delta.ops).equals(next)).toBe(true);
-        // The new signature equals one computed from scratch, so chained deltas stay correct.
-        const fresh = computeSignature(next);
-        expect(delta.signature.weak).toEqual(fresh.weak);
-        expect(delta.signature.strong).toEqual(fresh.strong);
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: 300_000 }),
+        fc.array(edit, { maxLength: 8 }),
+        fc.integer(),
+        (size, edits, seed) => {
+          const base = seededBytes(size, seed);
+          const next = applyEdits(base, edits);
+          const sig = computeSignature(base);
+          const delta = computeDelta(sig, next);
+          expect(applyDelta(base, delta.ops).equals(next)).toBe(true);
+          // The new signature equals one computed from scratch, so chained deltas stay correct.
+          const fresh = computeSignature(next);
+          expect(delta.signature.weak).toEqual(fresh.weak);
+          expect(delta.signature.strong).toEqual(fresh.strong);
+        },
+      ),
       { numRuns: 60 },
     );
   });
@@ -80,7 +86,8 @@ describe('delta engine', () => {
   it('costs little more than the edited bytes for scattered small in-place edits', () => {
     const base = randomBytes(4 << 20);
     const next = Buffer.from(base);
-    for (let i = 0; i < 50; i++) randomBytes(4096).copy(next, Math.floor(Math.random() * (next.length - 4096)));
+    for (let i = 0; i < 50; i++)
+      randomBytes(4096).copy(next, Math.floor(Math.random() * (next.length - 4096)));
     const delta = computeDelta(computeSignature(base), next);
     expect(delta.literalBytes).toBeLessThanOrEqual(50 * (4096 + 2 * 2048));
     expect(applyDelta(base, delta.ops).equals(next)).toBe(true);
@@ -103,7 +110,10 @@ describe('delta engine', () => {
     const base = randomBytes(4 * 1024 * 1024 + 100);
     const next = Buffer.concat([base, randomBytes(5000)]);
     const delta = computeDelta(computeSignature(base), next);
-    expect(delta.ops).toEqual([{ kind: 'copy', offset: 0, length: base.length }, { kind: 'literal', data: next.subarray(base.length) }]);
+    expect(delta.ops).toEqual([
+      { kind: 'copy', offset: 0, length: base.length },
+      { kind: 'literal', data: next.subarray(base.length) },
+    ]);
     const fresh = computeSignature(next);
     expect(delta.signature.weak).toEqual(fresh.weak);
     expect(delta.signature.strong).toEqual(fresh.strong);
@@ -116,7 +126,11 @@ describe('delta engine', () => {
     let sig = computeSignature(content);
     for (const step of ['append', 'append', 'rewrite', 'append', 'truncate', 'append']) {
       const next =
-        step === 'append' ? Buffer.concat([content, randomBytes(4096)]) : step === 'truncate' ? content.subarray(0, content.length - 100) : Buffer.concat([randomBytes(10), content.subarray(10)]);
+        step === 'append'
+          ? Buffer.concat([content, randomBytes(4096)])
+          : step === 'truncate'
+            ? content.subarray(0, content.length - 100)
+            : Buffer.concat([randomBytes(10), content.subarray(10)]);
       const r = diffContent(next, sig, false, cache);
       expect(r.hash).toBe(contentHash(next));
       sig = r.signature as FileSignature;

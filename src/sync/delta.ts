@@ -2,7 +2,9 @@ import { blockCount, chooseBlockSize, weakChecksum, type FileSignature } from '.
 import { strongHash, wholeHash } from './strong-hash.js';
 
 /** One instruction of a delta: copy a range of the base file, or insert literal bytes. */
-export type DeltaOp = { readonly kind: 'copy'; readonly offset: number; readonly length: number } | { readonly kind: 'literal'; readonly data: Uint8Array };
+export type DeltaOp =
+  | { readonly kind: 'copy'; readonly offset: number; readonly length: number }
+  | { readonly kind: 'literal'; readonly data: Uint8Array };
 
 /** Result of {@link computeDelta}. */
 export interface Delta {
@@ -179,7 +181,11 @@ function appendDelta(base: FileSignature, data: Uint8Array): Delta | undefined {
     weak[k] = weakChecksum(data, s, e);
     strong[k] = strongHash(data.subarray(s, e));
   }
-  return { ops, literalBytes: n - base.length, signature: { blockSize: B, length: n, weak, strong, whole: wholeHash(data) } };
+  return {
+    ops,
+    literalBytes: n - base.length,
+    signature: { blockSize: B, length: n, weak, strong, whole: wholeHash(data) },
+  };
 }
 
 /** Applies `ops` to `base`, returning the new content (in memory; the echo streams instead). */

@@ -94,7 +94,17 @@ export class EchoStream {
   #lastBatchAt = performance.now();
   #initial: { doneBytes: number; totalBytes: number } | null = null;
   #rate: { t: number; bytes: number; files: number }[] = [];
-  #c = { wire: 0, wireIn: 0, raw: 0, payload: 0, sent: 0, acked: 0, lastAcked: 0, errors: 0, lastError: null as string | null };
+  #c = {
+    wire: 0,
+    wireIn: 0,
+    raw: 0,
+    payload: 0,
+    sent: 0,
+    acked: 0,
+    lastAcked: 0,
+    errors: 0,
+    lastError: null as string | null,
+  };
   readonly loop: Promise<void>;
 
   constructor(
@@ -139,7 +149,16 @@ export class EchoStream {
   loadManifest(entries: readonly ManifestEntry[], totalBytes: number): void {
     this.view.clear();
     for (const e of entries) {
-      if (e.type === 'file') this.view.set(e.path, { type: 'file', mode: e.mode, size: e.size, mtimeMs: 0, ino: 0, hash: e.hash, sig: null });
+      if (e.type === 'file')
+        this.view.set(e.path, {
+          type: 'file',
+          mode: e.mode,
+          size: e.size,
+          mtimeMs: 0,
+          ino: 0,
+          hash: e.hash,
+          sig: null,
+        });
       else if (e.type === 'dir') this.view.set(e.path, { type: 'dir', mode: e.mode });
       else this.view.set(e.path, { type: 'symlink', target: e.target });
     }
@@ -170,7 +189,11 @@ export class EchoStream {
       const b = this.#unacked.shift() as Outgoing;
       this.#c.acked++;
       this.#c.lastAcked = b.seq;
-      if (this.#initial) this.#initial.doneBytes = Math.min(this.#initial.totalBytes, this.#initial.doneBytes + b.contentBytes);
+      if (this.#initial)
+        this.#initial.doneBytes = Math.min(
+          this.#initial.totalBytes,
+          this.#initial.doneBytes + b.contentBytes,
+        );
     }
     this.#checkInitialDone();
     this.emit('stats', this.stats());
@@ -190,13 +213,21 @@ export class EchoStream {
   onRemoteError(code: string, message: string): void {
     this.#c.errors++;
     this.#c.lastError = `${code}: ${message}`;
-    this.emit('error', new UnderstudyError(code, `echo ${this.echo} rejected a batch: ${message}`, { details: { echo: this.echo } }));
+    this.emit(
+      'error',
+      new UnderstudyError(code, `echo ${this.echo} rejected a batch: ${message}`, {
+        details: { echo: this.echo },
+      }),
+    );
     this.reset();
   }
 
   stats(): SyncStats {
     const now = performance.now();
-    const oldest = Math.min(this.#dirty.size > 0 && this.#dirtySince !== null ? this.#dirtySince : Infinity, this.#unacked[0]?.changeTime ?? Infinity);
+    const oldest = Math.min(
+      this.#dirty.size > 0 && this.#dirtySince !== null ? this.#dirtySince : Infinity,
+      this.#unacked[0]?.changeTime ?? Infinity,
+    );
     this.#rate = this.#rate.filter((r) => now - r.t <= 10_000);
     const span = 10;
     return {
@@ -267,7 +298,9 @@ export class EchoStream {
         const cap = this.opts.bandwidthBytesPerSec;
         built = await buildBatch({ ...this.ctx, view: this.view }, dirty, {
           maxFiles: 20_000,
-          maxContentBytes: cap ? Math.max(64 * 1024, Math.min(this.opts.maxBatchBytes, cap)) : this.opts.maxBatchBytes,
+          maxContentBytes: cap
+            ? Math.max(64 * 1024, Math.min(this.opts.maxBatchBytes, cap))
+            : this.opts.maxBatchBytes,
         });
       } catch (err) {
         // Could not read the tree (e.g. permissions): count it, retry later from a deep scan.
@@ -312,7 +345,11 @@ export class EchoStream {
     const seq = this.#nextSeq++;
     const meta = encodeBatchOps(seq, built.ops);
     const mc = await compress(meta, this.opts.compression);
-    const batch = new ByteWriter(mc.body.length + 12).u8(mc.codec).varint(meta.length).bytes(mc.body).finish();
+    const batch = new ByteWriter(mc.body.length + 12)
+      .u8(mc.codec)
+      .varint(meta.length)
+      .bytes(mc.body)
+      .finish();
     const data: DataChunk[] = [];
     for (const chunk of chunks(built.data, this.opts.frameDataBytes)) data.push({ raw: chunk });
     const raw = meta.length + built.dataBytes;

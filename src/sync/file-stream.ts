@@ -6,7 +6,9 @@ export const FileRecord = { Copy: 1, Literal: 2, End: 3 } as const;
 
 /** Encodes a copy of `length` bytes from base offset `src` to new offset `dst`. */
 export function encodeCopy(w: ByteWriter, dst: number, src: number, length: number): void {
-  w.u8(FileRecord.Copy).svarint(src - dst).varint(length);
+  w.u8(FileRecord.Copy)
+    .svarint(src - dst)
+    .varint(length);
 }
 /** Encodes the header of a literal of `length` bytes (the bytes follow). */
 export function encodeLiteralHeader(w: ByteWriter, length: number): void {

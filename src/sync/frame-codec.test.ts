@@ -16,11 +16,17 @@ function decodeAll(bytes: Buffer, chunk = 7, max = 1 << 20): Frame[] {
 describe('frame codec', () => {
   it('round-trips frames split at arbitrary chunk boundaries', () => {
     fc.assert(
-      fc.property(fc.array(fc.uint8Array({ maxLength: 3000 }), { maxLength: 8 }), fc.integer({ min: 1, max: 5000 }), (payloads, chunk) => {
-        const wire = Buffer.concat(payloads.map((p, i) => encodeFrame(key, FrameType.Data, i, p)));
-        const frames = decodeAll(wire, chunk);
-        expect(frames.map((f) => Buffer.from(f.payload).toString('hex'))).toEqual(payloads.map((p) => Buffer.from(p).toString('hex')));
-      }),
+      fc.property(
+        fc.array(fc.uint8Array({ maxLength: 3000 }), { maxLength: 8 }),
+        fc.integer({ min: 1, max: 5000 }),
+        (payloads, chunk) => {
+          const wire = Buffer.concat(payloads.map((p, i) => encodeFrame(key, FrameType.Data, i, p)));
+          const frames = decodeAll(wire, chunk);
+          expect(frames.map((f) => Buffer.from(f.payload).toString('hex'))).toEqual(
+            payloads.map((p) => Buffer.from(p).toString('hex')),
+          );
+        },
+      ),
       { numRuns: 50 },
     );
   });
@@ -41,32 +47,40 @@ describe('frame codec', () => {
   it('rejects any single-byte mutation of a valid frame', () => {
     const frame = encodeFrame(key, FrameType.Batch, 0, randomBytes(200));
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: frame.length - 1 }), fc.integer({ min: 1, max: 255 }), (pos, xor) => {
-        const bad = Buffer.from(frame);
-        bad[pos] = (bad[pos] as number) ^ xor;
-        let frames: Frame[] = [];
-        let error: unknown;
-        try {
-          frames = decodeAll(bad);
-        } catch (err) {
-          error = err;
-        }
-        // A mutated length may leave the frame incomplete (nothing decoded); otherwise it is rejected.
-        expect(frames).toHaveLength(0);
-        if (error) expect(isUnderstudyError(error, ErrorCode.SyncFrame)).toBe(true);
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: frame.length - 1 }),
+        fc.integer({ min: 1, max: 255 }),
+        (pos, xor) => {
+          const bad = Buffer.from(frame);
+          bad[pos] = (bad[pos] as number) ^ xor;
+          let frames: Frame[] = [];
+          let error: unknown;
+          try {
+            frames = decodeAll(bad);
+          } catch (err) {
+            error = err;
+          }
+          // A mutated length may leave the frame incomplete (nothing decoded); otherwise it is rejected.
+          expect(frames).toHaveLength(0);
+          if (error) expect(isUnderstudyError(error, ErrorCode.SyncFrame)).toBe(true);
+        },
+      ),
       { numRuns: 300 },
     );
   });
 
   it('rejects an oversized frame from its header alone', () => {
     const header = encodeFrame(key, FrameType.Data, 0, Buffer.alloc(2000)).subarray(0, FRAME_HEADER_BYTES);
-    expect(() => decodeAll(header, 100, 1000)).toThrow(expect.objectContaining({ code: ErrorCode.SyncFrame }));
+    expect(() => decodeAll(header, 100, 1000)).toThrow(
+      expect.objectContaining({ code: ErrorCode.SyncFrame }),
+    );
   });
 
   it('rejects a replayed frame by its sequence number', () => {
     const f = encodeFrame(key, FrameType.Ack, 0, Buffer.from([1]));
-    expect(() => decodeAll(Buffer.concat([f, f]))).toThrow(expect.objectContaining({ code: ErrorCode.SyncFrame }));
+    expect(() => decodeAll(Buffer.concat([f, f]))).toThrow(
+      expect.objectContaining({ code: ErrorCode.SyncFrame }),
+    );
   });
 
   it('rejects a frame authenticated with another key', () => {

@@ -40,7 +40,13 @@ function frameError(message: string, details: Record<string, unknown> = {}): Und
  * `seq` is the per-connection, per-direction frame counter the peer checks for replay. The payload
  * may be given in two parts (`payload` then `more`).
  */
-export function encodeFrame(key: Buffer, type: FrameTypeValue, seq: number, payload: Uint8Array, more?: Uint8Array): Buffer {
+export function encodeFrame(
+  key: Buffer,
+  type: FrameTypeValue,
+  seq: number,
+  payload: Uint8Array,
+  more?: Uint8Array,
+): Buffer {
   const len = payload.length + (more?.length ?? 0);
   const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + len + FRAME_MAC_BYTES);
   out[0] = MAGIC0;
@@ -52,7 +58,9 @@ export function encodeFrame(key: Buffer, type: FrameTypeValue, seq: number, payl
   out.writeUInt32BE(len, 12);
   out.set(payload, FRAME_HEADER_BYTES);
   if (more) out.set(more, FRAME_HEADER_BYTES + payload.length);
-  const mac = createHmac('sha256', key).update(out.subarray(0, FRAME_HEADER_BYTES + len)).digest();
+  const mac = createHmac('sha256', key)
+    .update(out.subarray(0, FRAME_HEADER_BYTES + len))
+    .digest();
   mac.copy(out, FRAME_HEADER_BYTES + len);
   return out;
 }
@@ -78,7 +86,10 @@ export class FrameDecoder {
   #expectedSeq = 0;
   #failed = false;
 
-  constructor(options: FrameDecoderOptions, private readonly onFrame: (frame: Frame) => void) {
+  constructor(
+    options: FrameDecoderOptions,
+    private readonly onFrame: (frame: Frame) => void,
+  ) {
     this.#key = options.key;
     this.#max = options.maxPayloadBytes;
   }
@@ -128,26 +139,42 @@ export class FrameDecoder {
     while (this.#buffered >= FRAME_HEADER_BYTES) {
       const h = this.#peek(FRAME_HEADER_BYTES);
       if (h[0] !== MAGIC0 || h[1] !== MAGIC1) throw frameError('bad frame magic');
-      if (h[2] !== PROTOCOL_VERSION) throw frameError(`unsupported protocol version ${h[2]}`, { version: h[2] });
+      if (h[2] !== PROTOCOL_VERSION)
+        throw frameError(`unsupported protocol version ${h[2]}`, { version: h[2] });
       const type = h[3] as number;
       if (!KNOWN_TYPES.has(type)) throw frameError(`unknown frame type ${type}`, { type });
       const len = h.readUInt32BE(12);
-      if (len > this.#max) throw frameError(`frame of ${len} bytes exceeds the ${this.#max}-byte limit`, { length: len });
+      if (len > this.#max)
+        throw frameError(`frame of ${len} bytes exceeds the ${this.#max}-byte limit`, { length: len });
       const total = FRAME_HEADER_BYTES + len + FRAME_MAC_BYTES;
       if (this.#buffered < total) return;
       const raw = this.#take(total);
       const body = raw.subarray(0, FRAME_HEADER_BYTES + len);
       const mac = createHmac('sha256', this.#key).update(body).digest();
-      if (!timingSafeEqual(mac, raw.subarray(FRAME_HEADER_BYTES + len))) throw frameError('frame authentication failed');
+      if (!timingSafeEqual(mac, raw.subarray(FRAME_HEADER_BYTES + len)))
+        throw frameError('frame authentication failed');
       const seq = raw.readUInt32BE(4) * 0x1_0000_0000 + raw.readUInt32BE(8);
-      if (seq !== this.#expectedSeq) throw frameError(`frame sequence ${seq} out of order (expected ${this.#expectedSeq})`, { seq });
+      if (seq !== this.#expectedSeq)
+        throw frameError(`frame sequence ${seq} out of order (expected ${this.#expectedSeq})`, { seq });
       this.#expectedSeq++;
-      this.onFrame({ type: type as FrameTypeValue, seq, payload: raw.subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + len) });
+      this.onFrame({
+        type: type as FrameTypeValue,
+        seq,
+        payload: raw.subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + len),
+      });
     }
   }
 }
 
 /** Derives the per-connection session key from the per-service key and both handshake nonces. */
-export function deriveSessionKey(serviceKey: Buffer, targetNonce: Uint8Array, sourceNonce: Uint8Array): Buffer {
-  return createHmac('sha256', serviceKey).update('understudy-sync-v1').update(targetNonce).update(sourceNonce).digest();
+export function deriveSessionKey(
+  serviceKey: Buffer,
+  targetNonce: Uint8Array,
+  sourceNonce: Uint8Array,
+): Buffer {
+  return createHmac('sha256', serviceKey)
+    .update('understudy-sync-v1')
+    .update(targetNonce)
+    .update(sourceNonce)
+    .digest();
 }

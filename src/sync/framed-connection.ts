@@ -1,5 +1,12 @@
 import type { Socket } from 'node:net';
-import { encodeFrame, FrameDecoder, FRAME_HEADER_BYTES, FRAME_MAC_BYTES, type Frame, type FrameTypeValue } from './frame-codec.js';
+import {
+  encodeFrame,
+  FrameDecoder,
+  FRAME_HEADER_BYTES,
+  FRAME_MAC_BYTES,
+  type Frame,
+  type FrameTypeValue,
+} from './frame-codec.js';
 import type { TokenBucket } from './token-bucket.js';
 
 /** Options of {@link FramedConnection}. */

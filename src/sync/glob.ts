@@ -20,7 +20,14 @@ export function globToRegExp(glob: string): RegExp {
       const end = pattern.indexOf('}', i);
       if (end < 0) re += '\\{';
       else {
-        re += '(?:' + pattern.slice(i + 1, end).split(',').map((s) => s.replace(/[.+^$()|[\]\\*?]/g, '\\$&')).join('|') + ')';
+        re +=
+          '(?:' +
+          pattern
+            .slice(i + 1, end)
+            .split(',')
+            .map((s) => s.replace(/[.+^$()|[\]\\*?]/g, '\\$&'))
+            .join('|') +
+          ')';
         i = end;
       }
     } else re += c.replace(/[.+^$()|[\]\\{}]/g, '\\$&');

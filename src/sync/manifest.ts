@@ -4,7 +4,11 @@ import type { ManifestEntry } from './messages.js';
 import { childPath, listDir, readEntry } from './tree-scan.js';
 
 /** Runs `fn` over `items`, `limit` at a time. */
-async function eachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+async function eachLimit<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < items.length) await fn(items[next++] as T);
@@ -13,7 +17,10 @@ async function eachLimit<T>(items: readonly T[], limit: number, fn: (item: T) =>
 }
 
 /** Walks a tree without following links and lists every entry (sorted by path) with the content hash of files. */
-export async function buildManifest(root: string, skip?: (path: string) => boolean): Promise<ManifestEntry[]> {
+export async function buildManifest(
+  root: string,
+  skip?: (path: string) => boolean,
+): Promise<ManifestEntry[]> {
   const out: ManifestEntry[] = [];
   const walk = async (dir: string): Promise<void> => {
     const names = (await listDir(root, dir)).filter((n) => !skip?.(childPath(dir, n)));

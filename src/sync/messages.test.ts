@@ -1,16 +1,35 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { decodeBatchOps, decodeManifest, encodeBatchOps, encodeManifest, type BatchOp, type ManifestEntry } from './messages.js';
+import {
+  decodeBatchOps,
+  decodeManifest,
+  encodeBatchOps,
+  encodeManifest,
+  type BatchOp,
+  type ManifestEntry,
+} from './messages.js';
 import { isUnderstudyError, ErrorCode } from '../errors/index.js';
 
-const path = fc.array(fc.stringMatching(/^[a-zA-Z0-9._-]{1,12}$/), { minLength: 1, maxLength: 4 }).map((s) => s.join('/'));
+const path = fc
+  .array(fc.stringMatching(/^[a-zA-Z0-9._-]{1,12}$/), { minLength: 1, maxLength: 4 })
+  .map((s) => s.join('/'));
 const mode = fc.integer({ min: 0, max: 0o7777 });
 const op: fc.Arbitrary<BatchOp> = fc.oneof(
   fc.record({ op: fc.constant('delete' as const), path }),
   fc.record({ op: fc.constant('mkdir' as const), path, mode }),
   fc.record({ op: fc.constant('chmod' as const), path, mode }),
-  fc.record({ op: fc.constant('symlink' as const), path, target: fc.string({ minLength: 1, maxLength: 40 }) }),
-  fc.record({ op: fc.constant('file' as const), path, mode, mtimeMs: fc.nat(2 ** 42), base: fc.option(path, { nil: null }) }),
+  fc.record({
+    op: fc.constant('symlink' as const),
+    path,
+    target: fc.string({ minLength: 1, maxLength: 40 }),
+  }),
+  fc.record({
+    op: fc.constant('file' as const),
+    path,
+    mode,
+    mtimeMs: fc.nat(2 ** 42),
+    base: fc.option(path, { nil: null }),
+  }),
 );
 
 describe('batch and manifest encoding', () => {
@@ -24,9 +43,19 @@ describe('batch and manifest encoding', () => {
 
   it('round-trips manifests', () => {
     const entry: fc.Arbitrary<ManifestEntry> = fc.oneof(
-      fc.record({ type: fc.constant('file' as const), path, mode, size: fc.nat(), hash: fc.uint8Array({ minLength: 16, maxLength: 16 }).map((b) => Buffer.from(b).toString('hex')) }),
+      fc.record({
+        type: fc.constant('file' as const),
+        path,
+        mode,
+        size: fc.nat(),
+        hash: fc.uint8Array({ minLength: 16, maxLength: 16 }).map((b) => Buffer.from(b).toString('hex')),
+      }),
       fc.record({ type: fc.constant('dir' as const), path, mode }),
-      fc.record({ type: fc.constant('symlink' as const), path, target: fc.string({ minLength: 1, maxLength: 40 }) }),
+      fc.record({
+        type: fc.constant('symlink' as const),
+        path,
+        target: fc.string({ minLength: 1, maxLength: 40 }),
+      }),
     );
     fc.assert(
       fc.property(fc.array(entry, { maxLength: 30 }), fc.boolean(), (entries, last) => {

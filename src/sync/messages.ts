@@ -25,7 +25,13 @@ export interface HelloSource {
 
 /** One entry of the echo's manifest (what its tree holds). */
 export type ManifestEntry =
-  | { readonly type: 'file'; readonly path: string; readonly mode: number; readonly size: number; readonly hash: string }
+  | {
+      readonly type: 'file';
+      readonly path: string;
+      readonly mode: number;
+      readonly size: number;
+      readonly hash: string;
+    }
   | { readonly type: 'dir'; readonly path: string; readonly mode: number }
   | { readonly type: 'symlink'; readonly path: string; readonly target: string };
 
@@ -35,7 +41,13 @@ export type BatchOp =
   | { readonly op: 'mkdir'; readonly path: string; readonly mode: number }
   | { readonly op: 'symlink'; readonly path: string; readonly target: string }
   | { readonly op: 'chmod'; readonly path: string; readonly mode: number }
-  | { readonly op: 'file'; readonly path: string; readonly mode: number; readonly mtimeMs: number; readonly base: string | null };
+  | {
+      readonly op: 'file';
+      readonly path: string;
+      readonly mode: number;
+      readonly mtimeMs: number;
+      readonly base: string | null;
+    };
 
 const OP_CODES = { delete: 1, mkdir: 2, symlink: 3, chmod: 4, file: 5 } as const;
 
@@ -54,7 +66,12 @@ export function decodeHelloTarget(b: Uint8Array): HelloTarget {
   return m;
 }
 export function encodeHelloSource(m: HelloSource): Buffer {
-  return new ByteWriter().lbytes(m.targetNonce).lbytes(m.nonce).str(m.lineage).u8(m.resume ? 1 : 0).finish();
+  return new ByteWriter()
+    .lbytes(m.targetNonce)
+    .lbytes(m.nonce)
+    .str(m.lineage)
+    .u8(m.resume ? 1 : 0)
+    .finish();
 }
 export function decodeHelloSource(b: Uint8Array): HelloSource {
   const r = new ByteReader(b);
@@ -114,7 +131,14 @@ export function decodeManifest(b: Uint8Array): { entries: ManifestEntry[]; last:
   for (let i = 0; i < n; i++) {
     const t = r.u8();
     const path = pr.read();
-    if (t === 1) entries.push({ type: 'file', path, mode: r.varint(), size: r.varint(), hash: Buffer.from(r.bytes(CONTENT_HASH_BYTES)).toString('hex') });
+    if (t === 1)
+      entries.push({
+        type: 'file',
+        path,
+        mode: r.varint(),
+        size: r.varint(),
+        hash: Buffer.from(r.bytes(CONTENT_HASH_BYTES)).toString('hex'),
+      });
     else if (t === 2) entries.push({ type: 'dir', path, mode: r.varint() });
     else if (t === 3) entries.push({ type: 'symlink', path, target: r.str(MAX_PATH_BYTES) });
     else throw bad(`manifest entry type ${t}`);

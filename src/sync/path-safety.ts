@@ -5,9 +5,13 @@ import { MAX_PATH_BYTES } from './messages.js';
 
 /** Thrown (as `UNDERSTUDY_ERR_SYNC_PATH`) for a path that could reach outside the state directory. */
 export function unsafePath(path: string, reason: string): UnderstudyError {
-  return new UnderstudyError(ErrorCode.SyncPath, `unsafe sync path ${JSON.stringify(path.slice(0, 200))}: ${reason}`, {
-    details: { path: path.slice(0, 1000), reason },
-  });
+  return new UnderstudyError(
+    ErrorCode.SyncPath,
+    `unsafe sync path ${JSON.stringify(path.slice(0, 200))}: ${reason}`,
+    {
+      details: { path: path.slice(0, 1000), reason },
+    },
+  );
 }
 
 /**

@@ -12,14 +12,29 @@ export interface PriorityClass {
  */
 export const DEFAULT_PRIORITY_CLASSES: readonly PriorityClass[] = [
   { name: 'data', patterns: [] },
-  { name: 'code', patterns: ['*.{js,mjs,cjs,ts,py,rb,go,rs,java,class,jar,so,wasm,php,pl,sh}', 'bin/**', 'lib/**', 'node_modules/**', 'src/**'] },
-  { name: 'config', patterns: ['*.{conf,cfg,ini,toml,yaml,yml,env,properties}', 'etc/**', 'config/**', '.*'] },
+  {
+    name: 'code',
+    patterns: [
+      '*.{js,mjs,cjs,ts,py,rb,go,rs,java,class,jar,so,wasm,php,pl,sh}',
+      'bin/**',
+      'lib/**',
+      'node_modules/**',
+      'src/**',
+    ],
+  },
+  {
+    name: 'config',
+    patterns: ['*.{conf,cfg,ini,toml,yaml,yml,env,properties}', 'etc/**', 'config/**', '.*'],
+  },
 ];
 
 /** Returns a function ranking a path by the first class whose pattern matches (unmatched: rank of `data`, else 0). */
 export function priorityRanker(classes: readonly PriorityClass[]): (path: string) => number {
   const compiled = classes.map((c, i) => ({ rank: i, res: c.patterns.map(globToRegExp) }));
-  const dataRank = Math.max(0, classes.findIndex((c) => c.name === 'data'));
+  const dataRank = Math.max(
+    0,
+    classes.findIndex((c) => c.name === 'data'),
+  );
   return (path) => {
     for (const c of compiled) if (c.res.some((r) => r.test(path))) return c.rank;
     return dataRank;

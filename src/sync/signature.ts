@@ -67,5 +67,11 @@ export function computeSignature(data: Uint8Array, blockSize = chooseBlockSize(d
 
 /** An empty signature (for a file the echo does not have). */
 export function emptySignature(): FileSignature {
-  return { blockSize: MIN_BLOCK, length: 0, weak: new Uint32Array(0), strong: new BigUint64Array(0), whole: strongHash(new Uint8Array(0)) };
+  return {
+    blockSize: MIN_BLOCK,
+    length: 0,
+    weak: new Uint32Array(0),
+    strong: new BigUint64Array(0),
+    whole: strongHash(new Uint8Array(0)),
+  };
 }

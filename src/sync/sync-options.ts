@@ -8,7 +8,6 @@ export function serviceKey(key: string | Buffer): Buffer {
   return b;
 }
 
-
 /** When batches are sent. */
 export type SyncMode = 'continuous' | 'relaxed';
 
@@ -59,7 +58,9 @@ export interface SyncSourceOptions {
 }
 
 /** {@link SyncSourceOptions} with defaults applied. */
-export type ResolvedSourceOptions = Required<Omit<SyncSourceOptions, 'signal' | 'key' | 'utilisation' | 'bandwidthBytesPerSec'>> & {
+export type ResolvedSourceOptions = Required<
+  Omit<SyncSourceOptions, 'signal' | 'key' | 'utilisation' | 'bandwidthBytesPerSec'>
+> & {
   readonly key: Buffer;
   readonly utilisation: (() => number) | undefined;
   readonly bandwidthBytesPerSec: number | null;

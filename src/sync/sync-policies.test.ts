@@ -72,7 +72,8 @@ describe('priorities and triggers', () => {
     expect(existsSync(join(b, 'svc/app.conf'))).toBe(false);
     expect(existsSync(join(b, 'svc/server.js'))).toBe(false);
     const until = Date.now() + 15_000;
-    while ((await verifyTrees(a, b)).length > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    while ((await verifyTrees(a, b)).length > 0 && Date.now() < until)
+      await new Promise((r) => setTimeout(r, 100));
     expect(await verifyTrees(a, b)).toEqual([]);
   });
 
@@ -95,7 +96,12 @@ describe('priorities and triggers', () => {
     const source = await SyncSource.create({ dir: a, key: KEY, scanIntervalMs: 0, maxBatchBytes: 300_000 });
     const progress: { doneBytes: number; totalBytes: number; done: boolean }[] = [];
     source.on('progress', (p: { doneBytes: number; totalBytes: number; done: boolean }) => progress.push(p));
-    const target = await SyncTarget.create({ dir: join(base, 'echo'), key: KEY, port: source.port, durable: false });
+    const target = await SyncTarget.create({
+      dir: join(base, 'echo'),
+      key: KEY,
+      port: source.port,
+      durable: false,
+    });
     cleanups.push(async () => {
       await target.close();
       await source.close();
@@ -105,7 +111,12 @@ describe('priorities and triggers', () => {
     while (!progress.some((p) => p.done) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
     expect(progress[0]?.totalBytes).toBe(1_000_000);
     expect(progress.filter((p) => !p.done).length).toBeGreaterThan(1);
-    expect(progress.at(-1)).toEqual({ echo: 'echo', doneBytes: 1_000_000, totalBytes: 1_000_000, done: true });
+    expect(progress.at(-1)).toEqual({
+      echo: 'echo',
+      doneBytes: 1_000_000,
+      totalBytes: 1_000_000,
+      done: true,
+    });
   });
 });
 

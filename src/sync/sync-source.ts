@@ -10,7 +10,14 @@ import { EchoStream, type SyncStats } from './echo-stream.js';
 import { deriveSessionKey, FrameType, type Frame } from './frame-codec.js';
 import { FramedConnection } from './framed-connection.js';
 import { globToRegExp } from './glob.js';
-import { decodeError, decodeHelloTarget, decodeManifest, decodeSeq, encodeHelloSource, type ManifestEntry } from './messages.js';
+import {
+  decodeError,
+  decodeHelloTarget,
+  decodeManifest,
+  decodeSeq,
+  encodeHelloSource,
+  type ManifestEntry,
+} from './messages.js';
 import { priorityRanker } from './priority.js';
 import { resolveSourceOptions, type ResolvedSourceOptions, type SyncSourceOptions } from './sync-options.js';
 import { TokenBucket } from './token-bucket.js';
@@ -50,7 +57,10 @@ export class SyncSource extends EventEmitter {
     this.#rank = priorityRanker(opts.priorities);
     const ignores = opts.ignore.map(globToRegExp);
     this.#ignore = (p) => ignores.some((r) => r.test(p));
-    this.#watcher = new ChangeWatcher(opts.dir, (p, deep) => this.#onChange(p, deep), { watch: opts.watch, scanIntervalMs: opts.scanIntervalMs });
+    this.#watcher = new ChangeWatcher(opts.dir, (p, deep) => this.#onChange(p, deep), {
+      watch: opts.watch,
+      scanIntervalMs: opts.scanIntervalMs,
+    });
   }
 
   /** Starts watching `dir` and listening for echoes. Thrown `UNDERSTUDY_ERR_STATE_DIR` if `dir` is not a directory. */
@@ -58,12 +68,17 @@ export class SyncSource extends EventEmitter {
     const opts = resolveSourceOptions({ ...options, dir: resolve(options.dir) });
     await mkdir(opts.dir, { recursive: true });
     const st = await lstat(opts.dir);
-    if (!st.isDirectory()) throw new UnderstudyError(ErrorCode.StateDir, `${opts.dir} is not a directory`, { details: { dir: opts.dir } });
+    if (!st.isDirectory())
+      throw new UnderstudyError(ErrorCode.StateDir, `${opts.dir} is not a directory`, {
+        details: { dir: opts.dir },
+      });
     const server = createServer();
     const src = new SyncSource(opts, server);
     server.on('connection', (s) => src.#accept(s));
     await new Promise<void>((res, rej) => {
-      server.once('error', (err) => rej(new UnderstudyError(ErrorCode.Port, `cannot listen for echoes: ${err.message}`, { cause: err })));
+      server.once('error', (err) =>
+        rej(new UnderstudyError(ErrorCode.Port, `cannot listen for echoes: ${err.message}`, { cause: err })),
+      );
       server.listen(opts.port, opts.host, () => res());
     });
     await src.#watchTree('');
@@ -143,13 +158,17 @@ export class SyncSource extends EventEmitter {
       (f: Frame) => {
         try {
           if (phase === 'hello') {
-            if (f.type !== FrameType.HelloTarget) throw new UnderstudyError(ErrorCode.SyncFrame, 'expected hello');
+            if (f.type !== FrameType.HelloTarget)
+              throw new UnderstudyError(ErrorCode.SyncFrame, 'expected hello');
             const m = decodeHelloTarget(f.payload);
             stream = this.#stream(m.targetId);
             const resume = stream.canResume(m.lineage, m.lastApplied);
             if (!resume) stream.reset();
             const nonce = randomBytes(16);
-            conn.sendNow(FrameType.HelloSource, encodeHelloSource({ targetNonce: m.nonce, nonce, lineage: stream.lineage, resume }));
+            conn.sendNow(
+              FrameType.HelloSource,
+              encodeHelloSource({ targetNonce: m.nonce, nonce, lineage: stream.lineage, resume }),
+            );
             conn.setKey(deriveSessionKey(this.#opts.key, m.nonce, nonce));
             this.emit('connected', m.targetId);
             if (resume) {
@@ -160,7 +179,8 @@ export class SyncSource extends EventEmitter {
           }
           const s = stream as EchoStream;
           if (phase === 'manifest') {
-            if (f.type !== FrameType.Manifest) throw new UnderstudyError(ErrorCode.SyncFrame, 'expected manifest');
+            if (f.type !== FrameType.Manifest)
+              throw new UnderstudyError(ErrorCode.SyncFrame, 'expected manifest');
             const part = decodeManifest(f.payload);
             for (const e of part.entries) manifest.push(e);
             if (part.last) {

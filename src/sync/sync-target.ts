@@ -9,7 +9,16 @@ import { decompress } from './compression.js';
 import { deriveSessionKey, FrameType, type Frame } from './frame-codec.js';
 import { FramedConnection } from './framed-connection.js';
 import { buildManifest } from './manifest.js';
-import { decodeBatchOps, decodeHelloSource, decodeSeq, encodeError, encodeHelloTarget, encodeManifest, encodeSeq, type BatchOp } from './messages.js';
+import {
+  decodeBatchOps,
+  decodeHelloSource,
+  decodeSeq,
+  encodeError,
+  encodeHelloTarget,
+  encodeManifest,
+  encodeSeq,
+  type BatchOp,
+} from './messages.js';
 import { ByteReader } from './byte-codec.js';
 import { serviceKey } from './sync-options.js';
 
@@ -180,20 +189,26 @@ export class SyncTarget extends EventEmitter {
       if (failed) return;
       failed = true;
       this.#stats.errors++;
-      const e = isUnderstudyError(err) ? err : new UnderstudyError(ErrorCode.SyncTransport, (err as Error).message, { cause: err });
+      const e = isUnderstudyError(err)
+        ? err
+        : new UnderstudyError(ErrorCode.SyncTransport, (err as Error).message, { cause: err });
       if (e.code === ErrorCode.SyncPath || e.code === ErrorCode.SyncFrame) this.#security(e);
       if (this.listenerCount('error') > 0) this.emit('error', e);
       for (const b of batches.values()) b.queue.fail(e);
-      void conn.send(FrameType.Error, encodeError(seq, e.code, e.message)).finally(() => setTimeout(() => conn.close(e), 20));
+      void conn
+        .send(FrameType.Error, encodeError(seq, e.code, e.message))
+        .finally(() => setTimeout(() => conn.close(e), 20));
     };
 
     const onFrame = (f: Frame): void => {
       if (failed) return;
       try {
         if (phase === 'hello') {
-          if (f.type !== FrameType.HelloSource) throw new UnderstudyError(ErrorCode.SyncFrame, 'expected hello');
+          if (f.type !== FrameType.HelloSource)
+            throw new UnderstudyError(ErrorCode.SyncFrame, 'expected hello');
           const m = decodeHelloSource(f.payload);
-          if (m.targetNonce.length !== 16 || !timingSafeEqual(Buffer.from(m.targetNonce), nonce)) throw new UnderstudyError(ErrorCode.SyncFrame, 'hello does not answer our nonce');
+          if (m.targetNonce.length !== 16 || !timingSafeEqual(Buffer.from(m.targetNonce), nonce))
+            throw new UnderstudyError(ErrorCode.SyncFrame, 'hello does not answer our nonce');
           conn.setKey(deriveSessionKey(this.#opts.key, nonce, m.nonce));
           phase = 'run';
           if (!m.resume || m.lineage !== lineage) {
@@ -203,7 +218,10 @@ export class SyncTarget extends EventEmitter {
               await applier.resetLineage(lineage);
               const entries = await buildManifest(this.#opts.dir, this.#skip);
               for (let i = 0; i < entries.length || i === 0; i += 4096) {
-                await conn.send(FrameType.Manifest, encodeManifest(entries.slice(i, i + 4096), i + 4096 >= entries.length));
+                await conn.send(
+                  FrameType.Manifest,
+                  encodeManifest(entries.slice(i, i + 4096), i + 4096 >= entries.length),
+                );
               }
             });
           }
@@ -217,7 +235,12 @@ export class SyncTarget extends EventEmitter {
             const rawLen = r.varint();
             const body = decompress(codec, Buffer.from(r.bytes(r.remaining)), rawLen);
             const { seq, ops } = decodeBatchOps(body);
-            if (seq !== expectedSeq) throw new UnderstudyError(ErrorCode.SyncFrame, `batch ${seq} out of order (expected ${expectedSeq})`, { details: { seq } });
+            if (seq !== expectedSeq)
+              throw new UnderstudyError(
+                ErrorCode.SyncFrame,
+                `batch ${seq} out of order (expected ${expectedSeq})`,
+                { details: { seq } },
+              );
             expectedSeq++;
             const b: PendingBatch = { seq, ops, queue: new ByteQueue(onConsume) };
             batches.set(seq, b);
@@ -229,7 +252,13 @@ export class SyncTarget extends EventEmitter {
               batches.delete(seq);
               this.#stats.batchesApplied++;
               await conn.send(FrameType.Ack, encodeSeq(seq));
-              const ev: AppliedEvent = { seq, files: staged.files, bytes: staged.bytes, ms: performance.now() - started, at: Date.now() };
+              const ev: AppliedEvent = {
+                seq,
+                files: staged.files,
+                bytes: staged.bytes,
+                ms: performance.now() - started,
+                at: Date.now(),
+              };
               this.emit('applied', ev);
             });
             chain = chain.catch((err: unknown) => fail(err, seq));
@@ -240,11 +269,16 @@ export class SyncTarget extends EventEmitter {
             const seq = r.varint();
             const codec = r.u8();
             const rawLen = r.varint();
-            if (rawLen > this.#opts.maxFrameBytes) throw new UnderstudyError(ErrorCode.SyncFrame, 'data chunk too large');
+            if (rawLen > this.#opts.maxFrameBytes)
+              throw new UnderstudyError(ErrorCode.SyncFrame, 'data chunk too large');
             const b = batches.get(seq);
             if (!b) throw new UnderstudyError(ErrorCode.SyncFrame, `data for unknown batch ${seq}`);
             const body = r.bytes(r.remaining);
-            const data = decompress(codec, Buffer.from(body.buffer, body.byteOffset, body.byteLength), rawLen);
+            const data = decompress(
+              codec,
+              Buffer.from(body.buffer, body.byteOffset, body.byteLength),
+              rawLen,
+            );
             buffered += data.length;
             b.queue.push(data);
             if (buffered > this.#opts.maxBufferedBytes) conn.setReading(false);
@@ -265,18 +299,32 @@ export class SyncTarget extends EventEmitter {
       }
     };
 
-    const conn = new FramedConnection(socket, { key: this.#opts.key, maxPayloadBytes: this.#opts.maxFrameBytes }, onFrame, (err) => {
-      this.#stats.wireBytesIn += conn.bytesIn;
-      if (err && isUnderstudyError(err) && !failed) {
-        this.#stats.errors++;
-        this.#security(err);
-      }
-      for (const b of batches.values()) b.queue.fail(err ?? new UnderstudyError(ErrorCode.SyncTransport, 'connection closed'));
-      this.emit('disconnected', err);
-      endSession();
-    });
+    const conn = new FramedConnection(
+      socket,
+      { key: this.#opts.key, maxPayloadBytes: this.#opts.maxFrameBytes },
+      onFrame,
+      (err) => {
+        this.#stats.wireBytesIn += conn.bytesIn;
+        if (err && isUnderstudyError(err) && !failed) {
+          this.#stats.errors++;
+          this.#security(err);
+        }
+        for (const b of batches.values())
+          b.queue.fail(err ?? new UnderstudyError(ErrorCode.SyncTransport, 'connection closed'));
+        this.emit('disconnected', err);
+        endSession();
+      },
+    );
     this.#conn = conn;
-    await conn.send(FrameType.HelloTarget, encodeHelloTarget({ targetId: this.#opts.echoId, nonce, lineage, lastApplied: applier.state.lastApplied }));
+    await conn.send(
+      FrameType.HelloTarget,
+      encodeHelloTarget({
+        targetId: this.#opts.echoId,
+        nonce,
+        lineage,
+        lastApplied: applier.state.lastApplied,
+      }),
+    );
     try {
       await ended;
     } finally {

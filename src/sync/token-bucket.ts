@@ -22,10 +22,14 @@ export class TokenBucket {
       const waitMs = ((Math.min(n, this.burst) - this.#tokens) / this.ratePerSec) * 1000;
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, Math.max(1, waitMs));
-        signal?.addEventListener('abort', () => {
-          clearTimeout(t);
-          resolve();
-        }, { once: true });
+        signal?.addEventListener(
+          'abort',
+          () => {
+            clearTimeout(t);
+            resolve();
+          },
+          { once: true },
+        );
       });
       if (signal?.aborted) return;
       this.#refill();

@@ -3,7 +3,14 @@ import { join } from 'node:path';
 
 /** What the primary's tree holds at a path (special files are never replicated). */
 export type TreeEntry =
-  | { readonly type: 'file'; readonly mode: number; readonly size: number; readonly mtimeMs: number; readonly ctimeMs: number; readonly ino: number }
+  | {
+      readonly type: 'file';
+      readonly mode: number;
+      readonly size: number;
+      readonly mtimeMs: number;
+      readonly ctimeMs: number;
+      readonly ino: number;
+    }
   | { readonly type: 'dir'; readonly mode: number }
   | { readonly type: 'symlink'; readonly target: string };
 
@@ -18,7 +25,15 @@ export async function readEntry(root: string, rel: string): Promise<TreeEntry | 
     if (code === 'ENOENT' || code === 'ENOTDIR') return null;
     throw err;
   }
-  if (st.isFile()) return { type: 'file', mode: st.mode & 0o7777, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino };
+  if (st.isFile())
+    return {
+      type: 'file',
+      mode: st.mode & 0o7777,
+      size: st.size,
+      mtimeMs: st.mtimeMs,
+      ctimeMs: st.ctimeMs,
+      ino: st.ino,
+    };
   if (st.isDirectory()) return { type: 'dir', mode: st.mode & 0o7777 };
   if (st.isSymbolicLink()) {
     try {

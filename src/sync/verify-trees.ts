@@ -28,9 +28,16 @@ function describe(e: ManifestEntry): string {
  * Compares two directory trees by content hash (SHA-256/128 of every file), type, permission bits and
  * symlink targets, never following links. Returns the differences, sorted by path; empty when equal.
  */
-export async function verifyTrees(dirA: string, dirB: string, options: VerifyTreesOptions = {}): Promise<TreeDifference[]> {
+export async function verifyTrees(
+  dirA: string,
+  dirB: string,
+  options: VerifyTreesOptions = {},
+): Promise<TreeDifference[]> {
   const modes = options.modes ?? true;
-  const [ma, mb] = await Promise.all([buildManifest(resolve(dirA), options.skip), buildManifest(resolve(dirB), options.skip)]);
+  const [ma, mb] = await Promise.all([
+    buildManifest(resolve(dirA), options.skip),
+    buildManifest(resolve(dirB), options.skip),
+  ]);
   const bMap = new Map(mb.map((e) => [e.path, e]));
   const diffs: TreeDifference[] = [];
   for (const ea of ma) {
@@ -38,8 +45,10 @@ export async function verifyTrees(dirA: string, dirB: string, options: VerifyTre
     bMap.delete(ea.path);
     if (!eb) diffs.push({ path: ea.path, kind: 'only-in-a', a: describe(ea) });
     else if (ea.type !== eb.type) diffs.push({ path: ea.path, kind: 'type', a: ea.type, b: eb.type });
-    else if (ea.type === 'file' && eb.type === 'file' && ea.hash !== eb.hash) diffs.push({ path: ea.path, kind: 'content', a: ea.hash, b: eb.hash });
-    else if (ea.type === 'symlink' && eb.type === 'symlink' && ea.target !== eb.target) diffs.push({ path: ea.path, kind: 'symlink-target', a: ea.target, b: eb.target });
+    else if (ea.type === 'file' && eb.type === 'file' && ea.hash !== eb.hash)
+      diffs.push({ path: ea.path, kind: 'content', a: ea.hash, b: eb.hash });
+    else if (ea.type === 'symlink' && eb.type === 'symlink' && ea.target !== eb.target)
+      diffs.push({ path: ea.path, kind: 'symlink-target', a: ea.target, b: eb.target });
     else if (modes && ea.type !== 'symlink' && eb.type !== 'symlink' && ea.mode !== eb.mode) {
       diffs.push({ path: ea.path, kind: 'mode', a: ea.mode.toString(8), b: eb.mode.toString(8) });
     }

@@ -22,10 +22,14 @@ export class Waker {
         if (t) clearTimeout(t);
         resolve();
       };
-      if (ms !== undefined) t = setTimeout(() => {
-        this.#resolve = undefined;
-        resolve();
-      }, Math.max(0, ms));
+      if (ms !== undefined)
+        t = setTimeout(
+          () => {
+            this.#resolve = undefined;
+            resolve();
+          },
+          Math.max(0, ms),
+        );
     });
     this.#pending = false;
   }

@@ -36,7 +36,15 @@ interface StatusJson {
   controlPlane: { pid: number };
   services: {
     name: string;
-    instances: { id: string; role: string; phase: string; pid: number; ports: Record<string, number>; stateDir: string; restarts: number[] }[];
+    instances: {
+      id: string;
+      role: string;
+      phase: string;
+      pid: number;
+      ports: Record<string, number>;
+      stateDir: string;
+      restarts: number[];
+    }[];
   }[];
 }
 
@@ -80,12 +88,37 @@ describe('the understudy command', () => {
 describe('understudy up with bad input', () => {
   const cases: [string, (tag: string) => string, RegExp][] = [
     ['malformed YAML', () => 'services:\n  - name: kv\n    command: [node\n', /invalid YAML/],
-    ['a wrong type', (tag) => kvSpec(tag, '    scaling: { max: many }\n'), /services\[0\]\.scaling\.max: expected number, got string "many"/],
-    ['an unknown key', (tag) => kvSpec(tag, '    helth: {}\n'), /services\[0\]\.helth: unknown key 'helth'; did you mean 'health'\?/],
-    ['duplicate service names', (tag) => readFileSync(kvSpec(tag), 'utf8') + readFileSync(kvSpec(tag), 'utf8').replace('services:\n', ''), /duplicate service name 'kv'/],
-    ['a port clash', (tag) => kvSpec(tag, "    routing: { listen: '127.0.0.1:7001' }\napi: { listen: '127.0.0.1:7001' }\n"), /port 7001 is already used by api\.listen/],
-    ['a command that does not exist', (tag) => readFileSync(kvSpec(tag), 'utf8').replace('[node,', '[no-such-program-understudy,'), /command 'no-such-program-understudy' not found on PATH/],
-    ['a state directory that is not writable', (tag) => kvSpec(tag, `    stateDir: ${join(work, 'a-file')}/{instance}\n`), /state directory of service 'kv'.*is not a writable directory/],
+    [
+      'a wrong type',
+      (tag) => kvSpec(tag, '    scaling: { max: many }\n'),
+      /services\[0\]\.scaling\.max: expected number, got string "many"/,
+    ],
+    [
+      'an unknown key',
+      (tag) => kvSpec(tag, '    helth: {}\n'),
+      /services\[0\]\.helth: unknown key 'helth'; did you mean 'health'\?/,
+    ],
+    [
+      'duplicate service names',
+      (tag) =>
+        readFileSync(kvSpec(tag), 'utf8') + readFileSync(kvSpec(tag), 'utf8').replace('services:\n', ''),
+      /duplicate service name 'kv'/,
+    ],
+    [
+      'a port clash',
+      (tag) => kvSpec(tag, "    routing: { listen: '127.0.0.1:7001' }\napi: { listen: '127.0.0.1:7001' }\n"),
+      /port 7001 is already used by api\.listen/,
+    ],
+    [
+      'a command that does not exist',
+      (tag) => readFileSync(kvSpec(tag), 'utf8').replace('[node,', '[no-such-program-understudy,'),
+      /command 'no-such-program-understudy' not found on PATH/,
+    ],
+    [
+      'a state directory that is not writable',
+      (tag) => kvSpec(tag, `    stateDir: ${join(work, 'a-file')}/{instance}\n`),
+      /state directory of service 'kv'.*is not a writable directory/,
+    ],
   ];
   writeFileSync(join(work, 'a-file'), 'not a directory');
 
@@ -112,7 +145,11 @@ describe('understudy up with the kv example', () => {
     const dataDir = join(work, `data-${tag}`);
     const up = await startUp(kvSpec(tag), dataDir);
     running.push(up);
-    await waitFor(() => status(dataDir).services[0]?.instances.filter((i) => i.phase === 'running').length === 2, 15_000, up.output);
+    await waitFor(
+      () => status(dataDir).services[0]?.instances.filter((i) => i.phase === 'running').length === 2,
+      15_000,
+      up.output,
+    );
     const { services, controlPlane } = status(dataDir);
     expect(controlPlane.pid).toBe(up.child.pid);
     const kv = services.find((s) => s.name === 'kv');
@@ -124,9 +161,14 @@ describe('understudy up with the kv example', () => {
       expect(inst.stateDir.startsWith(dataDir)).toBe(true);
     }
     const primary = kv?.instances.find((i) => i.role === 'primary');
-    const res = await fetch(`http://127.0.0.1:${primary?.ports.http}/kv/hello`, { method: 'PUT', body: 'world' });
+    const res = await fetch(`http://127.0.0.1:${primary?.ports.http}/kv/hello`, {
+      method: 'PUT',
+      body: 'world',
+    });
     expect(res.status).toBe(200);
-    expect(readFileSync(join(primary?.stateDir ?? '', 'kv.log'), 'utf8')).toMatch(/"key":"hello","value":"world"/);
+    expect(readFileSync(join(primary?.stateDir ?? '', 'kv.log'), 'utf8')).toMatch(
+      /"key":"hello","value":"world"/,
+    );
 
     const table = runCli(['status', '-d', dataDir]);
     expect(table.stdout).toMatch(/^SERVICE\s+INSTANCE\s+ROLE\s+PHASE\s+PID/);
@@ -137,7 +179,10 @@ describe('understudy up with the kv example', () => {
     expect(logs.stdout).toMatch(/kv listening on http:\/\/127\.0\.0\.1:\d+/);
 
     const events = runCli(['events', '-o', 'json', '-d', dataDir]);
-    const kinds = events.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { kind: string }).kind);
+    const kinds = events.stdout
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { kind: string }).kind);
     expect(kinds.filter((k) => k === 'start')).toHaveLength(2);
     expect(kinds).toContain('healthy');
 
@@ -154,7 +199,11 @@ describe('understudy up with the kv example', () => {
     const dataDir = join(work, `data-${tag}`);
     const up = await startUp(kvSpec(tag), dataDir);
     running.push(up);
-    await waitFor(() => status(dataDir).services[0]?.instances.filter((i) => i.phase === 'running').length === 2, 15_000, up.output);
+    await waitFor(
+      () => status(dataDir).services[0]?.instances.filter((i) => i.phase === 'running').length === 2,
+      15_000,
+      up.output,
+    );
     const before = status(dataDir).services[0]?.instances.find((i) => i.role === 'echo');
     process.kill(before?.pid ?? 0, 'SIGKILL');
     await waitFor(
@@ -168,7 +217,14 @@ describe('understudy up with the kv example', () => {
     const events = runCli(['events', '-o', 'json', '-d', dataDir])
       .stdout.trim()
       .split('\n')
-      .map((l) => JSON.parse(l) as { kind: string; instance?: string; inputs: { exit?: { signal: string }; detectionMs?: number } });
+      .map(
+        (l) =>
+          JSON.parse(l) as {
+            kind: string;
+            instance?: string;
+            inputs: { exit?: { signal: string }; detectionMs?: number };
+          },
+      );
     const exited = events.find((e) => e.kind === 'exited' && e.instance === before?.id);
     expect(exited?.inputs.exit?.signal).toBe('SIGKILL');
     // Noticed within one health interval (200 ms): exit events come from the runtime, not from polling.
@@ -184,8 +240,14 @@ describe('understudy up with the kv example', () => {
       const tag = randomUUID();
       const dataDir = join(work, `data-${tag}`);
       const { spawn } = await import('node:child_process');
-      const child = spawn(process.execPath, [join(repoRoot, 'bin/understudy.js'), 'up', kvSpec(tag), '-d', dataDir], { stdio: 'ignore' });
-      const exited = new Promise<string>((resolve) => child.on('exit', (code, signal) => resolve(signal ?? String(code))));
+      const child = spawn(
+        process.execPath,
+        [join(repoRoot, 'bin/understudy.js'), 'up', kvSpec(tag), '-d', dataDir],
+        { stdio: 'ignore' },
+      );
+      const exited = new Promise<string>((resolve) =>
+        child.on('exit', (code, signal) => resolve(signal ?? String(code))),
+      );
       await new Promise((r) => setTimeout(r, delayMs));
       child.kill('SIGINT');
       // Before its handler is installed node dies of the signal, before it could start anything.

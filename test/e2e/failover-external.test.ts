@@ -18,7 +18,6 @@ afterAll(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-
 describe.skipIf(!haveHaproxy)('DNS and HAProxy follow the primary', { timeout: 90_000 }, () => {
   it('answers <service>.understudy. and re-points HAProxy at the new primary after a failover', async () => {
     const sock = join(work, 'haproxy.sock');
@@ -26,9 +25,25 @@ describe.skipIf(!haveHaproxy)('DNS and HAProxy follow the primary', { timeout: 9
     const dnsPort = await allocatePort();
     writeFileSync(
       join(work, 'haproxy.cfg'),
-      ['global', `  stats socket ${sock} mode 600 level admin`, 'defaults', '  mode http', '  timeout connect 1s', '  timeout client 5s', '  timeout server 5s', 'frontend public', `  bind 127.0.0.1:${front}`, '  default_backend kv', 'backend kv', '  server primary 127.0.0.1:1', ''].join('\n'),
+      [
+        'global',
+        `  stats socket ${sock} mode 600 level admin`,
+        'defaults',
+        '  mode http',
+        '  timeout connect 1s',
+        '  timeout client 5s',
+        '  timeout server 5s',
+        'frontend public',
+        `  bind 127.0.0.1:${front}`,
+        '  default_backend kv',
+        'backend kv',
+        '  server primary 127.0.0.1:1',
+        '',
+      ].join('\n'),
     );
-    const haproxy: ChildProcess = spawn('haproxy', ['-db', '-f', join(work, 'haproxy.cfg')], { stdio: 'ignore' });
+    const haproxy: ChildProcess = spawn('haproxy', ['-db', '-f', join(work, 'haproxy.cfg')], {
+      stdio: 'ignore',
+    });
     cleanups.push(async () => {
       const exited = new Promise((r) => haproxy.once('exit', r));
       haproxy.kill('SIGTERM');
@@ -64,7 +79,12 @@ services:
       return p?.pid ? { id: p.id, pid: p.pid, port: p.ports.http ?? 0 } : undefined;
     };
     // HAProxy serves through whatever primary the adapter pointed it at.
-    const viaHaproxy = async (): Promise<number> => (await fetch(`http://127.0.0.1:${front}/kv/x`, { method: 'PUT', body: 'y' }).catch(() => ({ status: 0 }))).status;
+    const viaHaproxy = async (): Promise<number> =>
+      (
+        await fetch(`http://127.0.0.1:${front}/kv/x`, { method: 'PUT', body: 'y' }).catch(() => ({
+          status: 0,
+        }))
+      ).status;
     await waitFor(async () => (await viaHaproxy()) === 200, 15_000, up.output);
 
     const resolver = new Resolver();
@@ -81,7 +101,9 @@ services:
     const second = await primary();
     await waitFor(async () => (await viaHaproxy()) === 200, 10_000);
     const routes = (await api.events({ service: 'kv', limit: 1000 })).filter((e) => e.kind === 'route');
-    expect(routes.at(-1)?.outcome).toBe(`ok: dns kv A 127.0.0.1; haproxy kv/primary → 127.0.0.1:${second?.port}`);
+    expect(routes.at(-1)?.outcome).toBe(
+      `ok: dns kv A 127.0.0.1; haproxy kv/primary → 127.0.0.1:${second?.port}`,
+    );
     expect(await resolver.resolve4('kv.understudy')).toEqual(['127.0.0.1']);
   });
 });

@@ -21,12 +21,17 @@ afterEach(async () => {
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 /** Starts `up` with a hot kv service (write-through unless told otherwise) and waits until both instances run. */
-async function startHot(consistency: 'write-through' | 'async' = 'write-through'): Promise<{ api: ApiClient; base: string; dataDir: string }> {
+async function startHot(
+  consistency: 'write-through' | 'async' = 'write-through',
+): Promise<{ api: ApiClient; base: string; dataDir: string }> {
   return startKv(`{ count: 1, mode: hot, consistency: ${consistency} }`, 2);
 }
 
 /** Starts `up` with a kv service whose echo is as given, and waits until `running` instances run. */
-async function startKv(echo: string, running: number): Promise<{ api: ApiClient; base: string; dataDir: string; file: string }> {
+async function startKv(
+  echo: string,
+  running: number,
+): Promise<{ api: ApiClient; base: string; dataDir: string; file: string }> {
   const tag = randomUUID();
   const file = join(work, `${tag}.yaml`);
   writeFileSync(
@@ -45,7 +50,11 @@ async function startKv(echo: string, running: number): Promise<{ api: ApiClient;
   const up = await startUp(file, dataDir);
   current = { up, tag };
   const api = ApiClient.fromDataDir(dataDir);
-  await waitFor(async () => (await kvService(api)).instances.filter((i) => i.phase === 'running').length === running, 15_000, up.output);
+  await waitFor(
+    async () => (await kvService(api)).instances.filter((i) => i.phase === 'running').length === running,
+    15_000,
+    up.output,
+  );
   const base = `http://${(await kvService(api)).dataPlane?.address}`;
   return { api, base, dataDir, file };
 }
@@ -78,13 +87,19 @@ function duplicateIds(stateDir: string): string[] {
 /** Epochs of successful promotions, in order: strictly increasing means at most one primary per epoch. */
 async function promotionEpochs(api: ApiClient): Promise<number[]> {
   const events = await api.events({ service: 'kv', limit: 10_000 });
-  return events.filter((e) => (e.kind === 'failover' || e.kind === 'switchover') && e.outcome.startsWith('ok')).map((e) => Number(e.inputs.epoch));
+  return events
+    .filter((e) => (e.kind === 'failover' || e.kind === 'switchover') && e.outcome.startsWith('ok'))
+    .map((e) => Number(e.inputs.epoch));
 }
 
 async function waitRedundant(api: ApiClient): Promise<void> {
   await waitFor(async () => {
     const svc = await kvService(api);
-    return !svc.degraded && svc.instances.filter((i) => i.phase === 'running').length === 2 && svc.instances.some((i) => i.role === 'primary' && i.phase === 'running');
+    return (
+      !svc.degraded &&
+      svc.instances.filter((i) => i.phase === 'running').length === 2 &&
+      svc.instances.some((i) => i.role === 'primary' && i.phase === 'running')
+    );
   }, 20_000);
 }
 
@@ -230,10 +245,21 @@ describe('a restart of the control process itself', { timeout: 120_000 }, () => 
     const up = await startUp(file, dataDir);
     if (old) current = { up, tag: old.tag };
     const again = ApiClient.fromDataDir(dataDir);
-    await waitFor(async () => (await kvService(again)).instances.filter((i) => i.phase === 'running').length === 2, 15_000, up.output);
-    expect((await kvService(again)).instances.map((i) => `${i.id}:${i.role}:${i.pid}`).sort()).toEqual(before);
+    await waitFor(
+      async () => (await kvService(again)).instances.filter((i) => i.phase === 'running').length === 2,
+      15_000,
+      up.output,
+    );
+    expect((await kvService(again)).instances.map((i) => `${i.id}:${i.role}:${i.pid}`).sort()).toEqual(
+      before,
+    );
     const events = await again.events({ service: 'kv', limit: 1000 });
-    expect(events.filter((e) => e.kind === 'adopt').map((e) => e.instance).sort()).toEqual(before.map((b) => b.split(':')[0]).sort());
+    expect(
+      events
+        .filter((e) => e.kind === 'adopt')
+        .map((e) => e.instance)
+        .sort(),
+    ).toEqual(before.map((b) => b.split(':')[0]).sort());
     const newBase = `http://${(await kvService(again)).dataPlane?.address}`;
     expect(await missingAcked(newBase, result.acked)).toEqual([]);
     // And it still fails over afterwards.
@@ -247,17 +273,30 @@ describe('a restart of the control process itself', { timeout: 120_000 }, () => 
 describe('failover of warm and cold echoes (files synced, real processes)', { timeout: 120_000 }, () => {
   for (const mode of ['warm', 'cold'] as const) {
     it(`promotes a ${mode} echo whose files caught up, with every write that was synced`, async () => {
-      const { api, base, dataDir } = await startKv(`{ count: 1, mode: ${mode}, promote: { http: /admin/reload } }`, mode === 'warm' ? 2 : 1);
+      const { api, base, dataDir } = await startKv(
+        `{ count: 1, mode: ${mode}, promote: { http: /admin/reload } }`,
+        mode === 'warm' ? 2 : 1,
+      );
       const acked = new Map<string, string>();
       for (let i = 0; i < 30; i++) {
-        const res = await fetch(`${base}/kv/f${i}`, { method: 'PUT', body: `v${i}`, headers: { 'x-request-id': `f${i}` } });
+        const res = await fetch(`${base}/kv/f${i}`, {
+          method: 'PUT',
+          body: `v${i}`,
+          headers: { 'x-request-id': `f${i}` },
+        });
         expect(res.status).toBe(200);
         acked.set(`f${i}`, `v${i}`);
       }
       // The echo has every change once its file sync reports no lag.
       await waitFor(async () => {
         const sync = (await kvService(api)).fileSync?.[0];
-        return sync !== undefined && sync.connected && sync.lagBytes === 0 && sync.lagSeconds === 0 && sync.lastAppliedSeq > 0;
+        return (
+          sync !== undefined &&
+          sync.connected &&
+          sync.lagBytes === 0 &&
+          sync.lagSeconds === 0 &&
+          sync.lastAppliedSeq > 0
+        );
       }, 10_000);
       const echo = (await kvService(api)).instances.find((i) => i.role === 'echo');
       expect(echo?.phase).toBe(mode === 'warm' ? 'running' : 'standby');

@@ -2,7 +2,12 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { listGroupProcesses, ProcessRuntime, type InstanceExit, type InstanceHandle } from '../../src/runtime/index.js';
+import {
+  listGroupProcesses,
+  ProcessRuntime,
+  type InstanceExit,
+  type InstanceHandle,
+} from '../../src/runtime/index.js';
 import { fixtures, isAlive, launchIn, tempDir, waitFor } from './fixtures/runtime/helpers.js';
 
 let tmp: { dir: string; remove: () => void };
@@ -43,13 +48,22 @@ function exitOf(rt: ProcessRuntime, instanceId: string): Promise<InstanceExit> {
 }
 
 /** Runs the stand-in control process, which starts one instance and then crashes or detaches; returns the handle. */
-async function startFromAnotherControlProcess(mode: 'crash' | 'detach', logMaxBytes: number): Promise<InstanceHandle> {
-  const control = spawn(process.execPath, ['--import', 'tsx', join(fixtures, 'control-process.ts'), tmp.dir, mode, String(logMaxBytes)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+async function startFromAnotherControlProcess(
+  mode: 'crash' | 'detach',
+  logMaxBytes: number,
+): Promise<InstanceHandle> {
+  const control = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(fixtures, 'control-process.ts'), tmp.dir, mode, String(logMaxBytes)],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   let out = '';
   control.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => control.once('exit', (c, s) => resolve([c, s])));
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+    control.once('exit', (c, s) => resolve([c, s])),
+  );
   expect(mode === 'crash' ? signal : code).toBe(mode === 'crash' ? 'SIGKILL' : 0);
   const handle = JSON.parse(out.trim()) as InstanceHandle;
   strays.push(handle.pgid);
@@ -84,7 +98,9 @@ describe('ProcessRuntime.adopt', () => {
     const handle = await first.start(launchIn(tmp.dir, ['sleep', '30']));
     const second = await runtime();
     const startTimeTicks = handle.startTimeTicks ?? 0;
-    expect(await second.adopt({ ...handle, instanceId: 'recycled', startTimeTicks: startTimeTicks + 1 })).toBe(false);
+    expect(
+      await second.adopt({ ...handle, instanceId: 'recycled', startTimeTicks: startTimeTicks + 1 }),
+    ).toBe(false);
     expect(await second.adopt({ ...handle, instanceId: 'other-group', pgid: handle.pgid + 1 })).toBe(false);
     const { startTimeTicks: _dropped, ...withoutStart } = handle;
     expect(await second.adopt({ ...withoutStart, instanceId: 'unverifiable' })).toBe(false);
@@ -103,7 +119,9 @@ describe('ProcessRuntime.adopt', () => {
     expect(await rt.adopt(handle)).toBe(true);
     // The instance writes its log file itself, so output continues after its control process died.
     const sizeNow = statSync(handle.stdoutPath).size;
-    expect(await waitFor(() => existsSync(`${handle.stdoutPath}.1`) || statSync(handle.stdoutPath).size > sizeNow)).toBe(true);
+    expect(
+      await waitFor(() => existsSync(`${handle.stdoutPath}.1`) || statSync(handle.stdoutPath).size > sizeNow),
+    ).toBe(true);
     expect(await waitFor(() => existsSync(`${handle.stdoutPath}.1`))).toBe(true);
     await new Promise((r) => setTimeout(r, 150));
     expect(statSync(handle.stdoutPath).size).toBeLessThanOrEqual(bound);

@@ -36,20 +36,26 @@ async function coresUsed(pid: number, ms = 1500): Promise<number> {
 /** The directory of `pid`'s cgroup in a v1 hierarchy (`controller`) or on v2, from /proc/<pid>/cgroup. */
 function cgroupDir(pid: number, controller: 'cpu' | 'memory'): string {
   const lines = readFileSync(`/proc/${pid}/cgroup`, 'utf8').trim().split('\n');
-  if (support.supported && support.mechanism === 'cgroup-v2') return join('/sys/fs/cgroup', lines.find((l) => l.startsWith('0::'))?.slice(3) ?? '');
+  if (support.supported && support.mechanism === 'cgroup-v2')
+    return join('/sys/fs/cgroup', lines.find((l) => l.startsWith('0::'))?.slice(3) ?? '');
   const line = lines.find((l) => l.split(':')[1]?.split(',').includes(controller)) ?? '';
-  const mount = existsSync(`/sys/fs/cgroup/${controller}`) ? `/sys/fs/cgroup/${controller}` : '/sys/fs/cgroup/cpu,cpuacct';
+  const mount = existsSync(`/sys/fs/cgroup/${controller}`)
+    ? `/sys/fs/cgroup/${controller}`
+    : '/sys/fs/cgroup/cpu,cpuacct';
   return join(mount, line.slice(line.indexOf(':', line.indexOf(':') + 1) + 1));
 }
 
 function memoryLimitFile(pid: number): string {
   const dir = cgroupDir(pid, 'memory');
-  return support.supported && support.mechanism === 'cgroup-v2' ? join(dir, 'memory.max') : join(dir, 'memory.limit_in_bytes');
+  return support.supported && support.mechanism === 'cgroup-v2'
+    ? join(dir, 'memory.max')
+    : join(dir, 'memory.limit_in_bytes');
 }
 
 describe('ProcessRuntime limits where cgroups are writable', () => {
   if (!support.supported) {
-    it.skip(`skipped: limitsSupport() says limits are unsupported on this host (${support.reason})`, () => undefined);
+    it.skip(`skipped: limitsSupport() says limits are unsupported on this host (${support.reason})`, () =>
+      undefined);
     return;
   }
   let runtime: ProcessRuntime;
@@ -95,8 +101,12 @@ describe('ProcessRuntime limits where cgroups are writable', () => {
   it('enforces the memory limit: an instance allocating past it is killed, under it completes', async () => {
     const exits = new Map<string, InstanceExit>();
     runtime.onExit((h, e) => exits.set(h.instanceId, e));
-    const over = launchIn(tmp.dir, ['node', join(fixtures, 'allocate.mjs'), '256'], { resources: { memoryBytes: 128 * 1024 * 1024 } });
-    const under = launchIn(tmp.dir, ['node', join(fixtures, 'allocate.mjs'), '16'], { resources: { memoryBytes: 128 * 1024 * 1024 } });
+    const over = launchIn(tmp.dir, ['node', join(fixtures, 'allocate.mjs'), '256'], {
+      resources: { memoryBytes: 128 * 1024 * 1024 },
+    });
+    const under = launchIn(tmp.dir, ['node', join(fixtures, 'allocate.mjs'), '16'], {
+      resources: { memoryBytes: 128 * 1024 * 1024 },
+    });
     const overHandle = await runtime.start(over);
     const underHandle = await runtime.start(under);
     expect(await waitFor(() => exits.has(over.instanceId) && exits.has(under.instanceId), 20_000)).toBe(true);
@@ -117,11 +127,23 @@ describe('ProcessRuntime limits where cgroups are writable', () => {
 
   it('also kills processes that left the instance process group with setsid, through its cgroup', async () => {
     const pidFile = join(tmp.dir, 'escaped.pid');
-    const launch = launchIn(tmp.dir, ['/bin/sh', '-c', `setsid sleep 300 & echo $! > ${pidFile}; exec sleep 30`]);
+    const launch = launchIn(tmp.dir, [
+      '/bin/sh',
+      '-c',
+      `setsid sleep 300 & echo $! > ${pidFile}; exec sleep 30`,
+    ]);
     const handle = await runtime.start(launch);
-    expect(await waitFor(() => existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() !== '')).toBe(true);
+    expect(await waitFor(() => existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() !== '')).toBe(
+      true,
+    );
     const escaped = Number(readFileSync(pidFile, 'utf8'));
-    expect(await waitFor(() => isAlive(escaped) && readFileSync(`/proc/${escaped}/stat`, 'utf8').split(') ')[1]?.split(' ')[2] !== String(handle.pgid))).toBe(true);
+    expect(
+      await waitFor(
+        () =>
+          isAlive(escaped) &&
+          readFileSync(`/proc/${escaped}/stat`, 'utf8').split(') ')[1]?.split(' ')[2] !== String(handle.pgid),
+      ),
+    ).toBe(true);
     await runtime.stop(launch.instanceId);
     expect(await waitFor(() => !isAlive(escaped), 2000)).toBe(true);
   });
@@ -147,12 +169,16 @@ describe('ProcessRuntime limits where cgroups are writable', () => {
   });
 
   it('rejects invalid limit values with UNDERSTUDY_ERR_RUNTIME_LIMITS and starts nothing', async () => {
-    const err = await runtime.start(launchIn(tmp.dir, ['sleep', '30'], { resources: { cpu: -1 } })).catch((e: unknown) => e);
+    const err = await runtime
+      .start(launchIn(tmp.dir, ['sleep', '30'], { resources: { cpu: -1 } }))
+      .catch((e: unknown) => e);
     expect(isUnderstudyError(err, 'UNDERSTUDY_ERR_RUNTIME_LIMITS')).toBe(true);
     expect(runtime.list()).toEqual([]);
     const running = launchIn(tmp.dir, ['sleep', '30']);
     await runtime.start(running);
-    const err2 = await runtime.setResources(running.instanceId, { memoryBytes: 1.5 }).catch((e: unknown) => e);
+    const err2 = await runtime
+      .setResources(running.instanceId, { memoryBytes: 1.5 })
+      .catch((e: unknown) => e);
     expect(isUnderstudyError(err2, 'UNDERSTUDY_ERR_RUNTIME_LIMITS')).toBe(true);
   });
 });
@@ -164,7 +190,9 @@ describe('ProcessRuntime limits where cgroups are not available', () => {
       const limits = runtime.limitsSupport();
       expect(limits.supported).toBe(false);
       expect(limits.supported ? '' : limits.reason).toContain('no-cgroups');
-      const launch = launchIn(tmp.dir, ['sleep', '30'], { resources: { cpu: 0.2, memoryBytes: 64 * 1024 * 1024 } });
+      const launch = launchIn(tmp.dir, ['sleep', '30'], {
+        resources: { cpu: 0.2, memoryBytes: 64 * 1024 * 1024 },
+      });
       const handle = await runtime.start(launch);
       // Started, but the handle does not claim limits that nothing enforces.
       expect(handle.limits).toEqual({});

@@ -2,7 +2,12 @@ import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isUnderstudyError } from '../../src/errors/index.js';
-import { listGroupProcesses, ProcessRuntime, type InstanceExit, type InstanceHandle } from '../../src/runtime/index.js';
+import {
+  listGroupProcesses,
+  ProcessRuntime,
+  type InstanceExit,
+  type InstanceHandle,
+} from '../../src/runtime/index.js';
 import { isAlive, launchIn, script, tempDir, tempDirIn, waitFor } from './fixtures/runtime/helpers.js';
 
 let runtime: ProcessRuntime;
@@ -48,9 +53,13 @@ describe.each(modes)('ProcessRuntime: start and exit (%s)', (mode) => {
   useRuntime(mode);
 
   it('starts the command in its own process group with cwd, env and a fresh state directory', async () => {
-    const launch = launchIn(tmp.dir, ['/bin/sh', '-c', 'echo "cwd=$(pwd) greeting=$GREETING"; exec sleep 30'], {
-      env: { GREETING: 'hello' },
-    });
+    const launch = launchIn(
+      tmp.dir,
+      ['/bin/sh', '-c', 'echo "cwd=$(pwd) greeting=$GREETING"; exec sleep 30'],
+      {
+        env: { GREETING: 'hello' },
+      },
+    );
     const handle = await runtime.start(launch);
     expect(handle.pid).toBeGreaterThan(0);
     expect(handle.pgid).toBe(handle.pid);
@@ -59,7 +68,9 @@ describe.each(modes)('ProcessRuntime: start and exit (%s)', (mode) => {
     const group = await listGroupProcesses(handle.pgid);
     expect(group.map((p) => p.pid)).toContain(handle.pid);
     expect(group.find((p) => p.pid === handle.pid)?.pgrp).toBe(handle.pid);
-    expect(await waitFor(() => readFileSync(handle.stdoutPath, 'utf8').includes('greeting=hello'))).toBe(true);
+    expect(await waitFor(() => readFileSync(handle.stdoutPath, 'utf8').includes('greeting=hello'))).toBe(
+      true,
+    );
     expect(readFileSync(handle.stdoutPath, 'utf8')).toContain(`cwd=${tmp.dir}`);
     expect(runtime.get(launch.instanceId)?.pid).toBe(handle.pid);
     expect(runtime.list().map((h) => h.instanceId)).toEqual([launch.instanceId]);
@@ -136,7 +147,11 @@ describe.each(modes)('ProcessRuntime: stop and signals (%s)', (mode) => {
   });
 
   it('delivers signals to the whole process group', async () => {
-    const launch = launchIn(tmp.dir, ['/bin/sh', '-c', 'trap "echo got-usr1" USR1; while :; do sleep 0.05; done']);
+    const launch = launchIn(tmp.dir, [
+      '/bin/sh',
+      '-c',
+      'trap "echo got-usr1" USR1; while :; do sleep 0.05; done',
+    ]);
     const handle = await runtime.start(launch);
     await new Promise((r) => setTimeout(r, 100));
     runtime.signal(launch.instanceId, 'SIGUSR1');
@@ -161,8 +176,12 @@ describe.each(modes)('ProcessRuntime: stop and signals (%s)', (mode) => {
   });
 
   it('throws UNDERSTUDY_ERR_RUNTIME_UNKNOWN_INSTANCE for an unknown instance id', async () => {
-    expect(isUnderstudyError(await errorOf(runtime.stop('nope')), 'UNDERSTUDY_ERR_RUNTIME_UNKNOWN_INSTANCE')).toBe(true);
-    expect(() => runtime.signal('nope', 'SIGTERM')).toThrow(expect.objectContaining({ code: 'UNDERSTUDY_ERR_RUNTIME_UNKNOWN_INSTANCE' }));
+    expect(
+      isUnderstudyError(await errorOf(runtime.stop('nope')), 'UNDERSTUDY_ERR_RUNTIME_UNKNOWN_INSTANCE'),
+    ).toBe(true);
+    expect(() => runtime.signal('nope', 'SIGTERM')).toThrow(
+      expect.objectContaining({ code: 'UNDERSTUDY_ERR_RUNTIME_UNKNOWN_INSTANCE' }),
+    );
   });
 });
 
@@ -190,7 +209,9 @@ describe('ProcessRuntime: bad launches', () => {
 
   it('fails with UNDERSTUDY_ERR_RUNTIME_SPAWN naming the directory when cwd is missing', async () => {
     const cwd = join(tmp.dir, 'no-such-dir');
-    const err = await errorOf(runtime.start(launchIn(tmp.dir, ['sleep', '30'], { cwd, instanceId: 'kv-nocwd' })));
+    const err = await errorOf(
+      runtime.start(launchIn(tmp.dir, ['sleep', '30'], { cwd, instanceId: 'kv-nocwd' })),
+    );
     expect(isUnderstudyError(err, 'UNDERSTUDY_ERR_RUNTIME_SPAWN')).toBe(true);
     expect((err as Error).message).toContain(cwd);
     expect((err as Error).message).toContain('kv-nocwd');
@@ -283,11 +304,12 @@ describe.each(modes)('ProcessRuntime: stats (%s)', (mode) => {
 
   it('counts bytes the instance writes to storage', async () => {
     // write_bytes counts block-device writes: on a tmpfs temp dir there are none, so write under the repo then.
-    const onTmpfs = readFileSync('/proc/mounts', 'utf8')
-      .split('\n')
-      .map((l) => l.split(' '))
-      .filter(([, mount]) => mount !== undefined && tmp.dir.startsWith(mount))
-      .sort((a, b) => (b[1]?.length ?? 0) - (a[1]?.length ?? 0))[0]?.[2] === 'tmpfs';
+    const onTmpfs =
+      readFileSync('/proc/mounts', 'utf8')
+        .split('\n')
+        .map((l) => l.split(' '))
+        .filter(([, mount]) => mount !== undefined && tmp.dir.startsWith(mount))
+        .sort((a, b) => (b[1]?.length ?? 0) - (a[1]?.length ?? 0))[0]?.[2] === 'tmpfs';
     const work = onTmpfs ? tempDirIn(process.cwd()) : tmp;
     try {
       const out = join(work.dir, 'written.bin');

@@ -81,7 +81,12 @@ describe('store survives kill -9 of a writing process', () => {
         const missing: string[] = [];
         for (const c of committed) {
           const record = await store.get(c.key);
-          if (!record || record.revision !== c.revision || record.value.length !== c.length || !record.value.startsWith(`v${Number(c.key.slice(6))}:`)) {
+          if (
+            !record ||
+            record.revision !== c.revision ||
+            record.value.length !== c.length ||
+            !record.value.startsWith(`v${Number(c.key.slice(6))}:`)
+          ) {
             missing.push(`${c.key}@${c.revision}`);
           }
         }

@@ -66,7 +66,10 @@ describe('store shared by several processes', () => {
       const outputs = workers.map((w) => w.output());
       for (const [i, w] of workers.entries()) expect(w.child.exitCode, outputs[i]).toBe(0);
       const retries = outputs.map((o) => Number(/done (\d+)/.exec(o)?.[1]));
-      expect(retries.some((r) => r > 0), `the processes never collided: ${retries.join(', ')}`).toBe(true);
+      expect(
+        retries.some((r) => r > 0),
+        `the processes never collided: ${retries.join(', ')}`,
+      ).toBe(true);
 
       const total = increments * workers.length;
       expect((await store.get('counter'))?.value).toBe(String(total));
@@ -74,7 +77,9 @@ describe('store shared by several processes', () => {
       expect(await store.revision()).toBe(start.revision + total);
 
       await waitFor(() => events.length >= total, `${total} watch events (have ${events.length})`);
-      expect(events.map((e) => e.record?.value)).toEqual(Array.from({ length: total }, (_, i) => String(i + 1)));
+      expect(events.map((e) => e.record?.value)).toEqual(
+        Array.from({ length: total }, (_, i) => String(i + 1)),
+      );
     } finally {
       await store.close();
     }

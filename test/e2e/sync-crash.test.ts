@@ -18,7 +18,10 @@ afterEach(async () => {
 });
 
 function startEcho(dir: string, port: number): Promise<ChildProcess> {
-  const child = fork(join(here, 'fixtures/sync/echo-process.ts'), [dir, String(port), KEY], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const child = fork(join(here, 'fixtures/sync/echo-process.ts'), [dir, String(port), KEY], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
   cleanups.push(async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
@@ -27,7 +30,6 @@ function startEcho(dir: string, port: number): Promise<ChildProcess> {
     child.once('exit', (code) => reject(new Error(`echo exited ${code}`)));
   });
 }
-
 
 describe('echo crash during apply', () => {
   it('recovers to the last fully applied batch after SIGKILL mid-apply, then converges', async () => {
@@ -57,12 +59,24 @@ describe('echo crash during apply', () => {
       // Kill the echo while it stages the batch, or right after its journal record is written.
       const until = Date.now() + 10_000;
       if (trigger === 'staging') {
-        while (Date.now() < until && (await readdir(join(meta, 'staging')).catch(() => [])).length === 0) await new Promise((r) => setTimeout(r, 1));
+        while (Date.now() < until && (await readdir(join(meta, 'staging')).catch(() => [])).length === 0)
+          await new Promise((r) => setTimeout(r, 1));
         await new Promise((r) => setTimeout(r, delayMs));
       } else {
-        const journalTimes = async (): Promise<number> => Math.max(...(await Promise.all(['journal-0', 'journal-1'].map((j) => stat(join(meta, j)).then((s) => s.mtimeMs, () => 0)))));
+        const journalTimes = async (): Promise<number> =>
+          Math.max(
+            ...(await Promise.all(
+              ['journal-0', 'journal-1'].map((j) =>
+                stat(join(meta, j)).then(
+                  (s) => s.mtimeMs,
+                  () => 0,
+                ),
+              ),
+            )),
+          );
         const before = await journalTimes();
-        while (Date.now() < until && (await journalTimes()) === before) await new Promise((r) => setImmediate(r));
+        while (Date.now() < until && (await journalTimes()) === before)
+          await new Promise((r) => setImmediate(r));
       }
       echo.kill('SIGKILL');
       await new Promise((r) => echo.once('exit', r));
@@ -71,7 +85,8 @@ describe('echo crash during apply', () => {
       const applier = await BatchApplier.create(b, meta, true);
       const recovered = await buildManifest(b);
       const asJson = (m: unknown): string => JSON.stringify(m);
-      const matches = asJson(recovered) === asJson(post) ? 'post' : asJson(recovered) === asJson(pre) ? 'pre' : 'neither';
+      const matches =
+        asJson(recovered) === asJson(post) ? 'post' : asJson(recovered) === asJson(pre) ? 'pre' : 'neither';
       outcomes.push(matches);
       expect(matches).not.toBe('neither');
       expect(applier.state.lastApplied).toBeGreaterThan(0);

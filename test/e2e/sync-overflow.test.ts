@@ -12,7 +12,6 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-
 async function setup(opts: Partial<SyncSourceOptions>) {
   const base = await mkdtemp(join(tmpdir(), 'us-sync-overflow-'));
   const a = join(base, 'primary');
@@ -32,7 +31,10 @@ async function setup(opts: Partial<SyncSourceOptions>) {
 async function storm(a: string): Promise<void> {
   for (let d = 0; d < 20; d++) await mkdir(join(a, `d${d}`, 'deep'), { recursive: true });
   const writes: Promise<void>[] = [];
-  for (let i = 0; i < 1500; i++) writes.push(writeFile(join(a, `d${i % 20}`, i % 3 === 0 ? 'deep' : '', `f${i}`), randomBytes(64 + (i % 512))));
+  for (let i = 0; i < 1500; i++)
+    writes.push(
+      writeFile(join(a, `d${i % 20}`, i % 3 === 0 ? 'deep' : '', `f${i}`), randomBytes(64 + (i % 512))),
+    );
   await Promise.all(writes);
   for (let i = 0; i < 1500; i += 7) await unlink(join(a, `d${i % 20}`, i % 3 === 0 ? 'deep' : '', `f${i}`));
   for (let d = 0; d < 5; d++) await rename(join(a, `d${d}`), join(a, `moved${d}`));

@@ -47,7 +47,6 @@ async function proxy(port: number): Promise<{ port: number; cut: () => number; s
   };
 }
 
-
 describe('connection loss', () => {
   it('resumes after the connection drops mid-stream without applying any batch twice', async () => {
     const base = await mkdtemp(join(tmpdir(), 'us-sync-resume-'));
@@ -56,7 +55,13 @@ describe('connection loss', () => {
     await mkdir(a);
     const source = await SyncSource.create({ dir: a, key: KEY, scanIntervalMs: 0 });
     const px = await proxy(source.port);
-    const target = await SyncTarget.create({ dir: b, key: KEY, port: px.port, durable: false, reconnectDelayMs: 20 });
+    const target = await SyncTarget.create({
+      dir: b,
+      key: KEY,
+      port: px.port,
+      durable: false,
+      reconnectDelayMs: 20,
+    });
     cleanups.push(async () => {
       await target.close();
       await source.close();

@@ -30,7 +30,10 @@ const DEMO_MARKER = '.understudy-demo';
 function prepareDemoDir(dir: string): void {
   if (existsSync(dir) && readdirSync(dir).length > 0) {
     if (!existsSync(join(dir, DEMO_MARKER))) {
-      throw new UnderstudyError(ErrorCode.Usage, `${dir} exists and is not a demo data directory; the demo wipes its data directory, so give it an empty or new one with -d`);
+      throw new UnderstudyError(
+        ErrorCode.Usage,
+        `${dir} exists and is not a demo data directory; the demo wipes its data directory, so give it an empty or new one with -d`,
+      );
     }
     rmSync(dir, { recursive: true, force: true });
   }
@@ -43,7 +46,11 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 }
 
-async function waitForPrimary(embedded: Embedded, timeoutMs: number, signal: AbortSignal): Promise<InstanceRecord | undefined> {
+async function waitForPrimary(
+  embedded: Embedded,
+  timeoutMs: number,
+  signal: AbortSignal,
+): Promise<InstanceRecord | undefined> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline && !signal.aborted) {
     const primary = embedded.control.instances().find((i) => i.role === 'primary' && i.phase === 'running');
@@ -75,7 +82,9 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     });
     const e = embedded;
     process.stdout.write(`demo: data directory ${e.dataDir}\n`);
-    process.stdout.write(`demo: API ${e.api.endpoint.url} (bearer token in ${e.dataDir}/token; try: npx understudy status -d ${e.dataDir})\n`);
+    process.stdout.write(
+      `demo: API ${e.api.endpoint.url} (bearer token in ${e.dataDir}/token; try: npx understudy status -d ${e.dataDir})\n`,
+    );
     const primary = await waitForPrimary(e, 15_000, stop.signal);
     if (!primary) {
       if (stop.signal.aborted) return ExitCode.Ok;
@@ -89,7 +98,10 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       `demo: driving ${options.rate} req/s (80 % GET, 20 % PUT) through the router ${base} for ${Math.round(options.durationMs / 1000)} s; every write is acknowledged only once primary and echo applied it\n`,
     );
     const killAt = options.durationMs >= 6000 ? Math.round(options.durationMs * 0.4) : undefined;
-    if (killAt !== undefined) process.stdout.write(`demo: at t=${(killAt / 1000).toFixed(1)}s the primary will be killed with SIGKILL, to show the echo taking over\n`);
+    if (killAt !== undefined)
+      process.stdout.write(
+        `demo: at t=${(killAt / 1000).toFixed(1)}s the primary will be killed with SIGKILL, to show the echo taking over\n`,
+      );
     const totals = await driveLoad(base, options, stop.signal, e, killAt);
     const missing = await verifyAcked(base, totals.acked);
     const last = (await e.control.services()).find((svc) => svc.name === 'kv')?.lastFailover;
@@ -134,7 +146,13 @@ interface LoadTotals {
   acked: Map<string, string>;
 }
 
-async function driveLoad(base: string, options: DemoOptions, signal: AbortSignal, e: Embedded, killAt: number | undefined): Promise<LoadTotals> {
+async function driveLoad(
+  base: string,
+  options: DemoOptions,
+  signal: AbortSignal,
+  e: Embedded,
+  killAt: number | undefined,
+): Promise<LoadTotals> {
   const dispatcher = new Agent({ connections: 16, keepAliveTimeout: 10_000 });
   const started = Date.now();
   const totals: LoadTotals = { ok: 0, errors: 0, acked: new Map() };
@@ -177,7 +195,9 @@ async function driveLoad(base: string, options: DemoOptions, signal: AbortSignal
     }
     if (!killed && killAt !== undefined && Date.now() - started >= killAt) {
       killed = true;
-      const primary = e.control.instances().find((i) => i.service === 'kv' && i.role === 'primary' && i.phase === 'running');
+      const primary = e.control
+        .instances()
+        .find((i) => i.service === 'kv' && i.role === 'primary' && i.phase === 'running');
       if (primary?.pid) {
         process.stdout.write(`demo: killing the primary ${primary.id} (pid ${primary.pid}) with SIGKILL\n`);
         process.kill(primary.pid, 'SIGKILL');

@@ -32,11 +32,16 @@ export async function runDown(options: DownOptions): Promise<number> {
     const deadline = Date.now() + options.timeoutMs;
     while (alive(client.endpoint.pid)) {
       if (Date.now() > deadline) {
-        throw new UnderstudyError(ErrorCode.ApiUnreachable, `the control plane (pid ${client.endpoint.pid}) is still running after ${options.timeoutMs} ms`);
+        throw new UnderstudyError(
+          ErrorCode.ApiUnreachable,
+          `the control plane (pid ${client.endpoint.pid}) is still running after ${options.timeoutMs} ms`,
+        );
       }
       await new Promise((r) => setTimeout(r, 100));
     }
-    process.stdout.write(`understudy: stopped the control plane (pid ${client.endpoint.pid}) and its instances\n`);
+    process.stdout.write(
+      `understudy: stopped the control plane (pid ${client.endpoint.pid}) and its instances\n`,
+    );
     return ExitCode.Ok;
   } catch (err) {
     return reportError(err);

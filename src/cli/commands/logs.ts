@@ -57,9 +57,17 @@ function sizeOf(path: string): number {
 export async function runLogs(options: LogsOptions): Promise<number> {
   try {
     const inst = await findInstance(options.dataDir, options.instance);
-    if (!inst) throw new UnderstudyError(ErrorCode.NotFound, `no instance named '${options.instance}' (see 'understudy status')`);
+    if (!inst)
+      throw new UnderstudyError(
+        ErrorCode.NotFound,
+        `no instance named '${options.instance}' (see 'understudy status')`,
+      );
     const path = options.stderr ? inst.stderrPath : inst.stdoutPath;
-    if (!path) throw new UnderstudyError(ErrorCode.NotFound, `instance '${options.instance}' has not been started, so it has no logs yet`);
+    if (!path)
+      throw new UnderstudyError(
+        ErrorCode.NotFound,
+        `instance '${options.instance}' has not been started, so it has no logs yet`,
+      );
     let offset = sizeOf(path);
     const tail = readRange(path, Math.max(0, offset - 1024 * 1024), offset).toString('utf8');
     const lines = tail.split('\n');

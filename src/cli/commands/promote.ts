@@ -15,7 +15,9 @@ export async function runPromote(options: PromoteOptions): Promise<number> {
   try {
     const client = ApiClient.fromDataDir(options.dataDir);
     const decision =
-      options.kind === 'failover' ? await client.failover(options.service, options.reason) : await client.switchover(options.service, options.to);
+      options.kind === 'failover'
+        ? await client.failover(options.service, options.reason)
+        : await client.switchover(options.service, options.to);
     process.stdout.write(formatDecision(decision) + '\n');
     return decision.outcome.startsWith('ok') ? ExitCode.Ok : ExitCode.Failure;
   } catch (err) {

@@ -12,8 +12,12 @@ beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'understudy-sim-'));
   out = [];
   err = [];
-  vi.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => (out.push(String(c)), true));
-  vi.spyOn(process.stderr, 'write').mockImplementation((c: string | Uint8Array) => (err.push(String(c)), true));
+  vi.spyOn(process.stdout, 'write').mockImplementation(
+    (c: string | Uint8Array) => (out.push(String(c)), true),
+  );
+  vi.spyOn(process.stderr, 'write').mockImplementation(
+    (c: string | Uint8Array) => (err.push(String(c)), true),
+  );
 });
 afterEach(() => {
   vi.restoreAllMocks();
@@ -22,7 +26,8 @@ afterEach(() => {
 
 function writeTrace(name: string, rows: number): string {
   const lines = ['timestamp,value'];
-  for (let i = 0; i < rows; i++) lines.push(`${1_600_000_000 + i * 60},${(Math.floor(i / 30) % 2 ? 90 : 30) + (i % 5)}`);
+  for (let i = 0; i < rows; i++)
+    lines.push(`${1_600_000_000 + i * 60},${(Math.floor(i / 30) % 2 ? 90 : 30) + (i % 5)}`);
   const p = join(dir, name);
   writeFileSync(p, lines.join('\n') + '\n');
   return p;
@@ -33,7 +38,17 @@ describe('runSim', () => {
     const trace = writeTrace('t.csv', 600);
     expect(await runSim({ trace, policy: 'hpa', output: 'json' })).toBe(0);
     const j = JSON.parse(out.join('')) as Record<string, unknown>;
-    for (const k of ['sloViolationMin', 'instanceHours', 'actions', 'thetaU', 'thetaO', 'tauU', 'tauO', 'instability']) expect(typeof j[k]).toBe('number');
+    for (const k of [
+      'sloViolationMin',
+      'instanceHours',
+      'actions',
+      'thetaU',
+      'thetaO',
+      'tauU',
+      'tauO',
+      'instability',
+    ])
+      expect(typeof j[k]).toBe('number');
     expect(j.policy).toBe('hpa');
   });
   it('compares all policies in a table and writes an SVG plot with axes and a legend', async () => {
@@ -41,7 +56,8 @@ describe('runSim', () => {
     const plot = join(dir, 'p.svg');
     expect(await runSim({ trace, policy: 'all', plot })).toBe(0);
     const text = out.join('');
-    for (const p of ['predictive', 'hpa', 'static', 'oracle']) expect(text).toMatch(new RegExp(`^${p} `, 'm'));
+    for (const p of ['predictive', 'hpa', 'static', 'oracle'])
+      expect(text).toMatch(new RegExp(`^${p} `, 'm'));
     const svg = readFileSync(plot, 'utf8');
     expect(svg).toMatch(/^<svg /);
     expect(svg).toContain('requests/s');

@@ -1,7 +1,13 @@
 import { writeFile } from 'node:fs/promises';
 import { ErrorCode, isUnderstudyError, UnderstudyError } from '../../errors/index.js';
 import { POLICY_NAMES, readTraceFile, renderPlotSvg, runScenario } from '../../sim/index.js';
-import type { PlotRun, PolicyName, ScenarioOptions, ScenarioResult, SimServiceResult } from '../../sim/index.js';
+import type {
+  PlotRun,
+  PolicyName,
+  ScenarioOptions,
+  ScenarioResult,
+  SimServiceResult,
+} from '../../sim/index.js';
 import { ExitCode, reportError } from '../exit-codes.js';
 import { table } from '../output.js';
 
@@ -67,7 +73,8 @@ function usage(message: string): never {
 
 function positive(name: string, v: number | undefined, allowZero = false): void {
   if (v === undefined) return;
-  if (!Number.isFinite(v) || v < 0 || (!allowZero && v === 0)) usage(`--${name} must be a ${allowZero ? 'non-negative' : 'positive'} number, got ${v}`);
+  if (!Number.isFinite(v) || v < 0 || (!allowZero && v === 0))
+    usage(`--${name} must be a ${allowZero ? 'non-negative' : 'positive'} number, got ${v}`);
 }
 
 /**
@@ -78,7 +85,8 @@ function positive(name: string, v: number | undefined, allowZero = false): void 
 export async function runSim(options: SimCommandOptions): Promise<number> {
   try {
     const policy = options.policy ?? 'predictive';
-    if (policy !== 'all' && !POLICY_NAMES.includes(policy)) usage(`--policy must be one of ${POLICY_NAMES.join(', ')}, all; got '${String(policy)}'`);
+    if (policy !== 'all' && !POLICY_NAMES.includes(policy))
+      usage(`--policy must be one of ${POLICY_NAMES.join(', ')}, all; got '${String(policy)}'`);
     positive('scale', options.scale);
     positive('mean-instances', options.meanInstances);
     positive('capacity', options.capacity);
@@ -86,10 +94,18 @@ export async function runSim(options: SimCommandOptions): Promise<number> {
     positive('warm-start', options.warmStartMs, true);
     positive('tick', options.tickMs);
     positive('failure-rate', options.failureRatePerHour, true);
-    if (options.targetUtilization !== undefined && !(options.targetUtilization > 0 && options.targetUtilization <= 1)) usage(`--target-utilization must be in (0, 1], got ${options.targetUtilization}`);
+    if (
+      options.targetUtilization !== undefined &&
+      !(options.targetUtilization > 0 && options.targetUtilization <= 1)
+    )
+      usage(`--target-utilization must be in (0, 1], got ${options.targetUtilization}`);
     const trace = await readTraceFile(options.trace);
     const policies = policy === 'all' ? POLICY_NAMES : [policy];
-    const so: ScenarioOptions = { policies, record: options.plot !== undefined, keepDecisions: options.decisions ?? 0 };
+    const so: ScenarioOptions = {
+      policies,
+      record: options.plot !== undefined,
+      keepDecisions: options.decisions ?? 0,
+    };
     if (options.scale !== undefined) so.scale = options.scale;
     if (options.meanInstances !== undefined) so.meanInstances = options.meanInstances;
     if (options.capacity !== undefined) so.capacityPerInstance = options.capacity;
@@ -108,7 +124,14 @@ export async function runSim(options: SimCommandOptions): Promise<number> {
         for (const p of policies) per[p] = metricsJson(result.results[p]!);
         process.stdout.write(JSON.stringify({ trace: options.trace, settings, policies: per }) + '\n');
       } else {
-        process.stdout.write(JSON.stringify({ trace: options.trace, policy, ...metricsJson(result.results[policy]!), settings }) + '\n');
+        process.stdout.write(
+          JSON.stringify({
+            trace: options.trace,
+            policy,
+            ...metricsJson(result.results[policy]!),
+            settings,
+          }) + '\n',
+        );
       }
     } else {
       printTable(result, policies, options.decisions ?? 0);
@@ -133,22 +156,63 @@ function printTable(result: ScenarioResult, policies: readonly PolicyName[], dec
   const rows = policies.map((p) => {
     const r = result.results[p]!;
     const m = r.metrics;
-    return [p, m.sloViolationMin.toFixed(1), m.instanceHours.toFixed(1), String(m.actions), m.thetaU.toFixed(2), m.thetaO.toFixed(1), m.tauU.toFixed(2), m.tauO.toFixed(1), m.instability.toFixed(1), m.droppedPct.toFixed(3), m.meanQueueDelayMs.toFixed(0), String(r.promotions)];
+    return [
+      p,
+      m.sloViolationMin.toFixed(1),
+      m.instanceHours.toFixed(1),
+      String(m.actions),
+      m.thetaU.toFixed(2),
+      m.thetaO.toFixed(1),
+      m.tauU.toFixed(2),
+      m.tauO.toFixed(1),
+      m.instability.toFixed(1),
+      m.droppedPct.toFixed(3),
+      m.meanQueueDelayMs.toFixed(0),
+      String(r.promotions),
+    ];
   });
-  process.stdout.write(table(['POLICY', 'SLO-VIOL MIN', 'INST-HOURS', 'ACTIONS', 'θU %', 'θO %', 'τU %', 'τO %', 'INSTAB %', 'DROPPED %', 'QUEUE MS', 'PROMOTIONS'], rows));
+  process.stdout.write(
+    table(
+      [
+        'POLICY',
+        'SLO-VIOL MIN',
+        'INST-HOURS',
+        'ACTIONS',
+        'θU %',
+        'θO %',
+        'τU %',
+        'τO %',
+        'INSTAB %',
+        'DROPPED %',
+        'QUEUE MS',
+        'PROMOTIONS',
+      ],
+      rows,
+    ),
+  );
   if (decisions > 0) {
     for (const p of policies) {
       const ds = result.results[p]!.decisions;
       if (ds.length === 0) continue;
       process.stdout.write(`\nfirst ${ds.length} decisions of ${p}:\n`);
-      for (const d of ds) process.stdout.write(`  ${new Date(d.at).toISOString()} ${d.kind} ${d.from}→${d.to}${d.applied ? '' : ' (not applied)'}: ${d.reason}\n`);
+      for (const d of ds)
+        process.stdout.write(
+          `  ${new Date(d.at).toISOString()} ${d.kind} ${d.from}→${d.to}${d.applied ? '' : ' (not applied)'}: ${d.reason}\n`,
+        );
     }
   }
 }
 
-async function writePlot(path: string, result: ScenarioResult, policies: readonly PolicyName[]): Promise<void> {
+async function writePlot(
+  path: string,
+  result: ScenarioResult,
+  policies: readonly PolicyName[],
+): Promise<void> {
   // One policy, or the first compared with the HPA: more lines would not read at a glance.
-  const order = policies.length === 1 ? [...policies] : [policies[0]!, ...policies.filter((p) => p === 'hpa' && p !== policies[0])];
+  const order =
+    policies.length === 1
+      ? [...policies]
+      : [policies[0]!, ...policies.filter((p) => p === 'hpa' && p !== policies[0])];
   const runs: PlotRun[] = order.map((p) => ({ label: p, series: result.results[p]!.series! }));
   const head = result.results[order[0]!]!.metrics;
   const s = result.settings;
@@ -159,6 +223,10 @@ async function writePlot(path: string, result: ScenarioResult, policies: readonl
   try {
     await writeFile(path, svg);
   } catch (err) {
-    throw new UnderstudyError(ErrorCode.Usage, `--plot ${path}: cannot write: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+    throw new UnderstudyError(
+      ErrorCode.Usage,
+      `--plot ${path}: cannot write: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      { cause: err },
+    );
   }
 }

@@ -20,7 +20,12 @@ export async function runStatus(options: StatusOptions): Promise<number> {
       printStatusTable(services);
       const status = await client.status();
       const limits = status.limits as { supported: boolean; mechanism?: string; reason?: string } | undefined;
-      if (limits) process.stdout.write(limits.supported ? `resource limits: ${limits.mechanism}\n` : `resource limits unsupported: ${limits.reason}\n`);
+      if (limits)
+        process.stdout.write(
+          limits.supported
+            ? `resource limits: ${limits.mechanism}\n`
+            : `resource limits unsupported: ${limits.reason}\n`,
+        );
     }
     return ExitCode.Ok;
   } catch (err) {
@@ -40,25 +45,53 @@ export function printStatusTable(services: ServiceView[]): void {
         i.role,
         i.phase,
         i.pid ? String(i.pid) : '-',
-        Object.entries(i.ports).map(([n, p]) => `${n}=${p}`).join(',') || '-',
+        Object.entries(i.ports)
+          .map(([n, p]) => `${n}=${p}`)
+          .join(',') || '-',
         i.health ? (i.health.healthy ? 'ok' : `failing (${i.health.detail})`) : '-',
-        i.startedAt && (i.phase === 'running' || i.phase === 'starting' || i.phase === 'unhealthy') ? formatDuration(now - i.startedAt) : '-',
+        i.startedAt && (i.phase === 'running' || i.phase === 'starting' || i.phase === 'unhealthy')
+          ? formatDuration(now - i.startedAt)
+          : '-',
         String(i.restarts.length),
         String(svc.epoch),
         i.stateDir,
       ]);
     }
   }
-  process.stdout.write(table(['SERVICE', 'INSTANCE', 'ROLE', 'PHASE', 'PID', 'PORTS', 'HEALTH', 'UPTIME', 'RESTARTS', 'EPOCH', 'STATE DIR'], rows));
+  process.stdout.write(
+    table(
+      [
+        'SERVICE',
+        'INSTANCE',
+        'ROLE',
+        'PHASE',
+        'PID',
+        'PORTS',
+        'HEALTH',
+        'UPTIME',
+        'RESTARTS',
+        'EPOCH',
+        'STATE DIR',
+      ],
+      rows,
+    ),
+  );
   for (const svc of services) {
     const parts: string[] = [];
-    if (svc.dataPlane) parts.push(`address ${svc.dataPlane.address} → ${svc.dataPlane.serving.join(', ') || '(no primary)'}`);
+    if (svc.dataPlane)
+      parts.push(`address ${svc.dataPlane.address} → ${svc.dataPlane.serving.join(', ') || '(no primary)'}`);
     for (const e of svc.dataPlane?.replication?.echoes ?? []) {
-      parts.push(`echo ${e.instanceId} ${e.inSync ? 'in sync' : 'LAGGING'}: ${e.pending} mutation(s) behind, ${e.lagMs} ms`);
+      parts.push(
+        `echo ${e.instanceId} ${e.inSync ? 'in sync' : 'LAGGING'}: ${e.pending} mutation(s) behind, ${e.lagMs} ms`,
+      );
     }
     for (const f of svc.fileSync ?? []) {
-      const initial = f.initialSync ? `, initial copy ${Math.round((100 * f.initialSync.doneBytes) / Math.max(1, f.initialSync.totalBytes))} %` : '';
-      parts.push(`files → ${f.echo}: lag ${f.lagSeconds.toFixed(2)} s / ${f.lagBytes} B, ${Math.round(f.changeRateBytesPerSec)} B/s changing, ${f.wireBytes} B on the wire${initial}`);
+      const initial = f.initialSync
+        ? `, initial copy ${Math.round((100 * f.initialSync.doneBytes) / Math.max(1, f.initialSync.totalBytes))} %`
+        : '';
+      parts.push(
+        `files → ${f.echo}: lag ${f.lagSeconds.toFixed(2)} s / ${f.lagBytes} B, ${Math.round(f.changeRateBytesPerSec)} B/s changing, ${f.wireBytes} B on the wire${initial}`,
+      );
     }
     const last = svc.lastFailover;
     if (last) {

@@ -53,7 +53,9 @@ export async function runUp(options: UpOptions): Promise<number> {
     } catch (err) {
       return reportError(err);
     }
-    process.stdout.write(`understudy: ${embedded.spec.file} running; API ${embedded.api.endpoint.url}; data ${embedded.dataDir}\n`);
+    process.stdout.write(
+      `understudy: ${embedded.spec.file} running; API ${embedded.api.endpoint.url}; data ${embedded.dataDir}\n`,
+    );
     process.stdout.write('understudy: Ctrl-C stops every instance\n');
     if (requested === undefined) {
       // Let the first instances come up before the first table.

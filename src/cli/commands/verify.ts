@@ -16,21 +16,36 @@ export interface VerifyOptions {
  */
 export async function runVerify(options: VerifyOptions): Promise<number> {
   try {
-    const svc = (await ApiClient.fromDataDir(options.dataDir).services()).find((s) => s.name === options.service);
+    const svc = (await ApiClient.fromDataDir(options.dataDir).services()).find(
+      (s) => s.name === options.service,
+    );
     if (!svc) throw new UnderstudyError(ErrorCode.NotFound, `no service named '${options.service}'`);
     const primary = svc.instances.find((i) => i.role === 'primary');
-    if (!primary) throw new UnderstudyError(ErrorCode.NotFound, `service '${options.service}' has no primary`);
+    if (!primary)
+      throw new UnderstudyError(ErrorCode.NotFound, `service '${options.service}' has no primary`);
     const echoes = svc.instances.filter((i) => i.role === 'echo' && i.phase !== 'failed');
     const results: { echo: string; differences: TreeDifference[] }[] = [];
-    for (const echo of echoes) results.push({ echo: echo.id, differences: await verifyTrees(primary.stateDir, echo.stateDir) });
+    for (const echo of echoes)
+      results.push({ echo: echo.id, differences: await verifyTrees(primary.stateDir, echo.stateDir) });
     const differing = results.filter((r) => r.differences.length > 0);
     if (options.output === 'json') {
-      process.stdout.write(JSON.stringify({ service: svc.name, primary: primary.id, identical: differing.length === 0, echoes: results }) + '\n');
+      process.stdout.write(
+        JSON.stringify({
+          service: svc.name,
+          primary: primary.id,
+          identical: differing.length === 0,
+          echoes: results,
+        }) + '\n',
+      );
     } else {
       for (const r of results) {
-        process.stdout.write(`${r.echo}: ${r.differences.length === 0 ? `identical to ${primary.id}` : `${r.differences.length} difference(s) from ${primary.id}`}\n`);
+        process.stdout.write(
+          `${r.echo}: ${r.differences.length === 0 ? `identical to ${primary.id}` : `${r.differences.length} difference(s) from ${primary.id}`}\n`,
+        );
         for (const d of r.differences.slice(0, 50)) {
-          process.stdout.write(`  ${d.kind.padEnd(14)} ${d.path}${d.a || d.b ? `  (primary: ${d.a ?? '-'}, echo: ${d.b ?? '-'})` : ''}\n`);
+          process.stdout.write(
+            `  ${d.kind.padEnd(14)} ${d.path}${d.a || d.b ? `  (primary: ${d.a ?? '-'}, echo: ${d.b ?? '-'})` : ''}\n`,
+          );
         }
         if (r.differences.length > 50) process.stdout.write(`  … and ${r.differences.length - 50} more\n`);
       }

@@ -14,7 +14,10 @@ export interface CliResult {
 }
 
 /** Runs `understudy <args>` to completion. */
-export function runCli(args: string[], options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {}): CliResult {
+export function runCli(
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {},
+): CliResult {
   const r = spawnSync(process.execPath, [cliBin, ...args], {
     cwd: options.cwd ?? repoRoot,
     env: { ...process.env, ...options.env },
@@ -32,7 +35,11 @@ export interface UpProcess {
 }
 
 /** Starts `understudy up <file> -d <dataDir>`; resolves once its API file exists (or it exited). */
-export async function startUp(file: string, dataDir: string, extraEnv: Record<string, string> = {}): Promise<UpProcess> {
+export async function startUp(
+  file: string,
+  dataDir: string,
+  extraEnv: Record<string, string> = {},
+): Promise<UpProcess> {
   const child = spawn(process.execPath, [cliBin, 'up', file, '-d', dataDir], {
     cwd: repoRoot,
     env: { ...process.env, ...extraEnv },
@@ -51,12 +58,20 @@ export async function startUp(file: string, dataDir: string, extraEnv: Record<st
       return false;
     }
   };
-  await waitFor(() => done || ours(), 20_000, () => `up did not start: ${out}`);
+  await waitFor(
+    () => done || ours(),
+    20_000,
+    () => `up did not start: ${out}`,
+  );
   return { child, output: () => out, exited };
 }
 
 /** Polls `check` until it returns true. */
-export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, describe: () => string = () => 'condition'): Promise<void> {
+export async function waitFor(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  describe: () => string = () => 'condition',
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${describe()}`);

@@ -15,7 +15,10 @@ export interface LoadResult {
  * Drives the kv example through `base`: ~`rate` requests/s, `writeShare` of them PUTs of unique keys
  * (each with its own x-request-id), the rest GETs of keys written before. Stops when `signal` aborts.
  */
-export async function kvLoad(base: string, options: { rate: number; writeShare: number; signal: AbortSignal; prefix?: string }): Promise<LoadResult> {
+export async function kvLoad(
+  base: string,
+  options: { rate: number; writeShare: number; signal: AbortSignal; prefix?: string },
+): Promise<LoadResult> {
   const dispatcher = new Agent({ connections: 32, keepAliveTimeout: 5000 });
   const result: LoadResult = { acked: new Map(), writes: 0, reads: 0, errors: 0, errorSamples: [] };
   const prefix = options.prefix ?? 'w';
@@ -24,7 +27,7 @@ export async function kvLoad(base: string, options: { rate: number; writeShare: 
   let n = 0;
   const one = async (i: number): Promise<void> => {
     const write = i % Math.round(1 / options.writeShare) === 0 || result.acked.size === 0;
-    const key = write ? `${prefix}-${i}` : [...result.acked.keys()][i % result.acked.size] ?? `${prefix}-0`;
+    const key = write ? `${prefix}-${i}` : ([...result.acked.keys()][i % result.acked.size] ?? `${prefix}-0`);
     try {
       const res = await request(`${base}/kv/${key}`, {
         method: write ? 'PUT' : 'GET',
