@@ -7,6 +7,7 @@ import type { StateStore } from '../store/index.js';
 import type { EchoFileSyncView, ServiceFileSync } from '../agent/index.js';
 import { adoptSurvivors, type AdoptionHost } from './adoption.js';
 import { DecisionLog } from './decision-log.js';
+import { sizeEchoes } from './echo-sizing.js';
 import { routeExternally, wireService } from './service-wiring.js';
 import { ExternalRouting } from './external-routing.js';
 import { Failover, type FailoverCause, type FailoverHost, type FailoverRecord } from './failover.js';
@@ -76,6 +77,8 @@ export class ControlPlane {
   #external: ExternalRouting | undefined;
   /** Recent sync failures per echo, for recreating an echo whose sync keeps failing. */
   readonly #syncTrouble = new Map<string, number[]>();
+  /** When each echo was last resized (seed 000: echoes grow with their primary's utilisation). */
+  readonly #lastResize = new Map<string, number>();
   /** Last sampled CPU utilisation (0..1 of its limit) of each service's primary: drives eager sync. */
   readonly #utilisation = new Map<string, number>();
   #sampler: NodeJS.Timeout | undefined;
@@ -183,6 +186,22 @@ export class ControlPlane {
       const stats = await this.#options.runtime.stats(rec.id).catch(() => undefined);
       if (stats)
         this.#utilisation.set(rec.service, Math.min(1, stats.cpuPercent / 100 / (rec.limits.cpu ?? 1)));
+    }
+    for (const spec of this.specs) {
+      if (this.#closed || this.failover.busy(spec.name)) continue;
+      const mine = this.instances().filter((i) => i.service === spec.name);
+      const util = this.#utilisation.get(spec.name) ?? 0;
+      const now = Date.now();
+      for (const rec of await sizeEchoes(
+        spec,
+        mine,
+        util,
+        this.#options.runtime,
+        this.decisions,
+        this.#lastResize,
+        now,
+      ))
+        await this.#save(rec);
     }
   }
 

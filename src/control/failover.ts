@@ -6,6 +6,7 @@ import type { Runtime } from '../runtime/index.js';
 import type { StateStore } from '../store/index.js';
 import type { ServiceFileSync } from '../agent/index.js';
 import type { DecisionLog } from './decision-log.js';
+import { limitsFor } from './instance-launch.js';
 import type { Decision, InstanceRecord } from './records.js';
 import type { ServiceDataPlane } from './service-data-plane.js';
 
@@ -243,6 +244,14 @@ export class Failover {
           ErrorCode.Failover,
           `cold echo ${target.id} did not become ready within 10 s`,
         );
+      }
+      // A promoted echo serves with the full serving limits at once (it may have been sized down).
+      const full = limitsFor(spec, 'primary', this.host.runtime.limitsSupport().supported);
+      if (Object.keys(full).length > 0 && this.host.runtime.get(target.id)) {
+        await this.host.runtime
+          .setResources(target.id, full)
+          .then(() => (target.limits = full))
+          .catch(() => undefined);
       }
       plane?.setPrimary(target, next);
       const promotedAt = Date.now();

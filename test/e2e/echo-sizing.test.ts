@@ -1,0 +1,55 @@
+// Seed 000: echoes start minimal and grow with their primary's utilisation (real cgroups).
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ApiClient } from '../../src/api/index.js';
+import { ProcessRuntime } from '../../src/runtime/index.js';
+import { processesWithEnv, startUp, waitFor } from './lib/cli.js';
+
+const work = mkdtempSync(join(tmpdir(), 'understudy-sizing-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+const limitsSupported = await (async () => {
+  const rt = await ProcessRuntime.create({});
+  const ok = rt.limitsSupport().supported;
+  await rt.close();
+  return ok;
+})();
+
+describe.skipIf(!limitsSupported)('echo sizing', { timeout: 60_000 }, () => {
+  it('grows the echo when its primary is busy, recorded as a resize decision', async () => {
+    const tag = randomUUID();
+    const file = join(work, 'busy.yaml');
+    // A primary that keeps about 70 % of a core busy; its echo starts at a quarter of the limits.
+    writeFileSync(
+      file,
+      `services:
+  - name: busy
+    command: [node, -e, "setInterval(() => { const t = Date.now(); while (Date.now() - t < 70) {} }, 100)"]
+    ports: {}
+    env: { US_TEST_TAG: ${tag} }
+    echo: { count: 1, mode: warm }
+    resources: { cpu: 1, memory: 256Mi, echoFraction: 0.25 }
+`,
+    );
+    const dataDir = join(work, 'data');
+    const up = await startUp(file, dataDir);
+    try {
+      const api = ApiClient.fromDataDir(dataDir);
+      const echoLimits = async (): Promise<number | undefined> =>
+        (await api.instances()).find((i) => i.role === 'echo')?.limits.cpu;
+      await waitFor(async () => (await echoLimits()) !== undefined, 10_000, up.output);
+      expect(await echoLimits()).toBeCloseTo(0.25, 2);
+      await waitFor(async () => ((await echoLimits()) ?? 0) > 0.3, 20_000, up.output);
+      const resize = (await api.events({ service: 'busy', limit: 1000 })).find((e) => e.kind === 'resize');
+      expect(resize?.outcome).toBe('ok');
+      expect(resize?.why).toMatch(/echo sized to \d+ % of full: primary utilisation \d+ %/);
+    } finally {
+      up.child.kill('SIGINT');
+      await up.exited;
+      expect(processesWithEnv('US_TEST_TAG', tag)).toEqual([]);
+    }
+  });
+});
