@@ -1,4 +1,5 @@
 import { formatDecision } from '../format-decision.js';
+import { initialSyncLines } from '../sync-progress.js';
 import { startEmbedded, type Embedded } from '../embedded.js';
 import { ExitCode, reportError } from '../exit-codes.js';
 import { printStatusTable } from './status.js';
@@ -62,7 +63,16 @@ export async function runUp(options: UpOptions): Promise<number> {
       await Promise.race([stopRequested, new Promise((r) => setTimeout(r, 300))]);
       if (requested === undefined) printStatusTable(await embedded.control.services());
     }
+    // The initial (full) copy of a warm or cold echo shows as a progress bar until it is done.
+    const e = embedded;
+    const progress = setInterval(() => {
+      void e.control.services().then((services) => {
+        for (const line of initialSyncLines(services)) process.stdout.write(line + '\n');
+      });
+    }, 1000);
+    progress.unref();
     const reason = await stopRequested;
+    clearInterval(progress);
     process.stdout.write(`understudy: stopping (${reason})\n`);
     await embedded.close();
     process.stdout.write('understudy: stopped; no instance left running\n');
