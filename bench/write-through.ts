@@ -1,0 +1,143 @@
+// `npm run bench -- write-through [--quick]`: the cost of replicating every write to a hot echo, as a
+// ratio of write throughput through the router: no echo, hot async, hot write-through (same run,
+// same kv example, closed-loop writers).
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Agent, request } from 'undici';
+import { ApiClient } from '../src/api/index.js';
+import { percentile } from './lib/failover-load.js';
+
+const root = fileURLToPath(new URL('../', import.meta.url));
+const quick = process.argv.includes('--quick');
+const seconds = quick ? 3 : 8;
+const writers = 32;
+
+const MODES = [
+  { name: 'no-echo', echo: '{ count: 0 }', running: 1 },
+  { name: 'hot-async', echo: '{ count: 1, mode: hot, consistency: async }', running: 2 },
+  { name: 'hot-write-through', echo: '{ count: 1, mode: hot, consistency: write-through }', running: 2 },
+  {
+    name: 'hot-wt-per-key',
+    echo: '{ count: 1, mode: hot, consistency: write-through, mutations: { partitionBy: { pathSegment: 1 } } }',
+    running: 2,
+  },
+] as const;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function measure(
+  mode: (typeof MODES)[number],
+): Promise<{ writesPerSec: number; p50Ms: number; p99Ms: number; errors: number }> {
+  const work = mkdtempSync(join(tmpdir(), `understudy-bench-wt-${mode.name}-`));
+  const spec = join(work, 'kv.yaml');
+  writeFileSync(
+    spec,
+    `services:
+  - name: kv
+    command: [node, server.mjs, --port, '{port}', --state, '{stateDir}']
+    cwd: ${join(root, 'examples/kv')}
+    health: { http: { path: /healthz }, interval: 500ms }
+    echo: ${mode.echo}
+`,
+  );
+  const dataDir = join(work, 'data');
+  const up = spawn(process.execPath, [join(root, 'bin/understudy.js'), 'up', spec, '-d', dataDir], {
+    stdio: 'ignore',
+  });
+  const dispatcher = new Agent({ connections: writers });
+  try {
+    for (let i = 0; i < 400 && !existsSync(join(dataDir, 'api.json')); i++) await sleep(50);
+    const api = ApiClient.fromDataDir(dataDir);
+    for (let i = 0; i < 400; i++) {
+      const svc = (await api.services()).find((s) => s.name === 'kv');
+      if (svc && svc.instances.filter((x) => x.phase === 'running').length === mode.running) break;
+      await sleep(50);
+    }
+    const svc = (await api.services()).find((s) => s.name === 'kv');
+    const base = `http://${svc?.dataPlane?.address}`;
+    const latencies: number[] = [];
+    let errors = 0;
+    let n = 0;
+    const until = performance.now() + seconds * 1000;
+    await Promise.all(
+      Array.from({ length: writers }, async (_, w) => {
+        while (performance.now() < until) {
+          const i = n++;
+          const t0 = performance.now();
+          try {
+            const res = await request(`${base}/kv/w${w}-${i}`, {
+              method: 'PUT',
+              body: `v${i}`,
+              dispatcher,
+              headers: { 'x-request-id': `wt-${w}-${i}` },
+            });
+            await res.body.dump();
+            if (res.statusCode !== 200) errors++;
+            else latencies.push(performance.now() - t0);
+          } catch {
+            errors++;
+          }
+        }
+      }),
+    );
+    return {
+      writesPerSec: Math.round(latencies.length / seconds),
+      p50Ms: round(percentile(latencies, 50)),
+      p99Ms: round(percentile(latencies, 99)),
+      errors,
+    };
+  } finally {
+    await dispatcher.close();
+    up.kill('SIGINT');
+    await new Promise((r) => up.once('exit', r));
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+function round(x: number): number {
+  return Math.round(x * 100) / 100;
+}
+
+async function main(): Promise<void> {
+  if (!existsSync(join(root, 'dist/cli/main.js'))) {
+    process.stderr.write('write-through bench: run `npm run build` first\n');
+    process.exit(1);
+  }
+  process.stdout.write(
+    `write-through bench: ${writers} closed-loop writers, ${seconds} s per mode, PUT of unique keys through the router\n`,
+  );
+  const results: Record<string, Awaited<ReturnType<typeof measure>>> = {};
+  for (const mode of MODES) {
+    results[mode.name] = await measure(mode);
+    const r = results[mode.name];
+    process.stdout.write(
+      `  ${mode.name.padEnd(18)} ${String(r?.writesPerSec).padStart(6)} writes/s  p50 ${r?.p50Ms} ms  p99 ${r?.p99Ms} ms  errors ${r?.errors}\n`,
+    );
+  }
+  const base = results['no-echo']?.writesPerSec ?? NaN;
+  const wt = results['hot-write-through']?.writesPerSec ?? NaN;
+  const async_ = results['hot-async']?.writesPerSec ?? NaN;
+  const perKey = results['hot-wt-per-key']?.writesPerSec ?? NaN;
+  process.stdout.write(
+    `write throughput vs no echo: hot async ${(async_ / base).toFixed(2)}x, hot write-through ${(wt / base).toFixed(2)}x (total order: one mutation in flight), per-key order ${(perKey / base).toFixed(2)}x\n`,
+  );
+  process.stdout.write(
+    JSON.stringify({
+      bench: 'write-through',
+      writers,
+      seconds,
+      results,
+      asyncRatio: round(async_ / base),
+      writeThroughRatio: round(wt / base),
+      writeThroughPerKeyRatio: round(perKey / base),
+    }) + '\n',
+  );
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`write-through bench: ${(err as Error).message}\n`);
+  process.exit(1);
+});
