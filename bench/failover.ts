@@ -3,14 +3,14 @@
 // echo mode and fault: detection, kill-to-first-success, client-visible errors, acknowledged writes
 // lost, duplicates. Anchors: Patroni ttl 30 s, Redis Sentinel down-after 30 s, keepalived ≈ 3.6 s,
 // QEMU live-migration downtime target 300 ms.
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ApiClient } from '../src/api/index.js';
+import type { ApiClient } from '../src/api/index.js';
 import type { ServiceView } from '../src/control/index.js';
 import { countLost, percentile, runLoad } from './lib/failover-load.js';
+import { startKvUp } from './lib/kv-up.js';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const args = process.argv.slice(2);
@@ -91,27 +91,10 @@ async function redundant(api: ApiClient, running: number): Promise<boolean> {
 }
 
 async function benchMode(mode: (typeof MODES)[number]): Promise<Map<string, RunResult[]>> {
-  const work = mkdtempSync(join(tmpdir(), `understudy-bench-failover-${mode.name}-`));
-  const spec = join(work, 'kv.yaml');
-  writeFileSync(
-    spec,
-    `services:
-  - name: kv
-    command: [node, server.mjs, --port, '{port}', --state, '{stateDir}']
-    cwd: ${join(root, 'examples/kv')}
-    health: { http: { path: /healthz }, interval: 200ms, timeout: 300ms, failureThreshold: 2 }
-    echo: ${mode.echo}
-    restart: { backoff: 50ms, maxRestarts: 1000 }
-`,
-  );
-  const dataDir = join(work, 'data');
-  const up = spawn(process.execPath, [join(root, 'bin/understudy.js'), 'up', spec, '-d', dataDir], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  const up = await startKvUp(`failover-${mode.name}`, mode.echo);
+  const api = up.api;
   const results = new Map<string, RunResult[]>();
   try {
-    await until(async () => existsSync(join(dataDir, 'api.json')), 20_000, 'the control plane');
-    const api = ApiClient.fromDataDir(dataDir);
     await until(() => redundant(api, mode.running), 30_000, `${mode.name} to be redundant`);
     const base = `http://${(await kv(api)).dataPlane?.address}`;
     for (const fault of FAULTS) {
@@ -164,9 +147,7 @@ async function benchMode(mode: (typeof MODES)[number]): Promise<Map<string, RunR
       }
     }
   } finally {
-    up.kill('SIGINT');
-    await new Promise((r) => up.once('exit', r));
-    rmSync(work, { recursive: true, force: true });
+    await up.stop();
   }
   return results;
 }

@@ -1,14 +1,12 @@
 // `npm run bench -- write-through [--quick]`: the cost of replicating every write to a hot echo, as a
 // ratio of write throughput through the router: no echo, hot async, hot write-through (same run,
 // same kv example, closed-loop writers).
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
-import { ApiClient } from '../src/api/index.js';
 import { percentile } from './lib/failover-load.js';
+import { startKvUp } from './lib/kv-up.js';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const quick = process.argv.includes('--quick');
@@ -31,26 +29,10 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 async function measure(
   mode: (typeof MODES)[number],
 ): Promise<{ writesPerSec: number; p50Ms: number; p99Ms: number; errors: number }> {
-  const work = mkdtempSync(join(tmpdir(), `understudy-bench-wt-${mode.name}-`));
-  const spec = join(work, 'kv.yaml');
-  writeFileSync(
-    spec,
-    `services:
-  - name: kv
-    command: [node, server.mjs, --port, '{port}', --state, '{stateDir}']
-    cwd: ${join(root, 'examples/kv')}
-    health: { http: { path: /healthz }, interval: 500ms }
-    echo: ${mode.echo}
-`,
-  );
-  const dataDir = join(work, 'data');
-  const up = spawn(process.execPath, [join(root, 'bin/understudy.js'), 'up', spec, '-d', dataDir], {
-    stdio: 'ignore',
-  });
+  const up = await startKvUp(`wt-${mode.name}`, mode.echo, '{ http: { path: /healthz }, interval: 500ms }');
+  const api = up.api;
   const dispatcher = new Agent({ connections: writers });
   try {
-    for (let i = 0; i < 400 && !existsSync(join(dataDir, 'api.json')); i++) await sleep(50);
-    const api = ApiClient.fromDataDir(dataDir);
     for (let i = 0; i < 400; i++) {
       const svc = (await api.services()).find((s) => s.name === 'kv');
       if (svc && svc.instances.filter((x) => x.phase === 'running').length === mode.running) break;
@@ -91,9 +73,7 @@ async function measure(
     };
   } finally {
     await dispatcher.close();
-    up.kill('SIGINT');
-    await new Promise((r) => up.once('exit', r));
-    rmSync(work, { recursive: true, force: true });
+    await up.stop();
   }
 }
 
