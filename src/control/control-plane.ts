@@ -4,13 +4,14 @@ import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import type { FailureVerdict, HealthVerdict } from '../health/index.js';
 import type { InstanceExit, InstanceHandle, Runtime } from '../runtime/index.js';
 import type { StateStore } from '../store/index.js';
-import type { EchoFileSyncView, ServiceFileSync } from '../agent/index.js';
+import type { ServiceFileSync } from '../agent/index.js';
 import { adoptSurvivors, type AdoptionHost } from './adoption.js';
 import { DecisionLog } from './decision-log.js';
+import { serviceView, type ServiceView } from './service-view.js';
 import { sizeEchoes } from './echo-sizing.js';
 import { routeExternally, wireService } from './service-wiring.js';
 import { ExternalRouting } from './external-routing.js';
-import { Failover, type FailoverCause, type FailoverHost, type FailoverRecord } from './failover.js';
+import { Failover, type FailoverCause, type FailoverHost } from './failover.js';
 import {
   applyHandle,
   buildLaunch,
@@ -20,10 +21,10 @@ import {
   type LaunchContext,
 } from './instance-launch.js';
 import { waitReady, watchInstance } from './instance-watch.js';
-import { reconcile, describeExit, type Action } from './reconcile.js';
+import { actionDecision, reconcile, describeExit, type Action } from './reconcile.js';
 import type { Decision, InstanceRecord } from './records.js';
-import { applyRestartPolicy, restartDelay } from './restart.js';
-import type { DataPlaneView, ServiceDataPlane } from './service-data-plane.js';
+import { applyRestartPolicy, killForRestart, scheduleRejoin } from './restart.js';
+import type { ServiceDataPlane } from './service-data-plane.js';
 
 /** Options of the control plane. */
 export interface ControlPlaneOptions {
@@ -38,22 +39,6 @@ export interface ControlPlaneOptions {
   tickMs?: number;
   /** Bytes per instance log file before rotation. @default 10 MiB */
   logMaxBytes?: number;
-}
-
-/** The service view served by the API and `understudy status`. */
-export interface ServiceView {
-  name: string;
-  epoch: number;
-  echoMode: string;
-  desired: { primaries: number; echoes: number };
-  instances: InstanceRecord[];
-  /** The router: public address, serving instance, replication (hot mode). */
-  dataPlane?: DataPlaneView;
-  /** File-state sync to each warm or cold echo: lag, change rate, bytes on the wire. */
-  fileSync?: EchoFileSyncView[];
-  lastFailover?: FailoverRecord;
-  /** True from a failover until a replacement echo serves as understudy again. */
-  degraded: boolean;
 }
 
 const INSTANCE_PREFIX = 'instances/';
@@ -243,65 +228,25 @@ export class ControlPlane {
   }
 
   async #execute(action: Action): Promise<void> {
-    switch (action.type) {
-      case 'start': {
-        const spec = this.#specOf(action.service);
-        const id = nextInstanceId(this.#records.values(), action.service);
-        const rec = await newInstanceRecord(
-          spec,
-          id,
-          action.role,
-          action.slot,
-          this.#ctx,
-          this.#options.runtime.limitsSupport().supported,
-        );
-        this.#records.set(id, rec);
-        const decision = this.decisions.record({
-          kind: 'start',
-          service: action.service,
-          instance: id,
-          what: `start ${action.role} ${id}`,
-          why: action.why,
-          inputs: { slot: action.slot, role: action.role },
-          outcome: 'pending',
-        });
-        await this.#startRecord(rec, decision);
-        return;
-      }
-      case 'restart': {
-        const rec = this.#records.get(action.instance);
-        if (!rec) return;
-        const decision = this.decisions.record({
-          kind: 'restart',
-          service: action.service,
-          instance: action.instance,
-          what: `restart ${rec.role} ${rec.id}`,
-          why: action.why,
-          inputs: action.inputs,
-          outcome: 'pending',
-        });
-        rec.restarts.push(Date.now());
-        await this.#startRecord(rec, decision);
-        return;
-      }
-      case 'give-up':
-      case 'stop': {
-        const rec = this.#records.get(action.instance);
-        if (!rec) return;
-        const decision = this.decisions.record({
-          kind: action.type,
-          service: action.service,
-          instance: action.instance,
-          what: `stop ${rec.role} ${rec.id}`,
-          why: action.why,
-          inputs: {},
-          outcome: 'pending',
-        });
-        await this.#stopInstance(rec, action.type === 'give-up' ? 'failed' : 'stopped');
-        this.decisions.settle(decision, 'ok');
-        return;
-      }
+    let rec: InstanceRecord | undefined;
+    if (action.type === 'start') {
+      const spec = this.#specOf(action.service);
+      const id = nextInstanceId(this.#records.values(), action.service);
+      const supported = this.#options.runtime.limitsSupport().supported;
+      rec = await newInstanceRecord(spec, id, action.role, action.slot, this.#ctx, supported);
+      this.#records.set(id, rec);
+    } else {
+      rec = this.#records.get(action.instance);
     }
+    if (!rec) return;
+    const decision = this.decisions.record(actionDecision(action, rec));
+    if (action.type === 'start' || action.type === 'restart') {
+      if (action.type === 'restart') rec.restarts.push(Date.now());
+      await this.#startRecord(rec, decision);
+      return;
+    }
+    await this.#stopInstance(rec, action.type === 'give-up' ? 'failed' : 'stopped');
+    this.decisions.settle(decision, 'ok');
   }
 
   /** Echoes (and cold echoes) start from a snapshot of the primary; primaries start as they are. */
@@ -433,23 +378,9 @@ export class ControlPlane {
 
   /** The fenced old primary comes back as an echo of the new primary, after its restart delay. */
   #rejoinLater(rec: InstanceRecord): void {
-    const spec = this.#specOf(rec.service);
-    const now = Date.now();
-    const delay = restartDelay(
-      spec.restart,
-      rec.restarts,
-      rec.lastExit ?? { code: null, signal: 'SIGKILL', at: now },
-      now,
-      true,
-    );
-    if (delay === undefined) {
-      rec.phase = 'failed';
-      void this.#save(rec);
-      return;
-    }
-    rec.phase = 'exited';
-    rec.nextRestartAt = now + delay;
+    const delay = scheduleRejoin(rec, this.#specOf(rec.service).restart, Date.now());
     void this.#save(rec);
+    if (delay === undefined) return;
     setTimeout(
       () => void this.reconcileNow().catch((err: unknown) => this.#recordError('reconcile', err)),
       delay,
@@ -463,22 +394,15 @@ export class ControlPlane {
     inputs: Record<string, unknown>,
     signal?: NodeJS.Signals,
   ): void {
-    const decision = this.decisions.record({
+    this.#restarting.add(rec.id);
+    const grace = this.#specOf(rec.service).stopGrace;
+    killForRestart(this.#options.runtime, this.decisions, rec, {
       kind,
-      service: rec.service,
-      instance: rec.id,
-      what: `restart ${kind} ${rec.role} ${rec.id}`,
       why,
       inputs,
-      outcome: 'pending',
+      graceMs: grace,
+      ...(signal ? { signal } : {}),
     });
-    this.#restarting.add(rec.id);
-    const done = signal
-      ? Promise.resolve(this.#options.runtime.signal(rec.id, signal))
-      : this.#options.runtime.stop(rec.id, { graceMs: this.#specOf(rec.service).stopGrace });
-    done
-      .then(() => this.decisions.settle(decision, 'ok: stopped; restart follows the restart policy'))
-      .catch((err: unknown) => this.decisions.settle(decision, `failed: ${(err as Error).message}`));
   }
 
   #onExit(handle: InstanceHandle, exit: InstanceExit): void {
@@ -621,23 +545,14 @@ export class ControlPlane {
   async services(): Promise<ServiceView[]> {
     const out: ServiceView[] = [];
     for (const spec of this.specs) {
-      const last = this.failover.last(spec.name);
-      const plane = this.#planes.get(spec.name);
-      out.push({
-        name: spec.name,
-        epoch: await this.#options.store.epoch(spec.name),
-        echoMode: spec.echo.mode,
-        desired: { primaries: 1, echoes: spec.echo.count },
-        instances: this.instances().filter((i) => i.service === spec.name && i.phase !== 'stopped'),
-        ...(plane ? { dataPlane: plane.view() } : {}),
-        ...(this.#fileSyncs.has(spec.name)
-          ? { fileSync: this.#fileSyncs.get(spec.name)?.echoes() ?? [] }
-          : {}),
-        ...(last ? { lastFailover: last } : {}),
-        degraded:
-          (last !== undefined && last.restoredAt === undefined) ||
-          (plane?.replication?.echoes().some((e) => !e.inSync) ?? false),
-      });
+      const epoch = await this.#options.store.epoch(spec.name);
+      const instances = this.instances().filter((i) => i.service === spec.name && i.phase !== 'stopped');
+      const parts = {
+        plane: this.#planes.get(spec.name),
+        files: this.#fileSyncs.get(spec.name),
+        last: this.failover.last(spec.name),
+      };
+      out.push(serviceView(spec, epoch, instances, parts));
     }
     return out;
   }

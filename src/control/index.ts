@@ -1,5 +1,6 @@
 export { ControlPlane } from './control-plane.js';
-export type { ControlPlaneOptions, ServiceView } from './control-plane.js';
+export type { ControlPlaneOptions } from './control-plane.js';
+export type { ServiceView } from './service-view.js';
 export { DecisionLog } from './decision-log.js';
 export type { DecisionLogOptions } from './decision-log.js';
 export { Failover } from './failover.js';

@@ -1,5 +1,5 @@
 import type { ServiceSpec } from '../config/index.js';
-import type { InstanceRecord, InstanceRole } from './records.js';
+import type { Decision, InstanceRecord, InstanceRole } from './records.js';
 
 /** An action the reconciler asks for; the control plane executes it and records it as a decision. */
 export type Action =
@@ -78,4 +78,23 @@ export function describeExit(inst: Pick<InstanceRecord, 'lastExit'>): string {
   const e = inst.lastExit;
   if (!e) return 'unknown exit';
   return e.signal ? `killed by ${e.signal}` : `exit code ${e.code ?? '?'}`;
+}
+
+/** The decision recording an action before it is executed (outcome `pending`). */
+export function actionDecision(action: Action, rec: InstanceRecord): Omit<Decision, 'seq' | 'at'> {
+  const base = { service: action.service, instance: rec.id, why: action.why, outcome: 'pending' };
+  switch (action.type) {
+    case 'start':
+      return {
+        ...base,
+        kind: 'start',
+        what: `start ${action.role} ${rec.id}`,
+        inputs: { slot: action.slot, role: action.role },
+      };
+    case 'restart':
+      return { ...base, kind: 'restart', what: `restart ${rec.role} ${rec.id}`, inputs: action.inputs };
+    case 'give-up':
+    case 'stop':
+      return { ...base, kind: action.type, what: `stop ${rec.role} ${rec.id}`, inputs: {} };
+  }
 }

@@ -2,7 +2,7 @@ import type { RestartSpec } from '../config/index.js';
 import type { DecisionLog } from './decision-log.js';
 import { describeExit } from './reconcile.js';
 import type { InstanceRecord } from './records.js';
-import { nextRestartDelay, type InstanceExit } from '../runtime/index.js';
+import { nextRestartDelay, type InstanceExit, type Runtime } from '../runtime/index.js';
 
 /**
  * Delay before restarting an exited instance under the service's restart policy, or undefined to give up.
@@ -65,4 +65,54 @@ export function applyRestartPolicy(
     outcome: 'recorded',
   });
   return delay;
+}
+
+/**
+ * A deposed (fenced) primary comes back as an echo after its restart delay: sets the record to `exited`
+ * with `nextRestartAt` (reconcile then provisions it as an echo), or `failed` when the policy gives up.
+ * Returns the delay.
+ */
+export function scheduleRejoin(rec: InstanceRecord, spec: RestartSpec, now: number): number | undefined {
+  const delay = restartDelay(
+    spec,
+    rec.restarts,
+    rec.lastExit ?? { code: null, signal: 'SIGKILL', at: now },
+    now,
+    true,
+  );
+  if (delay === undefined) {
+    rec.phase = 'failed';
+    return undefined;
+  }
+  rec.phase = 'exited';
+  rec.nextRestartAt = now + delay;
+  return delay;
+}
+
+/**
+ * Stops an instance that failed its health or liveness checks (SIGTERM then SIGKILL, or the given
+ * signal at once), as a recorded decision; its exit then follows the restart policy as a failure.
+ */
+export function killForRestart(
+  runtime: Runtime,
+  decisions: DecisionLog,
+  rec: InstanceRecord,
+  o: { kind: string; why: string; inputs: Record<string, unknown>; graceMs: number; signal?: NodeJS.Signals },
+): void {
+  const decision = decisions.record({
+    kind: o.kind,
+    service: rec.service,
+    instance: rec.id,
+    what: `restart ${o.kind} ${rec.role} ${rec.id}`,
+    why: o.why,
+    inputs: o.inputs,
+    outcome: 'pending',
+  });
+  const signal = o.signal;
+  const done = signal
+    ? Promise.resolve(runtime.signal(rec.id, signal))
+    : runtime.stop(rec.id, { graceMs: o.graceMs });
+  done
+    .then(() => decisions.settle(decision, 'ok: stopped; restart follows the restart policy'))
+    .catch((err: unknown) => decisions.settle(decision, `failed: ${(err as Error).message}`));
 }
