@@ -139,17 +139,23 @@ describe('understudy up with bad input', () => {
   }
 });
 
+/** `understudy up` with the kv spec, once its primary and echo both run. */
+async function upWithKv(): Promise<{ tag: string; dataDir: string; up: UpProcess }> {
+  const tag = randomUUID();
+  const dataDir = join(work, `data-${tag}`);
+  const up = await startUp(kvSpec(tag), dataDir);
+  running.push(up);
+  await waitFor(
+    () => status(dataDir).services[0]?.instances.filter((i) => i.phase === 'running').length === 2,
+    15_000,
+    up.output,
+  );
+  return { tag, dataDir, up };
+}
+
 describe('understudy up with the kv example', () => {
   it('runs a primary and an echo, lists them, shows logs and events, and stops them all on down', async () => {
-    const tag = randomUUID();
-    const dataDir = join(work, `data-${tag}`);
-    const up = await startUp(kvSpec(tag), dataDir);
-    running.push(up);
-    await waitFor(
-      () => status(dataDir).services[0]?.instances.filter((i) => i.phase === 'running').length === 2,
-      15_000,
-      up.output,
-    );
+    const { tag, dataDir, up } = await upWithKv();
     const { services, controlPlane } = status(dataDir);
     expect(controlPlane.pid).toBe(up.child.pid);
     const kv = services.find((s) => s.name === 'kv');
@@ -195,15 +201,7 @@ describe('understudy up with the kv example', () => {
   });
 
   it('notices an echo killed with SIGKILL at once, records it, and restarts it per policy', async () => {
-    const tag = randomUUID();
-    const dataDir = join(work, `data-${tag}`);
-    const up = await startUp(kvSpec(tag), dataDir);
-    running.push(up);
-    await waitFor(
-      () => status(dataDir).services[0]?.instances.filter((i) => i.phase === 'running').length === 2,
-      15_000,
-      up.output,
-    );
+    const { tag, dataDir, up } = await upWithKv();
     const before = status(dataDir).services[0]?.instances.find((i) => i.role === 'echo');
     process.kill(before?.pid ?? 0, 'SIGKILL');
     await waitFor(
