@@ -3,6 +3,7 @@ import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { z } from 'zod';
+import { parseListen } from '../config/index.js';
 import type { ControlPlane } from '../control/index.js';
 import { ErrorCode, isUnderstudyError } from '../errors/index.js';
 import { buildOpenApi } from './openapi.js';
@@ -188,10 +189,10 @@ export class ApiServer {
       return { ok: true, reason: body.reason };
     });
 
-    const [host, portText] = splitListen(options.listen ?? '127.0.0.1:0');
-    await app.listen({ host, port: Number(portText) });
+    const { host, port: listenPort } = parseListen(options.listen ?? '127.0.0.1:0');
+    await app.listen({ host, port: listenPort });
     const address = app.server.address();
-    const port = typeof address === 'object' && address ? address.port : Number(portText);
+    const port = typeof address === 'object' && address ? address.port : listenPort;
     const endpoint: ApiEndpoint = {
       url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
       pid: process.pid,
@@ -213,9 +214,4 @@ export class ApiServer {
     rmSync(join(this.dataDir, API_ENDPOINT_FILE), { force: true });
     await this.app.close();
   }
-}
-
-function splitListen(listen: string): [string, string] {
-  const i = listen.lastIndexOf(':');
-  return [listen.slice(0, i).replace(/^\[|\]$/g, ''), listen.slice(i + 1)];
 }

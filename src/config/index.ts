@@ -2,7 +2,7 @@ export { loadSpecFile, parseSpecText, resolveProgram, ConfigError } from './load
 export type { ConfigProblem, LoadedSpec, LoadSpecOptions } from './load.js';
 export { expandPlaceholders, unknownPlaceholders } from './placeholders.js';
 export type { PlaceholderValues } from './placeholders.js';
-export { parseBytes, parseDuration } from './units.js';
+export { parseBytes, parseDuration, parseListen } from './units.js';
 export { didYouMean } from './did-you-mean.js';
 export { fileSchema, serviceSchema } from './schema.js';
 export type {

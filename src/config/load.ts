@@ -5,6 +5,7 @@ import type { z } from 'zod';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import { didYouMean } from './did-you-mean.js';
 import { unknownPlaceholders } from './placeholders.js';
+import { parseListen } from './units.js';
 import { fileSchema, type SpecFile } from './schema.js';
 
 /** One problem found in a spec file, with its position. */
@@ -258,7 +259,7 @@ function crossServiceProblems(spec: SpecFile, doc: Document, lc: LineCounter, fi
     if (previous !== undefined) at(path, `port ${port} is already used by ${previous}`);
     else ports.set(port, owner);
   };
-  const apiPort = Number(spec.api.listen.split(':').pop());
+  const apiPort = parseListen(spec.api.listen).port;
   if (apiPort !== 0) claim(apiPort, 'api.listen', ['api', 'listen']);
   spec.services.forEach((s, i) => {
     const first = names.get(s.name);
@@ -286,7 +287,7 @@ function crossServiceProblems(spec: SpecFile, doc: Document, lc: LineCounter, fi
         at(['services', i, 'env', key], `unknown placeholder {${name}}`);
     }
     if (s.routing.listen) {
-      const port = Number(s.routing.listen.split(':').pop());
+      const port = parseListen(s.routing.listen).port;
       if (port !== 0) claim(port, `services[${i}].routing.listen`, ['services', i, 'routing', 'listen']);
     }
   });

@@ -32,3 +32,9 @@ export function parseBytes(value: number | string): number | undefined {
   const unit = BYTE_UNITS[(m[2] ?? '').toLowerCase()];
   return unit === undefined ? undefined : Math.floor(Number(m[1]) * unit);
 }
+
+/** Splits a `host:port` listen address (IPv6 hosts in brackets) into host and port number. */
+export function parseListen(listen: string): { host: string; port: number } {
+  const i = listen.lastIndexOf(':');
+  return { host: listen.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(listen.slice(i + 1)) };
+}

@@ -1,4 +1,4 @@
-import type { ServiceSpec, SpecFile } from '../config/index.js';
+import { parseListen, type ServiceSpec, type SpecFile } from '../config/index.js';
 import { DnsServer, HaproxyAdapter, type HaproxySocket } from '../router/index.js';
 
 /**
@@ -15,10 +15,8 @@ export class ExternalRouting {
   static async create(spec: SpecFile): Promise<ExternalRouting> {
     let dns: DnsServer | undefined;
     if (spec.dns) {
-      const i = spec.dns.listen.lastIndexOf(':');
       dns = await DnsServer.create({
-        host: spec.dns.listen.slice(0, i).replace(/^\[|\]$/g, ''),
-        port: Number(spec.dns.listen.slice(i + 1)),
+        ...parseListen(spec.dns.listen),
         zone: spec.dns.zone,
       });
     }
@@ -64,6 +62,5 @@ export class ExternalRouting {
 
 function parseSocket(text: string): HaproxySocket {
   if (text.startsWith('/') || text.startsWith('.')) return { path: text };
-  const i = text.lastIndexOf(':');
-  return { host: text.slice(0, i), port: Number(text.slice(i + 1)) };
+  return parseListen(text);
 }

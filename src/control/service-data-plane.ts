@@ -1,4 +1,4 @@
-import type { ServiceSpec } from '../config/index.js';
+import { parseListen, type ServiceSpec } from '../config/index.js';
 import { ServiceReplication, replicationHooks, type EchoReplicationStats } from '../replication/index.js';
 import { Router, type RouterStats } from '../router/index.js';
 import type { InstanceRecord } from './records.js';
@@ -44,7 +44,7 @@ export class ServiceDataPlane {
 
   static async create(options: ServiceDataPlaneOptions): Promise<ServiceDataPlane> {
     const { spec } = options;
-    const [host, port] = splitListen(spec.routing.listen ?? '127.0.0.1:0');
+    const { host, port } = parseListen(spec.routing.listen ?? '127.0.0.1:0');
     const hot = spec.echo.mode === 'hot' && spec.routing.protocol === 'http';
     // The router holds the fencing epoch; replication stamps mutations with it.
     const ref: { router?: Router } = {};
@@ -126,9 +126,4 @@ export class ServiceDataPlane {
     await this.replication?.close();
     await this.router.close({ graceMs: 1000 });
   }
-}
-
-function splitListen(listen: string): [string, number] {
-  const i = listen.lastIndexOf(':');
-  return [listen.slice(0, i).replace(/^\[|\]$/g, ''), Number(listen.slice(i + 1))];
 }

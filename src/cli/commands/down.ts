@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { ApiClient } from '../../api/index.js';
+import { isLocalProcessAlive } from '../../store/index.js';
 import { ErrorCode, UnderstudyError } from '../../errors/index.js';
 import { ExitCode, reportError } from '../exit-codes.js';
 
@@ -8,29 +8,13 @@ export interface DownOptions {
   timeoutMs: number;
 }
 
-/** Whether `pid` still runs; a zombie (exited, not yet reaped by its parent) counts as stopped. */
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-  }
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** `understudy down`: asks the running control plane to stop, and waits until its process has exited. */
 export async function runDown(options: DownOptions): Promise<number> {
   try {
     const client = ApiClient.fromDataDir(options.dataDir);
     await client.shutdown('understudy down');
     const deadline = Date.now() + options.timeoutMs;
-    while (alive(client.endpoint.pid)) {
+    while (isLocalProcessAlive(client.endpoint.pid)) {
       if (Date.now() > deadline) {
         throw new UnderstudyError(
           ErrorCode.ApiUnreachable,
