@@ -10,6 +10,7 @@ import { runSim } from './commands/sim.js';
 import { runVerify } from './commands/verify.js';
 import { runStatus } from './commands/status.js';
 import { runUp } from './commands/up.js';
+import { parseDuration } from '../config/index.js';
 import { ExitCode, reportError } from './exit-codes.js';
 
 /** Options every command shares. */
@@ -32,10 +33,11 @@ function positiveNumber(value: string): number {
 
 /** Parses a duration flag such as `30s`, `2m` or `500ms` into ms. */
 export function durationFlag(value: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
-  if (!m) throw new InvalidArgumentError('expected a duration such as 30s, 2m or 500ms.');
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? 's'] ?? 1000;
-  return Number(m[1]) * unit;
+  // A bare number on the command line means seconds (in a spec file, milliseconds).
+  const text = /^\s*\d+(?:\.\d+)?\s*$/.test(value) ? `${value.trim()}s` : value;
+  const ms = parseDuration(text);
+  if (ms === undefined) throw new InvalidArgumentError('expected a duration such as 30s, 2m or 500ms.');
+  return ms;
 }
 
 /** Builds the `understudy` command. */
