@@ -226,18 +226,38 @@ export function buildProgram(): Command {
   program
     .command('demo')
     .description(
-      'run the example key-value service (1 primary + 1 echo) on the embedded default and drive load',
+      'failover (the example key-value service, its primary killed under load) then predictive scaling (examples/api under four days of replayed taxi traffic) on the embedded default',
     )
     .option('--duration <duration>', 'stop after this long (Ctrl-C stops sooner)', durationFlag, 20_000)
-    .option('--rate <n>', 'requests per second', positiveNumber, 50)
-    .action(async (opts: { duration: number; rate: number }, cmd: Command) => {
-      const o = cmd.optsWithGlobals<{ dataDir: string }>();
-      const dataDir =
-        (cmd.parent ?? cmd).getOptionValueSource('dataDir') === 'default'
-          ? resolve('.understudy/demo')
-          : resolve(o.dataDir);
-      process.exitCode = await runDemo({ dataDir, durationMs: opts.duration, rate: opts.rate });
-    });
+    .option('--rate <n>', 'requests per second of the failover part', positiveNumber, 50)
+    .addOption(
+      new Option('--part <part>', 'which part to run').choices(['all', 'failover', 'scaling']).default('all'),
+    )
+    .option(
+      '--step <duration>',
+      'scaling part: wall time per half-hour of replayed traffic',
+      durationFlag,
+      400,
+    )
+    .action(
+      async (
+        opts: { duration: number; rate: number; part: 'all' | 'failover' | 'scaling'; step: number },
+        cmd: Command,
+      ) => {
+        const o = cmd.optsWithGlobals<{ dataDir: string }>();
+        const dataDir =
+          (cmd.parent ?? cmd).getOptionValueSource('dataDir') === 'default'
+            ? resolve('.understudy/demo')
+            : resolve(o.dataDir);
+        process.exitCode = await runDemo({
+          dataDir,
+          durationMs: opts.duration,
+          rate: opts.rate,
+          part: opts.part,
+          stepMs: opts.step,
+        });
+      },
+    );
 
   return program;
 }

@@ -14,6 +14,7 @@ export type {
   RestartSpec,
   RoutingSpec,
   ScalingSpec,
+  ShadowSpec,
   ServiceSpec,
   SpecFile,
   SyncSpec,

@@ -26,7 +26,24 @@ describe('spec parsing', () => {
     expect(kv.echo).toMatchObject({ count: 1, mode: 'warm', consistency: 'write-through' });
     expect(kv.echo.sync.mode).toBe('continuous');
     expect(kv.restart).toMatchObject({ policy: 'on-failure', maxRestarts: 5, backoff: 100 });
-    expect(kv.scaling).toEqual({ min: 1, max: 1, target: 0.6 });
+    expect(kv.scaling).toEqual({
+      min: 1,
+      max: 1,
+      target: 0.6,
+      policy: 'predictive',
+      step: 60_000,
+      interval: 15_000,
+      coldStart: 30_000,
+      stabilization: 300_000,
+    });
+    expect(kv.shadow).toEqual({
+      count: 0,
+      cpuFraction: 0.25,
+      memoryFraction: 0.1,
+      sample: 1,
+      onForecast: false,
+      deltaThreshold: 0.25,
+    });
     expect(spec.api.listen).toBe('127.0.0.1:0');
   });
 
@@ -90,6 +107,22 @@ describe('spec parsing', () => {
     expect(problems.map((p) => p.field)).toEqual(['services[1].routing.listen', 'services[2].ports.http']);
     expect(problems[0]?.message).toMatch(/port 8080 is already used by services\[0\]\.ports\.http/);
     expect(problems[1]?.message).toMatch(/each needs its own/);
+  });
+
+  it('rejects horizontal scaling of a service with hot echoes', () => {
+    const problems = problemsOf(
+      `services:\n  - name: a\n    command: [x]\n    echo: { mode: hot }\n    scaling: { max: 3 }\n`,
+    );
+    expect(problems.map((p) => p.field)).toEqual(['services[0].scaling.max']);
+    expect(problems[0]?.message).toMatch(/hot echoes replay one primary's mutations/);
+  });
+
+  it('rejects a fixed port on a service that scales to several serving instances', () => {
+    const problems = problemsOf(
+      `services:\n  - name: b\n    command: [x]\n    echo: { count: 0 }\n    ports: { http: 9000 }\n    scaling: { max: 2 }\n`,
+    );
+    expect(problems.map((p) => p.field)).toEqual(['services[0].ports.http']);
+    expect(problems[0]?.message).toMatch(/up to 2 instances/);
   });
 
   it('rejects unknown placeholders and unknown port names', () => {

@@ -266,13 +266,13 @@ function crossServiceProblems(spec: SpecFile, doc: Document, lc: LineCounter, fi
     if (first !== undefined)
       at(['services', i, 'name'], `duplicate service name '${s.name}' (also services[${first}])`);
     else names.set(s.name, i);
-    const instances = 1 + s.echo.count;
+    const instances = s.scaling.max + s.echo.count + Math.max(s.shadow.count, s.shadow.onForecast ? 1 : 0);
     for (const [portName, port] of Object.entries(s.ports)) {
       if (port === 0) continue;
       if (instances > 1) {
         at(
           ['services', i, 'ports', portName],
-          `port ${port} is fixed, but ${instances} instances of '${s.name}' (primary + ${s.echo.count} echo) run on this host and each needs its own; use 0 to allocate, and routing.listen for a stable public address`,
+          `port ${port} is fixed, but up to ${instances} instances of '${s.name}' (serving, echoes, shadows) run on this host and each needs its own; use 0 to allocate, and routing.listen for a stable public address`,
         );
       }
       claim(port, `services[${i}].ports.${portName}`, ['services', i, 'ports', portName]);

@@ -195,12 +195,49 @@ export const scalingSchema = z
   .strictObject({
     /** Fewest serving instances. @default 1 */
     min: z.number().int().min(1).default(1),
-    /** Most serving instances. @default 1 */
-    max: z.number().int().min(1).default(1),
-    /** Target CPU utilisation of a serving instance (0–1). @default 0.6 */
+    /** Most serving instances; above `min`, the service scales horizontally. @default 1 */
+    max: z.number().int().min(1).max(64).default(1),
+    /** Target utilisation of a serving instance (0–1): capacity is provisioned for load at this level. @default 0.6 */
     target: z.number().gt(0).max(1).default(0.6),
+    /**
+     * `predictive`: forecast the load and provision for the forecast's upper bound at the lead time,
+     * never below what the reactive rule asks; `reactive`: the reactive rule only (as the Kubernetes HPA);
+     * `forecast-only`: decide and record predictively, but act reactively (a dry run). @default predictive
+     */
+    policy: z.enum(['predictive', 'reactive', 'forecast-only']).default('predictive'),
+    /**
+     * Requests per second one serving instance handles at 100 % utilisation. Unset: measured from the
+     * router's request rate and the serving instances' CPU use before the first scaling decision.
+     */
+    capacity: z.number().positive().optional(),
+    /** Step of the load series the forecaster sees (the router's requests/s averaged per step). @default 1m */
+    step: duration.default(60_000),
+    /** Time between two scaling decisions. @default 15s */
+    interval: duration.default(15_000),
+    /** Provisioning lead time of a cold start (process start to ready): the forecast horizon without a ready echo. @default 30s */
+    coldStart: duration.default(30_000),
+    /** A scale-in happens only after the reactive recommendation stayed lower for this long. @default 5m */
+    stabilization: duration.default(300_000),
   })
   .refine((s) => s.min <= s.max, { message: 'min must not exceed max', path: ['min'] });
+
+export const shadowSchema = z.strictObject({
+  /** Shadows of the service: instances that receive a mirrored copy of live traffic, output discarded. @default 0 */
+  count: z.number().int().min(0).max(4).default(0),
+  /** Fraction of a serving instance's CPU limit a shadow gets (seed 002: e.g. 25 %). @default 0.25 */
+  cpuFraction: z.number().gt(0).max(1).default(0.25),
+  /** Fraction of a serving instance's memory limit a shadow gets (seed 002: e.g. 10 %). @default 0.1 */
+  memoryFraction: z.number().gt(0).max(1).default(0.1),
+  /** Fraction of requests mirrored to each shadow (0–1). @default 1 */
+  sample: z.number().min(0).max(1).default(1),
+  /**
+   * Seed 004: create a shadow when a spike is forecast (forecast upper bound above the serving capacity)
+   * and retire it once the spike has passed, even with `count: 0`. @default false
+   */
+  onForecast: z.boolean().default(false),
+  /** Early-warning threshold on the shadow–live utilisation delta, normalised by the shadow's CPU fraction. @default 0.25 */
+  deltaThreshold: z.number().positive().default(0.25),
+});
 
 export const restartSchema = z.strictObject({
   /** When to restart an exited instance. @default on-failure */
@@ -243,6 +280,7 @@ export const serviceSchema = z
     resources: resourcesSchema.prefault({}),
     routing: routingSchema.prefault({}),
     scaling: scalingSchema.prefault({}),
+    shadow: shadowSchema.prefault({}),
     restart: restartSchema.prefault({}),
     failover: failoverSchema.prefault({}),
     /** Grace period between SIGTERM and SIGKILL on stop. @default 5s */
@@ -263,6 +301,21 @@ export const serviceSchema = z
     check(s.health?.http?.port, ['health', 'http', 'port']);
     check(s.health?.tcp?.port, ['health', 'tcp', 'port']);
     check(s.routing.port, ['routing', 'port']);
+    if (s.scaling.max > 1 && s.echo.mode === 'hot') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['scaling', 'max'],
+        message:
+          "horizontal scaling (max > 1) needs serving instances that share no local state: hot echoes replay one primary's mutations, so use echo.mode warm or cold, or max: 1",
+      });
+    }
+    if ((s.scaling.max > 1 || s.shadow.count > 0 || s.shadow.onForecast) && names.length === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ports'],
+        message: 'a serving set and shadows are reached through the router, which needs at least one port',
+      });
+    }
     if ((s.health?.http || s.health?.tcp || s.routing.listen) && names.length === 0) {
       ctx.addIssue({
         code: 'custom',
@@ -308,6 +361,7 @@ export type SyncSpec = z.output<typeof syncSchema>;
 export type ResourcesSpec = z.output<typeof resourcesSchema>;
 export type RoutingSpec = z.output<typeof routingSchema>;
 export type ScalingSpec = z.output<typeof scalingSchema>;
+export type ShadowSpec = z.output<typeof shadowSchema>;
 export type RestartSpec = z.output<typeof restartSchema>;
 export type FailoverSpec = z.output<typeof failoverSchema>;
 export type MutationsSpec = z.output<typeof mutationsSchema>;

@@ -49,14 +49,21 @@ export async function adoptSurvivors(host: AdoptionHost): Promise<void> {
       outcome: 'ok',
     });
   }
-  for (const rec of adopted.filter((r) => r.role === 'primary')) {
+  for (const rec of adopted.filter((r) => r.role !== 'echo')) {
     const spec = host.specOf(rec.service);
     rec.phase = 'starting';
     host.watch(spec, rec);
     if (!spec.health) host.markRunning(rec);
-    await host.fileSync(rec.service)?.setPrimary(rec.stateDir);
+    if (
+      rec.role === 'primary' &&
+      rec.slot ===
+        Math.min(
+          ...adopted.filter((p) => p.service === rec.service && p.role === 'primary').map((p) => p.slot),
+        )
+    )
+      await host.fileSync(rec.service)?.setPrimary(rec.stateDir);
   }
-  for (const rec of adopted.filter((r) => r.role !== 'primary')) {
+  for (const rec of adopted.filter((r) => r.role === 'echo')) {
     const spec = host.specOf(rec.service);
     const primary = adopted.find((p) => p.service === rec.service && p.role === 'primary');
     const files = host.fileSync(rec.service);

@@ -8,7 +8,7 @@ import type { ServiceFileSync } from '../agent/index.js';
 import { adoptSurvivors, type AdoptionHost } from './adoption.js';
 import { DecisionLog } from './decision-log.js';
 import { serviceView, type ServiceView } from './service-view.js';
-import { sizeEchoes } from './echo-sizing.js';
+import { EchoUpkeep } from './echo-upkeep.js';
 import { routeExternally, wireService } from './service-wiring.js';
 import { ExternalRouting } from './external-routing.js';
 import { Failover, type FailoverCause, type FailoverHost } from './failover.js';
@@ -22,6 +22,8 @@ import {
 } from './instance-launch.js';
 import { waitReady, watchInstance } from './instance-watch.js';
 import { actionDecision, reconcile, describeExit, type Action } from './reconcile.js';
+import { ScalingCoordinator } from './scaling-coordinator.js';
+import { refreshServing, seedShadowState, type ServingSetHost } from './serving-set.js';
 import type { Decision, InstanceRecord } from './records.js';
 import { applyRestartPolicy, killForRestart, scheduleRejoin } from './restart.js';
 import type { ServiceDataPlane } from './service-data-plane.js';
@@ -43,8 +45,6 @@ export interface ControlPlaneOptions {
 
 const INSTANCE_PREFIX = 'instances/';
 const LOOP_DELAY_RESOLUTION_MS = 10;
-const SYNC_TROUBLE_LIMIT = 5;
-const SYNC_TROUBLE_WINDOW_MS = 60_000;
 
 /**
  * The orchestrator: reconciles the specs (desired) with the runtime and store (actual), executes the
@@ -60,12 +60,9 @@ export class ControlPlane {
   readonly #planes = new Map<string, ServiceDataPlane>();
   readonly #fileSyncs = new Map<string, ServiceFileSync>();
   #external: ExternalRouting | undefined;
-  /** Recent sync failures per echo, for recreating an echo whose sync keeps failing. */
-  readonly #syncTrouble = new Map<string, number[]>();
-  /** When each echo was last resized (seed 000: echoes grow with their primary's utilisation). */
-  readonly #lastResize = new Map<string, number>();
-  /** Last sampled CPU utilisation (0..1 of its limit) of each service's primary: drives eager sync. */
-  readonly #utilisation = new Map<string, number>();
+  /** Autoscalers and the desired instance counts of scaled services. */
+  #scaling!: ScalingCoordinator;
+  readonly #echoes: EchoUpkeep;
   #sampler: NodeJS.Timeout | undefined;
   /** Instances being stopped on purpose (or fenced): their exit is not a failure. */
   readonly #expectedExits = new Set<string>();
@@ -84,6 +81,17 @@ export class ControlPlane {
     this.decisions = decisions;
     this.#loopDelay = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
     this.failover = new Failover(this.#failoverHost());
+    this.#echoes = new EchoUpkeep({
+      runtime: options.runtime,
+      decisions,
+      specs: options.spec.spec.services,
+      instances: () => this.instances(),
+      closed: () => this.#closed,
+      failoverBusy: (service) => this.failover.busy(service),
+      save: (rec) => this.#save(rec),
+      stopInstance: (rec, phase) => this.#stopInstance(rec, phase),
+      recreateEcho: (rec, decision) => this.failover.recreateEcho(rec, decision),
+    });
   }
 
   /** Creates the control plane and loads recorded instances from the store (it does not start anything yet). */
@@ -94,6 +102,13 @@ export class ControlPlane {
       const rec = JSON.parse(r.value) as InstanceRecord;
       plane.#records.set(rec.id, rec);
     }
+    plane.#scaling = await ScalingCoordinator.create(plane.specs, {
+      ...plane.#servingHost(),
+      store: options.store,
+      failoverBusy: (service) => plane.failover.busy(service),
+      reconcileNow: () => plane.reconcileNow(),
+      recordError: (where, err) => plane.#recordError(where, err),
+    });
     return plane;
   }
 
@@ -121,73 +136,23 @@ export class ControlPlane {
       const wired = await wireService(spec, {
         epoch: await this.#options.store.epoch(spec.name),
         decisions: this.decisions,
-        utilisation: () => this.#utilisation.get(spec.name) ?? 0,
+        utilisation: () => this.#echoes.utilisation(spec.name),
         onPrimary: (rec, port) => this.#routeExternally(spec, rec, port),
-        onSyncTrouble: (echo, message) => this.#onSyncTrouble(echo, message),
+        onSyncTrouble: (echo, message) => this.#echoes.onSyncTrouble(echo, message),
       });
       if (wired.plane) this.#planes.set(spec.name, wired.plane);
       if (wired.files) this.#fileSyncs.set(spec.name, wired.files);
     }
     await adoptSurvivors(this.#adoptionHost());
-    this.#sampler = setInterval(() => void this.#sampleUtilisation(), 1000);
+    this.#sampler = setInterval(() => void this.#echoes.sample(), 1000);
     this.#sampler.unref();
+    this.#scaling.start();
     await this.reconcileNow();
     this.#schedule();
   }
 
-  /**
-   * Seed 002: an echo whose state sync keeps failing is recreated — stopped, its state directory and sync
-   * journal removed, and provisioned again with a full initial copy.
-   */
-  #onSyncTrouble(echoId: string, message: string): void {
-    const now = Date.now();
-    const recent = (this.#syncTrouble.get(echoId) ?? []).filter((t) => now - t < SYNC_TROUBLE_WINDOW_MS);
-    recent.push(now);
-    this.#syncTrouble.set(echoId, recent);
-    const rec = this.#records.get(echoId);
-    if (recent.length < SYNC_TROUBLE_LIMIT || !rec || rec.role !== 'echo' || this.#closed) return;
-    this.#syncTrouble.delete(echoId);
-    const decision = this.decisions.record({
-      kind: 'recreate',
-      service: rec.service,
-      instance: rec.id,
-      what: `recreate echo ${rec.id} from a full copy`,
-      why: `its state sync failed ${recent.length} times within ${SYNC_TROUBLE_WINDOW_MS / 1000} s (last: ${message})`,
-      inputs: { failures: recent.length },
-      outcome: 'pending',
-    });
-    void this.#stopInstance(rec, 'stopped')
-      .then(() => this.failover.recreateEcho(rec, decision))
-      .catch((err: unknown) => this.decisions.settle(decision, `failed: ${(err as Error).message}`));
-  }
-
   #routeExternally(spec: ServiceSpec, rec: InstanceRecord, port: number): void {
     if (this.#external) routeExternally(this.#external, this.decisions, spec, rec, port);
-  }
-
-  async #sampleUtilisation(): Promise<void> {
-    for (const rec of this.#records.values()) {
-      if (rec.role !== 'primary' || rec.phase !== 'running') continue;
-      const stats = await this.#options.runtime.stats(rec.id).catch(() => undefined);
-      if (stats)
-        this.#utilisation.set(rec.service, Math.min(1, stats.cpuPercent / 100 / (rec.limits.cpu ?? 1)));
-    }
-    for (const spec of this.specs) {
-      if (this.#closed || this.failover.busy(spec.name)) continue;
-      const mine = this.instances().filter((i) => i.service === spec.name);
-      const util = this.#utilisation.get(spec.name) ?? 0;
-      const now = Date.now();
-      for (const rec of await sizeEchoes(
-        spec,
-        mine,
-        util,
-        this.#options.runtime,
-        this.decisions,
-        this.#lastResize,
-        now,
-      ))
-        await this.#save(rec);
-    }
   }
 
   /** Runs one reconcile pass at once (coalesces concurrent calls). */
@@ -201,11 +166,16 @@ export class ControlPlane {
     try {
       do {
         this.#again = false;
-        const busy = new Set(this.specs.filter((s) => this.failover.busy(s.name)).map((s) => s.name));
+        const busy = new Set(
+          this.specs
+            .filter((s) => this.failover.busy(s.name) || this.#scaling.held(s.name))
+            .map((s) => s.name),
+        );
         const actions = reconcile(
           this.specs.filter((s) => !busy.has(s.name)),
           [...this.#records.values()].filter((r) => !busy.has(r.service)),
           Date.now(),
+          this.#scaling.desiredCounts,
         );
         for (const action of actions) {
           if (this.#closed) return;
@@ -259,6 +229,7 @@ export class ControlPlane {
       await this.failover.provisionEcho(rec, decision);
       return;
     }
+    if (rec.role === 'shadow') await seedShadowState(this.#servingHost(), rec);
     await this.#launch(rec, decision);
   }
 
@@ -281,7 +252,12 @@ export class ControlPlane {
       applyHandle(rec, handle);
       if (rec.role === 'primary') {
         rec.epoch = await this.#options.store.epoch(rec.service);
-        await this.#fileSyncs.get(rec.service)?.setPrimary(rec.stateDir);
+        // The file sync follows one primary: the first of a serving set.
+        const other = this.instances().some(
+          (i) =>
+            i.service === rec.service && i.role === 'primary' && i.id !== rec.id && i.phase === 'running',
+        );
+        if (!other) await this.#fileSyncs.get(rec.service)?.setPrimary(rec.stateDir);
       }
       await this.#save(rec);
       this.decisions.settle(decision, `ok: pid ${handle.pid}`);
@@ -297,7 +273,19 @@ export class ControlPlane {
   #markRunning(rec: InstanceRecord): void {
     rec.phase = 'running';
     void this.#save(rec);
-    if (rec.role === 'primary') this.#planes.get(rec.service)?.setPrimary(rec, rec.epoch);
+    if (rec.role === 'echo') return;
+    refreshServing(this.#servingHost(), rec.service);
+    if (rec.role === 'primary' && this.#scaling.scales(rec.service) && rec.startedAt !== undefined) {
+      this.decisions.record({
+        kind: 'serving',
+        service: rec.service,
+        instance: rec.id,
+        what: `${rec.id} joins the serving set`,
+        why: `ready ${Date.now() - rec.startedAt} ms after its process started (a cold start)`,
+        inputs: { coldStartMs: Date.now() - rec.startedAt },
+        outcome: 'recorded',
+      });
+    }
   }
 
   /** Active health checks (the spec's) and the liveness heartbeat (hang detection) of one instance. */
@@ -367,6 +355,9 @@ export class ControlPlane {
   #tryFailover(rec: InstanceRecord, cause: FailoverCause): boolean {
     const spec = this.#specOf(rec.service);
     if (rec.role !== 'primary' || !spec.failover.auto || this.failover.busy(rec.service)) return false;
+    // A member of a serving set of several is replaced by the reconciler; the others keep serving.
+    if (this.instances().filter((i) => i.service === rec.service && i.role === 'primary').length > 1)
+      return false;
     if (this.failover.candidates(rec.service).length === 0) return false;
     this.#watchAborts.get(rec.id)?.abort();
     void this.failover
@@ -426,8 +417,8 @@ export class ControlPlane {
     ) {
       return;
     }
-    if (rec.role === 'primary') this.#planes.get(rec.service)?.clearPrimary();
-    else void this.#planes.get(rec.service)?.removeEcho(rec.id);
+    if (rec.role === 'echo') void this.#planes.get(rec.service)?.removeEcho(rec.id);
+    else refreshServing(this.#servingHost(), rec.service, rec.id);
     const spec = this.specs.find((s) => s.name === rec.service);
     const delay = applyRestartPolicy(rec, exit, spec?.restart, forced, now, this.decisions);
     if (delay !== undefined) {
@@ -442,6 +433,8 @@ export class ControlPlane {
   async #stopInstance(rec: InstanceRecord, phase: 'stopped' | 'failed'): Promise<void> {
     this.#watchAborts.get(rec.id)?.abort();
     this.#expectedExits.add(rec.id);
+    // Out of the router first, so that no new request reaches an instance that is stopping.
+    if (rec.role !== 'echo') refreshServing(this.#servingHost(), rec.service, rec.id);
     const handle = this.#options.runtime.get(rec.id);
     if (handle && !handle.exit)
       await this.#options.runtime.stop(rec.id, { graceMs: this.#specOf(rec.service).stopGrace });
@@ -520,16 +513,22 @@ export class ControlPlane {
     };
   }
 
-  #failoverHost(): FailoverHost {
+  #servingHost(): ServingSetHost {
     return {
       runtime: this.#options.runtime,
-      store: this.#options.store,
       decisions: this.decisions,
       specOf: (name) => this.#specOf(name),
       instancesOf: (service) => this.instances().filter((i) => i.service === service),
       dataPlane: (service) => this.#planes.get(service),
       fileSync: (service) => this.#fileSyncs.get(service),
       save: (rec) => this.#save(rec),
+    };
+  }
+
+  #failoverHost(): FailoverHost {
+    return {
+      ...this.#servingHost(),
+      store: this.#options.store,
       expectExit: (id) => this.#expectedExits.add(id),
       launch: (rec, decision) => this.#launch(rec, decision),
       waitReady: (rec, timeoutMs) => waitReady(this.#specOf(rec.service), rec, timeoutMs),
@@ -551,6 +550,8 @@ export class ControlPlane {
         plane: this.#planes.get(spec.name),
         files: this.#fileSyncs.get(spec.name),
         last: this.failover.last(spec.name),
+        desired: this.#scaling.desired(spec.name),
+        scaling: this.#scaling.view(spec.name),
       };
       out.push(serviceView(spec, epoch, instances, parts));
     }
@@ -573,6 +574,7 @@ export class ControlPlane {
     this.#abort.abort();
     this.#unsubscribeExit?.();
     if (this.#sampler) clearInterval(this.#sampler);
+    this.#scaling.close();
     await Promise.all([...this.#planes.values()].map((p) => p.close()));
     await Promise.all([...this.#fileSyncs.values()].map((f) => f.close()));
     await this.#external?.close();

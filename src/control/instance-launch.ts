@@ -36,14 +36,21 @@ export function stateDirOf(
   return resolve(ctx.dataDir, expandPlaceholders(spec.stateDir, values));
 }
 
-/** Serving instances get the spec's limits; echoes start at `echoFraction` of them (seed 000: echoes start minimal). */
+/**
+ * Serving instances get the spec's limits; echoes start at `echoFraction` of them (seed 000: echoes start
+ * minimal); shadows get the shadow's CPU and memory fractions (seed 002).
+ */
 export function limitsFor(spec: ServiceSpec, role: InstanceRole, supported: boolean): ResourceLimits {
   if (!supported) return {};
-  const fraction = role === 'primary' ? 1 : spec.resources.echoFraction;
+  const echo = spec.resources.echoFraction;
+  const cpuFraction = role === 'primary' ? 1 : role === 'shadow' ? spec.shadow.cpuFraction : echo;
+  const memFraction = role === 'primary' ? 1 : role === 'shadow' ? spec.shadow.memoryFraction : echo;
   const limits: ResourceLimits = {};
-  if (spec.resources.cpu !== undefined) limits.cpu = spec.resources.cpu * fraction;
+  // A shadow is always limited (a fraction of one core when serving instances are not).
+  const cpu = spec.resources.cpu ?? (role === 'shadow' ? 1 : undefined);
+  if (cpu !== undefined) limits.cpu = cpu * cpuFraction;
   if (spec.resources.memory !== undefined)
-    limits.memoryBytes = Math.max(32 * 1024 * 1024, Math.floor(spec.resources.memory * fraction));
+    limits.memoryBytes = Math.max(32 * 1024 * 1024, Math.floor(spec.resources.memory * memFraction));
   return limits;
 }
 

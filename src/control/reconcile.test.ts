@@ -78,15 +78,49 @@ describe('reconcile', () => {
     expect(actions).toEqual([expect.objectContaining({ type: 'start', role: 'primary', slot: 0 })]);
   });
 
-  it('stops instances of services no longer in the spec and echoes beyond the count', () => {
+  it('stops instances of services no longer in the spec and echoes beyond the count, highest slot first', () => {
     const actions = reconcile(
       spec,
-      [inst({ id: 'old-1', service: 'old' }), inst({ id: 'kv-9', role: 'echo', slot: 3 })],
+      [
+        inst({ id: 'old-1', service: 'old' }),
+        inst({}),
+        inst({ id: 'kv-2', role: 'echo', slot: 1 }),
+        inst({ id: 'kv-3', role: 'echo', slot: 2 }),
+        inst({ id: 'kv-9', role: 'echo', slot: 3 }),
+      ],
       0,
     );
-    expect(actions.filter((a) => a.type === 'stop').map((a) => a.type === 'stop' && a.instance)).toEqual([
-      'old-1',
-      'kv-9',
+    const stopped = actions.filter((a) => a.type === 'stop').map((a) => a.type === 'stop' && a.instance);
+    expect(stopped.sort()).toEqual(['kv-9', 'old-1']);
+  });
+
+  it('follows the desired counts of a scaled service: starts serving instances and shadows in free slots', () => {
+    const actions = reconcile(
+      spec,
+      [inst({}), inst({ id: 'kv-2', role: 'echo', slot: 1 }), inst({ id: 'kv-3', role: 'echo', slot: 3 })],
+      0,
+      new Map([['kv', { serving: 3, echoes: 2, shadows: 1 }]]),
+    );
+    expect(actions.map((a) => a.type === 'start' && `${a.role}@${a.slot}`)).toEqual([
+      'primary@2',
+      'primary@4',
+      'shadow@5',
     ]);
+  });
+
+  it('scales in by stopping a serving instance that is not running before a running one', () => {
+    const actions = reconcile(
+      spec,
+      [
+        inst({}),
+        inst({ id: 'kv-4', slot: 3, phase: 'starting' }),
+        inst({ id: 'kv-5', slot: 4 }),
+        inst({ id: 'kv-2', role: 'echo', slot: 1 }),
+        inst({ id: 'kv-3', role: 'echo', slot: 2 }),
+      ],
+      0,
+      new Map([['kv', { serving: 2, echoes: 2, shadows: 0 }]]),
+    );
+    expect(actions).toEqual([expect.objectContaining({ type: 'stop', instance: 'kv-4' })]);
   });
 });

@@ -94,9 +94,26 @@ export class ServiceDataPlane {
     this.onPrimary?.(rec, port);
   }
 
-  /** Stops routing to any primary (requests wait briefly, then 503). */
-  clearPrimary(): void {
-    this.router.setBackends([]);
+  /**
+   * Sends traffic to the serving set `recs` (least outstanding requests among them); members that left
+   * drain. An empty set stops routing (requests wait briefly, then 503). The first member is what DNS
+   * and external load balancers point at.
+   */
+  setServing(recs: readonly InstanceRecord[]): void {
+    const before = this.router.stats().serving[0];
+    this.router.setBackends(
+      recs.map((r) => ({ id: r.id, host: '127.0.0.1', port: this.portOf(r), epoch: r.epoch })),
+    );
+    const first = recs[0];
+    if (first && first.id !== before) this.onPrimary?.(first, this.portOf(first));
+  }
+
+  /** Mirrors a `sample` fraction of live requests to the shadows `recs` (responses discarded). */
+  setShadows(recs: readonly InstanceRecord[], sample: number): void {
+    this.router.setShadows(
+      recs.map((r) => ({ id: r.id, host: '127.0.0.1', port: this.portOf(r) })),
+      sample,
+    );
   }
 
   /** Starts replaying mutations after `fromSeq` on an echo (hot mode). */

@@ -1,6 +1,8 @@
 import type { EchoFileSyncView, ServiceFileSync } from '../agent/index.js';
 import type { ServiceSpec } from '../config/index.js';
 import type { FailoverRecord } from './failover.js';
+import type { AutoscalerView } from './autoscaler.js';
+import type { DesiredCounts } from './reconcile.js';
 import type { InstanceRecord } from './records.js';
 import type { DataPlaneView, ServiceDataPlane } from './service-data-plane.js';
 
@@ -9,13 +11,16 @@ export interface ServiceView {
   name: string;
   epoch: number;
   echoMode: string;
-  desired: { primaries: number; echoes: number };
+  /** Instances wanted per role: the spec's counts, or the autoscaler's for a scaled service. */
+  desired: { primaries: number; echoes: number; shadows: number };
   instances: InstanceRecord[];
   /** The router: public address, serving instance, replication (hot mode). */
   dataPlane?: DataPlaneView;
   /** File-state sync to each warm or cold echo: lag, change rate, bytes on the wire. */
   fileSync?: EchoFileSyncView[];
   lastFailover?: FailoverRecord;
+  /** Predictive scaling: load, capacity, forecast, confidence, shadow signal, last decision. */
+  scaling?: AutoscalerView;
   /** True from a failover until a replacement echo serves as understudy again. */
   degraded: boolean;
 }
@@ -29,18 +34,21 @@ export function serviceView(
     plane: ServiceDataPlane | undefined;
     files: ServiceFileSync | undefined;
     last: FailoverRecord | undefined;
+    desired: DesiredCounts;
+    scaling: AutoscalerView | undefined;
   },
 ): ServiceView {
-  const { plane, files, last } = parts;
+  const { plane, files, last, desired, scaling } = parts;
   return {
     name: spec.name,
     epoch,
     echoMode: spec.echo.mode,
-    desired: { primaries: 1, echoes: spec.echo.count },
+    desired: { primaries: desired.serving, echoes: desired.echoes, shadows: desired.shadows },
     instances,
     ...(plane ? { dataPlane: plane.view() } : {}),
     ...(files ? { fileSync: files.echoes() } : {}),
     ...(last ? { lastFailover: last } : {}),
+    ...(scaling ? { scaling } : {}),
     degraded:
       (last !== undefined && last.restoredAt === undefined) ||
       (plane?.replication?.echoes().some((e) => !e.inSync) ?? false),

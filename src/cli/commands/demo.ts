@@ -8,12 +8,18 @@ import { startEmbedded, type Embedded } from '../embedded.js';
 import { ExitCode, reportError } from '../exit-codes.js';
 import { formatDecision } from '../format-decision.js';
 import { printStatusTable } from './status.js';
+import { runScalingDemo } from './demo-scaling.js';
 
 export interface DemoOptions {
   dataDir: string;
+  /** Length of the failover part. */
   durationMs: number;
-  /** Requests per second. */
+  /** Requests per second of the failover part. */
   rate: number;
+  /** Which parts to run. @default 'all' */
+  part?: 'all' | 'failover' | 'scaling';
+  /** Scaling part: wall time per half-hour of traffic, ms. @default 400 */
+  stepMs?: number;
 }
 
 /** The example spec shipped with the package. */
@@ -61,18 +67,95 @@ async function waitForPrimary(
 }
 
 /**
- * `understudy demo`: the example key-value service (1 primary + 1 echo) on the embedded default,
- * with a little load (80 % reads, 20 % writes), a line of figures per second, and a clean stop on
- * Ctrl-C or after `--duration`.
+ * `understudy demo`: two parts on the embedded default, each stopping cleanly on Ctrl-C.
+ * Failover: the example key-value service (1 primary + 1 hot echo) under load (80 % reads, 20 %
+ * writes), its primary killed part-way, every acknowledged write checked at the end.
+ * Scaling: four days of real traffic replayed against examples/api with predictive scaling.
  */
 export async function runDemo(options: DemoOptions): Promise<number> {
   const stop = new AbortController();
   const onSignal = (): void => stop.abort();
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  let embedded: Embedded | undefined;
   try {
     prepareDemoDir(options.dataDir);
+    const part = options.part ?? 'all';
+    let code: number = ExitCode.Ok;
+    if (part !== 'scaling') code = await failoverPart(options, stop.signal);
+    if (part !== 'failover' && !stop.signal.aborted && code === ExitCode.Ok)
+      code = await scalingPart(options, stop.signal);
+    return code;
+  } catch (err) {
+    return reportError(err);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+async function scalingPart(options: DemoOptions, signal: AbortSignal): Promise<number> {
+  let embedded: Embedded | undefined;
+  const say = (line: string): void => void process.stdout.write(`${line}\n`);
+  try {
+    say(
+      '\ndemo (scaling): examples/api — 1 to 6 serving instances, a warm echo pool, a shadow on 10 % of traffic',
+    );
+    embedded = await startEmbedded({
+      specFile: exampleSpecPath('api'),
+      dataDir: join(options.dataDir, 'scaling'),
+      onDecision: (d) => {
+        if (SCALING_KINDS.has(d.kind) && d.outcome !== 'pending') say(`  event ${formatDecision(d)}`);
+      },
+    });
+    const primary = await waitForPrimary(embedded, 20_000, signal);
+    if (!primary) {
+      if (signal.aborted) return ExitCode.Ok;
+      process.stderr.write(
+        'demo: the api service did not become healthy within 20 s; see the events above\n',
+      );
+      return ExitCode.Failure;
+    }
+    const r = await runScalingDemo(
+      embedded,
+      { stepMs: options.stepMs ?? 400, peakRps: 180, workMs: 3 },
+      signal,
+      say,
+    );
+    const leads = r.leadsS.filter((x) => Number.isFinite(x)).map((x) => `${x.toFixed(1)} s`);
+    say(
+      `demo (scaling): ${r.scaleOuts} scale-outs, ${r.predictiveScaleOuts} asked for by the forecast before the load needed them${leads.length ? ` (landing ${leads.join(', ')} ahead)` : ''}; ${r.promotions} warm-echo promotions, ${r.coldStarts} cold starts`,
+    );
+    say(
+      `demo (scaling): ${r.requests} requests, ${r.errors} failed; load above the ready capacity in ${r.overloadSteps} of ${r.steps} half-hours; picture: ${r.plotPath}`,
+    );
+    return ExitCode.Ok;
+  } finally {
+    if (embedded) {
+      say('demo (scaling): stopping every instance');
+      await embedded.close();
+      say('demo (scaling): stopped cleanly');
+    }
+  }
+}
+
+const SCALING_KINDS = new Set([
+  'scale-out',
+  'scale-in',
+  'promote-echo',
+  'demote',
+  'serving',
+  'pool-resize',
+  'shadow-warning',
+  'shadow-clear',
+  'shadow-create',
+  'shadow-retire',
+  'capacity',
+]);
+
+async function failoverPart(options: DemoOptions, signal: AbortSignal): Promise<number> {
+  const stop = { signal };
+  let embedded: Embedded | undefined;
+  try {
     embedded = await startEmbedded({
       specFile: exampleSpecPath('kv'),
       dataDir: options.dataDir,
@@ -114,11 +197,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       `demo: ${totals.ok} requests answered, ${totals.errors} failed; ${totals.acked.size} acknowledged writes, ${missing.length} missing on the final primary\n`,
     );
     return missing.length === 0 ? ExitCode.Ok : ExitCode.Failure;
-  } catch (err) {
-    return reportError(err);
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
     if (embedded) {
       process.stdout.write('demo: stopping every instance\n');
       await embedded.close();

@@ -1,0 +1,92 @@
+import type { ServiceSpec } from '../config/index.js';
+import type { Runtime } from '../runtime/index.js';
+import type { DecisionLog } from './decision-log.js';
+import { sizeEchoes } from './echo-sizing.js';
+import type { Decision, InstanceRecord } from './records.js';
+
+const SYNC_TROUBLE_LIMIT = 5;
+const SYNC_TROUBLE_WINDOW_MS = 60_000;
+
+/** What echo upkeep needs from the control plane. */
+export interface EchoUpkeepHost {
+  readonly runtime: Runtime;
+  readonly decisions: DecisionLog;
+  readonly specs: readonly ServiceSpec[];
+  instances(): InstanceRecord[];
+  closed(): boolean;
+  failoverBusy(service: string): boolean;
+  save(rec: InstanceRecord): Promise<void>;
+  stopInstance(rec: InstanceRecord, phase: 'stopped'): Promise<void>;
+  recreateEcho(rec: InstanceRecord, decision: Decision): Promise<void>;
+}
+
+/**
+ * Keeping echoes fit: their size follows their primary's CPU utilisation (seed 000), and an echo whose
+ * state sync keeps failing is recreated from a full copy (seed 002).
+ */
+export class EchoUpkeep {
+  /** Recent sync failures per echo. */
+  readonly #syncTrouble = new Map<string, number[]>();
+  /** When each echo was last resized. */
+  readonly #lastResize = new Map<string, number>();
+  /** Last sampled CPU utilisation (0..1 of its limit) of each service's primary: drives eager sync. */
+  readonly #utilisation = new Map<string, number>();
+
+  constructor(private readonly host: EchoUpkeepHost) {}
+
+  /** The primary's last sampled utilisation, 0..1. */
+  utilisation(service: string): number {
+    return this.#utilisation.get(service) ?? 0;
+  }
+
+  /**
+   * Seed 002: an echo whose state sync failed {@link SYNC_TROUBLE_LIMIT} times within a minute is
+   * recreated — stopped, its state directory and sync journal removed, provisioned again from a full copy.
+   */
+  onSyncTrouble(echoId: string, message: string): void {
+    const now = Date.now();
+    const recent = (this.#syncTrouble.get(echoId) ?? []).filter((t) => now - t < SYNC_TROUBLE_WINDOW_MS);
+    recent.push(now);
+    this.#syncTrouble.set(echoId, recent);
+    const rec = this.host.instances().find((i) => i.id === echoId);
+    if (recent.length < SYNC_TROUBLE_LIMIT || !rec || rec.role !== 'echo' || this.host.closed()) return;
+    this.#syncTrouble.delete(echoId);
+    const decision = this.host.decisions.record({
+      kind: 'recreate',
+      service: rec.service,
+      instance: rec.id,
+      what: `recreate echo ${rec.id} from a full copy`,
+      why: `its state sync failed ${recent.length} times within ${SYNC_TROUBLE_WINDOW_MS / 1000} s (last: ${message})`,
+      inputs: { failures: recent.length },
+      outcome: 'pending',
+    });
+    void this.host
+      .stopInstance(rec, 'stopped')
+      .then(() => this.host.recreateEcho(rec, decision))
+      .catch((err: unknown) => this.host.decisions.settle(decision, `failed: ${(err as Error).message}`));
+  }
+
+  /** Samples each primary's CPU utilisation and resizes the echoes to follow it. */
+  async sample(): Promise<void> {
+    for (const rec of this.host.instances()) {
+      if (rec.role !== 'primary' || rec.phase !== 'running') continue;
+      const stats = await this.host.runtime.stats(rec.id).catch(() => undefined);
+      if (stats)
+        this.#utilisation.set(rec.service, Math.min(1, stats.cpuPercent / 100 / (rec.limits.cpu ?? 1)));
+    }
+    for (const spec of this.host.specs) {
+      if (this.host.closed() || this.host.failoverBusy(spec.name)) continue;
+      const mine = this.host.instances().filter((i) => i.service === spec.name);
+      const resized = await sizeEchoes(
+        spec,
+        mine,
+        this.utilisation(spec.name),
+        this.host.runtime,
+        this.host.decisions,
+        this.#lastResize,
+        Date.now(),
+      );
+      for (const rec of resized) await this.host.save(rec);
+    }
+  }
+}

@@ -1,0 +1,118 @@
+import type { ServiceSpec } from '../config/index.js';
+import type { StateStore } from '../store/index.js';
+import { ServiceAutoscaler, type AutoscalerView } from './autoscaler.js';
+import { specCounts, type DesiredCounts } from './reconcile.js';
+import { demoteToPool, promoteIntoServing, type ServingSetHost } from './serving-set.js';
+
+const DESIRED_PREFIX = 'scaling/';
+
+/** What the coordinator needs from the control plane besides the serving-set operations. */
+export interface ScalingCoordinatorHost extends ServingSetHost {
+  readonly store: StateStore;
+  /** Whether a failover of the service is under way. */
+  failoverBusy(service: string): boolean;
+  reconcileNow(): Promise<void>;
+  recordError(where: string, err: unknown): void;
+}
+
+/**
+ * The control plane's side of scaling: one {@link ServiceAutoscaler} per scaled service, the desired
+ * instance counts they set (persisted under `scaling/<service>`, so a restarted control process keeps
+ * them), and the hold that keeps the reconciler off a service while its serving set changes.
+ */
+export class ScalingCoordinator {
+  readonly #desired = new Map<string, DesiredCounts>();
+  readonly #autoscalers = new Map<string, ServiceAutoscaler>();
+  readonly #held = new Set<string>();
+  readonly #timers: NodeJS.Timeout[] = [];
+
+  private constructor(
+    private readonly specs: readonly ServiceSpec[],
+    private readonly host: ScalingCoordinatorHost,
+  ) {}
+
+  /** Loads the recorded desired counts; makes an autoscaler for every service that scales. */
+  static async create(
+    specs: readonly ServiceSpec[],
+    host: ScalingCoordinatorHost,
+  ): Promise<ScalingCoordinator> {
+    const c = new ScalingCoordinator(specs, host);
+    const names = new Set(specs.map((s) => s.name));
+    for (const r of await host.store.list(DESIRED_PREFIX)) {
+      const name = r.key.slice(DESIRED_PREFIX.length);
+      if (names.has(name)) c.#desired.set(name, JSON.parse(r.value) as DesiredCounts);
+    }
+    for (const spec of specs) {
+      if (!ServiceAutoscaler.wanted(spec)) {
+        c.#desired.delete(spec.name);
+        continue;
+      }
+      c.#autoscalers.set(
+        spec.name,
+        new ServiceAutoscaler(spec, {
+          ...host,
+          desired: (service) => c.desired(service),
+          apply: (service, counts, change) => c.#apply(service, counts, change),
+          promoteIntoServing: (echo, why) => promoteIntoServing(host, echo, why),
+          demoteToPool: (rec, why) => demoteToPool(host, rec, why),
+          busy: (service) => host.failoverBusy(service),
+        }),
+      );
+    }
+    return c;
+  }
+
+  /** The desired counts the reconciler follows (services that don't scale: their spec's). */
+  get desiredCounts(): ReadonlyMap<string, DesiredCounts> {
+    return this.#desired;
+  }
+
+  desired(service: string): DesiredCounts {
+    const spec = this.specs.find((s) => s.name === service);
+    return this.#desired.get(service) ?? (spec ? specCounts(spec) : { serving: 1, echoes: 0, shadows: 0 });
+  }
+
+  /** Whether a serving-set change of the service is under way (the reconciler leaves it alone). */
+  held(service: string): boolean {
+    return this.#held.has(service);
+  }
+
+  /** Whether the service has an autoscaler. */
+  scales(service: string): boolean {
+    return this.#autoscalers.has(service);
+  }
+
+  view(service: string): AutoscalerView | undefined {
+    return this.#autoscalers.get(service)?.view();
+  }
+
+  /** Starts sampling: each autoscaler a few times per forecast step (between 4 Hz and 1 Hz). */
+  start(): void {
+    for (const [name, scaler] of this.#autoscalers) {
+      const spec = this.specs.find((s) => s.name === name);
+      const every = Math.min(1000, Math.max(250, (spec?.scaling.step ?? 2000) / 2));
+      const timer = setInterval(() => {
+        scaler.tick(Date.now()).catch((err: unknown) => this.host.recordError(`autoscaler of ${name}`, err));
+      }, every);
+      timer.unref();
+      this.#timers.push(timer);
+    }
+  }
+
+  /** Stops sampling. Idempotent. */
+  close(): void {
+    for (const t of this.#timers.splice(0)) clearInterval(t);
+  }
+
+  async #apply(service: string, counts: DesiredCounts, change: () => Promise<void>): Promise<void> {
+    this.#held.add(service);
+    try {
+      await change();
+      this.#desired.set(service, counts);
+      await this.host.store.put(DESIRED_PREFIX + service, JSON.stringify(counts));
+    } finally {
+      this.#held.delete(service);
+    }
+    await this.host.reconcileNow();
+  }
+}

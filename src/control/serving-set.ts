@@ -1,0 +1,122 @@
+import { cp, mkdir, rm } from 'node:fs/promises';
+import type { ServiceSpec } from '../config/index.js';
+import type { Runtime } from '../runtime/index.js';
+import type { ServiceFileSync } from '../agent/index.js';
+import type { DecisionLog } from './decision-log.js';
+import { limitsFor } from './instance-launch.js';
+import type { InstanceRecord } from './records.js';
+import type { ServiceDataPlane } from './service-data-plane.js';
+
+/** What changing a serving set needs from the control plane. */
+export interface ServingSetHost {
+  readonly runtime: Runtime;
+  readonly decisions: DecisionLog;
+  specOf(service: string): ServiceSpec;
+  instancesOf(service: string): InstanceRecord[];
+  dataPlane(service: string): ServiceDataPlane | undefined;
+  fileSync(service: string): ServiceFileSync | undefined;
+  save(rec: InstanceRecord): Promise<void>;
+}
+
+/**
+ * Points the router at the running primaries of a service (its serving set, by slot) and mirrors to
+ * its running shadows. `leaving` is left out even if still marked running (it just exited).
+ */
+export function refreshServing(host: ServingSetHost, service: string, leaving?: string): void {
+  const plane = host.dataPlane(service);
+  if (!plane) return;
+  const spec = host.specOf(service);
+  const mine = host.instancesOf(service).filter((i) => i.phase === 'running' && i.id !== leaving);
+  const serving = mine.filter((i) => i.role === 'primary').sort((a, b) => a.slot - b.slot);
+  const [only] = serving;
+  // One primary: switch to it (raising the router's epoch if it was promoted under a newer one).
+  if (serving.length === 1 && only) plane.setPrimary(only, only.epoch);
+  else plane.setServing(serving);
+  if (spec.shadow.count > 0 || spec.shadow.onForecast)
+    plane.setShadows(
+      mine.filter((i) => i.role === 'shadow'),
+      spec.shadow.sample,
+    );
+}
+
+/** Gives an instance the limits of its (new) role through the runtime, when limits are supported. */
+async function resizeForRole(host: ServingSetHost, rec: InstanceRecord, spec: ServiceSpec): Promise<void> {
+  const supported = host.runtime.limitsSupport().supported;
+  const limits = limitsFor(spec, rec.role, supported);
+  if (Object.keys(limits).length === 0 || !host.runtime.get(rec.id)) return;
+  await host.runtime
+    .setResources(rec.id, limits)
+    .then(() => (rec.limits = limits))
+    .catch(() => undefined);
+}
+
+/**
+ * Scale-out by promotion (seed 001: pre-provisioned instances): a ready warm echo joins the serving set.
+ * It stops receiving file sync, gets the full serving limits and is added to the router — a metadata
+ * operation, no process start. Recorded as a decision with the time it took.
+ */
+export async function promoteIntoServing(
+  host: ServingSetHost,
+  echo: InstanceRecord,
+  why: string,
+): Promise<void> {
+  const t0 = performance.now();
+  const spec = host.specOf(echo.service);
+  const decision = host.decisions.record({
+    kind: 'promote-echo',
+    service: echo.service,
+    instance: echo.id,
+    what: `promote warm echo ${echo.id} into the serving set`,
+    why,
+    inputs: { slot: echo.slot },
+    outcome: 'pending',
+  });
+  await host.fileSync(echo.service)?.removeEcho(echo.id);
+  echo.role = 'primary';
+  echo.epoch = host.dataPlane(echo.service)?.router.epoch ?? echo.epoch;
+  await resizeForRole(host, echo, spec);
+  await host.save(echo);
+  refreshServing(host, echo.service);
+  host.decisions.settle(
+    decision,
+    `ok: ${echo.id} serves ${(performance.now() - t0).toFixed(1)} ms after the decision (no cold start)`,
+  );
+}
+
+/**
+ * Scale-in into the warm pool: the instance leaves the router first (in-flight requests drain), then
+ * becomes an echo at the echo limits, its state kept in sync again.
+ */
+export async function demoteToPool(host: ServingSetHost, rec: InstanceRecord, why: string): Promise<void> {
+  const spec = host.specOf(rec.service);
+  const decision = host.decisions.record({
+    kind: 'demote',
+    service: rec.service,
+    instance: rec.id,
+    what: `move ${rec.id} from the serving set into the warm pool`,
+    why,
+    inputs: { slot: rec.slot },
+    outcome: 'pending',
+  });
+  rec.role = 'echo';
+  refreshServing(host, rec.service);
+  await resizeForRole(host, rec, spec);
+  await host.save(rec);
+  await host.fileSync(rec.service)?.addEcho(rec.id, rec.stateDir);
+  host.decisions.settle(decision, 'ok: drained from the router, kept running as a warm echo');
+}
+
+/**
+ * A shadow starts from a copy of a serving instance's state directory (a one-off snapshot: it is not
+ * kept in sync, it sees the live traffic's mirror instead).
+ */
+export async function seedShadowState(host: ServingSetHost, shadow: InstanceRecord): Promise<void> {
+  const primary = host
+    .instancesOf(shadow.service)
+    .filter((i) => i.role === 'primary' && i.phase === 'running')
+    .sort((a, b) => a.slot - b.slot)[0];
+  await rm(shadow.stateDir, { recursive: true, force: true });
+  await mkdir(shadow.stateDir, { recursive: true });
+  if (primary)
+    await cp(primary.stateDir, shadow.stateDir, { recursive: true, force: true, verbatimSymlinks: true });
+}

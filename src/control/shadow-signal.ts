@@ -1,0 +1,71 @@
+import type { Runtime } from '../runtime/index.js';
+import type { InstanceRecord } from './records.js';
+
+/**
+ * Live versus shadow load (seeds 002, 004), both as the utilisation one serving instance would see:
+ * the shadow runs a `sample` fraction of all live traffic on a fraction of one instance's CPU, so its
+ * CPU use is scaled back to the whole traffic and spread over the serving set before comparing.
+ */
+export interface ShadowSignal {
+  /** Mean CPU utilisation of the serving instances (of their limit, or of one core). */
+  liveLoad: number;
+  /** The same, as predicted from the shadow's CPU use. */
+  shadowLoad: number;
+  /** (shadow − live) / live: positive when the shadow says the traffic costs more than live shows. */
+  delta: number;
+  /** The shadow's utilisation of its own (smaller) limit: near 1 it saturates first, an early warning. */
+  shadowUtilisation: number;
+  shadows: number;
+}
+
+/** CPU utilisation of the serving set and, with a running shadow, the shadow signal. */
+export async function measureShadows(
+  runtime: Runtime,
+  serving: readonly InstanceRecord[],
+  instances: readonly InstanceRecord[],
+  sample: number,
+): Promise<{ servingUtilisation: number; signal?: ShadowSignal }> {
+  const cores = async (rec: InstanceRecord): Promise<number | undefined> => {
+    const stats = await runtime.stats(rec.id).catch(() => undefined);
+    return stats ? stats.cpuPercent / 100 : undefined;
+  };
+  let servingUtilisation = 0;
+  let liveCores = 0;
+  let liveLimit = 0;
+  let counted = 0;
+  for (const rec of serving) {
+    const c = await cores(rec);
+    if (c === undefined) continue;
+    const limit = rec.limits.cpu ?? 1;
+    servingUtilisation += c / limit;
+    liveCores += c;
+    liveLimit += limit;
+    counted++;
+  }
+  const shadows = instances.filter((i) => i.role === 'shadow' && i.phase === 'running');
+  if (shadows.length === 0 || counted === 0 || sample <= 0) return { servingUtilisation };
+  let shadowCores = 0;
+  let shadowLimit = 0;
+  let seen = 0;
+  for (const rec of shadows) {
+    const c = await cores(rec);
+    if (c === undefined) continue;
+    shadowCores += c;
+    shadowLimit += rec.limits.cpu ?? 1;
+    seen++;
+  }
+  if (seen === 0) return { servingUtilisation };
+  // Every shadow receives the same `sample` of the traffic: average them, scale to the whole traffic.
+  const liveLoad = liveCores / liveLimit;
+  const shadowLoad = shadowCores / seen / sample / liveLimit;
+  return {
+    servingUtilisation,
+    signal: {
+      liveLoad,
+      shadowLoad,
+      delta: (shadowLoad - liveLoad) / Math.max(liveLoad, 1e-3),
+      shadowUtilisation: shadowCores / shadowLimit,
+      shadows: seen,
+    },
+  };
+}

@@ -1,0 +1,191 @@
+// Horizontal serving sets, the warm pool and shadows, live: real processes behind the real router.
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Agent, request } from 'undici';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ApiClient } from '../../src/api/index.js';
+import type { Decision, InstanceRecord } from '../../src/control/index.js';
+import { processesWithEnv, repoRoot, startUp, waitFor } from './lib/cli.js';
+
+const work = mkdtempSync(join(tmpdir(), 'understudy-scaling-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+function spec(tag: string, extra: string): string {
+  return `services:
+  - name: api
+    command: [node, ${join(repoRoot, 'examples/api/server.mjs')}, --port, '{port}', --warmup, '300']
+    ports: { http: 0 }
+    env: { US_TEST_TAG: ${tag} }
+    health:
+      http: { path: /healthz }
+      interval: 200ms
+      timeout: 300ms
+    routing: { listen: 127.0.0.1:0 }
+    echo: { count: 1, mode: warm }
+${extra}`;
+}
+
+/** Open-loop load: `rate` GET /work?ms=1 per second until `stop` aborts. */
+async function drive(base: string, rate: number, stop: AbortSignal): Promise<{ ok: number; failed: number }> {
+  const dispatcher = new Agent({ connections: 32 });
+  const totals = { ok: 0, failed: 0 };
+  const inFlight = new Set<Promise<void>>();
+  const started = Date.now();
+  let n = 0;
+  while (!stop.aborted) {
+    const due = Math.floor(((Date.now() - started) / 1000) * rate);
+    for (; n < due; n++) {
+      const p = request(`${base}/work?ms=1`, { dispatcher })
+        .then(async (res) => {
+          await res.body.dump();
+          if (res.statusCode === 200) totals.ok++;
+          else totals.failed++;
+        })
+        .catch(() => void totals.failed++);
+      inFlight.add(p);
+      void p.finally(() => inFlight.delete(p));
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  await Promise.allSettled(inFlight);
+  await dispatcher.close();
+  return totals;
+}
+
+describe('horizontal scaling, live', { timeout: 120_000 }, () => {
+  it('scales out by promoting the warm echo first, spreads requests over the serving set, and scales back in', async () => {
+    const tag = randomUUID();
+    const file = join(work, 'scale.yaml');
+    // 1 ms of CPU per request, declared capacity 20 requests/s per instance at 100 %: 60 requests/s
+    // want ceil(60 / (20 × 0.6)) = 5, capped at max 3.
+    writeFileSync(
+      file,
+      spec(
+        tag,
+        `    scaling: { min: 1, max: 3, target: 0.6, capacity: 20, step: 500ms, interval: 500ms, coldStart: 1s, stabilization: 2s }\n`,
+      ),
+    );
+    const dataDir = join(work, 'data-scale');
+    const up = await startUp(file, dataDir, { US_TEST_TAG: tag });
+    const api = ApiClient.fromDataDir(dataDir);
+    const stop = new AbortController();
+    try {
+      let lastInstances: InstanceRecord[] | undefined;
+      const running = async (role: string): Promise<InstanceRecord[]> =>
+        (lastInstances = await api.instances()).filter((i) => i.role === role && i.phase === 'running');
+      await waitFor(async () => (await running('echo')).length === 1, 20_000, up.output);
+      await waitFor(async () => (await running('primary')).length === 1, 20_000, up.output);
+      const [echo] = await running('echo');
+      const svc = (await api.services()).find((s) => s.name === 'api');
+      const base = `http://${svc?.dataPlane?.address ?? ''}`;
+      const load = drive(base, 60, stop.signal);
+      await waitFor(async () => (await running('primary')).length === 3, 30_000, up.output);
+      // The warm echo went first: it serves now, without a cold start, and a new echo refills the pool.
+      const events = await api.events({ service: 'api', limit: 1000 });
+      const promoted = events.find((e) => e.kind === 'promote-echo');
+      expect(promoted?.instance).toBe(echo?.id);
+      expect(promoted?.outcome).toMatch(/^ok: .* serves [\d.]+ ms after the decision \(no cold start\)/);
+      const scaleOut = events.find((e) => e.kind === 'scale-out' && e.outcome === 'ok');
+      expect(scaleOut?.inputs).toMatchObject({ policy: 'predictive' });
+      expect(scaleOut?.inputs['load']).toBeGreaterThan(20);
+      expect(scaleOut?.inputs['reactive']).toBeGreaterThanOrEqual(2);
+      expect(typeof scaleOut?.inputs['confidence']).toBe('number');
+      await waitFor(async () => (await running('echo')).length >= 1, 20_000, up.output);
+      // Every member of the serving set takes requests (least outstanding requests).
+      await new Promise((r) => setTimeout(r, 1500));
+      const view = (await api.services()).find((s) => s.name === 'api');
+      expect(view?.dataPlane?.serving).toHaveLength(3);
+      expect(view?.scaling).toMatchObject({
+        policy: 'predictive',
+        capacity: { perInstance: 20, source: 'spec' },
+      });
+      const serving = (await api.instances()).filter((i) => view?.dataPlane?.serving.includes(i.id));
+      expect(serving).toHaveLength(3);
+      for (const n of await answered(serving)) expect(n).toBeGreaterThan(0);
+      stop.abort();
+      const totals = await load;
+      expect(totals.failed).toBe(0);
+      // No load: after the stabilisation window the set shrinks back to min.
+      await waitFor(
+        async () => (await running('primary')).length === 1,
+        30_000,
+        () =>
+          `${JSON.stringify((lastInstances ?? []).map((i) => [i.id, i.role, i.phase, i.slot]))}\n${up.output().slice(-3000)}`,
+      );
+      const after = await api.events({ service: 'api', limit: 2000 });
+      expect(after.some((e: Decision) => e.kind === 'scale-in' && e.outcome === 'ok')).toBe(true);
+      // Each instance that left the serving set drained out of the router: it went back into the warm
+      // pool (demote) or was stopped, and the router serves from the one that is left.
+      const left = after.filter(
+        (e: Decision) => (e.kind === 'demote' || e.kind === 'stop') && e.outcome.startsWith('ok'),
+      );
+      expect(left.length).toBeGreaterThanOrEqual(2);
+      const final = (await api.services()).find((s) => s.name === 'api');
+      expect(final?.dataPlane?.serving).toHaveLength(1);
+    } finally {
+      stop.abort();
+      up.child.kill('SIGINT');
+      await up.exited;
+      expect(processesWithEnv('US_TEST_TAG', tag)).toEqual([]);
+    }
+  });
+
+  it('mirrors traffic to a shadow with a fraction of the resources and measures shadow against live', async () => {
+    const tag = randomUUID();
+    const file = join(work, 'shadow.yaml');
+    writeFileSync(
+      file,
+      spec(
+        tag,
+        `    shadow: { count: 1, sample: 1 }\n    scaling: { capacity: 50, step: 500ms, interval: 500ms }\n`,
+      ),
+    );
+    const dataDir = join(work, 'data-shadow');
+    const up = await startUp(file, dataDir, { US_TEST_TAG: tag });
+    const api = ApiClient.fromDataDir(dataDir);
+    const stop = new AbortController();
+    try {
+      const find = async (role: string): Promise<InstanceRecord | undefined> =>
+        (await api.instances()).find((i) => i.role === role && i.phase === 'running');
+      await waitFor(
+        async () => (await find('shadow')) !== undefined && (await find('primary')) !== undefined,
+        20_000,
+        up.output,
+      );
+      const shadow = await find('shadow');
+      const svc = (await api.services()).find((s) => s.name === 'api');
+      const base = `http://${svc?.dataPlane?.address ?? ''}`;
+      const load = drive(base, 30, stop.signal);
+      await new Promise((r) => setTimeout(r, 3000));
+      stop.abort();
+      const totals = await load;
+      expect(totals.failed).toBe(0);
+      // The shadow saw the mirrored requests; its answers went nowhere.
+      const res = await request(`http://127.0.0.1:${shadow?.ports['http'] ?? 0}/stats`);
+      const stats = (await res.body.json()) as { requests: number; role: string };
+      expect(stats.role).toBe('shadow');
+      expect(stats.requests).toBeGreaterThan(totals.ok / 2);
+      const view = (await api.services()).find((s) => s.name === 'api');
+      expect(view?.desired).toEqual({ primaries: 1, echoes: 1, shadows: 1 });
+      expect(view?.scaling?.shadow?.shadows).toBe(1);
+      expect(view?.scaling?.shadow?.liveLoad).toBeGreaterThan(0);
+    } finally {
+      stop.abort();
+      up.child.kill('SIGINT');
+      await up.exited;
+      expect(processesWithEnv('US_TEST_TAG', tag)).toEqual([]);
+    }
+  });
+});
+
+/** Requests each instance has answered (examples/api's /stats, asked directly, not through the router). */
+async function answered(instances: InstanceRecord[]): Promise<number[]> {
+  const out: number[] = [];
+  for (const inst of instances) {
+    const res = await request(`http://127.0.0.1:${inst.ports['http'] ?? 0}/stats`);
+    out.push(((await res.body.json()) as { requests: number }).requests);
+  }
+  return out;
+}
