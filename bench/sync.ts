@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { verifyTrees } from '../src/sync/index.js';
 import { RsyncDaemon } from './lib/sync-rsync.js';
-import { SyncHarness } from './lib/sync-harness.js';
+import { SyncHarness, type AppliedReport } from './lib/sync-harness.js';
+import { runWriter } from './lib/sync-writer.js';
 
 const quick = process.argv.includes('--quick');
 /** `--only=a,b` runs only the named workloads (for investigating one). */
@@ -224,9 +225,11 @@ if (wanted('initial-copy')) {
   }
 }
 
-// (f) continuous: 4 KiB appends at 200/s, change-to-applied latency on the echo
+// (f) continuous: 4 KiB appends at 200/s from another process (as a real primary is), change-to-applied
+// latency on the echo, with a per-stage breakdown of where each write's latency went.
 let p50 = NaN;
 let p99 = NaN;
+let stageLines: string[] = [];
 if (wanted('continuous')) {
   log(`workload continuous (${S.contSeconds} s)…`);
   const h = await SyncHarness.create(base, 'continuous');
@@ -234,33 +237,79 @@ if (wanted('continuous')) {
     writeFileSync(join(h.a, 'wal.log'), '');
     await h.startEcho('wal.log');
     await h.settle(-1);
+    h.traceBatches();
     const sent = h.stats()?.batchesSent ?? 0;
-    const fd = openSync(join(h.a, 'wal.log'), 'a');
-    const writes: { at: number; end: number }[] = [];
-    const start = performance.now();
-    const n = S.contSeconds * 200;
-    let end = 0;
-    for (let i = 0; i < n; i++) {
-      const due = start + i * 5;
-      const wait = due - performance.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      writeSync(fd, randomBytes(4096));
-      end += 4096;
-      writes.push({ at: performance.timeOrigin + performance.now(), end });
-    }
-    closeSync(fd);
+    const writes = await runWriter(join(h.a, 'wal.log'), S.contSeconds * 200, 5, 4096);
     await h.settle(sent);
-    const reports = h.applied.filter((r) => r.size >= 0).sort((x, y) => x.at - y.at);
-    const lat: number[] = [];
+    const reports = [...h.applied].filter((r) => r.size >= 0).sort((x, y) => x.seq - y.seq);
+    const traces = new Map(h.traces.map((t) => [t.seq, t]));
+    const changes = h.traces.flatMap((t) => t.changeAt).sort((x, y) => x - y);
+    const samples: { total: number; stages: number[] }[] = [];
+    let ri = 0;
+    let ci = 0;
     for (const w of writes) {
-      const rep = reports.find((r) => r.at >= w.at && r.size >= w.end);
-      if (rep) lat.push(rep.at - w.at);
+      while (ri < reports.length && (reports[ri] as AppliedReport).size < w.end) ri++;
+      const rep = reports[ri];
+      if (!rep) continue;
+      while (ci < changes.length && (changes[ci] as number) < w.at - 1) ci++;
+      const t = traces.get(rep.seq);
+      const tm = rep.timings;
+      const points = [
+        w.at,
+        changes[ci] ?? w.at,
+        t?.cutAt ?? w.at,
+        t?.builtAt ?? w.at,
+        t?.sentAt ?? w.at,
+        tm.endAt,
+        tm.stageStartAt,
+        tm.stagedAt,
+        tm.durableAt,
+        tm.appliedAt,
+        rep.at,
+      ];
+      const stages: number[] = [];
+      let prev = w.at;
+      for (const p of points.slice(1)) {
+        const c = Math.min(rep.at, Math.max(prev, p));
+        stages.push(c - prev);
+        prev = c;
+      }
+      samples.push({ total: rep.at - w.at, stages });
     }
-    lat.sort((x, y) => x - y);
-    const q = (p: number): number => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] ?? NaN;
-    p50 = q(0.5);
-    p99 = q(0.99);
-    log(`continuous: ${writes.length} writes, ${lat.length} matched, ${h.applied.length} batches applied`);
+    const lat = samples.map((x) => x.total).sort((x, y) => x - y);
+    const q = (xs: number[], p: number): number =>
+      xs[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? NaN;
+    p50 = q(lat, 0.5);
+    p99 = q(lat, 0.99);
+    const tail = [...samples].sort((x, y) => y.total - x.total).slice(0, Math.max(1, samples.length / 100));
+    const names = [
+      'watcher notify',
+      'wait for cut',
+      'build (read, diff)',
+      'send',
+      'to echo (wire)',
+      'queued on echo',
+      'stage + verify',
+      'journal durable',
+      'apply steps',
+      'ack',
+    ];
+    const fmt = (x: number): string => x.toFixed(2).padStart(8);
+    stageLines = [
+      '',
+      `continuous: ${writes.length} writes, ${samples.length} matched, ${reports.length} batches (${(samples.length / Math.max(1, reports.length)).toFixed(1)} writes/batch)`,
+      `${'stage (ms per write)'.padEnd(22)} ${'p50'.padStart(8)} ${'p99'.padStart(8)} ${'mean'.padStart(8)} ${'worst 1%'.padStart(8)}`,
+      ...names.map((n, i) => {
+        const xs = samples.map((x) => x.stages[i] as number).sort((x, y) => x - y);
+        const mean = xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+        const tailMean = tail.reduce((a, x) => a + (x.stages[i] as number), 0) / tail.length;
+        return `${n.padEnd(22)} ${fmt(q(xs, 0.5))} ${fmt(q(xs, 0.99))} ${fmt(mean)} ${fmt(tailMean)}`;
+      }),
+      `${'total'.padEnd(22)} ${fmt(p50)} ${fmt(p99)} ${fmt(lat.reduce((a, b) => a + b, 0) / Math.max(1, lat.length))} ${fmt(tail.reduce((a, x) => a + x.total, 0) / tail.length)}`,
+    ];
+    log(
+      `continuous: ${writes.length} writes, ${samples.length} matched, ${h.applied.length} batches applied`,
+    );
     const diffs = await verifyTrees(h.a, h.b);
     if (diffs.length > 0) throw new Error(`continuous: echo differs: ${JSON.stringify(diffs.slice(0, 3))}`);
   } finally {
@@ -283,6 +332,8 @@ const lines = [
       `${r.name.padEnd(16)} ${fmtB(r.bytes).padStart(12)} ${fmtB(r.rsyncBytes).padStart(12)} ${r.ratio.toFixed(4).padStart(8)} ${r.seconds.toFixed(3).padStart(7)} ${r.rsyncSeconds.toFixed(3).padStart(8)} ${r.compression.toFixed(2).padStart(6)}  ${r.goal}: ${r.ok ? 'met' : 'MISSED'}`,
   ),
   `${'continuous'.padEnd(16)} change-to-applied p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms  goal p99 <= 50 ms: ${p99 <= 50 ? 'met' : 'MISSED'}`,
+  ...stageLines,
+  '',
   '(compr = bytes before compression / bytes on the wire; random data is incompressible by design, append-text is the compressible case, rsync run with -z there)',
 ];
 process.stdout.write(lines.join('\n') + '\n');

@@ -4,7 +4,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SyncSource, type SyncStats } from '../../src/sync/index.js';
+import { SyncSource, type ApplyTimings, type BatchTrace, type SyncStats } from '../../src/sync/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const KEY = 'bench-sync-service-key-0123456789';
@@ -14,10 +14,13 @@ export interface AppliedReport {
   readonly at: number;
   readonly size: number;
   readonly files: number;
+  readonly timings: ApplyTimings;
 }
 
 export class SyncHarness {
   readonly applied: AppliedReport[] = [];
+  /** Source-side timelines of acknowledged batches (collected once `traceBatches()` is called). */
+  readonly traces: BatchTrace[] = [];
   connectedAt = 0;
   private child: ChildProcess | undefined;
 
@@ -40,6 +43,11 @@ export class SyncHarness {
     return new SyncHarness(a, b, source);
   }
 
+  /** Starts collecting {@link BatchTrace}s. */
+  traceBatches(): void {
+    this.source.on('trace', (t: BatchTrace) => this.traces.push(t));
+  }
+
   async startEcho(watchFile?: string): Promise<void> {
     const args = [this.b, String(this.source.port), KEY, ...(watchFile ? [watchFile] : [])];
     const child = fork(join(here, 'sync-echo-child.ts'), args, {
@@ -51,7 +59,7 @@ export class SyncHarness {
       child.on('message', (m: { type: string } & AppliedReport & { message?: string }) => {
         if (m.type === 'ready') resolve();
         else if (m.type === 'applied')
-          this.applied.push({ seq: m.seq, at: m.at, size: m.size, files: m.files });
+          this.applied.push({ seq: m.seq, at: m.at, size: m.size, files: m.files, timings: m.timings });
         else if (m.type === 'error') process.stderr.write(`echo error: ${m.message}\n`);
       });
       child.once('exit', (code) => reject(new Error(`echo exited ${code}`)));

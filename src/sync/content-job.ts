@@ -1,9 +1,17 @@
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { ByteWriter } from './byte-codec.js';
 import { ContentHasher, contentHash } from './content-hash.js';
 import { computeDelta } from './delta.js';
 import { encodeCopy, encodeLiteralHeader } from './file-stream.js';
-import { computeSignature, type FileSignature } from './signature.js';
+import {
+  blockCount,
+  chooseBlockSize,
+  computeSignature,
+  weakChecksum,
+  type FileSignature,
+} from './signature.js';
+import { createWholeHash, strongHash } from './strong-hash.js';
 
 /** Result of reading one changed file on the primary and diffing it against the echo's version. */
 export interface ContentResult {
@@ -112,4 +120,77 @@ function diffWithCache(
 export async function diffFile(path: string, base: FileSignature | null): Promise<ContentResult> {
   const r = diffContent(await readFile(path), base);
   return { ...r, signature: r.signature as FileSignature };
+}
+
+/** Read buffer of {@link diffAppendedFileSync} (one per thread; reads are sequential within a call). */
+let prefixBuf: Buffer | undefined;
+
+/**
+ * The append fast path, reading the file instead of loading it (blocking I/O: meant for the content
+ * worker thread, where a few synchronous reads beat a round trip through the thread pool each): when
+ * `cache` holds the SHA-256 state at the end of the content `base` describes, one streaming xxHash
+ * over the first `base.length` bytes (read in 1 MiB pieces into a reused buffer) checks that the file
+ * still starts with exactly that content; if so only the tail is kept, signed and hashed. Returns
+ * `undefined` when the change is not such an append (or the file changed under the read): the caller
+ * then diffs the whole file.
+ */
+export function diffAppendedFileSync(
+  path: string,
+  base: FileSignature,
+  cache: HashCache,
+): (Omit<ContentResult, 'signature'> & { signature: FileSignature }) | undefined {
+  const e = cache.entry;
+  if (!e || base.length === 0 || e.length !== base.length || e.whole !== base.whole) return undefined;
+  const fd = openSync(path, 'r');
+  try {
+    const n = fstatSync(fd).size;
+    const B = base.blockSize;
+    if (n < base.length || chooseBlockSize(n) !== B) return undefined;
+    const keep = Math.floor(base.length / B); // full old blocks stay as they are
+    const from = keep * B;
+    const whole = createWholeHash();
+    prefixBuf ??= Buffer.allocUnsafe(1 << 20);
+    for (let p = 0; p < from;) {
+      const len = Math.min(prefixBuf.length, from - p);
+      if (readSync(fd, prefixBuf, 0, len, p) !== len) return undefined;
+      whole.update(prefixBuf.subarray(0, len));
+      p += len;
+    }
+    const tail = Buffer.allocUnsafe(n - from);
+    for (let p = 0; p < tail.length;) {
+      const got = readSync(fd, tail, p, tail.length - p, from + p);
+      if (got === 0) return undefined;
+      p += got;
+    }
+    whole.update(tail.subarray(0, base.length - from));
+    if (whole.digest() !== base.whole) return undefined;
+    const added = tail.subarray(base.length - from);
+    whole.update(added);
+    const nb = blockCount(n, B);
+    const weak = new Uint32Array(nb);
+    const strong = new BigUint64Array(nb);
+    weak.set(base.weak.subarray(0, keep));
+    strong.set(base.strong.subarray(0, keep));
+    for (let k = keep; k < nb; k++) {
+      const s = k * B - from;
+      const end = Math.min(s + B, tail.length);
+      weak[k] = weakChecksum(tail, s, end);
+      strong[k] = strongHash(tail.subarray(s, end));
+    }
+    const state = e.state.fork();
+    state.update(added);
+    const signature: FileSignature = { blockSize: B, length: n, weak, strong, whole: whole.digest() };
+    cache.entry = { length: n, whole: signature.whole, state: state.fork() };
+    const ops: ReturnType<typeof computeDelta>['ops'] = [{ kind: 'copy', offset: 0, length: base.length }];
+    if (added.length > 0) ops.push({ kind: 'literal', data: added });
+    return {
+      hash: state.digest(),
+      size: n,
+      records: [encodeRecords(ops, added.length)],
+      literalBytes: added.length,
+      signature,
+    };
+  } finally {
+    closeSync(fd);
+  }
 }

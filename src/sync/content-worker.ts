@@ -2,7 +2,7 @@
 // posted first and its signature (the slow part) follows in a second message.
 import { readFile } from 'node:fs/promises';
 import { parentPort } from 'node:worker_threads';
-import { diffContent, type HashCache } from './content-job.js';
+import { diffAppendedFileSync, diffContent, type HashCache } from './content-job.js';
 import { computeSignature, type FileSignature } from './signature.js';
 
 interface Job {
@@ -24,16 +24,29 @@ parentPort?.on('message', (job: Job | { signNow: number }) => {
     signing.get(job.signNow)?.sign();
     return;
   }
-  readFile(job.path).then(
-    (data) => {
-      const defer = job.base === null && data.length >= 1 << 20;
-      let cache = caches.get(job.path);
-      if (!cache) {
-        cache = {};
-        caches.set(job.path, cache);
-        if (caches.size > 1024) caches.delete(caches.keys().next().value as string);
+  let cache = caches.get(job.path);
+  if (!cache) {
+    cache = {};
+    caches.set(job.path, cache);
+    if (caches.size > 1024) caches.delete(caches.keys().next().value as string);
+  }
+  const c = cache;
+  const fast = async (): Promise<ReturnType<typeof diffAppendedFileSync>> =>
+    job.base ? diffAppendedFileSync(job.path, job.base, c) : undefined;
+  fast()
+    .then(async (appended) => {
+      if (appended) {
+        // The new signature's arrays are fresh: move them instead of copying.
+        const { weak, strong } = appended.signature;
+        parentPort?.postMessage({ id: job.id, ok: true, result: appended }, [
+          weak.buffer as ArrayBuffer,
+          strong.buffer as ArrayBuffer,
+        ]);
+        return;
       }
-      const r = diffContent(data, job.base, defer, cache);
+      const data = await readFile(job.path);
+      const defer = job.base === null && data.length >= 1 << 20;
+      const r = diffContent(data, job.base, defer, c);
       // Whole new files move to the main thread without serialising them; the worker keeps a
       // private copy (a plain memcpy, off the main thread) to sign later.
       const whole = defer && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
@@ -51,10 +64,9 @@ parentPort?.on('message', (job: Job | { signNow: number }) => {
         };
         signing.set(job.id, { timer: setTimeout(sign, SIGN_DELAY_MS), sign });
       }
-    },
-    (err: unknown) => {
+    })
+    .catch((err: unknown) => {
       const e = err as NodeJS.ErrnoException;
       parentPort?.postMessage({ id: job.id, ok: false, error: { message: e.message, code: e.code } });
-    },
-  );
+    });
 });

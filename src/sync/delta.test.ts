@@ -4,7 +4,10 @@ import { randomBytes } from 'node:crypto';
 import { applyDelta, computeDelta } from './delta.js';
 import { computeSignature, emptySignature } from './signature.js';
 import { strongHash, wholeHash } from './strong-hash.js';
-import { diffContent, type HashCache } from './content-job.js';
+import { diffAppendedFileSync, diffContent, type HashCache } from './content-job.js';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { contentHash } from './content-hash.js';
 import type { FileSignature } from './signature.js';
 
@@ -135,6 +138,33 @@ describe('delta engine', () => {
       expect(r.hash).toBe(contentHash(next));
       sig = r.signature as FileSignature;
       content = next;
+    }
+  });
+
+  it('reads only the tail of an appended file, and declines when the old content changed', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'us-delta-'));
+    try {
+      const path = join(dir, 'wal.log');
+      const cache: HashCache = {};
+      const first = randomBytes((3 << 20) + 123);
+      await writeFile(path, first);
+      const sig = diffContent(first, computeSignature(first.subarray(0, 10)), false, cache)
+        .signature as FileSignature;
+      const next = Buffer.concat([first, randomBytes(7000)]);
+      await writeFile(path, next);
+      const r = diffAppendedFileSync(path, sig, cache);
+      expect(r?.hash).toBe(contentHash(next));
+      expect(r?.literalBytes).toBe(7000);
+      const fresh = computeSignature(next);
+      expect(r?.signature.weak).toEqual(fresh.weak);
+      expect(r?.signature.strong).toEqual(fresh.strong);
+      expect(r?.signature.whole).toBe(fresh.whole);
+      const edited = Buffer.concat([next, randomBytes(100)]);
+      edited[5] = (edited[5] as number) ^ 1;
+      await writeFile(path, edited);
+      expect(diffAppendedFileSync(path, r?.signature as FileSignature, cache)).toBeUndefined();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 

@@ -46,6 +46,33 @@ interface DataChunk {
   body?: Buffer;
 }
 
+/**
+ * Source-side timeline of one batch, emitted as `trace` after its acknowledgement when a listener
+ * exists. Times are milliseconds since the epoch at sub-millisecond resolution
+ * (`performance.timeOrigin + performance.now()`), comparable with an echo's {@link AppliedEvent} timings.
+ */
+export interface BatchTrace {
+  readonly echo: string;
+  readonly seq: number;
+  readonly files: number;
+  readonly dataBytes: number;
+  /** When each change it carries was reported by the watcher (first 256). */
+  readonly changeAt: readonly number[];
+  /** The batch was cut: its dirty paths taken for building. */
+  readonly cutAt: number;
+  /** Built and encoded (paths examined, content read and diffed). */
+  readonly builtAt: number;
+  /** Its last frame was written to the socket. */
+  readonly sentAt: number;
+  /** Its acknowledgement arrived. */
+  readonly ackedAt: number;
+}
+
+/** Epoch milliseconds at sub-millisecond resolution. */
+export function nowMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
 interface Outgoing {
   readonly seq: number;
   readonly batch: Buffer;
@@ -54,6 +81,7 @@ interface Outgoing {
   readonly contentBytes: number;
   readonly changeTime: number;
   readonly files: number;
+  trace?: { changeAt: number[]; cutAt: number; builtAt: number; sentAt: number };
 }
 
 function* chunks(pieces: readonly Buffer[], size: number): Generator<Buffer> {
@@ -82,6 +110,8 @@ function* chunks(pieces: readonly Buffer[], size: number): Generator<Buffer> {
 export class EchoStream {
   readonly view = new TreeView();
   #dirty = new Map<string, boolean>();
+  /** Watcher report times of the pending changes, while a `trace` listener exists. */
+  #changeAt: number[] = [];
   #dirtySince: number | null = null;
   #lastDirtyAt = 0;
   #lineage = randomBytes(8).toString('hex');
@@ -92,6 +122,7 @@ export class EchoStream {
   readonly #waker = new Waker();
   #closed = false;
   #lastBatchAt = performance.now();
+  #lastAckAt = -Infinity;
   #initial: { doneBytes: number; totalBytes: number } | null = null;
   #rate: { t: number; bytes: number; files: number }[] = [];
   #c = {
@@ -112,6 +143,7 @@ export class EchoStream {
     private readonly opts: ResolvedSourceOptions,
     private readonly ctx: Omit<BuildContext, 'view'>,
     private readonly emit: (event: string, value: unknown) => void,
+    private readonly tracing: () => boolean = () => false,
   ) {
     this.loop = this.#run();
   }
@@ -126,6 +158,7 @@ export class EchoStream {
     const now = performance.now();
     this.#dirtySince ??= now;
     this.#lastDirtyAt = now;
+    if (this.#changeAt.length < 256 && this.tracing()) this.#changeAt.push(performance.timeOrigin + now);
     this.#waker.kick();
   }
 
@@ -185,10 +218,21 @@ export class EchoStream {
   }
 
   onAck(seq: number): void {
+    if (this.#unacked.length > 0 && (this.#unacked[0] as Outgoing).seq <= seq)
+      this.#lastAckAt = performance.now();
     while (this.#unacked.length > 0 && (this.#unacked[0] as Outgoing).seq <= seq) {
       const b = this.#unacked.shift() as Outgoing;
       this.#c.acked++;
       this.#c.lastAcked = b.seq;
+      if (b.trace)
+        this.emit('trace', {
+          echo: this.echo,
+          seq: b.seq,
+          files: b.files,
+          dataBytes: b.raw,
+          ...b.trace,
+          ackedAt: nowMs(),
+        } satisfies BatchTrace);
       if (this.#initial)
         this.#initial.doneBytes = Math.min(
           this.#initial.totalBytes,
@@ -254,12 +298,15 @@ export class EchoStream {
   #due(): number {
     const now = performance.now();
     if (this.opts.mode === 'continuous') {
-      const cap = (this.#dirtySince ?? now) + this.opts.maxDelayMs - now;
-      // Group commit: while a batch is being applied, changes gather for the next one (its ack
-      // wakes the loop); pipelining starts only if they have waited 4 x maxDelayMs.
-      if (this.#unacked.length > 0) return Math.max(0, cap + 3 * this.opts.maxDelayMs);
+      const since = this.#dirtySince ?? now;
+      // Group commit: while a batch is in flight, changes gather for the next one and its ack
+      // wakes the loop; pipelining starts only if they have waited 4 x maxDelayMs.
+      if (this.#unacked.length > 0) return Math.max(0, since + 4 * this.opts.maxDelayMs - now);
+      // Changes that waited behind an acknowledged batch have been coalesced already: cut at once.
+      if (since <= this.#lastAckAt) return 0;
+      // Otherwise a short coalescing window (quiet time), bounded while changes keep coming.
       const quiet = this.#lastDirtyAt + this.opts.debounceMs - now;
-      return Math.max(0, Math.min(quiet, cap));
+      return Math.max(0, Math.min(quiet, since + this.opts.maxDelayMs - now));
     }
     const interval = relaxedIntervalMs(this.opts.intervalMs, this.opts.utilisation?.() ?? 0);
     return Math.max(0, this.#lastBatchAt + interval - now);
@@ -287,6 +334,9 @@ export class EchoStream {
         continue;
       }
       const dirty = this.#dirty;
+      const changeAt = this.#changeAt;
+      this.#changeAt = [];
+      const cutAt = nowMs();
       const lineage = this.#lineage;
       const since = this.#dirtySince ?? performance.now();
       this.#dirty = new Map();
@@ -323,6 +373,7 @@ export class EchoStream {
       if (lineage !== this.#lineage) continue; // reset while building: the view was rebuilt, drop it
       const out = await this.#encode(built, since);
       if (lineage !== this.#lineage) continue;
+      if (this.tracing()) out.trace = { changeAt, cutAt, builtAt: nowMs(), sentAt: 0 };
       this.#rate.push({ t: performance.now(), bytes: built.literalBytes, files: built.files });
       this.#unacked.push(out);
       this.#c.sent++;
@@ -389,6 +440,7 @@ export class EchoStream {
         await conn.send(FrameType.Data, d.header as Buffer, d.body as Buffer);
       }
       await conn.send(FrameType.BatchEnd, new ByteWriter(10).varint(b.seq).finish());
+      if (b.trace) b.trace.sentAt = nowMs();
     } finally {
       this.#sending = false;
     }

@@ -1,8 +1,14 @@
 export { SyncSource } from './sync-source.js';
 export type { SyncProgress } from './sync-source.js';
 export { SyncTarget } from './sync-target.js';
-export type { SyncTargetOptions, AppliedEvent, SecurityEvent, SyncTargetStats } from './sync-target.js';
-export type { SyncStats } from './echo-stream.js';
+export type {
+  SyncTargetOptions,
+  AppliedEvent,
+  ApplyTimings,
+  SecurityEvent,
+  SyncTargetStats,
+} from './sync-target.js';
+export type { SyncStats, BatchTrace } from './echo-stream.js';
 export type { SyncSourceOptions, SyncMode } from './sync-options.js';
 export { relaxedIntervalMs } from './sync-options.js';
 export { verifyTrees } from './verify-trees.js';

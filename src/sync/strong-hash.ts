@@ -17,3 +17,20 @@ export function wholeHash(data: Uint8Array): bigint {
   for (let i = 0; i < data.length; i += 1 << 20) h.update(data.subarray(i, i + (1 << 20)));
   return h.digest();
 }
+
+/** A streaming {@link wholeHash}; `digest()` does not end it, so a prefix's hash can be read on the way. */
+export interface WholeHasher {
+  update(data: Uint8Array): void;
+  digest(): bigint;
+}
+
+/** Starts a streaming {@link wholeHash} (fed in 1 MiB pieces at most). */
+export function createWholeHash(): WholeHasher {
+  const h = hasher.create64();
+  return {
+    update(data) {
+      for (let i = 0; i < data.length; i += 1 << 20) h.update(data.subarray(i, i + (1 << 20)));
+    },
+    digest: () => h.digest(),
+  };
+}

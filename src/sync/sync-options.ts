@@ -23,7 +23,10 @@ export interface SyncSourceOptions {
   readonly port?: number;
   /** `continuous` sends as soon as changes settle; `relaxed` sends on the interval only. @default 'continuous' */
   readonly mode?: SyncMode;
-  /** Continuous mode: quiet time before a batch is cut. @default 5 */
+  /**
+   * Continuous mode: coalescing window, the quiet time before a batch is cut when none is in flight
+   * (changes that arrive while one is in flight are cut as soon as it is acknowledged). @default 2
+   */
   readonly debounceMs?: number;
   /** Continuous mode: longest a change waits while changes keep coming or a batch is in flight. @default 25 */
   readonly maxDelayMs?: number;
@@ -74,7 +77,7 @@ export function resolveSourceOptions(o: SyncSourceOptions): ResolvedSourceOption
     host: o.host ?? '127.0.0.1',
     port: o.port ?? 0,
     mode: o.mode ?? 'continuous',
-    debounceMs: o.debounceMs ?? 5,
+    debounceMs: o.debounceMs ?? 2,
     maxDelayMs: o.maxDelayMs ?? 25,
     intervalMs: o.intervalMs ?? 10_000,
     bytesThreshold: o.bytesThreshold ?? 64 * 1024 * 1024,

@@ -35,7 +35,8 @@ export interface SyncProgress {
  * The primary side of state sync: watches the state directory, serves echoes over TCP (frames
  * authenticated with HMAC-SHA256 under a per-service key), and streams batches of changes to each.
  * Events: `stats` ({@link SyncStats}, after each acknowledgement), `progress` ({@link SyncProgress}),
- * `error` (an UnderstudyError; the sync continues), `connected`/`disconnected` (echo id).
+ * `error` (an UnderstudyError; the sync continues), `connected`/`disconnected` (echo id), and
+ * `trace` (a `BatchTrace`, per acknowledged batch, only computed while someone listens).
  */
 export class SyncSource extends EventEmitter {
   readonly #opts: ResolvedSourceOptions;
@@ -136,6 +137,7 @@ export class SyncSource extends EventEmitter {
           if (event === 'error' && this.listenerCount('error') === 0) return;
           this.emit(event, value);
         },
+        () => this.listenerCount('trace') > 0,
       );
       this.#streams.set(echo, s);
     }

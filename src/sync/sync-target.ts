@@ -54,8 +54,26 @@ export interface AppliedEvent {
   readonly files: number;
   readonly bytes: number;
   readonly ms: number;
-  /** Wall-clock time (ms since epoch) when the batch became durable on the echo. */
+  /** Wall-clock time (ms since epoch, sub-millisecond) when the batch was applied and acknowledged. */
   readonly at: number;
+  /** Stage timeline of the batch on the echo (ms since epoch, sub-millisecond). */
+  readonly timings: ApplyTimings;
+}
+
+/** When one batch passed each stage on the echo (ms since epoch, sub-millisecond). */
+export interface ApplyTimings {
+  /** Its batch frame arrived. */
+  readonly receivedAt: number;
+  /** Its end frame arrived (all its data received). */
+  readonly endAt: number;
+  /** Staging began (after the previous batch). */
+  readonly stageStartAt: number;
+  /** Built and verified in staging. */
+  readonly stagedAt: number;
+  /** Its journal record was durable (the commit point). */
+  readonly durableAt: number;
+  /** Its steps ran in the tree. */
+  readonly appliedAt: number;
 }
 
 /** A rejected frame or path, logged as a security event. */
@@ -84,7 +102,12 @@ interface PendingBatch {
   seq: number;
   ops: BatchOp[];
   queue: ByteQueue;
+  receivedAt: number;
+  endAt: number;
 }
+
+/** Epoch milliseconds at sub-millisecond resolution. */
+const nowMs = (): number => performance.timeOrigin + performance.now();
 
 /**
  * The echo side of state sync: connects to the primary, authenticates, resumes from its last applied
@@ -242,22 +265,39 @@ export class SyncTarget extends EventEmitter {
                 { details: { seq } },
               );
             expectedSeq++;
-            const b: PendingBatch = { seq, ops, queue: new ByteQueue(onConsume) };
+            const b: PendingBatch = {
+              seq,
+              ops,
+              queue: new ByteQueue(onConsume),
+              receivedAt: nowMs(),
+              endAt: 0,
+            };
             batches.set(seq, b);
-            const started = performance.now();
             chain = chain.then(async () => {
               if (failed) return;
+              const stageStartAt = nowMs();
               const staged = await applier.stage(lineage, seq, ops, b.queue);
-              await applier.commit(staged);
+              const stagedAt = nowMs();
+              const durableAt = await applier.commit(staged);
+              const appliedAt = nowMs();
               batches.delete(seq);
               this.#stats.batchesApplied++;
               await conn.send(FrameType.Ack, encodeSeq(seq));
+              const at = nowMs();
               const ev: AppliedEvent = {
                 seq,
                 files: staged.files,
                 bytes: staged.bytes,
-                ms: performance.now() - started,
-                at: Date.now(),
+                ms: at - b.receivedAt,
+                at,
+                timings: {
+                  receivedAt: b.receivedAt,
+                  endAt: b.endAt,
+                  stageStartAt,
+                  stagedAt,
+                  durableAt,
+                  appliedAt,
+                },
               };
               this.emit('applied', ev);
             });
@@ -288,6 +328,7 @@ export class SyncTarget extends EventEmitter {
             const seq = decodeSeq(f.payload);
             const b = batches.get(seq);
             if (!b) throw new UnderstudyError(ErrorCode.SyncFrame, `end of unknown batch ${seq}`);
+            b.endAt = nowMs();
             b.queue.end();
             break;
           }
@@ -346,5 +387,6 @@ export class SyncTarget extends EventEmitter {
     this.#abort.abort();
     this.#conn?.close();
     await this.#loop;
+    await this.#applier.close();
   }
 }

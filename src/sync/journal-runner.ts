@@ -1,0 +1,136 @@
+import { constants as fsc } from 'node:fs';
+import { chmod, mkdir, open, readlink, rename, rm, symlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { lstatOrNull, type Journal, type JournalStep } from './apply-io.js';
+import { ByteReader } from './byte-codec.js';
+import type { PatchHashes } from './file-builder.js';
+import { assertSafeRelativePath, parentOf, parentsOf, unsafePath } from './path-safety.js';
+
+/**
+ * Runs a committed journal record's steps in the echo's tree (idempotently: a record is re-run after
+ * a crash). Carried steps run first, one at a time; then the others in phases in journal order: within
+ * a phase they are independent and run 32 at a time, except mkdirs, which run in order (parents first). Returns the paths whose durability the
+ * steps changed (directories whose entries changed, patched files), to be fsynced before the next
+ * record is written.
+ */
+export async function runJournal(
+  root: string,
+  journal: Journal,
+  redo: Buffer,
+  stagingDir: string,
+  hashes: PatchHashes,
+): Promise<Set<string>> {
+  const effects = new Set<string>();
+  // Directories verified as real (not symlinks) in the current phase; reset between phases.
+  let verified = new Map<string, Promise<void>>();
+  const checkParents = async (path: string): Promise<void> => {
+    for (const p of parentsOf(path)) {
+      let v = verified.get(p);
+      if (!v) {
+        v = lstatOrNull(join(root, p)).then((st) => {
+          if (st?.isSymbolicLink()) throw unsafePath(path, `parent ${JSON.stringify(p)} is a symlink`);
+          if (st && !st.isDirectory())
+            throw unsafePath(path, `parent ${JSON.stringify(p)} is not a directory`);
+        });
+        verified.set(p, v);
+      }
+      await v;
+    }
+  };
+  const guard = async (s: JournalStep): Promise<string> => {
+    assertSafeRelativePath(s.path);
+    await checkParents(s.path);
+    // Patches and mode changes leave directory entries as they are.
+    if (s.k !== 'patch' && s.k !== 'chmod') effects.add(join(root, parentOf(s.path)));
+    return join(root, s.path);
+  };
+  // Carried patches of earlier batches run one at a time, in order (they may touch the same file).
+  const carried = journal.carried ?? 0;
+  const phases: JournalStep[][] = journal.steps.slice(0, carried).map((st) => [st]);
+  let last = '';
+  for (const st of journal.steps.slice(carried)) {
+    const kind =
+      st.k === 'delete' ? 'delete' : st.k === 'mkdir' ? 'mkdir' : st.k === 'chmod' ? 'chmod' : 'final';
+    if (kind !== last || kind === 'mkdir') phases.push([]);
+    (phases[phases.length - 1] as JournalStep[]).push(st);
+    last = kind;
+  }
+  for (const phase of phases) {
+    verified = new Map();
+    for (let i = 0; i < phase.length; i += 32)
+      await Promise.all(
+        phase.slice(i, i + 32).map(async (st) => {
+          const abs = await guard(st);
+          await runStep(st, abs, redo, stagingDir, hashes);
+          if (st.k === 'patch') effects.add(abs);
+        }),
+      );
+  }
+  return effects;
+}
+
+async function runStep(
+  s: JournalStep,
+  abs: string,
+  redo: Buffer,
+  dir: string,
+  hashes: PatchHashes,
+): Promise<void> {
+  switch (s.k) {
+    case 'delete':
+      await rm(abs, { recursive: true, force: true });
+      break;
+    case 'mkdir': {
+      const st = await lstatOrNull(abs);
+      if (st && !st.isDirectory()) await rm(abs, { recursive: true, force: true });
+      if (!st || !st.isDirectory()) await mkdir(abs);
+      await chmod(abs, s.mode);
+      break;
+    }
+    case 'place': {
+      const stagedPath = join(dir, s.staged);
+      if (!(await lstatOrNull(stagedPath))) break; // placed before a crash
+      const st = await lstatOrNull(abs);
+      if (st?.isDirectory()) await rm(abs, { recursive: true, force: true });
+      await rename(stagedPath, abs);
+      break;
+    }
+    case 'patch': {
+      // Writing the ranges and truncating is idempotent, so a re-run after a crash is harmless.
+      const fh = await open(abs, fsc.O_RDWR | fsc.O_NOFOLLOW);
+      try {
+        const before = await fh.stat();
+        const r = new ByteReader(redo.subarray(s.at, s.at + s.len));
+        const n = r.varint();
+        let end = before.size;
+        for (let i = 0; i < n; i++) {
+          const off = r.varint();
+          const d = r.lbytes();
+          await fh.write(d, 0, d.length, off);
+          end = Math.max(end, off + d.length);
+        }
+        if (end !== s.size) await fh.truncate(s.size);
+        if ((before.mode & 0o7777) !== s.mode) await fh.chmod(s.mode);
+        if (s.mtimeMs > 0) await fh.utimes(new Date(s.mtimeMs), new Date(s.mtimeMs));
+        if (hashes.hasStaged(s.path)) hashes.applied(s.path, await fh.stat());
+      } finally {
+        await fh.close();
+      }
+      break;
+    }
+    case 'symlink': {
+      const st = await lstatOrNull(abs);
+      if (st?.isSymbolicLink() && (await readlink(abs)) === s.target) break;
+      if (st?.isDirectory()) await rm(abs, { recursive: true, force: true });
+      const stagedPath = join(dir, s.staged);
+      if (!(await lstatOrNull(stagedPath))) await symlink(s.target, stagedPath);
+      await rename(stagedPath, abs);
+      break;
+    }
+    case 'chmod': {
+      const st = await lstatOrNull(abs);
+      if (st && !st.isSymbolicLink()) await chmod(abs, s.mode);
+      break;
+    }
+  }
+}
