@@ -44,7 +44,8 @@ process.stdout.write(
     `simulated platform, identical for every policy: ${SETTINGS.capacityPerInstance} req/s per instance, target utilisation ${SETTINGS.targetUtilization}, ` +
     `cold start ${SETTINGS.coldStartMs / 1000} s, warm echo promotion ${SETTINGS.warmStartMs / 1000} s (predictive only: it keeps the warm pool, whose echoes cost their size), ` +
     `tick ${SETTINGS.tickMs / 1000} s (the HPA sync period), queue bound 30 s; each trace scaled so that its mean load needs ${SETTINGS.meanInstances} instances at the target\n` +
-    `policies: predictive (src/policy PredictiveScaler: auto forecaster, upper bound at lead time, warm pool), hpa (Kubernetes autoscaling/v2 defaults on a per-pod load metric), ` +
+    `policies: predictive (src/policy PredictiveScaler: auto forecaster; max of the reactive rule and the forecast at the lead time — mean at the target, 80 % interval's upper bound at 100 %; ` +
+    `while confident, scale-in held by the forecast over a cold start instead of a fixed window; warm pool refilled by scale-ins), hpa (Kubernetes autoscaling/v2 defaults on a per-pod load metric), ` +
     `static (peak / target), oracle (knows the load, same cold-start lead time)\n\n`,
 );
 

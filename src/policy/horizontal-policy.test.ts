@@ -24,7 +24,7 @@ describe('decideHorizontal', () => {
       { current: 5, load: 350, confidence: 0.9, forecast: fc90(900, 700) },
       0,
     );
-    // upper 900 at 90 % → 10; mean 700 at 70 % → 10; reactive 350/70 = 5 (within tolerance).
+    // upper 900 at 100 % → 9; mean 700 at 70 % → 10; reactive 350/70 = 5 (within tolerance).
     expect(r.desired).toBe(10);
     expect(r.decisions[0]).toMatchObject({
       kind: 'scale-out',
@@ -75,6 +75,82 @@ describe('decideHorizontal', () => {
     const r = decideHorizontal(o, s, sig(140), 300_000);
     expect(r.desired).toBe(2);
     expect(r.decisions[0]).toMatchObject({ kind: 'scale-in', applied: true });
+  });
+  it('while confident, scales in as soon as the forecast over the re-provisioning horizon allows', () => {
+    let s: HorizontalState = initialHorizontalState();
+    const low = { horizonMs: 135_000, mean: 140, lower: 120, upper: 180 };
+    const sig = (load: number): HorizontalSignals => ({
+      current: 10,
+      load,
+      confidence: 0.9,
+      forecast: low,
+      holdForecast: low,
+    });
+    s = decideHorizontal(o, s, sig(700), 0).state; // reactive recommendation 10 in the window
+    const r = decideHorizontal(o, s, sig(140), 15_000);
+    // No 300 s wait: reactive 2, predictive max(⌈140/70⌉, ⌈180/100⌉) = 2.
+    expect(r.desired).toBe(2);
+    expect(r.hold).toBe(2);
+    expect(r.decisions[0]).toMatchObject({ kind: 'scale-in', applied: true, inputs: { hold: 2 } });
+    expect(r.decisions[0]!.reason).toMatch(/forecast upper 180/);
+  });
+  it('while confident, holds a scale-in at what the forecast upper bound over the re-provisioning horizon needs', () => {
+    const r = decideHorizontal(
+      o,
+      initialHorizontalState(),
+      {
+        current: 10,
+        load: 140,
+        confidence: 0.9,
+        forecast: { horizonMs: 20_000, mean: 140, lower: 120, upper: 180 },
+        // A rise within a cold start: releasing now would leave it short before it could come back.
+        holdForecast: { horizonMs: 135_000, mean: 500, lower: 400, upper: 600 },
+      },
+      0,
+    );
+    expect(r.desired).toBe(8); // max(⌈500/70⌉, ⌈600/100⌉) = 8
+    expect(r.decisions[0]!.reason).toMatch(/held at 8/);
+  });
+  it('falls back to the stabilisation window when confidence drops', () => {
+    let s: HorizontalState = initialHorizontalState();
+    const low = { horizonMs: 135_000, mean: 140, lower: 120, upper: 180 };
+    s = decideHorizontal(o, s, { current: 10, load: 700, confidence: 0.9, forecast: low }, 0).state;
+    const r = decideHorizontal(
+      o,
+      s,
+      { current: 10, load: 140, confidence: 0.2, forecast: low, holdForecast: low },
+      15_000,
+    );
+    expect(r.desired).toBe(10);
+    expect(r.predictive).toBeUndefined();
+  });
+  it('applies the reactive tolerance to the forecast mean: no scale-out for a mean within it', () => {
+    // 10 instances at 70 req/s each serve 700 at target; a mean of 750 is 7 % above: within 10 %.
+    const r = decideHorizontal(
+      o,
+      initialHorizontalState(),
+      {
+        current: 10,
+        load: 700,
+        confidence: 0.9,
+        forecast: { horizonMs: 20_000, mean: 750, lower: 700, upper: 800 },
+      },
+      0,
+    );
+    expect(r.desired).toBe(10);
+    expect(r.predictive).toBe(10);
+    const up = decideHorizontal(
+      o,
+      initialHorizontalState(),
+      {
+        current: 10,
+        load: 700,
+        confidence: 0.9,
+        forecast: { horizonMs: 20_000, mean: 800, lower: 700, upper: 900 },
+      },
+      0,
+    );
+    expect(up.desired).toBe(12); // ⌈800/70⌉ = 12
   });
   it('records the decision without acting in forecast-only mode', () => {
     const dry = resolveHorizontalPolicyOptions({ capacityPerInstance: 100, mode: 'forecast-only' });

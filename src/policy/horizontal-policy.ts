@@ -20,8 +20,9 @@ export interface HorizontalPolicyOptions {
   targetUtilization?: number;
   /**
    * Utilisation the forecast's upper bound may reach: the forecast mean is provisioned at the
-   * target utilisation, its upper bound at this (≤ 1, where load meets capacity), so that the
-   * interval and the target's headroom are not counted twice. @default 0.9
+   * target utilisation, its upper bound at this. The default 1 is where load meets capacity — the
+   * SLO boundary — so the interval's upper quantile is sized against what violates the SLO, and
+   * the interval and the target's headroom are not counted twice. @default 1
    */
   upperUtilization?: number;
   /** Reactive rule tolerance, as the HPA's: no change while |utilisation/target − 1| ≤ tolerance. @default 0.1 */
@@ -29,8 +30,10 @@ export interface HorizontalPolicyOptions {
   /** Below this confidence the forecast is ignored and only the reactive rule counts. @default 0.5 */
   minConfidence?: number;
   /**
-   * A scale-in goes only down to the largest reactive recommendation within this window (rolling
-   * max, as the HPA's) and never below the current predictive one. @default 300000
+   * Without a confident forecast, a scale-in goes only down to the largest reactive recommendation
+   * within this window (rolling max, as the HPA's). With one, the forecast stabilises scale-in
+   * instead: it goes only down to what the forecast's upper bound over the re-provisioning horizon
+   * needs (see {@link HorizontalSignals.holdForecast}). @default 300000
    */
   scaleInStabilizationMs?: number;
   /**
@@ -68,7 +71,7 @@ export function resolveHorizontalPolicyOptions(o: HorizontalPolicyOptions): Reso
   return {
     capacityPerInstance: o.capacityPerInstance,
     targetUtilization,
-    upperUtilization: Math.max(targetUtilization, Math.min(1, o.upperUtilization ?? 0.9)),
+    upperUtilization: Math.max(targetUtilization, Math.min(1, o.upperUtilization ?? 1)),
     tolerance: o.tolerance ?? 0.1,
     minConfidence: o.minConfidence ?? 0.5,
     scaleInStabilizationMs: o.scaleInStabilizationMs ?? 300_000,
@@ -92,6 +95,15 @@ export interface HorizontalSignals {
   forecast?: DecisionForecast;
   /** Prediction confidence in [0, 1]. */
   confidence: number;
+  /**
+   * The forecast with the largest upper bound over the re-provisioning horizon — the time to get an
+   * instance back once released (a cold start plus a decision interval). While confident, a
+   * scale-in keeps what this forecast needs instead of waiting out the stabilisation window: the
+   * interval already covers the noise the window damps, and capacity needed before it could be
+   * restored is not released. Omitted: only the forecast at the lead time (already part of the
+   * recommendation) holds a scale-in.
+   */
+  holdForecast?: DecisionForecast;
 }
 
 /** What the horizontal policy remembers. Plain data; treat as immutable. */
@@ -113,6 +125,12 @@ export interface HorizontalResult {
   state: HorizontalState;
   /** Zero or one decision. */
   decisions: Decision[];
+  /** Count the reactive rule asked for. */
+  reactive: number;
+  /** Count the predictive rule asked for (absent when the forecast was not used). */
+  predictive?: number;
+  /** Count the forecast over the re-provisioning horizon holds a scale-in at (absent when not used). */
+  hold?: number;
 }
 
 /** Instances that serve `load` at utilisation `u`. */
@@ -132,10 +150,21 @@ export function reactiveCount(o: ResolvedHorizontalPolicyOptions, load: number, 
   return countFor(o, load, o.targetUtilization);
 }
 
-/** Instances the predictive rule asks for: the forecast mean at the target utilisation and its upper bound at `upperUtilization`. */
-export function predictiveCount(o: ResolvedHorizontalPolicyOptions, forecast: DecisionForecast): number {
+/**
+ * Instances the predictive rule asks for: the forecast mean at the target utilisation (with
+ * `current`, the reactive rule's tolerance applies to it too: no change while the mean's
+ * utilisation of `current` instances is within the tolerance of the target) and the upper bound at
+ * `upperUtilization`.
+ */
+export function predictiveCount(
+  o: ResolvedHorizontalPolicyOptions,
+  forecast: DecisionForecast,
+  current?: number,
+): number {
   return Math.max(
-    countFor(o, forecast.mean, o.targetUtilization),
+    current === undefined
+      ? countFor(o, forecast.mean, o.targetUtilization)
+      : reactiveCount(o, forecast.mean, current),
     countFor(o, forecast.upper, o.upperUtilization),
   );
 }
@@ -144,9 +173,10 @@ export function predictiveCount(o: ResolvedHorizontalPolicyOptions, forecast: De
  * The horizontal scaling policy: desired = max(reactive, predictive), where predictive serves the
  * forecast (mean at the target utilisation, upper bound at `upperUtilization`) within the lead time,
  * used only when confidence is at least `minConfidence`. Scale-out is immediate (at least
- * `scaleOutStep`); scale-in goes only down to the largest reactive recommendation of the
- * stabilisation window and the current predictive one, and skips changes within the tolerance.
- * Then bounds and guards. Pure.
+ * `scaleOutStep`). Scale-in, while confident, goes only down to what the forecast over the
+ * re-provisioning horizon needs (`holdForecast`); otherwise only down to the largest reactive
+ * recommendation of the stabilisation window (the HPA's rule). Changes within the tolerance are
+ * skipped. Then bounds and guards. Pure.
  */
 export function decideHorizontal(
   o: ResolvedHorizontalPolicyOptions,
@@ -157,33 +187,49 @@ export function decideHorizontal(
   const g = o.guards;
   const reactive = reactiveCount(o, signals.load, signals.current);
   const confident = signals.forecast !== undefined && signals.confidence >= o.minConfidence;
-  const predictive = confident && signals.forecast ? predictiveCount(o, signals.forecast) : undefined;
+  const current = signals.current;
+  const predictive =
+    confident && signals.forecast ? predictiveCount(o, signals.forecast, current) : undefined;
   const raw = clampCount(g, Math.max(reactive, predictive ?? 0));
   const cutoff = now - o.scaleInStabilizationMs;
-  // The window keeps the reactive recommendations (observed load is what flaps); the forecast
-  // already looks ahead over the lead time, so only the current one counts.
+  // The window keeps the reactive recommendations (observed load is what flaps). It is always
+  // kept up to date, so that it is ready when confidence drops.
   const recommendations = [
     ...state.recommendations.filter((r) => r.at > cutoff),
     { at: now, count: clampCount(g, reactive) },
   ];
-  let windowMax = raw;
-  for (const r of recommendations) windowMax = Math.max(windowMax, r.count);
-  const current = signals.current;
+  // What a scale-in may not go below: with a confident forecast, what it needs over the
+  // re-provisioning horizon; without, the rolling max of the window.
+  let floor = raw;
+  let hold: number | undefined;
+  if (confident) {
+    const h = signals.holdForecast;
+    if (h) {
+      hold = clampCount(g, predictiveCount(o, h, current));
+      floor = Math.max(floor, hold);
+    }
+  } else for (const r of recommendations) floor = Math.max(floor, r.count);
   let target: number;
   if (raw > current)
     target = clampCount(g, Math.max(raw, current + Math.max(1, Math.ceil(current * o.scaleOutStep - 1e-9))));
   else {
-    target = clampCount(g, Math.min(current, windowMax));
+    target = clampCount(g, Math.min(current, floor));
     // Not worth an action: a scale-in of at most the tolerance (bound corrections always go ahead).
     if (target < current && current - target <= current * o.scaleInTolerance && current <= g.maxCount)
       target = current;
   }
   const next: HorizontalState = { recommendations, guards: state.guards };
-  if (target === current) return { desired: current, state: next, decisions: [] };
+  const counts = {
+    reactive,
+    ...(predictive !== undefined ? { predictive } : {}),
+    ...(hold !== undefined ? { hold } : {}),
+  };
+  if (target === current) return { desired: current, state: next, decisions: [], ...counts };
 
   const inputs: Decision['inputs'] = { load: signals.load, confidence: signals.confidence, reactive };
   if (signals.forecast) inputs.forecast = signals.forecast;
   if (predictive !== undefined) inputs.predictive = predictive;
+  if (hold !== undefined) inputs.hold = hold;
   const unit = `${fmtNum(o.capacityPerInstance * o.targetUtilization)}/instance`;
   let why: string;
   if (target > current) {
@@ -192,16 +238,20 @@ export function decideHorizontal(
         ? `forecast ${fmtNum(signals.forecast!.mean)} (upper ${fmtNum(signals.forecast!.upper)}) within ${fmtMs(signals.forecast!.horizonMs)} needs ${predictive} at ${unit} (reactive ${reactive}, confidence ${signals.confidence.toFixed(2)})`
         : `load ${fmtNum(signals.load)} needs ${reactive} at ${unit}${confident ? '' : signals.forecast ? ` (confidence ${signals.confidence.toFixed(2)} < ${o.minConfidence}: reactive only)` : ' (no forecast yet: reactive only)'}`;
   } else {
+    const h = signals.holdForecast;
     why =
-      target > raw
-        ? `recommendation ${raw}, held at ${target} by the ${fmtMs(o.scaleInStabilizationMs)} stabilisation window`
-        : `${fmtMs(o.scaleInStabilizationMs)} of recommendations at or below ${target} (reactive ${reactive}${predictive !== undefined ? `, predictive ${predictive}` : ''})`;
+      hold !== undefined && h
+        ? `forecast upper ${fmtNum(h.upper)} within ${fmtMs(h.horizonMs)} needs ${hold}${target > raw ? `: held at ${target}` : ''} (reactive ${reactive}${predictive !== undefined ? `, predictive ${predictive}` : ''}, confidence ${signals.confidence.toFixed(2)})`
+        : target > raw
+          ? `recommendation ${raw}, held at ${target} by the ${fmtMs(o.scaleInStabilizationMs)} stabilisation window`
+          : `${fmtMs(o.scaleInStabilizationMs)} of recommendations at or below ${target} (reactive ${reactive}${predictive !== undefined ? `, predictive ${predictive}` : ''})`;
   }
   const kind = target > current ? 'scale-out' : 'scale-in';
   if (o.mode === 'forecast-only') {
     return {
       desired: current,
       state: next,
+      ...counts,
       decisions: [
         { kind, at: now, from: current, to: target, applied: false, reason: `forecast-only: ${why}`, inputs },
       ],
@@ -212,6 +262,7 @@ export function decideHorizontal(
     return {
       desired: current,
       state: next,
+      ...counts,
       decisions: [
         {
           kind,
@@ -229,6 +280,7 @@ export function decideHorizontal(
   return {
     desired: target,
     state: next,
+    ...counts,
     decisions: [{ kind, at: now, from: current, to: target, applied: true, reason: why, inputs }],
   };
 }

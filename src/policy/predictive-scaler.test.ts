@@ -49,6 +49,41 @@ describe('PredictiveScaler', () => {
   it('is deterministic: the same inputs give the same decisions', () => {
     expect(run('act')).toEqual(run('act'));
   });
+  it('explains every decision: the reason and the forecast, confidence and counts it rested on', () => {
+    const s = new PredictiveScaler({ capacityPerInstance: 100, stepMs: 60_000, warmPool: false });
+    let d = s.decide(0, { serving: 2, pool: 0, poolReady: 0, load: 100 });
+    expect(d.reason).toMatch(/no forecast yet/);
+    expect(d.inputs).toMatchObject({ load: 100, capacityPerInstance: 100, reactive: 2, confident: false });
+    for (let step = 0; step < 200; step++) {
+      const now = step * 60_000;
+      s.observe(now, loadAt(step));
+      d = s.decide(now, { serving: d.serving, pool: 0, poolReady: 0, load: loadAt(step) });
+    }
+    const f = d.inputs.forecast!;
+    expect(f.lower).toBeLessThanOrEqual(f.mean);
+    expect(f.mean).toBeLessThanOrEqual(f.upper);
+    expect(f.horizonMs).toBe(120_000 + 15_000);
+    expect(d.inputs.confidence).toBe(d.confidence);
+    expect(d.reason.length).toBeGreaterThan(0);
+    if (d.inputs.confident) expect(d.inputs.predictive).toBeGreaterThanOrEqual(1);
+  });
+  it('takes a new capacity estimate per decision without losing what it learnt', () => {
+    const s = new PredictiveScaler({ capacityPerInstance: 100, stepMs: 60_000, warmPool: false });
+    for (let step = 0; step < 100; step++) s.observe(step * 60_000, 700);
+    const now = 100 * 60_000;
+    const at100 = s.decide(now, { serving: 10, pool: 0, poolReady: 0, load: 700 });
+    expect(at100.serving).toBe(10);
+    const at50 = s.decide(now + 15_000, {
+      serving: 10,
+      pool: 0,
+      poolReady: 0,
+      load: 700,
+      capacityPerInstance: 50,
+    });
+    expect(at50.serving).toBe(20); // 700 / (50 × 0.7)
+    expect(at50.inputs.capacityPerInstance).toBe(50);
+    expect(at50.inputs.forecast).toBeDefined();
+  });
   it('asks for a warm pool sized to the predicted growth', () => {
     const s = new PredictiveScaler({ capacityPerInstance: 100, stepMs: 60_000, minConfidence: 0 });
     let last = { serving: 0, pool: 0 };

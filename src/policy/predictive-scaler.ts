@@ -3,6 +3,7 @@ import type { ForecastPoint, Forecaster } from '../predict/index.js';
 import type { Decision, DecisionForecast } from './decision.js';
 import {
   decideHorizontal,
+  fmtNum,
   initialHorizontalState,
   resolveHorizontalPolicyOptions,
 } from './horizontal-policy.js';
@@ -34,7 +35,7 @@ export interface PredictiveScalerOptions extends HorizontalPolicyOptions {
   accuracyAlpha?: number;
 }
 
-/** The serving set and warm pool as the executor reports them. */
+/** The serving set and warm pool as the executor reports them, at one decision. */
 export interface ScalerObservation {
   /** Serving instances (ready plus starting). */
   serving: number;
@@ -42,20 +43,53 @@ export interface ScalerObservation {
   pool: number;
   /** Echoes of the pool that are ready to promote. */
   poolReady: number;
-  /** Load observed now. */
+  /** Load observed now (requests/s, or any unit `capacityPerInstance` is in, e.g. CPU cores). */
   load: number;
+  /**
+   * The current estimate of what one instance serves at 100 %, when it changes over time (e.g.
+   * measured live). Replaces the option from this decision on; the forecaster and the scale-in
+   * window are kept. @default the `capacityPerInstance` option
+   */
+  capacityPerInstance?: number;
+}
+
+/** Everything a {@link ScalerDecision} rested on (recorded with it, shown by `understudy events`). */
+export interface ScalerInputs {
+  /** Load observed at the decision. */
+  load: number;
+  /** Capacity of one instance at 100 % in use. */
+  capacityPerInstance: number;
+  /** Prediction confidence in [0, 1] (0 without a forecast). */
+  confidence: number;
+  /** Whether the forecast counted (confidence ≥ `minConfidence`); otherwise reactive only. */
+  confident: boolean;
+  /** Count the reactive rule asked for (the HPA's rule on the observed load). */
+  reactive: number;
+  /** Count the forecast at the serving lead time asked for (absent when it did not count). */
+  predictive?: number;
+  /** Count the forecast over the re-provisioning horizon holds a scale-in at (absent when it did not count). */
+  hold?: number;
+  /** Forecast at the serving lead time: mean, interval, `horizonMs` (absent before the first step closes). */
+  forecast?: DecisionForecast;
+  /** Forecast over the re-provisioning horizon (a cold start), which also sizes the warm pool. */
+  holdForecast?: DecisionForecast;
 }
 
 /** What {@link PredictiveScaler.decide} returns. */
 export interface ScalerDecision {
-  /** Serving count to run. */
+  /** Serving count to run (desired serving; equals `obs.serving` when nothing changes or in `forecast-only`). */
   serving: number;
-  /** Echoes to keep warm (0 without a pool). */
+  /** Echoes to keep warm (desired warm pool; 0 without a pool). */
   pool: number;
-  /** The explained decisions taken (and those held back, with `applied: false`). */
+  /** The explained decisions taken (and those held back, with `applied: false`); empty when nothing changes. */
   decisions: Decision[];
-  /** Forecast at the serving horizon (absent before the first step closes). */
+  /** One line on the serving count: the decision's reason, or why it stays. */
+  reason: string;
+  /** What the decision rested on. */
+  inputs: ScalerInputs;
+  /** Forecast at the serving horizon (absent before the first step closes). Same as `inputs.forecast`. */
   forecast?: DecisionForecast;
+  /** Same as `inputs.confidence`. */
   confidence: number;
 }
 
@@ -65,15 +99,35 @@ interface PendingCheck {
 }
 
 /**
- * The predictive scaler the live control loop and the simulator both run: feeds observed load
- * into a forecaster (one value per step), derives confidence from the interval width and the
- * recent hit rate of its upper bounds, and combines the horizontal policy (max of predictive and
- * reactive, stabilised scale-in, guards) with the warm-pool policy. No clock, no I/O: time is an
- * argument, so it is deterministic.
+ * The predictive scaler the live control loop and the simulator both run, one per service: feeds
+ * observed load into a forecaster (one value per step), derives confidence from the interval width
+ * and the recent hit rate of its upper bounds, and combines the horizontal policy (max of
+ * predictive and reactive, scale-in stabilised on the forecast over the re-provisioning horizon,
+ * guards) with the warm-pool policy. No clock, no I/O: time is an argument, so it is deterministic.
+ *
+ * Per tick: {@link observe} every load sample (any rate), then {@link decide} once per decision
+ * interval with the current counts; run `serving` instances and keep `pool` echoes warm.
+ *
+ * @example
+ * ```ts
+ * const scaler = new PredictiveScaler({
+ *   capacityPerInstance: 100, // requests/s one instance serves at 100 %
+ *   targetUtilization: 0.7,
+ *   stepMs: 60_000, // forecast step
+ *   coldLeadMs: 120_000, // cold start to serving
+ *   warmLeadMs: 5_000, // warm echo promotion to serving
+ *   decisionIntervalMs: 15_000,
+ *   guards: { minCount: 1, maxCount: 20 },
+ * });
+ * scaler.observe(now, load);
+ * const d = scaler.decide(now, { serving: 3, pool: 1, poolReady: 1, load });
+ * // d.serving, d.pool: counts to run; d.reason, d.inputs (forecast, confidence, reactive, predictive)
+ * ```
  */
 export class PredictiveScaler {
-  readonly #h: ResolvedHorizontalPolicyOptions;
-  readonly #pool: ResolvedWarmPoolOptions | undefined;
+  #h: ResolvedHorizontalPolicyOptions;
+  #pool: ResolvedWarmPoolOptions | undefined;
+  readonly #options: PredictiveScalerOptions;
   readonly #stepMs: number;
   readonly #coldLeadMs: number;
   readonly #warmLeadMs: number;
@@ -92,6 +146,7 @@ export class PredictiveScaler {
   #hits = 0;
 
   constructor(options: PredictiveScalerOptions) {
+    this.#options = options;
     this.#h = resolveHorizontalPolicyOptions(options);
     this.#stepMs = options.stepMs ?? 60_000;
     if (!(this.#stepMs > 0)) throw new RangeError('stepMs must be > 0');
@@ -114,6 +169,18 @@ export class PredictiveScaler {
   /** The resolved horizontal-policy options in use. */
   get options(): ResolvedHorizontalPolicyOptions {
     return this.#h;
+  }
+
+  /** The forecaster fed by {@link observe} (e.g. to inspect its model or period). */
+  get forecaster(): Forecaster {
+    return this.#forecaster;
+  }
+
+  /** Switches to a new per-instance capacity estimate (throws RangeError unless > 0). */
+  #setCapacity(capacityPerInstance: number): void {
+    if (capacityPerInstance === this.#h.capacityPerInstance) return;
+    this.#h = resolveHorizontalPolicyOptions({ ...this.#options, capacityPerInstance });
+    if (this.#pool) this.#pool = resolveWarmPoolOptions({ ...this.#pool, capacityPerInstance });
   }
 
   /** Recent hit rate of the provisioned upper bound (undefined before the first check). */
@@ -181,10 +248,19 @@ export class PredictiveScaler {
     return { horizonMs: leadMs, mean: best.mean, lower: best.lower, upper: best.upper };
   }
 
-  /** Decides the serving count and warm-pool size at `now`. */
+  /**
+   * Decides the serving count and warm-pool size at `now` (call once per decision interval, after
+   * {@link observe}): the serving set from the forecast's upper bound at the lead time (a warm
+   * promotion while echoes are ready, else a cold start) combined by max with the reactive rule;
+   * scale-in held by the forecast over the re-provisioning horizon (a cold start); the pool sized
+   * to the growth that horizon's forecast predicts plus a hedge.
+   */
   decide(now: number, obs: ScalerObservation): ScalerDecision {
+    if (obs.capacityPerInstance !== undefined) this.#setCapacity(obs.capacityPerInstance);
     const lead = (this.#pool && obs.poolReady > 0 ? this.#warmLeadMs : this.#coldLeadMs) + this.#intervalMs;
     const forecast = this.forecastAt(now, lead);
+    // The re-provisioning horizon: an instance released now, or an echo started now, is back in a cold start.
+    const holdForecast = this.forecastAt(now, this.#coldLeadMs + this.#intervalMs);
     let confidence = 0;
     if (forecast) {
       const acc = this.#accuracy;
@@ -200,17 +276,29 @@ export class PredictiveScaler {
     const r = decideHorizontal(
       this.#h,
       this.#state,
-      { current: obs.serving, load: obs.load, confidence, ...(forecast ? { forecast } : {}) },
+      {
+        current: obs.serving,
+        load: obs.load,
+        confidence,
+        ...(forecast ? { forecast } : {}),
+        ...(holdForecast ? { holdForecast } : {}),
+      },
       now,
     );
     this.#state = r.state;
     const decisions = r.decisions;
+    const reason = decisions[0]?.reason ?? this.#steadyReason(obs, r, confidence, forecast);
     let pool = 0;
     if (this.#pool) {
-      const peak = this.forecastAt(now, this.#coldLeadMs + this.#intervalMs);
       const wp = decideWarmPool(
         this.#pool,
-        { serving: r.desired, pool: obs.pool, load: obs.load, confidence, ...(peak ? { peak } : {}) },
+        {
+          serving: r.desired,
+          pool: obs.pool,
+          load: obs.load,
+          confidence,
+          ...(holdForecast ? { peak: holdForecast } : {}),
+        },
         now,
       );
       pool = wp.desired;
@@ -220,6 +308,42 @@ export class PredictiveScaler {
           decisions.push({ ...d, applied: false, reason: `forecast-only: ${d.reason}` });
       } else decisions.push(...wp.decisions);
     }
-    return { serving: r.desired, pool, decisions, confidence, ...(forecast ? { forecast } : {}) };
+    const inputs: ScalerInputs = {
+      load: obs.load,
+      capacityPerInstance: this.#h.capacityPerInstance,
+      confidence,
+      confident: r.predictive !== undefined,
+      reactive: r.reactive,
+      ...(r.predictive !== undefined ? { predictive: r.predictive } : {}),
+      ...(r.hold !== undefined ? { hold: r.hold } : {}),
+      ...(forecast ? { forecast } : {}),
+      ...(holdForecast ? { holdForecast } : {}),
+    };
+    return {
+      serving: r.desired,
+      pool,
+      decisions,
+      reason,
+      inputs,
+      confidence,
+      ...(forecast ? { forecast } : {}),
+    };
+  }
+
+  /** Why the serving count stays (no decision). */
+  #steadyReason(
+    obs: ScalerObservation,
+    r: { desired: number; reactive: number; predictive?: number; hold?: number },
+    confidence: number,
+    forecast: DecisionForecast | undefined,
+  ): string {
+    const counts = `reactive ${r.reactive}${r.predictive !== undefined ? `, predictive ${r.predictive}` : ''}${r.hold !== undefined ? `, hold ${r.hold}` : ''}`;
+    const basis =
+      r.predictive !== undefined && forecast
+        ? `forecast ${fmtNum(forecast.mean)} (upper ${fmtNum(forecast.upper)}), confidence ${confidence.toFixed(2)}`
+        : forecast
+          ? `confidence ${confidence.toFixed(2)} < ${this.#h.minConfidence}: reactive only`
+          : 'no forecast yet: reactive only';
+    return `steady at ${r.desired} for load ${fmtNum(obs.load)} (${counts}; ${basis})`;
   }
 }

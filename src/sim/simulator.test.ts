@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { HpaController, OracleController, PredictiveController, StaticController } from './controllers.js';
+import type { ScalingController } from './controllers.js';
 import { combineMetrics, ElasticityAccumulator } from './elasticity-metrics.js';
 import { runScenario } from './scenario.js';
 import { simulate } from './simulator.js';
@@ -96,6 +97,22 @@ describe('simulate', () => {
     // The rise at tick 10 is seen then; cold instances serve from tick 10 + 8 = 18.
     expect(hpa.series!.capacity[17]).toBe(200);
     expect(hpa.series!.capacity[18]).toBeGreaterThan(200);
+  });
+  it('moves serving instances released by a scale-in into the warm pool while it wants more echoes', () => {
+    // A scripted controller: 6 serving and no pool, then 3 serving and a pool of 2.
+    const script: ScalingController = {
+      name: 'script',
+      decide: (_now, v) => (v.tick < 5 ? { serving: 6, pool: 0 } : { serving: 3, pool: 2 }),
+    };
+    const [r] = simulate([{ name: 's', load: constant(12, 100), controller: script, initial: 6 }], {
+      capacityPerInstance: 100,
+      coldStartMs: 120_000,
+      record: true,
+    });
+    // Two of the three released join the pool at once (no cold start); the third is stopped.
+    expect(r!.demotions).toBe(2);
+    expect(r!.series!.pool[6]).toBe(2);
+    expect(r!.series!.capacity[6]).toBe(300);
   });
   it('lets the oracle serve every tick at the target utilisation with the same lead time', () => {
     const trace = wave(1000);

@@ -65,6 +65,8 @@ export interface SimServiceResult {
   failures: number;
   /** Warm echoes promoted into the serving set. */
   promotions: number;
+  /** Serving instances moved back into the warm pool by a scale-in. */
+  demotions: number;
   /** Warm-pool resizes. */
   poolActions: number;
   /** Most serving instances at once. */
@@ -89,6 +91,7 @@ interface Svc {
   lastLoad: number;
   failures: number;
   promotions: number;
+  demotions: number;
   poolActions: number;
   peak: number;
   series?: SimSeries;
@@ -145,7 +148,7 @@ function poisson(random: Random, mean: number): number {
  * ready capacity through a bounded queue (overload becomes queueing delay, then dropped requests),
  * the elasticity metrics are accumulated, and each service's controller decides; scale-outs
  * promote ready echoes first (warm start), the rest start cold; scale-ins cancel starting
- * instances first. O(services) per tick, independent of request counts. Deterministic for a seed.
+ * instances first, and released ready instances refill the warm pool up to its wanted size. O(services) per tick, independent of request counts. Deterministic for a seed.
  */
 export function simulate(
   services: readonly SimServiceSpec[],
@@ -178,6 +181,7 @@ export function simulate(
       lastLoad: first,
       failures: 0,
       promotions: 0,
+      demotions: 0,
       poolActions: 0,
       peak: initial,
       decisions: [],
@@ -258,12 +262,23 @@ export function simulate(
           s.starting.push({ readyAt: now + warmMs, n: plan.promote });
         }
         if (plan.cold > 0) s.starting.push({ readyAt: now + coldMs, n: plan.cold });
-      } else if (want < total) {
+      }
+      let released = 0;
+      if (want < total) {
         const left = total - want - cancelLatest(s.starting, total - want);
-        s.ready -= Math.min(left, s.ready);
+        released = Math.min(left, s.ready);
+        s.ready -= released;
       }
       const poolWant = Math.max(0, Math.floor(out.pool ?? 0));
-      const poolNow = s.poolReady + sumN(s.poolStarting);
+      let poolNow = s.poolReady + sumN(s.poolStarting);
+      // Released serving instances go back into the warm pool while it wants more echoes (as the
+      // live autoscaler demotes them): ready at once, at an echo's size.
+      if (released > 0 && poolWant > poolNow) {
+        const k = Math.min(released, poolWant - poolNow);
+        s.poolReady += k;
+        s.demotions += k;
+        poolNow += k;
+      }
       if (poolWant !== poolNow) s.poolActions++;
       if (poolWant > poolNow) s.poolStarting.push({ readyAt: now + coldMs, n: poolWant - poolNow });
       else if (poolWant < poolNow) {
@@ -279,6 +294,7 @@ export function simulate(
     metrics: s.acc.result(),
     failures: s.failures,
     promotions: s.promotions,
+    demotions: s.demotions,
     poolActions: s.poolActions,
     peakInstances: s.peak,
     decisions: s.decisions,
