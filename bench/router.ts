@@ -1,7 +1,9 @@
 // Router data-plane benchmark: wrk against the backend directly, HAProxy (http and tcp mode) and the
 // built-in router (HTTP and TCP mode), same backend, same run, same wrk settings; rounds interleave the
 // targets and medians are reported. Then a paced load at half of the router's saturation (wrk with a
-// per-connection think time) measures the p99 latency the router adds over the direct path.
+// random per-connection think time: Poisson arrivals) measures the p99 latency the router adds over the
+// direct path; the same with a constant think time (50 connections in lockstep, so requests arrive in
+// bursts of 50 — the instantaneous load is saturation, not half of it) is reported for information.
 // `npm run bench -- router [--quick]`; last line is one JSON object.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,7 +16,8 @@ const DURATION_S = quick ? 2 : 5;
 const ROUNDS = quick ? 1 : 3;
 const CONNECTIONS = 50;
 const THREADS = 1;
-const HALF_LOAD_S = quick ? 2 : 5;
+const HALF_LOAD_S = quick ? 2 : 4;
+const HALF_LOAD_ROUNDS = quick ? 1 : 5;
 const HALF_LOAD_CONNECTIONS = 50;
 
 for (const [cmd, pkg] of [
@@ -180,16 +183,28 @@ interface LoadResult {
   errors: number;
 }
 
+type Pacing = 'poisson' | 'lockstep';
+
 /**
  * Load at about `rate` req/s: wrk with a think time per connection (its Lua `delay()` hook), so each
- * of the connections sends one request every `1000 * connections / rate` ms. A closed loop with pauses
- * (wrk has no fixed-rate mode; wrk2 is not packaged): a stalled target lowers the achieved rate instead
- * of queueing, so the achieved rate is reported beside the latency.
+ * of the connections sends one request every `1000 * connections / rate` ms on average. A closed loop
+ * with pauses (wrk has no fixed-rate mode; wrk2 is not packaged): a stalled target lowers the achieved
+ * rate instead of queueing (coordinated omission, the same for every target), so the achieved rate is
+ * reported beside the latency. `poisson`: exponentially distributed think times from a fixed seed (the
+ * same sequence for every target), so the merged arrivals of the connections are close to a Poisson
+ * process at `rate`. `lockstep`: a constant think time; the connections start together and stay in
+ * phase, so requests arrive in bursts of `connections` — a measure of burst absorption, not of half load.
  */
-function fixedRate(port: number, rate: number): LoadResult {
-  const delayMs = Math.max(1, Math.round((1000 * HALF_LOAD_CONNECTIONS) / rate));
-  const script = join(dir, `delay-${delayMs}.lua`);
-  writeFileSync(script, `function delay()\n  return ${delayMs}\nend\n`);
+function pacedLoad(port: number, rate: number, pacing: Pacing): LoadResult {
+  const meanMs = (1000 * HALF_LOAD_CONNECTIONS) / rate;
+  const delayMs = Math.max(1, Math.round(meanMs));
+  const script = join(dir, `delay-${pacing}-${delayMs}.lua`);
+  writeFileSync(
+    script,
+    pacing === 'lockstep'
+      ? `function delay()\n  return ${delayMs}\nend\n`
+      : `math.randomseed(42)\nfunction delay()\n  return math.floor(-${meanMs.toFixed(3)} * math.log(1 - math.random()) + 0.5)\nend\n`,
+  );
   const r = spawnSync(
     'wrk',
     [
@@ -238,10 +253,11 @@ const targets = Object.fromEntries(Object.entries(procs).map(([k, v]) => [k, v.p
 >;
 const names = Object.keys(targets) as Target[];
 
+const loadBefore = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 // Warm-up: JIT, connection pools.
 for (const n of names) spawnSync('wrk', ['-t1', '-c10', '-d1s', `http://127.0.0.1:${targets[n]}/`]);
 process.stdout.write(
-  `load average before the run: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')} (2 shared cores: absolute numbers are noisy, ratios are same-run)\n`,
+  `load average before the run: ${loadBefore} (2 shared cores: absolute numbers are noisy, ratios are same-run)\n`,
 );
 
 const runs: Record<Target, WrkResult[]> = {
@@ -276,31 +292,52 @@ const summary = Object.fromEntries(
 
 const halfRate = Math.max(100, Math.round(summary.routerHttp.rps / 2));
 const halfNames = ['direct', 'haproxyHttp', 'routerHttp'] as const;
-const halfRuns: Record<(typeof halfNames)[number], LoadResult[]> = {
-  direct: [],
-  haproxyHttp: [],
-  routerHttp: [],
-};
-for (let round = 0; round < ROUNDS; round++) {
-  for (let i = 0; i < halfNames.length; i++) {
-    const n = halfNames[(i + round) % halfNames.length] as (typeof halfNames)[number];
-    halfRuns[n].push(fixedRate(targets[n], halfRate));
-  }
+type HalfName = (typeof halfNames)[number];
+interface HalfLoad {
+  pacing: Pacing;
+  rounds: number;
+  direct: LoadResult;
+  haproxyHttp: LoadResult;
+  routerHttp: LoadResult;
+  /** p99 of each round, ms, per target (rounds interleave the targets). */
+  p99sMs: Record<HalfName, number[]>;
+  /** Median over rounds of (target p99 − direct p99) within the same round: paired, so drift in machine load cancels. */
+  addedP99Ms: number;
+  haproxyAddedP99Ms: number;
 }
-const halfOf = (rs: LoadResult[]): LoadResult => ({
-  rate: halfRate,
-  errors: rs.reduce((a, r) => a + r.errors, 0),
-  achievedRps: Math.round(median(rs.map((r) => r.achievedRps))),
-  p50Ms: round2(median(rs.map((r) => r.p50Ms))),
-  p99Ms: round2(median(rs.map((r) => r.p99Ms))),
-});
-const half = {
-  direct: halfOf(halfRuns.direct),
-  haproxyHttp: halfOf(halfRuns.haproxyHttp),
-  routerHttp: halfOf(halfRuns.routerHttp),
-};
-const addedP99Ms = round2(half.routerHttp.p99Ms - half.direct.p99Ms);
-const haproxyAddedP99Ms = round2(half.haproxyHttp.p99Ms - half.direct.p99Ms);
+function halfLoad(pacing: Pacing, rounds: number): HalfLoad {
+  const runs: Record<HalfName, LoadResult[]> = { direct: [], haproxyHttp: [], routerHttp: [] };
+  for (let round = 0; round < rounds; round++) {
+    for (let i = 0; i < halfNames.length; i++) {
+      const n = halfNames[(i + round) % halfNames.length] as HalfName;
+      runs[n].push(pacedLoad(targets[n], halfRate, pacing));
+    }
+  }
+  const of = (rs: LoadResult[]): LoadResult => ({
+    rate: halfRate,
+    errors: rs.reduce((acc, r) => acc + r.errors, 0),
+    achievedRps: Math.round(median(rs.map((r) => r.achievedRps))),
+    p50Ms: round2(median(rs.map((r) => r.p50Ms))),
+    p99Ms: round2(median(rs.map((r) => r.p99Ms))),
+  });
+  const p99s = (n: HalfName): number[] => runs[n].map((r) => round2(r.p99Ms));
+  const added = (n: HalfName): number =>
+    round2(median(runs[n].map((r, i) => r.p99Ms - (runs.direct[i] as LoadResult).p99Ms)));
+  return {
+    pacing,
+    rounds,
+    direct: of(runs.direct),
+    haproxyHttp: of(runs.haproxyHttp),
+    routerHttp: of(runs.routerHttp),
+    p99sMs: { direct: p99s('direct'), haproxyHttp: p99s('haproxyHttp'), routerHttp: p99s('routerHttp') },
+    addedP99Ms: added('routerHttp'),
+    haproxyAddedP99Ms: added('haproxyHttp'),
+  };
+}
+const half = halfLoad('poisson', HALF_LOAD_ROUNDS);
+const lockstep = halfLoad('lockstep', ROUNDS);
+const { addedP99Ms, haproxyAddedP99Ms } = half;
+const loadAfter = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
 const pad = (s: string | number, n: number): string => String(s).padStart(n);
 process.stdout.write(
@@ -329,33 +366,37 @@ process.stdout.write(
 process.stdout.write(
   `(cpu µs/req of 'direct' is the backend's own cost; proxies' figures are the proxy process alone)\n`,
 );
-process.stdout.write(
-  `paced load at half of the router's saturation (${halfRate} req/s asked, wrk -c${HALF_LOAD_CONNECTIONS} with a per-connection think time, ${HALF_LOAD_S}s x ${ROUNDS} interleaved, medians):\n`,
-);
-for (const [n, r] of Object.entries(half))
+for (const h of [half, lockstep]) {
   process.stdout.write(
-    `  ${n.padEnd(12)} achieved ${pad(r.achievedRps, 6)} req/s  p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  errors ${r.errors}\n`,
+    h.pacing === 'poisson'
+      ? `paced load at half of the router's saturation (${halfRate} req/s asked; wrk -c${HALF_LOAD_CONNECTIONS}, random think times: Poisson arrivals; ${HALF_LOAD_S}s x ${h.rounds} interleaved rounds, medians):\n`
+      : `for information, the same rate with a constant think time (the ${HALF_LOAD_CONNECTIONS} connections in lockstep: bursts of ${HALF_LOAD_CONNECTIONS} requests; ${HALF_LOAD_S}s x ${h.rounds} rounds):\n`,
   );
-process.stdout.write(
-  `added p99 over direct: router ${addedP99Ms} ms (goal <= 2), HAProxy ${haproxyAddedP99Ms} ms\n`,
-);
+  for (const n of halfNames) {
+    const r = h[n];
+    process.stdout.write(
+      `  ${n.padEnd(12)} achieved ${pad(r.achievedRps, 6)} req/s  p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  errors ${r.errors}  p99 per round [${h.p99sMs[n].join(', ')}]\n`,
+    );
+  }
+  process.stdout.write(
+    `  added p99 over direct (median of per-round differences): router ${h.addedP99Ms} ms${h.pacing === 'poisson' ? ' (goal <= 2)' : ''}, HAProxy ${h.haproxyAddedP99Ms} ms\n`,
+  );
+}
+process.stdout.write(`load average after the run: ${loadAfter}\n`);
 process.stdout.write(
   `${JSON.stringify({
     bench: 'router',
     quick,
     wrk: { threads: THREADS, connections: CONNECTIONS, durationS: DURATION_S, rounds: ROUNDS },
+    loadAverage: { before: loadBefore, after: loadAfter },
     ...summary,
     ratioVsHaproxy,
     ratioVsHaproxyTcp,
     cpuRatioVsHaproxy,
     cpuRatioVsHaproxyTcp,
     ratioVsHaproxy1Thread,
-    halfLoad: {
-      rate: halfRate,
-      direct: half.direct,
-      haproxyHttp: half.haproxyHttp,
-      routerHttp: half.routerHttp,
-    },
+    halfLoad: { rate: halfRate, durationS: HALF_LOAD_S, ...half },
+    halfLoadLockstep: lockstep,
     addedP99Ms,
     haproxyAddedP99Ms,
   })}\n`,

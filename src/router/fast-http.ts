@@ -9,7 +9,7 @@ import type { BackendSet, BackendState } from './backend-set.js';
 import { ChunkedScanner } from './chunked-scanner.js';
 import { errorBody, type HttpStats } from './http-proxy.js';
 import type { PoolResource } from './pool-resource.js';
-import type { RawOwner } from './raw-pool.js';
+import type { RawConn, RawOwner } from './raw-pool.js';
 import type { Mirror } from './mirror.js';
 import type { ResolvedRouterOptions } from './router-options.js';
 
@@ -130,7 +130,7 @@ class FastConnection implements RawOwner {
   #closeAfter = false;
   // The exchange in progress.
   #req: FastRequest | undefined;
-  #up: Socket | undefined;
+  #up: RawConn | undefined;
   #backend: BackendState<PoolResource> | undefined;
   #head: Buffer | undefined;
   #headDone = false;
@@ -246,8 +246,8 @@ class FastConnection implements RawOwner {
     b.inFlight++;
     b.requests++;
     this.#attemptStart = performance.now();
-    b.resource.raw.acquire(this, (err, s) => {
-      if (err || !s) {
+    b.resource.raw.acquire(this, (err, conn) => {
+      if (err || !conn) {
         b.inFlight--;
         b.errors++;
         if (this.#gone) return this.#finish();
@@ -266,27 +266,27 @@ class FastConnection implements RawOwner {
       }
       if (this.#gone) {
         b.inFlight--;
-        b.resource.raw.release(s, true);
+        b.resource.raw.release(conn, true);
         return this.#finish();
       }
       this.#backend = b;
-      this.#up = s;
+      this.#up = conn;
       this.#head = undefined;
       this.#headDone = false;
       this.#mode = 'none';
       this.#left = 0;
       this.#reusable = true;
       this.#scanner = undefined;
-      s.write((this.#req as FastRequest).head, 'latin1');
+      conn.write((this.#req as FastRequest).head);
     });
   }
 
   // RawOwner: events of the upstream socket this connection's exchange holds.
 
-  /** @internal */
+  /** @internal `d` is only valid during the call (the connection's read buffer): what is kept or sent is copied. */
   onUpstreamData(d: Buffer): void {
     if (this.#headDone) {
-      this.#body(d, 0);
+      this.#body(d, 0, '');
       return;
     }
     let head = this.#head === undefined ? d : Buffer.concat([this.#head, d]);
@@ -294,7 +294,7 @@ class FastConnection implements RawOwner {
       const end = head.indexOf(CRLFCRLF);
       if (end < 0) {
         if (head.length > MAX_HEAD) this.#fail('reset');
-        else this.#head = head;
+        else this.#head = head === d ? Buffer.from(d) : head;
         return;
       }
       const isHead = (this.#req as FastRequest).method === 'HEAD';
@@ -314,17 +314,13 @@ class FastConnection implements RawOwner {
       this.#reusable = !parsed.close;
       if (parsed.mode === 'chunked') this.#scanner = new ChunkedScanner();
       this.#sentToClient = true;
-      const c = this.c;
-      // Head and first body bytes leave in one write.
-      c.cork();
-      c.write(parsed.head, 'latin1');
       if (parsed.mode === 'none') {
         if (head.length > end + 4) this.#reusable = false;
-        c.uncork();
+        this.#send(parsed.head, head, 0, 0);
         this.#complete();
       } else {
-        this.#body(head, end + 4);
-        c.uncork();
+        // Head and first body bytes leave in one write.
+        this.#body(head, end + 4, parsed.head);
       }
       return;
     }
@@ -342,14 +338,17 @@ class FastConnection implements RawOwner {
     this.#fail('timeout');
   }
 
-  /** Forwards body bytes of `buf` from `from`; completes the exchange when the message ends. */
-  #body(buf: Buffer, from: number): void {
+  /**
+   * Forwards body bytes of `buf` from `from`, preceded by `head` (the rewritten response head, or '');
+   * completes the exchange when the message ends.
+   */
+  #body(buf: Buffer, from: number, head: string): void {
     if (this.#mode === 'length') {
       const avail = buf.length - from;
       if (avail > this.#left) this.#reusable = false; // bytes after the body: do not trust the connection
       const take = Math.min(avail, this.#left);
       this.#left -= take;
-      if (take > 0) this.#write(from === 0 && take === buf.length ? buf : buf.subarray(from, from + take));
+      this.#send(head, buf, from, from + take);
       if (this.#left === 0) this.#complete();
     } else if (this.#mode === 'chunked') {
       const sc = this.#scanner as ChunkedScanner;
@@ -358,20 +357,19 @@ class FastConnection implements RawOwner {
         this.#fail('reset');
         return;
       }
-      const stop = endAt < 0 ? buf.length : endAt;
-      if (stop > from) this.#write(from === 0 && stop === buf.length ? buf : buf.subarray(from, stop));
+      this.#send(head, buf, from, endAt < 0 ? buf.length : endAt);
       if (endAt >= 0) {
         if (endAt < buf.length) this.#reusable = false;
         this.#complete();
       }
-    } else if (buf.length > from) {
-      this.#write(from === 0 ? buf : buf.subarray(from));
+    } else {
+      this.#send(head, buf, from, buf.length);
     }
   }
 
   #complete(): void {
     const b = this.#backend as BackendState<PoolResource>;
-    const u = this.#up as Socket;
+    const u = this.#up as RawConn;
     this.#up = undefined;
     this.#backend = undefined;
     b.inFlight--;
@@ -410,8 +408,18 @@ class FastConnection implements RawOwner {
     );
   }
 
-  #write(chunk: Buffer): void {
-    if (!this.c.write(chunk)) {
+  /**
+   * Writes `head` (latin1) and `buf[from, to)` to the client as one buffer — a copy, since `buf` is the
+   * upstream connection's read buffer — and pauses the upstream while the client does not keep up.
+   */
+  #send(head: string, buf: Buffer, from: number, to: number): void {
+    const hl = head.length;
+    const n = to - from;
+    if (hl + n === 0) return;
+    const out = Buffer.allocUnsafe(hl + n);
+    if (hl > 0) out.write(head, 0, 'latin1');
+    if (n > 0) buf.copy(out, hl, from, to);
+    if (!this.c.write(out)) {
       const u = this.#up;
       if (u === undefined) return;
       u.pause();

@@ -1,7 +1,11 @@
 import { connect, type Socket } from 'node:net';
 
-/** The exchange currently using an upstream socket; receives the socket's events. */
+/** The exchange currently using an upstream connection; receives the connection's events. */
 export interface RawOwner {
+  /**
+   * Bytes from the backend. `d` is a view of the connection's read buffer, valid only during the
+   * call: it is overwritten by the next read, so an owner copies whatever it keeps or writes.
+   */
   onUpstreamData(d: Buffer): void;
   /** The backend closed or reset the connection. */
   onUpstreamEnd(): void;
@@ -9,21 +13,68 @@ export interface RawOwner {
   onUpstreamTimeout(): void;
 }
 
-const kOwner = Symbol('owner');
-type OwnedSocket = Socket & { [kOwner]?: RawOwner | undefined };
+/** Size of the buffer each upstream connection reads into. */
+const READ_BUFFER_BYTES = 64 * 1024;
 
 /**
- * Keep-alive TCP connections to one HTTP backend for the fast path. Each socket has its listeners for
- * life and forwards events to its current owner, so an exchange costs no listener or timer churn.
- * Busy sockets are tracked so the backend can drain (close) or be cut (destroy).
+ * One keep-alive connection to the backend. Reads land in one buffer per connection (`onread`), with
+ * no stream machinery and no allocation per read; events go to the current owner.
+ */
+export class RawConn {
+  owner: RawOwner | undefined = undefined;
+  readonly socket: Socket;
+  readonly #buf = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+
+  constructor(host: string, port: number) {
+    this.socket = connect({
+      host,
+      port,
+      noDelay: true,
+      onread: { buffer: this.#buf, callback: (n: number, b: Uint8Array) => this.#read(n, b) },
+    });
+  }
+
+  #read(n: number, b: Uint8Array): boolean {
+    const o = this.owner;
+    if (o === undefined) {
+      this.socket.destroy(); // bytes nobody asked for: the connection cannot be trusted
+      return false;
+    }
+    o.onUpstreamData((b as Buffer).subarray(0, n));
+    return true;
+  }
+
+  /** Sends bytes to the backend. */
+  write(data: string | Buffer): void {
+    if (typeof data === 'string') this.socket.write(data, 'latin1');
+    else this.socket.write(data);
+  }
+
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+}
+
+/**
+ * Keep-alive TCP connections to one HTTP backend for the fast path. Each connection has its listeners
+ * for life and forwards events to its current owner, so an exchange costs no listener or timer churn.
+ * Busy connections are tracked so the backend can drain (close) or be cut (destroy).
  */
 export class RawPool {
-  readonly #idle: OwnedSocket[] = [];
-  readonly #busy = new Set<OwnedSocket>();
+  readonly #idle: RawConn[] = [];
+  readonly #busy = new Set<RawConn>();
   #closed = false;
   #drained: (() => void) | undefined;
 
-  /** `timeoutMs`: inactivity limit of a busy socket (the response timeout) and of an idle one. */
+  /** `timeoutMs`: inactivity limit of a busy connection (the response timeout) and of an idle one. */
   constructor(
     private readonly host: string,
     private readonly port: number,
@@ -31,25 +82,27 @@ export class RawPool {
     private readonly timeoutMs: number,
   ) {}
 
-  /** Calls back with a connected socket now owned by `owner` (reused when one is idle), or with the connect error. */
+  /** Calls back with a connection now owned by `owner` (reused when one is idle), or with the connect error. */
   acquire(
     owner: RawOwner,
-    cb: (err: NodeJS.ErrnoException | undefined, s: Socket | undefined) => void,
+    cb: (err: NodeJS.ErrnoException | undefined, conn: RawConn | undefined) => void,
   ): void {
     if (this.#closed) {
       cb(Object.assign(new Error('backend pool closed'), { code: 'UND_ERR_CLOSED' }), undefined);
       return;
     }
     while (this.#idle.length > 0) {
-      const s = this.#idle.pop() as OwnedSocket;
+      const conn = this.#idle.pop() as RawConn;
+      const s = conn.socket;
       if (s.destroyed || !s.writable) continue;
-      s[kOwner] = owner;
-      this.#busy.add(s);
+      conn.owner = owner;
+      this.#busy.add(conn);
       if (s.isPaused()) s.resume();
-      cb(undefined, s);
+      cb(undefined, conn);
       return;
     }
-    const s: OwnedSocket = connect({ host: this.host, port: this.port, noDelay: true });
+    const conn = new RawConn(this.host, this.port);
+    const s = conn.socket;
     let settled = false;
     const timer = setTimeout(() => {
       if (settled) return;
@@ -66,10 +119,10 @@ export class RawPool {
         cb(Object.assign(new Error('backend pool closed'), { code: 'UND_ERR_CLOSED' }), undefined);
         return;
       }
-      this.#wire(s);
-      s[kOwner] = owner;
-      this.#busy.add(s);
-      cb(undefined, s);
+      this.#wire(conn);
+      conn.owner = owner;
+      this.#busy.add(conn);
+      cb(undefined, conn);
     });
     s.once('error', (err: NodeJS.ErrnoException) => {
       if (settled) return;
@@ -79,42 +132,36 @@ export class RawPool {
     });
   }
 
-  #wire(s: OwnedSocket): void {
+  #wire(conn: RawConn): void {
+    const s = conn.socket;
     if (this.timeoutMs > 0) s.setTimeout(this.timeoutMs);
-    s.on('data', (d: Buffer) => {
-      const o = s[kOwner];
-      if (o) o.onUpstreamData(d);
-      else s.destroy(); // bytes nobody asked for: the connection cannot be trusted
-    });
-    const ended = (): void => {
-      const o = s[kOwner];
-      s[kOwner] = undefined;
-      this.#forget(s);
-      o?.onUpstreamEnd();
-    };
     s.on('end', () => s.destroy());
-    s.on('close', ended);
+    s.on('close', () => {
+      const o = conn.owner;
+      conn.owner = undefined;
+      this.#forget(conn);
+      o?.onUpstreamEnd();
+    });
     s.on('error', () => s.destroy());
     s.on('timeout', () => {
-      const o = s[kOwner];
+      const o = conn.owner;
       if (o) o.onUpstreamTimeout();
       else s.destroy();
     });
   }
 
-  /** Returns a socket after a complete exchange; `reusable` false destroys it. */
-  release(s: Socket, reusable: boolean): void {
-    const o = s as OwnedSocket;
-    o[kOwner] = undefined;
-    this.#busy.delete(o);
-    if (!reusable || this.#closed || o.destroyed) o.destroy();
-    else this.#idle.push(o);
+  /** Returns a connection after a complete exchange; `reusable` false destroys it. */
+  release(conn: RawConn, reusable: boolean): void {
+    conn.owner = undefined;
+    this.#busy.delete(conn);
+    if (!reusable || this.#closed || conn.socket.destroyed) conn.socket.destroy();
+    else this.#idle.push(conn);
     this.#checkDrained();
   }
 
-  #forget(s: OwnedSocket): void {
-    this.#busy.delete(s);
-    const i = this.#idle.indexOf(s);
+  #forget(conn: RawConn): void {
+    this.#busy.delete(conn);
+    const i = this.#idle.indexOf(conn);
     if (i >= 0) this.#idle.splice(i, 1);
     this.#checkDrained();
   }
@@ -127,10 +174,10 @@ export class RawPool {
     }
   }
 
-  /** Accepts no new work; resolves when busy sockets are released. Idle sockets close at once. */
+  /** Accepts no new work; resolves when busy connections are released. Idle ones close at once. */
   close(): Promise<void> {
     this.#closed = true;
-    for (const s of this.#idle.splice(0)) s.destroy();
+    for (const c of this.#idle.splice(0)) c.socket.destroy();
     if (this.#busy.size === 0) return Promise.resolve();
     return new Promise((resolve) => {
       this.#drained = resolve;
@@ -140,8 +187,8 @@ export class RawPool {
   /** Cuts every connection now (their owners see the connection end). */
   destroy(): void {
     this.#closed = true;
-    for (const s of this.#idle.splice(0)) s.destroy();
-    for (const s of [...this.#busy]) s.destroy();
+    for (const c of this.#idle.splice(0)) c.socket.destroy();
+    for (const c of [...this.#busy]) c.socket.destroy();
     this.#checkDrained();
   }
 }
