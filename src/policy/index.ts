@@ -1,5 +1,6 @@
 // policy: pure decisions (scale out/in, warm pool, resize, migrate, the Kubernetes HPA baseline).
-// No I/O, no clock: time is an argument.
+// No I/O, no clock: time is an argument. The live loop and the simulator both run PredictiveScaler
+// (observe every load sample, decide once per interval).
 export type { Decision, DecisionForecast, DecisionInputs, DecisionKind } from './decision.js';
 export { checkGuards, clampCount, initialGuardState, recordAction, resolveGuardOptions } from './guards.js';
 export type { GuardOptions, GuardState, GuardVerdict, ResolvedGuardOptions } from './guards.js';
@@ -44,4 +45,9 @@ export type {
 export { decideHpa, hpaReplicaCount, initialHpaState, resolveHpaOptions } from './hpa-policy.js';
 export type { HpaObservation, HpaOptions, HpaResult, HpaState, ResolvedHpaOptions } from './hpa-policy.js';
 export { PredictiveScaler } from './predictive-scaler.js';
-export type { PredictiveScalerOptions, ScalerDecision, ScalerObservation } from './predictive-scaler.js';
+export type {
+  PredictiveScalerOptions,
+  ScalerDecision,
+  ScalerInputs,
+  ScalerObservation,
+} from './predictive-scaler.js';

@@ -19,13 +19,22 @@ import type { ResolvedWarmPoolOptions, WarmPoolOptions } from './warm-pool-polic
 export interface PredictiveScalerOptions extends HorizontalPolicyOptions {
   /** Step of the forecast series: observed load is averaged per step (ms). @default 60000 */
   stepMs?: number;
-  /** Provisioning lead time of a cold start (ms): the horizon of the warm pool, and of the serving set when the pool is empty. @default 120000 */
+  /**
+   * Provisioning lead time of a cold start (ms): the horizon of the warm pool and of the scale-in
+   * hold (an instance released now is back only after a cold start), and of the serving set when
+   * no echo is ready. @default 120000
+   */
   coldLeadMs?: number;
   /** Lead time of promoting a warm echo (ms): the horizon of the serving set while echoes are ready. @default 5000 */
   warmLeadMs?: number;
   /** Time between two decisions (ms): capacity decided now must last until the next decision plus the lead time. @default 15000 */
   decisionIntervalMs?: number;
-  /** Central interval coverage whose upper bound is provisioned for. @default 0.8 */
+  /**
+   * Central interval coverage whose upper bound is provisioned for. With the default the upper
+   * bound is the one-sided 90 % quantile; sized at `upperUtilization` (100 %), a step's load then
+   * exceeds the provisioned capacity with about 10 % probability when the intervals are calibrated.
+   * @default 0.8
+   */
   coverage?: number;
   /** Warm-pool options without the shared capacity fields, or `false` for no pool. @default {} */
   warmPool?: Omit<WarmPoolOptions, 'capacityPerInstance' | 'targetUtilization'> | false;
