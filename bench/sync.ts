@@ -4,6 +4,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { closeSync, openSync, writeSync, writeFileSync, mkdirSync, renameSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { verifyTrees } from '../src/sync/index.js';
 import { RsyncDaemon } from './lib/sync-rsync.js';
@@ -239,7 +240,17 @@ if (wanted('continuous')) {
     await h.settle(-1);
     h.traceBatches();
     const sent = h.stats()?.batchesSent ?? 0;
+    // The primary's own pauses while it runs: event-loop delay and garbage-collection pauses.
+    const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+    const gcPauses: number[] = [];
+    const gcObserver = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) gcPauses.push(e.duration);
+    });
+    gcObserver.observe({ entryTypes: ['gc'] });
+    loopDelay.enable();
     const writes = await runWriter(join(h.a, 'wal.log'), S.contSeconds * 200, 5, 4096);
+    loopDelay.disable();
+    gcObserver.disconnect();
     await h.settle(sent);
     const reports = [...h.applied].filter((r) => r.size >= 0).sort((x, y) => x.seq - y.seq);
     const traces = new Map(h.traces.map((t) => [t.seq, t]));
@@ -307,6 +318,14 @@ if (wanted('continuous')) {
       }),
       `${'total'.padEnd(22)} ${fmt(p50)} ${fmt(p99)} ${fmt(lat.reduce((a, b) => a + b, 0) / Math.max(1, lat.length))} ${fmt(tail.reduce((a, x) => a + x.total, 0) / tail.length)}`,
     ];
+    stageLines.push(
+      `primary process: event-loop delay p99 ${(loopDelay.percentile(99) / 1e6).toFixed(1)} ms, max ${(loopDelay.max / 1e6).toFixed(1)} ms; GC ${gcPauses.length} pauses, max ${Math.max(0, ...gcPauses).toFixed(1)} ms, total ${gcPauses.reduce((a, b) => a + b, 0).toFixed(0)} ms`,
+    );
+    if (process.argv.includes('--slowest'))
+      for (const x of tail.slice(0, 8))
+        stageLines.push(
+          `slow write ${x.total.toFixed(1)} ms: ${x.stages.map((v) => v.toFixed(1)).join(' / ')}`,
+        );
     log(
       `continuous: ${writes.length} writes, ${samples.length} matched, ${h.applied.length} batches applied`,
     );

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { type Stats } from 'node:fs';
+import { lstatSync, type Stats } from 'node:fs';
 import { lstat, open, type FileHandle } from 'node:fs/promises';
 import { UnderstudyError, ErrorCode } from '../errors/index.js';
 import { ContentHasher } from './content-hash.js';
@@ -133,6 +133,16 @@ export async function lstatOrNull(path: string): Promise<Stats | null> {
     return await lstat(path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+}
+
+/** {@link lstatOrNull} without a trip through the thread pool (for the few stats of a small batch). */
+export function lstatOrNullSync(path: string): Stats | null {
+  try {
+    return lstatSync(path, { throwIfNoEntry: false }) ?? null;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOTDIR') return null;
     throw err;
   }
 }

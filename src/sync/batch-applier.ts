@@ -1,4 +1,4 @@
-import { type Stats } from 'node:fs';
+import { writeSync, type Stats } from 'node:fs';
 import {
   mkdir,
   open,
@@ -14,13 +14,13 @@ import { join } from 'node:path';
 import { UnderstudyError, ErrorCode } from '../errors/index.js';
 import type { BatchOp } from './messages.js';
 import type { ByteQueue } from './byte-queue.js';
-import { assertSafeRelativePath, parentsAreRealDirs, parentsOf, unsafePath } from './path-safety.js';
+import { assertSafeRelativePath, parentsAreRealDirsSync, parentsOf, unsafePath } from './path-safety.js';
 import {
   decodeJournal,
   encodeJournal,
   fsyncAll,
   fsyncPath,
-  lstatOrNull,
+  lstatOrNullSync,
   SLOTS,
   syncFilesystem,
   type Journal,
@@ -173,7 +173,7 @@ export class BatchApplier {
     this.#hashes.clearStaged();
     let pending: Promise<void>[] = [];
     try {
-      const steps = await this.#plan(ops);
+      const steps = this.#plan(ops);
       let files = 0;
       let bytes = 0;
       let index = 0;
@@ -233,22 +233,23 @@ export class BatchApplier {
   }
 
   /** Path checks for the whole batch, simulating its effect on parents. Returns delete/mkdir/chmod steps. */
-  async #plan(ops: readonly BatchOp[]): Promise<JournalStep[]> {
+  #plan(ops: readonly BatchOp[]): JournalStep[] {
     const post = new Map<string, 'dir' | 'file' | 'symlink' | 'deleted'>();
     const steps: JournalStep[] = [];
-    const statCache = new Map<string, Promise<Stats | null>>();
-    const cachedStat = (p: string): Promise<Stats | null> => {
+    // Metadata lookups only, each a few microseconds: synchronous, no thread-pool round trips.
+    const statCache = new Map<string, Stats | null>();
+    const cachedStat = (p: string): Stats | null => {
       let st = statCache.get(p);
-      if (!st) statCache.set(p, (st = lstatOrNull(join(this.root, p))));
+      if (st === undefined) statCache.set(p, (st = lstatOrNullSync(join(this.root, p))));
       return st;
     };
-    const parentOk = async (path: string): Promise<void> => {
+    const parentOk = (path: string): void => {
       for (const p of parentsOf(path)) {
         const t = post.get(p);
         if (t === 'dir') continue;
         if (t !== undefined)
           throw unsafePath(path, `parent ${JSON.stringify(p)} is not a directory in this batch`);
-        const st = await cachedStat(p);
+        const st = cachedStat(p);
         if (!st) throw unsafePath(path, `parent ${JSON.stringify(p)} does not exist`);
         if (st.isSymbolicLink()) throw unsafePath(path, `parent ${JSON.stringify(p)} is a symlink`);
         if (!st.isDirectory()) throw unsafePath(path, `parent ${JSON.stringify(p)} is not a directory`);
@@ -266,17 +267,17 @@ export class BatchApplier {
       .filter((o): o is Extract<BatchOp, { op: 'mkdir' }> => o.op === 'mkdir')
       .sort((a, b) => (a.path < b.path ? -1 : 1));
     for (const o of mkdirs) {
-      await parentOk(o.path);
+      parentOk(o.path);
       post.set(o.path, 'dir');
       steps.push({ k: 'mkdir', path: o.path, mode: o.mode });
     }
     for (const o of ops) {
       if (o.op === 'file' || o.op === 'symlink') {
-        await parentOk(o.path);
+        parentOk(o.path);
         if (o.op === 'file' && o.base !== null) {
           assertSafeRelativePath(o.base);
-          await parentsAreRealDirs(this.root, o.base);
-          const st = await lstatOrNull(join(this.root, o.base));
+          parentsAreRealDirsSync(this.root, o.base);
+          const st = lstatOrNullSync(join(this.root, o.base));
           if (!st)
             throw new UnderstudyError(
               ErrorCode.SyncVerify,
@@ -289,7 +290,7 @@ export class BatchApplier {
         }
         post.set(o.path, o.op);
       } else if (o.op === 'chmod') {
-        await parentOk(o.path);
+        parentOk(o.path);
         steps.push({ k: 'chmod', path: o.path, mode: o.mode });
       }
     }
@@ -382,7 +383,9 @@ export class BatchApplier {
       fh = await open(join(this.metaDir, SLOTS[slot] as string), 'w');
       this.#slots[slot] = fh;
     }
-    await fh.write(record, 0, record.length, 0);
+    // A small record is written synchronously (into the page cache); only the flush waits.
+    if (record.length <= 1 << 20) writeSync(fh.fd, record, 0, record.length, 0);
+    else await fh.write(record, 0, record.length, 0);
     if (this.durable) await fh.datasync();
   }
 

@@ -4,7 +4,7 @@ import type { ContentPool, PendingSignature } from './content-pool.js';
 import type { ContentResult } from './content-job.js';
 import { encodeCopy, encodeEnd } from './file-stream.js';
 import type { BatchOp } from './messages.js';
-import { childPath, listDir, readEntry, type TreeEntry } from './tree-scan.js';
+import { childPath, listDir, readEntry, readEntrySync, type TreeEntry } from './tree-scan.js';
 import type { TreeView, ViewEntry } from './tree-view.js';
 import type { FileSignature } from './signature.js';
 
@@ -81,7 +81,8 @@ export async function buildBatch(
     if (seen.has(p)) return;
     seen.add(p);
     if (p !== '' && ctx.ignore?.(p)) return;
-    const cur = await readEntry(root, p);
+    // A path an event named is looked at synchronously; a scan's many entries concurrently.
+    const cur = deep ? await readEntry(root, p) : readEntrySync(root, p);
     const old = p === '' ? ({ type: 'dir', mode: 0 } as const) : view.get(p);
     if (cur === null || cur === 'special') {
       if (p !== '' && old) deletes.push(p);

@@ -333,6 +333,10 @@ export class EchoStream {
         await this.#waker.wait(due);
         continue;
       }
+      // Let every event already read in this turn of the event loop (e.g. both halves of a rename)
+      // land in this batch: costs no extra wake-up, unlike a timer.
+      await new Promise<void>((r) => setImmediate(r));
+      if (this.#dirty.size === 0 || this.#conn !== conn || conn.closed || this.#closed) continue;
       const dirty = this.#dirty;
       const changeAt = this.#changeAt;
       this.#changeAt = [];

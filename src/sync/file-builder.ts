@@ -2,7 +2,7 @@ import { constants as fsc } from 'node:fs';
 import { copyFile, open, utimes, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UnderstudyError, ErrorCode } from '../errors/index.js';
-import { hashPatched, type JournalStep } from './apply-io.js';
+import { hashPatched, lstatOrNullSync, type JournalStep } from './apply-io.js';
 import { ByteWriter } from './byte-codec.js';
 import type { ByteQueue } from './byte-queue.js';
 import { ContentHasher, CONTENT_HASH_BYTES, hashFile } from './content-hash.js';
@@ -155,9 +155,30 @@ export async function buildDeltaFile(
   data: ByteQueue,
 ): Promise<BuiltFile> {
   const basePath = join(root, o.base);
-  const base = await open(basePath, fsc.O_RDONLY | fsc.O_NOFOLLOW);
-  const baseStat = await base.stat();
+  // The base is opened only when its bytes are needed: a pure append to a file whose hash state is
+  // known needs just its size and identity (lstat: never follows a link).
+  const baseStat = lstatOrNullSync(basePath);
+  if (!baseStat?.isFile())
+    throw new UnderstudyError(
+      ErrorCode.SyncVerify,
+      `delta base ${JSON.stringify(o.base)} is missing on the echo`,
+      {
+        details: { path: o.base },
+      },
+    );
   const baseSize = baseStat.size;
+  let baseHandle: FileHandle | undefined;
+  const openBase = async (): Promise<FileHandle> => {
+    if (baseHandle) return baseHandle;
+    const h = await open(basePath, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+    baseHandle = h;
+    const st = await h.stat();
+    if (st.ino !== baseStat.ino || st.size !== baseSize)
+      throw new UnderstudyError(ErrorCode.SyncVerify, 'delta base changed while applying', {
+        details: { path: o.base },
+      });
+    return h;
+  };
   let stagedPath = '';
   let patch: { off: number; data: Buffer }[] | null = o.base === o.path ? [] : null;
   let patchBytes = 0;
@@ -199,6 +220,7 @@ export async function buildDeltaFile(
           continue;
         }
         const f = await toFile();
+        const base = await openBase();
         const b = buffer();
         let done = 0;
         while (done < len) {
@@ -243,7 +265,7 @@ export async function buildDeltaFile(
             // Pure append to a file whose hash state we kept: hash only the tail.
             extended = cached.fork();
             for (const r of patch) extended.update(r.data);
-          } else extended = await hashPatched(base, baseSize, patch, pos, buffer());
+          } else extended = await hashPatched(await openBase(), baseSize, patch, pos, buffer());
           const actual = extended.fork().digest();
           if (actual !== expected) throw mismatch(o.path, expected, actual);
           hashes.stage(o.path, extended);
@@ -280,6 +302,6 @@ export async function buildDeltaFile(
     }
   } finally {
     await (out as FileHandle | null)?.close().catch(() => undefined);
-    await base.close();
+    await baseHandle?.close();
   }
 }

@@ -1,3 +1,4 @@
+import { lstatSync } from 'node:fs';
 import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UnderstudyError, ErrorCode } from '../errors/index.js';
@@ -55,6 +56,17 @@ export async function parentsAreRealDirs(root: string, path: string): Promise<bo
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
       throw err;
     }
+    if (st.isSymbolicLink()) throw unsafePath(path, `parent ${JSON.stringify(p)} is a symlink`);
+    if (!st.isDirectory()) throw unsafePath(path, `parent ${JSON.stringify(p)} is not a directory`);
+  }
+  return true;
+}
+
+/** {@link parentsAreRealDirs}, synchronously (a few lstat calls; cheaper than thread-pool round trips). */
+export function parentsAreRealDirsSync(root: string, path: string): boolean {
+  for (const p of parentsOf(path)) {
+    const st = lstatSync(join(root, p), { throwIfNoEntry: false });
+    if (!st) return false;
     if (st.isSymbolicLink()) throw unsafePath(path, `parent ${JSON.stringify(p)} is a symlink`);
     if (!st.isDirectory()) throw unsafePath(path, `parent ${JSON.stringify(p)} is not a directory`);
   }

@@ -25,7 +25,9 @@ export interface SyncSourceOptions {
   readonly mode?: SyncMode;
   /**
    * Continuous mode: coalescing window, the quiet time before a batch is cut when none is in flight
-   * (changes that arrive while one is in flight are cut as soon as it is acknowledged). @default 2
+   * (changes that arrive while one is in flight are cut as soon as it is acknowledged). 0 cuts at
+   * the end of the event-loop turn that brought the first change, with every event read in that turn.
+   * @default 0
    */
   readonly debounceMs?: number;
   /** Continuous mode: longest a change waits while changes keep coming or a batch is in flight. @default 25 */
@@ -77,7 +79,7 @@ export function resolveSourceOptions(o: SyncSourceOptions): ResolvedSourceOption
     host: o.host ?? '127.0.0.1',
     port: o.port ?? 0,
     mode: o.mode ?? 'continuous',
-    debounceMs: o.debounceMs ?? 2,
+    debounceMs: o.debounceMs ?? 0,
     maxDelayMs: o.maxDelayMs ?? 25,
     intervalMs: o.intervalMs ?? 10_000,
     bytesThreshold: o.bytesThreshold ?? 64 * 1024 * 1024,

@@ -1,3 +1,4 @@
+import { lstatSync, readlinkSync, type Stats } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -25,6 +26,41 @@ export async function readEntry(root: string, rel: string): Promise<TreeEntry | 
     if (code === 'ENOENT' || code === 'ENOTDIR') return null;
     throw err;
   }
+  if (st.isSymbolicLink()) {
+    try {
+      return { type: 'symlink', target: await readlink(abs) };
+    } catch {
+      return null;
+    }
+  }
+  return toEntry(st);
+}
+
+/**
+ * {@link readEntry} without a thread-pool round trip: for the few paths an inotify event names, one
+ * lstat (microseconds) is cheaper than two thread switches.
+ */
+export function readEntrySync(root: string, rel: string): TreeEntry | null | 'special' {
+  const abs = rel === '' ? root : join(root, rel);
+  let st;
+  try {
+    st = lstatSync(abs, { throwIfNoEntry: false });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOTDIR') return null;
+    throw err;
+  }
+  if (!st) return null;
+  if (st.isSymbolicLink()) {
+    try {
+      return { type: 'symlink', target: readlinkSync(abs) };
+    } catch {
+      return null;
+    }
+  }
+  return toEntry(st);
+}
+
+function toEntry(st: Stats): TreeEntry | 'special' {
   if (st.isFile())
     return {
       type: 'file',
@@ -35,13 +71,6 @@ export async function readEntry(root: string, rel: string): Promise<TreeEntry | 
       ino: st.ino,
     };
   if (st.isDirectory()) return { type: 'dir', mode: st.mode & 0o7777 };
-  if (st.isSymbolicLink()) {
-    try {
-      return { type: 'symlink', target: await readlink(abs) };
-    } catch {
-      return null;
-    }
-  }
   return 'special';
 }
 
