@@ -226,22 +226,21 @@ export function buildProgram(): Command {
   program
     .command('demo')
     .description(
-      'failover (the example key-value service, its primary killed under load) then predictive scaling (examples/api under four days of replayed taxi traffic) on the embedded default',
+      'failover (the example key-value service, its primary killed under load) then predictive scaling (examples/api under a day of replayed taxi traffic, after three days of history) on the embedded default',
     )
-    .option('--duration <duration>', 'stop after this long (Ctrl-C stops sooner)', durationFlag, 20_000)
+    .option(
+      '--duration <duration>',
+      'length of the failover part (Ctrl-C stops sooner)',
+      durationFlag,
+      20_000,
+    )
     .option('--rate <n>', 'requests per second of the failover part', positiveNumber, 50)
     .addOption(
       new Option('--part <part>', 'which part to run').choices(['all', 'failover', 'scaling']).default('all'),
     )
-    .option(
-      '--step <duration>',
-      'scaling part: wall time per half-hour of replayed traffic',
-      durationFlag,
-      400,
-    )
     .action(
       async (
-        opts: { duration: number; rate: number; part: 'all' | 'failover' | 'scaling'; step: number },
+        opts: { duration: number; rate: number; part: 'all' | 'failover' | 'scaling' },
         cmd: Command,
       ) => {
         const o = cmd.optsWithGlobals<{ dataDir: string }>();
@@ -254,7 +253,6 @@ export function buildProgram(): Command {
           durationMs: opts.duration,
           rate: opts.rate,
           part: opts.part,
-          stepMs: opts.step,
         });
       },
     );

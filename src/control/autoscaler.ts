@@ -32,6 +32,8 @@ export interface AutoscalerView {
   policy: ServiceSpec['scaling']['policy'];
   /** Target utilisation of a serving instance. */
   target: number;
+  /** Step of the forecast series, ms. */
+  stepMs: number;
   /** Requests/s one serving instance handles at 100 %, and where the figure came from. */
   capacity?: { perInstance: number; source: 'spec' | 'measured' };
   /** Requests/s through the router, last sample. */
@@ -89,6 +91,8 @@ export class ServiceAutoscaler {
   #lastRequests: number | undefined;
   #lastSampleAt = 0;
   #lastCpuAt = 0;
+  /** Recent warm-pool recommendations, for the pool's stabilisation window. */
+  #poolWindow: Array<{ at: number; size: number }> = [];
   /** Consecutive CPU samples on the other side of the shadow threshold. */
   #shadowStreak = 0;
   #load = 0;
@@ -145,6 +149,7 @@ export class ServiceAutoscaler {
     return {
       policy: this.#spec.scaling.policy,
       target: this.#spec.scaling.target,
+      stepMs: this.#spec.scaling.step,
       ...(this.#capacity ? { capacity: this.#capacity } : {}),
       load: this.#load,
       serving: mine.filter((i) => i.role === 'primary').length,
@@ -154,6 +159,34 @@ export class ServiceAutoscaler {
       ...(this.#shadow ? { shadow: this.#shadow } : {}),
       ...(this.#last ? { lastDecision: this.#last } : {}),
     };
+  }
+
+  /**
+   * Feeds past load (requests/s at past times, oldest first) to the forecaster, as a metrics system
+   * would (AWS predictive scaling reads 24 h of CloudWatch history the same way), so that forecasts
+   * start from the first minute. The forecaster starts afresh from the history (what it learnt from
+   * live samples so far is dropped). Returns the number of samples taken; 0 while the capacity is unknown.
+   */
+  importHistory(samples: ReadonlyArray<{ at: number; load: number }>, now: number): number {
+    if (!this.#capacity) return 0;
+    // A fresh forecaster: the live samples seen so far are older than nothing in the history.
+    const scaler = this.#createScaler(this.#capacity.perInstance);
+    this.#scaler = scaler;
+    let taken = 0;
+    for (const s of samples) {
+      if (!(s.at < now) || !Number.isFinite(s.load) || s.load < 0) continue;
+      scaler.observe(s.at, s.load);
+      taken++;
+    }
+    this.#host.decisions.record({
+      kind: 'history',
+      service: this.#spec.name,
+      what: `forecaster seeded with ${taken} past load samples`,
+      why: 'load history imported (as from a metrics system), so forecasts need not wait for live data',
+      inputs: { samples: taken, from: samples[0]?.at, to: samples[samples.length - 1]?.at },
+      outcome: 'recorded',
+    });
+    return taken;
   }
 
   /** One sample (and, when due, one decision). Call it a few times per step. */
@@ -228,13 +261,22 @@ export class ServiceAutoscaler {
     this.#forecast = d.forecast;
     this.#confidence = d.confidence;
     const want = { ...this.#host.desired(this.#spec.name) };
-    for (const pd of d.decisions) this.#record(pd, d.confidence);
+    for (const pd of d.decisions) if (pd.kind !== 'pool-resize') this.#record(pd, d.confidence);
     const onForecast = this.#spec.shadow.onForecast ? this.#spikeShadows(d.forecast, servingAll.length) : 0;
+    // The pool grows at once and shrinks only after the stabilisation window, as the serving set does:
+    // an echo stopped and started again at every wobble of the forecast is a cold start wasted.
+    const cutoff = now - this.#spec.scaling.stabilization;
+    this.#poolWindow = this.#poolWindow.filter((p) => p.at > cutoff);
+    this.#poolWindow.push({ at: now, size: d.pool });
+    const poolSize = Math.max(...this.#poolWindow.map((p) => p.size));
     const next: DesiredCounts = {
       serving: d.serving,
-      echoes: Math.max(this.#spec.echo.count, d.pool),
+      echoes: Math.max(this.#spec.echo.count, poolSize),
       shadows: Math.max(this.#spec.shadow.count, onForecast),
     };
+    const poolDecision = d.decisions.find((pd) => pd.kind === 'pool-resize');
+    if (poolDecision && next.echoes !== want.echoes)
+      this.#record({ ...poolDecision, from: want.echoes, to: next.echoes }, d.confidence);
     if (
       next.serving === want.serving &&
       next.echoes === want.echoes &&

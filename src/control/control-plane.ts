@@ -1,4 +1,3 @@
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { LoadedSpec, ServiceSpec } from '../config/index.js';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import type { FailureVerdict, HealthVerdict } from '../health/index.js';
@@ -9,6 +8,7 @@ import { adoptSurvivors, type AdoptionHost } from './adoption.js';
 import { DecisionLog } from './decision-log.js';
 import { serviceView, type ServiceView } from './service-view.js';
 import { EchoUpkeep } from './echo-upkeep.js';
+import { LoopDelay } from './loop-delay.js';
 import { routeExternally, wireService } from './service-wiring.js';
 import { ExternalRouting } from './external-routing.js';
 import { Failover, type FailoverCause, type FailoverHost } from './failover.js';
@@ -23,7 +23,15 @@ import {
 import { waitReady, watchInstance } from './instance-watch.js';
 import { actionDecision, reconcile, describeExit, type Action } from './reconcile.js';
 import { ScalingCoordinator } from './scaling-coordinator.js';
-import { refreshServing, seedShadowState, type ServingSetHost } from './serving-set.js';
+import {
+  benchHung,
+  benchUnhealthy,
+  recordColdJoin,
+  refreshServing,
+  restartBenched,
+  seedShadowState,
+  type ServingSetHost,
+} from './serving-set.js';
 import type { Decision, InstanceRecord } from './records.js';
 import { applyRestartPolicy, killForRestart, scheduleRejoin } from './restart.js';
 import type { ServiceDataPlane } from './service-data-plane.js';
@@ -44,7 +52,6 @@ export interface ControlPlaneOptions {
 }
 
 const INSTANCE_PREFIX = 'instances/';
-const LOOP_DELAY_RESOLUTION_MS = 10;
 
 /**
  * The orchestrator: reconciles the specs (desired) with the runtime and store (actual), executes the
@@ -69,7 +76,7 @@ export class ControlPlane {
   /** Instances being restarted for a failed health check: their exit is a failure. */
   readonly #restarting = new Set<string>();
   readonly #abort = new AbortController();
-  readonly #loopDelay: IntervalHistogram;
+  readonly #loopDelay = new LoopDelay();
   #timer: NodeJS.Timeout | undefined;
   #reconciling = false;
   #again = false;
@@ -79,7 +86,6 @@ export class ControlPlane {
   private constructor(options: ControlPlaneOptions, decisions: DecisionLog) {
     this.#options = { host: 'local', tickMs: 250, logMaxBytes: 10 * 1024 * 1024, ...options };
     this.decisions = decisions;
-    this.#loopDelay = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
     this.failover = new Failover(this.#failoverHost());
     this.#echoes = new EchoUpkeep({
       runtime: options.runtime,
@@ -128,7 +134,7 @@ export class ControlPlane {
 
   /** Starts the routers and reconciling: instances are started, watched, restarted or failed over. */
   async start(): Promise<void> {
-    this.#loopDelay.enable();
+    this.#loopDelay.start();
     this.#unsubscribeExit = this.#options.runtime.onExit((handle, exit) => this.#onExit(handle, exit));
     this.#external = await ExternalRouting.create(this.#options.spec.spec);
     for (const spec of this.specs) {
@@ -137,7 +143,8 @@ export class ControlPlane {
         epoch: await this.#options.store.epoch(spec.name),
         decisions: this.decisions,
         utilisation: () => this.#echoes.utilisation(spec.name),
-        onPrimary: (rec, port) => this.#routeExternally(spec, rec, port),
+        onPrimary: (rec, port) =>
+          this.#external && routeExternally(this.#external, this.decisions, spec, rec, port),
         onSyncTrouble: (echo, message) => this.#echoes.onSyncTrouble(echo, message),
       });
       if (wired.plane) this.#planes.set(spec.name, wired.plane);
@@ -149,10 +156,6 @@ export class ControlPlane {
     this.#scaling.start();
     await this.reconcileNow();
     this.#schedule();
-  }
-
-  #routeExternally(spec: ServiceSpec, rec: InstanceRecord, port: number): void {
-    if (this.#external) routeExternally(this.#external, this.decisions, spec, rec, port);
   }
 
   /** Runs one reconcile pass at once (coalesces concurrent calls). */
@@ -271,21 +274,12 @@ export class ControlPlane {
   }
 
   #markRunning(rec: InstanceRecord): void {
+    const started = rec.phase === 'starting';
     rec.phase = 'running';
     void this.#save(rec);
     if (rec.role === 'echo') return;
     refreshServing(this.#servingHost(), rec.service);
-    if (rec.role === 'primary' && this.#scaling.scales(rec.service) && rec.startedAt !== undefined) {
-      this.decisions.record({
-        kind: 'serving',
-        service: rec.service,
-        instance: rec.id,
-        what: `${rec.id} joins the serving set`,
-        why: `ready ${Date.now() - rec.startedAt} ms after its process started (a cold start)`,
-        inputs: { coldStartMs: Date.now() - rec.startedAt },
-        outcome: 'recorded',
-      });
-    }
+    if (started && this.#scaling.scales(rec.service)) recordColdJoin(this.decisions, rec);
   }
 
   /** Active health checks (the spec's) and the liveness heartbeat (hang detection) of one instance. */
@@ -307,7 +301,14 @@ export class ControlPlane {
       detail: verdict.last.detail,
       consecutiveFailures: verdict.consecutiveFailures,
     };
-    if (!verdict.changed) return;
+    const why = `${verdict.consecutiveFailures} consecutive health checks failed (last: ${verdict.last.detail})`;
+    const inputs = { check: verdict.last, consecutiveFailures: verdict.consecutiveFailures };
+    if (!verdict.changed) {
+      // A serving-set member out of the set for unhealthiness is restarted only if it stays unhealthy.
+      if (restartBenched(rec, verdict, this.#specOf(rec.service)))
+        this.#killForRestart(rec, 'unhealthy', `${why}; out of the serving set for too long`, inputs);
+      return;
+    }
     if (verdict.healthy) {
       this.#markRunning(rec);
       this.decisions.record({
@@ -323,7 +324,7 @@ export class ControlPlane {
     }
     rec.phase = 'unhealthy';
     void this.#save(rec);
-    const why = `${verdict.consecutiveFailures} consecutive health checks failed (last: ${verdict.last.detail})`;
+    if (benchUnhealthy(this.#servingHost(), rec, why)) return;
     if (
       this.#tryFailover(rec, {
         kind: 'unhealthy',
@@ -333,21 +334,17 @@ export class ControlPlane {
       })
     )
       return;
-    this.#killForRestart(rec, 'unhealthy', why, {
-      check: verdict.last,
-      consecutiveFailures: verdict.consecutiveFailures,
-    });
+    this.#killForRestart(rec, 'unhealthy', why, inputs);
   }
 
   #onHang(rec: InstanceRecord, verdict: FailureVerdict): void {
     if (this.#closed || !['starting', 'running', 'unhealthy'].includes(rec.phase)) return;
-    const cause: FailoverCause = {
-      kind: 'hang',
-      detail: verdict.detail,
-      evidence: verdict.evidence,
-      detectedAt: verdict.at,
-    };
-    if (this.#tryFailover(rec, cause)) return;
+    if (benchHung(this.#servingHost(), rec, verdict, this.#specOf(rec.service))) {
+      void this.#save(rec);
+      return this.#watch(this.#specOf(rec.service), rec);
+    }
+    const { detail, evidence, at: detectedAt } = verdict;
+    if (this.#tryFailover(rec, { kind: 'hang', detail, evidence, detectedAt })) return;
     this.#killForRestart(rec, 'hang', verdict.detail, verdict.evidence, 'SIGKILL');
   }
 
@@ -544,26 +541,31 @@ export class ControlPlane {
   async services(): Promise<ServiceView[]> {
     const out: ServiceView[] = [];
     for (const spec of this.specs) {
-      const epoch = await this.#options.store.epoch(spec.name);
-      const instances = this.instances().filter((i) => i.service === spec.name && i.phase !== 'stopped');
-      const parts = {
-        plane: this.#planes.get(spec.name),
-        files: this.#fileSyncs.get(spec.name),
-        last: this.failover.last(spec.name),
-        desired: this.#scaling.desired(spec.name),
-        scaling: this.#scaling.view(spec.name),
-      };
-      out.push(serviceView(spec, epoch, instances, parts));
+      const [name, epoch] = [spec.name, await this.#options.store.epoch(spec.name)];
+      const instances = this.instances().filter((i) => i.service === name && i.phase !== 'stopped');
+      const [plane, files, last] = [
+        this.#planes.get(name),
+        this.#fileSyncs.get(name),
+        this.failover.last(name),
+      ];
+      const [desired, scaling] = [this.#scaling.desired(name), this.#scaling.view(name)];
+      out.push(serviceView(spec, epoch, instances, { plane, files, last, desired, scaling }));
     }
     return out;
   }
 
+  /**
+   * Seeds the forecaster of a scaled service with past load (requests/s at past times, ms since the
+   * epoch, oldest first). Returns the samples taken (0: the service does not scale, or its capacity is
+   * still being measured).
+   */
+  importLoadHistory(service: string, samples: ReadonlyArray<{ at: number; load: number }>): number {
+    return this.#scaling.importHistory(service, samples, Date.now());
+  }
+
   /** Event-loop delay of the control process (ms): keep the data plane's loop free. */
   eventLoopDelay(): { p50Ms: number; p99Ms: number; maxMs: number } {
-    // The histogram records the sampling timer's whole period; the delay is what exceeds it.
-    const h = this.#loopDelay;
-    const ms = (ns: number): number => Math.max(0, ns / 1e6 - LOOP_DELAY_RESOLUTION_MS);
-    return { p50Ms: ms(h.percentile(50)), p99Ms: ms(h.percentile(99)), maxMs: ms(h.max) };
+    return this.#loopDelay.stats();
   }
 
   /** Stops every router and instance gracefully and stops reconciling. Idempotent. */
@@ -584,17 +586,11 @@ export class ControlPlane {
       if (rec.phase === 'stopped' || rec.phase === 'failed') continue;
       rec.phase = 'stopped';
       await this.#save(rec);
-      this.decisions.record({
-        kind: 'stop',
-        service: rec.service,
-        instance: rec.id,
-        what: `stop ${rec.role} ${rec.id}`,
-        why: 'control plane shutting down',
-        inputs: {},
-        outcome: 'ok',
-      });
+      const what = `stop ${rec.role} ${rec.id}`;
+      const base = { service: rec.service, instance: rec.id, inputs: {}, outcome: 'ok' };
+      this.decisions.record({ ...base, kind: 'stop', what, why: 'control plane shutting down' });
     }
     await this.decisions.flush();
-    this.#loopDelay.disable();
+    this.#loopDelay.stop();
   }
 }

@@ -86,6 +86,11 @@ export class ScalingCoordinator {
     return this.#autoscalers.get(service)?.view();
   }
 
+  /** Seeds a service's forecaster with past load; see {@link ServiceAutoscaler.importHistory}. */
+  importHistory(service: string, samples: ReadonlyArray<{ at: number; load: number }>, now: number): number {
+    return this.#autoscalers.get(service)?.importHistory(samples, now) ?? 0;
+  }
+
   /** Starts sampling: each autoscaler a few times per forecast step (between 4 Hz and 1 Hz). */
   start(): void {
     for (const [name, scaler] of this.#autoscalers) {

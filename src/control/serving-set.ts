@@ -1,5 +1,6 @@
 import { cp, mkdir, rm } from 'node:fs/promises';
 import type { ServiceSpec } from '../config/index.js';
+import type { FailureVerdict, HealthVerdict } from '../health/index.js';
 import type { Runtime } from '../runtime/index.js';
 import type { ServiceFileSync } from '../agent/index.js';
 import type { DecisionLog } from './decision-log.js';
@@ -119,4 +120,75 @@ export async function seedShadowState(host: ServingSetHost, shadow: InstanceReco
   await mkdir(shadow.stateDir, { recursive: true });
   if (primary)
     await cp(primary.stateDir, shadow.stateDir, { recursive: true, force: true, verbatimSymlinks: true });
+}
+
+/** Health checks in a row an unhealthy member may fail, in multiples of the failure threshold, before a restart. */
+const BENCH_THRESHOLDS = 10;
+
+/**
+ * A member of a serving set of several that fails its health check leaves the set (its peers carry the
+ * load) instead of being restarted at once — an overloaded instance killed for being slow only moves its
+ * load onto the others (readiness, not liveness). It rejoins when healthy. Returns whether it was benched.
+ */
+export function benchUnhealthy(host: ServingSetHost, rec: InstanceRecord, why: string): boolean {
+  if (rec.role !== 'primary') return false;
+  const peers = host
+    .instancesOf(rec.service)
+    .filter((i) => i.role === 'primary' && i.id !== rec.id && i.phase === 'running');
+  if (peers.length === 0) return false;
+  refreshServing(host, rec.service, rec.id);
+  host.decisions.record({
+    kind: 'unready',
+    service: rec.service,
+    instance: rec.id,
+    what: `take ${rec.id} out of the serving set until it is healthy again`,
+    why: `${why}; ${peers.length} other serving instance(s) carry the load`,
+    inputs: { peers: peers.map((p) => p.id) },
+    outcome: 'ok',
+  });
+  return true;
+}
+
+/** Whether a benched member has stayed unhealthy long enough to be restarted. */
+export function restartBenched(rec: InstanceRecord, verdict: HealthVerdict, spec: ServiceSpec): boolean {
+  const threshold = spec.health?.failureThreshold ?? 3;
+  return (
+    rec.role === 'primary' &&
+    rec.phase === 'unhealthy' &&
+    !verdict.healthy &&
+    verdict.consecutiveFailures === threshold * BENCH_THRESHOLDS
+  );
+}
+
+/** A serving instance that joined after a process start: recorded with how long the cold start took. */
+export function recordColdJoin(decisions: DecisionLog, rec: InstanceRecord): void {
+  if (rec.role !== 'primary' || rec.startedAt === undefined) return;
+  const ms = Date.now() - rec.startedAt;
+  decisions.record({
+    kind: 'serving',
+    service: rec.service,
+    instance: rec.id,
+    what: `${rec.id} joins the serving set`,
+    why: `ready ${ms} ms after its process started (a cold start)`,
+    inputs: { coldStartMs: ms },
+    outcome: 'recorded',
+  });
+}
+
+/**
+ * A serving-set member whose heartbeat went silent while its process runs (not stopped) is most often
+ * overloaded, its event loop busy with queued requests: with a health check to bring it back, it leaves
+ * the set (its queue drains) instead of being killed. A second hang verdict while out of the set, or a
+ * stopped process (SIGSTOP), is a real hang. Returns whether it was benched (phase `unhealthy`).
+ */
+export function benchHung(
+  host: ServingSetHost,
+  rec: InstanceRecord,
+  verdict: FailureVerdict,
+  spec: ServiceSpec,
+): boolean {
+  if (!spec.health || rec.phase === 'unhealthy' || verdict.evidence.procState === 'T') return false;
+  if (!benchUnhealthy(host, rec, verdict.detail)) return false;
+  rec.phase = 'unhealthy';
+  return true;
 }

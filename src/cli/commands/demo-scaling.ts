@@ -8,8 +8,8 @@ import type { Embedded } from '../embedded.js';
 
 /** Options of the scaling part of `understudy demo`. */
 export interface ScalingDemoOptions {
-  /** Wall time one trace sample (30 minutes of taxi traffic) is replayed for, ms. */
-  stepMs: number;
+  /** Days of the trace fed to the forecaster as history before the live replay of the rest. */
+  historyDays: number;
   /** Requests/s at the trace's peak. */
   peakRps: number;
   /** CPU each request costs on the example (ms). */
@@ -41,9 +41,11 @@ const percentile = (sorted: number[], p: number): number =>
   sorted.length === 0 ? 0 : (sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0);
 
 /**
- * Replays four weekdays of New York taxi traffic (examples/api/traffic.csv), compressed in time, against
- * examples/api behind the router, with predictive scaling on: one line per trace hour, the decisions as
- * they happen, and at the end how many scale-outs the forecast made before the load needed them.
+ * Four weekdays of New York taxi traffic (examples/api/traffic.csv): the first days are handed to the
+ * forecaster as history (as a metrics system would), the last is replayed live, one half-hour per
+ * forecast step of the spec, against examples/api behind the router with predictive scaling on: one line
+ * per trace hour, the decisions as they happen, and at the end how many scale-outs the forecast made
+ * before the load needed them, and a picture.
  */
 export async function runScalingDemo(
   e: Embedded,
@@ -54,17 +56,29 @@ export async function runScalingDemo(
   const trace = await readTraceFile(trafficPath());
   let max = 0;
   for (const v of trace.values) max = Math.max(max, v);
-  const rates = [...trace.values].map((v) => (v / max) * options.peakRps);
+  const all = [...trace.values].map((v) => (v / max) * options.peakRps);
   const svc = async (): Promise<ServiceView | undefined> =>
     (await e.control.services()).find((s) => s.name === 'api');
   const first = await svc();
   const base = `http://${first?.dataPlane?.address ?? ''}`;
   const capacity = first?.scaling?.capacity?.perInstance ?? 0;
-  out(
-    `demo: replaying ${rates.length} half-hours of New York taxi traffic (${trace.source}), ${options.stepMs} ms per half-hour, peak ${options.peakRps} requests/s of ${options.workMs} ms CPU each, through ${base}`,
+  const target = first?.scaling?.target ?? 1;
+  const stepMs = first?.scaling?.stepMs ?? 1000;
+  const perDay = Math.round(86_400_000 / trace.stepMs);
+  const history = all.slice(0, options.historyDays * perDay);
+  const rates = all.slice(history.length);
+  // The replay starts on a step boundary of the forecaster, right after the history that ends there.
+  const started = Math.ceil((Date.now() + 100) / stepMs) * stepMs;
+  await new Promise((r) => setTimeout(r, started - Date.now()));
+  const taken = e.control.importLoadHistory(
+    'api',
+    history.map((load, k) => ({ at: started - (history.length - k) * stepMs + stepMs / 2, load })),
   );
   out(
-    `demo: each serving instance handles ${capacity} requests/s at 100 % (scaling target ${Math.round((first?.scaling?.target ?? 0) * 100)} %); a warm echo joins in milliseconds, a cold start takes ~2 s`,
+    `demo: ${taken} half-hours (${options.historyDays} days) of New York taxi traffic (${trace.source}) given to the forecaster as history; now the next day live, one half-hour per ${stepMs} ms, peak ${options.peakRps} requests/s of ${options.workMs} ms CPU each, through ${base}`,
+  );
+  out(
+    `demo: each serving instance handles ${capacity} requests/s at 100 % (scaling target ${Math.round(target * 100)} %); a warm echo joins in milliseconds, a cold start takes seconds`,
   );
   const dispatcher = new Agent({ connections: 64, keepAliveTimeout: 10_000 });
   const result: ScalingDemoResult = {
@@ -81,8 +95,9 @@ export async function runScalingDemo(
   };
   const n = rates.length;
   const series = {
-    tickMs: options.stepMs,
-    startMs: 0,
+    // On the trace's own clock: one point per half-hour of the replayed day.
+    tickMs: trace.stepMs,
+    startMs: trace.times[history.length] ?? 0,
     load: new Float64Array(n),
     capacity: new Float64Array(n),
     forecastLower: new Float64Array(n).fill(Number.NaN),
@@ -103,13 +118,13 @@ export async function runScalingDemo(
     }
     result.requests++;
   };
-  const started = Date.now();
   const servingAt: number[] = [];
+  const hoursOffset = history.length;
   for (let step = 0; step < n && !signal.aborted; step++) {
     const rate = rates[step] ?? 0;
-    const stepStart = started + step * options.stepMs;
+    const stepStart = started + step * stepMs;
     let sent = 0;
-    while (Date.now() < stepStart + options.stepMs && !signal.aborted) {
+    while (Date.now() < stepStart + stepMs && !signal.aborted) {
       const due = Math.floor(((Date.now() - stepStart) / 1000) * rate);
       for (; sent < due; sent++) {
         const p = one();
@@ -133,7 +148,7 @@ export async function runScalingDemo(
     result.steps++;
     if (step % 2 === 1) {
       const sorted = latencies.splice(0).sort((a, b) => a - b);
-      const t = trace.times[step] ?? 0;
+      const t = trace.times[hoursOffset + step] ?? 0;
       const clock = new Date(t).toISOString().slice(5, 16).replace('T', ' ');
       out(
         `  ${clock}  load ${rate.toFixed(0).padStart(4)} req/s  serving ${serving} (capacity ${(serving * capacity).toFixed(0).padStart(4)})  warm ${series.pool[step]}  forecast ${f ? `${f.mean.toFixed(0)} [${f.lower.toFixed(0)}–${f.upper.toFixed(0)}]` : '—'}  conf ${view?.scaling?.confidence?.toFixed(2) ?? '—'}  p99 ${percentile(sorted, 99).toFixed(0)} ms  errors ${result.errors}`,
@@ -143,23 +158,28 @@ export async function runScalingDemo(
   await Promise.allSettled(inFlight);
   await dispatcher.close();
   const decisions = await e.control.decisions.list({ service: 'api', limit: 100_000 });
-  summarise(decisions, rates, servingAt, capacity, started, options.stepMs, result);
+  summarise(decisions, rates, servingAt, capacity * target, started, stepMs, result);
   writeFileSync(
     result.plotPath,
     renderPlotSvg([{ label: 'live predictive', series }], {
-      title: 'Understudy live: examples/api under four days of New York taxi traffic (compressed)',
+      title:
+        'Understudy live: examples/api under a day of New York taxi traffic (compressed), after three days of history',
       subtitle: `${result.scaleOuts} scale-outs (${result.predictiveScaleOuts} ahead of the load), ${result.promotions} warm-echo promotions, ${result.overloadSteps}/${result.steps} half-hours over capacity`,
     }),
   );
   return result;
 }
 
-/** Counts scale-outs, and for each one the forecast led, how long before the load needed it it landed. */
+/**
+ * Counts scale-outs, and for each one the forecast led, how long before the load needed it it landed:
+ * the time until the load first exceeded what the serving set before it carried at the target (when
+ * the reactive rule would have asked for it).
+ */
 function summarise(
   decisions: Decision[],
   rates: number[],
   servingAt: number[],
-  capacity: number,
+  perInstanceAtTarget: number,
   started: number,
   stepMs: number,
   result: ScalingDemoResult,
@@ -167,7 +187,7 @@ function summarise(
   for (const d of decisions) {
     if (d.kind === 'promote-echo' && d.outcome.startsWith('ok')) result.promotions++;
     if (d.kind === 'serving') result.coldStarts++;
-    if (d.kind !== 'scale-out' || d.outcome !== 'ok') continue;
+    if (d.kind !== 'scale-out' || d.outcome !== 'ok' || d.at < started) continue;
     result.scaleOuts++;
     const reactive = Number(d.inputs['reactive'] ?? 0);
     const predictive = Number(d.inputs['predictive'] ?? 0);
@@ -178,7 +198,7 @@ function summarise(
     const before = servingAt[Math.max(0, step - 1)] ?? 1;
     let need = Number.NaN;
     for (let k = step; k < rates.length; k++) {
-      if ((rates[k] ?? 0) > before * capacity * 0.9) {
+      if ((rates[k] ?? 0) > before * perInstanceAtTarget) {
         need = ((k - step) * stepMs) / 1000;
         break;
       }

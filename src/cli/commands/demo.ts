@@ -18,8 +18,6 @@ export interface DemoOptions {
   rate: number;
   /** Which parts to run. @default 'all' */
   part?: 'all' | 'failover' | 'scaling';
-  /** Scaling part: wall time per half-hour of traffic, ms. @default 400 */
-  stepMs?: number;
 }
 
 /** The example spec shipped with the package. */
@@ -115,12 +113,7 @@ async function scalingPart(options: DemoOptions, signal: AbortSignal): Promise<n
       );
       return ExitCode.Failure;
     }
-    const r = await runScalingDemo(
-      embedded,
-      { stepMs: options.stepMs ?? 400, peakRps: 180, workMs: 3 },
-      signal,
-      say,
-    );
+    const r = await runScalingDemo(embedded, { historyDays: 3, peakRps: 120, workMs: 2 }, signal, say);
     const leads = r.leadsS.filter((x) => Number.isFinite(x)).map((x) => `${x.toFixed(1)} s`);
     say(
       `demo (scaling): ${r.scaleOuts} scale-outs, ${r.predictiveScaleOuts} asked for by the forecast before the load needed them${leads.length ? ` (landing ${leads.join(', ')} ahead)` : ''}; ${r.promotions} warm-echo promotions, ${r.coldStarts} cold starts`,
