@@ -50,6 +50,14 @@ process.stdout.write(
 );
 
 const per: Record<PolicyName, ElasticityMetrics[]> = { predictive: [], hpa: [], static: [], oracle: [] };
+// Ablations of the predictive policy, same runs otherwise: what the forecast and the warm pool each add.
+const ABLATIONS = {
+  'predictive, forecast ignored (reactive + warm pool)': { minConfidence: 2 },
+  'predictive, no warm pool (forecast + cold starts)': { warmPool: false },
+} satisfies Record<string, ScenarioOptions['predictive']>;
+const ablated: Record<string, ElasticityMetrics[]> = Object.fromEntries(
+  Object.keys(ABLATIONS).map((k) => [k, []]),
+);
 const header = `${'trace'.padEnd(40)} ${pad('days', 5)} ${pad('pool', 5)}  ${POLICY_NAMES.map((p) => `${p} slo/ih/act`.padStart(24)).join('')}  ${pad('slo P/H', 8)} ${pad('ih P/H', 7)} ${pad('ih P/O', 7)} ${pad('act P/H', 8)}\n`;
 process.stdout.write(header);
 for (const path of paths) {
@@ -58,6 +66,10 @@ for (const path of paths) {
   const r = runScenario(trace, { ...SETTINGS });
   const m = (p: PolicyName): ElasticityMetrics => r.results[p]!.metrics;
   for (const p of POLICY_NAMES) per[p].push(m(p));
+  for (const [k, predictive] of Object.entries(ABLATIONS))
+    ablated[k]!.push(
+      runScenario(trace, { ...SETTINGS, policies: ['predictive'], predictive }).results.predictive!.metrics,
+    );
   const cells = POLICY_NAMES.map((p) =>
     `${f1(m(p).sloViolationMin)}/${f1(m(p).instanceHours)}/${m(p).actions}`.padStart(24),
   ).join('');
@@ -107,6 +119,13 @@ const goals: [string, number, number, boolean][] = [
   ],
   ['predictive actions / HPA < 1', P.actions / H.actions, 1, P.actions < H.actions],
 ];
+process.stdout.write('\nablations (aggregate, ratios to HPA: SLO-violation min, instance-hours, actions)\n');
+for (const [k, ms] of Object.entries(ablated)) {
+  const a = combineMetrics(ms);
+  process.stdout.write(
+    `  ${k.padEnd(52)} ${ratio(a.sloViolationMin, H.sloViolationMin).padStart(6)} ${ratio(a.instanceHours, H.instanceHours).padStart(6)} ${ratio(a.actions, H.actions).padStart(6)}\n`,
+  );
+}
 process.stdout.write('\ngoals (aggregate)\n');
 for (const [name, v, , ok] of goals)
   process.stdout.write(`  ${name.padEnd(44)} ${v.toFixed(3).padStart(7)}  ${ok ? 'met' : 'NOT met'}\n`);
