@@ -1,18 +1,8 @@
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { ApiClient } from '../../src/api/index.js';
-
-const root = fileURLToPath(new URL('../../', import.meta.url));
+import { root, startSpecUp, type SpecUp } from './spec-up.js';
 
 /** A running `understudy up` of the kv example, in its own temporary data directory. */
-export interface KvUp {
-  api: ApiClient;
-  /** Stops the control plane (and every instance) and removes the temporary directory. */
-  stop(): Promise<void>;
-}
+export type KvUp = SpecUp;
 
 /**
  * Starts `understudy up` (the built CLI, as users run it) with a kv service whose `echo:` is as given,
@@ -23,11 +13,8 @@ export async function startKvUp(
   echo: string,
   health = '{ http: { path: /healthz }, interval: 200ms, timeout: 300ms, failureThreshold: 2 }',
 ): Promise<KvUp> {
-  if (!existsSync(join(root, 'dist/cli/main.js'))) throw new Error('run `npm run build` first');
-  const work = mkdtempSync(join(tmpdir(), `understudy-bench-${name}-`));
-  const spec = join(work, 'kv.yaml');
-  writeFileSync(
-    spec,
+  return startSpecUp(
+    name,
     `services:
   - name: kv
     command: [node, server.mjs, --port, '{port}', --state, '{stateDir}']
@@ -37,23 +24,4 @@ export async function startKvUp(
     restart: { backoff: 50ms, maxRestarts: 1000 }
 `,
   );
-  const dataDir = join(work, 'data');
-  const up = spawn(process.execPath, [join(root, 'bin/understudy.js'), 'up', spec, '-d', dataDir], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  const exited = new Promise((r) => up.once('exit', r));
-  const stop = async (): Promise<void> => {
-    up.kill('SIGINT');
-    await exited;
-    rmSync(work, { recursive: true, force: true });
-  };
-  const deadline = Date.now() + 20_000;
-  while (!existsSync(join(dataDir, 'api.json'))) {
-    if (Date.now() > deadline || up.exitCode !== null) {
-      await stop();
-      throw new Error('the control plane did not start');
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return { api: ApiClient.fromDataDir(dataDir), stop };
 }
