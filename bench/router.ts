@@ -6,7 +6,7 @@
 // bursts of 50 — the instantaneous load is saturation, not half of it) is reported for information.
 // `npm run bench -- router [--quick]`; last line is one JSON object.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -181,6 +181,29 @@ interface LoadResult {
   p50Ms: number;
   p99Ms: number;
   errors: number;
+  /** CPU time of the proxy (the backend, for `direct`) per request, µs, all its threads. */
+  cpuUsPerReq: number;
+  /**
+   * Time its threads were runnable but waiting for a CPU, per request, µs (/proc schedstat): how much
+   * of the latency is the scheduler's, i.e. the other load on the machine.
+   */
+  runQueueWaitUsPerReq: number;
+}
+
+/** CPU time and run-queue wait (ns) of all threads of a process so far; NaN when unreadable. */
+function schedNs(pid: number | undefined): { run: number; wait: number } {
+  try {
+    let run = 0;
+    let wait = 0;
+    for (const t of readdirSync(`/proc/${pid}/task`)) {
+      const [r, w] = readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ').map(Number);
+      run += r ?? NaN;
+      wait += w ?? NaN;
+    }
+    return { run, wait };
+  } catch {
+    return { run: NaN, wait: NaN };
+  }
 }
 
 type Pacing = 'poisson' | 'lockstep';
@@ -195,7 +218,7 @@ type Pacing = 'poisson' | 'lockstep';
  * process at `rate`. `lockstep`: a constant think time; the connections start together and stay in
  * phase, so requests arrive in bursts of `connections` — a measure of burst absorption, not of half load.
  */
-function pacedLoad(port: number, rate: number, pacing: Pacing): LoadResult {
+function pacedLoad(port: number, pid: number | undefined, rate: number, pacing: Pacing): LoadResult {
   const meanMs = (1000 * HALF_LOAD_CONNECTIONS) / rate;
   const delayMs = Math.max(1, Math.round(meanMs));
   const script = join(dir, `delay-${pacing}-${delayMs}.lua`);
@@ -205,6 +228,7 @@ function pacedLoad(port: number, rate: number, pacing: Pacing): LoadResult {
       ? `function delay()\n  return ${delayMs}\nend\n`
       : `math.randomseed(42)\nfunction delay()\n  return math.floor(-${meanMs.toFixed(3)} * math.log(1 - math.random()) + 0.5)\nend\n`,
   );
+  const s0 = schedNs(pid);
   const r = spawnSync(
     'wrk',
     [
@@ -218,8 +242,17 @@ function pacedLoad(port: number, rate: number, pacing: Pacing): LoadResult {
     ],
     { encoding: 'utf8' },
   );
+  const s1 = schedNs(pid);
   const w = parseWrk(r.stdout);
-  return { rate, achievedRps: w.rps, p50Ms: w.p50Ms, p99Ms: w.p99Ms, errors: w.errors };
+  return {
+    rate,
+    achievedRps: w.rps,
+    p50Ms: w.p50Ms,
+    p99Ms: w.p99Ms,
+    errors: w.errors,
+    cpuUsPerReq: (s1.run - s0.run) / 1000 / w.requests,
+    runQueueWaitUsPerReq: (s1.wait - s0.wait) / 1000 / w.requests,
+  };
 }
 
 const round2 = (x: number): number => Math.round(x * 100) / 100;
@@ -310,7 +343,7 @@ function halfLoad(pacing: Pacing, rounds: number): HalfLoad {
   for (let round = 0; round < rounds; round++) {
     for (let i = 0; i < halfNames.length; i++) {
       const n = halfNames[(i + round) % halfNames.length] as HalfName;
-      runs[n].push(pacedLoad(targets[n], halfRate, pacing));
+      runs[n].push(pacedLoad(targets[n], procs[n].pid, halfRate, pacing));
     }
   }
   const of = (rs: LoadResult[]): LoadResult => ({
@@ -319,6 +352,8 @@ function halfLoad(pacing: Pacing, rounds: number): HalfLoad {
     achievedRps: Math.round(median(rs.map((r) => r.achievedRps))),
     p50Ms: round2(median(rs.map((r) => r.p50Ms))),
     p99Ms: round2(median(rs.map((r) => r.p99Ms))),
+    cpuUsPerReq: round2(median(rs.map((r) => r.cpuUsPerReq))),
+    runQueueWaitUsPerReq: round2(median(rs.map((r) => r.runQueueWaitUsPerReq))),
   });
   const p99s = (n: HalfName): number[] => runs[n].map((r) => round2(r.p99Ms));
   const added = (n: HalfName): number =>
@@ -375,7 +410,7 @@ for (const h of [half, lockstep]) {
   for (const n of halfNames) {
     const r = h[n];
     process.stdout.write(
-      `  ${n.padEnd(12)} achieved ${pad(r.achievedRps, 6)} req/s  p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  errors ${r.errors}  p99 per round [${h.p99sMs[n].join(', ')}]\n`,
+      `  ${n.padEnd(12)} achieved ${pad(r.achievedRps, 6)} req/s  p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  errors ${r.errors}  cpu ${r.cpuUsPerReq.toFixed(0)} µs/req  run-queue wait ${r.runQueueWaitUsPerReq.toFixed(0)} µs/req  p99 per round [${h.p99sMs[n].join(', ')}]\n`,
     );
   }
   process.stdout.write(
