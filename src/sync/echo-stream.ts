@@ -36,8 +36,25 @@ export interface SyncStats {
   readonly errors: number;
   readonly lastError: string | null;
   /** Initial (full) sync progress, null once complete. */
-  readonly initialSync: { readonly doneBytes: number; readonly totalBytes: number } | null;
+  readonly initialSync: InitialSyncProgress | null;
 }
+
+/** How far an echo's initial (full) sync is. */
+export interface InitialSyncProgress {
+  /** Content bytes applied on the echo (acknowledged batches). */
+  readonly doneBytes: number;
+  /** Content bytes sent so far, applied or not (advances per data frame, ahead of `doneBytes`). */
+  readonly sentBytes: number;
+  /** Content bytes to make current. */
+  readonly totalBytes: number;
+  /** Files applied on the echo. */
+  readonly doneFiles: number;
+  /** Files to make current. */
+  readonly totalFiles: number;
+}
+
+/** Shortest interval between two `progress` events while data frames go out. */
+const PROGRESS_EVERY_MS = 100;
 
 /** A DATA frame's raw bytes and, once compressed for the first send, its header and body. */
 interface DataChunk {
@@ -79,6 +96,8 @@ interface Outgoing {
   readonly data: DataChunk[];
   readonly raw: number;
   readonly contentBytes: number;
+  /** Bytes of the data stream (records of every file). */
+  readonly dataBytes: number;
   readonly changeTime: number;
   readonly files: number;
   trace?: { changeAt: number[]; cutAt: number; builtAt: number; sentAt: number };
@@ -123,7 +142,8 @@ export class EchoStream {
   #closed = false;
   #lastBatchAt = performance.now();
   #lastAckAt = -Infinity;
-  #initial: { doneBytes: number; totalBytes: number } | null = null;
+  #initial: { -readonly [K in keyof InitialSyncProgress]: InitialSyncProgress[K] } | null = null;
+  #progressAt = 0;
   #rate: { t: number; bytes: number; files: number }[] = [];
   #c = {
     wire: 0,
@@ -179,7 +199,7 @@ export class EchoStream {
   }
 
   /** Loads the echo's manifest as the view and schedules a full comparison (initial sync). */
-  loadManifest(entries: readonly ManifestEntry[], totalBytes: number): void {
+  loadManifest(entries: readonly ManifestEntry[], totalBytes: number, totalFiles = 0): void {
     this.view.clear();
     for (const e of entries) {
       if (e.type === 'file')
@@ -195,7 +215,7 @@ export class EchoStream {
       else if (e.type === 'dir') this.view.set(e.path, { type: 'dir', mode: e.mode });
       else this.view.set(e.path, { type: 'symlink', target: e.target });
     }
-    this.#initial = { doneBytes: 0, totalBytes };
+    this.#initial = { doneBytes: 0, sentBytes: 0, totalBytes, doneFiles: 0, totalFiles };
     this.emit('progress', { echo: this.echo, ...this.#initial, done: false });
     this.markDirty('', true);
   }
@@ -233,11 +253,12 @@ export class EchoStream {
           ...b.trace,
           ackedAt: nowMs(),
         } satisfies BatchTrace);
-      if (this.#initial)
-        this.#initial.doneBytes = Math.min(
-          this.#initial.totalBytes,
-          this.#initial.doneBytes + b.contentBytes,
-        );
+      const init = this.#initial;
+      if (init) {
+        init.doneBytes = Math.min(init.totalBytes, init.doneBytes + b.contentBytes);
+        init.sentBytes = Math.max(init.sentBytes, init.doneBytes);
+        init.doneFiles = Math.min(init.totalFiles, init.doneFiles + b.files);
+      }
     }
     this.#checkInitialDone();
     this.emit('stats', this.stats());
@@ -246,7 +267,8 @@ export class EchoStream {
 
   #checkInitialDone(): void {
     if (this.#initial && this.#unacked.length === 0 && this.#dirty.size === 0 && !this.#building) {
-      this.#initial.doneBytes = this.#initial.totalBytes;
+      this.#initial.doneBytes = this.#initial.sentBytes = this.#initial.totalBytes;
+      this.#initial.doneFiles = this.#initial.totalFiles;
       this.emit('progress', { echo: this.echo, ...this.#initial, done: true });
       this.#initial = null;
     } else if (this.#initial) this.emit('progress', { echo: this.echo, ...this.#initial, done: false });
@@ -410,7 +432,16 @@ export class EchoStream {
     const raw = meta.length + built.dataBytes;
     this.#c.raw += raw;
     this.#c.payload += mc.body.length;
-    return { seq, batch, data, raw, contentBytes: built.contentBytes, changeTime, files: built.files };
+    return {
+      seq,
+      batch,
+      data,
+      raw,
+      contentBytes: built.contentBytes,
+      dataBytes: built.dataBytes,
+      changeTime,
+      files: built.files,
+    };
   }
 
   /**
@@ -442,12 +473,25 @@ export class EchoStream {
       for (const d of b.data) {
         await this.#prepare(b.seq, d, state);
         await conn.send(FrameType.Data, d.header as Buffer, d.body as Buffer);
+        this.#sent(b, d.raw.length);
       }
       await conn.send(FrameType.BatchEnd, new ByteWriter(10).varint(b.seq).finish());
       if (b.trace) b.trace.sentAt = nowMs();
     } finally {
       this.#sending = false;
     }
+  }
+
+  /** Counts a data frame of an initial-sync batch as sent; a `progress` event at most every 100 ms. */
+  #sent(b: Outgoing, dataBytes: number): void {
+    const init = this.#initial;
+    if (!init || b.dataBytes === 0) return;
+    const share = (b.contentBytes * dataBytes) / b.dataBytes;
+    init.sentBytes = Math.min(init.totalBytes, init.sentBytes + share);
+    const now = performance.now();
+    if (now - this.#progressAt < PROGRESS_EVERY_MS) return;
+    this.#progressAt = now;
+    this.emit('progress', { echo: this.echo, ...init, done: false });
   }
 
   async close(): Promise<void> {

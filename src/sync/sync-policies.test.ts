@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { SyncSource } from './sync-source.js';
+import type { InitialSyncProgress } from './echo-stream.js';
 import type { SyncSourceOptions } from './sync-options.js';
 import { SyncTarget, type AppliedEvent } from './sync-target.js';
 import { verifyTrees } from './verify-trees.js';
@@ -114,9 +115,48 @@ describe('priorities and triggers', () => {
     expect(progress.at(-1)).toEqual({
       echo: 'echo',
       doneBytes: 1_000_000,
+      sentBytes: 1_000_000,
       totalBytes: 1_000_000,
+      doneFiles: 5,
+      totalFiles: 5,
       done: true,
     });
+  });
+
+  it('reports bytes sent within a batch before the batch is applied, never behind what is applied', async () => {
+    const base = await mkdtemp(join(tmpdir(), 'us-sync-policy-'));
+    const a = join(base, 'primary');
+    await mkdir(a);
+    await writeFile(join(a, 'big.bin'), randomBytes(6 << 20));
+    // Small data frames and a bandwidth cap spread the one batch over several progress events.
+    const source = await SyncSource.create({
+      dir: a,
+      key: KEY,
+      scanIntervalMs: 0,
+      frameDataBytes: 256 * 1024,
+      bandwidthBytesPerSec: 12 << 20,
+    });
+    const progress: InitialSyncProgress[] = [];
+    source.on('progress', (p: InitialSyncProgress) => progress.push(p));
+    const target = await SyncTarget.create({
+      dir: join(base, 'echo'),
+      key: KEY,
+      port: source.port,
+      durable: false,
+    });
+    cleanups.push(async () => {
+      await target.close();
+      await source.close();
+      await rm(base, { recursive: true, force: true });
+    });
+    const until = Date.now() + 10_000;
+    while (progress.at(-1)?.doneFiles !== 1 && Date.now() < until)
+      await new Promise((r) => setTimeout(r, 20));
+    const during = progress.filter((p) => p.sentBytes > 0 && p.doneBytes === 0);
+    expect(during.length).toBeGreaterThan(1);
+    expect(progress.every((p) => p.sentBytes >= p.doneBytes && p.sentBytes <= p.totalBytes)).toBe(true);
+    const sent = during.map((p) => p.sentBytes);
+    expect(sent).toEqual([...sent].sort((x, y) => x - y));
   });
 });
 

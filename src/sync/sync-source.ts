@@ -6,7 +6,7 @@ import { lstat, mkdir } from 'node:fs/promises';
 import { UnderstudyError, ErrorCode, isUnderstudyError } from '../errors/index.js';
 import { ChangeWatcher } from './change-watcher.js';
 import { ContentPool } from './content-pool.js';
-import { EchoStream, type SyncStats } from './echo-stream.js';
+import { EchoStream, type InitialSyncProgress, type SyncStats } from './echo-stream.js';
 import { deriveSessionKey, FrameType, type Frame } from './frame-codec.js';
 import { FramedConnection } from './framed-connection.js';
 import { globToRegExp } from './glob.js';
@@ -24,10 +24,8 @@ import { TokenBucket } from './token-bucket.js';
 import { childPath, listDir, readEntry } from './tree-scan.js';
 
 /** Initial sync progress of one echo. */
-export interface SyncProgress {
+export interface SyncProgress extends InitialSyncProgress {
   readonly echo: string;
-  readonly doneBytes: number;
-  readonly totalBytes: number;
   readonly done: boolean;
 }
 
@@ -190,7 +188,7 @@ export class SyncSource extends EventEmitter {
               this.#initialBytes(manifest).then(
                 (total) => {
                   if (conn.closed) return;
-                  s.loadManifest(manifest, total);
+                  s.loadManifest(manifest, total.bytes, total.files);
                   s.attach(conn, 0);
                 },
                 (err: unknown) => conn.close(err as Error),
@@ -218,11 +216,12 @@ export class SyncSource extends EventEmitter {
     );
   }
 
-  /** Bytes the initial sync has to make current: files absent from the manifest or of another size. */
-  async #initialBytes(manifest: readonly ManifestEntry[]): Promise<number> {
+  /** Bytes and files the initial sync has to make current: files absent from the manifest or of another size. */
+  async #initialBytes(manifest: readonly ManifestEntry[]): Promise<{ bytes: number; files: number }> {
     const sizes = new Map<string, number>();
     for (const e of manifest) if (e.type === 'file') sizes.set(e.path, e.size);
     let total = 0;
+    let files = 0;
     const walk = async (dir: string): Promise<void> => {
       for (const name of await listDir(this.#opts.dir, dir)) {
         const p = childPath(dir, name);
@@ -230,11 +229,14 @@ export class SyncSource extends EventEmitter {
         const e = await readEntry(this.#opts.dir, p);
         if (e === null || e === 'special') continue;
         if (e.type === 'dir') await walk(p);
-        else if (e.type === 'file' && sizes.get(p) !== e.size) total += e.size;
+        else if (e.type === 'file' && sizes.get(p) !== e.size) {
+          total += e.size;
+          files++;
+        }
       }
     };
     await walk('');
-    return total;
+    return { bytes: total, files };
   }
 
   /** Stops serving and watching. Idempotent. */
