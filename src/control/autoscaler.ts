@@ -72,6 +72,8 @@ function smooth(prev: ShadowSignal | undefined, next: ShadowSignal | undefined):
 const CAPACITY_MIN_UTILISATION = 0.15;
 /** Samples averaged for the measured capacity. */
 const CAPACITY_SAMPLES = 5;
+/** Loaded samples the measured capacity is the median of. */
+const CAPACITY_WINDOW = 30;
 
 /**
  * The live half of predictive scaling for one service: samples the router's request rate (and the CPU
@@ -85,7 +87,7 @@ const CAPACITY_SAMPLES = 5;
 export class ServiceAutoscaler {
   readonly #spec: ServiceSpec;
   readonly #host: AutoscalerHost;
-  #scaler: PredictiveScaler | undefined;
+  #scaler: PredictiveScaler;
   #capacity: AutoscalerView['capacity'];
   readonly #capacitySamples: number[] = [];
   #lastRequests: number | undefined;
@@ -107,10 +109,10 @@ export class ServiceAutoscaler {
   constructor(spec: ServiceSpec, host: AutoscalerHost) {
     this.#spec = spec;
     this.#host = host;
-    if (spec.scaling.capacity !== undefined) {
+    if (spec.scaling.capacity !== undefined)
       this.#capacity = { perInstance: spec.scaling.capacity, source: 'spec' };
-      this.#scaler = this.#createScaler(spec.scaling.capacity);
-    }
+    // The forecaster learns the load from the first sample; decisions wait for a capacity.
+    this.#scaler = this.#createScaler();
   }
 
   /** Whether a service scales or forecasts at all (else no autoscaler is made). */
@@ -118,10 +120,11 @@ export class ServiceAutoscaler {
     return spec.scaling.max > spec.scaling.min || spec.shadow.count > 0 || spec.shadow.onForecast;
   }
 
-  #createScaler(capacity: number): PredictiveScaler {
+  /** Each decision passes the current capacity; the option only has to be valid. */
+  #createScaler(): PredictiveScaler {
     const s = this.#spec.scaling;
     return new PredictiveScaler({
-      capacityPerInstance: capacity,
+      capacityPerInstance: this.#capacity?.perInstance ?? 1,
       targetUtilization: s.target,
       stepMs: s.step,
       decisionIntervalMs: s.interval,
@@ -165,12 +168,11 @@ export class ServiceAutoscaler {
    * Feeds past load (requests/s at past times, oldest first) to the forecaster, as a metrics system
    * would (AWS predictive scaling reads 24 h of CloudWatch history the same way), so that forecasts
    * start from the first minute. The forecaster starts afresh from the history (what it learnt from
-   * live samples so far is dropped). Returns the number of samples taken; 0 while the capacity is unknown.
+   * live samples so far is dropped). Returns the number of samples taken.
    */
   importHistory(samples: ReadonlyArray<{ at: number; load: number }>, now: number): number {
-    if (!this.#capacity) return 0;
-    // A fresh forecaster: the live samples seen so far are older than nothing in the history.
-    const scaler = this.#createScaler(this.#capacity.perInstance);
+    // A fresh forecaster: the live samples it has seen are newer than the history.
+    const scaler = this.#createScaler();
     this.#scaler = scaler;
     let taken = 0;
     for (const s of samples) {
@@ -218,36 +220,47 @@ export class ServiceAutoscaler {
       const usage = await measureShadows(this.#host.runtime, serving, mine, this.#spec.shadow.sample);
       this.#shadow = smooth(this.#shadow, usage.signal);
       this.#watchShadow(now);
-      if (!this.#scaler) this.#measureCapacity(usage.servingUtilisation, now);
+      if (this.#capacity?.source !== 'spec') this.#measureCapacity(usage.servingUtilisation, now);
     }
     const scaler = this.#scaler;
-    if (!scaler) return;
     scaler.observe(now, this.#load);
-    if (now < this.#nextDecisionAt || this.#host.busy(this.#spec.name)) return;
+    const capacity = this.#capacity?.perInstance;
+    if (capacity === undefined || now < this.#nextDecisionAt || this.#host.busy(this.#spec.name)) return;
     this.#nextDecisionAt = now + this.#spec.scaling.interval;
-    await this.#decide(scaler, now, mine);
+    await this.#decide(scaler, capacity, now, mine);
   }
 
-  /** Capacity per instance = requests/s ÷ serving utilisation, averaged over a few loaded samples. */
+  /**
+   * Capacity per instance = requests/s ÷ serving utilisation: the median of the last loaded samples,
+   * kept up to date (a new release may cost more per request). Recorded when first known and whenever
+   * it moves by more than a quarter.
+   */
   #measureCapacity(utilisation: number, now: number): void {
     if (utilisation < CAPACITY_MIN_UTILISATION || this.#load <= 0) return;
     this.#capacitySamples.push(this.#load / utilisation);
+    if (this.#capacitySamples.length > CAPACITY_WINDOW) this.#capacitySamples.shift();
     if (this.#capacitySamples.length < CAPACITY_SAMPLES) return;
     const sorted = [...this.#capacitySamples].sort((a, b) => a - b);
     const perInstance = sorted[Math.floor(sorted.length / 2)] ?? 0;
+    const before = this.#capacity?.perInstance;
     this.#capacity = { perInstance, source: 'measured' };
-    this.#scaler = this.#createScaler(perInstance);
+    if (before !== undefined && Math.abs(perInstance - before) <= before * 0.25) return;
     this.#host.decisions.record({
       kind: 'capacity',
       service: this.#spec.name,
       what: `capacity of one serving instance: ${perInstance.toFixed(1)} requests/s at 100 %`,
-      why: `measured: median of ${sorted.length} samples of the router's request rate over the serving instances' CPU utilisation (scaling.capacity is not set)`,
+      why: `measured: median of the last ${sorted.length} samples of the router's request rate over the serving instances' CPU utilisation (scaling.capacity is not set)${before !== undefined ? `; was ${before.toFixed(1)}` : ''}`,
       inputs: { samples: sorted, at: now },
       outcome: 'recorded',
     });
   }
 
-  async #decide(scaler: PredictiveScaler, now: number, mine: InstanceRecord[]): Promise<void> {
+  async #decide(
+    scaler: PredictiveScaler,
+    capacity: number,
+    now: number,
+    mine: InstanceRecord[],
+  ): Promise<void> {
     const counted = mine.filter((i) => i.phase !== 'failed' && i.phase !== 'stopped');
     const servingAll = counted.filter((i) => i.role === 'primary');
     const pool = counted.filter((i) => i.role === 'echo');
@@ -257,6 +270,7 @@ export class ServiceAutoscaler {
       pool: pool.length,
       poolReady: poolReady.length,
       load: this.#load,
+      capacityPerInstance: capacity,
     });
     this.#forecast = d.forecast;
     this.#confidence = d.confidence;

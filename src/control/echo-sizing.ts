@@ -1,5 +1,5 @@
 import type { ServiceSpec } from '../config/index.js';
-import { decideVertical, resolveVerticalPolicyOptions } from '../policy/index.js';
+import { decideVertical, resolveVerticalPolicyOptions, type VerticalInstance } from '../policy/index.js';
 import type { ResourceLimits, Runtime } from '../runtime/index.js';
 import type { DecisionLog } from './decision-log.js';
 import type { InstanceRecord } from './records.js';
@@ -7,17 +7,31 @@ import type { InstanceRecord } from './records.js';
 const MIB = 1024 * 1024;
 /** Minimum time between two resizes of one echo, ms. */
 const ECHO_RESIZE_COOLDOWN_MS = 10_000;
+/** Minimum time between two resizes of one serving instance, ms. */
+const SERVING_RESIZE_COOLDOWN_MS = 60_000;
+/** A serving instance is resized only once it has run this long, ms. */
+const SERVING_SETTLE_MS = 5_000;
+
+/** CPU and memory use of a serving instance as fractions of its limits. */
+export interface ServingUsage {
+  cpuUtilization: number;
+  memoryUtilization: number;
+}
 
 /**
- * Seed 000: echoes start minimal (`resources.echoFraction` of the serving limits) and grow with their
- * primary's utilisation, so a promoted echo is already large when the primary is busy. Applies the
- * vertical policy's echo decisions through the runtime's cgroups, each recorded as a decision.
- * Serving instances are not resized here (yet). Returns the records it resized.
+ * Vertical sizing through the runtime's cgroups, each resize recorded as a decision:
+ * - Seed 000: echoes start minimal (`resources.echoFraction` of the serving limits) and grow with their
+ *   busiest primary's utilisation, so a promoted echo is already large when the primary is busy.
+ * - Seed 002 (scaling granularity: the CPU and memory of existing instances): a serving instance grows
+ *   by 1.5× above 85 % CPU (or 90 % memory) and shrinks below 30 % CPU, between ¼ and 2× the spec's
+ *   limits — only for a service whose serving count is fixed (`scaling.min == max`), so that vertical
+ *   and horizontal scaling never act on the same signal (the Kubernetes VPA/HPA rule).
+ * Returns the records it resized.
  */
-export async function sizeEchoes(
+export async function sizeInstances(
   spec: ServiceSpec,
   instances: readonly InstanceRecord[],
-  primaryUtilization: number,
+  usage: ReadonlyMap<string, ServingUsage>,
   runtime: Runtime,
   decisions: DecisionLog,
   lastResize: Map<string, number>,
@@ -25,38 +39,41 @@ export async function sizeEchoes(
 ): Promise<InstanceRecord[]> {
   const { cpu, memory, echoFraction } = spec.resources;
   if (cpu === undefined || memory === undefined || !runtime.limitsSupport().supported) return [];
-  const options = resolveVerticalPolicyOptions({
-    fullCpuMillis: cpu * 1000,
-    fullMemoryMiB: memory / MIB,
-    echoMinFraction: echoFraction,
-    cooldownMs: ECHO_RESIZE_COOLDOWN_MS,
-  });
-  const echoes = instances.filter(
-    (i) => i.role === 'echo' && i.phase === 'running' && runtime.get(i.id) !== undefined,
-  );
-  const view = [
-    {
-      id: '(primary)',
-      role: 'primary' as const,
-      cpuMillis: cpu * 1000,
-      memoryMiB: memory / MIB,
-      cpuUtilization: primaryUtilization,
-      memoryUtilization: 0,
-      lastResizeAt: now,
-    },
-    ...echoes.map((e) => ({
-      id: e.id,
-      role: 'echo' as const,
-      cpuMillis: Math.round((e.limits.cpu ?? cpu * echoFraction) * 1000),
-      memoryMiB: Math.round((e.limits.memoryBytes ?? memory * echoFraction) / MIB),
-      cpuUtilization: 0,
-      memoryUtilization: 0,
-      ...(lastResize.has(e.id) ? { lastResizeAt: lastResize.get(e.id) ?? 0 } : {}),
-    })),
-  ];
+  const live = (i: InstanceRecord): boolean => i.phase === 'running' && runtime.get(i.id) !== undefined;
+  const echoes = instances.filter((i) => i.role === 'echo' && live(i));
+  // A process just started is not judged on its start-up: its first samples average in the idle start.
+  const settled = (i: InstanceRecord): boolean => now - (i.startedAt ?? 0) >= SERVING_SETTLE_MS;
+  const serving = instances.filter((i) => i.role === 'primary' && live(i) && usage.has(i.id));
+  const view = (i: InstanceRecord, role: 'primary' | 'echo'): VerticalInstance => {
+    const u = usage.get(i.id);
+    return {
+      id: i.id,
+      role,
+      cpuMillis: Math.round((i.limits.cpu ?? cpu * (role === 'echo' ? echoFraction : 1)) * 1000),
+      memoryMiB: Math.round((i.limits.memoryBytes ?? memory * (role === 'echo' ? echoFraction : 1)) / MIB),
+      cpuUtilization: u?.cpuUtilization ?? 0,
+      memoryUtilization: u?.memoryUtilization ?? 0,
+      ...(lastResize.has(i.id) ? { lastResizeAt: lastResize.get(i.id) ?? 0 } : {}),
+    };
+  };
+  const all = [...serving.map((i) => view(i, 'primary')), ...echoes.map((i) => view(i, 'echo'))];
+  const base = { fullCpuMillis: cpu * 1000, fullMemoryMiB: memory / MIB, echoMinFraction: echoFraction };
+  const wanted = decideVertical(
+    resolveVerticalPolicyOptions({ ...base, cooldownMs: ECHO_RESIZE_COOLDOWN_MS }),
+    all,
+    now,
+  ).filter((d) => echoes.some((e) => e.id === d.instance));
+  if (spec.scaling.min === spec.scaling.max)
+    wanted.push(
+      ...decideVertical(
+        resolveVerticalPolicyOptions({ ...base, cooldownMs: SERVING_RESIZE_COOLDOWN_MS }),
+        all,
+        now,
+      ).filter((d) => serving.some((p) => p.id === d.instance && settled(p))),
+    );
   const resized: InstanceRecord[] = [];
-  for (const d of decideVertical(options, view, now)) {
-    const rec = echoes.find((e) => e.id === d.instance);
+  for (const d of wanted) {
+    const rec = instances.find((e) => e.id === d.instance);
     if (!rec) continue;
     const limits: ResourceLimits = {
       cpu: d.to / 1000,
@@ -66,9 +83,9 @@ export async function sizeEchoes(
       kind: 'resize',
       service: spec.name,
       instance: rec.id,
-      what: `resize echo ${rec.id} to ${limits.cpu?.toFixed(2)} CPU / ${Math.round((limits.memoryBytes ?? 0) / MIB)} MiB`,
+      what: `resize ${rec.role === 'echo' ? 'echo' : 'serving instance'} ${rec.id} to ${limits.cpu?.toFixed(2)} CPU / ${Math.round((limits.memoryBytes ?? 0) / MIB)} MiB`,
       why: d.reason,
-      inputs: { primaryUtilization, from: rec.limits, to: limits },
+      inputs: { utilization: d.inputs.utilization, from: rec.limits, to: limits },
       outcome: 'pending',
     });
     lastResize.set(rec.id, now);

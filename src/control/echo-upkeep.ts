@@ -1,7 +1,7 @@
 import type { ServiceSpec } from '../config/index.js';
 import type { Runtime } from '../runtime/index.js';
 import type { DecisionLog } from './decision-log.js';
-import { sizeEchoes } from './echo-sizing.js';
+import { sizeInstances, type ServingUsage } from './echo-sizing.js';
 import type { Decision, InstanceRecord } from './records.js';
 
 const SYNC_TROUBLE_LIMIT = 5;
@@ -66,21 +66,32 @@ export class EchoUpkeep {
       .catch((err: unknown) => this.host.decisions.settle(decision, `failed: ${(err as Error).message}`));
   }
 
-  /** Samples each primary's CPU utilisation and resizes the echoes to follow it. */
+  /**
+   * Samples each serving instance's CPU and memory use, and resizes echoes (and the serving instances
+   * of a service with a fixed serving count) to follow it.
+   */
   async sample(): Promise<void> {
+    const usage = new Map<string, ServingUsage>();
+    const busiest = new Map<string, number>();
     for (const rec of this.host.instances()) {
       if (rec.role !== 'primary' || rec.phase !== 'running') continue;
       const stats = await this.host.runtime.stats(rec.id).catch(() => undefined);
-      if (stats)
-        this.#utilisation.set(rec.service, Math.min(1, stats.cpuPercent / 100 / (rec.limits.cpu ?? 1)));
+      if (!stats) continue;
+      const cpuUtilization = Math.min(1, stats.cpuPercent / 100 / (rec.limits.cpu ?? 1));
+      const memoryUtilization = rec.limits.memoryBytes
+        ? Math.min(1, stats.rssBytes / rec.limits.memoryBytes)
+        : 0;
+      usage.set(rec.id, { cpuUtilization, memoryUtilization });
+      busiest.set(rec.service, Math.max(busiest.get(rec.service) ?? 0, cpuUtilization));
     }
+    for (const [service, u] of busiest) this.#utilisation.set(service, u);
     for (const spec of this.host.specs) {
       if (this.host.closed() || this.host.failoverBusy(spec.name)) continue;
       const mine = this.host.instances().filter((i) => i.service === spec.name);
-      const resized = await sizeEchoes(
+      const resized = await sizeInstances(
         spec,
         mine,
-        this.utilisation(spec.name),
+        usage,
         this.host.runtime,
         this.host.decisions,
         this.#lastResize,

@@ -43,9 +43,46 @@ describe.skipIf(!limitsSupported)('echo sizing', { timeout: 60_000 }, () => {
       await waitFor(async () => (await echoLimits()) !== undefined, 10_000, up.output);
       expect(await echoLimits()).toBeCloseTo(0.25, 2);
       await waitFor(async () => ((await echoLimits()) ?? 0) > 0.3, 20_000, up.output);
-      const resize = (await api.events({ service: 'busy', limit: 1000 })).find((e) => e.kind === 'resize');
+      const echoId = (await api.instances()).find((i) => i.role === 'echo')?.id;
+      const resize = (await api.events({ service: 'busy', limit: 1000 })).find(
+        (e) => e.kind === 'resize' && e.instance === echoId,
+      );
       expect(resize?.outcome).toBe('ok');
       expect(resize?.why).toMatch(/echo sized to \d+ % of full: primary utilisation \d+ %/);
+    } finally {
+      up.child.kill('SIGINT');
+      await up.exited;
+      expect(processesWithEnv('US_TEST_TAG', tag)).toEqual([]);
+    }
+  });
+
+  it('grows a serving instance that runs at its CPU limit when its serving count is fixed', async () => {
+    const tag = randomUUID();
+    const file = join(work, 'spin.yaml');
+    writeFileSync(
+      file,
+      `services:
+  - name: spin
+    command: [node, -e, "for (;;) {}"]
+    ports: {}
+    env: { US_TEST_TAG: ${tag} }
+    echo: { count: 0 }
+    resources: { cpu: 0.2, memory: 256Mi }
+`,
+    );
+    const dataDir = join(work, 'data-spin');
+    const up = await startUp(file, dataDir);
+    try {
+      const api = ApiClient.fromDataDir(dataDir);
+      const cpu = async (): Promise<number | undefined> =>
+        (await api.instances()).find((i) => i.role === 'primary')?.limits.cpu;
+      await waitFor(async () => (await cpu()) !== undefined, 10_000, up.output);
+      expect(await cpu()).toBeCloseTo(0.2, 2);
+      await waitFor(async () => ((await cpu()) ?? 0) > 0.25, 20_000, up.output);
+      expect(await cpu()).toBeCloseTo(0.3, 2);
+      const resize = (await api.events({ service: 'spin', limit: 1000 })).find((e) => e.kind === 'resize');
+      expect(resize?.what).toMatch(/^resize serving instance spin-1 to 0\.30 CPU/);
+      expect(resize?.why).toMatch(/CPU \d+ %.*grow above 85 %/);
     } finally {
       up.child.kill('SIGINT');
       await up.exited;

@@ -27,8 +27,13 @@ function spec(tag: string, extra: string): string {
 ${extra}`;
 }
 
-/** Open-loop load: `rate` GET /work?ms=1 per second until `stop` aborts. */
-async function drive(base: string, rate: number, stop: AbortSignal): Promise<{ ok: number; failed: number }> {
+/** Open-loop load: `rate` GET /work?ms=`ms` per second until `stop` aborts. */
+async function drive(
+  base: string,
+  rate: number,
+  stop: AbortSignal,
+  ms = 1,
+): Promise<{ ok: number; failed: number }> {
   const dispatcher = new Agent({ connections: 32 });
   const totals = { ok: 0, failed: 0 };
   const inFlight = new Set<Promise<void>>();
@@ -37,7 +42,7 @@ async function drive(base: string, rate: number, stop: AbortSignal): Promise<{ o
   while (!stop.aborted) {
     const due = Math.floor(((Date.now() - started) / 1000) * rate);
     for (; n < due; n++) {
-      const p = request(`${base}/work?ms=1`, { dispatcher })
+      const p = request(`${base}/work?ms=${ms}`, { dispatcher })
         .then(async (res) => {
           await res.body.dump();
           if (res.statusCode === 200) totals.ok++;
@@ -132,15 +137,12 @@ describe('horizontal scaling, live', { timeout: 120_000 }, () => {
     }
   });
 
-  it('mirrors traffic to a shadow with a fraction of the resources and measures shadow against live', async () => {
+  it('mirrors traffic to a shadow with a fraction of the resources, measures shadow against live, and measures the capacity', async () => {
     const tag = randomUUID();
     const file = join(work, 'shadow.yaml');
     writeFileSync(
       file,
-      spec(
-        tag,
-        `    shadow: { count: 1, sample: 1 }\n    scaling: { capacity: 50, step: 500ms, interval: 500ms }\n`,
-      ),
+      spec(tag, `    shadow: { count: 1, sample: 1 }\n    scaling: { step: 500ms, interval: 500ms }\n`),
     );
     const dataDir = join(work, 'data-shadow');
     const up = await startUp(file, dataDir, { US_TEST_TAG: tag });
@@ -157,8 +159,13 @@ describe('horizontal scaling, live', { timeout: 120_000 }, () => {
       const shadow = await find('shadow');
       const svc = (await api.services()).find((s) => s.name === 'api');
       const base = `http://${svc?.dataPlane?.address ?? ''}`;
-      const load = drive(base, 30, stop.signal);
-      await new Promise((r) => setTimeout(r, 3000));
+      // 30 requests/s of 6 ms: about 0.18 of a core, enough to measure what one instance handles.
+      const load = drive(base, 30, stop.signal, 6);
+      await waitFor(
+        async () => (await api.services()).find((s) => s.name === 'api')?.scaling?.capacity !== undefined,
+        20_000,
+        up.output,
+      );
       stop.abort();
       const totals = await load;
       expect(totals.failed).toBe(0);
@@ -171,6 +178,12 @@ describe('horizontal scaling, live', { timeout: 120_000 }, () => {
       expect(view?.desired).toEqual({ primaries: 1, echoes: 1, shadows: 1 });
       expect(view?.scaling?.shadow?.shadows).toBe(1);
       expect(view?.scaling?.shadow?.liveLoad).toBeGreaterThan(0);
+      // 6 ms of CPU a request: one unlimited instance handles about 1000 / 6 ≈ 170 requests/s at 100 %.
+      expect(view?.scaling?.capacity?.source).toBe('measured');
+      expect(view?.scaling?.capacity?.perInstance).toBeGreaterThan(60);
+      expect(view?.scaling?.capacity?.perInstance).toBeLessThan(400);
+      const measured = (await api.events({ service: 'api', limit: 1000 })).find((e) => e.kind === 'capacity');
+      expect(measured?.why).toMatch(/measured: median of the last \d+ samples/);
     } finally {
       stop.abort();
       up.child.kill('SIGINT');
