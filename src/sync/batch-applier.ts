@@ -1,4 +1,4 @@
-import { writeSync, type Stats } from 'node:fs';
+import { constants as fsc, writeSync, type Stats } from 'node:fs';
 import {
   mkdir,
   open,
@@ -49,6 +49,9 @@ export interface StagedBatch {
   /** Whether a staging directory was created for the batch. */
   readonly staged: boolean;
 }
+
+/** Size each journal slot file is preallocated to (a record written over it leaves its size as is). */
+const JOURNAL_PREALLOC_BYTES = 1 << 20;
 
 /** A committed batch whose effects (paths) are being made durable. */
 interface Unflushed {
@@ -380,8 +383,15 @@ export class BatchApplier {
   async #writeJournal(slot: number, record: Buffer): Promise<void> {
     let fh = this.#slots[slot];
     if (!fh) {
-      fh = await open(join(this.metaDir, SLOTS[slot] as string), 'w');
+      fh = await open(join(this.metaDir, SLOTS[slot] as string), fsc.O_RDWR | fsc.O_CREAT, 0o600);
       this.#slots[slot] = fh;
+      // Preallocated once: records are then written over allocated blocks without changing the
+      // size, so their fdatasync flushes data only and never waits for a filesystem journal commit
+      // (which would include other processes' pending writes).
+      if (this.durable && (await fh.stat()).size < JOURNAL_PREALLOC_BYTES) {
+        await fh.write(Buffer.alloc(JOURNAL_PREALLOC_BYTES), 0, JOURNAL_PREALLOC_BYTES, 0);
+        await fh.sync();
+      }
     }
     // A small record is written synchronously (into the page cache); only the flush waits.
     if (record.length <= 1 << 20) writeSync(fh.fd, record, 0, record.length, 0);

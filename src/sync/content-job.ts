@@ -8,6 +8,7 @@ import {
   blockCount,
   chooseBlockSize,
   computeSignature,
+  extendSignature,
   weakChecksum,
   type FileSignature,
 } from './signature.js';
@@ -122,6 +123,13 @@ export async function diffFile(path: string, base: FileSignature | null): Promis
   return { ...r, signature: r.signature as FileSignature };
 }
 
+/** The blocks an append changed: from block `keep` on (see {@link extendSignature}). */
+export interface SignatureTail {
+  readonly keep: number;
+  readonly weak: Uint32Array;
+  readonly strong: BigUint64Array;
+}
+
 /** Read buffer of {@link diffAppendedFileSync} (one per thread; reads are sequential within a call). */
 let prefixBuf: Buffer | undefined;
 
@@ -138,7 +146,7 @@ export function diffAppendedFileSync(
   path: string,
   base: FileSignature,
   cache: HashCache,
-): (Omit<ContentResult, 'signature'> & { signature: FileSignature }) | undefined {
+): (Omit<ContentResult, 'signature'> & { signature: FileSignature; tail: SignatureTail }) | undefined {
   const e = cache.entry;
   if (!e || base.length === 0 || e.length !== base.length || e.whole !== base.whole) return undefined;
   const fd = openSync(path, 'r');
@@ -167,20 +175,19 @@ export function diffAppendedFileSync(
     const added = tail.subarray(base.length - from);
     whole.update(added);
     const nb = blockCount(n, B);
-    const weak = new Uint32Array(nb);
-    const strong = new BigUint64Array(nb);
-    weak.set(base.weak.subarray(0, keep));
-    strong.set(base.strong.subarray(0, keep));
+    const weakTail = new Uint32Array(nb - keep);
+    const strongTail = new BigUint64Array(nb - keep);
     for (let k = keep; k < nb; k++) {
       const s = k * B - from;
       const end = Math.min(s + B, tail.length);
-      weak[k] = weakChecksum(tail, s, end);
-      strong[k] = strongHash(tail.subarray(s, end));
+      weakTail[k - keep] = weakChecksum(tail, s, end);
+      strongTail[k - keep] = strongHash(tail.subarray(s, end));
     }
     const state = e.state.fork();
     state.update(added);
-    const signature: FileSignature = { blockSize: B, length: n, weak, strong, whole: whole.digest() };
-    cache.entry = { length: n, whole: signature.whole, state: state.fork() };
+    const digest = whole.digest();
+    const signature = extendSignature(base, keep, weakTail, strongTail, n, digest);
+    cache.entry = { length: n, whole: digest, state: state.fork() };
     const ops: ReturnType<typeof computeDelta>['ops'] = [{ kind: 'copy', offset: 0, length: base.length }];
     if (added.length > 0) ops.push({ kind: 'literal', data: added });
     return {
@@ -189,6 +196,7 @@ export function diffAppendedFileSync(
       records: [encodeRecords(ops, added.length)],
       literalBytes: added.length,
       signature,
+      tail: { keep, weak: weakTail, strong: strongTail },
     };
   } finally {
     closeSync(fd);

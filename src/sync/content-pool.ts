@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
-import { diffFile, type ContentResult } from './content-job.js';
-import type { FileSignature } from './signature.js';
+import { diffFile, type ContentResult, type SignatureTail } from './content-job.js';
+import { extendSignature, type FileSignature } from './signature.js';
 
 /** A signature still being computed in the worker; `now()` asks for it without further delay. */
 export type PendingSignature = Promise<FileSignature> & { now?: () => void };
@@ -8,6 +8,8 @@ export type PendingSignature = Promise<FileSignature> & { now?: () => void };
 interface Pending {
   resolve: (r: ContentResult) => void;
   reject: (e: Error) => void;
+  /** The job's base signature (an append's result extends it). */
+  base: FileSignature | null;
 }
 
 function workerUrl(): URL {
@@ -55,6 +57,7 @@ export class ContentPool {
             signature: FileSignature | null;
           };
           error?: { message: string; code?: string };
+          tail?: SignatureTail & { length: number; whole: bigint };
         }) => {
           if (m.sig) {
             this.#sigWaiters.get(m.id)?.resolve(m.sig);
@@ -67,7 +70,10 @@ export class ContentPool {
           if (m.ok && m.result) {
             const r = m.result;
             let signature: FileSignature | Promise<FileSignature> | null = r.signature;
-            if (signature === null) {
+            if (m.tail && p.base) {
+              const t = m.tail;
+              signature = extendSignature(p.base, t.keep, t.weak, t.strong, t.length, t.whole);
+            } else if (signature === null) {
               const pending: PendingSignature = new Promise<FileSignature>((resolve, reject) =>
                 this.#sigWaiters.set(m.id, { resolve, reject }),
               );
@@ -117,7 +123,7 @@ export class ContentPool {
     if (!w) return diffFile(path, base);
     const id = this.#next++;
     return new Promise<ContentResult>((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
+      this.#pending.set(id, { resolve, reject, base });
       w.ref();
       w.postMessage({ id, path, base });
     }).finally(() => {

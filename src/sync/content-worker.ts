@@ -36,12 +36,17 @@ parentPort?.on('message', (job: Job | { signNow: number }) => {
   fast()
     .then(async (appended) => {
       if (appended) {
-        // The new signature's arrays are fresh: move them instead of copying.
-        const { weak, strong } = appended.signature;
-        parentPort?.postMessage({ id: job.id, ok: true, result: appended }, [
-          weak.buffer as ArrayBuffer,
-          strong.buffer as ArrayBuffer,
-        ]);
+        // Only the changed blocks go back: the main thread extends the base signature it holds.
+        const { signature, tail, ...rest } = appended;
+        parentPort?.postMessage(
+          {
+            id: job.id,
+            ok: true,
+            result: { ...rest, signature: null },
+            tail: { ...tail, length: signature.length, whole: signature.whole },
+          },
+          [tail.weak.buffer as ArrayBuffer, tail.strong.buffer as ArrayBuffer],
+        );
         return;
       }
       const data = await readFile(job.path);

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { randomBytes } from 'node:crypto';
 import { applyDelta, computeDelta } from './delta.js';
-import { computeSignature, emptySignature } from './signature.js';
+import { computeSignature, emptySignature, extendSignature } from './signature.js';
 import { strongHash, wholeHash } from './strong-hash.js';
 import { diffAppendedFileSync, diffContent, type HashCache } from './content-job.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -166,6 +166,37 @@ describe('delta engine', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it('extends a signature in place across appends without disturbing a newer one built from a stale base', () => {
+    const B = 512;
+    let content = randomBytes(10 * B + 100);
+    let sig = computeSignature(content, B);
+    const tailOf = (next: Buffer, keep: number) => {
+      const full = computeSignature(next, B);
+      return { weak: full.weak.slice(keep), strong: full.strong.slice(keep), whole: full.whole };
+    };
+    for (let i = 0; i < 20; i++) {
+      const next = Buffer.concat([content, randomBytes(300 + i * 50)]);
+      const keep = Math.floor(content.length / B);
+      const t = tailOf(next, keep);
+      sig = extendSignature(sig, keep, t.weak, t.strong, next.length, t.whole);
+      const fresh = computeSignature(next, B);
+      expect(sig.weak).toEqual(fresh.weak);
+      expect(sig.strong).toEqual(fresh.strong);
+      content = next;
+    }
+    // A second extension of the same (now stale) base must copy, leaving the first one intact.
+    const base = sig;
+    const a = Buffer.concat([content, randomBytes(700)]);
+    const b = Buffer.concat([content, randomBytes(900)]);
+    const keep = Math.floor(content.length / B);
+    const ta = tailOf(a, keep);
+    const sa = extendSignature(base, keep, ta.weak, ta.strong, a.length, ta.whole);
+    const tb = tailOf(b, keep);
+    const sb = extendSignature(base, keep, tb.weak, tb.strong, b.length, tb.whole);
+    expect(sa.strong).toEqual(computeSignature(a, B).strong);
+    expect(sb.strong).toEqual(computeSignature(b, B).strong);
   });
 
   it('sends a new file as a single literal', () => {

@@ -75,3 +75,47 @@ export function emptySignature(): FileSignature {
     whole: strongHash(new Uint8Array(0)),
   };
 }
+
+/** The signature that last extended each signature buffer in place (only it may extend it again). */
+const tailOwner = new WeakMap<ArrayBufferLike, FileSignature>();
+
+/**
+ * The signature of `base`'s content with its blocks from `keep` on replaced by `weakTail`/`strongTail`
+ * (an append). When `base` is the latest signature over a buffer with room left, the new blocks are
+ * written in place (base's own blocks from `keep` on are then stale: it must no longer be used);
+ * otherwise the arrays are reallocated with room to grow. Appends then cost O(tail) memory, not a
+ * new copy of the whole signature per change.
+ */
+export function extendSignature(
+  base: FileSignature,
+  keep: number,
+  weakTail: Uint32Array,
+  strongTail: BigUint64Array,
+  length: number,
+  whole: bigint,
+): FileSignature {
+  const nb = keep + weakTail.length;
+  let weak: Uint32Array;
+  let strong: BigUint64Array;
+  const inPlace =
+    tailOwner.get(base.weak.buffer) === base &&
+    base.weak.byteOffset === 0 &&
+    base.strong.byteOffset === 0 &&
+    base.weak.buffer.byteLength >= nb * 4 &&
+    base.strong.buffer.byteLength >= nb * 8;
+  if (inPlace) {
+    weak = new Uint32Array(base.weak.buffer, 0, nb);
+    strong = new BigUint64Array(base.strong.buffer, 0, nb);
+  } else {
+    const cap = Math.max(64, Math.ceil(nb * 1.5));
+    weak = new Uint32Array(new ArrayBuffer(cap * 4), 0, nb);
+    strong = new BigUint64Array(new ArrayBuffer(cap * 8), 0, nb);
+    weak.set(base.weak.subarray(0, keep));
+    strong.set(base.strong.subarray(0, keep));
+  }
+  weak.set(weakTail, keep);
+  strong.set(strongTail, keep);
+  const sig: FileSignature = { blockSize: base.blockSize, length, weak, strong, whole };
+  tailOwner.set(weak.buffer, sig);
+  return sig;
+}
