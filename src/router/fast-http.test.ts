@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createServer, get, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { connect, type AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Router } from './router.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -75,4 +75,109 @@ describe('HTTP fast path', () => {
     expect(router.stats().http?.fastPath).toBe(3);
     expect(router.stats().http?.handedOff).toBe(0);
   });
+
+  it('parses repeated request and response heads once but answers each request for itself', async () => {
+    // Bodies of equal length, so the backend's response heads are byte for byte the same.
+    const seen: Array<{ method: string; url: string; xff: string | undefined }> = [];
+    const server = createServer((req, res) => {
+      seen.push({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        xff: req.headers['x-forwarded-for'] as string,
+      });
+      const body = `${req.method} ${req.url}`.slice(0, 6).padEnd(6, '.');
+      res.writeHead(200, { 'content-length': '6', 'content-type': 'text/plain' });
+      res.end(req.method === 'HEAD' ? undefined : body);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+    const router = await Router.create({
+      service: 'svc',
+      backends: [{ id: 'b', host: '127.0.0.1', port: (server.address() as AddressInfo).port }],
+    });
+    cleanups.push(() => router.close());
+    const host = `Host: 127.0.0.1:${router.address.port}`;
+    const raw = await rawExchange(router.address.port, [
+      `GET /a HTTP/1.1\r\n${host}\r\n\r\n`,
+      `GET /a HTTP/1.1\r\n${host}\r\n\r\n`,
+      `HEAD /a HTTP/1.1\r\n${host}\r\n\r\n`,
+      `GET /b HTTP/1.1\r\n${host}\r\n\r\n`,
+      `GET /b HTTP/1.1\r\n${host}\r\nConnection: close\r\n\r\n`,
+    ]);
+    const answers = splitResponses(raw, [false, false, true, false, false]);
+    expect(answers.map((a) => a.body)).toEqual(['GET /a', 'GET /a', '', 'GET /b', 'GET /b']);
+    expect(answers.map((a) => /\r\nconnection: close\r\n/i.test(a.head))).toEqual([
+      false,
+      false,
+      false,
+      false,
+      true,
+    ]);
+    expect(seen.map((x) => `${x.method} ${x.url}`)).toEqual([
+      'GET /a',
+      'GET /a',
+      'HEAD /a',
+      'GET /b',
+      'GET /b',
+    ]);
+    expect(seen.every((x) => x.xff === '127.0.0.1')).toBe(true);
+    expect(router.stats().http?.fastPath).toBe(5);
+  });
+
+  it('mirrors a repeated request once shadows are set, though its head was parsed before without mirroring', async () => {
+    const primary = await countingBackend();
+    const shadow = await countingBackend();
+    const router = await Router.create({
+      service: 'svc',
+      backends: [{ id: 'p', host: '127.0.0.1', port: primary.port }],
+    });
+    cleanups.push(() => router.close());
+    const s = connect(router.address.port, '127.0.0.1');
+    cleanups.push(async () => s.destroy());
+    const request = `GET /m HTTP/1.1\r\nHost: 127.0.0.1:${router.address.port}\r\n\r\n`;
+    const answered = (n: number): Promise<void> => vi.waitFor(() => expect(primary.count()).toBe(n));
+    s.write(request);
+    await answered(1);
+    router.setShadows([{ id: 's', host: '127.0.0.1', port: shadow.port }]);
+    s.write(request);
+    await answered(2);
+    await vi.waitFor(() => expect(shadow.count()).toBe(1));
+  });
 });
+
+async function countingBackend(): Promise<{ port: number; count: () => number }> {
+  let n = 0;
+  const server = createServer((_req, res) => {
+    n++;
+    res.end('ok');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+  return { port: (server.address() as AddressInfo).port, count: () => n };
+}
+
+/** Sends `requests` in one write (pipelined) and returns everything received until the router closes. */
+function rawExchange(port: number, requests: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1', () => s.write(requests.join('')));
+    let out = '';
+    s.on('data', (c: Buffer) => (out += c.toString('latin1')));
+    s.on('end', () => resolve(out));
+    s.on('error', reject);
+  });
+}
+
+/** Splits pipelined responses framed by Content-Length; `isHead[i]` marks answers to HEAD (no body). */
+function splitResponses(raw: string, isHead: boolean[]): Array<{ head: string; body: string }> {
+  const out: Array<{ head: string; body: string }> = [];
+  let at = 0;
+  for (const head of isHead) {
+    const end = raw.indexOf('\r\n\r\n', at);
+    if (end < 0) break;
+    const h = raw.slice(at, end + 2);
+    const len = head ? 0 : Number(/\r\ncontent-length: (\d+)/i.exec(h)?.[1] ?? 0);
+    out.push({ head: h, body: raw.slice(end + 4, end + 4 + len) });
+    at = end + 4 + len;
+  }
+  return out;
+}

@@ -10,6 +10,7 @@ import { ChunkedScanner } from './chunked-scanner.js';
 import { errorBody, type HttpStats } from './http-proxy.js';
 import type { PoolResource } from './pool-resource.js';
 import type { RawConn, RawOwner } from './raw-pool.js';
+import { responseHead } from './response-head.js';
 import type { Mirror } from './mirror.js';
 import type { ResolvedRouterOptions } from './router-options.js';
 
@@ -33,14 +34,15 @@ const EMPTY = Buffer.alloc(0);
 
 /** What the fast path learned from a request head it can handle. */
 interface FastRequest {
-  method: string;
-  target: string;
-  head: string;
-  closeAfter: boolean;
-  host: string;
+  readonly method: string;
+  readonly target: string;
+  /** The head sent upstream (X-Forwarded-* added, hop-by-hop removed), latin1 bytes. */
+  readonly head: Buffer;
+  readonly closeAfter: boolean;
+  readonly host: string;
   /** Flat header list, built only when the request is mirrored. */
-  flat: string[] | undefined;
-  hostIndex: number;
+  readonly flat: readonly string[] | undefined;
+  readonly hostIndex: number;
 }
 
 /** Parses a request head; `undefined` when the fast path should not handle it. */
@@ -114,7 +116,7 @@ function parseRequest(
   const fwd = xff === '' ? clientIp : `${xff}, ${clientIp}`;
   out += `x-forwarded-for: ${fwd}\r\nx-forwarded-proto: http\r\nx-forwarded-host: ${host}\r\n\r\n`;
   flat?.push('x-forwarded-for', fwd, 'x-forwarded-proto', 'http', 'x-forwarded-host', host);
-  return { method, target, head: out, closeAfter, host, flat, hostIndex };
+  return { method, target, head: Buffer.from(out, 'latin1'), closeAfter, host, flat, hostIndex };
 }
 
 /** Handles one client connection on the fast path until it closes or is handed off. */
@@ -124,6 +126,10 @@ export function handleFastConnection(ctx: FastHttpContext, c: Socket): void {
 
 class FastConnection implements RawOwner {
   #buf: Buffer = EMPTY;
+  // The last request head parsed on this connection (raw bytes) and its result.
+  #lastRaw: Buffer | undefined;
+  #lastReq: FastRequest | undefined;
+  #lastMirror = false;
   #busy = false;
   #gone = false;
   #handedOff = false;
@@ -180,12 +186,30 @@ class FastConnection implements RawOwner {
       if (buf.length > MAX_HEAD) this.#handOff();
       return;
     }
-    const req = parseRequest(
-      buf.toString('latin1', 0, end),
-      this.c.remoteAddress ?? '',
-      this.ctx.mirror.active,
-      this.ctx.opts.mutatingMethods,
-    );
+    // A client that repeats its request head (polling, health checks, load generators) is parsed once.
+    const mirror = this.ctx.mirror.active;
+    const last = this.#lastRaw;
+    let req: FastRequest | undefined;
+    if (
+      last !== undefined &&
+      last.length === end &&
+      this.#lastMirror === mirror &&
+      buf.compare(last, 0, end, 0, end) === 0
+    ) {
+      req = this.#lastReq;
+    } else {
+      req = parseRequest(
+        buf.toString('latin1', 0, end),
+        this.c.remoteAddress ?? '',
+        mirror,
+        this.ctx.opts.mutatingMethods,
+      );
+      if (req !== undefined) {
+        this.#lastRaw = Buffer.from(buf.subarray(0, end));
+        this.#lastReq = req;
+        this.#lastMirror = mirror;
+      }
+    }
     if (req === undefined) {
       this.#handOff();
       return;
@@ -201,9 +225,8 @@ class FastConnection implements RawOwner {
     stats.requests++;
     stats.inFlight++;
     stats.fastPath++;
-    const { mirror } = this.ctx;
-    if (mirror.active && req.flat && mirror.sample())
-      mirror.send(req.method, req.target, req.flat, req.hostIndex, req.host, EMPTY);
+    if (mirror && req.flat && this.ctx.mirror.sample())
+      this.ctx.mirror.send(req.method, req.target, req.flat, req.hostIndex, req.host, EMPTY);
     this.#dispatch(undefined);
   }
 
@@ -286,7 +309,7 @@ class FastConnection implements RawOwner {
   /** @internal `d` is only valid during the call (the connection's read buffer): what is kept or sent is copied. */
   onUpstreamData(d: Buffer): void {
     if (this.#headDone) {
-      this.#body(d, 0, '');
+      this.#body(d, 0, EMPTY);
       return;
     }
     let head = this.#head === undefined ? d : Buffer.concat([this.#head, d]);
@@ -298,7 +321,7 @@ class FastConnection implements RawOwner {
         return;
       }
       const isHead = (this.#req as FastRequest).method === 'HEAD';
-      const parsed = parseResponseHead(head.toString('latin1', 0, end), isHead, this.#closeAfter);
+      const parsed = responseHead(head, end, isHead, this.#closeAfter, this.#up as RawConn);
       if (parsed === undefined) {
         this.#fail('reset');
         return;
@@ -339,10 +362,10 @@ class FastConnection implements RawOwner {
   }
 
   /**
-   * Forwards body bytes of `buf` from `from`, preceded by `head` (the rewritten response head, or '');
+   * Forwards body bytes of `buf` from `from`, preceded by `head` (the rewritten response head, or none);
    * completes the exchange when the message ends.
    */
-  #body(buf: Buffer, from: number, head: string): void {
+  #body(buf: Buffer, from: number, head: Buffer): void {
     if (this.#mode === 'length') {
       const avail = buf.length - from;
       if (avail > this.#left) this.#reusable = false; // bytes after the body: do not trust the connection
@@ -409,15 +432,15 @@ class FastConnection implements RawOwner {
   }
 
   /**
-   * Writes `head` (latin1) and `buf[from, to)` to the client as one buffer — a copy, since `buf` is the
+   * Writes `head` and `buf[from, to)` to the client as one buffer — a copy, since `buf` is the
    * upstream connection's read buffer — and pauses the upstream while the client does not keep up.
    */
-  #send(head: string, buf: Buffer, from: number, to: number): void {
+  #send(head: Buffer, buf: Buffer, from: number, to: number): void {
     const hl = head.length;
     const n = to - from;
     if (hl + n === 0) return;
     const out = Buffer.allocUnsafe(hl + n);
-    if (hl > 0) out.write(head, 0, 'latin1');
+    if (hl > 0) head.copy(out, 0);
     if (n > 0) buf.copy(out, hl, from, to);
     if (!this.c.write(out)) {
       const u = this.#up;
@@ -471,64 +494,5 @@ const CONNECT_CODES = new Set([
   'EAI_AGAIN',
   'ETIMEDOUT',
 ]);
-
-interface ParsedResponse {
-  informational: boolean;
-  head: string;
-  mode: 'length' | 'chunked' | 'close' | 'none';
-  length: number;
-  close: boolean;
-}
-
-/** Parses a backend response head and rewrites it for the client (hop-by-hop headers removed). */
-function parseResponseHead(text: string, isHead: boolean, clientClose: boolean): ParsedResponse | undefined {
-  const lines = text.split('\r\n');
-  const m = /^HTTP\/1\.[01] (\d{3})(?: (.*))?$/.exec(lines[0] as string);
-  if (!m) return undefined;
-  const status = Number(m[1]);
-  if (status >= 100 && status < 200)
-    return { informational: true, head: '', mode: 'none', length: 0, close: false };
-  let out = `HTTP/1.1 ${m[1]} ${m[2] ?? ''}\r\n`;
-  let length = -1;
-  let chunked = false;
-  let te = false;
-  let close = (lines[0] as string).startsWith('HTTP/1.0');
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i] as string;
-    const colon = line.indexOf(':');
-    if (colon <= 0) return undefined;
-    const name = line.slice(0, colon);
-    const value = line.slice(colon + 1).trim();
-    const lower = name.length <= 17 ? name.toLowerCase() : '';
-    if (lower === 'connection') {
-      for (const t of value.split(',')) {
-        const tok = t.trim().toLowerCase();
-        if (tok === 'close') close = true;
-        else if (tok === 'keep-alive') close = false;
-        else if (tok !== '') return undefined; // headers named by Connection: let nothing unusual through
-      }
-      continue;
-    }
-    if (lower === 'keep-alive' || lower === 'proxy-connection') continue;
-    if (lower === 'content-length') {
-      const n = Number(value);
-      if (!/^\d+$/.test(value) || (length >= 0 && length !== n)) return undefined;
-      length = n;
-    } else if (lower === 'transfer-encoding') {
-      te = true;
-      chunked = /(?:^|,)\s*chunked\s*$/i.test(value);
-    }
-    out += `${line}\r\n`;
-  }
-  if (clientClose) out += 'connection: close\r\n';
-  let mode: ParsedResponse['mode'];
-  if (isHead || status === 204 || status === 304) mode = 'none';
-  else if (te) mode = chunked ? 'chunked' : 'close';
-  else if (length >= 0) mode = length === 0 ? 'none' : 'length';
-  else mode = 'close';
-  if (mode === 'close' && !clientClose) out += 'connection: close\r\n';
-  out += '\r\n';
-  return { informational: false, head: out, mode, length: Math.max(0, length), close };
-}
 
 function noop(): void {}

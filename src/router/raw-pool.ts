@@ -1,4 +1,5 @@
 import { connect, type Socket } from 'node:net';
+import type { ResponseHeadMemo } from './response-head.js';
 
 /** The exchange currently using an upstream connection; receives the connection's events. */
 export interface RawOwner {
@@ -22,6 +23,8 @@ const READ_BUFFER_BYTES = 64 * 1024;
  */
 export class RawConn {
   owner: RawOwner | undefined = undefined;
+  /** The last response head parsed on this connection (see `responseHead`). */
+  headMemo: ResponseHeadMemo | undefined = undefined;
   readonly socket: Socket;
   readonly #buf = Buffer.allocUnsafe(READ_BUFFER_BYTES);
 
@@ -45,9 +48,8 @@ export class RawConn {
   }
 
   /** Sends bytes to the backend. */
-  write(data: string | Buffer): void {
-    if (typeof data === 'string') this.socket.write(data, 'latin1');
-    else this.socket.write(data);
+  write(data: Buffer): void {
+    this.socket.write(data);
   }
 
   pause(): void {
