@@ -271,6 +271,11 @@ export class ServiceAutoscaler {
       poolReady: poolReady.length,
       load: this.#load,
       capacityPerInstance: capacity,
+      // The shadow's view of the load, in requests/s: live load scaled by the shadow–live delta (not
+      // while the shadow is at its own limit: then it under-reports).
+      ...(this.#shadow && this.#shadow.shadowUtilisation < 0.9
+        ? { shadowLoad: this.#load * (1 + this.#shadow.delta) }
+        : {}),
     });
     this.#forecast = d.forecast;
     this.#confidence = d.confidence;

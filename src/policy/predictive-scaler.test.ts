@@ -84,6 +84,22 @@ describe('PredictiveScaler', () => {
     expect(at50.inputs.capacityPerInstance).toBe(50);
     expect(at50.inputs.forecast).toBeDefined();
   });
+  it('is more confident of a forecast rise when the shadow runs hotter than live, less when cooler', () => {
+    const make = (): PredictiveScaler => {
+      const s = new PredictiveScaler({ capacityPerInstance: 100, stepMs: 60_000, warmPool: false });
+      // A steady climb: the forecast mean is above the current load (a rise).
+      for (let step = 0; step < 60; step++) s.observe(step * 60_000, 500 + step * 10);
+      return s;
+    };
+    const now = 60 * 60_000;
+    const obs = { serving: 10, pool: 0, poolReady: 0, load: 1090 };
+    const none = make().decide(now, obs).confidence;
+    const hotter = make().decide(now, { ...obs, shadowLoad: 1400 }).confidence;
+    const cooler = make().decide(now, { ...obs, shadowLoad: 800 }).confidence;
+    expect(hotter).toBeGreaterThan(none);
+    expect(cooler).toBeLessThan(none);
+  });
+
   it('asks for a warm pool sized to the predicted growth', () => {
     const s = new PredictiveScaler({ capacityPerInstance: 100, stepMs: 60_000, minConfidence: 0 });
     let last = { serving: 0, pool: 0 };

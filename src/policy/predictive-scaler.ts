@@ -60,6 +60,12 @@ export interface ScalerObservation {
    * window are kept. @default the `capacityPerInstance` option
    */
   capacityPerInstance?: number;
+  /**
+   * The load a shadow implies, in the unit of `load` (seeds 002, 004: the shadow runs a mirrored share of
+   * live traffic; scaled back to the whole traffic). A shadow running hotter than live when a rise is
+   * forecast corroborates it and raises confidence; the opposite lowers it. @default no shadow
+   */
+  shadowLoad?: number;
 }
 
 /** Everything a {@link ScalerDecision} rested on (recorded with it, shown by `understudy events`). */
@@ -276,6 +282,7 @@ export class PredictiveScaler {
       confidence = predictionConfidence({
         forecast,
         ...(acc !== undefined && this.#hits >= 10 ? { recentAccuracy: acc } : {}),
+        ...(obs.shadowLoad !== undefined ? { shadowLoad: obs.shadowLoad, liveLoad: obs.load } : {}),
       }).confidence;
       // Remember to score the upper bound that this decision provisions for.
       const step = Math.floor((now + lead) / this.#stepMs);
