@@ -337,6 +337,12 @@ interface HalfLoad {
   /** Median over rounds of (target p99 − direct p99) within the same round: paired, so drift in machine load cancels. */
   addedP99Ms: number;
   haproxyAddedP99Ms: number;
+  /**
+   * Lowest p99 over the rounds minus the direct path's lowest: other load on the machine only adds
+   * latency, so the quietest round is the closest to what the proxy itself adds. For information.
+   */
+  addedP99MsQuietestRound: number;
+  haproxyAddedP99MsQuietestRound: number;
 }
 function halfLoad(pacing: Pacing, rounds: number): HalfLoad {
   const runs: Record<HalfName, LoadResult[]> = { direct: [], haproxyHttp: [], routerHttp: [] };
@@ -356,6 +362,8 @@ function halfLoad(pacing: Pacing, rounds: number): HalfLoad {
     runQueueWaitUsPerReq: round2(median(rs.map((r) => r.runQueueWaitUsPerReq))),
   });
   const p99s = (n: HalfName): number[] => runs[n].map((r) => round2(r.p99Ms));
+  const quietest = (n: HalfName): number =>
+    round2(Math.min(...runs[n].map((r) => r.p99Ms)) - Math.min(...runs.direct.map((r) => r.p99Ms)));
   const added = (n: HalfName): number =>
     round2(median(runs[n].map((r, i) => r.p99Ms - (runs.direct[i] as LoadResult).p99Ms)));
   return {
@@ -367,6 +375,8 @@ function halfLoad(pacing: Pacing, rounds: number): HalfLoad {
     p99sMs: { direct: p99s('direct'), haproxyHttp: p99s('haproxyHttp'), routerHttp: p99s('routerHttp') },
     addedP99Ms: added('routerHttp'),
     haproxyAddedP99Ms: added('haproxyHttp'),
+    addedP99MsQuietestRound: quietest('routerHttp'),
+    haproxyAddedP99MsQuietestRound: quietest('haproxyHttp'),
   };
 }
 const half = halfLoad('poisson', HALF_LOAD_ROUNDS);
@@ -414,7 +424,7 @@ for (const h of [half, lockstep]) {
     );
   }
   process.stdout.write(
-    `  added p99 over direct (median of per-round differences): router ${h.addedP99Ms} ms${h.pacing === 'poisson' ? ' (goal <= 2)' : ''}, HAProxy ${h.haproxyAddedP99Ms} ms\n`,
+    `  added p99 over direct (median of per-round differences): router ${h.addedP99Ms} ms${h.pacing === 'poisson' ? ' (goal <= 2)' : ''}, HAProxy ${h.haproxyAddedP99Ms} ms; quietest rounds: router ${h.addedP99MsQuietestRound} ms, HAProxy ${h.haproxyAddedP99MsQuietestRound} ms\n`,
   );
 }
 process.stdout.write(`load average after the run: ${loadAfter}\n`);
