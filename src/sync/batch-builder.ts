@@ -6,7 +6,7 @@ import { encodeCopy, encodeEnd } from './file-stream.js';
 import type { BatchOp } from './messages.js';
 import { childPath, listDir, readEntry, readEntrySync, type TreeEntry } from './tree-scan.js';
 import type { TreeView, ViewEntry } from './tree-view.js';
-import type { FileSignature } from './signature.js';
+import { markSignatureShared, type FileSignature } from './signature.js';
 
 /** Context the builder works in. */
 export interface BuildContext {
@@ -226,6 +226,9 @@ export async function buildBatch(
     const w = new ByteWriter(40);
     if (size > 0) encodeCopy(w, 0, 0, size);
     encodeEnd(w, hash);
+    // Two paths now hold the same signature: neither may extend it in place.
+    if (sig instanceof Promise) sig.then(markSignatureShared, () => undefined);
+    else if (sig) markSignatureShared(sig);
     return {
       op: { op: 'file', path: f.path, mode: f.cur.mode, mtimeMs: f.cur.mtimeMs, base: from } as BatchOp,
       pieces: [w.finish()],

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { randomBytes } from 'node:crypto';
 import { applyDelta, computeDelta } from './delta.js';
-import { computeSignature, emptySignature, extendSignature } from './signature.js';
+import { computeSignature, emptySignature, extendSignature, markSignatureShared } from './signature.js';
 import { strongHash, wholeHash } from './strong-hash.js';
 import { diffAppendedFileSync, diffContent, type HashCache } from './content-job.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -197,6 +197,31 @@ describe('delta engine', () => {
     const sb = extendSignature(base, keep, tb.weak, tb.strong, b.length, tb.whole);
     expect(sa.strong).toEqual(computeSignature(a, B).strong);
     expect(sb.strong).toEqual(computeSignature(b, B).strong);
+  });
+
+  it('never extends in place a signature that two paths share', () => {
+    const B = 512;
+    const content = randomBytes(4 * B + 10);
+    const grown = Buffer.concat([content, randomBytes(600)]);
+    const keep = 4;
+    const full = computeSignature(grown, B);
+    // Owned and with room: the first extension of a fresh signature would go in place next time.
+    const sig = extendSignature(
+      computeSignature(content, B),
+      keep,
+      full.weak.slice(keep),
+      full.strong.slice(keep),
+      grown.length,
+      full.whole,
+    );
+    const before = Array.from(sig.strong);
+    markSignatureShared(sig);
+    const more = Buffer.concat([grown, randomBytes(900)]);
+    const k2 = Math.floor(grown.length / B);
+    const f2 = computeSignature(more, B);
+    const next = extendSignature(sig, k2, f2.weak.slice(k2), f2.strong.slice(k2), more.length, f2.whole);
+    expect(Array.from(sig.strong)).toEqual(before);
+    expect(next.strong).toEqual(f2.strong);
   });
 
   it('sends a new file as a single literal', () => {

@@ -78,6 +78,13 @@ export function emptySignature(): FileSignature {
 
 /** The signature that last extended each signature buffer in place (only it may extend it again). */
 const tailOwner = new WeakMap<ArrayBufferLike, FileSignature>();
+/** Signatures more than one path refers to (hard links, copies): never extended in place. */
+const shared = new WeakSet<FileSignature>();
+
+/** Marks a signature as held by more than one path, so {@link extendSignature} copies it. */
+export function markSignatureShared(sig: FileSignature): void {
+  shared.add(sig);
+}
 
 /**
  * The signature of `base`'s content with its blocks from `keep` on replaced by `weakTail`/`strongTail`
@@ -98,6 +105,7 @@ export function extendSignature(
   let weak: Uint32Array;
   let strong: BigUint64Array;
   const inPlace =
+    !shared.has(base) &&
     tailOwner.get(base.weak.buffer) === base &&
     base.weak.byteOffset === 0 &&
     base.strong.byteOffset === 0 &&
