@@ -111,6 +111,51 @@ describe('createAutoForecaster', () => {
     expect(f.forecast(1)[0]!.mean).toBe(5);
   });
 
+  it('is never much worse than the last value: on a random walk it converges to it at every horizon', () => {
+    const rnd = createRandom(11);
+    const f = createAutoForecaster();
+    const lv = createLastValueForecaster();
+    let x = 100;
+    const ys: number[] = [];
+    for (let t = 0; t < 4000; t++) {
+      x += randomNormal(rnd);
+      ys.push(x);
+    }
+    const hs = [1, 5, 15, 60];
+    const ea = hs.map(() => 0);
+    const el = hs.map(() => 0);
+    for (let t = 0; t < ys.length - 60; t++) {
+      f.update(t, ys[t]!);
+      lv.update(t, ys[t]!);
+      if (t < 2000 || t % 5 !== 0) continue;
+      const pa = f.forecast(60);
+      const pl = lv.forecast(60);
+      hs.forEach((h, i) => {
+        ea[i] = ea[i]! + Math.abs(ys[t + h]! - pa[h - 1]!.mean);
+        el[i] = el[i]! + Math.abs(ys[t + h]! - pl[h - 1]!.mean);
+      });
+    }
+    hs.forEach((_, i) => expect(ea[i]! / el[i]!).toBeLessThan(1.1));
+  });
+
+  it('beats the last value on a spiky series under absolute error (robust level member)', () => {
+    const rnd = createRandom(12);
+    const f = createAutoForecaster();
+    const lv = createLastValueForecaster();
+    let ea = 0;
+    let el = 0;
+    for (let t = 0; t < 3000; t++) {
+      const y = 10 + 0.5 * randomNormal(rnd) + (rnd() < 0.05 ? 200 : 0);
+      if (t >= 1500) {
+        ea += Math.abs(y - f.forecast(1)[0]!.mean);
+        el += Math.abs(y - lv.forecast(1)[0]!.mean);
+      }
+      f.update(t, y);
+      lv.update(t, y);
+    }
+    expect(ea).toBeLessThan(0.8 * el);
+  });
+
   it('seasonal naive repeats the last season', () => {
     const f = createSeasonalNaiveForecaster(4);
     [1, 2, 3, 4, 5, 6, 7, 8].forEach((x, t) => f.update(t, x));

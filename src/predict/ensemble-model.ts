@@ -1,9 +1,10 @@
 import type { HistoryView, PointModel } from './forecaster.js';
 import { HoltWintersModel } from './holt-winters.js';
 import { LastValueModel } from './last-value.js';
+import { RecentMedianModel } from './recent-median.js';
 import { detectPeriods } from './period-detection.js';
 import type { PeriodCandidate } from './period-detection.js';
-import { ResidualQuantiles } from './residual-quantiles.js';
+import { HORIZON_RATIO, ORIGINS_PER_HORIZON, originStride } from './residual-quantiles.js';
 import { SeasonalNaiveModel } from './seasonal-naive.js';
 
 /** Options of {@link EnsembleModel}. */
@@ -14,59 +15,143 @@ export interface EnsembleOptions {
   maxPeriod?: number;
   /** Longest horizon whose errors weight the members. @default 64 */
   maxHorizon?: number;
-  /** Weight exponent: member weight ∝ (recent RMSE)^−power. @default 2 */
+  /** Weight exponent of the combination: member weight ∝ (recent mean absolute error)^−power. @default 2 */
   power?: number;
   /** Re-run period detection every this many values once warmed up. @default 1440 */
   detectEvery?: number;
+  /**
+   * Memory of the error averages, in resolved errors per horizon bucket (the newest error weighs
+   * 1 / memory). @default 200
+   */
+  errorMemory?: number;
+  /** Ratio of successive error-tracking horizons (1, r, r², …). @default 4 */
+  horizonRatio?: number;
+  /**
+   * Forecast origins sampled per horizon length: the errors at horizon h are measured from a
+   * forecast made every max(1, h / this) steps (the member choice needs denser origins than the
+   * intervals). @default 8
+   */
+  originsPerHorizon?: number;
+  /**
+   * The last value is the default forecast: another candidate is chosen at a horizon only when its
+   * recent mean absolute error there is at least this fraction below the last value's. @default 0.1
+   */
+  lastValueMargin?: number;
+  /** Values in the robust-level (recent median) member. @default 15 */
+  medianWindow?: number;
 }
+
+/** Errors a candidate needs at a horizon before it can be weighted or selected there. */
+const MIN_ERRORS = 10;
 
 interface Member {
   model: PointModel;
-  errors: ResidualQuantiles;
   /** Preference when no member has a track record yet (lower first). */
   rank: number;
 }
 
 /**
- * An ensemble of point models weighted per horizon by their recent squared error: last value,
- * damped Holt, and — once a period is known (given or detected) and two seasons are held —
- * seasonal naive, a three-season seasonal mean and seasonal Holt–Winters. Degrades gracefully:
- * with one value it is the last value.
+ * An ensemble of point models: last value, recent median, damped Holt, and — once a period is
+ * known (given or detected) — seasonal naive, a three-season seasonal mean and seasonal
+ * Holt–Winters. Every member, and their weighted combination, keeps an out-of-sample error record
+ * *per horizon* (the forecast made h steps ago against the value that arrived). At each horizon
+ * the forecast is the candidate — one member, or the combination weighted by inverse error — with
+ * the lowest recent mean absolute error, where the last value is the default that others must
+ * beat by a margin. A series where the last value is best therefore converges to the last value
+ * at that horizon, while a seasonal one uses its seasonal members. Degrades gracefully: with one
+ * value it is the last value.
+ *
+ * Per value: O(members × horizons) with no allocation; the error records of all candidates live
+ * in three flat typed arrays (candidate 0 is the combination, candidate i + 1 member i).
  */
 export class EnsembleModel implements PointModel {
   readonly name = 'ensemble';
   readonly #o: {
     period: number | undefined;
     maxPeriod: number | undefined;
-    maxHorizon: number;
     power: number;
     detectEvery: number;
+    margin: number;
   };
+  readonly #hs: Int32Array;
+  readonly #offset: Int32Array;
+  /** Origin stride per bucket (a divisor of its horizon). */
+  readonly #stride: Int32Array;
+  /** Per-step weight of the newest error per bucket: stride / memory. */
+  readonly #alphaB: Float64Array;
+  /** Resolved errors a candidate needs per bucket before it is weighted or selected. */
+  readonly #minN: Float64Array;
+  /** This step's pending slot per bucket (−1: not an origin of that bucket this step). */
+  readonly #slot: Int32Array;
+  /** Step at which each bucket's cached member predictions were made. */
+  #cacheAt = new Float64Array(0);
+  readonly #pendingSize: number;
+  readonly #bucketOf: Int8Array;
   readonly #members: Member[] = [];
+  /** Pending forecasts per candidate: [c · pendingSize + slot]. */
+  #pend = new Float32Array(0);
+  /** Exponentially weighted mean absolute error per candidate and bucket: [c · nb + b]. */
+  #mae = new Float64Array(0);
+  /** Errors resolved per candidate and bucket. */
+  #n = new Float64Array(0);
   #period = 0;
   #candidates: PeriodCandidate[] = [];
   #nextDetect = 32;
-  #preds = new Float64Array(0);
-  #bw = new Float64Array(0);
-  #weightsAt = -1;
-  #cache = new Float64Array(0);
-  #cacheAt = -1;
-  #cacheMember = 0;
-  readonly #cachedPredict = (h: number): number =>
-    this.#cache[this.#members[0]!.errors.bucketFor(h) * this.#members.length + this.#cacheMember]!;
-  #w = new Float64Array(0);
   #seen = 0;
+  /** Member predictions at the bucket horizons for the newest value: [b · M + i]. */
+  #cache = new Float64Array(0);
+  /** Normalised combination weights per bucket: [b · M + i]. */
+  #bw = new Float64Array(0);
+  /** Chosen candidate per bucket: member index, M for the combination, −1 for none yet. */
+  #sel = new Int32Array(0);
+  #w = new Float64Array(0);
 
   constructor(options: EnsembleOptions = {}) {
+    const memory = options.errorMemory ?? 200;
     this.#o = {
       period: options.period,
       maxPeriod: options.maxPeriod,
-      maxHorizon: options.maxHorizon ?? 64,
-      power: options.power ?? 4,
+      power: options.power ?? 2,
       detectEvery: options.detectEvery ?? 1440,
+      margin: Math.min(1, Math.max(0, options.lastValueMargin ?? 0.1)),
     };
-    this.#add(new LastValueModel(), 3);
-    this.#add(new HoltWintersModel({ period: 0, damped: true }), 2);
+    const maxH = Math.max(1, Math.floor(options.maxHorizon ?? 64));
+    const ratio = Math.max(2, Math.floor(options.horizonRatio ?? HORIZON_RATIO));
+    const originsPer = options.originsPerHorizon ?? 2 * ORIGINS_PER_HORIZON;
+    const hs: number[] = [];
+    for (let h = 1; ; h *= ratio) {
+      hs.push(h);
+      if (h >= maxH) break;
+    }
+    this.#hs = Int32Array.from(hs);
+    this.#stride = Int32Array.from(hs, (h) => originStride(h, originsPer));
+    this.#alphaB = Float64Array.from(this.#stride, (st) => Math.min(1, st / Math.max(1, memory)));
+    this.#minN = Float64Array.from(this.#stride, (st) => Math.max(3, Math.ceil(MIN_ERRORS / st)));
+    this.#offset = new Int32Array(hs.length);
+    this.#slot = new Int32Array(hs.length);
+    this.#cacheAt = new Float64Array(hs.length).fill(-1);
+    let total = 0;
+    hs.forEach((h, b) => {
+      this.#offset[b] = total;
+      total += h / this.#stride[b]!;
+    });
+    this.#pendingSize = total;
+    const top = 2 * hs[hs.length - 1]! + 1;
+    this.#bucketOf = new Int8Array(top);
+    for (let h = 1; h < top; h++) {
+      let best = 0;
+      for (let b = 1; b < hs.length; b++)
+        if (Math.abs(Math.log(h / hs[b]!)) < Math.abs(Math.log(h / hs[best]!)) - 1e-12) best = b;
+      this.#bucketOf[h] = best;
+    }
+    this.#setMembers(
+      [
+        { model: new LastValueModel(), rank: 3 },
+        { model: new RecentMedianModel(options.medianWindow ?? 15), rank: 3 },
+        { model: new HoltWintersModel({ period: 0, damped: true }), rank: 2 },
+      ],
+      [],
+    );
   }
 
   /** The season length in use (0 = none yet). */
@@ -79,34 +164,94 @@ export class EnsembleModel implements PointModel {
     return this.#candidates;
   }
 
-  /** Member names with their current weights at horizon `h`. */
+  /** Member names with their current weights at horizon `h` (a selected single member has weight 1). */
   weights(h: number, history: HistoryView): { name: string; weight: number }[] {
     this.#fill(h, history);
     return this.#members.map((m, i) => ({ name: m.model.name, weight: this.#w[i] ?? 0 }));
   }
 
-  #add(model: PointModel, rank: number): void {
-    this.#members.push({ model, errors: new ResidualQuantiles(this.#o.maxHorizon, 1, 0.02), rank });
-    this.#preds = new Float64Array(this.#members.length);
-    this.#w = new Float64Array(this.#members.length);
-    this.#weightsAt = -1;
+  #bucketFor(h: number): number {
+    if (!(h >= 1)) return 0;
+    const i = Math.floor(h);
+    return i < this.#bucketOf.length ? this.#bucketOf[i]! : this.#hs.length - 1;
+  }
+
+  /**
+   * Replaces the member list. `keep[i]` is the old index of new member i whose error record is
+   * carried over (−1 or missing: a new member, no record yet); the combination's record is kept.
+   */
+  #setMembers(members: Member[], keep: readonly number[]): void {
+    const nb = this.#hs.length;
+    const ps = this.#pendingSize;
+    const c = members.length + 1;
+    const pend = new Float32Array(c * ps).fill(Number.NaN);
+    const mae = new Float64Array(c * nb);
+    const n = new Float64Array(c * nb);
+    const copy = (from: number, to: number): void => {
+      pend.set(this.#pend.subarray(from * ps, (from + 1) * ps), to * ps);
+      mae.set(this.#mae.subarray(from * nb, (from + 1) * nb), to * nb);
+      n.set(this.#n.subarray(from * nb, (from + 1) * nb), to * nb);
+    };
+    if (this.#pend.length > 0) {
+      copy(0, 0);
+      keep.forEach((old, i) => {
+        if (old >= 0) copy(old + 1, i + 1);
+      });
+    }
+    this.#pend = pend;
+    this.#mae = mae;
+    this.#n = n;
+    this.#members.length = 0;
+    this.#members.push(...members);
+    const m = members.length;
+    this.#cache = new Float64Array(nb * m).fill(Number.NaN);
+    this.#bw = new Float64Array(nb * m);
+    this.#sel = new Int32Array(nb).fill(-1);
+    this.#cacheAt = new Float64Array(nb).fill(-1);
+    this.#w = new Float64Array(m);
   }
 
   #setPeriod(p: number): void {
     this.#period = p;
-    for (let i = this.#members.length - 1; i >= 0; i--)
-      if (this.#members[i]!.rank < 2) this.#members.splice(i, 1);
-    this.#preds = new Float64Array(this.#members.length);
-    this.#w = new Float64Array(this.#members.length);
-    this.#weightsAt = -1;
+    const members: Member[] = [];
+    const keep: number[] = [];
+    this.#members.forEach((m, i) => {
+      if (m.rank >= 2) {
+        members.push(m);
+        keep.push(i);
+      }
+    });
     if (p > 1) {
-      this.#add(new SeasonalNaiveModel(p), 1);
-      this.#add(new SeasonalNaiveModel(p, 3), 1);
-      this.#add(new HoltWintersModel({ period: p, damped: true }), 0);
+      members.push(
+        { model: new SeasonalNaiveModel(p), rank: 1 },
+        { model: new SeasonalNaiveModel(p, 3), rank: 1 },
+        { model: new HoltWintersModel({ period: p, damped: true }), rank: 0 },
+      );
+    }
+    this.#setMembers(members, keep);
+  }
+
+  /** Resolves the forecasts candidate `c` made for this step against the actual `x`. */
+  #resolve(c: number, x: number): void {
+    const nb = this.#hs.length;
+    const base = c * this.#pendingSize;
+    for (let b = 0; b < nb; b++) {
+      const slot = this.#slot[b]!;
+      if (slot < 0) continue;
+      const p = this.#pend[base + slot]!;
+      if (p !== p) continue;
+      const k = c * nb + b;
+      const n = this.#n[k]!;
+      const alpha = this.#alphaB[b]!;
+      const a = n < 1 / alpha ? 1 / (n + 1) : alpha;
+      const m = this.#mae[k]!;
+      this.#mae[k] = m + a * (Math.abs(x - p) - m);
+      this.#n[k] = n + 1;
     }
   }
 
   observe(x: number, history: HistoryView): void {
+    const t = this.#seen;
     this.#seen++;
     if (this.#o.period !== undefined && this.#period === 0 && this.#o.period > 1)
       this.#setPeriod(this.#o.period);
@@ -119,90 +264,107 @@ export class EnsembleModel implements PointModel {
       this.#nextDetect = this.#seen < this.#o.detectEvery ? this.#seen * 2 : this.#seen + this.#o.detectEvery;
     }
     const ms = this.#members;
-    const hs = ms[0]!.errors.horizons;
-    if (this.#cache.length !== hs.length * ms.length) this.#cache = new Float64Array(hs.length * ms.length);
-    for (let i = 0; i < ms.length; i++) {
-      const m = ms[i]!;
-      m.errors.resolve(x);
-      m.model.observe(x, history);
-      // Predictions at the bucket horizons, shared by the member's error record and by the
-      // ensemble's own forecasts at those horizons until the next value arrives.
-      for (let b = 0; b < hs.length; b++) this.#cache[b * ms.length + i] = m.model.predict(hs[b]!, history);
-      this.#cacheMember = i;
-      m.errors.record(this.#cachedPredict);
-    }
-    this.#cacheAt = this.#seen;
-  }
-
-  /** Recomputes every bucket's normalised member weights (once per observed value). */
-  #refreshWeights(): void {
-    const ms = this.#members;
-    const nb = ms[0]!.errors.horizons.length;
-    if (this.#bw.length !== nb * ms.length) this.#bw = new Float64Array(nb * ms.length);
-    const half = this.#o.power / 2;
+    const nm = ms.length;
+    const hs = this.#hs;
+    const nb = hs.length;
+    const ps = this.#pendingSize;
+    let active = false;
     for (let b = 0; b < nb; b++) {
-      let sum = 0;
-      for (let i = 0; i < ms.length; i++) {
-        const e = ms[i]!.errors;
-        const v =
-          e.resolved(b) < 10
-            ? 0
-            : half === 2
-              ? 1 / ((e.mse(b) + 1e-12) * (e.mse(b) + 1e-12))
-              : Math.pow(e.mse(b) + 1e-12, -half);
-        this.#bw[b * ms.length + i] = Number.isFinite(v) ? v : 0;
-        sum += Number.isFinite(v) ? v : 0;
-      }
-      for (let i = 0; i < ms.length; i++)
-        this.#bw[b * ms.length + i] = sum > 0 ? this.#bw[b * ms.length + i]! / sum : 0;
+      const st = this.#stride[b]!;
+      const on = t % st === 0;
+      this.#slot[b] = on ? this.#offset[b]! + (((t / st) | 0) % (hs[b]! / st)) : -1;
+      active ||= on;
     }
-    this.#weightsAt = this.#seen;
+    for (let c = 0; c <= nm; c++) this.#resolve(c, x);
+    for (let i = 0; i < nm; i++) ms[i]!.model.observe(x, history);
+    if (!active) return;
+    const power = this.#o.power;
+    const mae = this.#mae;
+    const cnt = this.#n;
+    for (let b = 0; b < nb; b++) {
+      const slot = this.#slot[b]!;
+      if (slot < 0) continue;
+      // This bucket's origin: record every member's forecast, reweight and reselect.
+      const minN = this.#minN[b]!;
+      let sum = 0;
+      let combo = 0;
+      let bestI = -1;
+      let bestE = Infinity;
+      let rankI = -1;
+      for (let i = 0; i < nm; i++) {
+        const p = ms[i]!.model.predict(hs[b]!, history);
+        const finite = Number.isFinite(p);
+        this.#cache[b * nm + i] = p;
+        this.#pend[(i + 1) * ps + slot] = finite ? p : Number.NaN;
+        let v = 0;
+        if (finite) {
+          if (rankI < 0 || ms[i]!.rank < ms[rankI]!.rank) rankI = i;
+          const k = (i + 1) * nb + b;
+          if (cnt[k]! >= minN) {
+            const e = mae[k]!;
+            v = power === 2 ? 1 / (e * e + 1e-300) : Math.pow(e + 1e-300, -power);
+            if (!Number.isFinite(v)) v = 1e300;
+            if (e < bestE) {
+              bestE = e;
+              bestI = i;
+            }
+            sum += v;
+            combo += v * p;
+          }
+        }
+        this.#bw[b * nm + i] = v;
+      }
+      this.#cacheAt[b] = this.#seen;
+      if (sum > 0) {
+        for (let i = 0; i < nm; i++) this.#bw[b * nm + i] = this.#bw[b * nm + i]! / sum;
+        combo /= sum;
+      } else combo = rankI >= 0 ? this.#cache[b * nm + rankI]! : Number.NaN;
+      this.#pend[slot] = Number.isFinite(combo) ? combo : Number.NaN;
+      // Selection: the candidate with the lowest recent error at this horizon …
+      let sel: number;
+      if (bestI < 0) sel = sum > 0 ? nm : rankI;
+      else if (cnt[b]! >= minN && mae[b]! < bestE) {
+        sel = nm;
+        bestE = mae[b]!;
+      } else sel = bestI;
+      // … but the last value (member 0) is the default: another candidate must beat it clearly.
+      if (sel !== 0 && cnt[nb + b]! >= minN && bestE > (1 - this.#o.margin) * mae[nb + b]!) sel = 0;
+      this.#sel[b] = sel;
+    }
   }
 
-  /** Fills the scratch arrays with each member's prediction and normalised weight at `h`. */
-  #fill(h: number, history: HistoryView): void {
-    const ms = this.#members;
-    if (this.#weightsAt !== this.#seen) this.#refreshWeights();
-    const preds = this.#preds;
-    const w = this.#w;
-    const bucket = ms[0]!.errors.bucketFor(h);
-    const base = bucket * ms.length;
-    const cached =
-      this.#cacheAt === this.#seen &&
-      ms[0]!.errors.horizons[bucket] === h &&
-      this.#cache.length === ms[0]!.errors.horizons.length * ms.length;
-    let sum = 0;
-    let best = -1;
-    for (let i = 0; i < ms.length; i++) {
-      const p = cached ? this.#cache[base + i]! : ms[i]!.model.predict(h, history);
-      preds[i] = p;
-      if (!Number.isFinite(p)) {
-        w[i] = 0;
-        continue;
-      }
-      if (best < 0 || ms[i]!.rank < ms[best]!.rank) best = i;
-      w[i] = this.#bw[base + i]!;
-      sum += w[i]!;
-    }
-    if (sum > 0) {
-      if (Math.abs(sum - 1) > 1e-12) for (let i = 0; i < ms.length; i++) w[i] = w[i]! / sum;
-    } else {
-      // No track record yet: the most specific model that can predict.
-      for (let i = 0; i < ms.length; i++) w[i] = i === best ? 1 : 0;
-    }
+  /** Fills the scratch weights for horizon `h` (bucket `b`'s selection); returns the bucket. */
+  #fill(h: number, history: HistoryView): number {
+    void history;
+    const nm = this.#members.length;
+    const b = this.#bucketFor(h);
+    const sel = this.#sel[b] ?? -1;
+    for (let i = 0; i < nm; i++) this.#w[i] = sel === nm ? this.#bw[b * nm + i]! : i === sel ? 1 : 0;
+    return b;
   }
 
   predict(h: number, history: HistoryView): number {
-    this.#fill(h, history);
-    let s = 0;
-    let any = false;
-    for (let i = 0; i < this.#members.length; i++) {
-      const w = this.#w[i]!;
-      if (w > 0) {
-        s += w * this.#preds[i]!;
-        any = true;
-      }
+    const b = this.#bucketFor(h);
+    const sel = this.#sel[b] ?? -1;
+    const ms = this.#members;
+    const nm = ms.length;
+    if (sel < 0) return Number.NaN;
+    // At a bucket horizon right after its origin step, the member forecasts are cached.
+    const cached = this.#hs[b] === h && this.#cacheAt[b] === this.#seen;
+    if (sel < nm) {
+      const p = cached ? this.#cache[b * nm + sel]! : ms[sel]!.model.predict(h, history);
+      if (Number.isFinite(p)) return p;
     }
-    return any ? s : Number.NaN;
+    let s = 0;
+    let sw = 0;
+    for (let i = 0; i < nm; i++) {
+      const w = this.#bw[b * nm + i]!;
+      if (w <= 0) continue;
+      const p = cached ? this.#cache[b * nm + i]! : ms[i]!.model.predict(h, history);
+      if (!Number.isFinite(p)) continue;
+      s += w * p;
+      sw += w;
+    }
+    return sw > 0 ? s / sw : Number.NaN;
   }
 }

@@ -9,9 +9,12 @@ export interface HoltWintersOptions {
   damped?: boolean;
   /** Values used for each fit (the most recent). @default max(3 × period, 400) */
   fitWindow?: number;
-  /** Refit after this many new values (each fit starts from the previous parameters). @default max(2 × period, 960) */
+  /**
+   * Refit after this many new values (each fit starts from the previous parameters); later refits
+   * back off to 2× and then 4× this interval. @default max(2 × period, 960)
+   */
   refitEvery?: number;
-  /** Objective evaluations per fit. @default 80 */
+  /** Objective evaluations of the first fit (a refit, warm-started, uses half). @default 80 */
   maxEvaluations?: number;
 }
 
@@ -44,6 +47,7 @@ export class HoltWintersModel implements PointModel {
   #params: HoltWintersParams | undefined;
   #u: number[] = [-0.85, -1.5, -1.5, 1];
   #sinceFit = 0;
+  #fits = 0;
   #damp = new Float64Array(0);
 
   constructor(options: HoltWintersOptions = {}) {
@@ -70,7 +74,8 @@ export class HoltWintersModel implements PointModel {
   observe(x: number, history: HistoryView): void {
     this.#sinceFit++;
     if (history.size < this.minHistory) return;
-    if (this.#params === undefined || this.#sinceFit >= this.#refitEvery) {
+    // Refits back off as the parameters settle: every refitEvery, then 2×, then 4× that.
+    if (this.#params === undefined || this.#sinceFit >= this.#refitEvery * Math.min(4, this.#fits)) {
       this.#fit(history);
       return;
     }
@@ -151,6 +156,7 @@ export class HoltWintersModel implements PointModel {
 
   #fit(history: HistoryView): void {
     this.#sinceFit = 0;
+    this.#fits++;
     const n = Math.min(history.size, this.#fitWindow);
     const data = history.toArray(n);
     const dims = this.period > 0 ? (this.#damped ? 4 : 3) : this.#damped ? 3 : 2;
@@ -161,7 +167,13 @@ export class HoltWintersModel implements PointModel {
     const u0 = [this.#u[0]!, this.#u[1]!];
     if (this.period > 0) u0.push(this.#u[2]!);
     if (this.#damped) u0.push(this.#u[3]!);
-    const res = nelderMead(obj, u0, { step: 1, maxEvaluations: this.#maxEval, tolerance: 1e-5 });
+    // A refit starts from the previous optimum: a smaller simplex and half the evaluations.
+    const warm = this.#params !== undefined;
+    const res = nelderMead(obj, u0, {
+      step: warm ? 0.5 : 1,
+      maxEvaluations: warm ? Math.ceil(this.#maxEval / 2) : this.#maxEval,
+      tolerance: 1e-5,
+    });
     const full = [
       res.x[0]!,
       res.x[1]!,

@@ -1,12 +1,15 @@
 import type { ForecastPoint, Forecaster, PointModel } from './forecaster.js';
-import { ResidualQuantiles } from './residual-quantiles.js';
+import { HORIZON_RATIO, ORIGINS_PER_HORIZON, ResidualQuantiles } from './residual-quantiles.js';
 import { RingBuffer } from './ring-buffer.js';
 
 /** Options shared by every forecaster. */
 export interface ForecasterOptions {
   /** Values kept in history (float32, 4 bytes each; two periods are needed to fit a season). @default 3072 */
   capacity?: number;
-  /** Longest horizon with tracked empirical errors; longer ones scale the last bucket. @default 64 */
+  /**
+   * Longest horizon with tracked empirical errors (at horizons 1, 4, 16, …; between them the
+   * quantiles are interpolated on a log scale, beyond the last they grow with √h). @default 64
+   */
   maxHorizon?: number;
   /** Errors kept per horizon bucket for the interval quantiles. @default 128 */
   residualWindow?: number;
@@ -79,6 +82,8 @@ export class ModelForecaster implements Forecaster {
       options.residualWindow ?? 128,
       0.02,
       options.calibrate ?? true,
+      HORIZON_RATIO,
+      ORIGINS_PER_HORIZON,
     );
     this.#minResiduals = options.minResiduals ?? 30;
   }
