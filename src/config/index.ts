@@ -8,6 +8,7 @@ export { fileSchema, serviceSchema } from './schema.js';
 export type {
   EchoSpec,
   FailoverSpec,
+  MigrationSpec,
   MutationsSpec,
   HealthSpec,
   ResourcesSpec,

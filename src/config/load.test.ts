@@ -117,6 +117,14 @@ describe('spec parsing', () => {
     expect(problems[0]?.message).toMatch(/hot echoes replay one primary's mutations/);
   });
 
+  it('rejects a migration whose provision threshold is above its switch threshold', () => {
+    const problems = problemsOf(
+      `services:\n  - name: a\n    command: [x]\n    migration: { auto: true, provisionThreshold: 90, switchThreshold: 80 }\n`,
+    );
+    expect(problems.map((p) => p.field)).toEqual(['services[0].migration.provisionThreshold']);
+    expect(problems[0]?.message).toMatch(/must not exceed switchThreshold/);
+  });
+
   it('rejects a fixed port on a service that scales to several serving instances', () => {
     const problems = problemsOf(
       `services:\n  - name: b\n    command: [x]\n    echo: { count: 0 }\n    ports: { http: 9000 }\n    scaling: { max: 2 }\n`,

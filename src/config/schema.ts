@@ -239,6 +239,26 @@ export const shadowSchema = z.strictObject({
   deltaThreshold: z.number().positive().default(0.25),
 });
 
+export const migrationSchema = z
+  .strictObject({
+    /**
+     * Seeds 003/004: move the primary to a synced echo by a planned switchover when its migration
+     * readiness score (CPU 30, memory 25, disk latency 20, failure history 15, predicted failure 10)
+     * stays high, then recreate the old one as a fresh echo. @default false
+     */
+    auto: z.boolean().default(false),
+    /** Readiness (0–100) from which an echo is readied as the target. @default 60 */
+    provisionThreshold: z.number().min(0).max(100).default(60),
+    /** Readiness (0–100) at which traffic switches to the synced echo. @default 80 */
+    switchThreshold: z.number().min(0).max(100).default(80),
+    /** Time between two readiness samples. @default 5s */
+    interval: duration.default(5000),
+  })
+  .refine((m) => m.provisionThreshold <= m.switchThreshold, {
+    message: 'provisionThreshold must not exceed switchThreshold',
+    path: ['provisionThreshold'],
+  });
+
 export const restartSchema = z.strictObject({
   /** When to restart an exited instance. @default on-failure */
   policy: z.enum(['always', 'on-failure', 'never']).default('on-failure'),
@@ -281,6 +301,7 @@ export const serviceSchema = z
     routing: routingSchema.prefault({}),
     scaling: scalingSchema.prefault({}),
     shadow: shadowSchema.prefault({}),
+    migration: migrationSchema.prefault({}),
     restart: restartSchema.prefault({}),
     failover: failoverSchema.prefault({}),
     /** Grace period between SIGTERM and SIGKILL on stop. @default 5s */
@@ -362,6 +383,7 @@ export type ResourcesSpec = z.output<typeof resourcesSchema>;
 export type RoutingSpec = z.output<typeof routingSchema>;
 export type ScalingSpec = z.output<typeof scalingSchema>;
 export type ShadowSpec = z.output<typeof shadowSchema>;
+export type MigrationSpec = z.output<typeof migrationSchema>;
 export type RestartSpec = z.output<typeof restartSchema>;
 export type FailoverSpec = z.output<typeof failoverSchema>;
 export type MutationsSpec = z.output<typeof mutationsSchema>;

@@ -1,13 +1,13 @@
 import type { LoadedSpec, ServiceSpec } from '../config/index.js';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import type { FailureVerdict, HealthVerdict } from '../health/index.js';
-import type { InstanceExit, InstanceHandle, Runtime } from '../runtime/index.js';
-import type { StateStore } from '../store/index.js';
+import type { InstanceExit, InstanceHandle } from '../runtime/index.js';
 import type { ServiceFileSync } from '../agent/index.js';
 import { adoptSurvivors, type AdoptionHost } from './adoption.js';
 import { DecisionLog } from './decision-log.js';
 import { serviceView, type ServiceView } from './service-view.js';
-import { EchoUpkeep } from './echo-upkeep.js';
+import type { ControlPlaneOptions } from './control-plane-options.js';
+import { caughtUp, EchoUpkeep } from './echo-upkeep.js';
 import { LoopDelay } from './loop-delay.js';
 import { routeExternally, wireService } from './service-wiring.js';
 import { ExternalRouting } from './external-routing.js';
@@ -35,21 +35,6 @@ import {
 import type { Decision, InstanceRecord } from './records.js';
 import { applyRestartPolicy, killForRestart, scheduleRejoin } from './restart.js';
 import type { ServiceDataPlane } from './service-data-plane.js';
-
-/** Options of the control plane. */
-export interface ControlPlaneOptions {
-  spec: LoadedSpec;
-  /** Absolute data directory: store, logs, state directories. */
-  dataDir: string;
-  store: StateStore;
-  runtime: Runtime;
-  /** Host name instances are placed on. @default 'local' */
-  host?: string;
-  /** Reconcile period when nothing else triggers it, ms. @default 250 */
-  tickMs?: number;
-  /** Bytes per instance log file before rotation. @default 10 MiB */
-  logMaxBytes?: number;
-}
 
 const INSTANCE_PREFIX = 'instances/';
 
@@ -97,6 +82,10 @@ export class ControlPlane {
       save: (rec) => this.#save(rec),
       stopInstance: (rec, phase) => this.#stopInstance(rec, phase),
       recreateEcho: (rec, decision) => this.failover.recreateEcho(rec, decision),
+      host: this.#options.host,
+      candidates: (service) => this.failover.candidates(service),
+      caughtUp: (service, echo) => caughtUp(this.#planes.get(service), this.#fileSyncs.get(service), echo),
+      switchover: (service, to) => this.switchover(service, to),
     });
   }
 

@@ -1,14 +1,17 @@
 import type { ServiceSpec } from '../config/index.js';
 import type { Runtime } from '../runtime/index.js';
+import type { ServiceFileSync } from '../agent/index.js';
 import type { DecisionLog } from './decision-log.js';
+import type { ServiceDataPlane } from './service-data-plane.js';
 import { sizeInstances, type ServingUsage } from './echo-sizing.js';
+import { MigrationWatch, type MigrationWatchHost } from './migration-watch.js';
 import type { Decision, InstanceRecord } from './records.js';
 
 const SYNC_TROUBLE_LIMIT = 5;
 const SYNC_TROUBLE_WINDOW_MS = 60_000;
 
 /** What echo upkeep needs from the control plane. */
-export interface EchoUpkeepHost {
+export interface EchoUpkeepHost extends Omit<MigrationWatchHost, 'instancesOf' | 'busy' | 'recreateEcho'> {
   readonly runtime: Runtime;
   readonly decisions: DecisionLog;
   readonly specs: readonly ServiceSpec[];
@@ -21,8 +24,9 @@ export interface EchoUpkeepHost {
 }
 
 /**
- * Keeping echoes fit: their size follows their primary's CPU utilisation (seed 000), and an echo whose
- * state sync keeps failing is recreated from a full copy (seed 002).
+ * Keeping instances fit: echoes (and the serving instances of a fixed serving count) are sized to the
+ * load (seeds 000, 002), an echo whose state sync keeps failing is recreated from a full copy (seed
+ * 002), and a primary whose migration readiness stays high is moved to an echo ({@link MigrationWatch}).
  */
 export class EchoUpkeep {
   /** Recent sync failures per echo. */
@@ -32,7 +36,20 @@ export class EchoUpkeep {
   /** Last sampled CPU utilisation (0..1 of its limit) of each service's primary: drives eager sync. */
   readonly #utilisation = new Map<string, number>();
 
-  constructor(private readonly host: EchoUpkeepHost) {}
+  readonly #migration: MigrationWatch | undefined;
+
+  constructor(private readonly host: EchoUpkeepHost) {
+    if (MigrationWatch.wanted(host.specs))
+      this.#migration = new MigrationWatch({
+        ...host,
+        instancesOf: (service) => host.instances().filter((i) => i.service === service),
+        busy: (service) => host.closed() || host.failoverBusy(service),
+        recreateEcho: async (rec, decision) => {
+          await host.stopInstance(rec, 'stopped');
+          await host.recreateEcho(rec, decision);
+        },
+      });
+  }
 
   /** The primary's last sampled utilisation, 0..1. */
   utilisation(service: string): number {
@@ -71,6 +88,7 @@ export class EchoUpkeep {
    * of a service with a fixed serving count) to follow it.
    */
   async sample(): Promise<void> {
+    await this.#migration?.tick(Date.now());
     const usage = new Map<string, ServingUsage>();
     const busiest = new Map<string, number>();
     for (const rec of this.host.instances()) {
@@ -100,4 +118,14 @@ export class EchoUpkeep {
       for (const rec of resized) await this.host.save(rec);
     }
   }
+}
+
+/** Whether an echo has every acknowledged change: mutations (hot) or files (warm, cold). */
+export function caughtUp(
+  plane: ServiceDataPlane | undefined,
+  files: ServiceFileSync | undefined,
+  echo: InstanceRecord,
+): boolean {
+  if (plane?.replication) return plane.replication.atRisk(echo.id).length === 0;
+  return files ? files.caughtUp(echo.id) : true;
 }

@@ -1,5 +1,5 @@
 export { ControlPlane } from './control-plane.js';
-export type { ControlPlaneOptions } from './control-plane.js';
+export type { ControlPlaneOptions } from './control-plane-options.js';
 export type { ServiceView } from './service-view.js';
 export { DecisionLog } from './decision-log.js';
 export type { DecisionLogOptions } from './decision-log.js';

@@ -1,0 +1,217 @@
+import { readFileSync } from 'node:fs';
+import type { ServiceSpec } from '../config/index.js';
+import {
+  decideMigration,
+  initialMigrationState,
+  resolveMigrationPolicyOptions,
+  type MigrationState,
+} from '../policy/index.js';
+import { AnomalyDetector, migrationReadinessScore } from '../predict/index.js';
+import type { Runtime } from '../runtime/index.js';
+import type { DecisionLog } from './decision-log.js';
+import type { Decision, InstanceRecord } from './records.js';
+
+/** What the migration watch needs from the control plane. */
+export interface MigrationWatchHost {
+  readonly runtime: Runtime;
+  readonly decisions: DecisionLog;
+  readonly specs: readonly ServiceSpec[];
+  /** The host instances are placed on (the migration target: a fresh instance on it). */
+  readonly host: string;
+  instancesOf(service: string): InstanceRecord[];
+  /** Echoes that could take over, best first. */
+  candidates(service: string): InstanceRecord[];
+  /** Whether an echo has every acknowledged change (mutations or files). */
+  caughtUp(service: string, echo: InstanceRecord): boolean;
+  busy(service: string): boolean;
+  switchover(service: string, to: string): Promise<Decision>;
+  /** Stops an instance and provisions it again from a full copy of the primary; settles `decision`. */
+  recreateEcho(rec: InstanceRecord, decision: Decision): Promise<void>;
+}
+
+/** Readiness samples in a row the confidence is taken over. */
+const CONFIDENCE_SAMPLES = 5;
+
+/** Mean I/O latency of the host's block devices since the last call, ms (from /proc/diskstats). */
+export class DiskLatency {
+  #last: { ios: number; ms: number } | undefined;
+
+  sample(): number {
+    let ios = 0;
+    let ms = 0;
+    try {
+      for (const line of readFileSync('/proc/diskstats', 'latin1').split('\n')) {
+        const f = line.trim().split(/\s+/);
+        if (f.length < 14 || f[2]?.startsWith('loop') || f[2]?.startsWith('ram')) continue;
+        ios += Number(f[3]) + Number(f[7]);
+        ms += Number(f[6]) + Number(f[10]);
+      }
+    } catch {
+      return 0;
+    }
+    const prev = this.#last;
+    this.#last = { ios, ms };
+    if (!prev || ios <= prev.ios) return 0;
+    return (ms - prev.ms) / (ios - prev.ios);
+  }
+}
+
+/**
+ * Predictive migration, live (seeds 003, 004): every `migration.interval` each primary of a service with
+ * `migration.auto` gets a migration readiness score from its CPU and memory use, the host's disk
+ * latency, its restart history and the anomaly detector's score of its CPU series. The confidence is
+ * the share of the last five scores past the provision threshold (a sustained score, not a blip). The
+ * migration policy's decisions are carried out: `migrate-provision` readies the best echo (the target:
+ * a fresh instance on this host), `migrate-switchover` is the planned switchover once it has caught up
+ * (no request fails), `migrate-retire` recreates the deposed primary as a fresh echo. Each decision
+ * is recorded with the score's components.
+ */
+export class MigrationWatch {
+  readonly #states = new Map<string, { service: string; state: MigrationState; target?: string }>();
+  readonly #detectors = new Map<string, AnomalyDetector>();
+  readonly #recent = new Map<string, number[]>();
+  readonly #disk = new DiskLatency();
+  readonly #lastAt = new Map<string, number>();
+  #busy = false;
+
+  constructor(private readonly host: MigrationWatchHost) {}
+
+  /** Whether any service migrates automatically (else nothing needs sampling). */
+  static wanted(specs: readonly ServiceSpec[]): boolean {
+    return specs.some((s) => s.migration.auto);
+  }
+
+  async tick(now: number): Promise<void> {
+    if (this.#busy) return;
+    this.#busy = true;
+    try {
+      const diskMs = this.#disk.sample();
+      for (const spec of this.host.specs) {
+        if (!spec.migration.auto || this.host.busy(spec.name)) continue;
+        if (now - (this.#lastAt.get(spec.name) ?? 0) < spec.migration.interval) continue;
+        this.#lastAt.set(spec.name, now);
+        await this.#service(spec, diskMs, now);
+      }
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  async #service(spec: ServiceSpec, diskMs: number, now: number): Promise<void> {
+    const options = resolveMigrationPolicyOptions({
+      provisionThreshold: spec.migration.provisionThreshold,
+      switchThreshold: spec.migration.switchThreshold,
+      cancelBelow: Math.min(40, spec.migration.provisionThreshold),
+    });
+    const mine = this.host.instancesOf(spec.name);
+    // A migration under way whose primary has been switched away from: retire it.
+    for (const [id, m] of this.#states) {
+      const rec = mine.find((i) => i.id === id);
+      if (m.service !== spec.name || m.state.phase !== 'switching' || !rec || rec.role === 'primary')
+        continue;
+      const r = decideMigration(options, m.state, this.#signals(rec, 0, 0, 0, true, m.target), now);
+      this.#states.set(id, { ...m, state: r.state });
+      for (const d of r.decisions) {
+        const decision = this.#record(spec, rec, d, {});
+        await this.host
+          .recreateEcho(rec, decision)
+          .catch((err: unknown) => this.host.decisions.settle(decision, `failed: ${(err as Error).message}`));
+      }
+    }
+    const primaries = mine.filter((i) => i.role === 'primary' && i.phase === 'running');
+    if (primaries.length !== 1) return; // a serving set scales; migration moves a lone primary
+    const primary = primaries[0]!;
+    const stats = await this.host.runtime.stats(primary.id).catch(() => undefined);
+    if (!stats) return;
+    const cpu = stats.cpuPercent / (primary.limits.cpu ?? 1);
+    const memory = primary.limits.memoryBytes ? (stats.rssBytes / primary.limits.memoryBytes) * 100 : 0;
+    let detector = this.#detectors.get(primary.id);
+    if (!detector) this.#detectors.set(primary.id, (detector = new AnomalyDetector()));
+    const anomaly = detector.update(now, cpu).score;
+    const failureRate = Math.min(1, primary.restarts.length / Math.max(1, spec.restart.maxRestarts));
+    const readiness = migrationReadinessScore({
+      cpuUtilization: cpu,
+      memoryUtilization: memory,
+      diskIoLatencyMs: diskMs,
+      historicalFailureRate: failureRate,
+      predictedFailureProbability: anomaly,
+    });
+    const recent = [...(this.#recent.get(primary.id) ?? []), readiness.score].slice(-CONFIDENCE_SAMPLES);
+    this.#recent.set(primary.id, recent);
+    const confidence = recent.filter((x) => x >= options.provisionThreshold).length / CONFIDENCE_SAMPLES;
+    const m = this.#states.get(primary.id) ?? { service: spec.name, state: initialMigrationState(now) };
+    const target = m.target ? mine.find((i) => i.id === m.target) : this.host.candidates(spec.name)[0];
+    const synced =
+      target !== undefined && target.phase === 'running' && this.host.caughtUp(spec.name, target);
+    const usage = Math.max(cpu, memory) / 100;
+    const r = decideMigration(
+      options,
+      m.state,
+      this.#signals(primary, readiness.score, confidence, usage, false, target?.id, synced),
+      now,
+    );
+    this.#states.set(primary.id, { ...m, state: r.state, ...(target ? { target: target.id } : {}) });
+    const inputs = {
+      readiness: readiness.score,
+      components: readiness.contributions,
+      cpuPercent: cpu,
+      memoryPercent: memory,
+      diskIoLatencyMs: diskMs,
+      failureRate,
+      anomaly,
+      confidence,
+      target: target?.id,
+    };
+    for (const d of r.decisions) {
+      const decision = this.#record(spec, primary, d, inputs);
+      if (d.kind === 'migrate-switchover' && target) {
+        await this.host
+          .switchover(spec.name, target.id)
+          .then(() => this.host.decisions.settle(decision, `ok: ${target.id} serves`))
+          .catch((err: unknown) => this.host.decisions.settle(decision, `failed: ${(err as Error).message}`));
+      } else if (d.kind === 'migrate-provision' && !target) {
+        this.host.decisions.settle(decision, 'failed: no echo to migrate to (echo.count is 0)');
+        this.#states.set(primary.id, { service: spec.name, state: initialMigrationState(now) });
+      } else {
+        this.host.decisions.settle(decision, target ? `ok: target ${target.id}` : 'ok');
+      }
+    }
+  }
+
+  #signals(
+    rec: InstanceRecord,
+    readiness: number,
+    confidence: number,
+    usage: number,
+    switchedOver: boolean,
+    target?: string,
+    echoSynced = false,
+  ): Parameters<typeof decideMigration>[2] {
+    return {
+      instance: rec.id,
+      readiness,
+      confidence,
+      usage,
+      targetHost: target ? `${this.host.host} (${target})` : this.host.host,
+      echoSynced,
+      switchedOver,
+    };
+  }
+
+  #record(
+    spec: ServiceSpec,
+    rec: InstanceRecord,
+    d: { kind: string; reason: string },
+    inputs: Record<string, unknown>,
+  ): Decision {
+    return this.host.decisions.record({
+      kind: d.kind,
+      service: spec.name,
+      instance: rec.id,
+      what: `${d.kind.replace('migrate-', 'migration: ')} (${rec.id})`,
+      why: d.reason,
+      inputs,
+      outcome: 'pending',
+    });
+  }
+}
