@@ -53,6 +53,13 @@ export interface StagedBatch {
 /** Size each journal slot file is preallocated to (a record written over it leaves its size as is). */
 const JOURNAL_PREALLOC_BYTES = 1 << 20;
 
+/** Replayable batches whose effects are flushed together (and carried by the records meanwhile). */
+const FLUSH_GROUP = 8;
+/** ...or fewer, once their redo data reaches this size. */
+const FLUSH_GROUP_BYTES = 256 * 1024;
+/** ...or once no commit came for this long. */
+const FLUSH_IDLE_MS = 10;
+
 /** A committed batch whose effects (paths) are being made durable. */
 interface Unflushed {
   readonly paths: string[];
@@ -77,6 +84,7 @@ export class BatchApplier {
   readonly #hashes = new PatchHashes();
   /** Committed batches whose effects are being fsynced in the background, oldest first. */
   #unflushed: Unflushed[] = [];
+  #flushTimer: NodeJS.Timeout | undefined;
   /** Journal slot files kept open (written in place, then fdatasync'd). */
   readonly #slots: (FileHandle | undefined)[] = [undefined, undefined];
 
@@ -137,8 +145,25 @@ export class BatchApplier {
     for (const name of await readdir(dir)) await rm(join(dir, name), { recursive: true, force: true });
   }
 
+  /** Starts the fsync of every committed batch's effects not yet under way, as one group. */
+  #startFlushes(): void {
+    clearTimeout(this.#flushTimer);
+    const group = this.#unflushed.filter((u) => !u.flush);
+    if (group.length === 0) return;
+    const paths = [...new Set(group.flatMap((u) => u.paths))];
+    // Retried once at once; a second failure surfaces when the next commit waits for it.
+    const flush = fsyncAll(paths, true)
+      .catch(() => fsyncAll(paths, true))
+      .then(() => {
+        for (const u of group) u.done = true;
+      });
+    flush.catch(() => undefined);
+    for (const u of group) u.flush = flush;
+  }
+
   /** Waits until every committed batch's effects are durable. */
   async #flushEffects(): Promise<void> {
+    this.#startFlushes();
     await Promise.all(this.#unflushed.map((u) => u.flush));
     this.#unflushed = [];
   }
@@ -366,15 +391,23 @@ export class BatchApplier {
     );
     this.#state = { lineage: journal.lineage, lastApplied: journal.seq, gen: journal.gen };
     if (this.durable && effects.size > 0) {
-      const paths = [...effects];
       const replayable = staged.steps.every((st) => st.k === 'patch' || st.k === 'chmod');
-      const u: Unflushed = { paths, steps: replayable ? staged.steps : null, redo: own, done: false };
-      // Retried once at once; a second failure surfaces when the next commit waits for it.
-      u.flush = fsyncAll(paths, true)
-        .catch(() => fsyncAll(paths, true))
-        .then(() => void (u.done = true));
-      u.flush.catch(() => undefined);
-      this.#unflushed.push(u);
+      this.#unflushed.push({
+        paths: [...effects],
+        steps: replayable ? staged.steps : null,
+        redo: own,
+        done: false,
+      });
+      // Replayable effects are flushed in groups (one fsync of a file patched by many batches):
+      // when enough are carried, or once commits pause. Others at once (the next commit waits).
+      const carry = this.#unflushed.filter((u) => !u.flush);
+      const bytes = carry.reduce((n, u) => n + u.redo.length, 0);
+      if (!replayable || carry.length >= FLUSH_GROUP || bytes >= FLUSH_GROUP_BYTES) this.#startFlushes();
+      else {
+        clearTimeout(this.#flushTimer);
+        this.#flushTimer = setTimeout(() => this.#startFlushes(), FLUSH_IDLE_MS);
+        this.#flushTimer.unref();
+      }
     }
     if (staged.staged) await rm(dir, { recursive: true, force: true });
     return durableAt;
