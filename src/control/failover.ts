@@ -98,27 +98,42 @@ export class Failover {
    * Thrown: UNDERSTUDY_ERR_FAILOVER when no echo can take over or the epoch moved under us.
    */
   async failover(service: string, cause: FailoverCause): Promise<Decision> {
-    const old = this.host.instancesOf(service).find((i) => i.role === 'primary' && i.phase !== 'stopped');
-    const [target] = this.candidates(service);
-    const decision = this.host.decisions.record({
-      kind: 'failover',
-      service,
-      ...(old ? { instance: old.id } : {}),
-      what: `promote ${target?.id ?? '(no echo)'} in place of ${old?.id ?? '(no primary)'}`,
-      why: `${cause.kind}: ${cause.detail}`,
-      inputs: {
-        cause: cause.kind,
-        evidence: cause.evidence,
-        candidates: this.candidates(service).map((c) => c.id),
-      },
-      outcome: 'pending',
-    });
-    if (!target) {
-      this.host.decisions.settle(decision, 'failed: no echo can take over');
-      throw new UnderstudyError(ErrorCode.Failover, `service '${service}' has no echo that can take over`);
+    const tried = new Set<string>();
+    for (;;) {
+      const old = this.host.instancesOf(service).find((i) => i.role === 'primary' && i.phase !== 'stopped');
+      const candidates = this.candidates(service).filter((c) => !tried.has(c.id));
+      const [target] = candidates;
+      const decision = this.host.decisions.record({
+        kind: 'failover',
+        service,
+        ...(old ? { instance: old.id } : {}),
+        what: `promote ${target?.id ?? '(no echo)'} in place of ${old?.id ?? '(no primary)'}`,
+        why: `${cause.kind}: ${cause.detail}${tried.size > 0 ? ` (after ${[...tried].join(', ')} could not take over)` : ''}`,
+        inputs: { cause: cause.kind, evidence: cause.evidence, candidates: candidates.map((c) => c.id) },
+        outcome: 'pending',
+      });
+      if (!target) {
+        this.host.decisions.settle(decision, 'failed: no echo can take over');
+        throw new UnderstudyError(ErrorCode.Failover, `service '${service}' has no echo that can take over`);
+      }
+      const slot = target.slot;
+      try {
+        await this.#promote(service, old, target, decision, 'failover', cause);
+        return decision;
+      } catch (err) {
+        // A promotion that failed half-way (a cold echo that never became ready, a failing promotion
+        // hook): that echo steps back and is stopped (the reconciler provisions a fresh one), and the next
+        // candidate is tried, so that the service is not left without a primary.
+        if (target.role !== 'primary' || (err as UnderstudyError).code !== ErrorCode.Failover) throw err;
+        tried.add(target.id);
+        target.role = 'echo';
+        target.slot = slot;
+        this.host.expectExit(target.id);
+        await this.host.runtime.stop(target.id, { graceMs: 1000 }).catch(() => undefined);
+        target.phase = 'stopped';
+        await this.host.save(target);
+      }
     }
-    await this.#promote(service, old, target, decision, 'failover', cause);
-    return decision;
   }
 
   /**
@@ -324,6 +339,12 @@ export class Failover {
       const res = await fetch(`http://127.0.0.1:${port}${hook.http}`, {
         method: 'POST',
         signal: AbortSignal.timeout(5000),
+      }).catch((err: unknown) => {
+        throw new UnderstudyError(
+          ErrorCode.Failover,
+          `promotion hook ${hook.http} of ${target.id} did not answer: ${(err as Error).message}`,
+          { cause: err },
+        );
       });
       if (!res.ok)
         throw new UnderstudyError(
