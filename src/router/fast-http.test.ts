@@ -58,7 +58,7 @@ function slowGet(url: string): Promise<{ status: number; sha: string; bytes: num
   });
 }
 
-describe('HTTP fast path', () => {
+describe('HTTP fast path', { timeout: 20_000 }, () => {
   it('forwards large response bodies byte for byte to a stalled client, with Content-Length and chunked framing', async () => {
     const port = await bigBackend();
     const router = await Router.create({
@@ -135,13 +135,14 @@ describe('HTTP fast path', () => {
     const s = connect(router.address.port, '127.0.0.1');
     cleanups.push(async () => s.destroy());
     const request = `GET /m HTTP/1.1\r\nHost: 127.0.0.1:${router.address.port}\r\n\r\n`;
-    const answered = (n: number): Promise<void> => vi.waitFor(() => expect(primary.count()).toBe(n));
+    const answered = (n: number): Promise<void> =>
+      vi.waitFor(() => expect(primary.count()).toBe(n), { timeout: 5000 });
     s.write(request);
     await answered(1);
     router.setShadows([{ id: 's', host: '127.0.0.1', port: shadow.port }]);
     s.write(request);
     await answered(2);
-    await vi.waitFor(() => expect(shadow.count()).toBe(1));
+    await vi.waitFor(() => expect(shadow.count()).toBe(1), { timeout: 5000 });
   });
 });
 

@@ -306,7 +306,7 @@ class FastConnection implements RawOwner {
 
   // RawOwner: events of the upstream socket this connection's exchange holds.
 
-  /** @internal `d` is only valid during the call (the connection's read buffer): what is kept or sent is copied. */
+  /** @internal `d` is only valid during the call (the shared read buffer): what is kept or sent is copied. */
   onUpstreamData(d: Buffer): void {
     if (this.#headDone) {
       this.#body(d, 0, EMPTY);
@@ -432,8 +432,8 @@ class FastConnection implements RawOwner {
   }
 
   /**
-   * Writes `head` and `buf[from, to)` to the client as one buffer — a copy, since `buf` is the
-   * upstream connection's read buffer — and pauses the upstream while the client does not keep up.
+   * Writes `head` and `buf[from, to)` to the client as one buffer — a copy, since `buf` is the shared
+   * upstream read buffer — and pauses the upstream while the client does not keep up.
    */
   #send(head: Buffer, buf: Buffer, from: number, to: number): void {
     const hl = head.length;

@@ -4,8 +4,8 @@ import type { ResponseHeadMemo } from './response-head.js';
 /** The exchange currently using an upstream connection; receives the connection's events. */
 export interface RawOwner {
   /**
-   * Bytes from the backend. `d` is a view of the connection's read buffer, valid only during the
-   * call: it is overwritten by the next read, so an owner copies whatever it keeps or writes.
+   * Bytes from the backend. `d` is a view of the shared read buffer, valid only during the call: it
+   * is overwritten by the next read of any connection, so an owner copies whatever it keeps or writes.
    */
   onUpstreamData(d: Buffer): void;
   /** The backend closed or reset the connection. */
@@ -14,26 +14,29 @@ export interface RawOwner {
   onUpstreamTimeout(): void;
 }
 
-/** Size of the buffer each upstream connection reads into. */
-const READ_BUFFER_BYTES = 64 * 1024;
+/**
+ * The one buffer every upstream connection reads into. Sharing is safe because each read's callback
+ * runs to completion before the next read (one thread) and owners copy out what they keep; memory
+ * stays constant however many connections are open.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 /**
- * One keep-alive connection to the backend. Reads land in one buffer per connection (`onread`), with
- * no stream machinery and no allocation per read; events go to the current owner.
+ * One keep-alive connection to the backend. Reads land in a shared buffer (`onread`), with no stream
+ * machinery and no allocation per read; events go to the current owner.
  */
 export class RawConn {
   owner: RawOwner | undefined = undefined;
   /** The last response head parsed on this connection (see `responseHead`). */
   headMemo: ResponseHeadMemo | undefined = undefined;
   readonly socket: Socket;
-  readonly #buf = Buffer.allocUnsafe(READ_BUFFER_BYTES);
 
   constructor(host: string, port: number) {
     this.socket = connect({
       host,
       port,
       noDelay: true,
-      onread: { buffer: this.#buf, callback: (n: number, b: Uint8Array) => this.#read(n, b) },
+      onread: { buffer: READ_BUFFER, callback: (n: number, b: Uint8Array) => this.#read(n, b) },
     });
   }
 
