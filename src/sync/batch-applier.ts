@@ -59,6 +59,12 @@ const FLUSH_GROUP = 8;
 const FLUSH_GROUP_BYTES = 256 * 1024;
 /** ...or once no commit came for this long. */
 const FLUSH_IDLE_MS = 10;
+/**
+ * Most batches and redo bytes one record carries: while a flush is slow (a disk stall), appends keep
+ * committing with one fsync each until this much waits; only then does a commit wait for the flush.
+ */
+const MAX_CARRIED = 1024;
+const MAX_CARRIED_BYTES = 1 << 20;
 
 /** A committed batch whose effects (paths) are being made durable. */
 interface Unflushed {
@@ -342,8 +348,8 @@ export class BatchApplier {
       const carryBytes = outstanding.reduce((n, u) => n + u.redo.length, 0);
       if (
         replayable &&
-        outstanding.length <= 16 &&
-        carryBytes <= 1 << 20 &&
+        outstanding.length <= MAX_CARRIED &&
+        carryBytes <= MAX_CARRIED_BYTES &&
         outstanding.every((u) => u.steps)
       )
         carried = outstanding;
