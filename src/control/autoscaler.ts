@@ -69,7 +69,7 @@ function smooth(prev: ShadowSignal | undefined, next: ShadowSignal | undefined):
 }
 
 /** Smallest total CPU utilisation (in instances at 100 %) from which the capacity is measured. */
-const CAPACITY_MIN_UTILISATION = 0.15;
+const CAPACITY_MIN_UTILISATION = 0.05;
 /** Samples averaged for the measured capacity. */
 const CAPACITY_SAMPLES = 5;
 /** Loaded samples the measured capacity is the median of. */

@@ -21,7 +21,8 @@ function spec(tag: string, extra: string): string {
     health:
       http: { path: /healthz }
       interval: 200ms
-      timeout: 300ms
+      timeout: 1s
+    failover: { acceptablePause: 3s } # these tests are about scaling, not hang detection on a busy machine
     routing: { listen: 127.0.0.1:0 }
     echo: { count: 1, mode: warm }
 ${extra}`;
@@ -159,8 +160,8 @@ describe('horizontal scaling, live', { timeout: 120_000 }, () => {
       const shadow = await find('shadow');
       const svc = (await api.services()).find((s) => s.name === 'api');
       const base = `http://${svc?.dataPlane?.address ?? ''}`;
-      // 30 requests/s of 6 ms: about 0.18 of a core, enough to measure what one instance handles.
-      const load = drive(base, 30, stop.signal, 6);
+      // 25 requests/s of 4 ms: a tenth of a core, enough to measure what one instance handles.
+      const load = drive(base, 25, stop.signal, 4);
       await waitFor(
         async () => (await api.services()).find((s) => s.name === 'api')?.scaling?.capacity !== undefined,
         20_000,
@@ -178,10 +179,10 @@ describe('horizontal scaling, live', { timeout: 120_000 }, () => {
       expect(view?.desired).toEqual({ primaries: 1, echoes: 1, shadows: 1 });
       expect(view?.scaling?.shadow?.shadows).toBe(1);
       expect(view?.scaling?.shadow?.liveLoad).toBeGreaterThan(0);
-      // 6 ms of CPU a request: one unlimited instance handles about 1000 / 6 ≈ 170 requests/s at 100 %.
+      // 4 ms of CPU a request: one unlimited instance handles about 1000 / 4 = 250 requests/s at 100 %.
       expect(view?.scaling?.capacity?.source).toBe('measured');
-      expect(view?.scaling?.capacity?.perInstance).toBeGreaterThan(60);
-      expect(view?.scaling?.capacity?.perInstance).toBeLessThan(400);
+      expect(view?.scaling?.capacity?.perInstance).toBeGreaterThan(100);
+      expect(view?.scaling?.capacity?.perInstance).toBeLessThan(600);
       const measured = (await api.events({ service: 'api', limit: 1000 })).find((e) => e.kind === 'capacity');
       expect(measured?.why).toMatch(/measured: median of the last \d+ samples/);
     } finally {
