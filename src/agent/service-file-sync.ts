@@ -36,7 +36,17 @@ export interface EchoFileSyncView {
   compressionRatio: number;
   lastAppliedSeq: number;
   errors: number;
-  initialSync: { doneBytes: number; totalBytes: number } | null;
+  /**
+   * The initial full copy while it runs: bytes applied on the echo (per batch), bytes sent (per data
+   * frame) and files applied; null once done.
+   */
+  initialSync: {
+    doneBytes: number;
+    totalBytes: number;
+    sentBytes?: number;
+    doneFiles?: number;
+    totalFiles?: number;
+  } | null;
 }
 
 /**

@@ -10,7 +10,16 @@ describe('initial sync progress', () => {
   });
 
   it('lists only echoes whose initial copy is under way', () => {
-    const echo = (id: string, initialSync: { doneBytes: number; totalBytes: number } | null) => ({
+    const echo = (
+      id: string,
+      initialSync: {
+        doneBytes: number;
+        totalBytes: number;
+        sentBytes?: number;
+        doneFiles?: number;
+        totalFiles?: number;
+      } | null,
+    ) => ({
       echo: id,
       connected: true,
       lagSeconds: 0,
@@ -26,11 +35,23 @@ describe('initial sync progress', () => {
     const services = [
       {
         name: 'db',
-        fileSync: [echo('db-2', { doneBytes: 1024 * 1024, totalBytes: 4 * 1024 * 1024 }), echo('db-3', null)],
+        fileSync: [
+          echo('db-2', { doneBytes: 1024 * 1024, totalBytes: 4 * 1024 * 1024 }),
+          echo('db-3', null),
+          echo('db-4', {
+            doneBytes: 0,
+            sentBytes: 2 * 1024 * 1024,
+            totalBytes: 4 * 1024 * 1024,
+            doneFiles: 0,
+            totalFiles: 7,
+          }),
+        ],
       },
     ] as unknown as ServiceView[];
     expect(initialSyncLines(services)).toEqual([
-      `initial copy db → db-2 ${progressBar(1, 4)} 1.0 MiB of 4.0 MiB`,
+      `initial copy db → db-2 ${progressBar(1, 4)} 1.0 MiB of 4.0 MiB sent, 1.0 MiB applied`,
+      // Sent moves per data frame, before the batch is applied.
+      `initial copy db → db-4 ${progressBar(2, 4)} 2.0 MiB of 4.0 MiB sent, 0 B applied, 0/7 files applied`,
     ]);
   });
 });

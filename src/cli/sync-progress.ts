@@ -19,9 +19,12 @@ export function initialSyncLines(services: readonly ServiceView[]): string[] {
   for (const svc of services) {
     for (const f of svc.fileSync ?? []) {
       if (!f.initialSync || f.initialSync.totalBytes === 0) continue;
-      const { doneBytes, totalBytes } = f.initialSync;
+      const { doneBytes, totalBytes, sentBytes, doneFiles, totalFiles } = f.initialSync;
+      // The bar follows the bytes sent (it moves per data frame); the text says what is applied.
+      const sent = Math.max(doneBytes, sentBytes ?? 0);
+      const files = totalFiles !== undefined ? `, ${doneFiles ?? 0}/${totalFiles} files applied` : '';
       lines.push(
-        `initial copy ${svc.name} → ${f.echo} ${progressBar(doneBytes, totalBytes)} ${formatBytes(doneBytes)} of ${formatBytes(totalBytes)}`,
+        `initial copy ${svc.name} → ${f.echo} ${progressBar(sent, totalBytes)} ${formatBytes(sent)} of ${formatBytes(totalBytes)} sent, ${formatBytes(doneBytes)} applied${files}`,
       );
     }
   }
