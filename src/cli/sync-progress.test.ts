@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { EchoFileSyncView } from '../agent/index.js';
 import type { ServiceView } from '../control/index.js';
 import { initialSyncLines, progressBar } from './sync-progress.js';
 
@@ -10,16 +11,7 @@ describe('initial sync progress', () => {
   });
 
   it('lists only echoes whose initial copy is under way', () => {
-    const echo = (
-      id: string,
-      initialSync: {
-        doneBytes: number;
-        totalBytes: number;
-        sentBytes?: number;
-        doneFiles?: number;
-        totalFiles?: number;
-      } | null,
-    ) => ({
+    const echo = (id: string, initialSync: EchoFileSyncView['initialSync']) => ({
       echo: id,
       connected: true,
       lagSeconds: 0,

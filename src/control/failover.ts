@@ -2,13 +2,10 @@ import { cp, mkdir, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { ServiceSpec } from '../config/index.js';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
-import type { Runtime } from '../runtime/index.js';
 import type { StateStore } from '../store/index.js';
-import type { ServiceFileSync } from '../agent/index.js';
-import type { DecisionLog } from './decision-log.js';
 import { limitsFor } from './instance-launch.js';
 import type { Decision, InstanceRecord } from './records.js';
-import type { ServiceDataPlane } from './service-data-plane.js';
+import type { ServingSetHost } from './serving-set.js';
 
 /** Timings of the last failover or switchover of a service, shown by `understudy status`. */
 export interface FailoverRecord {
@@ -29,16 +26,8 @@ export interface FailoverRecord {
 }
 
 /** What the failover logic needs from the control plane. */
-export interface FailoverHost {
-  readonly runtime: Runtime;
+export interface FailoverHost extends ServingSetHost {
   readonly store: StateStore;
-  readonly decisions: DecisionLog;
-  specOf(service: string): ServiceSpec;
-  instancesOf(service: string): InstanceRecord[];
-  dataPlane(service: string): ServiceDataPlane | undefined;
-  /** File-state sync of a warm or cold service. */
-  fileSync(service: string): ServiceFileSync | undefined;
-  save(rec: InstanceRecord): Promise<void>;
   /** Marks an instance as stopped on purpose: its exit is not a failure. */
   expectExit(id: string): void;
   /** Starts (or restarts) an instance process for a record; settles the decision. */

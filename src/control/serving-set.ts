@@ -15,6 +15,7 @@ export interface ServingSetHost {
   specOf(service: string): ServiceSpec;
   instancesOf(service: string): InstanceRecord[];
   dataPlane(service: string): ServiceDataPlane | undefined;
+  /** File-state sync of a warm or cold service. */
   fileSync(service: string): ServiceFileSync | undefined;
   save(rec: InstanceRecord): Promise<void>;
 }
