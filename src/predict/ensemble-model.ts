@@ -44,6 +44,65 @@ export interface EnsembleOptions {
 /** Errors a candidate needs at a horizon before it can be weighted or selected there. */
 const MIN_ERRORS = 10;
 
+/** Horizon buckets and their bookkeeping, derived from the settings only. */
+interface Layout {
+  hs: Int32Array;
+  /** Origin stride per bucket (a divisor of its horizon). */
+  stride: Int32Array;
+  /** Weight of the newest error per bucket: stride / memory. */
+  alphaB: Float64Array;
+  /** Resolved errors a candidate needs per bucket before it is weighted or selected. */
+  minN: Float64Array;
+  /** Start of each bucket's pending slots. */
+  offset: Int32Array;
+  pendingSize: number;
+  /** Nearest bucket on a log scale per integer horizon. */
+  bucketOf: Int8Array;
+  /** Scratch: this step's pending slot per bucket (−1: not an origin of that bucket this step). */
+  slot: Int32Array;
+}
+
+const layouts = new Map<string, Layout>();
+
+function layout(maxH: number, ratio: number, originsPer: number, memory: number): Layout {
+  const key = `${maxH}/${ratio}/${originsPer}/${memory}`;
+  const cached = layouts.get(key);
+  if (cached) return cached;
+  const list: number[] = [];
+  for (let h = 1; ; h *= ratio) {
+    list.push(h);
+    if (h >= maxH) break;
+  }
+  const hs = Int32Array.from(list);
+  const stride = Int32Array.from(list, (h) => originStride(h, originsPer));
+  const offset = new Int32Array(hs.length);
+  let total = 0;
+  list.forEach((h, b) => {
+    offset[b] = total;
+    total += h / stride[b]!;
+  });
+  const top = 2 * list[list.length - 1]! + 1;
+  const bucketOf = new Int8Array(top);
+  for (let h = 1; h < top; h++) {
+    let best = 0;
+    for (let b = 1; b < list.length; b++)
+      if (Math.abs(Math.log(h / list[b]!)) < Math.abs(Math.log(h / list[best]!)) - 1e-12) best = b;
+    bucketOf[h] = best;
+  }
+  const l: Layout = {
+    hs,
+    stride,
+    alphaB: Float64Array.from(stride, (st) => Math.min(1, st / Math.max(1, memory))),
+    minN: Float64Array.from(stride, (st) => Math.max(3, Math.ceil(MIN_ERRORS / st))),
+    offset,
+    pendingSize: total,
+    bucketOf,
+    slot: new Int32Array(hs.length),
+  };
+  layouts.set(key, l);
+  return l;
+}
+
 interface Member {
   model: PointModel;
   /** Preference when no member has a track record yet (lower first). */
@@ -73,27 +132,20 @@ export class EnsembleModel implements PointModel {
     detectEvery: number;
     margin: number;
   };
-  readonly #hs: Int32Array;
-  readonly #offset: Int32Array;
-  /** Origin stride per bucket (a divisor of its horizon). */
-  readonly #stride: Int32Array;
-  /** Per-step weight of the newest error per bucket: stride / memory. */
-  readonly #alphaB: Float64Array;
-  /** Resolved errors a candidate needs per bucket before it is weighted or selected. */
-  readonly #minN: Float64Array;
-  /** This step's pending slot per bucket (−1: not an origin of that bucket this step). */
-  readonly #slot: Int32Array;
+  /** Horizon layout, shared by every ensemble with the same settings (stays in cache). */
+  readonly #L: Layout;
   /** Step at which each bucket's cached member predictions were made. */
   #cacheAt = new Float64Array(0);
-  readonly #pendingSize: number;
-  readonly #bucketOf: Int8Array;
   readonly #members: Member[] = [];
   /** Pending forecasts per candidate: [c · pendingSize + slot]. */
   #pend = new Float32Array(0);
-  /** Exponentially weighted mean absolute error per candidate and bucket: [c · nb + b]. */
+  /**
+   * Exponentially weighted mean absolute error per candidate and bucket at [c · nb + b], and the
+   * number of errors resolved at [nOff + c · nb + b].
+   */
   #mae = new Float64Array(0);
-  /** Errors resolved per candidate and bucket. */
-  #n = new Float64Array(0);
+  /** Start of the resolved-error counts in `#mae` (candidates × buckets). */
+  #nOff = 0;
   #period = 0;
   #candidates: PeriodCandidate[] = [];
   #nextDetect = 32;
@@ -118,32 +170,8 @@ export class EnsembleModel implements PointModel {
     const maxH = Math.max(1, Math.floor(options.maxHorizon ?? 64));
     const ratio = Math.max(2, Math.floor(options.horizonRatio ?? HORIZON_RATIO));
     const originsPer = options.originsPerHorizon ?? 2 * ORIGINS_PER_HORIZON;
-    const hs: number[] = [];
-    for (let h = 1; ; h *= ratio) {
-      hs.push(h);
-      if (h >= maxH) break;
-    }
-    this.#hs = Int32Array.from(hs);
-    this.#stride = Int32Array.from(hs, (h) => originStride(h, originsPer));
-    this.#alphaB = Float64Array.from(this.#stride, (st) => Math.min(1, st / Math.max(1, memory)));
-    this.#minN = Float64Array.from(this.#stride, (st) => Math.max(3, Math.ceil(MIN_ERRORS / st)));
-    this.#offset = new Int32Array(hs.length);
-    this.#slot = new Int32Array(hs.length);
-    this.#cacheAt = new Float64Array(hs.length).fill(-1);
-    let total = 0;
-    hs.forEach((h, b) => {
-      this.#offset[b] = total;
-      total += h / this.#stride[b]!;
-    });
-    this.#pendingSize = total;
-    const top = 2 * hs[hs.length - 1]! + 1;
-    this.#bucketOf = new Int8Array(top);
-    for (let h = 1; h < top; h++) {
-      let best = 0;
-      for (let b = 1; b < hs.length; b++)
-        if (Math.abs(Math.log(h / hs[b]!)) < Math.abs(Math.log(h / hs[best]!)) - 1e-12) best = b;
-      this.#bucketOf[h] = best;
-    }
+    this.#L = layout(maxH, ratio, originsPer, memory);
+    this.#cacheAt = new Float64Array(this.#L.hs.length).fill(-1);
     this.#setMembers(
       [
         { model: new LastValueModel(), rank: 3 },
@@ -173,7 +201,7 @@ export class EnsembleModel implements PointModel {
   #bucketFor(h: number): number {
     if (!(h >= 1)) return 0;
     const i = Math.floor(h);
-    return i < this.#bucketOf.length ? this.#bucketOf[i]! : this.#hs.length - 1;
+    return i < this.#L.bucketOf.length ? this.#L.bucketOf[i]! : this.#L.hs.length - 1;
   }
 
   /**
@@ -181,16 +209,17 @@ export class EnsembleModel implements PointModel {
    * carried over (−1 or missing: a new member, no record yet); the combination's record is kept.
    */
   #setMembers(members: Member[], keep: readonly number[]): void {
-    const nb = this.#hs.length;
-    const ps = this.#pendingSize;
+    const nb = this.#L.hs.length;
+    const ps = this.#L.pendingSize;
     const c = members.length + 1;
     const pend = new Float32Array(c * ps).fill(Number.NaN);
-    const mae = new Float64Array(c * nb);
-    const n = new Float64Array(c * nb);
+    const nOff = c * nb;
+    const mae = new Float64Array(2 * nOff);
     const copy = (from: number, to: number): void => {
       pend.set(this.#pend.subarray(from * ps, (from + 1) * ps), to * ps);
       mae.set(this.#mae.subarray(from * nb, (from + 1) * nb), to * nb);
-      n.set(this.#n.subarray(from * nb, (from + 1) * nb), to * nb);
+      const o = this.#nOff;
+      mae.set(this.#mae.subarray(o + from * nb, o + (from + 1) * nb), nOff + to * nb);
     };
     if (this.#pend.length > 0) {
       copy(0, 0);
@@ -200,7 +229,7 @@ export class EnsembleModel implements PointModel {
     }
     this.#pend = pend;
     this.#mae = mae;
-    this.#n = n;
+    this.#nOff = nOff;
     this.#members.length = 0;
     this.#members.push(...members);
     const m = members.length;
@@ -233,20 +262,20 @@ export class EnsembleModel implements PointModel {
 
   /** Resolves the forecasts candidate `c` made for this step against the actual `x`. */
   #resolve(c: number, x: number): void {
-    const nb = this.#hs.length;
-    const base = c * this.#pendingSize;
+    const nb = this.#L.hs.length;
+    const base = c * this.#L.pendingSize;
     for (let b = 0; b < nb; b++) {
-      const slot = this.#slot[b]!;
+      const slot = this.#L.slot[b]!;
       if (slot < 0) continue;
       const p = this.#pend[base + slot]!;
       if (p !== p) continue;
       const k = c * nb + b;
-      const n = this.#n[k]!;
-      const alpha = this.#alphaB[b]!;
+      const n = this.#mae[this.#nOff + k]!;
+      const alpha = this.#L.alphaB[b]!;
       const a = n < 1 / alpha ? 1 / (n + 1) : alpha;
       const m = this.#mae[k]!;
       this.#mae[k] = m + a * (Math.abs(x - p) - m);
-      this.#n[k] = n + 1;
+      this.#mae[this.#nOff + k] = n + 1;
     }
   }
 
@@ -265,14 +294,14 @@ export class EnsembleModel implements PointModel {
     }
     const ms = this.#members;
     const nm = ms.length;
-    const hs = this.#hs;
+    const hs = this.#L.hs;
     const nb = hs.length;
-    const ps = this.#pendingSize;
+    const ps = this.#L.pendingSize;
     let active = false;
     for (let b = 0; b < nb; b++) {
-      const st = this.#stride[b]!;
+      const st = this.#L.stride[b]!;
       const on = t % st === 0;
-      this.#slot[b] = on ? this.#offset[b]! + (((t / st) | 0) % (hs[b]! / st)) : -1;
+      this.#L.slot[b] = on ? this.#L.offset[b]! + (((t / st) | 0) % (hs[b]! / st)) : -1;
       active ||= on;
     }
     for (let c = 0; c <= nm; c++) this.#resolve(c, x);
@@ -280,12 +309,12 @@ export class EnsembleModel implements PointModel {
     if (!active) return;
     const power = this.#o.power;
     const mae = this.#mae;
-    const cnt = this.#n;
+    const nOff = this.#nOff;
     for (let b = 0; b < nb; b++) {
-      const slot = this.#slot[b]!;
+      const slot = this.#L.slot[b]!;
       if (slot < 0) continue;
       // This bucket's origin: record every member's forecast, reweight and reselect.
-      const minN = this.#minN[b]!;
+      const minN = this.#L.minN[b]!;
       let sum = 0;
       let combo = 0;
       let bestI = -1;
@@ -300,7 +329,7 @@ export class EnsembleModel implements PointModel {
         if (finite) {
           if (rankI < 0 || ms[i]!.rank < ms[rankI]!.rank) rankI = i;
           const k = (i + 1) * nb + b;
-          if (cnt[k]! >= minN) {
+          if (mae[nOff + k]! >= minN) {
             const e = mae[k]!;
             v = power === 2 ? 1 / (e * e + 1e-300) : Math.pow(e + 1e-300, -power);
             if (!Number.isFinite(v)) v = 1e300;
@@ -323,12 +352,12 @@ export class EnsembleModel implements PointModel {
       // Selection: the candidate with the lowest recent error at this horizon …
       let sel: number;
       if (bestI < 0) sel = sum > 0 ? nm : rankI;
-      else if (cnt[b]! >= minN && mae[b]! < bestE) {
+      else if (mae[nOff + b]! >= minN && mae[b]! < bestE) {
         sel = nm;
         bestE = mae[b]!;
       } else sel = bestI;
       // … but the last value (member 0) is the default: another candidate must beat it clearly.
-      if (sel !== 0 && cnt[nb + b]! >= minN && bestE > (1 - this.#o.margin) * mae[nb + b]!) sel = 0;
+      if (sel !== 0 && mae[nOff + nb + b]! >= minN && bestE > (1 - this.#o.margin) * mae[nb + b]!) sel = 0;
       this.#sel[b] = sel;
     }
   }
@@ -350,7 +379,7 @@ export class EnsembleModel implements PointModel {
     const nm = ms.length;
     if (sel < 0) return Number.NaN;
     // At a bucket horizon right after its origin step, the member forecasts are cached.
-    const cached = this.#hs[b] === h && this.#cacheAt[b] === this.#seen;
+    const cached = this.#L.hs[b] === h && this.#cacheAt[b] === this.#seen;
     if (sel < nm) {
       const p = cached ? this.#cache[b * nm + sel]! : ms[sel]!.model.predict(h, history);
       if (Number.isFinite(p)) return p;

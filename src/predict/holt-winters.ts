@@ -48,7 +48,11 @@ export class HoltWintersModel implements PointModel {
   #u: number[] = [-0.85, -1.5, -1.5, 1];
   #sinceFit = 0;
   #fits = 0;
-  #damp = new Float64Array(0);
+  // The fitted parameters as plain fields (the per-value update reads no other object).
+  #pa = 0;
+  #pb = 0;
+  #pg = 0;
+  #phi = 1;
 
   constructor(options: HoltWintersOptions = {}) {
     const p = Math.floor(options.period ?? 0);
@@ -79,19 +83,14 @@ export class HoltWintersModel implements PointModel {
       this.#fit(history);
       return;
     }
-    this.#step(x, this.#params);
+    this.#step(x, this.#pa, this.#pb, this.#pg, this.#phi);
   }
 
   predict(h: number): number {
-    const p = this.#params;
-    if (p === undefined) return Number.NaN;
-    // Σ_{i=1..h} φ^i, tabulated per fit.
-    const damp =
-      h < this.#damp.length
-        ? this.#damp[h]!
-        : p.phi === 1
-          ? h
-          : (p.phi * (1 - Math.pow(p.phi, h))) / (1 - p.phi);
+    if (this.#params === undefined) return Number.NaN;
+    // Σ_{i=1..h} φ^i.
+    const phi = this.#phi;
+    const damp = phi === 1 ? h : h === 1 ? phi : (phi * (1 - Math.pow(phi, h))) / (1 - phi);
     const s = this.period > 0 ? this.#season[(this.#idx + h - 1) % this.period]! : 0;
     return this.#level + damp * this.#trend + s;
   }
@@ -106,16 +105,16 @@ export class HoltWintersModel implements PointModel {
     };
   }
 
-  #step(x: number, p: HoltWintersParams): number {
+  #step(x: number, alpha: number, beta: number, gamma: number, phi: number): number {
     const m = this.period;
     const sOld = m > 0 ? this.#season[this.#idx]! : 0;
-    const pred = this.#level + p.phi * this.#trend + sOld;
-    const level = p.alpha * (x - sOld) + (1 - p.alpha) * (this.#level + p.phi * this.#trend);
-    this.#trend = p.beta * (level - this.#level) + (1 - p.beta) * p.phi * this.#trend;
+    const pred = this.#level + phi * this.#trend + sOld;
+    const level = alpha * (x - sOld) + (1 - alpha) * (this.#level + phi * this.#trend);
+    this.#trend = beta * (level - this.#level) + (1 - beta) * phi * this.#trend;
     this.#level = level;
     if (m > 0) {
-      this.#season[this.#idx] = p.gamma * (x - level) + (1 - p.gamma) * sOld;
-      this.#idx = (this.#idx + 1) % m;
+      this.#season[this.#idx] = gamma * (x - level) + (1 - gamma) * sOld;
+      this.#idx = this.#idx + 1 === m ? 0 : this.#idx + 1;
     }
     return x - pred;
   }
@@ -148,7 +147,7 @@ export class HoltWintersModel implements PointModel {
     let sse = 0;
     const scale = Math.abs(this.#level) + 1e-12;
     for (let i = start; i < data.length; i++) {
-      const e = this.#step(data[i]!, p) / scale;
+      const e = this.#step(data[i]!, p.alpha, p.beta, p.gamma, p.phi) / scale;
       sse += e * e;
     }
     return sse;
@@ -182,13 +181,10 @@ export class HoltWintersModel implements PointModel {
     ];
     this.#u = full;
     this.#params = this.#toParams(full);
-    const phi = this.#params.phi;
-    const damp = new Float64Array(129);
-    for (let h = 1, f = 1; h < damp.length; h++) {
-      f *= phi;
-      damp[h] = damp[h - 1]! + f;
-    }
-    this.#damp = damp;
+    this.#pa = this.#params.alpha;
+    this.#pb = this.#params.beta;
+    this.#pg = this.#params.gamma;
+    this.#phi = this.#params.phi;
     this.#run(data, this.#params);
   }
 }

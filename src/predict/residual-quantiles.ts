@@ -6,6 +6,17 @@ export const HORIZON_RATIO = 4;
 /** Forecast origins sampled per horizon length: h = 64 records a forecast every 16 steps. */
 export const ORIGINS_PER_HORIZON = 4;
 
+const SORTED_N = 0;
+const Q05 = 1;
+const Q95 = 2;
+const STALE = 3;
+const COUNT = 4;
+const HEAD = 5;
+const TOTAL = 6;
+const MSE = 7;
+const SCALE = 8;
+const STATS = 9;
+
 /**
  * Empirical forecast errors per horizon bucket (1, r, r², … steps with ratio r, 2 by default):
  * the forecast made `hb` steps ago for now is compared with the actual value (every step, or at
@@ -23,27 +34,23 @@ export class ResidualQuantiles {
   /** Pending slots of bucket b: h[b] / stride[b]. */
   readonly #slots: Int32Array;
   readonly #bucketOf: Int8Array;
-  readonly #pending: Float32Array;
+  /** Pending forecasts at [0, eo), the error rings at [eo, so), their sorted copies from so. */
+  readonly #buf: Float32Array;
+  readonly #eo: number;
+  readonly #so: number;
   readonly #offset: Int32Array;
   readonly #w: number;
-  /** Ring of signed errors per bucket: bucket b at [b·w, (b+1)·w). */
-  readonly #errors: Float32Array;
-  /** Sorted copy per bucket (first `#sortedN[b]` entries valid). */
-  readonly #sorted: Float32Array;
-  readonly #sortedN: Int32Array;
-  /** The 5 % and 95 % quantiles of the sorted copy (unscaled), for the online calibration. */
-  readonly #q05: Float64Array;
-  readonly #q95: Float64Array;
-  readonly #stale: Int32Array;
-  readonly #count: Int32Array;
-  readonly #head: Int32Array;
-  readonly #total: Float64Array;
-  readonly #mse: Float64Array;
   readonly #alpha: number;
   readonly #calibrate: boolean;
   readonly #refreshEvery: number;
-  /** Adaptive interval scale per bucket (adaptive conformal inference on the 90 % interval). */
-  readonly #scale: Float64Array;
+  /**
+   * Per-bucket statistics in one array, [k · buckets + b] for statistic k: sorted count, 5 % and
+   * 95 % quantiles of the sorted copy (unscaled, for the online calibration), errors since the last
+   * sort, errors held, ring head, errors ever resolved, EW MSE, adaptive interval scale (adaptive
+   * conformal inference on the 90 % interval).
+   */
+  readonly #st: Float64Array;
+  readonly #nb: number;
   #t = 0;
 
   /**
@@ -65,50 +72,29 @@ export class ResidualQuantiles {
     ratio = 2,
     originsPerHorizon = Number.POSITIVE_INFINITY,
   ) {
-    const r = Math.max(2, Math.floor(ratio));
-    const hs: number[] = [];
-    for (let h = 1; ; h *= r) {
-      hs.push(h);
-      if (h >= maxHorizon) break;
-    }
-    this.horizons = hs;
-    this.#hs = Int32Array.from(hs);
-    this.#stride = Int32Array.from(hs, (h) => originStride(h, originsPerHorizon));
-    this.#slots = Int32Array.from(hs, (h, b) => h / this.#stride[b]!);
-    // Nearest bucket on a log scale for every integer horizon up to twice the longest.
-    const top = 2 * hs[hs.length - 1]! + 1;
-    this.#bucketOf = new Int8Array(top);
-    for (let h = 1; h < top; h++) {
-      let best = 0;
-      for (let b = 1; b < hs.length; b++)
-        if (Math.abs(Math.log(h / hs[b]!)) < Math.abs(Math.log(h / hs[best]!)) - 1e-12) best = b;
-      this.#bucketOf[h] = best;
-    }
+    const l = bucketLayout(maxHorizon, ratio, originsPerHorizon);
+    this.horizons = l.horizons;
+    this.#hs = l.hs;
+    this.#stride = l.stride;
+    this.#slots = l.slots;
+    this.#bucketOf = l.bucketOf;
+    this.#offset = l.offset;
+    const hs = l.horizons;
+    const total = l.pendingSize;
     const w = Math.max(1, Math.floor(window));
     this.#w = w;
     const nb = hs.length;
-    // One pending buffer for all buckets (bucket b at offset Σ_{k<b} h_k): fewer small objects.
-    this.#offset = new Int32Array(nb);
-    let total = 0;
-    hs.forEach((_, b) => {
-      this.#offset[b] = total;
-      total += this.#slots[b]!;
-    });
-    this.#pending = new Float32Array(total).fill(Number.NaN);
-    this.#errors = new Float32Array(w > 1 ? nb * w : 0);
-    this.#sorted = new Float32Array(w > 1 ? nb * w : 0);
-    this.#sortedN = new Int32Array(nb);
-    this.#q05 = new Float64Array(nb);
-    this.#q95 = new Float64Array(nb);
-    this.#stale = new Int32Array(nb);
-    this.#count = new Int32Array(nb);
-    this.#head = new Int32Array(nb);
-    this.#total = new Float64Array(nb);
-    this.#mse = new Float64Array(nb);
+    const ring = w > 1 ? nb * w : 0;
+    this.#eo = total;
+    this.#so = total + ring;
+    this.#buf = new Float32Array(total + 2 * ring);
+    this.#buf.fill(Number.NaN, 0, total);
+    this.#nb = nb;
+    this.#st = new Float64Array(STATS * nb);
+    this.#st.fill(1, SCALE * nb, (SCALE + 1) * nb);
     this.#alpha = ewmaAlpha;
     this.#calibrate = calibrate && w > 1;
     this.#refreshEvery = Math.max(1, Math.floor(w / 2));
-    this.#scale = new Float64Array(nb).fill(1);
   }
 
   /** Resolves the forecasts made for this step against the actual `x`. Call before `record`. */
@@ -119,21 +105,22 @@ export class ResidualQuantiles {
     for (let b = 0; b < hs.length; b++) {
       const st = this.#stride[b]!;
       if (t % st !== 0) continue;
-      const p = this.#pending[this.#offset[b]! + (((t / st) | 0) % this.#slots[b]!)]!;
+      const p = this.#buf[this.#offset[b]! + (((t / st) | 0) % this.#slots[b]!)]!;
       if (p !== p) continue; // NaN: no forecast was recorded
       const err = x - p;
-      const total = this.#total[b]!;
+      const total = this.#st[TOTAL * this.#nb + b]!;
       const a = Math.max(this.#alpha, 1 / (total + 1));
-      const m = this.#mse[b]!;
-      this.#mse[b] = m + a * (err * err - m);
-      this.#total[b] = total + 1;
+      const m = this.#st[MSE * this.#nb + b]!;
+      this.#st[MSE * this.#nb + b] = m + a * (err * err - m);
+      this.#st[TOTAL * this.#nb + b] = total + 1;
       if (w === 1) continue;
       if (this.#calibrate) this.#calibrateStep(b, err);
-      const head = this.#head[b]!;
-      this.#errors[b * w + head] = err;
-      this.#head[b] = head + 1 === w ? 0 : head + 1;
-      if (this.#count[b]! < w) this.#count[b] = this.#count[b]! + 1;
-      this.#stale[b] = this.#stale[b]! + 1;
+      const head = this.#st[HEAD * this.#nb + b]!;
+      this.#buf[this.#eo + b * w + head] = err;
+      this.#st[HEAD * this.#nb + b] = head + 1 === w ? 0 : head + 1;
+      if (this.#st[COUNT * this.#nb + b]! < w)
+        this.#st[COUNT * this.#nb + b] = this.#st[COUNT * this.#nb + b]! + 1;
+      this.#st[STALE * this.#nb + b] = this.#st[STALE * this.#nb + b]! + 1;
     }
   }
 
@@ -145,21 +132,19 @@ export class ResidualQuantiles {
       const st = this.#stride[b]!;
       if (t % st !== 0) continue;
       const p = predict(hs[b]!);
-      this.#pending[this.#offset[b]! + (((t / st) | 0) % this.#slots[b]!)] = Number.isFinite(p)
-        ? p
-        : Number.NaN;
+      this.#buf[this.#offset[b]! + (((t / st) | 0) % this.#slots[b]!)] = Number.isFinite(p) ? p : Number.NaN;
     }
     this.#t++;
   }
 
   /** Exponentially weighted mean squared error of bucket `b` (0 before any error). */
   mse(b: number): number {
-    return this.#mse[b] ?? 0;
+    return this.#st[MSE * this.#nb + b] ?? 0;
   }
 
   /** Errors ever resolved for bucket `b`. */
   resolved(b: number): number {
-    return this.#total[b] ?? 0;
+    return this.#st[TOTAL * this.#nb + b] ?? 0;
   }
 
   /** Bucket index whose horizon is nearest to `h` on a log scale. */
@@ -172,29 +157,29 @@ export class ResidualQuantiles {
 
   /** Number of errors held for bucket `b`. */
   count(b: number): number {
-    return this.#count[b] ?? 0;
+    return this.#st[COUNT * this.#nb + b] ?? 0;
   }
 
   /** Adaptive scale applied to bucket `b`'s quantiles (1 without calibration). */
   scale(b: number): number {
-    return this.#scale[b] ?? 1;
+    return this.#st[SCALE * this.#nb + b] ?? 1;
   }
 
   /** Refreshes bucket `b`'s sorted copy when it is stale; returns the number of sorted errors. */
   #refresh(b: number): number {
-    const n = this.#count[b]!;
-    const sn = this.#sortedN[b]!;
-    const stale = this.#stale[b]!;
+    const n = this.#st[COUNT * this.#nb + b]!;
+    const sn = this.#st[SORTED_N * this.#nb + b]!;
+    const stale = this.#st[STALE * this.#nb + b]!;
     // While the window fills, re-sort once the count grew by an eighth; then every window / 2.
     if (sn === 0 ? n > 0 : stale >= (n < this.#w ? Math.max(1, sn >> 3) : this.#refreshEvery)) {
       const w = this.#w;
-      const s = this.#sorted.subarray(b * w, b * w + n);
-      s.set(this.#errors.subarray(b * w, b * w + n));
+      const s = this.#buf.subarray(this.#so + b * w, this.#so + b * w + n);
+      s.set(this.#buf.subarray(this.#eo + b * w, this.#eo + b * w + n));
       s.sort();
-      this.#sortedN[b] = n;
-      this.#stale[b] = 0;
-      this.#q05[b] = quantileAt(s, 0, n, 0.05);
-      this.#q95[b] = quantileAt(s, 0, n, 0.95);
+      this.#st[SORTED_N * this.#nb + b] = n;
+      this.#st[STALE * this.#nb + b] = 0;
+      this.#st[Q05 * this.#nb + b] = quantileAt(s, 0, n, 0.05);
+      this.#st[Q95 * this.#nb + b] = quantileAt(s, 0, n, 0.95);
       return n;
     }
     return sn;
@@ -206,24 +191,78 @@ export class ResidualQuantiles {
    * on a log scale, bounded to [0.5, 4].
    */
   #calibrateStep(b: number, err: number): void {
-    if (this.#count[b]! < 30) return;
+    if (this.#st[COUNT * this.#nb + b]! < 30) return;
     this.#refresh(b);
-    const k = this.#scale[b]!;
-    const lo = Math.min(0, this.#q05[b]!) * k;
-    const hi = Math.max(0, this.#q95[b]!) * k;
+    const k = this.#st[SCALE * this.#nb + b]!;
+    const lo = Math.min(0, this.#st[Q05 * this.#nb + b]!) * k;
+    const hi = Math.max(0, this.#st[Q95 * this.#nb + b]!) * k;
     const miss = err < lo || err > hi ? 1 : 0;
-    this.#scale[b] = Math.min(4, Math.max(0.5, k * Math.exp(0.03 * (miss - 0.1))));
+    this.#st[SCALE * this.#nb + b] = Math.min(4, Math.max(0.5, k * Math.exp(0.03 * (miss - 0.1))));
   }
 
   /** Signed-error quantiles [lo, hi] of bucket `b` (scaled), or undefined with fewer than `minCount`. */
   bucketQuantiles(b: number, pLo: number, pHi: number, minCount: number): [number, number] | undefined {
-    const n = this.#count[b] ?? 0;
+    const n = this.#st[COUNT * this.#nb + b] ?? 0;
     if (n < minCount || n === 0) return undefined;
     const sn = this.#refresh(b);
-    const k = this.#scale[b]!;
-    const at = b * this.#w;
-    return [quantileAt(this.#sorted, at, sn, pLo) * k, quantileAt(this.#sorted, at, sn, pHi) * k];
+    const k = this.#st[SCALE * this.#nb + b]!;
+    const at = this.#so + b * this.#w;
+    return [quantileAt(this.#buf, at, sn, pLo) * k, quantileAt(this.#buf, at, sn, pHi) * k];
   }
+}
+
+interface BucketLayout {
+  horizons: readonly number[];
+  hs: Int32Array;
+  stride: Int32Array;
+  slots: Int32Array;
+  bucketOf: Int8Array;
+  offset: Int32Array;
+  pendingSize: number;
+}
+
+const bucketLayouts = new Map<string, BucketLayout>();
+
+/** Buckets, strides and slots for the settings; shared by every instance with the same ones. */
+function bucketLayout(maxHorizon: number, ratio: number, originsPerHorizon: number): BucketLayout {
+  const r = Math.max(2, Math.floor(ratio));
+  const key = `${maxHorizon}/${r}/${originsPerHorizon}`;
+  const cached = bucketLayouts.get(key);
+  if (cached) return cached;
+  const hs: number[] = [];
+  for (let h = 1; ; h *= r) {
+    hs.push(h);
+    if (h >= maxHorizon) break;
+  }
+  const stride = Int32Array.from(hs, (h) => originStride(h, originsPerHorizon));
+  const slots = Int32Array.from(hs, (h, b) => h / stride[b]!);
+  // Nearest bucket on a log scale for every integer horizon up to twice the longest.
+  const top = 2 * hs[hs.length - 1]! + 1;
+  const bucketOf = new Int8Array(top);
+  for (let h = 1; h < top; h++) {
+    let best = 0;
+    for (let b = 1; b < hs.length; b++)
+      if (Math.abs(Math.log(h / hs[b]!)) < Math.abs(Math.log(h / hs[best]!)) - 1e-12) best = b;
+    bucketOf[h] = best;
+  }
+  // One pending buffer for all buckets (bucket b at offset Σ_{k<b} slots_k).
+  const offset = new Int32Array(hs.length);
+  let total = 0;
+  hs.forEach((_, b) => {
+    offset[b] = total;
+    total += slots[b]!;
+  });
+  const l: BucketLayout = {
+    horizons: hs,
+    hs: Int32Array.from(hs),
+    stride,
+    slots,
+    bucketOf,
+    offset,
+    pendingSize: total,
+  };
+  bucketLayouts.set(key, l);
+  return l;
 }
 
 /** Origin stride of a bucket of horizon `h`: max(1, h / originsPerHorizon), a divisor of h. */
