@@ -5,6 +5,7 @@ import type { DecisionLog } from './decision-log.js';
 import type { DesiredCounts } from './reconcile.js';
 import type { InstanceRecord } from './records.js';
 import type { ServiceDataPlane } from './service-data-plane.js';
+import { MutationDeltaMonitor } from '../predict/index.js';
 import { measureShadows, type ShadowSignal } from './shadow-signal.js';
 
 /** What the autoscaler needs from the control plane. */
@@ -93,6 +94,8 @@ export class ServiceAutoscaler {
   #lastRequests: number | undefined;
   #lastSampleAt = 0;
   #lastCpuAt = 0;
+  #rateCounts: { at: number; live: number; shadow: number } | undefined;
+  readonly #rateMonitor = new MutationDeltaMonitor();
   /** Recent warm-pool recommendations, for the pool's stabilisation window. */
   #poolWindow: Array<{ at: number; size: number }> = [];
   /** Consecutive CPU samples on the other side of the shadow threshold. */
@@ -218,7 +221,9 @@ export class ServiceAutoscaler {
       this.#lastCpuAt = now;
       const serving = mine.filter((i) => i.role === 'primary' && i.phase === 'running');
       const usage = await measureShadows(this.#host.runtime, serving, mine, this.#spec.shadow.sample);
-      this.#shadow = smooth(this.#shadow, usage.signal);
+      const rate = this.#rates(plane, now);
+      const smoothed = smooth(this.#shadow, usage.signal);
+      this.#shadow = smoothed && rate ? { ...smoothed, rate } : smoothed;
       this.#watchShadow(now);
       if (this.#capacity?.source !== 'spec') this.#measureCapacity(usage.servingUtilisation, now);
     }
@@ -349,7 +354,7 @@ export class ServiceAutoscaler {
     // Hysteresis: the alarm rises above the threshold and clears below 80 % of it, each only after
     // SHADOW_STREAK samples in a row, so that noise around the threshold is not a stream of events.
     const threshold = this.#spec.shadow.deltaThreshold * (this.#shadowAlarm ? 0.8 : 1);
-    const alarm = Math.abs(s.delta) > threshold;
+    const alarm = Math.abs(s.delta) > threshold || (s.rate?.relative ?? 0) > threshold;
     this.#shadowStreak = alarm === this.#shadowAlarm ? 0 : this.#shadowStreak + 1;
     if (this.#shadowStreak < SHADOW_STREAK) return;
     this.#shadowStreak = 0;
@@ -360,10 +365,24 @@ export class ServiceAutoscaler {
       what: alarm
         ? `shadow and live diverge: ${(s.delta * 100).toFixed(0)} % (normalised)`
         : 'shadow and live agree again',
-      why: `normalised shadow load ${s.shadowLoad.toFixed(3)} vs live ${s.liveLoad.toFixed(3)} (threshold ${this.#spec.shadow.deltaThreshold})`,
+      why: `normalised shadow load ${s.shadowLoad.toFixed(3)} vs live ${s.liveLoad.toFixed(3)}${s.rate ? `; requests/s live ${s.rate.live.toFixed(1)} vs shadow ${s.rate.shadow.toFixed(1)} (scaled)` : ''} (threshold ${this.#spec.shadow.deltaThreshold})`,
       inputs: { ...s, at: now },
       outcome: 'recorded',
     });
+  }
+
+  /** Live request rate against the rate of mirrored copies the shadows answered (scaled to all traffic). */
+  #rates(plane: ServiceDataPlane, now: number): ShadowSignal['rate'] {
+    const stats = plane.router.stats();
+    const counts = { at: now, live: stats.http?.requests ?? 0, shadow: stats.mirror.completed };
+    const prev = this.#rateCounts;
+    this.#rateCounts = counts;
+    const shadows = stats.mirror.shadows.length;
+    if (!prev || counts.at <= prev.at || shadows === 0) return undefined;
+    const dt = (counts.at - prev.at) / 1000;
+    const live = (counts.live - prev.live) / dt;
+    const shadow = (counts.shadow - prev.shadow) / dt / shadows / Math.max(stats.mirror.fraction, 1e-6);
+    return { live, shadow, relative: this.#rateMonitor.evaluate(live, shadow).relative };
   }
 
   #record(pd: PolicyDecision, confidence: number): void {

@@ -16,6 +16,12 @@ export interface ShadowSignal {
   /** The shadow's utilisation of its own (smaller) limit: near 1 it saturates first, an early warning. */
   shadowUtilisation: number;
   shadows: number;
+  /**
+   * Seed 002's rate delta: requests/s through the router (live) against the mirrored copies the shadows
+   * answered, scaled back to the whole traffic; `relative` = (live − shadow) / shadow. It widens when a
+   * shadow cannot keep up (copies dropped, failed or timed out), mutations included.
+   */
+  rate?: { live: number; shadow: number; relative: number };
 }
 
 /** CPU utilisation of the serving set and, with a running shadow, the shadow signal. */

@@ -95,7 +95,8 @@ describe('horizontal scaling, live', { timeout: 120_000 }, () => {
       expect(promoted?.outcome).toMatch(/^ok: .* serves [\d.]+ ms after the decision \(no cold start\)/);
       const scaleOut = events.find((e) => e.kind === 'scale-out' && e.outcome === 'ok');
       expect(scaleOut?.inputs).toMatchObject({ policy: 'predictive' });
-      expect(scaleOut?.inputs['load']).toBeGreaterThan(20);
+      // More than one instance carries at its target (20 × 0.6 = 12 requests/s).
+      expect(scaleOut?.inputs['load']).toBeGreaterThan(12);
       expect(scaleOut?.inputs['reactive']).toBeGreaterThanOrEqual(2);
       expect(typeof scaleOut?.inputs['confidence']).toBe('number');
       await waitFor(async () => (await running('echo')).length >= 1, 20_000, up.output);
@@ -179,6 +180,10 @@ describe('horizontal scaling, live', { timeout: 120_000 }, () => {
       expect(view?.desired).toEqual({ primaries: 1, echoes: 1, shadows: 1 });
       expect(view?.scaling?.shadow?.shadows).toBe(1);
       expect(view?.scaling?.shadow?.liveLoad).toBeGreaterThan(0);
+      // Seed 002's rate delta: the shadow answered (nearly) every mirrored request, so live and shadow
+      // rates agree while it keeps up.
+      expect(view?.scaling?.shadow?.rate?.shadow).toBeGreaterThan(0);
+      expect(Math.abs(view?.scaling?.shadow?.rate?.relative ?? 1)).toBeLessThan(0.5);
       // 4 ms of CPU a request: one unlimited instance handles about 1000 / 4 = 250 requests/s at 100 %.
       expect(view?.scaling?.capacity?.source).toBe('measured');
       expect(view?.scaling?.capacity?.perInstance).toBeGreaterThan(100);
