@@ -50,6 +50,24 @@ describe('AnomalyDetector', () => {
     expect(out[1502]!.score).toBe(0);
   });
 
+  it('counts the quiet period from the reported alarm: a suppressed spike does not extend it', () => {
+    const xs = daily(2000, 7);
+    for (const [i, v] of [
+      [1500, 300],
+      [1506, 400],
+      [1512, 500],
+    ] as const)
+      xs[i] = v;
+    const d = new AnomalyDetector({ learningPoints: 300, suppressPoints: 10 });
+    const out = xs.map((x, t) => d.update(t, x));
+    expect(out[1500]!.score).toBeGreaterThan(0.75);
+    expect(out[1506]!.suppressed).toBe(true);
+    expect(out[1506]!.raw).toBeGreaterThan(0.75);
+    // 12 points after the reported alarm: reported again, although 1506 was high while suppressed.
+    expect(out[1512]!.suppressed).toBe(false);
+    expect(out[1512]!.score).toBeGreaterThan(0.75);
+  });
+
   it('scores a regular series low once it has learnt it', () => {
     const scores = run(daily(3000, 5));
     const high = scores.slice(1000).filter((s) => s >= 0.75).length;

@@ -24,7 +24,10 @@ export interface AnomalyDetectorOptions {
   magnitudeWindow?: number;
   /** Window over which a score's rarity (the share of recent scores at least as high) is judged. @default 2000 */
   rarityWindow?: number;
-  /** After a reported score ≥ `alarmLevel`, report 0 for this many points. @default learningPoints / 5 */
+  /**
+   * After a reported score ≥ `alarmLevel`, report 0 for this many points (counted from the reported
+   * alarm; high scores while suppressed do not extend it). @default learningPoints / 5
+   */
   suppressPoints?: number;
   /** Reported score that counts as an alarm and starts the suppression. @default 0.75 */
   alarmLevel?: number;
@@ -148,7 +151,9 @@ export class AnomalyDetector {
     const raw = Math.min(1, combined * (1 - this.#rarity.rankAndRecord(combined)) * this.#o.sensitivity);
     const suppressed = this.#sinceAlarm < this.#o.suppressPoints;
     this.#sinceAlarm++;
-    if (raw >= this.#o.alarmLevel) this.#sinceAlarm = 0;
+    // Only a reported alarm starts the quiet period: an event still anomalous once it has passed
+    // is reported again (a suppressed high score does not extend the suppression).
+    if (raw >= this.#o.alarmLevel && !suppressed) this.#sinceAlarm = 0;
     const score = suppressed ? 0 : Number.isFinite(raw) ? Math.max(0, raw) : 0;
     return { score, raw: Number.isFinite(raw) ? Math.max(0, raw) : 0, learning: false, suppressed };
   }
