@@ -120,7 +120,22 @@ export function handleTcpConnection(ctx: TcpProxyContext, client: Socket): void 
 
   const open = (b: BackendState<SocketsResource>): void => {
     const started = performance.now();
-    const up = connect({ host: b.host, port: b.port, allowHalfOpen: true, noDelay: true });
+    // Backend → client without the stream layer: each read lands in the shared buffer and leaves in
+    // one copied write; a full client buffer stops reading until it drains.
+    const up = connect({
+      host: b.host,
+      port: b.port,
+      allowHalfOpen: true,
+      noDelay: true,
+      onread: {
+        buffer: UPSTREAM_READ,
+        callback: (n: number, buf: Uint8Array): boolean => {
+          if (client.write(Buffer.from(buf.subarray(0, n)))) return true;
+          client.once('drain', () => up.resume());
+          return false;
+        },
+      },
+    });
     let connected = false;
     const timer = setTimeout(
       () => up.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })),
@@ -142,7 +157,7 @@ export function handleTcpConnection(ctx: TcpProxyContext, client: Socket): void 
       b.resource.add(up);
       b.latency.record(performance.now() - started);
       forward(client, up);
-      forward(up, client);
+      up.on('end', () => client.end());
     });
     up.on('error', () => {
       clearTimeout(timer);
@@ -165,6 +180,9 @@ export function handleTcpConnection(ctx: TcpProxyContext, client: Socket): void 
 
   tryConnect(undefined);
 }
+
+/** One read buffer shared by every backend socket: each read is copied out before the next can land. */
+const UPSTREAM_READ = Buffer.allocUnsafe(64 * 1024);
 
 /** Copies bytes from one socket to the other with backpressure, and passes on a half-close (like pipe, with less machinery). */
 function forward(from: Socket, to: Socket): void {

@@ -1,4 +1,5 @@
-import { connect, type Socket } from 'node:net';
+import { createHash, randomBytes } from 'node:crypto';
+import { connect, createServer, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Router } from '../../src/router/index.js';
 import { deadPort, sleep, tcpEchoBackend } from './fixtures/router/backends.js';
@@ -31,6 +32,41 @@ async function open(port: number): Promise<{ s: Socket; ask: (msg: string) => Pr
 }
 
 describe('Router in TCP mode', () => {
+  it('carries a large reply byte for byte to a client that stalls, and passes on the half-close', async () => {
+    // The backend answers a client's half-close with 24 MiB, then closes.
+    const payload = randomBytes(24 * 1024 * 1024);
+    const server = createServer({ allowHalfOpen: true }, (sock) => {
+      sock.resume();
+      sock.on('end', () => sock.end(payload));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise((r) => server.close(r)));
+    const port = (server.address() as { port: number }).port;
+    const r = await Router.create({
+      service: 'big',
+      mode: 'tcp',
+      backends: [{ id: 'a', host: '127.0.0.1', port }],
+    });
+    cleanups.push(() => r.close());
+    const s = connect({ port: r.address.port, host: '127.0.0.1', allowHalfOpen: true });
+    cleanups.push(async () => s.destroy());
+    await new Promise((res) => s.once('connect', res));
+    s.end('give');
+    // Stall: read nothing for a while, so the router's writes back up and it must stop reading upstream.
+    s.pause();
+    await sleep(300);
+    const hash = createHash('sha256');
+    let bytes = 0;
+    s.on('data', (c: Buffer) => {
+      hash.update(c);
+      bytes += c.length;
+    });
+    s.resume();
+    await new Promise((res) => s.once('end', res));
+    expect(bytes).toBe(payload.length);
+    expect(hash.digest('hex')).toBe(createHash('sha256').update(payload).digest('hex'));
+  });
+
   it('pipes bytes both ways, sends new connections to the new backend after a switch and keeps old ones open', async () => {
     const a = await echo('a');
     const b = await echo('b');
