@@ -88,3 +88,22 @@ export async function rotateIfOver(path: string, maxBytes: number): Promise<Rota
     await file.close();
   }
 }
+
+/** Log rotations of several files, each file's rotations one after another (never two at once on one file). */
+export class SerialRotations {
+  readonly #pending = new Map<string, Promise<number>>();
+
+  /** Rotates `path` if over `maxBytes`, after any rotation of it under way; resolves the dropped bytes. */
+  rotate(path: string, maxBytes: number): Promise<number> {
+    const previous = this.#pending.get(path) ?? Promise.resolve(0);
+    const run = async (): Promise<number> => (await rotateIfOver(path, maxBytes)).droppedBytes;
+    const next = previous.then(run, run);
+    this.#pending.set(path, next);
+    void next
+      .finally(() => {
+        if (this.#pending.get(path) === next) this.#pending.delete(path);
+      })
+      .catch(() => undefined);
+    return next;
+  }
+}

@@ -180,3 +180,43 @@ export async function sampleProcesses(members: readonly ProcStat[], leaderPid: n
 export async function sampleGroup(pgid: number): Promise<GroupSample> {
   return sampleProcesses(await listGroupProcesses(pgid), pgid);
 }
+
+/**
+ * CPU use in percent of one core: since the previous sample, or for the first sample the average since
+ * the process started (from its start time in clock ticks and the system uptime).
+ */
+export async function cpuPercentSince(
+  prev: { ticks: number; at: number } | undefined,
+  sample: GroupSample,
+  handleStartTicks: number | undefined,
+  now: number,
+): Promise<number> {
+  const hz = clockTicksPerSecond();
+  if (prev !== undefined) {
+    const seconds = (now - prev.at) / 1000;
+    return seconds > 0 ? Math.max(0, (sample.cpuTicks - prev.ticks) / hz / seconds) * 100 : 0;
+  }
+  const startTicks = sample.leaderStartTicks ?? handleStartTicks;
+  const elapsed = startTicks === undefined ? 0 : (await readUptimeSeconds()) - startTicks / hz;
+  return elapsed > 0 ? (sample.cpuTicks / hz / elapsed) * 100 : 0;
+}
+
+/** Processes by process group from a /proc scan, shared by the calls within `maxAgeMs` of it. */
+export class GroupScan {
+  #last: { at: number; groups: Promise<Map<number, ProcStat[]>> } | undefined;
+
+  constructor(private readonly maxAgeMs: number) {}
+
+  groups(): Promise<Map<number, ProcStat[]>> {
+    const now = performance.now();
+    if (this.#last === undefined || now - this.#last.at > this.maxAgeMs) {
+      const groups = scanProcesses().then((all) => {
+        const map = new Map<number, ProcStat[]>();
+        for (const p of all) map.set(p.pgrp, [...(map.get(p.pgrp) ?? []), p]);
+        return map;
+      });
+      this.#last = { at: now, groups };
+    }
+    return this.#last.groups;
+  }
+}

@@ -4,17 +4,15 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import { CgroupLimiter, type InstanceCgroup } from './cgroup-limiter.js';
 import { assertCwd, ensureWritableDir, resolveCommand } from './launch-checks.js';
-import { openLogForAppend, rotateIfOver } from './log-files.js';
+import { openLogForAppend, SerialRotations } from './log-files.js';
 import {
-  clockTicksPerSecond,
+  cpuPercentSince,
   listGroupProcesses,
   readLiveStats,
   readProcStat,
   readProcStatSync,
-  readUptimeSeconds,
   sampleProcesses,
-  scanProcesses,
-  type ProcStat,
+  GroupScan,
 } from './proc-stats.js';
 import type {
   CloseOptions,
@@ -102,10 +100,11 @@ export class ProcessRuntime implements Runtime {
   private readonly listeners = new Set<(handle: InstanceHandle, exit: InstanceExit) => void>();
   private readonly logTimer: NodeJS.Timeout;
   private rotating = false;
-  private readonly rotations = new Map<string, Promise<number>>();
+  private readonly rotations = new SerialRotations();
   private readonly inFlight = new Set<Promise<unknown>>();
   /** One /proc scan shared by the stats() calls of a sampling round (a scan costs ~10 ms of async reads). */
-  private scan: { at: number; groups: Promise<Map<number, ProcStat[]>> } | undefined;
+  /** One /proc scan shared by the stats calls of the next 100 ms. */
+  private readonly scan = new GroupScan(100);
   private closing: Promise<void> | undefined;
   private detached = false;
 
@@ -197,8 +196,8 @@ export class ProcessRuntime implements Runtime {
     let logs: Array<{ fd: number; close: () => Promise<void> }>;
     try {
       await Promise.all([
-        this.rotateSerially(stdoutPath, launch.logMaxBytes),
-        this.rotateSerially(stderrPath, launch.logMaxBytes),
+        this.rotations.rotate(stdoutPath, launch.logMaxBytes),
+        this.rotations.rotate(stderrPath, launch.logMaxBytes),
       ]);
       logs = [await openLogForAppend(stdoutPath), await openLogForAppend(stderrPath)];
     } catch (cause) {
@@ -493,20 +492,11 @@ export class ProcessRuntime implements Runtime {
     const members =
       entry.cgroup !== undefined
         ? await readLiveStats(await this.limiter.members(entry.cgroup))
-        : ((await this.groups()).get(entry.handle.pgid) ?? []);
+        : ((await this.scan.groups()).get(entry.handle.pgid) ?? []);
     if (members.length === 0) return undefined;
     const sample = await sampleProcesses(members, entry.handle.pid);
     const now = performance.now();
-    const hz = clockTicksPerSecond();
-    let cpuPercent = 0;
-    if (entry.cpuPrev !== undefined) {
-      const seconds = (now - entry.cpuPrev.at) / 1000;
-      if (seconds > 0) cpuPercent = Math.max(0, (sample.cpuTicks - entry.cpuPrev.ticks) / hz / seconds) * 100;
-    } else {
-      const startTicks = sample.leaderStartTicks ?? entry.handle.startTimeTicks;
-      const elapsed = startTicks === undefined ? 0 : (await readUptimeSeconds()) - startTicks / hz;
-      if (elapsed > 0) cpuPercent = (sample.cpuTicks / hz / elapsed) * 100;
-    }
+    const cpuPercent = await cpuPercentSince(entry.cpuPrev, sample, entry.handle.startTimeTicks, now);
     entry.cpuPrev = { ticks: sample.cpuTicks, at: now };
     return {
       cpuPercent,
@@ -518,19 +508,6 @@ export class ProcessRuntime implements Runtime {
       processCount: sample.processCount,
       logDroppedBytes: entry.logDroppedBytes,
     };
-  }
-
-  private groups(): Promise<Map<number, ProcStat[]>> {
-    const now = performance.now();
-    if (this.scan === undefined || now - this.scan.at > 100) {
-      const groups = scanProcesses().then((all) => {
-        const map = new Map<number, ProcStat[]>();
-        for (const p of all) map.set(p.pgrp, [...(map.get(p.pgrp) ?? []), p]);
-        return map;
-      });
-      this.scan = { at: now, groups };
-    }
-    return this.scan.groups;
   }
 
   adopt(handle: Omit<InstanceHandle, 'exit'>): Promise<boolean> {
@@ -573,26 +550,10 @@ export class ProcessRuntime implements Runtime {
     return true;
   }
 
-  /** Rotates `path` if over `maxBytes`, never concurrently with another rotation of the same file; returns dropped bytes. */
-  private rotateSerially(path: string, maxBytes: number): Promise<number> {
-    const previous = this.rotations.get(path) ?? Promise.resolve(0);
-    const next = previous.then(
-      async () => (await rotateIfOver(path, maxBytes)).droppedBytes,
-      async () => (await rotateIfOver(path, maxBytes)).droppedBytes,
-    );
-    this.rotations.set(path, next);
-    void next
-      .finally(() => {
-        if (this.rotations.get(path) === next) this.rotations.delete(path);
-      })
-      .catch(() => undefined);
-    return next;
-  }
-
   private async rotateLogs(entry: Entry): Promise<void> {
     for (const path of [entry.handle.stdoutPath, entry.handle.stderrPath]) {
       try {
-        entry.logDroppedBytes += await this.rotateSerially(path, entry.logMaxBytes);
+        entry.logDroppedBytes += await this.rotations.rotate(path, entry.logMaxBytes);
       } catch (err) {
         process.emitWarning(`could not rotate log ${path}: ${(err as Error).message}`);
       }
