@@ -5,6 +5,7 @@ import type { DecisionLog } from './decision-log.js';
 import type { DesiredCounts } from './reconcile.js';
 import type { InstanceRecord } from './records.js';
 import type { ServiceDataPlane } from './service-data-plane.js';
+import type { RouterStats } from '../router/index.js';
 import { MutationDeltaMonitor } from '../predict/index.js';
 import { measureShadows, type ShadowSignal } from './shadow-signal.js';
 
@@ -14,6 +15,8 @@ export interface AutoscalerHost {
   readonly decisions: DecisionLog;
   instancesOf(service: string): InstanceRecord[];
   dataPlane(service: string): ServiceDataPlane | undefined;
+  /** CPU use (cores) of a serving instance at its last sample, from the control plane's one sampler. */
+  servingCores(id: string): number | undefined;
   desired(service: string): DesiredCounts;
   /**
    * Runs `change` (promotions and demotions) with reconciling of the service held, then records the new
@@ -208,7 +211,8 @@ export class ServiceAutoscaler {
   async #tick(now: number): Promise<void> {
     const plane = this.#host.dataPlane(this.#spec.name);
     if (!plane) return;
-    const requests = plane.router.stats().http?.requests ?? 0;
+    const stats = plane.router.stats();
+    const requests = stats.http?.requests ?? 0;
     const prev = this.#lastRequests;
     const dt = (now - this.#lastSampleAt) / 1000;
     this.#lastRequests = requests;
@@ -220,8 +224,9 @@ export class ServiceAutoscaler {
       // CPU accounting is in clock ticks: sample it at most once a second and smooth it.
       this.#lastCpuAt = now;
       const serving = mine.filter((i) => i.role === 'primary' && i.phase === 'running');
-      const usage = await measureShadows(this.#host.runtime, serving, mine, this.#spec.shadow.sample);
-      const rate = this.#rates(plane, now);
+      const { runtime, servingCores } = this.#host;
+      const usage = await measureShadows(runtime, servingCores, serving, mine, this.#spec.shadow.sample);
+      const rate = this.#rates(stats, now);
       const smoothed = smooth(this.#shadow, usage.signal);
       this.#shadow = smoothed && rate ? { ...smoothed, rate } : smoothed;
       this.#watchShadow(now);
@@ -372,8 +377,7 @@ export class ServiceAutoscaler {
   }
 
   /** Live request rate against the rate of mirrored copies the shadows answered (scaled to all traffic). */
-  #rates(plane: ServiceDataPlane, now: number): ShadowSignal['rate'] {
-    const stats = plane.router.stats();
+  #rates(stats: RouterStats, now: number): ShadowSignal['rate'] {
     const counts = { at: now, live: stats.http?.requests ?? 0, shadow: stats.mirror.completed };
     const prev = this.#rateCounts;
     this.#rateCounts = counts;

@@ -103,6 +103,7 @@ export class ControlPlane {
       failoverBusy: (service) => plane.failover.busy(service),
       reconcileNow: () => plane.reconcileNow(),
       recordError: (where, err) => plane.#recordError(where, err),
+      servingCores: (id) => plane.#echoes.servingCores(id),
     });
     return plane;
   }
@@ -342,8 +343,11 @@ export class ControlPlane {
     const spec = this.#specOf(rec.service);
     if (rec.role !== 'primary' || !spec.failover.auto || this.failover.busy(rec.service)) return false;
     // A member of a serving set of several is replaced by the reconciler; the others keep serving.
-    if (this.instances().filter((i) => i.service === rec.service && i.role === 'primary').length > 1)
-      return false;
+    const live = (i: InstanceRecord): boolean => i.phase !== 'stopped' && i.phase !== 'failed';
+    const peers = this.instances().filter(
+      (i) => i.service === rec.service && i.role === 'primary' && live(i),
+    );
+    if (peers.some((i) => i.id !== rec.id)) return false;
     if (this.failover.candidates(rec.service).length === 0) return false;
     this.#watchAborts.get(rec.id)?.abort();
     void this.failover

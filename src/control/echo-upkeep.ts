@@ -35,6 +35,7 @@ export class EchoUpkeep {
   readonly #lastResize = new Map<string, number>();
   /** Last sampled CPU utilisation (0..1 of its limit) of each service's primary: drives eager sync. */
   readonly #utilisation = new Map<string, number>();
+  #cores = new Map<string, number>();
 
   readonly #migration: MigrationWatch | undefined;
 
@@ -49,6 +50,11 @@ export class EchoUpkeep {
           await host.recreateEcho(rec, decision);
         },
       });
+  }
+
+  /** CPU use (cores) of a serving instance at the last sample (once a second); the one sampler of them. */
+  servingCores(id: string): number | undefined {
+    return this.#cores.get(id);
   }
 
   /** The primary's last sampled utilisation, 0..1. */
@@ -91,6 +97,7 @@ export class EchoUpkeep {
     await this.#migration?.tick(Date.now());
     const usage = new Map<string, ServingUsage>();
     const busiest = new Map<string, number>();
+    const cores = new Map<string, number>();
     for (const rec of this.host.instances()) {
       if (rec.role !== 'primary' || rec.phase !== 'running') continue;
       const stats = await this.host.runtime.stats(rec.id).catch(() => undefined);
@@ -100,9 +107,11 @@ export class EchoUpkeep {
         ? Math.min(1, stats.rssBytes / rec.limits.memoryBytes)
         : 0;
       usage.set(rec.id, { cpuUtilization, memoryUtilization });
+      cores.set(rec.id, stats.cpuPercent / 100);
       busiest.set(rec.service, Math.max(busiest.get(rec.service) ?? 0, cpuUtilization));
     }
     for (const [service, u] of busiest) this.#utilisation.set(service, u);
+    this.#cores = cores;
     for (const spec of this.host.specs) {
       if (this.host.closed() || this.host.failoverBusy(spec.name)) continue;
       const mine = this.host.instances().filter((i) => i.service === spec.name);

@@ -12,6 +12,8 @@ export interface ScalingCoordinatorHost extends ServingSetHost {
   /** Whether a failover of the service is under way. */
   failoverBusy(service: string): boolean;
   reconcileNow(): Promise<void>;
+  /** CPU use (cores) of a serving instance at its last sample. */
+  servingCores(id: string): number | undefined;
   recordError(where: string, err: unknown): void;
 }
 

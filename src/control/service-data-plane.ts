@@ -100,7 +100,7 @@ export class ServiceDataPlane {
    * and external load balancers point at.
    */
   setServing(recs: readonly InstanceRecord[]): void {
-    const before = this.router.stats().serving[0];
+    const before = this.router.backends[0];
     this.router.setBackends(
       recs.map((r) => ({ id: r.id, host: '127.0.0.1', port: this.portOf(r), epoch: r.epoch })),
     );

@@ -24,9 +24,13 @@ export interface ShadowSignal {
   rate?: { live: number; shadow: number; relative: number };
 }
 
-/** CPU utilisation of the serving set and, with a running shadow, the shadow signal. */
+/**
+ * CPU utilisation of the serving set and, with a running shadow, the shadow signal. Serving instances'
+ * CPU (cores) comes from `servingCores`, the control plane's one sampler of them; shadows are sampled here.
+ */
 export async function measureShadows(
   runtime: Runtime,
+  servingCores: (id: string) => number | undefined,
   serving: readonly InstanceRecord[],
   instances: readonly InstanceRecord[],
   sample: number,
@@ -40,7 +44,7 @@ export async function measureShadows(
   let liveLimit = 0;
   let counted = 0;
   for (const rec of serving) {
-    const c = await cores(rec);
+    const c = servingCores(rec.id);
     if (c === undefined) continue;
     const limit = rec.limits.cpu ?? 1;
     servingUtilisation += c / limit;

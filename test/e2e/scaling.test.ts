@@ -131,6 +131,17 @@ describe('horizontal scaling, live', { timeout: 120_000 }, () => {
       expect(left.length).toBeGreaterThanOrEqual(2);
       const final = (await api.services()).find((s) => s.name === 'api');
       expect(final?.dataPlane?.serving).toHaveLength(1);
+      // The members that left are stopped records now; the lone primary left still fails over to an echo.
+      const lone = (await running('primary'))[0];
+      process.kill(lone?.pid ?? 0, 'SIGKILL');
+      await waitFor(
+        async () =>
+          (await api.events({ service: 'api', limit: 3000 })).some(
+            (e) => e.kind === 'failover' && e.instance === lone?.id && e.outcome.startsWith('ok'),
+          ),
+        20_000,
+        up.output,
+      );
     } finally {
       stop.abort();
       up.child.kill('SIGINT');
