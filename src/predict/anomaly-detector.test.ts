@@ -58,7 +58,8 @@ describe('AnomalyDetector', () => {
       [1512, 500],
     ] as const)
       xs[i] = v;
-    const d = new AnomalyDetector({ learningPoints: 300, suppressPoints: 10 });
+    // Fast cue only: the slow scale would (rightly) report the block holding 1506 at 1511.
+    const d = new AnomalyDetector({ learningPoints: 300, suppressPoints: 10, slowBlocks: 0 });
     const out = xs.map((x, t) => d.update(t, x));
     expect(out[1500]!.score).toBeGreaterThan(0.75);
     expect(out[1506]!.suppressed).toBe(true);
@@ -86,6 +87,37 @@ describe('AnomalyDetector', () => {
       b += hi.update(t, x).raw;
     });
     expect(b).toBeGreaterThan(a);
+  });
+
+  it('catches a small sustained level shift through its slow scale that the fast cue alone misses', () => {
+    // A 1-sd shift of white noise: no single point is unusual, the block means are.
+    for (const seed of [1, 2, 3]) {
+      const rnd = createRandom(seed);
+      const xs = Array.from(
+        { length: 3000 },
+        (_, t) => 50 + 3 * randomNormal(rnd) + (t >= 2000 && t < 2300 ? 3 : 0),
+      );
+      const peaks = (slowBlocks: number): [number, number] => {
+        const d = new AnomalyDetector({ learningPoints: 450, slowBlocks });
+        const raw = xs.map((x, t) => d.update(t, x).raw);
+        return [Math.max(...raw.slice(2000, 2300)), Math.max(...raw.slice(900, 2000))];
+      };
+      const [withSlow, beforeWithSlow] = peaks(50);
+      expect(withSlow).toBeGreaterThan(beforeWithSlow);
+      const [fastOnly, beforeFastOnly] = peaks(0);
+      expect(fastOnly).toBeLessThan(beforeFastOnly);
+    }
+  });
+
+  it('scores a value far beyond the range seen 1 through its spatial cue', () => {
+    const xs = daily(1500, 8);
+    xs[1200] = 75; // above the daily peak (≈ 70 + noise) by more than 5 % of the range
+    const d = new AnomalyDetector({ learningPoints: 300, slowBlocks: 0 });
+    const raw = xs.map((x, t) => d.update(t, x).raw);
+    expect(raw[1200]).toBe(1);
+    const off = new AnomalyDetector({ learningPoints: 300, slowBlocks: 0, spatialTolerance: 0 });
+    const rawOff = xs.map((x, t) => off.update(t, x).raw);
+    expect(rawOff[1200]).toBeLessThan(1);
   });
 
   it('survives non-finite and huge values without NaN scores', () => {

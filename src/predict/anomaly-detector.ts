@@ -1,6 +1,5 @@
-import { ContextNovelty } from './context-novelty.js';
-import { RarityHistogram } from './rarity-histogram.js';
-import { RollingStats } from './rolling-stats.js';
+import { NoveltyScale } from './novelty-scale.js';
+import { RangeBreach } from './range-breach.js';
 
 /** Options of {@link AnomalyDetector}. */
 export interface AnomalyDetectorOptions {
@@ -22,8 +21,25 @@ export interface AnomalyDetectorOptions {
   magnitudeFullAt?: number;
   /** Window of the magnitude cue's mean and deviation. @default 1000 */
   magnitudeWindow?: number;
-  /** Window over which a score's rarity (the share of recent scores at least as high) is judged. @default 2000 */
+  /** Window over which a score's rarity (the share of recent scores at least as high) is judged. @default 5000 */
   rarityWindow?: number;
+  /**
+   * The slow time scale: the learning period is cut into this many blocks, and the block means
+   * form a second stream scored by its own novelty model (slow pattern and level changes a
+   * point-by-point model misses). 0 turns the slow scale off. @default 50
+   */
+  slowBlocks?: number;
+  /**
+   * Exponent of the slow scale's rarity discount (`score · (1 − share)^p`; the fast scale uses
+   * 1): the slow stream has `learningPoints / slowBlocks` times fewer points, so only its rarest
+   * scores may alarm. @default 3
+   */
+  slowRarityPower?: number;
+  /**
+   * Spatial cue: a value beyond the whole range seen so far by more than this share of that range
+   * scores 1 (Numenta's NAB detector uses 0.05). 0 turns it off. @default 0.05
+   */
+  spatialTolerance?: number;
   /**
    * After a reported score ≥ `alarmLevel`, report 0 for this many points (counted from the reported
    * alarm; high scores while suppressed do not extend it). @default learningPoints / 5
@@ -46,6 +62,9 @@ interface ResolvedDetectorOptions {
   magnitudeFullAt: number;
   magnitudeWindow: number;
   rarityWindow: number;
+  slowBlocks: number;
+  slowRarityPower: number;
+  spatialTolerance: number;
   suppressPoints: number;
   alarmLevel: number;
   sensitivity: number;
@@ -67,6 +86,8 @@ function resolveOptions(o: AnomalyDetectorOptions): ResolvedDetectorOptions {
   const learningPoints = Math.max(10, Math.floor(o.learningPoints ?? 150));
   const pos = (v: number | undefined, d: number): number =>
     v !== undefined && Number.isFinite(v) && v > 0 ? v : d;
+  const nonNeg = (v: number | undefined, d: number): number =>
+    v !== undefined && Number.isFinite(v) && v >= 0 ? v : d;
   return {
     learningPoints,
     levels: Math.floor(pos(o.levels, 8)),
@@ -74,7 +95,10 @@ function resolveOptions(o: AnomalyDetectorOptions): ResolvedDetectorOptions {
     magnitudeWeight: Math.min(1, Math.max(0, o.magnitudeWeight ?? 0.4)),
     magnitudeFullAt: pos(o.magnitudeFullAt, 4),
     magnitudeWindow: Math.floor(pos(o.magnitudeWindow, 1000)),
-    rarityWindow: Math.floor(pos(o.rarityWindow, 2000)),
+    rarityWindow: Math.floor(pos(o.rarityWindow, 5000)),
+    slowBlocks: Math.floor(nonNeg(o.slowBlocks, 50)),
+    slowRarityPower: pos(o.slowRarityPower, 3),
+    spatialTolerance: nonNeg(o.spatialTolerance, 0.05),
     suppressPoints: Math.floor(o.suppressPoints ?? learningPoints / 5),
     alarmLevel: pos(o.alarmLevel, 0.75),
     sensitivity: pos(o.sensitivity, 1),
@@ -83,31 +107,47 @@ function resolveOptions(o: AnomalyDetectorOptions): ResolvedDetectorOptions {
 
 /**
  * Online anomaly detector: one call per point, each score from the past only (no look-ahead),
- * in [0, 1], deterministic (no randomness at all). Three cues:
- * 1. rare patterns — new or broken subsequences of quantised values ({@link ContextNovelty});
- * 2. magnitude — the pattern cue is scaled by how far the value, or its step change, lies from
- *    the recent mean in standard deviations (a new pattern at a normal level counts less);
- * 3. rarity — the result is discounted by the share of recent scores at least as high, so a
- *    series that is always "novel" (noise) does not alarm all the time;
+ * in [0, 1], deterministic (no randomness at all). The score is the highest of three cues:
+ * 1. fast novelty — rare patterns of the raw values, scaled by a magnitude cue and discounted by
+ *    rarity ({@link NoveltyScale});
+ * 2. slow novelty — the same on the means of blocks of `learningPoints / slowBlocks` points,
+ *    scored when a block completes: slow pattern and level changes (a missing daily jump, a drift
+ *    that the point-by-point model absorbs) that no single point reveals;
+ * 3. spatial — 1 when the value leaves the whole range seen so far by a margin ({@link RangeBreach});
  * and after an alarm the detector reports 0 for a while (one early alarm per event).
  */
 export class AnomalyDetector {
   readonly #o: ResolvedDetectorOptions;
-  readonly #novelty: ContextNovelty;
-  readonly #values: RollingStats;
-  readonly #diffs: RollingStats;
-  readonly #learn: number[] = [];
-  readonly #rarity: RarityHistogram;
+  readonly #fast: NoveltyScale;
+  readonly #slow: NoveltyScale | undefined;
+  readonly #blockSize: number;
+  readonly #range: RangeBreach | undefined;
+  #blockSum = 0;
+  #blockCount = 0;
   #last = 0;
   #sinceAlarm = Number.POSITIVE_INFINITY;
   #count = 0;
 
   constructor(options: AnomalyDetectorOptions = {}) {
-    this.#o = resolveOptions(options);
-    this.#novelty = new ContextNovelty(this.#o.maxOrder, this.#o.levels);
-    this.#values = new RollingStats(this.#o.magnitudeWindow);
-    this.#diffs = new RollingStats(this.#o.magnitudeWindow);
-    this.#rarity = new RarityHistogram(this.#o.rarityWindow);
+    const o = (this.#o = resolveOptions(options));
+    const scale = {
+      levels: o.levels,
+      maxOrder: o.maxOrder,
+      magnitudeWeight: o.magnitudeWeight,
+      magnitudeFullAt: o.magnitudeFullAt,
+      magnitudeWindow: o.magnitudeWindow,
+      rarityWindow: o.rarityWindow,
+    };
+    this.#fast = new NoveltyScale(o.learningPoints, scale);
+    this.#blockSize = o.slowBlocks > 0 ? Math.max(2, Math.round(o.learningPoints / o.slowBlocks)) : 0;
+    this.#slow =
+      this.#blockSize > 0
+        ? new NoveltyScale(Math.floor(o.learningPoints / this.#blockSize), {
+            ...scale,
+            rarityPower: o.slowRarityPower,
+          })
+        : undefined;
+    this.#range = o.spatialTolerance > 0 ? new RangeBreach(o.spatialTolerance) : undefined;
   }
 
   /** Points seen. */
@@ -119,56 +159,30 @@ export class AnomalyDetector {
   update(_t: number, x: number): AnomalyScore {
     this.#count++;
     const v = Number.isFinite(x) ? Math.max(-1e300, Math.min(1e300, x)) : this.#last;
-    if (!this.#novelty.ready) {
-      this.#learn.push(v);
-      if (this.#learn.length >= this.#o.learningPoints) {
-        const patterns = this.#novelty.calibrate(this.#learn);
-        for (let i = 0; i < this.#learn.length; i++) {
-          const y = this.#learn[i]!;
-          // Warm the rarity histogram with the learning points' own (causal) scores.
-          if (i >= 20) {
-            const magnitude = Math.max(
-              this.#deviation(this.#values, y),
-              this.#deviation(this.#diffs, y - this.#last),
-            );
-            const w = this.#o.magnitudeWeight;
-            this.#rarity.rankAndRecord(patterns[i]! * (1 - w + w * magnitude));
-          }
-          this.#observeMagnitude(y);
-        }
-        this.#learn.length = 0;
+    this.#last = v;
+    const fast = this.#fast.update(v);
+    let slow = 0;
+    if (this.#slow) {
+      this.#blockSum += v;
+      if (++this.#blockCount === this.#blockSize) {
+        slow = this.#slow.update(this.#blockSum / this.#blockSize);
+        this.#blockSum = 0;
+        this.#blockCount = 0;
       }
+    }
+    if (this.#count <= this.#o.learningPoints) {
+      this.#range?.observe(v);
       return { score: 0, raw: 0, learning: true, suppressed: false };
     }
-    const pattern = this.#novelty.update(v);
-    const magnitude = Math.max(
-      this.#deviation(this.#values, v),
-      this.#deviation(this.#diffs, v - this.#last),
-    );
-    this.#observeMagnitude(v);
-    const w = this.#o.magnitudeWeight;
-    const combined = pattern * (1 - w + w * magnitude);
-    const raw = Math.min(1, combined * (1 - this.#rarity.rankAndRecord(combined)) * this.#o.sensitivity);
+    let combined = Math.max(fast, slow);
+    if (this.#range?.update(v)) combined = 1;
+    const r = Math.min(1, combined * this.#o.sensitivity);
+    const raw = Number.isFinite(r) ? Math.max(0, r) : 0;
     const suppressed = this.#sinceAlarm < this.#o.suppressPoints;
     this.#sinceAlarm++;
     // Only a reported alarm starts the quiet period: an event still anomalous once it has passed
     // is reported again (a suppressed high score does not extend the suppression).
     if (raw >= this.#o.alarmLevel && !suppressed) this.#sinceAlarm = 0;
-    const score = suppressed ? 0 : Number.isFinite(raw) ? Math.max(0, raw) : 0;
-    return { score, raw: Number.isFinite(raw) ? Math.max(0, raw) : 0, learning: false, suppressed };
-  }
-
-  #observeMagnitude(v: number): void {
-    this.#values.push(v);
-    this.#diffs.push(v - this.#last);
-    this.#last = v;
-  }
-
-  /** Deviation of `x` from the window's mean, in [0, 1] (saturating at `magnitudeFullAt` sd). */
-  #deviation(stats: RollingStats, x: number): number {
-    const sd = stats.std;
-    if (stats.size < 10 || !(sd > 0)) return 0;
-    const z = Math.abs(x - stats.mean) / sd;
-    return Number.isFinite(z) ? Math.min(1, z / this.#o.magnitudeFullAt) : 1;
+    return { score: suppressed ? 0 : raw, raw, learning: false, suppressed };
   }
 }

@@ -27,6 +27,9 @@ export { createRandom, randomNormal } from './prng.js';
 export type { Random } from './prng.js';
 export { AnomalyDetector } from './anomaly-detector.js';
 export type { AnomalyDetectorOptions, AnomalyScore } from './anomaly-detector.js';
+export { NoveltyScale } from './novelty-scale.js';
+export type { NoveltyScaleOptions } from './novelty-scale.js';
+export { RangeBreach } from './range-breach.js';
 export { migrationReadinessScore } from './readiness-score.js';
 export type {
   ReadinessInputs,
