@@ -21,7 +21,7 @@ export interface AnomalyDetectorOptions {
   magnitudeFullAt?: number;
   /** Window of the magnitude cue's mean and deviation. @default 1000 */
   magnitudeWindow?: number;
-  /** Window over which a score's rarity (the share of recent scores at least as high) is judged. @default 5000 */
+  /** Window over which a score's rarity (the share of recent scores at least as high) is judged. @default 2000 */
   rarityWindow?: number;
   /**
    * The slow time scale: the learning period is cut into this many blocks, and the block means
@@ -95,7 +95,7 @@ function resolveOptions(o: AnomalyDetectorOptions): ResolvedDetectorOptions {
     magnitudeWeight: Math.min(1, Math.max(0, o.magnitudeWeight ?? 0.4)),
     magnitudeFullAt: pos(o.magnitudeFullAt, 4),
     magnitudeWindow: Math.floor(pos(o.magnitudeWindow, 1000)),
-    rarityWindow: Math.floor(pos(o.rarityWindow, 5000)),
+    rarityWindow: Math.floor(pos(o.rarityWindow, 2000)),
     slowBlocks: Math.floor(nonNeg(o.slowBlocks, 50)),
     slowRarityPower: pos(o.slowRarityPower, 3),
     spatialTolerance: nonNeg(o.spatialTolerance, 0.05),

@@ -14,7 +14,7 @@ export interface NoveltyScaleOptions {
   magnitudeFullAt?: number;
   /** Window of the magnitude cue's mean and deviation. @default 1000 */
   magnitudeWindow?: number;
-  /** Window over which a score's rarity is judged. @default 5000 */
+  /** Window over which a score's rarity is judged. @default 2000 */
   rarityWindow?: number;
   /**
    * Exponent p of the rarity discount: the score is `combined · (1 − share)^p`, where `share` is
@@ -62,7 +62,7 @@ export class NoveltyScale {
     this.#novelty = new ContextNovelty(this.#maxOrder, this.#levels);
     this.#values = new RollingStats(window);
     this.#diffs = new RollingStats(window);
-    this.#rarity = new RarityHistogram(Math.floor(pos(options.rarityWindow, 5000)));
+    this.#rarity = new RarityHistogram(Math.floor(pos(options.rarityWindow, 2000)));
   }
 
   /** True while the scale is still learning (its scores are 0). */
