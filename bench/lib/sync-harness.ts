@@ -51,7 +51,11 @@ export class SyncHarness {
   async startEcho(watchFile?: string): Promise<void> {
     const args = [this.b, String(this.source.port), KEY, ...(watchFile ? [watchFile] : [])];
     const child = fork(join(here, 'sync-echo-child.ts'), args, {
-      execArgv: ['--import', 'tsx'],
+      execArgv: [
+        '--import',
+        'tsx',
+        ...(process.env.SYNC_ECHO_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SYNC_ECHO_PROF}`] : []),
+      ],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     this.child = child;

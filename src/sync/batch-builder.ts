@@ -3,6 +3,7 @@ import { ByteWriter } from './byte-codec.js';
 import type { ContentPool, PendingSignature } from './content-pool.js';
 import type { ContentResult } from './content-job.js';
 import { encodeCopy, encodeEnd } from './file-stream.js';
+import type { ContentStream } from './file-streamer.js';
 import type { BatchOp } from './messages.js';
 import { childPath, listDir, readEntry, readEntrySync, type TreeEntry } from './tree-scan.js';
 import type { TreeView, ViewEntry } from './tree-view.js';
@@ -21,6 +22,22 @@ export interface BuildContext {
   readonly onDirGone?: (path: string) => void;
   /** Paths never replicated (relative). */
   readonly ignore?: (path: string) => boolean;
+  /**
+   * New files at least this big, which no file of the view could be a copy of, are sent as they are
+   * read ({@link StreamedFile}) instead of read and hashed first. Unset: never.
+   */
+  readonly streamFrom?: number;
+  /** Largest streamed piece (header included): one data frame. @default 1 MiB */
+  readonly streamPieceBytes?: number;
+}
+
+/** The batch's last file, sent while it is read: its records follow the batch's `data`. */
+export interface StreamedFile {
+  readonly path: string;
+  readonly streamer: ContentStream;
+  readonly mode: number;
+  readonly mtimeMs: number;
+  readonly ino: number;
 }
 
 /** Bounds of one batch. */
@@ -41,6 +58,8 @@ export interface BuiltBatch {
   readonly contentBytes: number;
   /** Paths still dirty (deferred by limits or changed while read). */
   readonly deferred: string[];
+  /** A big new file whose records are read while they are sent (its op is the last file op). */
+  readonly stream: StreamedFile | null;
 }
 
 /** Runs `fn` over `items`, `limit` at a time. */
@@ -150,6 +169,20 @@ export async function buildBatch(
 
   // Content, a few files at a time.
   const fileOps: { op: BatchOp; pieces: Buffer[]; entry: ViewEntry; literal: number; size: number }[] = [];
+  let stream: StreamedFile | null = null;
+  let streamClaimed = false;
+  /** Sends `f` as a stream if it qualifies (one per batch); false if it does not. */
+  const tryStream = async (f: FileChange): Promise<boolean> => {
+    if (streamClaimed || ctx.streamFrom === undefined || f.cur.size < ctx.streamFrom) return false;
+    if (f.old && f.old.type !== 'file') return false;
+    // A file of another size has other content: no rename, duplicate or unchanged file to find.
+    if (view.hasFileOfSize(f.cur.size)) return false;
+    streamClaimed = true;
+    const streamer = await ctx.pool.stream(join(root, f.path), ctx.streamPieceBytes ?? 1 << 20);
+    if (!streamer) return false;
+    stream = { path: f.path, streamer, mode: f.cur.mode, mtimeMs: f.cur.mtimeMs, ino: f.cur.ino };
+    return true;
+  };
   const plan = async (f: FileChange): Promise<void> => {
     const oldFile = f.old?.type === 'file' ? f.old : undefined;
     // Rename or hard link: same inode, size and mtime as a file the echo has.
@@ -171,6 +204,7 @@ export async function buildBatch(
       const pendingSig = oldFile?.sig;
       if (pendingSig instanceof Promise) (pendingSig as PendingSignature).now?.();
       const baseSig = pendingSig ? await Promise.resolve(pendingSig).catch(() => null) : null;
+      if (baseSig === null && (await tryStream(f))) return;
       r = await ctx.pool.diff(join(root, f.path), f.cur.size, baseSig);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
@@ -281,6 +315,13 @@ export async function buildBatch(
     }
     view.set(f.op.path, f.entry);
   }
+  const streamed = stream as StreamedFile | null;
+  if (streamed) {
+    // Its view entry is set once it has been read and sent (its hash is known only then).
+    ops.push({ op: 'file', path: streamed.path, mode: streamed.mode, mtimeMs: streamed.mtimeMs, base: null });
+    contentBytes += streamed.streamer.size;
+    fileCount++;
+  }
   for (const l of links) {
     ops.push({ op: 'symlink', path: l.path, target: l.target });
     view.set(l.path, { type: 'symlink', target: l.target });
@@ -290,5 +331,5 @@ export async function buildBatch(
     const e = view.get(c.path);
     if (e?.type === 'file') view.set(c.path, { ...e, mode: c.mode });
   }
-  return { ops, data, dataBytes, literalBytes, files: fileCount, contentBytes, deferred };
+  return { ops, data, dataBytes, literalBytes, files: fileCount, contentBytes, deferred, stream: streamed };
 }

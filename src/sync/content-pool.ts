@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { diffFile, type ContentResult, type SignatureTail } from './content-job.js';
+import { ContentStream, signPieces, type StreamedContent } from './file-streamer.js';
 import { extendSignature, type FileSignature } from './signature.js';
 
 /** A signature still being computed in the worker; `now()` asks for it without further delay. */
@@ -10,6 +11,24 @@ interface Pending {
   reject: (e: Error) => void;
   /** The job's base signature (an append's result extends it). */
   base: FileSignature | null;
+}
+
+/** A message from the content worker (see content-worker.ts). */
+interface WorkerReply {
+  id: number;
+  ok?: boolean;
+  sig?: FileSignature;
+  result?: Omit<ContentResult, 'records' | 'signature'> & {
+    records: Uint8Array[];
+    signature: FileSignature | null;
+  };
+  error?: { message: string; code?: string };
+  tail?: SignatureTail & { length: number; whole: bigint };
+  /** A streamed file was opened / has a piece / ended / failed after opening. */
+  opened?: { size: number; ino: number };
+  piece?: { buf: ArrayBuffer; offset: number; length: number };
+  end?: StreamedContent;
+  streamError?: { message: string };
 }
 
 function workerUrl(): URL {
@@ -37,6 +56,10 @@ export class ContentPool {
     number,
     { resolve: (sig: FileSignature) => void; reject: (e: Error) => void }
   >();
+  readonly #streams = new Map<
+    number,
+    { opened: (s: ContentStream) => void; failed: (e: Error) => void; stream?: ContentStream }
+  >();
   #closed = false;
 
   constructor(readonly inlineBelow = 256 * 1024) {}
@@ -46,53 +69,44 @@ export class ContentPool {
     try {
       const w = new Worker(workerUrl());
       w.unref();
-      w.on(
-        'message',
-        (m: {
-          id: number;
-          ok?: boolean;
-          sig?: FileSignature;
-          result?: Omit<ContentResult, 'records' | 'signature'> & {
-            records: Uint8Array[];
-            signature: FileSignature | null;
-          };
-          error?: { message: string; code?: string };
-          tail?: SignatureTail & { length: number; whole: bigint };
-        }) => {
-          if (m.sig) {
-            this.#sigWaiters.get(m.id)?.resolve(m.sig);
-            this.#sigWaiters.delete(m.id);
-            return;
+      w.on('message', (m: WorkerReply) => {
+        if (this.#onStreamMessage(m)) return;
+        const waiter = this.#sigWaiters.get(m.id);
+        if (waiter && (m.sig || m.ok === false)) {
+          this.#sigWaiters.delete(m.id);
+          if (m.sig) waiter.resolve(m.sig);
+          else waiter.reject(new Error(m.error?.message ?? 'signing failed'));
+          if (this.#idle()) w.unref();
+          return;
+        }
+        const p = this.#pending.get(m.id);
+        if (!p) return;
+        this.#pending.delete(m.id);
+        if (m.ok && m.result) {
+          const r = m.result;
+          let signature: FileSignature | Promise<FileSignature> | null = r.signature;
+          if (m.tail && p.base) {
+            const t = m.tail;
+            signature = extendSignature(p.base, t.keep, t.weak, t.strong, t.length, t.whole);
+          } else if (signature === null) {
+            const pending: PendingSignature = new Promise<FileSignature>((resolve, reject) =>
+              this.#sigWaiters.set(m.id, { resolve, reject }),
+            );
+            pending.catch(() => undefined); // a lost signature only costs a whole-file send later
+            pending.now = () => w.postMessage({ signNow: m.id });
+            signature = pending;
           }
-          const p = this.#pending.get(m.id);
-          if (!p) return;
-          this.#pending.delete(m.id);
-          if (m.ok && m.result) {
-            const r = m.result;
-            let signature: FileSignature | Promise<FileSignature> | null = r.signature;
-            if (m.tail && p.base) {
-              const t = m.tail;
-              signature = extendSignature(p.base, t.keep, t.weak, t.strong, t.length, t.whole);
-            } else if (signature === null) {
-              const pending: PendingSignature = new Promise<FileSignature>((resolve, reject) =>
-                this.#sigWaiters.set(m.id, { resolve, reject }),
-              );
-              pending.catch(() => undefined); // a lost signature only costs a whole-file send later
-              pending.now = () => w.postMessage({ signNow: m.id });
-              signature = pending;
-            }
-            p.resolve({
-              ...r,
-              signature,
-              records: r.records.map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength)),
-            });
-          } else {
-            const e = new Error(m.error?.message ?? 'worker failed') as NodeJS.ErrnoException;
-            if (m.error?.code) e.code = m.error.code;
-            p.reject(e);
-          }
-        },
-      );
+          p.resolve({
+            ...r,
+            signature,
+            records: r.records.map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength)),
+          });
+        } else {
+          const e = new Error(m.error?.message ?? 'worker failed') as NodeJS.ErrnoException;
+          if (m.error?.code) e.code = m.error.code;
+          p.reject(e);
+        }
+      });
       w.on('error', (err) => this.#failAll(err));
       w.on('exit', () => {
         this.#worker = undefined;
@@ -105,7 +119,41 @@ export class ContentPool {
     return this.#worker;
   }
 
+  /** No job waits on the worker (it may then be left unreferenced). */
+  #idle(): boolean {
+    return this.#pending.size === 0 && this.#sigWaiters.size === 0 && this.#streams.size === 0;
+  }
+
+  /** Handles a streamed file's messages; false for any other message. */
+  #onStreamMessage(m: WorkerReply): boolean {
+    const s = this.#streams.get(m.id);
+    if (!s) return false;
+    if (m.opened) {
+      s.stream = new ContentStream(m.opened.size, m.opened.ino);
+      s.opened(s.stream);
+    } else if (m.piece) s.stream?.push(Buffer.from(m.piece.buf, m.piece.offset, m.piece.length));
+    else if (m.end || m.streamError || m.ok === false) {
+      this.#streams.delete(m.id);
+      if (m.end) s.stream?.end(m.end);
+      const e = new Error(
+        m.streamError?.message ?? m.error?.message ?? 'stream failed',
+      ) as NodeJS.ErrnoException;
+      if (m.error?.code) e.code = m.error.code;
+      if (!m.end) {
+        if (s.stream) s.stream.fail(e);
+        else s.failed(e);
+      }
+      if (this.#idle()) this.#worker?.unref();
+    }
+    return true;
+  }
+
   #failAll(err: Error): void {
+    for (const s of this.#streams.values()) {
+      if (s.stream) s.stream.fail(err);
+      else s.failed(err);
+    }
+    this.#streams.clear();
     for (const p of this.#pending.values()) p.reject(err);
     this.#pending.clear();
     for (const w of this.#sigWaiters.values()) w.reject(err);
@@ -127,7 +175,53 @@ export class ContentPool {
       w.ref();
       w.postMessage({ id, path, base });
     }).finally(() => {
-      if (this.#pending.size === 0 && this.#sigWaiters.size === 0) this.#worker?.unref();
+      if (this.#idle()) this.#worker?.unref();
+    });
+  }
+
+  /**
+   * Opens the file at `path` in the worker, which reads and hashes it as literal records of at most
+   * `pieceBytes` and hands them over while it reads (see {@link ContentStream}). Null when there is
+   * no worker (the caller then reads the file the ordinary way). Rejects as `open` does (ENOENT…).
+   */
+  async stream(path: string, pieceBytes: number): Promise<ContentStream | null> {
+    const w = this.#ensureWorker();
+    if (!w) return null;
+    const id = this.#next++;
+    return new Promise<ContentStream>((opened, failed) => {
+      this.#streams.set(id, { opened, failed });
+      w.ref();
+      w.postMessage({ id, stream: path, pieceBytes });
+    });
+  }
+
+  /**
+   * Signs a streamed file from the pieces that were sent (see {@link ContentStream}; literal records of
+   * `length` bytes in all), in the worker. The pieces' buffers move there: the caller must not use
+   * them afterwards.
+   */
+  signPieces(pieces: readonly Buffer[], length: number): Promise<FileSignature> {
+    const w = this.#ensureWorker();
+    if (!w) {
+      const sig = signPieces(pieces, length);
+      return sig ? Promise.resolve(sig) : Promise.reject(new Error('pieces do not add up'));
+    }
+    const id = this.#next++;
+    const movable = new Set<ArrayBuffer>();
+    for (const p of pieces) movable.add(p.buffer as ArrayBuffer);
+    const job = {
+      id,
+      length,
+      signPieces: pieces.map((p) => ({
+        buf: p.buffer as ArrayBuffer,
+        offset: p.byteOffset,
+        length: p.byteLength,
+      })),
+    };
+    return new Promise<FileSignature>((resolve, reject) => {
+      this.#sigWaiters.set(id, { resolve, reject });
+      w.ref();
+      w.postMessage(job, [...movable]);
     });
   }
 

@@ -3,12 +3,27 @@
 import { readFile } from 'node:fs/promises';
 import { parentPort } from 'node:worker_threads';
 import { diffAppendedFileSync, diffContent, type HashCache } from './content-job.js';
+import { signPieces, streamFileSync } from './file-streamer.js';
 import { computeSignature, type FileSignature } from './signature.js';
 
 interface Job {
   id: number;
   path: string;
   base: FileSignature | null;
+}
+
+/** Sign the pieces of a streamed file (their buffers moved here): see ContentPool.signPieces. */
+interface SignPiecesJob {
+  id: number;
+  signPieces: { buf: ArrayBuffer; offset: number; length: number }[];
+  length: number;
+}
+
+/** Read a big new file as records, posted piece by piece: see ContentPool.stream. */
+interface StreamJob {
+  id: number;
+  stream: string;
+  pieceBytes: number;
 }
 
 const SIGN_DELAY_MS = 1000;
@@ -19,9 +34,61 @@ const caches = new Map<string, HashCache>();
 /** Deferred signatures, by job id: signed on a timer, or at once when the file changes again. */
 const signing = new Map<number, { timer: NodeJS.Timeout; sign: () => void }>();
 
-parentPort?.on('message', (job: Job | { signNow: number }) => {
+function runStream(job: StreamJob): void {
+  let opened = false;
+  try {
+    const { state, ...end } = streamFileSync(
+      job.stream,
+      job.pieceBytes,
+      (size, ino) => {
+        opened = true;
+        parentPort?.postMessage({ id: job.id, opened: { size, ino } });
+      },
+      (piece) => {
+        // A literal piece owns its buffer (see streamFileSync), so the buffer moves without a copy.
+        const buf = piece.buffer as ArrayBuffer;
+        const own = buf.byteLength - piece.byteLength <= 8;
+        const msg = { id: job.id, piece: { buf, offset: piece.byteOffset, length: piece.byteLength } };
+        if (own) parentPort?.postMessage(msg, [buf]);
+        else
+          parentPort?.postMessage({
+            ...msg,
+            piece: { ...msg.piece, buf: Uint8Array.from(piece).buffer, offset: 0 },
+          });
+      },
+    );
+    // The next append to it then hashes only its tail (see diffAppendedFileSync).
+    caches.set(job.stream, { entry: { length: end.sent, whole: end.whole, state } });
+    parentPort?.postMessage({ id: job.id, end });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const error = { message: e.message, code: e.code };
+    parentPort?.postMessage(opened ? { id: job.id, streamError: error } : { id: job.id, ok: false, error });
+  }
+}
+
+function runSignPieces(job: SignPiecesJob): void {
+  const pieces = job.signPieces.map((p) => new Uint8Array(p.buf, p.offset, p.length));
+  const sig = signPieces(pieces, job.length);
+  if (!sig) parentPort?.postMessage({ id: job.id, ok: false, error: { message: 'pieces do not add up' } });
+  else
+    parentPort?.postMessage({ id: job.id, sig }, [
+      sig.weak.buffer as ArrayBuffer,
+      sig.strong.buffer as ArrayBuffer,
+    ]);
+}
+
+parentPort?.on('message', (job: Job | StreamJob | SignPiecesJob | { signNow: number }) => {
   if ('signNow' in job) {
     signing.get(job.signNow)?.sign();
+    return;
+  }
+  if ('stream' in job) {
+    runStream(job);
+    return;
+  }
+  if ('signPieces' in job) {
+    runSignPieces(job);
     return;
   }
   let cache = caches.get(job.path);

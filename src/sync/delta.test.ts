@@ -2,7 +2,13 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { randomBytes } from 'node:crypto';
 import { applyDelta, computeDelta } from './delta.js';
-import { computeSignature, emptySignature, extendSignature, markSignatureShared } from './signature.js';
+import {
+  computeSignature,
+  emptySignature,
+  extendSignature,
+  markSignatureShared,
+  weakChecksum,
+} from './signature.js';
 import { strongHash, wholeHash } from './strong-hash.js';
 import { diffAppendedFileSync, diffContent, type HashCache } from './content-job.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -229,5 +235,23 @@ describe('delta engine', () => {
     const delta = computeDelta(emptySignature(), next);
     expect(delta.ops).toHaveLength(1);
     expect(delta.literalBytes).toBe(10_000);
+  });
+});
+
+describe('weak checksum', () => {
+  it("is rsync's a + b sums of a block at any offset and length", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 1, maxLength: 3000 }), fc.nat(), fc.nat(), (data, x, y) => {
+        const start = x % data.length;
+        const end = start + (y % (data.length - start + 1));
+        let a = 0;
+        let b = 0;
+        for (let i = start; i < end; i++) {
+          a += data[i] as number;
+          b += (end - i) * (data[i] as number);
+        }
+        expect(weakChecksum(data, start, end)).toBe(((a & 0xffff) | ((b & 0xffff) << 16)) >>> 0);
+      }),
+    );
   });
 });

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { buildBatch, type BuildContext, type BuiltBatch } from './batch-builder.js';
+import { buildBatch, type BuildContext, type BuiltBatch, type StreamedFile } from './batch-builder.js';
 import { ByteWriter } from './byte-codec.js';
 import { compress } from './compression.js';
 import type { FramedConnection } from './framed-connection.js';
@@ -8,6 +8,9 @@ import { encodeBatchOps, type ManifestEntry } from './messages.js';
 import { relaxedIntervalMs, type ResolvedSourceOptions } from './sync-options.js';
 import { TreeView } from './tree-view.js';
 import { Waker } from './waker.js';
+import type { PendingSignature } from './content-pool.js';
+import { FileRecord } from './file-stream.js';
+import type { FileSignature } from './signature.js';
 import { UnderstudyError } from '../errors/index.js';
 
 /** Sync counters and gauges of one echo, as seen from the primary. */
@@ -94,10 +97,20 @@ interface Outgoing {
   readonly seq: number;
   readonly batch: Buffer;
   readonly data: DataChunk[];
-  readonly raw: number;
+  raw: number;
   readonly contentBytes: number;
-  /** Bytes of the data stream (records of every file). */
-  readonly dataBytes: number;
+  /** Bytes of the data stream (records of every file; a streamed file counted by its size until sent). */
+  dataBytes: number;
+  /** A file still to be read and sent after `data` (its pieces join `data` as they go out). */
+  stream: StreamedFile | null;
+  /** The streamed file's signature, computed from its pieces once the echo has acknowledged them. */
+  signLater?: {
+    readonly pieces: Buffer[];
+    readonly length: number;
+    readonly resolve: (sig: FileSignature) => void;
+    readonly reject: (err: Error) => void;
+  };
+  readonly lineage: string;
   readonly changeTime: number;
   readonly files: number;
   trace?: { changeAt: number[]; cutAt: number; builtAt: number; sentAt: number };
@@ -194,6 +207,7 @@ export class EchoStream {
     this.#lineage = randomBytes(8).toString('hex');
     this.#nextSeq = 1;
     this.#c.lastAcked = 0;
+    for (const b of this.#unacked) b.signLater?.reject(new Error('sync reset'));
     this.#unacked = [];
     this.view.clear();
   }
@@ -242,6 +256,8 @@ export class EchoStream {
       this.#lastAckAt = performance.now();
     while (this.#unacked.length > 0 && (this.#unacked[0] as Outgoing).seq <= seq) {
       const b = this.#unacked.shift() as Outgoing;
+      const sign = b.signLater;
+      if (sign) this.ctx.pool.signPieces(sign.pieces, sign.length).then(sign.resolve, sign.reject);
       this.#c.acked++;
       this.#c.lastAcked = b.seq;
       if (b.trace)
@@ -438,7 +454,9 @@ export class EchoStream {
       data,
       raw,
       contentBytes: built.contentBytes,
-      dataBytes: built.dataBytes,
+      dataBytes: built.dataBytes + (built.stream?.streamer.size ?? 0),
+      stream: built.stream,
+      lineage: this.#lineage,
       changeTime,
       files: built.files,
     };
@@ -475,11 +493,69 @@ export class EchoStream {
         await conn.send(FrameType.Data, d.header as Buffer, d.body as Buffer);
         this.#sent(b, d.raw.length);
       }
+      if (b.stream) await this.#sendStream(conn, b, b.stream, state);
       await conn.send(FrameType.BatchEnd, new ByteWriter(10).varint(b.seq).finish());
       if (b.trace) b.trace.sentAt = nowMs();
     } finally {
       this.#sending = false;
     }
+  }
+
+  /**
+   * Reads, sends and keeps (for a resend) the records of the batch's streamed file, then records
+   * in the view what the echo will hold: exactly the bytes sent, as hashed and signed while read.
+   */
+  async #sendStream(
+    conn: FramedConnection,
+    b: Outgoing,
+    s: StreamedFile,
+    state: { skip: number },
+  ): Promise<void> {
+    b.stream = null;
+    const literal: Buffer[] = [];
+    try {
+      for await (const piece of s.streamer.pieces()) {
+        if (piece[0] === FileRecord.Literal) literal.push(piece);
+        const d: DataChunk = { raw: piece };
+        b.data.push(d);
+        b.raw += piece.length;
+        this.#c.raw += piece.length;
+        await this.#prepare(b.seq, d, state);
+        await conn.send(FrameType.Data, d.header as Buffer, d.body as Buffer);
+        this.#sent(b, piece.length);
+      }
+    } catch (err) {
+      // The reader died half-way: this batch can never be completed. Start over with a full
+      // comparison on the next connection.
+      this.#c.errors++;
+      this.#c.lastError = (err as Error).message;
+      this.reset();
+      conn.close(err as Error);
+      return;
+    }
+    const { sent, hash } = s.streamer.result;
+    b.dataBytes = b.data.reduce((n, d) => n + d.raw.length, 0);
+    this.#rate.push({ t: performance.now(), bytes: sent, files: 0 });
+    if (b.lineage !== this.#lineage) return; // reset meanwhile: the view was rebuilt
+    // Only the file's next delta needs the signature: it is computed from these same pieces once
+    // they are acknowledged (no copy, no reread, and not in the way of the transfer).
+    let settle!: Pick<NonNullable<Outgoing['signLater']>, 'resolve' | 'reject'>;
+    const signature: PendingSignature = new Promise<FileSignature>((resolve, reject) => {
+      settle = { resolve, reject };
+    });
+    signature.catch(() => undefined); // a lost signature only costs a whole-file send later
+    b.signLater = { pieces: literal, length: sent, ...settle };
+    this.view.set(s.path, {
+      type: 'file',
+      mode: s.mode,
+      size: sent,
+      mtimeMs: s.mtimeMs,
+      ino: s.ino,
+      hash,
+      sig: signature,
+    });
+    // Shrunk or unreadable under the read: look again (a growth has its own change event).
+    if (sent !== s.streamer.size) this.markDirty(s.path, false);
   }
 
   /** Counts a data frame of an initial-sync batch as sent; a `progress` event at most every 100 ms. */

@@ -56,6 +56,11 @@ export interface SyncSourceOptions {
   readonly frameDataBytes?: number;
   /** File content bytes per batch (bounds memory and lets priorities act under a cap). @default 64 MiB */
   readonly maxBatchBytes?: number;
+  /**
+   * New files at least this big (of a size no file on the echo has, so no copy of one) are sent while
+   * they are read, instead of read and hashed whole first; 0 turns it off. @default 8 MiB
+   */
+  readonly streamFromBytes?: number;
   /** @default 'auto' */
   readonly compression?: CompressionMode;
   /** Stops the primary side when aborted. */
@@ -93,6 +98,7 @@ export function resolveSourceOptions(o: SyncSourceOptions): ResolvedSourceOption
     maxFrameBytes: o.maxFrameBytes ?? 17 * 1024 * 1024,
     frameDataBytes: o.frameDataBytes ?? 1024 * 1024,
     maxBatchBytes: o.maxBatchBytes ?? 64 * 1024 * 1024,
+    streamFromBytes: o.streamFromBytes ?? 8 * 1024 * 1024,
     compression: o.compression ?? 'auto',
   };
 }

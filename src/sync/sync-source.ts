@@ -130,6 +130,8 @@ export class SyncSource extends EventEmitter {
           onDir: (p) => this.#watcher.addDir(p),
           onDirGone: (p) => this.#watcher.removeTree(p),
           ignore: this.#ignore,
+          ...(this.#opts.streamFromBytes > 0 ? { streamFrom: this.#opts.streamFromBytes } : {}),
+          streamPieceBytes: this.#opts.frameDataBytes,
         },
         (event, value) => {
           if (event === 'error' && this.listenerCount('error') === 0) return;

@@ -24,6 +24,7 @@ export class TreeView {
   readonly #children = new Map<string, Set<string>>();
   readonly #byHash = new Map<string, Set<string>>();
   readonly #byIno = new Map<number, string>();
+  readonly #bySize = new Map<number, number>();
 
   get size(): number {
     return this.#entries.size;
@@ -44,6 +45,10 @@ export class TreeView {
     if (!s) return undefined;
     for (const p of s) return p;
     return undefined;
+  }
+  /** Whether some file of exactly `size` bytes is in the view (no content twin is possible otherwise). */
+  hasFileOfSize(size: number): boolean {
+    return this.#bySize.has(size);
   }
   /** The path last seen with inode `ino`. */
   pathWithIno(ino: number): string | undefined {
@@ -66,6 +71,7 @@ export class TreeView {
       if (!s) this.#byHash.set(entry.hash, (s = new Set()));
       s.add(path);
       if (entry.ino > 0) this.#byIno.set(entry.ino, path);
+      this.#bySize.set(entry.size, (this.#bySize.get(entry.size) ?? 0) + 1);
     }
   }
 
@@ -93,6 +99,9 @@ export class TreeView {
     s?.delete(path);
     if (s?.size === 0) this.#byHash.delete(old.hash);
     if (old.ino > 0 && this.#byIno.get(old.ino) === path) this.#byIno.delete(old.ino);
+    const n = (this.#bySize.get(old.size) ?? 0) - 1;
+    if (n > 0) this.#bySize.set(old.size, n);
+    else this.#bySize.delete(old.size);
   }
 
   clear(): void {
@@ -100,5 +109,6 @@ export class TreeView {
     this.#children.clear();
     this.#byHash.clear();
     this.#byIno.clear();
+    this.#bySize.clear();
   }
 }

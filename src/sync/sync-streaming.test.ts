@@ -1,0 +1,182 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { appendFile, copyFile, mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { ByteReader } from './byte-codec.js';
+import { contentHash } from './content-hash.js';
+import { FileRecord } from './file-stream.js';
+import { signPieces, streamFileSync } from './file-streamer.js';
+import { computeSignature, SignatureBuilder } from './signature.js';
+import fc from 'fast-check';
+import { SyncSource } from './sync-source.js';
+import { SyncTarget } from './sync-target.js';
+import { verifyTrees } from './verify-trees.js';
+
+const KEY = 'streaming-test-service-key-0123456789';
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function tempDir(): Promise<string> {
+  const base = await mkdtemp(join(tmpdir(), 'us-sync-stream-'));
+  cleanups.push(() => rm(base, { recursive: true, force: true }));
+  return base;
+}
+
+async function setup() {
+  const base = await tempDir();
+  const a = join(base, 'primary');
+  const b = join(base, 'echo');
+  await mkdir(a);
+  // Files from 256 KiB up are streamed, in 64 KiB pieces: small enough sizes for a fast test.
+  const source = await SyncSource.create({
+    dir: a,
+    key: KEY,
+    scanIntervalMs: 0,
+    streamFromBytes: 256 * 1024,
+    frameDataBytes: 64 * 1024,
+  });
+  const target = await SyncTarget.create({ dir: b, key: KEY, port: source.port, durable: false });
+  cleanups.push(async () => {
+    await target.close();
+    await source.close();
+  });
+  return { a, b, source, target };
+}
+
+async function converge(a: string, b: string, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const d = await verifyTrees(a, b);
+    if (d.length === 0) return;
+    if (Date.now() > until) throw new Error(`trees differ: ${JSON.stringify(d.slice(0, 5))}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Decodes streamed pieces back into the content and the end record's hash. */
+function decodePieces(pieces: Buffer[]): { content: Buffer; hash: string } {
+  const parts: Buffer[] = [];
+  let hash = '';
+  for (const p of pieces) {
+    const r = new ByteReader(p);
+    const tag = r.u8();
+    if (tag === FileRecord.Literal) {
+      const len = r.varint();
+      expect(r.remaining).toBe(len);
+      parts.push(Buffer.from(r.bytes(len)));
+    } else {
+      expect(tag).toBe(FileRecord.End);
+      hash = Buffer.from(r.bytes(r.remaining)).toString('hex');
+    }
+  }
+  return { content: Buffer.concat(parts), hash };
+}
+
+describe('streaming big new files', () => {
+  it('signs content arriving in pieces of any size exactly as the whole content', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 0, maxLength: 5000 }),
+        fc.array(fc.integer({ min: 1, max: 1500 }), { maxLength: 20 }),
+        (data, cuts) => {
+          const b = new SignatureBuilder(data.length);
+          let at = 0;
+          for (const c of cuts) {
+            b.update(data.subarray(at, Math.min(data.length, at + c)));
+            at = Math.min(data.length, at + c);
+          }
+          b.update(data.subarray(at));
+          expect(b.finish()).toEqual(computeSignature(data));
+        },
+      ),
+    );
+    const short = new SignatureBuilder(2000);
+    short.update(new Uint8Array(1999));
+    expect(short.finish()).toBeNull();
+  });
+
+  it('reads a file as literal pieces of bounded size ending with the hash of what was read', async () => {
+    const path = join(await tempDir(), 'f.bin');
+    const data = randomBytes(300_000);
+    writeFileSync(path, data);
+    const pieces: Buffer[] = [];
+    let opened = -1;
+    const end = streamFileSync(
+      path,
+      64 * 1024,
+      (size) => (opened = size),
+      (p) => pieces.push(Buffer.from(p)),
+    );
+    expect(opened).toBe(data.length);
+    expect(pieces.every((p) => p.length <= 64 * 1024)).toBe(true);
+    const got = decodePieces(pieces);
+    expect(got.content.equals(data)).toBe(true);
+    expect(got.hash).toBe(contentHash(data));
+    expect(end).toMatchObject({ hash: contentHash(data), sent: data.length });
+    const literal = pieces.filter((p) => p[0] === FileRecord.Literal);
+    expect(signPieces(literal, data.length)).toEqual(computeSignature(data));
+    expect(end.whole).toBe(computeSignature(data).whole);
+  });
+
+  it('ends a file that shrinks under the read where the reads ended, self-consistently', async () => {
+    const path = join(await tempDir(), 'f.bin');
+    writeFileSync(path, randomBytes(300_000));
+    const pieces: Buffer[] = [];
+    const end = streamFileSync(
+      path,
+      64 * 1024,
+      () => undefined,
+      (p) => {
+        pieces.push(Buffer.from(p));
+        if (pieces.length === 1) truncateSync(path, 100_000);
+      },
+    );
+    const got = decodePieces(pieces);
+    expect(got.content.length).toBe(100_000);
+    expect(got.content.equals(readFileSync(path))).toBe(true);
+    expect(end).toMatchObject({ hash: contentHash(got.content), sent: 100_000 });
+    expect(signPieces(pieces, 100_000)).toEqual(computeSignature(got.content));
+    expect(signPieces(pieces, 100_001)).toBeNull();
+  });
+
+  it('streams a big new file, then sends its next append as a delta against it', async () => {
+    const { a, b, source } = await setup();
+    await writeFile(join(a, 'big.bin'), randomBytes(3_000_000));
+    await converge(a, b);
+    const afterFirst = source.stats()[0]?.wireBytes ?? 0;
+    expect(afterFirst).toBeGreaterThan(3_000_000);
+    await appendFile(join(a, 'big.bin'), randomBytes(10_000));
+    await converge(a, b);
+    // The signature of the streamed content was computed, so only the tail travels.
+    expect((source.stats()[0]?.wireBytes ?? 0) - afterFirst).toBeLessThan(100_000);
+    expect(source.stats()[0]?.errors).toBe(0);
+  });
+
+  it('sends a copy of a streamed file as a copy on the echo, not as content', async () => {
+    const { a, b, source } = await setup();
+    await writeFile(join(a, 'one.bin'), randomBytes(2_000_000));
+    await converge(a, b);
+    const before = source.stats()[0]?.wireBytes ?? 0;
+    // Copied beside the tree, then moved in: the copy appears whole (a copy caught half-way
+    // would be a different file, rightly sent as one).
+    await copyFile(join(a, 'one.bin'), join(a, '..', 'two.bin'));
+    await rename(join(a, '..', 'two.bin'), join(a, 'two.bin'));
+    await converge(a, b);
+    expect((source.stats()[0]?.wireBytes ?? 0) - before).toBeLessThan(20_000);
+  });
+
+  it('converges on a big file that keeps growing while it is streamed', async () => {
+    const { a, b, source } = await setup();
+    await writeFile(join(a, 'grow.bin'), randomBytes(2_000_000));
+    for (let i = 0; i < 20; i++) {
+      await appendFile(join(a, 'grow.bin'), randomBytes(50_000));
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    await converge(a, b);
+    expect(source.stats()[0]?.errors).toBe(0);
+  });
+});
