@@ -1,14 +1,22 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { randomBytes } from 'node:crypto';
-import { encodeFrame, FrameDecoder, FrameType, FRAME_HEADER_BYTES, type Frame } from './frame-codec.js';
+import type { FrameAuth } from './frame-codec.js';
+import {
+  deriveSessionKeys,
+  encodeFrame,
+  FrameDecoder,
+  FrameType,
+  FRAME_HEADER_BYTES,
+  type Frame,
+} from './frame-codec.js';
 import { isUnderstudyError, ErrorCode } from '../errors/index.js';
 
 const key = randomBytes(32);
 
-function decodeAll(bytes: Buffer, chunk = 7, max = 1 << 20): Frame[] {
+function decodeAll(bytes: Buffer, chunk = 7, max = 1 << 20, with_: Buffer | FrameAuth = key): Frame[] {
   const out: Frame[] = [];
-  const d = new FrameDecoder({ key, maxPayloadBytes: max }, (f) => out.push(f));
+  const d = new FrameDecoder({ key: with_, maxPayloadBytes: max }, (f) => out.push(f));
   for (let i = 0; i < bytes.length; i += chunk) d.push(bytes.subarray(i, i + chunk));
   return out;
 }
@@ -86,5 +94,55 @@ describe('frame codec', () => {
   it('rejects a frame authenticated with another key', () => {
     const f = encodeFrame(randomBytes(32), FrameType.Ack, 0, Buffer.from([1]));
     expect(() => decodeAll(f)).toThrow(expect.objectContaining({ code: ErrorCode.SyncFrame }));
+  });
+
+  describe('session frames (AES-GMAC, one key per direction)', () => {
+    const keys = deriveSessionKeys(key, randomBytes(16), randomBytes(16));
+    const toTarget = keys.sourceToTarget;
+
+    it('round-trips frames and rejects any single-byte mutation', () => {
+      const payloads = [randomBytes(0), randomBytes(1), randomBytes(5000)];
+      const wire = Buffer.concat(payloads.map((p, i) => encodeFrame(toTarget, FrameType.Data, i, p)));
+      const got = decodeAll(wire, 333, 1 << 20, toTarget).map((f) => Buffer.from(f.payload).toString('hex'));
+      expect(got).toEqual(payloads.map((p) => p.toString('hex')));
+      const frame = encodeFrame(toTarget, FrameType.Batch, 0, randomBytes(200));
+      for (let pos = 0; pos < frame.length; pos += 7) {
+        const bad = Buffer.from(frame);
+        bad[pos] = (bad[pos] as number) ^ 0x40;
+        let frames: Frame[] = [];
+        try {
+          frames = decodeAll(bad, 7, 1 << 20, toTarget);
+        } catch (err) {
+          expect(isUnderstudyError(err, ErrorCode.SyncFrame)).toBe(true);
+        }
+        expect(frames).toHaveLength(0);
+      }
+    });
+
+    it('rejects a frame reflected back in the other direction, or from another connection', () => {
+      const f = encodeFrame(toTarget, FrameType.Ack, 0, Buffer.from([1]));
+      expect(() => decodeAll(f, 7, 1 << 20, keys.targetToSource)).toThrow(
+        expect.objectContaining({ code: ErrorCode.SyncFrame }),
+      );
+      const other = deriveSessionKeys(key, randomBytes(16), randomBytes(16)).sourceToTarget;
+      expect(() => decodeAll(f, 7, 1 << 20, other)).toThrow(
+        expect.objectContaining({ code: ErrorCode.SyncFrame }),
+      );
+      // Nor does the handshake's HMAC under the service key (its longer trailer: never complete).
+      let frames: Frame[] = [];
+      try {
+        frames = decodeAll(Buffer.concat([f, Buffer.alloc(16)]));
+      } catch (err) {
+        expect(isUnderstudyError(err, ErrorCode.SyncFrame)).toBe(true);
+      }
+      expect(frames).toHaveLength(0);
+    });
+
+    it('uses the sequence number as nonce: the same payload gets a different trailer per frame', () => {
+      const a = encodeFrame(toTarget, FrameType.Ack, 0, Buffer.from([1]));
+      const b = encodeFrame(toTarget, FrameType.Ack, 1, Buffer.from([1]));
+      expect(a.subarray(-16).equals(b.subarray(-16))).toBe(false);
+      expect(toTarget.macBytes).toBe(16);
+    });
   });
 });

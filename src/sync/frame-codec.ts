@@ -1,12 +1,80 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, timingSafeEqual } from 'node:crypto';
 import { UnderstudyError, ErrorCode } from '../errors/index.js';
 
-/** Wire protocol version spoken by this build. */
-export const PROTOCOL_VERSION = 1;
+/** Wire protocol version spoken by this build (2: session frames authenticated by AES-GMAC). */
+export const PROTOCOL_VERSION = 2;
 /** Bytes of the fixed frame header: magic(2) version(1) type(1) seq(8) length(4). */
 export const FRAME_HEADER_BYTES = 16;
-/** Bytes of the HMAC-SHA256 trailer. */
+/** Bytes of the largest authentication trailer (HMAC-SHA256). */
 export const FRAME_MAC_BYTES = 32;
+
+/**
+ * How frames are authenticated. The handshake uses HMAC-SHA256 under the per-service key (no nonce to
+ * manage). A session then uses AES-256-GMAC (GCM with the frame as additional data and no plaintext,
+ * RFC 4543's construction) under a fresh key per connection and direction, the frame's sequence
+ * number as nonce: unique per key by construction, and about 5x cheaper per byte than HMAC-SHA256
+ * where the CPU has AES and carry-less multiply instructions.
+ */
+export class FrameAuth {
+  private constructor(
+    private readonly kind: 'hmac' | 'gmac',
+    private readonly key: Buffer,
+  ) {}
+
+  /** HMAC-SHA256 (32-byte trailer) under `key`. */
+  static hmac(key: Buffer): FrameAuth {
+    return new FrameAuth('hmac', key);
+  }
+
+  /** AES-256-GMAC (16-byte trailer) under a 32-byte key used for one direction of one connection. */
+  static gmac(key: Buffer): FrameAuth {
+    if (key.length !== 32) throw new RangeError('GMAC key must be 32 bytes');
+    return new FrameAuth('gmac', key);
+  }
+
+  /** Bytes of this authentication's trailer. */
+  get macBytes(): number {
+    return this.kind === 'hmac' ? 32 : 16;
+  }
+
+  /** The trailer of the frame `seq` made of `parts`. */
+  sign(seq: number, parts: readonly Uint8Array[]): Buffer {
+    if (this.kind === 'hmac') {
+      const h = createHmac('sha256', this.key);
+      for (const p of parts) h.update(p);
+      return h.digest();
+    }
+    const c = createCipheriv('aes-256-gcm', this.key, nonceOf(seq), { authTagLength: 16 });
+    for (const p of parts) c.setAAD(p);
+    c.final();
+    return c.getAuthTag();
+  }
+
+  /** Whether `mac` authenticates the frame `seq` made of `parts`. */
+  verify(seq: number, parts: readonly Uint8Array[], mac: Uint8Array): boolean {
+    if (mac.length !== this.macBytes) return false;
+    if (this.kind === 'hmac') return timingSafeEqual(this.sign(seq, parts), mac);
+    const d = createDecipheriv('aes-256-gcm', this.key, nonceOf(seq), { authTagLength: 16 });
+    for (const p of parts) d.setAAD(p);
+    d.setAuthTag(mac);
+    try {
+      d.final();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
+
+/** 96-bit GCM nonce of frame `seq`: four zero bytes, then the sequence number. */
+function nonceOf(seq: number): Buffer {
+  const iv = Buffer.alloc(12);
+  iv.writeUInt32BE(Math.floor(seq / 0x1_0000_0000), 4);
+  iv.writeUInt32BE(seq >>> 0, 8);
+  return iv;
+}
+
+const asAuth = (key: Buffer | FrameAuth): FrameAuth => (key instanceof FrameAuth ? key : FrameAuth.hmac(key));
 const MAGIC0 = 0x55; // 'U'
 const MAGIC1 = 0x53; // 'S'
 
@@ -36,39 +104,46 @@ function frameError(message: string, details: Record<string, unknown> = {}): Und
 }
 
 /**
- * Encodes one frame: header, payload and an HMAC-SHA256 over both under `key`.
- * `seq` is the per-connection, per-direction frame counter the peer checks for replay. The payload
- * may be given in two parts (`payload` then `more`).
+ * Encodes one frame as the parts to write in order (header, payload, `more`, trailer), without
+ * copying the payload: the trailer authenticates header and payload under `key` (a plain key is
+ * HMAC-SHA256). `seq` is the per-connection, per-direction frame counter the peer checks for replay.
  */
+export function encodeFrameParts(
+  key: Buffer | FrameAuth,
+  type: FrameTypeValue,
+  seq: number,
+  payload: Uint8Array,
+  more?: Uint8Array,
+): Uint8Array[] {
+  const len = payload.length + (more?.length ?? 0);
+  const header = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
+  header[0] = MAGIC0;
+  header[1] = MAGIC1;
+  header[2] = PROTOCOL_VERSION;
+  header[3] = type;
+  header.writeUInt32BE(Math.floor(seq / 0x1_0000_0000), 4);
+  header.writeUInt32BE(seq >>> 0, 8);
+  header.writeUInt32BE(len, 12);
+  const parts: Uint8Array[] = more && more.length > 0 ? [header, payload, more] : [header, payload];
+  parts.push(asAuth(key).sign(seq, parts));
+  return parts;
+}
+
+/** {@link encodeFrameParts} as one buffer. */
 export function encodeFrame(
-  key: Buffer,
+  key: Buffer | FrameAuth,
   type: FrameTypeValue,
   seq: number,
   payload: Uint8Array,
   more?: Uint8Array,
 ): Buffer {
-  const len = payload.length + (more?.length ?? 0);
-  const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + len + FRAME_MAC_BYTES);
-  out[0] = MAGIC0;
-  out[1] = MAGIC1;
-  out[2] = PROTOCOL_VERSION;
-  out[3] = type;
-  out.writeUInt32BE(Math.floor(seq / 0x1_0000_0000), 4);
-  out.writeUInt32BE(seq >>> 0, 8);
-  out.writeUInt32BE(len, 12);
-  out.set(payload, FRAME_HEADER_BYTES);
-  if (more) out.set(more, FRAME_HEADER_BYTES + payload.length);
-  const mac = createHmac('sha256', key)
-    .update(out.subarray(0, FRAME_HEADER_BYTES + len))
-    .digest();
-  mac.copy(out, FRAME_HEADER_BYTES + len);
-  return out;
+  return Buffer.concat(encodeFrameParts(key, type, seq, payload, more));
 }
 
 /** Options of {@link FrameDecoder}. */
 export interface FrameDecoderOptions {
-  /** Key the next frames are authenticated with (changeable with `setKey`). */
-  readonly key: Buffer;
+  /** Key the next frames are authenticated with (changeable with `setKey`; a plain key is HMAC-SHA256). */
+  readonly key: Buffer | FrameAuth;
   /** Largest payload accepted; larger frames are rejected before they are buffered. */
   readonly maxPayloadBytes: number;
 }
@@ -79,7 +154,7 @@ export interface FrameDecoderOptions {
  * oversized length, wrong MAC, or an out-of-order sequence number (replay); the stream is then unusable.
  */
 export class FrameDecoder {
-  #key: Buffer;
+  #auth: FrameAuth;
   readonly #max: number;
   #chunks: Buffer[] = [];
   #buffered = 0;
@@ -90,13 +165,13 @@ export class FrameDecoder {
     options: FrameDecoderOptions,
     private readonly onFrame: (frame: Frame) => void,
   ) {
-    this.#key = options.key;
+    this.#auth = asAuth(options.key);
     this.#max = options.maxPayloadBytes;
   }
 
   /** Switches the key for all following frames (after the handshake). */
-  setKey(key: Buffer): void {
-    this.#key = key;
+  setKey(key: Buffer | FrameAuth): void {
+    this.#auth = asAuth(key);
   }
 
   /** Bytes buffered and not yet decoded. */
@@ -146,14 +221,13 @@ export class FrameDecoder {
       const len = h.readUInt32BE(12);
       if (len > this.#max)
         throw frameError(`frame of ${len} bytes exceeds the ${this.#max}-byte limit`, { length: len });
-      const total = FRAME_HEADER_BYTES + len + FRAME_MAC_BYTES;
+      const total = FRAME_HEADER_BYTES + len + this.#auth.macBytes;
       if (this.#buffered < total) return;
       const raw = this.#take(total);
       const body = raw.subarray(0, FRAME_HEADER_BYTES + len);
-      const mac = createHmac('sha256', this.#key).update(body).digest();
-      if (!timingSafeEqual(mac, raw.subarray(FRAME_HEADER_BYTES + len)))
-        throw frameError('frame authentication failed');
       const seq = raw.readUInt32BE(4) * 0x1_0000_0000 + raw.readUInt32BE(8);
+      if (!this.#auth.verify(seq, [body], raw.subarray(FRAME_HEADER_BYTES + len)))
+        throw frameError('frame authentication failed');
       if (seq !== this.#expectedSeq)
         throw frameError(`frame sequence ${seq} out of order (expected ${this.#expectedSeq})`, { seq });
       this.#expectedSeq++;
@@ -166,15 +240,22 @@ export class FrameDecoder {
   }
 }
 
-/** Derives the per-connection session key from the per-service key and both handshake nonces. */
-export function deriveSessionKey(
+/**
+ * Derives a connection's session authentications from the per-service key and both handshake
+ * nonces: one key per direction, so a sequence number is never a nonce twice under one key.
+ */
+export function deriveSessionKeys(
   serviceKey: Buffer,
   targetNonce: Uint8Array,
   sourceNonce: Uint8Array,
-): Buffer {
-  return createHmac('sha256', serviceKey)
-    .update('understudy-sync-v1')
-    .update(targetNonce)
-    .update(sourceNonce)
-    .digest();
+): { sourceToTarget: FrameAuth; targetToSource: FrameAuth } {
+  const key = (direction: string): FrameAuth =>
+    FrameAuth.gmac(
+      createHmac('sha256', serviceKey)
+        .update(`understudy-sync-v2 ${direction}`)
+        .update(targetNonce)
+        .update(sourceNonce)
+        .digest(),
+    );
+  return { sourceToTarget: key('source-to-target'), targetToSource: key('target-to-source') };
 }

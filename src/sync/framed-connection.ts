@@ -1,9 +1,9 @@
 import type { Socket } from 'node:net';
 import {
-  encodeFrame,
+  encodeFrameParts,
+  FrameAuth,
   FrameDecoder,
   FRAME_HEADER_BYTES,
-  FRAME_MAC_BYTES,
   type Frame,
   type FrameTypeValue,
 } from './frame-codec.js';
@@ -22,7 +22,7 @@ export interface FramedConnectionOptions {
  * optional bandwidth cap, decoded frames in. Any decode error closes the connection with that error.
  */
 export class FramedConnection {
-  #sendKey: Buffer;
+  #sendKey: FrameAuth;
   #outSeq = 0;
   readonly #decoder: FrameDecoder;
   #closed = false;
@@ -35,7 +35,7 @@ export class FramedConnection {
     onFrame: (frame: Frame) => void,
     private readonly onClose: (err: Error | undefined) => void,
   ) {
-    this.#sendKey = options.key;
+    this.#sendKey = FrameAuth.hmac(options.key);
     this.#decoder = new FrameDecoder({ key: options.key, maxPayloadBytes: options.maxPayloadBytes }, onFrame);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
@@ -54,37 +54,38 @@ export class FramedConnection {
     return this.#closed;
   }
 
-  /** Switches both directions to the session key (call between handshake frames). */
-  setKey(key: Buffer): void {
-    this.#sendKey = key;
-    this.#decoder.setKey(key);
+  /** Switches to the session's authentications, one per direction (call between handshake frames). */
+  setSessionKeys(send: FrameAuth, receive: FrameAuth): void {
+    this.#sendKey = send;
+    this.#decoder.setKey(receive);
   }
-  /** Switches only the sending key. */
-  setSendKey(key: Buffer): void {
-    this.#sendKey = key;
-  }
-  /** Switches only the receiving key. */
-  setReceiveKey(key: Buffer): void {
-    this.#decoder.setKey(key);
+
+  /** Writes one frame's parts in one go (a gathered write: the payload is not copied). */
+  #write(type: FrameTypeValue, payload: Uint8Array, more?: Uint8Array): boolean {
+    const parts = encodeFrameParts(this.#sendKey, type, this.#outSeq++, payload, more);
+    let ok = true;
+    this.socket.cork();
+    for (const p of parts) {
+      this.bytesOut += p.length;
+      ok = this.socket.write(p);
+    }
+    this.socket.uncork();
+    return ok;
   }
 
   /** Encodes and writes one frame at once (handshake, acks), bypassing the bandwidth cap. */
   sendNow(type: FrameTypeValue, payload: Uint8Array): void {
     if (this.#closed) return;
-    const frame = encodeFrame(this.#sendKey, type, this.#outSeq++, payload);
-    this.bytesOut += frame.length;
-    this.socket.write(frame);
+    this.#write(type, payload);
   }
 
   /** Sends one frame, waiting for the bandwidth cap and for the socket to drain. */
   async send(type: FrameTypeValue, payload: Uint8Array, more?: Uint8Array): Promise<void> {
     if (this.#closed) return;
-    const size = FRAME_HEADER_BYTES + payload.length + (more?.length ?? 0) + FRAME_MAC_BYTES;
+    const size = FRAME_HEADER_BYTES + payload.length + (more?.length ?? 0) + this.#sendKey.macBytes;
     if (this.options.bucket) await this.options.bucket.take(size, this.options.signal);
     if (this.#closed) return;
-    const frame = encodeFrame(this.#sendKey, type, this.#outSeq++, payload, more);
-    this.bytesOut += frame.length;
-    if (!this.socket.write(frame)) {
+    if (!this.#write(type, payload, more)) {
       await new Promise<void>((resolve) => {
         const done = (): void => {
           this.socket.off('drain', done);

@@ -7,7 +7,7 @@ import { UnderstudyError, ErrorCode, isUnderstudyError } from '../errors/index.j
 import { ChangeWatcher } from './change-watcher.js';
 import { ContentPool } from './content-pool.js';
 import { EchoStream, type InitialSyncProgress, type SyncStats } from './echo-stream.js';
-import { deriveSessionKey, FrameType, type Frame } from './frame-codec.js';
+import { deriveSessionKeys, FrameType, type Frame } from './frame-codec.js';
 import { FramedConnection } from './framed-connection.js';
 import { globToRegExp } from './glob.js';
 import {
@@ -171,7 +171,8 @@ export class SyncSource extends EventEmitter {
               FrameType.HelloSource,
               encodeHelloSource({ targetNonce: m.nonce, nonce, lineage: stream.lineage, resume }),
             );
-            conn.setKey(deriveSessionKey(this.#opts.key, m.nonce, nonce));
+            const keys = deriveSessionKeys(this.#opts.key, m.nonce, nonce);
+            conn.setSessionKeys(keys.sourceToTarget, keys.targetToSource);
             this.emit('connected', m.targetId);
             if (resume) {
               phase = 'run';

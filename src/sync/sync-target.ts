@@ -6,7 +6,7 @@ import { UnderstudyError, ErrorCode, isUnderstudyError } from '../errors/index.j
 import { BatchApplier } from './batch-applier.js';
 import { ByteQueue } from './byte-queue.js';
 import { decompress } from './compression.js';
-import { deriveSessionKey, FrameType, type Frame } from './frame-codec.js';
+import { deriveSessionKeys, FrameType, type Frame } from './frame-codec.js';
 import { FramedConnection } from './framed-connection.js';
 import { buildManifest } from './manifest.js';
 import {
@@ -232,7 +232,8 @@ export class SyncTarget extends EventEmitter {
           const m = decodeHelloSource(f.payload);
           if (m.targetNonce.length !== 16 || !timingSafeEqual(Buffer.from(m.targetNonce), nonce))
             throw new UnderstudyError(ErrorCode.SyncFrame, 'hello does not answer our nonce');
-          conn.setKey(deriveSessionKey(this.#opts.key, nonce, m.nonce));
+          const keys = deriveSessionKeys(this.#opts.key, nonce, m.nonce);
+          conn.setSessionKeys(keys.targetToSource, keys.sourceToTarget);
           phase = 'run';
           if (!m.resume || m.lineage !== lineage) {
             lineage = m.lineage;
