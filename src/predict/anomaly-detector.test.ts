@@ -120,6 +120,29 @@ describe('AnomalyDetector', () => {
     expect(rawOff[1200]).toBeLessThan(1);
   });
 
+  it('catches a change of shape within the usual range through its resonance cue', () => {
+    // A daily sine that goes flat at its mean for 100 points: no value is unusual, and the
+    // quantised pattern model finds the flat run familiar (it passes the mean twice a period).
+    for (const seed of [1, 2, 3]) {
+      const rnd = createRandom(seed);
+      const xs = Array.from(
+        { length: 3000 },
+        (_, t) =>
+          (t >= 2400 && t < 2500 ? 50 : 50 + 20 * Math.sin((2 * Math.PI * t) / 96)) + randomNormal(rnd),
+      );
+      const peaks = (resonanceWeight: number): [number, number] => {
+        const d = new AnomalyDetector({ learningPoints: 400, resonanceWeight });
+        const out = xs.map((x, t) => d.update(t, x).score);
+        return [Math.max(...out.slice(2400, 2500)), Math.max(...out.slice(600, 2400))];
+      };
+      const [withCue, beforeWithCue] = peaks(1.25);
+      expect(withCue).toBeGreaterThan(0.75);
+      expect(withCue).toBeGreaterThan(beforeWithCue);
+      const [without] = peaks(0);
+      expect(without).toBeLessThan(0.75);
+    }
+  });
+
   it('survives non-finite and huge values without NaN scores', () => {
     const d = new AnomalyDetector({ learningPoints: 20 });
     const xs = [1, 2, Number.NaN, 1e300, -1e300, Infinity, 3, 4];

@@ -1,5 +1,7 @@
 import { NoveltyScale } from './novelty-scale.js';
 import { RangeBreach } from './range-breach.js';
+import { ResonanceNovelty } from './resonance-novelty.js';
+import type { ResonanceNoveltyOptions } from './resonance-novelty.js';
 
 /** Options of {@link AnomalyDetector}. */
 export interface AnomalyDetectorOptions {
@@ -41,6 +43,13 @@ export interface AnomalyDetectorOptions {
    */
   spatialTolerance?: number;
   /**
+   * Weight of the adaptive-resonance cue ({@link ResonanceNovelty}): its confidence, times this
+   * weight and capped at 1, joins the other cues. 0 turns it off. @default 1.25
+   */
+  resonanceWeight?: number;
+  /** Options of the adaptive-resonance cue. */
+  resonance?: ResonanceNoveltyOptions;
+  /**
    * After a reported score ≥ `alarmLevel`, report 0 for this many points (counted from the reported
    * alarm; high scores while suppressed do not extend it). @default learningPoints / 5
    */
@@ -65,6 +74,8 @@ interface ResolvedDetectorOptions {
   slowBlocks: number;
   slowRarityPower: number;
   spatialTolerance: number;
+  resonanceWeight: number;
+  resonance: ResonanceNoveltyOptions;
   suppressPoints: number;
   alarmLevel: number;
   sensitivity: number;
@@ -99,6 +110,8 @@ function resolveOptions(o: AnomalyDetectorOptions): ResolvedDetectorOptions {
     slowBlocks: Math.floor(nonNeg(o.slowBlocks, 50)),
     slowRarityPower: pos(o.slowRarityPower, 3),
     spatialTolerance: nonNeg(o.spatialTolerance, 0.05),
+    resonanceWeight: nonNeg(o.resonanceWeight, 1.25),
+    resonance: o.resonance ?? {},
     suppressPoints: Math.floor(o.suppressPoints ?? learningPoints / 5),
     alarmLevel: pos(o.alarmLevel, 0.75),
     sensitivity: pos(o.sensitivity, 1),
@@ -107,13 +120,16 @@ function resolveOptions(o: AnomalyDetectorOptions): ResolvedDetectorOptions {
 
 /**
  * Online anomaly detector: one call per point, each score from the past only (no look-ahead),
- * in [0, 1], deterministic (no randomness at all). The score is the highest of three cues:
+ * in [0, 1], deterministic (no randomness at all). The score is the highest of four cues:
  * 1. fast novelty — rare patterns of the raw values, scaled by a magnitude cue and discounted by
  *    rarity ({@link NoveltyScale});
  * 2. slow novelty — the same on the means of blocks of `learningPoints / slowBlocks` points,
  *    scored when a block completes: slow pattern and level changes (a missing daily jump, a drift
  *    that the point-by-point model absorbs) that no single point reveals;
  * 3. spatial — 1 when the value leaves the whole range seen so far by a margin ({@link RangeBreach});
+ * 4. resonance — the confidence of an adaptive-resonance clustering of short downsampled windows
+ *    when a window founds a new cluster ({@link ResonanceNovelty}, after ARTime): shape changes
+ *    the quantised pattern model misses because a spike widened its range;
  * and after an alarm the detector reports 0 for a while (one early alarm per event).
  */
 export class AnomalyDetector {
@@ -122,6 +138,7 @@ export class AnomalyDetector {
   readonly #slow: NoveltyScale | undefined;
   readonly #blockSize: number;
   readonly #range: RangeBreach | undefined;
+  readonly #resonance: ResonanceNovelty | undefined;
   #blockSum = 0;
   #blockCount = 0;
   #last = 0;
@@ -147,6 +164,7 @@ export class AnomalyDetector {
             rarityPower: o.slowRarityPower,
           })
         : undefined;
+    this.#resonance = o.resonanceWeight > 0 ? new ResonanceNovelty(o.learningPoints, o.resonance) : undefined;
     this.#range = o.spatialTolerance > 0 ? new RangeBreach(o.spatialTolerance) : undefined;
   }
 
@@ -161,6 +179,7 @@ export class AnomalyDetector {
     const v = Number.isFinite(x) ? Math.max(-1e300, Math.min(1e300, x)) : this.#last;
     this.#last = v;
     const fast = this.#fast.update(v);
+    const resonance = (this.#resonance?.update(v) ?? 0) * this.#o.resonanceWeight;
     let slow = 0;
     if (this.#slow) {
       this.#blockSum += v;
@@ -174,7 +193,7 @@ export class AnomalyDetector {
       this.#range?.observe(v);
       return { score: 0, raw: 0, learning: true, suppressed: false };
     }
-    let combined = Math.max(fast, slow);
+    let combined = Math.max(fast, slow, Math.min(1, resonance));
     if (this.#range?.update(v)) combined = 1;
     const r = Math.min(1, combined * this.#o.sensitivity);
     const raw = Number.isFinite(r) ? Math.max(0, r) : 0;

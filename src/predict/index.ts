@@ -30,6 +30,8 @@ export type { AnomalyDetectorOptions, AnomalyScore } from './anomaly-detector.js
 export { NoveltyScale } from './novelty-scale.js';
 export type { NoveltyScaleOptions } from './novelty-scale.js';
 export { RangeBreach } from './range-breach.js';
+export { ResonanceNovelty } from './resonance-novelty.js';
+export type { ResonanceNoveltyOptions } from './resonance-novelty.js';
 export { migrationReadinessScore } from './readiness-score.js';
 export type {
   ReadinessInputs,
