@@ -205,7 +205,11 @@ export class BatchApplier {
         .then(() => mkdir(dir, { recursive: true }))
         .then(() => dir));
     this.#hashes.clearStaged();
-    let pending: Promise<void>[] = [];
+    let pending: (() => void)[] = [];
+    const writePending = (): void => {
+      for (const w of pending) w();
+      pending = [];
+    };
     try {
       const steps = this.#plan(ops);
       let files = 0;
@@ -216,17 +220,14 @@ export class BatchApplier {
       const finalSteps: JournalStep[] = [];
       for (const o of ops) {
         if (o.op === 'file' && o.base === null) {
-          // New content: parsed and verified in order, written in the background (64 at a time).
+          // New content: parsed and verified in order; small files written in groups of 64.
           const staged = `f${index++}`;
           const built = await buildNewFile(join(await staging(), staged), o, data, this.durable);
           bytes += built.bytes;
           files++;
           finalSteps.push({ k: 'place', path: o.path, staged });
           if (built.write) pending.push(built.write);
-          if (pending.length >= 64) {
-            await Promise.all(pending);
-            pending = [];
-          }
+          if (pending.length >= 64) writePending();
         } else if (o.op === 'file' && o.base !== null) {
           const built = await buildDeltaFile(
             this.root,
@@ -249,7 +250,7 @@ export class BatchApplier {
           finalSteps.push({ k: 'symlink', path: o.path, target: o.target, staged });
         }
       }
-      await Promise.all(pending);
+      writePending();
       await data.expectEnd();
       // Order: deletes, mkdirs (parents first), files and links, then mode changes.
       const ordered = [
@@ -260,7 +261,6 @@ export class BatchApplier {
       ];
       return { seq, lineage, steps: ordered, redo, files, bytes, staged: made !== undefined };
     } catch (err) {
-      await Promise.allSettled(pending);
       if (made) await made.then(() => rm(dir, { recursive: true, force: true })).catch(() => undefined);
       throw err;
     }
