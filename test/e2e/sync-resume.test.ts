@@ -4,7 +4,7 @@ import { appendFile, mkdtemp, mkdir, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { SyncSource, SyncTarget, type AppliedEvent } from '../../src/sync/index.js';
+import { SyncSource, SyncTarget, type AppliedEvent, type SyncSourceOptions } from '../../src/sync/index.js';
 import { converge } from './fixtures/sync/converge.js';
 
 const KEY = 'resume-test-service-key-0123456789';
@@ -47,27 +47,33 @@ async function proxy(port: number): Promise<{ port: number; cut: () => number; s
   };
 }
 
+/** A primary and an echo connected through a proxy whose connections the test can cut. */
+async function rig(sourceOptions: Partial<SyncSourceOptions> = {}) {
+  const base = await mkdtemp(join(tmpdir(), 'us-sync-resume-'));
+  const a = join(base, 'primary');
+  const b = join(base, 'echo');
+  await mkdir(a);
+  const source = await SyncSource.create({ dir: a, key: KEY, scanIntervalMs: 0, ...sourceOptions });
+  const px = await proxy(source.port);
+  const target = await SyncTarget.create({
+    dir: b,
+    key: KEY,
+    port: px.port,
+    durable: false,
+    reconnectDelayMs: 20,
+  });
+  cleanups.push(async () => {
+    await target.close();
+    await source.close();
+    await new Promise((r) => px.server.close(r));
+    await rm(base, { recursive: true, force: true });
+  });
+  return { a, b, source, px, target };
+}
+
 describe('connection loss', () => {
   it('resumes after the connection drops mid-stream without applying any batch twice', async () => {
-    const base = await mkdtemp(join(tmpdir(), 'us-sync-resume-'));
-    const a = join(base, 'primary');
-    const b = join(base, 'echo');
-    await mkdir(a);
-    const source = await SyncSource.create({ dir: a, key: KEY, scanIntervalMs: 0 });
-    const px = await proxy(source.port);
-    const target = await SyncTarget.create({
-      dir: b,
-      key: KEY,
-      port: px.port,
-      durable: false,
-      reconnectDelayMs: 20,
-    });
-    cleanups.push(async () => {
-      await target.close();
-      await source.close();
-      await new Promise((r) => px.server.close(r));
-      await rm(base, { recursive: true, force: true });
-    });
+    const { a, b, source, px, target } = await rig();
     const applied: number[] = [];
     target.on('applied', (e: AppliedEvent) => applied.push(e.seq));
     await writeFile(join(a, 'seed'), 'x');
@@ -92,32 +98,11 @@ describe('connection loss', () => {
   });
 
   it('resends a big file cut off while it was streamed, and signs what was finally acknowledged', async () => {
-    const base = await mkdtemp(join(tmpdir(), 'us-sync-resume-'));
-    const a = join(base, 'primary');
-    const b = join(base, 'echo');
-    await mkdir(a);
     // Streamed from 256 KiB, capped at 8 MB/s so that the 6 MB file is still in flight at the cuts.
-    const source = await SyncSource.create({
-      dir: a,
-      key: KEY,
-      scanIntervalMs: 0,
+    const { a, b, source, px, target } = await rig({
       streamFromBytes: 256 * 1024,
       frameDataBytes: 64 * 1024,
       bandwidthBytesPerSec: 8_000_000,
-    });
-    const px = await proxy(source.port);
-    const target = await SyncTarget.create({
-      dir: b,
-      key: KEY,
-      port: px.port,
-      durable: false,
-      reconnectDelayMs: 20,
-    });
-    cleanups.push(async () => {
-      await target.close();
-      await source.close();
-      await new Promise((r) => px.server.close(r));
-      await rm(base, { recursive: true, force: true });
     });
     const applied: number[] = [];
     target.on('applied', (e: AppliedEvent) => applied.push(e.seq));
