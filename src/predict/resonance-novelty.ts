@@ -10,7 +10,7 @@ export interface ResonanceNoveltyOptions {
   snap?: number;
   /** Vigilance used to estimate the initial vigilance from the learning windows. @default 0.8 */
   initialVigilance?: number;
-  /** Bound on the number of categories (memory and time per point). @default 512 */
+  /** Bound on the number of categories (memory and time per point). @default 256 */
   maxCategories?: number;
   /**
    * Share of the learning period's range added at each end of the normalisation range (later
@@ -78,6 +78,8 @@ class DualVigilanceArt {
   #wNorm: Float64Array;
   #m: Float64Array;
   #me: Float64Array;
+  #used: Float64Array;
+  #tick = 0;
   readonly #x: Float64Array;
   n = 0;
   lower = 0;
@@ -94,6 +96,7 @@ class DualVigilanceArt {
     this.#wNorm = new Float64Array(initial);
     this.#m = new Float64Array(initial);
     this.#me = new Float64Array(initial);
+    this.#used = new Float64Array(initial);
     this.#x = new Float64Array(2 * dim);
   }
 
@@ -129,6 +132,8 @@ class DualVigilanceArt {
     }
     this.match = this.#m[best]!;
     this.levelMatch = this.#me[best]!;
+    this.#tick++;
+    if (learn) this.#used[best] = this.#tick;
     if (!learn) return true;
     if (this.match < this.lower) {
       this.#add(x);
@@ -178,7 +183,13 @@ class DualVigilanceArt {
   }
 
   #add(x: Float64Array): void {
-    if (this.n >= this.#cap) return;
+    if (this.n >= this.#cap) {
+      // Full: the new category replaces the one that has been the best match least recently.
+      let lru = 0;
+      for (let j = 1; j < this.n; j++) if (this.#used[j]! < this.#used[lru]!) lru = j;
+      this.#put(lru, x);
+      return;
+    }
     if (this.n === this.#wNorm.length) {
       // Grow by doubling up to the cap: memory follows the categories actually founded.
       const size = Math.min(this.#cap, this.n * 2);
@@ -191,15 +202,20 @@ class DualVigilanceArt {
       this.#wNorm = grow(this.#wNorm, 1);
       this.#m = grow(this.#m, 1);
       this.#me = grow(this.#me, 1);
+      this.#used = grow(this.#used, 1);
     }
-    const o = this.n * 2 * this.#dim;
+    this.#put(this.n++, x);
+  }
+
+  #put(j: number, x: Float64Array): void {
+    const o = j * 2 * this.#dim;
     let s = 0;
     for (let i = 0; i < x.length; i++) {
       this.#w[o + i] = x[i]!;
       s += x[i]!;
     }
-    this.#wNorm[this.n] = s;
-    this.n++;
+    this.#wNorm[j] = s;
+    this.#used[j] = this.#tick;
   }
 }
 
@@ -268,7 +284,7 @@ export class ResonanceNovelty {
     this.#levels = Math.floor(pos(options.levels, 80));
     this.#snap = Math.max(0, options.snap ?? 0.075);
     this.#initialVigilance = Math.min(0.99, pos(options.initialVigilance, 0.8));
-    this.#art = new DualVigilanceArt(2 * this.#window, Math.floor(pos(options.maxCategories, 512)));
+    this.#art = new DualVigilanceArt(2 * this.#window, Math.floor(pos(options.maxCategories, 256)));
     this.#block = new Float64Array(this.#step);
     this.#median = new Int32Array(this.#levels + 1);
     this.#fWin = new Float64Array(this.#window);
