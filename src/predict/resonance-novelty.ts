@@ -220,7 +220,8 @@ class DualVigilanceArt {
 }
 
 /**
- * An adaptive-resonance novelty cue in the manner of ARTime (Hampton, 2021; NAB 74.85): the
+ * An adaptive-resonance novelty cue in the manner of ARTime (Hampton, 2021; NAB 74.85; written here
+ * from the published algorithm, its reference implementation ARTimeNAB.jl read, not copied): the
  * stream is downsampled (each block keeps its extreme when that departs from the block mean),
  * normalised by the range seen so far (no look-ahead), quantised and snapped to the running
  * median; each window of the last `window` downsampled values becomes a feature vector (its
