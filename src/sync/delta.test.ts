@@ -102,6 +102,21 @@ describe('delta engine', () => {
     expect(applyDelta(base, delta.ops).equals(next)).toBe(true);
   });
 
+  it('finds shifted content after an in-place edit followed by an insertion and a deletion', () => {
+    const base = randomBytes(1 << 20);
+    const edited = Buffer.from(base);
+    randomBytes(3000).copy(edited, 100_001); // in place: the next blocks are found where they were
+    const next = Buffer.concat([
+      edited.subarray(0, 300_003),
+      randomBytes(11), // inserted: everything after it is shifted
+      edited.subarray(300_003, 600_000),
+      edited.subarray(600_050), // 50 bytes deleted: shifted back
+    ]);
+    const delta = computeDelta(computeSignature(base), next);
+    expect(delta.literalBytes).toBeLessThan(3000 + 11 + 4 * 512);
+    expect(applyDelta(base, delta.ops).equals(next)).toBe(true);
+  });
+
   it('finds shifted content after an insertion near the start', () => {
     const base = randomBytes(200_000);
     const next = Buffer.concat([base.subarray(0, 10), randomBytes(7), base.subarray(10)]);

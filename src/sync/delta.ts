@@ -1,6 +1,9 @@
 import { blockCount, chooseBlockSize, weakChecksum, type FileSignature } from './signature.js';
 import { strongHash, wholeHash } from './strong-hash.js';
 
+/** Blocks in place tried after a mismatch before the rolling search (an edit of up to 8 KiB at 512 B). */
+const IN_PLACE_PROBES = 16;
+
 /** One instruction of a delta: copy a range of the base file, or insert literal bytes. */
 export type DeltaOp =
   | { readonly kind: 'copy'; readonly offset: number; readonly length: number }
@@ -38,16 +41,25 @@ export function computeDelta(base: FileSignature, data: Uint8Array): Delta {
   let litStart = 0;
 
   const baseLen = (j: number): number => Math.min(B, base.length - j * B);
+  // The copy being extended (pushed as one op once it ends): a long run of matched blocks costs
+  // no allocation per block.
+  let runSrc = 0;
+  let runLen = 0;
+  const flushRun = (): void => {
+    if (runLen > 0) ops.push({ kind: 'copy', offset: runSrc, length: runLen });
+    runLen = 0;
+  };
   const emitCopy = (dst: number, src: number, len: number): void => {
     if (litStart < dst) {
+      flushRun();
       ops.push({ kind: 'literal', data: data.subarray(litStart, dst) });
       literalBytes += dst - litStart;
     }
-    const last = ops[ops.length - 1];
-    if (last && last.kind === 'copy' && last.offset + last.length === src && litStart === dst) {
-      ops[ops.length - 1] = { kind: 'copy', offset: last.offset, length: last.length + len };
-    } else {
-      ops.push({ kind: 'copy', offset: src, length: len });
+    if (runLen > 0 && runSrc + runLen === src) runLen += len;
+    else {
+      flushRun();
+      runSrc = src;
+      runLen = len;
     }
     litStart = dst + len;
     if (newB === B) {
@@ -87,6 +99,22 @@ export function computeDelta(base: FileSignature, data: Uint8Array): Delta {
         }
       }
       if (pos + B > n) break;
+      // An in-place edit (content still aligned with the base): the next blocks in place are tried
+      // by their strong hash before rolling byte by byte through the edit, a random walk over the
+      // whole hash table per byte.
+      if (pos === expected * B) {
+        for (let m = 1; m <= IN_PLACE_PROBES && expected + m < nb; m++) {
+          const q = pos + m * B;
+          const len = baseLen(expected + m);
+          if (q + len > n) break;
+          if (strongHash(data.subarray(q, q + len)) === base.strong[expected + m]) {
+            emitCopy(q, (expected + m) * B, len);
+            pos = q + len;
+            expected += m + 1;
+            continue outer;
+          }
+        }
+      }
       // Rolling search from pos.
       let a = 0;
       let b = 0;
@@ -133,6 +161,7 @@ export function computeDelta(base: FileSignature, data: Uint8Array): Delta {
       }
     }
   }
+  flushRun();
   if (litStart < n) {
     ops.push({ kind: 'literal', data: data.subarray(litStart, n) });
     literalBytes += n - litStart;
@@ -142,8 +171,12 @@ export function computeDelta(base: FileSignature, data: Uint8Array): Delta {
   for (let k = 0; k < newNb; k++) {
     const j = reuse[k] as number;
     if (j >= 0) {
-      weak[k] = base.weak[j] as number;
-      strong[k] = base.strong[j] as bigint;
+      // A run of reused entries is copied as typed-array ranges (no BigInt per entry).
+      let r = 1;
+      while (k + r < newNb && reuse[k + r] === j + r) r++;
+      weak.set(base.weak.subarray(j, j + r), k);
+      strong.set(base.strong.subarray(j, j + r), k);
+      k += r - 1;
     } else {
       const s = k * newB;
       const e = Math.min(s + newB, n);
