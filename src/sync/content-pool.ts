@@ -168,7 +168,7 @@ export class ContentPool {
   /** Diffs the file at `path` against `base` (null: send whole). */
   async diff(path: string, size: number, base: FileSignature | null): Promise<ContentResult> {
     const w = size >= this.inlineBelow ? this.#ensureWorker() : undefined;
-    if (!w) return diffFile(path, base);
+    if (!w) return diffFile(path, base, size);
     const id = this.#next++;
     return new Promise<ContentResult>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject, base });
