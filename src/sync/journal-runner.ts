@@ -6,11 +6,12 @@ import {
   ftruncateSync,
   futimesSync,
   openSync,
+  renameSync,
   writeSync,
 } from 'node:fs';
 import { chmod, mkdir, open, readlink, rename, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { lstatOrNull, type Journal, type JournalStep } from './apply-io.js';
+import { lstatOrNull, lstatOrNullSync, type Journal, type JournalStep } from './apply-io.js';
 import { ByteReader } from './byte-codec.js';
 import type { PatchHashes } from './file-builder.js';
 import { assertSafeRelativePath, parentOf, parentsOf, unsafePath } from './path-safety.js';
@@ -97,11 +98,11 @@ async function runStep(
       break;
     }
     case 'place': {
+      // Metadata calls of a few microseconds each: synchronous, no thread-pool round trips.
       const stagedPath = join(dir, s.staged);
-      if (!(await lstatOrNull(stagedPath))) break; // placed before a crash
-      const st = await lstatOrNull(abs);
-      if (st?.isDirectory()) await rm(abs, { recursive: true, force: true });
-      await rename(stagedPath, abs);
+      if (!lstatOrNullSync(stagedPath)) break; // placed before a crash
+      if (lstatOrNullSync(abs)?.isDirectory()) await rm(abs, { recursive: true, force: true });
+      renameSync(stagedPath, abs);
       break;
     }
     case 'patch': {
