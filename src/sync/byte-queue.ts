@@ -60,9 +60,12 @@ export class ByteQueue {
       if (first.length === n) this.#chunks.shift();
       else this.#chunks[0] = first.subarray(n);
     } else {
-      const joined = Buffer.concat(this.#chunks);
+      // Join just the chunks the read spans (not everything queued).
+      let k = 0;
+      for (let got = 0; got < n; k++) got += (this.#chunks[k] as Buffer).length;
+      const joined = Buffer.concat(this.#chunks.slice(0, k));
       out = joined.subarray(0, n);
-      this.#chunks = joined.length > n ? [joined.subarray(n)] : [];
+      this.#chunks.splice(0, k, ...(joined.length > n ? [joined.subarray(n)] : []));
     }
     this.#size -= n;
     this.onConsume?.(n);
@@ -77,6 +80,34 @@ export class ByteQueue {
     }
     const first = this.#chunks[0] as Buffer;
     return this.readExact(Math.min(max, first.length));
+  }
+
+  /**
+   * Reads between 1 and `max` bytes as the queued pieces themselves (no copy), waiting if nothing
+   * is buffered.
+   */
+  async readPiecesUpTo(max: number): Promise<Buffer[]> {
+    while (this.#size === 0) {
+      if (this.#ended) throw new UnderstudyError(ErrorCode.SyncFrame, 'batch data ended early');
+      await this.#wait();
+    }
+    const out: Buffer[] = [];
+    let got = 0;
+    while (got < max && this.#chunks.length > 0) {
+      const c = this.#chunks[0] as Buffer;
+      if (got + c.length <= max) {
+        out.push(c);
+        this.#chunks.shift();
+        got += c.length;
+      } else {
+        out.push(c.subarray(0, max - got));
+        this.#chunks[0] = c.subarray(max - got);
+        got = max;
+      }
+    }
+    this.#size -= got;
+    this.onConsume?.(got);
+    return out;
   }
 
   async u8(): Promise<number> {

@@ -138,6 +138,25 @@ describe('frame codec', () => {
       expect(frames).toHaveLength(0);
     });
 
+    it('delivers a large frame read in pieces as those pieces, authenticated, head first', () => {
+      const payload = randomBytes(300_000);
+      const frame = encodeFrame(toTarget, FrameType.Data, 0, payload);
+      for (const chunk of [7, 1000, 65_536]) {
+        const got = decodeAll(frame, chunk, 1 << 20, toTarget);
+        expect(got).toHaveLength(1);
+        const f = got[0] as Frame;
+        expect(f.parts && f.parts.length > 1).toBe(true);
+        expect((f.parts?.[0] as Buffer).length).toBeGreaterThanOrEqual(32);
+        expect(Buffer.concat(f.parts ?? []).equals(payload)).toBe(true);
+        expect(f.payload.equals(payload)).toBe(true);
+      }
+      const bad = Buffer.from(frame);
+      bad[200_000] = (bad[200_000] as number) ^ 1;
+      expect(() => decodeAll(bad, 65_536, 1 << 20, toTarget)).toThrow(
+        expect.objectContaining({ code: ErrorCode.SyncFrame }),
+      );
+    });
+
     it('uses the sequence number as nonce: the same payload gets a different trailer per frame', () => {
       const a = encodeFrame(toTarget, FrameType.Ack, 0, Buffer.from([1]));
       const b = encodeFrame(toTarget, FrameType.Ack, 1, Buffer.from([1]));

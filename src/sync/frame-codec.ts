@@ -96,7 +96,32 @@ const KNOWN_TYPES = new Set<number>(Object.values(FrameType));
 export interface Frame {
   readonly type: FrameTypeValue;
   readonly seq: number;
+  /** The payload (for a frame given in `parts`, joined on first use). */
   readonly payload: Buffer;
+  /**
+   * A large frame's payload as the pieces it arrived in (views of the socket's reads, no copy),
+   * the first holding at least its first {@link PARTS_HEAD_BYTES} bytes.
+   */
+  readonly parts?: readonly Buffer[];
+}
+
+/** Frames larger than this that arrived in several reads are delivered in `parts`. */
+const PARTS_FROM = 64 * 1024;
+/** The first part of a frame given in parts holds at least this much of the payload. */
+export const PARTS_HEAD_BYTES = 32;
+
+/** `parts` from byte `start` to byte `end` (views, no copy). */
+function sliceParts(parts: readonly Buffer[], start: number, end: number): Buffer[] {
+  const out: Buffer[] = [];
+  let at = 0;
+  for (const p of parts) {
+    const a = Math.max(start, at);
+    const b = Math.min(end, at + p.length);
+    if (a < b) out.push(p.subarray(a - at, b - at));
+    at += p.length;
+    if (at >= end) break;
+  }
+  return out;
 }
 
 function frameError(message: string, details: Record<string, unknown> = {}): UnderstudyError {
@@ -201,6 +226,26 @@ export class FrameDecoder {
     return joined.subarray(0, n);
   }
 
+  /** The next `n` bytes as the queued chunks themselves (views, no copy). */
+  #takeParts(n: number): Buffer[] {
+    const out: Buffer[] = [];
+    let need = n;
+    while (need > 0) {
+      const c = this.#chunks[0] as Buffer;
+      if (c.length <= need) {
+        out.push(c);
+        this.#chunks.shift();
+        need -= c.length;
+      } else {
+        out.push(c.subarray(0, need));
+        this.#chunks[0] = c.subarray(need);
+        need = 0;
+      }
+    }
+    this.#buffered -= n;
+    return out;
+  }
+
   #take(n: number): Buffer {
     const joined = this.#peek(n);
     const first = this.#chunks[0] as Buffer;
@@ -223,6 +268,10 @@ export class FrameDecoder {
         throw frameError(`frame of ${len} bytes exceeds the ${this.#max}-byte limit`, { length: len });
       const total = FRAME_HEADER_BYTES + len + this.#auth.macBytes;
       if (this.#buffered < total) return;
+      if (len > PARTS_FROM && (this.#chunks[0] as Buffer).length < total) {
+        this.#deliverParts(type, len, total);
+        continue;
+      }
       const raw = this.#take(total);
       const body = raw.subarray(0, FRAME_HEADER_BYTES + len);
       const seq = raw.readUInt32BE(4) * 0x1_0000_0000 + raw.readUInt32BE(8);
@@ -237,6 +286,35 @@ export class FrameDecoder {
         payload: raw.subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + len),
       });
     }
+  }
+
+  /** Verifies and delivers a large frame spanning several reads, without joining its payload. */
+  #deliverParts(type: number, len: number, total: number): void {
+    const all = this.#takeParts(total);
+    const head = Buffer.concat(sliceParts(all, 0, FRAME_HEADER_BYTES));
+    const seq = head.readUInt32BE(4) * 0x1_0000_0000 + head.readUInt32BE(8);
+    const body = sliceParts(all, 0, FRAME_HEADER_BYTES + len);
+    const trailer = Buffer.concat(sliceParts(all, FRAME_HEADER_BYTES + len, total));
+    if (!this.#auth.verify(seq, body, trailer)) throw frameError('frame authentication failed');
+    if (seq !== this.#expectedSeq)
+      throw frameError(`frame sequence ${seq} out of order (expected ${this.#expectedSeq})`, { seq });
+    this.#expectedSeq++;
+    const parts = sliceParts(body, FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + len);
+    if ((parts[0] as Buffer).length < PARTS_HEAD_BYTES) {
+      // The first part holds the payload's head (its own header), so a reader can parse it there.
+      let k = 0;
+      for (let got = 0; got < PARTS_HEAD_BYTES && k < parts.length; k++) got += (parts[k] as Buffer).length;
+      parts.splice(0, k, Buffer.concat(parts.slice(0, k)));
+    }
+    let joined: Buffer | undefined;
+    this.onFrame({
+      type: type as FrameTypeValue,
+      seq,
+      parts,
+      get payload(): Buffer {
+        return (joined ??= Buffer.concat(parts));
+      },
+    });
   }
 }
 

@@ -5,7 +5,7 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import { UnderstudyError, ErrorCode, isUnderstudyError } from '../errors/index.js';
 import { BatchApplier } from './batch-applier.js';
 import { ByteQueue } from './byte-queue.js';
-import { decompress } from './compression.js';
+import { Codec, decompress } from './compression.js';
 import { deriveSessionKeys, FrameType, type Frame } from './frame-codec.js';
 import { FramedConnection } from './framed-connection.js';
 import { buildManifest } from './manifest.js';
@@ -306,7 +306,10 @@ export class SyncTarget extends EventEmitter {
             break;
           }
           case FrameType.Data: {
-            const r = new ByteReader(f.payload);
+            // A large frame comes in the pieces it was read in: uncompressed data goes on as they are.
+            const parts = f.parts ?? [f.payload];
+            const first = parts[0] as Buffer;
+            const r = new ByteReader(first);
             const seq = r.varint();
             const codec = r.u8();
             const rawLen = r.varint();
@@ -314,14 +317,14 @@ export class SyncTarget extends EventEmitter {
               throw new UnderstudyError(ErrorCode.SyncFrame, 'data chunk too large');
             const b = batches.get(seq);
             if (!b) throw new UnderstudyError(ErrorCode.SyncFrame, `data for unknown batch ${seq}`);
-            const body = r.bytes(r.remaining);
-            const data = decompress(
-              codec,
-              Buffer.from(body.buffer, body.byteOffset, body.byteLength),
-              rawLen,
-            );
-            buffered += data.length;
-            b.queue.push(data);
+            const body = [first.subarray(r.pos), ...parts.slice(1)];
+            const size = body.reduce((n, p) => n + p.length, 0);
+            if (codec === Codec.None && size === rawLen) for (const p of body) b.queue.push(p);
+            else {
+              const joined = body.length === 1 ? (body[0] as Buffer) : Buffer.concat(body);
+              b.queue.push(decompress(codec, joined, rawLen));
+            }
+            buffered += rawLen;
             if (buffered > this.#opts.maxBufferedBytes) conn.setReading(false);
             break;
           }
