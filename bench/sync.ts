@@ -128,6 +128,119 @@ async function workload(
 
 const notMore = (r: { ratio: number }): [string, boolean] => ['bytes <= rsync', r.ratio <= 1];
 
+// (f) continuous: 4 KiB appends at 200/s from another process (as a real primary is), change-to-applied
+// latency on the echo, with a per-stage breakdown of where each write's latency went. Run first: the
+// other workloads write gigabytes, whose write-back (down to the VM host's disk, after the guest's
+// own `sync` has returned) would stall this workload's fsyncs for hundreds of milliseconds.
+let p50 = NaN;
+let p99 = NaN;
+let stageLines: string[] = [];
+if (wanted('continuous')) {
+  log(`workload continuous (${S.contSeconds} s)…`);
+  spawnSync('sync');
+  const h = await SyncHarness.create(base, 'continuous');
+  try {
+    writeFileSync(join(h.a, 'wal.log'), '');
+    await h.startEcho('wal.log');
+    await h.settle(-1);
+    h.traceBatches();
+    const sent = h.stats()?.batchesSent ?? 0;
+    // The primary's own pauses while it runs: event-loop delay and garbage-collection pauses.
+    const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+    const gcPauses: number[] = [];
+    const gcObserver = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) gcPauses.push(e.duration);
+    });
+    gcObserver.observe({ entryTypes: ['gc'] });
+    loopDelay.enable();
+    const writes = await runWriter(join(h.a, 'wal.log'), S.contSeconds * 200, 5, 4096);
+    loopDelay.disable();
+    gcObserver.disconnect();
+    await h.settle(sent);
+    const reports = [...h.applied].filter((r) => r.size >= 0).sort((x, y) => x.seq - y.seq);
+    const traces = new Map(h.traces.map((t) => [t.seq, t]));
+    const changes = h.traces.flatMap((t) => t.changeAt).sort((x, y) => x - y);
+    const samples: { total: number; stages: number[] }[] = [];
+    let ri = 0;
+    let ci = 0;
+    for (const w of writes) {
+      while (ri < reports.length && (reports[ri] as AppliedReport).size < w.end) ri++;
+      const rep = reports[ri];
+      if (!rep) continue;
+      while (ci < changes.length && (changes[ci] as number) < w.at - 1) ci++;
+      const t = traces.get(rep.seq);
+      const tm = rep.timings;
+      const points = [
+        w.at,
+        changes[ci] ?? w.at,
+        t?.cutAt ?? w.at,
+        t?.builtAt ?? w.at,
+        t?.sentAt ?? w.at,
+        tm.endAt,
+        tm.stageStartAt,
+        tm.stagedAt,
+        tm.durableAt,
+        tm.appliedAt,
+        rep.at,
+      ];
+      const stages: number[] = [];
+      let prev = w.at;
+      for (const p of points.slice(1)) {
+        const c = Math.min(rep.at, Math.max(prev, p));
+        stages.push(c - prev);
+        prev = c;
+      }
+      samples.push({ total: rep.at - w.at, stages });
+    }
+    const lat = samples.map((x) => x.total).sort((x, y) => x - y);
+    const q = (xs: number[], p: number): number =>
+      xs[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? NaN;
+    p50 = q(lat, 0.5);
+    p99 = q(lat, 0.99);
+    const tail = [...samples].sort((x, y) => y.total - x.total).slice(0, Math.max(1, samples.length / 100));
+    const names = [
+      'watcher notify',
+      'wait for cut',
+      'build (read, diff)',
+      'send',
+      'to echo (wire)',
+      'queued on echo',
+      'stage + verify',
+      'journal durable',
+      'apply steps',
+      'ack',
+    ];
+    const fmt = (x: number): string => x.toFixed(2).padStart(8);
+    stageLines = [
+      '',
+      `continuous: ${writes.length} writes, ${samples.length} matched, ${reports.length} batches (${(samples.length / Math.max(1, reports.length)).toFixed(1)} writes/batch)`,
+      `${'stage (ms per write)'.padEnd(22)} ${'p50'.padStart(8)} ${'p99'.padStart(8)} ${'mean'.padStart(8)} ${'worst 1%'.padStart(8)}`,
+      ...names.map((n, i) => {
+        const xs = samples.map((x) => x.stages[i] as number).sort((x, y) => x - y);
+        const mean = xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+        const tailMean = tail.reduce((a, x) => a + (x.stages[i] as number), 0) / tail.length;
+        return `${n.padEnd(22)} ${fmt(q(xs, 0.5))} ${fmt(q(xs, 0.99))} ${fmt(mean)} ${fmt(tailMean)}`;
+      }),
+      `${'total'.padEnd(22)} ${fmt(p50)} ${fmt(p99)} ${fmt(lat.reduce((a, b) => a + b, 0) / Math.max(1, lat.length))} ${fmt(tail.reduce((a, x) => a + x.total, 0) / tail.length)}`,
+    ];
+    stageLines.push(
+      `primary process: event-loop delay p99 ${(loopDelay.percentile(99) / 1e6).toFixed(1)} ms, max ${(loopDelay.max / 1e6).toFixed(1)} ms; GC ${gcPauses.length} pauses, max ${Math.max(0, ...gcPauses).toFixed(1)} ms, total ${gcPauses.reduce((a, b) => a + b, 0).toFixed(0)} ms`,
+    );
+    if (process.argv.includes('--slowest'))
+      for (const x of tail.slice(0, 8))
+        stageLines.push(
+          `slow write ${x.total.toFixed(1)} ms: ${x.stages.map((v) => v.toFixed(1)).join(' / ')}`,
+        );
+    log(
+      `continuous: ${writes.length} writes, ${samples.length} matched, ${h.applied.length} batches applied`,
+    );
+    const diffs = await verifyTrees(h.a, h.b);
+    if (diffs.length > 0) throw new Error(`continuous: echo differs: ${JSON.stringify(diffs.slice(0, 3))}`);
+  } finally {
+    await h.close();
+  }
+}
+
 // (a) append 1 MiB to a 10 MiB log (random bytes: incompressible)
 await workload(
   'append',
@@ -262,119 +375,6 @@ if (wanted('initial-copy')) {
   log(
     `initial-copy rounds (s): ours ${ours.map((x) => x.toFixed(3)).join(' ')}; rsync ${plain.map((x) => x.toFixed(3)).join(' ')}; rsync --fsync ${durable.map((x) => x.toFixed(3)).join(' ')}`,
   );
-}
-
-// (f) continuous: 4 KiB appends at 200/s from another process (as a real primary is), change-to-applied
-// latency on the echo, with a per-stage breakdown of where each write's latency went.
-let p50 = NaN;
-let p99 = NaN;
-let stageLines: string[] = [];
-if (wanted('continuous')) {
-  log(`workload continuous (${S.contSeconds} s)…`);
-  // Write back what the earlier workloads left dirty (hundreds of MiB), so that their write-back
-  // does not stall this workload's fsyncs: each workload is measured on its own.
-  spawnSync('sync');
-  const h = await SyncHarness.create(base, 'continuous');
-  try {
-    writeFileSync(join(h.a, 'wal.log'), '');
-    await h.startEcho('wal.log');
-    await h.settle(-1);
-    h.traceBatches();
-    const sent = h.stats()?.batchesSent ?? 0;
-    // The primary's own pauses while it runs: event-loop delay and garbage-collection pauses.
-    const loopDelay = monitorEventLoopDelay({ resolution: 1 });
-    const gcPauses: number[] = [];
-    const gcObserver = new PerformanceObserver((list) => {
-      for (const e of list.getEntries()) gcPauses.push(e.duration);
-    });
-    gcObserver.observe({ entryTypes: ['gc'] });
-    loopDelay.enable();
-    const writes = await runWriter(join(h.a, 'wal.log'), S.contSeconds * 200, 5, 4096);
-    loopDelay.disable();
-    gcObserver.disconnect();
-    await h.settle(sent);
-    const reports = [...h.applied].filter((r) => r.size >= 0).sort((x, y) => x.seq - y.seq);
-    const traces = new Map(h.traces.map((t) => [t.seq, t]));
-    const changes = h.traces.flatMap((t) => t.changeAt).sort((x, y) => x - y);
-    const samples: { total: number; stages: number[] }[] = [];
-    let ri = 0;
-    let ci = 0;
-    for (const w of writes) {
-      while (ri < reports.length && (reports[ri] as AppliedReport).size < w.end) ri++;
-      const rep = reports[ri];
-      if (!rep) continue;
-      while (ci < changes.length && (changes[ci] as number) < w.at - 1) ci++;
-      const t = traces.get(rep.seq);
-      const tm = rep.timings;
-      const points = [
-        w.at,
-        changes[ci] ?? w.at,
-        t?.cutAt ?? w.at,
-        t?.builtAt ?? w.at,
-        t?.sentAt ?? w.at,
-        tm.endAt,
-        tm.stageStartAt,
-        tm.stagedAt,
-        tm.durableAt,
-        tm.appliedAt,
-        rep.at,
-      ];
-      const stages: number[] = [];
-      let prev = w.at;
-      for (const p of points.slice(1)) {
-        const c = Math.min(rep.at, Math.max(prev, p));
-        stages.push(c - prev);
-        prev = c;
-      }
-      samples.push({ total: rep.at - w.at, stages });
-    }
-    const lat = samples.map((x) => x.total).sort((x, y) => x - y);
-    const q = (xs: number[], p: number): number =>
-      xs[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? NaN;
-    p50 = q(lat, 0.5);
-    p99 = q(lat, 0.99);
-    const tail = [...samples].sort((x, y) => y.total - x.total).slice(0, Math.max(1, samples.length / 100));
-    const names = [
-      'watcher notify',
-      'wait for cut',
-      'build (read, diff)',
-      'send',
-      'to echo (wire)',
-      'queued on echo',
-      'stage + verify',
-      'journal durable',
-      'apply steps',
-      'ack',
-    ];
-    const fmt = (x: number): string => x.toFixed(2).padStart(8);
-    stageLines = [
-      '',
-      `continuous: ${writes.length} writes, ${samples.length} matched, ${reports.length} batches (${(samples.length / Math.max(1, reports.length)).toFixed(1)} writes/batch)`,
-      `${'stage (ms per write)'.padEnd(22)} ${'p50'.padStart(8)} ${'p99'.padStart(8)} ${'mean'.padStart(8)} ${'worst 1%'.padStart(8)}`,
-      ...names.map((n, i) => {
-        const xs = samples.map((x) => x.stages[i] as number).sort((x, y) => x - y);
-        const mean = xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
-        const tailMean = tail.reduce((a, x) => a + (x.stages[i] as number), 0) / tail.length;
-        return `${n.padEnd(22)} ${fmt(q(xs, 0.5))} ${fmt(q(xs, 0.99))} ${fmt(mean)} ${fmt(tailMean)}`;
-      }),
-      `${'total'.padEnd(22)} ${fmt(p50)} ${fmt(p99)} ${fmt(lat.reduce((a, b) => a + b, 0) / Math.max(1, lat.length))} ${fmt(tail.reduce((a, x) => a + x.total, 0) / tail.length)}`,
-    ];
-    stageLines.push(
-      `primary process: event-loop delay p99 ${(loopDelay.percentile(99) / 1e6).toFixed(1)} ms, max ${(loopDelay.max / 1e6).toFixed(1)} ms; GC ${gcPauses.length} pauses, max ${Math.max(0, ...gcPauses).toFixed(1)} ms, total ${gcPauses.reduce((a, b) => a + b, 0).toFixed(0)} ms`,
-    );
-    if (process.argv.includes('--slowest'))
-      for (const x of tail.slice(0, 8))
-        stageLines.push(
-          `slow write ${x.total.toFixed(1)} ms: ${x.stages.map((v) => v.toFixed(1)).join(' / ')}`,
-        );
-    log(
-      `continuous: ${writes.length} writes, ${samples.length} matched, ${h.applied.length} batches applied`,
-    );
-    const diffs = await verifyTrees(h.a, h.b);
-    if (diffs.length > 0) throw new Error(`continuous: echo differs: ${JSON.stringify(diffs.slice(0, 3))}`);
-  } finally {
-    await h.close();
-  }
 }
 
 daemon.stop();
