@@ -1,30 +1,19 @@
-import { NoveltyScale } from './novelty-scale.js';
+import { NoveltyScale, type NoveltyScaleOptions } from './novelty-scale.js';
 import { RangeBreach } from './range-breach.js';
 import { ResonanceNovelty } from './resonance-novelty.js';
 import type { ResonanceNoveltyOptions } from './resonance-novelty.js';
 
-/** Options of {@link AnomalyDetector}. */
-export interface AnomalyDetectorOptions {
+/**
+ * Options of {@link AnomalyDetector}. The fast novelty cue's settings (`levels`, `maxOrder`,
+ * `magnitudeWeight`, `magnitudeFullAt`, `magnitudeWindow`, `rarityWindow`) are those of
+ * {@link NoveltyScaleOptions}, with the same defaults.
+ */
+export interface AnomalyDetectorOptions extends Omit<NoveltyScaleOptions, 'rarityPower'> {
   /**
    * Points used only to learn (score 0) before the detector starts scoring; NAB hands every
    * detector 15 % of the file (at most 750) for this. @default 150
    */
   learningPoints?: number;
-  /** Quantisation levels over the range seen, for the rare-pattern cue. @default 8 */
-  levels?: number;
-  /** Longest subsequence of the rare-pattern cue. @default 6 */
-  maxOrder?: number;
-  /**
-   * Weight in [0, 1] of the magnitude cue, which scales the pattern cue by how far the value (or
-   * its step change) lies from the recent mean, in standard deviations. @default 0.4
-   */
-  magnitudeWeight?: number;
-  /** Deviation (in standard deviations) at which the magnitude cue saturates. @default 4 */
-  magnitudeFullAt?: number;
-  /** Window of the magnitude cue's mean and deviation. @default 1000 */
-  magnitudeWindow?: number;
-  /** Window over which a score's rarity (the share of recent scores at least as high) is judged. @default 2000 */
-  rarityWindow?: number;
   /**
    * The slow time scale: the learning period is cut into this many blocks, and the block means
    * form a second stream scored by its own novelty model (slow pattern and level changes a
