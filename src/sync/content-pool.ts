@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { diffFile, type ContentResult, type SignatureTail } from './content-job.js';
-import { ContentStream, signPieces, type StreamedContent } from './file-streamer.js';
+import { ContentStream, signFilePrefix, type StreamedContent } from './file-streamer.js';
 import { extendSignature, type FileSignature } from './signature.js';
 
 /** A signature still being computed in the worker; `now()` asks for it without further delay. */
@@ -12,6 +12,9 @@ interface Pending {
   /** The job's base signature (an append's result extends it). */
   base: FileSignature | null;
 }
+
+/** Pieces of a streamed file read ahead of the ones the sender has taken (bounds its memory). */
+const STREAM_AHEAD = 8;
 
 /** A message from the content worker (see content-worker.ts). */
 interface WorkerReply {
@@ -129,7 +132,13 @@ export class ContentPool {
     const s = this.#streams.get(m.id);
     if (!s) return false;
     if (m.opened) {
-      s.stream = new ContentStream(m.opened.size, m.opened.ino);
+      const w = this.#worker;
+      s.stream = new ContentStream(
+        m.opened.size,
+        m.opened.ino,
+        () => w?.postMessage({ more: m.id, n: 1 }),
+        () => w?.postMessage({ stop: m.id }),
+      );
       s.opened(s.stream);
     } else if (m.piece) s.stream?.push(Buffer.from(m.piece.buf, m.piece.offset, m.piece.length));
     else if (m.end || m.streamError || m.ok === false) {
@@ -181,8 +190,9 @@ export class ContentPool {
 
   /**
    * Opens the file at `path` in the worker, which reads and hashes it as literal records of at most
-   * `pieceBytes` and hands them over while it reads (see {@link ContentStream}). Null when there is
-   * no worker (the caller then reads the file the ordinary way). Rejects as `open` does (ENOENT…).
+   * `pieceBytes` and hands them over while it reads, at most {@link STREAM_AHEAD} pieces ahead of
+   * the ones taken (see {@link ContentStream}). Null when there is no worker (the caller then reads
+   * the file the ordinary way). Rejects as `open` does (ENOENT…).
    */
   async stream(path: string, pieceBytes: number): Promise<ContentStream | null> {
     const w = this.#ensureWorker();
@@ -191,37 +201,26 @@ export class ContentPool {
     return new Promise<ContentStream>((opened, failed) => {
       this.#streams.set(id, { opened, failed });
       w.ref();
-      w.postMessage({ id, stream: path, pieceBytes });
+      w.postMessage({ id, stream: path, pieceBytes, ahead: STREAM_AHEAD });
     });
   }
 
   /**
-   * Signs a streamed file from the pieces that were sent (see {@link ContentStream}; literal records of
-   * `length` bytes in all), in the worker. The pieces' buffers move there: the caller must not use
-   * them afterwards.
+   * The signature of a streamed file, from the file's first `length` bytes if they still have the
+   * content hash `hash` that was sent (read in the worker); rejects otherwise (a lost signature only
+   * costs a whole-file send later).
    */
-  signPieces(pieces: readonly Buffer[], length: number): Promise<FileSignature> {
+  signPrefix(path: string, length: number, hash: string): Promise<FileSignature> {
     const w = this.#ensureWorker();
     if (!w) {
-      const sig = signPieces(pieces, length);
-      return sig ? Promise.resolve(sig) : Promise.reject(new Error('pieces do not add up'));
+      const r = signFilePrefix(path, length, hash);
+      return r ? Promise.resolve(r.signature) : Promise.reject(new Error('file changed since it was sent'));
     }
     const id = this.#next++;
-    const movable = new Set<ArrayBuffer>();
-    for (const p of pieces) movable.add(p.buffer as ArrayBuffer);
-    const job = {
-      id,
-      length,
-      signPieces: pieces.map((p) => ({
-        buf: p.buffer as ArrayBuffer,
-        offset: p.byteOffset,
-        length: p.byteLength,
-      })),
-    };
     return new Promise<FileSignature>((resolve, reject) => {
       this.#sigWaiters.set(id, { resolve, reject });
       w.ref();
-      w.postMessage(job, [...movable]);
+      w.postMessage({ id, signPrefix: path, length, hash });
     });
   }
 

@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { parentPort } from 'node:worker_threads';
 import { diffAppendedFileSync, diffContent, type HashCache } from './content-job.js';
-import { signPieces, streamFileSync } from './file-streamer.js';
+import { signFilePrefix, streamFile } from './file-streamer.js';
 import { computeSignature, type FileSignature } from './signature.js';
 
 interface Job {
@@ -12,11 +12,12 @@ interface Job {
   base: FileSignature | null;
 }
 
-/** Sign the pieces of a streamed file (their buffers moved here): see ContentPool.signPieces. */
-interface SignPiecesJob {
+/** Sign the first `length` bytes of a streamed file if they still hash as sent: see ContentPool.signPrefix. */
+interface SignPrefixJob {
   id: number;
-  signPieces: { buf: ArrayBuffer; offset: number; length: number }[];
+  signPrefix: string;
   length: number;
+  hash: string;
 }
 
 /** Read a big new file as records, posted piece by piece: see ContentPool.stream. */
@@ -24,7 +25,12 @@ interface StreamJob {
   id: number;
   stream: string;
   pieceBytes: number;
+  /** Pieces that may be posted before the first is taken. */
+  ahead: number;
 }
+
+/** Flow control of the streams under way: pieces each may still post, and a waiting reader. */
+const streams = new Map<number, { credit: number; stopped: boolean; wake: (() => void) | null }>();
 
 const SIGN_DELAY_MS = 1000;
 
@@ -34,18 +40,23 @@ const caches = new Map<string, HashCache>();
 /** Deferred signatures, by job id: signed on a timer, or at once when the file changes again. */
 const signing = new Map<number, { timer: NodeJS.Timeout; sign: () => void }>();
 
-function runStream(job: StreamJob): void {
+async function runStream(job: StreamJob): Promise<void> {
+  const flow = { credit: job.ahead, stopped: false, wake: null as (() => void) | null };
+  streams.set(job.id, flow);
   let opened = false;
   try {
-    const { state, ...end } = streamFileSync(
+    const { state, ...end } = await streamFile(
       job.stream,
       job.pieceBytes,
       (size, ino) => {
         opened = true;
         parentPort?.postMessage({ id: job.id, opened: { size, ino } });
       },
-      (piece) => {
-        // A literal piece owns its buffer (see streamFileSync), so the buffer moves without a copy.
+      async (piece) => {
+        while (flow.credit <= 0 && !flow.stopped) await new Promise<void>((r) => (flow.wake = r));
+        if (flow.stopped) throw new Error('stream stopped by its reader');
+        flow.credit--;
+        // A literal piece owns its buffer (see streamFile), so the buffer moves without a copy.
         const buf = piece.buffer as ArrayBuffer;
         const own = buf.byteLength - piece.byteLength <= 8;
         const msg = { id: job.id, piece: { buf, offset: piece.byteOffset, length: piece.byteLength } };
@@ -64,31 +75,49 @@ function runStream(job: StreamJob): void {
     const e = err as NodeJS.ErrnoException;
     const error = { message: e.message, code: e.code };
     parentPort?.postMessage(opened ? { id: job.id, streamError: error } : { id: job.id, ok: false, error });
+  } finally {
+    streams.delete(job.id);
   }
 }
 
-function runSignPieces(job: SignPiecesJob): void {
-  const pieces = job.signPieces.map((p) => new Uint8Array(p.buf, p.offset, p.length));
-  const sig = signPieces(pieces, job.length);
-  if (!sig) parentPort?.postMessage({ id: job.id, ok: false, error: { message: 'pieces do not add up' } });
-  else
+function runSignPrefix(job: SignPrefixJob): void {
+  try {
+    const r = signFilePrefix(job.signPrefix, job.length, job.hash);
+    if (!r) throw new Error('file changed since it was sent');
+    const sig = r.signature;
+    caches.set(job.signPrefix, { entry: { length: sig.length, whole: sig.whole, state: r.state } });
     parentPort?.postMessage({ id: job.id, sig }, [
       sig.weak.buffer as ArrayBuffer,
       sig.strong.buffer as ArrayBuffer,
     ]);
+  } catch (err) {
+    parentPort?.postMessage({ id: job.id, ok: false, error: { message: (err as Error).message } });
+  }
 }
 
-parentPort?.on('message', (job: Job | StreamJob | SignPiecesJob | { signNow: number }) => {
+type FlowMessage = { more: number; n: number } | { stop: number };
+
+parentPort?.on('message', (job: Job | StreamJob | SignPrefixJob | FlowMessage | { signNow: number }) => {
+  if ('more' in job || 'stop' in job) {
+    const flow = streams.get('more' in job ? job.more : job.stop);
+    if (!flow) return;
+    if ('more' in job) flow.credit += job.n;
+    else flow.stopped = true;
+    const wake = flow.wake;
+    flow.wake = null;
+    wake?.();
+    return;
+  }
   if ('signNow' in job) {
     signing.get(job.signNow)?.sign();
     return;
   }
   if ('stream' in job) {
-    runStream(job);
+    void runStream(job);
     return;
   }
-  if ('signPieces' in job) {
-    runSignPieces(job);
+  if ('signPrefix' in job) {
+    runSignPrefix(job);
     return;
   }
   let cache = caches.get(job.path);

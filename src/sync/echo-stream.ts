@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { buildBatch, type BuildContext, type BuiltBatch, type StreamedFile } from './batch-builder.js';
 import { ByteWriter } from './byte-codec.js';
 import { compress } from './compression.js';
@@ -9,7 +10,9 @@ import { relaxedIntervalMs, type ResolvedSourceOptions } from './sync-options.js
 import { TreeView } from './tree-view.js';
 import { Waker } from './waker.js';
 import type { PendingSignature } from './content-pool.js';
-import { FileRecord } from './file-stream.js';
+import { contentHash } from './content-hash.js';
+import { encodeEnd } from './file-stream.js';
+import type { ContentStream } from './file-streamer.js';
 import type { FileSignature } from './signature.js';
 import { UnderstudyError } from '../errors/index.js';
 
@@ -101,12 +104,16 @@ interface Outgoing {
   readonly contentBytes: number;
   /** Bytes of the data stream (records of every file; a streamed file counted by its size until sent). */
   dataBytes: number;
-  /** A file still to be read and sent after `data` (its pieces join `data` as they go out). */
-  stream: StreamedFile | null;
-  /** The streamed file's signature, computed from its pieces once the echo has acknowledged them. */
+  /**
+   * A file read and sent after `data` on every send of the batch (its pieces are not kept: a resend
+   * reads it again); its first send uses the stream the builder opened.
+   */
+  readonly stream: StreamedFile | null;
+  streamOpened: boolean;
+  /** The streamed file's signature, computed from the file once the echo has acknowledged it. */
   signLater?: {
-    readonly pieces: Buffer[];
     readonly length: number;
+    readonly hash: string;
     readonly resolve: (sig: FileSignature) => void;
     readonly reject: (err: Error) => void;
   };
@@ -257,7 +264,10 @@ export class EchoStream {
     while (this.#unacked.length > 0 && (this.#unacked[0] as Outgoing).seq <= seq) {
       const b = this.#unacked.shift() as Outgoing;
       const sign = b.signLater;
-      if (sign) this.ctx.pool.signPieces(sign.pieces, sign.length).then(sign.resolve, sign.reject);
+      if (sign && b.stream)
+        this.ctx.pool
+          .signPrefix(join(this.ctx.root, b.stream.path), sign.length, sign.hash)
+          .then(sign.resolve, sign.reject);
       this.#c.acked++;
       this.#c.lastAcked = b.seq;
       if (b.trace)
@@ -456,6 +466,7 @@ export class EchoStream {
       contentBytes: built.contentBytes,
       dataBytes: built.dataBytes + (built.stream?.streamer.size ?? 0),
       stream: built.stream,
+      streamOpened: false,
       lineage: this.#lineage,
       changeTime,
       files: built.files,
@@ -502,8 +513,8 @@ export class EchoStream {
   }
 
   /**
-   * Reads, sends and keeps (for a resend) the records of the batch's streamed file, then records
-   * in the view what the echo will hold: exactly the bytes sent, as hashed and signed while read.
+   * Reads and sends the records of the batch's streamed file (again on a resend: the pieces are not
+   * kept), then records in the view what the echo will hold: exactly the bytes sent.
    */
   async #sendStream(
     conn: FramedConnection,
@@ -511,40 +522,55 @@ export class EchoStream {
     s: StreamedFile,
     state: { skip: number },
   ): Promise<void> {
-    b.stream = null;
-    const literal: Buffer[] = [];
-    try {
-      for await (const piece of s.streamer.pieces()) {
-        if (piece[0] === FileRecord.Literal) literal.push(piece);
-        const d: DataChunk = { raw: piece };
-        b.data.push(d);
-        b.raw += piece.length;
-        this.#c.raw += piece.length;
-        await this.#prepare(b.seq, d, state);
-        await conn.send(FrameType.Data, d.header as Buffer, d.body as Buffer);
-        this.#sent(b, piece.length);
+    const first = !b.streamOpened;
+    b.streamOpened = true;
+    let streamer: ContentStream | null = first ? s.streamer : null;
+    streamer ??= await this.ctx.pool
+      .stream(join(this.ctx.root, s.path), this.opts.frameDataBytes)
+      .catch(() => null);
+    let sent = 0;
+    let hash: string;
+    if (!streamer) {
+      // Gone since (or unreadable): the echo gets an empty file, and the path is looked at again.
+      hash = contentHash(new Uint8Array(0));
+      const w = new ByteWriter(32);
+      encodeEnd(w, hash);
+      const d: DataChunk = { raw: w.finish() };
+      await this.#prepare(b.seq, d, state);
+      await conn.send(FrameType.Data, d.header as Buffer, d.body as Buffer);
+    } else {
+      try {
+        for await (const piece of streamer.pieces()) {
+          const d: DataChunk = { raw: piece };
+          if (first) {
+            b.raw += piece.length;
+            this.#c.raw += piece.length;
+          }
+          await this.#prepare(b.seq, d, state);
+          await conn.send(FrameType.Data, d.header as Buffer, d.body as Buffer);
+          this.#sent(b, piece.length);
+        }
+      } catch (err) {
+        // The reader died half-way: this batch can never be completed. Start over with a full
+        // comparison on the next connection.
+        this.#c.errors++;
+        this.#c.lastError = (err as Error).message;
+        this.reset();
+        conn.close(err as Error);
+        return;
       }
-    } catch (err) {
-      // The reader died half-way: this batch can never be completed. Start over with a full
-      // comparison on the next connection.
-      this.#c.errors++;
-      this.#c.lastError = (err as Error).message;
-      this.reset();
-      conn.close(err as Error);
-      return;
+      ({ sent, hash } = streamer.result);
+      if (first) this.#rate.push({ t: performance.now(), bytes: sent, files: 0 });
     }
-    const { sent, hash } = s.streamer.result;
-    b.dataBytes = b.data.reduce((n, d) => n + d.raw.length, 0);
-    this.#rate.push({ t: performance.now(), bytes: sent, files: 0 });
     if (b.lineage !== this.#lineage) return; // reset meanwhile: the view was rebuilt
-    // Only the file's next delta needs the signature: it is computed from these same pieces once
-    // they are acknowledged (no copy, no reread, and not in the way of the transfer).
+    // Only the file's next delta needs the signature: it is computed once the echo has the file.
     let settle!: Pick<NonNullable<Outgoing['signLater']>, 'resolve' | 'reject'>;
     const signature: PendingSignature = new Promise<FileSignature>((resolve, reject) => {
       settle = { resolve, reject };
     });
     signature.catch(() => undefined); // a lost signature only costs a whole-file send later
-    b.signLater = { pieces: literal, length: sent, ...settle };
+    b.signLater?.reject(new Error('sent again'));
+    b.signLater = { length: sent, hash, ...settle };
     this.view.set(s.path, {
       type: 'file',
       mode: s.mode,
@@ -554,8 +580,8 @@ export class EchoStream {
       hash,
       sig: signature,
     });
-    // Shrunk or unreadable under the read: look again (a growth has its own change event).
-    if (sent !== s.streamer.size) this.markDirty(s.path, false);
+    // Shrunk, gone or unreadable under the read: look again (a growth has its own change event).
+    if (sent !== s.streamer.size || !streamer) this.markDirty(s.path, false);
   }
 
   /** Counts a data frame of an initial-sync batch as sent; a `progress` event at most every 100 ms. */

@@ -1,13 +1,21 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  closeSync,
+  openSync,
+  readFileSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ByteReader } from './byte-codec.js';
 import { contentHash } from './content-hash.js';
 import { FileRecord } from './file-stream.js';
-import { signPieces, streamFileSync } from './file-streamer.js';
+import { signFilePrefix, streamFile } from './file-streamer.js';
 import { computeSignature, SignatureBuilder } from './signature.js';
 import fc from 'fast-check';
 
@@ -70,11 +78,11 @@ describe('streaming big new files', () => {
     writeFileSync(path, data);
     const pieces: Buffer[] = [];
     let opened = -1;
-    const end = streamFileSync(
+    const end = await streamFile(
       path,
       64 * 1024,
       (size) => (opened = size),
-      (p) => pieces.push(Buffer.from(p)),
+      (p) => void pieces.push(Buffer.from(p)),
     );
     expect(opened).toBe(data.length);
     expect(pieces.every((p) => p.length <= 64 * 1024)).toBe(true);
@@ -82,8 +90,6 @@ describe('streaming big new files', () => {
     expect(got.content.equals(data)).toBe(true);
     expect(got.hash).toBe(contentHash(data));
     expect(end).toMatchObject({ hash: contentHash(data), sent: data.length });
-    const literal = pieces.filter((p) => p[0] === FileRecord.Literal);
-    expect(signPieces(literal, data.length)).toEqual(computeSignature(data));
     expect(end.whole).toBe(computeSignature(data).whole);
   });
 
@@ -91,7 +97,7 @@ describe('streaming big new files', () => {
     const path = join(await tempDir(), 'f.bin');
     writeFileSync(path, randomBytes(300_000));
     const pieces: Buffer[] = [];
-    const end = streamFileSync(
+    const end = await streamFile(
       path,
       64 * 1024,
       () => undefined,
@@ -104,7 +110,20 @@ describe('streaming big new files', () => {
     expect(got.content.length).toBe(100_000);
     expect(got.content.equals(readFileSync(path))).toBe(true);
     expect(end).toMatchObject({ hash: contentHash(got.content), sent: 100_000 });
-    expect(signPieces(pieces, 100_000)).toEqual(computeSignature(got.content));
-    expect(signPieces(pieces, 100_001)).toBeNull();
+  });
+
+  it("signs a file's first bytes only while they still hash as they were sent", async () => {
+    const path = join(await tempDir(), 'f.bin');
+    const data = randomBytes(300_000);
+    writeFileSync(path, data);
+    appendFileSync(path, randomBytes(5000)); // appended since: the sent part is intact
+    const signed = signFilePrefix(path, data.length, contentHash(data));
+    expect(signed?.signature).toEqual(computeSignature(data));
+    expect(signed?.state.digest()).toBe(contentHash(data));
+    const fd = openSync(path, 'r+');
+    writeSync(fd, Buffer.from([1, 2, 3]), 0, 3, 1000); // changed in place since
+    closeSync(fd);
+    expect(signFilePrefix(path, data.length, contentHash(data))).toBeNull();
+    expect(signFilePrefix(path, 400_000, contentHash(data))).toBeNull(); // shorter than claimed
   });
 });

@@ -1,14 +1,16 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { ByteReader, ByteWriter } from './byte-codec.js';
+import { ByteWriter } from './byte-codec.js';
 import { ContentHasher } from './content-hash.js';
 import { FileRecord } from './file-stream.js';
 import { SignatureBuilder, type FileSignature } from './signature.js';
 import { createWholeHash } from './strong-hash.js';
 
 // A big new file sent as it is read, instead of read whole, hashed, then sent. The content worker
-// reads and hashes it (streamFileSync) and hands each piece over as it is read; the primary's event
-// loop only frames and sends them (ContentStream). The block signature, needed only for the file's
-// next delta, is computed from the same pieces once the echo has acknowledged them (signPieces).
+// reads and hashes it (streamFile) and hands each piece over as it is read, a few pieces ahead of the
+// sending at most; the primary's event loop only frames and sends them (ContentStream) and keeps
+// none of them, so memory stays bounded whatever the file's size (a resend reads it again). The block
+// signature, needed only for the file's next delta, is computed once the echo has acknowledged the
+// file, from the file's first bytes if they still hash as sent (signFilePrefix).
 
 /** What was sent of a streamed file. */
 export interface StreamedContent {
@@ -31,13 +33,14 @@ const HEADER_ROOM = 8;
  * size then differs from the file's, so it is sent again). Either way the echo gets a
  * self-consistent file. Throws only if the file cannot be opened (ENOENT…) or is not a regular file.
  * `state` is the hash state at the end of the content (an append to it then hashes only its tail).
+ * `onPiece` may wait (flow control: the reading waits with it).
  */
-export function streamFileSync(
+export async function streamFile(
   path: string,
   pieceBytes: number,
   onOpen: (size: number, ino: number) => void,
-  onPiece: (piece: Buffer) => void,
-): StreamedContent & { state: ContentHasher } {
+  onPiece: (piece: Buffer) => void | Promise<void>,
+): Promise<StreamedContent & { state: ContentHasher }> {
   const fd = openSync(path, 'r');
   try {
     const st = fstatSync(fd);
@@ -72,12 +75,12 @@ export function streamFileSync(
         const at = HEADER_ROOM - head.length;
         head.copy(buf, at);
         sent += n;
-        onPiece(buf.subarray(at, HEADER_ROOM + n));
+        await onPiece(buf.subarray(at, HEADER_ROOM + n));
       }
       if (n < want) break;
     }
     const hash = hasher.fork().digest();
-    onPiece(new ByteWriter(32).u8(FileRecord.End).bytes(Buffer.from(hash, 'hex')).finish());
+    await onPiece(new ByteWriter(32).u8(FileRecord.End).bytes(Buffer.from(hash, 'hex')).finish());
     return { hash, sent, whole: whole.digest(), state: hasher };
   } finally {
     closeSync(fd);
@@ -85,19 +88,34 @@ export function streamFileSync(
 }
 
 /**
- * The signature of content sent as streamed pieces (literal records; other records are skipped), of
- * `length` bytes in all; null if the pieces do not add up to `length`.
+ * The signature of the first `length` bytes of the file at `path`, and the hash state at their end,
+ * if those bytes still have content hash `hash` (what was sent); null otherwise (changed in place
+ * since, or shorter). Blocking I/O: for the content worker.
  */
-export function signPieces(pieces: readonly Uint8Array[], length: number): FileSignature | null {
-  const signer = new SignatureBuilder(length);
-  for (const p of pieces) {
-    if (p[0] !== FileRecord.Literal) continue;
-    const r = new ByteReader(p);
-    r.u8();
-    const n = r.varint();
-    signer.update(p.subarray(p.length - n));
+export function signFilePrefix(
+  path: string,
+  length: number,
+  hash: string,
+): { signature: FileSignature; state: ContentHasher } | null {
+  const fd = openSync(path, 'r');
+  try {
+    const signer = new SignatureBuilder(length);
+    const hasher = new ContentHasher();
+    const buf = Buffer.allocUnsafe(Math.min(1 << 20, Math.max(1, length)));
+    for (let at = 0; at < length;) {
+      const n = readSync(fd, buf, 0, Math.min(buf.length, length - at), at);
+      if (n === 0) return null;
+      const data = buf.subarray(0, n);
+      signer.update(data);
+      hasher.update(data);
+      at += n;
+    }
+    if (hasher.fork().digest() !== hash) return null;
+    const signature = signer.finish();
+    return signature ? { signature, state: hasher } : null;
+  } finally {
+    closeSync(fd);
   }
-  return signer.finish();
 }
 
 /**
@@ -115,6 +133,10 @@ export class ContentStream {
     /** Size when opened: the most this stream sends. */
     readonly size: number,
     readonly ino: number,
+    /** Told when a piece has been taken, so that the reader may read one more. */
+    private readonly taken: () => void = () => undefined,
+    /** Stops the reader (the consumer gave up). */
+    private readonly stop: () => void = () => undefined,
   ) {}
 
   /** What was sent: hash, size and signature (once {@link pieces} has ended). */
@@ -146,11 +168,20 @@ export class ContentStream {
     w?.();
   }
 
-  /** The records in order (literal pieces, then the end record). */
+  /** The records in order (literal pieces, then the end record); stopping early stops the reader. */
   async *pieces(): AsyncGenerator<Buffer> {
+    try {
+      yield* this.#drain();
+    } finally {
+      if (!this.#ended && !this.#error) this.stop();
+    }
+  }
+
+  async *#drain(): AsyncGenerator<Buffer> {
     for (;;) {
       const piece = this.#queue.shift();
       if (piece) {
+        this.taken();
         yield piece;
         continue;
       }
