@@ -268,18 +268,13 @@ export class FrameDecoder {
         throw frameError(`frame of ${len} bytes exceeds the ${this.#max}-byte limit`, { length: len });
       const total = FRAME_HEADER_BYTES + len + this.#auth.macBytes;
       if (this.#buffered < total) return;
+      const seq = h.readUInt32BE(4) * 0x1_0000_0000 + h.readUInt32BE(8);
       if (len > PARTS_FROM && (this.#chunks[0] as Buffer).length < total) {
-        this.#deliverParts(type, len, total);
+        this.#deliverParts(type, seq, len, total);
         continue;
       }
       const raw = this.#take(total);
-      const body = raw.subarray(0, FRAME_HEADER_BYTES + len);
-      const seq = raw.readUInt32BE(4) * 0x1_0000_0000 + raw.readUInt32BE(8);
-      if (!this.#auth.verify(seq, [body], raw.subarray(FRAME_HEADER_BYTES + len)))
-        throw frameError('frame authentication failed');
-      if (seq !== this.#expectedSeq)
-        throw frameError(`frame sequence ${seq} out of order (expected ${this.#expectedSeq})`, { seq });
-      this.#expectedSeq++;
+      this.#accept(seq, [raw.subarray(0, FRAME_HEADER_BYTES + len)], raw.subarray(FRAME_HEADER_BYTES + len));
       this.onFrame({
         type: type as FrameTypeValue,
         seq,
@@ -288,17 +283,19 @@ export class FrameDecoder {
     }
   }
 
-  /** Verifies and delivers a large frame spanning several reads, without joining its payload. */
-  #deliverParts(type: number, len: number, total: number): void {
-    const all = this.#takeParts(total);
-    const head = Buffer.concat(sliceParts(all, 0, FRAME_HEADER_BYTES));
-    const seq = head.readUInt32BE(4) * 0x1_0000_0000 + head.readUInt32BE(8);
-    const body = sliceParts(all, 0, FRAME_HEADER_BYTES + len);
-    const trailer = Buffer.concat(sliceParts(all, FRAME_HEADER_BYTES + len, total));
-    if (!this.#auth.verify(seq, body, trailer)) throw frameError('frame authentication failed');
+  /** Checks a frame's authentication (over header and payload, `body`) and its place in the sequence. */
+  #accept(seq: number, body: readonly Uint8Array[], mac: Uint8Array): void {
+    if (!this.#auth.verify(seq, body, mac)) throw frameError('frame authentication failed');
     if (seq !== this.#expectedSeq)
       throw frameError(`frame sequence ${seq} out of order (expected ${this.#expectedSeq})`, { seq });
     this.#expectedSeq++;
+  }
+
+  /** Verifies and delivers a large frame spanning several reads, without joining its payload. */
+  #deliverParts(type: number, seq: number, len: number, total: number): void {
+    const all = this.#takeParts(total);
+    const body = sliceParts(all, 0, FRAME_HEADER_BYTES + len);
+    this.#accept(seq, body, Buffer.concat(sliceParts(all, FRAME_HEADER_BYTES + len, total)));
     const parts = sliceParts(body, FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + len);
     if ((parts[0] as Buffer).length < PARTS_HEAD_BYTES) {
       // The first part holds the payload's head (its own header), so a reader can parse it there.
