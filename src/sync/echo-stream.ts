@@ -14,50 +14,8 @@ import { contentHash } from './content-hash.js';
 import { encodeEnd } from './file-stream.js';
 import type { ContentStream } from './file-streamer.js';
 import type { FileSignature } from './signature.js';
+import { nowMs, type BatchTrace, type InitialSyncProgress, type SyncStats } from './sync-stats.js';
 import { UnderstudyError } from '../errors/index.js';
-
-/** Sync counters and gauges of one echo, as seen from the primary. */
-export interface SyncStats {
-  readonly echo: string;
-  readonly connected: boolean;
-  /** Age of the oldest change not yet applied on the echo (0 when caught up). */
-  readonly lagSeconds: number;
-  /** Bytes sent or being sent but not yet acknowledged. */
-  readonly lagBytes: number;
-  /** Changed bytes per second on the primary (delta bytes, 10 s window). */
-  readonly changeRateBytesPerSec: number;
-  /** Changed files per second on the primary (10 s window). */
-  readonly changeRateFilesPerSec: number;
-  /** Bytes written to the wire to this echo (frames, all overheads). */
-  readonly wireBytes: number;
-  /** Bytes received from this echo (handshake, manifest, acknowledgements). */
-  readonly wireBytesIn: number;
-  /** Batch data and metadata bytes before compression. */
-  readonly rawBytes: number;
-  /** Uncompressed / compressed payload bytes (1 when nothing compressed). */
-  readonly compressionRatio: number;
-  readonly batchesSent: number;
-  readonly batchesAcked: number;
-  readonly lastAckedSeq: number;
-  readonly errors: number;
-  readonly lastError: string | null;
-  /** Initial (full) sync progress, null once complete. */
-  readonly initialSync: InitialSyncProgress | null;
-}
-
-/** How far an echo's initial (full) sync is. */
-export interface InitialSyncProgress {
-  /** Content bytes applied on the echo (acknowledged batches). */
-  readonly doneBytes: number;
-  /** Content bytes sent so far, applied or not (advances per data frame, ahead of `doneBytes`). */
-  readonly sentBytes: number;
-  /** Content bytes to make current. */
-  readonly totalBytes: number;
-  /** Files applied on the echo. */
-  readonly doneFiles: number;
-  /** Files to make current. */
-  readonly totalFiles: number;
-}
 
 /** Shortest interval between two `progress` events while data frames go out. */
 const PROGRESS_EVERY_MS = 100;
@@ -69,41 +27,14 @@ interface DataChunk {
   body?: Buffer;
 }
 
-/**
- * Source-side timeline of one batch, emitted as `trace` after its acknowledgement when a listener
- * exists. Times are milliseconds since the epoch at sub-millisecond resolution
- * (`performance.timeOrigin + performance.now()`), comparable with an echo's {@link AppliedEvent} timings.
- */
-export interface BatchTrace {
-  readonly echo: string;
-  readonly seq: number;
-  readonly files: number;
-  readonly dataBytes: number;
-  /** When each change it carries was reported by the watcher (first 256). */
-  readonly changeAt: readonly number[];
-  /** The batch was cut: its dirty paths taken for building. */
-  readonly cutAt: number;
-  /** Built and encoded (paths examined, content read and diffed). */
-  readonly builtAt: number;
-  /** Its last frame was written to the socket. */
-  readonly sentAt: number;
-  /** Its acknowledgement arrived. */
-  readonly ackedAt: number;
-}
-
-/** Epoch milliseconds at sub-millisecond resolution. */
-export function nowMs(): number {
-  return performance.timeOrigin + performance.now();
-}
-
 interface Outgoing {
   readonly seq: number;
   readonly batch: Buffer;
   readonly data: DataChunk[];
   raw: number;
   readonly contentBytes: number;
-  /** Bytes of the data stream (records of every file; a streamed file counted by its size until sent). */
-  dataBytes: number;
+  /** Bytes of the data stream (records of every file; a streamed file counted by its size at open). */
+  readonly dataBytes: number;
   /**
    * A file read and sent after `data` on every send of the batch (its pieces are not kept: a resend
    * reads it again); its first send uses the stream the builder opened.
@@ -499,17 +430,25 @@ export class EchoStream {
     try {
       await conn.send(FrameType.Batch, b.batch);
       const state = { skip: 0 };
-      for (const d of b.data) {
-        await this.#prepare(b.seq, d, state);
-        await conn.send(FrameType.Data, d.header as Buffer, d.body as Buffer);
-        this.#sent(b, d.raw.length);
-      }
+      for (const d of b.data) await this.#sendChunk(conn, b, d, state);
       if (b.stream) await this.#sendStream(conn, b, b.stream, state);
       await conn.send(FrameType.BatchEnd, new ByteWriter(10).varint(b.seq).finish());
       if (b.trace) b.trace.sentAt = nowMs();
     } finally {
       this.#sending = false;
     }
+  }
+
+  /** Sends one data chunk of batch `b` (compressed on its first send) and counts it for progress. */
+  async #sendChunk(
+    conn: FramedConnection,
+    b: Outgoing,
+    d: DataChunk,
+    state: { skip: number },
+  ): Promise<void> {
+    await this.#prepare(b.seq, d, state);
+    await conn.send(FrameType.Data, d.header as Buffer, d.body as Buffer);
+    this.#sent(b, d.raw.length);
   }
 
   /**
@@ -535,20 +474,15 @@ export class EchoStream {
       hash = contentHash(new Uint8Array(0));
       const w = new ByteWriter(32);
       encodeEnd(w, hash);
-      const d: DataChunk = { raw: w.finish() };
-      await this.#prepare(b.seq, d, state);
-      await conn.send(FrameType.Data, d.header as Buffer, d.body as Buffer);
+      await this.#sendChunk(conn, b, { raw: w.finish() }, state);
     } else {
       try {
         for await (const piece of streamer.pieces()) {
-          const d: DataChunk = { raw: piece };
           if (first) {
             b.raw += piece.length;
             this.#c.raw += piece.length;
           }
-          await this.#prepare(b.seq, d, state);
-          await conn.send(FrameType.Data, d.header as Buffer, d.body as Buffer);
-          this.#sent(b, piece.length);
+          await this.#sendChunk(conn, b, { raw: piece }, state);
         }
       } catch (err) {
         // The reader died half-way: this batch can never be completed. Start over with a full

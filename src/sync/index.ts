@@ -8,7 +8,7 @@ export type {
   SecurityEvent,
   SyncTargetStats,
 } from './sync-target.js';
-export type { SyncStats, BatchTrace, InitialSyncProgress } from './echo-stream.js';
+export type { SyncStats, BatchTrace, InitialSyncProgress } from './sync-stats.js';
 export type { SyncSourceOptions, SyncMode } from './sync-options.js';
 export { relaxedIntervalMs } from './sync-options.js';
 export { verifyTrees } from './verify-trees.js';

@@ -6,6 +6,7 @@ import { UnderstudyError, ErrorCode, isUnderstudyError } from '../errors/index.j
 import { BatchApplier } from './batch-applier.js';
 import { ByteQueue } from './byte-queue.js';
 import { Codec, decompress } from './compression.js';
+import { nowMs } from './sync-stats.js';
 import { deriveSessionKeys, FrameType, type Frame } from './frame-codec.js';
 import { FramedConnection } from './framed-connection.js';
 import { buildManifest } from './manifest.js';
@@ -105,9 +106,6 @@ interface PendingBatch {
   receivedAt: number;
   endAt: number;
 }
-
-/** Epoch milliseconds at sub-millisecond resolution. */
-const nowMs = (): number => performance.timeOrigin + performance.now();
 
 /**
  * The echo side of state sync: connects to the primary, authenticates, resumes from its last applied
