@@ -114,16 +114,9 @@ async function runStep(
       const fh = await open(abs, fsc.O_RDWR | fsc.O_NOFOLLOW);
       try {
         const before = await fh.stat();
-        const r = new ByteReader(redo.subarray(s.at, s.at + s.len));
-        const n = r.varint();
-        let end = before.size;
-        for (let i = 0; i < n; i++) {
-          const off = r.varint();
-          const d = r.lbytes();
-          await fh.write(d, 0, d.length, off);
-          end = Math.max(end, off + d.length);
-        }
-        if (end !== s.size) await fh.truncate(s.size);
+        const ranges = patchRanges(s, redo);
+        for (const { off, data } of ranges) await fh.write(data, 0, data.length, off);
+        if (patchedSize(before.size, ranges) !== s.size) await fh.truncate(s.size);
         if ((before.mode & 0o7777) !== s.mode) await fh.chmod(s.mode);
         if (s.mtimeMs > 0) await fh.utimes(new Date(s.mtimeMs), new Date(s.mtimeMs));
         if (hashes.hasStaged(s.path)) hashes.applied(s.path, await fh.stat());
@@ -149,6 +142,22 @@ async function runStep(
   }
 }
 
+type PatchStep = Extract<JournalStep, { k: 'patch' }>;
+
+/** A patch step's ranges, from its section of the journal's redo data (`varint count`, then ranges). */
+function patchRanges(s: PatchStep, redo: Buffer): { off: number; data: Uint8Array }[] {
+  const r = new ByteReader(redo.subarray(s.at, s.at + s.len));
+  const n = r.varint();
+  const out: { off: number; data: Uint8Array }[] = [];
+  for (let i = 0; i < n; i++) out.push({ off: r.varint(), data: r.lbytes() });
+  return out;
+}
+
+/** Size of a file of `size` bytes once `ranges` are written over it (before any truncation). */
+function patchedSize(size: number, ranges: readonly { off: number; data: Uint8Array }[]): number {
+  return ranges.reduce((end, r) => Math.max(end, r.off + r.data.length), size);
+}
+
 /** Patches up to this many redo bytes are applied with synchronous calls (page-cache writes). */
 const SYNC_PATCH_BYTES = 256 * 1024;
 
@@ -156,25 +165,15 @@ const SYNC_PATCH_BYTES = 256 * 1024;
  * A small patch in one go, without thread-pool round trips: each call is a page-cache operation of a
  * few microseconds, and a dozen round trips would cost more than the work (the fsync stays async).
  */
-function patchSync(
-  s: Extract<JournalStep, { k: 'patch' }>,
-  abs: string,
-  redo: Buffer,
-  hashes: PatchHashes,
-): void {
+function patchSync(s: PatchStep, abs: string, redo: Buffer, hashes: PatchHashes): void {
   const fd = openSync(abs, fsc.O_RDWR | fsc.O_NOFOLLOW);
   try {
     const before = fstatSync(fd);
-    const r = new ByteReader(redo.subarray(s.at, s.at + s.len));
-    const n = r.varint();
-    let end = before.size;
-    for (let i = 0; i < n; i++) {
-      const off = r.varint();
-      const d = r.lbytes();
-      for (let done = 0; done < d.length;) done += writeSync(fd, d, done, d.length - done, off + done);
-      end = Math.max(end, off + d.length);
-    }
-    if (end !== s.size) ftruncateSync(fd, s.size);
+    const ranges = patchRanges(s, redo);
+    for (const { off, data } of ranges)
+      for (let done = 0; done < data.length;)
+        done += writeSync(fd, data, done, data.length - done, off + done);
+    if (patchedSize(before.size, ranges) !== s.size) ftruncateSync(fd, s.size);
     if ((before.mode & 0o7777) !== s.mode) fchmodSync(fd, s.mode);
     if (s.mtimeMs > 0) futimesSync(fd, new Date(s.mtimeMs), new Date(s.mtimeMs));
     if (hashes.hasStaged(s.path)) hashes.applied(s.path, fstatSync(fd));
