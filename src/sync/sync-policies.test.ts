@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { SyncSource } from './sync-source.js';
-import type { InitialSyncProgress } from './echo-stream.js';
+import type { InitialSyncProgress } from './sync-stats.js';
 import type { SyncSourceOptions } from './sync-options.js';
 import { SyncTarget, type AppliedEvent } from './sync-target.js';
 import { verifyTrees } from './verify-trees.js';
@@ -19,19 +19,29 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function setup(opts: Partial<SyncSourceOptions> = {}) {
+/** A primary side whose directory `prepare` filled first; the echo connects in {@link attachEcho}. */
+async function primary(opts: Partial<SyncSourceOptions> = {}, prepare?: (dir: string) => Promise<void>) {
   const base = await mkdtemp(join(tmpdir(), 'us-sync-policy-'));
   const a = join(base, 'primary');
   const b = join(base, 'echo');
   await mkdir(a);
+  await prepare?.(a);
   const source = await SyncSource.create({ dir: a, key: KEY, scanIntervalMs: 0, ...opts });
-  const target = await SyncTarget.create({ dir: b, key: KEY, port: source.port, durable: false });
+  return { base, a, b, source };
+}
+
+async function attachEcho<P extends Awaited<ReturnType<typeof primary>>>(p: P) {
+  const target = await SyncTarget.create({ dir: p.b, key: KEY, port: p.source.port, durable: false });
   cleanups.push(async () => {
     await target.close();
-    await source.close();
-    await rm(base, { recursive: true, force: true });
+    await p.source.close();
+    await rm(p.base, { recursive: true, force: true });
   });
-  return { base, a, b, source, target };
+  return { ...p, target };
+}
+
+async function setup(opts: Partial<SyncSourceOptions> = {}) {
+  return attachEcho(await primary(opts));
 }
 
 const nextApplied = (t: SyncTarget): Promise<AppliedEvent> => new Promise((r) => t.once('applied', r));
@@ -90,24 +100,14 @@ describe('priorities and triggers', () => {
   });
 
   it('reports initial sync progress up to the total and then completion', async () => {
-    const base = await mkdtemp(join(tmpdir(), 'us-sync-policy-'));
-    const a = join(base, 'primary');
-    await mkdir(a);
-    for (let i = 0; i < 5; i++) await writeFile(join(a, `f${i}`), randomBytes(200_000));
-    const source = await SyncSource.create({ dir: a, key: KEY, scanIntervalMs: 0, maxBatchBytes: 300_000 });
+    const p = await primary({ maxBatchBytes: 300_000 }, async (a) => {
+      for (let i = 0; i < 5; i++) await writeFile(join(a, `f${i}`), randomBytes(200_000));
+    });
     const progress: { doneBytes: number; totalBytes: number; done: boolean }[] = [];
-    source.on('progress', (p: { doneBytes: number; totalBytes: number; done: boolean }) => progress.push(p));
-    const target = await SyncTarget.create({
-      dir: join(base, 'echo'),
-      key: KEY,
-      port: source.port,
-      durable: false,
-    });
-    cleanups.push(async () => {
-      await target.close();
-      await source.close();
-      await rm(base, { recursive: true, force: true });
-    });
+    p.source.on('progress', (e: { doneBytes: number; totalBytes: number; done: boolean }) =>
+      progress.push(e),
+    );
+    await attachEcho(p);
     const until = Date.now() + 10_000;
     while (!progress.some((p) => p.done) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
     expect(progress[0]?.totalBytes).toBe(1_000_000);
@@ -124,31 +124,13 @@ describe('priorities and triggers', () => {
   });
 
   it('reports bytes sent within a batch before the batch is applied, never behind what is applied', async () => {
-    const base = await mkdtemp(join(tmpdir(), 'us-sync-policy-'));
-    const a = join(base, 'primary');
-    await mkdir(a);
-    await writeFile(join(a, 'big.bin'), randomBytes(6 << 20));
     // Small data frames and a bandwidth cap spread the one batch over several progress events.
-    const source = await SyncSource.create({
-      dir: a,
-      key: KEY,
-      scanIntervalMs: 0,
-      frameDataBytes: 256 * 1024,
-      bandwidthBytesPerSec: 12 << 20,
-    });
+    const p = await primary({ frameDataBytes: 256 * 1024, bandwidthBytesPerSec: 12 << 20 }, (a) =>
+      writeFile(join(a, 'big.bin'), randomBytes(6 << 20)),
+    );
     const progress: InitialSyncProgress[] = [];
-    source.on('progress', (p: InitialSyncProgress) => progress.push(p));
-    const target = await SyncTarget.create({
-      dir: join(base, 'echo'),
-      key: KEY,
-      port: source.port,
-      durable: false,
-    });
-    cleanups.push(async () => {
-      await target.close();
-      await source.close();
-      await rm(base, { recursive: true, force: true });
-    });
+    p.source.on('progress', (e: InitialSyncProgress) => progress.push(e));
+    await attachEcho(p);
     const until = Date.now() + 10_000;
     while (progress.at(-1)?.doneFiles !== 1 && Date.now() < until)
       await new Promise((r) => setTimeout(r, 20));
