@@ -54,6 +54,7 @@ export class SyncHarness {
       execArgv: [
         '--import',
         'tsx',
+        // SYNC_ECHO_PROF=<dir> writes a CPU profile of the echo process there (for investigating).
         ...(process.env.SYNC_ECHO_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SYNC_ECHO_PROF}`] : []),
       ],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
