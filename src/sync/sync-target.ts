@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { connect } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { UnderstudyError, ErrorCode, isUnderstudyError } from '../errors/index.js';
 import { BatchApplier } from './batch-applier.js';
@@ -10,7 +11,14 @@ import { FrameType, type Frame } from './frame-codec.js';
 import { FramedConnection } from './framed-connection.js';
 import { TargetHandshake } from './handshake.js';
 import { buildManifest } from './manifest.js';
-import { decodeBatchOps, decodeSeq, encodeError, encodeManifest, encodeSeq, type BatchOp } from './messages.js';
+import {
+  decodeBatchOps,
+  decodeSeq,
+  encodeError,
+  encodeManifest,
+  encodeSeq,
+  type BatchOp,
+} from './messages.js';
 import { ByteReader } from './byte-codec.js';
 import {
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
@@ -175,7 +183,10 @@ export class SyncTarget extends EventEmitter {
         if (!this.#closed) this.emit('disconnected', err);
       }
       if (this.#closed) break;
-      await new Promise((r) => setTimeout(r, this.#opts.reconnectDelayMs));
+      // Cut short by close(), so that closing never waits out the delay.
+      await sleep(this.#opts.reconnectDelayMs, undefined, { signal: this.#abort.signal }).catch(
+        () => undefined,
+      );
     }
   }
 
