@@ -296,7 +296,7 @@ export class FrameDecoder {
       if (h[0] !== MAGIC0 || h[1] !== MAGIC1) throw frameError('bad frame magic');
       if (h[2] !== PROTOCOL_VERSION)
         throw frameError(
-          `the peer speaks sync protocol version ${h[2]}, this build speaks ${PROTOCOL_VERSION}: upgrade both sides`,
+          `the peer speaks sync protocol version ${h[2]}, this build speaks version ${PROTOCOL_VERSION}: upgrade both sides`,
           { version: h[2], expected: PROTOCOL_VERSION },
         );
       const type = h[3] as number;
