@@ -125,7 +125,10 @@ export class TargetHandshake {
         throw handshakeError('hello does not answer our nonce');
       const keys = deriveSessionKeys(this.key, this.#nonce, m.nonce);
       this.conn.setSessionKeys(keys.targetToSource, keys.sourceToTarget);
-      this.conn.sendNow(FrameType.Confirm, encodeConfirm({ transcript: transcriptHash(this.#hello, f.payload) }));
+      this.conn.sendNow(
+        FrameType.Confirm,
+        encodeConfirm({ transcript: transcriptHash(this.#hello, f.payload) }),
+      );
       this.#confirmed = true;
       return undefined;
     }

@@ -136,7 +136,7 @@ describe('sync handshake', () => {
     const c1 = connected;
 
     // Replay both recorded hellos (a first sync's and a resume's) from fresh sockets, without the key.
-    const replays = [];
+    const replays: Awaited<ReturnType<typeof rawPeer>>[] = [];
     for (const hello of hellos) {
       const peer = await rawPeer(source.port);
       peer.socket.write(hello);
