@@ -40,11 +40,6 @@ export class FrameAuth {
     return this.kind === 'hmac' ? 32 : 16;
   }
 
-  /** Whether payloads travel encrypted under this authentication. */
-  get encrypts(): boolean {
-    return this.kind === 'gcm';
-  }
-
   /**
    * Protects the frame `seq` whose header is `header` and payload `parts`: the parts to send after
    * the header (the payload, encrypted under GCM, piece by piece), then the trailer.
