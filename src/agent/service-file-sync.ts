@@ -18,7 +18,7 @@ export interface ServiceFileSyncOptions {
   settings: FileSyncSettings;
   /** The primary's utilisation 0..1: relaxed syncs come sooner as it rises (seed 000). */
   utilisation?: () => number;
-  /** Per-service HMAC key. @default 32 random bytes */
+  /** Per-service sync key (session keys are derived from it). @default 32 random bytes */
   key?: Buffer;
   /** Called when an echo's sync reports an error or a security event. */
   onEvent?: (echoId: string, kind: 'error' | 'security', message: string) => void;
@@ -52,7 +52,8 @@ export interface EchoFileSyncView {
 /**
  * The file-state sync of one service on this host (seed 000's state synchronisation agent): a
  * {@link SyncSource} on the primary's state directory and a {@link SyncTarget} for each warm or cold
- * echo, over loopback TCP with a per-service HMAC key. On promotion the source moves to the new
+ * echo, over loopback TCP under a per-service key (handshake with key confirmation, then frames
+ * encrypted with AES-256-GCM). On promotion the source moves to the new
  * primary and every echo is re-pointed at it (it resyncs only what differs).
  */
 export class ServiceFileSync {
@@ -85,6 +86,14 @@ export class ServiceFileSync {
       ignore: s.exclude,
       ...(this.options.utilisation ? { utilisation: this.options.utilisation } : {}),
     });
+    // Recorded: a connection of an echo replaced by a newer authenticated one (and closed).
+    this.#source.on('superseded', (echo: string) =>
+      this.options.onEvent?.(
+        echo,
+        'security',
+        'a newer authenticated sync connection of this echo replaced its previous one, which was closed',
+      ),
+    );
     for (const [id, { dir }] of [...this.#targets.entries()]) await this.addEcho(id, dir);
   }
 

@@ -172,8 +172,24 @@ export class EchoStream {
     this.markDirty('', true);
   }
 
-  /** Attaches a ready connection; resends unacknowledged batches after `lastApplied`. */
+  /**
+   * Makes `conn` (authenticated) this echo's connection: a previous one, attached or still in its
+   * initial sync, is closed, counted and reported as `superseded`, so it cannot linger unseen.
+   */
+  claim(conn: FramedConnection): void {
+    const old = this.#owner;
+    this.#owner = conn;
+    if (old === undefined || old === conn || old.closed) return;
+    this.#superseded++;
+    this.emit('superseded', this.echo);
+    old.close();
+  }
+  #owner: FramedConnection | undefined;
+  #superseded = 0;
+
+  /** Attaches a ready connection (claiming it); resends unacknowledged batches after `lastApplied`. */
   attach(conn: FramedConnection, lastApplied: number): void {
+    this.claim(conn);
     this.#conn = conn;
     // Batches the echo applied but whose acknowledgement was lost count as acknowledged.
     if (lastApplied > 0) this.onAck(lastApplied);
@@ -184,6 +200,7 @@ export class EchoStream {
 
   detach(conn: FramedConnection): void {
     if (this.#conn === conn) this.#conn = undefined;
+    if (this.#owner === conn) this.#owner = undefined;
     this.#c.wire += conn.bytesOut;
     this.#c.wireIn += conn.bytesIn;
     this.#waker.kick();
@@ -269,6 +286,7 @@ export class EchoStream {
       lastAckedSeq: this.#c.lastAcked,
       errors: this.#c.errors,
       lastError: this.#c.lastError,
+      supersededConnections: this.#superseded,
       initialSync: this.#initial ? { ...this.#initial } : null,
     };
   }

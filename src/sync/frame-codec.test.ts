@@ -8,6 +8,8 @@ import {
   FrameDecoder,
   FrameType,
   FRAME_HEADER_BYTES,
+  FRAME_MAC_BYTES,
+  PROTOCOL_VERSION,
   type Frame,
 } from './frame-codec.js';
 import { isUnderstudyError, ErrorCode } from '../errors/index.js';
@@ -96,7 +98,73 @@ describe('frame codec', () => {
     expect(() => decodeAll(f)).toThrow(expect.objectContaining({ code: ErrorCode.SyncFrame }));
   });
 
-  describe('session frames (AES-GMAC, one key per direction)', () => {
+  it('refuses a frame of another protocol version, naming both versions', () => {
+    const old = encodeFrame(key, FrameType.HelloTarget, 0, Buffer.from('hello'));
+    old[2] = 2;
+    let error: unknown;
+    try {
+      decodeAll(old);
+    } catch (err) {
+      error = err;
+    }
+    expect(isUnderstudyError(error, ErrorCode.SyncFrame)).toBe(true);
+    expect(error).toMatchObject({ details: { version: 2, expected: PROTOCOL_VERSION } });
+    expect((error as Error).message).toMatch(/version 2.*version 3/);
+  });
+
+  describe('fuzzing the decoder', () => {
+    const session = deriveSessionKeys(key, randomBytes(16), randomBytes(16)).sourceToTarget;
+    const max = 4096;
+    const limit = FRAME_HEADER_BYTES + max + FRAME_MAC_BYTES;
+    const valid = (n: number): Buffer[] =>
+      Array.from({ length: n }, (_, i) =>
+        encodeFrame(session, FrameType.Data, i, randomBytes((i * 997) % max)),
+      );
+
+    /** Feeds `bytes` in `chunk`-byte pieces; only frame errors, and never more than one frame's limit held. */
+    function feed(bytes: Buffer, chunk: number): void {
+      const d = new FrameDecoder({ key: session, maxPayloadBytes: max }, (f) => {
+        expect(f.payload.length).toBeLessThanOrEqual(max);
+      });
+      try {
+        for (let i = 0; i < bytes.length; i += chunk) {
+          d.push(bytes.subarray(i, i + chunk));
+          expect(d.buffered).toBeLessThan(limit);
+        }
+      } catch (err) {
+        expect(isUnderstudyError(err, ErrorCode.SyncFrame)).toBe(true);
+      }
+    }
+
+    it('random bytes and mutated session frames only ever raise a frame error, within the limits', () => {
+      const wire = Buffer.concat(valid(4));
+      fc.assert(
+        fc.property(
+          fc.oneof(
+            fc.uint8Array({ minLength: 1, maxLength: 3 * limit }).map((b) => Buffer.from(b)),
+            fc
+              .array(fc.tuple(fc.nat(wire.length - 1), fc.integer({ min: 1, max: 255 })), {
+                minLength: 1,
+                maxLength: 4,
+              })
+              .map((muts) => {
+                const bad = Buffer.from(wire);
+                for (const [pos, xor] of muts) bad[pos] = (bad[pos] as number) ^ xor;
+                return bad;
+              }),
+            fc
+              .tuple(fc.nat(wire.length), fc.uint8Array({ maxLength: 64 }))
+              .map(([cut, junk]) => Buffer.concat([wire.subarray(0, cut), junk])),
+          ),
+          fc.integer({ min: 1, max: 2 * limit }),
+          feed,
+        ),
+        { numRuns: 300 },
+      );
+    });
+  });
+
+  describe('session frames (AES-256-GCM, one key per direction)', () => {
     const keys = deriveSessionKeys(key, randomBytes(16), randomBytes(16));
     const toTarget = keys.sourceToTarget;
 
@@ -157,10 +225,25 @@ describe('frame codec', () => {
       );
     });
 
+    it('encrypts the payload: its bytes do not appear in the frame, whole or split', () => {
+      const secret = Buffer.from(`file content ${randomBytes(8).toString('hex')}`.repeat(3000));
+      const frame = encodeFrame(toTarget, FrameType.Data, 0, secret.subarray(0, 40), secret.subarray(40));
+      expect(frame.length).toBe(FRAME_HEADER_BYTES + secret.length + 16);
+      expect(frame.includes(secret.subarray(0, 24))).toBe(false);
+      expect(frame.includes(secret.subarray(50_000, 50_024))).toBe(false);
+      for (const chunk of [frame.length, 4096]) {
+        const got = decodeAll(frame, chunk, 1 << 20, toTarget);
+        expect(got.map((f) => f.payload.equals(secret))).toEqual([true]);
+      }
+    });
+
     it('uses the sequence number as nonce: the same payload gets a different trailer per frame', () => {
       const a = encodeFrame(toTarget, FrameType.Ack, 0, Buffer.from([1]));
       const b = encodeFrame(toTarget, FrameType.Ack, 1, Buffer.from([1]));
       expect(a.subarray(-16).equals(b.subarray(-16))).toBe(false);
+      // ... and a different ciphertext: no keystream is used twice under one key.
+      const body = (f: Buffer): Buffer => f.subarray(FRAME_HEADER_BYTES, -16);
+      expect(body(a).equals(body(b))).toBe(false);
       expect(toTarget.macBytes).toBe(16);
     });
   });

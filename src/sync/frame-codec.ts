@@ -1,35 +1,38 @@
 import { createCipheriv, createDecipheriv, createHmac, timingSafeEqual } from 'node:crypto';
 import { UnderstudyError, ErrorCode } from '../errors/index.js';
 
-/** Wire protocol version spoken by this build (2: session frames authenticated by AES-GMAC). */
-export const PROTOCOL_VERSION = 2;
+/**
+ * Wire protocol version spoken by this build (3: key confirmation before the primary acts on a
+ * hello; session frames encrypted with AES-256-GCM). A peer speaking another version is refused.
+ */
+export const PROTOCOL_VERSION = 3;
 /** Bytes of the fixed frame header: magic(2) version(1) type(1) seq(8) length(4). */
 export const FRAME_HEADER_BYTES = 16;
 /** Bytes of the largest authentication trailer (HMAC-SHA256). */
 export const FRAME_MAC_BYTES = 32;
 
 /**
- * How frames are authenticated. The handshake uses HMAC-SHA256 under the per-service key (no nonce to
- * manage). A session then uses AES-256-GMAC (GCM with the frame as additional data and no plaintext,
- * RFC 4543's construction) under a fresh key per connection and direction, the frame's sequence
- * number as nonce: unique per key by construction, and about 5x cheaper per byte than HMAC-SHA256
- * where the CPU has AES and carry-less multiply instructions.
+ * How frames are protected. The handshake uses HMAC-SHA256 under the per-service key (no nonce to
+ * manage; the handshake frames carry nothing secret). A session then uses AES-256-GCM under a fresh
+ * key per connection and direction, the frame's header as additional data and its sequence number as
+ * nonce (unique per key by construction): the payload travels encrypted and the 16-byte tag
+ * authenticates header and payload.
  */
 export class FrameAuth {
   private constructor(
-    private readonly kind: 'hmac' | 'gmac',
+    private readonly kind: 'hmac' | 'gcm',
     private readonly key: Buffer,
   ) {}
 
-  /** HMAC-SHA256 (32-byte trailer) under `key`. */
+  /** HMAC-SHA256 (32-byte trailer, payload in clear) under `key`. */
   static hmac(key: Buffer): FrameAuth {
     return new FrameAuth('hmac', key);
   }
 
-  /** AES-256-GMAC (16-byte trailer) under a 32-byte key used for one direction of one connection. */
-  static gmac(key: Buffer): FrameAuth {
-    if (key.length !== 32) throw new RangeError('GMAC key must be 32 bytes');
-    return new FrameAuth('gmac', key);
+  /** AES-256-GCM (encrypted payload, 16-byte tag) under a 32-byte key used for one direction of one connection. */
+  static gcm(key: Buffer): FrameAuth {
+    if (key.length !== 32) throw new RangeError('GCM key must be 32 bytes');
+    return new FrameAuth('gcm', key);
   }
 
   /** Bytes of this authentication's trailer. */
@@ -37,31 +40,46 @@ export class FrameAuth {
     return this.kind === 'hmac' ? 32 : 16;
   }
 
-  /** The trailer of the frame `seq` made of `parts`. */
-  sign(seq: number, parts: readonly Uint8Array[]): Buffer {
+  /**
+   * Protects the frame `seq` whose header is `header` and payload `parts`: the parts to send after
+   * the header (the payload, encrypted under GCM, piece by piece), then the trailer.
+   */
+  seal(seq: number, header: Uint8Array, parts: readonly Uint8Array[]): Uint8Array[] {
     if (this.kind === 'hmac') {
-      const h = createHmac('sha256', this.key);
+      const h = createHmac('sha256', this.key).update(header);
       for (const p of parts) h.update(p);
-      return h.digest();
+      return [...parts, h.digest()];
     }
     const c = createCipheriv('aes-256-gcm', this.key, nonceOf(seq), { authTagLength: 16 });
-    for (const p of parts) c.setAAD(p);
+    c.setAAD(header);
+    const out: Uint8Array[] = [];
+    for (const p of parts) if (p.length > 0) out.push(c.update(p));
     c.final();
-    return c.getAuthTag();
+    out.push(c.getAuthTag());
+    return out;
   }
 
-  /** Whether `mac` authenticates the frame `seq` made of `parts`. */
-  verify(seq: number, parts: readonly Uint8Array[], mac: Uint8Array): boolean {
-    if (mac.length !== this.macBytes) return false;
-    if (this.kind === 'hmac') return timingSafeEqual(this.sign(seq, parts), mac);
+  /**
+   * The payload of the frame `seq` (header `header`, payload as received in `parts`, trailer `mac`),
+   * decrypted piece by piece into pieces of the same lengths; null if it is not authentic.
+   */
+  open(seq: number, header: Uint8Array, parts: readonly Buffer[], mac: Uint8Array): Buffer[] | null {
+    if (mac.length !== this.macBytes) return null;
+    if (this.kind === 'hmac') {
+      const h = createHmac('sha256', this.key).update(header);
+      for (const p of parts) h.update(p);
+      return timingSafeEqual(h.digest(), mac) ? [...parts] : null;
+    }
     const d = createDecipheriv('aes-256-gcm', this.key, nonceOf(seq), { authTagLength: 16 });
-    for (const p of parts) d.setAAD(p);
+    d.setAAD(header);
     d.setAuthTag(mac);
+    // Nothing decrypted is handed out before the tag has been checked by final().
+    const out = parts.map((p) => d.update(p));
     try {
       d.final();
-      return true;
+      return out;
     } catch {
-      return false;
+      return null;
     }
   }
 }
@@ -88,6 +106,10 @@ export const FrameType = {
   BatchEnd: 6,
   Ack: 7,
   Error: 8,
+  /** The echo proves it holds the session keys (the first frame it protects with them). */
+  Confirm: 9,
+  /** The primary's decision (resume or reset), sent once the echo has confirmed the keys. */
+  Welcome: 10,
 } as const;
 export type FrameTypeValue = (typeof FrameType)[keyof typeof FrameType];
 const KNOWN_TYPES = new Set<number>(Object.values(FrameType));
@@ -129,9 +151,9 @@ function frameError(message: string, details: Record<string, unknown> = {}): Und
 }
 
 /**
- * Encodes one frame as the parts to write in order (header, payload, `more`, trailer), without
- * copying the payload: the trailer authenticates header and payload under `key` (a plain key is
- * HMAC-SHA256). `seq` is the per-connection, per-direction frame counter the peer checks for replay.
+ * Encodes one frame as the parts to write in order (header, payload, `more`, trailer) under `key` (a
+ * plain key is HMAC-SHA256, payload in clear and not copied; a session's GCM encrypts it piece by
+ * piece). `seq` is the per-connection, per-direction frame counter the peer checks for replay.
  */
 export function encodeFrameParts(
   key: Buffer | FrameAuth,
@@ -149,9 +171,7 @@ export function encodeFrameParts(
   header.writeUInt32BE(Math.floor(seq / 0x1_0000_0000), 4);
   header.writeUInt32BE(seq >>> 0, 8);
   header.writeUInt32BE(len, 12);
-  const parts: Uint8Array[] = more && more.length > 0 ? [header, payload, more] : [header, payload];
-  parts.push(asAuth(key).sign(seq, parts));
-  return parts;
+  return [header, ...asAuth(key).seal(seq, header, more && more.length > 0 ? [payload, more] : [payload])];
 }
 
 /** {@link encodeFrameParts} as one buffer. */
@@ -169,18 +189,23 @@ export function encodeFrame(
 export interface FrameDecoderOptions {
   /** Key the next frames are authenticated with (changeable with `setKey`; a plain key is HMAC-SHA256). */
   readonly key: Buffer | FrameAuth;
-  /** Largest payload accepted; larger frames are rejected before they are buffered. */
+  /**
+   * Largest payload accepted (changeable with `setMaxPayloadBytes`, e.g. once the peer is
+   * authenticated); larger frames are rejected from their header, before they are buffered.
+   */
   readonly maxPayloadBytes: number;
 }
 
 /**
  * Incremental decoder: feed it arbitrary chunks of a byte stream; it calls `onFrame` for each complete,
- * authenticated frame in order. Throws `UNDERSTUDY_ERR_SYNC_FRAME` on a bad magic, version, type,
- * oversized length, wrong MAC, or an out-of-order sequence number (replay); the stream is then unusable.
+ * authenticated (and, in a session, decrypted) frame in order. Throws `UNDERSTUDY_ERR_SYNC_FRAME` on a
+ * bad magic, version, type, oversized length, wrong MAC, or an out-of-order sequence number (replay);
+ * the stream is then unusable. It never holds more than one frame of the current limit plus the
+ * chunk being pushed.
  */
 export class FrameDecoder {
   #auth: FrameAuth;
-  readonly #max: number;
+  #max: number;
   #chunks: Buffer[] = [];
   #buffered = 0;
   #expectedSeq = 0;
@@ -197,6 +222,11 @@ export class FrameDecoder {
   /** Switches the key for all following frames (after the handshake). */
   setKey(key: Buffer | FrameAuth): void {
     this.#auth = asAuth(key);
+  }
+
+  /** Sets the largest payload accepted from the next frame on. */
+  setMaxPayloadBytes(max: number): void {
+    this.#max = max;
   }
 
   /** Bytes buffered and not yet decoded. */
@@ -260,7 +290,10 @@ export class FrameDecoder {
       const h = this.#peek(FRAME_HEADER_BYTES);
       if (h[0] !== MAGIC0 || h[1] !== MAGIC1) throw frameError('bad frame magic');
       if (h[2] !== PROTOCOL_VERSION)
-        throw frameError(`unsupported protocol version ${h[2]}`, { version: h[2] });
+        throw frameError(
+          `the peer speaks sync protocol version ${h[2]}, this build speaks version ${PROTOCOL_VERSION}: upgrade both sides`,
+          { version: h[2], expected: PROTOCOL_VERSION },
+        );
       const type = h[3] as number;
       if (!KNOWN_TYPES.has(type)) throw frameError(`unknown frame type ${type}`, { type });
       const len = h.readUInt32BE(12);
@@ -274,29 +307,33 @@ export class FrameDecoder {
         continue;
       }
       const raw = this.#take(total);
-      this.#accept(seq, [raw.subarray(0, FRAME_HEADER_BYTES + len)], raw.subarray(FRAME_HEADER_BYTES + len));
-      this.onFrame({
-        type: type as FrameTypeValue,
-        seq,
-        payload: raw.subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + len),
-      });
+      const header = raw.subarray(0, FRAME_HEADER_BYTES);
+      const body = [raw.subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + len)];
+      const [payload] = this.#open(seq, header, body, raw.subarray(FRAME_HEADER_BYTES + len));
+      this.onFrame({ type: type as FrameTypeValue, seq, payload: payload as Buffer });
     }
   }
 
-  /** Checks a frame's authentication (over header and payload, `body`) and its place in the sequence. */
-  #accept(seq: number, body: readonly Uint8Array[], mac: Uint8Array): void {
-    if (!this.#auth.verify(seq, body, mac)) throw frameError('frame authentication failed');
+  /**
+   * Checks a frame's authentication (over header and payload) and its place in the sequence; returns
+   * the payload, decrypted in a session, in pieces of the lengths of `body`.
+   */
+  #open(seq: number, header: Buffer, body: readonly Buffer[], mac: Uint8Array): Buffer[] {
+    const payload = this.#auth.open(seq, header, body, mac);
+    if (payload === null) throw frameError('frame authentication failed');
     if (seq !== this.#expectedSeq)
       throw frameError(`frame sequence ${seq} out of order (expected ${this.#expectedSeq})`, { seq });
     this.#expectedSeq++;
+    return payload;
   }
 
-  /** Verifies and delivers a large frame spanning several reads, without joining its payload. */
+  /** Verifies and delivers a large frame spanning several reads piece by piece, without joining its payload. */
   #deliverParts(type: number, seq: number, len: number, total: number): void {
     const all = this.#takeParts(total);
-    const body = sliceParts(all, 0, FRAME_HEADER_BYTES + len);
-    this.#accept(seq, body, Buffer.concat(sliceParts(all, FRAME_HEADER_BYTES + len, total)));
-    const parts = sliceParts(body, FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + len);
+    const header = Buffer.concat(sliceParts(all, 0, FRAME_HEADER_BYTES));
+    const body = sliceParts(all, FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + len);
+    const mac = Buffer.concat(sliceParts(all, FRAME_HEADER_BYTES + len, total));
+    const parts = this.#open(seq, header, body, mac);
     if ((parts[0] as Buffer).length < PARTS_HEAD_BYTES) {
       // The first part holds the payload's head (its own header), so a reader can parse it there.
       let k = 0;
@@ -325,9 +362,9 @@ export function deriveSessionKeys(
   sourceNonce: Uint8Array,
 ): { sourceToTarget: FrameAuth; targetToSource: FrameAuth } {
   const key = (direction: string): FrameAuth =>
-    FrameAuth.gmac(
+    FrameAuth.gcm(
       createHmac('sha256', serviceKey)
-        .update(`understudy-sync-v2 ${direction}`)
+        .update(`understudy-sync-v3 ${direction}`)
         .update(targetNonce)
         .update(sourceNonce)
         .digest(),

@@ -8,11 +8,18 @@ import {
   type FrameTypeValue,
 } from './frame-codec.js';
 import type { TokenBucket } from './token-bucket.js';
+import { UnderstudyError, ErrorCode } from '../errors/index.js';
 
-/** Options of {@link FramedConnection}. */
+/** Options of {@link FramedConnection} (resolved by its owner: every field is required but the cap). */
 export interface FramedConnectionOptions {
+  /** The per-service key the handshake frames are authenticated with. */
   readonly key: Buffer;
+  /** Largest frame payload accepted once the peer is authenticated. */
   readonly maxPayloadBytes: number;
+  /** Largest frame payload accepted until the peer is authenticated (see `authenticated`). */
+  readonly maxHandshakeBytes: number;
+  /** The connection is closed if the peer is not authenticated within this many milliseconds. */
+  readonly handshakeTimeoutMs: number;
   readonly bucket?: TokenBucket | undefined;
   readonly signal?: AbortSignal | undefined;
 }
@@ -20,12 +27,16 @@ export interface FramedConnectionOptions {
 /**
  * A socket speaking the frame protocol: authenticated frames out with write backpressure and an
  * optional bandwidth cap, decoded frames in. Any decode error closes the connection with that error.
+ * Until its owner declares the peer authenticated, frames are limited to `maxHandshakeBytes` and the
+ * handshake has `handshakeTimeoutMs` to complete.
  */
 export class FramedConnection {
   #sendKey: FrameAuth;
   #outSeq = 0;
   readonly #decoder: FrameDecoder;
   #closed = false;
+  #handshakeTimer: NodeJS.Timeout | undefined;
+  #authenticated = false;
   bytesOut = 0;
   bytesIn = 0;
 
@@ -36,7 +47,20 @@ export class FramedConnection {
     private readonly onClose: (err: Error | undefined) => void,
   ) {
     this.#sendKey = FrameAuth.hmac(options.key);
-    this.#decoder = new FrameDecoder({ key: options.key, maxPayloadBytes: options.maxPayloadBytes }, onFrame);
+    this.#decoder = new FrameDecoder(
+      { key: options.key, maxPayloadBytes: Math.min(options.maxHandshakeBytes, options.maxPayloadBytes) },
+      onFrame,
+    );
+    this.#handshakeTimer = setTimeout(() => {
+      this.close(
+        new UnderstudyError(
+          ErrorCode.SyncTransport,
+          `sync handshake not completed within ${options.handshakeTimeoutMs} ms`,
+          { details: { timeoutMs: options.handshakeTimeoutMs } },
+        ),
+      );
+    }, options.handshakeTimeoutMs);
+    this.#handshakeTimer.unref();
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
       this.bytesIn += chunk.length;
@@ -52,6 +76,18 @@ export class FramedConnection {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** Whether the owner declared the peer authenticated (it proved it holds this connection's keys). */
+  get isAuthenticated(): boolean {
+    return this.#authenticated;
+  }
+
+  /** The peer proved it holds the session keys: lifts the handshake's frame limit and deadline. */
+  authenticated(): void {
+    this.#authenticated = true;
+    clearTimeout(this.#handshakeTimer);
+    this.#decoder.setMaxPayloadBytes(this.options.maxPayloadBytes);
   }
 
   /** Switches to the session's authentications, one per direction (call between handshake frames). */
@@ -107,6 +143,7 @@ export class FramedConnection {
   close(err?: Error): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#handshakeTimer);
     this.socket.destroy();
     this.onClose(err);
   }

@@ -15,10 +15,22 @@ export interface HelloTarget {
   readonly lastApplied: number;
 }
 
-/** The primary's answer: resume the lineage, or reset (the echo then sends its manifest). */
+/**
+ * The primary's challenge: the echo's nonce and a fresh one of its own. Both derive the session keys;
+ * nothing about the echo is decided before it has confirmed them.
+ */
 export interface HelloSource {
   readonly targetNonce: Uint8Array;
   readonly nonce: Uint8Array;
+}
+
+/** The echo's key confirmation (its first session frame): a hash of both hello payloads. */
+export interface Confirm {
+  readonly transcript: Uint8Array;
+}
+
+/** The primary's decision, once the echo confirmed: resume the lineage, or reset (the echo then sends its manifest). */
+export interface Welcome {
   readonly lineage: string;
   readonly resume: boolean;
 }
@@ -66,18 +78,34 @@ export function decodeHelloTarget(b: Uint8Array): HelloTarget {
   return m;
 }
 export function encodeHelloSource(m: HelloSource): Buffer {
+  return new ByteWriter().lbytes(m.targetNonce).lbytes(m.nonce).finish();
+}
+export function decodeHelloSource(b: Uint8Array): HelloSource {
+  const r = new ByteReader(b);
+  const m = { targetNonce: r.lbytes(64), nonce: r.lbytes(64) };
+  r.end();
+  if (m.nonce.length !== 16) throw bad('nonce length');
+  return m;
+}
+export function encodeConfirm(m: Confirm): Buffer {
+  return new ByteWriter().lbytes(m.transcript).finish();
+}
+export function decodeConfirm(b: Uint8Array): Confirm {
+  const r = new ByteReader(b);
+  const m = { transcript: r.lbytes(64) };
+  r.end();
+  return m;
+}
+export function encodeWelcome(m: Welcome): Buffer {
   return new ByteWriter()
-    .lbytes(m.targetNonce)
-    .lbytes(m.nonce)
     .str(m.lineage)
     .u8(m.resume ? 1 : 0)
     .finish();
 }
-export function decodeHelloSource(b: Uint8Array): HelloSource {
+export function decodeWelcome(b: Uint8Array): Welcome {
   const r = new ByteReader(b);
-  const m = { targetNonce: r.lbytes(64), nonce: r.lbytes(64), lineage: r.str(64), resume: r.u8() === 1 };
+  const m = { lineage: r.str(64), resume: r.u8() === 1 };
   r.end();
-  if (m.nonce.length !== 16) throw bad('nonce length');
   return m;
 }
 

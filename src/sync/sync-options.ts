@@ -8,6 +8,11 @@ export function serviceKey(key: string | Buffer): Buffer {
   return b;
 }
 
+/** Default of `handshakeTimeoutMs` on both sides: an unauthenticated peer is closed after this. */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Default of `maxHandshakeFrameBytes` on both sides (a hello is well under 1 KiB). */
+export const DEFAULT_MAX_HANDSHAKE_FRAME_BYTES = 16 * 1024;
+
 /** When batches are sent. */
 export type SyncMode = 'continuous' | 'relaxed';
 
@@ -15,7 +20,7 @@ export type SyncMode = 'continuous' | 'relaxed';
 export interface SyncSourceOptions {
   /** The primary's state directory. */
   readonly dir: string;
-  /** Per-service secret shared with the echoes (HMAC key, at least 16 bytes). */
+  /** Per-service secret shared with the echoes (at least 16 bytes; session keys are derived from it). */
   readonly key: string | Buffer;
   /** @default '127.0.0.1' */
   readonly host?: string;
@@ -63,6 +68,23 @@ export interface SyncSourceOptions {
   readonly streamFromBytes?: number;
   /** @default 'auto' */
   readonly compression?: CompressionMode;
+  /**
+   * An echo that has not completed the handshake (proved it holds the key for its connection)
+   * within this many milliseconds is disconnected. @default 10000
+   */
+  readonly handshakeTimeoutMs?: number;
+  /**
+   * Largest frame payload accepted from an echo before it is authenticated; a larger frame is refused
+   * from its header, before it is buffered. @default 16 KiB
+   */
+  readonly maxHandshakeFrameBytes?: number;
+  /** Connections the listener holds at once, authenticated or not; more are closed at once. @default 64 */
+  readonly maxConnections?: number;
+  /**
+   * Connections still in their handshake (not yet authenticated) the listener holds at once; more are
+   * closed at once, so unauthenticated peers cannot crowd out the echoes. @default 16
+   */
+  readonly maxPendingConnections?: number;
   /** Stops the primary side when aborted. */
   readonly signal?: AbortSignal;
 }
@@ -100,6 +122,10 @@ export function resolveSourceOptions(o: SyncSourceOptions): ResolvedSourceOption
     maxBatchBytes: o.maxBatchBytes ?? 64 * 1024 * 1024,
     streamFromBytes: o.streamFromBytes ?? 8 * 1024 * 1024,
     compression: o.compression ?? 'auto',
+    handshakeTimeoutMs: o.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+    maxHandshakeFrameBytes: o.maxHandshakeFrameBytes ?? DEFAULT_MAX_HANDSHAKE_FRAME_BYTES,
+    maxConnections: o.maxConnections ?? 64,
+    maxPendingConnections: o.maxPendingConnections ?? 16,
   };
 }
 

@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import { randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { resolve } from 'node:path';
 import { lstat, mkdir } from 'node:fs/promises';
@@ -8,17 +7,11 @@ import { ChangeWatcher } from './change-watcher.js';
 import { ContentPool } from './content-pool.js';
 import { EchoStream } from './echo-stream.js';
 import type { InitialSyncProgress, SyncStats } from './sync-stats.js';
-import { deriveSessionKeys, FrameType, type Frame } from './frame-codec.js';
+import { FrameType, type Frame } from './frame-codec.js';
 import { FramedConnection } from './framed-connection.js';
 import { globToRegExp } from './glob.js';
-import {
-  decodeError,
-  decodeHelloTarget,
-  decodeManifest,
-  decodeSeq,
-  encodeHelloSource,
-  type ManifestEntry,
-} from './messages.js';
+import { SourceHandshake } from './handshake.js';
+import { decodeError, decodeManifest, decodeSeq, type ManifestEntry } from './messages.js';
 import { priorityRanker } from './priority.js';
 import { resolveSourceOptions, type ResolvedSourceOptions, type SyncSourceOptions } from './sync-options.js';
 import { TokenBucket } from './token-bucket.js';
@@ -31,10 +24,12 @@ export interface SyncProgress extends InitialSyncProgress {
 }
 
 /**
- * The primary side of state sync: watches the state directory, serves echoes over TCP (frames
- * authenticated with HMAC-SHA256 under a per-service key), and streams batches of changes to each.
+ * The primary side of state sync: watches the state directory, serves echoes over TCP (a handshake
+ * with key confirmation under a per-service key, then frames encrypted with AES-256-GCM under
+ * per-connection keys), and streams batches of changes to each.
  * Events: `stats` ({@link SyncStats}, after each acknowledgement), `progress` ({@link SyncProgress}),
- * `error` (an UnderstudyError; the sync continues), `connected`/`disconnected` (echo id), and
+ * `error` (an UnderstudyError; the sync continues), `connected`/`disconnected` (echo id),
+ * `superseded` (echo id: a new authenticated connection of that echo closed its previous one), and
  * `trace` (a `BatchTrace`, per acknowledged batch, only computed while someone listens).
  */
 export class SyncSource extends EventEmitter {
@@ -42,6 +37,9 @@ export class SyncSource extends EventEmitter {
   readonly #server: Server;
   readonly #streams = new Map<string, EchoStream>();
   readonly #sockets = new Set<Socket>();
+  /** Sockets whose peer has not completed the handshake yet. */
+  readonly #pending = new Set<Socket>();
+  #refused = 0;
   readonly #watcher: ChangeWatcher;
   readonly #pool = new ContentPool();
   readonly #bucket: TokenBucket | undefined;
@@ -150,30 +148,55 @@ export class SyncSource extends EventEmitter {
       socket.destroy();
       return;
     }
+    const o = this.#opts;
+    if (this.#sockets.size >= o.maxConnections || this.#pending.size >= o.maxPendingConnections) {
+      // Refused before reading a byte: unauthenticated peers cannot hold more than the caps.
+      socket.destroy();
+      this.#refused++;
+      if (this.listenerCount('error') > 0)
+        this.emit(
+          'error',
+          new UnderstudyError(ErrorCode.SyncTransport, 'sync connection refused: connection cap reached', {
+            details: {
+              connections: this.#sockets.size,
+              pending: this.#pending.size,
+              maxConnections: o.maxConnections,
+              maxPendingConnections: o.maxPendingConnections,
+            },
+          }),
+        );
+      return;
+    }
     this.#sockets.add(socket);
-    socket.on('close', () => this.#sockets.delete(socket));
+    this.#pending.add(socket);
+    socket.on('close', () => {
+      this.#sockets.delete(socket);
+      this.#pending.delete(socket);
+    });
     let phase: 'hello' | 'manifest' | 'run' = 'hello';
     let stream: EchoStream | undefined;
     const manifest: ManifestEntry[] = [];
     const conn: FramedConnection = new FramedConnection(
       socket,
-      { key: this.#opts.key, maxPayloadBytes: this.#opts.maxFrameBytes, bucket: this.#bucket },
+      {
+        key: o.key,
+        maxPayloadBytes: o.maxFrameBytes,
+        maxHandshakeBytes: o.maxHandshakeFrameBytes,
+        handshakeTimeoutMs: o.handshakeTimeoutMs,
+        bucket: this.#bucket,
+      },
       (f: Frame) => {
         try {
           if (phase === 'hello') {
-            if (f.type !== FrameType.HelloTarget)
-              throw new UnderstudyError(ErrorCode.SyncFrame, 'expected hello');
-            const m = decodeHelloTarget(f.payload);
+            // Nothing is looked up, reset or attached before the echo has confirmed the keys.
+            const m = handshake.onFrame(f);
+            if (!m) return;
+            this.#pending.delete(socket);
             stream = this.#stream(m.targetId);
+            stream.claim(conn);
             const resume = stream.canResume(m.lineage, m.lastApplied);
             if (!resume) stream.reset();
-            const nonce = randomBytes(16);
-            conn.sendNow(
-              FrameType.HelloSource,
-              encodeHelloSource({ targetNonce: m.nonce, nonce, lineage: stream.lineage, resume }),
-            );
-            const keys = deriveSessionKeys(this.#opts.key, m.nonce, nonce);
-            conn.setSessionKeys(keys.sourceToTarget, keys.targetToSource);
+            handshake.welcome({ lineage: stream.lineage, resume });
             this.emit('connected', m.targetId);
             if (resume) {
               phase = 'run';
@@ -218,6 +241,12 @@ export class SyncSource extends EventEmitter {
         if (err && isUnderstudyError(err) && this.listenerCount('error') > 0) this.emit('error', err);
       },
     );
+    const handshake = new SourceHandshake(o.key, conn);
+  }
+
+  /** Connections held now (`open`, of which `pending` have not completed the handshake) and refused so far. */
+  connections(): { open: number; pending: number; refused: number } {
+    return { open: this.#sockets.size, pending: this.#pending.size, refused: this.#refused };
   }
 
   /** Bytes and files the initial sync has to make current: files absent from the manifest or of another size. */

@@ -26,6 +26,8 @@ export interface SyncStats {
   readonly lastAckedSeq: number;
   readonly errors: number;
   readonly lastError: string | null;
+  /** Connections of this echo closed because a newer authenticated one replaced them. */
+  readonly supersededConnections: number;
   /** Initial (full) sync progress, null once complete. */
   readonly initialSync: InitialSyncProgress | null;
 }

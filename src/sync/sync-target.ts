@@ -1,33 +1,36 @@
 import { EventEmitter } from 'node:events';
-import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { connect } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { UnderstudyError, ErrorCode, isUnderstudyError } from '../errors/index.js';
 import { BatchApplier } from './batch-applier.js';
 import { ByteQueue } from './byte-queue.js';
 import { Codec, decompress } from './compression.js';
 import { nowMs } from './sync-stats.js';
-import { deriveSessionKeys, FrameType, type Frame } from './frame-codec.js';
+import { FrameType, type Frame } from './frame-codec.js';
 import { FramedConnection } from './framed-connection.js';
+import { TargetHandshake } from './handshake.js';
 import { buildManifest } from './manifest.js';
 import {
   decodeBatchOps,
-  decodeHelloSource,
   decodeSeq,
   encodeError,
-  encodeHelloTarget,
   encodeManifest,
   encodeSeq,
   type BatchOp,
 } from './messages.js';
 import { ByteReader } from './byte-codec.js';
-import { serviceKey } from './sync-options.js';
+import {
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_MAX_HANDSHAKE_FRAME_BYTES,
+  serviceKey,
+} from './sync-options.js';
 
 /** Options of {@link SyncTarget}. */
 export interface SyncTargetOptions {
   /** The echo's state directory (created if missing). */
   readonly dir: string;
-  /** Per-service secret shared with the primary (HMAC key). */
+  /** Per-service secret shared with the primary (at least 16 bytes; session keys are derived from it). */
   readonly key: string | Buffer;
   /** Primary's sync port. */
   readonly port: number;
@@ -45,6 +48,13 @@ export interface SyncTargetOptions {
   readonly maxFrameBytes?: number;
   /** Bytes of received, not yet applied data before reading pauses. @default 64 MiB */
   readonly maxBufferedBytes?: number;
+  /**
+   * A connection whose primary has not completed the handshake (proved it holds the key) within this
+   * many milliseconds is dropped (and retried). @default 10000
+   */
+  readonly handshakeTimeoutMs?: number;
+  /** Largest frame payload accepted before the primary is authenticated. @default 16 KiB */
+  readonly maxHandshakeFrameBytes?: number;
   /** Stops the echo side when aborted. */
   readonly signal?: AbortSignal;
 }
@@ -141,6 +151,8 @@ export class SyncTarget extends EventEmitter {
       reconnectDelayMs: options.reconnectDelayMs ?? 200,
       maxFrameBytes: options.maxFrameBytes ?? 17 * 1024 * 1024,
       maxBufferedBytes: options.maxBufferedBytes ?? 64 * 1024 * 1024,
+      handshakeTimeoutMs: options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+      maxHandshakeFrameBytes: options.maxHandshakeFrameBytes ?? DEFAULT_MAX_HANDSHAKE_FRAME_BYTES,
     };
     const applier = await BatchApplier.create(dir, opts.metaDir, opts.durable);
     const t = new SyncTarget(opts, applier);
@@ -171,7 +183,10 @@ export class SyncTarget extends EventEmitter {
         if (!this.#closed) this.emit('disconnected', err);
       }
       if (this.#closed) break;
-      await new Promise((r) => setTimeout(r, this.#opts.reconnectDelayMs));
+      // Cut short by close(), so that closing never waits out the delay.
+      await sleep(this.#opts.reconnectDelayMs, undefined, { signal: this.#abort.signal }).catch(
+        () => undefined,
+      );
     }
   }
 
@@ -188,7 +203,6 @@ export class SyncTarget extends EventEmitter {
       socket.once('connect', res);
       socket.once('error', rej);
     });
-    const nonce = randomBytes(16);
     const applier = this.#applier;
     let lineage = applier.state.lineage;
     let phase: 'hello' | 'run' = 'hello';
@@ -225,13 +239,9 @@ export class SyncTarget extends EventEmitter {
       if (failed) return;
       try {
         if (phase === 'hello') {
-          if (f.type !== FrameType.HelloSource)
-            throw new UnderstudyError(ErrorCode.SyncFrame, 'expected hello');
-          const m = decodeHelloSource(f.payload);
-          if (m.targetNonce.length !== 16 || !timingSafeEqual(Buffer.from(m.targetNonce), nonce))
-            throw new UnderstudyError(ErrorCode.SyncFrame, 'hello does not answer our nonce');
-          const keys = deriveSessionKeys(this.#opts.key, nonce, m.nonce);
-          conn.setSessionKeys(keys.targetToSource, keys.sourceToTarget);
+          // Nothing is applied before the primary has proved the key for this connection.
+          const m = handshake.onFrame(f);
+          if (!m) return;
           phase = 'run';
           if (!m.resume || m.lineage !== lineage) {
             lineage = m.lineage;
@@ -344,7 +354,12 @@ export class SyncTarget extends EventEmitter {
 
     const conn = new FramedConnection(
       socket,
-      { key: this.#opts.key, maxPayloadBytes: this.#opts.maxFrameBytes },
+      {
+        key: this.#opts.key,
+        maxPayloadBytes: this.#opts.maxFrameBytes,
+        maxHandshakeBytes: this.#opts.maxHandshakeFrameBytes,
+        handshakeTimeoutMs: this.#opts.handshakeTimeoutMs,
+      },
       onFrame,
       (err) => {
         this.#stats.wireBytesIn += conn.bytesIn;
@@ -359,15 +374,8 @@ export class SyncTarget extends EventEmitter {
       },
     );
     this.#conn = conn;
-    await conn.send(
-      FrameType.HelloTarget,
-      encodeHelloTarget({
-        targetId: this.#opts.echoId,
-        nonce,
-        lineage,
-        lastApplied: applier.state.lastApplied,
-      }),
-    );
+    const handshake = new TargetHandshake(this.#opts.key, conn);
+    await handshake.start({ targetId: this.#opts.echoId, lineage, lastApplied: applier.state.lastApplied });
     try {
       await ended;
     } finally {
