@@ -31,6 +31,12 @@ const reactive = (over: Partial<ScalingOptions> = {}): ScalingOptions => ({
   ...over,
 });
 
+/** The same without a configured capacity: it has to be measured. */
+function unmeasured(): ScalingOptions {
+  const { capacity: _c, ...o } = reactive();
+  return o;
+}
+
 /** A world that does what the step asks at once. */
 function runner(options: ScalingOptions) {
   const policy = createScalingPolicy(options);
@@ -101,11 +107,11 @@ describe('scalingStep', () => {
 
   it('decides nothing while busy (a failover), and nothing before a capacity is known', () => {
     expect(runner(reactive()).step(0, 300, { busy: true }).decision).toBeUndefined();
-    expect(runner(reactive({ capacity: undefined })).step(0, 300).decision).toBeUndefined();
+    expect(runner(unmeasured()).step(0, 300).decision).toBeUndefined();
   });
 
   it('measures an unset capacity from CPU samples, records it, and decides from then on', () => {
-    const r = runner(reactive({ capacity: undefined }));
+    const r = runner(unmeasured());
     const cpu = { servingUtilisation: 0.5 };
     for (let i = 0; i < 4; i++) expect(r.step(i * 1000, 100, { cpu }).decision).toBeUndefined();
     const fifth = r.step(4000, 100, { cpu });
