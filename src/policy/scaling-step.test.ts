@@ -39,7 +39,7 @@ function unmeasured(): ScalingOptions {
 
 /** A world that does what the step asks at once. */
 function runner(options: ScalingOptions) {
-  const policy = createScalingPolicy(options);
+  const policy = createScalingPolicy(resolveScalingOptions(options));
   let state: ScalingState = initialScalingState(policy.options);
   let desired: ScalingCounts = { serving: 1, echoes: 0, shadows: 0 };
   const records: ScalingRecord[] = [];

@@ -94,9 +94,8 @@ export interface ScalingPolicy {
   readonly scaler: PredictiveScaler;
 }
 
-/** Resolves the options and makes a fresh scaler (no load seen yet). */
-export function createScalingPolicy(o: ScalingOptions | ResolvedScalingOptions): ScalingPolicy {
-  const options = 'targetUtilization' in o ? o : resolveScalingOptions(o);
+/** A policy with a fresh scaler (no load seen yet). */
+export function createScalingPolicy(options: ResolvedScalingOptions): ScalingPolicy {
   return { options, scaler: new PredictiveScaler(options.scaler) };
 }
 

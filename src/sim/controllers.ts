@@ -4,6 +4,7 @@ import {
   initialHpaState,
   initialScalingState,
   resolveHpaOptions,
+  resolveScalingOptions,
   scalingStep,
 } from '../policy/index.js';
 import type {
@@ -79,7 +80,7 @@ export class PredictiveController implements ScalingController {
     const o: ScalingOptions =
       'scaler' in options ? options : { scaler: options, capacity: options.capacityPerInstance };
     const withCapacity = o.capacity !== undefined ? o : { ...o, capacity: o.scaler.capacityPerInstance };
-    this.#policy = createScalingPolicy(withCapacity);
+    this.#policy = createScalingPolicy(resolveScalingOptions(withCapacity));
     this.#state = initialScalingState(this.#policy.options);
     this.#desired = initial;
   }
