@@ -207,6 +207,43 @@ export interface ScalingStepResult {
 }
 
 /**
+ * A CPU sample: the smoothed shadow signal (the latest rate attached), its alarm, the capacity estimate.
+ * Appends what is worth recording to `records`.
+ */
+function cpuSample(
+  o: ResolvedScalingOptions,
+  state: ScalingState,
+  cpu: NonNullable<ScalingObservation['cpu']>,
+  load: number,
+  nowMs: number,
+  records: ScalingRecord[],
+): ScalingState {
+  const smoothed = smoothShadowSignal(state.shadow, cpu.shadow, o.shadowAlpha);
+  const shadow = smoothed && cpu.rate ? { ...smoothed, rate: cpu.rate } : smoothed;
+  const { shadow: _previous, ...rest } = state;
+  let s: ScalingState = shadow ? { ...rest, shadow } : rest;
+  if (shadow) {
+    const alarm = stepShadowAlarm(
+      { threshold: o.shadowDeltaThreshold, clearFraction: o.shadowClearFraction, streak: o.shadowStreak },
+      s.shadowAlarm,
+      shadow,
+    );
+    s = { ...s, shadowAlarm: alarm.state };
+    if (alarm.changed !== undefined)
+      records.push({
+        type: 'shadow-alarm',
+        at: nowMs,
+        alarm: alarm.changed,
+        signal: shadow,
+        threshold: o.shadowDeltaThreshold,
+      });
+  }
+  const c = estimateCapacity(o.capacityEstimate, s.capacity, load, cpu.servingUtilisation);
+  if (c.report) records.push({ type: 'capacity', at: nowMs, ...c.report });
+  return { ...s, capacity: c.state };
+}
+
+/**
  * One step of a service's scaling policy — the one entry point the live autoscaler and the simulator
  * both call with what they observed: a CPU sample (if any) updates the smoothed shadow signal, its
  * alarm (hysteresis) and the capacity estimate; the load is fed to the forecaster; and, when a decision
@@ -222,32 +259,7 @@ export function scalingStep(
 ): ScalingStepResult {
   const o = policy.options;
   const records: ScalingRecord[] = [];
-  let s = state;
-  if (obs.cpu) {
-    const smoothed = smoothShadowSignal(s.shadow, obs.cpu.shadow, o.shadowAlpha);
-    const shadow = smoothed && obs.cpu.rate ? { ...smoothed, rate: obs.cpu.rate } : smoothed;
-    const { shadow: _old, ...rest } = s;
-    s = shadow ? { ...rest, shadow } : rest;
-    if (shadow) {
-      const alarm = stepShadowAlarm(
-        { threshold: o.shadowDeltaThreshold, clearFraction: o.shadowClearFraction, streak: o.shadowStreak },
-        s.shadowAlarm,
-        shadow,
-      );
-      s = { ...s, shadowAlarm: alarm.state };
-      if (alarm.changed !== undefined)
-        records.push({
-          type: 'shadow-alarm',
-          at: nowMs,
-          alarm: alarm.changed,
-          signal: shadow,
-          threshold: o.shadowDeltaThreshold,
-        });
-    }
-    const c = estimateCapacity(o.capacityEstimate, s.capacity, obs.load, obs.cpu.servingUtilisation);
-    s = { ...s, capacity: c.state };
-    if (c.report) records.push({ type: 'capacity', at: nowMs, ...c.report });
-  }
+  let s = obs.cpu ? cpuSample(o, state, obs.cpu, obs.load, nowMs, records) : state;
   const scaler = policy.scaler;
   scaler.observe(nowMs, obs.load);
   const capacity = s.capacity.estimate?.perInstance;
