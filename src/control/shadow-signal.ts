@@ -1,28 +1,9 @@
+import type { ShadowSignal } from '../policy/index.js';
 import type { Runtime } from '../runtime/index.js';
 import type { InstanceRecord } from './records.js';
 
-/**
- * Live versus shadow load (seeds 002, 004), both as the utilisation one serving instance would see:
- * the shadow runs a `sample` fraction of all live traffic on a fraction of one instance's CPU, so its
- * CPU use is scaled back to the whole traffic and spread over the serving set before comparing.
- */
-export interface ShadowSignal {
-  /** Mean CPU utilisation of the serving instances (of their limit, or of one core). */
-  liveLoad: number;
-  /** The same, as predicted from the shadow's CPU use. */
-  shadowLoad: number;
-  /** (shadow − live) / live: positive when the shadow says the traffic costs more than live shows. */
-  delta: number;
-  /** The shadow's utilisation of its own (smaller) limit: near 1 it saturates first, an early warning. */
-  shadowUtilisation: number;
-  shadows: number;
-  /**
-   * Seed 002's rate delta: requests/s through the router (live) against the mirrored copies the shadows
-   * answered, scaled back to the whole traffic; `relative` = (live − shadow) / shadow. It widens when a
-   * shadow cannot keep up (copies dropped, failed or timed out), mutations included.
-   */
-  rate?: { live: number; shadow: number; relative: number };
-}
+/** The shadow signal is policy's plain data type; the measurement is here. */
+export type { ShadowSignal } from '../policy/index.js';
 
 /**
  * CPU utilisation of the serving set and, with a running shadow, the shadow signal. Serving instances'

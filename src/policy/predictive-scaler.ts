@@ -15,6 +15,9 @@ import type {
 import { decideWarmPool, resolveWarmPoolOptions } from './warm-pool-policy.js';
 import type { ResolvedWarmPoolOptions, WarmPoolOptions } from './warm-pool-policy.js';
 
+/** Time between two decisions when `decisionIntervalMs` is not set (ms). */
+export const DEFAULT_DECISION_INTERVAL_MS = 15_000;
+
 /** Options of {@link PredictiveScaler}. */
 export interface PredictiveScalerOptions extends HorizontalPolicyOptions {
   /** Step of the forecast series: observed load is averaged per step (ms). @default 60000 */
@@ -168,7 +171,7 @@ export class PredictiveScaler {
     this.#coldLeadMs = options.coldLeadMs ?? 120_000;
     this.#warmLeadMs = options.warmLeadMs ?? 5_000;
     this.#coverage = options.coverage ?? 0.8;
-    this.#intervalMs = options.decisionIntervalMs ?? 15_000;
+    this.#intervalMs = options.decisionIntervalMs ?? DEFAULT_DECISION_INTERVAL_MS;
     this.#alpha = options.accuracyAlpha ?? 0.05;
     this.#pool =
       options.warmPool === false

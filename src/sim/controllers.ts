@@ -1,11 +1,25 @@
-import { decideHpa, initialHpaState, PredictiveScaler, resolveHpaOptions } from '../policy/index.js';
+import {
+  createScalingPolicy,
+  decideHpa,
+  initialHpaState,
+  initialScalingState,
+  resolveHpaOptions,
+  resolveScalingOptions,
+  scalingStep,
+} from '../policy/index.js';
 import type {
   Decision,
   DecisionForecast,
   HpaOptions,
   HpaState,
+  PredictiveScaler,
   PredictiveScalerOptions,
   ResolvedHpaOptions,
+  ScalingCounts,
+  ScalingOptions,
+  ScalingPolicy,
+  ScalingRecord,
+  ScalingState,
 } from '../policy/index.js';
 
 /** What a controller sees of its service at a tick. */
@@ -30,7 +44,11 @@ export interface ControllerOutput {
   serving: number;
   /** Warm-pool size; omitted = 0. */
   pool?: number;
+  /** Shadows wanted (not simulated; reported by the predictive controller). */
+  shadows?: number;
   decisions?: Decision[];
+  /** Everything the policy reported at this tick, in order (decisions and observations). */
+  records?: ScalingRecord[];
   /** Forecast at the serving horizon, recorded for the plot. */
   forecast?: DecisionForecast;
 }
@@ -41,26 +59,58 @@ export interface ScalingController {
   decide(now: number, view: ServiceView): ControllerOutput;
 }
 
-/** The predictive policy: {@link PredictiveScaler}, exactly as the live loop runs it. */
+/**
+ * The predictive policy exactly as the live autoscaler runs it: every tick is one call of
+ * {@link scalingStep} (the same entry point, the same options — from a spec, `scalingOptionsFromSpec`)
+ * with what the simulator observes; the serving set, pool and shadows it asks for are the step's
+ * desired counts. The simulator has no CPU samples: give the options a `capacity` (by default the
+ * scaler's `capacityPerInstance`).
+ */
 export class PredictiveController implements ScalingController {
   readonly name = 'predictive';
-  readonly scaler: PredictiveScaler;
-  constructor(options: PredictiveScalerOptions) {
-    this.scaler = new PredictiveScaler(options);
+  readonly #policy: ScalingPolicy;
+  #state: ScalingState;
+  #desired: ScalingCounts | undefined;
+
+  /**
+   * @param options the predictive scaler's options, or the whole scaling options (with `scaler`)
+   * @param initial desired counts before the first decision @default the first tick's serving and pool, `minShadows`
+   */
+  constructor(options: PredictiveScalerOptions | ScalingOptions, initial?: ScalingCounts) {
+    const o: ScalingOptions =
+      'scaler' in options ? options : { scaler: options, capacity: options.capacityPerInstance };
+    const withCapacity = o.capacity !== undefined ? o : { ...o, capacity: o.scaler.capacityPerInstance };
+    this.#policy = createScalingPolicy(resolveScalingOptions(withCapacity));
+    this.#state = initialScalingState(this.#policy.options);
+    this.#desired = initial;
   }
+
+  /** The scaler the step runs (e.g. to inspect its forecaster). */
+  get scaler(): PredictiveScaler {
+    return this.#policy.scaler;
+  }
+
   decide(now: number, v: ServiceView): ControllerOutput {
-    this.scaler.observe(now, v.load);
-    const d = this.scaler.decide(now, {
-      serving: v.ready + v.starting,
-      pool: v.poolReady + v.poolStarting,
-      poolReady: v.poolReady,
-      load: v.load,
-    });
+    const serving = v.ready + v.starting;
+    const pool = v.poolReady + v.poolStarting;
+    const desired = this.#desired ?? { serving, echoes: pool, shadows: this.#policy.options.minShadows };
+    const r = scalingStep(
+      this.#policy,
+      this.#state,
+      { load: v.load, serving, pool, poolReady: v.poolReady, desired },
+      now,
+    );
+    this.#state = r.state;
+    const counts = r.decision?.counts ?? desired;
+    this.#desired = counts;
+    const decisions = r.records.flatMap((x) => (x.type === 'decision' ? [x.decision] : []));
     return {
-      serving: d.serving,
-      pool: d.pool,
-      decisions: d.decisions,
-      ...(d.forecast ? { forecast: d.forecast } : {}),
+      serving: counts.serving,
+      pool: counts.echoes,
+      shadows: counts.shadows,
+      decisions,
+      records: r.records,
+      ...(r.state.forecast && r.decision ? { forecast: r.state.forecast } : {}),
     };
   }
 }
