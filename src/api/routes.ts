@@ -87,6 +87,12 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
       'cache-control': 'no-cache',
       connection: 'keep-alive',
     });
+    // A HEAD (fastify serves one for every GET) gets the headers and nothing to wait for: node sends
+    // no body for it, so the stream would otherwise hold the connection open without a byte.
+    if (req.method === 'HEAD') {
+      reply.raw.end();
+      return;
+    }
     reply.raw.write(': understudy decisions\n\n');
     const unsubscribe = control.decisions.subscribe((d) =>
       reply.raw.write(`id: ${d.seq}\ndata: ${JSON.stringify(d)}\n\n`),

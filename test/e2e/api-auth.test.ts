@@ -168,3 +168,20 @@ describe('the route table of the control API', () => {
     expect(served.sort()).toEqual(documented.sort());
   });
 });
+
+describe('the event stream of the control API', () => {
+  it('streams decisions to a GET with the token, and answers a HEAD at once without subscribing', async () => {
+    const auth = { authorization: `Bearer ${rig.token}` };
+    const get = await sendRaw(rig.port, rawRequest(rig.port, 'GET', '/v1/events/stream', { headers: auth }));
+    expect(get.status).toBe(200);
+    expect(get.headers['content-type']).toBe('text/event-stream');
+    expect(rig.stub.calls.map((c) => c.method)).toEqual(['decisions.subscribe']);
+    rig.stub.calls.length = 0;
+    const head = await sendRaw(
+      rig.port,
+      rawRequest(rig.port, 'HEAD', '/v1/events/stream', { headers: auth }),
+    );
+    expect(head.status).toBe(200);
+    expect(rig.stub.calls).toEqual([]);
+  });
+});
