@@ -354,7 +354,9 @@ export class Failover {
     rec.role = 'echo';
     const files = this.host.fileSync(rec.service);
     if (files) {
-      // Warm and cold: the file sync makes the initial full copy, then keeps it continuous.
+      // Warm and cold: the file sync makes the initial full copy, then keeps it continuous. The directory
+      // is created owner-only first (the sync would create it with the default mode).
+      await mkdir(rec.stateDir, { recursive: true, mode: 0o700 });
       await files.addEcho(rec.id, rec.stateDir);
       if (spec.echo.mode === 'cold') {
         rec.phase = 'standby';
@@ -379,7 +381,7 @@ export class Failover {
       try {
         fromSeq = plane.replication?.log.lastSeq ?? 0;
         await rm(rec.stateDir, { recursive: true, force: true });
-        await mkdir(rec.stateDir, { recursive: true });
+        await mkdir(rec.stateDir, { recursive: true, mode: 0o700 });
         await cp(primary.stateDir, rec.stateDir, { recursive: true, force: true, verbatimSymlinks: true });
       } finally {
         plane.router.resume();
