@@ -18,6 +18,7 @@ import {
   limitsFor,
   newInstanceRecord,
   nextInstanceId,
+  stateDirUsers,
   type LaunchContext,
 } from './instance-launch.js';
 import { waitReady, watchInstance } from './instance-watch.js';
@@ -222,7 +223,19 @@ export class ControlPlane {
       await this.failover.provisionEcho(rec, decision);
       return;
     }
-    if (rec.role === 'shadow') await seedShadowState(this.#servingHost(), rec);
+    if (rec.role === 'shadow') {
+      const users = stateDirUsers(rec, this.#records.values());
+      if (users.length > 0) {
+        rec.phase = 'failed';
+        await this.#save(rec);
+        this.decisions.settle(
+          decision,
+          `failed: refusing to replace the state directory ${rec.stateDir} of shadow ${rec.id}: ${users.map((u) => u.id).join(', ')} use it`,
+        );
+        return;
+      }
+      await seedShadowState(this.#servingHost(), rec);
+    }
     await this.#launch(rec, decision);
   }
 
@@ -522,6 +535,7 @@ export class ControlPlane {
       expectExit: (id) => this.#expectedExits.add(id),
       launch: (rec, decision) => this.#launch(rec, decision),
       waitReady: (rec, timeoutMs) => waitReady(this.#specOf(rec.service), rec, timeoutMs),
+      allInstances: () => this.instances(),
     };
   }
 

@@ -3,7 +3,7 @@ import { basename, dirname, join } from 'node:path';
 import type { ServiceSpec } from '../config/index.js';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import type { StateStore } from '../store/index.js';
-import { limitsFor } from './instance-launch.js';
+import { limitsFor, stateDirUsers } from './instance-launch.js';
 import type { Decision, InstanceRecord } from './records.js';
 import type { ServingSetHost } from './serving-set.js';
 
@@ -34,6 +34,8 @@ export interface FailoverHost extends ServingSetHost {
   launch(rec: InstanceRecord, decision: Decision): Promise<void>;
   /** Resolves once the instance answers (health check or port), or false on timeout. */
   waitReady(rec: InstanceRecord, timeoutMs: number): Promise<boolean>;
+  /** Every known instance of every service (to check that a state directory is no one else's). */
+  allInstances(): InstanceRecord[];
 }
 
 /** The cause of a failover: what was seen, and when the failure happened if known. */
@@ -351,6 +353,8 @@ export class Failover {
    */
   async provisionEcho(rec: InstanceRecord, decision: Decision): Promise<void> {
     const spec = this.host.specOf(rec.service);
+    // Its directory is replaced by a copy of the primary's: never one that another instance uses.
+    if (await this.#refuseShared(rec, decision)) return;
     rec.role = 'echo';
     const files = this.host.fileSync(rec.service);
     if (files) {
@@ -396,12 +400,34 @@ export class Failover {
     if (replication) this.#restoreWhen(rec, () => replication.waitCaughtUp(rec.id, 60_000));
   }
 
-  /** Redundancy is back once the new echo has caught up: close the degraded window then. */
+  /**
+   * Before a state directory is deleted: if another instance uses it (the same or a nested directory),
+   * nothing is deleted, the instance is marked failed and the decision says why. Returns whether it
+   * refused.
+   */
+  async #refuseShared(rec: InstanceRecord, decision: Decision): Promise<boolean> {
+    const users = stateDirUsers(rec, this.host.allInstances());
+    if (users.length === 0) return false;
+    rec.phase = 'failed';
+    await this.host.save(rec);
+    decision.inputs = { ...decision.inputs, stateDir: rec.stateDir, sharedWith: users.map((u) => u.id) };
+    this.host.decisions.settle(
+      decision,
+      `failed: refusing to delete the state directory ${rec.stateDir} of ${rec.id}: ${users
+        .map((u) => `${u.id} (${u.stateDir})`)
+        .join(
+          ', ',
+        )} use${users.length === 1 ? 's' : ''} it; give every instance its own stateDir, e.g. 'state/{instance}'`,
+    );
+    return true;
+  }
+
   /**
    * Seed 002: recreates an echo whose state sync keeps failing — its state directory and sync journal
    * are removed and it is provisioned again from a full copy. The caller has stopped its process.
    */
   async recreateEcho(rec: InstanceRecord, decision: Decision): Promise<void> {
+    if (await this.#refuseShared(rec, decision)) return;
     await this.host.fileSync(rec.service)?.removeEcho(rec.id);
     await rm(rec.stateDir, { recursive: true, force: true });
     await rm(join(dirname(rec.stateDir), `.${basename(rec.stateDir)}.understudy-sync`), {
