@@ -4,6 +4,7 @@ import type { FailureVerdict, HealthVerdict } from '../health/index.js';
 import type { InstanceExit, InstanceHandle } from '../runtime/index.js';
 import type { ServiceFileSync } from '../agent/index.js';
 import { adoptSurvivors, type AdoptionHost } from './adoption.js';
+import { recoverPromotions } from './promotion-recovery.js';
 import { DecisionLog } from './decision-log.js';
 import { serviceView, type ServiceView } from './service-view.js';
 import type { ControlPlaneOptions } from './control-plane-options.js';
@@ -18,7 +19,6 @@ import {
   limitsFor,
   newInstanceRecord,
   nextInstanceId,
-  stateDirUsers,
   type LaunchContext,
 } from './instance-launch.js';
 import { waitReady, watchInstance } from './instance-watch.js';
@@ -141,6 +141,9 @@ export class ControlPlane {
       if (wired.plane) this.#planes.set(spec.name, wired.plane);
       if (wired.files) this.#fileSyncs.set(spec.name, wired.files);
     }
+    // A promotion the previous control process was killed in the middle of is finished first, so that
+    // adoption sees consistent roles and epochs.
+    await recoverPromotions(this.#adoptionHost());
     await adoptSurvivors(this.#adoptionHost());
     this.#sampler = setInterval(() => void this.#echoes.sample(), 1000);
     this.#sampler.unref();
@@ -224,16 +227,7 @@ export class ControlPlane {
       return;
     }
     if (rec.role === 'shadow') {
-      const users = stateDirUsers(rec, this.#records.values());
-      if (users.length > 0) {
-        rec.phase = 'failed';
-        await this.#save(rec);
-        this.decisions.settle(
-          decision,
-          `failed: refusing to replace the state directory ${rec.stateDir} of shadow ${rec.id}: ${users.map((u) => u.id).join(', ')} use it`,
-        );
-        return;
-      }
+      if (await this.failover.refuseSharedStateDir(rec, decision)) return;
       await seedShadowState(this.#servingHost(), rec);
     }
     await this.#launch(rec, decision);

@@ -4,8 +4,12 @@ import type { ServiceSpec } from '../config/index.js';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import type { StateStore } from '../store/index.js';
 import { limitsFor, stateDirUsers } from './instance-launch.js';
-import type { Decision, InstanceRecord } from './records.js';
+import { crashPoint } from './crash-points.js';
+import type { Decision, InstanceRecord, PromotionIntent } from './records.js';
 import type { ServingSetHost } from './serving-set.js';
+
+/** Store key prefix of promotion intents (`promotions/<service>`). */
+export const PROMOTION_PREFIX = 'promotions/';
 
 /** Timings of the last failover or switchover of a service, shown by `understudy status`. */
 export interface FailoverRecord {
@@ -181,6 +185,7 @@ export class Failover {
     const plane = this.host.dataPlane(service);
     const started = cause.detectedAt;
     let paused = false;
+    let intentWritten = false;
     try {
       if (kind === 'switchover' && plane) {
         await plane.router.pause();
@@ -203,12 +208,29 @@ export class Failover {
         );
       }
       const epoch = await this.host.store.epoch(service);
+      // The intent goes into the store before the epoch moves: a control process killed from here until
+      // every role is saved leaves it behind, and the next one rolls the promotion forward or back.
+      const intent: PromotionIntent = {
+        service,
+        kind,
+        ...(old ? { from: old.id } : {}),
+        to: target.id,
+        toSlot: target.slot,
+        epoch,
+        next: epoch + 1,
+        at: Date.now(),
+        decision: decision.seq,
+      };
+      await this.host.store.put(PROMOTION_PREFIX + service, JSON.stringify(intent));
+      intentWritten = true;
+      crashPoint('before-epoch-cas');
       const next = await this.host.store.bumpEpoch(service, epoch);
       if (next === undefined)
         throw new UnderstudyError(
           ErrorCode.Failover,
           `the epoch of '${service}' moved under this promotion (another control plane?)`,
         );
+      crashPoint('after-epoch-cas');
       // Fence first: the deposed primary must not serve once the new one does. Raising the router's epoch
       // cuts its connections; new requests wait (briefly) for the new primary.
       if (old && kind === 'failover') {
@@ -243,7 +265,7 @@ export class Failover {
         });
         await this.host.launch(target, start);
       } else if (spec.echo.mode === 'warm' && spec.echo.promote) {
-        await this.#promotionHook(target, spec);
+        await this.promotionHook(target, spec);
       }
       if (spec.echo.mode === 'cold' && !(await this.host.waitReady(target, 10_000))) {
         throw new UnderstudyError(
@@ -281,6 +303,9 @@ export class Failover {
           await this.host.save(old);
         }
       }
+      // Every role is saved: nothing is left to roll forward.
+      await this.host.store.delete(PROMOTION_PREFIX + service);
+      intentWritten = false;
       const record: FailoverRecord = {
         kind,
         at: promotedAt,
@@ -314,6 +339,8 @@ export class Failover {
         }`,
       );
     } catch (err) {
+      // This process handles the failure itself (the caller steps the echo back or tries the next one).
+      if (intentWritten) await this.host.store.delete(PROMOTION_PREFIX + service).catch(() => undefined);
       this.host.decisions.settle(decision, `failed: ${(err as Error).message}`);
       throw err;
     } finally {
@@ -322,7 +349,11 @@ export class Failover {
     }
   }
 
-  async #promotionHook(target: InstanceRecord, spec: ServiceSpec): Promise<void> {
+  /**
+   * Tells a promoted warm echo that it is the primary now (the spec's `echo.promote` hook).
+   * Thrown: UNDERSTUDY_ERR_FAILOVER when the HTTP hook does not answer or answers an error.
+   */
+  async promotionHook(target: InstanceRecord, spec: ServiceSpec): Promise<void> {
     const hook = spec.echo.promote;
     if (hook?.signal) this.host.runtime.signal(target.id, hook.signal);
     if (hook?.http) {
@@ -354,7 +385,7 @@ export class Failover {
   async provisionEcho(rec: InstanceRecord, decision: Decision): Promise<void> {
     const spec = this.host.specOf(rec.service);
     // Its directory is replaced by a copy of the primary's: never one that another instance uses.
-    if (await this.#refuseShared(rec, decision)) return;
+    if (await this.refuseSharedStateDir(rec, decision)) return;
     rec.role = 'echo';
     const files = this.host.fileSync(rec.service);
     if (files) {
@@ -405,7 +436,7 @@ export class Failover {
    * nothing is deleted, the instance is marked failed and the decision says why. Returns whether it
    * refused.
    */
-  async #refuseShared(rec: InstanceRecord, decision: Decision): Promise<boolean> {
+  async refuseSharedStateDir(rec: InstanceRecord, decision: Decision): Promise<boolean> {
     const users = stateDirUsers(rec, this.host.allInstances());
     if (users.length === 0) return false;
     rec.phase = 'failed';
@@ -427,7 +458,7 @@ export class Failover {
    * are removed and it is provisioned again from a full copy. The caller has stopped its process.
    */
   async recreateEcho(rec: InstanceRecord, decision: Decision): Promise<void> {
-    if (await this.#refuseShared(rec, decision)) return;
+    if (await this.refuseSharedStateDir(rec, decision)) return;
     await this.host.fileSync(rec.service)?.removeEcho(rec.id);
     await rm(rec.stateDir, { recursive: true, force: true });
     await rm(join(dirname(rec.stateDir), `.${basename(rec.stateDir)}.understudy-sync`), {
