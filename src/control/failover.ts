@@ -392,6 +392,7 @@ export class Failover {
       // Warm and cold: the file sync makes the initial full copy, then keeps it continuous. The directory
       // is created owner-only first (the sync would create it with the default mode).
       await mkdir(rec.stateDir, { recursive: true, mode: 0o700 });
+      await mkdir(syncJournalOf(rec.stateDir), { recursive: true, mode: 0o700 });
       await files.addEcho(rec.id, rec.stateDir);
       if (spec.echo.mode === 'cold') {
         rec.phase = 'standby';
@@ -461,10 +462,7 @@ export class Failover {
     if (await this.refuseSharedStateDir(rec, decision)) return;
     await this.host.fileSync(rec.service)?.removeEcho(rec.id);
     await rm(rec.stateDir, { recursive: true, force: true });
-    await rm(join(dirname(rec.stateDir), `.${basename(rec.stateDir)}.understudy-sync`), {
-      recursive: true,
-      force: true,
-    });
+    await rm(syncJournalOf(rec.stateDir), { recursive: true, force: true });
     await this.provisionEcho(rec, decision);
   }
 
@@ -489,4 +487,9 @@ export class Failover {
       }
     });
   }
+}
+
+/** The file sync's journal of an echo's state directory: the sibling `.<name>.understudy-sync`. */
+function syncJournalOf(stateDir: string): string {
+  return join(dirname(stateDir), `.${basename(stateDir)}.understudy-sync`);
 }

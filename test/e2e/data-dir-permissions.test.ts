@@ -13,6 +13,12 @@ afterEach(async () => {
 });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
+/** `name mode` of the files (or the directories) directly in `dir`. */
+function modesIn(dir: string, kind: 'files' | 'dirs'): string[] {
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((e) => (kind === 'files' ? e.isFile() : e.isDirectory()))
+    .map((e) => `${e.name} ${modeOf(join(dir, e.name))}`);
+}
 const modeOf = (path: string): string => (statSync(path).mode & 0o777).toString(8);
 
 function specFile(name: string): string {
@@ -52,6 +58,12 @@ describe('data directory permissions (real processes)', { timeout: 60_000 }, () 
     expect(logs.length).toBeGreaterThan(0);
     for (const f of logs) expect(`${f} ${modeOf(join(dataDir, 'logs', f))}`).toBe(`${f} 600`);
     expect(modeOf(join(dataDir, 'state'))).toBe('700');
+    // Every file the control process writes directly into the data directory (store, lock, API endpoint
+    // and token) is 0600, every directory it makes there 0700, the echo's sync journal included.
+    expect(modesIn(dataDir, 'files').filter((m) => !m.endsWith(' 600'))).toEqual([]);
+    expect(modesIn(dataDir, 'dirs').filter((m) => !m.endsWith(' 700'))).toEqual([]);
+    expect(modesIn(join(dataDir, 'state'), 'dirs')).toContain('.kv-2.understudy-sync 700');
+    expect(modesIn(join(dataDir, 'state'), 'dirs').filter((m) => !m.endsWith(' 700'))).toEqual([]);
     for (const inst of up.control.instances())
       expect(`${inst.id} ${modeOf(inst.stateDir)}`).toBe(`${inst.id} 700`);
   });
