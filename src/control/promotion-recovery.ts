@@ -6,6 +6,47 @@ import type { Decision, InstanceRecord, PromotionIntent } from './records.js';
 
 const GONE = new Set(['stopped', 'failed', 'standby']);
 
+/** What a recovering control process knows about an interrupted promotion. */
+export interface RecoveryFacts {
+  serviceKnown: boolean;
+  /** The service's epoch in the store now. */
+  epoch: number;
+  /** The epoch the promotion expected, and the one it was setting. */
+  intentEpoch: number;
+  intentNext: number;
+  /** The old primary still runs. */
+  fromRuns: boolean;
+  /** The echo being promoted runs, or is a cold standby that can be started. */
+  toUsable: boolean;
+  /** Another echo of the service runs (asked only when neither of the two can serve). */
+  otherEchoRuns: boolean;
+}
+
+/** What to do about an interrupted promotion. */
+export type RecoveryPlan =
+  | { action: 'drop'; reason: 'service-gone' | 'epoch-moved' }
+  | { action: 'nothing-changed' }
+  | { action: 'promote'; who: 'to' | 'from' | 'other'; bumpEpoch: boolean }
+  | { action: 'none-runs' };
+
+/**
+ * The transition table of promotion recovery, as a pure function: a promotion whose epoch never moved
+ * and whose old primary still runs changed nothing; otherwise the first that can serve of the promoted
+ * echo, the old primary and another echo becomes the primary at the new epoch (bumped now if the crash
+ * came before the compare-and-set). An intent whose service is gone or whose epoch was moved further by
+ * someone else is stale.
+ */
+export function planRecovery(f: RecoveryFacts): RecoveryPlan {
+  if (!f.serviceKnown) return { action: 'drop', reason: 'service-gone' };
+  if (f.epoch !== f.intentEpoch && f.epoch !== f.intentNext) return { action: 'drop', reason: 'epoch-moved' };
+  const bumpEpoch = f.epoch === f.intentEpoch;
+  if (bumpEpoch && f.fromRuns) return { action: 'nothing-changed' };
+  if (f.toUsable) return { action: 'promote', who: 'to', bumpEpoch };
+  if (f.fromRuns) return { action: 'promote', who: 'from', bumpEpoch };
+  if (f.otherEchoRuns) return { action: 'promote', who: 'other', bumpEpoch };
+  return { action: 'none-runs' };
+}
+
 /**
  * A control process killed mid-promotion leaves its promotion intent in the store (written before the
  * epoch compare-and-set, removed once every role is saved). Before survivors are adopted, each intent
@@ -76,35 +117,41 @@ async function recoverOne(host: AdoptionHost, intent: PromotionIntent): Promise<
       outcome,
     });
 
-  if (!spec || (epoch !== intent.epoch && !casDone)) {
-    await host.store.delete(key);
-    const d = record(
-      `drop the promotion intent of '${service}'`,
-      spec
-        ? `ok: the epoch is ${epoch}, moved by a later promotion`
-        : 'ok: the service is no longer in the spec',
-    );
-    await settleOriginal(host, intent, d);
-    return;
-  }
-  if (!casDone && fromRuns) {
-    await host.store.delete(key);
-    const d = record(
-      `roll back the interrupted ${intent.kind}: ${intent.from} stays the primary`,
-      'ok: nothing had changed (the epoch had not moved)',
-    );
-    await settleOriginal(host, intent, d);
-    return;
-  }
-
-  let promoted: InstanceRecord | undefined = toRuns || toStandby ? to : fromRuns ? from : undefined;
-  if (!promoted) {
+  let other: InstanceRecord | undefined;
+  if (!(toRuns || toStandby) && !fromRuns) {
     for (const r of mine.filter((i) => i.role === 'echo' && i !== to))
       if (await runs(r)) {
-        promoted = r;
+        other = r;
         break;
       }
   }
+  const plan = planRecovery({
+    serviceKnown: spec !== undefined,
+    epoch,
+    intentEpoch: intent.epoch,
+    intentNext: intent.next,
+    fromRuns,
+    toUsable: toRuns || toStandby,
+    otherEchoRuns: other !== undefined,
+  });
+  if (plan.action === 'drop' || plan.action === 'nothing-changed') {
+    await host.store.delete(key);
+    const d =
+      plan.action === 'nothing-changed'
+        ? record(
+            `roll back the interrupted ${intent.kind}: ${intent.from} stays the primary`,
+            'ok: nothing had changed (the epoch had not moved)',
+          )
+        : record(
+            `drop the promotion intent of '${service}'`,
+            plan.reason === 'service-gone'
+              ? 'ok: the service is no longer in the spec'
+              : `ok: the epoch is ${epoch}, moved by a later promotion`,
+          );
+    await settleOriginal(host, intent, d);
+    return;
+  }
+  const promoted = plan.action === 'promote' ? { to, from, other }[plan.who] : undefined;
   // Whichever of the two does not serve must not serve under the new epoch: fenced and left stopped.
   const fenced: string[] = [];
   for (const r of [from, to]) {
@@ -122,7 +169,7 @@ async function recoverOne(host: AdoptionHost, intent: PromotionIntent): Promise<
     delete r.health;
     await host.save(r);
   }
-  if (!promoted) {
+  if (!promoted || !spec) {
     await host.store.delete(key);
     const d = record(
       `no instance of '${service}' can serve after the interrupted ${intent.kind}`,
@@ -133,7 +180,7 @@ async function recoverOne(host: AdoptionHost, intent: PromotionIntent): Promise<
   }
 
   let next = epoch;
-  if (!casDone) {
+  if (plan.action === 'promote' && plan.bumpEpoch) {
     const bumped = await host.store.bumpEpoch(service, epoch);
     if (bumped === undefined)
       throw new UnderstudyError(ErrorCode.Failover, `the epoch of '${service}' moved during recovery`);
