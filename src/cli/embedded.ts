@@ -5,7 +5,7 @@ import { expandPlaceholders, loadSpecFile, type LoadedSpec } from '../config/ind
 import { ControlPlane, type Decision } from '../control/index.js';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import { ProcessRuntime } from '../runtime/index.js';
-import { acquireDataDirLock, SqliteStateStore } from '../store/index.js';
+import { acquireDataDirLock, prepareDataDir, SqliteStateStore } from '../store/index.js';
 
 /** Options of the embedded mode: control plane, SQLite store, process runtime and API in this process. */
 export interface EmbeddedOptions {
@@ -39,6 +39,8 @@ export interface Embedded {
 export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded> {
   const spec = loadSpecFile(options.specFile);
   const dataDir = resolve(spec.spec.dataDir ? resolve(spec.dir, spec.spec.dataDir) : options.dataDir);
+  // Owner-only: the store holds the specs with their env values. An older version's 0755 is tightened.
+  const prepared = prepareDataDir(dataDir);
   ensureWritableDir(dataDir, 'data directory');
   for (const svc of spec.spec.services) {
     // The state directory's parent must be creatable and writable for every instance.
@@ -69,6 +71,16 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     const control = await ControlPlane.create({ spec, dataDir, store, runtime });
     cleanups.push(() => control.close());
     if (options.onDecision) cleanups.push(control.decisions.subscribe(options.onDecision));
+    if (prepared.tightenedFrom !== undefined) {
+      control.decisions.record({
+        kind: 'notice',
+        service: '',
+        what: `tighten the data directory ${dataDir} to 0700`,
+        why: `it was ${prepared.tightenedFrom.toString(8).padStart(4, '0')} (readable by others) and holds the store, whose specs carry env values`,
+        inputs: { dataDir, from: prepared.tightenedFrom, to: 0o700 },
+        outcome: 'ok',
+      });
+    }
     // The API (and its api.json) appears once the control plane has adopted survivors and started the
     // instances: a client never sees records of a previous run as if they were current.
     await control.start();
@@ -97,7 +109,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
 /** Creates `dir` if needed and proves it writable. Thrown: UNDERSTUDY_ERR_STATE_DIR. */
 function ensureWritableDir(dir: string, what: string): void {
   try {
-    mkdirSync(dir, { recursive: true });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
     if (!statSync(dir).isDirectory()) throw new Error('not a directory');
     // Prove it by writing: access(W_OK) says yes to root even on a read-only mount.
     const probe = join(dir, `.understudy-probe-${process.pid}`);

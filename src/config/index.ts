@@ -4,6 +4,8 @@ export { expandPlaceholders, unknownPlaceholders } from './placeholders.js';
 export type { PlaceholderValues } from './placeholders.js';
 export { parseBytes, parseDuration, parseListen } from './units.js';
 export { didYouMean } from './did-you-mean.js';
+export { maxInstances, sameOrNested, stateDirClashes } from './state-dirs.js';
+export type { StateDirClash } from './state-dirs.js';
 export { fileSchema, serviceSchema } from './schema.js';
 export type {
   EchoSpec,

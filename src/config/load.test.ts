@@ -109,6 +109,61 @@ describe('spec parsing', () => {
     expect(problems[1]?.message).toMatch(/each needs its own/);
   });
 
+  it('rejects a state directory without {instance} shared by the primary and its echo, naming file, line and field', () => {
+    const problems = problemsOf(
+      `services:\n  - name: kv\n    command: [x]\n    stateDir: shared\n    echo: { count: 1 }\n`,
+    );
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatchObject({ file: 'u.yaml', line: 4, field: 'services[0].stateDir' });
+    expect(problems[0]?.message).toMatch(/resolves to the same directory for kv-1 and kv-2/);
+    expect(problems[0]?.message).toMatch(/\{instance\}/);
+  });
+
+  it('rejects a state directory told apart only by {role} or {port}: roles change on promotion, ports are reused', () => {
+    for (const dir of ['state/{role}', 'state/{service}-{port}']) {
+      const problems = problemsOf(`services:\n  - name: kv\n    command: [x]\n    stateDir: '${dir}'\n`);
+      expect(problems.map((p) => p.field)).toEqual(['services[0].stateDir']);
+    }
+  });
+
+  it('rejects a shared state directory reached only through scaling, a warm pool or shadows', () => {
+    const scaled = problemsOf(
+      `services:\n  - name: web\n    command: [x]\n    stateDir: one\n    echo: { count: 0 }\n    scaling: { max: 3 }\n`,
+    );
+    expect(scaled.map((p) => p.field)).toEqual(['services[0].stateDir']);
+    const shadowed = problemsOf(
+      `services:\n  - name: web\n    command: [x]\n    stateDir: one\n    echo: { count: 0 }\n    shadow: { onForecast: true }\n`,
+    );
+    expect(shadowed.map((p) => p.field)).toEqual(['services[0].stateDir']);
+  });
+
+  it('rejects state directories of two services that are the same or nested', () => {
+    const problems = problemsOf(
+      `services:\n  - name: a\n    command: [x]\n  - name: b\n    command: [x]\n    stateDir: state\n    echo: { count: 0 }\n  - name: c\n    command: [x]\n    stateDir: /srv/c\n    echo: { count: 0 }\n  - name: d\n    command: [x]\n    stateDir: /srv/c\n    echo: { count: 0 }\n`,
+    );
+    expect(problems.map((p) => p.field)).toEqual(['services[1].stateDir', 'services[3].stateDir']);
+    expect(problems[0]?.message).toMatch(/a-1 of service 'a' are nested directories/);
+    expect(problems[1]?.message).toMatch(/c-1 of service 'c' are the same directory/);
+  });
+
+  it('rejects a state directory that is or contains the data directory', () => {
+    for (const dir of ['.', '..', '{dataDir}']) {
+      const problems = problemsOf(
+        `services:\n  - name: kv\n    command: [x]\n    stateDir: '${dir}'\n    echo: { count: 0 }\n`,
+      );
+      expect(problems.map((p) => p.message)).toEqual([expect.stringMatching(/contains the data directory/)]);
+    }
+  });
+
+  it('accepts a fixed state directory for a service that only ever has one instance, and the default for all', () => {
+    expect(() =>
+      parseSpecText(
+        `services:\n  - name: one\n    command: [x]\n    stateDir: /srv/one\n    echo: { count: 0 }\n  - name: kv\n    command: [x]\n    echo: { count: 2 }\n    shadow: { count: 1 }\n  - name: web\n    command: [x]\n    stateDir: 'web/{service}/{instance}'\n    scaling: { max: 4 }\n`,
+        'u.yaml',
+      ),
+    ).not.toThrow();
+  });
+
   it('rejects horizontal scaling of a service with hot echoes', () => {
     const problems = problemsOf(
       `services:\n  - name: a\n    command: [x]\n    echo: { mode: hot }\n    scaling: { max: 3 }\n`,

@@ -5,6 +5,7 @@ import type { z } from 'zod';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import { didYouMean } from './did-you-mean.js';
 import { unknownPlaceholders } from './placeholders.js';
+import { stateDirClashes } from './state-dirs.js';
 import { parseListen } from './units.js';
 import { fileSchema, type SpecFile } from './schema.js';
 
@@ -291,6 +292,8 @@ function crossServiceProblems(spec: SpecFile, doc: Document, lc: LineCounter, fi
       if (port !== 0) claim(port, `services[${i}].routing.listen`, ['services', i, 'routing', 'listen']);
     }
   });
+  for (const clash of stateDirClashes(spec.services, dirname(resolve(file)), spec.dataDir))
+    at(['services', clash.service, 'stateDir'], clash.message);
   return problems;
 }
 

@@ -4,6 +4,7 @@ import type { FailureVerdict, HealthVerdict } from '../health/index.js';
 import type { InstanceExit, InstanceHandle } from '../runtime/index.js';
 import type { ServiceFileSync } from '../agent/index.js';
 import { adoptSurvivors, type AdoptionHost } from './adoption.js';
+import { recoverPromotions } from './promotion-recovery.js';
 import { DecisionLog } from './decision-log.js';
 import { serviceView, type ServiceView } from './service-view.js';
 import type { ControlPlaneOptions } from './control-plane-options.js';
@@ -140,6 +141,9 @@ export class ControlPlane {
       if (wired.plane) this.#planes.set(spec.name, wired.plane);
       if (wired.files) this.#fileSyncs.set(spec.name, wired.files);
     }
+    // A promotion the previous control process was killed in the middle of is finished first, so that
+    // adoption sees consistent roles and epochs.
+    await recoverPromotions(this.#adoptionHost());
     await adoptSurvivors(this.#adoptionHost());
     this.#sampler = setInterval(() => void this.#echoes.sample(), 1000);
     this.#sampler.unref();
@@ -222,7 +226,10 @@ export class ControlPlane {
       await this.failover.provisionEcho(rec, decision);
       return;
     }
-    if (rec.role === 'shadow') await seedShadowState(this.#servingHost(), rec);
+    if (rec.role === 'shadow') {
+      if (await this.failover.refuseSharedStateDir(rec, decision)) return;
+      await seedShadowState(this.#servingHost(), rec);
+    }
     await this.#launch(rec, decision);
   }
 
@@ -522,6 +529,7 @@ export class ControlPlane {
       expectExit: (id) => this.#expectedExits.add(id),
       launch: (rec, decision) => this.#launch(rec, decision),
       waitReady: (rec, timeoutMs) => waitReady(this.#specOf(rec.service), rec, timeoutMs),
+      allInstances: () => this.instances(),
     };
   }
 

@@ -3,9 +3,13 @@ import { basename, dirname, join } from 'node:path';
 import type { ServiceSpec } from '../config/index.js';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import type { StateStore } from '../store/index.js';
-import { limitsFor } from './instance-launch.js';
-import type { Decision, InstanceRecord } from './records.js';
+import { limitsFor, stateDirUsers } from './instance-launch.js';
+import { crashPoint } from './crash-points.js';
+import type { Decision, InstanceRecord, PromotionIntent } from './records.js';
 import type { ServingSetHost } from './serving-set.js';
+
+/** Store key prefix of promotion intents (`promotions/<service>`). */
+export const PROMOTION_PREFIX = 'promotions/';
 
 /** Timings of the last failover or switchover of a service, shown by `understudy status`. */
 export interface FailoverRecord {
@@ -34,6 +38,8 @@ export interface FailoverHost extends ServingSetHost {
   launch(rec: InstanceRecord, decision: Decision): Promise<void>;
   /** Resolves once the instance answers (health check or port), or false on timeout. */
   waitReady(rec: InstanceRecord, timeoutMs: number): Promise<boolean>;
+  /** Every known instance of every service (to check that a state directory is no one else's). */
+  allInstances(): InstanceRecord[];
 }
 
 /** The cause of a failover: what was seen, and when the failure happened if known. */
@@ -179,6 +185,7 @@ export class Failover {
     const plane = this.host.dataPlane(service);
     const started = cause.detectedAt;
     let paused = false;
+    let intentWritten = false;
     try {
       if (kind === 'switchover' && plane) {
         await plane.router.pause();
@@ -201,12 +208,29 @@ export class Failover {
         );
       }
       const epoch = await this.host.store.epoch(service);
+      // The intent goes into the store before the epoch moves: a control process killed from here until
+      // every role is saved leaves it behind, and the next one rolls the promotion forward or back.
+      const intent: PromotionIntent = {
+        service,
+        kind,
+        ...(old ? { from: old.id } : {}),
+        to: target.id,
+        toSlot: target.slot,
+        epoch,
+        next: epoch + 1,
+        at: Date.now(),
+        decision: decision.seq,
+      };
+      await this.host.store.put(PROMOTION_PREFIX + service, JSON.stringify(intent));
+      intentWritten = true;
+      crashPoint('before-epoch-cas');
       const next = await this.host.store.bumpEpoch(service, epoch);
       if (next === undefined)
         throw new UnderstudyError(
           ErrorCode.Failover,
           `the epoch of '${service}' moved under this promotion (another control plane?)`,
         );
+      crashPoint('after-epoch-cas');
       // Fence first: the deposed primary must not serve once the new one does. Raising the router's epoch
       // cuts its connections; new requests wait (briefly) for the new primary.
       if (old && kind === 'failover') {
@@ -241,7 +265,7 @@ export class Failover {
         });
         await this.host.launch(target, start);
       } else if (spec.echo.mode === 'warm' && spec.echo.promote) {
-        await this.#promotionHook(target, spec);
+        await this.promotionHook(target, spec);
       }
       if (spec.echo.mode === 'cold' && !(await this.host.waitReady(target, 10_000))) {
         throw new UnderstudyError(
@@ -279,6 +303,9 @@ export class Failover {
           await this.host.save(old);
         }
       }
+      // Every role is saved: nothing is left to roll forward.
+      await this.host.store.delete(PROMOTION_PREFIX + service);
+      intentWritten = false;
       const record: FailoverRecord = {
         kind,
         at: promotedAt,
@@ -312,6 +339,8 @@ export class Failover {
         }`,
       );
     } catch (err) {
+      // This process handles the failure itself (the caller steps the echo back or tries the next one).
+      if (intentWritten) await this.host.store.delete(PROMOTION_PREFIX + service).catch(() => undefined);
       this.host.decisions.settle(decision, `failed: ${(err as Error).message}`);
       throw err;
     } finally {
@@ -320,7 +349,11 @@ export class Failover {
     }
   }
 
-  async #promotionHook(target: InstanceRecord, spec: ServiceSpec): Promise<void> {
+  /**
+   * Tells a promoted warm echo that it is the primary now (the spec's `echo.promote` hook).
+   * Thrown: UNDERSTUDY_ERR_FAILOVER when the HTTP hook does not answer or answers an error.
+   */
+  async promotionHook(target: InstanceRecord, spec: ServiceSpec): Promise<void> {
     const hook = spec.echo.promote;
     if (hook?.signal) this.host.runtime.signal(target.id, hook.signal);
     if (hook?.http) {
@@ -351,10 +384,15 @@ export class Failover {
    */
   async provisionEcho(rec: InstanceRecord, decision: Decision): Promise<void> {
     const spec = this.host.specOf(rec.service);
+    // Its directory is replaced by a copy of the primary's: never one that another instance uses.
+    if (await this.refuseSharedStateDir(rec, decision)) return;
     rec.role = 'echo';
     const files = this.host.fileSync(rec.service);
     if (files) {
-      // Warm and cold: the file sync makes the initial full copy, then keeps it continuous.
+      // Warm and cold: the file sync makes the initial full copy, then keeps it continuous. The directory
+      // is created owner-only first (the sync would create it with the default mode).
+      await mkdir(rec.stateDir, { recursive: true, mode: 0o700 });
+      await mkdir(syncJournalOf(rec.stateDir), { recursive: true, mode: 0o700 });
       await files.addEcho(rec.id, rec.stateDir);
       if (spec.echo.mode === 'cold') {
         rec.phase = 'standby';
@@ -379,7 +417,7 @@ export class Failover {
       try {
         fromSeq = plane.replication?.log.lastSeq ?? 0;
         await rm(rec.stateDir, { recursive: true, force: true });
-        await mkdir(rec.stateDir, { recursive: true });
+        await mkdir(rec.stateDir, { recursive: true, mode: 0o700 });
         await cp(primary.stateDir, rec.stateDir, { recursive: true, force: true, verbatimSymlinks: true });
       } finally {
         plane.router.resume();
@@ -394,18 +432,37 @@ export class Failover {
     if (replication) this.#restoreWhen(rec, () => replication.waitCaughtUp(rec.id, 60_000));
   }
 
-  /** Redundancy is back once the new echo has caught up: close the degraded window then. */
+  /**
+   * Before a state directory is deleted: if another instance uses it (the same or a nested directory),
+   * nothing is deleted, the instance is marked failed and the decision says why. Returns whether it
+   * refused.
+   */
+  async refuseSharedStateDir(rec: InstanceRecord, decision: Decision): Promise<boolean> {
+    const users = stateDirUsers(rec, this.host.allInstances());
+    if (users.length === 0) return false;
+    rec.phase = 'failed';
+    await this.host.save(rec);
+    decision.inputs = { ...decision.inputs, stateDir: rec.stateDir, sharedWith: users.map((u) => u.id) };
+    this.host.decisions.settle(
+      decision,
+      `failed: refusing to delete the state directory ${rec.stateDir} of ${rec.id}: ${users
+        .map((u) => `${u.id} (${u.stateDir})`)
+        .join(
+          ', ',
+        )} use${users.length === 1 ? 's' : ''} it; give every instance its own stateDir, e.g. 'state/{instance}'`,
+    );
+    return true;
+  }
+
   /**
    * Seed 002: recreates an echo whose state sync keeps failing — its state directory and sync journal
    * are removed and it is provisioned again from a full copy. The caller has stopped its process.
    */
   async recreateEcho(rec: InstanceRecord, decision: Decision): Promise<void> {
+    if (await this.refuseSharedStateDir(rec, decision)) return;
     await this.host.fileSync(rec.service)?.removeEcho(rec.id);
     await rm(rec.stateDir, { recursive: true, force: true });
-    await rm(join(dirname(rec.stateDir), `.${basename(rec.stateDir)}.understudy-sync`), {
-      recursive: true,
-      force: true,
-    });
+    await rm(syncJournalOf(rec.stateDir), { recursive: true, force: true });
     await this.provisionEcho(rec, decision);
   }
 
@@ -430,4 +487,9 @@ export class Failover {
       }
     });
   }
+}
+
+/** The file sync's journal of an echo's state directory: the sibling `.<name>.understudy-sync`. */
+function syncJournalOf(stateDir: string): string {
+  return join(dirname(stateDir), `.${basename(stateDir)}.understudy-sync`);
 }

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { expandPlaceholders, type ServiceSpec } from '../config/index.js';
+import { expandPlaceholders, sameOrNested, type ServiceSpec } from '../config/index.js';
 import {
   allocatePort,
   type InstanceHandle,
@@ -139,4 +139,18 @@ export function applyHandle(rec: InstanceRecord, handle: InstanceHandle): void {
   rec.limits = handle.limits;
   const { exit: _exit, ...live } = handle;
   rec.handle = live;
+}
+
+/**
+ * Other instances (not stopped) whose state directory is the same as `rec`'s or nested with it: deleting
+ * `rec`'s directory would destroy their state. Checked before any removal of a state directory (the spec
+ * check refuses such layouts; this is the second line of defence, e.g. for records of an older spec).
+ */
+export function stateDirUsers(rec: InstanceRecord, records: Iterable<InstanceRecord>): InstanceRecord[] {
+  const users: InstanceRecord[] = [];
+  for (const other of records) {
+    if (other.id !== rec.id && other.phase !== 'stopped' && sameOrNested(other.stateDir, rec.stateDir))
+      users.push(other);
+  }
+  return users;
 }

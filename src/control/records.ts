@@ -60,3 +60,26 @@ export interface Decision {
   /** `ok`, `failed: …`, `recorded` (observations), or `pending`. */
   outcome: string;
 }
+
+/**
+ * A promotion under way, stored under `promotions/<service>` before the epoch compare-and-set and
+ * removed once every role is saved. A control process that finds one at start was killed mid-promotion:
+ * it rolls the promotion forward or back (see `promotion-recovery.ts`).
+ */
+export interface PromotionIntent {
+  service: string;
+  kind: 'failover' | 'switchover';
+  /** The primary being replaced (absent when the service had none). */
+  from?: string;
+  /** The echo being promoted. */
+  to: string;
+  /** The promoted echo's slot before the promotion (the deposed primary's slot after it). */
+  toSlot: number;
+  /** The epoch the compare-and-set expects, and the one it sets (`epoch + 1`). */
+  epoch: number;
+  next: number;
+  /** When the promotion began, ms since the epoch. */
+  at: number;
+  /** Sequence number of the promotion's decision. */
+  decision: number;
+}

@@ -118,7 +118,7 @@ export async function seedShadowState(host: ServingSetHost, shadow: InstanceReco
     .filter((i) => i.role === 'primary' && i.phase === 'running')
     .sort((a, b) => a.slot - b.slot)[0];
   await rm(shadow.stateDir, { recursive: true, force: true });
-  await mkdir(shadow.stateDir, { recursive: true });
+  await mkdir(shadow.stateDir, { recursive: true, mode: 0o700 });
   if (primary)
     await cp(primary.stateDir, shadow.stateDir, { recursive: true, force: true, verbatimSymlinks: true });
 }

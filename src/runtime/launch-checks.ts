@@ -89,7 +89,7 @@ export async function resolveCommand(
 export async function ensureWritableDir(instanceId: string, dir: string): Promise<void> {
   const probe = join(dir, `.understudy-probe-${process.pid}-${randomBytes(4).toString('hex')}`);
   try {
-    await mkdir(dir, { recursive: true });
+    await mkdir(dir, { recursive: true, mode: 0o700 });
     await writeFile(probe, 'probe', { flag: 'wx' });
     await unlink(probe);
   } catch (cause) {

@@ -20,6 +20,27 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+describe('openLogForAppend', () => {
+  it('creates the log directory 0700 and the log file 0600, and tightens an older 0640 file', async () => {
+    const file = join(dir, 'logs', 'kv-1.out.log');
+    const log = await openLogForAppend(file);
+    await log.close();
+    expect(statSync(join(dir, 'logs')).mode & 0o777).toBe(0o700);
+    expect((statSync(file).mode & 0o777).toString(8)).toBe('600');
+    const old = join(dir, 'old.log');
+    writeFileSync(old, 'x', { mode: 0o640 });
+    await (await openLogForAppend(old)).close();
+    expect((statSync(old).mode & 0o777).toString(8)).toBe('600');
+  });
+
+  it('writes the rotated copy 0600', async () => {
+    const file = join(dir, 'r.log');
+    writeFileSync(file, 'x'.repeat(200), { mode: 0o600 });
+    await rotateIfOver(file, 100);
+    expect((statSync(`${file}.1`).mode & 0o777).toString(8)).toBe('600');
+  });
+});
+
 describe('rotateIfOver', () => {
   it('leaves a file within the bound alone', async () => {
     const file = join(dir, 'a.log');

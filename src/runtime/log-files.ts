@@ -25,8 +25,10 @@ export interface RotationResult {
 
 /** Opens (creating if needed) a log file for appending and returns its file descriptor number. The caller closes it. */
 export async function openLogForAppend(path: string): Promise<{ fd: number; close: () => Promise<void> }> {
-  await mkdir(dirname(path), { recursive: true });
-  const handle = await open(path, 'a', 0o640);
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  const handle = await open(path, 'a', 0o600);
+  // A log file from an older version may be 0640: instance output can carry secrets.
+  await handle.chmod(0o600);
   return { fd: handle.fd, close: () => handle.close() };
 }
 
@@ -76,7 +78,7 @@ export async function rotateIfOver(path: string, maxBytes: number): Promise<Rota
     await file.truncate(0);
     const rotatedPath = `${path}.1`;
     const tmp = `${rotatedPath}.tmp-${process.pid}`;
-    const out = await open(tmp, 'w', 0o640);
+    const out = await open(tmp, 'w', 0o600);
     try {
       await out.writeFile(Buffer.concat(chunks, kept));
     } finally {

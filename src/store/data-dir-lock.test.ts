@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,6 +53,14 @@ describe('acquireDataDirLock', () => {
     expect(owner.pid).toBe(process.pid);
     expect(owner.hostname).toBe(hostname());
     expect(owner.startTime).toBe(startTimeOf(process.pid));
+  });
+
+  it('creates the lock file readable by its owner only, in a 0700 directory', async () => {
+    dataDir = join(dataDir, 'private');
+    lockFile = join(dataDir, DATA_DIR_LOCK_FILE);
+    await acquire();
+    expect((await stat(dataDir)).mode & 0o777).toBe(0o700);
+    expect(((await stat(lockFile)).mode & 0o777).toString(8)).toBe('600');
   });
 
   it('refuses a second claim while the lock is held, naming the holder', async () => {

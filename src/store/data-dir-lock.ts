@@ -4,6 +4,7 @@ import { readFileSync, unlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from './data-dir.js';
 
 /** Name of the lock file inside the data directory. */
 export const DATA_DIR_LOCK_FILE = 'control.lock';
@@ -36,7 +37,7 @@ export type ReleaseDataDirLock = () => void;
  */
 export async function acquireDataDirLock(dataDir: string): Promise<ReleaseDataDirLock> {
   try {
-    await mkdir(dataDir, { recursive: true });
+    await mkdir(dataDir, { recursive: true, mode: PRIVATE_DIR_MODE });
   } catch (err) {
     throw new UnderstudyError(
       ErrorCode.StateDir,
@@ -120,7 +121,7 @@ function currentOwner(): DataDirLockOwner {
 async function createExclusive(path: string, content: string): Promise<boolean> {
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
-    const handle = await open(tmp, 'w', 0o644);
+    const handle = await open(tmp, 'w', PRIVATE_FILE_MODE);
     try {
       await handle.writeFile(content);
       await handle.sync();

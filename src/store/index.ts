@@ -14,3 +14,5 @@ export { SqliteStateStore, STORE_DB_FILE } from './sqlite-state-store.js';
 export type { SqliteStateStoreOptions } from './sqlite-state-store.js';
 export { acquireDataDirLock, isLocalProcessAlive, DATA_DIR_LOCK_FILE } from './data-dir-lock.js';
 export type { DataDirLockOwner, ReleaseDataDirLock } from './data-dir-lock.js';
+export { ensurePrivateFile, prepareDataDir, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from './data-dir.js';
+export type { PreparedDataDir } from './data-dir.js';

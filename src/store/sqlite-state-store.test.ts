@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -58,6 +58,28 @@ describe('SqliteStateStore', () => {
     } finally {
       db.close();
     }
+  });
+
+  it('keeps store.db and its -wal and -shm files readable by their owner only, in a 0700 directory', async () => {
+    const nested = join(dataDir, 'fresh');
+    const store = await SqliteStateStore.create({ dataDir: nested });
+    opened.push(store);
+    await store.put('k', 'v');
+    expect((await stat(nested)).mode & 0o777).toBe(0o700);
+    for (const suffix of ['', '-wal', '-shm'])
+      expect(((await stat(store.file + suffix)).mode & 0o777).toString(8)).toBe('600');
+  });
+
+  it('tightens store files an older version left readable by others', async () => {
+    const first = await open();
+    await first.put('k', 'v');
+    await first.close();
+    await chmod(join(dataDir, STORE_DB_FILE), 0o644);
+    const store = await open();
+    expect((await store.get('k'))?.value).toBe('v');
+    await store.put('k', 'w');
+    for (const suffix of ['', '-wal', '-shm'])
+      expect(((await stat(store.file + suffix)).mode & 0o777).toString(8)).toBe('600');
   });
 
   it('creates a missing data directory', async () => {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { ErrorCode, UnderstudyError, isUnderstudyError } from '../errors/index.js';
 import { prefixRangeEnd } from './prefix-range.js';
+import { ensurePrivateFile, PRIVATE_DIR_MODE } from './data-dir.js';
 import { migrate, prepareStatements } from './sqlite-schema.js';
 import type { ChangeRow, KvRow, LeaseRow, Statements } from './sqlite-schema.js';
 import type {
@@ -103,7 +104,12 @@ export class SqliteStateStore implements StateStore {
     const file = join(resolved.dataDir, STORE_DB_FILE);
     let db: Database.Database | undefined;
     try {
-      mkdirSync(resolved.dataDir, { recursive: true });
+      mkdirSync(resolved.dataDir, { recursive: true, mode: PRIVATE_DIR_MODE });
+      // The store holds specs with their `env` values: owner-only. SQLite creates `-wal` and `-shm` with
+      // the database file's mode, so the file is created 0600 before SQLite opens it; files left by an
+      // older version (0644) are tightened.
+      ensurePrivateFile(file);
+      for (const suffix of ['-wal', '-shm']) ensurePrivateFile(file + suffix, true);
       db = new Database(file);
       db.pragma(`busy_timeout = ${Math.max(0, Math.floor(resolved.busyTimeoutMs))}`);
       const mode = db.pragma('journal_mode = WAL', { simple: true });
