@@ -68,6 +68,81 @@ describe('upstreamRequestHeaders', () => {
   });
 });
 
+describe("upstreamRequestHeaders: what a client cannot do to the router's headers", () => {
+  it("keeps the router's forwarding headers when the client names them in Connection", () => {
+    const up = upstreamRequestHeaders(
+      [
+        'Host',
+        'svc',
+        'Connection',
+        'close, X-Forwarded-For, x-forwarded-proto, X-Forwarded-Host, Host, X-Drop',
+        'X-Forwarded-For',
+        '6.6.6.6',
+        'X-Drop',
+        '1',
+      ],
+      '10.0.0.1',
+      'http',
+    );
+    expect(up.headers).toEqual([
+      'Host',
+      'svc',
+      'x-forwarded-for',
+      '10.0.0.1',
+      'x-forwarded-proto',
+      'http',
+      'x-forwarded-host',
+      'svc',
+    ]);
+    expect(up.hostIndex).toBe(1);
+  });
+
+  it('strips every x-understudy-* header the client sent, whatever its case or length', () => {
+    const up = upstreamRequestHeaders(
+      [
+        'X-Understudy-Epoch',
+        '99',
+        'x-understudy-seq',
+        '1',
+        'x-understudy-replay',
+        '1',
+        'X-UNDERSTUDY-SOMETHING-WITH-A-LONG-NAME',
+        'z',
+        'x-understudyish',
+        'kept',
+      ],
+      '10.0.0.1',
+      'http',
+    );
+    expect(up.headers).toEqual([
+      'x-understudyish',
+      'kept',
+      'x-forwarded-for',
+      '10.0.0.1',
+      'x-forwarded-proto',
+      'http',
+    ]);
+  });
+
+  it('replaces Host with the authority of an absolute-form target, and counts Host headers', () => {
+    const up = upstreamRequestHeaders(['Host', 'other', 'Accept', '*/*'], '10.0.0.1', 'http', 'svc:80');
+    expect(up.headers).toEqual([
+      'Host',
+      'svc:80',
+      'Accept',
+      '*/*',
+      'x-forwarded-for',
+      '10.0.0.1',
+      'x-forwarded-proto',
+      'http',
+      'x-forwarded-host',
+      'svc:80',
+    ]);
+    expect([up.host, up.hostIndex, up.hostCount]).toEqual(['svc:80', 1, 1]);
+    expect(upstreamRequestHeaders(['host', 'a', 'Host', 'b'], '', 'http').hostCount).toBe(2);
+  });
+});
+
 describe('downstreamResponseHeaders', () => {
   it('drops hop-by-hop response headers and keeps repeated ones like Set-Cookie', () => {
     const raw = [
