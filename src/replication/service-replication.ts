@@ -1,3 +1,4 @@
+import { pathMayMatch } from '../router/index.js';
 import { EchoReplicator, type EchoReplicationStats, type EchoTarget } from './echo-replicator.js';
 import { KeyedQueue } from './keyed-queue.js';
 import { REPLAYED_HEADERS, type Mutation } from './mutation.js';
@@ -66,10 +67,14 @@ export class ServiceReplication {
     return this.options.consistency;
   }
 
-  /** Whether a request is a mutation under the rules. */
+  /**
+   * Whether a request is a mutation under the rules: a mutating method and a path that may be under one
+   * of the mutation paths as a backend could read it ({@link pathMayMatch}: conservative, so no spelling
+   * of a write escapes replication). `path` is the router's normalised target (RouterRequest.path).
+   */
   isMutation(method: string, path: string): boolean {
     const { methods, paths } = this.options.rules;
-    return methods.includes(method.toUpperCase()) && paths.some((p) => path.startsWith(p));
+    return methods.includes(method.toUpperCase()) && pathMayMatch(path, paths);
   }
 
   /** The order key of a mutation ('' for the total order). */

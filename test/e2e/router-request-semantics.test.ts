@@ -1,0 +1,235 @@
+// The router's request semantics, end to end on real listeners (127.0.0.1, port 0): a write in any
+// spelling of its target is replicated before it is acknowledged, or refused; a client cannot strip the
+// router's forwarding headers nor send Understudy's internal ones; pipelined requests reach the backend
+// in the order sent. Requests go over raw sockets: HTTP clients will not send most of these spellings.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { replicationHooks, ServiceReplication } from '../../src/replication/index.js';
+import { Router, type RouterOptions } from '../../src/router/index.js';
+import { allocatePort } from '../../src/runtime/index.js';
+import { httpBackend, type TestBackend } from './fixtures/router/backends.js';
+
+const cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  while (cleanups.length) await (cleanups.pop() as () => Promise<unknown>)().catch(() => undefined);
+});
+
+async function backend(...args: Parameters<typeof httpBackend>): Promise<TestBackend> {
+  const b = await httpBackend(...args);
+  cleanups.push(() => b.close());
+  return b;
+}
+
+async function router(opts: Omit<RouterOptions, 'service'>): Promise<Router> {
+  const r = await Router.create({ service: 'svc', ...opts });
+  cleanups.push(() => r.close());
+  return r;
+}
+
+const at = (b: { id: string; port: number }) => ({ id: b.id, host: '127.0.0.1', port: b.port });
+
+/** Writes `bytes` in one write on a fresh connection and returns everything read until the server closes. */
+function raw(port: number, bytes: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    s.on('connect', () => s.write(bytes, 'latin1'));
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.on('end', () => {
+      s.destroy();
+      resolve(Buffer.concat(chunks).toString('latin1'));
+    });
+    s.on('error', reject);
+  });
+}
+
+const statusOf = (response: string): number => Number(/^HTTP\/1\.1 (\d{3})/.exec(response)?.[1] ?? 0);
+
+describe('a write in any spelling of its target is replicated before it is acknowledged, or refused', () => {
+  const kvServer = fileURLToPath(new URL('../../examples/kv/server.mjs', import.meta.url));
+  const work = mkdtempSync(join(tmpdir(), 'understudy-target-'));
+  const children: ChildProcess[] = [];
+  let primary = 0;
+  let echo = 0;
+
+  async function startKv(dir: string): Promise<number> {
+    const port = await allocatePort();
+    const child = spawn(process.execPath, [kvServer, '--port', String(port), '--state', join(work, dir)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    children.push(child);
+    await new Promise((resolve) => child.stdout?.once('data', resolve));
+    return port;
+  }
+
+  beforeAll(async () => {
+    primary = await startKv('primary');
+    echo = await startKv('echo');
+  });
+  afterAll(() => {
+    for (const c of children) c.kill('SIGKILL');
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  async function value(port: number, key: string): Promise<string | undefined> {
+    const res = await fetch(`http://127.0.0.1:${port}/kv/${key}`);
+    const text = await res.text();
+    return res.status === 200 ? text : undefined;
+  }
+
+  it.each([true, false])('with fastPath %s', async (fastPath) => {
+    const repl = new ServiceReplication({
+      service: 'kv',
+      rules: { methods: ['PUT', 'DELETE'], paths: ['/kv/'], timeoutMs: 5000, strict: true },
+      consistency: 'write-through',
+      epoch: () => 1,
+    });
+    cleanups.push(() => repl.close());
+    repl.addEcho({ instanceId: 'echo', host: '127.0.0.1', port: echo }, 0);
+    const hooks = replicationHooks(repl, () => 1);
+    const r = await router({
+      backends: [{ id: 'primary', host: '127.0.0.1', port: primary, epoch: 1 }],
+      epoch: 1,
+      mutatingMethods: ['PUT', 'DELETE'],
+      interceptPathPrefixes: ['/kv/'],
+      interceptor: hooks.interceptor,
+      afterResponse: hooks.afterResponse,
+      fastPath,
+    });
+    const p = r.address.port;
+    const k = (name: string): string => `${name}-${String(fastPath)}`;
+    // [request target, key it writes (after the backend's own decoding), replicated or refused]
+    const spellings: Array<[string, string, 'replicated' | 'refused']> = [
+      [`/kv/${k('plain')}`, k('plain'), 'replicated'],
+      [`http://127.0.0.1:${p}/kv/${k('absolute')}`, k('absolute'), 'replicated'],
+      [`HTTP://127.0.0.1:${p}/kv/${k('upper')}`, k('upper'), 'replicated'],
+      [`/k%76/${k('escaped')}`, k('escaped'), 'replicated'],
+      [`/%6b%76/${k('escaped2')}`, k('escaped2'), 'replicated'],
+      [`/x/../kv/${k('dots')}`, k('dots'), 'replicated'],
+      [`/%2e%2e/kv/./${k('dots2')}`, k('dots2'), 'replicated'],
+      [`//kv//${k('slashes')}`, k('slashes'), 'replicated'],
+      [`/kv/${k('enc')}%2Fx`, `${k('enc')}%2Fx`, 'replicated'],
+      [`https://127.0.0.1:${p}/kv/${k('https')}`, k('https'), 'refused'],
+      [`http://user@127.0.0.1:${p}/kv/${k('userinfo')}`, k('userinfo'), 'refused'],
+      [`/kv/${k('bad')}%zz`, k('bad'), 'refused'],
+      [`/kv/${k('nul')}%00`, k('nul'), 'refused'],
+      [`/kv/${k('frag')}#x`, k('frag'), 'refused'],
+      [`/kv\\${k('backslash')}`, k('backslash'), 'refused'],
+    ];
+    for (const [target, key, want] of spellings) {
+      const body = `v-${key}`;
+      const response = await raw(
+        p,
+        `PUT ${target} HTTP/1.1\r\nHost: 127.0.0.1:${p}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+      );
+      if (want === 'refused') {
+        expect([target, statusOf(response)]).toEqual([target, 400]);
+        expect(await value(primary, key), target).toBeUndefined();
+      } else {
+        expect([target, statusOf(response)]).toEqual([target, 200]);
+        // Write-through: the client's 2xx was held until the echo applied the write.
+        expect([target, await value(echo, key)]).toEqual([target, body]);
+        expect(await value(primary, key), target).toBe(body);
+      }
+    }
+    // And the delete of an absolute-form target reaches the echo too.
+    const del = await raw(
+      p,
+      `DELETE http://127.0.0.1:${p}/kv/${k('absolute')} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`,
+    );
+    expect(statusOf(del)).toBe(200);
+    expect(await value(echo, k('absolute'))).toBeUndefined();
+  });
+});
+
+const names = (b: TestBackend, i: number): string[] => Object.keys(b.seen[i]?.headers ?? {});
+
+describe.each([
+  ['the fast path', true],
+  ['the node:http path', false],
+])('headers a client cannot control, on %s', (_name, fastPath) => {
+  it('keeps X-Forwarded-* when the client names them in Connection', async () => {
+    const a = await backend('a');
+    const r = await router({ backends: [at(a)], fastPath });
+    const p = r.address.port;
+    const conn = 'Connection: close, X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host, X-Drop';
+    await raw(p, `GET /r HTTP/1.1\r\nHost: svc\r\nX-Drop: 1\r\n${conn}\r\n\r\n`);
+    await raw(p, `POST /w HTTP/1.1\r\nHost: svc\r\nX-Drop: 1\r\nContent-Length: 1\r\n${conn}\r\n\r\nx`);
+    for (const i of [0, 1]) {
+      expect(a.seen[i]?.headers).toMatchObject({
+        'x-forwarded-for': '127.0.0.1',
+        'x-forwarded-proto': 'http',
+        'x-forwarded-host': 'svc',
+      });
+      expect(a.seen[i]?.headers['x-drop']).toBeUndefined();
+    }
+  });
+
+  it("strips x-understudy-* headers from client requests, and sends the router's own", async () => {
+    const a = await backend('a');
+    const r = await router({
+      backends: [at(a)],
+      fastPath,
+      interceptPathPrefixes: ['/kv/'],
+      interceptor: () => ({ headers: { 'x-understudy-epoch': '3' } }),
+    });
+    const p = r.address.port;
+    const internal =
+      'X-Understudy-Epoch: 99\r\nx-understudy-seq: 7\r\nx-understudy-replay: 1\r\nX-Understudy-A-Longer-Name: z\r\n';
+    await raw(p, `GET /r HTTP/1.1\r\nHost: svc\r\n${internal}Connection: close\r\n\r\n`);
+    await raw(
+      p,
+      `PUT /kv/a HTTP/1.1\r\nHost: svc\r\n${internal}Content-Length: 1\r\nConnection: close\r\n\r\nx`,
+    );
+    expect(r.stats().http?.fastPath).toBe(fastPath ? 1 : 0);
+    expect(names(a, 0).filter((n) => n.startsWith('x-understudy-'))).toEqual([]);
+    expect(names(a, 1).filter((n) => n.startsWith('x-understudy-'))).toEqual(['x-understudy-epoch']);
+    expect(a.seen[1]?.headers['x-understudy-epoch']).toBe('3');
+  });
+
+  it('forwards pipelined requests to the backend in the order the client sent them', async () => {
+    const a = await backend('a');
+    const r = await router({
+      backends: [at(a)],
+      fastPath,
+      // A replication turn that takes a moment: a GET started alongside would overtake the POST.
+      interceptor: () => new Promise((resolve) => setTimeout(() => resolve({}), 50)),
+    });
+    const p = r.address.port;
+    const response = await raw(
+      p,
+      'POST /w HTTP/1.1\r\nHost: svc\r\nContent-Length: 5\r\n\r\nhello' +
+        'GET /r HTTP/1.1\r\nHost: svc\r\n\r\n' +
+        'PUT /w2 HTTP/1.1\r\nHost: svc\r\nContent-Length: 2\r\n\r\nhi' +
+        'GET /r2 HTTP/1.1\r\nHost: svc\r\nConnection: close\r\n\r\n',
+    );
+    expect(a.seen.map((s) => `${s.method} ${s.url}`)).toEqual(['POST /w', 'GET /r', 'PUT /w2', 'GET /r2']);
+    const bodies = [...response.matchAll(/a (?:POST|GET|PUT) \/\w+ \d+/g)].map((m) => m[0]);
+    expect(bodies).toEqual(['a POST /w 5', 'a GET /r 0', 'a PUT /w2 2', 'a GET /r2 0']);
+  });
+
+  it('answers 400 to a malformed target or a second Host, forwarding nothing', async () => {
+    const a = await backend('a');
+    const r = await router({ backends: [at(a)], fastPath });
+    const p = r.address.port;
+    for (const req of [
+      'GET /a%zz HTTP/1.1\r\nHost: svc\r\n\r\n',
+      'GET https://svc/a HTTP/1.1\r\nHost: svc\r\n\r\n',
+      'GET * HTTP/1.1\r\nHost: svc\r\n\r\n',
+      'POST /a HTTP/1.1\r\nHost: svc\r\nHost: evil\r\nContent-Length: 0\r\n\r\n',
+    ]) {
+      const response = await raw(p, req);
+      expect([req, statusOf(response)]).toEqual([req, 400]);
+      expect(response).toContain('UNDERSTUDY_ERR_ROUTER_REQUEST');
+    }
+    expect(a.seen).toEqual([]);
+    // The absolute-form authority replaces Host; the backend gets origin-form.
+    await raw(p, 'GET http://svc:81/b?x=1 HTTP/1.1\r\nHost: other\r\nConnection: close\r\n\r\n');
+    expect([a.seen[0]?.url, a.seen[0]?.headers.host]).toEqual(['/b?x=1', 'svc:81']);
+  });
+});
