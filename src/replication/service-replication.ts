@@ -1,4 +1,4 @@
-import { pathMayMatch } from '../router/index.js';
+import { methodOverrides, pathMayMatch } from '../router/index.js';
 import { EchoReplicator, type EchoReplicationStats, type EchoTarget } from './echo-replicator.js';
 import { KeyedQueue } from './keyed-queue.js';
 import { REPLAYED_HEADERS, type Mutation } from './mutation.js';
@@ -70,11 +70,18 @@ export class ServiceReplication {
   /**
    * Whether a request is a mutation under the rules: a mutating method and a path that may be under one
    * of the mutation paths as a backend could read it ({@link pathMayMatch}: conservative, so no spelling
-   * of a write escapes replication). `path` is the router's normalised target (RouterRequest.path).
+   * of a write escapes replication). `path` is the router's normalised target (RouterRequest.path);
+   * `headers` (lower-case names) bring in the methods asked for by a method-override header.
    */
-  isMutation(method: string, path: string): boolean {
+  isMutation(
+    method: string,
+    path: string,
+    headers: Readonly<Record<string, string | string[] | undefined>> = {},
+  ): boolean {
     const { methods, paths } = this.options.rules;
-    return methods.includes(method.toUpperCase()) && pathMayMatch(path, paths);
+    const mutating =
+      methods.includes(method.toUpperCase()) || methodOverrides(headers).some((m) => methods.includes(m));
+    return mutating && pathMayMatch(path, paths);
   }
 
   /** The order key of a mutation ('' for the total order). */

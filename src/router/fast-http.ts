@@ -81,13 +81,17 @@ function parseRequest(
     if (isInternalHeader(name)) continue;
     const value = line.slice(colon + 1).trim();
     const lower = name.length <= 19 ? name.toLowerCase() : '';
+    if (name.length === 22 && name.toLowerCase() === 'x-http-method-override') return undefined;
     switch (lower) {
       case 'content-length':
         if (value !== '0') return undefined;
         continue;
+      // (A method override may make this GET a write: the full path classifies it, request-target.ts.)
       case 'transfer-encoding':
       case 'expect':
       case 'upgrade':
+      case 'x-http-method':
+      case 'x-method-override':
         return undefined;
       case 'connection': {
         for (const t of value.split(',')) {

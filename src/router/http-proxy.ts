@@ -150,7 +150,6 @@ class Exchange {
     private readonly conn: ConnectionQueue,
   ) {
     this.#method = req.method ?? 'GET';
-    this.#mutating = ctx.opts.mutatingMethods.has(this.#method);
     // Normalised once, here: nothing below reads req.url.
     this.#target = normaliseRequestTarget(this.#method, req.url ?? '/');
     this.#path = this.#target.ok ? this.#target.path : '/';
@@ -160,6 +159,13 @@ class Exchange {
       'http',
       this.#target.ok ? this.#target.authority : undefined,
     );
+    // A method override (X-HTTP-Method-Override: PUT on a POST) makes a request mutating for a backend
+    // that honours it: classify under every method the backend may act on.
+    const { mutatingMethods } = ctx.opts;
+    const overrides = this.#up.methodOverrides;
+    this.#mutating =
+      mutatingMethods.has(this.#method) ||
+      (overrides !== undefined && overrides.some((m) => mutatingMethods.has(m)));
     (res as ResponseWithExchange)[kExchange] = this;
     res.on('close', onResponseClose);
   }

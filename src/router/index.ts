@@ -14,7 +14,12 @@ export type {
 export type { BackendStats, FencingStats } from './backend-set.js';
 export type { HttpStats, HttpErrorKind } from './http-proxy.js';
 export type { TcpStats } from './tcp-proxy.js';
-export { normaliseRequestTarget, pathMayMatch } from './request-target.js';
+export {
+  normaliseRequestTarget,
+  pathMayMatch,
+  methodOverrides,
+  METHOD_OVERRIDE_HEADERS,
+} from './request-target.js';
 export type { RequestTarget, AcceptedTarget, RejectedTarget } from './request-target.js';
 export type { MirrorStats } from './mirror.js';
 export type { PauseStats } from './mutation-gate.js';

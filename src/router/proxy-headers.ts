@@ -1,3 +1,5 @@
+import { isMethodOverrideHeader } from './request-target.js';
+
 // Header rewriting on the hot path: flat string arrays in and out, names lower-cased only when their
 // length makes them a candidate, so the common header costs one switch on its length.
 
@@ -11,6 +13,8 @@ export interface UpstreamHeaders {
   hostIndex: number;
   /** How many Host headers the client sent (HTTP/1.1 requires exactly one, RFC 9112 §3.2). */
   hostCount: number;
+  /** Methods asked for through a method-override header (upper-case), or undefined when none. */
+  methodOverrides: string[] | undefined;
   /** The client's Content-Length, or -1 when absent. */
   contentLength: number;
   /** True when the client sent a Transfer-Encoding (a body of unknown length). */
@@ -39,7 +43,7 @@ function isHopByHopRequest(lower: string): boolean {
   }
 }
 
-const CANDIDATE_LENGTHS = new Set([2, 4, 6, 7, 10, 14, 15, 16, 17, 19]);
+const CANDIDATE_LENGTHS = new Set([2, 4, 6, 7, 10, 13, 14, 15, 16, 17, 19, 22]);
 
 /** Prefix of the headers the router and the replication layer send to instances (epoch, seq, replay). */
 export const INTERNAL_HEADER_PREFIX = 'x-understudy-';
@@ -93,6 +97,7 @@ export function upstreamRequestHeaders(
   let hostIndex = -1;
   let hostCount = 0;
   let connectionTokens: Set<string> | undefined;
+  let overrides: string[] | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
     const value = raw[i + 1] as string;
@@ -115,6 +120,9 @@ export function upstreamRequestHeaders(
         continue;
       }
       if (lower === 'x-forwarded-host' || lower === 'x-forwarded-proto') continue;
+      if (isMethodOverrideHeader(lower))
+        for (const m of value.split(','))
+          if (m.trim() !== '') (overrides ??= []).push(m.trim().toUpperCase());
       if (lower === 'host') {
         hostCount++;
         host = value;
@@ -148,7 +156,7 @@ export function upstreamRequestHeaders(
   }
   out.push('x-forwarded-for', forwardedFor(xff, clientIp), 'x-forwarded-proto', proto);
   if (host !== '') out.push('x-forwarded-host', host);
-  return { headers: out, host, hostIndex, hostCount, contentLength, chunked };
+  return { headers: out, host, hostIndex, hostCount, methodOverrides: overrides, contentLength, chunked };
 }
 
 function isHopByHopResponse(lower: string): boolean {

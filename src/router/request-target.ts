@@ -185,3 +185,31 @@ export function pathMayMatch(path: string, prefixes: readonly string[]): boolean
   for (const p of prefixes) if (l.startsWith(loose(p))) return true;
   return false;
 }
+
+/**
+ * Headers through which a client asks a backend to treat a request as another method (Express's
+ * method-override, Rails, ASP.NET, Google APIs): a `POST` carrying `X-HTTP-Method-Override: PUT` is a
+ * PUT to such a backend. The router forwards them unchanged and classifies the request under both
+ * methods, so a write spelled this way is still replicated (and the header is replayed with it).
+ */
+export const METHOD_OVERRIDE_HEADERS = [
+  'x-http-method-override',
+  'x-http-method',
+  'x-method-override',
+] as const;
+
+/** Whether `lower` (a lower-case header name) is one of {@link METHOD_OVERRIDE_HEADERS}. */
+export function isMethodOverrideHeader(lower: string): boolean {
+  return lower === 'x-http-method-override' || lower === 'x-http-method' || lower === 'x-method-override';
+}
+
+/** The methods a client asked for through {@link METHOD_OVERRIDE_HEADERS} (upper-case), or none. */
+export function methodOverrides(headers: Readonly<Record<string, string | string[] | undefined>>): string[] {
+  const out: string[] = [];
+  for (const name of METHOD_OVERRIDE_HEADERS) {
+    const v = headers[name];
+    for (const s of Array.isArray(v) ? v : v === undefined ? [] : [v])
+      for (const m of s.split(',')) if (m.trim() !== '') out.push(m.trim().toUpperCase());
+  }
+  return out;
+}

@@ -233,3 +233,49 @@ describe.each([
     expect([a.seen[0]?.url, a.seen[0]?.headers.host]).toEqual(['/b?x=1', 'svc:81']);
   });
 });
+
+describe('a write spelled through a method-override header', () => {
+  it.each([true, false])(
+    'is replicated to the echo, override and all, before it is acknowledged (fastPath %s)',
+    async (fastPath) => {
+      const primary = await backend('primary');
+      const echo = await backend('echo');
+      const repl = new ServiceReplication({
+        service: 'svc',
+        rules: { methods: ['PUT', 'DELETE'], paths: ['/kv/'], timeoutMs: 5000, strict: true },
+        consistency: 'write-through',
+        epoch: () => 0,
+      });
+      cleanups.push(() => repl.close());
+      repl.addEcho({ instanceId: 'echo', host: '127.0.0.1', port: echo.port }, 0);
+      const hooks = replicationHooks(repl, () => 0);
+      const r = await router({
+        backends: [at(primary)],
+        mutatingMethods: ['PUT', 'DELETE'],
+        interceptPathPrefixes: ['/kv/'],
+        interceptor: hooks.interceptor,
+        afterResponse: hooks.afterResponse,
+        fastPath,
+      });
+      const p = r.address.port;
+      const put = await raw(
+        p,
+        'POST /kv/a HTTP/1.1\r\nHost: svc\r\nX-HTTP-Method-Override: PUT\r\nContent-Length: 1\r\nConnection: close\r\n\r\nv',
+      );
+      expect(statusOf(put)).toBe(200);
+      expect(echo.seen.map((s) => [s.method, s.url, s.headers['x-http-method-override'], s.body])).toEqual([
+        ['POST', '/kv/a', 'PUT', 'v'],
+      ]);
+      const del = await raw(
+        p,
+        'GET /kv/a HTTP/1.1\r\nHost: svc\r\nX-Method-Override: delete\r\nConnection: close\r\n\r\n',
+      );
+      expect(statusOf(del)).toBe(200);
+      expect(echo.seen.map((s) => [s.method, s.url, s.headers['x-method-override']])).toEqual([
+        ['POST', '/kv/a', undefined],
+        ['GET', '/kv/a', 'delete'],
+      ]);
+      expect(primary.seen).toHaveLength(2);
+    },
+  );
+});
