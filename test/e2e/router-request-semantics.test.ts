@@ -213,7 +213,7 @@ describe.each([
     expect(bodies).toEqual(['a POST /w 5', 'a GET /r 0', 'a PUT /w2 2', 'a GET /r2 0']);
   });
 
-  it('answers 400 to a malformed target or a second Host, forwarding nothing', async () => {
+  it('answers 400 to a malformed target or a second Host, forwarding nothing, and OPTIONS * itself', async () => {
     const a = await backend('a');
     const r = await router({ backends: [at(a)], fastPath });
     const p = r.address.port;
@@ -222,12 +222,16 @@ describe.each([
       'GET https://svc/a HTTP/1.1\r\nHost: svc\r\n\r\n',
       'GET * HTTP/1.1\r\nHost: svc\r\n\r\n',
       'POST /a HTTP/1.1\r\nHost: svc\r\nHost: evil\r\nContent-Length: 0\r\n\r\n',
+      'GET /a HTTP/1.1\r\nHost: svc\r\nHost: evil\r\n\r\n',
     ]) {
       const response = await raw(p, req);
       expect([req, statusOf(response)]).toEqual([req, 400]);
       expect(response).toContain('UNDERSTUDY_ERR_ROUTER_REQUEST');
     }
+    const options = await raw(p, 'OPTIONS * HTTP/1.1\r\nHost: svc\r\nConnection: close\r\n\r\n');
+    expect(statusOf(options)).toBe(200);
     expect(a.seen).toEqual([]);
+    expect(r.stats().http?.badRequests).toBe(5);
     // The absolute-form authority replaces Host; the backend gets origin-form.
     await raw(p, 'GET http://svc:81/b?x=1 HTTP/1.1\r\nHost: other\r\nConnection: close\r\n\r\n');
     expect([a.seen[0]?.url, a.seen[0]?.headers.host]).toEqual(['/b?x=1', 'svc:81']);
