@@ -144,6 +144,8 @@ describe('pathMayMatch', () => {
     expect(pathMayMatch('/kv;jsessionid=1/b', p)).toBe(true);
     expect(pathMayMatch('/kv%2Fb', p)).toBe(true);
     expect(pathMayMatch('/k%5Cv/b', p)).toBe(true);
+    expect(pathMayMatch('/kv%C0%AFb', p)).toBe(true);
+    expect(pathMayMatch('/k%25%37%36/b', p)).toBe(true);
     expect(pathMayMatch('/other', p)).toBe(false);
     expect(pathMayMatch('/other?x=/kv/', p)).toBe(false);
     expect(pathMayMatch('/other?x=%2F', p)).toBe(false);

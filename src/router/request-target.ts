@@ -13,10 +13,11 @@
 //   - dot segments removed (`/x/../kv`, `/%2e%2e/kv` → `/kv`);
 //   - `\`, `#` (a fragment is never part of a request target), a control or non-ASCII byte → 400;
 //   - `*` only for OPTIONS, authority-form (CONNECT) → 400.
-// Escapes that a backend may or may not decode into a separator (`%2F`, `%5C`, `%3B`, `%25`) are kept:
-// rejecting them would refuse legitimate keys (`/kv/a%2Fb`); instead {@link pathMayMatch} treats such a
-// path as matching every prefix, so a mutating request spelled that way is always replicated (replaying
-// on the echo exactly what the primary received is harmless; missing it loses a write).
+// Escapes that a backend may or may not decode into a separator (`%2F`, `%5C`, `%3B`, `%25`, overlong
+// UTF-8 `%C0…`/`%C1…`) are kept: rejecting them would refuse legitimate keys (`/kv/a%2Fb`); instead
+// {@link pathMayMatch} treats such a path as matching every prefix, so a mutating request spelled that
+// way is always replicated (replaying on the echo exactly what the primary received is harmless; missing
+// it loses a write).
 
 /** A request target the router accepts. */
 export interface AcceptedTarget {
@@ -158,8 +159,11 @@ export function normaliseRequestTarget(method: string, target: string): RequestT
   return { ok: true, path, authority };
 }
 
-/** Escapes a backend may decode into a separator (`/`, `\`, `;`) or into another escape (`%`). */
-const AMBIGUOUS = /%(?:2F|5C|3B|25)/;
+/**
+ * Escapes a backend may decode into a separator (`/`, `\`, `;`) or into another escape (`%`), and the
+ * lead bytes of overlong UTF-8 (`%C0%AF`, which a lax decoder reads as `/`).
+ */
+const AMBIGUOUS = /%(?:2F|5C|3B|25|C0|C1)/i;
 
 /** The path as the loosest common backend could read it: path parameters (`;…`) cut, case folded. */
 function loose(path: string): string {
@@ -172,9 +176,10 @@ function loose(path: string): string {
  * Whether a normalised path may be under one of `prefixes` as a backend could read it — conservative:
  * true when the path matches a prefix as is, or case-insensitively with path parameters (`/kv;x=1/b`)
  * cut (Tomcat, Spring and case-insensitive routers read those as `/kv/b`), or when it carries an
- * escape a backend may decode into a separator (`%2F`, `%5C`, `%3B`, `%25`). Used for every
- * "is this a mutation" decision, so no spelling of a mutating request escapes replication; replicating a
- * request that was not a mutation only costs the echo a replay of what the primary did.
+ * escape a backend may decode into a separator (`%2F`, `%5C`, `%3B`, `%25`, overlong UTF-8 `%C0`,
+ * `%C1`). Used for every "is this a mutation" decision, so no spelling of a mutating request escapes
+ * replication; replicating a request that was not a mutation only costs the echo a replay of what the
+ * primary did.
  */
 export function pathMayMatch(path: string, prefixes: readonly string[]): boolean {
   for (const p of prefixes) if (path.startsWith(p)) return true;

@@ -151,6 +151,14 @@ describe('a write in any spelling of its target is replicated before it is ackno
       }
     });
 
+    it("a method in lower case is refused (node's parser, behind both paths)", async () => {
+      const auth = `127.0.0.1:${r.address.port}`;
+      const key = `lower-${String(fastPath)}`;
+      const put = `put /kv/${key} HTTP/1.1\r\nHost: ${auth}\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx`;
+      expect(statusOf(await raw(r.address.port, put))).toBe(400);
+      expect(await value(primary, key)).toBeUndefined();
+    });
+
     it('DELETE of an absolute-form target reaches the echo before it is acknowledged', async () => {
       const auth = `127.0.0.1:${r.address.port}`;
       const key = `del-${String(fastPath)}`;
