@@ -8,9 +8,10 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { replicationHooks, ServiceReplication } from '../../src/replication/index.js';
-import { Router, type RouterOptions } from '../../src/router/index.js';
+import { normaliseRequestTarget, Router, type RouterOptions } from '../../src/router/index.js';
 import { allocatePort } from '../../src/runtime/index.js';
 import { httpBackend, type TestBackend } from './fixtures/router/backends.js';
 
@@ -305,6 +306,66 @@ describe('a write spelled through a method-override header', () => {
         ['GET', '/kv/a', 'delete'],
       ]);
       expect(primary.seen).toHaveLength(2);
+    },
+  );
+});
+
+describe("the request target, differentially against node's parser (what the backend runs)", () => {
+  it.each([true, false])(
+    'the router refuses what the parser or the normaliser refuses, and forwards exactly the normalised target (fastPath %s)',
+    async (fastPath) => {
+      const a = await backend('a');
+      const r = await router({ backends: [at(a)], fastPath });
+      const piece = fc.constantFrom(
+        'a',
+        'kv',
+        '/',
+        '//',
+        '.',
+        '..',
+        '%2e',
+        '%2E',
+        '%76',
+        '%2F',
+        '%2f',
+        '%25',
+        '%zz',
+        '%',
+        '%00',
+        '?',
+        '#',
+        '\\',
+        ';',
+        '"',
+        '{',
+        '|',
+        '~',
+        '\u00e9',
+      );
+      const prefix = fc.constantFrom('/', '/', '/', 'http://h', 'HTTP://h:1/', 'https://h/', 'h:80', '*');
+      await fc.assert(
+        fc.asyncProperty(prefix, fc.array(piece, { maxLength: 6 }), async (start, pieces) => {
+          const target = start + pieces.join('');
+          const request = `GET ${target} HTTP/1.1\r\nHost: svc\r\nConnection: close\r\n\r\n`;
+          const before = a.seen.length;
+          const direct = statusOf(await raw(a.port, request));
+          const parserRefuses = direct === 400;
+          a.seen.length = before;
+          const viaRouter = statusOf(await raw(r.address.port, request));
+          const t = normaliseRequestTarget('GET', target);
+          if (parserRefuses || !t.ok) {
+            expect([target, viaRouter, a.seen.length]).toEqual([target, 400, before]);
+          } else {
+            expect([target, viaRouter, a.seen.length, a.seen[before]?.url]).toEqual([
+              target,
+              200,
+              before + 1,
+              t.path,
+            ]);
+          }
+        }),
+        { numRuns: 80 },
+      );
     },
   );
 });
