@@ -1,8 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
 import { ErrorCode, isUnderstudyError } from '../errors/index.js';
 import type { BackendSet, BackendState } from './backend-set.js';
+import { connectionQueue, type ConnectionQueue, type QueuedExchange } from './connection-queue.js';
 import type { HoldOutcome, InterceptDecision, RouterRequest } from './intercept.js';
 import type { Mirror } from './mirror.js';
 import type { PoolResource } from './pool-resource.js';
@@ -111,7 +111,7 @@ function onResponseClose(this: ResponseWithExchange): void {
 }
 
 /** One client request through the proxy, from arrival to its answer (or failure). */
-class Exchange {
+class Exchange implements QueuedExchange {
   attempt = 0;
   #abort: ((err?: Error) => void) | undefined;
   #backend: BackendState<PoolResource> | undefined;
@@ -147,7 +147,7 @@ class Exchange {
     private readonly ctx: HttpProxyContext,
     private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
-    private readonly conn: ConnectionQueue,
+    private readonly conn: ConnectionQueue<Exchange>,
   ) {
     this.#method = req.method ?? 'GET';
     // Normalised once, here: nothing below reads req.url.
@@ -607,45 +607,11 @@ class Exchange {
   }
 }
 
-/**
- * The exchanges of one client connection, run one at a time in the order the client sent them. node's
- * server emits pipelined requests as soon as it parses them; started together, a GET sent after a POST
- * could reach the backend first (it needs no body and no replication turn). So the next request on a
- * connection starts only once the one before it is finished, as in HAProxy.
- */
-class ConnectionQueue {
-  active: Exchange | undefined;
-  #waiting: Exchange[] | undefined;
-
-  add(ex: Exchange): void {
-    if (this.active === undefined) {
-      this.active = ex;
-      ex.start();
-    } else (this.#waiting ??= []).push(ex);
-  }
-
-  /** The active exchange finished: start the next one (on the next tick, outside its callbacks). */
-  next(): void {
-    this.active = undefined;
-    let ex = this.#waiting?.shift();
-    // One whose client went away while it waited is already finished.
-    while (ex?.finished === true) ex = this.#waiting?.shift();
-    if (ex === undefined) return;
-    const started = ex;
-    this.active = started;
-    process.nextTick(() => started.start());
-  }
-}
-
-const kQueue = Symbol('exchanges');
-type SocketWithQueue = Socket & { [kQueue]?: ConnectionQueue };
-
 /** Handles one HTTP request: the server's `request` listener. */
 export function handleHttpRequest(ctx: HttpProxyContext, req: IncomingMessage, res: ServerResponse): void {
   ctx.stats.requests++;
   ctx.stats.inFlight++;
-  const socket = req.socket as SocketWithQueue;
-  const conn = (socket[kQueue] ??= new ConnectionQueue());
+  const conn = connectionQueue<Exchange>(req.socket);
   conn.add(new Exchange(ctx, req, res, conn));
 }
 
