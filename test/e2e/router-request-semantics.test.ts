@@ -239,7 +239,7 @@ describe.each([
     expect(bodies).toEqual(['a POST /w 5', 'a GET /r 0', 'a PUT /w2 2', 'a GET /r2 0']);
   });
 
-  it('answers 400 to a malformed target or a second Host, forwarding nothing, and OPTIONS * itself', async () => {
+  it('answers 400 to a malformed target, CONNECT or a second Host, forwarding nothing, and OPTIONS * itself', async () => {
     const a = await backend('a');
     const r = await router({ backends: [at(a)], fastPath });
     const p = r.address.port;
@@ -254,10 +254,12 @@ describe.each([
       expect([req, statusOf(response)]).toEqual([req, 400]);
       expect(response).toContain('UNDERSTUDY_ERR_ROUTER_REQUEST');
     }
+    const tunnel = await raw(p, 'CONNECT svc:443 HTTP/1.1\r\nHost: svc:443\r\n\r\n');
+    expect([statusOf(tunnel), tunnel.includes('UNDERSTUDY_ERR_ROUTER_REQUEST')]).toEqual([400, true]);
     const options = await raw(p, 'OPTIONS * HTTP/1.1\r\nHost: svc\r\nConnection: close\r\n\r\n');
     expect(statusOf(options)).toBe(200);
     expect(a.seen).toEqual([]);
-    expect(r.stats().http?.badRequests).toBe(5);
+    expect(r.stats().http?.badRequests).toBe(6);
     // The absolute-form authority replaces Host; the backend gets origin-form.
     await raw(p, 'GET http://svc:81/b?x=1 HTTP/1.1\r\nHost: other\r\nConnection: close\r\n\r\n');
     expect([a.seen[0]?.url, a.seen[0]?.headers.host]).toEqual(['/b?x=1', 'svc:81']);
