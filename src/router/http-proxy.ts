@@ -8,7 +8,7 @@ import type { HoldOutcome, InterceptDecision, RouterRequest } from './intercept.
 import type { Mirror } from './mirror.js';
 import type { PoolResource } from './pool-resource.js';
 import type { MutationGate } from './mutation-gate.js';
-import { downstreamResponseHeaders, upstreamRequestHeaders } from './proxy-headers.js';
+import { downstreamResponseHeaders, headersAsForwarded, upstreamRequestHeaders } from './proxy-headers.js';
 import {
   normaliseRequestTarget,
   pathMayMatch,
@@ -277,7 +277,7 @@ class Exchange implements QueuedExchange {
       service: this.ctx.opts.service,
       method: this.#method,
       path: this.#path,
-      headers: t.authority === undefined ? req.headers : { ...req.headers, host: t.authority },
+      headers: headersAsForwarded(req.headers, t.authority, this.#up),
       body: this.#body,
       remoteAddress: req.socket.remoteAddress ?? '',
       receivedAt: this.#startedAt,

@@ -15,7 +15,8 @@ export interface RouterRequest {
    */
   readonly path: string;
   /**
-   * The client's request headers (lower-case names, before hop-by-hop stripping); `host` is the
+   * The client's request headers (lower-case names, before hop-by-hop stripping) less `x-understudy-*`
+   * and those the client named in `Connection` (the backend does not receive them); `host` is the
    * authority of an absolute-form target when the client sent one.
    */
   readonly headers: IncomingHttpHeaders;

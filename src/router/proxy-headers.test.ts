@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { downstreamResponseHeaders, shadowHost, upstreamRequestHeaders } from './proxy-headers.js';
+import {
+  downstreamResponseHeaders,
+  headersAsForwarded,
+  shadowHost,
+  upstreamRequestHeaders,
+} from './proxy-headers.js';
 
 describe('upstreamRequestHeaders', () => {
   it('strips hop-by-hop headers and those named by Connection, keeps the rest in order', () => {
@@ -140,6 +145,24 @@ describe("upstreamRequestHeaders: what a client cannot do to the router's header
     ]);
     expect([up.host, up.hostIndex, up.hostCount]).toEqual(['svc:80', 1, 1]);
     expect(upstreamRequestHeaders(['host', 'a', 'Host', 'b'], '', 'http').hostCount).toBe(2);
+  });
+});
+
+describe('method overrides and what the interceptor sees', () => {
+  it('reports method overrides the backend receives, not one the client named in Connection', () => {
+    const raw = ['X-HTTP-Method-Override', 'put', 'x-method-override', 'DELETE, patch'];
+    expect(upstreamRequestHeaders(raw, '', 'http').methodOverrides).toEqual(['PUT', 'DELETE', 'PATCH']);
+    const dropped = upstreamRequestHeaders([...raw, 'Connection', 'x-http-method-override'], '', 'http');
+    expect(dropped.methodOverrides).toEqual(['DELETE', 'PATCH']);
+    expect([...(dropped.dropped ?? [])]).toEqual(['x-http-method-override']);
+  });
+
+  it('gives the interceptor the headers as forwarded: Connection-named ones removed, Host from the authority', () => {
+    const h = { host: 'a', 'x-http-method-override': 'PUT', 'x-request-id': 'r', 'x-understudy-epoch': '9' };
+    expect(headersAsForwarded(h, undefined, { dropped: undefined, strippedInternal: false })).toBe(h);
+    const up = { dropped: new Set(['x-http-method-override']), strippedInternal: true };
+    expect(headersAsForwarded(h, 'svc:80', up)).toEqual({ host: 'svc:80', 'x-request-id': 'r' });
+    expect(h['x-http-method-override']).toBe('PUT');
   });
 });
 

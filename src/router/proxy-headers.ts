@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import { isMethodOverrideHeader } from './request-target.js';
 
 // Header rewriting on the hot path: flat string arrays in and out, names lower-cased only when their
@@ -15,6 +16,10 @@ export interface UpstreamHeaders {
   hostCount: number;
   /** Methods asked for through a method-override header (upper-case), or undefined when none. */
   methodOverrides: string[] | undefined;
+  /** Header names (lower-case) the client named in `Connection` and that were dropped, or undefined. */
+  dropped: ReadonlySet<string> | undefined;
+  /** True when the client sent `x-understudy-*` headers (stripped). */
+  strippedInternal: boolean;
   /** The client's Content-Length, or -1 when absent. */
   contentLength: number;
   /** True when the client sent a Transfer-Encoding (a body of unknown length). */
@@ -97,11 +102,16 @@ export function upstreamRequestHeaders(
   let hostIndex = -1;
   let hostCount = 0;
   let connectionTokens: Set<string> | undefined;
-  let overrides: string[] | undefined;
+  let strippedInternal = false;
+  /** Method-override headers seen: flat `[lowerName, value, …]`. */
+  let overrideValues: string[] | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
     const value = raw[i + 1] as string;
-    if (isInternalHeader(name)) continue;
+    if (isInternalHeader(name)) {
+      strippedInternal = true;
+      continue;
+    }
     if (CANDIDATE_LENGTHS.has(name.length)) {
       const lower = name.toLowerCase();
       if (isHopByHopRequest(lower)) {
@@ -120,9 +130,7 @@ export function upstreamRequestHeaders(
         continue;
       }
       if (lower === 'x-forwarded-host' || lower === 'x-forwarded-proto') continue;
-      if (isMethodOverrideHeader(lower))
-        for (const m of value.split(','))
-          if (m.trim() !== '') (overrides ??= []).push(m.trim().toUpperCase());
+      if (isMethodOverrideHeader(lower)) (overrideValues ??= []).push(lower, value);
       if (lower === 'host') {
         hostCount++;
         host = value;
@@ -145,6 +153,7 @@ export function upstreamRequestHeaders(
       filtered.push(n, out[i + 1] as string);
     }
     out = filtered;
+    named.delete('host');
   }
   if (authority !== undefined) {
     host = authority;
@@ -156,7 +165,25 @@ export function upstreamRequestHeaders(
   }
   out.push('x-forwarded-for', forwardedFor(xff, clientIp), 'x-forwarded-proto', proto);
   if (host !== '') out.push('x-forwarded-host', host);
-  return { headers: out, host, hostIndex, hostCount, methodOverrides: overrides, contentLength, chunked };
+  // An override counts only when the backend receives it (one the client named in Connection is dropped).
+  let overrides: string[] | undefined;
+  if (overrideValues !== undefined)
+    for (let i = 0; i < overrideValues.length; i += 2) {
+      if (connectionTokens?.has(overrideValues[i] as string) === true) continue;
+      for (const m of (overrideValues[i + 1] as string).split(','))
+        if (m.trim() !== '') (overrides ??= []).push(m.trim().toUpperCase());
+    }
+  return {
+    headers: out,
+    host,
+    hostIndex,
+    hostCount,
+    methodOverrides: overrides,
+    dropped: connectionTokens,
+    strippedInternal,
+    contentLength,
+    chunked,
+  };
 }
 
 function isHopByHopResponse(lower: string): boolean {
@@ -204,6 +231,26 @@ export function downstreamResponseHeaders(raw: readonly Buffer[]): string[] {
       if (!drop.has((out[i] as string).toLowerCase())) filtered.push(out[i] as string, out[i + 1] as string);
     return filtered;
   }
+  return out;
+}
+
+/**
+ * The client's headers (node's lower-case object) as the backend receives them, for the interceptor:
+ * `x-understudy-*` and those the client named in `Connection` removed, Host replaced by an absolute-form
+ * authority. Returns `headers` itself when nothing changes.
+ */
+export function headersAsForwarded(
+  headers: IncomingHttpHeaders,
+  authority: string | undefined,
+  up: Pick<UpstreamHeaders, 'dropped' | 'strippedInternal'>,
+): IncomingHttpHeaders {
+  const { dropped, strippedInternal } = up;
+  if (authority === undefined && !strippedInternal && (dropped === undefined || dropped.size === 0))
+    return headers;
+  const out: IncomingHttpHeaders = { ...headers };
+  if (dropped) for (const n of dropped) delete out[n];
+  if (strippedInternal) for (const n of Object.keys(out)) if (isInternalHeader(n)) delete out[n];
+  if (authority !== undefined) out.host = authority;
   return out;
 }
 

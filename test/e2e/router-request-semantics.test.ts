@@ -308,6 +308,14 @@ describe('a write spelled through a method-override header', () => {
         ['GET', '/kv/a', 'delete'],
       ]);
       expect(primary.seen).toHaveLength(2);
+      // An override the client named in Connection never reaches the primary, so the write is not one.
+      const hidden = await raw(
+        p,
+        'POST /kv/b HTTP/1.1\r\nHost: svc\r\nX-HTTP-Method-Override: PUT\r\nContent-Length: 1\r\nConnection: close, X-HTTP-Method-Override\r\n\r\nv',
+      );
+      expect(statusOf(hidden)).toBe(200);
+      expect(primary.seen[2]?.headers['x-http-method-override']).toBeUndefined();
+      expect(echo.seen).toHaveLength(2);
     },
   );
 });
