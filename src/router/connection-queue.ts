@@ -6,6 +6,8 @@ export interface QueuedExchange {
   start(): void;
   /** True once the exchange is over (answered, failed, or its client gone). */
   readonly finished: boolean;
+  /** The client connection closed. */
+  closed(): void;
 }
 
 /**
@@ -19,12 +21,27 @@ export class ConnectionQueue<T extends QueuedExchange> {
   active: T | undefined;
   #waiting: T[] | undefined;
 
+  constructor(private readonly socket: Socket) {}
+
   /** Starts `ex` now if the connection is idle, or once the exchanges before it are finished. */
   add(ex: T): void {
     if (this.active === undefined) {
       this.active = ex;
       ex.start();
-    } else (this.#waiting ??= []).push(ex);
+      return;
+    }
+    if (this.#waiting === undefined) {
+      this.#waiting = [];
+      // node signals a closed connection to the response being written only; those waiting are told here.
+      this.socket.once('close', () => this.#closed());
+    }
+    this.#waiting.push(ex);
+  }
+
+  #closed(): void {
+    const waiting = this.#waiting ?? [];
+    this.#waiting = [];
+    for (const ex of waiting) ex.closed();
   }
 
   /** The active exchange finished: start the next one (on the next tick, outside its callbacks). */
@@ -46,5 +63,5 @@ type SocketWithQueue = Socket & { [kQueue]?: ConnectionQueue<QueuedExchange> };
 /** The queue of a client connection, created on its first request. */
 export function connectionQueue<T extends QueuedExchange>(socket: Socket): ConnectionQueue<T> {
   const s = socket as SocketWithQueue;
-  return (s[kQueue] ??= new ConnectionQueue()) as unknown as ConnectionQueue<T>;
+  return (s[kQueue] ??= new ConnectionQueue(socket)) as unknown as ConnectionQueue<T>;
 }

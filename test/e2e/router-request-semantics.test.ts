@@ -239,6 +239,34 @@ describe.each([
     expect(bodies).toEqual(['a POST /w 5', 'a GET /r 0', 'a PUT /w2 2', 'a GET /r2 0']);
   });
 
+  it('finishes every queued pipelined request when the client goes away mid-queue', async () => {
+    const a = await backend('a');
+    let release: (() => void) | undefined;
+    const r = await router({
+      backends: [at(a)],
+      fastPath,
+      interceptor: () => new Promise((resolve) => (release = () => resolve({}))),
+    });
+    const s = connect(r.address.port, '127.0.0.1');
+    await new Promise((resolve) => s.once('connect', resolve));
+    s.write(
+      'POST /w HTTP/1.1\r\nHost: svc\r\nContent-Length: 1\r\n\r\nx' +
+        'GET /r HTTP/1.1\r\nHost: svc\r\n\r\n' +
+        'GET /r2 HTTP/1.1\r\nHost: svc\r\n\r\n',
+    );
+    while (r.stats().http?.requests !== 3) await new Promise((resolve) => setTimeout(resolve, 5));
+    s.destroy();
+    // The two waiting behind the POST finish at once; the POST when its replication turn comes.
+    while (r.stats().http?.inFlight !== 1) await new Promise((resolve) => setTimeout(resolve, 5));
+    release?.();
+    while (r.stats().http?.inFlight !== 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(r.stats().http).toMatchObject({ requests: 3, responses: 3, inFlight: 0 });
+    // The connection's queue is not stuck: a new connection is served.
+    const after = await raw(r.address.port, 'GET /next HTTP/1.1\r\nHost: svc\r\nConnection: close\r\n\r\n');
+    expect(statusOf(after)).toBe(200);
+    expect(a.seen.map((x) => x.url)).toEqual(['/next']);
+  });
+
   it('answers 400 to a malformed target, CONNECT or a second Host, forwarding nothing, and OPTIONS * itself', async () => {
     const a = await backend('a');
     const r = await router({ backends: [at(a)], fastPath });
