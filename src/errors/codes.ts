@@ -55,6 +55,8 @@ export const ErrorCode = {
   RouterConfig: 'UNDERSTUDY_ERR_ROUTER_CONFIG',
   /** The router could not forward a request: no backend available in time, or the backend failed and the request could not be retried. */
   RouterUnavailable: 'UNDERSTUDY_ERR_ROUTER_UNAVAILABLE',
+  /** The router refused a request it cannot forward unambiguously (malformed or ambiguous target, not exactly one Host): HTTP 400. */
+  RouterRequest: 'UNDERSTUDY_ERR_ROUTER_REQUEST',
   /** HAProxy's Runtime API could not be reached or rejected a command. */
   RouterHaproxy: 'UNDERSTUDY_ERR_ROUTER_HAPROXY',
   /** An unexpected failure with no more specific code (a bug, or an error from a dependency). */

@@ -31,6 +31,7 @@ export const HTTP_STATUS: Readonly<Record<ErrorCodeValue, number>> = {
   [ErrorCode.Failover]: 409,
   [ErrorCode.RouterConfig]: 400,
   [ErrorCode.RouterUnavailable]: 503,
+  [ErrorCode.RouterRequest]: 400,
   [ErrorCode.RouterHaproxy]: 502,
   [ErrorCode.Internal]: 500,
 };

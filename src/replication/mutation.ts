@@ -31,4 +31,8 @@ export const REPLAYED_HEADERS = [
   'x-request-id',
   'if-match',
   'if-none-match',
+  // The echo must act on the method the primary acted on (router/request-target.ts, METHOD_OVERRIDE_HEADERS).
+  'x-http-method-override',
+  'x-http-method',
+  'x-method-override',
 ];

@@ -27,7 +27,7 @@ export function replicationHooks(
   const inFlight = new Map<number, InFlight>();
 
   const interceptor: Interceptor = async (req: RouterRequest) => {
-    if (!repl.isMutation(req.method, req.path)) return undefined;
+    if (!repl.isMutation(req.method, req.path, req.headers)) return undefined;
     if (req.body === null) {
       return {
         respond: {

@@ -61,6 +61,18 @@ describe('ServiceReplication', () => {
     expect(h.partitionOf('/kv/a', { 'x-tenant': 't1' })).toBe('t1');
   });
 
+  it('counts as a mutation every spelling a backend may read as a write under the rules', () => {
+    const r = new ServiceReplication({ service: 's', rules, consistency: 'async', epoch: () => 1 });
+    expect(r.isMutation('PUT', '/KV/a')).toBe(true);
+    expect(r.isMutation('PUT', '/kv;v=1/a')).toBe(true);
+    expect(r.isMutation('PUT', '/kv%2Fa')).toBe(true);
+    expect(r.isMutation('POST', '/kv/a', { 'x-http-method-override': 'put' })).toBe(true);
+    expect(r.isMutation('GET', '/kv/a', { 'x-method-override': 'DELETE' })).toBe(true);
+    expect(r.isMutation('POST', '/kv/a', { 'x-http-method-override': 'GET' })).toBe(false);
+    expect(r.isMutation('GET', '/kv/a')).toBe(false);
+    expect(r.isMutation('PUT', '/other?to=/kv/a')).toBe(false);
+  });
+
   it('replays mutations on a real echo in the primary order, and write-through waits for it', async () => {
     const port = await allocatePort();
     await startKv(port, join(work, 'echo-a'));

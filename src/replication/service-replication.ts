@@ -1,3 +1,4 @@
+import { methodOverrides, pathMayMatch } from '../router/index.js';
 import { EchoReplicator, type EchoReplicationStats, type EchoTarget } from './echo-replicator.js';
 import { KeyedQueue } from './keyed-queue.js';
 import { REPLAYED_HEADERS, type Mutation } from './mutation.js';
@@ -66,10 +67,21 @@ export class ServiceReplication {
     return this.options.consistency;
   }
 
-  /** Whether a request is a mutation under the rules. */
-  isMutation(method: string, path: string): boolean {
+  /**
+   * Whether a request is a mutation under the rules: a mutating method and a path that may be under one
+   * of the mutation paths as a backend could read it ({@link pathMayMatch}: conservative, so no spelling
+   * of a write escapes replication). `path` is the router's normalised target (RouterRequest.path);
+   * `headers` (lower-case names) bring in the methods asked for by a method-override header.
+   */
+  isMutation(
+    method: string,
+    path: string,
+    headers: Readonly<Record<string, string | string[] | undefined>> = {},
+  ): boolean {
     const { methods, paths } = this.options.rules;
-    return methods.includes(method.toUpperCase()) && paths.some((p) => path.startsWith(p));
+    const mutating =
+      methods.includes(method.toUpperCase()) || methodOverrides(headers).some((m) => methods.includes(m));
+    return mutating && pathMayMatch(path, paths);
   }
 
   /** The order key of a mutation ('' for the total order). */

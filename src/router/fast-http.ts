@@ -9,7 +9,9 @@ import type { BackendSet, BackendState } from './backend-set.js';
 import { ChunkedScanner } from './chunked-scanner.js';
 import { errorBody, type HttpStats } from './http-proxy.js';
 import type { PoolResource } from './pool-resource.js';
+import { forwardedFor, isInternalHeader } from './proxy-headers.js';
 import type { RawConn, RawOwner } from './raw-pool.js';
+import { normaliseOriginForm } from './request-target.js';
 import { responseHead } from './response-head.js';
 import type { Mirror } from './mirror.js';
 import type { ResolvedRouterOptions } from './router-options.js';
@@ -27,7 +29,6 @@ export interface FastHttpContext {
 const MAX_HEAD = 16 * 1024;
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const TARGET = /^[\x21-\x7e]+$/;
 /** Bytes of pipelined requests buffered while one is in flight before the client is paused. */
 const MAX_PIPELINED = 64 * 1024;
 const EMPTY = Buffer.alloc(0);
@@ -59,8 +60,10 @@ function parseRequest(
   if (sp1 <= 0 || sp2 <= sp1 || first.slice(sp2 + 1) !== 'HTTP/1.1') return undefined;
   const method = first.slice(0, sp1);
   if ((method !== 'GET' && method !== 'HEAD') || mutating.has(method)) return undefined;
-  const target = first.slice(sp1 + 1, sp2);
-  if (target[0] !== '/' || !TARGET.test(target)) return undefined;
+  // Normalised as on the full path (request-target.ts), so mirroring and the backend see the same target;
+  // absolute-form and anything refused are left to the full path, which rewrites or answers 400.
+  const target = normaliseOriginForm(first.slice(sp1 + 1, sp2));
+  if (target === undefined) return undefined;
   let out = `${method} ${target} HTTP/1.1\r\n`;
   let xff = '';
   let host = '';
@@ -74,15 +77,21 @@ function parseRequest(
     if (colon <= 0 || line.includes('\n') || line.includes('\r') || line.includes('\0')) return undefined;
     const name = line.slice(0, colon);
     if (!TOKEN.test(name)) return undefined;
+    // The router's own headers are never taken from a client (proxy-headers.ts, isInternalHeader).
+    if (isInternalHeader(name)) continue;
     const value = line.slice(colon + 1).trim();
     const lower = name.length <= 19 ? name.toLowerCase() : '';
+    if (name.length === 22 && name.toLowerCase() === 'x-http-method-override') return undefined;
     switch (lower) {
       case 'content-length':
         if (value !== '0') return undefined;
         continue;
+      // (A method override may make this GET a write: the full path classifies it, request-target.ts.)
       case 'transfer-encoding':
       case 'expect':
       case 'upgrade':
+      case 'x-http-method':
+      case 'x-method-override':
         return undefined;
       case 'connection': {
         for (const t of value.split(',')) {
@@ -113,7 +122,9 @@ function parseRequest(
     flat?.push(name, value);
   }
   if (hostCount !== 1) return undefined;
-  const fwd = xff === '' ? clientIp : `${xff}, ${clientIp}`;
+  // Connection naming anything but close/keep-alive was handed off above, so no client header named there
+  // is left to strip and the forwarding headers below are the router's own.
+  const fwd = forwardedFor(xff, clientIp);
   out += `x-forwarded-for: ${fwd}\r\nx-forwarded-proto: http\r\nx-forwarded-host: ${host}\r\n\r\n`;
   flat?.push('x-forwarded-for', fwd, 'x-forwarded-proto', 'http', 'x-forwarded-host', host);
   return { method, target, head: Buffer.from(out, 'latin1'), closeAfter, host, flat, hostIndex };

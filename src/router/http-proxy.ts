@@ -1,12 +1,20 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { ErrorCode, isUnderstudyError } from '../errors/index.js';
 import type { BackendSet, BackendState } from './backend-set.js';
+import { connectionQueue, type ConnectionQueue, type QueuedExchange } from './connection-queue.js';
 import type { HoldOutcome, InterceptDecision, RouterRequest } from './intercept.js';
 import type { Mirror } from './mirror.js';
 import type { PoolResource } from './pool-resource.js';
 import type { MutationGate } from './mutation-gate.js';
-import { downstreamResponseHeaders, upstreamRequestHeaders } from './proxy-headers.js';
+import { downstreamResponseHeaders, headersAsForwarded, upstreamRequestHeaders } from './proxy-headers.js';
+import {
+  normaliseRequestTarget,
+  pathMayMatch,
+  type AcceptedTarget,
+  type RequestTarget,
+} from './request-target.js';
 import type { ResolvedRouterOptions } from './router-options.js';
 
 /** Why a request failed, as counted in {@link HttpStats.errors}. */
@@ -24,6 +32,8 @@ export interface HttpStats {
   redispatched: number;
   /** Requests answered 503 by the router. */
   unavailable: number;
+  /** Requests answered 400 by the router: a malformed or ambiguous target, or not exactly one Host. */
+  badRequests: number;
   intercepted: number;
   /** Requests proxied on the raw-socket fast path (plain GET/HEAD). */
   fastPath: number;
@@ -102,7 +112,7 @@ function onResponseClose(this: ResponseWithExchange): void {
 }
 
 /** One client request through the proxy, from arrival to its answer (or failure). */
-class Exchange {
+class Exchange implements QueuedExchange {
   attempt = 0;
   #abort: ((err?: Error) => void) | undefined;
   #backend: BackendState<PoolResource> | undefined;
@@ -130,17 +140,40 @@ class Exchange {
   readonly #startedAt = performance.now();
   readonly #up: ReturnType<typeof upstreamRequestHeaders>;
   readonly #method: string;
+  readonly #target: RequestTarget;
+  /** The normalised origin-form target: what is classified, intercepted, mirrored and forwarded. */
+  readonly #path: string;
 
   constructor(
     private readonly ctx: HttpProxyContext,
     private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
+    private readonly conn: ConnectionQueue<Exchange>,
   ) {
     this.#method = req.method ?? 'GET';
-    this.#mutating = ctx.opts.mutatingMethods.has(this.#method);
-    this.#up = upstreamRequestHeaders(req.rawHeaders, req.socket.remoteAddress ?? '', 'http');
+    // Normalised once, here: nothing below reads req.url.
+    this.#target = normaliseRequestTarget(this.#method, req.url ?? '/');
+    this.#path = this.#target.ok ? this.#target.path : '/';
+    this.#up = upstreamRequestHeaders(
+      req.rawHeaders,
+      req.socket.remoteAddress ?? '',
+      'http',
+      this.#target.ok ? this.#target.authority : undefined,
+    );
+    // A method override (X-HTTP-Method-Override: PUT on a POST) makes a request mutating for a backend
+    // that honours it: classify under every method the backend may act on.
+    const { mutatingMethods } = ctx.opts;
+    const overrides = this.#up.methodOverrides;
+    this.#mutating =
+      mutatingMethods.has(this.#method) ||
+      (overrides !== undefined && overrides.some((m) => mutatingMethods.has(m)));
     (res as ResponseWithExchange)[kExchange] = this;
     res.on('close', onResponseClose);
+  }
+
+  /** True once the exchange is over (answered, failed, or its client gone). */
+  get finished(): boolean {
+    return this.#finished;
   }
 
   /** @internal The client connection closed; an exchange not finished yet lost its client. */
@@ -149,6 +182,24 @@ class Exchange {
   }
 
   start(): void {
+    if (this.#finished) return;
+    const t = this.#target;
+    if (!t.ok) {
+      this.#badRequest(t.reason);
+      return;
+    }
+    if (this.#up.hostCount > 1) {
+      this.#badRequest('more than one Host header');
+      return;
+    }
+    if (t.path === '*') {
+      // `OPTIONS *` asks about the server in general; the router is that server (undici cannot send '*').
+      this.res.writeHead(200, { 'content-length': '0' });
+      this.res.end();
+      this.#status = 200;
+      this.#finish();
+      return;
+    }
     if (this.#mutating) {
       const go = (): void => {
         if (this.#clientGone) return;
@@ -220,12 +271,13 @@ class Exchange {
     }
     this.ctx.stats.intercepted++;
     const req = this.req;
+    const t = this.#target as AcceptedTarget;
     const rreq: RouterRequest = {
       id: ++this.ctx.nextId,
       service: this.ctx.opts.service,
       method: this.#method,
-      path: req.url ?? '/',
-      headers: req.headers,
+      path: this.#path,
+      headers: headersAsForwarded(req.headers, t.authority, this.#up),
       body: this.#body,
       remoteAddress: req.socket.remoteAddress ?? '',
       receivedAt: this.#startedAt,
@@ -256,9 +308,7 @@ class Exchange {
   }
 
   #pathIntercepted(): boolean {
-    const url = this.req.url ?? '/';
-    for (const p of this.ctx.opts.interceptPathPrefixes) if (url.startsWith(p)) return true;
-    return false;
+    return pathMayMatch(this.#path, this.ctx.opts.interceptPathPrefixes);
   }
 
   #interceptFailed(err: unknown): void {
@@ -300,7 +350,7 @@ class Exchange {
     const { mirror } = this.ctx;
     if (mirror.active && (this.#decision?.mirror ?? mirror.sample())) {
       const up = this.#up;
-      mirror.send(this.#method, this.req.url ?? '/', up.headers, up.hostIndex, up.host, this.#body);
+      mirror.send(this.#method, this.#path, up.headers, up.hostIndex, up.host, this.#body);
     }
     this.#next(undefined);
   }
@@ -339,7 +389,7 @@ class Exchange {
     b.resource.pool.dispatch(
       {
         method: this.#method as Dispatcher.HttpMethod,
-        path: this.req.url ?? '/',
+        path: this.#path,
         headers: this.#up.headers,
         body,
       },
@@ -496,6 +546,13 @@ class Exchange {
     this.#reply(503, ErrorCode.RouterUnavailable, message, kind);
   }
 
+  /** Refuses a request the router cannot forward unambiguously; the connection closes after the answer. */
+  #badRequest(message: string): void {
+    this.ctx.stats.badRequests++;
+    this.res.shouldKeepAlive = false;
+    this.#reply(400, ErrorCode.RouterRequest, message, undefined);
+  }
+
   #reply(status: number, code: string, message: string, kind: HttpErrorKind | undefined): void {
     if (status === 503) this.ctx.stats.unavailable++;
     const res = this.res;
@@ -505,11 +562,12 @@ class Exchange {
       return;
     }
     const body = errorBody(code, message);
-    res.writeHead(status, {
+    const headers: Record<string, string> = {
       'content-type': 'application/json; charset=utf-8',
       'content-length': String(Buffer.byteLength(body)),
-      'retry-after': '1',
-    });
+    };
+    if (status === 503) headers['retry-after'] = '1';
+    res.writeHead(status, headers);
     res.end(body);
     this.#status = status;
     this.#finish(kind);
@@ -531,6 +589,7 @@ class Exchange {
     stats.inFlight--;
     stats.responses++;
     if (this.#gateCounted) this.ctx.gate.ended();
+    if (this.conn.active === this) this.conn.next();
     const after = this.ctx.opts.afterResponse;
     if (after !== undefined && this.#rreq !== undefined) {
       try {
@@ -553,7 +612,23 @@ class Exchange {
 export function handleHttpRequest(ctx: HttpProxyContext, req: IncomingMessage, res: ServerResponse): void {
   ctx.stats.requests++;
   ctx.stats.inFlight++;
-  new Exchange(ctx, req, res).start();
+  const conn = connectionQueue<Exchange>(req.socket);
+  conn.add(new Exchange(ctx, req, res, conn));
+}
+
+/**
+ * Answers a CONNECT request (the server's `connect` listener): the router is a reverse proxy, not a
+ * tunnel, so authority-form targets are refused with 400 and the connection closed; nothing is forwarded.
+ */
+export function refuseConnect(ctx: HttpProxyContext, socket: Duplex): void {
+  ctx.stats.requests++;
+  ctx.stats.responses++;
+  ctx.stats.badRequests++;
+  socket.on('error', () => undefined);
+  const body = errorBody(ErrorCode.RouterRequest, 'CONNECT is not supported: this is a reverse proxy');
+  socket.end(
+    `HTTP/1.1 400 Bad Request\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
 }
 
 /** Fresh zeroed HTTP counters. */
@@ -565,6 +640,7 @@ export function newHttpStats(): HttpStats {
     retries: 0,
     redispatched: 0,
     unavailable: 0,
+    badRequests: 0,
     intercepted: 0,
     fastPath: 0,
     handedOff: 0,

@@ -14,6 +14,13 @@ export type {
 export type { BackendStats, FencingStats } from './backend-set.js';
 export type { HttpStats, HttpErrorKind } from './http-proxy.js';
 export type { TcpStats } from './tcp-proxy.js';
+export {
+  normaliseRequestTarget,
+  pathMayMatch,
+  methodOverrides,
+  METHOD_OVERRIDE_HEADERS,
+} from './request-target.js';
+export type { RequestTarget, AcceptedTarget, RejectedTarget } from './request-target.js';
 export type { MirrorStats } from './mirror.js';
 export type { PauseStats } from './mutation-gate.js';
 export type { LatencySnapshot } from './latency-histogram.js';

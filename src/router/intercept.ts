@@ -9,9 +9,16 @@ export interface RouterRequest {
   readonly id: number;
   readonly service: string;
   readonly method: string;
-  /** Path with query string, as the client sent it. */
+  /**
+   * Path with query string, normalised to origin-form (request-target.ts): what the backend receives,
+   * so classify on this, never on the raw target.
+   */
   readonly path: string;
-  /** The client's request headers (lower-case names, before hop-by-hop stripping). */
+  /**
+   * The client's request headers (lower-case names, before hop-by-hop stripping) less `x-understudy-*`
+   * and those the client named in `Connection` (the backend does not receive them); `host` is the
+   * authority of an absolute-form target when the client sent one.
+   */
   readonly headers: IncomingHttpHeaders;
   /**
    * The whole request body, held in memory. Empty for a request without a body. `null` when the
@@ -60,8 +67,9 @@ export interface InterceptDecision {
 }
 
 /**
- * Replication hook. Called for every request whose method is mutating and whose path matches
- * `interceptPathPrefixes`, after any pause, with the body buffered. The request is forwarded only
+ * Replication hook. Called for every request whose method is mutating (itself, or through a
+ * method-override header) and whose normalised path may be under one of `interceptPathPrefixes` (matched
+ * conservatively, see `pathMayMatch`), after any pause, with the body buffered. The request is forwarded only
  * when the returned promise resolves, so an interceptor can impose an order (total, or per key) on
  * mutations: resolve when it is this request's turn, and release the next one from `afterResponse`.
  * A rejection answers the client 503 with the rejection's `code`/`message` when it is an

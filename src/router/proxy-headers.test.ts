@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { downstreamResponseHeaders, shadowHost, upstreamRequestHeaders } from './proxy-headers.js';
+import {
+  downstreamResponseHeaders,
+  headersAsForwarded,
+  shadowHost,
+  upstreamRequestHeaders,
+} from './proxy-headers.js';
 
 describe('upstreamRequestHeaders', () => {
   it('strips hop-by-hop headers and those named by Connection, keeps the rest in order', () => {
@@ -65,6 +70,99 @@ describe('upstreamRequestHeaders', () => {
     ]);
     expect(up.contentLength).toBe(12);
     expect(up.hostIndex).toBe(-1);
+  });
+});
+
+describe("upstreamRequestHeaders: what a client cannot do to the router's headers", () => {
+  it("keeps the router's forwarding headers when the client names them in Connection", () => {
+    const up = upstreamRequestHeaders(
+      [
+        'Host',
+        'svc',
+        'Connection',
+        'close, X-Forwarded-For, x-forwarded-proto, X-Forwarded-Host, Host, X-Drop',
+        'X-Forwarded-For',
+        '6.6.6.6',
+        'X-Drop',
+        '1',
+      ],
+      '10.0.0.1',
+      'http',
+    );
+    expect(up.headers).toEqual([
+      'Host',
+      'svc',
+      'x-forwarded-for',
+      '10.0.0.1',
+      'x-forwarded-proto',
+      'http',
+      'x-forwarded-host',
+      'svc',
+    ]);
+    expect(up.hostIndex).toBe(1);
+  });
+
+  it('strips every x-understudy-* header the client sent, whatever its case or length', () => {
+    const up = upstreamRequestHeaders(
+      [
+        'X-Understudy-Epoch',
+        '99',
+        'x-understudy-seq',
+        '1',
+        'x-understudy-replay',
+        '1',
+        'X-UNDERSTUDY-SOMETHING-WITH-A-LONG-NAME',
+        'z',
+        'x-understudyish',
+        'kept',
+      ],
+      '10.0.0.1',
+      'http',
+    );
+    expect(up.headers).toEqual([
+      'x-understudyish',
+      'kept',
+      'x-forwarded-for',
+      '10.0.0.1',
+      'x-forwarded-proto',
+      'http',
+    ]);
+  });
+
+  it('replaces Host with the authority of an absolute-form target, and counts Host headers', () => {
+    const up = upstreamRequestHeaders(['Host', 'other', 'Accept', '*/*'], '10.0.0.1', 'http', 'svc:80');
+    expect(up.headers).toEqual([
+      'Host',
+      'svc:80',
+      'Accept',
+      '*/*',
+      'x-forwarded-for',
+      '10.0.0.1',
+      'x-forwarded-proto',
+      'http',
+      'x-forwarded-host',
+      'svc:80',
+    ]);
+    expect([up.host, up.hostIndex, up.hostCount]).toEqual(['svc:80', 1, 1]);
+    expect(upstreamRequestHeaders(['host', 'a', 'Host', 'b'], '', 'http').hostCount).toBe(2);
+  });
+});
+
+describe('method overrides and what the interceptor sees', () => {
+  it('reports method overrides the backend receives, not one the client named in Connection', () => {
+    const raw = ['X-HTTP-Method-Override', 'put', 'x-method-override', 'DELETE, patch'];
+    expect(upstreamRequestHeaders(raw, '', 'http').methodOverrides).toEqual(['PUT', 'DELETE', 'PATCH']);
+    const dropped = upstreamRequestHeaders([...raw, 'Connection', 'x-http-method-override'], '', 'http');
+    expect(dropped.methodOverrides).toEqual(['DELETE', 'PATCH']);
+    expect([...(dropped.dropped ?? [])]).toEqual(['x-http-method-override']);
+  });
+
+  it('gives the interceptor the headers as forwarded: Connection-named ones removed, Host from the authority', () => {
+    const h = { host: 'a', 'x-http-method-override': 'PUT', 'x-request-id': 'r', 'x-understudy-epoch': '9' };
+    expect(headersAsForwarded(h, undefined, { dropped: undefined, strippedInternal: false })).toBe(h);
+    const up = { dropped: new Set(['x-http-method-override']), strippedInternal: true };
+    expect(headersAsForwarded(h, 'svc:80', up)).toEqual({ host: 'svc:80', 'x-request-id': 'r' });
+    expect(h['x-http-method-override']).toBe('PUT');
   });
 });
 

@@ -6,11 +6,18 @@ import {
   type Socket,
 } from 'node:net';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import type { Duplex } from 'node:stream';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import { BackendSet, type BackendStats, type FencingStats } from './backend-set.js';
 import { handleFastConnection, type FastHttpContext } from './fast-http.js';
 import { PoolResource } from './pool-resource.js';
-import { handleHttpRequest, newHttpStats, type HttpProxyContext, type HttpStats } from './http-proxy.js';
+import {
+  handleHttpRequest,
+  newHttpStats,
+  refuseConnect,
+  type HttpProxyContext,
+  type HttpStats,
+} from './http-proxy.js';
 import { Mirror, type MirrorStats } from './mirror.js';
 import { MutationGate, type PauseStats } from './mutation-gate.js';
 import {
@@ -126,6 +133,8 @@ export class Router {
       );
       server.headersTimeout = 60_000;
       server.requestTimeout = 0;
+      // CONNECT (authority-form) never reaches the request listener: refused with 400 here.
+      server.on('connect', (_req, socket: Duplex) => refuseConnect(ctx, socket));
       if (opts.fastPath) {
         // The public listener is the raw fast path; the node:http server only receives handed-off connections.
         const fast: FastHttpContext = {
