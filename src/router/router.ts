@@ -1,4 +1,4 @@
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer, type Server as HttpServer, type ServerResponse } from 'node:http';
 import {
   createServer as createTcpServer,
   type AddressInfo,
@@ -87,6 +87,8 @@ export class Router {
   readonly #tcp: TcpProxyContext | undefined;
   readonly #loopDelay: IntervalHistogram;
   readonly #sockets = new Set<Socket>();
+  /** The node:http server that receives the fast path's handed-off connections (fast path only). */
+  #handoffServer: HttpServer | undefined;
   #address: { host: string; port: number } = { host: '', port: 0 };
   #closing: Promise<void> | undefined;
 
@@ -121,13 +123,25 @@ export class Router {
       };
       this.#http = ctx;
       const server = createHttpServer(
-        { keepAliveTimeout: opts.clientKeepAliveMs, noDelay: true },
-        (req, res) => handleHttpRequest(ctx, req, res),
+        {
+          keepAliveTimeout: opts.clientKeepAliveMs,
+          noDelay: true,
+          headersTimeout: opts.requestHeadTimeoutMs,
+          requestTimeout: opts.requestTimeoutMs,
+          // How often node:http looks for connections past these deadlines.
+          connectionsCheckingInterval: Math.min(1000, Math.max(50, opts.requestHeadTimeoutMs / 4)),
+        },
+        (req, res) => {
+          if (hostCount(req.rawHeaders) > 1) refuseBadRequest(res);
+          else handleHttpRequest(ctx, req, res);
+        },
       );
-      server.headersTimeout = 60_000;
-      server.requestTimeout = 0;
       if (opts.fastPath) {
-        // The public listener is the raw fast path; the node:http server only receives handed-off connections.
+        // The public listener is the raw fast path; the node:http server only receives handed-off
+        // connections. It never listens itself, and node arms its headersTimeout/requestTimeout checks
+        // on 'listening': without this, handed-off requests would have no deadline at all.
+        server.emit('listening');
+        this.#handoffServer = server;
         const fast: FastHttpContext = {
           opts,
           set,
@@ -152,6 +166,7 @@ export class Router {
         handleTcpConnection(ctx, socket),
       );
     }
+    this.#server.maxConnections = opts.maxConnections;
     this.#server.on('connection', (s: Socket) => {
       this.#sockets.add(s);
       s.once('close', () => this.#sockets.delete(s));
@@ -307,6 +322,7 @@ export class Router {
   async #close(graceMs: number): Promise<void> {
     this.#loopDelay.disable();
     const serverClosed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#handoffServer?.close(noop); // stops its deadline checks; it never listened
     if (this.#server instanceof Object && 'closeIdleConnections' in this.#server)
       (this.#server as HttpServer).closeIdleConnections();
     this.#gate.close();
@@ -320,3 +336,20 @@ export class Router {
     await serverClosed;
   }
 }
+
+/** How many Host fields a raw header list (name, value, ...) holds. */
+function hostCount(raw: readonly string[]): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2)
+    if ((raw[i] as string).length === 4 && raw[i]?.toLowerCase() === 'host') n++;
+  return n;
+}
+
+/** Answers 400 and closes: a request llhttp accepts but RFC 9112 §3.2 does not (more than one Host). */
+function refuseBadRequest(res: ServerResponse): void {
+  res.shouldKeepAlive = false;
+  res.writeHead(400, { 'content-length': '0', connection: 'close' });
+  res.end();
+}
+
+function noop(): void {}
