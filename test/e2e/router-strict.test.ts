@@ -118,6 +118,14 @@ describe('router request parsing', { timeout: 20_000 }, () => {
     expect(b.received()).not.toContain('/second');
   });
 
+  it('answers 400 to a duplicate Host with the fast path off (node:http accepts it)', async () => {
+    const b = await rawBackend();
+    const r = await routerTo(b.port, false);
+    const got = await exchange(r.address.port, 'GET /a HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n');
+    expect(status(got)).toBe('HTTP/1.1 400 Bad Request');
+    expect(b.received()).toBe('');
+  });
+
   it('still proxies well-formed requests after the empty lines a client may send before them', async () => {
     const b = await rawBackend();
     const r = await routerTo(b.port);
