@@ -180,7 +180,7 @@ describe('ChunkedScanner against llhttp (differential)', { timeout: 20_000 }, ()
           expect([undefined, 'HPE_INVALID_EOF_STATE']).toContain(got.error);
         }
       }),
-      { numRuns: 400, interruptAfterTimeLimit: 12_000 },
+      { numRuns: 1000, interruptAfterTimeLimit: 10_000 },
     );
     expect(counts.done).toBeGreaterThan(20);
     expect(counts.error).toBeGreaterThan(20);

@@ -302,7 +302,8 @@ class FastConnection implements RawOwner {
     c.resume(); // later bytes are read and dropped, so the client sees the answer and not a reset
     c.end(`HTTP/1.1 ${status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
     // A client that never closes its side is cut a head deadline later.
-    setTimeout(() => c.destroy(), this.ctx.opts.requestHeadTimeoutMs).unref();
+    const cut = setTimeout(() => c.destroy(), this.ctx.opts.requestHeadTimeoutMs).unref();
+    c.once('close', () => clearTimeout(cut));
   }
 
   #handOff(): void {

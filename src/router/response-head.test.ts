@@ -213,7 +213,7 @@ describe('response framing against llhttp (differential)', { timeout: 20_000 }, 
         for (const f of fields(seen.rawHeaders))
           if (!f.startsWith('connection:')) expect(original).toContain(f);
       }),
-      { numRuns: 300, interruptAfterTimeLimit: 12_000 },
+      { numRuns: 600, interruptAfterTimeLimit: 10_000 },
     );
     expect(counts.forwarded).toBeGreaterThan(20);
     expect(counts.refused).toBeGreaterThan(20);
