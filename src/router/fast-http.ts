@@ -7,6 +7,7 @@ import type { Socket } from 'node:net';
 import { ErrorCode } from '../errors/index.js';
 import type { BackendSet, BackendState } from './backend-set.js';
 import { ChunkedScanner } from './chunked-scanner.js';
+import { checkRequestHead } from './http-syntax.js';
 import { errorBody, type HttpStats } from './http-proxy.js';
 import type { PoolResource } from './pool-resource.js';
 import { forwardedFor, isInternalHeader } from './proxy-headers.js';
@@ -34,7 +35,7 @@ const MAX_PIPELINED = 64 * 1024;
 const EMPTY = Buffer.alloc(0);
 
 /** What the fast path learned from a request head it can handle. */
-interface FastRequest {
+export interface FastRequest {
   readonly method: string;
   readonly target: string;
   /** The head sent upstream (X-Forwarded-* added, hop-by-hop removed), latin1 bytes. */
@@ -130,6 +131,47 @@ function parseRequest(
   return { method, target, head: Buffer.from(out, 'latin1'), closeAfter, host, flat, hostIndex };
 }
 
+/** What the fast path does with the bytes at the start of a client's buffer ({@link stepRequestHead}). */
+export type HeadStep =
+  /** An unfinished head, valid so far: wait for more bytes (up to the head deadline). */
+  | { readonly kind: 'wait' }
+  /** Malformed: answer 400 and close. */
+  | { readonly kind: 'refuse'; readonly reason: string }
+  /** Well formed but not for the fast path: node:http takes the connection, bytes included. */
+  | { readonly kind: 'handoff' }
+  /** Proxied on the fast path: `req.head` goes upstream; the request ends at `end`. */
+  | { readonly kind: 'fast'; readonly end: number; readonly req: FastRequest };
+
+const WAIT: HeadStep = { kind: 'wait' };
+const HANDOFF: HeadStep = { kind: 'handoff' };
+
+/**
+ * Decides what the fast path does with `buf` (empty lines before a request already skipped, see
+ * {@link skipEmptyLines}): whatever llhttp would refuse or frame differently is refused, never
+ * forwarded nor handed off (node:http accepts several Host fields, the fast path does not).
+ */
+export function stepRequestHead(
+  buf: Buffer,
+  clientIp: string,
+  mirror: boolean,
+  mutating: ReadonlySet<string>,
+): HeadStep {
+  const end = buf.indexOf(CRLFCRLF);
+  const facts = checkRequestHead(buf, end < 0 ? buf.length : end + 4);
+  if (facts !== undefined && 'error' in facts) return { kind: 'refuse', reason: facts.error };
+  if (end < 0 || facts === undefined) return buf.length > MAX_HEAD ? HANDOFF : WAIT;
+  if (facts.end !== end + 4) return { kind: 'refuse', reason: 'malformed head' };
+  const req = parseRequest(buf.toString('latin1', 0, end), clientIp, mirror, mutating);
+  return req === undefined ? HANDOFF : { kind: 'fast', end: end + 4, req };
+}
+
+/** `buf` without the empty lines (CRLF) a client may send before a request line (RFC 9112 §2.2). */
+export function skipEmptyLines(buf: Buffer): Buffer {
+  let i = 0;
+  while (i + 1 < buf.length && buf[i] === 13 && buf[i + 1] === 10) i += 2;
+  return i === 0 ? buf : buf.subarray(i);
+}
+
 /** Handles one client connection on the fast path until it closes or is handed off. */
 export function handleFastConnection(ctx: FastHttpContext, c: Socket): void {
   new FastConnection(ctx, c).start();
@@ -159,6 +201,18 @@ class FastConnection implements RawOwner {
   #retried = false;
   #deadline = 0;
   #sentToClient = false;
+  // Set while an unfinished request head waits: fires at the head deadline.
+  #headTimer: NodeJS.Timeout | undefined;
+  // The client was answered 400/408 and is being closed: nothing more is read.
+  #refused = false;
+  readonly #onHeadTimeout = (): void => {
+    this.#headTimer = undefined;
+    if (!this.#busy && !this.#handedOff && this.#buf.length > 0)
+      this.#refuse(
+        '408 Request Timeout',
+        `the request head did not arrive within ${this.ctx.opts.requestHeadTimeoutMs} ms of its first byte`,
+      );
+  };
   readonly #onData = (d: Buffer): void => this.#data(d);
   readonly #onClose = (): void => this.#closed();
   readonly #onTimeout = (): void => {
@@ -189,42 +243,45 @@ class FastConnection implements RawOwner {
   }
 
   #next(): void {
-    if (this.#gone || this.#handedOff) return;
-    const buf = this.#buf;
+    if (this.#gone || this.#handedOff || this.#refused) return;
+    const buf = skipEmptyLines(this.#buf);
+    this.#buf = buf;
     if (buf.length === 0) return;
-    const end = buf.indexOf(CRLFCRLF);
-    if (end < 0) {
-      if (buf.length > MAX_HEAD) this.#handOff();
-      return;
-    }
     // A client that repeats its request head (polling, health checks, load generators) is parsed once.
     const mirror = this.ctx.mirror.active;
     const last = this.#lastRaw;
-    let req: FastRequest | undefined;
+    let req: FastRequest;
+    let end: number;
     if (
       last !== undefined &&
-      last.length === end &&
+      buf.length >= last.length + 4 &&
       this.#lastMirror === mirror &&
-      buf.compare(last, 0, end, 0, end) === 0
+      buf.compare(last, 0, last.length, 0, last.length) === 0 &&
+      buf.indexOf(CRLFCRLF, Math.max(0, last.length - 3)) === last.length
     ) {
-      req = this.#lastReq;
+      req = this.#lastReq as FastRequest;
+      end = last.length;
     } else {
-      req = parseRequest(
-        buf.toString('latin1', 0, end),
-        this.c.remoteAddress ?? '',
-        mirror,
-        this.ctx.opts.mutatingMethods,
-      );
-      if (req !== undefined) {
-        this.#lastRaw = Buffer.from(buf.subarray(0, end));
-        this.#lastReq = req;
-        this.#lastMirror = mirror;
+      const step = stepRequestHead(buf, this.c.remoteAddress ?? '', mirror, this.ctx.opts.mutatingMethods);
+      switch (step.kind) {
+        case 'wait':
+          // Bounded by the head deadline, counted from the head's first byte (not reset by each byte).
+          this.#headTimer ??= setTimeout(this.#onHeadTimeout, this.ctx.opts.requestHeadTimeoutMs);
+          return;
+        case 'refuse':
+          this.#refuse('400 Bad Request', step.reason);
+          return;
+        case 'handoff':
+          this.#handOff();
+          return;
       }
+      req = step.req;
+      end = step.end - 4;
+      this.#lastRaw = Buffer.from(buf.subarray(0, end));
+      this.#lastReq = req;
+      this.#lastMirror = mirror;
     }
-    if (req === undefined) {
-      this.#handOff();
-      return;
-    }
+    this.#clearHeadTimer();
     this.#buf = buf.length === end + 4 ? EMPTY : buf.subarray(end + 4);
     this.#busy = true;
     this.#req = req;
@@ -241,9 +298,38 @@ class FastConnection implements RawOwner {
     this.#dispatch(undefined);
   }
 
+  #clearHeadTimer(): void {
+    if (this.#headTimer === undefined) return;
+    clearTimeout(this.#headTimer);
+    this.#headTimer = undefined;
+  }
+
+  /**
+   * Answers a request the fast path refuses (400: malformed; 408: head deadline passed) and closes
+   * the connection: nothing more is read from it.
+   */
+  #refuse(status: '400 Bad Request' | '408 Request Timeout', reason: string): void {
+    this.#refused = true;
+    this.ctx.stats.badRequests++;
+    this.#clearHeadTimer();
+    this.#buf = EMPTY;
+    const c = this.c;
+    c.off('data', this.#onData);
+    c.resume(); // later bytes are read and dropped, so the client sees the answer and not a reset
+    const body = errorBody(ErrorCode.RouterRequest, reason);
+    c.end(
+      `HTTP/1.1 ${status}\r\ncontent-type: application/json; charset=utf-8\r\n` +
+        `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+    // A client that never closes its side is cut a head deadline later.
+    const cut = setTimeout(() => c.destroy(), this.ctx.opts.requestHeadTimeoutMs).unref();
+    c.once('close', () => clearTimeout(cut));
+  }
+
   #handOff(): void {
     if (this.#handedOff) return;
     this.#handedOff = true;
+    this.#clearHeadTimer();
     const c = this.c;
     c.off('data', this.#onData);
     c.off('close', this.#onClose);
@@ -269,7 +355,10 @@ class FastConnection implements RawOwner {
         if (this.#gone) this.#finish();
         else if (got === undefined) {
           this.ctx.stats.errors.noBackend++;
-          this.#reply503(`no backend of service ${this.ctx.opts.service} is available`);
+          this.#reply(
+            '503 Service Unavailable',
+            `no backend of service ${this.ctx.opts.service} is available`,
+          );
         } else this.#attempt(got);
       },
       avoid,
@@ -294,7 +383,7 @@ class FastConnection implements RawOwner {
           this.#dispatch(b);
         } else {
           stats.errors.reset++;
-          this.#reply503(`backend ${b.id} failed before answering (${code})`);
+          this.#reply('503 Service Unavailable', `backend ${b.id} failed before answering (${code})`);
         }
         return;
       }
@@ -334,7 +423,7 @@ class FastConnection implements RawOwner {
       const isHead = (this.#req as FastRequest).method === 'HEAD';
       const parsed = responseHead(head, end, isHead, this.#closeAfter, this.#up as RawConn);
       if (parsed === undefined) {
-        this.#fail('reset');
+        this.#fail('malformed');
         return;
       }
       if (parsed.informational) {
@@ -414,7 +503,8 @@ class FastConnection implements RawOwner {
     this.#finish();
   }
 
-  #fail(why: 'reset' | 'timeout'): void {
+  /** The exchange failed: `malformed` is a response head the fast path refuses to forward (502). */
+  #fail(why: 'reset' | 'timeout' | 'malformed'): void {
     const b = this.#backend;
     const u = this.#up;
     if (b === undefined || u === undefined) return;
@@ -430,14 +520,22 @@ class FastConnection implements RawOwner {
       this.c.destroy();
       return this.#finish();
     }
-    stats.errors[why]++;
+    stats.errors[why === 'malformed' ? 'reset' : why]++;
+    if (why === 'malformed') {
+      this.#reply(
+        '502 Bad Gateway',
+        `backend ${b.id} of service ${this.ctx.opts.service} sent a malformed response head; it was not forwarded`,
+      );
+      return;
+    }
     if (why === 'reset' && !this.#retried && this.ctx.opts.retryIdempotent) {
       this.#retried = true;
       stats.retries++;
       this.#dispatch(b);
       return;
     }
-    this.#reply503(
+    this.#reply(
+      '503 Service Unavailable',
       `backend ${b.id} of service ${this.ctx.opts.service} failed before answering (${why}); the request was not retried`,
     );
   }
@@ -461,11 +559,14 @@ class FastConnection implements RawOwner {
     }
   }
 
-  #reply503(message: string): void {
+  /** Answers the request with a router-made error (`UNDERSTUDY_ERR_ROUTER_UNAVAILABLE`). */
+  #reply(status: '502 Bad Gateway' | '503 Service Unavailable', message: string): void {
     const body = errorBody(ErrorCode.RouterUnavailable, message);
-    this.ctx.stats.unavailable++;
+    const unavailable = status.startsWith('503');
+    if (unavailable) this.ctx.stats.unavailable++;
+    const retry = unavailable ? 'retry-after: 1\r\n' : '';
     this.c.write(
-      `HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nretry-after: 1\r\n\r\n${body}`,
+      `HTTP/1.1 ${status}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${retry}\r\n${body}`,
     );
     this.#finish();
   }
@@ -489,6 +590,7 @@ class FastConnection implements RawOwner {
   #closed(): void {
     if (this.#gone) return;
     this.#gone = true;
+    this.#clearHeadTimer();
     if (!this.#busy) return;
     this.ctx.stats.errors.clientAborted++;
     // An exchange with its upstream socket is cut; one waiting for a backend finishes in its callback.

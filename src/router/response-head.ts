@@ -2,6 +2,8 @@
 // removed), and remembered per upstream connection, since a backend sends the same head bytes again and
 // again (only Date changes, once a second): a repeated head costs one byte comparison.
 
+import { contentLengthOf, endsInChunked, fieldLine, isToken } from './http-syntax.js';
+
 /** What the fast path needs of a backend's response head. */
 export interface ParsedResponse {
   informational: boolean;
@@ -48,30 +50,39 @@ export function responseHead(
 
 const EMPTY = Buffer.alloc(0);
 
-/** Parses a backend response head and rewrites it for the client (hop-by-hop headers removed). */
+/**
+ * Parses a backend response head and rewrites it for the client (hop-by-hop headers removed).
+ * `undefined` when the head is malformed — as strict as llhttp's response parser or stricter, so the
+ * client never receives a message that llhttp would refuse or frame differently: a status line other
+ * than `HTTP/1.x NNN[ reason]` (status 100..599), a field line that is not `token ":" value CRLF` (bare
+ * CR or LF, controls, obs-fold, whitespace before the colon), an invalid or repeated Content-Length,
+ * Transfer-Encoding that is not a plain list of codings, and Content-Length together with
+ * Transfer-Encoding (RFC 9112 §6.3 calls it a possible smuggling attempt; llhttp refuses it too).
+ */
 export function parseResponseHead(
   text: string,
   isHead: boolean,
   clientClose: boolean,
 ): ParsedResponse | undefined {
-  const lines = text.split('\r\n');
-  const m = /^HTTP\/1\.[01] (\d{3})(?: (.*))?$/.exec(lines[0] as string);
+  const buf = Buffer.from(`${text}\r\n\r\n`, 'latin1');
+  const lineEnd = text.indexOf('\r\n');
+  const first = lineEnd < 0 ? text : text.slice(0, lineEnd);
+  const m = /^HTTP\/1\.([01]) ([1-5]\d\d)(?: ([\t\x20-\x7e\x80-\xff]*))?$/.exec(first);
   if (!m) return undefined;
-  const status = Number(m[1]);
-  if (status >= 100 && status < 200)
-    return { informational: true, head: EMPTY, mode: 'none', length: 0, close: false };
-  let out = `HTTP/1.1 ${m[1]} ${m[2] ?? ''}\r\n`;
+  const status = Number(m[2]);
+  let out = `HTTP/1.1 ${m[2] as string} ${m[3] ?? ''}\r\n`;
   let length = -1;
-  let chunked = false;
-  let te = false;
-  let close = (lines[0] as string).startsWith('HTTP/1.0');
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i] as string;
-    const colon = line.indexOf(':');
-    if (colon <= 0) return undefined;
-    const name = line.slice(0, colon);
-    const value = line.slice(colon + 1).trim();
-    const lower = name.length <= 17 ? name.toLowerCase() : '';
+  let te: string | undefined;
+  let close = m[1] === '0';
+  let i = first.length + 2;
+  while (i < buf.length - 2) {
+    const f = fieldLine(buf, i, buf.length);
+    if (f === undefined || typeof f === 'string') return undefined;
+    const line = text.slice(i, f.next - 2);
+    const nameLen = f.colon - i;
+    const lower = nameLen <= 17 ? text.slice(i, f.colon).toLowerCase() : '';
+    const value = text.slice(f.valueStart, f.valueEnd);
+    i = f.next;
     if (lower === 'connection') {
       for (const t of value.split(',')) {
         const tok = t.trim().toLowerCase();
@@ -83,22 +94,39 @@ export function parseResponseHead(
     }
     if (lower === 'keep-alive' || lower === 'proxy-connection') continue;
     if (lower === 'content-length') {
-      const n = Number(value);
-      if (!/^\d+$/.test(value) || (length >= 0 && length !== n)) return undefined;
+      const n = length >= 0 ? undefined : contentLengthOf(buf, f);
+      if (n === undefined) return undefined;
       length = n;
     } else if (lower === 'transfer-encoding') {
-      te = true;
-      chunked = /(?:^|,)\s*chunked\s*$/i.test(value);
+      // Untrimmed at the end: llhttp does not read `chunked<HTAB>` as chunked (then it is refused here).
+      const raw = text.slice(f.valueStart, f.next - 2);
+      te = te === undefined ? raw : `${te}, ${raw}`;
     }
     out += `${line}\r\n`;
+  }
+  if (status < 200) return { informational: true, head: EMPTY, mode: 'none', length: 0, close: false };
+  let chunked = false;
+  if (te !== undefined) {
+    // RFC 9112 §6.1: with HTTP/1.0 the framing is faulty; with Content-Length it may be smuggling.
+    if (m[1] === '0' || length >= 0 || !isCodingList(te)) return undefined;
+    chunked = endsInChunked(te);
   }
   if (clientClose) out += 'connection: close\r\n';
   let mode: ParsedResponse['mode'];
   if (isHead || status === 204 || status === 304) mode = 'none';
-  else if (te) mode = chunked ? 'chunked' : 'close';
+  else if (te !== undefined) mode = chunked ? 'chunked' : 'close';
   else if (length >= 0) mode = length === 0 ? 'none' : 'length';
   else mode = 'close';
   if (mode === 'close' && !clientClose) out += 'connection: close\r\n';
   out += '\r\n';
   return { informational: false, head: Buffer.from(out, 'latin1'), mode, length: Math.max(0, length), close };
+}
+
+/**
+ * A comma-separated list of tokens (spaces around commas allowed), as Transfer-Encoding must be, that
+ * names `chunked` at most as its last coding (elsewhere llhttp and RFC 9112 §6.3 part ways).
+ */
+function isCodingList(value: string): boolean {
+  const list = value.split(',').map((c) => c.replace(/^ +| +$/g, ''));
+  return list.every((c, k) => isToken(c) && (k === list.length - 1 || c.toLowerCase() !== 'chunked'));
 }

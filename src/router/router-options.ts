@@ -69,6 +69,24 @@ export interface RouterOptions {
   bodyTimeoutMs?: number;
   /** Idle keep-alive client connections are closed after this, ms. @default 5000 */
   clientKeepAliveMs?: number;
+  /**
+   * A client's request head must be complete within this long of its first byte, ms; otherwise the
+   * client is answered 408 and the connection closed. Counted from the first byte, not reset by each
+   * byte (a client trickling a byte at a time cannot hold a connection open); like HAProxy's
+   * `timeout http-request`. Also the node:http path's `headersTimeout`. @default 10000
+   */
+  requestHeadTimeoutMs?: number;
+  /**
+   * A request (head and body) handled on the node:http path must be received within this long, ms
+   * (node:http's `requestTimeout`; 408 and close otherwise). At least {@link requestHeadTimeoutMs}.
+   * @default 300000
+   */
+  requestTimeoutMs?: number;
+  /**
+   * Client connections open at once on the public listener; a connection beyond this is closed at
+   * once, before any byte is read. @default 10000
+   */
+  maxConnections?: number;
   /** Replication hook: sees mutating requests with their buffered body before they are forwarded. */
   interceptor?: Interceptor;
   /** Called when an intercepted request is finished (answered, failed or refused). */
@@ -115,6 +133,9 @@ export interface ResolvedRouterOptions {
   headersTimeoutMs: number;
   bodyTimeoutMs: number;
   clientKeepAliveMs: number;
+  requestHeadTimeoutMs: number;
+  requestTimeoutMs: number;
+  maxConnections: number;
   interceptor: Interceptor | undefined;
   afterResponse: AfterResponse | undefined;
   interceptPathPrefixes: readonly string[];
@@ -133,6 +154,12 @@ function bad(field: string, why: string): UnderstudyError {
 function nonNegative(field: string, v: number | undefined, dflt: number): number {
   const x = v ?? dflt;
   if (!Number.isFinite(x) || x < 0) throw bad(field, `must be a finite number >= 0, got ${String(v)}`);
+  return x;
+}
+
+function positive(field: string, v: number | undefined, dflt: number): number {
+  const x = v ?? dflt;
+  if (!Number.isFinite(x) || x <= 0) throw bad(field, `must be a finite number > 0, got ${String(v)}`);
   return x;
 }
 
@@ -162,6 +189,13 @@ export function resolveRouterOptions(o: RouterOptions): ResolvedRouterOptions {
   const connectionsPerBackend = o.connectionsPerBackend ?? 128;
   if (!Number.isInteger(connectionsPerBackend) || connectionsPerBackend < 1)
     throw bad('connectionsPerBackend', 'must be an integer >= 1');
+  const requestHeadTimeoutMs = positive('requestHeadTimeoutMs', o.requestHeadTimeoutMs, 10_000);
+  const requestTimeoutMs = positive('requestTimeoutMs', o.requestTimeoutMs, 300_000);
+  if (requestTimeoutMs < requestHeadTimeoutMs)
+    throw bad('requestTimeoutMs', `must be >= requestHeadTimeoutMs (${requestHeadTimeoutMs})`);
+  const maxConnections = o.maxConnections ?? 10_000;
+  if (!Number.isInteger(maxConnections) || maxConnections < 1)
+    throw bad('maxConnections', `must be an integer >= 1, got ${String(o.maxConnections)}`);
   return {
     service: o.service,
     mode,
@@ -186,6 +220,9 @@ export function resolveRouterOptions(o: RouterOptions): ResolvedRouterOptions {
     headersTimeoutMs: nonNegative('headersTimeoutMs', o.headersTimeoutMs, 300_000),
     bodyTimeoutMs: nonNegative('bodyTimeoutMs', o.bodyTimeoutMs, 300_000),
     clientKeepAliveMs: nonNegative('clientKeepAliveMs', o.clientKeepAliveMs, 5000),
+    requestHeadTimeoutMs,
+    requestTimeoutMs,
+    maxConnections,
     interceptor: o.interceptor,
     afterResponse: o.afterResponse,
     interceptPathPrefixes: o.interceptPathPrefixes ?? ['/'],

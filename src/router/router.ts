@@ -94,6 +94,8 @@ export class Router {
   readonly #tcp: TcpProxyContext | undefined;
   readonly #loopDelay: IntervalHistogram;
   readonly #sockets = new Set<Socket>();
+  /** The node:http server that receives the fast path's handed-off connections (fast path only). */
+  #handoffServer: HttpServer | undefined;
   #address: { host: string; port: number } = { host: '', port: 0 };
   #closing: Promise<void> | undefined;
 
@@ -128,15 +130,24 @@ export class Router {
       };
       this.#http = ctx;
       const server = createHttpServer(
-        { keepAliveTimeout: opts.clientKeepAliveMs, noDelay: true },
+        {
+          keepAliveTimeout: opts.clientKeepAliveMs,
+          noDelay: true,
+          headersTimeout: opts.requestHeadTimeoutMs,
+          requestTimeout: opts.requestTimeoutMs,
+          // How often node:http looks for connections past these deadlines.
+          connectionsCheckingInterval: Math.min(1000, Math.max(50, opts.requestHeadTimeoutMs / 4)),
+        },
         (req, res) => handleHttpRequest(ctx, req, res),
       );
-      server.headersTimeout = 60_000;
-      server.requestTimeout = 0;
       // CONNECT (authority-form) never reaches the request listener: refused with 400 here.
       server.on('connect', (_req, socket: Duplex) => refuseConnect(ctx, socket));
       if (opts.fastPath) {
-        // The public listener is the raw fast path; the node:http server only receives handed-off connections.
+        // The public listener is the raw fast path; the node:http server only receives handed-off
+        // connections. It never listens itself, and node arms its headersTimeout/requestTimeout checks
+        // on 'listening': without this, handed-off requests would have no deadline at all.
+        server.emit('listening');
+        this.#handoffServer = server;
         const fast: FastHttpContext = {
           opts,
           set,
@@ -161,6 +172,7 @@ export class Router {
         handleTcpConnection(ctx, socket),
       );
     }
+    this.#server.maxConnections = opts.maxConnections;
     this.#server.on('connection', (s: Socket) => {
       this.#sockets.add(s);
       s.once('close', () => this.#sockets.delete(s));
@@ -316,6 +328,7 @@ export class Router {
   async #close(graceMs: number): Promise<void> {
     this.#loopDelay.disable();
     const serverClosed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#handoffServer?.close(noop); // stops its deadline checks; it never listened
     if (this.#server instanceof Object && 'closeIdleConnections' in this.#server)
       (this.#server as HttpServer).closeIdleConnections();
     this.#gate.close();
@@ -329,3 +342,5 @@ export class Router {
     await serverClosed;
   }
 }
+
+function noop(): void {}
