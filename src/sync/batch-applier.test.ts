@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeJournal, SLOTS, type JournalStep } from './apply-io.js';
@@ -40,6 +40,16 @@ function redo(off: number, data: Buffer): Buffer {
 }
 
 describe('batch applier', () => {
+  it('keeps its journal owner-only: the journal and staging directories 0700, state.json 0600', async () => {
+    const { root, meta } = await dirs();
+    const applier = await BatchApplier.create(root, meta, true);
+    await applier.resetLineage('l1');
+    await applier.close();
+    expect((await stat(meta)).mode & 0o777).toBe(0o700);
+    expect((await stat(join(meta, 'staging'))).mode & 0o777).toBe(0o700);
+    expect((await stat(join(meta, 'state.json'))).mode & 0o777).toBe(0o600);
+  });
+
   it('applies appends in place, each verified, through several commits', async () => {
     const { root, meta } = await dirs();
     const applier = await BatchApplier.create(root, meta, true);

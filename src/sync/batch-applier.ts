@@ -105,7 +105,9 @@ export class BatchApplier {
 
   static async create(root: string, metaDir: string, durable: boolean): Promise<BatchApplier> {
     await mkdir(root, { recursive: true });
-    await mkdir(join(metaDir, 'staging'), { recursive: true });
+    // The journal holds file contents in transit: owner-only, like the data directory.
+    await mkdir(metaDir, { recursive: true, mode: 0o700 });
+    await mkdir(join(metaDir, 'staging'), { recursive: true, mode: 0o700 });
     let state: ApplyState = { lineage: '', lastApplied: 0 };
     try {
       state = JSON.parse(await readFile(join(metaDir, 'state.json'), 'utf8')) as ApplyState;
@@ -184,7 +186,7 @@ export class BatchApplier {
 
   async #writeState(state: ApplyState): Promise<void> {
     const tmp = join(this.metaDir, 'state.json.tmp');
-    await writeFile(tmp, JSON.stringify(state));
+    await writeFile(tmp, JSON.stringify(state), { mode: 0o600 });
     if (this.durable) await fsyncPath(tmp);
     await rename(tmp, join(this.metaDir, 'state.json'));
     if (this.durable) await fsyncPath(this.metaDir);
