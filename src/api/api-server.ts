@@ -1,4 +1,5 @@
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { parseListen } from '../config/index.js';
@@ -18,6 +19,11 @@ export interface ApiServerOptions {
   listen?: string;
   /** Called on `POST /v1/shutdown` (after the reply is sent). */
   onShutdown?: (reason: string) => void;
+  /**
+   * A whole request (head and body) must arrive within this long of its first byte, or the client is
+   * answered 408 and closed. @default 10000
+   */
+  requestTimeoutMs?: number;
   /** Extra status fields (runtime limits support, versions, …) for `GET /v1/status`. */
   status?: () => Record<string, unknown>;
 }
@@ -39,7 +45,7 @@ export const API_ENDPOINT_FILE = 'api.json';
 
 /** Largest request body, bytes; checked before the body is parsed. */
 const BODY_LIMIT = 64 * 1024;
-/** Deadline for receiving a whole request (headers and body), ms; a slow sender is answered 408. */
+/** Default deadline for receiving a whole request (headers and body), ms; a slow sender is answered 408. */
 const REQUEST_TIMEOUT_MS = 10_000;
 /** Connections the API accepts at once (event streams included); more are refused. */
 const MAX_CONNECTIONS = 256;
@@ -72,10 +78,21 @@ export class ApiServer {
 
   static async start(options: ApiServerOptions): Promise<ApiServer> {
     const guard = new RequestGuard(ensureToken(options.dataDir));
+    const requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
     const app = Fastify({
       logger: false,
       bodyLimit: BODY_LIMIT,
-      requestTimeout: REQUEST_TIMEOUT_MS,
+      // node:http looks for connections past their deadline only every `connectionsCheckingInterval`
+      // (30 s by default): checked every second, a slow sender is cut 10-11 s after its first byte.
+      serverFactory: (handler) =>
+        createServer(
+          {
+            requestTimeout: requestTimeoutMs,
+            headersTimeout: requestTimeoutMs,
+            connectionsCheckingInterval: Math.min(1000, Math.max(50, requestTimeoutMs / 4)),
+          },
+          handler,
+        ),
       clientErrorHandler: clientErrorReply,
       // Raised before routing (bad percent-encoding, a path parameter over 100 characters).
       frameworkErrors: (err, _req, reply) => {

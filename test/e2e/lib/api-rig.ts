@@ -77,11 +77,13 @@ export interface ApiRig {
 /** Starts an {@link ApiRig}; `close()` stops the server and removes the data directory. */
 export async function startApiRig(
   dataDir = mkdtempSync(join(tmpdir(), 'understudy-api-rig-')),
+  options: { requestTimeoutMs?: number } = {},
 ): Promise<ApiRig> {
   const stub = new ControlStub();
   const api = await ApiServer.start({
     control: stub,
     dataDir,
+    ...options,
     onShutdown: (reason) => stub.calls.push({ method: 'onShutdown', args: [reason] }),
     status: () => {
       stub.calls.push({ method: 'status', args: [] });
