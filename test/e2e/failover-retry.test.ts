@@ -60,9 +60,15 @@ describe('failover retry', { timeout: 90_000 }, () => {
       );
       const res = await request(`http://${address}/`);
       expect(await res.body.text()).toBe('r-3');
-      const failovers = (await api.events({ service: 'r', limit: 1000 })).filter(
-        (e) => e.kind === 'failover',
+      // The promotion's decision is settled just after the roles are saved (and its intent removed).
+      const failoverEvents = async () =>
+        (await api.events({ service: 'r', limit: 1000 })).filter((e) => e.kind === 'failover');
+      await waitFor(
+        async () => (await failoverEvents()).every((f) => !f.outcome.startsWith('pending')),
+        10_000,
+        up.output,
       );
+      const failovers = await failoverEvents();
       expect(failovers.map((f) => f.outcome.split(':')[0])).toEqual(['failed', 'ok']);
       expect(failovers[0]?.outcome).toMatch(/cold echo r-2 did not become ready/);
       expect(failovers[1]?.why).toMatch(/after r-2 could not take over/);
