@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -58,6 +59,28 @@ describe('the HTTP API', () => {
       expect(r.status).toBe(401);
       expect(r.body.error).toMatchObject({ code: 'UNDERSTUDY_ERR_API_AUTH' });
     }
+  });
+
+  it('refuses a percent-encoded failover without the token and leaves the primary running', async () => {
+    const primary = control.instances().find((i) => i.role === 'primary' && i.service === 'sleeper');
+    expect(primary?.pid).toBeGreaterThan(0);
+    // node's client sends the path as written; fetch would normalise it.
+    const status = await new Promise<number>((resolve, reject) => {
+      const { hostname, port } = new URL(api.endpoint.url);
+      const req = request(
+        { hostname, port, method: 'POST', path: '/%761/services/sleeper/failover' },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+    expect(status).toBe(401);
+    const after = control.instances().find((i) => i.id === primary?.id);
+    expect(after).toMatchObject({ role: 'primary', pid: primary?.pid });
+    expect(() => process.kill(primary?.pid ?? 0, 0)).not.toThrow();
   });
 
   it('serves healthz without a token', async () => {

@@ -1,25 +1,18 @@
-import { timingSafeEqual } from 'node:crypto';
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import type { z } from 'zod';
+import Fastify, { type FastifyInstance } from 'fastify';
 import { parseListen } from '../config/index.js';
-import type { ControlPlane } from '../control/index.js';
-import { ErrorCode, isUnderstudyError } from '../errors/index.js';
-import { buildOpenApi } from './openapi.js';
-import {
-  eventsQuery,
-  failoverBody,
-  restartBody,
-  shutdownBody,
-  switchoverBody,
-  type ApiErrorBody,
-} from './schemas.js';
+import { ErrorCode, UnderstudyError } from '../errors/index.js';
+import type { ApiControl } from './api-control.js';
+import { clientErrorReply, sendError } from './error-reply.js';
+import { RequestGuard } from './request-guard.js';
+import { registerRoutes } from './routes.js';
 import { ensureToken } from './token.js';
 
 /** Options of the API server. */
 export interface ApiServerOptions {
-  control: ControlPlane;
+  /** The control plane the routes act on (a `ControlPlane`). */
+  control: ApiControl;
   dataDir: string;
   /** `host:port`; port 0 picks a free one. @default 127.0.0.1:0 */
   listen?: string;
@@ -36,173 +29,88 @@ export interface ApiEndpoint {
   startedAt: number;
 }
 
+/** One route the API serves: its method and its pattern as registered (`/v1/services/:name`). */
+export interface ApiRoute {
+  method: string;
+  url: string;
+}
+
 export const API_ENDPOINT_FILE = 'api.json';
 
-class RequestError extends Error {
-  constructor(
-    readonly status: number,
-    readonly body: ApiErrorBody,
-  ) {
-    super(body.error.message);
-  }
-}
-
-function parseOr400<T extends z.ZodType>(schema: T, value: unknown, where: string): z.output<T> {
-  const r = schema.safeParse(value ?? {});
-  if (r.success) return r.data;
-  const problems = r.error.issues.map((i) => ({
-    field: [where, ...i.path.map(String)].join('.'),
-    message: i.code === 'unrecognized_keys' ? `unknown key(s): ${i.keys.join(', ')}` : i.message,
-  }));
-  throw new RequestError(400, {
-    error: {
-      code: ErrorCode.ApiRequest,
-      message: problems.map((p) => `${p.field}: ${p.message}`).join('; '),
-      problems,
-    },
-  });
-}
+/** Largest request body, bytes; checked before the body is parsed. */
+const BODY_LIMIT = 64 * 1024;
+/** Deadline for receiving a whole request (headers and body), ms; a slow sender is answered 408. */
+const REQUEST_TIMEOUT_MS = 10_000;
+/** Connections the API accepts at once (event streams included); more are refused. */
+const MAX_CONNECTIONS = 256;
 
 /**
- * The control plane's HTTP API (fastify) on loopback by default. Every `/v1` route needs the bearer
- * token of the data directory; `/healthz` does not. Errors share one shape: `{error:{code,message,problems}}`.
+ * The control plane's HTTP API (fastify) on loopback by default. Every route needs the bearer token of
+ * the data directory except those in `PUBLIC_ROUTES` (`/healthz`), decided on the route fastify
+ * matched; the `Host` header must name this listener. Errors share one shape:
+ * `{error:{code,message,problems}}`, with the HTTP status of the code (docs/errors.md).
  */
 export class ApiServer {
   private constructor(
     private readonly app: FastifyInstance,
     readonly endpoint: ApiEndpoint,
     private readonly dataDir: string,
+    /** Every route registered, as fastify matches them (HEAD routes of GET routes included). */
+    readonly routes: readonly ApiRoute[],
   ) {}
 
   static async start(options: ApiServerOptions): Promise<ApiServer> {
-    const token = ensureToken(options.dataDir);
-    const expected = Buffer.from(`Bearer ${token}`);
-    const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
-    const { control } = options;
-    const startedAt = Date.now();
-
-    app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
-      if (!req.url.startsWith('/v1/')) return;
-      const got = Buffer.from(req.headers.authorization ?? '');
-      if (got.length !== expected.length || !timingSafeEqual(got, expected)) {
-        const body: ApiErrorBody = {
-          error: {
-            code: ErrorCode.ApiAuth,
-            message: `missing or wrong bearer token (it is in ${join(options.dataDir, 'token')})`,
-          },
-        };
-        await reply.code(401).header('www-authenticate', 'Bearer').send(body);
-      }
-    });
-
-    app.setErrorHandler((err: unknown, _req, reply) => {
-      if (err instanceof RequestError) return reply.code(err.status).send(err.body);
-      if (isUnderstudyError(err, ErrorCode.NotFound)) {
-        return reply.code(404).send({ error: { code: err.code, message: err.message } });
-      }
-      if (isUnderstudyError(err, ErrorCode.Failover)) {
-        return reply.code(409).send({ error: { code: err.code, message: err.message } });
-      }
-      const e = err as { statusCode?: number; message?: string; code?: string };
-      if (e.statusCode && e.statusCode < 500) {
-        return reply.code(e.statusCode).send({
-          error: { code: ErrorCode.ApiRequest, message: `request body: ${e.message ?? 'invalid'}` },
+    const guard = new RequestGuard(ensureToken(options.dataDir));
+    const app = Fastify({
+      logger: false,
+      bodyLimit: BODY_LIMIT,
+      requestTimeout: REQUEST_TIMEOUT_MS,
+      clientErrorHandler: clientErrorReply,
+      // Raised before routing (bad percent-encoding, a path parameter over 100 characters).
+      frameworkErrors: (err, _req, reply) => {
+        const bad = new UnderstudyError(ErrorCode.ApiRequest, 'the request target is not a valid URL', {
+          cause: err,
         });
-      }
-      return reply
-        .code(500)
-        .send({ error: { code: 'UNDERSTUDY_ERR_INTERNAL', message: e.message ?? 'internal error' } });
+        void sendError(reply, bad);
+      },
     });
+    const routes: ApiRoute[] = [];
+    app.addHook('onRoute', (r) => {
+      for (const method of [r.method].flat()) routes.push({ method, url: r.url });
+    });
+    // On every request, matched or not, before the body is read and before any handler.
+    app.addHook('onRequest', async (req) => guard.check(req));
+    app.setErrorHandler((err, _req, reply) => sendError(reply, err));
     app.setNotFoundHandler((req, reply) =>
-      reply
-        .code(404)
-        .send({ error: { code: ErrorCode.NotFound, message: `no route ${req.method} ${req.url}` } }),
+      sendError(reply, new UnderstudyError(ErrorCode.NotFound, `no route ${req.method} ${req.url}`)),
     );
-
-    app.get('/healthz', async () => ({ ok: true }));
-    app.get('/v1/openapi.json', async () => buildOpenApi());
-    app.get('/v1/status', async () => ({
-      pid: process.pid,
+    const startedAt = Date.now();
+    registerRoutes(app, {
+      control: options.control,
       dataDir: options.dataDir,
       startedAt,
-      uptimeMs: Date.now() - startedAt,
-      eventLoopDelay: control.eventLoopDelay(),
-      ...(options.status?.() ?? {}),
-    }));
-    app.get('/v1/services', async () => ({ services: await control.services() }));
-    app.get<{ Params: { name: string } }>('/v1/services/:name', async (req) => {
-      const svc = (await control.services()).find((s) => s.name === req.params.name);
-      if (!svc)
-        throw new RequestError(404, {
-          error: { code: ErrorCode.NotFound, message: `no service named '${req.params.name}'` },
-        });
-      return svc;
-    });
-    app.post<{ Params: { name: string } }>('/v1/services/:name/failover', async (req) => {
-      const body = parseOr400(failoverBody, req.body, 'body');
-      return { decision: await control.forceFailover(req.params.name, body.reason) };
-    });
-    app.post<{ Params: { name: string } }>('/v1/services/:name/switchover', async (req) => {
-      const body = parseOr400(switchoverBody, req.body, 'body');
-      return { decision: await control.switchover(req.params.name, body.to) };
-    });
-    app.get('/v1/instances', async () => ({ instances: control.instances() }));
-    app.get<{ Params: { id: string } }>('/v1/instances/:id', async (req) => {
-      const inst = control.instances().find((i) => i.id === req.params.id);
-      if (!inst)
-        throw new RequestError(404, {
-          error: { code: ErrorCode.NotFound, message: `no instance named '${req.params.id}'` },
-        });
-      return inst;
-    });
-    app.post<{ Params: { id: string } }>('/v1/instances/:id/restart', async (req) => {
-      const body = parseOr400(restartBody, req.body, 'body');
-      const decision = await control.restartInstance(req.params.id, body.reason);
-      return { decision };
-    });
-    app.get('/v1/events', async (req) => {
-      const q = parseOr400(eventsQuery, req.query, 'query');
-      return {
-        events: await control.decisions.list({
-          after: q.after,
-          limit: q.limit,
-          ...(q.service ? { service: q.service } : {}),
-        }),
-      };
-    });
-    app.get('/v1/events/stream', (req, reply) => {
-      reply.hijack();
-      reply.raw.writeHead(200, {
-        'content-type': 'text/event-stream',
-        'cache-control': 'no-cache',
-        connection: 'keep-alive',
-      });
-      reply.raw.write(': understudy decisions\n\n');
-      const unsubscribe = control.decisions.subscribe((d) =>
-        reply.raw.write(`id: ${d.seq}\ndata: ${JSON.stringify(d)}\n\n`),
-      );
-      req.raw.on('close', unsubscribe);
-    });
-    app.post('/v1/shutdown', async (req, reply) => {
-      const body = parseOr400(shutdownBody, req.body, 'body');
-      reply.raw.on('finish', () => options.onShutdown?.(body.reason));
-      return { ok: true, reason: body.reason };
+      ...(options.onShutdown ? { onShutdown: options.onShutdown } : {}),
+      ...(options.status ? { status: options.status } : {}),
     });
 
     const { host, port: listenPort } = parseListen(options.listen ?? '127.0.0.1:0');
     await app.listen({ host, port: listenPort });
+    app.server.maxConnections = MAX_CONNECTIONS;
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : listenPort;
+    guard.listeningOn(host, port);
     const endpoint: ApiEndpoint = {
       url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
       pid: process.pid,
       startedAt,
     };
-    // Atomic: a CLI reading it never sees half a file.
+    // Atomic: a CLI reading it never sees half a file. A stale temporary file is removed first, so
+    // the new one is created with mode 0600 rather than inheriting the old one's.
     const tmp = join(options.dataDir, `${API_ENDPOINT_FILE}.${process.pid}.tmp`);
-    writeFileSync(tmp, JSON.stringify(endpoint) + '\n', { mode: 0o600 });
+    rmSync(tmp, { force: true });
+    writeFileSync(tmp, JSON.stringify(endpoint) + '\n', { mode: 0o600, flag: 'wx' });
     renameSync(tmp, join(options.dataDir, API_ENDPOINT_FILE));
-    return new ApiServer(app, endpoint, options.dataDir);
+    return new ApiServer(app, endpoint, options.dataDir, routes);
   }
 
   #closed = false;

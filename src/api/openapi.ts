@@ -29,6 +29,10 @@ const errors = {
     description: 'Missing or wrong bearer token',
     content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
   },
+  '421': {
+    description: "The Host header does not name this API's address (UNDERSTUDY_ERR_API_HOST)",
+    content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+  },
 };
 
 function ok(description: string): Record<string, unknown> {
@@ -69,7 +73,7 @@ export function buildOpenApi(): Record<string, unknown> {
       title: 'Understudy API',
       version: '1',
       description:
-        'Control-plane API of Understudy. Every /v1 route needs `Authorization: Bearer <token>`; the token is in the data directory (mode 0600).',
+        "Control-plane API of Understudy. Every route but /healthz needs `Authorization: Bearer <token>`; the token is in the data directory (mode 0600). The Host header must name the API's own address. Error statuses per code are in docs/errors.md.",
     },
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },

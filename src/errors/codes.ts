@@ -29,6 +29,8 @@ export const ErrorCode = {
   ApiAuth: 'UNDERSTUDY_ERR_API_AUTH',
   /** An API request body or parameter failed validation. */
   ApiRequest: 'UNDERSTUDY_ERR_API_REQUEST',
+  /** An API request named a host other than the API's own listen address (DNS-rebinding defence). */
+  ApiHost: 'UNDERSTUDY_ERR_API_HOST',
   /** The API could not be reached (control plane not running). */
   ApiUnreachable: 'UNDERSTUDY_ERR_API_UNREACHABLE',
   /** A named service or instance does not exist. */
@@ -55,6 +57,8 @@ export const ErrorCode = {
   RouterUnavailable: 'UNDERSTUDY_ERR_ROUTER_UNAVAILABLE',
   /** HAProxy's Runtime API could not be reached or rejected a command. */
   RouterHaproxy: 'UNDERSTUDY_ERR_ROUTER_HAPROXY',
+  /** An unexpected failure with no more specific code (a bug, or an error from a dependency). */
+  Internal: 'UNDERSTUDY_ERR_INTERNAL',
 } as const;
 
 /** One of the stable error codes. */

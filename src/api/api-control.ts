@@ -1,0 +1,15 @@
+import type { Decision, DecisionLog, InstanceRecord, ServiceView } from '../control/index.js';
+
+/**
+ * What the API needs of the control plane: `ControlPlane` satisfies it, and tests pass a stub that
+ * records every call (so they can prove an unauthenticated request reached none of them).
+ */
+export interface ApiControl {
+  services(): Promise<ServiceView[]>;
+  instances(): InstanceRecord[];
+  forceFailover(service: string, reason: string): Promise<Decision>;
+  switchover(service: string, to?: string): Promise<Decision>;
+  restartInstance(id: string, reason: string): Promise<Decision>;
+  eventLoopDelay(): { p50Ms: number; p99Ms: number; maxMs: number };
+  readonly decisions: Pick<DecisionLog, 'list' | 'subscribe'>;
+}
