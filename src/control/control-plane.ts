@@ -3,12 +3,14 @@ import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import type { FailureVerdict, HealthVerdict } from '../health/index.js';
 import type { InstanceExit, InstanceHandle } from '../runtime/index.js';
 import type { ServiceFileSync } from '../agent/index.js';
+import { Telemetry, type TelemetrySample } from '../telemetry/index.js';
 import { adoptSurvivors, type AdoptionHost } from './adoption.js';
 import { DecisionLog } from './decision-log.js';
 import { serviceView, type ServiceView } from './service-view.js';
 import type { ControlPlaneOptions } from './control-plane-options.js';
 import { caughtUp, EchoUpkeep } from './echo-upkeep.js';
 import { LoopDelay } from './loop-delay.js';
+import { countDecisions, metricsSample } from './metrics-sample.js';
 import { routeExternally, wireService } from './service-wiring.js';
 import { ExternalRouting } from './external-routing.js';
 import { Failover, type FailoverCause, type FailoverHost } from './failover.js';
@@ -46,6 +48,8 @@ const INSTANCE_PREFIX = 'instances/';
 export class ControlPlane {
   readonly decisions: DecisionLog;
   readonly failover: Failover;
+  /** Its metrics (served at `GET /metrics`), sampled from this control plane on every scrape. */
+  readonly telemetry: Telemetry;
   readonly #options: Required<Omit<ControlPlaneOptions, 'spec'>> & { spec: LoadedSpec };
   readonly #records = new Map<string, InstanceRecord>();
   readonly #watchAborts = new Map<string, AbortController>();
@@ -69,8 +73,17 @@ export class ControlPlane {
   #unsubscribeExit: (() => void) | undefined;
 
   private constructor(options: ControlPlaneOptions, decisions: DecisionLog) {
-    this.#options = { host: 'local', tickMs: 250, logMaxBytes: 10 * 1024 * 1024, ...options };
+    const defaults = {
+      host: 'local',
+      tickMs: 250,
+      logMaxBytes: 10 * 1024 * 1024,
+      telemetry: new Telemetry(),
+    };
+    this.#options = { ...defaults, ...options };
     this.decisions = decisions;
+    this.telemetry = this.#options.telemetry;
+    this.telemetry.collectFrom(() => this.#metricsSample());
+    countDecisions(this.telemetry, decisions);
     this.failover = new Failover(this.#failoverHost());
     this.#echoes = new EchoUpkeep({
       runtime: options.runtime,
@@ -519,6 +532,7 @@ export class ControlPlane {
     return {
       ...this.#servingHost(),
       store: this.#options.store,
+      telemetry: this.#options.telemetry,
       expectExit: (id) => this.#expectedExits.add(id),
       launch: (rec, decision) => this.#launch(rec, decision),
       waitReady: (rec, timeoutMs) => waitReady(this.#specOf(rec.service), rec, timeoutMs),
@@ -554,6 +568,14 @@ export class ControlPlane {
    */
   importLoadHistory(service: string, samples: ReadonlyArray<{ at: number; load: number }>): number {
     return this.#scaling.importHistory(service, samples, Date.now());
+  }
+
+  async #metricsSample(): Promise<TelemetrySample> {
+    return metricsSample(await this.services(), {
+      router: (service) => this.#planes.get(service)?.router.stats(),
+      readiness: (id) => this.#echoes.readiness(id),
+      eventLoopDelay: this.eventLoopDelay(),
+    });
   }
 
   /** Event-loop delay of the control process (ms): keep the data plane's loop free. */
