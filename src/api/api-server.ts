@@ -3,8 +3,10 @@ import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { parseListen } from '../config/index.js';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
+import { Telemetry } from '../telemetry/index.js';
 import type { ApiControl } from './api-control.js';
 import { clientErrorReply, sendError } from './error-reply.js';
+import { registerMetricsRoute } from './metrics-route.js';
 import { RequestGuard } from './request-guard.js';
 import { registerRoutes } from './routes.js';
 import { ensureToken } from './token.js';
@@ -20,6 +22,10 @@ export interface ApiServerOptions {
   onShutdown?: (reason: string) => void;
   /** Extra status fields (runtime limits support, versions, …) for `GET /v1/status`. */
   status?: () => Record<string, unknown>;
+  /** The metrics served at `GET /metrics` (a `ControlPlane`'s `telemetry`). @default an empty registry */
+  telemetry?: Telemetry;
+  /** Serve `GET /metrics` without the bearer token (the spec's `api.metricsPublic`). @default false */
+  metricsPublic?: boolean;
 }
 
 /** Where a running control plane's API is, written to `<dataDir>/api.json` for the CLI. */
@@ -46,7 +52,7 @@ const MAX_CONNECTIONS = 256;
 
 /**
  * The control plane's HTTP API (fastify) on loopback by default. Every route needs the bearer token of
- * the data directory except those in `PUBLIC_ROUTES` (`/healthz`), decided on the route fastify
+ * the data directory except those in `PUBLIC_ROUTES` (`/healthz`, and `/metrics` with `metricsPublic`), decided on the route fastify
  * matched; the `Host` header must name this listener. Errors share one shape:
  * `{error:{code,message,problems}}`, with the HTTP status of the code (docs/errors.md).
  */
@@ -60,7 +66,9 @@ export class ApiServer {
   ) {}
 
   static async start(options: ApiServerOptions): Promise<ApiServer> {
-    const guard = new RequestGuard(ensureToken(options.dataDir));
+    const guard = new RequestGuard(ensureToken(options.dataDir), {
+      metricsPublic: options.metricsPublic ?? false,
+    });
     const app = Fastify({
       logger: false,
       bodyLimit: BODY_LIMIT,
@@ -92,6 +100,7 @@ export class ApiServer {
       ...(options.onShutdown ? { onShutdown: options.onShutdown } : {}),
       ...(options.status ? { status: options.status } : {}),
     });
+    registerMetricsRoute(app, options.telemetry ?? new Telemetry());
 
     const { host, port: listenPort } = parseListen(options.listen ?? '127.0.0.1:0');
     await app.listen({ host, port: listenPort });
