@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
+import { Telemetry, type TelemetrySample } from '../../src/telemetry/index.js';
 import { repoRoot, startUp, waitFor, type UpProcess } from './lib/cli.js';
 
 // A real Prometheus scrapes a real `understudy up` with the data directory's token file. CI installs
@@ -244,5 +245,101 @@ describe.skipIf(!hasPrometheus)('metrics scraped by a real Prometheus', () => {
       'understudy_instance_role{job="understudy",service="kv",role="primary"}',
       (r) => r.length === 1 && r[0]?.metric.instance === before.echo,
     );
+  });
+});
+
+/** A sample in which every collected metric has a series: TCP and HTTP routers, hot and warm echoes, scaling. */
+const everything: TelemetrySample = {
+  eventLoopDelay: { p50: 0.001, p99: 0.004, max: 0.02 },
+  services: [
+    {
+      service: 'web',
+      epoch: 2,
+      degraded: false,
+      desired: { primary: 2, echo: 1, shadow: 1 },
+      serving: 2,
+      warmPool: 1,
+      instances: [
+        { instance: 'web-1', role: 'primary', phase: 'running', epoch: 2, healthy: true, readiness: 12 },
+        { instance: 'web-2', role: 'echo', phase: 'running', epoch: 0 },
+      ],
+      router: {
+        mode: 'tcp',
+        waiting: 0,
+        requests: 3,
+        inFlight: 1,
+        unavailable: 0,
+        retried: 0,
+        errors: { connect: 0, reset: 1 },
+        bytes: { in: 10, out: 20 },
+        mirror: { sent: 1, dropped: 0, failed: 0, skipped: 0 },
+        backends: [
+          {
+            instance: 'web-1',
+            requests: 3,
+            errors: 0,
+            inFlight: 1,
+            latency: { bounds: [0.001, 0.01], counts: [1, 2, 0], sum: 0.01, count: 3 },
+          },
+        ],
+      },
+      fileSync: [
+        {
+          instance: 'web-2',
+          connected: true,
+          lagSeconds: 0.1,
+          lagBytes: 4096,
+          wireBytes: 1e6,
+          changeRateBytes: 100,
+          compressionRatio: 2,
+          errors: 0,
+        },
+      ],
+      scaling: {
+        load: 10,
+        capacity: 50,
+        target: 0.6,
+        forecast: { mean: 12, lower: 8, upper: 16, horizonSeconds: 60 },
+        confidence: 0.7,
+        shadowDelta: 0.05,
+      },
+    },
+    {
+      service: 'kv',
+      epoch: 1,
+      degraded: true,
+      desired: { primary: 1, echo: 1, shadow: 0 },
+      serving: 1,
+      warmPool: 1,
+      instances: [{ instance: 'kv-1', role: 'primary', phase: 'running', epoch: 1 }],
+      replication: {
+        lastSeq: 5,
+        strictRefusals: 0,
+        echoes: [{ instance: 'kv-2', inSync: true, lagMutations: 0, lagSeconds: 0, applied: 5, failures: 0 }],
+      },
+    },
+  ],
+};
+
+describe.skipIf(!hasPrometheus)('the metrics exposition', () => {
+  it('passes promtool check metrics with every metric present', async () => {
+    const t = new Telemetry();
+    t.collectFrom(() => everything);
+    t.promotion({
+      service: 'kv',
+      kind: 'failover',
+      cause: 'crash',
+      outcome: 'ok',
+      detectionSeconds: 0.01,
+      promotionSeconds: 0.2,
+    });
+    t.decision({ service: 'web', kind: 'scale-out', scalingApplied: true });
+    const { body } = await t.exposition();
+    // Every family has at least one series, so promtool lints them all.
+    const missing = t.describe().filter((m) => !new RegExp(`^${m.name}(_bucket)?[{ ]`, 'm').test(body));
+    expect(missing.map((m) => m.name)).toEqual([]);
+    const check = spawnSync('promtool', ['check', 'metrics'], { input: body, encoding: 'utf8' });
+    expect(check.stdout + check.stderr).toBe('');
+    expect(check.status).toBe(0);
   });
 });
