@@ -3,14 +3,14 @@ import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import type { FailureVerdict, HealthVerdict } from '../health/index.js';
 import type { InstanceExit, InstanceHandle } from '../runtime/index.js';
 import type { ServiceFileSync } from '../agent/index.js';
-import { Telemetry, type TelemetrySample } from '../telemetry/index.js';
+import { Telemetry } from '../telemetry/index.js';
 import { adoptSurvivors, type AdoptionHost } from './adoption.js';
 import { DecisionLog } from './decision-log.js';
 import { serviceView, type ServiceView } from './service-view.js';
 import type { ControlPlaneOptions } from './control-plane-options.js';
 import { caughtUp, EchoUpkeep } from './echo-upkeep.js';
 import { LoopDelay } from './loop-delay.js';
-import { countDecisions, metricsSample } from './metrics-sample.js';
+import { observeControlPlane } from './metrics-sample.js';
 import { routeExternally, wireService } from './service-wiring.js';
 import { ExternalRouting } from './external-routing.js';
 import { Failover, type FailoverCause, type FailoverHost } from './failover.js';
@@ -39,6 +39,7 @@ import { applyRestartPolicy, killForRestart, scheduleRejoin } from './restart.js
 import type { ServiceDataPlane } from './service-data-plane.js';
 
 const INSTANCE_PREFIX = 'instances/';
+const DEFAULTS = { host: 'local', tickMs: 250, logMaxBytes: 10 * 1024 * 1024 };
 
 /**
  * The orchestrator: reconciles the specs (desired) with the runtime and store (actual), executes the
@@ -73,17 +74,15 @@ export class ControlPlane {
   #unsubscribeExit: (() => void) | undefined;
 
   private constructor(options: ControlPlaneOptions, decisions: DecisionLog) {
-    const defaults = {
-      host: 'local',
-      tickMs: 250,
-      logMaxBytes: 10 * 1024 * 1024,
-      telemetry: new Telemetry(),
-    };
-    this.#options = { ...defaults, ...options };
+    this.#options = { ...DEFAULTS, telemetry: new Telemetry(), ...options };
     this.decisions = decisions;
     this.telemetry = this.#options.telemetry;
-    this.telemetry.collectFrom(() => this.#metricsSample());
-    countDecisions(this.telemetry, decisions);
+    observeControlPlane(this.telemetry, decisions, {
+      services: () => this.services(),
+      router: (service) => this.#planes.get(service)?.router.stats(),
+      readiness: (id) => this.#echoes.readiness(id),
+      eventLoopDelay: () => this.eventLoopDelay(),
+    });
     this.failover = new Failover(this.#failoverHost());
     this.#echoes = new EchoUpkeep({
       runtime: options.runtime,
@@ -568,14 +567,6 @@ export class ControlPlane {
    */
   importLoadHistory(service: string, samples: ReadonlyArray<{ at: number; load: number }>): number {
     return this.#scaling.importHistory(service, samples, Date.now());
-  }
-
-  async #metricsSample(): Promise<TelemetrySample> {
-    return metricsSample(await this.services(), {
-      router: (service) => this.#planes.get(service)?.router.stats(),
-      readiness: (id) => this.#echoes.readiness(id),
-      eventLoopDelay: this.eventLoopDelay(),
-    });
   }
 
   /** Event-loop delay of the control process (ms): keep the data plane's loop free. */

@@ -13,7 +13,7 @@ import type { DecisionLog } from './decision-log.js';
 import type { InstanceRecord } from './records.js';
 import type { ServiceView } from './service-view.js';
 
-/** What the sample reads besides the service views. */
+/** What the sample reads besides the service views (what {@link metricsSample} needs). */
 export interface MetricsSampleParts {
   /** The full stats of a service's router (undefined: the service has none). */
   router: (service: string) => RouterStats | undefined;
@@ -173,4 +173,31 @@ export function countDecisions(telemetry: Telemetry, decisions: Pick<DecisionLog
     };
     telemetry.decision(o);
   });
+}
+
+/** What {@link observeControlPlane} samples on every scrape. */
+export interface MetricsSources {
+  services: () => Promise<ServiceView[]>;
+  router: MetricsSampleParts['router'];
+  readiness: MetricsSampleParts['readiness'];
+  eventLoopDelay: () => MetricsSampleParts['eventLoopDelay'];
+}
+
+/**
+ * Makes `telemetry` sample a control plane on every scrape (its service views and the stats of its
+ * parts) and count its decisions as they are recorded.
+ */
+export function observeControlPlane(
+  telemetry: Telemetry,
+  decisions: Pick<DecisionLog, 'subscribe'>,
+  sources: MetricsSources,
+): void {
+  telemetry.collectFrom(async () =>
+    metricsSample(await sources.services(), {
+      router: sources.router,
+      readiness: sources.readiness,
+      eventLoopDelay: sources.eventLoopDelay(),
+    }),
+  );
+  countDecisions(telemetry, decisions);
 }
