@@ -51,6 +51,17 @@ const REQUEST_TIMEOUT_MS = 10_000;
 const MAX_CONNECTIONS = 256;
 
 /**
+ * Writes `api.json` atomically (a CLI reading it never sees half a file). A stale temporary file is
+ * removed first, so the new one is created with mode 0600 rather than inheriting the old one's.
+ */
+function writeEndpointFile(dataDir: string, endpoint: ApiEndpoint): void {
+  const tmp = join(dataDir, `${API_ENDPOINT_FILE}.${process.pid}.tmp`);
+  rmSync(tmp, { force: true });
+  writeFileSync(tmp, JSON.stringify(endpoint) + '\n', { mode: 0o600, flag: 'wx' });
+  renameSync(tmp, join(dataDir, API_ENDPOINT_FILE));
+}
+
+/**
  * The control plane's HTTP API (fastify) on loopback by default. Every route needs the bearer token of
  * the data directory except those in `PUBLIC_ROUTES` (`/healthz`, and `/metrics` with `metricsPublic`), decided on the route fastify
  * matched; the `Host` header must name this listener. Errors share one shape:
@@ -103,23 +114,23 @@ export class ApiServer {
     registerMetricsRoute(app, options.telemetry ?? new Telemetry());
 
     const { host, port: listenPort } = parseListen(options.listen ?? '127.0.0.1:0');
-    await app.listen({ host, port: listenPort });
     app.server.maxConnections = MAX_CONNECTIONS;
-    const address = app.server.address();
-    const port = typeof address === 'object' && address ? address.port : listenPort;
-    guard.listeningOn(host, port);
-    const endpoint: ApiEndpoint = {
-      url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
-      pid: process.pid,
-      startedAt,
-    };
-    // Atomic: a CLI reading it never sees half a file. A stale temporary file is removed first, so
-    // the new one is created with mode 0600 rather than inheriting the old one's.
-    const tmp = join(options.dataDir, `${API_ENDPOINT_FILE}.${process.pid}.tmp`);
-    rmSync(tmp, { force: true });
-    writeFileSync(tmp, JSON.stringify(endpoint) + '\n', { mode: 0o600, flag: 'wx' });
-    renameSync(tmp, join(options.dataDir, API_ENDPOINT_FILE));
-    return new ApiServer(app, endpoint, options.dataDir, routes);
+    try {
+      await app.listen({ host, port: listenPort });
+      const address = app.server.address();
+      const port = typeof address === 'object' && address ? address.port : listenPort;
+      guard.listeningOn(host, port);
+      const endpoint: ApiEndpoint = {
+        url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+        pid: process.pid,
+        startedAt,
+      };
+      writeEndpointFile(options.dataDir, endpoint);
+      return new ApiServer(app, endpoint, options.dataDir, routes);
+    } catch (err) {
+      await app.close();
+      throw err;
+    }
   }
 
   #closed = false;
