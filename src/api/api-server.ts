@@ -63,8 +63,8 @@ function writeEndpointFile(dataDir: string, endpoint: ApiEndpoint): void {
 
 /**
  * The control plane's HTTP API (fastify) on loopback by default. Every route needs the bearer token of
- * the data directory except those in `PUBLIC_ROUTES` (`/healthz`, and `/metrics` with `metricsPublic`), decided on the route fastify
- * matched; the `Host` header must name this listener. Errors share one shape:
+ * the data directory except those in `PUBLIC_ROUTES` (`/healthz`; `/metrics` too with `metricsPublic`),
+ * decided on the route fastify matched; the `Host` header must name this listener. Errors share one shape:
  * `{error:{code,message,problems}}`, with the HTTP status of the code (docs/errors.md).
  */
 export class ApiServer {

@@ -44,7 +44,8 @@ function digest(value: string): Buffer {
 /**
  * Checks every request before any handler runs, after fastify matched the route: the request target
  * must be origin-form (a path), the `Host` header must name this listener (a DNS-rebinding defence),
- * and every route outside {@link PUBLIC_ROUTES} (and `/metrics` when made public) needs `Authorization: Bearer <token>`.
+ * and every route outside {@link PUBLIC_ROUTES} (and `/metrics` when made public) needs
+ * `Authorization: Bearer <token>`.
  */
 export class RequestGuard {
   readonly #expected: Buffer;
