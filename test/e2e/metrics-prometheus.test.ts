@@ -224,6 +224,20 @@ describe.skipIf(!hasPrometheus)('metrics scraped by a real Prometheus', () => {
     expect(applied).toHaveLength(1);
   });
 
+  it('answers every query of the Grafana dashboard (deploy/grafana/understudy.json)', async () => {
+    const dashboard = JSON.parse(readFileSync(join(repoRoot, 'deploy/grafana/understudy.json'), 'utf8')) as {
+      panels: { title: string; targets: { expr: string }[] }[];
+    };
+    const exprs = dashboard.panels.flatMap((p) => p.targets.map((t) => [p.title, t.expr] as const));
+    expect(exprs.length).toBeGreaterThan(10);
+    for (const [title, expr] of exprs) {
+      const promql = expr.replaceAll('$__rate_interval', '1m').replaceAll('$service', '.*');
+      await expect(query(promql), title).resolves.toBeInstanceOf(Array);
+    }
+    const roles = await query('understudy_instance_phase{service=~".*"} == 1');
+    expect(roles.length).toBe(2);
+  });
+
   it('records a failover: its outcome, its promotion time, and the new roles', async () => {
     const before = await instancesByRole();
     const res = await fetch(`${apiUrl}/v1/services/kv/failover`, {
