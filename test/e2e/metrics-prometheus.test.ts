@@ -260,6 +260,28 @@ describe.skipIf(!hasPrometheus)('metrics scraped by a real Prometheus', () => {
       (r) => r.length === 1 && r[0]?.metric.instance === before.echo,
     );
   });
+
+  it('records a crash failover with the time it took to detect the exit', async () => {
+    // The deposed primary rejoins as an echo; once it runs as one, kill the new primary outright.
+    await queryUntil(
+      'understudy_instance_phase{job="understudy",service="kv",role="echo",phase="running"}',
+      (r) => r.length === 1,
+    );
+    const res = await fetch(`${apiUrl}/v1/instances`, { headers: { authorization: `Bearer ${token}` } });
+    const { instances } = (await res.json()) as { instances: { role: string; phase: string; pid: number }[] };
+    const primary = instances.find((i) => i.role === 'primary' && i.phase === 'running');
+    expect(primary?.pid).toBeGreaterThan(0);
+    process.kill(primary?.pid ?? 0, 'SIGKILL');
+    const detected = await queryUntil(
+      'understudy_failover_detection_seconds_count{job="understudy",service="kv",cause="crash"}',
+      (r) => r.length === 1,
+    );
+    expect(detected.map((r) => r.value[1])).toEqual(['1']);
+    await queryUntil(
+      'understudy_failovers_total{job="understudy",service="kv",kind="failover",outcome="ok"}',
+      (r) => r[0]?.value[1] === '2',
+    );
+  });
 });
 
 /** A sample in which every collected metric has a series: TCP and HTTP routers, hot and warm echoes, scaling. */
