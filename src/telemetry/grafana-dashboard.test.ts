@@ -11,7 +11,7 @@ const dashboard = JSON.parse(
   readFileSync(new URL('../../deploy/grafana/understudy.json', import.meta.url), 'utf8'),
 ) as Dashboard;
 
-/** The metric names a PromQL expression reads (a histogram's _bucket/_sum/_count series by the histogram's name). */
+/** The metric names a PromQL expression reads (a histogram's `_bucket`, `_sum`, `_count` by its name). */
 function metricsOf(expr: string): string[] {
   return [...expr.matchAll(/\bunderstudy_[a-z_]+/g)].map((m) => m[0].replace(/_(bucket|sum|count)$/, ''));
 }

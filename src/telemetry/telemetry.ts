@@ -63,8 +63,8 @@ export class Telemetry implements PromotionObserver {
 
   /**
    * Samples the source once and renders every metric in the Prometheus text format. A failing sampler
-   * does not fail the scrape: the collected metrics are left out and `understudy_telemetry_sample_errors_total`
-   * counts it.
+   * does not fail the scrape: the collected metrics are left out, and
+   * `understudy_telemetry_sample_errors_total` counts it.
    */
   exposition(): Promise<Exposition> {
     const run = this.#scrapes.then(async () => {
