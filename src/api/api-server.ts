@@ -4,8 +4,10 @@ import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { parseListen } from '../config/index.js';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
+import { Telemetry } from '../telemetry/index.js';
 import type { ApiControl } from './api-control.js';
 import { clientErrorReply, sendError } from './error-reply.js';
+import { registerMetricsRoute } from './metrics-route.js';
 import { RequestGuard } from './request-guard.js';
 import { registerRoutes } from './routes.js';
 import { ensureToken } from './token.js';
@@ -26,6 +28,10 @@ export interface ApiServerOptions {
   requestTimeoutMs?: number;
   /** Extra status fields (runtime limits support, versions, …) for `GET /v1/status`. */
   status?: () => Record<string, unknown>;
+  /** The metrics served at `GET /metrics` (a `ControlPlane`'s `telemetry`). @default an empty registry */
+  telemetry?: Telemetry;
+  /** Serve `GET /metrics` without the bearer token (the spec's `api.metricsPublic`). @default false */
+  metricsPublic?: boolean;
 }
 
 /** Where a running control plane's API is, written to `<dataDir>/api.json` for the CLI. */
@@ -63,8 +69,8 @@ function writeEndpointFile(dataDir: string, endpoint: ApiEndpoint): void {
 
 /**
  * The control plane's HTTP API (fastify) on loopback by default. Every route needs the bearer token of
- * the data directory except those in `PUBLIC_ROUTES` (`/healthz`), decided on the route fastify
- * matched; the `Host` header must name this listener. Errors share one shape:
+ * the data directory except those in `PUBLIC_ROUTES` (`/healthz`; `/metrics` too with `metricsPublic`),
+ * decided on the route fastify matched; the `Host` header must name this listener. Errors share one shape:
  * `{error:{code,message,problems}}`, with the HTTP status of the code (docs/errors.md).
  */
 export class ApiServer {
@@ -77,7 +83,9 @@ export class ApiServer {
   ) {}
 
   static async start(options: ApiServerOptions): Promise<ApiServer> {
-    const guard = new RequestGuard(ensureToken(options.dataDir));
+    const guard = new RequestGuard(ensureToken(options.dataDir), {
+      metricsPublic: options.metricsPublic ?? false,
+    });
     const requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
     const app = Fastify({
       logger: false,
@@ -120,6 +128,7 @@ export class ApiServer {
       ...(options.onShutdown ? { onShutdown: options.onShutdown } : {}),
       ...(options.status ? { status: options.status } : {}),
     });
+    registerMetricsRoute(app, options.telemetry ?? new Telemetry());
 
     const { host, port: listenPort } = parseListen(options.listen ?? '127.0.0.1:0');
     app.server.maxConnections = MAX_CONNECTIONS;

@@ -3,6 +3,6 @@ export type { ApiEndpoint, ApiRoute, ApiServerOptions } from './api-server.js';
 export type { ApiControl } from './api-control.js';
 export { ApiClient } from './api-client.js';
 export { buildOpenApi } from './openapi.js';
-export { PUBLIC_ROUTES } from './request-guard.js';
+export { OPTIONALLY_PUBLIC_ROUTES, PUBLIC_ROUTES } from './request-guard.js';
 export { ensureToken, readToken, tokenPath } from './token.js';
 export type { ApiErrorBody } from './schemas.js';

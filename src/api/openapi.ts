@@ -162,6 +162,19 @@ export function buildOpenApi(): Record<string, unknown> {
         },
       },
       '/v1/openapi.json': { get: { summary: 'This document', responses: ok('OpenAPI document') } },
+      '/metrics': {
+        get: {
+          summary:
+            'Prometheus metrics (text exposition, docs/metrics.md); public only with api.metricsPublic: true',
+          responses: {
+            '200': {
+              description: 'Every metric, sampled at the request',
+              content: { 'text/plain': { schema: { type: 'string' } } },
+            },
+            ...errors,
+          },
+        },
+      },
     },
   };
 }

@@ -6,9 +6,13 @@ import { ErrorCode, UnderstudyError } from '../errors/index.js';
 /**
  * The only routes served without the bearer token, by their route pattern as registered (not by the
  * request's URL). Every other route, and every request that matched no route, needs the token.
- * A deliberate public route (a metrics endpoint, a dashboard) is added here and nowhere else.
+ * A deliberate public route (a dashboard) is added here and nowhere else; the one exception is
+ * {@link OPTIONALLY_PUBLIC_ROUTES}, public only when the spec says so.
  */
 export const PUBLIC_ROUTES: ReadonlySet<string> = new Set(['/healthz']);
+
+/** Routes the spec may make public: `/metrics` with `api.metricsPublic: true` (off by default). */
+export const OPTIONALLY_PUBLIC_ROUTES = { metrics: '/metrics' } as const;
 
 const WILDCARD_HOSTS = new Set(['', '0.0.0.0', '::', '[::]']);
 
@@ -40,14 +44,21 @@ function digest(value: string): Buffer {
 /**
  * Checks every request before any handler runs, after fastify matched the route: the request target
  * must be origin-form (a path), the `Host` header must name this listener (a DNS-rebinding defence),
- * and every route outside {@link PUBLIC_ROUTES} needs `Authorization: Bearer <token>`.
+ * and every route outside {@link PUBLIC_ROUTES} (and `/metrics` when made public) needs
+ * `Authorization: Bearer <token>`.
  */
 export class RequestGuard {
   readonly #expected: Buffer;
   #hosts: ReadonlySet<string> = new Set();
 
-  constructor(token: string) {
+  readonly #public: ReadonlySet<string>;
+
+  /** `metricsPublic`: serve {@link OPTIONALLY_PUBLIC_ROUTES}.metrics without the token too. */
+  constructor(token: string, options: { metricsPublic?: boolean } = {}) {
     this.#expected = digest(`Bearer ${token}`);
+    this.#public = options.metricsPublic
+      ? new Set([...PUBLIC_ROUTES, OPTIONALLY_PUBLIC_ROUTES.metrics])
+      : PUBLIC_ROUTES;
   }
 
   /** Sets the address the API listens on (known once it listens: port 0 picks one). */
@@ -76,7 +87,7 @@ export class RequestGuard {
     }
     // `routeOptions.url` is the pattern of the route fastify matched (undefined when none did), so
     // the decision follows what fastify will run, whatever the spelling of the URL.
-    if (PUBLIC_ROUTES.has(req.routeOptions.url ?? '')) return;
+    if (this.#public.has(req.routeOptions.url ?? '')) return;
     // Hashing both sides first makes the comparison constant-time whatever the lengths.
     if (!timingSafeEqual(digest(req.headers.authorization ?? ''), this.#expected)) {
       throw new UnderstudyError(

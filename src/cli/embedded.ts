@@ -88,6 +88,8 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
       control,
       dataDir,
       listen: options.apiListen ?? spec.spec.api.listen,
+      telemetry: control.telemetry,
+      metricsPublic: spec.spec.api.metricsPublic,
       ...(options.onShutdownRequest ? { onShutdown: options.onShutdownRequest } : {}),
       status: () => ({ runtime: runtime.name, limits: runtime.limitsSupport(), specFile: spec.file }),
     });

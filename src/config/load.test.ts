@@ -45,6 +45,12 @@ describe('spec parsing', () => {
       deltaThreshold: 0.25,
     });
     expect(spec.api.listen).toBe('127.0.0.1:0');
+    expect(spec.api.metricsPublic).toBe(false);
+  });
+
+  it('makes /metrics public only when api.metricsPublic is true, and refuses a non-boolean', () => {
+    expect(parseSpecText(`api: { metricsPublic: true }\n${minimal}`, 'u.yaml').api.metricsPublic).toBe(true);
+    expect(problemsOf(`api: { metricsPublic: yes please }\n${minimal}`)[0]?.field).toBe('api.metricsPublic');
   });
 
   it('parses durations and sizes written with units', () => {

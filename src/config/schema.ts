@@ -349,6 +349,11 @@ export const serviceSchema = z
 export const apiSchema = z.strictObject({
   /** Address of the HTTP API. Port 0 picks a free one (written to the data directory). @default 127.0.0.1:0 */
   listen: listenAddress.default('127.0.0.1:0'),
+  /**
+   * Serve `GET /metrics` (Prometheus) without the bearer token. Off, Prometheus authenticates with
+   * `bearer_token_file` pointing at the data directory's `token`. @default false
+   */
+  metricsPublic: z.boolean().default(false),
 });
 
 export const dnsSchema = z.strictObject({

@@ -1,6 +1,7 @@
 import type { LoadedSpec } from '../config/index.js';
 import type { Runtime } from '../runtime/index.js';
 import type { StateStore } from '../store/index.js';
+import type { Telemetry } from '../telemetry/index.js';
 
 /** Options of the control plane. */
 export interface ControlPlaneOptions {
@@ -15,4 +16,9 @@ export interface ControlPlaneOptions {
   tickMs?: number;
   /** Bytes per instance log file before rotation. @default 10 MiB */
   logMaxBytes?: number;
+  /**
+   * The metrics registry the control plane reports to: it samples this control plane on every scrape
+   * and records promotions and decisions. @default a registry of its own (`ControlPlane.telemetry`)
+   */
+  telemetry?: Telemetry;
 }

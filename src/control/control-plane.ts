@@ -3,6 +3,7 @@ import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import type { FailureVerdict, HealthVerdict } from '../health/index.js';
 import type { InstanceExit, InstanceHandle } from '../runtime/index.js';
 import type { ServiceFileSync } from '../agent/index.js';
+import { Telemetry } from '../telemetry/index.js';
 import { adoptSurvivors, type AdoptionHost } from './adoption.js';
 import { recoverPromotions } from './promotion-recovery.js';
 import { DecisionLog } from './decision-log.js';
@@ -10,6 +11,7 @@ import { serviceView, type ServiceView } from './service-view.js';
 import type { ControlPlaneOptions } from './control-plane-options.js';
 import { caughtUp, EchoUpkeep } from './echo-upkeep.js';
 import { LoopDelay } from './loop-delay.js';
+import { observeControlPlane } from './metrics-sample.js';
 import { routeExternally, wireService } from './service-wiring.js';
 import { ExternalRouting } from './external-routing.js';
 import { Failover, type FailoverCause, type FailoverHost } from './failover.js';
@@ -38,6 +40,7 @@ import { applyRestartPolicy, killForRestart, scheduleRejoin } from './restart.js
 import type { ServiceDataPlane } from './service-data-plane.js';
 
 const INSTANCE_PREFIX = 'instances/';
+const DEFAULTS = { host: 'local', tickMs: 250, logMaxBytes: 10 * 1024 * 1024 };
 
 /**
  * The orchestrator: reconciles the specs (desired) with the runtime and store (actual), executes the
@@ -47,6 +50,8 @@ const INSTANCE_PREFIX = 'instances/';
 export class ControlPlane {
   readonly decisions: DecisionLog;
   readonly failover: Failover;
+  /** Its metrics (served at `GET /metrics`), sampled from this control plane on every scrape. */
+  readonly telemetry: Telemetry;
   readonly #options: Required<Omit<ControlPlaneOptions, 'spec'>> & { spec: LoadedSpec };
   readonly #records = new Map<string, InstanceRecord>();
   readonly #watchAborts = new Map<string, AbortController>();
@@ -70,8 +75,15 @@ export class ControlPlane {
   #unsubscribeExit: (() => void) | undefined;
 
   private constructor(options: ControlPlaneOptions, decisions: DecisionLog) {
-    this.#options = { host: 'local', tickMs: 250, logMaxBytes: 10 * 1024 * 1024, ...options };
+    this.#options = { ...DEFAULTS, telemetry: new Telemetry(), ...options };
     this.decisions = decisions;
+    this.telemetry = this.#options.telemetry;
+    observeControlPlane(this.telemetry, decisions, {
+      services: () => this.services(),
+      router: (service) => this.#planes.get(service)?.router.stats(),
+      readiness: (id) => this.#echoes.readiness(id),
+      eventLoopDelay: () => this.eventLoopDelay(),
+    });
     this.failover = new Failover(this.#failoverHost());
     this.#echoes = new EchoUpkeep({
       runtime: options.runtime,
@@ -526,6 +538,7 @@ export class ControlPlane {
     return {
       ...this.#servingHost(),
       store: this.#options.store,
+      telemetry: this.#options.telemetry,
       expectExit: (id) => this.#expectedExits.add(id),
       launch: (rec, decision) => this.#launch(rec, decision),
       waitReady: (rec, timeoutMs) => waitReady(this.#specOf(rec.service), rec, timeoutMs),

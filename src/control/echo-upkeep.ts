@@ -57,6 +57,11 @@ export class EchoUpkeep {
     return this.#cores.get(id);
   }
 
+  /** The last migration readiness score (0..100) of a primary (undefined: migration is not watched). */
+  readiness(id: string): number | undefined {
+    return this.#migration?.readiness(id);
+  }
+
   /** The primary's last sampled utilisation, 0..1. */
   utilisation(service: string): number {
     return this.#utilisation.get(service) ?? 0;

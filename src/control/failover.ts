@@ -3,6 +3,7 @@ import { basename, dirname, join } from 'node:path';
 import type { ServiceSpec } from '../config/index.js';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import type { StateStore } from '../store/index.js';
+import type { PromotionObserver } from '../telemetry/index.js';
 import { limitsFor, stateDirUsers } from './instance-launch.js';
 import { crashPoint } from './crash-points.js';
 import type { Decision, InstanceRecord, PromotionIntent } from './records.js';
@@ -32,6 +33,8 @@ export interface FailoverRecord {
 /** What the failover logic needs from the control plane. */
 export interface FailoverHost extends ServingSetHost {
   readonly store: StateStore;
+  /** Where promotions and their durations are reported (the control plane's telemetry). */
+  readonly telemetry: PromotionObserver;
   /** Marks an instance as stopped on purpose: its exit is not a failure. */
   expectExit(id: string): void;
   /** Starts (or restarts) an instance process for a record; settles the decision. */
@@ -184,6 +187,7 @@ export class Failover {
     const spec = this.host.specOf(service);
     const plane = this.host.dataPlane(service);
     const started = cause.detectedAt;
+    const observed = { service, kind, cause: cause.kind };
     let paused = false;
     let intentWritten = false;
     try {
@@ -321,6 +325,12 @@ export class Failover {
         ...(kind === 'switchover' ? { restoredAt: promotedAt } : {}),
       };
       this.#last.set(service, record);
+      this.host.telemetry.promotion({
+        ...observed,
+        outcome: 'ok',
+        promotionSeconds: record.promotionMs / 1000,
+        ...(record.detectionMs !== undefined ? { detectionSeconds: record.detectionMs / 1000 } : {}),
+      });
       decision.inputs = {
         ...decision.inputs,
         epoch: next,
@@ -342,6 +352,7 @@ export class Failover {
       // This process handles the failure itself (the caller steps the echo back or tries the next one).
       if (intentWritten) await this.host.store.delete(PROMOTION_PREFIX + service).catch(() => undefined);
       this.host.decisions.settle(decision, `failed: ${(err as Error).message}`);
+      this.host.telemetry.promotion({ ...observed, outcome: 'failed' });
       throw err;
     } finally {
       if (paused) plane?.router.resume();

@@ -76,6 +76,11 @@ export class MigrationWatch {
 
   constructor(private readonly host: MigrationWatchHost) {}
 
+  /** The last readiness score (0..100) sampled for a primary, for the metrics. */
+  readiness(instance: string): number | undefined {
+    return this.#recent.get(instance)?.at(-1);
+  }
+
   /** Whether any service migrates automatically (else nothing needs sampling). */
   static wanted(specs: readonly ServiceSpec[]): boolean {
     return specs.some((s) => s.migration.auto);
