@@ -1,3 +1,4 @@
+import type { DecisionLog } from './decision-log.js';
 import type { InstancePhase, InstanceRecord, InstanceRole } from './records.js';
 
 /** Every role, in a fixed order (the transition table is exhaustive over these). */
@@ -69,6 +70,7 @@ export const INSTANCE_EVENTS: readonly InstanceEvent[] = [
 /** A transition that is not allowed from the record's role and phase: a bug to report, never applied. */
 export interface TransitionRefusal {
   instance: string;
+  service: string;
   event: InstanceEvent;
   role: InstanceRole;
   phase: InstancePhase;
@@ -130,7 +132,7 @@ export function transition(record: InstanceRecord, event: InstanceEvent): Transi
   const { role, phase } = record;
   const refuse = (reason: string): TransitionResult => ({
     ok: false,
-    refusal: { instance: record.id, event, role, phase, reason },
+    refusal: { instance: record.id, service: record.service, event, role, phase, reason },
   });
   if (!rule.roles.has(role)) return refuse(`'${event}' does not apply to a ${role}`);
   if (!rule.from.has(phase)) return refuse(`'${event}' is not allowed from phase '${phase}'`);
@@ -154,4 +156,27 @@ export function applyTransition(rec: InstanceRecord, event: InstanceEvent, repor
   rec.role = result.record.role;
   rec.phase = result.record.phase;
   return true;
+}
+
+/**
+ * A reporter that records each refused transition as a `transition-refused` decision (a bug report: the
+ * caller asked for a change the table does not allow, and it was not applied).
+ */
+export function reportRefusals(decisions: DecisionLog): RefusalReporter {
+  return (r) => {
+    decisions.record({
+      kind: 'transition-refused',
+      service: r.service,
+      instance: r.instance,
+      what: `refused '${r.event}' for ${r.role} ${r.instance} in phase '${r.phase}'`,
+      why: r.reason,
+      inputs: { ...r },
+      outcome: 'refused',
+    });
+  };
+}
+
+/** {@link applyTransition} with refusals recorded in `decisions`: returns whether the event was applied. */
+export function moveInstance(decisions: DecisionLog, rec: InstanceRecord, event: InstanceEvent): boolean {
+  return applyTransition(rec, event, reportRefusals(decisions));
 }
