@@ -2,6 +2,7 @@ import type { ServiceSpec } from '../config/index.js';
 import { verifyTrees } from '../sync/index.js';
 import type { Failover, FailoverHost } from './failover.js';
 import { waitReady } from './instance-watch.js';
+import { moveInstance, reportRefusals } from './instance-transition.js';
 import type { InstancePhase, InstanceRecord } from './records.js';
 
 /** What adoption needs from the control plane. */
@@ -34,7 +35,7 @@ export async function adoptSurvivors(host: AdoptionHost): Promise<void> {
       continue;
     }
     if (!ok || !spec) {
-      rec.phase = 'stopped';
+      moveInstance(host.decisions, rec, 'stop');
       await host.save(rec);
       continue;
     }
@@ -51,7 +52,7 @@ export async function adoptSurvivors(host: AdoptionHost): Promise<void> {
   }
   for (const rec of adopted.filter((r) => r.role !== 'echo')) {
     const spec = host.specOf(rec.service);
-    rec.phase = 'starting';
+    if (!moveInstance(host.decisions, rec, 'adopt')) continue;
     host.watch(spec, rec);
     if (!spec.health) host.markRunning(rec);
     if (
@@ -78,10 +79,10 @@ export async function adoptSurvivors(host: AdoptionHost): Promise<void> {
         ])
       : [{ path: '', kind: 'no primary' }];
     const same = differences.length === 0;
-    if (same) {
-      rec.phase = 'starting';
+    if (same && moveInstance(host.decisions, rec, 'adopt')) {
       host.watch(spec, rec);
-      if (await waitReady(spec, rec, 10_000)) host.dataPlane(rec.service)?.addEcho(rec, 0);
+      if (await waitReady(spec, rec, 10_000, reportRefusals(host.decisions)))
+        host.dataPlane(rec.service)?.addEcho(rec, 0);
       continue;
     }
     const decision = host.decisions.record({

@@ -5,6 +5,7 @@ import type { InstanceExit, InstanceHandle } from '../runtime/index.js';
 import type { ServiceFileSync } from '../agent/index.js';
 import { adoptSurvivors, type AdoptionHost } from './adoption.js';
 import { recoverPromotions } from './promotion-recovery.js';
+import { moveInstance, reportRefusals, type InstanceEvent } from './instance-transition.js';
 import { DecisionLog } from './decision-log.js';
 import { serviceView, type ServiceView } from './service-view.js';
 import type { ControlPlaneOptions } from './control-plane-options.js';
@@ -242,7 +243,10 @@ export class ControlPlane {
   /** Starts the process of an instance record; settles the decision with the outcome. */
   async #launch(rec: InstanceRecord, decision: Decision): Promise<void> {
     const spec = this.#specOf(rec.service);
-    rec.phase = 'starting';
+    if (!this.#move(rec, 'launch')) {
+      this.decisions.settle(decision, `failed: ${rec.id} cannot be started from phase '${rec.phase}'`);
+      return;
+    }
     rec.limits = limitsFor(spec, rec.role, this.#options.runtime.limitsSupport().supported);
     delete rec.nextRestartAt;
     delete rec.health;
@@ -264,7 +268,7 @@ export class ControlPlane {
       this.#watch(spec, rec);
       if (!spec.health) this.#markRunning(rec);
     } catch (err) {
-      rec.phase = 'failed';
+      this.#move(rec, 'fail');
       await this.#save(rec);
       this.decisions.settle(decision, `failed: ${(err as Error).message}`);
     }
@@ -272,7 +276,7 @@ export class ControlPlane {
 
   #markRunning(rec: InstanceRecord): void {
     const started = rec.phase === 'starting';
-    rec.phase = 'running';
+    if (!this.#move(rec, 'ready')) return;
     void this.#save(rec);
     if (rec.role === 'echo') return;
     refreshServing(this.#servingHost(), rec.service);
@@ -319,7 +323,7 @@ export class ControlPlane {
       });
       return;
     }
-    rec.phase = 'unhealthy';
+    this.#move(rec, 'unhealthy');
     void this.#save(rec);
     if (benchUnhealthy(this.#servingHost(), rec, why)) return;
     if (
@@ -366,7 +370,7 @@ export class ControlPlane {
 
   /** The fenced old primary comes back as an echo of the new primary, after its restart delay. */
   #rejoinLater(rec: InstanceRecord): void {
-    const delay = scheduleRejoin(rec, this.#specOf(rec.service).restart, Date.now());
+    const delay = scheduleRejoin(rec, this.#specOf(rec.service).restart, Date.now(), this.decisions);
     void this.#save(rec);
     if (delay === undefined) return;
     setTimeout(
@@ -437,7 +441,7 @@ export class ControlPlane {
       await this.#options.runtime.stop(rec.id, { graceMs: this.#specOf(rec.service).stopGrace });
     else this.#expectedExits.delete(rec.id);
     if (rec.role === 'echo') await this.#planes.get(rec.service)?.removeEcho(rec.id);
-    rec.phase = phase;
+    this.#move(rec, phase === 'failed' ? 'fail' : 'stop');
     await this.#save(rec);
   }
 
@@ -480,6 +484,11 @@ export class ControlPlane {
   async switchover(service: string, to?: string): Promise<Decision> {
     this.#specOf(service);
     return this.failover.switchover(service, to);
+  }
+
+  /** Changes an instance's role or phase through the transition table; a refusal is recorded, not applied. */
+  #move(rec: InstanceRecord, event: InstanceEvent): boolean {
+    return moveInstance(this.decisions, rec, event);
   }
 
   async #save(rec: InstanceRecord): Promise<void> {
@@ -528,7 +537,8 @@ export class ControlPlane {
       store: this.#options.store,
       expectExit: (id) => this.#expectedExits.add(id),
       launch: (rec, decision) => this.#launch(rec, decision),
-      waitReady: (rec, timeoutMs) => waitReady(this.#specOf(rec.service), rec, timeoutMs),
+      waitReady: (rec, timeoutMs) =>
+        waitReady(this.#specOf(rec.service), rec, timeoutMs, reportRefusals(this.decisions)),
       allInstances: () => this.instances(),
     };
   }
@@ -585,7 +595,7 @@ export class ControlPlane {
     await this.#options.runtime.close({ graceMs: grace });
     for (const rec of this.#records.values()) {
       if (rec.phase === 'stopped' || rec.phase === 'failed') continue;
-      rec.phase = 'stopped';
+      this.#move(rec, 'stop');
       await this.#save(rec);
       const what = `stop ${rec.role} ${rec.id}`;
       const base = { service: rec.service, instance: rec.id, inputs: {}, outcome: 'ok' };

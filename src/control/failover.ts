@@ -5,6 +5,7 @@ import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import type { StateStore } from '../store/index.js';
 import { limitsFor, stateDirUsers } from './instance-launch.js';
 import { crashPoint } from './crash-points.js';
+import { moveInstance } from './instance-transition.js';
 import type { Decision, InstanceRecord, PromotionIntent } from './records.js';
 import type { ServingSetHost } from './serving-set.js';
 
@@ -121,11 +122,10 @@ export class Failover {
         // candidate is tried, so that the service is not left without a primary.
         if (target.role !== 'primary' || (err as UnderstudyError).code !== ErrorCode.Failover) throw err;
         tried.add(target.id);
-        target.role = 'echo';
+        moveInstance(this.host.decisions, target, 'step-down');
         target.slot = slot;
         this.host.expectExit(target.id);
         await this.host.runtime.stop(target.id, { graceMs: 1000 }).catch(() => undefined);
-        target.phase = 'stopped';
         await this.host.save(target);
       }
     }
@@ -250,8 +250,12 @@ export class Failover {
       const fileLag = files?.echoes().find((e) => e.echo === target.id);
       await files?.removeEcho(target.id);
       const echoSlot = target.slot;
+      if (!moveInstance(this.host.decisions, target, 'promote'))
+        throw new UnderstudyError(
+          ErrorCode.Failover,
+          `${target.id} cannot be promoted from phase '${target.phase}'`,
+        );
       target.slot = 0;
-      target.role = 'primary';
       target.epoch = next;
       if (spec.echo.mode === 'cold' && target.phase === 'standby') {
         const start = this.host.decisions.record({
@@ -286,16 +290,15 @@ export class Failover {
       await files?.setPrimary(target.stateDir);
       await this.host.save(target);
       if (old) {
-        old.role = 'echo';
+        moveInstance(this.host.decisions, old, kind === 'failover' ? 'fence' : 'demote');
         old.slot = echoSlot;
-        if (kind === 'failover') old.phase = 'fenced';
         await this.host.save(old);
         if (kind === 'switchover') {
           plane?.addEcho(old, plane.replication?.log.lastSeq ?? 0);
           if (spec.echo.mode === 'cold') {
             this.host.expectExit(old.id);
             await this.host.runtime.stop(old.id, { graceMs: spec.stopGrace });
-            old.phase = 'standby';
+            moveInstance(this.host.decisions, old, 'standby');
             delete old.pid;
             delete old.health;
           }
@@ -386,7 +389,13 @@ export class Failover {
     const spec = this.host.specOf(rec.service);
     // Its directory is replaced by a copy of the primary's: never one that another instance uses.
     if (await this.refuseSharedStateDir(rec, decision)) return;
-    rec.role = 'echo';
+    if (!moveInstance(this.host.decisions, rec, 'provision')) {
+      this.host.decisions.settle(
+        decision,
+        `failed: ${rec.role} ${rec.id} in phase '${rec.phase}' cannot be provisioned as an echo`,
+      );
+      return;
+    }
     const files = this.host.fileSync(rec.service);
     if (files) {
       // Warm and cold: the file sync makes the initial full copy, then keeps it continuous. The directory
@@ -395,7 +404,7 @@ export class Failover {
       await mkdir(syncJournalOf(rec.stateDir), { recursive: true, mode: 0o700 });
       await files.addEcho(rec.id, rec.stateDir);
       if (spec.echo.mode === 'cold') {
-        rec.phase = 'standby';
+        moveInstance(this.host.decisions, rec, 'standby');
         delete rec.pid;
         delete rec.health;
         await this.host.save(rec);
@@ -440,7 +449,7 @@ export class Failover {
   async refuseSharedStateDir(rec: InstanceRecord, decision: Decision): Promise<boolean> {
     const users = stateDirUsers(rec, this.host.allInstances());
     if (users.length === 0) return false;
-    rec.phase = 'failed';
+    moveInstance(this.host.decisions, rec, 'fail');
     await this.host.save(rec);
     decision.inputs = { ...decision.inputs, stateDir: rec.stateDir, sharedWith: users.map((u) => u.id) };
     this.host.decisions.settle(

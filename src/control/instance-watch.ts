@@ -7,6 +7,7 @@ import {
   type HealthVerdict,
   type ProbeTarget,
 } from '../health/index.js';
+import { applyTransition, type RefusalReporter } from './instance-transition.js';
 import type { InstanceRecord } from './records.js';
 
 /** What answers for an instance: the spec's health check, else a TCP connect to its first port. */
@@ -65,16 +66,21 @@ export function watchInstance(
   );
 }
 
-/** Resolves true once the instance answers its probe (and marks it running), false on exit or timeout. */
-export async function waitReady(spec: ServiceSpec, rec: InstanceRecord, timeoutMs: number): Promise<boolean> {
+/**
+ * Resolves true once the instance answers its probe (and marks it running), false on exit, timeout, or
+ * when it may not become running from its phase (reported to `report`).
+ */
+export async function waitReady(
+  spec: ServiceSpec,
+  rec: InstanceRecord,
+  timeoutMs: number,
+  report: RefusalReporter,
+): Promise<boolean> {
   const target = probeTargetFor(spec, rec);
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (rec.phase === 'failed' || rec.phase === 'exited') return false;
-    if (!target || (await probe(target, 200)).ok) {
-      rec.phase = 'running';
-      return true;
-    }
+    if (!target || (await probe(target, 200)).ok) return applyTransition(rec, 'ready', report);
     await new Promise((r) => setTimeout(r, 10));
   }
   return false;

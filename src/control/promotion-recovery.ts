@@ -2,6 +2,7 @@ import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import type { AdoptionHost } from './adoption.js';
 import { PROMOTION_PREFIX } from './failover.js';
 import { limitsFor } from './instance-launch.js';
+import { moveInstance } from './instance-transition.js';
 import type { Decision, InstanceRecord, PromotionIntent } from './records.js';
 
 const GONE = new Set(['stopped', 'failed', 'standby']);
@@ -161,10 +162,9 @@ async function recoverOne(host: AdoptionHost, intent: PromotionIntent): Promise<
       await host.runtime.stop(r.id, { graceMs: 0 }).catch(() => undefined);
       fenced.push(r.id);
     }
-    r.role = 'echo';
+    moveInstance(host.decisions, r, 'step-down');
     if (r === from && promoted === to) r.slot = intent.toSlot;
     if (r === to && promoted !== to) r.slot = intent.toSlot;
-    r.phase = 'stopped';
     delete r.pid;
     delete r.health;
     await host.save(r);
@@ -187,7 +187,11 @@ async function recoverOne(host: AdoptionHost, intent: PromotionIntent): Promise<
     next = bumped;
   }
   const alreadyPrimary = promoted.role === 'primary' && promoted.epoch === next;
-  promoted.role = 'primary';
+  if (!moveInstance(host.decisions, promoted, 'promote'))
+    throw new UnderstudyError(
+      ErrorCode.Failover,
+      `${promoted.id} cannot be promoted from phase '${promoted.phase}'`,
+    );
   promoted.slot = from?.slot ?? 0;
   promoted.epoch = next;
   const notes: string[] = [];

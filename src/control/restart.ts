@@ -1,6 +1,7 @@
 import type { RestartSpec } from '../config/index.js';
 import type { DecisionLog } from './decision-log.js';
 import { describeExit } from './reconcile.js';
+import { moveInstance } from './instance-transition.js';
 import type { InstanceRecord } from './records.js';
 import { nextRestartDelay, type InstanceExit, type Runtime } from '../runtime/index.js';
 
@@ -41,7 +42,7 @@ export function applyRestartPolicy(
   const delay = spec ? restartDelay(spec, rec.restarts, exit, now, forced) : undefined;
   rec.restarts = rec.restarts.filter((t) => spec && now - t < spec.window);
   if (delay === undefined) {
-    rec.phase = 'failed';
+    moveInstance(decisions, rec, 'fail');
     decisions.record({
       kind: 'give-up',
       service: rec.service,
@@ -53,7 +54,7 @@ export function applyRestartPolicy(
     });
     return undefined;
   }
-  rec.phase = 'exited';
+  if (!moveInstance(decisions, rec, 'exit')) return undefined;
   rec.nextRestartAt = now + delay;
   decisions.record({
     kind: 'exited',
@@ -72,7 +73,12 @@ export function applyRestartPolicy(
  * with `nextRestartAt` (reconcile then provisions it as an echo), or `failed` when the policy gives up.
  * Returns the delay.
  */
-export function scheduleRejoin(rec: InstanceRecord, spec: RestartSpec, now: number): number | undefined {
+export function scheduleRejoin(
+  rec: InstanceRecord,
+  spec: RestartSpec,
+  now: number,
+  decisions: DecisionLog,
+): number | undefined {
   const delay = restartDelay(
     spec,
     rec.restarts,
@@ -81,10 +87,10 @@ export function scheduleRejoin(rec: InstanceRecord, spec: RestartSpec, now: numb
     true,
   );
   if (delay === undefined) {
-    rec.phase = 'failed';
+    moveInstance(decisions, rec, 'fail');
     return undefined;
   }
-  rec.phase = 'exited';
+  if (!moveInstance(decisions, rec, 'exit')) return undefined;
   rec.nextRestartAt = now + delay;
   return delay;
 }

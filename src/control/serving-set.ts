@@ -5,6 +5,7 @@ import type { Runtime } from '../runtime/index.js';
 import type { ServiceFileSync } from '../agent/index.js';
 import type { DecisionLog } from './decision-log.js';
 import { limitsFor } from './instance-launch.js';
+import { moveInstance } from './instance-transition.js';
 import type { InstanceRecord } from './records.js';
 import type { ServiceDataPlane } from './service-data-plane.js';
 
@@ -73,8 +74,11 @@ export async function promoteIntoServing(
     inputs: { slot: echo.slot },
     outcome: 'pending',
   });
+  if (!moveInstance(host.decisions, echo, 'promote')) {
+    host.decisions.settle(decision, `failed: ${echo.id} cannot be promoted from phase '${echo.phase}'`);
+    return;
+  }
   await host.fileSync(echo.service)?.removeEcho(echo.id);
-  echo.role = 'primary';
   echo.epoch = host.dataPlane(echo.service)?.router.epoch ?? echo.epoch;
   await resizeForRole(host, echo, spec);
   await host.save(echo);
@@ -100,7 +104,10 @@ export async function demoteToPool(host: ServingSetHost, rec: InstanceRecord, wh
     inputs: { slot: rec.slot },
     outcome: 'pending',
   });
-  rec.role = 'echo';
+  if (!moveInstance(host.decisions, rec, 'demote')) {
+    host.decisions.settle(decision, `failed: ${rec.id} is a ${rec.role}, not a serving instance`);
+    return;
+  }
   refreshServing(host, rec.service);
   await resizeForRole(host, rec, spec);
   await host.save(rec);
@@ -190,6 +197,5 @@ export function benchHung(
 ): boolean {
   if (!spec.health || rec.phase === 'unhealthy' || verdict.evidence.procState === 'T') return false;
   if (!benchUnhealthy(host, rec, verdict.detail)) return false;
-  rec.phase = 'unhealthy';
-  return true;
+  return moveInstance(host.decisions, rec, 'unhealthy');
 }
