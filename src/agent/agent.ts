@@ -32,8 +32,8 @@ export interface InstanceWatch {
     failureThreshold: number;
     startPeriodMs: number;
   };
-  /** The liveness heartbeat (hang detection) of this process. */
-  liveness: {
+  /** The liveness heartbeat (hang detection) of this process; absent when it has no pid. */
+  liveness?: {
     pid: number;
     /** HTTP or TCP target answering while alive; absent: only the process state is watched. */
     target?: ProbeTarget;

@@ -119,6 +119,7 @@ export class LocalAgent implements Agent {
 
   watch(watch: InstanceWatch, handlers: InstanceWatchHandlers, signal: AbortSignal): void {
     if (watch.health) ActiveHealthMonitor.start(watch.health, handlers.onHealth, signal);
+    if (!watch.liveness) return;
     const { target, ...liveness } = watch.liveness;
     LivenessWatch.start({ ...liveness, ...(target ? { target } : {}) }, handlers.onHang, signal);
   }

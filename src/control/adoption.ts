@@ -1,8 +1,6 @@
 import type { ServiceSpec } from '../config/index.js';
-import { verifyTrees } from '../sync/index.js';
 import type { Failover, FailoverHost } from './failover.js';
-import { waitReady } from './instance-watch.js';
-import { moveInstance, reportRefusals } from './instance-transition.js';
+import { moveInstance } from './instance-transition.js';
 import type { InstancePhase, InstanceRecord } from './records.js';
 
 /** What adoption needs from the control plane. */
@@ -28,7 +26,10 @@ export async function adoptSurvivors(host: AdoptionHost): Promise<void> {
     const spec = host.specOrUndefined(rec.service);
     const ok =
       spec && rec.handle && rec.phase !== 'standby'
-        ? await host.runtime.adopt(rec.handle).catch(() => false)
+        ? await host.agents
+            .of(rec)
+            .adopt(rec.handle)
+            .catch(() => false)
         : false;
     if (rec.phase === 'standby' && spec) {
       adopted.push(rec);
@@ -73,16 +74,17 @@ export async function adoptSurvivors(host: AdoptionHost): Promise<void> {
       if (rec.phase !== 'standby') host.watch(spec, rec);
       continue;
     }
+    // Both directories are on the echo's host in embedded mode; its agent compares them.
     const differences = primary
-      ? await verifyTrees(primary.stateDir, rec.stateDir).catch((err: unknown) => [
-          { path: '', kind: String(err) },
-        ])
+      ? await host.agents
+          .of(rec)
+          .compareState(primary.stateDir, rec.stateDir)
+          .catch((err: unknown) => [{ path: '', kind: String(err) }])
       : [{ path: '', kind: 'no primary' }];
     const same = differences.length === 0;
     if (same && moveInstance(host.decisions, rec, 'adopt')) {
       host.watch(spec, rec);
-      if (await waitReady(spec, rec, 10_000, reportRefusals(host.decisions)))
-        host.dataPlane(rec.service)?.addEcho(rec, 0);
+      if (await host.waitReady(rec, host.timeouts.echoReadyMs)) host.dataPlane(rec.service)?.addEcho(rec, 0);
       continue;
     }
     const decision = host.decisions.record({

@@ -6,7 +6,7 @@ import { serviceSchema } from '../config/index.js';
 import type { ServiceSpec } from '../config/index.js';
 import { scalingOptionsFromSpec } from '../policy/index.js';
 import type { ScalingCounts } from '../policy/index.js';
-import type { Runtime } from '../runtime/index.js';
+import type { AgentRegistry } from '../agent/index.js';
 import { PredictiveController, readTraceFile, simulate } from '../sim/index.js';
 import type { ControllerOutput, ScalingController, ServiceView } from '../sim/index.js';
 import { ServiceAutoscaler, type AutoscalerHost } from './autoscaler.js';
@@ -125,7 +125,7 @@ async function live(
     },
   } as unknown as ServiceDataPlane;
   const host: AutoscalerHost = {
-    runtime: {} as Runtime,
+    agents: {} as AgentRegistry,
     decisions: {
       record: (d) => {
         const full = { ...d, seq: recorded.length + 1, at: d.at ?? clock };

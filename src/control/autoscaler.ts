@@ -13,7 +13,7 @@ import {
   type ScalingState,
 } from '../policy/index.js';
 import type { RouterStats } from '../router/index.js';
-import type { Runtime } from '../runtime/index.js';
+import type { AgentRegistry } from '../agent/index.js';
 import type { DecisionLog } from './decision-log.js';
 import type { DesiredCounts } from './reconcile.js';
 import type { InstanceRecord } from './records.js';
@@ -22,7 +22,7 @@ import { measureShadows, type ShadowSignal } from './shadow-signal.js';
 
 /** What the autoscaler needs from the control plane. */
 export interface AutoscalerHost {
-  readonly runtime: Runtime;
+  readonly agents: AgentRegistry;
   /** Where decisions are recorded (only `record` is used). */
   readonly decisions: Pick<DecisionLog, 'record'>;
   instancesOf(service: string): InstanceRecord[];
@@ -177,8 +177,8 @@ export class ServiceAutoscaler {
       // CPU accounting is in clock ticks: sample it at most once a second (the step smooths it).
       this.#lastCpuAt = now;
       const serving = mine.filter((i) => i.role === 'primary' && i.phase === 'running');
-      const { runtime, servingCores } = this.#host;
-      const usage = await measureShadows(runtime, servingCores, serving, mine, this.#spec.shadow.sample);
+      const { agents, servingCores } = this.#host;
+      const usage = await measureShadows(agents, servingCores, serving, mine, this.#spec.shadow.sample);
       const rate = this.#rates(stats, now);
       cpu = {
         servingUtilisation: usage.servingUtilisation,

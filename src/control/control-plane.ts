@@ -1,14 +1,26 @@
 import type { LoadedSpec, ServiceSpec } from '../config/index.js';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import type { FailureVerdict, HealthVerdict } from '../health/index.js';
-import type { InstanceExit, InstanceHandle } from '../runtime/index.js';
-import type { ServiceFileSync } from '../agent/index.js';
+import {
+  AgentRegistry,
+  LocalAgent,
+  systemClock,
+  type Agent,
+  type Clock,
+  type FileSync,
+  type InstanceExit,
+  type InstanceHandle,
+} from '../agent/index.js';
 import { adoptSurvivors, type AdoptionHost } from './adoption.js';
 import { recoverPromotions } from './promotion-recovery.js';
 import { moveInstance, reportRefusals, type InstanceEvent } from './instance-transition.js';
 import { DecisionLog } from './decision-log.js';
 import { serviceView, type ServiceView } from './service-view.js';
-import type { ControlPlaneOptions } from './control-plane-options.js';
+import {
+  resolveControlTimeouts,
+  type ControlPlaneOptions,
+  type ControlTimeouts,
+} from './control-plane-options.js';
 import { caughtUp, EchoUpkeep } from './echo-upkeep.js';
 import { LoopDelay } from './loop-delay.js';
 import { routeExternally, wireService } from './service-wiring.js';
@@ -48,11 +60,17 @@ const INSTANCE_PREFIX = 'instances/';
 export class ControlPlane {
   readonly decisions: DecisionLog;
   readonly failover: Failover;
-  readonly #options: Required<Omit<ControlPlaneOptions, 'spec'>> & { spec: LoadedSpec };
+  readonly #options: Required<
+    Omit<ControlPlaneOptions, 'spec' | 'runtime' | 'agents' | 'clock' | 'timeouts'>
+  > & { spec: LoadedSpec };
+  /** The agents of the hosts instances run on: control reaches instances only through them. */
+  readonly #agents: AgentRegistry;
+  readonly #clock: Clock;
+  readonly #timeouts: ControlTimeouts;
   readonly #records = new Map<string, InstanceRecord>();
   readonly #watchAborts = new Map<string, AbortController>();
   readonly #planes = new Map<string, ServiceDataPlane>();
-  readonly #fileSyncs = new Map<string, ServiceFileSync>();
+  readonly #fileSyncs = new Map<string, FileSync>();
   #external: ExternalRouting | undefined;
   /** Autoscalers and the desired instance counts of scaled services. */
   #scaling!: ScalingCoordinator;
@@ -64,18 +82,25 @@ export class ControlPlane {
   readonly #restarting = new Set<string>();
   readonly #abort = new AbortController();
   readonly #loopDelay = new LoopDelay();
-  #timer: NodeJS.Timeout | undefined;
+  #cancelTimer: (() => void) | undefined;
   #reconciling = false;
   #again = false;
   #closed = false;
-  #unsubscribeExit: (() => void) | undefined;
+  #unsubscribeExit: (() => void)[] = [];
 
   private constructor(options: ControlPlaneOptions, decisions: DecisionLog) {
-    this.#options = { host: 'local', tickMs: 250, logMaxBytes: 10 * 1024 * 1024, ...options };
+    const { runtime, agents, clock, timeouts, ...rest } = options;
+    this.#options = { host: 'local', tickMs: 250, logMaxBytes: 10 * 1024 * 1024, ...rest };
+    if (!agents && !runtime)
+      throw new UnderstudyError(ErrorCode.Usage, 'a control plane needs a runtime or agents');
+    this.#agents =
+      agents ?? new AgentRegistry([new LocalAgent({ runtime: runtime!, host: this.#options.host })]);
+    this.#clock = clock ?? systemClock;
+    this.#timeouts = resolveControlTimeouts(timeouts);
     this.decisions = decisions;
     this.failover = new Failover(this.#failoverHost());
     this.#echoes = new EchoUpkeep({
-      runtime: options.runtime,
+      agents: this.#agents,
       decisions,
       specs: options.spec.spec.services,
       instances: () => this.instances(),
@@ -115,6 +140,11 @@ export class ControlPlane {
     return this.#options.spec.spec.services;
   }
 
+  /** The agent of the host new instances are placed on. */
+  get #placement(): Agent {
+    return this.#agents.get(this.#options.host);
+  }
+
   get #ctx(): LaunchContext {
     return {
       dataDir: this.#options.dataDir,
@@ -127,16 +157,21 @@ export class ControlPlane {
   /** Starts the routers and reconciling: instances are started, watched, restarted or failed over. */
   async start(): Promise<void> {
     this.#loopDelay.start();
-    this.#unsubscribeExit = this.#options.runtime.onExit((handle, exit) => this.#onExit(handle, exit));
+    this.#unsubscribeExit = this.#agents
+      .all()
+      .map((a) => a.onExit((handle, exit) => this.#onExit(handle, exit)));
     this.#external = await ExternalRouting.create(this.#options.spec.spec);
     for (const spec of this.specs) {
       await this.#options.store.put(`services/${spec.name}`, JSON.stringify(spec));
       const wired = await wireService(spec, {
         epoch: await this.#options.store.epoch(spec.name),
+        agent: this.#placement,
+        addressOf: (rec) => this.#agents.addressOf(rec),
         decisions: this.decisions,
         utilisation: () => this.#echoes.utilisation(spec.name),
         onPrimary: (rec, port) =>
-          this.#external && routeExternally(this.#external, this.decisions, spec, rec, port),
+          this.#external &&
+          routeExternally(this.#external, this.decisions, spec, rec, this.#agents.addressOf(rec), port),
         onSyncTrouble: (echo, message) => this.#echoes.onSyncTrouble(echo, message),
       });
       if (wired.plane) this.#planes.set(spec.name, wired.plane);
@@ -172,7 +207,7 @@ export class ControlPlane {
         const actions = reconcile(
           this.specs.filter((s) => !busy.has(s.name)),
           [...this.#records.values()].filter((r) => !busy.has(r.service)),
-          Date.now(),
+          this.#clock.now(),
           this.#scaling.desiredCounts,
         );
         for (const action of actions) {
@@ -187,12 +222,11 @@ export class ControlPlane {
 
   #schedule(): void {
     if (this.#closed) return;
-    this.#timer = setTimeout(() => {
+    this.#cancelTimer = this.#clock.setTimer(() => {
       this.reconcileNow()
         .catch((err: unknown) => this.#recordError('reconcile', err))
         .finally(() => this.#schedule());
     }, this.#options.tickMs);
-    this.#timer.unref();
   }
 
   async #execute(action: Action): Promise<void> {
@@ -200,8 +234,7 @@ export class ControlPlane {
     if (action.type === 'start') {
       const spec = this.#specOf(action.service);
       const id = nextInstanceId(this.#records.values(), action.service);
-      const supported = this.#options.runtime.limitsSupport().supported;
-      rec = await newInstanceRecord(spec, id, action.role, action.slot, this.#ctx, supported);
+      rec = await newInstanceRecord(spec, id, action.role, action.slot, this.#ctx, this.#placement);
       this.#records.set(id, rec);
     } else {
       rec = this.#records.get(action.instance);
@@ -209,7 +242,7 @@ export class ControlPlane {
     if (!rec) return;
     const decision = this.decisions.record(actionDecision(action, rec));
     if (action.type === 'start' || action.type === 'restart') {
-      if (action.type === 'restart') rec.restarts.push(Date.now());
+      if (action.type === 'restart') rec.restarts.push(this.#clock.now());
       await this.#startRecord(rec, decision);
       return;
     }
@@ -247,12 +280,13 @@ export class ControlPlane {
       this.decisions.settle(decision, `failed: ${rec.id} cannot be started from phase '${rec.phase}'`);
       return;
     }
-    rec.limits = limitsFor(spec, rec.role, this.#options.runtime.limitsSupport().supported);
+    const agent = this.#agents.of(rec);
+    rec.limits = limitsFor(spec, rec.role, (await agent.limitsSupport()).supported);
     delete rec.nextRestartAt;
     delete rec.health;
     this.#expectedExits.delete(rec.id);
     try {
-      const handle = await this.#options.runtime.start(buildLaunch(spec, rec, this.#ctx));
+      const handle = await agent.start(buildLaunch(spec, rec, this.#ctx));
       applyHandle(rec, handle);
       if (rec.role === 'primary') {
         rec.epoch = await this.#options.store.epoch(rec.service);
@@ -288,7 +322,7 @@ export class ControlPlane {
     this.#watchAborts.get(rec.id)?.abort();
     const abort = new AbortController();
     this.#watchAborts.set(rec.id, abort);
-    watchInstance(spec, rec, AbortSignal.any([abort.signal, this.#abort.signal]), {
+    watchInstance(this.#agents.of(rec), spec, rec, AbortSignal.any([abort.signal, this.#abort.signal]), {
       onHealth: (v) => this.#onHealth(rec, v),
       onHang: (v) => this.#onHang(rec, v),
     });
@@ -331,7 +365,7 @@ export class ControlPlane {
         kind: 'unhealthy',
         detail: why,
         evidence: { check: verdict.last },
-        detectedAt: Date.now(),
+        detectedAt: this.#clock.now(),
       })
     )
       return;
@@ -370,13 +404,13 @@ export class ControlPlane {
 
   /** The fenced old primary comes back as an echo of the new primary, after its restart delay. */
   #rejoinLater(rec: InstanceRecord): void {
-    const delay = scheduleRejoin(rec, this.#specOf(rec.service).restart, Date.now(), this.decisions);
+    const delay = scheduleRejoin(rec, this.#specOf(rec.service).restart, this.#clock.now(), this.decisions);
     void this.#save(rec);
     if (delay === undefined) return;
-    setTimeout(
+    this.#clock.setTimer(
       () => void this.reconcileNow().catch((err: unknown) => this.#recordError('reconcile', err)),
       delay,
-    ).unref();
+    );
   }
 
   #killForRestart(
@@ -388,7 +422,7 @@ export class ControlPlane {
   ): void {
     this.#restarting.add(rec.id);
     const grace = this.#specOf(rec.service).stopGrace;
-    killForRestart(this.#options.runtime, this.decisions, rec, {
+    killForRestart(this.#agents.of(rec), this.decisions, rec, {
       kind,
       why,
       inputs,
@@ -404,7 +438,7 @@ export class ControlPlane {
     this.#watchAborts.delete(rec.id);
     rec.lastExit = exit;
     if (this.#expectedExits.delete(rec.id) || this.#closed) return;
-    const now = Date.now();
+    const now = this.#clock.now();
     const forced = this.#restarting.delete(rec.id);
     if (
       !forced &&
@@ -423,10 +457,10 @@ export class ControlPlane {
     const spec = this.specs.find((s) => s.name === rec.service);
     const delay = applyRestartPolicy(rec, exit, spec?.restart, forced, now, this.decisions);
     if (delay !== undefined) {
-      setTimeout(
+      this.#clock.setTimer(
         () => void this.reconcileNow().catch((err: unknown) => this.#recordError('reconcile', err)),
         delay,
-      ).unref();
+      );
     }
     void this.#save(rec);
   }
@@ -436,9 +470,9 @@ export class ControlPlane {
     this.#expectedExits.add(rec.id);
     // Out of the router first, so that no new request reaches an instance that is stopping.
     if (rec.role !== 'echo') refreshServing(this.#servingHost(), rec.service, rec.id);
-    const handle = this.#options.runtime.get(rec.id);
-    if (handle && !handle.exit)
-      await this.#options.runtime.stop(rec.id, { graceMs: this.#specOf(rec.service).stopGrace });
+    const agent = this.#agents.of(rec);
+    const handle = await agent.instance(rec.id);
+    if (handle && !handle.exit) await agent.stop(rec.id, { graceMs: this.#specOf(rec.service).stopGrace });
     else this.#expectedExits.delete(rec.id);
     if (rec.role === 'echo') await this.#planes.get(rec.service)?.removeEcho(rec.id);
     this.#move(rec, phase === 'failed' ? 'fail' : 'stop');
@@ -521,7 +555,9 @@ export class ControlPlane {
 
   #servingHost(): ServingSetHost {
     return {
-      runtime: this.#options.runtime,
+      agents: this.#agents,
+      clock: this.#clock,
+      timeouts: this.#timeouts,
       decisions: this.decisions,
       specOf: (name) => this.#specOf(name),
       instancesOf: (service) => this.instances().filter((i) => i.service === service),
@@ -538,7 +574,15 @@ export class ControlPlane {
       expectExit: (id) => this.#expectedExits.add(id),
       launch: (rec, decision) => this.#launch(rec, decision),
       waitReady: (rec, timeoutMs) =>
-        waitReady(this.#specOf(rec.service), rec, timeoutMs, reportRefusals(this.decisions)),
+        waitReady(
+          this.#agents.of(rec),
+          this.#clock,
+          this.#timeouts,
+          this.#specOf(rec.service),
+          rec,
+          timeoutMs,
+          reportRefusals(this.decisions),
+        ),
       allInstances: () => this.instances(),
     };
   }
@@ -571,7 +615,7 @@ export class ControlPlane {
    * still being measured).
    */
   importLoadHistory(service: string, samples: ReadonlyArray<{ at: number; load: number }>): number {
-    return this.#scaling.importHistory(service, samples, Date.now());
+    return this.#scaling.importHistory(service, samples, this.#clock.now());
   }
 
   /** Event-loop delay of the control process (ms): keep the data plane's loop free. */
@@ -583,16 +627,16 @@ export class ControlPlane {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#timer) clearTimeout(this.#timer);
+    this.#cancelTimer?.();
     this.#abort.abort();
-    this.#unsubscribeExit?.();
+    for (const unsubscribe of this.#unsubscribeExit) unsubscribe();
     if (this.#sampler) clearInterval(this.#sampler);
     this.#scaling.close();
     await Promise.all([...this.#planes.values()].map((p) => p.close()));
     await Promise.all([...this.#fileSyncs.values()].map((f) => f.close()));
     await this.#external?.close();
     const grace = Math.max(...this.specs.map((s) => s.stopGrace), 0);
-    await this.#options.runtime.close({ graceMs: grace });
+    await Promise.all(this.#agents.all().map((a) => a.close({ graceMs: grace })));
     for (const rec of this.#records.values()) {
       if (rec.phase === 'stopped' || rec.phase === 'failed') continue;
       this.#move(rec, 'stop');

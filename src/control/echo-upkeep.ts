@@ -1,6 +1,5 @@
 import type { ServiceSpec } from '../config/index.js';
-import type { Runtime } from '../runtime/index.js';
-import type { ServiceFileSync } from '../agent/index.js';
+import type { AgentRegistry, FileSync } from '../agent/index.js';
 import type { DecisionLog } from './decision-log.js';
 import type { ServiceDataPlane } from './service-data-plane.js';
 import { sizeInstances, type ServingUsage } from './echo-sizing.js';
@@ -12,7 +11,7 @@ const SYNC_TROUBLE_WINDOW_MS = 60_000;
 
 /** What echo upkeep needs from the control plane. */
 export interface EchoUpkeepHost extends Omit<MigrationWatchHost, 'instancesOf' | 'busy' | 'recreateEcho'> {
-  readonly runtime: Runtime;
+  readonly agents: AgentRegistry;
   readonly decisions: DecisionLog;
   readonly specs: readonly ServiceSpec[];
   instances(): InstanceRecord[];
@@ -100,7 +99,10 @@ export class EchoUpkeep {
     const cores = new Map<string, number>();
     for (const rec of this.host.instances()) {
       if (rec.role !== 'primary' || rec.phase !== 'running') continue;
-      const stats = await this.host.runtime.stats(rec.id).catch(() => undefined);
+      const stats = await this.host.agents
+        .of(rec)
+        .stats(rec.id)
+        .catch(() => undefined);
       if (!stats) continue;
       const cpuUtilization = Math.min(1, stats.cpuPercent / 100 / (rec.limits.cpu ?? 1));
       const memoryUtilization = rec.limits.memoryBytes
@@ -119,7 +121,7 @@ export class EchoUpkeep {
         spec,
         mine,
         usage,
-        this.host.runtime,
+        this.host.agents,
         this.host.decisions,
         this.#lastResize,
         Date.now(),
@@ -132,7 +134,7 @@ export class EchoUpkeep {
 /** Whether an echo has every acknowledged change: mutations (hot) or files (warm, cold). */
 export function caughtUp(
   plane: ServiceDataPlane | undefined,
-  files: ServiceFileSync | undefined,
+  files: FileSync | undefined,
   echo: InstanceRecord,
 ): boolean {
   if (plane?.replication) return plane.replication.atRisk(echo.id).length === 0;

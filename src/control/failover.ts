@@ -1,5 +1,3 @@
-import { cp, mkdir, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
 import type { ServiceSpec } from '../config/index.js';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import type { StateStore } from '../store/index.js';
@@ -125,7 +123,10 @@ export class Failover {
         moveInstance(this.host.decisions, target, 'step-down');
         target.slot = slot;
         this.host.expectExit(target.id);
-        await this.host.runtime.stop(target.id, { graceMs: 1000 }).catch(() => undefined);
+        await this.host.agents
+          .of(target)
+          .stop(target.id, { graceMs: this.host.timeouts.failedPromotionGraceMs })
+          .catch(() => undefined);
         await this.host.save(target);
       }
     }
@@ -163,7 +164,7 @@ export class Failover {
       kind: 'forced',
       detail: 'planned switchover',
       evidence: {},
-      detectedAt: Date.now(),
+      detectedAt: this.host.clock.now(),
     });
     return decision;
   }
@@ -183,6 +184,7 @@ export class Failover {
     this.#inProgress.add(service);
     const spec = this.host.specOf(service);
     const plane = this.host.dataPlane(service);
+    const timeouts = this.host.timeouts;
     const started = cause.detectedAt;
     let paused = false;
     let intentWritten = false;
@@ -190,21 +192,23 @@ export class Failover {
       if (kind === 'switchover' && plane) {
         await plane.router.pause();
         paused = true;
-        if (
-          plane.replication &&
-          !(await plane.replication.waitCaughtUp(target.id, spec.echo.mutations.timeout * 5))
-        ) {
+        const catchUpMs = spec.echo.mutations.timeout * timeouts.switchoverMutationsFactor;
+        if (plane.replication && !(await plane.replication.waitCaughtUp(target.id, catchUpMs))) {
           throw new UnderstudyError(
             ErrorCode.Failover,
-            `echo ${target.id} did not catch up within ${spec.echo.mutations.timeout * 5} ms`,
+            `echo ${target.id} did not catch up within ${catchUpMs} ms`,
           );
         }
       }
       const files = this.host.fileSync(service);
-      if (kind === 'switchover' && files && !(await files.waitCaughtUp(target.id, 10_000))) {
+      if (
+        kind === 'switchover' &&
+        files &&
+        !(await files.waitCaughtUp(target.id, timeouts.switchoverFilesMs))
+      ) {
         throw new UnderstudyError(
           ErrorCode.Failover,
-          `the files of echo ${target.id} did not catch up within 10 s`,
+          `the files of echo ${target.id} did not catch up within ${timeouts.switchoverFilesMs / 1000} s`,
         );
       }
       const epoch = await this.host.store.epoch(service);
@@ -218,7 +222,7 @@ export class Failover {
         toSlot: target.slot,
         epoch,
         next: epoch + 1,
-        at: Date.now(),
+        at: this.host.clock.now(),
         decision: decision.seq,
       };
       await this.host.store.put(PROMOTION_PREFIX + service, JSON.stringify(intent));
@@ -235,11 +239,7 @@ export class Failover {
       // cuts its connections; new requests wait (briefly) for the new primary.
       if (old && kind === 'failover') {
         this.host.expectExit(old.id);
-        try {
-          this.host.runtime.signal(old.id, 'SIGKILL');
-        } catch {
-          // already gone
-        }
+        await this.host.agents.of(old).fence(old.id);
       }
       plane?.router.setEpoch(next);
       // The router's mutation log is a third copy: let the echo apply what it still lacks from it.
@@ -271,22 +271,23 @@ export class Failover {
       } else if (spec.echo.mode === 'warm' && spec.echo.promote) {
         await this.promotionHook(target, spec);
       }
-      if (spec.echo.mode === 'cold' && !(await this.host.waitReady(target, 10_000))) {
+      if (spec.echo.mode === 'cold' && !(await this.host.waitReady(target, timeouts.coldPromotionReadyMs))) {
         throw new UnderstudyError(
           ErrorCode.Failover,
-          `cold echo ${target.id} did not become ready within 10 s`,
+          `cold echo ${target.id} did not become ready within ${timeouts.coldPromotionReadyMs / 1000} s`,
         );
       }
       // A promoted echo serves with the full serving limits at once (it may have been sized down).
-      const full = limitsFor(spec, 'primary', this.host.runtime.limitsSupport().supported);
-      if (Object.keys(full).length > 0 && this.host.runtime.get(target.id)) {
-        await this.host.runtime
+      const agent = this.host.agents.of(target);
+      const full = limitsFor(spec, 'primary', (await agent.limitsSupport()).supported);
+      if (Object.keys(full).length > 0 && (await agent.instance(target.id))) {
+        await agent
           .setResources(target.id, full)
           .then(() => (target.limits = full))
           .catch(() => undefined);
       }
       plane?.setPrimary(target, next);
-      const promotedAt = Date.now();
+      const promotedAt = this.host.clock.now();
       await files?.setPrimary(target.stateDir);
       await this.host.save(target);
       if (old) {
@@ -297,7 +298,7 @@ export class Failover {
           plane?.addEcho(old, plane.replication?.log.lastSeq ?? 0);
           if (spec.echo.mode === 'cold') {
             this.host.expectExit(old.id);
-            await this.host.runtime.stop(old.id, { graceMs: spec.stopGrace });
+            await this.host.agents.of(old).stop(old.id, { graceMs: spec.stopGrace });
             moveInstance(this.host.decisions, old, 'standby');
             delete old.pid;
             delete old.health;
@@ -358,23 +359,26 @@ export class Failover {
    */
   async promotionHook(target: InstanceRecord, spec: ServiceSpec): Promise<void> {
     const hook = spec.echo.promote;
-    if (hook?.signal) this.host.runtime.signal(target.id, hook.signal);
-    if (hook?.http) {
-      const port = this.host.dataPlane(spec.name)?.portOf(target) ?? Object.values(target.ports)[0];
-      const res = await fetch(`http://127.0.0.1:${port}${hook.http}`, {
-        method: 'POST',
-        signal: AbortSignal.timeout(5000),
-      }).catch((err: unknown) => {
+    if (!hook?.signal && !hook?.http) return;
+    const agent = this.host.agents.of(target);
+    if (hook.signal)
+      await agent.runHook(target.id, { signal: hook.signal }, this.host.timeouts.promotionHookMs);
+    if (hook.http) {
+      const path = hook.http;
+      const port = this.host.dataPlane(spec.name)?.portOf(target) ?? Object.values(target.ports)[0] ?? 0;
+      const status = await agent
+        .runHook(target.id, { http: { port, path } }, this.host.timeouts.promotionHookMs)
+        .catch((err: unknown) => {
+          throw new UnderstudyError(
+            ErrorCode.Failover,
+            `promotion hook ${path} of ${target.id} did not answer: ${(err as Error).message}`,
+            { cause: err },
+          );
+        });
+      if (status === undefined || status < 200 || status > 299)
         throw new UnderstudyError(
           ErrorCode.Failover,
-          `promotion hook ${hook.http} of ${target.id} did not answer: ${(err as Error).message}`,
-          { cause: err },
-        );
-      });
-      if (!res.ok)
-        throw new UnderstudyError(
-          ErrorCode.Failover,
-          `promotion hook ${hook.http} of ${target.id} answered HTTP ${res.status}`,
+          `promotion hook ${path} of ${target.id} answered HTTP ${status}`,
         );
     }
   }
@@ -398,10 +402,9 @@ export class Failover {
     }
     const files = this.host.fileSync(rec.service);
     if (files) {
-      // Warm and cold: the file sync makes the initial full copy, then keeps it continuous. The directory
-      // is created owner-only first (the sync would create it with the default mode).
-      await mkdir(rec.stateDir, { recursive: true, mode: 0o700 });
-      await mkdir(syncJournalOf(rec.stateDir), { recursive: true, mode: 0o700 });
+      // Warm and cold: the file sync makes the initial full copy, then keeps it continuous. The agent
+      // creates the directory and its sync journal owner-only first.
+      await this.host.agents.of(rec).prepareSyncTarget(rec.stateDir);
       await files.addEcho(rec.id, rec.stateDir);
       if (spec.echo.mode === 'cold') {
         moveInstance(this.host.decisions, rec, 'standby');
@@ -415,7 +418,7 @@ export class Failover {
       } else {
         await this.host.launch(rec, decision);
       }
-      this.#restoreWhen(rec, () => files.waitCaughtUp(rec.id, 120_000));
+      this.#restoreWhen(rec, () => files.waitCaughtUp(rec.id, this.host.timeouts.fileRestoreMs));
       return;
     }
     const primary = this.host.instancesOf(rec.service).find((i) => i.role === 'primary' && i.id !== rec.id);
@@ -425,9 +428,7 @@ export class Failover {
       await plane.router.pause();
       try {
         fromSeq = plane.replication?.log.lastSeq ?? 0;
-        await rm(rec.stateDir, { recursive: true, force: true });
-        await mkdir(rec.stateDir, { recursive: true, mode: 0o700 });
-        await cp(primary.stateDir, rec.stateDir, { recursive: true, force: true, verbatimSymlinks: true });
+        await this.host.agents.of(rec).snapshotState(primary, rec.stateDir);
       } finally {
         plane.router.resume();
       }
@@ -435,10 +436,11 @@ export class Failover {
     await this.host.launch(rec, decision);
     if (!plane || rec.phase === 'failed') return;
     // Replay once it listens, so write-through does not wait on a process that is still starting.
-    await this.host.waitReady(rec, 10_000);
+    await this.host.waitReady(rec, this.host.timeouts.echoReadyMs);
     plane.addEcho(rec, fromSeq);
     const replication = plane.replication;
-    if (replication) this.#restoreWhen(rec, () => replication.waitCaughtUp(rec.id, 60_000));
+    if (replication)
+      this.#restoreWhen(rec, () => replication.waitCaughtUp(rec.id, this.host.timeouts.replayRestoreMs));
   }
 
   /**
@@ -470,8 +472,7 @@ export class Failover {
   async recreateEcho(rec: InstanceRecord, decision: Decision): Promise<void> {
     if (await this.refuseSharedStateDir(rec, decision)) return;
     await this.host.fileSync(rec.service)?.removeEcho(rec.id);
-    await rm(rec.stateDir, { recursive: true, force: true });
-    await rm(syncJournalOf(rec.stateDir), { recursive: true, force: true });
+    await this.host.agents.of(rec).removeState(rec.stateDir);
     await this.provisionEcho(rec, decision);
   }
 
@@ -486,7 +487,7 @@ export class Failover {
     if (!last || last.restoredAt !== undefined) return;
     void caughtUp().then(async (ok) => {
       if (!ok || last.restoredAt !== undefined || this.#last.get(service) !== last) return;
-      last.restoredAt = Date.now();
+      last.restoredAt = this.host.clock.now();
       if (
         last.kind === 'failover' &&
         last.from === rec.id &&
@@ -496,9 +497,4 @@ export class Failover {
       }
     });
   }
-}
-
-/** The file sync's journal of an echo's state directory: the sibling `.<name>.understudy-sync`. */
-function syncJournalOf(stateDir: string): string {
-  return join(dirname(stateDir), `.${basename(stateDir)}.understudy-sync`);
 }

@@ -91,7 +91,12 @@ async function recoverOne(host: AdoptionHost, intent: PromotionIntent): Promise<
   const from = mine.find((r) => r.id === intent.from);
   const to = mine.find((r) => r.id === intent.to);
   const runs = async (rec: InstanceRecord | undefined): Promise<boolean> =>
-    !!rec?.handle && !GONE.has(rec.phase) && (await host.runtime.adopt(rec.handle).catch(() => false));
+    !!rec?.handle &&
+    !GONE.has(rec.phase) &&
+    (await host.agents
+      .of(rec)
+      .adopt(rec.handle)
+      .catch(() => false));
   const fromRuns = await runs(from);
   const toRuns = await runs(to);
   const toStandby = to?.phase === 'standby' && spec?.echo.mode === 'cold';
@@ -159,7 +164,10 @@ async function recoverOne(host: AdoptionHost, intent: PromotionIntent): Promise<
     if (!r || r === promoted) continue;
     if (r === from ? fromRuns : toRuns) {
       host.expectExit(r.id);
-      await host.runtime.stop(r.id, { graceMs: 0 }).catch(() => undefined);
+      await host.agents
+        .of(r)
+        .stop(r.id, { graceMs: 0 })
+        .catch(() => undefined);
       fenced.push(r.id);
     }
     moveInstance(host.decisions, r, 'step-down');
@@ -211,9 +219,10 @@ async function recoverOne(host: AdoptionHost, intent: PromotionIntent): Promise<
       notes.push(`promotion hook failed: ${(err as Error).message}`);
     });
   }
-  const full = limitsFor(spec, 'primary', host.runtime.limitsSupport().supported);
-  if (Object.keys(full).length > 0 && host.runtime.get(promoted.id)) {
-    await host.runtime
+  const agent = host.agents.of(promoted);
+  const full = limitsFor(spec, 'primary', (await agent.limitsSupport()).supported);
+  if (Object.keys(full).length > 0 && (await agent.instance(promoted.id))) {
+    await agent
       .setResources(promoted.id, full)
       .then(() => (promoted.limits = full))
       .catch(() => undefined);

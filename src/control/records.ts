@@ -1,4 +1,4 @@
-import type { InstanceExit, InstanceHandle, ResourceLimits } from '../runtime/index.js';
+import type { InstanceExit, InstanceHandle, ResourceLimits } from '../agent/index.js';
 
 /** Role of an instance within its service. */
 export type InstanceRole = 'primary' | 'echo' | 'shadow';

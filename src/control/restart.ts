@@ -3,7 +3,7 @@ import type { DecisionLog } from './decision-log.js';
 import { describeExit } from './reconcile.js';
 import { moveInstance } from './instance-transition.js';
 import type { InstanceRecord } from './records.js';
-import { nextRestartDelay, type InstanceExit, type Runtime } from '../runtime/index.js';
+import { nextRestartDelay, type Agent, type InstanceExit } from '../agent/index.js';
 
 /**
  * Delay before restarting an exited instance under the service's restart policy, or undefined to give up.
@@ -100,7 +100,7 @@ export function scheduleRejoin(
  * signal at once), as a recorded decision; its exit then follows the restart policy as a failure.
  */
 export function killForRestart(
-  runtime: Runtime,
+  agent: Agent,
   decisions: DecisionLog,
   rec: InstanceRecord,
   o: { kind: string; why: string; inputs: Record<string, unknown>; graceMs: number; signal?: NodeJS.Signals },
@@ -115,9 +115,7 @@ export function killForRestart(
     outcome: 'pending',
   });
   const signal = o.signal;
-  const done = signal
-    ? Promise.resolve(runtime.signal(rec.id, signal))
-    : runtime.stop(rec.id, { graceMs: o.graceMs });
+  const done = signal ? agent.kill(rec.id, signal) : agent.stop(rec.id, { graceMs: o.graceMs });
   done
     .then(() => decisions.settle(decision, 'ok: stopped; restart follows the restart policy'))
     .catch((err: unknown) => decisions.settle(decision, `failed: ${(err as Error).message}`));

@@ -1,8 +1,7 @@
-import { cp, mkdir, rm } from 'node:fs/promises';
+import type { AgentRegistry, Clock, FileSync } from '../agent/index.js';
 import type { ServiceSpec } from '../config/index.js';
 import type { FailureVerdict, HealthVerdict } from '../health/index.js';
-import type { Runtime } from '../runtime/index.js';
-import type { ServiceFileSync } from '../agent/index.js';
+import type { ControlTimeouts } from './control-plane-options.js';
 import type { DecisionLog } from './decision-log.js';
 import { limitsFor } from './instance-launch.js';
 import { moveInstance } from './instance-transition.js';
@@ -11,13 +10,16 @@ import type { ServiceDataPlane } from './service-data-plane.js';
 
 /** What changing a serving set needs from the control plane. */
 export interface ServingSetHost {
-  readonly runtime: Runtime;
+  /** The agents of the hosts instances run on: the only way control reaches an instance. */
+  readonly agents: AgentRegistry;
+  readonly clock: Clock;
+  readonly timeouts: ControlTimeouts;
   readonly decisions: DecisionLog;
   specOf(service: string): ServiceSpec;
   instancesOf(service: string): InstanceRecord[];
   dataPlane(service: string): ServiceDataPlane | undefined;
   /** File-state sync of a warm or cold service. */
-  fileSync(service: string): ServiceFileSync | undefined;
+  fileSync(service: string): FileSync | undefined;
   save(rec: InstanceRecord): Promise<void>;
 }
 
@@ -42,12 +44,13 @@ export function refreshServing(host: ServingSetHost, service: string, leaving?: 
     );
 }
 
-/** Gives an instance the limits of its (new) role through the runtime, when limits are supported. */
+/** Gives an instance the limits of its (new) role through its agent, when limits are supported. */
 async function resizeForRole(host: ServingSetHost, rec: InstanceRecord, spec: ServiceSpec): Promise<void> {
-  const supported = host.runtime.limitsSupport().supported;
+  const agent = host.agents.of(rec);
+  const supported = (await agent.limitsSupport()).supported;
   const limits = limitsFor(spec, rec.role, supported);
-  if (Object.keys(limits).length === 0 || !host.runtime.get(rec.id)) return;
-  await host.runtime
+  if (Object.keys(limits).length === 0 || !(await agent.instance(rec.id))) return;
+  await agent
     .setResources(rec.id, limits)
     .then(() => (rec.limits = limits))
     .catch(() => undefined);
@@ -124,10 +127,7 @@ export async function seedShadowState(host: ServingSetHost, shadow: InstanceReco
     .instancesOf(shadow.service)
     .filter((i) => i.role === 'primary' && i.phase === 'running')
     .sort((a, b) => a.slot - b.slot)[0];
-  await rm(shadow.stateDir, { recursive: true, force: true });
-  await mkdir(shadow.stateDir, { recursive: true, mode: 0o700 });
-  if (primary)
-    await cp(primary.stateDir, shadow.stateDir, { recursive: true, force: true, verbatimSymlinks: true });
+  await host.agents.of(shadow).snapshotState(primary, shadow.stateDir);
 }
 
 /** Health checks in a row an unhealthy member may fail, in multiples of the failure threshold, before a restart. */
