@@ -35,7 +35,7 @@ export interface FakeInstance {
 export interface FakeAgentOptions {
   /** @default 'local' */
   host?: string;
-  /** @default '10.0.0.1' (never contacted) */
+  /** @default '192.0.2.1' (TEST-NET-1, RFC 5737: never a real host) */
   address?: string;
   /** @default systemClock */
   clock?: Clock;
@@ -61,6 +61,7 @@ export class FakeAgent implements Agent {
   readonly #exitListeners = new Set<(handle: InstanceHandle, exit: InstanceExit) => void>();
   readonly #failHooks = new Set<string>();
   readonly #failStarts = new Set<string>();
+  #failNextHook = false;
   readonly #neverReady = new Set<string>();
   readonly #limits: boolean;
   #nextPid = 1000;
@@ -70,7 +71,7 @@ export class FakeAgent implements Agent {
 
   constructor(options: FakeAgentOptions = {}) {
     this.host = options.host ?? 'local';
-    this.address = options.address ?? '10.0.0.1';
+    this.address = options.address ?? '192.0.2.1';
     this.clock = options.clock ?? systemClock;
     this.#limits = options.limits ?? false;
   }
@@ -111,6 +112,11 @@ export class FakeAgent implements Agent {
   /** The instance's promotion hook (HTTP) fails: it does not answer. */
   failHook(instanceId: string): void {
     this.#failHooks.add(instanceId);
+  }
+
+  /** The next HTTP hook run on any instance fails (does not answer). */
+  failNextHook(): void {
+    this.#failNextHook = true;
   }
 
   /** The instance starts but never answers its probe. */
@@ -262,7 +268,9 @@ export class FakeAgent implements Agent {
       `hook ${instanceId}${hook.signal ? ` ${hook.signal}` : ''}${hook.http ? ` ${hook.http.path}` : ''}`,
     );
     if (!hook.http) return undefined;
-    if (this.#failHooks.has(instanceId) || !this.running(instanceId))
+    const failNext = this.#failNextHook;
+    this.#failNextHook = false;
+    if (failNext || this.#failHooks.has(instanceId) || !this.running(instanceId))
       throw new Error(`connect ECONNREFUSED ${this.address}:${hook.http.port}`);
     return 200;
   }

@@ -118,7 +118,8 @@ export class ControlPlane {
 
   /** Creates the control plane and loads recorded instances from the store (it does not start anything yet). */
   static async create(options: ControlPlaneOptions): Promise<ControlPlane> {
-    const decisions = await DecisionLog.create({ store: options.store });
+    const clock = options.clock ?? systemClock;
+    const decisions = await DecisionLog.create({ store: options.store, now: () => clock.now() });
     const plane = new ControlPlane(options, decisions);
     for (const r of await options.store.list(INSTANCE_PREFIX)) {
       const rec = JSON.parse(r.value) as InstanceRecord;
