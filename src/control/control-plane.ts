@@ -5,6 +5,7 @@ import type { InstanceExit, InstanceHandle } from '../runtime/index.js';
 import type { ServiceFileSync } from '../agent/index.js';
 import { adoptSurvivors, type AdoptionHost } from './adoption.js';
 import { recoverPromotions } from './promotion-recovery.js';
+import { InstanceRecords } from './instance-records.js';
 import { moveInstance, reportRefusals, type InstanceEvent } from './instance-transition.js';
 import { DecisionLog } from './decision-log.js';
 import { serviceView, type ServiceView } from './service-view.js';
@@ -38,8 +39,6 @@ import type { Decision, InstanceRecord } from './records.js';
 import { applyRestartPolicy, killForRestart, scheduleRejoin } from './restart.js';
 import type { ServiceDataPlane } from './service-data-plane.js';
 
-const INSTANCE_PREFIX = 'instances/';
-
 /**
  * The orchestrator: reconciles the specs (desired) with the runtime and store (actual), executes the
  * actions, fails over to an echo when a primary fails, and records every action and observation as a
@@ -49,7 +48,10 @@ export class ControlPlane {
   readonly decisions: DecisionLog;
   readonly failover: Failover;
   readonly #options: Required<Omit<ControlPlaneOptions, 'spec'>> & { spec: LoadedSpec };
-  readonly #records = new Map<string, InstanceRecord>();
+  /** The instance records: a cache of the store's `instances/`, kept by list+watch, written by compare-and-set. */
+  #records!: InstanceRecords;
+  /** Instance writes that failed (each also recorded as an `error` decision). */
+  #failedWrites = 0;
   readonly #watchAborts = new Map<string, AbortController>();
   readonly #planes = new Map<string, ServiceDataPlane>();
   readonly #fileSyncs = new Map<string, ServiceFileSync>();
@@ -68,6 +70,7 @@ export class ControlPlane {
   #reconciling = false;
   #again = false;
   #closed = false;
+  #started = false;
   #unsubscribeExit: (() => void) | undefined;
 
   private constructor(options: ControlPlaneOptions, decisions: DecisionLog) {
@@ -95,10 +98,16 @@ export class ControlPlane {
   static async create(options: ControlPlaneOptions): Promise<ControlPlane> {
     const decisions = await DecisionLog.create({ store: options.store });
     const plane = new ControlPlane(options, decisions);
-    for (const r of await options.store.list(INSTANCE_PREFIX)) {
-      const rec = JSON.parse(r.value) as InstanceRecord;
-      plane.#records.set(rec.id, rec);
-    }
+    plane.#records = await InstanceRecords.create({
+      store: options.store,
+      report: reportRefusals(decisions),
+      // Another writer changed an instance: decide again from the store (once this process runs).
+      onForeignChange: () => {
+        if (plane.#started)
+          void plane.reconcileNow().catch((err: unknown) => plane.#recordError('reconcile', err));
+      },
+      onWatchError: (err) => plane.#recordError('the watch of instance records', err),
+    });
     plane.#scaling = await ScalingCoordinator.create(plane.specs, {
       ...plane.#servingHost(),
       store: options.store,
@@ -126,6 +135,7 @@ export class ControlPlane {
 
   /** Starts the routers and reconciling: instances are started, watched, restarted or failed over. */
   async start(): Promise<void> {
+    this.#started = true;
     this.#loopDelay.start();
     this.#unsubscribeExit = this.#options.runtime.onExit((handle, exit) => this.#onExit(handle, exit));
     this.#external = await ExternalRouting.create(this.#options.spec.spec);
@@ -202,7 +212,7 @@ export class ControlPlane {
       const id = nextInstanceId(this.#records.values(), action.service);
       const supported = this.#options.runtime.limitsSupport().supported;
       rec = await newInstanceRecord(spec, id, action.role, action.slot, this.#ctx, supported);
-      this.#records.set(id, rec);
+      this.#records.add(rec);
     } else {
       rec = this.#records.get(action.instance);
     }
@@ -277,7 +287,7 @@ export class ControlPlane {
   #markRunning(rec: InstanceRecord): void {
     const started = rec.phase === 'starting';
     if (!this.#move(rec, 'ready')) return;
-    void this.#save(rec);
+    this.#saveLater(rec);
     if (rec.role === 'echo') return;
     refreshServing(this.#servingHost(), rec.service);
     if (started && this.#scaling.scales(rec.service)) recordColdJoin(this.decisions, rec);
@@ -324,7 +334,7 @@ export class ControlPlane {
       return;
     }
     this.#move(rec, 'unhealthy');
-    void this.#save(rec);
+    this.#saveLater(rec);
     if (benchUnhealthy(this.#servingHost(), rec, why)) return;
     if (
       this.#tryFailover(rec, {
@@ -341,7 +351,7 @@ export class ControlPlane {
   #onHang(rec: InstanceRecord, verdict: FailureVerdict): void {
     if (this.#closed || !['starting', 'running', 'unhealthy'].includes(rec.phase)) return;
     if (benchHung(this.#servingHost(), rec, verdict, this.#specOf(rec.service))) {
-      void this.#save(rec);
+      this.#saveLater(rec);
       return this.#watch(this.#specOf(rec.service), rec);
     }
     const { detail, evidence, at: detectedAt } = verdict;
@@ -371,7 +381,7 @@ export class ControlPlane {
   /** The fenced old primary comes back as an echo of the new primary, after its restart delay. */
   #rejoinLater(rec: InstanceRecord): void {
     const delay = scheduleRejoin(rec, this.#specOf(rec.service).restart, Date.now(), this.decisions);
-    void this.#save(rec);
+    this.#saveLater(rec);
     if (delay === undefined) return;
     setTimeout(
       () => void this.reconcileNow().catch((err: unknown) => this.#recordError('reconcile', err)),
@@ -428,7 +438,7 @@ export class ControlPlane {
         delay,
       ).unref();
     }
-    void this.#save(rec);
+    this.#saveLater(rec);
   }
 
   async #stopInstance(rec: InstanceRecord, phase: 'stopped' | 'failed'): Promise<void> {
@@ -491,9 +501,26 @@ export class ControlPlane {
     return moveInstance(this.decisions, rec, event);
   }
 
+  /** Writes an instance record by compare-and-set (a refused write is re-read and decided again). */
   async #save(rec: InstanceRecord): Promise<void> {
     if (this.#closed && rec.phase !== 'stopped') return;
-    await this.#options.store.put(INSTANCE_PREFIX + rec.id, JSON.stringify(rec));
+    await this.#records.save(rec);
+  }
+
+  /**
+   * A write queued from a synchronous handler (health verdict, exit): writes of one record run in order,
+   * and a failed one is counted and recorded as an `error` decision.
+   */
+  #saveLater(rec: InstanceRecord): void {
+    this.#save(rec).catch((err: unknown) => {
+      this.#failedWrites++;
+      this.#recordError(`writing instance record ${rec.id}`, err);
+    });
+  }
+
+  /** Instance-record writes that failed since start (each also recorded as an `error` decision). */
+  get failedWrites(): number {
+    return this.#failedWrites;
   }
 
   #recordError(where: string, err: unknown): void {
@@ -601,6 +628,8 @@ export class ControlPlane {
       const base = { service: rec.service, instance: rec.id, inputs: {}, outcome: 'ok' };
       this.decisions.record({ ...base, kind: 'stop', what, why: 'control plane shutting down' });
     }
+    await this.#records.flush();
+    this.#records.close();
     await this.decisions.flush();
     this.#loopDelay.stop();
   }
