@@ -6,6 +6,7 @@ import type { ServiceFileSync } from '../agent/index.js';
 import { adoptSurvivors, type AdoptionHost } from './adoption.js';
 import { recoverPromotions } from './promotion-recovery.js';
 import { InstanceRecords } from './instance-records.js';
+import { KeyedWorkQueue } from './keyed-work-queue.js';
 import { moveInstance, reportRefusals, type InstanceEvent } from './instance-transition.js';
 import { DecisionLog } from './decision-log.js';
 import { serviceView, type ServiceView } from './service-view.js';
@@ -50,6 +51,8 @@ export class ControlPlane {
   readonly #options: Required<Omit<ControlPlaneOptions, 'spec'>> & { spec: LoadedSpec };
   /** The instance records: a cache of the store's `instances/`, kept by list+watch, written by compare-and-set. */
   #records!: InstanceRecords;
+  /** One queue of work per service: promotions and serving-set changes never run at once on a service. */
+  readonly #work = new KeyedWorkQueue();
   /** Instance writes that failed (each also recorded as an `error` decision). */
   #failedWrites = 0;
   readonly #watchAborts = new Map<string, AbortController>();
@@ -111,6 +114,7 @@ export class ControlPlane {
     plane.#scaling = await ScalingCoordinator.create(plane.specs, {
       ...plane.#servingHost(),
       store: options.store,
+      work: plane.#work,
       failoverBusy: (service) => plane.failover.busy(service),
       reconcileNow: () => plane.reconcileNow(),
       recordError: (where, err) => plane.#recordError(where, err),
@@ -174,11 +178,8 @@ export class ControlPlane {
     try {
       do {
         this.#again = false;
-        const busy = new Set(
-          this.specs
-            .filter((s) => this.failover.busy(s.name) || this.#scaling.held(s.name))
-            .map((s) => s.name),
-        );
+        // A service with a promotion or serving-set change under way is left alone this pass.
+        const busy = new Set(this.specs.filter((s) => this.#work.busy(s.name)).map((s) => s.name));
         const actions = reconcile(
           this.specs.filter((s) => !busy.has(s.name)),
           [...this.#records.values()].filter((r) => !busy.has(r.service)),
@@ -562,6 +563,7 @@ export class ControlPlane {
     return {
       ...this.#servingHost(),
       store: this.#options.store,
+      work: this.#work,
       expectExit: (id) => this.#expectedExits.add(id),
       launch: (rec, decision) => this.#launch(rec, decision),
       waitReady: (rec, timeoutMs) =>
