@@ -13,6 +13,8 @@ import {
 } from '../agent/index.js';
 import { adoptSurvivors, type AdoptionHost } from './adoption.js';
 import { recoverPromotions } from './promotion-recovery.js';
+import { InstanceRecords } from './instance-records.js';
+import { KeyedWorkQueue } from './keyed-work-queue.js';
 import { moveInstance, reportRefusals, type InstanceEvent } from './instance-transition.js';
 import { DecisionLog } from './decision-log.js';
 import { serviceView, type ServiceView } from './service-view.js';
@@ -50,8 +52,6 @@ import type { Decision, InstanceRecord } from './records.js';
 import { applyRestartPolicy, killForRestart, scheduleRejoin } from './restart.js';
 import type { ServiceDataPlane } from './service-data-plane.js';
 
-const INSTANCE_PREFIX = 'instances/';
-
 /**
  * The orchestrator: reconciles the specs (desired) with the runtime and store (actual), executes the
  * actions, fails over to an echo when a primary fails, and records every action and observation as a
@@ -67,7 +67,12 @@ export class ControlPlane {
   readonly #agents: AgentRegistry;
   readonly #clock: Clock;
   readonly #timeouts: ControlTimeouts;
-  readonly #records = new Map<string, InstanceRecord>();
+  /** The instance records: a cache of the store's `instances/`, kept by list+watch, written by compare-and-set. */
+  #records!: InstanceRecords;
+  /** One queue of work per service: promotions and serving-set changes never run at once on a service. */
+  readonly #work = new KeyedWorkQueue();
+  /** Instance writes that failed (each also recorded as an `error` decision). */
+  #failedWrites = 0;
   readonly #watchAborts = new Map<string, AbortController>();
   readonly #planes = new Map<string, ServiceDataPlane>();
   readonly #fileSyncs = new Map<string, FileSync>();
@@ -86,6 +91,7 @@ export class ControlPlane {
   #reconciling = false;
   #again = false;
   #closed = false;
+  #started = false;
   #unsubscribeExit: (() => void)[] = [];
 
   private constructor(options: ControlPlaneOptions, decisions: DecisionLog) {
@@ -121,13 +127,20 @@ export class ControlPlane {
     const clock = options.clock ?? systemClock;
     const decisions = await DecisionLog.create({ store: options.store, now: () => clock.now() });
     const plane = new ControlPlane(options, decisions);
-    for (const r of await options.store.list(INSTANCE_PREFIX)) {
-      const rec = JSON.parse(r.value) as InstanceRecord;
-      plane.#records.set(rec.id, rec);
-    }
+    plane.#records = await InstanceRecords.create({
+      store: options.store,
+      report: reportRefusals(decisions),
+      // Another writer changed an instance: decide again from the store (once this process runs).
+      onForeignChange: () => {
+        if (plane.#started)
+          void plane.reconcileNow().catch((err: unknown) => plane.#recordError('reconcile', err));
+      },
+      onWatchError: (err) => plane.#recordError('the watch of instance records', err),
+    });
     plane.#scaling = await ScalingCoordinator.create(plane.specs, {
       ...plane.#servingHost(),
       store: options.store,
+      work: plane.#work,
       failoverBusy: (service) => plane.failover.busy(service),
       reconcileNow: () => plane.reconcileNow(),
       recordError: (where, err) => plane.#recordError(where, err),
@@ -157,6 +170,7 @@ export class ControlPlane {
 
   /** Starts the routers and reconciling: instances are started, watched, restarted or failed over. */
   async start(): Promise<void> {
+    this.#started = true;
     this.#loopDelay.start();
     this.#unsubscribeExit = this.#agents
       .all()
@@ -200,11 +214,8 @@ export class ControlPlane {
     try {
       do {
         this.#again = false;
-        const busy = new Set(
-          this.specs
-            .filter((s) => this.failover.busy(s.name) || this.#scaling.held(s.name))
-            .map((s) => s.name),
-        );
+        // A service with a promotion or serving-set change under way is left alone this pass.
+        const busy = new Set(this.specs.filter((s) => this.#work.busy(s.name)).map((s) => s.name));
         const actions = reconcile(
           this.specs.filter((s) => !busy.has(s.name)),
           [...this.#records.values()].filter((r) => !busy.has(r.service)),
@@ -236,7 +247,7 @@ export class ControlPlane {
       const spec = this.#specOf(action.service);
       const id = nextInstanceId(this.#records.values(), action.service);
       rec = await newInstanceRecord(spec, id, action.role, action.slot, this.#ctx, this.#placement);
-      this.#records.set(id, rec);
+      this.#records.add(rec);
     } else {
       rec = this.#records.get(action.instance);
     }
@@ -312,7 +323,7 @@ export class ControlPlane {
   #markRunning(rec: InstanceRecord): void {
     const started = rec.phase === 'starting';
     if (!this.#move(rec, 'ready')) return;
-    void this.#save(rec);
+    this.#saveLater(rec);
     if (rec.role === 'echo') return;
     refreshServing(this.#servingHost(), rec.service);
     if (started && this.#scaling.scales(rec.service)) recordColdJoin(this.decisions, rec);
@@ -359,7 +370,7 @@ export class ControlPlane {
       return;
     }
     this.#move(rec, 'unhealthy');
-    void this.#save(rec);
+    this.#saveLater(rec);
     if (benchUnhealthy(this.#servingHost(), rec, why)) return;
     if (
       this.#tryFailover(rec, {
@@ -376,7 +387,7 @@ export class ControlPlane {
   #onHang(rec: InstanceRecord, verdict: FailureVerdict): void {
     if (this.#closed || !['starting', 'running', 'unhealthy'].includes(rec.phase)) return;
     if (benchHung(this.#servingHost(), rec, verdict, this.#specOf(rec.service))) {
-      void this.#save(rec);
+      this.#saveLater(rec);
       return this.#watch(this.#specOf(rec.service), rec);
     }
     const { detail, evidence, at: detectedAt } = verdict;
@@ -406,7 +417,7 @@ export class ControlPlane {
   /** The fenced old primary comes back as an echo of the new primary, after its restart delay. */
   #rejoinLater(rec: InstanceRecord): void {
     const delay = scheduleRejoin(rec, this.#specOf(rec.service).restart, this.#clock.now(), this.decisions);
-    void this.#save(rec);
+    this.#saveLater(rec);
     if (delay === undefined) return;
     this.#clock.setTimer(
       () => void this.reconcileNow().catch((err: unknown) => this.#recordError('reconcile', err)),
@@ -463,7 +474,7 @@ export class ControlPlane {
         delay,
       );
     }
-    void this.#save(rec);
+    this.#saveLater(rec);
   }
 
   async #stopInstance(rec: InstanceRecord, phase: 'stopped' | 'failed'): Promise<void> {
@@ -509,7 +520,7 @@ export class ControlPlane {
       kind: 'forced',
       detail: reason,
       evidence: {},
-      detectedAt: Date.now(),
+      detectedAt: this.#clock.now(),
     });
     if (old) this.#rejoinLater(old);
     return decision;
@@ -526,9 +537,26 @@ export class ControlPlane {
     return moveInstance(this.decisions, rec, event);
   }
 
+  /** Writes an instance record by compare-and-set (a refused write is re-read and decided again). */
   async #save(rec: InstanceRecord): Promise<void> {
     if (this.#closed && rec.phase !== 'stopped') return;
-    await this.#options.store.put(INSTANCE_PREFIX + rec.id, JSON.stringify(rec));
+    await this.#records.save(rec);
+  }
+
+  /**
+   * A write queued from a synchronous handler (health verdict, exit): writes of one record run in order,
+   * and a failed one is counted and recorded as an `error` decision.
+   */
+  #saveLater(rec: InstanceRecord): void {
+    this.#save(rec).catch((err: unknown) => {
+      this.#failedWrites++;
+      this.#recordError(`writing instance record ${rec.id}`, err);
+    });
+  }
+
+  /** Instance-record writes that failed since start (each also recorded as an `error` decision). */
+  get failedWrites(): number {
+    return this.#failedWrites;
   }
 
   #recordError(where: string, err: unknown): void {
@@ -572,6 +600,7 @@ export class ControlPlane {
     return {
       ...this.#servingHost(),
       store: this.#options.store,
+      work: this.#work,
       expectExit: (id) => this.#expectedExits.add(id),
       launch: (rec, decision) => this.#launch(rec, decision),
       waitReady: (rec, timeoutMs) =>
@@ -646,6 +675,8 @@ export class ControlPlane {
       const base = { service: rec.service, instance: rec.id, inputs: {}, outcome: 'ok' };
       this.decisions.record({ ...base, kind: 'stop', what, why: 'control plane shutting down' });
     }
+    await this.#records.flush();
+    this.#records.close();
     await this.decisions.flush();
     this.#loopDelay.stop();
   }

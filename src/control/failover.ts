@@ -4,8 +4,12 @@ import type { StateStore } from '../store/index.js';
 import { limitsFor, stateDirUsers } from './instance-launch.js';
 import { crashPoint } from './crash-points.js';
 import { moveInstance } from './instance-transition.js';
+import type { KeyedWorkQueue } from './keyed-work-queue.js';
 import type { Decision, InstanceRecord, PromotionIntent } from './records.js';
 import type { ServingSetHost } from './serving-set.js';
+
+/** Label of a promotion in the per-service work queue. */
+export const PROMOTION_WORK = 'promotion';
 
 /** Store key prefix of promotion intents (`promotions/<service>`). */
 export const PROMOTION_PREFIX = 'promotions/';
@@ -31,6 +35,8 @@ export interface FailoverRecord {
 /** What the failover logic needs from the control plane. */
 export interface FailoverHost extends ServingSetHost {
   readonly store: StateStore;
+  /** The per-service work queue: a promotion holds its service (label {@link PROMOTION_WORK}). */
+  readonly work: KeyedWorkQueue;
   /** Marks an instance as stopped on purpose: its exit is not a failure. */
   expectExit(id: string): void;
   /** Starts (or restarts) an instance process for a record; settles the decision. */
@@ -57,7 +63,6 @@ export interface FailoverCause {
  * back as an echo of the new primary (snapshot + mutation-log replay) to restore redundancy.
  */
 export class Failover {
-  readonly #inProgress = new Set<string>();
   readonly #last = new Map<string, FailoverRecord>();
 
   constructor(private readonly host: FailoverHost) {}
@@ -67,9 +72,9 @@ export class Failover {
     return this.#last.get(service);
   }
 
-  /** Whether a promotion of the service is under way. */
+  /** Whether a promotion of the service is under way (running or queued on the service's work queue). */
   busy(service: string): boolean {
-    return this.#inProgress.has(service);
+    return this.host.work.has(service, PROMOTION_WORK);
   }
 
   /** Echoes that could take over, best first (for hot write-through: those that lose nothing). */
@@ -177,11 +182,24 @@ export class Failover {
     kind: 'failover' | 'switchover',
     cause: FailoverCause,
   ): Promise<void> {
-    if (this.#inProgress.has(service)) {
+    if (this.busy(service)) {
       this.host.decisions.settle(decision, 'failed: a promotion is already under way');
       throw new UnderstudyError(ErrorCode.Failover, `a promotion of '${service}' is already under way`);
     }
-    this.#inProgress.add(service);
+    // One operation on a service at a time: a serving-set change under way finishes first.
+    await this.host.work.run(service, PROMOTION_WORK, () =>
+      this.#promoteNow(service, old, target, decision, kind, cause),
+    );
+  }
+
+  async #promoteNow(
+    service: string,
+    old: InstanceRecord | undefined,
+    target: InstanceRecord,
+    decision: Decision,
+    kind: 'failover' | 'switchover',
+    cause: FailoverCause,
+  ): Promise<void> {
     const spec = this.host.specOf(service);
     const plane = this.host.dataPlane(service);
     const timeouts = this.host.timeouts;
@@ -349,7 +367,6 @@ export class Failover {
       throw err;
     } finally {
       if (paused) plane?.router.resume();
-      this.#inProgress.delete(service);
     }
   }
 

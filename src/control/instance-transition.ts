@@ -155,7 +155,36 @@ export function applyTransition(rec: InstanceRecord, event: InstanceEvent, repor
   }
   rec.role = result.record.role;
   rec.phase = result.record.phase;
+  const pending = PENDING.get(rec);
+  if (pending) pending.push(event);
+  else PENDING.set(rec, [event]);
   return true;
+}
+
+/**
+ * Events applied to a live record since it was last written to the store. The record-writing layer
+ * replays them on a fresh copy when its compare-and-set is refused (another writer changed the record),
+ * so that the change is decided again through the table rather than overwriting the other's.
+ */
+const PENDING = new WeakMap<InstanceRecord, InstanceEvent[]>();
+
+/** The events applied to `rec` (in place) and not yet written, oldest first. */
+export function pendingEvents(rec: InstanceRecord): readonly InstanceEvent[] {
+  return PENDING.get(rec) ?? [];
+}
+
+/** Replaces the pending events of `rec` (after they were replayed on a fresher copy). */
+export function setPendingEvents(rec: InstanceRecord, events: readonly InstanceEvent[]): void {
+  if (events.length === 0) PENDING.delete(rec);
+  else PENDING.set(rec, [...events]);
+}
+
+/** Forgets the first `count` pending events of `rec` (they are in the store now). */
+export function clearPendingEvents(rec: InstanceRecord, count: number): void {
+  const pending = PENDING.get(rec);
+  if (!pending) return;
+  pending.splice(0, count);
+  if (pending.length === 0) PENDING.delete(rec);
 }
 
 /**
