@@ -9,6 +9,7 @@ import { AgentRegistry, FakeAgent, ManualClock } from '../agent/index.js';
 import { parseSpecText, type LoadedSpec } from '../config/index.js';
 import { SqliteStateStore } from '../store/index.js';
 import { ControlPlane } from './control-plane.js';
+import type { ControlTimeoutOptions } from './control-plane-options.js';
 import { PROMOTION_PREFIX } from './failover.js';
 import type { Decision, InstanceRecord, PromotionIntent } from './records.js';
 
@@ -39,7 +40,13 @@ async function openStore(): Promise<{ store: SqliteStateStore; dir: string }> {
 
 async function startControl(
   yaml: string,
-  o: { store?: SqliteStateStore; dir?: string; agent?: FakeAgent; clock?: ManualClock } = {},
+  o: {
+    store?: SqliteStateStore;
+    dir?: string;
+    agent?: FakeAgent;
+    clock?: ManualClock;
+    timeouts?: ControlTimeoutOptions;
+  } = {},
 ): Promise<Harness> {
   const { store, dir } = o.store && o.dir ? { store: o.store, dir: o.dir } : await openStore();
   const clock = o.clock ?? new ManualClock();
@@ -52,6 +59,7 @@ async function startControl(
     store,
     agents: new AgentRegistry([agent]),
     clock,
+    ...(o.timeouts ? { timeouts: o.timeouts } : {}),
   });
   const decisions: Decision[] = [];
   control.decisions.subscribe((d) => {
@@ -104,8 +112,8 @@ const BASIC_HEALTH = `services:
     echo: { count: 1 }
 `;
 
-async function running(yaml: string, ids: string[]): Promise<Harness> {
-  const h = await startControl(yaml);
+async function running(yaml: string, ids: string[], timeouts?: ControlTimeoutOptions): Promise<Harness> {
+  const h = await startControl(yaml, timeouts ? { timeouts } : {});
   await until(
     () => ids.every((id) => h.control.instances().some((i) => i.id === id && i.phase === ids_phase(h, id))),
     'all running',
@@ -180,6 +188,20 @@ describe('failover (FakeAgent)', () => {
     // The echo that could not take over stepped back and was stopped.
     expect(h.rec('c-2')).toMatchObject({ role: 'echo', phase: 'stopped' });
     expect(h.agent.running('c-2')).toBe(false);
+  });
+
+  it('waits for a promoted cold echo as long as the resolved timeouts say', async () => {
+    const yaml = `services:
+  - name: c
+    command: [c]
+    health: { exec: [check], interval: 1s }
+    echo: { count: 2, mode: cold }
+`;
+    const h = await running(yaml, ['c-1', 'c-2', 'c-3'], { coldPromotionReadyMs: 2500 });
+    h.agent.neverReady('c-2');
+    h.agent.crash('c-1');
+    await until(() => failovers(h).length === 2, `two attempts (${phases(h)})`);
+    expect(failovers(h)[0]?.outcome).toMatch(/^failed: cold echo c-2 did not become ready within 2.5 s/);
   });
 
   it('a failing promotion hook makes the next warm echo take over', async () => {
