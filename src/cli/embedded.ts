@@ -78,7 +78,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
         what: `tighten the data directory ${dataDir} to 0700`,
         why: `it was ${prepared.tightenedFrom.toString(8).padStart(4, '0')} (readable by others) and holds the store, whose specs carry env values`,
         inputs: { dataDir, from: prepared.tightenedFrom, to: 0o700 },
-        outcome: 'ok',
+        outcome: { status: 'ok' },
       });
     }
     // The API (and its api.json) appears once the control plane has adopted survivors and started the

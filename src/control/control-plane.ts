@@ -255,7 +255,7 @@ export class ControlPlane {
   async #launch(rec: InstanceRecord, decision: Decision): Promise<void> {
     const spec = this.#specOf(rec.service);
     if (!this.#move(rec, 'launch')) {
-      this.decisions.settle(decision, `failed: ${rec.id} cannot be started from phase '${rec.phase}'`);
+      this.decisions.settle(decision, 'failed', `${rec.id} cannot be started from phase '${rec.phase}'`);
       return;
     }
     rec.limits = limitsFor(spec, rec.role, this.#options.runtime.limitsSupport().supported);
@@ -275,13 +275,13 @@ export class ControlPlane {
         if (!other) await this.#fileSyncs.get(rec.service)?.setPrimary(rec.stateDir);
       }
       await this.#save(rec);
-      this.decisions.settle(decision, `ok: pid ${handle.pid}`);
+      this.decisions.settle(decision, 'ok', `pid ${handle.pid}`);
       this.#watch(spec, rec);
       if (!spec.health) this.#markRunning(rec);
     } catch (err) {
       this.#move(rec, 'fail');
       await this.#save(rec);
-      this.decisions.settle(decision, `failed: ${(err as Error).message}`);
+      this.decisions.settle(decision, 'failed', `${(err as Error).message}`);
     }
   }
 
@@ -330,7 +330,7 @@ export class ControlPlane {
         what: `${rec.role} ${rec.id} is healthy`,
         why: `health check passed (${verdict.last.detail}, ${verdict.last.latencyMs.toFixed(1)} ms)`,
         inputs: { check: verdict.last },
-        outcome: 'recorded',
+        outcome: { status: 'recorded' },
       });
       return;
     }
@@ -392,7 +392,7 @@ export class ControlPlane {
 
   #killForRestart(
     rec: InstanceRecord,
-    kind: string,
+    kind: 'unhealthy' | 'hang',
     why: string,
     inputs: Record<string, unknown>,
     signal?: NodeJS.Signals,
@@ -467,7 +467,7 @@ export class ControlPlane {
       what: `restart ${rec.role} ${id}`,
       why: `requested: ${reason}`,
       inputs: { requested: true },
-      outcome: 'pending',
+      outcome: { status: 'pending' },
     });
     await this.#stopInstance(rec, 'stopped');
     await this.#startRecord(rec, decision);
@@ -531,7 +531,7 @@ export class ControlPlane {
       what: `${where} failed`,
       why: (err as Error).message,
       inputs: {},
-      outcome: 'recorded',
+      outcome: { status: 'recorded' },
     });
   }
 
@@ -627,7 +627,7 @@ export class ControlPlane {
       this.#move(rec, 'stop');
       await this.#save(rec);
       const what = `stop ${rec.role} ${rec.id}`;
-      const base = { service: rec.service, instance: rec.id, inputs: {}, outcome: 'ok' };
+      const base = { service: rec.service, instance: rec.id, inputs: {}, outcome: { status: 'ok' as const } };
       this.decisions.record({ ...base, kind: 'stop', what, why: 'control plane shutting down' });
     }
     await this.#records.flush();

@@ -1,5 +1,5 @@
 import type { StateStore } from '../store/index.js';
-import type { Decision } from './records.js';
+import type { Decision, DecisionOutcome, DecisionStatus } from './records.js';
 
 const PREFIX = 'events/';
 const KEY_DIGITS = 12;
@@ -137,9 +137,9 @@ export class DecisionLog {
     return full;
   }
 
-  /** Sets the outcome of an earlier decision (e.g. `ok` or `failed: …` after executing it). */
-  settle(decision: Decision, outcome: string): void {
-    decision.outcome = outcome;
+  /** Sets the outcome of an earlier decision (e.g. `ok`, or `failed` with the error, after executing it). */
+  settle(decision: Decision, status: DecisionStatus, detail?: string): void {
+    decision.outcome = detail === undefined ? { status } : { status, detail };
     this.#write(decision, (key) => this.store.put(key, JSON.stringify(decision)));
     for (const l of this.#listeners) l(decision);
   }
@@ -163,6 +163,7 @@ export class DecisionLog {
     const out: Decision[] = [];
     for (const r of records) {
       const d = JSON.parse(r.value) as Decision;
+      d.outcome = readOutcome(d.outcome);
       if (d.seq <= after || (options.service !== undefined && d.service !== options.service)) continue;
       out.push(d);
     }
@@ -191,4 +192,16 @@ export class DecisionLog {
       await this.store.delete(r.key);
     }
   }
+}
+
+/**
+ * A stored outcome as a {@link DecisionOutcome}: decisions written before outcomes were tagged hold a
+ * string such as `ok: pid 12` or `recorded`.
+ */
+export function readOutcome(stored: DecisionOutcome | string): DecisionOutcome {
+  if (typeof stored !== 'string') return stored;
+  const m = /^(pending|ok|failed|refused|recorded)(?::\s*(.*))?$/s.exec(stored);
+  if (!m) return { status: 'recorded', detail: stored };
+  const status = m[1] as DecisionStatus;
+  return m[2] === undefined ? { status } : { status, detail: m[2] };
 }

@@ -81,12 +81,12 @@ export class EchoUpkeep {
       what: `recreate echo ${rec.id} from a full copy`,
       why: `its state sync failed ${recent.length} times within ${SYNC_TROUBLE_WINDOW_MS / 1000} s (last: ${message})`,
       inputs: { failures: recent.length },
-      outcome: 'pending',
+      outcome: { status: 'pending' },
     });
     void this.host
       .stopInstance(rec, 'stopped')
       .then(() => this.host.recreateEcho(rec, decision))
-      .catch((err: unknown) => this.host.decisions.settle(decision, `failed: ${(err as Error).message}`));
+      .catch((err: unknown) => this.host.decisions.settle(decision, 'failed', `${(err as Error).message}`));
   }
 
   /**

@@ -111,10 +111,10 @@ export class Failover {
         what: `promote ${target?.id ?? '(no echo)'} in place of ${old?.id ?? '(no primary)'}`,
         why: `${cause.kind}: ${cause.detail}${tried.size > 0 ? ` (after ${[...tried].join(', ')} could not take over)` : ''}`,
         inputs: { cause: cause.kind, evidence: cause.evidence, candidates: candidates.map((c) => c.id) },
-        outcome: 'pending',
+        outcome: { status: 'pending' },
       });
       if (!target) {
-        this.host.decisions.settle(decision, 'failed: no echo can take over');
+        this.host.decisions.settle(decision, 'failed', 'no echo can take over');
         throw new UnderstudyError(ErrorCode.Failover, `service '${service}' has no echo that can take over`);
       }
       const slot = target.slot;
@@ -162,7 +162,7 @@ export class Failover {
       what: `switch ${service} from ${old.id} to ${target.id}`,
       why: to ? `requested switchover to ${to}` : 'requested switchover',
       inputs: { from: old.id, to: target.id, mode: spec.echo.mode },
-      outcome: 'pending',
+      outcome: { status: 'pending' },
     });
     await this.#promote(service, old, target, decision, 'switchover', {
       kind: 'forced',
@@ -182,7 +182,7 @@ export class Failover {
     cause: FailoverCause,
   ): Promise<void> {
     if (this.busy(service)) {
-      this.host.decisions.settle(decision, 'failed: a promotion is already under way');
+      this.host.decisions.settle(decision, 'failed', 'a promotion is already under way');
       throw new UnderstudyError(ErrorCode.Failover, `a promotion of '${service}' is already under way`);
     }
     // One operation on a service at a time: a serving-set change under way finishes first.
@@ -283,7 +283,7 @@ export class Failover {
           what: `start cold echo ${target.id} to promote it`,
           why: decision.why,
           inputs: {},
-          outcome: 'pending',
+          outcome: { status: 'pending' },
         });
         await this.host.launch(target, start);
       } else if (spec.echo.mode === 'warm' && spec.echo.promote) {
@@ -351,7 +351,8 @@ export class Failover {
       };
       this.host.decisions.settle(
         decision,
-        `ok: ${target.id} serves at epoch ${next} after ${record.promotionMs} ms; ${
+        'ok',
+        `${target.id} serves at epoch ${next} after ${record.promotionMs} ms; ${
           fileLag
             ? `file sync lag at promotion ${fileLag.lagSeconds.toFixed(3)} s / ${fileLag.lagBytes} bytes`
             : atRisk.length
@@ -362,7 +363,7 @@ export class Failover {
     } catch (err) {
       // This process handles the failure itself (the caller steps the echo back or tries the next one).
       if (intentWritten) await this.host.store.delete(PROMOTION_PREFIX + service).catch(() => undefined);
-      this.host.decisions.settle(decision, `failed: ${(err as Error).message}`);
+      this.host.decisions.settle(decision, 'failed', `${(err as Error).message}`);
       throw err;
     } finally {
       if (paused) plane?.router.resume();
@@ -409,7 +410,8 @@ export class Failover {
     if (!moveInstance(this.host.decisions, rec, 'provision')) {
       this.host.decisions.settle(
         decision,
-        `failed: ${rec.role} ${rec.id} in phase '${rec.phase}' cannot be provisioned as an echo`,
+        'failed',
+        `${rec.role} ${rec.id} in phase '${rec.phase}' cannot be provisioned as an echo`,
       );
       return;
     }
@@ -427,7 +429,8 @@ export class Failover {
         await this.host.save(rec);
         this.host.decisions.settle(
           decision,
-          'ok: cold echo kept in sync, not running; it starts on promotion',
+          'ok',
+          'cold echo kept in sync, not running; it starts on promotion',
         );
       } else {
         await this.host.launch(rec, decision);
@@ -471,7 +474,8 @@ export class Failover {
     decision.inputs = { ...decision.inputs, stateDir: rec.stateDir, sharedWith: users.map((u) => u.id) };
     this.host.decisions.settle(
       decision,
-      `failed: refusing to delete the state directory ${rec.stateDir} of ${rec.id}: ${users
+      'failed',
+      `refusing to delete the state directory ${rec.stateDir} of ${rec.id}: ${users
         .map((u) => `${u.id} (${u.stateDir})`)
         .join(
           ', ',

@@ -9,4 +9,13 @@ export type { DataPlaneView } from './service-data-plane.js';
 export { reconcile, describeExit } from './reconcile.js';
 export type { Action } from './reconcile.js';
 export { restartDelay } from './restart.js';
-export type { Decision, InstancePhase, InstanceRecord, InstanceRole } from './records.js';
+export type {
+  ControlDecision,
+  ControlDecisionKind,
+  Decision,
+  DecisionOutcome,
+  DecisionStatus,
+  InstancePhase,
+  InstanceRecord,
+  InstanceRole,
+} from './records.js';

@@ -9,7 +9,7 @@ import {
 import { AnomalyDetector, migrationReadinessScore } from '../predict/index.js';
 import type { Runtime } from '../runtime/index.js';
 import type { DecisionLog } from './decision-log.js';
-import type { Decision, InstanceRecord } from './records.js';
+import type { Decision, InstanceRecord, ControlDecisionKind } from './records.js';
 
 /** What the migration watch needs from the control plane. */
 export interface MigrationWatchHost {
@@ -115,7 +115,9 @@ export class MigrationWatch {
         const decision = this.#record(spec, rec, d, {});
         await this.host
           .recreateEcho(rec, decision)
-          .catch((err: unknown) => this.host.decisions.settle(decision, `failed: ${(err as Error).message}`));
+          .catch((err: unknown) =>
+            this.host.decisions.settle(decision, 'failed', `${(err as Error).message}`),
+          );
       }
     }
     const primaries = mine.filter((i) => i.role === 'primary' && i.phase === 'running');
@@ -167,13 +169,15 @@ export class MigrationWatch {
       if (d.kind === 'migrate-switchover' && target) {
         await this.host
           .switchover(spec.name, target.id)
-          .then(() => this.host.decisions.settle(decision, `ok: ${target.id} serves`))
-          .catch((err: unknown) => this.host.decisions.settle(decision, `failed: ${(err as Error).message}`));
+          .then(() => this.host.decisions.settle(decision, 'ok', `${target.id} serves`))
+          .catch((err: unknown) =>
+            this.host.decisions.settle(decision, 'failed', `${(err as Error).message}`),
+          );
       } else if (d.kind === 'migrate-provision' && !target) {
-        this.host.decisions.settle(decision, 'failed: no echo to migrate to (echo.count is 0)');
+        this.host.decisions.settle(decision, 'failed', 'no echo to migrate to (echo.count is 0)');
         this.#states.set(primary.id, { service: spec.name, state: initialMigrationState(now) });
       } else {
-        this.host.decisions.settle(decision, target ? `ok: target ${target.id}` : 'ok');
+        this.host.decisions.settle(decision, 'ok', target ? `target ${target.id}` : undefined);
       }
     }
   }
@@ -201,7 +205,7 @@ export class MigrationWatch {
   #record(
     spec: ServiceSpec,
     rec: InstanceRecord,
-    d: { kind: string; reason: string },
+    d: { kind: ControlDecisionKind; reason: string },
     inputs: Record<string, unknown>,
   ): Decision {
     return this.host.decisions.record({
@@ -211,7 +215,7 @@ export class MigrationWatch {
       what: `${d.kind.replace('migrate-', 'migration: ')} (${rec.id})`,
       why: d.reason,
       inputs,
-      outcome: 'pending',
+      outcome: { status: 'pending' },
     });
   }
 }

@@ -112,7 +112,12 @@ export function describeExit(inst: Pick<InstanceRecord, 'lastExit'>): string {
 
 /** The decision recording an action before it is executed (outcome `pending`). */
 export function actionDecision(action: Action, rec: InstanceRecord): Omit<Decision, 'seq' | 'at'> {
-  const base = { service: action.service, instance: rec.id, why: action.why, outcome: 'pending' };
+  const base = {
+    service: action.service,
+    instance: rec.id,
+    why: action.why,
+    outcome: { status: 'pending' as const },
+  };
   switch (action.type) {
     case 'start':
       return {

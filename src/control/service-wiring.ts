@@ -39,7 +39,7 @@ export async function wireService(
           what: inSync ? `echo ${id} rejoined the synchronous set` : `echo ${id} left the synchronous set`,
           why: reason,
           inputs: {},
-          outcome: 'recorded',
+          outcome: { status: 'recorded' },
         }),
       onPrimary: deps.onPrimary,
     });
@@ -65,7 +65,7 @@ export async function wireService(
           what: `state sync to ${echo}: ${kind}`,
           why: message,
           inputs: {},
-          outcome: 'recorded',
+          outcome: { status: 'recorded' },
         });
         if (kind === 'error') deps.onSyncTrouble(echo, message);
       },
@@ -90,10 +90,10 @@ export function routeExternally(
     what: `point DNS and load balancers at ${rec.id}`,
     why: `${rec.id} is the primary`,
     inputs: { host: '127.0.0.1', port },
-    outcome: 'pending',
+    outcome: { status: 'pending' },
   });
   external
     .setPrimary(spec, '127.0.0.1', port)
-    .then((done) => decisions.settle(decision, `ok: ${done.join('; ')}`))
-    .catch((err: unknown) => decisions.settle(decision, `failed: ${(err as Error).message}`));
+    .then((done) => decisions.settle(decision, 'ok', `${done.join('; ')}`))
+    .catch((err: unknown) => decisions.settle(decision, 'failed', `${(err as Error).message}`));
 }

@@ -185,9 +185,9 @@ function summarise(
   result: ScalingDemoResult,
 ): void {
   for (const d of decisions) {
-    if (d.kind === 'promote-echo' && d.outcome.startsWith('ok')) result.promotions++;
+    if (d.kind === 'promote-echo' && d.outcome.status === 'ok') result.promotions++;
     if (d.kind === 'serving') result.coldStarts++;
-    if (d.kind !== 'scale-out' || d.outcome !== 'ok' || d.at < started) continue;
+    if (d.kind !== 'scale-out' || d.outcome.status !== 'ok' || d.at < started) continue;
     result.scaleOuts++;
     const reactive = Number(d.inputs['reactive'] ?? 0);
     const predictive = Number(d.inputs['predictive'] ?? 0);

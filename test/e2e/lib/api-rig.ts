@@ -12,7 +12,16 @@ export interface StubCall {
 }
 
 function decision(kind: string, service: string): Decision {
-  return { seq: 1, at: 0, kind, service, what: kind, why: 'stub', inputs: {}, outcome: 'ok' } as Decision;
+  return {
+    seq: 1,
+    at: 0,
+    kind,
+    service,
+    what: kind,
+    why: 'stub',
+    inputs: {},
+    outcome: { status: 'ok' },
+  } as Decision;
 }
 
 /**
