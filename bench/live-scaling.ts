@@ -4,7 +4,7 @@
 // check, router). Real processes under `understudy up`; the figures are read from the recorded decisions.
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
-import type { Decision } from '../src/control/index.js';
+import type { ControlDecision } from '../src/control/index.js';
 import { root, startSpecUp, type SpecUp } from './lib/spec-up.js';
 
 const quick = process.argv.includes('--quick');
@@ -72,7 +72,7 @@ async function scaleOut(up: SpecUp, warm: boolean): Promise<number> {
     stop.abort();
     await load;
   }
-  const events: Decision[] = await api.events({ service: 'api', limit: 10_000 });
+  const events: ControlDecision[] = await api.events({ service: 'api', limit: 10_000 });
   const decision = events.find((e) => e.kind === 'scale-out' && e.outcome.status === 'ok');
   if (!decision) throw new Error('no scale-out decision was recorded');
   // Warm: the promotion's own timing (decision → router); cold: the new instance joining the set.

@@ -1,4 +1,4 @@
-import type { Decision, DecisionOutcome } from '../control/index.js';
+import type { ControlDecision, DecisionOutcome } from '../control/index.js';
 
 /** An outcome as people read it: `ok`, `failed: <detail>`, … */
 export function formatOutcome(o: DecisionOutcome): string {
@@ -6,7 +6,7 @@ export function formatOutcome(o: DecisionOutcome): string {
 }
 
 /** One line per decision: time, kind, subject, what, why and outcome. */
-export function formatDecision(d: Decision): string {
+export function formatDecision(d: ControlDecision): string {
   const time = new Date(d.at).toISOString().slice(11, 23);
   const subject = d.instance ?? d.service;
   const outcome = d.outcome.status === 'recorded' ? '' : ` [${formatOutcome(d.outcome)}]`;

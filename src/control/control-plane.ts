@@ -36,14 +36,14 @@ import {
   seedShadowState,
   type ServingSetHost,
 } from './serving-set.js';
-import type { Decision, InstanceRecord } from './records.js';
+import type { ControlDecision, InstanceRecord } from './records.js';
 import { applyRestartPolicy, killForRestart, scheduleRejoin } from './restart.js';
 import type { ServiceDataPlane } from './service-data-plane.js';
 
 /**
  * The orchestrator: reconciles the specs (desired) with the runtime and store (actual), executes the
  * actions, fails over to an echo when a primary fails, and records every action and observation as a
- * {@link Decision}.
+ * {@link ControlDecision}.
  */
 export class ControlPlane {
   readonly decisions: DecisionLog;
@@ -229,7 +229,7 @@ export class ControlPlane {
   }
 
   /** Echoes (and cold echoes) start from a snapshot of the primary; primaries start as they are. */
-  async #startRecord(rec: InstanceRecord, decision: Decision): Promise<void> {
+  async #startRecord(rec: InstanceRecord, decision: ControlDecision): Promise<void> {
     const spec = this.#specOf(rec.service);
     const hasPrimary = [...this.#records.values()].some(
       (r) => r.service === rec.service && r.role === 'primary' && r.id !== rec.id,
@@ -252,7 +252,7 @@ export class ControlPlane {
   }
 
   /** Starts the process of an instance record; settles the decision with the outcome. */
-  async #launch(rec: InstanceRecord, decision: Decision): Promise<void> {
+  async #launch(rec: InstanceRecord, decision: ControlDecision): Promise<void> {
     const spec = this.#specOf(rec.service);
     if (!this.#move(rec, 'launch')) {
       this.decisions.settle(decision, 'failed', `${rec.id} cannot be started from phase '${rec.phase}'`);
@@ -457,7 +457,7 @@ export class ControlPlane {
   }
 
   /** Restarts one instance on request (API/CLI); recorded as a decision. */
-  async restartInstance(id: string, reason: string): Promise<Decision> {
+  async restartInstance(id: string, reason: string): Promise<ControlDecision> {
     const rec = this.#records.get(id);
     if (!rec) throw new UnderstudyError(ErrorCode.NotFound, `no instance named '${id}'`);
     const decision = this.decisions.record({
@@ -475,7 +475,7 @@ export class ControlPlane {
   }
 
   /** Forced failover of a service to its best echo (API/CLI). */
-  async forceFailover(service: string, reason: string): Promise<Decision> {
+  async forceFailover(service: string, reason: string): Promise<ControlDecision> {
     this.#specOf(service);
     const old = this.instances().find(
       (i) => i.service === service && i.role === 'primary' && i.phase !== 'stopped',
@@ -492,7 +492,7 @@ export class ControlPlane {
   }
 
   /** Planned switchover of a service (API/CLI): zero failed requests. */
-  async switchover(service: string, to?: string): Promise<Decision> {
+  async switchover(service: string, to?: string): Promise<ControlDecision> {
     this.#specOf(service);
     return this.failover.switchover(service, to);
   }

@@ -5,7 +5,7 @@ import type { DecisionLog } from './decision-log.js';
 import type { ServiceDataPlane } from './service-data-plane.js';
 import { sizeInstances, type ServingUsage } from './echo-sizing.js';
 import { MigrationWatch, type MigrationWatchHost } from './migration-watch.js';
-import type { Decision, InstanceRecord } from './records.js';
+import type { ControlDecision, InstanceRecord } from './records.js';
 
 const SYNC_TROUBLE_LIMIT = 5;
 const SYNC_TROUBLE_WINDOW_MS = 60_000;
@@ -20,7 +20,7 @@ export interface EchoUpkeepHost extends Omit<MigrationWatchHost, 'instancesOf' |
   failoverBusy(service: string): boolean;
   save(rec: InstanceRecord): Promise<void>;
   stopInstance(rec: InstanceRecord, phase: 'stopped'): Promise<void>;
-  recreateEcho(rec: InstanceRecord, decision: Decision): Promise<void>;
+  recreateEcho(rec: InstanceRecord, decision: ControlDecision): Promise<void>;
 }
 
 /**

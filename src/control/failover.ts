@@ -7,7 +7,7 @@ import { limitsFor, stateDirUsers } from './instance-launch.js';
 import { crashPoint } from './crash-points.js';
 import { moveInstance } from './instance-transition.js';
 import type { KeyedWorkQueue } from './keyed-work-queue.js';
-import type { Decision, InstanceRecord, PromotionIntent } from './records.js';
+import type { ControlDecision, InstanceRecord, PromotionIntent } from './records.js';
 import type { ServingSetHost } from './serving-set.js';
 
 /** Label of a promotion in the per-service work queue. */
@@ -42,7 +42,7 @@ export interface FailoverHost extends ServingSetHost {
   /** Marks an instance as stopped on purpose: its exit is not a failure. */
   expectExit(id: string): void;
   /** Starts (or restarts) an instance process for a record; settles the decision. */
-  launch(rec: InstanceRecord, decision: Decision): Promise<void>;
+  launch(rec: InstanceRecord, decision: ControlDecision): Promise<void>;
   /** Resolves once the instance answers (health check or port), or false on timeout. */
   waitReady(rec: InstanceRecord, timeoutMs: number): Promise<boolean>;
   /** Every known instance of every service (to check that a state directory is no one else's). */
@@ -98,7 +98,7 @@ export class Failover {
    * Unplanned failover: the primary failed. Returns the decision, settled with the outcome.
    * Thrown: UNDERSTUDY_ERR_FAILOVER when no echo can take over or the epoch moved under us.
    */
-  async failover(service: string, cause: FailoverCause): Promise<Decision> {
+  async failover(service: string, cause: FailoverCause): Promise<ControlDecision> {
     const tried = new Set<string>();
     for (;;) {
       const old = this.host.instancesOf(service).find((i) => i.role === 'primary' && i.phase !== 'stopped');
@@ -140,7 +140,7 @@ export class Failover {
    * Planned switchover: pause new mutations, wait until the target echo has applied everything, switch,
    * resume. The old primary stays running and becomes an echo. Zero failed requests.
    */
-  async switchover(service: string, to?: string): Promise<Decision> {
+  async switchover(service: string, to?: string): Promise<ControlDecision> {
     const spec = this.host.specOf(service);
     const old = this.host.instancesOf(service).find((i) => i.role === 'primary' && i.phase === 'running');
     const target = to ? this.host.instancesOf(service).find((i) => i.id === to) : this.candidates(service)[0];
@@ -177,7 +177,7 @@ export class Failover {
     service: string,
     old: InstanceRecord | undefined,
     target: InstanceRecord,
-    decision: Decision,
+    decision: ControlDecision,
     kind: 'failover' | 'switchover',
     cause: FailoverCause,
   ): Promise<void> {
@@ -195,7 +195,7 @@ export class Failover {
     service: string,
     old: InstanceRecord | undefined,
     target: InstanceRecord,
-    decision: Decision,
+    decision: ControlDecision,
     kind: 'failover' | 'switchover',
     cause: FailoverCause,
   ): Promise<void> {
@@ -403,7 +403,7 @@ export class Failover {
    * resume, start the echo, and replay the log from that position. Used for a replacement echo after a
    * failover, a rejoining old primary, and a restarted echo.
    */
-  async provisionEcho(rec: InstanceRecord, decision: Decision): Promise<void> {
+  async provisionEcho(rec: InstanceRecord, decision: ControlDecision): Promise<void> {
     const spec = this.host.specOf(rec.service);
     // Its directory is replaced by a copy of the primary's: never one that another instance uses.
     if (await this.refuseSharedStateDir(rec, decision)) return;
@@ -466,7 +466,7 @@ export class Failover {
    * nothing is deleted, the instance is marked failed and the decision says why. Returns whether it
    * refused.
    */
-  async refuseSharedStateDir(rec: InstanceRecord, decision: Decision): Promise<boolean> {
+  async refuseSharedStateDir(rec: InstanceRecord, decision: ControlDecision): Promise<boolean> {
     const users = stateDirUsers(rec, this.host.allInstances());
     if (users.length === 0) return false;
     moveInstance(this.host.decisions, rec, 'fail');
@@ -488,7 +488,7 @@ export class Failover {
    * Seed 002: recreates an echo whose state sync keeps failing — its state directory and sync journal
    * are removed and it is provisioned again from a full copy. The caller has stopped its process.
    */
-  async recreateEcho(rec: InstanceRecord, decision: Decision): Promise<void> {
+  async recreateEcho(rec: InstanceRecord, decision: ControlDecision): Promise<void> {
     if (await this.refuseSharedStateDir(rec, decision)) return;
     await this.host.fileSync(rec.service)?.removeEcho(rec.id);
     await rm(rec.stateDir, { recursive: true, force: true });

@@ -12,7 +12,6 @@ export { restartDelay } from './restart.js';
 export type {
   ControlDecision,
   ControlDecisionKind,
-  Decision,
   DecisionOutcome,
   DecisionStatus,
   InstancePhase,

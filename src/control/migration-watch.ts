@@ -9,7 +9,7 @@ import {
 import { AnomalyDetector, migrationReadinessScore } from '../predict/index.js';
 import type { Runtime } from '../runtime/index.js';
 import type { DecisionLog } from './decision-log.js';
-import type { Decision, InstanceRecord, ControlDecisionKind } from './records.js';
+import type { ControlDecision, InstanceRecord, ControlDecisionKind } from './records.js';
 
 /** What the migration watch needs from the control plane. */
 export interface MigrationWatchHost {
@@ -24,9 +24,9 @@ export interface MigrationWatchHost {
   /** Whether an echo has every acknowledged change (mutations or files). */
   caughtUp(service: string, echo: InstanceRecord): boolean;
   busy(service: string): boolean;
-  switchover(service: string, to: string): Promise<Decision>;
+  switchover(service: string, to: string): Promise<ControlDecision>;
   /** Stops an instance and provisions it again from a full copy of the primary; settles `decision`. */
-  recreateEcho(rec: InstanceRecord, decision: Decision): Promise<void>;
+  recreateEcho(rec: InstanceRecord, decision: ControlDecision): Promise<void>;
 }
 
 /** Readiness samples in a row the confidence is taken over. */
@@ -207,7 +207,7 @@ export class MigrationWatch {
     rec: InstanceRecord,
     d: { kind: ControlDecisionKind; reason: string },
     inputs: Record<string, unknown>,
-  ): Decision {
+  ): ControlDecision {
     return this.host.decisions.record({
       kind: d.kind,
       service: spec.name,

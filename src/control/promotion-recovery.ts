@@ -3,7 +3,7 @@ import type { AdoptionHost } from './adoption.js';
 import { PROMOTION_PREFIX } from './failover.js';
 import { limitsFor } from './instance-launch.js';
 import { moveInstance } from './instance-transition.js';
-import type { Decision, InstanceRecord, PromotionIntent } from './records.js';
+import type { ControlDecision, InstanceRecord, PromotionIntent } from './records.js';
 
 const GONE = new Set(['stopped', 'failed', 'standby']);
 
@@ -107,7 +107,7 @@ async function recoverOne(host: AdoptionHost, intent: PromotionIntent): Promise<
     `to ${intent.to} begun at ${new Date(intent.at).toISOString()}, ${casDone ? 'after' : 'before'} the ` +
     `epoch moved to ${intent.next}; ${intent.from ?? '(no primary)'} ${fromRuns ? 'runs' : 'is gone'}, ` +
     `${intent.to} ${toRuns ? 'runs' : toStandby ? 'is a cold standby' : 'is gone'}`;
-  const record = (what: string, status: 'ok' | 'failed', detail: string): Decision =>
+  const record = (what: string, status: 'ok' | 'failed', detail: string): ControlDecision =>
     host.decisions.record({
       kind: 'promotion-recovery',
       service,
@@ -243,7 +243,7 @@ async function recoverOne(host: AdoptionHost, intent: PromotionIntent): Promise<
 async function settleOriginal(
   host: AdoptionHost,
   intent: PromotionIntent,
-  recovery: Decision,
+  recovery: ControlDecision,
 ): Promise<void> {
   const [original] = (await host.decisions.list({ after: intent.decision - 1 })).filter(
     (d) => d.seq === intent.decision,

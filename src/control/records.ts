@@ -115,9 +115,6 @@ export interface ControlDecision {
   outcome: DecisionOutcome;
 }
 
-/** @deprecated the control loop's decision is {@link ControlDecision}; this alias keeps old imports compiling. */
-export type Decision = ControlDecision;
-
 /**
  * A promotion under way, stored under `promotions/<service>` before the epoch compare-and-set and
  * removed once every role is saved. A control process that finds one at start was killed mid-promotion:

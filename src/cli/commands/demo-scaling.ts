@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
-import type { Decision, ServiceView } from '../../control/index.js';
+import type { ControlDecision, ServiceView } from '../../control/index.js';
 import { readTraceFile, renderPlotSvg } from '../../sim/index.js';
 import type { Embedded } from '../embedded.js';
 
@@ -176,7 +176,7 @@ export async function runScalingDemo(
  * the reactive rule would have asked for it).
  */
 function summarise(
-  decisions: Decision[],
+  decisions: ControlDecision[],
   rates: number[],
   servingAt: number[],
   perInstanceAtTarget: number,
