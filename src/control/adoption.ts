@@ -48,7 +48,7 @@ export async function adoptSurvivors(host: AdoptionHost): Promise<void> {
       what: `adopt ${rec.role} ${rec.id} (pid ${rec.pid})`,
       why: 'it was started by an earlier control process of this data directory and is still running',
       inputs: { pid: rec.pid, pgid: rec.pgid },
-      outcome: 'ok',
+      outcome: { status: 'ok' },
     });
   }
   for (const rec of adopted.filter((r) => r.role !== 'echo')) {
@@ -94,7 +94,7 @@ export async function adoptSurvivors(host: AdoptionHost): Promise<void> {
       what: `rebuild echo ${rec.id} from a snapshot of the primary`,
       why: "its state differs from the primary's and the mutation log of the earlier control process is gone",
       inputs: { differences: differences.slice(0, 10) },
-      outcome: 'pending',
+      outcome: { status: 'pending' },
     });
     await host.stopInstance(rec, 'stopped');
     await host.failover.provisionEcho(rec, decision);

@@ -143,7 +143,7 @@ export class ServiceAutoscaler {
       what: `forecaster seeded with ${taken} past load samples`,
       why: 'load history imported (as from a metrics system), so forecasts need not wait for live data',
       inputs: { samples: taken, from: samples[0]?.at, to: samples[samples.length - 1]?.at },
-      outcome: 'recorded',
+      outcome: { status: 'recorded' },
     });
     return taken;
   }
@@ -257,7 +257,7 @@ export class ServiceAutoscaler {
           what: `${pd.applied ? '' : '(not applied) '}${pd.kind}: ${noun} ${pd.from} → ${pd.to}`,
           why: pd.reason,
           inputs: { ...pd.inputs, confidence: r.confidence, policy: this.#spec.scaling.policy },
-          outcome: pd.applied ? 'ok' : 'recorded',
+          outcome: { status: pd.applied ? 'ok' : 'recorded' },
         });
         return;
       }
@@ -269,7 +269,7 @@ export class ServiceAutoscaler {
           what: `capacity of one serving instance: ${r.perInstance.toFixed(1)} requests/s at 100 %`,
           why: `measured: median of the last ${r.samples.length} samples of the router's request rate over the serving instances' CPU utilisation (scaling.capacity is not set)${r.before !== undefined ? `; was ${r.before.toFixed(1)}` : ''}`,
           inputs: { samples: r.samples, at: r.at },
-          outcome: 'recorded',
+          outcome: { status: 'recorded' },
         });
         return;
       case 'shadow-alarm': {
@@ -283,7 +283,7 @@ export class ServiceAutoscaler {
             : 'shadow and live agree again',
           why: `normalised shadow load ${s.shadowLoad.toFixed(3)} vs live ${s.liveLoad.toFixed(3)}${s.rate ? `; requests/s live ${s.rate.live.toFixed(1)} vs shadow ${s.rate.shadow.toFixed(1)} (scaled)` : ''} (threshold ${r.threshold})`,
           inputs: { ...s, at: r.at },
-          outcome: 'recorded',
+          outcome: { status: 'recorded' },
         });
         return;
       }
@@ -299,7 +299,7 @@ export class ServiceAutoscaler {
             : 'retire the shadow: the spike has passed',
           why: `forecast upper ${f.upper.toFixed(1)} requests/s within ${Math.round(f.horizonMs / 1000)} s ${create ? '>' : '≤'} ${r.capacityAtTarget.toFixed(1)} the ${r.serving} serving instance(s) handle at target`,
           inputs: { forecast: f, serving: r.serving, capacityAtTarget: r.perInstanceAtTarget },
-          outcome: 'recorded',
+          outcome: { status: 'recorded' },
         });
         return;
       }

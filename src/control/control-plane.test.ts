@@ -11,7 +11,7 @@ import { SqliteStateStore } from '../store/index.js';
 import { ControlPlane } from './control-plane.js';
 import type { ControlTimeoutOptions } from './control-plane-options.js';
 import { PROMOTION_PREFIX } from './failover.js';
-import type { Decision, InstanceRecord, PromotionIntent } from './records.js';
+import type { ControlDecision as Decision, InstanceRecord, PromotionIntent } from './records.js';
 
 interface Harness {
   control: ControlPlane;
@@ -133,7 +133,7 @@ describe('failover (FakeAgent)', () => {
     const h = await running(BASIC, ['kv-1', 'kv-2']);
     h.agent.crash('kv-1');
     await until(() => h.rec('kv-2').role === 'primary', `kv-2 promoted (${phases(h)})`);
-    await until(() => failovers(h)[0]?.outcome.startsWith('ok') === true, 'failover settled');
+    await until(() => failovers(h)[0]?.outcome.status === 'ok', 'failover settled');
     expect(h.rec('kv-2').epoch).toBe(1);
     expect(await h.store.epoch('kv')).toBe(1);
     expect(h.rec('kv-1').role).toBe('echo');
@@ -147,7 +147,7 @@ describe('failover (FakeAgent)', () => {
     const h = await running(BASIC, ['kv-1', 'kv-2']);
     h.agent.hang('kv-1');
     await until(() => h.rec('kv-2').role === 'primary', `kv-2 promoted (${phases(h)})`);
-    await until(() => failovers(h)[0]?.outcome.startsWith('ok') === true, 'failover settled');
+    await until(() => failovers(h)[0]?.outcome.status === 'ok', 'failover settled');
     expect(h.agent.running('kv-1')).toBe(false);
     const log = h.agent.log;
     expect(log.indexOf('fence kv-1')).toBeGreaterThanOrEqual(0);
@@ -161,7 +161,7 @@ describe('failover (FakeAgent)', () => {
     const h = await running(BASIC_HEALTH, ['kv-1', 'kv-2']);
     h.agent.unhealthy('kv-1', 3);
     await until(() => h.rec('kv-2').role === 'primary', `kv-2 promoted (${phases(h)})`);
-    await until(() => failovers(h)[0]?.outcome.startsWith('ok') === true, 'failover settled');
+    await until(() => failovers(h)[0]?.outcome.status === 'ok', 'failover settled');
     expect(failovers(h)[0]?.why).toMatch(/^unhealthy: 3 consecutive health checks failed/);
     expect(h.agent.running('kv-1')).toBe(false);
   });
@@ -182,9 +182,11 @@ describe('failover (FakeAgent)', () => {
     );
     const [first, second] = failovers(h);
     expect(first?.what).toBe('promote c-2 in place of c-1');
-    expect(first?.outcome).toMatch(/^failed: cold echo c-2 did not become ready within 10 s/);
+    expect(first?.outcome).toMatchObject({ status: 'failed' });
+    expect(first?.outcome.detail).toMatch(/^cold echo c-2 did not become ready within 10 s/);
     expect(second?.what).toBe('promote c-3 in place of c-1');
-    expect(second?.outcome).toMatch(/^ok: c-3 serves at epoch 2/);
+    expect(second?.outcome).toMatchObject({ status: 'ok' });
+    expect(second?.outcome.detail).toMatch(/^c-3 serves at epoch 2/);
     // The echo that could not take over stepped back and was stopped.
     expect(h.rec('c-2')).toMatchObject({ role: 'echo', phase: 'stopped' });
     expect(h.agent.running('c-2')).toBe(false);
@@ -201,7 +203,8 @@ describe('failover (FakeAgent)', () => {
     h.agent.neverReady('c-2');
     h.agent.crash('c-1');
     await until(() => failovers(h).length === 2, `two attempts (${phases(h)})`);
-    expect(failovers(h)[0]?.outcome).toMatch(/^failed: cold echo c-2 did not become ready within 2.5 s/);
+    expect(failovers(h)[0]?.outcome).toMatchObject({ status: 'failed' });
+    expect(failovers(h)[0]?.outcome.detail).toMatch(/^cold echo c-2 did not become ready within 2.5 s/);
   });
 
   it('a failing promotion hook makes the next warm echo take over', async () => {
@@ -216,15 +219,17 @@ describe('failover (FakeAgent)', () => {
     h.agent.failNextHook();
     h.agent.crash('w-1');
     await until(
-      () => failovers(h).some((d) => d.outcome.startsWith('ok')),
+      () => failovers(h).some((d) => d.outcome.status === 'ok'),
       `a failover succeeds (${phases(h)})`,
     );
     const [first, second] = failovers(h);
     const bad = /^promote (w-\d)/.exec(first?.what ?? '')?.[1] ?? '';
     const good = bad === 'w-2' ? 'w-3' : 'w-2';
-    expect(first?.outcome).toMatch(new RegExp(`^failed: promotion hook /promote of ${bad} did not answer`));
+    expect(first?.outcome.status).toBe('failed');
+    expect(first?.outcome.detail).toMatch(new RegExp(`^promotion hook /promote of ${bad} did not answer`));
     expect(second?.what).toBe(`promote ${good} in place of w-1`);
-    expect(second?.outcome).toMatch(new RegExp(`^ok: ${good} serves at epoch 2`));
+    expect(second?.outcome.status).toBe('ok');
+    expect(second?.outcome.detail).toMatch(new RegExp(`^${good} serves at epoch 2`));
     expect(h.rec(good).role).toBe('primary');
     // The echo whose promotion failed half-way stepped back and was stopped.
     expect(h.rec(bad)).toMatchObject({ role: 'echo', phase: 'stopped' });
@@ -262,7 +267,8 @@ describe('switchover (FakeAgent)', () => {
   it('a planned switchover promotes the echo and keeps the old primary running as an echo, unfenced', async () => {
     const h = await running(BASIC, ['kv-1', 'kv-2']);
     const d = await h.control.switchover('kv');
-    expect(d.outcome).toMatch(/^ok: kv-2 serves at epoch 1/);
+    expect(d.outcome.status).toBe('ok');
+    expect(d.outcome.detail).toMatch(/^kv-2 serves at epoch 1/);
     expect(h.rec('kv-2')).toMatchObject({ role: 'primary', phase: 'running', epoch: 1 });
     expect(h.rec('kv-1')).toMatchObject({ role: 'echo', phase: 'running' });
     expect(h.agent.running('kv-1')).toBe(true);

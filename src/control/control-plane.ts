@@ -48,14 +48,14 @@ import {
   seedShadowState,
   type ServingSetHost,
 } from './serving-set.js';
-import type { Decision, InstanceRecord } from './records.js';
+import type { ControlDecision, InstanceRecord } from './records.js';
 import { applyRestartPolicy, killForRestart, scheduleRejoin } from './restart.js';
 import type { ServiceDataPlane } from './service-data-plane.js';
 
 /**
  * The orchestrator: reconciles the specs (desired) with the runtime and store (actual), executes the
  * actions, fails over to an echo when a primary fails, and records every action and observation as a
- * {@link Decision}.
+ * {@link ControlDecision}.
  */
 export class ControlPlane {
   readonly decisions: DecisionLog;
@@ -263,7 +263,7 @@ export class ControlPlane {
   }
 
   /** Echoes (and cold echoes) start from a snapshot of the primary; primaries start as they are. */
-  async #startRecord(rec: InstanceRecord, decision: Decision): Promise<void> {
+  async #startRecord(rec: InstanceRecord, decision: ControlDecision): Promise<void> {
     const spec = this.#specOf(rec.service);
     const hasPrimary = [...this.#records.values()].some(
       (r) => r.service === rec.service && r.role === 'primary' && r.id !== rec.id,
@@ -286,10 +286,10 @@ export class ControlPlane {
   }
 
   /** Starts the process of an instance record; settles the decision with the outcome. */
-  async #launch(rec: InstanceRecord, decision: Decision): Promise<void> {
+  async #launch(rec: InstanceRecord, decision: ControlDecision): Promise<void> {
     const spec = this.#specOf(rec.service);
     if (!this.#move(rec, 'launch')) {
-      this.decisions.settle(decision, `failed: ${rec.id} cannot be started from phase '${rec.phase}'`);
+      this.decisions.settle(decision, 'failed', `${rec.id} cannot be started from phase '${rec.phase}'`);
       return;
     }
     const agent = this.#agents.of(rec);
@@ -310,13 +310,13 @@ export class ControlPlane {
         if (!other) await this.#fileSyncs.get(rec.service)?.setPrimary(rec.stateDir);
       }
       await this.#save(rec);
-      this.decisions.settle(decision, `ok: pid ${handle.pid}`);
+      this.decisions.settle(decision, 'ok', `pid ${handle.pid}`);
       this.#watch(spec, rec);
       if (!spec.health) this.#markRunning(rec);
     } catch (err) {
       this.#move(rec, 'fail');
       await this.#save(rec);
-      this.decisions.settle(decision, `failed: ${(err as Error).message}`);
+      this.decisions.settle(decision, 'failed', `${(err as Error).message}`);
     }
   }
 
@@ -365,7 +365,7 @@ export class ControlPlane {
         what: `${rec.role} ${rec.id} is healthy`,
         why: `health check passed (${verdict.last.detail}, ${verdict.last.latencyMs.toFixed(1)} ms)`,
         inputs: { check: verdict.last },
-        outcome: 'recorded',
+        outcome: { status: 'recorded' },
       });
       return;
     }
@@ -427,7 +427,7 @@ export class ControlPlane {
 
   #killForRestart(
     rec: InstanceRecord,
-    kind: string,
+    kind: 'unhealthy' | 'hang',
     why: string,
     inputs: Record<string, unknown>,
     signal?: NodeJS.Signals,
@@ -492,7 +492,7 @@ export class ControlPlane {
   }
 
   /** Restarts one instance on request (API/CLI); recorded as a decision. */
-  async restartInstance(id: string, reason: string): Promise<Decision> {
+  async restartInstance(id: string, reason: string): Promise<ControlDecision> {
     const rec = this.#records.get(id);
     if (!rec) throw new UnderstudyError(ErrorCode.NotFound, `no instance named '${id}'`);
     const decision = this.decisions.record({
@@ -502,7 +502,7 @@ export class ControlPlane {
       what: `restart ${rec.role} ${id}`,
       why: `requested: ${reason}`,
       inputs: { requested: true },
-      outcome: 'pending',
+      outcome: { status: 'pending' },
     });
     await this.#stopInstance(rec, 'stopped');
     await this.#startRecord(rec, decision);
@@ -510,7 +510,7 @@ export class ControlPlane {
   }
 
   /** Forced failover of a service to its best echo (API/CLI). */
-  async forceFailover(service: string, reason: string): Promise<Decision> {
+  async forceFailover(service: string, reason: string): Promise<ControlDecision> {
     this.#specOf(service);
     const old = this.instances().find(
       (i) => i.service === service && i.role === 'primary' && i.phase !== 'stopped',
@@ -527,7 +527,7 @@ export class ControlPlane {
   }
 
   /** Planned switchover of a service (API/CLI): zero failed requests. */
-  async switchover(service: string, to?: string): Promise<Decision> {
+  async switchover(service: string, to?: string): Promise<ControlDecision> {
     this.#specOf(service);
     return this.failover.switchover(service, to);
   }
@@ -566,7 +566,7 @@ export class ControlPlane {
       what: `${where} failed`,
       why: (err as Error).message,
       inputs: {},
-      outcome: 'recorded',
+      outcome: { status: 'recorded' },
     });
   }
 
@@ -672,7 +672,7 @@ export class ControlPlane {
       this.#move(rec, 'stop');
       await this.#save(rec);
       const what = `stop ${rec.role} ${rec.id}`;
-      const base = { service: rec.service, instance: rec.id, inputs: {}, outcome: 'ok' };
+      const base = { service: rec.service, instance: rec.id, inputs: {}, outcome: { status: 'ok' as const } };
       this.decisions.record({ ...base, kind: 'stop', what, why: 'control plane shutting down' });
     }
     await this.#records.flush();

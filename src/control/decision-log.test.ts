@@ -3,16 +3,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SqliteStateStore, type StateStore } from '../store/index.js';
-import { DecisionLog } from './decision-log.js';
-import type { Decision } from './records.js';
+import { DecisionLog, readOutcome } from './decision-log.js';
+import type { ControlDecision, ControlDecisionKind } from './records.js';
 
-const decision = (kind: string): Omit<Decision, 'seq' | 'at'> => ({
-  kind,
+const decision = (kind: string): Omit<ControlDecision, 'seq' | 'at'> => ({
+  kind: kind as ControlDecisionKind,
   service: 'kv',
   what: kind,
   why: 'test',
   inputs: {},
-  outcome: 'recorded',
+  outcome: { status: 'recorded' },
 });
 
 describe('DecisionLog', () => {
@@ -50,6 +50,13 @@ describe('DecisionLog', () => {
     await first.flush();
     const second = await DecisionLog.create({ store });
     expect(second.record(decision('stop')).seq).toBeGreaterThan(last);
+  });
+
+  it('reads the outcomes stored before they were tagged as a status and a detail', () => {
+    expect(readOutcome('ok: pid 12')).toEqual({ status: 'ok', detail: 'pid 12' });
+    expect(readOutcome('recorded')).toEqual({ status: 'recorded' });
+    expect(readOutcome('failed: a: b')).toEqual({ status: 'failed', detail: 'a: b' });
+    expect(readOutcome({ status: 'pending' })).toEqual({ status: 'pending' });
   });
 
   it('reports a decision it could not write, and writes the later ones', async () => {

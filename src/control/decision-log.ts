@@ -1,5 +1,5 @@
 import type { StateStore } from '../store/index.js';
-import type { Decision } from './records.js';
+import type { ControlDecision, DecisionOutcome, DecisionStatus } from './records.js';
 
 const PREFIX = 'events/';
 const KEY_DIGITS = 12;
@@ -14,7 +14,7 @@ export interface DecisionLogOptions {
   /** Clock, ms since the epoch. @default Date.now */
   now?: () => number;
   /**
-   * Decision numbers reserved from the store's counter at a time (by compare-and-set); a new block is
+   * ControlDecision numbers reserved from the store's counter at a time (by compare-and-set); a new block is
    * reserved when half of the current one is used.
    * @default 64
    */
@@ -23,7 +23,7 @@ export interface DecisionLogOptions {
    * Called when a decision could not be written to the store (the log goes on with the next one).
    * @default a line on stderr
    */
-  onWriteError?: (error: Error, decision: Decision) => void;
+  onWriteError?: (error: Error, decision: ControlDecision) => void;
 }
 
 /** Resolved {@link DecisionLogOptions}. */
@@ -31,7 +31,7 @@ interface ResolvedDecisionLogOptions {
   retain: number;
   now: () => number;
   block: number;
-  onWriteError: (error: Error, decision: Decision) => void;
+  onWriteError: (error: Error, decision: ControlDecision) => void;
 }
 
 function resolveOptions(options: DecisionLogOptions): ResolvedDecisionLogOptions {
@@ -50,7 +50,7 @@ function resolveOptions(options: DecisionLogOptions): ResolvedDecisionLogOptions
  * Every action and observation of the control loop, recorded with its inputs in the store under
  * `events/<seq>` (so it survives a restart of the control process) and delivered to live listeners.
  *
- * Decision numbers come from the store: blocks of them are reserved by compare-and-set on
+ * ControlDecision numbers come from the store: blocks of them are reserved by compare-and-set on
  * {@link DECISION_COUNTER_KEY}, so two control processes on one store never hand out the same number.
  * A decision that cannot be written is reported (`onWriteError`, counted in {@link failedWrites}) and
  * never stops the later ones.
@@ -61,7 +61,7 @@ export class DecisionLog {
   #limit = 0;
   #reserving: Promise<void> | undefined;
   #failedWrites = 0;
-  #listeners = new Set<(d: Decision) => void>();
+  #listeners = new Set<(d: ControlDecision) => void>();
   readonly #options: ResolvedDecisionLogOptions;
   #writes: Promise<unknown> = Promise.resolve();
 
@@ -126,8 +126,8 @@ export class DecisionLog {
    * reserved block ran out before the next reservation came back, numbering continues past it and the
    * next reservation starts after the numbers used.)
    */
-  record(decision: Omit<Decision, 'seq' | 'at'> & { at?: number }): Decision {
-    const full: Decision = { ...decision, seq: ++this.#seq, at: decision.at ?? this.#options.now() };
+  record(decision: Omit<ControlDecision, 'seq' | 'at'> & { at?: number }): ControlDecision {
+    const full: ControlDecision = { ...decision, seq: ++this.#seq, at: decision.at ?? this.#options.now() };
     this.#reserveAhead();
     this.#write(full, async (key) => {
       await this.store.put(key, JSON.stringify(full));
@@ -137,15 +137,15 @@ export class DecisionLog {
     return full;
   }
 
-  /** Sets the outcome of an earlier decision (e.g. `ok` or `failed: …` after executing it). */
-  settle(decision: Decision, outcome: string): void {
-    decision.outcome = outcome;
+  /** Sets the outcome of an earlier decision (e.g. `ok`, or `failed` with the error, after executing it). */
+  settle(decision: ControlDecision, status: DecisionStatus, detail?: string): void {
+    decision.outcome = detail === undefined ? { status } : { status, detail };
     this.#write(decision, (key) => this.store.put(key, JSON.stringify(decision)));
     for (const l of this.#listeners) l(decision);
   }
 
   /** Queues one write; a failure is reported and counted, and the writes after it go on. */
-  #write(decision: Decision, write: (key: string) => Promise<unknown>): void {
+  #write(decision: ControlDecision, write: (key: string) => Promise<unknown>): void {
     const key = PREFIX + String(decision.seq).padStart(KEY_DIGITS, '0');
     this.#writes = this.#writes
       .then(() => write(key))
@@ -156,13 +156,14 @@ export class DecisionLog {
   }
 
   /** Decisions with `seq > after`, oldest first, at most `limit`, optionally of one service. */
-  async list(options: { after?: number; limit?: number; service?: string } = {}): Promise<Decision[]> {
+  async list(options: { after?: number; limit?: number; service?: string } = {}): Promise<ControlDecision[]> {
     await this.flush();
     const records = await this.store.list(PREFIX);
     const after = options.after ?? 0;
-    const out: Decision[] = [];
+    const out: ControlDecision[] = [];
     for (const r of records) {
-      const d = JSON.parse(r.value) as Decision;
+      const d = JSON.parse(r.value) as ControlDecision;
+      d.outcome = readOutcome(d.outcome);
       if (d.seq <= after || (options.service !== undefined && d.service !== options.service)) continue;
       out.push(d);
     }
@@ -170,7 +171,7 @@ export class DecisionLog {
   }
 
   /** Calls `listener` for every new or settled decision; returns the unsubscribe function. */
-  subscribe(listener: (d: Decision) => void): () => void {
+  subscribe(listener: (d: ControlDecision) => void): () => void {
     this.#listeners.add(listener);
     return () => {
       this.#listeners.delete(listener);
@@ -191,4 +192,16 @@ export class DecisionLog {
       await this.store.delete(r.key);
     }
   }
+}
+
+/**
+ * A stored outcome as a {@link DecisionOutcome}: decisions written before outcomes were tagged hold a
+ * string such as `ok: pid 12` or `recorded`.
+ */
+export function readOutcome(stored: DecisionOutcome | string): DecisionOutcome {
+  if (typeof stored !== 'string') return stored;
+  const m = /^(pending|ok|failed|refused|recorded)(?::\s*(.*))?$/s.exec(stored);
+  if (!m) return { status: 'recorded', detail: stored };
+  const status = m[1] as DecisionStatus;
+  return m[2] === undefined ? { status } : { status, detail: m[2] };
 }

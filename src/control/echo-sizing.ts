@@ -91,7 +91,7 @@ export async function sizeInstances(
       what: `resize ${rec.role === 'echo' ? 'echo' : 'serving instance'} ${rec.id} to ${limits.cpu?.toFixed(2)} CPU / ${Math.round((limits.memoryBytes ?? 0) / MIB)} MiB`,
       why: d.reason,
       inputs: { utilization: d.inputs.utilization, from: rec.limits, to: limits },
-      outcome: 'pending',
+      outcome: { status: 'pending' },
     });
     lastResize.set(rec.id, now);
     try {
@@ -100,7 +100,7 @@ export async function sizeInstances(
       resized.push(rec);
       decisions.settle(decision, 'ok');
     } catch (err) {
-      decisions.settle(decision, `failed: ${(err as Error).message}`);
+      decisions.settle(decision, 'failed', `${(err as Error).message}`);
     }
   }
   return resized;

@@ -4,7 +4,7 @@ import type { DecisionLog } from './decision-log.js';
 import type { ServiceDataPlane } from './service-data-plane.js';
 import { sizeInstances, type ServingUsage } from './echo-sizing.js';
 import { MigrationWatch, type MigrationWatchHost } from './migration-watch.js';
-import type { Decision, InstanceRecord } from './records.js';
+import type { ControlDecision, InstanceRecord } from './records.js';
 
 const SYNC_TROUBLE_LIMIT = 5;
 const SYNC_TROUBLE_WINDOW_MS = 60_000;
@@ -19,7 +19,7 @@ export interface EchoUpkeepHost extends Omit<MigrationWatchHost, 'instancesOf' |
   failoverBusy(service: string): boolean;
   save(rec: InstanceRecord): Promise<void>;
   stopInstance(rec: InstanceRecord, phase: 'stopped'): Promise<void>;
-  recreateEcho(rec: InstanceRecord, decision: Decision): Promise<void>;
+  recreateEcho(rec: InstanceRecord, decision: ControlDecision): Promise<void>;
 }
 
 /**
@@ -80,12 +80,12 @@ export class EchoUpkeep {
       what: `recreate echo ${rec.id} from a full copy`,
       why: `its state sync failed ${recent.length} times within ${SYNC_TROUBLE_WINDOW_MS / 1000} s (last: ${message})`,
       inputs: { failures: recent.length },
-      outcome: 'pending',
+      outcome: { status: 'pending' },
     });
     void this.host
       .stopInstance(rec, 'stopped')
       .then(() => this.host.recreateEcho(rec, decision))
-      .catch((err: unknown) => this.host.decisions.settle(decision, `failed: ${(err as Error).message}`));
+      .catch((err: unknown) => this.host.decisions.settle(decision, 'failed', `${(err as Error).message}`));
   }
 
   /**

@@ -5,7 +5,7 @@ import { limitsFor, stateDirUsers } from './instance-launch.js';
 import { crashPoint } from './crash-points.js';
 import { moveInstance } from './instance-transition.js';
 import type { KeyedWorkQueue } from './keyed-work-queue.js';
-import type { Decision, InstanceRecord, PromotionIntent } from './records.js';
+import type { ControlDecision, InstanceRecord, PromotionIntent } from './records.js';
 import type { ServingSetHost } from './serving-set.js';
 
 /** Label of a promotion in the per-service work queue. */
@@ -40,7 +40,7 @@ export interface FailoverHost extends ServingSetHost {
   /** Marks an instance as stopped on purpose: its exit is not a failure. */
   expectExit(id: string): void;
   /** Starts (or restarts) an instance process for a record; settles the decision. */
-  launch(rec: InstanceRecord, decision: Decision): Promise<void>;
+  launch(rec: InstanceRecord, decision: ControlDecision): Promise<void>;
   /** Resolves once the instance answers (health check or port), or false on timeout. */
   waitReady(rec: InstanceRecord, timeoutMs: number): Promise<boolean>;
   /** Every known instance of every service (to check that a state directory is no one else's). */
@@ -96,7 +96,7 @@ export class Failover {
    * Unplanned failover: the primary failed. Returns the decision, settled with the outcome.
    * Thrown: UNDERSTUDY_ERR_FAILOVER when no echo can take over or the epoch moved under us.
    */
-  async failover(service: string, cause: FailoverCause): Promise<Decision> {
+  async failover(service: string, cause: FailoverCause): Promise<ControlDecision> {
     const tried = new Set<string>();
     for (;;) {
       const old = this.host.instancesOf(service).find((i) => i.role === 'primary' && i.phase !== 'stopped');
@@ -109,10 +109,10 @@ export class Failover {
         what: `promote ${target?.id ?? '(no echo)'} in place of ${old?.id ?? '(no primary)'}`,
         why: `${cause.kind}: ${cause.detail}${tried.size > 0 ? ` (after ${[...tried].join(', ')} could not take over)` : ''}`,
         inputs: { cause: cause.kind, evidence: cause.evidence, candidates: candidates.map((c) => c.id) },
-        outcome: 'pending',
+        outcome: { status: 'pending' },
       });
       if (!target) {
-        this.host.decisions.settle(decision, 'failed: no echo can take over');
+        this.host.decisions.settle(decision, 'failed', 'no echo can take over');
         throw new UnderstudyError(ErrorCode.Failover, `service '${service}' has no echo that can take over`);
       }
       const slot = target.slot;
@@ -141,7 +141,7 @@ export class Failover {
    * Planned switchover: pause new mutations, wait until the target echo has applied everything, switch,
    * resume. The old primary stays running and becomes an echo. Zero failed requests.
    */
-  async switchover(service: string, to?: string): Promise<Decision> {
+  async switchover(service: string, to?: string): Promise<ControlDecision> {
     const spec = this.host.specOf(service);
     const old = this.host.instancesOf(service).find((i) => i.role === 'primary' && i.phase === 'running');
     const target = to ? this.host.instancesOf(service).find((i) => i.id === to) : this.candidates(service)[0];
@@ -163,7 +163,7 @@ export class Failover {
       what: `switch ${service} from ${old.id} to ${target.id}`,
       why: to ? `requested switchover to ${to}` : 'requested switchover',
       inputs: { from: old.id, to: target.id, mode: spec.echo.mode },
-      outcome: 'pending',
+      outcome: { status: 'pending' },
     });
     await this.#promote(service, old, target, decision, 'switchover', {
       kind: 'forced',
@@ -178,12 +178,12 @@ export class Failover {
     service: string,
     old: InstanceRecord | undefined,
     target: InstanceRecord,
-    decision: Decision,
+    decision: ControlDecision,
     kind: 'failover' | 'switchover',
     cause: FailoverCause,
   ): Promise<void> {
     if (this.busy(service)) {
-      this.host.decisions.settle(decision, 'failed: a promotion is already under way');
+      this.host.decisions.settle(decision, 'failed', 'a promotion is already under way');
       throw new UnderstudyError(ErrorCode.Failover, `a promotion of '${service}' is already under way`);
     }
     // One operation on a service at a time: a serving-set change under way finishes first.
@@ -196,7 +196,7 @@ export class Failover {
     service: string,
     old: InstanceRecord | undefined,
     target: InstanceRecord,
-    decision: Decision,
+    decision: ControlDecision,
     kind: 'failover' | 'switchover',
     cause: FailoverCause,
   ): Promise<void> {
@@ -283,7 +283,7 @@ export class Failover {
           what: `start cold echo ${target.id} to promote it`,
           why: decision.why,
           inputs: {},
-          outcome: 'pending',
+          outcome: { status: 'pending' },
         });
         await this.host.launch(target, start);
       } else if (spec.echo.mode === 'warm' && spec.echo.promote) {
@@ -352,7 +352,8 @@ export class Failover {
       };
       this.host.decisions.settle(
         decision,
-        `ok: ${target.id} serves at epoch ${next} after ${record.promotionMs} ms; ${
+        'ok',
+        `${target.id} serves at epoch ${next} after ${record.promotionMs} ms; ${
           fileLag
             ? `file sync lag at promotion ${fileLag.lagSeconds.toFixed(3)} s / ${fileLag.lagBytes} bytes`
             : atRisk.length
@@ -363,7 +364,7 @@ export class Failover {
     } catch (err) {
       // This process handles the failure itself (the caller steps the echo back or tries the next one).
       if (intentWritten) await this.host.store.delete(PROMOTION_PREFIX + service).catch(() => undefined);
-      this.host.decisions.settle(decision, `failed: ${(err as Error).message}`);
+      this.host.decisions.settle(decision, 'failed', `${(err as Error).message}`);
       throw err;
     } finally {
       if (paused) plane?.router.resume();
@@ -406,14 +407,15 @@ export class Failover {
    * resume, start the echo, and replay the log from that position. Used for a replacement echo after a
    * failover, a rejoining old primary, and a restarted echo.
    */
-  async provisionEcho(rec: InstanceRecord, decision: Decision): Promise<void> {
+  async provisionEcho(rec: InstanceRecord, decision: ControlDecision): Promise<void> {
     const spec = this.host.specOf(rec.service);
     // Its directory is replaced by a copy of the primary's: never one that another instance uses.
     if (await this.refuseSharedStateDir(rec, decision)) return;
     if (!moveInstance(this.host.decisions, rec, 'provision')) {
       this.host.decisions.settle(
         decision,
-        `failed: ${rec.role} ${rec.id} in phase '${rec.phase}' cannot be provisioned as an echo`,
+        'failed',
+        `${rec.role} ${rec.id} in phase '${rec.phase}' cannot be provisioned as an echo`,
       );
       return;
     }
@@ -430,7 +432,8 @@ export class Failover {
         await this.host.save(rec);
         this.host.decisions.settle(
           decision,
-          'ok: cold echo kept in sync, not running; it starts on promotion',
+          'ok',
+          'cold echo kept in sync, not running; it starts on promotion',
         );
       } else {
         await this.host.launch(rec, decision);
@@ -465,7 +468,7 @@ export class Failover {
    * nothing is deleted, the instance is marked failed and the decision says why. Returns whether it
    * refused.
    */
-  async refuseSharedStateDir(rec: InstanceRecord, decision: Decision): Promise<boolean> {
+  async refuseSharedStateDir(rec: InstanceRecord, decision: ControlDecision): Promise<boolean> {
     const users = stateDirUsers(rec, this.host.allInstances());
     if (users.length === 0) return false;
     moveInstance(this.host.decisions, rec, 'fail');
@@ -473,7 +476,8 @@ export class Failover {
     decision.inputs = { ...decision.inputs, stateDir: rec.stateDir, sharedWith: users.map((u) => u.id) };
     this.host.decisions.settle(
       decision,
-      `failed: refusing to delete the state directory ${rec.stateDir} of ${rec.id}: ${users
+      'failed',
+      `refusing to delete the state directory ${rec.stateDir} of ${rec.id}: ${users
         .map((u) => `${u.id} (${u.stateDir})`)
         .join(
           ', ',
@@ -486,7 +490,7 @@ export class Failover {
    * Seed 002: recreates an echo whose state sync keeps failing — its state directory and sync journal
    * are removed and it is provisioned again from a full copy. The caller has stopped its process.
    */
-  async recreateEcho(rec: InstanceRecord, decision: Decision): Promise<void> {
+  async recreateEcho(rec: InstanceRecord, decision: ControlDecision): Promise<void> {
     if (await this.refuseSharedStateDir(rec, decision)) return;
     await this.host.fileSync(rec.service)?.removeEcho(rec.id);
     await this.host.agents.of(rec).removeState(rec.stateDir);

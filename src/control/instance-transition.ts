@@ -200,7 +200,7 @@ export function reportRefusals(decisions: DecisionLog): RefusalReporter {
       what: `refused '${r.event}' for ${r.role} ${r.instance} in phase '${r.phase}'`,
       why: r.reason,
       inputs: { ...r },
-      outcome: 'refused',
+      outcome: { status: 'refused' },
     });
   };
 }

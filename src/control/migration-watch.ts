@@ -8,7 +8,7 @@ import {
 import { AnomalyDetector, migrationReadinessScore } from '../predict/index.js';
 import type { AgentRegistry } from '../agent/index.js';
 import type { DecisionLog } from './decision-log.js';
-import type { Decision, InstanceRecord } from './records.js';
+import type { ControlDecision, InstanceRecord, ControlDecisionKind } from './records.js';
 
 /** What the migration watch needs from the control plane. */
 export interface MigrationWatchHost {
@@ -24,9 +24,9 @@ export interface MigrationWatchHost {
   /** Whether an echo has every acknowledged change (mutations or files). */
   caughtUp(service: string, echo: InstanceRecord): boolean;
   busy(service: string): boolean;
-  switchover(service: string, to: string): Promise<Decision>;
+  switchover(service: string, to: string): Promise<ControlDecision>;
   /** Stops an instance and provisions it again from a full copy of the primary; settles `decision`. */
-  recreateEcho(rec: InstanceRecord, decision: Decision): Promise<void>;
+  recreateEcho(rec: InstanceRecord, decision: ControlDecision): Promise<void>;
 }
 
 /** Readiness samples in a row the confidence is taken over. */
@@ -93,7 +93,9 @@ export class MigrationWatch {
         const decision = this.#record(spec, rec, d, {});
         await this.host
           .recreateEcho(rec, decision)
-          .catch((err: unknown) => this.host.decisions.settle(decision, `failed: ${(err as Error).message}`));
+          .catch((err: unknown) =>
+            this.host.decisions.settle(decision, 'failed', `${(err as Error).message}`),
+          );
       }
     }
     const primaries = mine.filter((i) => i.role === 'primary' && i.phase === 'running');
@@ -149,13 +151,15 @@ export class MigrationWatch {
       if (d.kind === 'migrate-switchover' && target) {
         await this.host
           .switchover(spec.name, target.id)
-          .then(() => this.host.decisions.settle(decision, `ok: ${target.id} serves`))
-          .catch((err: unknown) => this.host.decisions.settle(decision, `failed: ${(err as Error).message}`));
+          .then(() => this.host.decisions.settle(decision, 'ok', `${target.id} serves`))
+          .catch((err: unknown) =>
+            this.host.decisions.settle(decision, 'failed', `${(err as Error).message}`),
+          );
       } else if (d.kind === 'migrate-provision' && !target) {
-        this.host.decisions.settle(decision, 'failed: no echo to migrate to (echo.count is 0)');
+        this.host.decisions.settle(decision, 'failed', 'no echo to migrate to (echo.count is 0)');
         this.#states.set(primary.id, { service: spec.name, state: initialMigrationState(now) });
       } else {
-        this.host.decisions.settle(decision, target ? `ok: target ${target.id}` : 'ok');
+        this.host.decisions.settle(decision, 'ok', target ? `target ${target.id}` : undefined);
       }
     }
   }
@@ -183,9 +187,9 @@ export class MigrationWatch {
   #record(
     spec: ServiceSpec,
     rec: InstanceRecord,
-    d: { kind: string; reason: string },
+    d: { kind: ControlDecisionKind; reason: string },
     inputs: Record<string, unknown>,
-  ): Decision {
+  ): ControlDecision {
     return this.host.decisions.record({
       kind: d.kind,
       service: spec.name,
@@ -193,7 +197,7 @@ export class MigrationWatch {
       what: `${d.kind.replace('migrate-', 'migration: ')} (${rec.id})`,
       why: d.reason,
       inputs,
-      outcome: 'pending',
+      outcome: { status: 'pending' },
     });
   }
 }

@@ -3,7 +3,7 @@ import type { AdoptionHost } from './adoption.js';
 import { PROMOTION_PREFIX } from './failover.js';
 import { limitsFor } from './instance-launch.js';
 import { moveInstance } from './instance-transition.js';
-import type { Decision, InstanceRecord, PromotionIntent } from './records.js';
+import type { ControlDecision, InstanceRecord, PromotionIntent } from './records.js';
 
 const GONE = new Set(['stopped', 'failed', 'standby']);
 
@@ -76,7 +76,7 @@ export async function recoverPromotions(host: AdoptionHost): Promise<void> {
         what: `finish the interrupted ${intent.kind} of '${intent.service}'`,
         why: 'the control process stopped during it',
         inputs: { intent },
-        outcome: `failed: ${(err as Error).message}`,
+        outcome: { status: 'failed', detail: (err as Error).message },
       });
     }
   }
@@ -112,7 +112,7 @@ async function recoverOne(host: AdoptionHost, intent: PromotionIntent): Promise<
     `to ${intent.to} begun at ${new Date(intent.at).toISOString()}, ${casDone ? 'after' : 'before'} the ` +
     `epoch moved to ${intent.next}; ${intent.from ?? '(no primary)'} ${fromRuns ? 'runs' : 'is gone'}, ` +
     `${intent.to} ${toRuns ? 'runs' : toStandby ? 'is a cold standby' : 'is gone'}`;
-  const record = (what: string, outcome: string): Decision =>
+  const record = (what: string, status: 'ok' | 'failed', detail: string): ControlDecision =>
     host.decisions.record({
       kind: 'promotion-recovery',
       service,
@@ -120,7 +120,7 @@ async function recoverOne(host: AdoptionHost, intent: PromotionIntent): Promise<
       what,
       why,
       inputs: { intent, found },
-      outcome,
+      outcome: { status, detail },
     });
 
   let other: InstanceRecord | undefined;
@@ -146,13 +146,15 @@ async function recoverOne(host: AdoptionHost, intent: PromotionIntent): Promise<
       plan.action === 'nothing-changed'
         ? record(
             `roll back the interrupted ${intent.kind}: ${intent.from} stays the primary`,
-            'ok: nothing had changed (the epoch had not moved)',
+            'ok',
+            'nothing had changed (the epoch had not moved)',
           )
         : record(
             `drop the promotion intent of '${service}'`,
+            'ok',
             plan.reason === 'service-gone'
-              ? 'ok: the service is no longer in the spec'
-              : `ok: the epoch is ${epoch}, moved by a later promotion`,
+              ? 'the service is no longer in the spec'
+              : `the epoch is ${epoch}, moved by a later promotion`,
           );
     await settleOriginal(host, intent, d);
     return;
@@ -181,7 +183,8 @@ async function recoverOne(host: AdoptionHost, intent: PromotionIntent): Promise<
     await host.store.delete(key);
     const d = record(
       `no instance of '${service}' can serve after the interrupted ${intent.kind}`,
-      'failed: neither instance of the promotion nor any other echo runs; the reconciler starts a new primary',
+      'failed',
+      'neither instance of the promotion nor any other echo runs; the reconciler starts a new primary',
     );
     await settleOriginal(host, intent, d);
     return;
@@ -211,7 +214,7 @@ async function recoverOne(host: AdoptionHost, intent: PromotionIntent): Promise<
       what: `start cold echo ${promoted.id} to finish its promotion`,
       why,
       inputs: {},
-      outcome: 'pending',
+      outcome: { status: 'pending' },
     });
     await host.launch(promoted, start);
   } else if (promoted !== from && !alreadyPrimary && spec.echo.mode === 'warm' && spec.echo.promote) {
@@ -237,7 +240,8 @@ async function recoverOne(host: AdoptionHost, intent: PromotionIntent): Promise<
         : `promote ${promoted.id} in place of ${intent.from ?? '(no primary)'} and ${intent.to}, neither of which runs; it serves at epoch ${next}`;
   const d = record(
     how,
-    `ok: ${promoted.id} is the primary at epoch ${next}${fenced.length > 0 ? `; fenced ${fenced.join(', ')}` : ''}${
+    'ok',
+    `${promoted.id} is the primary at epoch ${next}${fenced.length > 0 ? `; fenced ${fenced.join(', ')}` : ''}${
       notes.length > 0 ? `; ${notes.join('; ')}` : ''
     }; the reconciler restores the echoes`,
   );
@@ -248,14 +252,15 @@ async function recoverOne(host: AdoptionHost, intent: PromotionIntent): Promise<
 async function settleOriginal(
   host: AdoptionHost,
   intent: PromotionIntent,
-  recovery: Decision,
+  recovery: ControlDecision,
 ): Promise<void> {
   const [original] = (await host.decisions.list({ after: intent.decision - 1 })).filter(
     (d) => d.seq === intent.decision,
   );
-  if (original?.outcome === 'pending')
+  if (original?.outcome.status === 'pending')
     host.decisions.settle(
       original,
-      `failed: the control process stopped during it; finished by decision ${recovery.seq} (${recovery.what})`,
+      'failed',
+      `the control process stopped during it; finished by decision ${recovery.seq} (${recovery.what})`,
     );
 }

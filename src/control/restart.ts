@@ -50,7 +50,7 @@ export function applyRestartPolicy(
       what: `give up on ${rec.role} ${rec.id}`,
       why: `${rec.role} exited (${describeExit(rec)}) and restart policy '${spec?.policy ?? 'none'}' allows no more restarts (${rec.restarts.length} in the window)`,
       inputs: { exit, restartsInWindow: rec.restarts.length, policy: spec },
-      outcome: 'recorded',
+      outcome: { status: 'recorded' },
     });
     return undefined;
   }
@@ -63,7 +63,7 @@ export function applyRestartPolicy(
     what: `${rec.role} ${rec.id} exited (${describeExit(rec)})`,
     why: forced ? 'stopped after failing health or liveness checks' : 'process exit observed by the runtime',
     inputs: { exit, detectedAt: now, detectionMs: now - exit.at, restartInMs: delay },
-    outcome: 'recorded',
+    outcome: { status: 'recorded' },
   });
   return delay;
 }
@@ -103,7 +103,13 @@ export function killForRestart(
   agent: Agent,
   decisions: DecisionLog,
   rec: InstanceRecord,
-  o: { kind: string; why: string; inputs: Record<string, unknown>; graceMs: number; signal?: NodeJS.Signals },
+  o: {
+    kind: 'unhealthy' | 'hang';
+    why: string;
+    inputs: Record<string, unknown>;
+    graceMs: number;
+    signal?: NodeJS.Signals;
+  },
 ): void {
   const decision = decisions.record({
     kind: o.kind,
@@ -112,11 +118,11 @@ export function killForRestart(
     what: `restart ${o.kind} ${rec.role} ${rec.id}`,
     why: o.why,
     inputs: o.inputs,
-    outcome: 'pending',
+    outcome: { status: 'pending' },
   });
   const signal = o.signal;
   const done = signal ? agent.kill(rec.id, signal) : agent.stop(rec.id, { graceMs: o.graceMs });
   done
-    .then(() => decisions.settle(decision, 'ok: stopped; restart follows the restart policy'))
-    .catch((err: unknown) => decisions.settle(decision, `failed: ${(err as Error).message}`));
+    .then(() => decisions.settle(decision, 'ok', 'stopped; restart follows the restart policy'))
+    .catch((err: unknown) => decisions.settle(decision, 'failed', `${(err as Error).message}`));
 }

@@ -44,7 +44,7 @@ export async function wireService(
           what: inSync ? `echo ${id} rejoined the synchronous set` : `echo ${id} left the synchronous set`,
           why: reason,
           inputs: {},
-          outcome: 'recorded',
+          outcome: { status: 'recorded' },
         }),
       onPrimary: deps.onPrimary,
     });
@@ -70,7 +70,7 @@ export async function wireService(
           what: `state sync to ${echo}: ${kind}`,
           why: message,
           inputs: {},
-          outcome: 'recorded',
+          outcome: { status: 'recorded' },
         });
         if (kind === 'error') deps.onSyncTrouble(echo, message);
       },
@@ -96,10 +96,10 @@ export function routeExternally(
     what: `point DNS and load balancers at ${rec.id}`,
     why: `${rec.id} is the primary`,
     inputs: { host: address, port },
-    outcome: 'pending',
+    outcome: { status: 'pending' },
   });
   external
     .setPrimary(spec, address, port)
-    .then((done) => decisions.settle(decision, `ok: ${done.join('; ')}`))
-    .catch((err: unknown) => decisions.settle(decision, `failed: ${(err as Error).message}`));
+    .then((done) => decisions.settle(decision, 'ok', `${done.join('; ')}`))
+    .catch((err: unknown) => decisions.settle(decision, 'failed', `${(err as Error).message}`));
 }

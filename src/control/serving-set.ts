@@ -75,10 +75,10 @@ export async function promoteIntoServing(
     what: `promote warm echo ${echo.id} into the serving set`,
     why,
     inputs: { slot: echo.slot },
-    outcome: 'pending',
+    outcome: { status: 'pending' },
   });
   if (!moveInstance(host.decisions, echo, 'promote')) {
-    host.decisions.settle(decision, `failed: ${echo.id} cannot be promoted from phase '${echo.phase}'`);
+    host.decisions.settle(decision, 'failed', `${echo.id} cannot be promoted from phase '${echo.phase}'`);
     return;
   }
   await host.fileSync(echo.service)?.removeEcho(echo.id);
@@ -86,9 +86,12 @@ export async function promoteIntoServing(
   await resizeForRole(host, echo, spec);
   await host.save(echo);
   refreshServing(host, echo.service);
+  const servesAfterMs = Number((performance.now() - t0).toFixed(1));
+  decision.inputs = { ...decision.inputs, servesAfterMs };
   host.decisions.settle(
     decision,
-    `ok: ${echo.id} serves ${(performance.now() - t0).toFixed(1)} ms after the decision (no cold start)`,
+    'ok',
+    `${echo.id} serves ${servesAfterMs.toFixed(1)} ms after the decision (no cold start)`,
   );
 }
 
@@ -105,17 +108,17 @@ export async function demoteToPool(host: ServingSetHost, rec: InstanceRecord, wh
     what: `move ${rec.id} from the serving set into the warm pool`,
     why,
     inputs: { slot: rec.slot },
-    outcome: 'pending',
+    outcome: { status: 'pending' },
   });
   if (!moveInstance(host.decisions, rec, 'demote')) {
-    host.decisions.settle(decision, `failed: ${rec.id} is a ${rec.role}, not a serving instance`);
+    host.decisions.settle(decision, 'failed', `${rec.id} is a ${rec.role}, not a serving instance`);
     return;
   }
   refreshServing(host, rec.service);
   await resizeForRole(host, rec, spec);
   await host.save(rec);
   await host.fileSync(rec.service)?.addEcho(rec.id, rec.stateDir);
-  host.decisions.settle(decision, 'ok: drained from the router, kept running as a warm echo');
+  host.decisions.settle(decision, 'ok', 'drained from the router, kept running as a warm echo');
 }
 
 /**
@@ -152,7 +155,7 @@ export function benchUnhealthy(host: ServingSetHost, rec: InstanceRecord, why: s
     what: `take ${rec.id} out of the serving set until it is healthy again`,
     why: `${why}; ${peers.length} other serving instance(s) carry the load`,
     inputs: { peers: peers.map((p) => p.id) },
-    outcome: 'ok',
+    outcome: { status: 'ok' },
   });
   return true;
 }
@@ -179,7 +182,7 @@ export function recordColdJoin(decisions: DecisionLog, rec: InstanceRecord): voi
     what: `${rec.id} joins the serving set`,
     why: `ready ${ms} ms after its process started (a cold start)`,
     inputs: { coldStartMs: ms },
-    outcome: 'recorded',
+    outcome: { status: 'recorded' },
   });
 }
 
