@@ -205,6 +205,10 @@ describe('failover (FakeAgent)', () => {
     await until(() => failovers(h).length === 2, `two attempts (${phases(h)})`);
     expect(failovers(h)[0]?.outcome).toMatchObject({ status: 'failed' });
     expect(failovers(h)[0]?.outcome.detail).toMatch(/^cold echo c-2 did not become ready within 2.5 s/);
+    // It waited 2.5 s of (virtual) time for c-2, not the default 10 s, before trying c-3.
+    const [first, second] = failovers(h);
+    expect(second!.at - first!.at).toBeGreaterThanOrEqual(2500);
+    expect(second!.at - first!.at).toBeLessThan(10_000);
   });
 
   it('a failing promotion hook makes the next warm echo take over', async () => {
