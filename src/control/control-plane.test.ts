@@ -79,7 +79,7 @@ async function startControl(
 
 /** Lets pending promises and immediates run until `cond` holds (event-loop turns, not wall time). */
 async function until(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 2000; i++) {
+  for (let i = 0; i < 10_000; i++) {
     if (cond()) return;
     await new Promise((r) => setImmediate(r));
   }
