@@ -224,6 +224,9 @@ export class ControlPlane {
         );
         for (const action of actions) {
           if (this.#closed) return;
+          // A promotion or serving-set change that began during this pass: its service's remaining
+          // actions were computed before it and wait for the next pass.
+          if (this.#work.busy(action.service)) continue;
           await this.#execute(action);
         }
       } while (this.#again && !this.#closed);
