@@ -11,23 +11,12 @@ const allowed = {
   router: ['health', 'telemetry'],
   replication: ['router', 'health', 'telemetry'],
   runtime: ['config', 'telemetry'],
-  agent: ['runtime', 'sync', 'telemetry', 'config'],
+  agent: ['runtime', 'sync', 'health', 'telemetry', 'config'],
   predict: ['telemetry'],
   policy: ['predict', 'telemetry'],
   sim: ['policy', 'predict', 'telemetry'],
-  control: [
-    'config',
-    'store',
-    'runtime',
-    'agent',
-    'sync',
-    'replication',
-    'router',
-    'health',
-    'telemetry',
-    'predict',
-    'policy',
-  ],
+  // control reaches hosts only through agent (control → agent → runtime): no runtime, no sync.
+  control: ['config', 'store', 'agent', 'replication', 'router', 'health', 'telemetry', 'predict', 'policy'],
   api: ['control', 'config', 'store', 'telemetry'],
   cli: ['api', 'control', 'config', 'store', 'sim', 'predict', 'policy', 'telemetry', 'runtime', 'sync'],
   web: ['api'],
@@ -48,6 +37,14 @@ const layering = modules.map((m) => {
 module.exports = {
   forbidden: [
     ...layering,
+    {
+      name: 'control-no-host-access',
+      comment:
+        'control never touches the file system, processes or the host itself: that is what an Agent (src/agent) is for.',
+      severity: 'error',
+      from: { path: '^src/control/', pathNot: '\\.test\\.ts$' },
+      to: { dependencyTypes: ['core'], path: '^(node:)?(fs|fs/promises|child_process|os)$' },
+    },
     {
       name: 'no-circular',
       severity: 'error',

@@ -4,7 +4,7 @@
 // check, router). Real processes under `understudy up`; the figures are read from the recorded decisions.
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
-import type { Decision } from '../src/control/index.js';
+import type { ControlDecision } from '../src/control/index.js';
 import { root, startSpecUp, type SpecUp } from './lib/spec-up.js';
 
 const quick = process.argv.includes('--quick');
@@ -72,16 +72,16 @@ async function scaleOut(up: SpecUp, warm: boolean): Promise<number> {
     stop.abort();
     await load;
   }
-  const events: Decision[] = await api.events({ service: 'api', limit: 10_000 });
-  const decision = events.find((e) => e.kind === 'scale-out' && e.outcome === 'ok');
+  const events: ControlDecision[] = await api.events({ service: 'api', limit: 10_000 });
+  const decision = events.find((e) => e.kind === 'scale-out' && e.outcome.status === 'ok');
   if (!decision) throw new Error('no scale-out decision was recorded');
   // Warm: the promotion's own timing (decision → router); cold: the new instance joining the set.
   const joined = warm
-    ? events.find((e) => e.kind === 'promote-echo' && e.outcome.startsWith('ok'))
+    ? events.find((e) => e.kind === 'promote-echo' && e.outcome.status === 'ok')
     : events.find((e) => e.kind === 'serving' && e.at >= decision.at);
   if (!joined) throw new Error(`no ${warm ? 'promotion' : 'cold start'} was recorded`);
   if (warm) {
-    const ms = Number(/serves ([\d.]+) ms/.exec(joined.outcome)?.[1] ?? Number.NaN);
+    const ms = Number(joined.inputs['servesAfterMs'] ?? Number.NaN);
     return joined.at - decision.at + ms;
   }
   return joined.at - decision.at;

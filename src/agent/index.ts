@@ -1,2 +1,30 @@
 export { ServiceFileSync } from './service-file-sync.js';
 export type { EchoFileSyncView, FileSyncSettings, ServiceFileSyncOptions } from './service-file-sync.js';
+export { AgentRegistry } from './agent.js';
+export type {
+  Agent,
+  FileSync,
+  HostFacts,
+  InstanceHook,
+  InstanceWatch,
+  InstanceWatchHandlers,
+} from './agent.js';
+export { LocalAgent, LOOPBACK } from './local-agent.js';
+export type { LocalAgentOptions } from './local-agent.js';
+export { FakeAgent, FakeFileSync } from './fake-agent.js';
+export type { FakeAgentOptions, FakeInstance } from './fake-agent.js';
+export { ManualClock, systemClock } from './clock.js';
+export type { Clock } from './clock.js';
+// What control needs of the runtime's vocabulary: control reaches the runtime only through the agent.
+export type {
+  CloseOptions,
+  InstanceExit,
+  InstanceHandle,
+  InstanceLaunch,
+  InstanceStats,
+  LimitsSupport,
+  ResourceLimits,
+  Runtime,
+  StopOptions,
+} from '../runtime/index.js';
+export { nextRestartDelay } from '../runtime/index.js';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Decision, InstanceRecord, ServiceView } from '../control/index.js';
+import type { ControlDecision, InstanceRecord, ServiceView } from '../control/index.js';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import { API_ENDPOINT_FILE, type ApiEndpoint } from './api-server.js';
 import { isLocalProcessAlive } from '../store/index.js';
@@ -72,35 +72,36 @@ export class ApiClient {
   async instances(): Promise<InstanceRecord[]> {
     return (await this.request<{ instances: InstanceRecord[] }>('GET', '/v1/instances')).instances;
   }
-  async events(query: { after?: number; limit?: number; service?: string } = {}): Promise<Decision[]> {
+  async events(query: { after?: number; limit?: number; service?: string } = {}): Promise<ControlDecision[]> {
     const qs = new URLSearchParams();
     for (const [k, v] of Object.entries(query)) if (v !== undefined) qs.set(k, String(v));
-    return (await this.request<{ events: Decision[] }>('GET', `/v1/events${qs.size ? `?${qs}` : ''}`)).events;
+    return (await this.request<{ events: ControlDecision[] }>('GET', `/v1/events${qs.size ? `?${qs}` : ''}`))
+      .events;
   }
   async status(): Promise<Record<string, unknown>> {
     return this.request('GET', '/v1/status');
   }
-  async restart(instance: string, reason?: string): Promise<Decision> {
+  async restart(instance: string, reason?: string): Promise<ControlDecision> {
     return (
-      await this.request<{ decision: Decision }>(
+      await this.request<{ decision: ControlDecision }>(
         'POST',
         `/v1/instances/${encodeURIComponent(instance)}/restart`,
         reason ? { reason } : {},
       )
     ).decision;
   }
-  async failover(service: string, reason?: string): Promise<Decision> {
+  async failover(service: string, reason?: string): Promise<ControlDecision> {
     return (
-      await this.request<{ decision: Decision }>(
+      await this.request<{ decision: ControlDecision }>(
         'POST',
         `/v1/services/${encodeURIComponent(service)}/failover`,
         reason ? { reason } : {},
       )
     ).decision;
   }
-  async switchover(service: string, to?: string): Promise<Decision> {
+  async switchover(service: string, to?: string): Promise<ControlDecision> {
     return (
-      await this.request<{ decision: Decision }>(
+      await this.request<{ decision: ControlDecision }>(
         'POST',
         `/v1/services/${encodeURIComponent(service)}/switchover`,
         to ? { to } : {},

@@ -1,4 +1,4 @@
-import type { Decision, DecisionLog, InstanceRecord, ServiceView } from '../control/index.js';
+import type { ControlDecision, DecisionLog, InstanceRecord, ServiceView } from '../control/index.js';
 
 /**
  * What the API needs of the control plane: `ControlPlane` satisfies it, and tests pass a stub that
@@ -7,9 +7,9 @@ import type { Decision, DecisionLog, InstanceRecord, ServiceView } from '../cont
 export interface ApiControl {
   services(): Promise<ServiceView[]>;
   instances(): InstanceRecord[];
-  forceFailover(service: string, reason: string): Promise<Decision>;
-  switchover(service: string, to?: string): Promise<Decision>;
-  restartInstance(id: string, reason: string): Promise<Decision>;
+  forceFailover(service: string, reason: string): Promise<ControlDecision>;
+  switchover(service: string, to?: string): Promise<ControlDecision>;
+  restartInstance(id: string, reason: string): Promise<ControlDecision>;
   eventLoopDelay(): { p50Ms: number; p99Ms: number; maxMs: number };
   readonly decisions: Pick<DecisionLog, 'list' | 'subscribe'>;
 }

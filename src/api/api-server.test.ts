@@ -129,11 +129,11 @@ describe('the HTTP API', () => {
     const [first] = await client.instances();
     const decision = await client.restart(first?.id ?? '', 'test restart');
     expect(decision).toMatchObject({ kind: 'restart', instance: first?.id, why: 'requested: test restart' });
-    expect(decision.outcome).toMatch(/^ok: pid \d+/);
+    expect(decision.outcome).toEqual({ status: 'ok', detail: expect.stringMatching(/^pid \d+/) });
     const after = (await client.instances()).find((i) => i.id === first?.id);
     expect(after?.pid).not.toBe(first?.pid);
     const events = await client.events({ service: 'sleeper' });
-    expect(events.some((e) => e.seq === decision.seq && e.outcome.startsWith('ok'))).toBe(true);
+    expect(events.some((e) => e.seq === decision.seq && e.outcome.status === 'ok')).toBe(true);
   });
 
   it('answers 404 with the error shape for unknown instances and routes', async () => {

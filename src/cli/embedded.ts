@@ -2,7 +2,7 @@ import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { ApiServer } from '../api/index.js';
 import { expandPlaceholders, loadSpecFile, type LoadedSpec } from '../config/index.js';
-import { ControlPlane, type Decision } from '../control/index.js';
+import { ControlPlane, type ControlDecision } from '../control/index.js';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import { ProcessRuntime } from '../runtime/index.js';
 import { acquireDataDirLock, prepareDataDir, SqliteStateStore } from '../store/index.js';
@@ -16,7 +16,7 @@ export interface EmbeddedOptions {
   /** Overrides the spec's `api.listen`. */
   apiListen?: string;
   /** Called for every decision from the first one on (before any instance starts). */
-  onDecision?: (decision: Decision) => void;
+  onDecision?: (decision: ControlDecision) => void;
   /** Called when the API asks the process to shut down. */
   onShutdownRequest?: (reason: string) => void;
 }
@@ -78,7 +78,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
         what: `tighten the data directory ${dataDir} to 0700`,
         why: `it was ${prepared.tightenedFrom.toString(8).padStart(4, '0')} (readable by others) and holds the store, whose specs carry env values`,
         inputs: { dataDir, from: prepared.tightenedFrom, to: 0o700 },
-        outcome: 'ok',
+        outcome: { status: 'ok' },
       });
     }
     // The API (and its api.json) appears once the control plane has adopted survivors and started the

@@ -1,7 +1,6 @@
 import type { ServiceSpec } from '../config/index.js';
-import { verifyTrees } from '../sync/index.js';
 import type { Failover, FailoverHost } from './failover.js';
-import { waitReady } from './instance-watch.js';
+import { moveInstance } from './instance-transition.js';
 import type { InstancePhase, InstanceRecord } from './records.js';
 
 /** What adoption needs from the control plane. */
@@ -27,14 +26,17 @@ export async function adoptSurvivors(host: AdoptionHost): Promise<void> {
     const spec = host.specOrUndefined(rec.service);
     const ok =
       spec && rec.handle && rec.phase !== 'standby'
-        ? await host.runtime.adopt(rec.handle).catch(() => false)
+        ? await host.agents
+            .of(rec)
+            .adopt(rec.handle)
+            .catch(() => false)
         : false;
     if (rec.phase === 'standby' && spec) {
       adopted.push(rec);
       continue;
     }
     if (!ok || !spec) {
-      rec.phase = 'stopped';
+      moveInstance(host.decisions, rec, 'stop');
       await host.save(rec);
       continue;
     }
@@ -46,12 +48,12 @@ export async function adoptSurvivors(host: AdoptionHost): Promise<void> {
       what: `adopt ${rec.role} ${rec.id} (pid ${rec.pid})`,
       why: 'it was started by an earlier control process of this data directory and is still running',
       inputs: { pid: rec.pid, pgid: rec.pgid },
-      outcome: 'ok',
+      outcome: { status: 'ok' },
     });
   }
   for (const rec of adopted.filter((r) => r.role !== 'echo')) {
     const spec = host.specOf(rec.service);
-    rec.phase = 'starting';
+    if (!moveInstance(host.decisions, rec, 'adopt')) continue;
     host.watch(spec, rec);
     if (!spec.health) host.markRunning(rec);
     if (
@@ -72,16 +74,17 @@ export async function adoptSurvivors(host: AdoptionHost): Promise<void> {
       if (rec.phase !== 'standby') host.watch(spec, rec);
       continue;
     }
+    // Both directories are on the echo's host in embedded mode; its agent compares them.
     const differences = primary
-      ? await verifyTrees(primary.stateDir, rec.stateDir).catch((err: unknown) => [
-          { path: '', kind: String(err) },
-        ])
+      ? await host.agents
+          .of(rec)
+          .compareState(primary.stateDir, rec.stateDir)
+          .catch((err: unknown) => [{ path: '', kind: String(err) }])
       : [{ path: '', kind: 'no primary' }];
     const same = differences.length === 0;
-    if (same) {
-      rec.phase = 'starting';
+    if (same && moveInstance(host.decisions, rec, 'adopt')) {
       host.watch(spec, rec);
-      if (await waitReady(spec, rec, 10_000)) host.dataPlane(rec.service)?.addEcho(rec, 0);
+      if (await host.waitReady(rec, host.timeouts.echoReadyMs)) host.dataPlane(rec.service)?.addEcho(rec, 0);
       continue;
     }
     const decision = host.decisions.record({
@@ -91,7 +94,7 @@ export async function adoptSurvivors(host: AdoptionHost): Promise<void> {
       what: `rebuild echo ${rec.id} from a snapshot of the primary`,
       why: "its state differs from the primary's and the mutation log of the earlier control process is gone",
       inputs: { differences: differences.slice(0, 10) },
-      outcome: 'pending',
+      outcome: { status: 'pending' },
     });
     await host.stopInstance(rec, 'stopped');
     await host.failover.provisionEcho(rec, decision);

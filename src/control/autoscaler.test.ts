@@ -6,12 +6,12 @@ import { serviceSchema } from '../config/index.js';
 import type { ServiceSpec } from '../config/index.js';
 import { scalingOptionsFromSpec } from '../policy/index.js';
 import type { ScalingCounts } from '../policy/index.js';
-import type { Runtime } from '../runtime/index.js';
+import type { AgentRegistry } from '../agent/index.js';
 import { PredictiveController, readTraceFile, simulate } from '../sim/index.js';
 import type { ControllerOutput, ScalingController, ServiceView } from '../sim/index.js';
 import { ServiceAutoscaler, type AutoscalerHost } from './autoscaler.js';
 import type { DesiredCounts } from './reconcile.js';
-import type { Decision, InstanceRecord } from './records.js';
+import type { ControlDecision, InstanceRecord } from './records.js';
 import type { ServiceDataPlane } from './service-data-plane.js';
 
 const TICK_MS = 1000;
@@ -118,14 +118,14 @@ async function live(
   let clock = observed[0]!.now - TICK_MS;
   let current: ServiceView = observed[0]!.view;
   let desired: DesiredCounts = { serving: s.scaling.min, echoes: s.echo.count, shadows: s.shadow.count };
-  const recorded: Decision[] = [];
+  const recorded: ControlDecision[] = [];
   const plane = {
     router: {
       stats: () => ({ http: { requests }, mirror: { completed: 0, shadows: [], fraction: 1 } }),
     },
   } as unknown as ServiceDataPlane;
   const host: AutoscalerHost = {
-    runtime: {} as Runtime,
+    agents: {} as AgentRegistry,
     decisions: {
       record: (d) => {
         const full = { ...d, seq: recorded.length + 1, at: d.at ?? clock };

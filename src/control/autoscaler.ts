@@ -13,7 +13,7 @@ import {
   type ScalingState,
 } from '../policy/index.js';
 import type { RouterStats } from '../router/index.js';
-import type { Runtime } from '../runtime/index.js';
+import type { AgentRegistry } from '../agent/index.js';
 import type { DecisionLog } from './decision-log.js';
 import type { DesiredCounts } from './reconcile.js';
 import type { InstanceRecord } from './records.js';
@@ -22,7 +22,7 @@ import { measureShadows, type ShadowSignal } from './shadow-signal.js';
 
 /** What the autoscaler needs from the control plane. */
 export interface AutoscalerHost {
-  readonly runtime: Runtime;
+  readonly agents: AgentRegistry;
   /** Where decisions are recorded (only `record` is used). */
   readonly decisions: Pick<DecisionLog, 'record'>;
   instancesOf(service: string): InstanceRecord[];
@@ -143,7 +143,7 @@ export class ServiceAutoscaler {
       what: `forecaster seeded with ${taken} past load samples`,
       why: 'load history imported (as from a metrics system), so forecasts need not wait for live data',
       inputs: { samples: taken, from: samples[0]?.at, to: samples[samples.length - 1]?.at },
-      outcome: 'recorded',
+      outcome: { status: 'recorded' },
     });
     return taken;
   }
@@ -177,8 +177,8 @@ export class ServiceAutoscaler {
       // CPU accounting is in clock ticks: sample it at most once a second (the step smooths it).
       this.#lastCpuAt = now;
       const serving = mine.filter((i) => i.role === 'primary' && i.phase === 'running');
-      const { runtime, servingCores } = this.#host;
-      const usage = await measureShadows(runtime, servingCores, serving, mine, this.#spec.shadow.sample);
+      const { agents, servingCores } = this.#host;
+      const usage = await measureShadows(agents, servingCores, serving, mine, this.#spec.shadow.sample);
       const rate = this.#rates(stats, now);
       cpu = {
         servingUtilisation: usage.servingUtilisation,
@@ -257,7 +257,7 @@ export class ServiceAutoscaler {
           what: `${pd.applied ? '' : '(not applied) '}${pd.kind}: ${noun} ${pd.from} → ${pd.to}`,
           why: pd.reason,
           inputs: { ...pd.inputs, confidence: r.confidence, policy: this.#spec.scaling.policy },
-          outcome: pd.applied ? 'ok' : 'recorded',
+          outcome: { status: pd.applied ? 'ok' : 'recorded' },
         });
         return;
       }
@@ -269,7 +269,7 @@ export class ServiceAutoscaler {
           what: `capacity of one serving instance: ${r.perInstance.toFixed(1)} requests/s at 100 %`,
           why: `measured: median of the last ${r.samples.length} samples of the router's request rate over the serving instances' CPU utilisation (scaling.capacity is not set)${r.before !== undefined ? `; was ${r.before.toFixed(1)}` : ''}`,
           inputs: { samples: r.samples, at: r.at },
-          outcome: 'recorded',
+          outcome: { status: 'recorded' },
         });
         return;
       case 'shadow-alarm': {
@@ -283,7 +283,7 @@ export class ServiceAutoscaler {
             : 'shadow and live agree again',
           why: `normalised shadow load ${s.shadowLoad.toFixed(3)} vs live ${s.liveLoad.toFixed(3)}${s.rate ? `; requests/s live ${s.rate.live.toFixed(1)} vs shadow ${s.rate.shadow.toFixed(1)} (scaled)` : ''} (threshold ${r.threshold})`,
           inputs: { ...s, at: r.at },
-          outcome: 'recorded',
+          outcome: { status: 'recorded' },
         });
         return;
       }
@@ -299,7 +299,7 @@ export class ServiceAutoscaler {
             : 'retire the shadow: the spike has passed',
           why: `forecast upper ${f.upper.toFixed(1)} requests/s within ${Math.round(f.horizonMs / 1000)} s ${create ? '>' : '≤'} ${r.capacityAtTarget.toFixed(1)} the ${r.serving} serving instance(s) handle at target`,
           inputs: { forecast: f, serving: r.serving, capacityAtTarget: r.perInstanceAtTarget },
-          outcome: 'recorded',
+          outcome: { status: 'recorded' },
         });
         return;
       }

@@ -1,14 +1,29 @@
 import type { LoadedSpec, ServiceSpec } from '../config/index.js';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import type { FailureVerdict, HealthVerdict } from '../health/index.js';
-import type { InstanceExit, InstanceHandle } from '../runtime/index.js';
-import type { ServiceFileSync } from '../agent/index.js';
+import {
+  AgentRegistry,
+  LocalAgent,
+  systemClock,
+  type Agent,
+  type Clock,
+  type FileSync,
+  type InstanceExit,
+  type InstanceHandle,
+} from '../agent/index.js';
 import { Telemetry } from '../telemetry/index.js';
 import { adoptSurvivors, type AdoptionHost } from './adoption.js';
 import { recoverPromotions } from './promotion-recovery.js';
+import { InstanceRecords } from './instance-records.js';
+import { KeyedWorkQueue } from './keyed-work-queue.js';
+import { moveInstance, reportRefusals, type InstanceEvent } from './instance-transition.js';
 import { DecisionLog } from './decision-log.js';
 import { serviceView, type ServiceView } from './service-view.js';
-import type { ControlPlaneOptions } from './control-plane-options.js';
+import {
+  resolveControlTimeouts,
+  type ControlPlaneOptions,
+  type ControlTimeouts,
+} from './control-plane-options.js';
 import { caughtUp, EchoUpkeep } from './echo-upkeep.js';
 import { LoopDelay } from './loop-delay.js';
 import { observeControlPlane } from './metrics-sample.js';
@@ -35,28 +50,36 @@ import {
   seedShadowState,
   type ServingSetHost,
 } from './serving-set.js';
-import type { Decision, InstanceRecord } from './records.js';
+import type { ControlDecision, InstanceRecord } from './records.js';
 import { applyRestartPolicy, killForRestart, scheduleRejoin } from './restart.js';
 import type { ServiceDataPlane } from './service-data-plane.js';
-
-const INSTANCE_PREFIX = 'instances/';
-const DEFAULTS = { host: 'local', tickMs: 250, logMaxBytes: 10 * 1024 * 1024 };
 
 /**
  * The orchestrator: reconciles the specs (desired) with the runtime and store (actual), executes the
  * actions, fails over to an echo when a primary fails, and records every action and observation as a
- * {@link Decision}.
+ * {@link ControlDecision}.
  */
 export class ControlPlane {
   readonly decisions: DecisionLog;
   readonly failover: Failover;
   /** Its metrics (served at `GET /metrics`), sampled from this control plane on every scrape. */
   readonly telemetry: Telemetry;
-  readonly #options: Required<Omit<ControlPlaneOptions, 'spec'>> & { spec: LoadedSpec };
-  readonly #records = new Map<string, InstanceRecord>();
+  readonly #options: Required<
+    Omit<ControlPlaneOptions, 'spec' | 'runtime' | 'agents' | 'clock' | 'timeouts'>
+  > & { spec: LoadedSpec };
+  /** The agents of the hosts instances run on: control reaches instances only through them. */
+  readonly #agents: AgentRegistry;
+  readonly #clock: Clock;
+  readonly #timeouts: ControlTimeouts;
+  /** The instance records: a cache of the store's `instances/`, kept by list+watch, written by compare-and-set. */
+  #records!: InstanceRecords;
+  /** One queue of work per service: promotions and serving-set changes never run at once on a service. */
+  readonly #work = new KeyedWorkQueue();
+  /** Instance writes that failed (each also recorded as an `error` decision). */
+  #failedWrites = 0;
   readonly #watchAborts = new Map<string, AbortController>();
   readonly #planes = new Map<string, ServiceDataPlane>();
-  readonly #fileSyncs = new Map<string, ServiceFileSync>();
+  readonly #fileSyncs = new Map<string, FileSync>();
   #external: ExternalRouting | undefined;
   /** Autoscalers and the desired instance counts of scaled services. */
   #scaling!: ScalingCoordinator;
@@ -68,14 +91,28 @@ export class ControlPlane {
   readonly #restarting = new Set<string>();
   readonly #abort = new AbortController();
   readonly #loopDelay = new LoopDelay();
-  #timer: NodeJS.Timeout | undefined;
+  #cancelTimer: (() => void) | undefined;
   #reconciling = false;
   #again = false;
   #closed = false;
-  #unsubscribeExit: (() => void) | undefined;
+  #started = false;
+  #unsubscribeExit: (() => void)[] = [];
 
   private constructor(options: ControlPlaneOptions, decisions: DecisionLog) {
-    this.#options = { ...DEFAULTS, telemetry: new Telemetry(), ...options };
+    const { runtime, agents, clock, timeouts, ...rest } = options;
+    this.#options = {
+      host: 'local',
+      tickMs: 250,
+      logMaxBytes: 10 * 1024 * 1024,
+      telemetry: new Telemetry(),
+      ...rest,
+    };
+    if (!agents && !runtime)
+      throw new UnderstudyError(ErrorCode.Usage, 'a control plane needs a runtime or agents');
+    this.#agents =
+      agents ?? new AgentRegistry([new LocalAgent({ runtime: runtime!, host: this.#options.host })]);
+    this.#clock = clock ?? systemClock;
+    this.#timeouts = resolveControlTimeouts(timeouts);
     this.decisions = decisions;
     this.telemetry = this.#options.telemetry;
     observeControlPlane(this.telemetry, decisions, {
@@ -86,7 +123,7 @@ export class ControlPlane {
     });
     this.failover = new Failover(this.#failoverHost());
     this.#echoes = new EchoUpkeep({
-      runtime: options.runtime,
+      agents: this.#agents,
       decisions,
       specs: options.spec.spec.services,
       instances: () => this.instances(),
@@ -104,15 +141,23 @@ export class ControlPlane {
 
   /** Creates the control plane and loads recorded instances from the store (it does not start anything yet). */
   static async create(options: ControlPlaneOptions): Promise<ControlPlane> {
-    const decisions = await DecisionLog.create({ store: options.store });
+    const clock = options.clock ?? systemClock;
+    const decisions = await DecisionLog.create({ store: options.store, now: () => clock.now() });
     const plane = new ControlPlane(options, decisions);
-    for (const r of await options.store.list(INSTANCE_PREFIX)) {
-      const rec = JSON.parse(r.value) as InstanceRecord;
-      plane.#records.set(rec.id, rec);
-    }
+    plane.#records = await InstanceRecords.create({
+      store: options.store,
+      report: reportRefusals(decisions),
+      // Another writer changed an instance: decide again from the store (once this process runs).
+      onForeignChange: () => {
+        if (plane.#started)
+          void plane.reconcileNow().catch((err: unknown) => plane.#recordError('reconcile', err));
+      },
+      onWatchError: (err) => plane.#recordError('the watch of instance records', err),
+    });
     plane.#scaling = await ScalingCoordinator.create(plane.specs, {
       ...plane.#servingHost(),
       store: options.store,
+      work: plane.#work,
       failoverBusy: (service) => plane.failover.busy(service),
       reconcileNow: () => plane.reconcileNow(),
       recordError: (where, err) => plane.#recordError(where, err),
@@ -126,6 +171,11 @@ export class ControlPlane {
     return this.#options.spec.spec.services;
   }
 
+  /** The agent of the host new instances are placed on. */
+  get #placement(): Agent {
+    return this.#agents.get(this.#options.host);
+  }
+
   get #ctx(): LaunchContext {
     return {
       dataDir: this.#options.dataDir,
@@ -137,17 +187,23 @@ export class ControlPlane {
 
   /** Starts the routers and reconciling: instances are started, watched, restarted or failed over. */
   async start(): Promise<void> {
+    this.#started = true;
     this.#loopDelay.start();
-    this.#unsubscribeExit = this.#options.runtime.onExit((handle, exit) => this.#onExit(handle, exit));
+    this.#unsubscribeExit = this.#agents
+      .all()
+      .map((a) => a.onExit((handle, exit) => this.#onExit(handle, exit)));
     this.#external = await ExternalRouting.create(this.#options.spec.spec);
     for (const spec of this.specs) {
       await this.#options.store.put(`services/${spec.name}`, JSON.stringify(spec));
       const wired = await wireService(spec, {
         epoch: await this.#options.store.epoch(spec.name),
+        agent: this.#placement,
+        addressOf: (rec) => this.#agents.addressOf(rec),
         decisions: this.decisions,
         utilisation: () => this.#echoes.utilisation(spec.name),
         onPrimary: (rec, port) =>
-          this.#external && routeExternally(this.#external, this.decisions, spec, rec, port),
+          this.#external &&
+          routeExternally(this.#external, this.decisions, spec, rec, this.#agents.addressOf(rec), port),
         onSyncTrouble: (echo, message) => this.#echoes.onSyncTrouble(echo, message),
       });
       if (wired.plane) this.#planes.set(spec.name, wired.plane);
@@ -175,19 +231,19 @@ export class ControlPlane {
     try {
       do {
         this.#again = false;
-        const busy = new Set(
-          this.specs
-            .filter((s) => this.failover.busy(s.name) || this.#scaling.held(s.name))
-            .map((s) => s.name),
-        );
+        // A service with a promotion or serving-set change under way is left alone this pass.
+        const busy = new Set(this.specs.filter((s) => this.#work.busy(s.name)).map((s) => s.name));
         const actions = reconcile(
           this.specs.filter((s) => !busy.has(s.name)),
           [...this.#records.values()].filter((r) => !busy.has(r.service)),
-          Date.now(),
+          this.#clock.now(),
           this.#scaling.desiredCounts,
         );
         for (const action of actions) {
           if (this.#closed) return;
+          // A promotion or serving-set change that began during this pass: its service's remaining
+          // actions were computed before it and wait for the next pass.
+          if (this.#work.busy(action.service)) continue;
           await this.#execute(action);
         }
       } while (this.#again && !this.#closed);
@@ -198,12 +254,11 @@ export class ControlPlane {
 
   #schedule(): void {
     if (this.#closed) return;
-    this.#timer = setTimeout(() => {
+    this.#cancelTimer = this.#clock.setTimer(() => {
       this.reconcileNow()
         .catch((err: unknown) => this.#recordError('reconcile', err))
         .finally(() => this.#schedule());
     }, this.#options.tickMs);
-    this.#timer.unref();
   }
 
   async #execute(action: Action): Promise<void> {
@@ -211,16 +266,15 @@ export class ControlPlane {
     if (action.type === 'start') {
       const spec = this.#specOf(action.service);
       const id = nextInstanceId(this.#records.values(), action.service);
-      const supported = this.#options.runtime.limitsSupport().supported;
-      rec = await newInstanceRecord(spec, id, action.role, action.slot, this.#ctx, supported);
-      this.#records.set(id, rec);
+      rec = await newInstanceRecord(spec, id, action.role, action.slot, this.#ctx, this.#placement);
+      this.#records.add(rec);
     } else {
       rec = this.#records.get(action.instance);
     }
     if (!rec) return;
     const decision = this.decisions.record(actionDecision(action, rec));
     if (action.type === 'start' || action.type === 'restart') {
-      if (action.type === 'restart') rec.restarts.push(Date.now());
+      if (action.type === 'restart') rec.restarts.push(this.#clock.now());
       await this.#startRecord(rec, decision);
       return;
     }
@@ -229,7 +283,7 @@ export class ControlPlane {
   }
 
   /** Echoes (and cold echoes) start from a snapshot of the primary; primaries start as they are. */
-  async #startRecord(rec: InstanceRecord, decision: Decision): Promise<void> {
+  async #startRecord(rec: InstanceRecord, decision: ControlDecision): Promise<void> {
     const spec = this.#specOf(rec.service);
     const hasPrimary = [...this.#records.values()].some(
       (r) => r.service === rec.service && r.role === 'primary' && r.id !== rec.id,
@@ -252,15 +306,19 @@ export class ControlPlane {
   }
 
   /** Starts the process of an instance record; settles the decision with the outcome. */
-  async #launch(rec: InstanceRecord, decision: Decision): Promise<void> {
+  async #launch(rec: InstanceRecord, decision: ControlDecision): Promise<void> {
     const spec = this.#specOf(rec.service);
-    rec.phase = 'starting';
-    rec.limits = limitsFor(spec, rec.role, this.#options.runtime.limitsSupport().supported);
+    if (!this.#move(rec, 'launch')) {
+      this.decisions.settle(decision, 'failed', `${rec.id} cannot be started from phase '${rec.phase}'`);
+      return;
+    }
+    const agent = this.#agents.of(rec);
+    rec.limits = limitsFor(spec, rec.role, (await agent.limitsSupport()).supported);
     delete rec.nextRestartAt;
     delete rec.health;
     this.#expectedExits.delete(rec.id);
     try {
-      const handle = await this.#options.runtime.start(buildLaunch(spec, rec, this.#ctx));
+      const handle = await agent.start(buildLaunch(spec, rec, this.#ctx));
       applyHandle(rec, handle);
       if (rec.role === 'primary') {
         rec.epoch = await this.#options.store.epoch(rec.service);
@@ -272,20 +330,20 @@ export class ControlPlane {
         if (!other) await this.#fileSyncs.get(rec.service)?.setPrimary(rec.stateDir);
       }
       await this.#save(rec);
-      this.decisions.settle(decision, `ok: pid ${handle.pid}`);
+      this.decisions.settle(decision, 'ok', `pid ${handle.pid}`);
       this.#watch(spec, rec);
       if (!spec.health) this.#markRunning(rec);
     } catch (err) {
-      rec.phase = 'failed';
+      this.#move(rec, 'fail');
       await this.#save(rec);
-      this.decisions.settle(decision, `failed: ${(err as Error).message}`);
+      this.decisions.settle(decision, 'failed', `${(err as Error).message}`);
     }
   }
 
   #markRunning(rec: InstanceRecord): void {
     const started = rec.phase === 'starting';
-    rec.phase = 'running';
-    void this.#save(rec);
+    if (!this.#move(rec, 'ready')) return;
+    this.#saveLater(rec);
     if (rec.role === 'echo') return;
     refreshServing(this.#servingHost(), rec.service);
     if (started && this.#scaling.scales(rec.service)) recordColdJoin(this.decisions, rec);
@@ -296,7 +354,7 @@ export class ControlPlane {
     this.#watchAborts.get(rec.id)?.abort();
     const abort = new AbortController();
     this.#watchAborts.set(rec.id, abort);
-    watchInstance(spec, rec, AbortSignal.any([abort.signal, this.#abort.signal]), {
+    watchInstance(this.#agents.of(rec), spec, rec, AbortSignal.any([abort.signal, this.#abort.signal]), {
       onHealth: (v) => this.#onHealth(rec, v),
       onHang: (v) => this.#onHang(rec, v),
     });
@@ -327,19 +385,19 @@ export class ControlPlane {
         what: `${rec.role} ${rec.id} is healthy`,
         why: `health check passed (${verdict.last.detail}, ${verdict.last.latencyMs.toFixed(1)} ms)`,
         inputs: { check: verdict.last },
-        outcome: 'recorded',
+        outcome: { status: 'recorded' },
       });
       return;
     }
-    rec.phase = 'unhealthy';
-    void this.#save(rec);
+    this.#move(rec, 'unhealthy');
+    this.#saveLater(rec);
     if (benchUnhealthy(this.#servingHost(), rec, why)) return;
     if (
       this.#tryFailover(rec, {
         kind: 'unhealthy',
         detail: why,
         evidence: { check: verdict.last },
-        detectedAt: Date.now(),
+        detectedAt: this.#clock.now(),
       })
     )
       return;
@@ -349,7 +407,7 @@ export class ControlPlane {
   #onHang(rec: InstanceRecord, verdict: FailureVerdict): void {
     if (this.#closed || !['starting', 'running', 'unhealthy'].includes(rec.phase)) return;
     if (benchHung(this.#servingHost(), rec, verdict, this.#specOf(rec.service))) {
-      void this.#save(rec);
+      this.#saveLater(rec);
       return this.#watch(this.#specOf(rec.service), rec);
     }
     const { detail, evidence, at: detectedAt } = verdict;
@@ -378,25 +436,25 @@ export class ControlPlane {
 
   /** The fenced old primary comes back as an echo of the new primary, after its restart delay. */
   #rejoinLater(rec: InstanceRecord): void {
-    const delay = scheduleRejoin(rec, this.#specOf(rec.service).restart, Date.now());
-    void this.#save(rec);
+    const delay = scheduleRejoin(rec, this.#specOf(rec.service).restart, this.#clock.now(), this.decisions);
+    this.#saveLater(rec);
     if (delay === undefined) return;
-    setTimeout(
+    this.#clock.setTimer(
       () => void this.reconcileNow().catch((err: unknown) => this.#recordError('reconcile', err)),
       delay,
-    ).unref();
+    );
   }
 
   #killForRestart(
     rec: InstanceRecord,
-    kind: string,
+    kind: 'unhealthy' | 'hang',
     why: string,
     inputs: Record<string, unknown>,
     signal?: NodeJS.Signals,
   ): void {
     this.#restarting.add(rec.id);
     const grace = this.#specOf(rec.service).stopGrace;
-    killForRestart(this.#options.runtime, this.decisions, rec, {
+    killForRestart(this.#agents.of(rec), this.decisions, rec, {
       kind,
       why,
       inputs,
@@ -412,7 +470,7 @@ export class ControlPlane {
     this.#watchAborts.delete(rec.id);
     rec.lastExit = exit;
     if (this.#expectedExits.delete(rec.id) || this.#closed) return;
-    const now = Date.now();
+    const now = this.#clock.now();
     const forced = this.#restarting.delete(rec.id);
     if (
       !forced &&
@@ -431,12 +489,12 @@ export class ControlPlane {
     const spec = this.specs.find((s) => s.name === rec.service);
     const delay = applyRestartPolicy(rec, exit, spec?.restart, forced, now, this.decisions);
     if (delay !== undefined) {
-      setTimeout(
+      this.#clock.setTimer(
         () => void this.reconcileNow().catch((err: unknown) => this.#recordError('reconcile', err)),
         delay,
-      ).unref();
+      );
     }
-    void this.#save(rec);
+    this.#saveLater(rec);
   }
 
   async #stopInstance(rec: InstanceRecord, phase: 'stopped' | 'failed'): Promise<void> {
@@ -444,17 +502,17 @@ export class ControlPlane {
     this.#expectedExits.add(rec.id);
     // Out of the router first, so that no new request reaches an instance that is stopping.
     if (rec.role !== 'echo') refreshServing(this.#servingHost(), rec.service, rec.id);
-    const handle = this.#options.runtime.get(rec.id);
-    if (handle && !handle.exit)
-      await this.#options.runtime.stop(rec.id, { graceMs: this.#specOf(rec.service).stopGrace });
+    const agent = this.#agents.of(rec);
+    const handle = await agent.instance(rec.id);
+    if (handle && !handle.exit) await agent.stop(rec.id, { graceMs: this.#specOf(rec.service).stopGrace });
     else this.#expectedExits.delete(rec.id);
     if (rec.role === 'echo') await this.#planes.get(rec.service)?.removeEcho(rec.id);
-    rec.phase = phase;
+    this.#move(rec, phase === 'failed' ? 'fail' : 'stop');
     await this.#save(rec);
   }
 
   /** Restarts one instance on request (API/CLI); recorded as a decision. */
-  async restartInstance(id: string, reason: string): Promise<Decision> {
+  async restartInstance(id: string, reason: string): Promise<ControlDecision> {
     const rec = this.#records.get(id);
     if (!rec) throw new UnderstudyError(ErrorCode.NotFound, `no instance named '${id}'`);
     const decision = this.decisions.record({
@@ -464,7 +522,7 @@ export class ControlPlane {
       what: `restart ${rec.role} ${id}`,
       why: `requested: ${reason}`,
       inputs: { requested: true },
-      outcome: 'pending',
+      outcome: { status: 'pending' },
     });
     await this.#stopInstance(rec, 'stopped');
     await this.#startRecord(rec, decision);
@@ -472,7 +530,7 @@ export class ControlPlane {
   }
 
   /** Forced failover of a service to its best echo (API/CLI). */
-  async forceFailover(service: string, reason: string): Promise<Decision> {
+  async forceFailover(service: string, reason: string): Promise<ControlDecision> {
     this.#specOf(service);
     const old = this.instances().find(
       (i) => i.service === service && i.role === 'primary' && i.phase !== 'stopped',
@@ -482,21 +540,43 @@ export class ControlPlane {
       kind: 'forced',
       detail: reason,
       evidence: {},
-      detectedAt: Date.now(),
+      detectedAt: this.#clock.now(),
     });
     if (old) this.#rejoinLater(old);
     return decision;
   }
 
   /** Planned switchover of a service (API/CLI): zero failed requests. */
-  async switchover(service: string, to?: string): Promise<Decision> {
+  async switchover(service: string, to?: string): Promise<ControlDecision> {
     this.#specOf(service);
     return this.failover.switchover(service, to);
   }
 
+  /** Changes an instance's role or phase through the transition table; a refusal is recorded, not applied. */
+  #move(rec: InstanceRecord, event: InstanceEvent): boolean {
+    return moveInstance(this.decisions, rec, event);
+  }
+
+  /** Writes an instance record by compare-and-set (a refused write is re-read and decided again). */
   async #save(rec: InstanceRecord): Promise<void> {
     if (this.#closed && rec.phase !== 'stopped') return;
-    await this.#options.store.put(INSTANCE_PREFIX + rec.id, JSON.stringify(rec));
+    await this.#records.save(rec);
+  }
+
+  /**
+   * A write queued from a synchronous handler (health verdict, exit): writes of one record run in order,
+   * and a failed one is counted and recorded as an `error` decision.
+   */
+  #saveLater(rec: InstanceRecord): void {
+    this.#save(rec).catch((err: unknown) => {
+      this.#failedWrites++;
+      this.#recordError(`writing instance record ${rec.id}`, err);
+    });
+  }
+
+  /** Instance-record writes that failed since start (each also recorded as an `error` decision). */
+  get failedWrites(): number {
+    return this.#failedWrites;
   }
 
   #recordError(where: string, err: unknown): void {
@@ -506,7 +586,7 @@ export class ControlPlane {
       what: `${where} failed`,
       why: (err as Error).message,
       inputs: {},
-      outcome: 'recorded',
+      outcome: { status: 'recorded' },
     });
   }
 
@@ -524,7 +604,9 @@ export class ControlPlane {
 
   #servingHost(): ServingSetHost {
     return {
-      runtime: this.#options.runtime,
+      agents: this.#agents,
+      clock: this.#clock,
+      timeouts: this.#timeouts,
       decisions: this.decisions,
       specOf: (name) => this.#specOf(name),
       instancesOf: (service) => this.instances().filter((i) => i.service === service),
@@ -539,9 +621,19 @@ export class ControlPlane {
       ...this.#servingHost(),
       store: this.#options.store,
       telemetry: this.#options.telemetry,
+      work: this.#work,
       expectExit: (id) => this.#expectedExits.add(id),
       launch: (rec, decision) => this.#launch(rec, decision),
-      waitReady: (rec, timeoutMs) => waitReady(this.#specOf(rec.service), rec, timeoutMs),
+      waitReady: (rec, timeoutMs) =>
+        waitReady(
+          this.#agents.of(rec),
+          this.#clock,
+          this.#timeouts,
+          this.#specOf(rec.service),
+          rec,
+          timeoutMs,
+          reportRefusals(this.decisions),
+        ),
       allInstances: () => this.instances(),
     };
   }
@@ -574,7 +666,7 @@ export class ControlPlane {
    * still being measured).
    */
   importLoadHistory(service: string, samples: ReadonlyArray<{ at: number; load: number }>): number {
-    return this.#scaling.importHistory(service, samples, Date.now());
+    return this.#scaling.importHistory(service, samples, this.#clock.now());
   }
 
   /** Event-loop delay of the control process (ms): keep the data plane's loop free. */
@@ -586,24 +678,26 @@ export class ControlPlane {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#timer) clearTimeout(this.#timer);
+    this.#cancelTimer?.();
     this.#abort.abort();
-    this.#unsubscribeExit?.();
+    for (const unsubscribe of this.#unsubscribeExit) unsubscribe();
     if (this.#sampler) clearInterval(this.#sampler);
     this.#scaling.close();
     await Promise.all([...this.#planes.values()].map((p) => p.close()));
     await Promise.all([...this.#fileSyncs.values()].map((f) => f.close()));
     await this.#external?.close();
     const grace = Math.max(...this.specs.map((s) => s.stopGrace), 0);
-    await this.#options.runtime.close({ graceMs: grace });
+    await Promise.all(this.#agents.all().map((a) => a.close({ graceMs: grace })));
     for (const rec of this.#records.values()) {
       if (rec.phase === 'stopped' || rec.phase === 'failed') continue;
-      rec.phase = 'stopped';
+      this.#move(rec, 'stop');
       await this.#save(rec);
       const what = `stop ${rec.role} ${rec.id}`;
-      const base = { service: rec.service, instance: rec.id, inputs: {}, outcome: 'ok' };
+      const base = { service: rec.service, instance: rec.id, inputs: {}, outcome: { status: 'ok' as const } };
       this.decisions.record({ ...base, kind: 'stop', what, why: 'control plane shutting down' });
     }
+    await this.#records.flush();
+    this.#records.close();
     await this.decisions.flush();
     this.#loopDelay.stop();
   }

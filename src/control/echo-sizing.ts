@@ -1,6 +1,6 @@
 import type { ServiceSpec } from '../config/index.js';
 import { decideVertical, resolveVerticalPolicyOptions, type VerticalInstance } from '../policy/index.js';
-import type { ResourceLimits, Runtime } from '../runtime/index.js';
+import type { AgentRegistry, ResourceLimits } from '../agent/index.js';
 import type { DecisionLog } from './decision-log.js';
 import type { InstanceRecord } from './records.js';
 
@@ -32,14 +32,19 @@ export async function sizeInstances(
   spec: ServiceSpec,
   instances: readonly InstanceRecord[],
   usage: ReadonlyMap<string, ServingUsage>,
-  runtime: Runtime,
+  agents: AgentRegistry,
   decisions: DecisionLog,
   lastResize: Map<string, number>,
   now: number,
 ): Promise<InstanceRecord[]> {
   const { cpu, memory, echoFraction } = spec.resources;
-  if (cpu === undefined || memory === undefined || !runtime.limitsSupport().supported) return [];
-  const live = (i: InstanceRecord): boolean => i.phase === 'running' && runtime.get(i.id) !== undefined;
+  if (cpu === undefined || memory === undefined) return [];
+  const supported = await Promise.all(agents.all().map(async (a) => (await a.limitsSupport()).supported));
+  if (!supported.some(Boolean)) return [];
+  const known = new Set<string>();
+  for (const i of instances)
+    if (i.phase === 'running' && (await agents.of(i).instance(i.id)) !== undefined) known.add(i.id);
+  const live = (i: InstanceRecord): boolean => known.has(i.id);
   const echoes = instances.filter((i) => i.role === 'echo' && live(i));
   // A process just started is not judged on its start-up: its first samples average in the idle start.
   const settled = (i: InstanceRecord): boolean => now - (i.startedAt ?? 0) >= SERVING_SETTLE_MS;
@@ -86,16 +91,16 @@ export async function sizeInstances(
       what: `resize ${rec.role === 'echo' ? 'echo' : 'serving instance'} ${rec.id} to ${limits.cpu?.toFixed(2)} CPU / ${Math.round((limits.memoryBytes ?? 0) / MIB)} MiB`,
       why: d.reason,
       inputs: { utilization: d.inputs.utilization, from: rec.limits, to: limits },
-      outcome: 'pending',
+      outcome: { status: 'pending' },
     });
     lastResize.set(rec.id, now);
     try {
-      await runtime.setResources(rec.id, limits);
+      await agents.of(rec).setResources(rec.id, limits);
       rec.limits = limits;
       resized.push(rec);
       decisions.settle(decision, 'ok');
     } catch (err) {
-      decisions.settle(decision, `failed: ${(err as Error).message}`);
+      decisions.settle(decision, 'failed', `${(err as Error).message}`);
     }
   }
   return resized;

@@ -1,18 +1,17 @@
 import type { ServiceSpec } from '../config/index.js';
-import type { Runtime } from '../runtime/index.js';
-import type { ServiceFileSync } from '../agent/index.js';
+import type { AgentRegistry, FileSync } from '../agent/index.js';
 import type { DecisionLog } from './decision-log.js';
 import type { ServiceDataPlane } from './service-data-plane.js';
 import { sizeInstances, type ServingUsage } from './echo-sizing.js';
 import { MigrationWatch, type MigrationWatchHost } from './migration-watch.js';
-import type { Decision, InstanceRecord } from './records.js';
+import type { ControlDecision, InstanceRecord } from './records.js';
 
 const SYNC_TROUBLE_LIMIT = 5;
 const SYNC_TROUBLE_WINDOW_MS = 60_000;
 
 /** What echo upkeep needs from the control plane. */
 export interface EchoUpkeepHost extends Omit<MigrationWatchHost, 'instancesOf' | 'busy' | 'recreateEcho'> {
-  readonly runtime: Runtime;
+  readonly agents: AgentRegistry;
   readonly decisions: DecisionLog;
   readonly specs: readonly ServiceSpec[];
   instances(): InstanceRecord[];
@@ -20,7 +19,7 @@ export interface EchoUpkeepHost extends Omit<MigrationWatchHost, 'instancesOf' |
   failoverBusy(service: string): boolean;
   save(rec: InstanceRecord): Promise<void>;
   stopInstance(rec: InstanceRecord, phase: 'stopped'): Promise<void>;
-  recreateEcho(rec: InstanceRecord, decision: Decision): Promise<void>;
+  recreateEcho(rec: InstanceRecord, decision: ControlDecision): Promise<void>;
 }
 
 /**
@@ -86,12 +85,12 @@ export class EchoUpkeep {
       what: `recreate echo ${rec.id} from a full copy`,
       why: `its state sync failed ${recent.length} times within ${SYNC_TROUBLE_WINDOW_MS / 1000} s (last: ${message})`,
       inputs: { failures: recent.length },
-      outcome: 'pending',
+      outcome: { status: 'pending' },
     });
     void this.host
       .stopInstance(rec, 'stopped')
       .then(() => this.host.recreateEcho(rec, decision))
-      .catch((err: unknown) => this.host.decisions.settle(decision, `failed: ${(err as Error).message}`));
+      .catch((err: unknown) => this.host.decisions.settle(decision, 'failed', `${(err as Error).message}`));
   }
 
   /**
@@ -105,7 +104,10 @@ export class EchoUpkeep {
     const cores = new Map<string, number>();
     for (const rec of this.host.instances()) {
       if (rec.role !== 'primary' || rec.phase !== 'running') continue;
-      const stats = await this.host.runtime.stats(rec.id).catch(() => undefined);
+      const stats = await this.host.agents
+        .of(rec)
+        .stats(rec.id)
+        .catch(() => undefined);
       if (!stats) continue;
       const cpuUtilization = Math.min(1, stats.cpuPercent / 100 / (rec.limits.cpu ?? 1));
       const memoryUtilization = rec.limits.memoryBytes
@@ -124,7 +126,7 @@ export class EchoUpkeep {
         spec,
         mine,
         usage,
-        this.host.runtime,
+        this.host.agents,
         this.host.decisions,
         this.#lastResize,
         Date.now(),
@@ -137,7 +139,7 @@ export class EchoUpkeep {
 /** Whether an echo has every acknowledged change: mutations (hot) or files (warm, cold). */
 export function caughtUp(
   plane: ServiceDataPlane | undefined,
-  files: ServiceFileSync | undefined,
+  files: FileSync | undefined,
   echo: InstanceRecord,
 ): boolean {
   if (plane?.replication) return plane.replication.atRisk(echo.id).length === 0;

@@ -1,13 +1,16 @@
-import { cp, mkdir, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
 import type { ServiceSpec } from '../config/index.js';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import type { StateStore } from '../store/index.js';
 import type { PromotionObserver } from '../telemetry/index.js';
 import { limitsFor, stateDirUsers } from './instance-launch.js';
 import { crashPoint } from './crash-points.js';
-import type { Decision, InstanceRecord, PromotionIntent } from './records.js';
+import { moveInstance } from './instance-transition.js';
+import type { KeyedWorkQueue } from './keyed-work-queue.js';
+import type { ControlDecision, InstanceRecord, PromotionIntent } from './records.js';
 import type { ServingSetHost } from './serving-set.js';
+
+/** Label of a promotion in the per-service work queue. */
+export const PROMOTION_WORK = 'promotion';
 
 /** Store key prefix of promotion intents (`promotions/<service>`). */
 export const PROMOTION_PREFIX = 'promotions/';
@@ -35,10 +38,12 @@ export interface FailoverHost extends ServingSetHost {
   readonly store: StateStore;
   /** Where promotions and their durations are reported (the control plane's telemetry). */
   readonly telemetry: PromotionObserver;
+  /** The per-service work queue: a promotion holds its service (label {@link PROMOTION_WORK}). */
+  readonly work: KeyedWorkQueue;
   /** Marks an instance as stopped on purpose: its exit is not a failure. */
   expectExit(id: string): void;
   /** Starts (or restarts) an instance process for a record; settles the decision. */
-  launch(rec: InstanceRecord, decision: Decision): Promise<void>;
+  launch(rec: InstanceRecord, decision: ControlDecision): Promise<void>;
   /** Resolves once the instance answers (health check or port), or false on timeout. */
   waitReady(rec: InstanceRecord, timeoutMs: number): Promise<boolean>;
   /** Every known instance of every service (to check that a state directory is no one else's). */
@@ -61,7 +66,6 @@ export interface FailoverCause {
  * back as an echo of the new primary (snapshot + mutation-log replay) to restore redundancy.
  */
 export class Failover {
-  readonly #inProgress = new Set<string>();
   readonly #last = new Map<string, FailoverRecord>();
 
   constructor(private readonly host: FailoverHost) {}
@@ -71,9 +75,9 @@ export class Failover {
     return this.#last.get(service);
   }
 
-  /** Whether a promotion of the service is under way. */
+  /** Whether a promotion of the service is under way (running or queued on the service's work queue). */
   busy(service: string): boolean {
-    return this.#inProgress.has(service);
+    return this.host.work.has(service, PROMOTION_WORK);
   }
 
   /** Echoes that could take over, best first (for hot write-through: those that lose nothing). */
@@ -95,7 +99,7 @@ export class Failover {
    * Unplanned failover: the primary failed. Returns the decision, settled with the outcome.
    * Thrown: UNDERSTUDY_ERR_FAILOVER when no echo can take over or the epoch moved under us.
    */
-  async failover(service: string, cause: FailoverCause): Promise<Decision> {
+  async failover(service: string, cause: FailoverCause): Promise<ControlDecision> {
     const tried = new Set<string>();
     for (;;) {
       const old = this.host.instancesOf(service).find((i) => i.role === 'primary' && i.phase !== 'stopped');
@@ -108,10 +112,10 @@ export class Failover {
         what: `promote ${target?.id ?? '(no echo)'} in place of ${old?.id ?? '(no primary)'}`,
         why: `${cause.kind}: ${cause.detail}${tried.size > 0 ? ` (after ${[...tried].join(', ')} could not take over)` : ''}`,
         inputs: { cause: cause.kind, evidence: cause.evidence, candidates: candidates.map((c) => c.id) },
-        outcome: 'pending',
+        outcome: { status: 'pending' },
       });
       if (!target) {
-        this.host.decisions.settle(decision, 'failed: no echo can take over');
+        this.host.decisions.settle(decision, 'failed', 'no echo can take over');
         throw new UnderstudyError(ErrorCode.Failover, `service '${service}' has no echo that can take over`);
       }
       const slot = target.slot;
@@ -124,11 +128,13 @@ export class Failover {
         // candidate is tried, so that the service is not left without a primary.
         if (target.role !== 'primary' || (err as UnderstudyError).code !== ErrorCode.Failover) throw err;
         tried.add(target.id);
-        target.role = 'echo';
+        moveInstance(this.host.decisions, target, 'step-down');
         target.slot = slot;
         this.host.expectExit(target.id);
-        await this.host.runtime.stop(target.id, { graceMs: 1000 }).catch(() => undefined);
-        target.phase = 'stopped';
+        await this.host.agents
+          .of(target)
+          .stop(target.id, { graceMs: this.host.timeouts.failedPromotionGraceMs })
+          .catch(() => undefined);
         await this.host.save(target);
       }
     }
@@ -138,7 +144,7 @@ export class Failover {
    * Planned switchover: pause new mutations, wait until the target echo has applied everything, switch,
    * resume. The old primary stays running and becomes an echo. Zero failed requests.
    */
-  async switchover(service: string, to?: string): Promise<Decision> {
+  async switchover(service: string, to?: string): Promise<ControlDecision> {
     const spec = this.host.specOf(service);
     const old = this.host.instancesOf(service).find((i) => i.role === 'primary' && i.phase === 'running');
     const target = to ? this.host.instancesOf(service).find((i) => i.id === to) : this.candidates(service)[0];
@@ -160,13 +166,13 @@ export class Failover {
       what: `switch ${service} from ${old.id} to ${target.id}`,
       why: to ? `requested switchover to ${to}` : 'requested switchover',
       inputs: { from: old.id, to: target.id, mode: spec.echo.mode },
-      outcome: 'pending',
+      outcome: { status: 'pending' },
     });
     await this.#promote(service, old, target, decision, 'switchover', {
       kind: 'forced',
       detail: 'planned switchover',
       evidence: {},
-      detectedAt: Date.now(),
+      detectedAt: this.host.clock.now(),
     });
     return decision;
   }
@@ -175,17 +181,31 @@ export class Failover {
     service: string,
     old: InstanceRecord | undefined,
     target: InstanceRecord,
-    decision: Decision,
+    decision: ControlDecision,
     kind: 'failover' | 'switchover',
     cause: FailoverCause,
   ): Promise<void> {
-    if (this.#inProgress.has(service)) {
-      this.host.decisions.settle(decision, 'failed: a promotion is already under way');
+    if (this.busy(service)) {
+      this.host.decisions.settle(decision, 'failed', 'a promotion is already under way');
       throw new UnderstudyError(ErrorCode.Failover, `a promotion of '${service}' is already under way`);
     }
-    this.#inProgress.add(service);
+    // One operation on a service at a time: a serving-set change under way finishes first.
+    await this.host.work.run(service, PROMOTION_WORK, () =>
+      this.#promoteNow(service, old, target, decision, kind, cause),
+    );
+  }
+
+  async #promoteNow(
+    service: string,
+    old: InstanceRecord | undefined,
+    target: InstanceRecord,
+    decision: ControlDecision,
+    kind: 'failover' | 'switchover',
+    cause: FailoverCause,
+  ): Promise<void> {
     const spec = this.host.specOf(service);
     const plane = this.host.dataPlane(service);
+    const timeouts = this.host.timeouts;
     const started = cause.detectedAt;
     const observed = { service, kind, cause: cause.kind };
     let paused = false;
@@ -194,21 +214,23 @@ export class Failover {
       if (kind === 'switchover' && plane) {
         await plane.router.pause();
         paused = true;
-        if (
-          plane.replication &&
-          !(await plane.replication.waitCaughtUp(target.id, spec.echo.mutations.timeout * 5))
-        ) {
+        const catchUpMs = spec.echo.mutations.timeout * timeouts.switchoverMutationsFactor;
+        if (plane.replication && !(await plane.replication.waitCaughtUp(target.id, catchUpMs))) {
           throw new UnderstudyError(
             ErrorCode.Failover,
-            `echo ${target.id} did not catch up within ${spec.echo.mutations.timeout * 5} ms`,
+            `echo ${target.id} did not catch up within ${catchUpMs} ms`,
           );
         }
       }
       const files = this.host.fileSync(service);
-      if (kind === 'switchover' && files && !(await files.waitCaughtUp(target.id, 10_000))) {
+      if (
+        kind === 'switchover' &&
+        files &&
+        !(await files.waitCaughtUp(target.id, timeouts.switchoverFilesMs))
+      ) {
         throw new UnderstudyError(
           ErrorCode.Failover,
-          `the files of echo ${target.id} did not catch up within 10 s`,
+          `the files of echo ${target.id} did not catch up within ${timeouts.switchoverFilesMs / 1000} s`,
         );
       }
       const epoch = await this.host.store.epoch(service);
@@ -222,7 +244,7 @@ export class Failover {
         toSlot: target.slot,
         epoch,
         next: epoch + 1,
-        at: Date.now(),
+        at: this.host.clock.now(),
         decision: decision.seq,
       };
       await this.host.store.put(PROMOTION_PREFIX + service, JSON.stringify(intent));
@@ -239,11 +261,7 @@ export class Failover {
       // cuts its connections; new requests wait (briefly) for the new primary.
       if (old && kind === 'failover') {
         this.host.expectExit(old.id);
-        try {
-          this.host.runtime.signal(old.id, 'SIGKILL');
-        } catch {
-          // already gone
-        }
+        await this.host.agents.of(old).fence(old.id);
       }
       plane?.router.setEpoch(next);
       // The router's mutation log is a third copy: let the echo apply what it still lacks from it.
@@ -254,8 +272,12 @@ export class Failover {
       const fileLag = files?.echoes().find((e) => e.echo === target.id);
       await files?.removeEcho(target.id);
       const echoSlot = target.slot;
+      if (!moveInstance(this.host.decisions, target, 'promote'))
+        throw new UnderstudyError(
+          ErrorCode.Failover,
+          `${target.id} cannot be promoted from phase '${target.phase}'`,
+        );
       target.slot = 0;
-      target.role = 'primary';
       target.epoch = next;
       if (spec.echo.mode === 'cold' && target.phase === 'standby') {
         const start = this.host.decisions.record({
@@ -265,41 +287,41 @@ export class Failover {
           what: `start cold echo ${target.id} to promote it`,
           why: decision.why,
           inputs: {},
-          outcome: 'pending',
+          outcome: { status: 'pending' },
         });
         await this.host.launch(target, start);
       } else if (spec.echo.mode === 'warm' && spec.echo.promote) {
         await this.promotionHook(target, spec);
       }
-      if (spec.echo.mode === 'cold' && !(await this.host.waitReady(target, 10_000))) {
+      if (spec.echo.mode === 'cold' && !(await this.host.waitReady(target, timeouts.coldPromotionReadyMs))) {
         throw new UnderstudyError(
           ErrorCode.Failover,
-          `cold echo ${target.id} did not become ready within 10 s`,
+          `cold echo ${target.id} did not become ready within ${timeouts.coldPromotionReadyMs / 1000} s`,
         );
       }
       // A promoted echo serves with the full serving limits at once (it may have been sized down).
-      const full = limitsFor(spec, 'primary', this.host.runtime.limitsSupport().supported);
-      if (Object.keys(full).length > 0 && this.host.runtime.get(target.id)) {
-        await this.host.runtime
+      const agent = this.host.agents.of(target);
+      const full = limitsFor(spec, 'primary', (await agent.limitsSupport()).supported);
+      if (Object.keys(full).length > 0 && (await agent.instance(target.id))) {
+        await agent
           .setResources(target.id, full)
           .then(() => (target.limits = full))
           .catch(() => undefined);
       }
       plane?.setPrimary(target, next);
-      const promotedAt = Date.now();
+      const promotedAt = this.host.clock.now();
       await files?.setPrimary(target.stateDir);
       await this.host.save(target);
       if (old) {
-        old.role = 'echo';
+        moveInstance(this.host.decisions, old, kind === 'failover' ? 'fence' : 'demote');
         old.slot = echoSlot;
-        if (kind === 'failover') old.phase = 'fenced';
         await this.host.save(old);
         if (kind === 'switchover') {
           plane?.addEcho(old, plane.replication?.log.lastSeq ?? 0);
           if (spec.echo.mode === 'cold') {
             this.host.expectExit(old.id);
-            await this.host.runtime.stop(old.id, { graceMs: spec.stopGrace });
-            old.phase = 'standby';
+            await this.host.agents.of(old).stop(old.id, { graceMs: spec.stopGrace });
+            moveInstance(this.host.decisions, old, 'standby');
             delete old.pid;
             delete old.health;
           }
@@ -340,7 +362,8 @@ export class Failover {
       };
       this.host.decisions.settle(
         decision,
-        `ok: ${target.id} serves at epoch ${next} after ${record.promotionMs} ms; ${
+        'ok',
+        `${target.id} serves at epoch ${next} after ${record.promotionMs} ms; ${
           fileLag
             ? `file sync lag at promotion ${fileLag.lagSeconds.toFixed(3)} s / ${fileLag.lagBytes} bytes`
             : atRisk.length
@@ -351,12 +374,11 @@ export class Failover {
     } catch (err) {
       // This process handles the failure itself (the caller steps the echo back or tries the next one).
       if (intentWritten) await this.host.store.delete(PROMOTION_PREFIX + service).catch(() => undefined);
-      this.host.decisions.settle(decision, `failed: ${(err as Error).message}`);
+      this.host.decisions.settle(decision, 'failed', `${(err as Error).message}`);
       this.host.telemetry.promotion({ ...observed, outcome: 'failed' });
       throw err;
     } finally {
       if (paused) plane?.router.resume();
-      this.#inProgress.delete(service);
     }
   }
 
@@ -366,23 +388,26 @@ export class Failover {
    */
   async promotionHook(target: InstanceRecord, spec: ServiceSpec): Promise<void> {
     const hook = spec.echo.promote;
-    if (hook?.signal) this.host.runtime.signal(target.id, hook.signal);
-    if (hook?.http) {
-      const port = this.host.dataPlane(spec.name)?.portOf(target) ?? Object.values(target.ports)[0];
-      const res = await fetch(`http://127.0.0.1:${port}${hook.http}`, {
-        method: 'POST',
-        signal: AbortSignal.timeout(5000),
-      }).catch((err: unknown) => {
+    if (!hook?.signal && !hook?.http) return;
+    const agent = this.host.agents.of(target);
+    if (hook.signal)
+      await agent.runHook(target.id, { signal: hook.signal }, this.host.timeouts.promotionHookMs);
+    if (hook.http) {
+      const path = hook.http;
+      const port = this.host.dataPlane(spec.name)?.portOf(target) ?? Object.values(target.ports)[0] ?? 0;
+      const status = await agent
+        .runHook(target.id, { http: { port, path } }, this.host.timeouts.promotionHookMs)
+        .catch((err: unknown) => {
+          throw new UnderstudyError(
+            ErrorCode.Failover,
+            `promotion hook ${path} of ${target.id} did not answer: ${(err as Error).message}`,
+            { cause: err },
+          );
+        });
+      if (status === undefined || status < 200 || status > 299)
         throw new UnderstudyError(
           ErrorCode.Failover,
-          `promotion hook ${hook.http} of ${target.id} did not answer: ${(err as Error).message}`,
-          { cause: err },
-        );
-      });
-      if (!res.ok)
-        throw new UnderstudyError(
-          ErrorCode.Failover,
-          `promotion hook ${hook.http} of ${target.id} answered HTTP ${res.status}`,
+          `promotion hook ${path} of ${target.id} answered HTTP ${status}`,
         );
     }
   }
@@ -393,31 +418,38 @@ export class Failover {
    * resume, start the echo, and replay the log from that position. Used for a replacement echo after a
    * failover, a rejoining old primary, and a restarted echo.
    */
-  async provisionEcho(rec: InstanceRecord, decision: Decision): Promise<void> {
+  async provisionEcho(rec: InstanceRecord, decision: ControlDecision): Promise<void> {
     const spec = this.host.specOf(rec.service);
     // Its directory is replaced by a copy of the primary's: never one that another instance uses.
     if (await this.refuseSharedStateDir(rec, decision)) return;
-    rec.role = 'echo';
+    if (!moveInstance(this.host.decisions, rec, 'provision')) {
+      this.host.decisions.settle(
+        decision,
+        'failed',
+        `${rec.role} ${rec.id} in phase '${rec.phase}' cannot be provisioned as an echo`,
+      );
+      return;
+    }
     const files = this.host.fileSync(rec.service);
     if (files) {
-      // Warm and cold: the file sync makes the initial full copy, then keeps it continuous. The directory
-      // is created owner-only first (the sync would create it with the default mode).
-      await mkdir(rec.stateDir, { recursive: true, mode: 0o700 });
-      await mkdir(syncJournalOf(rec.stateDir), { recursive: true, mode: 0o700 });
+      // Warm and cold: the file sync makes the initial full copy, then keeps it continuous. The agent
+      // creates the directory and its sync journal owner-only first.
+      await this.host.agents.of(rec).prepareSyncTarget(rec.stateDir);
       await files.addEcho(rec.id, rec.stateDir);
       if (spec.echo.mode === 'cold') {
-        rec.phase = 'standby';
+        moveInstance(this.host.decisions, rec, 'standby');
         delete rec.pid;
         delete rec.health;
         await this.host.save(rec);
         this.host.decisions.settle(
           decision,
-          'ok: cold echo kept in sync, not running; it starts on promotion',
+          'ok',
+          'cold echo kept in sync, not running; it starts on promotion',
         );
       } else {
         await this.host.launch(rec, decision);
       }
-      this.#restoreWhen(rec, () => files.waitCaughtUp(rec.id, 120_000));
+      this.#restoreWhen(rec, () => files.waitCaughtUp(rec.id, this.host.timeouts.fileRestoreMs));
       return;
     }
     const primary = this.host.instancesOf(rec.service).find((i) => i.role === 'primary' && i.id !== rec.id);
@@ -427,9 +459,7 @@ export class Failover {
       await plane.router.pause();
       try {
         fromSeq = plane.replication?.log.lastSeq ?? 0;
-        await rm(rec.stateDir, { recursive: true, force: true });
-        await mkdir(rec.stateDir, { recursive: true, mode: 0o700 });
-        await cp(primary.stateDir, rec.stateDir, { recursive: true, force: true, verbatimSymlinks: true });
+        await this.host.agents.of(rec).snapshotState(primary, rec.stateDir);
       } finally {
         plane.router.resume();
       }
@@ -437,10 +467,11 @@ export class Failover {
     await this.host.launch(rec, decision);
     if (!plane || rec.phase === 'failed') return;
     // Replay once it listens, so write-through does not wait on a process that is still starting.
-    await this.host.waitReady(rec, 10_000);
+    await this.host.waitReady(rec, this.host.timeouts.echoReadyMs);
     plane.addEcho(rec, fromSeq);
     const replication = plane.replication;
-    if (replication) this.#restoreWhen(rec, () => replication.waitCaughtUp(rec.id, 60_000));
+    if (replication)
+      this.#restoreWhen(rec, () => replication.waitCaughtUp(rec.id, this.host.timeouts.replayRestoreMs));
   }
 
   /**
@@ -448,15 +479,16 @@ export class Failover {
    * nothing is deleted, the instance is marked failed and the decision says why. Returns whether it
    * refused.
    */
-  async refuseSharedStateDir(rec: InstanceRecord, decision: Decision): Promise<boolean> {
+  async refuseSharedStateDir(rec: InstanceRecord, decision: ControlDecision): Promise<boolean> {
     const users = stateDirUsers(rec, this.host.allInstances());
     if (users.length === 0) return false;
-    rec.phase = 'failed';
+    moveInstance(this.host.decisions, rec, 'fail');
     await this.host.save(rec);
     decision.inputs = { ...decision.inputs, stateDir: rec.stateDir, sharedWith: users.map((u) => u.id) };
     this.host.decisions.settle(
       decision,
-      `failed: refusing to delete the state directory ${rec.stateDir} of ${rec.id}: ${users
+      'failed',
+      `refusing to delete the state directory ${rec.stateDir} of ${rec.id}: ${users
         .map((u) => `${u.id} (${u.stateDir})`)
         .join(
           ', ',
@@ -469,11 +501,10 @@ export class Failover {
    * Seed 002: recreates an echo whose state sync keeps failing — its state directory and sync journal
    * are removed and it is provisioned again from a full copy. The caller has stopped its process.
    */
-  async recreateEcho(rec: InstanceRecord, decision: Decision): Promise<void> {
+  async recreateEcho(rec: InstanceRecord, decision: ControlDecision): Promise<void> {
     if (await this.refuseSharedStateDir(rec, decision)) return;
     await this.host.fileSync(rec.service)?.removeEcho(rec.id);
-    await rm(rec.stateDir, { recursive: true, force: true });
-    await rm(syncJournalOf(rec.stateDir), { recursive: true, force: true });
+    await this.host.agents.of(rec).removeState(rec.stateDir);
     await this.provisionEcho(rec, decision);
   }
 
@@ -488,7 +519,7 @@ export class Failover {
     if (!last || last.restoredAt !== undefined) return;
     void caughtUp().then(async (ok) => {
       if (!ok || last.restoredAt !== undefined || this.#last.get(service) !== last) return;
-      last.restoredAt = Date.now();
+      last.restoredAt = this.host.clock.now();
       if (
         last.kind === 'failover' &&
         last.from === rec.id &&
@@ -498,9 +529,4 @@ export class Failover {
       }
     });
   }
-}
-
-/** The file sync's journal of an echo's state directory: the sibling `.<name>.understudy-sync`. */
-function syncJournalOf(stateDir: string): string {
-  return join(dirname(stateDir), `.${basename(stateDir)}.understudy-sync`);
 }

@@ -9,4 +9,12 @@ export type { DataPlaneView } from './service-data-plane.js';
 export { reconcile, describeExit } from './reconcile.js';
 export type { Action } from './reconcile.js';
 export { restartDelay } from './restart.js';
-export type { Decision, InstancePhase, InstanceRecord, InstanceRole } from './records.js';
+export type {
+  ControlDecision,
+  ControlDecisionKind,
+  DecisionOutcome,
+  DecisionStatus,
+  InstancePhase,
+  InstanceRecord,
+  InstanceRole,
+} from './records.js';

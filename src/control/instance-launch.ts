@@ -1,11 +1,6 @@
 import { resolve } from 'node:path';
 import { expandPlaceholders, sameOrNested, type ServiceSpec } from '../config/index.js';
-import {
-  allocatePort,
-  type InstanceHandle,
-  type InstanceLaunch,
-  type ResourceLimits,
-} from '../runtime/index.js';
+import type { Agent, InstanceHandle, InstanceLaunch, ResourceLimits } from '../agent/index.js';
 import type { InstanceRecord, InstanceRole } from './records.js';
 
 /** Where an instance runs and logs: the parts of a launch that come from the control plane. */
@@ -102,24 +97,28 @@ export function nextInstanceId(records: Iterable<InstanceRecord>, service: strin
   return `${service}-${max + 1}`;
 }
 
-/** A new instance record with its ports allocated (0 in the spec: a free port) and its state directory. */
+/**
+ * A new instance record with its ports allocated on the host of `agent` (0 in the spec: a free port
+ * there) and its state directory.
+ */
 export async function newInstanceRecord(
   spec: ServiceSpec,
   id: string,
   role: InstanceRole,
   slot: number,
   ctx: LaunchContext,
-  limitsSupported: boolean,
+  agent: Agent,
 ): Promise<InstanceRecord> {
+  const limitsSupported = (await agent.limitsSupport()).supported;
   const ports: Record<string, number> = {};
   for (const [name, port] of Object.entries(spec.ports))
-    ports[name] = port === 0 ? await allocatePort('127.0.0.1') : port;
+    ports[name] = port === 0 ? await agent.allocatePort() : port;
   return {
     id,
     service: spec.name,
     role,
     slot,
-    host: ctx.host,
+    host: agent.host,
     phase: 'starting',
     ports,
     stateDir: stateDirOf(spec, id, role, ports, ctx),

@@ -3,7 +3,7 @@ import type { RouterStats } from '../router/index.js';
 import { LATENCY_BUCKETS_MS } from '../router/index.js';
 import { Telemetry } from '../telemetry/index.js';
 import { countDecisions, metricsSample } from './metrics-sample.js';
-import type { Decision, InstanceRecord } from './records.js';
+import type { ControlDecision, InstanceRecord } from './records.js';
 import type { ServiceView } from './service-view.js';
 
 function rec(id: string, role: InstanceRecord['role'], phase: InstanceRecord['phase']): InstanceRecord {
@@ -151,17 +151,27 @@ describe('metricsSample', () => {
 
 describe('countDecisions', () => {
   it('counts each decision once (not again when settled), and applied scaling actions apart', async () => {
-    const listeners: ((d: Decision) => void)[] = [];
+    const listeners: ((d: ControlDecision) => void)[] = [];
     const telemetry = new Telemetry();
     countDecisions(telemetry, { subscribe: (l) => (listeners.push(l), () => undefined) });
-    const emit = (d: Partial<Decision>): void => {
+    const emit = (d: Partial<ControlDecision>): void => {
       for (const l of listeners)
-        l({ seq: 0, at: 0, kind: '', service: 'web', what: '', why: '', inputs: {}, outcome: 'ok', ...d });
+        l({
+          seq: 0,
+          at: 0,
+          kind: 'start',
+          service: 'web',
+          what: '',
+          why: '',
+          inputs: {},
+          outcome: { status: 'ok' },
+          ...d,
+        });
     };
-    emit({ seq: 1, kind: 'scale-out', outcome: 'ok' });
-    emit({ seq: 2, kind: 'scale-in', outcome: 'recorded' });
-    emit({ seq: 3, kind: 'start', outcome: 'pending' });
-    emit({ seq: 3, kind: 'start', outcome: 'ok: pid 1' });
+    emit({ seq: 1, kind: 'scale-out', outcome: { status: 'ok' } });
+    emit({ seq: 2, kind: 'scale-in', outcome: { status: 'recorded' } });
+    emit({ seq: 3, kind: 'start', outcome: { status: 'pending' } });
+    emit({ seq: 3, kind: 'start', outcome: { status: 'ok', detail: 'pid 1' } });
     const body = (await telemetry.exposition()).body;
     expect(body).toContain('understudy_decisions_total{service="web",kind="start"} 1');
     expect(body).toContain('understudy_scaling_actions_total{service="web",action="scale-out"} 1');

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import type { ServiceSpec } from '../config/index.js';
 import {
   decideMigration,
@@ -7,13 +6,14 @@ import {
   type MigrationState,
 } from '../policy/index.js';
 import { AnomalyDetector, migrationReadinessScore } from '../predict/index.js';
-import type { Runtime } from '../runtime/index.js';
+import type { AgentRegistry } from '../agent/index.js';
 import type { DecisionLog } from './decision-log.js';
-import type { Decision, InstanceRecord } from './records.js';
+import type { ControlDecision, InstanceRecord, ControlDecisionKind } from './records.js';
 
 /** What the migration watch needs from the control plane. */
 export interface MigrationWatchHost {
-  readonly runtime: Runtime;
+  /** The agents of the hosts instances run on (stats, host facts). */
+  readonly agents: AgentRegistry;
   readonly decisions: DecisionLog;
   readonly specs: readonly ServiceSpec[];
   /** The host instances are placed on (the migration target: a fresh instance on it). */
@@ -24,37 +24,13 @@ export interface MigrationWatchHost {
   /** Whether an echo has every acknowledged change (mutations or files). */
   caughtUp(service: string, echo: InstanceRecord): boolean;
   busy(service: string): boolean;
-  switchover(service: string, to: string): Promise<Decision>;
+  switchover(service: string, to: string): Promise<ControlDecision>;
   /** Stops an instance and provisions it again from a full copy of the primary; settles `decision`. */
-  recreateEcho(rec: InstanceRecord, decision: Decision): Promise<void>;
+  recreateEcho(rec: InstanceRecord, decision: ControlDecision): Promise<void>;
 }
 
 /** Readiness samples in a row the confidence is taken over. */
 const CONFIDENCE_SAMPLES = 5;
-
-/** Mean I/O latency of the host's block devices since the last call, ms (from /proc/diskstats). */
-export class DiskLatency {
-  #last: { ios: number; ms: number } | undefined;
-
-  sample(): number {
-    let ios = 0;
-    let ms = 0;
-    try {
-      for (const line of readFileSync('/proc/diskstats', 'latin1').split('\n')) {
-        const f = line.trim().split(/\s+/);
-        if (f.length < 14 || f[2]?.startsWith('loop') || f[2]?.startsWith('ram')) continue;
-        ios += Number(f[3]) + Number(f[7]);
-        ms += Number(f[6]) + Number(f[10]);
-      }
-    } catch {
-      return 0;
-    }
-    const prev = this.#last;
-    this.#last = { ios, ms };
-    if (!prev || ios <= prev.ios) return 0;
-    return (ms - prev.ms) / (ios - prev.ios);
-  }
-}
 
 /**
  * Predictive migration, live (seeds 003, 004): every `migration.interval` each primary of a service with
@@ -70,7 +46,6 @@ export class MigrationWatch {
   readonly #states = new Map<string, { service: string; state: MigrationState; target?: string }>();
   readonly #detectors = new Map<string, AnomalyDetector>();
   readonly #recent = new Map<string, number[]>();
-  readonly #disk = new DiskLatency();
   readonly #lastAt = new Map<string, number>();
   #busy = false;
 
@@ -90,7 +65,10 @@ export class MigrationWatch {
     if (this.#busy) return;
     this.#busy = true;
     try {
-      const diskMs = this.#disk.sample();
+      // Host facts once per tick and host (the disk latency is a mean since the previous sample).
+      const diskMs = new Map<string, number>();
+      for (const agent of this.host.agents.all())
+        diskMs.set(agent.host, (await agent.hostFacts().catch(() => undefined))?.diskLatencyMs ?? 0);
       for (const spec of this.host.specs) {
         if (!spec.migration.auto || this.host.busy(spec.name)) continue;
         if (now - (this.#lastAt.get(spec.name) ?? 0) < spec.migration.interval) continue;
@@ -102,7 +80,7 @@ export class MigrationWatch {
     }
   }
 
-  async #service(spec: ServiceSpec, diskMs: number, now: number): Promise<void> {
+  async #service(spec: ServiceSpec, diskByHost: ReadonlyMap<string, number>, now: number): Promise<void> {
     const options = resolveMigrationPolicyOptions({
       provisionThreshold: spec.migration.provisionThreshold,
       switchThreshold: spec.migration.switchThreshold,
@@ -120,14 +98,20 @@ export class MigrationWatch {
         const decision = this.#record(spec, rec, d, {});
         await this.host
           .recreateEcho(rec, decision)
-          .catch((err: unknown) => this.host.decisions.settle(decision, `failed: ${(err as Error).message}`));
+          .catch((err: unknown) =>
+            this.host.decisions.settle(decision, 'failed', `${(err as Error).message}`),
+          );
       }
     }
     const primaries = mine.filter((i) => i.role === 'primary' && i.phase === 'running');
     if (primaries.length !== 1) return; // a serving set scales; migration moves a lone primary
     const primary = primaries[0]!;
-    const stats = await this.host.runtime.stats(primary.id).catch(() => undefined);
+    const stats = await this.host.agents
+      .of(primary)
+      .stats(primary.id)
+      .catch(() => undefined);
     if (!stats) return;
+    const diskMs = diskByHost.get(primary.host) ?? 0;
     const cpu = stats.cpuPercent / (primary.limits.cpu ?? 1);
     const memory = primary.limits.memoryBytes ? (stats.rssBytes / primary.limits.memoryBytes) * 100 : 0;
     let detector = this.#detectors.get(primary.id);
@@ -172,13 +156,15 @@ export class MigrationWatch {
       if (d.kind === 'migrate-switchover' && target) {
         await this.host
           .switchover(spec.name, target.id)
-          .then(() => this.host.decisions.settle(decision, `ok: ${target.id} serves`))
-          .catch((err: unknown) => this.host.decisions.settle(decision, `failed: ${(err as Error).message}`));
+          .then(() => this.host.decisions.settle(decision, 'ok', `${target.id} serves`))
+          .catch((err: unknown) =>
+            this.host.decisions.settle(decision, 'failed', `${(err as Error).message}`),
+          );
       } else if (d.kind === 'migrate-provision' && !target) {
-        this.host.decisions.settle(decision, 'failed: no echo to migrate to (echo.count is 0)');
+        this.host.decisions.settle(decision, 'failed', 'no echo to migrate to (echo.count is 0)');
         this.#states.set(primary.id, { service: spec.name, state: initialMigrationState(now) });
       } else {
-        this.host.decisions.settle(decision, target ? `ok: target ${target.id}` : 'ok');
+        this.host.decisions.settle(decision, 'ok', target ? `target ${target.id}` : undefined);
       }
     }
   }
@@ -206,9 +192,9 @@ export class MigrationWatch {
   #record(
     spec: ServiceSpec,
     rec: InstanceRecord,
-    d: { kind: string; reason: string },
+    d: { kind: ControlDecisionKind; reason: string },
     inputs: Record<string, unknown>,
-  ): Decision {
+  ): ControlDecision {
     return this.host.decisions.record({
       kind: d.kind,
       service: spec.name,
@@ -216,7 +202,7 @@ export class MigrationWatch {
       what: `${d.kind.replace('migrate-', 'migration: ')} (${rec.id})`,
       why: d.reason,
       inputs,
-      outcome: 'pending',
+      outcome: { status: 'pending' },
     });
   }
 }

@@ -2,7 +2,8 @@ import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import type { AdoptionHost } from './adoption.js';
 import { PROMOTION_PREFIX } from './failover.js';
 import { limitsFor } from './instance-launch.js';
-import type { Decision, InstanceRecord, PromotionIntent } from './records.js';
+import { moveInstance } from './instance-transition.js';
+import type { ControlDecision, InstanceRecord, PromotionIntent } from './records.js';
 
 const GONE = new Set(['stopped', 'failed', 'standby']);
 
@@ -75,7 +76,7 @@ export async function recoverPromotions(host: AdoptionHost): Promise<void> {
         what: `finish the interrupted ${intent.kind} of '${intent.service}'`,
         why: 'the control process stopped during it',
         inputs: { intent },
-        outcome: `failed: ${(err as Error).message}`,
+        outcome: { status: 'failed', detail: (err as Error).message },
       });
     }
   }
@@ -90,7 +91,12 @@ async function recoverOne(host: AdoptionHost, intent: PromotionIntent): Promise<
   const from = mine.find((r) => r.id === intent.from);
   const to = mine.find((r) => r.id === intent.to);
   const runs = async (rec: InstanceRecord | undefined): Promise<boolean> =>
-    !!rec?.handle && !GONE.has(rec.phase) && (await host.runtime.adopt(rec.handle).catch(() => false));
+    !!rec?.handle &&
+    !GONE.has(rec.phase) &&
+    (await host.agents
+      .of(rec)
+      .adopt(rec.handle)
+      .catch(() => false));
   const fromRuns = await runs(from);
   const toRuns = await runs(to);
   const toStandby = to?.phase === 'standby' && spec?.echo.mode === 'cold';
@@ -106,7 +112,7 @@ async function recoverOne(host: AdoptionHost, intent: PromotionIntent): Promise<
     `to ${intent.to} begun at ${new Date(intent.at).toISOString()}, ${casDone ? 'after' : 'before'} the ` +
     `epoch moved to ${intent.next}; ${intent.from ?? '(no primary)'} ${fromRuns ? 'runs' : 'is gone'}, ` +
     `${intent.to} ${toRuns ? 'runs' : toStandby ? 'is a cold standby' : 'is gone'}`;
-  const record = (what: string, outcome: string): Decision =>
+  const record = (what: string, status: 'ok' | 'failed', detail: string): ControlDecision =>
     host.decisions.record({
       kind: 'promotion-recovery',
       service,
@@ -114,7 +120,7 @@ async function recoverOne(host: AdoptionHost, intent: PromotionIntent): Promise<
       what,
       why,
       inputs: { intent, found },
-      outcome,
+      outcome: { status, detail },
     });
 
   let other: InstanceRecord | undefined;
@@ -140,13 +146,15 @@ async function recoverOne(host: AdoptionHost, intent: PromotionIntent): Promise<
       plan.action === 'nothing-changed'
         ? record(
             `roll back the interrupted ${intent.kind}: ${intent.from} stays the primary`,
-            'ok: nothing had changed (the epoch had not moved)',
+            'ok',
+            'nothing had changed (the epoch had not moved)',
           )
         : record(
             `drop the promotion intent of '${service}'`,
+            'ok',
             plan.reason === 'service-gone'
-              ? 'ok: the service is no longer in the spec'
-              : `ok: the epoch is ${epoch}, moved by a later promotion`,
+              ? 'the service is no longer in the spec'
+              : `the epoch is ${epoch}, moved by a later promotion`,
           );
     await settleOriginal(host, intent, d);
     return;
@@ -158,13 +166,15 @@ async function recoverOne(host: AdoptionHost, intent: PromotionIntent): Promise<
     if (!r || r === promoted) continue;
     if (r === from ? fromRuns : toRuns) {
       host.expectExit(r.id);
-      await host.runtime.stop(r.id, { graceMs: 0 }).catch(() => undefined);
+      await host.agents
+        .of(r)
+        .stop(r.id, { graceMs: 0 })
+        .catch(() => undefined);
       fenced.push(r.id);
     }
-    r.role = 'echo';
+    moveInstance(host.decisions, r, 'step-down');
     if (r === from && promoted === to) r.slot = intent.toSlot;
     if (r === to && promoted !== to) r.slot = intent.toSlot;
-    r.phase = 'stopped';
     delete r.pid;
     delete r.health;
     await host.save(r);
@@ -173,7 +183,8 @@ async function recoverOne(host: AdoptionHost, intent: PromotionIntent): Promise<
     await host.store.delete(key);
     const d = record(
       `no instance of '${service}' can serve after the interrupted ${intent.kind}`,
-      'failed: neither instance of the promotion nor any other echo runs; the reconciler starts a new primary',
+      'failed',
+      'neither instance of the promotion nor any other echo runs; the reconciler starts a new primary',
     );
     await settleOriginal(host, intent, d);
     return;
@@ -187,7 +198,11 @@ async function recoverOne(host: AdoptionHost, intent: PromotionIntent): Promise<
     next = bumped;
   }
   const alreadyPrimary = promoted.role === 'primary' && promoted.epoch === next;
-  promoted.role = 'primary';
+  if (!moveInstance(host.decisions, promoted, 'promote'))
+    throw new UnderstudyError(
+      ErrorCode.Failover,
+      `${promoted.id} cannot be promoted from phase '${promoted.phase}'`,
+    );
   promoted.slot = from?.slot ?? 0;
   promoted.epoch = next;
   const notes: string[] = [];
@@ -199,7 +214,7 @@ async function recoverOne(host: AdoptionHost, intent: PromotionIntent): Promise<
       what: `start cold echo ${promoted.id} to finish its promotion`,
       why,
       inputs: {},
-      outcome: 'pending',
+      outcome: { status: 'pending' },
     });
     await host.launch(promoted, start);
   } else if (promoted !== from && !alreadyPrimary && spec.echo.mode === 'warm' && spec.echo.promote) {
@@ -207,9 +222,10 @@ async function recoverOne(host: AdoptionHost, intent: PromotionIntent): Promise<
       notes.push(`promotion hook failed: ${(err as Error).message}`);
     });
   }
-  const full = limitsFor(spec, 'primary', host.runtime.limitsSupport().supported);
-  if (Object.keys(full).length > 0 && host.runtime.get(promoted.id)) {
-    await host.runtime
+  const agent = host.agents.of(promoted);
+  const full = limitsFor(spec, 'primary', (await agent.limitsSupport()).supported);
+  if (Object.keys(full).length > 0 && (await agent.instance(promoted.id))) {
+    await agent
       .setResources(promoted.id, full)
       .then(() => (promoted.limits = full))
       .catch(() => undefined);
@@ -224,7 +240,8 @@ async function recoverOne(host: AdoptionHost, intent: PromotionIntent): Promise<
         : `promote ${promoted.id} in place of ${intent.from ?? '(no primary)'} and ${intent.to}, neither of which runs; it serves at epoch ${next}`;
   const d = record(
     how,
-    `ok: ${promoted.id} is the primary at epoch ${next}${fenced.length > 0 ? `; fenced ${fenced.join(', ')}` : ''}${
+    'ok',
+    `${promoted.id} is the primary at epoch ${next}${fenced.length > 0 ? `; fenced ${fenced.join(', ')}` : ''}${
       notes.length > 0 ? `; ${notes.join('; ')}` : ''
     }; the reconciler restores the echoes`,
   );
@@ -235,14 +252,15 @@ async function recoverOne(host: AdoptionHost, intent: PromotionIntent): Promise<
 async function settleOriginal(
   host: AdoptionHost,
   intent: PromotionIntent,
-  recovery: Decision,
+  recovery: ControlDecision,
 ): Promise<void> {
   const [original] = (await host.decisions.list({ after: intent.decision - 1 })).filter(
     (d) => d.seq === intent.decision,
   );
-  if (original?.outcome === 'pending')
+  if (original?.outcome.status === 'pending')
     host.decisions.settle(
       original,
-      `failed: the control process stopped during it; finished by decision ${recovery.seq} (${recovery.what})`,
+      'failed',
+      `the control process stopped during it; finished by decision ${recovery.seq} (${recovery.what})`,
     );
 }

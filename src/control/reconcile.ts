@@ -1,5 +1,5 @@
 import type { ServiceSpec } from '../config/index.js';
-import type { Decision, InstanceRecord, InstanceRole } from './records.js';
+import type { ControlDecision, InstanceRecord, InstanceRole } from './records.js';
 
 /** An action the reconciler asks for; the control plane executes it and records it as a decision. */
 export type Action =
@@ -111,8 +111,13 @@ export function describeExit(inst: Pick<InstanceRecord, 'lastExit'>): string {
 }
 
 /** The decision recording an action before it is executed (outcome `pending`). */
-export function actionDecision(action: Action, rec: InstanceRecord): Omit<Decision, 'seq' | 'at'> {
-  const base = { service: action.service, instance: rec.id, why: action.why, outcome: 'pending' };
+export function actionDecision(action: Action, rec: InstanceRecord): Omit<ControlDecision, 'seq' | 'at'> {
+  const base = {
+    service: action.service,
+    instance: rec.id,
+    why: action.why,
+    outcome: { status: 'pending' as const },
+  };
   switch (action.type) {
     case 'start':
       return {

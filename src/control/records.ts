@@ -1,4 +1,5 @@
-import type { InstanceExit, InstanceHandle, ResourceLimits } from '../runtime/index.js';
+import type { DecisionKind as PolicyDecisionKind } from '../policy/index.js';
+import type { InstanceExit, InstanceHandle, ResourceLimits } from '../agent/index.js';
 
 /** Role of an instance within its service. */
 export type InstanceRole = 'primary' | 'echo' | 'shadow';
@@ -42,13 +43,66 @@ export interface InstanceRecord {
   handle?: Omit<InstanceHandle, 'exit'>;
 }
 
-/** An explained action: what the control loop chose, why, on which inputs, and what came of it. */
-export interface Decision {
-  /** Sequence number, strictly increasing. */
+/**
+ * Every kind of decision the control loop records: its own actions and observations, and the kinds of
+ * the policy decisions it carries out (scaling, resizing, migration).
+ */
+export type ControlDecisionKind =
+  | 'start'
+  | 'restart'
+  | 'give-up'
+  | 'stop'
+  | 'exited'
+  | 'healthy'
+  | 'unhealthy'
+  | 'hang'
+  | 'unready'
+  | 'serving'
+  | 'adopt'
+  | 'failover'
+  | 'switchover'
+  | 'promotion-recovery'
+  | 'demote'
+  | 'recreate'
+  | 'shadow-create'
+  | 'shadow-retire'
+  | 'shadow-warning'
+  | 'shadow-clear'
+  | 'echo-in-sync'
+  | 'echo-lagging'
+  | 'sync-error'
+  | 'sync-security'
+  | 'route'
+  | 'history'
+  | 'capacity'
+  | 'notice'
+  | 'error'
+  | 'transition-refused'
+  | PolicyDecisionKind;
+
+/**
+ * Where a decision stands: `pending` (being carried out), `ok` (done), `failed` (tried, did not work),
+ * `refused` (not attempted: not allowed from the current state), `recorded` (an observation, nothing to do).
+ */
+export type DecisionStatus = 'pending' | 'ok' | 'failed' | 'refused' | 'recorded';
+
+/** What came of a decision: a status to branch on, and a human detail (never parsed). */
+export interface DecisionOutcome {
+  status: DecisionStatus;
+  /** One line for people: the pid started, the error, the timings. */
+  detail?: string;
+}
+
+/**
+ * An explained action: what the control loop chose, why, on which inputs, and what came of it. (Not to be
+ * confused with the policy module's `Decision`, a pure recommendation this loop may carry out.)
+ */
+export interface ControlDecision {
+  /** Sequence number, unique per store (reserved from the store's counter). */
   seq: number;
   at: number;
   /** Machine-readable kind, e.g. `start`, `restart`, `give-up`, `stop`, `exited`, `unhealthy`. */
-  kind: string;
+  kind: ControlDecisionKind;
   service: string;
   instance?: string;
   /** One line: what was decided. */
@@ -57,8 +111,8 @@ export interface Decision {
   why: string;
   /** The evidence and parameters the decision was made on. */
   inputs: Record<string, unknown>;
-  /** `ok`, `failed: …`, `recorded` (observations), or `pending`. */
-  outcome: string;
+  /** What came of it; see {@link DecisionOutcome}. */
+  outcome: DecisionOutcome;
 }
 
 /**

@@ -1,8 +1,9 @@
 import type { RestartSpec } from '../config/index.js';
 import type { DecisionLog } from './decision-log.js';
 import { describeExit } from './reconcile.js';
+import { moveInstance } from './instance-transition.js';
 import type { InstanceRecord } from './records.js';
-import { nextRestartDelay, type InstanceExit, type Runtime } from '../runtime/index.js';
+import { nextRestartDelay, type Agent, type InstanceExit } from '../agent/index.js';
 
 /**
  * Delay before restarting an exited instance under the service's restart policy, or undefined to give up.
@@ -41,7 +42,7 @@ export function applyRestartPolicy(
   const delay = spec ? restartDelay(spec, rec.restarts, exit, now, forced) : undefined;
   rec.restarts = rec.restarts.filter((t) => spec && now - t < spec.window);
   if (delay === undefined) {
-    rec.phase = 'failed';
+    moveInstance(decisions, rec, 'fail');
     decisions.record({
       kind: 'give-up',
       service: rec.service,
@@ -49,11 +50,11 @@ export function applyRestartPolicy(
       what: `give up on ${rec.role} ${rec.id}`,
       why: `${rec.role} exited (${describeExit(rec)}) and restart policy '${spec?.policy ?? 'none'}' allows no more restarts (${rec.restarts.length} in the window)`,
       inputs: { exit, restartsInWindow: rec.restarts.length, policy: spec },
-      outcome: 'recorded',
+      outcome: { status: 'recorded' },
     });
     return undefined;
   }
-  rec.phase = 'exited';
+  if (!moveInstance(decisions, rec, 'exit')) return undefined;
   rec.nextRestartAt = now + delay;
   decisions.record({
     kind: 'exited',
@@ -62,7 +63,7 @@ export function applyRestartPolicy(
     what: `${rec.role} ${rec.id} exited (${describeExit(rec)})`,
     why: forced ? 'stopped after failing health or liveness checks' : 'process exit observed by the runtime',
     inputs: { exit, detectedAt: now, detectionMs: now - exit.at, restartInMs: delay },
-    outcome: 'recorded',
+    outcome: { status: 'recorded' },
   });
   return delay;
 }
@@ -72,7 +73,12 @@ export function applyRestartPolicy(
  * with `nextRestartAt` (reconcile then provisions it as an echo), or `failed` when the policy gives up.
  * Returns the delay.
  */
-export function scheduleRejoin(rec: InstanceRecord, spec: RestartSpec, now: number): number | undefined {
+export function scheduleRejoin(
+  rec: InstanceRecord,
+  spec: RestartSpec,
+  now: number,
+  decisions: DecisionLog,
+): number | undefined {
   const delay = restartDelay(
     spec,
     rec.restarts,
@@ -81,10 +87,10 @@ export function scheduleRejoin(rec: InstanceRecord, spec: RestartSpec, now: numb
     true,
   );
   if (delay === undefined) {
-    rec.phase = 'failed';
+    moveInstance(decisions, rec, 'fail');
     return undefined;
   }
-  rec.phase = 'exited';
+  if (!moveInstance(decisions, rec, 'exit')) return undefined;
   rec.nextRestartAt = now + delay;
   return delay;
 }
@@ -94,10 +100,16 @@ export function scheduleRejoin(rec: InstanceRecord, spec: RestartSpec, now: numb
  * signal at once), as a recorded decision; its exit then follows the restart policy as a failure.
  */
 export function killForRestart(
-  runtime: Runtime,
+  agent: Agent,
   decisions: DecisionLog,
   rec: InstanceRecord,
-  o: { kind: string; why: string; inputs: Record<string, unknown>; graceMs: number; signal?: NodeJS.Signals },
+  o: {
+    kind: 'unhealthy' | 'hang';
+    why: string;
+    inputs: Record<string, unknown>;
+    graceMs: number;
+    signal?: NodeJS.Signals;
+  },
 ): void {
   const decision = decisions.record({
     kind: o.kind,
@@ -106,13 +118,11 @@ export function killForRestart(
     what: `restart ${o.kind} ${rec.role} ${rec.id}`,
     why: o.why,
     inputs: o.inputs,
-    outcome: 'pending',
+    outcome: { status: 'pending' },
   });
   const signal = o.signal;
-  const done = signal
-    ? Promise.resolve(runtime.signal(rec.id, signal))
-    : runtime.stop(rec.id, { graceMs: o.graceMs });
+  const done = signal ? agent.kill(rec.id, signal) : agent.stop(rec.id, { graceMs: o.graceMs });
   done
-    .then(() => decisions.settle(decision, 'ok: stopped; restart follows the restart policy'))
-    .catch((err: unknown) => decisions.settle(decision, `failed: ${(err as Error).message}`));
+    .then(() => decisions.settle(decision, 'ok', 'stopped; restart follows the restart policy'))
+    .catch((err: unknown) => decisions.settle(decision, 'failed', `${(err as Error).message}`));
 }

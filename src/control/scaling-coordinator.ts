@@ -1,14 +1,20 @@
 import type { ServiceSpec } from '../config/index.js';
 import type { StateStore } from '../store/index.js';
 import { ServiceAutoscaler, type AutoscalerView } from './autoscaler.js';
+import type { KeyedWorkQueue } from './keyed-work-queue.js';
 import { specCounts, type DesiredCounts } from './reconcile.js';
 import { demoteToPool, promoteIntoServing, type ServingSetHost } from './serving-set.js';
 
 const DESIRED_PREFIX = 'scaling/';
 
+/** Label of a serving-set change in the per-service work queue. */
+export const SCALING_WORK = 'scaling';
+
 /** What the coordinator needs from the control plane besides the serving-set operations. */
 export interface ScalingCoordinatorHost extends ServingSetHost {
   readonly store: StateStore;
+  /** The per-service work queue: a serving-set change holds its service (label {@link SCALING_WORK}). */
+  readonly work: KeyedWorkQueue;
   /** Whether a failover of the service is under way. */
   failoverBusy(service: string): boolean;
   reconcileNow(): Promise<void>;
@@ -25,7 +31,6 @@ export interface ScalingCoordinatorHost extends ServingSetHost {
 export class ScalingCoordinator {
   readonly #desired = new Map<string, DesiredCounts>();
   readonly #autoscalers = new Map<string, ServiceAutoscaler>();
-  readonly #held = new Set<string>();
   readonly #timers: NodeJS.Timeout[] = [];
 
   private constructor(
@@ -76,7 +81,7 @@ export class ScalingCoordinator {
 
   /** Whether a serving-set change of the service is under way (the reconciler leaves it alone). */
   held(service: string): boolean {
-    return this.#held.has(service);
+    return this.host.work.has(service, SCALING_WORK);
   }
 
   /** Whether the service has an autoscaler. */
@@ -112,14 +117,12 @@ export class ScalingCoordinator {
   }
 
   async #apply(service: string, counts: DesiredCounts, change: () => Promise<void>): Promise<void> {
-    this.#held.add(service);
-    try {
+    // One operation on a service at a time: a promotion under way finishes first.
+    await this.host.work.run(service, SCALING_WORK, async () => {
       await change();
       this.#desired.set(service, counts);
       await this.host.store.put(DESIRED_PREFIX + service, JSON.stringify(counts));
-    } finally {
-      this.#held.delete(service);
-    }
+    });
     await this.host.reconcileNow();
   }
 }

@@ -1,3 +1,4 @@
+import { LOOPBACK } from '../agent/index.js';
 import { parseListen, type ServiceSpec } from '../config/index.js';
 import { ServiceReplication, replicationHooks, type EchoReplicationStats } from '../replication/index.js';
 import { Router, type RouterStats } from '../router/index.js';
@@ -8,6 +9,8 @@ export interface ServiceDataPlaneOptions {
   spec: ServiceSpec;
   /** The service's epoch at start; promotions raise it through the router. */
   epoch: number;
+  /** The address an instance is reached at (its host's agent's address, from `InstanceRecord.host`). */
+  addressOf: (rec: InstanceRecord) => string;
   /** An echo left or rejoined the synchronous set. */
   onEchoSyncChange?: (instanceId: string, inSync: boolean, reason: string) => void;
   /** Traffic now goes to this primary (for DNS and external load balancers). */
@@ -40,11 +43,13 @@ export class ServiceDataPlane {
     readonly replication: ServiceReplication | undefined,
     private readonly spec: ServiceSpec,
     private readonly onPrimary: ((rec: InstanceRecord, port: number) => void) | undefined,
+    private readonly addressOf: (rec: InstanceRecord) => string,
   ) {}
 
   static async create(options: ServiceDataPlaneOptions): Promise<ServiceDataPlane> {
     const { spec } = options;
-    const { host, port } = parseListen(spec.routing.listen ?? '127.0.0.1:0');
+    // The router listens in the control process: on loopback unless the spec says otherwise.
+    const { host, port } = parseListen(spec.routing.listen ?? `${LOOPBACK}:0`);
     const hot = spec.echo.mode === 'hot' && spec.routing.protocol === 'http';
     // The router holds the fencing epoch; replication stamps mutations with it.
     const ref: { router?: Router } = {};
@@ -78,7 +83,7 @@ export class ServiceDataPlane {
       ...(hooks ? { interceptor: hooks.interceptor, afterResponse: hooks.afterResponse } : {}),
     });
     ref.router = router;
-    return new ServiceDataPlane(router, replication, spec, options.onPrimary);
+    return new ServiceDataPlane(router, replication, spec, options.onPrimary, options.addressOf);
   }
 
   /** Port of an instance that traffic goes to. */
@@ -90,7 +95,7 @@ export class ServiceDataPlane {
   /** Sends all traffic to `rec`, fencing every backend of an older epoch first. */
   setPrimary(rec: InstanceRecord, epoch: number): void {
     const port = this.portOf(rec);
-    this.router.switchTo({ id: rec.id, host: '127.0.0.1', port, epoch });
+    this.router.switchTo({ id: rec.id, host: this.addressOf(rec), port, epoch });
     this.onPrimary?.(rec, port);
   }
 
@@ -102,7 +107,7 @@ export class ServiceDataPlane {
   setServing(recs: readonly InstanceRecord[]): void {
     const before = this.router.backends[0];
     this.router.setBackends(
-      recs.map((r) => ({ id: r.id, host: '127.0.0.1', port: this.portOf(r), epoch: r.epoch })),
+      recs.map((r) => ({ id: r.id, host: this.addressOf(r), port: this.portOf(r), epoch: r.epoch })),
     );
     const first = recs[0];
     if (first && first.id !== before) this.onPrimary?.(first, this.portOf(first));
@@ -111,14 +116,17 @@ export class ServiceDataPlane {
   /** Mirrors a `sample` fraction of live requests to the shadows `recs` (responses discarded). */
   setShadows(recs: readonly InstanceRecord[], sample: number): void {
     this.router.setShadows(
-      recs.map((r) => ({ id: r.id, host: '127.0.0.1', port: this.portOf(r) })),
+      recs.map((r) => ({ id: r.id, host: this.addressOf(r), port: this.portOf(r) })),
       sample,
     );
   }
 
   /** Starts replaying mutations after `fromSeq` on an echo (hot mode). */
   addEcho(rec: InstanceRecord, fromSeq: number): void {
-    this.replication?.addEcho({ instanceId: rec.id, host: '127.0.0.1', port: this.portOf(rec) }, fromSeq);
+    this.replication?.addEcho(
+      { instanceId: rec.id, host: this.addressOf(rec), port: this.portOf(rec) },
+      fromSeq,
+    );
   }
 
   async removeEcho(id: string): Promise<void> {

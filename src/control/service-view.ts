@@ -1,4 +1,4 @@
-import type { EchoFileSyncView, ServiceFileSync } from '../agent/index.js';
+import type { EchoFileSyncView, FileSync } from '../agent/index.js';
 import type { ServiceSpec } from '../config/index.js';
 import type { FailoverRecord } from './failover.js';
 import type { AutoscalerView } from './autoscaler.js';
@@ -32,7 +32,7 @@ export function serviceView(
   instances: InstanceRecord[],
   parts: {
     plane: ServiceDataPlane | undefined;
-    files: ServiceFileSync | undefined;
+    files: FileSync | undefined;
     last: FailoverRecord | undefined;
     desired: DesiredCounts;
     scaling: AutoscalerView | undefined;

@@ -1,4 +1,4 @@
-import { ServiceFileSync } from '../agent/index.js';
+import type { Agent, FileSync } from '../agent/index.js';
 import type { ServiceSpec } from '../config/index.js';
 import type { DecisionLog } from './decision-log.js';
 import type { ExternalRouting } from './external-routing.js';
@@ -9,6 +9,10 @@ import { ServiceDataPlane } from './service-data-plane.js';
 export interface ServiceWiringDeps {
   /** The service's epoch at start. */
   epoch: number;
+  /** The agent of the host the service's file sync runs on. */
+  agent: Agent;
+  /** The address an instance is reached at. */
+  addressOf: (rec: InstanceRecord) => string;
   decisions: DecisionLog;
   /** The primary's utilisation 0..1 (drives eager file sync). */
   utilisation: () => number;
@@ -25,12 +29,13 @@ export interface ServiceWiringDeps {
 export async function wireService(
   spec: ServiceSpec,
   deps: ServiceWiringDeps,
-): Promise<{ plane?: ServiceDataPlane; files?: ServiceFileSync }> {
-  const out: { plane?: ServiceDataPlane; files?: ServiceFileSync } = {};
+): Promise<{ plane?: ServiceDataPlane; files?: FileSync }> {
+  const out: { plane?: ServiceDataPlane; files?: FileSync } = {};
   if (Object.keys(spec.ports).length > 0) {
     out.plane = await ServiceDataPlane.create({
       spec,
       epoch: deps.epoch,
+      addressOf: deps.addressOf,
       onEchoSyncChange: (id, inSync, reason) =>
         deps.decisions.record({
           kind: inSync ? 'echo-in-sync' : 'echo-lagging',
@@ -39,14 +44,14 @@ export async function wireService(
           what: inSync ? `echo ${id} rejoined the synchronous set` : `echo ${id} left the synchronous set`,
           why: reason,
           inputs: {},
-          outcome: 'recorded',
+          outcome: { status: 'recorded' },
         }),
       onPrimary: deps.onPrimary,
     });
   }
   if (spec.echo.mode !== 'hot') {
     const sync = spec.echo.sync;
-    out.files = new ServiceFileSync({
+    out.files = deps.agent.fileSync({
       service: spec.name,
       settings: {
         mode: sync.mode,
@@ -65,7 +70,7 @@ export async function wireService(
           what: `state sync to ${echo}: ${kind}`,
           why: message,
           inputs: {},
-          outcome: 'recorded',
+          outcome: { status: 'recorded' },
         });
         if (kind === 'error') deps.onSyncTrouble(echo, message);
       },
@@ -80,6 +85,7 @@ export function routeExternally(
   decisions: DecisionLog,
   spec: ServiceSpec,
   rec: InstanceRecord,
+  address: string,
   port: number,
 ): void {
   if (!external.dns && !spec.routing.haproxy) return;
@@ -89,11 +95,11 @@ export function routeExternally(
     instance: rec.id,
     what: `point DNS and load balancers at ${rec.id}`,
     why: `${rec.id} is the primary`,
-    inputs: { host: '127.0.0.1', port },
-    outcome: 'pending',
+    inputs: { host: address, port },
+    outcome: { status: 'pending' },
   });
   external
-    .setPrimary(spec, '127.0.0.1', port)
-    .then((done) => decisions.settle(decision, `ok: ${done.join('; ')}`))
-    .catch((err: unknown) => decisions.settle(decision, `failed: ${(err as Error).message}`));
+    .setPrimary(spec, address, port)
+    .then((done) => decisions.settle(decision, 'ok', `${done.join('; ')}`))
+    .catch((err: unknown) => decisions.settle(decision, 'failed', `${(err as Error).message}`));
 }

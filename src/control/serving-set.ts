@@ -1,22 +1,25 @@
-import { cp, mkdir, rm } from 'node:fs/promises';
+import type { AgentRegistry, Clock, FileSync } from '../agent/index.js';
 import type { ServiceSpec } from '../config/index.js';
 import type { FailureVerdict, HealthVerdict } from '../health/index.js';
-import type { Runtime } from '../runtime/index.js';
-import type { ServiceFileSync } from '../agent/index.js';
+import type { ControlTimeouts } from './control-plane-options.js';
 import type { DecisionLog } from './decision-log.js';
 import { limitsFor } from './instance-launch.js';
+import { moveInstance } from './instance-transition.js';
 import type { InstanceRecord } from './records.js';
 import type { ServiceDataPlane } from './service-data-plane.js';
 
 /** What changing a serving set needs from the control plane. */
 export interface ServingSetHost {
-  readonly runtime: Runtime;
+  /** The agents of the hosts instances run on: the only way control reaches an instance. */
+  readonly agents: AgentRegistry;
+  readonly clock: Clock;
+  readonly timeouts: ControlTimeouts;
   readonly decisions: DecisionLog;
   specOf(service: string): ServiceSpec;
   instancesOf(service: string): InstanceRecord[];
   dataPlane(service: string): ServiceDataPlane | undefined;
   /** File-state sync of a warm or cold service. */
-  fileSync(service: string): ServiceFileSync | undefined;
+  fileSync(service: string): FileSync | undefined;
   save(rec: InstanceRecord): Promise<void>;
 }
 
@@ -41,12 +44,13 @@ export function refreshServing(host: ServingSetHost, service: string, leaving?: 
     );
 }
 
-/** Gives an instance the limits of its (new) role through the runtime, when limits are supported. */
+/** Gives an instance the limits of its (new) role through its agent, when limits are supported. */
 async function resizeForRole(host: ServingSetHost, rec: InstanceRecord, spec: ServiceSpec): Promise<void> {
-  const supported = host.runtime.limitsSupport().supported;
+  const agent = host.agents.of(rec);
+  const supported = (await agent.limitsSupport()).supported;
   const limits = limitsFor(spec, rec.role, supported);
-  if (Object.keys(limits).length === 0 || !host.runtime.get(rec.id)) return;
-  await host.runtime
+  if (Object.keys(limits).length === 0 || !(await agent.instance(rec.id))) return;
+  await agent
     .setResources(rec.id, limits)
     .then(() => (rec.limits = limits))
     .catch(() => undefined);
@@ -71,17 +75,23 @@ export async function promoteIntoServing(
     what: `promote warm echo ${echo.id} into the serving set`,
     why,
     inputs: { slot: echo.slot },
-    outcome: 'pending',
+    outcome: { status: 'pending' },
   });
+  if (!moveInstance(host.decisions, echo, 'promote')) {
+    host.decisions.settle(decision, 'failed', `${echo.id} cannot be promoted from phase '${echo.phase}'`);
+    return;
+  }
   await host.fileSync(echo.service)?.removeEcho(echo.id);
-  echo.role = 'primary';
   echo.epoch = host.dataPlane(echo.service)?.router.epoch ?? echo.epoch;
   await resizeForRole(host, echo, spec);
   await host.save(echo);
   refreshServing(host, echo.service);
+  const servesAfterMs = Number((performance.now() - t0).toFixed(1));
+  decision.inputs = { ...decision.inputs, servesAfterMs };
   host.decisions.settle(
     decision,
-    `ok: ${echo.id} serves ${(performance.now() - t0).toFixed(1)} ms after the decision (no cold start)`,
+    'ok',
+    `${echo.id} serves ${servesAfterMs.toFixed(1)} ms after the decision (no cold start)`,
   );
 }
 
@@ -98,14 +108,17 @@ export async function demoteToPool(host: ServingSetHost, rec: InstanceRecord, wh
     what: `move ${rec.id} from the serving set into the warm pool`,
     why,
     inputs: { slot: rec.slot },
-    outcome: 'pending',
+    outcome: { status: 'pending' },
   });
-  rec.role = 'echo';
+  if (!moveInstance(host.decisions, rec, 'demote')) {
+    host.decisions.settle(decision, 'failed', `${rec.id} is a ${rec.role}, not a serving instance`);
+    return;
+  }
   refreshServing(host, rec.service);
   await resizeForRole(host, rec, spec);
   await host.save(rec);
   await host.fileSync(rec.service)?.addEcho(rec.id, rec.stateDir);
-  host.decisions.settle(decision, 'ok: drained from the router, kept running as a warm echo');
+  host.decisions.settle(decision, 'ok', 'drained from the router, kept running as a warm echo');
 }
 
 /**
@@ -117,10 +130,7 @@ export async function seedShadowState(host: ServingSetHost, shadow: InstanceReco
     .instancesOf(shadow.service)
     .filter((i) => i.role === 'primary' && i.phase === 'running')
     .sort((a, b) => a.slot - b.slot)[0];
-  await rm(shadow.stateDir, { recursive: true, force: true });
-  await mkdir(shadow.stateDir, { recursive: true, mode: 0o700 });
-  if (primary)
-    await cp(primary.stateDir, shadow.stateDir, { recursive: true, force: true, verbatimSymlinks: true });
+  await host.agents.of(shadow).snapshotState(primary, shadow.stateDir);
 }
 
 /** Health checks in a row an unhealthy member may fail, in multiples of the failure threshold, before a restart. */
@@ -145,7 +155,7 @@ export function benchUnhealthy(host: ServingSetHost, rec: InstanceRecord, why: s
     what: `take ${rec.id} out of the serving set until it is healthy again`,
     why: `${why}; ${peers.length} other serving instance(s) carry the load`,
     inputs: { peers: peers.map((p) => p.id) },
-    outcome: 'ok',
+    outcome: { status: 'ok' },
   });
   return true;
 }
@@ -172,7 +182,7 @@ export function recordColdJoin(decisions: DecisionLog, rec: InstanceRecord): voi
     what: `${rec.id} joins the serving set`,
     why: `ready ${ms} ms after its process started (a cold start)`,
     inputs: { coldStartMs: ms },
-    outcome: 'recorded',
+    outcome: { status: 'recorded' },
   });
 }
 
@@ -190,6 +200,5 @@ export function benchHung(
 ): boolean {
   if (!spec.health || rec.phase === 'unhealthy' || verdict.evidence.procState === 'T') return false;
   if (!benchUnhealthy(host, rec, verdict.detail)) return false;
-  rec.phase = 'unhealthy';
-  return true;
+  return moveInstance(host.decisions, rec, 'unhealthy');
 }

@@ -1,5 +1,5 @@
 import type { ShadowSignal } from '../policy/index.js';
-import type { Runtime } from '../runtime/index.js';
+import type { AgentRegistry } from '../agent/index.js';
 import type { InstanceRecord } from './records.js';
 
 /** The shadow signal is policy's plain data type; the measurement is here. */
@@ -10,14 +10,17 @@ export type { ShadowSignal } from '../policy/index.js';
  * CPU (cores) comes from `servingCores`, the control plane's one sampler of them; shadows are sampled here.
  */
 export async function measureShadows(
-  runtime: Runtime,
+  agents: AgentRegistry,
   servingCores: (id: string) => number | undefined,
   serving: readonly InstanceRecord[],
   instances: readonly InstanceRecord[],
   sample: number,
 ): Promise<{ servingUtilisation: number; signal?: ShadowSignal }> {
   const cores = async (rec: InstanceRecord): Promise<number | undefined> => {
-    const stats = await runtime.stats(rec.id).catch(() => undefined);
+    const stats = await agents
+      .of(rec)
+      .stats(rec.id)
+      .catch(() => undefined);
     return stats ? stats.cpuPercent / 100 : undefined;
   };
   let servingUtilisation = 0;

@@ -48,7 +48,7 @@ describe.skipIf(!limitsSupported)('echo sizing', { timeout: 60_000 }, () => {
       const resize = (await api.events({ service: 'busy', limit: 1000 })).find(
         (e) => e.kind === 'resize' && e.instance === echoId,
       );
-      expect(resize?.outcome).toBe('ok');
+      expect(resize?.outcome).toEqual({ status: 'ok' });
       expect(resize?.why).toMatch(/echo sized to \d+ % of full: primary utilisation \d+ %/);
     } finally {
       up.child.kill('SIGINT');

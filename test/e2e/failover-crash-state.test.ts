@@ -44,7 +44,7 @@ describe(
         (e) => e.kind === 'promotion-recovery',
       );
       expect(recovery.map((e) => e.outcome)).toEqual([
-        expect.stringMatching(/^ok: .* is the primary at epoch 1/),
+        { status: 'ok', detail: expect.stringMatching(/ is the primary at epoch 1/) },
       ]);
     });
 
@@ -56,7 +56,9 @@ describe(
       const recovery = (await api.events({ service: 'kv', limit: 10_000 })).filter(
         (e) => e.kind === 'promotion-recovery',
       );
-      expect(recovery.map((e) => e.outcome)).toEqual(['ok: nothing had changed (the epoch had not moved)']);
+      expect(recovery.map((e) => e.outcome)).toEqual([
+        { status: 'ok', detail: 'nothing had changed (the epoch had not moved)' },
+      ]);
     });
   },
 );

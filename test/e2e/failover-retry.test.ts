@@ -64,13 +64,13 @@ describe('failover retry', { timeout: 90_000 }, () => {
       const failoverEvents = async () =>
         (await api.events({ service: 'r', limit: 1000 })).filter((e) => e.kind === 'failover');
       await waitFor(
-        async () => (await failoverEvents()).every((f) => !f.outcome.startsWith('pending')),
+        async () => (await failoverEvents()).every((f) => f.outcome.status !== 'pending'),
         10_000,
         up.output,
       );
       const failovers = await failoverEvents();
-      expect(failovers.map((f) => f.outcome.split(':')[0])).toEqual(['failed', 'ok']);
-      expect(failovers[0]?.outcome).toMatch(/cold echo r-2 did not become ready/);
+      expect(failovers.map((f) => f.outcome.status)).toEqual(['failed', 'ok']);
+      expect(failovers[0]?.outcome.detail).toMatch(/cold echo r-2 did not become ready/);
       expect(failovers[1]?.why).toMatch(/after r-2 could not take over/);
     } finally {
       up.child.kill('SIGINT');

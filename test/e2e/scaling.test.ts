@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ApiClient } from '../../src/api/index.js';
-import type { Decision, InstanceRecord } from '../../src/control/index.js';
+import type { ControlDecision, InstanceRecord } from '../../src/control/index.js';
 import { processesWithEnv, repoRoot, startUp, waitFor } from './lib/cli.js';
 
 const work = mkdtempSync(join(tmpdir(), 'understudy-scaling-'));
@@ -92,8 +92,9 @@ describe('horizontal scaling, live', { timeout: 120_000 }, () => {
       const events = await api.events({ service: 'api', limit: 1000 });
       const promoted = events.find((e) => e.kind === 'promote-echo');
       expect(promoted?.instance).toBe(echo?.id);
-      expect(promoted?.outcome).toMatch(/^ok: .* serves [\d.]+ ms after the decision \(no cold start\)/);
-      const scaleOut = events.find((e) => e.kind === 'scale-out' && e.outcome === 'ok');
+      expect(promoted?.outcome.status).toBe('ok');
+      expect(promoted?.outcome.detail).toMatch(/ serves [\d.]+ ms after the decision \(no cold start\)/);
+      const scaleOut = events.find((e) => e.kind === 'scale-out' && e.outcome.status === 'ok');
       expect(scaleOut?.inputs).toMatchObject({ policy: 'predictive' });
       // More than one instance carries at its target (20 × 0.6 = 12 requests/s).
       expect(scaleOut?.inputs['load']).toBeGreaterThan(12);
@@ -122,11 +123,13 @@ describe('horizontal scaling, live', { timeout: 120_000 }, () => {
           `${JSON.stringify((lastInstances ?? []).map((i) => [i.id, i.role, i.phase, i.slot]))}\n${up.output().slice(-3000)}`,
       );
       const after = await api.events({ service: 'api', limit: 2000 });
-      expect(after.some((e: Decision) => e.kind === 'scale-in' && e.outcome === 'ok')).toBe(true);
+      expect(after.some((e: ControlDecision) => e.kind === 'scale-in' && e.outcome.status === 'ok')).toBe(
+        true,
+      );
       // Each instance that left the serving set drained out of the router: it went back into the warm
       // pool (demote) or was stopped, and the router serves from the one that is left.
       const left = after.filter(
-        (e: Decision) => (e.kind === 'demote' || e.kind === 'stop') && e.outcome.startsWith('ok'),
+        (e: ControlDecision) => (e.kind === 'demote' || e.kind === 'stop') && e.outcome.status === 'ok',
       );
       expect(left.length).toBeGreaterThanOrEqual(2);
       const final = (await api.services()).find((s) => s.name === 'api');
@@ -137,7 +140,7 @@ describe('horizontal scaling, live', { timeout: 120_000 }, () => {
       await waitFor(
         async () =>
           (await api.events({ service: 'api', limit: 3000 })).some(
-            (e) => e.kind === 'failover' && e.instance === lone?.id && e.outcome.startsWith('ok'),
+            (e) => e.kind === 'failover' && e.instance === lone?.id && e.outcome.status === 'ok',
           ),
         20_000,
         up.output,

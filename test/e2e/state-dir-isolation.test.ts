@@ -50,9 +50,8 @@ describe('state directories shared by two instances (real processes)', { timeout
     const primary = control.instances().find((i) => i.role === 'primary');
     expect(primary?.phase).not.toBe('failed');
     const refused = (await control.decisions.list()).find((d) => d.kind === 'start' && d.instance === 'kv-2');
-    expect(refused?.outcome).toMatch(
-      /^failed: refusing to delete the state directory .*shared of kv-2: kv-1/,
-    );
+    expect(refused?.outcome.status).toBe('failed');
+    expect(refused?.outcome.detail).toMatch(/^refusing to delete the state directory .*shared of kv-2: kv-1/);
     expect(existsSync(join(dataDir, 'shared'))).toBe(true);
   });
 });

@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
-import type { Decision, ServiceView } from '../../control/index.js';
+import type { ControlDecision, ServiceView } from '../../control/index.js';
 import { readTraceFile, renderPlotSvg } from '../../sim/index.js';
 import type { Embedded } from '../embedded.js';
 
@@ -176,7 +176,7 @@ export async function runScalingDemo(
  * the reactive rule would have asked for it).
  */
 function summarise(
-  decisions: Decision[],
+  decisions: ControlDecision[],
   rates: number[],
   servingAt: number[],
   perInstanceAtTarget: number,
@@ -185,9 +185,9 @@ function summarise(
   result: ScalingDemoResult,
 ): void {
   for (const d of decisions) {
-    if (d.kind === 'promote-echo' && d.outcome.startsWith('ok')) result.promotions++;
+    if (d.kind === 'promote-echo' && d.outcome.status === 'ok') result.promotions++;
     if (d.kind === 'serving') result.coldStarts++;
-    if (d.kind !== 'scale-out' || d.outcome !== 'ok' || d.at < started) continue;
+    if (d.kind !== 'scale-out' || d.outcome.status !== 'ok' || d.at < started) continue;
     result.scaleOuts++;
     const reactive = Number(d.inputs['reactive'] ?? 0);
     const predictive = Number(d.inputs['predictive'] ?? 0);

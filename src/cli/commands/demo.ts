@@ -102,7 +102,7 @@ async function scalingPart(options: DemoOptions, signal: AbortSignal): Promise<n
       specFile: exampleSpecPath('api'),
       dataDir: join(options.dataDir, 'scaling'),
       onDecision: (d) => {
-        if (SCALING_KINDS.has(d.kind) && d.outcome !== 'pending') say(`  event ${formatDecision(d)}`);
+        if (SCALING_KINDS.has(d.kind) && d.outcome.status !== 'pending') say(`  event ${formatDecision(d)}`);
       },
     });
     const primary = await waitForPrimary(embedded, 20_000, signal);
@@ -153,7 +153,7 @@ async function failoverPart(options: DemoOptions, signal: AbortSignal): Promise<
       specFile: exampleSpecPath('kv'),
       dataDir: options.dataDir,
       onDecision: (d) => {
-        if (d.outcome !== 'pending') process.stdout.write(`  event ${formatDecision(d)}\n`);
+        if (d.outcome.status !== 'pending') process.stdout.write(`  event ${formatDecision(d)}\n`);
       },
     });
     const e = embedded;

@@ -19,7 +19,7 @@ export async function runPromote(options: PromoteOptions): Promise<number> {
         ? await client.failover(options.service, options.reason)
         : await client.switchover(options.service, options.to);
     process.stdout.write(formatDecision(decision) + '\n');
-    return decision.outcome.startsWith('ok') ? ExitCode.Ok : ExitCode.Failure;
+    return decision.outcome.status === 'ok' ? ExitCode.Ok : ExitCode.Failure;
   } catch (err) {
     return reportError(err);
   }

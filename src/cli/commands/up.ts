@@ -44,7 +44,7 @@ export async function runUp(options: UpOptions): Promise<number> {
         dataDir: options.dataDir,
         ...(options.api ? { apiListen: options.api } : {}),
         onDecision: (d) => {
-          if (d.outcome !== 'pending') process.stdout.write(formatDecision(d) + '\n');
+          if (d.outcome.status !== 'pending') process.stdout.write(formatDecision(d) + '\n');
         },
         onShutdownRequest: (reason) => {
           requested ??= reason;

@@ -3,7 +3,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiServer, type ApiControl } from '../../../src/api/index.js';
-import type { Decision, InstanceRecord, ServiceView } from '../../../src/control/index.js';
+import type { ControlDecision, InstanceRecord, ServiceView } from '../../../src/control/index.js';
 
 /** One call that reached the control plane stub (or the server's status/shutdown callbacks). */
 export interface StubCall {
@@ -11,8 +11,17 @@ export interface StubCall {
   args: unknown[];
 }
 
-function decision(kind: string, service: string): Decision {
-  return { seq: 1, at: 0, kind, service, what: kind, why: 'stub', inputs: {}, outcome: 'ok' } as Decision;
+function decision(kind: string, service: string): ControlDecision {
+  return {
+    seq: 1,
+    at: 0,
+    kind,
+    service,
+    what: kind,
+    why: 'stub',
+    inputs: {},
+    outcome: { status: 'ok' },
+  } as ControlDecision;
 }
 
 /**
@@ -36,15 +45,15 @@ export class ControlStub implements ApiControl {
     this.#record('instances');
     return [{ id: 'kv-0', service: 'kv', role: 'primary' } as unknown as InstanceRecord];
   }
-  async forceFailover(service: string, reason: string): Promise<Decision> {
+  async forceFailover(service: string, reason: string): Promise<ControlDecision> {
     this.#record('forceFailover', service, reason);
     return decision('failover', service);
   }
-  async switchover(service: string, to?: string): Promise<Decision> {
+  async switchover(service: string, to?: string): Promise<ControlDecision> {
     this.#record('switchover', service, to);
     return decision('switchover', service);
   }
-  async restartInstance(id: string, reason: string): Promise<Decision> {
+  async restartInstance(id: string, reason: string): Promise<ControlDecision> {
     this.#record('restartInstance', id, reason);
     return decision('restart', id);
   }
