@@ -7,7 +7,6 @@ import {
   systemClock,
   type Agent,
   type Clock,
-  type FileSync,
   type InstanceExit,
   type InstanceHandle,
 } from '../agent/index.js';
@@ -24,10 +23,11 @@ import {
   type ControlPlaneOptions,
   type ControlTimeouts,
 } from './control-plane-options.js';
-import { caughtUp, EchoUpkeep } from './echo-upkeep.js';
+import { EchoUpkeep } from './echo-upkeep.js';
 import { LoopDelay } from './loop-delay.js';
 import { observeControlPlane } from './metrics-sample.js';
-import { routeExternally, wireService } from './service-wiring.js';
+import { routeExternally } from './service-wiring.js';
+import { ServiceRegistry } from './service-registry.js';
 import { ExternalRouting } from './external-routing.js';
 import { Failover, type FailoverCause, type FailoverHost } from './failover.js';
 import {
@@ -52,7 +52,6 @@ import {
 } from './serving-set.js';
 import type { ControlDecision, InstanceRecord } from './records.js';
 import { applyRestartPolicy, killForRestart, scheduleRejoin } from './restart.js';
-import type { ServiceDataPlane } from './service-data-plane.js';
 
 /**
  * The orchestrator: reconciles the specs (desired) with the runtime and store (actual), executes the
@@ -78,8 +77,8 @@ export class ControlPlane {
   /** Instance writes that failed (each also recorded as an `error` decision). */
   #failedWrites = 0;
   readonly #watchAborts = new Map<string, AbortController>();
-  readonly #planes = new Map<string, ServiceDataPlane>();
-  readonly #fileSyncs = new Map<string, FileSync>();
+  /** The data planes and file syncs of the services (wired at start). */
+  readonly #services = new ServiceRegistry();
   #external: ExternalRouting | undefined;
   /** Autoscalers and the desired instance counts of scaled services. */
   #scaling!: ScalingCoordinator;
@@ -117,7 +116,7 @@ export class ControlPlane {
     this.telemetry = this.#options.telemetry;
     observeControlPlane(this.telemetry, decisions, {
       services: () => this.services(),
-      router: (service) => this.#planes.get(service)?.router.stats(),
+      router: (service) => this.#services.plane(service)?.router.stats(),
       readiness: (id) => this.#echoes.readiness(id),
       eventLoopDelay: () => this.eventLoopDelay(),
     });
@@ -134,7 +133,7 @@ export class ControlPlane {
       recreateEcho: (rec, decision) => this.failover.recreateEcho(rec, decision),
       host: this.#options.host,
       candidates: (service) => this.failover.candidates(service),
-      caughtUp: (service, echo) => caughtUp(this.#planes.get(service), this.#fileSyncs.get(service), echo),
+      services: this.#services,
       switchover: (service, to) => this.switchover(service, to),
     });
   }
@@ -195,7 +194,7 @@ export class ControlPlane {
     this.#external = await ExternalRouting.create(this.#options.spec.spec);
     for (const spec of this.specs) {
       await this.#options.store.put(`services/${spec.name}`, JSON.stringify(spec));
-      const wired = await wireService(spec, {
+      await this.#services.wire(spec, {
         epoch: await this.#options.store.epoch(spec.name),
         agent: this.#placement,
         addressOf: (rec) => this.#agents.addressOf(rec),
@@ -206,8 +205,6 @@ export class ControlPlane {
           routeExternally(this.#external, this.decisions, spec, rec, this.#agents.addressOf(rec), port),
         onSyncTrouble: (echo, message) => this.#echoes.onSyncTrouble(echo, message),
       });
-      if (wired.plane) this.#planes.set(spec.name, wired.plane);
-      if (wired.files) this.#fileSyncs.set(spec.name, wired.files);
     }
     // A promotion the previous control process was killed in the middle of is finished first, so that
     // adoption sees consistent roles and epochs.
@@ -327,7 +324,7 @@ export class ControlPlane {
           (i) =>
             i.service === rec.service && i.role === 'primary' && i.id !== rec.id && i.phase === 'running',
         );
-        if (!other) await this.#fileSyncs.get(rec.service)?.setPrimary(rec.stateDir);
+        if (!other) await this.#services.files(rec.service)?.setPrimary(rec.stateDir);
       }
       await this.#save(rec);
       this.decisions.settle(decision, 'ok', `pid ${handle.pid}`);
@@ -484,7 +481,7 @@ export class ControlPlane {
     ) {
       return;
     }
-    if (rec.role === 'echo') void this.#planes.get(rec.service)?.removeEcho(rec.id);
+    if (rec.role === 'echo') void this.#services.plane(rec.service)?.removeEcho(rec.id);
     else refreshServing(this.#servingHost(), rec.service, rec.id);
     const spec = this.specs.find((s) => s.name === rec.service);
     const delay = applyRestartPolicy(rec, exit, spec?.restart, forced, now, this.decisions);
@@ -506,7 +503,7 @@ export class ControlPlane {
     const handle = await agent.instance(rec.id);
     if (handle && !handle.exit) await agent.stop(rec.id, { graceMs: this.#specOf(rec.service).stopGrace });
     else this.#expectedExits.delete(rec.id);
-    if (rec.role === 'echo') await this.#planes.get(rec.service)?.removeEcho(rec.id);
+    if (rec.role === 'echo') await this.#services.plane(rec.service)?.removeEcho(rec.id);
     this.#move(rec, phase === 'failed' ? 'fail' : 'stop');
     await this.#save(rec);
   }
@@ -610,8 +607,7 @@ export class ControlPlane {
       decisions: this.decisions,
       specOf: (name) => this.#specOf(name),
       instancesOf: (service) => this.instances().filter((i) => i.service === service),
-      dataPlane: (service) => this.#planes.get(service),
-      fileSync: (service) => this.#fileSyncs.get(service),
+      services: this.#services,
       save: (rec) => this.#save(rec),
     };
   }
@@ -650,8 +646,8 @@ export class ControlPlane {
       const [name, epoch] = [spec.name, await this.#options.store.epoch(spec.name)];
       const instances = this.instances().filter((i) => i.service === name && i.phase !== 'stopped');
       const [plane, files, last] = [
-        this.#planes.get(name),
-        this.#fileSyncs.get(name),
+        this.#services.plane(name),
+        this.#services.files(name),
         this.failover.last(name),
       ];
       const [desired, scaling] = [this.#scaling.desired(name), this.#scaling.view(name)];
@@ -683,8 +679,7 @@ export class ControlPlane {
     for (const unsubscribe of this.#unsubscribeExit) unsubscribe();
     if (this.#sampler) clearInterval(this.#sampler);
     this.#scaling.close();
-    await Promise.all([...this.#planes.values()].map((p) => p.close()));
-    await Promise.all([...this.#fileSyncs.values()].map((f) => f.close()));
+    await this.#services.close();
     await this.#external?.close();
     const grace = Math.max(...this.specs.map((s) => s.stopGrace), 0);
     await Promise.all(this.#agents.all().map((a) => a.close({ graceMs: grace })));

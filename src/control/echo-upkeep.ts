@@ -1,7 +1,6 @@
 import type { ServiceSpec } from '../config/index.js';
-import type { AgentRegistry, FileSync } from '../agent/index.js';
+import type { AgentRegistry } from '../agent/index.js';
 import type { DecisionLog } from './decision-log.js';
-import type { ServiceDataPlane } from './service-data-plane.js';
 import { sizeInstances, type ServingUsage } from './echo-sizing.js';
 import { MigrationWatch, type MigrationWatchHost } from './migration-watch.js';
 import type { ControlDecision, InstanceRecord } from './records.js';
@@ -134,14 +133,4 @@ export class EchoUpkeep {
       for (const rec of resized) await this.host.save(rec);
     }
   }
-}
-
-/** Whether an echo has every acknowledged change: mutations (hot) or files (warm, cold). */
-export function caughtUp(
-  plane: ServiceDataPlane | undefined,
-  files: FileSync | undefined,
-  echo: InstanceRecord,
-): boolean {
-  if (plane?.replication) return plane.replication.atRisk(echo.id).length === 0;
-  return files ? files.caughtUp(echo.id) : true;
 }

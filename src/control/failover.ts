@@ -82,12 +82,12 @@ export class Failover {
 
   /** Echoes that could take over, best first (for hot write-through: those that lose nothing). */
   candidates(service: string): InstanceRecord[] {
-    const plane = this.host.dataPlane(service);
+    const plane = this.host.services.plane(service);
     const echoes = this.host
       .instancesOf(service)
       .filter((i) => i.role === 'echo' && (i.phase === 'running' || i.phase === 'starting'));
     const spec = this.host.specOf(service);
-    const files = this.host.fileSync(service);
+    const files = this.host.services.files(service);
     if (spec.echo.mode === 'cold')
       return this.host.instancesOf(service).filter((i) => i.role === 'echo' && i.phase === 'standby');
     const risk = (i: InstanceRecord): number =>
@@ -204,7 +204,7 @@ export class Failover {
     cause: FailoverCause,
   ): Promise<void> {
     const spec = this.host.specOf(service);
-    const plane = this.host.dataPlane(service);
+    const plane = this.host.services.plane(service);
     const timeouts = this.host.timeouts;
     const started = cause.detectedAt;
     const observed = { service, kind, cause: cause.kind };
@@ -222,7 +222,7 @@ export class Failover {
           );
         }
       }
-      const files = this.host.fileSync(service);
+      const files = this.host.services.files(service);
       if (
         kind === 'switchover' &&
         files &&
@@ -394,7 +394,7 @@ export class Failover {
       await agent.runHook(target.id, { signal: hook.signal }, this.host.timeouts.promotionHookMs);
     if (hook.http) {
       const path = hook.http;
-      const port = this.host.dataPlane(spec.name)?.portOf(target) ?? Object.values(target.ports)[0] ?? 0;
+      const port = this.host.services.plane(spec.name)?.portOf(target) ?? Object.values(target.ports)[0] ?? 0;
       const status = await agent
         .runHook(target.id, { http: { port, path } }, this.host.timeouts.promotionHookMs)
         .catch((err: unknown) => {
@@ -430,7 +430,7 @@ export class Failover {
       );
       return;
     }
-    const files = this.host.fileSync(rec.service);
+    const files = this.host.services.files(rec.service);
     if (files) {
       // Warm and cold: the file sync makes the initial full copy, then keeps it continuous. The agent
       // creates the directory and its sync journal owner-only first.
@@ -453,7 +453,7 @@ export class Failover {
       return;
     }
     const primary = this.host.instancesOf(rec.service).find((i) => i.role === 'primary' && i.id !== rec.id);
-    const plane = this.host.dataPlane(rec.service);
+    const plane = this.host.services.plane(rec.service);
     let fromSeq = 0;
     if (primary && plane) {
       await plane.router.pause();
@@ -503,7 +503,7 @@ export class Failover {
    */
   async recreateEcho(rec: InstanceRecord, decision: ControlDecision): Promise<void> {
     if (await this.refuseSharedStateDir(rec, decision)) return;
-    await this.host.fileSync(rec.service)?.removeEcho(rec.id);
+    await this.host.services.files(rec.service)?.removeEcho(rec.id);
     await this.host.agents.of(rec).removeState(rec.stateDir);
     await this.provisionEcho(rec, decision);
   }

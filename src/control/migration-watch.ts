@@ -8,6 +8,7 @@ import {
 import { AnomalyDetector, migrationReadinessScore } from '../predict/index.js';
 import type { AgentRegistry } from '../agent/index.js';
 import type { DecisionLog } from './decision-log.js';
+import type { ServiceRegistry } from './service-registry.js';
 import type { ControlDecision, InstanceRecord, ControlDecisionKind } from './records.js';
 
 /** What the migration watch needs from the control plane. */
@@ -21,8 +22,8 @@ export interface MigrationWatchHost {
   instancesOf(service: string): InstanceRecord[];
   /** Echoes that could take over, best first. */
   candidates(service: string): InstanceRecord[];
-  /** Whether an echo has every acknowledged change (mutations or files). */
-  caughtUp(service: string, echo: InstanceRecord): boolean;
+  /** The services' data planes and file syncs (whether an echo has every acknowledged change). */
+  readonly services: Pick<ServiceRegistry, 'caughtUp'>;
   busy(service: string): boolean;
   switchover(service: string, to: string): Promise<ControlDecision>;
   /** Stops an instance and provisions it again from a full copy of the primary; settles `decision`. */
@@ -131,7 +132,7 @@ export class MigrationWatch {
     const m = this.#states.get(primary.id) ?? { service: spec.name, state: initialMigrationState(now) };
     const target = m.target ? mine.find((i) => i.id === m.target) : this.host.candidates(spec.name)[0];
     const synced =
-      target !== undefined && target.phase === 'running' && this.host.caughtUp(spec.name, target);
+      target !== undefined && target.phase === 'running' && this.host.services.caughtUp(spec.name, target);
     const usage = Math.max(cpu, memory) / 100;
     const r = decideMigration(
       options,

@@ -58,6 +58,7 @@ export class ScalingCoordinator {
         spec.name,
         new ServiceAutoscaler(spec, {
           ...host,
+          dataPlane: (service) => host.services.plane(service),
           desired: (service) => c.desired(service),
           apply: (service, counts, change) => c.#apply(service, counts, change),
           promoteIntoServing: (echo, why) => promoteIntoServing(host, echo, why),
