@@ -2,7 +2,6 @@ import type { ServiceSpec } from '../config/index.js';
 import { sizeInstances, type ServingUsage } from './echo-sizing.js';
 import type { InstanceSupervisor } from './instance-supervisor.js';
 import { MigrationWatch } from './migration-watch.js';
-import type { ControlDecision, InstanceRecord } from './records.js';
 
 const SYNC_TROUBLE_LIMIT = 5;
 const SYNC_TROUBLE_WINDOW_MS = 60_000;
@@ -36,27 +35,9 @@ export class EchoUpkeep {
   readonly #specs: readonly ServiceSpec[];
 
   constructor(deps: EchoUpkeepDeps) {
-    const supervisor = (this.#supervisor = deps.supervisor);
+    this.#supervisor = deps.supervisor;
     this.#specs = deps.specs;
-    if (MigrationWatch.wanted(deps.specs))
-      this.#migration = new MigrationWatch({
-        agents: supervisor.agents,
-        decisions: supervisor.decisions,
-        specs: deps.specs,
-        host: deps.host,
-        services: supervisor.services,
-        instancesOf: (service) => supervisor.instancesOf(service),
-        candidates: (service) => supervisor.failover.candidates(service),
-        busy: (service) => supervisor.closed || supervisor.failover.busy(service),
-        switchover: (service, to) => supervisor.failover.switchover(service, to),
-        recreateEcho: (rec, decision) => this.#recreate(rec, decision),
-      });
-  }
-
-  /** Stops an echo and provisions it again from a full copy of the primary; settles `decision`. */
-  async #recreate(rec: InstanceRecord, decision: ControlDecision): Promise<void> {
-    await this.#supervisor.stopInstance(rec, 'stopped');
-    await this.#supervisor.failover.recreateEcho(rec, decision);
+    if (MigrationWatch.wanted(deps.specs)) this.#migration = new MigrationWatch(deps);
   }
 
   /** CPU use (cores) of a serving instance at the last sample (once a second); the one sampler of them. */
@@ -95,9 +76,11 @@ export class EchoUpkeep {
       inputs: { failures: recent.length },
       outcome: { status: 'pending' },
     });
-    void this.#recreate(rec, decision).catch((err: unknown) =>
-      this.#supervisor.decisions.settle(decision, 'failed', `${(err as Error).message}`),
-    );
+    void this.#supervisor
+      .recreateEcho(rec, decision)
+      .catch((err: unknown) =>
+        this.#supervisor.decisions.settle(decision, 'failed', `${(err as Error).message}`),
+      );
   }
 
   /**

@@ -381,6 +381,12 @@ export class InstanceSupervisor implements AdoptionHost {
     await this.save(rec);
   }
 
+  /** Stops an echo and provisions it again from a full copy of the primary; settles `decision`. */
+  async recreateEcho(rec: InstanceRecord, decision: ControlDecision): Promise<void> {
+    await this.stopInstance(rec, 'stopped');
+    await this.failover.recreateEcho(rec, decision);
+  }
+
   /** Changes an instance's role or phase through the transition table; a refusal is recorded, not applied. */
   #move(rec: InstanceRecord, event: InstanceEvent): boolean {
     return moveInstance(this.decisions, rec, event);
