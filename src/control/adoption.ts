@@ -63,12 +63,12 @@ export async function adoptSurvivors(host: AdoptionHost): Promise<void> {
           ...adopted.filter((p) => p.service === rec.service && p.role === 'primary').map((p) => p.slot),
         )
     )
-      await host.fileSync(rec.service)?.setPrimary(rec.stateDir);
+      await host.services.files(rec.service)?.setPrimary(rec.stateDir);
   }
   for (const rec of adopted.filter((r) => r.role === 'echo')) {
     const spec = host.specOf(rec.service);
     const primary = adopted.find((p) => p.service === rec.service && p.role === 'primary');
-    const files = host.fileSync(rec.service);
+    const files = host.services.files(rec.service);
     if (files) {
       await files.addEcho(rec.id, rec.stateDir);
       if (rec.phase !== 'standby') host.watch(spec, rec);
@@ -84,7 +84,8 @@ export async function adoptSurvivors(host: AdoptionHost): Promise<void> {
     const same = differences.length === 0;
     if (same && moveInstance(host.decisions, rec, 'adopt')) {
       host.watch(spec, rec);
-      if (await host.waitReady(rec, host.timeouts.echoReadyMs)) host.dataPlane(rec.service)?.addEcho(rec, 0);
+      if (await host.waitReady(rec, host.timeouts.echoReadyMs))
+        host.services.plane(rec.service)?.addEcho(rec, 0);
       continue;
     }
     const decision = host.decisions.record({

@@ -205,3 +205,15 @@ export function readOutcome(stored: DecisionOutcome | string): DecisionOutcome {
   const status = m[1] as DecisionStatus;
   return m[2] === undefined ? { status } : { status, detail: m[2] };
 }
+
+/** Records that a piece of background work failed, as an `error` decision (it never throws). */
+export function recordError(decisions: Pick<DecisionLog, 'record'>, where: string, err: unknown): void {
+  decisions.record({
+    kind: 'error',
+    service: '',
+    what: `${where} failed`,
+    why: (err as Error).message,
+    inputs: {},
+    outcome: { status: 'recorded' },
+  });
+}

@@ -1,25 +1,18 @@
 import type { ServiceSpec } from '../config/index.js';
-import type { AgentRegistry, FileSync } from '../agent/index.js';
-import type { DecisionLog } from './decision-log.js';
-import type { ServiceDataPlane } from './service-data-plane.js';
 import { sizeInstances, type ServingUsage } from './echo-sizing.js';
-import { MigrationWatch, type MigrationWatchHost } from './migration-watch.js';
-import type { ControlDecision, InstanceRecord } from './records.js';
+import type { InstanceSupervisor } from './instance-supervisor.js';
+import { MigrationWatch } from './migration-watch.js';
 
 const SYNC_TROUBLE_LIMIT = 5;
 const SYNC_TROUBLE_WINDOW_MS = 60_000;
 
-/** What echo upkeep needs from the control plane. */
-export interface EchoUpkeepHost extends Omit<MigrationWatchHost, 'instancesOf' | 'busy' | 'recreateEcho'> {
-  readonly agents: AgentRegistry;
-  readonly decisions: DecisionLog;
+/** What echo upkeep works with. */
+export interface EchoUpkeepDeps {
+  /** The instances: their records, writes, stops, and the failover (switchover, recreating echoes). */
+  readonly supervisor: InstanceSupervisor;
   readonly specs: readonly ServiceSpec[];
-  instances(): InstanceRecord[];
-  closed(): boolean;
-  failoverBusy(service: string): boolean;
-  save(rec: InstanceRecord): Promise<void>;
-  stopInstance(rec: InstanceRecord, phase: 'stopped'): Promise<void>;
-  recreateEcho(rec: InstanceRecord, decision: ControlDecision): Promise<void>;
+  /** The host instances are placed on (a migration's target). */
+  readonly host: string;
 }
 
 /**
@@ -38,17 +31,13 @@ export class EchoUpkeep {
 
   readonly #migration: MigrationWatch | undefined;
 
-  constructor(private readonly host: EchoUpkeepHost) {
-    if (MigrationWatch.wanted(host.specs))
-      this.#migration = new MigrationWatch({
-        ...host,
-        instancesOf: (service) => host.instances().filter((i) => i.service === service),
-        busy: (service) => host.closed() || host.failoverBusy(service),
-        recreateEcho: async (rec, decision) => {
-          await host.stopInstance(rec, 'stopped');
-          await host.recreateEcho(rec, decision);
-        },
-      });
+  readonly #supervisor: InstanceSupervisor;
+  readonly #specs: readonly ServiceSpec[];
+
+  constructor(deps: EchoUpkeepDeps) {
+    this.#supervisor = deps.supervisor;
+    this.#specs = deps.specs;
+    if (MigrationWatch.wanted(deps.specs)) this.#migration = new MigrationWatch(deps);
   }
 
   /** CPU use (cores) of a serving instance at the last sample (once a second); the one sampler of them. */
@@ -75,10 +64,10 @@ export class EchoUpkeep {
     const recent = (this.#syncTrouble.get(echoId) ?? []).filter((t) => now - t < SYNC_TROUBLE_WINDOW_MS);
     recent.push(now);
     this.#syncTrouble.set(echoId, recent);
-    const rec = this.host.instances().find((i) => i.id === echoId);
-    if (recent.length < SYNC_TROUBLE_LIMIT || !rec || rec.role !== 'echo' || this.host.closed()) return;
+    const rec = this.#supervisor.allInstances().find((i) => i.id === echoId);
+    if (recent.length < SYNC_TROUBLE_LIMIT || !rec || rec.role !== 'echo' || this.#supervisor.closed) return;
     this.#syncTrouble.delete(echoId);
-    const decision = this.host.decisions.record({
+    const decision = this.#supervisor.decisions.record({
       kind: 'recreate',
       service: rec.service,
       instance: rec.id,
@@ -87,10 +76,11 @@ export class EchoUpkeep {
       inputs: { failures: recent.length },
       outcome: { status: 'pending' },
     });
-    void this.host
-      .stopInstance(rec, 'stopped')
-      .then(() => this.host.recreateEcho(rec, decision))
-      .catch((err: unknown) => this.host.decisions.settle(decision, 'failed', `${(err as Error).message}`));
+    void this.#supervisor
+      .recreateEcho(rec, decision)
+      .catch((err: unknown) =>
+        this.#supervisor.decisions.settle(decision, 'failed', `${(err as Error).message}`),
+      );
   }
 
   /**
@@ -102,9 +92,9 @@ export class EchoUpkeep {
     const usage = new Map<string, ServingUsage>();
     const busiest = new Map<string, number>();
     const cores = new Map<string, number>();
-    for (const rec of this.host.instances()) {
+    for (const rec of this.#supervisor.allInstances()) {
       if (rec.role !== 'primary' || rec.phase !== 'running') continue;
-      const stats = await this.host.agents
+      const stats = await this.#supervisor.agents
         .of(rec)
         .stats(rec.id)
         .catch(() => undefined);
@@ -119,29 +109,20 @@ export class EchoUpkeep {
     }
     for (const [service, u] of busiest) this.#utilisation.set(service, u);
     this.#cores = cores;
-    for (const spec of this.host.specs) {
-      if (this.host.closed() || this.host.failoverBusy(spec.name)) continue;
-      const mine = this.host.instances().filter((i) => i.service === spec.name);
+    const supervisor = this.#supervisor;
+    for (const spec of this.#specs) {
+      if (supervisor.closed || supervisor.failover.busy(spec.name)) continue;
+      const mine = supervisor.allInstances().filter((i) => i.service === spec.name);
       const resized = await sizeInstances(
         spec,
         mine,
         usage,
-        this.host.agents,
-        this.host.decisions,
+        supervisor.agents,
+        supervisor.decisions,
         this.#lastResize,
         Date.now(),
       );
-      for (const rec of resized) await this.host.save(rec);
+      for (const rec of resized) await supervisor.save(rec);
     }
   }
-}
-
-/** Whether an echo has every acknowledged change: mutations (hot) or files (warm, cold). */
-export function caughtUp(
-  plane: ServiceDataPlane | undefined,
-  files: FileSync | undefined,
-  echo: InstanceRecord,
-): boolean {
-  if (plane?.replication) return plane.replication.atRisk(echo.id).length === 0;
-  return files ? files.caughtUp(echo.id) : true;
 }

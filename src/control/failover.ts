@@ -33,13 +33,10 @@ export interface FailoverRecord {
   restoredAt?: number;
 }
 
-/** What the failover logic needs from the control plane. */
+/** The instances a failover works on (the instance supervisor is one). */
 export interface FailoverHost extends ServingSetHost {
+  /** The store: the service's epoch (compare-and-set) and the promotion intent. */
   readonly store: StateStore;
-  /** Where promotions and their durations are reported (the control plane's telemetry). */
-  readonly telemetry: PromotionObserver;
-  /** The per-service work queue: a promotion holds its service (label {@link PROMOTION_WORK}). */
-  readonly work: KeyedWorkQueue;
   /** Marks an instance as stopped on purpose: its exit is not a failure. */
   expectExit(id: string): void;
   /** Starts (or restarts) an instance process for a record; settles the decision. */
@@ -48,6 +45,14 @@ export interface FailoverHost extends ServingSetHost {
   waitReady(rec: InstanceRecord, timeoutMs: number): Promise<boolean>;
   /** Every known instance of every service (to check that a state directory is no one else's). */
   allInstances(): InstanceRecord[];
+}
+
+/** What a {@link Failover} reports to and queues on, besides its instances. */
+export interface FailoverDeps {
+  /** Where promotions and their durations are reported (the control plane's telemetry). */
+  readonly telemetry: PromotionObserver;
+  /** The per-service work queue: a promotion holds its service (label {@link PROMOTION_WORK}). */
+  readonly work: KeyedWorkQueue;
 }
 
 /** The cause of a failover: what was seen, and when the failure happened if known. */
@@ -68,7 +73,16 @@ export interface FailoverCause {
 export class Failover {
   readonly #last = new Map<string, FailoverRecord>();
 
-  constructor(private readonly host: FailoverHost) {}
+  readonly #telemetry: PromotionObserver;
+  readonly #work: KeyedWorkQueue;
+
+  constructor(
+    private readonly host: FailoverHost,
+    deps: FailoverDeps,
+  ) {
+    this.#telemetry = deps.telemetry;
+    this.#work = deps.work;
+  }
 
   /** The last failover or switchover of a service. */
   last(service: string): FailoverRecord | undefined {
@@ -77,17 +91,17 @@ export class Failover {
 
   /** Whether a promotion of the service is under way (running or queued on the service's work queue). */
   busy(service: string): boolean {
-    return this.host.work.has(service, PROMOTION_WORK);
+    return this.#work.has(service, PROMOTION_WORK);
   }
 
   /** Echoes that could take over, best first (for hot write-through: those that lose nothing). */
   candidates(service: string): InstanceRecord[] {
-    const plane = this.host.dataPlane(service);
+    const plane = this.host.services.plane(service);
     const echoes = this.host
       .instancesOf(service)
       .filter((i) => i.role === 'echo' && (i.phase === 'running' || i.phase === 'starting'));
     const spec = this.host.specOf(service);
-    const files = this.host.fileSync(service);
+    const files = this.host.services.files(service);
     if (spec.echo.mode === 'cold')
       return this.host.instancesOf(service).filter((i) => i.role === 'echo' && i.phase === 'standby');
     const risk = (i: InstanceRecord): number =>
@@ -190,7 +204,7 @@ export class Failover {
       throw new UnderstudyError(ErrorCode.Failover, `a promotion of '${service}' is already under way`);
     }
     // One operation on a service at a time: a serving-set change under way finishes first.
-    await this.host.work.run(service, PROMOTION_WORK, () =>
+    await this.#work.run(service, PROMOTION_WORK, () =>
       this.#promoteNow(service, old, target, decision, kind, cause),
     );
   }
@@ -204,7 +218,7 @@ export class Failover {
     cause: FailoverCause,
   ): Promise<void> {
     const spec = this.host.specOf(service);
-    const plane = this.host.dataPlane(service);
+    const plane = this.host.services.plane(service);
     const timeouts = this.host.timeouts;
     const started = cause.detectedAt;
     const observed = { service, kind, cause: cause.kind };
@@ -222,7 +236,7 @@ export class Failover {
           );
         }
       }
-      const files = this.host.fileSync(service);
+      const files = this.host.services.files(service);
       if (
         kind === 'switchover' &&
         files &&
@@ -347,7 +361,7 @@ export class Failover {
         ...(kind === 'switchover' ? { restoredAt: promotedAt } : {}),
       };
       this.#last.set(service, record);
-      this.host.telemetry.promotion({
+      this.#telemetry.promotion({
         ...observed,
         outcome: 'ok',
         promotionSeconds: record.promotionMs / 1000,
@@ -375,7 +389,7 @@ export class Failover {
       // This process handles the failure itself (the caller steps the echo back or tries the next one).
       if (intentWritten) await this.host.store.delete(PROMOTION_PREFIX + service).catch(() => undefined);
       this.host.decisions.settle(decision, 'failed', `${(err as Error).message}`);
-      this.host.telemetry.promotion({ ...observed, outcome: 'failed' });
+      this.#telemetry.promotion({ ...observed, outcome: 'failed' });
       throw err;
     } finally {
       if (paused) plane?.router.resume();
@@ -394,7 +408,7 @@ export class Failover {
       await agent.runHook(target.id, { signal: hook.signal }, this.host.timeouts.promotionHookMs);
     if (hook.http) {
       const path = hook.http;
-      const port = this.host.dataPlane(spec.name)?.portOf(target) ?? Object.values(target.ports)[0] ?? 0;
+      const port = this.host.services.plane(spec.name)?.portOf(target) ?? Object.values(target.ports)[0] ?? 0;
       const status = await agent
         .runHook(target.id, { http: { port, path } }, this.host.timeouts.promotionHookMs)
         .catch((err: unknown) => {
@@ -430,7 +444,7 @@ export class Failover {
       );
       return;
     }
-    const files = this.host.fileSync(rec.service);
+    const files = this.host.services.files(rec.service);
     if (files) {
       // Warm and cold: the file sync makes the initial full copy, then keeps it continuous. The agent
       // creates the directory and its sync journal owner-only first.
@@ -453,7 +467,7 @@ export class Failover {
       return;
     }
     const primary = this.host.instancesOf(rec.service).find((i) => i.role === 'primary' && i.id !== rec.id);
-    const plane = this.host.dataPlane(rec.service);
+    const plane = this.host.services.plane(rec.service);
     let fromSeq = 0;
     if (primary && plane) {
       await plane.router.pause();
@@ -503,7 +517,7 @@ export class Failover {
    */
   async recreateEcho(rec: InstanceRecord, decision: ControlDecision): Promise<void> {
     if (await this.refuseSharedStateDir(rec, decision)) return;
-    await this.host.fileSync(rec.service)?.removeEcho(rec.id);
+    await this.host.services.files(rec.service)?.removeEcho(rec.id);
     await this.host.agents.of(rec).removeState(rec.stateDir);
     await this.provisionEcho(rec, decision);
   }

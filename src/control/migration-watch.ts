@@ -6,27 +6,16 @@ import {
   type MigrationState,
 } from '../policy/index.js';
 import { AnomalyDetector, migrationReadinessScore } from '../predict/index.js';
-import type { AgentRegistry } from '../agent/index.js';
-import type { DecisionLog } from './decision-log.js';
+import type { InstanceSupervisor } from './instance-supervisor.js';
 import type { ControlDecision, InstanceRecord, ControlDecisionKind } from './records.js';
 
-/** What the migration watch needs from the control plane. */
-export interface MigrationWatchHost {
-  /** The agents of the hosts instances run on (stats, host facts). */
-  readonly agents: AgentRegistry;
-  readonly decisions: DecisionLog;
+/** What the migration watch works with. */
+export interface MigrationWatchDeps {
+  /** The instances, their agents (stats, host facts) and the failover (candidates, switchover). */
+  readonly supervisor: InstanceSupervisor;
   readonly specs: readonly ServiceSpec[];
   /** The host instances are placed on (the migration target: a fresh instance on it). */
   readonly host: string;
-  instancesOf(service: string): InstanceRecord[];
-  /** Echoes that could take over, best first. */
-  candidates(service: string): InstanceRecord[];
-  /** Whether an echo has every acknowledged change (mutations or files). */
-  caughtUp(service: string, echo: InstanceRecord): boolean;
-  busy(service: string): boolean;
-  switchover(service: string, to: string): Promise<ControlDecision>;
-  /** Stops an instance and provisions it again from a full copy of the primary; settles `decision`. */
-  recreateEcho(rec: InstanceRecord, decision: ControlDecision): Promise<void>;
 }
 
 /** Readiness samples in a row the confidence is taken over. */
@@ -49,7 +38,20 @@ export class MigrationWatch {
   readonly #lastAt = new Map<string, number>();
   #busy = false;
 
-  constructor(private readonly host: MigrationWatchHost) {}
+  readonly #supervisor: InstanceSupervisor;
+  readonly #specs: readonly ServiceSpec[];
+  readonly #host: string;
+
+  constructor(deps: MigrationWatchDeps) {
+    this.#supervisor = deps.supervisor;
+    this.#specs = deps.specs;
+    this.#host = deps.host;
+  }
+
+  /** Whether the service must be left alone (closing, or a promotion under way). */
+  #busyWith(service: string): boolean {
+    return this.#supervisor.closed || this.#supervisor.failover.busy(service);
+  }
 
   /** The last readiness score (0..100) sampled for a primary, for the metrics. */
   readiness(instance: string): number | undefined {
@@ -67,10 +69,10 @@ export class MigrationWatch {
     try {
       // Host facts once per tick and host (the disk latency is a mean since the previous sample).
       const diskMs = new Map<string, number>();
-      for (const agent of this.host.agents.all())
+      for (const agent of this.#supervisor.agents.all())
         diskMs.set(agent.host, (await agent.hostFacts().catch(() => undefined))?.diskLatencyMs ?? 0);
-      for (const spec of this.host.specs) {
-        if (!spec.migration.auto || this.host.busy(spec.name)) continue;
+      for (const spec of this.#specs) {
+        if (!spec.migration.auto || this.#busyWith(spec.name)) continue;
         if (now - (this.#lastAt.get(spec.name) ?? 0) < spec.migration.interval) continue;
         this.#lastAt.set(spec.name, now);
         await this.#service(spec, diskMs, now);
@@ -86,7 +88,7 @@ export class MigrationWatch {
       switchThreshold: spec.migration.switchThreshold,
       cancelBelow: Math.min(40, spec.migration.provisionThreshold),
     });
-    const mine = this.host.instancesOf(spec.name);
+    const mine = this.#supervisor.instancesOf(spec.name);
     // A migration under way whose primary has been switched away from: retire it.
     for (const [id, m] of this.#states) {
       const rec = mine.find((i) => i.id === id);
@@ -96,17 +98,17 @@ export class MigrationWatch {
       this.#states.set(id, { ...m, state: r.state });
       for (const d of r.decisions) {
         const decision = this.#record(spec, rec, d, {});
-        await this.host
+        await this.#supervisor
           .recreateEcho(rec, decision)
           .catch((err: unknown) =>
-            this.host.decisions.settle(decision, 'failed', `${(err as Error).message}`),
+            this.#supervisor.decisions.settle(decision, 'failed', `${(err as Error).message}`),
           );
       }
     }
     const primaries = mine.filter((i) => i.role === 'primary' && i.phase === 'running');
     if (primaries.length !== 1) return; // a serving set scales; migration moves a lone primary
     const primary = primaries[0]!;
-    const stats = await this.host.agents
+    const stats = await this.#supervisor.agents
       .of(primary)
       .stats(primary.id)
       .catch(() => undefined);
@@ -129,9 +131,13 @@ export class MigrationWatch {
     this.#recent.set(primary.id, recent);
     const confidence = recent.filter((x) => x >= options.provisionThreshold).length / CONFIDENCE_SAMPLES;
     const m = this.#states.get(primary.id) ?? { service: spec.name, state: initialMigrationState(now) };
-    const target = m.target ? mine.find((i) => i.id === m.target) : this.host.candidates(spec.name)[0];
+    const target = m.target
+      ? mine.find((i) => i.id === m.target)
+      : this.#supervisor.failover.candidates(spec.name)[0];
     const synced =
-      target !== undefined && target.phase === 'running' && this.host.caughtUp(spec.name, target);
+      target !== undefined &&
+      target.phase === 'running' &&
+      this.#supervisor.services.caughtUp(spec.name, target);
     const usage = Math.max(cpu, memory) / 100;
     const r = decideMigration(
       options,
@@ -154,17 +160,17 @@ export class MigrationWatch {
     for (const d of r.decisions) {
       const decision = this.#record(spec, primary, d, inputs);
       if (d.kind === 'migrate-switchover' && target) {
-        await this.host
+        await this.#supervisor.failover
           .switchover(spec.name, target.id)
-          .then(() => this.host.decisions.settle(decision, 'ok', `${target.id} serves`))
+          .then(() => this.#supervisor.decisions.settle(decision, 'ok', `${target.id} serves`))
           .catch((err: unknown) =>
-            this.host.decisions.settle(decision, 'failed', `${(err as Error).message}`),
+            this.#supervisor.decisions.settle(decision, 'failed', `${(err as Error).message}`),
           );
       } else if (d.kind === 'migrate-provision' && !target) {
-        this.host.decisions.settle(decision, 'failed', 'no echo to migrate to (echo.count is 0)');
+        this.#supervisor.decisions.settle(decision, 'failed', 'no echo to migrate to (echo.count is 0)');
         this.#states.set(primary.id, { service: spec.name, state: initialMigrationState(now) });
       } else {
-        this.host.decisions.settle(decision, 'ok', target ? `target ${target.id}` : undefined);
+        this.#supervisor.decisions.settle(decision, 'ok', target ? `target ${target.id}` : undefined);
       }
     }
   }
@@ -183,7 +189,7 @@ export class MigrationWatch {
       readiness,
       confidence,
       usage,
-      targetHost: target ? `${this.host.host} (${target})` : this.host.host,
+      targetHost: target ? `${this.#host} (${target})` : this.#host,
       echoSynced,
       switchedOver,
     };
@@ -195,7 +201,7 @@ export class MigrationWatch {
     d: { kind: ControlDecisionKind; reason: string },
     inputs: Record<string, unknown>,
   ): ControlDecision {
-    return this.host.decisions.record({
+    return this.#supervisor.decisions.record({
       kind: d.kind,
       service: spec.name,
       instance: rec.id,

@@ -1,6 +1,10 @@
 import type { ServiceSpec } from '../config/index.js';
 import type { StateStore } from '../store/index.js';
 import { ServiceAutoscaler, type AutoscalerView } from './autoscaler.js';
+import { recordError } from './decision-log.js';
+import type { EchoUpkeep } from './echo-upkeep.js';
+import type { Failover } from './failover.js';
+import type { Reconciler } from './instance-supervisor.js';
 import type { KeyedWorkQueue } from './keyed-work-queue.js';
 import { specCounts, type DesiredCounts } from './reconcile.js';
 import { demoteToPool, promoteIntoServing, type ServingSetHost } from './serving-set.js';
@@ -10,17 +14,18 @@ const DESIRED_PREFIX = 'scaling/';
 /** Label of a serving-set change in the per-service work queue. */
 export const SCALING_WORK = 'scaling';
 
-/** What the coordinator needs from the control plane besides the serving-set operations. */
-export interface ScalingCoordinatorHost extends ServingSetHost {
+/** What the coordinator needs besides the instances it changes (a {@link ServingSetHost}). */
+export interface ScalingCoordinatorDeps {
+  /** Where the desired counts are persisted (`scaling/<service>`). */
   readonly store: StateStore;
   /** The per-service work queue: a serving-set change holds its service (label {@link SCALING_WORK}). */
   readonly work: KeyedWorkQueue;
-  /** Whether a failover of the service is under way. */
-  failoverBusy(service: string): boolean;
-  reconcileNow(): Promise<void>;
-  /** CPU use (cores) of a serving instance at its last sample. */
-  servingCores(id: string): number | undefined;
-  recordError(where: string, err: unknown): void;
+  /** The failover: no scaling while a promotion of the service is under way. */
+  readonly failover: Pick<Failover, 'busy'>;
+  /** Asked to reconcile once new desired counts are recorded. */
+  readonly reconciler: Reconciler;
+  /** The one sampler of serving instances' CPU use (cores, at its last sample). */
+  readonly sampler: Pick<EchoUpkeep, 'servingCores'>;
 }
 
 /**
@@ -35,15 +40,17 @@ export class ScalingCoordinator {
 
   private constructor(
     private readonly specs: readonly ServiceSpec[],
-    private readonly host: ScalingCoordinatorHost,
+    private readonly serving: ServingSetHost,
+    private readonly host: ScalingCoordinatorDeps,
   ) {}
 
   /** Loads the recorded desired counts; makes an autoscaler for every service that scales. */
   static async create(
     specs: readonly ServiceSpec[],
-    host: ScalingCoordinatorHost,
+    serving: ServingSetHost,
+    host: ScalingCoordinatorDeps,
   ): Promise<ScalingCoordinator> {
-    const c = new ScalingCoordinator(specs, host);
+    const c = new ScalingCoordinator(specs, serving, host);
     const names = new Set(specs.map((s) => s.name));
     for (const r of await host.store.list(DESIRED_PREFIX)) {
       const name = r.key.slice(DESIRED_PREFIX.length);
@@ -57,12 +64,16 @@ export class ScalingCoordinator {
       c.#autoscalers.set(
         spec.name,
         new ServiceAutoscaler(spec, {
-          ...host,
+          agents: serving.agents,
+          decisions: serving.decisions,
+          instancesOf: (service) => serving.instancesOf(service),
+          dataPlane: (service) => serving.services.plane(service),
+          servingCores: (id) => host.sampler.servingCores(id),
           desired: (service) => c.desired(service),
           apply: (service, counts, change) => c.#apply(service, counts, change),
-          promoteIntoServing: (echo, why) => promoteIntoServing(host, echo, why),
-          demoteToPool: (rec, why) => demoteToPool(host, rec, why),
-          busy: (service) => host.failoverBusy(service),
+          promoteIntoServing: (echo, why) => promoteIntoServing(serving, echo, why),
+          demoteToPool: (rec, why) => demoteToPool(serving, rec, why),
+          busy: (service) => host.failover.busy(service),
         }),
       );
     }
@@ -104,7 +115,9 @@ export class ScalingCoordinator {
       const spec = this.specs.find((s) => s.name === name);
       const every = Math.min(1000, Math.max(250, (spec?.scaling.step ?? 2000) / 2));
       const timer = setInterval(() => {
-        scaler.tick(Date.now()).catch((err: unknown) => this.host.recordError(`autoscaler of ${name}`, err));
+        scaler
+          .tick(Date.now())
+          .catch((err: unknown) => recordError(this.serving.decisions, `autoscaler of ${name}`, err));
       }, every);
       timer.unref();
       this.#timers.push(timer);
@@ -123,6 +136,6 @@ export class ScalingCoordinator {
       this.#desired.set(service, counts);
       await this.host.store.put(DESIRED_PREFIX + service, JSON.stringify(counts));
     });
-    await this.host.reconcileNow();
+    await this.host.reconciler.reconcileNow();
   }
 }

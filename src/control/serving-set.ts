@@ -1,4 +1,4 @@
-import type { AgentRegistry, Clock, FileSync } from '../agent/index.js';
+import type { AgentRegistry, Clock } from '../agent/index.js';
 import type { ServiceSpec } from '../config/index.js';
 import type { FailureVerdict, HealthVerdict } from '../health/index.js';
 import type { ControlTimeouts } from './control-plane-options.js';
@@ -6,7 +6,7 @@ import type { DecisionLog } from './decision-log.js';
 import { limitsFor } from './instance-launch.js';
 import { moveInstance } from './instance-transition.js';
 import type { InstanceRecord } from './records.js';
-import type { ServiceDataPlane } from './service-data-plane.js';
+import type { ServiceRegistry } from './service-registry.js';
 
 /** What changing a serving set needs from the control plane. */
 export interface ServingSetHost {
@@ -17,9 +17,8 @@ export interface ServingSetHost {
   readonly decisions: DecisionLog;
   specOf(service: string): ServiceSpec;
   instancesOf(service: string): InstanceRecord[];
-  dataPlane(service: string): ServiceDataPlane | undefined;
-  /** File-state sync of a warm or cold service. */
-  fileSync(service: string): FileSync | undefined;
+  /** The data planes and file syncs of the services. */
+  readonly services: ServiceRegistry;
   save(rec: InstanceRecord): Promise<void>;
 }
 
@@ -28,7 +27,7 @@ export interface ServingSetHost {
  * its running shadows. `leaving` is left out even if still marked running (it just exited).
  */
 export function refreshServing(host: ServingSetHost, service: string, leaving?: string): void {
-  const plane = host.dataPlane(service);
+  const plane = host.services.plane(service);
   if (!plane) return;
   const spec = host.specOf(service);
   const mine = host.instancesOf(service).filter((i) => i.phase === 'running' && i.id !== leaving);
@@ -81,8 +80,8 @@ export async function promoteIntoServing(
     host.decisions.settle(decision, 'failed', `${echo.id} cannot be promoted from phase '${echo.phase}'`);
     return;
   }
-  await host.fileSync(echo.service)?.removeEcho(echo.id);
-  echo.epoch = host.dataPlane(echo.service)?.router.epoch ?? echo.epoch;
+  await host.services.files(echo.service)?.removeEcho(echo.id);
+  echo.epoch = host.services.plane(echo.service)?.router.epoch ?? echo.epoch;
   await resizeForRole(host, echo, spec);
   await host.save(echo);
   refreshServing(host, echo.service);
@@ -117,7 +116,7 @@ export async function demoteToPool(host: ServingSetHost, rec: InstanceRecord, wh
   refreshServing(host, rec.service);
   await resizeForRole(host, rec, spec);
   await host.save(rec);
-  await host.fileSync(rec.service)?.addEcho(rec.id, rec.stateDir);
+  await host.services.files(rec.service)?.addEcho(rec.id, rec.stateDir);
   host.decisions.settle(decision, 'ok', 'drained from the router, kept running as a warm echo');
 }
 
