@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ControlDecision, InstanceRecord, ServiceView } from '../control/index.js';
-import { ErrorCode, UnderstudyError } from '../errors/index.js';
+import { ErrorCode, UnderstudyError, isErrorCode } from '../errors/index.js';
 import { API_ENDPOINT_FILE, type ApiEndpoint } from './api-server.js';
 import { isLocalProcessAlive } from '../store/index.js';
 import { readToken } from './token.js';
@@ -57,8 +57,10 @@ export class ApiClient {
     }
     const json = (await res.json().catch(() => ({}))) as { error?: { code: string; message: string } };
     if (!res.ok) {
+      // The code comes from the server: kept only if it is one of ours.
+      const code = json.error?.code;
       throw new UnderstudyError(
-        json.error?.code ?? ErrorCode.ApiRequest,
+        isErrorCode(code) ? code : ErrorCode.ApiRequest,
         json.error?.message ?? `HTTP ${res.status}`,
         { details: { status: res.status } },
       );

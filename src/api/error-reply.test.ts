@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { ErrorCode, UnderstudyError } from '../errors/index.js';
+import { ErrorCode, UnderstudyError, type ErrorCodeValue } from '../errors/index.js';
 import { errorReply } from './error-reply.js';
 
 describe('the API error reply', () => {
   it('keeps the code of an UnderstudyError and answers with its HTTP status', () => {
-    const cases: [string, number][] = [
+    const cases: [ErrorCodeValue, number][] = [
       [ErrorCode.StoreConflict, 409],
       [ErrorCode.Usage, 400],
       [ErrorCode.ApiRequest, 400],

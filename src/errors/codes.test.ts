@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ErrorCode } from './codes.js';
+import { ErrorCode, isErrorCode } from './codes.js';
 import { HTTP_STATUS, httpStatusOf } from './http-status.js';
 
 const doc = readFileSync(new URL('../../docs/errors.md', import.meta.url), 'utf8');
@@ -39,5 +39,13 @@ describe('error codes', () => {
     expect(httpStatusOf(ErrorCode.NotReplicated)).toBe(503);
     expect(httpStatusOf('UNDERSTUDY_ERR_NO_SUCH_CODE')).toBe(500);
     expect(httpStatusOf('constructor')).toBe(500);
+  });
+});
+
+describe('isErrorCode', () => {
+  it('accepts every code and nothing else (codes read from the network are checked with it)', () => {
+    for (const code of Object.values(ErrorCode)) expect(isErrorCode(code)).toBe(true);
+    for (const other of ['UNDERSTUDY_ERR_NOPE', 'understudy_err_config', '', 42, undefined, null, {}])
+      expect(isErrorCode(other)).toBe(false);
   });
 });

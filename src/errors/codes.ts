@@ -65,3 +65,10 @@ export const ErrorCode = {
 
 /** One of the stable error codes. */
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+const CODES: ReadonlySet<string> = new Set(Object.values(ErrorCode));
+
+/** Whether `value` is one of the stable error codes (for codes read from the network or a file). */
+export function isErrorCode(value: unknown): value is ErrorCodeValue {
+  return typeof value === 'string' && CODES.has(value);
+}

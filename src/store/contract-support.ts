@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import { isUnderstudyError } from '../errors/index.js';
+import { isUnderstudyError, type ErrorCodeValue } from '../errors/index.js';
 import type { StateStore, Unwatch, WatchEvent, WatchOptions } from './state-store.js';
 
 /**
@@ -77,7 +77,7 @@ export async function collect(
 }
 
 /** Asserts that `promise` rejects with an UnderstudyError of `code`. */
-export async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
+export async function expectCode(promise: Promise<unknown>, code: ErrorCodeValue): Promise<void> {
   let error: unknown;
   try {
     await promise;

@@ -15,7 +15,7 @@ import { encodeEnd } from './file-stream.js';
 import type { ContentStream } from './file-streamer.js';
 import type { FileSignature } from './signature.js';
 import { nowMs, type BatchTrace, type InitialSyncProgress, type SyncStats } from './sync-stats.js';
-import { UnderstudyError } from '../errors/index.js';
+import { ErrorCode, UnderstudyError, isErrorCode } from '../errors/index.js';
 
 /** Shortest interval between two `progress` events while data frames go out. */
 const PROGRESS_EVERY_MS = 100;
@@ -255,9 +255,14 @@ export class EchoStream {
     this.#c.lastError = `${code}: ${message}`;
     this.emit(
       'error',
-      new UnderstudyError(code, `echo ${this.echo} rejected a batch: ${message}`, {
-        details: { echo: this.echo },
-      }),
+      // The code comes from the echo over the network: kept only if it is one of ours.
+      new UnderstudyError(
+        isErrorCode(code) ? code : ErrorCode.SyncTransport,
+        `echo ${this.echo} rejected a batch: ${message}`,
+        {
+          details: { echo: this.echo },
+        },
+      ),
     );
     this.reset();
   }
