@@ -358,6 +358,19 @@ describe('a restarted control process (FakeAgent)', () => {
     stateDir: `/data/state/${id}`,
   });
 
+  /** A hot primary kv-1 and its echo kv-2, both left running by the earlier control process. */
+  const runningPair = (): InstanceRecord[] => [
+    base({ id: 'kv-1', pid: 501, handle: handle('kv-1', 501) }),
+    base({
+      id: 'kv-2',
+      role: 'echo',
+      slot: 1,
+      pid: 502,
+      handle: handle('kv-2', 502),
+      stateDir: '/data/state/kv-2',
+    }),
+  ];
+
   async function seeded(
     records: InstanceRecord[],
     alive: string[],
@@ -375,20 +388,7 @@ describe('a restarted control process (FakeAgent)', () => {
   }
 
   it('adopts the instances an earlier control process left running instead of restarting them', async () => {
-    const s = await seeded(
-      [
-        base({ id: 'kv-1', pid: 501, handle: handle('kv-1', 501) }),
-        base({
-          id: 'kv-2',
-          role: 'echo',
-          slot: 1,
-          pid: 502,
-          handle: handle('kv-2', 502),
-          stateDir: '/data/state/kv-2',
-        }),
-      ],
-      ['kv-1', 'kv-2'],
-    );
+    const s = await seeded(runningPair(), ['kv-1', 'kv-2']);
     const h = await startControl(HOT, s);
     await until(() => h.rec('kv-2').phase === 'running' && h.rec('kv-1').phase === 'running', phases(h));
     expect(h.agent.log.filter((l) => l.startsWith('start'))).toEqual([]);
@@ -399,20 +399,7 @@ describe('a restarted control process (FakeAgent)', () => {
   });
 
   it('rebuilds an adopted hot echo whose state differs from the primary', async () => {
-    const s = await seeded(
-      [
-        base({ id: 'kv-1', pid: 501, handle: handle('kv-1', 501) }),
-        base({
-          id: 'kv-2',
-          role: 'echo',
-          slot: 1,
-          pid: 502,
-          handle: handle('kv-2', 502),
-          stateDir: '/data/state/kv-2',
-        }),
-      ],
-      ['kv-1', 'kv-2'],
-    );
+    const s = await seeded(runningPair(), ['kv-1', 'kv-2']);
     s.agent.differences.set('/data/state/kv-1|/data/state/kv-2', [
       { path: 'a.db', kind: 'content' } as never,
     ]);

@@ -27,19 +27,11 @@ export function sampledGauge(
   spec: MetricSpec,
   fill: Fill,
 ): Gauge {
-  return new Gauge({
-    ...spec,
-    labelNames: [...spec.labelNames],
-    registers: [registry],
-    collect() {
-      this.reset();
-      const sample = current();
-      if (!sample) return;
-      fill(sample, (labels, value) => {
-        if (Number.isFinite(value)) this.set(labels, value);
-      });
-    },
-  });
+  return new Gauge(
+    onScrape(registry, current, spec, fill, (metric: Gauge, labels, value) => {
+      if (Number.isFinite(value)) metric.set(labels, value);
+    }),
+  );
 }
 
 /**
@@ -53,19 +45,35 @@ export function sampledCounter(
   spec: MetricSpec,
   fill: Fill,
 ): Counter {
-  return new Counter({
+  return new Counter(
+    onScrape(registry, current, spec, fill, (metric: Counter, labels, value) => {
+      if (Number.isFinite(value) && value >= 0) metric.inc(labels, value);
+    }),
+  );
+}
+
+/**
+ * The configuration of a metric whose series are reset and refilled from the current sample on every
+ * scrape: `put` records one series `fill` emits.
+ */
+function onScrape<M extends { reset(): void }>(
+  registry: Registry,
+  current: CurrentSample,
+  spec: MetricSpec,
+  fill: Fill,
+  put: (metric: M, labels: Labels, value: number) => void,
+): MetricSpec & { labelNames: string[]; registers: Registry[]; collect(this: M): void } {
+  return {
     ...spec,
     labelNames: [...spec.labelNames],
     registers: [registry],
-    collect() {
+    collect(this: M) {
       this.reset();
       const sample = current();
       if (!sample) return;
-      fill(sample, (labels, value) => {
-        if (Number.isFinite(value) && value >= 0) this.inc(labels, value);
-      });
+      fill(sample, (labels, value) => put(this, labels, value));
     },
-  });
+  };
 }
 
 /** One series of a {@link SnapshotHistogram}. */
