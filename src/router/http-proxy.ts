@@ -8,6 +8,7 @@ import type { HoldOutcome, InterceptDecision, RouterRequest } from './intercept.
 import type { Mirror } from './mirror.js';
 import type { PoolResource } from './pool-resource.js';
 import type { MutationGate } from './mutation-gate.js';
+import { classify, errorBody, type HttpErrorKind, type HttpStats } from './proxy-errors.js';
 import { downstreamResponseHeaders, headersAsForwarded, upstreamRequestHeaders } from './proxy-headers.js';
 import {
   normaliseRequestTarget,
@@ -17,55 +18,7 @@ import {
 } from './request-target.js';
 import type { ResolvedRouterOptions } from './router-options.js';
 
-/** Why a request failed, as counted in {@link HttpStats.errors}. */
-export type HttpErrorKind =
-  'connect' | 'reset' | 'timeout' | 'midResponse' | 'clientAborted' | 'noBackend' | 'paused' | 'intercept';
-
-/** HTTP counters, as returned by {@link Router.stats}. */
-export interface HttpStats {
-  requests: number;
-  responses: number;
-  inFlight: number;
-  /** Requests re-sent after their backend failed once it may have received them (idempotent only). */
-  retries: number;
-  /** Requests re-sent after a connection was refused (never reached the backend; any method). */
-  redispatched: number;
-  /** Requests answered 503 by the router. */
-  unavailable: number;
-  /** Requests answered 400 by the router: a malformed or ambiguous target, or not exactly one Host. */
-  badRequests: number;
-  intercepted: number;
-  /** Requests proxied on the raw-socket fast path (plain GET/HEAD). */
-  fastPath: number;
-  /** Client connections handed from the fast path to the full node:http path. */
-  handedOff: number;
-  errors: Record<HttpErrorKind, number>;
-}
-
 const EMPTY = Buffer.alloc(0);
-const CONNECT_ERRORS = new Set([
-  'ECONNREFUSED',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EADDRNOTAVAIL',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_CLOSED',
-]);
-
-function classify(err: unknown): HttpErrorKind {
-  const code = (err as { code?: unknown } | null)?.code;
-  if (typeof code !== 'string') return 'reset';
-  if (CONNECT_ERRORS.has(code)) return 'connect';
-  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return 'timeout';
-  return 'reset';
-}
-
-/** The JSON body of a router-made error response. */
-export function errorBody(code: string, message: string): string {
-  return JSON.stringify({ error: { code, message } });
-}
 
 /** One dispatch of an exchange to one backend; stale callbacks of an abandoned attempt are ignored. */
 class Attempt implements Dispatcher.DispatchHandler {
@@ -629,30 +582,4 @@ export function refuseConnect(ctx: HttpProxyContext, socket: Duplex): void {
   socket.end(
     `HTTP/1.1 400 Bad Request\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
   );
-}
-
-/** Fresh zeroed HTTP counters. */
-export function newHttpStats(): HttpStats {
-  return {
-    requests: 0,
-    responses: 0,
-    inFlight: 0,
-    retries: 0,
-    redispatched: 0,
-    unavailable: 0,
-    badRequests: 0,
-    intercepted: 0,
-    fastPath: 0,
-    handedOff: 0,
-    errors: {
-      connect: 0,
-      reset: 0,
-      timeout: 0,
-      midResponse: 0,
-      clientAborted: 0,
-      noBackend: 0,
-      paused: 0,
-      intercept: 0,
-    },
-  };
 }

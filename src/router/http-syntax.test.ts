@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RequestOracle } from '../../test/lib/llhttp-oracle.js';
-import { skipEmptyLines, stepRequestHead, type HeadStep } from './fast-http.js';
+import { skipEmptyLines, stepRequestHead, type HeadStep } from './fast-request-head.js';
 import { checkRequestHead, endsInChunked } from './http-syntax.js';
 import { normaliseOriginForm } from './request-target.js';
 

@@ -12,7 +12,7 @@ export type {
   HoldOutcome,
 } from './intercept.js';
 export type { BackendStats, FencingStats } from './backend-set.js';
-export type { HttpStats, HttpErrorKind } from './http-proxy.js';
+export type { HttpStats, HttpErrorKind } from './proxy-errors.js';
 export type { TcpStats } from './tcp-proxy.js';
 export {
   normaliseRequestTarget,

@@ -11,13 +11,8 @@ import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import { BackendSet, type BackendStats, type FencingStats } from './backend-set.js';
 import { handleFastConnection, type FastHttpContext } from './fast-http.js';
 import { PoolResource } from './pool-resource.js';
-import {
-  handleHttpRequest,
-  newHttpStats,
-  refuseConnect,
-  type HttpProxyContext,
-  type HttpStats,
-} from './http-proxy.js';
+import { handleHttpRequest, refuseConnect, type HttpProxyContext } from './http-proxy.js';
+import { newHttpStats, type HttpStats } from './proxy-errors.js';
 import { Mirror, type MirrorStats } from './mirror.js';
 import { MutationGate, type PauseStats } from './mutation-gate.js';
 import {
