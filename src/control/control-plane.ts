@@ -166,6 +166,8 @@ export class ControlPlane {
         epoch: await this.#options.store.epoch(spec.name),
         agent: this.#placement,
         addressOf: (rec) => this.#agents.addressOf(rec),
+        store: this.#options.store,
+        hosts: Object.fromEntries(this.#agents.all().map((a) => [a.host, a.address])),
         decisions: this.decisions,
         utilisation: () => this.#echoes.utilisation(spec.name),
         onPrimary: (rec, port) =>

@@ -226,8 +226,12 @@ export class Failover {
     let intentWritten = false;
     try {
       if (kind === 'switchover' && plane) {
-        await plane.router.pause();
+        // Routers in other processes hold mutations too: they follow the routing record's pause.
         paused = true;
+        await plane.pauseForSwitchover(
+          await this.host.store.epoch(service),
+          `switchover of ${service} to ${target.id}`,
+        );
         const catchUpMs = spec.echo.mutations.timeout * timeouts.switchoverMutationsFactor;
         if (plane.replication && !(await plane.replication.waitCaughtUp(target.id, catchUpMs))) {
           throw new UnderstudyError(
@@ -392,7 +396,7 @@ export class Failover {
       this.#telemetry.promotion({ ...observed, outcome: 'failed' });
       throw err;
     } finally {
-      if (paused) plane?.router.resume();
+      if (paused) await plane?.resumeAfterSwitchover().catch(() => plane.router.resume());
     }
   }
 

@@ -1,7 +1,9 @@
 import { LOOPBACK } from '../agent/index.js';
-import { parseListen, type ServiceSpec } from '../config/index.js';
+import type { ServiceSpec } from '../config/index.js';
 import { ServiceReplication, replicationHooks, type EchoReplicationStats } from '../replication/index.js';
 import { Router, type RouterStats } from '../router/index.js';
+import { ROUTING_PREFIX, routerOptionsOf, type RoutingRecord } from '../router-node/index.js';
+import type { StateStore } from '../store/index.js';
 import type { InstanceRecord } from './records.js';
 
 /** Options of {@link ServiceDataPlane}. */
@@ -15,6 +17,13 @@ export interface ServiceDataPlaneOptions {
   onEchoSyncChange?: (instanceId: string, inSync: boolean, reason: string) => void;
   /** Traffic now goes to this primary (for DNS and external load balancers). */
   onPrimary?: (rec: InstanceRecord, port: number) => void;
+  /**
+   * Where routers outside this process learn what instance records do not say: the routing record
+   * `routing/<service>` (host addresses, a switchover's pause) is written there. @default not written
+   */
+  store?: StateStore;
+  /** The address of each host instances run on (host name → address), for the routing record. @default {} */
+  hosts?: Record<string, string>;
 }
 
 /** What status shows of a service's data plane. */
@@ -38,18 +47,23 @@ export interface DataPlaneView {
  * fencing by epoch) and, for `hot` echoes over HTTP, the ordered mutation log replayed on every echo.
  */
 export class ServiceDataPlane {
+  /** The routing record as last written (undefined: no store to write it to). */
+  #routing: RoutingRecord | undefined;
+  readonly #store: StateStore | undefined;
+
   private constructor(
     readonly router: Router,
     readonly replication: ServiceReplication | undefined,
     private readonly spec: ServiceSpec,
     private readonly onPrimary: ((rec: InstanceRecord, port: number) => void) | undefined,
     private readonly addressOf: (rec: InstanceRecord) => string,
-  ) {}
+    store: StateStore | undefined,
+  ) {
+    this.#store = store;
+  }
 
   static async create(options: ServiceDataPlaneOptions): Promise<ServiceDataPlane> {
     const { spec } = options;
-    // The router listens in the control process: on loopback unless the spec says otherwise.
-    const { host, port } = parseListen(spec.routing.listen ?? `${LOOPBACK}:0`);
     const hot = spec.echo.mode === 'hot' && spec.routing.protocol === 'http';
     // The router holds the fencing epoch; replication stamps mutations with it.
     const ref: { router?: Router } = {};
@@ -71,19 +85,61 @@ export class ServiceDataPlane {
         })
       : undefined;
     const hooks = replication ? replicationHooks(replication, epoch) : undefined;
+    // The router listens in the control process: on loopback unless the spec says otherwise. The same
+    // options as a standalone `understudy router` of the service (src/router-node).
     const router = await Router.create({
-      service: spec.name,
-      mode: spec.routing.protocol,
-      host,
-      port,
-      epoch: options.epoch,
-      mutatingMethods: m.methods,
-      retryPutDelete: m.idempotent.includes('PUT') && m.idempotent.includes('DELETE'),
-      interceptPathPrefixes: m.paths,
+      ...routerOptionsOf(spec, options.epoch, spec.routing.listen ?? `${LOOPBACK}:0`),
       ...(hooks ? { interceptor: hooks.interceptor, afterResponse: hooks.afterResponse } : {}),
     });
     ref.router = router;
-    return new ServiceDataPlane(router, replication, spec, options.onPrimary, options.addressOf);
+    const plane = new ServiceDataPlane(
+      router,
+      replication,
+      spec,
+      options.onPrimary,
+      options.addressOf,
+      options.store,
+    );
+    if (options.store) {
+      plane.#routing = { service: spec.name, hosts: { ...options.hosts } };
+      try {
+        await plane.#writeRouting();
+      } catch (err) {
+        await plane.close();
+        throw err;
+      }
+    }
+    return plane;
+  }
+
+  async #writeRouting(): Promise<void> {
+    if (this.#store && this.#routing)
+      await this.#store.put(ROUTING_PREFIX + this.spec.name, JSON.stringify(this.#routing));
+  }
+
+  /**
+   * A planned switchover begins: holds new mutations in this process's router and tells routers in
+   * other processes to hold them too (the routing record's `pause`, at the service's current `epoch`).
+   * Resolves once this router's forwarded mutations are answered. Routers elsewhere do not acknowledge:
+   * they hold mutations from when their watch delivers the record.
+   */
+  async pauseForSwitchover(epoch: number, reason: string): Promise<void> {
+    if (this.#routing) {
+      this.#routing = { ...this.#routing, pause: { epoch, at: Date.now(), reason } };
+      await this.#writeRouting();
+    }
+    await this.router.pause();
+  }
+
+  /** Ends {@link pauseForSwitchover}: held mutations go to the serving set as it is now, here and elsewhere. */
+  async resumeAfterSwitchover(): Promise<void> {
+    this.router.resume();
+    if (this.#routing?.pause) {
+      const rest = { ...this.#routing };
+      delete rest.pause;
+      this.#routing = rest;
+      await this.#writeRouting();
+    }
   }
 
   /** Port of an instance that traffic goes to. */

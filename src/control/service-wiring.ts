@@ -1,5 +1,6 @@
 import type { Agent, FileSync } from '../agent/index.js';
 import type { ServiceSpec } from '../config/index.js';
+import type { StateStore } from '../store/index.js';
 import type { DecisionLog } from './decision-log.js';
 import type { ExternalRouting } from './external-routing.js';
 import type { InstanceRecord } from './records.js';
@@ -13,6 +14,10 @@ export interface ServiceWiringDeps {
   agent: Agent;
   /** The address an instance is reached at. */
   addressOf: (rec: InstanceRecord) => string;
+  /** The store routers in other processes follow (the routing record is written there). @default not written */
+  store?: StateStore;
+  /** The address of each host (host name → address), for routers in other processes. @default {} */
+  hosts?: Record<string, string>;
   decisions: DecisionLog;
   /** The primary's utilisation 0..1 (drives eager file sync). */
   utilisation: () => number;
@@ -36,6 +41,8 @@ export async function wireService(
       spec,
       epoch: deps.epoch,
       addressOf: deps.addressOf,
+      ...(deps.store ? { store: deps.store } : {}),
+      ...(deps.hosts ? { hosts: deps.hosts } : {}),
       onEchoSyncChange: (id, inSync, reason) =>
         deps.decisions.record({
           kind: inSync ? 'echo-in-sync' : 'echo-lagging',

@@ -1,0 +1,22 @@
+export { RouterNode } from './router-node.js';
+export type { RouterNodeOptions, RouterNodeStats } from './router-node.js';
+export {
+  routeState,
+  parseInstance,
+  parseIntent,
+  parseRouting,
+  INSTANCE_PREFIX,
+  PROMOTION_PREFIX,
+  ROUTING_PREFIX,
+  SERVICE_PREFIX,
+} from './route-state.js';
+export type {
+  RouteInput,
+  RouteState,
+  RouteTarget,
+  RoutedInstance,
+  RoutedIntent,
+  RoutingRecord,
+  PauseCause,
+} from './route-state.js';
+export { routerOptionsOf, parseStoredSpec, DEFAULT_ROUTER_LISTEN } from './router-spec.js';
