@@ -6,6 +6,7 @@ import { runDown } from './commands/down.js';
 import { runEvents } from './commands/events.js';
 import { runLogs } from './commands/logs.js';
 import { runPromote } from './commands/promote.js';
+import { runRouter } from './commands/router.js';
 import { runSim } from './commands/sim.js';
 import { runVerify } from './commands/verify.js';
 import { runStatus } from './commands/status.js';
@@ -69,6 +70,31 @@ export function buildProgram(): Command {
     .action(async (file: string, opts: { api?: string }, cmd: Command) => {
       process.exitCode = await runUp({ ...globals(cmd), file, ...(opts.api ? { api: opts.api } : {}) });
     });
+
+  program
+    .command('router')
+    .description(
+      'route one service from its own process, following the store: it keeps serving while every control process is down',
+    )
+    .requiredOption('-s, --service <name>', 'the service to route')
+    .option('--store <dir>', 'the store to follow: a data directory (default: --data-dir)')
+    .option('--listen <host:port>', "public address (overrides the spec's routing.listen)")
+    .option(
+      '--max-pause <duration>',
+      'longest a promotion may hold mutating requests before the router serves the current primary again',
+      durationFlag,
+      10_000,
+    )
+    .action(
+      async (opts: { service: string; store?: string; listen?: string; maxPause: number }, cmd: Command) => {
+        process.exitCode = await runRouter({
+          store: opts.store ?? globals(cmd).dataDir,
+          service: opts.service,
+          maxPauseMs: opts.maxPause,
+          ...(opts.listen ? { listen: opts.listen } : {}),
+        });
+      },
+    );
 
   program
     .command('status')

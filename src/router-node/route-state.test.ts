@@ -9,6 +9,7 @@ import {
   routeState,
   type RouteInput,
   type RoutedInstance,
+  type RoutingRecord,
 } from './route-state.js';
 
 const inst = (id: string, over: Partial<RoutedInstance> = {}): RoutedInstance => ({
@@ -118,7 +119,7 @@ describe('routeState', () => {
   });
 
   it('holds mutations for a switchover pause of the current epoch, and ignores one from an older epoch', () => {
-    const routing = (epoch: number): RouteInput['routing'] => ({
+    const routing = (epoch: number): RoutingRecord => ({
       service: 'kv',
       hosts: { local: '127.0.0.1' },
       pause: { epoch, at: 1, reason: 'switchover' },
