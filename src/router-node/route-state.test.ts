@@ -118,7 +118,7 @@ describe('routeState', () => {
     expect(s.pauseCause).toBeUndefined();
   });
 
-  it('holds mutations for a switchover pause of the current epoch, and ignores one from an older epoch', () => {
+  it('holds mutations for a switchover pause through its own epoch bump, and ignores one from before it', () => {
     const routing = (epoch: number): RoutingRecord => ({
       service: 'kv',
       hosts: { local: '127.0.0.1' },
@@ -129,8 +129,14 @@ describe('routeState', () => {
     );
     expect(now.paused).toBe(true);
     expect(now.pauseCause).toBe('switchover');
-    const old = routeState(
+    // Written at epoch 1, before the switchover's own bump to 2: still in force.
+    const bumped = routeState(
       base({ storeEpoch: 2, routerEpoch: 2, instances: [inst('kv-1', { epoch: 2 })], routing: routing(1) }),
+    );
+    expect(bumped.paused).toBe(true);
+    expect(bumped.staleIntent).toBe(false);
+    const old = routeState(
+      base({ storeEpoch: 2, routerEpoch: 2, instances: [inst('kv-1', { epoch: 2 })], routing: routing(0) }),
     );
     expect(old.paused).toBe(false);
     expect(old.staleIntent).toBe(true);

@@ -49,8 +49,8 @@ export interface RoutingRecord {
   hosts: Record<string, string>;
   /**
    * A planned switchover is about to move the primary: hold new mutating requests (reads flow) until it
-   * is cleared. `epoch` is the service's epoch when the pause began: a pause older than the router's
-   * epoch is stale and ignored.
+   * is cleared. `epoch` is the service's epoch when the pause began: it covers that epoch and the next
+   * (the switchover's own bump); a pause from before that is stale and ignored.
    */
   pause?: { epoch: number; at: number; reason: string };
 }
@@ -114,8 +114,8 @@ export interface RouteState {
  * - the epoch never goes backwards: max(router epoch, store epoch);
  * - serving: running primaries of the service whose epoch is at least that epoch, ordered by slot — a
  *   primary of an older epoch (a deposed, possibly fenced one) is refused and listed in `stale`;
- * - a promotion intent whose `next` epoch is below the router's epoch, or a switchover pause from an
- *   older epoch, belongs to a superseded promotion: ignored (`staleIntent`);
+ * - a promotion intent whose `next` epoch is below the router's epoch, or a switchover pause written
+ *   more than one epoch ago, belongs to a superseded promotion: ignored (`staleIntent`);
  * - paused while a current intent or switchover pause is present, unless `pauseExpired`: then the
  *   serving set above is served (it never holds an instance of an older epoch, so a primary fenced by
  *   the promotion's epoch bump is never sent a write).
@@ -153,7 +153,8 @@ export function routeState(input: RouteInput): RouteState {
   const intent = input.intent;
   const intentCurrent = intent !== undefined && intent.service === input.service && intent.next >= epoch;
   const pause = input.routing?.pause;
-  const pauseCurrent = pause !== undefined && pause.epoch >= epoch;
+  // A switchover's pause is written at epoch N and covers the bump to N + 1 it precedes.
+  const pauseCurrent = pause !== undefined && pause.epoch + 1 >= epoch;
   const staleIntent = (intent !== undefined && !intentCurrent) || (pause !== undefined && !pauseCurrent);
   const pauseCause: PauseCause | undefined = intentCurrent
     ? 'promotion'

@@ -1,0 +1,190 @@
+// A standalone `understudy router` following the store of an `understudy up` (real processes, real
+// SQLite store shared across processes): it keeps serving while the control process is SIGKILLed under
+// load, and follows the next promotion made by a restarted control process.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ApiClient } from '../../src/api/index.js';
+import { cliBin, processesWithEnv, repoRoot, startUp, waitFor, type UpProcess } from './lib/cli.js';
+
+const work = mkdtempSync(join(tmpdir(), 'understudy-router-node-'));
+const tag = randomUUID();
+const children: ChildProcess[] = [];
+const ups: UpProcess[] = [];
+
+afterAll(async () => {
+  for (const up of ups) {
+    if (up.child.exitCode === null && up.child.signalCode === null) up.child.kill('SIGINT');
+    await up.exited;
+  }
+  for (const c of children) {
+    if (c.exitCode === null && c.signalCode === null) {
+      const exited = new Promise((r) => c.once('exit', r));
+      c.kill('SIGINT');
+      await exited;
+    }
+  }
+  // Instances a SIGKILLed control process left behind.
+  for (const pid of processesWithEnv('US_TEST_TAG', tag)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  }
+  rmSync(work, { recursive: true, force: true });
+});
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+/** `understudy router` in the background; resolves once it listens. */
+async function startRouter(
+  dataDir: string,
+  listen: string,
+): Promise<{ child: ChildProcess; output: () => string }> {
+  const child = spawn(
+    process.execPath,
+    [cliBin, 'router', '-d', dataDir, '--service', 'kv', '--listen', listen],
+    {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  children.push(child);
+  let out = '';
+  child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr?.on('data', (c: Buffer) => (out += c.toString()));
+  await waitFor(
+    () => out.includes('listening on') || child.exitCode !== null,
+    15_000,
+    () => `the router did not start: ${out}`,
+  );
+  expect(out).toContain(`router for kv listening on ${listen}`);
+  return { child, output: () => out };
+}
+
+/** Requests through `base` from `workers` loops until stopped: counts answers that are not 2xx or errors. */
+function load(base: string, workers: number): { stop: () => Promise<{ ok: number; failed: string[] }> } {
+  let running = true;
+  let ok = 0;
+  const failed: string[] = [];
+  const loops = Array.from({ length: workers }, async (_, w) => {
+    for (let i = 0; running; i++) {
+      const write = i % 2 === 0;
+      const url = `${base}/kv/w${w}-${i >> 1}`;
+      try {
+        const res = await fetch(url, write ? { method: 'PUT', body: `v${i}` } : {});
+        await res.text();
+        if (res.status >= 200 && res.status < 300) ok++;
+        else failed.push(`${write ? 'PUT' : 'GET'} ${url}: ${res.status}`);
+      } catch (err) {
+        failed.push(`${write ? 'PUT' : 'GET'} ${url}: ${(err as Error).message}`);
+      }
+    }
+  });
+  return {
+    stop: async () => {
+      running = false;
+      await Promise.all(loops);
+      return { ok, failed };
+    },
+  };
+}
+
+describe('understudy router: the data plane follows the store (real processes)', { timeout: 120_000 }, () => {
+  it('keeps serving with 0 failed requests while the control process is SIGKILLed under load, then follows a switchover of the restarted control', async () => {
+    const [upPort, routerPort] = [await freePort(), await freePort()];
+    const file = join(work, 'kv.yaml');
+    writeFileSync(
+      file,
+      `services:
+  - name: kv
+    command: [node, server.mjs, --port, '{port}', --state, '{stateDir}']
+    cwd: ${join(repoRoot, 'examples/kv')}
+    env: { US_TEST_TAG: ${tag} }
+    ports: { http: 0 }
+    routing: { listen: 127.0.0.1:${upPort} }
+    health: { http: { path: /healthz }, interval: 200ms, timeout: 300ms, failureThreshold: 2 }
+    echo: { count: 1, mode: warm, promote: { http: /admin/reload } }
+`,
+    );
+    const dataDir = join(work, 'data');
+    const up = await startUp(file, dataDir);
+    ups.push(up);
+    // The API client is made again for each control process (its address and token change).
+    let api = ApiClient.fromDataDir(dataDir);
+    const kv = async () => (await api.services()).find((s) => s.name === 'kv');
+    await waitFor(
+      async () => (await kv())?.instances.filter((i) => i.phase === 'running').length === 2,
+      20_000,
+      up.output,
+    );
+    const before = await kv();
+    const primary = before?.instances.find((i) => i.role === 'primary');
+    const echo = before?.instances.find((i) => i.role === 'echo');
+    expect(before?.dataPlane?.address).toBe(`127.0.0.1:${upPort}`);
+
+    const router = await startRouter(dataDir, `127.0.0.1:${routerPort}`);
+    const base = `http://127.0.0.1:${routerPort}`;
+    expect(router.output()).toMatch(new RegExp(`serving ${primary?.id} at epoch 0`));
+    expect((await fetch(`${base}/kv/a`, { method: 'PUT', body: '1' })).status).toBe(200);
+
+    // SIGKILL the control process (and with it the router inside it) while clients write through the
+    // standalone router.
+    const traffic = load(base, 4);
+    await new Promise((r) => setTimeout(r, 500));
+    up.child.kill('SIGKILL');
+    await up.exited;
+    await waitFor(
+      async () => (await fetch(`http://127.0.0.1:${upPort}/kv/a`).catch(() => undefined)) === undefined,
+      5000,
+    );
+    await new Promise((r) => setTimeout(r, 1500));
+    const { ok, failed } = await traffic.stop();
+    expect(failed).toEqual([]);
+    expect(ok).toBeGreaterThan(20);
+    expect(await (await fetch(`${base}/kv/a`)).text()).toBe('1');
+
+    // A control process started again adopts the instances; its switchover moves the primary, and the
+    // standalone router (same address all along) follows the epoch.
+    const again = await startUp(file, dataDir);
+    ups.push(again);
+    api = ApiClient.fromDataDir(dataDir);
+    await waitFor(
+      async () =>
+        (await kv().catch(() => undefined))?.instances.filter((i) => i.phase === 'running').length === 2,
+      20_000,
+      again.output,
+    );
+    const after = load(base, 2);
+    const decision = await api.switchover('kv', echo?.id);
+    expect(decision.outcome.status).toBe('ok');
+    await waitFor(
+      () => router.output().includes(`serving ${echo?.id} at epoch 1`),
+      10_000,
+      () => `the router did not follow the switchover: ${router.output()}`,
+    );
+    const afterSwitch = await after.stop();
+    expect(afterSwitch.failed).toEqual([]);
+    // Held from the switchover's pause record (or its intent: both may arrive in one watch delivery)
+    // until the promotion completed; the deposed primary's record (still epoch 0 until it is saved as an
+    // echo) was refused; nothing of this switchover was taken for stale.
+    expect(router.output()).toMatch(/mutations held: (switchover|promotion) in flight/);
+    expect(router.output()).toMatch(new RegExp(`refused ${primary?.id}: its epoch 0 is older than 1`));
+    expect(router.output()).toMatch(/mutations released\n/);
+    expect(router.output()).not.toMatch(/ignored a promotion/);
+    // The echo was launched as an echo: its /stats says so, and that is who answers now.
+    const stats = (await (await fetch(`${base}/stats`)).json()) as { role: string };
+    expect(stats.role).toBe('echo');
+  });
+});
