@@ -77,7 +77,10 @@ export function buildProgram(): Command {
       'route one service from its own process, following the store: it keeps serving while every control process is down',
     )
     .requiredOption('-s, --service <name>', 'the service to route')
-    .option('--store <dir>', 'the store to follow: a data directory (default: --data-dir)')
+    .option(
+      '--store <dir|etcd://host:port>',
+      'the store to follow: a data directory or etcd://host:port[,host:port...][/prefix/] (default: --data-dir)',
+    )
     .option('--listen <host:port>', "public address (overrides the spec's routing.listen)")
     .option(
       '--max-pause <duration>',

@@ -1,14 +1,15 @@
-// A router that follows the store, driven by records written into a real SQLite store the way the
-// control plane writes them, in front of real HTTP backends.
+// A router that follows the store, driven by records written the way the control plane writes them
+// into a real store — SQLite, and etcd (a real server on loopback) — in front of real HTTP backends.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startEtcd, type EtcdServer } from '../../test/lib/etcd-server.js';
 import { parseSpecText } from '../config/index.js';
 import { isUnderstudyError } from '../errors/index.js';
-import { SqliteStateStore } from '../store/index.js';
+import { EtcdStateStore, SqliteStateStore, type StateStore } from '../store/index.js';
 import { RouterNode } from './router-node.js';
 import type { RoutedInstance } from './route-state.js';
 
@@ -29,9 +30,24 @@ async function backend(name: string): Promise<number> {
   return (server.address() as AddressInfo).port;
 }
 
+let etcd: EtcdServer | undefined;
+let prefixes = 0;
+afterAll(async () => {
+  await etcd?.stop();
+});
+
+/** A fresh store of the kind under test (SQLite in a temporary directory, or a fresh etcd prefix). */
+async function openStore(kind: 'sqlite' | 'etcd', dir: string): Promise<StateStore> {
+  if (kind === 'sqlite') return SqliteStateStore.create({ dataDir: dir, tickIntervalMs: 20 });
+  etcd ??= await startEtcd();
+  return EtcdStateStore.create({ endpoints: [etcd.endpoint], prefix: `router-node/${++prefixes}/` });
+}
+
+let kind: 'sqlite' | 'etcd' = 'sqlite';
+
 async function rig(spec = 'echo: { count: 1, mode: warm }') {
   const dir = mkdtempSync(join(tmpdir(), 'understudy-router-node-'));
-  const store = await SqliteStateStore.create({ dataDir: dir, tickIntervalMs: 20 });
+  const store = await openStore(kind, dir);
   cleanups.push(async () => {
     await store.close();
     rmSync(dir, { recursive: true, force: true });
@@ -59,10 +75,7 @@ async function rig(spec = 'echo: { count: 1, mode: warm }') {
   return { store, put };
 }
 
-async function start(
-  store: SqliteStateStore,
-  maxPauseMs = 10_000,
-): Promise<{ node: RouterNode; lines: string[] }> {
+async function start(store: StateStore, maxPauseMs = 10_000): Promise<{ node: RouterNode; lines: string[] }> {
   const lines: string[] = [];
   const node = await RouterNode.create({
     store,
@@ -85,7 +98,11 @@ async function until(check: () => boolean | Promise<boolean>, what: string): Pro
 
 const text = async (url: string, init?: RequestInit): Promise<string> => (await fetch(url, init)).text();
 
-describe('RouterNode', () => {
+describe.each(['sqlite', 'etcd'] as const)('RouterNode on %s', (storeKind) => {
+  beforeAll(() => {
+    kind = storeKind;
+  });
+
   it('serves the primary the store names, and follows a promotion to a newer epoch', async () => {
     const { store, put } = await rig();
     const [a, b] = [await backend('a'), await backend('b')];

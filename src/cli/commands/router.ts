@@ -2,12 +2,19 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ErrorCode, UnderstudyError } from '../../errors/index.js';
 import { RouterNode } from '../../router-node/index.js';
-import { SqliteStateStore, STORE_DB_FILE, type StateStore } from '../../store/index.js';
+import {
+  EtcdStateStore,
+  SqliteStateStore,
+  STORE_DB_FILE,
+  isEtcdUrl,
+  parseEtcdUrl,
+  type StateStore,
+} from '../../store/index.js';
 import { ExitCode, reportError } from '../exit-codes.js';
 
 /** Options of `understudy router`. */
 export interface RouterCommandOptions {
-  /** The store to follow: a data directory (SQLite). @default the global `--data-dir` */
+  /** The store to follow: a data directory (SQLite) or `etcd://host:port[,…][/prefix/]`. @default the global `--data-dir` */
   store: string;
   service: string;
   /** `host:port`; overrides the spec's `routing.listen`. */
@@ -17,15 +24,24 @@ export interface RouterCommandOptions {
 }
 
 /**
- * Opens the store a standalone router follows. A path is a data directory whose SQLite store another
- * process (`understudy up`) writes: several processes may open it, and watches see the other process's
- * writes within one tick. Thrown: UNDERSTUDY_ERR_USAGE for a store this build cannot open.
+ * Opens the store a standalone router follows: `etcd://…` (routers on any host), or a path, the data
+ * directory whose SQLite store another process (`understudy up`) writes — several processes may open
+ * it, and watches see the other process's writes within one tick.
+ * Thrown: UNDERSTUDY_ERR_USAGE for a malformed `etcd://` string, another scheme, or a directory without
+ * a store.
  */
 export async function openRouterStore(store: string): Promise<StateStore> {
+  if (isEtcdUrl(store)) {
+    const target = parseEtcdUrl(store);
+    return EtcdStateStore.create({
+      endpoints: target.endpoints,
+      ...(target.prefix ? { prefix: target.prefix } : {}),
+    });
+  }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(store))
     throw new UnderstudyError(
       ErrorCode.Usage,
-      `--store ${store}: this build opens a data directory (SQLite) only; etcd:// needs the etcd store`,
+      `--store ${store}: expected a data directory or etcd://host:port[,host:port...][/prefix/]`,
       { details: { flag: '--store' } },
     );
   const dataDir = resolve(store);
@@ -63,7 +79,7 @@ export async function runRouter(options: RouterCommandOptions): Promise<number> 
     });
     const a = node.router.address;
     process.stdout.write(
-      `understudy: router for ${node.service} listening on ${a.host}:${a.port}; following ${resolve(options.store)}\n`,
+      `understudy: router for ${node.service} listening on ${a.host}:${a.port}; following ${isEtcdUrl(options.store) ? options.store : resolve(options.store)}\n`,
     );
     const signal = await stop;
     process.stdout.write(`understudy: router stopping (${signal})\n`);
