@@ -8,15 +8,23 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { createServer as createHttpServer, type Server } from 'node:http';
 import { ApiClient } from '../../src/api/index.js';
-import { cliBin, processesWithEnv, repoRoot, startUp, waitFor, type UpProcess } from './lib/cli.js';
+import { parseSpecText } from '../../src/config/index.js';
+import { EtcdStateStore } from '../../src/store/index.js';
+import { startEtcd, type EtcdServer } from '../lib/etcd-server.js';
+import { cliBin, processesWithEnv, repoRoot, runCli, startUp, waitFor, type UpProcess } from './lib/cli.js';
 
 const work = mkdtempSync(join(tmpdir(), 'understudy-router-node-'));
 const tag = randomUUID();
 const children: ChildProcess[] = [];
 const ups: UpProcess[] = [];
+const servers: Server[] = [];
+let etcd: EtcdServer | undefined;
 
 afterAll(async () => {
+  for (const s of servers) await new Promise((r) => s.close(r));
+  await etcd?.stop();
   for (const up of ups) {
     if (up.child.exitCode === null && up.child.signalCode === null) up.child.kill('SIGINT');
     await up.exited;
@@ -47,19 +55,15 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** `understudy router` in the background; resolves once it listens. */
+/** `understudy router` in the background (`store`: `-d DIR` or `--store URL`); resolves once it listens. */
 async function startRouter(
-  dataDir: string,
+  store: string[],
   listen: string,
 ): Promise<{ child: ChildProcess; output: () => string }> {
-  const child = spawn(
-    process.execPath,
-    [cliBin, 'router', '-d', dataDir, '--service', 'kv', '--listen', listen],
-    {
-      cwd: repoRoot,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+  const child = spawn(process.execPath, [cliBin, 'router', ...store, '--service', 'kv', '--listen', listen], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.push(child);
   let out = '';
   child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
@@ -134,7 +138,7 @@ describe('understudy router: the data plane follows the store (real processes)',
     const echo = before?.instances.find((i) => i.role === 'echo');
     expect(before?.dataPlane?.address).toBe(`127.0.0.1:${upPort}`);
 
-    const router = await startRouter(dataDir, `127.0.0.1:${routerPort}`);
+    const router = await startRouter(['-d', dataDir], `127.0.0.1:${routerPort}`);
     const base = `http://127.0.0.1:${routerPort}`;
     expect(router.output()).toMatch(new RegExp(`serving ${primary?.id} at epoch 0`));
     expect((await fetch(`${base}/kv/a`, { method: 'PUT', body: '1' })).status).toBe(200);
@@ -186,5 +190,64 @@ describe('understudy router: the data plane follows the store (real processes)',
     // The echo was launched as an echo: its /stats says so, and that is who answers now.
     const stats = (await (await fetch(`${base}/stats`)).json()) as { role: string };
     expect(stats.role).toBe('echo');
+  });
+
+  it('follows an etcd store from its own process: serves the recorded primary, then the primary of a newer epoch', async () => {
+    etcd = await startEtcd();
+    const prefix = `e2e-${tag}/`;
+    const store = await EtcdStateStore.create({ endpoints: [etcd.endpoint], prefix });
+    try {
+      const backend = async (name: string): Promise<number> => {
+        const server = createHttpServer((req, res) => {
+          req.resume();
+          req.on('end', () => res.end(name));
+        });
+        servers.push(server);
+        await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+        return (server.address() as { port: number }).port;
+      };
+      const [a, b] = [await backend('a'), await backend('b')];
+      const [spec] = parseSpecText(
+        'services:\n  - name: kv\n    command: [x]\n    ports: { http: 0 }\n    echo: { count: 1, mode: cold }\n',
+        join(work, 'etcd.yaml'),
+      ).services;
+      // What a control plane writes (the test plays it: `up --store etcd://` is another part).
+      const instance = (id: string, port: number, role: string, epoch: number) =>
+        JSON.stringify({
+          id,
+          service: 'kv',
+          role,
+          slot: role === 'primary' ? 0 : 1,
+          host: 'h1',
+          phase: 'running',
+          ports: { http: port },
+          epoch,
+        });
+      await store.put('services/kv', JSON.stringify(spec));
+      await store.put('routing/kv', JSON.stringify({ service: 'kv', hosts: { h1: '127.0.0.1' } }));
+      await store.put('instances/kv-1', instance('kv-1', a, 'primary', 0));
+      const port = await freePort();
+      const router = await startRouter(['--store', `etcd://${etcd.endpoint}/${prefix}`], `127.0.0.1:${port}`);
+      expect(await (await fetch(`http://127.0.0.1:${port}/`)).text()).toBe('a');
+      await store.put('promotions/kv', JSON.stringify({ service: 'kv', epoch: 0, next: 1, to: 'kv-2' }));
+      expect(await store.bumpEpoch('kv', 0)).toBe(1);
+      await store.put('instances/kv-2', instance('kv-2', b, 'primary', 1));
+      await store.delete('promotions/kv');
+      await waitFor(
+        async () => (await (await fetch(`http://127.0.0.1:${port}/`)).text()) === 'b',
+        10_000,
+        router.output,
+      );
+      expect(router.output()).toMatch(/refused kv-1: its epoch 0 is older than 1/);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('refuses a data directory without a store with a usage error, not a stack trace', () => {
+    const r = runCli(['router', '--store', join(work, 'nothing-here'), '--service', 'kv']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--store .*nothing-here: no store there \(store\.db is missing\)/);
+    expect(r.stderr).not.toMatch(/at .*\.js:\d+/);
   });
 });
