@@ -188,3 +188,46 @@ describe.each(['sqlite', 'etcd'] as const)('RouterNode on %s', (storeKind) => {
     expect((missing as Error).message).toMatch(/no service 'nope'/);
   });
 });
+
+describe('RouterNode when the store goes away', () => {
+  it('keeps serving the last primary it was told while etcd is down', async () => {
+    const own = await startEtcd();
+    try {
+      const store = await EtcdStateStore.create({
+        endpoints: [own.endpoint],
+        prefix: 'gone/',
+        requestTimeoutMs: 500,
+      });
+      cleanups.push(() => store.close());
+      const [svc] = parseSpecText(
+        'services:\n  - name: kv\n    command: [x]\n    ports: { http: 0 }\n    echo: { count: 1, mode: warm }\n',
+        '/nowhere/understudy.yaml',
+      ).services;
+      const a = await backend('a');
+      await store.put('services/kv', JSON.stringify(svc));
+      await store.put('routing/kv', JSON.stringify({ service: 'kv', hosts: { local: '127.0.0.1' } }));
+      await store.put(
+        'instances/kv-1',
+        JSON.stringify({
+          id: 'kv-1',
+          service: 'kv',
+          role: 'primary',
+          slot: 0,
+          host: 'local',
+          phase: 'running',
+          ports: { http: a },
+          epoch: 0,
+        }),
+      );
+      const { node } = await start(store);
+      expect(await text(`${node.router.url}/x`)).toBe('a GET');
+      await own.stop();
+      await until(() => node.stats().storeErrors > 0, 'the node to notice the store is gone');
+      for (let i = 0; i < 5; i++)
+        expect(await text(`${node.router.url}/k`, { method: 'POST', body: 'v' })).toBe('a POST');
+      expect(node.stats().serving).toEqual(['kv-1']);
+    } finally {
+      await own.stop();
+    }
+  });
+});
