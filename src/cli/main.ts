@@ -82,11 +82,13 @@ export function buildProgram(): Command {
       'the store to follow: a data directory or etcd://host:port[,host:port...][/prefix/] (default: --data-dir)',
     )
     .option('--listen <host:port>', "public address (overrides the spec's routing.listen)")
-    .option(
-      '--max-pause <duration>',
-      'longest a promotion may hold mutating requests before the router serves the current primary again',
-      durationFlag,
-      10_000,
+    .addOption(
+      new Option(
+        '--max-pause <duration>',
+        'longest a promotion may hold mutating requests before the router serves the current primary again',
+      )
+        .argParser(durationFlag)
+        .default(10_000, '10s'),
     )
     .action(
       async (opts: { service: string; store?: string; listen?: string; maxPause: number }, cmd: Command) => {
