@@ -231,6 +231,7 @@ export class Failover {
         await plane.pauseForSwitchover(
           await this.host.store.epoch(service),
           `switchover of ${service} to ${target.id}`,
+          this.host.clock,
         );
         const catchUpMs = spec.echo.mutations.timeout * timeouts.switchoverMutationsFactor;
         if (plane.replication && !(await plane.replication.waitCaughtUp(target.id, catchUpMs))) {

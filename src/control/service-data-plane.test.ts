@@ -4,11 +4,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { systemClock } from '../agent/index.js';
 import { parseSpecText } from '../config/index.js';
+import { isUnderstudyError } from '../errors/index.js';
 import {
   INSTANCE_PREFIX as ROUTED_INSTANCES,
   PROMOTION_PREFIX as ROUTED_PROMOTIONS,
+  parseRegistration,
   parseRouting,
+  RouterNode,
 } from '../router-node/index.js';
 import { SqliteStateStore } from '../store/index.js';
 import { PROMOTION_PREFIX } from './failover.js';
@@ -37,7 +41,9 @@ async function plane(): Promise<{ store: SqliteStateStore; plane: ServiceDataPla
     addressOf: () => '127.0.0.1',
     store,
     hosts: { local: '127.0.0.1', b: '10.0.0.2' },
+    routerAckMs: 300,
   });
+  await store.put('services/kv', JSON.stringify(spec));
   cleanups.push(() => made.close());
   return { store, plane: made };
 }
@@ -55,12 +61,43 @@ describe('ServiceDataPlane and routers in other processes', () => {
 
   it("publishes a switchover's pause at the current epoch and clears it afterwards, pausing its own router too", async () => {
     const { store, plane: p } = await plane();
-    await p.pauseForSwitchover(3, 'switchover of kv to kv-2');
+    await p.pauseForSwitchover(3, 'switchover of kv to kv-2', systemClock);
     expect((await routing(store))?.pause).toMatchObject({ epoch: 3, reason: 'switchover of kv to kv-2' });
     expect(p.router.stats().pause.paused).toBe(true);
     await p.resumeAfterSwitchover();
     expect((await routing(store))?.pause).toBeUndefined();
     expect(p.router.stats().pause.paused).toBe(false);
+  });
+
+  it('waits until every registered router holds mutations before the switchover goes on', async () => {
+    const { store, plane: p } = await plane();
+    const node = await RouterNode.create({ store, service: 'kv', listen: '127.0.0.1:0' });
+    cleanups.push(() => node.close({ graceMs: 0 }));
+    await p.pauseForSwitchover(0, 'switchover of kv to kv-2', systemClock);
+    const [reg] = await store.list('routers/kv/');
+    expect(reg && parseRegistration(reg.value)).toMatchObject({
+      holding: 0,
+      address: node.stats().address.host + ':' + node.stats().address.port,
+    });
+    expect(node.stats().paused).toBe(true);
+  });
+
+  it('calls the switchover off when a registered router does not acknowledge the pause in time', async () => {
+    const { store, plane: p } = await plane();
+    const lease = await store.grantLease(10_000);
+    // A router that died (or cannot reach the store): registered, never acknowledging.
+    await store.put(
+      'routers/kv/dead1',
+      JSON.stringify({ id: 'dead1', service: 'kv', address: '10.0.0.9:80', at: 1 }),
+      {
+        leaseId: lease.id,
+      },
+    );
+    const err = await p.pauseForSwitchover(0, 'switchover', systemClock).catch((e: unknown) => e);
+    expect(isUnderstudyError(err, 'UNDERSTUDY_ERR_FAILOVER')).toBe(true);
+    expect((err as Error).message).toMatch(
+      /router\(s\) dead1 \(10\.0\.0\.9:80\) of 'kv' did not hold mutations within 300 ms/,
+    );
   });
 
   it('uses the same store keys as the routers that follow it', () => {

@@ -1,9 +1,17 @@
-import { LOOPBACK } from '../agent/index.js';
+import { LOOPBACK, type Clock } from '../agent/index.js';
+import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import type { ServiceSpec } from '../config/index.js';
 import { ServiceReplication, replicationHooks, type EchoReplicationStats } from '../replication/index.js';
 import { Router, type RouterStats } from '../router/index.js';
-import { ROUTING_PREFIX, routerOptionsOf, type RoutingRecord } from '../router-node/index.js';
-import type { StateStore } from '../store/index.js';
+import {
+  ROUTER_PREFIX,
+  ROUTING_PREFIX,
+  parseRegistration,
+  routerOptionsOf,
+  type RouterRegistration,
+  type RoutingRecord,
+} from '../router-node/index.js';
+import type { StateStore, Unwatch } from '../store/index.js';
 import type { InstanceRecord } from './records.js';
 
 /** Options of {@link ServiceDataPlane}. */
@@ -24,6 +32,11 @@ export interface ServiceDataPlaneOptions {
   store?: StateStore;
   /** The address of each host instances run on (host name → address), for the routing record. @default {} */
   hosts?: Record<string, string>;
+  /**
+   * How long a switchover waits for every router registered under `routers/<service>/` to hold
+   * mutations, ms; past it the switchover is called off. @default 2000
+   */
+  routerAckMs?: number;
 }
 
 /** What status shows of a service's data plane. */
@@ -50,6 +63,7 @@ export class ServiceDataPlane {
   /** The routing record as last written (undefined: no store to write it to). */
   #routing: RoutingRecord | undefined;
   readonly #store: StateStore | undefined;
+  #routerAckMs = 2000;
 
   private constructor(
     readonly router: Router,
@@ -100,6 +114,7 @@ export class ServiceDataPlane {
       options.addressOf,
       options.store,
     );
+    plane.#routerAckMs = options.routerAckMs ?? 2000;
     if (options.store) {
       plane.#routing = { service: spec.name, hosts: { ...options.hosts } };
       try {
@@ -120,15 +135,70 @@ export class ServiceDataPlane {
   /**
    * A planned switchover begins: holds new mutations in this process's router and tells routers in
    * other processes to hold them too (the routing record's `pause`, at the service's current `epoch`).
-   * Resolves once this router's forwarded mutations are answered. Routers elsewhere do not acknowledge:
-   * they hold mutations from when their watch delivers the record.
+   * Resolves once this router's forwarded mutations are answered and every router registered under
+   * `routers/<service>/` has acknowledged holding them (`holding: epoch`, written once its own forwarded
+   * mutations were answered). Thrown: UNDERSTUDY_ERR_FAILOVER when a router does not acknowledge within
+   * `routerAckMs` (a router that died stays registered until its lease lapses).
    */
-  async pauseForSwitchover(epoch: number, reason: string): Promise<void> {
+  async pauseForSwitchover(epoch: number, reason: string, clock: Clock): Promise<void> {
     if (this.#routing) {
-      this.#routing = { ...this.#routing, pause: { epoch, at: Date.now(), reason } };
+      this.#routing = { ...this.#routing, pause: { epoch, at: clock.now(), reason } };
       await this.#writeRouting();
     }
     await this.router.pause();
+    if (this.#store) await this.#waitForRouters(this.#store, epoch, clock);
+  }
+
+  /** Resolves once every registered router holds mutations for the pause of `epoch`. */
+  async #waitForRouters(store: StateStore, epoch: number, clock: Clock): Promise<void> {
+    const prefix = `${ROUTER_PREFIX}${this.spec.name}/`;
+    const snap = await store.snapshot(prefix);
+    const routers = new Map<string, RouterRegistration | undefined>(
+      snap.records.map((r) => [r.key, parseRegistration(r.value)]),
+    );
+    const missing = (): RouterRegistration[] =>
+      [...routers.values()].filter((r): r is RouterRegistration => !!r && r.holding !== epoch);
+    if (missing().length === 0) return;
+    await new Promise<void>((resolve, reject) => {
+      let finished = false;
+      let unwatch: Unwatch | undefined;
+      const finish = (err?: Error): void => {
+        if (finished) return;
+        finished = true;
+        cancel();
+        unwatch?.();
+        if (err) reject(err);
+        else resolve();
+      };
+      const cancel = clock.setTimer(() => {
+        const late = missing()
+          .map((r) => `${r.id} (${r.address})`)
+          .join(', ');
+        finish(
+          new UnderstudyError(
+            ErrorCode.Failover,
+            `router(s) ${late} of '${this.spec.name}' did not hold mutations within ${this.#routerAckMs} ms`,
+          ),
+        );
+      }, this.#routerAckMs);
+      store
+        .watch(
+          prefix,
+          (e) => {
+            if (e.type === 'put' && e.record) routers.set(e.key, parseRegistration(e.record.value));
+            else routers.delete(e.key);
+            if (missing().length === 0) finish();
+          },
+          { fromRevision: snap.revision, onError: (err) => finish(err) },
+        )
+        .then(
+          (u) => {
+            unwatch = u;
+            if (finished) u();
+          },
+          (err: unknown) => finish(err as Error),
+        );
+    });
   }
 
   /** Ends {@link pauseForSwitchover}: held mutations go to the serving set as it is now, here and elsewhere. */

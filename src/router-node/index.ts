@@ -5,6 +5,8 @@ export {
   parseInstance,
   parseIntent,
   parseRouting,
+  parseRegistration,
+  ROUTER_PREFIX,
   INSTANCE_PREFIX,
   PROMOTION_PREFIX,
   ROUTING_PREFIX,
@@ -17,6 +19,7 @@ export type {
   RoutedInstance,
   RoutedIntent,
   RoutingRecord,
+  RouterRegistration,
   PauseCause,
 } from './route-state.js';
 export { routerOptionsOf, parseStoredSpec, DEFAULT_ROUTER_LISTEN } from './router-spec.js';

@@ -12,6 +12,37 @@ export const PROMOTION_PREFIX = 'promotions/';
 export const ROUTING_PREFIX = 'routing/';
 /** Store key prefix of the service specs the control plane writes at start (`services/<service>`). */
 export const SERVICE_PREFIX = 'services/';
+/** Store key prefix of the routers following a service (`routers/<service>/<id>`, under each router's lease). */
+export const ROUTER_PREFIX = 'routers/';
+
+/**
+ * What a router following the store writes about itself under `routers/<service>/<id>`, attached to
+ * its lease (gone when the router stops renewing it). The control plane waits for every registered
+ * router to hold mutations before a switchover checks that its echo caught up.
+ */
+export interface RouterRegistration {
+  id: string;
+  service: string;
+  /** Its public address, `host:port`. */
+  address: string;
+  /** The epoch of the switchover pause it holds mutations for (its forwarded mutations answered). */
+  holding?: number;
+  at: number;
+}
+
+/** Parses a stored router registration; undefined when it is not one. */
+export function parseRegistration(value: string): RouterRegistration | undefined {
+  const v = parseObject(value);
+  if (!v || typeof v.id !== 'string' || typeof v.service !== 'string' || typeof v.address !== 'string')
+    return undefined;
+  return {
+    id: v.id,
+    service: v.service,
+    address: v.address,
+    ...(typeof v.holding === 'number' ? { holding: v.holding } : {}),
+    at: typeof v.at === 'number' ? v.at : 0,
+  };
+}
 
 /**
  * The fields of an instance record (`instances/<id>`) a router reads; the control plane's

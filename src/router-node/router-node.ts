@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { ServiceSpec } from '../config/index.js';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import { Router, type RouterStats } from '../router/index.js';
@@ -5,6 +6,7 @@ import type { StateStore, Unwatch, WatchEvent } from '../store/index.js';
 import {
   INSTANCE_PREFIX,
   PROMOTION_PREFIX,
+  ROUTER_PREFIX,
   ROUTING_PREFIX,
   SERVICE_PREFIX,
   parseInstance,
@@ -15,6 +17,7 @@ import {
   type RouteTarget,
   type RoutedInstance,
   type RoutedIntent,
+  type RouterRegistration,
   type RoutingRecord,
 } from './route-state.js';
 import { parseStoredSpec, routerOptionsOf } from './router-spec.js';
@@ -38,6 +41,11 @@ export interface RouterNodeOptions {
   epochPollMs?: number;
   /** Wait before listing and watching again after the store failed, ms. @default 500 */
   retryMs?: number;
+  /**
+   * TTL of the lease its registration `routers/<service>/<id>` is attached to, ms (renewed every third of
+   * it). A router that dies is forgotten by the control plane this long after. @default 3000
+   */
+  registrationTtlMs?: number;
   /** Told every change the node applies to its router (one line, for logs). @default nothing */
   onChange?: (line: string, state: RouteState) => void;
   /** Told when the store fails (the router keeps serving what it had). @default nothing */
@@ -73,7 +81,9 @@ export class RouterNode {
   readonly router: Router;
   readonly #store: StateStore;
   readonly #spec: ServiceSpec;
-  readonly #opts: Required<Pick<RouterNodeOptions, 'maxPauseMs' | 'epochPollMs' | 'retryMs'>> &
+  readonly #opts: Required<
+    Pick<RouterNodeOptions, 'maxPauseMs' | 'epochPollMs' | 'retryMs' | 'registrationTtlMs'>
+  > &
     Pick<RouterNodeOptions, 'onChange' | 'onStoreError'>;
   readonly #instances = new Map<string, RoutedInstance>();
   #intent: RoutedIntent | undefined;
@@ -93,6 +103,12 @@ export class RouterNode {
   #last: RouteState | undefined;
   readonly #staleSeen = new Set<string>();
   #counters = { staleRecords: 0, staleIntents: 0, pauseExpiries: 0, storeErrors: 0 };
+  /** This router's registration in the store, and the lease it is attached to. */
+  readonly #registration: RouterRegistration;
+  #lease: string | undefined;
+  /** The pause epoch being acknowledged (waiting for forwarded mutations to be answered). */
+  #acking: number | undefined;
+  #renew: NodeJS.Timeout | undefined;
   #computing = false;
   #again = false;
   #closed = false;
@@ -101,10 +117,18 @@ export class RouterNode {
     this.router = router;
     this.#store = options.store;
     this.#spec = spec;
+    const a = router.address;
+    this.#registration = {
+      id: randomUUID().slice(0, 8),
+      service: spec.name,
+      address: `${a.host}:${a.port}`,
+      at: Date.now(),
+    };
     this.#opts = {
       maxPauseMs: options.maxPauseMs ?? 10_000,
       epochPollMs: options.epochPollMs ?? 1000,
       retryMs: options.retryMs ?? 500,
+      registrationTtlMs: options.registrationTtlMs ?? 3000,
       ...(options.onChange ? { onChange: options.onChange } : {}),
       ...(options.onStoreError ? { onStoreError: options.onStoreError } : {}),
     };
@@ -149,6 +173,9 @@ export class RouterNode {
     }
     node.#poll = setInterval(() => node.#recompute(), node.#opts.epochPollMs);
     node.#poll.unref();
+    await node.#register().catch((err: unknown) => node.#storeFailed(err as Error));
+    node.#renew = setInterval(() => void node.#keepRegistered(), node.#opts.registrationTtlMs / 3);
+    node.#renew.unref();
     return node;
   }
 
@@ -182,9 +209,48 @@ export class RouterNode {
     this.#closed = true;
     this.#stopWatching();
     clearInterval(this.#poll);
+    clearInterval(this.#renew);
     clearTimeout(this.#retry);
     clearTimeout(this.#pauseTimer);
+    if (this.#lease) await this.#store.revokeLease(this.#lease).catch(() => undefined);
     await this.router.close({ graceMs: options.graceMs ?? 1000 });
+  }
+
+  /** Writes this router's registration under a fresh lease. */
+  async #register(): Promise<void> {
+    const lease = await this.#store.grantLease(this.#opts.registrationTtlMs);
+    this.#lease = lease.id;
+    await this.#writeRegistration();
+  }
+
+  async #writeRegistration(): Promise<void> {
+    if (!this.#lease || this.#closed) return;
+    const key = `${ROUTER_PREFIX}${this.#spec.name}/${this.#registration.id}`;
+    await this.#store.put(key, JSON.stringify(this.#registration), { leaseId: this.#lease });
+  }
+
+  /** Renews the lease; a lease that lapsed (the store was away too long) is replaced and the record written again. */
+  async #keepRegistered(): Promise<void> {
+    if (this.#closed) return;
+    try {
+      if (this.#lease) await this.#store.keepAlive(this.#lease);
+      else await this.#register();
+    } catch (err) {
+      this.#counters.storeErrors++;
+      this.#opts.onStoreError?.(err as Error);
+      this.#lease = undefined;
+    }
+  }
+
+  /** Tells the control plane this router holds mutations for the switchover pause of `epoch`. */
+  #acknowledge(epoch: number): void {
+    if (this.#registration.holding === epoch) return;
+    this.#registration.holding = epoch;
+    this.#registration.at = Date.now();
+    this.#writeRegistration().catch((err: unknown) => {
+      delete this.#registration.holding;
+      this.#storeFailed(err as Error);
+    });
   }
 
   /** Lists the three kinds of records, watches each from its list's revision, and applies the state. */
@@ -360,6 +426,16 @@ export class RouterNode {
           changes.push(`mutations released: the ${state.pauseCause} lasted past ${this.#opts.maxPauseMs} ms`);
         } else changes.push('mutations released');
       }
+    }
+    // A switchover's pause is acknowledged once the mutations already forwarded are answered.
+    const pause = this.#routing?.pause;
+    if (state.paused && pause && this.#registration.holding !== pause.epoch && this.#acking !== pause.epoch) {
+      this.#acking = pause.epoch;
+      void this.router.pause().then(() => {
+        this.#acking = undefined;
+        if (this.#applied.paused && this.#routing?.pause?.epoch === pause.epoch)
+          this.#acknowledge(pause.epoch);
+      });
     }
     this.#last = state;
     if (changes.length) this.#opts.onChange?.(`${this.#spec.name}: ${changes.join('; ')}`, state);

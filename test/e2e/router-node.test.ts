@@ -180,11 +180,10 @@ describe('understudy router: the data plane follows the store (real processes)',
     );
     const afterSwitch = await after.stop();
     expect(afterSwitch.failed).toEqual([]);
-    // Held from the switchover's pause record (or its intent: both may arrive in one watch delivery)
-    // until the promotion completed; the deposed primary's record (still epoch 0 until it is saved as an
-    // echo) was refused; nothing of this switchover was taken for stale.
-    expect(router.output()).toMatch(/mutations held: (switchover|promotion) in flight/);
-    expect(router.output()).toMatch(new RegExp(`refused ${primary?.id}: its epoch 0 is older than 1`));
+    // Held from the switchover's pause record (acknowledged before the echo's catch-up was checked)
+    // until the promotion completed; nothing of this switchover was taken for stale. (Whether the
+    // deposed primary's record is seen at epoch 0 after the bump depends on the watch's timing.)
+    expect(router.output()).toMatch(/mutations held: switchover in flight/);
     expect(router.output()).toMatch(/mutations released\n/);
     expect(router.output()).not.toMatch(/ignored a promotion/);
     // The echo was launched as an echo: its /stats says so, and that is who answers now.
