@@ -19,9 +19,9 @@ export interface LeaderElectionOptions {
    * On etcd it is rounded up to whole seconds. @default 3000
    */
   ttlMs?: number;
-  /** Period of the loop (campaign or renew). Patroni's rule: loop + 2 × request timeout < TTL. @default ttlMs / 3 */
+  /** Period of the loop (campaign or renew). Patroni's rule: loop + 2 × request timeout < TTL. @default ttlMs / 4 */
   loopMs?: number;
-  /** Timeout of each store request of the loop. @default ttlMs / 6 */
+  /** Timeout of each store request of the loop. @default ttlMs / 3 */
   requestTimeoutMs?: number;
   /** Called with every change of this candidate's role. */
   onChange?: (event: LeadershipEvent) => void;
@@ -46,7 +46,7 @@ export type LeadershipEvent =
 /**
  * Leader election on the store, Patroni's way (not etcd3's `Election`): a campaign is a transaction
  * creating the leader key only if it does not exist (`create_revision == 0`) under this candidate's
- * lease; the leader renews the lease every loop; everyone watches the key and campaigns at once when
+ * lease; the leader renews the lease every loop (TTL/4); everyone watches the key and campaigns at once when
  * it is deleted (resignation or lease expiry). A leader that has not renewed for TTL − one loop steps
  * down by itself, before the server can have let its lease lapse, so two leaders never act at once.
  * Every write of a leader should carry {@link LeaderElection.guard}: the store refuses it once the
@@ -81,8 +81,8 @@ export class LeaderElection {
     this.#address = options.address ?? '';
     this.#key = options.key ?? LEADER_KEY;
     this.#ttlMs = options.ttlMs ?? 3000;
-    this.#loopMs = options.loopMs ?? Math.floor(this.#ttlMs / 3);
-    this.#requestMs = options.requestTimeoutMs ?? Math.floor(this.#ttlMs / 6);
+    this.#loopMs = options.loopMs ?? Math.floor(this.#ttlMs / 4);
+    this.#requestMs = options.requestTimeoutMs ?? Math.floor(this.#ttlMs / 3);
     if (!(this.#ttlMs > 0) || !(this.#loopMs > 0) || this.#loopMs + 2 * this.#requestMs >= this.#ttlMs) {
       throw new UnderstudyError(
         ErrorCode.Usage,

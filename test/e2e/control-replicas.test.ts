@@ -1,0 +1,147 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EtcdStateStore } from '../../src/store/index.js';
+import { startEtcd, type EtcdServer } from '../lib/etcd-server.js';
+import { cliBin, processesWithEnv, repoRoot, runCli, waitFor } from './lib/cli.js';
+
+interface Replica {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+const tag = `ctl-${randomBytes(4).toString('hex')}`;
+let etcd: EtcdServer;
+let dir: string;
+const replicas: Replica[] = [];
+
+function startControl(name: string, file: string, store: string): Replica {
+  const child = spawn(
+    process.execPath,
+    [
+      cliBin,
+      'control',
+      file,
+      '--store',
+      store,
+      '--name',
+      name,
+      '--api',
+      '127.0.0.1:0',
+      '--lease-ttl',
+      '2s',
+      '-d',
+      join(dir, name),
+    ],
+    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr?.on('data', (c: Buffer) => (out += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const replica = { child, output: () => out, exited };
+  replicas.push(replica);
+  return replica;
+}
+
+beforeAll(async () => {
+  etcd = await startEtcd();
+  dir = await mkdtemp(join(tmpdir(), 'understudy-control-'));
+  await writeFile(
+    join(dir, 'srv.mjs'),
+    "import http from 'node:http';\nhttp.createServer((q, s) => s.end('ok')).listen(Number(process.argv[2]), '127.0.0.1');\n",
+  );
+});
+
+afterAll(async () => {
+  if (process.env.US_DEBUG_E2E) for (const r of replicas) process.stderr.write(`---\n${r.output()}\n`);
+  for (const r of replicas) {
+    if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
+    await r.exited;
+  }
+  // Instances of a SIGKILLed replica outlive it (their own process groups): every one carries the tag.
+  for (const pid of processesWithEnv('US_TEST_TAG', tag)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  await etcd?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe('understudy control on etcd', () => {
+  it('runs one leader among two replicas; on SIGKILL of the leader the standby leads and records it as its first decision', async () => {
+    const file = join(dir, 'spec.yaml');
+    await writeFile(
+      file,
+      `services:
+  - name: web
+    command: [node, srv.mjs, '{port}']
+    cwd: ${dir}
+    env: { US_TEST_TAG: ${tag} }
+    restart: { policy: on-failure, backoff: 50ms }
+    stopGrace: 1s
+`,
+    );
+    const url = `${etcd.url}/e2e/`;
+    const a = startControl('a', file, url);
+    await waitFor(() => a.output().includes('a leads the control plane'), 20_000, a.output);
+    const b = startControl('b', file, url);
+    await waitFor(() => b.output().includes('a leads (term'), 20_000, b.output);
+    expect(b.output()).not.toContain('b leads the control plane');
+
+    // status (through the leader's API) shows the leader and both replicas with their leases.
+    await waitFor(
+      () => runCli(['status', '-d', join(dir, 'a')]).stdout.includes('replica b: standby'),
+      10_000,
+      () => {
+        const r = runCli(['status', '-d', join(dir, 'a')]);
+        return r.stdout + r.stderr + a.output();
+      },
+    );
+    const status = runCli(['status', '-d', join(dir, 'a')]).stdout;
+    expect(status).toMatch(/control leader: a \(term \d+/);
+    expect(status).toMatch(/replica a: leader, lease \d+ live/);
+
+    const store = await EtcdStateStore.create({ endpoints: [etcd.endpoint], prefix: 'e2e/' });
+    try {
+      a.child.kill('SIGKILL');
+      await a.exited;
+      await waitFor(() => b.output().includes('b leads the control plane'), 15_000, b.output);
+      await waitFor(
+        async () =>
+          (await store.list('events/')).some(
+            (r) => r.value.includes('"kind":"leadership"') && r.value.includes('as b '),
+          ),
+        10_000,
+        () => 'the leadership decision of b',
+      );
+      const decisions = (await store.list('events/')).map(
+        (r) => JSON.parse(r.value) as { kind: string; what: string; why: string; seq: number },
+      );
+      const bTerm = decisions.find((d) => d.kind === 'leadership' && d.what.includes('as b '));
+      expect(bTerm?.why).toContain('previous leader a is gone');
+      expect((await store.get('control/leader'))?.value).toContain('"id":"b"');
+      // The new leader serves the API from its own data directory, and status names it.
+      await waitFor(
+        () => /control leader: b \(term \d+/.test(runCli(['status', '-d', join(dir, 'b')]).stdout),
+        15_000,
+        () => runCli(['status', '-d', join(dir, 'b')]).stderr + b.output(),
+      );
+      const stopAt = Date.now();
+      b.child.kill('SIGTERM');
+      expect(await b.exited).toBe(0);
+      if (process.env.US_DEBUG_E2E) process.stderr.write(`b stopped in ${Date.now() - stopAt} ms\n`);
+      // b resigned: nobody leads.
+      expect(await store.get('control/leader')).toBeUndefined();
+    } finally {
+      await store.close();
+    }
+  }, 90_000);
+});
