@@ -257,16 +257,21 @@ export class LeaderElection {
   #renewed(sentAt: number): void {
     // Step down one loop before the lease could lapse on the server (renewals are sent every loop).
     this.#stepDownAt = sentAt + this.#ttlMs - this.#loopMs;
+    this.#armStepDown();
+  }
+
+  /** Deposes this leader at #stepDownAt unless a renewal moved it (a timer may fire a little early: re-armed). */
+  #armStepDown(): void {
     clearTimeout(this.#stepDownTimer);
-    this.#stepDownTimer = setTimeout(
-      () => {
-        if (this.#mine && performance.now() >= this.#stepDownAt)
-          this.#depose(
-            `could not renew the leader lease for ${this.#ttlMs - this.#loopMs} ms (store unreachable?)`,
-          );
-      },
-      Math.max(0, this.#stepDownAt - performance.now()),
-    );
+    if (!this.#mine) return;
+    const wait = this.#stepDownAt - performance.now();
+    if (wait <= 0) {
+      this.#depose(
+        `could not renew the leader lease for ${this.#ttlMs - this.#loopMs} ms (store unreachable?)`,
+      );
+      return;
+    }
+    this.#stepDownTimer = setTimeout(() => this.#armStepDown(), Math.ceil(wait));
     this.#stepDownTimer.unref();
   }
 
