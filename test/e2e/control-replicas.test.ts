@@ -20,25 +20,27 @@ let dir: string;
 const replicas: Replica[] = [];
 
 function startControl(name: string, file: string, store: string): Replica {
-  const child = spawn(
-    process.execPath,
-    [
-      cliBin,
-      'control',
-      file,
-      '--store',
-      store,
-      '--name',
-      name,
-      '--api',
-      '127.0.0.1:0',
-      '--lease-ttl',
-      '2s',
-      '-d',
-      join(dir, name),
-    ],
-    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  return startCli([
+    'control',
+    file,
+    '--store',
+    store,
+    '--name',
+    name,
+    '--api',
+    '127.0.0.1:0',
+    '--lease-ttl',
+    '2s',
+    '-d',
+    join(dir, name),
+  ]);
+}
+
+function startCli(args: string[]): Replica {
+  const child = spawn(process.execPath, [cliBin, ...args], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
   child.stderr?.on('data', (c: Buffer) => (out += c.toString()));
@@ -54,6 +56,18 @@ beforeAll(async () => {
   await writeFile(
     join(dir, 'srv.mjs'),
     "import http from 'node:http';\nhttp.createServer((q, s) => s.end('ok')).listen(Number(process.argv[2]), '127.0.0.1');\n",
+  );
+  // A primary and an echo: a new leader adopts the instances the old one started.
+  await writeFile(
+    join(dir, 'spec.yaml'),
+    `services:
+  - name: web
+    command: [node, srv.mjs, '{port}']
+    cwd: ${dir}
+    env: { US_TEST_TAG: ${tag} }
+    restart: { policy: on-failure, backoff: 50ms }
+    stopGrace: 1s
+`,
   );
 });
 
@@ -78,17 +92,6 @@ afterAll(async () => {
 describe('understudy control on etcd', () => {
   it('runs one leader among two replicas; on SIGKILL of the leader the standby leads and records it as its first decision', async () => {
     const file = join(dir, 'spec.yaml');
-    await writeFile(
-      file,
-      `services:
-  - name: web
-    command: [node, srv.mjs, '{port}']
-    cwd: ${dir}
-    env: { US_TEST_TAG: ${tag} }
-    restart: { policy: on-failure, backoff: 50ms }
-    stopGrace: 1s
-`,
-    );
     const url = `${etcd.url}/e2e/`;
     const a = startControl('a', file, url);
     await waitFor(() => a.output().includes('a leads the control plane'), 20_000, a.output);
@@ -144,4 +147,47 @@ describe('understudy control on etcd', () => {
       await store.close();
     }
   }, 90_000);
+
+  it('refuses a bad --store with a clear usage error, starting nothing', () => {
+    const r = runCli([
+      'up',
+      join(dir, 'spec.yaml'),
+      '--store',
+      'etcd://127.0.0.1:99999',
+      '-d',
+      join(dir, 'bad'),
+    ]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("invalid etcd connection string 'etcd://127.0.0.1:99999'");
+    expect(r.stderr).toContain('not 1-65535');
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('up --store etcd:// runs control, agent and router in one process against etcd, and stops cleanly', async () => {
+    const up = startCli([
+      'up',
+      join(dir, 'spec.yaml'),
+      '--store',
+      `${etcd.url}/up/`,
+      '--api',
+      '127.0.0.1:0',
+      '-d',
+      join(dir, 'up'),
+    ]);
+    await waitFor(() => up.output().includes('leads the control plane'), 20_000, up.output);
+    await waitFor(
+      () => /control leader: \S+ \(term \d+/.test(runCli(['status', '-d', join(dir, 'up')]).stdout),
+      15_000,
+      up.output,
+    );
+    const store = await EtcdStateStore.create({ endpoints: [etcd.endpoint], prefix: 'up/' });
+    try {
+      expect((await store.list('instances/')).length).toBeGreaterThan(0);
+      up.child.kill('SIGTERM');
+      expect(await up.exited).toBe(0);
+      expect(await store.get('control/leader')).toBeUndefined();
+    } finally {
+      await store.close();
+    }
+  }, 60_000);
 });
