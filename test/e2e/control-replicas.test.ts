@@ -90,7 +90,7 @@ afterAll(async () => {
 });
 
 describe('understudy control on etcd', () => {
-  it('runs one leader among two replicas; on SIGKILL of the leader the standby leads and records it as its first decision', async () => {
+  it('runs one leader among two replicas; on SIGKILL of the leader mid-promotion the standby leads, records it as its first decision and resumes the promotion', async () => {
     const file = join(dir, 'spec.yaml');
     const url = `${etcd.url}/e2e/`;
     const a = startControl('a', file, url);
@@ -114,6 +114,22 @@ describe('understudy control on etcd', () => {
 
     const store = await EtcdStateStore.create({ endpoints: [etcd.endpoint], prefix: 'e2e/' });
     try {
+      // The leader is "killed in the middle of a promotion": its intent is recorded, the epoch not moved yet.
+      const epoch = await store.epoch('web');
+      await store.put(
+        'promotions/web',
+        JSON.stringify({
+          service: 'web',
+          kind: 'failover',
+          from: 'web-1',
+          to: 'web-2',
+          toSlot: 0,
+          epoch,
+          next: epoch + 1,
+          at: Date.now(),
+          decision: 1,
+        }),
+      );
       a.child.kill('SIGKILL');
       await a.exited;
       await waitFor(() => b.output().includes('b leads the control plane'), 15_000, b.output);
@@ -130,6 +146,18 @@ describe('understudy control on etcd', () => {
       );
       const bTerm = decisions.find((d) => d.kind === 'leadership' && d.what.includes('as b '));
       expect(bTerm?.why).toContain('previous leader a is gone');
+      // Taking leadership resumed the half-done promotion: both instances still run, so it changed nothing.
+      await waitFor(
+        async () => (await store.get('promotions/web')) === undefined,
+        10_000,
+        () => 'the intent to be resolved',
+      );
+      const recovery = (await store.list('events/'))
+        .map((r) => JSON.parse(r.value) as { kind: string; seq: number; what: string })
+        .find((d) => d.kind === 'promotion-recovery');
+      expect(recovery?.what).toBe('roll back the interrupted failover: web-1 stays the primary');
+      expect(recovery?.seq).toBeGreaterThan(bTerm?.seq ?? Infinity);
+      expect(await store.epoch('web')).toBe(epoch);
       expect((await store.get('control/leader'))?.value).toContain('"id":"b"');
       // The new leader serves the API from its own data directory, and status names it.
       await waitFor(
