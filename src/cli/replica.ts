@@ -140,6 +140,8 @@ export async function startReplica(options: ReplicaRunOptions): Promise<RunningR
         },
       };
       term = running;
+      // Others see where the leader's API is (the first term starts before `replica` is assigned).
+      void late.replica?.setAddress(api.endpoint.url).catch(() => undefined);
       return running;
     } catch (err) {
       await control?.close().catch(() => undefined);
@@ -147,12 +149,12 @@ export async function startReplica(options: ReplicaRunOptions): Promise<RunningR
       throw err;
     }
   };
+  const late: { replica?: ControlReplica } = {};
   let replica: ControlReplica;
   try {
     replica = await ControlReplica.start({
       store,
       name,
-      ...(options.apiListen ? { address: options.apiListen } : {}),
       ...(options.ttlMs !== undefined ? { ttlMs: options.ttlMs } : {}),
       startTerm,
       onEvent: (event) => options.onLeadership?.(event, name),
@@ -163,6 +165,8 @@ export async function startReplica(options: ReplicaRunOptions): Promise<RunningR
     await release();
     throw err;
   }
+  late.replica = replica;
+  if (term) await replica.setAddress(term.api.endpoint.url).catch(() => undefined);
   const refresh = async (): Promise<void> => {
     const leader = replica.leader();
     leadership = {

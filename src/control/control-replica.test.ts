@@ -69,17 +69,26 @@ describe('ControlReplica on etcd', () => {
     expect((await second.store.get('term/second'))?.value).toBe('written while leading');
   });
 
-  it('lists the replicas with their lease and which one leads', async () => {
+  it('lists the replicas with their lease and which one leads, and shows the address the leader announces', async () => {
     const prefix = `cr/${++n}/`;
     const terms: Terms = { log: [], stores: [], previous: [] };
     const first = await replica(prefix, 'first', terms);
-    await replica(prefix, 'second', terms);
+    const second = await replica(prefix, 'second', terms);
     const views = await listReplicas(first.store, first.replica.leader());
     expect(views.map((v) => [v.name, v.leader, v.address])).toEqual([
       ['first', true, 'http://first'],
       ['second', false, 'http://second'],
     ]);
     expect(views.every((v) => /^\d+$/.test(v.leaseId ?? ''))).toBe(true);
+    // The leader announces where it can be reached (its API, once up): same term, everyone sees it.
+    const term = first.replica.leader()?.term;
+    await first.replica.setAddress('http://127.0.0.1:1234');
+    await waitFor(
+      () => second.replica.leader()?.address === 'http://127.0.0.1:1234',
+      'the standby to see the address',
+    );
+    expect(second.replica.leader()?.term).toBe(term);
+    expect(first.replica.isLeader).toBe(true);
     await first.replica.close();
     await waitFor(
       async () => (await listReplicas(first.store, undefined)).length === 1,

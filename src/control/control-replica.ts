@@ -100,6 +100,14 @@ export class ControlReplica {
     return this.#election;
   }
 
+  /** Changes the address shown in the leader key and this replica's registration (e.g. its API URL). */
+  async setAddress(address: string): Promise<void> {
+    this.#options.address = address;
+    this.#registered = undefined;
+    await this.#election.setAddress(address);
+    await this.#register();
+  }
+
   /** Settles once the term starts and stops requested so far are done. */
   async settled(): Promise<void> {
     await this.#chain;

@@ -55,7 +55,7 @@ export type LeadershipEvent =
 export class LeaderElection {
   readonly #store: StateStore;
   readonly #id: string;
-  readonly #address: string;
+  #address: string;
   readonly #key: string;
   readonly #ttlMs: number;
   readonly #loopMs: number;
@@ -125,6 +125,20 @@ export class LeaderElection {
     return this.isLeader && this.#mine ? { key: this.#key, createRevision: this.#mine.term } : undefined;
   }
 
+  /**
+   * Changes the address shown to others (e.g. once this leader's API listens). A leader rewrites its
+   * key at once (same lease, same term: guarded by it).
+   */
+  async setAddress(address: string): Promise<void> {
+    this.#address = address;
+    const mine = this.#mine;
+    const guard = this.guard();
+    if (!mine || !guard || !this.#lease) return;
+    const value = JSON.stringify({ id: this.#id, address, since: mine.since });
+    await this.#store.put(this.#key, value, { leaseId: this.#lease.id, guard });
+    if (this.#mine === mine) this.#mine = { ...mine, address };
+  }
+
   /** Subscribes to role changes; returns the unsubscribe function. */
   subscribe(listener: (event: LeadershipEvent) => void): () => void {
     this.#listeners.add(listener);
@@ -138,9 +152,9 @@ export class LeaderElection {
     clearTimeout(this.#timer);
     clearTimeout(this.#stepDownTimer);
     this.#unwatch?.();
-    const mine = this.#mine;
-    if (mine) this.#depose('resigned: this replica is stopping');
-    if (this.#lease) await this.#store.revokeLease(this.#lease.id).catch(() => undefined);
+    const lease = this.#lease;
+    this.#depose('resigned: this replica is stopping');
+    if (lease) await this.#store.revokeLease(lease.id).catch(() => undefined);
   }
 
   async #begin(): Promise<void> {
@@ -241,16 +255,20 @@ export class LeaderElection {
     const mine = this.#mine;
     if (!lease || !mine) return;
     const sentAt = performance.now();
-    try {
-      await this.#timed(this.#store.keepAlive(lease.id));
-    } catch (err) {
-      if (isUnderstudyError(err, ErrorCode.StoreLease)) {
-        this.#lease = undefined;
-        this.#depose('the leader lease expired before it could be renewed');
-      }
-      throw err;
-    }
-    if (this.#mine === mine) this.#renewed(sentAt);
+    const renewal = this.#store.keepAlive(lease.id);
+    // A renewal that answers after the loop's deadline still counts (the server extended the lease at
+    // least TTL past `sentAt`): a busy event loop must not depose a leader whose renewals succeed.
+    renewal.then(
+      () => {
+        if (this.#mine === mine) this.#renewed(sentAt);
+      },
+      (err: unknown) => {
+        if (isUnderstudyError(err, ErrorCode.StoreLease) && this.#lease === lease) {
+          this.#depose('the leader lease expired before it could be renewed');
+        }
+      },
+    );
+    await this.#timed(renewal);
   }
 
   /** A renewal sent at `sentAt` succeeded: the server's lease lasts at least TTL from then. */
@@ -281,12 +299,17 @@ export class LeaderElection {
     this.#mine = undefined;
     this.#stepDownAt = 0;
     clearTimeout(this.#stepDownTimer);
+    // Release the key if it is still ours (Patroni deletes it on demotion): otherwise a leader that
+    // stepped down while its lease lived on would keep the key, and nobody would lead until it lapsed.
+    const lease = this.#lease;
+    this.#lease = undefined;
+    if (lease) void this.#store.revokeLease(lease.id).catch(() => undefined);
     this.#emit({ type: 'deposed', leader: mine, reason });
   }
 
   #setLeader(info: LeaderInfo | undefined): void {
     const before = this.#leader;
-    if (before?.id === info?.id && before?.term === info?.term) return;
+    if (before?.id === info?.id && before?.term === info?.term && before?.address === info?.address) return;
     this.#leader = info;
     this.#emit({ type: 'leader', leader: info });
   }

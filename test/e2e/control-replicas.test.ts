@@ -30,7 +30,7 @@ function startControl(name: string, file: string, store: string): Replica {
     '--api',
     '127.0.0.1:0',
     '--lease-ttl',
-    '2s',
+    '3s',
     '-d',
     join(dir, name),
   ]);
@@ -115,15 +115,26 @@ describe('understudy control on etcd', () => {
     const store = await EtcdStateStore.create({ endpoints: [etcd.endpoint], prefix: 'e2e/' });
     try {
       // The leader is "killed in the middle of a promotion": its intent is recorded, the epoch not moved yet.
+      type Rec = { id: string; role: string; phase: string; slot: number };
+      const live = async (role: string): Promise<Rec | undefined> =>
+        (await store.list('instances/'))
+          .map((r) => JSON.parse(r.value) as Rec)
+          .find((r) => r.role === role && r.phase !== 'stopped' && r.phase !== 'failed');
+      await waitFor(
+        async () => (await live('primary')) !== undefined && (await live('echo')) !== undefined,
+        10_000,
+        a.output,
+      );
+      const [primary, echo] = [(await live('primary')) as Rec, (await live('echo')) as Rec];
       const epoch = await store.epoch('web');
       await store.put(
         'promotions/web',
         JSON.stringify({
           service: 'web',
           kind: 'failover',
-          from: 'web-1',
-          to: 'web-2',
-          toSlot: 0,
+          from: primary.id,
+          to: echo.id,
+          toSlot: echo.slot,
           epoch,
           next: epoch + 1,
           at: Date.now(),
@@ -155,7 +166,7 @@ describe('understudy control on etcd', () => {
       const recovery = (await store.list('events/'))
         .map((r) => JSON.parse(r.value) as { kind: string; seq: number; what: string })
         .find((d) => d.kind === 'promotion-recovery');
-      expect(recovery?.what).toBe('roll back the interrupted failover: web-1 stays the primary');
+      expect(recovery?.what).toBe(`roll back the interrupted failover: ${primary.id} stays the primary`);
       expect(recovery?.seq).toBeGreaterThan(bTerm?.seq ?? Infinity);
       expect(await store.epoch('web')).toBe(epoch);
       expect((await store.get('control/leader'))?.value).toContain('"id":"b"');
