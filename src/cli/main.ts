@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { runControl } from './commands/control.js';
 import { runDemo } from './commands/demo.js';
 import { runDown } from './commands/down.js';
 import { runEvents } from './commands/events.js';
@@ -67,8 +68,15 @@ export function buildProgram(): Command {
     .description('run the services of a spec file in the foreground; Ctrl-C stops every instance cleanly')
     .argument('[file]', 'spec file', 'understudy.yaml')
     .option('--api <host:port>', "API listen address (overrides the spec's api.listen)")
-    .action(async (file: string, opts: { api?: string }, cmd: Command) => {
-      process.exitCode = await runUp({ ...globals(cmd), file, ...(opts.api ? { api: opts.api } : {}) });
+    .option(
+      '--store <url>',
+      'etcd://host:port[,host:port...][/prefix/]: keep the state in etcd and campaign for leadership (default: embedded SQLite in the data directory)',
+    )
+    .action(async (file: string, opts: { api?: string; store?: string }, cmd: Command) => {
+      const api = opts.api ? { api: opts.api } : {};
+      process.exitCode = opts.store
+        ? await runControl({ ...globals(cmd), file, store: opts.store, ...api })
+        : await runUp({ ...globals(cmd), file, ...api });
     });
 
   program
@@ -97,6 +105,33 @@ export function buildProgram(): Command {
           service: opts.service,
           maxPauseMs: opts.maxPause,
           ...(opts.listen ? { listen: opts.listen } : {}),
+        });
+      },
+    );
+
+  program
+    .command('control')
+    .description(
+      'a control-plane replica on etcd: any number may run; the leader (by etcd lease) runs the control loop, the others take over when it is gone',
+    )
+    .argument('[file]', 'spec file', 'understudy.yaml')
+    .requiredOption('--store <url>', 'etcd://host:port[,host:port...][/prefix/]')
+    .option('--name <name>', 'replica name, unique among the replicas (default: <hostname>-<pid>)')
+    .option('--api <host:port>', "API listen address while leading (overrides the spec's api.listen)")
+    .option('--lease-ttl <duration>', 'leader lease TTL (whole seconds on etcd)', durationFlag, 3000)
+    .action(
+      async (
+        file: string,
+        opts: { store: string; name?: string; api?: string; leaseTtl: number },
+        cmd: Command,
+      ) => {
+        process.exitCode = await runControl({
+          ...globals(cmd),
+          file,
+          store: opts.store,
+          ttlMs: opts.leaseTtl,
+          ...(opts.name ? { name: opts.name } : {}),
+          ...(opts.api ? { api: opts.api } : {}),
         });
       },
     );

@@ -18,3 +18,7 @@ export type {
   InstanceRecord,
   InstanceRole,
 } from './records.js';
+export { LeaderElection, LEADER_KEY, parseLeader } from './leadership.js';
+export type { LeaderElectionOptions, LeaderInfo, LeadershipEvent } from './leadership.js';
+export { ControlReplica, REPLICAS_PREFIX, listReplicas } from './control-replica.js';
+export type { ControlReplicaOptions, LeaderTerm, ReplicaInfo, ReplicaView } from './control-replica.js';

@@ -59,6 +59,17 @@ describe('LeaderElection on etcd', () => {
     expect((a.isLeader ? b : a).guard()).toBeUndefined();
   });
 
+  it('keeps leading across several TTLs by renewing its lease, while the standby waits', async () => {
+    const prefix = `el/${++n}/`;
+    const events: LeadershipEvent[] = [];
+    const first = await candidate(await client(prefix), 'first', events);
+    const second = await candidate(await client(prefix), 'second');
+    await new Promise((r) => setTimeout(r, TTL * 2.5));
+    expect(first.isLeader).toBe(true);
+    expect(second.isLeader).toBe(false);
+    expect(events.map((e) => e.type)).toEqual(['leader', 'elected']);
+  });
+
   it('hands over to the standby within the TTL when the leader loses its store, and the old leader steps down by itself, its writes refused', async () => {
     const prefix = `el/${++n}/`;
     const firstStore = await client(prefix);

@@ -19,9 +19,9 @@ export interface LeaderElectionOptions {
    * On etcd it is rounded up to whole seconds. @default 3000
    */
   ttlMs?: number;
-  /** Period of the loop (campaign or renew). Patroni's rule: loop + 2 × request timeout < TTL. @default ttlMs / 3 */
+  /** Period of the loop (campaign or renew). Patroni's rule: loop + 2 × request timeout < TTL. @default ttlMs / 4 */
   loopMs?: number;
-  /** Timeout of each store request of the loop. @default ttlMs / 6 */
+  /** Timeout of each store request of the loop. @default ttlMs / 3 */
   requestTimeoutMs?: number;
   /** Called with every change of this candidate's role. */
   onChange?: (event: LeadershipEvent) => void;
@@ -46,7 +46,7 @@ export type LeadershipEvent =
 /**
  * Leader election on the store, Patroni's way (not etcd3's `Election`): a campaign is a transaction
  * creating the leader key only if it does not exist (`create_revision == 0`) under this candidate's
- * lease; the leader renews the lease every loop; everyone watches the key and campaigns at once when
+ * lease; the leader renews the lease every loop (TTL/4); everyone watches the key and campaigns at once when
  * it is deleted (resignation or lease expiry). A leader that has not renewed for TTL − one loop steps
  * down by itself, before the server can have let its lease lapse, so two leaders never act at once.
  * Every write of a leader should carry {@link LeaderElection.guard}: the store refuses it once the
@@ -55,7 +55,7 @@ export type LeadershipEvent =
 export class LeaderElection {
   readonly #store: StateStore;
   readonly #id: string;
-  readonly #address: string;
+  #address: string;
   readonly #key: string;
   readonly #ttlMs: number;
   readonly #loopMs: number;
@@ -81,8 +81,8 @@ export class LeaderElection {
     this.#address = options.address ?? '';
     this.#key = options.key ?? LEADER_KEY;
     this.#ttlMs = options.ttlMs ?? 3000;
-    this.#loopMs = options.loopMs ?? Math.floor(this.#ttlMs / 3);
-    this.#requestMs = options.requestTimeoutMs ?? Math.floor(this.#ttlMs / 6);
+    this.#loopMs = options.loopMs ?? Math.floor(this.#ttlMs / 4);
+    this.#requestMs = options.requestTimeoutMs ?? Math.floor(this.#ttlMs / 3);
     if (!(this.#ttlMs > 0) || !(this.#loopMs > 0) || this.#loopMs + 2 * this.#requestMs >= this.#ttlMs) {
       throw new UnderstudyError(
         ErrorCode.Usage,
@@ -125,6 +125,20 @@ export class LeaderElection {
     return this.isLeader && this.#mine ? { key: this.#key, createRevision: this.#mine.term } : undefined;
   }
 
+  /**
+   * Changes the address shown to others (e.g. once this leader's API listens). A leader rewrites its
+   * key at once (same lease, same term: guarded by it).
+   */
+  async setAddress(address: string): Promise<void> {
+    this.#address = address;
+    const mine = this.#mine;
+    const guard = this.guard();
+    if (!mine || !guard || !this.#lease) return;
+    const value = JSON.stringify({ id: this.#id, address, since: mine.since });
+    await this.#store.put(this.#key, value, { leaseId: this.#lease.id, guard });
+    if (this.#mine === mine) this.#mine = { ...mine, address };
+  }
+
   /** Subscribes to role changes; returns the unsubscribe function. */
   subscribe(listener: (event: LeadershipEvent) => void): () => void {
     this.#listeners.add(listener);
@@ -138,9 +152,9 @@ export class LeaderElection {
     clearTimeout(this.#timer);
     clearTimeout(this.#stepDownTimer);
     this.#unwatch?.();
-    const mine = this.#mine;
-    if (mine) this.#depose('resigned: this replica is stopping');
-    if (this.#lease) await this.#store.revokeLease(this.#lease.id).catch(() => undefined);
+    const lease = this.#lease;
+    this.#depose('resigned: this replica is stopping');
+    if (lease) await this.#store.revokeLease(lease.id).catch(() => undefined);
   }
 
   async #begin(): Promise<void> {
@@ -241,32 +255,41 @@ export class LeaderElection {
     const mine = this.#mine;
     if (!lease || !mine) return;
     const sentAt = performance.now();
-    try {
-      await this.#timed(this.#store.keepAlive(lease.id));
-    } catch (err) {
-      if (isUnderstudyError(err, ErrorCode.StoreLease)) {
-        this.#lease = undefined;
-        this.#depose('the leader lease expired before it could be renewed');
-      }
-      throw err;
-    }
-    if (this.#mine === mine) this.#renewed(sentAt);
+    const renewal = this.#store.keepAlive(lease.id);
+    // A renewal that answers after the loop's deadline still counts (the server extended the lease at
+    // least TTL past `sentAt`): a busy event loop must not depose a leader whose renewals succeed.
+    renewal.then(
+      () => {
+        if (this.#mine === mine) this.#renewed(sentAt);
+      },
+      (err: unknown) => {
+        if (isUnderstudyError(err, ErrorCode.StoreLease) && this.#lease === lease) {
+          this.#depose('the leader lease expired before it could be renewed');
+        }
+      },
+    );
+    await this.#timed(renewal);
   }
 
   /** A renewal sent at `sentAt` succeeded: the server's lease lasts at least TTL from then. */
   #renewed(sentAt: number): void {
     // Step down one loop before the lease could lapse on the server (renewals are sent every loop).
     this.#stepDownAt = sentAt + this.#ttlMs - this.#loopMs;
+    this.#armStepDown();
+  }
+
+  /** Deposes this leader at #stepDownAt unless a renewal moved it (a timer may fire a little early: re-armed). */
+  #armStepDown(): void {
     clearTimeout(this.#stepDownTimer);
-    this.#stepDownTimer = setTimeout(
-      () => {
-        if (this.#mine && performance.now() >= this.#stepDownAt)
-          this.#depose(
-            `could not renew the leader lease for ${this.#ttlMs - this.#loopMs} ms (store unreachable?)`,
-          );
-      },
-      Math.max(0, this.#stepDownAt - performance.now()),
-    );
+    if (!this.#mine) return;
+    const wait = this.#stepDownAt - performance.now();
+    if (wait <= 0) {
+      this.#depose(
+        `could not renew the leader lease for ${this.#ttlMs - this.#loopMs} ms (store unreachable?)`,
+      );
+      return;
+    }
+    this.#stepDownTimer = setTimeout(() => this.#armStepDown(), Math.ceil(wait));
     this.#stepDownTimer.unref();
   }
 
@@ -276,12 +299,17 @@ export class LeaderElection {
     this.#mine = undefined;
     this.#stepDownAt = 0;
     clearTimeout(this.#stepDownTimer);
+    // Release the key if it is still ours (Patroni deletes it on demotion): otherwise a leader that
+    // stepped down while its lease lived on would keep the key, and nobody would lead until it lapsed.
+    const lease = this.#lease;
+    this.#lease = undefined;
+    if (lease) void this.#store.revokeLease(lease.id).catch(() => undefined);
     this.#emit({ type: 'deposed', leader: mine, reason });
   }
 
   #setLeader(info: LeaderInfo | undefined): void {
     const before = this.#leader;
-    if (before?.id === info?.id && before?.term === info?.term) return;
+    if (before?.id === info?.id && before?.term === info?.term && before?.address === info?.address) return;
     this.#leader = info;
     this.#emit({ type: 'leader', leader: info });
   }
