@@ -249,4 +249,60 @@ describe('understudy router: the data plane follows the store (real processes)',
     expect(r.stderr).toMatch(/--store .*nothing-here: no store there \(store\.db is missing\)/);
     expect(r.stderr).not.toMatch(/at .*\.js:\d+/);
   });
+
+  it('on etcd: keeps serving with 0 failed requests while the control process (up --store etcd://) is SIGKILLed under load', async () => {
+    etcd ??= await startEtcd();
+    const store = `etcd://${etcd.endpoint}/chaos-${tag}/`;
+    const [upPort, routerPort] = [await freePort(), await freePort()];
+    const file = join(work, 'kv-etcd.yaml');
+    writeFileSync(
+      file,
+      `services:
+  - name: kv
+    command: [node, server.mjs, --port, '{port}', --state, '{stateDir}']
+    cwd: ${join(repoRoot, 'examples/kv')}
+    env: { US_TEST_TAG: ${tag} }
+    ports: { http: 0 }
+    routing: { listen: 127.0.0.1:${upPort} }
+    health: { http: { path: /healthz }, interval: 200ms, timeout: 300ms, failureThreshold: 2 }
+    echo: { count: 1, mode: warm, promote: { http: /admin/reload } }
+`,
+    );
+    const child = spawn(
+      process.execPath,
+      [cliBin, 'up', file, '--store', store, '-d', join(work, 'data-etcd')],
+      {
+        cwd: repoRoot,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    children.push(child);
+    let upOut = '';
+    child.stdout?.on('data', (c: Buffer) => (upOut += c.toString()));
+    child.stderr?.on('data', (c: Buffer) => (upOut += c.toString()));
+    const upExited = new Promise((r) => child.once('exit', r));
+    // The control process's own router answers once its primary runs.
+    await waitFor(
+      async () => (await fetch(`http://127.0.0.1:${upPort}/healthz`).catch(() => undefined))?.status === 200,
+      30_000,
+      () => `up --store etcd:// did not serve: ${upOut}`,
+    );
+    const router = await startRouter(['--store', store], `127.0.0.1:${routerPort}`);
+    const base = `http://127.0.0.1:${routerPort}`;
+    await waitFor(
+      async () =>
+        (await fetch(`${base}/kv/a`, { method: 'PUT', body: '1' }).catch(() => undefined))?.status === 200,
+      10_000,
+      router.output,
+    );
+    const traffic = load(base, 4);
+    await new Promise((r) => setTimeout(r, 500));
+    child.kill('SIGKILL');
+    await upExited;
+    await new Promise((r) => setTimeout(r, 1500));
+    const { ok, failed } = await traffic.stop();
+    expect(failed).toEqual([]);
+    expect(ok).toBeGreaterThan(20);
+    expect(await (await fetch(`${base}/kv/a`)).text()).toBe('1');
+  });
 });
