@@ -41,6 +41,8 @@ export interface AutoscalerHost {
   demoteToPool(primary: InstanceRecord, why: string): Promise<void>;
   /** Whether a promotion (failover) of the service is under way: no scaling then. */
   busy(service: string): boolean;
+  /** Whether the service is paused: a due change is recorded as `skipped` and not applied. */
+  paused?(service: string): boolean;
 }
 
 /** What `understudy status` and the API show of a scaled service. */
@@ -205,9 +207,10 @@ export class ServiceAutoscaler {
       now,
     );
     this.#state = step.state;
-    for (const r of step.records) this.#record(r);
+    const paused = this.#host.paused?.(name) ?? false;
+    for (const r of step.records) this.#record(r, paused);
     const d = step.decision;
-    if (!d?.act) return;
+    if (!d?.act || paused) return;
     const next = d.counts;
     await this.#host.apply(name, next, async () => {
       if (next.serving > servingAll.length) {
@@ -244,20 +247,24 @@ export class ServiceAutoscaler {
   }
 
   /** Records one thing the scaling step reported, as a decision with its inputs. */
-  #record(r: ScalingRecord): void {
+  #record(r: ScalingRecord, paused = false): void {
     const service = this.#spec.name;
     switch (r.type) {
       case 'decision': {
         const pd = r.decision;
         const noun = pd.kind === 'pool-resize' ? 'warm pool' : 'serving set';
+        const skipped = pd.applied && paused;
+        const prefix = skipped ? '(paused) ' : pd.applied ? '' : '(not applied) ';
         this.#host.decisions.record({
           kind: pd.kind,
           service,
           at: pd.at,
-          what: `${pd.applied ? '' : '(not applied) '}${pd.kind}: ${noun} ${pd.from} → ${pd.to}`,
+          what: `${prefix}${pd.kind}: ${noun} ${pd.from} → ${pd.to}`,
           why: pd.reason,
           inputs: { ...pd.inputs, confidence: r.confidence, policy: this.#spec.scaling.policy },
-          outcome: { status: pd.applied ? 'ok' : 'recorded' },
+          outcome: skipped
+            ? { status: 'skipped', detail: 'service paused' }
+            : { status: pd.applied ? 'ok' : 'recorded' },
         });
         return;
       }

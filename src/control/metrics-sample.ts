@@ -169,7 +169,9 @@ export function countDecisions(telemetry: Telemetry, decisions: Pick<DecisionLog
     const o: DecisionObservation = {
       service: d.service,
       kind: d.kind,
-      ...(SCALING_ACTIONS.has(d.kind) ? { scalingApplied: d.outcome.status !== 'recorded' } : {}),
+      ...(SCALING_ACTIONS.has(d.kind)
+        ? { scalingApplied: d.outcome.status !== 'recorded' && d.outcome.status !== 'skipped' }
+        : {}),
     };
     telemetry.decision(o);
   });

@@ -26,6 +26,8 @@ export interface ScalingCoordinatorDeps {
   readonly reconciler: Reconciler;
   /** The one sampler of serving instances' CPU use (cores, at its last sample). */
   readonly sampler: Pick<EchoUpkeep, 'servingCores'>;
+  /** Whether a service is paused: its autoscaler records what it would do as `skipped`. @default never */
+  readonly paused?: (service: string) => boolean;
 }
 
 /**
@@ -74,6 +76,7 @@ export class ScalingCoordinator {
           promoteIntoServing: (echo, why) => promoteIntoServing(serving, echo, why),
           demoteToPool: (rec, why) => demoteToPool(serving, rec, why),
           busy: (service) => host.failover.busy(service),
+          paused: (service) => host.paused?.(service) ?? false,
         }),
       );
     }

@@ -59,6 +59,8 @@ export const ErrorCode = {
   RouterRequest: 'UNDERSTUDY_ERR_ROUTER_REQUEST',
   /** HAProxy's Runtime API could not be reached or rejected a command. */
   RouterHaproxy: 'UNDERSTUDY_ERR_ROUTER_HAPROXY',
+  /** An operator action refused because it would interrupt a service (a lone primary's restart without `--force`). */
+  Unsafe: 'UNDERSTUDY_ERR_UNSAFE',
   /** An unexpected failure with no more specific code (a bug, or an error from a dependency). */
   Internal: 'UNDERSTUDY_ERR_INTERNAL',
 } as const;

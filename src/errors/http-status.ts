@@ -8,6 +8,7 @@ export const HTTP_STATUS: Readonly<Record<ErrorCodeValue, number>> = {
   [ErrorCode.Config]: 400,
   [ErrorCode.Usage]: 400,
   [ErrorCode.StoreConflict]: 409,
+  [ErrorCode.Unsafe]: 409,
   [ErrorCode.StoreLease]: 409,
   [ErrorCode.StoreUnavailable]: 503,
   [ErrorCode.StoreCompacted]: 410,
