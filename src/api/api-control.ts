@@ -7,9 +7,13 @@ import type { ControlDecision, DecisionLog, InstanceRecord, ServiceView } from '
 export interface ApiControl {
   services(): Promise<ServiceView[]>;
   instances(): InstanceRecord[];
-  forceFailover(service: string, reason: string): Promise<ControlDecision>;
+  forceFailover(service: string, reason: string, to?: string): Promise<ControlDecision>;
   switchover(service: string, to?: string): Promise<ControlDecision>;
-  restartInstance(id: string, reason: string): Promise<ControlDecision>;
+  restartInstance(id: string, reason: string, force?: boolean): Promise<ControlDecision>;
+  /** Maintenance mode on: no automatic failover or scaling of the service. */
+  pause(service: string, reason: string): Promise<ControlDecision>;
+  /** Maintenance mode off. */
+  resume(service: string, reason: string): Promise<ControlDecision>;
   eventLoopDelay(): { p50Ms: number; p99Ms: number; maxMs: number };
   readonly decisions: Pick<DecisionLog, 'list' | 'subscribe'>;
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { operatorPaths } from './operator-routes.js';
 import { eventsQuery, failoverBody, restartBody, shutdownBody, switchoverBody } from './schemas.js';
 
 const errorSchema = {
@@ -106,7 +107,8 @@ export function buildOpenApi(): Record<string, unknown> {
       },
       '/v1/services/{name}/failover': {
         post: {
-          summary: 'Forced failover: promote the best echo, fence the primary (recorded as a decision)',
+          summary:
+            'Forced failover: promote the best echo (or `to` a chosen healthy one), fence the primary (recorded as a decision)',
           parameters: [idParam('name')],
           requestBody: body(failoverBody),
           responses: { ...ok('The decision'), '409': errors['400'] },
@@ -135,7 +137,8 @@ export function buildOpenApi(): Record<string, unknown> {
       },
       '/v1/instances/{id}/restart': {
         post: {
-          summary: 'Restart one instance (recorded as a decision)',
+          summary:
+            'Restart one instance (recorded as a decision); a primary that serves alone only with force: true (409 UNDERSTUDY_ERR_UNSAFE otherwise)',
           parameters: [idParam('id')],
           requestBody: body(restartBody),
           responses: ok('The decision'),
@@ -161,6 +164,7 @@ export function buildOpenApi(): Record<string, unknown> {
           responses: ok('Shutting down'),
         },
       },
+      ...operatorPaths({ idParam, ok, body, queryParams, notFound: errors['400'] }),
       '/v1/openapi.json': { get: { summary: 'This document', responses: ok('OpenAPI document') } },
       '/metrics': {
         get: {

@@ -10,6 +10,8 @@ import { runSim } from './commands/sim.js';
 import { runVerify } from './commands/verify.js';
 import { runStatus } from './commands/status.js';
 import { runUp } from './commands/up.js';
+import { registerOperatorCommands } from './commands/register-operator.js';
+import { LOG_LEVELS, type LogFormat } from './logger.js';
 import { parseDuration } from '../config/index.js';
 import { ExitCode, reportError } from './exit-codes.js';
 
@@ -66,9 +68,35 @@ export function buildProgram(): Command {
     .description('run the services of a spec file in the foreground; Ctrl-C stops every instance cleanly')
     .argument('[file]', 'spec file', 'understudy.yaml')
     .option('--api <host:port>', "API listen address (overrides the spec's api.listen)")
-    .action(async (file: string, opts: { api?: string }, cmd: Command) => {
-      process.exitCode = await runUp({ ...globals(cmd), file, ...(opts.api ? { api: opts.api } : {}) });
-    });
+    .addOption(
+      new Option(
+        '--log-format <format>',
+        'json lines, or text (default: text on a terminal, json when piped)',
+      )
+        .choices(['json', 'text'])
+        .env('UNDERSTUDY_LOG_FORMAT'),
+    )
+    .addOption(
+      new Option('--log-level <level>', 'drop log records below this level')
+        .choices([...LOG_LEVELS])
+        .env('UNDERSTUDY_LOG_LEVEL')
+        .default('info'),
+    )
+    .action(
+      async (
+        file: string,
+        opts: { api?: string; logFormat?: LogFormat; logLevel: (typeof LOG_LEVELS)[number] },
+        cmd: Command,
+      ) => {
+        process.exitCode = await runUp({
+          ...globals(cmd),
+          file,
+          ...(opts.api ? { api: opts.api } : {}),
+          ...(opts.logFormat ? { logFormat: opts.logFormat } : {}),
+          logLevel: opts.logLevel,
+        });
+      },
+    );
 
   program
     .command('status')
@@ -76,8 +104,9 @@ export function buildProgram(): Command {
     .addOption(
       new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'),
     )
-    .action(async (opts: { output: 'table' | 'json' }, cmd: Command) => {
-      process.exitCode = await runStatus({ ...globals(cmd), output: opts.output });
+    .option('-w, --watch', 'redraw every second when something changed; Ctrl-C exits')
+    .action(async (opts: { output: 'table' | 'json'; watch?: boolean }, cmd: Command) => {
+      process.exitCode = await runStatus({ ...globals(cmd), output: opts.output, watch: !!opts.watch });
     });
 
   program
@@ -133,15 +162,17 @@ export function buildProgram(): Command {
 
   program
     .command('failover')
-    .description('forced failover: promote the best echo of a service and fence its primary')
+    .description('forced failover: promote the best echo of a service (or --to one) and fence its primary')
     .argument('<service>', 'service name')
+    .option('--to <instance>', 'the echo to promote: a running, healthy echo of the service')
     .option('--reason <text>', 'recorded in the decision', 'forced from the CLI')
-    .action(async (service: string, opts: { reason: string }, cmd: Command) => {
+    .action(async (service: string, opts: { reason: string; to?: string }, cmd: Command) => {
       process.exitCode = await runPromote({
         ...globals(cmd),
         service,
         kind: 'failover',
         reason: opts.reason,
+        ...(opts.to ? { to: opts.to } : {}),
       });
     });
 
@@ -257,6 +288,7 @@ export function buildProgram(): Command {
       },
     );
 
+  registerOperatorCommands(program, globals);
   return program;
 }
 

@@ -438,6 +438,11 @@ export class ControlPlane {
     return this.#scaling.importHistory(service, samples, this.#clock.now());
   }
 
+  /** A service's current epoch as its router holds it (undefined before start, or without a router). */
+  epochOf(service: string): number | undefined {
+    return this.#services.plane(service)?.router.epoch;
+  }
+
   /** Event-loop delay of the control process (ms): keep the data plane's loop free. */
   eventLoopDelay(): { p50Ms: number; p99Ms: number; maxMs: number } {
     return this.#loopDelay.stats();

@@ -18,3 +18,8 @@ export type {
   InstanceRecord,
   InstanceRole,
 } from './records.js';
+export { failoverHistory } from './history.js';
+export type { FailoverHistoryEntry } from './history.js';
+export type { PauseRecord } from './maintenance.js';
+export type { ReloadPlan, ReloadChange } from './spec-reload.js';
+export { LIVE_FIELDS } from './spec-reload.js';
