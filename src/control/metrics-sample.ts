@@ -87,6 +87,7 @@ function serviceSample(view: ServiceView, parts: MetricsSampleParts): ServiceSam
     service: view.name,
     epoch: view.epoch,
     degraded: view.degraded,
+    paused: view.paused !== undefined,
     desired: { primary: view.desired.primaries, echo: view.desired.echoes, shadow: view.desired.shadows },
     serving: stats ? stats.serving.length : running,
     warmPool: view.instances.filter((i) => i.role === 'echo' && STANDING_BY.has(i.phase)).length,
