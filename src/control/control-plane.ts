@@ -354,8 +354,9 @@ export class ControlPlane {
   /** Resumes a paused service; a failover skipped while paused is carried out if the primary is still down. */
   async resume(service: string, reason: string): Promise<ControlDecision> {
     this.#specOf(service);
-    const { decision, pending } = await this.#maintenance.resume(service, reason);
-    if (pending) this.#supervisor.resumeFailover(pending);
+    const decision = await this.#maintenance.resume(service, reason, (pending) =>
+      this.#supervisor.resumeFailover(pending),
+    );
     await this.reconcileNow();
     return decision;
   }

@@ -127,7 +127,7 @@ describe('pause (maintenance mode)', () => {
     expect(resumed).toMatchObject({
       kind: 'resume',
       outcome: { status: 'ok' },
-      inputs: { pendingFailover: 'kv-1' },
+      inputs: { pendingFailover: { instance: 'kv-1', carriedOut: true } },
     });
     await until(() => failovers(h)[1]?.outcome.status === 'ok', 'failover settled after resume');
     const promoted = failovers(h)[1]?.inputs.to as string;
@@ -135,6 +135,20 @@ describe('pause (maintenance mode)', () => {
     expect(h.rec(promoted).role).toBe('primary');
     expect(h.rec('kv-1').role).toBe('echo');
     expect(h.control.pauseOf('kv')).toBeUndefined();
+  });
+
+  it('resume drops the skipped failover when the primary was restarted in place meanwhile', async () => {
+    const h = await running(TWO_ECHOES, ['kv-1', 'kv-2', 'kv-3']);
+    await h.control.pause('kv', 'maintenance');
+    h.agent.crash('kv-1');
+    await until(() => h.rec('kv-1').phase === 'exited', 'exit observed');
+    h.clock.advance(h.rec('kv-1').nextRestartAt! - h.clock.now());
+    await until(() => h.rec('kv-1').phase === 'running', 'restarted in place');
+    const resumed = await h.control.resume('kv', 'done');
+    expect(resumed.inputs).toMatchObject({ pendingFailover: { instance: 'kv-1', carriedOut: false } });
+    expect(resumed.why).toMatch(/dropped: it is running again/);
+    expect(failovers(h).map((d) => d.outcome.status)).toEqual(['skipped']);
+    expect(h.rec('kv-1').role).toBe('primary');
   });
 
   it('a pause is stored: a restarted control process still holds the service and shows it', async () => {

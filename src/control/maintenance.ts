@@ -77,30 +77,39 @@ export class Maintenance {
   }
 
   /**
-   * Resumes a service; returns its decision and the failover skipped while it was paused (the caller
-   * carries it out if the primary is still down).
+   * Resumes a service. `carryOut` is given the failover skipped while it was paused, if any, and says
+   * whether it was carried out (false: the primary is running again, nothing to do); the decision
+   * records which.
    */
   async resume(
     service: string,
     reason: string,
-  ): Promise<{ decision: ControlDecision; pending: PendingFailover | undefined }> {
+    carryOut: (pending: PendingFailover) => boolean,
+  ): Promise<ControlDecision> {
     const was = this.#paused.get(service);
     if (was) await this.store.delete(PAUSED_PREFIX + service);
     this.#paused.delete(service);
     const pending = this.#pending.get(service);
     this.#pending.delete(service);
-    const decision = this.decisions.record({
+    const done = pending ? carryOut(pending) : false;
+    const after = pending
+      ? done
+        ? `; the failover of ${pending.instance} skipped while paused (decision ${pending.decision}) is carried out now`
+        : `; the failover of ${pending.instance} skipped while paused is dropped: it is running again`
+      : '';
+    return this.decisions.record({
       kind: 'resume',
       service,
       what: `resume ${service}: automatic failover and scaling again`,
-      why: was ? `requested: ${reason}` : 'it was not paused',
+      why: (was ? `requested: ${reason}` : 'it was not paused') + after,
       inputs: {
         ...(was ? { pausedAt: was.at, pauseReason: was.reason } : {}),
-        ...(pending ? { pendingFailover: pending.instance } : {}),
+        ...(pending
+          ? { pendingFailover: { instance: pending.instance, decision: pending.decision, carriedOut: done } }
+          : {}),
       },
       outcome: { status: was ? 'ok' : 'recorded' },
     });
-    return { decision, pending };
   }
 
   /**
