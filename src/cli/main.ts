@@ -65,7 +65,9 @@ export function buildProgram(): Command {
 
   program
     .command('up')
-    .description('run the services of a spec file in the foreground; Ctrl-C stops every instance cleanly')
+    .description(
+      'run the services of a spec file in the foreground; Ctrl-C stops every instance cleanly, SIGHUP reloads the spec file',
+    )
     .argument('[file]', 'spec file', 'understudy.yaml')
     .option('--api <host:port>', "API listen address (overrides the spec's api.listen)")
     .addOption(
