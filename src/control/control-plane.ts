@@ -23,7 +23,7 @@ import { actionDecision, reconcile, type Action } from './reconcile.js';
 import { ScalingCoordinator } from './scaling-coordinator.js';
 import type { ControlDecision, InstanceRecord } from './records.js';
 import { Maintenance, type PauseRecord } from './maintenance.js';
-import { applyReload, planReload, type ReloadPlan } from './spec-reload.js';
+import { applyReload, planReload, servicesToRewatch, type ReloadPlan } from './spec-reload.js';
 
 /**
  * The orchestrator: reconciles the specs (desired) with the runtime and store (actual), executes the
@@ -372,6 +372,13 @@ export class ControlPlane {
     for (const name of new Set(plan.live.map((c) => c.service))) {
       const spec = this.specs.find((s) => s.name === name);
       if (spec) await this.#options.store.put(`services/${name}`, JSON.stringify(spec));
+    }
+    // New health checks and hang detection: the watches of running instances start again with them.
+    for (const name of servicesToRewatch(plan)) {
+      const spec = this.#specOf(name);
+      for (const rec of this.#supervisor.instancesOf(name))
+        if (rec.phase === 'starting' || rec.phase === 'running' || rec.phase === 'unhealthy')
+          this.#supervisor.watch(spec, rec);
     }
     const restart = plan.needsRestart.map((c) => (c.service ? `${c.service}.${c.field}` : c.field));
     const live = plan.live.map(

@@ -206,3 +206,45 @@ describe('restart', () => {
     expect(h.agent.log.filter((l) => l === 'start kv-1')).toHaveLength(2);
   });
 });
+
+describe('reload', () => {
+  it('applies a new echo count and health interval live: a new echo starts, the instances are watched again', async () => {
+    const yaml = (echoes: number, interval: string): string => `services:
+  - name: kv
+    command: [kv]
+    health: { exec: [check], interval: ${interval} }
+    echo: { count: ${echoes} }
+    ports: { http: 0 }
+`;
+    const h = await running(yaml(1, '1s'), ['kv-1', 'kv-2']);
+    const watches = (): number => h.agent.log.filter((l) => l === 'watch kv-1').length;
+    const before = watches();
+    const next = parseSpecText(yaml(2, '250ms'), '/tmp/understudy.yaml');
+    const { decision, plan } = await h.control.reload({
+      spec: next,
+      file: '/tmp/understudy.yaml',
+      dir: '/tmp',
+    });
+    expect(plan.needsRestart).toEqual([]);
+    expect(decision).toMatchObject({ kind: 'reload', outcome: { status: 'ok' } });
+    expect(decision.why).toMatch(/kv\.echo\.count: 1 → 2/);
+    expect(decision.why).toMatch(/kv\.health\.interval: 1000 → 250/);
+    expect(h.control.specs[0]?.health?.interval).toBe(250);
+    expect(watches()).toBe(before + 1);
+    await until(
+      () => h.control.instances().some((i) => i.id === 'kv-3' && i.phase === 'running'),
+      'kv-3 started',
+    );
+  });
+
+  it('keeps the running values of fields that need a restart, and says which', async () => {
+    const h = await running(TWO_ECHOES, ['kv-1', 'kv-2', 'kv-3']);
+    const next = parseSpecText(TWO_ECHOES.replace('[kv]', '[kv2]'), '/tmp/understudy.yaml');
+    const { decision } = await h.control.reload({ spec: next, file: '/tmp/understudy.yaml', dir: '/tmp' });
+    expect(decision).toMatchObject({
+      outcome: { status: 'recorded' },
+      inputs: { needsRestart: [{ service: 'kv', field: 'command' }] },
+    });
+    expect(h.control.specs[0]?.command).toEqual(['kv']);
+  });
+});

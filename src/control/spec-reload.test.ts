@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseSpecText } from '../config/index.js';
-import { applyReload, planReload } from './spec-reload.js';
+import { applyReload, planReload, servicesToRewatch } from './spec-reload.js';
 
 const spec = (extra: string, echo = 1): ReturnType<typeof parseSpecText> =>
   parseSpecText(
@@ -60,5 +60,18 @@ describe('planReload', () => {
     expect(svc.echo.count).toBe(2);
     expect(svc.stopGrace).toBe(1000);
     expect(svc.echo.mode).toBe('warm');
+  });
+
+  it('health checks and hang detection are live, and ask for the watches to start again', () => {
+    const a = spec('    health: { exec: [check], interval: 1s }\n    failover: { phiThreshold: 8 }\n');
+    const b = spec('    health: { exec: [check], interval: 250ms }\n    failover: { phiThreshold: 12 }\n');
+    const plan = planReload(a, b, () => false);
+    expect(plan.needsRestart).toEqual([]);
+    expect(plan.live).toEqual([
+      { service: 'kv', field: 'health.interval', from: 1000, to: 250 },
+      { service: 'kv', field: 'failover.phiThreshold', from: 8, to: 12 },
+    ]);
+    expect(servicesToRewatch(plan)).toEqual(['kv']);
+    expect(servicesToRewatch(planReload(spec(''), spec('', 2), () => false))).toEqual([]);
   });
 });

@@ -6,7 +6,9 @@ import type { ServiceSpec, SpecFile } from '../config/index.js';
  * - `restart`, `stopGrace`: read on the next exit or stop;
  * - `failover.auto`, `failover.failback`: read on the next failure;
  * - `echo.count`, `shadow.count`: the reconciler's desired counts, for services without an autoscaler
- *   (an autoscaler owns the counts of a scaled service).
+ *   (an autoscaler owns the counts of a scaled service);
+ * - the {@link REWATCH_FIELDS}: the watches of the service's running instances are started again
+ *   with them.
  */
 export const LIVE_FIELDS: readonly string[] = [
   'restart',
@@ -15,6 +17,18 @@ export const LIVE_FIELDS: readonly string[] = [
   'failover.failback',
   'echo.count',
   'shadow.count',
+  'health',
+  'failover.heartbeat',
+  'failover.phiThreshold',
+  'failover.acceptablePause',
+];
+
+/** Live fields read when an instance's watch starts (health checks, hang detection). */
+export const REWATCH_FIELDS: readonly string[] = [
+  'health',
+  'failover.heartbeat',
+  'failover.phiThreshold',
+  'failover.acceptablePause',
 ];
 
 /** One changed field of a reload. Values are given only for live fields (never for `env`). */
@@ -102,6 +116,12 @@ export function planReload(
     }
   }
   return plan;
+}
+
+/** The services whose instances' watches must start again for the live changes of `plan`. */
+export function servicesToRewatch(plan: ReloadPlan): string[] {
+  const hit = plan.live.filter((c) => REWATCH_FIELDS.some((f) => under(c.field, f)));
+  return [...new Set(hit.map((c) => c.service))];
 }
 
 /** Applies the live changes of `plan` to the running services, in place (every holder sees them). */
