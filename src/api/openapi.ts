@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { uiOpenApiPaths } from './ui-openapi.js';
 import { eventsQuery, failoverBody, restartBody, shutdownBody, switchoverBody } from './schemas.js';
 
 const errorSchema = {
@@ -161,6 +162,7 @@ export function buildOpenApi(): Record<string, unknown> {
           responses: ok('Shutting down'),
         },
       },
+      ...uiOpenApiPaths(),
       '/v1/openapi.json': { get: { summary: 'This document', responses: ok('OpenAPI document') } },
       '/metrics': {
         get: {
