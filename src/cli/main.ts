@@ -12,6 +12,7 @@ import { runStatus } from './commands/status.js';
 import { runUp } from './commands/up.js';
 import { parseDuration } from '../config/index.js';
 import { ExitCode, reportError } from './exit-codes.js';
+import { addDashboardCommands } from './dashboard-commands.js';
 
 /** Options every command shares. */
 export interface GlobalOptions {
@@ -256,6 +257,8 @@ export function buildProgram(): Command {
         });
       },
     );
+
+  addDashboardCommands(program, globals);
 
   return program;
 }
