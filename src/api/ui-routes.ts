@@ -87,7 +87,7 @@ export function registerUiRoutes(app: FastifyInstance, ctx: UiRouteContext): voi
     if (!index)
       return page(
         reply,
-        503,
+        404,
         'Dashboard not built',
         'This installation has no dashboard files: run <code>npm run build:web</code> (part of <code>npm run build</code>).',
       );
