@@ -1,5 +1,5 @@
-import type { AccuracyReport } from '../predict/index.js';
 import type {
+  AccuracyReport,
   ControlDecision,
   DecisionLog,
   HistorySample,
