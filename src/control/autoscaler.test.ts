@@ -112,7 +112,7 @@ function instance(id: string, role: InstanceRecord['role'], slot: number, ready:
 async function live(
   observed: readonly Observed[],
   s: ServiceSpec,
-): Promise<{ entries: Entry[]; counts: ScalingCounts[] }> {
+): Promise<{ entries: Entry[]; counts: ScalingCounts[]; scaler: ServiceAutoscaler; end: number }> {
   let requests = 0;
   // The fake clock: the decision log stamps a record without a time with it, as DecisionLog does with its own.
   let clock = observed[0]!.now - TICK_MS;
@@ -181,7 +181,7 @@ async function live(
       applied: m[1] === undefined,
     });
   }
-  return { entries, counts };
+  return { entries, counts, scaler, end: clock };
 }
 
 describe('live autoscaler and simulator', () => {
@@ -198,5 +198,14 @@ describe('live autoscaler and simulator', () => {
     const kinds = new Set(sim.entries.map((e) => e.kind));
     for (const k of ['scale-out', 'scale-in', 'pool-resize', 'shadow-create', 'shadow-retire'])
       expect(kinds).toContain(k);
+    // Its forecasts were paired with the load that came at their target times: the 360 one-second
+    // ticks give both windows enough resolved forecasts for figures a person can judge.
+    const acc = got.scaler.accuracy(got.end);
+    expect(acc.day.enough).toBe(true);
+    expect(acc.day.pairs).toBeGreaterThan(100);
+    expect(acc.hour.pairs).toBe(acc.day.pairs);
+    expect(acc.day.mase).toBeGreaterThan(0);
+    expect(acc.day.coverage).toBeGreaterThan(0);
+    expect(acc.day.coverage).toBeLessThanOrEqual(1);
   });
 });
