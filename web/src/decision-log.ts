@@ -69,7 +69,12 @@ export function decisionTable(caption: string): { element: HTMLElement; render: 
     ),
     body,
   );
-  const element = h('section', { class: 'panel', 'aria-label': caption }, table, empty);
+  const element = h(
+    'section',
+    { class: 'panel', 'aria-label': caption },
+    h('div', { class: 'scroll', tabindex: 0, 'aria-label': `${caption} (scrolls)` }, table),
+    empty,
+  );
   return {
     element,
     render: (ds) => {
