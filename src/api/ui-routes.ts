@@ -100,6 +100,9 @@ export function registerUiRoutes(app: FastifyInstance, ctx: UiRouteContext): voi
     return reply.headers(UI_HEADERS).header('cache-control', 'no-cache').type(asset.type).send(asset.body);
   });
   app.get<{ Querystring: { code?: string } }>('/ui/login', async (req, reply) => {
+    // A HEAD (a link preview, a prefetch) must not use up the one-time code.
+    if (req.method === 'HEAD')
+      return reply.code(200).headers(UI_HEADERS).header('cache-control', 'no-store').send();
     const code = typeof req.query.code === 'string' ? req.query.code : '';
     const session = code ? sessions.redeem(code) : undefined;
     if (!session)

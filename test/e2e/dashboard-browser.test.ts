@@ -69,6 +69,19 @@ afterAll(async () => {
   rmSync(work, { recursive: true, force: true });
 }, 30_000);
 
+describe('understudy forecast on the kv example', () => {
+  it('says the service makes no forecast, as a line and as JSON', () => {
+    const r = runCli(['forecast', 'kv', '-d', dataDir]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^kv: this service makes no forecast/);
+    const json = runCli(['forecast', 'kv', '-o', 'json', '-d', dataDir]);
+    expect(JSON.parse(json.stdout)).toMatchObject({ service: 'kv', forecasting: false });
+    const missing = runCli(['forecast', 'nope', '-d', dataDir]);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toContain("no service named 'nope'");
+  });
+});
+
 describe('the dashboard in Chromium', () => {
   it('shows how to log in, and no data, without a session', async () => {
     const api = (JSON.parse(readFileSync(join(dataDir, 'api.json'), 'utf8')) as { url: string }).url;

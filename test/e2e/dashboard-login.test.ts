@@ -72,6 +72,12 @@ describe('dashboard login', () => {
     expect((await fetch(`${base}/ui/login?code=nope`, { redirect: 'manual' })).status).toBe(401);
   });
 
+  it('does not use up a code on a HEAD (a link preview)', async () => {
+    const { path } = await loginCode();
+    expect((await fetch(base + path, { method: 'HEAD', redirect: 'manual' })).status).toBe(200);
+    expect((await fetch(base + path, { redirect: 'manual' })).status).toBe(303);
+  });
+
   it('needs the bearer token for a login code: a session cannot mint one', async () => {
     const { cookie } = await login();
     const r = await fetch(`${base}/v1/ui/login-codes`, { method: 'POST', headers: { cookie } });
