@@ -115,6 +115,8 @@ describe('the dashboard in Chromium', () => {
     const row = page.locator('tr[data-service="kv"]');
     await row.waitFor();
     await expect.poll(() => row.textContent()).toContain('1 primary · 1 echo');
+    mkdirSync(shots, { recursive: true });
+    await page.screenshot({ path: join(shots, 'dashboard-overview.png') });
     await row.getByRole('link', { name: 'kv' }).click();
     await page.getByRole('heading', { name: 'kv', level: 1 }).waitFor();
     await page.locator('tr[data-role="primary"]').waitFor();

@@ -72,7 +72,7 @@ export function decisionTable(caption: string): { element: HTMLElement; render: 
   const element = h(
     'section',
     { class: 'panel', 'aria-label': caption },
-    h('div', { class: 'scroll', tabindex: 0, 'aria-label': `${caption} (scrolls)` }, table),
+    h('div', { class: 'scroll', role: 'region', tabindex: 0, 'aria-label': `${caption} (scrolls)` }, table),
     empty,
   );
   return {
