@@ -22,7 +22,12 @@ let page: Page;
 const consoleErrors: string[] = [];
 
 interface StatusJson {
-  services: { name: string; epoch: number; instances: { role: string; phase: string }[] }[];
+  services: {
+    name: string;
+    epoch: number;
+    degraded: boolean;
+    instances: { role: string; phase: string; health?: { healthy: boolean } }[];
+  }[];
 }
 
 function status(): StatusJson {
@@ -149,10 +154,33 @@ describe('the dashboard in Chromium', () => {
     await expect
       .poll(() => page.locator('tr[data-role="echo"]').count(), { timeout: 15_000 })
       .toBeGreaterThan(0);
-    await page.waitForTimeout(2500);
+    await page.waitForTimeout(1500);
     mkdirSync(shots, { recursive: true });
     await page.screenshot({ path: join(shots, 'dashboard.png'), fullPage: true });
     // No script error or CSP refusal; the only failed loads are the two 401s the test asked for.
     expect(consoleErrors.filter((e) => !e.includes('status of 401'))).toEqual([]);
+  });
+
+  it('forces a failover from its own button (a same-origin POST with the CSRF header on the session)', async () => {
+    // The echo the last failover left must be back and healthy, and redundancy restored, first.
+    await waitFor(
+      () => {
+        const kv = status().services[0];
+        const echo = kv?.instances.find((i) => i.role === 'echo');
+        return kv?.degraded === false && echo?.phase === 'running' && echo.health?.healthy === true;
+      },
+      20_000,
+      () => up!.output(),
+    );
+    const epochBefore = status().services[0]!.epoch;
+    page.once('dialog', (d) => void d.accept());
+    await page.getByRole('button', { name: 'Force failover' }).click();
+    await expect
+      .poll(() => page.locator('.message').textContent(), { timeout: 10_000 })
+      .toBe('Failover requested: see the decision log.');
+    await expect.poll(() => status().services[0]!.epoch, { timeout: 10_000 }).toBe(epochBefore + 1);
+    await expect
+      .poll(() => page.locator('table.log tr[data-kind="failover"]').count(), { timeout: 10_000 })
+      .toBe(2);
   });
 });
