@@ -1,4 +1,11 @@
-import type { ControlDecision, DecisionLog, InstanceRecord, ServiceView } from '../control/index.js';
+import type {
+  AccuracyReport,
+  ControlDecision,
+  DecisionLog,
+  HistorySample,
+  InstanceRecord,
+  ServiceView,
+} from '../control/index.js';
 
 /**
  * What the API needs of the control plane: `ControlPlane` satisfies it, and tests pass a stub that
@@ -16,4 +23,8 @@ export interface ApiControl {
   resume(service: string, reason: string): Promise<ControlDecision>;
   eventLoopDelay(): { p50Ms: number; p99Ms: number; maxMs: number };
   readonly decisions: Pick<DecisionLog, 'list' | 'subscribe'>;
+  /** The dashboard's charts: a service's recent samples after `after` (ms). */
+  history?(service: string, after?: number): HistorySample[] | undefined;
+  /** Forecast vs actual of a scaled service (undefined: it makes no forecast). */
+  forecastAccuracy?(service: string): AccuracyReport | undefined;
 }

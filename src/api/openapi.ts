@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { operatorPaths } from './operator-routes.js';
+import { uiOpenApiPaths } from './ui-openapi.js';
 import { eventsQuery, failoverBody, restartBody, shutdownBody, switchoverBody } from './schemas.js';
 
 const errorSchema = {
@@ -74,7 +75,7 @@ export function buildOpenApi(): Record<string, unknown> {
       title: 'Understudy API',
       version: '1',
       description:
-        "Control-plane API of Understudy. Every route but /healthz needs `Authorization: Bearer <token>`; the token is in the data directory (mode 0600). The Host header must name the API's own address. Error statuses per code are in docs/errors.md.",
+        "Control-plane API of Understudy. Every route but /healthz and the dashboard's /ui/ files needs `Authorization: Bearer <token>` (the dashboard's read routes and its failover POST also take its session cookie, docs/dashboard.md); the token is in the data directory (mode 0600). The Host header must name the API's own address. Error statuses per code are in docs/errors.md.",
     },
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
@@ -165,6 +166,7 @@ export function buildOpenApi(): Record<string, unknown> {
         },
       },
       ...operatorPaths({ idParam, ok, body, queryParams, notFound: errors['400'] }),
+      ...uiOpenApiPaths(),
       '/v1/openapi.json': { get: { summary: 'This document', responses: ok('OpenAPI document') } },
       '/metrics': {
         get: {

@@ -14,6 +14,7 @@ import { registerOperatorCommands } from './commands/register-operator.js';
 import { LOG_LEVELS, type LogFormat } from './logger.js';
 import { parseDuration } from '../config/index.js';
 import { ExitCode, reportError } from './exit-codes.js';
+import { addDashboardCommands } from './dashboard-commands.js';
 
 /** Options every command shares. */
 export interface GlobalOptions {
@@ -291,6 +292,8 @@ export function buildProgram(): Command {
     );
 
   registerOperatorCommands(program, globals);
+  addDashboardCommands(program, globals);
+
   return program;
 }
 

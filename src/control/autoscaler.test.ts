@@ -113,7 +113,13 @@ async function live(
   observed: readonly Observed[],
   s: ServiceSpec,
   paused = false,
-): Promise<{ entries: Entry[]; counts: ScalingCounts[]; recorded: ControlDecision[] }> {
+): Promise<{
+  entries: Entry[];
+  counts: ScalingCounts[];
+  recorded: ControlDecision[];
+  scaler: ServiceAutoscaler;
+  end: number;
+}> {
   let requests = 0;
   // The fake clock: the decision log stamps a record without a time with it, as DecisionLog does with its own.
   let clock = observed[0]!.now - TICK_MS;
@@ -168,7 +174,7 @@ async function live(
     counts.push({ ...desired });
   }
   const entries: Entry[] = [];
-  if (paused) return { entries, counts, recorded };
+  if (paused) return { entries, counts, recorded, scaler, end: clock };
   for (const d of recorded) {
     if (d.kind === 'shadow-create' || d.kind === 'shadow-retire') {
       entries.push({ at: d.at, kind: d.kind });
@@ -184,7 +190,7 @@ async function live(
       applied: m[1] === undefined,
     });
   }
-  return { entries, counts, recorded };
+  return { entries, counts, recorded, scaler, end: clock };
 }
 
 describe('live autoscaler and simulator', () => {
@@ -201,6 +207,15 @@ describe('live autoscaler and simulator', () => {
     const kinds = new Set(sim.entries.map((e) => e.kind));
     for (const k of ['scale-out', 'scale-in', 'pool-resize', 'shadow-create', 'shadow-retire'])
       expect(kinds).toContain(k);
+    // Its forecasts were paired with the load that came at their target times: the 360 one-second
+    // ticks give both windows enough resolved forecasts for figures a person can judge.
+    const acc = got.scaler.accuracy(got.end);
+    expect(acc.day.enough).toBe(true);
+    expect(acc.day.pairs).toBeGreaterThan(100);
+    expect(acc.hour.pairs).toBe(acc.day.pairs);
+    expect(acc.day.mase).toBeGreaterThan(0);
+    expect(acc.day.coverage).toBeGreaterThan(0);
+    expect(acc.day.coverage).toBeLessThanOrEqual(1);
   });
 
   it('of a paused service: every change the policy wanted is recorded as skipped and none is applied', async () => {

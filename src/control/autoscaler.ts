@@ -1,5 +1,5 @@
 import type { ServiceSpec } from '../config/index.js';
-import { MutationDeltaMonitor } from '../predict/index.js';
+import { ForecastAccuracy, MutationDeltaMonitor, type AccuracyReport } from '../predict/index.js';
 import {
   createScalingPolicy,
   initialScalingState,
@@ -88,6 +88,8 @@ export class ServiceAutoscaler {
   readonly #rateMonitor = new MutationDeltaMonitor();
   #load = 0;
   #busy = false;
+  /** Each forecast paired with the load observed at its target time (bounded: per-minute sums, a day). */
+  readonly #accuracy = new ForecastAccuracy();
 
   constructor(spec: ServiceSpec, host: AutoscalerHost) {
     this.#spec = spec;
@@ -150,6 +152,11 @@ export class ServiceAutoscaler {
     return taken;
   }
 
+  /** How the forecasts made so far compare with the load that came (last hour, last day). */
+  accuracy(now: number): AccuracyReport {
+    return this.#accuracy.report(now);
+  }
+
   /** One sample (and, when due, one decision). Call it a few times per step. */
   async tick(now: number): Promise<void> {
     if (this.#busy) return;
@@ -173,6 +180,7 @@ export class ServiceAutoscaler {
     this.#lastSampleAt = now;
     if (prev === undefined || dt <= 0) return;
     this.#load = Math.max(0, requests - prev) / dt;
+    this.#accuracy.actual(now, this.#load);
     const mine = this.#host.instancesOf(name);
     let cpu: ScalingObservation['cpu'];
     if (now - this.#lastCpuAt >= CPU_SAMPLE_MS) {
@@ -206,6 +214,9 @@ export class ServiceAutoscaler {
       },
       now,
     );
+    // A new forecast (made by this step's decision) is paired later with the load at its target time.
+    if (step.state.forecast && step.state.forecast !== this.#state.forecast)
+      this.#accuracy.forecast(now, step.state.forecast, this.#load);
     this.#state = step.state;
     const paused = this.#host.paused?.(name) ?? false;
     for (const r of step.records) this.#record(r, paused);

@@ -10,6 +10,8 @@ import { KeyedWorkQueue } from './keyed-work-queue.js';
 import { moveInstance, reportRefusals } from './instance-transition.js';
 import { DecisionLog, recordError } from './decision-log.js';
 import { serviceView, type ServiceView } from './service-view.js';
+import { ServiceHistory, type HistorySample } from './service-history.js';
+import type { AccuracyReport } from '../predict/index.js';
 import { resolveControlTimeouts, type ControlPlaneOptions } from './control-plane-options.js';
 import { EchoUpkeep } from './echo-upkeep.js';
 import { LoopDelay } from './loop-delay.js';
@@ -57,6 +59,9 @@ export class ControlPlane {
   /** Paused services (maintenance mode). */
   readonly #maintenance: Maintenance;
   #sampler: NodeJS.Timeout | undefined;
+  /** The last minutes of every service, a sample a second (the dashboard's charts). */
+  readonly #history = new ServiceHistory();
+  #historyTimer: NodeJS.Timeout | undefined;
   readonly #loopDelay = new LoopDelay();
   #cancelTimer: (() => void) | undefined;
   #reconciling = false;
@@ -193,6 +198,12 @@ export class ControlPlane {
     await adoptSurvivors(this.#supervisor);
     this.#sampler = setInterval(() => void this.#echoes.sample(), 1000);
     this.#sampler.unref();
+    this.#historyTimer = setInterval(() => {
+      this.services()
+        .then((views) => this.#history.record(views, this.#clock.now()))
+        .catch((err: unknown) => this.#recordError('the history sampler', err));
+    }, 1000);
+    this.#historyTimer.unref();
     this.#scaling.start();
     await this.reconcileNow();
     this.#schedule();
@@ -437,6 +448,16 @@ export class ControlPlane {
     return out;
   }
 
+  /** The recent samples of a service taken after `after` (ms), oldest first; undefined: never sampled. */
+  history(service: string, after?: number): HistorySample[] | undefined {
+    return this.#history.samples(service, after);
+  }
+
+  /** How a scaled service's forecasts compared with the load that came; undefined: it does not scale. */
+  forecastAccuracy(service: string): AccuracyReport | undefined {
+    return this.#scaling.accuracy(service, this.#clock.now());
+  }
+
   /**
    * Seeds the forecaster of a scaled service with past load (requests/s at past times, ms since the
    * epoch, oldest first). Returns the samples taken (0: the service does not scale, or its capacity is
@@ -463,6 +484,7 @@ export class ControlPlane {
     this.#cancelTimer?.();
     this.#supervisor.close();
     if (this.#sampler) clearInterval(this.#sampler);
+    if (this.#historyTimer) clearInterval(this.#historyTimer);
     this.#scaling.close();
     await this.#services.close();
     await this.#external?.close();

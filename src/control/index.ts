@@ -1,6 +1,10 @@
 export { ControlPlane } from './control-plane.js';
 export type { ControlPlaneOptions } from './control-plane-options.js';
 export type { ServiceView } from './service-view.js';
+export { ServiceHistory, historySample } from './service-history.js';
+export type { HistorySample, ServiceHistoryOptions } from './service-history.js';
+/** The forecast accuracy `ControlPlane.forecastAccuracy` reports (computed by predict/). */
+export type { AccuracyReport } from '../predict/index.js';
 export { DecisionLog } from './decision-log.js';
 export type { DecisionLogOptions } from './decision-log.js';
 export { Failover } from './failover.js';

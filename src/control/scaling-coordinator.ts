@@ -1,4 +1,5 @@
 import type { ServiceSpec } from '../config/index.js';
+import type { AccuracyReport } from '../predict/index.js';
 import type { StateStore } from '../store/index.js';
 import { ServiceAutoscaler, type AutoscalerView } from './autoscaler.js';
 import { recordError } from './decision-log.js';
@@ -105,6 +106,11 @@ export class ScalingCoordinator {
 
   view(service: string): AutoscalerView | undefined {
     return this.#autoscalers.get(service)?.view();
+  }
+
+  /** The accuracy of a scaled service's forecasts (undefined: the service does not scale). */
+  accuracy(service: string, now: number): AccuracyReport | undefined {
+    return this.#autoscalers.get(service)?.accuracy(now);
   }
 
   /** Seeds a service's forecaster with past load; see {@link ServiceAutoscaler.importHistory}. */
