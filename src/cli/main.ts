@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { runControl } from './commands/control.js';
 import { runDemo } from './commands/demo.js';
 import { runDown } from './commands/down.js';
 import { runEvents } from './commands/events.js';
@@ -85,18 +86,58 @@ export function buildProgram(): Command {
         .env('UNDERSTUDY_LOG_LEVEL')
         .default('info'),
     )
+    .option(
+      '--store <url>',
+      'etcd://host:port[,host:port...][/prefix/]: keep the state in etcd and campaign for leadership (default: embedded SQLite in the data directory)',
+    )
     .action(
       async (
         file: string,
-        opts: { api?: string; logFormat?: LogFormat; logLevel: (typeof LOG_LEVELS)[number] },
+        opts: { api?: string; store?: string; logFormat?: LogFormat; logLevel: (typeof LOG_LEVELS)[number] },
         cmd: Command,
       ) => {
+        if (opts.store) {
+          process.exitCode = await runControl({
+            ...globals(cmd),
+            file,
+            store: opts.store,
+            ...(opts.api ? { api: opts.api } : {}),
+          });
+          return;
+        }
         process.exitCode = await runUp({
           ...globals(cmd),
           file,
           ...(opts.api ? { api: opts.api } : {}),
           ...(opts.logFormat ? { logFormat: opts.logFormat } : {}),
           logLevel: opts.logLevel,
+        });
+      },
+    );
+
+  program
+    .command('control')
+    .description(
+      'a control-plane replica on etcd: any number may run; the leader (by etcd lease) runs the control loop, the others take over when it is gone',
+    )
+    .argument('[file]', 'spec file', 'understudy.yaml')
+    .requiredOption('--store <url>', 'etcd://host:port[,host:port...][/prefix/]')
+    .option('--name <name>', 'replica name, unique among the replicas (default: <hostname>-<pid>)')
+    .option('--api <host:port>', "API listen address while leading (overrides the spec's api.listen)")
+    .option('--lease-ttl <duration>', 'leader lease TTL (whole seconds on etcd)', durationFlag, 3000)
+    .action(
+      async (
+        file: string,
+        opts: { store: string; name?: string; api?: string; leaseTtl: number },
+        cmd: Command,
+      ) => {
+        process.exitCode = await runControl({
+          ...globals(cmd),
+          file,
+          store: opts.store,
+          ttlMs: opts.leaseTtl,
+          ...(opts.name ? { name: opts.name } : {}),
+          ...(opts.api ? { api: opts.api } : {}),
         });
       },
     );

@@ -493,7 +493,10 @@ export class ControlPlane {
     for (const rec of this.#records.values()) {
       if (rec.phase === 'stopped' || rec.phase === 'failed') continue;
       moveInstance(this.decisions, rec, 'stop');
-      await this.#supervisor.save(rec);
+      // A deposed leader's writes are refused (UNDERSTUDY_ERR_NOT_LEADER): the rest of close still runs.
+      await this.#supervisor
+        .save(rec)
+        .catch((err: unknown) => this.#recordError(`writing instance record ${rec.id}`, err));
       const what = `stop ${rec.role} ${rec.id}`;
       const base = { service: rec.service, instance: rec.id, inputs: {}, outcome: { status: 'ok' as const } };
       this.decisions.record({ ...base, kind: 'stop', what, why: 'control plane shutting down' });

@@ -27,3 +27,7 @@ export type { FailoverHistoryEntry } from './history.js';
 export type { PauseRecord } from './maintenance.js';
 export type { ReloadPlan, ReloadChange } from './spec-reload.js';
 export { LIVE_FIELDS } from './spec-reload.js';
+export { LeaderElection, LEADER_KEY, parseLeader } from './leadership.js';
+export type { LeaderElectionOptions, LeaderInfo, LeadershipEvent } from './leadership.js';
+export { ControlReplica, REPLICAS_PREFIX, listReplicas } from './control-replica.js';
+export type { ControlReplicaOptions, LeaderTerm, ReplicaInfo, ReplicaView } from './control-replica.js';

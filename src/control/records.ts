@@ -62,6 +62,7 @@ export type ControlDecisionKind =
   | 'failover'
   | 'switchover'
   | 'promotion-recovery'
+  | 'leadership'
   | 'demote'
   | 'recreate'
   | 'shadow-create'

@@ -31,6 +31,7 @@ export async function runStatus(options: StatusOptions): Promise<number> {
             ? `resource limits: ${limits.mechanism}\n`
             : `resource limits unsupported: ${limits.reason}\n`,
         );
+      for (const line of leadershipLines(status.control)) process.stdout.write(line + '\n');
     }
     return ExitCode.Ok;
   } catch (err) {
@@ -150,4 +151,26 @@ export function statusTable(services: ServiceView[]): string {
     if (parts.length) out += `${svc.name}: ${parts.join('\n  ')}\n`;
   }
   return out;
+}
+
+/** Lines for the control replicas of a control plane on etcd (`status.control`); none in embedded mode. */
+export function leadershipLines(control: unknown): string[] {
+  if (!control || typeof control !== 'object') return [];
+  const c = control as {
+    store?: string;
+    leader?: { id: string; term: number; since: number };
+    replicas?: { name: string; address: string; leaseId?: string; leader: boolean }[];
+  };
+  const lines = [
+    c.leader
+      ? `control leader: ${c.leader.id} (term ${c.leader.term}, since ${new Date(c.leader.since).toISOString()}) on ${c.store ?? '?'}`
+      : `control leader: none on ${c.store ?? '?'}`,
+  ];
+  for (const r of c.replicas ?? []) {
+    const lease = r.leaseId ? `lease ${r.leaseId} live` : 'no lease';
+    lines.push(
+      `  replica ${r.name}: ${r.leader ? 'leader' : 'standby'}, ${lease}${r.address ? `, ${r.address}` : ''}`,
+    );
+  }
+  return lines;
 }

@@ -1,0 +1,196 @@
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import { ApiServer } from '../api/index.js';
+import { loadSpecFile, type LoadedSpec } from '../config/index.js';
+import {
+  ControlPlane,
+  ControlReplica,
+  listReplicas,
+  type ControlDecision,
+  type LeaderInfo,
+  type LeadershipEvent,
+  type LeaderTerm,
+  type ReplicaView,
+} from '../control/index.js';
+import { ProcessRuntime } from '../runtime/index.js';
+import {
+  acquireDataDirLock,
+  EtcdStateStore,
+  parseEtcdUrl,
+  prepareDataDir,
+  type StateStore,
+} from '../store/index.js';
+
+/** Options of {@link startReplica}: a control-plane replica on etcd (`understudy control`, `up --store etcd://`). */
+export interface ReplicaRunOptions {
+  specFile: string;
+  /** Local data directory (instance logs and state, the API's api.json); the spec's `dataDir` wins. */
+  dataDir: string;
+  /** `etcd://host:port[,host:port...][/prefix/]`. */
+  store: string;
+  /** This replica's name. @default `<hostname>-<pid>` */
+  name?: string;
+  /** Overrides the spec's `api.listen` (the API runs while this replica leads). */
+  apiListen?: string;
+  /** Leader lease TTL in ms (whole seconds on etcd). @default 3000 */
+  ttlMs?: number;
+  onDecision?: (decision: ControlDecision) => void;
+  onLeadership?: (event: LeadershipEvent, name: string) => void;
+  onError?: (error: unknown, where: string) => void;
+  onShutdownRequest?: (reason: string) => void;
+}
+
+/** The work of a term as the runner keeps it. */
+interface RunningTerm extends LeaderTerm {
+  control: ControlPlane;
+  api: ApiServer;
+}
+
+/** A running replica. */
+export interface RunningReplica {
+  spec: LoadedSpec;
+  dataDir: string;
+  name: string;
+  replica: ControlReplica;
+  /** The control plane and API while this replica leads. */
+  current(): { control: ControlPlane; api: ApiServer } | undefined;
+  /** Stops the term (if leading), resigns, closes the store and releases the data directory. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Leadership as shown by `GET /v1/status` (`control`) and `understudy status`. */
+export interface LeadershipStatus {
+  store: string;
+  leader?: LeaderInfo;
+  replicas: ReplicaView[];
+}
+
+/**
+ * Starts a control-plane replica against etcd: it campaigns, and while it leads runs a control plane
+ * (with this process's local agent, as `up` does), writing through the guarded store, and the API. A
+ * standby only watches. Thrown before anything runs: usage (bad connection string), config, and
+ * store-unavailable errors.
+ */
+export async function startReplica(options: ReplicaRunOptions): Promise<RunningReplica> {
+  const target = parseEtcdUrl(options.store);
+  const spec = loadSpecFile(options.specFile);
+  const dataDir = resolve(spec.spec.dataDir ? resolve(spec.dir, spec.spec.dataDir) : options.dataDir);
+  prepareDataDir(dataDir);
+  const name = options.name ?? `${hostname()}-${process.pid}`;
+  const release = await acquireDataDirLock(dataDir);
+  let store: EtcdStateStore;
+  try {
+    store = await EtcdStateStore.create({
+      endpoints: target.endpoints,
+      ...(target.prefix ? { prefix: target.prefix } : {}),
+    });
+  } catch (err) {
+    await release();
+    throw err;
+  }
+  let term: RunningTerm | undefined;
+  let leadership: LeadershipStatus = { store: options.store, replicas: [] };
+  const startTerm = async (
+    guarded: StateStore,
+    leader: LeaderInfo,
+    previous: LeaderInfo | undefined,
+  ): Promise<LeaderTerm> => {
+    const runtime = await ProcessRuntime.create({});
+    let control: ControlPlane | undefined;
+    try {
+      control = await ControlPlane.create({ spec, dataDir, store: guarded, runtime });
+      if (options.onDecision) control.decisions.subscribe(options.onDecision);
+      control.decisions.record({
+        kind: 'leadership',
+        service: '',
+        what: `lead the control plane as ${name} (term ${leader.term})`,
+        why: previous
+          ? `the previous leader ${previous.id} is gone (its lease lapsed or it resigned)`
+          : 'no control replica was leading',
+        inputs: { replica: name, term: leader.term, previous: previous?.id ?? null, store: options.store },
+        outcome: { status: 'ok' },
+      });
+      // Recorded intents (a promotion the previous leader left half-done) are resumed by start().
+      await control.start();
+      const api = await ApiServer.start({
+        control,
+        dataDir,
+        listen: options.apiListen ?? spec.spec.api.listen,
+        telemetry: control.telemetry,
+        metricsPublic: spec.spec.api.metricsPublic,
+        ...(options.onShutdownRequest ? { onShutdown: options.onShutdownRequest } : {}),
+        status: () => ({
+          runtime: runtime.name,
+          limits: runtime.limitsSupport(),
+          specFile: spec.file,
+          control: leadership,
+        }),
+      });
+      const running: RunningTerm = {
+        control,
+        api,
+        close: async () => {
+          if (term === running) term = undefined;
+          // Each step runs even when one before it fails: a deposed leader's writes are refused
+          // (UNDERSTUDY_ERR_NOT_LEADER), and its instances must still stop.
+          const report = (where: string) => (err: unknown) => options.onError?.(err, where);
+          await api.close().catch(report('closing the API'));
+          await control?.close().catch(report('stopping the control plane'));
+          await runtime.close().catch(report('closing the runtime'));
+        },
+      };
+      term = running;
+      // Others see where the leader's API is (the first term starts before `replica` is assigned).
+      void late.replica?.setAddress(api.endpoint.url).catch(() => undefined);
+      return running;
+    } catch (err) {
+      await control?.close().catch(() => undefined);
+      await runtime.close();
+      throw err;
+    }
+  };
+  const late: { replica?: ControlReplica } = {};
+  let replica: ControlReplica;
+  try {
+    replica = await ControlReplica.start({
+      store,
+      name,
+      ...(options.ttlMs !== undefined ? { ttlMs: options.ttlMs } : {}),
+      startTerm,
+      onEvent: (event) => options.onLeadership?.(event, name),
+      ...(options.onError ? { onError: options.onError } : {}),
+    });
+  } catch (err) {
+    await store.close();
+    await release();
+    throw err;
+  }
+  late.replica = replica;
+  if (term) await replica.setAddress(term.api.endpoint.url).catch(() => undefined);
+  const refresh = async (): Promise<void> => {
+    const leader = replica.leader();
+    leadership = {
+      store: options.store,
+      ...(leader ? { leader } : {}),
+      replicas: await listReplicas(store, leader),
+    };
+  };
+  await refresh().catch(() => undefined);
+  const timer = setInterval(() => void refresh().catch(() => undefined), 1000);
+  timer.unref();
+  let closing: Promise<void> | undefined;
+  return {
+    spec,
+    dataDir,
+    name,
+    replica,
+    current: () => (term ? { control: term.control, api: term.api } : undefined),
+    close: () =>
+      (closing ??= (async () => {
+        clearInterval(timer);
+        await replica.close();
+        await store.close();
+        await release();
+      })()),
+  };
+}
