@@ -119,6 +119,8 @@ export class ServiceReplication {
       if (typeof v === 'string') headers[name] = v;
     }
     const m = this.log.append({
+      seq: this.log.lastSeq + 1,
+      kind: 'apply',
       epoch: this.options.epoch(),
       partition: ticket.partition,
       method: request.method.toUpperCase(),
