@@ -1,0 +1,210 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { Pool } from 'undici';
+import { SeqGate, readSequence } from '../../examples/lib/seq-gate.mjs';
+import type { HoldOutcome, InterceptDecision, RouterRequest } from '../router/index.js';
+import { replicationHooks } from './router-glue.js';
+import { ServiceReplication } from './service-replication.js';
+
+/**
+ * An in-process instance keeping the pipelined contract with the seq-gate helper: a key-value map, PUT
+ * /kv/:key applies the body (a body `bad` is rejected 422, deterministically), skips consume the seq.
+ */
+interface Instance {
+  id: string;
+  server: Server;
+  port: number;
+  gate: SeqGate;
+  /** Applied writes in the order applied. */
+  history: Array<{ seq: number; key: string; value: string }>;
+  /** Drops every connection (the replicator reconnects). */
+  cut: () => void;
+}
+
+const servers: Server[] = [];
+afterAll(async () => {
+  for (const s of servers) {
+    s.closeAllConnections();
+    await new Promise((r) => s.close(r));
+  }
+});
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+async function startInstance(id: string): Promise<Instance> {
+  const gate = new SeqGate();
+  const history: Instance['history'] = [];
+  const server = createServer((req, res) => {
+    void (async () => {
+      const body = await readBody(req);
+      const s = readSequence(req.headers);
+      if (!s) return void res.writeHead(400).end();
+      const t = await gate.enter(s);
+      if (t.turn === 'duplicate')
+        return void res.writeHead(200, { 'x-understudy-outcome': String(t.outcome) }).end('duplicate');
+      if (t.turn === 'stale') return void res.writeHead(409, { 'x-understudy-outcome': '409' }).end();
+      if (s.skip) {
+        gate.complete(s.seq, 'skip');
+        return void res.writeHead(204, { 'x-understudy-outcome': 'skip' }).end();
+      }
+      if (body === 'bad') {
+        gate.complete(s.seq, 422);
+        return void res.writeHead(422).end();
+      }
+      history.push({ seq: s.seq, key: (req.url ?? '').slice(4), value: body });
+      gate.complete(s.seq, 200);
+      // Answer a little later so later seqs overlap with this one.
+      setImmediate(() => res.writeHead(200).end('ok'));
+    })();
+  });
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return { id, server, port, gate, history, cut: () => server.closeAllConnections() };
+}
+
+/** What the simulated router does with one write. */
+interface Write {
+  key: string;
+  bad: boolean;
+  /** The primary's answer never reaches the router (it applied the write, or not). */
+  answer: 'delivered' | 'lost' | 'never-sent';
+  /** The router sends it to the primary twice (a retry). */
+  duplicate: boolean;
+  /** Cut one echo's connections when this write is sent. */
+  cutEcho: boolean;
+}
+
+const write: fc.Arbitrary<Write> = fc.record({
+  key: fc.constantFrom('a', 'b', 'c'),
+  bad: fc.integer({ min: 0, max: 4 }).map((n) => n === 0),
+  answer: fc.constantFrom<Write['answer']>('delivered', 'delivered', 'delivered', 'lost', 'never-sent'),
+  duplicate: fc.boolean(),
+  cutEcho: fc.boolean(),
+});
+
+describe('pipelined order (property)', () => {
+  it('leaves the primary and every echo with the same applied sequence, and every acknowledged write applied', async () => {
+    const primary = await startInstance('p');
+    const echoes = [await startInstance('e1'), await startInstance('e2')];
+    const pool = new Pool(`http://127.0.0.1:${primary.port}`, { connections: 64 });
+    let run = 0;
+    try {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(write, { minLength: 1, maxLength: 25 }),
+          fc.integer({ min: 1, max: 8 }),
+          async (writes, concurrency) => {
+            run++;
+            // Every run is a new stream (a new router): the instances start counting again at its seq 1.
+            primary.history.length = 0;
+            for (const e of echoes) e.history.length = 0;
+            const repl = new ServiceReplication({
+              service: 'kv',
+              rules: { methods: ['PUT'], paths: ['/kv'], timeoutMs: 5000, strict: false, order: 'pipelined' },
+              consistency: 'write-through',
+              epoch: () => 1,
+              stream: `run-${run}`,
+              window: 8,
+            });
+            const hooks = replicationHooks(repl, () => 1);
+            repl.setPrimary({ instanceId: primary.id, host: '127.0.0.1', port: primary.port });
+            for (const e of echoes) repl.addEcho({ instanceId: e.id, host: '127.0.0.1', port: e.port }, 0);
+            const acked: Array<{ key: string; value: string }> = [];
+            let next = 0;
+            const one = async (w: Write, i: number): Promise<void> => {
+              const value = w.bad ? 'bad' : `v${run}-${i}`;
+              const req: RouterRequest = {
+                id: i + 1,
+                service: 'kv',
+                method: 'PUT',
+                path: `/kv/${w.key}`,
+                headers: { 'content-type': 'text/plain' },
+                body: Buffer.from(value),
+                remoteAddress: '127.0.0.1',
+                receivedAt: 0,
+              };
+              const d = (await hooks.interceptor(req)) as InterceptDecision;
+              if (w.cutEcho) echoes[i % 2]?.cut();
+              if (w.answer === 'never-sent') {
+                hooks.afterResponse(req, {
+                  statusCode: 503,
+                  backendStatus: 0,
+                  backendId: undefined,
+                  epoch: undefined,
+                  error: 'connect',
+                  durationMs: 0,
+                });
+                return;
+              }
+              const send = async (): Promise<number> => {
+                const res = await pool.request({
+                  method: 'PUT',
+                  path: req.path,
+                  headers: { ...d.headers },
+                  body: req.body ?? '',
+                });
+                await res.body.dump();
+                return res.statusCode;
+              };
+              const status = await send();
+              if (w.duplicate) await send();
+              if (w.answer === 'lost') {
+                hooks.afterResponse(req, {
+                  statusCode: 502,
+                  backendStatus: 0,
+                  backendId: undefined,
+                  epoch: undefined,
+                  error: 'reset',
+                  durationMs: 0,
+                });
+                return;
+              }
+              const outcome: HoldOutcome = await d.holdResponse!({
+                statusCode: status,
+                backendId: primary.id,
+                epoch: 1,
+              });
+              if (outcome.release && status >= 200 && status < 300) acked.push({ key: w.key, value });
+              hooks.afterResponse(req, {
+                statusCode: status,
+                backendStatus: status,
+                backendId: primary.id,
+                epoch: 1,
+                error: undefined,
+                durationMs: 0,
+              });
+            };
+            await Promise.all(
+              Array.from({ length: concurrency }, async () => {
+                for (let i = next++; i < writes.length; i = next++) await one(writes[i] as Write, i);
+              }),
+            );
+            // Every seq resolved and replayed.
+            for (let t = 0; repl.log.lastSeq < writes.length && t < 500; t++)
+              await new Promise((r) => setTimeout(r, 10));
+            expect(repl.log.lastSeq).toBe(writes.length);
+            for (const e of echoes) expect(await repl.waitCaughtUp(e.id, 10_000)).toBe(true);
+            for (const inst of [primary, ...echoes]) expect(inst.gate.appliedSeq).toBe(writes.length);
+            for (const e of echoes) expect(e.history).toEqual(primary.history);
+            const applied = primary.history.map((h) => `${h.key}=${h.value}`);
+            for (const a of acked) expect(applied).toContain(`${a.key}=${a.value}`);
+            // A rejected write is applied nowhere, and nothing is applied twice.
+            expect(primary.history.some((h) => h.value === 'bad')).toBe(false);
+            expect(new Set(primary.history.map((h) => h.seq)).size).toBe(primary.history.length);
+            await repl.close();
+          },
+        ),
+        { numRuns: 25 },
+      );
+    } finally {
+      await pool.close();
+    }
+  });
+});
