@@ -81,6 +81,7 @@ export function readSequence(headers) {
  * @property {number} [appliedSeq] The last seq it consumed in that stream. Default 0.
  * @property {number} [maxEpoch] The newest epoch it has seen. Default 0.
  * @property {number} [remember] How many recent outcomes are kept for answering duplicates. Default 4096.
+ * @property {Array<[number, SeqOutcome]>} [recent] Outcomes of recent seqs of `stream` (from durable state), for duplicates after a restart.
  */
 
 /**
@@ -106,6 +107,8 @@ export class SeqGate {
     this.#applied = options.appliedSeq ?? 0;
     this.#maxEpoch = options.maxEpoch ?? 0;
     this.#remember = options.remember ?? 4096;
+    for (const [seq, outcome] of options.recent ?? [])
+      if (seq <= this.#applied && seq > this.#applied - this.#remember) this.#outcomes.set(seq, outcome);
   }
 
   /** The last consumed seq: what the service reports as its position. */

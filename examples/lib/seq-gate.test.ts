@@ -69,9 +69,10 @@ describe('SeqGate', () => {
     expect((await gate.enter(req(3, { epoch: 3 }))).turn).toBe('run');
   });
 
-  it('after a restart treats every seq up to the recorded position as a duplicate of unknown outcome', async () => {
-    const gate = new SeqGate({ stream: 's1', appliedSeq: 7 });
+  it('after a restart treats every seq up to the recorded position as a duplicate, of the outcome recorded with it or unknown', async () => {
+    const gate = new SeqGate({ stream: 's1', appliedSeq: 7, recent: [[6, 'skip']] });
     expect(await gate.enter(req(7))).toEqual({ turn: 'duplicate', seq: 7, outcome: 'unknown' });
+    expect(await gate.enter(req(6))).toEqual({ turn: 'duplicate', seq: 6, outcome: 'skip' });
     expect((await gate.enter(req(8))).turn).toBe('run');
   });
 
