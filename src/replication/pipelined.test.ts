@@ -21,6 +21,9 @@ interface Instance {
   history: Array<{ seq: number; key: string; value: string }>;
   /** Drops every connection (the replicator reconnects). */
   cut: () => void;
+  /** Holds every request until {@link resume} (a hung instance). */
+  hold: () => void;
+  resume: () => void;
 }
 
 const servers: Server[] = [];
@@ -40,9 +43,12 @@ async function readBody(req: IncomingMessage): Promise<string> {
 async function startInstance(id: string): Promise<Instance> {
   const gate = new SeqGate();
   const history: Instance['history'] = [];
+  let held: Promise<void> | undefined;
+  let release = (): void => undefined;
   const server = createServer((req, res) => {
     void (async () => {
       const body = await readBody(req);
+      if (held) await held;
       const s = readSequence(req.headers);
       if (!s) return void res.writeHead(400).end();
       const t = await gate.enter(s);
@@ -66,7 +72,21 @@ async function startInstance(id: string): Promise<Instance> {
   servers.push(server);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
-  return { id, server, port, gate, history, cut: () => server.closeAllConnections() };
+  return {
+    id,
+    server,
+    port,
+    gate,
+    history,
+    cut: () => server.closeAllConnections(),
+    hold: () => {
+      held = new Promise((r) => (release = r));
+    },
+    resume: () => {
+      held = undefined;
+      release();
+    },
+  };
 }
 
 /** What the simulated router does with one write. */
@@ -206,5 +226,77 @@ describe('pipelined order (property)', () => {
     } finally {
       await pool.close();
     }
+  });
+});
+
+describe('the synchronous set (pipelined order)', () => {
+  let run = 0;
+  async function rig(strict: boolean): Promise<{
+    repl: ServiceReplication;
+    echo: Instance;
+    changes: string[];
+    write: (value: string) => Promise<{ acknowledge: boolean; appliedBy: string[]; seq: number }>;
+  }> {
+    run++;
+    const primary = await startInstance(`p${run}`);
+    const echo = await startInstance(`e${run}`);
+    const changes: string[] = [];
+    const repl = new ServiceReplication({
+      service: 'kv',
+      rules: { methods: ['PUT'], paths: ['/kv'], timeoutMs: 300, strict, order: 'pipelined' },
+      consistency: 'write-through',
+      epoch: () => 1,
+      onEchoSyncChange: (id, inSync, reason) => changes.push(`${id}:${inSync}:${reason}`),
+    });
+    repl.setPrimary({ instanceId: primary.id, host: '127.0.0.1', port: primary.port });
+    repl.addEcho({ instanceId: echo.id, host: '127.0.0.1', port: echo.port }, 0);
+    const pool = new Pool(`http://127.0.0.1:${primary.port}`);
+    const write = async (
+      value: string,
+    ): Promise<{ acknowledge: boolean; appliedBy: string[]; seq: number }> => {
+      const seq = repl.sequence();
+      const headers = { 'x-understudy-seq': String(seq), 'x-understudy-stream': repl.stream };
+      const res = await pool.request({ method: 'PUT', path: '/kv/k', headers, body: value });
+      await res.body.dump();
+      const request = { method: 'PUT', path: '/kv/k', headers: {}, body: Buffer.from(value), epoch: 1 };
+      repl.resolve(seq, request, 'apply', primary.id);
+      return { ...(await repl.awaitEchoes(seq)), seq };
+    };
+    return { repl, echo, changes, write };
+  }
+
+  it('without strict: a hung echo leaves the set (a decision), writes are acknowledged on the primary and counted at risk, and it rejoins once caught up', async () => {
+    const { repl, echo, changes, write } = await rig(false);
+    expect((await write('1')).appliedBy).toEqual([echo.id]);
+    echo.hold();
+    const missed = await write('2');
+    expect(missed).toMatchObject({ acknowledge: true, appliedBy: [] });
+    expect(changes).toEqual([`${echo.id}:false:mutation ${missed.seq} not applied within 300 ms`]);
+    // Out of the set, it is not waited for: the next write is acknowledged without it too.
+    const next = await write('3');
+    expect(next).toMatchObject({ acknowledge: true, appliedBy: [] });
+    expect(repl.atRisk(echo.id)).toEqual([missed.seq, next.seq]);
+    echo.resume();
+    expect(await repl.waitCaughtUp(echo.id, 5000)).toBe(true);
+    expect(changes[1]).toBe(`${echo.id}:true:caught up: every mutation applied`);
+    expect(repl.atRisk(echo.id)).toEqual([]);
+    expect((await write('4')).appliedBy).toEqual([echo.id]);
+    expect(echo.history.map((h) => h.value)).toEqual(['1', '2', '3', '4']);
+    await repl.close();
+  });
+
+  it('with strict: a write no echo applied is refused (and counted), also while no echo is attached', async () => {
+    const { repl, echo, changes, write } = await rig(true);
+    expect((await write('1')).acknowledge).toBe(true);
+    echo.hold();
+    expect(await write('2')).toMatchObject({ acknowledge: false, appliedBy: [] });
+    expect(changes).toHaveLength(1);
+    echo.resume();
+    expect(await repl.waitCaughtUp(echo.id, 5000)).toBe(true);
+    expect((await write('3')).acknowledge).toBe(true);
+    await repl.removeEcho(echo.id);
+    expect((await write('4')).acknowledge).toBe(false);
+    expect(repl.stats().strictRefusals).toBe(2);
+    await repl.close();
   });
 });

@@ -331,7 +331,7 @@ export class ServiceReplication {
     // Pipelined: the entry reaches the echoes once every earlier seq is resolved.
     if (this.#order === 'pipelined' && !(await this.#waitLogged(seq, this.options.rules.timeoutMs))) {
       const missedBy = echoes.map((e) => e.target.instanceId);
-      const acknowledge = !(this.options.rules.strict && echoes.length > 0);
+      const acknowledge = !this.options.rules.strict;
       if (acknowledge) this.#acked.add(seq);
       else this.#strictRefusals++;
       return { acknowledge, appliedBy: [], missedBy };
@@ -342,7 +342,9 @@ export class ServiceReplication {
     );
     const appliedBy = results.filter(([, ok]) => ok).map(([id]) => id);
     const missedBy = echoes.map((e) => e.target.instanceId).filter((id) => !appliedBy.includes(id));
-    const acknowledge = !(this.options.rules.strict && appliedBy.length === 0 && echoes.length > 0);
+    // Strict (Patroni's synchronous_mode_strict): nothing is acknowledged that no echo applied, also while
+    // no echo is attached at all (between a promotion and the rebuilt echo's start).
+    const acknowledge = !(this.options.rules.strict && appliedBy.length === 0);
     if (acknowledge) this.#acked.add(seq);
     else this.#strictRefusals++;
     this.#trimAcked();
