@@ -300,3 +300,102 @@ describe('the synchronous set (pipelined order)', () => {
     await repl.close();
   });
 });
+
+describe('a promotion in pipelined order', () => {
+  it('brings the promoted echo, the demoted primary and a second echo to one sequence, with a seq left unanswered across the switch', async () => {
+    const a = await startInstance('pa');
+    const b = await startInstance('pb');
+    const c = await startInstance('pc');
+    let epoch = 1;
+    const repl = new ServiceReplication({
+      service: 'kv',
+      rules: { methods: ['PUT'], paths: ['/kv'], timeoutMs: 2000, strict: false, order: 'pipelined' },
+      consistency: 'write-through',
+      epoch: () => epoch,
+    });
+    const target = (i: Instance): { instanceId: string; host: string; port: number } => ({
+      instanceId: i.id,
+      host: '127.0.0.1',
+      port: i.port,
+    });
+    repl.setPrimary(target(a));
+    repl.addEcho(target(b), 0);
+    repl.addEcho(target(c), 0);
+    const pools = new Map([a, b].map((i) => [i.id, new Pool(`http://127.0.0.1:${i.port}`)]));
+    const request = (value: string) => ({
+      method: 'PUT',
+      path: '/kv/k',
+      headers: {},
+      body: Buffer.from(value),
+      epoch,
+    });
+    /** Sends a write to `to` and resolves it from its answer. */
+    const write = async (to: Instance, value: string): Promise<number> => {
+      const seq = repl.sequence();
+      const res = await pools.get(to.id)!.request({
+        method: 'PUT',
+        path: '/kv/k',
+        headers: {
+          'x-understudy-seq': String(seq),
+          'x-understudy-stream': repl.stream,
+          'x-understudy-epoch': String(epoch),
+        },
+        body: value,
+      });
+      await res.body.dump();
+      repl.resolve(seq, request(value), res.statusCode < 300 ? 'apply' : 'skip', to.id);
+      await repl.awaitEchoes(seq);
+      return seq;
+    };
+    try {
+      await write(a, '1');
+      await write(a, '2');
+      // A write the old primary applies but whose answer is resolved only after the switch...
+      const late = repl.sequence();
+      const res = await pools.get(a.id)!.request({
+        method: 'PUT',
+        path: '/kv/k',
+        headers: {
+          'x-understudy-seq': String(late),
+          'x-understudy-stream': repl.stream,
+          'x-understudy-epoch': '1',
+        },
+        body: 'late',
+      });
+      await res.body.dump();
+      // ...and one numbered but never forwarded: nobody has seen it.
+      const lost = repl.sequence();
+      const lostRequest = request('lost');
+      // The switch: the echo b has applied the log, is removed and becomes the primary.
+      expect(await repl.waitCaughtUp(b.id, 5000)).toBe(true);
+      await repl.removeEcho(b.id);
+      epoch = 2;
+      repl.setPrimary(target(b));
+      // The late answer arrives: b never saw that write, so the log feeds it to b.
+      repl.resolve(late, request('late'), 'apply', a.id);
+      // The unanswered seq is resolved by asking the new primary: it skips it.
+      await repl.resolveUnanswered(lost, lostRequest);
+      // The demoted primary rejoins as an echo "from the end of the log": it is replayed from the last
+      // seq it consumed instead, so it gets the skip it never saw.
+      repl.addEcho(target(a), repl.log.lastSeq);
+      await write(b, '5');
+      await write(b, '6');
+      for (const e of [a, c]) expect(await repl.waitCaughtUp(e.id, 5000)).toBe(true);
+      expect(repl.log.since(0).map((m) => m.kind)).toEqual([
+        'apply',
+        'apply',
+        'apply',
+        'skip',
+        'apply',
+        'apply',
+      ]);
+      for (const i of [a, b, c]) {
+        expect(i.gate.appliedSeq).toBe(6);
+        expect(i.history.map((h) => h.value)).toEqual(['1', '2', 'late', '5', '6']);
+      }
+    } finally {
+      for (const p of pools.values()) await p.close();
+      await repl.close();
+    }
+  });
+});
