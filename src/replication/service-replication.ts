@@ -322,6 +322,7 @@ export class ServiceReplication {
     const echoes = [...this.#echoes.values()];
     if (this.options.consistency === 'async') {
       this.#acked.add(seq);
+      this.#trimAcked();
       return {
         acknowledge: true,
         appliedBy: echoes.filter((e) => e.hasApplied(seq)).map((e) => e.target.instanceId),
