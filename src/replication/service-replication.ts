@@ -404,8 +404,18 @@ export class ServiceReplication {
     return [...this.#echoes.values()].map((e) => e.stats());
   }
 
-  stats(): { lastSeq: number; logBytes: number; strictRefusals: number; echoes: EchoReplicationStats[] } {
+  stats(): {
+    lastSeq: number;
+    logBytes: number;
+    strictRefusals: number;
+    echoes: EchoReplicationStats[];
+    order: 'serial' | 'pipelined';
+    unresolved: number;
+  } {
     return {
+      order: this.#order,
+      // Pipelined: seqs handed out whose outcome is not known yet (a stuck one holds back the log).
+      unresolved: this.#unresolved.size,
       lastSeq: this.log.lastSeq,
       logBytes: this.log.bytes,
       strictRefusals: this.#strictRefusals,
