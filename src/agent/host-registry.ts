@@ -1,3 +1,4 @@
+import type { InstanceHandle } from '../runtime/index.js';
 import { AgentRegistry } from './agent.js';
 import { HOSTS_PREFIX, parseHostRecord, type HostRecord } from './host-record.js';
 import { RemoteAgent, type RemoteAgentOptions } from './remote-agent.js';
@@ -37,6 +38,8 @@ export interface HostAgentRegistryOptions {
  */
 export class HostAgentRegistry extends AgentRegistry {
   readonly #records = new Map<string, HostRecord>();
+  /** Instances followed on hosts that went away: handed to their next RemoteAgent. */
+  readonly #followed = new Map<string, InstanceHandle[]>();
   #unwatch: () => void = () => undefined;
   #closed = false;
 
@@ -72,11 +75,15 @@ export class HostAgentRegistry extends AgentRegistry {
     const before = this.#records.get(rec.host);
     this.#records.set(rec.host, rec);
     if (before && before.url === rec.url && before.address === rec.address && this.has(rec.host)) return;
-    const old = this.delete(rec.host);
+    const old = this.delete(rec.host) as RemoteAgent | undefined;
     void old?.close({ leaveRunning: true });
+    // The instances the previous client followed are followed on: an exit meanwhile is not lost.
+    const follow = old?.followed() ?? this.#followed.get(rec.host) ?? [];
+    this.#followed.delete(rec.host);
     this.set(
       new RemoteAgent({
         ...this.options.remote,
+        follow,
         host: rec.host,
         address: rec.address,
         url: rec.url,
@@ -89,8 +96,9 @@ export class HostAgentRegistry extends AgentRegistry {
 
   #gone(host: string): void {
     this.#records.delete(host);
-    const agent = this.delete(host);
+    const agent = this.delete(host) as RemoteAgent | undefined;
     if (!agent) return;
+    this.#followed.set(host, agent.followed());
     void agent.close({ leaveRunning: true });
     this.options.onChange?.('down', host);
   }

@@ -44,6 +44,11 @@ export interface RemoteAgentOptions {
   streamIdleMs?: number;
   /** How often a file sync's state is read for `caughtUp()` and `echoes()`, ms. @default 500 */
   syncPollMs?: number;
+  /**
+   * Instances to follow from the start (handed over from an earlier RemoteAgent of the host): they are
+   * re-read on the first connect, and their exits are reported. @default none
+   */
+  follow?: InstanceHandle[];
 }
 
 interface WatchEntry {
@@ -105,7 +110,13 @@ export class RemoteAgent implements Agent {
       streamIdleMs: options.streamIdleMs ?? 8000,
       syncPollMs: options.syncPollMs ?? 500,
     };
+    for (const h of options.follow ?? []) this.#known.set(h.instanceId, h);
     this.#loop = this.#streamLoop();
+  }
+
+  /** The instances this client follows (started or adopted through it, not seen exiting). */
+  followed(): InstanceHandle[] {
+    return [...this.#known.values()];
   }
 
   get runtimeName(): string {
@@ -149,11 +160,13 @@ export class RemoteAgent implements Agent {
         return;
       case 'hello': {
         const restarted = this.#boot !== '' && line.boot !== this.#boot;
+        // Instances handed over are read again on the first connect (they may have exited meanwhile).
+        const handedOver = this.#boot === '' && this.#known.size > 0;
         this.#boot = line.boot;
         // A restarted agent numbers its events from 1 again (and sends every one it has).
         if (restarted) this.#seq = 0;
         this.#connected = true;
-        void this.#resync(restarted || line.gap);
+        void this.#resync(restarted || line.gap || handedOver);
         return;
       }
       case 'exit':
