@@ -15,6 +15,8 @@ export const ErrorCode = {
   StoreUnavailable: 'UNDERSTUDY_ERR_STORE_UNAVAILABLE',
   /** A watch asked to replay history that the store has already compacted away. */
   StoreCompacted: 'UNDERSTUDY_ERR_STORE_COMPACTED',
+  /** A guarded write was refused: the writer no longer holds the leadership its guard names (it was deposed). */
+  NotLeader: 'UNDERSTUDY_ERR_NOT_LEADER',
   /** A process could not be started (command missing, not executable, cwd missing). */
   RuntimeSpawn: 'UNDERSTUDY_ERR_RUNTIME_SPAWN',
   /** The instance id is unknown to the runtime. */

@@ -11,6 +11,7 @@ export const HTTP_STATUS: Readonly<Record<ErrorCodeValue, number>> = {
   [ErrorCode.StoreLease]: 409,
   [ErrorCode.StoreUnavailable]: 503,
   [ErrorCode.StoreCompacted]: 410,
+  [ErrorCode.NotLeader]: 409,
   [ErrorCode.RuntimeSpawn]: 500,
   [ErrorCode.RuntimeUnknownInstance]: 404,
   [ErrorCode.RuntimeLimits]: 500,

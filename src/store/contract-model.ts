@@ -22,7 +22,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 /** Property part of the contract: the store behaves like a plain map with revisions. */
 export function describeModelContract(ctx: () => ContractContext): void {
   it('matches an in-memory model under random sequences of put, delete and compare-and-set', async () => {
-    const { store } = ctx();
+    const { store, fixture } = ctx();
     let run = 0;
     await fc.assert(
       fc.asyncProperty(fc.array(opArb, { maxLength: 30 }), async (ops) => {
@@ -85,7 +85,7 @@ export function describeModelContract(ctx: () => ContractContext): void {
           expect(await store.get(prefix + key)).toEqual(model.get(prefix + key));
         }
       }),
-      { numRuns: 60 },
+      { numRuns: fixture.modelRuns ?? 60 },
     );
   });
 }

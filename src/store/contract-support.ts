@@ -13,6 +13,8 @@ export interface StateStoreFixture {
   advanceTime(ms: number): Promise<void>;
   /** TTL the lease tests grant; must be one the implementation accepts and expires reliably after. */
   leaseTtlMs: number;
+  /** Runs of the property test against the in-memory model (a networked store may ask for fewer). @default 60 */
+  modelRuns?: number;
   /** Removes the state; called once after each test, after every client is closed. */
   destroy(): Promise<void>;
 }

@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../errors/index.js';
 import { collect, expectCode, settle } from './contract-support.js';
 import type { ContractContext, StateStoreFixture } from './contract-support.js';
+import { describeGuardContract } from './contract-guard.js';
 import { describeLeaseContract } from './contract-leases.js';
 import { describeModelContract } from './contract-model.js';
 import { describeWatchContract } from './contract-watch.js';
@@ -11,12 +12,13 @@ export type { StateStoreFixture } from './contract-support.js';
 
 /**
  * The contract every {@link StateStore} implementation passes: records and revisions, compare-and-set,
- * watch (ordering, replay, compaction), leases, epochs, contention, persistence and close. Call it from
+ * watch (ordering, replay, compaction), leases, epochs, guarded writes, contention, persistence and close. Call it from
  * the implementation's test file with a factory giving each test fresh state:
  *
  *     runStateStoreContract('SqliteStateStore', async () => ({ connect, advanceTime, leaseTtlMs, destroy }));
  *
- * It uses no implementation detail, so the etcd implementation reuses it unchanged.
+ * It uses no implementation detail: SQLite (faked clock) and etcd (real time, whole-second leases) run it
+ * from the same code, each with its own fixture.
  */
 export function runStateStoreContract(name: string, createFixture: () => Promise<StateStoreFixture>): void {
   describe(`StateStore contract: ${name}`, () => {
@@ -48,6 +50,7 @@ export function runStateStoreContract(name: string, createFixture: () => Promise
     describe('records', () => describeRecordContract(ctx));
     describe('watch', () => describeWatchContract(ctx));
     describe('leases and epochs', () => describeLeaseContract(ctx));
+    describe('guarded writes', () => describeGuardContract(ctx));
     describe('model', () => describeModelContract(ctx));
     describe('lifecycle', () => describeLifecycleContract(ctx));
   });

@@ -1,9 +1,11 @@
 export type {
   CasOptions,
   DeleteOptions,
+  GuardOptions,
   Lease,
   PutOptions,
   StateStore,
+  StoreGuard,
   StoreRecord,
   StoreSnapshot,
   Unwatch,
@@ -16,3 +18,8 @@ export { acquireDataDirLock, isLocalProcessAlive, DATA_DIR_LOCK_FILE } from './d
 export type { DataDirLockOwner, ReleaseDataDirLock } from './data-dir-lock.js';
 export { ensurePrivateFile, prepareDataDir, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from './data-dir.js';
 export type { PreparedDataDir } from './data-dir.js';
+export { EtcdStateStore, ETCD_DEFAULT_PREFIX } from './etcd-state-store.js';
+export type { EtcdStateStoreOptions } from './etcd-state-store.js';
+export { ETCD_DEFAULT_PORT, isEtcdUrl, parseEtcdUrl } from './etcd-url.js';
+export type { EtcdTarget } from './etcd-url.js';
+export { guardedStore } from './guard.js';

@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { ErrorCode, UnderstudyError, isUnderstudyError } from '../errors/index.js';
+import { notLeaderError } from './guard.js';
 import { prefixRangeEnd } from './prefix-range.js';
 import { ensurePrivateFile, PRIVATE_DIR_MODE } from './data-dir.js';
 import { migrate, prepareStatements } from './sqlite-schema.js';
@@ -10,9 +11,11 @@ import type { ChangeRow, KvRow, LeaseRow, Statements } from './sqlite-schema.js'
 import type {
   CasOptions,
   DeleteOptions,
+  GuardOptions,
   Lease,
   PutOptions,
   StateStore,
+  StoreGuard,
   StoreRecord,
   StoreSnapshot,
   Unwatch,
@@ -162,7 +165,10 @@ export class SqliteStateStore implements StateStore {
   async put(key: string, value: string, options?: PutOptions): Promise<StoreRecord> {
     return this.#run(() => {
       this.#expireDue();
-      return this.#write(() => this.#putRow(key, value, options?.leaseId));
+      return this.#write(() => {
+        this.#checkGuard(options?.guard);
+        return this.#putRow(key, value, options?.leaseId);
+      });
     });
   }
 
@@ -170,6 +176,7 @@ export class SqliteStateStore implements StateStore {
     return this.#run(() => {
       this.#expireDue();
       return this.#write(() => {
+        this.#checkGuard(options.guard);
         const current = this.#sql.getKv.get(key) as KvRow | undefined;
         if ((current?.mod_revision ?? 0) !== options.expectedRevision) return undefined;
         return this.#putRow(key, value, options.leaseId, current);
@@ -181,6 +188,7 @@ export class SqliteStateStore implements StateStore {
     return this.#run(() => {
       this.#expireDue();
       return this.#write(() => {
+        this.#checkGuard(options?.guard);
         const current = this.#sql.getKv.get(key) as KvRow | undefined;
         if (!current) return false;
         if (options?.expectedRevision !== undefined && current.mod_revision !== options.expectedRevision)
@@ -274,12 +282,13 @@ export class SqliteStateStore implements StateStore {
     return this.#run(() => (this.#sql.getEpoch.get(service) as number | undefined) ?? 0);
   }
 
-  async bumpEpoch(service: string, expected: number): Promise<number | undefined> {
+  async bumpEpoch(service: string, expected: number, options?: GuardOptions): Promise<number | undefined> {
     return this.#run(() => {
       // An acknowledged epoch must survive power loss too: fsync this commit (see the class comment).
       this.#db.pragma('synchronous = FULL');
       try {
         return this.#write(() => {
+          this.#checkGuard(options?.guard);
           const current = (this.#sql.getEpoch.get(service) as number | undefined) ?? 0;
           if (current !== expected) return undefined;
           this.#sql.setEpoch.run(service, current + 1);
@@ -346,6 +355,13 @@ export class SqliteStateStore implements StateStore {
     const result = this.#db.transaction(fn).immediate();
     this.#pump();
     return result;
+  }
+
+  /** Inside a write transaction: refuses the write when its guard no longer holds. */
+  #checkGuard(guard: StoreGuard | undefined): void {
+    if (guard === undefined) return;
+    const row = this.#sql.getKv.get(guard.key) as KvRow | undefined;
+    if (row?.create_revision !== guard.createRevision) throw notLeaderError(guard, row?.create_revision);
   }
 
   #listRows(prefix: string): unknown[] {

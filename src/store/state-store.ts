@@ -1,7 +1,7 @@
 /**
  * The coordination store: records with revisions, compare-and-set, watch, leases and per-service epochs.
- * Embedded implementation: SQLite (`SqliteStateStore`). Distributed (later): etcd, with the same contract
- * (see `contract.ts`, the test suite every implementation must pass).
+ * Embedded implementation: SQLite (`SqliteStateStore`). Distributed: etcd (`EtcdStateStore`), with the
+ * same contract (see `contract.ts`, the test suite every implementation must pass).
  *
  * The shape follows etcd's v3 API so that an etcd implementation is a thin mapping:
  * - `revision` is etcd's `mod_revision`, `createRevision` its `create_revision`, `version` its `version`;
@@ -40,8 +40,25 @@ export interface WatchEvent {
   revision: number;
 }
 
+/**
+ * Leadership a write is conditional on: the write happens only while `key` exists with this
+ * `createRevision` (the leader's term: the revision at which it created the leader key). Otherwise it
+ * is refused with `UNDERSTUDY_ERR_NOT_LEADER` and nothing is written. Checked in the same transaction
+ * as the write, so a deposed leader can never write (etcd: a txn comparing the key's create_revision).
+ */
+export interface StoreGuard {
+  key: string;
+  createRevision: number;
+}
+
+/** Options shared by every write that can be guarded. */
+export interface GuardOptions {
+  /** Write only while this leadership holds; otherwise reject with `UNDERSTUDY_ERR_NOT_LEADER`. @default unguarded */
+  guard?: StoreGuard;
+}
+
 /** Options of {@link StateStore.put}. */
-export interface PutOptions {
+export interface PutOptions extends GuardOptions {
   /**
    * Attach the record to a lease: it is deleted when the lease expires or is revoked. A put without
    * `leaseId` detaches the record from any lease it had (as in etcd).
@@ -55,7 +72,7 @@ export interface CasOptions extends PutOptions {
 }
 
 /** Options of {@link StateStore.delete}. */
-export interface DeleteOptions {
+export interface DeleteOptions extends GuardOptions {
   /** Delete only if the key's current revision equals this. */
   expectedRevision?: number;
 }
@@ -111,7 +128,8 @@ export interface StateStore {
   put(key: string, value: string, options?: PutOptions): Promise<StoreRecord>;
   /**
    * Writes only if the key's revision equals `expectedRevision` (0: the key must not exist).
-   * Returns the new record, or `undefined` when the condition failed (no write).
+   * Returns the new record, or `undefined` when the condition failed (no write). A failed guard
+   * rejects with `UNDERSTUDY_ERR_NOT_LEADER` instead (the guard is checked first).
    */
   compareAndSet(key: string, value: string, options: CasOptions): Promise<StoreRecord | undefined>;
   /** Deletes `key`; with `expectedRevision`, only if it matches. Returns whether a record was deleted. */
@@ -136,7 +154,7 @@ export interface StateStore {
    * Atomically increments the service's epoch if it still equals `expected`; returns the new epoch,
    * or undefined when another writer moved it first. This is the fencing token of a promotion.
    */
-  bumpEpoch(service: string, expected: number): Promise<number | undefined>;
+  bumpEpoch(service: string, expected: number, options?: GuardOptions): Promise<number | undefined>;
   /** The store-wide current revision (0 for an empty, never written store). */
   revision(): Promise<number>;
   /**
