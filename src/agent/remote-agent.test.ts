@@ -90,7 +90,7 @@ describe('RemoteAgent', () => {
       command: [
         process.execPath,
         '-e',
-        `require('node:net').createServer(() => {}).listen(${port}, '127.0.0.1')`,
+        `require('node:net').createServer((s) => s.on('error', () => {})).listen(${port}, '127.0.0.1')`,
       ],
       cwd: dir,
       env: {},

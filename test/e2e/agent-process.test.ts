@@ -4,9 +4,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HostAgentRegistry, hostKey, parseHostRecord, type InstanceExit } from '../../src/agent/index.js';
+import {
+  ensureClusterKey,
+  HostAgentRegistry,
+  hostKey,
+  parseHostRecord,
+  type InstanceExit,
+} from '../../src/agent/index.js';
 import { ErrorCode } from '../../src/errors/index.js';
-import { SqliteStateStore } from '../../src/store/index.js';
+import { EtcdStateStore, SqliteStateStore, type StateStore } from '../../src/store/index.js';
+import { startEtcd, type EtcdServer } from '../lib/etcd-server.js';
 import { cliBin, repoRoot, waitFor } from './lib/cli.js';
 
 // `understudy agent` as its own process, and a control side in this test that finds it through the
@@ -22,14 +29,16 @@ interface AgentProcess {
 let dir: string;
 let storeDir: string;
 let store: SqliteStateStore;
-let registry: HostAgentRegistry | undefined;
+let etcd: EtcdServer | undefined;
+const registries: HostAgentRegistry[] = [];
+const stores: StateStore[] = [];
 const children: ChildProcess[] = [];
 const pids: number[] = [];
 
-async function startAgent(extra: string[] = []): Promise<AgentProcess> {
+async function startAgent(storeArg: string, extra: string[] = []): Promise<AgentProcess> {
   const child = spawn(
     process.execPath,
-    [cliBin, 'agent', '--store', storeDir, '--host', 'h1', '--lease-ttl', '1s', ...extra],
+    [cliBin, 'agent', '--store', storeArg, '--host', 'h1', '--lease-ttl', '1s', ...extra],
     { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   children.push(child);
@@ -53,10 +62,11 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'understudy-agent-e2e-'));
   storeDir = join(dir, 'store');
   store = await SqliteStateStore.create({ dataDir: storeDir });
+  stores.push(store);
 });
 
 afterAll(async () => {
-  await registry?.close();
+  for (const r of registries) await r.close();
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   for (const pid of pids) {
     try {
@@ -65,98 +75,132 @@ afterAll(async () => {
       // already gone
     }
   }
-  await store?.close();
+  for (const s of stores) await s.close();
+  await etcd?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
-describe('understudy agent', () => {
-  it('survives its own SIGKILL: restarted, it adopts its instance (same pid) and exit events flow again', async () => {
-    const first = await startAgent();
-    const keyFile = join(storeDir, 'cluster.key');
-    expect(statSync(keyFile).mode & 0o777).toBe(0o600);
-    const secret = readFileSync(keyFile, 'utf8').trim();
-    const record = parseHostRecord((await store.get(hostKey('h1')))!.value);
-    expect(record).toMatchObject({ host: 'h1', url: first.url, address: '127.0.0.1', pid: first.child.pid });
-    const changes: string[] = [];
-    registry = await HostAgentRegistry.open({
-      store,
-      secret,
-      remote: { reconnectMs: 50 },
-      onChange: (c, host) => changes.push(`${c} ${host}`),
-    });
-    const exits: { id: string; pid: number; exit: InstanceExit }[] = [];
-    registry.onExit((h, exit) => exits.push({ id: h.instanceId, pid: h.pid, exit }));
-    expect(registry.has('h1')).toBe(true);
+/**
+ * The agent SIGKILLed and restarted: it adopts its instance (same pid) and exit events reach control
+ * again. Control here is this test: it finds the agent in the store (HostAgentRegistry over hosts/*).
+ */
+async function restartScenario(
+  storeArg: string,
+  testStore: StateStore,
+  /** Read once the first agent runs (it may be the one creating the key). */
+  secret: () => string,
+  extra: string[],
+): Promise<void> {
+  const first = await startAgent(storeArg, extra);
+  const record = parseHostRecord((await testStore.get(hostKey('h1')))!.value);
+  expect(record).toMatchObject({ host: 'h1', url: first.url, address: '127.0.0.1', pid: first.child.pid });
+  const changes: string[] = [];
+  const registry = await HostAgentRegistry.open({
+    store: testStore,
+    secret: secret(),
+    remote: { reconnectMs: 50 },
+    onChange: (c, host) => changes.push(`${c} ${host}`),
+  });
+  registries.push(registry);
+  const exits: { id: string; pid: number; exit: InstanceExit }[] = [];
+  registry.onExit((h, exit) => exits.push({ id: h.instanceId, pid: h.pid, exit }));
+  expect(registry.has('h1')).toBe(true);
 
-    // Control starts an instance on h1 and records it, as the control plane does.
-    const agent = registry.get('h1');
-    const port = await agent.allocatePort();
-    const handle = await agent.start({
-      instanceId: 'kv-1',
+  // Control starts an instance on h1 and records it, as the control plane does.
+  const agent = registry.get('h1');
+  const port = await agent.allocatePort();
+  const handle = await agent.start({
+    instanceId: 'kv-1',
+    service: 'kv',
+    host: 'h1',
+    command: [
+      process.execPath,
+      '-e',
+      `require('node:net').createServer((s) => s.on('error', () => {}).end('hi')).listen(${port}, '127.0.0.1')`,
+    ],
+    cwd: dir,
+    env: {},
+    stateDir: join(dir, 'kv-1'),
+    logDir: join(dir, 'logs'),
+    logMaxBytes: 65536,
+  });
+  pids.push(handle.pid);
+  const { exit: _exit, ...live } = handle;
+  await testStore.put(
+    'instances/kv-1',
+    JSON.stringify({
+      id: 'kv-1',
       service: 'kv',
+      role: 'primary',
       host: 'h1',
-      command: [
-        process.execPath,
-        '-e',
-        `require('node:net').createServer((s) => s.end('hi')).listen(${port}, '127.0.0.1')`,
-      ],
-      cwd: dir,
-      env: {},
-      stateDir: join(dir, 'kv-1'),
-      logDir: join(dir, 'logs'),
-      logMaxBytes: 65536,
-    });
-    pids.push(handle.pid);
-    const { exit: _exit, ...live } = handle;
-    await store.put(
-      'instances/kv-1',
-      JSON.stringify({
-        id: 'kv-1',
-        service: 'kv',
-        role: 'primary',
-        host: 'h1',
-        phase: 'running',
-        handle: live,
-      }),
+      phase: 'running',
+      handle: live,
+    }),
+  );
+  await waitFor(async () => (await agent.probe({ kind: 'tcp', host: '127.0.0.1', port }, 500)).ok, 10_000);
+
+  // The agent process dies; its instance does not, and its host record goes with its lease.
+  first.child.kill('SIGKILL');
+  await first.exited;
+  await waitFor(
+    () => !registry.has('h1'),
+    10_000,
+    () => `h1 still registered: ${changes.join(', ')}`,
+  );
+  expect(changes).toContain('down h1');
+  expect(() => process.kill(handle.pid, 0)).not.toThrow();
+
+  // Restarted: it adopts the running instance instead of starting it again.
+  const second = await startAgent(storeArg, extra);
+  expect(second.output()).toContain(`adopted kv-1 (pid ${handle.pid})`);
+  await waitFor(() => registry.has('h1'), 10_000);
+  const again = registry.get('h1');
+  expect(again).not.toBe(agent);
+  expect((await again.instance('kv-1'))?.pid).toBe(handle.pid);
+  expect(exits).toEqual([]);
+
+  // Exit events flow again: the adopted instance's exit reaches control through the new client.
+  process.kill(handle.pid, 'SIGKILL');
+  await waitFor(
+    () => exits.length > 0,
+    10_000,
+    () => 'the exit of kv-1',
+  );
+  expect(exits[0]).toMatchObject({ id: 'kv-1', pid: handle.pid });
+
+  second.child.kill('SIGTERM');
+  expect(await second.exited).toBe(0);
+  await waitFor(async () => (await testStore.get(hostKey('h1'))) === undefined, 5000);
+  await testStore.delete('instances/kv-1');
+}
+
+describe('understudy agent', () => {
+  it('survives its own SIGKILL (SQLite store): restarted, it adopts its instance (same pid) and exit events flow again', async () => {
+    const keyFile = join(storeDir, 'cluster.key');
+    // The first agent of a SQLite data directory creates its cluster key, owner-only.
+    await restartScenario(
+      storeDir,
+      store,
+      () => {
+        expect(statSync(keyFile).mode & 0o777).toBe(0o600);
+        return readFileSync(keyFile, 'utf8').trim();
+      },
+      [],
     );
-    await waitFor(async () => (await agent.probe({ kind: 'tcp', host: '127.0.0.1', port }, 500)).ok, 10_000);
+  });
 
-    // The agent process dies; its instance does not, and its host record goes with its lease.
-    first.child.kill('SIGKILL');
-    await first.exited;
-    await waitFor(
-      () => !registry!.has('h1'),
-      10_000,
-      () => `h1 still registered: ${changes.join(', ')}`,
-    );
-    expect(changes).toContain('down h1');
-    expect(() => process.kill(handle.pid, 0)).not.toThrow();
-
-    // Restarted: it adopts the running instance instead of starting it again.
-    const second = await startAgent();
-    expect(second.output()).toContain(`adopted kv-1 (pid ${handle.pid})`);
-    await waitFor(() => registry!.has('h1'), 10_000);
-    const again = registry.get('h1');
-    expect(again).not.toBe(agent);
-    expect((await again.instance('kv-1'))?.pid).toBe(handle.pid);
-    expect(exits).toEqual([]);
-
-    // Exit events flow again: the adopted instance's exit reaches control through the new client.
-    process.kill(handle.pid, 'SIGKILL');
-    await waitFor(
-      () => exits.length > 0,
-      10_000,
-      () => 'the exit of kv-1',
-    );
-    expect(exits[0]).toMatchObject({ id: 'kv-1', pid: handle.pid });
-
-    second.child.kill('SIGTERM');
-    expect(await second.exited).toBe(0);
-    await waitFor(async () => (await store.get(hostKey('h1'))) === undefined, 5000);
+  it('survives its own SIGKILL (etcd store, --cluster-key): restarted, it adopts its instance and exits flow again', async () => {
+    etcd = await startEtcd();
+    const keyFile = join(dir, 'etcd-cluster.key');
+    const secret = ensureClusterKey(keyFile);
+    const prefix = 'agent-e2e/';
+    const etcdStore = await EtcdStateStore.create({ endpoints: [etcd.endpoint], prefix });
+    stores.push(etcdStore);
+    await restartScenario(`${etcd.url}/${prefix}`, etcdStore, () => secret, ['--cluster-key', keyFile]);
   });
 
   it('refuses unauthenticated and bad-token requests (401) and malformed bodies (400 naming the field), changing nothing', async () => {
-    const proc = await startAgent(['--leave-running']);
+    const proc = await startAgent(storeDir, ['--leave-running']);
     const launch = {
       launch: {
         instanceId: 'intruder',

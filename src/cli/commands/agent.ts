@@ -16,7 +16,15 @@ import {
 import type { InstanceRecord } from '../../control/index.js';
 import { ErrorCode, isUnderstudyError, UnderstudyError } from '../../errors/index.js';
 import { ProcessRuntime } from '../../runtime/index.js';
-import { isLocalProcessAlive, SqliteStateStore, type Lease, type StateStore } from '../../store/index.js';
+import {
+  EtcdStateStore,
+  isEtcdUrl,
+  isLocalProcessAlive,
+  parseEtcdUrl,
+  SqliteStateStore,
+  type Lease,
+  type StateStore,
+} from '../../store/index.js';
 import { ExitCode, reportError } from '../exit-codes.js';
 
 /** Options of `understudy agent`. */
@@ -42,11 +50,14 @@ export interface AgentCommandOptions {
 }
 
 async function openStore(spec: string): Promise<{ store: StateStore; dir?: string }> {
-  if (/^etcd:\/\//.test(spec))
-    throw new UnderstudyError(
-      ErrorCode.Usage,
-      `--store ${spec}: the etcd store is not part of this build yet; use a SQLite data directory`,
-    );
+  if (isEtcdUrl(spec)) {
+    const target = parseEtcdUrl(spec);
+    const store = await EtcdStateStore.create({
+      endpoints: target.endpoints,
+      ...(target.prefix ? { prefix: target.prefix } : {}),
+    });
+    return { store };
+  }
   const dir = resolve(spec);
   return { store: await SqliteStateStore.create({ dataDir: dir }), dir };
 }
