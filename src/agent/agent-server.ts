@@ -266,10 +266,14 @@ export class AgentServer {
     c.orphanTimer = setTimeout(() => {
       c.orphanTimer = undefined;
       if (c.streams > 0) return;
-      for (const w of c.watches) this.#watches.get(w)?.abort();
-      for (const w of c.watches) this.#watches.delete(w);
-      for (const s of c.syncs) void this.#syncs.get(s)?.sync.close();
-      for (const s of c.syncs) this.#syncs.delete(s);
+      for (const w of [...c.watches]) {
+        this.#watches.get(w)?.abort();
+        this.#watches.delete(w);
+      }
+      for (const s of [...c.syncs]) {
+        void this.#syncs.get(s)?.sync.close();
+        this.#syncs.delete(s);
+      }
       this.#clients.delete(id);
     }, this.options.orphanGraceMs);
     c.orphanTimer.unref();
@@ -368,6 +372,16 @@ export class AgentServer {
     };
     res.on('close', done);
     req.raw.on('close', done);
+  }
+
+  /** What clients have set up on this agent now: for status and tests. */
+  state(): { clients: number; streams: number; watches: number; syncs: number } {
+    return {
+      clients: this.#clients.size,
+      streams: this.#streams.size,
+      watches: this.#watches.size,
+      syncs: this.#syncs.size,
+    };
   }
 
   /** Stops listening, ends every event stream, every watch and file sync (the agent itself stays open). */

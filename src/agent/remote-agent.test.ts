@@ -135,3 +135,55 @@ describe('RemoteAgent', () => {
     expect(exits).toHaveLength(1);
   });
 });
+
+describe('AgentServer and a vanished client', () => {
+  it('ends the watches of a client whose event stream has been gone for the grace period', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'understudy-orphan-'));
+    const local = new LocalAgent({ runtime: await ProcessRuntime.create({ graceMs: 500 }), host: 'h1' });
+    const server = await AgentServer.start({ agent: local, secret: SECRET, orphanGraceMs: 200 });
+    cleanups.push(async () => {
+      await server.close();
+      await local.close({ graceMs: 200 });
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const remote = new RemoteAgent({ host: 'h1', address: '127.0.0.1', url: server.url, secret: SECRET });
+    const ac = new AbortController();
+    remote.watch(
+      {
+        instanceId: 'nothing',
+        health: {
+          target: { kind: 'tcp', host: '127.0.0.1', port: 1 },
+          intervalMs: 100,
+          timeoutMs: 100,
+          failureThreshold: 1,
+          startPeriodMs: 0,
+        },
+      },
+      { onHealth: () => undefined, onHang: () => undefined },
+      ac.signal,
+    );
+    const sync = remote.fileSync({
+      service: 's',
+      settings: {
+        mode: 'continuous',
+        intervalMs: 50,
+        bytesThreshold: 1,
+        bandwidthLimit: 0,
+        priorities: [],
+        exclude: [],
+      },
+    });
+    await sync.setPrimary(dir);
+    await until(
+      'the watch and sync on the agent',
+      () => server.state().watches === 1 && server.state().syncs === 1,
+    );
+    // The client goes (its file syncs closed, its watches left behind, as by a control process that
+    // did not abort them): the stream ends, and the watch ends once the grace period passed.
+    await remote.close({ leaveRunning: true });
+    await until('the stream to end', () => server.state().streams === 0 && server.state().syncs === 0);
+    expect(server.state().watches).toBe(1);
+    await until('the orphaned watch to end', () => server.state().watches === 0);
+    expect(server.state().clients).toBe(0);
+  });
+});
