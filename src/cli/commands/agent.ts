@@ -49,7 +49,7 @@ export interface AgentCommandOptions {
   stopGraceMs?: number;
 }
 
-async function openStore(spec: string): Promise<{ store: StateStore; dir?: string }> {
+async function openStore(spec: string): Promise<{ store: StateStore }> {
   if (isEtcdUrl(spec)) {
     const target = parseEtcdUrl(spec);
     const store = await EtcdStateStore.create({
@@ -58,8 +58,7 @@ async function openStore(spec: string): Promise<{ store: StateStore; dir?: strin
     });
     return { store };
   }
-  const dir = resolve(spec);
-  return { store: await SqliteStateStore.create({ dataDir: dir }), dir };
+  return { store: await SqliteStateStore.create({ dataDir: resolve(spec) }) };
 }
 
 /** The instance records of this host that carry a runtime handle (started by an earlier agent process). */
@@ -105,13 +104,17 @@ export async function runAgent(options: AgentCommandOptions): Promise<number> {
     const listen = parseListen(options.listen ?? '127.0.0.1:0');
     const wildcard = ['0.0.0.0', '::', ''].includes(listen.host);
     const address = options.address ?? (wildcard ? LOOPBACK : listen.host);
-    const { store, dir } = await openStore(options.store);
-    cleanup.push(() => store.close());
-    if (!options.clusterKey && !dir)
-      throw new UnderstudyError(ErrorCode.Usage, '--cluster-key FILE is needed with an etcd store');
-    const keyFile = resolve(options.clusterKey ?? clusterKeyPath(dir!));
+    const etcd = isEtcdUrl(options.store);
+    if (etcd && !options.clusterKey)
+      throw new UnderstudyError(
+        ErrorCode.Usage,
+        '--cluster-key FILE is needed with an etcd store (the key is never kept in the store)',
+      );
+    const keyFile = resolve(options.clusterKey ?? clusterKeyPath(resolve(options.store)));
     // The first process of a cluster creates the key; with an explicit file it must be there already.
     const secret = options.clusterKey ? readClusterKey(keyFile) : ensureClusterKey(keyFile);
+    const { store } = await openStore(options.store);
+    cleanup.push(() => store.close());
 
     const existing = parseHostRecord((await store.get(hostKey(options.host)))?.value ?? '');
     if (existing && existing.pid !== process.pid && isLocalProcessAlive(existing.pid))
