@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -42,6 +43,29 @@ describe('RemoteAgent', () => {
     expect((err as Error).message).toContain(`127.0.0.1:${port}`);
     // A probe never throws: an unreachable agent is a failed probe.
     expect((await remote.probe({ kind: 'tcp', host: '127.0.0.1', port }, 500)).ok).toBe(false);
+  });
+
+  it('gives up on an agent that accepts connections but never answers, with UNDERSTUDY_ERR_AGENT_UNREACHABLE', async () => {
+    const silent = createServer(() => undefined);
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const sockets = new Set<Socket>();
+    silent.on('connection', (s) => sockets.add(s));
+    cleanups.push(async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => silent.close(r));
+    });
+    const port = (silent.address() as AddressInfo).port;
+    const remote = new RemoteAgent({
+      host: 'stuck',
+      address: '127.0.0.1',
+      url: `http://127.0.0.1:${port}`,
+      secret: SECRET,
+      requestTimeoutMs: 300,
+    });
+    cleanups.push(() => remote.close({ leaveRunning: true }));
+    const err = await remote.kill('kv-1', 'SIGTERM').catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: ErrorCode.AgentUnreachable });
+    expect((err as Error).message).toContain("'stuck'");
   });
 
   it('refuses to work with a wrong cluster secret (UNDERSTUDY_ERR_API_AUTH)', async () => {
