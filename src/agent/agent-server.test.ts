@@ -155,4 +155,32 @@ describe('AgentServer', () => {
     expect(resumed[0]).toMatchObject({ type: 'hello', boot: hello.boot, gap: false });
     expect(resumed[1]).toMatchObject({ type: 'exit', seq: firstSeq + 1, handle: { instanceId: 'seq-b' } });
   });
+
+  it('keeps an event stream open past the request timeout (it only bounds receiving the request)', async () => {
+    const short = await AgentServer.start({
+      agent: local,
+      secret: SECRET,
+      requestTimeoutMs: 200,
+      pingMs: 50,
+    });
+    try {
+      const ac = new AbortController();
+      const res = await request(`${short.url}/v1/events?after=0&client=long`, {
+        headers: { authorization: `Bearer ${SECRET}` },
+        signal: ac.signal,
+      });
+      const started = Date.now();
+      let pings = 0;
+      for await (const chunk of res.body) {
+        pings += String(chunk)
+          .split('\n')
+          .filter((l) => l.includes('"ping"')).length;
+        if (Date.now() - started > 800) break;
+      }
+      ac.abort();
+      expect(pings).toBeGreaterThan(5);
+    } finally {
+      await short.close();
+    }
+  });
 });

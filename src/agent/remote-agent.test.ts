@@ -43,6 +43,10 @@ describe('RemoteAgent', () => {
     expect((err as Error).message).toContain(`127.0.0.1:${port}`);
     // A probe never throws: an unreachable agent is a failed probe.
     expect((await remote.probe({ kind: 'tcp', host: '127.0.0.1', port }, 500)).ok).toBe(false);
+    // Closing (stop every instance) cannot reach it either: said so, and the client is closed all the same.
+    await expect(remote.close({ graceMs: 100 })).rejects.toMatchObject({ code: ErrorCode.AgentUnreachable });
+    expect(remote.connected).toBe(false);
+    await expect(remote.close()).resolves.toBeUndefined();
   });
 
   it('gives up on an agent that accepts connections but never answers, with UNDERSTUDY_ERR_AGENT_UNREACHABLE', async () => {

@@ -373,17 +373,23 @@ export class RemoteAgent implements Agent {
    */
   async close(options?: CloseOptions): Promise<void> {
     if (this.#closed) return;
+    let failure: unknown;
     if (!options?.leaveRunning) {
-      await this.#client.call(
-        'close',
-        { ...(options?.graceMs === undefined ? {} : { graceMs: options.graceMs }) },
-        (options?.graceMs ?? 5000) + 1000,
-      );
+      try {
+        await this.#client.call(
+          'close',
+          { ...(options?.graceMs === undefined ? {} : { graceMs: options.graceMs }) },
+          (options?.graceMs ?? 5000) + 1000,
+        );
+      } catch (err) {
+        failure = err; // reported after this client is cleaned up
+      }
     }
     this.#closed = true;
     for (const s of [...this.#syncs.values()]) await s.close().catch(() => undefined);
     this.#abort.abort();
     await this.#loop;
     await this.#client.close();
+    if (failure !== undefined) throw failure;
   }
 }
