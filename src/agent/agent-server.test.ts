@@ -118,6 +118,17 @@ describe('AgentServer', () => {
     expect(start.status).toBe(400);
     expect(start.body.error?.message).toContain('body.launch.command');
     expect(await local.instance('x')).toBeUndefined();
+    const badSignal = await post('kill', { instanceId: 'a', signal: 'SIGNOPE' }, auth);
+    expect(badSignal.status).toBe(400);
+    expect(badSignal.body.error?.message).toContain('body.signal');
+    const wrongHost = await post(
+      'start',
+      { launch: { ...(launchBody('y') as { launch: object }).launch, host: 'h2' } },
+      auth,
+    );
+    expect(wrongHost.status).toBe(400);
+    expect(wrongHost.body.error?.message).toContain('body.launch.host');
+    expect(await local.instance('y')).toBeUndefined();
     const notJson = await post('stop', undefined, auth, '{"instanceId":');
     expect(notJson.status).toBe(400);
     expect(notJson.body.error?.code).toBe(ErrorCode.ApiRequest);

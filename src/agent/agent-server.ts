@@ -186,7 +186,15 @@ export class AgentServer {
         runtimeName: a.runtimeName,
         boot: this.boot,
       }),
-      start: (b) => a.start(b.launch as InstanceLaunch),
+      start: (b) => {
+        if (b.launch.host !== a.host)
+          throw new UnderstudyError(
+            ErrorCode.ApiRequest,
+            `start: body.launch.host: this agent serves host '${a.host}', not '${b.launch.host}'`,
+            { details: { problems: [{ field: 'body.launch.host', message: `must be '${a.host}'` }] } },
+          );
+        return a.start(b.launch as InstanceLaunch);
+      },
       stop: (b) => a.stop(b.instanceId, b.graceMs === undefined ? {} : { graceMs: b.graceMs }),
       kill: async (b) => void (await a.kill(b.instanceId, b.signal as NodeJS.Signals)),
       fence: async (b) => void (await a.fence(b.instanceId)),

@@ -1,3 +1,4 @@
+import { constants } from 'node:os';
 import { z } from 'zod';
 import type { FailureVerdict, HealthVerdict } from '../health/index.js';
 import type { InstanceExit, InstanceHandle } from '../runtime/index.js';
@@ -13,7 +14,9 @@ const id = z.string().min(1).max(200);
 const path = z.string().min(1).max(4096);
 const port = z.number().int().min(1).max(65_535);
 const ms = z.number().int().min(0).max(86_400_000);
-const signal = z.string().regex(/^SIG[A-Z0-9]+$/, 'a signal name such as SIGTERM');
+const signal = z
+  .string()
+  .refine((s) => /^SIG[A-Z0-9]+$/.test(s) && s in constants.signals, 'a signal name such as SIGTERM');
 const limits = z.strictObject({
   cpu: z.number().positive().optional(),
   memoryBytes: z.number().int().positive().optional(),
