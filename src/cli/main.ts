@@ -82,7 +82,11 @@ export function buildProgram(): Command {
     .option('--zone <zone>', 'zone of this host')
     .option('--address <addr>', "address this host's instances are reached at (default: the listen host)")
     .option('--cluster-key <file>', 'cluster key file (default: cluster.key in the SQLite data directory)')
-    .option('--lease-ttl <duration>', 'TTL of the host lease (renewed every third of it)', durationFlag)
+    .option(
+      '--lease-ttl <duration>',
+      'TTL of the host lease, renewed every third of it (default: 10s)',
+      durationFlag,
+    )
     .option(
       '--leave-running',
       'on SIGTERM/SIGINT leave the instances running (a restarted agent adopts them)',
