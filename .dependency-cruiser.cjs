@@ -18,7 +18,19 @@ const allowed = {
   // control reaches hosts only through agent (control → agent → runtime): no runtime, no sync.
   control: ['config', 'store', 'agent', 'replication', 'router', 'health', 'telemetry', 'predict', 'policy'],
   api: ['control', 'config', 'store', 'telemetry'],
-  cli: ['api', 'control', 'config', 'store', 'sim', 'predict', 'policy', 'telemetry', 'runtime', 'sync'],
+  cli: [
+    'api',
+    'control',
+    'agent',
+    'config',
+    'store',
+    'sim',
+    'predict',
+    'policy',
+    'telemetry',
+    'runtime',
+    'sync',
+  ],
   web: ['api'],
 };
 const modules = Object.keys(allowed);

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { runControl } from './commands/control.js';
+import { runAgent } from './commands/agent.js';
 import { runDemo } from './commands/demo.js';
 import { runDown } from './commands/down.js';
 import { runEvents } from './commands/events.js';
@@ -138,6 +139,50 @@ export function buildProgram(): Command {
           ttlMs: opts.leaseTtl,
           ...(opts.name ? { name: opts.name } : {}),
           ...(opts.api ? { api: opts.api } : {}),
+        });
+      },
+    );
+
+  program
+    .command('agent')
+    .description(
+      "run the instances placed on one host (distributed mode): serves the agent API, registers the host in the store under a lease, adopts this host's running instances",
+    )
+    .requiredOption('--store <dir|etcd://…>', 'the store: a SQLite data directory or etcd://host:port')
+    .requiredOption('--host <name>', "this host's name (instances placed on it carry it)")
+    .option('--listen <host:port>', 'agent API listen address', '127.0.0.1:0')
+    .option('--zone <zone>', 'zone of this host')
+    .option('--address <addr>', "address this host's instances are reached at (default: the listen host)")
+    .option('--cluster-key <file>', 'cluster key file (default: cluster.key in the SQLite data directory)')
+    .option(
+      '--lease-ttl <duration>',
+      'TTL of the host lease, renewed every third of it (default: 10s)',
+      durationFlag,
+    )
+    .option(
+      '--leave-running',
+      'on SIGTERM/SIGINT leave the instances running (a restarted agent adopts them)',
+    )
+    .action(
+      async (opts: {
+        store: string;
+        host: string;
+        listen: string;
+        zone?: string;
+        address?: string;
+        clusterKey?: string;
+        leaseTtl?: number;
+        leaveRunning?: boolean;
+      }) => {
+        process.exitCode = await runAgent({
+          store: opts.store,
+          host: opts.host,
+          listen: opts.listen,
+          ...(opts.zone ? { zone: opts.zone } : {}),
+          ...(opts.address ? { address: opts.address } : {}),
+          ...(opts.clusterKey ? { clusterKey: opts.clusterKey } : {}),
+          ...(opts.leaseTtl ? { leaseTtlMs: opts.leaseTtl } : {}),
+          leaveRunning: !!opts.leaveRunning,
         });
       },
     );

@@ -107,9 +107,8 @@ export class InstanceSupervisor implements AdoptionHost {
 
   /** Starts following the exits of instances on every agent. */
   start(): void {
-    this.#unsubscribeExit = this.agents
-      .all()
-      .map((a) => a.onExit((handle, exit) => this.#onExit(handle, exit)));
+    // Through the registry: agents that join later (distributed mode's hosts) are followed too.
+    this.#unsubscribeExit = [this.agents.onExit((handle, exit) => this.#onExit(handle, exit))];
   }
 
   /** Stops watching and reacting (the instances themselves are stopped by the caller). */

@@ -35,6 +35,8 @@ export const ErrorCode = {
   ApiHost: 'UNDERSTUDY_ERR_API_HOST',
   /** The API could not be reached (control plane not running). */
   ApiUnreachable: 'UNDERSTUDY_ERR_API_UNREACHABLE',
+  /** An agent (`understudy agent`) could not be reached over its API: down, wrong address, or timed out. */
+  AgentUnreachable: 'UNDERSTUDY_ERR_AGENT_UNREACHABLE',
   /** A named service or instance does not exist. */
   NotFound: 'UNDERSTUDY_ERR_NOT_FOUND',
   /** Another control process already runs with this data directory. */

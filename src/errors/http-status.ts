@@ -22,6 +22,7 @@ export const HTTP_STATUS: Readonly<Record<ErrorCodeValue, number>> = {
   [ErrorCode.ApiRequest]: 400,
   [ErrorCode.ApiHost]: 421,
   [ErrorCode.ApiUnreachable]: 503,
+  [ErrorCode.AgentUnreachable]: 503,
   [ErrorCode.NotFound]: 404,
   [ErrorCode.AlreadyRunning]: 409,
   [ErrorCode.SyncFrame]: 400,
