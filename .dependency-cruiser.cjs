@@ -34,6 +34,7 @@ const allowed = {
   cli: [
     'api',
     'control',
+    'agent',
     'config',
     'store',
     'router-node',

@@ -150,11 +150,54 @@ export interface Agent {
  */
 export class AgentRegistry {
   readonly #agents = new Map<string, Agent>();
+  readonly #exitListeners = new Set<(handle: InstanceHandle, exit: InstanceExit) => void>();
+  /** Per host: unsubscribes the registry's exit listeners from that agent. */
+  readonly #unsubscribe = new Map<string, (() => void)[]>();
 
-  constructor(agents: Iterable<Agent>) {
-    for (const a of agents) this.#agents.set(a.host, a);
-    if (this.#agents.size === 0)
+  /** `allowEmpty`: a registry filled later (from the store's host records). @default false */
+  constructor(agents: Iterable<Agent>, options: { allowEmpty?: boolean } = {}) {
+    for (const a of agents) this.set(a);
+    if (this.#agents.size === 0 && !options.allowEmpty)
       throw new UnderstudyError(ErrorCode.Internal, 'an agent registry needs at least one agent');
+  }
+
+  /** Adds (or replaces) the agent of a host; listeners of {@link onExit} follow it. */
+  set(agent: Agent): void {
+    this.delete(agent.host);
+    this.#agents.set(agent.host, agent);
+    this.#unsubscribe.set(
+      agent.host,
+      [...this.#exitListeners].map((l) => agent.onExit(l)),
+    );
+  }
+
+  /** Removes the agent of a host (it is gone); returns it. */
+  delete(host: string): Agent | undefined {
+    const agent = this.#agents.get(host);
+    for (const off of this.#unsubscribe.get(host) ?? []) off();
+    this.#unsubscribe.delete(host);
+    this.#agents.delete(host);
+    return agent;
+  }
+
+  /**
+   * Calls `listener` when an instance exits on any agent, including agents added later. Returns the
+   * unsubscribe function.
+   */
+  onExit(listener: (handle: InstanceHandle, exit: InstanceExit) => void): () => void {
+    this.#exitListeners.add(listener);
+    for (const [host, agent] of this.#agents) this.#unsubscribe.get(host)?.push(agent.onExit(listener));
+    return () => {
+      this.#exitListeners.delete(listener);
+      // Unsubscribing one listener from each agent: re-subscribe the rest (rare: control shutting down).
+      for (const [host, agent] of this.#agents) {
+        for (const off of this.#unsubscribe.get(host) ?? []) off();
+        this.#unsubscribe.set(
+          host,
+          [...this.#exitListeners].map((l) => agent.onExit(l)),
+        );
+      }
+    };
   }
 
   /** The agent of a host. Throws UNDERSTUDY_ERR_NOT_FOUND for a host no agent serves. */
@@ -162,6 +205,11 @@ export class AgentRegistry {
     const agent = this.#agents.get(host);
     if (!agent) throw new UnderstudyError(ErrorCode.NotFound, `no agent for host '${host}'`);
     return agent;
+  }
+
+  /** Whether an agent serves `host`. */
+  has(host: string): boolean {
+    return this.#agents.has(host);
   }
 
   /** The agent of the host an instance is placed on. */

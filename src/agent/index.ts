@@ -11,6 +11,16 @@ export type {
 } from './agent.js';
 export { LocalAgent, LOOPBACK } from './local-agent.js';
 export type { LocalAgentOptions } from './local-agent.js';
+export { AgentServer, parseListen } from './agent-server.js';
+export type { AgentServerOptions } from './agent-server.js';
+export { RemoteAgent } from './remote-agent.js';
+export { HostAgentRegistry } from './host-registry.js';
+export type { HostAgentRegistryOptions, HostRecordSource } from './host-registry.js';
+export { HOSTS_PREFIX, HOST_NAME, hostKey, parseHostRecord } from './host-record.js';
+export type { HostRecord } from './host-record.js';
+export { CLUSTER_KEY_FILE, clusterKeyPath, ensureClusterKey, readClusterKey } from './cluster-key.js';
+export type { RemoteAgentOptions } from './remote-agent.js';
+export type { AgentInfo, AgentEvent } from './agent-wire.js';
 export { FakeAgent, FakeFileSync } from './fake-agent.js';
 export type { FakeAgentOptions, FakeInstance } from './fake-agent.js';
 export { ManualClock, systemClock } from './clock.js';

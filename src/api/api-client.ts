@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ControlDecision, InstanceRecord, ServiceView } from '../control/index.js';
+import type { ControlDecision, FailoverHistoryEntry, InstanceRecord, ServiceView } from '../control/index.js';
 import { ErrorCode, UnderstudyError, isErrorCode } from '../errors/index.js';
 import { API_ENDPOINT_FILE, type ApiEndpoint } from './api-server.js';
 import { isLocalProcessAlive } from '../store/index.js';
@@ -83,23 +83,42 @@ export class ApiClient {
   async status(): Promise<Record<string, unknown>> {
     return this.request('GET', '/v1/status');
   }
-  async restart(instance: string, reason?: string): Promise<ControlDecision> {
+  async restart(instance: string, reason?: string, force?: boolean): Promise<ControlDecision> {
     return (
       await this.request<{ decision: ControlDecision }>(
         'POST',
         `/v1/instances/${encodeURIComponent(instance)}/restart`,
-        reason ? { reason } : {},
+        { ...(reason ? { reason } : {}), ...(force ? { force } : {}) },
       )
     ).decision;
   }
-  async failover(service: string, reason?: string): Promise<ControlDecision> {
+  async failover(service: string, reason?: string, to?: string): Promise<ControlDecision> {
     return (
       await this.request<{ decision: ControlDecision }>(
         'POST',
         `/v1/services/${encodeURIComponent(service)}/failover`,
+        { ...(reason ? { reason } : {}), ...(to ? { to } : {}) },
+      )
+    ).decision;
+  }
+  /** Maintenance mode on (`pause`) or off (`resume`). */
+  async maintenance(verb: 'pause' | 'resume', service: string, reason?: string): Promise<ControlDecision> {
+    return (
+      await this.request<{ decision: ControlDecision }>(
+        'POST',
+        `/v1/services/${encodeURIComponent(service)}/${verb}`,
         reason ? { reason } : {},
       )
     ).decision;
+  }
+  async history(service: string, limit?: number): Promise<FailoverHistoryEntry[]> {
+    const qs = limit === undefined ? '' : `?limit=${limit}`;
+    return (
+      await this.request<{ history: FailoverHistoryEntry[] }>(
+        'GET',
+        `/v1/services/${encodeURIComponent(service)}/history${qs}`,
+      )
+    ).history;
   }
   async switchover(service: string, to?: string): Promise<ControlDecision> {
     return (

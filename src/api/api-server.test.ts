@@ -124,10 +124,14 @@ describe('the HTTP API', () => {
     expect((malformed.body.error as { code: string }).code).toBe('UNDERSTUDY_ERR_API_REQUEST');
   });
 
-  it('restarts an instance on request and records the decision', async () => {
+  it('restarts an instance on request and records the decision (a lone primary only when forced)', async () => {
     const client = ApiClient.fromDataDir(dataDir);
-    const [first] = await client.instances();
-    const decision = await client.restart(first?.id ?? '', 'test restart');
+    const first = (await client.instances()).find((i) => i.role === 'primary');
+    await expect(client.restart(first?.id ?? '', 'test restart')).rejects.toMatchObject({
+      code: 'UNDERSTUDY_ERR_UNSAFE',
+      details: { status: 409 },
+    });
+    const decision = await client.restart(first?.id ?? '', 'test restart', true);
     expect(decision).toMatchObject({ kind: 'restart', instance: first?.id, why: 'requested: test restart' });
     expect(decision.outcome).toEqual({ status: 'ok', detail: expect.stringMatching(/^pid \d+/) });
     const after = (await client.instances()).find((i) => i.id === first?.id);

@@ -11,6 +11,8 @@ import { registerMetricsRoute } from './metrics-route.js';
 import { RequestGuard } from './request-guard.js';
 import { registerRoutes } from './routes.js';
 import { ensureToken } from './token.js';
+import { registerUiRoutes } from './ui-routes.js';
+import { UiSessions, type UiSessionOptions } from './ui-session.js';
 
 /** Options of the API server. */
 export interface ApiServerOptions {
@@ -32,6 +34,8 @@ export interface ApiServerOptions {
   telemetry?: Telemetry;
   /** Serve `GET /metrics` without the bearer token (the spec's `api.metricsPublic`). @default false */
   metricsPublic?: boolean;
+  /** The dashboard: login lifetimes, and where its built files are (@default dist/web). */
+  ui?: UiSessionOptions & { webDir?: string };
 }
 
 /** Where a running control plane's API is, written to `<dataDir>/api.json` for the CLI. */
@@ -83,8 +87,11 @@ export class ApiServer {
   ) {}
 
   static async start(options: ApiServerOptions): Promise<ApiServer> {
+    const { webDir, ...sessionOptions } = options.ui ?? {};
+    const sessions = new UiSessions(sessionOptions);
     const guard = new RequestGuard(ensureToken(options.dataDir), {
       metricsPublic: options.metricsPublic ?? false,
+      session: (req) => sessions.allows(req),
     });
     const requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
     const app = Fastify({
@@ -129,6 +136,7 @@ export class ApiServer {
       ...(options.status ? { status: options.status } : {}),
     });
     registerMetricsRoute(app, options.telemetry ?? new Telemetry());
+    registerUiRoutes(app, { control: options.control, sessions, ...(webDir ? { webDir } : {}) });
 
     const { host, port: listenPort } = parseListen(options.listen ?? '127.0.0.1:0');
     app.server.maxConnections = MAX_CONNECTIONS;

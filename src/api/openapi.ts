@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { operatorPaths } from './operator-routes.js';
+import { uiOpenApiPaths } from './ui-openapi.js';
 import { eventsQuery, failoverBody, restartBody, shutdownBody, switchoverBody } from './schemas.js';
 
 const errorSchema = {
@@ -73,7 +75,7 @@ export function buildOpenApi(): Record<string, unknown> {
       title: 'Understudy API',
       version: '1',
       description:
-        "Control-plane API of Understudy. Every route but /healthz needs `Authorization: Bearer <token>`; the token is in the data directory (mode 0600). The Host header must name the API's own address. Error statuses per code are in docs/errors.md.",
+        "Control-plane API of Understudy. Every route but /healthz and the dashboard's /ui/ files needs `Authorization: Bearer <token>` (the dashboard's read routes and its failover POST also take its session cookie, docs/dashboard.md); the token is in the data directory (mode 0600). The Host header must name the API's own address. Error statuses per code are in docs/errors.md.",
     },
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
@@ -106,7 +108,8 @@ export function buildOpenApi(): Record<string, unknown> {
       },
       '/v1/services/{name}/failover': {
         post: {
-          summary: 'Forced failover: promote the best echo, fence the primary (recorded as a decision)',
+          summary:
+            'Forced failover: promote the best echo (or `to` a chosen healthy one), fence the primary (recorded as a decision)',
           parameters: [idParam('name')],
           requestBody: body(failoverBody),
           responses: { ...ok('The decision'), '409': errors['400'] },
@@ -135,7 +138,8 @@ export function buildOpenApi(): Record<string, unknown> {
       },
       '/v1/instances/{id}/restart': {
         post: {
-          summary: 'Restart one instance (recorded as a decision)',
+          summary:
+            'Restart one instance (recorded as a decision); a primary that serves alone only with force: true (409 UNDERSTUDY_ERR_UNSAFE otherwise)',
           parameters: [idParam('id')],
           requestBody: body(restartBody),
           responses: ok('The decision'),
@@ -161,6 +165,8 @@ export function buildOpenApi(): Record<string, unknown> {
           responses: ok('Shutting down'),
         },
       },
+      ...operatorPaths({ idParam, ok, body, queryParams, notFound: errors['400'] }),
+      ...uiOpenApiPaths(),
       '/v1/openapi.json': { get: { summary: 'This document', responses: ok('OpenAPI document') } },
       '/metrics': {
         get: {

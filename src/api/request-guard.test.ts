@@ -29,7 +29,7 @@ describe('the Host allow-list of the API', () => {
     expect(hosts.has('evil.example:7001')).toBe(false);
   });
 
-  it('has /healthz as its only public route', () => {
-    expect([...PUBLIC_ROUTES]).toEqual(['/healthz']);
+  it("has /healthz and the dashboard's static files and login exchange as its only public routes", () => {
+    expect([...PUBLIC_ROUTES]).toEqual(['/healthz', '/ui/', '/ui/assets/:file', '/ui/login']);
   });
 });

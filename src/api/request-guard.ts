@@ -9,7 +9,13 @@ import { ErrorCode, UnderstudyError } from '../errors/index.js';
  * A deliberate public route (a dashboard) is added here and nowhere else; the one exception is
  * {@link OPTIONALLY_PUBLIC_ROUTES}, public only when the spec says so.
  */
-export const PUBLIC_ROUTES: ReadonlySet<string> = new Set(['/healthz']);
+export const PUBLIC_ROUTES: ReadonlySet<string> = new Set([
+  '/healthz',
+  // The dashboard's static files and its login-code exchange: no data in them (ui-routes.ts).
+  '/ui/',
+  '/ui/assets/:file',
+  '/ui/login',
+]);
 
 /** Routes the spec may make public: `/metrics` with `api.metricsPublic: true` (off by default). */
 export const OPTIONALLY_PUBLIC_ROUTES = { metrics: '/metrics' } as const;
@@ -53,9 +59,18 @@ export class RequestGuard {
 
   readonly #public: ReadonlySet<string>;
 
-  /** `metricsPublic`: serve {@link OPTIONALLY_PUBLIC_ROUTES}.metrics without the token too. */
-  constructor(token: string, options: { metricsPublic?: boolean } = {}) {
+  readonly #session: ((req: FastifyRequest) => boolean) | undefined;
+
+  /**
+   * `metricsPublic`: serve {@link OPTIONALLY_PUBLIC_ROUTES}.metrics without the token too. `session`:
+   * lets a request through without the token when it says so (the dashboard's session cookie).
+   */
+  constructor(
+    token: string,
+    options: { metricsPublic?: boolean; session?: (req: FastifyRequest) => boolean } = {},
+  ) {
     this.#expected = digest(`Bearer ${token}`);
+    this.#session = options.session;
     this.#public = options.metricsPublic
       ? new Set([...PUBLIC_ROUTES, OPTIONALLY_PUBLIC_ROUTES.metrics])
       : PUBLIC_ROUTES;
@@ -89,10 +104,10 @@ export class RequestGuard {
     // the decision follows what fastify will run, whatever the spelling of the URL.
     if (this.#public.has(req.routeOptions.url ?? '')) return;
     // Hashing both sides first makes the comparison constant-time whatever the lengths.
-    if (!timingSafeEqual(digest(req.headers.authorization ?? ''), this.#expected)) {
+    if (!timingSafeEqual(digest(req.headers.authorization ?? ''), this.#expected) && !this.#session?.(req)) {
       throw new UnderstudyError(
         ErrorCode.ApiAuth,
-        "missing or wrong bearer token (it is in the file 'token' of the control plane's data directory)",
+        "missing or wrong bearer token (it is in the file 'token' of the control plane's data directory; the dashboard logs in with 'understudy dashboard')",
       );
     }
   }

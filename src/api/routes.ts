@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
-import type { z } from 'zod';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import type { ApiControl } from './api-control.js';
-import type { RequestProblem } from './error-reply.js';
 import { buildOpenApi } from './openapi.js';
+import { registerOperatorRoutes } from './operator-routes.js';
+import { parseOr400 } from './parse-request.js';
 import { eventsQuery, failoverBody, restartBody, shutdownBody, switchoverBody } from './schemas.js';
 
 /** What the routes need besides the control plane. */
@@ -13,21 +13,6 @@ export interface RouteContext {
   startedAt: number;
   onShutdown?: (reason: string) => void;
   status?: () => Record<string, unknown>;
-}
-
-/** Thrown when `value` does not match `schema`: UNDERSTUDY_ERR_API_REQUEST naming each field. */
-function parseOr400<T extends z.ZodType>(schema: T, value: unknown, where: string): z.output<T> {
-  const r = schema.safeParse(value ?? {});
-  if (r.success) return r.data;
-  const problems: RequestProblem[] = r.error.issues.map((i) => ({
-    field: [where, ...i.path.map(String)].join('.'),
-    message: i.code === 'unrecognized_keys' ? `unknown key(s): ${i.keys.join(', ')}` : i.message,
-  }));
-  throw new UnderstudyError(
-    ErrorCode.ApiRequest,
-    problems.map((p) => `${p.field}: ${p.message}`).join('; '),
-    { details: { problems } },
-  );
 }
 
 /**
@@ -54,7 +39,7 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
   });
   app.post<{ Params: { name: string } }>('/v1/services/:name/failover', async (req) => {
     const body = parseOr400(failoverBody, req.body, 'body');
-    return { decision: await control.forceFailover(req.params.name, body.reason) };
+    return { decision: await control.forceFailover(req.params.name, body.reason, body.to) };
   });
   app.post<{ Params: { name: string } }>('/v1/services/:name/switchover', async (req) => {
     const body = parseOr400(switchoverBody, req.body, 'body');
@@ -68,7 +53,7 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
   });
   app.post<{ Params: { id: string } }>('/v1/instances/:id/restart', async (req) => {
     const body = parseOr400(restartBody, req.body, 'body');
-    return { decision: await control.restartInstance(req.params.id, body.reason) };
+    return { decision: await control.restartInstance(req.params.id, body.reason, body.force) };
   });
   app.get('/v1/events', async (req) => {
     const q = parseOr400(eventsQuery, req.query, 'query');
@@ -99,6 +84,7 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
     );
     req.raw.on('close', unsubscribe);
   });
+  registerOperatorRoutes(app, control);
   app.post('/v1/shutdown', async (req, reply) => {
     const body = parseOr400(shutdownBody, req.body, 'body');
     reply.raw.on('finish', () => ctx.onShutdown?.(body.reason));

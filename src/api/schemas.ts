@@ -14,6 +14,8 @@ export const eventsQuery = z.strictObject({
 export const restartBody = z.strictObject({
   /** Why, recorded in the decision. */
   reason: z.string().min(1).max(500).default('requested through the API'),
+  /** Restart a primary that serves alone (its clients see the downtime). @default false */
+  force: z.boolean().default(false),
 });
 
 /** Body of `POST /v1/shutdown`. */
@@ -29,6 +31,8 @@ export interface ApiErrorBody {
 /** Body of `POST /v1/services/:name/failover`. */
 export const failoverBody = z.strictObject({
   reason: z.string().min(1).max(500).default('forced through the API'),
+  /** The echo to promote; it must be a running, healthy echo of the service. @default the best echo */
+  to: z.string().min(1).optional(),
 });
 
 /** Body of `POST /v1/services/:name/switchover`. */

@@ -15,8 +15,8 @@ export interface EmbeddedOptions {
   dataDir: string;
   /** Overrides the spec's `api.listen`. */
   apiListen?: string;
-  /** Called for every decision from the first one on (before any instance starts). */
-  onDecision?: (decision: ControlDecision) => void;
+  /** Called for every decision from the first one on (before any instance starts), with its control plane. */
+  onDecision?: (decision: ControlDecision, control: ControlPlane) => void;
   /** Called when the API asks the process to shut down. */
   onShutdownRequest?: (reason: string) => void;
 }
@@ -70,7 +70,8 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     cleanups.push(() => runtime.close());
     const control = await ControlPlane.create({ spec, dataDir, store, runtime });
     cleanups.push(() => control.close());
-    if (options.onDecision) cleanups.push(control.decisions.subscribe(options.onDecision));
+    const onDecision = options.onDecision;
+    if (onDecision) cleanups.push(control.decisions.subscribe((d) => onDecision(d, control)));
     if (prepared.tightenedFrom !== undefined) {
       control.decisions.record({
         kind: 'notice',

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { runControl } from './commands/control.js';
+import { runAgent } from './commands/agent.js';
 import { runDemo } from './commands/demo.js';
 import { runDown } from './commands/down.js';
 import { runEvents } from './commands/events.js';
@@ -12,8 +13,11 @@ import { runSim } from './commands/sim.js';
 import { runVerify } from './commands/verify.js';
 import { runStatus } from './commands/status.js';
 import { runUp } from './commands/up.js';
+import { registerOperatorCommands } from './commands/register-operator.js';
+import { LOG_LEVELS, type LogFormat } from './logger.js';
 import { parseDuration } from '../config/index.js';
 import { ExitCode, reportError } from './exit-codes.js';
+import { addDashboardCommands } from './dashboard-commands.js';
 
 /** Options every command shares. */
 export interface GlobalOptions {
@@ -65,19 +69,53 @@ export function buildProgram(): Command {
 
   program
     .command('up')
-    .description('run the services of a spec file in the foreground; Ctrl-C stops every instance cleanly')
+    .description(
+      'run the services of a spec file in the foreground; Ctrl-C stops every instance cleanly, SIGHUP reloads the spec file',
+    )
     .argument('[file]', 'spec file', 'understudy.yaml')
     .option('--api <host:port>', "API listen address (overrides the spec's api.listen)")
+    .addOption(
+      new Option(
+        '--log-format <format>',
+        'json lines, or text (default: text on a terminal, json when piped)',
+      )
+        .choices(['json', 'text'])
+        .env('UNDERSTUDY_LOG_FORMAT'),
+    )
+    .addOption(
+      new Option('--log-level <level>', 'drop log records below this level')
+        .choices([...LOG_LEVELS])
+        .env('UNDERSTUDY_LOG_LEVEL')
+        .default('info'),
+    )
     .option(
       '--store <url>',
       'etcd://host:port[,host:port...][/prefix/]: keep the state in etcd and campaign for leadership (default: embedded SQLite in the data directory)',
     )
-    .action(async (file: string, opts: { api?: string; store?: string }, cmd: Command) => {
-      const api = opts.api ? { api: opts.api } : {};
-      process.exitCode = opts.store
-        ? await runControl({ ...globals(cmd), file, store: opts.store, ...api })
-        : await runUp({ ...globals(cmd), file, ...api });
-    });
+    .action(
+      async (
+        file: string,
+        opts: { api?: string; store?: string; logFormat?: LogFormat; logLevel: (typeof LOG_LEVELS)[number] },
+        cmd: Command,
+      ) => {
+        if (opts.store) {
+          process.exitCode = await runControl({
+            ...globals(cmd),
+            file,
+            store: opts.store,
+            ...(opts.api ? { api: opts.api } : {}),
+          });
+          return;
+        }
+        process.exitCode = await runUp({
+          ...globals(cmd),
+          file,
+          ...(opts.api ? { api: opts.api } : {}),
+          ...(opts.logFormat ? { logFormat: opts.logFormat } : {}),
+          logLevel: opts.logLevel,
+        });
+      },
+    );
 
   program
     .command('router')
@@ -137,13 +175,58 @@ export function buildProgram(): Command {
     );
 
   program
+    .command('agent')
+    .description(
+      "run the instances placed on one host (distributed mode): serves the agent API, registers the host in the store under a lease, adopts this host's running instances",
+    )
+    .requiredOption('--store <dir|etcd://…>', 'the store: a SQLite data directory or etcd://host:port')
+    .requiredOption('--host <name>', "this host's name (instances placed on it carry it)")
+    .option('--listen <host:port>', 'agent API listen address', '127.0.0.1:0')
+    .option('--zone <zone>', 'zone of this host')
+    .option('--address <addr>', "address this host's instances are reached at (default: the listen host)")
+    .option('--cluster-key <file>', 'cluster key file (default: cluster.key in the SQLite data directory)')
+    .option(
+      '--lease-ttl <duration>',
+      'TTL of the host lease, renewed every third of it (default: 10s)',
+      durationFlag,
+    )
+    .option(
+      '--leave-running',
+      'on SIGTERM/SIGINT leave the instances running (a restarted agent adopts them)',
+    )
+    .action(
+      async (opts: {
+        store: string;
+        host: string;
+        listen: string;
+        zone?: string;
+        address?: string;
+        clusterKey?: string;
+        leaseTtl?: number;
+        leaveRunning?: boolean;
+      }) => {
+        process.exitCode = await runAgent({
+          store: opts.store,
+          host: opts.host,
+          listen: opts.listen,
+          ...(opts.zone ? { zone: opts.zone } : {}),
+          ...(opts.address ? { address: opts.address } : {}),
+          ...(opts.clusterKey ? { clusterKey: opts.clusterKey } : {}),
+          ...(opts.leaseTtl ? { leaseTtlMs: opts.leaseTtl } : {}),
+          leaveRunning: !!opts.leaveRunning,
+        });
+      },
+    );
+
+  program
     .command('status')
     .description('services, instances, roles, PIDs, ports and health of the running control plane')
     .addOption(
       new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'),
     )
-    .action(async (opts: { output: 'table' | 'json' }, cmd: Command) => {
-      process.exitCode = await runStatus({ ...globals(cmd), output: opts.output });
+    .option('-w, --watch', 'redraw every second when something changed; Ctrl-C exits')
+    .action(async (opts: { output: 'table' | 'json'; watch?: boolean }, cmd: Command) => {
+      process.exitCode = await runStatus({ ...globals(cmd), output: opts.output, watch: !!opts.watch });
     });
 
   program
@@ -199,15 +282,17 @@ export function buildProgram(): Command {
 
   program
     .command('failover')
-    .description('forced failover: promote the best echo of a service and fence its primary')
+    .description('forced failover: promote the best echo of a service (or --to one) and fence its primary')
     .argument('<service>', 'service name')
+    .option('--to <instance>', 'the echo to promote: a running, healthy echo of the service')
     .option('--reason <text>', 'recorded in the decision', 'forced from the CLI')
-    .action(async (service: string, opts: { reason: string }, cmd: Command) => {
+    .action(async (service: string, opts: { reason: string; to?: string }, cmd: Command) => {
       process.exitCode = await runPromote({
         ...globals(cmd),
         service,
         kind: 'failover',
         reason: opts.reason,
+        ...(opts.to ? { to: opts.to } : {}),
       });
     });
 
@@ -322,6 +407,9 @@ export function buildProgram(): Command {
         });
       },
     );
+
+  registerOperatorCommands(program, globals);
+  addDashboardCommands(program, globals);
 
   return program;
 }

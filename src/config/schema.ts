@@ -116,8 +116,20 @@ export const mutationsSchema = z.strictObject({
     .optional(),
   /** An echo that has not applied a mutation within this time leaves the synchronous set. @default 1s */
   timeout: duration.default(1000),
-  /** Write-through only: answer 503 rather than acknowledge a write no echo has applied. @default false */
+  /**
+   * Write-through only: answer 503 rather than acknowledge a write no echo has applied — also while no
+   * echo is in the synchronous set or attached at all (Patroni's `synchronous_mode_strict`). `false`:
+   * such a write is acknowledged on the primary alone and counted at risk (`synchronous_mode`). @default false
+   */
   strict: z.boolean().default(false),
+  /**
+   * How mutations reach the primary and the hot echoes. `serial`: one in flight per partition (the order
+   * of the primary's answers is the order) — works with any service. `pipelined`: the router numbers each
+   * mutation at arrival (`x-understudy-seq`) and sends many at once; the service must keep the instance
+   * contract of docs/failover.md (apply in seq order, consume every seq once, answer skips). Choose it
+   * only for a service that declares it keeps that contract (examples/kv does). @default serial
+   */
+  order: z.enum(['serial', 'pipelined']).default('serial'),
   /** Requests safe to retry on another instance after a failure mid-request. @default [GET, HEAD, OPTIONS, PUT, DELETE] */
   idempotent: z.array(z.string().regex(/^[A-Z]+$/)).default(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']),
 });
@@ -322,6 +334,22 @@ export const serviceSchema = z
     check(s.health?.http?.port, ['health', 'http', 'port']);
     check(s.health?.tcp?.port, ['health', 'tcp', 'port']);
     check(s.routing.port, ['routing', 'port']);
+    if (s.echo.mutations.strict && s.echo.mode === 'hot' && s.echo.count === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['echo', 'mutations', 'strict'],
+        message:
+          'strict refuses every write no echo applied, and echo.count is 0: every write would be refused; set echo.count >= 1 or strict: false',
+      });
+    }
+    if (s.echo.mutations.order === 'pipelined' && s.echo.mutations.partitionBy) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['echo', 'mutations', 'partitionBy'],
+        message:
+          'partitionBy orders serial mutations per key; with order: pipelined every mutation has its place in one sequence already, so drop partitionBy or use order: serial',
+      });
+    }
     if (s.scaling.max > 1 && s.echo.mode === 'hot') {
       ctx.addIssue({
         code: 'custom',

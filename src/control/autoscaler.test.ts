@@ -112,7 +112,14 @@ function instance(id: string, role: InstanceRecord['role'], slot: number, ready:
 async function live(
   observed: readonly Observed[],
   s: ServiceSpec,
-): Promise<{ entries: Entry[]; counts: ScalingCounts[] }> {
+  paused = false,
+): Promise<{
+  entries: Entry[];
+  counts: ScalingCounts[];
+  recorded: ControlDecision[];
+  scaler: ServiceAutoscaler;
+  end: number;
+}> {
   let requests = 0;
   // The fake clock: the decision log stamps a record without a time with it, as DecisionLog does with its own.
   let clock = observed[0]!.now - TICK_MS;
@@ -153,6 +160,7 @@ async function live(
     promoteIntoServing: () => Promise.resolve(),
     demoteToPool: () => Promise.resolve(),
     busy: () => false,
+    paused: () => paused,
   };
   const scaler = new ServiceAutoscaler(s, host);
   // The first sample only starts the request-rate measurement.
@@ -166,6 +174,7 @@ async function live(
     counts.push({ ...desired });
   }
   const entries: Entry[] = [];
+  if (paused) return { entries, counts, recorded, scaler, end: clock };
   for (const d of recorded) {
     if (d.kind === 'shadow-create' || d.kind === 'shadow-retire') {
       entries.push({ at: d.at, kind: d.kind });
@@ -181,7 +190,7 @@ async function live(
       applied: m[1] === undefined,
     });
   }
-  return { entries, counts };
+  return { entries, counts, recorded, scaler, end: clock };
 }
 
 describe('live autoscaler and simulator', () => {
@@ -198,5 +207,31 @@ describe('live autoscaler and simulator', () => {
     const kinds = new Set(sim.entries.map((e) => e.kind));
     for (const k of ['scale-out', 'scale-in', 'pool-resize', 'shadow-create', 'shadow-retire'])
       expect(kinds).toContain(k);
+    // Its forecasts were paired with the load that came at their target times: the 360 one-second
+    // ticks give both windows enough resolved forecasts for figures a person can judge.
+    const acc = got.scaler.accuracy(got.end);
+    expect(acc.day.enough).toBe(true);
+    expect(acc.day.pairs).toBeGreaterThan(100);
+    expect(acc.hour.pairs).toBe(acc.day.pairs);
+    expect(acc.day.mase).toBeGreaterThan(0);
+    expect(acc.day.coverage).toBeGreaterThan(0);
+    expect(acc.day.coverage).toBeLessThanOrEqual(1);
+  });
+
+  it('of a paused service: every change the policy wanted is recorded as skipped and none is applied', async () => {
+    const trace = await readTraceFile(join(import.meta.dirname, '../../bench/data/traces/crane/cpu_0.csv'));
+    const load = Float64Array.from(trace.values.subarray(0, 120), (v) => Math.round(v * 6));
+    const s = spec();
+    const sim = simulated(load, s);
+    const got = await live(sim.observed, s, true);
+    const initial = { serving: s.scaling.min, echoes: s.echo.count, shadows: s.shadow.count };
+    expect(got.counts.every((c) => c.serving === initial.serving && c.echoes === initial.echoes)).toBe(true);
+    const skipped = got.recorded.filter((d) => d.outcome.status === 'skipped');
+    expect(skipped.length).toBeGreaterThan(0);
+    for (const d of skipped) {
+      expect(d.what).toMatch(/^\(paused\) (scale-out|scale-in|pool-resize): /);
+      expect(d.outcome.detail).toBe('service paused');
+    }
+    expect(got.recorded.filter((d) => d.outcome.status === 'ok')).toEqual([]);
   });
 });

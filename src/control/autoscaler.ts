@@ -1,5 +1,5 @@
 import type { ServiceSpec } from '../config/index.js';
-import { MutationDeltaMonitor } from '../predict/index.js';
+import { ForecastAccuracy, MutationDeltaMonitor, type AccuracyReport } from '../predict/index.js';
 import {
   createScalingPolicy,
   initialScalingState,
@@ -41,6 +41,8 @@ export interface AutoscalerHost {
   demoteToPool(primary: InstanceRecord, why: string): Promise<void>;
   /** Whether a promotion (failover) of the service is under way: no scaling then. */
   busy(service: string): boolean;
+  /** Whether the service is paused: a due change is recorded as `skipped` and not applied. */
+  paused?(service: string): boolean;
 }
 
 /** What `understudy status` and the API show of a scaled service. */
@@ -86,6 +88,8 @@ export class ServiceAutoscaler {
   readonly #rateMonitor = new MutationDeltaMonitor();
   #load = 0;
   #busy = false;
+  /** Each forecast paired with the load observed at its target time (bounded: per-minute sums, a day). */
+  readonly #accuracy = new ForecastAccuracy();
 
   constructor(spec: ServiceSpec, host: AutoscalerHost) {
     this.#spec = spec;
@@ -148,6 +152,11 @@ export class ServiceAutoscaler {
     return taken;
   }
 
+  /** How the forecasts made so far compare with the load that came (last hour, last day). */
+  accuracy(now: number): AccuracyReport {
+    return this.#accuracy.report(now);
+  }
+
   /** One sample (and, when due, one decision). Call it a few times per step. */
   async tick(now: number): Promise<void> {
     if (this.#busy) return;
@@ -171,6 +180,7 @@ export class ServiceAutoscaler {
     this.#lastSampleAt = now;
     if (prev === undefined || dt <= 0) return;
     this.#load = Math.max(0, requests - prev) / dt;
+    this.#accuracy.actual(now, this.#load);
     const mine = this.#host.instancesOf(name);
     let cpu: ScalingObservation['cpu'];
     if (now - this.#lastCpuAt >= CPU_SAMPLE_MS) {
@@ -204,10 +214,14 @@ export class ServiceAutoscaler {
       },
       now,
     );
+    // A new forecast (made by this step's decision) is paired later with the load at its target time.
+    if (step.state.forecast && step.state.forecast !== this.#state.forecast)
+      this.#accuracy.forecast(now, step.state.forecast, this.#load);
     this.#state = step.state;
-    for (const r of step.records) this.#record(r);
+    const paused = this.#host.paused?.(name) ?? false;
+    for (const r of step.records) this.#record(r, paused);
     const d = step.decision;
-    if (!d?.act) return;
+    if (!d?.act || paused) return;
     const next = d.counts;
     await this.#host.apply(name, next, async () => {
       if (next.serving > servingAll.length) {
@@ -244,20 +258,24 @@ export class ServiceAutoscaler {
   }
 
   /** Records one thing the scaling step reported, as a decision with its inputs. */
-  #record(r: ScalingRecord): void {
+  #record(r: ScalingRecord, paused = false): void {
     const service = this.#spec.name;
     switch (r.type) {
       case 'decision': {
         const pd = r.decision;
         const noun = pd.kind === 'pool-resize' ? 'warm pool' : 'serving set';
+        const skipped = pd.applied && paused;
+        const prefix = skipped ? '(paused) ' : pd.applied ? '' : '(not applied) ';
         this.#host.decisions.record({
           kind: pd.kind,
           service,
           at: pd.at,
-          what: `${pd.applied ? '' : '(not applied) '}${pd.kind}: ${noun} ${pd.from} → ${pd.to}`,
+          what: `${prefix}${pd.kind}: ${noun} ${pd.from} → ${pd.to}`,
           why: pd.reason,
           inputs: { ...pd.inputs, confidence: r.confidence, policy: this.#spec.scaling.policy },
-          outcome: { status: pd.applied ? 'ok' : 'recorded' },
+          outcome: skipped
+            ? { status: 'skipped', detail: 'service paused' }
+            : { status: pd.applied ? 'ok' : 'recorded' },
         });
         return;
       }

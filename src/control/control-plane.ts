@@ -10,6 +10,8 @@ import { KeyedWorkQueue } from './keyed-work-queue.js';
 import { moveInstance, reportRefusals } from './instance-transition.js';
 import { DecisionLog, recordError } from './decision-log.js';
 import { serviceView, type ServiceView } from './service-view.js';
+import { ServiceHistory, type HistorySample } from './service-history.js';
+import type { AccuracyReport } from '../predict/index.js';
 import { resolveControlTimeouts, type ControlPlaneOptions } from './control-plane-options.js';
 import { EchoUpkeep } from './echo-upkeep.js';
 import { LoopDelay } from './loop-delay.js';
@@ -22,6 +24,8 @@ import { newInstanceRecord, nextInstanceId, type LaunchContext } from './instanc
 import { actionDecision, reconcile, type Action } from './reconcile.js';
 import { ScalingCoordinator } from './scaling-coordinator.js';
 import type { ControlDecision, InstanceRecord } from './records.js';
+import { Maintenance, type PauseRecord } from './maintenance.js';
+import { applyReload, planReload, servicesToRewatch, type ReloadPlan } from './spec-reload.js';
 
 /**
  * The orchestrator: reconciles the specs (desired) with the runtime and store (actual), executes the
@@ -52,7 +56,12 @@ export class ControlPlane {
   /** Autoscalers and the desired instance counts of scaled services. */
   #scaling!: ScalingCoordinator;
   readonly #echoes: EchoUpkeep;
+  /** Paused services (maintenance mode). */
+  readonly #maintenance: Maintenance;
   #sampler: NodeJS.Timeout | undefined;
+  /** The last minutes of every service, a sample a second (the dashboard's charts). */
+  readonly #history = new ServiceHistory();
+  #historyTimer: NodeJS.Timeout | undefined;
   readonly #loopDelay = new LoopDelay();
   #cancelTimer: (() => void) | undefined;
   #reconciling = false;
@@ -60,7 +69,12 @@ export class ControlPlane {
   #closed = false;
   #started = false;
 
-  private constructor(options: ControlPlaneOptions, decisions: DecisionLog, records: InstanceRecords) {
+  private constructor(
+    options: ControlPlaneOptions,
+    decisions: DecisionLog,
+    records: InstanceRecords,
+    maintenance: Maintenance,
+  ) {
     const { runtime, agents, clock, timeouts, ...rest } = options;
     this.#options = {
       host: 'local',
@@ -76,6 +90,7 @@ export class ControlPlane {
     this.#clock = clock ?? systemClock;
     this.decisions = decisions;
     this.#records = records;
+    this.#maintenance = maintenance;
     this.#ctx = {
       dataDir: this.#options.dataDir,
       specDir: this.#options.spec.dir,
@@ -102,6 +117,7 @@ export class ControlPlane {
       telemetry: this.telemetry,
       work: this.#work,
       reconciler: this,
+      maintenance,
     });
     this.#echoes = new EchoUpkeep({
       supervisor: this.#supervisor,
@@ -132,7 +148,8 @@ export class ControlPlane {
       },
       onWatchError: (err) => recordError(decisions, 'the watch of instance records', err),
     });
-    const made = new ControlPlane(options, decisions, records);
+    const maintenance = await Maintenance.create(options.store, decisions);
+    const made = new ControlPlane(options, decisions, records, maintenance);
     late.plane = made;
     made.#scaling = await ScalingCoordinator.create(made.specs, made.#supervisor, {
       store: options.store,
@@ -140,6 +157,7 @@ export class ControlPlane {
       failover: made.failover,
       reconciler: made,
       sampler: made.#echoes,
+      paused: (service) => maintenance.isPaused(service),
     });
     return made;
   }
@@ -182,6 +200,12 @@ export class ControlPlane {
     await adoptSurvivors(this.#supervisor);
     this.#sampler = setInterval(() => void this.#echoes.sample(), 1000);
     this.#sampler.unref();
+    this.#historyTimer = setInterval(() => {
+      this.services()
+        .then((views) => this.#history.record(views, this.#clock.now()))
+        .catch((err: unknown) => this.#recordError('the history sampler', err));
+    }, 1000);
+    this.#historyTimer.unref();
     this.#scaling.start();
     await this.reconcileNow();
     this.#schedule();
@@ -253,17 +277,31 @@ export class ControlPlane {
     return this.#supervisor.specOf(name);
   }
 
-  /** Restarts one instance on request (API/CLI); recorded as a decision. */
-  async restartInstance(id: string, reason: string): Promise<ControlDecision> {
+  /**
+   * Restarts one instance on request (API/CLI); recorded as a decision. A primary that serves alone (no
+   * other running primary) is restarted only with `force` (its clients see the downtime); without it,
+   * UNDERSTUDY_ERR_UNSAFE tells the operator to switch over first.
+   */
+  async restartInstance(id: string, reason: string, force = false): Promise<ControlDecision> {
     const rec = this.#records.get(id);
     if (!rec) throw new UnderstudyError(ErrorCode.NotFound, `no instance named '${id}'`);
+    const alone =
+      rec.role === 'primary' &&
+      !this.instances().some(
+        (i) => i.service === rec.service && i.role === 'primary' && i.id !== id && i.phase === 'running',
+      );
+    if (alone && !force)
+      throw new UnderstudyError(
+        ErrorCode.Unsafe,
+        `${id} is the only serving primary of '${rec.service}': restarting it interrupts the service. Run 'understudy switchover ${rec.service}' first (then restart ${id}, an echo by then), or pass --force to restart it in place`,
+      );
     const decision = this.decisions.record({
       kind: 'restart',
       service: rec.service,
       instance: id,
       what: `restart ${rec.role} ${id}`,
       why: `requested: ${reason}`,
-      inputs: { requested: true },
+      inputs: { requested: true, ...(alone ? { force: true } : {}) },
       outcome: { status: 'pending' },
     });
     await this.#supervisor.stopInstance(rec, 'stopped');
@@ -271,21 +309,104 @@ export class ControlPlane {
     return decision;
   }
 
-  /** Forced failover of a service to its best echo (API/CLI). */
-  async forceFailover(service: string, reason: string): Promise<ControlDecision> {
+  /**
+   * Forced failover of a service (API/CLI) to its best echo, or `to` a chosen one (patronictl's
+   * `failover --candidate`): the old primary is fenced. Thrown: UNDERSTUDY_ERR_NOT_FOUND for an unknown
+   * target, UNDERSTUDY_ERR_FAILOVER for one that is not a healthy echo of the service.
+   */
+  async forceFailover(service: string, reason: string, to?: string): Promise<ControlDecision> {
     this.#specOf(service);
+    if (to !== undefined) this.#checkTarget(service, to);
     const old = this.instances().find(
       (i) => i.service === service && i.role === 'primary' && i.phase !== 'stopped',
     );
     if (old) this.#supervisor.unwatch(old.id);
-    const decision = await this.failover.failover(service, {
-      kind: 'forced',
-      detail: reason,
-      evidence: {},
-      detectedAt: this.#clock.now(),
-    });
+    const decision = await this.failover.failover(
+      service,
+      { kind: 'forced', detail: reason, evidence: to ? { to } : {}, detectedAt: this.#clock.now() },
+      to,
+    );
     if (old) this.#supervisor.rejoinLater(old);
     return decision;
+  }
+
+  /** Thrown unless `to` is an echo of `service` that can take over now (running, healthy, or a cold standby). */
+  #checkTarget(service: string, to: string): void {
+    const rec = this.#records.get(to);
+    if (!rec || rec.service !== service)
+      throw new UnderstudyError(ErrorCode.NotFound, `'${to}' is not an instance of '${service}'`);
+    const ok = this.failover.candidates(service).some((c) => c.id === to) && rec.health?.healthy !== false;
+    if (rec.role !== 'echo' || !ok) {
+      const state = `${rec.role}, ${rec.phase}${rec.health && !rec.health.healthy ? `, failing: ${rec.health.detail}` : ''}`;
+      throw new UnderstudyError(
+        ErrorCode.Failover,
+        `'${to}' cannot take over '${service}' (${state}); candidates: ${
+          this.failover
+            .candidates(service)
+            .map((c) => c.id)
+            .join(', ') || '(none)'
+        }`,
+      );
+    }
+  }
+
+  /** Whether a service is paused (maintenance mode), and since when and why. */
+  pauseOf(service: string): PauseRecord | undefined {
+    return this.#maintenance.pauseOf(service);
+  }
+
+  /**
+   * Pauses a service (maintenance mode): no automatic failover or autoscaling until {@link resume};
+   * what would have been done is recorded as `skipped`. Stored: it survives a restart of control.
+   */
+  async pause(service: string, reason: string): Promise<ControlDecision> {
+    this.#specOf(service);
+    return this.#maintenance.pause(service, reason, this.#clock.now());
+  }
+
+  /** Resumes a paused service; a failover skipped while paused is carried out if the primary is still down. */
+  async resume(service: string, reason: string): Promise<ControlDecision> {
+    this.#specOf(service);
+    const decision = await this.#maintenance.resume(service, reason, (pending) =>
+      this.#supervisor.resumeFailover(pending),
+    );
+    await this.reconcileNow();
+    return decision;
+  }
+
+  /**
+   * Applies a newly loaded spec file: the fields that can change live (see `LIVE_FIELDS`) change at
+   * once and the reconciler acts on them; the others are reported as needing a restart and keep their
+   * running values. Recorded as one `reload` decision.
+   */
+  async reload(next: LoadedSpec): Promise<{ decision: ControlDecision; plan: ReloadPlan }> {
+    const plan = planReload(this.#options.spec.spec, next.spec, (s) => this.#scaling.scales(s));
+    applyReload(this.specs, plan);
+    for (const name of new Set(plan.live.map((c) => c.service))) {
+      const spec = this.specs.find((s) => s.name === name);
+      if (spec) await this.#options.store.put(`services/${name}`, JSON.stringify(spec));
+    }
+    // New health checks and hang detection: the watches of running instances start again with them.
+    for (const name of servicesToRewatch(plan)) {
+      const spec = this.#specOf(name);
+      for (const rec of this.#supervisor.instancesOf(name))
+        if (rec.phase === 'starting' || rec.phase === 'running' || rec.phase === 'unhealthy')
+          this.#supervisor.watch(spec, rec);
+    }
+    const restart = plan.needsRestart.map((c) => (c.service ? `${c.service}.${c.field}` : c.field));
+    const live = plan.live.map(
+      (c) => `${c.service}.${c.field}: ${JSON.stringify(c.from)} → ${JSON.stringify(c.to)}`,
+    );
+    const decision = this.decisions.record({
+      kind: 'reload',
+      service: '',
+      what: `reload ${next.file}: ${plan.live.length} change(s) applied${restart.length ? `, ${restart.length} need a restart of 'understudy up'` : ''}`,
+      why: `SIGHUP${live.length ? `; applied ${live.join('; ')}` : ''}${restart.length ? `; not applied until a restart: ${restart.join(', ')}` : ''}`,
+      inputs: { file: next.file, applied: plan.live, needsRestart: plan.needsRestart },
+      outcome: { status: plan.live.length ? 'ok' : 'recorded' },
+    });
+    await this.reconcileNow();
+    return { decision, plan };
   }
 
   /** Planned switchover of a service (API/CLI): zero failed requests. */
@@ -320,9 +441,23 @@ export class ControlPlane {
         this.failover.last(name),
       ];
       const [desired, scaling] = [this.#scaling.desired(name), this.#scaling.view(name)];
-      out.push(serviceView(spec, epoch, instances, { plane, files, last, desired, scaling }));
+      const paused = this.#maintenance.pauseOf(name);
+      out.push({
+        ...serviceView(spec, epoch, instances, { plane, files, last, desired, scaling }),
+        ...(paused ? { paused } : {}),
+      });
     }
     return out;
+  }
+
+  /** The recent samples of a service taken after `after` (ms), oldest first; undefined: never sampled. */
+  history(service: string, after?: number): HistorySample[] | undefined {
+    return this.#history.samples(service, after);
+  }
+
+  /** How a scaled service's forecasts compared with the load that came; undefined: it does not scale. */
+  forecastAccuracy(service: string): AccuracyReport | undefined {
+    return this.#scaling.accuracy(service, this.#clock.now());
   }
 
   /**
@@ -332,6 +467,11 @@ export class ControlPlane {
    */
   importLoadHistory(service: string, samples: ReadonlyArray<{ at: number; load: number }>): number {
     return this.#scaling.importHistory(service, samples, this.#clock.now());
+  }
+
+  /** A service's current epoch as its router holds it (undefined before start, or without a router). */
+  epochOf(service: string): number | undefined {
+    return this.#services.plane(service)?.router.epoch;
   }
 
   /** Event-loop delay of the control process (ms): keep the data plane's loop free. */
@@ -346,6 +486,7 @@ export class ControlPlane {
     this.#cancelTimer?.();
     this.#supervisor.close();
     if (this.#sampler) clearInterval(this.#sampler);
+    if (this.#historyTimer) clearInterval(this.#historyTimer);
     this.#scaling.close();
     await this.#services.close();
     await this.#external?.close();

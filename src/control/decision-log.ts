@@ -200,7 +200,7 @@ export class DecisionLog {
  */
 export function readOutcome(stored: DecisionOutcome | string): DecisionOutcome {
   if (typeof stored !== 'string') return stored;
-  const m = /^(pending|ok|failed|refused|recorded)(?::\s*(.*))?$/s.exec(stored);
+  const m = /^(pending|ok|failed|refused|recorded|skipped)(?::\s*(.*))?$/s.exec(stored);
   if (!m) return { status: 'recorded', detail: stored };
   const status = m[1] as DecisionStatus;
   return m[2] === undefined ? { status } : { status, detail: m[2] };

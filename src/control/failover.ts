@@ -110,14 +110,16 @@ export class Failover {
   }
 
   /**
-   * Unplanned failover: the primary failed. Returns the decision, settled with the outcome.
+   * Unplanned failover: the primary failed (or an operator forces it, optionally `to` one echo).
+   * Returns the decision, settled with the outcome.
    * Thrown: UNDERSTUDY_ERR_FAILOVER when no echo can take over or the epoch moved under us.
    */
-  async failover(service: string, cause: FailoverCause): Promise<ControlDecision> {
+  async failover(service: string, cause: FailoverCause, to?: string): Promise<ControlDecision> {
     const tried = new Set<string>();
     for (;;) {
       const old = this.host.instancesOf(service).find((i) => i.role === 'primary' && i.phase !== 'stopped');
-      const candidates = this.candidates(service).filter((c) => !tried.has(c.id));
+      // A chosen target (`failover --to`) is the only candidate: no other echo is tried in its place.
+      const candidates = this.candidates(service).filter((c) => !tried.has(c.id) && (!to || c.id === to));
       const [target] = candidates;
       const decision = this.host.decisions.record({
         kind: 'failover',
@@ -374,6 +376,8 @@ export class Failover {
       });
       decision.inputs = {
         ...decision.inputs,
+        from: old?.id,
+        to: target.id,
         epoch: next,
         atRisk,
         ...(fileLag ? { fileSyncLag: { seconds: fileLag.lagSeconds, bytes: fileLag.lagBytes } } : {}),

@@ -14,6 +14,7 @@ import type { InstanceRecords } from './instance-records.js';
 import { moveInstance, reportRefusals, type InstanceEvent } from './instance-transition.js';
 import { waitReady, watchInstance } from './instance-watch.js';
 import type { KeyedWorkQueue } from './keyed-work-queue.js';
+import type { Maintenance, PendingFailover } from './maintenance.js';
 import { describeExit } from './reconcile.js';
 import type { ControlDecision, InstanceRecord } from './records.js';
 import { applyRestartPolicy, killForRestart, scheduleRejoin } from './restart.js';
@@ -53,6 +54,8 @@ export interface InstanceSupervisorDeps {
   /** The per-service work queue (a promotion holds its service). */
   readonly work: KeyedWorkQueue;
   readonly reconciler: Reconciler;
+  /** Paused services: their automatic failover is recorded as `skipped`, not carried out. */
+  readonly maintenance?: Maintenance;
 }
 
 /**
@@ -104,9 +107,8 @@ export class InstanceSupervisor implements AdoptionHost {
 
   /** Starts following the exits of instances on every agent. */
   start(): void {
-    this.#unsubscribeExit = this.agents
-      .all()
-      .map((a) => a.onExit((handle, exit) => this.#onExit(handle, exit)));
+    // Through the registry: agents that join later (distributed mode's hosts) are followed too.
+    this.#unsubscribeExit = [this.agents.onExit((handle, exit) => this.#onExit(handle, exit))];
   }
 
   /** Stops watching and reacting (the instances themselves are stopped by the caller). */
@@ -302,13 +304,34 @@ export class InstanceSupervisor implements AdoptionHost {
     const live = (i: InstanceRecord): boolean => i.phase !== 'stopped' && i.phase !== 'failed';
     const peers = this.instancesOf(rec.service).filter((i) => i.role === 'primary' && live(i));
     if (peers.some((i) => i.id !== rec.id)) return false;
-    if (this.failover.candidates(rec.service).length === 0) return false;
+    const candidates = this.failover.candidates(rec.service);
+    if (candidates.length === 0) return false;
+    const maintenance = this.#deps.maintenance;
+    if (maintenance?.isPaused(rec.service)) {
+      maintenance.skipFailover(
+        rec.service,
+        rec.id,
+        cause,
+        candidates.map((c) => c.id),
+      );
+      return false;
+    }
     this.unwatch(rec.id);
     void this.failover
       .failover(rec.service, cause)
       .then(() => this.rejoinLater(rec))
       .catch((err: unknown) => recordError(this.decisions, `failover of ${rec.service}`, err));
     return true;
+  }
+
+  /**
+   * Carries out a failover skipped while the service was paused, if its primary is still down (not
+   * running again after a restart in place). Returns whether a failover began.
+   */
+  resumeFailover(pending: PendingFailover): boolean {
+    const rec = this.#deps.records.get(pending.instance);
+    if (!rec || rec.role !== 'primary' || rec.phase === 'running' || rec.phase === 'starting') return false;
+    return this.#tryFailover(rec, pending.cause);
   }
 
   /** The fenced old primary comes back as an echo of the new primary, after its restart delay. */

@@ -87,6 +87,7 @@ function serviceSample(view: ServiceView, parts: MetricsSampleParts): ServiceSam
     service: view.name,
     epoch: view.epoch,
     degraded: view.degraded,
+    paused: view.paused !== undefined,
     desired: { primary: view.desired.primaries, echo: view.desired.echoes, shadow: view.desired.shadows },
     serving: stats ? stats.serving.length : running,
     warmPool: view.instances.filter((i) => i.role === 'echo' && STANDING_BY.has(i.phase)).length,
@@ -169,7 +170,9 @@ export function countDecisions(telemetry: Telemetry, decisions: Pick<DecisionLog
     const o: DecisionObservation = {
       service: d.service,
       kind: d.kind,
-      ...(SCALING_ACTIONS.has(d.kind) ? { scalingApplied: d.outcome.status !== 'recorded' } : {}),
+      ...(SCALING_ACTIONS.has(d.kind)
+        ? { scalingApplied: d.outcome.status !== 'recorded' && d.outcome.status !== 'skipped' }
+        : {}),
     };
     telemetry.decision(o);
   });

@@ -79,13 +79,17 @@ export type ControlDecisionKind =
   | 'notice'
   | 'error'
   | 'transition-refused'
+  | 'pause'
+  | 'resume'
+  | 'reload'
   | PolicyDecisionKind;
 
 /**
  * Where a decision stands: `pending` (being carried out), `ok` (done), `failed` (tried, did not work),
- * `refused` (not attempted: not allowed from the current state), `recorded` (an observation, nothing to do).
+ * `refused` (not attempted: not allowed from the current state), `recorded` (an observation, nothing to do),
+ * `skipped` (an automatic action held because its service is paused: what would have been done).
  */
-export type DecisionStatus = 'pending' | 'ok' | 'failed' | 'refused' | 'recorded';
+export type DecisionStatus = 'pending' | 'ok' | 'failed' | 'refused' | 'recorded' | 'skipped';
 
 /** What came of a decision: a status to branch on, and a human detail (never parsed). */
 export interface DecisionOutcome {

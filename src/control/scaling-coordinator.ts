@@ -1,4 +1,5 @@
 import type { ServiceSpec } from '../config/index.js';
+import type { AccuracyReport } from '../predict/index.js';
 import type { StateStore } from '../store/index.js';
 import { ServiceAutoscaler, type AutoscalerView } from './autoscaler.js';
 import { recordError } from './decision-log.js';
@@ -26,6 +27,8 @@ export interface ScalingCoordinatorDeps {
   readonly reconciler: Reconciler;
   /** The one sampler of serving instances' CPU use (cores, at its last sample). */
   readonly sampler: Pick<EchoUpkeep, 'servingCores'>;
+  /** Whether a service is paused: its autoscaler records what it would do as `skipped`. @default never */
+  readonly paused?: (service: string) => boolean;
 }
 
 /**
@@ -74,6 +77,7 @@ export class ScalingCoordinator {
           promoteIntoServing: (echo, why) => promoteIntoServing(serving, echo, why),
           demoteToPool: (rec, why) => demoteToPool(serving, rec, why),
           busy: (service) => host.failover.busy(service),
+          paused: (service) => host.paused?.(service) ?? false,
         }),
       );
     }
@@ -102,6 +106,11 @@ export class ScalingCoordinator {
 
   view(service: string): AutoscalerView | undefined {
     return this.#autoscalers.get(service)?.view();
+  }
+
+  /** The accuracy of a scaled service's forecasts (undefined: the service does not scale). */
+  accuracy(service: string, now: number): AccuracyReport | undefined {
+    return this.#autoscalers.get(service)?.accuracy(now);
   }
 
   /** Seeds a service's forecaster with past load; see {@link ServiceAutoscaler.importHistory}. */

@@ -49,6 +49,10 @@ export interface DataPlaneView {
   requests?: number;
   replication?: {
     consistency: string;
+    /** `serial` or `pipelined` (echo.mutations.order). */
+    order?: 'serial' | 'pipelined';
+    /** Pipelined: seqs numbered whose outcome is not known yet. */
+    unresolved?: number;
     lastSeq: number;
     strictRefusals: number;
     echoes: EchoReplicationStats[];
@@ -91,6 +95,7 @@ export class ServiceDataPlane {
             paths: m.paths,
             timeoutMs: m.timeout,
             strict: m.strict,
+            order: m.order,
             ...(m.partitionBy ? { partitionBy: m.partitionBy } : {}),
           },
           consistency: spec.echo.consistency,
@@ -222,6 +227,7 @@ export class ServiceDataPlane {
   setPrimary(rec: InstanceRecord, epoch: number): void {
     const port = this.portOf(rec);
     this.router.switchTo({ id: rec.id, host: this.addressOf(rec), port, epoch });
+    this.replication?.setPrimary({ instanceId: rec.id, host: this.addressOf(rec), port });
     this.onPrimary?.(rec, port);
   }
 
@@ -236,6 +242,12 @@ export class ServiceDataPlane {
       recs.map((r) => ({ id: r.id, host: this.addressOf(r), port: this.portOf(r), epoch: r.epoch })),
     );
     const first = recs[0];
+    if (first)
+      this.replication?.setPrimary({
+        instanceId: first.id,
+        host: this.addressOf(first),
+        port: this.portOf(first),
+      });
     if (first && first.id !== before) this.onPrimary?.(first, this.portOf(first));
   }
 

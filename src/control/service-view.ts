@@ -23,6 +23,8 @@ export interface ServiceView {
   scaling?: AutoscalerView;
   /** True from a failover until a replacement echo serves as understudy again. */
   degraded: boolean;
+  /** Set while the service is paused (maintenance mode): since when and why. */
+  paused?: { at: number; reason: string };
 }
 
 /** Assembles the view of one service from its parts. */

@@ -35,6 +35,8 @@ export const ErrorCode = {
   ApiHost: 'UNDERSTUDY_ERR_API_HOST',
   /** The API could not be reached (control plane not running). */
   ApiUnreachable: 'UNDERSTUDY_ERR_API_UNREACHABLE',
+  /** An agent (`understudy agent`) could not be reached over its API: down, wrong address, or timed out. */
+  AgentUnreachable: 'UNDERSTUDY_ERR_AGENT_UNREACHABLE',
   /** A named service or instance does not exist. */
   NotFound: 'UNDERSTUDY_ERR_NOT_FOUND',
   /** Another control process already runs with this data directory. */
@@ -61,6 +63,8 @@ export const ErrorCode = {
   RouterRequest: 'UNDERSTUDY_ERR_ROUTER_REQUEST',
   /** HAProxy's Runtime API could not be reached or rejected a command. */
   RouterHaproxy: 'UNDERSTUDY_ERR_ROUTER_HAPROXY',
+  /** An operator action refused because it would interrupt a service (a lone primary's restart without `--force`). */
+  Unsafe: 'UNDERSTUDY_ERR_UNSAFE',
   /** An unexpected failure with no more specific code (a bug, or an error from a dependency). */
   Internal: 'UNDERSTUDY_ERR_INTERNAL',
 } as const;

@@ -45,3 +45,11 @@ export { SpikeOutcomeTracker } from './spike-outcome-tracker.js';
 export type { SpikeOutcomeOptions, SensitivityDecision, OutcomeCounts } from './spike-outcome-tracker.js';
 export { CounterRate, MutationDeltaMonitor } from './change-rate.js';
 export type { MutationRateDelta, MutationDeltaOptions } from './change-rate.js';
+export { ForecastAccuracy, accuracyOf, ACCURACY_WINDOWS } from './forecast-accuracy.js';
+export type {
+  AccuracyForecast,
+  AccuracyPair,
+  AccuracyReport,
+  AccuracySummary,
+  ForecastAccuracyOptions,
+} from './forecast-accuracy.js';

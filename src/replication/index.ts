@@ -1,15 +1,21 @@
 export { ServiceReplication } from './service-replication.js';
 export type {
+  MutationRequest,
   MutationRules,
   MutationTicket,
   ServiceReplicationOptions,
   WriteThroughOutcome,
 } from './service-replication.js';
 export { EchoReplicator } from './echo-replicator.js';
-export type { EchoReplicationStats, EchoReplicatorOptions, EchoTarget } from './echo-replicator.js';
+export type {
+  EchoReplicationStats,
+  EchoReplicatorOptions,
+  EchoTarget,
+  SeqOutcome,
+} from './echo-replicator.js';
 export { MutationLog } from './mutation-log.js';
 export type { MutationLogOptions } from './mutation-log.js';
 export { KeyedQueue } from './keyed-queue.js';
 export { REPLAY_HEADERS, REPLAYED_HEADERS } from './mutation.js';
-export type { Mutation } from './mutation.js';
+export type { Mutation, MutationKind } from './mutation.js';
 export { replicationHooks } from './router-glue.js';

@@ -25,9 +25,14 @@ export class MutationLog {
     this.#lastSeq = options.startSeq ?? 0;
   }
 
-  /** Appends a mutation, assigning the next sequence number. */
-  append(m: Omit<Mutation, 'seq'>): Mutation {
-    const entry: Mutation = { ...m, seq: ++this.#lastSeq };
+  /**
+   * Appends a mutation whose sequence number the caller assigned: it must be exactly `lastSeq + 1` (the
+   * log is gapless; a consumed seq that was not applied is logged as a `skip` entry).
+   */
+  append(entry: Mutation): Mutation {
+    if (entry.seq !== this.#lastSeq + 1)
+      throw new RangeError(`mutation log: expected seq ${this.#lastSeq + 1}, got ${entry.seq}`);
+    this.#lastSeq = entry.seq;
     this.#entries.push(entry);
     this.#bytes += entry.body.length + entry.path.length + 64;
     while (this.#bytes > this.#maxBytes && this.#head < this.#entries.length - 1) {

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -141,6 +141,61 @@ describe('ServiceReplication', () => {
   });
 });
 
+describe('ServiceReplication in pipelined order with the kv example', () => {
+  it('leaves the primary and its echo with byte-identical logs, rejections and duplicates included', async () => {
+    const [pPort, ePort] = [await allocatePort(), await allocatePort()];
+    const [pDir, eDir] = [join(work, 'pipe-p'), join(work, 'pipe-e')];
+    await startKv(pPort, pDir);
+    await startKv(ePort, eDir);
+    const repl = new ServiceReplication({
+      service: 'kv',
+      rules: { ...rules, order: 'pipelined' },
+      consistency: 'write-through',
+      epoch: () => 2,
+    });
+    repl.setPrimary({ instanceId: 'kv-1', host: '127.0.0.1', port: pPort });
+    repl.addEcho({ instanceId: 'kv-2', host: '127.0.0.1', port: ePort }, 0);
+    // Concurrent writes: puts, a delete of a missing key (404), a repeated x-request-id (a duplicate).
+    const writes = Array.from({ length: 40 }, (_, i) =>
+      i % 10 === 3
+        ? { method: 'DELETE', key: `gone-${i}`, id: `d-${i}` }
+        : { method: 'PUT', key: `k${i % 7}`, id: i % 10 === 5 ? 'same-id' : `p-${i}` },
+    );
+    await Promise.all(
+      writes.map(async (w, i) => {
+        const seq = repl.sequence();
+        const headers = {
+          'x-understudy-seq': String(seq),
+          'x-understudy-stream': repl.stream,
+          'x-understudy-epoch': '2',
+          'x-request-id': w.id,
+        };
+        const res = await fetch(`http://127.0.0.1:${pPort}/kv/${w.key}`, {
+          method: w.method,
+          headers,
+          ...(w.method === 'PUT' ? { body: `v${i}` } : {}),
+        });
+        await res.text();
+        const request = {
+          method: w.method,
+          path: `/kv/${w.key}`,
+          headers,
+          body: Buffer.from(w.method === 'PUT' ? `v${i}` : ''),
+          epoch: 2,
+        };
+        repl.resolve(seq, request, res.ok ? 'apply' : 'skip', 'kv-1');
+        expect((await repl.awaitEchoes(seq)).acknowledge).toBe(true);
+      }),
+    );
+    expect(await repl.waitCaughtUp('kv-2', 5000)).toBe(true);
+    const log = (dir: string): string => readFileSync(join(dir, 'kv.log'), 'utf8');
+    expect(log(pDir).split('\n')).toHaveLength(41);
+    expect(log(eDir)).toBe(log(pDir));
+    expect(repl.log.since(0).filter((m) => m.kind === 'skip')).toHaveLength(4);
+    await repl.close();
+  });
+});
+
 describe('KeyedQueue', () => {
   it('serialises holders of one key in arrival order and lets other keys through', async () => {
     const q = new KeyedQueue();
@@ -162,12 +217,32 @@ describe('KeyedQueue', () => {
 });
 
 describe('MutationLog', () => {
+  it('refuses an entry whose seq is not the next one (the log stays gapless)', () => {
+    const log = new MutationLog();
+    const entry = {
+      kind: 'apply' as const,
+      epoch: 1,
+      partition: '',
+      method: 'PUT',
+      path: '/x',
+      headers: {},
+      body: Buffer.alloc(0),
+      at: 0,
+    };
+    log.append({ ...entry, seq: 1 });
+    expect(() => log.append({ ...entry, seq: 3 })).toThrow(/expected seq 2, got 3/);
+    expect(() => log.append({ ...entry, seq: 1 })).toThrow(/expected seq 2/);
+    expect(log.lastSeq).toBe(1);
+  });
+
   it('keeps a gapless, bounded suffix of sequence numbers', () => {
     fc.assert(
       fc.property(fc.array(fc.integer({ min: 0, max: 5000 }), { minLength: 1, maxLength: 300 }), (sizes) => {
         const log = new MutationLog({ maxBytes: 20_000 });
         for (const n of sizes)
           log.append({
+            seq: log.lastSeq + 1,
+            kind: 'apply',
             epoch: 1,
             partition: '',
             method: 'PUT',

@@ -61,6 +61,12 @@ export function defineMetrics(registry: Registry, current: CurrentSample): Pushe
     perService((s, emit) => emit({}, bool(s.degraded))),
   );
   gauge(
+    'understudy_service_paused',
+    "1 while the service is paused (maintenance mode: no automatic failover or scaling, 'understudy pause'), else 0.",
+    svc,
+    perService((s, emit) => emit({}, bool(s.paused === true))),
+  );
+  gauge(
     'understudy_service_desired_instances',
     'Instances wanted per role (the spec, or the autoscaler for a scaled service).',
     ['service', 'role'],

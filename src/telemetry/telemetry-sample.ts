@@ -15,6 +15,8 @@ export interface ServiceSample {
   epoch: number;
   /** True from a failover until a replacement echo serves as understudy again. */
   degraded: boolean;
+  /** True while the service is paused (maintenance mode). @default false */
+  paused?: boolean;
   /** Instances wanted per role. */
   desired: { primary: number; echo: number; shadow: number };
   /** Instances serving traffic (the router's serving set, or the running primaries without one). */

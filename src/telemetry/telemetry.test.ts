@@ -39,6 +39,7 @@ describe('Telemetry', () => {
     // No verdict yet: no series rather than a made-up 0.
     expect(first).not.toContain('understudy_instance_healthy{service="kv",instance="kv-1"');
     expect(value(first, 'understudy_service_epoch{service="kv"}')).toBe(3);
+    expect(value(first, 'understudy_service_paused{service="kv"}')).toBe(0);
     expect(value(first, 'understudy_control_event_loop_delay_seconds{stat="p99"}')).toBe(0.004);
 
     // kv-0 failed over to kv-1: the old series go, the new ones come.
@@ -47,6 +48,7 @@ describe('Telemetry', () => {
         service({
           epoch: 4,
           degraded: true,
+          paused: true,
           instances: [{ instance: 'kv-1', role: 'primary', phase: 'running', epoch: 4, healthy: true }],
         }),
       ],
@@ -55,6 +57,7 @@ describe('Telemetry', () => {
     expect(second).not.toContain('instance="kv-0"');
     expect(value(second, 'understudy_instance_role{service="kv",instance="kv-1",role="primary"}')).toBe(1);
     expect(value(second, 'understudy_service_degraded{service="kv"}')).toBe(1);
+    expect(value(second, 'understudy_service_paused{service="kv"}')).toBe(1);
     expect(second).not.toContain('understudy_control_event_loop_delay_seconds{');
   });
 

@@ -105,6 +105,9 @@ async function scalingPart(options: DemoOptions, signal: AbortSignal): Promise<n
         if (SCALING_KINDS.has(d.kind) && d.outcome.status !== 'pending') say(`  event ${formatDecision(d)}`);
       },
     });
+    say(
+      `demo (scaling): watch the load, the forecast band and the scale-outs live — in another terminal run: npx understudy dashboard -d ${embedded.dataDir}`,
+    );
     const primary = await waitForPrimary(embedded, 20_000, signal);
     if (!primary) {
       if (signal.aborted) return ExitCode.Ok;
@@ -160,6 +163,9 @@ async function failoverPart(options: DemoOptions, signal: AbortSignal): Promise<
     process.stdout.write(`demo: data directory ${e.dataDir}\n`);
     process.stdout.write(
       `demo: API ${e.api.endpoint.url} (bearer token in ${e.dataDir}/token; try: npx understudy status -d ${e.dataDir})\n`,
+    );
+    process.stdout.write(
+      `demo: the live dashboard: npx understudy dashboard -d ${e.dataDir} (prints a one-time login link)\n`,
     );
     const primary = await waitForPrimary(e, 15_000, stop.signal);
     if (!primary) {

@@ -10,13 +10,13 @@ export interface PromoteOptions {
   reason?: string;
 }
 
-/** `understudy failover <service>` and `understudy switchover <service> [--to <echo>]`. */
+/** `understudy failover <service> [--to <echo>]` and `understudy switchover <service> [--to <echo>]`. */
 export async function runPromote(options: PromoteOptions): Promise<number> {
   try {
     const client = ApiClient.fromDataDir(options.dataDir);
     const decision =
       options.kind === 'failover'
-        ? await client.failover(options.service, options.reason)
+        ? await client.failover(options.service, options.reason, options.to)
         : await client.switchover(options.service, options.to);
     process.stdout.write(formatDecision(decision) + '\n');
     return decision.outcome.status === 'ok' ? ExitCode.Ok : ExitCode.Failure;

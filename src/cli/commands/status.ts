@@ -6,10 +6,15 @@ import { formatDuration, table } from '../output.js';
 export interface StatusOptions {
   dataDir: string;
   output: 'table' | 'json';
+  /** Redraw every second until Ctrl-C (`-w`). @default false */
+  watch?: boolean;
+  /** Poll interval of the watch, ms. @default 1000 */
+  intervalMs?: number;
 }
 
 /** `understudy status`: a table (or JSON) of services and their instances. */
 export async function runStatus(options: StatusOptions): Promise<number> {
+  if (options.watch) return watchStatus(options);
   try {
     const client = ApiClient.fromDataDir(options.dataDir);
     const services = await client.services();
@@ -34,14 +39,55 @@ export async function runStatus(options: StatusOptions): Promise<number> {
   }
 }
 
+/**
+ * `understudy status -w`: polls the API each second and redraws when the view changed (on a terminal
+ * the screen is cleared first; piped, each new view follows the last). Ctrl-C exits 0; losing the
+ * control plane exits 1 with the error.
+ */
+async function watchStatus(options: StatusOptions): Promise<number> {
+  let stop: () => void = () => undefined;
+  const stopped = new Promise<void>((r) => (stop = r));
+  const onInt = (): void => stop();
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onInt);
+  try {
+    const client = ApiClient.fromDataDir(options.dataDir);
+    let last = '';
+    for (;;) {
+      const services = await client.services();
+      const view = options.output === 'json' ? JSON.stringify({ services }) + '\n' : statusTable(services);
+      if (view !== last) {
+        const clear = process.stdout.isTTY && options.output === 'table' ? '\x1b[H\x1b[2J' : '';
+        const stamp =
+          options.output === 'table' ? `every 1s: understudy status    ${new Date().toISOString()}\n\n` : '';
+        process.stdout.write(clear + stamp + view);
+        last = view;
+      }
+      const tick = new Promise<'tick'>((r) => setTimeout(() => r('tick'), options.intervalMs ?? 1000));
+      if ((await Promise.race([tick, stopped.then(() => 'stop' as const)])) === 'stop') return ExitCode.Ok;
+    }
+  } catch (err) {
+    return reportError(err);
+  } finally {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onInt);
+  }
+}
+
 /** Prints services and instances as a table. */
 export function printStatusTable(services: ServiceView[]): void {
+  process.stdout.write(statusTable(services));
+}
+
+/** Services and instances as a table, then a line per service (data plane, lag, last failover, PAUSED). */
+export function statusTable(services: ServiceView[]): string {
+  let out = '';
   const rows: string[][] = [];
   const now = Date.now();
   for (const svc of services) {
     for (const i of svc.instances) {
       rows.push([
-        svc.name,
+        svc.paused ? `${svc.name} PAUSED` : svc.name,
         i.id,
         i.role,
         i.phase,
@@ -59,26 +105,28 @@ export function printStatusTable(services: ServiceView[]): void {
       ]);
     }
   }
-  process.stdout.write(
-    table(
-      [
-        'SERVICE',
-        'INSTANCE',
-        'ROLE',
-        'PHASE',
-        'PID',
-        'PORTS',
-        'HEALTH',
-        'UPTIME',
-        'RESTARTS',
-        'EPOCH',
-        'STATE DIR',
-      ],
-      rows,
-    ),
+  out += table(
+    [
+      'SERVICE',
+      'INSTANCE',
+      'ROLE',
+      'PHASE',
+      'PID',
+      'PORTS',
+      'HEALTH',
+      'UPTIME',
+      'RESTARTS',
+      'EPOCH',
+      'STATE DIR',
+    ],
+    rows,
   );
   for (const svc of services) {
     const parts: string[] = [];
+    if (svc.paused)
+      parts.push(
+        `PAUSED since ${new Date(svc.paused.at).toISOString()} (${svc.paused.reason}): no automatic failover or scaling until 'understudy resume ${svc.name}'`,
+      );
     if (svc.dataPlane)
       parts.push(`address ${svc.dataPlane.address} → ${svc.dataPlane.serving.join(', ') || '(no primary)'}`);
     for (const e of svc.dataPlane?.replication?.echoes ?? []) {
@@ -100,8 +148,9 @@ export function printStatusTable(services: ServiceView[]): void {
         `last ${last.kind} ${last.from} → ${last.to} (epoch ${last.epoch}, ${last.cause}): detected in ${last.detectionMs ?? '?'} ms, serving after ${last.promotionMs} ms${last.atRisk.length ? `, ${last.atRisk.length} at risk` : ''}; ${last.restoredAt ? `redundant again after ${last.restoredAt - last.at} ms` : 'DEGRADED: no echo in sync yet'}`,
       );
     }
-    if (parts.length) process.stdout.write(`${svc.name}: ${parts.join('\n  ')}\n`);
+    if (parts.length) out += `${svc.name}: ${parts.join('\n  ')}\n`;
   }
+  return out;
 }
 
 /** Lines for the control replicas of a control plane on etcd (`status.control`); none in embedded mode. */

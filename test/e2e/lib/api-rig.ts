@@ -57,6 +57,14 @@ export class ControlStub implements ApiControl {
     this.#record('restartInstance', id, reason);
     return decision('restart', id);
   }
+  async pause(service: string, reason: string): Promise<ControlDecision> {
+    this.#record('pause', service, reason);
+    return decision('pause', service);
+  }
+  async resume(service: string, reason: string): Promise<ControlDecision> {
+    this.#record('resume', service, reason);
+    return decision('resume', service);
+  }
   eventLoopDelay(): { p50Ms: number; p99Ms: number; maxMs: number } {
     this.#record('eventLoopDelay');
     return { p50Ms: 0, p99Ms: 0, maxMs: 0 };

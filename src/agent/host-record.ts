@@ -1,0 +1,43 @@
+import { z } from 'zod';
+
+/** Store key prefix of the host records agents keep under a lease (`hosts/<name>`). */
+export const HOSTS_PREFIX = 'hosts/';
+
+/** The store key of a host's record. */
+export function hostKey(host: string): string {
+  return `${HOSTS_PREFIX}${host}`;
+}
+
+/** What a host name may be: letters, digits, `.`, `_` and `-`, starting with a letter or digit. */
+export const HOST_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+const HostRecordSchema = z.object({
+  host: z.string().regex(HOST_NAME),
+  /** Base URL of the agent API. */
+  url: z.url({ protocol: /^https?$/ }),
+  /** The address the host's instances are reached at. */
+  address: z.string().min(1),
+  zone: z.string().optional(),
+  runtime: z.string().min(1),
+  cores: z.number().int().nonnegative(),
+  memoryBytes: z.number().nonnegative(),
+  pid: z.number().int().positive(),
+  /** ms since the epoch. */
+  startedAt: z.number(),
+});
+
+/**
+ * The record an agent keeps at `hosts/<name>` while it runs, attached to a lease it renews: control
+ * finds agents (and their API) here, and a host whose lease lapsed is gone.
+ */
+export type HostRecord = z.infer<typeof HostRecordSchema>;
+
+/** Parses a host record's JSON; undefined when it is not one. */
+export function parseHostRecord(value: string): HostRecord | undefined {
+  try {
+    const r = HostRecordSchema.safeParse(JSON.parse(value));
+    return r.success ? r.data : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,198 @@
+import { cpus, totalmem } from 'node:os';
+import { resolve } from 'node:path';
+import {
+  AgentServer,
+  clusterKeyPath,
+  ensureClusterKey,
+  HOST_NAME,
+  hostKey,
+  LocalAgent,
+  LOOPBACK,
+  parseHostRecord,
+  parseListen,
+  readClusterKey,
+  type HostRecord,
+} from '../../agent/index.js';
+import type { InstanceRecord } from '../../control/index.js';
+import { ErrorCode, isUnderstudyError, UnderstudyError } from '../../errors/index.js';
+import { ProcessRuntime } from '../../runtime/index.js';
+import {
+  EtcdStateStore,
+  isEtcdUrl,
+  isLocalProcessAlive,
+  parseEtcdUrl,
+  SqliteStateStore,
+  type Lease,
+  type StateStore,
+} from '../../store/index.js';
+import { ExitCode, reportError } from '../exit-codes.js';
+
+/** Options of `understudy agent`. */
+export interface AgentCommandOptions {
+  /** The store: a SQLite data directory, or `etcd://host:port[,host:port…]`. */
+  store: string;
+  /** This host's name (`InstanceRecord.host`). */
+  host: string;
+  /** Where the agent API listens. @default '127.0.0.1:0' */
+  listen?: string;
+  /** Zone of the host (placement). @default none */
+  zone?: string;
+  /** The cluster key file. @default `<store dir>/cluster.key` for SQLite; required for etcd */
+  clusterKey?: string;
+  /** The address this host's instances are reached at. @default the listen host (127.0.0.1 for a wildcard) */
+  address?: string;
+  /** TTL of the host record's lease, ms (renewed every third of it). @default 10000 */
+  leaseTtlMs?: number;
+  /** On SIGTERM/SIGINT, leave the instances running (a restarted agent adopts them). @default false */
+  leaveRunning?: boolean;
+  /** Grace period when stopping instances at shutdown, ms. @default 5000 */
+  stopGraceMs?: number;
+}
+
+async function openStore(spec: string): Promise<{ store: StateStore }> {
+  if (isEtcdUrl(spec)) {
+    const target = parseEtcdUrl(spec);
+    const store = await EtcdStateStore.create({
+      endpoints: target.endpoints,
+      ...(target.prefix ? { prefix: target.prefix } : {}),
+    });
+    return { store };
+  }
+  return { store: await SqliteStateStore.create({ dataDir: resolve(spec) }) };
+}
+
+/** The instance records of this host that carry a runtime handle (started by an earlier agent process). */
+async function survivors(store: StateStore, host: string): Promise<InstanceRecord[]> {
+  const out: InstanceRecord[] = [];
+  for (const r of await store.list('instances/')) {
+    try {
+      const rec = JSON.parse(r.value) as InstanceRecord;
+      if (rec.host === host && rec.handle && !['stopped', 'failed'].includes(rec.phase)) out.push(rec);
+    } catch {
+      // not an instance record: not ours to adopt
+    }
+  }
+  return out;
+}
+
+/**
+ * `understudy agent`: runs the instances placed on one host. Starts a `LocalAgent` and serves it over
+ * the agent API (authenticated by the cluster key), adopts the instances earlier agent processes of this
+ * host started (instead of restarting them), and keeps `hosts/<name>` in the store under a lease it
+ * renews. SIGTERM/SIGINT stop it: the record goes, and the instances stop (or keep running with
+ * `--leave-running`).
+ */
+export async function runAgent(options: AgentCommandOptions): Promise<number> {
+  let stopping: string | undefined;
+  let wake: (reason: string) => void = () => undefined;
+  const stopRequested = new Promise<string>((r) => (wake = r));
+  const onSignal = (signal: NodeJS.Signals): void => {
+    stopping ??= signal;
+    wake(signal);
+  };
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  for (const s of signals) process.on(s, onSignal);
+  const cleanup: (() => Promise<void>)[] = [];
+  const leaseTtlMs = options.leaseTtlMs ?? 10_000;
+  let leaveRunning = options.leaveRunning ?? false;
+  try {
+    if (!HOST_NAME.test(options.host))
+      throw new UnderstudyError(
+        ErrorCode.Usage,
+        `--host '${options.host}': a host name is letters, digits, '.', '_' and '-' (at most 63)`,
+      );
+    const listen = parseListen(options.listen ?? '127.0.0.1:0');
+    const wildcard = ['0.0.0.0', '::', ''].includes(listen.host);
+    const address = options.address ?? (wildcard ? LOOPBACK : listen.host);
+    const etcd = isEtcdUrl(options.store);
+    if (etcd && !options.clusterKey)
+      throw new UnderstudyError(
+        ErrorCode.Usage,
+        '--cluster-key FILE is needed with an etcd store (the key is never kept in the store)',
+      );
+    const keyFile = resolve(options.clusterKey ?? clusterKeyPath(resolve(options.store)));
+    // The first process of a cluster creates the key; with an explicit file it must be there already.
+    const secret = options.clusterKey ? readClusterKey(keyFile) : ensureClusterKey(keyFile);
+    const { store } = await openStore(options.store);
+    cleanup.push(() => store.close());
+
+    const existing = parseHostRecord((await store.get(hostKey(options.host)))?.value ?? '');
+    if (existing && existing.pid !== process.pid && isLocalProcessAlive(existing.pid))
+      throw new UnderstudyError(
+        ErrorCode.AlreadyRunning,
+        `an agent for host '${options.host}' already runs (pid ${existing.pid}, API ${existing.url})`,
+        { details: { pid: existing.pid } },
+      );
+
+    const runtime = await ProcessRuntime.create();
+    const agent = new LocalAgent({ runtime, host: options.host, address });
+    cleanup.push(() =>
+      agent.close(leaveRunning ? { leaveRunning: true } : { graceMs: options.stopGraceMs ?? 5000 }),
+    );
+    // Adopted before the API serves: a control that connects sees them as this agent's instances.
+    const found = await survivors(store, options.host);
+    let adopted = 0;
+    for (const rec of found) {
+      if (await agent.adopt(rec.handle!).catch(() => false)) {
+        adopted++;
+        process.stdout.write(`understudy agent: adopted ${rec.id} (pid ${rec.handle!.pid})\n`);
+      } else process.stdout.write(`understudy agent: ${rec.id} (pid ${rec.handle!.pid}) is gone\n`);
+    }
+
+    const server = await AgentServer.start({
+      agent,
+      secret,
+      listen: options.listen ?? '127.0.0.1:0',
+      onClosed: () => wake('closed by the control plane'),
+    });
+    cleanup.push(() => server.close());
+
+    const record: HostRecord = {
+      host: options.host,
+      url: server.url,
+      address,
+      ...(options.zone ? { zone: options.zone } : {}),
+      runtime: agent.runtimeName,
+      cores: cpus().length,
+      memoryBytes: totalmem(),
+      pid: process.pid,
+      startedAt: Date.now(),
+    };
+    let lease: Lease = await store.grantLease(leaseTtlMs);
+    await store.put(hostKey(options.host), JSON.stringify(record), { leaseId: lease.id });
+    cleanup.push(() => store.revokeLease(lease.id).catch(() => undefined));
+    // The heartbeat: renewed every third of the TTL; a lease that lapsed (store unreachable for
+    // longer than the TTL) is replaced and the record written again.
+    const heartbeat = setInterval(
+      () => {
+        void store.keepAlive(lease.id).catch(async (err: unknown) => {
+          if (!isUnderstudyError(err, ErrorCode.StoreLease) || stopping) return;
+          process.stderr.write(`understudy agent: the host lease lapsed; registering again\n`);
+          try {
+            lease = await store.grantLease(leaseTtlMs);
+            await store.put(hostKey(options.host), JSON.stringify(record), { leaseId: lease.id });
+          } catch (e) {
+            process.stderr.write(`understudy agent: cannot register: ${(e as Error).message}\n`);
+          }
+        });
+      },
+      Math.max(100, Math.floor(leaseTtlMs / 3)),
+    );
+    cleanup.push(async () => clearInterval(heartbeat));
+
+    process.stdout.write(
+      `understudy agent: host ${options.host} serving ${server.url} (instances at ${address}; ${adopted} adopted; store ${options.store}; key ${keyFile})\n`,
+    );
+    const reason = await stopRequested;
+    if (reason === 'closed by the control plane') leaveRunning = true; // already stopped by control
+    process.stdout.write(
+      `understudy agent: stopping (${reason})${leaveRunning ? '; instances keep running' : ''}\n`,
+    );
+    return ExitCode.Ok;
+  } catch (err) {
+    return reportError(err);
+  } finally {
+    for (const c of cleanup.reverse()) await c().catch((e: unknown) => void reportError(e));
+    for (const s of signals) process.off(s, onSignal);
+  }
+}

@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest';
+import { aptCommands, BENCH_PEERS, commandExists, ensurePeers, missingPeers } from '../../bench/lib/peers.js';
+
+describe('benchmark peers', () => {
+  it('lists the tools of the benchmarks that run them', () => {
+    expect(BENCH_PEERS.router?.map((p) => p.command)).toEqual(['wrk', 'haproxy']);
+    expect(BENCH_PEERS.sync?.map((p) => p.package)).toEqual(['rsync']);
+    expect(missingPeers('forecast', () => false)).toEqual([]);
+  });
+
+  it('finds commands on PATH', () => {
+    expect(commandExists('sh')).toBe(true);
+    expect(commandExists('no-such-command-understudy')).toBe(false);
+  });
+
+  it('installs only the missing packages with apt-get (sudo unless root), and reports what is still missing', () => {
+    const installed = new Set(['haproxy']);
+    const ran: string[][] = [];
+    const still = ensurePeers('router', {
+      exists: (c) => installed.has(c),
+      run: (argv) => {
+        ran.push(argv);
+        if (argv.includes('install')) installed.add('wrk');
+        return 0;
+      },
+      root: false,
+      log: () => undefined,
+    });
+    expect(still).toEqual([]);
+    expect(ran).toEqual(aptCommands(['wrk'], false));
+    expect(ran[0]).toEqual(['sudo', 'apt-get', 'update', '-qq']);
+    expect(ran[1]?.slice(-2)).toEqual(['--no-install-recommends', 'wrk']);
+  });
+
+  it('runs nothing when every peer is there, and stops after a failed apt-get', () => {
+    const ran: string[][] = [];
+    expect(ensurePeers('sync', { exists: () => true, run: (a) => (ran.push(a), 0) })).toEqual([]);
+    expect(ran).toEqual([]);
+    const lines: string[] = [];
+    const still = ensurePeers('sync', {
+      exists: () => false,
+      run: (a) => (ran.push(a), 100),
+      root: true,
+      log: (l) => lines.push(l),
+    });
+    expect(still).toEqual([{ command: 'rsync', package: 'rsync' }]);
+    expect(ran).toEqual([['apt-get', 'update', '-qq']]);
+    expect(lines.at(-1)).toMatch(/'apt-get update -qq' failed \(exit 100\)/);
+  });
+});
