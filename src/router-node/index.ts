@@ -6,6 +6,8 @@ export {
   parseIntent,
   parseRouting,
   parseRegistration,
+  parseHostAddress,
+  HOSTS_PREFIX,
   ROUTER_PREFIX,
   INSTANCE_PREFIX,
   PROMOTION_PREFIX,

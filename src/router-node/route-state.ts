@@ -12,6 +12,8 @@ export const PROMOTION_PREFIX = 'promotions/';
 export const ROUTING_PREFIX = 'routing/';
 /** Store key prefix of the service specs the control plane writes at start (`services/<service>`). */
 export const SERVICE_PREFIX = 'services/';
+/** Store key prefix of the host records agents write (`hosts/<host>`, with the `address` instances are reached at). */
+export const HOSTS_PREFIX = 'hosts/';
 /** Store key prefix of the routers following a service (`routers/<service>/<id>`, under each router's lease). */
 export const ROUTER_PREFIX = 'routers/';
 
@@ -28,6 +30,12 @@ export interface RouterRegistration {
   /** The epoch of the switchover pause it holds mutations for (its forwarded mutations answered). */
   holding?: number;
   at: number;
+}
+
+/** The address in a stored host record (`hosts/<host>`); undefined when it has none. */
+export function parseHostAddress(value: string): string | undefined {
+  const v = parseObject(value);
+  return v && typeof v.address === 'string' && v.address.length > 0 ? v.address : undefined;
 }
 
 /** Parses a stored router registration; undefined when it is not one. */

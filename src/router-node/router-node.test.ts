@@ -178,6 +178,18 @@ describe.each(['sqlite', 'etcd'] as const)('RouterNode on %s', (storeKind) => {
     expect(await text(`${node.router.url}/k`, { method: 'POST', body: 'v' })).toBe('a POST');
   });
 
+  it("routes to a host the routing record does not know once the host's agent record (hosts/<host>) names its address", async () => {
+    const { store, put } = await rig();
+    const a = await backend('a');
+    await put({ id: 'kv-1', port: a, host: 'h2' });
+    const { node } = await start(store);
+    expect(node.stats().serving).toEqual([]);
+    expect(node.state?.unaddressed).toEqual(['kv-1']);
+    await store.put('hosts/h2', JSON.stringify({ host: 'h2', address: '127.0.0.1', zone: 'z1' }));
+    await until(async () => node.stats().serving.includes('kv-1'), 'kv-1 to be routable');
+    expect(await text(`${node.router.url}/x`)).toBe('a GET');
+  });
+
   it('refuses a service with hot echoes, and a service the store does not have, with a clear error', async () => {
     const { store } = await rig('echo: { count: 1, mode: hot }');
     const err = await RouterNode.create({ store, service: 'kv' }).catch((e: unknown) => e);

@@ -4,11 +4,13 @@ import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import { Router, type RouterStats } from '../router/index.js';
 import type { StateStore, Unwatch, WatchEvent } from '../store/index.js';
 import {
+  HOSTS_PREFIX,
   INSTANCE_PREFIX,
   PROMOTION_PREFIX,
   ROUTER_PREFIX,
   ROUTING_PREFIX,
   SERVICE_PREFIX,
+  parseHostAddress,
   parseInstance,
   parseIntent,
   parseRouting,
@@ -88,6 +90,8 @@ export class RouterNode {
   readonly #instances = new Map<string, RoutedInstance>();
   #intent: RoutedIntent | undefined;
   #routing: RoutingRecord | undefined;
+  /** Addresses from the agents' host records (`hosts/<host>`): they win over the routing record's. */
+  readonly #hostAddresses = new Map<string, string>();
   #storeEpoch = 0;
   #unwatch: Unwatch[] = [];
   #poll: NodeJS.Timeout | undefined;
@@ -259,11 +263,14 @@ export class RouterNode {
     const service = this.#spec.name;
     const promotionKey = PROMOTION_PREFIX + service;
     const routingKey = ROUTING_PREFIX + service;
-    const [instances, promotions, routing] = await Promise.all([
+    const [instances, promotions, routing, hosts] = await Promise.all([
       this.#store.snapshot(INSTANCE_PREFIX),
       this.#store.snapshot(promotionKey),
       this.#store.snapshot(routingKey),
+      this.#store.snapshot(HOSTS_PREFIX),
     ]);
+    this.#hostAddresses.clear();
+    for (const r of hosts.records) this.#learnHost(r.key, r.value);
     this.#instances.clear();
     for (const r of instances.records) this.#learnInstance(r.key, r.value);
     this.#intent = undefined;
@@ -284,12 +291,24 @@ export class RouterNode {
       this.#intent = e.type === 'put' && e.record ? parseIntent(e.record.value) : undefined;
       this.#recompute();
     });
+    await watch(HOSTS_PREFIX, hosts.revision, (e) => {
+      if (e.type === 'put' && e.record) this.#learnHost(e.key, e.record.value);
+      else this.#hostAddresses.delete(e.key.slice(HOSTS_PREFIX.length));
+      this.#recompute();
+    });
     await watch(routingKey, routing.revision, (e) => {
       if (e.key !== routingKey) return;
       this.#routing = e.type === 'put' && e.record ? parseRouting(e.record.value) : undefined;
       this.#recompute();
     });
     await this.#computeNow();
+  }
+
+  #learnHost(key: string, value: string): void {
+    const host = key.slice(HOSTS_PREFIX.length);
+    const address = parseHostAddress(value);
+    if (address) this.#hostAddresses.set(host, address);
+    else this.#hostAddresses.delete(host);
   }
 
   #learnInstance(key: string, value: string): void {
@@ -354,7 +373,15 @@ export class RouterNode {
       routerEpoch: this.router.epoch,
       instances: [...this.#instances.values()],
       ...(this.#intent ? { intent: this.#intent } : {}),
-      ...(this.#routing ? { routing: this.#routing } : {}),
+      ...(this.#routing || this.#hostAddresses.size
+        ? {
+            routing: {
+              service: this.#spec.name,
+              ...this.#routing,
+              hosts: { ...this.#routing?.hosts, ...Object.fromEntries(this.#hostAddresses) },
+            },
+          }
+        : {}),
       ...(this.#spec.shadow.count > 0 || this.#spec.shadow.onForecast
         ? { shadows: { sample: this.#spec.shadow.sample } }
         : {}),
