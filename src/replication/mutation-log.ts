@@ -27,7 +27,16 @@ export class MutationLog {
 
   /** Appends a mutation, assigning the next sequence number. */
   append(m: Omit<Mutation, 'seq'>): Mutation {
-    const entry: Mutation = { ...m, seq: ++this.#lastSeq };
+    const entry: Mutation = { ...m, seq: this.#lastSeq + 1 };
+    this.push(entry);
+    return entry;
+  }
+
+  /** Appends a mutation whose sequence number the caller assigned (greater than {@link lastSeq}). */
+  push(entry: Mutation): void {
+    if (!(entry.seq > this.#lastSeq))
+      throw new RangeError(`mutation seq ${entry.seq} is not after the last seq ${this.#lastSeq}`);
+    this.#lastSeq = entry.seq;
     this.#entries.push(entry);
     this.#bytes += entry.body.length + entry.path.length + 64;
     while (this.#bytes > this.#maxBytes && this.#head < this.#entries.length - 1) {
@@ -38,7 +47,6 @@ export class MutationLog {
       this.#entries.splice(0, this.#head);
       this.#head = 0;
     }
-    return entry;
   }
 
   /** Sequence number of the last appended mutation (0 when none). */
