@@ -146,6 +146,12 @@ export class DurableMutationLog {
     this.#recovery = { segments: 0, records: 0, lastSeq: 0, firstKeptSeq: 1, droppedBeforeGap: 0 };
   }
 
+  /** An in-memory log (no `dir`): appends are "durable" at once; replay only from what memory keeps. */
+  static inMemory(options: Omit<DurableMutationLogOptions, 'dir'> = {}): DurableMutationLog {
+    const { dir: _dir, ...memoryOnly } = options as DurableMutationLogOptions;
+    return new DurableMutationLog(memoryOnly);
+  }
+
   /** Opens (and recovers) the log in `options.dir`, or an in-memory log when no directory is given. */
   static async open(options: DurableMutationLogOptions = {}): Promise<DurableMutationLog> {
     for (const [name, v] of Object.entries({

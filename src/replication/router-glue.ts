@@ -75,7 +75,7 @@ export function replicationHooks(
           release: false,
           status: 503,
           code: NOT_REPLICATED,
-          message: `the primary applied this write (seq ${m.seq}) but no echo did within the timeout, and the service is strict; retry with the same x-request-id (${requestId}) to learn the outcome safely`,
+          message: `the primary applied this write (seq ${m.seq}) but ${outcome.logError === undefined ? 'no echo did within the timeout' : `the mutation log could not keep it (${outcome.logError})`}, and the service is strict; retry with the same x-request-id (${requestId}) to learn the outcome safely`,
         };
       },
     };

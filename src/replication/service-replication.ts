@@ -2,7 +2,7 @@ import { methodOverrides, pathMayMatch } from '../router/index.js';
 import { EchoReplicator, type EchoReplicationStats, type EchoTarget } from './echo-replicator.js';
 import { KeyedQueue } from './keyed-queue.js';
 import { REPLAYED_HEADERS, type Mutation } from './mutation.js';
-import { MutationLog } from './mutation-log.js';
+import { DurableMutationLog, type DurableMutationLogOptions } from './mutation-log-durable.js';
 
 /** What counts as a mutation and how it is ordered (the spec's `echo.mutations`, resolved). */
 export interface MutationRules {
@@ -25,8 +25,14 @@ export interface ServiceReplicationOptions {
   epoch: () => number;
   /** Called when an echo leaves or rejoins the synchronous set (for decisions/events). */
   onEchoSyncChange?: (instanceId: string, inSync: boolean, reason: string) => void;
-  /** Bytes of mutation bodies kept for replay. @default 64 MiB */
+  /** Bytes of mutation bodies kept for replay in memory. @default 64 MiB (16 MiB beside a durable log) */
   logMaxBytes?: number;
+  /**
+   * The durable mutation log ({@link DurableMutationLog}): with a `dir`, mutations are kept on disk and
+   * write-through acknowledges only durable ones. Use {@link ServiceReplication.open} to open it.
+   * @default in memory only
+   */
+  log?: DurableMutationLogOptions;
 }
 
 /** A mutation in progress: hold its partition until {@link ServiceReplication.commit} or {@link ServiceReplication.abort}. */
@@ -43,6 +49,8 @@ export interface WriteThroughOutcome {
   appliedBy: string[];
   /** Echoes that did not within the timeout. */
   missedBy: string[];
+  /** The durable log could not write it (disk full): the message. */
+  logError?: string;
 }
 
 /**
@@ -53,14 +61,41 @@ export interface WriteThroughOutcome {
  * for the echoes) or {@link abort}s it (the primary did not apply it).
  */
 export class ServiceReplication {
-  readonly log: MutationLog;
+  readonly log: DurableMutationLog;
   readonly #queue = new KeyedQueue();
   readonly #echoes = new Map<string, EchoReplicator>();
+  /** Echoes being brought up to date from the log (disk): live mutations reach them through the log. */
+  readonly #catchingUp = new Map<string, { pos: number; stop: boolean }>();
   readonly #acked = new Set<number>();
+  /** Appends not yet durable (or whose write failed): seq → error message, or undefined once durable. */
+  readonly #durable = new Map<number, Promise<string | undefined>>();
   #strictRefusals = 0;
+  #logRefusals = 0;
 
-  constructor(private readonly options: ServiceReplicationOptions) {
-    this.log = new MutationLog(options.logMaxBytes === undefined ? {} : { maxBytes: options.logMaxBytes });
+  /**
+   * An in-memory log unless `log` is given (opened by {@link ServiceReplication.open} with
+   * `options.log`).
+   */
+  constructor(
+    private readonly options: ServiceReplicationOptions,
+    log?: DurableMutationLog,
+  ) {
+    this.log =
+      log ??
+      DurableMutationLog.inMemory(
+        options.logMaxBytes === undefined
+          ? { memoryBytes: 64 * 1024 * 1024 }
+          : { memoryBytes: options.logMaxBytes },
+      );
+  }
+
+  /** Opens the durable log of `options.log` (recovering it), then the replication over it. */
+  static async open(options: ServiceReplicationOptions): Promise<ServiceReplication> {
+    const log = await DurableMutationLog.open({
+      ...(options.logMaxBytes === undefined ? {} : { memoryBytes: options.logMaxBytes }),
+      ...options.log,
+    });
+    return new ServiceReplication(options, log);
   }
 
   get consistency(): 'write-through' | 'async' {
@@ -118,7 +153,8 @@ export class ServiceReplication {
       const v = request.headers[name];
       if (typeof v === 'string') headers[name] = v;
     }
-    const m = this.log.append({
+    const m: Mutation = {
+      seq: this.log.lastSeq + 1,
       epoch: this.options.epoch(),
       partition: ticket.partition,
       method: request.method.toUpperCase(),
@@ -126,8 +162,20 @@ export class ServiceReplication {
       headers,
       body: request.body,
       at: Date.now(),
-    });
-    for (const echo of this.#echoes.values()) echo.enqueue(m);
+    };
+    const durable = this.log.append(m);
+    if (this.log.durable) {
+      const outcome = durable.then(
+        () => {
+          this.#durable.delete(m.seq);
+          return undefined;
+        },
+        (err: unknown) => (err as Error).message,
+      );
+      this.#durable.set(m.seq, outcome);
+    }
+    // Echoes catching up from the log get it from there, in order.
+    for (const [id, echo] of this.#echoes) if (!this.#catchingUp.has(id)) echo.enqueue(m);
     ticket.release();
     return m;
   }
@@ -144,40 +192,104 @@ export class ServiceReplication {
   async awaitEchoes(seq: number): Promise<WriteThroughOutcome> {
     const echoes = [...this.#echoes.values()];
     if (this.options.consistency === 'async') {
+      // Async mode does not wait for the log's fsync either; a failed write is counted by the log.
+      this.#durable.delete(seq);
       this.#acked.add(seq);
       return {
         acknowledge: true,
-        appliedBy: echoes.filter((e) => e.hasApplied(seq)).map((e) => e.target.instanceId),
+        appliedBy: echoes.filter((e) => this.#live(e) && e.hasApplied(seq)).map((e) => e.target.instanceId),
         missedBy: [],
       };
     }
-    const inSync = echoes.filter((e) => e.inSync);
-    const results = await Promise.all(
-      inSync.map(async (e) => [e.target.instanceId, await e.waitApplied(seq)] as const),
-    );
+    const inSync = echoes.filter((e) => e.inSync && this.#live(e));
+    const [results, logError] = await Promise.all([
+      Promise.all(inSync.map(async (e) => [e.target.instanceId, await e.waitApplied(seq)] as const)),
+      this.#durable.get(seq),
+    ]);
+    this.#durable.delete(seq);
     const appliedBy = results.filter(([, ok]) => ok).map(([id]) => id);
     const missedBy = echoes.map((e) => e.target.instanceId).filter((id) => !appliedBy.includes(id));
-    const acknowledge = !(this.options.rules.strict && appliedBy.length === 0 && echoes.length > 0);
+    const { strict } = this.options.rules;
+    // Strict: acknowledge only a write that is durable in the log and applied by an echo (when any).
+    const acknowledge = !(
+      strict &&
+      ((appliedBy.length === 0 && echoes.length > 0) || logError !== undefined)
+    );
     if (acknowledge) this.#acked.add(seq);
+    else if (logError !== undefined) this.#logRefusals++;
     else this.#strictRefusals++;
     this.#trimAcked();
-    return { acknowledge, appliedBy, missedBy };
+    return { acknowledge, appliedBy, missedBy, ...(logError === undefined ? {} : { logError }) };
   }
 
-  /** Adds an echo and replays to it every kept mutation after `fromSeq` (its state's position). */
+  /** Whether an echo receives live mutations (it is not catching up from the log). */
+  #live(e: EchoReplicator): boolean {
+    return !this.#catchingUp.has(e.target.instanceId);
+  }
+
+  /**
+   * Adds an echo and replays to it every mutation after `fromSeq` (its state's position). From memory
+   * when the log still holds them there; else it catches up from the log on disk, page by page, outside
+   * the synchronous set, and joins the live stream once it reaches what memory holds. The caller checks
+   * {@link DurableMutationLog.canReplayFrom} first: from a position the log no longer holds, only what
+   * is kept is replayed.
+   */
   addEcho(target: EchoTarget, fromSeq: number): EchoReplicator {
+    const id = target.instanceId;
     this.#echoes
-      .get(target.instanceId)
+      .get(id)
       ?.close()
       .catch(() => undefined);
+    const stale = this.#catchingUp.get(id);
+    if (stale) stale.stop = true;
+    this.#catchingUp.delete(id);
     const echo = new EchoReplicator({
       target,
       timeoutMs: this.options.rules.timeoutMs,
-      onSyncChange: (inSync, reason) => this.options.onEchoSyncChange?.(target.instanceId, inSync, reason),
+      onSyncChange: (inSync, reason) => this.options.onEchoSyncChange?.(id, inSync, reason),
     });
-    this.#echoes.set(target.instanceId, echo);
-    for (const m of this.log.since(fromSeq)) echo.enqueue(m);
+    this.#echoes.set(id, echo);
+    const from = Math.max(fromSeq, this.log.firstKeptSeq - 1);
+    const recent = this.log.recent(from);
+    if (recent) {
+      for (const m of recent) echo.enqueue(m);
+      return echo;
+    }
+    const state = { pos: from, stop: false };
+    this.#catchingUp.set(id, state);
+    this.options.onEchoSyncChange?.(id, false, `catching up from the mutation log after seq ${from}`);
+    void this.#catchUp(echo, state).catch((err: unknown) => {
+      if (this.#catchingUp.get(id) === state) this.#catchingUp.delete(id);
+      this.options.onEchoSyncChange?.(
+        id,
+        false,
+        `catching up from the log failed: ${(err as Error).message}`,
+      );
+    });
     return echo;
+  }
+
+  /** Replays the log from disk to a catching-up echo, a bounded number in flight, then joins it live. */
+  async #catchUp(echo: EchoReplicator, state: { pos: number; stop: boolean }): Promise<void> {
+    const id = echo.target.instanceId;
+    const maxQueued = 1024;
+    for await (const m of this.log.since(state.pos)) {
+      if (state.stop) return;
+      while (echo.stats().pending >= maxQueued && !state.stop) await new Promise((r) => setTimeout(r, 5));
+      echo.enqueue(m);
+      state.pos = m.seq;
+      // Hand over to the live stream as soon as memory holds the rest (synchronously: nothing is missed).
+      const rest = this.log.recent(state.pos);
+      if (rest) {
+        for (const r of rest) echo.enqueue(r);
+        state.pos = this.log.lastSeq;
+        break;
+      }
+    }
+    if (state.stop || this.#catchingUp.get(id) !== state) return;
+    for (const r of this.log.recent(state.pos) ?? []) echo.enqueue(r);
+    this.#catchingUp.delete(id);
+    this.options.onEchoSyncChange?.(id, true, 'replay from the mutation log reached the live stream');
   }
 
   /** Stops replaying to an echo (it was promoted, or is gone). */
@@ -194,6 +306,9 @@ export class ServiceReplication {
   atRisk(instanceId: string): number[] {
     const echo = this.#echoes.get(instanceId);
     if (!echo) return [...this.#acked].sort((a, b) => a - b);
+    const catching = this.#catchingUp.get(instanceId);
+    if (catching)
+      return [...this.#acked].filter((s) => s > catching.pos || !echo.hasApplied(s)).sort((a, b) => a - b);
     return echo.unappliedSeqs().filter((s) => this.#acked.has(s));
   }
 
@@ -202,7 +317,7 @@ export class ServiceReplication {
     const echo = this.#echoes.get(instanceId);
     if (!echo) return false;
     const deadline = Date.now() + timeoutMs;
-    while (echo.unappliedSeqs().length > 0) {
+    while (this.#catchingUp.has(instanceId) || echo.unappliedSeqs().length > 0) {
       if (Date.now() > deadline) return false;
       await new Promise((r) => setTimeout(r, 2));
     }
@@ -213,11 +328,30 @@ export class ServiceReplication {
     return [...this.#echoes.values()].map((e) => e.stats());
   }
 
-  stats(): { lastSeq: number; logBytes: number; strictRefusals: number; echoes: EchoReplicationStats[] } {
+  stats(): {
+    lastSeq: number;
+    logBytes: number;
+    strictRefusals: number;
+    log: {
+      durable: boolean;
+      durableSeq: number;
+      firstKeptSeq: number;
+      writeFailures: number;
+      refusals: number;
+    };
+    echoes: EchoReplicationStats[];
+  } {
     return {
       lastSeq: this.log.lastSeq,
       logBytes: this.log.bytes,
       strictRefusals: this.#strictRefusals,
+      log: {
+        durable: this.log.durable,
+        durableSeq: this.log.durableSeq,
+        firstKeptSeq: this.log.firstKeptSeq,
+        writeFailures: this.log.writeFailures.count,
+        refusals: this.#logRefusals,
+      },
       echoes: this.echoes(),
     };
   }
@@ -230,9 +364,12 @@ export class ServiceReplication {
     }
   }
 
-  /** Closes every echo replicator. Idempotent. */
+  /** Closes every echo replicator, then the log (writing what is pending). Idempotent. */
   async close(): Promise<void> {
+    for (const state of this.#catchingUp.values()) state.stop = true;
+    this.#catchingUp.clear();
     await Promise.all([...this.#echoes.values()].map((e) => e.close()));
     this.#echoes.clear();
+    await this.log.close();
   }
 }
