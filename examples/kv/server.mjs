@@ -61,6 +61,9 @@ let seq = 0;
 let recovered = 0;
 let truncatedBytes = 0;
 let maxEpoch = 0;
+// Highest `x-understudy-seq` of a replayed mutation applied (kept in its record as `useq`): what
+// Understudy asks a hot echo (`echo.mutations.appliedSeq`) to resume it by replay after a restart.
+let understudySeq = 0;
 
 // Record: <crc32 hex 8>' '<json>'\n'
 function recover() {
@@ -90,9 +93,10 @@ function recover() {
   return good;
 }
 
-/** @param {{seq:number, op:'put'|'delete', key:string, value?:string, id?:string, epoch?:number}} rec */
+/** @param {{seq:number, op:'put'|'delete', key:string, value?:string, id?:string, epoch?:number, useq?:number}} rec */
 function applyRecord(rec) {
   seq = Math.max(seq, rec.seq);
+  if (rec.useq) understudySeq = Math.max(understudySeq, rec.useq);
   if (rec.epoch) maxEpoch = Math.max(maxEpoch, rec.epoch);
   if (rec.id) appliedIds.add(rec.id);
   if (rec.op === 'put') data.set(rec.key, rec.value ?? '');
@@ -162,7 +166,7 @@ function flushSync() {
 
 /**
  * Appends a record durably, then applies it; resolves once it is on disk.
- * @param {{op:'put'|'delete', key:string, value?:string, id?:string, epoch?:number}} rec
+ * @param {{op:'put'|'delete', key:string, value?:string, id?:string, epoch?:number, useq?:number}} rec
  * @returns {Promise<number>} the record's sequence number
  */
 function commit(rec) {
@@ -241,6 +245,7 @@ async function handle(req, res) {
     return json(res, 200, {
       keys: data.size,
       seq,
+      understudySeq,
       maxEpoch,
       logBytes,
       recovered,
@@ -256,6 +261,7 @@ async function handle(req, res) {
     data.clear();
     appliedIds.clear();
     seq = 0;
+    understudySeq = 0;
     recovered = 0;
     validBytes = recover();
     fd = openSync(logPath, 'a+');
@@ -269,6 +275,8 @@ async function handle(req, res) {
   const id = typeof req.headers['x-request-id'] === 'string' ? req.headers['x-request-id'] : undefined;
   const epochHeader = req.headers['x-understudy-epoch'];
   const epoch = typeof epochHeader === 'string' ? Number(epochHeader) : 0;
+  const useqHeader = req.headers['x-understudy-seq'];
+  const useq = typeof useqHeader === 'string' && /^\d+$/.test(useqHeader) ? Number(useqHeader) : 0;
   if (req.method !== 'GET' && epoch > 0) {
     if (epoch < maxEpoch)
       return json(res, 409, { error: `stale epoch ${epoch}: this instance has seen epoch ${maxEpoch}` });
@@ -286,19 +294,34 @@ async function handle(req, res) {
       const value = await readBody(req);
       if (id && appliedIds.has(id)) {
         stats.duplicates++;
+        understudySeq = Math.max(understudySeq, useq);
         return json(res, 200, { ok: true, key, duplicate: true });
       }
-      const s = await commit({ op: 'put', key, value, ...(id ? { id } : {}), ...(epoch ? { epoch } : {}) });
+      const s = await commit({
+        op: 'put',
+        key,
+        value,
+        ...(id ? { id } : {}),
+        ...(epoch ? { epoch } : {}),
+        ...(useq ? { useq } : {}),
+      });
       stats.writes++;
       return json(res, 200, { ok: true, key, seq: s });
     }
     case 'DELETE': {
       if (id && appliedIds.has(id)) {
         stats.duplicates++;
+        understudySeq = Math.max(understudySeq, useq);
         return json(res, 200, { ok: true, key, duplicate: true });
       }
       const existed = data.has(key);
-      const s = await commit({ op: 'delete', key, ...(id ? { id } : {}), ...(epoch ? { epoch } : {}) });
+      const s = await commit({
+        op: 'delete',
+        key,
+        ...(id ? { id } : {}),
+        ...(epoch ? { epoch } : {}),
+        ...(useq ? { useq } : {}),
+      });
       stats.deletes++;
       return json(res, existed ? 200 : 404, { ok: existed, key, seq: s });
     }

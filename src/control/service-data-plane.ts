@@ -1,7 +1,13 @@
 import { LOOPBACK } from '../agent/index.js';
 import { parseListen, type ServiceSpec } from '../config/index.js';
-import { ServiceReplication, replicationHooks, type EchoReplicationStats } from '../replication/index.js';
+import {
+  ServiceReplication,
+  askAppliedSeq,
+  replicationHooks,
+  type EchoReplicationStats,
+} from '../replication/index.js';
 import { Router, type RouterStats } from '../router/index.js';
+import { crashPoint } from './crash-points.js';
 import type { InstanceRecord } from './records.js';
 
 /** Options of {@link ServiceDataPlane}. */
@@ -15,6 +21,11 @@ export interface ServiceDataPlaneOptions {
   onEchoSyncChange?: (instanceId: string, inSync: boolean, reason: string) => void;
   /** Traffic now goes to this primary (for DNS and external load balancers). */
   onPrimary?: (rec: InstanceRecord, port: number) => void;
+  /**
+   * Directory of the durable mutation log of a hot service (`<dataDir>/mutations/<service>`).
+   * @default none: the log is kept in memory only
+   */
+  mutationLogDir?: string;
 }
 
 /** What status shows of a service's data plane. */
@@ -55,8 +66,9 @@ export class ServiceDataPlane {
     const ref: { router?: Router } = {};
     const epoch = (): number => ref.router?.epoch ?? options.epoch;
     const m = spec.echo.mutations;
+    const log = m.log;
     const replication = hot
-      ? new ServiceReplication({
+      ? await ServiceReplication.open({
           service: spec.name,
           rules: {
             methods: m.methods,
@@ -68,6 +80,17 @@ export class ServiceDataPlane {
           consistency: spec.echo.consistency,
           epoch,
           ...(options.onEchoSyncChange ? { onEchoSyncChange: options.onEchoSyncChange } : {}),
+          ...(options.mutationLogDir
+            ? {
+                log: {
+                  dir: options.mutationLogDir,
+                  maxBytes: log.maxBytes,
+                  maxAgeMs: log.maxAge,
+                  segmentBytes: log.segmentBytes,
+                  onRotate: () => crashPoint('mutation-log-rotate'),
+                },
+              }
+            : {}),
         })
       : undefined;
     const hooks = replication ? replicationHooks(replication, epoch) : undefined;
@@ -127,6 +150,16 @@ export class ServiceDataPlane {
       { instanceId: rec.id, host: this.addressOf(rec), port: this.portOf(rec) },
       fromSeq,
     );
+  }
+
+  /**
+   * Asks a hot echo which mutation it applied last (the spec's `echo.mutations.appliedSeq`): the seq,
+   * or why it is not known.
+   */
+  async appliedSeqOf(rec: InstanceRecord): Promise<{ seq: number } | { error: string }> {
+    const probe = this.spec.echo.mutations.appliedSeq;
+    if (!probe) return { error: 'the spec sets no echo.mutations.appliedSeq to ask it' };
+    return askAppliedSeq(this.addressOf(rec), this.portOf(rec), probe);
   }
 
   async removeEcho(id: string): Promise<void> {

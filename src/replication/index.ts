@@ -8,6 +8,14 @@ export type {
 export { EchoReplicator } from './echo-replicator.js';
 export type { EchoReplicationStats, EchoReplicatorOptions, EchoTarget } from './echo-replicator.js';
 export { MutationLog } from './mutation-log.js';
+export { DurableMutationLog, nodeMutationLogIo } from './mutation-log-durable.js';
+export type {
+  DurableMutationLogOptions,
+  MutationLogIo,
+  MutationLogRecovery,
+} from './mutation-log-durable.js';
+export { askAppliedSeq } from './applied-seq.js';
+export type { AppliedSeqProbe } from './applied-seq.js';
 export type { MutationLogOptions } from './mutation-log.js';
 export { KeyedQueue } from './keyed-queue.js';
 export { REPLAY_HEADERS, REPLAYED_HEADERS } from './mutation.js';

@@ -292,6 +292,43 @@ export class ServiceReplication {
     this.options.onEchoSyncChange?.(id, true, 'replay from the mutation log reached the live stream');
   }
 
+  /**
+   * Whether an echo whose state has applied every mutation up to `appliedSeq` can be brought up to date
+   * by replaying the log (instead of a full copy of the primary's state), and why. An echo ahead of the
+   * log (the log's unwritten tail died with an earlier control process, the echo had applied it) moves
+   * the log past its position ({@link DurableMutationLog.skipTo}): it is then the only position the log
+   * can serve, so echoes behind it need a full copy.
+   */
+  async replayVerdict(appliedSeq: number): Promise<{ replay: boolean; fromSeq: number; why: string }> {
+    const log = this.log;
+    if (this.options.rules.partitionBy)
+      return {
+        replay: false,
+        fromSeq: appliedSeq,
+        why: `mutations are ordered per ${'header' in this.options.rules.partitionBy ? 'header' : 'path segment'} key, so its highest applied seq ${appliedSeq} does not mean every earlier one was applied`,
+      };
+    if (appliedSeq > log.lastSeq) {
+      const last = log.lastSeq;
+      await log.skipTo(appliedSeq);
+      return {
+        replay: true,
+        fromSeq: appliedSeq,
+        why: `it applied up to seq ${appliedSeq}, past the log's last durable seq ${last} (the log's unwritten tail died with the earlier control process); the log continues after ${appliedSeq}`,
+      };
+    }
+    if (log.canReplayFrom(appliedSeq))
+      return {
+        replay: true,
+        fromSeq: appliedSeq,
+        why: `its applied seq ${appliedSeq} is in the mutation log (which keeps ${log.firstKeptSeq}..${log.lastSeq}): replay the ${log.lastSeq - appliedSeq} mutations after it`,
+      };
+    return {
+      replay: false,
+      fromSeq: appliedSeq,
+      why: `its applied seq ${appliedSeq} is older than the mutation log keeps (${log.firstKeptSeq}..${log.lastSeq}${log.durable ? '' : ', in memory only'})`,
+    };
+  }
+
   /** Stops replaying to an echo (it was promoted, or is gone). */
   async removeEcho(instanceId: string): Promise<void> {
     const echo = this.#echoes.get(instanceId);
