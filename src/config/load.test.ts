@@ -178,6 +178,24 @@ describe('spec parsing', () => {
     expect(problems[0]?.message).toMatch(/hot echoes replay one primary's mutations/);
   });
 
+  it('keeps one mutation in flight unless the spec declares the service keeps the pipelined contract', () => {
+    const kv = parseSpecText(minimal, 'u.yaml').services[0]!;
+    expect(kv.echo.mutations.order).toBe('serial');
+    const piped = parseSpecText(
+      `services:\n  - name: a\n    command: [x]\n    echo: { mode: hot, mutations: { order: pipelined } }\n`,
+      'u.yaml',
+    ).services[0]!;
+    expect(piped.echo.mutations.order).toBe('pipelined');
+  });
+
+  it('rejects partitionBy with pipelined order, naming the field', () => {
+    const problems = problemsOf(
+      `services:\n  - name: a\n    command: [x]\n    echo: { mode: hot, mutations: { order: pipelined, partitionBy: { pathSegment: 1 } } }\n`,
+    );
+    expect(problems.map((p) => p.field)).toEqual(['services[0].echo.mutations.partitionBy']);
+    expect(problems[0]?.message).toMatch(/drop partitionBy or use order: serial/);
+  });
+
   it('rejects a migration whose provision threshold is above its switch threshold', () => {
     const problems = problemsOf(
       `services:\n  - name: a\n    command: [x]\n    migration: { auto: true, provisionThreshold: 90, switchThreshold: 80 }\n`,

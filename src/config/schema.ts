@@ -127,6 +127,14 @@ export const mutationsSchema = z.strictObject({
   timeout: duration.default(1000),
   /** Write-through only: answer 503 rather than acknowledge a write no echo has applied. @default false */
   strict: z.boolean().default(false),
+  /**
+   * How mutations reach the primary and the hot echoes. `serial`: one in flight per partition (the order
+   * of the primary's answers is the order) — works with any service. `pipelined`: the router numbers each
+   * mutation at arrival (`x-understudy-seq`) and sends many at once; the service must keep the instance
+   * contract of docs/failover.md (apply in seq order, consume every seq once, answer skips). Choose it
+   * only for a service that declares it keeps that contract (examples/kv does). @default serial
+   */
+  order: z.enum(['serial', 'pipelined']).default('serial'),
   /** Requests safe to retry on another instance after a failure mid-request. @default [GET, HEAD, OPTIONS, PUT, DELETE] */
   idempotent: z.array(z.string().regex(/^[A-Z]+$/)).default(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']),
   /**
@@ -345,6 +353,14 @@ export const serviceSchema = z
     check(s.health?.http?.port, ['health', 'http', 'port']);
     check(s.health?.tcp?.port, ['health', 'tcp', 'port']);
     check(s.routing.port, ['routing', 'port']);
+    if (s.echo.mutations.order === 'pipelined' && s.echo.mutations.partitionBy) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['echo', 'mutations', 'partitionBy'],
+        message:
+          'partitionBy orders serial mutations per key; with order: pipelined every mutation has its place in one sequence already, so drop partitionBy or use order: serial',
+      });
+    }
     if (s.scaling.max > 1 && s.echo.mode === 'hot') {
       ctx.addIssue({
         code: 'custom',

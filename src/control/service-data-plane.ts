@@ -75,6 +75,7 @@ export class ServiceDataPlane {
             paths: m.paths,
             timeoutMs: m.timeout,
             strict: m.strict,
+            order: m.order,
             ...(m.partitionBy ? { partitionBy: m.partitionBy } : {}),
           },
           consistency: spec.echo.consistency,
@@ -119,6 +120,7 @@ export class ServiceDataPlane {
   setPrimary(rec: InstanceRecord, epoch: number): void {
     const port = this.portOf(rec);
     this.router.switchTo({ id: rec.id, host: this.addressOf(rec), port, epoch });
+    this.replication?.setPrimary({ instanceId: rec.id, host: this.addressOf(rec), port });
     this.onPrimary?.(rec, port);
   }
 
@@ -133,6 +135,12 @@ export class ServiceDataPlane {
       recs.map((r) => ({ id: r.id, host: this.addressOf(r), port: this.portOf(r), epoch: r.epoch })),
     );
     const first = recs[0];
+    if (first)
+      this.replication?.setPrimary({
+        instanceId: first.id,
+        host: this.addressOf(first),
+        port: this.portOf(first),
+      });
     if (first && first.id !== before) this.onPrimary?.(first, this.portOf(first));
   }
 

@@ -15,7 +15,15 @@ export interface EchoReplicatorOptions {
   timeoutMs: number;
   /** Called once when the echo starts lagging, and once when it has caught up again. */
   onSyncChange?: (inSync: boolean, reason: string) => void;
+  /**
+   * Pipelined order: send up to `window` mutations at once (the instance orders them by
+   * `x-understudy-seq`) instead of one at a time per partition, and send `skip` entries.
+   */
+  pipelined?: { stream: string; window: number };
 }
+
+/** How an instance consumed a seq, as it answers a skip (pipelined order; see docs/failover.md). */
+export type SeqOutcome = number | 'skip' | 'unknown';
 
 /** Replication state of one echo. */
 export interface EchoReplicationStats {
@@ -38,7 +46,9 @@ interface Waiter {
 }
 
 /**
- * Replays the service's mutations on one echo, in sequence order per partition, over a keep-alive pool.
+ * Replays the service's mutations on one echo over a keep-alive pool: serial order sends one at a time
+ * per partition, in sequence order; pipelined order sends a window of them at once, the echo ordering
+ * them by seq (and `skip` entries as requests marked `x-understudy-skip: 1`).
  * A failed replay is retried (with backoff) until it succeeds or the replicator closes: the echo may be
  * restarting. Write-through callers wait with {@link EchoReplicator.waitApplied}, which gives up after
  * the timeout — the echo then leaves the synchronous set until it has applied everything again.
@@ -49,6 +59,9 @@ export class EchoReplicator {
   readonly #running = new Set<string>();
   readonly #unapplied = new Map<number, Mutation>();
   readonly #waiters = new Set<Waiter>();
+  /** Pipelined: mutations not yet sent, in seq order. */
+  #backlog: Mutation[] = [];
+  #sending = 0;
   #appliedSeq = 0;
   #applied = 0;
   #failures = 0;
@@ -58,7 +71,9 @@ export class EchoReplicator {
 
   constructor(private readonly options: EchoReplicatorOptions) {
     this.#pool = new Pool(`http://${options.target.host}:${options.target.port}`, {
-      connections: 8,
+      // Pipelined: every request in the window may wait at the instance for its turn, and a retry of the
+      // one they wait for still needs a connection.
+      connections: options.pipelined ? options.pipelined.window + 4 : 8,
       pipelining: 1,
     });
   }
@@ -71,6 +86,11 @@ export class EchoReplicator {
   enqueue(m: Mutation): void {
     if (this.#closed) return;
     this.#unapplied.set(m.seq, m);
+    if (this.options.pipelined) {
+      this.#backlog.push(m);
+      this.#pump();
+      return;
+    }
     const q = this.#queues.get(m.partition) ?? [];
     q.push(m);
     this.#queues.set(m.partition, q);
@@ -97,6 +117,34 @@ export class EchoReplicator {
   /** Whether the echo has applied every mutation in `seqs`. */
   hasApplied(seq: number): boolean {
     return !this.#unapplied.has(seq);
+  }
+
+  /**
+   * The highest seq such that it and every seq queued before it were applied: the echo's position
+   * (what a replay to it must start after).
+   */
+  get contiguousApplied(): number {
+    for (const seq of this.#unapplied.keys()) return seq - 1;
+    return this.#appliedSeq;
+  }
+
+  /**
+   * Pipelined order: asks the instance to consume `m.seq` as a skip and returns how the seq was consumed
+   * (`skip` when this request did it, else the status it was applied with, or `unknown`). Throws when the
+   * instance cannot be reached or does not answer with `x-understudy-outcome`.
+   */
+  async ask(m: Mutation): Promise<SeqOutcome> {
+    const res = await this.#request({ ...m, kind: 'skip', body: Buffer.alloc(0), headers: {} });
+    await res.body.dump();
+    const raw = res.headers[REPLAY_HEADERS.outcome];
+    const outcome = typeof raw === 'string' ? raw : undefined;
+    if (outcome === 'skip' || outcome === 'unknown') return outcome;
+    const status = Number(outcome);
+    if (outcome === undefined || !Number.isInteger(status))
+      throw new Error(
+        `instance ${this.options.target.instanceId} answered HTTP ${res.statusCode} to a skip of seq ${m.seq} without a valid ${REPLAY_HEADERS.outcome} header: it does not keep the pipelined contract (docs/failover.md)`,
+      );
+    return status;
   }
 
   /** Sequence numbers queued but not yet applied, ascending. */
@@ -148,8 +196,39 @@ export class EchoReplicator {
     }
   }
 
-  async #replay(m: Mutation): Promise<void> {
-    const res = await this.#pool.request({
+  /** Pipelined: keeps up to `window` mutations in flight, oldest first. */
+  #pump(): void {
+    const window = this.options.pipelined?.window ?? 1;
+    while (this.#sending < window && this.#backlog.length > 0 && !this.#closed) {
+      const m = this.#backlog.shift() as Mutation;
+      this.#sending++;
+      void this.#sendUntilApplied(m).finally(() => {
+        this.#sending--;
+        this.#pump();
+      });
+    }
+  }
+
+  /** Pipelined: one mutation, retried (the instance deduplicates by seq) until applied or closed. */
+  async #sendUntilApplied(m: Mutation): Promise<void> {
+    let backoff = 10;
+    while (!this.#closed) {
+      try {
+        await this.#replay(m);
+        this.#markApplied(m);
+        return;
+      } catch (err) {
+        this.#failures++;
+        this.#lastError = (err as Error).message;
+        await new Promise((r) => setTimeout(r, backoff));
+        backoff = Math.min(backoff * 2, 500);
+      }
+    }
+  }
+
+  #request(m: Mutation): ReturnType<Pool['request']> {
+    const pipelined = this.options.pipelined;
+    return this.#pool.request({
       method: m.method as 'PUT',
       path: m.path,
       headers: {
@@ -157,11 +236,17 @@ export class EchoReplicator {
         [REPLAY_HEADERS.seq]: String(m.seq),
         [REPLAY_HEADERS.epoch]: String(m.epoch),
         [REPLAY_HEADERS.replay]: '1',
+        ...(pipelined ? { [REPLAY_HEADERS.stream]: pipelined.stream } : {}),
+        ...(m.kind === 'skip' ? { [REPLAY_HEADERS.skip]: '1' } : {}),
       },
       body: m.body,
       headersTimeout: this.options.timeoutMs * 5,
       bodyTimeout: this.options.timeoutMs * 5,
     });
+  }
+
+  async #replay(m: Mutation): Promise<void> {
+    const res = await this.#request(m);
     await res.body.dump();
     // The echo answers what the primary answered; only a server error means "not applied".
     if (res.statusCode >= 500) throw new Error(`echo answered HTTP ${res.statusCode} to mutation ${m.seq}`);
@@ -197,6 +282,7 @@ export class EchoReplicator {
       w.resolve(false);
     }
     this.#waiters.clear();
+    this.#backlog = [];
     await this.#pool.destroy();
   }
 }

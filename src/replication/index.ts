@@ -19,5 +19,5 @@ export type { AppliedSeqProbe } from './applied-seq.js';
 export type { MutationLogOptions } from './mutation-log.js';
 export { KeyedQueue } from './keyed-queue.js';
 export { REPLAY_HEADERS, REPLAYED_HEADERS } from './mutation.js';
-export type { Mutation } from './mutation.js';
+export type { Mutation, MutationKind } from './mutation.js';
 export { replicationHooks } from './router-glue.js';

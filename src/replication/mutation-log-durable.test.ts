@@ -31,6 +31,7 @@ const T0 = Date.now();
 function mutation(seq: number, bodyBytes = 10, at = T0 + seq): Mutation {
   return {
     seq,
+    kind: 'apply',
     epoch: 3,
     partition: '',
     method: 'PUT',

@@ -1,5 +1,6 @@
 import { close, fdatasync, fsync, ftruncate, open, write } from 'node:fs';
-import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { mkdir, readdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
@@ -132,6 +133,7 @@ export class DurableMutationLog {
   #writeFailures = 0;
   #lastWriteError: string | undefined;
   #recovery: MutationLogRecovery;
+  #stream: string | undefined;
 
   private constructor(options: DurableMutationLogOptions) {
     this.#dir = options.dir;
@@ -170,6 +172,13 @@ export class DurableMutationLog {
 
   async #recover(dir: string): Promise<void> {
     await mkdir(dir, { recursive: true, mode: 0o700 });
+    const streamFile = join(dir, 'stream');
+    const stream = (await readFile(streamFile, 'utf8').catch(() => '')).trim();
+    if (/^[\w-]{8,64}$/.test(stream)) this.#stream = stream;
+    else {
+      this.#stream = randomUUID();
+      await writeFile(streamFile, `${this.#stream}\n`, { mode: 0o600 });
+    }
     const names = (await readdir(dir))
       .map((n) => ({ n, first: parseSegmentName(n) }))
       .filter((x): x is { n: string; first: number } => x.first !== undefined)
@@ -242,6 +251,14 @@ export class DurableMutationLog {
   /** What the last open found on disk. */
   get recovery(): MutationLogRecovery {
     return this.#recovery;
+  }
+
+  /**
+   * The name of this log's sequence (kept in `<dir>/stream`): seq numbers of one stream continue across
+   * restarts. Undefined for an in-memory log (its seqs start again at 1).
+   */
+  get stream(): string | undefined {
+    return this.#stream;
   }
 
   /** Whether mutations are kept on disk. */

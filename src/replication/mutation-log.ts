@@ -25,14 +25,18 @@ export class MutationLog {
     this.#lastSeq = options.startSeq ?? 0;
   }
 
-  /** Appends a mutation, assigning the next sequence number. */
-  append(m: Omit<Mutation, 'seq'>): Mutation {
-    const entry: Mutation = { ...m, seq: this.#lastSeq + 1 };
+  /**
+   * Appends a mutation whose sequence number the caller assigned: it must be exactly `lastSeq + 1` (the
+   * log is gapless; a consumed seq that was not applied is logged as a `skip` entry).
+   */
+  append(entry: Mutation): Mutation {
+    if (entry.seq !== this.#lastSeq + 1)
+      throw new RangeError(`mutation log: expected seq ${this.#lastSeq + 1}, got ${entry.seq}`);
     this.push(entry);
     return entry;
   }
 
-  /** Appends a mutation whose sequence number the caller assigned (greater than {@link lastSeq}). */
+  /** Appends a mutation whose sequence number is greater than {@link lastSeq} (gaps allowed: the durable log's memory tail). */
   push(entry: Mutation): void {
     if (!(entry.seq > this.#lastSeq))
       throw new RangeError(`mutation seq ${entry.seq} is not after the last seq ${this.#lastSeq}`);

@@ -2,13 +2,17 @@ import { randomUUID } from 'node:crypto';
 import type { AfterResponse, HoldOutcome, Interceptor, RouterRequest } from '../router/index.js';
 import { ErrorCode } from '../errors/index.js';
 import { REPLAY_HEADERS } from './mutation.js';
-import type { MutationTicket, ServiceReplication } from './service-replication.js';
+import type { MutationRequest, MutationTicket, ServiceReplication } from './service-replication.js';
 
 /** Error codes the glue answers with. */
 const NOT_REPLICATED = ErrorCode.NotReplicated;
 
 interface InFlight {
-  ticket: MutationTicket;
+  /** Serial order: the partition turn held. */
+  ticket?: MutationTicket;
+  /** Pipelined order: the seq assigned at arrival and the request, resolved once. */
+  seq?: number;
+  request?: MutationRequest;
   requestId: string;
   settled: boolean;
 }
@@ -19,6 +23,11 @@ interface InFlight {
  * is forwarded to the primary, and — when the primary answered 2xx — is logged and replayed on the
  * echoes; in write-through mode the client's answer waits for them. A non-2xx answer, or no answer,
  * frees the partition without logging (the primary did not apply it).
+ *
+ * Pipelined order: no turn is waited for. Each mutation is numbered at arrival (`x-understudy-seq`,
+ * `x-understudy-stream`) and forwarded at once; the primary orders them. Its answer resolves the seq
+ * (2xx: `apply`, else `skip`); no answer asks the primary how it consumed the seq
+ * ({@link ServiceReplication.resolveUnanswered}).
  */
 export function replicationHooks(
   repl: ServiceReplication,
@@ -43,18 +52,52 @@ export function replicationHooks(
         },
       };
     }
-    const partition = repl.partitionOf(req.path, req.headers);
-    const ticket = await repl.begin(partition);
     const given = req.headers[REPLAY_HEADERS.requestId];
     const requestId = typeof given === 'string' && given ? given : randomUUID();
+    // Only add what the client did not send (the router appends extra headers to the client's).
+    const idHeader = requestId === given ? {} : { [REPLAY_HEADERS.requestId]: requestId };
+    const refuse = (seq: number, logError?: string): HoldOutcome => ({
+      release: false,
+      status: 503,
+      code: NOT_REPLICATED,
+      message: `the primary applied this write (seq ${seq}) but ${logError === undefined ? 'no echo did within the timeout' : `the mutation log could not keep it (${logError})`}, and the service is strict; retry with the same x-request-id (${requestId}) to learn the outcome safely`,
+    });
+    if (repl.order === 'pipelined') {
+      const stamped = epoch();
+      const seq = repl.sequence();
+      const request: MutationRequest = {
+        method: req.method,
+        path: req.path,
+        headers: { ...req.headers, [REPLAY_HEADERS.requestId]: requestId },
+        body: req.body,
+        epoch: stamped,
+      };
+      const entry: InFlight = { seq, request, requestId, settled: false };
+      inFlight.set(req.id, entry);
+      return {
+        headers: {
+          ...idHeader,
+          [REPLAY_HEADERS.epoch]: String(stamped),
+          [REPLAY_HEADERS.seq]: String(seq),
+          [REPLAY_HEADERS.stream]: repl.stream,
+        },
+        holdResponse: async (info): Promise<HoldOutcome> => {
+          if (entry.settled) return { release: true };
+          entry.settled = true;
+          const applied = info.statusCode >= 200 && info.statusCode < 300;
+          repl.resolve(seq, request, applied ? 'apply' : 'skip', info.backendId);
+          if (!applied) return { release: true };
+          const outcome = await repl.awaitEchoes(seq);
+          return outcome.acknowledge ? { release: true } : refuse(seq, outcome.logError);
+        },
+      };
+    }
+    const partition = repl.partitionOf(req.path, req.headers);
+    const ticket = await repl.begin(partition);
     const entry: InFlight = { ticket, requestId, settled: false };
     inFlight.set(req.id, entry);
     return {
-      // Only add what the client did not send (the router appends extra headers to the client's).
-      headers: {
-        ...(requestId === given ? {} : { [REPLAY_HEADERS.requestId]: requestId }),
-        [REPLAY_HEADERS.epoch]: String(epoch()),
-      },
+      headers: { ...idHeader, [REPLAY_HEADERS.epoch]: String(epoch()) },
       holdResponse: async (info): Promise<HoldOutcome> => {
         if (entry.settled) return { release: true };
         entry.settled = true;
@@ -70,13 +113,7 @@ export function replicationHooks(
           body,
         });
         const outcome = await repl.awaitEchoes(m.seq);
-        if (outcome.acknowledge) return { release: true };
-        return {
-          release: false,
-          status: 503,
-          code: NOT_REPLICATED,
-          message: `the primary applied this write (seq ${m.seq}) but ${outcome.logError === undefined ? 'no echo did within the timeout' : `the mutation log could not keep it (${outcome.logError})`}, and the service is strict; retry with the same x-request-id (${requestId}) to learn the outcome safely`,
-        };
+        return outcome.acknowledge ? { release: true } : refuse(m.seq, outcome.logError);
       },
     };
   };
@@ -86,7 +123,8 @@ export function replicationHooks(
     inFlight.delete(req.id);
     if (entry && !entry.settled) {
       entry.settled = true;
-      repl.abort(entry.ticket);
+      if (entry.ticket) repl.abort(entry.ticket);
+      if (entry.seq !== undefined && entry.request) void repl.resolveUnanswered(entry.seq, entry.request);
     }
   };
 

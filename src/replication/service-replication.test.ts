@@ -225,12 +225,32 @@ describe('KeyedQueue', () => {
 });
 
 describe('MutationLog', () => {
+  it('refuses an entry whose seq is not the next one (the log stays gapless)', () => {
+    const log = new MutationLog();
+    const entry = {
+      kind: 'apply' as const,
+      epoch: 1,
+      partition: '',
+      method: 'PUT',
+      path: '/x',
+      headers: {},
+      body: Buffer.alloc(0),
+      at: 0,
+    };
+    log.append({ ...entry, seq: 1 });
+    expect(() => log.append({ ...entry, seq: 3 })).toThrow(/expected seq 2, got 3/);
+    expect(() => log.append({ ...entry, seq: 1 })).toThrow(/expected seq 2/);
+    expect(log.lastSeq).toBe(1);
+  });
+
   it('keeps a gapless, bounded suffix of sequence numbers', () => {
     fc.assert(
       fc.property(fc.array(fc.integer({ min: 0, max: 5000 }), { minLength: 1, maxLength: 300 }), (sizes) => {
         const log = new MutationLog({ maxBytes: 20_000 });
         for (const n of sizes)
           log.append({
+            seq: log.lastSeq + 1,
+            kind: 'apply',
             epoch: 1,
             partition: '',
             method: 'PUT',

@@ -1,7 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import { methodOverrides, pathMayMatch } from '../router/index.js';
 import { EchoReplicator, type EchoReplicationStats, type EchoTarget } from './echo-replicator.js';
 import { KeyedQueue } from './keyed-queue.js';
-import { REPLAYED_HEADERS, type Mutation } from './mutation.js';
+import { REPLAYED_HEADERS, type Mutation, type MutationKind } from './mutation.js';
 import { DurableMutationLog, type DurableMutationLogOptions } from './mutation-log-durable.js';
 
 /** What counts as a mutation and how it is ordered (the spec's `echo.mutations`, resolved). */
@@ -14,6 +15,22 @@ export interface MutationRules {
   timeoutMs: number;
   /** Write-through only: refuse to acknowledge a write no echo applied. */
   strict: boolean;
+  /**
+   * `serial`: one mutation in flight per partition (the primary's order is the order of answers);
+   * `pipelined`: the router numbers every mutation at arrival and many are in flight, each instance
+   * applying them in seq order (docs/failover.md, the instance contract). @default 'serial'
+   */
+  order?: 'serial' | 'pipelined';
+}
+
+/** A mutating request as the router received it (what is logged and replayed). */
+export interface MutationRequest {
+  method: string;
+  path: string;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+  /** Epoch the request was stamped with (pipelined order). */
+  epoch?: number;
 }
 
 /** Options of {@link ServiceReplication}. */
@@ -33,6 +50,14 @@ export interface ServiceReplicationOptions {
    * @default in memory only
    */
   log?: DurableMutationLogOptions;
+  /**
+   * Pipelined order: the name of this router's seq stream (`x-understudy-stream`); an instance that sees a
+   * new stream starts counting at its seq 1. A durable log resuming after a restart passes its own.
+   * @default a random UUID
+   */
+  stream?: string;
+  /** Pipelined order: mutations in flight to one echo at once. @default 128 */
+  window?: number;
 }
 
 /** A mutation in progress: hold its partition until {@link ServiceReplication.commit} or {@link ServiceReplication.abort}. */
@@ -71,6 +96,23 @@ export class ServiceReplication {
   readonly #durable = new Map<number, Promise<string | undefined>>();
   #strictRefusals = 0;
   #logRefusals = 0;
+  // Pipelined order (see docs/failover.md): seqs handed out, resolved out of order, logged in order.
+  readonly #order: 'serial' | 'pipelined';
+  readonly #stream: string;
+  readonly #window: number;
+  #lastAssigned: number;
+  /** Seqs assigned and not yet resolved (apply or skip). */
+  readonly #unresolved = new Set<number>();
+  /** Resolved seqs waiting for an earlier one to be resolved, with who resolved them. */
+  readonly #resolved = new Map<number, { m: Mutation; by: string | undefined }>();
+  readonly #loggedWaiters = new Map<number, Array<() => void>>();
+  /** The current primary, fed every logged entry it did not resolve itself. */
+  #primaryFeed: EchoReplicator | undefined;
+  /** Position of removed echoes (a promoted one's feed starts there). */
+  readonly #positionOf = new Map<string, number>();
+  /** Demoted primaries: every seq up to this was consumed by them (a rejoin replays from there). */
+  readonly #demotedAt = new Map<string, number>();
+  #closed = false;
 
   /**
    * An in-memory log unless `log` is given (opened by {@link ServiceReplication.open} with
@@ -87,6 +129,11 @@ export class ServiceReplication {
           ? { memoryBytes: 64 * 1024 * 1024 }
           : { memoryBytes: options.logMaxBytes },
       );
+    this.#order = options.rules.order ?? 'serial';
+    // A durable log keeps its stream across restarts: instances keep counting where they were.
+    this.#stream = options.stream ?? this.log.stream ?? randomUUID();
+    this.#window = options.window ?? 128;
+    this.#lastAssigned = this.log.lastSeq;
   }
 
   /** Opens the durable log of `options.log` (recovering it), then the replication over it. */
@@ -100,6 +147,143 @@ export class ServiceReplication {
 
   get consistency(): 'write-through' | 'async' {
     return this.options.consistency;
+  }
+
+  /** `serial` or `pipelined` (see {@link MutationRules.order}). */
+  get order(): 'serial' | 'pipelined' {
+    return this.#order;
+  }
+
+  /** Pipelined order: the stream name instances see in `x-understudy-stream`. */
+  get stream(): string {
+    return this.#stream;
+  }
+
+  /** Pipelined order: numbers a mutation at arrival (the caller must {@link resolve} it, exactly once). */
+  sequence(): number {
+    const seq = ++this.#lastAssigned;
+    this.#unresolved.add(seq);
+    return seq;
+  }
+
+  /**
+   * Pipelined order: what became of seq `seq` — `apply` (the primary `by` applied it: 2xx) or `skip` (it
+   * consumed the seq without applying: any other answer). Entries are logged and replayed in seq order,
+   * so a resolved seq waits for every earlier one.
+   */
+  resolve(seq: number, request: MutationRequest, kind: MutationKind, by: string | undefined): void {
+    if (!this.#unresolved.delete(seq)) return;
+    const m = this.#entry(seq, request, kind);
+    this.#resolved.set(seq, { m, by });
+    for (;;) {
+      const next = this.#resolved.get(this.log.lastSeq + 1);
+      if (!next) break;
+      this.#resolved.delete(next.m.seq);
+      this.#append(next.m);
+      if (this.#primaryFeed && next.by !== this.#primaryFeed.target.instanceId)
+        this.#primaryFeed.enqueue(next.m);
+      const waiters = this.#loggedWaiters.get(next.m.seq);
+      this.#loggedWaiters.delete(next.m.seq);
+      for (const w of waiters ?? []) w();
+    }
+  }
+
+  /**
+   * Pipelined order: seq `seq` got no answer from the primary (it failed, or the client went away), so
+   * whether it was applied is unknown. The current primary is asked to consume it as a skip; its answer
+   * decides (consumed already with a 2xx, or of unknown outcome: `apply`, replaying the request on the
+   * echoes, which apply it the same way; skipped or rejected: `skip`). While no primary can be asked,
+   * this retries — unless a promotion moved the epoch past the one the request was stamped with: the
+   * old primary is fenced, and the seq is skipped everywhere.
+   */
+  async resolveUnanswered(seq: number, request: MutationRequest): Promise<void> {
+    let backoff = 10;
+    const stamped = request.epoch ?? this.options.epoch();
+    while (!this.#closed && this.#unresolved.has(seq)) {
+      const feed = this.#primaryFeed;
+      if (feed) {
+        try {
+          const outcome = await feed.ask(this.#entry(seq, request, 'skip'));
+          const applied =
+            outcome === 'unknown' || (typeof outcome === 'number' && outcome >= 200 && outcome < 300);
+          this.resolve(seq, request, applied ? 'apply' : 'skip', feed.target.instanceId);
+          return;
+        } catch {
+          // Unreachable or not keeping the contract: retried below.
+        }
+      }
+      if (this.options.epoch() > stamped) {
+        this.resolve(seq, request, 'skip', undefined);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, backoff));
+      backoff = Math.min(backoff * 2, 500);
+    }
+  }
+
+  /** Resolves once `seq` is in the log (true), or after `timeoutMs` (false). */
+  #waitLogged(seq: number, timeoutMs: number): Promise<boolean> {
+    if (this.log.lastSeq >= seq) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      const list = this.#loggedWaiters.get(seq) ?? [];
+      list.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+      this.#loggedWaiters.set(seq, list);
+    });
+  }
+
+  #entry(seq: number, request: MutationRequest, kind: MutationKind): Mutation {
+    const headers: Record<string, string> = {};
+    if (kind === 'apply')
+      for (const name of REPLAYED_HEADERS) {
+        const v = request.headers[name];
+        if (typeof v === 'string') headers[name] = v;
+      }
+    return {
+      seq,
+      kind,
+      epoch: request.epoch ?? this.options.epoch(),
+      partition: '',
+      method: request.method.toUpperCase(),
+      path: request.path,
+      headers,
+      body: kind === 'apply' ? request.body : Buffer.alloc(0),
+      at: Date.now(),
+    };
+  }
+
+  /**
+   * Pipelined order: traffic now goes to `target`. It is fed every logged entry it did not resolve itself
+   * (skips decided without it, writes an older primary applied), starting where it stood as an echo.
+   */
+  setPrimary(target: EchoTarget): void {
+    if (this.#order !== 'pipelined') return;
+    const old = this.#primaryFeed;
+    if (old && old.target.instanceId === target.instanceId) return;
+    if (old) {
+      let lowest = this.#lastAssigned + 1;
+      for (const s of this.#unresolved) lowest = Math.min(lowest, s);
+      this.#demotedAt.set(old.target.instanceId, lowest - 1);
+      old.close().catch(() => undefined);
+    }
+    const from = this.#positionOf.get(target.instanceId) ?? this.log.lastSeq;
+    this.#positionOf.delete(target.instanceId);
+    const feed = this.#replicator(target, () => undefined);
+    this.#primaryFeed = feed;
+    // From memory: a primary's feed starts near the log's end (what it lacks as a former echo).
+    for (const m of this.log.recent(Math.max(from, this.log.firstKeptSeq - 1)) ?? []) feed.enqueue(m);
+  }
+
+  #replicator(target: EchoTarget, onSyncChange: (inSync: boolean, reason: string) => void): EchoReplicator {
+    return new EchoReplicator({
+      target,
+      timeoutMs: this.options.rules.timeoutMs,
+      onSyncChange,
+      ...(this.#order === 'pipelined' ? { pipelined: { stream: this.#stream, window: this.#window } } : {}),
+    });
   }
 
   /**
@@ -139,15 +323,7 @@ export class ServiceReplication {
    * The primary applied the mutation: log it and replay it on every echo. Releases the partition (the
    * echoes keep the order themselves). Returns the logged mutation.
    */
-  commit(
-    ticket: MutationTicket,
-    request: {
-      method: string;
-      path: string;
-      headers: Record<string, string | string[] | undefined>;
-      body: Buffer;
-    },
-  ): Mutation {
+  commit(ticket: MutationTicket, request: MutationRequest): Mutation {
     const headers: Record<string, string> = {};
     for (const name of REPLAYED_HEADERS) {
       const v = request.headers[name];
@@ -155,6 +331,7 @@ export class ServiceReplication {
     }
     const m: Mutation = {
       seq: this.log.lastSeq + 1,
+      kind: 'apply',
       epoch: this.options.epoch(),
       partition: ticket.partition,
       method: request.method.toUpperCase(),
@@ -163,6 +340,16 @@ export class ServiceReplication {
       body: request.body,
       at: Date.now(),
     };
+    this.#append(m);
+    ticket.release();
+    return m;
+  }
+
+  /**
+   * Logs a mutation (its durability awaited by {@link awaitEchoes}) and replays it on every live echo
+   * (echoes catching up from the log get it from there, in order).
+   */
+  #append(m: Mutation): void {
     const durable = this.log.append(m);
     if (this.log.durable) {
       const outcome = durable.then(
@@ -174,10 +361,7 @@ export class ServiceReplication {
       );
       this.#durable.set(m.seq, outcome);
     }
-    // Echoes catching up from the log get it from there, in order.
     for (const [id, echo] of this.#echoes) if (!this.#catchingUp.has(id)) echo.enqueue(m);
-    ticket.release();
-    return m;
   }
 
   /** The primary did not apply it: free the partition. */
@@ -200,6 +384,14 @@ export class ServiceReplication {
         appliedBy: echoes.filter((e) => this.#live(e) && e.hasApplied(seq)).map((e) => e.target.instanceId),
         missedBy: [],
       };
+    }
+    // Pipelined: the entry reaches the echoes once every earlier seq is resolved.
+    if (this.#order === 'pipelined' && !(await this.#waitLogged(seq, this.options.rules.timeoutMs))) {
+      const missedBy = echoes.map((e) => e.target.instanceId);
+      const acknowledge = !(this.options.rules.strict && echoes.length > 0);
+      if (acknowledge) this.#acked.add(seq);
+      else this.#strictRefusals++;
+      return { acknowledge, appliedBy: [], missedBy };
     }
     const inSync = echoes.filter((e) => e.inSync && this.#live(e));
     const [results, logError] = await Promise.all([
@@ -243,13 +435,15 @@ export class ServiceReplication {
     const stale = this.#catchingUp.get(id);
     if (stale) stale.stop = true;
     this.#catchingUp.delete(id);
-    const echo = new EchoReplicator({
-      target,
-      timeoutMs: this.options.rules.timeoutMs,
-      onSyncChange: (inSync, reason) => this.options.onEchoSyncChange?.(id, inSync, reason),
-    });
+    const echo = this.#replicator(target, (inSync, reason) =>
+      this.options.onEchoSyncChange?.(id, inSync, reason),
+    );
     this.#echoes.set(id, echo);
-    const from = Math.max(fromSeq, this.log.firstKeptSeq - 1);
+    // A demoted primary may lack seqs resolved after it stopped being asked (the instance deduplicates).
+    const demoted = this.#demotedAt.get(id);
+    this.#demotedAt.delete(id);
+    const wanted = demoted === undefined ? fromSeq : Math.min(fromSeq, demoted);
+    const from = Math.max(wanted, this.log.firstKeptSeq - 1);
     const recent = this.log.recent(from);
     if (recent) {
       for (const m of recent) echo.enqueue(m);
@@ -333,6 +527,7 @@ export class ServiceReplication {
   async removeEcho(instanceId: string): Promise<void> {
     const echo = this.#echoes.get(instanceId);
     this.#echoes.delete(instanceId);
+    if (echo) this.#positionOf.set(instanceId, echo.contiguousApplied);
     await echo?.close();
   }
 
@@ -403,8 +598,12 @@ export class ServiceReplication {
 
   /** Closes every echo replicator, then the log (writing what is pending). Idempotent. */
   async close(): Promise<void> {
+    this.#closed = true;
+    for (const list of this.#loggedWaiters.values()) for (const w of list) w();
+    this.#loggedWaiters.clear();
     for (const state of this.#catchingUp.values()) state.stop = true;
     this.#catchingUp.clear();
+    await this.#primaryFeed?.close();
     await Promise.all([...this.#echoes.values()].map((e) => e.close()));
     this.#echoes.clear();
     await this.log.close();
