@@ -62,7 +62,7 @@ export interface DurableMutationLogOptions {
   io?: MutationLogIo;
   /** Clock, ms. @default Date.now */
   now?: () => number;
-  /** Test hook: called during a rotation, after the new segment's header is written and before it is synced. */
+  /** Test hook: called during a rotation by size, after the new segment's header is written and before it is synced. */
   onRotate?: () => void;
 }
 
@@ -369,7 +369,7 @@ export class DurableMutationLog {
       seg.lastAt = lastOfBatch.at;
       this.#durableSeq = lastOfBatch.seq;
       for (const p of batch) p.resolve();
-      if (seg.bytes >= this.#segmentBytes) await this.#startSegment(this.#durableSeq + 1, 0);
+      if (seg.bytes >= this.#segmentBytes) await this.#startSegment(this.#durableSeq + 1, 0, true);
       await this.#applyRetention();
     } catch (err) {
       this.#gap = true;
@@ -389,7 +389,7 @@ export class DurableMutationLog {
    * Closes the active segment and starts `<firstSeq>.seg`. After a gap (`FLAG_AFTER_GAP`) the older
    * segments are deleted: an echo behind the gap cannot catch up by replay.
    */
-  async #startSegment(firstSeq: number, flags: number): Promise<void> {
+  async #startSegment(firstSeq: number, flags: number, rotation = false): Promise<void> {
     const dir = this.#dir;
     if (!dir) return;
     const name = segmentName(firstSeq);
@@ -397,7 +397,7 @@ export class DurableMutationLog {
     const fd = await openAsync(path, 'w', 0o600);
     try {
       await this.#io.write(fd, segmentHeader(flags));
-      this.#onRotate?.();
+      if (rotation) this.#onRotate?.();
       await this.#io.sync(fd);
       await this.#syncDir(dir);
     } catch (err) {
