@@ -120,6 +120,7 @@ export class ServiceDataPlane {
   setPrimary(rec: InstanceRecord, epoch: number): void {
     const port = this.portOf(rec);
     this.router.switchTo({ id: rec.id, host: this.addressOf(rec), port, epoch });
+    this.replication?.forgetEcho(rec.id);
     this.replication?.setPrimary({ instanceId: rec.id, host: this.addressOf(rec), port });
     this.onPrimary?.(rec, port);
   }
@@ -131,6 +132,7 @@ export class ServiceDataPlane {
    */
   setServing(recs: readonly InstanceRecord[]): void {
     const before = this.router.backends[0];
+    for (const r of recs) this.replication?.forgetEcho(r.id);
     this.router.setBackends(
       recs.map((r) => ({ id: r.id, host: this.addressOf(r), port: this.portOf(r), epoch: r.epoch })),
     );

@@ -95,6 +95,8 @@ export class ServiceReplication {
   /** Appends not yet durable (or whose write failed): seq → error message, or undefined once durable. */
   readonly #durable = new Map<number, Promise<string | undefined>>();
   #strictRefusals = 0;
+  /** Echoes removed after an exit (see {@link wasEcho}). */
+  readonly #formerEchoes = new Set<string>();
   #logRefusals = 0;
   // Pipelined order (see docs/failover.md): seqs handed out, resolved out of order, logged in order.
   readonly #order: 'serial' | 'pipelined';
@@ -432,6 +434,7 @@ export class ServiceReplication {
       .get(id)
       ?.close()
       .catch(() => undefined);
+    this.#formerEchoes.delete(id);
     const stale = this.#catchingUp.get(id);
     if (stale) stale.stop = true;
     this.#catchingUp.delete(id);
@@ -528,7 +531,21 @@ export class ServiceReplication {
     const echo = this.#echoes.get(instanceId);
     this.#echoes.delete(instanceId);
     if (echo) this.#positionOf.set(instanceId, echo.contiguousApplied);
+    if (echo) this.#formerEchoes.add(instanceId);
     await echo?.close();
+  }
+
+  /**
+   * Whether `instanceId` was an echo of this service that was removed (it exited) and has not served
+   * since: its state holds only replayed mutations, so it may be resumed by replay when it restarts.
+   */
+  wasEcho(instanceId: string): boolean {
+    return this.#formerEchoes.has(instanceId);
+  }
+
+  /** `instanceId` serves now (promoted): its state may hold writes the log does not, never resume it by replay. */
+  forgetEcho(instanceId: string): void {
+    this.#formerEchoes.delete(instanceId);
   }
 
   /**

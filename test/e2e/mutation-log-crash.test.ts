@@ -187,6 +187,43 @@ describe(
       await restartAndCheck(file, dataDir, router, load, echo);
     });
 
+    it('SIGKILL of the hot echo under write load: it restarts on its own state and is resumed by replay, not rebuilt from a snapshot', async () => {
+      const { file, dataDir, router } = await writeSpec();
+      const up = await startUp(file, dataDir);
+      ups.push(up);
+      const api = ApiClient.fromDataDir(dataDir);
+      const { echo } = await runningPair(api);
+      const load = writers(router, 8);
+      await waitFor(
+        () => load.acked() >= 200,
+        30_000,
+        () => up.output(),
+      );
+      process.kill(echo.pid ?? 0, 'SIGKILL');
+      await waitFor(
+        async () => {
+          const now = (await kvService(api)).instances.find((i) => i.id === echo.id);
+          return now?.phase === 'running' && now.pid !== echo.pid;
+        },
+        30_000,
+        () => up.output(),
+      );
+      const target = load.acked() + 100;
+      await waitFor(() => load.acked() >= target, 30_000);
+      const acked = await load.stop();
+      const { primary, echo: restarted } = await runningPair(api);
+      const events = await api.events({ service: 'kv', limit: 10_000 });
+      const replay = events.filter((e) => e.kind === 'replay' && e.instance === echo.id);
+      expect(replay.map((e) => e.outcome.status)).toEqual(['ok']);
+      expect(replay[0]?.why).toMatch(
+        /^it restarted on its own state; its applied seq \d+ is in the mutation log/,
+      );
+      expect(events.filter((e) => /from a snapshot/.test(e.what) && e.instance === echo.id)).toEqual([]);
+      await waitFor(async () => (await kvStats(restarted)).keys === (await kvStats(primary)).keys, 20_000);
+      for (const [key, value] of acked)
+        expect(await (await fetch(`http://127.0.0.1:${portOf(restarted)}/kv/${key}`)).text()).toBe(value);
+    });
+
     it('SIGKILL in the middle of a log segment rotation: the log reopens, the hot echo resumes by replay, nothing acknowledged is lost', async () => {
       const { file, dataDir, router } = await writeSpec('        log: { segmentBytes: 8Ki }');
       const up = await startUp(file, dataDir, { UNDERSTUDY_TEST_CRASH_AT: 'mutation-log-rotate' });
