@@ -107,6 +107,8 @@ describe('DurableMutationLog', () => {
     const dir = tempDir();
     const log = await DurableMutationLog.open({ dir, segmentBytes: 1000, maxBytes: 3000, memoryBytes: 1 });
     for (let s = 1; s <= 100; s++) await log.append(mutation(s, 100));
+    // Retention runs after an append resolves: let it finish.
+    await log.close();
     expect(log.bytes).toBeLessThanOrEqual(3000 + 1300);
     expect(log.firstKeptSeq).toBeGreaterThan(50);
     expect(log.canReplayFrom(10)).toBe(false);
@@ -115,7 +117,6 @@ describe('DurableMutationLog', () => {
     expect(kept.map((m) => m.seq)).toEqual(
       Array.from({ length: 100 - log.firstKeptSeq + 1 }, (_, i) => log.firstKeptSeq + i),
     );
-    await log.close();
   });
 
   it('deletes segments whose newest mutation is older than maxAge', async () => {
@@ -132,9 +133,9 @@ describe('DurableMutationLog', () => {
     const segmentsBefore = segments(dir).length;
     now += 60_000;
     for (let s = 21; s <= 30; s++) await log.append(mutation(s, 100, now));
+    await log.close();
     expect(segments(dir).length).toBeLessThan(segmentsBefore + 3);
     expect(log.firstKeptSeq).toBeGreaterThan(20);
-    await log.close();
   });
 
   it('cuts off a torn last record on open, reports it, and appends after it', async () => {
