@@ -10,6 +10,11 @@
 // this instance has seen is refused with 409 (fencing: a deposed primary's traffic is not applied).
 // `POST /admin/reload` rebuilds the store from the log (the promotion hook of a warm echo, whose
 // files were synced underneath it).
+// Pipelined order (echo.mutations.order: pipelined, docs/failover.md): a write carrying
+// `x-understudy-seq` runs only once every earlier seq was consumed (../lib/seq-gate.mjs); every seq is
+// consumed exactly once, by one record in the log (a put, a delete, or a skip for a request that changed
+// nothing), queued in seq order for the next group commit, so the log's last seq is the position this
+// instance reports (`GET /stats` → appliedSeq) and resumes from after a restart.
 //
 // Usage: node server.mjs --port 8080 --state ./state [--host 127.0.0.1]
 import { createServer } from 'node:http';
@@ -26,6 +31,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
+import { SEQ_HEADERS, SeqGate, readSequence } from '../lib/seq-gate.mjs';
 
 const MAX_BODY = 1024 * 1024;
 
@@ -61,9 +67,18 @@ let seq = 0;
 let recovered = 0;
 let truncatedBytes = 0;
 let maxEpoch = 0;
-// Highest `x-understudy-seq` of a replayed mutation applied (kept in its record as `useq`): what
-// Understudy asks a hot echo (`echo.mutations.appliedSeq`) to resume it by replay after a restart.
+// Highest `x-understudy-seq` applied in either order (kept in its record as `useq`): what Understudy
+// asks a hot echo (`echo.mutations.appliedSeq`) to resume it by replay after a restart.
 let understudySeq = 0;
+/**
+ * Pipelined position from the log: the stream, the last seq consumed in it, recent outcomes.
+ * @type {{ stream: string, seq: number, recent: Array<[number, number | 'skip']> }}
+ */
+let position = { stream: '', seq: 0, recent: [] };
+/** Writes queued for the next group commit (key → value, or undefined for a delete): what the next
+ * sequenced write must see, although readers see a value only once it is durable. */
+/** @type {Map<string, {value: string | undefined, rec: object}>} */
+const unflushed = new Map();
 
 // Record: <crc32 hex 8>' '<json>'\n'
 function recover() {
@@ -82,7 +97,7 @@ function recover() {
     const crc = line.subarray(0, 8).toString('latin1');
     const body = line.subarray(9);
     if (line.length < 10 || crc32(body).toString(16).padStart(8, '0') !== crc) break;
-    /** @type {{seq:number, op:'put'|'delete', key:string, value?:string, id?:string}} */
+    /** @type {KvRecord} */
     const rec = JSON.parse(body.toString('utf8'));
     applyRecord(rec);
     recovered++;
@@ -93,17 +108,40 @@ function recover() {
   return good;
 }
 
-/** @param {{seq:number, op:'put'|'delete', key:string, value?:string, id?:string, epoch?:number, useq?:number}} rec */
+/**
+ * One log record. `useq`/`stream`/`st`: the understudy seq it consumed, its stream, and its outcome.
+ * @typedef {{seq:number, op:'put'|'delete'|'skip', key?:string, value?:string, id?:string, epoch?:number,
+ *   useq?:number, stream?:string, st?:number|'skip'}} KvRecord
+ */
+
+/** @param {KvRecord} rec */
 function applyRecord(rec) {
   seq = Math.max(seq, rec.seq);
-  if (rec.useq) understudySeq = Math.max(understudySeq, rec.useq);
   if (rec.epoch) maxEpoch = Math.max(maxEpoch, rec.epoch);
+  if (rec.useq) understudySeq = Math.max(understudySeq, rec.useq);
   if (rec.id) appliedIds.add(rec.id);
-  if (rec.op === 'put') data.set(rec.key, rec.value ?? '');
-  else data.delete(rec.key);
+  if (rec.useq !== undefined) {
+    if (rec.stream !== position.stream) position = { stream: rec.stream ?? '', seq: 0, recent: [] };
+    position.seq = Math.max(position.seq, rec.useq);
+    position.recent.push([rec.useq, rec.st ?? 200]);
+    if (position.recent.length > 8192) position.recent = position.recent.slice(-4096);
+  }
+  if (rec.op === 'put') data.set(rec.key ?? '', rec.value ?? '');
+  else if (rec.op === 'delete') data.delete(rec.key ?? '');
+}
+
+/** The gate of pipelined order, positioned where the log ends. */
+function gateFromLog() {
+  return new SeqGate({
+    stream: position.stream,
+    appliedSeq: position.seq,
+    maxEpoch,
+    recent: position.recent,
+  });
 }
 
 let validBytes = recover();
+let gate = gateFromLog();
 let fd = openSync(logPath, 'a+');
 if (truncatedBytes > 0) ftruncateSync(fd, validBytes);
 let logBytes = validBytes;
@@ -165,12 +203,15 @@ function flushSync() {
 }
 
 /**
- * Appends a record durably, then applies it; resolves once it is on disk.
- * @param {{op:'put'|'delete', key:string, value?:string, id?:string, epoch?:number, useq?:number}} rec
+ * Appends a record durably, then applies it; resolves once it is on disk. The record is queued (and
+ * visible to {@link exists}) at once, in call order.
+ * @param {Omit<KvRecord, 'seq'>} rec
  * @returns {Promise<number>} the record's sequence number
  */
 function commit(rec) {
   const full = { seq: ++seq, ...rec };
+  if ((rec.op === 'put' || rec.op === 'delete') && rec.key !== undefined)
+    unflushed.set(rec.key, { value: rec.op === 'put' ? (rec.value ?? '') : undefined, rec: full });
   // The id is claimed at once (a retry racing this write is a duplicate); the value becomes visible
   // to readers only once it is durable.
   if (full.id) appliedIds.add(full.id);
@@ -185,6 +226,7 @@ function commit(rec) {
       line,
       done: () => {
         applyRecord(full);
+        if (full.key !== undefined && unflushed.get(full.key)?.rec === full) unflushed.delete(full.key);
         resolve(full.seq);
       },
     });
@@ -195,14 +237,25 @@ function commit(rec) {
   });
 }
 
+/** Whether a key exists once every queued write is applied. @param {string} key */
+function exists(key) {
+  const queued = unflushed.get(key);
+  return queued ? queued.value !== undefined : data.has(key);
+}
+
 /**
  * @param {import('node:http').ServerResponse} res
  * @param {number} status
  * @param {unknown} body
+ * @param {Record<string, string>} [headers]
  */
-function json(res, status, body) {
+function json(res, status, body, headers = {}) {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    ...headers,
+  });
   res.end(text);
 }
 
@@ -246,7 +299,9 @@ async function handle(req, res) {
       keys: data.size,
       seq,
       understudySeq,
-      maxEpoch,
+      maxEpoch: Math.max(maxEpoch, gate.maxEpoch),
+      appliedSeq: gate.appliedSeq,
+      stream: gate.stream,
       logBytes,
       recovered,
       truncatedBytes,
@@ -263,20 +318,26 @@ async function handle(req, res) {
     seq = 0;
     understudySeq = 0;
     recovered = 0;
+    position = { stream: '', seq: 0, recent: [] };
+    unflushed.clear();
     validBytes = recover();
+    gate = gateFromLog();
     fd = openSync(logPath, 'a+');
     if (truncatedBytes > 0) ftruncateSync(fd, validBytes);
     logBytes = validBytes;
     return json(res, 200, { ok: true, keys: data.size, seq });
   }
+  const sequenced = req.method === 'GET' ? undefined : readSequence(req.headers);
+  if (sequenced) return handleSequenced(req, res, url, sequenced);
   const m = /^\/kv\/([^/]+)$/.exec(url.pathname);
   if (!m) return json(res, 404, { error: `no route ${req.method} ${url.pathname}` });
   const key = decodeURIComponent(m[1] ?? '');
   const id = typeof req.headers['x-request-id'] === 'string' ? req.headers['x-request-id'] : undefined;
   const epochHeader = req.headers['x-understudy-epoch'];
   const epoch = typeof epochHeader === 'string' ? Number(epochHeader) : 0;
+  // Serial order: a replay's seq, kept with its record (pipelined writes are handled above).
   const useqHeader = req.headers['x-understudy-seq'];
-  const useq = typeof useqHeader === 'string' && /^\d+$/.test(useqHeader) ? Number(useqHeader) : 0;
+  const useq = typeof useqHeader === 'string' && /^\d+$/.test(useqHeader) ? { useq: Number(useqHeader) } : {};
   if (req.method !== 'GET' && epoch > 0) {
     if (epoch < maxEpoch)
       return json(res, 409, { error: `stale epoch ${epoch}: this instance has seen epoch ${maxEpoch}` });
@@ -294,7 +355,7 @@ async function handle(req, res) {
       const value = await readBody(req);
       if (id && appliedIds.has(id)) {
         stats.duplicates++;
-        understudySeq = Math.max(understudySeq, useq);
+        understudySeq = Math.max(understudySeq, useq.useq ?? 0);
         return json(res, 200, { ok: true, key, duplicate: true });
       }
       const s = await commit({
@@ -303,7 +364,7 @@ async function handle(req, res) {
         value,
         ...(id ? { id } : {}),
         ...(epoch ? { epoch } : {}),
-        ...(useq ? { useq } : {}),
+        ...useq,
       });
       stats.writes++;
       return json(res, 200, { ok: true, key, seq: s });
@@ -311,7 +372,7 @@ async function handle(req, res) {
     case 'DELETE': {
       if (id && appliedIds.has(id)) {
         stats.duplicates++;
-        understudySeq = Math.max(understudySeq, useq);
+        understudySeq = Math.max(understudySeq, useq.useq ?? 0);
         return json(res, 200, { ok: true, key, duplicate: true });
       }
       const existed = data.has(key);
@@ -320,7 +381,7 @@ async function handle(req, res) {
         key,
         ...(id ? { id } : {}),
         ...(epoch ? { epoch } : {}),
-        ...(useq ? { useq } : {}),
+        ...useq,
       });
       stats.deletes++;
       return json(res, existed ? 200 : 404, { ok: existed, key, seq: s });
@@ -329,6 +390,77 @@ async function handle(req, res) {
       res.setHeader('allow', 'GET, PUT, DELETE');
       return json(res, 405, { error: `method ${req.method} not allowed on /kv/:key` });
   }
+}
+
+/**
+ * A write in pipelined order: waits for its seq's turn, then consumes the seq with exactly one record,
+ * queued before the next seq may run; answers once that record is durable.
+ * @param {import('node:http').IncomingMessage} req
+ * @param {import('node:http').ServerResponse} res
+ * @param {URL} url
+ * @param {import('../lib/seq-gate.mjs').Sequenced} s
+ */
+async function handleSequenced(req, res, url, s) {
+  const m = /^\/kv\/([^/]+)$/.exec(url.pathname);
+  const key = m ? decodeURIComponent(m[1] ?? '') : undefined;
+  // Read the body before taking the turn: the next seq must not wait for a slow client.
+  const value = await readBody(req);
+  const id = typeof req.headers['x-request-id'] === 'string' ? req.headers['x-request-id'] : undefined;
+  const t = await gate.enter(s);
+  const tag = { useq: s.seq, stream: s.stream };
+  /** @param {number | 'skip'} st */
+  const consume = (st) => {
+    const p = commit({ op: 'skip', ...tag, st });
+    if (t.turn === 'run') gate.complete(s.seq, st);
+    return p;
+  };
+  if (t.turn === 'duplicate') {
+    stats.duplicates++;
+    const st = typeof t.outcome === 'number' ? t.outcome : t.outcome === 'skip' ? 409 : 200;
+    return json(
+      res,
+      s.skip ? 200 : st,
+      { ok: st < 300, duplicate: true, seq: s.seq, outcome: t.outcome },
+      { [SEQ_HEADERS.outcome]: String(t.outcome) },
+    );
+  }
+  if (t.turn === 'stale') {
+    await consume(409);
+    return json(
+      res,
+      409,
+      { error: `stale epoch ${s.epoch}: this instance has seen epoch ${t.maxEpoch}` },
+      { [SEQ_HEADERS.outcome]: '409' },
+    );
+  }
+  if (s.skip) {
+    await consume('skip');
+    return json(res, 200, { ok: true, skipped: s.seq }, { [SEQ_HEADERS.outcome]: 'skip' });
+  }
+  const epoch = s.epoch ? { epoch: s.epoch } : {};
+  if (key === undefined || (req.method !== 'PUT' && req.method !== 'DELETE')) {
+    const st = key === undefined ? 404 : 405;
+    await consume(st);
+    return json(res, st, { error: `no route ${req.method} ${url.pathname}` });
+  }
+  if (id && appliedIds.has(id)) {
+    stats.duplicates++;
+    await consume(200);
+    return json(res, 200, { ok: true, key, duplicate: true });
+  }
+  if (req.method === 'DELETE' && !exists(key)) {
+    await consume(404);
+    return json(res, 404, { ok: false, key });
+  }
+  const rec =
+    req.method === 'PUT'
+      ? commit({ op: 'put', key, value, ...(id ? { id } : {}), ...epoch, ...tag, st: 200 })
+      : commit({ op: 'delete', key, ...(id ? { id } : {}), ...epoch, ...tag, st: 200 });
+  gate.complete(s.seq, 200);
+  const written = await rec;
+  if (req.method === 'PUT') stats.writes++;
+  else stats.deletes++;
+  return json(res, 200, { ok: true, key, seq: written });
 }
 
 server.keepAliveTimeout = 65_000;

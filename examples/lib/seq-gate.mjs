@@ -52,20 +52,22 @@ export class SeqHeaderError extends Error {
 }
 
 /**
- * Reads the sequencing headers of a request (Node's lower-case `req.headers`).
+ * Reads the sequencing headers of a request (Node's lower-case `req.headers`). A request is in pipelined
+ * order when it carries `x-understudy-stream`; serial order's replays carry `x-understudy-seq` alone (for
+ * information) and are not gated.
  * @param {Record<string, string | string[] | undefined>} headers
- * @returns {Sequenced | undefined} undefined when the request carries no seq (not sequenced: run it as is)
+ * @returns {Sequenced | undefined} undefined when the request is not in pipelined order (run it as is)
  * @throws {SeqHeaderError} when a header is malformed
  */
 export function readSequence(headers) {
   const raw = headers[SEQ_HEADERS.seq];
-  if (raw === undefined) return undefined;
+  const stream = headers[SEQ_HEADERS.stream];
+  if (stream === undefined) return undefined;
+  if (typeof stream !== 'string' || stream.length === 0 || stream.length > 128)
+    throw new SeqHeaderError(`${SEQ_HEADERS.stream} must be one string of 1 to 128 characters`);
   const seq = Number(raw);
   if (typeof raw !== 'string' || !/^[1-9][0-9]{0,15}$/.test(raw) || !Number.isSafeInteger(seq))
     throw new SeqHeaderError(`${SEQ_HEADERS.seq} must be a positive integer, got ${JSON.stringify(raw)}`);
-  const stream = headers[SEQ_HEADERS.stream] ?? '';
-  if (typeof stream !== 'string' || stream.length > 128)
-    throw new SeqHeaderError(`${SEQ_HEADERS.stream} must be one string of at most 128 characters`);
   const epochRaw = headers[SEQ_HEADERS.epoch] ?? '0';
   const epoch = Number(epochRaw);
   if (typeof epochRaw !== 'string' || !/^[0-9]{1,15}$/.test(epochRaw))
@@ -81,6 +83,7 @@ export function readSequence(headers) {
  * @property {number} [appliedSeq] The last seq it consumed in that stream. Default 0.
  * @property {number} [maxEpoch] The newest epoch it has seen. Default 0.
  * @property {number} [remember] How many recent outcomes are kept for answering duplicates. Default 4096.
+ * @property {Array<[number, SeqOutcome]>} [recent] Outcomes of recent seqs of `stream` (from durable state), for duplicates after a restart.
  */
 
 /**
@@ -106,6 +109,8 @@ export class SeqGate {
     this.#applied = options.appliedSeq ?? 0;
     this.#maxEpoch = options.maxEpoch ?? 0;
     this.#remember = options.remember ?? 4096;
+    for (const [seq, outcome] of options.recent ?? [])
+      if (seq <= this.#applied && seq > this.#applied - this.#remember) this.#outcomes.set(seq, outcome);
   }
 
   /** The last consumed seq: what the service reports as its position. */

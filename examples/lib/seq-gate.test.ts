@@ -69,9 +69,10 @@ describe('SeqGate', () => {
     expect((await gate.enter(req(3, { epoch: 3 }))).turn).toBe('run');
   });
 
-  it('after a restart treats every seq up to the recorded position as a duplicate of unknown outcome', async () => {
-    const gate = new SeqGate({ stream: 's1', appliedSeq: 7 });
+  it('after a restart treats every seq up to the recorded position as a duplicate, of the outcome recorded with it or unknown', async () => {
+    const gate = new SeqGate({ stream: 's1', appliedSeq: 7, recent: [[6, 'skip']] });
     expect(await gate.enter(req(7))).toEqual({ turn: 'duplicate', seq: 7, outcome: 'unknown' });
+    expect(await gate.enter(req(6))).toEqual({ turn: 'duplicate', seq: 6, outcome: 'skip' });
     expect((await gate.enter(req(8))).turn).toBe('run');
   });
 
@@ -97,8 +98,10 @@ describe('SeqGate', () => {
 });
 
 describe('readSequence', () => {
-  it('reads the seq, stream, epoch and skip headers, and nothing from an unsequenced request', () => {
+  it('reads the seq, stream, epoch and skip headers, and nothing from a request not in pipelined order', () => {
     expect(readSequence({})).toBeUndefined();
+    // Serial order's replays carry the seq for information only, without a stream.
+    expect(readSequence({ 'x-understudy-seq': '4' })).toBeUndefined();
     expect(
       readSequence({
         'x-understudy-seq': '12',
@@ -110,14 +113,19 @@ describe('readSequence', () => {
   });
 
   it('rejects malformed headers with a 400 naming the header', () => {
+    const s = { 'x-understudy-stream': 's1' };
     for (const bad of ['0', '-1', '1.5', 'x', '', '99999999999999999'])
-      expect(() => readSequence({ 'x-understudy-seq': bad })).toThrow(SeqHeaderError);
-    expect(() => readSequence({ 'x-understudy-seq': ['1', '2'] })).toThrow(/x-understudy-seq/);
-    expect(() => readSequence({ 'x-understudy-seq': '1', 'x-understudy-epoch': 'e' })).toThrow(
+      expect(() => readSequence({ ...s, 'x-understudy-seq': bad })).toThrow(SeqHeaderError);
+    expect(() => readSequence({ ...s })).toThrow(/x-understudy-seq/);
+    expect(() => readSequence({ ...s, 'x-understudy-seq': ['1', '2'] })).toThrow(/x-understudy-seq/);
+    expect(() => readSequence({ 'x-understudy-seq': '1', 'x-understudy-stream': '' })).toThrow(
+      /x-understudy-stream/,
+    );
+    expect(() => readSequence({ ...s, 'x-understudy-seq': '1', 'x-understudy-epoch': 'e' })).toThrow(
       /x-understudy-epoch/,
     );
     try {
-      readSequence({ 'x-understudy-seq': 'x' });
+      readSequence({ ...s, 'x-understudy-seq': 'x' });
     } catch (err) {
       expect((err as SeqHeaderError).status).toBe(400);
     }

@@ -188,6 +188,13 @@ describe('spec parsing', () => {
     expect(piped.echo.mutations.order).toBe('pipelined');
   });
 
+  it('rejects strict write-through with no echo, which would refuse every write', () => {
+    const problems = problemsOf(
+      `services:\n  - name: a\n    command: [x]\n    echo: { count: 0, mode: hot, mutations: { strict: true } }\n`,
+    );
+    expect(problems.map((p) => p.field)).toEqual(['services[0].echo.mutations.strict']);
+  });
+
   it('rejects partitionBy with pipelined order, naming the field', () => {
     const problems = problemsOf(
       `services:\n  - name: a\n    command: [x]\n    echo: { mode: hot, mutations: { order: pipelined, partitionBy: { pathSegment: 1 } } }\n`,

@@ -125,7 +125,11 @@ export const mutationsSchema = z.strictObject({
     .optional(),
   /** An echo that has not applied a mutation within this time leaves the synchronous set. @default 1s */
   timeout: duration.default(1000),
-  /** Write-through only: answer 503 rather than acknowledge a write no echo has applied. @default false */
+  /**
+   * Write-through only: answer 503 rather than acknowledge a write no echo has applied — also while no
+   * echo is in the synchronous set or attached at all (Patroni's `synchronous_mode_strict`). `false`:
+   * such a write is acknowledged on the primary alone and counted at risk (`synchronous_mode`). @default false
+   */
   strict: z.boolean().default(false),
   /**
    * How mutations reach the primary and the hot echoes. `serial`: one in flight per partition (the order
@@ -353,6 +357,14 @@ export const serviceSchema = z
     check(s.health?.http?.port, ['health', 'http', 'port']);
     check(s.health?.tcp?.port, ['health', 'tcp', 'port']);
     check(s.routing.port, ['routing', 'port']);
+    if (s.echo.mutations.strict && s.echo.mode === 'hot' && s.echo.count === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['echo', 'mutations', 'strict'],
+        message:
+          'strict refuses every write no echo applied, and echo.count is 0: every write would be refused; set echo.count >= 1 or strict: false',
+      });
+    }
     if (s.echo.mutations.order === 'pipelined' && s.echo.mutations.partitionBy) {
       ctx.addIssue({
         code: 'custom',

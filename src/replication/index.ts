@@ -1,12 +1,18 @@
 export { ServiceReplication } from './service-replication.js';
 export type {
+  MutationRequest,
   MutationRules,
   MutationTicket,
   ServiceReplicationOptions,
   WriteThroughOutcome,
 } from './service-replication.js';
 export { EchoReplicator } from './echo-replicator.js';
-export type { EchoReplicationStats, EchoReplicatorOptions, EchoTarget } from './echo-replicator.js';
+export type {
+  EchoReplicationStats,
+  EchoReplicatorOptions,
+  EchoTarget,
+  SeqOutcome,
+} from './echo-replicator.js';
 export { MutationLog } from './mutation-log.js';
 export { DurableMutationLog, nodeMutationLogIo } from './mutation-log-durable.js';
 export type {

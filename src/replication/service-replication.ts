@@ -381,6 +381,7 @@ export class ServiceReplication {
       // Async mode does not wait for the log's fsync either; a failed write is counted by the log.
       this.#durable.delete(seq);
       this.#acked.add(seq);
+      this.#trimAcked();
       return {
         acknowledge: true,
         appliedBy: echoes.filter((e) => this.#live(e) && e.hasApplied(seq)).map((e) => e.target.instanceId),
@@ -390,7 +391,7 @@ export class ServiceReplication {
     // Pipelined: the entry reaches the echoes once every earlier seq is resolved.
     if (this.#order === 'pipelined' && !(await this.#waitLogged(seq, this.options.rules.timeoutMs))) {
       const missedBy = echoes.map((e) => e.target.instanceId);
-      const acknowledge = !(this.options.rules.strict && echoes.length > 0);
+      const acknowledge = !this.options.rules.strict;
       if (acknowledge) this.#acked.add(seq);
       else this.#strictRefusals++;
       return { acknowledge, appliedBy: [], missedBy };
@@ -403,12 +404,10 @@ export class ServiceReplication {
     this.#durable.delete(seq);
     const appliedBy = results.filter(([, ok]) => ok).map(([id]) => id);
     const missedBy = echoes.map((e) => e.target.instanceId).filter((id) => !appliedBy.includes(id));
-    const { strict } = this.options.rules;
-    // Strict: acknowledge only a write that is durable in the log and applied by an echo (when any).
-    const acknowledge = !(
-      strict &&
-      ((appliedBy.length === 0 && echoes.length > 0) || logError !== undefined)
-    );
+    // Strict (Patroni's synchronous_mode_strict): nothing is acknowledged that no echo applied, also while
+    // no echo is attached at all (between a promotion and the rebuilt echo's start), nor what the
+    // durable log could not keep.
+    const acknowledge = !(this.options.rules.strict && (appliedBy.length === 0 || logError !== undefined));
     if (acknowledge) this.#acked.add(seq);
     else if (logError !== undefined) this.#logRefusals++;
     else this.#strictRefusals++;
