@@ -1,6 +1,16 @@
-import type { FailoverHost } from './failover.js';
 import { moveInstance } from './instance-transition.js';
 import type { ControlDecision, InstanceRecord } from './records.js';
+import type { ServingSetHost } from './serving-set.js';
+
+/** What resuming an echo needs (a subset of the failover's host). */
+export interface EchoResumeHost extends ServingSetHost {
+  /** Marks an instance as stopped on purpose: its exit is not a failure. */
+  expectExit(id: string): void;
+  /** Starts (or restarts) an instance process for a record; settles the decision. */
+  launch(rec: InstanceRecord, decision: ControlDecision): Promise<void>;
+  /** Resolves once the instance answers (health check or port), or false on timeout. */
+  waitReady(rec: InstanceRecord, timeoutMs: number): Promise<boolean>;
+}
 
 /**
  * A hot echo that exited and is started again keeps its state directory. When the service has a durable
@@ -12,7 +22,7 @@ import type { ControlDecision, InstanceRecord } from './records.js';
  * conditions do not hold (nothing was done).
  */
 export async function resumeEchoByReplay(
-  host: FailoverHost,
+  host: EchoResumeHost,
   rec: InstanceRecord,
   decision: ControlDecision,
 ): Promise<true | ControlDecision | undefined> {
