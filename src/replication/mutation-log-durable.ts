@@ -475,7 +475,15 @@ export class DurableMutationLog {
       let progressed = false;
       if (seg) {
         const written = seg.bytes;
-        const buf = await readFile(seg.path).catch(() => undefined);
+        const buf = await readFile(seg.path).catch((err: unknown) => {
+          // Deleted under the reader (retention) or unreadable: the position cannot be served.
+          if (this.#segments.includes(seg) || !this.canReplayFrom(pos))
+            throw new UnderstudyError(
+              ErrorCode.NotFound,
+              `the mutation log cannot replay after seq ${pos}: segment ${seg.path} is unreadable (${(err as Error).message})`,
+            );
+          return undefined;
+        });
         if (buf) {
           const scan = scanSegment(buf.subarray(0, written), seg.path, { isLast: true, keepRecords: true });
           for (const m of scan.records) {

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -142,6 +142,10 @@ describe('ServiceReplication', () => {
   });
 });
 
+async function waitUntil(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
+}
+
 describe('ServiceReplication over the durable log', () => {
   it('brings a new echo up to date from the log on disk while writes go on, then streams live to it', async () => {
     const port = await allocatePort();
@@ -173,6 +177,30 @@ describe('ServiceReplication over the durable log', () => {
     const stats = (await (await fetch(`http://127.0.0.1:${port}/stats`)).json()) as { writes: number };
     expect(stats.writes).toBe(231);
     expect(repl.atRisk('kv-4')).toEqual([]);
+    await repl.close();
+  });
+
+  it('drops an echo whose catch-up from the log fails (a segment is gone) instead of streaming to it after a hole', async () => {
+    const dir = join(work, 'log-gone');
+    const changes: string[] = [];
+    const repl = await ServiceReplication.open({
+      service: 'kv',
+      rules,
+      consistency: 'async',
+      epoch: () => 1,
+      logMaxBytes: 1,
+      log: { dir },
+      onEchoSyncChange: (id, inSync, reason) => changes.push(`${id}:${inSync}:${reason}`),
+    });
+    for (let i = 1; i <= 5; i++) await put(repl, `k${i}`, String(i), `gone-${i}`);
+    await repl.log.close();
+    for (const f of readdirSync(dir)) if (f.endsWith('.seg')) rmSync(join(dir, f));
+    repl.addEcho({ instanceId: 'kv-9', host: '127.0.0.1', port: await allocatePort() }, 0);
+    await waitUntil(() => changes.length === 2);
+    expect(changes[1]).toMatch(
+      /^kv-9:false:catching up from the log failed, no longer replicated to .*unreadable/,
+    );
+    expect(repl.echoes().map((e) => e.instanceId)).toEqual([]);
     await repl.close();
   });
 

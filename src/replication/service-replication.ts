@@ -455,11 +455,15 @@ export class ServiceReplication {
     this.#catchingUp.set(id, state);
     this.options.onEchoSyncChange?.(id, false, `catching up from the mutation log after seq ${from}`);
     void this.#catchUp(echo, state).catch((err: unknown) => {
-      if (this.#catchingUp.get(id) === state) this.#catchingUp.delete(id);
+      if (this.#catchingUp.get(id) !== state) return;
+      // It must not get live mutations after a hole: it is dropped from replication (it needs a full copy).
+      this.#catchingUp.delete(id);
+      if (this.#echoes.get(id) === echo) this.#echoes.delete(id);
+      void echo.close().catch(() => undefined);
       this.options.onEchoSyncChange?.(
         id,
         false,
-        `catching up from the log failed: ${(err as Error).message}`,
+        `catching up from the log failed, no longer replicated to (it needs a full copy): ${(err as Error).message}`,
       );
     });
     return echo;
