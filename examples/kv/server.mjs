@@ -67,8 +67,9 @@ let seq = 0;
 let recovered = 0;
 let truncatedBytes = 0;
 let maxEpoch = 0;
-// Highest `x-understudy-seq` applied in either order (kept in its record as `useq`): what Understudy
-// asks a hot echo (`echo.mutations.appliedSeq`) to resume it by replay after a restart.
+// Highest `x-understudy-seq` applied: what Understudy asks a hot echo (`echo.mutations.appliedSeq`) to
+// resume it by replay. Pipelined writes keep it in their records (`useq`), so it survives a restart of
+// this process; serial replays only in memory (their records stay byte-equal to the primary's).
 let understudySeq = 0;
 /**
  * Pipelined position from the log: the stream, the last seq consumed in it, recent outcomes.
@@ -335,7 +336,7 @@ async function handle(req, res) {
   const id = typeof req.headers['x-request-id'] === 'string' ? req.headers['x-request-id'] : undefined;
   const epochHeader = req.headers['x-understudy-epoch'];
   const epoch = typeof epochHeader === 'string' ? Number(epochHeader) : 0;
-  // Serial order: a replay's seq, kept with its record (pipelined writes are handled above).
+  // Serial order: a replay's seq (pipelined writes are handled above).
   const useqHeader = req.headers['x-understudy-seq'];
   const useq = typeof useqHeader === 'string' && /^\d+$/.test(useqHeader) ? { useq: Number(useqHeader) } : {};
   if (req.method !== 'GET' && epoch > 0) {
@@ -364,8 +365,8 @@ async function handle(req, res) {
         value,
         ...(id ? { id } : {}),
         ...(epoch ? { epoch } : {}),
-        ...useq,
       });
+      understudySeq = Math.max(understudySeq, useq.useq ?? 0);
       stats.writes++;
       return json(res, 200, { ok: true, key, seq: s });
     }
@@ -381,8 +382,8 @@ async function handle(req, res) {
         key,
         ...(id ? { id } : {}),
         ...(epoch ? { epoch } : {}),
-        ...useq,
       });
+      understudySeq = Math.max(understudySeq, useq.useq ?? 0);
       stats.deletes++;
       return json(res, existed ? 200 : 404, { ok: existed, key, seq: s });
     }

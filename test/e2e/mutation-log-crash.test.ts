@@ -187,8 +187,9 @@ describe(
       await restartAndCheck(file, dataDir, router, load, echo);
     });
 
-    it('SIGKILL of the hot echo under write load: it restarts on its own state and is resumed by replay, not rebuilt from a snapshot', async () => {
-      const { file, dataDir, router } = await writeSpec();
+    it('SIGKILL of the hot echo under pipelined write load: it restarts on its own state and is resumed by replay, not rebuilt from a snapshot', async () => {
+      // Pipelined order: kv keeps the seq it applied in its own log, so it knows it after its restart.
+      const { file, dataDir, router } = await writeSpec('        order: pipelined');
       const up = await startUp(file, dataDir);
       ups.push(up);
       const api = ApiClient.fromDataDir(dataDir);
