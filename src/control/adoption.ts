@@ -139,6 +139,29 @@ async function resumeByReplay(
   const plane = host.services.plane(rec.service);
   const replication = plane?.replication;
   if (!plane || !replication?.log.durable || !spec.echo.mutations.appliedSeq) return undefined;
+  // Pipelined order: the primary consumed seqs at arrival; those the log lost (its unwritten tail) must
+  // not be handed out again, and an echo behind them is rebuilt (it cannot get them by replay).
+  if (replication.order === 'pipelined') {
+    const primary = host
+      .records()
+      .find(
+        (p) => p.service === rec.service && p.role === 'primary' && !['stopped', 'failed'].includes(p.phase),
+      );
+    const seen = primary ? await plane.appliedSeqOf(primary) : { error: 'no primary runs' };
+    if ('error' in seen) return `the primary's applied seq is unknown (${seen.error})`;
+    if (seen.seq > replication.log.lastSeq) {
+      const last = replication.log.lastSeq;
+      await replication.skipTo(seen.seq);
+      host.decisions.record({
+        kind: 'mutation-log-recovered',
+        service: rec.service,
+        what: `continue the mutation log of ${rec.service} after seq ${seen.seq}`,
+        why: `the primary consumed seqs up to ${seen.seq}, past the log's last durable seq ${last} (its unwritten tail died with the earlier control process)`,
+        inputs: { primaryAppliedSeq: seen.seq, logLastSeq: last },
+        outcome: { status: 'recorded' },
+      });
+    }
+  }
   if (!(await host.waitReady(rec, host.timeouts.echoReadyMs)))
     return `it did not become ready within ${host.timeouts.echoReadyMs} ms`;
   const applied = await plane.appliedSeqOf(rec);

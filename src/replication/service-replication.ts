@@ -509,7 +509,7 @@ export class ServiceReplication {
       };
     if (appliedSeq > log.lastSeq) {
       const last = log.lastSeq;
-      await log.skipTo(appliedSeq);
+      await this.skipTo(appliedSeq);
       return {
         replay: true,
         fromSeq: appliedSeq,
@@ -527,6 +527,16 @@ export class ServiceReplication {
       fromSeq: appliedSeq,
       why: `its applied seq ${appliedSeq} is older than the mutation log keeps (${log.firstKeptSeq}..${log.lastSeq}${log.durable ? '' : ', in memory only'})`,
     };
+  }
+
+  /**
+   * Moves the log (and the seqs handed out next) past `seq`: an instance consumed seqs the log lost
+   * (its unwritten tail died with an earlier control process). Positions before `seq` then need a full
+   * copy. Does nothing when `seq` is not beyond the log.
+   */
+  async skipTo(seq: number): Promise<void> {
+    await this.log.skipTo(seq);
+    this.#lastAssigned = Math.max(this.#lastAssigned, this.log.lastSeq);
   }
 
   /** Stops replaying to an echo (it was promoted, or is gone). */

@@ -169,23 +169,28 @@ describe(
   'the durable mutation log across control-process crashes (real processes)',
   { timeout: 120_000 },
   () => {
-    it('SIGKILL of the control process under write load: the restarted one resumes the hot echo by replay, without a snapshot, and it ends equal to the primary', async () => {
-      const { file, dataDir, router } = await writeSpec();
-      const up = await startUp(file, dataDir);
-      ups.push(up);
-      const { echo } = await runningPair(ApiClient.fromDataDir(dataDir));
-      const load = writers(router, 8);
-      await waitFor(
-        () => load.acked() >= 300,
-        30_000,
-        () => up.output(),
-      );
-      up.child.kill('SIGKILL');
-      await up.exited;
-      expect(isAlive(echo.pid ?? 0)).toBe(true);
-      expect(readdirSync(join(dataDir, 'mutations', 'kv')).some((n) => n.endsWith('.seg'))).toBe(true);
-      await restartAndCheck(file, dataDir, router, load, echo);
-    });
+    // Serial order only: in pipelined order the primary has consumed seqs the log lost, so the log moves
+    // past them and the echo is rebuilt (safe, not yet resumed by replay; see docs/failover.md).
+    it.each(['serial'])(
+      'SIGKILL of the control process under write load (%s order): the restarted one resumes the hot echo by replay, without a snapshot, and it ends equal to the primary',
+      async (order) => {
+        const { file, dataDir, router } = await writeSpec(`        order: ${order}`);
+        const up = await startUp(file, dataDir);
+        ups.push(up);
+        const { echo } = await runningPair(ApiClient.fromDataDir(dataDir));
+        const load = writers(router, 8);
+        await waitFor(
+          () => load.acked() >= 300,
+          30_000,
+          () => up.output(),
+        );
+        up.child.kill('SIGKILL');
+        await up.exited;
+        expect(isAlive(echo.pid ?? 0)).toBe(true);
+        expect(readdirSync(join(dataDir, 'mutations', 'kv')).some((n) => n.endsWith('.seg'))).toBe(true);
+        await restartAndCheck(file, dataDir, router, load, echo);
+      },
+    );
 
     it('SIGKILL of the hot echo under pipelined write load: it restarts on its own state and is resumed by replay, not rebuilt from a snapshot', async () => {
       // Pipelined order: kv keeps the seq it applied in its own log, so it knows it after its restart.
