@@ -110,9 +110,9 @@ function recover() {
 }
 
 /**
- * One log record. `useq`/`stream`/`st`: the understudy seq it consumed, its stream, and its outcome.
+ * One log record. `useq`/`stream`: the understudy seq it consumed (pipelined order) and its stream.
  * @typedef {{seq:number, op:'put'|'delete'|'skip', key?:string, value?:string, id?:string, epoch?:number,
- *   useq?:number, stream?:string, st?:number|'skip'}} KvRecord
+ *   useq?:number, stream?:string}} KvRecord
  */
 
 /** @param {KvRecord} rec */
@@ -124,7 +124,9 @@ function applyRecord(rec) {
   if (rec.useq !== undefined) {
     if (rec.stream !== position.stream) position = { stream: rec.stream ?? '', seq: 0, recent: [] };
     position.seq = Math.max(position.seq, rec.useq);
-    position.recent.push([rec.useq, rec.st ?? 200]);
+    // A skip record means "consumed without effect" (rejected here, or a skip entry): which one is kept
+    // out of the record so the primary's log and its echo's are the same bytes.
+    position.recent.push([rec.useq, rec.op === 'skip' ? 'skip' : 200]);
     if (position.recent.length > 8192) position.recent = position.recent.slice(-4096);
   }
   if (rec.op === 'put') data.set(rec.key ?? '', rec.value ?? '');
@@ -411,7 +413,7 @@ async function handleSequenced(req, res, url, s) {
   const tag = { useq: s.seq, stream: s.stream };
   /** @param {number | 'skip'} st */
   const consume = (st) => {
-    const p = commit({ op: 'skip', ...tag, st });
+    const p = commit({ op: 'skip', ...tag });
     if (t.turn === 'run') gate.complete(s.seq, st);
     return p;
   };
@@ -455,8 +457,8 @@ async function handleSequenced(req, res, url, s) {
   }
   const rec =
     req.method === 'PUT'
-      ? commit({ op: 'put', key, value, ...(id ? { id } : {}), ...epoch, ...tag, st: 200 })
-      : commit({ op: 'delete', key, ...(id ? { id } : {}), ...epoch, ...tag, st: 200 });
+      ? commit({ op: 'put', key, value, ...(id ? { id } : {}), ...epoch, ...tag })
+      : commit({ op: 'delete', key, ...(id ? { id } : {}), ...epoch, ...tag });
   gate.complete(s.seq, 200);
   const written = await rec;
   if (req.method === 'PUT') stats.writes++;

@@ -38,6 +38,10 @@ export interface DataPlaneView {
   requests?: number;
   replication?: {
     consistency: string;
+    /** `serial` or `pipelined` (echo.mutations.order). */
+    order?: 'serial' | 'pipelined';
+    /** Pipelined: seqs numbered whose outcome is not known yet. */
+    unresolved?: number;
     lastSeq: number;
     strictRefusals: number;
     echoes: EchoReplicationStats[];

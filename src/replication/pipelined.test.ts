@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import { Pool } from 'undici';
 import { SeqGate, readSequence } from '../../examples/lib/seq-gate.mjs';
 import type { HoldOutcome, InterceptDecision, RouterRequest } from '../router/index.js';
+import { EchoReplicator } from './echo-replicator.js';
 import { replicationHooks } from './router-glue.js';
 import { ServiceReplication } from './service-replication.js';
 
@@ -397,5 +398,34 @@ describe('a promotion in pipelined order', () => {
       for (const p of pools.values()) await p.close();
       await repl.close();
     }
+  });
+});
+
+describe('asking an instance how it consumed a seq', () => {
+  it('fails with a message naming the contract when the instance answers a skip without x-understudy-outcome', async () => {
+    const server = createServer((_req, res) => res.writeHead(200).end('ok'));
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    const echo = new EchoReplicator({
+      target: { instanceId: 'plain', host: '127.0.0.1', port },
+      timeoutMs: 1000,
+      pipelined: { stream: 's', window: 4 },
+    });
+    const m = {
+      seq: 1,
+      kind: 'skip' as const,
+      epoch: 1,
+      partition: '',
+      method: 'PUT',
+      path: '/kv/a',
+      headers: {},
+      body: Buffer.alloc(0),
+      at: 0,
+    };
+    await expect(echo.ask(m)).rejects.toThrow(
+      /instance plain answered HTTP 200 to a skip of seq 1 without a valid x-understudy-outcome header: it does not keep the pipelined contract/,
+    );
+    await echo.close();
   });
 });

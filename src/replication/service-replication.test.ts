@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -229,6 +229,61 @@ describe('ServiceReplication over the durable log', () => {
       expect(repl.stats().log).toMatchObject({ durable: true, writeFailures: 1, refusals: strict ? 1 : 0 });
       await repl.close();
     }
+  });
+});
+
+describe('ServiceReplication in pipelined order with the kv example', () => {
+  it('leaves the primary and its echo with byte-identical logs, rejections and duplicates included', async () => {
+    const [pPort, ePort] = [await allocatePort(), await allocatePort()];
+    const [pDir, eDir] = [join(work, 'pipe-p'), join(work, 'pipe-e')];
+    await startKv(pPort, pDir);
+    await startKv(ePort, eDir);
+    const repl = new ServiceReplication({
+      service: 'kv',
+      rules: { ...rules, order: 'pipelined' },
+      consistency: 'write-through',
+      epoch: () => 2,
+    });
+    repl.setPrimary({ instanceId: 'kv-1', host: '127.0.0.1', port: pPort });
+    repl.addEcho({ instanceId: 'kv-2', host: '127.0.0.1', port: ePort }, 0);
+    // Concurrent writes: puts, a delete of a missing key (404), a repeated x-request-id (a duplicate).
+    const writes = Array.from({ length: 40 }, (_, i) =>
+      i % 10 === 3
+        ? { method: 'DELETE', key: `gone-${i}`, id: `d-${i}` }
+        : { method: 'PUT', key: `k${i % 7}`, id: i % 10 === 5 ? 'same-id' : `p-${i}` },
+    );
+    await Promise.all(
+      writes.map(async (w, i) => {
+        const seq = repl.sequence();
+        const headers = {
+          'x-understudy-seq': String(seq),
+          'x-understudy-stream': repl.stream,
+          'x-understudy-epoch': '2',
+          'x-request-id': w.id,
+        };
+        const res = await fetch(`http://127.0.0.1:${pPort}/kv/${w.key}`, {
+          method: w.method,
+          headers,
+          ...(w.method === 'PUT' ? { body: `v${i}` } : {}),
+        });
+        await res.text();
+        const request = {
+          method: w.method,
+          path: `/kv/${w.key}`,
+          headers,
+          body: Buffer.from(w.method === 'PUT' ? `v${i}` : ''),
+          epoch: 2,
+        };
+        repl.resolve(seq, request, res.ok ? 'apply' : 'skip', 'kv-1');
+        expect((await repl.awaitEchoes(seq)).acknowledge).toBe(true);
+      }),
+    );
+    expect(await repl.waitCaughtUp('kv-2', 5000)).toBe(true);
+    const log = (dir: string): string => readFileSync(join(dir, 'kv.log'), 'utf8');
+    expect(log(pDir).split('\n')).toHaveLength(41);
+    expect(log(eDir)).toBe(log(pDir));
+    expect((repl.log.recent(0) ?? []).filter((m) => m.kind === 'skip')).toHaveLength(4);
+    await repl.close();
   });
 });
 

@@ -602,8 +602,13 @@ export class ServiceReplication {
       refusals: number;
     };
     echoes: EchoReplicationStats[];
+    order: 'serial' | 'pipelined';
+    unresolved: number;
   } {
     return {
+      order: this.#order,
+      // Pipelined: seqs handed out whose outcome is not known yet (a stuck one holds back the log).
+      unresolved: this.#unresolved.size,
       lastSeq: this.log.lastSeq,
       logBytes: this.log.bytes,
       strictRefusals: this.#strictRefusals,

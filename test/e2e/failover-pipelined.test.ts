@@ -72,7 +72,7 @@ async function closedLoop(
 }
 
 describe('pipelined order with a hot write-through echo (real kv processes)', { timeout: 120_000 }, () => {
-  it('loses no acknowledged write and applies none twice when the primary is SIGKILLed under pipelined load', async () => {
+  it('loses no acknowledged write and applies none twice when the echo, then the primary, is SIGKILLed under pipelined load', async () => {
     const file = join(work, 'kv.yaml');
     writeFileSync(
       file,
@@ -97,7 +97,17 @@ describe('pipelined order with a hot write-through echo (real kv processes)', { 
     const base = `http://${(await kvService(api)).dataPlane?.address}`;
     const stop = new AbortController();
     const load = closedLoop(base, 16, stop.signal);
-    await new Promise((r) => setTimeout(r, 1500));
+    await new Promise((r) => setTimeout(r, 1000));
+    // The echo dies mid-stream: it restarts from its log's position and the replays resume, deduplicated.
+    const echo = (await kvService(api)).instances.find((i) => i.role === 'echo');
+    process.kill(echo?.pid ?? 0, 'SIGKILL');
+    await waitFor(async () => {
+      const svc = await kvService(api);
+      const e = svc.instances.find((i) => i.id === echo?.id);
+      const r = svc.dataPlane?.replication?.echoes.find((x) => x.instanceId === echo?.id);
+      return e?.phase === 'running' && e.pid !== echo?.pid && r?.inSync === true;
+    }, 20_000);
+    await new Promise((r) => setTimeout(r, 500));
     const before = (await kvService(api)).instances.find((i) => i.role === 'primary');
     expect(before?.pid).toBeGreaterThan(0);
     process.kill(before?.pid ?? 0, 'SIGKILL');
