@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
 import { percentile } from './lib/failover-load.js';
 import { startKvUp } from './lib/kv-up.js';
+import { measurePostgresPeer, type PostgresPeerResult } from './lib/postgres-peer.js';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const quick = process.argv.includes('--quick');
@@ -121,6 +122,14 @@ async function main(): Promise<void> {
   process.stdout.write(
     `write throughput vs no echo: hot async ${(async_ / base).toFixed(2)}x, hot write-through ${(wt / base).toFixed(2)}x (pipelined order; goals 0.9x and 0.7x), write-through p99 ${p99Ratio.toFixed(2)}x no-echo p99 (goal <= 2x); serial order ${(serial / base).toFixed(2)}x (one mutation in flight), per-key serial order ${(perKey / base).toFixed(2)}x\n`,
   );
+  const peer: PostgresPeerResult = await measurePostgresPeer({ seconds, clients: writers }).catch(
+    (err: unknown) => ({ skipped: (err as Error).message }),
+  );
+  process.stdout.write(
+    peer.postgresSyncRatio === undefined
+      ? `peer: PostgreSQL with a synchronous standby not measured: ${peer.skipped}\n`
+      : `peer: PostgreSQL upserts, ${writers} clients: ${peer.tpsAlone} tps alone, ${peer.tpsSyncStandby} tps with one synchronous standby (remote_apply): ${peer.postgresSyncRatio}x\n`,
+  );
   process.stdout.write(
     JSON.stringify({
       bench: 'write-through',
@@ -133,6 +142,8 @@ async function main(): Promise<void> {
       writeThroughSerialRatio: round(serial / base),
       writeThroughP99Ratio: round(p99Ratio),
       order: 'pipelined',
+      postgresSyncRatio: peer.postgresSyncRatio ?? null,
+      postgres: peer,
     }) + '\n',
   );
 }

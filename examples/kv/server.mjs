@@ -67,6 +67,10 @@ let seq = 0;
 let recovered = 0;
 let truncatedBytes = 0;
 let maxEpoch = 0;
+// Highest `x-understudy-seq` applied: what Understudy asks a hot echo (`echo.mutations.appliedSeq`) to
+// resume it by replay. Pipelined writes keep it in their records (`useq`), so it survives a restart of
+// this process; serial replays only in memory (their records stay byte-equal to the primary's).
+let understudySeq = 0;
 /**
  * Pipelined position from the log: the stream, the last seq consumed in it, recent outcomes.
  * @type {{ stream: string, seq: number, recent: Array<[number, number | 'skip']> }}
@@ -115,6 +119,7 @@ function recover() {
 function applyRecord(rec) {
   seq = Math.max(seq, rec.seq);
   if (rec.epoch) maxEpoch = Math.max(maxEpoch, rec.epoch);
+  if (rec.useq) understudySeq = Math.max(understudySeq, rec.useq);
   if (rec.id) appliedIds.add(rec.id);
   if (rec.useq !== undefined) {
     if (rec.stream !== position.stream) position = { stream: rec.stream ?? '', seq: 0, recent: [] };
@@ -296,6 +301,7 @@ async function handle(req, res) {
     return json(res, 200, {
       keys: data.size,
       seq,
+      understudySeq,
       maxEpoch: Math.max(maxEpoch, gate.maxEpoch),
       appliedSeq: gate.appliedSeq,
       stream: gate.stream,
@@ -313,6 +319,7 @@ async function handle(req, res) {
     data.clear();
     appliedIds.clear();
     seq = 0;
+    understudySeq = 0;
     recovered = 0;
     position = { stream: '', seq: 0, recent: [] };
     unflushed.clear();
@@ -331,6 +338,9 @@ async function handle(req, res) {
   const id = typeof req.headers['x-request-id'] === 'string' ? req.headers['x-request-id'] : undefined;
   const epochHeader = req.headers['x-understudy-epoch'];
   const epoch = typeof epochHeader === 'string' ? Number(epochHeader) : 0;
+  // Serial order: a replay's seq (pipelined writes are handled above).
+  const useqHeader = req.headers['x-understudy-seq'];
+  const useq = typeof useqHeader === 'string' && /^\d+$/.test(useqHeader) ? { useq: Number(useqHeader) } : {};
   if (req.method !== 'GET' && epoch > 0) {
     if (epoch < maxEpoch)
       return json(res, 409, { error: `stale epoch ${epoch}: this instance has seen epoch ${maxEpoch}` });
@@ -348,19 +358,34 @@ async function handle(req, res) {
       const value = await readBody(req);
       if (id && appliedIds.has(id)) {
         stats.duplicates++;
+        understudySeq = Math.max(understudySeq, useq.useq ?? 0);
         return json(res, 200, { ok: true, key, duplicate: true });
       }
-      const s = await commit({ op: 'put', key, value, ...(id ? { id } : {}), ...(epoch ? { epoch } : {}) });
+      const s = await commit({
+        op: 'put',
+        key,
+        value,
+        ...(id ? { id } : {}),
+        ...(epoch ? { epoch } : {}),
+      });
+      understudySeq = Math.max(understudySeq, useq.useq ?? 0);
       stats.writes++;
       return json(res, 200, { ok: true, key, seq: s });
     }
     case 'DELETE': {
       if (id && appliedIds.has(id)) {
         stats.duplicates++;
+        understudySeq = Math.max(understudySeq, useq.useq ?? 0);
         return json(res, 200, { ok: true, key, duplicate: true });
       }
       const existed = data.has(key);
-      const s = await commit({ op: 'delete', key, ...(id ? { id } : {}), ...(epoch ? { epoch } : {}) });
+      const s = await commit({
+        op: 'delete',
+        key,
+        ...(id ? { id } : {}),
+        ...(epoch ? { epoch } : {}),
+      });
+      understudySeq = Math.max(understudySeq, useq.useq ?? 0);
       stats.deletes++;
       return json(res, existed ? 200 : 404, { ok: existed, key, seq: s });
     }

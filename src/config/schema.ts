@@ -97,6 +97,15 @@ export const syncSchema = z.strictObject({
   exclude: z.array(z.string().min(1)).default([]),
 });
 
+export const mutationLogSchema = z.strictObject({
+  /** Bytes of segments kept on disk; the oldest segments are deleted past it. @default 256Mi */
+  maxBytes: bytes.default(256 * 1024 * 1024),
+  /** Segments whose newest mutation is older than this are deleted. @default 24h */
+  maxAge: duration.default(24 * 3_600_000),
+  /** A segment file is closed and a new one started at this size. @default 16Mi */
+  segmentBytes: bytes.default(16 * 1024 * 1024),
+});
+
 export const mutationsSchema = z.strictObject({
   /** Methods that mutate state. @default [POST, PUT, PATCH, DELETE] */
   methods: z
@@ -132,6 +141,20 @@ export const mutationsSchema = z.strictObject({
   order: z.enum(['serial', 'pipelined']).default('serial'),
   /** Requests safe to retry on another instance after a failure mid-request. @default [GET, HEAD, OPTIONS, PUT, DELETE] */
   idempotent: z.array(z.string().regex(/^[A-Z]+$/)).default(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']),
+  /**
+   * The durable mutation log (`<dataDir>/mutations/<service>/`): a lagging or restarted echo, and the
+   * hot echoes after a control-process restart, catch up by replay from it while it still holds their
+   * position, instead of a full copy of the primary's state.
+   */
+  log: mutationLogSchema.prefault({}),
+  /**
+   * How to ask a hot echo which mutation it applied last, so that it can be resumed by replay (after a
+   * control-process restart or its own restart): a GET of `path` on its first port answers JSON whose
+   * `field` is the highest `x-understudy-seq` it applied (examples/kv: `/stats`, `understudySeq`).
+   * Only used with the total order (no `partitionBy`). Unset: such echoes are compared with the
+   * primary's state and rebuilt from a snapshot when they differ.
+   */
+  appliedSeq: z.strictObject({ path: z.string().startsWith('/'), field: z.string().min(1) }).optional(),
 });
 
 export const echoSchema = z.strictObject({

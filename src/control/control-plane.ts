@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import type { LoadedSpec, ServiceSpec } from '../config/index.js';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import { AgentRegistry, LocalAgent, systemClock, type Agent, type Clock } from '../agent/index.js';
@@ -192,6 +193,7 @@ export class ControlPlane {
           this.#external &&
           routeExternally(this.#external, this.decisions, spec, rec, this.#agents.addressOf(rec), port),
         onSyncTrouble: (echo, message) => this.#echoes.onSyncTrouble(echo, message),
+        mutationLogDir: join(this.#options.dataDir, 'mutations', spec.name),
       });
     }
     // A promotion the previous control process was killed in the middle of is finished first, so that

@@ -1,5 +1,9 @@
 /** Places in the control plane where a test may make the control process die. */
-export type CrashPoint = 'before-epoch-cas' | 'after-epoch-cas';
+export type CrashPoint =
+  | 'before-epoch-cas'
+  | 'after-epoch-cas'
+  /** During a rotation of the durable mutation log: the new segment's header written, not yet synced. */
+  | 'mutation-log-rotate';
 
 /**
  * Test-only fault injection: with `UNDERSTUDY_TEST_CRASH_AT=<point>` in its environment, the control

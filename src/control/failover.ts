@@ -4,6 +4,7 @@ import type { StateStore } from '../store/index.js';
 import type { PromotionObserver } from '../telemetry/index.js';
 import { limitsFor, stateDirUsers } from './instance-launch.js';
 import { crashPoint } from './crash-points.js';
+import { resumeEchoByReplay } from './echo-resume.js';
 import { moveInstance } from './instance-transition.js';
 import type { KeyedWorkQueue } from './keyed-work-queue.js';
 import type { ControlDecision, InstanceRecord, PromotionIntent } from './records.js';
@@ -477,6 +478,16 @@ export class Failover {
     }
     const primary = this.host.instancesOf(rec.service).find((i) => i.role === 'primary' && i.id !== rec.id);
     const plane = this.host.services.plane(rec.service);
+    if (primary && plane) {
+      const resumed = await resumeEchoByReplay(this.host, rec, decision);
+      if (resumed === true) {
+        const replication = plane.replication;
+        if (replication)
+          this.#restoreWhen(rec, () => replication.waitCaughtUp(rec.id, this.host.timeouts.replayRestoreMs));
+        return;
+      }
+      if (resumed) decision = resumed;
+    }
     let fromSeq = 0;
     if (primary && plane) {
       await plane.router.pause();

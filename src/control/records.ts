@@ -82,6 +82,10 @@ export type ControlDecisionKind =
   | 'pause'
   | 'resume'
   | 'reload'
+  /** The durable mutation log was reopened after damage it repaired (a torn tail cut off, segments before a gap deleted). */
+  | 'mutation-log-recovered'
+  /** A hot echo is brought up to date by replaying the mutation log (not a full copy): from which seq, and why. */
+  | 'replay'
   | PolicyDecisionKind;
 
 /**

@@ -1,7 +1,12 @@
 import { LOOPBACK, type Clock } from '../agent/index.js';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import type { ServiceSpec } from '../config/index.js';
-import { ServiceReplication, replicationHooks, type EchoReplicationStats } from '../replication/index.js';
+import {
+  ServiceReplication,
+  askAppliedSeq,
+  replicationHooks,
+  type EchoReplicationStats,
+} from '../replication/index.js';
 import { Router, type RouterStats } from '../router/index.js';
 import {
   ROUTER_PREFIX,
@@ -12,6 +17,7 @@ import {
   type RoutingRecord,
 } from '../router-node/index.js';
 import type { StateStore, Unwatch } from '../store/index.js';
+import { crashPoint } from './crash-points.js';
 import type { InstanceRecord } from './records.js';
 
 /** Options of {@link ServiceDataPlane}. */
@@ -37,6 +43,11 @@ export interface ServiceDataPlaneOptions {
    * mutations, ms; past it the switchover is called off. @default 2000
    */
   routerAckMs?: number;
+  /**
+   * Directory of the durable mutation log of a hot service (`<dataDir>/mutations/<service>`).
+   * @default none: the log is kept in memory only
+   */
+  mutationLogDir?: string;
 }
 
 /** What status shows of a service's data plane. */
@@ -87,8 +98,9 @@ export class ServiceDataPlane {
     const ref: { router?: Router } = {};
     const epoch = (): number => ref.router?.epoch ?? options.epoch;
     const m = spec.echo.mutations;
+    const log = m.log;
     const replication = hot
-      ? new ServiceReplication({
+      ? await ServiceReplication.open({
           service: spec.name,
           rules: {
             methods: m.methods,
@@ -101,6 +113,17 @@ export class ServiceDataPlane {
           consistency: spec.echo.consistency,
           epoch,
           ...(options.onEchoSyncChange ? { onEchoSyncChange: options.onEchoSyncChange } : {}),
+          ...(options.mutationLogDir
+            ? {
+                log: {
+                  dir: options.mutationLogDir,
+                  maxBytes: log.maxBytes,
+                  maxAgeMs: log.maxAge,
+                  segmentBytes: log.segmentBytes,
+                  onRotate: () => crashPoint('mutation-log-rotate'),
+                },
+              }
+            : {}),
         })
       : undefined;
     const hooks = replication ? replicationHooks(replication, epoch) : undefined;
@@ -227,6 +250,7 @@ export class ServiceDataPlane {
   setPrimary(rec: InstanceRecord, epoch: number): void {
     const port = this.portOf(rec);
     this.router.switchTo({ id: rec.id, host: this.addressOf(rec), port, epoch });
+    this.replication?.forgetEcho(rec.id);
     this.replication?.setPrimary({ instanceId: rec.id, host: this.addressOf(rec), port });
     this.onPrimary?.(rec, port);
   }
@@ -238,6 +262,7 @@ export class ServiceDataPlane {
    */
   setServing(recs: readonly InstanceRecord[]): void {
     const before = this.router.backends[0];
+    for (const r of recs) this.replication?.forgetEcho(r.id);
     this.router.setBackends(
       recs.map((r) => ({ id: r.id, host: this.addressOf(r), port: this.portOf(r), epoch: r.epoch })),
     );
@@ -265,6 +290,16 @@ export class ServiceDataPlane {
       { instanceId: rec.id, host: this.addressOf(rec), port: this.portOf(rec) },
       fromSeq,
     );
+  }
+
+  /**
+   * Asks a hot echo which mutation it applied last (the spec's `echo.mutations.appliedSeq`): the seq,
+   * or why it is not known.
+   */
+  async appliedSeqOf(rec: InstanceRecord): Promise<{ seq: number } | { error: string }> {
+    const probe = this.spec.echo.mutations.appliedSeq;
+    if (!probe) return { error: 'the spec sets no echo.mutations.appliedSeq to ask it' };
+    return askAppliedSeq(this.addressOf(rec), this.portOf(rec), probe);
   }
 
   async removeEcho(id: string): Promise<void> {

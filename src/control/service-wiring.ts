@@ -25,6 +25,8 @@ export interface ServiceWiringDeps {
   onPrimary: (rec: InstanceRecord, port: number) => void;
   /** An echo's state sync reported an error. */
   onSyncTrouble: (echoId: string, message: string) => void;
+  /** Directory of the service's durable mutation log (hot echoes). @default in memory only */
+  mutationLogDir?: string;
 }
 
 /**
@@ -54,7 +56,27 @@ export async function wireService(
           outcome: { status: 'recorded' },
         }),
       onPrimary: deps.onPrimary,
+      ...(deps.mutationLogDir ? { mutationLogDir: deps.mutationLogDir } : {}),
     });
+    const recovery = out.plane.replication?.log.durable ? out.plane.replication.log.recovery : undefined;
+    if (recovery?.torn || recovery?.droppedBeforeGap)
+      deps.decisions.record({
+        kind: 'mutation-log-recovered',
+        service: spec.name,
+        what: `reopen the mutation log of ${spec.name} at seq ${recovery.lastSeq}`,
+        why: [
+          recovery.torn
+            ? `a torn last record (a crash during a write) of ${recovery.torn.bytes} bytes was cut off at byte ${recovery.torn.offset} of ${recovery.torn.file}`
+            : '',
+          recovery.droppedBeforeGap
+            ? `${recovery.droppedBeforeGap} segments before a gap (a failed write) were deleted`
+            : '',
+        ]
+          .filter(Boolean)
+          .join('; '),
+        inputs: { ...recovery },
+        outcome: { status: 'recorded' },
+      });
   }
   if (spec.echo.mode !== 'hot') {
     const sync = spec.echo.sync;

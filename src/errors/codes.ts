@@ -53,6 +53,10 @@ export const ErrorCode = {
   PredictInput: 'UNDERSTUDY_ERR_PREDICT_INPUT',
   /** Write-through (strict): the primary applied a write but no echo did in time; the client is not acknowledged. */
   NotReplicated: 'UNDERSTUDY_ERR_NOT_REPLICATED',
+  /** The durable mutation log could not write or fsync (disk full, I/O error): nothing it failed to write was acknowledged as durable. */
+  MutationLogWrite: 'UNDERSTUDY_ERR_MUTATION_LOG_WRITE',
+  /** The durable mutation log is damaged before its last record (not a torn tail): it is refused, naming the file and offset. */
+  MutationLogCorrupt: 'UNDERSTUDY_ERR_MUTATION_LOG_CORRUPT',
   /** A failover or switchover could not be carried out (no eligible echo, epoch moved, promotion failed). */
   Failover: 'UNDERSTUDY_ERR_FAILOVER',
   /** Router options are invalid (bad address, fraction out of range, epoch going backwards). */

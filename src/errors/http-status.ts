@@ -31,6 +31,8 @@ export const HTTP_STATUS: Readonly<Record<ErrorCodeValue, number>> = {
   [ErrorCode.SyncTransport]: 502,
   [ErrorCode.PredictInput]: 400,
   [ErrorCode.NotReplicated]: 503,
+  [ErrorCode.MutationLogWrite]: 503,
+  [ErrorCode.MutationLogCorrupt]: 500,
   [ErrorCode.Failover]: 409,
   [ErrorCode.RouterConfig]: 400,
   [ErrorCode.RouterUnavailable]: 503,

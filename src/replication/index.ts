@@ -14,6 +14,14 @@ export type {
   SeqOutcome,
 } from './echo-replicator.js';
 export { MutationLog } from './mutation-log.js';
+export { DurableMutationLog, nodeMutationLogIo } from './mutation-log-durable.js';
+export type {
+  DurableMutationLogOptions,
+  MutationLogIo,
+  MutationLogRecovery,
+} from './mutation-log-durable.js';
+export { askAppliedSeq } from './applied-seq.js';
+export type { AppliedSeqProbe } from './applied-seq.js';
 export type { MutationLogOptions } from './mutation-log.js';
 export { KeyedQueue } from './keyed-queue.js';
 export { REPLAY_HEADERS, REPLAYED_HEADERS } from './mutation.js';

@@ -32,6 +32,14 @@ export class MutationLog {
   append(entry: Mutation): Mutation {
     if (entry.seq !== this.#lastSeq + 1)
       throw new RangeError(`mutation log: expected seq ${this.#lastSeq + 1}, got ${entry.seq}`);
+    this.push(entry);
+    return entry;
+  }
+
+  /** Appends a mutation whose sequence number is greater than {@link lastSeq} (gaps allowed: the durable log's memory tail). */
+  push(entry: Mutation): void {
+    if (!(entry.seq > this.#lastSeq))
+      throw new RangeError(`mutation seq ${entry.seq} is not after the last seq ${this.#lastSeq}`);
     this.#lastSeq = entry.seq;
     this.#entries.push(entry);
     this.#bytes += entry.body.length + entry.path.length + 64;
@@ -43,7 +51,6 @@ export class MutationLog {
       this.#entries.splice(0, this.#head);
       this.#head = 0;
     }
-    return entry;
   }
 
   /** Sequence number of the last appended mutation (0 when none). */

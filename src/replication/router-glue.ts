@@ -56,11 +56,11 @@ export function replicationHooks(
     const requestId = typeof given === 'string' && given ? given : randomUUID();
     // Only add what the client did not send (the router appends extra headers to the client's).
     const idHeader = requestId === given ? {} : { [REPLAY_HEADERS.requestId]: requestId };
-    const refuse = (seq: number): HoldOutcome => ({
+    const refuse = (seq: number, logError?: string): HoldOutcome => ({
       release: false,
       status: 503,
       code: NOT_REPLICATED,
-      message: `the primary applied this write (seq ${seq}) but no echo did within the timeout, and the service is strict; retry with the same x-request-id (${requestId}) to learn the outcome safely`,
+      message: `the primary applied this write (seq ${seq}) but ${logError === undefined ? 'no echo did within the timeout' : `the mutation log could not keep it (${logError})`}, and the service is strict; retry with the same x-request-id (${requestId}) to learn the outcome safely`,
     });
     if (repl.order === 'pipelined') {
       const stamped = epoch();
@@ -88,7 +88,7 @@ export function replicationHooks(
           repl.resolve(seq, request, applied ? 'apply' : 'skip', info.backendId);
           if (!applied) return { release: true };
           const outcome = await repl.awaitEchoes(seq);
-          return outcome.acknowledge ? { release: true } : refuse(seq);
+          return outcome.acknowledge ? { release: true } : refuse(seq, outcome.logError);
         },
       };
     }
@@ -113,7 +113,7 @@ export function replicationHooks(
           body,
         });
         const outcome = await repl.awaitEchoes(m.seq);
-        return outcome.acknowledge ? { release: true } : refuse(m.seq);
+        return outcome.acknowledge ? { release: true } : refuse(m.seq, outcome.logError);
       },
     };
   };

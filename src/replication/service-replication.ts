@@ -3,7 +3,7 @@ import { methodOverrides, pathMayMatch } from '../router/index.js';
 import { EchoReplicator, type EchoReplicationStats, type EchoTarget } from './echo-replicator.js';
 import { KeyedQueue } from './keyed-queue.js';
 import { REPLAYED_HEADERS, type Mutation, type MutationKind } from './mutation.js';
-import { MutationLog } from './mutation-log.js';
+import { DurableMutationLog, type DurableMutationLogOptions } from './mutation-log-durable.js';
 
 /** What counts as a mutation and how it is ordered (the spec's `echo.mutations`, resolved). */
 export interface MutationRules {
@@ -42,8 +42,14 @@ export interface ServiceReplicationOptions {
   epoch: () => number;
   /** Called when an echo leaves or rejoins the synchronous set (for decisions/events). */
   onEchoSyncChange?: (instanceId: string, inSync: boolean, reason: string) => void;
-  /** Bytes of mutation bodies kept for replay. @default 64 MiB */
+  /** Bytes of mutation bodies kept for replay in memory. @default 64 MiB (16 MiB beside a durable log) */
   logMaxBytes?: number;
+  /**
+   * The durable mutation log ({@link DurableMutationLog}): with a `dir`, mutations are kept on disk and
+   * write-through acknowledges only durable ones. Use {@link ServiceReplication.open} to open it.
+   * @default in memory only
+   */
+  log?: DurableMutationLogOptions;
   /**
    * Pipelined order: the name of this router's seq stream (`x-understudy-stream`); an instance that sees a
    * new stream starts counting at its seq 1. A durable log resuming after a restart passes its own.
@@ -68,6 +74,8 @@ export interface WriteThroughOutcome {
   appliedBy: string[];
   /** Echoes that did not within the timeout. */
   missedBy: string[];
+  /** The durable log could not write it (disk full): the message. */
+  logError?: string;
 }
 
 /**
@@ -78,11 +86,18 @@ export interface WriteThroughOutcome {
  * for the echoes) or {@link abort}s it (the primary did not apply it).
  */
 export class ServiceReplication {
-  readonly log: MutationLog;
+  readonly log: DurableMutationLog;
   readonly #queue = new KeyedQueue();
   readonly #echoes = new Map<string, EchoReplicator>();
+  /** Echoes being brought up to date from the log (disk): live mutations reach them through the log. */
+  readonly #catchingUp = new Map<string, { pos: number; stop: boolean }>();
   readonly #acked = new Set<number>();
+  /** Appends not yet durable (or whose write failed): seq → error message, or undefined once durable. */
+  readonly #durable = new Map<number, Promise<string | undefined>>();
   #strictRefusals = 0;
+  /** Echoes removed after an exit (see {@link wasEcho}). */
+  readonly #formerEchoes = new Set<string>();
+  #logRefusals = 0;
   // Pipelined order (see docs/failover.md): seqs handed out, resolved out of order, logged in order.
   readonly #order: 'serial' | 'pipelined';
   readonly #stream: string;
@@ -101,12 +116,35 @@ export class ServiceReplication {
   readonly #demotedAt = new Map<string, number>();
   #closed = false;
 
-  constructor(private readonly options: ServiceReplicationOptions) {
-    this.log = new MutationLog(options.logMaxBytes === undefined ? {} : { maxBytes: options.logMaxBytes });
+  /**
+   * An in-memory log unless `log` is given (opened by {@link ServiceReplication.open} with
+   * `options.log`).
+   */
+  constructor(
+    private readonly options: ServiceReplicationOptions,
+    log?: DurableMutationLog,
+  ) {
+    this.log =
+      log ??
+      DurableMutationLog.inMemory(
+        options.logMaxBytes === undefined
+          ? { memoryBytes: 64 * 1024 * 1024 }
+          : { memoryBytes: options.logMaxBytes },
+      );
     this.#order = options.rules.order ?? 'serial';
-    this.#stream = options.stream ?? randomUUID();
+    // A durable log keeps its stream across restarts: instances keep counting where they were.
+    this.#stream = options.stream ?? this.log.stream ?? randomUUID();
     this.#window = options.window ?? 128;
     this.#lastAssigned = this.log.lastSeq;
+  }
+
+  /** Opens the durable log of `options.log` (recovering it), then the replication over it. */
+  static async open(options: ServiceReplicationOptions): Promise<ServiceReplication> {
+    const log = await DurableMutationLog.open({
+      ...(options.logMaxBytes === undefined ? {} : { memoryBytes: options.logMaxBytes }),
+      ...options.log,
+    });
+    return new ServiceReplication(options, log);
   }
 
   get consistency(): 'write-through' | 'async' {
@@ -143,8 +181,7 @@ export class ServiceReplication {
       const next = this.#resolved.get(this.log.lastSeq + 1);
       if (!next) break;
       this.#resolved.delete(next.m.seq);
-      this.log.append(next.m);
-      for (const echo of this.#echoes.values()) echo.enqueue(next.m);
+      this.#append(next.m);
       if (this.#primaryFeed && next.by !== this.#primaryFeed.target.instanceId)
         this.#primaryFeed.enqueue(next.m);
       const waiters = this.#loggedWaiters.get(next.m.seq);
@@ -238,7 +275,8 @@ export class ServiceReplication {
     this.#positionOf.delete(target.instanceId);
     const feed = this.#replicator(target, () => undefined);
     this.#primaryFeed = feed;
-    for (const m of this.log.since(from)) feed.enqueue(m);
+    // From memory: a primary's feed starts near the log's end (what it lacks as a former echo).
+    for (const m of this.log.recent(Math.max(from, this.log.firstKeptSeq - 1)) ?? []) feed.enqueue(m);
   }
 
   #replicator(target: EchoTarget, onSyncChange: (inSync: boolean, reason: string) => void): EchoReplicator {
@@ -293,7 +331,7 @@ export class ServiceReplication {
       const v = request.headers[name];
       if (typeof v === 'string') headers[name] = v;
     }
-    const m = this.log.append({
+    const m: Mutation = {
       seq: this.log.lastSeq + 1,
       kind: 'apply',
       epoch: this.options.epoch(),
@@ -303,10 +341,29 @@ export class ServiceReplication {
       headers,
       body: request.body,
       at: Date.now(),
-    });
-    for (const echo of this.#echoes.values()) echo.enqueue(m);
+    };
+    this.#append(m);
     ticket.release();
     return m;
+  }
+
+  /**
+   * Logs a mutation (its durability awaited by {@link awaitEchoes}) and replays it on every live echo
+   * (echoes catching up from the log get it from there, in order).
+   */
+  #append(m: Mutation): void {
+    const durable = this.log.append(m);
+    if (this.log.durable) {
+      const outcome = durable.then(
+        () => {
+          this.#durable.delete(m.seq);
+          return undefined;
+        },
+        (err: unknown) => (err as Error).message,
+      );
+      this.#durable.set(m.seq, outcome);
+    }
+    for (const [id, echo] of this.#echoes) if (!this.#catchingUp.has(id)) echo.enqueue(m);
   }
 
   /** The primary did not apply it: free the partition. */
@@ -321,11 +378,13 @@ export class ServiceReplication {
   async awaitEchoes(seq: number): Promise<WriteThroughOutcome> {
     const echoes = [...this.#echoes.values()];
     if (this.options.consistency === 'async') {
+      // Async mode does not wait for the log's fsync either; a failed write is counted by the log.
+      this.#durable.delete(seq);
       this.#acked.add(seq);
       this.#trimAcked();
       return {
         acknowledge: true,
-        appliedBy: echoes.filter((e) => e.hasApplied(seq)).map((e) => e.target.instanceId),
+        appliedBy: echoes.filter((e) => this.#live(e) && e.hasApplied(seq)).map((e) => e.target.instanceId),
         missedBy: [],
       };
     }
@@ -337,37 +396,147 @@ export class ServiceReplication {
       else this.#strictRefusals++;
       return { acknowledge, appliedBy: [], missedBy };
     }
-    const inSync = echoes.filter((e) => e.inSync);
-    const results = await Promise.all(
-      inSync.map(async (e) => [e.target.instanceId, await e.waitApplied(seq)] as const),
-    );
+    const inSync = echoes.filter((e) => e.inSync && this.#live(e));
+    const [results, logError] = await Promise.all([
+      Promise.all(inSync.map(async (e) => [e.target.instanceId, await e.waitApplied(seq)] as const)),
+      this.#durable.get(seq),
+    ]);
+    this.#durable.delete(seq);
     const appliedBy = results.filter(([, ok]) => ok).map(([id]) => id);
     const missedBy = echoes.map((e) => e.target.instanceId).filter((id) => !appliedBy.includes(id));
     // Strict (Patroni's synchronous_mode_strict): nothing is acknowledged that no echo applied, also while
-    // no echo is attached at all (between a promotion and the rebuilt echo's start).
-    const acknowledge = !(this.options.rules.strict && appliedBy.length === 0);
+    // no echo is attached at all (between a promotion and the rebuilt echo's start), nor what the
+    // durable log could not keep.
+    const acknowledge = !(this.options.rules.strict && (appliedBy.length === 0 || logError !== undefined));
     if (acknowledge) this.#acked.add(seq);
+    else if (logError !== undefined) this.#logRefusals++;
     else this.#strictRefusals++;
     this.#trimAcked();
-    return { acknowledge, appliedBy, missedBy };
+    return { acknowledge, appliedBy, missedBy, ...(logError === undefined ? {} : { logError }) };
   }
 
-  /** Adds an echo and replays to it every kept mutation after `fromSeq` (its state's position). */
+  /** Whether an echo receives live mutations (it is not catching up from the log). */
+  #live(e: EchoReplicator): boolean {
+    return !this.#catchingUp.has(e.target.instanceId);
+  }
+
+  /**
+   * Adds an echo and replays to it every mutation after `fromSeq` (its state's position). From memory
+   * when the log still holds them there; else it catches up from the log on disk, page by page, outside
+   * the synchronous set, and joins the live stream once it reaches what memory holds. The caller checks
+   * {@link DurableMutationLog.canReplayFrom} first: from a position the log no longer holds, only what
+   * is kept is replayed.
+   */
   addEcho(target: EchoTarget, fromSeq: number): EchoReplicator {
+    const id = target.instanceId;
     this.#echoes
-      .get(target.instanceId)
+      .get(id)
       ?.close()
       .catch(() => undefined);
+    this.#formerEchoes.delete(id);
+    const stale = this.#catchingUp.get(id);
+    if (stale) stale.stop = true;
+    this.#catchingUp.delete(id);
     const echo = this.#replicator(target, (inSync, reason) =>
-      this.options.onEchoSyncChange?.(target.instanceId, inSync, reason),
+      this.options.onEchoSyncChange?.(id, inSync, reason),
     );
-    this.#echoes.set(target.instanceId, echo);
+    this.#echoes.set(id, echo);
     // A demoted primary may lack seqs resolved after it stopped being asked (the instance deduplicates).
-    const demoted = this.#demotedAt.get(target.instanceId);
-    this.#demotedAt.delete(target.instanceId);
-    const from = demoted === undefined ? fromSeq : Math.min(fromSeq, demoted);
-    for (const m of this.log.since(from)) echo.enqueue(m);
+    const demoted = this.#demotedAt.get(id);
+    this.#demotedAt.delete(id);
+    const wanted = demoted === undefined ? fromSeq : Math.min(fromSeq, demoted);
+    const from = Math.max(wanted, this.log.firstKeptSeq - 1);
+    const recent = this.log.recent(from);
+    if (recent) {
+      for (const m of recent) echo.enqueue(m);
+      return echo;
+    }
+    const state = { pos: from, stop: false };
+    this.#catchingUp.set(id, state);
+    this.options.onEchoSyncChange?.(id, false, `catching up from the mutation log after seq ${from}`);
+    void this.#catchUp(echo, state).catch((err: unknown) => {
+      if (this.#catchingUp.get(id) !== state) return;
+      // It must not get live mutations after a hole: it is dropped from replication (it needs a full copy).
+      this.#catchingUp.delete(id);
+      if (this.#echoes.get(id) === echo) this.#echoes.delete(id);
+      void echo.close().catch(() => undefined);
+      this.options.onEchoSyncChange?.(
+        id,
+        false,
+        `catching up from the log failed, no longer replicated to (it needs a full copy): ${(err as Error).message}`,
+      );
+    });
     return echo;
+  }
+
+  /** Replays the log from disk to a catching-up echo, a bounded number in flight, then joins it live. */
+  async #catchUp(echo: EchoReplicator, state: { pos: number; stop: boolean }): Promise<void> {
+    const id = echo.target.instanceId;
+    const maxQueued = 1024;
+    for await (const m of this.log.since(state.pos)) {
+      if (state.stop) return;
+      while (echo.stats().pending >= maxQueued && !state.stop) await new Promise((r) => setTimeout(r, 5));
+      echo.enqueue(m);
+      state.pos = m.seq;
+      // Hand over to the live stream as soon as memory holds the rest (synchronously: nothing is missed).
+      const rest = this.log.recent(state.pos);
+      if (rest) {
+        for (const r of rest) echo.enqueue(r);
+        state.pos = this.log.lastSeq;
+        break;
+      }
+    }
+    if (state.stop || this.#catchingUp.get(id) !== state) return;
+    for (const r of this.log.recent(state.pos) ?? []) echo.enqueue(r);
+    this.#catchingUp.delete(id);
+    this.options.onEchoSyncChange?.(id, true, 'replay from the mutation log reached the live stream');
+  }
+
+  /**
+   * Whether an echo whose state has applied every mutation up to `appliedSeq` can be brought up to date
+   * by replaying the log (instead of a full copy of the primary's state), and why. An echo ahead of the
+   * log (the log's unwritten tail died with an earlier control process, the echo had applied it) moves
+   * the log past its position ({@link DurableMutationLog.skipTo}): it is then the only position the log
+   * can serve, so echoes behind it need a full copy.
+   */
+  async replayVerdict(appliedSeq: number): Promise<{ replay: boolean; fromSeq: number; why: string }> {
+    const log = this.log;
+    if (this.options.rules.partitionBy)
+      return {
+        replay: false,
+        fromSeq: appliedSeq,
+        why: `mutations are ordered per ${'header' in this.options.rules.partitionBy ? 'header' : 'path segment'} key, so its highest applied seq ${appliedSeq} does not mean every earlier one was applied`,
+      };
+    if (appliedSeq > log.lastSeq) {
+      const last = log.lastSeq;
+      await this.skipTo(appliedSeq);
+      return {
+        replay: true,
+        fromSeq: appliedSeq,
+        why: `it applied up to seq ${appliedSeq}, past the log's last durable seq ${last} (the log's unwritten tail died with the earlier control process); the log continues after ${appliedSeq}`,
+      };
+    }
+    if (log.canReplayFrom(appliedSeq))
+      return {
+        replay: true,
+        fromSeq: appliedSeq,
+        why: `its applied seq ${appliedSeq} is in the mutation log (which keeps ${log.firstKeptSeq}..${log.lastSeq}): replay the ${log.lastSeq - appliedSeq} mutations after it`,
+      };
+    return {
+      replay: false,
+      fromSeq: appliedSeq,
+      why: `its applied seq ${appliedSeq} is older than the mutation log keeps (${log.firstKeptSeq}..${log.lastSeq}${log.durable ? '' : ', in memory only'})`,
+    };
+  }
+
+  /**
+   * Moves the log (and the seqs handed out next) past `seq`: an instance consumed seqs the log lost
+   * (its unwritten tail died with an earlier control process). Positions before `seq` then need a full
+   * copy. Does nothing when `seq` is not beyond the log.
+   */
+  async skipTo(seq: number): Promise<void> {
+    await this.log.skipTo(seq);
+    this.#lastAssigned = Math.max(this.#lastAssigned, this.log.lastSeq);
   }
 
   /** Stops replaying to an echo (it was promoted, or is gone). */
@@ -375,7 +544,21 @@ export class ServiceReplication {
     const echo = this.#echoes.get(instanceId);
     this.#echoes.delete(instanceId);
     if (echo) this.#positionOf.set(instanceId, echo.contiguousApplied);
+    if (echo) this.#formerEchoes.add(instanceId);
     await echo?.close();
+  }
+
+  /**
+   * Whether `instanceId` was an echo of this service that was removed (it exited) and has not served
+   * since: its state holds only replayed mutations, so it may be resumed by replay when it restarts.
+   */
+  wasEcho(instanceId: string): boolean {
+    return this.#formerEchoes.has(instanceId);
+  }
+
+  /** `instanceId` serves now (promoted): its state may hold writes the log does not, never resume it by replay. */
+  forgetEcho(instanceId: string): void {
+    this.#formerEchoes.delete(instanceId);
   }
 
   /**
@@ -385,6 +568,9 @@ export class ServiceReplication {
   atRisk(instanceId: string): number[] {
     const echo = this.#echoes.get(instanceId);
     if (!echo) return [...this.#acked].sort((a, b) => a - b);
+    const catching = this.#catchingUp.get(instanceId);
+    if (catching)
+      return [...this.#acked].filter((s) => s > catching.pos || !echo.hasApplied(s)).sort((a, b) => a - b);
     return echo.unappliedSeqs().filter((s) => this.#acked.has(s));
   }
 
@@ -393,7 +579,7 @@ export class ServiceReplication {
     const echo = this.#echoes.get(instanceId);
     if (!echo) return false;
     const deadline = Date.now() + timeoutMs;
-    while (echo.unappliedSeqs().length > 0) {
+    while (this.#catchingUp.has(instanceId) || echo.unappliedSeqs().length > 0) {
       if (Date.now() > deadline) return false;
       await new Promise((r) => setTimeout(r, 2));
     }
@@ -408,6 +594,13 @@ export class ServiceReplication {
     lastSeq: number;
     logBytes: number;
     strictRefusals: number;
+    log: {
+      durable: boolean;
+      durableSeq: number;
+      firstKeptSeq: number;
+      writeFailures: number;
+      refusals: number;
+    };
     echoes: EchoReplicationStats[];
     order: 'serial' | 'pipelined';
     unresolved: number;
@@ -419,6 +612,13 @@ export class ServiceReplication {
       lastSeq: this.log.lastSeq,
       logBytes: this.log.bytes,
       strictRefusals: this.#strictRefusals,
+      log: {
+        durable: this.log.durable,
+        durableSeq: this.log.durableSeq,
+        firstKeptSeq: this.log.firstKeptSeq,
+        writeFailures: this.log.writeFailures.count,
+        refusals: this.#logRefusals,
+      },
       echoes: this.echoes(),
     };
   }
@@ -431,13 +631,16 @@ export class ServiceReplication {
     }
   }
 
-  /** Closes every echo replicator. Idempotent. */
+  /** Closes every echo replicator, then the log (writing what is pending). Idempotent. */
   async close(): Promise<void> {
     this.#closed = true;
     for (const list of this.#loggedWaiters.values()) for (const w of list) w();
     this.#loggedWaiters.clear();
+    for (const state of this.#catchingUp.values()) state.stop = true;
+    this.#catchingUp.clear();
     await this.#primaryFeed?.close();
     await Promise.all([...this.#echoes.values()].map((e) => e.close()));
     this.#echoes.clear();
+    await this.log.close();
   }
 }

@@ -1,0 +1,523 @@
+import { close, fdatasync, fsync, ftruncate, open, write } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { mkdir, readdir, readFile, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { ErrorCode, UnderstudyError } from '../errors/index.js';
+import type { Mutation } from './mutation.js';
+import { MutationLog } from './mutation-log.js';
+import {
+  FLAG_AFTER_GAP,
+  SEGMENT_HEADER_BYTES,
+  encodeRecord,
+  parseSegmentName,
+  scanSegment,
+  segmentHeader,
+  segmentName,
+} from './mutation-log-segment.js';
+
+const openAsync = promisify(open);
+const closeAsync = promisify(close);
+const fsyncAsync = promisify(fsync);
+const ftruncateAsync = promisify(ftruncate);
+
+/**
+ * The file writes of the log: a seam so that tests can make a write or an fsync fail (disk full) where
+ * a real full file system is not available (mounting a tmpfs needs root).
+ */
+export interface MutationLogIo {
+  /** Writes all of `buf` at the end of the file open as `fd` (opened for appending). */
+  write(fd: number, buf: Buffer): Promise<void>;
+  /** Makes the file's data durable (fdatasync). */
+  sync(fd: number): Promise<void>;
+}
+
+/** The real file writes. */
+export const nodeMutationLogIo: MutationLogIo = {
+  async write(fd, buf) {
+    let off = 0;
+    while (off < buf.length) {
+      off += await new Promise<number>((resolve, reject) =>
+        write(fd, buf, off, buf.length - off, null, (err, n) => (err ? reject(err) : resolve(n))),
+      );
+    }
+  },
+  sync: (fd) =>
+    new Promise<void>((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve()))),
+};
+
+/** Options of {@link DurableMutationLog}. */
+export interface DurableMutationLogOptions {
+  /** Directory of the segment files (created owner-only). Unset: the log is kept in memory only. */
+  dir?: string;
+  /** Bytes of segments kept; the oldest segments are deleted past it (the active one is always kept). @default 256 MiB */
+  maxBytes?: number;
+  /** A segment whose newest mutation is older than this is deleted (the active one is always kept), ms. @default 24 h */
+  maxAgeMs?: number;
+  /** A segment is closed and a new one started once it holds this many bytes. @default 16 MiB */
+  segmentBytes?: number;
+  /** Bytes of recent mutations also kept in memory (replays from there need no disk read). @default 16 MiB */
+  memoryBytes?: number;
+  /** File writes (a seam for tests). @default {@link nodeMutationLogIo} */
+  io?: MutationLogIo;
+  /** Clock, ms. @default Date.now */
+  now?: () => number;
+  /** Test hook: called during a rotation by size, after the new segment's header is written and before it is synced. */
+  onRotate?: () => void;
+}
+
+/** What opening the log found on disk. */
+export interface MutationLogRecovery {
+  /** Segments kept. */
+  segments: number;
+  /** Mutations in them. */
+  records: number;
+  lastSeq: number;
+  firstKeptSeq: number;
+  /** A torn last record (a crash during a write) that was cut off. */
+  torn?: { file: string; offset: number; bytes: number };
+  /** Segments deleted because a later one starts after a gap (mutations lost from the log by a failed write). */
+  droppedBeforeGap: number;
+}
+
+interface Segment {
+  path: string;
+  name: string;
+  /** Lower bound of the sequence numbers it holds (its file name). */
+  firstSeq: number;
+  lastSeq: number | undefined;
+  lastAt: number | undefined;
+  bytes: number;
+}
+
+interface PendingAppend {
+  buf: Buffer;
+  seq: number;
+  at: number;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+const MiB = 1024 * 1024;
+
+/**
+ * The per-service mutation log, durable: the primary's order of mutations in segment files under
+ * `dir`, so that a lagging echo, a restarted echo, or a restarted control process can be brought up to
+ * date by replay instead of a full state copy. Appends are written and fsynced in batches (group
+ * commit: appends that arrive while a batch is being written share the next fsync); an append's promise
+ * resolves once the mutation is durable, so write-through can acknowledge only durable mutations.
+ * Segments rotate by size and are deleted past `maxBytes` or `maxAgeMs`. On open a torn last record is
+ * cut off and reported; any other damage is refused ({@link ErrorCode.MutationLogCorrupt}). A failed
+ * write (disk full) rejects its batch ({@link ErrorCode.MutationLogWrite}); the log continues in a new
+ * segment after the gap once writes succeed again.
+ */
+export class DurableMutationLog {
+  readonly #dir: string | undefined;
+  readonly #maxBytes: number;
+  readonly #maxAgeMs: number;
+  readonly #segmentBytes: number;
+  readonly #memoryBytes: number;
+  readonly #io: MutationLogIo;
+  readonly #now: () => number;
+  readonly #onRotate: (() => void) | undefined;
+  #tail: MutationLog;
+  #segments: Segment[] = [];
+  #fd: number | undefined;
+  #pending: PendingAppend[] = [];
+  #flushing: Promise<void> | undefined;
+  #lastSeq = 0;
+  #durableSeq = 0;
+  /** The next batch starts a new segment flagged as following a gap. */
+  #gap = false;
+  #closed = false;
+  #writeFailures = 0;
+  #lastWriteError: string | undefined;
+  #recovery: MutationLogRecovery;
+  #stream: string | undefined;
+
+  private constructor(options: DurableMutationLogOptions) {
+    this.#dir = options.dir;
+    this.#maxBytes = options.maxBytes ?? 256 * MiB;
+    this.#maxAgeMs = options.maxAgeMs ?? 24 * 3600_000;
+    this.#segmentBytes = options.segmentBytes ?? 16 * MiB;
+    this.#memoryBytes = options.memoryBytes ?? 16 * MiB;
+    this.#io = options.io ?? nodeMutationLogIo;
+    this.#now = options.now ?? Date.now;
+    this.#onRotate = options.onRotate;
+    this.#tail = new MutationLog({ maxBytes: this.#memoryBytes });
+    this.#recovery = { segments: 0, records: 0, lastSeq: 0, firstKeptSeq: 1, droppedBeforeGap: 0 };
+  }
+
+  /** An in-memory log (no `dir`): appends are "durable" at once; replay only from what memory keeps. */
+  static inMemory(options: Omit<DurableMutationLogOptions, 'dir'> = {}): DurableMutationLog {
+    const { dir: _dir, ...memoryOnly } = options as DurableMutationLogOptions;
+    return new DurableMutationLog(memoryOnly);
+  }
+
+  /** Opens (and recovers) the log in `options.dir`, or an in-memory log when no directory is given. */
+  static async open(options: DurableMutationLogOptions = {}): Promise<DurableMutationLog> {
+    for (const [name, v] of Object.entries({
+      maxBytes: options.maxBytes,
+      maxAgeMs: options.maxAgeMs,
+      segmentBytes: options.segmentBytes,
+      memoryBytes: options.memoryBytes,
+    })) {
+      if (v !== undefined && !(Number.isFinite(v) && v > 0))
+        throw new UnderstudyError(ErrorCode.Config, `mutation log option ${name} must be positive, got ${v}`);
+    }
+    const log = new DurableMutationLog(options);
+    if (log.#dir) await log.#recover(log.#dir);
+    return log;
+  }
+
+  async #recover(dir: string): Promise<void> {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const streamFile = join(dir, 'stream');
+    const stream = (await readFile(streamFile, 'utf8').catch(() => '')).trim();
+    if (/^[\w-]{8,64}$/.test(stream)) this.#stream = stream;
+    else {
+      this.#stream = randomUUID();
+      await writeFile(streamFile, `${this.#stream}\n`, { mode: 0o600 });
+    }
+    const names = (await readdir(dir))
+      .map((n) => ({ n, first: parseSegmentName(n) }))
+      .filter((x): x is { n: string; first: number } => x.first !== undefined)
+      .sort((a, b) => a.first - b.first);
+    const recovery = this.#recovery;
+    let segments: Segment[] = [];
+    const counts = new Map<string, number>();
+    for (const [i, { n, first }] of names.entries()) {
+      const path = join(dir, n);
+      const isLast = i === names.length - 1;
+      const buf = await readFile(path);
+      const prev = segments.at(-1);
+      const prevLast = prev ? (prev.lastSeq ?? prev.firstSeq - 1) : undefined;
+      const scan = scanSegment(buf, path, {
+        isLast,
+        keepRecords: false,
+        afterSeq: Math.max(prevLast ?? -Infinity, first - 1),
+      });
+      if (scan.tornBytes > 0) {
+        recovery.torn = { file: path, offset: scan.validBytes, bytes: scan.tornBytes };
+        await this.#truncateFile(path, scan.validBytes);
+      }
+      const seg: Segment = {
+        path,
+        name: n,
+        firstSeq: first,
+        lastSeq: scan.lastSeq,
+        lastAt: scan.lastAt,
+        bytes: Math.max(scan.validBytes, SEGMENT_HEADER_BYTES),
+      };
+      // A segment after a gap (its flag, or its first sequence number beyond the previous segment's
+      // last + 1) makes everything before it useless for replay.
+      if (prevLast !== undefined && ((scan.flags & FLAG_AFTER_GAP) !== 0 || first > prevLast + 1)) {
+        for (const old of segments) await unlink(old.path);
+        recovery.droppedBeforeGap += segments.length;
+        segments = [];
+      }
+      segments.push(seg);
+      counts.set(path, scan.count);
+    }
+    this.#segments = segments;
+    const last = segments.at(-1);
+    this.#lastSeq = last ? (last.lastSeq ?? last.firstSeq - 1) : 0;
+    this.#durableSeq = this.#lastSeq;
+    this.#tail = new MutationLog({ maxBytes: this.#memoryBytes, startSeq: this.#lastSeq });
+    if (last) this.#fd = await openAsync(last.path, 'a', 0o600);
+    else await this.#startSegment(this.#lastSeq + 1, 0);
+    await this.#applyRetention();
+    recovery.segments = this.#segments.length;
+    recovery.records = this.#segments.reduce((a, seg) => a + (counts.get(seg.path) ?? 0), 0);
+    recovery.lastSeq = this.#lastSeq;
+    recovery.firstKeptSeq = this.firstKeptSeq;
+  }
+
+  /** Cuts a torn tail off; a segment whose header was torn gets a fresh header. */
+  async #truncateFile(path: string, validBytes: number): Promise<void> {
+    const fd = await openAsync(path, 'r+');
+    try {
+      await ftruncateAsync(fd, validBytes);
+      if (validBytes < SEGMENT_HEADER_BYTES) {
+        await ftruncateAsync(fd, 0);
+        await this.#io.write(fd, segmentHeader(0));
+      }
+      await fsyncAsync(fd);
+    } finally {
+      await closeAsync(fd);
+    }
+  }
+
+  /** What the last open found on disk. */
+  get recovery(): MutationLogRecovery {
+    return this.#recovery;
+  }
+
+  /**
+   * The name of this log's sequence (kept in `<dir>/stream`): seq numbers of one stream continue across
+   * restarts. Undefined for an in-memory log (its seqs start again at 1).
+   */
+  get stream(): string | undefined {
+    return this.#stream;
+  }
+
+  /** Whether mutations are kept on disk. */
+  get durable(): boolean {
+    return this.#dir !== undefined;
+  }
+
+  /** Sequence number of the last appended mutation (0 when none). */
+  get lastSeq(): number {
+    return this.#lastSeq;
+  }
+
+  /** Sequence number of the last mutation known durable. */
+  get durableSeq(): number {
+    return this.#dir ? this.#durableSeq : this.#lastSeq;
+  }
+
+  /** Oldest sequence number that can be replayed (lastSeq + 1 when none). */
+  get firstKeptSeq(): number {
+    if (!this.#dir) return this.#tail.firstKeptSeq;
+    // After a failed write the disk has a gap: only what memory still holds is replayable.
+    if (this.#gap) return this.#tail.firstKeptSeq;
+    return Math.min(this.#segments[0]?.firstSeq ?? this.#lastSeq + 1, this.#tail.firstKeptSeq);
+  }
+
+  /** Whether every mutation after `seq` can be replayed (an echo at `seq` can catch up by replay). */
+  canReplayFrom(seq: number): boolean {
+    if (seq > this.#lastSeq) return false;
+    if (this.#tail.canReplayFrom(seq)) return true;
+    const first = this.#segments[0]?.firstSeq;
+    return first !== undefined && seq >= first - 1 && !this.#gap;
+  }
+
+  /** Bytes held (on disk, or in memory for an in-memory log). */
+  get bytes(): number {
+    if (!this.#dir) return this.#tail.bytes;
+    return this.#segments.reduce((a, s) => a + s.bytes, 0);
+  }
+
+  /** Failed batch writes so far, and the last error. */
+  get writeFailures(): { count: number; last?: string } {
+    return { count: this.#writeFailures, ...(this.#lastWriteError ? { last: this.#lastWriteError } : {}) };
+  }
+
+  /**
+   * Appends a mutation whose sequence number the caller assigned (strictly greater than
+   * {@link lastSeq}). The returned promise resolves once it is durable (at once for an in-memory log),
+   * or rejects with {@link ErrorCode.MutationLogWrite} when its batch could not be written. It is
+   * replayable from memory at once either way.
+   */
+  append(m: Mutation): Promise<void> {
+    if (this.#closed)
+      return Promise.reject(new UnderstudyError(ErrorCode.MutationLogWrite, 'the mutation log is closed'));
+    if (!(m.seq > this.#lastSeq))
+      throw new UnderstudyError(
+        ErrorCode.Internal,
+        `mutation seq ${m.seq} is not after the log's last seq ${this.#lastSeq}`,
+      );
+    this.#tail.push(m);
+    this.#lastSeq = m.seq;
+    if (!this.#dir) return Promise.resolve();
+    const buf = encodeRecord(m);
+    return new Promise<void>((resolve, reject) => {
+      this.#pending.push({ buf, seq: m.seq, at: m.at, resolve, reject });
+      this.#kick();
+    });
+  }
+
+  #kick(): void {
+    if (this.#flushing) return;
+    this.#flushing = new Promise<void>((r) => setImmediate(r))
+      .then(() => this.#flushLoop())
+      .finally(() => {
+        this.#flushing = undefined;
+        if (this.#pending.length > 0 && !this.#closed) this.#kick();
+      });
+  }
+
+  async #flushLoop(): Promise<void> {
+    while (this.#pending.length > 0) {
+      const batch = this.#pending;
+      this.#pending = [];
+      await this.#flushBatch(batch);
+    }
+  }
+
+  async #flushBatch(batch: PendingAppend[]): Promise<void> {
+    const first = batch[0];
+    const lastOfBatch = batch.at(-1);
+    if (!first || !lastOfBatch) return;
+    try {
+      if (this.#gap || this.#fd === undefined) await this.#startSegment(first.seq, FLAG_AFTER_GAP);
+      const seg = this.#segments.at(-1);
+      const fd = this.#fd;
+      if (!seg || fd === undefined) throw new Error('no open segment');
+      const buf = batch.length === 1 ? first.buf : Buffer.concat(batch.map((p) => p.buf));
+      try {
+        await this.#io.write(fd, buf);
+        await this.#io.sync(fd);
+      } catch (err) {
+        // Cut the partial batch off so the segment stays a valid prefix; continue in a new segment.
+        this.#gap = true;
+        await ftruncateAsync(fd, seg.bytes).catch(() => undefined);
+        throw err;
+      }
+      seg.bytes += buf.length;
+      seg.lastSeq = lastOfBatch.seq;
+      seg.lastAt = lastOfBatch.at;
+      this.#durableSeq = lastOfBatch.seq;
+      for (const p of batch) p.resolve();
+      if (seg.bytes >= this.#segmentBytes) await this.#startSegment(this.#durableSeq + 1, 0, true);
+      await this.#applyRetention();
+    } catch (err) {
+      this.#gap = true;
+      this.#writeFailures++;
+      const code = (err as NodeJS.ErrnoException).code;
+      this.#lastWriteError = `${code ?? ''} ${(err as Error).message}`.trim();
+      const e = new UnderstudyError(
+        ErrorCode.MutationLogWrite,
+        `cannot write mutations ${first.seq}..${lastOfBatch.seq} to the mutation log in ${this.#dir}: ${(err as Error).message}${code === 'ENOSPC' ? ' (the disk is full)' : ''}`,
+        { cause: err, details: { dir: this.#dir, errno: code, fromSeq: first.seq, toSeq: lastOfBatch.seq } },
+      );
+      for (const p of batch) p.reject(e);
+    }
+  }
+
+  /**
+   * Closes the active segment and starts `<firstSeq>.seg`. After a gap (`FLAG_AFTER_GAP`) the older
+   * segments are deleted: an echo behind the gap cannot catch up by replay.
+   */
+  async #startSegment(firstSeq: number, flags: number, rotation = false): Promise<void> {
+    const dir = this.#dir;
+    if (!dir) return;
+    const name = segmentName(firstSeq);
+    const path = join(dir, name);
+    const fd = await openAsync(path, 'w', 0o600);
+    try {
+      await this.#io.write(fd, segmentHeader(flags));
+      if (rotation) this.#onRotate?.();
+      await this.#io.sync(fd);
+      await this.#syncDir(dir);
+    } catch (err) {
+      await closeAsync(fd).catch(() => undefined);
+      await unlink(path).catch(() => undefined);
+      throw err;
+    }
+    if (this.#fd !== undefined) await closeAsync(this.#fd).catch(() => undefined);
+    this.#fd = fd;
+    if (flags & FLAG_AFTER_GAP) {
+      for (const old of this.#segments) if (old.path !== path) await unlink(old.path).catch(() => undefined);
+      this.#segments = [];
+      this.#gap = false;
+    } else {
+      this.#segments = this.#segments.filter((s) => s.path !== path);
+    }
+    this.#segments.push({
+      path,
+      name,
+      firstSeq,
+      lastSeq: undefined,
+      lastAt: undefined,
+      bytes: SEGMENT_HEADER_BYTES,
+    });
+  }
+
+  async #syncDir(dir: string): Promise<void> {
+    const fd = await openAsync(dir, 'r');
+    try {
+      await fsyncAsync(fd);
+    } finally {
+      await closeAsync(fd);
+    }
+  }
+
+  /** Deletes the oldest closed segments past `maxBytes` or older than `maxAgeMs`. */
+  async #applyRetention(): Promise<void> {
+    const cutoff = this.#now() - this.#maxAgeMs;
+    let total = this.bytes;
+    while (this.#segments.length > 1) {
+      const oldest = this.#segments[0];
+      if (!oldest || (total <= this.#maxBytes && (oldest.lastAt ?? -Infinity) >= cutoff)) break;
+      await unlink(oldest.path).catch(() => undefined);
+      this.#segments.shift();
+      total -= oldest.bytes;
+    }
+  }
+
+  /**
+   * The mutations after `seq` if they are all still in memory (a synchronous snapshot: nothing appended
+   * later is in it), else undefined.
+   */
+  recent(seq: number): Mutation[] | undefined {
+    return this.#tail.canReplayFrom(seq) ? this.#tail.since(seq) : undefined;
+  }
+
+  /**
+   * Mutations with sequence number > `seq`, oldest first, read segment by segment from disk and then
+   * from memory (never the whole log at once). Throws when `seq` is no longer replayable.
+   */
+  async *since(seq: number): AsyncGenerator<Mutation> {
+    let pos = seq;
+    for (;;) {
+      if (!this.canReplayFrom(pos) && pos < this.#lastSeq)
+        throw new UnderstudyError(
+          ErrorCode.NotFound,
+          `the mutation log no longer holds the mutations after seq ${pos} (it keeps ${this.firstKeptSeq}..${this.#lastSeq})`,
+        );
+      const recent = this.recent(pos);
+      if (recent) {
+        yield* recent;
+        return;
+      }
+      const seg = this.#segments.find((s) => s.lastSeq !== undefined && s.lastSeq > pos);
+      let progressed = false;
+      if (seg) {
+        const written = seg.bytes;
+        const buf = await readFile(seg.path).catch((err: unknown) => {
+          // Deleted under the reader (retention) or unreadable: the position cannot be served.
+          if (this.#segments.includes(seg) || !this.canReplayFrom(pos))
+            throw new UnderstudyError(
+              ErrorCode.NotFound,
+              `the mutation log cannot replay after seq ${pos}: segment ${seg.path} is unreadable (${(err as Error).message})`,
+            );
+          return undefined;
+        });
+        if (buf) {
+          const scan = scanSegment(buf.subarray(0, written), seg.path, { isLast: true, keepRecords: true });
+          for (const m of scan.records) {
+            if (m.seq <= pos) continue;
+            yield m;
+            pos = m.seq;
+            progressed = true;
+          }
+        }
+      }
+      if (!progressed) await (this.#flushing ?? new Promise((r) => setImmediate(r)));
+    }
+  }
+
+  /**
+   * Moves the log past `seq` without mutations for the sequence numbers in between (they were applied
+   * by the primary and an echo but lost from the log's unwritten tail). Older segments are deleted: an
+   * echo behind `seq` can no longer catch up by replay. Does nothing when `seq` ≤ {@link lastSeq}.
+   */
+  async skipTo(seq: number): Promise<void> {
+    if (seq <= this.#lastSeq) return;
+    await this.#flushing;
+    this.#lastSeq = seq;
+    this.#durableSeq = seq;
+    this.#tail = new MutationLog({ maxBytes: this.#memoryBytes, startSeq: seq });
+    if (this.#dir) await this.#startSegment(seq + 1, FLAG_AFTER_GAP);
+  }
+
+  /** Writes what is pending and closes the active segment. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    while (this.#flushing) await this.#flushing;
+    this.#closed = true;
+    if (this.#fd !== undefined) await closeAsync(this.#fd).catch(() => undefined);
+    this.#fd = undefined;
+  }
+}
