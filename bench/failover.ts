@@ -1,4 +1,4 @@
-// `npm run bench -- failover [--quick] [--runs N]`: kill the primary of the kv example under load
+// `npm run bench -- failover [--quick] [--runs N] [--modes a,b]`: kill the primary of the kv example under load
 // (~500 req/s, 80 % reads / 20 % writes with unique ids, through the built-in router) and measure, per
 // echo mode and fault: detection, kill-to-first-success, client-visible errors, acknowledged writes
 // lost, duplicates. Anchors: Patroni ttl 30 s, Redis Sentinel down-after 30 s, keepalived ≈ 3.6 s,
@@ -25,11 +25,25 @@ if (!Number.isInteger(runs) || runs < 1) {
 
 const MODES = [
   { name: 'hot-write-through', echo: '{ count: 1, mode: hot, consistency: write-through }', running: 2 },
+  {
+    name: 'hot-wt-pipelined',
+    echo: '{ count: 1, mode: hot, consistency: write-through, mutations: { order: pipelined } }',
+    running: 2,
+  },
   { name: 'hot-async', echo: '{ count: 1, mode: hot, consistency: async }', running: 2 },
   { name: 'warm', echo: '{ count: 1, mode: warm, promote: { http: /admin/reload } }', running: 2 },
   { name: 'cold', echo: '{ count: 1, mode: cold }', running: 1 },
 ] as const;
 const FAULTS = ['SIGKILL', 'SIGSTOP'] as const;
+const modesArg = args.indexOf('--modes');
+const onlyModes = modesArg >= 0 ? (args[modesArg + 1] ?? '').split(',') : undefined;
+const unknownMode = onlyModes?.find((m) => !MODES.some((x) => x.name === m));
+if (unknownMode !== undefined) {
+  process.stderr.write(
+    `failover bench: unknown mode '${unknownMode}' in --modes; known: ${MODES.map((m) => m.name).join(', ')}\n`,
+  );
+  process.exit(2);
+}
 
 interface RunResult {
   detectionMs: number;
@@ -158,7 +172,7 @@ async function main(): Promise<void> {
     `failover bench: ${runs} run(s) per mode and fault, ${rate} req/s (80 % GET / 20 % PUT) through the router${quick ? ' (quick)' : ''}\n`,
   );
   const rows: Record<string, unknown>[] = [];
-  for (const mode of MODES) {
+  for (const mode of MODES.filter((m) => !onlyModes || onlyModes.includes(m.name))) {
     const byFault = await benchMode(mode);
     for (const [fault, list] of byFault) {
       const first = list.map((r) => r.killToFirstSuccessMs);
