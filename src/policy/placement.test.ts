@@ -272,6 +272,28 @@ describe('place (properties)', () => {
     );
   });
 
+  it('spreads warm-pool echoes so that zones differ by at most one when every host has room', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.constantFrom('a', 'b', 'c'), { minLength: 1, maxLength: 6 }),
+        fc.integer({ min: 1, max: 9 }),
+        (zones, count) => {
+          const hosts = zones.map((z, i) => host(`h${i}`, z, { cores: 100, memoryBytes: 100 * GiB }));
+          const instances: PlacementInstance[] = [];
+          for (let i = 0; i < count; i++) {
+            const d = place({ hosts, instances, request: { kind: 'warm-pool', service: 'kv' }, need, at: i });
+            instances.push(inst(`w${i}`, d.host ?? '?', 'warm'));
+          }
+          const perZone = [...new Set(zones)].map(
+            (z) => instances.filter((i) => hosts.find((h) => h.name === i.host)?.zone === z).length,
+          );
+          expect(Math.max(...perZone) - Math.min(...perZone)).toBeLessThanOrEqual(1);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
   it('decides the same whatever order the hosts come in', () => {
     fc.assert(
       fc.property(arbCluster, fc.integer(), ({ hosts, primaryHost, need: n, kind }, seed) => {

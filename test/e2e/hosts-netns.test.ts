@@ -32,6 +32,7 @@ describe.skipIf(!support.ok)('hosts on network namespaces', () => {
   beforeAll(async () => {
     lab = NetnsLab.create({ hosts: ['store', 'h1', 'h2'] });
     dir = mkdtempSync(join(tmpdir(), 'us-hosts-netns-'));
+    // etcd's usual ports are free here: nothing but this test's etcd runs in the store namespace.
     const client = `http://${lab.address('store')}:2379`;
     storeUrl = `etcd://${lab.address('store')}:2379`;
     lab.exec(
