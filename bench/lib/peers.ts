@@ -19,6 +19,10 @@ export const BENCH_PEERS: Readonly<Record<string, readonly Peer[]>> = {
     { command: 'haproxy', package: 'haproxy' },
   ],
   sync: [{ command: 'rsync', package: 'rsync' }],
+  hosts: [
+    { command: 'rsync', package: 'rsync' },
+    { command: 'ip', package: 'iproute2' },
+  ],
 };
 
 /** Whether `command` is on PATH. */

@@ -12,6 +12,7 @@ import { runRouter } from './commands/router.js';
 import { runSim } from './commands/sim.js';
 import { runVerify } from './commands/verify.js';
 import { runStatus } from './commands/status.js';
+import { runHosts } from './commands/hosts.js';
 import { runUp } from './commands/up.js';
 import { registerOperatorCommands } from './commands/register-operator.js';
 import { LOG_LEVELS, type LogFormat } from './logger.js';
@@ -217,6 +218,20 @@ export function buildProgram(): Command {
         });
       },
     );
+
+  program
+    .command('hosts')
+    .description('the hosts in the store (zone, address, capacity, lease) and the instances on each')
+    .option(
+      '--store <dir|etcd://…>',
+      'the store: a SQLite data directory or etcd://host:port (default: the data directory)',
+    )
+    .addOption(
+      new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'),
+    )
+    .action(async (opts: { store?: string; output: 'table' | 'json' }, cmd: Command) => {
+      process.exitCode = await runHosts({ store: opts.store ?? globals(cmd).dataDir, output: opts.output });
+    });
 
   program
     .command('status')

@@ -2,6 +2,7 @@
 // No I/O, no clock: time is an argument. The live autoscaler and the simulator both call scalingStep
 // (shadow signal and alarm, capacity estimate, PredictiveScaler, spike shadows, the pool's window)
 // with the options scalingOptionsFromSpec derives from a service spec.
+// placement chooses hosts (anti-affinity, zones, capacity) and plans the recovery from a lost host.
 export type { Decision, DecisionForecast, DecisionInputs, DecisionKind } from './decision.js';
 export { checkGuards, clampCount, initialGuardState, recordAction, resolveGuardOptions } from './guards.js';
 export type { GuardOptions, GuardState, GuardVerdict, ResolvedGuardOptions } from './guards.js';
@@ -93,3 +94,15 @@ export type {
   ScalingState,
   ScalingStepResult,
 } from './scaling-step.js';
+export { fits, place } from './placement.js';
+export type {
+  PlacementDecision,
+  PlacementHost,
+  PlacementHostState,
+  PlacementInput,
+  PlacementInstance,
+  PlacementRequest,
+  PlacementRole,
+} from './placement.js';
+export { planHostLoss } from './placement-loss.js';
+export type { HostLossInput, HostLossPlan, HostLossStep } from './placement-loss.js';

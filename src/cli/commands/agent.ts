@@ -163,16 +163,26 @@ export async function runAgent(options: AgentCommandOptions): Promise<number> {
     cleanup.push(() => store.revokeLease(lease.id).catch(() => undefined));
     // The heartbeat: renewed every third of the TTL; a lease that lapsed (store unreachable for
     // longer than the TTL) is replaced and the record written again.
+    // One registration at a time, and only for the lease in use: after a partition, the renewals
+    // queued meanwhile all fail at once; each starting its own registration left the record on one
+    // lease while another was renewed, so the record lapsed for good.
+    let registering = false;
     const heartbeat = setInterval(
       () => {
-        void store.keepAlive(lease.id).catch(async (err: unknown) => {
+        const renewing = lease.id;
+        void store.keepAlive(renewing).catch(async (err: unknown) => {
           if (!isUnderstudyError(err, ErrorCode.StoreLease) || stopping) return;
+          if (registering || renewing !== lease.id) return;
+          registering = true;
           process.stderr.write(`understudy agent: the host lease lapsed; registering again\n`);
           try {
-            lease = await store.grantLease(leaseTtlMs);
-            await store.put(hostKey(options.host), JSON.stringify(record), { leaseId: lease.id });
+            const next = await store.grantLease(leaseTtlMs);
+            await store.put(hostKey(options.host), JSON.stringify(record), { leaseId: next.id });
+            lease = next;
           } catch (e) {
             process.stderr.write(`understudy agent: cannot register: ${(e as Error).message}\n`);
+          } finally {
+            registering = false;
           }
         });
       },

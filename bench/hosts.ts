@@ -1,0 +1,275 @@
+// `npm run bench -- hosts [--quick]`: Understudy across real hosts (network namespaces on a bridge,
+// test/lib/netns.ts). For now the sync row: initial copy and continuous sync from host A to host B
+// over the veth, against rsync over the same veth (an rsync daemon inside host B on its bridge
+// address, the client inside host A, --no-whole-file, bytes from --stats). The host-loss and
+// partition rows come with the agent work (issue 14): their JSON fields are present as null.
+// Needs root (network namespaces) and the rsync command.
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes, randomInt } from 'node:crypto';
+import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { SyncStats } from '../src/sync/index.js';
+import { verifyTrees } from '../src/sync/index.js';
+import { netnsSupport, NetnsLab } from '../test/lib/netns.js';
+import { runWriter } from './lib/sync-writer.js';
+
+const quick = process.argv.includes('--quick');
+const MiB = 1024 * 1024;
+const S = quick
+  ? { initial: 32 * MiB, smallFiles: 200, contSeconds: 3 }
+  : { initial: 256 * MiB, smallFiles: 2000, contSeconds: 10 };
+const KEY = 'bench-hosts-sync-key-0123456789';
+const RSYNC_PORT = 8730; // inside host B's namespace: nothing else listens there
+const peerScript = join(dirname(fileURLToPath(import.meta.url)), '..', 'test', 'lib', 'netns-sync-peer.ts');
+const log = (s: string): void => void process.stderr.write(`${s}\n`);
+
+const support = netnsSupport();
+if (!support.ok) {
+  process.stderr.write(`bench hosts: network namespaces are needed (${support.reason})\n`);
+  process.exit(2);
+}
+if (spawnSync('rsync', ['--version']).status !== 0) {
+  process.stderr.write('bench hosts: the rsync command is required (apt-get install -y rsync)\n');
+  process.exit(2);
+}
+
+interface Applied {
+  seq: number;
+  at: number;
+  size: number;
+}
+
+/** A sync peer (test/lib/netns-sync-peer.ts) inside a host, driven over IPC. */
+class Peer {
+  readonly applied: Applied[] = [];
+  connectedAt = 0;
+  #statsWaiters: ((s: SyncStats | null) => void)[] = [];
+  private constructor(readonly child: ChildProcess) {}
+
+  static async start(lab: NetnsLab, host: string, args: string[]): Promise<{ peer: Peer; port: number }> {
+    const child = lab.exec(host, process.execPath, ['--import', 'tsx', peerScript, ...args], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    const peer = new Peer(child);
+    const port = await new Promise<number>((resolve, reject) => {
+      child.on('message', (m: { type: string; port?: number; stats?: SyncStats | null } & Applied) => {
+        if (m.type === 'ready') resolve(m.port ?? 0);
+        else if (m.type === 'connected') peer.connectedAt = m.at;
+        else if (m.type === 'applied') peer.applied.push({ seq: m.seq, at: m.at, size: m.size });
+        else if (m.type === 'stats') peer.#statsWaiters.shift()?.(m.stats ?? null);
+      });
+      child.once('exit', (code) => reject(new Error(`sync peer in ${host} exited ${code}`)));
+    });
+    return { peer, port };
+  }
+
+  stats(): Promise<SyncStats | null> {
+    return new Promise((resolve) => {
+      this.#statsWaiters.push(resolve);
+      this.child.send({ type: 'stats' });
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = new Promise((r) => this.child.once('exit', r));
+    this.child.send({ type: 'stop' });
+    const t = setTimeout(() => this.child.kill('SIGKILL'), 3000);
+    await exited;
+    clearTimeout(t);
+  }
+}
+
+/** Waits until every change is applied and acknowledged (as bench/lib/sync-harness.ts settles). */
+async function settle(
+  source: Peer,
+  sentBefore: number,
+  timeoutMs = 300_000,
+  quietMs = 300,
+): Promise<SyncStats> {
+  const until = Date.now() + timeoutMs;
+  let stableSince = 0;
+  for (;;) {
+    const s = await source.stats();
+    const caughtUp =
+      s !== null &&
+      s.connected &&
+      s.batchesSent > sentBefore &&
+      s.batchesAcked === s.batchesSent &&
+      s.lagSeconds === 0 &&
+      s.initialSync === null;
+    if (caughtUp) {
+      stableSince ||= Date.now();
+      if (Date.now() - stableSince >= quietMs) return s;
+    } else stableSince = 0;
+    if (Date.now() > until) throw new Error(`sync did not settle: ${JSON.stringify(s)}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+const wire = (s: SyncStats | null): number => (s ? s.wireBytes + s.wireBytesIn : 0);
+
+const lab = NetnsLab.create({ hosts: ['host-a', 'host-b'] });
+const A = 'host-a';
+const B = 'host-b';
+const base = await mkdtemp(join(tmpdir(), 'us-bench-hosts-'));
+const peers: Peer[] = [];
+
+/** One rsync run from host A to the daemon in host B; bytes = sent + received (--stats). */
+function rsync(src: string, dest: string): { bytes: number; seconds: number } {
+  const t = performance.now();
+  const r = lab.run(A, 'rsync', [
+    '-a',
+    '--delete',
+    '--no-whole-file',
+    '--stats',
+    `${src}/`,
+    `rsync://${lab.address(B)}:${RSYNC_PORT}/bench/${dest}/`,
+  ]);
+  const seconds = (performance.now() - t) / 1000;
+  if (r.status !== 0) throw new Error(`rsync failed: ${r.stderr}`);
+  const num = (label: string): number => {
+    const m = new RegExp(`${label}: ([\\d,]+)`).exec(r.stdout);
+    return m ? Number((m[1] as string).replace(/,/g, '')) : NaN;
+  };
+  return { bytes: num('Total bytes sent') + num('Total bytes received'), seconds };
+}
+
+/** Starts a primary in host A on `a` and an echo in host B on `b`. */
+async function pair(a: string, b: string, watchFile?: string): Promise<{ source: Peer; target: Peer }> {
+  const { peer: source, port } = await Peer.start(lab, A, ['source', a, lab.address(A), KEY]);
+  peers.push(source);
+  const { peer: target } = await Peer.start(lab, B, [
+    'target',
+    b,
+    lab.address(A),
+    String(port),
+    KEY,
+    ...(watchFile ? [watchFile] : []),
+  ]);
+  peers.push(target);
+  return { source, target };
+}
+
+let result: Record<string, unknown> = {};
+const lines: string[] = [];
+try {
+  const rsyncRoot = join(base, 'rsync');
+  mkdirSync(rsyncRoot);
+  const conf = join(base, 'rsyncd.conf');
+  writeFileSync(
+    conf,
+    `pid file = ${join(base, 'rsyncd.pid')}\nuse chroot = no\n[bench]\n  path = ${rsyncRoot}\n  read only = no\n  uid = 0\n  gid = 0\n`,
+  );
+  lab.exec(
+    B,
+    'rsync',
+    ['--daemon', '--no-detach', `--port=${RSYNC_PORT}`, `--address=${lab.address(B)}`, `--config=${conf}`],
+    { stdio: 'ignore' },
+  );
+  for (let i = 0; ; i++) {
+    if (lab.run(A, 'rsync', [`rsync://${lab.address(B)}:${RSYNC_PORT}/`]).status === 0) break;
+    if (i > 100) throw new Error('the rsync daemon in host B did not start');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+
+  // Initial copy: one big incompressible file and many small ones, to an empty echo.
+  log(`initial copy (${S.initial / MiB} MiB + ${S.smallFiles} small files) A → B…`);
+  const data = join(base, 'initial', 'a');
+  mkdirSync(join(data, 'small'), { recursive: true });
+  const fd = openSync(join(data, 'state.bin'), 'w');
+  for (let off = 0; off < S.initial; off += 16 * MiB)
+    writeSync(fd, randomBytes(Math.min(16 * MiB, S.initial - off)));
+  closeSync(fd);
+  for (let i = 0; i < S.smallFiles; i++)
+    writeFileSync(join(data, 'small', `f${i}.dat`), randomBytes(1024 + randomInt(7 * 1024 + 1)));
+  spawnSync('sync');
+  const rs = rsync(data, 'initial');
+  spawnSync('sync');
+  const init = await pair(data, join(base, 'initial', 'b'));
+  const initStats = await settle(init.source, 0);
+  const initSeconds = ((init.target.applied.at(-1)?.at ?? 0) - init.source.connectedAt) / 1000;
+  const initDiffs = await verifyTrees(data, join(base, 'initial', 'b'));
+  if (initDiffs.length > 0)
+    throw new Error(`initial copy: echo differs: ${JSON.stringify(initDiffs.slice(0, 3))}`);
+  const initBytes = wire(initStats);
+  await init.target.stop();
+  await init.source.stop();
+
+  // Continuous: 4 KiB appends at 200/s; change-to-applied latency on B; then what one rsync catch-up
+  // of the same appends costs (rsync has no continuous mode: a periodic rsync pays this per period).
+  log(`continuous (${S.contSeconds} s of 4 KiB appends at 200/s) A → B…`);
+  const ca = join(base, 'cont', 'a');
+  mkdirSync(ca, { recursive: true });
+  writeFileSync(join(ca, 'wal.log'), '');
+  rsync(ca, 'cont');
+  const cont = await pair(ca, join(base, 'cont', 'b'), 'wal.log');
+  const before = await settle(cont.source, -1);
+  const writes = await runWriter(join(ca, 'wal.log'), S.contSeconds * 200, 5, 4096);
+  const after = await settle(cont.source, before.batchesSent);
+  const reports = cont.target.applied.filter((r) => r.size >= 0).sort((x, y) => x.seq - y.seq);
+  const lat: number[] = [];
+  let ri = 0;
+  for (const w of writes) {
+    while (ri < reports.length && (reports[ri] as Applied).size < w.end) ri++;
+    const rep = reports[ri];
+    if (rep) lat.push(rep.at - w.at);
+  }
+  lat.sort((x, y) => x - y);
+  const q = (p: number): number => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] ?? NaN;
+  const contDiffs = await verifyTrees(ca, join(base, 'cont', 'b'));
+  if (contDiffs.length > 0)
+    throw new Error(`continuous: echo differs: ${JSON.stringify(contDiffs.slice(0, 3))}`);
+  const contBytes = wire(after) - wire(before);
+  const rc = rsync(ca, 'cont');
+  await cont.target.stop();
+  await cont.source.stop();
+
+  const fmtB = (n: number): string =>
+    n >= MiB ? `${(n / MiB).toFixed(2)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`;
+  lines.push(
+    `hosts bench${quick ? ' (--quick: smaller sizes)' : ''}: sync from host A to host B over a veth (network namespaces on a bridge, ${lab.subnet})`,
+    'rsync: daemon inside host B on its bridge address, client inside host A, -a --delete --no-whole-file',
+    '',
+    `${'workload'.padEnd(14)} ${'bytes'.padStart(12)} ${'rsync bytes'.padStart(12)} ${'ratio'.padStart(7)} ${'s'.padStart(8)} ${'rsync s'.padStart(8)}`,
+    `${'initial-copy'.padEnd(14)} ${fmtB(initBytes).padStart(12)} ${fmtB(rs.bytes).padStart(12)} ${(initBytes / rs.bytes).toFixed(3).padStart(7)} ${initSeconds.toFixed(3).padStart(8)} ${rs.seconds.toFixed(3).padStart(8)}`,
+    `${'continuous'.padEnd(14)} ${fmtB(contBytes).padStart(12)} ${fmtB(rc.bytes).padStart(12)} ${(contBytes / rc.bytes).toFixed(3).padStart(7)} ${'-'.padStart(8)} ${rc.seconds.toFixed(3).padStart(8)}`,
+    `continuous: ${writes.length} writes, change-to-applied on host B p50 ${q(0.5).toFixed(1)} ms, p99 ${q(0.99).toFixed(1)} ms (rsync: one catch-up run of the same appends, above)`,
+    'host loss and partition rows: not measured yet (they come with the agent work of issue 14)',
+  );
+  result = {
+    bench: 'hosts',
+    quick,
+    hostLossP50Ms: null,
+    hostLossP99Ms: null,
+    partitionFencedMs: null,
+    lostAcked: null,
+    splitBrain: null,
+    syncVsRsync: {
+      initialCopy: {
+        bytes: initBytes,
+        rsyncBytes: rs.bytes,
+        ratio: initBytes / rs.bytes,
+        seconds: initSeconds,
+        rsyncSeconds: rs.seconds,
+      },
+      continuous: {
+        writes: writes.length,
+        p50Ms: q(0.5),
+        p99Ms: q(0.99),
+        bytes: contBytes,
+        rsyncCatchUpBytes: rc.bytes,
+        rsyncCatchUpSeconds: rc.seconds,
+      },
+    },
+    note: 'hostLoss*, partitionFencedMs, lostAcked and splitBrain come with the agent work (issue 14)',
+  };
+} finally {
+  for (const p of peers) await p.stop().catch(() => undefined);
+  await lab.close();
+  await rm(base, { recursive: true, force: true });
+}
+process.stdout.write(`${lines.join('\n')}\n${JSON.stringify(result)}\n`);
