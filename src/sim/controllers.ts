@@ -115,6 +115,32 @@ export class PredictiveController implements ScalingController {
   }
 }
 
+/** A confidence no forecast reaches: the forecast never counts. */
+const NEVER_CONFIDENT = 2;
+
+/**
+ * The reactive baseline with the same warm pool (AWS target tracking plus a warm pool): the
+ * predictive controller's {@link scalingStep} with the serving set's forecast never counting — the
+ * serving set follows the reactive rule on the current load (scale-in held by its stabilisation
+ * window); the warm pool is predictive's own (the same policy and sizing, refilled by scale-ins,
+ * promoting in the same warm lead time). Only the serving set's use of the forecast differs from
+ * `predictive`: the anchor a forecast must beat.
+ */
+export class ReactivePoolController implements ScalingController {
+  readonly name = 'reactive-pool';
+  readonly #inner: PredictiveController;
+
+  /** @param options the predictive scaler's options; `minConfidence` is overridden */
+  constructor(options: PredictiveScalerOptions) {
+    this.#inner = new PredictiveController({ ...options, minConfidence: NEVER_CONFIDENT });
+  }
+
+  decide(now: number, v: ServiceView): ControllerOutput {
+    const { forecast: _unused, ...out } = this.#inner.decide(now, v);
+    return out;
+  }
+}
+
 /**
  * The Kubernetes HPA on a per-pod load metric (requests/s per ready pod ÷ capacity, i.e. the
  * utilisation an uncapped CPU metric would show), target = the target utilisation.
