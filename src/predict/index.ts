@@ -53,3 +53,5 @@ export type {
   AccuracySummary,
   ForecastAccuracyOptions,
 } from './forecast-accuracy.js';
+export { growthQuantile, GrowthQuantileTracker, quantilePeak } from './growth-quantile.js';
+export type { GrowthQuantileOptions } from './growth-quantile.js';
