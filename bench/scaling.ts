@@ -62,6 +62,7 @@ const ABLATIONS = {
   },
   'predictive, serving set reactive (forecast sizes the pool only)': { minConfidence: 2 },
   'predictive, no warm pool (forecast + cold starts)': { warmPool: false },
+  'predictive + seasonal scale-in hold (a candidate, off)': { seasonalHold: true },
 } satisfies Record<string, ScenarioOptions['predictive']>;
 process.stdout.write(
   `split (fixed; tuned on tuning only, goals judged on evaluation):\n  tuning:     ${paths

@@ -1,4 +1,9 @@
-import { createAutoForecaster, GrowthQuantileTracker, predictionConfidence } from '../predict/index.js';
+import {
+  createAutoForecaster,
+  GrowthQuantileTracker,
+  predictionConfidence,
+  SeasonalProfile,
+} from '../predict/index.js';
 import type { ForecastPoint, Forecaster } from '../predict/index.js';
 import type { Decision, DecisionForecast } from './decision.js';
 import {
@@ -61,6 +66,12 @@ export interface PredictiveScalerOptions extends HorizontalPolicyOptions {
   poolGrowthQuantile?: number | false;
   /** Growth samples (steps) {@link poolGrowthQuantile} is learned from: the most recent. @default 2880 */
   growthWindowSteps?: number;
+  /**
+   * Hold scale-in at what a learned daily profile (hourly means, after a day of history) needs over
+   * the re-provisioning horizon. Evaluated on the benchmark's tuning traces and off by default: it
+   * cost more instance-hours than the SLO minutes it saved (docs/scaling.md). @default false
+   */
+  seasonalHold?: boolean;
 }
 
 /** The serving set and warm pool as the executor reports them, at one decision. */
@@ -179,6 +190,7 @@ export class PredictiveScaler {
   #accuracy: number | undefined;
   #hits = 0;
   readonly #growth: GrowthQuantileTracker | undefined;
+  readonly #profile: SeasonalProfile | undefined;
 
   constructor(options: PredictiveScalerOptions) {
     this.#options = options;
@@ -208,6 +220,7 @@ export class PredictiveScaler {
             q,
             window: options.growthWindowSteps ?? 2880,
           });
+    this.#profile = options.seasonalHold === true ? new SeasonalProfile() : undefined;
   }
 
   /** The resolved horizontal-policy options in use. */
@@ -271,6 +284,7 @@ export class PredictiveScaler {
     }
     this.#forecaster.update(step * this.#stepMs, value);
     this.#growth?.update(value);
+    this.#profile?.update(step * this.#stepMs, value);
     this.#lastClosed = step;
     const maxH = Math.max(1, Math.ceil((this.#coldLeadMs + this.#intervalMs) / this.#stepMs) + 2);
     this.#cache = this.#forecaster.forecast(maxH, this.#coverage);
@@ -319,6 +333,7 @@ export class PredictiveScaler {
       const last = this.#pending[this.#pending.length - 1];
       if (!last || last.step < step) this.#pending.push({ step, upper: forecast.upper });
     }
+    const seasonal = this.#profile?.peak(now, now + this.#coldLeadMs + this.#intervalMs) ?? Number.NaN;
     const r = decideHorizontal(
       this.#h,
       this.#state,
@@ -328,6 +343,13 @@ export class PredictiveScaler {
         confidence,
         ...(forecast ? { forecast } : {}),
         ...(holdForecast ? { holdForecast } : {}),
+        ...(seasonal > 0
+          ? {
+              seasonalHold: Math.ceil(
+                seasonal / (this.#h.capacityPerInstance * this.#h.targetUtilization) - 1e-9,
+              ),
+            }
+          : {}),
       },
       now,
     );
