@@ -37,3 +37,25 @@ export function traceLabel(path: string): string {
   const parts = path.split('/');
   return parts.slice(-2).join('/');
 }
+
+/**
+ * The fixed split of the traces: the policy is tuned on the tuning set only and its goals are
+ * judged on the evaluation set. Alternate traces of each family go to each set (crane by number,
+ * realTweets by name; nyc_taxi tunes, the ELB series evaluates). Never tune on these.
+ */
+export const EVALUATION_TRACES: readonly string[] = [
+  'crane/cpu_1.csv',
+  'crane/cpu_4.csv',
+  'crane/cpu_6.csv',
+  'realAWSCloudwatch/elb_request_count_8c0756.csv',
+  'realTweets/Twitter_volume_AMZN.csv',
+  'realTweets/Twitter_volume_CVS.csv',
+  'realTweets/Twitter_volume_GOOG.csv',
+  'realTweets/Twitter_volume_KO.csv',
+  'realTweets/Twitter_volume_UPS.csv',
+];
+
+/** The set a trace belongs to: `evaluation` when listed in {@link EVALUATION_TRACES}, else `tuning`. */
+export function traceSet(path: string): 'tuning' | 'evaluation' {
+  return EVALUATION_TRACES.includes(traceLabel(path)) ? 'evaluation' : 'tuning';
+}

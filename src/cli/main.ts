@@ -343,12 +343,12 @@ export function buildProgram(): Command {
   program
     .command('sim')
     .description(
-      'replay a load trace through the simulator with a scaling policy (or all four) and print elasticity metrics',
+      'replay a load trace through the simulator with a scaling policy (or all five) and print elasticity metrics',
     )
     .requiredOption('--trace <file>', 'CSV of timestamp,value (Unix seconds or ISO 8601; header optional)')
     .addOption(
       new Option('--policy <name>', 'scaling policy')
-        .choices(['predictive', 'hpa', 'static', 'oracle', 'all'])
+        .choices(['predictive', 'reactive-pool', 'hpa', 'static', 'oracle', 'all'])
         .default('predictive'),
     )
     .option('--plot <svg>', 'write load, capacity and forecast band over time as an SVG')

@@ -35,6 +35,37 @@ describe('decideHorizontal', () => {
     });
     expect(r.decisions[0]!.reason).toMatch(/forecast/);
   });
+  it("holds a scale-in at the seasonal profile's count, and ignores it for a scale-out", () => {
+    const noWindow = resolveHorizontalPolicyOptions({
+      capacityPerInstance: 100,
+      targetUtilization: 0.7,
+      scaleInStabilizationMs: 0,
+      guards: { scaleInCooldownMs: 0 },
+    });
+    // 140 req/s on 10: reactive 2; the profile needs 6 within the horizon → 6, not 2.
+    const held = decideHorizontal(
+      noWindow,
+      initialHorizontalState(),
+      { current: 10, load: 140, confidence: 0, seasonalHold: 6 },
+      0,
+    );
+    expect(held.desired).toBe(6);
+    const free = decideHorizontal(
+      noWindow,
+      initialHorizontalState(),
+      { current: 10, load: 140, confidence: 0 },
+      0,
+    );
+    expect(free.desired).toBe(2);
+    // A profile of 20 does not scale a set of 10 out: it stays at 10.
+    const out = decideHorizontal(
+      noWindow,
+      initialHorizontalState(),
+      { current: 10, load: 140, confidence: 0, seasonalHold: 20 },
+      0,
+    );
+    expect(out.desired).toBe(10);
+  });
   it('never goes below the reactive rule when the forecast is low', () => {
     const r = decideHorizontal(
       o,

@@ -104,6 +104,11 @@ export interface HorizontalSignals {
    * recommendation) holds a scale-in.
    */
   holdForecast?: DecisionForecast;
+  /**
+   * Instances the learned seasonal (daily) profile needs over the re-provisioning horizon: a
+   * scale-in goes no lower (a scale-out ignores it). @default none
+   */
+  seasonalHold?: number;
 }
 
 /** What the horizontal policy remembers. Plain data; treat as immutable. */
@@ -209,6 +214,7 @@ export function decideHorizontal(
       floor = Math.max(floor, hold);
     }
   } else for (const r of recommendations) floor = Math.max(floor, r.count);
+  if (signals.seasonalHold !== undefined) floor = Math.max(floor, clampCount(g, signals.seasonalHold));
   let target: number;
   if (raw > current)
     target = clampCount(g, Math.max(raw, current + Math.max(1, Math.ceil(current * o.scaleOutStep - 1e-9))));

@@ -111,3 +111,41 @@ describe('PredictiveScaler', () => {
     expect(last.pool).toBeGreaterThanOrEqual(1);
   });
 });
+
+describe('PredictiveScaler warm pool from history', () => {
+  // About 630 req/s (10 instances at 70 req/s each) with a rise to 1890 for 3 steps every 40 steps:
+  // growth within a cold start is about 0 most of the time and +200 % before a rise.
+  const spiky = (step: number): number => (step % 40 >= 37 ? 1890 : 630 + (step % 3));
+  function poolAfter(
+    extra: { poolGrowthQuantile?: number | false; burstPool?: boolean },
+    steps: number,
+  ): number {
+    const s = new PredictiveScaler({
+      capacityPerInstance: 100,
+      targetUtilization: 0.7,
+      stepMs: 60_000,
+      coldLeadMs: 120_000,
+      decisionIntervalMs: 60_000,
+      minConfidence: 2,
+      warmPool: { minConfidence: 2, peakFraction: 0, minSize: 0 },
+      ...extra,
+    });
+    let pool = 0;
+    for (let step = 0; step < steps; step++) {
+      const now = step * 60_000;
+      s.observe(now, spiky(step));
+      pool = s.decide(now, { serving: 10, pool, poolReady: pool, load: spiky(step) }).pool;
+    }
+    return pool;
+  }
+  it('sizes the pool to the growth quantile of the history, without a forecast', () => {
+    // At a flat step the 10 serving cover the load, and no forecast counts: no pool.
+    expect(poolAfter({ poolGrowthQuantile: false }, 396)).toBe(0);
+    // The 0.99-quantile of growth is about +200 %: ≈ 3 × 632 → 28 instances, 18 beyond the serving set.
+    const pool = poolAfter({ poolGrowthQuantile: 0.99 }, 396);
+    expect(pool).toBeGreaterThanOrEqual(17);
+    expect(pool).toBeLessThanOrEqual(18);
+    // The 0.7-quantile is a flat step's growth (≈ 0): no pool.
+    expect(poolAfter({ poolGrowthQuantile: 0.7 }, 396)).toBe(0);
+  });
+});

@@ -1,4 +1,9 @@
-import { createAutoForecaster, predictionConfidence } from '../predict/index.js';
+import {
+  createAutoForecaster,
+  GrowthQuantileTracker,
+  predictionConfidence,
+  SeasonalProfile,
+} from '../predict/index.js';
 import type { ForecastPoint, Forecaster } from '../predict/index.js';
 import type { Decision, DecisionForecast } from './decision.js';
 import {
@@ -17,6 +22,12 @@ import type { ResolvedWarmPoolOptions, WarmPoolOptions } from './warm-pool-polic
 
 /** Time between two decisions when `decisionIntervalMs` is not set (ms). */
 export const DEFAULT_DECISION_INTERVAL_MS = 15_000;
+/** The default of {@link PredictiveScalerOptions.poolGrowthQuantile}. */
+export const DEFAULT_POOL_GROWTH_QUANTILE = 0.7;
+/** The default of {@link PredictiveScalerOptions.coverage}. */
+export const DEFAULT_COVERAGE = 0.7;
+/** Growth samples seen before the growth quantile sizes the pool. */
+const MIN_GROWTH_SAMPLES = 30;
 
 /** Options of {@link PredictiveScaler}. */
 export interface PredictiveScalerOptions extends HorizontalPolicyOptions {
@@ -34,9 +45,11 @@ export interface PredictiveScalerOptions extends HorizontalPolicyOptions {
   decisionIntervalMs?: number;
   /**
    * Central interval coverage whose upper bound is provisioned for. With the default the upper
-   * bound is the one-sided 90 % quantile; sized at `upperUtilization` (100 %), a step's load then
-   * exceeds the provisioned capacity with about 10 % probability when the intervals are calibrated.
-   * @default 0.8
+   * bound is the one-sided 85 % quantile; sized at `upperUtilization` (100 %), a step's load then
+   * exceeds the provisioned capacity with about 15 % probability when the intervals are calibrated.
+   * Chosen with {@link poolGrowthQuantile} on the scaling benchmark's tuning traces (docs/scaling.md):
+   * the growth quantile's warm pool covers the rest more cheaply than a wider interval.
+   * @default 0.7
    */
   coverage?: number;
   /** Warm-pool options without the shared capacity fields, or `false` for no pool. @default {} */
@@ -45,6 +58,20 @@ export interface PredictiveScalerOptions extends HorizontalPolicyOptions {
   forecaster?: Forecaster;
   /** Weight of each new hit/miss in the recent-accuracy average. @default 0.05 */
   accuracyAlpha?: number;
+  /**
+   * The warm pool also covers this upper quantile of the load's growth within a cold start, learned
+   * from the steps seen (`growthQuantile`: the peak over the lead time, not the mean), or `false`
+   * for the forecast alone. @default 0.7
+   */
+  poolGrowthQuantile?: number | false;
+  /** Growth samples (steps) {@link poolGrowthQuantile} is learned from: the most recent. @default 2880 */
+  growthWindowSteps?: number;
+  /**
+   * Hold scale-in at what a learned daily profile (hourly means, after a day of history) needs over
+   * the re-provisioning horizon. Evaluated on the benchmark's tuning traces and off by default: it
+   * cost more instance-hours than the SLO minutes it saved (docs/scaling.md). @default false
+   */
+  seasonalHold?: boolean;
 }
 
 /** The serving set and warm pool as the executor reports them, at one decision. */
@@ -162,6 +189,8 @@ export class PredictiveScaler {
   #pending: PendingCheck[] = [];
   #accuracy: number | undefined;
   #hits = 0;
+  readonly #growth: GrowthQuantileTracker | undefined;
+  readonly #profile: SeasonalProfile | undefined;
 
   constructor(options: PredictiveScalerOptions) {
     this.#options = options;
@@ -170,7 +199,7 @@ export class PredictiveScaler {
     if (!(this.#stepMs > 0)) throw new RangeError('stepMs must be > 0');
     this.#coldLeadMs = options.coldLeadMs ?? 120_000;
     this.#warmLeadMs = options.warmLeadMs ?? 5_000;
-    this.#coverage = options.coverage ?? 0.8;
+    this.#coverage = options.coverage ?? DEFAULT_COVERAGE;
     this.#intervalMs = options.decisionIntervalMs ?? DEFAULT_DECISION_INTERVAL_MS;
     this.#alpha = options.accuracyAlpha ?? 0.05;
     this.#pool =
@@ -182,6 +211,16 @@ export class PredictiveScaler {
             targetUtilization: this.#h.targetUtilization,
           });
     this.#forecaster = options.forecaster ?? createAutoForecaster({ maxHorizon: 64 });
+    const q = options.poolGrowthQuantile ?? DEFAULT_POOL_GROWTH_QUANTILE;
+    this.#growth =
+      q === false || !this.#pool
+        ? undefined
+        : new GrowthQuantileTracker({
+            leadSteps: Math.ceil((this.#coldLeadMs + this.#intervalMs) / this.#stepMs),
+            q,
+            window: options.growthWindowSteps ?? 2880,
+          });
+    this.#profile = options.seasonalHold === true ? new SeasonalProfile() : undefined;
   }
 
   /** The resolved horizontal-policy options in use. */
@@ -244,6 +283,8 @@ export class PredictiveScaler {
       }
     }
     this.#forecaster.update(step * this.#stepMs, value);
+    this.#growth?.update(value);
+    this.#profile?.update(step * this.#stepMs, value);
     this.#lastClosed = step;
     const maxH = Math.max(1, Math.ceil((this.#coldLeadMs + this.#intervalMs) / this.#stepMs) + 2);
     this.#cache = this.#forecaster.forecast(maxH, this.#coverage);
@@ -292,6 +333,7 @@ export class PredictiveScaler {
       const last = this.#pending[this.#pending.length - 1];
       if (!last || last.step < step) this.#pending.push({ step, upper: forecast.upper });
     }
+    const seasonal = this.#profile?.peak(now, now + this.#coldLeadMs + this.#intervalMs) ?? Number.NaN;
     const r = decideHorizontal(
       this.#h,
       this.#state,
@@ -301,6 +343,13 @@ export class PredictiveScaler {
         confidence,
         ...(forecast ? { forecast } : {}),
         ...(holdForecast ? { holdForecast } : {}),
+        ...(seasonal > 0
+          ? {
+              seasonalHold: Math.ceil(
+                seasonal / (this.#h.capacityPerInstance * this.#h.targetUtilization) - 1e-9,
+              ),
+            }
+          : {}),
       },
       now,
     );
@@ -317,6 +366,9 @@ export class PredictiveScaler {
           load: obs.load,
           confidence,
           ...(holdForecast ? { peak: holdForecast } : {}),
+          ...(this.#growth && this.#growth.samples >= MIN_GROWTH_SAMPLES
+            ? { growthPeak: obs.load * (1 + this.#growth.quantile) }
+            : {}),
         },
         now,
       );

@@ -25,7 +25,9 @@ const reactive = (over: Partial<ScalingOptions> = {}): ScalingOptions => ({
     scaleInStabilizationMs: 0,
     minConfidence: 2,
     guards: { minCount: 1, maxCount: 20, scaleInCooldownMs: 0 },
-    warmPool: { minSize: 0, maxSize: 10, peakFraction: 0.5 },
+    // The pool too: the hedge on the load only.
+    warmPool: { minSize: 0, maxSize: 10, peakFraction: 0.5, minConfidence: 2 },
+    poolGrowthQuantile: false,
   },
   capacity: 100,
   ...over,

@@ -47,6 +47,11 @@ export interface WarmPoolSignals {
   /** The forecast's largest upper bound within a cold start's lead time. */
   peak?: DecisionForecast;
   confidence: number;
+  /**
+   * An upper quantile of the peak load within a cold start's lead time, learned from the history of
+   * growth (see `growthQuantile`); the pool covers it too, whatever the confidence. @default none
+   */
+  growthPeak?: number;
 }
 
 /** Outcome of {@link decideWarmPool}. */
@@ -58,8 +63,9 @@ export interface WarmPoolResult {
 
 /**
  * Warm-pool size: enough echoes to cover the growth the forecast predicts within a cold start
- * (those scale-outs then promote an echo in seconds instead of starting cold), plus a hedge of
- * `peakFraction` of the predicted peak's instances. Pure.
+ * (those scale-outs then promote an echo in seconds instead of starting cold) — or the upper quantile
+ * of growth history shows (`growthPeak`), when larger — plus a hedge of `peakFraction` of the
+ * predicted peak's instances. Pure.
  */
 export function decideWarmPool(
   o: ResolvedWarmPoolOptions,
@@ -68,7 +74,11 @@ export function decideWarmPool(
 ): WarmPoolResult {
   const per = o.capacityPerInstance * o.targetUtilization;
   const confident = signals.peak !== undefined && signals.confidence >= o.minConfidence;
-  const peakLoad = Math.max(signals.load, confident && signals.peak ? signals.peak.upper : 0);
+  const peakLoad = Math.max(
+    signals.load,
+    confident && signals.peak ? signals.peak.upper : 0,
+    signals.growthPeak ?? 0,
+  );
   const peakCount = Math.ceil(peakLoad / per - 1e-9);
   const growth = Math.max(0, peakCount - signals.serving);
   const hedge = Math.ceil(o.peakFraction * peakCount - 1e-9);
@@ -80,7 +90,11 @@ export function decideWarmPool(
     predictive: peakCount,
   };
   if (signals.peak) inputs.forecast = signals.peak;
-  const reason = `predicted peak needs ${peakCount} serving (${signals.serving} now): ${growth} for growth + ${hedge} hedge (${Math.round(o.peakFraction * 100)} % of peak)${confident ? '' : ', low confidence: load only'}`;
+  const growthNote =
+    signals.growthPeak !== undefined && signals.growthPeak >= peakLoad
+      ? `, peak ${Math.round(signals.growthPeak)} from the growth quantile`
+      : '';
+  const reason = `predicted peak needs ${peakCount} serving (${signals.serving} now): ${growth} for growth + ${hedge} hedge (${Math.round(o.peakFraction * 100)} % of peak)${growthNote}${confident ? '' : ', low confidence: load only'}`;
   return {
     desired,
     decisions: [

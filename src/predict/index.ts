@@ -53,3 +53,7 @@ export type {
   AccuracySummary,
   ForecastAccuracyOptions,
 } from './forecast-accuracy.js';
+export { growthQuantile, GrowthQuantileTracker, quantilePeak } from './growth-quantile.js';
+export type { GrowthQuantileOptions } from './growth-quantile.js';
+export { phaseBin, SeasonalProfile, seasonalProfile } from './seasonal-profile.js';
+export type { SeasonalProfileOptions } from './seasonal-profile.js';

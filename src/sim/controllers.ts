@@ -115,6 +115,39 @@ export class PredictiveController implements ScalingController {
   }
 }
 
+/** A confidence no forecast reaches: the forecast never counts. */
+const NEVER_CONFIDENT = 2;
+
+/**
+ * The reactive baseline with the same warm pool (AWS target tracking plus a warm pool): the
+ * predictive controller's {@link scalingStep} with the forecast never counting. The serving set
+ * follows the reactive rule on the current load (scale-in held by its stabilisation window); the
+ * warm pool is predictive's pool — the same policy, the same hedge (`peakFraction` of the instances
+ * the current load needs, at least `minSize`), refilled by scale-ins, promoting in the same warm
+ * lead time — sized without the forecast or the growth history, as an AWS warm pool is. The anchor a
+ * forecast must beat.
+ */
+export class ReactivePoolController implements ScalingController {
+  readonly name = 'reactive-pool';
+  readonly #inner: PredictiveController;
+
+  /** @param options the predictive scaler's options; the serving set's and the pool's `minConfidence` and `poolGrowthQuantile` are overridden */
+  constructor(options: PredictiveScalerOptions) {
+    this.#inner = new PredictiveController({
+      ...options,
+      minConfidence: NEVER_CONFIDENT,
+      poolGrowthQuantile: false,
+      warmPool:
+        options.warmPool === false ? false : { ...(options.warmPool ?? {}), minConfidence: NEVER_CONFIDENT },
+    });
+  }
+
+  decide(now: number, v: ServiceView): ControllerOutput {
+    const { forecast: _unused, ...out } = this.#inner.decide(now, v);
+    return out;
+  }
+}
+
 /**
  * The Kubernetes HPA on a per-pod load metric (requests/s per ready pod ÷ capacity, i.e. the
  * utilisation an uncapped CPU metric would show), target = the target utilisation.

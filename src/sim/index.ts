@@ -1,6 +1,12 @@
 // sim: discrete-event simulator on a virtual clock — simulated instances, trace replay, the
 // policies of src/policy against the Kubernetes HPA, static and oracle baselines, SPEC RG metrics.
-export { HpaController, OracleController, PredictiveController, StaticController } from './controllers.js';
+export {
+  HpaController,
+  OracleController,
+  PredictiveController,
+  ReactivePoolController,
+  StaticController,
+} from './controllers.js';
 export type { ControllerOutput, ScalingController, ServiceView } from './controllers.js';
 export { combineMetrics, ElasticityAccumulator } from './elasticity-metrics.js';
 export type { ElasticityMetrics } from './elasticity-metrics.js';

@@ -1,19 +1,25 @@
 import type { PredictiveScalerOptions, VerticalPolicyOptions } from '../policy/index.js';
-import { HpaController, OracleController, PredictiveController, StaticController } from './controllers.js';
+import {
+  HpaController,
+  OracleController,
+  PredictiveController,
+  ReactivePoolController,
+  StaticController,
+} from './controllers.js';
 import type { ScalingController } from './controllers.js';
 import { simulate } from './simulator.js';
 import type { SimServiceResult } from './simulator.js';
 import type { Trace } from './trace.js';
 
 /** The policies a scenario can compare. */
-export type PolicyName = 'predictive' | 'hpa' | 'static' | 'oracle';
+export type PolicyName = 'predictive' | 'reactive-pool' | 'hpa' | 'static' | 'oracle';
 
 /** Every policy name, in report order. */
-export const POLICY_NAMES: readonly PolicyName[] = ['predictive', 'hpa', 'static', 'oracle'];
+export const POLICY_NAMES: readonly PolicyName[] = ['predictive', 'reactive-pool', 'hpa', 'static', 'oracle'];
 
 /** Options of {@link runScenario}. Every policy runs with the same capacity, start latencies and load. */
 export interface ScenarioOptions {
-  /** Policies to run. @default all four */
+  /** Policies to run. @default all five */
   policies?: readonly PolicyName[];
   /** Requests/s one instance serves at 100 %. @default 100 */
   capacityPerInstance?: number;
@@ -45,7 +51,7 @@ export interface ScenarioOptions {
    * @default {fullCpuMillis: 1000, fullMemoryMiB: 1024, echoMinFraction: 0.1, echoGrowFrom: targetUtilization}
    */
   echoSizing?: VerticalPolicyOptions;
-  /** Overrides for the predictive scaler. */
+  /** Overrides for the predictive scaler (also those of `reactive-pool`, which then ignores the forecast). */
   predictive?: Partial<PredictiveScalerOptions>;
 }
 
@@ -122,19 +128,23 @@ export function runScenario(trace: Trace, options: ScenarioOptions = {}): Scenar
     peakLoad: peak,
     meanLoad: total / load.length,
   };
+  // predictive and reactive-pool: the same scaler options (reactive-pool ignores the forecast).
+  const scalerOptions: PredictiveScalerOptions = {
+    capacityPerInstance: C,
+    targetUtilization: u,
+    stepMs: forecastStepMs,
+    coldLeadMs: coldStartMs,
+    warmLeadMs: warmStartMs,
+    decisionIntervalMs: tickMs,
+    guards: { maxCount: maxInstances },
+    ...options.predictive,
+  };
   const make = (p: PolicyName): ScalingController => {
     switch (p) {
       case 'predictive':
-        return new PredictiveController({
-          capacityPerInstance: C,
-          targetUtilization: u,
-          stepMs: forecastStepMs,
-          coldLeadMs: coldStartMs,
-          warmLeadMs: warmStartMs,
-          decisionIntervalMs: tickMs,
-          guards: { maxCount: maxInstances },
-          ...options.predictive,
-        });
+        return new PredictiveController(scalerOptions);
+      case 'reactive-pool':
+        return new ReactivePoolController(scalerOptions);
       case 'hpa':
         return new HpaController(C, { target: u, maxReplicas: maxInstances });
       case 'static':

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { HpaController, OracleController, PredictiveController, StaticController } from './controllers.js';
+import {
+  HpaController,
+  OracleController,
+  PredictiveController,
+  ReactivePoolController,
+  StaticController,
+} from './controllers.js';
 import type { ScalingController } from './controllers.js';
 import { combineMetrics, ElasticityAccumulator } from './elasticity-metrics.js';
 import { runScenario } from './scenario.js';
@@ -113,6 +119,36 @@ describe('simulate', () => {
     expect(r!.demotions).toBe(2);
     expect(r!.series!.pool[6]).toBe(2);
     expect(r!.series!.capacity[6]).toBe(300);
+  });
+  it('runs reactive-pool after the load: a warm echo serves a warm start after the rise, the rest a cold start', () => {
+    // 100 req/s, then 1000 from tick 20; warm promotion 30 s (2 ticks), cold start 120 s (8 ticks).
+    const load = constant(40, 100);
+    for (let i = 20; i < 40; i++) load[i] = 1000;
+    const controller = new ReactivePoolController({
+      capacityPerInstance: 100,
+      targetUtilization: 0.7,
+      stepMs: 60_000,
+      coldLeadMs: 120_000,
+      warmLeadMs: 30_000,
+    });
+    const [r] = simulate([{ name: 's', load, controller }], {
+      capacityPerInstance: 100,
+      coldStartMs: 120_000,
+      warmStartMs: 30_000,
+      record: true,
+    });
+    const cap = r!.series!.capacity;
+    // Nothing before the rise (it does not anticipate); the pool holds its echoes warm.
+    for (let i = 0; i <= 21; i++) expect(cap[i]).toBe(200);
+    const echoes = r!.series!.pool[19]!;
+    expect(echoes).toBeGreaterThan(0);
+    expect(echoes).toBeLessThan(13);
+    // The echoes promoted at tick 20 serve from tick 22; the cold starts for the rest from tick 28.
+    expect(cap[22]).toBe(200 + 100 * echoes);
+    expect(cap[27]).toBe(200 + 100 * echoes);
+    expect(cap[28]).toBe(1500);
+    expect(r!.promotions).toBe(echoes);
+    expect(r!.controller).toBe('reactive-pool');
   });
   it('lets the oracle serve every tick at the target utilisation with the same lead time', () => {
     const trace = wave(1000);

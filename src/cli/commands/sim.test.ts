@@ -56,7 +56,7 @@ describe('runSim', () => {
     const plot = join(dir, 'p.svg');
     expect(await runSim({ trace, policy: 'all', plot })).toBe(0);
     const text = out.join('');
-    for (const p of ['predictive', 'hpa', 'static', 'oracle'])
+    for (const p of ['predictive', 'reactive-pool', 'hpa', 'static', 'oracle'])
       expect(text).toMatch(new RegExp(`^${p} `, 'm'));
     const svg = readFileSync(plot, 'utf8');
     expect(svg).toMatch(/^<svg /);

@@ -15,7 +15,7 @@ import { table } from '../output.js';
 export interface SimCommandOptions {
   /** CSV of `timestamp,value` (Unix seconds or ISO 8601; header optional). */
   trace: string;
-  /** Policy to run, or `all` to compare the four. @default 'predictive' */
+  /** Policy to run, or `all` to compare the five. @default 'predictive' */
   policy?: PolicyName | 'all';
   /** Write an SVG of load, capacity and forecast band here. */
   plot?: string;
@@ -79,7 +79,7 @@ function positive(name: string, v: number | undefined, allowZero = false): void 
 
 /**
  * `understudy sim --trace FILE`: replays the trace through the simulator with the chosen policy
- * (or all four) and prints the elasticity metrics as a table or one JSON object; `--plot` writes
+ * (or all five) and prints the elasticity metrics as a table or one JSON object; `--plot` writes
  * an SVG. Returns the exit code (2 for a bad flag or trace, naming file and line).
  */
 export async function runSim(options: SimCommandOptions): Promise<number> {
