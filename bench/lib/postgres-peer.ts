@@ -213,6 +213,8 @@ export async function measurePostgresPeer(options: PostgresPeerOptions): Promise
       'stream',
       '-R',
       '--no-sync',
+      // An immediate checkpoint: the default spread one, right after the write load, can take minutes.
+      '--checkpoint=fast',
     ]);
     appendFileSync(join(standby, 'postgresql.conf'), `${common(p2)}hot_standby = on\n`);
     // After the primary_conninfo that -R wrote (the last setting wins): named, so it can be synchronous.
