@@ -194,6 +194,14 @@ export const routingSchema = z.strictObject({
   /** `http` (reverse proxy) or `tcp` (plain stream). @default http */
   protocol: z.enum(['http', 'tcp']).default('http'),
   /**
+   * Gradual traffic shift (Envoy's slow start, HAProxy's `slowstart`): an instance that joins a serving
+   * set of several — a scale-out (promoted warm echo or cold start), a member back from being unready —
+   * ramps from a tenth of its share to all of it over this window. Never applied to a failover or a
+   * switchover to a single primary: a dead primary's traffic moves at once. `0` turns ramps off.
+   * @default 10s
+   */
+  slowStart: duration.default(10_000),
+  /**
    * An external HAProxy to keep pointed at the current primary through its Runtime API (no reload):
    * `socket` is a unix socket path or `host:port` with `level admin`; `server` of `backend` is re-pointed
    * at the primary's address on every promotion.

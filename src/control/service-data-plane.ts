@@ -108,12 +108,19 @@ export class ServiceDataPlane {
   /**
    * Sends traffic to the serving set `recs` (least outstanding requests among them); members that left
    * drain. An empty set stops routing (requests wait briefly, then 503). The first member is what DNS
-   * and external load balancers point at.
+   * and external load balancers point at. Members that join ramp up over `slowStartMs` (0: at once);
+   * members that stay keep their ramp.
    */
-  setServing(recs: readonly InstanceRecord[]): void {
+  setServing(recs: readonly InstanceRecord[], slowStartMs = 0): void {
     const before = this.router.backends[0];
     this.router.setBackends(
-      recs.map((r) => ({ id: r.id, host: this.addressOf(r), port: this.portOf(r), epoch: r.epoch })),
+      recs.map((r) => ({
+        id: r.id,
+        host: this.addressOf(r),
+        port: this.portOf(r),
+        epoch: r.epoch,
+        slowStartMs,
+      })),
     );
     const first = recs[0];
     if (first)

@@ -33,9 +33,10 @@ export function refreshServing(host: ServingSetHost, service: string, leaving?: 
   const mine = host.instancesOf(service).filter((i) => i.phase === 'running' && i.id !== leaving);
   const serving = mine.filter((i) => i.role === 'primary').sort((a, b) => a.slot - b.slot);
   const [only] = serving;
-  // One primary: switch to it (raising the router's epoch if it was promoted under a newer one).
+  // One primary: switch to it at once (raising the router's epoch if it was promoted under a newer
+  // one). Several: members that join (scale-out, back from unready) ramp up over routing.slowStart.
   if (serving.length === 1 && only) plane.setPrimary(only, only.epoch);
-  else plane.setServing(serving);
+  else plane.setServing(serving, spec.routing.slowStart);
   if (spec.shadow.count > 0 || spec.shadow.onForecast)
     plane.setShadows(
       mine.filter((i) => i.role === 'shadow'),
