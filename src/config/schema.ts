@@ -159,6 +159,13 @@ export const echoSchema = z.strictObject({
     .optional(),
   /** File-state synchronisation. */
   sync: syncSchema.prefault({}),
+  /**
+   * Cache warming by mirrored reads: this fraction (0–1) of live reads (GET, HEAD) is copied to every
+   * running echo (HTTP routing only), responses discarded, marked `x-understudy-mirror: warm`, so an
+   * echo's caches hold what live traffic reads when it is promoted. The cost (copies sent) is in the
+   * router's stats (`warmReads`). `0`: off. @default 0
+   */
+  warmReads: z.number().min(0).max(1).default(0),
 });
 
 export const failoverSchema = z.strictObject({

@@ -148,6 +148,14 @@ export class ServiceDataPlane {
     );
   }
 
+  /** Copies a `sample` fraction of live reads to the echoes `recs` (cache warming; responses discarded). */
+  setWarmReads(recs: readonly InstanceRecord[], sample: number): void {
+    this.router.setWarmReads(
+      recs.map((r) => ({ id: r.id, host: this.addressOf(r), port: this.portOf(r) })),
+      sample,
+    );
+  }
+
   async removeEcho(id: string): Promise<void> {
     await this.replication?.removeEcho(id);
   }

@@ -42,6 +42,21 @@ export function refreshServing(host: ServingSetHost, service: string, leaving?: 
       mine.filter((i) => i.role === 'shadow'),
       spec.shadow.sample,
     );
+  refreshWarmReads(host, service, leaving);
+}
+
+/**
+ * Cache warming (`echo.warmReads`): points the router's sampled copies of live reads at the running
+ * echoes of a service (the warm pool). `leaving` is left out.
+ */
+export function refreshWarmReads(host: ServingSetHost, service: string, leaving?: string): void {
+  const plane = host.services.plane(service);
+  const spec = host.specOf(service);
+  if (!plane || spec.echo.warmReads <= 0 || spec.routing.protocol !== 'http') return;
+  const echoes = host
+    .instancesOf(service)
+    .filter((i) => i.role === 'echo' && i.phase === 'running' && i.id !== leaving);
+  plane.setWarmReads(echoes, spec.echo.warmReads);
 }
 
 /** Gives an instance the limits of its (new) role through its agent, when limits are supported. */
