@@ -299,6 +299,24 @@ export const restartSchema = z.strictObject({
   maxBackoff: duration.default(5000),
 });
 
+/**
+ * Runtime-state transfer (seed 001's State Transfer Module, at the application level): before a warm
+ * echo joins the serving set in a scale-out, its runtime state (caches, warmed data) is streamed from a
+ * running serving instance: `GET export` on it, piped into `POST import` on the echo. Both endpoints must
+ * check `authorization: Bearer $UNDERSTUDY_STATE_TOKEN` (each instance gets its own token in its
+ * environment). A failed transfer is a decision with its reason; the echo then serves without the state.
+ */
+export const stateTransferSchema = z.strictObject({
+  /** Path of the export endpoint (`GET`, streams the state) on the running instance's routed port. */
+  export: z.string().startsWith('/'),
+  /** Path of the import endpoint (`POST`, takes that stream as its body) on the new instance. */
+  import: z.string().startsWith('/'),
+  /** The whole transfer must finish within this. @default 10s */
+  timeout: duration.default(10_000),
+  /** A larger state is cut off (the import sees its body end early). @default 256Mi */
+  maxBytes: bytes.default(256 * 1024 * 1024),
+});
+
 export const serviceSchema = z
   .strictObject({
     /** Service name: lowercase letters, digits and dashes. */
@@ -326,6 +344,7 @@ export const serviceSchema = z
     echo: echoSchema.prefault({}),
     resources: resourcesSchema.prefault({}),
     routing: routingSchema.prefault({}),
+    stateTransfer: stateTransferSchema.optional(),
     scaling: scalingSchema.prefault({}),
     shadow: shadowSchema.prefault({}),
     migration: migrationSchema.prefault({}),

@@ -97,6 +97,11 @@ export class ServiceDataPlane {
     return rec.ports[name] ?? 0;
   }
 
+  /** Where the router reaches `rec` (its address and routed port). */
+  endpointOf(rec: InstanceRecord): { host: string; port: number } {
+    return { host: this.addressOf(rec), port: this.portOf(rec) };
+  }
+
   /** Sends all traffic to `rec`, fencing every backend of an older epoch first. */
   setPrimary(rec: InstanceRecord, epoch: number): void {
     const port = this.portOf(rec);

@@ -5,7 +5,9 @@ import type { ControlTimeouts } from './control-plane-options.js';
 import type { DecisionLog } from './decision-log.js';
 import { limitsFor } from './instance-launch.js';
 import { moveInstance } from './instance-transition.js';
+import { transferState } from '../replication/index.js';
 import type { InstanceRecord } from './records.js';
+import { stateTokenFor } from './state-token.js';
 import type { ServiceRegistry } from './service-registry.js';
 
 /** What changing a serving set needs from the control plane. */
@@ -99,6 +101,7 @@ export async function promoteIntoServing(
   await host.services.files(echo.service)?.removeEcho(echo.id);
   echo.epoch = host.services.plane(echo.service)?.router.epoch ?? echo.epoch;
   await resizeForRole(host, echo, spec);
+  await transferRuntimeState(host, echo, spec);
   await host.save(echo);
   refreshServing(host, echo.service);
   const servesAfterMs = Number((performance.now() - t0).toFixed(1));
@@ -108,6 +111,54 @@ export async function promoteIntoServing(
     'ok',
     `${echo.id} serves ${servesAfterMs.toFixed(1)} ms after the decision (no cold start)`,
   );
+}
+
+/**
+ * Runtime-state transfer (`stateTransfer` in the spec): before `target` serves, the state of the first
+ * running serving instance is streamed into it (export → import, each end's token, bounded and timed).
+ * Recorded as a `state-transfer` decision with the bytes and time; a failure is recorded with its
+ * reason and the instance serves without the state (a cold cache, not an outage).
+ */
+export async function transferRuntimeState(
+  host: ServingSetHost,
+  target: InstanceRecord,
+  spec: ServiceSpec,
+): Promise<void> {
+  const st = spec.stateTransfer;
+  const plane = host.services.plane(target.service);
+  if (!st || !plane || spec.routing.protocol !== 'http') return;
+  const source = host
+    .instancesOf(target.service)
+    .filter((i) => i.role === 'primary' && i.phase === 'running' && i.id !== target.id)
+    .sort((a, b) => a.slot - b.slot)[0];
+  if (!source) return;
+  const decision = host.decisions.record({
+    kind: 'state-transfer',
+    service: target.service,
+    instance: target.id,
+    what: `stream the runtime state of ${source.id} into ${target.id} before it serves`,
+    why: 'stateTransfer is set: a new serving instance starts with the running one’s caches',
+    inputs: { from: source.id, export: st.export, import: st.import },
+    outcome: { status: 'pending' },
+  });
+  try {
+    const r = await transferState({
+      from: { ...plane.endpointOf(source), token: stateTokenFor(source.id) },
+      to: { ...plane.endpointOf(target), token: stateTokenFor(target.id) },
+      exportPath: st.export,
+      importPath: st.import,
+      timeoutMs: st.timeout,
+      maxBytes: st.maxBytes,
+    });
+    decision.inputs = { ...decision.inputs, bytes: r.bytes, ms: r.ms };
+    host.decisions.settle(decision, 'ok', `${r.bytes} bytes in ${r.ms.toFixed(1)} ms`);
+  } catch (err) {
+    host.decisions.settle(
+      decision,
+      'failed',
+      `${(err as Error).message}; ${target.id} serves without the transferred state`,
+    );
+  }
 }
 
 /**
