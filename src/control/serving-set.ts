@@ -75,8 +75,10 @@ async function resizeForRole(host: ServingSetHost, rec: InstanceRecord, spec: Se
 
 /**
  * Scale-out by promotion (seed 001: pre-provisioned instances): a ready warm echo joins the serving set.
+ * With `stateTransfer`, it first receives a serving instance's runtime state ({@link transferRuntimeState}).
  * It stops receiving file sync, gets the full serving limits and is added to the router — a metadata
- * operation, no process start. Recorded as a decision with the time it took.
+ * operation, no process start (it ramps up over `routing.slowStart`). Recorded as a decision with the
+ * time it took.
  */
 export async function promoteIntoServing(
   host: ServingSetHost,
@@ -94,6 +96,8 @@ export async function promoteIntoServing(
     inputs: { slot: echo.slot },
     outcome: { status: 'pending' },
   });
+  // Its runtime state first, while it is still an echo: nothing can route to it before it has it.
+  if (echo.phase === 'running') await transferRuntimeState(host, echo, spec);
   if (!moveInstance(host.decisions, echo, 'promote')) {
     host.decisions.settle(decision, 'failed', `${echo.id} cannot be promoted from phase '${echo.phase}'`);
     return;
@@ -101,7 +105,6 @@ export async function promoteIntoServing(
   await host.services.files(echo.service)?.removeEcho(echo.id);
   echo.epoch = host.services.plane(echo.service)?.router.epoch ?? echo.epoch;
   await resizeForRole(host, echo, spec);
-  await transferRuntimeState(host, echo, spec);
   await host.save(echo);
   refreshServing(host, echo.service);
   const servesAfterMs = Number((performance.now() - t0).toFixed(1));
