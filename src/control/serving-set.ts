@@ -54,7 +54,11 @@ export function refreshServing(host: ServingSetHost, service: string, leaving?: 
 export function refreshWarmReads(host: ServingSetHost, service: string, leaving?: string): void {
   const plane = host.services.plane(service);
   const spec = host.specOf(service);
-  if (!plane || spec.echo.warmReads <= 0 || spec.routing.protocol !== 'http') return;
+  if (!plane || spec.routing.protocol !== 'http') return;
+  if (spec.echo.warmReads <= 0) {
+    plane.setWarmReads([], 0);
+    return;
+  }
   const echoes = host
     .instancesOf(service)
     .filter((i) => i.role === 'echo' && i.phase === 'running' && i.id !== leaving);
