@@ -112,11 +112,15 @@ export async function promoteIntoServing(
   await host.save(echo);
   refreshServing(host, echo.service);
   const servesAfterMs = Number((performance.now() - t0).toFixed(1));
-  decision.inputs = { ...decision.inputs, servesAfterMs };
+  // It ramps up only when it joins others (a lone primary takes all traffic at once).
+  const peers = host.instancesOf(echo.service).filter((i) => i.role === 'primary' && i.phase === 'running');
+  const slowStartMs = peers.length > 1 ? spec.routing.slowStart : 0;
+  decision.inputs = { ...decision.inputs, servesAfterMs, slowStartMs };
   host.decisions.settle(
     decision,
     'ok',
-    `${echo.id} serves ${servesAfterMs.toFixed(1)} ms after the decision (no cold start)`,
+    `${echo.id} serves ${servesAfterMs.toFixed(1)} ms after the decision (no cold start)` +
+      (slowStartMs > 0 ? `, ramping up to its full share over ${slowStartMs} ms` : ''),
   );
 }
 

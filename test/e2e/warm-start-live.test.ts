@@ -84,6 +84,12 @@ describe('warm start under understudy up', { timeout: 120_000 }, () => {
       expect(transfer?.outcome.status).toBe('ok');
       expect(transfer?.inputs['bytes']).toBeGreaterThan(0);
       expect((await cacheOf(echo)).imported).toBeGreaterThanOrEqual(30);
+      // It joined a serving set of two: it ramps up rather than taking half the traffic at once.
+      const promoted = (await api.events({ service: 'api', limit: 1000 })).find(
+        (e) => e.kind === 'promote-echo' && e.instance === echo?.id,
+      );
+      expect(promoted?.inputs['slowStartMs']).toBe(5000);
+      expect(promoted?.outcome.detail).toMatch(/ramping up to its full share over 5000 ms/);
       stop.abort();
       await load;
     } finally {
