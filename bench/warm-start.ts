@@ -1,11 +1,16 @@
 // `npm run bench -- warm-start [--quick]`: time from a scale-out decision to serving capacity, for a warm
 // echo of examples/api (already running: promotion is a router change) versus a cold start (spawn the
 // process, wait until it is ready, then route to it). Same router, same service, same run.
+// Then, with examples/api's cache (GET /item/KEY, a miss costs CPU): the p99 of the first window of
+// traffic on a new serving instance — cold start, warm echo, warm echo with state transfer, warm echo
+// warmed by mirrored reads, and a long-running instance (the limit) — and the p99 of a scale-out with
+// and without the slow-start ramp (see lib/warm-start-cache.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
 import { Router } from '../src/router/index.js';
 import { allocatePort } from '../src/runtime/index.js';
+import { cacheRows } from './lib/warm-start-cache.js';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const quick = process.argv.includes('--quick');
@@ -120,6 +125,7 @@ async function main(): Promise<void> {
       appWarmupMs: warmupMs,
     }) + '\n',
   );
+  await cacheRows({ quick, root });
 }
 
 main().catch((err: unknown) => {

@@ -182,6 +182,13 @@ export const echoSchema = z.strictObject({
     .optional(),
   /** File-state synchronisation. */
   sync: syncSchema.prefault({}),
+  /**
+   * Cache warming by mirrored reads: this fraction (0–1) of live reads (GET, HEAD) is copied to every
+   * running echo (HTTP routing only), responses discarded, marked `x-understudy-mirror: warm`, so an
+   * echo's caches hold what live traffic reads when it is promoted. The cost (copies sent) is in the
+   * router's stats (`warmReads`). `0`: off. @default 0
+   */
+  warmReads: z.number().min(0).max(1).default(0),
 });
 
 export const failoverSchema = z.strictObject({
@@ -216,6 +223,14 @@ export const routingSchema = z.strictObject({
   port: portName.optional(),
   /** `http` (reverse proxy) or `tcp` (plain stream). @default http */
   protocol: z.enum(['http', 'tcp']).default('http'),
+  /**
+   * Gradual traffic shift (Envoy's slow start, HAProxy's `slowstart`): an instance that joins a serving
+   * set of several — a scale-out (promoted warm echo or cold start), a member back from being unready —
+   * ramps from a tenth of its share to all of it over this window. Never applied to a failover or a
+   * switchover to a single primary: a dead primary's traffic moves at once. `0` turns ramps off.
+   * @default 10s
+   */
+  slowStart: duration.default(10_000),
   /**
    * An external HAProxy to keep pointed at the current primary through its Runtime API (no reload):
    * `socket` is a unix socket path or `host:port` with `level admin`; `server` of `backend` is re-pointed
@@ -307,6 +322,24 @@ export const restartSchema = z.strictObject({
   maxBackoff: duration.default(5000),
 });
 
+/**
+ * Runtime-state transfer (seed 001's State Transfer Module, at the application level): before a warm
+ * echo joins the serving set in a scale-out, its runtime state (caches, warmed data) is streamed from a
+ * running serving instance: `GET export` on it, piped into `POST import` on the echo. Both endpoints must
+ * check `authorization: Bearer $UNDERSTUDY_STATE_TOKEN` (each instance gets its own token in its
+ * environment). A failed transfer is a decision with its reason; the echo then serves without the state.
+ */
+export const stateTransferSchema = z.strictObject({
+  /** Path of the export endpoint (`GET`, streams the state) on the running instance's routed port. */
+  export: z.string().startsWith('/'),
+  /** Path of the import endpoint (`POST`, takes that stream as its body) on the new instance. */
+  import: z.string().startsWith('/'),
+  /** The whole transfer must finish within this. @default 10s */
+  timeout: duration.default(10_000),
+  /** A larger state is cut off (the import sees its body end early). @default 256Mi */
+  maxBytes: bytes.default(256 * 1024 * 1024),
+});
+
 export const serviceSchema = z
   .strictObject({
     /** Service name: lowercase letters, digits and dashes. */
@@ -334,6 +367,7 @@ export const serviceSchema = z
     echo: echoSchema.prefault({}),
     resources: resourcesSchema.prefault({}),
     routing: routingSchema.prefault({}),
+    stateTransfer: stateTransferSchema.optional(),
     scaling: scalingSchema.prefault({}),
     shadow: shadowSchema.prefault({}),
     migration: migrationSchema.prefault({}),

@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { expandPlaceholders, sameOrNested, type ServiceSpec } from '../config/index.js';
 import type { Agent, InstanceHandle, InstanceLaunch, ResourceLimits } from '../agent/index.js';
 import type { InstanceRecord, InstanceRole } from './records.js';
+import { STATE_TOKEN_ENV, stateTokenFor } from './state-token.js';
 
 /** Where an instance runs and logs: the parts of a launch that come from the control plane. */
 export interface LaunchContext {
@@ -72,6 +73,7 @@ export function buildLaunch(spec: ServiceSpec, rec: InstanceRecord, ctx: LaunchC
       UNDERSTUDY_INSTANCE: rec.id,
       UNDERSTUDY_ROLE: rec.role,
       UNDERSTUDY_STATE_DIR: rec.stateDir,
+      ...(spec.stateTransfer ? { [STATE_TOKEN_ENV]: stateTokenFor(rec.id) } : {}),
       ...Object.fromEntries(
         Object.entries(rec.ports).map(([n, p]) => [
           `UNDERSTUDY_PORT_${n.toUpperCase().replaceAll('-', '_')}`,

@@ -24,6 +24,7 @@ import {
   benchUnhealthy,
   recordColdJoin,
   refreshServing,
+  refreshWarmReads,
   restartBenched,
   seedShadowState,
 } from './serving-set.js';
@@ -227,7 +228,10 @@ export class InstanceSupervisor implements AdoptionHost {
     const started = rec.phase === 'starting';
     if (!this.#move(rec, 'ready')) return;
     this.saveLater(rec);
-    if (rec.role === 'echo') return;
+    if (rec.role === 'echo') {
+      refreshWarmReads(this, rec.service);
+      return;
+    }
     refreshServing(this, rec.service);
     if (started && ServiceAutoscaler.wanted(this.specOf(rec.service))) recordColdJoin(this.decisions, rec);
   }
@@ -381,8 +385,10 @@ export class InstanceSupervisor implements AdoptionHost {
     const detail = `${rec.role} exited (${describeExit(rec)})`;
     const cause = { kind: 'crash' as const, detail, evidence: { exit }, detectedAt: now, failedAt: exit.at };
     if (!forced && this.#tryFailover(rec, cause)) return;
-    if (rec.role === 'echo') void this.services.plane(rec.service)?.removeEcho(rec.id);
-    else refreshServing(this, rec.service, rec.id);
+    if (rec.role === 'echo') {
+      void this.services.plane(rec.service)?.removeEcho(rec.id);
+      refreshWarmReads(this, rec.service, rec.id);
+    } else refreshServing(this, rec.service, rec.id);
     const spec = this.specOrUndefined(rec.service);
     const delay = applyRestartPolicy(rec, exit, spec?.restart, forced, now, this.decisions);
     if (delay !== undefined) this.#reconcileIn(delay);
@@ -395,6 +401,7 @@ export class InstanceSupervisor implements AdoptionHost {
     this.#expectedExits.add(rec.id);
     // Out of the router first, so that no new request reaches an instance that is stopping.
     if (rec.role !== 'echo') refreshServing(this, rec.service, rec.id);
+    else refreshWarmReads(this, rec.service, rec.id);
     const agent = this.agents.of(rec);
     const handle = await agent.instance(rec.id);
     if (handle && !handle.exit) await agent.stop(rec.id, { graceMs: this.specOf(rec.service).stopGrace });

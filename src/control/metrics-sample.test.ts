@@ -96,6 +96,15 @@ const router = {
   },
   tcp: undefined,
   mirror: { shadows: [], fraction: 0, sent: 0, dropped: 0, skippedBody: 3, failed: 0 },
+  warmReads: {
+    shadows: ['kv-1'],
+    fraction: 0.1,
+    sent: 7,
+    dropped: 1,
+    skippedBody: 0,
+    failed: 2,
+    completed: 5,
+  },
 } as unknown as RouterStats;
 
 describe('metricsSample', () => {
@@ -125,6 +134,8 @@ describe('metricsSample', () => {
     });
     expect(svc?.instances[1]).toEqual({ instance: 'kv-1', role: 'echo', phase: 'running', epoch: 2 });
     expect(svc?.router).toMatchObject({ requests: 5, inFlight: 1, retried: 3, mirror: { skipped: 3 } });
+    // The cost of cache warming: copies of reads sent to the echoes.
+    expect(svc?.router?.warmReads).toEqual({ sent: 7, completed: 5, dropped: 1, failed: 2 });
     expect(svc?.router?.backends[0]?.latency).toEqual({
       bounds: LATENCY_BUCKETS_MS.map((ms) => ms / 1000),
       counts: buckets,

@@ -45,7 +45,9 @@ function routerSample(stats: RouterStats): RouterSample {
   }));
   const m = stats.mirror;
   const mirror = { sent: m.sent, dropped: m.dropped, failed: m.failed, skipped: m.skippedBody };
-  const common = { mode: stats.mode, waiting: stats.waiting, mirror, backends };
+  const w = stats.warmReads;
+  const warmReads = { sent: w.sent, completed: w.completed, dropped: w.dropped, failed: w.failed };
+  const common = { mode: stats.mode, waiting: stats.waiting, mirror, warmReads, backends };
   if (http)
     return {
       ...common,

@@ -58,6 +58,7 @@ export type ControlDecisionKind =
   | 'hang'
   | 'unready'
   | 'serving'
+  | 'state-transfer'
   | 'adopt'
   | 'failover'
   | 'switchover'

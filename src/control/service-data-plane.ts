@@ -246,6 +246,11 @@ export class ServiceDataPlane {
     return rec.ports[name] ?? 0;
   }
 
+  /** Where the router reaches `rec` (its address and routed port). */
+  endpointOf(rec: InstanceRecord): { host: string; port: number } {
+    return { host: this.addressOf(rec), port: this.portOf(rec) };
+  }
+
   /** Sends all traffic to `rec`, fencing every backend of an older epoch first. */
   setPrimary(rec: InstanceRecord, epoch: number): void {
     const port = this.portOf(rec);
@@ -258,13 +263,20 @@ export class ServiceDataPlane {
   /**
    * Sends traffic to the serving set `recs` (least outstanding requests among them); members that left
    * drain. An empty set stops routing (requests wait briefly, then 503). The first member is what DNS
-   * and external load balancers point at.
+   * and external load balancers point at. Members that join ramp up over `slowStartMs` (0: at once);
+   * members that stay keep their ramp.
    */
-  setServing(recs: readonly InstanceRecord[]): void {
+  setServing(recs: readonly InstanceRecord[], slowStartMs = 0): void {
     const before = this.router.backends[0];
     for (const r of recs) this.replication?.forgetEcho(r.id);
     this.router.setBackends(
-      recs.map((r) => ({ id: r.id, host: this.addressOf(r), port: this.portOf(r), epoch: r.epoch })),
+      recs.map((r) => ({
+        id: r.id,
+        host: this.addressOf(r),
+        port: this.portOf(r),
+        epoch: r.epoch,
+        slowStartMs,
+      })),
     );
     const first = recs[0];
     if (first)
@@ -300,6 +312,14 @@ export class ServiceDataPlane {
     const probe = this.spec.echo.mutations.appliedSeq;
     if (!probe) return { error: 'the spec sets no echo.mutations.appliedSeq to ask it' };
     return askAppliedSeq(this.addressOf(rec), this.portOf(rec), probe);
+  }
+
+  /** Copies a `sample` fraction of live reads to the echoes `recs` (cache warming; responses discarded). */
+  setWarmReads(recs: readonly InstanceRecord[], sample: number): void {
+    this.router.setWarmReads(
+      recs.map((r) => ({ id: r.id, host: this.addressOf(r), port: this.portOf(r) })),
+      sample,
+    );
   }
 
   async removeEcho(id: string): Promise<void> {

@@ -5,7 +5,9 @@ import type { ControlTimeouts } from './control-plane-options.js';
 import type { DecisionLog } from './decision-log.js';
 import { limitsFor } from './instance-launch.js';
 import { moveInstance } from './instance-transition.js';
+import { transferState } from '../replication/index.js';
 import type { InstanceRecord } from './records.js';
+import { stateTokenFor } from './state-token.js';
 import type { ServiceRegistry } from './service-registry.js';
 
 /** What changing a serving set needs from the control plane. */
@@ -33,14 +35,34 @@ export function refreshServing(host: ServingSetHost, service: string, leaving?: 
   const mine = host.instancesOf(service).filter((i) => i.phase === 'running' && i.id !== leaving);
   const serving = mine.filter((i) => i.role === 'primary').sort((a, b) => a.slot - b.slot);
   const [only] = serving;
-  // One primary: switch to it (raising the router's epoch if it was promoted under a newer one).
+  // One primary: switch to it at once (raising the router's epoch if it was promoted under a newer
+  // one). Several: members that join (scale-out, back from unready) ramp up over routing.slowStart.
   if (serving.length === 1 && only) plane.setPrimary(only, only.epoch);
-  else plane.setServing(serving);
+  else plane.setServing(serving, spec.routing.slowStart);
   if (spec.shadow.count > 0 || spec.shadow.onForecast)
     plane.setShadows(
       mine.filter((i) => i.role === 'shadow'),
       spec.shadow.sample,
     );
+  refreshWarmReads(host, service, leaving);
+}
+
+/**
+ * Cache warming (`echo.warmReads`): points the router's sampled copies of live reads at the running
+ * echoes of a service (the warm pool). `leaving` is left out.
+ */
+export function refreshWarmReads(host: ServingSetHost, service: string, leaving?: string): void {
+  const plane = host.services.plane(service);
+  const spec = host.specOf(service);
+  if (!plane || spec.routing.protocol !== 'http') return;
+  if (spec.echo.warmReads <= 0) {
+    plane.setWarmReads([], 0);
+    return;
+  }
+  const echoes = host
+    .instancesOf(service)
+    .filter((i) => i.role === 'echo' && i.phase === 'running' && i.id !== leaving);
+  plane.setWarmReads(echoes, spec.echo.warmReads);
 }
 
 /** Gives an instance the limits of its (new) role through its agent, when limits are supported. */
@@ -57,8 +79,10 @@ async function resizeForRole(host: ServingSetHost, rec: InstanceRecord, spec: Se
 
 /**
  * Scale-out by promotion (seed 001: pre-provisioned instances): a ready warm echo joins the serving set.
+ * With `stateTransfer`, it first receives a serving instance's runtime state ({@link transferRuntimeState}).
  * It stops receiving file sync, gets the full serving limits and is added to the router — a metadata
- * operation, no process start. Recorded as a decision with the time it took.
+ * operation, no process start (it ramps up over `routing.slowStart`). Recorded as a decision with the
+ * time it took.
  */
 export async function promoteIntoServing(
   host: ServingSetHost,
@@ -76,6 +100,8 @@ export async function promoteIntoServing(
     inputs: { slot: echo.slot },
     outcome: { status: 'pending' },
   });
+  // Its runtime state first, while it is still an echo: nothing can route to it before it has it.
+  if (echo.phase === 'running') await transferRuntimeState(host, echo, spec);
   if (!moveInstance(host.decisions, echo, 'promote')) {
     host.decisions.settle(decision, 'failed', `${echo.id} cannot be promoted from phase '${echo.phase}'`);
     return;
@@ -86,12 +112,64 @@ export async function promoteIntoServing(
   await host.save(echo);
   refreshServing(host, echo.service);
   const servesAfterMs = Number((performance.now() - t0).toFixed(1));
-  decision.inputs = { ...decision.inputs, servesAfterMs };
+  // It ramps up only when it joins others (a lone primary takes all traffic at once).
+  const peers = host.instancesOf(echo.service).filter((i) => i.role === 'primary' && i.phase === 'running');
+  const slowStartMs = peers.length > 1 ? spec.routing.slowStart : 0;
+  decision.inputs = { ...decision.inputs, servesAfterMs, slowStartMs };
   host.decisions.settle(
     decision,
     'ok',
-    `${echo.id} serves ${servesAfterMs.toFixed(1)} ms after the decision (no cold start)`,
+    `${echo.id} serves ${servesAfterMs.toFixed(1)} ms after the decision (no cold start)` +
+      (slowStartMs > 0 ? `, ramping up to its full share over ${slowStartMs} ms` : ''),
   );
+}
+
+/**
+ * Runtime-state transfer (`stateTransfer` in the spec): before `target` serves, the state of the first
+ * running serving instance is streamed into it (export → import, each end's token, bounded and timed).
+ * Recorded as a `state-transfer` decision with the bytes and time; a failure is recorded with its
+ * reason and the instance serves without the state (a cold cache, not an outage).
+ */
+export async function transferRuntimeState(
+  host: ServingSetHost,
+  target: InstanceRecord,
+  spec: ServiceSpec,
+): Promise<void> {
+  const st = spec.stateTransfer;
+  const plane = host.services.plane(target.service);
+  if (!st || !plane || spec.routing.protocol !== 'http') return;
+  const source = host
+    .instancesOf(target.service)
+    .filter((i) => i.role === 'primary' && i.phase === 'running' && i.id !== target.id)
+    .sort((a, b) => a.slot - b.slot)[0];
+  if (!source) return;
+  const decision = host.decisions.record({
+    kind: 'state-transfer',
+    service: target.service,
+    instance: target.id,
+    what: `stream the runtime state of ${source.id} into ${target.id} before it serves`,
+    why: 'stateTransfer is set: a new serving instance starts with the running one’s caches',
+    inputs: { from: source.id, export: st.export, import: st.import },
+    outcome: { status: 'pending' },
+  });
+  try {
+    const r = await transferState({
+      from: { ...plane.endpointOf(source), token: stateTokenFor(source.id) },
+      to: { ...plane.endpointOf(target), token: stateTokenFor(target.id) },
+      exportPath: st.export,
+      importPath: st.import,
+      timeoutMs: st.timeout,
+      maxBytes: st.maxBytes,
+    });
+    decision.inputs = { ...decision.inputs, bytes: r.bytes, ms: r.ms };
+    host.decisions.settle(decision, 'ok', `${r.bytes} bytes in ${r.ms.toFixed(1)} ms`);
+  } catch (err) {
+    host.decisions.settle(
+      decision,
+      'failed',
+      `${(err as Error).message}; ${target.id} serves without the transferred state`,
+    );
+  }
 }
 
 /**

@@ -67,6 +67,8 @@ export const ErrorCode = {
   RouterRequest: 'UNDERSTUDY_ERR_ROUTER_REQUEST',
   /** HAProxy's Runtime API could not be reached or rejected a command. */
   RouterHaproxy: 'UNDERSTUDY_ERR_ROUTER_HAPROXY',
+  /** A runtime-state transfer between two instances failed (export or import refused, too large, too slow). */
+  StateTransfer: 'UNDERSTUDY_ERR_STATE_TRANSFER',
   /** An operator action refused because it would interrupt a service (a lone primary's restart without `--force`). */
   Unsafe: 'UNDERSTUDY_ERR_UNSAFE',
   /** An unexpected failure with no more specific code (a bug, or an error from a dependency). */

@@ -38,6 +38,7 @@ export const HTTP_STATUS: Readonly<Record<ErrorCodeValue, number>> = {
   [ErrorCode.RouterUnavailable]: 503,
   [ErrorCode.RouterRequest]: 400,
   [ErrorCode.RouterHaproxy]: 502,
+  [ErrorCode.StateTransfer]: 502,
   [ErrorCode.Internal]: 500,
 };
 

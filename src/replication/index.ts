@@ -27,3 +27,5 @@ export { KeyedQueue } from './keyed-queue.js';
 export { REPLAY_HEADERS, REPLAYED_HEADERS } from './mutation.js';
 export type { Mutation, MutationKind } from './mutation.js';
 export { replicationHooks } from './router-glue.js';
+export { transferState } from './state-transfer.js';
+export type { StateTransferEnd, StateTransferOptions, StateTransferResult } from './state-transfer.js';

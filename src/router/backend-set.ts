@@ -1,6 +1,6 @@
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import { LatencyHistogram, type LatencySnapshot } from './latency-histogram.js';
-import { checkTarget, type BackendTarget } from './router-options.js';
+import { checkTarget, SLOW_START_MIN_FRACTION, type BackendTarget } from './router-options.js';
 
 /** Connections to one backend, owned by the proxy that uses them (an undici Pool, a set of sockets). */
 export interface BackendResource {
@@ -21,6 +21,10 @@ export interface BackendStats {
   inFlight: number;
   requests: number;
   errors: number;
+  /** The weight it is given now (its configured weight, or less while it slow-starts). */
+  weight: number;
+  /** Whether it is still ramping up (slow start). */
+  rampingUp: boolean;
   latency: LatencySnapshot;
 }
 
@@ -33,6 +37,13 @@ export class BackendState<R extends BackendResource = BackendResource> {
   draining = false;
   readonly latency = new LatencyHistogram();
   readonly key: string;
+  /** Configured weight ({@link BackendTarget.weight}). */
+  weight = 1;
+  /** Remaining slow start: the ramp runs from `addedAt` for `slowStartMs` (0 = at full weight). */
+  slowStartMs = 0;
+  addedAt = 0;
+  /** Smooth weighted round-robin accumulator (weighted selection only). */
+  current = 0;
 
   constructor(
     readonly id: string,
@@ -42,6 +53,17 @@ export class BackendState<R extends BackendResource = BackendResource> {
     readonly resource: R,
   ) {
     this.key = `${id}\u0000${host}\u0000${port}`;
+  }
+
+  /** The weight now: `weight`, scaled by the slow-start ramp while it runs. */
+  effectiveWeight(now: number): number {
+    if (this.weight === 0 || this.slowStartMs <= 0) return this.weight;
+    const f = (now - this.addedAt) / this.slowStartMs;
+    if (f >= 1) {
+      this.slowStartMs = 0;
+      return this.weight;
+    }
+    return this.weight * Math.max(SLOW_START_MIN_FRACTION, f);
   }
 
   stats(now: number): BackendStats {
@@ -55,6 +77,8 @@ export class BackendState<R extends BackendResource = BackendResource> {
       inFlight: this.inFlight,
       requests: this.requests,
       errors: this.errors,
+      weight: Number(this.effectiveWeight(now).toFixed(3)),
+      rampingUp: this.slowStartMs > 0,
       latency: this.latency.snapshot(),
     };
   }
@@ -75,10 +99,19 @@ export interface FencingStats {
   cutInFlight: number;
 }
 
+/** Options of a {@link BackendSet}. */
+export interface BackendSetOptions {
+  ejectMs: number;
+  drainTimeoutMs: number;
+  maxWaiting: number;
+  /** Monotonic clock, ms (tests inject one to step through a slow start). @default performance.now */
+  now?: () => number;
+}
+
 /**
- * The serving set of one service: least-outstanding selection, atomic swaps, draining of backends that
- * left, epoch fencing, short ejection of backends that refuse connections, and bounded waiting for a
- * backend to appear.
+ * The serving set of one service: least-outstanding selection within weights, slow start of joining
+ * backends, atomic swaps, draining of backends that left, epoch fencing, short ejection of backends
+ * that refuse connections, and bounded waiting for a backend to appear.
  */
 export class BackendSet<R extends BackendResource> {
   #active: Array<BackendState<R>> = [];
@@ -88,15 +121,19 @@ export class BackendSet<R extends BackendResource> {
   #rr = 0;
   #ejectTimer: NodeJS.Timeout | undefined;
   #closed = false;
+  /** Some serving backend has a weight other than 1 or is slow-starting: weighted selection. */
+  #weighted = false;
+  readonly #now: () => number;
   refusedBackends = 0;
   cutInFlight = 0;
 
   constructor(
     private readonly createResource: (t: { host: string; port: number }) => R,
-    private readonly opts: { ejectMs: number; drainTimeoutMs: number; maxWaiting: number },
+    private readonly opts: BackendSetOptions,
     epoch: number,
   ) {
     this.#epoch = epoch;
+    this.#now = opts.now ?? (() => performance.now());
   }
 
   get epoch(): number {
@@ -116,7 +153,8 @@ export class BackendSet<R extends BackendResource> {
    * Atomically replaces the serving set. Backends that stay keep their connections; backends that left
    * drain (in-flight work completes, then their connections close); backends whose epoch is older than
    * the current epoch are refused and counted; when every backend given is refused, the set is left
-   * unchanged. Returns the refused ids.
+   * unchanged. A backend that joins with `slowStartMs` ramps up from then; one that stays keeps its
+   * ramp and takes its new weight. Returns the refused ids.
    */
   set(targets: readonly BackendTarget[]): string[] {
     if (this.#closed) return [];
@@ -138,15 +176,22 @@ export class BackendSet<R extends BackendResource> {
       const kept = old.get(key);
       if (kept) {
         kept.epoch = epoch;
+        kept.weight = t.weight ?? 1;
         old.delete(key);
         next.push(kept);
       } else {
-        next.push(new BackendState(t.id, t.host, t.port, epoch, this.createResource(t)));
+        const b = new BackendState(t.id, t.host, t.port, epoch, this.createResource(t));
+        b.weight = t.weight ?? 1;
+        b.slowStartMs = t.slowStartMs ?? 0;
+        b.addedAt = this.#now();
+        next.push(b);
       }
     }
     // A command made only of stale backends (a deposed control plane's) changes nothing.
     if (next.length === 0 && targets.length > 0 && refused.length === targets.length) return refused;
     this.#active = next;
+    this.#weighted = next.some((b) => b.weight !== 1 || b.slowStartMs > 0);
+    for (const b of next) b.current = 0;
     for (const b of old.values()) this.#drain(b);
     this.#wake();
     return refused;
@@ -201,16 +246,23 @@ export class BackendSet<R extends BackendResource> {
     );
   }
 
-  /** Least outstanding requests among usable backends (round-robin among ties); `avoid` is used only when nothing else is. */
+  /**
+   * Least outstanding requests among usable backends (round-robin among ties); `avoid` is used only
+   * when nothing else is. With weights (or a slow start running), smooth weighted round-robin over
+   * `weight / (inFlight + 1)` (Envoy's weighted least-request): shares follow the weights at low
+   * load, and a backend with more outstanding requests gets proportionally fewer. Weight 0: no new
+   * requests.
+   */
   select(avoid?: BackendState<R>): BackendState<R> | undefined {
     const list = this.#active;
     const n = list.length;
     if (n === 0) return undefined;
+    const now = this.#now();
+    if (this.#weighted) return this.#selectWeighted(now, avoid);
     if (n === 1) {
       const only = list[0] as BackendState<R>;
-      return only.ejectedUntil !== 0 && only.ejectedUntil > performance.now() ? undefined : only;
+      return only.ejectedUntil !== 0 && only.ejectedUntil > now ? undefined : only;
     }
-    const now = performance.now();
     const start = this.#rr++ % n;
     let best: BackendState<R> | undefined;
     let fallback: BackendState<R> | undefined;
@@ -226,10 +278,35 @@ export class BackendSet<R extends BackendResource> {
     return best ?? fallback;
   }
 
+  #selectWeighted(now: number, avoid?: BackendState<R>): BackendState<R> | undefined {
+    let best: BackendState<R> | undefined;
+    let fallback: BackendState<R> | undefined;
+    let total = 0;
+    let ramping = false;
+    for (const b of this.#active) {
+      if (b.ejectedUntil > now) continue;
+      const w = b.effectiveWeight(now);
+      if (b.slowStartMs > 0) ramping = true;
+      if (w <= 0) continue;
+      if (b === avoid) {
+        fallback = b;
+        continue;
+      }
+      const lw = w / (b.inFlight + 1);
+      b.current += lw;
+      total += lw;
+      if (best === undefined || b.current > best.current) best = b;
+    }
+    if (best) best.current -= total;
+    // Every ramp over and every weight 1: back to plain least-outstanding.
+    if (!ramping && this.#active.every((b) => b.weight === 1)) this.#weighted = false;
+    return best ?? fallback;
+  }
+
   /** Marks a backend that refused a connection: skipped for `ejectMs` unless the set changes it. */
   eject(b: BackendState<R>): void {
     if (this.opts.ejectMs <= 0) return;
-    const until = performance.now() + this.opts.ejectMs;
+    const until = this.#now() + this.opts.ejectMs;
     b.ejectedUntil = until;
     if (this.#ejectTimer === undefined) {
       this.#ejectTimer = setTimeout(() => {
@@ -282,9 +359,9 @@ export class BackendSet<R extends BackendResource> {
     if (
       this.#waiters.length > 0 &&
       this.#ejectTimer === undefined &&
-      this.#active.some((b) => b.ejectedUntil > performance.now())
+      this.#active.some((b) => b.ejectedUntil > this.#now())
     ) {
-      const until = Math.max(...this.#active.map((b) => b.ejectedUntil)) - performance.now();
+      const until = Math.max(...this.#active.map((b) => b.ejectedUntil)) - this.#now();
       this.#ejectTimer = setTimeout(() => {
         this.#ejectTimer = undefined;
         this.#wake();
@@ -298,7 +375,7 @@ export class BackendSet<R extends BackendResource> {
   }
 
   stats(): BackendStats[] {
-    const now = performance.now();
+    const now = this.#now();
     return [...this.#active, ...this.#draining].map((b) => b.stats(now));
   }
 

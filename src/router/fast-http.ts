@@ -27,6 +27,8 @@ export interface FastHttpContext {
   readonly set: BackendSet<PoolResource>;
   readonly stats: HttpStats;
   readonly mirror: Mirror;
+  /** Cache-warming copies of reads for warm-pool echoes. */
+  readonly warm: Mirror;
   /** Gives a connection to the full HTTP path, with the bytes read but not yet handled. */
   readonly handoff: (socket: Socket, pending: Buffer) => void;
 }
@@ -111,7 +113,7 @@ class FastConnection implements RawOwner {
     this.#buf = buf;
     if (buf.length === 0) return;
     // A client that repeats its request head (polling, health checks, load generators) is parsed once.
-    const mirror = this.ctx.mirror.active;
+    const mirror = this.ctx.mirror.active || this.ctx.warm.active;
     const last = this.#lastRaw;
     let req: FastRequest;
     let end: number;
@@ -156,8 +158,12 @@ class FastConnection implements RawOwner {
     stats.requests++;
     stats.inFlight++;
     stats.fastPath++;
-    if (mirror && req.flat && this.ctx.mirror.sample())
-      this.ctx.mirror.send(req.method, req.target, req.flat, req.hostIndex, req.host, EMPTY);
+    if (mirror && req.flat) {
+      if (this.ctx.mirror.sample())
+        this.ctx.mirror.send(req.method, req.target, req.flat, req.hostIndex, req.host, EMPTY);
+      if (this.ctx.warm.sample(req.method))
+        this.ctx.warm.send(req.method, req.target, req.flat, req.hostIndex, req.host, EMPTY);
+    }
     this.#dispatch(undefined);
   }
 

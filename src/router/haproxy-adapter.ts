@@ -1,5 +1,6 @@
 import { connect } from 'node:net';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
+import { SLOW_START_MIN_FRACTION } from './router-options.js';
 
 /** Where HAProxy's Runtime API listens (`stats socket` in its global section). */
 export type HaproxySocket = { readonly path: string } | { readonly host: string; readonly port: number };
@@ -138,6 +139,39 @@ export class HaproxyAdapter {
     if (!Number.isInteger(weight) || weight < 0 || weight > 256)
       throw new UnderstudyError(ErrorCode.RouterHaproxy, `invalid weight ${weight} for ${backend}/${server}`);
     await this.command(`set server ${backend}/${server} weight ${weight}`);
+  }
+
+  /**
+   * Slow start through the Runtime API (the built-in router's ramp, for HAProxy): sets a joining
+   * server's weight to a tenth of `weight`, then raises it in `steps` equal steps over `windowMs`,
+   * ending at `weight`. Resolves with the weights set, in order. HAProxy's own `slowstart` only ramps a
+   * server coming back from a failed health check; this also ramps one an operator or a scale-out
+   * makes ready. `signal` stops the ramp where it is.
+   */
+  async rampWeight(
+    backend: string,
+    server: string,
+    weight: number,
+    windowMs: number,
+    options: { steps?: number; signal?: AbortSignal } = {},
+  ): Promise<number[]> {
+    const steps = options.steps ?? 10;
+    if (!Number.isInteger(steps) || steps < 1)
+      throw new UnderstudyError(ErrorCode.RouterHaproxy, `invalid ramp steps ${steps} (an integer >= 1)`);
+    if (!(Number.isFinite(windowMs) && windowMs >= 0))
+      throw new UnderstudyError(ErrorCode.RouterHaproxy, `invalid ramp window ${windowMs} ms`);
+    const set: number[] = [];
+    for (let k = 0; k <= steps; k++) {
+      if (options.signal?.aborted) break;
+      const f = Math.max(SLOW_START_MIN_FRACTION, k / steps);
+      const w = k === steps ? weight : Math.max(1, Math.round(weight * f));
+      if (set.at(-1) !== w) {
+        await this.setServerWeight(backend, server, w);
+        set.push(w);
+      }
+      if (k < steps && windowMs > 0) await new Promise((r) => setTimeout(r, windowMs / steps));
+    }
+    return set;
   }
 
   /**

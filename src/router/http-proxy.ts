@@ -50,6 +50,8 @@ export interface HttpProxyContext {
   readonly opts: ResolvedRouterOptions;
   readonly set: BackendSet<PoolResource>;
   readonly mirror: Mirror;
+  /** Cache-warming copies of reads for warm-pool echoes. */
+  readonly warm: Mirror;
   readonly gate: MutationGate;
   readonly stats: HttpStats;
   nextId: number;
@@ -300,10 +302,14 @@ class Exchange implements QueuedExchange {
   }
 
   #forward(): void {
-    const { mirror } = this.ctx;
+    const { mirror, warm } = this.ctx;
     if (mirror.active && (this.#decision?.mirror ?? mirror.sample())) {
       const up = this.#up;
       mirror.send(this.#method, this.#path, up.headers, up.hostIndex, up.host, this.#body);
+    }
+    if (warm.active && warm.sample(this.#method)) {
+      const up = this.#up;
+      warm.send(this.#method, this.#path, up.headers, up.hostIndex, up.host, this.#body);
     }
     this.#next(undefined);
   }

@@ -1,6 +1,6 @@
 export { Router } from './router.js';
 export type { RouterStats, EventLoopDelayStats, SetBackendsResult } from './router.js';
-export { resolveRouterOptions } from './router-options.js';
+export { resolveRouterOptions, SLOW_START_MIN_FRACTION } from './router-options.js';
 export type { RouterOptions, ResolvedRouterOptions, BackendTarget, ShadowTarget } from './router-options.js';
 export type {
   Interceptor,

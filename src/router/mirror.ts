@@ -47,10 +47,17 @@ class DiscardHandler implements Dispatcher.DispatchHandler {
   }
 }
 
+/** Header every cache-warming copy carries (`x-understudy-mirror: warm`), so the app can tell it apart. */
+export const WARM_MIRROR_HEADER = 'x-understudy-mirror';
+
 /**
  * Envoy-style request mirroring: copies of (a sampled fraction of) requests go to every shadow,
  * fire-and-forget, responses discarded, Host suffixed with `-shadow`. A bounded number of copies is in
  * flight; over the bound a copy is dropped and counted. Nothing here can delay or fail the client.
+ *
+ * With `warm` (cache warming of warm-pool echoes), only reads (GET, HEAD) are sampled, and a copy keeps
+ * its Host and carries `x-understudy-mirror: warm`: an echo's cache fills with the keys live traffic
+ * reads.
  */
 export class Mirror {
   #shadows: Shadow[] = [];
@@ -68,6 +75,8 @@ export class Mirror {
       timeoutMs: number;
       random: () => number;
       connections: number;
+      /** Cache-warming copies: reads only, Host kept, marked with {@link WARM_MIRROR_HEADER}. @default false */
+      warm?: boolean;
     },
     shadows: readonly ShadowTarget[],
     fraction: number,
@@ -76,9 +85,13 @@ export class Mirror {
     this.set(shadows, fraction);
   }
 
-  /** True when a request should be mirrored (there are shadows and the sample says so). */
-  sample(): boolean {
+  /**
+   * True when a request should be mirrored (there are targets and the sample says so). A warming
+   * mirror samples only reads: pass the request's method.
+   */
+  sample(method?: string): boolean {
     if (this.#shadows.length === 0) return false;
+    if (this.opts.warm === true && method !== 'GET' && method !== 'HEAD') return false;
     return this.#fraction >= 1 || (this.#fraction > 0 && this.opts.random() < this.#fraction);
   }
 
@@ -133,12 +146,16 @@ export class Mirror {
       return;
     }
     let h = headers as string[];
-    const shadow = shadowHost(host);
-    if (hostIndex >= 0) {
-      h = headers.slice();
-      h[hostIndex] = shadow;
+    if (this.opts.warm === true) {
+      h = [...headers, WARM_MIRROR_HEADER, 'warm'];
     } else {
-      h = [...headers, 'host', shadow];
+      const shadow = shadowHost(host);
+      if (hostIndex >= 0) {
+        h = headers.slice();
+        h[hostIndex] = shadow;
+      } else {
+        h = [...headers, 'host', shadow];
+      }
     }
     for (const s of this.#shadows) {
       if (this.#inFlight >= this.opts.maxInFlight) {

@@ -13,7 +13,23 @@ export interface BackendTarget {
    * @default 0
    */
   readonly epoch?: number;
+  /**
+   * Relative share of new requests (HAProxy's server `weight`): 0 sends it no new requests (its
+   * in-flight ones finish). Least outstanding requests stays the rule within the weights.
+   * @default 1
+   */
+  readonly weight?: number;
+  /**
+   * Slow start (Envoy's slow start, HAProxy's `slowstart`): a backend that *joins* the serving set
+   * ramps its weight linearly from {@link SLOW_START_MIN_FRACTION} of `weight` to all of it over this
+   * window, ms; a backend that stays in the set keeps its ramp. 0 = full weight at once (failover).
+   * @default 0
+   */
+  readonly slowStartMs?: number;
 }
+
+/** Fraction of its weight a slow-starting backend begins with (Envoy's `min_weight_percent`: 10%). */
+export const SLOW_START_MIN_FRACTION = 0.1;
 
 /** A shadow instance that receives mirrored copies of requests. */
 export interface ShadowTarget {
@@ -164,11 +180,18 @@ function positive(field: string, v: number | undefined, dflt: number): number {
 }
 
 /** Checks a backend or shadow address. Thrown when the id is empty or the port is out of range. */
-export function checkTarget(t: { id: string; host: string; port: number }, field: string): void {
+export function checkTarget(
+  t: { id: string; host: string; port: number; weight?: number; slowStartMs?: number },
+  field: string,
+): void {
   if (typeof t.id !== 'string' || t.id === '') throw bad(field, 'needs a non-empty id');
   if (typeof t.host !== 'string' || t.host === '') throw bad(`${field}.host`, 'must be a non-empty host');
   if (!Number.isInteger(t.port) || t.port <= 0 || t.port > 65535)
     throw bad(`${field}.port`, `must be 1..65535, got ${String(t.port)}`);
+  if (t.weight !== undefined && !(Number.isFinite(t.weight) && t.weight >= 0 && t.weight <= 256))
+    throw bad(`${field}.weight`, `must be within 0..256, got ${String(t.weight)}`);
+  if (t.slowStartMs !== undefined && !(Number.isFinite(t.slowStartMs) && t.slowStartMs >= 0))
+    throw bad(`${field}.slowStartMs`, `must be a duration >= 0 ms, got ${String(t.slowStartMs)}`);
 }
 
 /** Applies defaults once. Thrown (`UNDERSTUDY_ERR_ROUTER_CONFIG`) when an option is out of range. */

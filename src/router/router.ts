@@ -54,6 +54,8 @@ export interface RouterStats {
   /** TCP mode only. */
   tcp: TcpStats | undefined;
   mirror: MirrorStats;
+  /** Cache-warming copies of reads sent to warm-pool echoes ({@link Router.setWarmReads}): their cost. */
+  warmReads: MirrorStats;
   pause: PauseStats;
   eventLoopDelay: EventLoopDelayStats;
 }
@@ -84,6 +86,7 @@ export class Router {
   readonly #server: HttpServer | NetServer;
   readonly #set: BackendSet<PoolResource> | BackendSet<SocketsResource>;
   readonly #mirror: Mirror;
+  readonly #warm: Mirror;
   readonly #gate: MutationGate;
   readonly #http: HttpProxyContext | undefined;
   readonly #tcp: TcpProxyContext | undefined;
@@ -107,6 +110,17 @@ export class Router {
       opts.shadows,
       opts.mirrorFraction,
     );
+    this.#warm = new Mirror(
+      {
+        maxInFlight: opts.maxMirrorInFlight,
+        timeoutMs: opts.mirrorTimeoutMs,
+        random: opts.random,
+        connections: 8,
+        warm: true,
+      },
+      [],
+      0,
+    );
     const setOpts = {
       ejectMs: opts.ejectMs,
       drainTimeoutMs: opts.drainTimeoutMs,
@@ -119,6 +133,7 @@ export class Router {
         opts,
         set,
         mirror: this.#mirror,
+        warm: this.#warm,
         gate: this.#gate,
         stats: newHttpStats(),
         nextId: 0,
@@ -148,6 +163,7 @@ export class Router {
           set,
           stats: ctx.stats,
           mirror: this.#mirror,
+          warm: this.#warm,
           handoff: (socket, pending) => {
             server.emit('connection', socket);
             if (pending.length > 0) socket.emit('data', pending);
@@ -286,6 +302,24 @@ export class Router {
     }
   }
 
+  /**
+   * Cache warming (HTTP mode): a sampled `fraction` (0..1) of live reads (GET, HEAD) is copied to each of
+   * `targets` — warm-pool echoes — fire-and-forget, responses discarded, marked
+   * `x-understudy-mirror: warm`, so their caches hold what live traffic reads when one is promoted.
+   * Bounded like shadow mirroring (`maxMirrorInFlight`); counted in {@link RouterStats.warmReads}.
+   */
+  setWarmReads(targets: readonly ShadowTarget[], fraction: number): void {
+    try {
+      this.#warm.set(this.#opts.mode === 'http' ? targets : [], fraction);
+    } catch (err) {
+      throw err instanceof UnderstudyError
+        ? err
+        : new UnderstudyError(ErrorCode.RouterConfig, (err as Error).message, {
+            details: { field: 'warmReads' },
+          });
+    }
+  }
+
   /** Counters and per-backend latency, as plain data. */
   stats(): RouterStats {
     const d = this.#loopDelay;
@@ -301,6 +335,7 @@ export class Router {
       http: this.#http ? { ...this.#http.stats, errors: { ...this.#http.stats.errors } } : undefined,
       tcp: this.#tcp ? { ...this.#tcp.stats } : undefined,
       mirror: this.#mirror.stats(),
+      warmReads: this.#warm.stats(),
       pause: this.#gate.stats(),
       eventLoopDelay: {
         p50Ms: ms(d.percentile(50)),
@@ -334,6 +369,7 @@ export class Router {
     await this.#set.close(true);
     for (const s of this.#sockets) s.destroy();
     await this.#mirror.close();
+    await this.#warm.close();
     await serverClosed;
   }
 }

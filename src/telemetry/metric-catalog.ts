@@ -186,6 +186,14 @@ export function defineMetrics(registry: Registry, current: CurrentSample): Pushe
     }),
   );
   counter(
+    'understudy_router_warm_reads_total',
+    'Copies of live reads sent to warm-pool echoes to warm their caches (echo.warmReads), by outcome (sent, completed, dropped, failed): the cost of warming.',
+    ['service', 'outcome'],
+    perService((s, emit) => {
+      for (const [outcome, n] of Object.entries(s.router?.warmReads ?? {})) emit({ outcome }, n);
+    }),
+  );
+  counter(
     'understudy_router_backend_requests_total',
     'Requests (connections) the router sent to each instance.',
     inst,

@@ -75,6 +75,8 @@ export interface RouterSample {
   bytes?: { in: number; out: number };
   /** Mirroring to shadows: copies sent, dropped, failed, not sent for their body size. */
   mirror: { sent: number; dropped: number; failed: number; skipped: number };
+  /** Cache-warming copies of reads to echoes (`echo.warmReads`): sent, completed, dropped, failed. */
+  warmReads?: { sent: number; completed: number; dropped: number; failed: number };
   backends: readonly BackendSample[];
 }
 

@@ -75,6 +75,7 @@ describe('Telemetry', () => {
             retried: 2,
             errors: { connect: 1, reset: 0 },
             mirror: { sent: 0, dropped: 0, failed: 0, skipped: 0 },
+            warmReads: { sent: 4, completed: 3, dropped: 0, failed: 1 },
             backends: [
               {
                 instance: 'kv-0',
@@ -98,6 +99,7 @@ describe('Telemetry', () => {
     expect(value(body, 'understudy_router_requests_total{service="kv"}')).toBe(10);
     expect(value(body, 'understudy_router_errors_total{service="kv",kind="connect"}')).toBe(1);
     expect(value(body, 'understudy_router_retries_total{service="kv"}')).toBe(2);
+    expect(value(body, 'understudy_router_warm_reads_total{service="kv",outcome="sent"}')).toBe(4);
   });
 
   it('records promotions: the outcome counter and the detection and promotion histograms', async () => {

@@ -93,6 +93,21 @@ describe.skipIf(!haveHaproxy)('HaproxyAdapter against a real HAProxy', () => {
     });
   });
 
+  it('ramps a joining server up by weight (slow start), and HAProxy shares traffic by those weights', async () => {
+    await adapter.switchTo('app', { server: 'primary' }, { others: 'drain' });
+    await adapter.setServerWeight('app', 'primary', 100);
+    await adapter.setServerState('app', 'echo', 'ready');
+    const set = await adapter.rampWeight('app', 'echo', 100, 40, { steps: 4 });
+    expect(set).toEqual([10, 25, 50, 75, 100]);
+    expect((await adapter.servers('app')).find((s) => s.name === 'echo')?.weight).toBe(100);
+    // Part-way through a ramp (a quarter of the weight): the joining server gets a fifth of the requests.
+    await adapter.setServerWeight('app', 'echo', 25);
+    const seen = { a: 0, b: 0 };
+    for (let i = 0; i < 25; i++) seen[(await who()) as 'a' | 'b']++;
+    expect(seen.b).toBeGreaterThanOrEqual(4);
+    expect(seen.b).toBeLessThanOrEqual(6);
+  });
+
   it('fails clearly when the Runtime API socket is unreachable', async () => {
     await expect(
       HaproxyAdapter.create({ socket: { path: join(dir, 'missing.sock') }, timeoutMs: 500 }),

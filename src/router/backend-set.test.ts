@@ -1,0 +1,119 @@
+import { describe, expect, it } from 'vitest';
+import { ErrorCode } from '../errors/index.js';
+import { BackendSet, type BackendResource, type BackendState } from './backend-set.js';
+
+class NoResource implements BackendResource {
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+  destroy(): void {}
+}
+
+function setWithClock(): { set: BackendSet<NoResource>; clock: { t: number } } {
+  const clock = { t: 1000 };
+  const set = new BackendSet<NoResource>(
+    () => new NoResource(),
+    { ejectMs: 250, drainTimeoutMs: 1000, maxWaiting: 10, now: () => clock.t },
+    0,
+  );
+  return { set, clock };
+}
+
+/** Picks `n` backends one after another (each request finishes before the next: no outstanding load). */
+function shares(set: BackendSet<NoResource>, n: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (let i = 0; i < n; i++) {
+    const b = set.select() as BackendState<NoResource>;
+    out[b.id] = (out[b.id] ?? 0) + 1;
+  }
+  return out;
+}
+
+const A = { id: 'a', host: '127.0.0.1', port: 1001 };
+const B = { id: 'b', host: '127.0.0.1', port: 1002 };
+
+describe('BackendSet: slow start (gradual traffic shift)', () => {
+  it('a joining member starts at a tenth of its weight and reaches an equal share at the end of its window', () => {
+    const { set, clock } = setWithClock();
+    set.set([A]);
+    set.set([A, { ...B, slowStartMs: 10_000 }]);
+    // weight 0.1 against 1: 1 in 11.
+    expect(shares(set, 1100)).toEqual({ a: 1000, b: 100 });
+    clock.t += 5000; // half-way: 0.5 against 1
+    expect(shares(set, 1500)).toEqual({ a: 1000, b: 500 });
+    clock.t += 5000; // done: equal
+    expect(shares(set, 1000)).toEqual({ a: 500, b: 500 });
+    expect(set.stats().find((s) => s.id === 'b')).toMatchObject({ weight: 1, rampingUp: false });
+  });
+
+  it('a member that stays in the set keeps its ramp instead of starting it again', () => {
+    const { set, clock } = setWithClock();
+    set.set([A, { ...B, slowStartMs: 10_000 }]);
+    clock.t += 5000;
+    set.set([A, { ...B, slowStartMs: 10_000 }]);
+    expect(set.stats().find((s) => s.id === 'b')).toMatchObject({ weight: 0.5, rampingUp: true });
+  });
+
+  it('without slow start a new member takes its full share at once (failover, default)', () => {
+    const { set } = setWithClock();
+    set.set([A]);
+    set.set([A, B]);
+    expect(shares(set, 1000)).toEqual({ a: 500, b: 500 });
+  });
+
+  it('a lone slow-starting member still takes every request (a dead primary moves at once)', () => {
+    const { set } = setWithClock();
+    set.set([{ ...B, slowStartMs: 30_000 }]);
+    expect(shares(set, 100)).toEqual({ b: 100 });
+  });
+});
+
+describe('BackendSet: weights', () => {
+  it('weight 0 gets no new requests, and a set of only weight 0 has no usable backend', () => {
+    const { set } = setWithClock();
+    set.set([A, { ...B, weight: 0 }]);
+    expect(shares(set, 200)).toEqual({ a: 200 });
+    set.set([{ ...A, weight: 0 }]);
+    expect(set.select()).toBeUndefined();
+  });
+
+  it('shares follow the weights at low load', () => {
+    const { set } = setWithClock();
+    set.set([
+      { ...A, weight: 3 },
+      { ...B, weight: 1 },
+    ]);
+    expect(shares(set, 400)).toEqual({ a: 300, b: 100 });
+  });
+
+  it('least outstanding requests stays the rule within the weights', () => {
+    const { set } = setWithClock();
+    set.set([
+      { ...A, weight: 2 },
+      { ...B, weight: 2 },
+    ]);
+    const busy = set.select() as BackendState<NoResource>;
+    busy.inFlight = 9; // ten times the outstanding requests: a tenth of the share
+    set.set([
+      { ...A, weight: 2 },
+      { ...B, weight: 2 },
+    ]); // same members (kept), the round-robin state restarts
+    const other = busy.id === 'a' ? 'b' : 'a';
+    const got = shares(set, 1100);
+    expect(got[other]).toBe(1000);
+    expect(got[busy.id]).toBe(100);
+  });
+
+  it('refuses a negative weight and a non-finite slow start, naming the field', () => {
+    const { set } = setWithClock();
+    expect(() => set.set([{ ...A, weight: -1 }])).toThrow(
+      expect.objectContaining({ code: ErrorCode.RouterConfig, details: { field: 'backends[0].weight' } }),
+    );
+    expect(() => set.set([{ ...A, slowStartMs: Number.NaN }])).toThrow(
+      expect.objectContaining({
+        code: ErrorCode.RouterConfig,
+        details: { field: 'backends[0].slowStartMs' },
+      }),
+    );
+  });
+});

@@ -1,0 +1,67 @@
+// Cache warming by mirrored reads: the router copies sampled live reads to a warm-pool echo (a real
+// examples/api process), so the echo's cache is warm before it serves.
+import { afterEach, describe, expect, it } from 'vitest';
+import { request } from 'undici';
+import { Router } from '../../src/router/index.js';
+import { startExampleApi, type ExampleApi } from './fixtures/api/example-api.js';
+
+const cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  while (cleanups.length) await (cleanups.pop() as () => Promise<unknown>)().catch(() => undefined);
+});
+
+async function api(): Promise<ExampleApi> {
+  const a = await startExampleApi();
+  cleanups.push(() => a.close());
+  return a;
+}
+
+async function waitFor(cond: () => boolean | Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe.each([
+  ['raw-socket fast path', true],
+  ['node:http path only', false],
+])('Router cache warming (%s)', (_name, fastPath) => {
+  it("a warm echo's cache holds the keys live reads used, and only reads are copied", async () => {
+    const [primary, echo] = await Promise.all([api(), api()]);
+    const r = await Router.create({
+      service: 'api',
+      fastPath,
+      backends: [{ id: 'p', host: '127.0.0.1', port: primary.port }],
+    });
+    cleanups.push(() => r.close());
+    r.setWarmReads([{ id: 'e', host: '127.0.0.1', port: echo.port }], 1);
+    for (let i = 0; i < 40; i++) await (await request(`${r.url}/item/k${i % 20}`)).body.text();
+    await (await request(`${r.url}/item/k0`, { method: 'POST' })).body.text(); // a write: never copied
+    await waitFor(() => r.stats().warmReads.completed === 40, 'the 40 warming copies');
+    expect(r.stats().warmReads).toMatchObject({ shadows: ['e'], fraction: 1, sent: 40, failed: 0 });
+    const warmed = (await echo.stats()).cache;
+    // 20 distinct keys: the first copy of each missed, the second hit — the echo's cache is warm.
+    expect(warmed).toMatchObject({ warmCopies: 40, misses: 20, hits: 20, size: 20 });
+    // Promoted, it answers those keys from its cache.
+    for (let i = 0; i < 20; i++) await (await request(`${echo.url}/item/k${i}`)).body.text();
+    expect((await echo.stats()).cache).toMatchObject({ misses: 20, hits: 40 });
+    // The clients were answered by the primary only.
+    expect((await primary.stats()).cache).toMatchObject({ misses: 20, hits: 20, warmCopies: 0 });
+  });
+
+  it('a sample rate of 0 copies nothing', async () => {
+    const [primary, echo] = await Promise.all([api(), api()]);
+    const r = await Router.create({
+      service: 'api',
+      fastPath,
+      backends: [{ id: 'p', host: '127.0.0.1', port: primary.port }],
+    });
+    cleanups.push(() => r.close());
+    r.setWarmReads([{ id: 'e', host: '127.0.0.1', port: echo.port }], 0);
+    for (let i = 0; i < 10; i++) await (await request(`${r.url}/item/k${i}`)).body.text();
+    expect(r.stats().warmReads.sent).toBe(0);
+    expect((await echo.stats()).cache.size).toBe(0);
+  });
+});
