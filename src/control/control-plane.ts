@@ -200,7 +200,13 @@ export class ControlPlane {
     // adoption sees consistent roles and epochs.
     await recoverPromotions(this.#supervisor);
     await adoptSurvivors(this.#supervisor);
-    this.#sampler = setInterval(() => void this.#echoes.sample(), 1000);
+    this.#sampler = setInterval(
+      () =>
+        void this.#echoes
+          .sample()
+          .catch((err: unknown) => this.#recordError('sampling the serving instances', err)),
+      1000,
+    );
     this.#sampler.unref();
     this.#historyTimer = setInterval(() => {
       this.services()
