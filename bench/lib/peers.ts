@@ -19,6 +19,7 @@ export const BENCH_PEERS: Readonly<Record<string, readonly Peer[]>> = {
     { command: 'haproxy', package: 'haproxy' },
   ],
   sync: [{ command: 'rsync', package: 'rsync' }],
+  'control-ha': [{ command: 'etcd', package: 'etcd-server' }],
 };
 
 /** Whether `command` is on PATH. */

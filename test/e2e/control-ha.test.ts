@@ -355,23 +355,23 @@ describe(
       for (const r of primaries) byEpoch.set(r.epoch ?? -1, (byEpoch.get(r.epoch ?? -1) ?? 0) + 1);
       for (const count of byEpoch.values()) expect(count).toBeLessThanOrEqual(1);
       expect(await (await fetch(`${routerBase}/kv/seed`)).text()).toBe('1');
+    });
 
-      it('control --cluster-key with a missing key file is refused before anything starts, with a clear message', () => {
-        const missing = join(work, 'no-such.key');
-        const r = runCli([
-          'control',
-          specFile,
-          '--store',
-          url,
-          '--cluster-key',
-          missing,
-          '-d',
-          join(work, 'x'),
-        ]);
-        expect(r.code).toBe(2);
-        expect(r.stderr).toContain(`no cluster key at ${missing}`);
-        expect(r.stderr).not.toMatch(/\n\s+at /);
-      });
+    it('control --cluster-key with a missing key file is refused before anything starts, with a clear message', () => {
+      const missing = join(work, 'no-such.key');
+      const r = runCli([
+        'control',
+        specFile,
+        '--store',
+        url,
+        '--cluster-key',
+        missing,
+        '-d',
+        join(work, 'x'),
+      ]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`no cluster key at ${missing}`);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
     });
   },
 );
