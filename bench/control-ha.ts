@@ -236,40 +236,47 @@ async function main(): Promise<void> {
     const stableFailovers: number[] = [];
     const freshFailovers: number[] = [];
     let failedDuringTakeover = 0;
-    for (let run = 0; run < runs; run++) {
-      // The same crash under a stable leader.
-      stableFailovers.push(await failover());
-      await ready();
-      // Leader SIGKILL → the new leader's first decision.
-      const name = (await leader())!;
-      const seq = await lastSeq();
-      const before = traffic.failed();
-      const killedAt = Date.now();
-      live.get(name)!.child.kill('SIGKILL');
-      live.delete(name);
-      let decided: { at: number } | undefined;
-      await until(async () => (decided = await leadershipAfter(seq)) !== undefined, 30_000, 'a new leader');
-      takeovers.push(decided!.at - killedAt);
-      // The new leader has adopted the running instances (its `adopt` decisions) before the crash.
-      const since = (decided as unknown as { seq: number }).seq;
-      await until(
-        async () =>
-          (await s.list('events/'))
-            .map((r) => JSON.parse(r.value) as { kind: string; seq: number })
-            .filter((d) => d.kind === 'adopt' && d.seq > since).length >= 2,
-        30_000,
-        'the new leader to adopt the instances',
-      );
-      // Requests that failed from the leader's SIGKILL until the new leader has adopted the instances.
-      const failedNow = traffic.failed() - before;
-      failedDuringTakeover += failedNow;
-      // A primary crash right after, handled by the freshly elected leader.
-      freshFailovers.push(await failover());
-      const c = control();
-      live.set(c.name, c.proc);
-      process.stdout.write(
-        `  run ${String(run + 1).padStart(2)}: takeover ${String(takeovers.at(-1)).padStart(5)} ms  failover (stable) ${stableFailovers.at(-1)!.toFixed(0).padStart(5)} ms  failover (fresh leader) ${freshFailovers.at(-1)!.toFixed(0).padStart(5)} ms  failed requests during the takeover ${failedNow}\n`,
-      );
+    let aborted: string | undefined;
+    for (let run = 0; run < runs && aborted === undefined; run++) {
+      try {
+        // The same crash under a stable leader.
+        stableFailovers.push(await failover());
+        await ready();
+        // Leader SIGKILL → the new leader's first decision.
+        const name = (await leader())!;
+        const seq = await lastSeq();
+        const before = traffic.failed();
+        const killedAt = Date.now();
+        live.get(name)!.child.kill('SIGKILL');
+        live.delete(name);
+        let decided: { at: number } | undefined;
+        await until(async () => (decided = await leadershipAfter(seq)) !== undefined, 30_000, 'a new leader');
+        takeovers.push(decided!.at - killedAt);
+        // The new leader has adopted the running instances (its `adopt` decisions) before the crash.
+        const since = (decided as unknown as { seq: number }).seq;
+        await until(
+          async () =>
+            (await s.list('events/'))
+              .map((r) => JSON.parse(r.value) as { kind: string; seq: number })
+              .filter((d) => d.kind === 'adopt' && d.seq > since).length >= 2,
+          30_000,
+          'the new leader to adopt the instances',
+        );
+        // Requests that failed from the leader's SIGKILL until the new leader has adopted the instances.
+        const failedNow = traffic.failed() - before;
+        failedDuringTakeover += failedNow;
+        // A primary crash right after, handled by the freshly elected leader.
+        freshFailovers.push(await failover());
+        const c = control();
+        live.set(c.name, c.proc);
+        process.stdout.write(
+          `  run ${String(run + 1).padStart(2)}: takeover ${String(takeovers.at(-1)).padStart(5)} ms  failover (stable) ${stableFailovers.at(-1)!.toFixed(0).padStart(5)} ms  failover (fresh leader) ${freshFailovers.at(-1)!.toFixed(0).padStart(5)} ms  failed requests during the takeover ${failedNow}\n`,
+        );
+      } catch (err) {
+        // Reported, not hidden: the runs so far are printed, and the JSON says the bench stopped.
+        aborted = `run ${run + 1}: ${(err as Error).message.split('\n')[0]}`;
+        for (const p of procs.slice(1)) process.stderr.write(`---\n${p.output().slice(-3000)}\n`);
+      }
     }
     await traffic.stop();
     const p50 = (xs: number[]) => Math.round(percentile(xs, 50));
@@ -283,7 +290,8 @@ async function main(): Promise<void> {
         `${'failover under a freshly elected leader'.padEnd(44)} ${`${p50(freshFailovers)} ms`.padStart(8)} ${`${p99(freshFailovers)} ms`.padStart(8)}\n` +
         `failed client requests during the takeovers: ${failedDuringTakeover} (goal 0)\n` +
         `failover after takeover / stable: ${ratio}× (goal ≤ 1.5×)\n` +
-        `reference: Patroni defaults ttl 30 s, loop_wait 10 s (a takeover within ~30-40 s)\n`,
+        `reference: Patroni defaults ttl 30 s, loop_wait 10 s (a takeover within ~30-40 s)\n` +
+        (aborted ? `STOPPED EARLY after ${takeovers.length} takeover(s): ${aborted}\n` : ''),
     );
     process.stdout.write(
       JSON.stringify({
@@ -292,6 +300,8 @@ async function main(): Promise<void> {
         leaderTakeoverMsP99: p99(takeovers),
         failedRequests: failedDuringTakeover,
         failoverAfterTakeoverRatio: ratio,
+        runs: freshFailovers.length,
+        ...(aborted ? { aborted } : {}),
       }) + '\n',
     );
   } catch (err) {

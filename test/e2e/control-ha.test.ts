@@ -276,6 +276,7 @@ describe(
 
     it('SIGKILL of the agent, then a restart: its instances are adopted (same pids) and the router serves throughout', async () => {
       const [primary, echo] = [(await live('primary'))!, (await live('echo'))!];
+      const leading = (await leaderName())!;
       const traffic = load(routerBase, 2);
       await sleep(300);
       agent.child.kill('SIGKILL');
@@ -290,6 +291,9 @@ describe(
       expect(during.ok).toBeGreaterThan(10);
       expect((await live('primary'))?.handle?.pid).toBe(primary.handle!.pid);
       expect(isAlive(primary.handle!.pid)).toBe(true);
+      // The leader rode out its agent's absence (calls to it failed; none brought the process down).
+      expect(await leaderName()).toBe(leading);
+      expect(leaders.get(leading)!.child.exitCode).toBeNull();
     });
 
     it('etcd stopped for 10 s then restarted: the router serves throughout, nothing is promoted on stale state, a leader comes back by itself', async () => {
