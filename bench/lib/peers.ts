@@ -23,6 +23,7 @@ export const BENCH_PEERS: Readonly<Record<string, readonly Peer[]>> = {
     { command: 'rsync', package: 'rsync' },
     { command: 'ip', package: 'iproute2' },
   ],
+  'control-ha': [{ command: 'etcd', package: 'etcd-server' }],
 };
 
 /** Whether `command` is on PATH. */

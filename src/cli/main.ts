@@ -158,10 +158,25 @@ export function buildProgram(): Command {
     .option('--name <name>', 'replica name, unique among the replicas (default: <hostname>-<pid>)')
     .option('--api <host:port>', "API listen address while leading (overrides the spec's api.listen)")
     .option('--lease-ttl <duration>', 'leader lease TTL (whole seconds on etcd)', durationFlag, 3000)
+    .option(
+      '--cluster-key <file>',
+      'run the instances on the `understudy agent`s found in the store (this replica runs none itself)',
+    )
+    .option(
+      '--place-on <host>',
+      'with --cluster-key: the host new instances go to (default: first live host)',
+    )
     .action(
       async (
         file: string,
-        opts: { store: string; name?: string; api?: string; leaseTtl: number },
+        opts: {
+          store: string;
+          name?: string;
+          api?: string;
+          leaseTtl: number;
+          clusterKey?: string;
+          placeOn?: string;
+        },
         cmd: Command,
       ) => {
         process.exitCode = await runControl({
@@ -169,6 +184,8 @@ export function buildProgram(): Command {
           file,
           store: opts.store,
           ttlMs: opts.leaseTtl,
+          ...(opts.clusterKey ? { clusterKey: opts.clusterKey } : {}),
+          ...(opts.placeOn ? { placeOn: opts.placeOn } : {}),
           ...(opts.name ? { name: opts.name } : {}),
           ...(opts.api ? { api: opts.api } : {}),
         });

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
+import { HostAgentRegistry, readClusterKey } from '../agent/index.js';
 import { ApiServer } from '../api/index.js';
 import { loadSpecFile, type LoadedSpec } from '../config/index.js';
 import {
@@ -12,6 +13,7 @@ import {
   type LeaderTerm,
   type ReplicaView,
 } from '../control/index.js';
+import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import { ProcessRuntime } from '../runtime/index.js';
 import {
   acquireDataDirLock,
@@ -34,6 +36,20 @@ export interface ReplicaRunOptions {
   apiListen?: string;
   /** Leader lease TTL in ms (whole seconds on etcd). @default 3000 */
   ttlMs?: number;
+  /**
+   * The cluster key file. Given, the replica runs no instance itself: each term's control plane reaches
+   * the `understudy agent` processes found in the store (`hosts/*`, a {@link HostAgentRegistry}) and
+   * leaves their instances running when the term ends (the next leader adopts them).
+   * @default none: the term runs the instances with this process's local agent, as `up` does
+   */
+  clusterKey?: string;
+  /**
+   * With `clusterKey`: the host new instances are placed on. (The seam for a placement policy:
+   * src/policy/placement.ts.) @default the first live host by name when the term starts
+   */
+  placeOn?: string;
+  /** With `clusterKey`: how long a term waits for a live host before giving up, ms. @default 30000 */
+  hostWaitMs?: number;
   onDecision?: (decision: ControlDecision) => void;
   onLeadership?: (event: LeadershipEvent, name: string) => void;
   onError?: (error: unknown, where: string) => void;
@@ -74,6 +90,7 @@ export interface LeadershipStatus {
 export async function startReplica(options: ReplicaRunOptions): Promise<RunningReplica> {
   const target = parseEtcdUrl(options.store);
   const spec = loadSpecFile(options.specFile);
+  const secret = options.clusterKey === undefined ? undefined : readClusterKey(resolve(options.clusterKey));
   const dataDir = resolve(spec.spec.dataDir ? resolve(spec.dir, spec.spec.dataDir) : options.dataDir);
   prepareDataDir(dataDir);
   const name = options.name ?? `${hostname()}-${process.pid}`;
@@ -88,6 +105,37 @@ export async function startReplica(options: ReplicaRunOptions): Promise<RunningR
     await release();
     throw err;
   }
+  /** The agents of a term: the hosts in the store, and the one new instances are placed on. */
+  const openAgents = async (
+    guarded: StateStore,
+    key: string,
+  ): Promise<{ registry: HostAgentRegistry; host: string }> => {
+    const registry = await HostAgentRegistry.open({
+      store: guarded,
+      secret: key,
+      remote: { reconnectMs: 100 },
+      ...(options.onError ? { onError: (err) => options.onError?.(err, 'the watch of hosts/') } : {}),
+    });
+    const deadline = Date.now() + (options.hostWaitMs ?? 30_000);
+    for (;;) {
+      const live = registry
+        .all()
+        .map((a) => a.host)
+        .sort();
+      const host = options.placeOn ?? live[0];
+      if (host !== undefined && registry.has(host)) return { registry, host };
+      if (Date.now() > deadline) {
+        await registry.close();
+        throw new UnderstudyError(
+          ErrorCode.AgentUnreachable,
+          options.placeOn
+            ? `no live agent for host '${options.placeOn}' (--place-on) in the store`
+            : 'no live agent in the store (start `understudy agent --store … --host NAME`)',
+        );
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
   let term: RunningTerm | undefined;
   let leadership: LeadershipStatus = { store: options.store, replicas: [] };
   const startTerm = async (
@@ -95,10 +143,16 @@ export async function startReplica(options: ReplicaRunOptions): Promise<RunningR
     leader: LeaderInfo,
     previous: LeaderInfo | undefined,
   ): Promise<LeaderTerm> => {
-    const runtime = await ProcessRuntime.create({});
+    const agents = secret === undefined ? undefined : await openAgents(guarded, secret);
+    const runtime = agents ? undefined : await ProcessRuntime.create({});
     let control: ControlPlane | undefined;
     try {
-      control = await ControlPlane.create({ spec, dataDir, store: guarded, runtime });
+      control = await ControlPlane.create({
+        spec,
+        dataDir,
+        store: guarded,
+        ...(agents ? { agents: agents.registry, host: agents.host } : { runtime: runtime! }),
+      });
       if (options.onDecision) control.decisions.subscribe(options.onDecision);
       control.decisions.record({
         kind: 'leadership',
@@ -120,8 +174,8 @@ export async function startReplica(options: ReplicaRunOptions): Promise<RunningR
         metricsPublic: spec.spec.api.metricsPublic,
         ...(options.onShutdownRequest ? { onShutdown: options.onShutdownRequest } : {}),
         status: () => ({
-          runtime: runtime.name,
-          limits: runtime.limitsSupport(),
+          runtime: runtime?.name ?? 'agents',
+          ...(runtime ? { limits: runtime.limitsSupport() } : {}),
           specFile: spec.file,
           control: leadership,
         }),
@@ -135,8 +189,12 @@ export async function startReplica(options: ReplicaRunOptions): Promise<RunningR
           // (UNDERSTUDY_ERR_NOT_LEADER), and its instances must still stop.
           const report = (where: string) => (err: unknown) => options.onError?.(err, where);
           await api.close().catch(report('closing the API'));
-          await control?.close().catch(report('stopping the control plane'));
-          await runtime.close().catch(report('closing the runtime'));
+          // With agents, their instances keep running: the next leader adopts them.
+          await control
+            ?.close(agents ? { leaveRunning: true } : {})
+            .catch(report('stopping the control plane'));
+          await agents?.registry.close().catch(report('closing the agents'));
+          await runtime?.close().catch(report('closing the runtime'));
         },
       };
       term = running;
@@ -144,8 +202,9 @@ export async function startReplica(options: ReplicaRunOptions): Promise<RunningR
       void late.replica?.setAddress(api.endpoint.url).catch(() => undefined);
       return running;
     } catch (err) {
-      await control?.close().catch(() => undefined);
-      await runtime.close();
+      await control?.close(agents ? { leaveRunning: true } : {}).catch(() => undefined);
+      await agents?.registry.close().catch(() => undefined);
+      await runtime?.close();
       throw err;
     }
   };

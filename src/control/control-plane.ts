@@ -200,7 +200,13 @@ export class ControlPlane {
     // adoption sees consistent roles and epochs.
     await recoverPromotions(this.#supervisor);
     await adoptSurvivors(this.#supervisor);
-    this.#sampler = setInterval(() => void this.#echoes.sample(), 1000);
+    this.#sampler = setInterval(
+      () =>
+        void this.#echoes
+          .sample()
+          .catch((err: unknown) => this.#recordError('sampling the serving instances', err)),
+      1000,
+    );
     this.#sampler.unref();
     this.#historyTimer = setInterval(() => {
       this.services()
@@ -481,8 +487,12 @@ export class ControlPlane {
     return this.#loopDelay.stats();
   }
 
-  /** Stops every router and instance gracefully and stops reconciling. Idempotent. */
-  async close(): Promise<void> {
+  /**
+   * Stops every router and instance gracefully and stops reconciling. Idempotent. With
+   * `leaveRunning` (a control replica ending its term in distributed mode) the instances keep running
+   * on their agents and their records are left as they are: the next leader adopts them.
+   */
+  async close(options: { leaveRunning?: boolean } = {}): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     this.#cancelTimer?.();
@@ -492,6 +502,14 @@ export class ControlPlane {
     this.#scaling.close();
     await this.#services.close();
     await this.#external?.close();
+    if (options.leaveRunning) {
+      await Promise.all(this.#agents.all().map((a) => a.close({ leaveRunning: true })));
+      await this.#records.flush();
+      this.#records.close();
+      await this.decisions.flush();
+      this.#loopDelay.stop();
+      return;
+    }
     const grace = Math.max(...this.specs.map((s) => s.stopGrace), 0);
     await Promise.all(this.#agents.all().map((a) => a.close({ graceMs: grace })));
     for (const rec of this.#records.values()) {

@@ -94,6 +94,8 @@ export class EchoUpkeep {
     const cores = new Map<string, number>();
     for (const rec of this.#supervisor.allInstances()) {
       if (rec.role !== 'primary' || rec.phase !== 'running') continue;
+      // Its host's agent is gone for now (distributed mode: lease lapsed, restarting): no sample.
+      if (!this.#supervisor.agents.has(rec.host)) continue;
       const stats = await this.#supervisor.agents
         .of(rec)
         .stats(rec.id)

@@ -551,7 +551,9 @@ export class Failover {
     const service = rec.service;
     const last = this.#last.get(service);
     if (!last || last.restoredAt !== undefined) return;
-    void caughtUp().then(async (ok) => {
+    // A failed wait (the echo's agent unreachable: distributed mode) leaves redundancy not restored.
+    const waited = caughtUp().catch(() => false);
+    void waited.then(async (ok) => {
       if (!ok || last.restoredAt !== undefined || this.#last.get(service) !== last) return;
       last.restoredAt = this.host.clock.now();
       if (

@@ -12,6 +12,10 @@ export interface EtcdServer {
   url: string;
   /** Stops etcd (SIGTERM, then SIGKILL) and removes its data directory. Idempotent. */
   stop(): Promise<void>;
+  /** Stops the etcd process (SIGTERM, then SIGKILL), keeping its data directory: an outage. */
+  halt(): Promise<void>;
+  /** Starts etcd again on the same data directory and ports after {@link halt}; waits until healthy. */
+  restart(): Promise<void>;
 }
 
 /** Options of {@link startEtcd}. */
@@ -55,55 +59,59 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdSer
   const client = `http://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
   const name = `test-${clientPort}`;
-  const child: ChildProcess = spawn(
-    binary,
-    [
-      `--name=${name}`,
-      `--data-dir=${join(dataDir, 'data')}`,
-      `--listen-client-urls=${client}`,
-      `--advertise-client-urls=${client}`,
-      `--listen-peer-urls=${peer}`,
-      `--initial-advertise-peer-urls=${peer}`,
-      `--initial-cluster=${name}=${peer}`,
-      `--initial-cluster-state=new`,
-      `--heartbeat-interval=${options.heartbeatMs ?? 50}`,
-      `--election-timeout=${options.electionTimeoutMs ?? 500}`,
-      '--log-level=error',
-      '--logger=zap',
-    ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
+  const args = (state: 'new' | 'existing'): string[] => [
+    `--name=${name}`,
+    `--data-dir=${join(dataDir, 'data')}`,
+    `--listen-client-urls=${client}`,
+    `--advertise-client-urls=${client}`,
+    `--listen-peer-urls=${peer}`,
+    `--initial-advertise-peer-urls=${peer}`,
+    `--initial-cluster=${name}=${peer}`,
+    `--initial-cluster-state=${state}`,
+    `--heartbeat-interval=${options.heartbeatMs ?? 50}`,
+    `--election-timeout=${options.electionTimeoutMs ?? 500}`,
+    '--log-level=error',
+    '--logger=zap',
+  ];
   let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr = (stderr + chunk.toString()).slice(-4000);
-  });
+  let child: ChildProcess;
   let exited = false;
-  const exit = new Promise<void>((resolve) =>
-    child.once('exit', () => {
-      exited = true;
-      resolve();
-    }),
-  );
+  let exit: Promise<void> = Promise.resolve();
+  const launch = (state: 'new' | 'existing'): void => {
+    child = spawn(binary, args(state), { stdio: ['ignore', 'ignore', 'pipe'] });
+    exited = false;
+    child.stderr?.on('data', (chunk: Buffer) => {
+      stderr = (stderr + chunk.toString()).slice(-4000);
+    });
+    exit = new Promise<void>((resolve) =>
+      child.once('exit', () => {
+        exited = true;
+        resolve();
+      }),
+    );
+  };
+  const halt = async (): Promise<void> => {
+    if (exited) return;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+    await exit;
+    clearTimeout(timer);
+  };
   let stopped = false;
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
-    if (!exited) {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
-      await exit;
-      clearTimeout(timer);
-    }
+    await halt();
     await rm(dataDir, { recursive: true, force: true });
   };
-  const deadline = Date.now() + (options.startTimeoutMs ?? 20_000);
-  try {
+  const healthy = async (): Promise<void> => {
+    const deadline = Date.now() + (options.startTimeoutMs ?? 20_000);
     for (;;) {
       if (exited) throw new Error(`etcd exited during start-up: ${stderr.trim()}`);
       try {
         const res = await fetch(`${client}/health`, { signal: AbortSignal.timeout(1000) });
         const body = (await res.json()) as { health?: string };
-        if (res.ok && body.health === 'true') break;
+        if (res.ok && body.health === 'true') return;
       } catch {
         // not listening yet
       }
@@ -111,9 +119,30 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdSer
         throw new Error(`etcd did not become healthy on ${client}: ${stderr.trim()}`);
       await new Promise((r) => setTimeout(r, 50));
     }
+  };
+  const restart = async (): Promise<void> => {
+    if (stopped) throw new Error('etcd was stopped for good (stop()); restart() follows halt()');
+    await halt();
+    launch('existing');
+    try {
+      await healthy();
+    } catch (err) {
+      await stop();
+      throw err;
+    }
+  };
+  launch('new');
+  try {
+    await healthy();
   } catch (err) {
     await stop();
     throw err;
   }
-  return { endpoint: `127.0.0.1:${clientPort}`, url: `etcd://127.0.0.1:${clientPort}`, stop };
+  return {
+    endpoint: `127.0.0.1:${clientPort}`,
+    url: `etcd://127.0.0.1:${clientPort}`,
+    stop,
+    halt,
+    restart,
+  };
 }

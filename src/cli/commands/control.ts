@@ -14,6 +14,10 @@ export interface ControlOptions {
   api?: string;
   /** Leader lease TTL in ms. @default 3000 */
   ttlMs?: number;
+  /** The cluster key file: run instances on the `understudy agent`s found in the store. @default none (local) */
+  clusterKey?: string;
+  /** With `clusterKey`: the host new instances are placed on. @default the first live host by name */
+  placeOn?: string;
 }
 
 /** One line for a leadership event. */
@@ -52,6 +56,8 @@ export async function runControl(options: ControlOptions): Promise<number> {
         ...(options.name ? { name: options.name } : {}),
         ...(options.api ? { apiListen: options.api } : {}),
         ...(options.ttlMs !== undefined ? { ttlMs: options.ttlMs } : {}),
+        ...(options.clusterKey ? { clusterKey: options.clusterKey } : {}),
+        ...(options.placeOn ? { placeOn: options.placeOn } : {}),
         onDecision: (d) => {
           if (d.outcome.status !== 'pending') process.stdout.write(formatDecision(d) + '\n');
         },

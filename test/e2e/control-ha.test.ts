@@ -1,0 +1,381 @@
+// The distributed mode put together, under chaos (real etcd, real processes): control replicas run
+// no instance themselves and drive an `understudy agent` found in the store; a standalone
+// `understudy router` serves the service. The tests run in order on one cluster: the leader is
+// SIGKILLed under load, then the agent, then etcd stops for 10 s, then a leader dies mid-promotion.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureClusterKey } from '../../src/agent/index.js';
+import { EtcdStateStore } from '../../src/store/index.js';
+import { freePort, startEtcd, type EtcdServer } from '../lib/etcd-server.js';
+import { cliBin, isAlive, processesWithEnv, repoRoot, runCli, waitFor } from './lib/cli.js';
+
+interface Proc {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+interface Rec {
+  id: string;
+  role: string;
+  phase: string;
+  host: string;
+  epoch?: number;
+  handle?: { pid: number };
+}
+
+const TTL_MS = 3000;
+const tag = randomUUID();
+const work = mkdtempSync(join(tmpdir(), 'understudy-control-ha-'));
+const keyFile = join(work, 'cluster.key');
+const specFile = join(work, 'kv.yaml');
+const procs: Proc[] = [];
+let etcd: EtcdServer;
+let url: string;
+let store: EtcdStateStore;
+let routerBase: string;
+let router: Proc;
+let agent: Proc;
+const leaders = new Map<string, Proc>();
+
+function startCli(args: string[], env: Record<string, string> = {}): Proc {
+  const child = spawn(process.execPath, [cliBin, ...args], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
+  let out = '';
+  child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr?.on('data', (c: Buffer) => (out += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const proc = { child, output: () => out, exited };
+  procs.push(proc);
+  return proc;
+}
+
+function startControl(name: string, env: Record<string, string> = {}): Proc {
+  const proc = startCli(
+    [
+      'control',
+      specFile,
+      '--store',
+      url,
+      '--name',
+      name,
+      '--api',
+      '127.0.0.1:0',
+      '--lease-ttl',
+      `${TTL_MS}ms`,
+      '--cluster-key',
+      keyFile,
+      '-d',
+      join(work, name),
+    ],
+    env,
+  );
+  leaders.set(name, proc);
+  return proc;
+}
+
+async function startAgent(): Promise<Proc> {
+  const proc = startCli([
+    'agent',
+    '--store',
+    url,
+    '--host',
+    'h1',
+    '--cluster-key',
+    keyFile,
+    '--lease-ttl',
+    '2s',
+  ]);
+  await waitFor(() => /serving http:\/\//.test(proc.output()), 20_000, proc.output);
+  return proc;
+}
+
+async function records(): Promise<Rec[]> {
+  return (await store.list('instances/')).map((r) => JSON.parse(r.value) as Rec);
+}
+
+async function live(role: string): Promise<Rec | undefined> {
+  return (await records()).find((r) => r.role === role && r.phase === 'running');
+}
+
+/** The name of the replica that leads now (the leader key), if any. */
+async function leaderName(): Promise<string | undefined> {
+  const value = (await store.get('control/leader').catch(() => undefined))?.value;
+  return value ? (JSON.parse(value) as { id: string }).id : undefined;
+}
+
+async function leadershipDecisions(): Promise<{ seq: number; what: string }[]> {
+  return (await store.list('events/'))
+    .map((r) => JSON.parse(r.value) as { kind: string; seq: number; what: string })
+    .filter((d) => d.kind === 'leadership');
+}
+
+/** Requests through `base` from `workers` loops until stopped: writes and reads, counting failures. */
+function load(base: string, workers: number): { stop: () => Promise<{ ok: number; failed: string[] }> } {
+  let running = true;
+  let ok = 0;
+  const failed: string[] = [];
+  const loops = Array.from({ length: workers }, async (_, w) => {
+    for (let i = 0; running; i++) {
+      const write = i % 2 === 0;
+      const target = `${base}/kv/w${w}-${i >> 1}`;
+      try {
+        const res = await fetch(target, write ? { method: 'PUT', body: `v${i}` } : {});
+        await res.text();
+        if (res.status >= 200 && res.status < 300) ok++;
+        else failed.push(`${write ? 'PUT' : 'GET'} ${target}: ${res.status}`);
+      } catch (err) {
+        failed.push(`${write ? 'PUT' : 'GET'} ${target}: ${(err as Error).message}`);
+      }
+    }
+  });
+  return {
+    stop: async () => {
+      running = false;
+      await Promise.all(loops);
+      return { ok, failed };
+    },
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+beforeAll(async () => {
+  etcd = await startEtcd();
+  url = `${etcd.url}/ha-${tag.slice(0, 8)}/`;
+  ensureClusterKey(keyFile);
+  writeFileSync(
+    specFile,
+    `services:
+  - name: kv
+    command: [node, server.mjs, --port, '{port}', --state, '{stateDir}']
+    cwd: ${join(repoRoot, 'examples/kv')}
+    env: { US_TEST_TAG: ${tag} }
+    ports: { http: 0 }
+    routing: { listen: 127.0.0.1:0 }
+    health: { http: { path: /healthz }, interval: 200ms, timeout: 300ms, failureThreshold: 2 }
+    echo: { count: 1, mode: warm, promote: { http: /admin/reload } }
+`,
+  );
+  store = await EtcdStateStore.create({
+    endpoints: [etcd.endpoint],
+    prefix: `ha-${tag.slice(0, 8)}/`,
+  });
+  agent = await startAgent();
+  const a = startControl('a');
+  await waitFor(() => a.output().includes('a leads the control plane'), 30_000, a.output);
+  const b = startControl('b');
+  await waitFor(() => b.output().includes('a leads (term'), 20_000, b.output);
+  await waitFor(
+    async () => (await live('primary')) !== undefined && (await live('echo')) !== undefined,
+    30_000,
+    () => a.output() + agent.output(),
+  );
+  const port = await freePort();
+  router = startCli(['router', '--store', url, '--service', 'kv', '--listen', `127.0.0.1:${port}`]);
+  routerBase = `http://127.0.0.1:${port}`;
+  await waitFor(
+    async () =>
+      (await fetch(`${routerBase}/kv/seed`, { method: 'PUT', body: '1' }).catch(() => undefined))?.status ===
+      200,
+    15_000,
+    router.output,
+  );
+}, 90_000);
+
+afterAll(async () => {
+  if (process.env.US_DEBUG_E2E) for (const p of procs) process.stderr.write(`---\n${p.output()}\n`);
+  await store?.close();
+  for (const p of procs) {
+    if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+    await p.exited;
+  }
+  // Instances outlive their agent (own process groups): every one carries the tag.
+  for (const pid of processesWithEnv('US_TEST_TAG', tag)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  await etcd?.stop();
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe(
+  'distributed mode under chaos: control replicas, an agent, a router, etcd',
+  { timeout: 90_000 },
+  () => {
+    it('SIGKILL of the control leader under load: 0 failed requests, the standby leads within TTL + one loop, adopts the instances and handles the next primary crash', async () => {
+      const a = leaders.get('a')!;
+      const b = leaders.get('b')!;
+      const [primary, echo] = [(await live('primary'))!, (await live('echo'))!];
+      expect(primary.host).toBe('h1');
+      // The replica runs no instance itself: the primary is a child of the agent's runtime, not of `a`.
+      expect(isAlive(primary.handle!.pid)).toBe(true);
+
+      const traffic = load(routerBase, 4);
+      await sleep(300);
+      const killedAt = Date.now();
+      a.child.kill('SIGKILL');
+      await a.exited;
+      await waitFor(() => b.output().includes('b leads the control plane'), 15_000, b.output);
+      await waitFor(
+        async () =>
+          (await store.list('events/')).some(
+            (r) => r.value.includes('"kind":"leadership"') && r.value.includes('as b '),
+          ),
+        10_000,
+        () => 'the leadership decision of b',
+      );
+      const takeover = (await store.list('events/'))
+        .map((r) => JSON.parse(r.value) as { kind: string; what: string; at: number })
+        .find((d) => d.kind === 'leadership' && d.what.includes('as b '))!;
+      // Lease TTL + one loop (TTL/4) + etcd's expiry check, with room for a loaded CI machine.
+      expect(takeover.at - killedAt).toBeLessThan(TTL_MS + TTL_MS / 4 + 3000);
+      await sleep(500);
+      const during = await traffic.stop();
+      expect(during.failed).toEqual([]);
+      expect(during.ok).toBeGreaterThan(20);
+
+      // The instances were adopted, not restarted: same pids, same roles.
+      expect(isAlive(primary.handle!.pid)).toBe(true);
+      await waitFor(async () => (await live('primary'))?.id === primary.id, 10_000, b.output);
+      expect((await live('primary'))?.handle?.pid).toBe(primary.handle!.pid);
+      expect((await live('echo'))?.handle?.pid).toBe(echo.handle!.pid);
+
+      // A primary crash right after is handled by the new leader; the router follows the new epoch.
+      const epoch = await store.epoch('kv');
+      process.kill(primary.handle!.pid, 'SIGKILL');
+      await waitFor(
+        () => router.output().includes(`serving ${echo.id} at epoch ${epoch + 1}`),
+        20_000,
+        () => `the router did not follow the failover: ${router.output()}\n${b.output()}`,
+      );
+      // Decided by b (its term), after its leadership decision.
+      const failover = (await store.list('events/'))
+        .map((r) => JSON.parse(r.value) as { kind: string; seq: number; outcome: { status: string } })
+        .filter((d) => d.kind === 'failover');
+      expect(failover.length).toBeGreaterThan(0);
+      expect(failover.at(-1)!.seq).toBeGreaterThan((takeover as unknown as { seq: number }).seq);
+      expect(await (await fetch(`${routerBase}/kv/seed`)).text()).toBe('1');
+      // The service gets its redundancy back (a new echo on h1) before the next test.
+      await waitFor(
+        async () => (await live('echo')) !== undefined && (await live('primary'))?.id === echo.id,
+        30_000,
+        b.output,
+      );
+    });
+
+    it('SIGKILL of the agent, then a restart: its instances are adopted (same pids) and the router serves throughout', async () => {
+      const [primary, echo] = [(await live('primary'))!, (await live('echo'))!];
+      const leading = (await leaderName())!;
+      const traffic = load(routerBase, 2);
+      await sleep(300);
+      agent.child.kill('SIGKILL');
+      await agent.exited;
+      await sleep(1000);
+      agent = await startAgent();
+      expect(agent.output()).toContain(`adopted ${primary.id} (pid ${primary.handle!.pid})`);
+      expect(agent.output()).toContain(`adopted ${echo.id} (pid ${echo.handle!.pid})`);
+      await sleep(1000);
+      const during = await traffic.stop();
+      expect(during.failed).toEqual([]);
+      expect(during.ok).toBeGreaterThan(10);
+      expect((await live('primary'))?.handle?.pid).toBe(primary.handle!.pid);
+      expect(isAlive(primary.handle!.pid)).toBe(true);
+      // The leader rode out its agent's absence (calls to it failed; none brought the process down).
+      expect(await leaderName()).toBe(leading);
+      expect(leaders.get(leading)!.child.exitCode).toBeNull();
+    });
+
+    it('etcd stopped for 10 s then restarted: the router serves throughout, nothing is promoted on stale state, a leader comes back by itself', async () => {
+      const primary = (await live('primary'))!;
+      const epoch = await store.epoch('kv');
+      const failoversBefore = (await store.list('events/')).filter((r) =>
+        r.value.includes('"kind":"failover"'),
+      ).length;
+      const lastLeadership = Math.max(...(await leadershipDecisions()).map((d) => d.seq));
+      const traffic = load(routerBase, 2);
+      await etcd.halt();
+      await sleep(10_000);
+      await etcd.restart();
+      // The leader stepped down during the outage (it could not renew); a term starts again by
+      // itself: a new leadership decision, recorded after etcd came back.
+      await waitFor(
+        async () => (await leadershipDecisions().catch(() => [])).some((d) => d.seq > lastLeadership),
+        30_000,
+        () => [...leaders.values()].map((p) => p.output()).join('\n---\n'),
+      );
+      await sleep(500);
+      const during = await traffic.stop();
+      expect(during.failed).toEqual([]);
+      expect(during.ok).toBeGreaterThan(20);
+      // No promotion: the same primary at the same epoch, no failover decided.
+      expect(await store.epoch('kv')).toBe(epoch);
+      expect((await live('primary'))?.id).toBe(primary.id);
+      expect(isAlive(primary.handle!.pid)).toBe(true);
+      const failoversAfter = (await store.list('events/')).filter((r) =>
+        r.value.includes('"kind":"failover"'),
+      ).length;
+      expect(failoversAfter).toBe(failoversBefore);
+    });
+
+    it('SIGKILL of the leader in the middle of a promotion: the next leader finishes or rolls it back, with at most one primary per epoch', async () => {
+      // c dies at the crash point once it leads and promotes; d is the replica that takes over.
+      const c = startControl('c', { UNDERSTUDY_TEST_CRASH_AT: 'after-epoch-cas' });
+      await waitFor(() => /c is a standby|c leads the control plane/.test(c.output()), 20_000, c.output);
+      // Hand leadership to c: the current leader resigns (SIGTERM), leaving the instances running.
+      const current = (await leaderName())!;
+      const old = leaders.get(current)!;
+      old.child.kill('SIGTERM');
+      expect(await old.exited).toBe(0);
+      await waitFor(() => c.output().includes('c leads the control plane'), 15_000, c.output);
+      const d = startControl('d');
+      await waitFor(() => d.output().includes('c leads (term'), 20_000, d.output);
+      const [primary, echo] = [(await live('primary'))!, (await live('echo'))!];
+      const epoch = await store.epoch('kv');
+      process.kill(primary.handle!.pid, 'SIGKILL');
+      await c.exited;
+      expect(c.child.signalCode).toBe('SIGKILL');
+      await waitFor(() => d.output().includes('d leads the control plane'), 15_000, d.output);
+      await waitFor(async () => (await store.get('promotions/kv')) === undefined, 20_000, d.output);
+      // The epoch moved before c died: d finished the promotion, and the router serves the echo.
+      expect(await store.epoch('kv')).toBe(epoch + 1);
+      await waitFor(
+        () => router.output().includes(`serving ${echo.id} at epoch ${epoch + 1}`),
+        20_000,
+        router.output,
+      );
+      const primaries = (await records()).filter((r) => r.role === 'primary' && r.phase === 'running');
+      const byEpoch = new Map<number, number>();
+      for (const r of primaries) byEpoch.set(r.epoch ?? -1, (byEpoch.get(r.epoch ?? -1) ?? 0) + 1);
+      for (const count of byEpoch.values()) expect(count).toBeLessThanOrEqual(1);
+      expect(await (await fetch(`${routerBase}/kv/seed`)).text()).toBe('1');
+    });
+
+    it('control --cluster-key with a missing key file is refused before anything starts, with a clear message', () => {
+      const missing = join(work, 'no-such.key');
+      const r = runCli([
+        'control',
+        specFile,
+        '--store',
+        url,
+        '--cluster-key',
+        missing,
+        '-d',
+        join(work, 'x'),
+      ]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`no cluster key at ${missing}`);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    });
+  },
+);
