@@ -309,6 +309,7 @@ const everything: TelemetrySample = {
         errors: { connect: 0, reset: 1 },
         bytes: { in: 10, out: 20 },
         mirror: { sent: 1, dropped: 0, failed: 0, skipped: 0 },
+        warmReads: { sent: 4, completed: 3, dropped: 0, failed: 1 },
         backends: [
           {
             instance: 'web-1',
