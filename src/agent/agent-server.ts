@@ -100,7 +100,10 @@ function sendError(reply: FastifyReply, err: unknown): FastifyReply {
 export class AgentServer {
   readonly #clients = new Map<string, ClientState>();
   readonly #watches = new Map<string, AbortController>();
-  readonly #syncs = new Map<string, { sync: FileSync; utilisation: number }>();
+  readonly #syncs = new Map<
+    string,
+    { sync: FileSync; service: string; client: string; utilisation: number }
+  >();
   readonly #streams = new Set<ServerResponse>();
   #closed = false;
 
@@ -308,7 +311,21 @@ export class AgentServer {
 
   async #syncCreate(b: z.output<typeof AgentCallSchemas.syncCreate>): Promise<Record<string, never>> {
     await this.#syncs.get(b.syncId)?.sync.close();
-    const entry = { sync: undefined as unknown as FileSync, utilisation: 0 };
+    // One writer per service's echo directories: a sync of the same service set up by another client
+    // (an earlier control leader, SIGKILLed: its client lives on for `orphanGraceMs`) is ended first.
+    // Two syncs applying to one echo directory race on its files (and its sync state file).
+    for (const [id, other] of [...this.#syncs]) {
+      if (other.service !== b.service || other.client === b.client) continue;
+      this.#syncs.delete(id);
+      this.#clients.get(other.client)?.syncs.delete(id);
+      await other.sync.close().catch(() => undefined);
+    }
+    const entry = {
+      sync: undefined as unknown as FileSync,
+      service: b.service,
+      client: b.client,
+      utilisation: 0,
+    };
     entry.sync = this.agent.fileSync({
       service: b.service,
       settings: b.settings,

@@ -215,3 +215,45 @@ describe('AgentServer and a vanished client', () => {
     expect(server.state().clients).toBe(0);
   });
 });
+
+describe('AgentServer and a control leader that was replaced', () => {
+  it("ends an earlier client's file sync of a service when another client sets one up for it", async () => {
+    // A SIGKILLed leader's client lives on for the orphan grace period (30 s), its file syncs too: the
+    // new leader's sync of the same service must not write to the echo directories beside it (the two
+    // raced on the sync state file, and a failed rename took the agent down).
+    const dir = mkdtempSync(join(tmpdir(), 'understudy-supersede-'));
+    const local = new LocalAgent({ runtime: await ProcessRuntime.create({ graceMs: 500 }), host: 'h1' });
+    const server = await AgentServer.start({ agent: local, secret: SECRET });
+    const settings = {
+      mode: 'continuous' as const,
+      intervalMs: 50,
+      bytesThreshold: 1,
+      bandwidthLimit: 0,
+      priorities: [],
+      exclude: [],
+    };
+    const old = new RemoteAgent({ host: 'h1', address: '127.0.0.1', url: server.url, secret: SECRET });
+    const fresh = new RemoteAgent({ host: 'h1', address: '127.0.0.1', url: server.url, secret: SECRET });
+    cleanups.push(async () => {
+      await fresh.close({ leaveRunning: true });
+      await old.close({ leaveRunning: true }).catch(() => undefined);
+      await server.close();
+      await local.close({ graceMs: 200 });
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const oldSync = old.fileSync({ service: 's', settings });
+    await oldSync.setPrimary(dir);
+    const other = old.fileSync({ service: 'other', settings });
+    await other.setPrimary(dir);
+    expect(server.state().syncs).toBe(2);
+    const freshSync = fresh.fileSync({ service: 's', settings });
+    await freshSync.setPrimary(dir);
+    // The new client's sync of 's' is the only one left of that service; 'other' is untouched.
+    expect(server.state().syncs).toBe(2);
+    await expect(oldSync.addEcho('e1', join(dir, 'e1'))).rejects.toMatchObject({
+      code: ErrorCode.NotFound,
+    });
+    await freshSync.addEcho('e1', join(dir, 'e1'));
+    await other.addEcho('e2', join(dir, 'e2'));
+  });
+});

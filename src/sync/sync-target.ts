@@ -256,6 +256,8 @@ export class SyncTarget extends EventEmitter {
                 );
               }
             });
+            // A failed reset (its state file could not be written) ends the session, as a failed batch does.
+            chain = chain.catch((err: unknown) => fail(err));
           }
           this.emit('connected');
           return;
