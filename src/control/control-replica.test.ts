@@ -69,6 +69,28 @@ describe('ControlReplica on etcd', () => {
     expect((await second.store.get('term/second'))?.value).toBe('written while leading');
   });
 
+  it("a term's store is bound to its term: after the replica is deposed and elected again, the first term's writes are refused and the second's go through", async () => {
+    const prefix = `cr/${++n}/`;
+    const terms: Terms = { log: [], stores: [], previous: [] };
+    const only = await replica(prefix, 'only', terms);
+    const first = only.replica.leader()!.term;
+    // The leader key vanishes (as when its lease is revoked): the replica steps down and campaigns again.
+    await only.store.delete('control/leader');
+    await waitFor(
+      () => terms.log.filter((l) => l === 'start only').length === 2,
+      'the second term of the same replica',
+      8000,
+    );
+    expect(terms.log).toEqual(['start only', 'stop only', 'start only']);
+    expect(only.replica.isLeader).toBe(true);
+    expect(only.replica.leader()!.term).toBeGreaterThan(first);
+    // A write left over from the first term (a promotion still winding down) must not carry the second's guard.
+    await expectCode((terms.stores[0] as StateStore).put('late/first', 'x'), ErrorCode.NotLeader);
+    expect(await only.store.get('late/first')).toBeUndefined();
+    await (terms.stores[1] as StateStore).put('late/second', 'y');
+    expect((await only.store.get('late/second'))?.value).toBe('y');
+  });
+
   it('lists the replicas with their lease and which one leads, and shows the address the leader announces', async () => {
     const prefix = `cr/${++n}/`;
     const terms: Terms = { log: [], stores: [], previous: [] };

@@ -135,7 +135,14 @@ export class ControlReplica {
       const previous = this.#lastLeader;
       this.#enqueue('starting the term', async () => {
         if (this.#closed || !this.#election.isLeader || this.#term) return;
-        const store = guardedStore(this.#options.store, () => this.#election.guard());
+        // The guard is this term's, not whatever term the election holds when a write is made: a term
+        // that was deposed and is still winding down (a promotion failing as its agents close) must not
+        // write with the guard of a later term of this same replica.
+        const term = event.leader.term;
+        const store = guardedStore(this.#options.store, () => {
+          const guard = this.#election.guard();
+          return guard?.createRevision === term ? guard : undefined;
+        });
         this.#term = await this.#options.startTerm(store, event.leader, previous);
       });
     } else {
