@@ -1,6 +1,8 @@
 import type { ServiceSpec } from '../config/index.js';
+import { ErrorCode, isUnderstudyError } from '../errors/index.js';
 import type { Failover, FailoverHost } from './failover.js';
 import { moveInstance } from './instance-transition.js';
+import type { PendingFailover } from './maintenance.js';
 import type { InstancePhase, InstanceRecord } from './records.js';
 
 /** What adoption needs from the control plane. */
@@ -11,6 +13,8 @@ export interface AdoptionHost extends FailoverHost {
   watch(spec: ServiceSpec, rec: InstanceRecord): void;
   markRunning(rec: InstanceRecord): void;
   stopInstance(rec: InstanceRecord, phase: Extract<InstancePhase, 'stopped' | 'failed'>): Promise<void>;
+  /** Begins the failover of a primary that is down (not running); false when none can begin. */
+  resumeFailover(pending: PendingFailover): boolean;
 }
 
 /**
@@ -22,21 +26,49 @@ export interface AdoptionHost extends FailoverHost {
  */
 export async function adoptSurvivors(host: AdoptionHost): Promise<void> {
   const adopted: InstanceRecord[] = [];
+  /** Per host: when its agent was first found unreachable in this pass (its retries share one budget). */
+  const unreachableSince = new Map<string, number>();
+  /** Primaries found gone: failed over once the echoes are adopted. */
+  const lost: InstanceRecord[] = [];
   for (const rec of host.records()) {
     if (['stopped', 'failed'].includes(rec.phase)) continue;
     const spec = host.specOrUndefined(rec.service);
+    let failure = !spec
+      ? 'its service is no longer in the spec'
+      : !rec.handle
+        ? 'its record has no process handle'
+        : '';
     const ok =
       spec && rec.handle && rec.phase !== 'standby'
-        ? await host.agents
-            .of(rec)
-            .adopt(rec.handle)
-            .catch(() => false)
+        ? await adoptOnce(host, rec, rec.handle, unreachableSince).catch((err: unknown) => {
+            failure = `its agent could not be asked: ${(err as Error).message}`;
+            return false;
+          })
         : false;
     if (rec.phase === 'standby' && spec) {
       adopted.push(rec);
       continue;
     }
     if (!ok || !spec) {
+      // A primary its agent says is gone died while no control process was acting (e.g. between two
+      // leaders): it is failed over like a crash once the echoes are adopted, not replaced by a new,
+      // empty primary. Only when no failover can begin is its record marked stopped.
+      const gone = spec !== undefined && failure === '' && rec.role === 'primary';
+      host.decisions.record({
+        kind: 'adopt',
+        service: rec.service,
+        instance: rec.id,
+        what: gone
+          ? `not adopted: primary ${rec.id} (pid ${rec.pid}) is gone; fail over to an echo`
+          : `give up ${rec.role} ${rec.id} (pid ${rec.pid}): not adopted, its record is marked stopped`,
+        why: failure || 'its agent does not run that process any more (it exited, or it is another process)',
+        inputs: { pid: rec.pid, host: rec.host },
+        outcome: { status: gone ? 'recorded' : 'failed' },
+      });
+      if (gone && moveInstance(host.decisions, rec, 'exit')) {
+        lost.push(rec);
+        continue;
+      }
       moveInstance(host.decisions, rec, 'stop');
       await host.save(rec);
       continue;
@@ -75,6 +107,11 @@ export async function adoptSurvivors(host: AdoptionHost): Promise<void> {
       if (rec.phase !== 'standby') host.watch(spec, rec);
       continue;
     }
+    if (lost.some((p) => p.service === rec.service)) {
+      // Its primary is gone: this echo is the copy the failover promotes, kept as it is.
+      if (moveInstance(host.decisions, rec, 'adopt')) host.watch(spec, rec);
+      continue;
+    }
     const resumed = await resumeByReplay(host, spec, rec);
     if (resumed === true) continue;
     if (typeof resumed === 'string') {
@@ -103,6 +140,44 @@ export async function adoptSurvivors(host: AdoptionHost): Promise<void> {
       "its state differs from the primary's and it cannot be resumed from the mutation log",
       { differences: differences.slice(0, 10) },
     );
+  }
+  for (const rec of lost) {
+    const cause = {
+      kind: 'crash' as const,
+      detail: `primary ${rec.id} was found gone when this control process adopted the instances (it died while no control process was acting)`,
+      evidence: { pid: rec.pid ?? null, host: rec.host },
+      detectedAt: host.clock.now(),
+    };
+    if (host.resumeFailover({ instance: rec.id, cause, decision: 0 })) continue;
+    moveInstance(host.decisions, rec, 'stop');
+    await host.save(rec);
+  }
+}
+
+/**
+ * Asks the instance's agent to adopt it. An agent that cannot be reached (it is restarting, or the
+ * registry is replacing its client) is asked again, through the registry's current client for the host,
+ * until `adoptUnreachableMs` has passed for that host; then the error is thrown. Unreachable is not
+ * evidence that the process is gone: only an agent that answers "not running" (false) is believed.
+ */
+async function adoptOnce(
+  host: AdoptionHost,
+  rec: InstanceRecord,
+  handle: NonNullable<InstanceRecord['handle']>,
+  unreachableSince: Map<string, number>,
+): Promise<boolean> {
+  for (;;) {
+    try {
+      const adopted = await host.agents.of(rec).adopt(handle);
+      unreachableSince.delete(rec.host);
+      return adopted;
+    } catch (err) {
+      if (!isUnderstudyError(err, ErrorCode.AgentUnreachable)) throw err;
+      const since = unreachableSince.get(rec.host) ?? Date.now();
+      unreachableSince.set(rec.host, since);
+      if (Date.now() - since >= host.timeouts.adoptUnreachableMs) throw err;
+      await new Promise((r) => setTimeout(r, 200));
+    }
   }
 }
 

@@ -55,6 +55,12 @@ export interface ControlTimeoutOptions {
   readyProbeMs?: number;
   /** Pause between two readiness probes, ms. @default 10 */
   readyPollMs?: number;
+  /**
+   * How long adoption keeps asking a host's agent that cannot be reached (restarting, or its client
+   * being replaced) before it gives up on that host's instances, ms. An agent that answers "not
+   * running" is believed at once. @default 10000
+   */
+  adoptUnreachableMs?: number;
 }
 
 /** {@link ControlTimeoutOptions} with every default applied. */
@@ -73,6 +79,7 @@ export function resolveControlTimeouts(o: ControlTimeoutOptions = {}): ControlTi
     replayRestoreMs: 60_000,
     readyProbeMs: 200,
     readyPollMs: 10,
+    adoptUnreachableMs: 10_000,
     ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)),
   };
 }

@@ -398,6 +398,27 @@ describe('a restarted control process (FakeAgent)', () => {
     expect(h.agent.watched('kv-1')).toBe(true);
   });
 
+  for (const [mode, yaml] of [
+    ['warm', BASIC],
+    ['hot', HOT],
+  ] as const) {
+    it(`fails over to the ${mode} echo when the primary an earlier control process left died meanwhile, instead of starting a new, empty primary`, async () => {
+      const s = await seeded(runningPair(), ['kv-2']);
+      const h = await startControl(yaml, s);
+      await until(() => h.rec('kv-2').role === 'primary' && h.rec('kv-2').epoch === 1, phases(h));
+      expect(await h.store.epoch('kv')).toBe(1);
+      const failover = h.decisions.find((d) => d.kind === 'failover');
+      expect(failover?.what).toBe('promote kv-2 in place of kv-1');
+      expect(failover?.why).toContain('found gone when this control process adopted');
+      expect(h.decisions.find((d) => d.kind === 'adopt' && d.instance === 'kv-1')?.what).toContain(
+        'is gone; fail over to an echo',
+      );
+      // No primary was started from nothing in kv-1's slot: only the old primary comes back (as an echo).
+      expect(h.decisions.filter((d) => d.kind === 'start' && d.inputs.role === 'primary')).toEqual([]);
+      expect(h.rec('kv-1').role).toBe('echo');
+    });
+  }
+
   it('rebuilds an adopted hot echo whose state differs from the primary', async () => {
     const s = await seeded(runningPair(), ['kv-1', 'kv-2']);
     s.agent.differences.set('/data/state/kv-1|/data/state/kv-2', [
