@@ -66,14 +66,16 @@ function start(argv: string[], env: Record<string, string> = {}): Proc {
   return p;
 }
 
+/** Waits for `check`; `what` is described when the wait times out (a function: read then, not before). */
 async function until(
   check: () => Promise<boolean> | boolean,
   timeoutMs: number,
-  what: string,
+  what: string | (() => string),
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await Promise.resolve(check()).catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
     await sleep(10);
   }
 }
@@ -138,6 +140,9 @@ async function main(): Promise<void> {
     routing: { listen: 127.0.0.1:0 }
     health: { http: { path: /healthz }, interval: 200ms, timeout: 300ms, failureThreshold: 2 }
     echo: { count: 1, mode: warm, promote: { http: /admin/reload } }
+    # The bench SIGKILLs a primary every few seconds on purpose: the restart policy's default budget
+    # (5 in 60 s) would give up on the old primary (it rejoins as the echo) after a few runs.
+    restart: { maxRestarts: 1000, window: 60s }
 `,
     );
     const agent = start([
@@ -224,7 +229,13 @@ async function main(): Promise<void> {
       await until(
         () => router.output().includes(`serving ${echo.id} at epoch ${epoch + 1}`),
         30_000,
-        `the failover of ${primary.id} to ${echo.id} at epoch ${epoch + 1}: ${router.output().slice(-2000)}`,
+        () =>
+          `the failover of ${primary.id} to ${echo.id} at epoch ${epoch + 1} (router, last lines: ${router
+            .output()
+            .trim()
+            .split('\n')
+            .slice(-3)
+            .join(' | ')})`,
       );
       const ms = performance.now() - t0;
       await sleep(300);
