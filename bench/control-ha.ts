@@ -212,8 +212,8 @@ async function main(): Promise<void> {
     const base = `http://127.0.0.1:${port}`;
     await until(
       async () => (await fetch(`${base}/kv/x`, { method: 'PUT', body: '1' })).status === 200,
-      15_000,
-      'the router',
+      30_000,
+      () => `the router (its output: ${router.output().trim().slice(-500) || 'none'})`,
     );
 
     /** Primary SIGKILL → the router serves the echo at the next epoch (ms). */

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ControlDecision, FailoverHistoryEntry, InstanceRecord, ServiceView } from '../control/index.js';
-import { ErrorCode, UnderstudyError, isErrorCode } from '../errors/index.js';
+import { ErrorCode, UnderstudyError, isErrorCode, isUnderstudyError } from '../errors/index.js';
 import { API_ENDPOINT_FILE, type ApiEndpoint } from './api-server.js';
 import { isLocalProcessAlive } from '../store/index.js';
 import { readToken } from './token.js';
@@ -36,10 +36,26 @@ export class ApiClient {
     return new ApiClient(endpoint, readToken(dataDir));
   }
 
+  /**
+   * Sends one request. A standby control replica refuses writes with UNDERSTUDY_ERR_NOT_LEADER naming
+   * the leader's API: the request is sent there once (with the same token: replicas started with a
+   * cluster key share it).
+   */
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    try {
+      return await this.#send<T>(this.endpoint.url, method, path, body);
+    } catch (err) {
+      const leader = (err as UnderstudyError).details?.leader;
+      if (!isUnderstudyError(err, ErrorCode.NotLeader) || typeof leader !== 'string') throw err;
+      if (leader === this.endpoint.url) throw err;
+      return this.#send<T>(leader, method, path, body);
+    }
+  }
+
+  async #send<T>(base: string, method: string, path: string, body?: unknown): Promise<T> {
     let res: Response;
     try {
-      res = await fetch(this.endpoint.url + path, {
+      res = await fetch(base + path, {
         method,
         headers: {
           authorization: `Bearer ${this.token}`,
@@ -51,18 +67,27 @@ export class ApiClient {
     } catch (err) {
       throw new UnderstudyError(
         ErrorCode.ApiUnreachable,
-        `the control plane at ${this.endpoint.url} (pid ${this.endpoint.pid}) did not answer; it may have stopped`,
+        base === this.endpoint.url
+          ? `the control plane at ${this.endpoint.url} (pid ${this.endpoint.pid}) did not answer; it may have stopped`
+          : `the control leader at ${base} did not answer (this replica's API sent the request there); it may have stopped`,
         { cause: err },
       );
     }
-    const json = (await res.json().catch(() => ({}))) as { error?: { code: string; message: string } };
+    const json = (await res.json().catch(() => ({}))) as {
+      error?: { code: string; message: string; leader?: string };
+    };
     if (!res.ok) {
       // The code comes from the server: kept only if it is one of ours.
       const code = json.error?.code;
       throw new UnderstudyError(
         isErrorCode(code) ? code : ErrorCode.ApiRequest,
         json.error?.message ?? `HTTP ${res.status}`,
-        { details: { status: res.status } },
+        {
+          details: {
+            status: res.status,
+            ...(typeof json.error?.leader === 'string' ? { leader: json.error.leader } : {}),
+          },
+        },
       );
     }
     return json as T;

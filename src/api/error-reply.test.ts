@@ -27,6 +27,20 @@ describe('the API error reply', () => {
     expect(r.body.error.problems).toEqual(problems);
   });
 
+  it("answers a standby's NOT_LEADER with 503 and the leader's API URL; other errors never carry one", () => {
+    const details = { leader: 'http://10.0.0.2:7070', leaderId: 'ctl-b' };
+    const r = errorReply(new UnderstudyError(ErrorCode.NotLeader, 'pause: a standby', { details }));
+    expect(r.status).toBe(503);
+    expect(r.body.error).toEqual({
+      code: ErrorCode.NotLeader,
+      message: 'pause: a standby',
+      leader: 'http://10.0.0.2:7070',
+    });
+    expect(errorReply(new UnderstudyError(ErrorCode.Failover, 'x', { details })).body.error.leader).toBe(
+      undefined,
+    );
+  });
+
   it('answers an error without a code with 500 UNDERSTUDY_ERR_INTERNAL, its message and no stack', () => {
     const err = new Error('disk on fire');
     const r = errorReply(err);

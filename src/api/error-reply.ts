@@ -22,10 +22,17 @@ function isProblems(value: unknown): value is RequestProblem[] {
 export function errorReply(err: unknown): { status: number; body: ApiErrorBody } {
   if (isUnderstudyError(err)) {
     const problems = err.details.problems;
+    // A standby's refusal names the leader's API, for clients to follow.
+    const leader = err.code === ErrorCode.NotLeader ? err.details.leader : undefined;
     return {
       status: httpStatusOf(err.code),
       body: {
-        error: { code: err.code, message: err.message, ...(isProblems(problems) ? { problems } : {}) },
+        error: {
+          code: err.code,
+          message: err.message,
+          ...(isProblems(problems) ? { problems } : {}),
+          ...(typeof leader === 'string' ? { leader } : {}),
+        },
       },
     };
   }

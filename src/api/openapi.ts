@@ -17,6 +17,11 @@ const errorSchema = {
           type: 'array',
           items: { type: 'object', properties: { field: { type: 'string' }, message: { type: 'string' } } },
         },
+        leader: {
+          type: 'string',
+          description:
+            "With UNDERSTUDY_ERR_NOT_LEADER (503, a standby control replica): the leader's API URL, when known",
+        },
       },
     },
   },

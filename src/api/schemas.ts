@@ -25,7 +25,13 @@ export const shutdownBody = z.strictObject({
 
 /** The error shape of every API error, the same as config errors: what and where. */
 export interface ApiErrorBody {
-  error: { code: string; message: string; problems?: { field: string; message: string }[] };
+  error: {
+    code: string;
+    message: string;
+    problems?: { field: string; message: string }[];
+    /** With UNDERSTUDY_ERR_NOT_LEADER (a standby control replica): the leader's API URL, when known. */
+    leader?: string;
+  };
 }
 
 /** Body of `POST /v1/services/:name/failover`. */

@@ -1,7 +1,9 @@
+import { createHmac } from 'node:crypto';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { HostAgentRegistry, readClusterKey } from '../agent/index.js';
-import { ApiServer } from '../api/index.js';
+import { ApiServer, tokenPath } from '../api/index.js';
 import { loadSpecFile, type LoadedSpec } from '../config/index.js';
 import {
   ControlPlane,
@@ -15,6 +17,7 @@ import {
 } from '../control/index.js';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import { ProcessRuntime } from '../runtime/index.js';
+import { StandbyControl } from './standby-control.js';
 import {
   acquireDataDirLock,
   EtcdStateStore,
@@ -70,6 +73,8 @@ export interface RunningReplica {
   replica: ControlReplica;
   /** The control plane and API while this replica leads. */
   current(): { control: ControlPlane; api: ApiServer } | undefined;
+  /** The standby's API (reads from the store, writes refused naming the leader) while it does not lead. */
+  standbyApi(): ApiServer | undefined;
   /** Stops the term (if leading), resigns, closes the store and releases the data directory. Idempotent. */
   close(): Promise<void>;
 }
@@ -93,6 +98,9 @@ export async function startReplica(options: ReplicaRunOptions): Promise<RunningR
   const secret = options.clusterKey === undefined ? undefined : readClusterKey(resolve(options.clusterKey));
   const dataDir = resolve(spec.spec.dataDir ? resolve(spec.dir, spec.spec.dataDir) : options.dataDir);
   prepareDataDir(dataDir);
+  // Replicas of one cluster share the API token (derived from the cluster key): a client of any
+  // replica's API can follow a standby's NOT_LEADER answer to the leader with the same token.
+  if (secret !== undefined) shareApiToken(dataDir, secret);
   const name = options.name ?? `${hostname()}-${process.pid}`;
   const release = await acquireDataDirLock(dataDir);
   let store: EtcdStateStore;
@@ -138,11 +146,53 @@ export async function startReplica(options: ReplicaRunOptions): Promise<RunningR
   };
   let term: RunningTerm | undefined;
   let leadership: LeadershipStatus = { store: options.store, replicas: [] };
+  let closing = false;
+  /** While this replica does not lead: an API that reads the store and sends writes to the leader. */
+  let standby: { control: StandbyControl; api: ApiServer } | undefined;
+  let standbySteps: Promise<void> = Promise.resolve();
+  const standbyStep = (step: () => Promise<void>): Promise<void> =>
+    (standbySteps = standbySteps
+      .then(step)
+      .catch((err: unknown) => options.onError?.(err, 'the standby API')));
+  const startStandby = (): Promise<void> =>
+    standbyStep(async () => {
+      if (closing || term || standby) return;
+      const control = await StandbyControl.create({
+        store,
+        specs: spec.spec.services,
+        leader: () => late.replica?.leader(),
+      });
+      try {
+        const api = await ApiServer.start({
+          control,
+          dataDir,
+          listen: options.apiListen ?? spec.spec.api.listen,
+          metricsPublic: spec.spec.api.metricsPublic,
+          ...(options.onShutdownRequest ? { onShutdown: options.onShutdownRequest } : {}),
+          status: () => ({ runtime: 'standby', specFile: spec.file, control: leadership }),
+        });
+        standby = { control, api };
+        void late.replica?.setAddress(api.endpoint.url).catch(() => undefined);
+      } catch (err) {
+        control.close();
+        throw err;
+      }
+    });
+  const stopStandby = (): Promise<void> =>
+    standbyStep(async () => {
+      const s = standby;
+      standby = undefined;
+      if (!s) return;
+      await s.api.close();
+      s.control.close();
+    });
   const startTerm = async (
     guarded: StateStore,
     leader: LeaderInfo,
     previous: LeaderInfo | undefined,
   ): Promise<LeaderTerm> => {
+    // The leader's API takes the standby's place (and its address, when it is a fixed one).
+    await stopStandby();
     const agents = secret === undefined ? undefined : await openAgents(guarded, secret);
     const runtime = agents ? undefined : await ProcessRuntime.create({});
     let control: ControlPlane | undefined;
@@ -195,6 +245,8 @@ export async function startReplica(options: ReplicaRunOptions): Promise<RunningR
             .catch(report('stopping the control plane'));
           await agents?.registry.close().catch(report('closing the agents'));
           await runtime?.close().catch(report('closing the runtime'));
+          // A deposed leader serves as a standby again (not when the replica itself is closing).
+          void startStandby();
         },
       };
       term = running;
@@ -205,6 +257,7 @@ export async function startReplica(options: ReplicaRunOptions): Promise<RunningR
       await control?.close(agents ? { leaveRunning: true } : {}).catch(() => undefined);
       await agents?.registry.close().catch(() => undefined);
       await runtime?.close();
+      void startStandby();
       throw err;
     }
   };
@@ -226,6 +279,7 @@ export async function startReplica(options: ReplicaRunOptions): Promise<RunningR
   }
   late.replica = replica;
   if (term) await replica.setAddress(term.api.endpoint.url).catch(() => undefined);
+  else await startStandby();
   const refresh = async (): Promise<void> => {
     const leader = replica.leader();
     leadership = {
@@ -237,19 +291,35 @@ export async function startReplica(options: ReplicaRunOptions): Promise<RunningR
   await refresh().catch(() => undefined);
   const timer = setInterval(() => void refresh().catch(() => undefined), 1000);
   timer.unref();
-  let closing: Promise<void> | undefined;
+  let closed: Promise<void> | undefined;
   return {
     spec,
     dataDir,
     name,
     replica,
     current: () => (term ? { control: term.control, api: term.api } : undefined),
+    standbyApi: () => standby?.api,
     close: () =>
-      (closing ??= (async () => {
+      (closed ??= (async () => {
+        closing = true;
         clearInterval(timer);
+        await stopStandby();
         await replica.close();
         await store.close();
         await release();
       })()),
   };
+}
+
+/**
+ * Writes the API token every replica of a cluster shares: HMAC-SHA256 of a fixed label under the
+ * cluster key (64 hex characters, the token format), mode 0600, replacing the data directory's own.
+ */
+function shareApiToken(dataDir: string, secret: string): void {
+  const token = createHmac('sha256', secret).update('understudy api token v1').digest('hex');
+  const path = tokenPath(dataDir);
+  const tmp = `${path}.${process.pid}.tmp`;
+  rmSync(tmp, { force: true });
+  writeFileSync(tmp, token + '\n', { mode: 0o600, flag: 'wx' });
+  renameSync(tmp, path);
 }

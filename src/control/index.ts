@@ -1,6 +1,7 @@
 export { ControlPlane } from './control-plane.js';
 export type { ControlPlaneOptions } from './control-plane-options.js';
 export type { ServiceView } from './service-view.js';
+export { serviceView } from './service-view.js';
 export { ServiceHistory, historySample } from './service-history.js';
 export type { HistorySample, ServiceHistoryOptions } from './service-history.js';
 /** The forecast accuracy `ControlPlane.forecastAccuracy` reports (computed by predict/). */
@@ -10,7 +11,7 @@ export type { DecisionLogOptions } from './decision-log.js';
 export { Failover } from './failover.js';
 export type { FailoverCause, FailoverRecord } from './failover.js';
 export type { DataPlaneView } from './service-data-plane.js';
-export { reconcile, describeExit } from './reconcile.js';
+export { reconcile, describeExit, specCounts } from './reconcile.js';
 export type { Action } from './reconcile.js';
 export { restartDelay } from './restart.js';
 export type {

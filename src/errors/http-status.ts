@@ -12,7 +12,7 @@ export const HTTP_STATUS: Readonly<Record<ErrorCodeValue, number>> = {
   [ErrorCode.StoreLease]: 409,
   [ErrorCode.StoreUnavailable]: 503,
   [ErrorCode.StoreCompacted]: 410,
-  [ErrorCode.NotLeader]: 409,
+  [ErrorCode.NotLeader]: 503,
   [ErrorCode.RuntimeSpawn]: 500,
   [ErrorCode.RuntimeUnknownInstance]: 404,
   [ErrorCode.RuntimeLimits]: 500,

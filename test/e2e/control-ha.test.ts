@@ -4,7 +4,7 @@
 // SIGKILLed under load, then the agent, then etcd stops for 10 s, then a leader dies mid-promotion.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -461,6 +461,52 @@ describe(
       for (const r of primaries) byEpoch.set(r.epoch ?? -1, (byEpoch.get(r.epoch ?? -1) ?? 0) + 1);
       for (const count of byEpoch.values()) expect(count).toBeLessThanOrEqual(1);
       expect(await (await fetch(`${routerBase}/kv/seed`)).text()).toBe('1');
+    });
+
+    it('a standby replica answers reads from the store, refuses writes with 503 NOT_LEADER naming the leader, and the CLI follows it to the leader', async () => {
+      const leading = (await leaderName())!;
+      const e = startControl('e');
+      await waitFor(() => e.output().includes(`${leading} leads (term`), 20_000, e.output);
+      const eDir = join(work, 'e');
+      await waitFor(() => existsSync(join(eDir, 'api.json')), 20_000, e.output);
+      const api = (JSON.parse(readFileSync(join(eDir, 'api.json'), 'utf8')) as { url: string }).url;
+      const auth = { authorization: `Bearer ${readFileSync(join(eDir, 'token'), 'utf8').trim()}` };
+      // Reads come from the store: the same instances and epoch the leader wrote.
+      const listed = (await (await fetch(`${api}/v1/instances`, { headers: auth })).json()) as {
+        instances: { id: string }[];
+      };
+      expect(listed.instances.map((i) => i.id).sort()).toEqual((await records()).map((r) => r.id).sort());
+      const services = (await (await fetch(`${api}/v1/services`, { headers: auth })).json()) as {
+        services: { name: string; epoch: number }[];
+      };
+      expect(services.services.map((v) => [v.name, v.epoch])).toEqual([['kv', await store.epoch('kv')]]);
+      // A write is refused, naming the leader and where its API is.
+      const leaderApi = (JSON.parse((await store.get('control/leader'))!.value) as { address: string })
+        .address;
+      expect(leaderApi).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      const refused = await fetch(`${api}/v1/services/kv/pause`, {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/json' },
+        body: JSON.stringify({ reason: 'sent to a standby' }),
+      });
+      expect(refused.status).toBe(503);
+      const body = (await refused.json()) as { error: { code: string; message: string; leader: string } };
+      expect(body.error.code).toBe('UNDERSTUDY_ERR_NOT_LEADER');
+      expect(body.error.leader).toBe(leaderApi);
+      expect(body.error.message).toContain(`the leader is ${leading} at ${leaderApi}`);
+      // The CLI pointed at the standby's data directory follows the answer to the leader.
+      const paused = runCli(['pause', 'kv', '--reason', 'through a standby', '-d', eDir]);
+      expect(paused.stderr).toBe('');
+      expect(paused.code).toBe(0);
+      const pauses = (await store.list('events/'))
+        .map((r) => JSON.parse(r.value) as { kind: string; why: string })
+        .filter((d) => d.kind === 'pause');
+      expect(pauses.map((d) => d.why)).toContain('requested: through a standby');
+      expect(runCli(['resume', 'kv', '-d', eDir]).code).toBe(0);
+      // Status through the standby shows it as a replica that does not lead.
+      const status = runCli(['status', '-d', eDir]);
+      expect(status.code).toBe(0);
+      expect(status.stdout).toContain(leading);
     });
 
     it('control --cluster-key with a missing key file is refused before anything starts, with a clear message', () => {
