@@ -35,7 +35,7 @@ export interface ReplicaRunOptions {
   store: string;
   /** This replica's name. @default `<hostname>-<pid>` */
   name?: string;
-  /** Overrides the spec's `api.listen` (the API runs while this replica leads). */
+  /** Overrides the spec's `api.listen`: the leader's API while this replica leads, the standby API otherwise. */
   apiListen?: string;
   /** Leader lease TTL in ms (whole seconds on etcd). @default 3000 */
   ttlMs?: number;
