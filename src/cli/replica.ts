@@ -17,7 +17,7 @@ import {
 } from '../control/index.js';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import { ProcessRuntime } from '../runtime/index.js';
-import { StandbyControl } from './standby-control.js';
+import { StandbyControl, standbyListen } from './standby-control.js';
 import {
   acquireDataDirLock,
   EtcdStateStore,
@@ -166,7 +166,7 @@ export async function startReplica(options: ReplicaRunOptions): Promise<RunningR
         const api = await ApiServer.start({
           control,
           dataDir,
-          listen: options.apiListen ?? spec.spec.api.listen,
+          listen: standbyListen(options.apiListen ?? spec.spec.api.listen),
           metricsPublic: spec.spec.api.metricsPublic,
           ...(options.onShutdownRequest ? { onShutdown: options.onShutdownRequest } : {}),
           status: () => ({ runtime: 'standby', specFile: spec.file, control: leadership }),

@@ -156,3 +156,13 @@ export class StandbyControl implements ApiControl {
     };
   }
 }
+
+/**
+ * Where a standby's API listens: the configured host with a port of its own (0). A fixed port is the
+ * leader's: a deposed replica's standby API must never hold it while another replica's term (on the
+ * same host) binds it. Clients find the standby through its data directory's `api.json`.
+ */
+export function standbyListen(listen: string): string {
+  const colon = listen.lastIndexOf(':');
+  return colon < 0 ? listen : `${listen.slice(0, colon)}:0`;
+}
