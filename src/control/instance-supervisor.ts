@@ -16,6 +16,7 @@ import { waitReady, watchInstance } from './instance-watch.js';
 import type { KeyedWorkQueue } from './keyed-work-queue.js';
 import type { Maintenance, PendingFailover } from './maintenance.js';
 import { describeExit } from './reconcile.js';
+import type { ProfileManager } from './profile-manager.js';
 import type { ControlDecision, InstanceRecord } from './records.js';
 import { applyRestartPolicy, killForRestart, scheduleRejoin } from './restart.js';
 import type { ServiceRegistry } from './service-registry.js';
@@ -57,6 +58,8 @@ export interface InstanceSupervisorDeps {
   readonly reconciler: Reconciler;
   /** Paused services: their automatic failover is recorded as `skipped`, not carried out. */
   readonly maintenance?: Maintenance;
+  /** Sizes new echoes and shadows from the service's profile (else the spec's fixed fractions). */
+  readonly profiles?: Pick<ProfileManager, 'sizing'>;
 }
 
 /**
@@ -197,7 +200,17 @@ export class InstanceSupervisor implements AdoptionHost {
       return;
     }
     const agent = this.agents.of(rec);
-    rec.limits = limitsFor(spec, rec.role, (await agent.limitsSupport()).supported);
+    const supported = (await agent.limitsSupport()).supported;
+    const profiles = this.#deps.profiles;
+    if (profiles && rec.role !== 'primary') {
+      // Seed 001: a profile with enough data for this hour sizes echoes and shadows; the decision says which.
+      const serving = this.allInstances().filter(
+        (i) => i.service === rec.service && i.role === 'primary' && i.phase === 'running',
+      ).length;
+      const sized = profiles.sizing(spec, rec.role, supported, serving, this.clock.now());
+      rec.limits = sized.limits;
+      decision.inputs = { ...decision.inputs, sizing: { source: sized.source, detail: sized.detail } };
+    } else rec.limits = limitsFor(spec, rec.role, supported);
     delete rec.nextRestartAt;
     delete rec.health;
     this.#expectedExits.delete(rec.id);
