@@ -25,6 +25,7 @@ import { newInstanceRecord, nextInstanceId, type LaunchContext } from './instanc
 import { actionDecision, reconcile, type Action } from './reconcile.js';
 import { ScalingCoordinator } from './scaling-coordinator.js';
 import { ProfileManager, type ProfileView } from './profile-manager.js';
+import { RecycleWatch } from './profile-recycle.js';
 import type { ControlDecision, InstanceRecord } from './records.js';
 import { Maintenance, type PauseRecord } from './maintenance.js';
 import { applyReload, planReload, servicesToRewatch, type ReloadPlan } from './spec-reload.js';
@@ -65,6 +66,8 @@ export class ControlPlane {
   readonly #history = new ServiceHistory();
   #historyTimer: NodeJS.Timeout | undefined;
   readonly #loopDelay = new LoopDelay();
+  /** Seed 001's recycling of the shadows that fed new serving instances. */
+  #recycle!: RecycleWatch;
   /** The services' profiles (seed 001): expected resources per hour of day and dependencies. */
   readonly #profiles: ProfileManager;
   #cancelTimer: (() => void) | undefined;
@@ -177,6 +180,8 @@ export class ControlPlane {
     });
     const made = new ControlPlane(options, decisions, records, maintenance, profiles);
     late.plane = made;
+    made.#recycle = new RecycleWatch(made.#supervisor, (service) => made.#scaling.desired(service));
+    made.#supervisor.recycler = made.#recycle;
     made.#scaling = await ScalingCoordinator.create(made.specs, made.#supervisor, {
       store: options.store,
       work: made.#work,
@@ -229,6 +234,7 @@ export class ControlPlane {
       () =>
         void this.#echoes
           .sample()
+          .then(() => this.#recycle.tick(this.#clock.now()))
           .catch((err: unknown) => this.#recordError('sampling the serving instances', err)),
       1000,
     );

@@ -17,6 +17,7 @@ import type { KeyedWorkQueue } from './keyed-work-queue.js';
 import type { Maintenance, PendingFailover } from './maintenance.js';
 import { describeExit } from './reconcile.js';
 import type { ProfileManager } from './profile-manager.js';
+import type { RecycleWatch } from './profile-recycle.js';
 import type { ControlDecision, InstanceRecord } from './records.js';
 import { applyRestartPolicy, killForRestart, scheduleRejoin } from './restart.js';
 import type { ServiceRegistry } from './service-registry.js';
@@ -77,6 +78,8 @@ export class InstanceSupervisor implements AdoptionHost {
   readonly services: ServiceRegistry;
   /** Promotion of echoes when a primary fails, and planned switchovers. */
   readonly failover: Failover;
+  /** Told which shadow fed a new serving instance (set by the control plane). */
+  recycler: Pick<RecycleWatch, 'fed'> | undefined;
   readonly #deps: InstanceSupervisorDeps;
   readonly #watchAborts = new Map<string, AbortController>();
   /** Instances being stopped on purpose (or fenced): their exit is not a failure. */
