@@ -17,7 +17,6 @@ import type { KeyedWorkQueue } from './keyed-work-queue.js';
 import type { Maintenance, PendingFailover } from './maintenance.js';
 import { describeExit } from './reconcile.js';
 import type { ProfileManager } from './profile-manager.js';
-import type { RecycleWatch } from './profile-recycle.js';
 import type { ControlDecision, InstanceRecord } from './records.js';
 import { applyRestartPolicy, killForRestart, scheduleRejoin } from './restart.js';
 import type { ServiceRegistry } from './service-registry.js';
@@ -29,6 +28,7 @@ import {
   refreshWarmReads,
   restartBenched,
   seedShadowState,
+  type FeedListener,
 } from './serving-set.js';
 
 /** What asks for a reconcile pass when a restart or rejoin delay ends (the control plane). */
@@ -79,7 +79,7 @@ export class InstanceSupervisor implements AdoptionHost {
   /** Promotion of echoes when a primary fails, and planned switchovers. */
   readonly failover: Failover;
   /** Told which shadow fed a new serving instance (set by the control plane). */
-  recycler: Pick<RecycleWatch, 'fed'> | undefined;
+  recycler: FeedListener | undefined;
   readonly #deps: InstanceSupervisorDeps;
   readonly #watchAborts = new Map<string, AbortController>();
   /** Instances being stopped on purpose (or fenced): their exit is not a failure. */

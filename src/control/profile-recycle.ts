@@ -2,7 +2,7 @@ import type { ServiceSpec } from '../config/index.js';
 import { moveInstance } from './instance-transition.js';
 import type { DesiredCounts } from './reconcile.js';
 import type { InstanceRecord } from './records.js';
-import { refreshServing, resizeForRole, type ServingSetHost } from './serving-set.js';
+import { refreshServing, resizeForRole, type FeedListener, type ServingSetHost } from './serving-set.js';
 
 /** Health-check intervals a fed instance must pass, on top of its ramp, before it counts as operational. */
 const SETTLE_CHECKS = 2;
@@ -80,7 +80,7 @@ export function recycleVerdict(
  * feeder into the warm pool, terminates it, or keeps it ({@link recycleVerdict}) — a `recycle`
  * decision with its reason.
  */
-export class RecycleWatch {
+export class RecycleWatch implements FeedListener {
   readonly #feeds: Feed[] = [];
   /** When each fed target was first seen ready and serving. */
   readonly #servingSince = new Map<string, number>();

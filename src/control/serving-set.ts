@@ -9,7 +9,6 @@ import { transferState } from '../replication/index.js';
 import type { InstanceRecord } from './records.js';
 import { stateTokenFor } from './state-token.js';
 import type { ServiceRegistry } from './service-registry.js';
-import type { RecycleWatch } from './profile-recycle.js';
 
 /** What changing a serving set needs from the control plane. */
 export interface ServingSetHost {
@@ -24,7 +23,12 @@ export interface ServingSetHost {
   readonly services: ServiceRegistry;
   save(rec: InstanceRecord): Promise<void>;
   /** Told which shadow fed a new serving instance (recycled once that one is operational). @default none */
-  readonly recycler?: Pick<RecycleWatch, 'fed'> | undefined;
+  readonly recycler?: FeedListener | undefined;
+}
+
+/** Told which shadow fed a new serving instance its runtime state (`RecycleWatch` is one). */
+export interface FeedListener {
+  fed(feeder: InstanceRecord, target: InstanceRecord, at: number): void;
 }
 
 /**
