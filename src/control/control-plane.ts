@@ -178,6 +178,7 @@ export class ControlPlane {
         return plane ? plane.#services.plane(service)?.router.stats() : undefined;
       },
     });
+    decisions.subscribe((d) => profiles.observeDecision(d));
     const made = new ControlPlane(options, decisions, records, maintenance, profiles);
     late.plane = made;
     made.#recycle = new RecycleWatch(made.#supervisor, (service) => made.#scaling.desired(service));

@@ -145,4 +145,41 @@ describe('ProfileManager (profiles in the store, sizing of echoes and shadows)',
     expect(hour?.resources.diskWrite?.p50).toBeLessThanOrEqual(2000 * 1.1);
     expect(v?.now.echo.source).toBe('profile');
   });
+
+  it('counts cold start-up and promotion times from the decisions, each decision once', async () => {
+    const m = await make();
+    const base = { service: 'api', why: '', what: '', at: NOON };
+    m.observeDecision({
+      ...base,
+      seq: 1,
+      kind: 'serving',
+      inputs: { coldStartMs: 800 },
+      outcome: { status: 'recorded' },
+    });
+    m.observeDecision({
+      ...base,
+      seq: 1,
+      kind: 'serving',
+      inputs: { coldStartMs: 800 },
+      outcome: { status: 'recorded' },
+    });
+    m.observeDecision({ ...base, seq: 2, kind: 'promote-echo', inputs: {}, outcome: { status: 'pending' } });
+    m.observeDecision({
+      ...base,
+      seq: 2,
+      kind: 'promote-echo',
+      inputs: { servesAfterMs: 3 },
+      outcome: { status: 'ok' },
+    });
+    m.observeDecision({
+      ...base,
+      seq: 3,
+      kind: 'restart',
+      inputs: { coldStartMs: 5 },
+      outcome: { status: 'ok' },
+    });
+    const v = m.view(spec, true, 1, NOON);
+    expect(v?.startup.cold).toMatchObject({ samples: 1, max: 800 });
+    expect(v?.startup.promotion).toMatchObject({ samples: 1, max: 3 });
+  });
 });

@@ -7,20 +7,23 @@ import {
   hourSamples,
   newProfile,
   observeDependencies,
+  observeStartup,
   observeUsage,
+  percentilesOf,
   parseProfile,
   profileHours,
   resolveProfileOptions,
   type ProfileDependencies,
   type ProfileHourView,
   type ProfileOptions,
+  type ResourcePercentiles,
   type ResolvedProfileOptions,
   type ServiceProfile,
   type UsageSample,
 } from '../telemetry/index.js';
 import type { DecisionLog } from './decision-log.js';
 import { sizeFromProfile, type ProfileSizing } from './profile-sizing.js';
-import type { InstanceRecord, InstanceRole } from './records.js';
+import type { ControlDecision, InstanceRecord, InstanceRole } from './records.js';
 
 /** Where profiles are stored: `profiles/<service>`. */
 export const PROFILE_PREFIX = 'profiles/';
@@ -42,6 +45,8 @@ export interface ProfileView {
   spec: ServiceProfile['spec'];
   hours: ProfileHourView[];
   dependencies: ProfileDependencies;
+  /** Start-up times, ms: a cold start until serving, a warm echo's promotion until serving. */
+  startup: { cold?: ResourcePercentiles; promotion?: ResourcePercentiles };
 }
 
 /** What the profile manager needs. */
@@ -76,6 +81,8 @@ export class ProfileManager {
   readonly #last = new Map<string, LastCounters>();
   readonly #net = new Map<string, { at: number; bytes: number; rate: number }>();
   readonly #footprintAt = new Map<string, number>();
+  /** Decisions whose start-up time was counted (the newest 1000). */
+  readonly #counted = new Set<number>();
   #flushedAt = 0;
   readonly options: ResolvedProfileOptions;
 
@@ -147,6 +154,24 @@ export class ProfileManager {
     const rate = prev && at > prev.at ? Math.max(0, bytes - prev.bytes) / ((at - prev.at) / 1000) : undefined;
     this.#net.set(service, { at, bytes, rate: rate ?? 0 });
     return rate;
+  }
+
+  /**
+   * Counts the start-up times decisions report: a cold join (`serving`, `coldStartMs`) and a warm
+   * echo's promotion (`promote-echo` settled ok, `servesAfterMs`). Each decision is counted once.
+   */
+  observeDecision(d: ControlDecision): void {
+    const p = this.#profiles.get(d.service);
+    if (!p || this.#counted.has(d.seq)) return;
+    const cold = d.kind === 'serving' ? d.inputs['coldStartMs'] : undefined;
+    const warm =
+      d.kind === 'promote-echo' && d.outcome.status === 'ok' ? d.inputs['servesAfterMs'] : undefined;
+    const ms = typeof cold === 'number' ? cold : typeof warm === 'number' ? warm : undefined;
+    if (ms === undefined) return;
+    this.#counted.add(d.seq);
+    if (this.#counted.size > 1000) this.#counted.delete(this.#counted.values().next().value ?? 0);
+    observeStartup(p, typeof cold === 'number' ? 'cold' : 'promotion', ms, d.at, this.options);
+    this.#dirty.add(d.service);
   }
 
   /** Forgets the counters of instances that are gone (bounded memory). */
@@ -236,7 +261,17 @@ export class ProfileManager {
       spec: p.spec,
       hours: profileHours(p, this.options),
       dependencies: p.dependencies,
+      startup: this.#startup(p),
     };
+  }
+
+  #startup(p: ServiceProfile): ProfileView['startup'] {
+    const out: ProfileView['startup'] = {};
+    const cold = percentilesOf(p.startup?.cold);
+    const promotion = percentilesOf(p.startup?.promotion);
+    if (cold) out.cold = cold;
+    if (promotion) out.promotion = promotion;
+    return out;
   }
 
   /** Writes the changed profiles (each write a new version), at most every 30 s unless `force`. */

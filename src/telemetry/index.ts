@@ -40,6 +40,7 @@ export {
   hourSamples,
   newProfile,
   observeDependencies,
+  observeStartup,
   observeUsage,
   parseProfile,
   percentilesOf,

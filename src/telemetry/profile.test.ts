@@ -73,5 +73,6 @@ describe('service profile', () => {
     expect(parseProfile('{"service":"api"}')).toBeUndefined();
     expect(parseProfile('not json')).toBeUndefined();
     expect(parseProfile(JSON.stringify({ ...p, hours: [{ cpu: { n: 'x' } }] }))).toBeUndefined();
+    expect(parseProfile(JSON.stringify({ ...p, startup: { cold: 5 } }))).toBeUndefined();
   });
 });

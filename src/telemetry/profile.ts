@@ -46,6 +46,11 @@ export interface ServiceProfile {
   /** 24 entries, hour of day (UTC) → resource → digest of per-instance samples. */
   hours: Array<Partial<Record<ProfileResource, Digest>>>;
   dependencies: ProfileDependencies;
+  /**
+   * How long an instance takes to serve, ms: `cold` from its process start to joining the serving set,
+   * `promotion` from the decision to promote a warm echo until it serves. Absent until first seen.
+   */
+  startup?: Partial<Record<'cold' | 'promotion', Digest>>;
 }
 
 /** Bounds of a profile. */
@@ -107,6 +112,19 @@ export function observeUsage(
     const d = (hour[r] ??= emptyDigest());
     ageDigest(addToDigest(d, v), options.maxSamplesPerHour);
   }
+  p.updatedAt = Math.max(p.updatedAt, at);
+}
+
+/** Counts one start-up or promotion time, ms (in place). */
+export function observeStartup(
+  p: ServiceProfile,
+  kind: 'cold' | 'promotion',
+  ms: number,
+  at: number,
+  options: ResolvedProfileOptions,
+): void {
+  const startup = (p.startup ??= {});
+  ageDigest(addToDigest((startup[kind] ??= emptyDigest()), ms), options.maxSamplesPerHour);
   p.updatedAt = Math.max(p.updatedAt, at);
 }
 
@@ -209,5 +227,7 @@ export function parseProfile(text: string): ServiceProfile | undefined {
     if (typeof h !== 'object' || h === null) return undefined;
     if (!Object.values(h).every(isDigest)) return undefined;
   }
+  if (p.startup !== undefined && (typeof p.startup !== 'object' || !Object.values(p.startup).every(isDigest)))
+    return undefined;
   return p as ServiceProfile;
 }

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ApiClient } from '../../src/api/index.js';
-import type { ControlDecision, InstanceRecord } from '../../src/control/index.js';
+import type { ControlDecision, InstanceRecord, ProfileView } from '../../src/control/index.js';
 import { processesWithEnv, repoRoot, startUp, waitFor } from './lib/cli.js';
 
 const work = mkdtempSync(join(tmpdir(), 'understudy-recycling-'));
@@ -100,6 +100,9 @@ describe('recycling the shadow that fed a scale-out', { timeout: 120_000 }, () =
       });
       expect(d?.why).toMatch(/has served for \d+ ms \(settle window 900 ms\); the warm pool's target is/);
       expect(d?.at).toBeGreaterThanOrEqual((promoted?.at ?? 0) + 900);
+      // The promotion's time is part of the service's profile now.
+      const profile = await api.request<ProfileView>('GET', '/v1/services/api/profile');
+      expect(profile.startup.promotion?.samples).toBeGreaterThanOrEqual(1);
       const after = (await api.instances()).find((i) => i.id === shadow?.id);
       expect(after?.role).toBe('echo');
       // The spec still wants a shadow: a fresh one is started in its place.

@@ -21,6 +21,8 @@ function cell(p: ResourcePercentiles | undefined, fmt: (v: number) => string): s
   return p ? `${fmt(p.p50)} / ${fmt(p.p95)} / ${fmt(p.max)}` : '-';
 }
 
+const ms = (p: ResourcePercentiles): string =>
+  `${p.p50.toFixed(0)} / ${p.p95.toFixed(0)} / ${p.max.toFixed(0)} ms`;
 const list = (xs: readonly (string | number)[], limit = 12): string =>
   xs.length === 0
     ? '-'
@@ -47,6 +49,7 @@ export function formatProfile(p: ProfileView): string {
     `connected:  ${list(d.connected)}\n` +
     `libraries:  ${list(d.libraries, 6)}\n` +
     `open files: ${list(d.files, 8)}\n` +
+    `start-up:   ${p.startup.cold ? `cold ${ms(p.startup.cold)}` : 'cold -'}; ${p.startup.promotion ? `promotion ${ms(p.startup.promotion)}` : 'promotion -'} (p50 / p95 / max)\n` +
     `now (hour ${p.now.hour}): echoes sized by ${p.now.echo.source} (${p.now.echo.detail}); shadows by ${p.now.shadow.source}\n`
   );
 }
