@@ -206,6 +206,7 @@ export class AgentServer {
       setResources: async (b) => void (await a.setResources(b.instanceId, stripUndefined(b.limits))),
       limitsSupport: () => a.limitsSupport(),
       stats: async (b) => ({ stats: (await a.stats(b.instanceId)) ?? null }),
+      footprint: async (b) => ({ footprint: (await a.footprint(b.instanceId)) ?? null }),
       allocatePort: async () => ({ port: await a.allocatePort() }),
       probe: (b) => a.probe(b.target, b.timeoutMs),
       watch: async (b) => this.#watch(b),

@@ -88,6 +88,7 @@ export const AgentCallSchemas = {
   setResources: z.strictObject({ instanceId: id, limits }),
   limitsSupport: z.strictObject({}),
   stats: z.strictObject({ instanceId: id }),
+  footprint: z.strictObject({ instanceId: id }),
   allocatePort: z.strictObject({}),
   probe: z.strictObject({ target: ProbeTargetSchema, timeoutMs: ms }),
   watch: z.strictObject({

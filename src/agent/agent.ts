@@ -3,6 +3,7 @@ import type { FailureVerdict, HealthVerdict, ProbeResult, ProbeTarget } from '..
 import type {
   CloseOptions,
   InstanceExit,
+  InstanceFootprint,
   InstanceHandle,
   InstanceLaunch,
   InstanceStats,
@@ -108,6 +109,11 @@ export interface Agent {
   limitsSupport(): Promise<LimitsSupport>;
   /** Samples the instance's processes; undefined when unknown or exited. */
   stats(instanceId: string): Promise<InstanceStats | undefined>;
+  /**
+   * What the instance's processes use (listening and connected TCP ports, shared libraries, open
+   * files), read from /proc on its host; undefined when unknown or exited. Feeds the service's profile.
+   */
+  footprint(instanceId: string): Promise<InstanceFootprint | undefined>;
   /** Called at once when an instance's process exits. Returns an unsubscribe function. */
   onExit(listener: (handle: InstanceHandle, exit: InstanceExit) => void): () => void;
   /** A free port on the host for a new instance. */

@@ -4,6 +4,7 @@ import type {
   InstanceExit,
   InstanceHandle,
   InstanceLaunch,
+  InstanceFootprint,
   InstanceStats,
   LimitsSupport,
   ResourceLimits,
@@ -232,6 +233,12 @@ export class FakeAgent implements Agent {
   async stats(instanceId: string): Promise<InstanceStats | undefined> {
     if (!this.running(instanceId)) return undefined;
     return { cpuPercent: 1, rssBytes: 1 << 20, readBytes: 0, writeBytes: 0, at: this.clock.now() };
+  }
+
+  /** A fake instance has no processes: an empty footprint while it runs. */
+  async footprint(instanceId: string): Promise<InstanceFootprint | undefined> {
+    if (!this.running(instanceId)) return undefined;
+    return { listening: [], connected: [], libraries: [], files: [] };
   }
 
   onExit(listener: (handle: InstanceHandle, exit: InstanceExit) => void): () => void {

@@ -31,6 +31,7 @@ export type {
   InstanceExit,
   InstanceHandle,
   InstanceLaunch,
+  InstanceFootprint,
   InstanceStats,
   LimitsSupport,
   ResourceLimits,

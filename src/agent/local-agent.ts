@@ -10,8 +10,11 @@ import {
 } from '../health/index.js';
 import {
   allocatePort,
+  listGroupProcesses,
+  readFootprint,
   type CloseOptions,
   type InstanceExit,
+  type InstanceFootprint,
   type InstanceHandle,
   type InstanceLaunch,
   type InstanceStats,
@@ -103,6 +106,13 @@ export class LocalAgent implements Agent {
 
   stats(instanceId: string): Promise<InstanceStats | undefined> {
     return this.#runtime.stats(instanceId);
+  }
+
+  async footprint(instanceId: string): Promise<InstanceFootprint | undefined> {
+    const h = this.#runtime.get(instanceId);
+    if (!h || h.exit) return undefined;
+    const pids = (await listGroupProcesses(h.pgid)).map((p) => p.pid);
+    return readFootprint(pids.length > 0 ? pids : [h.pid]);
   }
 
   onExit(listener: (handle: InstanceHandle, exit: InstanceExit) => void): () => void {

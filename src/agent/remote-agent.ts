@@ -5,6 +5,7 @@ import type {
   InstanceExit,
   InstanceHandle,
   InstanceLaunch,
+  InstanceFootprint,
   InstanceStats,
   LimitsSupport,
   ResourceLimits,
@@ -274,6 +275,13 @@ export class RemoteAgent implements Agent {
   async stats(instanceId: string): Promise<InstanceStats | undefined> {
     const r = await this.#client.call<'stats', { stats: InstanceStats | null }>('stats', { instanceId });
     return r.stats ?? undefined;
+  }
+
+  async footprint(instanceId: string): Promise<InstanceFootprint | undefined> {
+    const r = await this.#client.call<'footprint', { footprint: InstanceFootprint | null }>('footprint', {
+      instanceId,
+    });
+    return r.footprint ?? undefined;
   }
 
   onExit(listener: (handle: InstanceHandle, exit: InstanceExit) => void): () => void {

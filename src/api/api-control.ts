@@ -4,6 +4,7 @@ import type {
   DecisionLog,
   HistorySample,
   InstanceRecord,
+  ProfileView,
   ServiceView,
 } from '../control/index.js';
 
@@ -25,6 +26,8 @@ export interface ApiControl {
   readonly decisions: Pick<DecisionLog, 'list' | 'subscribe'>;
   /** The dashboard's charts: a service's recent samples after `after` (ms). */
   history?(service: string, after?: number): HistorySample[] | undefined;
+  /** The profile of a service (undefined: no such service). */
+  profile?(service: string): Promise<ProfileView | undefined>;
   /** Forecast vs actual of a scaled service (undefined: it makes no forecast). */
   forecastAccuracy?(service: string): AccuracyReport | undefined;
 }

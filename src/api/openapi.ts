@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { operatorPaths } from './operator-routes.js';
+import { profilePaths } from './profile-routes.js';
 import { uiOpenApiPaths } from './ui-openapi.js';
 import { eventsQuery, failoverBody, restartBody, shutdownBody, switchoverBody } from './schemas.js';
 
@@ -171,6 +172,7 @@ export function buildOpenApi(): Record<string, unknown> {
         },
       },
       ...operatorPaths({ idParam, ok, body, queryParams, notFound: errors['400'] }),
+      ...profilePaths({ idParam, ok, notFound: errors['400'] }),
       ...uiOpenApiPaths(),
       '/v1/openapi.json': { get: { summary: 'This document', responses: ok('OpenAPI document') } },
       '/metrics': {

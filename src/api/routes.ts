@@ -3,6 +3,7 @@ import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import type { ApiControl } from './api-control.js';
 import { buildOpenApi } from './openapi.js';
 import { registerOperatorRoutes } from './operator-routes.js';
+import { registerProfileRoutes } from './profile-routes.js';
 import { parseOr400 } from './parse-request.js';
 import { eventsQuery, failoverBody, restartBody, shutdownBody, switchoverBody } from './schemas.js';
 
@@ -85,6 +86,7 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
     req.raw.on('close', unsubscribe);
   });
   registerOperatorRoutes(app, control);
+  registerProfileRoutes(app, control);
   app.post('/v1/shutdown', async (req, reply) => {
     const body = parseOr400(shutdownBody, req.body, 'body');
     reply.raw.on('finish', () => ctx.onShutdown?.(body.reason));

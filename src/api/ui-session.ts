@@ -28,6 +28,7 @@ export const SESSION_READ_ROUTES: ReadonlySet<string> = new Set([
   '/v1/services/:name',
   '/v1/services/:name/samples',
   '/v1/services/:name/forecast',
+  '/v1/services/:name/profile',
   '/v1/instances',
   '/v1/events',
   '/v1/events/stream',

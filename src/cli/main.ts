@@ -19,6 +19,7 @@ import { LOG_LEVELS, type LogFormat } from './logger.js';
 import { parseDuration } from '../config/index.js';
 import { ExitCode, reportError } from './exit-codes.js';
 import { addDashboardCommands } from './dashboard-commands.js';
+import { addProfileCommand } from './commands/profile.js';
 
 /** Options every command shares. */
 export interface GlobalOptions {
@@ -442,6 +443,7 @@ export function buildProgram(): Command {
 
   registerOperatorCommands(program, globals);
   addDashboardCommands(program, globals);
+  addProfileCommand(program, globals);
 
   return program;
 }

@@ -24,6 +24,8 @@ import type { Failover } from './failover.js';
 import { newInstanceRecord, nextInstanceId, type LaunchContext } from './instance-launch.js';
 import { actionDecision, reconcile, type Action } from './reconcile.js';
 import { ScalingCoordinator } from './scaling-coordinator.js';
+import { ProfileManager, type ProfileView } from './profile-manager.js';
+import { RecycleWatch } from './profile-recycle.js';
 import type { ControlDecision, InstanceRecord } from './records.js';
 import { Maintenance, type PauseRecord } from './maintenance.js';
 import { applyReload, planReload, servicesToRewatch, type ReloadPlan } from './spec-reload.js';
@@ -64,6 +66,10 @@ export class ControlPlane {
   readonly #history = new ServiceHistory();
   #historyTimer: NodeJS.Timeout | undefined;
   readonly #loopDelay = new LoopDelay();
+  /** Seed 001's recycling of the shadows that fed new serving instances. */
+  #recycle!: RecycleWatch;
+  /** The services' profiles (seed 001): expected resources per hour of day and dependencies. */
+  readonly #profiles: ProfileManager;
   #cancelTimer: (() => void) | undefined;
   #reconciling = false;
   #again = false;
@@ -75,6 +81,7 @@ export class ControlPlane {
     decisions: DecisionLog,
     records: InstanceRecords,
     maintenance: Maintenance,
+    profiles: ProfileManager,
   ) {
     const { runtime, agents, clock, timeouts, ...rest } = options;
     this.#options = {
@@ -119,11 +126,14 @@ export class ControlPlane {
       work: this.#work,
       reconciler: this,
       maintenance,
+      profiles,
     });
+    this.#profiles = profiles;
     this.#echoes = new EchoUpkeep({
       supervisor: this.#supervisor,
       specs: this.specs,
       host: this.#options.host,
+      profiles,
     });
   }
 
@@ -150,8 +160,29 @@ export class ControlPlane {
       onWatchError: (err) => recordError(decisions, 'the watch of instance records', err),
     });
     const maintenance = await Maintenance.create(options.store, decisions);
-    const made = new ControlPlane(options, decisions, records, maintenance);
+    // The agents are made in the constructor: the profile manager reaches them through `late`.
+    const agentsOf = (): AgentRegistry => {
+      if (!late.plane)
+        throw new UnderstudyError(ErrorCode.Internal, 'profiles used before the control plane');
+      return late.plane.#agents;
+    };
+    const profiles = await ProfileManager.create({
+      store: options.store,
+      decisions,
+      get agents() {
+        return agentsOf();
+      },
+      specs: options.spec.spec.services,
+      router: (service) => {
+        const plane = late.plane;
+        return plane ? plane.#services.plane(service)?.router.stats() : undefined;
+      },
+    });
+    decisions.subscribe((d) => profiles.observeDecision(d));
+    const made = new ControlPlane(options, decisions, records, maintenance, profiles);
     late.plane = made;
+    made.#recycle = new RecycleWatch(made.#supervisor, (service) => made.#scaling.desired(service));
+    made.#supervisor.recycler = made.#recycle;
     made.#scaling = await ScalingCoordinator.create(made.specs, made.#supervisor, {
       store: options.store,
       work: made.#work,
@@ -204,6 +235,7 @@ export class ControlPlane {
       () =>
         void this.#echoes
           .sample()
+          .then(() => this.#recycle.tick(this.#clock.now()))
           .catch((err: unknown) => this.#recordError('sampling the serving instances', err)),
       1000,
     );
@@ -464,6 +496,17 @@ export class ControlPlane {
   }
 
   /** How a scaled service's forecasts compared with the load that came; undefined: it does not scale. */
+  /** The profile of a service (seed 001): percentiles per hour of day, dependencies, how echoes are sized now. */
+  async profile(service: string): Promise<ProfileView | undefined> {
+    const spec = this.specs.find((s) => s.name === service);
+    if (!spec) return undefined;
+    const supported = (await this.#placement.limitsSupport()).supported;
+    const serving = this.#supervisor
+      .allInstances()
+      .filter((i) => i.service === service && i.role === 'primary' && i.phase === 'running').length;
+    return this.#profiles.view(spec, supported, serving, this.#clock.now());
+  }
+
   forecastAccuracy(service: string): AccuracyReport | undefined {
     return this.#scaling.accuracy(service, this.#clock.now());
   }
@@ -500,6 +543,9 @@ export class ControlPlane {
     if (this.#sampler) clearInterval(this.#sampler);
     if (this.#historyTimer) clearInterval(this.#historyTimer);
     this.#scaling.close();
+    await this.#profiles
+      .flush(this.#clock.now(), true)
+      .catch((err: unknown) => this.#recordError('writing the profiles', err));
     await this.#services.close();
     await this.#external?.close();
     if (options.leaveRunning) {

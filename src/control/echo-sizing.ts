@@ -26,6 +26,8 @@ export interface ServingUsage {
  *   by 1.5× above 85 % CPU (or 90 % memory) and shrinks below 30 % CPU, between ¼ and 2× the spec's
  *   limits — only for a service whose serving count is fixed (`scaling.min == max`), so that vertical
  *   and horizontal scaling never act on the same signal (the Kubernetes VPA/HPA rule).
+ * With `echoFloor` (a fraction of the spec's limits: the profile's size for the hour, see
+ * `echoFloorFraction`) echoes start from and shrink to that instead of `echoFraction`.
  * Returns the records it resized.
  */
 export async function sizeInstances(
@@ -36,8 +38,11 @@ export async function sizeInstances(
   decisions: DecisionLog,
   lastResize: Map<string, number>,
   now: number,
+  echoFloor?: number,
 ): Promise<InstanceRecord[]> {
-  const { cpu, memory, echoFraction } = spec.resources;
+  const { cpu, memory } = spec.resources;
+  // Seed 001: with a profile that has enough data, echoes are not shrunk below its size for the hour.
+  const echoFraction = echoFloor ?? spec.resources.echoFraction;
   if (cpu === undefined || memory === undefined) return [];
   const supported = await Promise.all(agents.all().map(async (a) => (await a.limitsSupport()).supported));
   if (!supported.some(Boolean)) return [];

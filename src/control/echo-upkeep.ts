@@ -2,6 +2,8 @@ import type { ServiceSpec } from '../config/index.js';
 import { sizeInstances, type ServingUsage } from './echo-sizing.js';
 import type { InstanceSupervisor } from './instance-supervisor.js';
 import { MigrationWatch } from './migration-watch.js';
+import type { ProfileManager } from './profile-manager.js';
+import { echoFloorFraction } from './profile-sizing.js';
 
 const SYNC_TROUBLE_LIMIT = 5;
 const SYNC_TROUBLE_WINDOW_MS = 60_000;
@@ -13,6 +15,8 @@ export interface EchoUpkeepDeps {
   readonly specs: readonly ServiceSpec[];
   /** The host instances are placed on (a migration's target). */
   readonly host: string;
+  /** The services' profiles: fed every sample, and the floor of an echo's size. @default none */
+  readonly profiles?: ProfileManager;
 }
 
 /**
@@ -33,10 +37,12 @@ export class EchoUpkeep {
 
   readonly #supervisor: InstanceSupervisor;
   readonly #specs: readonly ServiceSpec[];
+  readonly #profiles: ProfileManager | undefined;
 
   constructor(deps: EchoUpkeepDeps) {
     this.#supervisor = deps.supervisor;
     this.#specs = deps.specs;
+    this.#profiles = deps.profiles;
     if (MigrationWatch.wanted(deps.specs)) this.#migration = new MigrationWatch(deps);
   }
 
@@ -92,7 +98,10 @@ export class EchoUpkeep {
     const usage = new Map<string, ServingUsage>();
     const busiest = new Map<string, number>();
     const cores = new Map<string, number>();
-    for (const rec of this.#supervisor.allInstances()) {
+    const all = this.#supervisor.allInstances();
+    const servingCount = (service: string): number =>
+      all.filter((i) => i.service === service && i.role === 'primary' && i.phase === 'running').length;
+    for (const rec of all) {
       if (rec.role !== 'primary' || rec.phase !== 'running') continue;
       // Its host's agent is gone for now (distributed mode: lease lapsed, restarting): no sample.
       if (!this.#supervisor.agents.has(rec.host)) continue;
@@ -107,14 +116,28 @@ export class EchoUpkeep {
         : 0;
       usage.set(rec.id, { cpuUtilization, memoryUtilization });
       cores.set(rec.id, stats.cpuPercent / 100);
+      this.#profiles?.observe(rec, stats, servingCount(rec.service));
       busiest.set(rec.service, Math.max(busiest.get(rec.service) ?? 0, cpuUtilization));
     }
     for (const [service, u] of busiest) this.#utilisation.set(service, u);
+    if (this.#profiles) {
+      const now = Date.now();
+      this.#profiles.forget(new Set(all.filter((i) => i.phase === 'running').map((i) => i.id)));
+      await this.#profiles.observeFootprints(all, now);
+      await this.#profiles.flush(now);
+    }
     this.#cores = cores;
     const supervisor = this.#supervisor;
     for (const spec of this.#specs) {
       if (supervisor.closed || supervisor.failover.busy(spec.name)) continue;
       const mine = supervisor.allInstances().filter((i) => i.service === spec.name);
+      // An echo is not shrunk below what the profile sizes new echoes at (the spec's fraction without one).
+      const floor = this.#profiles
+        ? echoFloorFraction(
+            spec,
+            this.#profiles.sizing(spec, 'echo', true, servingCount(spec.name), Date.now()),
+          )
+        : undefined;
       const resized = await sizeInstances(
         spec,
         mine,
@@ -123,6 +146,7 @@ export class EchoUpkeep {
         supervisor.decisions,
         this.#lastResize,
         Date.now(),
+        floor,
       );
       for (const rec of resized) await supervisor.save(rec);
     }

@@ -24,6 +24,10 @@ export type {
   InstanceRole,
 } from './records.js';
 export { failoverHistory } from './history.js';
+export { ProfileManager, PROFILE_PREFIX } from './profile-manager.js';
+export type { ProfileManagerDeps, ProfileView } from './profile-manager.js';
+export { sizeFromProfile, echoFloorFraction } from './profile-sizing.js';
+export type { ProfileSizing } from './profile-sizing.js';
 export type { FailoverHistoryEntry } from './history.js';
 export type { PauseRecord } from './maintenance.js';
 export type { ReloadPlan, ReloadChange } from './spec-reload.js';

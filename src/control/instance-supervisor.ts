@@ -16,6 +16,7 @@ import { waitReady, watchInstance } from './instance-watch.js';
 import type { KeyedWorkQueue } from './keyed-work-queue.js';
 import type { Maintenance, PendingFailover } from './maintenance.js';
 import { describeExit } from './reconcile.js';
+import type { ProfileManager } from './profile-manager.js';
 import type { ControlDecision, InstanceRecord } from './records.js';
 import { applyRestartPolicy, killForRestart, scheduleRejoin } from './restart.js';
 import type { ServiceRegistry } from './service-registry.js';
@@ -27,6 +28,7 @@ import {
   refreshWarmReads,
   restartBenched,
   seedShadowState,
+  type FeedListener,
 } from './serving-set.js';
 
 /** What asks for a reconcile pass when a restart or rejoin delay ends (the control plane). */
@@ -57,6 +59,8 @@ export interface InstanceSupervisorDeps {
   readonly reconciler: Reconciler;
   /** Paused services: their automatic failover is recorded as `skipped`, not carried out. */
   readonly maintenance?: Maintenance;
+  /** Sizes new echoes and shadows from the service's profile (else the spec's fixed fractions). */
+  readonly profiles?: Pick<ProfileManager, 'sizing'>;
 }
 
 /**
@@ -74,6 +78,8 @@ export class InstanceSupervisor implements AdoptionHost {
   readonly services: ServiceRegistry;
   /** Promotion of echoes when a primary fails, and planned switchovers. */
   readonly failover: Failover;
+  /** Told which shadow fed a new serving instance (set by the control plane). */
+  recycler: FeedListener | undefined;
   readonly #deps: InstanceSupervisorDeps;
   readonly #watchAborts = new Map<string, AbortController>();
   /** Instances being stopped on purpose (or fenced): their exit is not a failure. */
@@ -197,7 +203,17 @@ export class InstanceSupervisor implements AdoptionHost {
       return;
     }
     const agent = this.agents.of(rec);
-    rec.limits = limitsFor(spec, rec.role, (await agent.limitsSupport()).supported);
+    const supported = (await agent.limitsSupport()).supported;
+    const profiles = this.#deps.profiles;
+    if (profiles && rec.role !== 'primary') {
+      // Seed 001: a profile with enough data for this hour sizes echoes and shadows; the decision says which.
+      const serving = this.allInstances().filter(
+        (i) => i.service === rec.service && i.role === 'primary' && i.phase === 'running',
+      ).length;
+      const sized = profiles.sizing(spec, rec.role, supported, serving, this.clock.now());
+      rec.limits = sized.limits;
+      decision.inputs = { ...decision.inputs, sizing: { source: sized.source, detail: sized.detail } };
+    } else rec.limits = limitsFor(spec, rec.role, supported);
     delete rec.nextRestartAt;
     delete rec.health;
     this.#expectedExits.delete(rec.id);

@@ -46,6 +46,7 @@ const TABLE: Record<InstanceEvent, Record<InstanceRole, [cells: string, role: In
   standby: { primary: ['--------', 'primary'], echo: ['bbbb-b-b', 'echo'], shadow: ['--------', 'shadow'] },
   provision: { primary: ['--------', 'primary'], echo: ['s--e-x--', 'echo'], shadow: ['--------', 'shadow'] },
   'step-down': { primary: ['xxxxxxxx', 'echo'], echo: ['xxxxxxxx', 'echo'], shadow: ['--------', 'shadow'] },
+  recycle: { primary: ['--------', 'primary'], echo: ['--------', 'echo'], shadow: ['-r------', 'echo'] },
 };
 
 function record(role: InstanceRole, phase: InstancePhase): InstanceRecord {
@@ -70,10 +71,10 @@ describe('transition', () => {
     INSTANCE_ROLES.flatMap((role) => INSTANCE_PHASES.map((phase) => ({ event, role, phase }))),
   );
 
-  it('covers every event, role and phase (13 × 3 × 8 combinations)', () => {
+  it('covers every event, role and phase (14 × 3 × 8 combinations)', () => {
     expect(Object.keys(TABLE).sort()).toEqual([...INSTANCE_EVENTS].sort());
     expect(COLUMNS.split('').map((c) => LETTER[c])).toEqual(INSTANCE_PHASES);
-    expect(cases).toHaveLength(13 * 3 * 8);
+    expect(cases).toHaveLength(14 * 3 * 8);
   });
 
   it.each(cases)('$event on a $role in phase $phase follows the table', ({ event, role, phase }) => {

@@ -33,7 +33,8 @@ export const INSTANCE_PHASES: readonly InstancePhase[] = [
  * - `provision`: an echo is (re)built from the primary's state (checks only that it is an echo that
  *   does not run);
  * - `step-down`: a promotion that failed half-way, or one interrupted by a crash, leaves this instance a
- *   stopped echo (→ echo, `stopped`).
+ *   stopped echo (→ echo, `stopped`);
+ * - `recycle`: a running shadow that fed a new serving instance joins the warm pool (→ echo, phase unchanged).
  */
 export type InstanceEvent =
   | 'launch'
@@ -48,7 +49,8 @@ export type InstanceEvent =
   | 'fence'
   | 'standby'
   | 'provision'
-  | 'step-down';
+  | 'step-down'
+  | 'recycle';
 
 /** Every event, in a fixed order. */
 export const INSTANCE_EVENTS: readonly InstanceEvent[] = [
@@ -65,6 +67,7 @@ export const INSTANCE_EVENTS: readonly InstanceEvent[] = [
   'standby',
   'provision',
   'step-down',
+  'recycle',
 ];
 
 /** A transition that is not allowed from the record's role and phase: a bug to report, never applied. */
@@ -121,6 +124,7 @@ const RULES: Readonly<Record<InstanceEvent, Rule>> = {
   standby: { roles: new Set(['echo']), from: allBut('failed', 'fenced'), phase: 'standby' },
   provision: { roles: new Set(['echo']), from: phases('starting', 'exited', 'stopped') },
   'step-down': { roles: SERVING_OR_ECHO, from: ALL_PHASES, role: 'echo', phase: 'stopped' },
+  recycle: { roles: new Set(['shadow']), from: phases('running'), role: 'echo' },
 };
 
 /**

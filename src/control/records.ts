@@ -87,6 +87,10 @@ export type ControlDecisionKind =
   | 'mutation-log-recovered'
   /** A hot echo is brought up to date by replaying the mutation log (not a full copy): from which seq, and why. */
   | 'replay'
+  /** A service's profile was refined: dependencies seen for the first time, or an hour with enough data. */
+  | 'profile'
+  /** The shadow or warm echo that fed a new serving instance is recycled into the warm pool, kept or stopped. */
+  | 'recycle'
   | PolicyDecisionKind;
 
 /**

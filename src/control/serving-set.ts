@@ -22,6 +22,13 @@ export interface ServingSetHost {
   /** The data planes and file syncs of the services. */
   readonly services: ServiceRegistry;
   save(rec: InstanceRecord): Promise<void>;
+  /** Told which shadow fed a new serving instance (recycled once that one is operational). @default none */
+  readonly recycler?: FeedListener | undefined;
+}
+
+/** Told which shadow fed a new serving instance its runtime state (`RecycleWatch` is one). */
+export interface FeedListener {
+  fed(feeder: InstanceRecord, target: InstanceRecord, at: number): void;
 }
 
 /**
@@ -66,7 +73,11 @@ export function refreshWarmReads(host: ServingSetHost, service: string, leaving?
 }
 
 /** Gives an instance the limits of its (new) role through its agent, when limits are supported. */
-async function resizeForRole(host: ServingSetHost, rec: InstanceRecord, spec: ServiceSpec): Promise<void> {
+export async function resizeForRole(
+  host: ServingSetHost,
+  rec: InstanceRecord,
+  spec: ServiceSpec,
+): Promise<void> {
   const agent = host.agents.of(rec);
   const supported = (await agent.limitsSupport()).supported;
   const limits = limitsFor(spec, rec.role, supported);
@@ -101,7 +112,10 @@ export async function promoteIntoServing(
     outcome: { status: 'pending' },
   });
   // Its runtime state first, while it is still an echo: nothing can route to it before it has it.
-  if (echo.phase === 'running') await transferRuntimeState(host, echo, spec);
+  if (echo.phase === 'running') {
+    const feeder = await transferRuntimeState(host, echo, spec);
+    if (feeder) host.recycler?.fed(feeder, echo, host.clock.now());
+  }
   if (!moveInstance(host.decisions, echo, 'promote')) {
     host.decisions.settle(decision, 'failed', `${echo.id} cannot be promoted from phase '${echo.phase}'`);
     return;
@@ -125,30 +139,37 @@ export async function promoteIntoServing(
 }
 
 /**
- * Runtime-state transfer (`stateTransfer` in the spec): before `target` serves, the state of the first
- * running serving instance is streamed into it (export → import, each end's token, bounded and timed).
- * Recorded as a `state-transfer` decision with the bytes and time; a failure is recorded with its
- * reason and the instance serves without the state (a cold cache, not an outage).
+ * Runtime-state transfer (`stateTransfer` in the spec): before `target` serves, the state of a running
+ * shadow (seed 001: the pre-provisioned instance, its caches warmed by the mirrored live traffic, and
+ * exporting from it costs the serving set nothing) or else of the first running serving instance is
+ * streamed into it (export → import, each end's token, bounded and timed). Recorded as a
+ * `state-transfer` decision with the bytes and time; a failure is recorded with its reason and the
+ * instance serves without the state (a cold cache, not an outage). Resolves with the shadow that fed
+ * it, if one did (it is recycled once `target` is operational, see `RecycleWatch`).
  */
 export async function transferRuntimeState(
   host: ServingSetHost,
   target: InstanceRecord,
   spec: ServiceSpec,
-): Promise<void> {
+): Promise<InstanceRecord | undefined> {
   const st = spec.stateTransfer;
   const plane = host.services.plane(target.service);
-  if (!st || !plane || spec.routing.protocol !== 'http') return;
-  const source = host
+  if (!st || !plane || spec.routing.protocol !== 'http') return undefined;
+  const running = host
     .instancesOf(target.service)
-    .filter((i) => i.role === 'primary' && i.phase === 'running' && i.id !== target.id)
-    .sort((a, b) => a.slot - b.slot)[0];
-  if (!source) return;
+    .filter((i) => i.phase === 'running' && i.id !== target.id)
+    .sort((a, b) => a.slot - b.slot);
+  const source = running.find((i) => i.role === 'shadow') ?? running.find((i) => i.role === 'primary');
+  if (!source) return undefined;
   const decision = host.decisions.record({
     kind: 'state-transfer',
     service: target.service,
     instance: target.id,
     what: `stream the runtime state of ${source.id} into ${target.id} before it serves`,
-    why: 'stateTransfer is set: a new serving instance starts with the running one’s caches',
+    why:
+      source.role === 'shadow'
+        ? 'stateTransfer is set: a new serving instance starts with the warm shadow’s caches'
+        : 'stateTransfer is set: a new serving instance starts with the running one’s caches',
     inputs: { from: source.id, export: st.export, import: st.import },
     outcome: { status: 'pending' },
   });
@@ -163,12 +184,14 @@ export async function transferRuntimeState(
     });
     decision.inputs = { ...decision.inputs, bytes: r.bytes, ms: r.ms };
     host.decisions.settle(decision, 'ok', `${r.bytes} bytes in ${r.ms.toFixed(1)} ms`);
+    return source.role === 'shadow' ? source : undefined;
   } catch (err) {
     host.decisions.settle(
       decision,
       'failed',
       `${(err as Error).message}; ${target.id} serves without the transferred state`,
     );
+    return undefined;
   }
 }
 

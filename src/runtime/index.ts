@@ -16,3 +16,5 @@ export type { RestartPolicy, RestartPolicyOptions } from './restart-policy.js';
 export { allocatePort, assertPortFree } from './ports.js';
 export { listGroupProcesses } from './proc-stats.js';
 export type { ProcStat } from './proc-stats.js';
+export { readFootprint } from './proc-footprint.js';
+export type { InstanceFootprint } from './proc-footprint.js';

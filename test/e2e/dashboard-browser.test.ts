@@ -132,6 +132,14 @@ describe('the dashboard in Chromium', () => {
     await expect.poll(() => counts.locator('.empty').isHidden(), { timeout: 10_000 }).toBe(true);
   });
 
+  it('shows the service’s profile: its use this hour, the port it listens on, how echoes are sized', async () => {
+    const panel = page.getByRole('region', { name: 'Profile' });
+    const hour = new Date().getUTCHours();
+    await panel.locator(`tr[data-hour="${hour}"]`).waitFor({ timeout: 20_000 });
+    await expect.poll(() => panel.textContent(), { timeout: 20_000 }).toMatch(/Listening: \d+/);
+    expect(await panel.locator('[data-sizing]').getAttribute('data-sizing')).toBe('fixed-fraction');
+  });
+
   it('shows a failover forced through the API: decision log, new epoch, a mark on the timeline', async () => {
     const epochBefore = status().services[0]!.epoch;
     const api = (JSON.parse(readFileSync(join(dataDir, 'api.json'), 'utf8')) as { url: string }).url;

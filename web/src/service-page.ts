@@ -4,6 +4,7 @@ import { TimeChart, type Mark } from './charts.js';
 import { decisionTable } from './decision-log.js';
 import { ago, fill, h, num } from './dom.js';
 import type { DecisionFeed } from './events.js';
+import { renderProfile, type Profile } from './profile-panel.js';
 import type { AccuracySummary, Decision, Forecast, Sample, Service } from './types.js';
 
 /** Samples kept in the page (the API's ring holds as many). */
@@ -83,6 +84,7 @@ export class ServicePage {
   readonly #cards = h('dl', { class: 'cards' });
   readonly #instances = h('tbody');
   readonly #accuracy = h('div', { class: 'accuracy' });
+  readonly #profile = h('div', { class: 'profile' });
   readonly #message = h('p', { class: 'message', role: 'status', 'aria-live': 'polite' });
   readonly #charts: { load: TimeChart; counts: TimeChart; shadow: TimeChart; lag: TimeChart };
   readonly #log = decisionTable('Decision log');
@@ -194,6 +196,12 @@ export class ServicePage {
           h('h2', { id: 'accuracy-title' }, 'Forecast accuracy'),
           this.#accuracy,
         ),
+        h(
+          'section',
+          { class: 'panel', 'aria-labelledby': 'profile-title' },
+          h('h2', { id: 'profile-title' }, 'Profile'),
+          this.#profile,
+        ),
       ),
       this.#log.element,
     );
@@ -247,6 +255,7 @@ export class ServicePage {
       this.#samples = [...this.#samples, ...history.samples].slice(-KEEP);
       this.#renderSummary();
       this.#renderCharts();
+      if (this.#ticks % 5 === 0) renderProfile(this.#profile, await get<Profile>(`${base}/profile`));
       if (this.#ticks++ % 5 === 0) this.#renderAccuracy(await get<Forecast>(`${base}/forecast`));
     } catch (err) {
       if (err instanceof SessionEnded) return this.#onSessionEnd();
