@@ -38,3 +38,5 @@ export type {
   StopOptions,
 } from '../runtime/index.js';
 export { nextRestartDelay } from '../runtime/index.js';
+export { HostLease } from './host-lease.js';
+export type { HostLeaseOptions, HostLeaseStore } from './host-lease.js';
