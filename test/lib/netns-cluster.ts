@@ -254,15 +254,19 @@ export class NetnsCluster {
     return out!;
   }
 
-  /** Waits until the echo `id` applies every mutation (its last sync change, if any, says in sync). */
+  /**
+   * Waits until the echo `id` applies every mutation: started (or restarted) at least 3 s ago — a fresh
+   * echo replaying the log falls behind for a moment first — and its last sync change, if any, says in
+   * sync.
+   */
   async inSync(id: string, timeoutMs = 30_000): Promise<void> {
     await until(
       () => `echo ${id} to be in sync: ${this.control.out().slice(-2000)}`,
       async () => {
-        const d = (await this.decisions()).filter(
-          (x) => x.instance === id && (x.kind === 'echo-in-sync' || x.kind === 'echo-lagging'),
-        );
-        const last = d.pop();
+        const mine = (await this.decisions()).filter((x) => x.instance === id);
+        const started = mine.filter((x) => ['start', 'restart', 'replay'].includes(x.kind)).pop();
+        if (started && Date.now() - started.at < 3000) return false;
+        const last = mine.filter((x) => x.kind === 'echo-in-sync' || x.kind === 'echo-lagging').pop();
         return last === undefined || last.kind === 'echo-in-sync';
       },
       timeoutMs,
@@ -314,6 +318,12 @@ export class NetnsCluster {
   /** One PUT through the router: its status (0: no answer). */
   async probe(timeoutMs = 1000): Promise<number> {
     return Number((await this.call('probe', { timeoutMs })).status);
+  }
+
+  /** When (ms since the epoch) the first of writes sent every 25 ms from now was acknowledged; null: none in `timeoutMs`. */
+  async firstOk(timeoutMs = 30_000): Promise<number | null> {
+    const r = await this.call('first-ok', { timeoutMs }, timeoutMs + 10_000);
+    return typeof r.at === 'number' ? r.at : null;
   }
 
   async startLoad(rate: number, prefix: string): Promise<void> {

@@ -7,6 +7,8 @@
 //   missing {acked}                  → {missing: string[]} (acked keys the router does not return)
 //   list {prefix}                    → {records: {key, value}[]} (from etcd)
 //   probe                            → {status} (one PUT of a unique key through the router, 0 on error)
+//   first-ok {timeoutMs}             → {at} (a PUT every 25 ms, each waited for up to 5 s: when the
+//                                      first one was acknowledged, ms since the epoch; null: none)
 import { EtcdStateStore } from '../../src/store/index.js';
 import { kvLoad, missingAcked, type LoadResult } from '../e2e/lib/kv-load.js';
 
@@ -62,6 +64,29 @@ process.on('message', (m: { id: number; type: string; [k: string]: unknown }) =>
             .then(async (r) => (await r.text(), r.status))
             .catch(() => 0);
           return send({ id: m.id, status });
+        }
+        case 'first-ok': {
+          const until = Date.now() + Number(m.timeoutMs ?? 30_000);
+          let at: number | null = null;
+          const inFlight = new Set<Promise<void>>();
+          while (at === null && Date.now() < until) {
+            const key = `first-ok-${process.pid}-${++probes}`;
+            const p = fetch(`${base}/kv/${key}`, {
+              method: 'PUT',
+              body: 'p',
+              signal: AbortSignal.timeout(5000),
+            })
+              .then(async (r) => {
+                await r.text();
+                if (r.status === 200 && at === null) at = Date.now();
+              })
+              .catch(() => undefined);
+            inFlight.add(p);
+            void p.finally(() => inFlight.delete(p));
+            await new Promise((r) => setTimeout(r, 25));
+          }
+          await Promise.allSettled([...inFlight]);
+          return send({ id: m.id, at });
         }
         case 'exit':
           await store.close();
