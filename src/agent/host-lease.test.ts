@@ -150,4 +150,18 @@ describe('HostLease (self-fencing)', () => {
     expect(l.fenced).toBe(false);
     expect((await raw.get(hostKey('h1')))?.value).toContain('"host":"h1"');
   });
+
+  it('reachable again, it watches for the next cut: a second partition fences again', async () => {
+    const { store, raw, cut } = await cuttableStore();
+    await seed(raw, 'http://192.0.2.1:9');
+    const { l, fenced } = lease(store, () => false);
+    await l.start();
+    cut(true);
+    await until('the first fence', () => fenced.length === 1);
+    cut(false);
+    await until('it to be reachable again', () => !l.fenced);
+    cut(true);
+    await until('the second fence', () => fenced.length === 2);
+    expect(fenced).toEqual(['kv-1', 'kv-1']);
+  });
 });

@@ -125,6 +125,8 @@ export class HostLease {
       () => {
         if (this.#lease !== lease) return;
         this.#lastRenewed = Math.max(this.#lastRenewed, sent);
+        // Reachable again before the lease lapsed: the next cut is watched for again.
+        if (this.#fenced) this.#fenced = false;
         void this.#refresh().catch(() => undefined);
       },
       async () => {
