@@ -1,9 +1,12 @@
 // `npm run bench -- hosts [--quick]`: Understudy across real hosts (network namespaces on a bridge,
-// test/lib/netns.ts). For now the sync row: initial copy and continuous sync from host A to host B
-// over the veth, against rsync over the same veth (an rsync daemon inside host B on its bridge
-// address, the client inside host A, --no-whole-file, bytes from --stats). The host-loss and
-// partition rows come with the agent work (issue 14): their JSON fields are present as null.
-// Needs root (network namespaces) and the rsync command.
+// test/lib/netns.ts). The sync row: initial copy and continuous sync from host A to host B over the
+// veth, against rsync over the same veth (an rsync daemon inside host B on its bridge address, the
+// client inside host A, --no-whole-file, bytes from --stats). The host-loss and partition rows: a
+// cluster of three hosts in two zones (test/lib/netns-cluster.ts: etcd and a control replica in a
+// store namespace, the kv example in hot write-through mode), the primary's host lost (every process
+// killed, link down) under unique writes, ≥ 10 times (2 with --quick): host loss → first successful
+// write; then the primary's host partitioned: cut → the old primary fenced by its own agent.
+// Needs root (network namespaces), etcd, the built CLI (dist/) and the rsync command.
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
@@ -14,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import type { SyncStats } from '../src/sync/index.js';
 import { verifyTrees } from '../src/sync/index.js';
 import { netnsSupport, NetnsLab } from '../test/lib/netns.js';
+import { NetnsCluster } from '../test/lib/netns-cluster.js';
 import { runWriter } from './lib/sync-writer.js';
 
 const quick = process.argv.includes('--quick');
@@ -238,16 +242,10 @@ try {
     `${'initial-copy'.padEnd(14)} ${fmtB(initBytes).padStart(12)} ${fmtB(rs.bytes).padStart(12)} ${(initBytes / rs.bytes).toFixed(3).padStart(7)} ${initSeconds.toFixed(3).padStart(8)} ${rs.seconds.toFixed(3).padStart(8)}`,
     `${'continuous'.padEnd(14)} ${fmtB(contBytes).padStart(12)} ${fmtB(rc.bytes).padStart(12)} ${(contBytes / rc.bytes).toFixed(3).padStart(7)} ${'-'.padStart(8)} ${rc.seconds.toFixed(3).padStart(8)}`,
     `continuous: ${writes.length} writes, change-to-applied on host B p50 ${q(0.5).toFixed(1)} ms, p99 ${q(0.99).toFixed(1)} ms (rsync: one catch-up run of the same appends, above)`,
-    'host loss and partition rows: not measured yet (they come with the agent work of issue 14)',
   );
   result = {
     bench: 'hosts',
     quick,
-    hostLossP50Ms: null,
-    hostLossP99Ms: null,
-    partitionFencedMs: null,
-    lostAcked: null,
-    splitBrain: null,
     syncVsRsync: {
       initialCopy: {
         bytes: initBytes,
@@ -265,11 +263,99 @@ try {
         rsyncCatchUpSeconds: rc.seconds,
       },
     },
-    note: 'hostLoss*, partitionFencedMs, lostAcked and splitBrain come with the agent work (issue 14)',
   };
 } finally {
   for (const p of peers) await p.stop().catch(() => undefined);
   await lab.close();
   await rm(base, { recursive: true, force: true });
 }
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Host loss, `runs` times on one cluster: the primary's host lost under unique writes → first write
+ * acknowledged through the router; acknowledged writes lost; acknowledged by the old primary alone.
+ * The lost host's agent is started again after each run (its instance re-created, on it or elsewhere).
+ * Then one partition of the primary's host: cut → its agent's "self-fenced" line, and → the echo
+ * elsewhere serving.
+ */
+async function hostLoss(runs: number): Promise<Record<string, unknown>> {
+  const cluster = await NetnsCluster.start({
+    hosts: { h1: 'z1', h2: 'z2', h3: 'z1' },
+    replaceLostAfterMs: 3000,
+  });
+  try {
+    const firstOk: number[] = [];
+    let lostAcked = 0;
+    let splitBrain = 0;
+    for (let i = 0; i < runs; i++) {
+      const { primary: old, echo } = await cluster.pair(60_000);
+      await cluster.inSync(echo.id);
+      await cluster.startLoad(60, `r${i}`);
+      await sleep(1000);
+      const t0 = Date.now();
+      cluster.loseHost(old.host);
+      const at = await cluster.firstOk(30_000);
+      const ms = at === null ? NaN : at - t0;
+      await sleep(1000);
+      const load = await cluster.stopLoad();
+      const next = (await cluster.primary()) ?? echo;
+      lostAcked += (await cluster.missing(load.acked)).length;
+      splitBrain += NetnsCluster.ackedAlone(load.acked, old, next).length;
+      firstOk.push(ms);
+      log(`host loss ${i + 1}/${runs}: ${old.host} lost, first write acknowledged after ${ms} ms`);
+      await cluster.startAgent(old.host);
+    }
+    // Partition: cut → the old primary fenced by its own agent (its log line), and → the echo serving.
+    const { primary: old, echo } = await cluster.pair(60_000);
+    await cluster.inSync(echo.id);
+    const agent = cluster.agents.get(old.host)!;
+    let fencedAt = NaN;
+    agent.child.stderr?.on('data', (b: Buffer) => {
+      if (Number.isNaN(fencedAt) && b.toString().includes(`self-fenced primary ${old.id}`))
+        fencedAt = Date.now();
+    });
+    const cut = Date.now();
+    cluster.lab.partition(old.host);
+    const served = await cluster.firstOk(30_000);
+    const servedAt = served ?? NaN;
+    while (Date.now() - cut < 30_000 && Number.isNaN(fencedAt)) await sleep(20);
+    cluster.lab.heal(old.host);
+    const sorted = firstOk.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+    const q = (p: number): number =>
+      sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
+    return {
+      runs,
+      failedRuns: firstOk.length - sorted.length,
+      hostLossP50Ms: q(0.5),
+      hostLossP99Ms: q(0.99),
+      partitionFencedMs: fencedAt - cut,
+      partitionServedMs: servedAt - cut,
+      lostAcked,
+      splitBrain,
+    };
+  } finally {
+    await cluster.close();
+  }
+}
+
+log(`host loss (${quick ? 2 : 10} runs) and a partition, three hosts in two zones…`);
+const loss = await hostLoss(quick ? 2 : 10);
+lines.push(
+  `host loss (${String(loss.runs)} runs, kv hot write-through, under unique writes): first acknowledged write after p50 ${String(loss.hostLossP50Ms)} ms, p99 ${String(loss.hostLossP99Ms)} ms; ${String(loss.lostAcked)} acknowledged lost; ${String(loss.splitBrain)} acknowledged by the old primary alone`,
+  `partition of the primary's host: old primary fenced by its own agent ${String(loss.partitionFencedMs)} ms after the cut; the echo elsewhere serving after ${String(loss.partitionServedMs)} ms`,
+);
+result = {
+  bench: 'hosts',
+  quick,
+  hostLossP50Ms: loss.hostLossP50Ms,
+  hostLossP99Ms: loss.hostLossP99Ms,
+  partitionFencedMs: loss.partitionFencedMs,
+  partitionServedMs: loss.partitionServedMs,
+  lostAcked: loss.lostAcked,
+  splitBrain: loss.splitBrain,
+  hostLossRuns: loss.runs,
+  hostLossFailedRuns: loss.failedRuns,
+  ...result,
+};
 process.stdout.write(`${lines.join('\n')}\n${JSON.stringify(result)}\n`);

@@ -42,6 +42,7 @@ export class HostAgentRegistry extends AgentRegistry {
   readonly #followed = new Map<string, InstanceHandle[]>();
   #unwatch: () => void = () => undefined;
   #closed = false;
+  readonly #listeners = new Set<(change: 'up' | 'down', host: string, record?: HostRecord) => void>();
 
   private constructor(private readonly options: HostAgentRegistryOptions) {
     super([], { allowEmpty: true });
@@ -61,6 +62,20 @@ export class HostAgentRegistry extends AgentRegistry {
       { fromRevision: snap.revision, ...(options.onError ? { onError: options.onError } : {}) },
     );
     return registry;
+  }
+
+  /**
+   * Follows hosts joining (`up`, also for a record that moved) and leaving (`down`: the lease lapsed or
+   * the agent stopped), besides `options.onChange`. Returns an unsubscribe function.
+   */
+  onHostChange(listener: (change: 'up' | 'down', host: string, record?: HostRecord) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #emit(change: 'up' | 'down', host: string, record?: HostRecord): void {
+    this.options.onChange?.(change, host, record);
+    for (const l of this.#listeners) l(change, host, record);
   }
 
   /** The host records the registry follows, by host. */
@@ -91,7 +106,7 @@ export class HostAgentRegistry extends AgentRegistry {
         runtimeName: rec.runtime,
       }),
     );
-    this.options.onChange?.('up', rec.host, rec);
+    this.#emit('up', rec.host, rec);
   }
 
   #gone(host: string): void {
@@ -100,7 +115,7 @@ export class HostAgentRegistry extends AgentRegistry {
     if (!agent) return;
     this.#followed.set(host, agent.followed());
     void agent.close({ leaveRunning: true });
-    this.options.onChange?.('down', host);
+    this.#emit('down', host);
   }
 
   /** Stops following the store and closes every RemoteAgent (the agents keep their instances). */

@@ -39,3 +39,5 @@ export type {
   StopOptions,
 } from '../runtime/index.js';
 export { nextRestartDelay } from '../runtime/index.js';
+export { HostLease } from './host-lease.js';
+export type { HostLeaseOptions, HostLeaseStore } from './host-lease.js';

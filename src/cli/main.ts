@@ -165,7 +165,12 @@ export function buildProgram(): Command {
     )
     .option(
       '--place-on <host>',
-      'with --cluster-key: the host new instances go to (default: first live host)',
+      "with --cluster-key: the host new primaries go to (default: placed by policy; echoes always off their primary's host)",
+    )
+    .option(
+      '--replace-lost-after <duration>',
+      'with --cluster-key: how long the instances of a host whose lease lapsed wait for it before they are re-created on another host',
+      durationFlag,
     )
     .action(
       async (
@@ -177,6 +182,7 @@ export function buildProgram(): Command {
           leaseTtl: number;
           clusterKey?: string;
           placeOn?: string;
+          replaceLostAfter?: number;
         },
         cmd: Command,
       ) => {
@@ -187,6 +193,7 @@ export function buildProgram(): Command {
           ttlMs: opts.leaseTtl,
           ...(opts.clusterKey ? { clusterKey: opts.clusterKey } : {}),
           ...(opts.placeOn ? { placeOn: opts.placeOn } : {}),
+          ...(opts.replaceLostAfter !== undefined ? { replaceLostAfterMs: opts.replaceLostAfter } : {}),
           ...(opts.name ? { name: opts.name } : {}),
           ...(opts.api ? { api: opts.api } : {}),
         });
@@ -210,6 +217,11 @@ export function buildProgram(): Command {
       durationFlag,
     )
     .option(
+      '--fence-after <duration>',
+      'self-fencing: cut off from the store and every other host this long, fence the primaries (default: 2/3 of the lease TTL; 0: off)',
+      durationFlag,
+    )
+    .option(
       '--leave-running',
       'on SIGTERM/SIGINT leave the instances running (a restarted agent adopts them)',
     )
@@ -222,6 +234,7 @@ export function buildProgram(): Command {
         address?: string;
         clusterKey?: string;
         leaseTtl?: number;
+        fenceAfter?: number;
         leaveRunning?: boolean;
       }) => {
         process.exitCode = await runAgent({
@@ -232,6 +245,7 @@ export function buildProgram(): Command {
           ...(opts.address ? { address: opts.address } : {}),
           ...(opts.clusterKey ? { clusterKey: opts.clusterKey } : {}),
           ...(opts.leaseTtl ? { leaseTtlMs: opts.leaseTtl } : {}),
+          ...(opts.fenceAfter !== undefined ? { fenceAfterMs: opts.fenceAfter } : {}),
           leaveRunning: !!opts.leaveRunning,
         });
       },

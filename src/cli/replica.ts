@@ -47,10 +47,15 @@ export interface ReplicaRunOptions {
    */
   clusterKey?: string;
   /**
-   * With `clusterKey`: the host new instances are placed on. (The seam for a placement policy:
-   * src/policy/placement.ts.) @default the first live host by name when the term starts
+   * With `clusterKey`: the host new primaries are pinned to; echoes are placed by src/policy/placement.ts
+   * (off their primary's host). @default none: every instance placed by the policy
    */
   placeOn?: string;
+  /**
+   * With `clusterKey`: how long the instances of a host whose lease lapsed wait for it before they are
+   * re-created on another host, ms. @default 15000 (`ClusterHostsOptions.replaceAfterMs`)
+   */
+  replaceLostAfterMs?: number;
   /** With `clusterKey`: how long a term waits for a live host before giving up, ms. @default 30000 */
   hostWaitMs?: number;
   onDecision?: (decision: ControlDecision) => void;
@@ -202,6 +207,16 @@ export async function startReplica(options: ReplicaRunOptions): Promise<RunningR
         dataDir,
         store: guarded,
         ...(agents ? { agents: agents.registry, host: agents.host } : { runtime: runtime! }),
+        ...(agents
+          ? {
+              hosts: {
+                ...(options.placeOn ? { placeOn: options.placeOn } : {}),
+                ...(options.replaceLostAfterMs !== undefined
+                  ? { replaceAfterMs: options.replaceLostAfterMs }
+                  : {}),
+              },
+            }
+          : {}),
       });
       if (options.onDecision) control.decisions.subscribe(options.onDecision);
       control.decisions.record({

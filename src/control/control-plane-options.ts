@@ -2,6 +2,7 @@ import type { AgentRegistry, Clock, Runtime } from '../agent/index.js';
 import type { LoadedSpec } from '../config/index.js';
 import type { StateStore } from '../store/index.js';
 import type { Telemetry } from '../telemetry/index.js';
+import type { ClusterHostsOptions } from './cluster-hosts.js';
 
 /** Options of the control plane. */
 export interface ControlPlaneOptions {
@@ -18,6 +19,11 @@ export interface ControlPlaneOptions {
   agents?: AgentRegistry;
   /** Host name instances are placed on. @default 'local' */
   host?: string;
+  /**
+   * Distributed mode (`agents` is a `HostAgentRegistry`): heartbeats of the hosts, how long a lost host's
+   * instances wait for it, and a host new primaries are pinned to. @default see {@link ClusterHostsOptions}
+   */
+  hosts?: ClusterHostsOptions;
   /** Reconcile period when nothing else triggers it, ms. @default 250 */
   tickMs?: number;
   /** Bytes per instance log file before rotation. @default 10 MiB */

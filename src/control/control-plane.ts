@@ -28,6 +28,7 @@ import { ProfileManager, type ProfileView } from './profile-manager.js';
 import { RecycleWatch } from './profile-recycle.js';
 import type { ControlDecision, InstanceRecord } from './records.js';
 import { Maintenance, type PauseRecord } from './maintenance.js';
+import { ClusterHosts, hostDirectoryOf } from './cluster-hosts.js';
 import { applyReload, planReload, servicesToRewatch, type ReloadPlan } from './spec-reload.js';
 
 /**
@@ -40,7 +41,7 @@ export class ControlPlane {
   /** Its metrics (served at `GET /metrics`), sampled from this control plane on every scrape. */
   readonly telemetry: Telemetry;
   readonly #options: Required<
-    Omit<ControlPlaneOptions, 'spec' | 'runtime' | 'agents' | 'clock' | 'timeouts'>
+    Omit<ControlPlaneOptions, 'spec' | 'runtime' | 'agents' | 'clock' | 'timeouts' | 'hosts'>
   > & { spec: LoadedSpec };
   /** The agents of the hosts instances run on: control reaches instances only through them. */
   readonly #agents: AgentRegistry;
@@ -59,6 +60,10 @@ export class ControlPlane {
   /** Autoscalers and the desired instance counts of scaled services. */
   #scaling!: ScalingCoordinator;
   readonly #echoes: EchoUpkeep;
+  /** Distributed mode: host states, placement of new instances, reactions to a lost host. */
+  readonly #hosts: ClusterHosts | undefined;
+  /** When placement last found no host, per service and role: not tried again for a while. */
+  readonly #unplaced = new Map<string, number>();
   /** Paused services (maintenance mode). */
   readonly #maintenance: Maintenance;
   #sampler: NodeJS.Timeout | undefined;
@@ -83,7 +88,7 @@ export class ControlPlane {
     maintenance: Maintenance,
     profiles: ProfileManager,
   ) {
-    const { runtime, agents, clock, timeouts, ...rest } = options;
+    const { runtime, agents, clock, timeouts, hosts, ...rest } = options;
     this.#options = {
       host: 'local',
       tickMs: 250,
@@ -129,6 +134,28 @@ export class ControlPlane {
       profiles,
     });
     this.#profiles = profiles;
+    const directory = hostDirectoryOf(this.#agents);
+    this.#hosts = directory
+      ? new ClusterHosts(
+          directory,
+          {
+            decisions,
+            now: () => this.#clock.now(),
+            records: () => this.#supervisor.allInstances(),
+            specOf: (s) => this.#supervisor.specOrUndefined(s),
+            fileSyncHost: (s) => (this.#services.files(s) ? this.#options.host : undefined),
+            loss: {
+              primaryLost: (rec, detail, evidence, to) =>
+                this.#supervisor.primaryLost(
+                  rec,
+                  { kind: 'host', detail, evidence, detectedAt: this.#clock.now() },
+                  to,
+                ),
+            },
+          },
+          hosts,
+        )
+      : undefined;
     this.#echoes = new EchoUpkeep({
       supervisor: this.#supervisor,
       specs: this.specs,
@@ -209,6 +236,7 @@ export class ControlPlane {
     this.#started = true;
     this.#loopDelay.start();
     this.#supervisor.start();
+    this.#hosts?.start();
     this.#external = await ExternalRouting.create(this.#options.spec.spec);
     for (const spec of this.specs) {
       await this.#options.store.put(`services/${spec.name}`, JSON.stringify(spec));
@@ -262,6 +290,8 @@ export class ControlPlane {
     try {
       do {
         this.#again = false;
+        // Instances of a host gone for longer than the replacement delay are re-created elsewhere.
+        for (const rec of this.#hosts?.overdue() ?? []) this.#supervisor.markLost(rec);
         // A service with a promotion or serving-set change under way is left alone this pass.
         const busy = new Set(this.specs.filter((s) => this.#work.busy(s.name)).map((s) => s.name));
         const actions = reconcile(
@@ -297,12 +327,20 @@ export class ControlPlane {
     if (action.type === 'start') {
       const spec = this.#specOf(action.service);
       const id = nextInstanceId(this.#records.values(), action.service);
-      rec = await newInstanceRecord(spec, id, action.role, action.slot, this.#ctx, this.#placement);
+      const agent = this.#placeNew(action.service, action.role, id);
+      if (!agent) return;
+      rec = await newInstanceRecord(spec, id, action.role, action.slot, this.#ctx, agent);
       this.#records.add(rec);
     } else {
       rec = this.#records.get(action.instance);
     }
     if (!rec) return;
+    if (action.type === 'restart' && this.#hosts) {
+      // An instance of a host that is away waits for it; gone for too long, it moves to another host.
+      const gate = this.#hosts.restartGate(rec);
+      if (gate === 'wait') return;
+      if (gate === 'replace' && !(await this.#moveToNewHost(rec))) return;
+    }
     const decision = this.decisions.record(actionDecision(action, rec));
     if (action.type === 'start' || action.type === 'restart') {
       if (action.type === 'restart') rec.restarts.push(this.#clock.now());
@@ -311,6 +349,42 @@ export class ControlPlane {
     }
     await this.#supervisor.stopInstance(rec, action.type === 'give-up' ? 'failed' : 'stopped');
     this.decisions.settle(decision, 'ok');
+  }
+
+  /** The agent of the host a new instance goes on: placement's choice (distributed mode), else the one host. */
+  #placeNew(service: string, role: InstanceRecord['role'], id: string): Agent | undefined {
+    if (!this.#hosts) return this.#placement;
+    const key = `${service}/${role}`;
+    const refused = this.#unplaced.get(key);
+    if (refused !== undefined && this.#clock.now() - refused < 2000) return undefined;
+    const decision = this.#hosts.place(service, role, id);
+    if (!decision.applied || decision.host === undefined || !this.#agents.has(decision.host)) {
+      this.#unplaced.set(key, this.#clock.now());
+      return undefined;
+    }
+    this.#unplaced.delete(key);
+    return this.#agents.get(decision.host);
+  }
+
+  /** Re-places an instance whose host is gone: a new host, new ports and state directory there. */
+  async #moveToNewHost(rec: InstanceRecord): Promise<boolean> {
+    const agent = this.#placeNew(rec.service, rec.role, rec.id);
+    if (!agent) return false;
+    const fresh = await newInstanceRecord(
+      this.#specOf(rec.service),
+      rec.id,
+      rec.role,
+      rec.slot,
+      this.#ctx,
+      agent,
+    );
+    rec.host = fresh.host;
+    rec.ports = fresh.ports;
+    rec.stateDir = fresh.stateDir;
+    delete rec.handle;
+    delete rec.pid;
+    delete rec.pgid;
+    return true;
   }
 
   #specOf(name: string): ServiceSpec {
@@ -539,6 +613,7 @@ export class ControlPlane {
     if (this.#closed) return;
     this.#closed = true;
     this.#cancelTimer?.();
+    this.#hosts?.close();
     this.#supervisor.close();
     if (this.#sampler) clearInterval(this.#sampler);
     if (this.#historyTimer) clearInterval(this.#historyTimer);

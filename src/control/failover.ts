@@ -58,7 +58,8 @@ export interface FailoverDeps {
 
 /** The cause of a failover: what was seen, and when the failure happened if known. */
 export interface FailoverCause {
-  kind: 'crash' | 'hang' | 'unhealthy' | 'forced';
+  /** `host`: its host is lost (no heartbeat, or its lease lapsed). */
+  kind: 'crash' | 'hang' | 'unhealthy' | 'forced' | 'host';
   detail: string;
   evidence: Record<string, unknown>;
   detectedAt: number;
@@ -283,7 +284,14 @@ export class Failover {
       // cuts its connections; new requests wait (briefly) for the new primary.
       if (old && kind === 'failover') {
         this.host.expectExit(old.id);
-        await this.host.agents.of(old).fence(old.id);
+        if (cause.kind === 'host') {
+          // Its host is unreachable: fencing through its agent would only wait for a timeout. Its agent
+          // fences it by itself (self-fencing, before its lease can lapse) and, under write-through,
+          // its echo refuses its old epoch meanwhile. Tried anyway, not awaited, for a host that answers.
+          void Promise.resolve()
+            .then(() => this.host.agents.of(old).fence(old.id))
+            .catch(() => undefined);
+        } else await this.host.agents.of(old).fence(old.id);
       }
       plane?.router.setEpoch(next);
       // The router's mutation log is a third copy: let the echo apply what it still lacks from it.
@@ -489,7 +497,12 @@ export class Failover {
       if (resumed) decision = resumed;
     }
     let fromSeq = 0;
-    if (primary && plane) {
+    const log = plane?.replication?.log;
+    if (primary && plane && primary.host !== rec.host && log && log.firstKeptSeq <= 1) {
+      // A state directory is its host's own: an echo on another host than its primary starts empty and
+      // replays the whole mutation log, which still holds every mutation since the service began.
+      await this.host.agents.of(rec).removeState(rec.stateDir);
+    } else if (primary && plane) {
       await plane.router.pause();
       try {
         fromSeq = plane.replication?.log.lastSeq ?? 0;

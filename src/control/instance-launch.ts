@@ -64,7 +64,7 @@ export function buildLaunch(spec: ServiceSpec, rec: InstanceRecord, ctx: LaunchC
   return {
     instanceId: rec.id,
     service: spec.name,
-    host: ctx.host,
+    host: rec.host,
     command: spec.command.map((a) => expandPlaceholders(a, values)),
     cwd: resolve(ctx.specDir, expandPlaceholders(spec.cwd ?? '.', values)),
     env: {

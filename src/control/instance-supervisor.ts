@@ -316,8 +316,38 @@ export class InstanceSupervisor implements AdoptionHost {
     this.#killForRestart(rec, 'hang', verdict.detail, verdict.evidence, 'SIGKILL');
   }
 
+  /**
+   * An instance of a host gone for good (its lease lapsed long ago): out of the data plane, marked
+   * exited so that the reconciler starts it again — on another host (`ClusterHosts.restartGate`).
+   */
+  markLost(rec: InstanceRecord): void {
+    if (this.#closed || (rec.role === 'primary' && this.failover.busy(rec.service))) return;
+    this.unwatch(rec.id);
+    if (rec.role === 'echo') {
+      void this.services.plane(rec.service)?.removeEcho(rec.id);
+      void this.services
+        .files(rec.service)
+        ?.removeEcho(rec.id)
+        .catch(() => undefined);
+      refreshWarmReads(this, rec.service, rec.id);
+    } else refreshServing(this, rec.service, rec.id);
+    if (!this.#move(rec, 'exit')) return;
+    rec.nextRestartAt = this.clock.now();
+    this.saveLater(rec);
+  }
+
+  /**
+   * A primary whose host is lost (suspected by the heartbeats or its lease lapsed): failed over as a
+   * crash would be, to `to` when that echo can take over. Returns whether a failover began.
+   */
+  primaryLost(rec: InstanceRecord, cause: FailoverCause, to?: string): boolean {
+    if (this.#closed || !['starting', 'running', 'unhealthy'].includes(rec.phase)) return false;
+    const target = to && this.failover.candidates(rec.service).some((c) => c.id === to) ? to : undefined;
+    return this.#tryFailover(rec, cause, target);
+  }
+
   /** Fails over when `rec` is the primary, automatic failover is on and an echo can take over. */
-  #tryFailover(rec: InstanceRecord, cause: FailoverCause): boolean {
+  #tryFailover(rec: InstanceRecord, cause: FailoverCause, to?: string): boolean {
     const spec = this.specOf(rec.service);
     if (rec.role !== 'primary' || !spec.failover.auto || this.failover.busy(rec.service)) return false;
     // A member of a serving set of several is replaced by the reconciler; the others keep serving.
@@ -338,7 +368,7 @@ export class InstanceSupervisor implements AdoptionHost {
     }
     this.unwatch(rec.id);
     void this.failover
-      .failover(rec.service, cause)
+      .failover(rec.service, cause, to)
       .then(() => this.rejoinLater(rec))
       .catch((err: unknown) => recordError(this.decisions, `failover of ${rec.service}`, err));
     return true;

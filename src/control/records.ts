@@ -64,6 +64,8 @@ export type ControlDecisionKind =
   | 'switchover'
   | 'promotion-recovery'
   | 'leadership'
+  | 'place'
+  | 'host-lost'
   | 'demote'
   | 'recreate'
   | 'shadow-create'

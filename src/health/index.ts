@@ -6,3 +6,5 @@ export { PhiAccrualDetector } from './phi-accrual.js';
 export type { PhiAccrualOptions } from './phi-accrual.js';
 export { LivenessWatch, processState } from './liveness-watch.js';
 export type { FailureVerdict, LivenessWatchOptions } from './liveness-watch.js';
+export { HostHeartbeats, hostHeartbeat } from './host-heartbeat.js';
+export type { HeartbeatTarget, HostHeartbeatOptions, HostSuspicion } from './host-heartbeat.js';

@@ -129,6 +129,21 @@ describe('place', () => {
     expect(new Set(zones).size).toBe(3);
   });
 
+  it('places a new primary in the zone holding fewest of its service, then on the least used host', () => {
+    const hosts = [host('a1', 'a'), host('a2', 'a'), host('b1', 'b')];
+    const first = place({ hosts, instances: [], request: { kind: 'primary', service: 'kv' }, need, at: 0 });
+    expect(first).toMatchObject({ applied: true, host: 'a1' });
+    const second = place({
+      hosts,
+      instances: [inst('p', 'a1')],
+      request: { kind: 'primary', service: 'kv' },
+      need,
+      at: 0,
+    });
+    expect(second).toMatchObject({ applied: true, host: 'b1', zone: 'b' });
+    expect(second.reason).toContain('zone b holds 0');
+  });
+
   it('refuses with the reason when no host is up or none has room', () => {
     const down = place({
       hosts: [host('a1', 'a', { state: 'down' })],
@@ -195,7 +210,7 @@ const arbCluster = fc
         cores: fc.integer({ min: 0, max: 4 }),
         memoryBytes: fc.integer({ min: 0, max: 4 }).map((g) => g * GiB),
       }),
-      kind: fc.constantFrom<PlacementRequest['kind']>('echo', 'shadow', 'warm-pool', 'migration'),
+      kind: fc.constantFrom<PlacementRequest['kind']>('echo', 'shadow', 'warm-pool', 'primary', 'migration'),
     }),
   );
 const requestOf = (kind: PlacementRequest['kind']): PlacementRequest =>

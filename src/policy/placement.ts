@@ -40,6 +40,7 @@ export type PlacementRequest =
   | { kind: 'echo'; primary: string }
   | { kind: 'shadow'; live: string }
   | { kind: 'warm-pool'; service: string }
+  | { kind: 'primary'; service: string }
   | { kind: 'migration'; instance: string };
 
 /** The input of {@link place}. */
@@ -102,7 +103,8 @@ function refuse(input: PlacementInput, reason: string, inputs: DecisionInputs): 
  *   than the primary's, then hosts holding fewer instances of the service;
  * - shadow: only hosts in its live instance's zone (seed 002), preferring another host than the live
  *   instance's;
- * - warm-pool: the zone with fewest of the service's instances, then the host with fewest;
+ * - warm-pool and primary (a new serving instance of `service`): the zone with fewest of the service's
+ *   instances, then the host with fewest (spread across zones);
  * - migration: never the instance's own host, and not the host of one of its echoes while another
  *   candidate exists.
  * Ties go to the least utilised host after placing, then to the host name (deterministic). Refuses,
@@ -132,7 +134,8 @@ export function place(input: PlacementInput): PlacementDecision {
   const subject = subjectId === undefined ? undefined : byId.get(subjectId);
   if (subjectId !== undefined && !subject)
     return refuse(input, `no instance '${subjectId}' to place relative to`, base);
-  const service = subject?.service ?? (request.kind === 'warm-pool' ? request.service : '');
+  const service =
+    subject?.service ?? (request.kind === 'warm-pool' || request.kind === 'primary' ? request.service : '');
   const ofService = instances.filter((i) => i.service === service);
   const countOn = (host: string): number => ofService.filter((i) => i.host === host).length;
 
@@ -181,6 +184,7 @@ export function place(input: PlacementInput): PlacementDecision {
       }));
       break;
     }
+    case 'primary':
     case 'warm-pool': {
       const perZone = new Map<string, number>();
       for (const i of ofService) {

@@ -5,6 +5,7 @@ import {
   clusterKeyPath,
   ensureClusterKey,
   HOST_NAME,
+  HostLease,
   hostKey,
   LocalAgent,
   LOOPBACK,
@@ -14,7 +15,7 @@ import {
   type HostRecord,
 } from '../../agent/index.js';
 import type { InstanceRecord } from '../../control/index.js';
-import { ErrorCode, isUnderstudyError, UnderstudyError } from '../../errors/index.js';
+import { ErrorCode, UnderstudyError } from '../../errors/index.js';
 import { ProcessRuntime } from '../../runtime/index.js';
 import {
   EtcdStateStore,
@@ -22,7 +23,6 @@ import {
   isLocalProcessAlive,
   parseEtcdUrl,
   SqliteStateStore,
-  type Lease,
   type StateStore,
 } from '../../store/index.js';
 import { ExitCode, reportError } from '../exit-codes.js';
@@ -43,6 +43,12 @@ export interface AgentCommandOptions {
   address?: string;
   /** TTL of the host record's lease, ms (renewed every third of it). @default 10000 */
   leaseTtlMs?: number;
+  /**
+   * Self-fencing bound, ms: with no lease renewal for this long and no other host answering, the
+   * agent fences its primaries (before the lease can lapse). 0 turns it off.
+   * @default two thirds of the lease TTL
+   */
+  fenceAfterMs?: number;
   /** On SIGTERM/SIGINT, leave the instances running (a restarted agent adopts them). @default false */
   leaveRunning?: boolean;
   /** Grace period when stopping instances at shutdown, ms. @default 5000 */
@@ -158,37 +164,24 @@ export async function runAgent(options: AgentCommandOptions): Promise<number> {
       pid: process.pid,
       startedAt: Date.now(),
     };
-    let lease: Lease = await store.grantLease(leaseTtlMs);
-    await store.put(hostKey(options.host), JSON.stringify(record), { leaseId: lease.id });
-    cleanup.push(() => store.revokeLease(lease.id).catch(() => undefined));
-    // The heartbeat: renewed every third of the TTL; a lease that lapsed (store unreachable for
-    // longer than the TTL) is replaced and the record written again.
-    // One registration at a time, and only for the lease in use: after a partition, the renewals
-    // queued meanwhile all fail at once; each starting its own registration left the record on one
-    // lease while another was renewed, so the record lapsed for good.
-    let registering = false;
-    const heartbeat = setInterval(
-      () => {
-        const renewing = lease.id;
-        void store.keepAlive(renewing).catch(async (err: unknown) => {
-          if (!isUnderstudyError(err, ErrorCode.StoreLease) || stopping) return;
-          if (registering || renewing !== lease.id) return;
-          registering = true;
-          process.stderr.write(`understudy agent: the host lease lapsed; registering again\n`);
-          try {
-            const next = await store.grantLease(leaseTtlMs);
-            await store.put(hostKey(options.host), JSON.stringify(record), { leaseId: next.id });
-            lease = next;
-          } catch (e) {
-            process.stderr.write(`understudy agent: cannot register: ${(e as Error).message}\n`);
-          } finally {
-            registering = false;
-          }
-        });
+    // The lease (renewed every third of its TTL, registered again after a lapse) and self-fencing:
+    // cut off from the store and from every other host for fenceAfterMs (< TTL), the agent fences its
+    // primaries before the lease can lapse and an echo elsewhere be promoted.
+    const lease = new HostLease({
+      store,
+      record,
+      ttlMs: leaseTtlMs,
+      ...(options.fenceAfterMs !== undefined ? { fenceAfterMs: options.fenceAfterMs } : {}),
+      fence: (id) => agent.fence(id),
+      stop: async (id) => void (await agent.stop(id, { graceMs: options.stopGraceMs ?? 5000 })),
+      runs: async (id) => {
+        const h = await agent.instance(id);
+        return h !== undefined && h.exit === undefined;
       },
-      Math.max(100, Math.floor(leaseTtlMs / 3)),
-    );
-    cleanup.push(async () => clearInterval(heartbeat));
+      log: (line) => process.stderr.write(`understudy agent: ${line}\n`),
+    });
+    await lease.start();
+    cleanup.push(() => lease.close());
 
     process.stdout.write(
       `understudy agent: host ${options.host} serving ${server.url} (instances at ${address}; ${adopted} adopted; store ${options.store}; key ${keyFile})\n`,

@@ -18,6 +18,8 @@ export interface ControlOptions {
   clusterKey?: string;
   /** With `clusterKey`: the host new instances are placed on. @default the first live host by name */
   placeOn?: string;
+  /** With `clusterKey`: how long a lost host's instances wait for it before moving, ms. @default 15000 */
+  replaceLostAfterMs?: number;
 }
 
 /** One line for a leadership event. */
@@ -58,6 +60,9 @@ export async function runControl(options: ControlOptions): Promise<number> {
         ...(options.ttlMs !== undefined ? { ttlMs: options.ttlMs } : {}),
         ...(options.clusterKey ? { clusterKey: options.clusterKey } : {}),
         ...(options.placeOn ? { placeOn: options.placeOn } : {}),
+        ...(options.replaceLostAfterMs !== undefined
+          ? { replaceLostAfterMs: options.replaceLostAfterMs }
+          : {}),
         onDecision: (d) => {
           if (d.outcome.status !== 'pending') process.stdout.write(formatDecision(d) + '\n');
         },

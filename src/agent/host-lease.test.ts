@@ -1,0 +1,167 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { SqliteStateStore } from '../store/index.js';
+import { HostLease, type HostLeaseStore } from './host-lease.js';
+import { hostKey, type HostRecord } from './host-record.js';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function until(what: string, fn: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!fn()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A real SQLite store behind a switch: while `cut`, every call fails as an unreachable store would. */
+async function cuttableStore(): Promise<{
+  store: HostLeaseStore;
+  raw: SqliteStateStore;
+  cut: (on: boolean) => void;
+}> {
+  const dir = mkdtempSync(join(tmpdir(), 'understudy-lease-'));
+  const raw = await SqliteStateStore.create({ dataDir: dir, tickIntervalMs: 10 });
+  cleanups.push(async () => {
+    await raw.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  let cut = false;
+  const guard = async <T>(f: () => Promise<T>): Promise<T> => {
+    if (cut) throw new Error('store unreachable');
+    return f();
+  };
+  return {
+    raw,
+    cut: (on) => (cut = on),
+    store: {
+      grantLease: (ttl) => guard(() => raw.grantLease(ttl)),
+      keepAlive: (id) => guard(() => raw.keepAlive(id)),
+      revokeLease: (id) => guard(() => raw.revokeLease(id)),
+      put: (k, v, o) => guard(() => raw.put(k, v, o)),
+      list: (p) => guard(() => raw.list(p)),
+    },
+  };
+}
+
+const record = (host: string, url: string): HostRecord => ({
+  host,
+  url,
+  address: '127.0.0.1',
+  runtime: 'process',
+  cores: 2,
+  memoryBytes: 1 << 30,
+  pid: process.pid,
+  startedAt: Date.now(),
+});
+
+async function seed(raw: SqliteStateStore, peerUrl: string): Promise<void> {
+  const inst = (id: string, role: string, host: string) =>
+    raw.put(`instances/${id}`, JSON.stringify({ id, role, phase: 'running', host }));
+  await inst('kv-1', 'primary', 'h1');
+  await inst('kv-2', 'echo', 'h1');
+  await inst('db-1', 'primary', 'h2');
+  await raw.put(hostKey('h2'), JSON.stringify(record('h2', peerUrl)));
+}
+
+/**
+ * A HostLease of h1. Other hosts answer while `reachable` (the real TCP check is exercised on network
+ * namespaces, test/e2e/host-loss.test.ts): here only the store and the peers' reachability are switched.
+ */
+function lease(store: HostLeaseStore, reachable: () => boolean) {
+  const fenced: string[] = [];
+  const stopped: string[] = [];
+  const lines: string[] = [];
+  const l = new HostLease({
+    store,
+    record: record('h1', 'http://127.0.0.1:1'),
+    ttlMs: 900,
+    fence: async (id) => void fenced.push(id),
+    stop: async (id) => void stopped.push(id),
+    runs: async () => true,
+    peersAnswer: async (peers) => peers.some((p) => p.host === 'h2') && reachable(),
+    log: (line) => lines.push(line),
+    checkMs: 20,
+  });
+  cleanups.push(() => l.close());
+  return { l, fenced, stopped, lines };
+}
+
+describe('HostLease (self-fencing)', () => {
+  it('keeps hosts/<name> under a lease and fences nothing while it renews', async () => {
+    const { store, raw } = await cuttableStore();
+    await seed(raw, 'http://192.0.2.1:9');
+    const { l, fenced } = lease(store, () => false);
+    await l.start();
+    expect(l.fenceAfterMs).toBe(600);
+    expect((await raw.get(hostKey('h1')))?.leaseId).toBeDefined();
+    await new Promise((r) => setTimeout(r, 1200));
+    expect(fenced).toEqual([]);
+    expect(await raw.get(hostKey('h1'))).toBeDefined();
+  });
+
+  it('cut off from the store and from every other host: fences its primaries, not its echoes nor other hosts’ instances', async () => {
+    const { store, raw, cut } = await cuttableStore();
+    await seed(raw, 'http://192.0.2.1:9');
+    const { l, fenced, lines } = lease(store, () => false);
+    await l.start();
+    cut(true);
+    await until('the primary to be fenced', () => fenced.length > 0);
+    expect(fenced).toEqual(['kv-1']);
+    expect(l.fenced).toBe(true);
+    expect(lines.join('\n')).toMatch(
+      /self-fenced primary kv-1: no lease renewal for \d+ ms \(bound 600 ms, TTL 900 ms\)/,
+    );
+  });
+
+  it('cut off from the store while another host still answers (the store is down, not this host cut off): fences nothing', async () => {
+    const { store, raw, cut } = await cuttableStore();
+    await seed(raw, 'http://192.0.2.1:9');
+    const { l, fenced } = lease(store, () => true);
+    await l.start();
+    cut(true);
+    // Well past the bound (600 ms) and the TTL: the check ran many times.
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(fenced).toEqual([]);
+    expect(l.fenced).toBe(false);
+  });
+
+  it('back after its lease lapsed: registers again and stops an instance whose record moved to another host meanwhile', async () => {
+    const { store, raw, cut } = await cuttableStore();
+    await seed(raw, 'http://192.0.2.1:9');
+    const { l, fenced, stopped } = lease(store, () => false);
+    await l.start();
+    cut(true);
+    await until('the primary to be fenced', () => fenced.length > 0);
+    // While it was away, control re-created kv-2 on h3.
+    await raw.put(
+      'instances/kv-2',
+      JSON.stringify({ id: 'kv-2', role: 'echo', phase: 'running', host: 'h3' }),
+    );
+    await new Promise((r) => setTimeout(r, 1000));
+    cut(false);
+    await until('kv-2 to be stopped here', () => stopped.length > 0);
+    expect(stopped).toEqual(['kv-2']);
+    expect(l.fenced).toBe(false);
+    expect((await raw.get(hostKey('h1')))?.value).toContain('"host":"h1"');
+  });
+
+  it('reachable again, it watches for the next cut: a second partition fences again', async () => {
+    const { store, raw, cut } = await cuttableStore();
+    await seed(raw, 'http://192.0.2.1:9');
+    const { l, fenced } = lease(store, () => false);
+    await l.start();
+    cut(true);
+    await until('the first fence', () => fenced.length === 1);
+    cut(false);
+    await until('it to be reachable again', () => !l.fenced);
+    cut(true);
+    await until('the second fence', () => fenced.length === 2);
+    expect(fenced).toEqual(['kv-1', 'kv-1']);
+  });
+});

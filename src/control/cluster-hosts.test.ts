@@ -1,0 +1,160 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { HostRecord } from '../agent/index.js';
+import { parseSpecText, type ServiceSpec } from '../config/index.js';
+import { SqliteStateStore, type StateStore } from '../store/index.js';
+import { ClusterHosts, type HostDirectory } from './cluster-hosts.js';
+import { DecisionLog } from './decision-log.js';
+import type { ControlDecision, InstanceRecord } from './records.js';
+
+const rec = (id: string, role: InstanceRecord['role'], host: string, phase = 'running'): InstanceRecord =>
+  ({
+    id,
+    service: 'kv',
+    role,
+    host,
+    phase,
+    slot: 0,
+    ports: {},
+    stateDir: `/s/${id}`,
+    restarts: [],
+    limits: {},
+    epoch: 0,
+  }) as InstanceRecord;
+
+const hostRec = (host: string, zone: string): HostRecord => ({
+  host,
+  zone,
+  url: `http://127.0.0.1:${1000 + Number(host.slice(1))}`,
+  address: '127.0.0.1',
+  runtime: 'process',
+  cores: 8,
+  memoryBytes: 16 * 2 ** 30,
+  pid: 1,
+  startedAt: 0,
+});
+
+/** The hosts as a HostAgentRegistry shows them, changed by the test. */
+class Directory implements HostDirectory {
+  hosts: HostRecord[] = [hostRec('h1', 'z1'), hostRec('h2', 'z2'), hostRec('h3', 'z1')];
+  #listeners = new Set<(c: 'up' | 'down', h: string, r?: HostRecord) => void>();
+  records(): HostRecord[] {
+    return this.hosts;
+  }
+  onHostChange(l: (c: 'up' | 'down', h: string, r?: HostRecord) => void): () => void {
+    this.#listeners.add(l);
+    return () => this.#listeners.delete(l);
+  }
+  down(host: string): void {
+    this.hosts = this.hosts.filter((h) => h.host !== host);
+    for (const l of this.#listeners) l('down', host);
+  }
+}
+
+describe('ClusterHosts', () => {
+  let dir: string;
+  let store: StateStore;
+  let decisions: DecisionLog;
+  let now = 1_000_000;
+  let records: InstanceRecord[];
+  let lost: { id: string; to: string | undefined }[];
+  let fileSync: string | undefined;
+  let seen: ControlDecision[];
+  const spec = parseSpecText(
+    'services:\n  - name: kv\n    command: [x]\n    echo: { count: 1, mode: hot }\n',
+    'kv.yaml',
+  ).services[0] as ServiceSpec;
+
+  const make = (directory: HostDirectory, replaceAfterMs = 5000): ClusterHosts => {
+    const hosts = new ClusterHosts(
+      directory,
+      {
+        decisions,
+        now: () => now,
+        records: () => records,
+        specOf: () => spec,
+        fileSyncHost: () => fileSync,
+        loss: {
+          primaryLost: (r, _d, _e, to) => {
+            lost.push({ id: r.id, to });
+            return true;
+          },
+        },
+      },
+      { replaceAfterMs },
+    );
+    return hosts;
+  };
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'understudy-cluster-hosts-'));
+    store = await SqliteStateStore.create({ dataDir: dir, tickIntervalMs: 10 });
+    decisions = await DecisionLog.create({ store, now: () => now });
+    seen = [];
+    decisions.subscribe((d) => seen.push(d));
+    records = [];
+    lost = [];
+    fileSync = undefined;
+  });
+  afterEach(async () => {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('places an echo off its primary’s host and zone, and records the placement with its reason', () => {
+    records = [rec('kv-1', 'primary', 'h1')];
+    const hosts = make(new Directory());
+    const d = hosts.place('kv', 'echo', 'kv-2');
+    expect(d).toMatchObject({ applied: true, host: 'h2', zone: 'z2' });
+    const recorded = seen.find((x) => x.kind === 'place');
+    expect(recorded).toMatchObject({
+      instance: 'kv-2',
+      what: 'place echo kv-2 on h2 (zone z2)',
+      outcome: { status: 'ok' },
+    });
+    expect(recorded?.why).toContain('another host and zone');
+    hosts.close();
+  });
+
+  it('keeps a file-synced service on its file sync’s host (cross-host file sync is not wired), saying so', () => {
+    records = [rec('kv-1', 'primary', 'h1')];
+    fileSync = 'h1';
+    const hosts = make(new Directory());
+    const d = hosts.place('kv', 'echo', 'kv-2');
+    expect(d).toMatchObject({ applied: true, host: 'h1' });
+    expect(d.reason).toContain('its file sync runs on h1');
+    hosts.close();
+  });
+
+  it('a host whose lease lapsed: its primary fails over to the echo on another host, recorded as host-lost', () => {
+    records = [rec('kv-1', 'primary', 'h1'), rec('kv-2', 'echo', 'h2')];
+    const directory = new Directory();
+    const hosts = make(directory);
+    directory.down('h1');
+    expect(lost).toEqual([{ id: 'kv-1', to: 'kv-2' }]);
+    const d = seen.find((x) => x.kind === 'host-lost');
+    expect(d?.what).toBe('host h1 is down: 1 instance(s) on it');
+    expect(d?.why).toContain('the lease of host h1 lapsed');
+    expect(hosts.state('h1')).toBe('down');
+    hosts.close();
+  });
+
+  it('holds a lost host’s instances for it until replaceAfterMs, then has them re-created elsewhere', () => {
+    const echo = rec('kv-2', 'echo', 'h2');
+    records = [rec('kv-1', 'primary', 'h1'), echo];
+    const directory = new Directory();
+    const hosts = make(directory, 5000);
+    expect(hosts.restartGate(echo)).toBe('go');
+    directory.down('h2');
+    expect(hosts.restartGate(echo)).toBe('wait');
+    expect(hosts.overdue()).toEqual([]);
+    now += 5000;
+    expect(hosts.restartGate(echo)).toBe('replace');
+    expect(hosts.overdue().map((r) => r.id)).toEqual(['kv-2']);
+    // Re-placed: another host than the primary's (h1), h2 being down.
+    expect(hosts.place('kv', 'echo', 'kv-2')).toMatchObject({ applied: true, host: 'h3' });
+    hosts.close();
+  });
+});

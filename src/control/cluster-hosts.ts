@@ -1,0 +1,270 @@
+// The hosts of distributed mode as control sees them: their records (capacity, zone), their state
+// (up, suspected by the heartbeats' phi-accrual detector, down once their lease lapsed), placement of
+// new instances by the pure policy, and the reaction to a lost host.
+import type { AgentRegistry, HostRecord } from '../agent/index.js';
+import type { ServiceSpec } from '../config/index.js';
+import { HostHeartbeats, type HostHeartbeatOptions, type HostSuspicion } from '../health/index.js';
+import {
+  place,
+  planHostLoss,
+  type PlacementDecision,
+  type PlacementHost,
+  type PlacementHostState,
+  type PlacementInstance,
+  type PlacementRequest,
+} from '../policy/index.js';
+import type { DecisionLog } from './decision-log.js';
+import { limitsFor } from './instance-launch.js';
+import type { InstanceRecord, InstanceRole } from './records.js';
+
+/** The hosts control can list and follow: a `HostAgentRegistry` (src/agent), named by shape. */
+export interface HostDirectory {
+  records(): HostRecord[];
+  onHostChange(listener: (change: 'up' | 'down', host: string, record?: HostRecord) => void): () => void;
+}
+
+/** The {@link HostDirectory} behind an agent registry, when it is one (distributed mode). */
+export function hostDirectoryOf(agents: AgentRegistry): HostDirectory | undefined {
+  const d = agents as unknown as Partial<HostDirectory>;
+  return typeof d.records === 'function' && typeof d.onHostChange === 'function'
+    ? (agents as unknown as HostDirectory)
+    : undefined;
+}
+
+/** Options of host awareness (distributed mode). */
+export interface ClusterHostsOptions {
+  /** Heartbeats of the hosts' agents (phi-accrual). @default see {@link HostHeartbeatOptions} */
+  heartbeat?: HostHeartbeatOptions;
+  /**
+   * How long instances of a host that is down (lease lapsed) wait for it to come back before they are
+   * re-created on another host, ms. Until then a restart of one of them waits (a partition that heals
+   * in time gets its instances back in place: the old primary rejoins as an echo). @default 15000
+   */
+  replaceAfterMs?: number;
+  /** Hosts new primaries go on (`--place-on`); echoes are still placed off their primary's host. @default none */
+  placeOn?: string;
+}
+
+/** What a lost host's instances need from control. */
+export interface HostLossHandler {
+  /** A primary of a lost host: fail it over (to `to` when given). Returns whether a failover began. */
+  primaryLost(rec: InstanceRecord, detail: string, evidence: Record<string, unknown>, to?: string): boolean;
+}
+
+const roleOf = (rec: InstanceRecord): PlacementInstance['role'] => rec.role;
+
+/**
+ * Host states, placement and host loss in distributed mode. Heartbeats say a host is probably gone
+ * (suspected: its primaries fail over at once, their echoes elsewhere take over); the store's lease says
+ * it is gone (down: the same, and after {@link ClusterHostsOptions.replaceAfterMs} its instances are
+ * re-created on other hosts). Every placement and every loss is a recorded decision with its reason.
+ */
+export class ClusterHosts {
+  readonly #downSince = new Map<string, number>();
+  readonly #heartbeats: HostHeartbeats;
+  readonly #unsubscribe: () => void;
+  readonly #replaceAfter: number;
+
+  constructor(
+    private readonly directory: HostDirectory,
+    private readonly deps: {
+      decisions: DecisionLog;
+      now: () => number;
+      records: () => InstanceRecord[];
+      specOf: (service: string) => ServiceSpec | undefined;
+      /** The host a service's file sync runs on, when it has one: its instances stay there. */
+      fileSyncHost: (service: string) => string | undefined;
+      loss: HostLossHandler;
+    },
+    private readonly options: ClusterHostsOptions = {},
+  ) {
+    this.#replaceAfter = options.replaceAfterMs ?? 15_000;
+    this.#heartbeats = new HostHeartbeats(options.heartbeat ?? {}, {
+      onSuspect: (s) => this.#lost(s.host, 'suspected', s),
+      onRecover: (host) => this.#recovered(host, 'answers heartbeats again'),
+    });
+    for (const r of directory.records()) this.#follow(r);
+    this.#unsubscribe = directory.onHostChange((change, host, record) => {
+      if (change === 'up' && record) {
+        this.#follow(record);
+        if (this.#downSince.delete(host)) this.#recovered(host, 'registered again (a new lease)');
+      } else if (change === 'down') {
+        this.#heartbeats.delete(host);
+        if (!this.#downSince.has(host)) this.#downSince.set(host, this.deps.now());
+        this.#lost(host, 'lease');
+      }
+    });
+  }
+
+  start(): void {
+    this.#heartbeats.start();
+  }
+
+  close(): void {
+    this.#heartbeats.stop();
+    this.#unsubscribe();
+  }
+
+  #follow(r: HostRecord): void {
+    const url = new URL(r.url);
+    const port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80);
+    this.#heartbeats.set({ host: r.host, address: url.hostname, port });
+  }
+
+  /** A host's state for placement. */
+  state(host: string): PlacementHostState {
+    if (this.#downSince.has(host)) return 'down';
+    if (!this.directory.records().some((r) => r.host === host)) return 'down';
+    return this.#heartbeats.suspected(host) ? 'suspect' : 'up';
+  }
+
+  /** The hosts as placement sees them: capacity from their records, use from the instances on them. */
+  placementView(): { hosts: PlacementHost[]; instances: PlacementInstance[] } {
+    const instances = this.#instances();
+    const hosts = this.directory.records().map((r) => {
+      const on = instances.filter((i) => i.host === r.host);
+      return {
+        name: r.host,
+        ...(r.zone ? { zone: r.zone } : {}),
+        state: this.state(r.host),
+        cores: r.cores,
+        memoryBytes: r.memoryBytes,
+        usedCores: on.reduce((s, i) => s + i.cores, 0),
+        usedMemoryBytes: on.reduce((s, i) => s + i.memoryBytes, 0),
+      };
+    });
+    return { hosts, instances };
+  }
+
+  #instances(): PlacementInstance[] {
+    return this.deps
+      .records()
+      .filter((r) => r.phase !== 'stopped' && r.phase !== 'failed')
+      .map((r) => ({
+        id: r.id,
+        service: r.service,
+        role: roleOf(r),
+        host: r.host,
+        ...this.#need(r.service, r.role),
+      }));
+  }
+
+  /** What an instance of `service` in `role` reserves: its spec's limits (nothing when it has none). */
+  #need(service: string, role: InstanceRole): { cores: number; memoryBytes: number } {
+    const spec = this.deps.specOf(service);
+    const limits = spec ? limitsFor(spec, role, true) : {};
+    return { cores: limits.cpu ?? 0, memoryBytes: limits.memoryBytes ?? 0 };
+  }
+
+  /**
+   * Chooses the host of a new instance (`instance`: the record being placed, when it exists) and records
+   * the decision. Undefined (with a failed decision saying why) when no host fits.
+   */
+  place(service: string, role: InstanceRole, instance?: string): PlacementDecision {
+    const view = this.placementView();
+    const others = view.instances.filter((i) => i.id !== instance);
+    const primary = others.find((i) => i.service === service && i.role === 'primary');
+    const request: PlacementRequest =
+      role === 'echo' && primary
+        ? { kind: 'echo', primary: primary.id }
+        : role === 'shadow' && primary
+          ? { kind: 'shadow', live: primary.id }
+          : role === 'echo'
+            ? { kind: 'warm-pool', service }
+            : { kind: 'primary', service };
+    // A file sync runs on one agent and writes echoes' directories on its own host: a file-synced
+    // service's instances stay on that host (hot services replicate through the router, across hosts).
+    const syncHost = this.deps.fileSyncHost(service);
+    const pinned = syncHost ?? (role === 'primary' ? this.options.placeOn : undefined);
+    const hosts = pinned ? view.hosts.filter((h) => h.name === pinned) : view.hosts;
+    const decision = place({
+      hosts,
+      instances: others,
+      request,
+      need: this.#need(service, role),
+      at: this.deps.now(),
+    });
+    if (pinned && decision.applied)
+      decision.reason = `${syncHost ? `its file sync runs on ${syncHost}` : `--place-on ${pinned}`}; ${decision.reason}`;
+    this.deps.decisions.record({
+      kind: 'place',
+      service,
+      ...(instance ? { instance } : {}),
+      what: decision.applied
+        ? `place ${role} ${instance ?? `of ${service}`} on ${decision.host}${decision.zone ? ` (zone ${decision.zone})` : ''}`
+        : `place ${role} ${instance ?? `of ${service}`}: no host`,
+      why: decision.reason,
+      inputs: { ...decision.inputs, request },
+      outcome: { status: decision.applied ? 'ok' : 'failed' },
+    });
+    return decision;
+  }
+
+  /**
+   * Whether an instance may be (re)started now: `go` on its host; `wait` while its host is away (down
+   * for less than `replaceAfterMs`, or suspected); `replace` once it has been down longer: it is
+   * re-created on another host.
+   */
+  restartGate(rec: InstanceRecord): 'go' | 'wait' | 'replace' {
+    const state = this.state(rec.host);
+    if (state === 'up') return 'go';
+    const since = this.#downSince.get(rec.host);
+    if (state === 'down' && (since === undefined || this.deps.now() - since >= this.#replaceAfter))
+      return 'replace';
+    return 'wait';
+  }
+
+  /**
+   * Instances still recorded as live on hosts down for longer than `replaceAfterMs` (and no promotion of
+   * their service under way is told by the caller): to be marked exited and re-created elsewhere.
+   */
+  overdue(): InstanceRecord[] {
+    const now = this.deps.now();
+    const gone = [...this.#downSince]
+      .filter(([, since]) => now - since >= this.#replaceAfter)
+      .map(([h]) => h);
+    if (gone.length === 0) return [];
+    return this.deps
+      .records()
+      .filter((r) => gone.includes(r.host) && ['starting', 'running', 'unhealthy'].includes(r.phase));
+  }
+
+  #lost(host: string, how: 'suspected' | 'lease', suspicion?: HostSuspicion): void {
+    const records = this.deps.records();
+    const on = records.filter((r) => r.host === host && r.phase !== 'stopped' && r.phase !== 'failed');
+    const view = this.placementView();
+    const plan = planHostLoss({ ...view, lost: host, at: this.deps.now() });
+    const evidence = suspicion
+      ? { phi: Number(suspicion.phi.toFixed(1)), silentMs: suspicion.silentMs }
+      : { lease: 'lapsed' };
+    const why =
+      how === 'suspected'
+        ? `no heartbeat from host ${host} for ${suspicion?.silentMs ?? '?'} ms (phi ${suspicion?.phi.toFixed(1) ?? '?'})`
+        : `the lease of host ${host} lapsed (its agent has not renewed it)`;
+    this.deps.decisions.record({
+      kind: 'host-lost',
+      service: '',
+      what: `host ${host} ${how === 'suspected' ? 'is suspected' : 'is down'}: ${on.length} instance(s) on it`,
+      why,
+      inputs: { host, how, ...evidence, instances: on.map((r) => `${r.role} ${r.id}`), plan: plan.steps },
+      outcome: { status: 'recorded' },
+    });
+    for (const step of plan.steps) {
+      if (step.action !== 'promote-echo') continue;
+      const rec = records.find((r) => r.id === step.instance);
+      if (rec && rec.role === 'primary' && ['starting', 'running', 'unhealthy'].includes(rec.phase))
+        this.deps.loss.primaryLost(rec, why, { host, how, ...evidence }, step.echo);
+    }
+  }
+
+  #recovered(host: string, how: string): void {
+    this.deps.decisions.record({
+      kind: 'host-lost',
+      service: '',
+      what: `host ${host} is back`,
+      why: `host ${host} ${how}`,
+      inputs: { host },
+      outcome: { status: 'recorded' },
+    });
+  }
+}
