@@ -19,6 +19,9 @@ import {
   type ResourceLimits,
   type Runtime,
   type StopOptions,
+  runHookRequest,
+  type HookRequest,
+  type HookResult,
 } from '../runtime/index.js';
 import { verifyTrees, type TreeDifference } from '../sync/index.js';
 import type {
@@ -133,6 +136,11 @@ export class LocalAgent implements Agent {
     });
     await res.body?.cancel();
     return res.status;
+  }
+
+  async runExternalHook(request: HookRequest): Promise<HookResult> {
+    const http = request.http ? { ...request.http, address: this.address } : undefined;
+    return runHookRequest({ ...request, ...(http ? { http } : {}) });
   }
 
   async snapshotState(

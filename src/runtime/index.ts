@@ -16,3 +16,5 @@ export type { RestartPolicy, RestartPolicyOptions } from './restart-policy.js';
 export { allocatePort, assertPortFree } from './ports.js';
 export { listGroupProcesses } from './proc-stats.js';
 export type { ProcStat } from './proc-stats.js';
+export { HOOK_OUTPUT_LIMIT, runHookRequest } from './hook-runner.js';
+export type { HookRequest, HookResult } from './hook-runner.js';
