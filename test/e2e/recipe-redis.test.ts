@@ -86,7 +86,7 @@ describe.skipIf(!haveRedis)('the Redis recipe (external echo)', { timeout: 90_00
           if (set !== 'OK') throw new Error(set instanceof RespError ? set.message : String(set));
           acked.push(key);
           if (killedAt && !firstAfterKill) firstAfterKill = Date.now();
-          const wait = await c.command(["WAIT", 1, 200], 1000);
+          const wait = await c.command(['WAIT', 1, 200], 1000);
           if (wait === 1) replicated.push(key);
         } catch {
           failed++;
