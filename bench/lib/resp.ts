@@ -61,7 +61,7 @@ export function parseReply(buf: Buffer, at = 0): { reply: RespReply; next: numbe
 
 /** One connection to a Redis server. */
 export class RespClient {
-  #buf = Buffer.alloc(0);
+  #buf: Buffer = Buffer.alloc(0);
   readonly #waiting: { resolve: (r: RespReply) => void; reject: (e: Error) => void }[] = [];
   #closed: Error | undefined;
 
