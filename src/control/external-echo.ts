@@ -186,7 +186,6 @@ export class ExternalEchoes {
     const hook = ExternalEchoes.hookOf(spec, call.hook);
     if (!hook) return undefined;
     const timeoutMs = hook.timeout ?? spec.echo.external?.timeout ?? 5000;
-    const env = hookEnv(spec, call, timeoutMs);
     const ctx = this.host.launchContext;
     const rec = call.target.rec;
     const values = {
@@ -198,6 +197,11 @@ export class ExternalEchoes {
       ports: rec.ports,
       stateDir: rec.stateDir,
     };
+    // The service's own env (as its instance gets it), then the contract's variables, which win.
+    const env = {
+      ...Object.fromEntries(Object.entries(spec.env).map(([k, v]) => [k, expandPlaceholders(v, values)])),
+      ...hookEnv(spec, call, timeoutMs),
+    };
     const cwd = resolve(ctx.specDir, expandPlaceholders(spec.cwd ?? '.', values));
     const httpPort = hook.http
       ? hook.http.port !== undefined
@@ -208,7 +212,9 @@ export class ExternalEchoes {
       .of(rec)
       .runExternalHook({
         name: call.hook,
-        ...(hook.exec ? { exec: { argv: hook.exec, cwd } } : {}),
+        ...(hook.exec
+          ? { exec: { argv: hook.exec.map((arg) => expandPlaceholders(arg, values)), cwd } }
+          : {}),
         ...(hook.http ? { http: { port: httpPort, path: hook.http.path } } : {}),
         env,
         timeoutMs,

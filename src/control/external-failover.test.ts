@@ -18,7 +18,7 @@ afterEach(async () => {
 
 /** A hook that writes its UNDERSTUDY_* environment to `<dir>/<hook>-<instance>` and exits `fail` for `failFor`. */
 const hook = (dir: string, failFor = 'none'): string =>
-  `{ exec: [sh, -c, 'f=${dir}/$UNDERSTUDY_HOOK-$UNDERSTUDY_INSTANCE; env | grep ^UNDERSTUDY_ | sort > $f.tmp; mv $f.tmp $f; [ "$UNDERSTUDY_INSTANCE" != ${failFor} ] || { echo not a replica >&2; exit 1; }'] }`;
+  `{ exec: [sh, -c, 'f=${dir}/$UNDERSTUDY_HOOK-$UNDERSTUDY_INSTANCE; { env | grep -E \"^(UNDERSTUDY_|KV_)\"; echo ARG0=$0; } | sort > $f.tmp; mv $f.tmp $f; [ "$UNDERSTUDY_INSTANCE" != ${failFor} ] || { echo not a replica >&2; exit 1; }', '{instance}'] }`;
 
 async function start(echoes: number, failPromoteFor?: string) {
   const dir = mkdtempSync(join(tmpdir(), 'understudy-ext-'));
@@ -32,6 +32,7 @@ async function start(echoes: number, failPromoteFor?: string) {
   - name: kv
     command: [kv]
     ports: { redis: 0 }
+    env: { KV_DIR: '{stateDir}' }
     echo:
       count: ${echoes}
       mode: external
@@ -85,7 +86,11 @@ describe('external echoes', () => {
       UNDERSTUDY_INSTANCE: 'kv-2',
       UNDERSTUDY_PRIMARY_INSTANCE: 'kv-1',
       UNDERSTUDY_REJOIN: '0',
+      // The argv's placeholders and the service's env, expanded for the instance the hook acts on.
+      ARG0: 'kv-2',
+      KV_DIR: follow['UNDERSTUDY_STATE_DIR'],
     });
+    expect(follow['KV_DIR']).toMatch(/kv-2$/);
     expect(follow['UNDERSTUDY_PORT']).toBe(follow['UNDERSTUDY_PORT_REDIS']);
     expect(h.agent.log.some((l) => l.startsWith('sync'))).toBe(false);
     await until(
