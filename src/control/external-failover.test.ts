@@ -18,7 +18,7 @@ afterEach(async () => {
 
 /** A hook that writes its UNDERSTUDY_* environment to `<dir>/<hook>-<instance>` and exits `fail` for `failFor`. */
 const hook = (dir: string, failFor = 'none'): string =>
-  `{ exec: [sh, -c, 'f=${dir}/$UNDERSTUDY_HOOK-$UNDERSTUDY_INSTANCE; { env | grep -E \"^(UNDERSTUDY_|KV_)\"; echo ARG0=$0; } | sort > $f.tmp; mv $f.tmp $f; [ "$UNDERSTUDY_INSTANCE" != ${failFor} ] || { echo not a replica >&2; exit 1; }', '{instance}'] }`;
+  `{ exec: [sh, -c, 'f=${dir}/$UNDERSTUDY_HOOK-$UNDERSTUDY_INSTANCE; { env | grep -E "^(UNDERSTUDY_|KV_)"; echo ARG0=$0; } | sort > $f.tmp; mv $f.tmp $f; [ "$UNDERSTUDY_INSTANCE" != ${failFor} ] || { echo not a replica >&2; exit 1; }', '{instance}'] }`;
 
 async function start(echoes: number, failPromoteFor?: string) {
   const dir = mkdtempSync(join(tmpdir(), 'understudy-ext-'));
