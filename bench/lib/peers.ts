@@ -24,6 +24,10 @@ export const BENCH_PEERS: Readonly<Record<string, readonly Peer[]>> = {
     { command: 'ip', package: 'iproute2' },
   ],
   'control-ha': [{ command: 'etcd', package: 'etcd-server' }],
+  peers: [
+    { command: 'redis-server', package: 'redis-server' },
+    { command: 'redis-sentinel', package: 'redis-sentinel' },
+  ],
 };
 
 /** Whether `command` is on PATH. */

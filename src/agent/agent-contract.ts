@@ -164,6 +164,40 @@ export function runAgentContract(name: string, createFixture: () => Promise<Agen
       expect((await exited).exit.code).toBe(0);
     });
 
+    it('runs an external-echo hook on the host: exec with its context and output, failures as results, HTTP to the instance', async () => {
+      const ok = await agent.runExternalHook({
+        name: 'lag',
+        exec: { argv: ['sh', '-c', 'printf \'{"lagBytes":%s}\' "$UNDERSTUDY_EPOCH"'], cwd: dir },
+        env: { UNDERSTUDY_EPOCH: '7' },
+        timeoutMs: 5000,
+      });
+      expect(ok).toMatchObject({ ok: true, stdout: '{"lagBytes":7}' });
+      const failed = await agent.runExternalHook({
+        name: 'promote',
+        exec: { argv: ['sh', '-c', 'echo refused >&2; exit 2'], cwd: dir },
+        env: {},
+        timeoutMs: 5000,
+      });
+      expect(failed).toMatchObject({ ok: false, timedOut: false, exitCode: 2 });
+      expect(failed.stderr).toContain('refused');
+      const slow = await agent.runExternalHook({
+        name: 'follow',
+        exec: { argv: ['sleep', '30'], cwd: dir },
+        env: {},
+        timeoutMs: 200,
+      });
+      expect(slow).toMatchObject({ ok: false, timedOut: true });
+      const { port, stateDir } = await launch();
+      const http = await agent.runExternalHook({
+        name: 'follow',
+        http: { port, path: '/hook' },
+        env: {},
+        timeoutMs: 2000,
+      });
+      expect(http).toMatchObject({ ok: true, status: 204 });
+      expect(readFileSync(join(stateDir, 'hooked'), 'utf8')).toBe('yes');
+    });
+
     it('watches an instance: health verdicts arrive until the watch is aborted', async () => {
       const { handle, port } = await launch();
       const verdicts: HealthVerdict[] = [];

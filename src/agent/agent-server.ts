@@ -3,7 +3,7 @@ import { createServer, type ServerResponse } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import { ErrorCode, httpStatusOf, isUnderstudyError, UnderstudyError } from '../errors/index.js';
-import type { InstanceHandle, InstanceLaunch } from '../runtime/index.js';
+import type { HookRequest, InstanceHandle, InstanceLaunch } from '../runtime/index.js';
 import type { Agent, FileSync } from './agent.js';
 import {
   AgentCallSchemas,
@@ -222,6 +222,7 @@ export class AgentServer {
             b.timeoutMs,
           )) ?? null,
       }),
+      runExternalHook: (b) => a.runExternalHook(stripUndefined(b.request) as HookRequest),
       snapshotState: async (b) => void (await a.snapshotState(b.source, b.targetDir)),
       prepareSyncTarget: async (b) => void (await a.prepareSyncTarget(b.stateDir)),
       removeState: async (b) => void (await a.removeState(b.stateDir)),

@@ -125,6 +125,15 @@ export const AgentCallSchemas = {
     }),
     timeoutMs: ms,
   }),
+  runExternalHook: z.strictObject({
+    request: z.strictObject({
+      name: z.string().min(1).max(32),
+      exec: z.strictObject({ argv: z.array(z.string()).min(1), cwd: path }).optional(),
+      http: z.strictObject({ port, path: z.string().startsWith('/') }).optional(),
+      env: z.record(z.string(), z.string()),
+      timeoutMs: ms,
+    }),
+  }),
   snapshotState: z.strictObject({
     source: z.strictObject({ host: id, stateDir: path }).optional(),
     targetDir: path,

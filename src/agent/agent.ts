@@ -1,6 +1,8 @@
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import type { FailureVerdict, HealthVerdict, ProbeResult, ProbeTarget } from '../health/index.js';
 import type {
+  HookRequest,
+  HookResult,
   CloseOptions,
   InstanceExit,
   InstanceFootprint,
@@ -128,6 +130,12 @@ export interface Agent {
    * only); rejects when the HTTP hook does not answer within `timeoutMs`.
    */
   runHook(instanceId: string, hook: InstanceHook, timeoutMs: number): Promise<number | undefined>;
+  /**
+   * Runs an external-echo hook (docs/recipes.md) on this host: an exec hook as a process group killed at
+   * the timeout, an HTTP hook as a POST to the host's address. Never rejects for a failing hook (the
+   * result says how it failed).
+   */
+  runExternalHook(request: HookRequest): Promise<HookResult>;
 
   /**
    * Makes `targetDir` a snapshot of the source instance's state directory: the target is emptied,

@@ -9,7 +9,10 @@ import type {
   LimitsSupport,
   ResourceLimits,
   StopOptions,
+  HookRequest,
+  HookResult,
 } from '../runtime/index.js';
+import { runHookRequest } from '../runtime/index.js';
 import type { TreeDifference } from '../sync/index.js';
 import type {
   Agent,
@@ -280,6 +283,12 @@ export class FakeAgent implements Agent {
     if (failNext || this.#failHooks.has(instanceId) || !this.running(instanceId))
       throw new Error(`connect ECONNREFUSED ${this.address}:${hook.http.port}`);
     return 200;
+  }
+
+  /** Hooks of external echoes run for real (they are commands or requests the test chose). */
+  async runExternalHook(request: HookRequest): Promise<HookResult> {
+    this.log.push(`external-hook ${request.name} ${request.env['UNDERSTUDY_INSTANCE'] ?? ''}`);
+    return runHookRequest(request);
   }
 
   async snapshotState(

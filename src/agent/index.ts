@@ -28,6 +28,8 @@ export type { Clock } from './clock.js';
 // What control needs of the runtime's vocabulary: control reaches the runtime only through the agent.
 export type {
   CloseOptions,
+  HookRequest,
+  HookResult,
   InstanceExit,
   InstanceHandle,
   InstanceLaunch,

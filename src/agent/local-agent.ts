@@ -22,6 +22,9 @@ import {
   type ResourceLimits,
   type Runtime,
   type StopOptions,
+  runHookRequest,
+  type HookRequest,
+  type HookResult,
 } from '../runtime/index.js';
 import { verifyTrees, type TreeDifference } from '../sync/index.js';
 import type {
@@ -143,6 +146,11 @@ export class LocalAgent implements Agent {
     });
     await res.body?.cancel();
     return res.status;
+  }
+
+  async runExternalHook(request: HookRequest): Promise<HookResult> {
+    const http = request.http ? { ...request.http, address: this.address } : undefined;
+    return runHookRequest({ ...request, ...(http ? { http } : {}) });
   }
 
   async snapshotState(

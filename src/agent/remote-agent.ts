@@ -10,6 +10,8 @@ import type {
   LimitsSupport,
   ResourceLimits,
   StopOptions,
+  HookRequest,
+  HookResult,
 } from '../runtime/index.js';
 import type { TreeDifference } from '../sync/index.js';
 import type {
@@ -336,6 +338,15 @@ export class RemoteAgent implements Agent {
       timeoutMs,
     );
     return r.status ?? undefined;
+  }
+
+  async runExternalHook(request: HookRequest): Promise<HookResult> {
+    // The agent kills the hook at its timeout; the call waits a little longer for that answer.
+    return this.#client.call<'runExternalHook', HookResult>(
+      'runExternalHook',
+      { request },
+      request.timeoutMs + 2000,
+    );
   }
 
   async snapshotState(

@@ -9,6 +9,8 @@ export type { StateDirClash } from './state-dirs.js';
 export { fileSchema, serviceSchema } from './schema.js';
 export type {
   EchoSpec,
+  ExternalEchoSpec,
+  ExternalHookSpec,
   FailoverSpec,
   MigrationSpec,
   MutationsSpec,

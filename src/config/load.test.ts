@@ -95,7 +95,7 @@ describe('spec parsing', () => {
 
   it('lists the allowed values of an enum', () => {
     const [p] = problemsOf(`services:\n  - name: kv\n    command: [x]\n    echo: { mode: lukewarm }\n`);
-    expect(p?.message).toBe('expected one of "hot", "warm", "cold", got string "lukewarm"');
+    expect(p?.message).toBe('expected one of "hot", "warm", "cold", "external", got string "lukewarm"');
   });
 
   it('rejects duplicate service names', () => {

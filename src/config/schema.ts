@@ -157,14 +157,67 @@ export const mutationsSchema = z.strictObject({
   appliedSeq: z.strictObject({ path: z.string().startsWith('/'), field: z.string().min(1) }).optional(),
 });
 
+/**
+ * One hook of an external echo (docs/recipes.md, "The hook contract"): exactly one of `exec` (argv run
+ * on the instance's host, no shell; exit 0 is success) or `http` (a POST to the instance; 2xx is success).
+ */
+export const externalHookSchema = z
+  .strictObject({
+    /** argv run in the service's cwd with the hook's context in `UNDERSTUDY_*` environment variables. */
+    exec: z.array(z.string().min(1)).min(1, 'expected at least the program to run').optional(),
+    /** POST to `path` on the instance's named `port` (default: the routed port), the context as JSON. */
+    http: z
+      .strictObject({
+        path: z.string().startsWith('/', 'expected a path starting with /'),
+        port: portName.optional(),
+      })
+      .optional(),
+    /** This hook's timeout. @default `echo.external.timeout` */
+    timeout: duration.optional(),
+  })
+  .refine((h) => (h.exec === undefined) !== (h.http === undefined), {
+    message: 'a hook is exactly one of exec: [argv...] or http: { path }',
+  });
+
+/**
+ * `echo.mode: external`: the service's own replication keeps the echo in sync; Understudy runs these
+ * hooks around it (docs/recipes.md).
+ */
+export const externalEchoSchema = z
+  .strictObject({
+    /** Runs before an echo's process starts (e.g. `pg_basebackup`, `pg_rewind`). @default none */
+    prepare: externalHookSchema.optional(),
+    /** Runs once a new echo is ready: make it follow the primary (e.g. `REPLICAOF host port`). @default none */
+    follow: externalHookSchema.optional(),
+    /** Runs every `lagInterval` on each running echo; prints `{"lagBytes":N}`. @default none */
+    lag: externalHookSchema.optional(),
+    /** Runs on the chosen echo at a failover or switchover (e.g. `REPLICAOF NO ONE`). Required. */
+    promote: externalHookSchema,
+    /** Runs after the old primary's process group was killed: fencing outside the process. @default none */
+    fence: externalHookSchema.optional(),
+    /** Runs once the old primary, restarted as an echo, is ready. @default the follow hook */
+    rejoin: externalHookSchema.optional(),
+    /** Timeout of a hook that sets none. @default 5s */
+    timeout: duration.default(5000),
+    /** Time between two lag readings of an echo. @default 1s */
+    lagInterval: duration.default(1000),
+  })
+  .refine((e) => e.prepare !== undefined || e.follow !== undefined, {
+    message: 'an external echo must be told whom to follow: declare follow (after start) or prepare (before)',
+    path: ['follow'],
+  });
+
 export const echoSchema = z.strictObject({
   /** Echoes per primary. @default 1 */
   count: z.number().int().min(0).max(16).default(1),
   /**
    * `hot`: runs and receives every mutation; `warm`: runs, files synced, reloads on promotion;
-   * `cold`: not running, files synced, started on promotion. @default warm
+   * `cold`: not running, files synced, started on promotion; `external`: runs, kept in sync by the
+   * service's own replication through the `external` hooks (no file sync). @default warm
    */
-  mode: z.enum(['hot', 'warm', 'cold']).default('warm'),
+  mode: z.enum(['hot', 'warm', 'cold', 'external']).default('warm'),
+  /** External mode: the hooks that make the echo follow, report its lag, promote and rejoin (docs/recipes.md). */
+  external: externalEchoSchema.optional(),
   /** Hot mode: acknowledge after primary and echo applied (`write-through`) or replicate behind (`async`). @default write-through */
   consistency: z.enum(['write-through', 'async']).default('write-through'),
   /** Hot mode: which requests are mutations, mirrored to echoes in the primary's order. */
@@ -391,6 +444,41 @@ export const serviceSchema = z
     check(s.health?.http?.port, ['health', 'http', 'port']);
     check(s.health?.tcp?.port, ['health', 'tcp', 'port']);
     check(s.routing.port, ['routing', 'port']);
+    if (s.echo.mode === 'external' && !s.echo.external) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['echo', 'external'],
+        message:
+          'echo.mode external needs echo.external with its hooks: at least follow (or prepare) and promote (docs/recipes.md)',
+      });
+    }
+    if (s.echo.external && s.echo.mode !== 'external') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['echo', 'external'],
+        message: `echo.external is only used with echo.mode external (mode is ${s.echo.mode})`,
+      });
+    }
+    if (s.echo.mode === 'external') {
+      const hooks = s.echo.external ?? {};
+      for (const name of ['prepare', 'follow', 'lag', 'promote', 'fence', 'rejoin'] as const) {
+        const h = (hooks as Partial<Record<string, { http?: { port?: string } }>>)[name];
+        check(h?.http?.port, ['echo', 'external', name, 'http', 'port']);
+        if (h?.http && names.length === 0)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['echo', 'external', name, 'http'],
+            message: 'an http hook needs at least one port',
+          });
+      }
+      if (s.scaling.max > 1)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['scaling', 'max'],
+          message:
+            "horizontal scaling (max > 1) needs serving instances that share no state: an external echo follows one primary's replication, so use max: 1",
+        });
+    }
     if (s.echo.mutations.strict && s.echo.mode === 'hot' && s.echo.count === 0) {
       ctx.addIssue({
         code: 'custom',
@@ -468,6 +556,8 @@ export type ServiceSpec = z.output<typeof serviceSchema>;
 export type SpecFile = z.output<typeof fileSchema>;
 export type HealthSpec = z.output<typeof healthSchema>;
 export type EchoSpec = z.output<typeof echoSchema>;
+export type ExternalEchoSpec = z.output<typeof externalEchoSchema>;
+export type ExternalHookSpec = z.output<typeof externalHookSchema>;
 export type SyncSpec = z.output<typeof syncSchema>;
 export type ResourcesSpec = z.output<typeof resourcesSchema>;
 export type RoutingSpec = z.output<typeof routingSchema>;

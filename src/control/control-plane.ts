@@ -557,7 +557,14 @@ export class ControlPlane {
       const [desired, scaling] = [this.#scaling.desired(name), this.#scaling.view(name)];
       const paused = this.#maintenance.pauseOf(name);
       out.push({
-        ...serviceView(spec, epoch, instances, { plane, files, last, desired, scaling }),
+        ...serviceView(spec, epoch, instances, {
+          plane,
+          files,
+          last,
+          desired,
+          scaling,
+          external: spec.echo.mode === 'external' ? this.failover.external.views(name) : undefined,
+        }),
         ...(paused ? { paused } : {}),
       });
     }

@@ -95,6 +95,7 @@ export class EchoUpkeep {
    */
   async sample(): Promise<void> {
     await this.#migration?.tick(Date.now());
+    this.#supervisor.failover.external.sampleLag(this.#specs, Date.now());
     const usage = new Map<string, ServingUsage>();
     const busiest = new Map<string, number>();
     const cores = new Map<string, number>();

@@ -2,7 +2,9 @@ import type { ServiceSpec } from '../config/index.js';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import type { StateStore } from '../store/index.js';
 import type { PromotionObserver } from '../telemetry/index.js';
-import { limitsFor, stateDirUsers } from './instance-launch.js';
+import { limitsFor, stateDirUsers, type LaunchContext } from './instance-launch.js';
+import { ExternalEchoes } from './external-echo.js';
+import { provisionExternalEcho } from './external-provision.js';
 import { crashPoint } from './crash-points.js';
 import { resumeEchoByReplay } from './echo-resume.js';
 import { moveInstance } from './instance-transition.js';
@@ -46,6 +48,8 @@ export interface FailoverHost extends ServingSetHost {
   waitReady(rec: InstanceRecord, timeoutMs: number): Promise<boolean>;
   /** Every known instance of every service (to check that a state directory is no one else's). */
   allInstances(): InstanceRecord[];
+  /** Where instances run: the cwd of an external echo's hooks. */
+  readonly launchContext: LaunchContext;
 }
 
 /** What a {@link Failover} reports to and queues on, besides its instances. */
@@ -77,6 +81,8 @@ export class Failover {
 
   readonly #telemetry: PromotionObserver;
   readonly #work: KeyedWorkQueue;
+  /** The hooks and lag readings of external echoes (`echo.mode: external`). */
+  readonly external: ExternalEchoes;
 
   constructor(
     private readonly host: FailoverHost,
@@ -84,6 +90,7 @@ export class Failover {
   ) {
     this.#telemetry = deps.telemetry;
     this.#work = deps.work;
+    this.external = new ExternalEchoes(host);
   }
 
   /** The last failover or switchover of a service. */
@@ -106,6 +113,12 @@ export class Failover {
     const files = this.host.services.files(service);
     if (spec.echo.mode === 'cold')
       return this.host.instancesOf(service).filter((i) => i.role === 'echo' && i.phase === 'standby');
+    if (spec.echo.mode === 'external') {
+      // The smallest known replication lag first; unknown (never read, follow failed) last.
+      const lag = (i: InstanceRecord): number =>
+        i.phase === 'running' ? (this.external.lagBytes(i.id) ?? Number.MAX_SAFE_INTEGER) : Infinity;
+      return echoes.sort((a, b) => lag(a) - lag(b));
+    }
     const risk = (i: InstanceRecord): number =>
       plane?.replication?.atRisk(i.id).length ?? (files && !files.caughtUp(i.id) ? 1 : 0);
     return echoes.sort((a, b) => risk(a) - risk(b) || (a.phase === 'running' ? -1 : 1));
@@ -282,6 +295,7 @@ export class Failover {
       crashPoint('after-epoch-cas');
       // Fence first: the deposed primary must not serve once the new one does. Raising the router's epoch
       // cuts its connections; new requests wait (briefly) for the new primary.
+      let fenceHook: string | undefined;
       if (old && kind === 'failover') {
         this.host.expectExit(old.id);
         if (cause.kind === 'host') {
@@ -292,6 +306,7 @@ export class Failover {
             .then(() => this.host.agents.of(old).fence(old.id))
             .catch(() => undefined);
         } else await this.host.agents.of(old).fence(old.id);
+        if (spec.echo.mode === 'external') fenceHook = await this.external.fence(spec, old, target, next);
       }
       plane?.router.setEpoch(next);
       // The router's mutation log is a third copy: let the echo apply what it still lacks from it.
@@ -300,6 +315,7 @@ export class Failover {
       await plane?.removeEcho(target.id);
       // Nothing more is written into the target's state directory: it is about to serve from it.
       const fileLag = files?.echoes().find((e) => e.echo === target.id);
+      const externalLag = spec.echo.mode === 'external' ? this.external.lagBytes(target.id) : undefined;
       await files?.removeEcho(target.id);
       const echoSlot = target.slot;
       if (!moveInstance(this.host.decisions, target, 'promote'))
@@ -322,6 +338,8 @@ export class Failover {
         await this.host.launch(target, start);
       } else if (spec.echo.mode === 'warm' && spec.echo.promote) {
         await this.promotionHook(target, spec);
+      } else if (spec.echo.mode === 'external') {
+        await this.external.promote(spec, target, old, next);
       }
       if (spec.echo.mode === 'cold' && !(await this.host.waitReady(target, timeouts.coldPromotionReadyMs))) {
         throw new UnderstudyError(
@@ -357,6 +375,7 @@ export class Failover {
           }
           await files?.addEcho(old.id, old.stateDir);
           await this.host.save(old);
+          if (spec.echo.mode === 'external') await this.external.follow(spec, old, target, true);
         }
       }
       // Every role is saved: nothing is left to roll forward.
@@ -390,6 +409,8 @@ export class Failover {
         epoch: next,
         atRisk,
         ...(fileLag ? { fileSyncLag: { seconds: fileLag.lagSeconds, bytes: fileLag.lagBytes } } : {}),
+        ...(fenceHook !== undefined ? { fenceHook } : {}),
+        ...(externalLag !== undefined ? { externalLagBytes: externalLag } : {}),
         timings: { detectionMs: record.detectionMs, promotionMs: record.promotionMs },
       };
       this.host.decisions.settle(
@@ -398,9 +419,11 @@ export class Failover {
         `${target.id} serves at epoch ${next} after ${record.promotionMs} ms; ${
           fileLag
             ? `file sync lag at promotion ${fileLag.lagSeconds.toFixed(3)} s / ${fileLag.lagBytes} bytes`
-            : atRisk.length
-              ? `${atRisk.length} acknowledged mutation(s) at risk: ${atRisk.slice(0, 10).join(', ')}`
-              : 'nothing acknowledged lost'
+            : externalLag !== undefined
+              ? `replication lag at promotion ${externalLag} bytes (the service's own replication)`
+              : atRisk.length
+                ? `${atRisk.length} acknowledged mutation(s) at risk: ${atRisk.slice(0, 10).join(', ')}`
+                : 'nothing acknowledged lost'
         }`,
       );
     } catch (err) {
@@ -462,6 +485,10 @@ export class Failover {
       );
       return;
     }
+    if (spec.echo.mode === 'external') {
+      await this.#provisionExternal(spec, rec, decision);
+      return;
+    }
     const files = this.host.services.files(rec.service);
     if (files) {
       // Warm and cold: the file sync makes the initial full copy, then keeps it continuous. The agent
@@ -519,6 +546,13 @@ export class Failover {
     const replication = plane.replication;
     if (replication)
       this.#restoreWhen(rec, () => replication.waitCaughtUp(rec.id, this.host.timeouts.replayRestoreMs));
+  }
+
+  /** An external echo: see {@link provisionExternalEcho}; redundancy is back once a lag reading says 0. */
+  async #provisionExternal(spec: ServiceSpec, rec: InstanceRecord, decision: ControlDecision): Promise<void> {
+    const rejoin = this.#last.get(rec.service)?.from === rec.id;
+    if (await provisionExternalEcho(this.host, this.external, { spec, rec, decision, rejoin }))
+      this.#restoreWhen(rec, () => this.external.waitInSync(rec.id, spec, this.host.timeouts.fileRestoreMs));
   }
 
   /**

@@ -171,6 +171,11 @@ export class InstanceSupervisor implements AdoptionHost {
     this.#expectedExits.add(id);
   }
 
+  /** Where instances run: the cwd of an external echo's hooks. */
+  get launchContext(): LaunchContext {
+    return this.#deps.launchContext;
+  }
+
   /** Resolves once the instance answers (health check or port), or false on timeout. */
   waitReady(rec: InstanceRecord, timeoutMs: number): Promise<boolean> {
     const spec = this.specOf(rec.service);

@@ -189,3 +189,33 @@ describe('countDecisions', () => {
     expect(body).not.toContain('action="scale-in"');
   });
 });
+
+describe('external echoes in the metrics', () => {
+  it('exports the lag of each external echo its lag hook read, and nothing for an unknown or failed reading', async () => {
+    const external: ServiceView = {
+      ...view,
+      name: 'cache',
+      echoMode: 'external',
+      externalEchoes: [
+        { instance: 'cache-2', lagBytes: 1234, at: 1 },
+        { instance: 'cache-3' },
+        { instance: 'cache-4', lagBytes: 9, error: 'the lag hook of cache-4 exited with status 1' },
+      ],
+    };
+    const s = metricsSample([external], {
+      router: () => undefined,
+      readiness: () => undefined,
+      eventLoopDelay: { p50Ms: 0, p99Ms: 0, maxMs: 0 },
+    });
+    expect(s.services[0]?.externalEchoes).toEqual([
+      { instance: 'cache-2', lagBytes: 1234 },
+      { instance: 'cache-3' },
+      { instance: 'cache-4' },
+    ]);
+    const telemetry = new Telemetry();
+    telemetry.collectFrom(() => s);
+    const { body } = await telemetry.exposition();
+    expect(body).toContain('understudy_external_echo_lag_bytes{service="cache",instance="cache-2"} 1234');
+    expect(body).not.toMatch(/understudy_external_echo_lag_bytes\{[^}]*instance="cache-[34]"/);
+  });
+});

@@ -113,6 +113,14 @@ function serviceSample(view: ServiceView, parts: MetricsSampleParts): ServiceSam
           },
         }
       : {}),
+    ...(view.externalEchoes
+      ? {
+          externalEchoes: view.externalEchoes.map((e) => ({
+            instance: e.instance,
+            ...(e.error === undefined && e.lagBytes !== undefined ? { lagBytes: e.lagBytes } : {}),
+          })),
+        }
+      : {}),
     ...(view.fileSync
       ? {
           fileSync: view.fileSync.map((e) => ({

@@ -221,6 +221,11 @@ async function recoverOne(host: AdoptionHost, intent: PromotionIntent): Promise<
     await host.failover.promotionHook(promoted, spec).catch((err: unknown) => {
       notes.push(`promotion hook failed: ${(err as Error).message}`);
     });
+  } else if (promoted !== from && !alreadyPrimary && spec.echo.mode === 'external') {
+    // The promote hook is idempotent by contract (docs/recipes.md): it may have run before the crash.
+    await host.failover.external.promote(spec, promoted, from, next).catch((err: unknown) => {
+      notes.push(`promote hook failed: ${(err as Error).message}`);
+    });
   }
   const agent = host.agents.of(promoted);
   const full = limitsFor(spec, 'primary', (await agent.limitsSupport()).supported);

@@ -74,6 +74,8 @@ export type ControlDecisionKind =
   | 'shadow-clear'
   | 'echo-in-sync'
   | 'echo-lagging'
+  | 'external-follow'
+  | 'external-rejoin'
   | 'sync-error'
   | 'sync-security'
   | 'route'

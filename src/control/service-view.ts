@@ -1,5 +1,6 @@
 import type { EchoFileSyncView, FileSync } from '../agent/index.js';
 import type { ServiceSpec } from '../config/index.js';
+import type { ExternalEchoView } from './external-echo.js';
 import type { FailoverRecord } from './failover.js';
 import type { AutoscalerView } from './autoscaler.js';
 import type { DesiredCounts } from './reconcile.js';
@@ -18,6 +19,8 @@ export interface ServiceView {
   dataPlane?: DataPlaneView;
   /** File-state sync to each warm or cold echo: lag, change rate, bytes on the wire. */
   fileSync?: EchoFileSyncView[];
+  /** External echoes (`echo.mode: external`): each echo's last replication-lag reading. */
+  externalEchoes?: ExternalEchoView[];
   lastFailover?: FailoverRecord;
   /** Predictive scaling: load, capacity, forecast, confidence, shadow signal, last decision. */
   scaling?: AutoscalerView;
@@ -38,9 +41,10 @@ export function serviceView(
     last: FailoverRecord | undefined;
     desired: DesiredCounts;
     scaling: AutoscalerView | undefined;
+    external?: ExternalEchoView[] | undefined;
   },
 ): ServiceView {
-  const { plane, files, last, desired, scaling } = parts;
+  const { plane, files, last, desired, scaling, external } = parts;
   return {
     name: spec.name,
     epoch,
@@ -49,6 +53,7 @@ export function serviceView(
     instances,
     ...(plane ? { dataPlane: plane.view() } : {}),
     ...(files ? { fileSync: files.echoes() } : {}),
+    ...(external ? { externalEchoes: external } : {}),
     ...(last ? { lastFailover: last } : {}),
     ...(scaling ? { scaling } : {}),
     degraded:

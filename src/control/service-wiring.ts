@@ -78,7 +78,8 @@ export async function wireService(
         outcome: { status: 'recorded' },
       });
   }
-  if (spec.echo.mode !== 'hot') {
+  // An external echo is kept in sync by the service's own replication: no file sync.
+  if (spec.echo.mode !== 'hot' && spec.echo.mode !== 'external') {
     const sync = spec.echo.sync;
     out.files = deps.agent.fileSync({
       service: spec.name,

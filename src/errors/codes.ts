@@ -69,6 +69,8 @@ export const ErrorCode = {
   RouterHaproxy: 'UNDERSTUDY_ERR_ROUTER_HAPROXY',
   /** A runtime-state transfer between two instances failed (export or import refused, too large, too slow). */
   StateTransfer: 'UNDERSTUDY_ERR_STATE_TRANSFER',
+  /** A hook of an external echo (follow, lag, promote, fence, rejoin) failed, timed out or printed no valid answer. */
+  ExternalHook: 'UNDERSTUDY_ERR_EXTERNAL_HOOK',
   /** An operator action refused because it would interrupt a service (a lone primary's restart without `--force`). */
   Unsafe: 'UNDERSTUDY_ERR_UNSAFE',
   /** An unexpected failure with no more specific code (a bug, or an error from a dependency). */

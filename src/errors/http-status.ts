@@ -39,6 +39,7 @@ export const HTTP_STATUS: Readonly<Record<ErrorCodeValue, number>> = {
   [ErrorCode.RouterRequest]: 400,
   [ErrorCode.RouterHaproxy]: 502,
   [ErrorCode.StateTransfer]: 502,
+  [ErrorCode.ExternalHook]: 502,
   [ErrorCode.Internal]: 500,
 };
 

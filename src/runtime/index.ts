@@ -18,3 +18,5 @@ export { listGroupProcesses } from './proc-stats.js';
 export type { ProcStat } from './proc-stats.js';
 export { readFootprint } from './proc-footprint.js';
 export type { InstanceFootprint } from './proc-footprint.js';
+export { HOOK_OUTPUT_LIMIT, runHookRequest } from './hook-runner.js';
+export type { HookRequest, HookResult } from './hook-runner.js';

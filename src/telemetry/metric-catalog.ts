@@ -311,6 +311,15 @@ export function defineMetrics(registry: Registry, current: CurrentSample): Pushe
       for (const f of s.fileSync ?? []) emit({ instance: f.instance }, f.lagBytes);
     }),
   );
+  gauge(
+    'understudy_external_echo_lag_bytes',
+    'Replication lag of an external echo as its lag hook last reported it (no sample while unknown).',
+    inst,
+    perService((s, emit) => {
+      for (const e of s.externalEchoes ?? [])
+        if (e.lagBytes !== undefined) emit({ instance: e.instance }, e.lagBytes);
+    }),
+  );
   counter(
     'understudy_file_sync_wire_bytes_total',
     'Bytes written to the wire to the echo (frames and every overhead).',

@@ -30,6 +30,8 @@ export interface ServiceSample {
   replication?: ReplicationSample;
   /** Warm and cold echoes: file-state sync, one entry per echo. */
   fileSync?: readonly FileSyncSample[];
+  /** External echoes: the replication lag each echo's `lag` hook last reported (absent: unknown). */
+  externalEchoes?: readonly { instance: string; lagBytes?: number }[];
   /** Predictive scaling (absent when the service neither scales nor forecasts). */
   scaling?: ScalingSample;
 }

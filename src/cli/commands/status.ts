@@ -142,6 +142,12 @@ export function statusTable(services: ServiceView[]): string {
         `files → ${f.echo}: lag ${f.lagSeconds.toFixed(2)} s / ${f.lagBytes} B, ${Math.round(f.changeRateBytesPerSec)} B/s changing, ${f.wireBytes} B on the wire${initial}`,
       );
     }
+    for (const e of svc.externalEchoes ?? []) {
+      const lag = e.error === undefined && e.lagBytes !== undefined ? `${e.lagBytes} B` : '?';
+      parts.push(
+        `echo ${e.instance} (external): lag ${lag}${e.lagSeconds !== undefined && e.error === undefined ? ` / ${e.lagSeconds} s` : ''}${e.error ? ` — ${e.error}` : ''}`,
+      );
+    }
     const last = svc.lastFailover;
     if (last) {
       parts.push(

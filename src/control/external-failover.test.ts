@@ -1,0 +1,147 @@
+// External echoes (echo.mode: external) in the control plane, driven through a FakeAgent whose hooks
+// run for real (small sh scripts that note their context in files): the order of the hooks, their
+// environment, and what a failing promote hook does.
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { AgentRegistry, FakeAgent, ManualClock } from '../agent/index.js';
+import { parseSpecText } from '../config/index.js';
+import { SqliteStateStore } from '../store/index.js';
+import { ControlPlane } from './control-plane.js';
+import type { ControlDecision } from './records.js';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/** A hook that writes its UNDERSTUDY_* environment to `<dir>/<hook>-<instance>` and exits `fail` for `failFor`. */
+const hook = (dir: string, failFor = 'none'): string =>
+  `{ exec: [sh, -c, 'f=${dir}/$UNDERSTUDY_HOOK-$UNDERSTUDY_INSTANCE; { env | grep -E "^(UNDERSTUDY_|KV_)"; echo ARG0=$0; } | sort > $f.tmp; mv $f.tmp $f; [ "$UNDERSTUDY_INSTANCE" != ${failFor} ] || { echo not a replica >&2; exit 1; }', '{instance}'] }`;
+
+async function start(echoes: number, failPromoteFor?: string) {
+  const dir = mkdtempSync(join(tmpdir(), 'understudy-ext-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const store = await SqliteStateStore.create({ dataDir: dir });
+  cleanups.push(() => store.close());
+  const clock = new ManualClock();
+  const agent = new FakeAgent({ clock });
+  const file = join(dir, 'understudy.yaml');
+  const yaml = `services:
+  - name: kv
+    command: [kv]
+    ports: { redis: 0 }
+    env: { KV_DIR: '{stateDir}' }
+    echo:
+      count: ${echoes}
+      mode: external
+      external:
+        follow: ${hook(dir)}
+        promote: ${hook(dir, failPromoteFor)}
+        lag: { exec: [sh, -c, 'echo "{\\"lagBytes\\":0}"'] }
+`;
+  const control = await ControlPlane.create({
+    spec: { spec: parseSpecText(yaml, file), file, dir },
+    dataDir: dir,
+    store,
+    agents: new AgentRegistry([agent]),
+    clock,
+  });
+  const decisions: ControlDecision[] = [];
+  control.decisions.subscribe((d) => {
+    const i = decisions.findIndex((x) => x.seq === d.seq);
+    if (i >= 0) decisions[i] = { ...d };
+    else decisions.push({ ...d });
+  });
+  cleanups.push(() => control.close());
+  await control.start();
+  const env = (name: string): Record<string, string> =>
+    Object.fromEntries(
+      readFileSync(join(dir, name), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+    );
+  return { control, agent, clock, dir, decisions, env, has: (name: string) => existsSync(join(dir, name)) };
+}
+
+/** Real time: the hooks are real processes. */
+async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`never happened: ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('external echoes', () => {
+  it('runs follow on a new echo with the primary in its environment, no file sync, then promote and rejoin on a crash', async () => {
+    const h = await start(1);
+    await until(() => h.has('follow-kv-2'), 'the follow hook of kv-2');
+    const follow = h.env('follow-kv-2');
+    expect(follow).toMatchObject({
+      UNDERSTUDY_HOOK: 'follow',
+      UNDERSTUDY_SERVICE: 'kv',
+      UNDERSTUDY_INSTANCE: 'kv-2',
+      UNDERSTUDY_PRIMARY_INSTANCE: 'kv-1',
+      UNDERSTUDY_REJOIN: '0',
+      // The argv's placeholders and the service's env, expanded for the instance the hook acts on.
+      ARG0: 'kv-2',
+      KV_DIR: follow['UNDERSTUDY_STATE_DIR'],
+    });
+    expect(follow['KV_DIR']).toMatch(/kv-2$/);
+    expect(follow['UNDERSTUDY_PORT']).toBe(follow['UNDERSTUDY_PORT_REDIS']);
+    expect(h.agent.log.some((l) => l.startsWith('sync'))).toBe(false);
+    await until(
+      () => h.decisions.find((d) => d.kind === 'external-follow')?.outcome.status === 'ok',
+      'the follow decision settles ok',
+    );
+
+    h.agent.crash('kv-1');
+    await until(() => h.has('promote-kv-2'), 'the promote hook of kv-2');
+    expect(h.env('promote-kv-2')).toMatchObject({
+      UNDERSTUDY_INSTANCE: 'kv-2',
+      UNDERSTUDY_PRIMARY_INSTANCE: 'kv-1',
+      UNDERSTUDY_EPOCH: '1',
+    });
+    await until(
+      () => h.decisions.some((d) => d.kind === 'failover' && d.outcome.status === 'ok'),
+      'failover',
+    );
+    // The deposed primary comes back as an echo after its restart delay and follows the new one
+    // (rejoin = the follow hook by default).
+    const kv1 = () => h.control.instances().find((i) => i.id === 'kv-1');
+    await until(() => kv1()?.phase === 'exited', 'kv-1 waits to rejoin');
+    h.clock.advance((kv1()?.nextRestartAt ?? 0) - h.clock.now());
+    await until(() => h.has('rejoin-kv-1'), 'kv-1 rejoins');
+    expect(h.env('rejoin-kv-1')).toMatchObject({
+      UNDERSTUDY_HOOK: 'rejoin',
+      UNDERSTUDY_INSTANCE: 'kv-1',
+      UNDERSTUDY_PRIMARY_INSTANCE: 'kv-2',
+      UNDERSTUDY_REJOIN: '1',
+    });
+    await until(
+      () => h.decisions.find((d) => d.kind === 'external-rejoin')?.outcome.status === 'ok',
+      'the rejoin decision settles ok',
+    );
+  });
+
+  it('moves on to the next echo when the promote hook fails, recording the hook’s error', async () => {
+    const h = await start(2, 'kv-2');
+    await until(() => h.has('follow-kv-2') && h.has('follow-kv-3'), 'both echoes follow');
+    h.agent.crash('kv-1');
+    await until(
+      () => h.decisions.some((d) => d.kind === 'failover' && d.outcome.status === 'ok'),
+      'failover',
+    );
+    const [first, second] = h.decisions.filter((d) => d.kind === 'failover');
+    const promoted = second?.what.includes('kv-3') ? 'kv-3' : 'kv-2';
+    expect(promoted).toBe('kv-3');
+    expect(first?.outcome).toEqual({
+      status: 'failed',
+      detail: 'the promote hook of kv-2 exited with status 1: not a replica',
+    });
+    expect(h.control.instances().find((i) => i.role === 'primary')?.id).toBe('kv-3');
+  });
+});
