@@ -14,6 +14,7 @@ describe('resolveControlTimeouts', () => {
       replayRestoreMs: 60_000,
       readyProbeMs: 200,
       readyPollMs: 10,
+      adoptUnreachableMs: 10_000,
     });
   });
 
