@@ -43,6 +43,20 @@ export interface HorizontalPolicyOptions {
   scaleOutStep?: number;
   /** A scale-in happens only when it removes more than this fraction of the current count. @default 0.1 */
   scaleInTolerance?: number;
+  /**
+   * A scale-in the forecast holds (a hold count is known) happens when it removes more than this
+   * fraction of the current count: the forecast's interval already damps the noise the tolerance
+   * is for. @default 0
+   */
+  heldScaleInTolerance?: number;
+  /**
+   * Without a confident forecast, a scale-in may still go below the stabilisation window's rolling
+   * max, down to what the forecast's upper bound over the re-provisioning horizon needs
+   * (`holdForecast`): an unconfident forecast's interval is wide, so its upper bound is itself the
+   * guard, and the window still caps the hold. Chosen on the scaling benchmark's tuning traces
+   * (docs/scaling.md). @default true
+   */
+  unconfidentHold?: boolean;
   /** @default 'act' */
   mode?: PolicyMode;
   guards?: GuardOptions;
@@ -58,6 +72,8 @@ export interface ResolvedHorizontalPolicyOptions {
   scaleInStabilizationMs: number;
   scaleOutStep: number;
   scaleInTolerance: number;
+  heldScaleInTolerance: number;
+  unconfidentHold: boolean;
   mode: PolicyMode;
   guards: ResolvedGuardOptions;
 }
@@ -77,6 +93,8 @@ export function resolveHorizontalPolicyOptions(o: HorizontalPolicyOptions): Reso
     scaleInStabilizationMs: o.scaleInStabilizationMs ?? 300_000,
     scaleOutStep: o.scaleOutStep ?? 0.1,
     scaleInTolerance: o.scaleInTolerance ?? 0.1,
+    heldScaleInTolerance: o.heldScaleInTolerance ?? 0,
+    unconfidentHold: o.unconfidentHold ?? true,
     mode: o.mode ?? 'act',
     guards: resolveGuardOptions(o.guards),
   };
@@ -109,6 +127,12 @@ export interface HorizontalSignals {
    * scale-in goes no lower (a scale-out ignores it). @default none
    */
   seasonalHold?: number;
+  /**
+   * The forecast over the cold re-provisioning horizon when `holdForecast` is a shorter one (the
+   * warm lead: released instances go back into the warm pool and return in seconds). What it needs
+   * beyond the serving set is reported as {@link HorizontalResult.reserve}: echoes to keep. @default none
+   */
+  reserveForecast?: DecisionForecast;
 }
 
 /** What the horizontal policy remembers. Plain data; treat as immutable. */
@@ -136,6 +160,8 @@ export interface HorizontalResult {
   predictive?: number;
   /** Count the forecast over the re-provisioning horizon holds a scale-in at (absent when not used). */
   hold?: number;
+  /** Instances `reserveForecast` needs beyond `desired`: to keep as warm echoes. 0 without it. */
+  reserve: number;
 }
 
 /** Instances that serve `load` at utilisation `u`. */
@@ -207,13 +233,25 @@ export function decideHorizontal(
   // re-provisioning horizon; without, the rolling max of the window.
   let floor = raw;
   let hold: number | undefined;
+  let reserveFloor = 0;
+  const rf = signals.reserveForecast;
   if (confident) {
     const h = signals.holdForecast;
     if (h) {
       hold = clampCount(g, predictiveCount(o, h, current));
       floor = Math.max(floor, hold);
     }
-  } else for (const r of recommendations) floor = Math.max(floor, r.count);
+    if (rf) reserveFloor = clampCount(g, predictiveCount(o, rf, current));
+  } else {
+    let window = floor;
+    for (const r of recommendations) window = Math.max(window, r.count);
+    const h = signals.holdForecast;
+    if (o.unconfidentHold && h) {
+      hold = clampCount(g, predictiveCount(o, h, current));
+      floor = Math.max(floor, Math.min(window, hold));
+      if (rf) reserveFloor = Math.min(window, clampCount(g, predictiveCount(o, rf, current)));
+    } else floor = window;
+  }
   if (signals.seasonalHold !== undefined) floor = Math.max(floor, clampCount(g, signals.seasonalHold));
   let target: number;
   if (raw > current)
@@ -221,11 +259,13 @@ export function decideHorizontal(
   else {
     target = clampCount(g, Math.min(current, floor));
     // Not worth an action: a scale-in of at most the tolerance (bound corrections always go ahead).
-    if (target < current && current - target <= current * o.scaleInTolerance && current <= g.maxCount)
+    const tolerance = hold !== undefined ? o.heldScaleInTolerance : o.scaleInTolerance;
+    if (target < current && current - target <= current * tolerance && current <= g.maxCount)
       target = current;
   }
   const next: HorizontalState = { recommendations, guards: state.guards };
   const counts = {
+    reserve: Math.max(0, reserveFloor - current),
     reactive,
     ...(predictive !== undefined ? { predictive } : {}),
     ...(hold !== undefined ? { hold } : {}),
@@ -247,7 +287,7 @@ export function decideHorizontal(
     const h = signals.holdForecast;
     why =
       hold !== undefined && h
-        ? `forecast upper ${fmtNum(h.upper)} within ${fmtMs(h.horizonMs)} needs ${hold}${target > raw ? `: held at ${target}` : ''} (reactive ${reactive}${predictive !== undefined ? `, predictive ${predictive}` : ''}, confidence ${signals.confidence.toFixed(2)})`
+        ? `forecast upper ${fmtNum(h.upper)} within ${fmtMs(h.horizonMs)} needs ${hold}${target > raw ? `: held at ${target}` : ''}${reserveFloor > target ? `; ${reserveFloor - target} kept warm for ${fmtMs(signals.reserveForecast!.horizonMs)}` : ''} (reactive ${reactive}${predictive !== undefined ? `, predictive ${predictive}` : ''}, confidence ${signals.confidence.toFixed(2)})`
         : target > raw
           ? `recommendation ${raw}, held at ${target} by the ${fmtMs(o.scaleInStabilizationMs)} stabilisation window`
           : `${fmtMs(o.scaleInStabilizationMs)} of recommendations at or below ${target} (reactive ${reactive}${predictive !== undefined ? `, predictive ${predictive}` : ''})`;
@@ -287,6 +327,7 @@ export function decideHorizontal(
     desired: target,
     state: next,
     ...counts,
+    reserve: Math.max(0, reserveFloor - target),
     decisions: [{ kind, at: now, from: current, to: target, applied: true, reason: why, inputs }],
   };
 }

@@ -136,6 +136,8 @@ export class ReactivePoolController implements ScalingController {
     this.#inner = new PredictiveController({
       ...options,
       minConfidence: NEVER_CONFIDENT,
+      unconfidentHold: false,
+      warmHold: false,
       poolGrowthQuantile: false,
       warmPool:
         options.warmPool === false ? false : { ...(options.warmPool ?? {}), minConfidence: NEVER_CONFIDENT },
