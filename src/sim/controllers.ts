@@ -131,7 +131,7 @@ export class ReactivePoolController implements ScalingController {
   readonly name = 'reactive-pool';
   readonly #inner: PredictiveController;
 
-  /** @param options the predictive scaler's options; the serving set's and the pool's `minConfidence` and `poolGrowthQuantile` are overridden */
+  /** @param options the predictive scaler's options; the serving set's and the pool's `minConfidence`, `poolGrowthQuantile` and the forecast-held scale-in (`unconfidentHold`, `warmHold`) are overridden */
   constructor(options: PredictiveScalerOptions) {
     this.#inner = new PredictiveController({
       ...options,
