@@ -55,7 +55,7 @@ process.stdout.write(
 
 // Ablations of the predictive policy, same runs otherwise: what each part adds (reactive-pool, in
 // the main run, is the forecast ignored for the serving set).
-const BEFORE_WARM_HOLD = { warmHold: false, unconfidentHold: false, heldScaleInTolerance: 0.1 };
+const BEFORE_WARM_HOLD = { warmHold: false, unconfidentHold: false };
 const ABLATIONS = {
   'predictive, no growth quantile in the pool': { poolGrowthQuantile: false },
   'predictive before issue 18 (coverage 0.8, no growth quantile)': {

@@ -200,30 +200,6 @@ describe('decideHorizontal', () => {
     expect(r.reserve).toBe(6);
     expect(r.decisions[0]!.reason).toMatch(/6 kept warm/);
   });
-  it('a scale-in the forecast holds needs no tolerance; one the window holds keeps it', () => {
-    // 10 → 9 removes 10 %: within the default scale-in tolerance.
-    const nine = { horizonMs: 135_000, mean: 600, lower: 500, upper: 610 };
-    const held = decideHorizontal(
-      o,
-      initialHorizontalState(),
-      { current: 10, load: 600, confidence: 0.9, forecast: nine, holdForecast: nine },
-      0,
-    );
-    expect(held.desired).toBe(9);
-    const windowOnly = resolveHorizontalPolicyOptions({
-      capacityPerInstance: 100,
-      targetUtilization: 0.7,
-      unconfidentHold: false,
-      guards: { scaleInCooldownMs: 0 },
-    });
-    const reactive = decideHorizontal(
-      windowOnly,
-      initialHorizontalState(),
-      { current: 10, load: 600, confidence: 0 },
-      0,
-    );
-    expect(reactive.desired).toBe(10);
-  });
   it('applies the reactive tolerance to the forecast mean: no scale-out for a mean within it', () => {
     // 10 instances at 70 req/s each serve 700 at target; a mean of 750 is 7 % above: within 10 %.
     const r = decideHorizontal(

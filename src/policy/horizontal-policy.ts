@@ -44,12 +44,6 @@ export interface HorizontalPolicyOptions {
   /** A scale-in happens only when it removes more than this fraction of the current count. @default 0.1 */
   scaleInTolerance?: number;
   /**
-   * A scale-in the forecast holds (a hold count is known) happens when it removes more than this
-   * fraction of the current count: the forecast's interval already damps the noise the tolerance
-   * is for. @default 0
-   */
-  heldScaleInTolerance?: number;
-  /**
    * Without a confident forecast, a scale-in may still go below the stabilisation window's rolling
    * max, down to what the forecast's upper bound over the re-provisioning horizon needs
    * (`holdForecast`): an unconfident forecast's interval is wide, so its upper bound is itself the
@@ -72,7 +66,6 @@ export interface ResolvedHorizontalPolicyOptions {
   scaleInStabilizationMs: number;
   scaleOutStep: number;
   scaleInTolerance: number;
-  heldScaleInTolerance: number;
   unconfidentHold: boolean;
   mode: PolicyMode;
   guards: ResolvedGuardOptions;
@@ -93,7 +86,6 @@ export function resolveHorizontalPolicyOptions(o: HorizontalPolicyOptions): Reso
     scaleInStabilizationMs: o.scaleInStabilizationMs ?? 300_000,
     scaleOutStep: o.scaleOutStep ?? 0.1,
     scaleInTolerance: o.scaleInTolerance ?? 0.1,
-    heldScaleInTolerance: o.heldScaleInTolerance ?? 0,
     unconfidentHold: o.unconfidentHold ?? true,
     mode: o.mode ?? 'act',
     guards: resolveGuardOptions(o.guards),
@@ -259,8 +251,7 @@ export function decideHorizontal(
   else {
     target = clampCount(g, Math.min(current, floor));
     // Not worth an action: a scale-in of at most the tolerance (bound corrections always go ahead).
-    const tolerance = hold !== undefined ? o.heldScaleInTolerance : o.scaleInTolerance;
-    if (target < current && current - target <= current * tolerance && current <= g.maxCount)
+    if (target < current && current - target <= current * o.scaleInTolerance && current <= g.maxCount)
       target = current;
   }
   const next: HorizontalState = { recommendations, guards: state.guards };

@@ -169,7 +169,7 @@ describe('simulate', () => {
       runScenario(wave(1500), {
         policies: ['reactive-pool', 'predictive'],
         meanInstances: 15,
-        predictive: { warmHold: on, unconfidentHold: on, heldScaleInTolerance: on ? 0 : 0.1 },
+        predictive: { warmHold: on, unconfidentHold: on },
       }).results;
     const on = run(true);
     const off = run(false);
