@@ -48,19 +48,28 @@ process.stdout.write(
     `cold start ${SETTINGS.coldStartMs / 1000} s, warm echo promotion ${SETTINGS.warmStartMs / 1000} s (predictive and reactive-pool: they keep the warm pool, whose echoes cost their size), ` +
     `tick ${SETTINGS.tickMs / 1000} s (the HPA sync period), queue bound 30 s; each trace scaled so that its mean load needs ${SETTINGS.meanInstances} instances at the target\n` +
     `policies: predictive (src/policy PredictiveScaler: auto forecaster; max of the reactive rule and the forecast at the lead time — mean at the target, 70 % interval's upper bound at 100 %; ` +
-    `while confident, scale-in held by the forecast over a cold start instead of a fixed window; warm pool sized by the forecast's peak and the 0.7-quantile of growth within a cold start learned from history, refilled by scale-ins), reactive-pool (AWS target tracking + a warm pool: the same step and warm pool, the forecast never counting for the serving set), hpa (Kubernetes autoscaling/v2 defaults on a per-pod load metric), ` +
+    `scale-in held by the forecast (while confident instead of a fixed window; while not, below the window down to the forecast's upper bound); ` +
+    `with a ready echo the serving set keeps what the forecast needs over a promotion and the warm pool what it needs over a cold start beyond that (warm hold); warm pool sized by the forecast's peak and the 0.7-quantile of growth within a cold start learned from history, refilled by scale-ins), reactive-pool (AWS target tracking + a warm pool: the same step and warm pool, the forecast never counting for the serving set), hpa (Kubernetes autoscaling/v2 defaults on a per-pod load metric), ` +
     `static (peak / target), oracle (knows the load, same cold-start lead time)\n\n`,
 );
 
 // Ablations of the predictive policy, same runs otherwise: what each part adds (reactive-pool, in
 // the main run, is the forecast ignored for the serving set).
+const BEFORE_WARM_HOLD = { warmHold: false, unconfidentHold: false };
 const ABLATIONS = {
   'predictive, no growth quantile in the pool': { poolGrowthQuantile: false },
   'predictive before issue 18 (coverage 0.8, no growth quantile)': {
     poolGrowthQuantile: false,
     coverage: 0.8,
+    ...BEFORE_WARM_HOLD,
   },
-  'predictive, serving set reactive (forecast sizes the pool only)': { minConfidence: 2 },
+  'predictive before the warm hold (scale-in as before)': BEFORE_WARM_HOLD,
+  'predictive, no warm hold (scale-in held over a cold start)': { warmHold: false },
+  'predictive, no unconfident hold (the window while unsure)': { unconfidentHold: false },
+  'predictive, serving set reactive (forecast sizes the pool only)': {
+    minConfidence: 2,
+    unconfidentHold: false,
+  },
   'predictive, no warm pool (forecast + cold starts)': { warmPool: false },
   'predictive + seasonal scale-in hold (a candidate, off)': { seasonalHold: true },
 } satisfies Record<string, ScenarioOptions['predictive']>;

@@ -1,6 +1,7 @@
 // The scale test of `npm run bench -- scaling`: many services replaying real traces at once,
 // each scaled by its own predictive scaler, on 1-minute ticks.
 import { PredictiveController, simulate, traceToLoad } from '../../src/sim/index.js';
+import type { PredictiveScalerOptions } from '../../src/policy/index.js';
 import type { SimServiceSpec, Trace } from '../../src/sim/index.js';
 
 /** Options of {@link runScaleTest}. */
@@ -18,6 +19,8 @@ export interface ScaleTestOptions {
   warmStartMs: number;
   /** Forecast step: the forecaster sees one value per step. */
   forecastStepMs: number;
+  /** Overrides of the predictive scaler's options (e.g. an ablation). @default none */
+  predictive?: Partial<PredictiveScalerOptions>;
 }
 
 /** Outcome of {@link runScaleTest}. */
@@ -60,6 +63,7 @@ export function runScaleTest(o: ScaleTestOptions): ScaleTestResult {
         warmLeadMs: o.warmStartMs,
         decisionIntervalMs: tickMs,
         guards: { maxCount: 100_000 },
+        ...o.predictive,
       }),
     });
   }

@@ -142,18 +142,63 @@ describe('decideHorizontal', () => {
     expect(r.desired).toBe(8); // max(⌈500/70⌉, ⌈600/100⌉) = 8
     expect(r.decisions[0]!.reason).toMatch(/held at 8/);
   });
-  it('falls back to the stabilisation window when confidence drops', () => {
+  it('falls back to the stabilisation window when confidence drops (unconfidentHold off)', () => {
+    const windowOnly = resolveHorizontalPolicyOptions({
+      capacityPerInstance: 100,
+      targetUtilization: 0.7,
+      unconfidentHold: false,
+      guards: { scaleInCooldownMs: 0 },
+    });
     let s: HorizontalState = initialHorizontalState();
     const low = { horizonMs: 135_000, mean: 140, lower: 120, upper: 180 };
-    s = decideHorizontal(o, s, { current: 10, load: 700, confidence: 0.9, forecast: low }, 0).state;
+    s = decideHorizontal(windowOnly, s, { current: 10, load: 700, confidence: 0.9, forecast: low }, 0).state;
     const r = decideHorizontal(
-      o,
+      windowOnly,
       s,
       { current: 10, load: 140, confidence: 0.2, forecast: low, holdForecast: low },
       15_000,
     );
     expect(r.desired).toBe(10);
     expect(r.predictive).toBeUndefined();
+  });
+  it('without confidence, scales in below the window only as far as the forecast upper bound over the horizon allows', () => {
+    let s: HorizontalState = initialHorizontalState();
+    s = decideHorizontal(o, s, { current: 10, load: 700, confidence: 0.2 }, 0).state;
+    // The window still holds 10; the unconfident forecast's upper bound 450 needs 5 at 100 %, its
+    // mean 300 needs 5 at 70 %: the scale-in goes to 5, not to the reactive 2.
+    const wide = { horizonMs: 135_000, mean: 300, lower: 50, upper: 450 };
+    const r = decideHorizontal(
+      o,
+      s,
+      { current: 10, load: 140, confidence: 0.2, forecast: wide, holdForecast: wide },
+      15_000,
+    );
+    expect(r.desired).toBe(5);
+    expect(r.predictive).toBeUndefined();
+    expect(r.decisions[0]).toMatchObject({ kind: 'scale-in', applied: true, inputs: { hold: 5 } });
+    // A forecast asking for more than the window keeps the window's count: the hold only lowers it.
+    const high = { horizonMs: 135_000, mean: 1400, lower: 700, upper: 2000 };
+    const h = decideHorizontal(
+      o,
+      s,
+      { current: 10, load: 140, confidence: 0.2, forecast: high, holdForecast: high },
+      15_000,
+    );
+    expect(h.desired).toBe(10);
+  });
+  it('reports as reserve what the forecast over a cold start needs beyond a scale-in held at the warm lead', () => {
+    const warm = { horizonMs: 20_000, mean: 140, lower: 120, upper: 180 };
+    const cold = { horizonMs: 135_000, mean: 500, lower: 400, upper: 600 };
+    const r = decideHorizontal(
+      o,
+      initialHorizontalState(),
+      { current: 10, load: 140, confidence: 0.9, forecast: warm, holdForecast: warm, reserveForecast: cold },
+      0,
+    );
+    // Held at the warm lead: ⌈180/100⌉ = 2 (the reactive 2); the cold horizon needs 8: 6 kept warm.
+    expect(r.desired).toBe(2);
+    expect(r.reserve).toBe(6);
+    expect(r.decisions[0]!.reason).toMatch(/6 kept warm/);
   });
   it('applies the reactive tolerance to the forecast mean: no scale-out for a mean within it', () => {
     // 10 instances at 70 req/s each serve 700 at target; a mean of 750 is 7 % above: within 10 %.
@@ -243,6 +288,36 @@ describe('decideHorizontal', () => {
     expect(
       decideHorizontal(g, initialHorizontalState(), { current: 1, load: 0, confidence: 0 }, 0).desired,
     ).toBe(3);
+  });
+  it('serving plus reserve never falls below what the cold-horizon forecast needs while confident (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 100 }),
+        fc.double({ min: 0, max: 10_000, noNaN: true }),
+        fc.double({ min: 0, max: 10_000, noNaN: true }),
+        fc.double({ min: 0, max: 10_000, noNaN: true }),
+        fc.integer({ min: 0, max: 300_000 }),
+        (current, load, warmUpper, coldExtra, cooldown) => {
+          const p = resolveHorizontalPolicyOptions({
+            capacityPerInstance: 100,
+            guards: { maxCount: 150, scaleInCooldownMs: cooldown },
+          });
+          const warm = { horizonMs: 20_000, mean: warmUpper * 0.8, lower: 0, upper: warmUpper };
+          const coldUpper = warmUpper + coldExtra;
+          const cold = { horizonMs: 135_000, mean: coldUpper * 0.8, lower: 0, upper: coldUpper };
+          const r = decideHorizontal(
+            p,
+            initialHorizontalState(),
+            { current, load, confidence: 0.9, forecast: warm, holdForecast: warm, reserveForecast: cold },
+            0,
+          );
+          const need = Math.min(150, Math.max(1, Math.ceil(coldUpper / 100 - 1e-9)));
+          expect(r.desired + r.reserve).toBeGreaterThanOrEqual(Math.min(need, Math.max(current, r.desired)));
+          expect(r.reserve).toBeGreaterThanOrEqual(0);
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
   it('never asks for fewer instances than the reactive rule and stays within bounds (property)', () => {
     fc.assert(

@@ -43,6 +43,14 @@ export interface HorizontalPolicyOptions {
   scaleOutStep?: number;
   /** A scale-in happens only when it removes more than this fraction of the current count. @default 0.1 */
   scaleInTolerance?: number;
+  /**
+   * Without a confident forecast, a scale-in may still go below the stabilisation window's rolling
+   * max, down to what the forecast's upper bound over the re-provisioning horizon needs
+   * (`holdForecast`): an unconfident forecast's interval is wide, so its upper bound is itself the
+   * guard, and the window still caps the hold. Chosen on the scaling benchmark's tuning traces
+   * (docs/scaling.md). @default true
+   */
+  unconfidentHold?: boolean;
   /** @default 'act' */
   mode?: PolicyMode;
   guards?: GuardOptions;
@@ -58,6 +66,7 @@ export interface ResolvedHorizontalPolicyOptions {
   scaleInStabilizationMs: number;
   scaleOutStep: number;
   scaleInTolerance: number;
+  unconfidentHold: boolean;
   mode: PolicyMode;
   guards: ResolvedGuardOptions;
 }
@@ -77,6 +86,7 @@ export function resolveHorizontalPolicyOptions(o: HorizontalPolicyOptions): Reso
     scaleInStabilizationMs: o.scaleInStabilizationMs ?? 300_000,
     scaleOutStep: o.scaleOutStep ?? 0.1,
     scaleInTolerance: o.scaleInTolerance ?? 0.1,
+    unconfidentHold: o.unconfidentHold ?? true,
     mode: o.mode ?? 'act',
     guards: resolveGuardOptions(o.guards),
   };
@@ -109,6 +119,12 @@ export interface HorizontalSignals {
    * scale-in goes no lower (a scale-out ignores it). @default none
    */
   seasonalHold?: number;
+  /**
+   * The forecast over the cold re-provisioning horizon when `holdForecast` is a shorter one (the
+   * warm lead: released instances go back into the warm pool and return in seconds). What it needs
+   * beyond the serving set is reported as {@link HorizontalResult.reserve}: echoes to keep. @default none
+   */
+  reserveForecast?: DecisionForecast;
 }
 
 /** What the horizontal policy remembers. Plain data; treat as immutable. */
@@ -136,6 +152,8 @@ export interface HorizontalResult {
   predictive?: number;
   /** Count the forecast over the re-provisioning horizon holds a scale-in at (absent when not used). */
   hold?: number;
+  /** Instances `reserveForecast` needs beyond `desired`: to keep as warm echoes. 0 without it. */
+  reserve: number;
 }
 
 /** Instances that serve `load` at utilisation `u`. */
@@ -207,13 +225,25 @@ export function decideHorizontal(
   // re-provisioning horizon; without, the rolling max of the window.
   let floor = raw;
   let hold: number | undefined;
+  let reserveFloor = 0;
+  const rf = signals.reserveForecast;
   if (confident) {
     const h = signals.holdForecast;
     if (h) {
       hold = clampCount(g, predictiveCount(o, h, current));
       floor = Math.max(floor, hold);
     }
-  } else for (const r of recommendations) floor = Math.max(floor, r.count);
+    if (rf) reserveFloor = clampCount(g, predictiveCount(o, rf, current));
+  } else {
+    let window = floor;
+    for (const r of recommendations) window = Math.max(window, r.count);
+    const h = signals.holdForecast;
+    if (o.unconfidentHold && h) {
+      hold = clampCount(g, predictiveCount(o, h, current));
+      floor = Math.max(floor, Math.min(window, hold));
+      if (rf) reserveFloor = Math.min(window, clampCount(g, predictiveCount(o, rf, current)));
+    } else floor = window;
+  }
   if (signals.seasonalHold !== undefined) floor = Math.max(floor, clampCount(g, signals.seasonalHold));
   let target: number;
   if (raw > current)
@@ -226,6 +256,7 @@ export function decideHorizontal(
   }
   const next: HorizontalState = { recommendations, guards: state.guards };
   const counts = {
+    reserve: Math.max(0, reserveFloor - current),
     reactive,
     ...(predictive !== undefined ? { predictive } : {}),
     ...(hold !== undefined ? { hold } : {}),
@@ -247,7 +278,7 @@ export function decideHorizontal(
     const h = signals.holdForecast;
     why =
       hold !== undefined && h
-        ? `forecast upper ${fmtNum(h.upper)} within ${fmtMs(h.horizonMs)} needs ${hold}${target > raw ? `: held at ${target}` : ''} (reactive ${reactive}${predictive !== undefined ? `, predictive ${predictive}` : ''}, confidence ${signals.confidence.toFixed(2)})`
+        ? `forecast upper ${fmtNum(h.upper)} within ${fmtMs(h.horizonMs)} needs ${hold}${target > raw ? `: held at ${target}` : ''}${reserveFloor > target ? `; ${reserveFloor - target} kept warm for ${fmtMs(signals.reserveForecast!.horizonMs)}` : ''} (reactive ${reactive}${predictive !== undefined ? `, predictive ${predictive}` : ''}, confidence ${signals.confidence.toFixed(2)})`
         : target > raw
           ? `recommendation ${raw}, held at ${target} by the ${fmtMs(o.scaleInStabilizationMs)} stabilisation window`
           : `${fmtMs(o.scaleInStabilizationMs)} of recommendations at or below ${target} (reactive ${reactive}${predictive !== undefined ? `, predictive ${predictive}` : ''})`;
@@ -287,6 +318,7 @@ export function decideHorizontal(
     desired: target,
     state: next,
     ...counts,
+    reserve: Math.max(0, reserveFloor - target),
     decisions: [{ kind, at: now, from: current, to: target, applied: true, reason: why, inputs }],
   };
 }

@@ -149,3 +149,43 @@ describe('PredictiveScaler warm pool from history', () => {
     expect(poolAfter({ poolGrowthQuantile: 0.7 }, 396)).toBe(0);
   });
 });
+
+describe('PredictiveScaler warm hold', () => {
+  // The square wave of `loadAt`, learnt for 300 steps; then, two steps before a rise (step 308, load
+  // 700, the rise at 310), an over-provisioned serving set of 30 with 5 echoes ready.
+  function at308(warmHold: boolean): { serving: number; pool: number; reason: string } {
+    const s = new PredictiveScaler({
+      capacityPerInstance: 100,
+      targetUtilization: 0.7,
+      stepMs: 60_000,
+      coldLeadMs: 120_000,
+      warmLeadMs: 5_000,
+      decisionIntervalMs: 60_000,
+      warmHold,
+      guards: { scaleInCooldownMs: 0 },
+    });
+    let serving = 10;
+    let pool = 1;
+    for (let step = 0; step < 308; step++) {
+      const now = step * 60_000;
+      s.observe(now, loadAt(step));
+      const d = s.decide(now, { serving, pool, poolReady: pool, load: loadAt(step) });
+      serving = d.serving;
+      pool = d.pool;
+    }
+    s.observe(308 * 60_000, 700);
+    const d = s.decide(308 * 60_000, { serving: 30, pool: 5, poolReady: 5, load: 700 });
+    return { serving: d.serving, pool: d.pool, reason: d.decisions.map((x) => x.reason).join(' | ') };
+  }
+  it('releases what the warm lead does not need into the pool, keeping what a cold start would', () => {
+    const cold = at308(false);
+    const warm = at308(true);
+    // Without it, the rise within a cold start holds the serving set.
+    expect(cold.serving).toBe(30);
+    // With it, the serving set drops to what the next promotion's horizon needs…
+    expect(warm.serving).toBeLessThan(20);
+    // …and the released instances the rise needs stay warm: serving plus pool still cover it.
+    expect(warm.serving + warm.pool).toBeGreaterThanOrEqual(30);
+    expect(warm.reason).toMatch(/kept warm/);
+  });
+});

@@ -72,6 +72,13 @@ export interface PredictiveScalerOptions extends HorizontalPolicyOptions {
    * cost more instance-hours than the SLO minutes it saved (docs/scaling.md). @default false
    */
   seasonalHold?: boolean;
+  /**
+   * While the warm pool has a ready echo, a forecast holds a scale-in only at what it needs over the
+   * warm lead (a promotion); what it needs over a cold start beyond that is kept as warm echoes:
+   * the released instances go back into the pool and return in seconds, at an echo's cost. Chosen
+   * on the scaling benchmark's tuning traces (docs/scaling.md). @default true
+   */
+  warmHold?: boolean;
 }
 
 /** The serving set and warm pool as the executor reports them, at one decision. */
@@ -333,6 +340,7 @@ export class PredictiveScaler {
       const last = this.#pending[this.#pending.length - 1];
       if (!last || last.step < step) this.#pending.push({ step, upper: forecast.upper });
     }
+    const warmHold = this.#options.warmHold !== false && this.#pool !== undefined && obs.poolReady > 0;
     const seasonal = this.#profile?.peak(now, now + this.#coldLeadMs + this.#intervalMs) ?? Number.NaN;
     const r = decideHorizontal(
       this.#h,
@@ -342,7 +350,16 @@ export class PredictiveScaler {
         load: obs.load,
         confidence,
         ...(forecast ? { forecast } : {}),
-        ...(holdForecast ? { holdForecast } : {}),
+        // With warmHold, a scale-in is held at the forecast over the warm lead (a promotion brings
+        // an echo back); what the forecast over a cold start needs beyond that stays in the pool.
+        ...(warmHold
+          ? {
+              ...(forecast ? { holdForecast: forecast } : {}),
+              ...(holdForecast ? { reserveForecast: holdForecast } : {}),
+            }
+          : holdForecast
+            ? { holdForecast }
+            : {}),
         ...(seasonal > 0
           ? {
               seasonalHold: Math.ceil(
@@ -369,6 +386,7 @@ export class PredictiveScaler {
           ...(this.#growth && this.#growth.samples >= MIN_GROWTH_SAMPLES
             ? { growthPeak: obs.load * (1 + this.#growth.quantile) }
             : {}),
+          ...(r.reserve > 0 ? { reserve: r.reserve } : {}),
         },
         now,
       );

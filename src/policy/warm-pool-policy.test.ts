@@ -30,4 +30,14 @@ describe('decideWarmPool with a growth quantile', () => {
       decideWarmPool(o, { serving: 4, pool: 0, load: 200, confidence: 0, growthPeak: 100 }, 0).desired,
     ).toBe(1);
   });
+  it('keeps the reserve of released instances the forecast still needs, and says so', () => {
+    // Load 200 on 4: no growth, 1 hedge; 5 released instances are still needed within a cold start.
+    const r = decideWarmPool(o, { serving: 4, pool: 0, load: 200, confidence: 0, reserve: 5 }, 0);
+    expect(r.desired).toBe(5);
+    expect(r.decisions[0]!.reason).toContain('5 released but needed within a cold start');
+    // A reserve below growth + hedge changes nothing.
+    expect(decideWarmPool(o, { serving: 4, pool: 0, load: 200, confidence: 0, reserve: 1 }, 0).desired).toBe(
+      1,
+    );
+  });
 });

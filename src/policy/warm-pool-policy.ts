@@ -52,6 +52,11 @@ export interface WarmPoolSignals {
    * growth (see `growthQuantile`); the pool covers it too, whatever the confidence. @default none
    */
   growthPeak?: number;
+  /**
+   * Serving instances released by a scale-in that the forecast over a cold start still needs
+   * (`HorizontalResult.reserve`): the pool keeps at least these, so they return by promotion. @default 0
+   */
+  reserve?: number;
 }
 
 /** Outcome of {@link decideWarmPool}. */
@@ -82,7 +87,8 @@ export function decideWarmPool(
   const peakCount = Math.ceil(peakLoad / per - 1e-9);
   const growth = Math.max(0, peakCount - signals.serving);
   const hedge = Math.ceil(o.peakFraction * peakCount - 1e-9);
-  const desired = Math.min(o.maxSize, Math.max(o.minSize, growth + hedge));
+  const reserve = Math.max(0, Math.floor(signals.reserve ?? 0));
+  const desired = Math.min(o.maxSize, Math.max(o.minSize, growth + hedge, reserve));
   if (desired === signals.pool) return { desired, decisions: [] };
   const inputs: Decision['inputs'] = {
     load: signals.load,
@@ -94,7 +100,8 @@ export function decideWarmPool(
     signals.growthPeak !== undefined && signals.growthPeak >= peakLoad
       ? `, peak ${Math.round(signals.growthPeak)} from the growth quantile`
       : '';
-  const reason = `predicted peak needs ${peakCount} serving (${signals.serving} now): ${growth} for growth + ${hedge} hedge (${Math.round(o.peakFraction * 100)} % of peak)${growthNote}${confident ? '' : ', low confidence: load only'}`;
+  const reserveNote = reserve > growth + hedge ? `; ${reserve} released but needed within a cold start` : '';
+  const reason = `predicted peak needs ${peakCount} serving (${signals.serving} now): ${growth} for growth + ${hedge} hedge (${Math.round(o.peakFraction * 100)} % of peak)${growthNote}${reserveNote}${confident ? '' : ', low confidence: load only'}`;
   return {
     desired,
     decisions: [

@@ -164,6 +164,19 @@ describe('simulate', () => {
     );
     expect(r.results.predictive!.promotions).toBeGreaterThan(0);
   });
+  it("keeps reactive-pool's scale-in the window's whatever the predictive scale-in options (it never uses the forecast)", () => {
+    const run = (on: boolean) =>
+      runScenario(wave(1500), {
+        policies: ['reactive-pool', 'predictive'],
+        meanInstances: 15,
+        predictive: { warmHold: on, unconfidentHold: on },
+      }).results;
+    const on = run(true);
+    const off = run(false);
+    expect(on['reactive-pool']!.metrics).toEqual(off['reactive-pool']!.metrics);
+    // …while the same options do change what predictive runs.
+    expect(on.predictive!.metrics.instanceHours).not.toBe(off.predictive!.metrics.instanceHours);
+  });
   it('exposes the controllers used by the simulator by name', () => {
     expect(new PredictiveController({ capacityPerInstance: 1 }).name).toBe('predictive');
     expect(new OracleController(constant(3, 1), 1, 1, 1).name).toBe('oracle');
