@@ -232,6 +232,61 @@ describe('ServiceReplication over the durable log', () => {
   });
 });
 
+describe('ServiceReplication after a crash of the process that held the log', () => {
+  it('never gives a new mutation a seq the crashed process handed to an echo without making it durable: the echo resumed by replay gets every write acknowledged since', async () => {
+    const port = await allocatePort();
+    await startKv(port, join(work, 'echo-crash'));
+    const dir = join(work, 'log-crash');
+    const echo = { instanceId: 'kv-7', host: '127.0.0.1', port };
+    // The first process: its log stops writing (it is about to die) after three durable mutations.
+    let dying = false;
+    const stalls: MutationLogIo = {
+      write: (fd, buf) => (dying ? new Promise<void>(() => undefined) : nodeMutationLogIo.write(fd, buf)),
+      sync: nodeMutationLogIo.sync,
+    };
+    const first = await ServiceReplication.open({
+      service: 'kv',
+      rules,
+      consistency: 'write-through',
+      epoch: () => 1,
+      log: { dir, io: stalls },
+    });
+    first.addEcho(echo, 0);
+    for (let i = 1; i <= 3; i++) await first.awaitEchoes(await put(first, `a${i}`, `old${i}`, `crash-a${i}`));
+    dying = true;
+    // Replayed to the echo, never durable, never acknowledged: the echo reports the last of them.
+    const lost = [await put(first, 'a4', 'old4', 'crash-a4'), await put(first, 'a5', 'old5', 'crash-a5')];
+    expect(await first.waitCaughtUp(echo.instanceId, 10_000)).toBe(true);
+    await first.removeEcho(echo.instanceId);
+    const applied = (
+      (await (await fetch(`http://127.0.0.1:${port}/stats`)).json()) as { understudySeq: number }
+    ).understudySeq;
+    expect(applied).toBe(lost[1]);
+    // The restarted process takes writes (acknowledged: no echo is attached yet) before it asks the echo.
+    const second = await ServiceReplication.open({
+      service: 'kv',
+      rules,
+      consistency: 'write-through',
+      epoch: () => 1,
+      log: { dir },
+    });
+    const seqs: number[] = [];
+    for (let i = 1; i <= 3; i++) {
+      const seq = await put(second, `b${i}`, `new${i}`, `crash-b${i}`);
+      expect((await second.awaitEchoes(seq)).acknowledge).toBe(true);
+      seqs.push(seq);
+    }
+    expect(seqs.some((s) => lost.includes(s))).toBe(false);
+    const verdict = await second.replayVerdict(applied);
+    expect(verdict.replay).toBe(true);
+    second.addEcho(echo, verdict.fromSeq);
+    expect(await second.waitCaughtUp(echo.instanceId, 10_000)).toBe(true);
+    for (let i = 1; i <= 3; i++)
+      expect(await (await fetch(`http://127.0.0.1:${port}/kv/b${i}`)).text()).toBe(`new${i}`);
+    await second.close();
+  });
+});
+
 describe('ServiceReplication in pipelined order with the kv example', () => {
   it('leaves the primary and its echo with byte-identical logs, rejections and duplicates included', async () => {
     const [pPort, ePort] = [await allocatePort(), await allocatePort()];

@@ -20,6 +20,13 @@ export type {
 } from './replication-types.js';
 
 /**
+ * How far a restarted serial log moves its seqs ahead: more than the mutations one process can hold
+ * handed out and not yet durable (each holds a buffer of ≥ 36 bytes plus its object, so 2^32 of them
+ * need hundreds of GiB). Seqs stay safe integers for 2^21 restarts.
+ */
+export const RESTART_SEQ_LEAP = 2 ** 32;
+
+/**
  * The ordered mutation log of one service and its replication to every echo (seeds 000 and 002:
  * mutations applied to live and echo in near-real time). The router calls {@link begin} for each
  * mutating request (which serialises it within its partition), forwards it to the primary, then
@@ -79,12 +86,21 @@ export class ServiceReplication {
     this.#lastAssigned = this.log.lastSeq;
   }
 
-  /** Opens the durable log of `options.log` (recovering it), then the replication over it. */
+  /**
+   * Opens the durable log of `options.log` (recovering it), then the replication over it. Serial order
+   * over a log an earlier process wrote: the log first moves {@link RESTART_SEQ_LEAP} seqs ahead
+   * ({@link DurableMutationLog.skipAhead}), because that process may have handed mutations to echoes
+   * under seqs it never made durable; reusing those seqs for new mutations would make an echo's
+   * position name the wrong mutations, and replay would skip acknowledged writes. (Pipelined order
+   * cannot leap — instances count every seq — and moves past what its primary consumed instead.)
+   */
   static async open(options: ServiceReplicationOptions): Promise<ServiceReplication> {
     const log = await DurableMutationLog.open({
       ...(options.logMaxBytes === undefined ? {} : { memoryBytes: options.logMaxBytes }),
       ...options.log,
     });
+    if ((options.rules.order ?? 'serial') === 'serial' && log.durable && log.recovery.existing)
+      await log.skipAhead(log.lastSeq + RESTART_SEQ_LEAP);
     return new ServiceReplication(options, log);
   }
 
@@ -457,6 +473,12 @@ export class ServiceReplication {
         why: `it applied up to seq ${appliedSeq}, past the log's last durable seq ${last} (the log's unwritten tail died with the earlier control process); the log continues after ${appliedSeq}`,
       };
     }
+    if (log.isSkipped(appliedSeq))
+      return {
+        replay: true,
+        fromSeq: appliedSeq,
+        why: `it applied up to seq ${appliedSeq}, handed out by the earlier control process past the log's last durable seq (the log moved past every such seq on its restart, so none names a new mutation): replay every mutation logged since (the log keeps ${log.firstKeptSeq}..${log.lastSeq})`,
+      };
     if (log.canReplayFrom(appliedSeq))
       return {
         replay: true,
