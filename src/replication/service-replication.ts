@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { askAppliedSeq } from './applied-seq.js';
 import { methodOverrides, pathMayMatch } from '../router/index.js';
 import { EchoReplicator, type EchoReplicationStats, type EchoTarget } from './echo-replicator.js';
 import { KeyedQueue } from './keyed-queue.js';
@@ -25,6 +26,12 @@ export type {
  * need hundreds of GiB). Seqs stay safe integers for 2^21 restarts.
  */
 export const RESTART_SEQ_LEAP = 2 ** 32;
+
+/**
+ * Pipelined order: at most this many seqs lost from the log's unwritten tail are logged as skip entries
+ * ({@link ServiceReplication.skipTo}); more make a gap instead (echoes behind it need a full copy).
+ */
+const MAX_SKIP_ENTRIES = 100_000;
 
 /**
  * The ordered mutation log of one service and its replication to every echo (seeds 000 and 002:
@@ -63,6 +70,11 @@ export class ServiceReplication {
   /** Demoted primaries: every seq up to this was consumed by them (a rejoin replays from there). */
   readonly #demotedAt = new Map<string, number>();
   #closed = false;
+  /**
+   * Pipelined order over a reopened durable log: held until the primary said which seq it consumed last
+   * (see {@link sequencingReady}).
+   */
+  #positioning: { ready: Promise<void>; release: () => void } | undefined;
 
   /**
    * An in-memory log unless `log` is given (opened by {@link ServiceReplication.open} with
@@ -84,6 +96,39 @@ export class ServiceReplication {
     this.#stream = options.stream ?? this.log.stream ?? randomUUID();
     this.#window = options.window ?? 128;
     this.#lastAssigned = this.log.lastSeq;
+    if (this.#order === 'pipelined' && this.log.durable && this.log.recovery.existing && options.appliedSeq) {
+      let release = (): void => undefined;
+      const ready = new Promise<void>((r) => (release = r));
+      this.#positioning = { ready, release };
+    }
+  }
+
+  /**
+   * Pipelined order over a log an earlier process wrote: a promise to await before {@link sequence},
+   * resolved once the primary said which seq it consumed last and the seqs it consumed beyond the log
+   * were logged as skips ({@link skipTo}) — the killed process may have handed out seqs its log lost,
+   * and handing them out again would make the primary answer a new write as a duplicate of an old one.
+   * Undefined when nothing is to be awaited.
+   */
+  sequencingReady(): Promise<void> | undefined {
+    return this.#positioning?.ready;
+  }
+
+  /** Asks the primary `target` its position until it answers (or another primary is set), then releases sequencing. */
+  async #positionAfterRestart(target: EchoTarget): Promise<void> {
+    const probe = this.options.appliedSeq;
+    let backoff = 20;
+    while (probe && this.#positioning && !this.#closed && this.#primaryFeed?.target === target) {
+      const seen = await askAppliedSeq(target.host, target.port, probe);
+      if ('seq' in seen && this.#primaryFeed?.target === target) {
+        await this.skipTo(seen.seq);
+        this.#positioning?.release();
+        this.#positioning = undefined;
+        return;
+      }
+      await new Promise((r) => setTimeout(r, backoff));
+      backoff = Math.min(backoff * 2, 500);
+    }
   }
 
   /**
@@ -232,6 +277,7 @@ export class ServiceReplication {
     this.#positionOf.delete(target.instanceId);
     const feed = this.#replicator(target, () => undefined);
     this.#primaryFeed = feed;
+    if (this.#positioning) void this.#positionAfterRestart(target);
     // From memory: a primary's feed starts near the log's end (what it lacks as a former echo).
     for (const m of this.log.recent(Math.max(from, this.log.firstKeptSeq - 1)) ?? []) feed.enqueue(m);
   }
@@ -494,10 +540,41 @@ export class ServiceReplication {
 
   /**
    * Moves the log (and the seqs handed out next) past `seq`: an instance consumed seqs the log lost
-   * (its unwritten tail died with an earlier control process). Positions before `seq` then need a full
-   * copy. Does nothing when `seq` is not beyond the log.
+   * (its unwritten tail died with an earlier control process). In pipelined order (when no seq was
+   * handed out since the log was opened) the lost seqs are logged as skip entries and every older
+   * position stays replayable; otherwise positions before `seq` then need a full copy. Does nothing
+   * when `seq` is not beyond the log.
    */
   async skipTo(seq: number): Promise<void> {
+    const from = this.log.lastSeq;
+    if (seq <= from) return;
+    // Pipelined order, nothing handed out meanwhile: the lost seqs are logged as skip entries, so the
+    // log stays gapless and an echo behind them still resumes by replay (consuming them as skips: the
+    // writes among them were never acknowledged — not durable — and reach the echo when retried).
+    if (
+      this.#order === 'pipelined' &&
+      this.#lastAssigned === from &&
+      this.#unresolved.size === 0 &&
+      seq - from <= MAX_SKIP_ENTRIES
+    ) {
+      const request: MutationRequest = {
+        method: this.options.rules.methods[0] ?? 'POST',
+        path: this.options.rules.paths[0] ?? '/',
+        headers: {},
+        body: Buffer.alloc(0),
+      };
+      this.#lastAssigned = seq;
+      const writes: Array<Promise<void>> = [];
+      for (let s = from + 1; s <= seq; s++) {
+        const m = this.#entry(s, request, 'skip');
+        // The primary consumed these seqs itself: only the log and the echoes get them.
+        writes.push(this.log.append(m));
+        for (const [id, echo] of this.#echoes) if (!this.#catchingUp.has(id)) echo.enqueue(m);
+      }
+      // A failed write leaves a gap the log handles (older positions then need a full copy).
+      await Promise.allSettled(writes);
+      return;
+    }
     await this.log.skipTo(seq);
     this.#lastAssigned = Math.max(this.#lastAssigned, this.log.lastSeq);
   }
@@ -597,6 +674,8 @@ export class ServiceReplication {
   /** Closes every echo replicator, then the log (writing what is pending). Idempotent. */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#positioning?.release();
+    this.#positioning = undefined;
     for (const list of this.#loggedWaiters.values()) for (const w of list) w();
     this.#loggedWaiters.clear();
     for (const state of this.#catchingUp.values()) state.stop = true;
