@@ -1,10 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import { askAppliedSeq } from './applied-seq.js';
 import { methodOverrides, pathMayMatch } from '../router/index.js';
 import { EchoReplicator, type EchoReplicationStats, type EchoTarget } from './echo-replicator.js';
 import { KeyedQueue } from './keyed-queue.js';
 import { REPLAYED_HEADERS, type Mutation, type MutationKind } from './mutation.js';
 import { DurableMutationLog } from './mutation-log-durable.js';
+import {
+  MAX_SKIP_ENTRIES,
+  RESTART_SEQ_LEAP,
+  positionAfterRestart,
+  replayVerdictOf,
+  type ReplayVerdict,
+} from './restart-resume.js';
 import type {
   MutationRequest,
   MutationTicket,
@@ -12,6 +18,8 @@ import type {
   WriteThroughOutcome,
 } from './replication-types.js';
 
+export { RESTART_SEQ_LEAP } from './restart-resume.js';
+export type { ReplayVerdict } from './restart-resume.js';
 export type {
   MutationRequest,
   MutationRules,
@@ -19,19 +27,6 @@ export type {
   ServiceReplicationOptions,
   WriteThroughOutcome,
 } from './replication-types.js';
-
-/**
- * How far a restarted serial log moves its seqs ahead: more than the mutations one process can hold
- * handed out and not yet durable (each holds a buffer of ≥ 36 bytes plus its object, so 2^32 of them
- * need hundreds of GiB). Seqs stay safe integers for 2^21 restarts.
- */
-export const RESTART_SEQ_LEAP = 2 ** 32;
-
-/**
- * Pipelined order: at most this many seqs lost from the log's unwritten tail are logged as skip entries
- * ({@link ServiceReplication.skipTo}); more make a gap instead (echoes behind it need a full copy).
- */
-const MAX_SKIP_ENTRIES = 100_000;
 
 /**
  * The ordered mutation log of one service and its replication to every echo (seeds 000 and 002:
@@ -47,6 +42,8 @@ export class ServiceReplication {
   /** Echoes being brought up to date from the log (disk): live mutations reach them through the log. */
   readonly #catchingUp = new Map<string, { pos: number; stop: boolean }>();
   readonly #acked = new Set<number>();
+  /** Size of {@link #acked} at which it is scanned for seqs every echo applied. */
+  #trimAt = 4096;
   /** Appends not yet durable (or whose write failed): seq → error message, or undefined once durable. */
   readonly #durable = new Map<number, Promise<string | undefined>>();
   #strictRefusals = 0;
@@ -112,23 +109,6 @@ export class ServiceReplication {
    */
   sequencingReady(): Promise<void> | undefined {
     return this.#positioning?.ready;
-  }
-
-  /** Asks the primary `target` its position until it answers (or another primary is set), then releases sequencing. */
-  async #positionAfterRestart(target: EchoTarget): Promise<void> {
-    const probe = this.options.appliedSeq;
-    let backoff = 20;
-    while (probe && this.#positioning && !this.#closed && this.#primaryFeed?.target === target) {
-      const seen = await askAppliedSeq(target.host, target.port, probe);
-      if ('seq' in seen && this.#primaryFeed?.target === target) {
-        await this.skipTo(seen.seq);
-        this.#positioning?.release();
-        this.#positioning = undefined;
-        return;
-      }
-      await new Promise((r) => setTimeout(r, backoff));
-      backoff = Math.min(backoff * 2, 500);
-    }
   }
 
   /**
@@ -277,7 +257,18 @@ export class ServiceReplication {
     this.#positionOf.delete(target.instanceId);
     const feed = this.#replicator(target, () => undefined);
     this.#primaryFeed = feed;
-    if (this.#positioning) void this.#positionAfterRestart(target);
+    const positioning = this.#positioning;
+    if (positioning && this.options.appliedSeq)
+      void positionAfterRestart({
+        target,
+        probe: this.options.appliedSeq,
+        current: () => !this.#closed && this.#positioning === positioning && this.#primaryFeed === feed,
+        skipTo: (seq) => this.skipTo(seq),
+      }).then((done) => {
+        if (!done || this.#positioning !== positioning) return;
+        positioning.release();
+        this.#positioning = undefined;
+      });
     // From memory: a primary's feed starts near the log's end (what it lacks as a former echo).
     for (const m of this.log.recent(Math.max(from, this.log.firstKeptSeq - 1)) ?? []) feed.enqueue(m);
   }
@@ -495,47 +486,9 @@ export class ServiceReplication {
     this.options.onEchoSyncChange?.(id, true, 'replay from the mutation log reached the live stream');
   }
 
-  /**
-   * Whether an echo whose state has applied every mutation up to `appliedSeq` can be brought up to date
-   * by replaying the log (instead of a full copy of the primary's state), and why. An echo ahead of the
-   * log (the log's unwritten tail died with an earlier control process, the echo had applied it) moves
-   * the log past its position ({@link DurableMutationLog.skipTo}): it is then the only position the log
-   * can serve, so echoes behind it need a full copy.
-   */
-  async replayVerdict(appliedSeq: number): Promise<{ replay: boolean; fromSeq: number; why: string }> {
-    const log = this.log;
-    if (this.options.rules.partitionBy)
-      return {
-        replay: false,
-        fromSeq: appliedSeq,
-        why: `mutations are ordered per ${'header' in this.options.rules.partitionBy ? 'header' : 'path segment'} key, so its highest applied seq ${appliedSeq} does not mean every earlier one was applied`,
-      };
-    if (appliedSeq > log.lastSeq) {
-      const last = log.lastSeq;
-      await this.skipTo(appliedSeq);
-      return {
-        replay: true,
-        fromSeq: appliedSeq,
-        why: `it applied up to seq ${appliedSeq}, past the log's last durable seq ${last} (the log's unwritten tail died with the earlier control process); the log continues after ${appliedSeq}`,
-      };
-    }
-    if (log.isSkipped(appliedSeq))
-      return {
-        replay: true,
-        fromSeq: appliedSeq,
-        why: `it applied up to seq ${appliedSeq}, handed out by the earlier control process past the log's last durable seq (the log moved past every such seq on its restart, so none names a new mutation): replay every mutation logged since (the log keeps ${log.firstKeptSeq}..${log.lastSeq})`,
-      };
-    if (log.canReplayFrom(appliedSeq))
-      return {
-        replay: true,
-        fromSeq: appliedSeq,
-        why: `its applied seq ${appliedSeq} is in the mutation log (which keeps ${log.firstKeptSeq}..${log.lastSeq}): replay the ${log.lastSeq - appliedSeq} mutations after it`,
-      };
-    return {
-      replay: false,
-      fromSeq: appliedSeq,
-      why: `its applied seq ${appliedSeq} is older than the mutation log keeps (${log.firstKeptSeq}..${log.lastSeq}${log.durable ? '' : ', in memory only'})`,
-    };
+  /** Whether an echo at `appliedSeq` can be resumed by replaying the log, from where, and why ({@link replayVerdictOf}). */
+  async replayVerdict(appliedSeq: number): Promise<ReplayVerdict> {
+    return replayVerdictOf(this.log, this.options.rules, appliedSeq, (seq) => this.skipTo(seq));
   }
 
   /**
@@ -665,10 +618,14 @@ export class ServiceReplication {
 
   /** Acked seqs every echo applied can be forgotten. */
   #trimAcked(): void {
-    if (this.#acked.size < 4096) return;
+    // Amortised: a scan once the set grew by 1024 since the last one (not on every write while echoes
+    // lag and the set stays large).
+    if (this.#acked.size < this.#trimAt) return;
+    const echoes = [...this.#echoes.values()];
     for (const s of this.#acked) {
-      if ([...this.#echoes.values()].every((e) => e.hasApplied(s))) this.#acked.delete(s);
+      if (echoes.every((e) => e.hasApplied(s))) this.#acked.delete(s);
     }
+    this.#trimAt = Math.max(4096, this.#acked.size + 1024);
   }
 
   /** Closes every echo replicator, then the log (writing what is pending). Idempotent. */
