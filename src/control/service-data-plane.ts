@@ -112,6 +112,7 @@ export class ServiceDataPlane {
           },
           consistency: spec.echo.consistency,
           epoch,
+          ...(m.appliedSeq ? { appliedSeq: m.appliedSeq } : {}),
           ...(options.onEchoSyncChange ? { onEchoSyncChange: options.onEchoSyncChange } : {}),
           ...(options.mutationLogDir
             ? {

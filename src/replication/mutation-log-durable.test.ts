@@ -247,6 +247,32 @@ describe('DurableMutationLog', () => {
     await again.close();
   });
 
+  it('skipAhead moves past sequence numbers without losing older ones: positions before and inside the skipped range still replay, also after a reopen', async () => {
+    const dir = tempDir();
+    const log = await DurableMutationLog.open({ dir, memoryBytes: 1, segmentBytes: 200 });
+    expect(log.recovery.existing).toBe(false);
+    for (let s = 1; s <= 3; s++) await log.append(mutation(s));
+    await log.skipAhead(100);
+    // Nothing logged after the skip yet: a position inside it is already at the end.
+    expect(log.canReplayFrom(50)).toBe(true);
+    expect(await all(log, 50)).toEqual([]);
+    await log.append(mutation(101));
+    await log.append(mutation(102));
+    expect((await all(log, 1)).map((m) => m.seq)).toEqual([2, 3, 101, 102]);
+    expect((await all(log, 3)).map((m) => m.seq)).toEqual([101, 102]);
+    expect((await all(log, 42)).map((m) => m.seq)).toEqual([101, 102]);
+    expect(log.isSkipped(42)).toBe(true);
+    expect(log.isSkipped(3)).toBe(false);
+    await log.close();
+    const again = await DurableMutationLog.open({ dir, memoryBytes: 1 });
+    expect(again.recovery).toMatchObject({ existing: true, droppedBeforeGap: 0, lastSeq: 102 });
+    expect(again.firstKeptSeq).toBe(1);
+    expect(again.isSkipped(100)).toBe(true);
+    expect((await all(again, 0)).map((m) => m.seq)).toEqual([1, 2, 3, 101, 102]);
+    expect((await all(again, 99)).map((m) => m.seq)).toEqual([101, 102]);
+    await again.close();
+  });
+
   it('property: a crash at any byte of the unwritten tail or of a rotation leaves a prefix holding every acknowledged mutation', async () => {
     await fc.assert(
       fc.asyncProperty(

@@ -8,6 +8,7 @@ import type { Mutation } from './mutation.js';
 import { MutationLog } from './mutation-log.js';
 import {
   FLAG_AFTER_GAP,
+  FLAG_AFTER_SKIP,
   SEGMENT_HEADER_BYTES,
   encodeRecord,
   parseSegmentName,
@@ -78,6 +79,12 @@ export interface MutationLogRecovery {
   torn?: { file: string; offset: number; bytes: number };
   /** Segments deleted because a later one starts after a gap (mutations lost from the log by a failed write). */
   droppedBeforeGap: number;
+  /**
+   * Whether the directory already held a log (an earlier process wrote it): that process may have handed
+   * out sequence numbers past {@link lastSeq} that never became durable (see
+   * {@link DurableMutationLog.skipAhead}).
+   */
+  existing: boolean;
 }
 
 interface Segment {
@@ -134,6 +141,11 @@ export class DurableMutationLog {
   #lastWriteError: string | undefined;
   #recovery: MutationLogRecovery;
   #stream: string | undefined;
+  /**
+   * Ranges `(after, to]` of sequence numbers that hold no mutation ({@link skipAhead}), ascending: a
+   * position inside one (or at its start) is the same position as its end.
+   */
+  #skips: Array<[after: number, to: number]> = [];
 
   private constructor(options: DurableMutationLogOptions) {
     this.#dir = options.dir;
@@ -145,7 +157,14 @@ export class DurableMutationLog {
     this.#now = options.now ?? Date.now;
     this.#onRotate = options.onRotate;
     this.#tail = new MutationLog({ maxBytes: this.#memoryBytes });
-    this.#recovery = { segments: 0, records: 0, lastSeq: 0, firstKeptSeq: 1, droppedBeforeGap: 0 };
+    this.#recovery = {
+      segments: 0,
+      records: 0,
+      lastSeq: 0,
+      firstKeptSeq: 1,
+      droppedBeforeGap: 0,
+      existing: false,
+    };
   }
 
   /** An in-memory log (no `dir`): appends are "durable" at once; replay only from what memory keeps. */
@@ -174,6 +193,7 @@ export class DurableMutationLog {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const streamFile = join(dir, 'stream');
     const stream = (await readFile(streamFile, 'utf8').catch(() => '')).trim();
+    this.#recovery.existing = stream !== '';
     if (/^[\w-]{8,64}$/.test(stream)) this.#stream = stream;
     else {
       this.#stream = randomUUID();
@@ -185,6 +205,7 @@ export class DurableMutationLog {
       .sort((a, b) => a.first - b.first);
     const recovery = this.#recovery;
     let segments: Segment[] = [];
+    let skips: Array<[number, number]> = [];
     const counts = new Map<string, number>();
     for (const [i, { n, first }] of names.entries()) {
       const path = join(dir, n);
@@ -210,16 +231,22 @@ export class DurableMutationLog {
         bytes: Math.max(scan.validBytes, SEGMENT_HEADER_BYTES),
       };
       // A segment after a gap (its flag, or its first sequence number beyond the previous segment's
-      // last + 1) makes everything before it useless for replay.
-      if (prevLast !== undefined && ((scan.flags & FLAG_AFTER_GAP) !== 0 || first > prevLast + 1)) {
+      // last + 1 without the skip flag) makes everything before it useless for replay.
+      const skipped = (scan.flags & FLAG_AFTER_SKIP) !== 0;
+      if (
+        prevLast !== undefined &&
+        ((scan.flags & FLAG_AFTER_GAP) !== 0 || (first > prevLast + 1 && !skipped))
+      ) {
         for (const old of segments) await unlink(old.path);
         recovery.droppedBeforeGap += segments.length;
         segments = [];
-      }
+        skips = [];
+      } else if (prevLast !== undefined && skipped && first > prevLast + 1) skips.push([prevLast, first - 1]);
       segments.push(seg);
       counts.set(path, scan.count);
     }
     this.#segments = segments;
+    this.#skips = skips;
     const last = segments.at(-1);
     this.#lastSeq = last ? (last.lastSeq ?? last.firstSeq - 1) : 0;
     this.#durableSeq = this.#lastSeq;
@@ -287,6 +314,7 @@ export class DurableMutationLog {
   /** Whether every mutation after `seq` can be replayed (an echo at `seq` can catch up by replay). */
   canReplayFrom(seq: number): boolean {
     if (seq > this.#lastSeq) return false;
+    seq = this.#position(seq);
     if (this.#tail.canReplayFrom(seq)) return true;
     const first = this.#segments[0]?.firstSeq;
     return first !== undefined && seq >= first - 1 && !this.#gap;
@@ -410,6 +438,7 @@ export class DurableMutationLog {
     if (flags & FLAG_AFTER_GAP) {
       for (const old of this.#segments) if (old.path !== path) await unlink(old.path).catch(() => undefined);
       this.#segments = [];
+      this.#skips = [];
       this.#gap = false;
     } else {
       this.#segments = this.#segments.filter((s) => s.path !== path);
@@ -451,7 +480,23 @@ export class DurableMutationLog {
    * later is in it), else undefined.
    */
   recent(seq: number): Mutation[] | undefined {
-    return this.#tail.canReplayFrom(seq) ? this.#tail.since(seq) : undefined;
+    const pos = this.#position(seq);
+    return this.#tail.canReplayFrom(pos) ? this.#tail.since(pos) : undefined;
+  }
+
+  /** The same position as `seq` past the ranges that hold no mutation ({@link skipAhead}). */
+  #position(seq: number): number {
+    let pos = seq;
+    for (const [after, to] of this.#skips) if (pos >= after && pos < to) pos = to;
+    return pos;
+  }
+
+  /**
+   * Whether `seq` lies in a range a restarted log skipped ({@link skipAhead}): a seq an earlier process
+   * may have handed out without making it durable.
+   */
+  isSkipped(seq: number): boolean {
+    return this.#skips.some(([after, to]) => seq > after && seq <= to);
   }
 
   /**
@@ -461,6 +506,7 @@ export class DurableMutationLog {
   async *since(seq: number): AsyncGenerator<Mutation> {
     let pos = seq;
     for (;;) {
+      pos = this.#position(pos);
       if (!this.canReplayFrom(pos) && pos < this.#lastSeq)
         throw new UnderstudyError(
           ErrorCode.NotFound,
@@ -510,6 +556,24 @@ export class DurableMutationLog {
     this.#durableSeq = seq;
     this.#tail = new MutationLog({ maxBytes: this.#memoryBytes, startSeq: seq });
     if (this.#dir) await this.#startSegment(seq + 1, FLAG_AFTER_GAP);
+  }
+
+  /**
+   * Moves the log past `seq` without losing what it holds: the sequence numbers in between hold no
+   * mutation, and a position among them is the same as `seq` (a segment flagged `FLAG_AFTER_SKIP`
+   * starts after it). A restarted log calls it so that it never hands out again a seq that the earlier
+   * process may have handed out — to an echo, which applied it — without making it durable. Does
+   * nothing when `seq` ≤ {@link lastSeq}.
+   */
+  async skipAhead(seq: number): Promise<void> {
+    if (seq <= this.#lastSeq) return;
+    while (this.#flushing) await this.#flushing;
+    if (seq <= this.#lastSeq) return;
+    this.#skips.push([this.#lastSeq, seq]);
+    this.#lastSeq = seq;
+    this.#durableSeq = seq;
+    this.#tail = new MutationLog({ maxBytes: this.#memoryBytes, startSeq: seq });
+    if (this.#dir) await this.#startSegment(seq + 1, FLAG_AFTER_SKIP);
   }
 
   /** Writes what is pending and closes the active segment. Idempotent. */

@@ -17,6 +17,12 @@ export const SEGMENT_MAGIC = Buffer.from('USMLOG01', 'latin1');
 export const SEGMENT_HEADER_BYTES = 16;
 /** Header flag: the segment does not continue the one before it (a write failed; mutations were lost from the log). */
 export const FLAG_AFTER_GAP = 1;
+/**
+ * Header flag: the segment continues the one before it after a range of sequence numbers that hold no
+ * mutation (a restarted log moved past every seq an earlier process may have handed out without making
+ * it durable, so that no seq is ever given to two mutations). Older segments stay replayable.
+ */
+export const FLAG_AFTER_SKIP = 2;
 const RECORD_HEADER_BYTES = 8;
 const FIXED_PAYLOAD_BYTES = 28;
 /** A record larger than this is damage, not a mutation (the router buffers far less). */

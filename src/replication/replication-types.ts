@@ -1,5 +1,6 @@
 // The contract of a service's replication: the rules it is configured with, the requests the router
 // hands it, and what write-through reports back (the implementation is ServiceReplication).
+import type { AppliedSeqProbe } from './applied-seq.js';
 import type { DurableMutationLogOptions } from './mutation-log-durable.js';
 
 /** What counts as a mutation and how it is ordered (the spec's `echo.mutations`, resolved). */
@@ -55,6 +56,13 @@ export interface ServiceReplicationOptions {
   stream?: string;
   /** Pipelined order: mutations in flight to one echo at once. @default 128 */
   window?: number;
+  /**
+   * How to ask an instance which seq it consumed last (the spec's `echo.mutations.appliedSeq`).
+   * Pipelined order over a reopened durable log: no seq is handed out until the primary has been asked
+   * (the seqs it consumed beyond the log are logged as skips first), so that none is handed out twice.
+   * @default unset: seqs continue after the log's last one at once
+   */
+  appliedSeq?: AppliedSeqProbe;
 }
 
 /** A mutation in progress: hold its partition until {@link ServiceReplication.commit} or {@link ServiceReplication.abort}. */

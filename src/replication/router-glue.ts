@@ -63,6 +63,9 @@ export function replicationHooks(
       message: `the primary applied this write (seq ${seq}) but ${logError === undefined ? 'no echo did within the timeout' : `the mutation log could not keep it (${logError})`}, and the service is strict; retry with the same x-request-id (${requestId}) to learn the outcome safely`,
     });
     if (repl.order === 'pipelined') {
+      // After a restart, no seq is handed out before the primary's position is known.
+      const ready = repl.sequencingReady();
+      if (ready) await ready;
       const stamped = epoch();
       const seq = repl.sequence();
       const request: MutationRequest = {

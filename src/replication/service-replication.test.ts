@@ -1,4 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -228,6 +230,128 @@ describe('ServiceReplication over the durable log', () => {
       expect(outcome.logError).toMatch(/disk is full/);
       expect(repl.stats().log).toMatchObject({ durable: true, writeFailures: 1, refusals: strict ? 1 : 0 });
       await repl.close();
+    }
+  });
+});
+
+describe('ServiceReplication after a crash of the process that held the log', () => {
+  it('never gives a new mutation a seq the crashed process handed to an echo without making it durable: the echo resumed by replay gets every write acknowledged since', async () => {
+    const port = await allocatePort();
+    await startKv(port, join(work, 'echo-crash'));
+    const dir = join(work, 'log-crash');
+    const echo = { instanceId: 'kv-7', host: '127.0.0.1', port };
+    // The first process: its log stops writing (it is about to die) after three durable mutations.
+    let dying = false;
+    const stalls: MutationLogIo = {
+      write: (fd, buf) => (dying ? new Promise<void>(() => undefined) : nodeMutationLogIo.write(fd, buf)),
+      sync: nodeMutationLogIo.sync,
+    };
+    const first = await ServiceReplication.open({
+      service: 'kv',
+      rules,
+      consistency: 'write-through',
+      epoch: () => 1,
+      log: { dir, io: stalls },
+    });
+    first.addEcho(echo, 0);
+    for (let i = 1; i <= 3; i++) await first.awaitEchoes(await put(first, `a${i}`, `old${i}`, `crash-a${i}`));
+    dying = true;
+    // Replayed to the echo, never durable, never acknowledged: the echo reports the last of them.
+    const lost = [await put(first, 'a4', 'old4', 'crash-a4'), await put(first, 'a5', 'old5', 'crash-a5')];
+    expect(await first.waitCaughtUp(echo.instanceId, 10_000)).toBe(true);
+    await first.removeEcho(echo.instanceId);
+    const applied = (
+      (await (await fetch(`http://127.0.0.1:${port}/stats`)).json()) as { understudySeq: number }
+    ).understudySeq;
+    expect(applied).toBe(lost[1]);
+    // The restarted process takes writes (acknowledged: no echo is attached yet) before it asks the echo.
+    const second = await ServiceReplication.open({
+      service: 'kv',
+      rules,
+      consistency: 'write-through',
+      epoch: () => 1,
+      log: { dir },
+    });
+    const seqs: number[] = [];
+    for (let i = 1; i <= 3; i++) {
+      const seq = await put(second, `b${i}`, `new${i}`, `crash-b${i}`);
+      expect((await second.awaitEchoes(seq)).acknowledge).toBe(true);
+      seqs.push(seq);
+    }
+    expect(seqs.some((s) => lost.includes(s))).toBe(false);
+    const verdict = await second.replayVerdict(applied);
+    expect(verdict.replay).toBe(true);
+    second.addEcho(echo, verdict.fromSeq);
+    expect(await second.waitCaughtUp(echo.instanceId, 10_000)).toBe(true);
+    for (let i = 1; i <= 3; i++)
+      expect(await (await fetch(`http://127.0.0.1:${port}/kv/b${i}`)).text()).toBe(`new${i}`);
+    await second.close();
+  });
+});
+
+describe('ServiceReplication in pipelined order over a reopened durable log', () => {
+  it('hands out no seq until the primary said its position; the seqs it consumed beyond the log become skip entries, so the log stays gapless and older positions still replay', async () => {
+    const dir = join(work, 'log-pipe-skip');
+    // The primary: it consumed seqs up to 6 (4..6 were lost with the log's unwritten tail).
+    let asked = 0;
+    const primary = createServer((req, res) => {
+      asked++;
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ understudySeq: 6 }));
+    });
+    await new Promise<void>((r) => primary.listen(0, '127.0.0.1', r));
+    const port = (primary.address() as AddressInfo).port;
+    const options = {
+      service: 'kv',
+      rules: { ...rules, order: 'pipelined' as const },
+      consistency: 'write-through' as const,
+      epoch: () => 2,
+      log: { dir },
+      appliedSeq: { path: '/stats', field: 'understudySeq' },
+    };
+    try {
+      const first = await ServiceReplication.open(options);
+      // A fresh log: nothing to wait for.
+      expect(first.sequencingReady()).toBeUndefined();
+      for (let i = 1; i <= 3; i++) {
+        const seq = first.sequence();
+        first.resolve(
+          seq,
+          { method: 'PUT', path: `/kv/p${i}`, headers: {}, body: Buffer.from(`v${i}`) },
+          'apply',
+          'p',
+        );
+      }
+      await first.close();
+      const second = await ServiceReplication.open(options);
+      expect(second.log.lastSeq).toBe(3);
+      const ready = second.sequencingReady();
+      expect(ready).toBeDefined();
+      let released = false;
+      void ready?.then(() => (released = true));
+      await new Promise((r) => setTimeout(r, 50));
+      expect(released).toBe(false);
+      second.setPrimary({ instanceId: 'kv-1', host: '127.0.0.1', port });
+      await ready;
+      expect(asked).toBe(1);
+      expect(second.sequencingReady()).toBeUndefined();
+      expect(second.log.canReplayFrom(1)).toBe(true);
+      const replayed: Array<[number, string, string]> = [];
+      for await (const m of second.log.since(1)) replayed.push([m.seq, m.kind, m.path]);
+      expect(replayed).toEqual([
+        [2, 'apply', '/kv/p2'],
+        [3, 'apply', '/kv/p3'],
+        [4, 'skip', '/kv/'],
+        [5, 'skip', '/kv/'],
+        [6, 'skip', '/kv/'],
+      ]);
+      expect(second.sequence()).toBe(7);
+      await second.close();
+      const third = await ServiceReplication.open(options);
+      expect(third.log.recovery).toMatchObject({ droppedBeforeGap: 0, lastSeq: 6, firstKeptSeq: 1 });
+      await third.close();
+    } finally {
+      primary.closeAllConnections();
+      await new Promise((r) => primary.close(r));
     }
   });
 });

@@ -4,6 +4,13 @@ import { EchoReplicator, type EchoReplicationStats, type EchoTarget } from './ec
 import { KeyedQueue } from './keyed-queue.js';
 import { REPLAYED_HEADERS, type Mutation, type MutationKind } from './mutation.js';
 import { DurableMutationLog } from './mutation-log-durable.js';
+import {
+  MAX_SKIP_ENTRIES,
+  RESTART_SEQ_LEAP,
+  positionAfterRestart,
+  replayVerdictOf,
+  type ReplayVerdict,
+} from './restart-resume.js';
 import type {
   MutationRequest,
   MutationTicket,
@@ -11,6 +18,8 @@ import type {
   WriteThroughOutcome,
 } from './replication-types.js';
 
+export { RESTART_SEQ_LEAP } from './restart-resume.js';
+export type { ReplayVerdict } from './restart-resume.js';
 export type {
   MutationRequest,
   MutationRules,
@@ -33,6 +42,8 @@ export class ServiceReplication {
   /** Echoes being brought up to date from the log (disk): live mutations reach them through the log. */
   readonly #catchingUp = new Map<string, { pos: number; stop: boolean }>();
   readonly #acked = new Set<number>();
+  /** Size of {@link #acked} at which it is scanned for seqs every echo applied. */
+  #trimAt = 4096;
   /** Appends not yet durable (or whose write failed): seq → error message, or undefined once durable. */
   readonly #durable = new Map<number, Promise<string | undefined>>();
   #strictRefusals = 0;
@@ -56,6 +67,11 @@ export class ServiceReplication {
   /** Demoted primaries: every seq up to this was consumed by them (a rejoin replays from there). */
   readonly #demotedAt = new Map<string, number>();
   #closed = false;
+  /**
+   * Pipelined order over a reopened durable log: held until the primary said which seq it consumed last
+   * (see {@link sequencingReady}).
+   */
+  #positioning: { ready: Promise<void>; release: () => void } | undefined;
 
   /**
    * An in-memory log unless `log` is given (opened by {@link ServiceReplication.open} with
@@ -77,14 +93,39 @@ export class ServiceReplication {
     this.#stream = options.stream ?? this.log.stream ?? randomUUID();
     this.#window = options.window ?? 128;
     this.#lastAssigned = this.log.lastSeq;
+    if (this.#order === 'pipelined' && this.log.durable && this.log.recovery.existing && options.appliedSeq) {
+      let release = (): void => undefined;
+      const ready = new Promise<void>((r) => (release = r));
+      this.#positioning = { ready, release };
+    }
   }
 
-  /** Opens the durable log of `options.log` (recovering it), then the replication over it. */
+  /**
+   * Pipelined order over a log an earlier process wrote: a promise to await before {@link sequence},
+   * resolved once the primary said which seq it consumed last and the seqs it consumed beyond the log
+   * were logged as skips ({@link skipTo}) — the killed process may have handed out seqs its log lost,
+   * and handing them out again would make the primary answer a new write as a duplicate of an old one.
+   * Undefined when nothing is to be awaited.
+   */
+  sequencingReady(): Promise<void> | undefined {
+    return this.#positioning?.ready;
+  }
+
+  /**
+   * Opens the durable log of `options.log` (recovering it), then the replication over it. Serial order
+   * over a log an earlier process wrote: the log first moves {@link RESTART_SEQ_LEAP} seqs ahead
+   * ({@link DurableMutationLog.skipAhead}), because that process may have handed mutations to echoes
+   * under seqs it never made durable; reusing those seqs for new mutations would make an echo's
+   * position name the wrong mutations, and replay would skip acknowledged writes. (Pipelined order
+   * cannot leap — instances count every seq — and moves past what its primary consumed instead.)
+   */
   static async open(options: ServiceReplicationOptions): Promise<ServiceReplication> {
     const log = await DurableMutationLog.open({
       ...(options.logMaxBytes === undefined ? {} : { memoryBytes: options.logMaxBytes }),
       ...options.log,
     });
+    if ((options.rules.order ?? 'serial') === 'serial' && log.durable && log.recovery.existing)
+      await log.skipAhead(log.lastSeq + RESTART_SEQ_LEAP);
     return new ServiceReplication(options, log);
   }
 
@@ -216,6 +257,18 @@ export class ServiceReplication {
     this.#positionOf.delete(target.instanceId);
     const feed = this.#replicator(target, () => undefined);
     this.#primaryFeed = feed;
+    const positioning = this.#positioning;
+    if (positioning && this.options.appliedSeq)
+      void positionAfterRestart({
+        target,
+        probe: this.options.appliedSeq,
+        current: () => !this.#closed && this.#positioning === positioning && this.#primaryFeed === feed,
+        skipTo: (seq) => this.skipTo(seq),
+      }).then((done) => {
+        if (!done || this.#positioning !== positioning) return;
+        positioning.release();
+        this.#positioning = undefined;
+      });
     // From memory: a primary's feed starts near the log's end (what it lacks as a former echo).
     for (const m of this.log.recent(Math.max(from, this.log.firstKeptSeq - 1)) ?? []) feed.enqueue(m);
   }
@@ -433,49 +486,48 @@ export class ServiceReplication {
     this.options.onEchoSyncChange?.(id, true, 'replay from the mutation log reached the live stream');
   }
 
-  /**
-   * Whether an echo whose state has applied every mutation up to `appliedSeq` can be brought up to date
-   * by replaying the log (instead of a full copy of the primary's state), and why. An echo ahead of the
-   * log (the log's unwritten tail died with an earlier control process, the echo had applied it) moves
-   * the log past its position ({@link DurableMutationLog.skipTo}): it is then the only position the log
-   * can serve, so echoes behind it need a full copy.
-   */
-  async replayVerdict(appliedSeq: number): Promise<{ replay: boolean; fromSeq: number; why: string }> {
-    const log = this.log;
-    if (this.options.rules.partitionBy)
-      return {
-        replay: false,
-        fromSeq: appliedSeq,
-        why: `mutations are ordered per ${'header' in this.options.rules.partitionBy ? 'header' : 'path segment'} key, so its highest applied seq ${appliedSeq} does not mean every earlier one was applied`,
-      };
-    if (appliedSeq > log.lastSeq) {
-      const last = log.lastSeq;
-      await this.skipTo(appliedSeq);
-      return {
-        replay: true,
-        fromSeq: appliedSeq,
-        why: `it applied up to seq ${appliedSeq}, past the log's last durable seq ${last} (the log's unwritten tail died with the earlier control process); the log continues after ${appliedSeq}`,
-      };
-    }
-    if (log.canReplayFrom(appliedSeq))
-      return {
-        replay: true,
-        fromSeq: appliedSeq,
-        why: `its applied seq ${appliedSeq} is in the mutation log (which keeps ${log.firstKeptSeq}..${log.lastSeq}): replay the ${log.lastSeq - appliedSeq} mutations after it`,
-      };
-    return {
-      replay: false,
-      fromSeq: appliedSeq,
-      why: `its applied seq ${appliedSeq} is older than the mutation log keeps (${log.firstKeptSeq}..${log.lastSeq}${log.durable ? '' : ', in memory only'})`,
-    };
+  /** Whether an echo at `appliedSeq` can be resumed by replaying the log, from where, and why ({@link replayVerdictOf}). */
+  async replayVerdict(appliedSeq: number): Promise<ReplayVerdict> {
+    return replayVerdictOf(this.log, this.options.rules, appliedSeq, (seq) => this.skipTo(seq));
   }
 
   /**
    * Moves the log (and the seqs handed out next) past `seq`: an instance consumed seqs the log lost
-   * (its unwritten tail died with an earlier control process). Positions before `seq` then need a full
-   * copy. Does nothing when `seq` is not beyond the log.
+   * (its unwritten tail died with an earlier control process). In pipelined order (when no seq was
+   * handed out since the log was opened) the lost seqs are logged as skip entries and every older
+   * position stays replayable; otherwise positions before `seq` then need a full copy. Does nothing
+   * when `seq` is not beyond the log.
    */
   async skipTo(seq: number): Promise<void> {
+    const from = this.log.lastSeq;
+    if (seq <= from) return;
+    // Pipelined order, nothing handed out meanwhile: the lost seqs are logged as skip entries, so the
+    // log stays gapless and an echo behind them still resumes by replay (consuming them as skips: the
+    // writes among them were never acknowledged — not durable — and reach the echo when retried).
+    if (
+      this.#order === 'pipelined' &&
+      this.#lastAssigned === from &&
+      this.#unresolved.size === 0 &&
+      seq - from <= MAX_SKIP_ENTRIES
+    ) {
+      const request: MutationRequest = {
+        method: this.options.rules.methods[0] ?? 'POST',
+        path: this.options.rules.paths[0] ?? '/',
+        headers: {},
+        body: Buffer.alloc(0),
+      };
+      this.#lastAssigned = seq;
+      const writes: Array<Promise<void>> = [];
+      for (let s = from + 1; s <= seq; s++) {
+        const m = this.#entry(s, request, 'skip');
+        // The primary consumed these seqs itself: only the log and the echoes get them.
+        writes.push(this.log.append(m));
+        for (const [id, echo] of this.#echoes) if (!this.#catchingUp.has(id)) echo.enqueue(m);
+      }
+      // A failed write leaves a gap the log handles (older positions then need a full copy).
+      await Promise.allSettled(writes);
+      return;
+    }
     await this.log.skipTo(seq);
     this.#lastAssigned = Math.max(this.#lastAssigned, this.log.lastSeq);
   }
@@ -566,15 +618,21 @@ export class ServiceReplication {
 
   /** Acked seqs every echo applied can be forgotten. */
   #trimAcked(): void {
-    if (this.#acked.size < 4096) return;
+    // Amortised: a scan once the set grew by 1024 since the last one (not on every write while echoes
+    // lag and the set stays large).
+    if (this.#acked.size < this.#trimAt) return;
+    const echoes = [...this.#echoes.values()];
     for (const s of this.#acked) {
-      if ([...this.#echoes.values()].every((e) => e.hasApplied(s))) this.#acked.delete(s);
+      if (echoes.every((e) => e.hasApplied(s))) this.#acked.delete(s);
     }
+    this.#trimAt = Math.max(4096, this.#acked.size + 1024);
   }
 
   /** Closes every echo replicator, then the log (writing what is pending). Idempotent. */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#positioning?.release();
+    this.#positioning = undefined;
     for (const list of this.#loggedWaiters.values()) for (const w of list) w();
     this.#loggedWaiters.clear();
     for (const state of this.#catchingUp.values()) state.stop = true;

@@ -58,11 +58,20 @@ export async function startUp(
       return false;
     }
   };
-  await waitFor(
-    () => done || ours(),
-    20_000,
-    () => `up did not start: ${out}`,
-  );
+  try {
+    // Generous: on a loaded 2-core machine a start (or a restart that recovers state) can take a while.
+    await waitFor(
+      () => done || ours(),
+      45_000,
+      () => `up did not start: ${out}`,
+    );
+  } catch (err) {
+    // The caller never gets the process to stop: stop it here (it stops its instances).
+    child.kill('SIGINT');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+    if (!done) child.kill('SIGKILL');
+    throw err;
+  }
   return { child, output: () => out, exited };
 }
 
