@@ -25,9 +25,12 @@ const REMEDY =
 /** Whether a service's echoes (or its warm pool) get their state by file sync. */
 export function usesFileSync(spec: ServiceSpec): boolean {
   // `echo.sync: external` (the service's own replication) is added by the external-sync mode; read
-  // without assuming its type here, so that this check needs no change when it lands.
+  // without assuming its type (`sync: external`, `sync: { mode: external }` or `mode: external`),
+  // so that this check needs no change when it lands.
   const sync: unknown = spec.echo.sync;
+  const mode: unknown = spec.echo.mode;
   const external =
+    mode === 'external' ||
     sync === 'external' ||
     (typeof sync === 'object' && sync !== null && (sync as { mode?: unknown }).mode === 'external');
   if (external) return false;
