@@ -7,6 +7,10 @@
 need UNDERSTUDY_INSTANCE
 need UNDERSTUDY_PRIMARY_HOST
 need UNDERSTUDY_PRIMARY_PORT
+# A freshly promoted primary records its new timeline in pg_control only at its next checkpoint;
+# before that pg_rewind sees one timeline and rewinds nothing (Patroni checkpoints first, too).
+sql "$UNDERSTUDY_PRIMARY_HOST" "$UNDERSTUDY_PRIMARY_PORT" "CHECKPOINT" >/dev/null ||
+  die "cannot reach the new primary $UNDERSTUDY_PRIMARY_HOST:$UNDERSTUDY_PRIMARY_PORT"
 if [ -f "$PGDATA_DIR/PG_VERSION" ] &&
   as_pg "$PG_BIN/pg_rewind" --target-pgdata="$PGDATA_DIR" --no-sync \
     --source-server="host=$UNDERSTUDY_PRIMARY_HOST port=$UNDERSTUDY_PRIMARY_PORT user=$PG_SUPERUSER dbname=postgres" >&2; then

@@ -13,7 +13,9 @@ import { commandExists } from '../../bench/lib/peers.js';
 import { processesWithEnv, repoRoot, startUp, waitFor, type UpProcess } from './lib/cli.js';
 
 const recipe = join(repoRoot, 'examples/nginx');
-const work = mkdtempSync(join(tmpdir(), 'understudy-nginx-'));
+// Made by the first test that runs (a skipped file leaves nothing behind), removed after the last.
+let workDir: string | undefined;
+const work = (): string => (workDir ??= mkdtempSync(join(tmpdir(), 'understudy-nginx-')));
 let current: { up: UpProcess; tag: string } | undefined;
 
 afterEach(async () => {
@@ -23,7 +25,9 @@ afterEach(async () => {
   expect(processesWithEnv('US_TEST_TAG', current.tag)).toEqual([]);
   current = undefined;
 });
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+afterAll(() => {
+  if (workDir) rmSync(workDir, { recursive: true, force: true });
+});
 
 async function web(api: ApiClient): Promise<ServiceView> {
   const svc = (await api.services()).find((s) => s.name === 'web');
@@ -54,11 +58,11 @@ describe.runIf(commandExists('nginx'))(
       if (!svc) throw new Error('the recipe has no service');
       svc.command = svc.command.map((a) => a.replace('{specDir}', recipe));
       svc.env.US_TEST_TAG = tag;
-      const file = join(work, `${tag}.yaml`);
+      const file = join(work(), `${tag}.yaml`);
       writeFileSync(file, stringify(spec));
-      const up = await startUp(file, join(work, `data-${tag}`));
+      const up = await startUp(file, join(work(), `data-${tag}`));
       current = { up, tag };
-      const api = ApiClient.fromDataDir(join(work, `data-${tag}`));
+      const api = ApiClient.fromDataDir(join(work(), `data-${tag}`));
       await waitFor(
         async () => (await web(api)).instances.filter((i) => i.phase === 'running').length === 2,
         30_000,

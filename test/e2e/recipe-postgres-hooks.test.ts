@@ -4,7 +4,7 @@
 // variables. SIGKILL of the primary's process group is node death; with synchronous replication no
 // acknowledged row may be missing on the promoted standby.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,14 +14,16 @@ import { insertStream, killPostgresTree, postgresBin } from './lib/pg-file-sync.
 
 const bin = postgresBin();
 const recipe = join(repoRoot, 'examples/postgres');
-const work = mkdtempSync(join(tmpdir(), 'understudy-pgrecipe-'));
+// Made by the first test that runs (a skipped file leaves nothing behind), removed after the last.
+let workDir: string | undefined;
+const work = (): string => (workDir ??= mkdtempSync(join(tmpdir(), 'understudy-pgrecipe-')));
 const groups: ChildProcess[] = [];
 
 afterAll(async () => {
   for (const child of groups)
     if (child.pid && child.exitCode === null && child.signalCode === null) killPostgresTree(child.pid);
   await new Promise((r) => setTimeout(r, 300));
-  rmSync(work, { recursive: true, force: true });
+  if (workDir) rmSync(workDir, { recursive: true, force: true });
 });
 
 async function freePort(): Promise<number> {
@@ -61,11 +63,13 @@ const envOf = (self: Instance, role: 'primary' | 'echo', primary?: Instance): Re
 
 /** Starts the instance command (run.sh) in its own process group, as the runtime does. */
 function startInstance(self: Instance, role: 'primary' | 'echo', primary?: Instance): ChildProcess {
+  const log = openSync(`${self.dir}.log`, 'a');
   const child = spawn('sh', [join(recipe, 'run.sh')], {
     env: envOf(self, role, primary),
     detached: true,
-    stdio: 'ignore',
+    stdio: ['ignore', log, log],
   });
+  closeSync(log);
   groups.push(child);
   return child;
 }
@@ -108,6 +112,15 @@ function sql(port: number, statement: string): string {
   return r.stdout.trim();
 }
 
+/** The last lines PostgreSQL logged for an instance (for a failure's message). */
+const logOf = (self: Instance): string => {
+  try {
+    return readFileSync(`${self.dir}.log`, 'utf8').split('\n').slice(-20).join('\n');
+  } catch {
+    return '(no log)';
+  }
+};
+
 const accepts = (port: number): boolean => {
   try {
     return sql(port, 'SELECT 1') === '1';
@@ -121,8 +134,8 @@ describe.runIf(bin !== undefined)(
   { timeout: 240_000 },
   () => {
     it('follows, reports lag, promotes without losing an acknowledged row after SIGKILL, and rejoins the old primary with pg_rewind', async () => {
-      const a: Instance = { name: 'pg-1', port: await freePort(), dir: join(work, 'pg-1') };
-      const b: Instance = { name: 'pg-2', port: await freePort(), dir: join(work, 'pg-2') };
+      const a: Instance = { name: 'pg-1', port: await freePort(), dir: join(work(), 'pg-1') };
+      const b: Instance = { name: 'pg-2', port: await freePort(), dir: join(work(), 'pg-2') };
 
       const primary = startInstance(a, 'primary');
       await waitFor(
@@ -191,7 +204,11 @@ describe.runIf(bin !== undefined)(
         () => 'the rejoined standby never accepted connections',
       );
       expect(sql(a.port, 'SELECT pg_is_in_recovery()')).toBe('t');
-      await waitFor(() => sql(a.port, 'SELECT count(*) FROM acked WHERE id = 1000000') === '1', 30_000);
+      await waitFor(
+        () => sql(a.port, 'SELECT count(*) FROM acked WHERE id = 1000000') === '1',
+        60_000,
+        () => `the rejoined standby never received the new primary's insert:\n${logOf(a)}`,
+      );
       const rejoinedLag = hook('lag', a, b);
       expect(rejoinedLag.status).toBe(0);
       expect(JSON.parse(rejoinedLag.stdout)).toEqual({ lagBytes: expect.any(Number) });
@@ -199,7 +216,7 @@ describe.runIf(bin !== undefined)(
 
     it('fails with a message naming what is missing, not a trace', () => {
       const r = spawnSync('sh', [join(recipe, 'lag.sh')], {
-        env: { ...process.env, PG_BIN: bin ?? '', UNDERSTUDY_DATA_DIR: join(work, 'none') },
+        env: { ...process.env, PG_BIN: bin ?? '', UNDERSTUDY_DATA_DIR: join(work(), 'none') },
         encoding: 'utf8',
       });
       expect(r.status).toBe(1);

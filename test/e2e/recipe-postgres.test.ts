@@ -22,7 +22,9 @@ import { insertStream, killPostgresTree, postgresBin } from './lib/pg-file-sync.
 
 const recipe = join(repoRoot, 'examples/postgres');
 const bin = postgresBin();
-const work = mkdtempSync(join(tmpdir(), 'understudy-pgup-'));
+// Made by the first test that runs (a skipped file leaves nothing behind), removed after the last.
+let workDir: string | undefined;
+const work = (): string => (workDir ??= mkdtempSync(join(tmpdir(), 'understudy-pgup-')));
 let started: { up: UpProcess; tag: string } | undefined;
 
 /** Whether this build's spec schema accepts the recipe (the external sync mode exists). */
@@ -41,7 +43,7 @@ afterAll(async () => {
     await started.up.exited;
     for (const pid of processesWithEnv('US_TEST_TAG', started.tag)) killPostgresTree(pid);
   }
-  rmSync(work, { recursive: true, force: true });
+  if (workDir) rmSync(workDir, { recursive: true, force: true });
 });
 
 async function pg(api: ApiClient): Promise<ServiceView> {
@@ -96,13 +98,13 @@ describe.runIf(bin !== undefined && externalModeAvailable())(
       if (!svc) throw new Error('the recipe has no service');
       svc.env = { ...svc.env, US_TEST_TAG: tag, PG_BIN: bin ?? '' };
       // A copy of the recipe: {specDir} resolves to the copied scripts.
-      const dir = join(work, 'recipe');
+      const dir = join(work(), 'recipe');
       cpSync(recipe, dir, { recursive: true });
       const file = join(dir, 'understudy.yaml');
       writeFileSync(file, stringify(spec));
-      const up = await startUp(file, join(work, 'data'));
+      const up = await startUp(file, join(work(), 'data'));
       started = { up, tag };
-      const api = ApiClient.fromDataDir(join(work, 'data'));
+      const api = ApiClient.fromDataDir(join(work(), 'data'));
       await waitFor(
         async () => (await pg(api)).instances.filter((i) => i.phase === 'running').length === 2,
         120_000,
