@@ -8,7 +8,7 @@
 #   PG_SUPERUSER   database role the scripts connect as                       default: postgres
 #   PG_SYNC_STRICT 1: keep synchronous replication on a promoted primary that has no standby yet
 #                  (writes wait until one follows: nothing is ever acknowledged by one copy alone);
-#                  0 (default): a lone primary acknowledges alone until a standby has caught up
+#                  0 (default): a lone primary acknowledges alone until a standby streams
 #                  (Patroni's synchronous_mode, non-strict)
 set -eu
 
@@ -74,7 +74,7 @@ sql() {
 
 # The settings every copy gets (primary or standby): loopback, the ports Understudy allocated,
 # replication; synchronous replication to any standby ('*') from the start only with PG_SYNC_STRICT=1
-# (otherwise lag.sh turns it on once the standby has caught up).
+# (otherwise lag.sh turns it on once the standby streams).
 write_conf() {
   cat >"$PGDATA_DIR/understudy.conf" <<CONF
 listen_addresses = '127.0.0.1'

@@ -2,7 +2,7 @@
 # Hook `promote`: ends recovery on this standby (pg_ctl promote, waiting until it accepts writes).
 # Every commit the old primary acknowledged is here: with synchronous replication it was flushed on
 # this standby first, and promotion replays all of it. Alone now, it acknowledges commits by itself
-# until a standby has caught up (unless PG_SYNC_STRICT=1).
+# until a standby streams (unless PG_SYNC_STRICT=1).
 . "$(dirname "$0")/lib.sh"
 need UNDERSTUDY_PORT
 as_pg "$PG_BIN/pg_ctl" promote -D "$PGDATA_DIR" -w -t 60 >/dev/null || die "pg_ctl promote failed"
