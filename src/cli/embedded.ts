@@ -1,7 +1,12 @@
 import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { ApiServer } from '../api/index.js';
-import { expandPlaceholders, loadSpecFile, type LoadedSpec } from '../config/index.js';
+import {
+  checkStateDirsForDatabases,
+  expandPlaceholders,
+  loadSpecFile,
+  type LoadedSpec,
+} from '../config/index.js';
 import { ControlPlane, type ControlDecision } from '../control/index.js';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import { ProcessRuntime } from '../runtime/index.js';
@@ -40,6 +45,8 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
   const spec = loadSpecFile(options.specFile);
   const dataDir = resolve(spec.spec.dataDir ? resolve(spec.dir, spec.spec.dataDir) : options.dataDir);
   // Owner-only: the store holds the specs with their env values. An older version's 0755 is tightened.
+  // A PostgreSQL data directory left in a state directory is refused under a file-synced echo.
+  checkStateDirsForDatabases(spec, dataDir);
   const prepared = prepareDataDir(dataDir);
   ensureWritableDir(dataDir, 'data directory');
   for (const svc of spec.spec.services) {

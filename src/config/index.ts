@@ -1,4 +1,11 @@
-export { loadSpecFile, parseSpecText, resolveProgram, ConfigError } from './load.js';
+export {
+  checkStateDirsForDatabases,
+  loadSpecFile,
+  parseSpecText,
+  resolveProgram,
+  ConfigError,
+} from './load.js';
+export { postgresProgramIn, usesFileSync } from './file-sync-databases.js';
 export type { ConfigProblem, LoadedSpec, LoadSpecOptions } from './load.js';
 export { expandPlaceholders, unknownPlaceholders } from './placeholders.js';
 export type { PlaceholderValues } from './placeholders.js';

@@ -4,6 +4,7 @@ import { isMap, isNode, isSeq, LineCounter, parseDocument, type Document, type N
 import type { z } from 'zod';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import { didYouMean } from './did-you-mean.js';
+import { fileSyncedPostgresCommand, fileSyncedPostgresDataDir } from './file-sync-databases.js';
 import { unknownPlaceholders } from './placeholders.js';
 import { stateDirClashes } from './state-dirs.js';
 import { parseListen } from './units.js';
@@ -287,6 +288,8 @@ function crossServiceProblems(spec: SpecFile, doc: Document, lc: LineCounter, fi
       for (const name of unknownPlaceholders(value, portNames))
         at(['services', i, 'env', key], `unknown placeholder {${name}}`);
     }
+    const database = fileSyncedPostgresCommand(s);
+    if (database !== undefined) at(['services', i, 'echo'], database);
     if (s.routing.listen) {
       const port = parseListen(s.routing.listen).port;
       if (port !== 0) claim(port, `services[${i}].routing.listen`, ['services', i, 'routing', 'listen']);
@@ -323,6 +326,24 @@ function checkCommands(loaded: LoadedSpec, text: string): void {
     if (found === 'missing')
       problem(`command '${program}' not found${program.includes('/') ? ` (looked in ${cwd})` : ' on PATH'}`);
     if (found === 'not-executable') problem(`command '${program}' is not executable`);
+  });
+  if (problems.length > 0) throw new ConfigError(problems);
+}
+
+/**
+ * At `up`, once the data directory is known: refuses a file-synced echo of a service whose state
+ * directories already hold a PostgreSQL data directory (whatever its command). Thrown: {@link ConfigError}.
+ */
+export function checkStateDirsForDatabases(loaded: LoadedSpec, dataDir: string): void {
+  const text = readFileSync(loaded.file, 'utf8');
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc });
+  const problems: ConfigProblem[] = [];
+  loaded.spec.services.forEach((s, i) => {
+    const message = fileSyncedPostgresDataDir(s, dataDir, loaded.dir);
+    if (message === undefined) return;
+    const path: Path = ['services', i, 'echo'];
+    problems.push({ file: loaded.file, ...positionOf(doc, lc, path), field: fieldName(path), message });
   });
   if (problems.length > 0) throw new ConfigError(problems);
 }

@@ -1,0 +1,102 @@
+# Shared by the PostgreSQL recipe's scripts (sourced, not run). Understudy passes the context in the
+# environment: UNDERSTUDY_SERVICE, UNDERSTUDY_INSTANCE, UNDERSTUDY_EPOCH, UNDERSTUDY_PORT,
+# UNDERSTUDY_DATA_DIR (this instance's state directory), UNDERSTUDY_PRIMARY_HOST,
+# UNDERSTUDY_PRIMARY_PORT, UNDERSTUDY_PRIMARY_DATA_DIR.
+# Recipe settings (environment, all optional):
+#   PG_BIN         PostgreSQL's programs           default: newest /usr/lib/postgresql/<v>/bin
+#   PG_OS_USER     OS user PostgreSQL runs as when the scripts run as root   default: postgres
+#   PG_SUPERUSER   database role the scripts connect as                       default: postgres
+#   PG_SYNC_STRICT 1: keep synchronous replication on a promoted primary that has no standby yet
+#                  (writes wait until one follows: nothing is ever acknowledged by one copy alone);
+#                  0 (default): a lone primary acknowledges alone until a standby streams
+#                  (Patroni's synchronous_mode, non-strict)
+set -eu
+
+die() {
+  echo "postgres recipe ($(basename "$0")): $*" >&2
+  exit 1
+}
+
+need() {
+  eval "v=\${$1:-}"
+  [ -n "$v" ] || die "$1 is not set (it is part of Understudy's hook environment)"
+}
+
+if [ -z "${PG_BIN:-}" ]; then
+  for v in 17 16 15 14 13; do
+    if [ -x "/usr/lib/postgresql/$v/bin/postgres" ]; then PG_BIN=/usr/lib/postgresql/$v/bin; break; fi
+  done
+fi
+[ -n "${PG_BIN:-}" ] && [ -x "$PG_BIN/postgres" ] ||
+  die "no PostgreSQL server found (set PG_BIN; on Debian: apt-get install postgresql)"
+PG_OS_USER=${PG_OS_USER:-postgres}
+PG_SUPERUSER=${PG_SUPERUSER:-postgres}
+PG_SYNC_STRICT=${PG_SYNC_STRICT:-0}
+
+need UNDERSTUDY_DATA_DIR
+PGDATA_DIR="$UNDERSTUDY_DATA_DIR/pgdata"
+
+# Runs a PostgreSQL program; as root, as $PG_OS_USER (PostgreSQL refuses to run as root).
+as_pg() {
+  if [ "$(id -u)" -eq 0 ]; then
+    setpriv --reuid="$PG_OS_USER" --regid="$PG_OS_USER" --init-groups -- "$@"
+  else
+    "$@"
+  fi
+}
+
+# Replaces this shell with a PostgreSQL program (as $PG_OS_USER when root): the supervised process is it.
+exec_as_pg() {
+  if [ "$(id -u)" -eq 0 ]; then
+    exec setpriv --reuid="$PG_OS_USER" --regid="$PG_OS_USER" --init-groups -- "$@"
+  fi
+  exec "$@"
+}
+
+# As root: the data directory belongs to $PG_OS_USER, and the state directory's parents must be
+# traversable by it (o+x: names can be followed, nothing can be listed).
+own_pgdata() {
+  [ "$(id -u)" -eq 0 ] || return 0
+  mkdir -p "$PGDATA_DIR"
+  chown -R "$PG_OS_USER:" "$PGDATA_DIR"
+  chmod 700 "$PGDATA_DIR"
+  d=$UNDERSTUDY_DATA_DIR
+  while [ "$d" != / ]; do
+    chmod o+x "$d" 2>/dev/null || true
+    d=$(dirname "$d")
+  done
+}
+
+# psql against host $1 port $2, one statement $3; prints the unaligned result.
+sql() {
+  "$PG_BIN/psql" -X -q -t -A -v ON_ERROR_STOP=1 -h "$1" -p "$2" -U "$PG_SUPERUSER" -d postgres -c "$3"
+}
+
+# The settings every copy gets (primary or standby): loopback, the ports Understudy allocated,
+# replication; synchronous replication to any standby ('*') from the start only with PG_SYNC_STRICT=1
+# (otherwise lag.sh turns it on once the standby streams).
+write_conf() {
+  cat >"$PGDATA_DIR/understudy.conf" <<CONF
+listen_addresses = '127.0.0.1'
+unix_socket_directories = ''
+wal_level = replica
+max_wal_senders = 10
+max_replication_slots = 10
+wal_keep_size = '256MB'
+wal_log_hints = on
+hot_standby = on
+synchronous_commit = on
+synchronous_standby_names = '$( [ "$PG_SYNC_STRICT" = 1 ] && echo '*' )'
+CONF
+  grep -q "^include_if_exists = 'understudy.conf'" "$PGDATA_DIR/postgresql.conf" ||
+    echo "include_if_exists = 'understudy.conf'" >>"$PGDATA_DIR/postgresql.conf"
+}
+
+# The standby's connection to the primary; its application_name is the instance (pg_stat_replication).
+write_standby() {
+  cat >>"$PGDATA_DIR/postgresql.auto.conf" <<CONF
+primary_conninfo = 'host=$UNDERSTUDY_PRIMARY_HOST port=$UNDERSTUDY_PRIMARY_PORT user=$PG_SUPERUSER application_name=$UNDERSTUDY_INSTANCE'
+CONF
+  touch "$PGDATA_DIR/standby.signal"
+  own_pgdata
+}

@@ -1,0 +1,228 @@
+// The PostgreSQL recipe's hook scripts (examples/postgres), run directly against two real PostgreSQL
+// instances as Understudy's external sync mode will run them: the instance command (run.sh) for the
+// primary and the echo, then follow, lag, fence, promote and rejoin with the context in environment
+// variables. SIGKILL of the primary's process group is node death; with synchronous replication no
+// acknowledged row may be missing on the promoted standby.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { repoRoot, waitFor } from './lib/cli.js';
+import { insertStream, killPostgresTree, postgresBin } from './lib/pg-file-sync.js';
+
+const bin = postgresBin();
+const recipe = join(repoRoot, 'examples/postgres');
+// Made by the first test that runs (a skipped file leaves nothing behind), removed after the last.
+let workDir: string | undefined;
+const work = (): string => (workDir ??= mkdtempSync(join(tmpdir(), 'understudy-pgrecipe-')));
+const groups: ChildProcess[] = [];
+
+afterAll(async () => {
+  for (const child of groups)
+    if (child.pid && child.exitCode === null && child.signalCode === null) killPostgresTree(child.pid);
+  await new Promise((r) => setTimeout(r, 300));
+  if (workDir) rmSync(workDir, { recursive: true, force: true });
+});
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
+    });
+  });
+}
+
+interface Instance {
+  name: string;
+  port: number;
+  dir: string;
+}
+
+const envOf = (self: Instance, role: 'primary' | 'echo', primary?: Instance): Record<string, string> => ({
+  ...(process.env as Record<string, string>),
+  PG_BIN: bin ?? '',
+  UNDERSTUDY_SERVICE: 'pg',
+  UNDERSTUDY_INSTANCE: self.name,
+  UNDERSTUDY_ROLE: role,
+  UNDERSTUDY_EPOCH: '1',
+  UNDERSTUDY_PORT: String(self.port),
+  UNDERSTUDY_DATA_DIR: self.dir,
+  ...(primary
+    ? {
+        UNDERSTUDY_PRIMARY_HOST: '127.0.0.1',
+        UNDERSTUDY_PRIMARY_PORT: String(primary.port),
+        UNDERSTUDY_PRIMARY_DATA_DIR: primary.dir,
+      }
+    : {}),
+});
+
+/** Starts the instance command (run.sh) in its own process group, as the runtime does. */
+function startInstance(self: Instance, role: 'primary' | 'echo', primary?: Instance): ChildProcess {
+  const log = openSync(`${self.dir}.log`, 'a');
+  const child = spawn('sh', [join(recipe, 'run.sh')], {
+    env: envOf(self, role, primary),
+    detached: true,
+    stdio: ['ignore', log, log],
+  });
+  closeSync(log);
+  groups.push(child);
+  return child;
+}
+
+function hook(
+  name: string,
+  self: Instance,
+  primary?: Instance,
+): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync('sh', [join(recipe, `${name}.sh`)], {
+    env: envOf(self, 'echo', primary),
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function sql(port: number, statement: string): string {
+  const r = spawnSync(
+    join(bin ?? '', 'psql'),
+    [
+      '-X',
+      '-q',
+      '-t',
+      '-A',
+      '-h',
+      '127.0.0.1',
+      '-p',
+      String(port),
+      '-U',
+      'postgres',
+      '-d',
+      'postgres',
+      '-c',
+      statement,
+    ],
+    { encoding: 'utf8', timeout: 20_000 },
+  );
+  if (r.status !== 0) throw new Error(`psql on ${port}: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+/** The last lines PostgreSQL logged for an instance (for a failure's message). */
+const logOf = (self: Instance): string => {
+  try {
+    return readFileSync(`${self.dir}.log`, 'utf8').split('\n').slice(-20).join('\n');
+  } catch {
+    return '(no log)';
+  }
+};
+
+const accepts = (port: number): boolean => {
+  try {
+    return sql(port, 'SELECT 1') === '1';
+  } catch {
+    return false;
+  }
+};
+
+describe.runIf(bin !== undefined)(
+  'PostgreSQL recipe hooks (two real PostgreSQL instances)',
+  { timeout: 240_000 },
+  () => {
+    it('follows, reports lag, promotes without losing an acknowledged row after SIGKILL, and rejoins the old primary with pg_rewind', async () => {
+      const a: Instance = { name: 'pg-1', port: await freePort(), dir: join(work(), 'pg-1') };
+      const b: Instance = { name: 'pg-2', port: await freePort(), dir: join(work(), 'pg-2') };
+
+      const primary = startInstance(a, 'primary');
+      await waitFor(
+        () => accepts(a.port),
+        60_000,
+        () => 'the primary never accepted connections',
+      );
+      sql(a.port, 'CREATE TABLE acked (id bigint PRIMARY KEY)');
+
+      // An echo started before follow waits for its copy; follow makes it a standby; run.sh starts it.
+      startInstance(b, 'echo', a);
+      const follow = hook('follow', b, a);
+      expect(follow.stderr).toBe('');
+      expect(follow.status).toBe(0);
+      await waitFor(
+        () => accepts(b.port),
+        60_000,
+        () => 'the standby never accepted connections',
+      );
+      expect(sql(b.port, 'SELECT pg_is_in_recovery()')).toBe('t');
+      // follow again is a no-op on a standby.
+      expect(hook('follow', b, a).status).toBe(0);
+
+      // lag: a JSON line; once the standby streams, the primary replicates synchronously.
+      let lag = -1;
+      await waitFor(() => {
+        const r = hook('lag', b, a);
+        if (r.status !== 0) return false;
+        lag = (JSON.parse(r.stdout) as { lagBytes: number }).lagBytes;
+        return true;
+      }, 30_000);
+      expect(Number.isInteger(lag) && lag >= 0).toBe(true);
+      expect(sql(a.port, 'SHOW synchronous_standby_names')).toBe('*');
+      expect(sql(a.port, "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'pg-2'")).toBe(
+        'sync',
+      );
+
+      // Acknowledged inserts, then node death of the primary (its whole process group).
+      const stream = insertStream(bin ?? '', a.port, 'postgres');
+      await waitFor(
+        () => stream.acked() >= 300,
+        60_000,
+        () => `only ${stream.acked()} inserts acknowledged`,
+      );
+      killPostgresTree(primary.pid ?? 0); // run.sh exec'd the postmaster: same pid
+      const acked = stream.acked();
+      await stream.stop();
+
+      expect(hook('fence', a).status).toBe(0); // already down: fenced
+      const promote = hook('promote', b);
+      expect(promote.stderr).toBe('');
+      expect(promote.status).toBe(0);
+      expect(sql(b.port, 'SELECT pg_is_in_recovery()')).toBe('f');
+      expect(Number(sql(b.port, `SELECT count(*) FROM acked WHERE id <= ${acked}`))).toBe(acked);
+      // Alone, the new primary acknowledges by itself (non-strict): this insert does not hang.
+      sql(b.port, 'INSERT INTO acked VALUES (1000000)');
+
+      // The old primary rejoins as a standby of the new one.
+      const rejoin = hook('rejoin', a, b);
+      expect(rejoin.status).toBe(0);
+      expect(rejoin.stderr).not.toMatch(/rebuilding the copy/); // rewound, not copied again
+      startInstance(a, 'echo', b);
+      await waitFor(
+        () => accepts(a.port),
+        60_000,
+        () => 'the rejoined standby never accepted connections',
+      );
+      expect(sql(a.port, 'SELECT pg_is_in_recovery()')).toBe('t');
+      await waitFor(
+        () => sql(a.port, 'SELECT count(*) FROM acked WHERE id = 1000000') === '1',
+        60_000,
+        () => `the rejoined standby never received the new primary's insert:\n${logOf(a)}`,
+      );
+      const rejoinedLag = hook('lag', a, b);
+      expect(rejoinedLag.status).toBe(0);
+      expect(JSON.parse(rejoinedLag.stdout)).toEqual({ lagBytes: expect.any(Number) });
+    });
+
+    it('fails with a message naming what is missing, not a trace', () => {
+      const r = spawnSync('sh', [join(recipe, 'lag.sh')], {
+        env: { ...process.env, PG_BIN: bin ?? '', UNDERSTUDY_DATA_DIR: join(work(), 'none') },
+        encoding: 'utf8',
+      });
+      expect(r.status).toBe(1);
+      expect(r.stderr.trim()).toBe(
+        "postgres recipe (lag.sh): UNDERSTUDY_INSTANCE is not set (it is part of Understudy's hook environment)",
+      );
+    });
+  },
+);
