@@ -434,11 +434,16 @@ export function buildProgram(): Command {
     )
     .option('--rate <n>', 'requests per second of the failover part', positiveNumber, 50)
     .addOption(
-      new Option('--part <part>', 'which part to run').choices(['all', 'failover', 'scaling']).default('all'),
+      new Option(
+        '--part <part>',
+        'which part to run (all: failover then scaling; hosts: three hosts in network namespaces, needs root)',
+      )
+        .choices(['all', 'failover', 'scaling', 'hosts'])
+        .default('all'),
     )
     .action(
       async (
-        opts: { duration: number; rate: number; part: 'all' | 'failover' | 'scaling' },
+        opts: { duration: number; rate: number; part: 'all' | 'failover' | 'scaling' | 'hosts' },
         cmd: Command,
       ) => {
         const o = cmd.optsWithGlobals<{ dataDir: string }>();

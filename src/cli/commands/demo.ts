@@ -9,6 +9,7 @@ import { ExitCode, reportError } from '../exit-codes.js';
 import { formatDecision } from '../format-decision.js';
 import { printStatusTable } from './status.js';
 import { runScalingDemo } from './demo-scaling.js';
+import { hostsDemoUnavailable, hostsPart } from './demo-hosts.js';
 
 export interface DemoOptions {
   dataDir: string;
@@ -16,8 +17,11 @@ export interface DemoOptions {
   durationMs: number;
   /** Requests per second of the failover part. */
   rate: number;
-  /** Which parts to run. @default 'all' */
-  part?: 'all' | 'failover' | 'scaling';
+  /**
+   * Which parts to run: `all` is failover then scaling on the embedded default; `hosts` (three hosts
+   * in network namespaces, needs root) runs only when asked for. @default 'all'
+   */
+  part?: 'all' | 'failover' | 'scaling' | 'hosts';
 }
 
 /** The example spec shipped with the package. */
@@ -69,6 +73,7 @@ async function waitForPrimary(
  * Failover: the example key-value service (1 primary + 1 hot echo) under load (80 % reads, 20 %
  * writes), its primary killed part-way, every acknowledged write checked at the end.
  * Scaling: four days of real traffic replayed against examples/api with predictive scaling.
+ * Hosts (`part: 'hosts'` only): three hosts in network namespaces, the primary's host cut off under writes.
  */
 export async function runDemo(options: DemoOptions): Promise<number> {
   const stop = new AbortController();
@@ -76,8 +81,18 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    prepareDemoDir(options.dataDir);
     const part = options.part ?? 'all';
+    if (part === 'hosts') {
+      // Checked before the data directory is touched: without network namespaces nothing is done.
+      const unavailable = hostsDemoUnavailable();
+      if (unavailable) {
+        process.stderr.write(`${unavailable}\n`);
+        return ExitCode.Failure;
+      }
+      prepareDemoDir(options.dataDir);
+      return await hostsPart({ dataDir: options.dataDir }, stop.signal);
+    }
+    prepareDemoDir(options.dataDir);
     let code: number = ExitCode.Ok;
     if (part !== 'scaling') code = await failoverPart(options, stop.signal);
     if (part !== 'failover' && !stop.signal.aborted && code === ExitCode.Ok)
