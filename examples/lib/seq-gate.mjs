@@ -292,8 +292,9 @@ export function decodeBatch(buf) {
       throw new SeqHeaderError(`${where}: method and path (starting with /) must be strings`);
     if (!Number.isSafeInteger(m.length) || m.length < 0 || offset + m.length > buf.length)
       throw new SeqHeaderError(`${where}: length ${m.length} runs past the end of the batch`);
+    // No prototype: header names come from the request.
     /** @type {Record<string, string>} */
-    const headers = {};
+    const headers = Object.create(null);
     for (const [k, v] of Object.entries(m.headers ?? {}))
       if (typeof v === 'string') headers[k.toLowerCase()] = v;
     headers[SEQ_HEADERS.seq] = String(m.seq);
