@@ -208,7 +208,7 @@ describe('spec parsing', () => {
       `services:\n  - name: a\n    command: [x]\n    echo: { mode: hot, mutations: { order: pipelined, batch: { path: /_understudy/batch } } }\n`,
       'u.yaml',
     ).services[0]!;
-    expect(batched.echo.mutations.batch).toEqual({ path: '/_understudy/batch', max: 64 });
+    expect(batched.echo.mutations.batch).toEqual({ path: '/_understudy/batch', max: 64, inflight: 2 });
     const problems = problemsOf(
       `services:\n  - name: a\n    command: [x]\n    echo: { mode: hot, mutations: { batch: { path: /b, max: 8 } } }\n`,
     );

@@ -168,6 +168,8 @@ export const mutationsSchema = z.strictObject({
       path: z.string().startsWith('/'),
       /** Mutations in one batch at most. @default 64 */
       max: z.number().int().min(1).max(4096).default(64),
+      /** Batches in flight to one echo at once; what becomes ready meanwhile waits for the next. @default 2 */
+      inflight: z.number().int().min(1).max(64).default(2),
     })
     .optional(),
 });

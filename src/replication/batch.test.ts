@@ -120,7 +120,7 @@ describe('batched replication to an echo', () => {
       target: { instanceId: echo.id, host: '127.0.0.1', port: echo.port },
       timeoutMs: 5000,
       pipelined: { stream: 'order', window: 128 },
-      batch: { path: BATCH_PATH, max: 16 },
+      batch: { path: BATCH_PATH, max: 16, inflight: 2 },
     });
     try {
       for (let s = 1; s <= 200; s++) r.enqueue(mutation(s));
@@ -138,6 +138,23 @@ describe('batched replication to an echo', () => {
     }
   });
 
+  it('sends the mutations that become ready in the same turn of the event loop as one batch', async () => {
+    const echo = await startEcho('e-coalesce');
+    const r = new EchoReplicator({
+      target: { instanceId: echo.id, host: '127.0.0.1', port: echo.port },
+      timeoutMs: 5000,
+      pipelined: { stream: 'coalesce', window: 128 },
+      batch: { path: BATCH_PATH, max: 64, inflight: 2 },
+    });
+    try {
+      for (let s = 1; s <= 10; s++) r.enqueue(mutation(s));
+      expect(await r.waitApplied(10)).toBe(true);
+      expect(echo.batches).toEqual([10]);
+    } finally {
+      await r.close();
+    }
+  });
+
   it('after a batch that partially fails, counts the applied prefix and sends the rest again, each applied once', async () => {
     const echo = await startEcho('e-partial');
     echo.failOnce.add(7);
@@ -145,7 +162,7 @@ describe('batched replication to an echo', () => {
       target: { instanceId: echo.id, host: '127.0.0.1', port: echo.port },
       timeoutMs: 5000,
       pipelined: { stream: 'partial', window: 128 },
-      batch: { path: BATCH_PATH, max: 64 },
+      batch: { path: BATCH_PATH, max: 64, inflight: 2 },
     });
     try {
       for (let s = 1; s <= 20; s++) r.enqueue(s === 12 ? mutation(s, 'skip') : mutation(s));
@@ -170,7 +187,7 @@ describe('batched replication to an echo', () => {
       target: { instanceId: echo.id, host: '127.0.0.1', port: echo.port },
       timeoutMs: 5000,
       pipelined: { stream: 'nopath', window: 8 },
-      batch: { path: '/elsewhere', max: 8 },
+      batch: { path: '/elsewhere', max: 8, inflight: 1 },
     });
     try {
       r.enqueue(mutation(1));
@@ -191,7 +208,7 @@ describe('batched write-through (ServiceReplication)', () => {
     paths: ['/kv'],
     timeoutMs: 300,
     order: 'pipelined' as const,
-    batch: { path: BATCH_PATH, max: 32 },
+    batch: { path: BATCH_PATH, max: 32, inflight: 2 },
   };
   const put = (key: string, value: string) => ({
     method: 'PUT',

@@ -12,6 +12,8 @@ export interface BatchRules {
   path: string;
   /** Mutations in one batch at most. */
   max: number;
+  /** Batches in flight to one echo at once; the next one accumulates meanwhile. */
+  inflight: number;
 }
 
 /** One mutation's entry in a batch's header line (its body follows the line, `length` bytes). */

@@ -26,7 +26,7 @@ export interface EchoReplicatorOptions {
    * `path` (docs/failover.md, "Batched replication"), `inflight` batches at once — while they are out
    * the next one accumulates (group commit). @default unset: one request per mutation
    */
-  batch?: BatchRules & { inflight?: number };
+  batch?: BatchRules;
 }
 
 /** How an instance consumed a seq, as it answers a skip (pipelined order; see docs/failover.md). */
@@ -69,6 +69,7 @@ export class EchoReplicator {
   /** Pipelined: mutations not yet sent, in seq order. */
   #backlog: Mutation[] = [];
   #sending = 0;
+  #pumpScheduled = false;
   #appliedSeq = 0;
   #applied = 0;
   #failures = 0;
@@ -81,7 +82,7 @@ export class EchoReplicator {
       // Pipelined: every request in the window may wait at the instance for its turn, and a retry of the
       // one they wait for still needs a connection.
       connections: options.pipelined
-        ? (options.batch ? (options.batch.inflight ?? 2) : options.pipelined.window) + 4
+        ? (options.batch ? options.batch.inflight : options.pipelined.window) + 4
         : 8,
       pipelining: 1,
     });
@@ -207,7 +208,18 @@ export class EchoReplicator {
 
   /** Pipelined: keeps up to `window` mutations in flight, oldest first. */
   #pump(): void {
-    if (this.options.batch) return this.#pumpBatches(this.options.batch);
+    if (this.options.batch) {
+      // Batched: entries that become ready in the same turn of the event loop (the primary's group
+      // commit answers many writes at once) leave in one batch.
+      if (this.#pumpScheduled) return;
+      this.#pumpScheduled = true;
+      const batch = this.options.batch;
+      setImmediate(() => {
+        this.#pumpScheduled = false;
+        this.#pumpBatches(batch);
+      });
+      return;
+    }
     const window = this.options.pipelined?.window ?? 1;
     while (this.#sending < window && this.#backlog.length > 0 && !this.#closed) {
       const m = this.#backlog.shift() as Mutation;
@@ -240,9 +252,8 @@ export class EchoReplicator {
    * Batched: keeps up to `inflight` batches out, each the oldest `max` mutations not sent yet; what
    * arrives meanwhile waits for the next batch (group commit).
    */
-  #pumpBatches(batch: BatchRules & { inflight?: number }): void {
-    const inflight = batch.inflight ?? 2;
-    while (this.#sending < inflight && this.#backlog.length > 0 && !this.#closed) {
+  #pumpBatches(batch: BatchRules): void {
+    while (this.#sending < batch.inflight && this.#backlog.length > 0 && !this.#closed) {
       const ms = this.#backlog.splice(0, batch.max);
       this.#sending++;
       void this.#sendBatchUntilApplied(batch.path, ms).finally(() => {

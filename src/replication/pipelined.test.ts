@@ -156,7 +156,9 @@ describe('pipelined order (property)', () => {
                 timeoutMs: 5000,
                 strict: false,
                 order: 'pipelined',
-                ...(batchMax > 0 ? { batch: { path: BATCH_PATH, max: batchMax } } : {}),
+                ...(batchMax > 0
+                  ? { batch: { path: BATCH_PATH, max: batchMax, inflight: 1 + (batchMax % 3) } }
+                  : {}),
               },
               consistency: 'write-through',
               epoch: () => 1,
