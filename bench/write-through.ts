@@ -1,8 +1,9 @@
 // `npm run bench -- write-through [--quick]`: the cost of replicating every write to a hot echo, as a
 // ratio of write throughput through the router: no echo, hot async and hot write-through in pipelined
 // order (many mutations in flight, the kv example orders them by x-understudy-seq), and for comparison
-// write-through in serial order (one mutation in flight) and per-key serial order (same run, same kv
-// example, closed-loop writers).
+// write-through in serial order (one mutation in flight) and per-key serial order, and async and
+// write-through replicating to the echo in batches (echo.mutations.batch; same run, same kv example,
+// closed-loop writers).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +27,16 @@ const MODES = [
   {
     name: 'hot-write-through',
     echo: '{ count: 1, mode: hot, consistency: write-through, mutations: { order: pipelined } }',
+    running: 2,
+  },
+  {
+    name: 'hot-async-batch',
+    echo: '{ count: 1, mode: hot, consistency: async, mutations: { order: pipelined, batch: { path: /_understudy/batch, max: 64 } } }',
+    running: 2,
+  },
+  {
+    name: 'hot-wt-batch',
+    echo: '{ count: 1, mode: hot, consistency: write-through, mutations: { order: pipelined, batch: { path: /_understudy/batch, max: 64 } } }',
     running: 2,
   },
   {
@@ -118,7 +129,13 @@ async function main(): Promise<void> {
   const async_ = results['hot-async']?.writesPerSec ?? NaN;
   const perKey = results['hot-wt-per-key']?.writesPerSec ?? NaN;
   const serial = results['hot-wt-serial']?.writesPerSec ?? NaN;
+  const wtBatch = results['hot-wt-batch']?.writesPerSec ?? NaN;
+  const asyncBatch = results['hot-async-batch']?.writesPerSec ?? NaN;
+  const p99BatchRatio = (results['hot-wt-batch']?.p99Ms ?? NaN) / (results['no-echo']?.p99Ms ?? NaN);
   const p99Ratio = (results['hot-write-through']?.p99Ms ?? NaN) / (results['no-echo']?.p99Ms ?? NaN);
+  process.stdout.write(
+    `batched to the echo (echo.mutations.batch, max 64): hot async ${(asyncBatch / base).toFixed(2)}x, hot write-through ${(wtBatch / base).toFixed(2)}x, write-through p99 ${p99BatchRatio.toFixed(2)}x no-echo p99\n`,
+  );
   process.stdout.write(
     `write throughput vs no echo: hot async ${(async_ / base).toFixed(2)}x, hot write-through ${(wt / base).toFixed(2)}x (pipelined order; goals 0.9x and 0.7x), write-through p99 ${p99Ratio.toFixed(2)}x no-echo p99 (goal <= 2x); serial order ${(serial / base).toFixed(2)}x (one mutation in flight), per-key serial order ${(perKey / base).toFixed(2)}x\n`,
   );
@@ -141,6 +158,9 @@ async function main(): Promise<void> {
       writeThroughPerKeyRatio: round(perKey / base),
       writeThroughSerialRatio: round(serial / base),
       writeThroughP99Ratio: round(p99Ratio),
+      asyncBatchRatio: round(asyncBatch / base),
+      writeThroughBatchRatio: round(wtBatch / base),
+      writeThroughBatchP99Ratio: round(p99BatchRatio),
       order: 'pipelined',
       postgresSyncRatio: peer.postgresSyncRatio ?? null,
       postgres: peer,

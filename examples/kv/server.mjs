@@ -15,6 +15,8 @@
 // consumed exactly once, by one record in the log (a put, a delete, or a skip for a request that changed
 // nothing), queued in seq order for the next group commit, so the log's last seq is the position this
 // instance reports (`GET /stats` → appliedSeq) and resumes from after a restart.
+// Batched replication (echo.mutations.batch): `POST /_understudy/batch` takes many sequenced writes at
+// once (../lib/seq-gate.mjs decodeBatch/applyBatch); each is applied as a single request would be.
 //
 // Usage: node server.mjs --port 8080 --state ./state [--host 127.0.0.1]
 import { createServer } from 'node:http';
@@ -31,9 +33,12 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { SEQ_HEADERS, SeqGate, readSequence } from '../lib/seq-gate.mjs';
+import { SEQ_HEADERS, SeqGate, applyBatch, decodeBatch, readSequence } from '../lib/seq-gate.mjs';
 
 const MAX_BODY = 1024 * 1024;
+/** Where the router sends batches of mutations (`echo.mutations.batch.path`), and their size limit. */
+const BATCH_PATH = '/_understudy/batch';
+const MAX_BATCH = 64 * 1024 * 1024;
 
 /** @param {string[]} argv */
 function parseArgs(argv) {
@@ -152,7 +157,15 @@ let logBytes = validBytes;
 /** @type {{line: Buffer, done: () => void}[]} */
 let pending = [];
 let flushScheduled = false;
-const stats = { reads: 0, writes: 0, deletes: 0, duplicates: 0, fsyncs: 0, startedAt: Date.now() };
+const stats = {
+  reads: 0,
+  writes: 0,
+  deletes: 0,
+  duplicates: 0,
+  fsyncs: 0,
+  batches: 0,
+  startedAt: Date.now(),
+};
 
 let flushing = false;
 
@@ -264,20 +277,29 @@ function json(res, status, body, headers = {}) {
 
 /** @param {import('node:http').IncomingMessage} req */
 function readBody(req) {
+  return readRaw(req, MAX_BODY).then((b) => b.toString('utf8'));
+}
+
+/**
+ * @param {import('node:http').IncomingMessage} req
+ * @param {number} max
+ * @returns {Promise<Buffer>}
+ */
+function readRaw(req, max) {
   return new Promise((resolve, reject) => {
     /** @type {Buffer[]} */
     const chunks = [];
     let size = 0;
     req.on('data', (/** @type {Buffer} */ c) => {
       size += c.length;
-      if (size > MAX_BODY) {
+      if (size > max) {
         reject(Object.assign(new Error('body too large'), { status: 413 }));
         req.destroy();
         return;
       }
       chunks.push(c);
     });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
   });
 }
@@ -330,6 +352,7 @@ async function handle(req, res) {
     logBytes = validBytes;
     return json(res, 200, { ok: true, keys: data.size, seq });
   }
+  if (url.pathname === BATCH_PATH && req.method === 'POST') return handleBatch(req, res);
   const sequenced = req.method === 'GET' ? undefined : readSequence(req.headers);
   if (sequenced) return handleSequenced(req, res, url, sequenced);
   const m = /^\/kv\/([^/]+)$/.exec(url.pathname);
@@ -396,19 +419,34 @@ async function handle(req, res) {
 }
 
 /**
- * A write in pipelined order: waits for its seq's turn, then consumes the seq with exactly one record,
- * queued before the next seq may run; answers once that record is durable.
+ * A write in pipelined order: reads its body, then {@link applySequenced}.
  * @param {import('node:http').IncomingMessage} req
  * @param {import('node:http').ServerResponse} res
  * @param {URL} url
  * @param {import('../lib/seq-gate.mjs').Sequenced} s
  */
 async function handleSequenced(req, res, url, s) {
-  const m = /^\/kv\/([^/]+)$/.exec(url.pathname);
-  const key = m ? decodeURIComponent(m[1] ?? '') : undefined;
   // Read the body before taking the turn: the next seq must not wait for a slow client.
   const value = await readBody(req);
   const id = typeof req.headers['x-request-id'] === 'string' ? req.headers['x-request-id'] : undefined;
+  const a = await applySequenced(req.method ?? '', url.pathname, id, value, s);
+  return json(res, a.status, a.body, a.headers);
+}
+
+/**
+ * One sequenced write (a single request or an entry of a batch): waits for its seq's turn, then
+ * consumes the seq with exactly one record, queued before the next seq may run; resolves once that
+ * record is durable, with the answer.
+ * @param {string} method
+ * @param {string} pathname
+ * @param {string | undefined} id
+ * @param {string} value
+ * @param {import('../lib/seq-gate.mjs').Sequenced} s
+ * @returns {Promise<{ status: number, body: unknown, headers?: Record<string, string> }>}
+ */
+async function applySequenced(method, pathname, id, value, s) {
+  const m = /^\/kv\/([^/]+)$/.exec(pathname);
+  const key = m ? decodeURIComponent(m[1] ?? '') : undefined;
   const t = await gate.enter(s);
   const tag = { useq: s.seq, stream: s.stream };
   /** @param {number | 'skip'} st */
@@ -420,50 +458,72 @@ async function handleSequenced(req, res, url, s) {
   if (t.turn === 'duplicate') {
     stats.duplicates++;
     const st = typeof t.outcome === 'number' ? t.outcome : t.outcome === 'skip' ? 409 : 200;
-    return json(
-      res,
-      s.skip ? 200 : st,
-      { ok: st < 300, duplicate: true, seq: s.seq, outcome: t.outcome },
-      { [SEQ_HEADERS.outcome]: String(t.outcome) },
-    );
+    return {
+      status: s.skip ? 200 : st,
+      body: { ok: st < 300, duplicate: true, seq: s.seq, outcome: t.outcome },
+      headers: { [SEQ_HEADERS.outcome]: String(t.outcome) },
+    };
   }
   if (t.turn === 'stale') {
     await consume(409);
-    return json(
-      res,
-      409,
-      { error: `stale epoch ${s.epoch}: this instance has seen epoch ${t.maxEpoch}` },
-      { [SEQ_HEADERS.outcome]: '409' },
-    );
+    return {
+      status: 409,
+      body: { error: `stale epoch ${s.epoch}: this instance has seen epoch ${t.maxEpoch}` },
+      headers: { [SEQ_HEADERS.outcome]: '409' },
+    };
   }
   if (s.skip) {
     await consume('skip');
-    return json(res, 200, { ok: true, skipped: s.seq }, { [SEQ_HEADERS.outcome]: 'skip' });
+    return { status: 200, body: { ok: true, skipped: s.seq }, headers: { [SEQ_HEADERS.outcome]: 'skip' } };
   }
   const epoch = s.epoch ? { epoch: s.epoch } : {};
-  if (key === undefined || (req.method !== 'PUT' && req.method !== 'DELETE')) {
+  if (key === undefined || (method !== 'PUT' && method !== 'DELETE')) {
     const st = key === undefined ? 404 : 405;
     await consume(st);
-    return json(res, st, { error: `no route ${req.method} ${url.pathname}` });
+    return { status: st, body: { error: `no route ${method} ${pathname}` } };
   }
   if (id && appliedIds.has(id)) {
     stats.duplicates++;
     await consume(200);
-    return json(res, 200, { ok: true, key, duplicate: true });
+    return { status: 200, body: { ok: true, key, duplicate: true } };
   }
-  if (req.method === 'DELETE' && !exists(key)) {
+  if (method === 'DELETE' && !exists(key)) {
     await consume(404);
-    return json(res, 404, { ok: false, key });
+    return { status: 404, body: { ok: false, key } };
   }
   const rec =
-    req.method === 'PUT'
+    method === 'PUT'
       ? commit({ op: 'put', key, value, ...(id ? { id } : {}), ...epoch, ...tag })
       : commit({ op: 'delete', key, ...(id ? { id } : {}), ...epoch, ...tag });
   gate.complete(s.seq, 200);
   const written = await rec;
-  if (req.method === 'PUT') stats.writes++;
+  if (method === 'PUT') stats.writes++;
   else stats.deletes++;
-  return json(res, 200, { ok: true, key, seq: written });
+  return { status: 200, body: { ok: true, key, seq: written } };
+}
+
+/**
+ * A batch of sequenced writes from the router (`echo.mutations.batch`, docs/failover.md): every entry
+ * goes through {@link applySequenced} at once, so one group commit takes them together.
+ * @param {import('node:http').IncomingMessage} req
+ * @param {import('node:http').ServerResponse} res
+ */
+async function handleBatch(req, res) {
+  const batch = decodeBatch(await readRaw(req, MAX_BATCH));
+  stats.batches++;
+  const answer = await applyBatch(batch, async (e) => {
+    const s = readSequence(e.headers);
+    if (!s) return 400;
+    const a = await applySequenced(
+      e.method,
+      new URL(e.path, 'http://kv').pathname,
+      e.headers['x-request-id'],
+      e.body.toString('utf8'),
+      s,
+    );
+    return a.status;
+  });
+  return json(res, 200, answer);
 }
 
 server.keepAliveTimeout = 65_000;

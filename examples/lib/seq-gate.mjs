@@ -221,3 +221,132 @@ export class SeqGate {
     }
   }
 }
+
+// Batched replication (docs/failover.md, "Batched replication"; the spec's `echo.mutations.batch`): the
+// router POSTs many mutations to one path of a hot echo at once. Body: one JSON line
+// `{"v":1,"stream":…,"mutations":[{seq,epoch,kind,method,path,headers,length}…]}`, then the bodies
+// concatenated in order. Answer: 200 with JSON `{ appliedSeq, results: [{ seq, status }…] }`, the
+// results in order up to and including the first that failed (5xx: not applied, sent again).
+
+/** Content type of a batch request. */
+export const BATCH_CONTENT_TYPE = 'application/x-understudy-batch';
+
+/**
+ * One mutation of a batch, shaped like the request it stands for: `headers` carry the sequencing
+ * headers too (`readSequence(entry.headers)` reads them as from a single request).
+ * @typedef {{ seq: number, method: string, path: string, headers: Record<string, string>, body: Buffer }} BatchEntry
+ */
+
+/**
+ * Encodes a batch (what the router sends; for tests and other routers).
+ * @param {string} stream
+ * @param {Array<{ seq: number, epoch?: number, kind?: 'apply' | 'skip', method: string, path: string, headers?: Record<string, string>, body?: Buffer }>} mutations
+ * @returns {Buffer}
+ */
+export function encodeBatch(stream, mutations) {
+  const meta = mutations.map((m) => ({
+    seq: m.seq,
+    epoch: m.epoch ?? 0,
+    kind: m.kind ?? 'apply',
+    method: m.method,
+    path: m.path,
+    headers: m.headers ?? {},
+    length: m.kind === 'skip' ? 0 : (m.body?.length ?? 0),
+  }));
+  const head = Buffer.from(JSON.stringify({ v: 1, stream, mutations: meta }) + '\n', 'utf8');
+  return Buffer.concat([
+    head,
+    ...mutations.filter((m) => m.kind !== 'skip').map((m) => m.body ?? Buffer.alloc(0)),
+  ]);
+}
+
+/**
+ * Decodes a batch request's body into entries in seq order.
+ * @param {Buffer} buf
+ * @returns {{ stream: string, entries: BatchEntry[] }}
+ * @throws {SeqHeaderError} when the body is not a well-formed batch (answer 400)
+ */
+export function decodeBatch(buf) {
+  const nl = buf.indexOf(10);
+  if (nl < 0) throw new SeqHeaderError('batch: no header line (a JSON line, then the bodies)');
+  /** @type {any} */
+  let head;
+  try {
+    head = JSON.parse(buf.subarray(0, nl).toString('utf8'));
+  } catch {
+    throw new SeqHeaderError('batch: the header line is not JSON');
+  }
+  if (head?.v !== 1 || typeof head.stream !== 'string' || !Array.isArray(head.mutations))
+    throw new SeqHeaderError('batch: the header line must be {"v":1,"stream":string,"mutations":[…]}');
+  let offset = nl + 1;
+  /** @type {BatchEntry[]} */
+  const entries = [];
+  let last = 0;
+  for (const [i, m] of head.mutations.entries()) {
+    const where = `batch: mutation ${i}`;
+    if (!Number.isSafeInteger(m?.seq) || m.seq <= last)
+      throw new SeqHeaderError(`${where}: seq must be a positive integer above the previous one`);
+    if (!Number.isSafeInteger(m.epoch) || m.epoch < 0)
+      throw new SeqHeaderError(`${where}: epoch must be a non-negative integer`);
+    if (typeof m.method !== 'string' || typeof m.path !== 'string' || !m.path.startsWith('/'))
+      throw new SeqHeaderError(`${where}: method and path (starting with /) must be strings`);
+    if (!Number.isSafeInteger(m.length) || m.length < 0 || offset + m.length > buf.length)
+      throw new SeqHeaderError(`${where}: length ${m.length} runs past the end of the batch`);
+    // No prototype: header names come from the request.
+    /** @type {Record<string, string>} */
+    const headers = Object.create(null);
+    for (const [k, v] of Object.entries(m.headers ?? {}))
+      if (typeof v === 'string') headers[k.toLowerCase()] = v;
+    headers[SEQ_HEADERS.seq] = String(m.seq);
+    headers[SEQ_HEADERS.stream] = head.stream;
+    headers[SEQ_HEADERS.epoch] = String(m.epoch);
+    headers['x-understudy-replay'] = '1';
+    if (m.kind === 'skip') headers[SEQ_HEADERS.skip] = '1';
+    else delete headers[SEQ_HEADERS.skip];
+    entries.push({
+      seq: m.seq,
+      method: m.method,
+      path: m.path,
+      headers,
+      body: buf.subarray(offset, offset + m.length),
+    });
+    offset += m.length;
+    last = m.seq;
+  }
+  if (offset !== buf.length)
+    throw new SeqHeaderError(`batch: ${buf.length - offset} bytes after the last body`);
+  return { stream: head.stream, entries };
+}
+
+/**
+ * Applies a decoded batch with the service's own handler of one sequenced request, and builds the
+ * answer. `applyOne` resolves the status the request would be answered with (it must order itself
+ * with its {@link SeqGate}, as for concurrent single requests: it is called for every entry at once,
+ * in seq order, so a group commit takes them together). Results are collected in order and stop at
+ * the first failure (a 5xx or a throw, reported as 500): the router sends that one and the rest again.
+ * @param {{ stream: string, entries: BatchEntry[] }} batch
+ * @param {(entry: BatchEntry) => Promise<number>} applyOne
+ * @returns {Promise<{ appliedSeq: number, results: Array<{ seq: number, status: number }> }>}
+ */
+export async function applyBatch(batch, applyOne) {
+  /** @param {BatchEntry} e @returns {Promise<number>} */
+  const run = (e) => {
+    try {
+      return applyOne(e).catch(() => 500);
+    } catch {
+      return Promise.resolve(500);
+    }
+  };
+  // Without a stream nothing orders the entries but this loop: one at a time.
+  const started = batch.stream ? batch.entries.map(run) : undefined;
+  /** @type {Array<{ seq: number, status: number }>} */
+  const results = [];
+  let appliedSeq = 0;
+  for (const [i, e] of batch.entries.entries()) {
+    const status = await (started?.[i] ?? run(e));
+    results.push({ seq: e.seq, status });
+    if (status >= 500) break;
+    appliedSeq = e.seq;
+  }
+  return { appliedSeq, results };
+}

@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { SeqGate, SeqHeaderError, readSequence, type Sequenced } from './seq-gate.mjs';
+import {
+  SeqGate,
+  SeqHeaderError,
+  applyBatch,
+  decodeBatch,
+  encodeBatch,
+  readSequence,
+  type Sequenced,
+} from './seq-gate.mjs';
 
 const req = (seq: number, extra: Partial<Sequenced> = {}): Sequenced => ({
   seq,
@@ -129,5 +137,99 @@ describe('readSequence', () => {
     } catch (err) {
       expect((err as SeqHeaderError).status).toBe(400);
     }
+  });
+});
+
+describe('batches (decodeBatch, applyBatch)', () => {
+  it('decodes what the router encodes: binary bodies intact, sequencing headers on every entry, skips marked', () => {
+    const bin = Buffer.from([0, 10, 255, 13, 10]);
+    const batch = decodeBatch(
+      encodeBatch('s9', [
+        { seq: 4, epoch: 2, method: 'PUT', path: '/kv/a', headers: { 'x-request-id': 'r1' }, body: bin },
+        { seq: 5, epoch: 2, kind: 'skip', method: 'PUT', path: '/kv/a' },
+        { seq: 6, epoch: 3, method: 'DELETE', path: '/kv/b', body: Buffer.alloc(0) },
+      ]),
+    );
+    expect(batch.stream).toBe('s9');
+    expect(batch.entries.map((e) => [e.seq, e.method, e.path])).toEqual([
+      [4, 'PUT', '/kv/a'],
+      [5, 'PUT', '/kv/a'],
+      [6, 'DELETE', '/kv/b'],
+    ]);
+    expect(batch.entries[0]?.body.equals(bin)).toBe(true);
+    expect(batch.entries[0]?.headers['x-request-id']).toBe('r1');
+    expect(readSequence(batch.entries[0]?.headers ?? {})).toEqual({
+      seq: 4,
+      stream: 's9',
+      epoch: 2,
+      skip: false,
+    });
+    expect(readSequence(batch.entries[1]?.headers ?? {})).toEqual({
+      seq: 5,
+      stream: 's9',
+      epoch: 2,
+      skip: true,
+    });
+  });
+
+  it('refuses a malformed batch with a 400 saying what is wrong', () => {
+    const good = encodeBatch('s', [{ seq: 1, method: 'PUT', path: '/kv/a', body: Buffer.from('abc') }]);
+    const bad = (buf: Buffer): SeqHeaderError => {
+      try {
+        decodeBatch(buf);
+      } catch (err) {
+        return err as SeqHeaderError;
+      }
+      throw new Error('accepted');
+    };
+    expect(bad(Buffer.from('no newline')).message).toMatch(/no header line/);
+    expect(bad(good.subarray(0, good.length - 1)).message).toMatch(/mutation 0: length 3 runs past the end/);
+    expect(bad(Buffer.concat([good, Buffer.from('x')])).message).toMatch(/1 bytes after the last body/);
+    const unordered = encodeBatch('s', [
+      { seq: 2, method: 'PUT', path: '/kv/a' },
+      { seq: 2, method: 'PUT', path: '/kv/b' },
+    ]);
+    const err = bad(unordered);
+    expect(err).toBeInstanceOf(SeqHeaderError);
+    expect(err.status).toBe(400);
+    expect(err.message).toMatch(/mutation 1: seq must be a positive integer above the previous one/);
+  });
+
+  it('applies entries through the gate in seq order and stops the answer at the first failure', async () => {
+    const gate = new SeqGate({ stream: 's' });
+    const applied: number[] = [];
+    const batch = decodeBatch(
+      encodeBatch(
+        's',
+        [1, 2, 3, 4, 5].map((seq) => ({ seq, method: 'PUT', path: `/kv/${seq}`, body: Buffer.from('v') })),
+      ),
+    );
+    const attempts = new Map<number, number>();
+    const applyOne = async (e: { seq: number; headers: Record<string, string> }): Promise<number> => {
+      attempts.set(e.seq, (attempts.get(e.seq) ?? 0) + 1);
+      // Seq 3 fails before taking its turn, the first time only (e.g. a busy disk).
+      if (e.seq === 3 && attempts.get(3) === 1) throw new Error('busy');
+      const s = readSequence(e.headers) as Sequenced;
+      const t = await gate.enter(s);
+      if (t.turn !== 'run') return 200;
+      await Promise.resolve();
+      applied.push(s.seq);
+      gate.complete(s.seq, 200);
+      return 201;
+    };
+    const first = await applyBatch(batch, applyOne);
+    expect(first).toEqual({
+      appliedSeq: 2,
+      results: [
+        { seq: 1, status: 201 },
+        { seq: 2, status: 201 },
+        { seq: 3, status: 500 },
+      ],
+    });
+    // The rest is sent again (as the router does): applied once each, in order.
+    const again = await applyBatch({ stream: 's', entries: batch.entries.slice(2) }, applyOne);
+    expect(again.appliedSeq).toBe(5);
+    expect(again.results.map((r) => r.seq)).toEqual([3, 4, 5]);
+    expect(applied).toEqual([1, 2, 3, 4, 5]);
   });
 });

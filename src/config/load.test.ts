@@ -203,6 +203,26 @@ describe('spec parsing', () => {
     expect(problems[0]?.message).toMatch(/drop partitionBy or use order: serial/);
   });
 
+  it('takes echo.mutations.batch with pipelined order (max defaults to 64) and rejects it with serial order', () => {
+    const batched = parseSpecText(
+      `services:\n  - name: a\n    command: [x]\n    echo: { mode: hot, mutations: { order: pipelined, batch: { path: /_understudy/batch } } }\n`,
+      'u.yaml',
+    ).services[0]!;
+    expect(batched.echo.mutations.batch).toEqual({ path: '/_understudy/batch', max: 64, inflight: 2 });
+    const problems = problemsOf(
+      `services:\n  - name: a\n    command: [x]\n    echo: { mode: hot, mutations: { batch: { path: /b, max: 8 } } }\n`,
+    );
+    expect(problems.map((p) => p.field)).toEqual(['services[0].echo.mutations.batch']);
+    expect(problems[0]?.message).toMatch(/batch needs order: pipelined/);
+    expect(
+      problemsOf(
+        `services:\n  - name: a\n    command: [x]\n    echo: { mode: hot, mutations: { order: pipelined, batch: { path: b, max: 0 } } }\n`,
+      )
+        .map((p) => p.field)
+        .sort(),
+    ).toEqual(['services[0].echo.mutations.batch.max', 'services[0].echo.mutations.batch.path']);
+  });
+
   it('rejects a migration whose provision threshold is above its switch threshold', () => {
     const problems = problemsOf(
       `services:\n  - name: a\n    command: [x]\n    migration: { auto: true, provisionThreshold: 90, switchThreshold: 80 }\n`,

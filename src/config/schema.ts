@@ -155,6 +155,23 @@ export const mutationsSchema = z.strictObject({
    * primary's state and rebuilt from a snapshot when they differ.
    */
   appliedSeq: z.strictObject({ path: z.string().startsWith('/'), field: z.string().min(1) }).optional(),
+  /**
+   * Pipelined order only: replicate to each hot echo in batches — up to `max` mutations in one POST to
+   * `path` (framed: a JSON line, then the bodies), which the instance applies in seq order and answers
+   * per mutation (docs/failover.md, "Batched replication"; examples/lib/seq-gate.mjs `applyBatch`).
+   * Write-through still acknowledges a write only once the echo applied it. Unset: one request per
+   * mutation.
+   */
+  batch: z
+    .strictObject({
+      /** Path on the instance that takes a batch (POST). */
+      path: z.string().startsWith('/'),
+      /** Mutations in one batch at most. @default 64 */
+      max: z.number().int().min(1).max(4096).default(64),
+      /** Batches in flight to one echo at once; what becomes ready meanwhile waits for the next. @default 2 */
+      inflight: z.number().int().min(1).max(64).default(2),
+    })
+    .optional(),
 });
 
 /**
@@ -485,6 +502,14 @@ export const serviceSchema = z
         path: ['echo', 'mutations', 'strict'],
         message:
           'strict refuses every write no echo applied, and echo.count is 0: every write would be refused; set echo.count >= 1 or strict: false',
+      });
+    }
+    if (s.echo.mutations.batch && s.echo.mutations.order !== 'pipelined') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['echo', 'mutations', 'batch'],
+        message:
+          'batch needs order: pipelined (an instance applies a batch in x-understudy-seq order and deduplicates a resent one by seq); set order: pipelined or drop batch',
       });
     }
     if (s.echo.mutations.order === 'pipelined' && s.echo.mutations.partitionBy) {

@@ -108,6 +108,7 @@ export class ServiceDataPlane {
             timeoutMs: m.timeout,
             strict: m.strict,
             order: m.order,
+            ...(m.batch ? { batch: m.batch } : {}),
             ...(m.partitionBy ? { partitionBy: m.partitionBy } : {}),
           },
           consistency: spec.echo.consistency,

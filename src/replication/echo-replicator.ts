@@ -1,4 +1,5 @@
 import { Pool } from 'undici';
+import { BATCH_CONTENT_TYPE, appliedPrefix, encodeBatch, type BatchRules } from './batch.js';
 import { REPLAY_HEADERS, type Mutation } from './mutation.js';
 
 /** Where an echo receives replayed mutations. */
@@ -20,6 +21,12 @@ export interface EchoReplicatorOptions {
    * `x-understudy-seq`) instead of one at a time per partition, and send `skip` entries.
    */
   pipelined?: { stream: string; window: number };
+  /**
+   * Pipelined order only: send the mutations ready to go as batches of up to `max` in one POST to
+   * `path` (docs/failover.md, "Batched replication"), `inflight` batches at once — while they are out
+   * the next one accumulates (group commit). @default unset: one request per mutation
+   */
+  batch?: BatchRules;
 }
 
 /** How an instance consumed a seq, as it answers a skip (pipelined order; see docs/failover.md). */
@@ -62,6 +69,7 @@ export class EchoReplicator {
   /** Pipelined: mutations not yet sent, in seq order. */
   #backlog: Mutation[] = [];
   #sending = 0;
+  #pumpScheduled = false;
   #appliedSeq = 0;
   #applied = 0;
   #failures = 0;
@@ -73,7 +81,9 @@ export class EchoReplicator {
     this.#pool = new Pool(`http://${options.target.host}:${options.target.port}`, {
       // Pipelined: every request in the window may wait at the instance for its turn, and a retry of the
       // one they wait for still needs a connection.
-      connections: options.pipelined ? options.pipelined.window + 4 : 8,
+      connections: options.pipelined
+        ? (options.batch ? options.batch.inflight : options.pipelined.window) + 4
+        : 8,
       pipelining: 1,
     });
   }
@@ -198,6 +208,18 @@ export class EchoReplicator {
 
   /** Pipelined: keeps up to `window` mutations in flight, oldest first. */
   #pump(): void {
+    if (this.options.batch) {
+      // Batched: entries that become ready in the same turn of the event loop (the primary's group
+      // commit answers many writes at once) leave in one batch.
+      if (this.#pumpScheduled) return;
+      this.#pumpScheduled = true;
+      const batch = this.options.batch;
+      setImmediate(() => {
+        this.#pumpScheduled = false;
+        this.#pumpBatches(batch);
+      });
+      return;
+    }
     const window = this.options.pipelined?.window ?? 1;
     while (this.#sending < window && this.#backlog.length > 0 && !this.#closed) {
       const m = this.#backlog.shift() as Mutation;
@@ -217,6 +239,64 @@ export class EchoReplicator {
         await this.#replay(m);
         this.#markApplied(m);
         return;
+      } catch (err) {
+        this.#failures++;
+        this.#lastError = (err as Error).message;
+        await new Promise((r) => setTimeout(r, backoff));
+        backoff = Math.min(backoff * 2, 500);
+      }
+    }
+  }
+
+  /**
+   * Batched: keeps up to `inflight` batches out, each the oldest `max` mutations not sent yet; what
+   * arrives meanwhile waits for the next batch (group commit).
+   */
+  #pumpBatches(batch: BatchRules): void {
+    while (this.#sending < batch.inflight && this.#backlog.length > 0 && !this.#closed) {
+      const ms = this.#backlog.splice(0, batch.max);
+      this.#sending++;
+      void this.#sendBatchUntilApplied(batch.path, ms).finally(() => {
+        this.#sending--;
+        this.#pump();
+      });
+    }
+  }
+
+  /**
+   * Batched: one batch, until every mutation in it was applied or the replicator closes. The instance
+   * applies a prefix and stops at a failure; the rest is sent again (it deduplicates by seq).
+   */
+  async #sendBatchUntilApplied(path: string, ms: Mutation[]): Promise<void> {
+    const stream = this.options.pipelined?.stream ?? '';
+    const where = `instance ${this.options.target.instanceId} (POST ${path})`;
+    let rest = ms;
+    let backoff = 10;
+    while (!this.#closed && rest.length > 0) {
+      try {
+        const res = await this.#pool.request({
+          method: 'POST',
+          path,
+          headers: {
+            'content-type': BATCH_CONTENT_TYPE,
+            [REPLAY_HEADERS.replay]: '1',
+            [REPLAY_HEADERS.stream]: stream,
+          },
+          body: encodeBatch(stream, rest),
+          headersTimeout: this.options.timeoutMs * 5,
+          bodyTimeout: this.options.timeoutMs * 5,
+        });
+        const text = await res.body.text();
+        if (res.statusCode !== 200)
+          throw new Error(
+            `${where} answered HTTP ${res.statusCode} to a batch of seq ${rest[0]?.seq}..${rest.at(-1)?.seq}${res.statusCode === 404 || res.statusCode === 405 ? ': it does not take batches there (echo.mutations.batch, docs/failover.md)' : ''}`,
+          );
+        const n = appliedPrefix(rest, text, where);
+        for (const m of rest.slice(0, n)) this.#markApplied(m);
+        if (n > 0) backoff = 10;
+        rest = rest.slice(n);
+        if (rest.length === 0) return;
+        throw new Error(`${where} did not apply seq ${rest[0]?.seq} of a batch`);
       } catch (err) {
         this.#failures++;
         this.#lastError = (err as Error).message;

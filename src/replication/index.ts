@@ -25,6 +25,8 @@ export type { AppliedSeqProbe } from './applied-seq.js';
 export type { MutationLogOptions } from './mutation-log.js';
 export { KeyedQueue } from './keyed-queue.js';
 export { REPLAY_HEADERS, REPLAYED_HEADERS } from './mutation.js';
+export { BATCH_CONTENT_TYPE, appliedPrefix, encodeBatch } from './batch.js';
+export type { BatchEntryMeta, BatchResult, BatchRules } from './batch.js';
 export type { Mutation, MutationKind } from './mutation.js';
 export { replicationHooks } from './router-glue.js';
 export { transferState } from './state-transfer.js';

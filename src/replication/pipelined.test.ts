@@ -3,7 +3,13 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { Pool } from 'undici';
-import { SeqGate, readSequence } from '../../examples/lib/seq-gate.mjs';
+import {
+  SeqGate,
+  applyBatch,
+  decodeBatch,
+  readSequence,
+  type Sequenced,
+} from '../../examples/lib/seq-gate.mjs';
 import type { HoldOutcome, InterceptDecision, RouterRequest } from '../router/index.js';
 import { EchoReplicator } from './echo-replicator.js';
 import { replicationHooks } from './router-glue.js';
@@ -35,39 +41,53 @@ afterAll(async () => {
   }
 });
 
-async function readBody(req: IncomingMessage): Promise<string> {
+async function readRaw(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of req) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
 }
+
+const BATCH_PATH = '/_understudy/batch';
 
 async function startInstance(id: string): Promise<Instance> {
   const gate = new SeqGate();
   const history: Instance['history'] = [];
   let held: Promise<void> | undefined;
   let release = (): void => undefined;
+  /** One sequenced write (a single request, or an entry of a batch): the status and outcome header. */
+  const applyOne = async (s: Sequenced, url: string, body: string): Promise<[number, string | undefined]> => {
+    const t = await gate.enter(s);
+    if (t.turn === 'duplicate') return [200, String(t.outcome)];
+    if (t.turn === 'stale') return [409, '409'];
+    if (s.skip) {
+      gate.complete(s.seq, 'skip');
+      return [204, 'skip'];
+    }
+    if (body === 'bad') {
+      gate.complete(s.seq, 422);
+      return [422, undefined];
+    }
+    history.push({ seq: s.seq, key: url.slice(4), value: body });
+    gate.complete(s.seq, 200);
+    // Answer a little later so later seqs overlap with this one.
+    await new Promise((r) => setImmediate(r));
+    return [200, undefined];
+  };
   const server = createServer((req, res) => {
     void (async () => {
-      const body = await readBody(req);
+      const raw = await readRaw(req);
       if (held) await held;
+      if (req.url === BATCH_PATH) {
+        const answer = await applyBatch(decodeBatch(raw), async (e) => {
+          const s = readSequence(e.headers);
+          return s ? (await applyOne(s, e.path, e.body.toString('utf8')))[0] : 400;
+        });
+        return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
+      }
       const s = readSequence(req.headers);
       if (!s) return void res.writeHead(400).end();
-      const t = await gate.enter(s);
-      if (t.turn === 'duplicate')
-        return void res.writeHead(200, { 'x-understudy-outcome': String(t.outcome) }).end('duplicate');
-      if (t.turn === 'stale') return void res.writeHead(409, { 'x-understudy-outcome': '409' }).end();
-      if (s.skip) {
-        gate.complete(s.seq, 'skip');
-        return void res.writeHead(204, { 'x-understudy-outcome': 'skip' }).end();
-      }
-      if (body === 'bad') {
-        gate.complete(s.seq, 422);
-        return void res.writeHead(422).end();
-      }
-      history.push({ seq: s.seq, key: (req.url ?? '').slice(4), value: body });
-      gate.complete(s.seq, 200);
-      // Answer a little later so later seqs overlap with this one.
-      setImmediate(() => res.writeHead(200).end('ok'));
+      const [status, outcome] = await applyOne(s, req.url ?? '', raw.toString('utf8'));
+      res.writeHead(status, outcome === undefined ? {} : { 'x-understudy-outcome': outcome }).end();
     })();
   });
   servers.push(server);
@@ -121,14 +141,25 @@ describe('pipelined order (property)', () => {
         fc.asyncProperty(
           fc.array(write, { minLength: 1, maxLength: 25 }),
           fc.integer({ min: 1, max: 8 }),
-          async (writes, concurrency) => {
+          // 0: one request per mutation to the echoes; else batches of at most this many.
+          fc.constantFrom(0, 1, 3, 64),
+          async (writes, concurrency, batchMax) => {
             run++;
             // Every run is a new stream (a new router): the instances start counting again at its seq 1.
             primary.history.length = 0;
             for (const e of echoes) e.history.length = 0;
             const repl = new ServiceReplication({
               service: 'kv',
-              rules: { methods: ['PUT'], paths: ['/kv'], timeoutMs: 5000, strict: false, order: 'pipelined' },
+              rules: {
+                methods: ['PUT'],
+                paths: ['/kv'],
+                timeoutMs: 5000,
+                strict: false,
+                order: 'pipelined',
+                ...(batchMax > 0
+                  ? { batch: { path: BATCH_PATH, max: batchMax, inflight: 1 + (batchMax % 3) } }
+                  : {}),
+              },
               consistency: 'write-through',
               epoch: () => 1,
               stream: `run-${run}`,

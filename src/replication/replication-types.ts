@@ -1,6 +1,7 @@
 // The contract of a service's replication: the rules it is configured with, the requests the router
 // hands it, and what write-through reports back (the implementation is ServiceReplication).
 import type { AppliedSeqProbe } from './applied-seq.js';
+import type { BatchRules } from './batch.js';
 import type { DurableMutationLogOptions } from './mutation-log-durable.js';
 
 /** What counts as a mutation and how it is ordered (the spec's `echo.mutations`, resolved). */
@@ -19,6 +20,12 @@ export interface MutationRules {
    * applying them in seq order (docs/failover.md, the instance contract). @default 'serial'
    */
   order?: 'serial' | 'pipelined';
+  /**
+   * Pipelined order only: replicate to each echo in batches (docs/failover.md, "Batched replication"):
+   * up to `max` mutations in one POST to `path`, which the instance applies in seq order and answers
+   * per mutation. @default unset: one request per mutation
+   */
+  batch?: BatchRules;
 }
 
 /** A mutating request as the router received it (what is logged and replayed). */

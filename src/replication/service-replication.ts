@@ -255,7 +255,8 @@ export class ServiceReplication {
     }
     const from = this.#positionOf.get(target.instanceId) ?? this.log.lastSeq;
     this.#positionOf.delete(target.instanceId);
-    const feed = this.#replicator(target, () => undefined);
+    // The primary's feed (entries it did not resolve itself: rare) goes one request per entry.
+    const feed = this.#replicator(target, () => undefined, false);
     this.#primaryFeed = feed;
     const positioning = this.#positioning;
     if (positioning && this.options.appliedSeq)
@@ -273,12 +274,18 @@ export class ServiceReplication {
     for (const m of this.log.recent(Math.max(from, this.log.firstKeptSeq - 1)) ?? []) feed.enqueue(m);
   }
 
-  #replicator(target: EchoTarget, onSyncChange: (inSync: boolean, reason: string) => void): EchoReplicator {
+  #replicator(
+    target: EchoTarget,
+    onSyncChange: (inSync: boolean, reason: string) => void,
+    batched = true,
+  ): EchoReplicator {
+    const batch = this.options.rules.batch;
     return new EchoReplicator({
       target,
       timeoutMs: this.options.rules.timeoutMs,
       onSyncChange,
       ...(this.#order === 'pipelined' ? { pipelined: { stream: this.#stream, window: this.#window } } : {}),
+      ...(this.#order === 'pipelined' && batched && batch ? { batch } : {}),
     });
   }
 

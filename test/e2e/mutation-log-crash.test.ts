@@ -185,10 +185,15 @@ describe(
   () => {
     // Pipelined order: the primary consumed seqs the log lost (its unwritten tail); the restarted log
     // records them as skip entries, so the echo still resumes by replay (docs/failover.md).
-    it.each(['serial', 'pipelined'])(
+    // Batched (echo.mutations.batch): the replay after the restart goes to the echo in batches too.
+    it.each(['serial', 'pipelined', 'pipelined, batched'])(
       'SIGKILL of the control process under write load (%s order): the restarted one resumes the hot echo by replay, without a snapshot, and it ends equal to the primary',
       async (order) => {
-        const { file, dataDir, router } = await writeSpec(`        order: ${order}`);
+        const { file, dataDir, router } = await writeSpec(
+          order === 'pipelined, batched'
+            ? '        order: pipelined\n        batch: { path: /_understudy/batch, max: 32 }'
+            : `        order: ${order}`,
+        );
         const up = await startUp(file, dataDir);
         ups.push(up);
         const { echo } = await runningPair(ApiClient.fromDataDir(dataDir));
