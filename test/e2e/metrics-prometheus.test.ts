@@ -320,6 +320,7 @@ const everything: TelemetrySample = {
           },
         ],
       },
+      externalEchoes: [{ instance: 'web-2', lagBytes: 4096 }, { instance: 'web-3' }],
       fileSync: [
         {
           instance: 'web-2',
