@@ -518,6 +518,23 @@ export class ControlPlane {
     return this.#loopDelay.stats();
   }
 
+  /** At close: every instance is stopped gracefully, its record saved as stopped and a decision recorded. */
+  async #stopEveryInstance(): Promise<void> {
+    const grace = Math.max(...this.specs.map((s) => s.stopGrace), 0);
+    await Promise.all(this.#agents.all().map((a) => a.close({ graceMs: grace })));
+    for (const rec of this.#records.values()) {
+      if (rec.phase === 'stopped' || rec.phase === 'failed') continue;
+      moveInstance(this.decisions, rec, 'stop');
+      // A deposed leader's writes are refused (UNDERSTUDY_ERR_NOT_LEADER): the rest of close still runs.
+      await this.#supervisor
+        .save(rec)
+        .catch((err: unknown) => this.#recordError(`writing instance record ${rec.id}`, err));
+      const what = `stop ${rec.role} ${rec.id}`;
+      const base = { service: rec.service, instance: rec.id, inputs: {}, outcome: { status: 'ok' as const } };
+      this.decisions.record({ ...base, kind: 'stop', what, why: 'control plane shutting down' });
+    }
+  }
+
   /**
    * Stops every router and instance gracefully and stops reconciling. Idempotent. With
    * `leaveRunning` (a control replica ending its term in distributed mode) the instances keep running
@@ -539,24 +556,8 @@ export class ControlPlane {
     await this.#external?.close();
     if (options.leaveRunning) {
       await Promise.all(this.#agents.all().map((a) => a.close({ leaveRunning: true })));
-      await this.#records.flush();
-      this.#records.close();
-      await this.decisions.flush();
-      this.#loopDelay.stop();
-      return;
-    }
-    const grace = Math.max(...this.specs.map((s) => s.stopGrace), 0);
-    await Promise.all(this.#agents.all().map((a) => a.close({ graceMs: grace })));
-    for (const rec of this.#records.values()) {
-      if (rec.phase === 'stopped' || rec.phase === 'failed') continue;
-      moveInstance(this.decisions, rec, 'stop');
-      // A deposed leader's writes are refused (UNDERSTUDY_ERR_NOT_LEADER): the rest of close still runs.
-      await this.#supervisor
-        .save(rec)
-        .catch((err: unknown) => this.#recordError(`writing instance record ${rec.id}`, err));
-      const what = `stop ${rec.role} ${rec.id}`;
-      const base = { service: rec.service, instance: rec.id, inputs: {}, outcome: { status: 'ok' as const } };
-      this.decisions.record({ ...base, kind: 'stop', what, why: 'control plane shutting down' });
+    } else {
+      await this.#stopEveryInstance();
     }
     await this.#records.flush();
     this.#records.close();

@@ -1,8 +1,8 @@
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import type { AdoptionHost } from './adoption.js';
 import { PROMOTION_PREFIX } from './failover.js';
-import { limitsFor } from './instance-launch.js';
 import { moveInstance } from './instance-transition.js';
+import { giveServingLimits } from './promotion.js';
 import type { ControlDecision, InstanceRecord, PromotionIntent } from './records.js';
 
 const GONE = new Set(['stopped', 'failed', 'standby']);
@@ -227,14 +227,7 @@ async function recoverOne(host: AdoptionHost, intent: PromotionIntent): Promise<
       notes.push(`promote hook failed: ${(err as Error).message}`);
     });
   }
-  const agent = host.agents.of(promoted);
-  const full = limitsFor(spec, 'primary', (await agent.limitsSupport()).supported);
-  if (Object.keys(full).length > 0 && (await agent.instance(promoted.id))) {
-    await agent
-      .setResources(promoted.id, full)
-      .then(() => (promoted.limits = full))
-      .catch(() => undefined);
-  }
+  await giveServingLimits(host, spec, promoted);
   await host.save(promoted);
   await host.store.delete(key);
   const how =

@@ -159,15 +159,7 @@ export async function promoteNow(ctx: PromotionContext, p: Promotion): Promise<v
         `cold echo ${target.id} did not become ready within ${timeouts.coldPromotionReadyMs / 1000} s`,
       );
     }
-    // A promoted echo serves with the full serving limits at once (it may have been sized down).
-    const agent = host.agents.of(target);
-    const full = limitsFor(spec, 'primary', (await agent.limitsSupport()).supported);
-    if (Object.keys(full).length > 0 && (await agent.instance(target.id))) {
-      await agent
-        .setResources(target.id, full)
-        .then(() => (target.limits = full))
-        .catch(() => undefined);
-    }
+    await giveServingLimits(host, spec, target);
     plane?.setPrimary(target, next);
     const promotedAt = host.clock.now();
     await files?.setPrimary(target.stateDir);
@@ -246,6 +238,25 @@ export async function promoteNow(ctx: PromotionContext, p: Promotion): Promise<v
     throw err;
   } finally {
     if (paused) await plane?.resumeAfterSwitchover().catch(() => plane.router.resume());
+  }
+}
+
+/**
+ * A promoted echo serves with the full serving limits at once (it may have been sized down): they are
+ * set on its running process when the host supports limits; a refusal leaves the limits it has.
+ */
+export async function giveServingLimits(
+  host: Pick<FailoverHost, 'agents'>,
+  spec: ServiceSpec,
+  promoted: InstanceRecord,
+): Promise<void> {
+  const agent = host.agents.of(promoted);
+  const full = limitsFor(spec, 'primary', (await agent.limitsSupport()).supported);
+  if (Object.keys(full).length > 0 && (await agent.instance(promoted.id))) {
+    await agent
+      .setResources(promoted.id, full)
+      .then(() => (promoted.limits = full))
+      .catch(() => undefined);
   }
 }
 
