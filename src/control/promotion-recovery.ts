@@ -2,8 +2,8 @@ import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import type { AdoptionHost } from './adoption.js';
 import { PROMOTION_PREFIX } from './failover.js';
 import { moveInstance } from './instance-transition.js';
-import { giveServingLimits } from './promotion.js';
 import type { ControlDecision, InstanceRecord, PromotionIntent } from './records.js';
+import { resizeForRole } from './serving-set.js';
 
 const GONE = new Set(['stopped', 'failed', 'standby']);
 
@@ -227,7 +227,8 @@ async function recoverOne(host: AdoptionHost, intent: PromotionIntent): Promise<
       notes.push(`promote hook failed: ${(err as Error).message}`);
     });
   }
-  await giveServingLimits(host, spec, promoted);
+  // The promoted echo serves with the full serving limits (it may have been sized down).
+  await resizeForRole(host, promoted, spec);
   await host.save(promoted);
   await host.store.delete(key);
   const how =

@@ -9,9 +9,9 @@ import {
   type FailoverHost,
   type FailoverRecord,
 } from './failover-host.js';
-import { limitsFor } from './instance-launch.js';
 import { moveInstance } from './instance-transition.js';
 import type { ControlDecision, InstanceRecord, PromotionIntent } from './records.js';
+import { resizeForRole } from './serving-set.js';
 
 /** What a promotion works with: the failover's instances, its external echoes, telemetry and records. */
 export interface PromotionContext {
@@ -159,7 +159,8 @@ export async function promoteNow(ctx: PromotionContext, p: Promotion): Promise<v
         `cold echo ${target.id} did not become ready within ${timeouts.coldPromotionReadyMs / 1000} s`,
       );
     }
-    await giveServingLimits(host, spec, target);
+    // A promoted echo serves with the full serving limits at once (it may have been sized down).
+    await resizeForRole(host, target, spec);
     plane?.setPrimary(target, next);
     const promotedAt = host.clock.now();
     await files?.setPrimary(target.stateDir);
@@ -238,25 +239,6 @@ export async function promoteNow(ctx: PromotionContext, p: Promotion): Promise<v
     throw err;
   } finally {
     if (paused) await plane?.resumeAfterSwitchover().catch(() => plane.router.resume());
-  }
-}
-
-/**
- * A promoted echo serves with the full serving limits at once (it may have been sized down): they are
- * set on its running process when the host supports limits; a refusal leaves the limits it has.
- */
-export async function giveServingLimits(
-  host: Pick<FailoverHost, 'agents'>,
-  spec: ServiceSpec,
-  promoted: InstanceRecord,
-): Promise<void> {
-  const agent = host.agents.of(promoted);
-  const full = limitsFor(spec, 'primary', (await agent.limitsSupport()).supported);
-  if (Object.keys(full).length > 0 && (await agent.instance(promoted.id))) {
-    await agent
-      .setResources(promoted.id, full)
-      .then(() => (promoted.limits = full))
-      .catch(() => undefined);
   }
 }
 
