@@ -21,8 +21,8 @@ import { routeExternally } from './service-wiring.js';
 import { ServiceRegistry } from './service-registry.js';
 import { ExternalRouting } from './external-routing.js';
 import type { Failover } from './failover.js';
-import { newInstanceRecord, nextInstanceId, type LaunchContext } from './instance-launch.js';
-import { actionDecision, reconcile, type Action } from './reconcile.js';
+import type { LaunchContext } from './instance-launch.js';
+import { ReconcileLoop } from './reconcile-loop.js';
 import { ScalingCoordinator } from './scaling-coordinator.js';
 import { ProfileManager, type ProfileView } from './profile-manager.js';
 import { RecycleWatch } from './profile-recycle.js';
@@ -62,8 +62,6 @@ export class ControlPlane {
   readonly #echoes: EchoUpkeep;
   /** Distributed mode: host states, placement of new instances, reactions to a lost host. */
   readonly #hosts: ClusterHosts | undefined;
-  /** When placement last found no host, per service and role: not tried again for a while. */
-  readonly #unplaced = new Map<string, number>();
   /** Paused services (maintenance mode). */
   readonly #maintenance: Maintenance;
   #sampler: NodeJS.Timeout | undefined;
@@ -75,9 +73,8 @@ export class ControlPlane {
   #recycle!: RecycleWatch;
   /** The services' profiles (seed 001): expected resources per hour of day and dependencies. */
   readonly #profiles: ProfileManager;
-  #cancelTimer: (() => void) | undefined;
-  #reconciling = false;
-  #again = false;
+  /** The reconcile loop: passes every `tickMs` and on request. */
+  readonly #loop: ReconcileLoop;
   #closed = false;
   #started = false;
 
@@ -156,6 +153,20 @@ export class ControlPlane {
           hosts,
         )
       : undefined;
+    this.#loop = new ReconcileLoop({
+      specs: () => this.specs,
+      records,
+      work: this.#work,
+      supervisor: this.#supervisor,
+      hosts: this.#hosts,
+      agents: this.#agents,
+      clock: this.#clock,
+      decisions,
+      launchContext: this.#ctx,
+      placement: () => this.#placement,
+      desiredCounts: () => this.#scaling.desiredCounts,
+      tickMs: this.#options.tickMs,
+    });
     this.#echoes = new EchoUpkeep({
       supervisor: this.#supervisor,
       specs: this.specs,
@@ -275,116 +286,12 @@ export class ControlPlane {
     }, 1000);
     this.#historyTimer.unref();
     this.#scaling.start();
-    await this.reconcileNow();
-    this.#schedule();
+    await this.#loop.start();
   }
 
   /** Runs one reconcile pass at once (coalesces concurrent calls). */
   async reconcileNow(): Promise<void> {
-    if (this.#closed) return;
-    if (this.#reconciling) {
-      this.#again = true;
-      return;
-    }
-    this.#reconciling = true;
-    try {
-      do {
-        this.#again = false;
-        // Instances of a host gone for longer than the replacement delay are re-created elsewhere.
-        for (const rec of this.#hosts?.overdue() ?? []) this.#supervisor.markLost(rec);
-        // A service with a promotion or serving-set change under way is left alone this pass.
-        const busy = new Set(this.specs.filter((s) => this.#work.busy(s.name)).map((s) => s.name));
-        const actions = reconcile(
-          this.specs.filter((s) => !busy.has(s.name)),
-          [...this.#records.values()].filter((r) => !busy.has(r.service)),
-          this.#clock.now(),
-          this.#scaling.desiredCounts,
-        );
-        for (const action of actions) {
-          if (this.#closed) return;
-          // A promotion or serving-set change that began during this pass: its service's remaining
-          // actions were computed before it and wait for the next pass.
-          if (this.#work.busy(action.service)) continue;
-          await this.#execute(action);
-        }
-      } while (this.#again && !this.#closed);
-    } finally {
-      this.#reconciling = false;
-    }
-  }
-
-  #schedule(): void {
-    if (this.#closed) return;
-    this.#cancelTimer = this.#clock.setTimer(() => {
-      this.reconcileNow()
-        .catch((err: unknown) => this.#recordError('reconcile', err))
-        .finally(() => this.#schedule());
-    }, this.#options.tickMs);
-  }
-
-  async #execute(action: Action): Promise<void> {
-    let rec: InstanceRecord | undefined;
-    if (action.type === 'start') {
-      const spec = this.#specOf(action.service);
-      const id = nextInstanceId(this.#records.values(), action.service);
-      const agent = this.#placeNew(action.service, action.role, id);
-      if (!agent) return;
-      rec = await newInstanceRecord(spec, id, action.role, action.slot, this.#ctx, agent);
-      this.#records.add(rec);
-    } else {
-      rec = this.#records.get(action.instance);
-    }
-    if (!rec) return;
-    if (action.type === 'restart' && this.#hosts) {
-      // An instance of a host that is away waits for it; gone for too long, it moves to another host.
-      const gate = this.#hosts.restartGate(rec);
-      if (gate === 'wait') return;
-      if (gate === 'replace' && !(await this.#moveToNewHost(rec))) return;
-    }
-    const decision = this.decisions.record(actionDecision(action, rec));
-    if (action.type === 'start' || action.type === 'restart') {
-      if (action.type === 'restart') rec.restarts.push(this.#clock.now());
-      await this.#supervisor.startInstance(rec, decision);
-      return;
-    }
-    await this.#supervisor.stopInstance(rec, action.type === 'give-up' ? 'failed' : 'stopped');
-    this.decisions.settle(decision, 'ok');
-  }
-
-  /** The agent of the host a new instance goes on: placement's choice (distributed mode), else the one host. */
-  #placeNew(service: string, role: InstanceRecord['role'], id: string): Agent | undefined {
-    if (!this.#hosts) return this.#placement;
-    const key = `${service}/${role}`;
-    const refused = this.#unplaced.get(key);
-    if (refused !== undefined && this.#clock.now() - refused < 2000) return undefined;
-    const decision = this.#hosts.place(service, role, id);
-    if (!decision.applied || decision.host === undefined || !this.#agents.has(decision.host)) {
-      this.#unplaced.set(key, this.#clock.now());
-      return undefined;
-    }
-    this.#unplaced.delete(key);
-    return this.#agents.get(decision.host);
-  }
-
-  /** Re-places an instance whose host is gone: a new host, new ports and state directory there. */
-  async #moveToNewHost(rec: InstanceRecord): Promise<boolean> {
-    const agent = this.#placeNew(rec.service, rec.role, rec.id);
-    if (!agent) return false;
-    const fresh = await newInstanceRecord(
-      this.#specOf(rec.service),
-      rec.id,
-      rec.role,
-      rec.slot,
-      this.#ctx,
-      agent,
-    );
-    rec.host = fresh.host;
-    rec.ports = fresh.ports;
-    rec.stateDir = fresh.stateDir;
-    delete rec.handle;
-    delete rec.pid;
-    delete rec.pgid;
-    return true;
+    await this.#loop.reconcileNow();
   }
 
   #specOf(name: string): ServiceSpec {
@@ -611,33 +518,8 @@ export class ControlPlane {
     return this.#loopDelay.stats();
   }
 
-  /**
-   * Stops every router and instance gracefully and stops reconciling. Idempotent. With
-   * `leaveRunning` (a control replica ending its term in distributed mode) the instances keep running
-   * on their agents and their records are left as they are: the next leader adopts them.
-   */
-  async close(options: { leaveRunning?: boolean } = {}): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#cancelTimer?.();
-    this.#hosts?.close();
-    this.#supervisor.close();
-    if (this.#sampler) clearInterval(this.#sampler);
-    if (this.#historyTimer) clearInterval(this.#historyTimer);
-    this.#scaling.close();
-    await this.#profiles
-      .flush(this.#clock.now(), true)
-      .catch((err: unknown) => this.#recordError('writing the profiles', err));
-    await this.#services.close();
-    await this.#external?.close();
-    if (options.leaveRunning) {
-      await Promise.all(this.#agents.all().map((a) => a.close({ leaveRunning: true })));
-      await this.#records.flush();
-      this.#records.close();
-      await this.decisions.flush();
-      this.#loopDelay.stop();
-      return;
-    }
+  /** At close: every instance is stopped gracefully, its record saved as stopped and a decision recorded. */
+  async #stopEveryInstance(): Promise<void> {
     const grace = Math.max(...this.specs.map((s) => s.stopGrace), 0);
     await Promise.all(this.#agents.all().map((a) => a.close({ graceMs: grace })));
     for (const rec of this.#records.values()) {
@@ -650,6 +532,32 @@ export class ControlPlane {
       const what = `stop ${rec.role} ${rec.id}`;
       const base = { service: rec.service, instance: rec.id, inputs: {}, outcome: { status: 'ok' as const } };
       this.decisions.record({ ...base, kind: 'stop', what, why: 'control plane shutting down' });
+    }
+  }
+
+  /**
+   * Stops every router and instance gracefully and stops reconciling. Idempotent. With
+   * `leaveRunning` (a control replica ending its term in distributed mode) the instances keep running
+   * on their agents and their records are left as they are: the next leader adopts them.
+   */
+  async close(options: { leaveRunning?: boolean } = {}): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#loop.close();
+    this.#hosts?.close();
+    this.#supervisor.close();
+    if (this.#sampler) clearInterval(this.#sampler);
+    if (this.#historyTimer) clearInterval(this.#historyTimer);
+    this.#scaling.close();
+    await this.#profiles
+      .flush(this.#clock.now(), true)
+      .catch((err: unknown) => this.#recordError('writing the profiles', err));
+    await this.#services.close();
+    await this.#external?.close();
+    if (options.leaveRunning) {
+      await Promise.all(this.#agents.all().map((a) => a.close({ leaveRunning: true })));
+    } else {
+      await this.#stopEveryInstance();
     }
     await this.#records.flush();
     this.#records.close();

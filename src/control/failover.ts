@@ -1,56 +1,27 @@
 import type { ServiceSpec } from '../config/index.js';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
-import type { StateStore } from '../store/index.js';
 import type { PromotionObserver } from '../telemetry/index.js';
-import { limitsFor, stateDirUsers, type LaunchContext } from './instance-launch.js';
+import {
+  provisionEcho,
+  recreateEcho,
+  refuseSharedStateDir,
+  type EchoProvisionContext,
+} from './echo-provision.js';
 import { ExternalEchoes } from './external-echo.js';
-import { provisionExternalEcho } from './external-provision.js';
-import { crashPoint } from './crash-points.js';
-import { resumeEchoByReplay } from './echo-resume.js';
+import {
+  PROMOTION_WORK,
+  type FailoverCause,
+  type FailoverHost,
+  type FailoverRecord,
+} from './failover-host.js';
 import { moveInstance } from './instance-transition.js';
 import type { KeyedWorkQueue } from './keyed-work-queue.js';
-import type { ControlDecision, InstanceRecord, PromotionIntent } from './records.js';
-import type { ServingSetHost } from './serving-set.js';
+import { promoteNow, runPromotionHook } from './promotion.js';
+import type { ControlDecision, InstanceRecord } from './records.js';
 
-/** Label of a promotion in the per-service work queue. */
-export const PROMOTION_WORK = 'promotion';
-
-/** Store key prefix of promotion intents (`promotions/<service>`). */
-export const PROMOTION_PREFIX = 'promotions/';
-
-/** Timings of the last failover or switchover of a service, shown by `understudy status`. */
-export interface FailoverRecord {
-  kind: 'failover' | 'switchover';
-  at: number;
-  from: string;
-  to: string;
-  epoch: number;
-  cause: string;
-  /** Failure to detection, ms (when the failure time is known, e.g. a process exit). */
-  detectionMs?: number;
-  /** Detection (or request) to the new primary serving, ms. */
-  promotionMs: number;
-  /** Acknowledged mutations the promoted echo had not applied (hot mode); empty means nothing lost. */
-  atRisk: number[];
-  /** When redundancy was restored (a replacement echo in sync); undefined while degraded. */
-  restoredAt?: number;
-}
-
-/** The instances a failover works on (the instance supervisor is one). */
-export interface FailoverHost extends ServingSetHost {
-  /** The store: the service's epoch (compare-and-set) and the promotion intent. */
-  readonly store: StateStore;
-  /** Marks an instance as stopped on purpose: its exit is not a failure. */
-  expectExit(id: string): void;
-  /** Starts (or restarts) an instance process for a record; settles the decision. */
-  launch(rec: InstanceRecord, decision: ControlDecision): Promise<void>;
-  /** Resolves once the instance answers (health check or port), or false on timeout. */
-  waitReady(rec: InstanceRecord, timeoutMs: number): Promise<boolean>;
-  /** Every known instance of every service (to check that a state directory is no one else's). */
-  allInstances(): InstanceRecord[];
-  /** Where instances run: the cwd of an external echo's hooks. */
-  readonly launchContext: LaunchContext;
-}
+// The failover's types live beside it (`failover-host.ts`), shared with the promotion and provisioning.
+export { PROMOTION_PREFIX, PROMOTION_WORK } from './failover-host.js';
+export type { FailoverCause, FailoverHost, FailoverRecord } from './failover-host.js';
 
 /** What a {@link Failover} reports to and queues on, besides its instances. */
 export interface FailoverDeps {
@@ -58,16 +29,6 @@ export interface FailoverDeps {
   readonly telemetry: PromotionObserver;
   /** The per-service work queue: a promotion holds its service (label {@link PROMOTION_WORK}). */
   readonly work: KeyedWorkQueue;
-}
-
-/** The cause of a failover: what was seen, and when the failure happened if known. */
-export interface FailoverCause {
-  /** `host`: its host is lost (no heartbeat, or its lease lapsed). */
-  kind: 'crash' | 'hang' | 'unhealthy' | 'forced' | 'host';
-  detail: string;
-  evidence: Record<string, unknown>;
-  detectedAt: number;
-  failedAt?: number;
 }
 
 /**
@@ -83,6 +44,8 @@ export class Failover {
   readonly #work: KeyedWorkQueue;
   /** The hooks and lag readings of external echoes (`echo.mode: external`). */
   readonly external: ExternalEchoes;
+  /** What echo provisioning works with (`echo-provision.ts`). */
+  readonly #provision: EchoProvisionContext;
 
   constructor(
     private readonly host: FailoverHost,
@@ -91,6 +54,12 @@ export class Failover {
     this.#telemetry = deps.telemetry;
     this.#work = deps.work;
     this.external = new ExternalEchoes(host);
+    this.#provision = {
+      host,
+      external: this.external,
+      last: this.#last,
+      restoreWhen: (rec, caughtUp) => this.#restoreWhen(rec, caughtUp),
+    };
   }
 
   /** The last failover or switchover of a service. */
@@ -222,219 +191,11 @@ export class Failover {
     }
     // One operation on a service at a time: a serving-set change under way finishes first.
     await this.#work.run(service, PROMOTION_WORK, () =>
-      this.#promoteNow(service, old, target, decision, kind, cause),
+      promoteNow(
+        { host: this.host, external: this.external, telemetry: this.#telemetry, last: this.#last },
+        { service, old, target, decision, kind, cause },
+      ),
     );
-  }
-
-  async #promoteNow(
-    service: string,
-    old: InstanceRecord | undefined,
-    target: InstanceRecord,
-    decision: ControlDecision,
-    kind: 'failover' | 'switchover',
-    cause: FailoverCause,
-  ): Promise<void> {
-    const spec = this.host.specOf(service);
-    const plane = this.host.services.plane(service);
-    const timeouts = this.host.timeouts;
-    const started = cause.detectedAt;
-    const observed = { service, kind, cause: cause.kind };
-    let paused = false;
-    let intentWritten = false;
-    try {
-      if (kind === 'switchover' && plane) {
-        // Routers in other processes hold mutations too: they follow the routing record's pause.
-        paused = true;
-        await plane.pauseForSwitchover(
-          await this.host.store.epoch(service),
-          `switchover of ${service} to ${target.id}`,
-          this.host.clock,
-        );
-        const catchUpMs = spec.echo.mutations.timeout * timeouts.switchoverMutationsFactor;
-        if (plane.replication && !(await plane.replication.waitCaughtUp(target.id, catchUpMs))) {
-          throw new UnderstudyError(
-            ErrorCode.Failover,
-            `echo ${target.id} did not catch up within ${catchUpMs} ms`,
-          );
-        }
-      }
-      const files = this.host.services.files(service);
-      if (
-        kind === 'switchover' &&
-        files &&
-        !(await files.waitCaughtUp(target.id, timeouts.switchoverFilesMs))
-      ) {
-        throw new UnderstudyError(
-          ErrorCode.Failover,
-          `the files of echo ${target.id} did not catch up within ${timeouts.switchoverFilesMs / 1000} s`,
-        );
-      }
-      const epoch = await this.host.store.epoch(service);
-      // The intent goes into the store before the epoch moves: a control process killed from here until
-      // every role is saved leaves it behind, and the next one rolls the promotion forward or back.
-      const intent: PromotionIntent = {
-        service,
-        kind,
-        ...(old ? { from: old.id } : {}),
-        to: target.id,
-        toSlot: target.slot,
-        epoch,
-        next: epoch + 1,
-        at: this.host.clock.now(),
-        decision: decision.seq,
-      };
-      await this.host.store.put(PROMOTION_PREFIX + service, JSON.stringify(intent));
-      intentWritten = true;
-      crashPoint('before-epoch-cas');
-      const next = await this.host.store.bumpEpoch(service, epoch);
-      if (next === undefined)
-        throw new UnderstudyError(
-          ErrorCode.Failover,
-          `the epoch of '${service}' moved under this promotion (another control plane?)`,
-        );
-      crashPoint('after-epoch-cas');
-      // Fence first: the deposed primary must not serve once the new one does. Raising the router's epoch
-      // cuts its connections; new requests wait (briefly) for the new primary.
-      let fenceHook: string | undefined;
-      if (old && kind === 'failover') {
-        this.host.expectExit(old.id);
-        if (cause.kind === 'host') {
-          // Its host is unreachable: fencing through its agent would only wait for a timeout. Its agent
-          // fences it by itself (self-fencing, before its lease can lapse) and, under write-through,
-          // its echo refuses its old epoch meanwhile. Tried anyway, not awaited, for a host that answers.
-          void Promise.resolve()
-            .then(() => this.host.agents.of(old).fence(old.id))
-            .catch(() => undefined);
-        } else await this.host.agents.of(old).fence(old.id);
-        if (spec.echo.mode === 'external') fenceHook = await this.external.fence(spec, old, target, next);
-      }
-      plane?.router.setEpoch(next);
-      // The router's mutation log is a third copy: let the echo apply what it still lacks from it.
-      if (plane?.replication) await plane.replication.waitCaughtUp(target.id, spec.echo.mutations.timeout);
-      const atRisk = plane?.replication?.atRisk(target.id) ?? [];
-      await plane?.removeEcho(target.id);
-      // Nothing more is written into the target's state directory: it is about to serve from it.
-      const fileLag = files?.echoes().find((e) => e.echo === target.id);
-      const externalLag = spec.echo.mode === 'external' ? this.external.lagBytes(target.id) : undefined;
-      await files?.removeEcho(target.id);
-      const echoSlot = target.slot;
-      if (!moveInstance(this.host.decisions, target, 'promote'))
-        throw new UnderstudyError(
-          ErrorCode.Failover,
-          `${target.id} cannot be promoted from phase '${target.phase}'`,
-        );
-      target.slot = 0;
-      target.epoch = next;
-      if (spec.echo.mode === 'cold' && target.phase === 'standby') {
-        const start = this.host.decisions.record({
-          kind: 'start',
-          service,
-          instance: target.id,
-          what: `start cold echo ${target.id} to promote it`,
-          why: decision.why,
-          inputs: {},
-          outcome: { status: 'pending' },
-        });
-        await this.host.launch(target, start);
-      } else if (spec.echo.mode === 'warm' && spec.echo.promote) {
-        await this.promotionHook(target, spec);
-      } else if (spec.echo.mode === 'external') {
-        await this.external.promote(spec, target, old, next);
-      }
-      if (spec.echo.mode === 'cold' && !(await this.host.waitReady(target, timeouts.coldPromotionReadyMs))) {
-        throw new UnderstudyError(
-          ErrorCode.Failover,
-          `cold echo ${target.id} did not become ready within ${timeouts.coldPromotionReadyMs / 1000} s`,
-        );
-      }
-      // A promoted echo serves with the full serving limits at once (it may have been sized down).
-      const agent = this.host.agents.of(target);
-      const full = limitsFor(spec, 'primary', (await agent.limitsSupport()).supported);
-      if (Object.keys(full).length > 0 && (await agent.instance(target.id))) {
-        await agent
-          .setResources(target.id, full)
-          .then(() => (target.limits = full))
-          .catch(() => undefined);
-      }
-      plane?.setPrimary(target, next);
-      const promotedAt = this.host.clock.now();
-      await files?.setPrimary(target.stateDir);
-      await this.host.save(target);
-      if (old) {
-        moveInstance(this.host.decisions, old, kind === 'failover' ? 'fence' : 'demote');
-        old.slot = echoSlot;
-        await this.host.save(old);
-        if (kind === 'switchover') {
-          plane?.addEcho(old, plane.replication?.log.lastSeq ?? 0);
-          if (spec.echo.mode === 'cold') {
-            this.host.expectExit(old.id);
-            await this.host.agents.of(old).stop(old.id, { graceMs: spec.stopGrace });
-            moveInstance(this.host.decisions, old, 'standby');
-            delete old.pid;
-            delete old.health;
-          }
-          await files?.addEcho(old.id, old.stateDir);
-          await this.host.save(old);
-          if (spec.echo.mode === 'external') await this.external.follow(spec, old, target, true);
-        }
-      }
-      // Every role is saved: nothing is left to roll forward.
-      await this.host.store.delete(PROMOTION_PREFIX + service);
-      intentWritten = false;
-      const record: FailoverRecord = {
-        kind,
-        at: promotedAt,
-        from: old?.id ?? '',
-        to: target.id,
-        epoch: next,
-        cause: `${cause.kind}: ${cause.detail}`,
-        ...(cause.failedAt !== undefined
-          ? { detectionMs: Math.max(0, cause.detectedAt - cause.failedAt) }
-          : {}),
-        promotionMs: promotedAt - started,
-        atRisk,
-        ...(kind === 'switchover' ? { restoredAt: promotedAt } : {}),
-      };
-      this.#last.set(service, record);
-      this.#telemetry.promotion({
-        ...observed,
-        outcome: 'ok',
-        promotionSeconds: record.promotionMs / 1000,
-        ...(record.detectionMs !== undefined ? { detectionSeconds: record.detectionMs / 1000 } : {}),
-      });
-      decision.inputs = {
-        ...decision.inputs,
-        from: old?.id,
-        to: target.id,
-        epoch: next,
-        atRisk,
-        ...(fileLag ? { fileSyncLag: { seconds: fileLag.lagSeconds, bytes: fileLag.lagBytes } } : {}),
-        ...(fenceHook !== undefined ? { fenceHook } : {}),
-        ...(externalLag !== undefined ? { externalLagBytes: externalLag } : {}),
-        timings: { detectionMs: record.detectionMs, promotionMs: record.promotionMs },
-      };
-      this.host.decisions.settle(
-        decision,
-        'ok',
-        `${target.id} serves at epoch ${next} after ${record.promotionMs} ms; ${
-          fileLag
-            ? `file sync lag at promotion ${fileLag.lagSeconds.toFixed(3)} s / ${fileLag.lagBytes} bytes`
-            : externalLag !== undefined
-              ? `replication lag at promotion ${externalLag} bytes (the service's own replication)`
-              : atRisk.length
-                ? `${atRisk.length} acknowledged mutation(s) at risk: ${atRisk.slice(0, 10).join(', ')}`
-                : 'nothing acknowledged lost'
-        }`,
-      );
-    } catch (err) {
-      // This process handles the failure itself (the caller steps the echo back or tries the next one).
-      if (intentWritten) await this.host.store.delete(PROMOTION_PREFIX + service).catch(() => undefined);
-      this.host.decisions.settle(decision, 'failed', `${(err as Error).message}`);
-      this.#telemetry.promotion({ ...observed, outcome: 'failed' });
-      throw err;
-    } finally {
-      if (paused) await plane?.resumeAfterSwitchover().catch(() => plane.router.resume());
-    }
   }
 
   /**
@@ -442,151 +203,22 @@ export class Failover {
    * Thrown: UNDERSTUDY_ERR_FAILOVER when the HTTP hook does not answer or answers an error.
    */
   async promotionHook(target: InstanceRecord, spec: ServiceSpec): Promise<void> {
-    const hook = spec.echo.promote;
-    if (!hook?.signal && !hook?.http) return;
-    const agent = this.host.agents.of(target);
-    if (hook.signal)
-      await agent.runHook(target.id, { signal: hook.signal }, this.host.timeouts.promotionHookMs);
-    if (hook.http) {
-      const path = hook.http;
-      const port = this.host.services.plane(spec.name)?.portOf(target) ?? Object.values(target.ports)[0] ?? 0;
-      const status = await agent
-        .runHook(target.id, { http: { port, path } }, this.host.timeouts.promotionHookMs)
-        .catch((err: unknown) => {
-          throw new UnderstudyError(
-            ErrorCode.Failover,
-            `promotion hook ${path} of ${target.id} did not answer: ${(err as Error).message}`,
-            { cause: err },
-          );
-        });
-      if (status === undefined || status < 200 || status > 299)
-        throw new UnderstudyError(
-          ErrorCode.Failover,
-          `promotion hook ${path} of ${target.id} answered HTTP ${status}`,
-        );
-    }
+    await runPromotionHook(this.host, target, spec);
   }
 
-  /**
-   * Brings a slot back as an echo of the current primary: with new mutations paused, copy the primary's
-   * state directory (a consistent snapshot: every acknowledged write is on disk), note the log position,
-   * resume, start the echo, and replay the log from that position. Used for a replacement echo after a
-   * failover, a rejoining old primary, and a restarted echo.
-   */
+  /** Brings a slot back as an echo of the current primary: see {@link provisionEcho} (`echo-provision.ts`). */
   async provisionEcho(rec: InstanceRecord, decision: ControlDecision): Promise<void> {
-    const spec = this.host.specOf(rec.service);
-    // Its directory is replaced by a copy of the primary's: never one that another instance uses.
-    if (await this.refuseSharedStateDir(rec, decision)) return;
-    if (!moveInstance(this.host.decisions, rec, 'provision')) {
-      this.host.decisions.settle(
-        decision,
-        'failed',
-        `${rec.role} ${rec.id} in phase '${rec.phase}' cannot be provisioned as an echo`,
-      );
-      return;
-    }
-    if (spec.echo.mode === 'external') {
-      await this.#provisionExternal(spec, rec, decision);
-      return;
-    }
-    const files = this.host.services.files(rec.service);
-    if (files) {
-      // Warm and cold: the file sync makes the initial full copy, then keeps it continuous. The agent
-      // creates the directory and its sync journal owner-only first.
-      await this.host.agents.of(rec).prepareSyncTarget(rec.stateDir);
-      await files.addEcho(rec.id, rec.stateDir);
-      if (spec.echo.mode === 'cold') {
-        moveInstance(this.host.decisions, rec, 'standby');
-        delete rec.pid;
-        delete rec.health;
-        await this.host.save(rec);
-        this.host.decisions.settle(
-          decision,
-          'ok',
-          'cold echo kept in sync, not running; it starts on promotion',
-        );
-      } else {
-        await this.host.launch(rec, decision);
-      }
-      this.#restoreWhen(rec, () => files.waitCaughtUp(rec.id, this.host.timeouts.fileRestoreMs));
-      return;
-    }
-    const primary = this.host.instancesOf(rec.service).find((i) => i.role === 'primary' && i.id !== rec.id);
-    const plane = this.host.services.plane(rec.service);
-    if (primary && plane) {
-      const resumed = await resumeEchoByReplay(this.host, rec, decision);
-      if (resumed === true) {
-        const replication = plane.replication;
-        if (replication)
-          this.#restoreWhen(rec, () => replication.waitCaughtUp(rec.id, this.host.timeouts.replayRestoreMs));
-        return;
-      }
-      if (resumed) decision = resumed;
-    }
-    let fromSeq = 0;
-    const log = plane?.replication?.log;
-    if (primary && plane && primary.host !== rec.host && log && log.firstKeptSeq <= 1) {
-      // A state directory is its host's own: an echo on another host than its primary starts empty and
-      // replays the whole mutation log, which still holds every mutation since the service began.
-      await this.host.agents.of(rec).removeState(rec.stateDir);
-    } else if (primary && plane) {
-      await plane.router.pause();
-      try {
-        fromSeq = plane.replication?.log.lastSeq ?? 0;
-        await this.host.agents.of(rec).snapshotState(primary, rec.stateDir);
-      } finally {
-        plane.router.resume();
-      }
-    }
-    await this.host.launch(rec, decision);
-    if (!plane || rec.phase === 'failed') return;
-    // Replay once it listens, so write-through does not wait on a process that is still starting.
-    await this.host.waitReady(rec, this.host.timeouts.echoReadyMs);
-    plane.addEcho(rec, fromSeq);
-    const replication = plane.replication;
-    if (replication)
-      this.#restoreWhen(rec, () => replication.waitCaughtUp(rec.id, this.host.timeouts.replayRestoreMs));
+    await provisionEcho(this.#provision, rec, decision);
   }
 
-  /** An external echo: see {@link provisionExternalEcho}; redundancy is back once a lag reading says 0. */
-  async #provisionExternal(spec: ServiceSpec, rec: InstanceRecord, decision: ControlDecision): Promise<void> {
-    const rejoin = this.#last.get(rec.service)?.from === rec.id;
-    if (await provisionExternalEcho(this.host, this.external, { spec, rec, decision, rejoin }))
-      this.#restoreWhen(rec, () => this.external.waitInSync(rec.id, spec, this.host.timeouts.fileRestoreMs));
-  }
-
-  /**
-   * Before a state directory is deleted: if another instance uses it (the same or a nested directory),
-   * nothing is deleted, the instance is marked failed and the decision says why. Returns whether it
-   * refused.
-   */
+  /** Refuses to delete a state directory another instance uses: see {@link refuseSharedStateDir}. */
   async refuseSharedStateDir(rec: InstanceRecord, decision: ControlDecision): Promise<boolean> {
-    const users = stateDirUsers(rec, this.host.allInstances());
-    if (users.length === 0) return false;
-    moveInstance(this.host.decisions, rec, 'fail');
-    await this.host.save(rec);
-    decision.inputs = { ...decision.inputs, stateDir: rec.stateDir, sharedWith: users.map((u) => u.id) };
-    this.host.decisions.settle(
-      decision,
-      'failed',
-      `refusing to delete the state directory ${rec.stateDir} of ${rec.id}: ${users
-        .map((u) => `${u.id} (${u.stateDir})`)
-        .join(
-          ', ',
-        )} use${users.length === 1 ? 's' : ''} it; give every instance its own stateDir, e.g. 'state/{instance}'`,
-    );
-    return true;
+    return refuseSharedStateDir(this.host, rec, decision);
   }
 
-  /**
-   * Seed 002: recreates an echo whose state sync keeps failing — its state directory and sync journal
-   * are removed and it is provisioned again from a full copy. The caller has stopped its process.
-   */
+  /** Seed 002: recreates an echo whose state sync keeps failing: see {@link recreateEcho}. */
   async recreateEcho(rec: InstanceRecord, decision: ControlDecision): Promise<void> {
-    if (await this.refuseSharedStateDir(rec, decision)) return;
-    await this.host.services.files(rec.service)?.removeEcho(rec.id);
-    await this.host.agents.of(rec).removeState(rec.stateDir);
-    await this.provisionEcho(rec, decision);
+    await recreateEcho(this.#provision, rec, decision);
   }
 
   /**

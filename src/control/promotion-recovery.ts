@@ -1,9 +1,9 @@
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import type { AdoptionHost } from './adoption.js';
 import { PROMOTION_PREFIX } from './failover.js';
-import { limitsFor } from './instance-launch.js';
 import { moveInstance } from './instance-transition.js';
 import type { ControlDecision, InstanceRecord, PromotionIntent } from './records.js';
+import { resizeForRole } from './serving-set.js';
 
 const GONE = new Set(['stopped', 'failed', 'standby']);
 
@@ -227,14 +227,8 @@ async function recoverOne(host: AdoptionHost, intent: PromotionIntent): Promise<
       notes.push(`promote hook failed: ${(err as Error).message}`);
     });
   }
-  const agent = host.agents.of(promoted);
-  const full = limitsFor(spec, 'primary', (await agent.limitsSupport()).supported);
-  if (Object.keys(full).length > 0 && (await agent.instance(promoted.id))) {
-    await agent
-      .setResources(promoted.id, full)
-      .then(() => (promoted.limits = full))
-      .catch(() => undefined);
-  }
+  // The promoted echo serves with the full serving limits (it may have been sized down).
+  await resizeForRole(host, promoted, spec);
   await host.save(promoted);
   await host.store.delete(key);
   const how =
