@@ -1,12 +1,16 @@
 #!/bin/sh
-# Hook `follow`: makes this instance's copy a streaming standby of the primary (pg_basebackup -R
-# with the WAL streamed alongside), unless it already is one. The instance command (run.sh) starts it.
+# Makes this instance's copy a streaming standby of the primary (pg_basebackup -R with the WAL
+# streamed alongside); a copy that already is a standby is kept and pointed at the current primary.
+# Run by prepare.sh before the instance command (run.sh) starts it.
 . "$(dirname "$0")/lib.sh"
 need UNDERSTUDY_INSTANCE
 need UNDERSTUDY_PRIMARY_HOST
 need UNDERSTUDY_PRIMARY_PORT
 if [ -f "$PGDATA_DIR/standby.signal" ] && [ -f "$PGDATA_DIR/PG_VERSION" ]; then
-  exit 0 # already a standby (e.g. rejoined by pg_rewind)
+  # Already a standby (a restarted echo): follow the current primary, wherever it is now.
+  sed -i '/^primary_conninfo/d' "$PGDATA_DIR/postgresql.auto.conf"
+  write_standby
+  exit 0
 fi
 rm -rf "$PGDATA_DIR"
 own_pgdata
