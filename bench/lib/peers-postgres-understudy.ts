@@ -167,8 +167,19 @@ async function startRecipe(bin: string): Promise<RecipeUp> {
     );
     return { api, routerPort, stop };
   } catch (err) {
+    // What went wrong, in the control plane's words: its failed decisions.
+    const failed = await ApiClient.fromDataDir(dataDir)
+      .events({ limit: 500 })
+      .then((ds) =>
+        ds
+          .filter((d) => d.outcome.status === 'failed')
+          .map((d) => `${d.kind} ${d.instance ?? ''}: ${d.outcome.detail ?? ''}`)
+          .slice(-3)
+          .join(' | '),
+      )
+      .catch(() => out.trim().split('\n').slice(-2).join(' | ').slice(-600));
     await stop();
-    throw new Error(`${(err as Error).message}: ${out.trim().split('\n').slice(-3).join(' | ')}`);
+    throw new Error(`${(err as Error).message}${failed ? `: ${failed}` : ''}`);
   }
 }
 
@@ -180,8 +191,25 @@ interface RunResult {
 }
 
 /** One run on a fresh system: load, the fault on the primary, first insert after it, read back. */
-async function oneRun(bin: string, fault: PeerFault, stopMs: number): Promise<RunResult> {
-  const up = await startRecipe(bin);
+async function oneRun(
+  bin: string,
+  fault: PeerFault,
+  stopMs: number,
+  log: (line: string) => void,
+): Promise<RunResult> {
+  // A system that does not come up (a loaded machine) is started again, twice at most: the start is
+  // not what is measured.
+  let up: RecipeUp | undefined;
+  for (let attempt = 1; !up; attempt++) {
+    try {
+      up = await startRecipe(bin);
+    } catch (err) {
+      if (attempt >= 3) throw err;
+      log(
+        `peers-postgres: ${UNDERSTUDY_POSTGRES_SYSTEM}: start attempt ${attempt} failed (${(err as Error).message}); again`,
+      );
+    }
+  }
   let client: InsertClient | undefined;
   let pids: number[] = [];
   try {
@@ -247,7 +275,7 @@ export async function runUnderstudyPostgresPeers(o: PeerRunOptions): Promise<Pee
     let skipped: string | undefined = bin ? undefined : 'not installed: postgresql';
     for (let i = 0; bin && i < o.runs; i++) {
       try {
-        const r = await oneRun(bin, fault, o.stopMs);
+        const r = await oneRun(bin, fault, o.stopMs, o.log);
         o.log(`peers-postgres: ${UNDERSTUDY_POSTGRES_SYSTEM} ${fault} run ${i + 1}: ${JSON.stringify(r)}`);
         results.push(r);
       } catch (err) {

@@ -12,6 +12,15 @@ if [ -f "$PGDATA_DIR/standby.signal" ] && [ -f "$PGDATA_DIR/PG_VERSION" ]; then
   write_standby
   exit 0
 fi
+# The primary listens before it accepts connections (a fresh one still starting, a promoted one
+# finishing recovery): wait for it, within the hook's timeout (UNDERSTUDY_HOOK_TIMEOUT_MS, default 120 s).
+waited=0
+until "$PG_BIN/pg_isready" -q -h "$UNDERSTUDY_PRIMARY_HOST" -p "$UNDERSTUDY_PRIMARY_PORT" -t 2; do
+  waited=$((waited + 1))
+  [ "$waited" -lt $(( ${UNDERSTUDY_HOOK_TIMEOUT_MS:-120000} / 1000 / 2 )) ] ||
+    die "the primary $UNDERSTUDY_PRIMARY_HOST:$UNDERSTUDY_PRIMARY_PORT does not accept connections"
+  sleep 1
+done
 rm -rf "$PGDATA_DIR"
 own_pgdata
 as_pg "$PG_BIN/pg_basebackup" -h "$UNDERSTUDY_PRIMARY_HOST" -p "$UNDERSTUDY_PRIMARY_PORT" \
