@@ -1,7 +1,8 @@
 // `npm run bench -- peers [--quick] [--runs N] [--services redis,postgres] [--systems text,…]
 // [--faults sigkill,sigstop]`: real services head to head on the same machine, the same client and the
 // same faults (issue 19) — Redis under Understudy against Redis Sentinel (bench/lib/peers-redis.ts),
-// PostgreSQL under Understudy against Patroni (bench/lib/peers-postgres.ts). Per system and fault over
+// PostgreSQL under Understudy (examples/postgres: external, synchronous; bench/lib/peers-postgres-understudy.ts)
+// against Patroni with HAProxy (bench/lib/peers-postgres.ts). Per system and fault over
 // N runs (10 by default, 2 with --quick): fault → first successful write (p50/p99), acknowledged writes
 // lost (read back after), split brain (writes acknowledged by the old primary after a new one took
 // writes). A readable table, then the JSON last line
@@ -45,11 +46,13 @@ export interface PeerRunOptions {
 }
 
 /**
- * The services of the bench: each runner is a module in bench/lib exporting a function that returns
- * its rows and never throws. A runner whose module is absent gives one skipped row.
+ * The runners of the bench, in table order (a service may have several: Understudy's rows, then the
+ * peer's): each is a module in bench/lib exporting a function that returns its rows and never throws. A
+ * runner whose module is absent gives one skipped row.
  */
 export const PEER_RUNNERS: readonly { service: string; module: string; run: string }[] = [
   { service: 'redis', module: './lib/peers-redis.ts', run: 'runRedisPeers' },
+  { service: 'postgres', module: './lib/peers-postgres-understudy.ts', run: 'runUnderstudyPostgresPeers' },
   { service: 'postgres', module: './lib/peers-postgres.ts', run: 'runPostgresPeers' },
 ];
 

@@ -72,11 +72,14 @@ export interface PostgresPeersOptions {
   faults?: readonly ('sigkill' | 'sigstop')[];
   /** Progress lines. @default stderr */
   log?: (line: string) => void;
+  /** Only the configurations whose system name contains one of these. @default all */
+  systems?: readonly string[] | undefined;
 }
 
 const PROGRAMS = ['postgres', 'initdb', 'pg_ctl', 'pg_rewind', 'pg_basebackup', 'psql'];
 
-function postgresBin(): string | undefined {
+/** The PostgreSQL server programs' directory (Debian: /usr/lib/postgresql/<v>/bin), newest first. */
+export function postgresBin(): string | undefined {
   for (const v of ['17', '16', '15', '14', '13']) {
     const bin = `/usr/lib/postgresql/${v}/bin`;
     if (PROGRAMS.every((c) => existsSync(join(bin, c)))) return bin;
@@ -112,7 +115,7 @@ function descendants(pid: number): number[] {
 }
 
 /** Sends `signal` to processes and all their descendants (SIGKILL: stopped first, so none escapes). */
-function signalTree(pids: number[], signal: 'SIGKILL' | 'SIGSTOP' | 'SIGCONT'): void {
+export function signalTree(pids: number[], signal: 'SIGKILL' | 'SIGSTOP' | 'SIGCONT'): void {
   const all = pids.filter((p) => p > 0).flatMap((p) => [p, ...descendants(p)]);
   const send = (sig: NodeJS.Signals): void => {
     for (const p of all) {
@@ -150,7 +153,8 @@ interface Node {
   child?: ChildProcess;
 }
 
-interface Ack {
+/** One acknowledged insert: its id, the server port that acknowledged it, when (ms). */
+export interface Ack {
   id: number;
   port: number;
   at: number;
@@ -160,7 +164,7 @@ interface Ack {
  * A client inserting unique ids through `port` (HAProxy): one psql session feeding autocommit inserts,
  * each `RETURNING inet_server_port()` (which node acknowledged it); a new session at once when one ends.
  */
-class InsertClient {
+export class InsertClient {
   readonly acks: Ack[] = [];
   private next = 1;
   private child: ChildProcess | undefined;
@@ -539,7 +543,9 @@ async function oneRun(
 export async function runPostgresPeers(options: PostgresPeersOptions = {}): Promise<PeerRow[]> {
   const runs = options.runs ?? 10;
   const stopMs = options.stopMs ?? 20_000;
-  const settings = options.settings ?? PATRONI_SETTINGS;
+  const settings = (options.settings ?? PATRONI_SETTINGS).filter(
+    (s) => !options.systems || options.systems.some((x) => s.system.includes(x)),
+  );
   const faults = options.faults ?? (['sigkill', 'sigstop'] as const);
   const log = options.log ?? ((line: string) => process.stderr.write(line + '\n'));
   const bin = postgresBin();

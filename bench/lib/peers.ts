@@ -27,6 +27,12 @@ export const BENCH_PEERS: Readonly<Record<string, readonly Peer[]>> = {
   peers: [
     { command: 'redis-server', package: 'redis-server' },
     { command: 'redis-sentinel', package: 'redis-sentinel' },
+    // PostgreSQL's server programs are off PATH (/usr/lib/postgresql/<v>/bin); postgresql-common's
+    // pg_ctlcluster comes with the server package.
+    { command: 'pg_ctlcluster', package: 'postgresql' },
+    { command: 'patroni', package: 'patroni' },
+    { command: 'haproxy', package: 'haproxy' },
+    { command: 'etcd', package: 'etcd-server' },
   ],
 };
 

@@ -1,7 +1,8 @@
 # Shared by the PostgreSQL recipe's scripts (sourced, not run). Understudy passes the context in the
-# environment: UNDERSTUDY_SERVICE, UNDERSTUDY_INSTANCE, UNDERSTUDY_EPOCH, UNDERSTUDY_PORT,
-# UNDERSTUDY_DATA_DIR (this instance's state directory), UNDERSTUDY_PRIMARY_HOST,
-# UNDERSTUDY_PRIMARY_PORT, UNDERSTUDY_PRIMARY_DATA_DIR.
+# environment (docs/recipes.md, "The hook contract"): UNDERSTUDY_SERVICE, UNDERSTUDY_INSTANCE,
+# UNDERSTUDY_EPOCH, UNDERSTUDY_PORT, UNDERSTUDY_STATE_DIR (this instance's state directory; the
+# PostgreSQL data directory is its pgdata/), UNDERSTUDY_REJOIN, UNDERSTUDY_PRIMARY_HOST,
+# UNDERSTUDY_PRIMARY_PORT, UNDERSTUDY_PRIMARY_STATE_DIR.
 # Recipe settings (environment, all optional):
 #   PG_BIN         PostgreSQL's programs           default: newest /usr/lib/postgresql/<v>/bin
 #   PG_OS_USER     OS user PostgreSQL runs as when the scripts run as root   default: postgres
@@ -33,8 +34,8 @@ PG_OS_USER=${PG_OS_USER:-postgres}
 PG_SUPERUSER=${PG_SUPERUSER:-postgres}
 PG_SYNC_STRICT=${PG_SYNC_STRICT:-0}
 
-need UNDERSTUDY_DATA_DIR
-PGDATA_DIR="$UNDERSTUDY_DATA_DIR/pgdata"
+need UNDERSTUDY_STATE_DIR
+PGDATA_DIR="$UNDERSTUDY_STATE_DIR/pgdata"
 
 # Runs a PostgreSQL program; as root, as $PG_OS_USER (PostgreSQL refuses to run as root).
 as_pg() {
@@ -60,7 +61,7 @@ own_pgdata() {
   mkdir -p "$PGDATA_DIR"
   chown -R "$PG_OS_USER:" "$PGDATA_DIR"
   chmod 700 "$PGDATA_DIR"
-  d=$UNDERSTUDY_DATA_DIR
+  d=$UNDERSTUDY_STATE_DIR
   while [ "$d" != / ]; do
     chmod o+x "$d" 2>/dev/null || true
     d=$(dirname "$d")

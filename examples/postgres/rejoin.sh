@@ -1,5 +1,6 @@
 #!/bin/sh
-# Hook `rejoin`: the old primary (stopped, possibly crashed) becomes a standby of the new one.
+# The old primary (stopped, possibly crashed) becomes a standby of the new one (run by prepare.sh
+# before its PostgreSQL starts again).
 # pg_rewind rewinds its copy to where the timelines diverged (it runs crash recovery first if the
 # copy was not shut down cleanly); if that fails, the copy is rebuilt from scratch (follow).
 # run.sh then starts it as a standby.

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -27,7 +27,7 @@ describe('file-synced PostgreSQL is refused', () => {
     expect(problems).toHaveLength(1);
     expect(problems[0]).toMatchObject({ field: 'services[0].echo', line: 5 });
     expect(problems[0]?.message).toMatch(/file-synced echo \(echo\.mode warm\) of PostgreSQL/);
-    expect(problems[0]?.message).toMatch(/echo\.sync: external/);
+    expect(problems[0]?.message).toMatch(/echo\.mode: external/);
   });
 
   it('refuses a cold echo, and the default (warm) echo, of pg_ctl, a full path and a shell string', () => {
@@ -49,6 +49,14 @@ describe('file-synced PostgreSQL is refused', () => {
     expect(problemsOf(pgService("[postgres, -D, '{stateDir}']", '{ count: 0 }'))).toEqual([]);
     expect(problemsOf(pgService('[runuser, -u, postgres, --, node, app.mjs]', '{ mode: warm }'))).toEqual([]);
     expect(problemsOf(pgService('[psql, -d, postgres]', '{ mode: cold }'))).toEqual([]);
+  });
+
+  it('accepts an external echo of PostgreSQL (its own replication, no file sync), the recipe included', () => {
+    const external =
+      '{ mode: external, external: { prepare: { exec: [./prepare.sh] }, promote: { exec: [./promote.sh] } } }';
+    expect(problemsOf(pgService("[postgres, -D, '{stateDir}']", external))).toEqual([]);
+    const recipe = readFileSync(new URL('../../examples/postgres/understudy.yaml', import.meta.url), 'utf8');
+    expect(parseSpecText(recipe, 'understudy.yaml').services[0]?.echo.mode).toBe('external');
   });
 
   it('finds the program in argv, paths, shell strings and image names, but not as an option value', () => {

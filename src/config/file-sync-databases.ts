@@ -12,7 +12,7 @@ import { maxInstances } from './state-dirs.js';
  * pgbench and a stream of unique inserts, SIGKILL of the primary, promotion by Understudy: the promoted
  * copy started and passed `pg_amcheck`, but acknowledged rows were missing in every run, warm and cold
  * (docs/recipes.md, "Databases and file-level sync"). A database keeps its echo with its own
- * replication: `echo.sync: external`.
+ * replication: `echo.mode: external`.
  */
 
 /** Programs whose presence in a service's command marks it as a PostgreSQL server. */
@@ -20,20 +20,12 @@ const POSTGRES_PROGRAMS = new Set(['postgres', 'postmaster', 'pg_ctl', 'pg_ctlcl
 
 /** Where the remedy is explained. */
 const REMEDY =
-  "use echo.sync: external (PostgreSQL's own streaming replication, see examples/postgres) or echo.count: 0; docs/recipes.md, 'Databases and file-level sync', says why";
+  "use echo.mode: external (PostgreSQL's own streaming replication, see examples/postgres) or echo.count: 0; docs/recipes.md, 'Databases and file-level sync', says why";
 
 /** Whether a service's echoes (or its warm pool) get their state by file sync. */
 export function usesFileSync(spec: ServiceSpec): boolean {
-  // `echo.sync: external` (the service's own replication) is added by the external-sync mode; read
-  // without assuming its type (`sync: external`, `sync: { mode: external }` or `mode: external`),
-  // so that this check needs no change when it lands.
-  const sync: unknown = spec.echo.sync;
-  const mode: unknown = spec.echo.mode;
-  const external =
-    mode === 'external' ||
-    sync === 'external' ||
-    (typeof sync === 'object' && sync !== null && (sync as { mode?: unknown }).mode === 'external');
-  if (external) return false;
+  // `echo.mode: external`: the service's own replication keeps the echo, no file sync.
+  if (spec.echo.mode === 'external') return false;
   return spec.echo.count > 0 || spec.scaling.max > 1;
 }
 

@@ -8,6 +8,23 @@ describe('benchmark peers', () => {
     expect(missingPeers('forecast', () => false)).toEqual([]);
   });
 
+  it('installs what the PostgreSQL rows of the peers bench run: PostgreSQL, Patroni, HAProxy and etcd', () => {
+    const packages = missingPeers('peers', () => false).map((p) => p.package);
+    expect(packages).toEqual(
+      expect.arrayContaining([
+        'redis-server',
+        'redis-sentinel',
+        'postgresql',
+        'patroni',
+        'haproxy',
+        'etcd-server',
+      ]),
+    );
+    expect(missingPeers('peers', (c) => c !== 'patroni')).toEqual([
+      { command: 'patroni', package: 'patroni' },
+    ]);
+  });
+
   it('finds commands on PATH', () => {
     expect(commandExists('sh')).toBe(true);
     expect(commandExists('no-such-command-understudy')).toBe(false);

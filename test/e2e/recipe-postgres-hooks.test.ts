@@ -1,7 +1,7 @@
 // The PostgreSQL recipe's hook scripts (examples/postgres), run directly against two real PostgreSQL
-// instances as Understudy's external sync mode will run them: the instance command (run.sh) for the
-// primary and the echo, then follow, lag, fence, promote and rejoin with the context in environment
-// variables. SIGKILL of the primary's process group is node death; with synchronous replication no
+// instances as Understudy's external echo mode runs them: the instance command (run.sh) for the
+// primary and the echo, then prepare (before the echo starts), lag, fence, promote and prepare again
+// for the deposed primary (its rejoin), with the context in environment variables. SIGKILL of the primary's process group is node death; with synchronous replication no
 // acknowledged row may be missing on the promoted standby.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
@@ -51,12 +51,13 @@ const envOf = (self: Instance, role: 'primary' | 'echo', primary?: Instance): Re
   UNDERSTUDY_ROLE: role,
   UNDERSTUDY_EPOCH: '1',
   UNDERSTUDY_PORT: String(self.port),
-  UNDERSTUDY_DATA_DIR: self.dir,
+  UNDERSTUDY_STATE_DIR: self.dir,
+  UNDERSTUDY_REJOIN: '0',
   ...(primary
     ? {
         UNDERSTUDY_PRIMARY_HOST: '127.0.0.1',
         UNDERSTUDY_PRIMARY_PORT: String(primary.port),
-        UNDERSTUDY_PRIMARY_DATA_DIR: primary.dir,
+        UNDERSTUDY_PRIMARY_STATE_DIR: primary.dir,
       }
     : {}),
 });
@@ -133,7 +134,7 @@ describe.runIf(bin !== undefined)(
   'PostgreSQL recipe hooks (two real PostgreSQL instances)',
   { timeout: 240_000 },
   () => {
-    it('follows, reports lag, promotes without losing an acknowledged row after SIGKILL, and rejoins the old primary with pg_rewind', async () => {
+    it('copies the primary before the echo starts, reports lag, promotes without losing an acknowledged row after SIGKILL, and rewinds the old primary into a standby', async () => {
       const a: Instance = { name: 'pg-1', port: await freePort(), dir: join(work(), 'pg-1') };
       const b: Instance = { name: 'pg-2', port: await freePort(), dir: join(work(), 'pg-2') };
 
@@ -145,19 +146,20 @@ describe.runIf(bin !== undefined)(
       );
       sql(a.port, 'CREATE TABLE acked (id bigint PRIMARY KEY)');
 
-      // An echo started before follow waits for its copy; follow makes it a standby; run.sh starts it.
+      // prepare copies the primary (pg_basebackup) before the echo starts; run.sh starts it as a standby.
+      const prepare = hook('prepare', b, a);
+      expect(prepare.stderr).toBe('');
+      expect(prepare.status).toBe(0);
       startInstance(b, 'echo', a);
-      const follow = hook('follow', b, a);
-      expect(follow.stderr).toBe('');
-      expect(follow.status).toBe(0);
       await waitFor(
         () => accepts(b.port),
         60_000,
         () => 'the standby never accepted connections',
       );
       expect(sql(b.port, 'SELECT pg_is_in_recovery()')).toBe('t');
-      // follow again is a no-op on a standby.
-      expect(hook('follow', b, a).status).toBe(0);
+      // prepare again keeps a standby's copy (a restarted echo is not copied again).
+      expect(hook('prepare', b, a).status).toBe(0);
+      expect(sql(b.port, 'SELECT pg_is_in_recovery()')).toBe('t');
 
       // lag: a JSON line; once the standby streams, the primary replicates synchronously.
       let lag = -1;
@@ -193,8 +195,8 @@ describe.runIf(bin !== undefined)(
       // Alone, the new primary acknowledges by itself (non-strict): this insert does not hang.
       sql(b.port, 'INSERT INTO acked VALUES (1000000)');
 
-      // The old primary rejoins as a standby of the new one.
-      const rejoin = hook('rejoin', a, b);
+      // The old primary rejoins as a standby of the new one: prepare rewinds its copy (pg_rewind).
+      const rejoin = hook('prepare', a, b);
       expect(rejoin.status).toBe(0);
       expect(rejoin.stderr).not.toMatch(/rebuilding the copy/); // rewound, not copied again
       startInstance(a, 'echo', b);
@@ -216,7 +218,7 @@ describe.runIf(bin !== undefined)(
 
     it('fails with a message naming what is missing, not a trace', () => {
       const r = spawnSync('sh', [join(recipe, 'lag.sh')], {
-        env: { ...process.env, PG_BIN: bin ?? '', UNDERSTUDY_DATA_DIR: join(work(), 'none') },
+        env: { ...process.env, PG_BIN: bin ?? '', UNDERSTUDY_STATE_DIR: join(work(), 'none') },
         encoding: 'utf8',
       });
       expect(r.status).toBe(1);
