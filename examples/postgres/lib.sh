@@ -37,10 +37,11 @@ PG_SYNC_STRICT=${PG_SYNC_STRICT:-0}
 need UNDERSTUDY_STATE_DIR
 PGDATA_DIR="$UNDERSTUDY_STATE_DIR/pgdata"
 
-# Runs a PostgreSQL program; as root, as $PG_OS_USER (PostgreSQL refuses to run as root).
+# Runs a PostgreSQL program; as root, as $PG_OS_USER (PostgreSQL refuses to run as root), from `/`:
+# the caller's working directory may not be readable by $PG_OS_USER (every path here is absolute).
 as_pg() {
   if [ "$(id -u)" -eq 0 ]; then
-    setpriv --reuid="$PG_OS_USER" --regid="$PG_OS_USER" --init-groups -- "$@"
+    (cd / && setpriv --reuid="$PG_OS_USER" --regid="$PG_OS_USER" --init-groups -- "$@")
   else
     "$@"
   fi
@@ -49,6 +50,7 @@ as_pg() {
 # Replaces this shell with a PostgreSQL program (as $PG_OS_USER when root): the supervised process is it.
 exec_as_pg() {
   if [ "$(id -u)" -eq 0 ]; then
+    cd / || die "cannot change to /"
     exec setpriv --reuid="$PG_OS_USER" --regid="$PG_OS_USER" --init-groups -- "$@"
   fi
   exec "$@"
