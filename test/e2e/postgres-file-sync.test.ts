@@ -35,7 +35,7 @@ describe('understudy up refuses a file-synced PostgreSQL', () => {
       const r = runCli(['up', file, '-d', join(dir, 'data')], { timeoutMs: 20_000 });
       expect(r.code).toBe(2);
       expect(r.stderr).toContain(`services[0].echo: a file-synced echo (echo.mode ${mode}) of PostgreSQL`);
-      expect(r.stderr).toContain('echo.sync: external');
+      expect(r.stderr).toContain('echo.mode: external');
       expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
     }
   });
@@ -58,7 +58,7 @@ describe('understudy up refuses a file-synced PostgreSQL', () => {
     const r = runCli(['up', file, '-d', join(dir, 'data')], { timeoutMs: 20_000 });
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`${pgdata} is a PostgreSQL data directory`);
-    expect(r.stderr).toContain('echo.sync: external');
+    expect(r.stderr).toContain('echo.mode: external');
   });
 });
 
