@@ -182,9 +182,16 @@ describe.runIf(bin !== undefined)(
         60_000,
         () => `only ${stream.acked()} inserts acknowledged`,
       );
+      const exited = new Promise<void>((resolve) => {
+        if (primary.exitCode !== null || primary.signalCode !== null) resolve();
+        else primary.once('exit', () => resolve());
+      });
       killPostgresTree(primary.pid ?? 0); // run.sh exec'd the postmaster: same pid
       const acked = stream.acked();
       await stream.stop();
+      // Reaped before the (synchronous) hook runs: an unreaped postmaster is a zombie that `pg_ctl
+      // status` still counts as running, and `spawnSync` would keep this process from reaping it.
+      await exited;
 
       expect(hook('fence', a).status).toBe(0); // already down: fenced
       const promote = hook('promote', b);
