@@ -483,7 +483,9 @@ class Exchange implements QueuedExchange {
     } else if (kind === 'reset' && replayable && !this.#retried && this.#idempotent()) {
       this.#retried = true;
       stats.retries++;
-      this.#next(b);
+      // Asynchronously: a killed backend resets all its pooled connections at once; retried at once,
+      // the request could take another of them before the pool has seen it close, and fail again.
+      setImmediate(() => this.#next(b));
       return;
     }
     this.#unavailable(
