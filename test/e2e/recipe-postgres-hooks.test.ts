@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { repoRoot, waitFor } from './lib/cli.js';
-import { insertStream, killPostgresTree, postgresBin } from './lib/pg-file-sync.js';
+import { insertStream, killPostgresTree, postgresBin, psqlQuery } from './lib/pg-file-sync.js';
 
 const bin = postgresBin();
 const recipe = join(repoRoot, 'examples/postgres');
@@ -89,28 +89,7 @@ function hook(
 }
 
 function sql(port: number, statement: string): string {
-  const r = spawnSync(
-    join(bin ?? '', 'psql'),
-    [
-      '-X',
-      '-q',
-      '-t',
-      '-A',
-      '-h',
-      '127.0.0.1',
-      '-p',
-      String(port),
-      '-U',
-      'postgres',
-      '-d',
-      'postgres',
-      '-c',
-      statement,
-    ],
-    { encoding: 'utf8', timeout: 20_000 },
-  );
-  if (r.status !== 0) throw new Error(`psql on ${port}: ${r.stderr}`);
-  return r.stdout.trim();
+  return psqlQuery(bin ?? '', port, statement);
 }
 
 /** The last lines PostgreSQL logged for an instance (for a failure's message). */

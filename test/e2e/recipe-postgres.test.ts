@@ -3,7 +3,6 @@
 // every backend) under a stream of acknowledged inserts through the router; the promoted standby holds
 // every one of them and takes new inserts; the old primary rejoins as a standby (pg_rewind).
 import { randomUUID } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +11,7 @@ import { parse, stringify } from 'yaml';
 import { ApiClient } from '../../src/api/index.js';
 import type { ServiceView } from '../../src/control/index.js';
 import { processesWithEnv, repoRoot, startUp, waitFor, type UpProcess } from './lib/cli.js';
-import { insertStream, killPostgresTree, postgresBin } from './lib/pg-file-sync.js';
+import { insertStream, killPostgresTree, postgresBin, psqlQuery } from './lib/pg-file-sync.js';
 
 const recipe = join(repoRoot, 'examples/postgres');
 const bin = postgresBin();
@@ -37,28 +36,7 @@ async function pg(api: ApiClient): Promise<ServiceView> {
 }
 
 function sql(port: number, statement: string): string {
-  const r = spawnSync(
-    join(bin ?? '', 'psql'),
-    [
-      '-X',
-      '-q',
-      '-t',
-      '-A',
-      '-h',
-      '127.0.0.1',
-      '-p',
-      String(port),
-      '-U',
-      'postgres',
-      '-d',
-      'postgres',
-      '-c',
-      statement,
-    ],
-    { encoding: 'utf8', timeout: 20_000 },
-  );
-  if (r.status !== 0) throw new Error(`psql on ${port}: ${r.stderr}`);
-  return r.stdout.trim();
+  return psqlQuery(bin ?? '', port, statement);
 }
 
 const accepts = (port: number, statement = 'SELECT 1', expected = '1'): boolean => {

@@ -99,28 +99,37 @@ exec setpriv --reuid=postgres --regid=postgres --init-groups -- "$bin/postgres" 
   -c checkpoint_timeout=30s -c max_wal_size=32MB -c min_wal_size=32MB -c max_connections=30
 `;
 
+/** Runs one statement with `psql` (unaligned, tuples only) as `user` on 127.0.0.1:`port`. */
+function runPsql(bin: string, port: number, sql: string, user: string, timeoutMs: number) {
+  const args = [
+    '-X',
+    '-q',
+    '-t',
+    '-A',
+    '-h',
+    '127.0.0.1',
+    '-p',
+    String(port),
+    '-U',
+    user,
+    '-d',
+    'postgres',
+    '-c',
+    sql,
+  ];
+  return spawnSync(join(bin, 'psql'), args, { encoding: 'utf8', timeout: timeoutMs });
+}
+
 function psql(bin: string, port: number, sql: string, timeoutMs = 20_000): { ok: boolean; out: string } {
-  const r = spawnSync(
-    join(bin, 'psql'),
-    [
-      '-X',
-      '-q',
-      '-t',
-      '-A',
-      '-h',
-      '127.0.0.1',
-      '-p',
-      String(port),
-      '-U',
-      'test',
-      '-d',
-      'postgres',
-      '-c',
-      sql,
-    ],
-    { encoding: 'utf8', timeout: timeoutMs },
-  );
+  const r = runPsql(bin, port, sql, 'test', timeoutMs);
   return { ok: r.status === 0, out: (r.stdout + r.stderr).trim() };
+}
+
+/** One statement as the `postgres` superuser; its output trimmed, or an error naming the port and psql's stderr. */
+export function psqlQuery(bin: string, port: number, statement: string): string {
+  const r = runPsql(bin, port, statement, 'postgres', 20_000);
+  if (r.status !== 0) throw new Error(`psql on ${port}: ${r.stderr}`);
+  return r.stdout.trim();
 }
 
 async function service(api: ApiClient): Promise<ServiceView> {
