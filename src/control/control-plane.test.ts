@@ -192,6 +192,34 @@ describe('failover (FakeAgent)', () => {
     expect(h.agent.running('c-2')).toBe(false);
   });
 
+  it('a failover no echo can carry out restarts the crashed primary in place, at the epoch the failed promotion moved to', async () => {
+    const yaml = `services:
+  - name: c
+    command: [c]
+    health: { exec: [check], interval: 1s }
+    echo: { count: 1, mode: cold }
+`;
+    const h = await running(yaml, ['c-1', 'c-2']);
+    h.agent.neverReady('c-2');
+    h.agent.crash('c-1');
+    await until(() => failovers(h)[0]?.outcome.status === 'failed', 'the failover failed');
+    // The promotion failed after its compare-and-set: the epoch moved, and no echo is left to try.
+    expect(await h.store.epoch('c')).toBe(1);
+    for (let i = 0; i < 30 && h.rec('c-1').pid === 1000; i++) {
+      h.clock.advance(1000);
+      for (let j = 0; j < 50; j++) await new Promise((r) => setImmediate(r));
+    }
+    await until(
+      () => h.rec('c-1').phase === 'running' && h.rec('c-1').pid !== 1000,
+      `c-1 back (${phases(h)})`,
+    );
+    expect(h.rec('c-1')).toMatchObject({ role: 'primary', epoch: 1 });
+    expect(
+      h.decisions.some((d) => d.kind === 'restart' && d.instance === 'c-1' && d.outcome.status === 'ok'),
+    ).toBe(true);
+    expect(await h.store.list(PROMOTION_PREFIX)).toEqual([]);
+  });
+
   it('waits for a promoted cold echo as long as the resolved timeouts say', async () => {
     const yaml = `services:
   - name: c

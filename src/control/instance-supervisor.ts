@@ -375,8 +375,51 @@ export class InstanceSupervisor implements AdoptionHost {
     void this.failover
       .failover(rec.service, cause, to)
       .then(() => this.rejoinLater(rec))
-      .catch((err: unknown) => recordError(this.decisions, `failover of ${rec.service}`, err));
+      .catch((err: unknown) => {
+        recordError(this.decisions, `failover of ${rec.service}`, err);
+        return this.#afterFailedFailover(rec, cause);
+      })
+      .catch((err: unknown) => recordError(this.decisions, `restart of ${rec.id} in place`, err));
     return true;
+  }
+
+  /**
+   * No echo could take over (every candidate failed, or none was left): the failed primary is handled
+   * as if no echo existed — restarted in place under the restart policy, at the service's current epoch
+   * (a promotion that failed after its compare-and-set has moved it) — so that the service is not left
+   * without a primary until an operator acts. A lost host's primary waits for its host (`markLost`).
+   */
+  async #afterFailedFailover(rec: InstanceRecord, cause: FailoverCause): Promise<void> {
+    if (this.#closed || rec.role !== 'primary' || cause.kind === 'host') return;
+    if (!['starting', 'running', 'unhealthy'].includes(rec.phase)) return;
+    const serving = this.instancesOf(rec.service).some(
+      (i) => i !== rec && i.role === 'primary' && (i.phase === 'running' || i.phase === 'starting'),
+    );
+    if (serving) return;
+    const handle = await this.agents
+      .of(rec)
+      .instance(rec.id)
+      .catch(() => undefined);
+    if (handle && !handle.exit && handle.pid === rec.pid) {
+      // Still running (hung, unhealthy, or the failover was forced): killed, then restarted.
+      const why = `no echo could take over after ${cause.kind}: ${cause.detail}`;
+      this.#killForRestart(rec, cause.kind === 'hang' ? 'hang' : 'unhealthy', why, {}, 'SIGKILL');
+      return;
+    }
+    refreshServing(this, rec.service, rec.id);
+    const exit: InstanceExit = handle?.exit ??
+      rec.lastExit ?? { code: null, signal: 'SIGKILL', at: this.clock.now() };
+    rec.lastExit = exit;
+    const delay = applyRestartPolicy(
+      rec,
+      exit,
+      this.specOrUndefined(rec.service)?.restart,
+      false,
+      this.clock.now(),
+      this.decisions,
+    );
+    if (delay !== undefined) this.#reconcileIn(delay);
+    this.saveLater(rec);
   }
 
   /**
