@@ -2,7 +2,7 @@ import type { ServiceSpec } from '../config/index.js';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import type { PromotionObserver } from '../telemetry/index.js';
 import { crashPoint } from './crash-points.js';
-import type { ExternalEchoes } from './external-echo.js';
+import type { ExternalCatchUp, ExternalEchoes } from './external-echo.js';
 import {
   PROMOTION_PREFIX,
   type FailoverCause,
@@ -121,13 +121,39 @@ export async function promoteNow(ctx: PromotionContext, p: Promotion): Promise<v
       if (spec.echo.mode === 'external') fenceHook = await external.fence(spec, old, target, next);
     }
     plane?.router.setEpoch(next);
+    // A planned switchover of an external echo, as Patroni's: the old primary takes no more writes (the
+    // router has just cut it), the service's own replication catches the echo up, and it is promoted only
+    // once its lag hook reads 0 bytes behind — everything the old primary acknowledged is on it, even
+    // with asynchronous replication. Not caught up in time: the old primary serves again, nothing moved.
+    let catchUp: ExternalCatchUp | undefined;
+    if (kind === 'switchover' && old && spec.echo.mode === 'external') {
+      catchUp = await external.catchUp(spec, target, old, timeouts.switchoverExternalMs);
+      if (!catchUp.caughtUp) {
+        old.epoch = next;
+        await host.save(old);
+        plane?.setPrimary(old, next);
+        decision.inputs = { ...decision.inputs, externalCatchUp: catchUpInputs(catchUp) };
+        throw new UnderstudyError(
+          ErrorCode.Failover,
+          `echo ${target.id} did not catch up within ${timeouts.switchoverExternalMs / 1000} s ` +
+            `(last lag ${catchUp.lagBytes ?? 'unknown'} bytes${catchUp.error ? `: ${catchUp.error}` : ''}); ` +
+            `${old.id} serves again at epoch ${next}`,
+          { details: { instance: target.id, ...catchUpInputs(catchUp) } },
+        );
+      }
+    }
     // The router's mutation log is a third copy: let the echo apply what it still lacks from it.
     if (plane?.replication) await plane.replication.waitCaughtUp(target.id, spec.echo.mutations.timeout);
     const atRisk = plane?.replication?.atRisk(target.id) ?? [];
     await plane?.removeEcho(target.id);
     // Nothing more is written into the target's state directory: it is about to serve from it.
     const fileLag = files?.echoes().find((e) => e.echo === target.id);
-    const externalLag = spec.echo.mode === 'external' ? external.lagBytes(target.id) : undefined;
+    const externalLag =
+      spec.echo.mode !== 'external'
+        ? undefined
+        : catchUp?.caughtUp && !catchUp.noLagHook
+          ? 0
+          : external.lagBytes(target.id);
     await files?.removeEcho(target.id);
     const echoSlot = target.slot;
     if (!moveInstance(host.decisions, target, 'promote'))
@@ -216,6 +242,7 @@ export async function promoteNow(ctx: PromotionContext, p: Promotion): Promise<v
       ...(fileLag ? { fileSyncLag: { seconds: fileLag.lagSeconds, bytes: fileLag.lagBytes } } : {}),
       ...(fenceHook !== undefined ? { fenceHook } : {}),
       ...(externalLag !== undefined ? { externalLagBytes: externalLag } : {}),
+      ...(catchUp ? { externalCatchUp: catchUpInputs(catchUp) } : {}),
       timings: { detectionMs: record.detectionMs, promotionMs: record.promotionMs },
     };
     host.decisions.settle(
@@ -225,7 +252,9 @@ export async function promoteNow(ctx: PromotionContext, p: Promotion): Promise<v
         fileLag
           ? `file sync lag at promotion ${fileLag.lagSeconds.toFixed(3)} s / ${fileLag.lagBytes} bytes`
           : externalLag !== undefined
-            ? `replication lag at promotion ${externalLag} bytes (the service's own replication)`
+            ? catchUp && !catchUp.noLagHook
+              ? `the old primary stopped taking writes, then the echo caught up ${catchUp.firstLagBytes ?? 'unknown'} bytes of lag in ${catchUp.waitedMs} ms: promoted at 0 bytes behind`
+              : `replication lag at promotion ${externalLag} bytes (the service's own replication)`
             : atRisk.length
               ? `${atRisk.length} acknowledged mutation(s) at risk: ${atRisk.slice(0, 10).join(', ')}`
               : 'nothing acknowledged lost'
@@ -240,6 +269,18 @@ export async function promoteNow(ctx: PromotionContext, p: Promotion): Promise<v
   } finally {
     if (paused) await plane?.resumeAfterSwitchover().catch(() => plane.router.resume());
   }
+}
+
+/** What a decision records of a switchover's wait for an external echo: the lag it waited for, and how long. */
+function catchUpInputs(c: ExternalCatchUp): Record<string, unknown> {
+  return {
+    lagBytesAtCut: c.firstLagBytes ?? null,
+    lagBytes: c.lagBytes ?? null,
+    waitedMs: c.waitedMs,
+    readings: c.readings,
+    ...(c.error ? { error: c.error } : {}),
+    ...(c.noLagHook ? { noLagHook: true } : {}),
+  };
 }
 
 /**
