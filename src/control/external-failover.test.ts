@@ -27,7 +27,7 @@ const lagFromFile = (dir: string): string =>
 async function start(
   echoes: number,
   failPromoteFor?: string,
-  o: { lag?: (dir: string) => string; switchoverExternalMs?: number } = {},
+  o: { lag?: (dir: string) => string; switchoverExternalMs?: number; prepare?: boolean } = {},
 ) {
   const dir = mkdtempSync(join(tmpdir(), 'understudy-ext-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
@@ -45,7 +45,7 @@ async function start(
       count: ${echoes}
       mode: external
       external:
-        follow: ${hook(dir)}
+        follow: ${hook(dir)}${o.prepare ? `\n        prepare: ${hook(dir)}` : ''}
         promote: ${hook(dir, failPromoteFor)}
         lag: ${o.lag ? o.lag(dir) : `{ exec: [sh, -c, 'echo "{\\"lagBytes\\":0}"'] }`}
 `;
@@ -205,5 +205,28 @@ describe('external echoes', () => {
     const failed = h.decisions.find((d) => d.kind === 'switchover');
     expect(failed?.outcome.status).toBe('failed');
     expect(failed?.inputs).toMatchObject({ externalCatchUp: { lagBytesAtCut: 777, lagBytes: 777 } });
+  });
+
+  it('restarts the deposed primary of a switchover through its prepare hook when the spec declares one (a copy made before it starts)', async () => {
+    const h = await start(1, undefined, { prepare: true });
+    await until(
+      () => h.decisions.find((d) => d.kind === 'external-follow')?.outcome.status === 'ok',
+      'kv-2 follows',
+    );
+    const pidBefore = h.control.instances().find((i) => i.id === 'kv-1')?.pid;
+    expect(h.has('prepare-kv-1')).toBe(false);
+    const decision = await h.control.switchover('kv', 'kv-2');
+    expect(decision.outcome.status).toBe('ok');
+    await until(() => h.has('prepare-kv-1'), 'the prepare hook of kv-1');
+    expect(h.env('prepare-kv-1')).toMatchObject({
+      UNDERSTUDY_INSTANCE: 'kv-1',
+      UNDERSTUDY_PRIMARY_INSTANCE: 'kv-2',
+      UNDERSTUDY_REJOIN: '1',
+    });
+    const kv1 = () => h.control.instances().find((i) => i.id === 'kv-1');
+    await until(() => kv1()?.phase === 'running', 'kv-1 runs again');
+    expect(kv1()?.role).toBe('echo');
+    expect(kv1()?.pid).not.toBe(pidBefore);
+    await until(() => h.has('rejoin-kv-1'), 'kv-1 follows kv-2');
   });
 });

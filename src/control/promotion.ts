@@ -2,7 +2,8 @@ import type { ServiceSpec } from '../config/index.js';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import type { PromotionObserver } from '../telemetry/index.js';
 import { crashPoint } from './crash-points.js';
-import type { ExternalCatchUp, ExternalEchoes } from './external-echo.js';
+import { ExternalEchoes, type ExternalCatchUp } from './external-echo.js';
+import { provisionExternalEcho } from './external-provision.js';
 import {
   PROMOTION_PREFIX,
   type FailoverCause,
@@ -206,7 +207,7 @@ export async function promoteNow(ctx: PromotionContext, p: Promotion): Promise<v
         }
         await files?.addEcho(old.id, old.stateDir);
         await host.save(old);
-        if (spec.echo.mode === 'external') await external.follow(spec, old, target, true);
+        if (spec.echo.mode === 'external') await rejoinExternal(ctx, spec, old, target);
       }
     }
     // Every role is saved: nothing is left to roll forward.
@@ -268,6 +269,50 @@ export async function promoteNow(ctx: PromotionContext, p: Promotion): Promise<v
     throw err;
   } finally {
     if (paused) await plane?.resumeAfterSwitchover().catch(() => plane.router.resume());
+  }
+}
+
+/**
+ * The deposed primary of a switchover rejoins as an external echo of `target`. When the spec declares a
+ * `prepare` hook, an echo's copy is made before it starts (PostgreSQL: pg_rewind onto the new
+ * timeline, then it starts as a standby), so the old primary is stopped and provisioned again as a
+ * rejoining echo; otherwise its `rejoin` (or `follow`) hook turns it into a follower as it runs (Redis:
+ * REPLICAOF). Never throws: a failure is recorded and leaves the echo not in sync.
+ */
+async function rejoinExternal(
+  ctx: PromotionContext,
+  spec: ServiceSpec,
+  old: InstanceRecord,
+  target: InstanceRecord,
+): Promise<void> {
+  const { host, external } = ctx;
+  if (!ExternalEchoes.hookOf(spec, 'prepare')) {
+    await external.follow(spec, old, target, true);
+    return;
+  }
+  const decision = host.decisions.record({
+    kind: 'start',
+    service: spec.name,
+    instance: old.id,
+    what: `restart ${old.id} as an echo of ${target.id} (prepare hook, rejoin)`,
+    why: 'the deposed primary of a switchover rejoins; its copy is prepared before it starts',
+    inputs: { primary: target.id },
+    outcome: { status: 'pending' },
+  });
+  try {
+    host.expectExit(old.id);
+    await host.agents.of(old).stop(old.id, { graceMs: spec.stopGrace });
+    moveInstance(host.decisions, old, 'stop');
+    delete old.pid;
+    delete old.health;
+    await host.save(old);
+    external.forget(old.id);
+    if (await provisionExternalEcho(host, external, { spec, rec: old, decision, rejoin: true })) return;
+    external.markUnsynced(old.id, `${old.id} did not rejoin (see its start decision)`);
+  } catch (err) {
+    external.markUnsynced(old.id, (err as Error).message);
+    if (decision.outcome.status === 'pending')
+      host.decisions.settle(decision, 'failed', (err as Error).message);
   }
 }
 
