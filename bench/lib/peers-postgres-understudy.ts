@@ -18,6 +18,7 @@ import { ApiClient } from '../../src/api/index.js';
 import type { PeerFault, PeerRow, PeerRunOptions } from '../peers.js';
 import { percentile } from './failover-load.js';
 import { InsertClient, postgresBin, signalTree, type Ack } from './peers-postgres.js';
+import { startWithRetries } from './peers.js';
 import { root } from './spec-up.js';
 
 /** The row name of Understudy's PostgreSQL system. */
@@ -197,19 +198,10 @@ async function oneRun(
   stopMs: number,
   log: (line: string) => void,
 ): Promise<RunResult> {
-  // A system that does not come up (a loaded machine) is started again, twice at most: the start is
-  // not what is measured.
-  let up: RecipeUp | undefined;
-  for (let attempt = 1; !up; attempt++) {
-    try {
-      up = await startRecipe(bin);
-    } catch (err) {
-      if (attempt >= 3) throw err;
-      log(
-        `peers-postgres: ${UNDERSTUDY_POSTGRES_SYSTEM}: start attempt ${attempt} failed (${(err as Error).message}); again`,
-      );
-    }
-  }
+  const up = await startWithRetries(() => startRecipe(bin), {
+    log,
+    what: `peers-postgres: ${UNDERSTUDY_POSTGRES_SYSTEM}`,
+  });
   let client: InsertClient | undefined;
   let pids: number[] = [];
   try {

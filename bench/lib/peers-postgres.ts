@@ -11,8 +11,10 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import {
   chownSync,
+  closeSync,
   existsSync,
   mkdtempSync,
+  openSync,
   readdirSync,
   readFileSync,
   rmSync,
@@ -274,8 +276,8 @@ class PatroniCluster {
       cluster.sql(leader.pgPort, 'CREATE TABLE IF NOT EXISTS ids (id bigint PRIMARY KEY)');
       return cluster;
     } catch (err) {
-      await cluster.close();
-      throw err;
+      await cluster.close(true);
+      throw new Error(`${(err as Error).message} (logs: ${work})`, { cause: err });
     }
   }
 
@@ -285,7 +287,7 @@ class PatroniCluster {
       n.config,
       `scope: bench
 name: ${n.name}
-log: { level: WARNING, dir: ${join(this.work, `${n.name}-log`)} }
+log: { level: INFO, dir: ${join(this.work, `${n.name}-log`)} }
 restapi: { listen: 127.0.0.1:${n.restPort}, connect_address: 127.0.0.1:${n.restPort} }
 etcd3: { host: ${this.etcd.endpoint} }
 bootstrap:
@@ -323,7 +325,14 @@ postgresql:
       process.getuid?.() === 0
         ? ['setpriv', '--reuid=postgres', '--regid=postgres', '--init-groups', '--', ...args]
         : args;
-    n.child = spawn(cmd ?? 'patroni', rest, { stdio: 'ignore', cwd: this.work });
+    // PostgreSQL's own log goes to Patroni's output (Patroni sets no logging_collector): kept per node,
+    // appended across restarts, beside Patroni's log (<node>-log/patroni.log).
+    const out = openSync(join(this.work, `${n.name}-postgres.log`), 'a');
+    try {
+      n.child = spawn(cmd ?? 'patroni', rest, { stdio: ['ignore', out, out], cwd: this.work });
+    } finally {
+      closeSync(out);
+    }
   }
 
   /** The role a node's REST API reports (`primary`, `replica`), or undefined when it does not answer. */
@@ -387,7 +396,9 @@ postgresql:
       cfg,
       `global
   maxconn 100
+  log stdout format raw local0 info
 defaults
+  log global
   mode tcp
   retries 2
   timeout client 30m
@@ -402,7 +413,13 @@ listen primary
 ${this.nodes.map((n) => `  server ${n.name} 127.0.0.1:${n.pgPort} maxconn 100 check port ${n.restPort}`).join('\n')}
 `,
     );
-    this.haproxy = spawn('haproxy', ['-f', cfg, '-db'], { stdio: 'ignore' });
+    // Its health-check transitions ("Server primary/node1 is DOWN") go to haproxy.log.
+    const out = openSync(join(this.work, 'haproxy.log'), 'a');
+    try {
+      this.haproxy = spawn('haproxy', ['-f', cfg, '-db'], { stdio: ['ignore', out, out] });
+    } finally {
+      closeSync(out);
+    }
     const deadline = Date.now() + 30_000;
     for (;;) {
       try {
@@ -415,30 +432,61 @@ ${this.nodes.map((n) => `  server ${n.name} 127.0.0.1:${n.pgPort} maxconn 100 ch
     }
   }
 
-  /** Waits until both nodes run (one primary, one streaming replica) and HAProxy routes writes. */
+  /**
+   * Waits until both nodes run, HAProxy routes writes, and the replica streams from the primary and has
+   * replayed all it wrote so far. A replica Patroni reports as `replica` may not stream yet: the leader
+   * creates its replication slot only at its next HA loop (up to loop_wait, 10 s by default), and until
+   * then the replica's walreceiver is refused ("replication slot does not exist"). A fault then would
+   * leave Patroni to promote a replica that never received a byte (its lag is judged against the leader
+   * position last written to etcd, itself up to loop_wait old): the defaults' rows once came back empty
+   * that way — the new primary had no table `ids`, every insert failed.
+   */
   async healthy(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const roles = await Promise.all(this.nodes.map((n) => this.role(n)));
       let routed = false;
+      let replicating = false;
       try {
         routed = this.sql(this.haproxyPort, 'SELECT NOT pg_is_in_recovery()') === 't';
+        const primary = this.nodes[roles.indexOf('primary')];
+        const replica = this.nodes[roles.indexOf('replica')];
+        if (routed && primary && replica) {
+          const lsn = this.sql(
+            primary.pgPort,
+            `SELECT pg_current_wal_lsn() FROM pg_stat_replication WHERE application_name = '${replica.name}' AND state = 'streaming'`,
+          );
+          replicating =
+            lsn !== '' &&
+            this.sql(replica.pgPort, `SELECT pg_last_wal_replay_lsn() >= '${lsn}'::pg_lsn`) === 't';
+        }
       } catch {
         routed = false;
       }
-      if (routed && roles.includes('primary') && roles.includes('replica')) return;
+      if (routed && replicating) return;
       if (Date.now() > deadline)
-        throw new Error(`the Patroni cluster did not recover (roles ${roles.join(', ')})`);
+        throw new Error(
+          `the Patroni cluster did not recover within ${timeoutMs / 1000} s (roles ${roles.join(', ')}; ` +
+            `routed ${routed}, replica streaming and caught up ${replicating})`,
+        );
       await new Promise((r) => setTimeout(r, 500));
     }
   }
 
-  async close(): Promise<void> {
+  /** The directory of the logs (Patroni's, PostgreSQL's, HAProxy's): kept by `close(true)`. */
+  get logs(): string {
+    return this.work;
+  }
+
+  /** Stops everything; removes the directory unless `keepLogs` (a row came back empty: why is in there). */
+  async close(keepLogs = false): Promise<void> {
     for (const n of this.nodes) signalTree(nodePids(n), 'SIGKILL');
     this.haproxy?.kill('SIGKILL');
     await new Promise((r) => setTimeout(r, 300));
     await this.etcd.stop();
-    rmSync(this.work, { recursive: true, force: true });
+    if (keepLogs) {
+      for (const n of this.nodes) rmSync(n.dir, { recursive: true, force: true });
+    } else rmSync(this.work, { recursive: true, force: true });
   }
 }
 
@@ -488,7 +536,21 @@ async function oneRun(
     const recovered = (a: Ack): boolean => a.at > faultAt && (a.port !== old.pgPort || a.at > resumedAt);
     const deadline = faultAt + 180_000;
     while (!client.acks.some(recovered)) {
-      if (Date.now() > deadline) throw new Error('no insert was acknowledged within 180 s of the fault');
+      if (Date.now() > deadline) {
+        const roles = await Promise.all(
+          cluster.nodes.map(async (n) => `${n.name} ${(await cluster.role(n)) ?? 'silent'}`),
+        );
+        let table = '';
+        try {
+          if (cluster.sql(cluster.haproxyPort, "SELECT to_regclass('ids') IS NULL") === 't')
+            table = `; the primary HAProxy routes to has no table ids: it never replicated from ${old.name}`;
+        } catch {
+          // not routed
+        }
+        throw new Error(
+          `no insert was acknowledged within 180 s of the ${fault} of ${old.name} (now: ${roles.join(', ')}${table})`,
+        );
+      }
       await new Promise((r) => setTimeout(r, 20));
     }
     const first = client.acks.find(recovered) as Ack;
@@ -571,6 +633,7 @@ export async function runPostgresPeers(options: PostgresPeersOptions = {}): Prom
   const rows: PeerRow[] = [];
   for (const s of settings) {
     let cluster: PatroniCluster | undefined;
+    let failed = false;
     try {
       log(`peers-postgres: starting ${s.system}`);
       cluster = await PatroniCluster.start(bin, s);
@@ -594,14 +657,18 @@ export async function runPostgresPeers(options: PostgresPeersOptions = {}): Prom
             splitBrain: results.reduce((t, r) => t + r.splitBrain, 0),
           });
         } catch (err) {
-          rows.push(empty(s.system, fault, `failed after ${results.length} runs: ${(err as Error).message}`));
+          failed = true;
+          const why = `failed after ${results.length} runs: ${(err as Error).message} (logs: ${cluster.logs})`;
+          log(`peers-postgres: ${s.system} ${fault}: ${why}`);
+          rows.push(empty(s.system, fault, why));
         }
       }
     } catch (err) {
       for (const f of faults)
         rows.push(empty(s.system, f, `cluster did not start: ${(err as Error).message}`));
     } finally {
-      await cluster?.close();
+      // An empty row keeps Patroni's, PostgreSQL's and HAProxy's logs (the data directories go).
+      await cluster?.close(failed);
     }
   }
   return rows;

@@ -10,6 +10,7 @@ import { parse, stringify } from 'yaml';
 import { allocatePort } from '../../src/runtime/index.js';
 import type { PeerFault, PeerRow, PeerRunOptions } from '../peers.js';
 import { percentile } from './failover-load.js';
+import { startWithRetries } from './peers.js';
 import { RespClient, parseInfo } from './resp.js';
 import { ApiClient } from '../../src/api/index.js';
 import { root } from './spec-up.js';
@@ -322,22 +323,21 @@ async function oneRun(
   let writer: Promise<void> | undefined;
   let pid = 0;
   try {
-    // A system that does not come up (a loaded machine) is started again, twice at most: the start is
-    // not what is measured.
-    for (let attempt = 1; !running; attempt++) {
-      try {
-        running = await sys.start(work);
-      } catch (err) {
-        if (attempt >= 3) throw err;
-        log(`peers-redis: ${sys.system}: start attempt ${attempt} failed (${(err as Error).message}); again`);
-        rmSync(work, { recursive: true, force: true });
-        mkdirSync(work);
-      }
-    }
+    const system = await startWithRetries(
+      (attempt) => {
+        if (attempt > 1) {
+          rmSync(work, { recursive: true, force: true });
+          mkdirSync(work);
+        }
+        return sys.start(work);
+      },
+      { log, what: `peers-redis: ${sys.system}` },
+    );
+    running = system;
     const acks: Ack[] = [];
-    writer = writeLoop(running.resolve, acks, stop);
+    writer = writeLoop(system.resolve, acks, stop);
     await until(() => acks.length >= 300, 20_000, 'the first writes');
-    pid = await running.primaryPid();
+    pid = await system.primaryPid();
     const before = acks.at(-1)?.server ?? '';
     const t0 = performance.now();
     process.kill(pid, fault === 'sigkill' ? 'SIGKILL' : 'SIGSTOP');
@@ -363,7 +363,7 @@ async function oneRun(
     stop.now = true;
     await writer;
     // Read back every acknowledged key from whichever primary the system names now.
-    const addr = await running.resolve();
+    const addr = await system.resolve();
     const reader = await RespClient.connect(addr.host, addr.port, 1000);
     let present = 0;
     try {

@@ -102,3 +102,33 @@ export function ensurePeers(name: string, options: EnsurePeersOptions = {}): Pee
   }
   return missingPeers(name, exists);
 }
+
+/** Options of {@link startWithRetries}. */
+export interface StartWithRetriesOptions {
+  /** Progress lines (a failed attempt and its error). */
+  log: (line: string) => void;
+  /** Names the system in those lines, e.g. `peers-redis: understudy (external, REPLICAOF)`. */
+  what: string;
+  /** Starts in all. @default 3 */
+  attempts?: number;
+}
+
+/**
+ * Starts the system of one bench run, again when it does not come up (a loaded machine), `attempts`
+ * times in all: the start is not what a bench measures. `start` gets the attempt number (from 1) and
+ * must leave nothing running when it throws. Thrown: the last attempt's error.
+ */
+export async function startWithRetries<T>(
+  start: (attempt: number) => Promise<T>,
+  options: StartWithRetriesOptions,
+): Promise<T> {
+  const attempts = options.attempts ?? 3;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start(attempt);
+    } catch (err) {
+      if (attempt >= attempts) throw err;
+      options.log(`${options.what}: start attempt ${attempt} failed (${(err as Error).message}); again`);
+    }
+  }
+}

@@ -6,6 +6,7 @@ describe('resolveControlTimeouts', () => {
     expect(resolveControlTimeouts()).toEqual({
       coldPromotionReadyMs: 10_000,
       switchoverFilesMs: 10_000,
+      switchoverExternalMs: 10_000,
       switchoverMutationsFactor: 5,
       promotionHookMs: 5000,
       echoReadyMs: 10_000,

@@ -45,6 +45,12 @@ export interface ControlTimeoutOptions {
   coldPromotionReadyMs?: number;
   /** How long a switchover waits for the target echo's files to catch up, ms. @default 10000 */
   switchoverFilesMs?: number;
+  /**
+   * How long a switchover of an external echo (`echo.mode: external`) waits, once the old primary no
+   * longer takes writes, for the echo's `lag` hook to read 0 bytes behind; past it the old primary
+   * serves again and the switchover fails. ms. @default 10000
+   */
+  switchoverExternalMs?: number;
   /** How long a switchover waits for a hot echo to catch up, in multiples of `echo.mutations.timeout`. @default 5 */
   switchoverMutationsFactor?: number;
   /** How long a promotion hook (HTTP) may take to answer, ms. @default 5000 */
@@ -77,6 +83,7 @@ export function resolveControlTimeouts(o: ControlTimeoutOptions = {}): ControlTi
   return {
     coldPromotionReadyMs: 10_000,
     switchoverFilesMs: 10_000,
+    switchoverExternalMs: 10_000,
     switchoverMutationsFactor: 5,
     promotionHookMs: 5000,
     echoReadyMs: 10_000,

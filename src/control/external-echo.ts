@@ -134,6 +134,27 @@ export function parseLag(instance: string, stdout: string): LagReading {
   return out;
 }
 
+/** How often a switchover's catch-up wait reads the echo's lag again, ms. */
+const CATCH_UP_POLL_MS = 50;
+
+/** What a planned switchover's wait for an external echo found ({@link ExternalEchoes.catchUp}). */
+export interface ExternalCatchUp {
+  /** A reading said 0 bytes behind (or there is no lag hook to ask). */
+  caughtUp: boolean;
+  /** The first known lag after the old primary stopped taking writes: what the switchover waited for. */
+  firstLagBytes?: number;
+  /** The last known lag (0 when caught up). */
+  lagBytes?: number;
+  /** Lag hook runs. */
+  readings: number;
+  /** How long it waited, ms. */
+  waitedMs: number;
+  /** The last reading's error, when it failed. */
+  error?: string;
+  /** The spec declares no lag hook: nothing to wait for. */
+  noLagHook?: true;
+}
+
 /** What the external echoes need of the instance supervisor. */
 export interface ExternalEchoHost extends ServingSetHost {
   readonly launchContext: LaunchContext;
@@ -370,6 +391,53 @@ export class ExternalEchoes {
       this.host.decisions.settle(decision, 'failed', (err as Error).message);
       return false;
     }
+  }
+
+  /**
+   * A planned switchover's wait (the old primary no longer takes writes: the router fenced it): runs the
+   * echo's `lag` hook again and again — fresh readings, never one taken before the cut — until it says
+   * 0 bytes behind, or `timeoutMs` has passed. Never throws: a failing reading is kept as `error` and
+   * the wait goes on. Without a lag hook it cannot know, and says so (`caughtUp: true`, `noLagHook`).
+   */
+  async catchUp(
+    spec: ServiceSpec,
+    target: InstanceRecord,
+    old: InstanceRecord,
+    timeoutMs: number,
+  ): Promise<ExternalCatchUp> {
+    if (!spec.echo.external?.lag) return { caughtUp: true, noLagHook: true, readings: 0, waitedMs: 0 };
+    const started = Date.now();
+    const out: ExternalCatchUp = { caughtUp: false, readings: 0, waitedMs: 0 };
+    for (;;) {
+      try {
+        const reading = parseLag(
+          target.id,
+          (await this.run(spec, {
+            hook: 'lag',
+            target: this.party(target),
+            primary: this.party(old),
+            epoch: target.epoch,
+            rejoin: false,
+          })) ?? '',
+        );
+        out.readings++;
+        delete out.error;
+        if (reading.lagBytes !== undefined) {
+          out.firstLagBytes ??= reading.lagBytes;
+          out.lagBytes = reading.lagBytes;
+        }
+        if (reading.lagBytes === 0) out.caughtUp = true;
+      } catch (err) {
+        out.readings++;
+        out.error = (err as Error).message;
+      }
+      out.waitedMs = Date.now() - started;
+      if (out.caughtUp || out.waitedMs >= timeoutMs) break;
+      await new Promise((r) => setTimeout(r, Math.min(CATCH_UP_POLL_MS, timeoutMs - out.waitedMs)));
+    }
+    if (out.caughtUp)
+      this.#lag.set(target.id, { instance: target.id, lagBytes: 0, at: this.host.clock.now() });
+    return out;
   }
 
   /**

@@ -1,7 +1,7 @@
 // External echoes (echo.mode: external) in the control plane, driven through a FakeAgent whose hooks
 // run for real (small sh scripts that note their context in files): the order of the hooks, their
 // environment, and what a failing promote hook does.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -20,7 +20,15 @@ afterEach(async () => {
 const hook = (dir: string, failFor = 'none'): string =>
   `{ exec: [sh, -c, 'f=${dir}/$UNDERSTUDY_HOOK-$UNDERSTUDY_INSTANCE; { env | grep -E "^(UNDERSTUDY_|KV_)"; echo ARG0=$0; } | sort > $f.tmp; mv $f.tmp $f; [ "$UNDERSTUDY_INSTANCE" != ${failFor} ] || { echo not a replica >&2; exit 1; }', '{instance}'] }`;
 
-async function start(echoes: number, failPromoteFor?: string) {
+/** A lag hook that prints the lag written in `<dir>/lag` (0 while there is no such file). */
+const lagFromFile = (dir: string): string =>
+  `{ exec: [sh, -c, 'n=$(cat ${dir}/lag 2>/dev/null || echo 0); echo "{\\"lagBytes\\":$n}"'] }`;
+
+async function start(
+  echoes: number,
+  failPromoteFor?: string,
+  o: { lag?: (dir: string) => string; switchoverExternalMs?: number; prepare?: boolean } = {},
+) {
   const dir = mkdtempSync(join(tmpdir(), 'understudy-ext-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   const store = await SqliteStateStore.create({ dataDir: dir });
@@ -37,9 +45,9 @@ async function start(echoes: number, failPromoteFor?: string) {
       count: ${echoes}
       mode: external
       external:
-        follow: ${hook(dir)}
+        follow: ${hook(dir)}${o.prepare ? `\n        prepare: ${hook(dir)}` : ''}
         promote: ${hook(dir, failPromoteFor)}
-        lag: { exec: [sh, -c, 'echo "{\\"lagBytes\\":0}"'] }
+        lag: ${o.lag ? o.lag(dir) : `{ exec: [sh, -c, 'echo "{\\"lagBytes\\":0}"'] }`}
 `;
   const control = await ControlPlane.create({
     spec: { spec: parseSpecText(yaml, file), file, dir },
@@ -47,6 +55,9 @@ async function start(echoes: number, failPromoteFor?: string) {
     store,
     agents: new AgentRegistry([agent]),
     clock,
+    ...(o.switchoverExternalMs !== undefined
+      ? { timeouts: { switchoverExternalMs: o.switchoverExternalMs } }
+      : {}),
   });
   const decisions: ControlDecision[] = [];
   control.decisions.subscribe((d) => {
@@ -143,5 +154,79 @@ describe('external echoes', () => {
       detail: 'the promote hook of kv-2 exited with status 1: not a replica',
     });
     expect(h.control.instances().find((i) => i.role === 'primary')?.id).toBe('kv-3');
+  });
+
+  it('promotes on a switchover only once the lag hook reads 0 bytes behind, and records the lag it waited for', async () => {
+    const h = await start(1, undefined, { lag: lagFromFile });
+    await until(
+      () => h.decisions.find((d) => d.kind === 'external-follow')?.outcome.status === 'ok',
+      'kv-2 follows',
+    );
+    // The echo is behind when the switchover starts: it must not be promoted yet.
+    writeFileSync(join(h.dir, 'lag'), '4096');
+    const switching = h.control.switchover('kv', 'kv-2');
+    await new Promise((r) => setTimeout(r, 600));
+    expect(h.has('promote-kv-2')).toBe(false);
+    expect(h.control.instances().find((i) => i.role === 'primary')?.id).toBe('kv-1');
+    writeFileSync(join(h.dir, 'lag'), '0');
+    const decision = await switching;
+    expect(h.has('promote-kv-2')).toBe(true);
+    expect(decision.outcome.status).toBe('ok');
+    expect(decision.inputs).toMatchObject({
+      externalLagBytes: 0,
+      externalCatchUp: { lagBytesAtCut: 4096, lagBytes: 0 },
+    });
+    expect((decision.inputs['externalCatchUp'] as { waitedMs: number }).waitedMs).toBeGreaterThan(0);
+    expect(decision.outcome.detail).toContain('caught up 4096 bytes of lag');
+    expect(h.control.instances().find((i) => i.role === 'primary')?.id).toBe('kv-2');
+    // The old primary rejoins as an echo of the new one.
+    await until(() => h.has('rejoin-kv-1'), 'kv-1 rejoins');
+  });
+
+  it('gives a switchover up when the echo does not catch up in time: nothing promoted, the old primary serves at the new epoch', async () => {
+    const h = await start(1, undefined, { lag: lagFromFile, switchoverExternalMs: 400 });
+    await until(
+      () => h.decisions.find((d) => d.kind === 'external-follow')?.outcome.status === 'ok',
+      'kv-2 follows',
+    );
+    writeFileSync(join(h.dir, 'lag'), '777');
+    const err = await h.control.switchover('kv', 'kv-2').then(
+      () => undefined,
+      (e: unknown) => e as Error & { code?: string },
+    );
+    expect(err?.code).toBe('UNDERSTUDY_ERR_FAILOVER');
+    expect(err?.message).toMatch(
+      /echo kv-2 did not catch up within 0.4 s \(last lag 777 bytes\); kv-1 serves again at epoch 1/,
+    );
+    expect(h.has('promote-kv-2')).toBe(false);
+    const kv1 = h.control.instances().find((i) => i.id === 'kv-1');
+    expect(kv1).toMatchObject({ role: 'primary', phase: 'running', epoch: 1 });
+    expect(h.control.instances().find((i) => i.id === 'kv-2')?.role).toBe('echo');
+    const failed = h.decisions.find((d) => d.kind === 'switchover');
+    expect(failed?.outcome.status).toBe('failed');
+    expect(failed?.inputs).toMatchObject({ externalCatchUp: { lagBytesAtCut: 777, lagBytes: 777 } });
+  });
+
+  it('restarts the deposed primary of a switchover through its prepare hook when the spec declares one (a copy made before it starts)', async () => {
+    const h = await start(1, undefined, { prepare: true });
+    await until(
+      () => h.decisions.find((d) => d.kind === 'external-follow')?.outcome.status === 'ok',
+      'kv-2 follows',
+    );
+    const pidBefore = h.control.instances().find((i) => i.id === 'kv-1')?.pid;
+    expect(h.has('prepare-kv-1')).toBe(false);
+    const decision = await h.control.switchover('kv', 'kv-2');
+    expect(decision.outcome.status).toBe('ok');
+    await until(() => h.has('prepare-kv-1'), 'the prepare hook of kv-1');
+    expect(h.env('prepare-kv-1')).toMatchObject({
+      UNDERSTUDY_INSTANCE: 'kv-1',
+      UNDERSTUDY_PRIMARY_INSTANCE: 'kv-2',
+      UNDERSTUDY_REJOIN: '1',
+    });
+    const kv1 = () => h.control.instances().find((i) => i.id === 'kv-1');
+    await until(() => kv1()?.phase === 'running', 'kv-1 runs again');
+    expect(kv1()?.role).toBe('echo');
+    expect(kv1()?.pid).not.toBe(pidBefore);
+    await until(() => h.has('rejoin-kv-1'), 'kv-1 follows kv-2');
   });
 });

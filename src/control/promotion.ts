@@ -2,7 +2,8 @@ import type { ServiceSpec } from '../config/index.js';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import type { PromotionObserver } from '../telemetry/index.js';
 import { crashPoint } from './crash-points.js';
-import type { ExternalEchoes } from './external-echo.js';
+import { ExternalEchoes, type ExternalCatchUp } from './external-echo.js';
+import { provisionExternalEcho } from './external-provision.js';
 import {
   PROMOTION_PREFIX,
   type FailoverCause,
@@ -121,13 +122,39 @@ export async function promoteNow(ctx: PromotionContext, p: Promotion): Promise<v
       if (spec.echo.mode === 'external') fenceHook = await external.fence(spec, old, target, next);
     }
     plane?.router.setEpoch(next);
+    // A planned switchover of an external echo, as Patroni's: the old primary takes no more writes (the
+    // router has just cut it), the service's own replication catches the echo up, and it is promoted only
+    // once its lag hook reads 0 bytes behind — everything the old primary acknowledged is on it, even
+    // with asynchronous replication. Not caught up in time: the old primary serves again, nothing moved.
+    let catchUp: ExternalCatchUp | undefined;
+    if (kind === 'switchover' && old && spec.echo.mode === 'external') {
+      catchUp = await external.catchUp(spec, target, old, timeouts.switchoverExternalMs);
+      if (!catchUp.caughtUp) {
+        old.epoch = next;
+        await host.save(old);
+        plane?.setPrimary(old, next);
+        decision.inputs = { ...decision.inputs, externalCatchUp: catchUpInputs(catchUp) };
+        throw new UnderstudyError(
+          ErrorCode.Failover,
+          `echo ${target.id} did not catch up within ${timeouts.switchoverExternalMs / 1000} s ` +
+            `(last lag ${catchUp.lagBytes ?? 'unknown'} bytes${catchUp.error ? `: ${catchUp.error}` : ''}); ` +
+            `${old.id} serves again at epoch ${next}`,
+          { details: { instance: target.id, ...catchUpInputs(catchUp) } },
+        );
+      }
+    }
     // The router's mutation log is a third copy: let the echo apply what it still lacks from it.
     if (plane?.replication) await plane.replication.waitCaughtUp(target.id, spec.echo.mutations.timeout);
     const atRisk = plane?.replication?.atRisk(target.id) ?? [];
     await plane?.removeEcho(target.id);
     // Nothing more is written into the target's state directory: it is about to serve from it.
     const fileLag = files?.echoes().find((e) => e.echo === target.id);
-    const externalLag = spec.echo.mode === 'external' ? external.lagBytes(target.id) : undefined;
+    const externalLag =
+      spec.echo.mode !== 'external'
+        ? undefined
+        : catchUp?.caughtUp && !catchUp.noLagHook
+          ? 0
+          : external.lagBytes(target.id);
     await files?.removeEcho(target.id);
     const echoSlot = target.slot;
     if (!moveInstance(host.decisions, target, 'promote'))
@@ -180,7 +207,7 @@ export async function promoteNow(ctx: PromotionContext, p: Promotion): Promise<v
         }
         await files?.addEcho(old.id, old.stateDir);
         await host.save(old);
-        if (spec.echo.mode === 'external') await external.follow(spec, old, target, true);
+        if (spec.echo.mode === 'external') await rejoinExternal(ctx, spec, old, target);
       }
     }
     // Every role is saved: nothing is left to roll forward.
@@ -216,6 +243,7 @@ export async function promoteNow(ctx: PromotionContext, p: Promotion): Promise<v
       ...(fileLag ? { fileSyncLag: { seconds: fileLag.lagSeconds, bytes: fileLag.lagBytes } } : {}),
       ...(fenceHook !== undefined ? { fenceHook } : {}),
       ...(externalLag !== undefined ? { externalLagBytes: externalLag } : {}),
+      ...(catchUp ? { externalCatchUp: catchUpInputs(catchUp) } : {}),
       timings: { detectionMs: record.detectionMs, promotionMs: record.promotionMs },
     };
     host.decisions.settle(
@@ -225,7 +253,9 @@ export async function promoteNow(ctx: PromotionContext, p: Promotion): Promise<v
         fileLag
           ? `file sync lag at promotion ${fileLag.lagSeconds.toFixed(3)} s / ${fileLag.lagBytes} bytes`
           : externalLag !== undefined
-            ? `replication lag at promotion ${externalLag} bytes (the service's own replication)`
+            ? catchUp && !catchUp.noLagHook
+              ? `the old primary stopped taking writes, then the echo caught up ${catchUp.firstLagBytes ?? 'unknown'} bytes of lag in ${catchUp.waitedMs} ms: promoted at 0 bytes behind`
+              : `replication lag at promotion ${externalLag} bytes (the service's own replication)`
             : atRisk.length
               ? `${atRisk.length} acknowledged mutation(s) at risk: ${atRisk.slice(0, 10).join(', ')}`
               : 'nothing acknowledged lost'
@@ -240,6 +270,62 @@ export async function promoteNow(ctx: PromotionContext, p: Promotion): Promise<v
   } finally {
     if (paused) await plane?.resumeAfterSwitchover().catch(() => plane.router.resume());
   }
+}
+
+/**
+ * The deposed primary of a switchover rejoins as an external echo of `target`. When the spec declares a
+ * `prepare` hook, an echo's copy is made before it starts (PostgreSQL: pg_rewind onto the new
+ * timeline, then it starts as a standby), so the old primary is stopped and provisioned again as a
+ * rejoining echo; otherwise its `rejoin` (or `follow`) hook turns it into a follower as it runs (Redis:
+ * REPLICAOF). Never throws: a failure is recorded and leaves the echo not in sync.
+ */
+async function rejoinExternal(
+  ctx: PromotionContext,
+  spec: ServiceSpec,
+  old: InstanceRecord,
+  target: InstanceRecord,
+): Promise<void> {
+  const { host, external } = ctx;
+  if (!ExternalEchoes.hookOf(spec, 'prepare')) {
+    await external.follow(spec, old, target, true);
+    return;
+  }
+  const decision = host.decisions.record({
+    kind: 'start',
+    service: spec.name,
+    instance: old.id,
+    what: `restart ${old.id} as an echo of ${target.id} (prepare hook, rejoin)`,
+    why: 'the deposed primary of a switchover rejoins; its copy is prepared before it starts',
+    inputs: { primary: target.id },
+    outcome: { status: 'pending' },
+  });
+  try {
+    host.expectExit(old.id);
+    await host.agents.of(old).stop(old.id, { graceMs: spec.stopGrace });
+    moveInstance(host.decisions, old, 'stop');
+    delete old.pid;
+    delete old.health;
+    await host.save(old);
+    external.forget(old.id);
+    if (await provisionExternalEcho(host, external, { spec, rec: old, decision, rejoin: true })) return;
+    external.markUnsynced(old.id, `${old.id} did not rejoin (see its start decision)`);
+  } catch (err) {
+    external.markUnsynced(old.id, (err as Error).message);
+    if (decision.outcome.status === 'pending')
+      host.decisions.settle(decision, 'failed', (err as Error).message);
+  }
+}
+
+/** What a decision records of a switchover's wait for an external echo: the lag it waited for, and how long. */
+function catchUpInputs(c: ExternalCatchUp): Record<string, unknown> {
+  return {
+    lagBytesAtCut: c.firstLagBytes ?? null,
+    lagBytes: c.lagBytes ?? null,
+    waitedMs: c.waitedMs,
+    readings: c.readings,
+    ...(c.error ? { error: c.error } : {}),
+    ...(c.noLagHook ? { noLagHook: true } : {}),
+  };
 }
 
 /**

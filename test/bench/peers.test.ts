@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { aptCommands, BENCH_PEERS, commandExists, ensurePeers, missingPeers } from '../../bench/lib/peers.js';
+import {
+  aptCommands,
+  BENCH_PEERS,
+  commandExists,
+  ensurePeers,
+  missingPeers,
+  startWithRetries,
+} from '../../bench/lib/peers.js';
 
 describe('benchmark peers', () => {
   it('lists the tools of the benchmarks that run them', () => {
@@ -63,5 +70,39 @@ describe('benchmark peers', () => {
     expect(still).toEqual([{ command: 'rsync', package: 'rsync' }]);
     expect(ran).toEqual([['apt-get', 'update', '-qq']]);
     expect(lines.at(-1)).toMatch(/'apt-get update -qq' failed \(exit 100\)/);
+  });
+});
+
+describe('starting the system of a bench run', () => {
+  it('starts again after a failed start, saying why, and returns the first system that comes up', async () => {
+    const lines: string[] = [];
+    const seen: number[] = [];
+    const system = await startWithRetries(
+      (attempt) => {
+        seen.push(attempt);
+        return attempt < 3 ? Promise.reject(new Error(`slow start ${attempt}`)) : Promise.resolve('up');
+      },
+      { log: (l) => lines.push(l), what: 'peers-x: sys' },
+    );
+    expect(system).toBe('up');
+    expect(seen).toEqual([1, 2, 3]);
+    expect(lines).toEqual([
+      'peers-x: sys: start attempt 1 failed (slow start 1); again',
+      'peers-x: sys: start attempt 2 failed (slow start 2); again',
+    ]);
+  });
+
+  it('gives up after the last attempt with its error', async () => {
+    let calls = 0;
+    await expect(
+      startWithRetries(
+        () => {
+          calls++;
+          return Promise.reject(new Error(`no ${calls}`));
+        },
+        { log: () => undefined, what: 'x', attempts: 2 },
+      ),
+    ).rejects.toThrow('no 2');
+    expect(calls).toBe(2);
   });
 });

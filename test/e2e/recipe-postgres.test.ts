@@ -1,7 +1,8 @@
 // The PostgreSQL recipe (examples/postgres) end to end under `understudy up`: streaming replication as
 // the external echo (echo.mode: external), synchronous; SIGKILL of the primary (its postmaster and
 // every backend) under a stream of acknowledged inserts through the router; the promoted standby holds
-// every one of them and takes new inserts; the old primary rejoins as a standby (pg_rewind).
+// every one of them and takes new inserts; the old primary rejoins as a standby (pg_rewind). Then a
+// planned switchover back under inserts: promoted at lag 0, the deposed primary restarted as a standby.
 import { randomUUID } from 'node:crypto';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -51,7 +52,7 @@ describe.runIf(bin !== undefined)(
   'PostgreSQL recipe under understudy up (external echo, synchronous)',
   { timeout: 240_000 },
   () => {
-    it('loses no acknowledged insert when the primary is SIGKILLed, and rejoins the old primary as a standby', async () => {
+    it('loses no acknowledged insert when the primary is SIGKILLed, rejoins the old primary as a standby, and switches back over without losing one either', async () => {
       const tag = randomUUID();
       const spec = parse(readFileSync(join(recipe, 'understudy.yaml'), 'utf8')) as {
         services: { env: Record<string, string> }[];
@@ -121,6 +122,43 @@ describe.runIf(bin !== undefined)(
         up.output,
       );
       expect(sql(primary?.ports.pg ?? 0, 'SELECT pg_is_in_recovery()')).toBe('t');
+
+      // A planned switchover back under inserts: the router cuts the current primary, the standby
+      // catches up (its lag hook reads 0), is promoted, and the deposed primary is restarted as a
+      // standby (prepare: pg_rewind) — never left running as a second primary.
+      sql(router, 'TRUNCATE acked');
+      await waitFor(
+        () =>
+          accepts(echo?.ports.pg ?? 0, "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'"),
+        60_000,
+        () => 'the rejoined standby never became synchronous',
+      );
+      const again = insertStream(bin ?? '', router, 'postgres');
+      await waitFor(() => again.acked() >= 300, 60_000);
+      const switchover = await api.switchover('pg');
+      const ackedAtSwitch = again.acked();
+      await again.stop();
+      expect(switchover.outcome.status).toBe('ok');
+      expect(switchover.inputs).toMatchObject({ externalLagBytes: 0, externalCatchUp: { lagBytes: 0 } });
+      expect((await pg(api)).instances.find((i) => i.role === 'primary')?.id).toBe(primary?.id);
+      await waitFor(() => accepts(router, 'SELECT pg_is_in_recovery()', 'f'), 60_000, up.output);
+      expect(Number(sql(router, `SELECT count(*) FROM acked WHERE id <= ${ackedAtSwitch}`))).toBe(
+        ackedAtSwitch,
+      );
+      sql(router, 'INSERT INTO acked VALUES (20000000)');
+      await waitFor(
+        async () => {
+          const deposed = (await pg(api)).instances.find((i) => i.id === echo?.id);
+          return (
+            deposed?.role === 'echo' &&
+            deposed.phase === 'running' &&
+            accepts(deposed.ports.pg ?? 0, 'SELECT count(*) FROM acked WHERE id = 20000000')
+          );
+        },
+        60_000,
+        up.output,
+      );
+      expect(sql(echo?.ports.pg ?? 0, 'SELECT pg_is_in_recovery()')).toBe('t');
     });
   },
 );

@@ -1,7 +1,9 @@
 // examples/redis on the real redis-server: unique writes through Understudy's address, SIGKILL of the
 // primary, the external echo promoted by its hook (REPLICAOF NO ONE), writes go on, nothing acknowledged
-// by WAIT is lost, and the old primary rejoins as a replica of the new one.
-import { spawnSync } from 'node:child_process';
+// by WAIT is lost, and the old primary rejoins as a replica of the new one. A planned switchover
+// (`understudy switchover`) under writes loses nothing acknowledged even by SET alone: it promotes the
+// echo only once the old primary is cut off and the echo's lag hook reads 0.
+import { execFile, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { ApiClient } from '../../src/api/index.js';
 import { RespClient, RespError, parseInfo } from '../../bench/lib/resp.js';
-import { processesWithEnv, repoRoot, startUp, waitFor, type UpProcess } from './lib/cli.js';
+import { cliBin, processesWithEnv, repoRoot, startUp, waitFor, type UpProcess } from './lib/cli.js';
 
 const haveRedis = spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0;
 const work = mkdtempSync(join(tmpdir(), 'understudy-redis-'));
@@ -21,7 +23,7 @@ afterAll(async () => {
 });
 
 /** The example spec, run from its folder, with a tag in its instances' environment (to check cleanup). */
-function exampleSpec(tag: string): string {
+function exampleSpec(tag: string, name = 'redis'): string {
   const dir = join(repoRoot, 'examples/redis');
   const doc = parse(readFileSync(join(dir, 'understudy.yaml'), 'utf8')) as {
     services: Record<string, unknown>[];
@@ -29,7 +31,7 @@ function exampleSpec(tag: string): string {
   const svc = doc.services[0] as Record<string, unknown>;
   svc['cwd'] = dir;
   svc['env'] = { US_TEST_TAG: tag };
-  const file = join(work, 'redis.yaml');
+  const file = join(work, `${name}.yaml`);
   writeFileSync(file, stringify(doc));
   return file;
 }
@@ -165,5 +167,98 @@ describe.skipIf(!haveRedis)('the Redis recipe (external echo)', { timeout: 90_00
         c.close();
       }
     }, 10_000);
+  });
+
+  it('switches over under writes without losing one acknowledged write: the echo is promoted only at lag 0', async () => {
+    const tag = randomUUID();
+    const dataDir = join(work, 'data-switchover');
+    const up: UpProcess = await startUp(exampleSpec(tag, 'redis-switchover'), dataDir);
+    cleanups.push(async () => {
+      up.child.kill('SIGINT');
+      await up.exited;
+      expect(processesWithEnv('US_TEST_TAG', tag)).toEqual([]);
+    });
+    const api = ApiClient.fromDataDir(dataDir);
+    const service = async () => (await api.services()).find((s) => s.name === 'redis');
+    await waitFor(
+      async () => (await service())?.externalEchoes?.some((e) => e.lagBytes === 0) ?? false,
+      30_000,
+      up.output,
+    );
+    const routerPort = Number((await service())?.dataPlane?.address.split(':').at(-1));
+    const primaryOf = async () => (await api.instances()).find((i) => i.role === 'primary');
+    const first = await primaryOf();
+
+    // SET alone (asynchronous replication, no WAIT): what the old primary acknowledged last may not
+    // have reached the echo when the switchover starts.
+    const acked: string[] = [];
+    let stop = false;
+    const writer = (async () => {
+      let c: RespClient | undefined;
+      for (let i = 0; !stop; i++) {
+        try {
+          c ??= await RespClient.connect('127.0.0.1', routerPort);
+          if ((await c.command(['SET', `s${i}`, String(i)], 1000)) !== 'OK') throw new Error('not OK');
+          acked.push(`s${i}`);
+        } catch {
+          c?.close();
+          c = undefined;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }
+      c?.close();
+    })();
+    await waitFor(
+      () => acked.length >= 300,
+      20_000,
+      () => `only ${acked.length} writes acknowledged`,
+    );
+    // The operator verb, run without blocking this process's writer.
+    const cli = await new Promise<{ code: number; out: string }>((resolve) =>
+      execFile(
+        process.execPath,
+        [cliBin, '-d', dataDir, 'switchover', 'redis'],
+        { encoding: 'utf8', timeout: 60_000 },
+        (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, out: stdout + stderr }),
+      ),
+    );
+    expect(cli.code, cli.out).toBe(0);
+    const ackedAtSwitch = acked.length;
+    await waitFor(() => acked.length >= ackedAtSwitch + 200, 20_000, up.output);
+    stop = true;
+    await writer;
+
+    const promoted = await primaryOf();
+    expect(promoted?.id).not.toBe(first?.id);
+    expect((await info(promoted?.ports['redis'] ?? 0))['role']).toBe('master');
+    const switchover = (await api.events({ service: 'redis', limit: 1000 })).find(
+      (e) => e.kind === 'switchover',
+    );
+    expect(switchover?.outcome.status).toBe('ok');
+    // The decision says what it waited for: the echo's lag once the old primary was cut off, then 0.
+    expect(switchover?.inputs).toMatchObject({ externalLagBytes: 0, externalCatchUp: { lagBytes: 0 } });
+
+    const reader = await RespClient.connect('127.0.0.1', routerPort);
+    const present = new Set<string>();
+    for (let i = 0; i < acked.length; i += 500) {
+      const keys = acked.slice(i, i + 500);
+      const values = await reader.command(['MGET', ...keys], 5000);
+      (values as (string | null)[]).forEach((v, j) => v !== null && present.add(keys[j] ?? ''));
+    }
+    reader.close();
+    const catchUp = switchover?.inputs['externalCatchUp'] as { lagBytesAtCut: number; waitedMs: number };
+    console.log(
+      `redis recipe switchover: ${acked.length} writes acknowledged by SET; lag at the cut ${catchUp.lagBytesAtCut} bytes, caught up in ${catchUp.waitedMs} ms`,
+    );
+    expect(acked.filter((k) => !present.has(k))).toEqual([]);
+    // The old primary follows the new one.
+    await waitFor(
+      async () => {
+        const r = await info(first?.ports['redis'] ?? 0).catch(() => ({}) as Record<string, string>);
+        return r['role'] === 'slave' && r['master_port'] === String(promoted?.ports['redis']);
+      },
+      20_000,
+      up.output,
+    );
   });
 });
