@@ -202,4 +202,25 @@ describe('ClusterHosts', () => {
     expect(placed?.why).toContain('not holding its echo');
     hosts.close();
   });
+
+  it('spreads a scaled service’s warm-pool echoes across zones instead of placing them off one primary', () => {
+    const scaled = parseSpecText(
+      'services:\n  - name: kv\n    command: [x]\n    ports: { http: 0 }\n    echo: { count: 2, mode: warm }\n    scaling: { min: 1, max: 3 }\n',
+      'kv.yaml',
+    ).services[0] as ServiceSpec;
+    // kv-1 serves on h1 (z1), a warm echo already stands by on h2 (z2): the next one goes to zone z1.
+    records = [rec('kv-1', 'primary', 'h1'), rec('kv-2', 'echo', 'h2'), rec('kv-3', 'primary', 'h2')];
+    const hosts = new ClusterHosts(new Directory(), {
+      decisions,
+      now: () => now,
+      records: () => records,
+      specOf: () => scaled,
+      fileSyncHost: () => undefined,
+      loss: { primaryLost: () => true, shadowLost: () => undefined },
+    });
+    const d = hosts.place('kv', 'echo', 'kv-4');
+    expect(d).toMatchObject({ applied: true, host: 'h3', request: { kind: 'warm-pool' } });
+    expect(d.reason).toContain('spread across zones');
+    hosts.close();
+  });
 });

@@ -167,7 +167,8 @@ export class ClusterHosts {
    * Chooses the host of a new instance (`instance`: the record being placed, when it exists) and records
    * the decision. Undefined (with a failed decision saying why) when no host fits. A shadow follows the
    * live instance whose zone holds the fewest of the service's shadows: each zone with live instances
-   * keeps its own shadow pool (seed 002).
+   * keeps its own shadow pool (seed 002). The echoes of a scaled service (`scaling.max` > 1) are its
+   * warm pool, spread across zones.
    */
   place(service: string, role: InstanceRole, instance?: string): PlacementDecision {
     const view = this.placementView();
@@ -176,8 +177,10 @@ export class ClusterHosts {
       role === 'shadow'
         ? this.#liveForShadow(view, others, service)
         : others.find((i) => i.service === service && i.role === 'primary');
+    // A scaled service's echoes are its warm pool (no one primary's standby): spread across zones.
+    const warmPool = role === 'echo' && (this.deps.specOf(service)?.scaling.max ?? 1) > 1;
     const request: PlacementRequest =
-      role === 'echo' && primary
+      role === 'echo' && primary && !warmPool
         ? { kind: 'echo', primary: primary.id }
         : role === 'shadow' && primary
           ? { kind: 'shadow', live: primary.id }
