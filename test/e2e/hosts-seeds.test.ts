@@ -82,8 +82,9 @@ describe.skipIf(!support.ok)('seed 001/002 shadows across hosts', { timeout: 90_
     const shadows = (await cluster.records()).filter((r) => r.role === 'shadow' && r.phase === 'running');
     const lost = shadows.find((s) => s.host !== primary.host)!;
     const other = shadows.find((s) => s.id !== lost.id)!;
-    const lostAt = Date.now();
     cluster.loseHost(lost.host);
+    // Within 40 s, while the lost host's other instances wait 120 s (replaceLostAfterMs): the shadow
+    // moves because its host was lost, not because the replacement delay ran out.
     await waitFor(
       () => `shadow ${lost.id} to run again in zone z1: ${cluster.control.out().slice(-3000)}`,
       async () =>
@@ -92,14 +93,11 @@ describe.skipIf(!support.ok)('seed 001/002 shadows across hosts', { timeout: 90_
         ),
       40_000,
     );
-    const movedAfterMs = Date.now() - lostAt;
     const moved = (await cluster.records()).find((r) => r.id === lost.id)!;
     // In zone z1, off the primary's host: the zone's one host left (h4 in zone z2 has room too).
     expect(zones[moved.host]).toBe('z1');
     expect(moved.host).not.toBe(primary.host);
     expect(moved.host).toBe(other.host);
-    // Well before the lost host's instances would be replaced (120 s): the heartbeat moved it.
-    expect(movedAfterMs).toBeLessThan(120_000);
 
     const decisions = await cluster.decisions();
     const hostLost = decisions.find((d) => d.kind === 'host-lost' && d.inputs.host === lost.host);
