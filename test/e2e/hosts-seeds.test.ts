@@ -5,7 +5,8 @@
 //   zone — long before the lost host's other instances would be replaced — as recorded decisions.
 // - Seeds 003/004: migration to a target host chosen by placement (not the primary's host, not its
 //   echo's): the echo is provisioned there first, then traffic switches to it with no failed request.
-// Separate hardware (seed 000: the echo on another host and zone) and host loss are in host-loss.test.ts.
+// - Seed 000's separate hardware "if possible": with one host the echo shares it, provisioned there.
+// Separate hardware (the echo on another host and zone) and host loss are in host-loss.test.ts.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { netnsSupport } from '../lib/netns.js';
 import { NetnsCluster, type ClusterDecision } from '../lib/netns-cluster.js';
@@ -182,5 +183,33 @@ describe.skipIf(!support.ok)('seeds 003/004 migration to a target host', { timeo
     expect(moved.role).toBe('primary');
     expect(moved.host).toBe(third);
     expect(moved.epoch).toBeGreaterThan(original.epoch);
+  });
+});
+
+describe.skipIf(!support.ok)('seed 000 separate hardware “if possible”', { timeout: 90_000 }, () => {
+  let cluster: NetnsCluster;
+
+  beforeAll(async () => {
+    cluster = await NetnsCluster.start({ hosts: { h1: 'z1' } });
+  }, 90_000);
+
+  afterAll(async () => {
+    dump(cluster);
+    await cluster?.close();
+  });
+
+  it('with one host, the echo shares its primary’s host (saying so), is provisioned there from a snapshot and applies every write', async () => {
+    const { primary, echo } = await cluster.pair();
+    expect(echo.host).toBe(primary.host);
+    const placed = lastPlace(await cluster.decisions(), echo.id);
+    expect(placed?.why).toContain("no other host has room: shares its primary's host h1");
+    await cluster.startLoad(40, 'one');
+    await sleep(1500);
+    const load = await cluster.stopLoad();
+    expect(load.errors).toBe(0);
+    await cluster.inSync(echo.id);
+    const acked = new Map(load.acked);
+    const echoLog = NetnsCluster.kvLog(echo.stateDir);
+    expect([...acked].filter(([k, v]) => echoLog.get(k)?.value !== v)).toEqual([]);
   });
 });
