@@ -14,6 +14,8 @@ import type { ControlDecision, InstanceRecord, ControlDecisionKind } from './rec
 export interface MigrationHosts {
   /** The host a primary migrates to, recorded as a `place` decision when `record` (else a preview). */
   placeMigration(rec: InstanceRecord, record?: boolean): PlacementDecision;
+  /** The host of a new instance of `service` in `role` (the retired primary as an echo), recorded. */
+  place(service: string, role: InstanceRecord['role'], instance?: string): PlacementDecision;
 }
 
 /** What the migration watch works with. */
@@ -43,7 +45,8 @@ const CONFIDENCE_SAMPLES = 5;
  * (no request fails), `migrate-retire` recreates the deposed primary as a fresh echo. Each decision
  * is recorded with the score's components. With several hosts the target host is placement's choice
  * (a recorded `place` decision): an echo already there is the target, else the best echo is moved
- * there (provisioned again from the primary) before the switch.
+ * there (provisioned again from the primary) before the switch; the retired primary becomes an echo
+ * where placement puts one.
  */
 export class MigrationWatch {
   readonly #states = new Map<string, { service: string; state: MigrationState; target?: string }>();
@@ -114,11 +117,19 @@ export class MigrationWatch {
       this.#states.set(id, { ...m, state: r.state });
       for (const d of r.decisions) {
         const decision = this.#record(spec, rec, d, {});
-        await this.#supervisor
-          .recreateEcho(rec, decision)
-          .catch((err: unknown) =>
-            this.#supervisor.decisions.settle(decision, 'failed', `${(err as Error).message}`),
-          );
+        // Several hosts: the deposed primary becomes an echo where placement puts one (off the host it
+        // was moved away from, when another has room), not necessarily where it ran.
+        const placed = this.#hosts?.place(spec.name, 'echo', rec.id);
+        const moveTo =
+          placed?.applied && placed.host !== undefined && placed.host !== rec.host ? placed.host : undefined;
+        if (moveTo) decision.inputs = { ...decision.inputs, movedFrom: rec.host, movedTo: moveTo };
+        await (
+          moveTo && this.#supervisor.agents.has(moveTo)
+            ? this.#supervisor.relocateEcho(rec, this.#supervisor.agents.get(moveTo), decision)
+            : this.#supervisor.recreateEcho(rec, decision)
+        ).catch((err: unknown) =>
+          this.#supervisor.decisions.settle(decision, 'failed', `${(err as Error).message}`),
+        );
       }
     }
     const primaries = mine.filter((i) => i.role === 'primary' && i.phase === 'running');

@@ -4,7 +4,8 @@
 //   shadow pool); a shadow whose host stops heartbeating is re-created at once on another host of that
 //   zone — long before the lost host's other instances would be replaced — as recorded decisions.
 // - Seeds 003/004: migration to a target host chosen by placement (not the primary's host, not its
-//   echo's): the echo is provisioned there first, then traffic switches to it with no failed request.
+//   echo's): the echo is provisioned there first, then traffic switches to it with no failed request;
+//   the retired primary becomes an echo off the host it left.
 // - Seed 000's separate hardware "if possible": with one host the echo shares it, provisioned there.
 // Separate hardware (the echo on another host and zone) and host loss are in host-loss.test.ts.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -147,7 +148,7 @@ describe.skipIf(!support.ok)('seeds 003/004 migration to a target host', { timeo
     await cluster?.close();
   });
 
-  it('pre-provisions the echo on the host placement chose, then switches traffic to it with no failed request', async () => {
+  it('pre-provisions the echo on the host placement chose, switches traffic to it with no failed request, and retires the old primary as an echo off its host', async () => {
     const start = await cluster.pair();
     const original = start.primary;
     const loadFrom = Date.now();
@@ -195,6 +196,25 @@ describe.skipIf(!support.ok)('seeds 003/004 migration to a target host', { timeo
     expect(moved.role).toBe('primary');
     expect(moved.host).toBe(third);
     expect(moved.epoch).toBeGreaterThan(original.epoch);
+
+    // Retired, the old primary becomes an echo where placement puts one: off the host it left.
+    let retired: ClusterDecision | undefined;
+    await waitFor(
+      () => `the retirement of ${original.id}: ${cluster.control.out().slice(-3000)}`,
+      async () => {
+        retired = (await cluster.decisions()).find(
+          (d) => d.kind === 'migrate-retire' && d.instance === original.id && d.outcome.status !== 'pending',
+        );
+        if (retired) records = await cluster.records();
+        return retired !== undefined;
+      },
+      30_000,
+    );
+    expect(retired?.outcome.status).toBe('ok');
+    expect(retired?.inputs).toMatchObject({ movedFrom: original.host, movedTo: start.echo.host });
+    const echoNow = records.find((r) => r.id === original.id)!;
+    expect(echoNow.role).toBe('echo');
+    expect(echoNow.host).toBe(start.echo.host);
   });
 });
 
