@@ -60,6 +60,7 @@ describe('ClusterHosts', () => {
   let now = 1_000_000;
   let records: InstanceRecord[];
   let lost: { id: string; to: string | undefined }[];
+  let shadowsLost: string[];
   let fileSync: string | undefined;
   let seen: ControlDecision[];
   const spec = parseSpecText(
@@ -81,6 +82,7 @@ describe('ClusterHosts', () => {
             lost.push({ id: r.id, to });
             return true;
           },
+          shadowLost: (r) => shadowsLost.push(r.id),
         },
       },
       { replaceAfterMs },
@@ -96,6 +98,7 @@ describe('ClusterHosts', () => {
     decisions.subscribe((d) => seen.push(d));
     records = [];
     lost = [];
+    shadowsLost = [];
     fileSync = undefined;
   });
   afterEach(async () => {
@@ -155,6 +158,69 @@ describe('ClusterHosts', () => {
     expect(hosts.overdue().map((r) => r.id)).toEqual(['kv-2']);
     // Re-placed: another host than the primary's (h1), h2 being down.
     expect(hosts.place('kv', 'echo', 'kv-2')).toMatchObject({ applied: true, host: 'h3' });
+    hosts.close();
+  });
+
+  it('a lost host’s shadow is re-created at once (not after replaceAfterMs), in its live instance’s zone, as a recorded decision', () => {
+    const directory = new Directory();
+    directory.hosts.push(hostRec('h4', 'z1'));
+    const shadow = rec('kv-3', 'shadow', 'h3');
+    records = [rec('kv-1', 'primary', 'h1'), rec('kv-2', 'echo', 'h2'), shadow];
+    const hosts = make(directory, 60_000);
+    directory.down('h3');
+    expect(shadowsLost).toEqual(['kv-3']);
+    expect(hosts.restartGate(shadow)).toBe('replace');
+    const recreate = seen.find((x) => x.kind === 'recreate');
+    expect(recreate?.what).toBe('recreate shadow kv-3 in zone z1 (its host h3 is lost)');
+    expect(recreate?.inputs).toMatchObject({ planned: 'h4', zone: 'z1' });
+    // Re-placed in zone z1 on h4 — not on h2 (zone z2), though h2 is up too.
+    expect(hosts.place('kv', 'shadow', 'kv-3')).toMatchObject({ applied: true, host: 'h4', zone: 'z1' });
+    // An echo of a lost host still waits for it (its data may come back with the host).
+    expect(hosts.restartGate({ ...rec('kv-2', 'echo', 'h3') })).toBe('wait');
+    hosts.close();
+  });
+
+  it('keeps a shadow pool in each zone with live instances: a new shadow follows the live instance whose zone has fewest', () => {
+    const directory = new Directory();
+    directory.hosts.push(hostRec('h4', 'z2'));
+    records = [rec('kv-1', 'primary', 'h1'), rec('kv-2', 'primary', 'h2'), rec('kv-3', 'shadow', 'h3')];
+    const hosts = make(directory);
+    const d = hosts.place('kv', 'shadow', 'kv-4');
+    expect(d).toMatchObject({ applied: true, host: 'h4', zone: 'z2', request: { live: 'kv-2' } });
+    hosts.close();
+  });
+
+  it('places a migration target off the primary’s host and its echo’s, recorded; a preview records nothing', () => {
+    const primary = rec('kv-1', 'primary', 'h1');
+    records = [primary, rec('kv-2', 'echo', 'h2')];
+    const hosts = make(new Directory());
+    expect(hosts.placeMigration(primary, false)).toMatchObject({ applied: true, host: 'h3' });
+    expect(seen.filter((x) => x.kind === 'place')).toEqual([]);
+    hosts.placeMigration(primary);
+    const placed = seen.find((x) => x.kind === 'place');
+    expect(placed?.what).toBe('place the migration target of primary kv-1 on h3 (zone z1)');
+    expect(placed?.why).toContain('not holding its echo');
+    hosts.close();
+  });
+
+  it('spreads a scaled service’s warm-pool echoes across zones instead of placing them off one primary', () => {
+    const scaled = parseSpecText(
+      'services:\n  - name: kv\n    command: [x]\n    ports: { http: 0 }\n    echo: { count: 2, mode: warm }\n    scaling: { min: 1, max: 3 }\n',
+      'kv.yaml',
+    ).services[0] as ServiceSpec;
+    // kv-1 serves on h1 (z1), a warm echo already stands by on h2 (z2): the next one goes to zone z1.
+    records = [rec('kv-1', 'primary', 'h1'), rec('kv-2', 'echo', 'h2'), rec('kv-3', 'primary', 'h2')];
+    const hosts = new ClusterHosts(new Directory(), {
+      decisions,
+      now: () => now,
+      records: () => records,
+      specOf: () => scaled,
+      fileSyncHost: () => undefined,
+      loss: { primaryLost: () => true, shadowLost: () => undefined },
+    });
+    const d = hosts.place('kv', 'echo', 'kv-4');
+    expect(d).toMatchObject({ applied: true, host: 'h3', request: { kind: 'warm-pool' } });
+    expect(d.reason).toContain('spread across zones');
     hosts.close();
   });
 });

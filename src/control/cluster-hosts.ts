@@ -49,6 +49,11 @@ export interface ClusterHostsOptions {
 export interface HostLossHandler {
   /** A primary of a lost host: fail it over (to `to` when given). Returns whether a failover began. */
   primaryLost(rec: InstanceRecord, detail: string, evidence: Record<string, unknown>, to?: string): boolean;
+  /**
+   * A shadow of a lost host (seed 001: its heartbeat stopped): take it out of the data plane and have it
+   * re-created now; {@link ClusterHosts.restartGate} sends it to another host of its zone.
+   */
+  shadowLost(rec: InstanceRecord): void;
 }
 
 const roleOf = (rec: InstanceRecord): PlacementInstance['role'] => rec.role;
@@ -61,6 +66,8 @@ const roleOf = (rec: InstanceRecord): PlacementInstance['role'] => rec.role;
  */
 export class ClusterHosts {
   readonly #downSince = new Map<string, number>();
+  /** Shadows of a lost host to re-create elsewhere at once (they hold nothing that must wait for the host). */
+  readonly #shadowsToMove = new Set<string>();
   readonly #heartbeats: HostHeartbeats;
   readonly #unsubscribe: () => void;
   readonly #replaceAfter: number;
@@ -158,14 +165,22 @@ export class ClusterHosts {
 
   /**
    * Chooses the host of a new instance (`instance`: the record being placed, when it exists) and records
-   * the decision. Undefined (with a failed decision saying why) when no host fits.
+   * the decision. Undefined (with a failed decision saying why) when no host fits. A shadow follows the
+   * live instance whose zone holds the fewest of the service's shadows: each zone with live instances
+   * keeps its own shadow pool (seed 002). The echoes of a scaled service (`scaling.max` > 1) are its
+   * warm pool, spread across zones.
    */
   place(service: string, role: InstanceRole, instance?: string): PlacementDecision {
     const view = this.placementView();
     const others = view.instances.filter((i) => i.id !== instance);
-    const primary = others.find((i) => i.service === service && i.role === 'primary');
+    const primary =
+      role === 'shadow'
+        ? this.#liveForShadow(view, others, service)
+        : others.find((i) => i.service === service && i.role === 'primary');
+    // A scaled service's echoes are its warm pool (no one primary's standby): spread across zones.
+    const warmPool = role === 'echo' && (this.deps.specOf(service)?.scaling.max ?? 1) > 1;
     const request: PlacementRequest =
-      role === 'echo' && primary
+      role === 'echo' && primary && !warmPool
         ? { kind: 'echo', primary: primary.id }
         : role === 'shadow' && primary
           ? { kind: 'shadow', live: primary.id }
@@ -186,18 +201,60 @@ export class ClusterHosts {
     });
     if (pinned && decision.applied)
       decision.reason = `${syncHost ? `its file sync runs on ${syncHost}` : `--place-on ${pinned}`}; ${decision.reason}`;
+    this.#recordPlacement(service, role, instance, decision);
+    return decision;
+  }
+
+  /**
+   * Seeds 003/004: the host a primary migrates to — another host than its own, one not holding its echo
+   * when another has room — as a recorded decision when `record` (else a preview, nothing recorded).
+   */
+  placeMigration(rec: InstanceRecord, record = true): PlacementDecision {
+    const view = this.placementView();
+    const decision = place({
+      ...view,
+      request: { kind: 'migration', instance: rec.id },
+      need: this.#need(rec.service, 'primary'),
+      at: this.deps.now(),
+    });
+    if (record) this.#recordPlacement(rec.service, 'primary', rec.id, decision, 'the migration target of');
+    return decision;
+  }
+
+  #recordPlacement(
+    service: string,
+    role: InstanceRole,
+    instance: string | undefined,
+    decision: PlacementDecision,
+    as?: string,
+  ): void {
+    const subject = `${as ? `${as} ` : ''}${role} ${instance ?? `of ${service}`}`;
     this.deps.decisions.record({
       kind: 'place',
       service,
       ...(instance ? { instance } : {}),
       what: decision.applied
-        ? `place ${role} ${instance ?? `of ${service}`} on ${decision.host}${decision.zone ? ` (zone ${decision.zone})` : ''}`
-        : `place ${role} ${instance ?? `of ${service}`}: no host`,
+        ? `place ${subject} on ${decision.host}${decision.zone ? ` (zone ${decision.zone})` : ''}`
+        : `place ${subject}: no host`,
       why: decision.reason,
-      inputs: { ...decision.inputs, request },
+      inputs: { ...decision.inputs, request: decision.request },
       outcome: { status: decision.applied ? 'ok' : 'failed' },
     });
-    return decision;
+  }
+
+  /** The live instance a new shadow of `service` follows: the one whose zone has the fewest shadows. */
+  #liveForShadow(
+    view: { hosts: PlacementHost[] },
+    others: PlacementInstance[],
+    service: string,
+  ): PlacementInstance | undefined {
+    const zoneOf = (host: string): string => view.hosts.find((h) => h.name === host)?.zone ?? '';
+    const shadowsIn = (zone: string): number =>
+      others.filter((i) => i.service === service && i.role === 'shadow' && zoneOf(i.host) === zone).length;
+    return others
+      .filter((i) => i.service === service && i.role === 'primary')
+      .map((i) => ({ i, n: shadowsIn(zoneOf(i.host)) }))
+      .sort((a, b) => a.n - b.n || (a.i.id < b.i.id ? -1 : a.i.id > b.i.id ? 1 : 0))[0]?.i;
   }
 
   /**
@@ -207,7 +264,12 @@ export class ClusterHosts {
    */
   restartGate(rec: InstanceRecord): 'go' | 'wait' | 'replace' {
     const state = this.state(rec.host);
-    if (state === 'up') return 'go';
+    if (state === 'up') {
+      this.#shadowsToMove.delete(rec.id);
+      return 'go';
+    }
+    // A shadow of a lost host moves at once (seed 001: recreated when its heartbeat is lost).
+    if (this.#shadowsToMove.has(rec.id)) return 'replace';
     const since = this.#downSince.get(rec.host);
     if (state === 'down' && (since === undefined || this.deps.now() - since >= this.#replaceAfter))
       return 'replace';
@@ -254,6 +316,25 @@ export class ClusterHosts {
       const rec = records.find((r) => r.id === step.instance);
       if (rec && rec.role === 'primary' && ['starting', 'running', 'unhealthy'].includes(rec.phase))
         this.deps.loss.primaryLost(rec, why, { host, how, ...evidence }, step.echo);
+    }
+    for (const step of plan.steps) {
+      if (step.action !== 'recreate' || step.role !== 'shadow') continue;
+      const rec = records.find((r) => r.id === step.instance);
+      if (!rec || !['starting', 'running', 'unhealthy'].includes(rec.phase)) continue;
+      this.#shadowsToMove.add(rec.id);
+      const zone = step.placement.zone;
+      this.deps.decisions.record({
+        kind: 'recreate',
+        service: rec.service,
+        instance: rec.id,
+        what: step.placement.applied
+          ? `recreate shadow ${rec.id} in zone ${zone || '-'} (its host ${host} is lost)`
+          : `recreate shadow ${rec.id}: no host in its zone has room`,
+        why: `${why}; a shadow is re-created at once (seed 001), in its live instance's zone (seed 002): ${step.placement.reason}`,
+        inputs: { host, how, ...evidence, planned: step.placement.host, zone },
+        outcome: { status: step.placement.applied ? 'recorded' : 'failed' },
+      });
+      this.deps.loss.shadowLost(rec);
     }
   }
 

@@ -148,6 +148,10 @@ export class ControlPlane {
                   { kind: 'host', detail, evidence, detectedAt: this.#clock.now() },
                   to,
                 ),
+              shadowLost: (rec) => {
+                this.#supervisor.markLost(rec);
+                void this.reconcileNow().catch((err: unknown) => recordError(decisions, 'reconcile', err));
+              },
             },
           },
           hosts,
@@ -172,6 +176,7 @@ export class ControlPlane {
       specs: this.specs,
       host: this.#options.host,
       profiles,
+      ...(this.#hosts ? { hosts: this.#hosts } : {}),
     });
   }
 

@@ -85,7 +85,10 @@ export async function provisionEcho(
     await plane.router.pause();
     try {
       fromSeq = plane.replication?.log.lastSeq ?? 0;
-      await host.agents.of(rec).snapshotState(primary, rec.stateDir);
+      // Only where the state is (the agent API takes nothing else: a whole record is refused).
+      await host.agents
+        .of(rec)
+        .snapshotState({ host: primary.host, stateDir: primary.stateDir }, rec.stateDir);
     } finally {
       plane.router.resume();
     }

@@ -1,7 +1,7 @@
 import type { ServiceSpec } from '../config/index.js';
 import { sizeInstances, type ServingUsage } from './echo-sizing.js';
 import type { InstanceSupervisor } from './instance-supervisor.js';
-import { MigrationWatch } from './migration-watch.js';
+import { MigrationWatch, type MigrationHosts } from './migration-watch.js';
 import type { ProfileManager } from './profile-manager.js';
 import { echoFloorFraction } from './profile-sizing.js';
 
@@ -17,6 +17,8 @@ export interface EchoUpkeepDeps {
   readonly host: string;
   /** The services' profiles: fed every sample, and the floor of an echo's size. @default none */
   readonly profiles?: ProfileManager;
+  /** Distributed mode: placement chooses a migration's target host. @default none (one host) */
+  readonly hosts?: MigrationHosts;
 }
 
 /**

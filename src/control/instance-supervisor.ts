@@ -1,4 +1,4 @@
-import type { AgentRegistry, Clock, InstanceExit, InstanceHandle } from '../agent/index.js';
+import type { Agent, AgentRegistry, Clock, InstanceExit, InstanceHandle } from '../agent/index.js';
 import type { ServiceSpec } from '../config/index.js';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import type { FailureVerdict, HealthVerdict } from '../health/index.js';
@@ -9,7 +9,13 @@ import { ServiceAutoscaler } from './autoscaler.js';
 import type { ControlTimeouts } from './control-plane-options.js';
 import { recordError, type DecisionLog } from './decision-log.js';
 import { Failover, type FailoverCause } from './failover.js';
-import { applyHandle, buildLaunch, limitsFor, type LaunchContext } from './instance-launch.js';
+import {
+  applyHandle,
+  buildLaunch,
+  limitsFor,
+  newInstanceRecord,
+  type LaunchContext,
+} from './instance-launch.js';
 import type { InstanceRecords } from './instance-records.js';
 import { moveInstance, reportRefusals, type InstanceEvent } from './instance-transition.js';
 import { waitReady, watchInstance } from './instance-watch.js';
@@ -503,6 +509,32 @@ export class InstanceSupervisor implements AdoptionHost {
     if (rec.role === 'echo') await this.services.plane(rec.service)?.removeEcho(rec.id);
     this.#move(rec, phase === 'failed' ? 'fail' : 'stop');
     await this.save(rec);
+  }
+
+  /**
+   * Moves an echo to the host of `agent` (seed 004: the migration target, provisioned before the
+   * switch): stops it, gives it ports and a state directory there, and provisions it again from the
+   * primary. Runs on the service's work queue, so the reconciler does not replace it meanwhile.
+   */
+  async relocateEcho(rec: InstanceRecord, agent: Agent, decision: ControlDecision): Promise<void> {
+    await this.#deps.work.run(rec.service, 'relocate', async () => {
+      await this.stopInstance(rec, 'stopped');
+      const fresh = await newInstanceRecord(
+        this.specOf(rec.service),
+        rec.id,
+        rec.role,
+        rec.slot,
+        this.#deps.launchContext,
+        agent,
+      );
+      rec.host = fresh.host;
+      rec.ports = fresh.ports;
+      rec.stateDir = fresh.stateDir;
+      delete rec.handle;
+      delete rec.pid;
+      delete rec.pgid;
+      await this.failover.recreateEcho(rec, decision);
+    });
   }
 
   /** Stops an echo and provisions it again from a full copy of the primary; settles `decision`. */

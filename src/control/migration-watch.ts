@@ -4,10 +4,19 @@ import {
   initialMigrationState,
   resolveMigrationPolicyOptions,
   type MigrationState,
+  type PlacementDecision,
 } from '../policy/index.js';
 import { AnomalyDetector, migrationReadinessScore } from '../predict/index.js';
 import type { InstanceSupervisor } from './instance-supervisor.js';
 import type { ControlDecision, InstanceRecord, ControlDecisionKind } from './records.js';
+
+/** What a migration needs of the hosts in distributed mode (`ClusterHosts` is one). */
+export interface MigrationHosts {
+  /** The host a primary migrates to, recorded as a `place` decision when `record` (else a preview). */
+  placeMigration(rec: InstanceRecord, record?: boolean): PlacementDecision;
+  /** The host of a new instance of `service` in `role` (the retired primary as an echo), recorded. */
+  place(service: string, role: InstanceRecord['role'], instance?: string): PlacementDecision;
+}
 
 /** What the migration watch works with. */
 export interface MigrationWatchDeps {
@@ -16,6 +25,11 @@ export interface MigrationWatchDeps {
   readonly specs: readonly ServiceSpec[];
   /** The host instances are placed on (the migration target: a fresh instance on it). */
   readonly host: string;
+  /**
+   * Distributed mode: placement chooses the target host (never the primary's own, not its echo's while
+   * another has room), and the echo to switch to is provisioned there first. @default none (one host)
+   */
+  readonly hosts?: MigrationHosts;
 }
 
 /** Readiness samples in a row the confidence is taken over. */
@@ -29,7 +43,10 @@ const CONFIDENCE_SAMPLES = 5;
  * migration policy's decisions are carried out: `migrate-provision` readies the best echo (the target:
  * a fresh instance on this host), `migrate-switchover` is the planned switchover once it has caught up
  * (no request fails), `migrate-retire` recreates the deposed primary as a fresh echo. Each decision
- * is recorded with the score's components.
+ * is recorded with the score's components. With several hosts the target host is placement's choice
+ * (a recorded `place` decision): an echo already there is the target, else the best echo is moved
+ * there (provisioned again from the primary) before the switch; the retired primary becomes an echo
+ * where placement puts one.
  */
 export class MigrationWatch {
   readonly #states = new Map<string, { service: string; state: MigrationState; target?: string }>();
@@ -41,11 +58,13 @@ export class MigrationWatch {
   readonly #supervisor: InstanceSupervisor;
   readonly #specs: readonly ServiceSpec[];
   readonly #host: string;
+  readonly #hosts: MigrationHosts | undefined;
 
   constructor(deps: MigrationWatchDeps) {
     this.#supervisor = deps.supervisor;
     this.#specs = deps.specs;
     this.#host = deps.host;
+    this.#hosts = deps.hosts;
   }
 
   /** Whether the service must be left alone (closing, or a promotion under way). */
@@ -98,11 +117,19 @@ export class MigrationWatch {
       this.#states.set(id, { ...m, state: r.state });
       for (const d of r.decisions) {
         const decision = this.#record(spec, rec, d, {});
-        await this.#supervisor
-          .recreateEcho(rec, decision)
-          .catch((err: unknown) =>
-            this.#supervisor.decisions.settle(decision, 'failed', `${(err as Error).message}`),
-          );
+        // Several hosts: the deposed primary becomes an echo where placement puts one (off the host it
+        // was moved away from, when another has room), not necessarily where it ran.
+        const placed = this.#hosts?.place(spec.name, 'echo', rec.id);
+        const moveTo =
+          placed?.applied && placed.host !== undefined && placed.host !== rec.host ? placed.host : undefined;
+        if (moveTo) decision.inputs = { ...decision.inputs, movedFrom: rec.host, movedTo: moveTo };
+        await (
+          moveTo && this.#supervisor.agents.has(moveTo)
+            ? this.#supervisor.relocateEcho(rec, this.#supervisor.agents.get(moveTo), decision)
+            : this.#supervisor.recreateEcho(rec, decision)
+        ).catch((err: unknown) =>
+          this.#supervisor.decisions.settle(decision, 'failed', `${(err as Error).message}`),
+        );
       }
     }
     const primaries = mine.filter((i) => i.role === 'primary' && i.phase === 'running');
@@ -131,21 +158,32 @@ export class MigrationWatch {
     this.#recent.set(primary.id, recent);
     const confidence = recent.filter((x) => x >= options.provisionThreshold).length / CONFIDENCE_SAMPLES;
     const m = this.#states.get(primary.id) ?? { service: spec.name, state: initialMigrationState(now) };
-    const target = m.target
-      ? mine.find((i) => i.id === m.target)
-      : this.#supervisor.failover.candidates(spec.name)[0];
+    const candidates = this.#supervisor.failover.candidates(spec.name);
+    // Several hosts: where placement would move the primary (a preview; recorded once provisioning starts).
+    // The target is kept once a migration is under way; while idle it is chosen afresh each sample.
+    const pinned = m.state.phase === 'idle' ? undefined : m.target;
+    const preview = !pinned && this.#hosts ? this.#hosts.placeMigration(primary, false) : undefined;
+    const targetHost = preview?.applied ? preview.host : undefined;
+    const target = pinned
+      ? mine.find((i) => i.id === pinned)
+      : (candidates.find((c) => c.host === targetHost) ?? candidates[0]);
     const synced =
       target !== undefined &&
       target.phase === 'running' &&
+      (targetHost === undefined || target.host === targetHost) &&
       this.#supervisor.services.caughtUp(spec.name, target);
     const usage = Math.max(cpu, memory) / 100;
     const r = decideMigration(
       options,
       m.state,
-      this.#signals(primary, readiness.score, confidence, usage, false, target?.id, synced),
+      this.#signals(primary, readiness.score, confidence, usage, false, target?.id, synced, targetHost),
       now,
     );
-    this.#states.set(primary.id, { ...m, state: r.state, ...(target ? { target: target.id } : {}) });
+    this.#states.set(primary.id, {
+      service: spec.name,
+      state: r.state,
+      ...(target && r.state.phase !== 'idle' ? { target: target.id } : {}),
+    });
     const inputs = {
       readiness: readiness.score,
       components: readiness.contributions,
@@ -166,6 +204,8 @@ export class MigrationWatch {
           .catch((err: unknown) =>
             this.#supervisor.decisions.settle(decision, 'failed', `${(err as Error).message}`),
           );
+      } else if (d.kind === 'migrate-provision' && target && this.#hosts) {
+        await this.#provisionOnTarget(this.#hosts, primary, target, decision);
       } else if (d.kind === 'migrate-provision' && !target) {
         this.#supervisor.decisions.settle(decision, 'failed', 'no echo to migrate to (echo.count is 0)');
         this.#states.set(primary.id, { service: spec.name, state: initialMigrationState(now) });
@@ -173,6 +213,37 @@ export class MigrationWatch {
         this.#supervisor.decisions.settle(decision, 'ok', target ? `target ${target.id}` : undefined);
       }
     }
+  }
+
+  /**
+   * Seed 004's pre-provisioning on a target host: placement chooses the host (recorded); the echo
+   * `target` serves as the target if it runs there, else it is moved there first. Settles `decision`.
+   */
+  async #provisionOnTarget(
+    hosts: MigrationHosts,
+    primary: InstanceRecord,
+    target: InstanceRecord,
+    decision: ControlDecision,
+  ): Promise<void> {
+    const settle = this.#supervisor.decisions.settle.bind(this.#supervisor.decisions);
+    const placed = hosts.placeMigration(primary);
+    decision.inputs = {
+      ...decision.inputs,
+      placement: { host: placed.host, zone: placed.zone, reason: placed.reason },
+    };
+    if (!placed.applied || placed.host === undefined || !this.#supervisor.agents.has(placed.host)) {
+      settle(decision, 'ok', `target ${target.id} on ${target.host} (no other host: ${placed.reason})`);
+      return;
+    }
+    if (target.host === placed.host) {
+      settle(decision, 'ok', `target ${target.id}, already on ${placed.host}`);
+      return;
+    }
+    const from = target.host;
+    decision.inputs = { ...decision.inputs, movedFrom: from };
+    await this.#supervisor
+      .relocateEcho(target, this.#supervisor.agents.get(placed.host), decision)
+      .catch((err: unknown) => settle(decision, 'failed', `${(err as Error).message}`));
   }
 
   #signals(
@@ -183,13 +254,14 @@ export class MigrationWatch {
     switchedOver: boolean,
     target?: string,
     echoSynced = false,
+    host = this.#host,
   ): Parameters<typeof decideMigration>[2] {
     return {
       instance: rec.id,
       readiness,
       confidence,
       usage,
-      targetHost: target ? `${this.#host} (${target})` : this.#host,
+      targetHost: target ? `${host} (${target})` : host,
       echoSynced,
       switchedOver,
     };

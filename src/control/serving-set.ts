@@ -222,15 +222,19 @@ export async function demoteToPool(host: ServingSetHost, rec: InstanceRecord, wh
 }
 
 /**
- * A shadow starts from a copy of a serving instance's state directory (a one-off snapshot: it is not
- * kept in sync, it sees the live traffic's mirror instead).
+ * A shadow starts from a copy of a serving instance's state directory on its own host (a one-off
+ * snapshot: it is not kept in sync, it sees the live traffic's mirror instead). A state directory is
+ * its host's own: a shadow on another host than every serving instance starts empty.
  */
 export async function seedShadowState(host: ServingSetHost, shadow: InstanceRecord): Promise<void> {
-  const primary = host
+  const running = host
     .instancesOf(shadow.service)
     .filter((i) => i.role === 'primary' && i.phase === 'running')
-    .sort((a, b) => a.slot - b.slot)[0];
-  await host.agents.of(shadow).snapshotState(primary, shadow.stateDir);
+    .sort((a, b) => a.slot - b.slot);
+  const primary = running.find((i) => i.host === shadow.host);
+  await host.agents
+    .of(shadow)
+    .snapshotState(primary ? { host: primary.host, stateDir: primary.stateDir } : undefined, shadow.stateDir);
 }
 
 /** Health checks in a row an unhealthy member may fail, in multiples of the failure threshold, before a restart. */

@@ -82,6 +82,18 @@ describe('place', () => {
     expect(d).toMatchObject({ applied: true, host: 'a2', zone: 'a' });
   });
 
+  it('spreads a zone’s shadow pool over its hosts: a second shadow goes to the host without one', () => {
+    const hosts = [host('a1', 'a'), host('a2', 'a'), host('a3', 'a', { usedCores: 1 }), host('b1', 'b')];
+    const d = place({
+      hosts,
+      instances: [inst('l', 'a1'), inst('s', 'a2', 'shadow')],
+      request: { kind: 'shadow', live: 'l' },
+      need,
+      at: 0,
+    });
+    expect(d).toMatchObject({ applied: true, host: 'a3', zone: 'a' });
+  });
+
   it('refuses a shadow when its zone is full rather than leaving the zone', () => {
     const hosts = [host('a1', 'a', { usedCores: 8 }), host('b1', 'b')];
     const d = place({

@@ -102,7 +102,7 @@ function refuse(input: PlacementInput, reason: string, inputs: DecisionInputs): 
  * - echo: never its primary's host while another candidate exists (anti-affinity), then another zone
  *   than the primary's, then hosts holding fewer instances of the service;
  * - shadow: only hosts in its live instance's zone (seed 002), preferring another host than the live
- *   instance's;
+ *   instance's, then hosts holding fewer instances of the service (the zone's pool spreads);
  * - warm-pool and primary (a new serving instance of `service`): the zone with fewest of the service's
  *   instances, then the host with fewest (spread across zones);
  * - migration: never the instance's own host, and not the host of one of its echoes while another
@@ -176,7 +176,7 @@ export function place(input: PlacementInput): PlacementDecision {
         );
       ranked = inZone.map((h) => ({
         host: h,
-        rank: [h.name === l.host ? 1 : 0],
+        rank: [h.name === l.host ? 1 : 0, countOn(h.name)],
         why:
           h.name === l.host
             ? `in its live instance's zone ${lZone || '-'}, on its host (no other host there has room)`

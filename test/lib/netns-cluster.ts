@@ -47,6 +47,12 @@ export interface NetnsClusterOptions {
   hostLeaseMs?: number;
   /** How long a lost host's instances wait before moving (`--replace-lost-after`), ms. @default 20000 */
   replaceLostAfterMs?: number;
+  // --- Added for the seeds' host-level features (test/e2e/hosts-seeds.test.ts) ---
+  /**
+   * More settings of the kv service, YAML lines as they would stand under it (e.g.
+   * `shadow: { count: 2 }`, `migration: { auto: true }`), appended to the spec. @default none
+   */
+  kvSpec?: readonly string[];
 }
 
 interface Proc {
@@ -148,7 +154,7 @@ export class NetnsCluster {
     health: { http: { path: /healthz }, interval: 200ms, timeout: 300ms, failureThreshold: 2 }
     echo: { count: 1, mode: hot, consistency: write-through }
     restart: { backoff: 50ms, maxRestarts: 50 }
-`,
+${(this.options.kvSpec ?? []).map((line) => `    ${line}\n`).join('')}`,
     );
     this.control = this.#exec('store', [
       cliBin,
