@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   clusterTlsIdentity,
   createClusterCa,
+  ensureClusterCa,
+  ensureClusterKey,
   issueLeaf,
   RemoteAgent,
   type TlsIdentity,
@@ -22,7 +24,7 @@ let storeDir: string;
 let agent: ChildProcess | undefined;
 let url: string;
 let secret: string;
-let control: TlsIdentity;
+let control: TlsIdentity & { fingerprint: string };
 const remotes: RemoteAgent[] = [];
 const dispatchers: Dispatcher[] = [];
 
@@ -167,5 +169,25 @@ describe('understudy agent --tls', () => {
     } finally {
       chmodSync(ca, 0o600);
     }
+  });
+
+  it("refuses to start an agent whose cluster-ca.pem is not the one the cluster's store records", async () => {
+    const elsewhere = join(dir, 'elsewhere');
+    ensureClusterKey(join(elsewhere, 'cluster.key'));
+    const other = await ensureClusterCa(join(elsewhere, 'cluster-ca.pem'));
+    expect(other.certPem).not.toBe(control.ca);
+    const b = spawnAgent([
+      '--store',
+      storeDir,
+      '--host',
+      'h3',
+      '--tls',
+      '--cluster-key',
+      join(elsewhere, 'cluster.key'),
+    ]);
+    expect(await b.exited).not.toBe(0);
+    expect(b.out()).toContain("is not this cluster's CA");
+    expect(b.out()).toContain(control.fingerprint);
+    expect(b.out()).not.toContain('serving');
   });
 });
