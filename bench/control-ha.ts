@@ -156,7 +156,7 @@ async function main(): Promise<void> {
       '--lease-ttl',
       '2s',
     ]);
-    await until(() => /serving http:\/\//.test(agent.output()), 20_000, 'the agent');
+    await until(() => /serving https?:\/\//.test(agent.output()), 20_000, 'the agent');
     let replicas = 0;
     const control = (): { name: string; proc: Proc } => {
       const name = `r${replicas++}`;

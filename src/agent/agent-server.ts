@@ -1,5 +1,8 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { Server as NetServer, Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import { ErrorCode, httpStatusOf, isUnderstudyError, UnderstudyError } from '../errors/index.js';
@@ -13,6 +16,7 @@ import {
   type AgentStreamLine,
 } from './agent-wire.js';
 import { AgentEventLog } from './agent-event-log.js';
+import type { TlsIdentity } from './cluster-ca.js';
 
 /** Options of {@link AgentServer.start}. */
 export interface AgentServerOptions {
@@ -22,6 +26,12 @@ export interface AgentServerOptions {
   secret: string;
   /** `host:port` to listen on; port 0 picks a free port. @default '127.0.0.1:0' */
   listen?: string;
+  /**
+   * Serve HTTPS with this identity (a leaf of the cluster CA naming this host and its addresses):
+   * every client must present a certificate issued by the same CA, besides the bearer secret, and a
+   * plain-HTTP request gets a 426 naming the problem. @default none: plain HTTP
+   */
+  tls?: TlsIdentity;
   /** How long a client may take to send a whole request (headers and body), ms. @default 10000 */
   requestTimeoutMs?: number;
   /** Largest request body, bytes. @default 1 MiB */
@@ -111,11 +121,11 @@ export class AgentServer {
     private readonly app: FastifyInstance,
     private readonly agent: Agent,
     private readonly events: AgentEventLog,
-    private readonly options: Required<Omit<AgentServerOptions, 'onClosed' | 'agent' | 'secret'>> &
+    private readonly options: Required<Omit<AgentServerOptions, 'onClosed' | 'agent' | 'secret' | 'tls'>> &
       Pick<AgentServerOptions, 'onClosed'>,
     /** Random per process: tells a client that sequence numbers restarted. */
     readonly boot: string,
-    /** The base URL the API listens on, e.g. `http://127.0.0.1:41234`. */
+    /** The base URL the API listens on, e.g. `http://127.0.0.1:41234` (`https://` with TLS). */
     public url: string,
     private readonly unsubscribe: () => void,
   ) {}
@@ -135,21 +145,50 @@ export class AgentServer {
     if (options.secret.length < 16)
       throw new UnderstudyError(ErrorCode.Usage, 'the cluster secret must be at least 16 characters');
     const expected = digest(`Bearer ${options.secret}`);
+    const httpOptions = {
+      requestTimeout: o.requestTimeoutMs,
+      headersTimeout: o.requestTimeoutMs,
+      connectionsCheckingInterval: Math.min(1000, Math.max(50, o.requestTimeoutMs / 4)),
+    };
+    const tls = options.tls;
     const app = Fastify({
       logger: false,
       bodyLimit: o.bodyLimit,
       serverFactory: (handler) =>
-        createServer(
-          {
-            requestTimeout: o.requestTimeoutMs,
-            headersTimeout: o.requestTimeoutMs,
-            connectionsCheckingInterval: Math.min(1000, Math.max(50, o.requestTimeoutMs / 4)),
-          },
-          handler,
-        ),
+        tls
+          ? plainAnswered(
+              createHttpsServer(
+                {
+                  ...httpOptions,
+                  ca: tls.ca,
+                  cert: tls.cert,
+                  key: tls.key,
+                  minVersion: 'TLSv1.2',
+                  // Asked for and verified against the cluster CA by the handshake; a client without
+                  // one is answered 401 on its first request (below) instead of a bare reset.
+                  requestCert: true,
+                  rejectUnauthorized: false,
+                },
+                handler,
+              ),
+              o.requestTimeoutMs,
+            )
+          : createServer(httpOptions, handler),
     });
     // Before routing's handlers and before the body is read: a request without the secret reads nothing.
     app.addHook('onRequest', async (req: FastifyRequest) => {
+      if (tls) {
+        const socket = req.raw.socket as TLSSocket;
+        if (!socket.authorized) {
+          const presented = Object.keys(socket.getPeerCertificate()).length > 0;
+          const error = socket.authorizationError as (Error & { code?: string }) | null;
+          const why = !presented ? 'none presented' : (error?.code ?? String(error));
+          throw new UnderstudyError(
+            ErrorCode.ApiAuth,
+            `the agent API needs a TLS client certificate issued by the cluster CA (${why})`,
+          );
+        }
+      }
       // Hashing both sides first makes the comparison constant-time whatever the lengths.
       if (!timingSafeEqual(digest(req.headers.authorization ?? ''), expected))
         throw new UnderstudyError(
@@ -175,7 +214,7 @@ export class AgentServer {
     }
     const addr = app.server.address();
     const bound = typeof addr === 'object' && addr ? addr.port : port;
-    server.url = `http://${host.includes(':') ? `[${host}]` : host}:${bound}`;
+    server.url = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${bound}`;
     return server;
   }
 
@@ -424,6 +463,46 @@ export class AgentServer {
     for (const res of this.#streams) res.destroy();
     await this.app.close();
   }
+}
+
+/** The first byte of a TLS connection: a handshake record. */
+const TLS_HANDSHAKE = 0x16;
+
+/**
+ * Makes a TLS server tell a plain-HTTP client what is wrong instead of resetting it: each connection's
+ * first byte is looked at before the TLS layer takes the socket; anything but a TLS handshake is
+ * answered `426` with an `UNDERSTUDY_ERR_TLS_REQUIRED` error body and closed. A connection that sends
+ * nothing within `timeoutMs` is closed.
+ */
+function plainAnswered<S extends NetServer>(server: S, timeoutMs: number): S {
+  const tlsListeners = server.listeners('connection') as ((socket: Socket) => void)[];
+  server.removeAllListeners('connection');
+  server.on('connection', (socket: Socket) => {
+    const timer = setTimeout(() => socket.destroy(), timeoutMs);
+    socket.once('error', () => socket.destroy());
+    socket.once('readable', () => {
+      clearTimeout(timer);
+      const first = socket.read(1) as Buffer | null;
+      if (first === null) return void socket.destroy();
+      socket.unshift(first);
+      if (first[0] === TLS_HANDSHAKE) {
+        for (const l of tlsListeners) l.call(server, socket);
+        return;
+      }
+      const body = JSON.stringify({
+        error: {
+          code: ErrorCode.TlsRequired,
+          message: 'this agent API speaks HTTPS only (TLS under the cluster CA): use its https:// address',
+        },
+      });
+      socket.resume(); // the request is not read: drained and dropped
+      socket.end(
+        `HTTP/1.1 426 Upgrade Required\r\nupgrade: TLS/1.3\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
+      setTimeout(() => socket.destroy(), 1000).unref();
+    });
+  });
+  return server;
 }
 
 /** Drops keys whose value is undefined (zod keeps optional keys absent, but `exactOptionalPropertyTypes`). */

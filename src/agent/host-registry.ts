@@ -1,5 +1,6 @@
 import type { InstanceHandle } from '../runtime/index.js';
 import { AgentRegistry } from './agent.js';
+import type { TlsIdentity } from './cluster-ca.js';
 import { HOSTS_PREFIX, parseHostRecord, type HostRecord } from './host-record.js';
 import { RemoteAgent, type RemoteAgentOptions } from './remote-agent.js';
 
@@ -22,8 +23,14 @@ export interface HostAgentRegistryOptions {
   store: HostRecordSource;
   /** The cluster secret (contents of `cluster.key`). */
   secret: string;
+  /**
+   * This process's TLS identity (a leaf of the cluster CA): every agent is then reached over HTTPS,
+   * its certificate checked against the CA and its address; a host advertising `http://` is refused.
+   * @default none: plain HTTP
+   */
+  tls?: TlsIdentity;
   /** Options of each {@link RemoteAgent} (timeouts, reconnect). @default RemoteAgent's defaults */
-  remote?: Omit<RemoteAgentOptions, 'host' | 'address' | 'url' | 'secret' | 'runtimeName'>;
+  remote?: Omit<RemoteAgentOptions, 'host' | 'address' | 'url' | 'secret' | 'runtimeName' | 'tls'>;
   /** Called when a host joins (`up`) or its record goes (`down`: its lease lapsed or it stopped). */
   onChange?: (change: 'up' | 'down', host: string, record?: HostRecord) => void;
   /** Called when the watch of `hosts/` ends abnormally (the registry then no longer follows the store). */
@@ -103,6 +110,7 @@ export class HostAgentRegistry extends AgentRegistry {
         address: rec.address,
         url: rec.url,
         secret: this.options.secret,
+        ...(this.options.tls ? { tls: this.options.tls } : {}),
         runtimeName: rec.runtime,
       }),
     );

@@ -20,6 +20,17 @@ export { HOSTS_PREFIX, HOST_NAME, hostKey, parseHostRecord } from './host-record
 export type { HostRecord } from './host-record.js';
 export { CLUSTER_KEY_FILE, clusterKeyPath, ensureClusterKey, readClusterKey } from './cluster-key.js';
 export type { RemoteAgentOptions } from './remote-agent.js';
+export { checkLeaf, createClusterCa, issueLeaf } from './cluster-ca.js';
+export type {
+  CheckLeafOptions,
+  ClusterCa,
+  ClusterCaOptions,
+  LeafOptions,
+  TlsIdentity,
+} from './cluster-ca.js';
+export { CLUSTER_CA_FILE, clusterCaPath, ensureClusterCa, readClusterCa } from './cluster-ca-file.js';
+export { clusterTlsIdentity } from './cluster-tls.js';
+export type { ClusterTlsOptions } from './cluster-tls.js';
 export type { AgentInfo, AgentEvent } from './agent-wire.js';
 export { FakeAgent, FakeFileSync } from './fake-agent.js';
 export type { FakeAgentOptions, FakeInstance } from './fake-agent.js';

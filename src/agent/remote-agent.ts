@@ -23,6 +23,7 @@ import type {
   InstanceWatchHandlers,
 } from './agent.js';
 import { AgentClient } from './agent-client.js';
+import type { TlsIdentity } from './cluster-ca.js';
 import type { AgentInfo, AgentStreamLine } from './agent-wire.js';
 import { RemoteFileSync } from './remote-file-sync.js';
 import type { ServiceFileSyncOptions } from './service-file-sync.js';
@@ -37,6 +38,8 @@ export interface RemoteAgentOptions {
   url: string;
   /** The cluster secret (the contents of `cluster.key`). */
   secret: string;
+  /** TLS to the agent API (see `AgentClientOptions.tls`). @default none: plain HTTP */
+  tls?: TlsIdentity;
   /** The agent's runtime driver, as its host record says. @default 'process' */
   runtimeName?: string;
   /** Time allowed for one call beyond the time the operation itself is given, ms. @default 10000 */
@@ -106,6 +109,7 @@ export class RemoteAgent implements Agent {
       host: options.host,
       url: options.url,
       secret: options.secret,
+      ...(options.tls ? { tls: options.tls } : {}),
       ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
     });
     this.#o = {

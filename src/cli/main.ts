@@ -172,6 +172,10 @@ export function buildProgram(): Command {
       'with --cluster-key: how long the instances of a host whose lease lapsed wait for it before they are re-created on another host',
       durationFlag,
     )
+    .option(
+      '--no-tls',
+      'with --cluster-key: reach the agents over plain HTTP (default: HTTPS under the cluster CA, cluster-ca.pem beside the cluster key)',
+    )
     .action(
       async (
         file: string,
@@ -183,6 +187,7 @@ export function buildProgram(): Command {
           clusterKey?: string;
           placeOn?: string;
           replaceLostAfter?: number;
+          tls: boolean;
         },
         cmd: Command,
       ) => {
@@ -194,6 +199,7 @@ export function buildProgram(): Command {
           ...(opts.clusterKey ? { clusterKey: opts.clusterKey } : {}),
           ...(opts.placeOn ? { placeOn: opts.placeOn } : {}),
           ...(opts.replaceLostAfter !== undefined ? { replaceLostAfterMs: opts.replaceLostAfter } : {}),
+          ...(opts.tls ? {} : { tls: false }),
           ...(opts.name ? { name: opts.name } : {}),
           ...(opts.api ? { api: opts.api } : {}),
         });
@@ -225,6 +231,14 @@ export function buildProgram(): Command {
       '--leave-running',
       'on SIGTERM/SIGINT leave the instances running (a restarted agent adopts them)',
     )
+    .option(
+      '--tls',
+      'serve the agent API over HTTPS under the cluster CA (cluster-ca.pem beside the cluster key; default with an etcd store)',
+    )
+    .option(
+      '--no-tls',
+      'serve the agent API over plain HTTP (default with a SQLite store; warned about with etcd)',
+    )
     .action(
       async (opts: {
         store: string;
@@ -236,6 +250,7 @@ export function buildProgram(): Command {
         leaseTtl?: number;
         fenceAfter?: number;
         leaveRunning?: boolean;
+        tls?: boolean;
       }) => {
         process.exitCode = await runAgent({
           store: opts.store,
@@ -247,6 +262,7 @@ export function buildProgram(): Command {
           ...(opts.leaseTtl ? { leaseTtlMs: opts.leaseTtl } : {}),
           ...(opts.fenceAfter !== undefined ? { fenceAfterMs: opts.fenceAfter } : {}),
           leaveRunning: !!opts.leaveRunning,
+          ...(opts.tls !== undefined ? { tls: opts.tls } : {}),
         });
       },
     );

@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import { HostAgentRegistry, readClusterKey } from '../agent/index.js';
+import { clusterTlsIdentity, HostAgentRegistry, readClusterKey, type TlsIdentity } from '../agent/index.js';
 import { ApiServer, tokenPath } from '../api/index.js';
 import { loadSpecFile, type LoadedSpec } from '../config/index.js';
 import {
@@ -58,6 +58,13 @@ export interface ReplicaRunOptions {
   replaceLostAfterMs?: number;
   /** With `clusterKey`: how long a term waits for a live host before giving up, ms. @default 30000 */
   hostWaitMs?: number;
+  /**
+   * With `clusterKey`: reach the agents over HTTPS, verifying each against the cluster CA
+   * (`cluster-ca.pem` beside the cluster key, created by the first process that needs it) and
+   * presenting a certificate of this replica issued from it. false: plain HTTP (warned about).
+   * @default true
+   */
+  tls?: boolean;
   onDecision?: (decision: ControlDecision) => void;
   onLeadership?: (event: LeadershipEvent, name: string) => void;
   onError?: (error: unknown, where: string) => void;
@@ -118,6 +125,21 @@ export async function startReplica(options: ReplicaRunOptions): Promise<RunningR
     await release();
     throw err;
   }
+  // The agents are reached over HTTPS under the cluster CA (its fingerprint pinned in the store).
+  let tls: TlsIdentity | undefined;
+  if (secret !== undefined && options.tls !== false) {
+    try {
+      tls = await clusterTlsIdentity({
+        clusterKeyFile: resolve(options.clusterKey!),
+        name: `control-${name}`,
+        store,
+      });
+    } catch (err) {
+      await store.close();
+      await release();
+      throw err;
+    }
+  }
   /** The agents of a term: the hosts in the store, and the one new instances are placed on. */
   const openAgents = async (
     guarded: StateStore,
@@ -126,6 +148,7 @@ export async function startReplica(options: ReplicaRunOptions): Promise<RunningR
     const registry = await HostAgentRegistry.open({
       store: guarded,
       secret: key,
+      ...(tls ? { tls } : {}),
       remote: { reconnectMs: 100 },
       ...(options.onError ? { onError: (err) => options.onError?.(err, 'the watch of hosts/') } : {}),
     });

@@ -37,6 +37,14 @@ export const ErrorCode = {
   ApiUnreachable: 'UNDERSTUDY_ERR_API_UNREACHABLE',
   /** An agent (`understudy agent`) could not be reached over its API: down, wrong address, or timed out. */
   AgentUnreachable: 'UNDERSTUDY_ERR_AGENT_UNREACHABLE',
+  /** TLS is on but the cluster CA file (`cluster-ca.pem` beside the cluster key) is missing. */
+  TlsCaMissing: 'UNDERSTUDY_ERR_TLS_CA_MISSING',
+  /** A certificate was refused: malformed, expired or not yet valid, not issued by the cluster CA, or not naming its peer. */
+  TlsCertificate: 'UNDERSTUDY_ERR_TLS_CERTIFICATE',
+  /** A file holding a TLS private key (the cluster CA) is readable by others or not a regular file. */
+  TlsKeyPermissions: 'UNDERSTUDY_ERR_TLS_KEY_PERMISSIONS',
+  /** Plain HTTP (or TCP) met a peer that speaks only TLS, or a TLS client was given a plain `http://` address. */
+  TlsRequired: 'UNDERSTUDY_ERR_TLS_REQUIRED',
   /** A named service or instance does not exist. */
   NotFound: 'UNDERSTUDY_ERR_NOT_FOUND',
   /** Another control process already runs with this data directory. */

@@ -9,7 +9,7 @@ export type {
   SyncTargetStats,
 } from './sync-target.js';
 export type { SyncStats, BatchTrace, InitialSyncProgress } from './sync-stats.js';
-export type { SyncSourceOptions, SyncMode } from './sync-options.js';
+export type { SyncSourceOptions, SyncMode, SyncTlsOptions } from './sync-options.js';
 export { relaxedIntervalMs } from './sync-options.js';
 export { verifyTrees } from './verify-trees.js';
 export type { TreeDifference, VerifyTreesOptions } from './verify-trees.js';

@@ -13,6 +13,21 @@ export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** Default of `maxHandshakeFrameBytes` on both sides (a hello is well under 1 KiB). */
 export const DEFAULT_MAX_HANDSHAKE_FRAME_BYTES = 16 * 1024;
 
+/**
+ * TLS around a sync connection between hosts, with mutual authentication by one CA: each side presents
+ * its certificate and verifies the other's against `ca` (the echo also checks that the primary's
+ * certificate names the address it connects to). Node `tls` options, PEM strings. The frame protocol
+ * (key confirmation, AES-256-GCM) runs inside it unchanged.
+ */
+export interface SyncTlsOptions {
+  /** The CA certificate peers are verified against (PEM). */
+  readonly ca: string;
+  /** This side's certificate (PEM). */
+  readonly cert: string;
+  /** This side's private key (PEM). */
+  readonly key: string;
+}
+
 /** When batches are sent. */
 export type SyncMode = 'continuous' | 'relaxed';
 
@@ -85,15 +100,21 @@ export interface SyncSourceOptions {
    * closed at once, so unauthenticated peers cannot crowd out the echoes. @default 16
    */
   readonly maxPendingConnections?: number;
+  /**
+   * Accept echoes over TLS only, each with a certificate of `tls.ca` (cross-host sync). A peer without
+   * one never reaches the frame protocol. @default none: plain TCP (the frames are still encrypted)
+   */
+  readonly tls?: SyncTlsOptions;
   /** Stops the primary side when aborted. */
   readonly signal?: AbortSignal;
 }
 
 /** {@link SyncSourceOptions} with defaults applied. */
 export type ResolvedSourceOptions = Required<
-  Omit<SyncSourceOptions, 'signal' | 'key' | 'utilisation' | 'bandwidthBytesPerSec'>
+  Omit<SyncSourceOptions, 'signal' | 'key' | 'utilisation' | 'bandwidthBytesPerSec' | 'tls'>
 > & {
   readonly key: Buffer;
+  readonly tls: SyncTlsOptions | undefined;
   readonly utilisation: (() => number) | undefined;
   readonly bandwidthBytesPerSec: number | null;
 };
@@ -126,6 +147,7 @@ export function resolveSourceOptions(o: SyncSourceOptions): ResolvedSourceOption
     maxHandshakeFrameBytes: o.maxHandshakeFrameBytes ?? DEFAULT_MAX_HANDSHAKE_FRAME_BYTES,
     maxConnections: o.maxConnections ?? 64,
     maxPendingConnections: o.maxPendingConnections ?? 16,
+    tls: o.tls,
   };
 }
 

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import { resolve } from 'node:path';
 import { lstat, mkdir } from 'node:fs/promises';
 import { UnderstudyError, ErrorCode, isUnderstudyError } from '../errors/index.js';
@@ -70,9 +71,35 @@ export class SyncSource extends EventEmitter {
       throw new UnderstudyError(ErrorCode.StateDir, `${opts.dir} is not a directory`, {
         details: { dir: opts.dir },
       });
-    const server = createServer();
+    const tls = opts.tls;
+    const server: Server = tls
+      ? createTlsServer({
+          ca: tls.ca,
+          cert: tls.cert,
+          key: tls.key,
+          minVersion: 'TLSv1.2',
+          requestCert: true,
+          rejectUnauthorized: true,
+          handshakeTimeout: opts.handshakeTimeoutMs,
+        })
+      : createServer();
     const src = new SyncSource(opts, server);
-    server.on('connection', (s) => src.#accept(s));
+    if (tls) {
+      // Only peers that completed a mutually authenticated handshake reach the frame protocol.
+      server.maxConnections = opts.maxConnections + opts.maxPendingConnections;
+      server.on('secureConnection', (s: Socket) => src.#accept(s));
+      server.on('tlsClientError', (err: Error & { code?: string }) => {
+        if (src.listenerCount('error') === 0) return;
+        src.emit(
+          'error',
+          new UnderstudyError(
+            ErrorCode.TlsCertificate,
+            `sync connection refused by TLS: ${err.code ?? ''} ${err.message}`.trim(),
+            { cause: err, details: { tlsError: err.code } },
+          ),
+        );
+      });
+    } else server.on('connection', (s) => src.#accept(s));
     await new Promise<void>((res, rej) => {
       server.once('error', (err) =>
         rej(new UnderstudyError(ErrorCode.Port, `cannot listen for echoes: ${err.message}`, { cause: err })),

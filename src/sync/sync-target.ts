@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { connect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { UnderstudyError, ErrorCode, isUnderstudyError } from '../errors/index.js';
@@ -24,6 +25,7 @@ import {
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DEFAULT_MAX_HANDSHAKE_FRAME_BYTES,
   serviceKey,
+  type SyncTlsOptions,
 } from './sync-options.js';
 
 /** Options of {@link SyncTarget}. */
@@ -55,6 +57,12 @@ export interface SyncTargetOptions {
   readonly handshakeTimeoutMs?: number;
   /** Largest frame payload accepted before the primary is authenticated. @default 16 KiB */
   readonly maxHandshakeFrameBytes?: number;
+  /**
+   * Connect over TLS, presenting `tls.cert` and verifying that the primary's certificate is issued by
+   * `tls.ca` and names `host` (cross-host sync). A refused certificate is an `UNDERSTUDY_ERR_TLS_CERTIFICATE`
+   * security event; the echo retries. @default none: plain TCP (the frames are still encrypted)
+   */
+  readonly tls?: SyncTlsOptions;
   /** Stops the echo side when aborted. */
   readonly signal?: AbortSignal;
 }
@@ -107,7 +115,10 @@ export interface SyncTargetStats {
   readonly securityEvents: number;
 }
 
-type ResolvedTargetOptions = Required<Omit<SyncTargetOptions, 'signal' | 'key'>> & { key: Buffer };
+type ResolvedTargetOptions = Required<Omit<SyncTargetOptions, 'signal' | 'key' | 'tls'>> & {
+  key: Buffer;
+  tls: SyncTlsOptions | undefined;
+};
 
 interface PendingBatch {
   seq: number;
@@ -153,6 +164,7 @@ export class SyncTarget extends EventEmitter {
       maxBufferedBytes: options.maxBufferedBytes ?? 64 * 1024 * 1024,
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
       maxHandshakeFrameBytes: options.maxHandshakeFrameBytes ?? DEFAULT_MAX_HANDSHAKE_FRAME_BYTES,
+      tls: options.tls,
     };
     const applier = await BatchApplier.create(dir, opts.metaDir, opts.durable);
     const t = new SyncTarget(opts, applier);
@@ -198,10 +210,32 @@ export class SyncTarget extends EventEmitter {
 
   /** One connection's lifetime; resolves or rejects when it ends. */
   async #session(): Promise<void> {
-    const socket = connect({ host: this.#opts.host, port: this.#opts.port });
+    const tls = this.#opts.tls;
+    const socket = tls
+      ? tlsConnect({
+          host: this.#opts.host,
+          port: this.#opts.port,
+          ca: tls.ca,
+          cert: tls.cert,
+          key: tls.key,
+          minVersion: 'TLSv1.2',
+        })
+      : connect({ host: this.#opts.host, port: this.#opts.port });
     await new Promise<void>((res, rej) => {
-      socket.once('connect', res);
-      socket.once('error', rej);
+      socket.once(tls ? 'secureConnect' : 'connect', res);
+      socket.once('error', (err: Error & { code?: string }) => {
+        socket.destroy();
+        if (tls && err.code !== undefined && !/^E[A-Z]+$/.test(err.code)) {
+          // Not a network error: the primary's certificate was refused (or ours was).
+          const e = new UnderstudyError(
+            ErrorCode.TlsCertificate,
+            `the primary at ${this.#opts.host}:${this.#opts.port} failed TLS verification: ${err.code}: ${err.message}`,
+            { cause: err, details: { tlsError: err.code } },
+          );
+          this.#security(e);
+          rej(e);
+        } else rej(err);
+      });
     });
     const applier = this.#applier;
     let lineage = applier.state.lineage;

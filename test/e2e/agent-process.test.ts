@@ -5,11 +5,13 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  clusterTlsIdentity,
   ensureClusterKey,
   HostAgentRegistry,
   hostKey,
   parseHostRecord,
   type InstanceExit,
+  type TlsIdentity,
 } from '../../src/agent/index.js';
 import { ErrorCode } from '../../src/errors/index.js';
 import { EtcdStateStore, SqliteStateStore, type StateStore } from '../../src/store/index.js';
@@ -49,11 +51,11 @@ async function startAgent(storeArg: string, extra: string[] = []): Promise<Agent
   let done = false;
   void exited.then(() => (done = true));
   await waitFor(
-    () => done || /serving (http:\/\/\S+)/.test(out),
+    () => done || /serving (https?:\/\/\S+)/.test(out),
     20_000,
     () => `the agent did not start: ${out}`,
   );
-  const url = /serving (http:\/\/\S+)/.exec(out)?.[1];
+  const url = /serving (https?:\/\/\S+)/.exec(out)?.[1];
   if (!url) throw new Error(`the agent exited: ${out}`);
   return { child, output: () => out, exited, url };
 }
@@ -90,14 +92,19 @@ async function restartScenario(
   /** Read once the first agent runs (it may be the one creating the key). */
   secret: () => string,
   extra: string[],
+  /** With TLS: control's identity under the cluster CA the first agent made. */
+  tls?: () => Promise<TlsIdentity>,
 ): Promise<void> {
   const first = await startAgent(storeArg, extra);
   const record = parseHostRecord((await testStore.get(hostKey('h1')))!.value);
   expect(record).toMatchObject({ host: 'h1', url: first.url, address: '127.0.0.1', pid: first.child.pid });
+  expect(record?.url.startsWith(tls ? 'https://' : 'http://')).toBe(true);
   const changes: string[] = [];
+  const identity = await tls?.();
   const registry = await HostAgentRegistry.open({
     store: testStore,
     secret: secret(),
+    ...(identity ? { tls: identity } : {}),
     remote: { reconnectMs: 50 },
     onChange: (c, host) => changes.push(`${c} ${host}`),
   });
@@ -196,7 +203,14 @@ describe('understudy agent', () => {
     const prefix = 'agent-e2e/';
     const etcdStore = await EtcdStateStore.create({ endpoints: [etcd.endpoint], prefix });
     stores.push(etcdStore);
-    await restartScenario(`${etcd.url}/${prefix}`, etcdStore, () => secret, ['--cluster-key', keyFile]);
+    // With etcd the agent API is HTTPS by default, under the CA the first agent makes beside the key.
+    await restartScenario(
+      `${etcd.url}/${prefix}`,
+      etcdStore,
+      () => secret,
+      ['--cluster-key', keyFile],
+      () => clusterTlsIdentity({ clusterKeyFile: keyFile, name: 'control-test' }),
+    );
   });
 
   it('refuses unauthenticated and bad-token requests (401) and malformed bodies (400 naming the field), changing nothing', async () => {

@@ -93,7 +93,7 @@ async function startAgent(): Promise<Proc> {
     '--lease-ttl',
     '2s',
   ]);
-  await waitFor(() => /serving http:\/\//.test(proc.output()), 20_000, proc.output);
+  await waitFor(() => /serving https?:\/\//.test(proc.output()), 20_000, proc.output);
   return proc;
 }
 

@@ -103,6 +103,11 @@ describe.skipIf(!support.ok)('hosts on network namespaces', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
+  it('serves each agent API over HTTPS on its namespace address (TLS is the default with etcd)', () => {
+    for (const host of ['h1', 'h2'])
+      expect(agents.get(host)!.out()).toContain(`serving https://${lab.address(host)}:`);
+  });
+
   it('lists both agents with their zone and their namespace address, each under a held lease', () => {
     const list = hosts().hosts;
     expect(list.map((h) => [h.host, h.zone, h.address, h.lease])).toEqual([

@@ -1,5 +1,6 @@
 // File sync between two real hosts (network namespaces on a bridge): the primary's SyncSource bound
-// to host A's address, the echo's SyncTarget on host B, the trees compared with verifyTrees.
+// to host A's address, the echo's SyncTarget on host B, the trees compared with verifyTrees. The
+// connection is TLS with mutual authentication by a cluster CA, as between hosts it should be.
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { appendFile, mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
@@ -7,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureClusterCa } from '../../src/agent/index.js';
 import { verifyTrees } from '../../src/sync/index.js';
 import { netnsSupport, NetnsLab } from '../lib/netns.js';
 
@@ -48,27 +50,31 @@ describe.skipIf(!support.ok)('file sync across hosts', () => {
   let base: string;
   let a: string;
   let b: string;
+  let ca: string;
   beforeAll(async () => {
     lab = NetnsLab.create({ hosts: ['primary-host', 'echo-host'] });
     base = await mkdtemp(join(tmpdir(), 'us-netns-sync-'));
     a = join(base, 'a');
     b = join(base, 'b');
     await mkdir(join(a, 'data', 'sub'), { recursive: true });
+    ca = join(base, 'cluster-ca.pem');
+    await ensureClusterCa(ca);
   });
   afterAll(async () => {
     await lab?.close();
     if (base) await rm(base, { recursive: true, force: true });
   });
 
-  it('copies a tree from host A to host B over the veth, follows changes, and resumes after a partition', async () => {
+  it('copies a tree from host A to host B over the veth in mutually authenticated TLS, follows changes, and resumes after a partition', async () => {
     await writeFile(join(a, 'data', 'sub', 'big.bin'), randomBytes(3_000_000));
     await writeFile(join(a, 'config.yaml'), 'a: 1\n');
     for (let i = 0; i < 50; i++) await writeFile(join(a, 'data', `f${i}.txt`), randomBytes(2000));
     await symlink('data/sub/big.bin', join(a, 'link'));
 
-    const source = await startPeer(lab, 'primary-host', ['source', a, lab.address('primary-host'), KEY]);
+    const tls = `--ca=${ca}`;
+    const source = await startPeer(lab, 'primary-host', ['source', a, lab.address('primary-host'), KEY, tls]);
     const port = String(source.ready.port);
-    await startPeer(lab, 'echo-host', ['target', b, lab.address('primary-host'), port, KEY]);
+    await startPeer(lab, 'echo-host', ['target', b, lab.address('primary-host'), port, KEY, tls]);
     await converge(a, b);
 
     await appendFile(join(a, 'data', 'sub', 'big.bin'), randomBytes(10_000));

@@ -1,8 +1,10 @@
-import { cpus, totalmem } from 'node:os';
+import { isIP } from 'node:net';
+import { cpus, networkInterfaces, totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import {
   AgentServer,
   clusterKeyPath,
+  clusterTlsIdentity,
   ensureClusterKey,
   HOST_NAME,
   HostLease,
@@ -53,6 +55,13 @@ export interface AgentCommandOptions {
   leaveRunning?: boolean;
   /** Grace period when stopping instances at shutdown, ms. @default 5000 */
   stopGraceMs?: number;
+  /**
+   * Serve the agent API over HTTPS under the cluster CA (`cluster-ca.pem` beside the cluster key,
+   * created by the first process that needs it): a certificate for this host name and its addresses is
+   * issued at start, clients must present one of the same CA. false with an etcd store is warned about.
+   * @default true with an etcd store (distributed mode), false with SQLite (one machine)
+   */
+  tls?: boolean;
 }
 
 async function openStore(spec: string): Promise<{ store: StateStore }> {
@@ -65,6 +74,20 @@ async function openStore(spec: string): Promise<{ store: StateStore }> {
     return { store };
   }
   return { store: await SqliteStateStore.create({ dataDir: resolve(spec) }) };
+}
+
+/**
+ * The addresses the agent's certificate names: the instances' address and the listen address, or with
+ * a wildcard listen every address of the machine's interfaces (clients connect to any of them).
+ */
+function certificateAddresses(listenHost: string, address: string): string[] {
+  const out = new Set<string>();
+  if (isIP(address) !== 0) out.add(address);
+  if (['0.0.0.0', '::', ''].includes(listenHost)) {
+    for (const list of Object.values(networkInterfaces()))
+      for (const a of list ?? []) out.add(a.address.replace(/%.*$/, ''));
+  } else if (isIP(listenHost) !== 0) out.add(listenHost);
+  return [...out];
 }
 
 /** The instance records of this host that carry a runtime handle (started by an earlier agent process). */
@@ -130,6 +153,20 @@ export async function runAgent(options: AgentCommandOptions): Promise<number> {
         { details: { pid: existing.pid } },
       );
 
+    // TLS before anything runs: a bad or foreign CA stops the agent here.
+    const useTls = options.tls ?? etcd;
+    if (!useTls && etcd)
+      process.stderr.write(
+        'understudy agent: warning: TLS is off (--no-tls): the agent API, with the cluster key on every request, travels in clear\n',
+      );
+    const tls = useTls
+      ? await clusterTlsIdentity({
+          clusterKeyFile: keyFile,
+          name: options.host,
+          ips: certificateAddresses(listen.host, address),
+          store,
+        })
+      : undefined;
     const runtime = await ProcessRuntime.create();
     const agent = new LocalAgent({ runtime, host: options.host, address });
     cleanup.push(() =>
@@ -148,6 +185,7 @@ export async function runAgent(options: AgentCommandOptions): Promise<number> {
     const server = await AgentServer.start({
       agent,
       secret,
+      ...(tls ? { tls } : {}),
       listen: options.listen ?? '127.0.0.1:0',
       onClosed: () => wake('closed by the control plane'),
     });
@@ -184,7 +222,7 @@ export async function runAgent(options: AgentCommandOptions): Promise<number> {
     cleanup.push(() => lease.close());
 
     process.stdout.write(
-      `understudy agent: host ${options.host} serving ${server.url} (instances at ${address}; ${adopted} adopted; store ${options.store}; key ${keyFile})\n`,
+      `understudy agent: host ${options.host} serving ${server.url} (instances at ${address}; ${adopted} adopted; store ${options.store}; key ${keyFile}${tls ? `; TLS under ${tls.caFile}, CA SHA-256 ${tls.fingerprint}` : ''})\n`,
     );
     const reason = await stopRequested;
     if (reason === 'closed by the control plane') leaveRunning = true; // already stopped by control

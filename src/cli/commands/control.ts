@@ -20,6 +20,8 @@ export interface ControlOptions {
   placeOn?: string;
   /** With `clusterKey`: how long a lost host's instances wait for it before moving, ms. @default 15000 */
   replaceLostAfterMs?: number;
+  /** With `clusterKey`: reach the agents over HTTPS under the cluster CA. @default true */
+  tls?: boolean;
 }
 
 /** One line for a leadership event. */
@@ -49,6 +51,10 @@ export async function runControl(options: ControlOptions): Promise<number> {
   };
   const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
   for (const s of signals) process.on(s, onSignal);
+  if (options.clusterKey && options.tls === false)
+    process.stderr.write(
+      'understudy: warning: TLS is off (--no-tls): the agent API, with the cluster key on every request, travels in clear\n',
+    );
   try {
     try {
       running = await startReplica({
@@ -63,6 +69,7 @@ export async function runControl(options: ControlOptions): Promise<number> {
         ...(options.replaceLostAfterMs !== undefined
           ? { replaceLostAfterMs: options.replaceLostAfterMs }
           : {}),
+        ...(options.tls === false ? { tls: false } : {}),
         onDecision: (d) => {
           if (d.outcome.status !== 'pending') process.stdout.write(formatDecision(d) + '\n');
         },
