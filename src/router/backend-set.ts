@@ -25,6 +25,12 @@ export interface BackendStats {
   weight: number;
   /** Whether it is still ramping up (slow start). */
   rampingUp: boolean;
+  /**
+   * Bytes exchanged with it since it joined: `out` to it (request heads and bodies), `in` from it
+   * (response heads and bodies) — its network I/O as the router sees it (HTTP routing: forwarded
+   * requests, not the router's own health checks or mirrored copies).
+   */
+  bytes: { in: number; out: number };
   latency: LatencySnapshot;
 }
 
@@ -33,6 +39,9 @@ export class BackendState<R extends BackendResource = BackendResource> {
   inFlight = 0;
   requests = 0;
   errors = 0;
+  /** Bytes received from it and sent to it ({@link BackendStats.bytes}). */
+  bytesIn = 0;
+  bytesOut = 0;
   ejectedUntil = 0;
   draining = false;
   readonly latency = new LatencyHistogram();
@@ -79,6 +88,7 @@ export class BackendState<R extends BackendResource = BackendResource> {
       errors: this.errors,
       weight: Number(this.effectiveWeight(now).toFixed(3)),
       rampingUp: this.slowStartMs > 0,
+      bytes: { in: this.bytesIn, out: this.bytesOut },
       latency: this.latency.snapshot(),
     };
   }

@@ -20,21 +20,46 @@ import type { ResolvedRouterOptions } from './router-options.js';
 
 const EMPTY = Buffer.alloc(0);
 
+/** Bytes of a head's header lines (`name: value\r\n` each, flat name/value list) and its closing blank line. */
+function headBytes(flat: ReadonlyArray<string | Buffer>): number {
+  let n = 2;
+  for (const x of flat) n += x.length + 2;
+  return n;
+}
+
+/** Bytes of a response's status line (`HTTP/1.1 200 OK\r\n`, the reason phrase taken as 2 bytes). */
+const STATUS_LINE_BYTES = 17;
+
 /** One dispatch of an exchange to one backend; stale callbacks of an abandoned attempt are ignored. */
 class Attempt implements Dispatcher.DispatchHandler {
   constructor(
     private readonly ex: Exchange,
     private readonly n: number,
+    /** Counts the bytes exchanged with the backend (every attempt's: they all crossed the network). */
+    private readonly b: BackendState<PoolResource>,
   ) {}
+  /** undici 7 passes the chunk sent (its types say its size): either is counted. */
+  onBodySent(chunk: unknown): void {
+    this.b.bytesOut +=
+      typeof chunk === 'number'
+        ? chunk
+        : typeof chunk === 'string'
+          ? Buffer.byteLength(chunk)
+          : chunk instanceof Uint8Array
+            ? chunk.byteLength
+            : 0;
+  }
   onConnect(abort: (err?: Error) => void): void {
     if (this.n === this.ex.attempt) this.ex.onConnect(abort);
   }
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    this.b.bytesIn += STATUS_LINE_BYTES + headBytes(rawHeaders);
     if (this.n !== this.ex.attempt) return false;
     if (statusCode < 200) return true;
     return this.ex.onResponse(statusCode, rawHeaders, resume);
   }
   onData(chunk: Buffer): boolean {
+    this.b.bytesIn += chunk.length;
     return this.n === this.ex.attempt ? this.ex.onChunk(chunk) : false;
   }
   onComplete(): void {
@@ -344,6 +369,8 @@ class Exchange implements QueuedExchange {
     const n = ++this.attempt;
     this.#abort = undefined;
     this.#attemptStart = performance.now();
+    // The request head as sent (`METHOD path HTTP/1.1\r\n`, headers, blank line); the body as it is sent.
+    b.bytesOut += this.#method.length + this.#path.length + 11 + headBytes(this.#up.headers);
     const body = this.#stream ? this.req : this.#body === null || this.#body.length === 0 ? null : this.#body;
     b.resource.pool.dispatch(
       {
@@ -352,7 +379,7 @@ class Exchange implements QueuedExchange {
         headers: this.#up.headers,
         body,
       },
-      new Attempt(this, n),
+      new Attempt(this, n, b),
     );
   }
 
