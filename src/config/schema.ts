@@ -413,9 +413,9 @@ export const stateTransferSchema = z.strictObject({
    * HEAD; every read is copied to it, answers discarded, `x-understudy-mirror: warm`): its caches are
    * full, but a process that has never served runs its request path unoptimised (V8 has not compiled
    * it yet) and is slower for its first thousands of requests. `0`: off. HTTP routing only.
-   * @default 1000
+   * @default 2000
    */
-  warmUpReads: z.number().int().min(0).default(1000),
+  warmUpReads: z.number().int().min(0).default(2000),
   /** The warm-up ends after this even with fewer reads (little live traffic); promotion waits at most this. @default 2s */
   warmUpTimeout: duration.default(2000),
 });

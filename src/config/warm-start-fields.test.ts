@@ -24,7 +24,7 @@ describe('spec fields of a new instance’s first seconds', () => {
       import: '/state/import',
       timeout: 10_000,
       maxBytes: 1024 * 1024,
-      warmUpReads: 1000,
+      warmUpReads: 2000,
       warmUpTimeout: 2000,
     });
   });
