@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ErrorCode } from '../errors/index.js';
 import { BackendSet, type BackendResource, type BackendState } from './backend-set.js';
@@ -133,6 +134,40 @@ describe('BackendSet: weights', () => {
     const inFlight = Object.fromEntries(set.stats().map((s) => [s.id, s.inFlight]));
     expect(inFlight).toEqual({ a: 30, b: 10 });
   });
+  it('never picks a backend with more outstanding requests per weight than another (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ weight: fc.integer({ min: 0, max: 5 }), inFlight: fc.nat(20) }), {
+          minLength: 1,
+          maxLength: 5,
+        }),
+        (backends) => {
+          const { set } = setWithClock();
+          set.set(
+            backends.map((b, i) => ({ id: `b${i}`, host: '127.0.0.1', port: 2000 + i, weight: b.weight })),
+          );
+          const states = new Map<string, BackendState<NoResource>>();
+          // Reach every state through select (the only way out): pick until each was seen, or give up.
+          for (let i = 0; i < 200 && states.size < backends.filter((b) => b.weight > 0).length; i++) {
+            const s = set.select();
+            if (s) states.set(s.id, s);
+          }
+          backends.forEach((b, i) => {
+            const s = states.get(`b${i}`);
+            if (s) s.inFlight = b.inFlight;
+          });
+          const picked = set.select();
+          const usable = backends.map((b, i) => ({ ...b, id: `b${i}` })).filter((b) => b.weight > 0);
+          if (usable.length === 0) return picked === undefined;
+          const least = Math.min(...usable.map((b) => b.inFlight / b.weight));
+          const p = usable.find((b) => b.id === picked?.id);
+          return p !== undefined && p.inFlight / p.weight <= least + 1e-9;
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
   it('refuses a negative weight and a non-finite slow start, naming the field', () => {
     const { set } = setWithClock();
     expect(() => set.set([{ ...A, weight: -1 }])).toThrow(
