@@ -9,7 +9,14 @@ import type { Mirror } from './mirror.js';
 import type { PoolResource } from './pool-resource.js';
 import type { MutationGate } from './mutation-gate.js';
 import { classify, errorBody, type HttpErrorKind, type HttpStats } from './proxy-errors.js';
-import { downstreamResponseHeaders, headersAsForwarded, upstreamRequestHeaders } from './proxy-headers.js';
+import {
+  downstreamResponseHeaders,
+  headBytes,
+  headersAsForwarded,
+  sentBytes,
+  STATUS_LINE_BYTES,
+  upstreamRequestHeaders,
+} from './proxy-headers.js';
 import {
   normaliseRequestTarget,
   pathMayMatch,
@@ -19,16 +26,6 @@ import {
 import type { ResolvedRouterOptions } from './router-options.js';
 
 const EMPTY = Buffer.alloc(0);
-
-/** Bytes of a head's header lines (`name: value\r\n` each, flat name/value list) and its closing blank line. */
-function headBytes(flat: ReadonlyArray<string | Buffer>): number {
-  let n = 2;
-  for (const x of flat) n += x.length + 2;
-  return n;
-}
-
-/** Bytes of a response's status line (`HTTP/1.1 200 OK\r\n`, the reason phrase taken as 2 bytes). */
-const STATUS_LINE_BYTES = 17;
 
 /** One dispatch of an exchange to one backend; stale callbacks of an abandoned attempt are ignored. */
 class Attempt implements Dispatcher.DispatchHandler {
@@ -40,14 +37,7 @@ class Attempt implements Dispatcher.DispatchHandler {
   ) {}
   /** undici 7 passes the chunk sent (its types say its size): either is counted. */
   onBodySent(chunk: unknown): void {
-    this.b.bytesOut +=
-      typeof chunk === 'number'
-        ? chunk
-        : typeof chunk === 'string'
-          ? Buffer.byteLength(chunk)
-          : chunk instanceof Uint8Array
-            ? chunk.byteLength
-            : 0;
+    this.b.bytesOut += sentBytes(chunk);
   }
   onConnect(abort: (err?: Error) => void): void {
     if (this.n === this.ex.attempt) this.ex.onConnect(abort);
