@@ -1,6 +1,15 @@
 // The cache rows of `npm run bench -- warm-start`: examples/api with its cache (GET /item/KEY; a miss
 // burns MISS_MS of CPU, a hit none). Each row is the p99 of the first window of traffic on a new serving
 // instance, measured on that instance; the scale-out rows go through the router.
+//
+// Every row gets the same open-loop load: RATE requests a second on a fixed schedule for the window,
+// so the same number of requests, each timed from when it was due (a slow instance's queue counts, as
+// a client would see it — a closed loop would send fewer requests to a slow instance and hide it).
+// Each row also prints the cache hit rate in its window (examples/api's /stats) and the p50 of the
+// first and last tenth of its requests: a process that has never served is slower at first even with
+// every answer in its cache (V8 has not optimised its request path yet), which the hit rate alone
+// does not show.
+import { loadavg } from 'node:os';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Agent, request } from 'undici';
 import { transferState } from '../../src/replication/index.js';
@@ -9,13 +18,22 @@ import { allocatePort } from '../../src/runtime/index.js';
 
 const KEYS = 400;
 const MISS_MS = 20;
-const CONCURRENCY = 4;
+const RATE = 400;
+/** Requests a row may have outstanding before new ones wait in the client (a bound, not a pace). */
+const MAX_OUTSTANDING = 256;
 const TOKEN = 'bench-state-token';
+/** Copies of live reads a warm-up after the import asks for (stateTransfer.warmUpReads' default). */
+const WARM_UP_READS = 2000;
 
 interface Api {
   child: ChildProcess;
   port: number;
   url: string;
+}
+
+interface CacheCounters {
+  hits: number;
+  misses: number;
 }
 
 async function startApi(root: string, dispatcher: Agent): Promise<Api> {
@@ -37,67 +55,124 @@ async function startApi(root: string, dispatcher: Agent): Promise<Api> {
   return { child, port, url };
 }
 
-/** Closed-loop load of random keys for `ms`; returns the latencies, ms. */
-async function load(base: string, ms: number, dispatcher: Agent, seed: number): Promise<number[]> {
-  const lat: number[] = [];
-  const end = performance.now() + ms;
+async function cacheOf(a: Api, dispatcher: Agent): Promise<CacheCounters> {
+  const s = (await (await request(`${a.url}/stats`, { dispatcher })).body.json()) as { cache: CacheCounters };
+  return { hits: s.cache.hits, misses: s.cache.misses };
+}
+
+/**
+ * Open-loop load of random keys: `RATE` a second for `ms`, each request timed from when it was due.
+ * `stop` ends it early (a warm-up's live traffic). Returns the latencies, ms, in the order sent.
+ */
+async function load(
+  base: string,
+  ms: number,
+  dispatcher: Agent,
+  seed: number,
+  stop?: { done: boolean },
+): Promise<number[]> {
+  const n = Math.round((RATE * ms) / 1000);
+  const lat = new Array<number>(n);
   let x = seed;
-  const next = (): number => {
+  const key = (): number => {
     x = (x * 1103515245 + 12345) % 2147483648;
     return x % KEYS;
   };
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (performance.now() < end) {
-        const t0 = performance.now();
-        const r = await request(`${base}/item/k${next()}`, { dispatcher });
-        await r.body.dump();
-        lat.push(performance.now() - t0);
-      }
-    }),
-  );
-  return lat;
+  const t0 = performance.now();
+  const running = new Set<Promise<void>>();
+  let sent = 0;
+  for (; sent < n && !(stop?.done ?? false); sent++) {
+    const due = t0 + (sent * 1000) / RATE;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    while (running.size >= MAX_OUTSTANDING) await Promise.race(running);
+    const i = sent;
+    // Timed from when it was due, or from when it was sent if a timer fired a little early.
+    const from = Math.min(due, performance.now());
+    const p: Promise<void> = request(`${base}/item/k${key()}`, { dispatcher })
+      .then((r) => r.body.dump())
+      .then(() => {
+        lat[i] = performance.now() - from;
+        running.delete(p);
+      });
+    running.add(p);
+  }
+  await Promise.all(running);
+  return lat.slice(0, sent);
 }
 
-function p99(xs: number[]): number {
+const round2 = (v: number): number => Math.round(v * 100) / 100;
+
+function quantile(xs: readonly number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
-  return Math.round((s[Math.min(s.length - 1, Math.floor(s.length * 0.99))] ?? NaN) * 100) / 100;
+  return round2(s[Math.min(s.length - 1, Math.floor(s.length * q))] ?? NaN);
+}
+
+interface Row {
+  p99: number;
+  requests: number;
+  /** Cache hits / requests of the instance measured, in the window. */
+  hitRate: number;
+  /** p50 of the first and of the last tenth of the window's requests, ms. */
+  p50First: number;
+  p50Last: number;
+}
+
+function row(lat: readonly number[], before: CacheCounters, after: CacheCounters): Row {
+  const tenth = Math.max(1, Math.floor(lat.length / 10));
+  const hits = after.hits - before.hits;
+  const total = hits + after.misses - before.misses;
+  return {
+    p99: quantile(lat, 0.99),
+    requests: lat.length,
+    hitRate: total > 0 ? Math.round((hits / total) * 1000) / 1000 : NaN,
+    p50First: quantile(lat.slice(0, tenth), 0.5),
+    p50Last: quantile(lat.slice(-tenth), 0.5),
+  };
 }
 
 /** Runs the cache rows and prints them (a line each, then one JSON line). */
 export async function cacheRows(o: { quick: boolean; root: string }): Promise<void> {
   const windowMs = o.quick ? 2000 : 10_000;
-  const dispatcher = new Agent({ connections: CONCURRENCY * 2 });
+  const dispatcher = new Agent({ connections: 64 });
   const apis: Api[] = [];
   const start = async (): Promise<Api> => {
     const a = await startApi(o.root, dispatcher);
     apis.push(a);
     return a;
   };
-  const rows: Record<string, number> = {};
-  const out = (name: string, v: number, note = ''): void => {
-    rows[name] = v;
-    process.stdout.write(`  ${name.padEnd(28)} p99 ${v.toFixed(2)} ms${note}\n`);
+  const rows: Record<string, Row> = {};
+  const out = (name: string, r: Row, note = ''): void => {
+    rows[name] = r;
+    process.stdout.write(
+      `  ${name.padEnd(36)} p99 ${r.p99.toFixed(2).padStart(8)} ms  hit rate ${(r.hitRate * 100).toFixed(1).padStart(5)} %  p50 first/last tenth ${r.p50First.toFixed(2)}/${r.p50Last.toFixed(2)} ms${note}\n`,
+    );
+  };
+  /** Loads `a` directly for the window; its row. */
+  const measure = async (a: Api, seed: number): Promise<Row> => {
+    const before = await cacheOf(a, dispatcher);
+    const lat = await load(a.url, windowMs, dispatcher, seed);
+    return row(lat, before, await cacheOf(a, dispatcher));
   };
   let transfer = { bytes: 0, ms: 0 };
+  let warmUp = { completed: 0, ms: 0 };
+  const loadAvg = round2(loadavg()[0] ?? NaN);
   try {
     process.stdout.write(
-      `\nfirst ${windowMs / 1000} s of traffic on a new serving instance (examples/api cache, ${KEYS} keys, miss ${MISS_MS} ms, ${CONCURRENCY} clients):\n`,
+      `\nfirst ${windowMs / 1000} s of traffic on a new serving instance (examples/api cache, ${KEYS} keys, miss ${MISS_MS} ms; ${RATE} requests/s open loop, ${(RATE * windowMs) / 1000} requests a row; load average ${loadAvg}):\n`,
     );
-    // The long-running instance: its cache holds every key.
+    // The long-running instance: its cache holds every key (measured last, after it has served).
     const base = await start();
     for (let k = 0; k < KEYS; k++)
       await (await request(`${base.url}/item/k${k}`, { dispatcher })).body.dump();
 
     // Cold start: a process started at the decision, ready, empty cache.
-    const cold = await start();
-    out('cold start', p99(await load(cold.url, windowMs, dispatcher, 1)));
+    out('cold start', await measure(await start(), 1));
 
     // Warm echo: already running, but its cache is empty.
-    const warm = await start();
-    out('warm echo', p99(await load(warm.url, windowMs, dispatcher, 2)));
+    out('warm echo', await measure(await start(), 2));
 
-    // Warm echo with state transfer from the long-running instance.
+    // Warm echo with state transfer from the long-running instance, nothing else.
     const moved = await start();
     const end = { host: '127.0.0.1', token: TOKEN };
     const t = await transferState({
@@ -107,11 +182,36 @@ export async function cacheRows(o: { quick: boolean; root: string }): Promise<vo
       importPath: '/state/import',
     });
     transfer = { bytes: t.bytes, ms: t.ms };
-    out(
-      'warm echo + state transfer',
-      p99(await load(moved.url, windowMs, dispatcher, 3)),
-      ` (transfer ${t.bytes} bytes in ${t.ms} ms)`,
-    );
+    out('warm echo + state transfer', await measure(moved, 3), ` (transfer ${t.bytes} bytes in ${t.ms} ms)`);
+
+    // What Understudy does on promotion with stateTransfer: the transfer, then a warm-up on copies of
+    // live reads (stateTransfer.warmUpReads) while the serving instance takes the live traffic.
+    const warmed = await start();
+    const t2 = await transferState({
+      from: { ...end, port: base.port },
+      to: { ...end, port: warmed.port },
+      exportPath: '/state/export',
+      importPath: '/state/import',
+    });
+    const front = await Router.create({
+      service: 'api',
+      backends: [{ id: 'base', host: '127.0.0.1', port: base.port }],
+    });
+    try {
+      const stop = { done: false };
+      const live = load(front.url, 30_000, dispatcher, 8, stop);
+      const w = await front.warmUp({ id: 'echo', host: '127.0.0.1', port: warmed.port }, WARM_UP_READS, 2000);
+      stop.done = true;
+      await live;
+      warmUp = { completed: w.completed, ms: w.ms };
+      out(
+        'warm echo + transfer + warm-up',
+        await measure(warmed, 3),
+        ` (transfer ${t2.bytes} bytes in ${t2.ms} ms; warm-up ${w.completed} reads in ${w.ms} ms)`,
+      );
+    } finally {
+      await front.close();
+    }
 
     // Warm echo warmed by mirrored reads: a window of live traffic through the router, 20 % copied to it.
     const mirrored = await start();
@@ -123,25 +223,24 @@ export async function cacheRows(o: { quick: boolean; root: string }): Promise<vo
       router.setWarmReads([{ id: 'echo', host: '127.0.0.1', port: mirrored.port }], 0.2);
       await load(router.url, windowMs, dispatcher, 4);
       const cost = router.stats().warmReads;
-      out(
-        'warm echo + mirrored reads',
-        p99(await load(mirrored.url, windowMs, dispatcher, 5)),
-        ` (warming cost ${cost.sent} copies)`,
-      );
+      out('warm echo + mirrored reads', await measure(mirrored, 5), ` (warming cost ${cost.sent} copies)`);
     } finally {
       await router.close();
     }
 
-    // The limit: the long-running instance itself.
-    out('long-running instance', p99(await load(base.url, windowMs, dispatcher, 6)));
+    // The limit: the long-running instance itself, the same load.
+    out('long-running instance', await measure(base, 6));
 
-    // Scale-out through the router, the joining instance cold-cached: with and without the ramp.
+    // Scale-out through the router: a cold instance (empty cache, never served) joins the long-running
+    // one under the same load, with and without the ramp. Most requests find both backends idle (the
+    // ties least-outstanding-requests leaves to the weights): without a ramp the cold one takes half
+    // of them at once, with it a tenth rising to half over the window.
     process.stdout.write(
-      `\nscale-out p99 through the router over ${windowMs / 1000} s (a cold-cache instance joins):\n`,
+      `\nscale-out through the router over ${windowMs / 1000} s (a cold instance joins a long-running one, ${RATE} requests/s):\n`,
     );
-    for (const [name, slowStartMs] of [
-      ['scale-out, no ramp', 0],
-      ['scale-out, slow start', windowMs],
+    for (const [name, slowStartMs, seed] of [
+      ['scale-out, no ramp', 0, 7],
+      ['scale-out, slow start', windowMs, 7],
     ] as const) {
       const joining = await start();
       const r = await Router.create({
@@ -153,7 +252,20 @@ export async function cacheRows(o: { quick: boolean; root: string }): Promise<vo
           { id: 'base', host: '127.0.0.1', port: base.port },
           { id: 'new', host: '127.0.0.1', port: joining.port, slowStartMs },
         ]);
-        out(name, p99(await load(r.url, windowMs, dispatcher, 7)));
+        const before = await cacheOf(joining, dispatcher);
+        const lat = await load(r.url, windowMs, dispatcher, seed);
+        const after = await cacheOf(joining, dispatcher);
+        const toNew = r.stats().backends.find((b) => b.id === 'new')?.requests ?? 0;
+        const res = row(
+          lat,
+          { hits: 0, misses: 0 },
+          { hits: lat.length - (after.misses - before.misses), misses: after.misses - before.misses },
+        );
+        out(
+          name,
+          res,
+          ` (${toNew} of ${lat.length} requests to the new instance, ${after.misses - before.misses} of them misses)`,
+        );
       } finally {
         await r.close();
       }
@@ -166,9 +278,16 @@ export async function cacheRows(o: { quick: boolean; root: string }): Promise<vo
     JSON.stringify({
       bench: 'warm-start-cache',
       windowMs,
-      p99Ms: rows,
+      rate: RATE,
+      loadAvg,
+      p99Ms: Object.fromEntries(Object.entries(rows).map(([k, v]) => [k, v.p99])),
+      hitRate: Object.fromEntries(Object.entries(rows).map(([k, v]) => [k, v.hitRate])),
+      p50FirstLastMs: Object.fromEntries(Object.entries(rows).map(([k, v]) => [k, [v.p50First, v.p50Last]])),
+      requestsPerRow: (RATE * windowMs) / 1000,
       transferBytes: transfer.bytes,
       transferMs: transfer.ms,
+      warmUpReads: warmUp.completed,
+      warmUpMs: warmUp.ms,
     }) + '\n',
   );
 }

@@ -408,6 +408,16 @@ export const stateTransferSchema = z.strictObject({
   timeout: duration.default(10_000),
   /** A larger state is cut off (the import sees its body end early). @default 256Mi */
   maxBytes: bytes.default(256 * 1024 * 1024),
+  /**
+   * After the import and before it serves, the instance answers copies of this many live reads (GET,
+   * HEAD; every read is copied to it, answers discarded, `x-understudy-mirror: warm`): its caches are
+   * full, but a process that has never served runs its request path unoptimised (V8 has not compiled
+   * it yet) and is slower for its first thousands of requests. `0`: off. HTTP routing only.
+   * @default 2000
+   */
+  warmUpReads: z.number().int().min(0).default(2000),
+  /** The warm-up ends after this even with fewer reads (little live traffic); promotion waits at most this. @default 2s */
+  warmUpTimeout: duration.default(2000),
 });
 
 export const serviceSchema = z

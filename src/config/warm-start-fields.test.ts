@@ -24,6 +24,8 @@ describe('spec fields of a new instance’s first seconds', () => {
       import: '/state/import',
       timeout: 10_000,
       maxBytes: 1024 * 1024,
+      warmUpReads: 2000,
+      warmUpTimeout: 2000,
     });
   });
 
@@ -35,6 +37,11 @@ describe('spec fields of a new instance’s first seconds', () => {
       'stateTransfer.export',
     ],
     ['a negative slow start', { routing: { slowStart: -1 } }, 'routing.slowStart'],
+    [
+      'a fractional warm-up read count',
+      { stateTransfer: { export: '/e', import: '/i', warmUpReads: 2.5 } },
+      'stateTransfer.warmUpReads',
+    ],
   ])('refuses %s, naming the field', (_why, extra, field) => {
     const r = serviceSchema.safeParse({ ...base, ...extra });
     expect(r.success).toBe(false);

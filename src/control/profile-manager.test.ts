@@ -8,6 +8,7 @@ import { SqliteStateStore } from '../store/index.js';
 import { DecisionLog } from './decision-log.js';
 import { PROFILE_PREFIX, ProfileManager } from './profile-manager.js';
 import { echoFloorFraction, sizeFromProfile } from './profile-sizing.js';
+import type { RouterStats } from '../router/index.js';
 import type { InstanceRecord } from './records.js';
 
 const MIB = 1024 * 1024;
@@ -144,6 +145,44 @@ describe('ProfileManager (profiles in the store, sizing of echoes and shadows)',
     expect(hour?.resources.diskRead?.p50).toBeGreaterThanOrEqual(1000);
     expect(hour?.resources.diskWrite?.p50).toBeLessThanOrEqual(2000 * 1.1);
     expect(v?.now.echo.source).toBe('profile');
+  });
+
+  it('takes each instance’s network rate from its own byte counters in the HTTP router, not a share of the service’s', async () => {
+    // Two serving instances: api-1 exchanges 10 000 bytes a second with the router, api-2 1 000.
+    const bytes = { 'api-1': 0, 'api-2': 0 };
+    const router = (): RouterStats =>
+      ({
+        mode: 'http',
+        backends: Object.entries(bytes).map(([id, n]) => ({ id, bytes: { in: n * 0.75, out: n * 0.25 } })),
+      }) as unknown as RouterStats;
+    const m = await ProfileManager.create(
+      {
+        store,
+        decisions,
+        agents: new AgentRegistry([new FakeAgent()]),
+        specs: [spec],
+        options: { minSamples: 5 },
+        router,
+      },
+      NOON,
+    );
+    for (let i = 0; i < 10; i++) {
+      bytes['api-1'] = i * 10_000;
+      bytes['api-2'] = i * 1_000;
+      for (const id of ['api-1', 'api-2'] as const)
+        m.observe(
+          rec(id),
+          { cpuPercent: 10, rssBytes: MIB, readBytes: 0, writeBytes: 0, at: NOON + i * 1000 },
+          2,
+        );
+    }
+    const net = m.view(spec, true, 2, NOON + 10_000)?.hours.find((h) => h.hour === 12)?.resources.network;
+    // 9 rates of each (an instance's first sample has none); percentiles at most 10 % above the exact one.
+    expect(net?.samples).toBe(18);
+    expect(net?.max).toBeGreaterThanOrEqual(10_000);
+    expect(net?.max).toBeLessThanOrEqual(11_000);
+    // Divided over the serving set, both would read 5 500.
+    expect(net?.p95).toBeGreaterThanOrEqual(10_000);
   });
 
   it('counts cold start-up and promotion times from the decisions, each decision once', async () => {

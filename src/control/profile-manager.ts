@@ -70,7 +70,7 @@ interface LastCounters {
 /**
  * Seed 001's Shadow Profile Manager: one {@link ServiceProfile} per service, seeded from the spec,
  * refined from every sample of the serving instances (CPU, memory, disk I/O; network from the router's
- * byte counters where it has them: TCP routing) and from their /proc footprint every 30 s, stored
+ * byte counters: per backend with HTTP routing, per service with TCP routing) and from their /proc footprint every 30 s, stored
  * under `profiles/<service>` (any {@link StateStore}: SQLite or etcd), bounded in size (digests age,
  * dependency lists keep their newest entries). A refinement that changes what Understudy does — a
  * dependency seen for the first time, an hour that reaches enough samples — is a `profile` decision.
@@ -80,6 +80,8 @@ export class ProfileManager {
   readonly #dirty = new Set<string>();
   readonly #last = new Map<string, LastCounters>();
   readonly #net = new Map<string, { at: number; bytes: number; rate: number }>();
+  /** Per instance (HTTP routing): its backend byte counters at its last sample. */
+  readonly #netOf = new Map<string, { at: number; bytes: number }>();
   readonly #footprintAt = new Map<string, number>();
   /** Decisions whose start-up time was counted (the newest 1000). */
   readonly #counted = new Set<number>();
@@ -113,8 +115,8 @@ export class ProfileManager {
 
   /**
    * Counts one sample of a serving instance: CPU (cores), resident memory, disk read and write rates
-   * (from the cumulative counters since its previous sample) and the instance's share of the router's
-   * byte rate. Records a `profile` decision when the sample's hour reaches enough samples.
+   * (from the cumulative counters since its previous sample) and its network rate (the router's byte
+   * counters, see `#network`). Records a `profile` decision when the sample's hour reaches enough samples.
    */
   observe(rec: InstanceRecord, stats: InstanceStats, servingCount: number): void {
     const p = this.#profiles.get(rec.service);
@@ -127,8 +129,8 @@ export class ProfileManager {
       sample.diskWrite = Math.max(0, stats.writeBytes - last.write) / s;
     }
     this.#last.set(rec.id, { at: stats.at, read: stats.readBytes, write: stats.writeBytes });
-    const net = this.#network(rec.service, stats.at);
-    if (net !== undefined) sample.network = net / Math.max(1, servingCount);
+    const net = this.#network(rec, stats.at, servingCount);
+    if (net !== undefined) sample.network = net;
     const hour = hourOf(stats.at);
     const before = hourSamples(p, hour);
     observeUsage(p, sample, stats.at, this.options);
@@ -144,16 +146,37 @@ export class ProfileManager {
       });
   }
 
-  /** The service's network rate (bytes/s in + out through its router), when the router counts bytes. */
-  #network(service: string, at: number): number | undefined {
-    const tcp = this.deps.router?.(service)?.tcp;
+  /**
+   * The instance's network rate, bytes/s in + out. HTTP routing: from the router's byte counters of
+   * this instance as a backend (what it exchanged with the router since the previous sample). TCP
+   * routing: the service's byte rate through the router divided over the serving set (its sockets are
+   * not counted per backend). Undefined at an instance's first sample, or without a router.
+   */
+  #network(rec: InstanceRecord, at: number, servingCount: number): number | undefined {
+    const stats = this.deps.router?.(rec.service);
+    if (!stats) return undefined;
+    if (stats.mode === 'http') {
+      // Its entries: serving, and draining ones of an earlier join (a counter that restarts reads 0).
+      let bytes = 0;
+      let found = false;
+      for (const b of stats.backends)
+        if (b.id === rec.id) {
+          bytes += b.bytes.in + b.bytes.out;
+          found = true;
+        }
+      if (!found) return undefined;
+      const prev = this.#netOf.get(rec.id);
+      this.#netOf.set(rec.id, { at, bytes });
+      return prev && at > prev.at ? Math.max(0, bytes - prev.bytes) / ((at - prev.at) / 1000) : undefined;
+    }
+    const tcp = stats.tcp;
     if (!tcp) return undefined;
     const bytes = tcp.bytesIn + tcp.bytesOut;
-    const prev = this.#net.get(service);
-    if (prev && at - prev.at < 500) return prev.rate;
+    const prev = this.#net.get(rec.service);
+    if (prev && at - prev.at < 500) return prev.rate / Math.max(1, servingCount);
     const rate = prev && at > prev.at ? Math.max(0, bytes - prev.bytes) / ((at - prev.at) / 1000) : undefined;
-    this.#net.set(service, { at, bytes, rate: rate ?? 0 });
-    return rate;
+    this.#net.set(rec.service, { at, bytes, rate: rate ?? 0 });
+    return rate === undefined ? undefined : rate / Math.max(1, servingCount);
   }
 
   /**
@@ -177,6 +200,7 @@ export class ProfileManager {
   /** Forgets the counters of instances that are gone (bounded memory). */
   forget(liveIds: ReadonlySet<string>): void {
     for (const id of this.#last.keys()) if (!liveIds.has(id)) this.#last.delete(id);
+    for (const id of this.#netOf.keys()) if (!liveIds.has(id)) this.#netOf.delete(id);
   }
 
   /**

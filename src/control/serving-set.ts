@@ -90,7 +90,8 @@ export async function resizeForRole(
 
 /**
  * Scale-out by promotion (seed 001: pre-provisioned instances): a ready warm echo joins the serving set.
- * With `stateTransfer`, it first receives a serving instance's runtime state ({@link transferRuntimeState}).
+ * With `stateTransfer`, it first receives a serving instance's runtime state ({@link transferRuntimeState})
+ * and answers copies of live reads ({@link warmUpCodePaths}).
  * It stops receiving file sync, gets the full serving limits and is added to the router — a metadata
  * operation, no process start (it ramps up over `routing.slowStart`). Recorded as a decision with the
  * time it took.
@@ -112,9 +113,12 @@ export async function promoteIntoServing(
     outcome: { status: 'pending' },
   });
   // Its runtime state first, while it is still an echo: nothing can route to it before it has it.
+  // Then its request path, on copies of live reads (caches full, code still cold).
   if (echo.phase === 'running') {
     const feeder = await transferRuntimeState(host, echo, spec);
     if (feeder) host.recycler?.fed(feeder, echo, host.clock.now());
+    const w = await warmUpCodePaths(host, echo, spec);
+    if (w) decision.inputs = { ...decision.inputs, warmUp: w };
   }
   if (!moveInstance(host.decisions, echo, 'promote')) {
     host.decisions.settle(decision, 'failed', `${echo.id} cannot be promoted from phase '${echo.phase}'`);
@@ -193,6 +197,28 @@ export async function transferRuntimeState(
     );
     return undefined;
   }
+}
+
+/**
+ * Warm-up before serving (`stateTransfer.warmUpReads`): the router copies every live read to the
+ * instance until it has answered that many or `warmUpTimeout` has passed (see `Router.warmUp`).
+ * Resolves with what it did, or undefined when it is off (no `stateTransfer`, 0 reads, TCP routing,
+ * no router).
+ */
+export async function warmUpCodePaths(
+  host: ServingSetHost,
+  target: InstanceRecord,
+  spec: ServiceSpec,
+): Promise<{ reads: number; completed: number; ms: number; ended: string } | undefined> {
+  const st = spec.stateTransfer;
+  const plane = host.services.plane(target.service);
+  if (!st || st.warmUpReads <= 0 || !plane || spec.routing.protocol !== 'http') return undefined;
+  const w = await plane.router.warmUp(
+    { id: target.id, ...plane.endpointOf(target) },
+    st.warmUpReads,
+    st.warmUpTimeout,
+  );
+  return { reads: st.warmUpReads, completed: w.completed, ms: w.ms, ended: w.ended };
 }
 
 /**

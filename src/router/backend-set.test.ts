@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ErrorCode } from '../errors/index.js';
 import { BackendSet, type BackendResource, type BackendState } from './backend-set.js';
@@ -46,6 +47,29 @@ describe('BackendSet: slow start (gradual traffic shift)', () => {
     expect(set.stats().find((s) => s.id === 'b')).toMatchObject({ weight: 1, rampingUp: false });
   });
 
+  it('a ramping member blocked on a slow request gets no more while the others have fewer per weight', () => {
+    const { set } = setWithClock();
+    set.set([A]);
+    set.set([A, { ...B, slowStartMs: 10_000 }]);
+    const b = () => set.stats().find((s) => s.id === 'b');
+    // Closed loop of 4 clients where b's first request is a slow one (a cache miss) that never ends
+    // here, and a's requests finish at once: b must not be given a second one.
+    let picked: BackendState<NoResource> | undefined;
+    for (let i = 0; i < 200 && picked === undefined; i++) {
+      const s = set.select() as BackendState<NoResource>;
+      if (s.id === 'b') picked = s;
+    }
+    expect(picked).toBeDefined();
+    (picked as BackendState<NoResource>).inFlight = 1;
+    const a = set.select() as BackendState<NoResource>;
+    a.inFlight = 3; // three more clients waiting on a
+    expect(shares(set, 500)).toEqual({ a: 500 });
+    expect(b()).toMatchObject({ inFlight: 1, rampingUp: true });
+    // Under enough load on a (more than 10 per request of b at weight 0.1), b takes a second one.
+    a.inFlight = 11;
+    expect(set.select()?.id).toBe('b');
+  });
+
   it('a member that stays in the set keeps its ramp instead of starting it again', () => {
     const { set, clock } = setWithClock();
     set.set([A, { ...B, slowStartMs: 10_000 }]);
@@ -86,22 +110,62 @@ describe('BackendSet: weights', () => {
     expect(shares(set, 400)).toEqual({ a: 300, b: 100 });
   });
 
-  it('least outstanding requests stays the rule within the weights', () => {
+  it('least outstanding requests stays the rule within the weights: a busy backend gets nothing while another is idle', () => {
     const { set } = setWithClock();
     set.set([
       { ...A, weight: 2 },
       { ...B, weight: 2 },
     ]);
     const busy = set.select() as BackendState<NoResource>;
-    busy.inFlight = 9; // ten times the outstanding requests: a tenth of the share
-    set.set([
-      { ...A, weight: 2 },
-      { ...B, weight: 2 },
-    ]); // same members (kept), the round-robin state restarts
+    busy.inFlight = 9;
     const other = busy.id === 'a' ? 'b' : 'a';
-    const got = shares(set, 1100);
-    expect(got[other]).toBe(1000);
-    expect(got[busy.id]).toBe(100);
+    // As with plain least-outstanding (all weights 1): the idle one takes every request.
+    expect(shares(set, 1100)).toEqual({ [other]: 1100 });
+  });
+
+  it('under load, each backend holds outstanding requests in proportion to its weight', () => {
+    const { set } = setWithClock();
+    set.set([
+      { ...A, weight: 3 },
+      { ...B, weight: 1 },
+    ]);
+    // 40 requests in flight at once (none finishes): they spread 3 to 1.
+    for (let i = 0; i < 40; i++) (set.select() as BackendState<NoResource>).inFlight++;
+    const inFlight = Object.fromEntries(set.stats().map((s) => [s.id, s.inFlight]));
+    expect(inFlight).toEqual({ a: 30, b: 10 });
+  });
+  it('never picks a backend with more outstanding requests per weight than another (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ weight: fc.integer({ min: 0, max: 5 }), inFlight: fc.nat(20) }), {
+          minLength: 1,
+          maxLength: 5,
+        }),
+        (backends) => {
+          const { set } = setWithClock();
+          set.set(
+            backends.map((b, i) => ({ id: `b${i}`, host: '127.0.0.1', port: 2000 + i, weight: b.weight })),
+          );
+          const states = new Map<string, BackendState<NoResource>>();
+          // Reach every state through select (the only way out): pick until each was seen, or give up.
+          for (let i = 0; i < 200 && states.size < backends.filter((b) => b.weight > 0).length; i++) {
+            const s = set.select();
+            if (s) states.set(s.id, s);
+          }
+          backends.forEach((b, i) => {
+            const s = states.get(`b${i}`);
+            if (s) s.inFlight = b.inFlight;
+          });
+          const picked = set.select();
+          const usable = backends.map((b, i) => ({ ...b, id: `b${i}` })).filter((b) => b.weight > 0);
+          if (usable.length === 0) return picked === undefined;
+          const least = Math.min(...usable.map((b) => b.inFlight / b.weight));
+          const p = usable.find((b) => b.id === picked?.id);
+          return p !== undefined && p.inFlight / p.weight <= least + 1e-9;
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 
   it('refuses a negative weight and a non-finite slow start, naming the field', () => {

@@ -25,6 +25,12 @@ export interface BackendStats {
   weight: number;
   /** Whether it is still ramping up (slow start). */
   rampingUp: boolean;
+  /**
+   * Bytes exchanged with it since it joined: `out` to it (request heads and bodies), `in` from it
+   * (response heads and bodies) — its network I/O as the router sees it (HTTP routing: forwarded
+   * requests, not the router's own health checks or mirrored copies).
+   */
+  bytes: { in: number; out: number };
   latency: LatencySnapshot;
 }
 
@@ -33,6 +39,9 @@ export class BackendState<R extends BackendResource = BackendResource> {
   inFlight = 0;
   requests = 0;
   errors = 0;
+  /** Bytes received from it and sent to it ({@link BackendStats.bytes}). */
+  bytesIn = 0;
+  bytesOut = 0;
   ejectedUntil = 0;
   draining = false;
   readonly latency = new LatencyHistogram();
@@ -79,10 +88,14 @@ export class BackendState<R extends BackendResource = BackendResource> {
       errors: this.errors,
       weight: Number(this.effectiveWeight(now).toFixed(3)),
       rampingUp: this.slowStartMs > 0,
+      bytes: { in: this.bytesIn, out: this.bytesOut },
       latency: this.latency.snapshot(),
     };
   }
 }
+
+/** Loads (outstanding requests per weight) closer than this count as equal. */
+const LOAD_EPSILON = 1e-9;
 
 interface Waiter<R extends BackendResource> {
   readonly cb: (b: BackendState<R> | undefined) => void;
@@ -123,6 +136,8 @@ export class BackendSet<R extends BackendResource> {
   #closed = false;
   /** Some serving backend has a weight other than 1 or is slow-starting: weighted selection. */
   #weighted = false;
+  /** Scratch list of the least-loaded candidates of one weighted selection (no allocation per request). */
+  readonly #tied: Array<BackendState<R>> = [];
   readonly #now: () => number;
   refusedBackends = 0;
   cutInFlight = 0;
@@ -248,10 +263,12 @@ export class BackendSet<R extends BackendResource> {
 
   /**
    * Least outstanding requests among usable backends (round-robin among ties); `avoid` is used only
-   * when nothing else is. With weights (or a slow start running), smooth weighted round-robin over
-   * `weight / (inFlight + 1)` (Envoy's weighted least-request): shares follow the weights at low
-   * load, and a backend with more outstanding requests gets proportionally fewer. Weight 0: no new
-   * requests.
+   * when nothing else is. With weights (or a slow start running), least outstanding requests per unit
+   * of weight (`inFlight / weight`, HAProxy's weighted leastconn), smooth weighted round-robin among
+   * the backends that tie: shares follow the weights at low load (every backend idle), a ramping
+   * backend holds about its weight's fraction of the others' outstanding requests, and a backend
+   * is never chosen while another has fewer outstanding requests per weight — a cold instance blocked
+   * on a slow request gets no more until it answers. Weight 0: no new requests.
    */
   select(avoid?: BackendState<R>): BackendState<R> | undefined {
     const list = this.#active;
@@ -279,10 +296,11 @@ export class BackendSet<R extends BackendResource> {
   }
 
   #selectWeighted(now: number, avoid?: BackendState<R>): BackendState<R> | undefined {
-    let best: BackendState<R> | undefined;
     let fallback: BackendState<R> | undefined;
-    let total = 0;
     let ramping = false;
+    let least = Infinity;
+    const tied = this.#tied;
+    tied.length = 0;
     for (const b of this.#active) {
       if (b.ejectedUntil > now) continue;
       const w = b.effectiveWeight(now);
@@ -292,12 +310,26 @@ export class BackendSet<R extends BackendResource> {
         fallback = b;
         continue;
       }
-      const lw = w / (b.inFlight + 1);
-      b.current += lw;
-      total += lw;
+      const load = b.inFlight / w;
+      if (load < least - LOAD_EPSILON) {
+        least = load;
+        tied.length = 0;
+      } else if (load > least + LOAD_EPSILON) continue;
+      tied.push(b);
+    }
+    // Smooth weighted round-robin among the least loaded: each gains its weight, the chosen one pays
+    // the total. A backend that was not a candidate neither gains nor pays (no debt builds up while
+    // it is busy, so it is not owed a burst of requests when it frees up).
+    let best: BackendState<R> | undefined;
+    let total = 0;
+    for (const b of tied) {
+      const w = b.effectiveWeight(now);
+      b.current += w;
+      total += w;
       if (best === undefined || b.current > best.current) best = b;
     }
     if (best) best.current -= total;
+    tied.length = 0;
     // Every ramp over and every weight 1: back to plain least-outstanding.
     if (!ramping && this.#active.every((b) => b.weight === 1)) this.#weighted = false;
     return best ?? fallback;

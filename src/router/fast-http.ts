@@ -270,7 +270,9 @@ class FastConnection implements RawOwner {
       this.#left = 0;
       this.#reusable = true;
       this.#scanner = undefined;
-      conn.write((this.#req as FastRequest).head);
+      const head = (this.#req as FastRequest).head;
+      b.bytesOut += head.length;
+      conn.write(head);
     });
   }
 
@@ -278,6 +280,7 @@ class FastConnection implements RawOwner {
 
   /** @internal `d` is only valid during the call (the shared read buffer): what is kept or sent is copied. */
   onUpstreamData(d: Buffer): void {
+    if (this.#backend !== undefined) this.#backend.bytesIn += d.length;
     if (this.#headDone) {
       this.#body(d, 0, EMPTY);
       return;

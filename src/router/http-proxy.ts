@@ -9,7 +9,14 @@ import type { Mirror } from './mirror.js';
 import type { PoolResource } from './pool-resource.js';
 import type { MutationGate } from './mutation-gate.js';
 import { classify, errorBody, type HttpErrorKind, type HttpStats } from './proxy-errors.js';
-import { downstreamResponseHeaders, headersAsForwarded, upstreamRequestHeaders } from './proxy-headers.js';
+import {
+  downstreamResponseHeaders,
+  headBytes,
+  headersAsForwarded,
+  sentBytes,
+  STATUS_LINE_BYTES,
+  upstreamRequestHeaders,
+} from './proxy-headers.js';
 import {
   normaliseRequestTarget,
   pathMayMatch,
@@ -25,16 +32,24 @@ class Attempt implements Dispatcher.DispatchHandler {
   constructor(
     private readonly ex: Exchange,
     private readonly n: number,
+    /** Counts the bytes exchanged with the backend (every attempt's: they all crossed the network). */
+    private readonly b: BackendState<PoolResource>,
   ) {}
+  /** undici 7 passes the chunk sent (its types say its size): either is counted. */
+  onBodySent(chunk: unknown): void {
+    this.b.bytesOut += sentBytes(chunk);
+  }
   onConnect(abort: (err?: Error) => void): void {
     if (this.n === this.ex.attempt) this.ex.onConnect(abort);
   }
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    this.b.bytesIn += STATUS_LINE_BYTES + headBytes(rawHeaders);
     if (this.n !== this.ex.attempt) return false;
     if (statusCode < 200) return true;
     return this.ex.onResponse(statusCode, rawHeaders, resume);
   }
   onData(chunk: Buffer): boolean {
+    this.b.bytesIn += chunk.length;
     return this.n === this.ex.attempt ? this.ex.onChunk(chunk) : false;
   }
   onComplete(): void {
@@ -344,6 +359,8 @@ class Exchange implements QueuedExchange {
     const n = ++this.attempt;
     this.#abort = undefined;
     this.#attemptStart = performance.now();
+    // The request head as sent (`METHOD path HTTP/1.1\r\n`, headers, blank line); the body as it is sent.
+    b.bytesOut += this.#method.length + this.#path.length + 11 + headBytes(this.#up.headers);
     const body = this.#stream ? this.req : this.#body === null || this.#body.length === 0 ? null : this.#body;
     b.resource.pool.dispatch(
       {
@@ -352,7 +369,7 @@ class Exchange implements QueuedExchange {
         headers: this.#up.headers,
         body,
       },
-      new Attempt(this, n),
+      new Attempt(this, n, b),
     );
   }
 

@@ -21,7 +21,7 @@ export {
   METHOD_OVERRIDE_HEADERS,
 } from './request-target.js';
 export type { RequestTarget, AcceptedTarget, RejectedTarget } from './request-target.js';
-export type { MirrorStats } from './mirror.js';
+export type { MirrorStats, WarmUpResult } from './mirror.js';
 export type { PauseStats } from './mutation-gate.js';
 export type { LatencySnapshot } from './latency-histogram.js';
 export { LATENCY_BUCKETS_MS } from './latency-histogram.js';

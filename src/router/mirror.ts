@@ -27,7 +27,10 @@ interface Shadow {
 /** Response handler that discards everything and releases the in-flight slot once. */
 class DiscardHandler implements Dispatcher.DispatchHandler {
   #done = false;
-  constructor(private readonly mirror: Mirror) {}
+  constructor(
+    private readonly mirror: Mirror,
+    private readonly boost?: WarmUp,
+  ) {}
   onConnect(): void {}
   onHeaders(): boolean {
     return true;
@@ -38,13 +41,41 @@ class DiscardHandler implements Dispatcher.DispatchHandler {
   onComplete(): void {
     if (this.#done) return;
     this.#done = true;
-    this.mirror.finished(true);
+    this.mirror.finished(true, this.boost);
   }
   onError(): void {
     if (this.#done) return;
     this.#done = true;
-    this.mirror.finished(false);
+    this.mirror.finished(false, this.boost);
   }
+}
+
+/** What a {@link Mirror.warmUp} did. */
+export interface WarmUpResult {
+  /** Copies of live reads sent to the target. */
+  sent: number;
+  /** Copies it answered (any status). */
+  completed: number;
+  /** Copies that failed (reset, timeout). */
+  failed: number;
+  /** Copies not sent because `maxMirrorInFlight` were already in flight. */
+  dropped: number;
+  /** How long it took, ms. */
+  ms: number;
+  /** `done`: `reads` copies were answered or failed; `timeout`: the live traffic did not bring enough reads in time. */
+  ended: 'done' | 'timeout';
+}
+
+/** A target that gets every live read until it has answered `reads` copies. */
+interface WarmUp {
+  readonly shadow: Shadow;
+  readonly reads: number;
+  readonly started: number;
+  sent: number;
+  completed: number;
+  failed: number;
+  dropped: number;
+  settle(ended: WarmUpResult['ended']): void;
 }
 
 /** Header every cache-warming copy carries (`x-understudy-mirror: warm`), so the app can tell it apart. */
@@ -62,6 +93,10 @@ export const WARM_MIRROR_HEADER = 'x-understudy-mirror';
 export class Mirror {
   #shadows: Shadow[] = [];
   #fraction: number;
+  /** Warm-ups running ({@link warmUp}): they get every read, whatever the sample. */
+  readonly #boosts = new Set<WarmUp>();
+  /** Whether the last {@link sample} picked the request for the sampled targets (not only for warm-ups). */
+  #picked = false;
   #inFlight = 0;
   sent = 0;
   dropped = 0;
@@ -90,13 +125,74 @@ export class Mirror {
    * mirror samples only reads: pass the request's method.
    */
   sample(method?: string): boolean {
-    if (this.#shadows.length === 0) return false;
+    if (this.#shadows.length === 0 && this.#boosts.size === 0) return false;
     if (this.opts.warm === true && method !== 'GET' && method !== 'HEAD') return false;
-    return this.#fraction >= 1 || (this.#fraction > 0 && this.opts.random() < this.#fraction);
+    this.#picked =
+      this.#shadows.length > 0 &&
+      (this.#fraction >= 1 || (this.#fraction > 0 && this.opts.random() < this.#fraction));
+    return this.#picked || this.#boosts.size > 0;
   }
 
   get active(): boolean {
-    return this.#shadows.length > 0;
+    return this.#shadows.length > 0 || this.#boosts.size > 0;
+  }
+
+  /**
+   * Warm-up of one target (a warming mirror only): every live read is copied to it — besides the
+   * sampled copies to the others — until it has answered or failed `reads` copies, or `timeoutMs` has
+   * passed. Its code paths run on real requests before it serves (a process that has never served
+   * runs cold code: V8 has not optimised its request path yet). Bounded like the other copies
+   * (`maxInFlight`, over it dropped and counted).
+   */
+  warmUp(target: ShadowTarget, reads: number, timeoutMs: number): Promise<WarmUpResult> {
+    checkTarget(target, 'warmUp');
+    const started = performance.now();
+    if (this.opts.warm !== true || reads <= 0)
+      return Promise.resolve({ sent: 0, completed: 0, failed: 0, dropped: 0, ms: 0, ended: 'done' });
+    return new Promise((resolve) => {
+      const b: WarmUp = {
+        shadow: { target, pool: this.#pool(target) },
+        reads,
+        started,
+        sent: 0,
+        completed: 0,
+        failed: 0,
+        dropped: 0,
+        settle: (ended) => {
+          if (!this.#boosts.delete(b)) return;
+          clearTimeout(timer);
+          // Its copies still in flight end quietly (the pool is closed once they have).
+          void b.shadow.pool.close().catch(() => undefined);
+          const { sent, completed, failed, dropped } = b;
+          resolve({
+            sent,
+            completed,
+            failed,
+            dropped,
+            ms: Number((performance.now() - started).toFixed(1)),
+            ended,
+          });
+        },
+      };
+      const timer = setTimeout(() => b.settle('timeout'), timeoutMs);
+      this.#boosts.add(b);
+    });
+  }
+
+  /** Ends every warm-up now (as timed out). */
+  #endWarmUps(): void {
+    for (const b of [...this.#boosts]) b.settle('timeout');
+  }
+
+  #pool(t: ShadowTarget): Pool {
+    const pool = new Pool(`http://${t.host}:${t.port}`, {
+      connections: this.opts.connections,
+      connectTimeout: Math.min(this.opts.timeoutMs, 1000),
+      headersTimeout: this.opts.timeoutMs,
+      bodyTimeout: this.opts.timeoutMs,
+    });
+    pool.on('connectionError', () => undefined);
+    return pool;
   }
 
   /** Replaces the shadows (and optionally the sampled fraction). Copies in flight to removed shadows finish or fail quietly. */
@@ -119,14 +215,7 @@ export class Mirror {
         next.push(kept);
         continue;
       }
-      const pool = new Pool(`http://${t.host}:${t.port}`, {
-        connections: this.opts.connections,
-        connectTimeout: Math.min(this.opts.timeoutMs, 1000),
-        headersTimeout: this.opts.timeoutMs,
-        bodyTimeout: this.opts.timeoutMs,
-      });
-      pool.on('connectionError', () => undefined);
-      next.push({ target: t, pool });
+      next.push({ target: t, pool: this.#pool(t) });
     }
     this.#shadows = next;
     for (const s of old.values()) void s.pool.destroy().catch(() => undefined);
@@ -157,32 +246,48 @@ export class Mirror {
         h = [...headers, 'host', shadow];
       }
     }
-    for (const s of this.#shadows) {
-      if (this.#inFlight >= this.opts.maxInFlight) {
-        this.dropped++;
-        continue;
-      }
-      this.#inFlight++;
-      this.sent++;
-      const opts: Dispatcher.DispatchOptions = {
-        method: method as Dispatcher.HttpMethod,
-        path,
-        headers: h,
-        body: body.length === 0 ? null : body,
-      };
-      try {
-        s.pool.dispatch(opts, new DiscardHandler(this));
-      } catch {
-        this.finished(false);
-      }
+    const opts: Dispatcher.DispatchOptions = {
+      method: method as Dispatcher.HttpMethod,
+      path,
+      headers: h,
+      body: body.length === 0 ? null : body,
+    };
+    // A warming mirror's sampled targets only when the sample picked the request (a warm-up alone
+    // may have asked for it); a shadow mirror may be told to mirror without a sample.
+    if (this.opts.warm !== true || this.#picked)
+      for (const s of this.#shadows) this.#dispatch(s, opts, undefined);
+    this.#picked = false;
+    for (const b of this.#boosts) {
+      if (b.sent - b.failed >= b.reads) continue; // enough copies in flight or answered
+      this.#dispatch(b.shadow, opts, b);
+    }
+  }
+
+  #dispatch(s: Shadow, opts: Dispatcher.DispatchOptions, boost: WarmUp | undefined): void {
+    if (this.#inFlight >= this.opts.maxInFlight) {
+      this.dropped++;
+      if (boost) boost.dropped++;
+      return;
+    }
+    this.#inFlight++;
+    this.sent++;
+    if (boost) boost.sent++;
+    try {
+      s.pool.dispatch(opts, new DiscardHandler(this, boost));
+    } catch {
+      this.finished(false, boost);
     }
   }
 
   /** @internal Called by the discard handler. */
-  finished(ok: boolean): void {
+  finished(ok: boolean, boost?: WarmUp): void {
     this.#inFlight--;
     if (ok) this.completed++;
     else this.failed++;
+    if (!boost) return;
+    if (ok) boost.completed++;
+    else boost.failed++;
+    if (boost.completed + boost.failed >= boost.reads) boost.settle('done');
   }
 
   stats(): MirrorStats {
@@ -199,6 +304,7 @@ export class Mirror {
   }
 
   async close(): Promise<void> {
+    this.#endWarmUps();
     const shadows = this.#shadows;
     this.#shadows = [];
     await Promise.all(shadows.map((s) => s.pool.destroy().catch(() => undefined)));

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import {
   downstreamResponseHeaders,
+  headBytes,
+  sentBytes,
   headersAsForwarded,
   shadowHost,
   upstreamRequestHeaders,
@@ -200,5 +202,22 @@ describe('shadowHost', () => {
     expect(shadowHost('api.example.com')).toBe('api.example.com-shadow');
     expect(shadowHost('127.0.0.1:8080')).toBe('127.0.0.1-shadow:8080');
     expect(shadowHost('')).toBe('shadow');
+  });
+});
+
+describe('head and body byte counts (the per-backend byte counters)', () => {
+  it('counts `name: value\\r\\n` per header and the closing blank line, as on the wire', () => {
+    const flat = ['host', 'a.example', 'x-n', '1'];
+    expect(headBytes(flat)).toBe(Buffer.byteLength('host: a.example\r\nx-n: 1\r\n\r\n'));
+    expect(headBytes([Buffer.from('content-length'), Buffer.from('5')])).toBe(
+      'content-length: 5\r\n\r\n'.length,
+    );
+  });
+
+  it('counts a body chunk as undici reports it: a buffer, a string (UTF-8 bytes) or a size', () => {
+    expect(sentBytes(Buffer.alloc(10))).toBe(10);
+    expect(sentBytes('é')).toBe(2);
+    expect(sentBytes(7)).toBe(7);
+    expect(sentBytes(undefined)).toBe(0);
   });
 });

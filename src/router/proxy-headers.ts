@@ -264,3 +264,20 @@ export function shadowHost(host: string): string {
   const colon = host.lastIndexOf(':');
   return colon < 0 ? `${host}-shadow` : `${host.slice(0, colon)}-shadow${host.slice(colon)}`;
 }
+
+/** Bytes of a head's header lines (`name: value\r\n` each, flat name/value list) and its closing blank line. */
+export function headBytes(flat: ReadonlyArray<string | Buffer>): number {
+  let n = 2;
+  for (const x of flat) n += x.length + 2;
+  return n;
+}
+
+/** Bytes of a response's status line (`HTTP/1.1 200 OK\r\n`, the reason phrase taken as 2 bytes). */
+export const STATUS_LINE_BYTES = 17;
+
+/** Bytes of a body chunk undici reports sent (a chunk, a string, or its size). */
+export function sentBytes(chunk: unknown): number {
+  if (typeof chunk === 'number') return chunk;
+  if (typeof chunk === 'string') return Buffer.byteLength(chunk);
+  return chunk instanceof Uint8Array ? chunk.byteLength : 0;
+}

@@ -13,7 +13,7 @@ import { handleFastConnection, type FastHttpContext } from './fast-http.js';
 import { PoolResource } from './pool-resource.js';
 import { handleHttpRequest, refuseConnect, type HttpProxyContext } from './http-proxy.js';
 import { newHttpStats, type HttpStats } from './proxy-errors.js';
-import { Mirror, type MirrorStats } from './mirror.js';
+import { Mirror, type MirrorStats, type WarmUpResult } from './mirror.js';
 import { MutationGate, type PauseStats } from './mutation-gate.js';
 import {
   resolveRouterOptions,
@@ -318,6 +318,19 @@ export class Router {
             details: { field: 'warmReads' },
           });
     }
+  }
+
+  /**
+   * Warms a new instance's code paths before it serves (HTTP mode): every live read (GET, HEAD) is
+   * copied to `target` — fire-and-forget, answers discarded, marked `x-understudy-mirror: warm` —
+   * until it has answered `reads` copies or `timeoutMs` has passed, whichever is first. Used after a
+   * runtime-state import: the caches are full, but a process that has never served runs its request
+   * path unoptimised. Counted in {@link RouterStats.warmReads} too. TCP mode: resolves at once.
+   */
+  warmUp(target: ShadowTarget, reads: number, timeoutMs: number): Promise<WarmUpResult> {
+    if (this.#opts.mode !== 'http')
+      return Promise.resolve({ sent: 0, completed: 0, failed: 0, dropped: 0, ms: 0, ended: 'done' });
+    return this.#warm.warmUp(target, reads, timeoutMs);
   }
 
   /** Counters and per-backend latency, as plain data. */

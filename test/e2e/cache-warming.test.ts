@@ -51,6 +51,42 @@ describe.each([
     expect((await primary.stats()).cache).toMatchObject({ misses: 20, hits: 20, warmCopies: 0 });
   });
 
+  it('a warm-up copies every live read to its target until it has answered that many, then stops', async () => {
+    const [primary, echo, target] = await Promise.all([api(), api(), api()]);
+    const r = await Router.create({
+      service: 'api',
+      fastPath,
+      backends: [{ id: 'p', host: '127.0.0.1', port: primary.port }],
+    });
+    cleanups.push(() => r.close());
+    r.setWarmReads([{ id: 'e', host: '127.0.0.1', port: echo.port }], 0); // the pool's echo: no sample
+    const warming = r.warmUp({ id: 't', host: '127.0.0.1', port: target.port }, 30, 20_000);
+    // Live traffic: reads and a write. The warm-up ends on its own once 30 copies were answered.
+    let ended: unknown;
+    void warming.then((w) => (ended = w));
+    for (let i = 0; i < 100 && ended === undefined; i++) {
+      await (await request(`${r.url}/item/k${i % 10}`)).body.text();
+      if (i === 5) await (await request(`${r.url}/item/k0`, { method: 'POST' })).body.text();
+    }
+    const w = await warming;
+    expect(w).toMatchObject({ completed: 30, failed: 0, dropped: 0, ended: 'done' });
+    const copies = (await target.stats()).cache.warmCopies;
+    expect(copies).toBe(30);
+    // After it: no more copies to it, none to the unsampled echo.
+    for (let i = 0; i < 10; i++) await (await request(`${r.url}/item/k${i}`)).body.text();
+    expect((await target.stats()).cache.warmCopies).toBe(30);
+    expect((await echo.stats()).cache.warmCopies).toBe(0);
+    expect(r.stats().warmReads.sent).toBe(30);
+  });
+
+  it('a warm-up without live reads ends at its timeout, having sent nothing', async () => {
+    const target = await api();
+    const r = await Router.create({ service: 'api', fastPath, backends: [] });
+    cleanups.push(() => r.close());
+    const w = await r.warmUp({ id: 't', host: '127.0.0.1', port: target.port }, 100, 200);
+    expect(w).toMatchObject({ sent: 0, completed: 0, ended: 'timeout' });
+  });
+
   it('a sample rate of 0 copies nothing', async () => {
     const [primary, echo] = await Promise.all([api(), api()]);
     const r = await Router.create({

@@ -6,8 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { Agent, request } from 'undici';
 import { ApiClient } from '../../src/api/index.js';
 import type { ProfileView } from '../../src/control/index.js';
+import { allocatePort } from '../../src/runtime/index.js';
 import { SqliteStateStore } from '../../src/store/index.js';
 import { parseProfile } from '../../src/telemetry/index.js';
 import { processesWithEnv, runCli, startUp, waitFor } from './lib/cli.js';
@@ -15,15 +17,19 @@ import { processesWithEnv, runCli, startUp, waitFor } from './lib/cli.js';
 const work = mkdtempSync(join(tmpdir(), 'understudy-profile-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-// Listens on its port, keeps `ledger.dat` in its state directory open, connects to itself, and spins
-// about half of each 100 ms.
+// Listens on its port, keeps `ledger.dat` in its state directory open, connects to itself, spins
+// about half of each 100 ms, and answers every HTTP request (through the router) with 5 000 bytes.
 const server = `
 const net = require('node:net');
 const fs = require('node:fs');
 const path = require('node:path');
 const port = Number(process.env.UNDERSTUDY_PORT_HTTP);
 const fd = fs.openSync(path.join(process.env.UNDERSTUDY_STATE_DIR, 'ledger.dat'), 'a');
-const srv = net.createServer((s) => s.on('error', () => {}));
+const answer = 'HTTP/1.1 200 OK\\r\\ncontent-length: 5000\\r\\n\\r\\n' + 'x'.repeat(5000);
+const srv = net.createServer((s) => {
+  s.on('error', () => {});
+  s.on('data', (d) => { if (d.includes('\\r\\n\\r\\n')) s.write(answer); });
+});
 srv.listen(port, '127.0.0.1', () => {
   const c = net.connect(port, '127.0.0.1');
   c.on('error', () => {});
@@ -33,10 +39,11 @@ process.on('SIGTERM', () => process.exit(0));
 `;
 
 describe('service profile, live', { timeout: 90_000 }, () => {
-  it('lists the port, connection, file and libraries the instance uses and its CPU per hour, and stores it', async () => {
+  it('lists the port, connection, file and libraries the instance uses, its CPU and network per hour, and stores it', async () => {
     const tag = randomUUID();
     const script = join(work, 'busy-server.cjs');
     writeFileSync(script, server);
+    const front = await allocatePort();
     const file = join(work, 'profile.yaml');
     writeFileSync(
       file,
@@ -44,6 +51,7 @@ describe('service profile, live', { timeout: 90_000 }, () => {
   - name: prof
     command: [node, ${script}]
     ports: { http: 0 }
+    routing: { listen: 127.0.0.1:${front} }
     env: { US_TEST_TAG: ${tag} }
     echo: { count: 1, mode: warm }
     resources: { cpu: 1, memory: 256Mi, echoFraction: 0.25 }
@@ -52,6 +60,17 @@ describe('service profile, live', { timeout: 90_000 }, () => {
     const dataDir = join(work, 'data');
     const up = await startUp(file, dataDir, { US_TEST_TAG: tag });
     let port = 0;
+    // Traffic through the router while the profile fills: about 5 KB per request, one every 20 ms.
+    const web = new Agent({ connections: 1 });
+    let sending = true;
+    const traffic = (async () => {
+      while (sending) {
+        await request(`http://127.0.0.1:${front}/`, { dispatcher: web })
+          .then((r) => r.body.dump())
+          .catch(() => undefined);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
     try {
       const api = ApiClient.fromDataDir(dataDir);
       const profile = (): Promise<ProfileView> =>
@@ -60,7 +79,8 @@ describe('service profile, live', { timeout: 90_000 }, () => {
         async () => {
           const p = await profile();
           const samples = p.hours.reduce((n, h) => n + h.samples, 0);
-          return samples >= 3 && p.dependencies.listening.length > 0;
+          const net = p.hours.find((h) => h.hour === p.now.hour)?.resources.network;
+          return samples >= 3 && p.dependencies.listening.length > 0 && (net?.samples ?? 0) >= 2;
         },
         30_000,
         up.output,
@@ -94,6 +114,10 @@ describe('service profile, live', { timeout: 90_000 }, () => {
       expect(hour?.resources.cpu?.max).toBeGreaterThan(0.05);
       expect(hour?.resources.memory?.p50).toBeGreaterThan(1024 * 1024);
       expect(hour?.resources.diskWrite).toBeDefined();
+      // Its network I/O, from the router's byte counters of this instance: tens of KB a second at the
+      // most (5 000-byte answers, up to 50 a second), never more than the traffic sent.
+      expect(hour?.resources.network?.max).toBeGreaterThan(5_000);
+      expect(hour?.resources.network?.max).toBeLessThan(50 * 5_300 * 1.1);
       // Too few samples yet: the echo was started at the spec's fixed fraction, and its decision says so.
       expect(hour?.enough).toBe(false);
       expect(p.now.echo.source).toBe('fixed-fraction');
@@ -104,6 +128,9 @@ describe('service profile, live', { timeout: 90_000 }, () => {
       expect(t.stdout).toContain(`listening:  ${port}`);
       expect(runCli(['profile', 'nope', '-d', dataDir]).stderr).toMatch(/no service named 'nope'/);
     } finally {
+      sending = false;
+      await traffic;
+      await web.close();
       up.child.kill('SIGINT');
       await up.exited;
       expect(processesWithEnv('US_TEST_TAG', tag)).toEqual([]);

@@ -8,8 +8,9 @@ import { request } from 'undici';
 import { serviceSchema } from '../../src/config/index.js';
 import { DecisionLog } from '../../src/control/index.js';
 import type { InstanceRecord } from '../../src/control/records.js';
-import { transferRuntimeState, type ServingSetHost } from '../../src/control/serving-set.js';
+import { transferRuntimeState, warmUpCodePaths, type ServingSetHost } from '../../src/control/serving-set.js';
 import { stateTokenFor, STATE_TOKEN_ENV } from '../../src/control/state-token.js';
+import { Router } from '../../src/router/index.js';
 import { SqliteStateStore } from '../../src/store/index.js';
 import { startExampleApi, type ExampleApi } from './fixtures/api/example-api.js';
 
@@ -50,9 +51,16 @@ describe('transferRuntimeState (stateTransfer in the spec)', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  function hostFor(stateTransfer: Record<string, unknown>, recs: InstanceRecord[]): ServingSetHost {
+  function hostFor(
+    stateTransfer: Record<string, unknown>,
+    recs: InstanceRecord[],
+    router?: Router,
+  ): ServingSetHost {
     const spec = serviceSchema.parse({ name: 'api', command: ['node'], stateTransfer });
-    const plane = { endpointOf: (r: InstanceRecord) => ({ host: '127.0.0.1', port: r.ports.http ?? 0 }) };
+    const plane = {
+      endpointOf: (r: InstanceRecord) => ({ host: '127.0.0.1', port: r.ports.http ?? 0 }),
+      router,
+    };
     return {
       decisions,
       specOf: () => spec,
@@ -84,5 +92,41 @@ describe('transferRuntimeState (stateTransfer in the spec)', () => {
     const d = (await decisions.list()).find((x) => x.kind === 'state-transfer' && x.instance === 'api-9');
     expect(d?.outcome.status).toBe('failed');
     expect(d?.outcome.detail).toMatch(/import answered 403.*serves without the transferred state/);
+  });
+
+  it('then warms the echo on copies of live reads (stateTransfer.warmUpReads) before it serves', async () => {
+    const router = await Router.create({
+      service: 'api',
+      backends: [{ id: 'api-1', host: '127.0.0.1', port: primary.port }],
+    });
+    try {
+      const target = rec('api-2', 'echo', 1, echo.port);
+      const host = hostFor(
+        { export: '/state/export', import: '/state/import', warmUpReads: 40, warmUpTimeout: '20s' },
+        [rec('api-1', 'primary', 0, primary.port), target],
+        router,
+      );
+      const before = (await echo.stats()).cache;
+      const warming = warmUpCodePaths(host, target, host.specOf('api'));
+      let done = false;
+      void warming.then(() => (done = true));
+      // Live traffic to the serving primary, until the warm-up has what it asked for.
+      for (let i = 0; i < 400 && !done; i++)
+        await (await request(`${router.url}/item/k${i % 30}`)).body.text();
+      expect(await warming).toMatchObject({ reads: 40, completed: 40, ended: 'done' });
+      const after = (await echo.stats()).cache;
+      // Every copy was a read of a transferred key: answered from the imported cache.
+      expect(after.warmCopies - before.warmCopies).toBe(40);
+      expect(after.hits - before.hits).toBe(40);
+      expect(after.misses).toBe(before.misses);
+    } finally {
+      await router.close();
+    }
+  });
+
+  it('does no warm-up with warmUpReads 0', async () => {
+    const target = rec('api-2', 'echo', 1, echo.port);
+    const host = hostFor({ export: '/state/export', import: '/state/import', warmUpReads: 0 }, [target]);
+    expect(await warmUpCodePaths(host, target, host.specOf('api'))).toBeUndefined();
   });
 });

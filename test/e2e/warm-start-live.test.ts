@@ -89,6 +89,9 @@ describe('warm start under understudy up', { timeout: 120_000 }, () => {
         (e) => e.kind === 'promote-echo' && e.instance === echo?.id,
       );
       expect(promoted?.inputs['slowStartMs']).toBe(5000);
+      // Between the import and joining, it answered copies of the live reads (stateTransfer.warmUpReads).
+      expect(promoted?.inputs['warmUp']).toMatchObject({ reads: 2000, completed: expect.any(Number) });
+      expect((promoted?.inputs['warmUp'] as { completed: number }).completed).toBeGreaterThan(0);
       expect(promoted?.outcome.detail).toMatch(/ramping up to its full share over 5000 ms/);
       stop.abort();
       await load;
