@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { methodOverrides, pathMayMatch } from '../router/index.js';
 import { EchoReplicator, type EchoReplicationStats, type EchoTarget } from './echo-replicator.js';
+import { isUnderstudyError } from '../errors/index.js';
 import { catchUpFromLog, type CatchUpState } from './catch-up.js';
 import { KeyedQueue } from './keyed-queue.js';
 import type { Mutation, MutationKind } from './mutation.js';
@@ -303,7 +304,8 @@ export class ServiceReplication {
           this.#durable.delete(m.seq);
           return undefined;
         },
-        (err: unknown) => (err as Error).message,
+        // With its stable code (UNDERSTUDY_ERR_MUTATION_LOG_WRITE): it reaches the refused client.
+        (err: unknown) => (isUnderstudyError(err) ? `${err.code}: ${err.message}` : (err as Error).message),
       );
       this.#durable.set(m.seq, outcome);
     }
@@ -530,6 +532,8 @@ export class ServiceReplication {
       durableSeq: number;
       firstKeptSeq: number;
       writeFailures: number;
+      /** The last failed write's errno and message (disk full: `ENOSPC …`). */
+      lastWriteError?: string;
       refusals: number;
     };
     echoes: EchoReplicationStats[];
@@ -548,6 +552,7 @@ export class ServiceReplication {
         durableSeq: this.log.durableSeq,
         firstKeptSeq: this.log.firstKeptSeq,
         writeFailures: this.log.writeFailures.count,
+        ...(this.log.writeFailures.last === undefined ? {} : { lastWriteError: this.log.writeFailures.last }),
         refusals: this.#logRefusals,
       },
       echoes: this.echoes(),
