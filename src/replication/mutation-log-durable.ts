@@ -97,12 +97,28 @@ interface Segment {
   bytes: number;
 }
 
-interface PendingAppend {
-  buf: Buffer;
-  seq: number;
-  at: number;
+/** Appends written and fsynced together: one promise for all of them (no allocation per append). */
+interface PendingBatch {
+  bufs: Buffer[];
+  firstSeq: number;
+  lastSeq: number;
+  lastAt: number;
+  done: Promise<void>;
   resolve: () => void;
   reject: (err: Error) => void;
+}
+
+function pendingBatch(first: Mutation, buf: Buffer): PendingBatch {
+  let resolve = (): void => undefined;
+  let reject = (_: Error): void => undefined;
+  const done = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // A failure is counted by the log; callers that do not wait for durability (async mode) need not
+  // handle it, so it must not surface as an unhandled rejection.
+  done.catch(() => undefined);
+  return { bufs: [buf], firstSeq: first.seq, lastSeq: first.seq, lastAt: first.at, done, resolve, reject };
 }
 
 const MiB = 1024 * 1024;
@@ -130,7 +146,7 @@ export class DurableMutationLog {
   #tail: MutationLog;
   #segments: Segment[] = [];
   #fd: number | undefined;
-  #pending: PendingAppend[] = [];
+  #pending: PendingBatch | undefined;
   #flushing: Promise<void> | undefined;
   #lastSeq = 0;
   #durableSeq = 0;
@@ -349,10 +365,17 @@ export class DurableMutationLog {
     this.#lastSeq = m.seq;
     if (!this.#dir) return Promise.resolve();
     const buf = encodeRecord(m);
-    return new Promise<void>((resolve, reject) => {
-      this.#pending.push({ buf, seq: m.seq, at: m.at, resolve, reject });
+    const batch = this.#pending;
+    if (batch === undefined) {
+      const fresh = pendingBatch(m, buf);
+      this.#pending = fresh;
       this.#kick();
-    });
+      return fresh.done;
+    }
+    batch.bufs.push(buf);
+    batch.lastSeq = m.seq;
+    batch.lastAt = m.at;
+    return batch.done;
   }
 
   #kick(): void {
@@ -361,28 +384,26 @@ export class DurableMutationLog {
       .then(() => this.#flushLoop())
       .finally(() => {
         this.#flushing = undefined;
-        if (this.#pending.length > 0 && !this.#closed) this.#kick();
+        if (this.#pending !== undefined && !this.#closed) this.#kick();
       });
   }
 
   async #flushLoop(): Promise<void> {
-    while (this.#pending.length > 0) {
-      const batch = this.#pending;
-      this.#pending = [];
+    for (let batch = this.#pending; batch !== undefined; batch = this.#pending) {
+      this.#pending = undefined;
       await this.#flushBatch(batch);
     }
   }
 
-  async #flushBatch(batch: PendingAppend[]): Promise<void> {
-    const first = batch[0];
-    const lastOfBatch = batch.at(-1);
-    if (!first || !lastOfBatch) return;
+  async #flushBatch(batch: PendingBatch): Promise<void> {
+    const first = { seq: batch.firstSeq };
+    const lastOfBatch = { seq: batch.lastSeq, at: batch.lastAt };
     try {
       if (this.#gap || this.#fd === undefined) await this.#startSegment(first.seq, FLAG_AFTER_GAP);
       const seg = this.#segments.at(-1);
       const fd = this.#fd;
       if (!seg || fd === undefined) throw new Error('no open segment');
-      const buf = batch.length === 1 ? first.buf : Buffer.concat(batch.map((p) => p.buf));
+      const buf = batch.bufs.length === 1 ? (batch.bufs[0] as Buffer) : Buffer.concat(batch.bufs);
       try {
         await this.#io.write(fd, buf);
         await this.#io.sync(fd);
@@ -396,7 +417,7 @@ export class DurableMutationLog {
       seg.lastSeq = lastOfBatch.seq;
       seg.lastAt = lastOfBatch.at;
       this.#durableSeq = lastOfBatch.seq;
-      for (const p of batch) p.resolve();
+      batch.resolve();
       if (seg.bytes >= this.#segmentBytes) await this.#startSegment(this.#durableSeq + 1, 0, true);
       await this.#applyRetention();
     } catch (err) {
@@ -409,7 +430,7 @@ export class DurableMutationLog {
         `cannot write mutations ${first.seq}..${lastOfBatch.seq} to the mutation log in ${this.#dir}: ${(err as Error).message}${code === 'ENOSPC' ? ' (the disk is full)' : ''}`,
         { cause: err, details: { dir: this.#dir, errno: code, fromSeq: first.seq, toSeq: lastOfBatch.seq } },
       );
-      for (const p of batch) p.reject(e);
+      batch.reject(e);
     }
   }
 

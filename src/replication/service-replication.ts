@@ -298,7 +298,8 @@ export class ServiceReplication {
    */
   #append(m: Mutation): void {
     const durable = this.log.append(m);
-    if (this.log.durable) {
+    // Async mode does not wait for the log's fsync (a failed write is counted by the log).
+    if (this.log.durable && this.options.consistency === 'write-through') {
       const outcome = durable.then(
         () => {
           this.#durable.delete(m.seq);
@@ -325,7 +326,6 @@ export class ServiceReplication {
     const echoes = [...this.#echoes.values()];
     if (this.options.consistency === 'async') {
       // Async mode does not wait for the log's fsync either; a failed write is counted by the log.
-      this.#durable.delete(seq);
       this.#acked.add(seq);
       this.#trimAcked();
       return {
