@@ -150,31 +150,8 @@ describe('batched replication to an echo', () => {
       for (let s = 1; s <= 10; s++) r.enqueue(mutation(s));
       expect(await r.waitApplied(10)).toBe(true);
       expect(echo.batches).toEqual([10]);
-    } finally {
-      await r.close();
-    }
-  });
-
-  it('while a batch is out, a few mutations made ready one by one wait for its answer and leave together', async () => {
-    const echo = await startEcho('e-accumulate');
-    const r = new EchoReplicator({
-      target: { instanceId: echo.id, host: '127.0.0.1', port: echo.port },
-      timeoutMs: 5000,
-      pipelined: { stream: 'accumulate', window: 128 },
-      batch: { path: BATCH_PATH, max: 64, inflight: 2 },
-    });
-    try {
-      echo.hold();
-      r.enqueue(mutation(1));
-      // Each in its own turn of the event loop, fewer than a quarter of max, while batch [1] is out.
-      for (let s = 2; s <= 6; s++) {
-        await new Promise((res) => setTimeout(res, 5));
-        r.enqueue(mutation(s));
-      }
-      echo.resume();
-      expect(await r.waitApplied(6)).toBe(true);
-      expect(echo.batches).toEqual([1, 5]);
-      expect(r.stats()).toMatchObject({ batches: 2, applied: 6 });
+      // The echo's stats count batch requests: applied / batches is the mean batch size.
+      expect(r.stats()).toMatchObject({ applied: 10, batches: 1 });
     } finally {
       await r.close();
     }

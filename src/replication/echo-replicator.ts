@@ -285,14 +285,10 @@ export class EchoReplicator {
 
   /**
    * Batched: keeps up to `inflight` batches out, each the oldest `max` mutations not sent yet; what
-   * arrives meanwhile waits for the next batch (group commit). While a batch is out, another one leaves
-   * only once a quarter of `max` is ready: a few ready mutations wait for the answer and leave together,
-   * so the echo gets fewer, larger batches (one request and one fsync each) instead of many of one or two.
+   * arrives meanwhile waits for the next batch (group commit).
    */
   #pumpBatches(batch: BatchRules): void {
-    const enough = Math.max(1, batch.max >> 2);
     while (this.#sending < batch.inflight && this.#backlog.length > 0 && !this.#closed) {
-      if (this.#sending > 0 && this.#backlog.length < enough) return;
       const ms = this.#backlog.splice(0, batch.max);
       this.#sending++;
       void this.#sendBatchUntilApplied(batch.path, ms).finally(() => {
