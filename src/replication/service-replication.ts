@@ -343,12 +343,15 @@ export class ServiceReplication {
       return { acknowledge, appliedBy: [], missedBy };
     }
     const inSync = echoes.filter((e) => e.inSync && this.#live(e));
-    const [results, logError] = await Promise.all([
-      Promise.all(inSync.map(async (e) => [e.target.instanceId, await e.waitApplied(seq)] as const)),
-      this.#durable.get(seq),
-    ]);
+    // Both are under way already (the echoes apply, the log writes): wait for them together, with no
+    // closure per echo (this runs for every acknowledged write).
+    const durable = this.#durable.get(seq);
+    const waits: Array<Promise<boolean> | boolean> = inSync.map((e) => e.waitApplied(seq));
+    const [applied, logError] = await Promise.all([Promise.all(waits), durable]);
     this.#durable.delete(seq);
-    const appliedBy = results.filter(([, ok]) => ok).map(([id]) => id);
+    const appliedBy: string[] = [];
+    for (let i = 0; i < inSync.length; i++)
+      if (applied[i]) appliedBy.push((inSync[i] as EchoReplicator).target.instanceId);
     const missedBy = echoes.map((e) => e.target.instanceId).filter((id) => !appliedBy.includes(id));
     // Strict (Patroni's synchronous_mode_strict): nothing is acknowledged that no echo applied, also while
     // no echo is attached at all (between a promotion and the rebuilt echo's start), nor what the
