@@ -150,6 +150,8 @@ describe('batched replication to an echo', () => {
       for (let s = 1; s <= 10; s++) r.enqueue(mutation(s));
       expect(await r.waitApplied(10)).toBe(true);
       expect(echo.batches).toEqual([10]);
+      // The echo's stats count batch requests: applied / batches is the mean batch size.
+      expect(r.stats()).toMatchObject({ applied: 10, batches: 1 });
     } finally {
       await r.close();
     }

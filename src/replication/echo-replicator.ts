@@ -42,6 +42,8 @@ export interface EchoReplicationStats {
   /** Age of the oldest unapplied mutation, ms (0 when none). */
   lagMs: number;
   applied: number;
+  /** Batched replication: batch requests sent (applied / batches is the mean batch size). */
+  batches?: number;
   failures: number;
   lastError?: string;
 }
@@ -49,7 +51,8 @@ export interface EchoReplicationStats {
 interface Waiter {
   seq: number;
   resolve: (applied: boolean) => void;
-  timer: NodeJS.Timeout;
+  /** performance.now() past which it gives up. */
+  deadline: number;
 }
 
 /**
@@ -65,7 +68,12 @@ export class EchoReplicator {
   readonly #queues = new Map<string, Mutation[]>();
   readonly #running = new Set<string>();
   readonly #unapplied = new Map<number, Mutation>();
-  readonly #waiters = new Set<Waiter>();
+  /** Write-through waiters by seq, and all of them in deadline order (one timer for all: no timer per write). */
+  readonly #waiters = new Map<number, Waiter[]>();
+  #deadlines: Waiter[] = [];
+  #deadlineHead = 0;
+  #deadlineTimer: NodeJS.Timeout | undefined;
+  #batches = 0;
   /** Pipelined: mutations not yet sent, in seq order. */
   #backlog: Mutation[] = [];
   #sending = 0;
@@ -109,19 +117,45 @@ export class EchoReplicator {
 
   /** Resolves true once `seq` is applied on the echo, false when it was not within the timeout (or closed). */
   waitApplied(seq: number): Promise<boolean> {
-    if (!this.#unapplied.has(seq)) return Promise.resolve(true);
+    if (!this.#unapplied.has(seq) || this.#closed) return Promise.resolve(!this.#unapplied.has(seq));
     return new Promise((resolve) => {
-      const waiter: Waiter = {
-        seq,
-        resolve,
-        timer: setTimeout(() => {
-          this.#waiters.delete(waiter);
-          this.#setInSync(false, `mutation ${seq} not applied within ${this.options.timeoutMs} ms`);
-          resolve(false);
-        }, this.options.timeoutMs),
-      };
-      this.#waiters.add(waiter);
+      // Every waiter has the same timeout, so arrival order is deadline order.
+      const waiter: Waiter = { seq, resolve, deadline: performance.now() + this.options.timeoutMs };
+      const list = this.#waiters.get(seq);
+      if (list) list.push(waiter);
+      else this.#waiters.set(seq, [waiter]);
+      this.#deadlines.push(waiter);
+      this.#deadlineTimer ??= setTimeout(() => this.#expire(), this.options.timeoutMs);
     });
+  }
+
+  /** Gives up on the waiters past their deadline (the echo leaves the synchronous set), then re-arms. */
+  #expire(): void {
+    this.#deadlineTimer = undefined;
+    const now = performance.now();
+    const ds = this.#deadlines;
+    while (this.#deadlineHead < ds.length) {
+      const w = ds[this.#deadlineHead] as Waiter;
+      const list = this.#waiters.get(w.seq);
+      const i = list ? list.indexOf(w) : -1;
+      if (i < 0) {
+        this.#deadlineHead++; // resolved already
+        continue;
+      }
+      if (w.deadline > now) break;
+      this.#deadlineHead++;
+      if (list && list.length === 1) this.#waiters.delete(w.seq);
+      else list?.splice(i, 1);
+      this.#setInSync(false, `mutation ${w.seq} not applied within ${this.options.timeoutMs} ms`);
+      w.resolve(false);
+    }
+    if (this.#deadlineHead > 1024 && this.#deadlineHead * 2 > ds.length) {
+      this.#deadlines = ds.slice(this.#deadlineHead);
+      this.#deadlineHead = 0;
+    }
+    const next = this.#deadlines[this.#deadlineHead];
+    if (next && !this.#closed)
+      this.#deadlineTimer = setTimeout(() => this.#expire(), Math.max(1, next.deadline - now));
   }
 
   /** Whether the echo has applied every mutation in `seqs`. */
@@ -176,6 +210,7 @@ export class EchoReplicator {
       pending: this.#unapplied.size,
       lagMs: oldest === Infinity ? 0 : Math.max(0, now - oldest),
       applied: this.#applied,
+      ...(this.options.batch ? { batches: this.#batches } : {}),
       failures: this.#failures,
       ...(this.#lastError ? { lastError: this.#lastError } : {}),
     };
@@ -274,6 +309,7 @@ export class EchoReplicator {
     let backoff = 10;
     while (!this.#closed && rest.length > 0) {
       try {
+        this.#batches++;
         const res = await this.#pool.request({
           method: 'POST',
           path,
@@ -336,12 +372,10 @@ export class EchoReplicator {
     this.#unapplied.delete(m.seq);
     this.#applied++;
     if (m.seq > this.#appliedSeq) this.#appliedSeq = m.seq;
-    for (const w of this.#waiters) {
-      if (w.seq === m.seq) {
-        clearTimeout(w.timer);
-        this.#waiters.delete(w);
-        w.resolve(true);
-      }
+    const waiting = this.#waiters.get(m.seq);
+    if (waiting) {
+      this.#waiters.delete(m.seq);
+      for (const w of waiting) w.resolve(true);
     }
     if (!this.#inSync && this.#unapplied.size === 0)
       this.#setInSync(true, 'caught up: every mutation applied');
@@ -357,11 +391,12 @@ export class EchoReplicator {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    for (const w of this.#waiters) {
-      clearTimeout(w.timer);
-      w.resolve(false);
-    }
+    clearTimeout(this.#deadlineTimer);
+    this.#deadlineTimer = undefined;
+    for (const list of this.#waiters.values()) for (const w of list) w.resolve(false);
     this.#waiters.clear();
+    this.#deadlines = [];
+    this.#deadlineHead = 0;
     this.#backlog = [];
     await this.#pool.destroy();
   }

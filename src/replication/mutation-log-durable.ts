@@ -1,4 +1,4 @@
-import { close, fdatasync, fsync, ftruncate, open, write } from 'node:fs';
+import { close, fsync, ftruncate, open } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { mkdir, readdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -16,36 +16,14 @@ import {
   segmentHeader,
   segmentName,
 } from './mutation-log-segment.js';
+import { nodeMutationLogIo, pendingBatch, type MutationLogIo, type PendingBatch } from './mutation-log-io.js';
 
 const openAsync = promisify(open);
 const closeAsync = promisify(close);
 const fsyncAsync = promisify(fsync);
 const ftruncateAsync = promisify(ftruncate);
 
-/**
- * The file writes of the log: a seam so that tests can make a write or an fsync fail (disk full) where
- * a real full file system is not available (mounting a tmpfs needs root).
- */
-export interface MutationLogIo {
-  /** Writes all of `buf` at the end of the file open as `fd` (opened for appending). */
-  write(fd: number, buf: Buffer): Promise<void>;
-  /** Makes the file's data durable (fdatasync). */
-  sync(fd: number): Promise<void>;
-}
-
-/** The real file writes. */
-export const nodeMutationLogIo: MutationLogIo = {
-  async write(fd, buf) {
-    let off = 0;
-    while (off < buf.length) {
-      off += await new Promise<number>((resolve, reject) =>
-        write(fd, buf, off, buf.length - off, null, (err, n) => (err ? reject(err) : resolve(n))),
-      );
-    }
-  },
-  sync: (fd) =>
-    new Promise<void>((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve()))),
-};
+export { nodeMutationLogIo, type MutationLogIo } from './mutation-log-io.js';
 
 /** Options of {@link DurableMutationLog}. */
 export interface DurableMutationLogOptions {
@@ -97,14 +75,6 @@ interface Segment {
   bytes: number;
 }
 
-interface PendingAppend {
-  buf: Buffer;
-  seq: number;
-  at: number;
-  resolve: () => void;
-  reject: (err: Error) => void;
-}
-
 const MiB = 1024 * 1024;
 
 /**
@@ -130,7 +100,7 @@ export class DurableMutationLog {
   #tail: MutationLog;
   #segments: Segment[] = [];
   #fd: number | undefined;
-  #pending: PendingAppend[] = [];
+  #pending: PendingBatch | undefined;
   #flushing: Promise<void> | undefined;
   #lastSeq = 0;
   #durableSeq = 0;
@@ -349,10 +319,17 @@ export class DurableMutationLog {
     this.#lastSeq = m.seq;
     if (!this.#dir) return Promise.resolve();
     const buf = encodeRecord(m);
-    return new Promise<void>((resolve, reject) => {
-      this.#pending.push({ buf, seq: m.seq, at: m.at, resolve, reject });
+    const batch = this.#pending;
+    if (batch === undefined) {
+      const fresh = pendingBatch(m, buf);
+      this.#pending = fresh;
       this.#kick();
-    });
+      return fresh.done;
+    }
+    batch.bufs.push(buf);
+    batch.lastSeq = m.seq;
+    batch.lastAt = m.at;
+    return batch.done;
   }
 
   #kick(): void {
@@ -361,28 +338,26 @@ export class DurableMutationLog {
       .then(() => this.#flushLoop())
       .finally(() => {
         this.#flushing = undefined;
-        if (this.#pending.length > 0 && !this.#closed) this.#kick();
+        if (this.#pending !== undefined && !this.#closed) this.#kick();
       });
   }
 
   async #flushLoop(): Promise<void> {
-    while (this.#pending.length > 0) {
-      const batch = this.#pending;
-      this.#pending = [];
+    for (let batch = this.#pending; batch !== undefined; batch = this.#pending) {
+      this.#pending = undefined;
       await this.#flushBatch(batch);
     }
   }
 
-  async #flushBatch(batch: PendingAppend[]): Promise<void> {
-    const first = batch[0];
-    const lastOfBatch = batch.at(-1);
-    if (!first || !lastOfBatch) return;
+  async #flushBatch(batch: PendingBatch): Promise<void> {
+    const first = { seq: batch.firstSeq };
+    const lastOfBatch = { seq: batch.lastSeq, at: batch.lastAt };
     try {
       if (this.#gap || this.#fd === undefined) await this.#startSegment(first.seq, FLAG_AFTER_GAP);
       const seg = this.#segments.at(-1);
       const fd = this.#fd;
       if (!seg || fd === undefined) throw new Error('no open segment');
-      const buf = batch.length === 1 ? first.buf : Buffer.concat(batch.map((p) => p.buf));
+      const buf = batch.bufs.length === 1 ? (batch.bufs[0] as Buffer) : Buffer.concat(batch.bufs);
       try {
         await this.#io.write(fd, buf);
         await this.#io.sync(fd);
@@ -396,7 +371,7 @@ export class DurableMutationLog {
       seg.lastSeq = lastOfBatch.seq;
       seg.lastAt = lastOfBatch.at;
       this.#durableSeq = lastOfBatch.seq;
-      for (const p of batch) p.resolve();
+      batch.resolve();
       if (seg.bytes >= this.#segmentBytes) await this.#startSegment(this.#durableSeq + 1, 0, true);
       await this.#applyRetention();
     } catch (err) {
@@ -409,7 +384,7 @@ export class DurableMutationLog {
         `cannot write mutations ${first.seq}..${lastOfBatch.seq} to the mutation log in ${this.#dir}: ${(err as Error).message}${code === 'ENOSPC' ? ' (the disk is full)' : ''}`,
         { cause: err, details: { dir: this.#dir, errno: code, fromSeq: first.seq, toSeq: lastOfBatch.seq } },
       );
-      for (const p of batch) p.reject(e);
+      batch.reject(e);
     }
   }
 

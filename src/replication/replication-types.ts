@@ -86,6 +86,6 @@ export interface WriteThroughOutcome {
   appliedBy: string[];
   /** Echoes that did not within the timeout. */
   missedBy: string[];
-  /** The durable log could not write it (disk full): the message. */
+  /** The durable log could not write it (disk full): `<code>: <message>`, the code `UNDERSTUDY_ERR_MUTATION_LOG_WRITE`. */
   logError?: string;
 }

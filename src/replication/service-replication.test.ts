@@ -227,7 +227,7 @@ describe('ServiceReplication over the durable log', () => {
       diskFull = true;
       const outcome = await repl.awaitEchoes(await put(repl, 'a', '1', `full-${strict}`));
       expect(outcome.acknowledge).toBe(!strict);
-      expect(outcome.logError).toMatch(/disk is full/);
+      expect(outcome.logError).toMatch(/^UNDERSTUDY_ERR_MUTATION_LOG_WRITE: .*disk is full/);
       expect(repl.stats().log).toMatchObject({ durable: true, writeFailures: 1, refusals: strict ? 1 : 0 });
       await repl.close();
     }

@@ -1,8 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { methodOverrides, pathMayMatch } from '../router/index.js';
 import { EchoReplicator, type EchoReplicationStats, type EchoTarget } from './echo-replicator.js';
+import { isUnderstudyError } from '../errors/index.js';
+import { catchUpFromLog, type CatchUpState } from './catch-up.js';
 import { KeyedQueue } from './keyed-queue.js';
-import { REPLAYED_HEADERS, type Mutation, type MutationKind } from './mutation.js';
+import type { Mutation, MutationKind } from './mutation.js';
+import { Sequencer, entryOf } from './sequencer.js';
 import { DurableMutationLog } from './mutation-log-durable.js';
 import {
   MAX_SKIP_ENTRIES,
@@ -40,7 +43,7 @@ export class ServiceReplication {
   readonly #queue = new KeyedQueue();
   readonly #echoes = new Map<string, EchoReplicator>();
   /** Echoes being brought up to date from the log (disk): live mutations reach them through the log. */
-  readonly #catchingUp = new Map<string, { pos: number; stop: boolean }>();
+  readonly #catchingUp = new Map<string, CatchUpState>();
   readonly #acked = new Set<number>();
   /** Size of {@link #acked} at which it is scanned for seqs every echo applied. */
   #trimAt = 4096;
@@ -54,12 +57,7 @@ export class ServiceReplication {
   readonly #order: 'serial' | 'pipelined';
   readonly #stream: string;
   readonly #window: number;
-  #lastAssigned: number;
-  /** Seqs assigned and not yet resolved (apply or skip). */
-  readonly #unresolved = new Set<number>();
-  /** Resolved seqs waiting for an earlier one to be resolved, with who resolved them. */
-  readonly #resolved = new Map<number, { m: Mutation; by: string | undefined }>();
-  readonly #loggedWaiters = new Map<number, Array<() => void>>();
+  readonly #seqs: Sequencer;
   /** The current primary, fed every logged entry it did not resolve itself. */
   #primaryFeed: EchoReplicator | undefined;
   /** Position of removed echoes (a promoted one's feed starts there). */
@@ -92,7 +90,13 @@ export class ServiceReplication {
     // A durable log keeps its stream across restarts: instances keep counting where they were.
     this.#stream = options.stream ?? this.log.stream ?? randomUUID();
     this.#window = options.window ?? 128;
-    this.#lastAssigned = this.log.lastSeq;
+    this.#seqs = new Sequencer(
+      () => this.log.lastSeq,
+      (m, by) => {
+        this.#append(m);
+        if (this.#primaryFeed && by !== this.#primaryFeed.target.instanceId) this.#primaryFeed.enqueue(m);
+      },
+    );
     if (this.#order === 'pipelined' && this.log.durable && this.log.recovery.existing && options.appliedSeq) {
       let release = (): void => undefined;
       const ready = new Promise<void>((r) => (release = r));
@@ -145,9 +149,7 @@ export class ServiceReplication {
 
   /** Pipelined order: numbers a mutation at arrival (the caller must {@link resolve} it, exactly once). */
   sequence(): number {
-    const seq = ++this.#lastAssigned;
-    this.#unresolved.add(seq);
-    return seq;
+    return this.#seqs.sequence();
   }
 
   /**
@@ -156,20 +158,8 @@ export class ServiceReplication {
    * so a resolved seq waits for every earlier one.
    */
   resolve(seq: number, request: MutationRequest, kind: MutationKind, by: string | undefined): void {
-    if (!this.#unresolved.delete(seq)) return;
-    const m = this.#entry(seq, request, kind);
-    this.#resolved.set(seq, { m, by });
-    for (;;) {
-      const next = this.#resolved.get(this.log.lastSeq + 1);
-      if (!next) break;
-      this.#resolved.delete(next.m.seq);
-      this.#append(next.m);
-      if (this.#primaryFeed && next.by !== this.#primaryFeed.target.instanceId)
-        this.#primaryFeed.enqueue(next.m);
-      const waiters = this.#loggedWaiters.get(next.m.seq);
-      this.#loggedWaiters.delete(next.m.seq);
-      for (const w of waiters ?? []) w();
-    }
+    if (!this.#seqs.isUnresolved(seq)) return;
+    this.#seqs.resolve(this.#entry(seq, request, kind), by);
   }
 
   /**
@@ -183,7 +173,7 @@ export class ServiceReplication {
   async resolveUnanswered(seq: number, request: MutationRequest): Promise<void> {
     let backoff = 10;
     const stamped = request.epoch ?? this.options.epoch();
-    while (!this.#closed && this.#unresolved.has(seq)) {
+    while (!this.#closed && this.#seqs.isUnresolved(seq)) {
       const feed = this.#primaryFeed;
       if (feed) {
         try {
@@ -205,38 +195,8 @@ export class ServiceReplication {
     }
   }
 
-  /** Resolves once `seq` is in the log (true), or after `timeoutMs` (false). */
-  #waitLogged(seq: number, timeoutMs: number): Promise<boolean> {
-    if (this.log.lastSeq >= seq) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => resolve(false), timeoutMs);
-      const list = this.#loggedWaiters.get(seq) ?? [];
-      list.push(() => {
-        clearTimeout(timer);
-        resolve(true);
-      });
-      this.#loggedWaiters.set(seq, list);
-    });
-  }
-
   #entry(seq: number, request: MutationRequest, kind: MutationKind): Mutation {
-    const headers: Record<string, string> = {};
-    if (kind === 'apply')
-      for (const name of REPLAYED_HEADERS) {
-        const v = request.headers[name];
-        if (typeof v === 'string') headers[name] = v;
-      }
-    return {
-      seq,
-      kind,
-      epoch: request.epoch ?? this.options.epoch(),
-      partition: '',
-      method: request.method.toUpperCase(),
-      path: request.path,
-      headers,
-      body: kind === 'apply' ? request.body : Buffer.alloc(0),
-      at: Date.now(),
-    };
+    return entryOf(seq, request, kind, request.epoch ?? this.options.epoch());
   }
 
   /**
@@ -248,9 +208,7 @@ export class ServiceReplication {
     const old = this.#primaryFeed;
     if (old && old.target.instanceId === target.instanceId) return;
     if (old) {
-      let lowest = this.#lastAssigned + 1;
-      for (const s of this.#unresolved) lowest = Math.min(lowest, s);
-      this.#demotedAt.set(old.target.instanceId, lowest - 1);
+      this.#demotedAt.set(old.target.instanceId, this.#seqs.lowestUnresolved() - 1);
       old.close().catch(() => undefined);
     }
     const from = this.#positionOf.get(target.instanceId) ?? this.log.lastSeq;
@@ -327,22 +285,8 @@ export class ServiceReplication {
    * echoes keep the order themselves). Returns the logged mutation.
    */
   commit(ticket: MutationTicket, request: MutationRequest): Mutation {
-    const headers: Record<string, string> = {};
-    for (const name of REPLAYED_HEADERS) {
-      const v = request.headers[name];
-      if (typeof v === 'string') headers[name] = v;
-    }
-    const m: Mutation = {
-      seq: this.log.lastSeq + 1,
-      kind: 'apply',
-      epoch: this.options.epoch(),
-      partition: ticket.partition,
-      method: request.method.toUpperCase(),
-      path: request.path,
-      headers,
-      body: request.body,
-      at: Date.now(),
-    };
+    const m = entryOf(this.log.lastSeq + 1, request, 'apply', this.options.epoch());
+    m.partition = ticket.partition;
     this.#append(m);
     ticket.release();
     return m;
@@ -354,13 +298,15 @@ export class ServiceReplication {
    */
   #append(m: Mutation): void {
     const durable = this.log.append(m);
-    if (this.log.durable) {
+    // Async mode does not wait for the log's fsync (a failed write is counted by the log).
+    if (this.log.durable && this.options.consistency === 'write-through') {
       const outcome = durable.then(
         () => {
           this.#durable.delete(m.seq);
           return undefined;
         },
-        (err: unknown) => (err as Error).message,
+        // With its stable code (UNDERSTUDY_ERR_MUTATION_LOG_WRITE): it reaches the refused client.
+        (err: unknown) => (isUnderstudyError(err) ? `${err.code}: ${err.message}` : (err as Error).message),
       );
       this.#durable.set(m.seq, outcome);
     }
@@ -380,7 +326,6 @@ export class ServiceReplication {
     const echoes = [...this.#echoes.values()];
     if (this.options.consistency === 'async') {
       // Async mode does not wait for the log's fsync either; a failed write is counted by the log.
-      this.#durable.delete(seq);
       this.#acked.add(seq);
       this.#trimAcked();
       return {
@@ -390,7 +335,7 @@ export class ServiceReplication {
       };
     }
     // Pipelined: the entry reaches the echoes once every earlier seq is resolved.
-    if (this.#order === 'pipelined' && !(await this.#waitLogged(seq, this.options.rules.timeoutMs))) {
+    if (this.#order === 'pipelined' && !(await this.#seqs.waitReleased(seq, this.options.rules.timeoutMs))) {
       const missedBy = echoes.map((e) => e.target.instanceId);
       const acknowledge = !this.options.rules.strict;
       if (acknowledge) this.#acked.add(seq);
@@ -398,12 +343,15 @@ export class ServiceReplication {
       return { acknowledge, appliedBy: [], missedBy };
     }
     const inSync = echoes.filter((e) => e.inSync && this.#live(e));
-    const [results, logError] = await Promise.all([
-      Promise.all(inSync.map(async (e) => [e.target.instanceId, await e.waitApplied(seq)] as const)),
-      this.#durable.get(seq),
-    ]);
+    // Both are under way already (the echoes apply, the log writes): wait for them together, with no
+    // closure per echo (this runs for every acknowledged write).
+    const durable = this.#durable.get(seq);
+    const waits: Array<Promise<boolean> | boolean> = inSync.map((e) => e.waitApplied(seq));
+    const [applied, logError] = await Promise.all([Promise.all(waits), durable]);
     this.#durable.delete(seq);
-    const appliedBy = results.filter(([, ok]) => ok).map(([id]) => id);
+    const appliedBy: string[] = [];
+    for (let i = 0; i < inSync.length; i++)
+      if (applied[i]) appliedBy.push((inSync[i] as EchoReplicator).target.instanceId);
     const missedBy = echoes.map((e) => e.target.instanceId).filter((id) => !appliedBy.includes(id));
     // Strict (Patroni's synchronous_mode_strict): nothing is acknowledged that no echo applied, also while
     // no echo is attached at all (between a promotion and the rebuilt echo's start), nor what the
@@ -452,7 +400,7 @@ export class ServiceReplication {
       for (const m of recent) echo.enqueue(m);
       return echo;
     }
-    const state = { pos: from, stop: false };
+    const state: CatchUpState = { pos: from, stop: false };
     this.#catchingUp.set(id, state);
     this.options.onEchoSyncChange?.(id, false, `catching up from the mutation log after seq ${from}`);
     void this.#catchUp(echo, state).catch((err: unknown) => {
@@ -470,24 +418,12 @@ export class ServiceReplication {
     return echo;
   }
 
-  /** Replays the log from disk to a catching-up echo, a bounded number in flight, then joins it live. */
-  async #catchUp(echo: EchoReplicator, state: { pos: number; stop: boolean }): Promise<void> {
+  /** Replays the log from disk to a catching-up echo, then joins it live ({@link catchUpFromLog}). */
+  async #catchUp(echo: EchoReplicator, state: CatchUpState): Promise<void> {
     const id = echo.target.instanceId;
-    const maxQueued = 1024;
-    for await (const m of this.log.since(state.pos)) {
-      if (state.stop) return;
-      while (echo.stats().pending >= maxQueued && !state.stop) await new Promise((r) => setTimeout(r, 5));
-      echo.enqueue(m);
-      state.pos = m.seq;
-      // Hand over to the live stream as soon as memory holds the rest (synchronously: nothing is missed).
-      const rest = this.log.recent(state.pos);
-      if (rest) {
-        for (const r of rest) echo.enqueue(r);
-        state.pos = this.log.lastSeq;
-        break;
-      }
-    }
+    await catchUpFromLog(this.log, echo, state);
     if (state.stop || this.#catchingUp.get(id) !== state) return;
+    // Synchronously with leaving the catching-up set: no live mutation is missed in between.
     for (const r of this.log.recent(state.pos) ?? []) echo.enqueue(r);
     this.#catchingUp.delete(id);
     this.options.onEchoSyncChange?.(id, true, 'replay from the mutation log reached the live stream');
@@ -513,8 +449,8 @@ export class ServiceReplication {
     // writes among them were never acknowledged — not durable — and reach the echo when retried).
     if (
       this.#order === 'pipelined' &&
-      this.#lastAssigned === from &&
-      this.#unresolved.size === 0 &&
+      this.#seqs.lastAssigned === from &&
+      this.#seqs.unresolvedCount === 0 &&
       seq - from <= MAX_SKIP_ENTRIES
     ) {
       const request: MutationRequest = {
@@ -523,7 +459,7 @@ export class ServiceReplication {
         headers: {},
         body: Buffer.alloc(0),
       };
-      this.#lastAssigned = seq;
+      this.#seqs.assignedUpTo(seq);
       const writes: Array<Promise<void>> = [];
       for (let s = from + 1; s <= seq; s++) {
         const m = this.#entry(s, request, 'skip');
@@ -536,7 +472,7 @@ export class ServiceReplication {
       return;
     }
     await this.log.skipTo(seq);
-    this.#lastAssigned = Math.max(this.#lastAssigned, this.log.lastSeq);
+    this.#seqs.assignedUpTo(this.log.lastSeq);
   }
 
   /** Stops replaying to an echo (it was promoted, or is gone). */
@@ -599,6 +535,8 @@ export class ServiceReplication {
       durableSeq: number;
       firstKeptSeq: number;
       writeFailures: number;
+      /** The last failed write's errno and message (disk full: `ENOSPC …`). */
+      lastWriteError?: string;
       refusals: number;
     };
     echoes: EchoReplicationStats[];
@@ -608,7 +546,7 @@ export class ServiceReplication {
     return {
       order: this.#order,
       // Pipelined: seqs handed out whose outcome is not known yet (a stuck one holds back the log).
-      unresolved: this.#unresolved.size,
+      unresolved: this.#seqs.unresolvedCount,
       lastSeq: this.log.lastSeq,
       logBytes: this.log.bytes,
       strictRefusals: this.#strictRefusals,
@@ -617,6 +555,7 @@ export class ServiceReplication {
         durableSeq: this.log.durableSeq,
         firstKeptSeq: this.log.firstKeptSeq,
         writeFailures: this.log.writeFailures.count,
+        ...(this.log.writeFailures.last === undefined ? {} : { lastWriteError: this.log.writeFailures.last }),
         refusals: this.#logRefusals,
       },
       echoes: this.echoes(),
@@ -640,8 +579,7 @@ export class ServiceReplication {
     this.#closed = true;
     this.#positioning?.release();
     this.#positioning = undefined;
-    for (const list of this.#loggedWaiters.values()) for (const w of list) w();
-    this.#loggedWaiters.clear();
+    this.#seqs.wakeAll();
     for (const state of this.#catchingUp.values()) state.stop = true;
     this.#catchingUp.clear();
     await this.#primaryFeed?.close();
