@@ -95,6 +95,14 @@ export class EtcdStateStore implements StateStore {
     const clientOptions: IOptions = {
       hosts: options.endpoints.map((e) => `${scheme}://${e}`),
       dialTimeout: timeout,
+      // HTTP/2 pings find a connection to a member that went silent (cut off, not closed): its calls and
+      // streams (watches, keep-alives) fail and move to another member instead of waiting forever.
+      // Every 5 s: etcd's default --grpc-keepalive-min-time; a client that pings more often is refused.
+      grpcOptions: {
+        'grpc.keepalive_time_ms': 5000,
+        'grpc.keepalive_timeout_ms': 1500,
+        'grpc.keepalive_permit_without_calls': 1,
+      },
       defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + timeout }),
       ...(options.auth ? { auth: { username: options.auth.username, password: options.auth.password } } : {}),
       ...(options.tls
@@ -262,14 +270,14 @@ export class EtcdStateStore implements StateStore {
   /**
    * Renews a lease. A keep-alive is a stream to one member: when it fails or does not answer within
    * `keepAliveAttemptMs` (that member killed, or cut off and silent), it is tried again on another
-   * member (the client picks one at random among those whose circuit is closed), up to twice per
+   * member (the client picks one at random among those whose circuit is closed), up to three times per
    * endpoint. An unknown lease is not retried.
    */
   async keepAlive(leaseId: string): Promise<Lease> {
     return this.#call('keepAlive', async () => {
       const id = leaseIdOf(leaseId);
       let last: unknown;
-      for (let attempt = 0; attempt < 2 * this.#endpoints.length; attempt++) {
+      for (let attempt = 0; attempt < 3 * this.#endpoints.length; attempt++) {
         try {
           const ttl = await this.#keepAliveOnce(id);
           if (!(ttl > 0)) throw leaseNotFound(leaseId);
