@@ -208,6 +208,8 @@ export interface NetnsAgentOptions {
   clusterKey: string;
   /** The TTL of its host lease, ms. @default 2000 */
   leaseTtlMs?: number;
+  /** On SIGTERM, leave its instances running for the next agent to adopt (`--leave-running`). @default false */
+  leaveRunning?: boolean;
   /** The environment it runs with. @default process.env */
   env?: NodeJS.ProcessEnv;
 }
@@ -227,6 +229,7 @@ export async function startNetnsAgent(
       ...['--store', options.store, '--host', options.host, '--zone', options.zone ?? ''],
       ...['--listen', `${lab.address(options.host)}:0`, '--cluster-key', options.clusterKey],
       ...['--lease-ttl', `${options.leaseTtlMs ?? 2000}ms`],
+      ...(options.leaveRunning ? ['--leave-running'] : []),
     ],
     options.env,
   );

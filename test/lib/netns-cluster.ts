@@ -212,11 +212,26 @@ export class NetnsCluster {
       zone: this.options.hosts[host] ?? '',
       clusterKey: join(this.dir, 'cluster.key'),
       leaseTtlMs: this.options.hostLeaseMs ?? 2000,
+      leaveRunning: true,
       env: this.#env,
     });
     this.agents.set(host, proc);
     if (proc.child.pid) this.pids.add(proc.child.pid);
     if (!serving) throw new Error(`agent ${host} did not start: ${proc.out()}`);
+  }
+
+  /**
+   * Restarts the agent of `host` as an operator would for an upgrade: SIGTERM to an agent started with
+   * `--leave-running` (its instances keep running), then a new agent, which adopts them.
+   */
+  async restartAgent(host: string): Promise<void> {
+    const old = this.agents.get(host);
+    if (old && old.child.exitCode === null && old.child.signalCode === null) {
+      const exited = new Promise<void>((r) => old.child.once('exit', () => r()));
+      old.child.kill('SIGTERM');
+      await exited;
+    }
+    await this.startAgent(host);
   }
 
   /** The leading replica (name and namespace), as `control/leader` in etcd says; undefined while none leads. */
