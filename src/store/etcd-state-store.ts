@@ -97,11 +97,12 @@ export class EtcdStateStore implements StateStore {
       dialTimeout: timeout,
       // HTTP/2 pings find a connection to a member that went silent (cut off, not closed): its calls and
       // streams (watches, keep-alives) fail and move to another member instead of waiting forever.
-      // Every 5 s: etcd's default --grpc-keepalive-min-time; a client that pings more often is refused.
+      // Every 6 s, and only while a call or stream is open: etcd refuses a client that pings more often
+      // than its --grpc-keepalive-min-time (5 s) or without a stream (it closes the connection).
       grpcOptions: {
-        'grpc.keepalive_time_ms': 5000,
+        'grpc.keepalive_time_ms': 6000,
         'grpc.keepalive_timeout_ms': 1500,
-        'grpc.keepalive_permit_without_calls': 1,
+        'grpc.keepalive_permit_without_calls': 0,
       },
       defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + timeout }),
       ...(options.auth ? { auth: { username: options.auth.username, password: options.auth.password } } : {}),
