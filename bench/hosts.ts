@@ -2,10 +2,11 @@
 // test/lib/netns.ts). The sync row: initial copy and continuous sync from host A to host B over the
 // veth, against rsync over the same veth (an rsync daemon inside host B on its bridge address, the
 // client inside host A, --no-whole-file, bytes from --stats). The host-loss and partition rows: a
-// cluster of three hosts in two zones (test/lib/netns-cluster.ts: etcd and a control replica in a
-// store namespace, the kv example in hot write-through mode), the primary's host lost (every process
-// killed, link down) under unique writes, ≥ 10 times (2 with --quick): host loss → first successful
-// write; then the primary's host partitioned: cut → the old primary fenced by its own agent.
+// cluster of three hosts in two zones (test/lib/netns-cluster.ts: a 3-member etcd in namespaces
+// s1-s3, control replicas in s1 and s2, the kv example in hot write-through mode), the primary's host
+// lost (every process killed, link down) under unique writes, ≥ 10 times (2 with --quick): host loss
+// → first successful write; then the primary's host partitioned: cut → the old primary fenced by its
+// own agent.
 // Needs root (network namespaces), etcd, the built CLI (dist/) and the rsync command.
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';

@@ -15,6 +15,9 @@
 // consumed exactly once, by one record in the log (a put, a delete, or a skip for a request that changed
 // nothing), queued in seq order for the next group commit, so the log's last seq is the position this
 // instance reports (`GET /stats` → appliedSeq) and resumes from after a restart.
+// Each acknowledged PUT or DELETE (serial order) answers with `x-kv-instance` (the instance's id,
+// UNDERSTUDY_INSTANCE, else its state directory's name) and `x-kv-epoch` (the epoch it was applied
+// under, 0 when untagged): a client can count which instance acknowledged its writes under which epoch.
 // Batched replication (echo.mutations.batch): `POST /_understudy/batch` takes many sequenced writes at
 // once (../lib/seq-gate.mjs decodeBatch/applyBatch); each is applied as a single request would be.
 //
@@ -31,7 +34,7 @@ import {
   write,
   writeSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { SEQ_HEADERS, SeqGate, applyBatch, decodeBatch, readSequence } from '../lib/seq-gate.mjs';
 
@@ -259,6 +262,13 @@ function exists(key) {
   return queued ? queued.value !== undefined : data.has(key);
 }
 
+/** Who acknowledged a write, and under which epoch (see the header comment). */
+const INSTANCE = process.env.UNDERSTUDY_INSTANCE || basename(resolve(stateDir));
+/** @param {number} epoch */
+function ackHeaders(epoch) {
+  return { 'x-kv-instance': INSTANCE, 'x-kv-epoch': String(epoch) };
+}
+
 /**
  * @param {import('node:http').ServerResponse} res
  * @param {number} status
@@ -382,7 +392,7 @@ async function handle(req, res) {
       if (id && appliedIds.has(id)) {
         stats.duplicates++;
         understudySeq = Math.max(understudySeq, useq.useq ?? 0);
-        return json(res, 200, { ok: true, key, duplicate: true });
+        return json(res, 200, { ok: true, key, duplicate: true }, ackHeaders(epoch));
       }
       const s = await commit({
         op: 'put',
@@ -393,13 +403,13 @@ async function handle(req, res) {
       });
       understudySeq = Math.max(understudySeq, useq.useq ?? 0);
       stats.writes++;
-      return json(res, 200, { ok: true, key, seq: s });
+      return json(res, 200, { ok: true, key, seq: s }, ackHeaders(epoch));
     }
     case 'DELETE': {
       if (id && appliedIds.has(id)) {
         stats.duplicates++;
         understudySeq = Math.max(understudySeq, useq.useq ?? 0);
-        return json(res, 200, { ok: true, key, duplicate: true });
+        return json(res, 200, { ok: true, key, duplicate: true }, ackHeaders(epoch));
       }
       const existed = data.has(key);
       const s = await commit({
@@ -410,7 +420,7 @@ async function handle(req, res) {
       });
       understudySeq = Math.max(understudySeq, useq.useq ?? 0);
       stats.deletes++;
-      return json(res, existed ? 200 : 404, { ok: existed, key, seq: s });
+      return json(res, existed ? 200 : 404, { ok: existed, key, seq: s }, existed ? ackHeaders(epoch) : {});
     }
     default:
       res.setHeader('allow', 'GET, PUT, DELETE');

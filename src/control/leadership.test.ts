@@ -134,4 +134,30 @@ describe('LeaderElection on etcd', () => {
       code: ErrorCode.Usage,
     });
   });
+
+  it('leads when its compare-and-set took the key but answered after the round’s deadline (the key is under its own lease)', async () => {
+    const store = await client(`el/${++n}/`);
+    let slowed = false;
+    // The first compare-and-set is applied at once but answered 1.5 s later (a request that first
+    // waited on a member cut off): longer than a round (TTL / 4), shorter than the lease.
+    const slow = new Proxy(store, {
+      get(target, prop) {
+        if (prop === 'compareAndSet')
+          return async (...args: Parameters<StateStore['compareAndSet']>) => {
+            const result = await target.compareAndSet(...args);
+            if (!slowed) {
+              slowed = true;
+              await new Promise((r) => setTimeout(r, 1500));
+            }
+            return result;
+          };
+        const value = Reflect.get(target, prop, target) as unknown;
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const a = await candidate(slow, 'a');
+    await waitFor(() => a.isLeader, 'a to lead', 8000);
+    expect(slowed).toBe(true);
+    expect(a.leader()?.id).toBe('a');
+  });
 });

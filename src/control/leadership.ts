@@ -207,13 +207,29 @@ export class LeaderElection {
     this.#timer.unref();
   }
 
+  #rewatching = false;
+
   async #round(): Promise<void> {
     if (this.#closed || this.#busy || !this.#running) return;
     this.#busy = true;
     try {
-      if (!this.#unwatch) await this.#timed(this.#watchLeader());
-      if (this.#mine) await this.#renew();
-      else await this.#campaign();
+      // A leader renews without waiting for the key to be followed again: making a watch again can
+      // wait out the etcd client's reconnect backoff (a member lost), and renewals must keep their pace.
+      if (this.#mine) {
+        if (!this.#unwatch && !this.#rewatching) {
+          this.#rewatching = true;
+          void this.#watchLeader()
+            .then(() => {
+              if (this.#closed) this.#unwatch?.();
+            })
+            .catch(() => undefined)
+            .finally(() => (this.#rewatching = false));
+        }
+        await this.#renew();
+      } else {
+        if (!this.#unwatch) await this.#timed(this.#watchLeader());
+        await this.#campaign();
+      }
     } catch {
       // The store is unreachable or slow: a leader steps down on its own timer; a standby retries next loop.
     } finally {
@@ -222,6 +238,8 @@ export class LeaderElection {
   }
 
   async #campaign(): Promise<void> {
+    // The lease is kept alive (or granted) from here: it lasts at least TTL past this instant.
+    const leaseFrom = performance.now();
     if (this.#lease) {
       // Keep one lease across campaigns while it lives; a dead one is replaced.
       const alive = await this.#timed(this.#store.keepAlive(this.#lease.id)).catch((err: unknown) => {
@@ -240,7 +258,18 @@ export class LeaderElection {
     if (this.#closed) return;
     if (!created) {
       const current = await this.#timed(this.#store.get(this.#key));
-      this.#setLeader(current && parseLeader(current));
+      const held = current && parseLeader(current);
+      // An earlier campaign of ours took the key but answered after its round's deadline (a request
+      // that first waited on a member cut off): the key is under our lease, kept alive at the start
+      // of this round. Lead, or nobody would until that lease lapsed — and we keep renewing it.
+      if (held && held.id === this.#id && current?.leaseId === this.#lease.id) {
+        this.#mine = held;
+        this.#renewed(leaseFrom);
+        this.#setLeader(held);
+        this.#emit({ type: 'elected', leader: held });
+        return;
+      }
+      this.#setLeader(held);
       return;
     }
     const info: LeaderInfo = { id: this.#id, address: this.#address, since, term: created.createRevision };

@@ -1,3 +1,4 @@
+import { createServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEtcd, freePort, type EtcdServer } from '../../test/lib/etcd-server.js';
 import { ErrorCode, isUnderstudyError } from '../errors/index.js';
@@ -97,6 +98,25 @@ describe('EtcdStateStore', () => {
     } finally {
       await store.close();
       await doomed.stop();
+    }
+  });
+
+  it('renews a lease through the members that answer when another named member accepts connections but never answers', async () => {
+    // A member cut off: its address takes the connection and is silent.
+    const silent = createServer(() => undefined);
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const port = (silent.address() as AddressInfo).port;
+    const store = await EtcdStateStore.create({
+      endpoints: [`127.0.0.1:${port}`, etcd.endpoint, etcd.endpoint],
+      requestTimeoutMs: 1000,
+    });
+    try {
+      const lease = await store.grantLease(2000);
+      for (let i = 0; i < 8; i++) expect((await store.keepAlive(lease.id)).ttlMs).toBe(2000);
+      await expectCode(store.keepAlive('12345'), ErrorCode.StoreLease);
+    } finally {
+      await store.close();
+      silent.close();
     }
   });
 });

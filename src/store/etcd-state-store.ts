@@ -1,5 +1,5 @@
 import { Etcd3, type IKeyValue, type IOptions, type IRequestOp, type ICompare, type Watcher } from 'etcd3';
-import { ErrorCode, UnderstudyError } from '../errors/index.js';
+import { ErrorCode, UnderstudyError, isUnderstudyError } from '../errors/index.js';
 import { leaseIdOf, leaseNotFound, toEtcdError } from './etcd-errors.js';
 import { guardHolds, notLeaderError } from './guard.js';
 import { prefixRangeEnd } from './prefix-range.js';
@@ -38,6 +38,11 @@ export interface EtcdStateStoreOptions {
   tls?: { ca: Buffer; cert?: Buffer; key?: Buffer };
   /** Deadline of each request (not of watches and keepalive streams). @default 5000 */
   requestTimeoutMs?: number;
+  /**
+   * How long one lease keep-alive waits for its member's answer before it is tried on another member
+   * (see {@link EtcdStateStore.keepAlive}); a member that answers does so in milliseconds. @default 500
+   */
+  keepAliveAttemptMs?: number;
 }
 
 /** The default key prefix of {@link EtcdStateStoreOptions.prefix}. */
@@ -65,12 +70,14 @@ export class EtcdStateStore implements StateStore {
   readonly #prefix: string;
   readonly #endpoints: string[];
   readonly #watches = new Set<() => void>();
+  readonly #keepAliveAttemptMs: number;
   #closed = false;
 
-  private constructor(client: Etcd3, endpoints: string[], prefix: string) {
+  private constructor(client: Etcd3, endpoints: string[], prefix: string, keepAliveAttemptMs: number) {
     this.#client = client;
     this.#endpoints = endpoints;
     this.#prefix = prefix;
+    this.#keepAliveAttemptMs = keepAliveAttemptMs;
   }
 
   /**
@@ -88,6 +95,15 @@ export class EtcdStateStore implements StateStore {
     const clientOptions: IOptions = {
       hosts: options.endpoints.map((e) => `${scheme}://${e}`),
       dialTimeout: timeout,
+      // HTTP/2 pings find a connection to a member that went silent (cut off, not closed): its calls and
+      // streams (watches, keep-alives) fail and move to another member instead of waiting forever.
+      // Every 6 s, and only while a call or stream is open: etcd refuses a client that pings more often
+      // than its --grpc-keepalive-min-time (5 s) or without a stream (it closes the connection).
+      grpcOptions: {
+        'grpc.keepalive_time_ms': 6000,
+        'grpc.keepalive_timeout_ms': 1500,
+        'grpc.keepalive_permit_without_calls': 0,
+      },
       defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + timeout }),
       ...(options.auth ? { auth: { username: options.auth.username, password: options.auth.password } } : {}),
       ...(options.tls
@@ -101,7 +117,7 @@ export class EtcdStateStore implements StateStore {
         : {}),
     };
     const client = new Etcd3(clientOptions);
-    const store = new EtcdStateStore(client, options.endpoints, prefix);
+    const store = new EtcdStateStore(client, options.endpoints, prefix, options.keepAliveAttemptMs ?? 500);
     try {
       await store.revision();
     } catch (err) {
@@ -252,23 +268,49 @@ export class EtcdStateStore implements StateStore {
     });
   }
 
+  /**
+   * Renews a lease. A keep-alive is a stream to one member: when it fails or does not answer within
+   * `keepAliveAttemptMs` (that member killed, or cut off and silent), it is tried again on another
+   * member (the client picks one at random among those whose circuit is closed), up to three times per
+   * endpoint. An unknown lease is not retried.
+   */
   async keepAlive(leaseId: string): Promise<Lease> {
     return this.#call('keepAlive', async () => {
       const id = leaseIdOf(leaseId);
-      const stream = await this.#client.leaseClient.leaseKeepAlive();
-      try {
-        const res = await new Promise<{ ID: string; TTL: string }>((resolve, reject) => {
-          stream.on('data', resolve);
-          stream.on('error', reject);
-          stream.write({ ID: id });
-        });
-        const ttl = Number(res.TTL);
-        if (!(ttl > 0)) throw leaseNotFound(leaseId);
-        return { id: leaseId, ttlMs: ttl * 1000, expiresAt: Date.now() + ttl * 1000 };
-      } finally {
-        stream.end();
+      let last: unknown;
+      for (let attempt = 0; attempt < 3 * this.#endpoints.length; attempt++) {
+        try {
+          const ttl = await this.#keepAliveOnce(id);
+          if (!(ttl > 0)) throw leaseNotFound(leaseId);
+          return { id: leaseId, ttlMs: ttl * 1000, expiresAt: Date.now() + ttl * 1000 };
+        } catch (err) {
+          if (isUnderstudyError(err, ErrorCode.StoreLease) || this.#closed) throw err;
+          last = err;
+        }
       }
+      throw last;
     });
+  }
+
+  /** One keep-alive on one stream: the TTL etcd answers (0: no such lease). */
+  async #keepAliveOnce(id: string): Promise<number> {
+    const stream = await this.#client.leaseClient.leaseKeepAlive();
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const res = await new Promise<{ ID: string; TTL: string }>((resolve, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`no keep-alive answer within ${this.#keepAliveAttemptMs} ms`)),
+          this.#keepAliveAttemptMs,
+        );
+        stream.on('data', resolve);
+        stream.on('error', reject);
+        stream.write({ ID: id });
+      });
+      return Number(res.TTL);
+    } finally {
+      clearTimeout(timer);
+      stream.end();
+    }
   }
 
   async revokeLease(leaseId: string): Promise<void> {

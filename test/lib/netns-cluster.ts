@@ -1,19 +1,35 @@
-// A small Understudy cluster on real hosts (network namespaces, test/lib/netns.ts): etcd and one
-// control replica in a `store` namespace, an `understudy agent` in each host namespace (zones as
-// given), the kv example in hot mode (write-through) with one echo, and a kv client inside the store
-// namespace driven over IPC. For the chaos tests (test/e2e/host-loss.test.ts) and `bench/hosts.ts`.
+// A small Understudy cluster on real hosts (network namespaces, test/lib/netns.ts), started by the
+// start-up it shares with the hosts demo (src/cli/netns-cluster.ts):
+// - a 3-member etcd cluster, one member in each of three namespaces of their own, `s1`, `s2`, `s3`
+//   (dedicated "store hosts": cutting one cuts exactly one member and whatever control replica runs
+//   beside it, never an agent or an instance, so a test names precisely what is on each side);
+// - a control replica in `s1` and in `s2` (`c-s1`, `c-s2`): one leads and runs the kv service's router
+//   on its namespace's address, the other stands by; both name all three etcd members in `--store`;
+// - an `understudy agent` in each host namespace (zones as given), naming all three etcd members;
+// - the kv example in hot mode (write-through) with one echo, and a kv client in a namespace of its
+//   own, `client`, that is never cut: it sends to the router of whichever `s` namespace answers
+//   (test/lib/netns-kv-client.ts), driven over IPC.
+// For the chaos tests (test/e2e/host-loss.test.ts, test/e2e/hosts-chaos.test.ts) and `bench/hosts.ts`.
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureClusterKey } from '../../src/agent/index.js';
+import {
+  netnsCliBin,
+  startNetnsAgent,
+  startNetnsControl,
+  startNetnsEtcd,
+  writeNetnsKvSpec,
+  type NetnsEtcd,
+  type NetnsProc,
+} from '../../src/cli/netns-cluster.js';
 import { NetnsLab } from './netns.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = join(here, '..', '..');
-const cliBin = join(repoRoot, 'bin', 'understudy.js');
 const ROUTER_PORT = 18080;
 
 /** An instance record as the tests read it. */
@@ -43,6 +59,10 @@ export interface ClusterDecision {
 export interface NetnsClusterOptions {
   /** Host → zone, one agent each. */
   hosts: Record<string, string>;
+  /** The namespaces that run one etcd member each. @default ['s1', 's2', 's3'] */
+  etcd?: string[];
+  /** The namespaces that run one control replica each (named `c-<namespace>`). @default ['s1', 's2'] */
+  controls?: string[];
   /** TTL of the agents' host leases, ms. @default 2000 */
   hostLeaseMs?: number;
   /** How long a lost host's instances wait before moving (`--replace-lost-after`), ms. @default 20000 */
@@ -55,15 +75,26 @@ export interface NetnsClusterOptions {
   kvSpec?: readonly string[];
 }
 
-interface Proc {
-  child: ChildProcess;
-  out: () => string;
+/** What the client saw of a load run. */
+export interface LoadRun {
+  /** Acknowledged writes: key → value. */
+  acked: [string, string][];
+  /** Who acknowledged each acknowledged write: key, instance, epoch (the kv example's answer headers). */
+  acks: [string, string, number][];
+  writes: number;
+  errors: number;
+  errorSamples: string[];
 }
 
 async function until(what: () => string, fn: () => boolean | Promise<boolean>, ms: number): Promise<void> {
   const deadline = Date.now() + ms;
   for (;;) {
-    if (await fn()) return;
+    if (
+      await Promise.resolve()
+        .then(fn)
+        .catch(() => false)
+    )
+      return;
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what()}`);
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -71,10 +102,15 @@ async function until(what: () => string, fn: () => boolean | Promise<boolean>, m
 
 /** A running cluster; always {@link close} it. */
 export class NetnsCluster {
-  readonly agents = new Map<string, Proc>();
-  control!: Proc;
+  readonly agents = new Map<string, NetnsProc>();
+  /** Control replicas by namespace. */
+  readonly controls = new Map<string, NetnsProc>();
+  etcd!: NetnsEtcd;
+  /** Every pid this cluster started or saw recorded (agents, replicas, etcd members, instances). */
+  readonly pids = new Set<number>();
   #client!: ChildProcess;
   #nextId = 0;
+  #leaderNs: string | undefined;
   readonly #pending = new Map<number, (m: Record<string, unknown>) => void>();
 
   private constructor(
@@ -84,10 +120,17 @@ export class NetnsCluster {
     readonly options: NetnsClusterOptions,
   ) {}
 
-  /** Creates the lab and starts etcd, the agents, the control replica and the client; waits for a primary and an echo. */
+  /** Creates the lab and starts etcd, the agents, the control replicas and the client; waits for a primary and an echo. */
   static async start(options: NetnsClusterOptions): Promise<NetnsCluster> {
-    const lab = NetnsLab.create({ hosts: ['store', ...Object.keys(options.hosts)] });
-    const c = new NetnsCluster(lab, mkdtempSync(join(tmpdir(), 'us-netns-cluster-')), randomUUID(), options);
+    const etcd = options.etcd ?? ['s1', 's2', 's3'];
+    const controls = options.controls ?? ['s1', 's2'];
+    const names = [...new Set([...etcd, ...controls, 'client', ...Object.keys(options.hosts)])];
+    const lab = NetnsLab.create({ hosts: names });
+    const c = new NetnsCluster(lab, mkdtempSync(join(tmpdir(), 'us-netns-cluster-')), randomUUID(), {
+      ...options,
+      etcd,
+      controls,
+    });
     try {
       await c.#start();
     } catch (e) {
@@ -97,91 +140,52 @@ export class NetnsCluster {
     return c;
   }
 
+  /** The `--store` connection string: every etcd member. */
   get storeUrl(): string {
-    return `etcd://${this.lab.address('store')}:2379`;
+    return this.etcd.url;
   }
 
-  #exec(host: string, args: string[]): Proc {
-    const child = this.lab.exec(host, process.execPath, args, {
-      cwd: repoRoot,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, US_TEST_TAG: this.tag },
-    });
-    let out = '';
-    child.stdout?.on('data', (b: Buffer) => (out += b.toString()));
-    child.stderr?.on('data', (b: Buffer) => (out += b.toString()));
-    return { child, out: () => out };
+  /** The control replica that leads now (the first one before any is known to). */
+  get control(): NetnsProc {
+    const ns = this.#leaderNs ?? this.options.controls![0]!;
+    return this.controls.get(ns)!;
+  }
+
+  get #env(): NodeJS.ProcessEnv {
+    return { ...process.env, US_TEST_TAG: this.tag };
   }
 
   async #start(): Promise<void> {
     const { lab, dir } = this;
-    const client = `http://${lab.address('store')}:2379`;
-    lab.exec(
-      'store',
-      process.env.UNDERSTUDY_ETCD_BIN ?? '/usr/bin/etcd',
-      [
-        '--name=s',
-        `--data-dir=${join(dir, 'etcd')}`,
-        `--listen-client-urls=${client}`,
-        `--advertise-client-urls=${client}`,
-        '--listen-peer-urls=http://127.0.0.1:2380',
-        '--initial-advertise-peer-urls=http://127.0.0.1:2380',
-        '--initial-cluster=s=http://127.0.0.1:2380',
-        '--heartbeat-interval=50',
-        '--election-timeout=500',
-        '--log-level=error',
-        '--logger=zap',
-      ],
-      { stdio: 'ignore' },
-    );
-    await until(
-      () => 'etcd in the store namespace',
-      () => lab.run('store', 'etcdctl', [`--endpoints=${client}`, 'endpoint', 'health']).status === 0,
-      20_000,
-    );
-    const key = join(dir, 'cluster.key');
-    ensureClusterKey(key);
+    this.etcd = await startNetnsEtcd(lab, { members: this.options.etcd!, dataDir: dir });
+    for (const p of this.etcd.processes.values()) if (p.pid) this.pids.add(p.pid);
+    ensureClusterKey(join(dir, 'cluster.key'));
     for (const host of Object.keys(this.options.hosts)) await this.startAgent(host);
     const spec = join(dir, 'kv.yaml');
-    writeFileSync(
-      spec,
-      `services:
-  - name: kv
-    command: [node, server.mjs, --port, '{port}', --state, '{stateDir}', --host, '0.0.0.0']
-    cwd: ${join(repoRoot, 'examples/kv')}
-    ports: { http: 0 }
-    routing: { listen: '0.0.0.0:${ROUTER_PORT}' }
-    health: { http: { path: /healthz }, interval: 200ms, timeout: 300ms, failureThreshold: 2 }
-    echo: { count: 1, mode: hot, consistency: write-through }
-    restart: { backoff: 50ms, maxRestarts: 50 }
-${(this.options.kvSpec ?? []).map((line) => `    ${line}\n`).join('')}`,
-    );
-    this.control = this.#exec('store', [
-      cliBin,
-      'control',
-      spec,
-      '--store',
-      this.storeUrl,
-      '--name',
-      'c1',
-      '--api',
-      '127.0.0.1:0',
-      '--cluster-key',
-      key,
-      '--replace-lost-after',
-      `${this.options.replaceLostAfterMs ?? 20_000}ms`,
-      '-d',
-      join(dir, 'control'),
-    ]);
+    writeNetnsKvSpec(spec, ROUTER_PORT, this.options.kvSpec);
+    for (const ns of this.options.controls!) {
+      const proc = startNetnsControl(lab, ns, {
+        spec,
+        store: this.storeUrl,
+        name: `c-${ns}`,
+        clusterKey: join(dir, 'cluster.key'),
+        dataDir: join(dir, `control-${ns}`),
+        replaceLostAfterMs: this.options.replaceLostAfterMs ?? 20_000,
+        env: this.#env,
+      });
+      this.controls.set(ns, proc);
+      if (proc.child.pid) this.pids.add(proc.child.pid);
+    }
+    const routers = this.options.controls!.map((ns) => `http://${lab.address(ns)}:${ROUTER_PORT}`);
     this.#client = lab.exec(
-      'store',
+      'client',
       process.execPath,
       [
         '--import',
         'tsx',
         join(here, 'netns-kv-client.ts'),
-        `http://127.0.0.1:${ROUTER_PORT}`,
-        `${lab.address('store')}:2379`,
+        routers.join(','),
+        [...this.etcd.endpoints.values()].join(','),
         '',
       ],
       { cwd: repoRoot, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] },
@@ -197,17 +201,7 @@ ${(this.options.kvSpec ?? []).map((line) => `    ${line}\n`).join('')}`,
       });
       this.#client.once('exit', (code) => reject(new Error(`the kv client exited (${code})`)));
     });
-    await until(
-      () => `a running primary and echo: ${this.control.out()}`,
-      async () => {
-        const recs = await this.records();
-        return (
-          recs.some((r) => r.role === 'primary' && r.phase === 'running') &&
-          recs.some((r) => r.role === 'echo' && r.phase === 'running')
-        );
-      },
-      60_000,
-    );
+    await this.pair(60_000);
     await until(
       () => `the router to serve: ${this.control.out()}`,
       async () => (await this.probe()) === 200,
@@ -218,29 +212,76 @@ ${(this.options.kvSpec ?? []).map((line) => `    ${line}\n`).join('')}`,
   /** Starts (or starts again, after a host loss: link healed) the agent of `host`; waits until it serves. */
   async startAgent(host: string): Promise<void> {
     this.lab.heal(host);
-    const zone = this.options.hosts[host] ?? '';
-    const a = this.#exec(host, [
-      cliBin,
-      'agent',
-      '--store',
-      this.storeUrl,
-      '--host',
+    const { proc, serving } = await startNetnsAgent(this.lab, {
+      store: this.storeUrl,
       host,
-      '--zone',
-      zone,
-      '--listen',
-      `${this.lab.address(host)}:0`,
-      '--cluster-key',
-      join(this.dir, 'cluster.key'),
-      '--lease-ttl',
-      `${this.options.hostLeaseMs ?? 2000}ms`,
+      zone: this.options.hosts[host] ?? '',
+      clusterKey: join(this.dir, 'cluster.key'),
+      leaseTtlMs: this.options.hostLeaseMs ?? 2000,
+      leaveRunning: true,
+      env: this.#env,
+    });
+    this.agents.set(host, proc);
+    if (proc.child.pid) this.pids.add(proc.child.pid);
+    if (!serving) throw new Error(`agent ${host} did not start: ${proc.out()}`);
+  }
+
+  /**
+   * Restarts the agent of `host` as an operator would for an upgrade: SIGTERM to an agent started with
+   * `--leave-running` (its instances keep running), then a new agent, which adopts them.
+   */
+  async restartAgent(host: string): Promise<void> {
+    const old = this.agents.get(host);
+    if (old && old.child.exitCode === null && old.child.signalCode === null) {
+      const exited = new Promise<void>((r) => old.child.once('exit', () => r()));
+      old.child.kill('SIGTERM');
+      await exited;
+    }
+    await this.startAgent(host);
+  }
+
+  /** The leading replica (name and namespace), as `control/leader` in etcd says; undefined while none leads. */
+  async leader(): Promise<{ name: string; ns: string } | undefined> {
+    const r = (await this.call('list', { prefix: 'control/leader' })) as {
+      records: { key: string; value: string }[];
+    };
+    const rec = r.records.find((x) => x.key === 'control/leader');
+    if (!rec) return undefined;
+    const name = (JSON.parse(rec.value) as { id?: string }).id ?? '';
+    const ns = name.replace(/^c-/, '');
+    if (this.controls.has(ns)) this.#leaderNs = ns;
+    return { name, ns };
+  }
+
+  /**
+   * `understudy verify kv` run by the user inside the leader's namespace against its data directory:
+   * its exit status and output.
+   */
+  async verify(): Promise<{ status: number | null; out: string }> {
+    const leader = await this.leader();
+    if (!leader) return { status: null, out: 'no control replica leads' };
+    const r = this.lab.run(leader.ns, process.execPath, [
+      netnsCliBin,
+      'verify',
+      'kv',
+      '-d',
+      join(this.dir, `control-${leader.ns}`),
     ]);
-    this.agents.set(host, a);
-    await until(
-      () => `agent ${host}: ${a.out()}`,
-      () => /serving http/.test(a.out()),
-      20_000,
-    );
+    return { status: r.status, out: r.stdout + r.stderr };
+  }
+
+  /**
+   * The epochs under which more than one instance acknowledged a write (split brain), from the
+   * client's view of who acknowledged what: epoch → instances. Empty when every epoch had one writer.
+   */
+  static sharedEpochs(acks: [string, string, number][]): Record<number, string[]> {
+    const by = new Map<number, Set<string>>();
+    for (const [, instance, epoch] of acks) {
+      const set = by.get(epoch) ?? new Set<string>();
+      set.add(instance);
+      by.set(epoch, set);
+    }
+    return Object.fromEntries([...by].filter(([, s]) => s.size > 1).map(([e, s]) => [e, [...s].sort()]));
   }
 
   /** The running primary and echo, once both run (a re-elected control may be rebuilding the echo). */
@@ -309,7 +350,9 @@ ${(this.options.kvSpec ?? []).map((line) => `    ${line}\n`).join('')}`,
 
   async records(): Promise<ClusterRecord[]> {
     const r = (await this.call('list', { prefix: 'instances/' })) as { records: { value: string }[] };
-    return r.records.map((x) => JSON.parse(x.value) as ClusterRecord);
+    const recs = r.records.map((x) => JSON.parse(x.value) as ClusterRecord);
+    for (const rec of recs) if (rec.pid) this.pids.add(rec.pid);
+    return recs;
   }
 
   async decisions(): Promise<ClusterDecision[]> {
@@ -336,8 +379,8 @@ ${(this.options.kvSpec ?? []).map((line) => `    ${line}\n`).join('')}`,
     await this.call('load', { rate, writeShare: 0.5, prefix });
   }
 
-  async stopLoad(): Promise<{ acked: [string, string][]; writes: number; errors: number }> {
-    return (await this.call('stop-load')) as { acked: [string, string][]; writes: number; errors: number };
+  async stopLoad(): Promise<LoadRun> {
+    return (await this.call('stop-load')) as unknown as LoadRun;
   }
 
   async missing(acked: [string, string][]): Promise<string[]> {
@@ -369,6 +412,18 @@ ${(this.options.kvSpec ?? []).map((line) => `    ${line}\n`).join('')}`,
   loseHost(host: string): void {
     this.lab.partition(host);
     this.lab.killAll(host);
+  }
+
+  /** Every process of this cluster still alive (pids it started or saw recorded): none after {@link close}. */
+  alive(): number[] {
+    return [...this.pids].filter((pid) => {
+      try {
+        // A zombie (exited, not yet reaped by whoever inherited it) runs nothing.
+        return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+      } catch {
+        return false;
+      }
+    });
   }
 
   async close(): Promise<void> {

@@ -1,17 +1,26 @@
 // `understudy demo --part hosts`: Understudy across three real hosts (network namespaces on one bridge,
-// ../netns-lab.ts) in two zones. etcd and a control replica run in a fourth namespace, `store`, with the
+// ../netns-lab.ts, started by ../netns-cluster.ts, shared with the tests' harness) in two zones. etcd and a control replica run in a fourth namespace, `store`, with the
 // router; an `understudy agent` runs in each host. The kv example runs hot and write-through with its
 // echo placed on another host; under unique writes the primary's host is cut off (its switch port
 // down) for 10 s, and the narration shows the suspicion, the self-fencing, the failover, the first
 // write acknowledged after the cut, the count of acknowledged writes missing or acknowledged by the
 // old primary alone, and the old primary rejoining as an echo once healed.
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureClusterKey } from '../../agent/index.js';
 import type { ControlDecision, InstanceRecord } from '../../control/index.js';
 import { ExitCode } from '../exit-codes.js';
+import {
+  netnsUntil,
+  startNetnsAgent,
+  startNetnsControl,
+  startNetnsEtcd,
+  writeNetnsKvSpec,
+  type NetnsEtcd,
+  type NetnsProc,
+} from '../netns-cluster.js';
 import { netnsSupport, NetnsLab } from '../netns-lab.js';
 
 /** Options of {@link hostsPart}. */
@@ -26,9 +35,7 @@ export interface HostsDemoOptions {
 
 const ZONES: Record<string, string> = { h1: 'z1', h2: 'z2', h3: 'z1' };
 const ROUTER_PORT = 18080; // inside the store namespace: nothing else listens there
-const cliBin = fileURLToPath(new URL('../../../bin/understudy.js', import.meta.url));
 const clientJs = fileURLToPath(new URL('./demo-hosts-client.js', import.meta.url));
-const kvDir = fileURLToPath(new URL('../../../examples/kv', import.meta.url));
 
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -44,11 +51,6 @@ export function hostsDemoUnavailable(): string | undefined {
   if (!existsSync(clientJs))
     return `demo (hosts): the built CLI is missing (${clientJs}); run \`npm run build\` first`;
   return undefined;
-}
-
-interface Proc {
-  child: ChildProcess;
-  out: () => string;
 }
 
 /** The demo's client inside the store namespace, driven over IPC. */
@@ -111,19 +113,7 @@ class Client {
 }
 
 /** Waits for `fn` to hold, up to `ms`; false when it did not or the demo was stopped. */
-async function until(
-  fn: () => boolean | Promise<boolean>,
-  ms: number,
-  signal: AbortSignal,
-): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (!signal.aborted) {
-    if (await Promise.resolve(fn()).catch(() => false)) return true;
-    if (Date.now() > deadline) return false;
-    await sleep(100);
-  }
-  return false;
-}
+const until = netnsUntil;
 
 /** The puts in an instance's kv log (key → value), read from its state directory. */
 function kvPuts(stateDir: string): Map<string, string> {
@@ -144,14 +134,6 @@ function kvPuts(stateDir: string): Map<string, string> {
     }
   }
   return out;
-}
-
-function startProc(lab: NetnsLab, host: string, args: string[]): Proc {
-  const child = lab.exec(host, process.execPath, [cliBin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout?.on('data', (b: Buffer) => (out += b.toString()));
-  child.stderr?.on('data', (b: Buffer) => (out += b.toString()));
-  return { child, out: () => out };
 }
 
 /**
@@ -200,67 +182,34 @@ async function run(
   say(
     `\ndemo (hosts): three hosts in two zones, each a network namespace on one bridge: ${hosts.map((h) => `${h} (${ZONES[h]}, ${lab.address(h)})`).join(', ')}; etcd, control and the router on a fourth, store (${lab.address('store')})`,
   );
-  const etcdUrl = `http://${lab.address('store')}:2379`;
-  lab.exec(
-    'store',
-    process.env.UNDERSTUDY_ETCD_BIN ?? '/usr/bin/etcd',
-    [
-      '--name=s',
-      `--data-dir=${join(dir, 'etcd')}`,
-      `--listen-client-urls=${etcdUrl}`,
-      `--advertise-client-urls=${etcdUrl}`,
-      '--listen-peer-urls=http://127.0.0.1:2380',
-      '--initial-advertise-peer-urls=http://127.0.0.1:2380',
-      '--initial-cluster=s=http://127.0.0.1:2380',
-      '--heartbeat-interval=50',
-      '--election-timeout=500',
-      '--log-level=error',
-      '--logger=zap',
-    ],
-    { stdio: 'ignore' },
-  );
-  const etcdUp = await until(
-    () => lab.run('store', 'etcdctl', [`--endpoints=${etcdUrl}`, 'endpoint', 'health']).status === 0,
-    20_000,
-    signal,
-  );
-  if (!etcdUp) return fail(signal, 'etcd did not start in the store namespace within 20 s');
+  let etcd: NetnsEtcd;
+  try {
+    etcd = await startNetnsEtcd(lab, { members: ['store'], dataDir: dir });
+  } catch (e) {
+    return fail(signal, (e as Error).message);
+  }
   const key = join(dir, 'cluster.key');
   ensureClusterKey(key);
-  const agents = new Map<string, Proc>();
+  const agents = new Map<string, NetnsProc>();
   for (const host of hosts) {
-    const a = startProc(lab, host, [
-      'agent',
-      ...['--store', `etcd://${lab.address('store')}:2379`, '--host', host, '--zone', ZONES[host] ?? ''],
-      ...['--listen', `${lab.address(host)}:0`, '--cluster-key', key, '--lease-ttl', '2000ms'],
-    ]);
-    agents.set(host, a);
-    if (!(await until(() => /serving http/.test(a.out()), 20_000, signal)))
-      return fail(signal, `the agent of ${host} did not start: ${a.out().slice(-1000)}`);
+    const opts = { store: etcd.url, host, zone: ZONES[host] ?? '', clusterKey: key };
+    const { proc, serving } = await startNetnsAgent(lab, opts, signal);
+    agents.set(host, proc);
+    if (!serving) return fail(signal, `the agent of ${host} did not start: ${proc.out().slice(-1000)}`);
   }
   say(
     `demo (hosts): an understudy agent runs on each host (lease TTL 2 s, heartbeats to the control leader)`,
   );
   const spec = join(dir, 'kv.yaml');
-  writeFileSync(
+  writeNetnsKvSpec(spec, ROUTER_PORT);
+  const control = startNetnsControl(lab, 'store', {
     spec,
-    `services:
-  - name: kv
-    command: [node, server.mjs, --port, '{port}', --state, '{stateDir}', --host, '0.0.0.0']
-    cwd: ${kvDir}
-    ports: { http: 0 }
-    routing: { listen: '0.0.0.0:${ROUTER_PORT}' }
-    health: { http: { path: /healthz }, interval: 200ms, timeout: 300ms, failureThreshold: 2 }
-    echo: { count: 1, mode: hot, consistency: write-through }
-    restart: { backoff: 50ms, maxRestarts: 50 }
-`,
-  );
-  const control = startProc(lab, 'store', [
-    'control',
-    spec,
-    ...['--store', `etcd://${lab.address('store')}:2379`, '--name', 'c1', '--api', '127.0.0.1:0'],
-    ...['--cluster-key', key, '--replace-lost-after', '60s', '-d', join(dir, 'control')],
-  ]);
+    store: etcd.url,
+    name: 'c1',
+    clusterKey: key,
+    dataDir: join(dir, 'control'),
+    replaceLostAfterMs: 60_000,
+  });
   const client = await Client.start(lab);
   let primary: InstanceRecord | undefined;
   let echo: InstanceRecord | undefined;
