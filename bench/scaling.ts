@@ -49,7 +49,7 @@ process.stdout.write(
     `tick ${SETTINGS.tickMs / 1000} s (the HPA sync period), queue bound 30 s; each trace scaled so that its mean load needs ${SETTINGS.meanInstances} instances at the target\n` +
     `policies: predictive (src/policy PredictiveScaler: auto forecaster; max of the reactive rule and the forecast at the lead time — mean at the target, 70 % interval's upper bound at 100 %; ` +
     `scale-in held by the forecast (while confident instead of a fixed window; while not, below the window down to the forecast's upper bound); ` +
-    `with a ready echo the serving set keeps what the forecast needs over a promotion and the warm pool what it needs over a cold start beyond that (warm hold); warm pool sized by the forecast's peak and the 0.7-quantile of growth within a cold start learned from history, refilled by scale-ins), reactive-pool (AWS target tracking + a warm pool: the same step and warm pool, the forecast never counting for the serving set), hpa (Kubernetes autoscaling/v2 defaults on a per-pod load metric), ` +
+    `with a ready echo the serving set keeps what the forecast needs over a promotion and the warm pool what it needs over a cold start beyond that (warm hold), and, while unsure, the instances the scale-in window holds wait as warm echoes (warm window); warm pool sized by the forecast's peak and the 0.7-quantile of growth within a cold start learned from history, refilled by scale-ins), reactive-pool (AWS target tracking + a warm pool: the same step and warm pool, the forecast never counting for the serving set), hpa (Kubernetes autoscaling/v2 defaults on a per-pod load metric), ` +
     `static (peak / target), oracle (knows the load, same cold-start lead time)\n\n`,
 );
 
@@ -65,6 +65,7 @@ const ABLATIONS = {
   },
   'predictive before the warm hold (scale-in as before)': BEFORE_WARM_HOLD,
   'predictive, no warm hold (scale-in held over a cold start)': { warmHold: false },
+  'predictive, no warm window (the window holds serving instances)': { warmWindow: false },
   'predictive, no unconfident hold (the window while unsure)': { unconfidentHold: false },
   'predictive, serving set reactive (forecast sizes the pool only)': {
     minConfidence: 2,

@@ -186,6 +186,38 @@ describe('decideHorizontal', () => {
     );
     expect(h.desired).toBe(10);
   });
+  it('with windowAsEchoes, scales in to the reactive count at once and reports what the window held as echoes to keep', () => {
+    let s: HorizontalState = initialHorizontalState();
+    s = decideHorizontal(o, s, { current: 10, load: 700, confidence: 0.2 }, 0).state; // window holds 10
+    const wide = { horizonMs: 20_000, mean: 300, lower: 50, upper: 450 };
+    const sig = { current: 10, load: 140, confidence: 0.2, forecast: wide, holdForecast: wide };
+    // Without it the window (capped by the unconfident hold) keeps 5 serving.
+    expect(decideHorizontal(o, s, sig, 15_000).desired).toBe(5);
+    const r = decideHorizontal(o, s, { ...sig, windowAsEchoes: true }, 15_000);
+    // With it: the reactive 2 serve, the window's other 8 are kept warm.
+    expect(r.desired).toBe(2);
+    expect(r.reserve).toBe(8);
+    expect(r.decisions[0]).toMatchObject({ kind: 'scale-in', applied: true });
+    expect(r.decisions[0]!.reason).toMatch(/8 more kept warm/);
+    // Once the window has passed, nothing more is kept.
+    const later = decideHorizontal(o, r.state, { ...sig, current: 2, windowAsEchoes: true }, 400_000);
+    expect(later.reserve).toBe(0);
+  });
+  it("with windowAsEchoes, leaves a confident forecast's hold as it is", () => {
+    const warm = { horizonMs: 20_000, mean: 140, lower: 120, upper: 180 };
+    const cold = { horizonMs: 135_000, mean: 500, lower: 400, upper: 600 };
+    const sig = {
+      current: 10,
+      load: 140,
+      confidence: 0.9,
+      forecast: warm,
+      holdForecast: warm,
+      reserveForecast: cold,
+    };
+    const a = decideHorizontal(o, initialHorizontalState(), sig, 0);
+    const b = decideHorizontal(o, initialHorizontalState(), { ...sig, windowAsEchoes: true }, 0);
+    expect({ desired: b.desired, reserve: b.reserve }).toEqual({ desired: a.desired, reserve: a.reserve });
+  });
   it('reports as reserve what the forecast over a cold start needs beyond a scale-in held at the warm lead', () => {
     const warm = { horizonMs: 20_000, mean: 140, lower: 120, upper: 180 };
     const cold = { horizonMs: 135_000, mean: 500, lower: 400, upper: 600 };

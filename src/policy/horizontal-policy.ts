@@ -125,6 +125,15 @@ export interface HorizontalSignals {
    * beyond the serving set is reported as {@link HorizontalResult.reserve}: echoes to keep. @default none
    */
   reserveForecast?: DecisionForecast;
+  /**
+   * Without a confident forecast, the stabilisation window holds its instances as warm echoes
+   * instead of serving ones: a scale-in goes down to what the reactive rule asks for now, and what
+   * the window's rolling max keeps beyond that is reported as {@link HorizontalResult.reserve}
+   * (echoes to keep). For a caller whose warm pool has a ready echo: a re-rise within the window is
+   * then met by a promotion in seconds, and the held instances cost an echo's size, not a serving
+   * instance's. @default false
+   */
+  windowAsEchoes?: boolean;
 }
 
 /** What the horizontal policy remembers. Plain data; treat as immutable. */
@@ -238,7 +247,8 @@ export function decideHorizontal(
     let window = floor;
     for (const r of recommendations) window = Math.max(window, r.count);
     const h = signals.holdForecast;
-    if (o.unconfidentHold && h) {
+    if (signals.windowAsEchoes === true) reserveFloor = window;
+    else if (o.unconfidentHold && h) {
       hold = clampCount(g, predictiveCount(o, h, current));
       floor = Math.max(floor, Math.min(window, hold));
       if (rf) reserveFloor = Math.min(window, clampCount(g, predictiveCount(o, rf, current)));
@@ -279,9 +289,11 @@ export function decideHorizontal(
     why =
       hold !== undefined && h
         ? `forecast upper ${fmtNum(h.upper)} within ${fmtMs(h.horizonMs)} needs ${hold}${target > raw ? `: held at ${target}` : ''}${reserveFloor > target ? `; ${reserveFloor - target} kept warm for ${fmtMs(signals.reserveForecast!.horizonMs)}` : ''} (reactive ${reactive}${predictive !== undefined ? `, predictive ${predictive}` : ''}, confidence ${signals.confidence.toFixed(2)})`
-        : target > raw
-          ? `recommendation ${raw}, held at ${target} by the ${fmtMs(o.scaleInStabilizationMs)} stabilisation window`
-          : `${fmtMs(o.scaleInStabilizationMs)} of recommendations at or below ${target} (reactive ${reactive}${predictive !== undefined ? `, predictive ${predictive}` : ''})`;
+        : signals.windowAsEchoes === true && reserveFloor > target
+          ? `load ${fmtNum(signals.load)} needs ${raw}; the ${fmtMs(o.scaleInStabilizationMs)} stabilisation window's ${reserveFloor - target} more kept warm (reactive ${reactive}, confidence ${signals.confidence.toFixed(2)})`
+          : target > raw
+            ? `recommendation ${raw}, held at ${target} by the ${fmtMs(o.scaleInStabilizationMs)} stabilisation window`
+            : `${fmtMs(o.scaleInStabilizationMs)} of recommendations at or below ${target} (reactive ${reactive}${predictive !== undefined ? `, predictive ${predictive}` : ''})`;
   }
   const kind = target > current ? 'scale-out' : 'scale-in';
   if (o.mode === 'forecast-only') {

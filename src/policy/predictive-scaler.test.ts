@@ -189,3 +189,56 @@ describe('PredictiveScaler warm hold', () => {
     expect(warm.reason).toMatch(/kept warm/);
   });
 });
+
+describe('PredictiveScaler warm window', () => {
+  // Irregular load (pseudo-random noise) the forecast cannot be confident of, then a burst to 2800
+  // and, one step later, a fall back to 140.
+  let x = 12345;
+  const noisy = (): number => {
+    x = (x * 1103515245 + 12345) % 2147483648;
+    return 50 + (x / 2147483648) * 1200;
+  };
+  function afterBurst(warmWindow: boolean): {
+    serving: number;
+    pool: number;
+    confidence: number;
+    reason: string;
+  } {
+    const s = new PredictiveScaler({
+      capacityPerInstance: 100,
+      targetUtilization: 0.7,
+      stepMs: 60_000,
+      coldLeadMs: 120_000,
+      warmLeadMs: 5_000,
+      decisionIntervalMs: 60_000,
+      warmWindow,
+      guards: { scaleInCooldownMs: 0, maxActionsPerWindow: 1000 },
+    });
+    let serving = 5;
+    let pool = 2;
+    const step = (i: number, load: number) => {
+      s.observe(i * 60_000, load);
+      const d = s.decide(i * 60_000, { serving, pool, poolReady: pool, load });
+      serving = d.serving;
+      pool = d.pool;
+      return d;
+    };
+    x = 12345;
+    for (let i = 0; i < 200; i++) step(i, noisy());
+    step(200, 2800);
+    const d = step(201, 140);
+    return { serving, pool, confidence: d.confidence, reason: d.decisions.map((r) => r.reason).join(' | ') };
+  }
+  it('with a ready echo and an unconfident forecast, lets a burst go from the serving set at once and keeps it warm', () => {
+    const held = afterBurst(false);
+    const warm = afterBurst(true);
+    expect(warm.confidence).toBeLessThan(0.5); // below minConfidence: the forecast does not count
+    // With it the serving set follows the load down to what the reactive rule asks for…
+    expect(warm.serving).toBe(2); // ⌈140 / 70⌉
+    expect(held.serving).toBeGreaterThan(warm.serving);
+    // …and the burst's serving set (⌈2800 / 70⌉ = 40) that the window held waits in the pool.
+    expect(warm.serving + warm.pool).toBeGreaterThanOrEqual(40);
+    expect(held.serving + held.pool).toBeLessThan(40);
+    expect(warm.reason).toMatch(/kept warm/);
+  });
+});

@@ -79,6 +79,15 @@ export interface PredictiveScalerOptions extends HorizontalPolicyOptions {
    * on the scaling benchmark's tuning traces (docs/scaling.md). @default true
    */
   warmHold?: boolean;
+  /**
+   * While the warm pool has a ready echo and the forecast is not confident, the scale-in
+   * stabilisation window holds its instances as warm echoes instead of serving ones (see
+   * `HorizontalSignals.windowAsEchoes`): the serving set follows the reactive rule down at once, and
+   * the instances the window would have kept serving go back into the pool for the window's length
+   * (and the pool's own stabilisation window), returning by promotion in seconds if the load comes
+   * back. Chosen on the scaling benchmark's tuning traces (docs/scaling.md). @default true
+   */
+  warmWindow?: boolean;
 }
 
 /** The serving set and warm pool as the executor reports them, at one decision. */
@@ -360,6 +369,7 @@ export class PredictiveScaler {
           : holdForecast
             ? { holdForecast }
             : {}),
+        ...(warmHold && this.#options.warmWindow !== false ? { windowAsEchoes: true } : {}),
         ...(seasonal > 0
           ? {
               seasonalHold: Math.ceil(

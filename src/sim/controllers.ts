@@ -131,13 +131,14 @@ export class ReactivePoolController implements ScalingController {
   readonly name = 'reactive-pool';
   readonly #inner: PredictiveController;
 
-  /** @param options the predictive scaler's options; the serving set's and the pool's `minConfidence`, `poolGrowthQuantile` and the forecast-held scale-in (`unconfidentHold`, `warmHold`) are overridden */
+  /** @param options the predictive scaler's options; the serving set's and the pool's `minConfidence`, `poolGrowthQuantile` and the forecast-held scale-in (`unconfidentHold`, `warmHold`, `warmWindow`) are overridden */
   constructor(options: PredictiveScalerOptions) {
     this.#inner = new PredictiveController({
       ...options,
       minConfidence: NEVER_CONFIDENT,
       unconfidentHold: false,
       warmHold: false,
+      warmWindow: false,
       poolGrowthQuantile: false,
       warmPool:
         options.warmPool === false ? false : { ...(options.warmPool ?? {}), minConfidence: NEVER_CONFIDENT },

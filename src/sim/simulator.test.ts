@@ -34,6 +34,20 @@ function square(steps: number): Trace {
   return { source: 'square', times, values, stepMs: 60_000 };
 }
 
+/** Short bursts of varying height at irregular times (a hash of the step), which no forecast sees coming. */
+function bursts(steps: number): Trace {
+  const times = new Float64Array(steps);
+  const values = new Float64Array(steps);
+  let left = 0;
+  for (let i = 0; i < steps; i++) {
+    times[i] = i * 60_000;
+    if (left === 0 && (i * 2654435761) % 97 < 3) left = 4 + (i % 5);
+    values[i] = (left > 0 ? 150 + ((i * 31) % 50) : 30) + ((i * 7919) % 5);
+    if (left > 0) left--;
+  }
+  return { source: 'bursts', times, values, stepMs: 60_000 };
+}
+
 describe('ElasticityAccumulator', () => {
   it('computes θ, τ, instability, SLO minutes and cost on a hand-worked case', () => {
     // 4 minutes: (d, s) = (2, 2), (4, 2), (4, 5), (2, 5); cost = s.
@@ -169,13 +183,24 @@ describe('simulate', () => {
       runScenario(wave(1500), {
         policies: ['reactive-pool', 'predictive'],
         meanInstances: 15,
-        predictive: { warmHold: on, unconfidentHold: on },
+        predictive: { warmHold: on, unconfidentHold: on, warmWindow: on },
       }).results;
     const on = run(true);
     const off = run(false);
     expect(on['reactive-pool']!.metrics).toEqual(off['reactive-pool']!.metrics);
     // …while the same options do change what predictive runs.
     expect(on.predictive!.metrics.instanceHours).not.toBe(off.predictive!.metrics.instanceHours);
+  });
+  it('with the warm window, serving instances held after a burst wait in the warm pool instead of serving', () => {
+    const run = (warmWindow: boolean) =>
+      runScenario(bursts(2000), { policies: ['predictive'], meanInstances: 10, predictive: { warmWindow } })
+        .results.predictive!;
+    const on = run(true);
+    const off = run(false);
+    // More instances go back into the pool after a burst…
+    expect(on.demotions).toBeGreaterThan(off.demotions);
+    // …which costs fewer instance-hours than keeping them serving through the window.
+    expect(on.metrics.instanceHours).toBeLessThan(off.metrics.instanceHours);
   });
   it('exposes the controllers used by the simulator by name', () => {
     expect(new PredictiveController({ capacityPerInstance: 1 }).name).toBe('predictive');
