@@ -21,7 +21,8 @@ export interface ServingUsage {
 /**
  * Vertical sizing through the runtime's cgroups, each resize recorded as a decision:
  * - Seed 000: echoes start minimal (`resources.echoFraction` of the serving limits) and grow with their
- *   busiest primary's utilisation, so a promoted echo is already large when the primary is busy.
+ *   busiest primary's utilisation above 50 % (above `scaling.target` for the warm pool of a horizontally
+ *   scaled service), so a promoted echo is already large when the primary is busy.
  * - Seed 002 (scaling granularity: the CPU and memory of existing instances): a serving instance grows
  *   by 1.5× above 85 % CPU (or 90 % memory) and shrinks below 30 % CPU, between ¼ and 2× the spec's
  *   limits — only for a service whose serving count is fixed (`scaling.min == max`), so that vertical
@@ -67,7 +68,16 @@ export async function sizeInstances(
     };
   };
   const all = [...serving.map((i) => view(i, 'primary')), ...echoes.map((i) => view(i, 'echo'))];
-  const base = { fullCpuMillis: cpu * 1000, fullMemoryMiB: memory / MIB, echoMinFraction: echoFraction };
+  // The echoes of a horizontally scaled service are its warm pool: each stands in for one more serving
+  // instance, needed once the serving set passes its target utilisation, so they grow from there (as the
+  // simulator prices them, src/sim/scenario.ts); an unscaled service's echo grows from 50 % (seed 000).
+  const scaled = spec.scaling.max > spec.scaling.min;
+  const base = {
+    fullCpuMillis: cpu * 1000,
+    fullMemoryMiB: memory / MIB,
+    echoMinFraction: echoFraction,
+    ...(scaled ? { echoGrowFrom: spec.scaling.target } : {}),
+  };
   const wanted = decideVertical(
     resolveVerticalPolicyOptions({ ...base, cooldownMs: ECHO_RESIZE_COOLDOWN_MS }),
     all,
