@@ -220,6 +220,34 @@ describe('failover (FakeAgent)', () => {
     expect(await h.store.list(PROMOTION_PREFIX)).toEqual([]);
   });
 
+  it('an echo whose state cannot be copied fails its own start decision, and the control plane carries on and tries again after a pause', async () => {
+    const clock = new ManualClock();
+    const agent = new FakeAgent({ clock });
+    let refusals = 0;
+    agent.snapshotState = async () => {
+      refusals++;
+      throw new Error('cannot copy the state directory across hosts (scripted)');
+    };
+    const h = await startControl(HOT, { agent, clock });
+    await until(() => h.rec('kv-1').phase === 'running', `kv-1 serves (${phases(h)})`);
+    await until(
+      () => h.decisions.some((d) => d.instance === 'kv-2' && d.outcome.status === 'failed'),
+      `kv-2's start failed (${phases(h)})`,
+    );
+    const failed = h.decisions.find((d) => d.instance === 'kv-2' && d.outcome.status === 'failed');
+    expect(failed?.outcome.detail).toMatch(/cannot copy the state directory/);
+    expect(h.rec('kv-2').phase).not.toBe('running');
+    const tried = refusals;
+    // Not on every pass: the next attempt waits for the pause.
+    await h.control.reconcileNow();
+    expect(refusals).toBe(tried);
+    clock.advance(10_000);
+    await h.control.reconcileNow();
+    await until(() => refusals > tried, 'tried again after the pause');
+    // The primary kept serving throughout.
+    expect(h.rec('kv-1').phase).toBe('running');
+  });
+
   it('waits for a promoted cold echo as long as the resolved timeouts say', async () => {
     const yaml = `services:
   - name: c

@@ -270,6 +270,11 @@ export class ControlPlane {
         onSyncTrouble: (echo, message) => this.#echoes.onSyncTrouble(echo, message),
         mutationLogDir: join(this.#options.dataDir, 'mutations', spec.name),
       });
+      // A service without any instance yet starts its state with this log: the log holds all of it
+      // (an echo on another host may start empty and replay it). Not so for a service whose instances
+      // another control process started: their state predates this log.
+      const log = this.#services.plane(spec.name)?.replication?.log;
+      if (log && ![...this.#records.values()].some((r) => r.service === spec.name)) await log.markGenesis();
     }
     // A promotion the previous control process was killed in the middle of is finished first, so that
     // adoption sees consistent roles and epochs.

@@ -77,9 +77,11 @@ export async function provisionEcho(
   }
   let fromSeq = 0;
   const log = plane?.replication?.log;
-  if (primary && plane && primary.host !== rec.host && log && log.firstKeptSeq <= 1) {
+  if (primary && plane && primary.host !== rec.host && log?.fromGenesis && log.firstKeptSeq <= 1) {
     // A state directory is its host's own: an echo on another host than its primary starts empty and
-    // replays the whole mutation log, which still holds every mutation since the service began.
+    // replays the whole mutation log, which began with the service and still holds every mutation.
+    // Otherwise (a log opened by a later control replica, or trimmed) the copy below is asked for,
+    // and an agent refuses a copy between hosts: no echo rather than one missing acknowledged writes.
     await host.agents.of(rec).removeState(rec.stateDir);
   } else if (primary && plane) {
     await plane.router.pause();

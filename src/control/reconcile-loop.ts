@@ -4,10 +4,14 @@ import type { ClusterHosts } from './cluster-hosts.js';
 import { recordError, type DecisionLog } from './decision-log.js';
 import type { InstanceRecords } from './instance-records.js';
 import type { InstanceSupervisor } from './instance-supervisor.js';
+import { moveInstance } from './instance-transition.js';
 import { newInstanceRecord, nextInstanceId, type LaunchContext } from './instance-launch.js';
 import type { KeyedWorkQueue } from './keyed-work-queue.js';
 import { actionDecision, reconcile, type Action, type DesiredCounts } from './reconcile.js';
 import type { InstanceRecord } from './records.js';
+
+/** How long a service and role wait after an instance of theirs failed to start, ms. */
+const FAILED_START_PAUSE_MS = 10_000;
 
 /** What a {@link ReconcileLoop} reads and acts through (the control plane's collaborators). */
 export interface ReconcileLoopDeps {
@@ -45,6 +49,8 @@ export class ReconcileLoop {
   readonly #deps: ReconcileLoopDeps;
   /** When placement last found no host, per service and role: not tried again for a while. */
   readonly #unplaced = new Map<string, number>();
+  /** When starting an instance last failed, per service and role: new ones wait {@link FAILED_START_PAUSE_MS}. */
+  readonly #failedStart = new Map<string, number>();
   #cancelTimer: (() => void) | undefined;
   #reconciling = false;
   #again = false;
@@ -113,6 +119,8 @@ export class ReconcileLoop {
   async #execute(action: Action): Promise<void> {
     let rec: InstanceRecord | undefined;
     if (action.type === 'start') {
+      const failedAt = this.#failedStart.get(`${action.service}/${action.role}`);
+      if (failedAt !== undefined && this.#deps.clock.now() - failedAt < FAILED_START_PAUSE_MS) return;
       const spec = this.#deps.supervisor.specOf(action.service);
       const id = nextInstanceId(this.#deps.records.values(), action.service);
       const agent = this.#placeNew(action.service, action.role, id);
@@ -131,8 +139,21 @@ export class ReconcileLoop {
     }
     const decision = this.#deps.decisions.record(actionDecision(action, rec));
     if (action.type === 'start' || action.type === 'restart') {
-      if (action.type === 'restart') rec.restarts.push(this.#deps.clock.now());
-      await this.#deps.supervisor.startInstance(rec, decision);
+      const now = this.#deps.clock.now();
+      if (action.type === 'restart') rec.restarts.push(now);
+      try {
+        await this.#deps.supervisor.startInstance(rec, decision);
+      } catch (err) {
+        // One instance that cannot start (an echo whose state cannot be copied to its host, an agent
+        // that refuses) fails its own decision, not the pass or the control term; it is tried again
+        // after a pause, not on every pass.
+        if (decision.outcome.status === 'pending')
+          this.#deps.decisions.settle(decision, 'failed', (err as Error).message);
+        else recordError(this.#deps.decisions, `starting ${rec.id}`, err);
+        this.#failedStart.set(`${rec.service}/${rec.role}`, now);
+        if (moveInstance(this.#deps.decisions, rec, 'exit')) rec.nextRestartAt = now + FAILED_START_PAUSE_MS;
+        await this.#deps.supervisor.save(rec).catch(() => undefined);
+      }
       return;
     }
     await this.#deps.supervisor.stopInstance(rec, action.type === 'give-up' ? 'failed' : 'stopped');

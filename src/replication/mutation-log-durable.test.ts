@@ -70,6 +70,24 @@ describe('DurableMutationLog', () => {
     await again.close();
   });
 
+  it('holds the whole state only when marked at its genesis: the mark survives a reopen and is refused once a mutation is in', async () => {
+    const dir = tempDir();
+    const log = await DurableMutationLog.open({ dir });
+    expect(log.fromGenesis).toBe(false);
+    expect(await log.markGenesis()).toBe(true);
+    await log.append(mutation(1));
+    await log.close();
+    const again = await DurableMutationLog.open({ dir });
+    expect(again.fromGenesis).toBe(true);
+    await again.close();
+    // A log opened later for state that already exists (another control replica's data directory).
+    const late = await DurableMutationLog.open({ dir: tempDir() });
+    await late.append(mutation(1));
+    expect(await late.markGenesis()).toBe(false);
+    expect(late.fromGenesis).toBe(false);
+    await late.close();
+  });
+
   it('refuses a sequence number that does not follow the last one', async () => {
     const log = await DurableMutationLog.open({ dir: tempDir() });
     await log.append(mutation(5));

@@ -76,6 +76,8 @@ interface Segment {
 }
 
 const MiB = 1024 * 1024;
+/** The marker file of a log that began with its service's state ({@link DurableMutationLog.markGenesis}). */
+const GENESIS_FILE = 'genesis';
 
 /**
  * The per-service mutation log, durable: the primary's order of mutations in segment files under
@@ -116,6 +118,8 @@ export class DurableMutationLog {
    * position inside one (or at its start) is the same position as its end.
    */
   #skips: Array<[after: number, to: number]> = [];
+  /** The log holds every mutation of its service's state since that state began ({@link markGenesis}). */
+  #fromGenesis = false;
 
   private constructor(options: DurableMutationLogOptions) {
     this.#dir = options.dir;
@@ -169,6 +173,10 @@ export class DurableMutationLog {
       this.#stream = randomUUID();
       await writeFile(streamFile, `${this.#stream}\n`, { mode: 0o600 });
     }
+    this.#fromGenesis = await readFile(join(dir, GENESIS_FILE)).then(
+      () => true,
+      () => false,
+    );
     const names = (await readdir(dir))
       .map((n) => ({ n, first: parseSegmentName(n) }))
       .filter((x): x is { n: string; first: number } => x.first !== undefined)
@@ -274,6 +282,29 @@ export class DurableMutationLog {
   }
 
   /** Oldest sequence number that can be replayed (lastSeq + 1 when none). */
+  /**
+   * Whether this log began with its service's state — opened empty for a service that had no instance
+   * yet, and marked so by {@link markGenesis}. Only then does a log that still keeps seq 1 hold the
+   * whole state, so that a new echo may start empty and replay it (an echo on another host, where the
+   * primary's directory cannot be copied). A log opened empty for a service whose primary already has
+   * state (another control replica taking over with its own data directory) is not.
+   */
+  get fromGenesis(): boolean {
+    return this.#fromGenesis;
+  }
+
+  /**
+   * Records that this log begins with its service's state (see {@link fromGenesis}); refused (false)
+   * once the log holds a mutation or a skip. The marker is a file beside the segments.
+   */
+  async markGenesis(): Promise<boolean> {
+    if (this.#fromGenesis) return true;
+    if (this.#lastSeq > 0 || this.#skips.length > 0) return false;
+    if (this.#dir) await writeFile(join(this.#dir, GENESIS_FILE), 'genesis\n', { mode: 0o600 });
+    this.#fromGenesis = true;
+    return true;
+  }
+
   get firstKeptSeq(): number {
     if (!this.#dir) return this.#tail.firstKeptSeq;
     // After a failed write the disk has a gap: only what memory still holds is replayable.
