@@ -590,7 +590,17 @@ async function oneRun(
       await new Promise((r) => setTimeout(r, 500));
       cluster.startNode(old);
     }
-    cluster.sql(cluster.haproxyPort, 'TRUNCATE ids');
+    // Through HAProxy, which may still send to a deposed primary (read-only now) until its checks see
+    // the change (inter 3 s, fall 2): retried until the primary takes it.
+    for (let tries = 0; ; tries++) {
+      try {
+        cluster.sql(cluster.haproxyPort, 'TRUNCATE ids');
+        break;
+      } catch (err) {
+        if (tries >= 30 || !/read-only transaction/.test((err as Error).message)) throw err;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
     return { recoveryMs: first.at - faultAt, lost, splitBrain, firstBy };
   } finally {
     await client.stop();
