@@ -228,6 +228,16 @@ async function oneRun(
     const recovered = (a: Ack): boolean => a.at > faultAt && (a.port !== oldPort || a.at > resumedAt);
     await until(() => c.acks.some(recovered), 180_000, 'an insert acknowledged after the fault');
     const first = c.acks.find(recovered) as Ack;
+    if (first.at - faultAt > 2000) {
+      // A slow run says where its time went: the control plane's decisions from the fault on.
+      const events = await up.api.events({ service: 'pg' }).catch(() => []);
+      for (const d of events.filter((e) => e.at >= faultAt - 100))
+        log(
+          `peers-postgres: slow run (${first.at - faultAt} ms): +${d.at - faultAt} ms ${d.kind} ${d.what} → ${d.outcome.status}${
+            d.outcome.detail ? ` (${d.outcome.detail.slice(0, 160)})` : ''
+          } ${JSON.stringify(d.inputs).slice(0, 600)}`,
+        );
+    }
     // Keep writing across the resumption of a stopped primary: that is where a split brain would show.
     await (fault === 'sigstop' ? resumed.then(() => sleep(5000)) : sleep(1000));
     await client.stop();
