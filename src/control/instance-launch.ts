@@ -100,6 +100,25 @@ export function nextInstanceId(records: Iterable<InstanceRecord>, service: strin
 }
 
 /**
+ * Moves an instance record to the host of `agent` (its process gone): the ports and state directory a
+ * new record would get there, and no process handle.
+ */
+export async function rehomeRecord(
+  rec: InstanceRecord,
+  spec: ServiceSpec,
+  context: LaunchContext,
+  agent: Agent,
+): Promise<void> {
+  const fresh = await newInstanceRecord(spec, rec.id, rec.role, rec.slot, context, agent);
+  rec.host = fresh.host;
+  rec.ports = fresh.ports;
+  rec.stateDir = fresh.stateDir;
+  delete rec.handle;
+  delete rec.pid;
+  delete rec.pgid;
+}
+
+/**
  * A new instance record with its ports allocated on the host of `agent` (0 in the spec: a free port
  * there) and its state directory.
  */

@@ -9,13 +9,7 @@ import { ServiceAutoscaler } from './autoscaler.js';
 import type { ControlTimeouts } from './control-plane-options.js';
 import { recordError, type DecisionLog } from './decision-log.js';
 import { Failover, type FailoverCause } from './failover.js';
-import {
-  applyHandle,
-  buildLaunch,
-  limitsFor,
-  newInstanceRecord,
-  type LaunchContext,
-} from './instance-launch.js';
+import { applyHandle, buildLaunch, limitsFor, rehomeRecord, type LaunchContext } from './instance-launch.js';
 import type { InstanceRecords } from './instance-records.js';
 import { moveInstance, reportRefusals, type InstanceEvent } from './instance-transition.js';
 import { waitReady, watchInstance } from './instance-watch.js';
@@ -519,20 +513,7 @@ export class InstanceSupervisor implements AdoptionHost {
   async relocateEcho(rec: InstanceRecord, agent: Agent, decision: ControlDecision): Promise<void> {
     await this.#deps.work.run(rec.service, 'relocate', async () => {
       await this.stopInstance(rec, 'stopped');
-      const fresh = await newInstanceRecord(
-        this.specOf(rec.service),
-        rec.id,
-        rec.role,
-        rec.slot,
-        this.#deps.launchContext,
-        agent,
-      );
-      rec.host = fresh.host;
-      rec.ports = fresh.ports;
-      rec.stateDir = fresh.stateDir;
-      delete rec.handle;
-      delete rec.pid;
-      delete rec.pgid;
+      await rehomeRecord(rec, this.specOf(rec.service), this.#deps.launchContext, agent);
       await this.failover.recreateEcho(rec, decision);
     });
   }

@@ -5,7 +5,7 @@ import { recordError, type DecisionLog } from './decision-log.js';
 import type { InstanceRecords } from './instance-records.js';
 import type { InstanceSupervisor } from './instance-supervisor.js';
 import { moveInstance } from './instance-transition.js';
-import { newInstanceRecord, nextInstanceId, type LaunchContext } from './instance-launch.js';
+import { newInstanceRecord, nextInstanceId, rehomeRecord, type LaunchContext } from './instance-launch.js';
 import type { KeyedWorkQueue } from './keyed-work-queue.js';
 import { actionDecision, reconcile, type Action, type DesiredCounts } from './reconcile.js';
 import type { InstanceRecord } from './records.js';
@@ -179,20 +179,7 @@ export class ReconcileLoop {
   async #moveToNewHost(rec: InstanceRecord): Promise<boolean> {
     const agent = this.#placeNew(rec.service, rec.role, rec.id);
     if (!agent) return false;
-    const fresh = await newInstanceRecord(
-      this.#deps.supervisor.specOf(rec.service),
-      rec.id,
-      rec.role,
-      rec.slot,
-      this.#deps.launchContext,
-      agent,
-    );
-    rec.host = fresh.host;
-    rec.ports = fresh.ports;
-    rec.stateDir = fresh.stateDir;
-    delete rec.handle;
-    delete rec.pid;
-    delete rec.pgid;
+    await rehomeRecord(rec, this.#deps.supervisor.specOf(rec.service), this.#deps.launchContext, agent);
     return true;
   }
 }
