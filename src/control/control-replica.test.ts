@@ -66,7 +66,12 @@ describe('ControlReplica on etcd', () => {
     expect(terms.log).toEqual(['start first', 'stop first', 'start second']);
     expect(terms.previous[1]?.id).toBe('first');
     await expectCode(firstTermStore.put('term/first', 'after deposition'), ErrorCode.NotLeader);
-    expect((await second.store.get('term/second'))?.value).toBe('written while leading');
+    // The new term's first write lands after it starts (its start is logged before the write).
+    await waitFor(
+      async () => (await second.store.get('term/second'))?.value === 'written while leading',
+      "the new term's write",
+      8000,
+    );
   });
 
   it("a term's store is bound to its term: after the replica is deposed and elected again, the first term's writes are refused and the second's go through", async () => {
