@@ -1,46 +1,14 @@
 import { z } from 'zod';
-import { parseBytes, parseDuration } from './units.js';
+import { bytes, duration, listenAddress, portName, portNumber } from './schema-fields.js';
+import { externalEchoSchema } from './schema-external.js';
+
+export { externalEchoSchema, externalHookSchema } from './schema-external.js';
+export type { ExternalEchoSpec, ExternalHookSpec } from './schema-external.js';
 
 /**
  * The `understudy.yaml` schema. Every field has a documented default; unknown keys are rejected
  * (with a did-you-mean) so that a typo never silently falls back to a default.
  */
-
-/** A duration: milliseconds as a number, or a string such as `250ms`, `1.5s`, `2m`. */
-const duration = z.union([z.number().nonnegative(), z.string()]).transform((v, ctx) => {
-  const ms = parseDuration(v);
-  if (ms === undefined) {
-    ctx.addIssue({
-      code: 'custom',
-      message: `expected a duration such as 500ms, 2s or 1m, got ${JSON.stringify(v)}`,
-    });
-    return z.NEVER;
-  }
-  return ms;
-});
-
-/** A size in bytes: a number, or a string such as `256Mi`, `1G`, `512KiB`. */
-const bytes = z.union([z.number().nonnegative(), z.string()]).transform((v, ctx) => {
-  const n = parseBytes(v);
-  if (n === undefined) {
-    ctx.addIssue({
-      code: 'custom',
-      message: `expected a size such as 256Mi, 1Gi or 1048576, got ${JSON.stringify(v)}`,
-    });
-    return z.NEVER;
-  }
-  return n;
-});
-
-const portNumber = z.number().int().min(0).max(65535);
-const portName = z
-  .string()
-  .regex(/^[a-z][a-z0-9-]*$/, 'expected a port name of lowercase letters, digits and dashes');
-
-/** `host:port` listen address. */
-const listenAddress = z
-  .string()
-  .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:8080');
 
 const httpCheck = z.strictObject({
   /** Path requested with GET; a 2xx or 3xx answer is healthy. */
@@ -173,56 +141,6 @@ export const mutationsSchema = z.strictObject({
     })
     .optional(),
 });
-
-/**
- * One hook of an external echo (docs/recipes.md, "The hook contract"): exactly one of `exec` (argv run
- * on the instance's host, no shell; exit 0 is success) or `http` (a POST to the instance; 2xx is success).
- */
-export const externalHookSchema = z
-  .strictObject({
-    /** argv run in the service's cwd with the hook's context in `UNDERSTUDY_*` environment variables. */
-    exec: z.array(z.string().min(1)).min(1, 'expected at least the program to run').optional(),
-    /** POST to `path` on the instance's named `port` (default: the routed port), the context as JSON. */
-    http: z
-      .strictObject({
-        path: z.string().startsWith('/', 'expected a path starting with /'),
-        port: portName.optional(),
-      })
-      .optional(),
-    /** This hook's timeout. @default `echo.external.timeout` */
-    timeout: duration.optional(),
-  })
-  .refine((h) => (h.exec === undefined) !== (h.http === undefined), {
-    message: 'a hook is exactly one of exec: [argv...] or http: { path }',
-  });
-
-/**
- * `echo.mode: external`: the service's own replication keeps the echo in sync; Understudy runs these
- * hooks around it (docs/recipes.md).
- */
-export const externalEchoSchema = z
-  .strictObject({
-    /** Runs before an echo's process starts (e.g. `pg_basebackup`, `pg_rewind`). @default none */
-    prepare: externalHookSchema.optional(),
-    /** Runs once a new echo is ready: make it follow the primary (e.g. `REPLICAOF host port`). @default none */
-    follow: externalHookSchema.optional(),
-    /** Runs every `lagInterval` on each running echo; prints `{"lagBytes":N}`. @default none */
-    lag: externalHookSchema.optional(),
-    /** Runs on the chosen echo at a failover or switchover (e.g. `REPLICAOF NO ONE`). Required. */
-    promote: externalHookSchema,
-    /** Runs after the old primary's process group was killed: fencing outside the process. @default none */
-    fence: externalHookSchema.optional(),
-    /** Runs once the old primary, restarted as an echo, is ready. @default the follow hook */
-    rejoin: externalHookSchema.optional(),
-    /** Timeout of a hook that sets none. @default 5s */
-    timeout: duration.default(5000),
-    /** Time between two lag readings of an echo. @default 1s */
-    lagInterval: duration.default(1000),
-  })
-  .refine((e) => e.prepare !== undefined || e.follow !== undefined, {
-    message: 'an external echo must be told whom to follow: declare follow (after start) or prepare (before)',
-    path: ['follow'],
-  });
 
 export const echoSchema = z.strictObject({
   /** Echoes per primary. @default 1 */
@@ -591,8 +509,6 @@ export type ServiceSpec = z.output<typeof serviceSchema>;
 export type SpecFile = z.output<typeof fileSchema>;
 export type HealthSpec = z.output<typeof healthSchema>;
 export type EchoSpec = z.output<typeof echoSchema>;
-export type ExternalEchoSpec = z.output<typeof externalEchoSchema>;
-export type ExternalHookSpec = z.output<typeof externalHookSchema>;
 export type SyncSpec = z.output<typeof syncSchema>;
 export type ResourcesSpec = z.output<typeof resourcesSchema>;
 export type RoutingSpec = z.output<typeof routingSchema>;
