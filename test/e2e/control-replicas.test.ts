@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -6,13 +5,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EtcdStateStore } from '../../src/store/index.js';
 import { startEtcd, type EtcdServer } from '../lib/etcd-server.js';
-import { cliBin, processesWithEnv, repoRoot, runCli, waitFor } from './lib/cli.js';
+import { killAll, runCli, spawnCli, waitFor, type CliProc } from './lib/cli.js';
 
-interface Replica {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<number | null>;
-}
+type Replica = CliProc;
 
 const tag = `ctl-${randomBytes(4).toString('hex')}`;
 let etcd: EtcdServer;
@@ -37,17 +32,7 @@ function startControl(name: string, file: string, store: string): Replica {
 }
 
 function startCli(args: string[]): Replica {
-  const child = spawn(process.execPath, [cliBin, ...args], {
-    cwd: repoRoot,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr?.on('data', (c: Buffer) => (out += c.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const replica = { child, output: () => out, exited };
-  replicas.push(replica);
-  return replica;
+  return spawnCli(args, {}, replicas);
 }
 
 beforeAll(async () => {
@@ -73,18 +58,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (process.env.US_DEBUG_E2E) for (const r of replicas) process.stderr.write(`---\n${r.output()}\n`);
-  for (const r of replicas) {
-    if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
-    await r.exited;
-  }
-  // Instances of a SIGKILLed replica outlive it (their own process groups): every one carries the tag.
-  for (const pid of processesWithEnv('US_TEST_TAG', tag)) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
+  await killAll(replicas, ['US_TEST_TAG', tag]);
   await etcd?.stop();
   if (dir) await rm(dir, { recursive: true, force: true });
 });

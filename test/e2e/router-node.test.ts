@@ -13,7 +13,8 @@ import { ApiClient } from '../../src/api/index.js';
 import { parseSpecText } from '../../src/config/index.js';
 import { EtcdStateStore } from '../../src/store/index.js';
 import { startEtcd, type EtcdServer } from '../lib/etcd-server.js';
-import { cliBin, processesWithEnv, repoRoot, runCli, startUp, waitFor, type UpProcess } from './lib/cli.js';
+import { cliBin, killTagged, repoRoot, runCli, startUp, waitFor, type UpProcess } from './lib/cli.js';
+import { kvLoop } from './lib/kv-load.js';
 
 const work = mkdtempSync(join(tmpdir(), 'understudy-router-node-'));
 const tag = randomUUID();
@@ -37,13 +38,7 @@ afterAll(async () => {
     }
   }
   // Instances a SIGKILLed control process left behind.
-  for (const pid of processesWithEnv('US_TEST_TAG', tag)) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone meanwhile
-    }
-  }
+  killTagged('US_TEST_TAG', tag);
   rmSync(work, { recursive: true, force: true });
 });
 
@@ -75,34 +70,6 @@ async function startRouter(
   );
   expect(out).toContain(`router for kv listening on ${listen}`);
   return { child, output: () => out };
-}
-
-/** Requests through `base` from `workers` loops until stopped: counts answers that are not 2xx or errors. */
-function load(base: string, workers: number): { stop: () => Promise<{ ok: number; failed: string[] }> } {
-  let running = true;
-  let ok = 0;
-  const failed: string[] = [];
-  const loops = Array.from({ length: workers }, async (_, w) => {
-    for (let i = 0; running; i++) {
-      const write = i % 2 === 0;
-      const url = `${base}/kv/w${w}-${i >> 1}`;
-      try {
-        const res = await fetch(url, write ? { method: 'PUT', body: `v${i}` } : {});
-        await res.text();
-        if (res.status >= 200 && res.status < 300) ok++;
-        else failed.push(`${write ? 'PUT' : 'GET'} ${url}: ${res.status}`);
-      } catch (err) {
-        failed.push(`${write ? 'PUT' : 'GET'} ${url}: ${(err as Error).message}`);
-      }
-    }
-  });
-  return {
-    stop: async () => {
-      running = false;
-      await Promise.all(loops);
-      return { ok, failed };
-    },
-  };
 }
 
 describe('understudy router: the data plane follows the store (real processes)', { timeout: 120_000 }, () => {
@@ -145,7 +112,7 @@ describe('understudy router: the data plane follows the store (real processes)',
 
     // SIGKILL the control process (and with it the router inside it) while clients write through the
     // standalone router.
-    const traffic = load(base, 4);
+    const traffic = kvLoop(base, 4);
     await new Promise((r) => setTimeout(r, 500));
     up.child.kill('SIGKILL');
     await up.exited;
@@ -170,7 +137,7 @@ describe('understudy router: the data plane follows the store (real processes)',
       20_000,
       again.output,
     );
-    const after = load(base, 2);
+    const after = kvLoop(base, 2);
     const decision = await api.switchover('kv', echo?.id);
     expect(decision.outcome.status).toBe('ok');
     await waitFor(
@@ -295,7 +262,7 @@ describe('understudy router: the data plane follows the store (real processes)',
       10_000,
       router.output,
     );
-    const traffic = load(base, 4);
+    const traffic = kvLoop(base, 4);
     await new Promise((r) => setTimeout(r, 500));
     child.kill('SIGKILL');
     await upExited;

@@ -115,3 +115,50 @@ export function isAlive(pid: number): boolean {
     return false;
   }
 }
+
+/** A long-running `understudy` process a test started, with everything it printed. */
+export interface CliProc {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+/** Starts `understudy <args>` in the background (stdout and stderr collected); `track` gets it for the clean-up. */
+export function spawnCli(args: string[], env: Record<string, string> = {}, track?: CliProc[]): CliProc {
+  const child = spawn(process.execPath, [cliBin, ...args], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
+  let out = '';
+  child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr?.on('data', (c: Buffer) => (out += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const proc = { child, output: () => out, exited };
+  track?.push(proc);
+  return proc;
+}
+
+/**
+ * The clean-up of a test that SIGKILLs its own processes: every one of `procs` still running is
+ * SIGKILLed and awaited, then every process carrying `NAME=value` in its environment (instances outlive
+ * their control process or agent: they run in their own process groups).
+ */
+export async function killAll(procs: CliProc[], tagged: [name: string, value: string]): Promise<void> {
+  for (const p of procs) {
+    if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+    await p.exited;
+  }
+  killTagged(...tagged);
+}
+
+/** SIGKILLs every live process whose environment holds `NAME=value`. */
+export function killTagged(name: string, value: string): void {
+  for (const pid of processesWithEnv(name, value)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  }
+}

@@ -71,3 +71,37 @@ export async function missingAcked(base: string, acked: Map<string, string>): Pr
   }
   return missing;
 }
+
+/**
+ * `workers` closed loops through `base` until stopped, alternating a PUT of a new key and a GET of it;
+ * counts the 2xx answers and describes every other answer or error.
+ */
+export function kvLoop(
+  base: string,
+  workers: number,
+): { stop: () => Promise<{ ok: number; failed: string[] }> } {
+  let running = true;
+  let ok = 0;
+  const failed: string[] = [];
+  const loops = Array.from({ length: workers }, async (_, w) => {
+    for (let i = 0; running; i++) {
+      const write = i % 2 === 0;
+      const url = `${base}/kv/w${w}-${i >> 1}`;
+      try {
+        const res = await fetch(url, write ? { method: 'PUT', body: `v${i}` } : {});
+        await res.text();
+        if (res.status >= 200 && res.status < 300) ok++;
+        else failed.push(`${write ? 'PUT' : 'GET'} ${url}: ${res.status}`);
+      } catch (err) {
+        failed.push(`${write ? 'PUT' : 'GET'} ${url}: ${(err as Error).message}`);
+      }
+    }
+  });
+  return {
+    stop: async () => {
+      running = false;
+      await Promise.all(loops);
+      return { ok, failed };
+    },
+  };
+}
