@@ -54,3 +54,5 @@ export type {
 export { nextRestartDelay } from '../runtime/index.js';
 export { HostLease } from './host-lease.js';
 export type { HostLeaseOptions, HostLeaseStore } from './host-lease.js';
+export { TlsIngress, INGRESS_DOMAIN, ingressServername, parseIngressServername } from './tls-ingress.js';
+export type { TlsIngressOptions, IngressStats, IngressRefusals, IngressAgent } from './tls-ingress.js';
