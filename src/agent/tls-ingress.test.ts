@@ -11,7 +11,6 @@ import { ProcessRuntime } from '../runtime/index.js';
 import { AgentServer } from './agent-server.js';
 import { createClusterCa, issueLeaf, type ClusterCa, type TlsIdentity } from './cluster-ca.js';
 import { LocalAgent } from './local-agent.js';
-import { RemoteAgent } from './remote-agent.js';
 import { ingressServername, parseIngressServername, TlsIngress } from './tls-ingress.js';
 
 const SECRET = 'ingress-test-secret-0123456789abcdef';
@@ -79,8 +78,9 @@ afterAll(async () => {
 
 /** One HTTP request over TLS to the agent's port with `servername`; what came back before the close. */
 function exchange(
-  servername: string,
+  servername: string | undefined,
   identity: Partial<TlsIdentity> & { ca: string },
+  req = 'GET /hello HTTP/1.1\r\nhost: web\r\nconnection: close\r\n\r\n',
 ): Promise<{ reply: string; secure: boolean }> {
   return new Promise((resolve) => {
     let reply = '';
@@ -88,14 +88,14 @@ function exchange(
     const s = tlsConnect({
       host: '127.0.0.1',
       port: apiPort,
-      servername,
+      ...(servername ? { servername } : {}),
       ca: identity.ca,
       ...(identity.cert ? { cert: identity.cert, key: identity.key } : {}),
       checkServerIdentity: (_n, cert) => checkServerIdentity('127.0.0.1', cert),
     });
     s.once('secureConnect', () => {
       secure = true;
-      s.write('GET /hello HTTP/1.1\r\nhost: web\r\nconnection: close\r\n\r\n');
+      s.write(req);
     });
     s.on('data', (d: Buffer) => (reply += d.toString()));
     s.on('error', () => undefined);
@@ -121,18 +121,23 @@ describe('TLS ingress', () => {
   });
 
   it('leaves connections without an ingress SNI to the agent API on the same port', async () => {
-    const remote = new RemoteAgent({
-      host: 'h1',
-      address: '127.0.0.1',
-      url: server.url,
-      secret: SECRET,
-      tls: control,
-    });
-    try {
-      expect(await remote.info()).toMatchObject({ host: 'h1' });
-    } finally {
-      await remote.close({ leaveRunning: true });
-    }
+    const body = '{}';
+    const { reply } = await exchange(
+      undefined,
+      control,
+      [
+        'POST /v1/info HTTP/1.1',
+        'host: h1',
+        `authorization: Bearer ${SECRET}`,
+        'content-type: application/json',
+        `content-length: ${body.length}`,
+        'connection: close',
+        '',
+        body,
+      ].join('\r\n'),
+    );
+    expect(reply).toMatch(/^HTTP\/1\.1 200/);
+    expect(reply).toContain('"host":"h1"');
   });
 
   it('refuses a connection that presents no client certificate, and says so', async () => {
