@@ -85,7 +85,7 @@ interface WatchEntry {
  * later issue (a transfer agent to agent).
  */
 /** Host and port of an `https://` agent URL (its TLS ingress); undefined for any other URL. */
-function ingressOfUrl(url: string): { host: string; port: number } | undefined {
+export function ingressOfUrl(url: string): { host: string; port: number } | undefined {
   try {
     const u = new URL(url);
     if (u.protocol !== 'https:') return undefined;
