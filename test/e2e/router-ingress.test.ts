@@ -127,6 +127,18 @@ describe('router → instance on another host, through TLS', () => {
     expect(ingress.stats().forwarded - before).toBe(up.tls);
   });
 
+  it('sends mirrored copies to a shadow on another host through the ingress as well', async () => {
+    const r = await router('http');
+    r.setBackends([{ id: 'web-1', host: '127.0.0.1', port: webPort }]);
+    r.setShadows([{ id: 'web-1', host: REMOTE, port: webPort }], 1);
+    const res = await request(`${r.url}/mirrored`);
+    expect(await res.body.text()).toBe('web-1 GET');
+    for (let i = 0; i < 100 && r.stats().mirror.completed < 1; i++)
+      await new Promise((w) => setTimeout(w, 20));
+    expect(r.stats().mirror).toMatchObject({ completed: 1, failed: 0 });
+    expect(r.stats().upstream.tls).toBe(1);
+  });
+
   it('pipes a TCP-mode service’s bytes through the ingress too', async () => {
     const r = await router('tcp');
     r.setBackends([{ id: 'echo-1', host: REMOTE, port: echoPort }]);
