@@ -2,7 +2,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Server as NetServer, Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
+import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import { ErrorCode, httpStatusOf, isUnderstudyError, UnderstudyError } from '../errors/index.js';
@@ -17,6 +17,7 @@ import {
 } from './agent-wire.js';
 import { AgentEventLog } from './agent-event-log.js';
 import type { TlsIdentity } from './cluster-ca.js';
+import type { TlsIngress } from './tls-ingress.js';
 
 /** Options of {@link AgentServer.start}. */
 export interface AgentServerOptions {
@@ -32,6 +33,12 @@ export interface AgentServerOptions {
    * plain-HTTP request gets a 426 naming the problem. @default none: plain HTTP
    */
   tls?: TlsIdentity;
+  /**
+   * With `tls`: the TLS ingress that takes the connections whose SNI names an instance of this agent
+   * (`<port>.<instance-id>.understudy`, the router's connections from other hosts), on the same port.
+   * @default none: every connection is the API's
+   */
+  ingress?: TlsIngress;
   /** How long a client may take to send a whole request (headers and body), ms. @default 10000 */
   requestTimeoutMs?: number;
   /** Largest request body, bytes. @default 1 MiB */
@@ -121,7 +128,9 @@ export class AgentServer {
     private readonly app: FastifyInstance,
     private readonly agent: Agent,
     private readonly events: AgentEventLog,
-    private readonly options: Required<Omit<AgentServerOptions, 'onClosed' | 'agent' | 'secret' | 'tls'>> &
+    private readonly options: Required<
+      Omit<AgentServerOptions, 'onClosed' | 'agent' | 'secret' | 'tls' | 'ingress'>
+    > &
       Pick<AgentServerOptions, 'onClosed'>,
     /** Random per process: tells a client that sequence numbers restarted. */
     readonly boot: string,
@@ -151,25 +160,29 @@ export class AgentServer {
       connectionsCheckingInterval: Math.min(1000, Math.max(50, o.requestTimeoutMs / 4)),
     };
     const tls = options.tls;
+    const ingress = options.ingress;
     const app = Fastify({
       logger: false,
       bodyLimit: o.bodyLimit,
       serverFactory: (handler) =>
         tls
           ? plainAnswered(
-              createHttpsServer(
-                {
-                  ...httpOptions,
-                  ca: tls.ca,
-                  cert: tls.cert,
-                  key: tls.key,
-                  minVersion: 'TLSv1.2',
-                  // Asked for and verified against the cluster CA by the handshake; a client without
-                  // one is answered 401 on its first request (below) instead of a bare reset.
-                  requestCert: true,
-                  rejectUnauthorized: false,
-                },
-                handler,
+              withIngress(
+                createHttpsServer(
+                  {
+                    ...httpOptions,
+                    ca: tls.ca,
+                    cert: tls.cert,
+                    key: tls.key,
+                    minVersion: 'TLSv1.2',
+                    // Asked for and verified against the cluster CA by the handshake; a client without
+                    // one is answered 401 on its first request (below) instead of a bare reset.
+                    requestCert: true,
+                    rejectUnauthorized: false,
+                  },
+                  handler,
+                ),
+                ingress,
               ),
               o.requestTimeoutMs,
             )
@@ -463,6 +476,12 @@ export class AgentServer {
     for (const res of this.#streams) res.destroy();
     await this.app.close();
   }
+}
+
+/** Hands the server's ingress connections (SNI of an instance) to `ingress`, when there is one. */
+function withIngress<S extends TlsServer>(server: S, ingress: TlsIngress | undefined): S {
+  ingress?.attach(server);
+  return server;
 }
 
 /** The first byte of a TLS connection: a handshake record. */

@@ -17,6 +17,11 @@ const HostRecordSchema = z.object({
   url: z.url({ protocol: /^https?$/ }),
   /** The address the host's instances are reached at. */
   address: z.string().min(1),
+  /**
+   * The agent's TLS port (of `url`) also takes routers' connections to the host's instances (its TLS
+   * ingress, src/agent/tls-ingress.ts). Absent: none; routers reach the instances in plain TCP.
+   */
+  ingress: z.boolean().optional(),
   zone: z.string().optional(),
   runtime: z.string().min(1),
   cores: z.number().int().nonnegative(),

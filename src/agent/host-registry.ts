@@ -96,7 +96,14 @@ export class HostAgentRegistry extends AgentRegistry {
     if (!rec) return;
     const before = this.#records.get(rec.host);
     this.#records.set(rec.host, rec);
-    if (before && before.url === rec.url && before.address === rec.address && this.has(rec.host)) return;
+    if (
+      before &&
+      before.url === rec.url &&
+      before.address === rec.address &&
+      before.ingress === rec.ingress &&
+      this.has(rec.host)
+    )
+      return;
     const old = this.delete(rec.host) as RemoteAgent | undefined;
     void old?.close({ leaveRunning: true });
     // The instances the previous client followed are followed on: an exit meanwhile is not lost.
@@ -109,6 +116,7 @@ export class HostAgentRegistry extends AgentRegistry {
         host: rec.host,
         address: rec.address,
         url: rec.url,
+        ingress: rec.ingress === true,
         secret: this.options.secret,
         ...(this.options.tls ? { tls: this.options.tls } : {}),
         runtimeName: rec.runtime,

@@ -13,7 +13,7 @@ export { LocalAgent, LOOPBACK } from './local-agent.js';
 export type { LocalAgentOptions } from './local-agent.js';
 export { AgentServer, parseListen } from './agent-server.js';
 export type { AgentServerOptions } from './agent-server.js';
-export { RemoteAgent } from './remote-agent.js';
+export { RemoteAgent, ingressAt } from './remote-agent.js';
 export { HostAgentRegistry } from './host-registry.js';
 export type { HostAgentRegistryOptions, HostRecordSource } from './host-registry.js';
 export { HOSTS_PREFIX, HOST_NAME, hostKey, parseHostRecord } from './host-record.js';
@@ -54,3 +54,5 @@ export type {
 export { nextRestartDelay } from '../runtime/index.js';
 export { HostLease } from './host-lease.js';
 export type { HostLeaseOptions, HostLeaseStore } from './host-lease.js';
+export { TlsIngress, INGRESS_DOMAIN, ingressServername, parseIngressServername } from './tls-ingress.js';
+export type { TlsIngressOptions, IngressStats, IngressRefusals, IngressAgent } from './tls-ingress.js';

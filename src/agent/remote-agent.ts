@@ -40,6 +40,11 @@ export interface RemoteAgentOptions {
   secret: string;
   /** TLS to the agent API (see `AgentClientOptions.tls`). @default none: plain HTTP */
   tls?: TlsIdentity;
+  /**
+   * The agent's TLS port (its `https://` URL's) also takes routers' connections to its instances
+   * (src/agent/tls-ingress.ts; the host record's `ingress`). Ignored for an `http://` URL. @default false
+   */
+  ingress?: boolean;
   /** The agent's runtime driver, as its host record says. @default 'process' */
   runtimeName?: string;
   /** Time allowed for one call beyond the time the operation itself is given, ms. @default 10000 */
@@ -79,9 +84,36 @@ interface WatchEntry {
  * file sync runs between directories of the one agent's host. Moving state between hosts is for a
  * later issue (a transfer agent to agent).
  */
+/** Host and port of an `https://` agent URL (its TLS ingress); undefined for any other URL. */
+export function ingressOfUrl(url: string): { host: string; port: number } | undefined {
+  try {
+    const u = new URL(url);
+    if (u.protocol !== 'https:') return undefined;
+    return { host: u.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(u.port || 443) };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The TLS ingress of the host whose instances are reached at `address`: the ingress of a
+ * {@link RemoteAgent} with that address, or undefined when none has one (the instance is on this
+ * machine, or its agent runs without an ingress).
+ */
+export function ingressAt(
+  agents: readonly Agent[],
+  address: string,
+): { host: string; port: number } | undefined {
+  for (const a of agents)
+    if (a instanceof RemoteAgent && a.address === address && a.ingress) return a.ingress;
+  return undefined;
+}
+
 export class RemoteAgent implements Agent {
   readonly host: string;
   readonly address: string;
+  /** The agent's TLS ingress (host and port of its `https://` URL), when it has one. */
+  readonly ingress: { host: string; port: number } | undefined;
   #runtimeName: string;
   /** Identifies this client to the agent (its watches and syncs live as long as its stream). */
   readonly clientId = `c-${randomBytes(8).toString('hex')}`;
@@ -104,6 +136,7 @@ export class RemoteAgent implements Agent {
   constructor(options: RemoteAgentOptions) {
     this.host = options.host;
     this.address = options.address;
+    this.ingress = options.ingress === true ? ingressOfUrl(options.url) : undefined;
     this.#runtimeName = options.runtimeName ?? 'process';
     this.#client = new AgentClient({
       host: options.host,

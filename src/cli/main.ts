@@ -239,6 +239,10 @@ export function buildProgram(): Command {
       '--no-tls',
       'serve the agent API over plain HTTP (default with a SQLite store; warned about with etcd)',
     )
+    .option(
+      '--no-ingress',
+      "with TLS: routers reach this host's instances in plain TCP (default: through the TLS ingress on the agent's port)",
+    )
     .action(
       async (opts: {
         store: string;
@@ -251,6 +255,7 @@ export function buildProgram(): Command {
         fenceAfter?: number;
         leaveRunning?: boolean;
         tls?: boolean;
+        ingress: boolean;
       }) => {
         process.exitCode = await runAgent({
           store: opts.store,
@@ -263,6 +268,7 @@ export function buildProgram(): Command {
           ...(opts.fenceAfter !== undefined ? { fenceAfterMs: opts.fenceAfter } : {}),
           leaveRunning: !!opts.leaveRunning,
           ...(opts.tls !== undefined ? { tls: opts.tls } : {}),
+          ...(opts.ingress ? {} : { ingress: false }),
         });
       },
     );

@@ -230,6 +230,8 @@ export async function startReplica(options: ReplicaRunOptions): Promise<RunningR
         dataDir,
         store: guarded,
         ...(agents ? { agents: agents.registry, host: agents.host } : { runtime: runtime! }),
+        // The leader's routers reach instances on other hosts through their agents' TLS ingress.
+        ...(agents && tls ? { upstreamTls: tls } : {}),
         ...(agents
           ? {
               hosts: {

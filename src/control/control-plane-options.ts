@@ -1,4 +1,4 @@
-import type { AgentRegistry, Clock, Runtime } from '../agent/index.js';
+import type { AgentRegistry, Clock, Runtime, TlsIdentity } from '../agent/index.js';
 import type { LoadedSpec } from '../config/index.js';
 import type { StateStore } from '../store/index.js';
 import type { Telemetry } from '../telemetry/index.js';
@@ -24,6 +24,13 @@ export interface ControlPlaneOptions {
    * instances wait for it, and a host new primaries are pinned to. @default see {@link ClusterHostsOptions}
    */
   hosts?: ClusterHostsOptions;
+  /**
+   * Distributed mode with TLS: the routers of this control plane reach instances on other hosts over
+   * TLS with this identity (the replica's leaf of the cluster CA), at the TLS ingress of each host whose
+   * agent has one (its host record says `ingress: true`); instances on this machine, and on hosts
+   * without an ingress, stay plain. @default none: plain TCP to every instance
+   */
+  upstreamTls?: TlsIdentity;
   /** Reconcile period when nothing else triggers it, ms. @default 250 */
   tickMs?: number;
   /** Bytes per instance log file before rotation. @default 10 MiB */

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { LoadedSpec, ServiceSpec } from '../config/index.js';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
-import { AgentRegistry, LocalAgent, systemClock, type Agent, type Clock } from '../agent/index.js';
+import { AgentRegistry, ingressAt, LocalAgent, systemClock, type Agent, type Clock } from '../agent/index.js';
 import { Telemetry } from '../telemetry/index.js';
 import { adoptSurvivors } from './adoption.js';
 import { recoverPromotions } from './promotion-recovery.js';
@@ -41,8 +41,8 @@ export class ControlPlane {
   /** Its metrics (served at `GET /metrics`), sampled from this control plane on every scrape. */
   readonly telemetry: Telemetry;
   readonly #options: Required<
-    Omit<ControlPlaneOptions, 'spec' | 'runtime' | 'agents' | 'clock' | 'timeouts' | 'hosts'>
-  > & { spec: LoadedSpec };
+    Omit<ControlPlaneOptions, 'spec' | 'runtime' | 'agents' | 'clock' | 'timeouts' | 'hosts' | 'upstreamTls'>
+  > & { spec: LoadedSpec } & Pick<ControlPlaneOptions, 'upstreamTls'>;
   /** The agents of the hosts instances run on: control reaches instances only through them. */
   readonly #agents: AgentRegistry;
   readonly #clock: Clock;
@@ -270,6 +270,13 @@ export class ControlPlane {
         onSyncTrouble: (echo, message) => this.#echoes.onSyncTrouble(echo, message),
         mutationLogDir: join(this.#options.dataDir, 'mutations', spec.name),
       });
+      // Instances on other hosts are reached through their agent's TLS ingress (before any backend).
+      const tls = this.#options.upstreamTls;
+      if (tls)
+        this.#services.plane(spec.name)?.router.setUpstreamTls({
+          ...tls,
+          ingressOf: (address) => ingressAt(this.#agents.all(), address),
+        });
       // A service without any instance yet starts its state with this log: the log holds all of it
       // (an echo on another host may start empty and replay it). Not so for a service whose instances
       // another control process started: their state predates this log.

@@ -143,7 +143,7 @@ export class BackendSet<R extends BackendResource> {
   cutInFlight = 0;
 
   constructor(
-    private readonly createResource: (t: { host: string; port: number }) => R,
+    private readonly createResource: (t: { id: string; host: string; port: number }) => R,
     private readonly opts: BackendSetOptions,
     epoch: number,
   ) {

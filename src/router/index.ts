@@ -34,3 +34,5 @@ export type {
 } from './haproxy-adapter.js';
 export { DnsServer } from './dns-server.js';
 export type { DnsServerOptions, DnsStats } from './dns-server.js';
+export { UpstreamDialer, ingressServername } from './upstream-tls.js';
+export type { UpstreamTls, UpstreamStats, UpstreamRoute } from './upstream-tls.js';

@@ -1,5 +1,6 @@
 import { Pool, type Dispatcher } from 'undici';
 import { checkTarget, type ShadowTarget } from './router-options.js';
+import type { UpstreamDialer } from './upstream-tls.js';
 import { shadowHost } from './proxy-headers.js';
 
 /** Mirroring counters, as returned by {@link Router.stats}. */
@@ -112,6 +113,8 @@ export class Mirror {
       connections: number;
       /** Cache-warming copies: reads only, Host kept, marked with {@link WARM_MIRROR_HEADER}. @default false */
       warm?: boolean;
+      /** Opens the connections (plain, or TLS through the ingress of the shadow's host). @default plain TCP */
+      dialer?: UpstreamDialer;
     },
     shadows: readonly ShadowTarget[],
     fraction: number,
@@ -185,9 +188,10 @@ export class Mirror {
   }
 
   #pool(t: ShadowTarget): Pool {
+    const connectTimeout = Math.min(this.opts.timeoutMs, 1000);
     const pool = new Pool(`http://${t.host}:${t.port}`, {
       connections: this.opts.connections,
-      connectTimeout: Math.min(this.opts.timeoutMs, 1000),
+      ...(this.opts.dialer ? { connect: this.opts.dialer.connector(t, connectTimeout) } : { connectTimeout }),
       headersTimeout: this.opts.timeoutMs,
       bodyTimeout: this.opts.timeoutMs,
     });

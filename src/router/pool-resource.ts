@@ -2,16 +2,22 @@ import { Pool } from 'undici';
 import type { BackendResource } from './backend-set.js';
 import { RawPool } from './raw-pool.js';
 import type { ResolvedRouterOptions } from './router-options.js';
+import type { UpstreamDialer } from './upstream-tls.js';
 
 /** Connections to one HTTP backend: an undici keep-alive pool (full path) and raw sockets (fast path). */
 export class PoolResource implements BackendResource {
   readonly pool: Pool;
   readonly raw: RawPool;
-  constructor(target: { host: string; port: number }, opts: ResolvedRouterOptions) {
-    this.raw = new RawPool(target.host, target.port, opts.connectTimeoutMs, opts.headersTimeoutMs);
+  /** `dialer` opens the connections: plain, or TLS through the ingress of the backend's host. */
+  constructor(
+    target: { id: string; host: string; port: number },
+    opts: ResolvedRouterOptions,
+    dialer: UpstreamDialer,
+  ) {
+    this.raw = new RawPool(dialer, target, opts.connectTimeoutMs, opts.headersTimeoutMs);
     this.pool = new Pool(`http://${target.host}:${target.port}`, {
       connections: opts.connectionsPerBackend,
-      connectTimeout: opts.connectTimeoutMs,
+      connect: dialer.connector(target, opts.connectTimeoutMs),
       headersTimeout: opts.headersTimeoutMs,
       bodyTimeout: opts.bodyTimeoutMs,
       keepAliveTimeout: 4000,

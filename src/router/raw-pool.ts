@@ -1,5 +1,6 @@
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { ResponseHeadMemo } from './response-head.js';
+import type { UpstreamDialer } from './upstream-tls.js';
 
 /** The exchange currently using an upstream connection; receives the connection's events. */
 export interface RawOwner {
@@ -30,14 +31,15 @@ export class RawConn {
   /** The last response head parsed on this connection (see `responseHead`). */
   headMemo: ResponseHeadMemo | undefined = undefined;
   readonly socket: Socket;
+  /** The event that says the connection can carry bytes (`secureConnect` through a TLS ingress). */
+  readonly ready: 'connect' | 'secureConnect';
 
-  constructor(host: string, port: number) {
-    this.socket = connect({
-      host,
-      port,
-      noDelay: true,
+  constructor(dialer: UpstreamDialer, target: { id: string; host: string; port: number }) {
+    const d = dialer.dial(target, {
       onread: { buffer: READ_BUFFER, callback: (n: number, b: Uint8Array) => this.#read(n, b) },
     });
+    this.socket = d.socket;
+    this.ready = d.ready;
   }
 
   #read(n: number, b: Uint8Array): boolean {
@@ -81,8 +83,8 @@ export class RawPool {
 
   /** `timeoutMs`: inactivity limit of a busy connection (the response timeout) and of an idle one. */
   constructor(
-    private readonly host: string,
-    private readonly port: number,
+    private readonly dialer: UpstreamDialer,
+    private readonly target: { id: string; host: string; port: number },
     private readonly connectTimeoutMs: number,
     private readonly timeoutMs: number,
   ) {}
@@ -106,7 +108,7 @@ export class RawPool {
       cb(undefined, conn);
       return;
     }
-    const conn = new RawConn(this.host, this.port);
+    const conn = new RawConn(this.dialer, this.target);
     const s = conn.socket;
     let settled = false;
     const timer = setTimeout(() => {
@@ -115,7 +117,7 @@ export class RawPool {
       s.destroy();
       cb(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' }), undefined);
     }, this.connectTimeoutMs);
-    s.once('connect', () => {
+    s.once(conn.ready, () => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);

@@ -29,6 +29,7 @@ import {
   type TcpProxyContext,
   type TcpStats,
 } from './tcp-proxy.js';
+import { UpstreamDialer, type UpstreamStats, type UpstreamTls } from './upstream-tls.js';
 
 /** Event-loop delay of the process the router runs in, ms. */
 export interface EventLoopDelayStats {
@@ -57,6 +58,8 @@ export interface RouterStats {
   /** Cache-warming copies of reads sent to warm-pool echoes ({@link Router.setWarmReads}): their cost. */
   warmReads: MirrorStats;
   pause: PauseStats;
+  /** Connections opened to backends and shadows: plain, or TLS through a host's ingress ({@link Router.setUpstreamTls}). */
+  upstream: UpstreamStats;
   eventLoopDelay: EventLoopDelayStats;
 }
 
@@ -91,6 +94,7 @@ export class Router {
   readonly #http: HttpProxyContext | undefined;
   readonly #tcp: TcpProxyContext | undefined;
   readonly #loopDelay: IntervalHistogram;
+  readonly #dialer = new UpstreamDialer();
   readonly #sockets = new Set<Socket>();
   /** The node:http server that receives the fast path's handed-off connections (fast path only). */
   #handoffServer: HttpServer | undefined;
@@ -106,6 +110,7 @@ export class Router {
         timeoutMs: opts.mirrorTimeoutMs,
         random: opts.random,
         connections: 16,
+        dialer: this.#dialer,
       },
       opts.shadows,
       opts.mirrorFraction,
@@ -117,6 +122,7 @@ export class Router {
         random: opts.random,
         connections: 8,
         warm: true,
+        dialer: this.#dialer,
       },
       [],
       0,
@@ -127,7 +133,11 @@ export class Router {
       maxWaiting: opts.maxWaiting,
     };
     if (opts.mode === 'http') {
-      const set = new BackendSet<PoolResource>((t) => new PoolResource(t, opts), setOpts, opts.epoch);
+      const set = new BackendSet<PoolResource>(
+        (t) => new PoolResource(t, opts, this.#dialer),
+        setOpts,
+        opts.epoch,
+      );
       this.#set = set;
       const ctx: HttpProxyContext = {
         opts,
@@ -177,7 +187,7 @@ export class Router {
     } else {
       const set = new BackendSet<SocketsResource>(() => new SocketsResource(), setOpts, opts.epoch);
       this.#set = set;
-      const ctx: TcpProxyContext = { opts, set, stats: newTcpStats() };
+      const ctx: TcpProxyContext = { opts, set, stats: newTcpStats(), dialer: this.#dialer };
       this.#tcp = ctx;
       this.#server = createTcpServer({ allowHalfOpen: true, pauseOnConnect: false }, (socket) =>
         handleTcpConnection(ctx, socket),
@@ -333,6 +343,17 @@ export class Router {
     return this.#warm.warmUp(target, reads, timeoutMs);
   }
 
+  /**
+   * TLS to backends and shadows on other hosts (undefined: plain TCP everywhere): each is then dialled
+   * with this client identity at the TLS ingress of its host's agent, naming the instance and port in
+   * the handshake's SNI; one on this machine (a loopback or local interface address), or on a host
+   * without an ingress, stays plain. Applies to connections opened from now on: call it before the
+   * first backend is set (open keep-alive connections are kept).
+   */
+  setUpstreamTls(tls: UpstreamTls | undefined): void {
+    this.#dialer.set(tls);
+  }
+
   /** Counters and per-backend latency, as plain data. */
   stats(): RouterStats {
     const d = this.#loopDelay;
@@ -350,6 +371,7 @@ export class Router {
       mirror: this.#mirror.stats(),
       warmReads: this.#warm.stats(),
       pause: this.#gate.stats(),
+      upstream: this.#dialer.stats(),
       eventLoopDelay: {
         p50Ms: ms(d.percentile(50)),
         p99Ms: ms(d.percentile(99)),

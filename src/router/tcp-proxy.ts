@@ -1,6 +1,7 @@
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { BackendResource, BackendSet, BackendState } from './backend-set.js';
 import type { ResolvedRouterOptions } from './router-options.js';
+import type { UpstreamDialer } from './upstream-tls.js';
 
 /** Connections to one TCP backend: the sockets opened to it, so they can drain or be cut. */
 export class SocketsResource implements BackendResource {
@@ -62,6 +63,8 @@ export interface TcpProxyContext {
   readonly opts: ResolvedRouterOptions;
   readonly set: BackendSet<SocketsResource>;
   readonly stats: TcpStats;
+  /** Opens backend connections: plain, or TLS through the ingress of the backend's host. */
+  readonly dialer: UpstreamDialer;
 }
 
 /** Pipes one client connection to a backend chosen at connect time; data sent early waits in the client's buffer. */
@@ -122,11 +125,8 @@ export function handleTcpConnection(ctx: TcpProxyContext, client: Socket): void 
     const started = performance.now();
     // Backend → client without the stream layer: each read lands in the shared buffer and leaves in
     // one copied write; a full client buffer stops reading until it drains.
-    const up = connect({
-      host: b.host,
-      port: b.port,
+    const { socket: up, ready } = ctx.dialer.dial(b, {
       allowHalfOpen: true,
-      noDelay: true,
       onread: {
         buffer: UPSTREAM_READ,
         callback: (n: number, buf: Uint8Array): boolean => {
@@ -141,7 +141,7 @@ export function handleTcpConnection(ctx: TcpProxyContext, client: Socket): void 
       () => up.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })),
       opts.connectTimeoutMs,
     );
-    up.once('connect', () => {
+    up.once(ready, () => {
       clearTimeout(timer);
       connected = true;
       if (clientGone || b.resource.closed) {

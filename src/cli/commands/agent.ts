@@ -14,6 +14,7 @@ import {
   parseHostRecord,
   parseListen,
   readClusterKey,
+  TlsIngress,
   type HostRecord,
 } from '../../agent/index.js';
 import type { InstanceRecord } from '../../control/index.js';
@@ -62,6 +63,14 @@ export interface AgentCommandOptions {
    * @default true with an etcd store (distributed mode), false with SQLite (one machine)
    */
   tls?: boolean;
+  /**
+   * With TLS: the agent's TLS port also takes the routers' connections to this host's instances (the
+   * TLS ingress: a control replica's client certificate of the cluster CA, the instance and port named
+   * in SNI, piped over loopback), and the host record says so, so that control's routers reach the
+   * instances here through TLS. false: routers reach them in plain TCP at `address`.
+   * @default true (whenever TLS is on)
+   */
+  ingress?: boolean;
 }
 
 async function openStore(spec: string): Promise<{ store: StateStore }> {
@@ -182,10 +191,16 @@ export async function runAgent(options: AgentCommandOptions): Promise<number> {
       } else process.stdout.write(`understudy agent: ${rec.id} (pid ${rec.handle!.pid}) is gone\n`);
     }
 
+    const ingress =
+      tls && options.ingress !== false
+        ? new TlsIngress({ agent, log: (line) => process.stderr.write(`${line}\n`) })
+        : undefined;
+    if (ingress) cleanup.push(async () => ingress.close());
     const server = await AgentServer.start({
       agent,
       secret,
       ...(tls ? { tls } : {}),
+      ...(ingress ? { ingress } : {}),
       listen: options.listen ?? '127.0.0.1:0',
       onClosed: () => wake('closed by the control plane'),
     });
@@ -195,6 +210,7 @@ export async function runAgent(options: AgentCommandOptions): Promise<number> {
       host: options.host,
       url: server.url,
       address,
+      ...(ingress ? { ingress: true } : {}),
       ...(options.zone ? { zone: options.zone } : {}),
       runtime: agent.runtimeName,
       cores: cpus().length,
@@ -222,7 +238,7 @@ export async function runAgent(options: AgentCommandOptions): Promise<number> {
     cleanup.push(() => lease.close());
 
     process.stdout.write(
-      `understudy agent: host ${options.host} serving ${server.url} (instances at ${address}; ${adopted} adopted; store ${options.store}; key ${keyFile}${tls ? `; TLS under ${tls.caFile}, CA SHA-256 ${tls.fingerprint}` : ''})\n`,
+      `understudy agent: host ${options.host} serving ${server.url} (instances at ${address}; ${adopted} adopted; store ${options.store}; key ${keyFile}${tls ? `; TLS under ${tls.caFile}, CA SHA-256 ${tls.fingerprint}` : ''}${ingress ? '; TLS ingress to its instances on the same port' : ''})\n`,
     );
     const reason = await stopRequested;
     if (reason === 'closed by the control plane') leaveRunning = true; // already stopped by control

@@ -1,0 +1,182 @@
+// The agent's TLS ingress on the agent API's port: a control replica's TLS connection naming an
+// instance of this agent in its SNI reaches the instance (a real process listening on loopback only);
+// anything else is refused and told in one log line.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { checkServerIdentity, connect as tlsConnect } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ProcessRuntime } from '../runtime/index.js';
+import { AgentServer } from './agent-server.js';
+import { createClusterCa, issueLeaf, type ClusterCa, type TlsIdentity } from './cluster-ca.js';
+import { LocalAgent } from './local-agent.js';
+import { ingressServername, parseIngressServername, TlsIngress } from './tls-ingress.js';
+
+const SECRET = 'ingress-test-secret-0123456789abcdef';
+let dir: string;
+let local: LocalAgent;
+let ca: ClusterCa;
+let control: TlsIdentity;
+let ingress: TlsIngress;
+let server: AgentServer;
+let apiPort: number;
+let instancePort: number;
+const logs: string[] = [];
+
+async function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = netConnect({ host: '127.0.0.1', port });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'us-ingress-'));
+  local = new LocalAgent({ runtime: await ProcessRuntime.create({ graceMs: 200 }), host: 'h1' });
+  ca = await createClusterCa();
+  control = await issueLeaf(ca, { name: 'control-c1' });
+  instancePort = await local.allocatePort();
+  // A real instance, bound to the host's loopback only.
+  await local.start({
+    instanceId: 'web-1',
+    service: 'web',
+    host: 'h1',
+    command: [
+      process.execPath,
+      '-e',
+      `require('http').createServer((q, s) => s.end('web-1 answers ' + q.method + ' ' + q.url)).listen(${instancePort}, '127.0.0.1')`,
+    ],
+    cwd: dir,
+    env: {},
+    stateDir: join(dir, 'web-1'),
+    logDir: join(dir, 'logs'),
+    logMaxBytes: 65536,
+  });
+  for (let i = 0; i < 200 && !(await listening(instancePort)); i++)
+    await new Promise((r) => setTimeout(r, 25));
+  ingress = new TlsIngress({ agent: local, log: (line) => logs.push(line) });
+  server = await AgentServer.start({
+    agent: local,
+    secret: SECRET,
+    tls: await issueLeaf(ca, { name: 'h1', ips: ['127.0.0.1'] }),
+    ingress,
+  });
+  apiPort = Number(new URL(server.url).port);
+}, 30_000);
+
+afterAll(async () => {
+  ingress?.close();
+  await server?.close();
+  await local?.close({ graceMs: 200 });
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+/** One HTTP request over TLS to the agent's port with `servername`; what came back before the close. */
+function exchange(
+  servername: string | undefined,
+  identity: Partial<TlsIdentity> & { ca: string },
+  req = 'GET /hello HTTP/1.1\r\nhost: web\r\nconnection: close\r\n\r\n',
+): Promise<{ reply: string; secure: boolean }> {
+  return new Promise((resolve) => {
+    let reply = '';
+    let secure = false;
+    const s = tlsConnect({
+      host: '127.0.0.1',
+      port: apiPort,
+      ...(servername ? { servername } : {}),
+      ca: identity.ca,
+      ...(identity.cert ? { cert: identity.cert, key: identity.key } : {}),
+      checkServerIdentity: (_n, cert) => checkServerIdentity('127.0.0.1', cert),
+    });
+    s.once('secureConnect', () => {
+      secure = true;
+      s.write(req);
+    });
+    s.on('data', (d: Buffer) => (reply += d.toString()));
+    s.on('error', () => undefined);
+    s.on('close', () => resolve({ reply, secure }));
+  });
+}
+
+describe('TLS ingress', () => {
+  it('names an instance and port in SNI as <port>.<instance-id>.understudy, and reads it back', () => {
+    expect(ingressServername('kv-12', 8080)).toBe('8080.kv-12.understudy');
+    expect(parseIngressServername('8080.kv-12.understudy')).toEqual({ instanceId: 'kv-12', port: 8080 });
+    expect(parseIngressServername('h1.example')).toBeUndefined();
+    expect(parseIngressServername('99999.kv-1.understudy')).toBeUndefined();
+    expect(ingressServername('Not_A_Label', 80)).toBeUndefined();
+  });
+
+  it('pipes a control replica’s TLS connection to the instance its SNI names, over loopback', async () => {
+    const before = ingress.stats().forwarded;
+    const { reply } = await exchange(ingressServername('web-1', instancePort)!, control);
+    expect(reply).toMatch(/^HTTP\/1\.1 200/);
+    expect(reply).toContain('web-1 answers GET /hello');
+    expect(ingress.stats().forwarded).toBe(before + 1);
+  });
+
+  it('leaves connections without an ingress SNI to the agent API on the same port', async () => {
+    const body = '{}';
+    const { reply } = await exchange(
+      undefined,
+      control,
+      [
+        'POST /v1/info HTTP/1.1',
+        'host: h1',
+        `authorization: Bearer ${SECRET}`,
+        'content-type: application/json',
+        `content-length: ${body.length}`,
+        'connection: close',
+        '',
+        body,
+      ].join('\r\n'),
+    );
+    expect(reply).toMatch(/^HTTP\/1\.1 200/);
+    expect(reply).toContain('"host":"h1"');
+  });
+
+  it('refuses a connection that presents no client certificate, and says so', async () => {
+    const before = ingress.stats().refused.certificate;
+    const { reply } = await exchange(ingressServername('web-1', instancePort)!, { ca: ca.certPem });
+    expect(reply).toBe('');
+    expect(ingress.stats().refused.certificate).toBe(before + 1);
+    expect(logs.at(-1)).toMatch(
+      /ingress refused .* → \d+\.web-1\.understudy: .*cluster CA is required \(none presented\)/,
+    );
+  });
+
+  it('refuses a client certificate of another CA', async () => {
+    const other = await issueLeaf(await createClusterCa(), { name: 'control-c1' });
+    const before = ingress.stats().refused.certificate;
+    const { reply } = await exchange(ingressServername('web-1', instancePort)!, { ...other, ca: ca.certPem });
+    expect(reply).toBe('');
+    expect(ingress.stats().refused.certificate).toBe(before + 1);
+    expect(logs.at(-1)).toMatch(/cluster CA is required \((UNABLE_TO_VERIFY_LEAF_SIGNATURE|[A-Z_]+)\)/);
+  });
+
+  it('refuses a certificate of the cluster CA that is not a control replica’s (another agent)', async () => {
+    const agent = await issueLeaf(ca, { name: 'h2', ips: ['127.0.0.1'] });
+    const { reply } = await exchange(ingressServername('web-1', instancePort)!, agent);
+    expect(reply).toBe('');
+    expect(logs.at(-1)).toContain("the certificate 'h2' is not a control replica's");
+  });
+
+  it('refuses an instance this agent does not run', async () => {
+    const before = ingress.stats().refused.instance;
+    const { reply } = await exchange(ingressServername('web-9', instancePort)!, control);
+    expect(reply).toBe('');
+    expect(ingress.stats().refused.instance).toBe(before + 1);
+    expect(logs.at(-1)).toContain('instance web-9 does not run on this agent');
+  });
+
+  it('refuses a port its instance does not listen on (another service’s, or the agent’s own)', async () => {
+    const { reply } = await exchange(ingressServername('web-1', apiPort)!, control);
+    expect(reply).toBe('');
+    expect(logs.at(-1)).toContain(`instance web-1 does not listen on port ${apiPort}`);
+  });
+});
