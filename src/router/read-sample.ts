@@ -23,7 +23,7 @@ export interface ReadSampleOptions {
   maxReadBytes?: number;
   /**
    * Once {@link maxReads} are kept, one read in `stride` replaces the oldest: the sample stays recent
-   * at a fraction of the cost of keeping every read. @default 4
+   * at a fraction of the cost of keeping every read. @default 16
    */
   stride?: number;
 }
@@ -85,7 +85,7 @@ export class ReadSample {
       maxReads: positiveInt('maxReads', options.maxReads, 1024),
       maxBytes: positiveInt('maxBytes', options.maxBytes, 1024 * 1024),
       maxReadBytes: positiveInt('maxReadBytes', options.maxReadBytes, 4096),
-      stride: positiveInt('stride', options.stride, 4),
+      stride: positiveInt('stride', options.stride, 16),
     };
   }
 
