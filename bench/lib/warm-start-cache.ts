@@ -289,6 +289,45 @@ export async function cacheRows(o: { quick: boolean; root: string }): Promise<vo
     // The limit: the long-running instance itself, the same load.
     out('long-running instance', await measure(base, 6));
 
+    // The same two through the router, as clients see them: the promoted echo (transfer, warm-up on the
+    // replayed sample, then the router switches to it — its connections to it are opened by the first
+    // requests) against the long-running instance behind a router that has served it (connections
+    // open). The difference between these two and the direct rows is the router's part.
+    const promoted = await start();
+    await transferState({
+      from: { ...end, port: base.port },
+      to: { ...end, port: promoted.port },
+      exportPath: '/state/export',
+      importPath: '/state/import',
+    });
+    for (const [name, target, seed] of [
+      ['via the router: promoted echo', promoted, 10],
+      ['via the router: long-running', base, 11],
+    ] as const) {
+      const via = await Router.create({
+        service: 'api',
+        backends: [{ id: 'base', host: '127.0.0.1', port: base.port }],
+      });
+      try {
+        await burst(via.url, HISTORY_READS, 4, dispatcher, seed);
+        let note = '';
+        if (target === promoted) {
+          const w = await via.warmUp(
+            { id: 'echo', host: '127.0.0.1', port: promoted.port },
+            WARM_UP_READS,
+            2000,
+          );
+          via.switchTo({ id: 'echo', host: '127.0.0.1', port: promoted.port });
+          note = ` (warm-up ${w.completed} reads in ${w.ms} ms, ${w.source})`;
+        }
+        const before = await cacheOf(target, dispatcher);
+        const lat = await load(via.url, windowMs, dispatcher, seed);
+        out(name, row(lat, before, await cacheOf(target, dispatcher)), note);
+      } finally {
+        await via.close();
+      }
+    }
+
     // Scale-out through the router: a cold instance (empty cache, never served) joins the long-running
     // one under the same load, with and without the ramp. Most requests find both backends idle (the
     // ties least-outstanding-requests leaves to the weights): without a ramp the cold one takes half
