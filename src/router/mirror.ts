@@ -214,8 +214,11 @@ export class Mirror {
         settle: (ended) => {
           if (!this.#boosts.delete(b) && !this.#replays.delete(b)) return;
           clearTimeout(timer);
-          // Its reads still in flight end quietly (the pool is closed once they have).
-          void b.shadow.pool.close().catch(() => undefined);
+          // Done: its copies still in flight end quietly (the pool is closed once they have). Timed
+          // out: what is still in flight is cut (answers are discarded anyway; an instance that does
+          // not answer would hold the connections until the mirror timeout).
+          const pool = b.shadow.pool;
+          void (ended === 'done' ? pool.close() : pool.destroy()).catch(() => undefined);
           const { source, sent, completed, failed, dropped } = b;
           resolve({
             source,

@@ -2,7 +2,7 @@
 // examples/api process), so the echo's cache is warm before it serves; and a warm-up before a new
 // instance serves, from copies of live reads or from the router's sample of recent reads replayed.
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { Router } from '../../src/router/index.js';
@@ -131,6 +131,26 @@ describe.each([
       expect(h.authorization).toBeUndefined();
       expect(h.cookie).toBeUndefined();
     }
+  });
+
+  it('a replayed warm-up to an instance that does not answer keeps at most 8 reads in flight and ends at its timeout', async () => {
+    const primary = await api();
+    // Accepts connections and reads requests, never answers.
+    const requests: string[] = [];
+    const mute = createNetServer((sock) => sock.on('data', (d) => requests.push(d.toString('latin1'))));
+    await new Promise<void>((r) => mute.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise((r) => mute.close(r)));
+    const r = await Router.create({
+      service: 'api',
+      fastPath,
+      backends: [{ id: 'p', host: '127.0.0.1', port: primary.port }],
+    });
+    cleanups.push(() => r.close());
+    for (let i = 0; i < 5; i++) await (await request(`${r.url}/item/k${i}`)).body.text();
+    const port = (mute.address() as AddressInfo).port;
+    const w = await r.warmUp({ id: 'mute', host: '127.0.0.1', port }, 2000, 300);
+    expect(w).toMatchObject({ source: 'replay', sampled: 5, sent: 8, completed: 0, ended: 'timeout' });
+    expect(requests.join('').match(/^GET \/item\/k\d /gm)).toHaveLength(8);
   });
 
   it('a warm-up without live reads ends at its timeout, having sent nothing', async () => {
