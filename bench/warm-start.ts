@@ -3,8 +3,8 @@
 // process, wait until it is ready, then route to it). Same router, same service, same run.
 // Then, with examples/api's cache (GET /item/KEY, a miss costs CPU): the p99 of the first window of
 // traffic on a new serving instance — cold start, warm echo, warm echo with state transfer, warm echo
-// warmed by mirrored reads, and a long-running instance (the limit) — and the p99 of a scale-out with
-// and without the slow-start ramp (see lib/warm-start-cache.ts).
+// warmed by mirrored reads, and a long-running instance (the limit), directly and through the router —
+// and the p99 of a scale-out with and without the slow-start ramp (see lib/warm-start-cache.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';

@@ -9,6 +9,11 @@
 // first and last tenth of its requests: a process that has never served is slower at first even with
 // every answer in its cache (V8 has not optimised its request path yet), which the hit rate alone
 // does not show.
+//
+// Keys are uniform over the KEYS (mulberry32, see keyStream). The warm-up row replays the router's
+// sample of recent reads (Router.warmUp), the router having served HISTORY_READS before; the mirrored
+// row's echo has received 20 % of MIRROR_HISTORY_READS reads before it is measured (a stay in the warm
+// pool, compressed): rows that claim a warm instance measure one.
 import { loadavg } from 'node:os';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Agent, request } from 'undici';
@@ -22,8 +27,12 @@ const RATE = 400;
 /** Requests a row may have outstanding before new ones wait in the client (a bound, not a pace). */
 const MAX_OUTSTANDING = 256;
 const TOKEN = 'bench-state-token';
-/** Copies of live reads a warm-up after the import asks for (stateTransfer.warmUpReads' default). */
+/** Reads a warm-up after the import asks for (stateTransfer.warmUpReads' default). */
 const WARM_UP_READS = 2000;
+/** Reads the router has served before a promotion (its sample of recent reads holds up to 1024). */
+const HISTORY_READS = 2000;
+/** Reads through the router while a warm-pool echo gets 20 % of them (its stay in the pool, compressed). */
+const MIRROR_HISTORY_READS = 15_000;
 
 interface Api {
   child: ChildProcess;
@@ -34,6 +43,7 @@ interface Api {
 interface CacheCounters {
   hits: number;
   misses: number;
+  size: number;
 }
 
 async function startApi(root: string, dispatcher: Agent): Promise<Api> {
@@ -55,9 +65,28 @@ async function startApi(root: string, dispatcher: Agent): Promise<Api> {
   return { child, port, url };
 }
 
+async function until(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 2000 && !cond(); i++) await new Promise((r) => setTimeout(r, 2));
+}
+
 async function cacheOf(a: Api, dispatcher: Agent): Promise<CacheCounters> {
   const s = (await (await request(`${a.url}/stats`, { dispatcher })).body.json()) as { cache: CacheCounters };
-  return { hits: s.cache.hits, misses: s.cache.misses };
+  return { hits: s.cache.hits, misses: s.cache.misses, size: s.cache.size };
+}
+
+/**
+ * Uniform keys in 0..KEYS-1 from a seed (mulberry32). Until this, an LCG in doubles lost its low bits
+ * (x · 1103515245 passes 2^53) and drew only ~45–65 distinct keys of the 400, whatever the seed.
+ */
+function keyStream(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (((t ^ (t >>> 14)) >>> 0) % KEYS) as number;
+  };
 }
 
 /**
@@ -73,11 +102,7 @@ async function load(
 ): Promise<number[]> {
   const n = Math.round((RATE * ms) / 1000);
   const lat = new Array<number>(n);
-  let x = seed;
-  const key = (): number => {
-    x = (x * 1103515245 + 12345) % 2147483648;
-    return x % KEYS;
-  };
+  const key = keyStream(seed);
   const t0 = performance.now();
   const running = new Set<Promise<void>>();
   let sent = 0;
@@ -99,6 +124,23 @@ async function load(
   }
   await Promise.all(running);
   return lat.slice(0, sent);
+}
+
+/** `n` reads of random keys as fast as `clients` closed-loop clients get them answered (history, not measured). */
+async function burst(
+  base: string,
+  n: number,
+  clients: number,
+  dispatcher: Agent,
+  seed: number,
+): Promise<void> {
+  const key = keyStream(seed);
+  let left = n;
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      while (left-- > 0) await (await request(`${base}/item/k${key()}`, { dispatcher })).body.dump();
+    }),
+  );
 }
 
 const round2 = (v: number): number => Math.round(v * 100) / 100;
@@ -155,7 +197,7 @@ export async function cacheRows(o: { quick: boolean; root: string }): Promise<vo
     return row(lat, before, await cacheOf(a, dispatcher));
   };
   let transfer = { bytes: 0, ms: 0 };
-  let warmUp = { completed: 0, ms: 0 };
+  let warmUp = { completed: 0, ms: 0, source: '' };
   const loadAvg = round2(loadavg()[0] ?? NaN);
   try {
     process.stdout.write(
@@ -184,8 +226,10 @@ export async function cacheRows(o: { quick: boolean; root: string }): Promise<vo
     transfer = { bytes: t.bytes, ms: t.ms };
     out('warm echo + state transfer', await measure(moved, 3), ` (transfer ${t.bytes} bytes in ${t.ms} ms)`);
 
-    // What Understudy does on promotion with stateTransfer: the transfer, then a warm-up on copies of
-    // live reads (stateTransfer.warmUpReads) while the serving instance takes the live traffic.
+    // What Understudy does on promotion with stateTransfer: the transfer, then a warm-up
+    // (stateTransfer.warmUpReads) that replays the router's sample of recent live reads to the echo at
+    // full speed, while the serving instance goes on taking the live traffic. The router has served
+    // before (a short history fills its sample); it does not wait for live reads.
     const warmed = await start();
     const t2 = await transferState({
       from: { ...end, port: base.port },
@@ -198,22 +242,26 @@ export async function cacheRows(o: { quick: boolean; root: string }): Promise<vo
       backends: [{ id: 'base', host: '127.0.0.1', port: base.port }],
     });
     try {
+      await burst(front.url, HISTORY_READS, 4, dispatcher, 9);
       const stop = { done: false };
       const live = load(front.url, 30_000, dispatcher, 8, stop);
       const w = await front.warmUp({ id: 'echo', host: '127.0.0.1', port: warmed.port }, WARM_UP_READS, 2000);
       stop.done = true;
       await live;
-      warmUp = { completed: w.completed, ms: w.ms };
+      warmUp = { completed: w.completed, ms: w.ms, source: w.source };
       out(
         'warm echo + transfer + warm-up',
         await measure(warmed, 3),
-        ` (transfer ${t2.bytes} bytes in ${t2.ms} ms; warm-up ${w.completed} reads in ${w.ms} ms)`,
+        ` (transfer ${t2.bytes} bytes in ${t2.ms} ms; warm-up ${w.completed} reads in ${w.ms} ms from ${w.source === 'replay' ? `a replay of ${w.sampled} sampled reads` : 'live reads'})`,
       );
     } finally {
       await front.close();
     }
 
-    // Warm echo warmed by mirrored reads: a window of live traffic through the router, 20 % copied to it.
+    // Warm echo warmed by mirrored reads (echo.warmReads 0.2): a warm-pool echo that has been receiving
+    // 20 % of the live reads for a while. Its time in the pool is compressed into MIRROR_HISTORY_READS
+    // reads through the router as fast as the echo takes its copies: the copies it got then cover the keys (as a long
+    // stay in the pool would), which one window at 20 % does not — the misses left were this row's p99.
     const mirrored = await start();
     const router = await Router.create({
       service: 'api',
@@ -221,15 +269,64 @@ export async function cacheRows(o: { quick: boolean; root: string }): Promise<vo
     });
     try {
       router.setWarmReads([{ id: 'echo', host: '127.0.0.1', port: mirrored.port }], 0.2);
-      await load(router.url, windowMs, dispatcher, 4);
+      // In chunks whose copies (a fifth of 250) stay under maxMirrorInFlight (64): a burst's copies to
+      // an echo still missing would be dropped, which live traffic at 400 requests/s never causes.
+      for (let done = 0; done < MIRROR_HISTORY_READS; done += 250) {
+        await burst(router.url, 250, 4, dispatcher, 4 + done);
+        await until(() => router.stats().warmReads.inFlight === 0);
+      }
       const cost = router.stats().warmReads;
-      out('warm echo + mirrored reads', await measure(mirrored, 5), ` (warming cost ${cost.sent} copies)`);
+      const seen = await cacheOf(mirrored, dispatcher);
+      out(
+        'warm echo + mirrored reads',
+        await measure(mirrored, 5),
+        ` (warming: ${cost.completed} copies of ${MIRROR_HISTORY_READS} reads, ${cost.dropped} dropped; its cache ${seen.size} of ${KEYS} keys)`,
+      );
     } finally {
       await router.close();
     }
 
     // The limit: the long-running instance itself, the same load.
     out('long-running instance', await measure(base, 6));
+
+    // The same two through the router, as clients see them: the promoted echo (transfer, warm-up on the
+    // replayed sample, then the router switches to it — its connections to it are opened by the first
+    // requests) against the long-running instance behind a router that has served it (connections
+    // open). The difference between these two and the direct rows is the router's part.
+    const promoted = await start();
+    await transferState({
+      from: { ...end, port: base.port },
+      to: { ...end, port: promoted.port },
+      exportPath: '/state/export',
+      importPath: '/state/import',
+    });
+    for (const [name, target, seed] of [
+      ['via the router: promoted echo', promoted, 10],
+      ['via the router: long-running', base, 11],
+    ] as const) {
+      const via = await Router.create({
+        service: 'api',
+        backends: [{ id: 'base', host: '127.0.0.1', port: base.port }],
+      });
+      try {
+        await burst(via.url, HISTORY_READS, 4, dispatcher, seed);
+        let note = '';
+        if (target === promoted) {
+          const w = await via.warmUp(
+            { id: 'echo', host: '127.0.0.1', port: promoted.port },
+            WARM_UP_READS,
+            2000,
+          );
+          via.switchTo({ id: 'echo', host: '127.0.0.1', port: promoted.port });
+          note = ` (warm-up ${w.completed} reads in ${w.ms} ms, ${w.source})`;
+        }
+        const before = await cacheOf(target, dispatcher);
+        const lat = await load(via.url, windowMs, dispatcher, seed);
+        out(name, row(lat, before, await cacheOf(target, dispatcher)), note);
+      } finally {
+        await via.close();
+      }
+    }
 
     // Scale-out through the router: a cold instance (empty cache, never served) joins the long-running
     // one under the same load, with and without the ramp. Most requests find both backends idle (the
@@ -258,8 +355,12 @@ export async function cacheRows(o: { quick: boolean; root: string }): Promise<vo
         const toNew = r.stats().backends.find((b) => b.id === 'new')?.requests ?? 0;
         const res = row(
           lat,
-          { hits: 0, misses: 0 },
-          { hits: lat.length - (after.misses - before.misses), misses: after.misses - before.misses },
+          { hits: 0, misses: 0, size: 0 },
+          {
+            hits: lat.length - (after.misses - before.misses),
+            misses: after.misses - before.misses,
+            size: 0,
+          },
         );
         out(
           name,
@@ -288,6 +389,7 @@ export async function cacheRows(o: { quick: boolean; root: string }): Promise<vo
       transferMs: transfer.ms,
       warmUpReads: warmUp.completed,
       warmUpMs: warmUp.ms,
+      warmUpSource: warmUp.source,
     }) + '\n',
   );
 }

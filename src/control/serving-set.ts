@@ -200,8 +200,9 @@ export async function transferRuntimeState(
 }
 
 /**
- * Warm-up before serving (`stateTransfer.warmUpReads`): the router copies every live read to the
- * instance until it has answered that many or `warmUpTimeout` has passed (see `Router.warmUp`).
+ * Warm-up before serving (`stateTransfer.warmUpReads`): the router replays its sample of recent live
+ * reads to the instance at full speed — or, with an empty sample, copies every live read to it — until
+ * it has answered that many or `warmUpTimeout` has passed (see `Router.warmUp`).
  * Resolves with what it did, or undefined when it is off (no `stateTransfer`, 0 reads, TCP routing,
  * no router).
  */
@@ -209,7 +210,9 @@ export async function warmUpCodePaths(
   host: ServingSetHost,
   target: InstanceRecord,
   spec: ServiceSpec,
-): Promise<{ reads: number; completed: number; ms: number; ended: string } | undefined> {
+): Promise<
+  { reads: number; completed: number; ms: number; ended: string; source: string; sampled: number } | undefined
+> {
   const st = spec.stateTransfer;
   const plane = host.services.plane(target.service);
   if (!st || st.warmUpReads <= 0 || !plane || spec.routing.protocol !== 'http') return undefined;
@@ -218,7 +221,14 @@ export async function warmUpCodePaths(
     st.warmUpReads,
     st.warmUpTimeout,
   );
-  return { reads: st.warmUpReads, completed: w.completed, ms: w.ms, ended: w.ended };
+  return {
+    reads: st.warmUpReads,
+    completed: w.completed,
+    ms: w.ms,
+    ended: w.ended,
+    source: w.source,
+    sampled: w.sampled,
+  };
 }
 
 /**

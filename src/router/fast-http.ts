@@ -19,6 +19,7 @@ import type { PoolResource } from './pool-resource.js';
 import type { RawConn, RawOwner } from './raw-pool.js';
 import { responseHead } from './response-head.js';
 import type { Mirror } from './mirror.js';
+import { headFields } from './read-sample.js';
 import type { ResolvedRouterOptions } from './router-options.js';
 
 /** Shared state of the fast path. */
@@ -164,6 +165,10 @@ class FastConnection implements RawOwner {
       if (this.ctx.warm.sample(req.method))
         this.ctx.warm.send(req.method, req.target, req.flat, req.hostIndex, req.host, EMPTY);
     }
+    // Recent reads, for a warm-up to replay to a new instance (read-sample.ts); the fast path's are all reads.
+    const sample = this.ctx.warm.readSample;
+    if (sample?.wants(req.method) === true)
+      sample.add(req.method, req.target, req.flat ?? headFields(req.head));
     this.#dispatch(undefined);
   }
 

@@ -326,6 +326,10 @@ class Exchange implements QueuedExchange {
       const up = this.#up;
       warm.send(this.#method, this.#path, up.headers, up.hostIndex, up.host, this.#body);
     }
+    // Recent reads, for a warm-up to replay to a new instance (read-sample.ts): reads without a body only.
+    const sample = warm.readSample;
+    if (sample?.wants(this.#method) === true && !this.#mutating && this.#body?.length === 0)
+      sample.add(this.#method, this.#path, this.#up.headers);
     this.#next(undefined);
   }
 

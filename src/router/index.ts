@@ -22,6 +22,7 @@ export {
 } from './request-target.js';
 export type { RequestTarget, AcceptedTarget, RejectedTarget } from './request-target.js';
 export type { MirrorStats, WarmUpResult } from './mirror.js';
+export type { ReadSampleStats, SampledRead } from './read-sample.js';
 export type { PauseStats } from './mutation-gate.js';
 export type { LatencySnapshot } from './latency-histogram.js';
 export { LATENCY_BUCKETS_MS } from './latency-histogram.js';

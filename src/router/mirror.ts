@@ -2,6 +2,7 @@ import { Pool, type Dispatcher } from 'undici';
 import { checkTarget, type ShadowTarget } from './router-options.js';
 import type { UpstreamDialer } from './upstream-tls.js';
 import { shadowHost } from './proxy-headers.js';
+import type { ReadSample, SampledRead } from './read-sample.js';
 
 /** Mirroring counters, as returned by {@link Router.stats}. */
 export interface MirrorStats {
@@ -51,27 +52,58 @@ class DiscardHandler implements Dispatcher.DispatchHandler {
   }
 }
 
+/** Response handler of a replayed read: discards everything, reports once. */
+class ReplayHandler implements Dispatcher.DispatchHandler {
+  #done = false;
+  constructor(private readonly done: (ok: boolean) => void) {}
+  onConnect(): void {}
+  onHeaders(): boolean {
+    return true;
+  }
+  onData(): boolean {
+    return true;
+  }
+  onComplete(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.done(true);
+  }
+  onError(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.done(false);
+  }
+}
+
 /** What a {@link Mirror.warmUp} did. */
 export interface WarmUpResult {
-  /** Copies of live reads sent to the target. */
+  /**
+   * Where its reads came from: `replay` — the router's sample of recent live reads, sent again at full
+   * speed; `live` — copies of live reads as they came (the sample was empty).
+   */
+  source: 'replay' | 'live';
+  /** Distinct reads in the sample replayed (0 for `live`). */
+  sampled: number;
+  /** Reads sent to the target. */
   sent: number;
   /** Copies it answered (any status). */
   completed: number;
   /** Copies that failed (reset, timeout). */
   failed: number;
-  /** Copies not sent because `maxMirrorInFlight` were already in flight. */
+  /** Copies not sent because `maxMirrorInFlight` were already in flight (`live` only). */
   dropped: number;
   /** How long it took, ms. */
   ms: number;
-  /** `done`: `reads` copies were answered or failed; `timeout`: the live traffic did not bring enough reads in time. */
+  /** `done`: `reads` were answered or failed; `timeout`: not within the time allowed. */
   ended: 'done' | 'timeout';
 }
 
-/** A target that gets every live read until it has answered `reads` copies. */
+/** A target being warmed up: by a replay of the sample, or by every live read until it has answered `reads`. */
 interface WarmUp {
   readonly shadow: Shadow;
   readonly reads: number;
   readonly started: number;
+  readonly source: WarmUpResult['source'];
   sent: number;
   completed: number;
   failed: number;
@@ -94,8 +126,10 @@ export const WARM_MIRROR_HEADER = 'x-understudy-mirror';
 export class Mirror {
   #shadows: Shadow[] = [];
   #fraction: number;
-  /** Warm-ups running ({@link warmUp}): they get every read, whatever the sample. */
+  /** Warm-ups on live reads running ({@link warmUp}): they get every read, whatever the sample. */
   readonly #boosts = new Set<WarmUp>();
+  /** Warm-ups replaying the read sample ({@link warmUp}). */
+  readonly #replays = new Set<WarmUp>();
   /** Whether the last {@link sample} picked the request for the sampled targets (not only for warm-ups). */
   #picked = false;
   #inFlight = 0;
@@ -115,6 +149,8 @@ export class Mirror {
       warm?: boolean;
       /** Opens the connections (plain, or TLS through the ingress of the shadow's host). @default plain TCP */
       dialer?: UpstreamDialer;
+      /** Recent live reads a warm-up replays (a warming mirror only). @default none: warm-ups use live reads */
+      sample?: ReadSample;
     },
     shadows: readonly ShadowTarget[],
     fraction: number,
@@ -136,38 +172,60 @@ export class Mirror {
     return this.#picked || this.#boosts.size > 0;
   }
 
+  /** Recent live reads kept for warm-ups to replay (a warming mirror's), or undefined. */
+  get readSample(): ReadSample | undefined {
+    return this.opts.sample;
+  }
+
   get active(): boolean {
     return this.#shadows.length > 0 || this.#boosts.size > 0;
   }
 
   /**
-   * Warm-up of one target (a warming mirror only): every live read is copied to it — besides the
-   * sampled copies to the others — until it has answered or failed `reads` copies, or `timeoutMs` has
-   * passed. Its code paths run on real requests before it serves (a process that has never served
-   * runs cold code: V8 has not optimised its request path yet). Bounded like the other copies
-   * (`maxInFlight`, over it dropped and counted).
+   * Warm-up of one target (a warming mirror only): its code paths run on real requests before it serves
+   * (a process that has never served runs cold code: V8 has not optimised its request path yet). With
+   * reads in the sample, they are replayed to it at full speed — at most `connections` at once, in
+   * turn, again from the start when all were sent — until `reads` were answered or failed; without,
+   * every live read is copied to it (besides the sampled copies to the others), bounded like the other
+   * copies (`maxInFlight`, over it dropped and counted). Either way it ends after `timeoutMs`.
    */
   warmUp(target: ShadowTarget, reads: number, timeoutMs: number): Promise<WarmUpResult> {
     checkTarget(target, 'warmUp');
     const started = performance.now();
     if (this.opts.warm !== true || reads <= 0)
-      return Promise.resolve({ sent: 0, completed: 0, failed: 0, dropped: 0, ms: 0, ended: 'done' });
+      return Promise.resolve({
+        source: 'live',
+        sampled: 0,
+        sent: 0,
+        completed: 0,
+        failed: 0,
+        dropped: 0,
+        ms: 0,
+        ended: 'done',
+      });
+    const sample = this.opts.sample?.reads() ?? [];
     return new Promise((resolve) => {
       const b: WarmUp = {
         shadow: { target, pool: this.#pool(target) },
         reads,
         started,
+        source: sample.length > 0 ? 'replay' : 'live',
         sent: 0,
         completed: 0,
         failed: 0,
         dropped: 0,
         settle: (ended) => {
-          if (!this.#boosts.delete(b)) return;
+          if (!this.#boosts.delete(b) && !this.#replays.delete(b)) return;
           clearTimeout(timer);
-          // Its copies still in flight end quietly (the pool is closed once they have).
-          void b.shadow.pool.close().catch(() => undefined);
-          const { sent, completed, failed, dropped } = b;
+          // Done: its copies still in flight end quietly (the pool is closed once they have). Timed
+          // out: what is still in flight is cut (answers are discarded anyway; an instance that does
+          // not answer would hold the connections until the mirror timeout).
+          const pool = b.shadow.pool;
+          void (ended === 'done' ? pool.close() : pool.destroy()).catch(() => undefined);
+          const { source, sent, completed, failed, dropped } = b;
           resolve({
+            source,
+            sampled: sample.length,
             sent,
             completed,
             failed,
@@ -178,13 +236,58 @@ export class Mirror {
         },
       };
       const timer = setTimeout(() => b.settle('timeout'), timeoutMs);
-      this.#boosts.add(b);
+      if (b.source === 'live') {
+        this.#boosts.add(b);
+        return;
+      }
+      this.#replays.add(b);
+      this.#replay(b, sample);
     });
+  }
+
+  /** Sends the sample's reads to a warm-up's target, a bounded number at once, until it has `reads`. */
+  #replay(b: WarmUp, sample: readonly SampledRead[]): void {
+    const requests: Dispatcher.DispatchOptions[] = sample.map((r) => ({
+      method: r.method,
+      path: r.path,
+      headers: [...r.headers, WARM_MIRROR_HEADER, 'warm'],
+    }));
+    const concurrency = Math.max(1, Math.min(this.opts.connections, this.opts.maxInFlight));
+    let next = 0;
+    let inFlight = 0;
+    const pump = (): void => {
+      while (this.#replays.has(b) && inFlight < concurrency && b.sent < b.reads) {
+        const opts = requests[next] as Dispatcher.DispatchOptions;
+        next = (next + 1) % requests.length;
+        inFlight++;
+        b.sent++;
+        this.sent++;
+        try {
+          b.shadow.pool.dispatch(opts, new ReplayHandler(done));
+        } catch {
+          done(false);
+        }
+      }
+    };
+    const done = (ok: boolean): void => {
+      inFlight--;
+      if (ok) {
+        this.completed++;
+        b.completed++;
+      } else {
+        this.failed++;
+        b.failed++;
+      }
+      if (b.completed + b.failed >= b.reads) b.settle('done');
+      // Never synchronously from inside dispatch: the next ones go on the next turn.
+      else if (this.#replays.has(b)) queueMicrotask(pump);
+    };
+    pump();
   }
 
   /** Ends every warm-up now (as timed out). */
   #endWarmUps(): void {
-    for (const b of [...this.#boosts]) b.settle('timeout');
+    for (const b of [...this.#boosts, ...this.#replays]) b.settle('timeout');
   }
 
   #pool(t: ShadowTarget): Pool {

@@ -14,6 +14,7 @@ import { PoolResource } from './pool-resource.js';
 import { handleHttpRequest, refuseConnect, type HttpProxyContext } from './http-proxy.js';
 import { newHttpStats, type HttpStats } from './proxy-errors.js';
 import { Mirror, type MirrorStats, type WarmUpResult } from './mirror.js';
+import { ReadSample, readSampleStats, type ReadSampleStats } from './read-sample.js';
 import { MutationGate, type PauseStats } from './mutation-gate.js';
 import {
   resolveRouterOptions,
@@ -55,8 +56,10 @@ export interface RouterStats {
   /** TCP mode only. */
   tcp: TcpStats | undefined;
   mirror: MirrorStats;
-  /** Cache-warming copies of reads sent to warm-pool echoes ({@link Router.setWarmReads}): their cost. */
+  /** Cache-warming copies of reads sent to warm-pool echoes ({@link Router.setWarmReads}) and warm-ups: their cost. */
   warmReads: MirrorStats;
+  /** The sample of recent live reads a warm-up replays (HTTP mode; zeros in TCP mode). */
+  readSample: ReadSampleStats;
   pause: PauseStats;
   /** Connections opened to backends and shadows: plain, or TLS through a host's ingress ({@link Router.setUpstreamTls}). */
   upstream: UpstreamStats;
@@ -123,6 +126,7 @@ export class Router {
         connections: 8,
         warm: true,
         dialer: this.#dialer,
+        ...(opts.mode === 'http' ? { sample: new ReadSample() } : {}),
       },
       [],
       0,
@@ -331,15 +335,27 @@ export class Router {
   }
 
   /**
-   * Warms a new instance's code paths before it serves (HTTP mode): every live read (GET, HEAD) is
-   * copied to `target` — fire-and-forget, answers discarded, marked `x-understudy-mirror: warm` —
-   * until it has answered `reads` copies or `timeoutMs` has passed, whichever is first. Used after a
-   * runtime-state import: the caches are full, but a process that has never served runs its request
-   * path unoptimised. Counted in {@link RouterStats.warmReads} too. TCP mode: resolves at once.
+   * Warms a new instance's code paths before it serves (HTTP mode): the router's sample of recent live
+   * reads ({@link RouterStats.readSample}: GET and HEAD, a few headers, never credentials) is replayed
+   * to `target` at full speed, a bounded number at once, answers discarded, marked
+   * `x-understudy-mirror: warm`, until it has answered `reads` or `timeoutMs` has passed, whichever is
+   * first. With no read in the sample (the router has served none yet), every live read is copied to
+   * it instead until then. Used after a runtime-state import: the caches are full, but a process that
+   * has never served runs its request path unoptimised. Counted in {@link RouterStats.warmReads} too.
+   * TCP mode: resolves at once.
    */
   warmUp(target: ShadowTarget, reads: number, timeoutMs: number): Promise<WarmUpResult> {
     if (this.#opts.mode !== 'http')
-      return Promise.resolve({ sent: 0, completed: 0, failed: 0, dropped: 0, ms: 0, ended: 'done' });
+      return Promise.resolve({
+        source: 'live',
+        sampled: 0,
+        sent: 0,
+        completed: 0,
+        failed: 0,
+        dropped: 0,
+        ms: 0,
+        ended: 'done',
+      });
     return this.#warm.warmUp(target, reads, timeoutMs);
   }
 
@@ -370,6 +386,7 @@ export class Router {
       tcp: this.#tcp ? { ...this.#tcp.stats } : undefined,
       mirror: this.#mirror.stats(),
       warmReads: this.#warm.stats(),
+      readSample: readSampleStats(this.#warm.readSample),
       pause: this.#gate.stats(),
       upstream: this.#dialer.stats(),
       eventLoopDelay: {

@@ -1,5 +1,8 @@
 // Cache warming by mirrored reads: the router copies sampled live reads to a warm-pool echo (a real
-// examples/api process), so the echo's cache is warm before it serves.
+// examples/api process), so the echo's cache is warm before it serves; and a warm-up before a new
+// instance serves, from copies of live reads or from the router's sample of recent reads replayed.
+import { createServer } from 'node:http';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { Router } from '../../src/router/index.js';
@@ -69,7 +72,7 @@ describe.each([
       if (i === 5) await (await request(`${r.url}/item/k0`, { method: 'POST' })).body.text();
     }
     const w = await warming;
-    expect(w).toMatchObject({ completed: 30, failed: 0, dropped: 0, ended: 'done' });
+    expect(w).toMatchObject({ source: 'live', completed: 30, failed: 0, dropped: 0, ended: 'done' });
     const copies = (await target.stats()).cache.warmCopies;
     expect(copies).toBe(30);
     // After it: no more copies to it, none to the unsampled echo.
@@ -79,12 +82,83 @@ describe.each([
     expect(r.stats().warmReads.sent).toBe(30);
   });
 
+  it('a warm-up replays the recent live reads to its target at once, with no live traffic, and without their credentials', async () => {
+    const [primary, target] = await Promise.all([api(), api()]);
+    // A plain listener beside it sees what a replayed read carries.
+    const seen: Array<Record<string, string | string[] | undefined>> = [];
+    const probe = createServer((req, res) => {
+      seen.push(req.headers);
+      res.end('ok');
+    });
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise((r) => probe.close(r)));
+    const r = await Router.create({
+      service: 'api',
+      fastPath,
+      backends: [{ id: 'p', host: '127.0.0.1', port: primary.port }],
+    });
+    cleanups.push(() => r.close());
+    const headers = {
+      authorization: 'Bearer secret-token',
+      cookie: 'session=secret',
+      accept: 'application/json',
+    };
+    for (let i = 0; i < 20; i++) await (await request(`${r.url}/item/k${i}`, { headers })).body.text();
+    await (await request(`${r.url}/item/w`, { method: 'POST' })).body.text(); // a write: never sampled
+    expect(r.stats().readSample).toMatchObject({ reads: 20, recorded: 20 });
+    // The live traffic has stopped: the warm-up's 200 reads come from the sample, 10 rounds of it.
+    const w = await r.warmUp({ id: 't', host: '127.0.0.1', port: target.port }, 200, 20_000);
+    expect(w).toMatchObject({
+      source: 'replay',
+      sampled: 20,
+      sent: 200,
+      completed: 200,
+      failed: 0,
+      ended: 'done',
+    });
+    const cache = (await target.stats()).cache;
+    expect(cache).toMatchObject({ warmCopies: 200, misses: 20, hits: 180, size: 20 });
+    expect((await primary.stats()).cache.warmCopies).toBe(0);
+    const p = await r.warmUp(
+      { id: 'probe', host: '127.0.0.1', port: (probe.address() as AddressInfo).port },
+      20,
+      20_000,
+    );
+    expect(p).toMatchObject({ source: 'replay', completed: 20 });
+    expect(seen).toHaveLength(20);
+    for (const h of seen) {
+      expect(h).toMatchObject({ accept: 'application/json', 'x-understudy-mirror': 'warm' });
+      expect(h.authorization).toBeUndefined();
+      expect(h.cookie).toBeUndefined();
+    }
+  });
+
+  it('a replayed warm-up to an instance that does not answer keeps at most 8 reads in flight and ends at its timeout', async () => {
+    const primary = await api();
+    // Accepts connections and reads requests, never answers.
+    const requests: string[] = [];
+    const mute = createNetServer((sock) => sock.on('data', (d) => requests.push(d.toString('latin1'))));
+    await new Promise<void>((r) => mute.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise((r) => mute.close(r)));
+    const r = await Router.create({
+      service: 'api',
+      fastPath,
+      backends: [{ id: 'p', host: '127.0.0.1', port: primary.port }],
+    });
+    cleanups.push(() => r.close());
+    for (let i = 0; i < 5; i++) await (await request(`${r.url}/item/k${i}`)).body.text();
+    const port = (mute.address() as AddressInfo).port;
+    const w = await r.warmUp({ id: 'mute', host: '127.0.0.1', port }, 2000, 300);
+    expect(w).toMatchObject({ source: 'replay', sampled: 5, sent: 8, completed: 0, ended: 'timeout' });
+    expect(requests.join('').match(/^GET \/item\/k\d /gm)).toHaveLength(8);
+  });
+
   it('a warm-up without live reads ends at its timeout, having sent nothing', async () => {
     const target = await api();
     const r = await Router.create({ service: 'api', fastPath, backends: [] });
     cleanups.push(() => r.close());
     const w = await r.warmUp({ id: 't', host: '127.0.0.1', port: target.port }, 100, 200);
-    expect(w).toMatchObject({ sent: 0, completed: 0, ended: 'timeout' });
+    expect(w).toMatchObject({ source: 'live', sent: 0, completed: 0, ended: 'timeout' });
   });
 
   it('a sample rate of 0 copies nothing', async () => {

@@ -124,6 +124,31 @@ describe('transferRuntimeState (stateTransfer in the spec)', () => {
     }
   });
 
+  it('warms the echo from the router’s sample of recent reads when no live traffic comes', async () => {
+    const router = await Router.create({
+      service: 'api',
+      backends: [{ id: 'api-1', host: '127.0.0.1', port: primary.port }],
+    });
+    try {
+      for (let i = 0; i < 30; i++) await (await request(`${router.url}/item/k${i}`)).body.text();
+      const target = rec('api-2', 'echo', 1, echo.port);
+      const host = hostFor(
+        { export: '/state/export', import: '/state/import', warmUpReads: 300, warmUpTimeout: '20s' },
+        [rec('api-1', 'primary', 0, primary.port), target],
+        router,
+      );
+      const before = (await echo.stats()).cache;
+      // No request reaches the router from here on: the 300 reads are the 30 sampled ones, replayed.
+      const w = await warmUpCodePaths(host, target, host.specOf('api'));
+      expect(w).toMatchObject({ reads: 300, completed: 300, ended: 'done', source: 'replay', sampled: 30 });
+      const after = (await echo.stats()).cache;
+      expect(after.warmCopies - before.warmCopies).toBe(300);
+      expect(after.hits - before.hits).toBe(300); // every key was transferred before
+    } finally {
+      await router.close();
+    }
+  });
+
   it('does no warm-up with warmUpReads 0', async () => {
     const target = rec('api-2', 'echo', 1, echo.port);
     const host = hostFor({ export: '/state/export', import: '/state/import', warmUpReads: 0 }, [target]);

@@ -89,8 +89,13 @@ describe('warm start under understudy up', { timeout: 120_000 }, () => {
         (e) => e.kind === 'promote-echo' && e.instance === echo?.id,
       );
       expect(promoted?.inputs['slowStartMs']).toBe(5000);
-      // Between the import and joining, it answered copies of the live reads (stateTransfer.warmUpReads).
-      expect(promoted?.inputs['warmUp']).toMatchObject({ reads: 2000, completed: expect.any(Number) });
+      // Between the import and joining, it answered the router's sample of recent reads, replayed
+      // (stateTransfer.warmUpReads): the router had forwarded live reads before the scale-out.
+      expect(promoted?.inputs['warmUp']).toMatchObject({
+        reads: 2000,
+        completed: expect.any(Number),
+        source: 'replay',
+      });
       expect((promoted?.inputs['warmUp'] as { completed: number }).completed).toBeGreaterThan(0);
       expect(promoted?.outcome.detail).toMatch(/ramping up to its full share over 5000 ms/);
       stop.abort();
