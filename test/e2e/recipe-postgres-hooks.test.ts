@@ -136,6 +136,9 @@ describe.runIf(bin !== undefined)(
         () => 'the standby never accepted connections',
       );
       expect(sql(b.port, 'SELECT pg_is_in_recovery()')).toBe('t');
+      // A promote request that lands while the standby restarts its walreceiver waits out this
+      // interval (PostgreSQL's recovery loop; the 5 s SIGSTOP outliers of docs/recipes.md): 100 ms, not 5 s.
+      expect(sql(b.port, 'SHOW wal_retrieve_retry_interval')).toBe('100ms');
       // prepare again keeps a standby's copy (a restarted echo is not copied again).
       expect(hook('prepare', b, a).status).toBe(0);
       expect(sql(b.port, 'SELECT pg_is_in_recovery()')).toBe('t');
