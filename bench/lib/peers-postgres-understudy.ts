@@ -17,7 +17,7 @@ import { parse, stringify } from 'yaml';
 import { ApiClient } from '../../src/api/index.js';
 import type { PeerFault, PeerRow, PeerRunOptions } from '../peers.js';
 import { percentile } from './failover-load.js';
-import { InsertClient, postgresBin, signalTree, type Ack } from './peers-postgres.js';
+import { descendants, InsertClient, postgresBin, signalTree, type Ack } from './peers-postgres.js';
 import { startWithRetries } from './peers.js';
 import { root } from './spec-up.js';
 
@@ -211,8 +211,10 @@ async function oneRun(
     client = new InsertClient(bin, up.routerPort);
     const c = client;
     await until(() => c.acks.length >= 50, 60_000, 'acknowledged inserts before the fault');
-    // The postmaster (the instance's process: run.sh exec'd it) and every backend, at once.
-    pids = [old.pid];
+    // The postmaster (the instance's process: run.sh exec'd it) and every backend, at once. The list is
+    // taken now: once the postmaster is killed (the fence), its children are no longer its descendants,
+    // and a stopped one would otherwise never be resumed.
+    pids = [old.pid, ...descendants(old.pid)];
     const faultAt = Date.now();
     signalTree(pids, fault === 'sigkill' ? 'SIGKILL' : 'SIGSTOP');
     let resumedAt = Infinity;

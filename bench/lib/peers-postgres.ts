@@ -93,7 +93,7 @@ const which = (cmd: string): boolean =>
   spawnSync('sh', ['-c', 'command -v "$1"', 'sh', cmd], { stdio: 'ignore' }).status === 0;
 
 /** Every descendant of `pid` (children, grandchildren, …), from /proc. */
-function descendants(pid: number): number[] {
+export function descendants(pid: number): number[] {
   const parent = new Map<number, number>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;

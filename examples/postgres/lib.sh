@@ -78,6 +78,11 @@ sql() {
 # The settings every copy gets (primary or standby): loopback, the ports Understudy allocated,
 # replication; synchronous replication to any standby ('*') from the start only with PG_SYNC_STRICT=1
 # (otherwise lag.sh turns it on once the standby streams).
+# wal_retrieve_retry_interval: a standby that lost its primary retries streaming after this long — and a
+# promote request that arrives while the next walreceiver is being started waits it out, since the startup
+# process sleeps it off before it looks at the request again (PostgreSQL 15's recovery loop). The default
+# 5s made 1 promotion in 10-20 take 5 s more (docs/recipes.md, "the 5 s SIGSTOP outliers"); 100ms bounds
+# that wait, at the cost of one walreceiver start attempt per 100 ms while no primary answers.
 write_conf() {
   cat >"$PGDATA_DIR/understudy.conf" <<CONF
 listen_addresses = '127.0.0.1'
@@ -88,6 +93,7 @@ max_replication_slots = 10
 wal_keep_size = '256MB'
 wal_log_hints = on
 hot_standby = on
+wal_retrieve_retry_interval = '100ms'
 synchronous_commit = on
 synchronous_standby_names = '$( [ "$PG_SYNC_STRICT" = 1 ] && echo '*' )'
 CONF

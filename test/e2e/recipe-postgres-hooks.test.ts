@@ -4,7 +4,16 @@
 // for the deposed primary (its rejoin), with the context in environment variables. SIGKILL of the primary's process group is node death; with synchronous replication no
 // acknowledged row may be missing on the promoted standby.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -136,6 +145,9 @@ describe.runIf(bin !== undefined)(
         () => 'the standby never accepted connections',
       );
       expect(sql(b.port, 'SELECT pg_is_in_recovery()')).toBe('t');
+      // A promote request that lands while the standby restarts its walreceiver waits out this
+      // interval (PostgreSQL's recovery loop; the 5 s SIGSTOP outliers of docs/recipes.md): 100 ms, not 5 s.
+      expect(sql(b.port, 'SHOW wal_retrieve_retry_interval')).toBe('100ms');
       // prepare again keeps a standby's copy (a restarted echo is not copied again).
       expect(hook('prepare', b, a).status).toBe(0);
       expect(sql(b.port, 'SELECT pg_is_in_recovery()')).toBe('t');
@@ -200,6 +212,43 @@ describe.runIf(bin !== undefined)(
       const rejoinedLag = hook('lag', a, b);
       expect(rejoinedLag.status).toBe(0);
       expect(JSON.parse(rejoinedLag.stdout)).toEqual({ lagBytes: expect.any(Number) });
+    });
+
+    it('fences an old primary whose killed postmaster is not reaped yet (a zombie that pg_ctl still counts as running)', async () => {
+      // What the fence hook meets right after Understudy's SIGKILL: postmaster.pid names a process that
+      // is dead but not yet reaped; `pg_ctl status` says running, and `pg_ctl stop` fails once it is
+      // reaped with its pid file left behind. The postmaster is gone: fenced, exit 0.
+      const self: Instance = { name: 'pg-z', port: await freePort(), dir: join(work(), 'pg-z') };
+      const pgdata = join(self.dir, 'pgdata');
+      mkdirSync(pgdata, { recursive: true, mode: 0o700 });
+      writeFileSync(join(pgdata, 'PG_VERSION'), '15\n');
+      // The zombie: a child of `sleep 2`, which never reaps it; as root it belongs to the user
+      // PostgreSQL runs as (pg_ctl, run as that user, must be allowed to signal it).
+      const root = process.getuid?.() === 0;
+      const maker = ['sh', '-c', 'sleep 0.1 & echo $!; exec sleep 2'];
+      const parent = spawn(
+        root ? 'setpriv' : (maker[0] ?? 'sh'),
+        root ? ['--reuid=postgres', '--regid=postgres', '--init-groups', '--', ...maker] : maker.slice(1),
+        { cwd: '/', detached: true, stdio: ['ignore', 'pipe', 'ignore'] },
+      );
+      groups.push(parent);
+      const zombie = await new Promise<number>((resolve) =>
+        parent.stdout?.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))),
+      );
+      await waitFor(
+        () => readFileSync(`/proc/${zombie}/stat`, 'latin1').split(') ')[1]?.startsWith('Z') ?? false,
+        10_000,
+        () => `process ${zombie} never became a zombie`,
+      );
+      writeFileSync(join(pgdata, 'postmaster.pid'), `${zombie}\n${pgdata}\n`);
+      if (root) {
+        spawnSync('chown', ['-R', 'postgres:', pgdata]);
+        chmodSync(work(), 0o711); // traversable by postgres, not listable
+        chmodSync(self.dir, 0o711);
+      }
+      const fence = hook('fence', self);
+      expect(fence.stderr).toBe('');
+      expect(fence.status).toBe(0);
     });
 
     it('fails with a message naming what is missing, not a trace', () => {
