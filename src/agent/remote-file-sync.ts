@@ -82,8 +82,14 @@ export class RemoteFileSync implements FileSync {
           address: this.#follow.address,
           port: this.#follow.port,
         });
-      for (const [echoId, peerHost] of this.#remoteEchoes)
-        await this.client.call('syncExposeEcho', { syncId: this.id, echoId, peerHost });
+      for (const [echoId, peerHost] of this.#remoteEchoes) {
+        const at = await this.client.call<'syncExposeEcho', SyncExposeReply>('syncExposeEcho', {
+          syncId: this.id,
+          echoId,
+          peerHost,
+        });
+        this.options.onSourceMoved?.(echoId, at);
+      }
       for (const [echoId, stateDir] of this.#echoes)
         await this.client.call('syncAddEcho', { syncId: this.id, echoId, stateDir });
     });

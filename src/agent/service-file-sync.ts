@@ -23,6 +23,11 @@ export interface ServiceFileSyncOptions {
   key?: Buffer;
   /** Called when an echo's sync reports an error or a security event. */
   onEvent?: (echoId: string, kind: 'error' | 'security', message: string) => void;
+  /**
+   * Cross-host, on the primary's side: the source serving echo `echoId` of another host listens
+   * elsewhere now (its agent restarted and the sync was set up again); that host must follow it there.
+   */
+  onSourceMoved?: (echoId: string, at: { address: string; port: number }) => void;
 }
 
 /**

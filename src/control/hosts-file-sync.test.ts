@@ -15,6 +15,7 @@ import {
   RemoteAgent,
   type Agent,
   type FileSyncSettings,
+  type TlsIdentity,
 } from '../agent/index.js';
 import { ErrorCode } from '../errors/index.js';
 import { ProcessRuntime } from '../runtime/index.js';
@@ -32,6 +33,8 @@ const SETTINGS: FileSyncSettings = {
 };
 let dir: string;
 const agents = new Map<string, Agent>();
+/** Host a's agent API: stopped and started again on the same address (an agent process restarted). */
+const hostA: { server?: AgentServer; local?: LocalAgent; listen?: string; tls?: TlsIdentity } = {};
 const closers: (() => Promise<void>)[] = [];
 
 beforeAll(async () => {
@@ -45,10 +48,19 @@ beforeAll(async () => {
     const tls = await issueLeaf(ca, { name: host, ips: [address] });
     const local = new LocalAgent({ runtime: await ProcessRuntime.create({ graceMs: 200 }), host, address });
     const server = await AgentServer.start({ agent: local, secret: SECRET, tls, listen: `${address}:0` });
-    const remote = new RemoteAgent({ host, address, url: server.url, secret: SECRET, tls: control });
+    const remote = new RemoteAgent({
+      host,
+      address,
+      url: server.url,
+      secret: SECRET,
+      tls: control,
+      reconnectMs: 100,
+      syncPollMs: 100,
+    });
+    if (host === 'a') Object.assign(hostA, { server, local, listen: new URL(server.url).host, tls });
     closers.push(
       () => remote.close({ leaveRunning: true }),
-      () => server.close(),
+      () => (host === 'a' ? hostA.server!.close() : server.close()),
       () => local.close({ graceMs: 100 }),
     );
     agents.set(host, remote);
@@ -113,6 +125,42 @@ describe('HostsFileSync', () => {
     expect(await sync.waitCaughtUp('p', 10_000)).toBe(true);
     expect(sync.echoes().map((v) => v.echo)).toEqual(['p']);
     expect(events.filter((x) => x.includes(' error '))).toEqual([]);
+  }, 60_000);
+
+  it('after the primary host’s agent restarts (its sources made again on new ports), the echo on the other host follows the new source', async () => {
+    const root = join(dir, 'restart');
+    const [p, e] = [join(root, 'a', 'p'), join(root, 'b', 'e')];
+    mkdirSync(p, { recursive: true });
+    writeFileSync(join(p, 'data.txt'), 'before the restart\n');
+    const where = new Map([
+      [p, 'a'],
+      ['e', 'b'],
+    ]);
+    const events: string[] = [];
+    const sync = new HostsFileSync(
+      { service: 'svc2', settings: SETTINGS, onEvent: (id, kind, m) => events.push(`${id} ${kind} ${m}`) },
+      {
+        agentOf: (h) => agents.get(h)!,
+        hostOf: (i) => where.get(i.id ?? i.stateDir ?? ''),
+        defaultHost: 'a',
+      },
+    );
+    closers.unshift(() => sync.close());
+    await sync.setPrimary(p);
+    await agents.get('b')!.prepareSyncTarget(e);
+    await sync.addEcho('e', e);
+    await until('the first copy', () => same(p, e));
+
+    await hostA.server!.close();
+    hostA.server = await AgentServer.start({
+      agent: hostA.local!,
+      secret: SECRET,
+      tls: hostA.tls!,
+      listen: hostA.listen!,
+    });
+    writeFileSync(join(p, 'after.txt'), 'written after the agent restarted\n');
+    await until('the change to reach host b through the new source', () => same(p, e), 20_000);
+    expect(await sync.waitCaughtUp('e', 10_000)).toBe(true);
   }, 60_000);
 
   it('reports, instead of syncing, an echo on another host when the agents sync files on one host only', async () => {

@@ -27,10 +27,25 @@ export class HostsFileSync implements FileSync {
   readonly #echoes = new Map<string, { host: string; dir: string }>();
   #closed = false;
 
+  readonly #options: ServiceFileSyncOptions;
+
   constructor(
     private readonly options: ServiceFileSyncOptions,
     private readonly deps: HostsFileSyncDeps,
-  ) {}
+  ) {
+    // The primary's agent restarted and serves an echo of another host on a new port: follow it there.
+    this.#options = {
+      ...options,
+      onSourceMoved: (id, at) => {
+        const primary = this.#primary;
+        const e = this.#echoes.get(id);
+        if (!primary || !e || e.host === primary.host || this.#closed) return;
+        void this.#on(e.host)
+          .followPrimary?.({ host: primary.host, ...at })
+          .catch((err: unknown) => this.options.onEvent?.(id, 'error', (err as Error).message));
+      },
+    };
+  }
 
   /** The sync on a host's agent, made on first use (again when the host's agent object changed). */
   #on(host: string): FileSync {
@@ -38,7 +53,7 @@ export class HostsFileSync implements FileSync {
     const known = this.#syncs.get(host);
     if (known?.agent === agent) return known.sync;
     if (known) void known.sync.close().catch(() => undefined);
-    const sync = agent.fileSync(this.options);
+    const sync = agent.fileSync(this.#options);
     this.#syncs.set(host, { agent, sync });
     return sync;
   }
