@@ -33,14 +33,16 @@ const SETTINGS: FileSyncSettings = {
 };
 let dir: string;
 const agents = new Map<string, Agent>();
+let ca: Awaited<ReturnType<typeof createClusterCa>>;
+let control: TlsIdentity;
 /** Host a's agent API: stopped and started again on the same address (an agent process restarted). */
 const hostA: { server?: AgentServer; local?: LocalAgent; listen?: string; tls?: TlsIdentity } = {};
 const closers: (() => Promise<void>)[] = [];
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'us-hosts-file-sync-'));
-  const ca = await createClusterCa();
-  const control = await issueLeaf(ca, { name: 'control-test' });
+  ca = await createClusterCa();
+  control = await issueLeaf(ca, { name: 'control-test' });
   for (const [host, address] of [
     ['a', '127.0.0.1'],
     ['b', '127.0.0.2'],
@@ -161,6 +163,65 @@ describe('HostsFileSync', () => {
     writeFileSync(join(p, 'after.txt'), 'written after the agent restarted\n');
     await until('the change to reach host b through the new source', () => same(p, e), 20_000);
     expect(await sync.waitCaughtUp('e', 10_000)).toBe(true);
+  }, 60_000);
+
+  it('when the echo host’s agent comes back on a new address (a new client in the registry), the sync is set up again on it', async () => {
+    const root = join(dir, 'replaced');
+    const [p, e] = [join(root, 'a', 'p'), join(root, 'c', 'e')];
+    mkdirSync(p, { recursive: true });
+    writeFileSync(join(p, 'data.txt'), 'before host c came back\n');
+    const tls = await issueLeaf(ca, { name: 'c', ips: ['127.0.0.3'] });
+    const local = new LocalAgent({
+      runtime: await ProcessRuntime.create({ graceMs: 200 }),
+      host: 'c',
+      address: '127.0.0.3',
+    });
+    closers.push(() => local.close({ graceMs: 100 }));
+    const serve = async () => {
+      const server = await AgentServer.start({ agent: local, secret: SECRET, tls, listen: '127.0.0.3:0' });
+      const remote = new RemoteAgent({
+        host: 'c',
+        address: '127.0.0.3',
+        url: server.url,
+        secret: SECRET,
+        tls: control,
+        syncPollMs: 100,
+      });
+      closers.unshift(
+        () => remote.close({ leaveRunning: true }),
+        () => server.close(),
+      );
+      agents.set('c', remote);
+      return { server, remote };
+    };
+    const first = await serve();
+    const where = new Map([
+      [p, 'a'],
+      ['e', 'c'],
+    ]);
+    const sync = new HostsFileSync(
+      { service: 'svc3', settings: SETTINGS },
+      {
+        agentOf: (h) => agents.get(h)!,
+        hostOf: (i) => where.get(i.id ?? i.stateDir ?? ''),
+        defaultHost: 'a',
+      },
+    );
+    closers.unshift(() => sync.close());
+    await sync.setPrimary(p);
+    await agents.get('c')!.prepareSyncTarget(e);
+    await sync.addEcho('e', e);
+    await until('the first copy', () => same(p, e));
+
+    // The agent process of c stops (its syncs go with it) and registers again elsewhere.
+    await first.server.close();
+    await first.remote.close({ leaveRunning: true });
+    await serve();
+    writeFileSync(join(p, 'after.txt'), 'written once host c came back\n');
+    await until('the change to reach host c again', () => {
+      sync.caughtUp('e'); // a view read notices the new client
+      return same(p, e);
+    });
   }, 60_000);
 
   it('reports, instead of syncing, an echo on another host when the agents sync files on one host only', async () => {

@@ -26,6 +26,7 @@ export class HostsFileSync implements FileSync {
   #primary: { host: string; dir: string } | undefined;
   readonly #echoes = new Map<string, { host: string; dir: string }>();
   #closed = false;
+  #rebuilding = false;
 
   readonly #options: ServiceFileSyncOptions;
 
@@ -130,7 +131,31 @@ export class HostsFileSync implements FileSync {
   }
 
   #sourceSync(): FileSync | undefined {
+    this.#followAgents();
     return this.#primary ? this.#syncs.get(this.#primary.host)?.sync : undefined;
+  }
+
+  /**
+   * A host's agent was replaced (it restarted on a new address and registered again): its syncs went
+   * with the old client, so the primary and every echo are set up again on the agents there now.
+   */
+  #followAgents(): void {
+    if (this.#rebuilding || this.#closed || !this.#primary) return;
+    const stale = [...this.#syncs].some(([host, { agent }]) => {
+      try {
+        return this.deps.agentOf(host) !== agent;
+      } catch {
+        return false; // no agent there now: nothing to set up until one registers
+      }
+    });
+    if (!stale) return;
+    this.#rebuilding = true;
+    const { dir } = this.#primary;
+    void this.setPrimary(dir)
+      .catch((err: unknown) => {
+        for (const id of this.#echoes.keys()) this.options.onEvent?.(id, 'error', (err as Error).message);
+      })
+      .finally(() => (this.#rebuilding = false));
   }
 
   caughtUp(id: string): boolean {
