@@ -14,10 +14,13 @@ import {
   type AgentInfo,
   type AgentMethod,
   type AgentStreamLine,
+  type SyncExposeReply,
 } from './agent-wire.js';
 import { AgentEventLog } from './agent-event-log.js';
 import type { TlsIdentity } from './cluster-ca.js';
 import type { TlsIngress } from './tls-ingress.js';
+import { ServiceFileSync } from './service-file-sync.js';
+import { syncPairKey } from './sync-pair-key.js';
 
 /** Options of {@link AgentServer.start}. */
 export interface AgentServerOptions {
@@ -137,6 +140,10 @@ export class AgentServer {
     /** The base URL the API listens on, e.g. `http://127.0.0.1:41234` (`https://` with TLS). */
     public url: string,
     private readonly unsubscribe: () => void,
+    /** The cluster secret: pair keys of cross-host file sync are derived from it. Never logged. */
+    private readonly secret: string,
+    /** This agent's TLS identity, also used by its cross-host file sync. */
+    private readonly tls: TlsIdentity | undefined,
   ) {}
 
   /** Starts listening. Thrown: UNDERSTUDY_ERR_USAGE for a bad `listen`, the listen error otherwise. */
@@ -216,7 +223,7 @@ export class AgentServer {
     const events = new AgentEventLog(o.eventBuffer);
     const unsubscribe = options.agent.onExit((h, exit) => events.push({ type: 'exit', handle: h, exit }));
     const boot = randomBytes(8).toString('hex');
-    const server = new AgentServer(app, options.agent, events, o, boot, '', unsubscribe);
+    const server = new AgentServer(app, options.agent, events, o, boot, '', unsubscribe, options.secret, tls);
     server.#routes();
     try {
       await app.listen({ host, port });
@@ -284,6 +291,28 @@ export class AgentServer {
       syncSetPrimary: async (b) => void (await this.#sync(b.syncId).setPrimary(b.stateDir)),
       syncAddEcho: async (b) => void (await this.#sync(b.syncId).addEcho(b.echoId, b.stateDir)),
       syncRemoveEcho: async (b) => void (await this.#sync(b.syncId).removeEcho(b.echoId)),
+      syncExposeEcho: async (b): Promise<SyncExposeReply> => {
+        const entry = this.#syncEntry(b.syncId);
+        if (!(entry.sync instanceof ServiceFileSync))
+          throw new UnderstudyError(ErrorCode.StateDir, 'this agent cannot sync files to other hosts');
+        const port = await entry.sync.exposeTo(b.peerHost, b.echoId, {
+          host: a.address,
+          key: syncPairKey(this.secret, entry.service, a.host, b.peerHost),
+          ...(this.tls ? { tls: this.tls } : {}),
+        });
+        return { address: a.address, port };
+      },
+      syncFollow: async (b) => {
+        const entry = this.#syncEntry(b.syncId);
+        if (!(entry.sync instanceof ServiceFileSync))
+          throw new UnderstudyError(ErrorCode.StateDir, 'this agent cannot sync files from other hosts');
+        await entry.sync.followRemote({
+          host: b.address,
+          port: b.port,
+          key: syncPairKey(this.secret, entry.service, b.sourceHost, a.host),
+          ...(this.tls ? { tls: this.tls } : {}),
+        });
+      },
       syncWaitCaughtUp: async (b) => ({
         caughtUp: await this.#sync(b.syncId).waitCaughtUp(b.echoId, b.timeoutMs),
       }),
@@ -396,9 +425,13 @@ export class AgentServer {
   }
 
   #sync(syncId: string): FileSync {
+    return this.#syncEntry(syncId).sync;
+  }
+
+  #syncEntry(syncId: string): { sync: FileSync; service: string } {
     const entry = this.#syncs.get(syncId);
     if (!entry) throw new UnderstudyError(ErrorCode.NotFound, `no file sync '${syncId}' on this agent`);
-    return entry.sync;
+    return entry;
   }
 
   #stream(req: FastifyRequest, reply: FastifyReply): void {

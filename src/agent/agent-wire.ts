@@ -153,6 +153,22 @@ export const AgentCallSchemas = {
   syncSetPrimary: z.strictObject({ syncId: id, stateDir: path }),
   syncAddEcho: z.strictObject({ syncId: id, echoId: id, stateDir: path }),
   syncRemoveEcho: z.strictObject({ syncId: id, echoId: id }),
+  /**
+   * Cross-host: serve echo `echoId` of host `peerHost` from this host's primary, on a source of its
+   * own on this host's address (the pair's key derived from the cluster secret, TLS when the agent has
+   * it). Answers {@link SyncExposeReply}.
+   */
+  syncExposeEcho: z.strictObject({ syncId: id, echoId: id, peerHost: id }),
+  /**
+   * Cross-host: this host's echoes of the sync follow the primary of host `sourceHost`, reached at
+   * `address:port` (the source it exposed to this host).
+   */
+  syncFollow: z.strictObject({
+    syncId: id,
+    sourceHost: id,
+    address: z.string().min(1).max(255),
+    port,
+  }),
   syncWaitCaughtUp: z.strictObject({ syncId: id, echoId: id, timeoutMs: ms }),
   /** Reads the sync's state; `utilisation` is the primary's, as control last saw it (0..1). */
   syncView: z.strictObject({ syncId: id, utilisation: z.number().min(0).max(1).optional() }),
@@ -173,6 +189,12 @@ export interface AgentInfo {
   runtimeName: string;
   /** Random per agent process: a new value means the agent restarted (event sequence numbers restart). */
   boot: string;
+}
+
+/** What `syncExposeEcho` answers: where the echo's host connects to. */
+export interface SyncExposeReply {
+  address: string;
+  port: number;
 }
 
 /** What `syncView` answers. */

@@ -75,6 +75,16 @@ export interface FileSync {
   waitCaughtUp(id: string, timeoutMs: number): Promise<boolean>;
   echoes(): EchoFileSyncView[];
   close(): Promise<void>;
+  /**
+   * Cross-host (a sync on an agent of the cluster, `RemoteFileSync`): serve echo `id` of host `peerHost`
+   * from this host's primary; answers where that host connects to. Absent where files stay on one host.
+   */
+  addRemoteEcho?(id: string, peerHost: string): Promise<{ address: string; port: number }>;
+  /**
+   * Cross-host: this host's echoes follow the primary of host `sourceHost`, whose agent exposed a
+   * source to this host at `address:port` ({@link addRemoteEcho}). Absent where files stay on one host.
+   */
+  followPrimary?(source: { host: string; address: string; port: number }): Promise<void>;
 }
 
 /**

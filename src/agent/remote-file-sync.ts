@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { FileSync } from './agent.js';
 import type { AgentClient } from './agent-client.js';
-import type { SyncViewReply } from './agent-wire.js';
+import type { SyncExposeReply, SyncViewReply } from './agent-wire.js';
 import type { EchoFileSyncView, ServiceFileSyncOptions } from './service-file-sync.js';
 
 /**
@@ -16,6 +16,10 @@ export class RemoteFileSync implements FileSync {
   readonly #key: Buffer;
   #primaryDir: string | undefined;
   readonly #echoes = new Map<string, string>();
+  /** Echoes of other hosts this host's primary serves (echo → host). */
+  readonly #remoteEchoes = new Map<string, string>();
+  /** The primary of another host this host's echoes follow. */
+  #follow: { host: string; address: string; port: number } | undefined;
   #view: SyncViewReply = { echoes: [], caughtUp: {} };
   #queue: Promise<unknown>;
   #closed = false;
@@ -71,6 +75,21 @@ export class RemoteFileSync implements FileSync {
       await this.#create();
       if (this.#primaryDir)
         await this.client.call('syncSetPrimary', { syncId: this.id, stateDir: this.#primaryDir });
+      else if (this.#follow)
+        await this.client.call('syncFollow', {
+          syncId: this.id,
+          sourceHost: this.#follow.host,
+          address: this.#follow.address,
+          port: this.#follow.port,
+        });
+      for (const [echoId, peerHost] of this.#remoteEchoes) {
+        const at = await this.client.call<'syncExposeEcho', SyncExposeReply>('syncExposeEcho', {
+          syncId: this.id,
+          echoId,
+          peerHost,
+        });
+        this.options.onSourceMoved?.(echoId, at);
+      }
       for (const [echoId, stateDir] of this.#echoes)
         await this.client.call('syncAddEcho', { syncId: this.id, echoId, stateDir });
     });
@@ -83,12 +102,14 @@ export class RemoteFileSync implements FileSync {
 
   setPrimary(stateDir: string): Promise<void> {
     this.#primaryDir = stateDir;
+    this.#follow = undefined;
     return this.#then(async () => {
       await this.client.call('syncSetPrimary', { syncId: this.id, stateDir });
     });
   }
 
   addEcho(id: string, stateDir: string): Promise<void> {
+    this.#remoteEchoes.delete(id);
     this.#echoes.set(id, stateDir);
     return this.#then(async () => {
       await this.client.call('syncAddEcho', { syncId: this.id, echoId: id, stateDir });
@@ -96,8 +117,42 @@ export class RemoteFileSync implements FileSync {
     });
   }
 
+  /**
+   * Cross-host: the agent serves echo `id` of host `peerHost` from this host's primary, on its host
+   * address under the pair's key (derived there from the cluster secret) and TLS. Where to connect.
+   */
+  addRemoteEcho(id: string, peerHost: string): Promise<SyncExposeReply> {
+    this.#echoes.delete(id);
+    this.#remoteEchoes.set(id, peerHost);
+    return this.#then(async () => {
+      const r = await this.client.call<'syncExposeEcho', SyncExposeReply>('syncExposeEcho', {
+        syncId: this.id,
+        echoId: id,
+        peerHost,
+      });
+      await this.#refresh();
+      return r;
+    });
+  }
+
+  /** Cross-host: this host's echoes follow the primary of another host (see {@link addRemoteEcho}). */
+  followPrimary(source: { host: string; address: string; port: number }): Promise<void> {
+    this.#primaryDir = undefined;
+    this.#remoteEchoes.clear();
+    this.#follow = { ...source };
+    return this.#then(async () => {
+      await this.client.call('syncFollow', {
+        syncId: this.id,
+        sourceHost: source.host,
+        address: source.address,
+        port: source.port,
+      });
+    });
+  }
+
   removeEcho(id: string): Promise<void> {
     this.#echoes.delete(id);
+    this.#remoteEchoes.delete(id);
     return this.#then(async () => {
       await this.client.call('syncRemoveEcho', { syncId: this.id, echoId: id });
       await this.#refresh();

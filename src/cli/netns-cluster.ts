@@ -179,9 +179,15 @@ export async function startNetnsEtcd(lab: NetnsLab, options: NetnsEtcdOptions): 
 /**
  * Writes the kv example's spec to `file`: hot echo, write-through, its router on `0.0.0.0:<routerPort>`
  * of whichever namespace runs the leading control replica, health checked every 200 ms; `extra` are more
- * settings of the service, YAML lines as they would stand under it (e.g. `shadow: { count: 2 }`).
+ * settings of the service, YAML lines as they would stand under it (e.g. `shadow: { count: 2 }`);
+ * `echo` replaces its `echo:` setting (YAML flow), e.g. a warm echo kept by file sync.
  */
-export function writeNetnsKvSpec(file: string, routerPort: number, extra: readonly string[] = []): void {
+export function writeNetnsKvSpec(
+  file: string,
+  routerPort: number,
+  extra: readonly string[] = [],
+  echo = '{ count: 1, mode: hot, consistency: write-through }',
+): void {
   writeFileSync(
     file,
     `services:
@@ -191,7 +197,7 @@ export function writeNetnsKvSpec(file: string, routerPort: number, extra: readon
     ports: { http: 0 }
     routing: { listen: '0.0.0.0:${routerPort}' }
     health: { http: { path: /healthz }, interval: 200ms, timeout: 300ms, failureThreshold: 2 }
-    echo: { count: 1, mode: hot, consistency: write-through }
+    echo: ${echo}
     restart: { backoff: 50ms, maxRestarts: 50 }
 ${extra.map((line) => `    ${line}\n`).join('')}`,
   );

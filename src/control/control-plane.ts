@@ -29,6 +29,7 @@ import { RecycleWatch } from './profile-recycle.js';
 import type { ControlDecision, InstanceRecord } from './records.js';
 import { Maintenance, type PauseRecord } from './maintenance.js';
 import { ClusterHosts, hostDirectoryOf } from './cluster-hosts.js';
+import { HostsFileSync, type HostsFileSyncDeps } from './hosts-file-sync.js';
 import { applyReload, planReload, servicesToRewatch, type ReloadPlan } from './spec-reload.js';
 
 /**
@@ -140,7 +141,11 @@ export class ControlPlane {
             now: () => this.#clock.now(),
             records: () => this.#supervisor.allInstances(),
             specOf: (s) => this.#supervisor.specOrUndefined(s),
-            fileSyncHost: (s) => (this.#services.files(s) ? this.#options.host : undefined),
+            // A file sync across hosts (HostsFileSync) pins nothing; one on a single agent does.
+            fileSyncHost: (s) => {
+              const files = this.#services.files(s);
+              return files && !(files instanceof HostsFileSync) ? this.#options.host : undefined;
+            },
             loss: {
               primaryLost: (rec, detail, evidence, to) =>
                 this.#supervisor.primaryLost(
@@ -247,6 +252,19 @@ export class ControlPlane {
     return this.#agents.get(this.#options.host);
   }
 
+  /** How a service's file sync finds the agent and host of each of its instances (distributed mode). */
+  #crossHost(service: string): HostsFileSyncDeps {
+    const find = (i: { id?: string; stateDir?: string }) =>
+      this.#supervisor
+        .allInstances()
+        .find((r) => r.service === service && (i.id ? r.id === i.id : r.stateDir === i.stateDir));
+    return {
+      agentOf: (h) => this.#agents.get(h),
+      hostOf: (i) => find(i)?.host,
+      defaultHost: this.#options.host,
+    };
+  }
+
   /** Starts the routers and reconciling: instances are started, watched, restarted or failed over. */
   async start(): Promise<void> {
     this.#started = true;
@@ -259,6 +277,8 @@ export class ControlPlane {
       await this.#services.wire(spec, {
         epoch: await this.#options.store.epoch(spec.name),
         agent: this.#placement,
+        // Distributed mode: the file sync runs where the primary is and reaches echoes on other hosts.
+        ...(this.#hosts ? { crossHost: this.#crossHost(spec.name) } : {}),
         addressOf: (rec) => this.#agents.addressOf(rec),
         store: this.#options.store,
         hosts: Object.fromEntries(this.#agents.all().map((a) => [a.host, a.address])),

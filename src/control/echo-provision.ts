@@ -3,6 +3,7 @@ import { resumeEchoByReplay } from './echo-resume.js';
 import type { ExternalEchoes } from './external-echo.js';
 import { provisionExternalEcho } from './external-provision.js';
 import type { FailoverHost, FailoverRecord } from './failover-host.js';
+import { copyStateBetweenHosts } from './hosts-file-sync.js';
 import { stateDirUsers } from './instance-launch.js';
 import { moveInstance } from './instance-transition.js';
 import type { ControlDecision, InstanceRecord } from './records.js';
@@ -76,13 +77,8 @@ export async function provisionEcho(
     if (resumed) decision = resumed;
   }
   let fromSeq = 0;
-  const log = plane?.replication?.log;
-  if (primary && plane && primary.host !== rec.host && log?.fromGenesis && log.firstKeptSeq <= 1) {
-    // A state directory is its host's own: an echo on another host than its primary starts empty and
-    // replays the whole mutation log, which began with the service and still holds every mutation.
-    // Otherwise (a log opened by a later control replica, or trimmed) the copy below is asked for,
-    // and an agent refuses a copy between hosts: no echo rather than one missing acknowledged writes.
-    await host.agents.of(rec).removeState(rec.stateDir);
+  if (primary && plane && primary.host !== rec.host) {
+    fromSeq = await seedAcrossHosts(host, spec, rec, primary, decision);
   } else if (primary && plane) {
     await plane.router.pause();
     try {
@@ -103,6 +99,56 @@ export async function provisionEcho(
   const replication = plane.replication;
   if (replication)
     ctx.restoreWhen(rec, () => replication.waitCaughtUp(rec.id, host.timeouts.replayRestoreMs));
+}
+
+/** Longest a cross-host seed copy may hold the router's mutations paused before it is given up. */
+const CROSS_HOST_COPY_MAX_MS = 30_000;
+
+/**
+ * A hot echo on another host than its primary (state directories are each host's own): with new
+ * mutations paused, a one-shot copy of the primary's directory between the two agents over the
+ * cross-host file sync ({@link copyStateBetweenHosts}), at the log's position then; returns that
+ * position. When the agents cannot copy (or the copy fails) and the mutation log began with the
+ * service and still holds every mutation, the echo starts empty and replays it all (from 0). Otherwise
+ * the copy's UNDERSTUDY_ERR_STATE_DIR is thrown: no echo rather than one missing acknowledged writes.
+ */
+async function seedAcrossHosts(
+  host: FailoverHost,
+  spec: ServiceSpec,
+  rec: InstanceRecord,
+  primary: InstanceRecord,
+  decision: ControlDecision,
+): Promise<number> {
+  const plane = host.services.plane(rec.service)!;
+  const log = plane.replication?.log;
+  const s = spec.echo.sync;
+  await plane.router.pause();
+  try {
+    const at = log?.lastSeq ?? 0;
+    await copyStateBetweenHosts((h) => host.agents.get(h), {
+      service: rec.service,
+      from: { host: primary.host, stateDir: primary.stateDir },
+      to: { id: rec.id, host: rec.host, stateDir: rec.stateDir },
+      settings: {
+        mode: 'continuous',
+        intervalMs: s.interval,
+        bytesThreshold: s.bytesThreshold,
+        bandwidthLimit: s.bandwidthLimit,
+        priorities: s.priorities,
+        exclude: [],
+      },
+      timeoutMs: Math.min(host.timeouts.fileRestoreMs, CROSS_HOST_COPY_MAX_MS),
+    });
+    decision.inputs = { ...decision.inputs, copiedFrom: primary.host, copiedAtSeq: at };
+    return at;
+  } catch (err) {
+    if (!(log?.fromGenesis && log.firstKeptSeq <= 1)) throw err;
+    decision.inputs = { ...decision.inputs, replayFromGenesis: (err as Error).message };
+  } finally {
+    plane.router.resume();
+  }
+  await host.agents.of(rec).removeState(rec.stateDir);
+  return 0;
 }
 
 /** An external echo: see {@link provisionExternalEcho}; redundancy is back once a lag reading says 0. */

@@ -1,8 +1,9 @@
-import type { Agent, FileSync } from '../agent/index.js';
+import type { Agent, FileSync, ServiceFileSyncOptions } from '../agent/index.js';
 import type { ServiceSpec } from '../config/index.js';
 import type { StateStore } from '../store/index.js';
 import type { DecisionLog } from './decision-log.js';
 import type { ExternalRouting } from './external-routing.js';
+import { HostsFileSync, type HostsFileSyncDeps } from './hosts-file-sync.js';
 import type { InstanceRecord } from './records.js';
 import { ServiceDataPlane } from './service-data-plane.js';
 
@@ -10,8 +11,13 @@ import { ServiceDataPlane } from './service-data-plane.js';
 export interface ServiceWiringDeps {
   /** The service's epoch at start. */
   epoch: number;
-  /** The agent of the host the service's file sync runs on. */
+  /** The agent of the host the service's file sync runs on (when it runs on one host). */
   agent: Agent;
+  /**
+   * Distributed mode: the file sync follows the primary's host and reaches echoes on other hosts
+   * ({@link HostsFileSync}). @default none: the file sync runs on `agent`'s host only
+   */
+  crossHost?: HostsFileSyncDeps;
   /** The address an instance is reached at. */
   addressOf: (rec: InstanceRecord) => string;
   /** The store routers in other processes follow (the routing record is written there). @default not written */
@@ -81,7 +87,7 @@ export async function wireService(
   // An external echo is kept in sync by the service's own replication: no file sync.
   if (spec.echo.mode !== 'hot' && spec.echo.mode !== 'external') {
     const sync = spec.echo.sync;
-    out.files = deps.agent.fileSync({
+    const options: ServiceFileSyncOptions = {
       service: spec.name,
       settings: {
         mode: sync.mode,
@@ -104,7 +110,8 @@ export async function wireService(
         });
         if (kind === 'error') deps.onSyncTrouble(echo, message);
       },
-    });
+    };
+    out.files = deps.crossHost ? new HostsFileSync(options, deps.crossHost) : deps.agent.fileSync(options);
   }
   return out;
 }

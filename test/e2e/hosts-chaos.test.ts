@@ -152,13 +152,12 @@ describe.skipIf(!support.ok)('chaos on a 3-member etcd across namespaces', { tim
     // The primary's host was not cut: nothing failed over.
     expect(decisions.filter((d) => d.at >= cutAt && ['failover', 'host-lost'].includes(d.kind))).toEqual([]);
     expect((await cluster.primary())?.pid).toBe(before.pid);
-    // Not `understudy verify` here. These runs found that the new leader (another data directory, so
-    // not the old leader's mutation log) could rebuild the hot echo on another host from an empty
-    // state and its own new log: an echo with only the writes made after the rebuild (verify: 111 keys
-    // on the echo, 389 on the primary). Such an echo is now refused (a log replaces a copy only when it
-    // began with the service: `DurableMutationLog.fromGenesis`), so the service goes without an echo
-    // and says so; a copy of the state between hosts is still to be built. Then pass { verify: true }.
-    await settled(load, before, cutAt, { verify: false });
+    // These runs once found that the new leader (another data directory, so not the old leader's
+    // mutation log) rebuilt the hot echo on another host from an empty state and its own new log: an
+    // echo with only the writes made after the rebuild (verify: 111 keys on the echo, 389 on the
+    // primary). The echo is now seeded by a copy of the primary's state between the two agents, at the
+    // new log's position, so `understudy verify` is clean.
+    await settled(load, before, cutAt, { verify: true });
   });
 
   // Skipped: it fails today, and shows a gap of the product rather than of the test. An agent stopped

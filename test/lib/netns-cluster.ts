@@ -73,6 +73,11 @@ export interface NetnsClusterOptions {
    * `shadow: { count: 2 }`, `migration: { auto: true }`), appended to the spec. @default none
    */
   kvSpec?: readonly string[];
+  /**
+   * The kv service's `echo:` setting, YAML flow (test/e2e/hosts-file-sync.test.ts: a warm echo kept
+   * by file sync). @default `{ count: 1, mode: hot, consistency: write-through }`
+   */
+  kvEcho?: string;
 }
 
 /** What the client saw of a load run. */
@@ -162,7 +167,7 @@ export class NetnsCluster {
     ensureClusterKey(join(dir, 'cluster.key'));
     for (const host of Object.keys(this.options.hosts)) await this.startAgent(host);
     const spec = join(dir, 'kv.yaml');
-    writeNetnsKvSpec(spec, ROUTER_PORT, this.options.kvSpec);
+    writeNetnsKvSpec(spec, ROUTER_PORT, this.options.kvSpec, this.options.kvEcho);
     for (const ns of this.options.controls!) {
       const proc = startNetnsControl(lab, ns, {
         spec,
