@@ -67,6 +67,23 @@ interface ClientState {
   orphanTimer: NodeJS.Timeout | undefined;
 }
 
+/** A file sync a client set up on this agent. */
+interface SyncEntry {
+  sync: FileSync;
+  service: string;
+  client: string;
+  utilisation: number;
+  /** Its echoes (id → state directory), as added through the API. */
+  echoes: Map<string, string>;
+  /**
+   * Syncs of the same service that other clients (earlier control leaders) set up: they go on copying
+   * into the echoes until this one is about to write into an echo directory ({@link AgentServer}).
+   */
+  retiring: SyncEntry[];
+  /** Settles once the retiring syncs handed over so far are closed. */
+  retired: Promise<void>;
+}
+
 function digest(value: string): Buffer {
   return createHash('sha256').update(value).digest();
 }
@@ -120,10 +137,7 @@ function sendError(reply: FastifyReply, err: unknown): FastifyReply {
 export class AgentServer {
   readonly #clients = new Map<string, ClientState>();
   readonly #watches = new Map<string, AbortController>();
-  readonly #syncs = new Map<
-    string,
-    { sync: FileSync; service: string; client: string; utilisation: number }
-  >();
+  readonly #syncs = new Map<string, SyncEntry>();
   readonly #streams = new Set<ServerResponse>();
   #closed = false;
 
@@ -288,11 +302,28 @@ export class AgentServer {
       compareState: async (b) => ({ differences: await a.compareState(b.aDir, b.bDir) }),
       hostFacts: () => a.hostFacts(),
       syncCreate: async (b) => this.#syncCreate(b),
-      syncSetPrimary: async (b) => void (await this.#sync(b.syncId).setPrimary(b.stateDir)),
-      syncAddEcho: async (b) => void (await this.#sync(b.syncId).addEcho(b.echoId, b.stateDir)),
-      syncRemoveEcho: async (b) => void (await this.#sync(b.syncId).removeEcho(b.echoId)),
+      syncSetPrimary: async (b) => {
+        const e = this.#entry(b.syncId);
+        // A source only reads: the handed-over sync goes on unless this one writes (it has echoes) or
+        // the new primary is one of the directories it writes into.
+        if (e.echoes.size > 0 || e.retiring.some((r) => writesInto(r).includes(b.stateDir)))
+          await this.#retire(e);
+        await e.sync.setPrimary(b.stateDir);
+      },
+      syncAddEcho: async (b) => {
+        const e = this.#entry(b.syncId);
+        await this.#retire(e);
+        e.echoes.set(b.echoId, b.stateDir);
+        await e.sync.addEcho(b.echoId, b.stateDir);
+      },
+      syncRemoveEcho: async (b) => {
+        const e = this.#entry(b.syncId);
+        await this.#retire(e);
+        e.echoes.delete(b.echoId);
+        await e.sync.removeEcho(b.echoId);
+      },
       syncExposeEcho: async (b): Promise<SyncExposeReply> => {
-        const entry = this.#syncEntry(b.syncId);
+        const entry = this.#entry(b.syncId);
         if (!(entry.sync instanceof ServiceFileSync))
           throw new UnderstudyError(ErrorCode.StateDir, 'this agent cannot sync files to other hosts');
         const port = await entry.sync.exposeTo(b.peerHost, b.echoId, {
@@ -303,9 +334,11 @@ export class AgentServer {
         return { address: a.address, port };
       },
       syncFollow: async (b) => {
-        const entry = this.#syncEntry(b.syncId);
+        const entry = this.#entry(b.syncId);
         if (!(entry.sync instanceof ServiceFileSync))
           throw new UnderstudyError(ErrorCode.StateDir, 'this agent cannot sync files from other hosts');
+        // It writes into this host's echoes: a sync handed over to it ends first.
+        await this.#retire(entry);
         await entry.sync.followRemote({
           host: b.address,
           port: b.port,
@@ -314,7 +347,7 @@ export class AgentServer {
         });
       },
       syncWaitCaughtUp: async (b) => ({
-        caughtUp: await this.#sync(b.syncId).waitCaughtUp(b.echoId, b.timeoutMs),
+        caughtUp: await this.#entry(b.syncId).sync.waitCaughtUp(b.echoId, b.timeoutMs),
       }),
       syncView: async (b) => {
         const entry = this.#syncs.get(b.syncId);
@@ -327,8 +360,9 @@ export class AgentServer {
         };
       },
       syncClose: async (b) => {
-        await this.#syncs.get(b.syncId)?.sync.close();
+        const e = this.#syncs.get(b.syncId);
         this.#syncs.delete(b.syncId);
+        if (e) await closeSync(e);
       },
       close: async (b) => {
         await a.close(stripUndefined(b));
@@ -365,8 +399,9 @@ export class AgentServer {
         this.#watches.delete(w);
       }
       for (const s of [...c.syncs]) {
-        void this.#syncs.get(s)?.sync.close();
+        const e = this.#syncs.get(s);
         this.#syncs.delete(s);
+        if (e) void closeSync(e).catch(() => undefined);
       }
       this.#clients.delete(id);
     }, this.options.orphanGraceMs);
@@ -393,21 +428,32 @@ export class AgentServer {
   }
 
   async #syncCreate(b: z.output<typeof AgentCallSchemas.syncCreate>): Promise<Record<string, never>> {
-    await this.#syncs.get(b.syncId)?.sync.close();
+    // The same client creating it again (the agent restarted, or its stream had a gap): the old one
+    // goes, what it had not handed over yet is handed to the new one.
+    const previous = this.#syncs.get(b.syncId);
+    this.#syncs.delete(b.syncId);
+    if (previous) await previous.sync.close();
     // One writer per service's echo directories: a sync of the same service set up by another client
-    // (an earlier control leader, SIGKILLed: its client lives on for `orphanGraceMs`) is ended first.
-    // Two syncs applying to one echo directory race on its files (and its sync state file).
+    // (an earlier control leader, SIGKILLed: its client lives on for `orphanGraceMs`) is handed over.
+    // It goes on copying into the echoes until the new sync is about to write into an echo directory,
+    // and is closed then, before: two syncs applying to one echo directory race on its files (and its
+    // sync state file). Closing it here left the echoes without any sync until the new leader had set
+    // up its own (seconds on a loaded host), and writes acknowledged meanwhile were lost with a crash.
+    const retiring = previous?.retiring ?? [];
     for (const [id, other] of [...this.#syncs]) {
       if (other.service !== b.service || other.client === b.client) continue;
       this.#syncs.delete(id);
       this.#clients.get(other.client)?.syncs.delete(id);
-      await other.sync.close().catch(() => undefined);
+      retiring.push(other);
     }
-    const entry = {
+    const entry: SyncEntry = {
       sync: undefined as unknown as FileSync,
       service: b.service,
       client: b.client,
       utilisation: 0,
+      echoes: new Map(),
+      retiring,
+      retired: previous?.retired ?? Promise.resolve(),
     };
     entry.sync = this.agent.fileSync({
       service: b.service,
@@ -424,14 +470,19 @@ export class AgentServer {
     return {};
   }
 
-  #sync(syncId: string): FileSync {
-    return this.#syncEntry(syncId).sync;
-  }
-
-  #syncEntry(syncId: string): { sync: FileSync; service: string } {
+  #entry(syncId: string): SyncEntry {
     const entry = this.#syncs.get(syncId);
     if (!entry) throw new UnderstudyError(ErrorCode.NotFound, `no file sync '${syncId}' on this agent`);
     return entry;
+  }
+
+  /** Closes the syncs handed over to `e` (once; every caller waits until they are closed). */
+  #retire(e: SyncEntry): Promise<void> {
+    if (e.retiring.length > 0) {
+      const closing = e.retiring.splice(0).map((r) => closeSync(r).catch(() => undefined));
+      e.retired = Promise.all([e.retired, ...closing]).then(() => undefined);
+    }
+    return e.retired;
   }
 
   #stream(req: FastifyRequest, reply: FastifyReply): void {
@@ -486,13 +537,18 @@ export class AgentServer {
     req.raw.on('close', done);
   }
 
-  /** What clients have set up on this agent now: for status and tests. */
-  state(): { clients: number; streams: number; watches: number; syncs: number } {
+  /**
+   * What clients have set up on this agent now, for status and tests; `handedOver`: syncs handed over
+   * to a newer client's sync of their service and still copying.
+   */
+  state(): { clients: number; streams: number; watches: number; syncs: number; handedOver: number } {
+    const handed = (e: SyncEntry): number => e.retiring.reduce((n, r) => n + 1 + handed(r), 0);
     return {
       clients: this.#clients.size,
       streams: this.#streams.size,
       watches: this.#watches.size,
       syncs: this.#syncs.size,
+      handedOver: [...this.#syncs.values()].reduce((n, e) => n + handed(e), 0),
     };
   }
 
@@ -504,7 +560,7 @@ export class AgentServer {
     for (const c of this.#clients.values()) clearTimeout(c.orphanTimer);
     for (const w of this.#watches.values()) w.abort();
     this.#watches.clear();
-    await Promise.all([...this.#syncs.values()].map((s) => s.sync.close()));
+    await Promise.all([...this.#syncs.values()].map((s) => closeSync(s)));
     this.#syncs.clear();
     for (const res of this.#streams) res.destroy();
     await this.app.close();
@@ -515,6 +571,17 @@ export class AgentServer {
 function withIngress<S extends TlsServer>(server: S, ingress: TlsIngress | undefined): S {
   ingress?.attach(server);
   return server;
+}
+
+/** The echo directories a sync (and those handed over to it, not closed yet) writes into. */
+function writesInto(e: SyncEntry): string[] {
+  return [...e.echoes.values(), ...e.retiring.flatMap(writesInto)];
+}
+
+/** Closes a sync and every sync handed over to it not closed yet. */
+async function closeSync(e: SyncEntry): Promise<void> {
+  const retiring = e.retiring.splice(0);
+  await Promise.all([e.sync.close(), e.retired, ...retiring.map((r) => closeSync(r))]);
 }
 
 /** The first byte of a TLS connection: a handshake record. */

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
@@ -139,6 +139,7 @@ export class SyncTarget extends EventEmitter {
   readonly #applier: BatchApplier;
   readonly #abort = new AbortController();
   #conn: FramedConnection | undefined;
+  #connecting: Socket | undefined;
   #closed = false;
   #loop: Promise<void> = Promise.resolve();
   #stats = { batchesApplied: 0, duplicatesSkipped: 0, wireBytesIn: 0, errors: 0, securityEvents: 0 };
@@ -221,8 +222,15 @@ export class SyncTarget extends EventEmitter {
           minVersion: 'TLSv1.2',
         })
       : connect({ host: this.#opts.host, port: this.#opts.port });
+    // Held while connecting: close() ends it (the session would otherwise begin after close returned,
+    // and close wait for that session to end: a target closed while connecting hung, and went on
+    // applying batches).
+    this.#connecting = socket;
     await new Promise<void>((res, rej) => {
       socket.once(tls ? 'secureConnect' : 'connect', res);
+      socket.once('close', () =>
+        rej(new UnderstudyError(ErrorCode.SyncTransport, 'the connection closed while connecting')),
+      );
       socket.once('error', (err: Error & { code?: string }) => {
         socket.destroy();
         if (tls && err.code !== undefined && !/^E[A-Z]+$/.test(err.code)) {
@@ -236,7 +244,11 @@ export class SyncTarget extends EventEmitter {
           rej(e);
         } else rej(err);
       });
-    });
+    }).finally(() => (this.#connecting = undefined));
+    if (this.#closed) {
+      socket.destroy();
+      return;
+    }
     const applier = this.#applier;
     let lineage = applier.state.lineage;
     let phase: 'hello' | 'run' = 'hello';
@@ -431,6 +443,7 @@ export class SyncTarget extends EventEmitter {
     if (this.#closed) return;
     this.#closed = true;
     this.#abort.abort();
+    this.#connecting?.destroy();
     this.#conn?.close();
     await this.#loop;
     await this.#applier.close();
