@@ -156,4 +156,61 @@ describe('HostAgentRegistry', () => {
     expect(changes).toEqual(['up h1', 'up h1', 'down h1']);
     expect(() => registry.get('h1')).toThrow(expect.objectContaining({ code: ErrorCode.NotFound }));
   });
+
+  it('a host whose agent comes back on a new API address (a restart): the watches of its instances are set up again through the new client', async () => {
+    const store = await SqliteStateStore.create({ dataDir: tmp(), tickIntervalMs: 20 });
+    cleanups.push(() => store.close());
+    const secret = ensureClusterKey(join(tmp(), 'cluster.key'));
+    const local = new LocalAgent({ runtime: await ProcessRuntime.create(), host: 'h1' });
+    cleanups.push(() => local.close({ leaveRunning: true }));
+    const first = await AgentServer.start({ agent: local, secret });
+    const registry = await HostAgentRegistry.open({ store, secret, remote: { reconnectMs: 50 } });
+    cleanups.push(() => registry.close());
+    const lease = await store.grantLease(10_000);
+    cleanups.push(() => store.revokeLease(lease.id));
+    const record = (url: string): HostRecord => ({
+      host: 'h1',
+      url,
+      address: '127.0.0.1',
+      runtime: 'process',
+      cores: 2,
+      memoryBytes: 1 << 30,
+      pid: process.pid,
+      startedAt: Date.now(),
+    });
+    await store.put(hostKey('h1'), JSON.stringify(record(first.url)), { leaseId: lease.id });
+    await until('h1 to join', () => registry.has('h1'));
+
+    // A health check of kv-1 against a port nothing listens on: a verdict each time it is (re)started.
+    const port = await local.allocatePort();
+    const verdicts: boolean[] = [];
+    const ended = new AbortController();
+    cleanups.push(() => ended.abort());
+    registry.get('h1').watch(
+      {
+        instanceId: 'kv-1',
+        health: {
+          target: { kind: 'tcp', host: '127.0.0.1', port },
+          intervalMs: 50,
+          timeoutMs: 200,
+          failureThreshold: 1,
+          startPeriodMs: 0,
+        },
+      },
+      { onHealth: (v) => verdicts.push(v.healthy), onHang: () => undefined },
+      ended.signal,
+    );
+    await until('a verdict through the first address', () => verdicts.length > 0);
+
+    // The agent goes (its API closes, its watches with it) and comes back on another address.
+    await first.close();
+    const client = registry.get('h1');
+    verdicts.length = 0;
+    const second = await AgentServer.start({ agent: local, secret });
+    cleanups.push(() => second.close());
+    await store.put(hostKey('h1'), JSON.stringify(record(second.url)), { leaseId: lease.id });
+    await until('the new client', () => registry.has('h1') && registry.get('h1') !== client);
+    await until('a verdict through the new address', () => verdicts.length > 0);
+    expect(verdicts[0]).toBe(false);
+  });
 });
