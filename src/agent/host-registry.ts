@@ -2,7 +2,7 @@ import type { InstanceHandle } from '../runtime/index.js';
 import { AgentRegistry } from './agent.js';
 import type { TlsIdentity } from './cluster-ca.js';
 import { HOSTS_PREFIX, parseHostRecord, type HostRecord } from './host-record.js';
-import { RemoteAgent, type HandedWatch, type RemoteAgentOptions } from './remote-agent.js';
+import { RemoteAgent, type RemoteAgentOptions } from './remote-agent.js';
 
 /**
  * What {@link HostAgentRegistry} reads of the store: the `snapshot` and `watch` of `StateStore`
@@ -50,8 +50,6 @@ export class HostAgentRegistry extends AgentRegistry {
   readonly #records = new Map<string, HostRecord>();
   /** Instances followed on hosts that went away: handed to their next RemoteAgent. */
   readonly #followed = new Map<string, InstanceHandle[]>();
-  /** Watches (health, hang) of instances on hosts that went away: set up again through their next RemoteAgent. */
-  readonly #watches = new Map<string, HandedWatch[]>();
   #unwatch: () => void = () => undefined;
   #closed = false;
   readonly #listeners = new Set<(change: 'up' | 'down', host: string, record?: HostRecord) => void>();
@@ -110,22 +108,19 @@ export class HostAgentRegistry extends AgentRegistry {
     void old?.close({ leaveRunning: true });
     // The instances the previous client followed are followed on: an exit meanwhile is not lost.
     const follow = old?.followed() ?? this.#followed.get(rec.host) ?? [];
-    // So are its watches: a restarted agent (a new API address) health-checks and heartbeats them again.
-    const watches = old?.watches() ?? this.#watches.get(rec.host) ?? [];
     this.#followed.delete(rec.host);
-    this.#watches.delete(rec.host);
-    const next = new RemoteAgent({
-      ...this.options.remote,
-      follow,
-      host: rec.host,
-      address: rec.address,
-      url: rec.url,
-      secret: this.options.secret,
-      ...(this.options.tls ? { tls: this.options.tls } : {}),
-      runtimeName: rec.runtime,
-    });
-    for (const w of watches) next.watch(w.watch, w.handlers, w.signal);
-    this.set(next);
+    this.set(
+      new RemoteAgent({
+        ...this.options.remote,
+        follow,
+        host: rec.host,
+        address: rec.address,
+        url: rec.url,
+        secret: this.options.secret,
+        ...(this.options.tls ? { tls: this.options.tls } : {}),
+        runtimeName: rec.runtime,
+      }),
+    );
     this.#emit('up', rec.host, rec);
   }
 
@@ -134,7 +129,6 @@ export class HostAgentRegistry extends AgentRegistry {
     const agent = this.delete(host) as RemoteAgent | undefined;
     if (!agent) return;
     this.#followed.set(host, agent.followed());
-    this.#watches.set(host, agent.watches());
     void agent.close({ leaveRunning: true });
     this.#emit('down', host);
   }

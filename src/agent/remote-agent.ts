@@ -60,17 +60,8 @@ export interface RemoteAgentOptions {
 interface WatchEntry {
   watch: InstanceWatch;
   handlers: InstanceWatchHandlers;
-  /** Ends the watch (its owner's). */
-  signal: AbortSignal;
   /** The agent boot it was registered with ('' while not registered). */
   boot: string;
-}
-
-/** A watch handed from one RemoteAgent of a host to the next (the host's agent moved to a new API address). */
-export interface HandedWatch {
-  watch: InstanceWatch;
-  handlers: InstanceWatchHandlers;
-  signal: AbortSignal;
 }
 
 /**
@@ -133,16 +124,6 @@ export class RemoteAgent implements Agent {
   /** The instances this client follows (started or adopted through it, not seen exiting). */
   followed(): InstanceHandle[] {
     return [...this.#known.values()];
-  }
-
-  /**
-   * The watches this client runs (not ended): for the host's next client, which sets them up on the
-   * agent it reaches (`watch` with the same handlers and signal), as {@link followed} is for exits.
-   */
-  watches(): HandedWatch[] {
-    return [...this.#watches.values()]
-      .filter((w) => !w.signal.aborted)
-      .map(({ watch, handlers, signal }) => ({ watch, handlers, signal }));
   }
 
   get runtimeName(): string {
@@ -330,7 +311,7 @@ export class RemoteAgent implements Agent {
   watch(watch: InstanceWatch, handlers: InstanceWatchHandlers, signal: AbortSignal): void {
     if (signal.aborted) return;
     const watchId = `w-${randomBytes(8).toString('hex')}`;
-    const entry: WatchEntry = { watch, handlers, signal, boot: '' };
+    const entry: WatchEntry = { watch, handlers, boot: '' };
     this.#watches.set(watchId, entry);
     signal.addEventListener(
       'abort',
