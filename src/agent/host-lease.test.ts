@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SqliteStateStore } from '../store/index.js';
 import { HostLease, type HostLeaseStore } from './host-lease.js';
-import { hostKey, type HostRecord } from './host-record.js';
+import { hostKey, parseHostRecord, restartWindow, type HostRecord } from './host-record.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -88,7 +88,7 @@ function lease(store: HostLeaseStore, reachable: () => boolean) {
     log: (line) => lines.push(line),
     checkMs: 20,
   });
-  cleanups.push(() => l.close());
+  cleanups.push(async () => void (await l.close()));
   return { l, fenced, stopped, lines };
 }
 
@@ -163,5 +163,74 @@ describe('HostLease (self-fencing)', () => {
     cut(true);
     await until('the second fence', () => fenced.length === 2);
     expect(fenced).toEqual(['kv-1', 'kv-1']);
+  });
+});
+
+describe('HostLease (planned restart)', () => {
+  it('closed for a planned restart: the record stays, marked restarting until now + the grace, under a lease of the grace that lapses if no agent comes back', async () => {
+    const { store, raw } = await cuttableStore();
+    await seed(raw, 'http://192.0.2.1:9');
+    const { l } = lease(store, () => true);
+    await l.start();
+    const first = (await raw.get(hostKey('h1')))?.leaseId;
+    const before = Date.now();
+    const until = await l.close({ restartGraceMs: 600 });
+    expect(until).toBeGreaterThanOrEqual(before + 600);
+    const kept = await raw.get(hostKey('h1'));
+    const rec = parseHostRecord(kept?.value ?? '');
+    expect(rec?.restartingUntil).toBe(until);
+    expect(restartWindow(rec, Date.now())).toBe(until);
+    expect(restartWindow(rec, until! + 1)).toBeUndefined();
+    // Not the agent's renewed lease any more (revoked), but one of the grace: nobody renews it.
+    expect(kept?.leaseId).toBeDefined();
+    expect(kept?.leaseId).not.toBe(first);
+    // Past the window (600 ms, nobody back): the record lapses, the host is gone as a lost one.
+    await new Promise((r) => setTimeout(r, 900));
+    expect(await raw.get(hostKey('h1'))).toBeUndefined();
+  });
+
+  it('the next agent of the host registers again: its record has no mark and lives under its own lease, past the window', async () => {
+    const { store, raw } = await cuttableStore();
+    await seed(raw, 'http://192.0.2.1:9');
+    const { l } = lease(store, () => true);
+    await l.start();
+    await l.close({ restartGraceMs: 500 });
+    const next = lease(store, () => true);
+    await next.l.start();
+    const rec = parseHostRecord((await raw.get(hostKey('h1')))?.value ?? '');
+    expect(rec?.host).toBe('h1');
+    expect(rec?.restartingUntil).toBeUndefined();
+    await new Promise((r) => setTimeout(r, 900));
+    expect(await raw.get(hostKey('h1'))).toBeDefined();
+  });
+
+  it('closed without a grace (a host leaving): the lease is revoked and the record goes at once', async () => {
+    const { store, raw } = await cuttableStore();
+    await seed(raw, 'http://192.0.2.1:9');
+    const { l } = lease(store, () => true);
+    await l.start();
+    expect(await l.close()).toBeUndefined();
+    expect(await raw.get(hostKey('h1'))).toBeUndefined();
+  });
+
+  it('the store refusing the mark: it leaves as a host does (lease revoked) and says why', async () => {
+    const { store, raw } = await cuttableStore();
+    await seed(raw, 'http://192.0.2.1:9');
+    let refuse = false;
+    const { l, lines } = lease(
+      {
+        ...store,
+        grantLease: async (ttl) => {
+          if (refuse) throw new Error('too many leases');
+          return store.grantLease(ttl);
+        },
+      },
+      () => true,
+    );
+    await l.start();
+    refuse = true;
+    expect(await l.close({ restartGraceMs: 5000 })).toBeUndefined();
+    expect(await raw.get(hostKey('h1'))).toBeUndefined();
+    expect(lines.join('\n')).toContain('cannot mark the planned restart (too many leases); leaving instead');
   });
 });

@@ -99,11 +99,36 @@ export class HostLease {
     for (const t of this.#timers) t.unref();
   }
 
-  /** Stops renewing and revokes the lease (the record goes with it). */
-  async close(): Promise<void> {
+  /**
+   * Stops renewing. Without `restartGraceMs` (or with 0) the lease is revoked and the record goes with
+   * it: the host leaves. With it — a planned restart, the agent stopping with `--leave-running` — the
+   * record is written again marked `restartingUntil: now + restartGraceMs` under a new lease of that
+   * TTL, then the old lease is revoked: control holds the host's suspicion until then (its instances
+   * run on), and the record lapses by itself — the host is lost, the ordinary path — when no agent of
+   * this host registers again in time. Returns the end of the window (ms since the epoch), or
+   * undefined when the lease was revoked (also when the hand-over could not be written).
+   */
+  async close(options: { restartGraceMs?: number } = {}): Promise<number | undefined> {
     this.#closed = true;
     for (const t of this.#timers) clearInterval(t);
-    if (this.#lease) await this.options.store.revokeLease(this.#lease.id).catch(() => undefined);
+    const lease = this.#lease;
+    if (!lease) return undefined;
+    const grace = options.restartGraceMs ?? 0;
+    let until: number | undefined;
+    if (grace > 0) {
+      try {
+        const window = await this.options.store.grantLease(grace);
+        const end = Date.now() + grace;
+        const record: HostRecord = { ...this.options.record, restartingUntil: end };
+        await this.options.store.put(hostKey(record.host), JSON.stringify(record), { leaseId: window.id });
+        until = end;
+      } catch (e) {
+        this.options.log(`cannot mark the planned restart (${(e as Error).message}); leaving instead`);
+      }
+    }
+    // With the record under the window's lease, revoking the old one leaves it in place.
+    await this.options.store.revokeLease(lease.id).catch(() => undefined);
+    return until;
   }
 
   async #register(): Promise<void> {

@@ -29,6 +29,13 @@ const HostRecordSchema = z.object({
   pid: z.number().int().positive(),
   /** ms since the epoch. */
   startedAt: z.number(),
+  /**
+   * A planned restart (`understudy agent --leave-running` stopping): the agent comes back by this time
+   * (ms since the epoch, the agent's clock) and adopts the instances, which run on meanwhile. The record
+   * is then kept under a lease of the restart grace, so it lapses (and the host is lost) if the agent
+   * is not back in time. Absent while the agent runs.
+   */
+  restartingUntil: z.number().int().positive().optional(),
 });
 
 /**
@@ -36,6 +43,15 @@ const HostRecordSchema = z.object({
  * finds agents (and their API) here, and a host whose lease lapsed is gone.
  */
 export type HostRecord = z.infer<typeof HostRecordSchema>;
+
+/**
+ * The end of a host's planned restart window (ms since the epoch) when its record says it is
+ * restarting and the window has not passed at `now`; undefined otherwise.
+ */
+export function restartWindow(record: HostRecord | undefined, now: number): number | undefined {
+  const until = record?.restartingUntil;
+  return until !== undefined && until > now ? until : undefined;
+}
 
 /** Parses a host record's JSON; undefined when it is not one. */
 export function parseHostRecord(value: string): HostRecord | undefined {

@@ -127,7 +127,7 @@ describe('HostAgentRegistry', () => {
     cleanups.push(() => registry.close());
     expect(registry.all()).toEqual([]);
 
-    const lease = await store.grantLease(1000);
+    const lease = await store.grantLease(2000);
     const record: HostRecord = {
       host: 'h1',
       url: server.url,
@@ -144,9 +144,16 @@ describe('HostAgentRegistry', () => {
     expect(registry.records()).toEqual([record]);
     expect(registry.addressOf({ host: 'h1' })).toBe('127.0.0.1');
     expect((await registry.get('h1').hostFacts()).loadPerCore).toBeGreaterThanOrEqual(0);
+    // The same agent's record changed (a planned restart's mark): told as `up` again, same client.
+    const client = registry.get('h1');
+    const marked = { ...record, restartingUntil: Date.now() + 30_000 };
+    await store.put(hostKey('h1'), JSON.stringify(marked), { leaseId: lease.id });
+    await until('the mark to be seen', () => changes.length === 2);
+    expect(registry.records()).toEqual([marked]);
+    expect(registry.get('h1')).toBe(client);
     // No heartbeat from here: the lease lapses and the host is gone.
     await until('h1 to go', () => !registry.has('h1'));
-    expect(changes).toEqual(['up h1', 'down h1']);
+    expect(changes).toEqual(['up h1', 'up h1', 'down h1']);
     expect(() => registry.get('h1')).toThrow(expect.objectContaining({ code: ErrorCode.NotFound }));
   });
 });

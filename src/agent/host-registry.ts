@@ -31,7 +31,10 @@ export interface HostAgentRegistryOptions {
   tls?: TlsIdentity;
   /** Options of each {@link RemoteAgent} (timeouts, reconnect). @default RemoteAgent's defaults */
   remote?: Omit<RemoteAgentOptions, 'host' | 'address' | 'url' | 'secret' | 'runtimeName' | 'tls'>;
-  /** Called when a host joins (`up`) or its record goes (`down`: its lease lapsed or it stopped). */
+  /**
+   * Called when a host joins or its record changes (`up`: also a new API address, or a planned
+   * restart's mark) or its record goes (`down`: its lease lapsed or it stopped).
+   */
   onChange?: (change: 'up' | 'down', host: string, record?: HostRecord) => void;
   /** Called when the watch of `hosts/` ends abnormally (the registry then no longer follows the store). */
   onError?: (error: Error) => void;
@@ -72,7 +75,7 @@ export class HostAgentRegistry extends AgentRegistry {
   }
 
   /**
-   * Follows hosts joining (`up`, also for a record that moved) and leaving (`down`: the lease lapsed or
+   * Follows hosts joining (`up`, also for a record that moved or changed) and leaving (`down`: the lease lapsed or
    * the agent stopped), besides `options.onChange`. Returns an unsubscribe function.
    */
   onHostChange(listener: (change: 'up' | 'down', host: string, record?: HostRecord) => void): () => void {
@@ -102,8 +105,11 @@ export class HostAgentRegistry extends AgentRegistry {
       before.address === rec.address &&
       before.ingress === rec.ingress &&
       this.has(rec.host)
-    )
+    ) {
+      // The same agent, its record changed (a planned restart's mark): listeners are told, the client stays.
+      if (JSON.stringify(before) !== JSON.stringify(rec)) this.#emit('up', rec.host, rec);
       return;
+    }
     const old = this.delete(rec.host) as RemoteAgent | undefined;
     void old?.close({ leaveRunning: true });
     // The instances the previous client followed are followed on: an exit meanwhile is not lost.

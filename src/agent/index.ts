@@ -16,7 +16,7 @@ export type { AgentServerOptions } from './agent-server.js';
 export { RemoteAgent, ingressAt } from './remote-agent.js';
 export { HostAgentRegistry } from './host-registry.js';
 export type { HostAgentRegistryOptions, HostRecordSource } from './host-registry.js';
-export { HOSTS_PREFIX, HOST_NAME, hostKey, parseHostRecord } from './host-record.js';
+export { HOSTS_PREFIX, HOST_NAME, hostKey, parseHostRecord, restartWindow } from './host-record.js';
 export type { HostRecord } from './host-record.js';
 export { CLUSTER_KEY_FILE, clusterKeyPath, ensureClusterKey, readClusterKey } from './cluster-key.js';
 export type { RemoteAgentOptions } from './remote-agent.js';

@@ -229,7 +229,12 @@ export function buildProgram(): Command {
     )
     .option(
       '--leave-running',
-      'on SIGTERM/SIGINT leave the instances running (a restarted agent adopts them)',
+      'on SIGTERM/SIGINT leave the instances running (a restarted agent adopts them): a planned restart',
+    )
+    .option(
+      '--restart-grace <duration>',
+      'with --leave-running: how long control waits for the restarted agent before taking the host as lost (default: 30s; 0: no hand-over)',
+      durationFlag,
     )
     .option(
       '--tls',
@@ -254,6 +259,7 @@ export function buildProgram(): Command {
         leaseTtl?: number;
         fenceAfter?: number;
         leaveRunning?: boolean;
+        restartGrace?: number;
         tls?: boolean;
         ingress: boolean;
       }) => {
@@ -267,6 +273,7 @@ export function buildProgram(): Command {
           ...(opts.leaseTtl ? { leaseTtlMs: opts.leaseTtl } : {}),
           ...(opts.fenceAfter !== undefined ? { fenceAfterMs: opts.fenceAfter } : {}),
           leaveRunning: !!opts.leaveRunning,
+          ...(opts.restartGrace !== undefined ? { restartGraceMs: opts.restartGrace } : {}),
           ...(opts.tls !== undefined ? { tls: opts.tls } : {}),
           ...(opts.ingress ? {} : { ingress: false }),
         });

@@ -51,6 +51,21 @@ class Directory implements HostDirectory {
     this.hosts = this.hosts.filter((h) => h.host !== host);
     for (const l of this.#listeners) l('down', host);
   }
+  /** A host's record written again (a planned restart's mark, or the next agent registering). */
+  put(record: HostRecord): void {
+    this.hosts = [...this.hosts.filter((h) => h.host !== record.host), record];
+    for (const l of this.#listeners) l('up', record.host, record);
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(what: string, fn: () => boolean, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!fn()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
 }
 
 describe('ClusterHosts', () => {
@@ -68,6 +83,10 @@ describe('ClusterHosts', () => {
     'kv.yaml',
   ).services[0] as ServiceSpec;
 
+  /** Hosts whose agents do not answer the heartbeats (fast ones: 10 ms apart, 30 ms of pause). */
+  let silent: Set<string>;
+  /** Closed after each test, whatever happened (their heartbeats must not outlive it). */
+  const made: ClusterHosts[] = [];
   const make = (directory: HostDirectory, replaceAfterMs = 5000): ClusterHosts => {
     const hosts = new ClusterHosts(
       directory,
@@ -85,8 +104,16 @@ describe('ClusterHosts', () => {
           shadowLost: (r) => shadowsLost.push(r.id),
         },
       },
-      { replaceAfterMs },
+      {
+        replaceAfterMs,
+        heartbeat: {
+          intervalMs: 10,
+          acceptablePauseMs: 30,
+          beat: async (t) => (silent.has(t.host) ? 'silent' : 'answered'),
+        },
+      },
     );
+    made.push(hosts);
     return hosts;
   };
 
@@ -100,8 +127,10 @@ describe('ClusterHosts', () => {
     lost = [];
     shadowsLost = [];
     fileSync = undefined;
+    silent = new Set();
   });
   afterEach(async () => {
+    for (const h of made.splice(0)) h.close();
     await store.close();
     await rm(dir, { recursive: true, force: true });
   });
@@ -222,5 +251,113 @@ describe('ClusterHosts', () => {
     expect(d).toMatchObject({ applied: true, host: 'h3', request: { kind: 'warm-pool' } });
     expect(d.reason).toContain('spread across zones');
     hosts.close();
+  });
+
+  describe('a planned agent restart (the host record marked restartingUntil)', () => {
+    // Settling a decision tells the subscribers again: one entry per decision (by seq).
+    const restartDecisions = () => [
+      ...new Map(seen.filter((x) => x.kind === 'host-restart').map((x) => [x.seq, x])).values(),
+    ];
+    const hostLost = (host: string) =>
+      seen.filter((x) => x.kind === 'host-lost' && (x.inputs as { host?: string }).host === host);
+
+    it('holds the host while the window lasts: silent heartbeats make no host-lost and no failover (an unmarked silent host is lost meanwhile), one host-restart decision; the agent back settles it ok', async () => {
+      records = [rec('kv-1', 'primary', 'h1'), rec('kv-2', 'echo', 'h2'), rec('db-1', 'primary', 'h3')];
+      records.push(rec('db-2', 'echo', 'h2'));
+      const directory = new Directory();
+      const hosts = make(directory);
+      hosts.start();
+      directory.put({ ...hostRec('h1', 'z1'), restartingUntil: now + 60_000 });
+      expect(restartDecisions()).toHaveLength(1);
+      expect(restartDecisions()[0]).toMatchObject({
+        what: `host h1 restarts its agent (planned): held until ${new Date(now + 60_000).toISOString()}`,
+        inputs: { host: 'h1', windowMs: 60_000, instances: ['primary kv-1'] },
+        outcome: { status: 'pending' },
+      });
+      silent.add('h1');
+      silent.add('h3');
+      // h3 (not marked) is lost and its primary fails over; h1, as silent, is held.
+      await until('h3 to be lost', () => hostLost('h3').length > 0);
+      await sleep(100);
+      expect(hostLost('h1')).toEqual([]);
+      expect(lost).toEqual([{ id: 'db-1', to: 'db-2' }]);
+      expect(hosts.restarting('h1')).toBe(true);
+      // Nothing new goes on it and a restart of its instances waits, while its agent is away.
+      expect(hosts.state('h1')).toBe('suspect');
+      expect(hosts.restartGate(rec('kv-1', 'primary', 'h1', 'exited'))).toBe('wait');
+      // The same mark seen again is no second decision.
+      directory.put({ ...hostRec('h1', 'z1'), restartingUntil: now + 60_000 });
+      expect(restartDecisions()).toHaveLength(1);
+
+      // The next agent registers (a new API port, no mark) and answers.
+      now += 2500;
+      silent.delete('h1');
+      directory.put({ ...hostRec('h1', 'z1'), url: 'http://127.0.0.1:2001', pid: 2 });
+      expect(hosts.restarting('h1')).toBe(false);
+      expect(restartDecisions()).toHaveLength(1);
+      expect(restartDecisions()[0]?.outcome).toEqual({
+        status: 'ok',
+        detail: 'an agent of host h1 is back after 2500 ms (pid 2)',
+      });
+      await until('h1 to be up', () => hosts.state('h1') === 'up');
+      await sleep(100);
+      expect(hostLost('h1')).toEqual([]);
+      expect(lost.map((l) => l.id)).toEqual(['db-1']);
+      hosts.close();
+    });
+
+    it('no agent back by the end of the window: the ordinary host-loss path runs (host-lost, the primary fails over to its echo elsewhere)', async () => {
+      records = [rec('kv-1', 'primary', 'h1'), rec('kv-2', 'echo', 'h2')];
+      const directory = new Directory();
+      const hosts = make(directory);
+      hosts.start();
+      directory.put({ ...hostRec('h1', 'z1'), restartingUntil: now + 400 });
+      silent.add('h1');
+      await sleep(200);
+      // Suspected by now, but held: the window (400 ms) has not passed.
+      expect(hostLost('h1')).toEqual([]);
+      expect(lost).toEqual([]);
+      await until('h1 to be lost', () => hostLost('h1').length > 0);
+      expect(lost).toEqual([{ id: 'kv-1', to: 'kv-2' }]);
+      expect(hostLost('h1')[0]?.what).toBe('host h1 is suspected: 1 instance(s) on it');
+      expect(restartDecisions()[0]?.outcome.status).toBe('failed');
+      expect(restartDecisions()[0]?.outcome.detail).toContain('no agent of host h1 back within its window');
+      expect(hosts.restarting('h1')).toBe(false);
+      hosts.close();
+    });
+
+    it('its record lapsing in the window (the grace lease ran out) is a host loss: host-lost, the primary fails over', () => {
+      records = [rec('kv-1', 'primary', 'h1'), rec('kv-2', 'echo', 'h2')];
+      const directory = new Directory();
+      const hosts = make(directory);
+      directory.put({ ...hostRec('h1', 'z1'), restartingUntil: now + 60_000 });
+      directory.down('h1');
+      expect(lost).toEqual([{ id: 'kv-1', to: 'kv-2' }]);
+      expect(hostLost('h1')[0]?.why).toContain('the lease of host h1 lapsed');
+      expect(restartDecisions()[0]?.outcome.detail).toContain('its record lapsed');
+      expect(hosts.state('h1')).toBe('down');
+      hosts.close();
+    });
+
+    it('a mark already there when control starts (a new leader during the restart) is honoured; a mark whose time has passed is not', async () => {
+      records = [rec('kv-1', 'primary', 'h1'), rec('kv-2', 'echo', 'h2'), rec('db-1', 'primary', 'h3')];
+      records.push(rec('db-2', 'echo', 'h2'));
+      const directory = new Directory();
+      directory.hosts = [
+        { ...hostRec('h1', 'z1'), restartingUntil: now + 60_000 },
+        hostRec('h2', 'z2'),
+        { ...hostRec('h3', 'z1'), restartingUntil: now - 1 },
+      ];
+      const hosts = make(directory);
+      hosts.start();
+      expect(restartDecisions().map((d) => (d.inputs as { host: string }).host)).toEqual(['h1']);
+      silent.add('h1');
+      silent.add('h3');
+      await until('h3 to be lost', () => hostLost('h3').length > 0);
+      await sleep(100);
+      expect(hostLost('h1')).toEqual([]);
+      expect(lost.map((l) => l.id)).toEqual(['db-1']);
+      hosts.close();
+    });
   });
 });

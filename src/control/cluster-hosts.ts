@@ -1,7 +1,7 @@
 // The hosts of distributed mode as control sees them: their records (capacity, zone), their state
 // (up, suspected by the heartbeats' phi-accrual detector, down once their lease lapsed), placement of
 // new instances by the pure policy, and the reaction to a lost host.
-import type { AgentRegistry, HostRecord } from '../agent/index.js';
+import { restartWindow, type AgentRegistry, type HostRecord } from '../agent/index.js';
 import type { ServiceSpec } from '../config/index.js';
 import { HostHeartbeats, type HostHeartbeatOptions, type HostSuspicion } from '../health/index.js';
 import {
@@ -15,7 +15,7 @@ import {
 } from '../policy/index.js';
 import type { DecisionLog } from './decision-log.js';
 import { limitsFor } from './instance-launch.js';
-import type { InstanceRecord, InstanceRole } from './records.js';
+import type { ControlDecision, InstanceRecord, InstanceRole } from './records.js';
 
 /** The hosts control can list and follow: a `HostAgentRegistry` (src/agent), named by shape. */
 export interface HostDirectory {
@@ -58,6 +58,15 @@ export interface HostLossHandler {
 
 const roleOf = (rec: InstanceRecord): PlacementInstance['role'] => rec.role;
 
+/** A host whose agent restarts (planned): held until `until`, its decision settled when it ends. */
+interface PlannedRestart {
+  until: number;
+  decision: ControlDecision;
+  timer: NodeJS.Timeout;
+  /** The heartbeats' suspicion seen (and held) during the window, if any. */
+  suspicion?: HostSuspicion;
+}
+
 /**
  * Host states, placement and host loss in distributed mode. Heartbeats say a host is probably gone
  * (suspected: its primaries fail over at once, their echoes elsewhere take over); the store's lease says
@@ -68,6 +77,10 @@ export class ClusterHosts {
   readonly #downSince = new Map<string, number>();
   /** Shadows of a lost host to re-create elsewhere at once (they hold nothing that must wait for the host). */
   readonly #shadowsToMove = new Set<string>();
+  /** Hosts whose agent restarts (planned), by host. */
+  readonly #restarts = new Map<string, PlannedRestart>();
+  /** Hosts suspected while restarting: their recovery is no host coming back (nothing was lost). */
+  readonly #heldSuspicion = new Set<string>();
   readonly #heartbeats: HostHeartbeats;
   readonly #unsubscribe: () => void;
   readonly #replaceAfter: number;
@@ -87,16 +100,24 @@ export class ClusterHosts {
   ) {
     this.#replaceAfter = options.replaceAfterMs ?? 15_000;
     this.#heartbeats = new HostHeartbeats(options.heartbeat ?? {}, {
-      onSuspect: (s) => this.#lost(s.host, 'suspected', s),
-      onRecover: (host) => this.#recovered(host, 'answers heartbeats again'),
+      onSuspect: (s) => this.#suspected(s),
+      onRecover: (host) => {
+        if (!this.#heldSuspicion.delete(host)) this.#recovered(host, 'answers heartbeats again');
+      },
     });
-    for (const r of directory.records()) this.#follow(r);
+    for (const r of directory.records()) {
+      this.#follow(r);
+      this.#restartMark(r);
+    }
     this.#unsubscribe = directory.onHostChange((change, host, record) => {
       if (change === 'up' && record) {
         this.#follow(record);
+        this.#restartMark(record);
         if (this.#downSince.delete(host)) this.#recovered(host, 'registered again (a new lease)');
       } else if (change === 'down') {
+        this.#restartEnded(host, 'lapsed');
         this.#heartbeats.delete(host);
+        this.#heldSuspicion.delete(host);
         if (!this.#downSince.has(host)) this.#downSince.set(host, this.deps.now());
         this.#lost(host, 'lease');
       }
@@ -110,6 +131,91 @@ export class ClusterHosts {
   close(): void {
     this.#heartbeats.stop();
     this.#unsubscribe();
+    for (const r of this.#restarts.values()) clearTimeout(r.timer);
+    this.#restarts.clear();
+  }
+
+  /** Whether `host`'s agent is in a planned restart window now. */
+  restarting(host: string): boolean {
+    return this.#restarts.has(host);
+  }
+
+  /** A suspicion from the heartbeats: held while the host restarts (planned), else the host is lost. */
+  #suspected(s: HostSuspicion): void {
+    const restart = this.#restarts.get(s.host);
+    if (restart) {
+      restart.suspicion = s;
+      this.#heldSuspicion.add(s.host);
+      return;
+    }
+    this.#lost(s.host, 'suspected', s);
+  }
+
+  /**
+   * A host record seen: marked `restartingUntil` (its agent stopped for a planned restart and its
+   * instances run on), the host is held until then — one `host-restart` decision with the window;
+   * unmarked while held, its agent is back (the decision settles `ok`).
+   */
+  #restartMark(r: HostRecord): void {
+    const now = this.deps.now();
+    const until = restartWindow(r, now);
+    const held = this.#restarts.get(r.host);
+    if (until === undefined) {
+      if (held && r.restartingUntil === undefined) this.#restartEnded(r.host, 'back', r);
+      return;
+    }
+    if (held?.until === until) return;
+    if (held) clearTimeout(held.timer);
+    const on = this.deps
+      .records()
+      .filter((x) => x.host === r.host && x.phase !== 'stopped' && x.phase !== 'failed');
+    const decision = this.deps.decisions.record({
+      kind: 'host-restart',
+      service: '',
+      what: `host ${r.host} restarts its agent (planned): held until ${new Date(until).toISOString()}`,
+      why: `the agent of host ${r.host} stopped for a planned restart and marked its record restarting for ${until - now} ms; its ${on.length} instance(s) run on: no host loss, no failover, no re-creation while the window lasts (then, if no agent is back, the host is lost)`,
+      inputs: {
+        host: r.host,
+        restartingUntil: until,
+        windowMs: until - now,
+        instances: on.map((x) => `${x.role} ${x.id}`),
+      },
+      outcome: { status: 'pending' },
+    });
+    const timer = setTimeout(() => this.#restartEnded(r.host, 'expired'), Math.max(0, until - now));
+    timer.unref();
+    this.#restarts.set(r.host, { until, decision, timer });
+  }
+
+  /**
+   * The end of a planned restart: its agent `back` (the host is up as before), its window `expired`
+   * with no agent back (the ordinary host-loss path: now if the heartbeats suspect the host, else when
+   * its record lapses), or its record `lapsed` (the caller takes the host as down).
+   */
+  #restartEnded(host: string, how: 'back' | 'expired' | 'lapsed', record?: HostRecord): void {
+    const restart = this.#restarts.get(host);
+    if (!restart) return;
+    this.#restarts.delete(host);
+    clearTimeout(restart.timer);
+    const took = this.deps.now() - restart.decision.at;
+    if (how === 'back') {
+      this.deps.decisions.settle(
+        restart.decision,
+        'ok',
+        `an agent of host ${host} is back after ${took} ms${record ? ` (pid ${record.pid})` : ''}`,
+      );
+      return;
+    }
+    this.deps.decisions.settle(
+      restart.decision,
+      'failed',
+      `no agent of host ${host} back within its window (${how === 'lapsed' ? 'its record lapsed' : `until ${new Date(restart.until).toISOString()}`}): the host is lost`,
+    );
+    if (how === 'expired' && this.#heartbeats.suspected(host)) {
+      this.#heldSuspicion.delete(host);
+      const s = restart.suspicion;
+      this.#lost(host, 'suspected', s ? { ...s, silentMs: s.silentMs + Math.max(0, Date.now() - s.at) } : s);
+    }
   }
 
   #follow(r: HostRecord): void {
@@ -118,11 +224,14 @@ export class ClusterHosts {
     this.#heartbeats.set({ host: r.host, address: url.hostname, port });
   }
 
-  /** A host's state for placement. */
+  /**
+   * A host's state for placement. A host restarting its agent (planned) is `suspect`: nothing new is
+   * placed on it and a restart of one of its instances waits (its agent cannot start it meanwhile).
+   */
   state(host: string): PlacementHostState {
     if (this.#downSince.has(host)) return 'down';
     if (!this.directory.records().some((r) => r.host === host)) return 'down';
-    return this.#heartbeats.suspected(host) ? 'suspect' : 'up';
+    return this.#heartbeats.suspected(host) || this.#restarts.has(host) ? 'suspect' : 'up';
   }
 
   /** The hosts as placement sees them: capacity from their records, use from the instances on them. */

@@ -66,6 +66,8 @@ export type ControlDecisionKind =
   | 'leadership'
   | 'place'
   | 'host-lost'
+  /** A host's agent stops for a planned restart: its host is held (no loss, no failover) for the window. */
+  | 'host-restart'
   | 'demote'
   | 'recreate'
   | 'shadow-create'

@@ -160,14 +160,11 @@ describe.skipIf(!support.ok)('chaos on a 3-member etcd across namespaces', { tim
     await settled(load, before, cutAt, { verify: true });
   });
 
-  // Skipped: it fails today, and shows a gap of the product rather than of the test. An agent stopped
-  // with --leave-running revokes its host lease and stops answering heartbeats, so the control leader
-  // records `host-lost` for its host and fails its primary over although the primary still runs and
-  // answers; the restarted agent then adopts the old primary, and restarting it as an echo fails with
-  // "already running as pid …". A planned agent restart needs a hand-over the control leader honours
-  // (e.g. the host record marked "restarting until T" under a lease of that length, suspicion held
-  // until then): src/agent (host-lease.ts) and src/control (cluster-hosts.ts). Unskip with that change.
-  it.skip('a rolling restart of every agent, one after the other: each adopts its instances (same pids), the router keeps serving, and nothing fails over', async () => {
+  // A planned restart: an agent stopped with --leave-running keeps its host record, marked
+  // `restartingUntil` (--restart-grace, 30 s) under a lease of that length; the control leader holds
+  // the host (one `host-restart` decision, no host-lost, no failover) until the next agent of the host
+  // registers, adopts the instances and clears the mark.
+  it('a rolling restart of every agent, one after the other: each adopts its instances (same pids), the router keeps serving, and nothing fails over', async () => {
     const { primary: before, echo } = await cluster.pair();
     const pids = new Map((await cluster.records()).map((r) => [r.id, r.pid]));
     await cluster.startLoad(60, 'roll');
@@ -184,6 +181,11 @@ describe.skipIf(!support.ok)('chaos on a 3-member etcd across namespaces', { tim
     const decisions = (await cluster.decisions()).filter((d) => d.at >= since);
     expect(decisions.filter((d) => ['failover', 'host-lost', 'restart', 'start'].includes(d.kind))).toEqual(
       [],
+    );
+    // One planned restart per host, each ended by its agent coming back.
+    const restarts = decisions.filter((d) => d.kind === 'host-restart');
+    expect(restarts.map((d) => [(d.inputs as { host: string }).host, d.outcome.status])).toEqual(
+      Object.keys(cluster.options.hosts).map((h) => [h, 'ok']),
     );
     const after = await cluster.pair();
     expect([after.primary.id, after.primary.pid]).toEqual([before.id, before.pid]);

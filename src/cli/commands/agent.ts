@@ -54,6 +54,15 @@ export interface AgentCommandOptions {
   fenceAfterMs?: number;
   /** On SIGTERM/SIGINT, leave the instances running (a restarted agent adopts them). @default false */
   leaveRunning?: boolean;
+  /**
+   * With `leaveRunning`: how long the stop is a planned restart, ms. The host record stays, marked
+   * `restartingUntil` now + this, under a lease of this TTL: control holds the host's suspicion (no
+   * host loss, no failover) until then, and the next agent of the host adopts the instances and clears
+   * the mark. Not back in time, the record lapses and the host is lost. 0: no hand-over (the host leaves
+   * at once, as without `leaveRunning`). At most {@link MAX_RESTART_GRACE_MS}.
+   * @default 30000
+   */
+  restartGraceMs?: number;
   /** Grace period when stopping instances at shutdown, ms. @default 5000 */
   stopGraceMs?: number;
   /**
@@ -72,6 +81,9 @@ export interface AgentCommandOptions {
    */
   ingress?: boolean;
 }
+
+/** The longest planned-restart window `--restart-grace` accepts, ms (10 min). */
+export const MAX_RESTART_GRACE_MS = 600_000;
 
 async function openStore(spec: string): Promise<{ store: StateStore }> {
   if (isEtcdUrl(spec)) {
@@ -117,8 +129,9 @@ async function survivors(store: StateStore, host: string): Promise<InstanceRecor
  * `understudy agent`: runs the instances placed on one host. Starts a `LocalAgent` and serves it over
  * the agent API (authenticated by the cluster key), adopts the instances earlier agent processes of this
  * host started (instead of restarting them), and keeps `hosts/<name>` in the store under a lease it
- * renews. SIGTERM/SIGINT stop it: the record goes, and the instances stop (or keep running with
- * `--leave-running`).
+ * renews. SIGTERM/SIGINT stop it: the record goes, and the instances stop — or, with
+ * `--leave-running`, a planned restart: the instances keep running and the record stays, marked
+ * restarting, for `--restart-grace` (control holds the host's suspicion until then).
  */
 export async function runAgent(options: AgentCommandOptions): Promise<number> {
   let stopping: string | undefined;
@@ -133,11 +146,19 @@ export async function runAgent(options: AgentCommandOptions): Promise<number> {
   const cleanup: (() => Promise<void>)[] = [];
   const leaseTtlMs = options.leaseTtlMs ?? 10_000;
   let leaveRunning = options.leaveRunning ?? false;
+  /** Whether this stop is a planned restart (the instances run on for the next agent to adopt). */
+  let plannedRestart = leaveRunning;
+  const restartGraceMs = options.restartGraceMs ?? 30_000;
   try {
     if (!HOST_NAME.test(options.host))
       throw new UnderstudyError(
         ErrorCode.Usage,
         `--host '${options.host}': a host name is letters, digits, '.', '_' and '-' (at most 63)`,
+      );
+    if (!Number.isInteger(restartGraceMs) || restartGraceMs < 0 || restartGraceMs > MAX_RESTART_GRACE_MS)
+      throw new UnderstudyError(
+        ErrorCode.Usage,
+        `--restart-grace ${restartGraceMs} ms: a planned restart's window is 0 (none) to ${MAX_RESTART_GRACE_MS / 1000} s`,
       );
     const listen = parseListen(options.listen ?? '127.0.0.1:0');
     const wildcard = ['0.0.0.0', '::', ''].includes(listen.host);
@@ -235,13 +256,23 @@ export async function runAgent(options: AgentCommandOptions): Promise<number> {
       log: (line) => process.stderr.write(`understudy agent: ${line}\n`),
     });
     await lease.start();
-    cleanup.push(() => lease.close());
+    // A planned restart hands over (the record stays, marked restarting, for the grace); else it leaves.
+    cleanup.push(async () => {
+      const until = await lease.close(plannedRestart ? { restartGraceMs } : {});
+      if (until !== undefined)
+        process.stdout.write(
+          `understudy agent: planned restart of host ${options.host}: instances keep running; control waits for an agent until ${new Date(until).toISOString()} (--restart-grace ${restartGraceMs} ms)\n`,
+        );
+    });
 
     process.stdout.write(
       `understudy agent: host ${options.host} serving ${server.url} (instances at ${address}; ${adopted} adopted; store ${options.store}; key ${keyFile}${tls ? `; TLS under ${tls.caFile}, CA SHA-256 ${tls.fingerprint}` : ''}${ingress ? '; TLS ingress to its instances on the same port' : ''})\n`,
     );
     const reason = await stopRequested;
-    if (reason === 'closed by the control plane') leaveRunning = true; // already stopped by control
+    if (reason === 'closed by the control plane') {
+      leaveRunning = true; // already stopped by control
+      plannedRestart = false;
+    }
     process.stdout.write(
       `understudy agent: stopping (${reason})${leaveRunning ? '; instances keep running' : ''}\n`,
     );

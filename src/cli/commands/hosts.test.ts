@@ -69,6 +69,29 @@ describe('understudy hosts', () => {
     }
   });
 
+  it('shows a host whose agent is in a planned restart as restarting until its window ends, then as held again', async () => {
+    const { store } = await storeWithHosts();
+    try {
+      const window = await store.grantLease(60_000);
+      const marked = { ...record('alpha', 'z1'), restartingUntil: 70_000 };
+      await store.put(hostKey('alpha'), JSON.stringify(marked), { leaseId: window.id });
+      const alpha = (await listHosts(store, 61_000)).find((v) => v.host === 'alpha');
+      expect(alpha).toMatchObject({
+        lease: 'restarting',
+        restartingUntil: 70_000,
+        instances: [{ id: 'kv-0' }],
+      });
+      expect(hostsTable(alpha ? [alpha] : [])).toMatch(/alpha\s+z1\s+\S+\s+8\s+\S+ GiB\s+restarting\s/);
+      // Past its window the mark says nothing: the record's lease is what remains.
+      expect((await listHosts(store, 70_001)).find((v) => v.host === 'alpha')).toMatchObject({
+        lease: 'held',
+        restartingUntil: null,
+      });
+    } finally {
+      await store.close();
+    }
+  });
+
   it('prints JSON from a data directory and refuses a directory that holds no store', async () => {
     const { store, dir } = await storeWithHosts();
     await store.close();

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { HOSTS_PREFIX, parseHostRecord, type HostRecord } from '../../agent/index.js';
+import { HOSTS_PREFIX, parseHostRecord, restartWindow, type HostRecord } from '../../agent/index.js';
 import type { InstanceRecord } from '../../control/index.js';
 import {
   EtcdStateStore,
@@ -28,7 +28,9 @@ export interface HostsOptions {
  * One host as `understudy hosts` shows it. `lease: 'held'`: its agent's record is in the store under a
  * lease it renews (the store deletes it when the lease lapses); `'none'`: a record without a lease
  * (it never expires: a host registered by hand); `'gone'`: instances are recorded on it but it has no
- * record (its agent stopped or its lease lapsed), or it is the embedded mode's in-process host.
+ * record (its agent stopped or its lease lapsed), or it is the embedded mode's in-process host;
+ * `'restarting'`: its agent stopped for a planned restart (`--leave-running`), its instances run on and
+ * control waits for the next agent until `restartingUntil`.
  */
 export interface HostView {
   host: string;
@@ -37,7 +39,9 @@ export interface HostView {
   url: string | null;
   cores: number | null;
   memoryBytes: number | null;
-  lease: 'held' | 'none' | 'gone';
+  lease: 'held' | 'none' | 'gone' | 'restarting';
+  /** The end of a planned restart's window (ms since the epoch) while `lease` is `restarting`. */
+  restartingUntil: number | null;
   /** ms the agent has run (from its record's `startedAt`). */
   upMs: number | null;
   instances: { id: string; service: string; role: string; phase: string }[];
@@ -78,7 +82,8 @@ export async function listHosts(store: Pick<StateStore, 'list'>, now: number): P
       url: rec.url,
       cores: rec.cores,
       memoryBytes: rec.memoryBytes,
-      lease: r.leaseId ? 'held' : 'none',
+      lease: restartWindow(rec, now) !== undefined ? 'restarting' : r.leaseId ? 'held' : 'none',
+      restartingUntil: restartWindow(rec, now) ?? null,
       upMs: Math.max(0, now - rec.startedAt),
       instances: [],
     });
@@ -96,6 +101,7 @@ export async function listHosts(store: Pick<StateStore, 'list'>, now: number): P
         cores: null,
         memoryBytes: null,
         lease: 'gone',
+        restartingUntil: null,
         upMs: null,
         instances: [],
       };
