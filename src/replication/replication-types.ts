@@ -70,6 +70,18 @@ export interface ServiceReplicationOptions {
    * @default unset: seqs continue after the log's last one at once
    */
   appliedSeq?: AppliedSeqProbe;
+  /**
+   * Pipelined order: send each mutation to the echoes as it arrives, concurrently with the primary,
+   * instead of once the primary answered it (docs/failover.md, "Concurrent send"). An echo that consumes
+   * one otherwise than the primary did is dropped from replication ({@link onEchoDiverged}).
+   * @default true
+   */
+  concurrentEchoes?: boolean;
+  /**
+   * Called when an echo diverged from the primary under concurrent send (it applied a mutation the
+   * primary did not, or the reverse): it is no longer replicated to and needs a full copy.
+   */
+  onEchoDiverged?: (instanceId: string, reason: string) => void;
 }
 
 /** A mutation in progress: hold its partition until {@link ServiceReplication.commit} or {@link ServiceReplication.abort}. */

@@ -58,6 +58,9 @@ export class ServiceReplication {
   readonly #stream: string;
   readonly #window: number;
   readonly #seqs: Sequencer;
+  /** Concurrent send: mutations sequenced and not yet logged, by seq (offered to echoes at arrival). */
+  readonly #early: boolean;
+  readonly #provisional = new Map<number, Mutation>();
   /** The current primary, fed every logged entry it did not resolve itself. */
   #primaryFeed: EchoReplicator | undefined;
   /** Position of removed echoes (a promoted one's feed starts there). */
@@ -90,9 +93,11 @@ export class ServiceReplication {
     // A durable log keeps its stream across restarts: instances keep counting where they were.
     this.#stream = options.stream ?? this.log.stream ?? randomUUID();
     this.#window = options.window ?? 128;
+    this.#early = this.#order === 'pipelined' && options.concurrentEchoes !== false;
     this.#seqs = new Sequencer(
       () => this.log.lastSeq,
       (m, by) => {
+        this.#provisional.delete(m.seq);
         this.#append(m);
         if (this.#primaryFeed && by !== this.#primaryFeed.target.instanceId) this.#primaryFeed.enqueue(m);
       },
@@ -147,9 +152,27 @@ export class ServiceReplication {
     return this.#stream;
   }
 
-  /** Pipelined order: numbers a mutation at arrival (the caller must {@link resolve} it, exactly once). */
-  sequence(): number {
-    return this.#seqs.sequence();
+  /**
+   * Pipelined order: numbers a mutation at arrival (the caller must {@link resolve} it, exactly once).
+   * With `request` (and concurrent send, the default), it is sent to the live echoes at once, beside
+   * the primary: each echo gets every seq once, in order ({@link EchoReplicator.offerEarly}).
+   */
+  sequence(request?: MutationRequest): number {
+    const seq = this.#seqs.sequence();
+    if (request && this.#early) {
+      const m = this.#entry(seq, request, 'apply');
+      this.#provisional.set(seq, m);
+      for (const [id, echo] of this.#echoes) if (!this.#catchingUp.has(id)) echo.offerEarly(m);
+    }
+    return seq;
+  }
+
+  /** Concurrent send: offers `echo` the sequenced mutations right after what it has queued. */
+  #offerFollowing(echo: EchoReplicator): void {
+    for (let s = echo.lastQueued + 1; ; s++) {
+      const m = this.#provisional.get(s);
+      if (!m || !echo.offerEarly(m)) return;
+    }
   }
 
   /**
@@ -173,9 +196,32 @@ export class ServiceReplication {
   async resolveUnanswered(seq: number, request: MutationRequest): Promise<void> {
     let backoff = 10;
     const stamped = request.epoch ?? this.options.epoch();
+    // Concurrent send: an echo that applied it (2xx) before the primary's answer was lost decides that
+    // the primary is asked to run it (it applies it, or answers how it consumed it already): a skip
+    // would leave the echo with a write the primary never applies.
+    const answers = this.#early
+      ? await Promise.all(
+          [...this.#echoes.values()].map((e) => e.earlyAnswer(seq, this.options.rules.timeoutMs)),
+        )
+      : [];
+    const echoApplied = answers.some((s) => s !== undefined && s >= 200 && s < 300);
+    let fencedAt: number | undefined;
     while (!this.#closed && this.#seqs.isUnresolved(seq)) {
       const feed = this.#primaryFeed;
-      if (feed) {
+      if (feed && echoApplied) {
+        try {
+          const status = await feed.complete(this.#entry(seq, request, 'apply'));
+          this.resolve(
+            seq,
+            request,
+            status >= 200 && status < 300 ? 'apply' : 'skip',
+            feed.target.instanceId,
+          );
+          return;
+        } catch {
+          // Unreachable: retried below.
+        }
+      } else if (feed) {
         try {
           const outcome = await feed.ask(this.#entry(seq, request, 'skip'));
           const applied =
@@ -186,7 +232,12 @@ export class ServiceReplication {
           // Unreachable or not keeping the contract: retried below.
         }
       }
-      if (this.options.epoch() > stamped) {
+      // The old primary is fenced: skipped everywhere — unless an echo applied it, which waits (up to
+      // 10 s) for the new primary to be asked to run it, so that the promoted echo's state and the log agree.
+      if (
+        this.options.epoch() > stamped &&
+        !(echoApplied && (fencedAt ??= performance.now()) + 10_000 > performance.now())
+      ) {
         this.resolve(seq, request, 'skip', undefined);
         return;
       }
@@ -236,12 +287,14 @@ export class ServiceReplication {
     target: EchoTarget,
     onSyncChange: (inSync: boolean, reason: string) => void,
     batched = true,
+    onDiverged?: (reason: string) => void,
   ): EchoReplicator {
     const batch = this.options.rules.batch;
     return new EchoReplicator({
       target,
       timeoutMs: this.options.rules.timeoutMs,
       onSyncChange,
+      ...(onDiverged ? { onDiverged } : {}),
       ...(this.#order === 'pipelined' ? { pipelined: { stream: this.#stream, window: this.#window } } : {}),
       ...(this.#order === 'pipelined' && batched && batch ? { batch } : {}),
     });
@@ -310,7 +363,12 @@ export class ServiceReplication {
       );
       this.#durable.set(m.seq, outcome);
     }
-    for (const [id, echo] of this.#echoes) if (!this.#catchingUp.has(id)) echo.enqueue(m);
+    for (const [id, echo] of this.#echoes) {
+      if (this.#catchingUp.has(id)) continue;
+      echo.enqueue(m);
+      // An echo that was not sent the following seqs early (it joined meanwhile) gets them now.
+      if (this.#early && echo.lastQueued === m.seq) this.#offerFollowing(echo);
+    }
   }
 
   /** The primary did not apply it: free the partition. */
@@ -386,8 +444,11 @@ export class ServiceReplication {
     const stale = this.#catchingUp.get(id);
     if (stale) stale.stop = true;
     this.#catchingUp.delete(id);
-    const echo = this.#replicator(target, (inSync, reason) =>
-      this.options.onEchoSyncChange?.(id, inSync, reason),
+    const echo = this.#replicator(
+      target,
+      (inSync, reason) => this.options.onEchoSyncChange?.(id, inSync, reason),
+      true,
+      (reason) => this.#dropDiverged(id, echo, reason),
     );
     this.#echoes.set(id, echo);
     // A demoted primary may lack seqs resolved after it stopped being asked (the instance deduplicates).
@@ -398,6 +459,10 @@ export class ServiceReplication {
     const recent = this.log.recent(from);
     if (recent) {
       for (const m of recent) echo.enqueue(m);
+      if (this.#early) {
+        echo.startAfter(this.log.lastSeq);
+        this.#offerFollowing(echo);
+      }
       return echo;
     }
     const state: CatchUpState = { pos: from, stop: false };
@@ -418,6 +483,22 @@ export class ServiceReplication {
     return echo;
   }
 
+  /**
+   * Concurrent send: `echo` consumed a mutation otherwise than the primary. It is dropped from
+   * replication (not resumable by replay: its state is not the primary's) and reported.
+   */
+  #dropDiverged(id: string, echo: EchoReplicator, reason: string): void {
+    if (this.#echoes.get(id) !== echo) return;
+    this.#echoes.delete(id);
+    this.#formerEchoes.delete(id);
+    this.options.onEchoSyncChange?.(
+      id,
+      false,
+      `diverged from the primary, no longer replicated to: ${reason}`,
+    );
+    this.options.onEchoDiverged?.(id, reason);
+  }
+
   /** Replays the log from disk to a catching-up echo, then joins it live ({@link catchUpFromLog}). */
   async #catchUp(echo: EchoReplicator, state: CatchUpState): Promise<void> {
     const id = echo.target.instanceId;
@@ -426,6 +507,10 @@ export class ServiceReplication {
     // Synchronously with leaving the catching-up set: no live mutation is missed in between.
     for (const r of this.log.recent(state.pos) ?? []) echo.enqueue(r);
     this.#catchingUp.delete(id);
+    if (this.#early) {
+      echo.startAfter(this.log.lastSeq);
+      this.#offerFollowing(echo);
+    }
     this.options.onEchoSyncChange?.(id, true, 'replay from the mutation log reached the live stream');
   }
 
