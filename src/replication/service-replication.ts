@@ -3,7 +3,9 @@ import { methodOverrides, pathMayMatch } from '../router/index.js';
 import { EchoReplicator, type EchoReplicationStats, type EchoTarget } from './echo-replicator.js';
 import { isUnderstudyError } from '../errors/index.js';
 import { catchUpFromLog, type CatchUpState } from './catch-up.js';
+import { ConcurrentSend } from './concurrent-send.js';
 import { KeyedQueue } from './keyed-queue.js';
+import { resolveUnansweredSeq } from './unanswered.js';
 import type { Mutation, MutationKind } from './mutation.js';
 import { Sequencer, entryOf } from './sequencer.js';
 import { DurableMutationLog } from './mutation-log-durable.js';
@@ -18,6 +20,7 @@ import type {
   MutationRequest,
   MutationTicket,
   ServiceReplicationOptions,
+  ServiceReplicationStats,
   WriteThroughOutcome,
 } from './replication-types.js';
 
@@ -28,6 +31,7 @@ export type {
   MutationRules,
   MutationTicket,
   ServiceReplicationOptions,
+  ServiceReplicationStats,
   WriteThroughOutcome,
 } from './replication-types.js';
 
@@ -58,9 +62,8 @@ export class ServiceReplication {
   readonly #stream: string;
   readonly #window: number;
   readonly #seqs: Sequencer;
-  /** Concurrent send: mutations sequenced and not yet logged, by seq (offered to echoes at arrival). */
-  readonly #early: boolean;
-  readonly #provisional = new Map<number, Mutation>();
+  /** Concurrent send (pipelined order, unless turned off): writes go to the echoes at arrival. */
+  readonly #early: ConcurrentSend | undefined;
   /** The current primary, fed every logged entry it did not resolve itself. */
   #primaryFeed: EchoReplicator | undefined;
   /** Position of removed echoes (a promoted one's feed starts there). */
@@ -93,11 +96,11 @@ export class ServiceReplication {
     // A durable log keeps its stream across restarts: instances keep counting where they were.
     this.#stream = options.stream ?? this.log.stream ?? randomUUID();
     this.#window = options.window ?? 128;
-    this.#early = this.#order === 'pipelined' && options.concurrentEchoes !== false;
+    if (this.#order === 'pipelined' && options.concurrentEchoes !== false) this.#early = new ConcurrentSend();
     this.#seqs = new Sequencer(
       () => this.log.lastSeq,
       (m, by) => {
-        this.#provisional.delete(m.seq);
+        this.#early?.logged(m.seq);
         this.#append(m);
         if (this.#primaryFeed && by !== this.#primaryFeed.target.instanceId) this.#primaryFeed.enqueue(m);
       },
@@ -159,20 +162,14 @@ export class ServiceReplication {
    */
   sequence(request?: MutationRequest): number {
     const seq = this.#seqs.sequence();
-    if (request && this.#early) {
-      const m = this.#entry(seq, request, 'apply');
-      this.#provisional.set(seq, m);
-      for (const [id, echo] of this.#echoes) if (!this.#catchingUp.has(id)) echo.offerEarly(m);
-    }
+    if (request && this.#early)
+      this.#early.offer(this.#entry(seq, request, 'apply'), request, this.#liveEchoes());
     return seq;
   }
 
-  /** Concurrent send: offers `echo` the sequenced mutations right after what it has queued. */
-  #offerFollowing(echo: EchoReplicator): void {
-    for (let s = echo.lastQueued + 1; ; s++) {
-      const m = this.#provisional.get(s);
-      if (!m || !echo.offerEarly(m)) return;
-    }
+  /** The echoes receiving live mutations (not catching up from the log). */
+  *#liveEchoes(): Generator<EchoReplicator> {
+    for (const [id, echo] of this.#echoes) if (!this.#catchingUp.has(id)) yield echo;
   }
 
   /**
@@ -182,68 +179,29 @@ export class ServiceReplication {
    */
   resolve(seq: number, request: MutationRequest, kind: MutationKind, by: string | undefined): void {
     if (!this.#seqs.isUnresolved(seq)) return;
-    this.#seqs.resolve(this.#entry(seq, request, kind), by);
+    // The entry sent early for this very request is the log's entry when the primary applied it.
+    const early = kind === 'apply' ? this.#early?.sentFor(seq, request) : undefined;
+    const m = early ?? this.#entry(seq, request, kind);
+    this.#seqs.resolve(m, by);
   }
 
   /**
    * Pipelined order: seq `seq` got no answer from the primary (it failed, or the client went away), so
-   * whether it was applied is unknown. The current primary is asked to consume it as a skip; its answer
-   * decides (consumed already with a 2xx, or of unknown outcome: `apply`, replaying the request on the
-   * echoes, which apply it the same way; skipped or rejected: `skip`). While no primary can be asked,
-   * this retries — unless a promotion moved the epoch past the one the request was stamped with: the
-   * old primary is fenced, and the seq is skipped everywhere.
+   * whether it was applied is unknown: the current primary is asked ({@link resolveUnansweredSeq}; when
+   * an echo applied it under concurrent send, to run it rather than skip it).
    */
   async resolveUnanswered(seq: number, request: MutationRequest): Promise<void> {
-    let backoff = 10;
-    const stamped = request.epoch ?? this.options.epoch();
-    // Concurrent send: an echo that applied it (2xx) before the primary's answer was lost decides that
-    // the primary is asked to run it (it applies it, or answers how it consumed it already): a skip
-    // would leave the echo with a write the primary never applies.
-    const answers = this.#early
-      ? await Promise.all(
-          [...this.#echoes.values()].map((e) => e.earlyAnswer(seq, this.options.rules.timeoutMs)),
-        )
-      : [];
-    const echoApplied = answers.some((s) => s !== undefined && s >= 200 && s < 300);
-    let fencedAt: number | undefined;
-    while (!this.#closed && this.#seqs.isUnresolved(seq)) {
-      const feed = this.#primaryFeed;
-      if (feed && echoApplied) {
-        try {
-          const status = await feed.complete(this.#entry(seq, request, 'apply'));
-          this.resolve(
-            seq,
-            request,
-            status >= 200 && status < 300 ? 'apply' : 'skip',
-            feed.target.instanceId,
-          );
-          return;
-        } catch {
-          // Unreachable: retried below.
-        }
-      } else if (feed) {
-        try {
-          const outcome = await feed.ask(this.#entry(seq, request, 'skip'));
-          const applied =
-            outcome === 'unknown' || (typeof outcome === 'number' && outcome >= 200 && outcome < 300);
-          this.resolve(seq, request, applied ? 'apply' : 'skip', feed.target.instanceId);
-          return;
-        } catch {
-          // Unreachable or not keeping the contract: retried below.
-        }
-      }
-      // The old primary is fenced: skipped everywhere — unless an echo applied it, which waits (up to
-      // 10 s) for the new primary to be asked to run it, so that the promoted echo's state and the log agree.
-      if (
-        this.options.epoch() > stamped &&
-        !(echoApplied && (fencedAt ??= performance.now()) + 10_000 > performance.now())
-      ) {
-        this.resolve(seq, request, 'skip', undefined);
-        return;
-      }
-      await new Promise((r) => setTimeout(r, backoff));
-      backoff = Math.min(backoff * 2, 500);
-    }
+    const echoApplied =
+      (await this.#early?.echoApplied(seq, this.#echoes.values(), this.options.rules.timeoutMs)) ?? false;
+    await resolveUnansweredSeq({
+      stamped: request.epoch ?? this.options.epoch(),
+      echoApplied,
+      pending: () => !this.#closed && this.#seqs.isUnresolved(seq),
+      feed: () => this.#primaryFeed,
+      epoch: this.options.epoch,
+      entry: (kind) => this.#entry(seq, request, kind),
+      resolve: (kind, by) => this.resolve(seq, request, kind, by),
+    });
   }
 
   #entry(seq: number, request: MutationRequest, kind: MutationKind): Mutation {
@@ -367,7 +325,7 @@ export class ServiceReplication {
       if (this.#catchingUp.has(id)) continue;
       echo.enqueue(m);
       // An echo that was not sent the following seqs early (it joined meanwhile) gets them now.
-      if (this.#early && echo.lastQueued === m.seq) this.#offerFollowing(echo);
+      if (this.#early && echo.lastQueued === m.seq) this.#early.offerFollowing(echo);
     }
   }
 
@@ -461,7 +419,7 @@ export class ServiceReplication {
       for (const m of recent) echo.enqueue(m);
       if (this.#early) {
         echo.startAfter(this.log.lastSeq);
-        this.#offerFollowing(echo);
+        this.#early.offerFollowing(echo);
       }
       return echo;
     }
@@ -509,7 +467,7 @@ export class ServiceReplication {
     this.#catchingUp.delete(id);
     if (this.#early) {
       echo.startAfter(this.log.lastSeq);
-      this.#offerFollowing(echo);
+      this.#early.offerFollowing(echo);
     }
     this.options.onEchoSyncChange?.(id, true, 'replay from the mutation log reached the live stream');
   }
@@ -611,23 +569,7 @@ export class ServiceReplication {
     return [...this.#echoes.values()].map((e) => e.stats());
   }
 
-  stats(): {
-    lastSeq: number;
-    logBytes: number;
-    strictRefusals: number;
-    log: {
-      durable: boolean;
-      durableSeq: number;
-      firstKeptSeq: number;
-      writeFailures: number;
-      /** The last failed write's errno and message (disk full: `ENOSPC …`). */
-      lastWriteError?: string;
-      refusals: number;
-    };
-    echoes: EchoReplicationStats[];
-    order: 'serial' | 'pipelined';
-    unresolved: number;
-  } {
+  stats(): ServiceReplicationStats {
     return {
       order: this.#order,
       // Pipelined: seqs handed out whose outcome is not known yet (a stuck one holds back the log).
