@@ -268,6 +268,7 @@ export class ControlPlane {
           this.#external &&
           routeExternally(this.#external, this.decisions, spec, rec, this.#agents.addressOf(rec), port),
         onSyncTrouble: (echo, message) => this.#echoes.onSyncTrouble(echo, message),
+        onEchoDiverged: (echo, reason) => this.#echoes.onEchoDiverged(echo, reason),
         mutationLogDir: join(this.#options.dataDir, 'mutations', spec.name),
       });
       // A service without any instance yet starts its state with this log: the log holds all of it
