@@ -25,6 +25,8 @@ interface Instance {
   history: string[];
   /** Bodies this instance rejects with 422 (a service that is not deterministic, for the test). */
   rejects: Set<string>;
+  /** While true, every request is answered 503 without being consumed (the instance is unavailable). */
+  unavailable: boolean;
 }
 
 const servers: Server[] = [];
@@ -44,7 +46,14 @@ async function readRaw(req: IncomingMessage): Promise<Buffer> {
 const BATCH_PATH = '/_understudy/batch';
 
 async function startInstance(id: string): Promise<Instance> {
-  const inst: Instance = { id, port: 0, gate: new SeqGate(), history: [], rejects: new Set() };
+  const inst: Instance = {
+    id,
+    port: 0,
+    gate: new SeqGate(),
+    history: [],
+    rejects: new Set(),
+    unavailable: false,
+  };
   const applyOne = async (s: Sequenced, body: string): Promise<[number, string | undefined]> => {
     const t = await inst.gate.enter(s);
     if (t.turn === 'duplicate') return [s.skip ? 200 : Number(t.outcome) || 409, String(t.outcome)];
@@ -64,6 +73,7 @@ async function startInstance(id: string): Promise<Instance> {
   const server = createServer((req, res) => {
     void (async () => {
       const raw = await readRaw(req);
+      if (inst.unavailable) return void res.writeHead(503).end();
       if (req.url === BATCH_PATH) {
         const answer = await applyBatch(decodeBatch(raw), async (e) => {
           const s = readSequence(e.headers);
@@ -219,6 +229,24 @@ describe('concurrent send to the echoes (pipelined order)', () => {
       expect(await r.repl.waitCaughtUp(r.echo.id, 5000)).toBe(true);
       expect((r.repl.log.recent(0) ?? []).map((m) => m.kind)).toEqual(['skip', 'apply']);
       expect(r.echo.history).toEqual(['2']);
+      expect(r.diverged).toEqual([]);
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('sends again an early write the echo could not take (5xx) as the log entry: a skip once the primary rejected it', async () => {
+    const r = await rig();
+    try {
+      r.primary.rejects.add('odd'); // the echo would apply it: only the skip keeps it from diverging
+      r.echo.unavailable = true;
+      const w = await r.begin('odd');
+      expect(await r.finish(w)).toBe(false);
+      expect((r.repl.log.recent(0) ?? []).map((m) => m.kind)).toEqual(['skip']);
+      r.echo.unavailable = false;
+      expect(await r.repl.waitCaughtUp(r.echo.id, 5000)).toBe(true);
+      expect(r.echo.gate.appliedSeq).toBe(w.seq);
+      expect(r.echo.history).toEqual([]);
       expect(r.diverged).toEqual([]);
     } finally {
       await r.close();
