@@ -11,6 +11,7 @@ import { Sequencer, entryOf } from './sequencer.js';
 import { DurableMutationLog } from './mutation-log-durable.js';
 import {
   MAX_SKIP_ENTRIES,
+  POSITION_PATIENCE_MS,
   RESTART_SEQ_LEAP,
   positionAfterRestart,
   replayVerdictOf,
@@ -472,8 +473,25 @@ export class ServiceReplication {
     this.options.onEchoSyncChange?.(id, true, 'replay from the mutation log reached the live stream');
   }
 
-  /** Whether an echo at `appliedSeq` can be resumed by replaying the log, from where, and why ({@link replayVerdictOf}). */
+  /**
+   * Whether an echo at `appliedSeq` can be resumed by replaying the log, from where, and why
+   * ({@link replayVerdictOf}). Under concurrent send an echo may have applied writes the primary never
+   * got (the earlier process sent them to both at once and died): an echo ahead of the log once the
+   * primary's position is known (waited for, up to {@link POSITION_PATIENCE_MS}) is rebuilt, and the log
+   * is not moved past the primary's position (the primary would wait for seqs it never gets).
+   */
   async replayVerdict(appliedSeq: number): Promise<ReplayVerdict> {
+    if (this.#early && appliedSeq > this.log.lastSeq) {
+      const positioning = this.#positioning?.ready;
+      if (positioning)
+        await Promise.race([positioning, new Promise((r) => setTimeout(r, POSITION_PATIENCE_MS).unref())]);
+      if (appliedSeq > this.log.lastSeq)
+        return {
+          replay: false,
+          fromSeq: appliedSeq,
+          why: `it applied up to seq ${appliedSeq}, past the primary's position and the log's last seq ${this.log.lastSeq}: writes are sent to echoes and the primary at once, so it may hold writes the primary never applied`,
+        };
+    }
     return replayVerdictOf(this.log, this.options.rules, appliedSeq, (seq) => this.skipTo(seq));
   }
 
