@@ -253,6 +253,25 @@ describe('concurrent send to the echoes (pipelined order)', () => {
     }
   });
 
+  it('runs on the primary a write whose answer was lost while the echo had not answered it yet (it may still apply it)', async () => {
+    const r = await rig();
+    try {
+      r.echo.unavailable = true;
+      const w = await r.begin('slow');
+      r.abandon(w);
+      // After mutations.timeout without the echo's answer, the primary is asked to run it, not skip it.
+      await until(() => r.repl.log.lastSeq === w.seq);
+      expect(r.primary.history).toEqual(['slow']);
+      expect((r.repl.log.recent(0) ?? []).map((m) => m.kind)).toEqual(['apply']);
+      r.echo.unavailable = false;
+      expect(await r.repl.waitCaughtUp(r.echo.id, 5000)).toBe(true);
+      expect(r.echo.history).toEqual(['slow']);
+      expect(r.diverged).toEqual([]);
+    } finally {
+      await r.close();
+    }
+  });
+
   it('drops an echo that rejected a write the primary applied, as diverged: it is not counted as having applied it', async () => {
     const r = await rig();
     try {

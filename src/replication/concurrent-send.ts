@@ -36,11 +36,19 @@ export class ConcurrentSend {
   }
 
   /**
-   * Whether one of `echoes` consumed seq `seq`, sent to it early, by applying it (2xx) — waiting up to
-   * `timeoutMs` for the answers still out.
+   * Whether one of `echoes` may have applied seq `seq`, sent to it early: it answered 2xx, or it still
+   * has not answered after `timeoutMs` of waiting (it may apply it yet).
    */
-  async echoApplied(seq: number, echoes: Iterable<EchoReplicator>, timeoutMs: number): Promise<boolean> {
-    const answers = await Promise.all([...echoes].map((e) => e.earlyAnswer(seq, timeoutMs)));
-    return answers.some((s) => s !== undefined && s >= 200 && s < 300);
+  async echoMayHaveApplied(
+    seq: number,
+    echoes: Iterable<EchoReplicator>,
+    timeoutMs: number,
+  ): Promise<boolean> {
+    const list = [...echoes];
+    const answers = await Promise.all(list.map((e) => e.earlyAnswer(seq, timeoutMs)));
+    return answers.some(
+      (s, i) =>
+        (s !== undefined && s >= 200 && s < 300) || (s === undefined && list[i]?.earlyUnanswered(seq)),
+    );
   }
 }

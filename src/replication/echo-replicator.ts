@@ -193,6 +193,11 @@ export class EchoReplicator {
     });
   }
 
+  /** Concurrent send: whether seq `seq` was sent to this echo early and it has not answered yet. */
+  earlyUnanswered(seq: number): boolean {
+    return !this.#closed && this.#early.get(seq)?.status === undefined && this.#early.has(seq);
+  }
+
   /** Why the echo diverged from the primary (concurrent send), if it did. */
   get diverged(): string | undefined {
     return this.#diverged;

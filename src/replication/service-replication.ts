@@ -193,7 +193,8 @@ export class ServiceReplication {
    */
   async resolveUnanswered(seq: number, request: MutationRequest): Promise<void> {
     const echoApplied =
-      (await this.#early?.echoApplied(seq, this.#echoes.values(), this.options.rules.timeoutMs)) ?? false;
+      (await this.#early?.echoMayHaveApplied(seq, this.#echoes.values(), this.options.rules.timeoutMs)) ??
+      false;
     await resolveUnansweredSeq({
       stamped: request.epoch ?? this.options.epoch(),
       echoApplied,

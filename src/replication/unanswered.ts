@@ -7,7 +7,7 @@ import type { Mutation, MutationKind } from './mutation.js';
 export interface UnansweredSeq {
   /** The epoch the request was stamped with. */
   stamped: number;
-  /** Concurrent send: an echo applied it (2xx) when it was sent to it at arrival. */
+  /** Concurrent send: an echo applied it (2xx) when it was sent to it at arrival, or has not answered yet. */
   echoApplied: boolean;
   /** Whether it is still to be resolved (and the service open). */
   pending: () => boolean;
