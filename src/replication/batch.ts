@@ -57,6 +57,15 @@ export interface BatchResult {
  * results in order, each below 500). Throws when the answer is not the batch contract's JSON.
  */
 export function appliedPrefix(sent: readonly Mutation[], answer: string, where: string): number {
+  return appliedStatuses(sent, answer, where).length;
+}
+
+/**
+ * The statuses the instance consumed the mutations of `sent` with, from the first, as long as each is
+ * below 500 (the applied prefix, see {@link appliedPrefix}). Throws when the answer is not the batch
+ * contract's JSON.
+ */
+export function appliedStatuses(sent: readonly Mutation[], answer: string, where: string): number[] {
   let parsed: unknown;
   try {
     parsed = JSON.parse(answer);
@@ -70,13 +79,13 @@ export function appliedPrefix(sent: readonly Mutation[], answer: string, where: 
     throw new Error(
       `${where} answered a batch without a 'results' array: it does not keep the batch contract (docs/failover.md)`,
     );
-  let n = 0;
+  const statuses: number[] = [];
   for (const r of results as unknown[]) {
-    const m = sent[n];
+    const m = sent[statuses.length];
     if (!m) break;
     const { seq, status } = (r ?? {}) as { seq?: unknown; status?: unknown };
     if (seq !== m.seq || typeof status !== 'number' || status >= 500) break;
-    n++;
+    statuses.push(status);
   }
-  return n;
+  return statuses;
 }
