@@ -83,6 +83,12 @@ export const PEER_RUNNERS: readonly PeerRunner[] = [
     faults: PROCESS_FAULTS,
   },
   { service: 'postgres', module: './lib/peers-postgres.ts', run: 'runPostgresPeers', faults: PROCESS_FAULTS },
+  {
+    service: 'postgres',
+    module: './lib/peers-partition-postgres.ts',
+    run: 'runPostgresPartitionPeers',
+    faults: ['partition'],
+  },
 ];
 
 /** The skipped rows of the asked faults that no runner of `service` makes. */

@@ -83,17 +83,24 @@ export function measurePartition(o: {
 }
 
 /** A system started in a lab for one run. */
-interface PartitionRunning {
-  /** The main client's target (peers-partition-client's `addr:` or `sentinel:` form). */
+export interface PartitionRunning {
+  /** The main client's target (peers-partition-client's `addr:` or `sentinel:` form for Redis). */
   target: string;
   /** Where the master is now: its lab host and port. */
   master(): Promise<{ host: string; port: number }>;
   /** What to show when a run fails (the end of the control plane's output). */
   tail(): string;
+  /**
+   * Starts a writing client in namespace `host` for `target` (`addr:<host>:<port>` for the second
+   * client). @default the Redis client of bench/lib/peers-partition-client.ts
+   */
+  writer?(host: string, name: string, target: string): Writer;
+  /** The acknowledged keys the current master holds. @default the Redis client's `check` */
+  readBack?(keys: string[]): Promise<Set<string>>;
 }
 
-/** A Redis system of the partition rows. */
-interface PartitionSystem {
+/** A system of the partition rows. */
+export interface PartitionSystem {
   system: string;
   /** The lab's hosts besides `client`. */
   hosts: readonly string[];
@@ -102,10 +109,16 @@ interface PartitionSystem {
   start(lab: NetnsLab, work: string): Promise<PartitionRunning>;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const now = (): number => performance.timeOrigin + performance.now();
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** Now, ms since the epoch with sub-ms precision (the clock the clients in namespaces share). */
+export const now = (): number => performance.timeOrigin + performance.now();
 
-async function until(check: () => boolean | Promise<boolean>, ms: number, what: () => string): Promise<void> {
+/** Waits until `check` holds (every 100 ms); thrown after `ms` with `what()`. */
+export async function until(
+  check: () => boolean | Promise<boolean>,
+  ms: number,
+  what: () => string,
+): Promise<void> {
   const deadline = Date.now() + ms;
   while (
     !(await Promise.resolve()
@@ -230,7 +243,7 @@ function sentinel(downAfterMs: number, failoverTimeoutMs: number, stopMs: number
 }
 
 /** An instance record as read from etcd. */
-interface InstanceRecord {
+export interface InstanceRecord {
   id: string;
   role: string;
   phase: string;
@@ -249,22 +262,6 @@ function understudy(leaseTtlMs: number, label: string): PartitionSystem {
     hosts: ['s1', 'h1', 'h2'],
     maxWaitMs: 30_000,
     async start(lab, work) {
-      const etcd = await startNetnsEtcd(lab, { members: ['s1'], dataDir: work });
-      const clusterKey = join(work, 'cluster.key');
-      ensureClusterKey(clusterKey);
-      for (const [host, zone] of [
-        ['h1', 'z1'],
-        ['h2', 'z2'],
-      ] as const) {
-        const { proc, serving } = await startNetnsAgent(lab, {
-          store: etcd.url,
-          host,
-          zone,
-          clusterKey,
-          leaseTtlMs,
-        });
-        if (!serving) throw new Error(`agent ${host} did not start: ${proc.out().slice(-500)}`);
-      }
       const dir = join(root, 'examples/redis');
       const doc = parse(readFileSync(join(dir, 'understudy.yaml'), 'utf8')) as {
         services: Record<string, unknown>[];
@@ -275,29 +272,9 @@ function understudy(leaseTtlMs: number, label: string): PartitionSystem {
       command[command.indexOf('--bind') + 1] = '0.0.0.0';
       command.push('--protected-mode', 'no');
       (svc['routing'] as Record<string, unknown>)['listen'] = '0.0.0.0:6379';
-      const spec = join(work, 'redis.yaml');
+      const spec = join(work, 'understudy.yaml');
       writeFileSync(spec, stringify(doc));
-      const control: NetnsProc = startNetnsControl(lab, 's1', {
-        spec,
-        store: etcd.url,
-        name: 'c-s1',
-        clusterKey,
-        dataDir: join(work, 'control'),
-      });
-      const endpoint = `http://${lab.address('s1')}:2379`;
-      const records = (): InstanceRecord[] => {
-        const r = lab.run('s1', 'etcdctl', [
-          `--endpoints=${endpoint}`,
-          'get',
-          '--prefix',
-          'understudy/k/instances/',
-          '--print-value-only',
-        ]);
-        return r.stdout
-          .split('\n')
-          .filter((l) => l.startsWith('{'))
-          .map((l) => JSON.parse(l) as InstanceRecord);
-      };
+      const { control, records } = await startUnderstudyLab(lab, work, spec, leaseTtlMs);
       const primary = (): InstanceRecord | undefined =>
         records().find((r) => r.role === 'primary' && r.phase === 'running');
       await until(
@@ -322,6 +299,57 @@ function understudy(leaseTtlMs: number, label: string): PartitionSystem {
   };
 }
 
+/**
+ * Starts Understudy in the lab on the spec file `spec`: etcd and `understudy control` (name `c-s1`) in `s1`, an
+ * `understudy agent` in `h1` (zone z1) and `h2` (z2) with `--lease-ttl leaseTtlMs`. Returns the control
+ * replica and a reader of the instance records in etcd. Everything is a child of the lab.
+ */
+export async function startUnderstudyLab(
+  lab: NetnsLab,
+  work: string,
+  spec: string,
+  leaseTtlMs: number,
+): Promise<{ control: NetnsProc; records(): InstanceRecord[] }> {
+  const etcd = await startNetnsEtcd(lab, { members: ['s1'], dataDir: work });
+  const clusterKey = join(work, 'cluster.key');
+  ensureClusterKey(clusterKey);
+  for (const [host, zone] of [
+    ['h1', 'z1'],
+    ['h2', 'z2'],
+  ] as const) {
+    const { proc, serving } = await startNetnsAgent(lab, {
+      store: etcd.url,
+      host,
+      zone,
+      clusterKey,
+      leaseTtlMs,
+    });
+    if (!serving) throw new Error(`agent ${host} did not start: ${proc.out().slice(-500)}`);
+  }
+  const control: NetnsProc = startNetnsControl(lab, 's1', {
+    spec,
+    store: etcd.url,
+    name: 'c-s1',
+    clusterKey,
+    dataDir: join(work, 'control'),
+  });
+  const endpoint = `http://${lab.address('s1')}:2379`;
+  const records = (): InstanceRecord[] => {
+    const r = lab.run('s1', 'etcdctl', [
+      `--endpoints=${endpoint}`,
+      'get',
+      '--prefix',
+      'understudy/k/instances/',
+      '--print-value-only',
+    ]);
+    return r.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as InstanceRecord);
+  };
+  return { control, records };
+}
+
 /** The systems of the partition rows, in table order. */
 export function partitionSystems(stopMs: number): PartitionSystem[] {
   return [
@@ -333,7 +361,7 @@ export function partitionSystems(stopMs: number): PartitionSystem[] {
 }
 
 /** A writing client in a namespace: the acknowledgements it printed so far, and how to stop it. */
-interface Writer {
+export interface Writer {
   acks: PartitionAck[];
   stop(): Promise<void>;
 }
@@ -410,8 +438,11 @@ async function oneRun(
     const l = lab!;
     const sysNow = running;
     const master = await sysNow.master();
-    const main = startWriter(l, 'client', 'main', sysNow.target);
-    const local = startWriter(l, master.host, 'local', `addr:${l.address(master.host)}:${master.port}`);
+    const write =
+      sysNow.writer?.bind(sysNow) ??
+      ((host: string, name: string, target: string) => startWriter(l, host, name, target));
+    const main = write('client', 'main', sysNow.target);
+    const local = write(master.host, 'local', `addr:${l.address(master.host)}:${master.port}`);
     writers.push(main, local);
     await until(
       () => main.acks.length >= 300 && local.acks.length >= 50,
@@ -433,7 +464,7 @@ async function oneRun(
     await sleep(5000);
     await Promise.all(writers.map((w) => w.stop()));
     const keys = [...main.acks, ...local.acks].map((a) => a.k);
-    const present = await readBack(l, sysNow.target, keys);
+    const present = await (sysNow.readBack?.(keys) ?? readBack(l, sysNow.target, keys));
     return measurePartition({ t0, oldServer, main: main.acks, local: local.acks, present });
   } finally {
     await Promise.all(writers.map((w) => w.stop().catch(() => undefined)));
@@ -442,11 +473,13 @@ async function oneRun(
   }
 }
 
-/** Whether the partition rows can run here: network namespaces, and the Redis programs they start. */
-export function partitionSupport(): { ok: true } | { ok: false; reason: string } {
+/** Whether partition rows can run here: network namespaces, and the programs they start (`commands`: the Redis rows'). */
+export function partitionSupport(
+  commands: readonly string[] = ['redis-server', 'redis-sentinel', 'redis-cli', 'etcd', 'etcdctl'],
+): { ok: true } | { ok: false; reason: string } {
   const ns = netnsSupport();
   if (!ns.ok) return { ok: false, reason: `network namespaces unavailable (${ns.reason})` };
-  for (const cmd of ['redis-server', 'redis-sentinel', 'redis-cli', 'etcd', 'etcdctl'])
+  for (const cmd of commands)
     if (spawnSync('sh', ['-c', 'command -v "$1"', 'sh', cmd]).status !== 0)
       return { ok: false, reason: `${cmd} is not installed` };
   return { ok: true };
@@ -461,9 +494,20 @@ export async function runRedisPartitionPeers(
   o: PeerRunOptions,
   support: { ok: true } | { ok: false; reason: string } = partitionSupport(),
 ): Promise<PeerRow[]> {
-  const systems = partitionSystems(o.stopMs).filter(
-    (s) => !o.systems || o.systems.some((x) => s.system.includes(x)),
-  );
+  return runPartitionRows('redis', partitionSystems(o.stopMs), o, support);
+}
+
+/**
+ * The rows of `service` under the partition fault: per system (those `o.systems` names), `runs` fresh
+ * runs, each in a fresh lab; with `support` not ok, no run and each row says why. Never throws.
+ */
+export async function runPartitionRows(
+  service: string,
+  all: readonly PartitionSystem[],
+  o: PeerRunOptions,
+  support: { ok: true } | { ok: false; reason: string },
+): Promise<PeerRow[]> {
+  const systems = all.filter((s) => !o.systems || o.systems.some((x) => s.system.includes(x)));
   const rows: PeerRow[] = [];
   for (const sys of systems) {
     const results: PartitionResult[] = [];
@@ -486,7 +530,7 @@ export async function runRedisPartitionPeers(
       .join('; ');
     rows.push({
       system: sys.system,
-      service: 'redis',
+      service,
       fault: 'partition',
       runs: results.length,
       p50Ms: percentile(times, 50),

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { runPostgresPartitionPeers } from '../../bench/lib/peers-partition-postgres.js';
 import {
   measurePartition,
   runRedisPartitionPeers,
@@ -70,19 +71,25 @@ describe('the partition fault of the peers bench: what one run measures', () => 
 });
 
 describe('the partition fault in the peers bench', () => {
-  it('is a fault of a full run, made for Redis by the partition runner alone', () => {
+  it('is a fault of a full run, made by the partition runners alone (the process-fault runners never get it)', () => {
     expect(PEER_FAULTS).toContain('partition');
     const makers = PEER_RUNNERS.filter((r) => r.faults.includes('partition'));
-    expect(makers.map((r) => [r.service, r.run])).toEqual([['redis', 'runRedisPartitionPeers']]);
+    expect(makers.map((r) => [r.service, r.run])).toEqual([
+      ['redis', 'runRedisPartitionPeers'],
+      ['postgres', 'runPostgresPartitionPeers'],
+    ]);
+    for (const r of PEER_RUNNERS.filter((x) => !makers.includes(x)))
+      expect(r.faults).not.toContain('partition');
     expect(BENCH_PEERS.peers?.map((p) => p.command)).toContain('ip');
   });
 
-  it('gives a skipped row, not a measured one, for a service whose partition fault is not built', () => {
+  it('gives a skipped row, not a measured one, for an asked fault no runner of the service makes', () => {
     expect(unbuiltFaultRows('redis', PEER_FAULTS)).toEqual([]);
-    const rows = unbuiltFaultRows('postgres', ['sigkill', 'partition']);
+    expect(unbuiltFaultRows('postgres', PEER_FAULTS)).toEqual([]);
+    const rows = unbuiltFaultRows('nginx', ['partition']);
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({
-      service: 'postgres',
+      service: 'nginx',
       fault: 'partition',
       runs: 0,
       skipped: expect.stringMatching(/not built/),
@@ -112,5 +119,23 @@ describe('the partition fault in the peers bench', () => {
         expect.stringMatching(/^redis-sentinel/),
       ]),
     );
+  });
+
+  it("says Patroni's partition row is not built instead of measuring it", async () => {
+    const rows = await runPostgresPartitionPeers({
+      runs: 10,
+      stopMs: 20_000,
+      faults: ['partition'],
+      systems: ['patroni'],
+      log: () => undefined,
+    });
+    expect(rows).toEqual([
+      expect.objectContaining({
+        system: 'patroni',
+        fault: 'partition',
+        runs: 0,
+        skipped: expect.stringMatching(/not built/),
+      }),
+    ]);
   });
 });
