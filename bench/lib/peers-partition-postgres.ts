@@ -4,13 +4,15 @@
 // and `h2` — from a copy whose PostgreSQL listens on every address of its host and trusts the lab's
 // hosts (the recipe listens on and trusts 127.0.0.1 only). The clients are `psql` sessions in
 // namespaces, inserting unique ids one at a time, each `RETURNING` the server that acknowledged it.
-// Patroni under a partition is not built: its row says so.
+// Patroni's rows: bench/lib/peers-partition-patroni.ts.
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import type { NetnsLab } from '../../src/cli/netns-lab.js';
 import type { PeerRow, PeerRunOptions } from '../peers.js';
-import { postgresBin } from './peers-postgres.js';
+import { PATRONI_SETTINGS, postgresBin } from './peers-postgres.js';
+import { commandExists } from './peers.js';
+import { patroniPartition } from './peers-partition-patroni.js';
 import {
   now,
   partitionSupport,
@@ -26,7 +28,7 @@ import {
 import { root } from './spec-up.js';
 
 /** One statement through `psql` inside namespace `from`; its unaligned output, undefined on failure. */
-function psql(
+export function psql(
   lab: NetnsLab,
   from: string,
   bin: string,
@@ -47,7 +49,7 @@ function psql(
  * reset ever comes) ends the session — its outcome unknown, its id never reused nor counted — and a new
  * session starts at once.
  */
-function pgWriter(
+export function pgWriter(
   lab: NetnsLab,
   from: string,
   bin: string,
@@ -206,29 +208,43 @@ function understudyPostgres(bin: string, stopMs: number): PartitionSystem {
 }
 
 /**
- * The PostgreSQL rows of the partition fault: Understudy's (measured as the Redis ones are), and one
- * row for Patroni saying it is not built. Never throws.
+ * The PostgreSQL rows of the partition fault: Understudy's, then Patroni's at each of its settings
+ * (bench/lib/peers-partition-patroni.ts), measured as the Redis ones are; without network namespaces
+ * (`base`: what {@link partitionSupport} says), PostgreSQL or Patroni, rows that say why. Never throws.
  */
-export async function runPostgresPartitionPeers(o: PeerRunOptions): Promise<PeerRow[]> {
+export async function runPostgresPartitionPeers(
+  o: PeerRunOptions,
+  base: { ok: true } | { ok: false; reason: string } = partitionSupport(['etcd', 'etcdctl']),
+): Promise<PeerRow[]> {
   const bin = postgresBin();
-  const base = partitionSupport(['etcd', 'etcdctl']);
   const support: { ok: true } | { ok: false; reason: string } = !base.ok
     ? base
     : bin
       ? { ok: true }
       : { ok: false, reason: 'no PostgreSQL server (/usr/lib/postgresql/<v>/bin) is installed' };
-  const rows = await runPartitionRows('postgres', [understudyPostgres(bin ?? '', o.stopMs)], o, support);
-  if (!o.systems || o.systems.some((x) => 'patroni'.includes(x)))
-    rows.push({
-      system: 'patroni',
-      service: 'postgres',
-      fault: 'partition',
-      runs: 0,
-      p50Ms: NaN,
-      p99Ms: NaN,
-      lostAcked: 0,
-      splitBrain: 0,
-      skipped: 'Patroni under a partition is not built (docs/recipes.md)',
-    });
+  const systems = [
+    understudyPostgres(bin ?? '', o.stopMs),
+    ...PATRONI_SETTINGS.map((p) => patroniPartition(bin ?? '', p, o.stopMs)),
+  ];
+  const patroni = commandExists('patroni') && commandExists('haproxy');
+  const rows = await runPartitionRows(
+    'postgres',
+    systems.filter((x) => patroni || !x.system.startsWith('patroni')),
+    o,
+    support,
+  );
+  if (!patroni)
+    for (const p of PATRONI_SETTINGS.filter((x) => !o.systems || o.systems.some((y) => x.system.includes(y))))
+      rows.push({
+        system: p.system,
+        service: 'postgres',
+        fault: 'partition',
+        runs: 0,
+        p50Ms: NaN,
+        p99Ms: NaN,
+        lostAcked: 0,
+        splitBrain: 0,
+        skipped: 'patroni or haproxy is not installed',
+      });
   return rows;
 }

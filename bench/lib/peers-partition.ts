@@ -509,36 +509,44 @@ export async function runPartitionRows(
 ): Promise<PeerRow[]> {
   const systems = all.filter((s) => !o.systems || o.systems.some((x) => s.system.includes(x)));
   const rows: PeerRow[] = [];
-  for (const sys of systems) {
-    const results: PartitionResult[] = [];
-    let skipped: string | undefined = support.ok ? undefined : support.reason;
-    for (let i = 0; support.ok && i < o.runs; i++) {
-      try {
-        const r = await oneRun(sys, o.stopMs, o.log);
-        o.log(`peers-partition: ${sys.system} run ${i + 1}: ${JSON.stringify(r)}`);
-        results.push(r);
-      } catch (err) {
-        skipped = `run ${i + 1} failed: ${(err as Error).message}`;
-        o.log(`peers-partition: ${sys.system}: ${skipped}`);
-        break;
+  // Interrupted (Ctrl-C, a timeout's SIGTERM): exit, so that the lab's exit hook removes its
+  // namespaces and everything running in them (a signal alone would end the process without it).
+  const interrupted = (): never => process.exit(130);
+  process.once('SIGINT', interrupted).once('SIGTERM', interrupted);
+  try {
+    for (const sys of systems) {
+      const results: PartitionResult[] = [];
+      let skipped: string | undefined = support.ok ? undefined : support.reason;
+      for (let i = 0; support.ok && i < o.runs; i++) {
+        try {
+          const r = await oneRun(sys, o.stopMs, o.log);
+          o.log(`peers-partition: ${sys.system} run ${i + 1}: ${JSON.stringify(r)}`);
+          results.push(r);
+        } catch (err) {
+          skipped = `run ${i + 1} failed: ${(err as Error).message}`;
+          o.log(`peers-partition: ${sys.system}: ${skipped}`);
+          break;
+        }
       }
+      const times = results.map((r) => r.recoveryMs).filter((t) => Number.isFinite(t));
+      const noWrite = results.length - times.length;
+      const why = [skipped, noWrite ? `${noWrite} run(s) without a write within ${sys.maxWaitMs} ms` : '']
+        .filter(Boolean)
+        .join('; ');
+      rows.push({
+        system: sys.system,
+        service,
+        fault: 'partition',
+        runs: results.length,
+        p50Ms: percentile(times, 50),
+        p99Ms: percentile(times, 99),
+        lostAcked: results.reduce((t, r) => t + r.lost, 0),
+        splitBrain: results.reduce((t, r) => t + r.splitBrain, 0),
+        ...(why ? { skipped: why } : {}),
+      });
     }
-    const times = results.map((r) => r.recoveryMs).filter((t) => Number.isFinite(t));
-    const noWrite = results.length - times.length;
-    const why = [skipped, noWrite ? `${noWrite} run(s) without a write within ${sys.maxWaitMs} ms` : '']
-      .filter(Boolean)
-      .join('; ');
-    rows.push({
-      system: sys.system,
-      service,
-      fault: 'partition',
-      runs: results.length,
-      p50Ms: percentile(times, 50),
-      p99Ms: percentile(times, 99),
-      lostAcked: results.reduce((t, r) => t + r.lost, 0),
-      splitBrain: results.reduce((t, r) => t + r.splitBrain, 0),
-      ...(why ? { skipped: why } : {}),
-    });
+  } finally {
+    process.off('SIGINT', interrupted).off('SIGTERM', interrupted);
   }
   return rows;
 }

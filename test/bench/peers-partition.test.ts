@@ -5,6 +5,7 @@ import {
   runRedisPartitionPeers,
   type PartitionAck,
 } from '../../bench/lib/peers-partition.js';
+import { PATRONI_SETTINGS } from '../../bench/lib/peers-postgres.js';
 import { BENCH_PEERS } from '../../bench/lib/peers.js';
 import { PEER_FAULTS, PEER_RUNNERS, unbuiltFaultRows } from '../../bench/peers.js';
 
@@ -121,21 +122,18 @@ describe('the partition fault in the peers bench', () => {
     );
   });
 
-  it("says Patroni's partition row is not built instead of measuring it", async () => {
-    const rows = await runPostgresPartitionPeers({
-      runs: 10,
-      stopMs: 20_000,
-      faults: ['partition'],
-      systems: ['patroni'],
-      log: () => undefined,
-    });
-    expect(rows).toEqual([
-      expect.objectContaining({
-        system: 'patroni',
-        fault: 'partition',
-        runs: 0,
-        skipped: expect.stringMatching(/not built/),
-      }),
+  it('makes no PostgreSQL partition run without network namespaces: Understudy and each Patroni setting get a row saying why', async () => {
+    const rows = await runPostgresPartitionPeers(
+      { runs: 10, stopMs: 20_000, faults: ['partition'], systems: undefined, log: () => undefined },
+      { ok: false, reason: 'network namespaces unavailable (network namespaces need root)' },
+    );
+    expect(rows.map((r) => r.system)).toEqual([
+      'understudy (external, synchronous)',
+      ...PATRONI_SETTINGS.map((p) => p.system),
     ]);
+    for (const row of rows) {
+      expect(row).toMatchObject({ service: 'postgres', fault: 'partition', runs: 0, lostAcked: 0 });
+      expect(row.skipped).toMatch(/network namespaces unavailable|not installed/);
+    }
   });
 });
