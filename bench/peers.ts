@@ -3,7 +3,8 @@
 // same faults (issue 19) — Redis under Understudy against Redis Sentinel (bench/lib/peers-redis.ts),
 // PostgreSQL under Understudy (examples/postgres: external, synchronous; bench/lib/peers-postgres-understudy.ts)
 // against Patroni with HAProxy (bench/lib/peers-postgres.ts); the host partition on network namespaces
-// (bench/lib/peers-partition.ts, Redis; rows say why they are skipped without namespaces). Per system and fault over
+// (bench/lib/peers-partition.ts: Redis; -postgres.ts, -patroni.ts: PostgreSQL; without namespaces its
+// rows say why they are skipped). Per system and fault over
 // N runs (10 by default, 2 with --quick): fault → first successful write (p50/p99), acknowledged writes
 // lost (read back after), split brain (writes acknowledged by the old primary after a new one took
 // writes). A readable table, then the JSON last line
