@@ -1,8 +1,10 @@
 // `npm run bench -- peers [--quick] [--runs N] [--services redis,postgres] [--systems text,…]
-// [--faults sigkill,sigstop]`: real services head to head on the same machine, the same client and the
+// [--faults sigkill,sigstop,partition]`: real services head to head on the same machine, the same client and the
 // same faults (issue 19) — Redis under Understudy against Redis Sentinel (bench/lib/peers-redis.ts),
 // PostgreSQL under Understudy (examples/postgres: external, synchronous; bench/lib/peers-postgres-understudy.ts)
-// against Patroni with HAProxy (bench/lib/peers-postgres.ts). Per system and fault over
+// against Patroni with HAProxy (bench/lib/peers-postgres.ts); the host partition on network namespaces
+// (bench/lib/peers-partition.ts: Redis; -postgres.ts, -patroni.ts: PostgreSQL; without namespaces its
+// rows say why they are skipped). Per system and fault over
 // N runs (10 by default, 2 with --quick): fault → first successful write (p50/p99), acknowledged writes
 // lost (read back after), split brain (writes acknowledged by the old primary after a new one took
 // writes). A readable table, then the JSON last line
@@ -11,8 +13,14 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** A fault of the peers bench: SIGKILL of the primary, or SIGSTOP of it for `stopMs`. */
-export type PeerFault = 'sigkill' | 'sigstop';
+/**
+ * A fault of the peers bench: SIGKILL of the primary, SIGSTOP of it for `stopMs`, or its host cut off
+ * the network for `stopMs` (`partition`: real hosts on network namespaces).
+ */
+export type PeerFault = 'sigkill' | 'sigstop' | 'partition';
+
+/** Every fault, in the order of a full run. */
+export const PEER_FAULTS: readonly PeerFault[] = ['sigkill', 'sigstop', 'partition'];
 
 /** One row of the peers bench: one system, service and fault over `runs` runs. */
 export interface PeerRow {
@@ -36,7 +44,7 @@ export interface PeerRow {
 export interface PeerRunOptions {
   /** Runs per system and fault. */
   runs: number;
-  /** How long SIGSTOP holds the primary, ms. */
+  /** How long SIGSTOP holds the primary (and a partition cuts its host off), ms. */
   stopMs: number;
   faults: readonly PeerFault[];
   /** Only the systems whose name contains one of these (undefined: all). */
@@ -45,16 +53,62 @@ export interface PeerRunOptions {
   log: (line: string) => void;
 }
 
+/** A runner of the bench: a module in bench/lib, the function it exports, the faults it makes. */
+export interface PeerRunner {
+  service: string;
+  module: string;
+  run: string;
+  faults: readonly PeerFault[];
+}
+
+const PROCESS_FAULTS: readonly PeerFault[] = ['sigkill', 'sigstop'];
+
 /**
  * The runners of the bench, in table order (a service may have several: Understudy's rows, then the
- * peer's): each is a module in bench/lib exporting a function that returns its rows and never throws. A
- * runner whose module is absent gives one skipped row.
+ * peer's): each is a module in bench/lib exporting a function that returns its rows and never throws;
+ * it is given only the asked faults it makes. A runner whose module is absent gives skipped rows, and
+ * an asked fault no runner of a service makes gives one skipped row (never a made-up one).
  */
-export const PEER_RUNNERS: readonly { service: string; module: string; run: string }[] = [
-  { service: 'redis', module: './lib/peers-redis.ts', run: 'runRedisPeers' },
-  { service: 'postgres', module: './lib/peers-postgres-understudy.ts', run: 'runUnderstudyPostgresPeers' },
-  { service: 'postgres', module: './lib/peers-postgres.ts', run: 'runPostgresPeers' },
+export const PEER_RUNNERS: readonly PeerRunner[] = [
+  { service: 'redis', module: './lib/peers-redis.ts', run: 'runRedisPeers', faults: PROCESS_FAULTS },
+  {
+    service: 'redis',
+    module: './lib/peers-partition.ts',
+    run: 'runRedisPartitionPeers',
+    faults: ['partition'],
+  },
+  {
+    service: 'postgres',
+    module: './lib/peers-postgres-understudy.ts',
+    run: 'runUnderstudyPostgresPeers',
+    faults: PROCESS_FAULTS,
+  },
+  { service: 'postgres', module: './lib/peers-postgres.ts', run: 'runPostgresPeers', faults: PROCESS_FAULTS },
+  {
+    service: 'postgres',
+    module: './lib/peers-partition-postgres.ts',
+    run: 'runPostgresPartitionPeers',
+    faults: ['partition'],
+  },
 ];
+
+/** The skipped rows of the asked faults that no runner of `service` makes. */
+export function unbuiltFaultRows(service: string, faults: readonly PeerFault[]): PeerRow[] {
+  const made = new Set(PEER_RUNNERS.filter((r) => r.service === service).flatMap((r) => r.faults));
+  return faults
+    .filter((f) => !made.has(f))
+    .map((fault) => ({
+      system: '(all)',
+      service,
+      fault,
+      runs: 0,
+      p50Ms: NaN,
+      p99Ms: NaN,
+      lostAcked: 0,
+      splitBrain: 0,
+      skipped: `the ${fault} fault of ${service} is not built (docs/recipes.md)`,
+    }));
+}
 
 const fmt = (ms: number): string => (Number.isFinite(ms) ? `${(ms / 1000).toFixed(3)} s` : '—');
 
@@ -91,9 +145,9 @@ async function main(): Promise<void> {
     process.stderr.write('peers bench: --runs takes a positive whole number\n');
     process.exit(2);
   }
-  const faults = (opt('--faults') ?? 'sigkill,sigstop').split(',') as PeerFault[];
-  if (faults.some((f) => f !== 'sigkill' && f !== 'sigstop')) {
-    process.stderr.write('peers bench: --faults takes sigkill and/or sigstop\n');
+  const faults = (opt('--faults') ?? PEER_FAULTS.join(',')).split(',') as PeerFault[];
+  if (faults.some((f) => !PEER_FAULTS.includes(f))) {
+    process.stderr.write(`peers bench: --faults takes one or more of ${PEER_FAULTS.join(', ')}\n`);
     process.exit(2);
   }
   const services = opt('--services')?.split(',');
@@ -113,9 +167,11 @@ async function main(): Promise<void> {
   const rows: PeerRow[] = [];
   for (const r of PEER_RUNNERS) {
     if (services && !services.includes(r.service)) continue;
+    const its = faults.filter((f) => r.faults.includes(f));
+    if (its.length === 0) continue;
     if (!existsSync(join(here, r.module))) {
       rows.push(
-        ...faults.map((fault) => ({
+        ...its.map((fault) => ({
           system: '(all)',
           service: r.service,
           fault,
@@ -132,8 +188,10 @@ async function main(): Promise<void> {
     const mod = (await import(r.module)) as Record<string, (o: PeerRunOptions) => Promise<PeerRow[]>>;
     const run = mod[r.run];
     if (typeof run !== 'function') throw new Error(`${r.module} exports no ${r.run}`);
-    rows.push(...(await run(o)));
+    rows.push(...(await run({ ...o, faults: its })));
   }
+  for (const service of new Set(PEER_RUNNERS.map((r) => r.service)))
+    if (!services || services.includes(service)) rows.push(...unbuiltFaultRows(service, faults));
   process.stdout.write(peerTable(rows) + '\n');
   // NaN is not JSON: an empty measurement is null.
   const json = rows.map((r) => ({

@@ -33,6 +33,8 @@ export const BENCH_PEERS: Readonly<Record<string, readonly Peer[]>> = {
     { command: 'patroni', package: 'patroni' },
     { command: 'haproxy', package: 'haproxy' },
     { command: 'etcd', package: 'etcd-server' },
+    // The partition fault's hosts are network namespaces (bench/lib/peers-partition.ts).
+    { command: 'ip', package: 'iproute2' },
   ],
 };
 
