@@ -139,11 +139,6 @@ async function main(): Promise<void> {
   process.stdout.write(
     `write throughput vs no echo: hot async ${(async_ / base).toFixed(2)}x, hot write-through ${(wt / base).toFixed(2)}x (pipelined order; goals 0.9x and 0.7x), write-through p99 ${p99Ratio.toFixed(2)}x no-echo p99 (goal <= 2x); serial order ${(serial / base).toFixed(2)}x (one mutation in flight), per-key serial order ${(perKey / base).toFixed(2)}x\n`,
   );
-  // examples/kv declares the batch endpoint (its understudy.yaml turns batching on): its own
-  // configuration is what a user of it gets, so the goals are shown against it too.
-  process.stdout.write(
-    `as examples/kv declares it (batched, concurrent send): hot async ${(asyncBatch / base).toFixed(2)}x (goal 0.9x), hot write-through ${(wtBatch / base).toFixed(2)}x (goal 0.7x), write-through p99 ${p99BatchRatio.toFixed(2)}x (goal <= 2x)\n`,
-  );
   const peer: PostgresPeerResult = await measurePostgresPeer({ seconds, clients: writers }).catch(
     (err: unknown) => ({ skipped: (err as Error).message }),
   );
@@ -167,8 +162,6 @@ async function main(): Promise<void> {
       writeThroughBatchRatio: round(wtBatch / base),
       writeThroughBatchP99Ratio: round(p99BatchRatio),
       order: 'pipelined',
-      // Pipelined writes go to the echo at arrival, beside the primary (docs/failover.md, "Concurrent send").
-      concurrentSend: true,
       postgresSyncRatio: peer.postgresSyncRatio ?? null,
       postgres: peer,
     }) + '\n',

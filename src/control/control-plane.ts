@@ -288,7 +288,6 @@ export class ControlPlane {
           this.#external &&
           routeExternally(this.#external, this.decisions, spec, rec, this.#agents.addressOf(rec), port),
         onSyncTrouble: (echo, message) => this.#echoes.onSyncTrouble(echo, message),
-        onEchoDiverged: (echo, reason) => this.#echoes.onEchoDiverged(echo, reason),
         mutationLogDir: join(this.#options.dataDir, 'mutations', spec.name),
       });
       // Instances on other hosts are reached through their agent's TLS ingress (before any backend).

@@ -92,29 +92,6 @@ export class EchoUpkeep {
   }
 
   /**
-   * A hot echo diverged from the primary (pipelined order's concurrent send, docs/failover.md): its state
-   * is not the primary's, so it is recreated from a full copy at once.
-   */
-  onEchoDiverged(echoId: string, reason: string): void {
-    const rec = this.#supervisor.allInstances().find((i) => i.id === echoId);
-    if (!rec || rec.role !== 'echo' || this.#supervisor.closed) return;
-    const decision = this.#supervisor.decisions.record({
-      kind: 'recreate',
-      service: rec.service,
-      instance: rec.id,
-      what: `recreate echo ${rec.id} from a full copy`,
-      why: `it diverged from the primary: ${reason}`,
-      inputs: {},
-      outcome: { status: 'pending' },
-    });
-    void this.#supervisor
-      .recreateEcho(rec, decision)
-      .catch((err: unknown) =>
-        this.#supervisor.decisions.settle(decision, 'failed', `${(err as Error).message}`),
-      );
-  }
-
-  /**
    * Samples each serving instance's CPU and memory use, and resizes echoes (and the serving instances
    * of a service with a fixed serving count) to follow it.
    */

@@ -29,8 +29,6 @@ export interface ServiceDataPlaneOptions {
   addressOf: (rec: InstanceRecord) => string;
   /** An echo left or rejoined the synchronous set. */
   onEchoSyncChange?: (instanceId: string, inSync: boolean, reason: string) => void;
-  /** A hot echo diverged from the primary (pipelined order's concurrent send): it needs a full copy. */
-  onEchoDiverged?: (instanceId: string, reason: string) => void;
   /** Traffic now goes to this primary (for DNS and external load balancers). */
   onPrimary?: (rec: InstanceRecord, port: number) => void;
   /**
@@ -117,7 +115,6 @@ export class ServiceDataPlane {
           epoch,
           ...(m.appliedSeq ? { appliedSeq: m.appliedSeq } : {}),
           ...(options.onEchoSyncChange ? { onEchoSyncChange: options.onEchoSyncChange } : {}),
-          ...(options.onEchoDiverged ? { onEchoDiverged: options.onEchoDiverged } : {}),
           ...(options.mutationLogDir
             ? {
                 log: {

@@ -31,8 +31,6 @@ export interface ServiceWiringDeps {
   onPrimary: (rec: InstanceRecord, port: number) => void;
   /** An echo's state sync reported an error. */
   onSyncTrouble: (echoId: string, message: string) => void;
-  /** A hot echo diverged from the primary (it applied a write the primary did not, or the reverse). @default ignored */
-  onEchoDiverged?: (echoId: string, reason: string) => void;
   /** Directory of the service's durable mutation log (hot echoes). @default in memory only */
   mutationLogDir?: string;
 }
@@ -64,7 +62,6 @@ export async function wireService(
           outcome: { status: 'recorded' },
         }),
       onPrimary: deps.onPrimary,
-      ...(deps.onEchoDiverged ? { onEchoDiverged: deps.onEchoDiverged } : {}),
       ...(deps.mutationLogDir ? { mutationLogDir: deps.mutationLogDir } : {}),
     });
     const recovery = out.plane.replication?.log.durable ? out.plane.replication.log.recovery : undefined;

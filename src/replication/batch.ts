@@ -57,15 +57,6 @@ export interface BatchResult {
  * results in order, each below 500). Throws when the answer is not the batch contract's JSON.
  */
 export function appliedPrefix(sent: readonly Mutation[], answer: string, where: string): number {
-  return appliedStatuses(sent, answer, where).length;
-}
-
-/**
- * The statuses the instance consumed the mutations of `sent` with, from the first, as long as each is
- * below 500 (the applied prefix, see {@link appliedPrefix}). Throws when the answer is not the batch
- * contract's JSON.
- */
-export function appliedStatuses(sent: readonly Mutation[], answer: string, where: string): number[] {
   let parsed: unknown;
   try {
     parsed = JSON.parse(answer);
@@ -79,13 +70,13 @@ export function appliedStatuses(sent: readonly Mutation[], answer: string, where
     throw new Error(
       `${where} answered a batch without a 'results' array: it does not keep the batch contract (docs/failover.md)`,
     );
-  const statuses: number[] = [];
+  let n = 0;
   for (const r of results as unknown[]) {
-    const m = sent[statuses.length];
+    const m = sent[n];
     if (!m) break;
     const { seq, status } = (r ?? {}) as { seq?: unknown; status?: unknown };
     if (seq !== m.seq || typeof status !== 'number' || status >= 500) break;
-    statuses.push(status);
+    n++;
   }
-  return statuses;
+  return n;
 }

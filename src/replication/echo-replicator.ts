@@ -1,5 +1,5 @@
 import { Pool } from 'undici';
-import { BATCH_CONTENT_TYPE, appliedStatuses, encodeBatch, type BatchRules } from './batch.js';
+import { BATCH_CONTENT_TYPE, appliedPrefix, encodeBatch, type BatchRules } from './batch.js';
 import { REPLAY_HEADERS, type Mutation } from './mutation.js';
 
 /** Where an echo receives replayed mutations. */
@@ -27,25 +27,6 @@ export interface EchoReplicatorOptions {
    * the next one accumulates (group commit). @default unset: one request per mutation
    */
   batch?: BatchRules;
-  /**
-   * Concurrent send (pipelined order): called once when the echo consumed a mutation sent to it before
-   * the primary answered ({@link EchoReplicator.offerEarly}) otherwise than the primary did — it applied
-   * what the primary did not, or rejected what the primary applied. The replicator then stops (its
-   * waiters resolve false): the echo's state is no longer the primary's and needs a full copy.
-   */
-  onDiverged?: (reason: string) => void;
-}
-
-/** A mutation sent to the echo before the primary answered it (concurrent send). */
-interface EarlySend {
-  /** The entry sent: the request, as an `apply`. */
-  sent: Mutation;
-  /** The status the echo consumed it with (below 500), once it answered. */
-  status?: number;
-  /** The log's entry for its seq, once the primary's answer resolved it. */
-  resolved?: Mutation;
-  /** Waiting for the echo's answer ({@link EchoReplicator.earlyAnswer}). */
-  listeners?: Array<(status: number | undefined) => void> | undefined;
 }
 
 /** How an instance consumed a seq, as it answers a skip (pipelined order; see docs/failover.md). */
@@ -103,11 +84,6 @@ export class EchoReplicator {
   #lastError: string | undefined;
   #inSync = true;
   #closed = false;
-  /** Pipelined: the highest seq handed to the backlog (early or resolved); the next early one must follow it. */
-  #lastQueued = 0;
-  /** Concurrent send: mutations sent before the primary answered them, by seq, until settled. */
-  readonly #early = new Map<number, EarlySend>();
-  #diverged: string | undefined;
 
   constructor(private readonly options: EchoReplicatorOptions) {
     this.#pool = new Pool(`http://${options.target.host}:${options.target.port}`, {
@@ -124,22 +100,11 @@ export class EchoReplicator {
     return this.options.target;
   }
 
-  /**
-   * Queues a mutation for replay (an entry of the log, in seq order). In pipelined order, a mutation
-   * sent early ({@link offerEarly}) is not sent again: its entry settles it — applied when the echo
-   * consumed it as the primary did, else the echo diverged ({@link EchoReplicatorOptions.onDiverged}).
-   */
+  /** Queues a mutation for replay. */
   enqueue(m: Mutation): void {
     if (this.#closed) return;
     this.#unapplied.set(m.seq, m);
     if (this.options.pipelined) {
-      const early = this.#early.get(m.seq);
-      if (early) {
-        early.resolved = m;
-        if (early.status !== undefined) this.#settleEarly(early, early.status);
-        return;
-      }
-      if (m.seq > this.#lastQueued) this.#lastQueued = m.seq;
       this.#backlog.push(m);
       this.#pump();
       return;
@@ -148,59 +113,6 @@ export class EchoReplicator {
     q.push(m);
     this.#queues.set(m.partition, q);
     if (!this.#running.has(m.partition)) void this.#drain(m.partition);
-  }
-
-  /**
-   * Pipelined order, concurrent send: sends `m` (a mutation as the router received it, before the
-   * primary answered) at once, if it is the seq right after the last one queued for this echo (the
-   * echo gets every seq once, in order). Returns whether it was taken; if not, its log entry comes
-   * through {@link enqueue} once resolved. Its entry must still be {@link enqueue}d: it settles it.
-   */
-  offerEarly(m: Mutation): boolean {
-    if (this.#closed || !this.options.pipelined || m.seq !== this.#lastQueued + 1) return false;
-    this.#lastQueued = m.seq;
-    this.#early.set(m.seq, { sent: m });
-    this.#backlog.push(m);
-    this.#pump();
-    return true;
-  }
-
-  /** The highest seq queued for this echo (pipelined order): the next one may be {@link offerEarly}ed. */
-  get lastQueued(): number {
-    return this.#lastQueued;
-  }
-
-  /** Pipelined order: counts every seq up to `seq` as queued (the echo's state holds them already). */
-  startAfter(seq: number): void {
-    if (seq > this.#lastQueued) this.#lastQueued = seq;
-  }
-
-  /**
-   * Concurrent send: the status the echo consumed seq `seq` with, sent early and not settled yet —
-   * waiting up to `timeoutMs` for its answer. Undefined when it was not sent early, is settled, did not
-   * answer in time, or the replicator closed.
-   */
-  earlyAnswer(seq: number, timeoutMs: number): Promise<number | undefined> {
-    const early = this.#early.get(seq);
-    if (!early || this.#closed) return Promise.resolve(undefined);
-    if (early.status !== undefined) return Promise.resolve(early.status);
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => resolve(undefined), timeoutMs);
-      (early.listeners ??= []).push((status) => {
-        clearTimeout(timer);
-        resolve(status);
-      });
-    });
-  }
-
-  /** Concurrent send: whether seq `seq` was sent to this echo early and it has not answered yet. */
-  earlyUnanswered(seq: number): boolean {
-    return !this.#closed && this.#early.get(seq)?.status === undefined && this.#early.has(seq);
-  }
-
-  /** Why the echo diverged from the primary (concurrent send), if it did. */
-  get diverged(): string | undefined {
-    return this.#diverged;
   }
 
   /** Resolves true once `seq` is applied on the echo, false when it was not within the timeout (or closed). */
@@ -277,16 +189,6 @@ export class EchoReplicator {
         `instance ${this.options.target.instanceId} answered HTTP ${res.statusCode} to a skip of seq ${m.seq} without a valid ${REPLAY_HEADERS.outcome} header: it does not keep the pipelined contract (docs/failover.md)`,
       );
     return status;
-  }
-
-  /**
-   * Pipelined order: sends `m` (an `apply`) once and returns the status the instance consumed its seq
-   * with (a fresh run, or how it consumed it already). Throws when the instance cannot be reached.
-   */
-  async complete(m: Mutation): Promise<number> {
-    const res = await this.#request(m);
-    await res.body.dump();
-    return res.statusCode;
   }
 
   /** Sequence numbers queued but not yet applied, ascending. */
@@ -369,9 +271,8 @@ export class EchoReplicator {
     let backoff = 10;
     while (!this.#closed) {
       try {
-        // A retry sends the log's entry once there is one (a skip when the primary did not apply it).
-        const current = this.#current(m);
-        this.#answered(current, await this.#replay(current));
+        await this.#replay(m);
+        this.#markApplied(m);
         return;
       } catch (err) {
         this.#failures++;
@@ -408,8 +309,6 @@ export class EchoReplicator {
     let backoff = 10;
     while (!this.#closed && rest.length > 0) {
       try {
-        // A retry sends the log's entries where there are some (skips where the primary did not apply).
-        rest = rest.map((m) => this.#current(m));
         this.#batches++;
         const res = await this.#pool.request({
           method: 'POST',
@@ -428,9 +327,8 @@ export class EchoReplicator {
           throw new Error(
             `${where} answered HTTP ${res.statusCode} to a batch of seq ${rest[0]?.seq}..${rest.at(-1)?.seq}${res.statusCode === 404 || res.statusCode === 405 ? ': it does not take batches there (echo.mutations.batch, docs/failover.md)' : ''}`,
           );
-        const statuses = appliedStatuses(rest, text, where);
-        const n = statuses.length;
-        for (let i = 0; i < n; i++) this.#answered(rest[i] as Mutation, statuses[i] as number);
+        const n = appliedPrefix(rest, text, where);
+        for (const m of rest.slice(0, n)) this.#markApplied(m);
         if (n > 0) backoff = 10;
         rest = rest.slice(n);
         if (rest.length === 0) return;
@@ -463,55 +361,11 @@ export class EchoReplicator {
     });
   }
 
-  /** Sends one mutation; returns the status it was consumed with (below 500). */
-  async #replay(m: Mutation): Promise<number> {
+  async #replay(m: Mutation): Promise<void> {
     const res = await this.#request(m);
     await res.body.dump();
     // The echo answers what the primary answered; only a server error means "not applied".
     if (res.statusCode >= 500) throw new Error(`echo answered HTTP ${res.statusCode} to mutation ${m.seq}`);
-    return res.statusCode;
-  }
-
-  /** What to send for `m` now: its log entry once resolved, else `m`. */
-  #current(m: Mutation): Mutation {
-    return this.#early.get(m.seq)?.resolved ?? m;
-  }
-
-  /**
-   * The echo consumed `m` with `status`. An early send is settled against its log entry (now, or when
-   * it is enqueued); a log entry is applied.
-   */
-  #answered(m: Mutation, status: number): void {
-    const early = this.#early.get(m.seq);
-    if (early && early.sent === m) {
-      early.status = status;
-      const listeners = early.listeners;
-      early.listeners = undefined;
-      for (const l of listeners ?? []) l(status);
-      if (early.resolved) this.#settleEarly(early, status);
-      return;
-    }
-    this.#early.delete(m.seq);
-    this.#markApplied(m);
-  }
-
-  /**
-   * An early send whose log entry and echo's answer are both known: applied when the echo consumed it
-   * as the primary did (both applied it: 2xx; or both did not), else the echo diverged.
-   */
-  #settleEarly(early: EarlySend, status: number): void {
-    const m = early.resolved as Mutation;
-    this.#early.delete(m.seq);
-    const echoApplied = status >= 200 && status < 300;
-    if (echoApplied === (m.kind === 'apply')) {
-      this.#markApplied(m);
-      return;
-    }
-    const reason = `it ${echoApplied ? 'applied' : `rejected (HTTP ${status})`} mutation ${m.seq}, which the primary ${m.kind === 'apply' ? 'applied' : 'did not apply'}, when it was sent to both at once: its state is no longer the primary's (it needs a full copy)`;
-    this.#diverged = reason;
-    this.#lastError = reason;
-    this.options.onDiverged?.(reason);
-    void this.close().catch(() => undefined);
   }
 
   #markApplied(m: Mutation): void {
@@ -544,8 +398,6 @@ export class EchoReplicator {
     this.#deadlines = [];
     this.#deadlineHead = 0;
     this.#backlog = [];
-    for (const early of this.#early.values()) for (const l of early.listeners ?? []) l(undefined);
-    this.#early.clear();
     await this.#pool.destroy();
   }
 }

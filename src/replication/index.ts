@@ -25,7 +25,7 @@ export type { AppliedSeqProbe } from './applied-seq.js';
 export type { MutationLogOptions } from './mutation-log.js';
 export { KeyedQueue } from './keyed-queue.js';
 export { REPLAY_HEADERS, REPLAYED_HEADERS } from './mutation.js';
-export { BATCH_CONTENT_TYPE, appliedPrefix, appliedStatuses, encodeBatch } from './batch.js';
+export { BATCH_CONTENT_TYPE, appliedPrefix, encodeBatch } from './batch.js';
 export type { BatchEntryMeta, BatchResult, BatchRules } from './batch.js';
 export type { Mutation, MutationKind } from './mutation.js';
 export { replicationHooks } from './router-glue.js';

@@ -143,9 +143,7 @@ describe('pipelined order (property)', () => {
           fc.integer({ min: 1, max: 8 }),
           // 0: one request per mutation to the echoes; else batches of at most this many.
           fc.constantFrom(0, 1, 3, 64),
-          // Sent to the echoes at arrival, beside the primary (the default), or once the primary answered.
-          fc.boolean(),
-          async (writes, concurrency, batchMax, concurrentEchoes) => {
+          async (writes, concurrency, batchMax) => {
             run++;
             // Every run is a new stream (a new router): the instances start counting again at its seq 1.
             primary.history.length = 0;
@@ -166,7 +164,6 @@ describe('pipelined order (property)', () => {
               epoch: () => 1,
               stream: `run-${run}`,
               window: 8,
-              concurrentEchoes,
             });
             const hooks = replicationHooks(repl, () => 1);
             repl.setPrimary({ instanceId: primary.id, host: '127.0.0.1', port: primary.port });

@@ -2,7 +2,6 @@
 // hands it, and what write-through reports back (the implementation is ServiceReplication).
 import type { AppliedSeqProbe } from './applied-seq.js';
 import type { BatchRules } from './batch.js';
-import type { EchoReplicationStats } from './echo-replicator.js';
 import type { DurableMutationLogOptions } from './mutation-log-durable.js';
 
 /** What counts as a mutation and how it is ordered (the spec's `echo.mutations`, resolved). */
@@ -71,18 +70,6 @@ export interface ServiceReplicationOptions {
    * @default unset: seqs continue after the log's last one at once
    */
   appliedSeq?: AppliedSeqProbe;
-  /**
-   * Pipelined order: send each mutation to the echoes as it arrives, concurrently with the primary,
-   * instead of once the primary answered it (docs/failover.md, "Concurrent send"). An echo that consumes
-   * one otherwise than the primary did is dropped from replication ({@link onEchoDiverged}).
-   * @default true
-   */
-  concurrentEchoes?: boolean;
-  /**
-   * Called when an echo diverged from the primary under concurrent send (it applied a mutation the
-   * primary did not, or the reverse): it is no longer replicated to and needs a full copy.
-   */
-  onEchoDiverged?: (instanceId: string, reason: string) => void;
 }
 
 /** A mutation in progress: hold its partition until {@link ServiceReplication.commit} or {@link ServiceReplication.abort}. */
@@ -101,23 +88,4 @@ export interface WriteThroughOutcome {
   missedBy: string[];
   /** The durable log could not write it (disk full): `<code>: <message>`, the code `UNDERSTUDY_ERR_MUTATION_LOG_WRITE`. */
   logError?: string;
-}
-
-/** Replication state of one service ({@link ServiceReplication.stats}, the API's `dataPlane.replication`). */
-export interface ServiceReplicationStats {
-  lastSeq: number;
-  logBytes: number;
-  strictRefusals: number;
-  log: {
-    durable: boolean;
-    durableSeq: number;
-    firstKeptSeq: number;
-    writeFailures: number;
-    /** The last failed write's errno and message (disk full: `ENOSPC …`). */
-    lastWriteError?: string;
-    refusals: number;
-  };
-  echoes: EchoReplicationStats[];
-  order: 'serial' | 'pipelined';
-  unresolved: number;
 }

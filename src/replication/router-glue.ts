@@ -67,6 +67,7 @@ export function replicationHooks(
       const ready = repl.sequencingReady();
       if (ready) await ready;
       const stamped = epoch();
+      const seq = repl.sequence();
       const request: MutationRequest = {
         method: req.method,
         path: req.path,
@@ -74,8 +75,6 @@ export function replicationHooks(
         body: req.body,
         epoch: stamped,
       };
-      // Numbered, and sent to the echoes at once (concurrent send), beside the forward to the primary.
-      const seq = repl.sequence(request);
       const entry: InFlight = { seq, request, requestId, settled: false };
       inFlight.set(req.id, entry);
       return {

@@ -3,15 +3,12 @@ import { methodOverrides, pathMayMatch } from '../router/index.js';
 import { EchoReplicator, type EchoReplicationStats, type EchoTarget } from './echo-replicator.js';
 import { isUnderstudyError } from '../errors/index.js';
 import { catchUpFromLog, type CatchUpState } from './catch-up.js';
-import { ConcurrentSend } from './concurrent-send.js';
 import { KeyedQueue } from './keyed-queue.js';
-import { resolveUnansweredSeq } from './unanswered.js';
 import type { Mutation, MutationKind } from './mutation.js';
 import { Sequencer, entryOf } from './sequencer.js';
 import { DurableMutationLog } from './mutation-log-durable.js';
 import {
   MAX_SKIP_ENTRIES,
-  POSITION_PATIENCE_MS,
   RESTART_SEQ_LEAP,
   positionAfterRestart,
   replayVerdictOf,
@@ -21,7 +18,6 @@ import type {
   MutationRequest,
   MutationTicket,
   ServiceReplicationOptions,
-  ServiceReplicationStats,
   WriteThroughOutcome,
 } from './replication-types.js';
 
@@ -32,7 +28,6 @@ export type {
   MutationRules,
   MutationTicket,
   ServiceReplicationOptions,
-  ServiceReplicationStats,
   WriteThroughOutcome,
 } from './replication-types.js';
 
@@ -63,8 +58,6 @@ export class ServiceReplication {
   readonly #stream: string;
   readonly #window: number;
   readonly #seqs: Sequencer;
-  /** Concurrent send (pipelined order, unless turned off): writes go to the echoes at arrival. */
-  readonly #early: ConcurrentSend | undefined;
   /** The current primary, fed every logged entry it did not resolve itself. */
   #primaryFeed: EchoReplicator | undefined;
   /** Position of removed echoes (a promoted one's feed starts there). */
@@ -97,11 +90,9 @@ export class ServiceReplication {
     // A durable log keeps its stream across restarts: instances keep counting where they were.
     this.#stream = options.stream ?? this.log.stream ?? randomUUID();
     this.#window = options.window ?? 128;
-    if (this.#order === 'pipelined' && options.concurrentEchoes !== false) this.#early = new ConcurrentSend();
     this.#seqs = new Sequencer(
       () => this.log.lastSeq,
       (m, by) => {
-        this.#early?.logged(m.seq);
         this.#append(m);
         if (this.#primaryFeed && by !== this.#primaryFeed.target.instanceId) this.#primaryFeed.enqueue(m);
       },
@@ -156,21 +147,9 @@ export class ServiceReplication {
     return this.#stream;
   }
 
-  /**
-   * Pipelined order: numbers a mutation at arrival (the caller must {@link resolve} it, exactly once).
-   * With `request` (and concurrent send, the default), it is sent to the live echoes at once, beside
-   * the primary: each echo gets every seq once, in order ({@link EchoReplicator.offerEarly}).
-   */
-  sequence(request?: MutationRequest): number {
-    const seq = this.#seqs.sequence();
-    if (request && this.#early)
-      this.#early.offer(this.#entry(seq, request, 'apply'), request, this.#liveEchoes());
-    return seq;
-  }
-
-  /** The echoes receiving live mutations (not catching up from the log). */
-  *#liveEchoes(): Generator<EchoReplicator> {
-    for (const [id, echo] of this.#echoes) if (!this.#catchingUp.has(id)) yield echo;
+  /** Pipelined order: numbers a mutation at arrival (the caller must {@link resolve} it, exactly once). */
+  sequence(): number {
+    return this.#seqs.sequence();
   }
 
   /**
@@ -180,30 +159,40 @@ export class ServiceReplication {
    */
   resolve(seq: number, request: MutationRequest, kind: MutationKind, by: string | undefined): void {
     if (!this.#seqs.isUnresolved(seq)) return;
-    // The entry sent early for this very request is the log's entry when the primary applied it.
-    const early = kind === 'apply' ? this.#early?.sentFor(seq, request) : undefined;
-    const m = early ?? this.#entry(seq, request, kind);
-    this.#seqs.resolve(m, by);
+    this.#seqs.resolve(this.#entry(seq, request, kind), by);
   }
 
   /**
    * Pipelined order: seq `seq` got no answer from the primary (it failed, or the client went away), so
-   * whether it was applied is unknown: the current primary is asked ({@link resolveUnansweredSeq}; when
-   * an echo applied it under concurrent send, to run it rather than skip it).
+   * whether it was applied is unknown. The current primary is asked to consume it as a skip; its answer
+   * decides (consumed already with a 2xx, or of unknown outcome: `apply`, replaying the request on the
+   * echoes, which apply it the same way; skipped or rejected: `skip`). While no primary can be asked,
+   * this retries — unless a promotion moved the epoch past the one the request was stamped with: the
+   * old primary is fenced, and the seq is skipped everywhere.
    */
   async resolveUnanswered(seq: number, request: MutationRequest): Promise<void> {
-    const echoApplied =
-      (await this.#early?.echoMayHaveApplied(seq, this.#echoes.values(), this.options.rules.timeoutMs)) ??
-      false;
-    await resolveUnansweredSeq({
-      stamped: request.epoch ?? this.options.epoch(),
-      echoApplied,
-      pending: () => !this.#closed && this.#seqs.isUnresolved(seq),
-      feed: () => this.#primaryFeed,
-      epoch: this.options.epoch,
-      entry: (kind) => this.#entry(seq, request, kind),
-      resolve: (kind, by) => this.resolve(seq, request, kind, by),
-    });
+    let backoff = 10;
+    const stamped = request.epoch ?? this.options.epoch();
+    while (!this.#closed && this.#seqs.isUnresolved(seq)) {
+      const feed = this.#primaryFeed;
+      if (feed) {
+        try {
+          const outcome = await feed.ask(this.#entry(seq, request, 'skip'));
+          const applied =
+            outcome === 'unknown' || (typeof outcome === 'number' && outcome >= 200 && outcome < 300);
+          this.resolve(seq, request, applied ? 'apply' : 'skip', feed.target.instanceId);
+          return;
+        } catch {
+          // Unreachable or not keeping the contract: retried below.
+        }
+      }
+      if (this.options.epoch() > stamped) {
+        this.resolve(seq, request, 'skip', undefined);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, backoff));
+      backoff = Math.min(backoff * 2, 500);
+    }
   }
 
   #entry(seq: number, request: MutationRequest, kind: MutationKind): Mutation {
@@ -247,14 +236,12 @@ export class ServiceReplication {
     target: EchoTarget,
     onSyncChange: (inSync: boolean, reason: string) => void,
     batched = true,
-    onDiverged?: (reason: string) => void,
   ): EchoReplicator {
     const batch = this.options.rules.batch;
     return new EchoReplicator({
       target,
       timeoutMs: this.options.rules.timeoutMs,
       onSyncChange,
-      ...(onDiverged ? { onDiverged } : {}),
       ...(this.#order === 'pipelined' ? { pipelined: { stream: this.#stream, window: this.#window } } : {}),
       ...(this.#order === 'pipelined' && batched && batch ? { batch } : {}),
     });
@@ -323,12 +310,7 @@ export class ServiceReplication {
       );
       this.#durable.set(m.seq, outcome);
     }
-    for (const [id, echo] of this.#echoes) {
-      if (this.#catchingUp.has(id)) continue;
-      echo.enqueue(m);
-      // An echo that was not sent the following seqs early (it joined meanwhile) gets them now.
-      if (this.#early && echo.lastQueued === m.seq) this.#early.offerFollowing(echo);
-    }
+    for (const [id, echo] of this.#echoes) if (!this.#catchingUp.has(id)) echo.enqueue(m);
   }
 
   /** The primary did not apply it: free the partition. */
@@ -404,11 +386,8 @@ export class ServiceReplication {
     const stale = this.#catchingUp.get(id);
     if (stale) stale.stop = true;
     this.#catchingUp.delete(id);
-    const echo = this.#replicator(
-      target,
-      (inSync, reason) => this.options.onEchoSyncChange?.(id, inSync, reason),
-      true,
-      (reason) => this.#dropDiverged(id, echo, reason),
+    const echo = this.#replicator(target, (inSync, reason) =>
+      this.options.onEchoSyncChange?.(id, inSync, reason),
     );
     this.#echoes.set(id, echo);
     // A demoted primary may lack seqs resolved after it stopped being asked (the instance deduplicates).
@@ -419,10 +398,6 @@ export class ServiceReplication {
     const recent = this.log.recent(from);
     if (recent) {
       for (const m of recent) echo.enqueue(m);
-      if (this.#early) {
-        echo.startAfter(this.log.lastSeq);
-        this.#early.offerFollowing(echo);
-      }
       return echo;
     }
     const state: CatchUpState = { pos: from, stop: false };
@@ -443,22 +418,6 @@ export class ServiceReplication {
     return echo;
   }
 
-  /**
-   * Concurrent send: `echo` consumed a mutation otherwise than the primary. It is dropped from
-   * replication (not resumable by replay: its state is not the primary's) and reported.
-   */
-  #dropDiverged(id: string, echo: EchoReplicator, reason: string): void {
-    if (this.#echoes.get(id) !== echo) return;
-    this.#echoes.delete(id);
-    this.#formerEchoes.delete(id);
-    this.options.onEchoSyncChange?.(
-      id,
-      false,
-      `diverged from the primary, no longer replicated to: ${reason}`,
-    );
-    this.options.onEchoDiverged?.(id, reason);
-  }
-
   /** Replays the log from disk to a catching-up echo, then joins it live ({@link catchUpFromLog}). */
   async #catchUp(echo: EchoReplicator, state: CatchUpState): Promise<void> {
     const id = echo.target.instanceId;
@@ -467,32 +426,11 @@ export class ServiceReplication {
     // Synchronously with leaving the catching-up set: no live mutation is missed in between.
     for (const r of this.log.recent(state.pos) ?? []) echo.enqueue(r);
     this.#catchingUp.delete(id);
-    if (this.#early) {
-      echo.startAfter(this.log.lastSeq);
-      this.#early.offerFollowing(echo);
-    }
     this.options.onEchoSyncChange?.(id, true, 'replay from the mutation log reached the live stream');
   }
 
-  /**
-   * Whether an echo at `appliedSeq` can be resumed by replaying the log, from where, and why
-   * ({@link replayVerdictOf}). Under concurrent send an echo may have applied writes the primary never
-   * got (the earlier process sent them to both at once and died): an echo ahead of the log once the
-   * primary's position is known (waited for, up to {@link POSITION_PATIENCE_MS}) is rebuilt, and the log
-   * is not moved past the primary's position (the primary would wait for seqs it never gets).
-   */
+  /** Whether an echo at `appliedSeq` can be resumed by replaying the log, from where, and why ({@link replayVerdictOf}). */
   async replayVerdict(appliedSeq: number): Promise<ReplayVerdict> {
-    if (this.#early && appliedSeq > this.log.lastSeq) {
-      const positioning = this.#positioning?.ready;
-      if (positioning)
-        await Promise.race([positioning, new Promise((r) => setTimeout(r, POSITION_PATIENCE_MS).unref())]);
-      if (appliedSeq > this.log.lastSeq)
-        return {
-          replay: false,
-          fromSeq: appliedSeq,
-          why: `it applied up to seq ${appliedSeq}, past the primary's position and the log's last seq ${this.log.lastSeq}: writes are sent to echoes and the primary at once, so it may hold writes the primary never applied`,
-        };
-    }
     return replayVerdictOf(this.log, this.options.rules, appliedSeq, (seq) => this.skipTo(seq));
   }
 
@@ -588,7 +526,23 @@ export class ServiceReplication {
     return [...this.#echoes.values()].map((e) => e.stats());
   }
 
-  stats(): ServiceReplicationStats {
+  stats(): {
+    lastSeq: number;
+    logBytes: number;
+    strictRefusals: number;
+    log: {
+      durable: boolean;
+      durableSeq: number;
+      firstKeptSeq: number;
+      writeFailures: number;
+      /** The last failed write's errno and message (disk full: `ENOSPC …`). */
+      lastWriteError?: string;
+      refusals: number;
+    };
+    echoes: EchoReplicationStats[];
+    order: 'serial' | 'pipelined';
+    unresolved: number;
+  } {
     return {
       order: this.#order,
       // Pipelined: seqs handed out whose outcome is not known yet (a stuck one holds back the log).
