@@ -216,7 +216,6 @@ export async function runAgent(options: AgentCommandOptions): Promise<number> {
       tls && options.ingress !== false
         ? new TlsIngress({ agent, log: (line) => process.stderr.write(`${line}\n`) })
         : undefined;
-    if (ingress) cleanup.push(async () => ingress.close());
     const server = await AgentServer.start({
       agent,
       secret,
@@ -226,6 +225,9 @@ export async function runAgent(options: AgentCommandOptions): Promise<number> {
       onClosed: () => wake('closed by the control plane'),
     });
     cleanup.push(() => server.close());
+    // Closed before the server (cleanups run in reverse): the connections it pipes are the server's,
+    // and a router keeps them open (keep-alive), so the server's close would wait for them.
+    if (ingress) cleanup.push(async () => ingress.close());
 
     const record: HostRecord = {
       host: options.host,
