@@ -149,8 +149,19 @@ describe.skipIf(!support.ok)('chaos on a 3-member etcd across namespaces', { tim
     // stopped leading.
     expect(decisions.filter((d) => d.at >= cutAt && d.seq < elected!.seq)).toEqual([]);
     expect(afterCut).toContain(`c-${old.ns} stopped leading`);
-    // The primary's host was not cut: nothing failed over.
-    expect(decisions.filter((d) => d.at >= cutAt && ['failover', 'host-lost'].includes(d.kind))).toEqual([]);
+    // The primary's host was not cut: nothing failed over, and neither the primary's host nor the
+    // echo's was taken for lost. (A host with no instance may be: one fresh-clone run saw the 2 s lease
+    // of the empty h3 lapse during the etcd election the cut caused, and its agent register again 12 ms
+    // later — a real lapse of this harness's short lease, with nothing to fail over.)
+    const { echo } = await cluster.pair();
+    const busyHosts = new Set([before.host, echo.host]);
+    expect(
+      decisions.filter(
+        (d) =>
+          d.at >= cutAt &&
+          (d.kind === 'failover' || (d.kind === 'host-lost' && busyHosts.has(String(d.inputs.host)))),
+      ),
+    ).toEqual([]);
     expect((await cluster.primary())?.pid).toBe(before.pid);
     // These runs once found that the new leader (another data directory, so not the old leader's
     // mutation log) rebuilt the hot echo on another host from an empty state and its own new log: an
