@@ -4,6 +4,11 @@ import type { UpstreamDialer } from './upstream-tls.js';
 import { shadowHost } from './proxy-headers.js';
 import type { ReadSample, SampledRead } from './read-sample.js';
 
+/** The result of a warm-up that had nothing to do (no warming mirror, no reads asked, or TCP mode). */
+export function noWarmUp(): WarmUpResult {
+  return { source: 'live', sampled: 0, sent: 0, completed: 0, failed: 0, dropped: 0, ms: 0, ended: 'done' };
+}
+
 /** Mirroring counters, as returned by {@link Router.stats}. */
 export interface MirrorStats {
   shadows: string[];
@@ -192,17 +197,7 @@ export class Mirror {
   warmUp(target: ShadowTarget, reads: number, timeoutMs: number): Promise<WarmUpResult> {
     checkTarget(target, 'warmUp');
     const started = performance.now();
-    if (this.opts.warm !== true || reads <= 0)
-      return Promise.resolve({
-        source: 'live',
-        sampled: 0,
-        sent: 0,
-        completed: 0,
-        failed: 0,
-        dropped: 0,
-        ms: 0,
-        ended: 'done',
-      });
+    if (this.opts.warm !== true || reads <= 0) return Promise.resolve(noWarmUp());
     const sample = this.opts.sample?.reads() ?? [];
     return new Promise((resolve) => {
       const b: WarmUp = {

@@ -13,7 +13,7 @@ import { handleFastConnection, type FastHttpContext } from './fast-http.js';
 import { PoolResource } from './pool-resource.js';
 import { handleHttpRequest, refuseConnect, type HttpProxyContext } from './http-proxy.js';
 import { newHttpStats, type HttpStats } from './proxy-errors.js';
-import { Mirror, type MirrorStats, type WarmUpResult } from './mirror.js';
+import { Mirror, noWarmUp, type MirrorStats, type WarmUpResult } from './mirror.js';
 import { ReadSample, readSampleStats, type ReadSampleStats } from './read-sample.js';
 import { MutationGate, type PauseStats } from './mutation-gate.js';
 import {
@@ -345,17 +345,7 @@ export class Router {
    * TCP mode: resolves at once.
    */
   warmUp(target: ShadowTarget, reads: number, timeoutMs: number): Promise<WarmUpResult> {
-    if (this.#opts.mode !== 'http')
-      return Promise.resolve({
-        source: 'live',
-        sampled: 0,
-        sent: 0,
-        completed: 0,
-        failed: 0,
-        dropped: 0,
-        ms: 0,
-        ended: 'done',
-      });
+    if (this.#opts.mode !== 'http') return Promise.resolve(noWarmUp());
     return this.#warm.warmUp(target, reads, timeoutMs);
   }
 
