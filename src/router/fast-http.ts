@@ -65,6 +65,8 @@ class FastConnection implements RawOwner {
   #scanner: ChunkedScanner | undefined;
   #attemptStart = 0;
   #retried = false;
+  /** The current attempt is on a connection opened for it (the retry after a reset). */
+  #fresh = false;
   #deadline = 0;
   #sentToClient = false;
   // Set while an unfinished request head waits: fires at the head deadline.
@@ -239,11 +241,13 @@ class FastConnection implements RawOwner {
     );
   }
 
-  #attempt(b: BackendState<PoolResource>): void {
+  /** `fresh`: on a connection opened for this attempt, not an idle one (the retry after a reset). */
+  #attempt(b: BackendState<PoolResource>, fresh = false): void {
     b.inFlight++;
     b.requests++;
+    this.#fresh = fresh;
     this.#attemptStart = performance.now();
-    b.resource.raw.acquire(this, (err, conn) => {
+    b.resource.raw.acquire(this, fresh, (err, conn) => {
       if (err || !conn) {
         b.inFlight--;
         b.errors++;
@@ -406,10 +410,22 @@ class FastConnection implements RawOwner {
       );
       return;
     }
+    if (why === 'reset' && this.#fresh && this.ctx.opts.retryIdempotent) {
+      // The retry, on a new connection, was reset too: the backend is dying (a process being torn down
+      // still completes handshakes for a moment). Ejected; the request waits for another backend.
+      this.#fresh = false;
+      this.ctx.set.eject(b);
+      stats.redispatched++;
+      this.#dispatch(b);
+      return;
+    }
     if (why === 'reset' && !this.#retried && this.ctx.opts.retryIdempotent) {
       this.#retried = true;
       stats.retries++;
-      this.#dispatch(b);
+      // A killed backend resets all its connections at once, and the idle ones may not have been seen
+      // closing yet: the retry goes to another backend if there is one, else on a new connection.
+      if (this.ctx.set.select(b) === b) this.#attempt(b, true);
+      else this.#dispatch(b);
       return;
     }
     this.#reply(

@@ -13,8 +13,6 @@ import {
   downstreamResponseHeaders,
   headBytes,
   headersAsForwarded,
-  sentBytes,
-  STATUS_LINE_BYTES,
   upstreamRequestHeaders,
 } from './proxy-headers.js';
 import {
@@ -24,41 +22,9 @@ import {
   type RequestTarget,
 } from './request-target.js';
 import type { ResolvedRouterOptions } from './router-options.js';
+import { Attempt, type AttemptOwner } from './upstream-attempt.js';
 
 const EMPTY = Buffer.alloc(0);
-
-/** One dispatch of an exchange to one backend; stale callbacks of an abandoned attempt are ignored. */
-class Attempt implements Dispatcher.DispatchHandler {
-  constructor(
-    private readonly ex: Exchange,
-    private readonly n: number,
-    /** Counts the bytes exchanged with the backend (every attempt's: they all crossed the network). */
-    private readonly b: BackendState<PoolResource>,
-  ) {}
-  /** undici 7 passes the chunk sent (its types say its size): either is counted. */
-  onBodySent(chunk: unknown): void {
-    this.b.bytesOut += sentBytes(chunk);
-  }
-  onConnect(abort: (err?: Error) => void): void {
-    if (this.n === this.ex.attempt) this.ex.onConnect(abort);
-  }
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
-    this.b.bytesIn += STATUS_LINE_BYTES + headBytes(rawHeaders);
-    if (this.n !== this.ex.attempt) return false;
-    if (statusCode < 200) return true;
-    return this.ex.onResponse(statusCode, rawHeaders, resume);
-  }
-  onData(chunk: Buffer): boolean {
-    this.b.bytesIn += chunk.length;
-    return this.n === this.ex.attempt ? this.ex.onChunk(chunk) : false;
-  }
-  onComplete(): void {
-    if (this.n === this.ex.attempt) this.ex.onEnd();
-  }
-  onError(err: Error): void {
-    if (this.n === this.ex.attempt) this.ex.onUpstreamError(err);
-  }
-}
 
 /** Shared state of the HTTP data plane, used by every exchange. */
 export interface HttpProxyContext {
@@ -82,7 +48,7 @@ function onResponseClose(this: ResponseWithExchange): void {
 }
 
 /** One client request through the proxy, from arrival to its answer (or failure). */
-class Exchange implements QueuedExchange {
+class Exchange implements QueuedExchange, AttemptOwner {
   attempt = 0;
   #abort: ((err?: Error) => void) | undefined;
   #backend: BackendState<PoolResource> | undefined;
@@ -90,6 +56,8 @@ class Exchange implements QueuedExchange {
   #body: Buffer | null = EMPTY;
   #stream = false;
   #retried = false;
+  /** The current attempt is on a connection opened for it (the retry after a reset). */
+  #fresh = false;
   #redispatchedAfterCut = false;
   #deadline = 0;
   #responded = false;
@@ -355,8 +323,10 @@ class Exchange implements QueuedExchange {
     );
   }
 
-  #send(b: BackendState<PoolResource>): void {
+  /** `fresh`: on a connection opened for this attempt, not a pooled one (the retry after a reset). */
+  #send(b: BackendState<PoolResource>, fresh = false): void {
     this.#backend = b;
+    this.#fresh = fresh;
     this.#pending = true;
     b.inFlight++;
     b.requests++;
@@ -366,7 +336,7 @@ class Exchange implements QueuedExchange {
     // The request head as sent (`METHOD path HTTP/1.1\r\n`, headers, blank line); the body as it is sent.
     b.bytesOut += this.#method.length + this.#path.length + 11 + headBytes(this.#up.headers);
     const body = this.#stream ? this.req : this.#body === null || this.#body.length === 0 ? null : this.#body;
-    b.resource.pool.dispatch(
+    (fresh ? b.resource.once() : b.resource.pool).dispatch(
       {
         method: this.#method as Dispatcher.HttpMethod,
         path: this.#path,
@@ -501,12 +471,24 @@ class Exchange implements QueuedExchange {
         this.#next(b);
         return;
       }
+    } else if (kind === 'reset' && replayable && this.#fresh && this.#idempotent()) {
+      // The retry, on a new connection, was reset too: the backend is dying (a process being torn down
+      // still completes handshakes for a moment). Ejected; the request waits for another backend.
+      this.ctx.set.eject(b);
+      stats.redispatched++;
+      setImmediate(() => this.#next(b));
+      return;
     } else if (kind === 'reset' && replayable && !this.#retried && this.#idempotent()) {
       this.#retried = true;
       stats.retries++;
-      // Asynchronously: a killed backend resets all its pooled connections at once; retried at once,
-      // the request could take another of them before the pool has seen it close, and fail again.
-      setImmediate(() => this.#next(b));
+      // A killed backend resets all its pooled connections at once, and the pool may not have seen the
+      // others close yet: the retry goes to another backend if there is one, else on a new connection
+      // (answered, or refused: a connect error, which ejects the backend and waits for another).
+      // Asynchronously, as the redispatch above.
+      setImmediate(() => {
+        if (this.ctx.set.select(b) === b) this.#send(b, true);
+        else this.#next(b);
+      });
       return;
     }
     this.#unavailable(

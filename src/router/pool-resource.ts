@@ -1,4 +1,4 @@
-import { Pool } from 'undici';
+import { Client, Pool } from 'undici';
 import type { BackendResource } from './backend-set.js';
 import { RawPool } from './raw-pool.js';
 import type { ResolvedRouterOptions } from './router-options.js';
@@ -10,9 +10,9 @@ export class PoolResource implements BackendResource {
   readonly raw: RawPool;
   /** `dialer` opens the connections: plain, or TLS through the ingress of the backend's host. */
   constructor(
-    target: { id: string; host: string; port: number },
-    opts: ResolvedRouterOptions,
-    dialer: UpstreamDialer,
+    private readonly target: { id: string; host: string; port: number },
+    private readonly opts: ResolvedRouterOptions,
+    private readonly dialer: UpstreamDialer,
   ) {
     this.raw = new RawPool(dialer, target, opts.connectTimeoutMs, opts.headersTimeoutMs);
     this.pool = new Pool(`http://${target.host}:${target.port}`, {
@@ -25,6 +25,30 @@ export class PoolResource implements BackendResource {
     // Connection errors reach the requests that needed the connection; nothing else to do here.
     this.pool.on('connectionError', () => undefined);
   }
+  /**
+   * A one-request client on a connection of its own, opened now: for the retry of a request whose pooled
+   * connection was reset. A killed backend resets every pooled connection, and the pool may not have seen
+   * the others close yet; a new connection is either answered or refused (a connect error, which ejects
+   * the backend). The client closes itself once its request is done.
+   */
+  once(): Pick<Pool, 'dispatch'> {
+    const client = new Client(`http://${this.target.host}:${this.target.port}`, {
+      pipelining: 1,
+      connect: this.dialer.connector(this.target, this.opts.connectTimeoutMs),
+      headersTimeout: this.opts.headersTimeoutMs,
+      bodyTimeout: this.opts.bodyTimeoutMs,
+    });
+    client.on('connectionError', () => undefined);
+    return {
+      dispatch: (o, handler) => {
+        const ok = client.dispatch(o, handler);
+        // Graceful: waits for the request just dispatched, then closes the connection.
+        void client.close().catch(() => undefined);
+        return ok;
+      },
+    };
+  }
+
   async close(): Promise<void> {
     await Promise.all([this.pool.close(), this.raw.close()]);
   }

@@ -89,16 +89,20 @@ export class RawPool {
     private readonly timeoutMs: number,
   ) {}
 
-  /** Calls back with a connection now owned by `owner` (reused when one is idle), or with the connect error. */
+  /**
+   * Calls back with a connection now owned by `owner` (reused when one is idle, unless `fresh`), or with
+   * the connect error.
+   */
   acquire(
     owner: RawOwner,
+    fresh: boolean,
     cb: (err: NodeJS.ErrnoException | undefined, conn: RawConn | undefined) => void,
   ): void {
     if (this.#closed) {
       cb(Object.assign(new Error('backend pool closed'), { code: 'UND_ERR_CLOSED' }), undefined);
       return;
     }
-    while (this.#idle.length > 0) {
+    while (!fresh && this.#idle.length > 0) {
       const conn = this.#idle.pop() as RawConn;
       const s = conn.socket;
       if (s.destroyed || !s.writable) continue;

@@ -2,7 +2,14 @@ import { connect } from 'node:net';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Router, type RouterOptions } from '../../src/router/index.js';
-import { client, deadPort, httpBackend, sleep, type TestBackend } from './fixtures/router/backends.js';
+import {
+  client,
+  deadPort,
+  httpBackend,
+  killableBackend,
+  sleep,
+  type TestBackend,
+} from './fixtures/router/backends.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -39,7 +46,7 @@ function rawHttp(port: number, lines: string[]): Promise<string> {
   });
 }
 
-const at = (b: TestBackend, epoch = 0) => ({ id: b.id, host: '127.0.0.1', port: b.port, epoch });
+const at = (b: Pick<TestBackend, 'id' | 'port'>, epoch = 0) => ({ id: b.id, host: '127.0.0.1', port: b.port, epoch });
 
 describe.each([
   ['raw-socket fast path', true],
@@ -178,6 +185,29 @@ describe.each([
       expect(res.text).toBe(`b ${method} /k ${method === 'PUT' ? 1 : 0}`);
     }
     expect(r.stats().http?.retries).toBe(2);
+  });
+
+  it('retries reset reads on new connections, not on other pooled ones of the killed backend', async () => {
+    const a = await killableBackend('a');
+    cleanups.push(() => a.close());
+    const b = await backend('b');
+    const r = await router({ backends: [at(a)], waitForBackendMs: 3000 });
+    const send = http();
+    // Several pooled connections to a, all idle.
+    const warm = await Promise.all(Array.from({ length: 6 }, (_, i) => send(`${r.url}/w${i}`)));
+    expect(warm.map((w) => w.status)).toEqual([200, 200, 200, 200, 200, 200]);
+    expect(a.connections).toBeGreaterThan(1);
+    // Killed: every connection resets when used, and new ones are still accepted for 100 ms (a process
+    // being torn down), then refused; the failover switches to b after 200 ms.
+    a.kill(100);
+    setTimeout(() => r.switchTo(at(b)), 200);
+    const one = await send(`${r.url}/k`);
+    expect([one.status, one.text]).toEqual([200, 'b GET /k 0']);
+    const res = await Promise.all(Array.from({ length: 6 }, (_, i) => send(`${r.url}/k${i}`)));
+    expect(res.map((x) => [x.status, x.text])).toEqual(
+      Array.from({ length: 6 }, (_, i) => [200, `b GET /k${i} 0`]),
+    );
+    expect(r.stats().http?.retries).toBe(1);
   });
 
   it('answers a non-idempotent request 503 with a JSON error when its backend dies before answering', async () => {
