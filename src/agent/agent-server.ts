@@ -7,20 +7,18 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import type { z } from 'zod';
 import { ErrorCode, httpStatusOf, isUnderstudyError, UnderstudyError } from '../errors/index.js';
 import type { HookRequest, InstanceHandle, InstanceLaunch } from '../runtime/index.js';
-import type { Agent, FileSync } from './agent.js';
+import type { Agent } from './agent.js';
 import {
   AgentCallSchemas,
   type AgentEvent,
   type AgentInfo,
   type AgentMethod,
   type AgentStreamLine,
-  type SyncExposeReply,
 } from './agent-wire.js';
 import { AgentEventLog } from './agent-event-log.js';
+import { AgentServerSyncs, type AgentHandler } from './agent-server-sync.js';
 import type { TlsIdentity } from './cluster-ca.js';
 import type { TlsIngress } from './tls-ingress.js';
-import { ServiceFileSync } from './service-file-sync.js';
-import { syncPairKey } from './sync-pair-key.js';
 
 /** Options of {@link AgentServer.start}. */
 export interface AgentServerOptions {
@@ -65,23 +63,6 @@ interface ClientState {
   watches: Set<string>;
   syncs: Set<string>;
   orphanTimer: NodeJS.Timeout | undefined;
-}
-
-/** A file sync a client set up on this agent. */
-interface SyncEntry {
-  sync: FileSync;
-  service: string;
-  client: string;
-  utilisation: number;
-  /** Its echoes (id → state directory), as added through the API. */
-  echoes: Map<string, string>;
-  /**
-   * Syncs of the same service that other clients (earlier control leaders) set up: they go on copying
-   * into the echoes until this one is about to write into an echo directory ({@link AgentServer}).
-   */
-  retiring: SyncEntry[];
-  /** Settles once the retiring syncs handed over so far are closed. */
-  retired: Promise<void>;
 }
 
 function digest(value: string): Buffer {
@@ -137,7 +118,8 @@ function sendError(reply: FastifyReply, err: unknown): FastifyReply {
 export class AgentServer {
   readonly #clients = new Map<string, ClientState>();
   readonly #watches = new Map<string, AbortController>();
-  readonly #syncs = new Map<string, SyncEntry>();
+  /** The file syncs clients set up, and the `sync*` methods. */
+  readonly #syncs: AgentServerSyncs;
   readonly #streams = new Set<ServerResponse>();
   #closed = false;
 
@@ -155,10 +137,25 @@ export class AgentServer {
     public url: string,
     private readonly unsubscribe: () => void,
     /** The cluster secret: pair keys of cross-host file sync are derived from it. Never logged. */
-    private readonly secret: string,
+    secret: string,
     /** This agent's TLS identity, also used by its cross-host file sync. */
-    private readonly tls: TlsIdentity | undefined,
-  ) {}
+    tls: TlsIdentity | undefined,
+  ) {
+    this.#syncs = new AgentServerSyncs(
+      agent,
+      events,
+      {
+        claim: (client, syncId) => {
+          const c = this.#client(client);
+          c.syncs.add(syncId);
+          this.#armOrphanTimer(client, c);
+        },
+        release: (client, syncId) => void this.#clients.get(client)?.syncs.delete(syncId),
+      },
+      secret,
+      tls,
+    );
+  }
 
   /** Starts listening. Thrown: UNDERSTUDY_ERR_USAGE for a bad `listen`, the listen error otherwise. */
   static async start(options: AgentServerOptions): Promise<AgentServer> {
@@ -254,7 +251,7 @@ export class AgentServer {
 
   #routes(): void {
     const a = this.agent;
-    type Handlers = { [M in AgentMethod]: (b: z.output<(typeof AgentCallSchemas)[M]>) => Promise<unknown> };
+    type Handlers = { [M in AgentMethod]: AgentHandler<M> };
     const handlers: Handlers = {
       info: async (): Promise<AgentInfo> => ({
         host: a.host,
@@ -301,69 +298,7 @@ export class AgentServer {
       removeState: async (b) => void (await a.removeState(b.stateDir)),
       compareState: async (b) => ({ differences: await a.compareState(b.aDir, b.bDir) }),
       hostFacts: () => a.hostFacts(),
-      syncCreate: async (b) => this.#syncCreate(b),
-      syncSetPrimary: async (b) => {
-        const e = this.#entry(b.syncId);
-        // A source only reads: the handed-over sync goes on unless this one writes (it has echoes) or
-        // the new primary is one of the directories it writes into.
-        if (e.echoes.size > 0 || e.retiring.some((r) => writesInto(r).includes(b.stateDir)))
-          await this.#retire(e);
-        await e.sync.setPrimary(b.stateDir);
-      },
-      syncAddEcho: async (b) => {
-        const e = this.#entry(b.syncId);
-        await this.#retire(e);
-        e.echoes.set(b.echoId, b.stateDir);
-        await e.sync.addEcho(b.echoId, b.stateDir);
-      },
-      syncRemoveEcho: async (b) => {
-        const e = this.#entry(b.syncId);
-        await this.#retire(e);
-        e.echoes.delete(b.echoId);
-        await e.sync.removeEcho(b.echoId);
-      },
-      syncExposeEcho: async (b): Promise<SyncExposeReply> => {
-        const entry = this.#entry(b.syncId);
-        if (!(entry.sync instanceof ServiceFileSync))
-          throw new UnderstudyError(ErrorCode.StateDir, 'this agent cannot sync files to other hosts');
-        const port = await entry.sync.exposeTo(b.peerHost, b.echoId, {
-          host: a.address,
-          key: syncPairKey(this.secret, entry.service, a.host, b.peerHost),
-          ...(this.tls ? { tls: this.tls } : {}),
-        });
-        return { address: a.address, port };
-      },
-      syncFollow: async (b) => {
-        const entry = this.#entry(b.syncId);
-        if (!(entry.sync instanceof ServiceFileSync))
-          throw new UnderstudyError(ErrorCode.StateDir, 'this agent cannot sync files from other hosts');
-        // It writes into this host's echoes: a sync handed over to it ends first.
-        await this.#retire(entry);
-        await entry.sync.followRemote({
-          host: b.address,
-          port: b.port,
-          key: syncPairKey(this.secret, entry.service, b.sourceHost, a.host),
-          ...(this.tls ? { tls: this.tls } : {}),
-        });
-      },
-      syncWaitCaughtUp: async (b) => ({
-        caughtUp: await this.#entry(b.syncId).sync.waitCaughtUp(b.echoId, b.timeoutMs),
-      }),
-      syncView: async (b) => {
-        const entry = this.#syncs.get(b.syncId);
-        if (!entry) throw new UnderstudyError(ErrorCode.NotFound, `no file sync '${b.syncId}' on this agent`);
-        if (b.utilisation !== undefined) entry.utilisation = b.utilisation;
-        const echoes = entry.sync.echoes();
-        return {
-          echoes,
-          caughtUp: Object.fromEntries(echoes.map((e) => [e.echo, entry.sync.caughtUp(e.echo)])),
-        };
-      },
-      syncClose: async (b) => {
-        const e = this.#syncs.get(b.syncId);
-        this.#syncs.delete(b.syncId);
-        if (e) await closeSync(e);
-      },
+      ...this.#syncs.handlers(),
       close: async (b) => {
         await a.close(stripUndefined(b));
         if (!b.leaveRunning) this.options.onClosed?.();
@@ -398,11 +333,7 @@ export class AgentServer {
         this.#watches.get(w)?.abort();
         this.#watches.delete(w);
       }
-      for (const s of [...c.syncs]) {
-        const e = this.#syncs.get(s);
-        this.#syncs.delete(s);
-        if (e) void closeSync(e).catch(() => undefined);
-      }
+      for (const s of [...c.syncs]) void this.#syncs.drop(s).catch(() => undefined);
       this.#clients.delete(id);
     }, this.options.orphanGraceMs);
     c.orphanTimer.unref();
@@ -425,64 +356,6 @@ export class AgentServer {
     );
     this.#armOrphanTimer(b.client, c);
     return {};
-  }
-
-  async #syncCreate(b: z.output<typeof AgentCallSchemas.syncCreate>): Promise<Record<string, never>> {
-    // The same client creating it again (the agent restarted, or its stream had a gap): the old one
-    // goes, what it had not handed over yet is handed to the new one.
-    const previous = this.#syncs.get(b.syncId);
-    this.#syncs.delete(b.syncId);
-    if (previous) await previous.sync.close();
-    // One writer per service's echo directories: a sync of the same service set up by another client
-    // (an earlier control leader, SIGKILLed: its client lives on for `orphanGraceMs`) is handed over.
-    // It goes on copying into the echoes until the new sync is about to write into an echo directory,
-    // and is closed then, before: two syncs applying to one echo directory race on its files (and its
-    // sync state file). Closing it here left the echoes without any sync until the new leader had set
-    // up its own (seconds on a loaded host), and writes acknowledged meanwhile were lost with a crash.
-    const retiring = previous?.retiring ?? [];
-    for (const [id, other] of [...this.#syncs]) {
-      if (other.service !== b.service || other.client === b.client) continue;
-      this.#syncs.delete(id);
-      this.#clients.get(other.client)?.syncs.delete(id);
-      retiring.push(other);
-    }
-    const entry: SyncEntry = {
-      sync: undefined as unknown as FileSync,
-      service: b.service,
-      client: b.client,
-      utilisation: 0,
-      echoes: new Map(),
-      retiring,
-      retired: previous?.retired ?? Promise.resolve(),
-    };
-    entry.sync = this.agent.fileSync({
-      service: b.service,
-      settings: b.settings,
-      key: Buffer.from(b.key, 'base64'),
-      utilisation: () => entry.utilisation,
-      onEvent: (echoId, kind, message) =>
-        this.events.push({ type: 'sync', syncId: b.syncId, echoId, kind, message }),
-    });
-    this.#syncs.set(b.syncId, entry);
-    const c = this.#client(b.client);
-    c.syncs.add(b.syncId);
-    this.#armOrphanTimer(b.client, c);
-    return {};
-  }
-
-  #entry(syncId: string): SyncEntry {
-    const entry = this.#syncs.get(syncId);
-    if (!entry) throw new UnderstudyError(ErrorCode.NotFound, `no file sync '${syncId}' on this agent`);
-    return entry;
-  }
-
-  /** Closes the syncs handed over to `e` (once; every caller waits until they are closed). */
-  #retire(e: SyncEntry): Promise<void> {
-    if (e.retiring.length > 0) {
-      const closing = e.retiring.splice(0).map((r) => closeSync(r).catch(() => undefined));
-      e.retired = Promise.all([e.retired, ...closing]).then(() => undefined);
-    }
-    return e.retired;
   }
 
   #stream(req: FastifyRequest, reply: FastifyReply): void {
@@ -542,13 +415,12 @@ export class AgentServer {
    * to a newer client's sync of their service and still copying.
    */
   state(): { clients: number; streams: number; watches: number; syncs: number; handedOver: number } {
-    const handed = (e: SyncEntry): number => e.retiring.reduce((n, r) => n + 1 + handed(r), 0);
     return {
       clients: this.#clients.size,
       streams: this.#streams.size,
       watches: this.#watches.size,
       syncs: this.#syncs.size,
-      handedOver: [...this.#syncs.values()].reduce((n, e) => n + handed(e), 0),
+      handedOver: this.#syncs.handedOver(),
     };
   }
 
@@ -560,8 +432,7 @@ export class AgentServer {
     for (const c of this.#clients.values()) clearTimeout(c.orphanTimer);
     for (const w of this.#watches.values()) w.abort();
     this.#watches.clear();
-    await Promise.all([...this.#syncs.values()].map((s) => closeSync(s)));
-    this.#syncs.clear();
+    await this.#syncs.close();
     for (const res of this.#streams) res.destroy();
     await this.app.close();
   }
@@ -571,17 +442,6 @@ export class AgentServer {
 function withIngress<S extends TlsServer>(server: S, ingress: TlsIngress | undefined): S {
   ingress?.attach(server);
   return server;
-}
-
-/** The echo directories a sync (and those handed over to it, not closed yet) writes into. */
-function writesInto(e: SyncEntry): string[] {
-  return [...e.echoes.values(), ...e.retiring.flatMap(writesInto)];
-}
-
-/** Closes a sync and every sync handed over to it not closed yet. */
-async function closeSync(e: SyncEntry): Promise<void> {
-  const retiring = e.retiring.splice(0);
-  await Promise.all([e.sync.close(), e.retired, ...retiring.map((r) => closeSync(r))]);
 }
 
 /** The first byte of a TLS connection: a handshake record. */

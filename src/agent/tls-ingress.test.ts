@@ -1,79 +1,35 @@
 // The agent's TLS ingress on the agent API's port: a control replica's TLS connection naming an
 // instance of this agent in its SNI reaches the instance (a real process listening on loopback only);
 // anything else is refused and told in one log line.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { connect as netConnect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { checkServerIdentity, connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ProcessRuntime } from '../runtime/index.js';
-import { AgentServer } from './agent-server.js';
+import { startIngressHost, type IngressHost } from '../../test/lib/ingress-host.js';
 import { createClusterCa, issueLeaf, type ClusterCa, type TlsIdentity } from './cluster-ca.js';
-import { LocalAgent } from './local-agent.js';
-import { ingressServername, parseIngressServername, TlsIngress } from './tls-ingress.js';
+import { ingressServername, parseIngressServername, type TlsIngress } from './tls-ingress.js';
 
 const SECRET = 'ingress-test-secret-0123456789abcdef';
-let dir: string;
-let local: LocalAgent;
+let host: IngressHost | undefined;
 let ca: ClusterCa;
 let control: TlsIdentity;
 let ingress: TlsIngress;
-let server: AgentServer;
 let apiPort: number;
 let instancePort: number;
 const logs: string[] = [];
 
-async function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = netConnect({ host: '127.0.0.1', port });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'us-ingress-'));
-  local = new LocalAgent({ runtime: await ProcessRuntime.create({ graceMs: 200 }), host: 'h1' });
-  ca = await createClusterCa();
-  control = await issueLeaf(ca, { name: 'control-c1' });
-  instancePort = await local.allocatePort();
+  host = await startIngressHost({ secret: SECRET, prefix: 'us-ingress-', log: (line) => logs.push(line) });
+  ({ ca, control, ingress, port: apiPort } = host);
+  instancePort = await host.local.allocatePort();
   // A real instance, bound to the host's loopback only.
-  await local.start({
-    instanceId: 'web-1',
-    service: 'web',
-    host: 'h1',
-    command: [
-      process.execPath,
-      '-e',
-      `require('http').createServer((q, s) => s.end('web-1 answers ' + q.method + ' ' + q.url)).listen(${instancePort}, '127.0.0.1')`,
-    ],
-    cwd: dir,
-    env: {},
-    stateDir: join(dir, 'web-1'),
-    logDir: join(dir, 'logs'),
-    logMaxBytes: 65536,
-  });
-  for (let i = 0; i < 200 && !(await listening(instancePort)); i++)
-    await new Promise((r) => setTimeout(r, 25));
-  ingress = new TlsIngress({ agent: local, log: (line) => logs.push(line) });
-  server = await AgentServer.start({
-    agent: local,
-    secret: SECRET,
-    tls: await issueLeaf(ca, { name: 'h1', ips: ['127.0.0.1'] }),
-    ingress,
-  });
-  apiPort = Number(new URL(server.url).port);
+  await host.startInstance(
+    'web-1',
+    `require('http').createServer((q, s) => s.end('web-1 answers ' + q.method + ' ' + q.url)).listen(${instancePort}, '127.0.0.1')`,
+    instancePort,
+  );
 }, 30_000);
 
 afterAll(async () => {
-  ingress?.close();
-  await server?.close();
-  await local?.close({ graceMs: 200 });
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await host?.close();
 });
 
 /** One HTTP request over TLS to the agent's port with `servername`; what came back before the close. */

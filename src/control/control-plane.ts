@@ -8,7 +8,7 @@ import { recoverPromotions } from './promotion-recovery.js';
 import { InstanceRecords } from './instance-records.js';
 import { InstanceSupervisor } from './instance-supervisor.js';
 import { KeyedWorkQueue } from './keyed-work-queue.js';
-import { moveInstance, reportRefusals } from './instance-transition.js';
+import { reportRefusals } from './instance-transition.js';
 import { DecisionLog, recordError } from './decision-log.js';
 import { serviceView, type ServiceView } from './service-view.js';
 import { ServiceHistory, type HistorySample } from './service-history.js';
@@ -30,7 +30,14 @@ import type { ControlDecision, InstanceRecord } from './records.js';
 import { Maintenance, type PauseRecord } from './maintenance.js';
 import { ClusterHosts, hostDirectoryOf } from './cluster-hosts.js';
 import { HostsFileSync, type HostsFileSyncDeps } from './hosts-file-sync.js';
-import { applyReload, planReload, servicesToRewatch, type ReloadPlan } from './spec-reload.js';
+import type { ReloadPlan } from './spec-reload.js';
+import {
+  applySpecReload,
+  checkFailoverTarget,
+  restartOnRequest,
+  stopEveryInstance,
+  type OperatorActionDeps,
+} from './operator-actions.js';
 
 /**
  * The orchestrator: reconciles the specs (desired) with the runtime and store (actual), executes the
@@ -341,30 +348,7 @@ export class ControlPlane {
    * UNDERSTUDY_ERR_UNSAFE tells the operator to switch over first.
    */
   async restartInstance(id: string, reason: string, force = false): Promise<ControlDecision> {
-    const rec = this.#records.get(id);
-    if (!rec) throw new UnderstudyError(ErrorCode.NotFound, `no instance named '${id}'`);
-    const alone =
-      rec.role === 'primary' &&
-      !this.instances().some(
-        (i) => i.service === rec.service && i.role === 'primary' && i.id !== id && i.phase === 'running',
-      );
-    if (alone && !force)
-      throw new UnderstudyError(
-        ErrorCode.Unsafe,
-        `${id} is the only serving primary of '${rec.service}': restarting it interrupts the service. Run 'understudy switchover ${rec.service}' first (then restart ${id}, an echo by then), or pass --force to restart it in place`,
-      );
-    const decision = this.decisions.record({
-      kind: 'restart',
-      service: rec.service,
-      instance: id,
-      what: `restart ${rec.role} ${id}`,
-      why: `requested: ${reason}`,
-      inputs: { requested: true, ...(alone ? { force: true } : {}) },
-      outcome: { status: 'pending' },
-    });
-    await this.#supervisor.stopInstance(rec, 'stopped');
-    await this.#supervisor.startInstance(rec, decision);
-    return decision;
+    return restartOnRequest(this.#actionDeps, id, reason, force);
   }
 
   /**
@@ -374,7 +358,7 @@ export class ControlPlane {
    */
   async forceFailover(service: string, reason: string, to?: string): Promise<ControlDecision> {
     this.#specOf(service);
-    if (to !== undefined) this.#checkTarget(service, to);
+    if (to !== undefined) checkFailoverTarget(this.#records, this.failover, service, to);
     const old = this.instances().find(
       (i) => i.service === service && i.role === 'primary' && i.phase !== 'stopped',
     );
@@ -386,26 +370,6 @@ export class ControlPlane {
     );
     if (old) this.#supervisor.rejoinLater(old);
     return decision;
-  }
-
-  /** Thrown unless `to` is an echo of `service` that can take over now (running, healthy, or a cold standby). */
-  #checkTarget(service: string, to: string): void {
-    const rec = this.#records.get(to);
-    if (!rec || rec.service !== service)
-      throw new UnderstudyError(ErrorCode.NotFound, `'${to}' is not an instance of '${service}'`);
-    const ok = this.failover.candidates(service).some((c) => c.id === to) && rec.health?.healthy !== false;
-    if (rec.role !== 'echo' || !ok) {
-      const state = `${rec.role}, ${rec.phase}${rec.health && !rec.health.healthy ? `, failing: ${rec.health.detail}` : ''}`;
-      throw new UnderstudyError(
-        ErrorCode.Failover,
-        `'${to}' cannot take over '${service}' (${state}); candidates: ${
-          this.failover
-            .candidates(service)
-            .map((c) => c.id)
-            .join(', ') || '(none)'
-        }`,
-      );
-    }
   }
 
   /** Whether a service is paused (maintenance mode), and since when and why. */
@@ -438,33 +402,13 @@ export class ControlPlane {
    * running values. Recorded as one `reload` decision.
    */
   async reload(next: LoadedSpec): Promise<{ decision: ControlDecision; plan: ReloadPlan }> {
-    const plan = planReload(this.#options.spec.spec, next.spec, (s) => this.#scaling.scales(s));
-    applyReload(this.specs, plan);
-    for (const name of new Set(plan.live.map((c) => c.service))) {
-      const spec = this.specs.find((s) => s.name === name);
-      if (spec) await this.#options.store.put(`services/${name}`, JSON.stringify(spec));
-    }
-    // New health checks and hang detection: the watches of running instances start again with them.
-    for (const name of servicesToRewatch(plan)) {
-      const spec = this.#specOf(name);
-      for (const rec of this.#supervisor.instancesOf(name))
-        if (rec.phase === 'starting' || rec.phase === 'running' || rec.phase === 'unhealthy')
-          this.#supervisor.watch(spec, rec);
-    }
-    const restart = plan.needsRestart.map((c) => (c.service ? `${c.service}.${c.field}` : c.field));
-    const live = plan.live.map(
-      (c) => `${c.service}.${c.field}: ${JSON.stringify(c.from)} → ${JSON.stringify(c.to)}`,
+    const done = await applySpecReload(
+      { ...this.#actionDeps, store: this.#options.store, scales: (s) => this.#scaling.scales(s) },
+      this.#options.spec,
+      next,
     );
-    const decision = this.decisions.record({
-      kind: 'reload',
-      service: '',
-      what: `reload ${next.file}: ${plan.live.length} change(s) applied${restart.length ? `, ${restart.length} need a restart of 'understudy up'` : ''}`,
-      why: `SIGHUP${live.length ? `; applied ${live.join('; ')}` : ''}${restart.length ? `; not applied until a restart: ${restart.join(', ')}` : ''}`,
-      inputs: { file: next.file, applied: plan.live, needsRestart: plan.needsRestart },
-      outcome: { status: plan.live.length ? 'ok' : 'recorded' },
-    });
     await this.reconcileNow();
-    return { decision, plan };
+    return done;
   }
 
   /** Planned switchover of a service (API/CLI): zero failed requests. */
@@ -520,7 +464,6 @@ export class ControlPlane {
     return this.#history.samples(service, after);
   }
 
-  /** How a scaled service's forecasts compared with the load that came; undefined: it does not scale. */
   /** The profile of a service (seed 001): percentiles per hour of day, dependencies, how echoes are sized now. */
   async profile(service: string): Promise<ProfileView | undefined> {
     const spec = this.specs.find((s) => s.name === service);
@@ -532,6 +475,7 @@ export class ControlPlane {
     return this.#profiles.view(spec, supported, serving, this.#clock.now());
   }
 
+  /** How a scaled service's forecasts compared with the load that came; undefined: it does not scale. */
   forecastAccuracy(service: string): AccuracyReport | undefined {
     return this.#scaling.accuracy(service, this.#clock.now());
   }
@@ -555,21 +499,9 @@ export class ControlPlane {
     return this.#loopDelay.stats();
   }
 
-  /** At close: every instance is stopped gracefully, its record saved as stopped and a decision recorded. */
-  async #stopEveryInstance(): Promise<void> {
-    const grace = Math.max(...this.specs.map((s) => s.stopGrace), 0);
-    await Promise.all(this.#agents.all().map((a) => a.close({ graceMs: grace })));
-    for (const rec of this.#records.values()) {
-      if (rec.phase === 'stopped' || rec.phase === 'failed') continue;
-      moveInstance(this.decisions, rec, 'stop');
-      // A deposed leader's writes are refused (UNDERSTUDY_ERR_NOT_LEADER): the rest of close still runs.
-      await this.#supervisor
-        .save(rec)
-        .catch((err: unknown) => this.#recordError(`writing instance record ${rec.id}`, err));
-      const what = `stop ${rec.role} ${rec.id}`;
-      const base = { service: rec.service, instance: rec.id, inputs: {}, outcome: { status: 'ok' as const } };
-      this.decisions.record({ ...base, kind: 'stop', what, why: 'control plane shutting down' });
-    }
+  /** What the operator actions (operator-actions.ts) work on. */
+  get #actionDeps(): OperatorActionDeps {
+    return { records: this.#records, supervisor: this.#supervisor, decisions: this.decisions };
   }
 
   /**
@@ -594,7 +526,7 @@ export class ControlPlane {
     if (options.leaveRunning) {
       await Promise.all(this.#agents.all().map((a) => a.close({ leaveRunning: true })));
     } else {
-      await this.#stopEveryInstance();
+      await stopEveryInstance({ ...this.#actionDeps, agents: this.#agents }, this.specs);
     }
     await this.#records.flush();
     this.#records.close();

@@ -84,32 +84,54 @@ async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 
 
 const same = async (a: string, b: string) => (await verifyTrees(a, b)).length === 0;
 
+/**
+ * A HostsFileSync of `service` whose primary `p` (`<dir>/<name>/a/p`, holding `data.txt`) is on host a
+ * and whose echo `e` (`<dir>/<name>/<echoHost>/e`) on `echoHost`, once the echo holds the primary's
+ * files (the instances' hosts found by id and by directory); `events` collects the sync's events.
+ */
+async function syncedPair(
+  name: string,
+  service: string,
+  echoHost: string,
+  data: string,
+  firstCopy = 'the first copy',
+): Promise<{ p: string; e: string; sync: HostsFileSync; events: string[] }> {
+  const root = join(dir, name);
+  const [p, e] = [join(root, 'a', 'p'), join(root, echoHost, 'e')];
+  mkdirSync(p, { recursive: true });
+  writeFileSync(join(p, 'data.txt'), data);
+  const where = new Map<string, string>([
+    ['p', 'a'],
+    [p, 'a'],
+    ['e', echoHost],
+    [e, echoHost],
+  ]);
+  const events: string[] = [];
+  const sync = new HostsFileSync(
+    { service, settings: SETTINGS, onEvent: (id, kind, m) => events.push(`${id} ${kind} ${m}`) },
+    {
+      agentOf: (h) => agents.get(h)!,
+      hostOf: (i) => where.get(i.id ?? i.stateDir ?? ''),
+      defaultHost: 'a',
+    },
+  );
+  closers.unshift(() => sync.close());
+  await sync.setPrimary(p);
+  await agents.get(echoHost)!.prepareSyncTarget(e);
+  await sync.addEcho('e', e);
+  await until(firstCopy, () => same(p, e));
+  return { p, e, sync, events };
+}
+
 describe('HostsFileSync', () => {
   it('syncs an echo on another host from the primary over the hosts’ own addresses, follows changes, reports its lag from the primary’s host, and swaps source and echo when the primary moves', async () => {
-    const root = join(dir, 'swap');
-    const [p, e] = [join(root, 'a', 'p'), join(root, 'b', 'e')];
-    mkdirSync(p, { recursive: true });
-    writeFileSync(join(p, 'data.txt'), 'written on host a\n');
-    const where = new Map<string, string>([
-      ['p', 'a'],
-      [p, 'a'],
-      ['e', 'b'],
-      [e, 'b'],
-    ]);
-    const events: string[] = [];
-    const sync = new HostsFileSync(
-      { service: 'svc', settings: SETTINGS, onEvent: (id, kind, m) => events.push(`${id} ${kind} ${m}`) },
-      {
-        agentOf: (h) => agents.get(h)!,
-        hostOf: (i) => where.get(i.id ?? i.stateDir ?? ''),
-        defaultHost: 'a',
-      },
+    const { p, e, sync, events } = await syncedPair(
+      'swap',
+      'svc',
+      'b',
+      'written on host a\n',
+      'the echo on host b to hold the primary’s files',
     );
-    closers.unshift(() => sync.close());
-    await sync.setPrimary(p);
-    await agents.get('b')!.prepareSyncTarget(e);
-    await sync.addEcho('e', e);
-    await until('the echo on host b to hold the primary’s files', () => same(p, e));
     writeFileSync(join(p, 'later.txt'), 'a change after the initial copy\n');
     await until('the change to reach host b', () => same(p, e));
     expect(await sync.waitCaughtUp('e', 10_000)).toBe(true);
@@ -130,28 +152,7 @@ describe('HostsFileSync', () => {
   }, 60_000);
 
   it('after the primary host’s agent restarts (its sources made again on new ports), the echo on the other host follows the new source', async () => {
-    const root = join(dir, 'restart');
-    const [p, e] = [join(root, 'a', 'p'), join(root, 'b', 'e')];
-    mkdirSync(p, { recursive: true });
-    writeFileSync(join(p, 'data.txt'), 'before the restart\n');
-    const where = new Map([
-      [p, 'a'],
-      ['e', 'b'],
-    ]);
-    const events: string[] = [];
-    const sync = new HostsFileSync(
-      { service: 'svc2', settings: SETTINGS, onEvent: (id, kind, m) => events.push(`${id} ${kind} ${m}`) },
-      {
-        agentOf: (h) => agents.get(h)!,
-        hostOf: (i) => where.get(i.id ?? i.stateDir ?? ''),
-        defaultHost: 'a',
-      },
-    );
-    closers.unshift(() => sync.close());
-    await sync.setPrimary(p);
-    await agents.get('b')!.prepareSyncTarget(e);
-    await sync.addEcho('e', e);
-    await until('the first copy', () => same(p, e));
+    const { p, e, sync } = await syncedPair('restart', 'svc2', 'b', 'before the restart\n');
 
     await hostA.server!.close();
     hostA.server = await AgentServer.start({
@@ -166,10 +167,6 @@ describe('HostsFileSync', () => {
   }, 60_000);
 
   it('when the echo host’s agent comes back on a new address (a new client in the registry), the sync is set up again on it', async () => {
-    const root = join(dir, 'replaced');
-    const [p, e] = [join(root, 'a', 'p'), join(root, 'c', 'e')];
-    mkdirSync(p, { recursive: true });
-    writeFileSync(join(p, 'data.txt'), 'before host c came back\n');
     const tls = await issueLeaf(ca, { name: 'c', ips: ['127.0.0.3'] });
     const local = new LocalAgent({
       runtime: await ProcessRuntime.create({ graceMs: 200 }),
@@ -195,23 +192,7 @@ describe('HostsFileSync', () => {
       return { server, remote };
     };
     const first = await serve();
-    const where = new Map([
-      [p, 'a'],
-      ['e', 'c'],
-    ]);
-    const sync = new HostsFileSync(
-      { service: 'svc3', settings: SETTINGS },
-      {
-        agentOf: (h) => agents.get(h)!,
-        hostOf: (i) => where.get(i.id ?? i.stateDir ?? ''),
-        defaultHost: 'a',
-      },
-    );
-    closers.unshift(() => sync.close());
-    await sync.setPrimary(p);
-    await agents.get('c')!.prepareSyncTarget(e);
-    await sync.addEcho('e', e);
-    await until('the first copy', () => same(p, e));
+    const { p, e, sync } = await syncedPair('replaced', 'svc3', 'c', 'before host c came back\n');
 
     // The agent process of c stops (its syncs go with it) and registers again elsewhere.
     await first.server.close();

@@ -6,21 +6,10 @@
 // another host takes over, the lost host's instance is re-created on the host left).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { netnsSupport } from '../lib/netns.js';
-import { NetnsCluster } from '../lib/netns-cluster.js';
+import { closeCluster, sleep, waitFor, NetnsCluster } from '../lib/netns-cluster.js';
 
 const support = netnsSupport();
 if (!support.ok) console.warn(`skipping host loss and partitions on network namespaces: ${support.reason}`);
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(what: () => string, fn: () => Promise<boolean>, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await fn().catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what()}`);
-    await sleep(100);
-  }
-}
 
 describe.skipIf(!support.ok)('host loss and partitions on network namespaces', { timeout: 120_000 }, () => {
   let cluster: NetnsCluster;
@@ -32,13 +21,7 @@ describe.skipIf(!support.ok)('host loss and partitions on network namespaces', {
     });
   }, 120_000);
 
-  afterAll(async () => {
-    if (process.env.US_DEBUG_E2E && cluster) {
-      process.stderr.write(`--- control\n${cluster.control.out()}\n`);
-      for (const [h, a] of cluster.agents) process.stderr.write(`--- ${h}\n${a.out()}\n`);
-    }
-    await cluster?.close();
-  });
+  afterAll(() => closeCluster(cluster));
 
   it('places the echo on another host and zone than its primary, each placement a recorded decision', async () => {
     const { primary, echo } = await cluster.pair();

@@ -9,21 +9,17 @@
 // is clean; closing the cluster leaves no process and no namespace.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { harnessNamespaces, netnsSupport } from '../lib/netns.js';
-import { NetnsCluster, type ClusterRecord, type LoadRun } from '../lib/netns-cluster.js';
+import {
+  closeCluster,
+  sleep,
+  waitFor,
+  NetnsCluster,
+  type ClusterRecord,
+  type LoadRun,
+} from '../lib/netns-cluster.js';
 
 const support = netnsSupport();
 if (!support.ok) console.warn(`skipping the chaos tests on network namespaces: ${support.reason}`);
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(what: () => string, fn: () => Promise<boolean>, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await fn().catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what()}`);
-    await sleep(100);
-  }
-}
 
 describe.skipIf(!support.ok)('chaos on a 3-member etcd across namespaces', { timeout: 120_000 }, () => {
   let cluster: NetnsCluster;
@@ -36,13 +32,7 @@ describe.skipIf(!support.ok)('chaos on a 3-member etcd across namespaces', { tim
     cluster = await NetnsCluster.start({ hosts: { h1: 'z1', h2: 'z2', h3: 'z1' }, hostLeaseMs: 5000 });
   }, 120_000);
 
-  afterAll(async () => {
-    if (process.env.US_DEBUG_E2E && cluster) {
-      for (const [ns, c] of cluster.controls) process.stderr.write(`--- control ${ns}\n${c.out()}\n`);
-      for (const [h, a] of cluster.agents) process.stderr.write(`--- ${h}\n${a.out()}\n`);
-    }
-    await cluster?.close();
-  });
+  afterAll(() => closeCluster(cluster));
 
   /** The checks every scenario ends with, once the writes stopped. */
   async function settled(

@@ -7,21 +7,20 @@
 // echo, synced back from the new primary's host. One shared cluster, in order.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { netnsSupport } from '../lib/netns.js';
-import { NetnsCluster, type ClusterRecord } from '../lib/netns-cluster.js';
+import {
+  closeCluster,
+  sleep,
+  waitFor as waitUntil,
+  NetnsCluster,
+  type ClusterRecord,
+} from '../lib/netns-cluster.js';
 
 const support = netnsSupport();
 if (!support.ok) console.warn(`skipping file sync between hosts on network namespaces: ${support.reason}`);
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(what: () => string, fn: () => Promise<boolean>, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await fn().catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what()}`);
-    await sleep(200);
-  }
-}
+/** This file's conditions are asked every 200 ms (the others' every 100 ms). */
+const waitFor = (what: () => string, fn: () => Promise<boolean>, ms: number): Promise<void> =>
+  waitUntil(what, fn, ms, 200);
 
 describe.skipIf(!support.ok)(
   'file sync between hosts (warm echo on another host)',
@@ -40,13 +39,7 @@ describe.skipIf(!support.ok)(
       });
     }, 120_000);
 
-    afterAll(async () => {
-      if (process.env.US_DEBUG_E2E && cluster) {
-        for (const [ns, c] of cluster.controls) process.stderr.write(`--- control ${ns}\n${c.out()}\n`);
-        for (const [h, a] of cluster.agents) process.stderr.write(`--- ${h}\n${a.out()}\n`);
-      }
-      await cluster?.close();
-    });
+    afterAll(() => closeCluster(cluster));
 
     /** `understudy verify kv` until it is clean (a warm echo applies the last changes a moment later). */
     async function verified(primary: string): Promise<string> {

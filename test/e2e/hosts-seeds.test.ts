@@ -10,28 +10,11 @@
 // Separate hardware (the echo on another host and zone) and host loss are in host-loss.test.ts.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { netnsSupport } from '../lib/netns.js';
-import { NetnsCluster, type ClusterDecision } from '../lib/netns-cluster.js';
+import { closeCluster, sleep, waitFor, NetnsCluster, type ClusterDecision } from '../lib/netns-cluster.js';
 
 const support = netnsSupport();
 if (!support.ok)
   console.warn(`skipping the seeds' host-level features on network namespaces: ${support.reason}`);
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(what: () => string, fn: () => Promise<boolean>, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await fn().catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what()}`);
-    await sleep(100);
-  }
-}
-
-function dump(cluster: NetnsCluster | undefined): void {
-  if (!process.env.US_DEBUG_E2E || !cluster) return;
-  process.stderr.write(`--- control\n${cluster.control.out()}\n`);
-  for (const [h, a] of cluster.agents) process.stderr.write(`--- ${h}\n${a.out()}\n`);
-}
 
 const lastPlace = (decisions: ClusterDecision[], id: string): ClusterDecision | undefined =>
   decisions.filter((d) => d.kind === 'place' && d.instance === id && d.outcome.status === 'ok').pop();
@@ -50,10 +33,7 @@ describe.skipIf(!support.ok)('seed 001/002 shadows across hosts', { timeout: 90_
     });
   }, 90_000);
 
-  afterAll(async () => {
-    dump(cluster);
-    await cluster?.close();
-  });
+  afterAll(() => closeCluster(cluster));
 
   it('keeps the shadow pool in the live instance’s zone, one shadow on each other host there, each a recorded placement', async () => {
     const { primary, echo } = await cluster.pair();
@@ -143,10 +123,7 @@ describe.skipIf(!support.ok)('seeds 003/004 migration to a target host', { timeo
     });
   }, 90_000);
 
-  afterAll(async () => {
-    dump(cluster);
-    await cluster?.close();
-  });
+  afterAll(() => closeCluster(cluster));
 
   it('pre-provisions the echo on the host placement chose, switches traffic to it with no failed request, and retires the old primary as an echo off its host', async () => {
     const start = await cluster.pair();
@@ -225,10 +202,7 @@ describe.skipIf(!support.ok)('seed 000 separate hardware “if possible”', { t
     cluster = await NetnsCluster.start({ hosts: { h1: 'z1' } });
   }, 90_000);
 
-  afterAll(async () => {
-    dump(cluster);
-    await cluster?.close();
-  });
+  afterAll(() => closeCluster(cluster));
 
   it('with one host, the echo shares its primary’s host (saying so), is provisioned there from a snapshot and applies every write', async () => {
     const { primary, echo } = await cluster.pair();

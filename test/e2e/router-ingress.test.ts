@@ -2,96 +2,52 @@
 // agent (src/agent/tls-ingress.ts), on loopback here: the backend's address (192.0.2.10, TEST-NET-1) is
 // never dialled itself — a plain connection there could not succeed — only the ingress its host has,
 // which pipes the connection to the real instance (bound to loopback only).
-import { mkdtempSync, rmSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   AgentServer,
-  createClusterCa,
   issueLeaf,
-  LocalAgent,
   TlsIngress,
   type ClusterCa,
+  type LocalAgent,
   type TlsIdentity,
 } from '../../src/agent/index.js';
 import { Router } from '../../src/router/index.js';
-import { ProcessRuntime } from '../../src/runtime/index.js';
+import { startIngressHost, type IngressHost } from '../lib/ingress-host.js';
 
 const SECRET = 'router-ingress-secret-0123456789abcdef';
 const REMOTE = '192.0.2.10';
-let dir: string;
+let host: IngressHost | undefined;
 let local: LocalAgent;
 let ca: ClusterCa;
 let control: TlsIdentity;
 let ingress: TlsIngress;
-let server: AgentServer;
 let ingressPort: number;
 let webPort: number;
 let echoPort: number;
 const closers: (() => Promise<unknown>)[] = [];
 
-async function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = netConnect({ host: '127.0.0.1', port });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-
-async function startInstance(id: string, script: string, port: number): Promise<void> {
-  await local.start({
-    instanceId: id,
-    service: id.replace(/-\d+$/, ''),
-    host: 'h1',
-    command: [process.execPath, '-e', script],
-    cwd: dir,
-    env: {},
-    stateDir: join(dir, id),
-    logDir: join(dir, 'logs'),
-    logMaxBytes: 65536,
-  });
-  for (let i = 0; i < 200 && !(await listening(port)); i++) await new Promise((r) => setTimeout(r, 25));
-}
-
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'us-router-ingress-'));
-  local = new LocalAgent({ runtime: await ProcessRuntime.create({ graceMs: 200 }), host: 'h1' });
-  ca = await createClusterCa();
-  control = await issueLeaf(ca, { name: 'control-c1' });
+  host = await startIngressHost({ secret: SECRET, prefix: 'us-router-ingress-' });
+  ({ local, ca, control, ingress, port: ingressPort } = host);
   webPort = await local.allocatePort();
   echoPort = await local.allocatePort();
-  await startInstance(
+  await host.startInstance(
     'web-1',
     `require('http').createServer((q, s) => { q.resume(); q.on('end', () => s.end('web-1 ' + q.method)); }).listen(${webPort}, '127.0.0.1')`,
     webPort,
   );
-  await startInstance(
+  await host.startInstance(
     'echo-1',
     `require('net').createServer((s) => s.pipe(s)).listen(${echoPort}, '127.0.0.1')`,
     echoPort,
   );
-  ingress = new TlsIngress({ agent: local, log: () => undefined });
-  server = await AgentServer.start({
-    agent: local,
-    secret: SECRET,
-    tls: await issueLeaf(ca, { name: 'h1', ips: ['127.0.0.1'] }),
-    ingress,
-  });
-  ingressPort = Number(new URL(server.url).port);
 }, 30_000);
 
 afterAll(async () => {
   for (const c of closers.reverse()) await c().catch(() => undefined);
-  ingress?.close();
-  await server?.close();
-  await local?.close({ graceMs: 200 });
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await host?.close();
 });
 
 async function router(mode: 'http' | 'tcp'): Promise<Router> {

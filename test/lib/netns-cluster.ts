@@ -91,7 +91,19 @@ export interface LoadRun {
   errorSamples: string[];
 }
 
-async function until(what: () => string, fn: () => boolean | Promise<boolean>, ms: number): Promise<void> {
+/** Resolves after `ms`. */
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Waits until `fn` answers true (an answer that throws counts as false), asking every `everyMs`.
+ * Thrown after `ms`: an Error naming `what()`.
+ */
+export async function waitFor(
+  what: () => string,
+  fn: () => boolean | Promise<boolean>,
+  ms: number,
+  everyMs = 100,
+): Promise<void> {
   const deadline = Date.now() + ms;
   for (;;) {
     if (
@@ -101,8 +113,24 @@ async function until(what: () => string, fn: () => boolean | Promise<boolean>, m
     )
       return;
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what()}`);
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(everyMs);
   }
+}
+
+const until = (what: () => string, fn: () => boolean | Promise<boolean>, ms: number): Promise<void> =>
+  waitFor(what, fn, ms, 50);
+
+/**
+ * A test file's `afterAll`: with `US_DEBUG_E2E` set, writes what every control replica and agent of
+ * the cluster printed to stderr; then closes the cluster (nothing when it never started).
+ */
+export async function closeCluster(cluster: NetnsCluster | undefined): Promise<void> {
+  if (!cluster) return;
+  if (process.env.US_DEBUG_E2E) {
+    for (const [ns, c] of cluster.controls) process.stderr.write(`--- control ${ns}\n${c.out()}\n`);
+    for (const [h, a] of cluster.agents) process.stderr.write(`--- ${h}\n${a.out()}\n`);
+  }
+  await cluster.close();
 }
 
 /** A running cluster; always {@link close} it. */
