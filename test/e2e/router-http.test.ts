@@ -46,7 +46,12 @@ function rawHttp(port: number, lines: string[]): Promise<string> {
   });
 }
 
-const at = (b: Pick<TestBackend, 'id' | 'port'>, epoch = 0) => ({ id: b.id, host: '127.0.0.1', port: b.port, epoch });
+const at = (b: Pick<TestBackend, 'id' | 'port'>, epoch = 0) => ({
+  id: b.id,
+  host: '127.0.0.1',
+  port: b.port,
+  epoch,
+});
 
 describe.each([
   ['raw-socket fast path', true],
