@@ -131,12 +131,13 @@ describe('HostLease (self-fencing)', () => {
     expect(written?.fenceAfterMs).toBe(600);
   });
 
-  it('defaults: a bound of 1.5 s (⅔ of a shorter TTL), renewed every third of the bound, so two missed renewals are no fence', () => {
-    expect(fenceBound(10_000)).toBe(1500);
-    expect(fenceBound(2000)).toBe(1333);
+  it('defaults: a bound of 600 ms (⅔ of a shorter TTL), renewed every third of the bound, so two missed renewals are no fence', () => {
+    expect(fenceBound(10_000)).toBe(600);
+    expect(fenceBound(2000)).toBe(600);
+    expect(fenceBound(600)).toBe(400);
     expect(fenceBound(10_000, 4000)).toBe(4000);
     expect(fenceBound(10_000, 0)).toBe(0);
-    expect(renewEvery(10_000, 1500)).toBe(500);
+    expect(renewEvery(10_000, 600)).toBe(200);
     expect(renewEvery(2000, 1333)).toBe(444);
     expect(renewEvery(10_000, 0)).toBe(3333);
   });

@@ -56,11 +56,14 @@ interface KnownInstance {
 const LIVE = new Set(['starting', 'running', 'unhealthy']);
 
 /**
- * The default self-fencing bound, ms (capped at two thirds of the lease TTL). Renewals go every third
- * of it, so two missed renewals are no fence; control's heartbeats suspect a silent host after about
- * 1 s, so a bound near that keeps the partition failover near it (docs/hosts.md).
+ * The default self-fencing bound, ms (capped at two thirds of the lease TTL). Control lets an echo
+ * elsewhere take over from a suspected host only once this bound (+ one heartbeat interval + a margin)
+ * has passed since the host's last answer; its heartbeats suspect a silent host after about 0.8–1 s, so
+ * with 600 ms the wait is (almost) nothing and the failover stays where it was. Renewals go every third
+ * of it (200 ms), so two missed renewals are no fence; a slow store alone never fences (another host
+ * answers). The trade-off (Patroni's ttl against loop_wait): docs/hosts.md.
  */
-export const DEFAULT_FENCE_AFTER_MS = 1500;
+export const DEFAULT_FENCE_AFTER_MS = 600;
 
 /** The self-fencing bound for a lease of `ttlMs` and an optional explicit bound, ms. */
 export function fenceBound(ttlMs: number, fenceAfterMs?: number): number {

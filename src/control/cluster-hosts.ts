@@ -45,7 +45,7 @@ export interface ClusterHostsOptions {
   placeOn?: string;
   /**
    * Margin on top of a suspected host's self-fence deadline before an echo elsewhere takes over from
-   * its primaries, ms: the agent's check period, its fence (a SIGKILL) and scheduling. @default 300
+   * its primaries, ms: the agent's check period, its fence (a SIGKILL) and scheduling. @default 250
    */
   fenceMarginMs?: number;
 }
@@ -506,7 +506,7 @@ export class ClusterHosts {
     const fenceAfter = this.directory.records().find((r) => r.host === host)?.fenceAfterMs;
     if (fenceAfter === undefined || this.#fenceWaits.has(host)) return this.#fenceWaits.has(host);
     const interval = this.options.heartbeat?.intervalMs ?? 100;
-    const margin = this.options.fenceMarginMs ?? 300;
+    const margin = this.options.fenceMarginMs ?? 250;
     const silentMs = suspicion?.silentMs ?? 0;
     const waitMs = Math.ceil(fenceAfter + interval + margin - silentMs);
     if (fenceAfter > 0 && waitMs <= 0) return false;
