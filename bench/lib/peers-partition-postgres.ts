@@ -122,8 +122,8 @@ export function pgWriter(
 }
 
 /**
- * Understudy with examples/postgres on the lab (agents' `--lease-ttl` at its default, 10 s: self-fence
- * after 6.7 s); ready once the standby is synchronous and `ids` exists.
+ * Understudy with examples/postgres on the lab (agents' `--lease-ttl` at its default, 10 s; the
+ * self-fence bound at its default, 600 ms); ready once the standby is synchronous and `ids` exists.
  */
 function understudyPostgres(bin: string, stopMs: number): PartitionSystem {
   return {
