@@ -560,30 +560,16 @@ export class ClusterHosts {
     this.#fenceWaits.delete(host);
     clearTimeout(wait.timer);
     const took = this.deps.now() - wait.decision.at;
-    if (how === 'back') {
-      this.deps.decisions.settle(
-        wait.decision,
-        'skipped',
-        `host ${host} answers heartbeats again after ${took} ms: no failover`,
-      );
-      return;
-    }
-    if (how === 'lapsed') {
-      this.deps.decisions.settle(
-        wait.decision,
-        'ok',
-        `the lease of host ${host} lapsed after ${took} ms: failing over`,
-      );
-      return;
-    }
-    if (this.state(host) === 'up') {
-      this.deps.decisions.settle(wait.decision, 'skipped', `host ${host} is up again: no failover`);
-      return;
-    }
-    this.deps.decisions.settle(
-      wait.decision,
+    const settle = (status: 'ok' | 'skipped', detail: string): void =>
+      this.deps.decisions.settle(wait.decision, status, detail);
+    if (how === 'back')
+      return settle('skipped', `host ${host} answers heartbeats again after ${took} ms: no failover`);
+    if (how === 'lapsed')
+      return settle('ok', `the lease of host ${host} lapsed after ${took} ms: failing over`);
+    if (this.state(host) === 'up') return settle('skipped', `host ${host} is up again: no failover`);
+    settle(
       'ok',
-      `${host}'s self-fence deadline passed (${took} ms): its primaries are fenced or its agent would have renewed its lease; failing over`,
+      `${host}'s self-fence deadline passed (${took} ms): its agent, if cut off, has fenced its primaries; failing over`,
     );
     const view = this.placementView();
     const plan = planHostLoss({ ...view, lost: host, at: this.deps.now() });
