@@ -10,10 +10,8 @@
 // the master's host knows) or `sentinel:<host>:<port>,…` (the master Sentinel names,
 // `SENTINEL get-master-addr-by-name mymaster`, asked again after every failed connection).
 import { createInterface } from 'node:readline';
-import { RespClient, parseInfo } from './resp.js';
-
-/** Where a target says the master is now; thrown when it cannot say. */
-type Resolve = () => Promise<{ host: string; port: number }>;
+import { RespClient } from './resp.js';
+import { respWriteLoop, type Resolve } from './resp-write-loop.js';
 
 /** Parses a target argument (see the file's head). Thrown: a target of neither form. */
 function parseTarget(target: string): Resolve {
@@ -60,28 +58,14 @@ async function write(name: string, resolve: Resolve): Promise<void> {
     if (l.trim() === 'stop') stop.now = true;
   });
   lines.on('close', () => (stop.now = true));
-  let c: RespClient | undefined;
-  let server = '';
-  for (let i = 0; !stop.now; i++) {
-    try {
-      if (!c) {
-        const addr = await resolve();
-        c = await RespClient.connect(addr.host, addr.port, 500);
-        const info = await c.command(['INFO', 'server'], 1000);
-        server = parseInfo(String(info))['run_id'] ?? '';
-      }
-      const key = `${name}-${i}`;
-      const sent = now();
-      const r = await c.command(['SET', key, String(i)], 1000);
-      if (r !== 'OK') throw new Error(String(r));
-      process.stdout.write(JSON.stringify({ k: key, s: server, sent, at: now() }) + '\n');
-    } catch {
-      c?.close();
-      c = undefined;
-      await sleep(20);
-    }
-  }
-  c?.close();
+  await respWriteLoop({
+    resolve,
+    key: (i) => `${name}-${i}`,
+    clock: now,
+    onAck: (a) =>
+      process.stdout.write(JSON.stringify({ k: a.key, s: a.server, sent: a.sent, at: a.at }) + '\n'),
+    stop,
+  });
   process.stdout.write(JSON.stringify({ done: true }) + '\n');
   lines.close();
 }

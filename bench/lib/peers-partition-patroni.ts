@@ -10,6 +10,7 @@ import { startNetnsEtcd } from '../../src/cli/netns-cluster.js';
 import type { NetnsLab } from '../../src/cli/netns-lab.js';
 import { sleep, until, type PartitionSystem } from './peers-partition.js';
 import { pgWriter, psql } from './peers-partition-postgres.js';
+import { patroniConfig } from './patroni-config.js';
 import type { PatroniSettings } from './peers-postgres.js';
 
 const NODES = ['n1', 'n2'] as const;
@@ -18,6 +19,7 @@ const REST_PORT = 8008;
 /** HAProxy's port inside `client`: the Patroni clients' address. */
 const HAPROXY_PORT = 5000;
 
+/** Writes node `node`'s Patroni configuration (on its lab address); returns the file. */
 function writeNodeConfig(
   lab: NetnsLab,
   work: string,
@@ -26,41 +28,20 @@ function writeNodeConfig(
   s: PatroniSettings,
   etcd: string,
 ): string {
-  const addr = lab.address(node);
   const file = join(work, `${node}.yml`);
-  writeFileSync(
-    file,
-    `scope: bench
-name: ${node}
-log: { level: INFO, dir: ${join(work, `${node}-log`)} }
-restapi: { listen: ${addr}:${REST_PORT}, connect_address: ${addr}:${REST_PORT} }
-etcd3: { host: ${etcd} }
-bootstrap:
-  dcs:
-    ttl: ${s.ttl}
-    loop_wait: ${s.loopWait}
-    retry_timeout: ${s.retryTimeout}
-    maximum_lag_on_failover: 1048576
-    postgresql:
-      use_pg_rewind: true
-      parameters: { wal_level: replica, hot_standby: 'on', max_wal_senders: 10, max_replication_slots: 10, wal_log_hints: 'on' }
-  initdb: [{ encoding: UTF8 }, data-checksums]
-postgresql:
-  listen: ${addr}:${PG_PORT}
-  connect_address: ${addr}:${PG_PORT}
-  data_dir: ${join(work, node)}
-  bin_dir: ${bin}
-  pgpass: ${join(work, `${node}.pgpass`)}
-  authentication:
-    replication: { username: replicator, password: rep }
-    superuser: { username: postgres, password: pw }
-    rewind: { username: postgres, password: pw }
-  parameters: { unix_socket_directories: '${join(work, `${node}-sock`)}' }
-  pg_hba:
-    - host replication replicator 0.0.0.0/0 trust
-    - host all all 0.0.0.0/0 trust
-`,
-  );
+  const config = {
+    name: node,
+    work,
+    address: lab.address(node),
+    restPort: REST_PORT,
+    pgPort: PG_PORT,
+    dataDir: join(work, node),
+    bin,
+    etcd,
+    socketDir: join(work, `${node}-sock`),
+    trust: '0.0.0.0/0',
+  };
+  writeFileSync(file, patroniConfig(config, s));
   return file;
 }
 

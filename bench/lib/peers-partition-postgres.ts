@@ -44,6 +44,15 @@ export function psql(
 }
 
 /**
+ * Which server acknowledged an insert: its port and its postmaster's start (µs since the epoch) — not
+ * `inet_server_addr()`, which is the address the connection came in on: a client through Understudy's
+ * router reaches the primary through its host agent's TLS ingress (127.0.0.1), one on that host
+ * straight at its lab address, so one server had two names (and a promoted echo on another host could
+ * share the first one's loopback address and port).
+ */
+const POSTMASTER_STARTED = '(extract(epoch FROM pg_postmaster_start_time()) * 1000000)::bigint';
+
+/**
  * A client inserting unique ids from `firstId` into `ids` at host:port, from namespace `from`: one psql
  * session fed one autocommit insert at a time; an insert unanswered within 2 s (a host cut off: no
  * reset ever comes) ends the session — its outcome unknown, its id never reused nor counted — and a new
@@ -80,7 +89,7 @@ export function pgWriter(
         if (stopped || !child.stdin?.writable) return;
         sent = now();
         child.stdin.write(
-          `INSERT INTO ids VALUES (${next}) RETURNING id, inet_server_addr(), inet_server_port();\n`,
+          `INSERT INTO ids VALUES (${next}) RETURNING id, inet_server_port(), ${POSTMASTER_STARTED};\n`,
         );
         timer = setTimeout(() => child.kill('SIGKILL'), 2000);
       };
@@ -89,10 +98,10 @@ export function pgWriter(
         const lines = (carry + c.toString()).split('\n');
         carry = lines.pop() ?? '';
         for (const line of lines) {
-          const m = /^(\d+)\|([\d.]+)(?:\/\d+)?\|(\d+)$/.exec(line.trim());
+          const m = /^(\d+)\|(\d+)\|(\d+)$/.exec(line.trim());
           if (!m || Number(m[1]) !== next) continue;
           clearTimeout(timer);
-          acks.push({ k: m[1]!, s: `${m[2]}:${m[3]}`, sent, at: now() });
+          acks.push({ k: m[1]!, s: `${m[2]}@${m[3]}`, sent, at: now() });
           next++;
           send();
         }
@@ -122,8 +131,8 @@ export function pgWriter(
 }
 
 /**
- * Understudy with examples/postgres on the lab (agents' `--lease-ttl` at its default, 10 s: self-fence
- * after 6.7 s); ready once the standby is synchronous and `ids` exists.
+ * Understudy with examples/postgres on the lab (agents' `--lease-ttl` at its default, 10 s; the
+ * self-fence bound at its default, 600 ms); ready once the standby is synchronous and `ids` exists.
  */
 function understudyPostgres(bin: string, stopMs: number): PartitionSystem {
   return {

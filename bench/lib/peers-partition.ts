@@ -254,7 +254,7 @@ export interface InstanceRecord {
 /**
  * Understudy in the lab: etcd and the control plane in `s1`, agents in `h1` (zone z1) and `h2` (z2),
  * examples/redis/understudy.yaml with redis-server on every address of its host and the router on
- * `0.0.0.0:6379` of `s1`. `leaseTtlMs`: the agents' `--lease-ttl` (self-fencing after two thirds of it).
+ * `0.0.0.0:6379` of `s1`. `leaseTtlMs`: the agents' `--lease-ttl` (self-fencing after 600 ms, the default bound, either way).
  */
 function understudy(leaseTtlMs: number, label: string): PartitionSystem {
   return {

@@ -25,6 +25,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, startEtcd, type EtcdServer } from '../../test/lib/etcd-server.js';
 import { percentile } from './failover-load.js';
+import { patroniConfig } from './patroni-config.js';
 
 /** One row of the peers bench (the shape bench/peers.ts prints). */
 export interface PeerRow {
@@ -282,39 +283,23 @@ class PatroniCluster {
   }
 
   private writeConfig(n: Node): void {
-    const s = this.settings;
     writeFileSync(
       n.config,
-      `scope: bench
-name: ${n.name}
-log: { level: INFO, dir: ${join(this.work, `${n.name}-log`)} }
-restapi: { listen: 127.0.0.1:${n.restPort}, connect_address: 127.0.0.1:${n.restPort} }
-etcd3: { host: ${this.etcd.endpoint} }
-bootstrap:
-  dcs:
-    ttl: ${s.ttl}
-    loop_wait: ${s.loopWait}
-    retry_timeout: ${s.retryTimeout}
-    maximum_lag_on_failover: 1048576
-    postgresql:
-      use_pg_rewind: true
-      parameters: { wal_level: replica, hot_standby: 'on', max_wal_senders: 10, max_replication_slots: 10, wal_log_hints: 'on' }
-  initdb: [{ encoding: UTF8 }, data-checksums]
-postgresql:
-  listen: 127.0.0.1:${n.pgPort}
-  connect_address: 127.0.0.1:${n.pgPort}
-  data_dir: ${n.dir}
-  bin_dir: ${this.bin}
-  pgpass: ${join(this.work, `${n.name}.pgpass`)}
-  authentication:
-    replication: { username: replicator, password: rep }
-    superuser: { username: postgres, password: pw }
-    rewind: { username: postgres, password: pw }
-  parameters: { unix_socket_directories: '${this.work}' }
-  pg_hba:
-    - host replication replicator 127.0.0.1/32 trust
-    - host all all 127.0.0.1/32 trust
-`,
+      patroniConfig(
+        {
+          name: n.name,
+          work: this.work,
+          address: '127.0.0.1',
+          restPort: n.restPort,
+          pgPort: n.pgPort,
+          dataDir: n.dir,
+          bin: this.bin,
+          etcd: this.etcd.endpoint,
+          socketDir: this.work,
+          trust: '127.0.0.1/32',
+        },
+        this.settings,
+      ),
     );
   }
 

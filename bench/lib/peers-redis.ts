@@ -11,20 +11,13 @@ import { allocatePort } from '../../src/runtime/index.js';
 import type { PeerFault, PeerRow, PeerRunOptions } from '../peers.js';
 import { percentile } from './failover-load.js';
 import { startWithRetries } from './peers.js';
-import { RespClient, parseInfo } from './resp.js';
+import { RespClient } from './resp.js';
+import { respWriteLoop, type Resolve, type RespAck } from './resp-write-loop.js';
 import { ApiClient } from '../../src/api/index.js';
 import { root } from './spec-up.js';
 
-/** Where a client writes: resolved again after every failed connection. */
-type Resolve = () => Promise<{ host: string; port: number }>;
-
 /** One acknowledged write: its key, the server (run_id) that acknowledged it, when sent and acknowledged (ms). */
-interface Ack {
-  key: string;
-  server: string;
-  sent: number;
-  at: number;
-}
+type Ack = RespAck;
 
 /** A system under test for one run: where to write, the primary's pid, and how to stop it. */
 interface RunningSystem {
@@ -274,35 +267,15 @@ export const REDIS_SYSTEMS: readonly RedisSystem[] = [
   sentinel(1000, 5000),
 ];
 
-/**
- * The client: unique keys, one SET at a time (1 s timeout); after any failure it reconnects where
- * `resolve` says. Each connection learns its server's run_id first, so each acknowledgement names the
- * server that gave it.
- */
+/** The client (bench/lib/resp-write-loop.ts): unique keys `k<i>`, times from `performance.now()`. */
 function writeLoop(resolve: Resolve, acks: Ack[], stop: { now: boolean }): Promise<void> {
-  return (async () => {
-    let c: RespClient | undefined;
-    let server = '';
-    for (let i = 0; !stop.now; i++) {
-      try {
-        if (!c) {
-          const addr = await resolve();
-          c = await RespClient.connect(addr.host, addr.port, 500);
-          const info = await c.command(['INFO', 'server'], 1000);
-          server = parseInfo(String(info))['run_id'] ?? '';
-        }
-        const sent = performance.now();
-        const r = await c.command(['SET', `k${i}`, String(i)], 1000);
-        if (r !== 'OK') throw new Error(String(r));
-        acks.push({ key: `k${i}`, server, sent, at: performance.now() });
-      } catch {
-        c?.close();
-        c = undefined;
-        await sleep(20);
-      }
-    }
-    c?.close();
-  })();
+  return respWriteLoop({
+    resolve,
+    key: (i) => `k${i}`,
+    clock: () => performance.now(),
+    onAck: (a) => acks.push(a),
+    stop,
+  });
 }
 
 /** What one run measured. */

@@ -7,6 +7,7 @@
 #   PG_BIN         PostgreSQL's programs           default: newest /usr/lib/postgresql/<v>/bin
 #   PG_OS_USER     OS user PostgreSQL runs as when the scripts run as root   default: postgres
 #   PG_SUPERUSER   database role the scripts connect as                       default: postgres
+#   PGCONNECT_TIMEOUT  psql's connect timeout, s                                default: 2
 #   PG_SYNC_STRICT 1: keep synchronous replication on a promoted primary that has no standby yet
 #                  (writes wait until one follows: nothing is ever acknowledged by one copy alone);
 #                  0 (default): a lone primary acknowledges alone until a standby streams
@@ -33,6 +34,10 @@ fi
 PG_OS_USER=${PG_OS_USER:-postgres}
 PG_SUPERUSER=${PG_SUPERUSER:-postgres}
 PG_SYNC_STRICT=${PG_SYNC_STRICT:-0}
+# A connect to a copy on a host that is cut off gets no answer at all (no reset): without a bound, psql
+# waits for the kernel's SYN retries and the hook for its own timeout (5 s) — a lag reading or a fence
+# stuck that long. 2 s: a copy that answers on loopback or a LAN connects in far less.
+export PGCONNECT_TIMEOUT="${PGCONNECT_TIMEOUT:-2}"
 
 need UNDERSTUDY_STATE_DIR
 PGDATA_DIR="$UNDERSTUDY_STATE_DIR/pgdata"

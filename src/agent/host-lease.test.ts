@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SqliteStateStore } from '../store/index.js';
-import { HostLease, type HostLeaseStore } from './host-lease.js';
+import { fenceBound, HostLease, renewEvery, type HostLeaseStore } from './host-lease.js';
 import { hostKey, parseHostRecord, restartWindow, type HostRecord } from './host-record.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -73,7 +73,7 @@ async function seed(raw: SqliteStateStore, peerUrl: string): Promise<void> {
  * A HostLease of h1. Other hosts answer while `reachable` (the real TCP check is exercised on network
  * namespaces, test/e2e/host-loss.test.ts): here only the store and the peers' reachability are switched.
  */
-function lease(store: HostLeaseStore, reachable: () => boolean) {
+function lease(store: HostLeaseStore, reachable: () => boolean, probeMs = 0) {
   const fenced: string[] = [];
   const stopped: string[] = [];
   const lines: string[] = [];
@@ -84,7 +84,10 @@ function lease(store: HostLeaseStore, reachable: () => boolean) {
     fence: async (id) => void fenced.push(id),
     stop: async (id) => void stopped.push(id),
     runs: async () => true,
-    peersAnswer: async (peers) => peers.some((p) => p.host === 'h2') && reachable(),
+    peersAnswer: async (peers) => {
+      if (probeMs > 0) await new Promise((r) => setTimeout(r, probeMs));
+      return peers.some((p) => p.host === 'h2') && reachable();
+    },
     log: (line) => lines.push(line),
     checkMs: 20,
   });
@@ -117,6 +120,40 @@ describe('HostLease (self-fencing)', () => {
     expect(lines.join('\n')).toMatch(
       /self-fenced primary kv-1: no lease renewal for \d+ ms \(bound 600 ms, TTL 900 ms\)/,
     );
+  });
+
+  it('publishes its self-fencing bound in its host record (control waits for it before an echo elsewhere serves)', async () => {
+    const { store, raw } = await cuttableStore();
+    await seed(raw, 'http://192.0.2.1:9');
+    const { l } = lease(store, () => false);
+    await l.start();
+    const written = parseHostRecord((await raw.get(hostKey('h1')))!.value);
+    expect(written?.fenceAfterMs).toBe(600);
+  });
+
+  it('defaults: a bound of 600 ms (⅔ of a shorter TTL), renewed every third of the bound, so two missed renewals are no fence', () => {
+    expect(fenceBound(10_000)).toBe(600);
+    expect(fenceBound(2000)).toBe(600);
+    expect(fenceBound(600)).toBe(400);
+    expect(fenceBound(10_000, 4000)).toBe(4000);
+    expect(fenceBound(10_000, 0)).toBe(0);
+    expect(renewEvery(10_000, 600)).toBe(200);
+    expect(renewEvery(2000, 1333)).toBe(444);
+    expect(renewEvery(10_000, 0)).toBe(3333);
+  });
+
+  it('asks the other hosts before the bound: the fence falls at the bound, not a slow probe after it, and never before it', async () => {
+    const { store, raw, cut } = await cuttableStore();
+    await seed(raw, 'http://192.0.2.1:9');
+    // A probe of the peers that takes 400 ms (a connect timing out): asked only once the bound had
+    // passed, the fence would come at ≥ 1000 ms of silence.
+    const { l, fenced, lines } = lease(store, () => false, 400);
+    await l.start();
+    cut(true);
+    await until('the primary to be fenced', () => fenced.length > 0);
+    const silentMs = Number(/no lease renewal for (\d+) ms/.exec(lines.join('\n'))?.[1]);
+    expect(silentMs).toBeGreaterThanOrEqual(600);
+    expect(silentMs).toBeLessThan(1000);
   });
 
   it('cut off from the store while another host still answers (the store is down, not this host cut off): fences nothing', async () => {

@@ -19,12 +19,14 @@ export interface HostLeaseOptions {
   store: HostLeaseStore;
   /** The record kept at `hosts/<host>`. */
   record: HostRecord;
-  /** TTL of the lease, ms (renewed every third of it). */
+  /** TTL of the lease, ms (renewed every third of it, or of `fenceAfterMs` when that is shorter). */
   ttlMs: number;
   /**
    * Self-fencing bound: with no successful renewal for this long, and no other host answering, the
-   * host's primaries are fenced. Must be shorter than `ttlMs`; 0 turns self-fencing off.
-   * @default two thirds of `ttlMs` (two renewals missed)
+   * host's primaries are fenced. Must be shorter than `ttlMs`; 0 turns self-fencing off. Published in
+   * the host record: control waits for it before an echo elsewhere takes over from a host it only
+   * suspects, so a shorter bound is a faster failover under a partition (docs/hosts.md, the trade-off).
+   * @default {@link DEFAULT_FENCE_AFTER_MS}, or two thirds of `ttlMs` when that is shorter
    */
   fenceAfterMs?: number;
   /** Fences one instance (stops it acknowledging: the agent's `fence`, a SIGKILL of its process group). */
@@ -54,6 +56,27 @@ interface KnownInstance {
 const LIVE = new Set(['starting', 'running', 'unhealthy']);
 
 /**
+ * The default self-fencing bound, ms (capped at two thirds of the lease TTL). Control lets an echo
+ * elsewhere take over from a suspected host only once this bound (+ one heartbeat interval + a margin)
+ * has passed since the host's last answer; its heartbeats suspect a silent host after about 0.8–1 s, so
+ * with 600 ms the wait is (almost) nothing and the failover stays where it was. Renewals go every third
+ * of it (200 ms), so two missed renewals are no fence; a slow store alone never fences (another host
+ * answers). The trade-off (Patroni's ttl against loop_wait): docs/hosts.md.
+ */
+export const DEFAULT_FENCE_AFTER_MS = 600;
+
+/** The self-fencing bound for a lease of `ttlMs` and an optional explicit bound, ms. */
+export function fenceBound(ttlMs: number, fenceAfterMs?: number): number {
+  return fenceAfterMs ?? Math.min(DEFAULT_FENCE_AFTER_MS, Math.floor((ttlMs * 2) / 3));
+}
+
+/** The renewal period of a lease of `ttlMs` with self-fencing bound `fenceAfterMs`, ms. */
+export function renewEvery(ttlMs: number, fenceAfterMs: number): number {
+  const third = Math.floor(ttlMs / 3);
+  return Math.max(100, fenceAfterMs > 0 ? Math.min(third, Math.floor(fenceAfterMs / 3)) : third);
+}
+
+/**
  * Keeps `hosts/<host>` under a lease renewed every third of its TTL (a lapsed lease is replaced and the
  * record written again, one registration at a time), remembers from the store which instances of this
  * host are primaries, and fences them by itself when cut off: no renewal for `fenceAfterMs` and no other
@@ -76,7 +99,7 @@ export class HostLease {
   readonly #fenceAfter: number;
 
   constructor(private readonly options: HostLeaseOptions) {
-    this.#fenceAfter = options.fenceAfterMs ?? Math.floor((options.ttlMs * 2) / 3);
+    this.#fenceAfter = fenceBound(options.ttlMs, options.fenceAfterMs);
   }
 
   /** The self-fencing bound in use, ms (0: off). */
@@ -92,7 +115,7 @@ export class HostLease {
   /** Registers the host and starts renewing and watching the bound. */
   async start(): Promise<void> {
     await this.#register();
-    const every = Math.max(100, Math.floor(this.options.ttlMs / 3));
+    const every = renewEvery(this.options.ttlMs, this.#fenceAfter);
     this.#timers.push(setInterval(() => this.#renew(), every));
     if (this.#fenceAfter > 0)
       this.#timers.push(setInterval(() => void this.#check(), this.options.checkMs ?? 100));
@@ -119,7 +142,7 @@ export class HostLease {
       try {
         const window = await this.options.store.grantLease(grace);
         const end = Date.now() + grace;
-        const record: HostRecord = { ...this.options.record, restartingUntil: end };
+        const record: HostRecord = { ...this.#published(), restartingUntil: end };
         await this.options.store.put(hostKey(record.host), JSON.stringify(record), { leaseId: window.id });
         until = end;
       } catch (e) {
@@ -131,10 +154,15 @@ export class HostLease {
     return until;
   }
 
+  /** The record as written: with the self-fencing bound control waits for (see {@link HostRecord}). */
+  #published(): HostRecord {
+    return { ...this.options.record, fenceAfterMs: this.#fenceAfter };
+  }
+
   async #register(): Promise<void> {
     const sent = Date.now();
     const lease = await this.options.store.grantLease(this.options.ttlMs);
-    await this.options.store.put(hostKey(this.options.record.host), JSON.stringify(this.options.record), {
+    await this.options.store.put(hostKey(this.options.record.host), JSON.stringify(this.#published()), {
       leaseId: lease.id,
     });
     this.#lease = lease;
@@ -196,22 +224,30 @@ export class HostLease {
     this.#peers = peers;
   }
 
+  /**
+   * The self-fence, on time: the peers are asked early enough (their probe's timeout plus one check
+   * period before the bound) that the fence falls at the bound, not a probe timeout after it — control
+   * counts on that deadline (it lets an echo elsewhere serve only once it has passed).
+   */
   async #check(): Promise<void> {
     if (this.#closed || this.#fenced || this.#checking) return;
+    const timeout = Math.max(50, this.#fenceAfter / 4);
     const silent = Date.now() - this.#lastRenewed;
-    if (silent < this.#fenceAfter) return;
+    if (silent < this.#fenceAfter - timeout - (this.options.checkMs ?? 100)) return;
     this.#checking = true;
     try {
       // A store that is down while the hosts still reach each other is no partition of this host.
       if (this.#peers.length === 0) return;
-      const timeout = Math.max(50, this.#fenceAfter / 4);
       const peersAnswer =
         this.options.peersAnswer ??
         (async (peers) =>
           (await Promise.all(peers.map((p) => hostHeartbeat(p.address, p.port, timeout)))).includes(
             'answered',
           ));
-      if ((await peersAnswer(this.#peers)) || Date.now() - this.#lastRenewed < this.#fenceAfter) return;
+      if (await peersAnswer(this.#peers)) return;
+      const left = this.#lastRenewed + this.#fenceAfter - Date.now();
+      if (left > 0) await new Promise((r) => setTimeout(r, left).unref());
+      if (this.#closed || Date.now() - this.#lastRenewed < this.#fenceAfter) return;
       const me = this.options.record.host;
       const primaries = this.#known.filter((k) => k.host === me && k.role === 'primary' && LIVE.has(k.phase));
       this.#fenced = true;
@@ -223,7 +259,7 @@ export class HostLease {
       }
       if (primaries.length === 0)
         this.options.log(
-          `cut off (no lease renewal for ${silent} ms, no other host answers); no primary to fence`,
+          `cut off (no lease renewal for ${Date.now() - this.#lastRenewed} ms, no other host answers); no primary to fence`,
         );
     } finally {
       this.#checking = false;

@@ -36,6 +36,14 @@ const HostRecordSchema = z.object({
    * is not back in time. Absent while the agent runs.
    */
   restartingUntil: z.number().int().positive().optional(),
+  /**
+   * The agent's self-fencing bound, ms (`HostLease`): cut off — no lease renewal for this long and no
+   * other host answering — it fences its primaries. Control waits this long (from the host's last
+   * answered heartbeat, plus a margin) before it lets an echo elsewhere take over from a host it only
+   * suspects. 0: self-fencing off (control then waits for the lease to lapse). Absent: an older agent
+   * (control fails over on suspicion, as it did).
+   */
+  fenceAfterMs: z.number().int().nonnegative().optional(),
 });
 
 /**

@@ -224,7 +224,7 @@ export function buildProgram(): Command {
     )
     .option(
       '--fence-after <duration>',
-      'self-fencing: cut off from the store and every other host this long, fence the primaries (default: 2/3 of the lease TTL; 0: off)',
+      'self-fencing: cut off from the store and every other host this long, fence the primaries (default: 600ms, or 2/3 of the lease TTL when shorter; 0: off)',
       durationFlag,
     )
     .option(

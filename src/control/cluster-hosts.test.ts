@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { HostRecord } from '../agent/index.js';
 import { parseSpecText, type ServiceSpec } from '../config/index.js';
 import { SqliteStateStore, type StateStore } from '../store/index.js';
-import { ClusterHosts, type HostDirectory } from './cluster-hosts.js';
+import { ClusterHosts, type ClusterHostsOptions, type HostDirectory } from './cluster-hosts.js';
 import { DecisionLog } from './decision-log.js';
 import type { ControlDecision, InstanceRecord } from './records.js';
 
@@ -75,6 +75,8 @@ describe('ClusterHosts', () => {
   let now = 1_000_000;
   let records: InstanceRecord[];
   let lost: { id: string; to: string | undefined }[];
+  /** When (Date.now()) each failover of a lost primary began. */
+  let lostAt: number[];
   let shadowsLost: string[];
   let fileSync: string | undefined;
   let seen: ControlDecision[];
@@ -87,7 +89,11 @@ describe('ClusterHosts', () => {
   let silent: Set<string>;
   /** Closed after each test, whatever happened (their heartbeats must not outlive it). */
   const made: ClusterHosts[] = [];
-  const make = (directory: HostDirectory, replaceAfterMs = 5000): ClusterHosts => {
+  const make = (
+    directory: HostDirectory,
+    replaceAfterMs = 5000,
+    extra: ClusterHostsOptions = {},
+  ): ClusterHosts => {
     const hosts = new ClusterHosts(
       directory,
       {
@@ -99,12 +105,14 @@ describe('ClusterHosts', () => {
         loss: {
           primaryLost: (r, _d, _e, to) => {
             lost.push({ id: r.id, to });
+            lostAt.push(Date.now());
             return true;
           },
           shadowLost: (r) => shadowsLost.push(r.id),
         },
       },
       {
+        ...extra,
         replaceAfterMs,
         heartbeat: {
           intervalMs: 10,
@@ -125,6 +133,7 @@ describe('ClusterHosts', () => {
     decisions.subscribe((d) => seen.push(d));
     records = [];
     lost = [];
+    lostAt = [];
     shadowsLost = [];
     fileSync = undefined;
     silent = new Set();
@@ -358,6 +367,95 @@ describe('ClusterHosts', () => {
       expect(hostLost('h1')).toEqual([]);
       expect(lost.map((l) => l.id)).toEqual(['db-1']);
       hosts.close();
+    });
+  });
+
+  describe('a suspected host whose agent self-fences (its record publishes fenceAfterMs)', () => {
+    const fenced = (fenceAfterMs: number): HostRecord => ({ ...hostRec('h1', 'z1'), fenceAfterMs });
+    const waits = (): ControlDecision[] =>
+      seen.filter((d) => d.kind === 'host-lost' && d.what.startsWith('failover of'));
+
+    it('does not fail its primary over before the host’s self-fence deadline: one pending decision says it waits and how long, then the echo takes over', async () => {
+      records = [rec('kv-1', 'primary', 'h1'), rec('kv-2', 'echo', 'h2')];
+      const directory = new Directory();
+      directory.hosts = [fenced(400), hostRec('h2', 'z2'), hostRec('h3', 'z1')];
+      const hosts = make(directory, 5000, { fenceMarginMs: 50 });
+      hosts.start();
+      await sleep(50);
+      const silencedAt = Date.now();
+      silent.add('h1');
+      await until('h1 to be suspected', () => seen.some((d) => d.what.startsWith('host h1 is suspected')));
+      expect(lost).toEqual([]);
+      expect(hosts.fenceWaiting('h1')).toBe(true);
+      expect(waits()).toHaveLength(1);
+      expect(waits()[0]?.what).toMatch(/^failover of kv-1 waits for h1's self-fence deadline, \d+ ms$/);
+      expect(waits()[0]?.why).toContain('fences its primaries 400 ms after its last lease renewal');
+      expect(waits()[0]?.outcome.status).toBe('pending');
+      await until('the failover', () => lost.length > 0);
+      expect(lost).toEqual([{ id: 'kv-1', to: 'kv-2' }]);
+      // Never before the deadline: the last heartbeat answered before the silence began, so the
+      // deadline is at least fenceAfterMs + the margin after it.
+      expect(lostAt[0]! - silencedAt).toBeGreaterThanOrEqual(400);
+      expect(waits()[0]?.outcome).toMatchObject({ status: 'ok' });
+      expect(waits()[0]?.outcome.detail).toContain("h1's self-fence deadline passed");
+      expect(hosts.fenceWaiting('h1')).toBe(false);
+    });
+
+    it('the host answering again before the deadline: no failover, the wait settles skipped', async () => {
+      records = [rec('kv-1', 'primary', 'h1'), rec('kv-2', 'echo', 'h2')];
+      const directory = new Directory();
+      directory.hosts = [fenced(5000), hostRec('h2', 'z2'), hostRec('h3', 'z1')];
+      const hosts = make(directory, 5000, { fenceMarginMs: 50 });
+      hosts.start();
+      silent.add('h1');
+      await until('the wait', () => hosts.fenceWaiting('h1'));
+      silent.delete('h1');
+      await until('the wait to end', () => !hosts.fenceWaiting('h1'));
+      await sleep(100);
+      expect(lost).toEqual([]);
+      expect(waits()[0]?.outcome.status).toBe('skipped');
+    });
+
+    it('its lease lapsing during the wait: the failover goes on at once (a lapsed lease outlasts the self-fence)', async () => {
+      records = [rec('kv-1', 'primary', 'h1'), rec('kv-2', 'echo', 'h2')];
+      const directory = new Directory();
+      directory.hosts = [fenced(60_000), hostRec('h2', 'z2'), hostRec('h3', 'z1')];
+      const hosts = make(directory, 5000, { fenceMarginMs: 50 });
+      hosts.start();
+      silent.add('h1');
+      await until('the wait', () => hosts.fenceWaiting('h1'));
+      expect(lost).toEqual([]);
+      directory.down('h1');
+      expect(lost).toEqual([{ id: 'kv-1', to: 'kv-2' }]);
+      expect(waits()[0]?.outcome.detail).toContain('the lease of host h1 lapsed');
+      expect(hosts.fenceWaiting('h1')).toBe(false);
+    });
+
+    it('self-fencing off (fenceAfterMs 0): the failover waits for the lease to lapse, saying so', async () => {
+      records = [rec('kv-1', 'primary', 'h1'), rec('kv-2', 'echo', 'h2')];
+      const directory = new Directory();
+      directory.hosts = [fenced(0), hostRec('h2', 'z2'), hostRec('h3', 'z1')];
+      const hosts = make(directory);
+      hosts.start();
+      silent.add('h1');
+      await until('the wait', () => hosts.fenceWaiting('h1'));
+      await sleep(200);
+      expect(lost).toEqual([]);
+      expect(waits()[0]?.what).toBe(
+        "failover of kv-1 waits for h1's lease to lapse (its agent does not self-fence)",
+      );
+      directory.down('h1');
+      expect(lost).toEqual([{ id: 'kv-1', to: 'kv-2' }]);
+    });
+
+    it('an agent that publishes no bound (older): fails over on suspicion, as before', async () => {
+      records = [rec('kv-1', 'primary', 'h1'), rec('kv-2', 'echo', 'h2')];
+      const hosts = make(new Directory());
+      hosts.start();
+      silent.add('h1');
+      await until('the failover', () => lost.length > 0);
+      expect(waits()).toEqual([]);
+      expect(hosts.fenceWaiting('h1')).toBe(false);
     });
   });
 });

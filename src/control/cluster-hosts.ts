@@ -43,6 +43,19 @@ export interface ClusterHostsOptions {
   replaceAfterMs?: number;
   /** Hosts new primaries go on (`--place-on`); echoes are still placed off their primary's host. @default none */
   placeOn?: string;
+  /**
+   * Margin on top of a suspected host's self-fence deadline before an echo elsewhere takes over from
+   * its primaries, ms: the agent's check period, its fence (a SIGKILL) and scheduling. @default 250
+   */
+  fenceMarginMs?: number;
+}
+
+/** A failover held until a suspected host's self-fence deadline (or its lease's lapse). */
+interface FenceWait {
+  decision: ControlDecision;
+  timer?: NodeJS.Timeout;
+  why: string;
+  evidence: Record<string, unknown>;
 }
 
 /** What a lost host's instances need from control. */
@@ -84,6 +97,8 @@ export class ClusterHosts {
   readonly #heartbeats: HostHeartbeats;
   readonly #unsubscribe: () => void;
   readonly #replaceAfter: number;
+  /** Failovers of suspected hosts' primaries waiting for their self-fence deadline, by host. */
+  readonly #fenceWaits = new Map<string, FenceWait>();
 
   constructor(
     private readonly directory: HostDirectory,
@@ -102,6 +117,7 @@ export class ClusterHosts {
     this.#heartbeats = new HostHeartbeats(options.heartbeat ?? {}, {
       onSuspect: (s) => this.#suspected(s),
       onRecover: (host) => {
+        this.#fenceWaitEnded(host, 'back');
         if (!this.#heldSuspicion.delete(host)) this.#recovered(host, 'answers heartbeats again');
       },
     });
@@ -115,6 +131,7 @@ export class ClusterHosts {
         this.#restartMark(record);
         if (this.#downSince.delete(host)) this.#recovered(host, 'registered again (a new lease)');
       } else if (change === 'down') {
+        this.#fenceWaitEnded(host, 'lapsed');
         this.#restartEnded(host, 'lapsed');
         this.#heartbeats.delete(host);
         this.#heldSuspicion.delete(host);
@@ -133,6 +150,13 @@ export class ClusterHosts {
     this.#unsubscribe();
     for (const r of this.#restarts.values()) clearTimeout(r.timer);
     this.#restarts.clear();
+    for (const w of this.#fenceWaits.values()) clearTimeout(w.timer);
+    this.#fenceWaits.clear();
+  }
+
+  /** Whether the failover of `host`'s primaries waits for its self-fence deadline (or lease lapse) now. */
+  fenceWaiting(host: string): boolean {
+    return this.#fenceWaits.has(host);
   }
 
   /** Whether `host`'s agent is in a planned restart window now. */
@@ -420,12 +444,9 @@ export class ClusterHosts {
       inputs: { host, how, ...evidence, instances: on.map((r) => `${r.role} ${r.id}`), plan: plan.steps },
       outcome: { status: 'recorded' },
     });
-    for (const step of plan.steps) {
-      if (step.action !== 'promote-echo') continue;
-      const rec = records.find((r) => r.id === step.instance);
-      if (rec && rec.role === 'primary' && ['starting', 'running', 'unhealthy'].includes(rec.phase))
-        this.deps.loss.primaryLost(rec, why, { host, how, ...evidence }, step.echo);
-    }
+    const lostPrimaries = this.#lostPrimaries(plan.steps, records);
+    if (lostPrimaries.length > 0 && !(how === 'suspected' && this.#holdForFence(host, suspicion, why)))
+      this.#failOver(lostPrimaries, why, { host, how, ...evidence });
     for (const step of plan.steps) {
       if (step.action !== 'recreate' || step.role !== 'shadow') continue;
       const rec = records.find((r) => r.id === step.instance);
@@ -445,6 +466,117 @@ export class ClusterHosts {
       });
       this.deps.loss.shadowLost(rec);
     }
+  }
+
+  /** The primaries of a host-loss plan to fail over (live primaries with an echo to promote). */
+  #lostPrimaries(
+    steps: ReturnType<typeof planHostLoss>['steps'],
+    records: InstanceRecord[],
+  ): { rec: InstanceRecord; echo: string | undefined }[] {
+    const out: { rec: InstanceRecord; echo: string | undefined }[] = [];
+    for (const step of steps) {
+      if (step.action !== 'promote-echo') continue;
+      const rec = records.find((r) => r.id === step.instance);
+      if (rec && rec.role === 'primary' && ['starting', 'running', 'unhealthy'].includes(rec.phase))
+        out.push({ rec, echo: step.echo });
+    }
+    return out;
+  }
+
+  #failOver(
+    primaries: { rec: InstanceRecord; echo: string | undefined }[],
+    why: string,
+    evidence: Record<string, unknown>,
+  ): void {
+    for (const p of primaries) this.deps.loss.primaryLost(p.rec, why, evidence, p.echo);
+  }
+
+  /**
+   * A host only suspected (silent, its lease not lapsed): its agent, if it is cut off, fences its
+   * primaries `fenceAfterMs` (its record says) after its last lease renewal — which was no later than
+   * the cut, and the cut no later than its last answered heartbeat + one heartbeat interval. Until that
+   * deadline (+ {@link ClusterHostsOptions.fenceMarginMs}) has passed the old primary may still
+   * acknowledge writes: an echo elsewhere taking over now would be a second primary. So the failover
+   * waits (one pending decision saying why and how long), measured in durations on control's clock, not
+   * in wall clocks compared across hosts; a lapse of the lease ends the wait at once. An agent with
+   * self-fencing off (`fenceAfterMs` 0) is waited for until its lease lapses; one that publishes no
+   * bound (an older agent) is not waited for. Returns whether the failover waits.
+   */
+  #holdForFence(host: string, suspicion: HostSuspicion | undefined, why: string): boolean {
+    const fenceAfter = this.directory.records().find((r) => r.host === host)?.fenceAfterMs;
+    if (fenceAfter === undefined || this.#fenceWaits.has(host)) return this.#fenceWaits.has(host);
+    const interval = this.options.heartbeat?.intervalMs ?? 100;
+    const margin = this.options.fenceMarginMs ?? 250;
+    const silentMs = suspicion?.silentMs ?? 0;
+    const waitMs = Math.ceil(fenceAfter + interval + margin - silentMs);
+    if (fenceAfter > 0 && waitMs <= 0) return false;
+    const on = this.deps
+      .records()
+      .filter((r) => r.host === host && r.role === 'primary' && r.phase !== 'stopped' && r.phase !== 'failed')
+      .map((r) => r.id);
+    const evidence = {
+      host,
+      how: 'suspected',
+      ...(suspicion ? { phi: Number(suspicion.phi.toFixed(1)), silentMs } : {}),
+    };
+    const decision = this.deps.decisions.record({
+      kind: 'host-lost',
+      service: '',
+      what:
+        fenceAfter > 0
+          ? `failover of ${on.join(', ')} waits for ${host}'s self-fence deadline, ${waitMs} ms`
+          : `failover of ${on.join(', ')} waits for ${host}'s lease to lapse (its agent does not self-fence)`,
+      why:
+        fenceAfter > 0
+          ? `${why}; host ${host} is only suspected, its lease not lapsed: cut off, its agent fences its primaries ${fenceAfter} ms after its last lease renewal (no later than its last answered heartbeat + one heartbeat interval, ${interval} ms); an echo elsewhere serving before that would be a second primary acknowledging writes. Waiting ${fenceAfter} + ${interval} + ${margin} (margin) − ${silentMs} (already silent) = ${waitMs} ms, or until its lease lapses`
+          : `${why}; the agent of host ${host} runs with self-fencing off (--fence-after 0): its primaries may run on until its lease lapses, and an echo elsewhere serving before that would be a second primary`,
+      inputs: {
+        ...evidence,
+        fenceAfterMs: fenceAfter,
+        heartbeatIntervalMs: interval,
+        marginMs: margin,
+        waitMs,
+        primaries: on,
+      },
+      outcome: { status: 'pending' },
+    });
+    const wait: FenceWait = { decision, why, evidence };
+    if (fenceAfter > 0) {
+      wait.timer = setTimeout(() => this.#fenceWaitEnded(host, 'deadline'), waitMs);
+      wait.timer.unref();
+    }
+    this.#fenceWaits.set(host, wait);
+    return true;
+  }
+
+  /**
+   * The end of a failover's wait for a suspected host's self-fence: its `deadline` passed (the failover
+   * goes on now, if the host is still away), its lease `lapsed` (the caller fails over at once), or the
+   * host is `back` (answers heartbeats again: nothing to fail over).
+   */
+  #fenceWaitEnded(host: string, how: 'deadline' | 'lapsed' | 'back'): void {
+    const wait = this.#fenceWaits.get(host);
+    if (!wait) return;
+    this.#fenceWaits.delete(host);
+    clearTimeout(wait.timer);
+    const took = this.deps.now() - wait.decision.at;
+    const settle = (status: 'ok' | 'skipped', detail: string): void =>
+      this.deps.decisions.settle(wait.decision, status, detail);
+    if (how === 'back')
+      return settle('skipped', `host ${host} answers heartbeats again after ${took} ms: no failover`);
+    if (how === 'lapsed')
+      return settle('ok', `the lease of host ${host} lapsed after ${took} ms: failing over`);
+    if (this.state(host) === 'up') return settle('skipped', `host ${host} is up again: no failover`);
+    settle(
+      'ok',
+      `${host}'s self-fence deadline passed (${took} ms): its agent, if cut off, has fenced its primaries; failing over`,
+    );
+    const view = this.placementView();
+    const plan = planHostLoss({ ...view, lost: host, at: this.deps.now() });
+    this.#failOver(this.#lostPrimaries(plan.steps, this.deps.records()), wait.why, {
+      ...wait.evidence,
+      fenceWaitMs: took,
+    });
   }
 
   #recovered(host: string, how: string): void {

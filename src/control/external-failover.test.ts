@@ -27,7 +27,12 @@ const lagFromFile = (dir: string): string =>
 async function start(
   echoes: number,
   failPromoteFor?: string,
-  o: { lag?: (dir: string) => string; switchoverExternalMs?: number; prepare?: boolean } = {},
+  o: {
+    lag?: (dir: string) => string;
+    switchoverExternalMs?: number;
+    prepare?: boolean;
+    fence?: (dir: string) => string;
+  } = {},
 ) {
   const dir = mkdtempSync(join(tmpdir(), 'understudy-ext-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
@@ -47,7 +52,7 @@ async function start(
       external:
         follow: ${hook(dir)}${o.prepare ? `\n        prepare: ${hook(dir)}` : ''}
         promote: ${hook(dir, failPromoteFor)}
-        lag: ${o.lag ? o.lag(dir) : `{ exec: [sh, -c, 'echo "{\\"lagBytes\\":0}"'] }`}
+        lag: ${o.lag ? o.lag(dir) : `{ exec: [sh, -c, 'echo "{\\"lagBytes\\":0}"'] }`}${o.fence ? `\n        fence: ${o.fence(dir)}` : ''}
 `;
   const control = await ControlPlane.create({
     spec: { spec: parseSpecText(yaml, file), file, dir },
@@ -154,6 +159,25 @@ describe('external echoes', () => {
       detail: 'the promote hook of kv-2 exited with status 1: not a replica',
     });
     expect(h.control.instances().find((i) => i.role === 'primary')?.id).toBe('kv-3');
+  });
+
+  it('a failover for a lost host does not wait for the old primary’s fence hook (run through that host’s agent, it would wait for a connect timeout)', async () => {
+    const h = await start(1, undefined, {
+      fence: (dir) =>
+        `{ exec: [sh, -c, 'touch ${dir}/fence-started; sleep 3; touch ${dir}/fence-done'], timeout: 10s }`,
+    });
+    await until(() => h.has('follow-kv-2'), 'the follow hook of kv-2');
+    const decision = await h.control.failover.failover('kv', {
+      kind: 'host',
+      detail: 'no heartbeat from host local',
+      evidence: {},
+      detectedAt: h.clock.now(),
+    });
+    expect(decision.outcome.status).toBe('ok');
+    expect(h.has('fence-done')).toBe(false);
+    expect(decision.inputs['fenceHook']).toBe('not awaited: its host is unreachable (its agent self-fences)');
+    // Still run, in the background, for a host that answers after all.
+    await until(() => h.has('fence-started'), 'the fence hook runs anyway');
   });
 
   it('promotes on a switchover only once the lag hook reads 0 bytes behind, and records the lag it waited for', async () => {

@@ -119,7 +119,12 @@ export async function promoteNow(ctx: PromotionContext, p: Promotion): Promise<v
           .then(() => host.agents.of(old).fence(old.id))
           .catch(() => undefined);
       } else await host.agents.of(old).fence(old.id);
-      if (spec.echo.mode === 'external') fenceHook = await external.fence(spec, old, target, next);
+      if (spec.echo.mode === 'external' && cause.kind === 'host') {
+        // Its `fence` hook runs on that host, through its agent: a connect that times out (5 s) would
+        // hold the promotion. The agent has self-fenced by now (control waited for its deadline).
+        fenceHook = 'not awaited: its host is unreachable (its agent self-fences)';
+        void external.fence(spec, old, target, next).catch(() => undefined);
+      } else if (spec.echo.mode === 'external') fenceHook = await external.fence(spec, old, target, next);
     }
     plane?.router.setEpoch(next);
     // A planned switchover of an external echo, as Patroni's: the old primary takes no more writes (the

@@ -31,6 +31,18 @@ describe('hostHeartbeat', () => {
     expect(await hostHeartbeat('127.0.0.1', await closedPort(), 1000)).toBe('answered');
     // Silence (no answer at all) needs a host that is gone: test/e2e/host-loss.test.ts, on namespaces.
   });
+
+  it('an answer that came while the event loop stalled past the timeout still counts (no silence made up by a stall)', async () => {
+    const { port } = await listening();
+    const verdict = hostHeartbeat('127.0.0.1', port, 50);
+    // The connect is issued on the next tick; then this process stalls for 4 timeouts.
+    await new Promise((r) => process.nextTick(r));
+    const until = Date.now() + 200;
+    while (Date.now() < until) {
+      // busy: the event loop is blocked, as under heavy load
+    }
+    expect(await verdict).toBe('answered');
+  });
 });
 
 describe('HostHeartbeats', () => {

@@ -21,7 +21,11 @@ export function hostHeartbeat(
       socket.destroy();
       resolve(r);
     };
-    const timer = setTimeout(() => finish('silent'), timeoutMs);
+    // A timeout that falls due while this process's event loop stalled (a loaded machine) must not win
+    // over an answer that came meanwhile: timers run before the I/O of the same loop turn, so the
+    // verdict waits for that turn's I/O (setImmediate runs after it). An agent deciding to self-fence
+    // on "no other host answers" must not take its own stall for a partition.
+    const timer = setTimeout(() => setImmediate(() => finish('silent')), timeoutMs);
     socket.once('connect', () => finish('answered'));
     socket.once('error', (err: NodeJS.ErrnoException) =>
       finish(err.code === 'ECONNREFUSED' || err.code === 'ECONNRESET' ? 'answered' : 'silent'),

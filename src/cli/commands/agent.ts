@@ -49,7 +49,7 @@ export interface AgentCommandOptions {
   /**
    * Self-fencing bound, ms: with no lease renewal for this long and no other host answering, the
    * agent fences its primaries (before the lease can lapse). 0 turns it off.
-   * @default two thirds of the lease TTL
+   * @default 600, or two thirds of the lease TTL when that is shorter (`HostLease`)
    */
   fenceAfterMs?: number;
   /** On SIGTERM/SIGINT, leave the instances running (a restarted agent adopts them). @default false */
