@@ -8,7 +8,8 @@
 // N runs (10 by default, 2 with --quick): fault → first successful write (p50/p99), acknowledged writes
 // lost (read back after), split brain (writes acknowledged by the old primary after a new one took
 // writes). A readable table, then the JSON last line
-// {"bench":"peers","results":[{"system","service","fault","runs","p50Ms","p99Ms","lostAcked","splitBrain"}]}.
+// {"bench":"peers","results":[{"system","service","fault","runs","p50Ms","p99Ms","lostAcked","splitBrain"}]}
+// (partition rows add "isolatedLost").
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,6 +37,11 @@ export interface PeerRow {
   lostAcked: number;
   /** Writes the old primary acknowledged after a new primary had acknowledged one, summed. */
   splitBrain: number;
+  /**
+   * Partition rows: of `lostAcked`, the writes the isolated old primary acknowledged after the cut that
+   * are gone after the heal (with asynchronous replication, those before its fence, with no second primary).
+   */
+  isolatedLost?: number;
   /** Why the row is empty or incomplete (a tool missing, a run that failed, a run without a write). */
   skipped?: string;
 }
@@ -114,7 +120,17 @@ const fmt = (ms: number): string => (Number.isFinite(ms) ? `${(ms / 1000).toFixe
 
 /** The readable table of the rows. */
 export function peerTable(rows: readonly PeerRow[]): string {
-  const head = ['service', 'system', 'fault', 'runs', 'p50 first write', 'p99', 'lost acked', 'split brain'];
+  const head = [
+    'service',
+    'system',
+    'fault',
+    'runs',
+    'p50 first write',
+    'p99',
+    'lost acked',
+    'of which isolated side',
+    'split brain',
+  ];
   const body = rows.map((r) => [
     r.service,
     r.system,
@@ -123,6 +139,7 @@ export function peerTable(rows: readonly PeerRow[]): string {
     fmt(r.p50Ms),
     fmt(r.p99Ms),
     String(r.lostAcked),
+    r.isolatedLost === undefined ? '—' : String(r.isolatedLost),
     String(r.splitBrain),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] ?? '').length)));

@@ -43,8 +43,17 @@ export interface PartitionResult {
   recoveryMs: number;
   /** Acknowledged writes (both clients) missing when read back after the heal. */
   lost: number;
-  /** Of those, or beside them, the split-brain writes (see {@link measurePartition}). */
+  /**
+   * Split brain: writes the old master acknowledged after another server had acknowledged one after the
+   * cut (two primaries acknowledging at once), kept or not — the definition of {@link PeerRow.splitBrain}.
+   */
   splitBrain: number;
+  /**
+   * Of `lost`, the writes the old master acknowledged after the cut that are gone after the heal: the
+   * isolated side's acknowledgements, thrown away when it rejoins (with asynchronous replication, those
+   * of the moments before it was fenced, even with no second primary).
+   */
+  isolatedLost: number;
   /** How long after the cut the old master still acknowledged a write (ms; NaN: none after it). */
   isolatedAckMs: number;
 }
@@ -52,10 +61,9 @@ export interface PartitionResult {
 /**
  * The three measurements of one run, from what the clients printed and what was read back. `t0`: the
  * cut (epoch ms); `oldServer`: the run_id of the master before it; `present`: the acknowledged keys the
- * current master holds after the heal. Split brain: writes the old master acknowledged after the cut
- * that are gone after the heal (the isolated side's acknowledgements, thrown away when it rejoins),
- * together with writes it acknowledged after another server had acknowledged one after the cut (two
- * primaries acknowledging at once), each key counted once. Pure.
+ * current master holds after the heal. Split brain: writes the old master acknowledged after another
+ * server had acknowledged one after the cut (two primaries acknowledging at once), each key counted once;
+ * `isolatedLost`: writes it acknowledged after the cut that are gone after the heal. Pure.
  */
 export function measurePartition(o: {
   t0: number;
@@ -67,17 +75,15 @@ export function measurePartition(o: {
   const first = o.main.find((a) => a.sent > o.t0);
   const all = [...o.main, ...o.local];
   const newAt = Math.min(...all.filter((a) => a.at > o.t0 && a.s !== o.oldServer).map((a) => a.at));
-  const split = new Set(
-    all
-      .filter((a) => a.s === o.oldServer && a.at > o.t0)
-      .filter((a) => !o.present.has(a.k) || a.at > newAt)
-      .map((a) => a.k),
-  );
+  const afterCut = all.filter((a) => a.s === o.oldServer && a.at > o.t0);
+  const split = new Set(afterCut.filter((a) => a.at > newAt).map((a) => a.k));
+  const isolatedLost = new Set(afterCut.filter((a) => !o.present.has(a.k)).map((a) => a.k));
   const lastOld = Math.max(...all.filter((a) => a.s === o.oldServer && a.at > o.t0).map((a) => a.at));
   return {
     recoveryMs: first ? Number((first.at - o.t0).toFixed(1)) : NaN,
     lost: all.filter((a) => !o.present.has(a.k)).length,
     splitBrain: split.size,
+    isolatedLost: isolatedLost.size,
     isolatedAckMs: Number.isFinite(lastOld) ? Number((lastOld - o.t0).toFixed(1)) : NaN,
   };
 }
@@ -542,6 +548,7 @@ export async function runPartitionRows(
         p99Ms: percentile(times, 99),
         lostAcked: results.reduce((t, r) => t + r.lost, 0),
         splitBrain: results.reduce((t, r) => t + r.splitBrain, 0),
+        isolatedLost: results.reduce((t, r) => t + r.isolatedLost, 0),
         ...(why ? { skipped: why } : {}),
       });
     }

@@ -33,8 +33,8 @@ describe('the partition fault of the peers bench: what one run measures', () => 
     expect(r.splitBrain).toBe(0);
   });
 
-  it('counts what the isolated old master acknowledged after the cut and lost at the heal as lost and as split brain', () => {
-    const main = [ack('main-1', 'old', 9_000), ack('main-2', 'new', 11_000)];
+  it('counts what the isolated old master acknowledged after the cut and lost at the heal as lost, and as split brain only once a new master had acknowledged a write', () => {
+    const main = [ack('main-1', 'old', 9_000), ack('main-2', 'new', 10_500)];
     const local = [
       ack('local-1', 'old', 9_500),
       ack('local-2', 'old', 10_100),
@@ -43,7 +43,9 @@ describe('the partition fault of the peers bench: what one run measures', () => 
     const present = new Set(['main-1', 'main-2', 'local-1']);
     const r = measurePartition({ t0, oldServer: 'old', main, local, present });
     expect(r.lost).toBe(2);
-    expect(r.splitBrain).toBe(2);
+    expect(r.isolatedLost).toBe(2);
+    // local-2 was acknowledged alone (before main-2), local-3 while a new master was acknowledging too.
+    expect(r.splitBrain).toBe(1);
     expect(r.isolatedAckMs).toBe(901);
   });
 
@@ -61,6 +63,7 @@ describe('the partition fault of the peers bench: what one run measures', () => 
     const r = measurePartition({ t0, oldServer: 'old', main, local: [], present: new Set(['main-2']) });
     expect(r.lost).toBe(1);
     expect(r.splitBrain).toBe(0);
+    expect(r.isolatedLost).toBe(0);
     expect(r.isolatedAckMs).toBeNaN();
   });
 

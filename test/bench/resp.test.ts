@@ -66,8 +66,8 @@ describe('the peers table', () => {
       },
     ];
     const table = peerTable(rows).split('\n');
-    expect(table[1]).toMatch(/^redis\s+a\s+sigkill\s+2\s+0\.120 s\s+2\.500 s\s+1\s+0\s*$/);
-    expect(table[2]).toMatch(/^redis\s+b\s+sigstop\s+0\s+—\s+—\s+0\s+0\s*$/);
+    expect(table[1]).toMatch(/^redis\s+a\s+sigkill\s+2\s+0\.120 s\s+2\.500 s\s+1\s+—\s+0\s*$/);
+    expect(table[2]).toMatch(/^redis\s+b\s+sigstop\s+0\s+—\s+—\s+0\s+—\s+0\s*$/);
     expect(table.at(-1)).toBe('  redis / b / sigstop: not installed: redis-sentinel');
   });
 });
