@@ -4,7 +4,7 @@
 // write-through in serial order (one mutation in flight) and per-key serial order, and async and
 // write-through replicating to the echo in batches (echo.mutations.batch; same run, same kv example,
 // closed-loop writers).
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
@@ -16,6 +16,9 @@ const root = fileURLToPath(new URL('../', import.meta.url));
 const quick = process.argv.includes('--quick');
 const seconds = quick ? 3 : 8;
 const writers = 32;
+// `--only <row>[,<row>…]`: measure only these rows (to profile one; the ratios need `no-echo` too).
+const onlyAt = process.argv.indexOf('--only');
+const only = onlyAt > 0 ? new Set((process.argv[onlyAt + 1] ?? '').split(',')) : undefined;
 
 const MODES = [
   { name: 'no-echo', echo: '{ count: 0 }', running: 1 },
@@ -51,11 +54,29 @@ const MODES = [
   },
 ] as const;
 
+/** utime + stime of a process, in clock ticks (0 when it is gone). */
+function cpuTicks(pid: number): number {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return Number(f[11]) + Number(f[12]);
+  } catch {
+    return 0;
+  }
+}
+/** Clock ticks per second (USER_HZ: 100 on Linux). */
+const HZ = 100;
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function measure(
-  mode: (typeof MODES)[number],
-): Promise<{ writesPerSec: number; p50Ms: number; p99Ms: number; errors: number }> {
+async function measure(mode: (typeof MODES)[number]): Promise<{
+  writesPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+  /** CPU µs per acknowledged write over the load window: control process (the router), primary, echo. */
+  cpuUsPerWrite: { control: number; primary: number; echo: number };
+}> {
   const up = await startKvUp(`wt-${mode.name}`, mode.echo, '{ http: { path: /healthz }, interval: 500ms }');
   const api = up.api;
   const dispatcher = new Agent({ connections: writers });
@@ -67,6 +88,14 @@ async function measure(
     }
     const svc = (await api.services()).find((s) => s.name === 'kv');
     const base = `http://${svc?.dataPlane?.address}`;
+    const pidOf = (role: string): number =>
+      svc?.instances.find((x) => x.role === role && x.phase === 'running')?.pid ?? 0;
+    const pids = { control: up.pid, primary: pidOf('primary'), echo: pidOf('echo') };
+    const before = {
+      control: cpuTicks(pids.control),
+      primary: cpuTicks(pids.primary),
+      echo: cpuTicks(pids.echo),
+    };
     const latencies: number[] = [];
     let errors = 0;
     let n = 0;
@@ -92,7 +121,17 @@ async function measure(
         }
       }),
     );
+    const perWrite = (who: keyof typeof pids): number =>
+      pids[who] && latencies.length
+        ? Math.round(((cpuTicks(pids[who]) - before[who]) / HZ / latencies.length) * 1e6)
+        : 0;
+    const cpuUsPerWrite = {
+      control: perWrite('control'),
+      primary: perWrite('primary'),
+      echo: perWrite('echo'),
+    };
     return {
+      cpuUsPerWrite,
       writesPerSec: Math.round(latencies.length / seconds),
       p50Ms: round(percentile(latencies, 50)),
       p99Ms: round(percentile(latencies, 99)),
@@ -118,10 +157,11 @@ async function main(): Promise<void> {
   );
   const results: Record<string, Awaited<ReturnType<typeof measure>>> = {};
   for (const mode of MODES) {
+    if (only && !only.has(mode.name)) continue;
     results[mode.name] = await measure(mode);
     const r = results[mode.name];
     process.stdout.write(
-      `  ${mode.name.padEnd(18)} ${String(r?.writesPerSec).padStart(6)} writes/s  p50 ${r?.p50Ms} ms  p99 ${r?.p99Ms} ms  errors ${r?.errors}\n`,
+      `  ${mode.name.padEnd(18)} ${String(r?.writesPerSec).padStart(6)} writes/s  p50 ${r?.p50Ms} ms  p99 ${r?.p99Ms} ms  errors ${r?.errors}  CPU µs/write: control ${r?.cpuUsPerWrite.control}, primary ${r?.cpuUsPerWrite.primary}, echo ${r?.cpuUsPerWrite.echo}\n`,
     );
   }
   const base = results['no-echo']?.writesPerSec ?? NaN;
@@ -139,9 +179,11 @@ async function main(): Promise<void> {
   process.stdout.write(
     `write throughput vs no echo: hot async ${(async_ / base).toFixed(2)}x, hot write-through ${(wt / base).toFixed(2)}x (pipelined order; goals 0.9x and 0.7x), write-through p99 ${p99Ratio.toFixed(2)}x no-echo p99 (goal <= 2x); serial order ${(serial / base).toFixed(2)}x (one mutation in flight), per-key serial order ${(perKey / base).toFixed(2)}x\n`,
   );
-  const peer: PostgresPeerResult = await measurePostgresPeer({ seconds, clients: writers }).catch(
-    (err: unknown) => ({ skipped: (err as Error).message }),
-  );
+  const peer: PostgresPeerResult = only
+    ? { skipped: '--only given' }
+    : await measurePostgresPeer({ seconds, clients: writers }).catch((err: unknown) => ({
+        skipped: (err as Error).message,
+      }));
   process.stdout.write(
     peer.postgresSyncRatio === undefined
       ? `peer: PostgreSQL with a synchronous standby not measured: ${peer.skipped}\n`
