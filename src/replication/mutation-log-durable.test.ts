@@ -1,9 +1,11 @@
 import { execFileSync } from 'node:child_process';
 import {
   appendFileSync,
+  constants,
   mkdtempSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -107,6 +109,46 @@ describe('DurableMutationLog', () => {
     expect(syncs - before).toBeLessThan(20);
     expect(log.durableSeq).toBe(200);
     await log.close();
+  });
+
+  it('writes through an O_DSYNC descriptor with the real file writes, so a batch is durable in one write (also after a rotation and a reopen)', async () => {
+    const dir = tempDir();
+    // The flags of this process's descriptors open on the log's segments (from /proc/self/fdinfo).
+    const segmentFdFlags = (): number[] =>
+      readdirSync('/proc/self/fd').flatMap((fd) => {
+        let target: string;
+        try {
+          target = readlinkSync(`/proc/self/fd/${fd}`);
+        } catch {
+          return [];
+        }
+        if (!target.startsWith(dir) || !target.endsWith('.seg')) return [];
+        const line = readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8').match(/^flags:\s+([0-7]+)/m);
+        return line?.[1] ? [parseInt(line[1], 8)] : [];
+      });
+    const dsync = (flags: number): boolean => (flags & constants.O_DSYNC) === constants.O_DSYNC;
+    const log = await DurableMutationLog.open({ dir, segmentBytes: 1000 });
+    expect(segmentFdFlags().map(dsync)).toEqual([true]);
+    for (let s = 1; s <= 30; s++) await log.append(mutation(s, 100));
+    expect(segments(dir).length).toBeGreaterThan(1); // rotated
+    expect(segmentFdFlags().map(dsync)).toEqual([true]);
+    await log.close();
+    const again = await DurableMutationLog.open({ dir, segmentBytes: 1000 });
+    expect(segmentFdFlags().map(dsync)).toEqual([true]);
+    await again.append(mutation(31, 100));
+    expect(again.durableSeq).toBe(31);
+    await again.close();
+    // A test's io seam keeps the write-then-sync path (its sync is what it observes).
+    let syncs = 0;
+    const io: MutationLogIo = {
+      write: nodeMutationLogIo.write,
+      sync: (fd) => (syncs++, nodeMutationLogIo.sync(fd)),
+    };
+    const seam = await DurableMutationLog.open({ dir: tempDir(), io });
+    const before = syncs;
+    await seam.append(mutation(1));
+    expect(syncs).toBeGreaterThan(before);
+    await seam.close();
   });
 
   it('rotates segments by size and replays across them from disk after a reopen', async () => {
