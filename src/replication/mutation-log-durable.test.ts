@@ -151,6 +151,33 @@ describe('DurableMutationLog', () => {
     await seam.close();
   });
 
+  it('with flushIntervalMs, appends within the interval share one batch write, and close writes what is still pending', async () => {
+    const dir = tempDir();
+    let writes = 0;
+    const io: MutationLogIo = {
+      write: (fd, buf) => (writes++, nodeMutationLogIo.write(fd, buf)),
+      sync: nodeMutationLogIo.sync,
+    };
+    const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+    const log = await DurableMutationLog.open({ dir, io, flushIntervalMs: 400 });
+    const before = writes;
+    await log.append(mutation(1)); // the first batch goes at once
+    expect(writes - before).toBe(1);
+    const later: Array<Promise<void>> = [];
+    for (let s = 2; s <= 11; s++) {
+      later.push(log.append(mutation(s)));
+      await sleep(5); // each in its own turn: without an interval, each would be a write of its own
+    }
+    await Promise.all(later);
+    expect(writes - before).toBe(2);
+    expect(log.durableSeq).toBe(11);
+    void log.append(mutation(12));
+    await log.close(); // writes seq 12 (once the interval has passed)
+    const again = await DurableMutationLog.open({ dir });
+    expect(again.lastSeq).toBe(12);
+    await again.close();
+  });
+
   it('rotates segments by size and replays across them from disk after a reopen', async () => {
     const dir = tempDir();
     const log = await DurableMutationLog.open({ dir, segmentBytes: 1000 });

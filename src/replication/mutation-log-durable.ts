@@ -47,6 +47,13 @@ export interface DurableMutationLogOptions {
   memoryBytes?: number;
   /** File writes (a seam for tests). @default {@link nodeMutationLogIo} */
   io?: MutationLogIo;
+  /**
+   * Least time between the starts of two batch writes, ms: appends meanwhile join the next batch (fewer,
+   * larger writes and syncs). For a log nobody waits on (async replication acknowledges before the log
+   * is durable); write-through keeps 0, a batch starting as soon as the previous one is durable.
+   * @default 0
+   */
+  flushIntervalMs?: number;
   /** Clock, ms. @default Date.now */
   now?: () => number;
   /** Test hook: called during a rotation by size, after the new segment's header is written and before it is synced. */
@@ -108,6 +115,9 @@ export class DurableMutationLog {
   /** Segments are opened `O_DSYNC` (the real file writes): a batch's write needs no separate fdatasync. */
   readonly #dsync: boolean;
   readonly #now: () => number;
+  readonly #flushIntervalMs: number;
+  /** performance.now() when the last batch write started. */
+  #lastFlushAt = -Infinity;
   readonly #onRotate: (() => void) | undefined;
   #tail: MutationLog;
   #segments: Segment[] = [];
@@ -141,6 +151,7 @@ export class DurableMutationLog {
     // A test's io seam decides durability itself (its sync may fail): it gets the write + sync path.
     this.#dsync = options.io === undefined;
     this.#now = options.now ?? Date.now;
+    this.#flushIntervalMs = options.flushIntervalMs ?? 0;
     this.#onRotate = options.onRotate;
     this.#tail = new MutationLog({ maxBytes: this.#memoryBytes });
     this.#recovery = {
@@ -278,6 +289,11 @@ export class DurableMutationLog {
     return this.#stream;
   }
 
+  /** Least time between the starts of two batch writes, ms ({@link DurableMutationLogOptions.flushIntervalMs}). */
+  get flushIntervalMs(): number {
+    return this.#flushIntervalMs;
+  }
+
   /** Whether mutations are kept on disk. */
   get durable(): boolean {
     return this.#dir !== undefined;
@@ -377,7 +393,8 @@ export class DurableMutationLog {
 
   #kick(): void {
     if (this.#flushing) return;
-    this.#flushing = new Promise<void>((r) => setImmediate(r))
+    const wait = this.#lastFlushAt + this.#flushIntervalMs - performance.now();
+    this.#flushing = new Promise<void>((r) => (wait > 0 ? setTimeout(r, wait) : setImmediate(r)))
       .then(() => this.#flushLoop())
       .finally(() => {
         this.#flushing = undefined;
@@ -388,7 +405,10 @@ export class DurableMutationLog {
   async #flushLoop(): Promise<void> {
     for (let batch = this.#pending; batch !== undefined; batch = this.#pending) {
       this.#pending = undefined;
+      this.#lastFlushAt = performance.now();
       await this.#flushBatch(batch);
+      // With an interval, the next batch waits for it (#kick, once this loop is done).
+      if (this.#flushIntervalMs > 0) return;
     }
   }
 
