@@ -157,6 +157,31 @@ describe('batched replication to an echo', () => {
     }
   });
 
+  it('with coalesceMs (async services), mutations enqueued in separate turns within it leave in one batch; without it, each turn sends its own', async () => {
+    for (const coalesceMs of [300, 0]) {
+      const echo = await startEcho(`e-wait-${coalesceMs}`);
+      const r = new EchoReplicator({
+        target: { instanceId: echo.id, host: '127.0.0.1', port: echo.port },
+        timeoutMs: 5000,
+        pipelined: { stream: `wait-${coalesceMs}`, window: 128 },
+        batch: { path: BATCH_PATH, max: 64, inflight: 2 },
+        coalesceMs,
+      });
+      try {
+        for (let s = 1; s <= 5; s++) {
+          r.enqueue(mutation(s));
+          await new Promise((resolve) => setTimeout(resolve, 20)); // a turn of its own
+        }
+        expect(await r.waitApplied(5)).toBe(true);
+        expect(echo.history.map((h) => h.seq)).toEqual([1, 2, 3, 4, 5]);
+        if (coalesceMs > 0) expect(echo.batches).toEqual([5]);
+        else expect(echo.batches.length).toBeGreaterThan(1);
+      } finally {
+        await r.close();
+      }
+    }
+  });
+
   it('after a batch that partially fails, counts the applied prefix and sends the rest again, each applied once', async () => {
     const echo = await startEcho('e-partial');
     echo.failOnce.add(7);

