@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { SeqGate, applyBatch, decodeBatch, readSequence } from '../../examples/lib/seq-gate.mjs';
 import { EchoReplicator } from './echo-replicator.js';
 import type { Mutation } from './mutation.js';
-import { ServiceReplication } from './service-replication.js';
+import { ASYNC_BATCH_COALESCE_MS, ServiceReplication } from './service-replication.js';
 
 const BATCH_PATH = '/_understudy/batch';
 
@@ -273,6 +273,39 @@ describe('batched write-through (ServiceReplication)', () => {
     } finally {
       await repl.close();
     }
+  });
+
+  it('async service: writes resolved in separate turns within the coalescing time reach the echo in one batch, in seq order; write-through sends each turn at once', async () => {
+    for (const consistency of ['async', 'write-through'] as const) {
+      const echo = await startEcho(`e-${consistency}-fill`);
+      const repl = new ServiceReplication({
+        service: 'kv',
+        rules: { ...rules, strict: false },
+        consistency,
+        epoch: () => 1,
+        stream: `${consistency}-fill`,
+        asyncBatchCoalesceMs: 300, // ignored by write-through
+      });
+      repl.addEcho({ instanceId: echo.id, host: '127.0.0.1', port: echo.port }, 0);
+      try {
+        const seqs: number[] = [];
+        // Three writes, each answered by the primary in a turn of its own, well within the 300 ms.
+        for (let i = 0; i < 3; i++) {
+          const seq = repl.sequence();
+          seqs.push(seq);
+          repl.resolve(seq, put(`f${i}`, `v${i}`), 'apply', 'primary');
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        await until(() => echo.history.length === 3);
+        expect(echo.history.map((h) => h.seq)).toEqual(seqs);
+        if (consistency === 'async') expect(echo.batches).toEqual([3]);
+        else expect(echo.batches.length).toBeGreaterThan(1);
+      } finally {
+        await repl.close();
+      }
+    }
+    // The default an async service gets.
+    expect(ASYNC_BATCH_COALESCE_MS).toBe(5);
   });
 
   it('takes a lagging echo out of the synchronous set (strict: refused), then back once its batches are applied', async () => {

@@ -260,7 +260,9 @@ export class ServiceReplication {
       onSyncChange,
       ...(this.#order === 'pipelined' ? { pipelined: { stream: this.#stream, window: this.#window } } : {}),
       ...(this.#order === 'pipelined' && batched && batch ? { batch } : {}),
-      ...(this.options.consistency === 'async' ? { coalesceMs: ASYNC_BATCH_COALESCE_MS } : {}),
+      ...(this.options.consistency === 'async'
+        ? { coalesceMs: this.options.asyncBatchCoalesceMs ?? ASYNC_BATCH_COALESCE_MS }
+        : {}),
     });
   }
 
