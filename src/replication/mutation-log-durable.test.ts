@@ -334,6 +334,22 @@ describe('DurableMutationLog', () => {
     await again.close();
   });
 
+  it('with flushIntervalMs, skipTo first writes every pending batch: no earlier seq lands in the segment after the gap', async () => {
+    const dir = tempDir();
+    const log = await DurableMutationLog.open({ dir, flushIntervalMs: 200 });
+    void log.append(mutation(1)); // written at once
+    await new Promise((r) => setImmediate(r)); // its write is under way
+    void log.append(mutation(2)); // pending behind it, then waits for the interval
+    void log.append(mutation(3));
+    await log.skipTo(7);
+    await log.append(mutation(8));
+    await log.close();
+    const again = await DurableMutationLog.open({ dir }); // refuses a segment holding seqs below its name
+    expect(again.lastSeq).toBe(8);
+    expect((await all(again, 7)).map((m) => m.seq)).toEqual([8]);
+    await again.close();
+  });
+
   it('skipAhead moves past sequence numbers without losing older ones: positions before and inside the skipped range still replay, also after a reopen', async () => {
     const dir = tempDir();
     const log = await DurableMutationLog.open({ dir, memoryBytes: 1, segmentBytes: 200 });

@@ -589,7 +589,8 @@ export class DurableMutationLog {
    */
   async skipTo(seq: number): Promise<void> {
     if (seq <= this.#lastSeq) return;
-    await this.#flushing;
+    // Every pending batch first (with flushIntervalMs one flush may leave the next batch pending).
+    while (this.#flushing) await this.#flushing;
     this.#lastSeq = seq;
     this.#durableSeq = seq;
     this.#tail = new MutationLog({ maxBytes: this.#memoryBytes, startSeq: seq });
