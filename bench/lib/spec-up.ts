@@ -11,6 +11,8 @@ export const root = fileURLToPath(new URL('../../', import.meta.url));
 /** A running `understudy up` in its own temporary data directory. */
 export interface SpecUp {
   api: ApiClient;
+  /** Pid of the control process (`understudy up`). */
+  pid: number;
   /** Stops the control plane (and every instance) and removes the temporary directory. */
   stop(): Promise<void>;
 }
@@ -22,9 +24,16 @@ export async function startSpecUp(name: string, specText: string): Promise<SpecU
   const spec = join(work, 'understudy.yaml');
   writeFileSync(spec, specText);
   const dataDir = join(work, 'data');
-  const up = spawn(process.execPath, [join(root, 'bin/understudy.js'), 'up', spec, '-d', dataDir], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  // UNDERSTUDY_BENCH_CPU_PROF=<dir>: the control process writes a V8 CPU profile there when it stops.
+  const prof = process.env.UNDERSTUDY_BENCH_CPU_PROF;
+  const nodeArgs = prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : [];
+  const up = spawn(
+    process.execPath,
+    [...nodeArgs, join(root, 'bin/understudy.js'), 'up', spec, '-d', dataDir],
+    {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
   const exited = new Promise((r) => up.once('exit', r));
   const stop = async (): Promise<void> => {
     up.kill('SIGINT');
@@ -39,5 +48,5 @@ export async function startSpecUp(name: string, specText: string): Promise<SpecU
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { api: ApiClient.fromDataDir(dataDir), stop };
+  return { api: ApiClient.fromDataDir(dataDir), pid: up.pid ?? 0, stop };
 }

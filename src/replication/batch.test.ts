@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { SeqGate, applyBatch, decodeBatch, readSequence } from '../../examples/lib/seq-gate.mjs';
 import { EchoReplicator } from './echo-replicator.js';
 import type { Mutation } from './mutation.js';
-import { ServiceReplication } from './service-replication.js';
+import { ASYNC_BATCH_COALESCE_MS, ServiceReplication } from './service-replication.js';
 
 const BATCH_PATH = '/_understudy/batch';
 
@@ -157,6 +157,31 @@ describe('batched replication to an echo', () => {
     }
   });
 
+  it('with coalesceMs (async services), mutations enqueued in separate turns within it leave in one batch; without it, each turn sends its own', async () => {
+    for (const coalesceMs of [300, 0]) {
+      const echo = await startEcho(`e-wait-${coalesceMs}`);
+      const r = new EchoReplicator({
+        target: { instanceId: echo.id, host: '127.0.0.1', port: echo.port },
+        timeoutMs: 5000,
+        pipelined: { stream: `wait-${coalesceMs}`, window: 128 },
+        batch: { path: BATCH_PATH, max: 64, inflight: 2 },
+        coalesceMs,
+      });
+      try {
+        for (let s = 1; s <= 5; s++) {
+          r.enqueue(mutation(s));
+          await new Promise((resolve) => setTimeout(resolve, 20)); // a turn of its own
+        }
+        expect(await r.waitApplied(5)).toBe(true);
+        expect(echo.history.map((h) => h.seq)).toEqual([1, 2, 3, 4, 5]);
+        if (coalesceMs > 0) expect(echo.batches).toEqual([5]);
+        else expect(echo.batches.length).toBeGreaterThan(1);
+      } finally {
+        await r.close();
+      }
+    }
+  });
+
   it('after a batch that partially fails, counts the applied prefix and sends the rest again, each applied once', async () => {
     const echo = await startEcho('e-partial');
     echo.failOnce.add(7);
@@ -248,6 +273,39 @@ describe('batched write-through (ServiceReplication)', () => {
     } finally {
       await repl.close();
     }
+  });
+
+  it('async service: writes resolved in separate turns within the coalescing time reach the echo in one batch, in seq order; write-through sends each turn at once', async () => {
+    for (const consistency of ['async', 'write-through'] as const) {
+      const echo = await startEcho(`e-${consistency}-fill`);
+      const repl = new ServiceReplication({
+        service: 'kv',
+        rules: { ...rules, strict: false },
+        consistency,
+        epoch: () => 1,
+        stream: `${consistency}-fill`,
+        asyncBatchCoalesceMs: 300, // ignored by write-through
+      });
+      repl.addEcho({ instanceId: echo.id, host: '127.0.0.1', port: echo.port }, 0);
+      try {
+        const seqs: number[] = [];
+        // Three writes, each answered by the primary in a turn of its own, well within the 300 ms.
+        for (let i = 0; i < 3; i++) {
+          const seq = repl.sequence();
+          seqs.push(seq);
+          repl.resolve(seq, put(`f${i}`, `v${i}`), 'apply', 'primary');
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        await until(() => echo.history.length === 3);
+        expect(echo.history.map((h) => h.seq)).toEqual(seqs);
+        if (consistency === 'async') expect(echo.batches).toEqual([3]);
+        else expect(echo.batches.length).toBeGreaterThan(1);
+      } finally {
+        await repl.close();
+      }
+    }
+    // The default an async service gets.
+    expect(ASYNC_BATCH_COALESCE_MS).toBe(5);
   });
 
   it('takes a lagging echo out of the synchronous set (strict: refused), then back once its batches are applied', async () => {

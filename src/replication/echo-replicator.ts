@@ -27,6 +27,12 @@ export interface EchoReplicatorOptions {
    * the next one accumulates (group commit). @default unset: one request per mutation
    */
   batch?: BatchRules;
+  /**
+   * Batched: how long a batch may wait to fill before it leaves, ms, while fewer than `max` mutations
+   * are ready (nobody waits for the echo in async mode: fewer, larger batches cost the router and the
+   * echo less). @default 0: what is ready in the same turn of the event loop leaves together
+   */
+  coalesceMs?: number;
 }
 
 /** How an instance consumed a seq, as it answers a skip (pipelined order; see docs/failover.md). */
@@ -249,10 +255,13 @@ export class EchoReplicator {
       if (this.#pumpScheduled) return;
       this.#pumpScheduled = true;
       const batch = this.options.batch;
-      setImmediate(() => {
+      const go = (): void => {
         this.#pumpScheduled = false;
         this.#pumpBatches(batch);
-      });
+      };
+      const delay = this.options.coalesceMs ?? 0;
+      if (delay > 0 && this.#backlog.length < batch.max) setTimeout(go, delay);
+      else setImmediate(go);
       return;
     }
     const window = this.options.pipelined?.window ?? 1;

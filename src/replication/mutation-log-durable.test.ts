@@ -1,9 +1,11 @@
 import { execFileSync } from 'node:child_process';
 import {
   appendFileSync,
+  constants,
   mkdtempSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -107,6 +109,73 @@ describe('DurableMutationLog', () => {
     expect(syncs - before).toBeLessThan(20);
     expect(log.durableSeq).toBe(200);
     await log.close();
+  });
+
+  it('writes through an O_DSYNC descriptor with the real file writes, so a batch is durable in one write (also after a rotation and a reopen)', async () => {
+    const dir = tempDir();
+    // The flags of this process's descriptors open on the log's segments (from /proc/self/fdinfo).
+    const segmentFdFlags = (): number[] =>
+      readdirSync('/proc/self/fd').flatMap((fd) => {
+        let target: string;
+        try {
+          target = readlinkSync(`/proc/self/fd/${fd}`);
+        } catch {
+          return [];
+        }
+        if (!target.startsWith(dir) || !target.endsWith('.seg')) return [];
+        const line = readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8').match(/^flags:\s+([0-7]+)/m);
+        return line?.[1] ? [parseInt(line[1], 8)] : [];
+      });
+    const dsync = (flags: number): boolean => (flags & constants.O_DSYNC) === constants.O_DSYNC;
+    const log = await DurableMutationLog.open({ dir, segmentBytes: 1000 });
+    expect(segmentFdFlags().map(dsync)).toEqual([true]);
+    for (let s = 1; s <= 30; s++) await log.append(mutation(s, 100));
+    expect(segments(dir).length).toBeGreaterThan(1); // rotated
+    expect(segmentFdFlags().map(dsync)).toEqual([true]);
+    await log.close();
+    const again = await DurableMutationLog.open({ dir, segmentBytes: 1000 });
+    expect(segmentFdFlags().map(dsync)).toEqual([true]);
+    await again.append(mutation(31, 100));
+    expect(again.durableSeq).toBe(31);
+    await again.close();
+    // A test's io seam keeps the write-then-sync path (its sync is what it observes).
+    let syncs = 0;
+    const io: MutationLogIo = {
+      write: nodeMutationLogIo.write,
+      sync: (fd) => (syncs++, nodeMutationLogIo.sync(fd)),
+    };
+    const seam = await DurableMutationLog.open({ dir: tempDir(), io });
+    const before = syncs;
+    await seam.append(mutation(1));
+    expect(syncs).toBeGreaterThan(before);
+    await seam.close();
+  });
+
+  it('with flushIntervalMs, appends within the interval share one batch write, and close writes what is still pending', async () => {
+    const dir = tempDir();
+    let writes = 0;
+    const io: MutationLogIo = {
+      write: (fd, buf) => (writes++, nodeMutationLogIo.write(fd, buf)),
+      sync: nodeMutationLogIo.sync,
+    };
+    const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+    const log = await DurableMutationLog.open({ dir, io, flushIntervalMs: 400 });
+    const before = writes;
+    await log.append(mutation(1)); // the first batch goes at once
+    expect(writes - before).toBe(1);
+    const later: Array<Promise<void>> = [];
+    for (let s = 2; s <= 11; s++) {
+      later.push(log.append(mutation(s)));
+      await sleep(5); // each in its own turn: without an interval, each would be a write of its own
+    }
+    await Promise.all(later);
+    expect(writes - before).toBe(2);
+    expect(log.durableSeq).toBe(11);
+    void log.append(mutation(12));
+    await log.close(); // writes seq 12 (once the interval has passed)
+    const again = await DurableMutationLog.open({ dir });
+    expect(again.lastSeq).toBe(12);
+    await again.close();
   });
 
   it('rotates segments by size and replays across them from disk after a reopen', async () => {
@@ -262,6 +331,22 @@ describe('DurableMutationLog', () => {
     const again = await DurableMutationLog.open({ dir });
     expect(again.lastSeq).toBe(8);
     expect(again.firstKeptSeq).toBe(8);
+    await again.close();
+  });
+
+  it('with flushIntervalMs, skipTo first writes every pending batch: no earlier seq lands in the segment after the gap', async () => {
+    const dir = tempDir();
+    const log = await DurableMutationLog.open({ dir, flushIntervalMs: 200 });
+    void log.append(mutation(1)); // written at once
+    await new Promise((r) => setImmediate(r)); // its write is under way
+    void log.append(mutation(2)); // pending behind it, then waits for the interval
+    void log.append(mutation(3));
+    await log.skipTo(7);
+    await log.append(mutation(8));
+    await log.close();
+    const again = await DurableMutationLog.open({ dir }); // refuses a segment holding seqs below its name
+    expect(again.lastSeq).toBe(8);
+    expect((await all(again, 7)).map((m) => m.seq)).toEqual([8]);
     await again.close();
   });
 

@@ -10,7 +10,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { KeyedQueue } from './keyed-queue.js';
 import { MutationLog } from './mutation-log.js';
 import { nodeMutationLogIo, type MutationLogIo } from './mutation-log-durable.js';
-import { ServiceReplication, type MutationRules } from './service-replication.js';
+import {
+  ASYNC_LOG_FLUSH_INTERVAL_MS,
+  ServiceReplication,
+  type MutationRules,
+} from './service-replication.js';
 import { allocatePort } from '../runtime/index.js';
 
 const kvServer = fileURLToPath(new URL('../../examples/kv/server.mjs', import.meta.url));
@@ -180,6 +184,21 @@ describe('ServiceReplication over the durable log', () => {
     expect(stats.writes).toBe(231);
     expect(repl.atRisk('kv-4')).toEqual([]);
     await repl.close();
+  });
+
+  it('writes the durable log of an async service in batches at most every ASYNC_LOG_FLUSH_INTERVAL_MS, and of a write-through one as soon as the previous batch is durable', async () => {
+    for (const consistency of ['async', 'write-through'] as const) {
+      const repl = await ServiceReplication.open({
+        service: 'kv',
+        rules,
+        consistency,
+        epoch: () => 1,
+        log: { dir: join(work, `log-interval-${consistency}`) },
+      });
+      expect(repl.log.flushIntervalMs).toBe(consistency === 'async' ? ASYNC_LOG_FLUSH_INTERVAL_MS : 0);
+      await repl.close();
+    }
+    expect(ASYNC_LOG_FLUSH_INTERVAL_MS).toBeGreaterThan(0);
   });
 
   it('drops an echo whose catch-up from the log fails (a segment is gone) instead of streaming to it after a hole', async () => {

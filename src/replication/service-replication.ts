@@ -22,6 +22,19 @@ import type {
 } from './replication-types.js';
 
 export { RESTART_SEQ_LEAP } from './restart-resume.js';
+
+/**
+ * Async replication: least time between two batch writes of the durable mutation log, ms (write-through
+ * writes a batch as soon as the previous one is durable: its clients wait for it).
+ */
+export const ASYNC_LOG_FLUSH_INTERVAL_MS = 10;
+
+/**
+ * Async replication, batched: how long a batch to an echo may wait to fill, ms (nobody waits for the
+ * echo: batches of ~14 instead of ~3 at 2500 writes/s, about a third less CPU per write for the router
+ * and half for the echo). Write-through sends what is ready at once.
+ */
+export const ASYNC_BATCH_COALESCE_MS = 5;
 export type { ReplayVerdict } from './restart-resume.js';
 export type {
   MutationRequest,
@@ -126,6 +139,9 @@ export class ServiceReplication {
   static async open(options: ServiceReplicationOptions): Promise<ServiceReplication> {
     const log = await DurableMutationLog.open({
       ...(options.logMaxBytes === undefined ? {} : { memoryBytes: options.logMaxBytes }),
+      // Async: nobody waits for the log's fsync, so batches are written at most every few ms (fewer,
+      // larger writes: a sync per batch costs the control process CPU, about half per write at ~2500/s).
+      ...(options.consistency === 'async' ? { flushIntervalMs: ASYNC_LOG_FLUSH_INTERVAL_MS } : {}),
       ...options.log,
     });
     if ((options.rules.order ?? 'serial') === 'serial' && log.durable && log.recovery.existing)
@@ -244,6 +260,9 @@ export class ServiceReplication {
       onSyncChange,
       ...(this.#order === 'pipelined' ? { pipelined: { stream: this.#stream, window: this.#window } } : {}),
       ...(this.#order === 'pipelined' && batched && batch ? { batch } : {}),
+      ...(this.options.consistency === 'async'
+        ? { coalesceMs: this.options.asyncBatchCoalesceMs ?? ASYNC_BATCH_COALESCE_MS }
+        : {}),
     });
   }
 
