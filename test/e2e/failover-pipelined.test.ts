@@ -5,9 +5,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Agent, request } from 'undici';
 import { ApiClient } from '../../src/api/index.js';
-import type { ServiceView } from '../../src/control/index.js';
 import { processesWithEnv, repoRoot, startUp, waitFor, type UpProcess } from './lib/cli.js';
-import { missingAcked } from './lib/kv-load.js';
+import { missingAcked, kvService } from './lib/kv-load.js';
 
 const work = mkdtempSync(join(tmpdir(), 'understudy-pipelined-'));
 let up: UpProcess | undefined;
@@ -21,12 +20,6 @@ afterAll(async () => {
   expect(processesWithEnv('US_TEST_TAG', tag)).toEqual([]);
   rmSync(work, { recursive: true, force: true });
 });
-
-async function kvService(api: ApiClient): Promise<ServiceView> {
-  const svc = (await api.services()).find((s) => s.name === 'kv');
-  if (!svc) throw new Error('no kv service');
-  return svc;
-}
 
 /** The kv log's records, parsed (CRC prefix cut). */
 function records(stateDir: string): Array<{ id?: string; useq?: number; stream?: string; op: string }> {

@@ -4,9 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ApiClient } from '../../src/api/index.js';
-import type { ServiceView } from '../../src/control/index.js';
 import { isAlive, processesWithEnv, repoRoot, runCli, startUp, waitFor, type UpProcess } from './lib/cli.js';
-import { kvLoad, missingAcked } from './lib/kv-load.js';
+import { kvLoad, missingAcked, kvService } from './lib/kv-load.js';
 
 const work = mkdtempSync(join(tmpdir(), 'understudy-failover-'));
 let current: { up: UpProcess; tag: string } | undefined;
@@ -57,12 +56,6 @@ async function startKv(
   );
   const base = `http://${(await kvService(api)).dataPlane?.address}`;
   return { api, base, dataDir, file };
-}
-
-async function kvService(api: ApiClient): Promise<ServiceView> {
-  const svc = (await api.services()).find((s) => s.name === 'kv');
-  if (!svc) throw new Error('no kv service');
-  return svc;
 }
 
 async function primaryOf(api: ApiClient): Promise<{ id: string; pid: number; stateDir: string }> {

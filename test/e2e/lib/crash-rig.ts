@@ -5,6 +5,9 @@ import { expect } from 'vitest';
 import { ApiClient } from '../../../src/api/index.js';
 import type { InstanceRecord, ServiceView } from '../../../src/control/index.js';
 import { processesWithEnv, repoRoot, startUp, waitFor, type UpProcess } from './cli.js';
+import { kvService } from './kv-load.js';
+
+export { kvService };
 
 /** Control processes and instances of crash tests: `cleanupCrashRig()` after each test stops them all. */
 const ups: UpProcess[] = [];
@@ -24,12 +27,6 @@ export async function cleanupCrashRig(): Promise<void> {
     }
   }
   tag = undefined;
-}
-
-export async function kvService(api: ApiClient): Promise<ServiceView> {
-  const svc = (await api.services()).find((s) => s.name === 'kv');
-  if (!svc) throw new Error('no kv service');
-  return svc;
 }
 
 /** What a crash test started: the spec file, the data directory, and the first `up` with its instances. */

@@ -1,4 +1,13 @@
 import { Agent, request } from 'undici';
+import type { ApiClient } from '../../../src/api/index.js';
+import type { ServiceView } from '../../../src/control/index.js';
+
+/** The kv service as the control API shows it. */
+export async function kvService(api: ApiClient): Promise<ServiceView> {
+  const svc = (await api.services()).find((s) => s.name === 'kv');
+  if (!svc) throw new Error('no kv service');
+  return svc;
+}
 
 /** Counts of a load run against the kv example. */
 export interface LoadResult {
