@@ -369,7 +369,7 @@ export async function applyBatch(batch, applyOne) {
   let appliedSeq = 0;
   for (let i = 0; i < entries.length; i++) {
     const e = /** @type {BatchEntry} */ (entries[i]);
-    const now = started ? started[i] : run(e);
+    const now = started?.[i] ?? run(e);
     const status = typeof now === 'number' ? now : await now;
     results.push({ seq: e.seq, status });
     if (status >= 500) break;
