@@ -460,8 +460,10 @@ async function handle(req, res) {
       res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'x-kv-seq': String(seq) });
       return res.end(value);
     }
-    case 'PUT': {
-      const value = await readBody(req);
+    case 'PUT':
+    case 'DELETE': {
+      const put = req.method === 'PUT';
+      const value = put ? await readBody(req) : undefined;
       if (id && appliedIds.has(id)) {
         stats.duplicates++;
         // The first write of this id may still be on its way to disk: answer once it is durable.
@@ -469,24 +471,12 @@ async function handle(req, res) {
         understudySeq = Math.max(understudySeq, useq);
         return json(res, 200, { ok: true, key, duplicate: true }, ackHeaders(epoch));
       }
-      const s = commit('put', key, value, id, epoch);
+      const existed = put || data.has(key);
+      const s = commit(put ? 'put' : 'delete', key, value, id, epoch);
       await durable();
       understudySeq = Math.max(understudySeq, useq);
-      stats.writes++;
-      return json(res, 200, { ok: true, key, seq: s }, ackHeaders(epoch));
-    }
-    case 'DELETE': {
-      if (id && appliedIds.has(id)) {
-        stats.duplicates++;
-        await durable();
-        understudySeq = Math.max(understudySeq, useq);
-        return json(res, 200, { ok: true, key, duplicate: true }, ackHeaders(epoch));
-      }
-      const existed = data.has(key);
-      const s = commit('delete', key, undefined, id, epoch);
-      await durable();
-      understudySeq = Math.max(understudySeq, useq);
-      stats.deletes++;
+      if (put) stats.writes++;
+      else stats.deletes++;
       return json(res, existed ? 200 : 404, { ok: existed, key, seq: s }, existed ? ackHeaders(epoch) : {});
     }
     default:
