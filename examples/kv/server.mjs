@@ -2,8 +2,9 @@
 // @ts-check
 // Example workload for Understudy: a small HTTP key-value service.
 //   PUT/GET/DELETE /kv/:key   GET /stats   GET /healthz
-// Every acknowledged write is appended to a log in the state directory and fsynced before the
-// reply (group commit: writes arriving together share one fdatasync). At start the store is rebuilt
+// Every acknowledged write is appended to a log in the state directory and durable before the
+// reply (group commit: writes arriving together share one write to the log, opened O_DSYNC so that
+// write returns once they are on disk). At start the store is rebuilt
 // from the log; a torn last record (crash mid-write) is detected by its CRC and cut off.
 // A request carrying `x-request-id` is applied at most once: a retry of the same id is acknowledged
 // again without being applied twice. A write tagged `x-understudy-epoch` older than the newest epoch
@@ -25,7 +26,7 @@
 import { createServer } from 'node:http';
 import {
   closeSync,
-  fdatasync,
+  constants,
   fdatasyncSync,
   ftruncateSync,
   mkdirSync,
@@ -42,6 +43,11 @@ const MAX_BODY = 1024 * 1024;
 /** Where the router sends batches of mutations (`echo.mutations.batch.path`), and their size limit. */
 const BATCH_PATH = '/_understudy/batch';
 const MAX_BATCH = 64 * 1024 * 1024;
+/**
+ * How the log is opened: appending, and `O_DSYNC`, so each write returns once its records are durable
+ * (one trip to the thread pool per group commit instead of a write and an fdatasync).
+ */
+const LOG_FLAGS = constants.O_RDWR | constants.O_CREAT | constants.O_APPEND | constants.O_DSYNC;
 
 /** @param {string[]} argv */
 function parseArgs(argv) {
@@ -109,6 +115,7 @@ function recover() {
     /** @type {KvRecord} */
     const rec = JSON.parse(body.toString('utf8'));
     applyRecord(rec);
+    trackPosition(rec);
     recovered++;
     offset = nl + 1;
     good = offset;
@@ -119,26 +126,33 @@ function recover() {
 
 /**
  * One log record. `useq`/`stream`: the understudy seq it consumed (pipelined order) and its stream.
- * @typedef {{seq:number, op:'put'|'delete'|'skip', key?:string, value?:string, id?:string, epoch?:number,
- *   useq?:number, stream?:string}} KvRecord
+ * Fields left undefined are not written (JSON), so every record keeps this key order.
+ * @typedef {{seq:number, op:'put'|'delete'|'skip', key?:string|undefined, value?:string|undefined,
+ *   id?:string|undefined, epoch?:number|undefined, useq?:number|undefined, stream?:string|undefined}} KvRecord
  */
 
-/** @param {KvRecord} rec */
+/** Applies a durable record to the store (at recovery, and once a group commit is on disk). @param {KvRecord} rec */
 function applyRecord(rec) {
-  seq = Math.max(seq, rec.seq);
-  if (rec.epoch) maxEpoch = Math.max(maxEpoch, rec.epoch);
-  if (rec.useq) understudySeq = Math.max(understudySeq, rec.useq);
+  if (rec.seq > seq) seq = rec.seq;
+  if (rec.epoch && rec.epoch > maxEpoch) maxEpoch = rec.epoch;
+  if (rec.useq && rec.useq > understudySeq) understudySeq = rec.useq;
   if (rec.id) appliedIds.add(rec.id);
-  if (rec.useq !== undefined) {
-    if (rec.stream !== position.stream) position = { stream: rec.stream ?? '', seq: 0, recent: [] };
-    position.seq = Math.max(position.seq, rec.useq);
-    // A skip record means "consumed without effect" (rejected here, or a skip entry): which one is kept
-    // out of the record so the primary's log and its echo's are the same bytes.
-    position.recent.push([rec.useq, rec.op === 'skip' ? 'skip' : 200]);
-    if (position.recent.length > 8192) position.recent = position.recent.slice(-4096);
-  }
   if (rec.op === 'put') data.set(rec.key ?? '', rec.value ?? '');
   else if (rec.op === 'delete') data.delete(rec.key ?? '');
+}
+
+/**
+ * Recovery only: the pipelined position the log ends at, for {@link gateFromLog} (while running, the
+ * gate keeps it). @param {KvRecord} rec
+ */
+function trackPosition(rec) {
+  if (rec.useq === undefined) return;
+  if (rec.stream !== position.stream) position = { stream: rec.stream ?? '', seq: 0, recent: [] };
+  position.seq = Math.max(position.seq, rec.useq);
+  // A skip record means "consumed without effect" (rejected here, or a skip entry): which one is kept
+  // out of the record so the primary's log and its echo's are the same bytes.
+  position.recent.push([rec.useq, rec.op === 'skip' ? 'skip' : 200]);
+  if (position.recent.length > 8192) position.recent = position.recent.slice(-4096);
 }
 
 /** The gate of pipelined order, positioned where the log ends. */
@@ -153,41 +167,68 @@ function gateFromLog() {
 
 let validBytes = recover();
 let gate = gateFromLog();
-let fd = openSync(logPath, 'a+');
+let fd = openSync(logPath, LOG_FLAGS);
 if (truncatedBytes > 0) ftruncateSync(fd, validBytes);
 let logBytes = validBytes;
 
-/** @type {{line: Buffer, done: () => void}[]} */
-let pending = [];
+/**
+ * A group commit: the lines of the records queued for one write to the log, the records (applied to
+ * the store once durable), and one promise for all of them.
+ * @typedef {{ lines: string, recs: KvRecord[], durable: Promise<void>, resolve: () => void }} Group
+ */
+
+/** @returns {Group} */
+function newGroup() {
+  /** @type {() => void} */
+  let resolve = () => undefined;
+  /** @type {Promise<void>} */
+  const durable = new Promise((r) => {
+    resolve = r;
+  });
+  return { lines: '', recs: [], durable, resolve };
+}
+
+/** The group commit records are queued in (written by the next flush). */
+let filling = newGroup();
+/** The group commit being written, if any (one at a time, so groups reach the log in order). */
+/** @type {Group | undefined} */
+let writing;
 let flushScheduled = false;
 const stats = {
   reads: 0,
   writes: 0,
   deletes: 0,
   duplicates: 0,
+  /** Group commits written (each one durable write to the log). */
   fsyncs: 0,
   batches: 0,
   startedAt: Date.now(),
 };
 
-let flushing = false;
-
-/** Writes and fdatasyncs the pending records (off the event loop), then acknowledges them. */
+/** Writes the queued records durably (`O_DSYNC`, off the event loop), then acknowledges them. */
 function flush() {
   flushScheduled = false;
-  if (flushing || pending.length === 0) return;
-  flushing = true;
-  const batch = pending;
-  pending = [];
-  const buf = Buffer.concat(batch.map((p) => p.line));
-  const done = () => {
+  if (writing || filling.recs.length === 0) return;
+  const group = filling;
+  filling = newGroup();
+  writing = group;
+  const buf = Buffer.from(group.lines, 'utf8');
+  writeAll(buf, 0, () => {
     stats.fsyncs++;
     logBytes += buf.length;
-    for (const p of batch) p.done();
-    flushing = false;
-    if (pending.length > 0) flush();
-  };
-  writeAll(buf, 0, () => fdatasync(fd, (err) => (err ? fatal(err) : done())));
+    settle(group);
+    writing = undefined;
+    if (filling.recs.length > 0) flush();
+  });
+}
+
+/** A group commit is on disk: apply its records and answer everyone waiting for it. @param {Group} group */
+function settle(group) {
+  for (const rec of group.recs) {
+    applyRecord(rec);
+    if (rec.key !== undefined && unflushed.get(rec.key)?.rec === rec) unflushed.delete(rec.key);
+  }
+  group.resolve();
 }
 
 /**
@@ -210,50 +251,59 @@ function fatal(err) {
 
 /** Flushes synchronously (shutdown and reload). */
 function flushSync() {
-  const batch = pending;
-  pending = [];
-  if (batch.length === 0) return;
-  const buf = Buffer.concat(batch.map((p) => p.line));
+  const group = filling;
+  filling = newGroup();
+  if (group.recs.length === 0) return;
+  const buf = Buffer.from(group.lines, 'utf8');
   let written = 0;
   while (written < buf.length) written += writeSync(fd, buf, written, buf.length - written);
   fdatasyncSync(fd);
   logBytes += buf.length;
-  for (const p of batch) p.done();
+  settle(group);
 }
 
 /**
- * Appends a record durably, then applies it; resolves once it is on disk. The record is queued (and
- * visible to {@link exists}) at once, in call order.
- * @param {Omit<KvRecord, 'seq'>} rec
- * @returns {Promise<number>} the record's sequence number
+ * Queues a record for the next group commit and returns its sequence number; {@link durable} resolves
+ * once it is on disk (and applied to the store). The record is visible to {@link exists} at once, and
+ * its id claimed at once (a retry racing this write is a duplicate), in call order.
+ * @param {'put' | 'delete' | 'skip'} op
+ * @param {string | undefined} key
+ * @param {string | undefined} value
+ * @param {string | undefined} id
+ * @param {number} epoch 0 when untagged
+ * @param {import('../lib/seq-gate.mjs').Sequenced} [s] the seq it consumes (pipelined order)
+ * @returns {number}
  */
-function commit(rec) {
-  const full = { seq: ++seq, ...rec };
-  if ((rec.op === 'put' || rec.op === 'delete') && rec.key !== undefined)
-    unflushed.set(rec.key, { value: rec.op === 'put' ? (rec.value ?? '') : undefined, rec: full });
-  // The id is claimed at once (a retry racing this write is a duplicate); the value becomes visible
-  // to readers only once it is durable.
-  if (full.id) appliedIds.add(full.id);
-  const body = Buffer.from(JSON.stringify(full), 'utf8');
-  const line = Buffer.concat([
-    Buffer.from(crc32(body).toString(16).padStart(8, '0') + ' ', 'latin1'),
-    body,
-    Buffer.from('\n'),
-  ]);
-  return new Promise((resolve) => {
-    pending.push({
-      line,
-      done: () => {
-        applyRecord(full);
-        if (full.key !== undefined && unflushed.get(full.key)?.rec === full) unflushed.delete(full.key);
-        resolve(full.seq);
-      },
-    });
-    if (!flushScheduled) {
-      flushScheduled = true;
-      setImmediate(flush);
-    }
-  });
+function commit(op, key, value, id, epoch, s) {
+  /** @type {KvRecord} */
+  const rec = {
+    seq: ++seq,
+    op,
+    key,
+    value,
+    id: id || undefined,
+    epoch: epoch || undefined,
+    useq: s?.seq,
+    stream: s?.stream,
+  };
+  if (op !== 'skip' && key !== undefined)
+    unflushed.set(key, { value: op === 'put' ? (value ?? '') : undefined, rec });
+  if (id) appliedIds.add(id);
+  const json = JSON.stringify(rec);
+  // crc32 of a string is that of its UTF-8 bytes: the line is written as UTF-8.
+  filling.lines += crc32(json).toString(16).padStart(8, '0') + ' ' + json + '\n';
+  filling.recs.push(rec);
+  if (!flushScheduled) {
+    flushScheduled = true;
+    setImmediate(flush);
+  }
+  return rec.seq;
+}
+
+/** Resolves once every record queued so far is durable (and applied). */
+function durable() {
+  if (filling.recs.length > 0) return filling.durable;
+  return writing ? writing.durable : Promise.resolve();
 }
 
 /** Whether a key exists once every queued write is applied. @param {string} key */
@@ -309,7 +359,7 @@ function readRaw(req, max) {
       }
       chunks.push(c);
     });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('end', () => resolve(chunks.length === 1 && chunks[0] ? chunks[0] : Buffer.concat(chunks)));
     req.on('error', reject);
   });
 }
@@ -322,14 +372,37 @@ const server = createServer((req, res) => {
   });
 });
 
+/** A request target that `new URL` leaves as it is (plain segments of word characters and dashes). */
+const PLAIN_PATH = /^(?:\/[\w-]+)+$/;
+
+/** The pathname of a request target (most are plain: no URL to parse). @param {string} target */
+function pathnameOf(target) {
+  return PLAIN_PATH.test(target) ? target : new URL(target, 'http://kv').pathname;
+}
+
+/**
+ * The key of `/kv/:key`, decoded; undefined for another path or a key that does not decode (`%E0%A4%A`):
+ * answered 404, the same on every instance.
+ * @param {string} pathname
+ */
+function keyOf(pathname) {
+  const m = /^\/kv\/([^/]+)$/.exec(pathname);
+  if (!m) return undefined;
+  try {
+    return decodeURIComponent(m[1] ?? '');
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * @param {import('node:http').IncomingMessage} req
  * @param {import('node:http').ServerResponse} res
  */
 async function handle(req, res) {
-  const url = new URL(req.url ?? '/', 'http://kv');
-  if (url.pathname === '/healthz') return json(res, 200, { ok: true });
-  if (url.pathname === '/stats' && req.method === 'GET') {
+  const pathname = pathnameOf(req.url ?? '/');
+  if (pathname === '/healthz') return json(res, 200, { ok: true });
+  if (pathname === '/stats' && req.method === 'GET') {
     return json(res, 200, {
       keys: data.size,
       seq,
@@ -345,7 +418,7 @@ async function handle(req, res) {
       ...stats,
     });
   }
-  if (url.pathname === '/admin/reload' && req.method === 'POST') {
+  if (pathname === '/admin/reload' && req.method === 'POST') {
     flushSync();
     closeSync(fd);
     data.clear();
@@ -357,23 +430,23 @@ async function handle(req, res) {
     unflushed.clear();
     validBytes = recover();
     gate = gateFromLog();
-    fd = openSync(logPath, 'a+');
+    fd = openSync(logPath, LOG_FLAGS);
     if (truncatedBytes > 0) ftruncateSync(fd, validBytes);
     logBytes = validBytes;
     return json(res, 200, { ok: true, keys: data.size, seq });
   }
-  if (url.pathname === BATCH_PATH && req.method === 'POST') return handleBatch(req, res);
+  if (pathname === BATCH_PATH && req.method === 'POST') return handleBatch(req, res);
   const sequenced = req.method === 'GET' ? undefined : readSequence(req.headers);
-  if (sequenced) return handleSequenced(req, res, url, sequenced);
-  const m = /^\/kv\/([^/]+)$/.exec(url.pathname);
-  if (!m) return json(res, 404, { error: `no route ${req.method} ${url.pathname}` });
+  if (sequenced) return handleSequenced(req, res, pathname, sequenced);
+  const m = /^\/kv\/([^/]+)$/.exec(pathname);
+  if (!m) return json(res, 404, { error: `no route ${req.method} ${pathname}` });
   const key = decodeURIComponent(m[1] ?? '');
   const id = typeof req.headers['x-request-id'] === 'string' ? req.headers['x-request-id'] : undefined;
   const epochHeader = req.headers['x-understudy-epoch'];
   const epoch = typeof epochHeader === 'string' ? Number(epochHeader) : 0;
   // Serial order: a replay's seq (pipelined writes are handled above).
   const useqHeader = req.headers['x-understudy-seq'];
-  const useq = typeof useqHeader === 'string' && /^\d+$/.test(useqHeader) ? { useq: Number(useqHeader) } : {};
+  const useq = typeof useqHeader === 'string' && /^\d+$/.test(useqHeader) ? Number(useqHeader) : 0;
   if (req.method !== 'GET' && epoch > 0) {
     if (epoch < maxEpoch)
       return json(res, 409, { error: `stale epoch ${epoch}: this instance has seen epoch ${maxEpoch}` });
@@ -387,39 +460,23 @@ async function handle(req, res) {
       res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'x-kv-seq': String(seq) });
       return res.end(value);
     }
-    case 'PUT': {
-      const value = await readBody(req);
-      if (id && appliedIds.has(id)) {
-        stats.duplicates++;
-        understudySeq = Math.max(understudySeq, useq.useq ?? 0);
-        return json(res, 200, { ok: true, key, duplicate: true }, ackHeaders(epoch));
-      }
-      const s = await commit({
-        op: 'put',
-        key,
-        value,
-        ...(id ? { id } : {}),
-        ...(epoch ? { epoch } : {}),
-      });
-      understudySeq = Math.max(understudySeq, useq.useq ?? 0);
-      stats.writes++;
-      return json(res, 200, { ok: true, key, seq: s }, ackHeaders(epoch));
-    }
+    case 'PUT':
     case 'DELETE': {
+      const put = req.method === 'PUT';
+      const value = put ? await readBody(req) : undefined;
       if (id && appliedIds.has(id)) {
         stats.duplicates++;
-        understudySeq = Math.max(understudySeq, useq.useq ?? 0);
+        // The first write of this id may still be on its way to disk: answer once it is durable.
+        await durable();
+        understudySeq = Math.max(understudySeq, useq);
         return json(res, 200, { ok: true, key, duplicate: true }, ackHeaders(epoch));
       }
-      const existed = data.has(key);
-      const s = await commit({
-        op: 'delete',
-        key,
-        ...(id ? { id } : {}),
-        ...(epoch ? { epoch } : {}),
-      });
-      understudySeq = Math.max(understudySeq, useq.useq ?? 0);
-      stats.deletes++;
+      const existed = put || data.has(key);
+      const s = commit(put ? 'put' : 'delete', key, value, id, epoch);
+      await durable();
+      understudySeq = Math.max(understudySeq, useq);
+      if (put) stats.writes++;
+      else stats.deletes++;
       return json(res, existed ? 200 : 404, { ok: existed, key, seq: s }, existed ? ackHeaders(epoch) : {});
     }
     default:
@@ -429,42 +486,37 @@ async function handle(req, res) {
 }
 
 /**
- * A write in pipelined order: reads its body, then {@link applySequenced}.
+ * A write in pipelined order: reads its body, waits for its turn (only when an earlier seq is not
+ * consumed yet), consumes the seq ({@link consume}) and answers once that is durable.
  * @param {import('node:http').IncomingMessage} req
  * @param {import('node:http').ServerResponse} res
- * @param {URL} url
+ * @param {string} pathname
  * @param {import('../lib/seq-gate.mjs').Sequenced} s
  */
-async function handleSequenced(req, res, url, s) {
+async function handleSequenced(req, res, pathname, s) {
   // Read the body before taking the turn: the next seq must not wait for a slow client.
   const value = await readBody(req);
   const id = typeof req.headers['x-request-id'] === 'string' ? req.headers['x-request-id'] : undefined;
-  const a = await applySequenced(req.method ?? '', url.pathname, id, value, s);
+  const t = gate.tryEnter(s) ?? (await gate.enter(s));
+  const a = consume(t, req.method ?? '', pathname, id, value, s);
+  await durable();
   return json(res, a.status, a.body, a.headers);
 }
 
 /**
- * One sequenced write (a single request or an entry of a batch): waits for its seq's turn, then
- * consumes the seq with exactly one record, queued before the next seq may run; resolves once that
- * record is durable, with the answer.
+ * One sequenced write whose turn was decided (a single request or an entry of a batch): consumes its
+ * seq with exactly one record, queued before the next seq may run, and says how to answer it — once
+ * everything queued is durable ({@link durable}; a duplicate too: its first consumption may still be
+ * on its way to disk). Synchronous: a batch queues all its entries in one go, for one group commit.
+ * @param {import('../lib/seq-gate.mjs').Turn} t
  * @param {string} method
  * @param {string} pathname
  * @param {string | undefined} id
  * @param {string} value
  * @param {import('../lib/seq-gate.mjs').Sequenced} s
- * @returns {Promise<{ status: number, body: unknown, headers?: Record<string, string> }>}
+ * @returns {{ status: number, body: unknown, headers?: Record<string, string> }}
  */
-async function applySequenced(method, pathname, id, value, s) {
-  const m = /^\/kv\/([^/]+)$/.exec(pathname);
-  const key = m ? decodeURIComponent(m[1] ?? '') : undefined;
-  const t = await gate.enter(s);
-  const tag = { useq: s.seq, stream: s.stream };
-  /** @param {number | 'skip'} st */
-  const consume = (st) => {
-    const p = commit({ op: 'skip', ...tag });
-    if (t.turn === 'run') gate.complete(s.seq, st);
-    return p;
-  };
+function consume(t, method, pathname, id, value, s) {
   if (t.turn === 'duplicate') {
     stats.duplicates++;
     const st = typeof t.outcome === 'number' ? t.outcome : t.outcome === 'skip' ? 409 : 200;
@@ -474,8 +526,13 @@ async function applySequenced(method, pathname, id, value, s) {
       headers: { [SEQ_HEADERS.outcome]: String(t.outcome) },
     };
   }
+  /** Consumes the seq without an effect (a skip record). @param {number | 'skip'} outcome */
+  const skip = (outcome) => {
+    commit('skip', undefined, undefined, undefined, 0, s);
+    if (t.turn === 'run') gate.complete(s.seq, outcome);
+  };
   if (t.turn === 'stale') {
-    await consume(409);
+    skip(409);
     return {
       status: 409,
       body: { error: `stale epoch ${s.epoch}: this instance has seen epoch ${t.maxEpoch}` },
@@ -483,30 +540,29 @@ async function applySequenced(method, pathname, id, value, s) {
     };
   }
   if (s.skip) {
-    await consume('skip');
+    skip('skip');
     return { status: 200, body: { ok: true, skipped: s.seq }, headers: { [SEQ_HEADERS.outcome]: 'skip' } };
   }
-  const epoch = s.epoch ? { epoch: s.epoch } : {};
+  const key = keyOf(pathname);
   if (key === undefined || (method !== 'PUT' && method !== 'DELETE')) {
     const st = key === undefined ? 404 : 405;
-    await consume(st);
+    skip(st);
     return { status: st, body: { error: `no route ${method} ${pathname}` } };
   }
   if (id && appliedIds.has(id)) {
     stats.duplicates++;
-    await consume(200);
+    skip(200);
     return { status: 200, body: { ok: true, key, duplicate: true } };
   }
   if (method === 'DELETE' && !exists(key)) {
-    await consume(404);
+    skip(404);
     return { status: 404, body: { ok: false, key } };
   }
-  const rec =
+  const written =
     method === 'PUT'
-      ? commit({ op: 'put', key, value, ...(id ? { id } : {}), ...epoch, ...tag })
-      : commit({ op: 'delete', key, ...(id ? { id } : {}), ...epoch, ...tag });
+      ? commit('put', key, value, id, s.epoch, s)
+      : commit('delete', key, undefined, id, s.epoch, s);
   gate.complete(s.seq, 200);
-  const written = await rec;
   if (method === 'PUT') stats.writes++;
   else stats.deletes++;
   return { status: 200, body: { ok: true, key, seq: written } };
@@ -514,25 +570,26 @@ async function applySequenced(method, pathname, id, value, s) {
 
 /**
  * A batch of sequenced writes from the router (`echo.mutations.batch`, docs/failover.md): every entry
- * goes through {@link applySequenced} at once, so one group commit takes them together.
+ * is consumed as a single request would be ({@link consume}) — at once when its turn is decided
+ * ({@link SeqGate.tryEnter}, the usual case: the entries come in seq order), else once it comes — and
+ * the batch is answered once everything it queued is durable: one group commit, one answer.
  * @param {import('node:http').IncomingMessage} req
  * @param {import('node:http').ServerResponse} res
  */
 async function handleBatch(req, res) {
   const batch = decodeBatch(await readRaw(req, MAX_BATCH));
   stats.batches++;
-  const answer = await applyBatch(batch, async (e) => {
+  const answer = await applyBatch(batch, (e) => {
     const s = readSequence(e.headers);
     if (!s) return 400;
-    const a = await applySequenced(
-      e.method,
-      new URL(e.path, 'http://kv').pathname,
-      e.headers['x-request-id'],
-      e.body.toString('utf8'),
-      s,
-    );
-    return a.status;
+    const pathname = pathnameOf(e.path);
+    const id = e.headers['x-request-id'];
+    const value = e.body.toString('utf8');
+    const t = gate.tryEnter(s);
+    if (t) return consume(t, e.method, pathname, id, value, s).status;
+    return gate.enter(s).then((w) => consume(w, e.method, pathname, id, value, s).status);
   });
+  await durable();
   return json(res, 200, answer);
 }
 

@@ -1,12 +1,14 @@
 // The kv example says who acknowledged a write and under which epoch (x-kv-instance, x-kv-epoch), so a
 // chaos test's client can count the instances acknowledging writes per epoch (test/e2e/hosts-chaos.test.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { constants } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort } from '../../test/lib/etcd-server.js';
+import { encodeBatch } from '../lib/seq-gate.mjs';
 
 const server = fileURLToPath(new URL('./server.mjs', import.meta.url));
 const running: { child: ChildProcess; dir: string }[] = [];
@@ -22,8 +24,10 @@ afterEach(async () => {
   }
 });
 
-async function start(env: Record<string, string> = {}): Promise<{ base: string; dir: string }> {
-  const dir = mkdtempSync(join(tmpdir(), 'us-kv-example-'));
+async function start(
+  env: Record<string, string> = {},
+  dir = mkdtempSync(join(tmpdir(), 'us-kv-example-')),
+): Promise<{ base: string; dir: string; child: ChildProcess }> {
   const port = await freePort();
   const child = spawn(process.execPath, [server, '--port', String(port), '--state', join(dir, 'kv-9')], {
     env: { ...process.env, UNDERSTUDY_INSTANCE: '', ...env },
@@ -36,7 +40,7 @@ async function start(env: Record<string, string> = {}): Promise<{ base: string; 
       (r) => r.ok,
       () => false,
     );
-    if (ok) return { base, dir };
+    if (ok) return { base, dir, child };
     if (i > 100) throw new Error('the kv example did not start');
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -64,5 +68,102 @@ describe('the kv example', () => {
     const { base } = await start();
     const ok = await put(base, 'a');
     expect([ok.headers.get('x-kv-instance'), ok.headers.get('x-kv-epoch')]).toEqual(['kv-9', '0']);
+  });
+});
+
+/** A write in pipelined order (as the router sends it to the primary). */
+const seqPut = (
+  base: string,
+  key: string,
+  seq: number,
+  extra: Record<string, string> = {},
+): Promise<Response> =>
+  fetch(`${base}/kv/${key}`, {
+    method: 'PUT',
+    body: `v${seq}`,
+    headers: {
+      'x-understudy-seq': String(seq),
+      'x-understudy-stream': 'st',
+      'x-understudy-epoch': '1',
+      ...extra,
+    },
+    // A seq that is never consumed holds every later one: fail rather than hang.
+    signal: AbortSignal.timeout(5000),
+  });
+
+const stats = async (base: string): Promise<Record<string, unknown>> =>
+  (await (await fetch(`${base}/stats`)).json()) as Record<string, unknown>;
+
+describe('the kv example in pipelined order', () => {
+  it('writes its log through an O_DSYNC descriptor and makes a batch durable with one write, answering every entry in order', async () => {
+    const { base, child, dir } = await start();
+    const logFlags = readdirSync(`/proc/${child.pid}/fd`).flatMap((fd) => {
+      let target = '';
+      try {
+        target = readlinkSync(`/proc/${child.pid}/fd/${fd}`);
+      } catch {
+        return [];
+      }
+      if (target !== join(dir, 'kv-9', 'kv.log')) return [];
+      const m = /^flags:\s+([0-7]+)/m.exec(readFileSync(`/proc/${child.pid}/fdinfo/${fd}`, 'utf8'));
+      return m?.[1] ? [parseInt(m[1], 8)] : [];
+    });
+    expect(logFlags.map((f) => (f & constants.O_DSYNC) === constants.O_DSYNC)).toEqual([true]);
+
+    const before = await stats(base);
+    const body = encodeBatch(
+      'st',
+      Array.from({ length: 10 }, (_, i) => ({
+        seq: i + 1,
+        epoch: 1,
+        method: 'PUT',
+        path: `/kv/k${i + 1}`,
+        headers: { 'x-request-id': `r${i + 1}` },
+        body: Buffer.from(`v${i + 1}`),
+      })),
+    );
+    const res = await fetch(`${base}/_understudy/batch`, {
+      method: 'POST',
+      body,
+      headers: { 'content-type': 'application/x-understudy-batch' },
+    });
+    expect(res.status).toBe(200);
+    const answer = (await res.json()) as {
+      appliedSeq: number;
+      results: Array<{ seq: number; status: number }>;
+    };
+    expect(answer.appliedSeq).toBe(10);
+    expect(answer.results).toEqual(Array.from({ length: 10 }, (_, i) => ({ seq: i + 1, status: 200 })));
+    const after = await stats(base);
+    expect(Number(after.fsyncs) - Number(before.fsyncs)).toBe(1); // one group commit for the batch
+    expect([after.appliedSeq, after.writes, after.keys]).toEqual([10, 10, 10]);
+    expect(await (await fetch(`${base}/kv/k7`)).text()).toBe('v7');
+  });
+
+  it('consumes a write whose key does not decode (404) instead of holding every later seq', async () => {
+    const { base } = await start();
+    expect((await seqPut(base, '%E0%A4%A', 1)).status).toBe(404);
+    expect((await seqPut(base, 'b', 2)).status).toBe(200);
+    expect((await stats(base)).appliedSeq).toBe(2);
+  });
+
+  it('resumes its position from the log after a restart: earlier seqs are duplicates, not applied again', async () => {
+    const first = await start();
+    expect((await seqPut(first.base, 'a', 1)).status).toBe(200);
+    expect((await seqPut(first.base, 'a', 2, { 'x-understudy-skip': '1' })).status).toBe(200);
+    expect((await seqPut(first.base, 'b', 3)).status).toBe(200);
+    const exited = new Promise((r) => first.child.once('exit', r));
+    first.child.kill('SIGTERM');
+    await exited;
+    const again = await start({}, first.dir);
+    expect(await stats(again.base)).toMatchObject({ appliedSeq: 3, stream: 'st', recovered: 3 });
+    const dup = await seqPut(again.base, 'a', 2, { 'x-understudy-skip': '1' });
+    expect([dup.status, dup.headers.get('x-understudy-outcome')]).toEqual([200, 'skip']);
+    const replayed = await seqPut(again.base, 'c', 3);
+    expect(((await replayed.json()) as { duplicate?: boolean }).duplicate).toBe(true);
+    expect((await fetch(`${again.base}/kv/c`)).status).toBe(404);
+    expect((await seqPut(again.base, 'c', 4)).status).toBe(200);
+    expect(await (await fetch(`${again.base}/kv/c`)).text()).toBe('v4');
+    expect((await stats(again.base)).appliedSeq).toBe(4);
   });
 });

@@ -129,28 +129,41 @@ export class SeqGate {
   }
 
   /**
+   * Decides the request's turn now when nothing needs waiting for — the common case: its seq is the
+   * next one, or one consumed already. Returns undefined when it must wait (an earlier seq is not
+   * consumed yet, the same seq is running, or its stream has not started): then call {@link enter}.
+   * A turn it returns counts exactly as one {@link enter} resolves (`run`: call {@link complete}).
+   * Saves a promise and a turn of the microtask queue per request.
+   * @param {Sequenced} s
+   * @returns {Turn | undefined}
+   */
+  tryEnter(s) {
+    if (s.stream !== this.#stream) {
+      if (s.seq !== 1) return undefined;
+      this.#switchStream(s.stream);
+    }
+    if (s.seq <= this.#applied)
+      return { turn: 'duplicate', seq: s.seq, outcome: this.#outcomes.get(s.seq) ?? 'unknown' };
+    if (s.seq !== this.#applied + 1 || this.#slots.has(s.seq)) return undefined;
+    this.#slots.set(s.seq, { s, dups: [] });
+    return this.#admit(s);
+  }
+
+  /**
    * Waits for the request's turn: resolves once every earlier seq of its stream was consumed.
    * A request of a new stream waits until that stream's seq 1 arrives (a new router starts a new stream).
    * @param {Sequenced} s
    * @returns {Promise<Turn>}
    */
   enter(s) {
-    if (s.stream !== this.#stream) {
-      if (s.seq !== 1) return new Promise((resolve) => this.#foreign.push({ s, resolve }));
-      this.#switchStream(s.stream);
-    }
-    if (s.seq <= this.#applied)
-      return Promise.resolve({
-        turn: 'duplicate',
-        seq: s.seq,
-        outcome: this.#outcomes.get(s.seq) ?? 'unknown',
-      });
+    const now = this.tryEnter(s);
+    if (now) return Promise.resolve(now);
+    if (s.stream !== this.#stream) return new Promise((resolve) => this.#foreign.push({ s, resolve }));
     const slot = this.#slots.get(s.seq);
     if (slot) return new Promise((resolve) => slot.dups.push(resolve));
     /** @type {Slot} */
     const mine = { s, dups: [] };
     this.#slots.set(s.seq, mine);
-    if (s.seq === this.#applied + 1) return Promise.resolve(this.#admit(s));
     return new Promise((resolve) => {
       mine.wake = resolve;
     });
@@ -320,30 +333,44 @@ export function decodeBatch(buf) {
 
 /**
  * Applies a decoded batch with the service's own handler of one sequenced request, and builds the
- * answer. `applyOne` resolves the status the request would be answered with (it must order itself
- * with its {@link SeqGate}, as for concurrent single requests: it is called for every entry at once,
- * in seq order, so a group commit takes them together). Results are collected in order and stop at
- * the first failure (a 5xx or a throw, reported as 500): the router sends that one and the rest again.
+ * answer. `applyOne` gives the status the request would be answered with — at once (a number), or
+ * as a promise when it has to wait (it must order itself with its {@link SeqGate}, as for concurrent
+ * single requests: it is called for every entry at once, in seq order, so a group commit takes them
+ * together). Results are collected in order and stop at the first failure (a 5xx or a throw, reported
+ * as 500): the router sends that one and the rest again.
+ *
+ * A status given at once must already be ordered (its record queued) but need not be durable: the
+ * service then makes everything it queued durable before it sends the answer (one group commit for
+ * the whole batch, e.g. `await applyBatch(…)`, then `await durable()`). Entries that wait cost a
+ * promise each; entries whose turn is decided at once ({@link SeqGate.tryEnter}) none.
  * @param {{ stream: string, entries: BatchEntry[] }} batch
- * @param {(entry: BatchEntry) => Promise<number>} applyOne
+ * @param {(entry: BatchEntry) => number | Promise<number>} applyOne
  * @returns {Promise<{ appliedSeq: number, results: Array<{ seq: number, status: number }> }>}
  */
 export async function applyBatch(batch, applyOne) {
-  /** @param {BatchEntry} e @returns {Promise<number>} */
+  /** @param {BatchEntry} e @returns {number | Promise<number>} */
   const run = (e) => {
     try {
-      return applyOne(e).catch(() => 500);
+      const status = applyOne(e);
+      if (typeof status === 'number') return status;
+      return Promise.resolve(status).then(
+        (st) => (typeof st === 'number' ? st : 500),
+        () => 500,
+      );
     } catch {
-      return Promise.resolve(500);
+      return 500;
     }
   };
+  const entries = batch.entries;
   // Without a stream nothing orders the entries but this loop: one at a time.
-  const started = batch.stream ? batch.entries.map(run) : undefined;
+  const started = batch.stream ? entries.map(run) : undefined;
   /** @type {Array<{ seq: number, status: number }>} */
   const results = [];
   let appliedSeq = 0;
-  for (const [i, e] of batch.entries.entries()) {
-    const status = await (started?.[i] ?? run(e));
+  for (let i = 0; i < entries.length; i++) {
+    const e = /** @type {BatchEntry} */ (entries[i]);
+    const now = started?.[i] ?? run(e);
+    const status = typeof now === 'number' ? now : await now;
     results.push({ seq: e.seq, status });
     if (status >= 500) break;
     appliedSeq = e.seq;

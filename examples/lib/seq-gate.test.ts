@@ -98,6 +98,31 @@ describe('SeqGate', () => {
     expect(gate.appliedSeq).toBe(2);
   });
 
+  it('decides a turn at once (tryEnter) when nothing needs waiting, and leaves the rest to enter', async () => {
+    const gate = new SeqGate({ stream: 's1' });
+    expect(gate.tryEnter(req(2))).toBeUndefined(); // seq 1 not consumed yet
+    expect(gate.waiting).toBe(0); // it registered nothing: the caller waits with enter
+    const second = gate.enter(req(2));
+    expect(gate.tryEnter(req(1))).toEqual({ turn: 'run', seq: 1 });
+    expect(gate.tryEnter(req(1))).toBeUndefined(); // the same seq is running: wait for its outcome
+    const concurrent = gate.enter(req(1));
+    gate.complete(1, 201);
+    expect(await concurrent).toEqual({ turn: 'duplicate', seq: 1, outcome: 201 });
+    expect(gate.tryEnter(req(1))).toEqual({ turn: 'duplicate', seq: 1, outcome: 201 });
+    expect(await second).toEqual({ turn: 'run', seq: 2 });
+    gate.complete(2, 200);
+    expect(gate.tryEnter(req(3, { epoch: 0 }))).toEqual({ turn: 'run', seq: 3 });
+    gate.complete(3, 200);
+    // Fencing and a new stream are decided at once too; another stream's later seqs wait.
+    expect(gate.tryEnter(req(4, { epoch: 0 }))?.turn).toBe('run');
+    gate.complete(4, 200);
+    expect(gate.tryEnter(req(2, { stream: 's2' }))).toBeUndefined();
+    expect(gate.tryEnter(req(1, { stream: 's2', epoch: 5 }))).toEqual({ turn: 'run', seq: 1 });
+    gate.complete(1, 200);
+    expect(gate.tryEnter(req(2, { stream: 's2', epoch: 4 }))).toEqual({ turn: 'stale', seq: 2, maxEpoch: 5 });
+    expect([gate.stream, gate.appliedSeq]).toEqual(['s2', 2]);
+  });
+
   it('refuses to complete a seq out of turn', async () => {
     const gate = new SeqGate({ stream: 's1' });
     void gate.enter(req(2));
@@ -231,5 +256,49 @@ describe('batches (decodeBatch, applyBatch)', () => {
     expect(again.appliedSeq).toBe(5);
     expect(again.results.map((r) => r.seq)).toEqual([3, 4, 5]);
     expect(applied).toEqual([1, 2, 3, 4, 5]);
+  });
+
+  it('takes statuses given at once beside promised ones, in seq order, a throw or a non-number as 500', async () => {
+    const gate = new SeqGate({ stream: 's' });
+    const batch = decodeBatch(
+      encodeBatch(
+        's',
+        [1, 2, 3, 4].map((seq) => ({ seq, method: 'PUT', path: `/kv/${seq}`, body: Buffer.from('v') })),
+      ),
+    );
+    const applied: number[] = [];
+    let waited = 0;
+    // Seq 2 takes its turn late (its handler awaits first); 3 then cannot be decided at once.
+    const applyOne = (e: { seq: number; headers: Record<string, string> }): number | Promise<number> => {
+      const s = readSequence(e.headers) as Sequenced;
+      const consume = (): number => {
+        applied.push(s.seq);
+        gate.complete(s.seq, 200);
+        return 200 + s.seq;
+      };
+      if (s.seq === 2) return Promise.resolve().then(() => gate.enter(s).then(consume));
+      const t = gate.tryEnter(s);
+      if (t) return consume();
+      waited++;
+      return gate.enter(s).then(consume);
+    };
+    expect(await applyBatch(batch, applyOne)).toEqual({
+      appliedSeq: 4,
+      results: [1, 2, 3, 4].map((seq) => ({ seq, status: 200 + seq })),
+    });
+    expect(applied).toEqual([1, 2, 3, 4]);
+    expect(waited).toBe(2); // 3 and 4 waited for 2; 1 was decided at once
+    const broken = decodeBatch(
+      encodeBatch(
+        's',
+        [5, 6].map((seq) => ({ seq, method: 'PUT', path: '/kv/x', body: Buffer.from('v') })),
+      ),
+    );
+    const thrown = await applyBatch(broken, () => {
+      throw new Error('disk');
+    });
+    expect(thrown).toEqual({ appliedSeq: 0, results: [{ seq: 5, status: 500 }] });
+    const notANumber = await applyBatch(broken, () => Promise.resolve(undefined as unknown as number));
+    expect(notANumber.results).toEqual([{ seq: 5, status: 500 }]);
   });
 });
