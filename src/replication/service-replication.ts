@@ -18,6 +18,7 @@ import type {
   MutationRequest,
   MutationTicket,
   ServiceReplicationOptions,
+  ServiceReplicationStats,
   WriteThroughOutcome,
 } from './replication-types.js';
 
@@ -41,6 +42,7 @@ export type {
   MutationRules,
   MutationTicket,
   ServiceReplicationOptions,
+  ServiceReplicationStats,
   WriteThroughOutcome,
 } from './replication-types.js';
 
@@ -545,23 +547,8 @@ export class ServiceReplication {
     return [...this.#echoes.values()].map((e) => e.stats());
   }
 
-  stats(): {
-    lastSeq: number;
-    logBytes: number;
-    strictRefusals: number;
-    log: {
-      durable: boolean;
-      durableSeq: number;
-      firstKeptSeq: number;
-      writeFailures: number;
-      /** The last failed write's errno and message (disk full: `ENOSPC …`). */
-      lastWriteError?: string;
-      refusals: number;
-    };
-    echoes: EchoReplicationStats[];
-    order: 'serial' | 'pipelined';
-    unresolved: number;
-  } {
+  /** The log's and every echo's replication state (the API's `dataPlane.replication`). */
+  stats(): ServiceReplicationStats {
     return {
       order: this.#order,
       // Pipelined: seqs handed out whose outcome is not known yet (a stuck one holds back the log).
