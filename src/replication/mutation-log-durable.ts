@@ -117,6 +117,7 @@ export class DurableMutationLog {
   #gap = false;
   #closed = false;
   #writeFailures = 0;
+  #batchWrites = 0;
   #lastWriteError: string | undefined;
   #recovery: MutationLogRecovery;
   #stream: string | undefined;
@@ -275,6 +276,11 @@ export class DurableMutationLog {
     return this.#segments.reduce((a, s) => a + s.bytes, 0);
   }
 
+  /** Batches written (each one write, durable when it returns): appends / writes is the group commit's mean size. */
+  get batchWrites(): number {
+    return this.#batchWrites;
+  }
+
   /** Failed batch writes so far, and the last error. */
   get writeFailures(): { count: number; last?: string } {
     return { count: this.#writeFailures, ...(this.#lastWriteError ? { last: this.#lastWriteError } : {}) };
@@ -351,6 +357,7 @@ export class DurableMutationLog {
         throw err;
       }
       seg.bytes += buf.length;
+      this.#batchWrites++;
       seg.lastSeq = lastOfBatch.seq;
       seg.lastAt = lastOfBatch.at;
       this.#durableSeq = lastOfBatch.seq;

@@ -106,6 +106,8 @@ export interface ServiceReplicationStats {
     durable: boolean;
     durableSeq: number;
     firstKeptSeq: number;
+    /** Batches written to disk (appends / writes: the mean group commit). */
+    writes: number;
     writeFailures: number;
     /** The last failed write's errno and message (disk full: `ENOSPC …`). */
     lastWriteError?: string;
