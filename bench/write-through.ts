@@ -79,6 +79,11 @@ async function measure(mode: (typeof MODES)[number]): Promise<{
   errors: number;
   /** CPU µs per acknowledged write over the load window: control process (the router), primary, echo. */
   cpuUsPerWrite: { control: number; primary: number; echo: number };
+  /**
+   * Over the load window: mutations per batch request to the echo (batched rows) and per write of the
+   * durable mutation log (its group commit); null where there is none.
+   */
+  meanBatch: { echo: number | null; log: number | null };
 }> {
   const up = await startKvUp(`wt-${mode.name}`, mode.echo, '{ http: { path: /healthz }, interval: 500ms }');
   const api = up.api;
@@ -94,6 +99,28 @@ async function measure(mode: (typeof MODES)[number]): Promise<{
     const pidOf = (role: string): number =>
       svc?.instances.find((x) => x.role === role && x.phase === 'running')?.pid ?? 0;
     const pids = { control: up.pid, primary: pidOf('primary'), echo: pidOf('echo') };
+    /** The replication counters of the API (`dataPlane.replication`): echo batches and log writes. */
+    const replicationCounts = async (): Promise<{
+      applied: number;
+      batches: number;
+      lastSeq: number;
+      logWrites: number;
+    }> => {
+      const r = (await api.services()).find((s) => s.name === 'kv')?.dataPlane?.replication as
+        | {
+            lastSeq?: number;
+            log?: { writes?: number };
+            echoes?: Array<{ applied?: number; batches?: number }>;
+          }
+        | undefined;
+      const echo = r?.echoes?.[0];
+      return {
+        applied: echo?.applied ?? 0,
+        batches: echo?.batches ?? 0,
+        lastSeq: r?.lastSeq ?? 0,
+        logWrites: r?.log?.writes ?? 0,
+      };
+    };
     let n = 0;
     /** `writers` closed-loop writers of unique keys for `forSeconds`; latencies of the 200s, errors. */
     const load = async (forSeconds: number): Promise<{ latencies: number[]; errors: number }> => {
@@ -126,12 +153,14 @@ async function measure(mode: (typeof MODES)[number]): Promise<{
     // Unmeasured warm-up: the first row used to pay for compiling the load generator, the router and kv
     // (no-echo is the first row, and the denominator of every ratio).
     await load(warmupSeconds);
+    const batchesBefore = await replicationCounts();
     const before = {
       control: cpuTicks(pids.control),
       primary: cpuTicks(pids.primary),
       echo: cpuTicks(pids.echo),
     };
     const { latencies, errors } = await load(seconds);
+    const batchesAfter = await replicationCounts();
     const perWrite = (who: keyof typeof pids): number =>
       pids[who] && latencies.length
         ? Math.round(((cpuTicks(pids[who]) - before[who]) / HZ / latencies.length) * 1e6)
@@ -141,8 +170,17 @@ async function measure(mode: (typeof MODES)[number]): Promise<{
       primary: perWrite('primary'),
       echo: perWrite('echo'),
     };
+    const mean = (n: number, d: number): number | null => (d > 0 ? round(n / d) : null);
+    const meanBatch = {
+      echo: mean(batchesAfter.applied - batchesBefore.applied, batchesAfter.batches - batchesBefore.batches),
+      log: mean(
+        batchesAfter.lastSeq - batchesBefore.lastSeq,
+        batchesAfter.logWrites - batchesBefore.logWrites,
+      ),
+    };
     return {
       cpuUsPerWrite,
+      meanBatch,
       writesPerSec: Math.round(latencies.length / seconds),
       p50Ms: round(percentile(latencies, 50)),
       p99Ms: round(percentile(latencies, 99)),
@@ -172,7 +210,7 @@ async function main(): Promise<void> {
     results[mode.name] = await measure(mode);
     const r = results[mode.name];
     process.stdout.write(
-      `  ${mode.name.padEnd(18)} ${String(r?.writesPerSec).padStart(6)} writes/s  p50 ${r?.p50Ms} ms  p99 ${r?.p99Ms} ms  errors ${r?.errors}  CPU µs/write: control ${r?.cpuUsPerWrite.control}, primary ${r?.cpuUsPerWrite.primary}, echo ${r?.cpuUsPerWrite.echo}\n`,
+      `  ${mode.name.padEnd(18)} ${String(r?.writesPerSec).padStart(6)} writes/s  p50 ${r?.p50Ms} ms  p99 ${r?.p99Ms} ms  errors ${r?.errors}  CPU µs/write: control ${r?.cpuUsPerWrite.control}, primary ${r?.cpuUsPerWrite.primary}, echo ${r?.cpuUsPerWrite.echo}  mean batch: echo ${r?.meanBatch.echo ?? '-'}, log ${r?.meanBatch.log ?? '-'}\n`,
     );
   }
   const base = results['no-echo']?.writesPerSec ?? NaN;

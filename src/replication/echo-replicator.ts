@@ -1,5 +1,6 @@
 import { Pool } from 'undici';
 import { BATCH_CONTENT_TYPE, appliedPrefix, encodeBatch, type BatchRules } from './batch.js';
+import { postBuffered } from './batch-post.js';
 import { REPLAY_HEADERS, type Mutation } from './mutation.js';
 
 /** Where an echo receives replayed mutations. */
@@ -314,27 +315,29 @@ export class EchoReplicator {
   async #sendBatchUntilApplied(path: string, ms: Mutation[]): Promise<void> {
     const stream = this.options.pipelined?.stream ?? '';
     const where = `instance ${this.options.target.instanceId} (POST ${path})`;
+    const headers = [
+      'content-type',
+      BATCH_CONTENT_TYPE,
+      REPLAY_HEADERS.replay,
+      '1',
+      REPLAY_HEADERS.stream,
+      stream,
+    ];
     let rest = ms;
     let backoff = 10;
     while (!this.#closed && rest.length > 0) {
       try {
         this.#batches++;
-        const res = await this.#pool.request({
-          method: 'POST',
+        const { status, text } = await postBuffered(
+          this.#pool,
           path,
-          headers: {
-            'content-type': BATCH_CONTENT_TYPE,
-            [REPLAY_HEADERS.replay]: '1',
-            [REPLAY_HEADERS.stream]: stream,
-          },
-          body: encodeBatch(stream, rest),
-          headersTimeout: this.options.timeoutMs * 5,
-          bodyTimeout: this.options.timeoutMs * 5,
-        });
-        const text = await res.body.text();
-        if (res.statusCode !== 200)
+          headers,
+          encodeBatch(stream, rest),
+          this.options.timeoutMs * 5,
+        );
+        if (status !== 200)
           throw new Error(
-            `${where} answered HTTP ${res.statusCode} to a batch of seq ${rest[0]?.seq}..${rest.at(-1)?.seq}${res.statusCode === 404 || res.statusCode === 405 ? ': it does not take batches there (echo.mutations.batch, docs/failover.md)' : ''}`,
+            `${where} answered HTTP ${status} to a batch of seq ${rest[0]?.seq}..${rest.at(-1)?.seq}${status === 404 || status === 405 ? ': it does not take batches there (echo.mutations.batch, docs/failover.md)' : ''}`,
           );
         const n = appliedPrefix(rest, text, where);
         for (const m of rest.slice(0, n)) this.#markApplied(m);

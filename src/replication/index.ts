@@ -4,6 +4,7 @@ export type {
   MutationRules,
   MutationTicket,
   ServiceReplicationOptions,
+  ServiceReplicationStats,
   WriteThroughOutcome,
 } from './service-replication.js';
 export { EchoReplicator } from './echo-replicator.js';

@@ -1,6 +1,5 @@
 import { close, constants, fsync, ftruncate, open } from 'node:fs';
-import { randomUUID } from 'node:crypto';
-import { mkdir, readdir, readFile, unlink, writeFile } from 'node:fs/promises';
+import { readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
@@ -11,11 +10,11 @@ import {
   FLAG_AFTER_SKIP,
   SEGMENT_HEADER_BYTES,
   encodeRecord,
-  parseSegmentName,
   scanSegment,
   segmentHeader,
   segmentName,
 } from './mutation-log-segment.js';
+import { GENESIS_FILE, scanLogDir, type LogSegment } from './mutation-log-recover.js';
 import { nodeMutationLogIo, pendingBatch, type MutationLogIo, type PendingBatch } from './mutation-log-io.js';
 
 const openAsync = promisify(open);
@@ -80,19 +79,7 @@ export interface MutationLogRecovery {
   existing: boolean;
 }
 
-interface Segment {
-  path: string;
-  name: string;
-  /** Lower bound of the sequence numbers it holds (its file name). */
-  firstSeq: number;
-  lastSeq: number | undefined;
-  lastAt: number | undefined;
-  bytes: number;
-}
-
 const MiB = 1024 * 1024;
-/** The marker file of a log that began with its service's state ({@link DurableMutationLog.markGenesis}). */
-const GENESIS_FILE = 'genesis';
 
 /**
  * The per-service mutation log, durable: the primary's order of mutations in segment files under
@@ -120,7 +107,7 @@ export class DurableMutationLog {
   #lastFlushAt = -Infinity;
   readonly #onRotate: (() => void) | undefined;
   #tail: MutationLog;
-  #segments: Segment[] = [];
+  #segments: LogSegment[] = [];
   #fd: number | undefined;
   #pending: PendingBatch | undefined;
   #flushing: Promise<void> | undefined;
@@ -130,6 +117,7 @@ export class DurableMutationLog {
   #gap = false;
   #closed = false;
   #writeFailures = 0;
+  #batchWrites = 0;
   #lastWriteError: string | undefined;
   #recovery: MutationLogRecovery;
   #stream: string | undefined;
@@ -187,68 +175,16 @@ export class DurableMutationLog {
   }
 
   async #recover(dir: string): Promise<void> {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    const streamFile = join(dir, 'stream');
-    const stream = (await readFile(streamFile, 'utf8').catch(() => '')).trim();
-    this.#recovery.existing = stream !== '';
-    if (/^[\w-]{8,64}$/.test(stream)) this.#stream = stream;
-    else {
-      this.#stream = randomUUID();
-      await writeFile(streamFile, `${this.#stream}\n`, { mode: 0o600 });
-    }
-    this.#fromGenesis = await readFile(join(dir, GENESIS_FILE)).then(
-      () => true,
-      () => false,
-    );
-    const names = (await readdir(dir))
-      .map((n) => ({ n, first: parseSegmentName(n) }))
-      .filter((x): x is { n: string; first: number } => x.first !== undefined)
-      .sort((a, b) => a.first - b.first);
+    const scan = await scanLogDir(dir, this.#io);
     const recovery = this.#recovery;
-    let segments: Segment[] = [];
-    let skips: Array<[number, number]> = [];
-    const counts = new Map<string, number>();
-    for (const [i, { n, first }] of names.entries()) {
-      const path = join(dir, n);
-      const isLast = i === names.length - 1;
-      const buf = await readFile(path);
-      const prev = segments.at(-1);
-      const prevLast = prev ? (prev.lastSeq ?? prev.firstSeq - 1) : undefined;
-      const scan = scanSegment(buf, path, {
-        isLast,
-        keepRecords: false,
-        afterSeq: Math.max(prevLast ?? -Infinity, first - 1),
-      });
-      if (scan.tornBytes > 0) {
-        recovery.torn = { file: path, offset: scan.validBytes, bytes: scan.tornBytes };
-        await this.#truncateFile(path, scan.validBytes);
-      }
-      const seg: Segment = {
-        path,
-        name: n,
-        firstSeq: first,
-        lastSeq: scan.lastSeq,
-        lastAt: scan.lastAt,
-        bytes: Math.max(scan.validBytes, SEGMENT_HEADER_BYTES),
-      };
-      // A segment after a gap (its flag, or its first sequence number beyond the previous segment's
-      // last + 1 without the skip flag) makes everything before it useless for replay.
-      const skipped = (scan.flags & FLAG_AFTER_SKIP) !== 0;
-      if (
-        prevLast !== undefined &&
-        ((scan.flags & FLAG_AFTER_GAP) !== 0 || (first > prevLast + 1 && !skipped))
-      ) {
-        for (const old of segments) await unlink(old.path);
-        recovery.droppedBeforeGap += segments.length;
-        segments = [];
-        skips = [];
-      } else if (prevLast !== undefined && skipped && first > prevLast + 1) skips.push([prevLast, first - 1]);
-      segments.push(seg);
-      counts.set(path, scan.count);
-    }
-    this.#segments = segments;
-    this.#skips = skips;
-    const last = segments.at(-1);
+    recovery.existing = scan.existing;
+    if (scan.torn) recovery.torn = scan.torn;
+    recovery.droppedBeforeGap = scan.droppedBeforeGap;
+    this.#stream = scan.stream;
+    this.#fromGenesis = scan.fromGenesis;
+    this.#segments = scan.segments;
+    this.#skips = scan.skips;
+    const last = scan.segments.at(-1);
     this.#lastSeq = last ? (last.lastSeq ?? last.firstSeq - 1) : 0;
     this.#durableSeq = this.#lastSeq;
     this.#tail = new MutationLog({ maxBytes: this.#memoryBytes, startSeq: this.#lastSeq });
@@ -256,24 +192,9 @@ export class DurableMutationLog {
     else await this.#startSegment(this.#lastSeq + 1, 0);
     await this.#applyRetention();
     recovery.segments = this.#segments.length;
-    recovery.records = this.#segments.reduce((a, seg) => a + (counts.get(seg.path) ?? 0), 0);
+    recovery.records = this.#segments.reduce((a, seg) => a + (scan.records.get(seg.path) ?? 0), 0);
     recovery.lastSeq = this.#lastSeq;
     recovery.firstKeptSeq = this.firstKeptSeq;
-  }
-
-  /** Cuts a torn tail off; a segment whose header was torn gets a fresh header. */
-  async #truncateFile(path: string, validBytes: number): Promise<void> {
-    const fd = await openAsync(path, 'r+');
-    try {
-      await ftruncateAsync(fd, validBytes);
-      if (validBytes < SEGMENT_HEADER_BYTES) {
-        await ftruncateAsync(fd, 0);
-        await this.#io.write(fd, segmentHeader(0));
-      }
-      await fsyncAsync(fd);
-    } finally {
-      await closeAsync(fd);
-    }
   }
 
   /** What the last open found on disk. */
@@ -309,7 +230,6 @@ export class DurableMutationLog {
     return this.#dir ? this.#durableSeq : this.#lastSeq;
   }
 
-  /** Oldest sequence number that can be replayed (lastSeq + 1 when none). */
   /**
    * Whether this log began with its service's state — opened empty for a service that had no instance
    * yet, and marked so by {@link markGenesis}. Only then does a log that still keeps seq 1 hold the
@@ -333,6 +253,7 @@ export class DurableMutationLog {
     return true;
   }
 
+  /** Oldest sequence number that can be replayed (lastSeq + 1 when none). */
   get firstKeptSeq(): number {
     if (!this.#dir) return this.#tail.firstKeptSeq;
     // After a failed write the disk has a gap: only what memory still holds is replayable.
@@ -353,6 +274,11 @@ export class DurableMutationLog {
   get bytes(): number {
     if (!this.#dir) return this.#tail.bytes;
     return this.#segments.reduce((a, s) => a + s.bytes, 0);
+  }
+
+  /** Batches written (each one write, durable when it returns): appends / writes is the group commit's mean size. */
+  get batchWrites(): number {
+    return this.#batchWrites;
   }
 
   /** Failed batch writes so far, and the last error. */
@@ -431,6 +357,7 @@ export class DurableMutationLog {
         throw err;
       }
       seg.bytes += buf.length;
+      this.#batchWrites++;
       seg.lastSeq = lastOfBatch.seq;
       seg.lastAt = lastOfBatch.at;
       this.#durableSeq = lastOfBatch.seq;

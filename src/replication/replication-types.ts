@@ -2,6 +2,7 @@
 // hands it, and what write-through reports back (the implementation is ServiceReplication).
 import type { AppliedSeqProbe } from './applied-seq.js';
 import type { BatchRules } from './batch.js';
+import type { EchoReplicationStats } from './echo-replicator.js';
 import type { DurableMutationLogOptions } from './mutation-log-durable.js';
 
 /** What counts as a mutation and how it is ordered (the spec's `echo.mutations`, resolved). */
@@ -94,4 +95,26 @@ export interface WriteThroughOutcome {
   missedBy: string[];
   /** The durable log could not write it (disk full): `<code>: <message>`, the code `UNDERSTUDY_ERR_MUTATION_LOG_WRITE`. */
   logError?: string;
+}
+
+/** Replication state of one service: its mutation log and every echo ({@link ServiceReplication.stats}). */
+export interface ServiceReplicationStats {
+  lastSeq: number;
+  logBytes: number;
+  strictRefusals: number;
+  log: {
+    durable: boolean;
+    durableSeq: number;
+    firstKeptSeq: number;
+    /** Batches written to disk (appends / writes: the mean group commit). */
+    writes: number;
+    writeFailures: number;
+    /** The last failed write's errno and message (disk full: `ENOSPC …`). */
+    lastWriteError?: string;
+    refusals: number;
+  };
+  echoes: EchoReplicationStats[];
+  order: 'serial' | 'pipelined';
+  /** Pipelined: seqs handed out whose outcome is not known yet (a stuck one holds back the log). */
+  unresolved: number;
 }

@@ -56,6 +56,9 @@ export function replicationHooks(
     const requestId = typeof given === 'string' && given ? given : randomUUID();
     // Only add what the client did not send (the router appends extra headers to the client's).
     const idHeader = requestId === given ? {} : { [REPLAY_HEADERS.requestId]: requestId };
+    // What is logged and replayed: the client's headers (read-only; the router made them for this
+    // request), with the request id when the router chose it — copied only then.
+    const headers = requestId === given ? req.headers : { ...req.headers, ...idHeader };
     const refuse = (seq: number, logError?: string): HoldOutcome => ({
       release: false,
       status: 503,
@@ -71,7 +74,7 @@ export function replicationHooks(
       const request: MutationRequest = {
         method: req.method,
         path: req.path,
-        headers: { ...req.headers, [REPLAY_HEADERS.requestId]: requestId },
+        headers,
         body: req.body,
         epoch: stamped,
       };
@@ -112,7 +115,7 @@ export function replicationHooks(
         const m = repl.commit(ticket, {
           method: req.method,
           path: req.path,
-          headers: { ...req.headers, [REPLAY_HEADERS.requestId]: requestId },
+          headers,
           body,
         });
         const outcome = await repl.awaitEchoes(m.seq);

@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { methodOverrides, pathMayMatch } from '../router/index.js';
 import { EchoReplicator, type EchoReplicationStats, type EchoTarget } from './echo-replicator.js';
-import { isUnderstudyError } from '../errors/index.js';
+import { AckedSeqs } from './acked-seqs.js';
 import { catchUpFromLog, type CatchUpState } from './catch-up.js';
 import { KeyedQueue } from './keyed-queue.js';
+import { isMutationUnder, partitionUnder } from './mutation-rules.js';
 import type { Mutation, MutationKind } from './mutation.js';
 import { Sequencer, entryOf } from './sequencer.js';
 import { DurableMutationLog } from './mutation-log-durable.js';
+import { DurableWaits } from './durable-waits.js';
 import {
   MAX_SKIP_ENTRIES,
   RESTART_SEQ_LEAP,
@@ -18,6 +19,7 @@ import type {
   MutationRequest,
   MutationTicket,
   ServiceReplicationOptions,
+  ServiceReplicationStats,
   WriteThroughOutcome,
 } from './replication-types.js';
 
@@ -41,6 +43,7 @@ export type {
   MutationRules,
   MutationTicket,
   ServiceReplicationOptions,
+  ServiceReplicationStats,
   WriteThroughOutcome,
 } from './replication-types.js';
 
@@ -57,11 +60,10 @@ export class ServiceReplication {
   readonly #echoes = new Map<string, EchoReplicator>();
   /** Echoes being brought up to date from the log (disk): live mutations reach them through the log. */
   readonly #catchingUp = new Map<string, CatchUpState>();
-  readonly #acked = new Set<number>();
-  /** Size of {@link #acked} at which it is scanned for seqs every echo applied. */
-  #trimAt = 4096;
-  /** Appends not yet durable (or whose write failed): seq → error message, or undefined once durable. */
-  readonly #durable = new Map<number, Promise<string | undefined>>();
+  readonly #acked = new AckedSeqs();
+  readonly #echoList = (): Iterable<EchoReplicator> => this.#echoes.values();
+  /** Write-through over a durable log: the log's batches not yet durable (or whose write failed). */
+  readonly #durableWaits = new DurableWaits();
   #strictRefusals = 0;
   /** Echoes removed after an exit (see {@link wasEcho}). */
   readonly #formerEchoes = new Set<string>();
@@ -267,31 +269,20 @@ export class ServiceReplication {
   }
 
   /**
-   * Whether a request is a mutation under the rules: a mutating method and a path that may be under one
-   * of the mutation paths as a backend could read it ({@link pathMayMatch}: conservative, so no spelling
-   * of a write escapes replication). `path` is the router's normalised target (RouterRequest.path);
-   * `headers` (lower-case names) bring in the methods asked for by a method-override header.
+   * Whether a request is a mutation under the rules ({@link isMutationUnder}). `path` is the router's
+   * normalised target (RouterRequest.path); `headers` (lower-case names) bring in method overrides.
    */
   isMutation(
     method: string,
     path: string,
     headers: Readonly<Record<string, string | string[] | undefined>> = {},
   ): boolean {
-    const { methods, paths } = this.options.rules;
-    const mutating =
-      methods.includes(method.toUpperCase()) || methodOverrides(headers).some((m) => methods.includes(m));
-    return mutating && pathMayMatch(path, paths);
+    return isMutationUnder(this.options.rules, method, path, headers);
   }
 
   /** The order key of a mutation ('' for the total order). */
   partitionOf(path: string, headers: Record<string, string | string[] | undefined>): string {
-    const by = this.options.rules.partitionBy;
-    if (!by) return '';
-    if ('header' in by) {
-      const v = headers[by.header.toLowerCase()];
-      return Array.isArray(v) ? (v[0] ?? '') : (v ?? '');
-    }
-    return path.split('?')[0]?.split('/').filter(Boolean)[by.pathSegment] ?? '';
+    return partitionUnder(this.options.rules, path, headers);
   }
 
   /** Waits for the mutation's turn within its partition. */
@@ -318,17 +309,8 @@ export class ServiceReplication {
   #append(m: Mutation): void {
     const durable = this.log.append(m);
     // Async mode does not wait for the log's fsync (a failed write is counted by the log).
-    if (this.log.durable && this.options.consistency === 'write-through') {
-      const outcome = durable.then(
-        () => {
-          this.#durable.delete(m.seq);
-          return undefined;
-        },
-        // With its stable code (UNDERSTUDY_ERR_MUTATION_LOG_WRITE): it reaches the refused client.
-        (err: unknown) => (isUnderstudyError(err) ? `${err.code}: ${err.message}` : (err as Error).message),
-      );
-      this.#durable.set(m.seq, outcome);
-    }
+    if (this.log.durable && this.options.consistency === 'write-through')
+      this.#durableWaits.track(m.seq, durable);
     for (const [id, echo] of this.#echoes) if (!this.#catchingUp.has(id)) echo.enqueue(m);
   }
 
@@ -341,33 +323,65 @@ export class ServiceReplication {
    * Write-through: waits until every echo in the synchronous set applied `seq` (or timed out and left
    * the set). Async mode returns at once. Records that the client is being acknowledged.
    */
-  async awaitEchoes(seq: number): Promise<WriteThroughOutcome> {
+  awaitEchoes(seq: number): Promise<WriteThroughOutcome> {
     const echoes = [...this.#echoes.values()];
     if (this.options.consistency === 'async') {
       // Async mode does not wait for the log's fsync either; a failed write is counted by the log.
-      this.#acked.add(seq);
-      this.#trimAcked();
-      return {
+      this.#acked.add(seq, this.#echoList);
+      return Promise.resolve({
         acknowledge: true,
         appliedBy: echoes.filter((e) => this.#live(e) && e.hasApplied(seq)).map((e) => e.target.instanceId),
         missedBy: [],
-      };
+      });
     }
     // Pipelined: the entry reaches the echoes once every earlier seq is resolved.
-    if (this.#order === 'pipelined' && !(await this.#seqs.waitReleased(seq, this.options.rules.timeoutMs))) {
-      const missedBy = echoes.map((e) => e.target.instanceId);
-      const acknowledge = !this.options.rules.strict;
-      if (acknowledge) this.#acked.add(seq);
-      else this.#strictRefusals++;
-      return { acknowledge, appliedBy: [], missedBy };
-    }
+    if (this.#order === 'pipelined' && this.log.lastSeq < seq)
+      return this.#seqs
+        .waitReleased(seq, this.options.rules.timeoutMs)
+        .then((released) => (released ? this.#awaitApplied(seq, echoes) : this.#unreleased(seq, echoes)));
+    return this.#awaitApplied(seq, echoes);
+  }
+
+  /** Write-through: `seq` was not released within the timeout (an earlier seq is unresolved). */
+  #unreleased(seq: number, echoes: EchoReplicator[]): WriteThroughOutcome {
+    const acknowledge = !this.options.rules.strict;
+    if (acknowledge) this.#acked.add(seq, this.#echoList);
+    else this.#strictRefusals++;
+    return { acknowledge, appliedBy: [], missedBy: echoes.map((e) => e.target.instanceId) };
+  }
+
+  /**
+   * Write-through, `seq` released: waits for the echoes in the synchronous set, then for the log's
+   * write (both under way already; the log's is usually done by then, so it costs no promise).
+   */
+  #awaitApplied(seq: number, echoes: EchoReplicator[]): Promise<WriteThroughOutcome> {
     const inSync = echoes.filter((e) => e.inSync && this.#live(e));
-    // Both are under way already (the echoes apply, the log writes): wait for them together, with no
-    // closure per echo (this runs for every acknowledged write).
-    const durable = this.#durable.get(seq);
-    const waits: Array<Promise<boolean> | boolean> = inSync.map((e) => e.waitApplied(seq));
-    const [applied, logError] = await Promise.all([Promise.all(waits), durable]);
-    this.#durable.delete(seq);
+    const one = inSync.length === 1 ? (inSync[0] as EchoReplicator) : undefined;
+    if (one) return one.waitApplied(seq).then((applied) => this.#afterLog(seq, echoes, inSync, [applied]));
+    return Promise.all(inSync.map((e) => e.waitApplied(seq))).then((applied) =>
+      this.#afterLog(seq, echoes, inSync, applied),
+    );
+  }
+
+  #afterLog(
+    seq: number,
+    echoes: EchoReplicator[],
+    inSync: EchoReplicator[],
+    applied: boolean[],
+  ): WriteThroughOutcome | Promise<WriteThroughOutcome> {
+    const durable = this.#durableWaits.of(seq);
+    return durable instanceof Promise
+      ? durable.then((logError) => this.#outcome(seq, echoes, inSync, applied, logError))
+      : this.#outcome(seq, echoes, inSync, applied, durable);
+  }
+
+  #outcome(
+    seq: number,
+    echoes: EchoReplicator[],
+    inSync: EchoReplicator[],
+    applied: boolean[],
+    logError: string | undefined,
+  ): WriteThroughOutcome {
     const appliedBy: string[] = [];
     for (let i = 0; i < inSync.length; i++)
       if (applied[i]) appliedBy.push((inSync[i] as EchoReplicator).target.instanceId);
@@ -376,10 +390,9 @@ export class ServiceReplication {
     // no echo is attached at all (between a promotion and the rebuilt echo's start), nor what the
     // durable log could not keep.
     const acknowledge = !(this.options.rules.strict && (appliedBy.length === 0 || logError !== undefined));
-    if (acknowledge) this.#acked.add(seq);
+    if (acknowledge) this.#acked.add(seq, this.#echoList);
     else if (logError !== undefined) this.#logRefusals++;
     else this.#strictRefusals++;
-    this.#trimAcked();
     return { acknowledge, appliedBy, missedBy, ...(logError === undefined ? {} : { logError }) };
   }
 
@@ -522,10 +535,9 @@ export class ServiceReplication {
    */
   atRisk(instanceId: string): number[] {
     const echo = this.#echoes.get(instanceId);
-    if (!echo) return [...this.#acked].sort((a, b) => a - b);
+    if (!echo) return this.#acked.sorted();
     const catching = this.#catchingUp.get(instanceId);
-    if (catching)
-      return [...this.#acked].filter((s) => s > catching.pos || !echo.hasApplied(s)).sort((a, b) => a - b);
+    if (catching) return this.#acked.sorted().filter((s) => s > catching.pos || !echo.hasApplied(s));
     return echo.unappliedSeqs().filter((s) => this.#acked.has(s));
   }
 
@@ -545,23 +557,8 @@ export class ServiceReplication {
     return [...this.#echoes.values()].map((e) => e.stats());
   }
 
-  stats(): {
-    lastSeq: number;
-    logBytes: number;
-    strictRefusals: number;
-    log: {
-      durable: boolean;
-      durableSeq: number;
-      firstKeptSeq: number;
-      writeFailures: number;
-      /** The last failed write's errno and message (disk full: `ENOSPC …`). */
-      lastWriteError?: string;
-      refusals: number;
-    };
-    echoes: EchoReplicationStats[];
-    order: 'serial' | 'pipelined';
-    unresolved: number;
-  } {
+  /** The log's and every echo's replication state (the API's `dataPlane.replication`). */
+  stats(): ServiceReplicationStats {
     return {
       order: this.#order,
       // Pipelined: seqs handed out whose outcome is not known yet (a stuck one holds back the log).
@@ -573,24 +570,13 @@ export class ServiceReplication {
         durable: this.log.durable,
         durableSeq: this.log.durableSeq,
         firstKeptSeq: this.log.firstKeptSeq,
+        writes: this.log.batchWrites,
         writeFailures: this.log.writeFailures.count,
         ...(this.log.writeFailures.last === undefined ? {} : { lastWriteError: this.log.writeFailures.last }),
         refusals: this.#logRefusals,
       },
       echoes: this.echoes(),
     };
-  }
-
-  /** Acked seqs every echo applied can be forgotten. */
-  #trimAcked(): void {
-    // Amortised: a scan once the set grew by 1024 since the last one (not on every write while echoes
-    // lag and the set stays large).
-    if (this.#acked.size < this.#trimAt) return;
-    const echoes = [...this.#echoes.values()];
-    for (const s of this.#acked) {
-      if (echoes.every((e) => e.hasApplied(s))) this.#acked.delete(s);
-    }
-    this.#trimAt = Math.max(4096, this.#acked.size + 1024);
   }
 
   /** Closes every echo replicator, then the log (writing what is pending). Idempotent. */
