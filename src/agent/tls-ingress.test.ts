@@ -76,6 +76,31 @@ describe('TLS ingress', () => {
     expect(ingress.stats().forwarded).toBe(before + 1);
   });
 
+  it('connections to one instance that arrive together share one check of /proc (a failover opens many at once)', async () => {
+    const port = await host!.local.allocatePort();
+    await host!.startInstance(
+      'web-2',
+      `require('http').createServer((q, s) => s.end('web-2 answers')).listen(${port}, '127.0.0.1')`,
+      port,
+    );
+    const local = host!.local;
+    const footprint = local.footprint.bind(local);
+    let checks = 0;
+    local.footprint = async (id) => {
+      checks++;
+      return footprint(id);
+    };
+    try {
+      const replies = await Promise.all(
+        Array.from({ length: 8 }, () => exchange(ingressServername('web-2', port)!, control)),
+      );
+      expect(replies.map((r) => /^HTTP\/1\.1 200/.test(r.reply))).toEqual(Array(8).fill(true));
+      expect(checks).toBe(1);
+    } finally {
+      local.footprint = footprint;
+    }
+  });
+
   it('leaves connections without an ingress SNI to the agent API on the same port', async () => {
     const body = '{}';
     const { reply } = await exchange(
