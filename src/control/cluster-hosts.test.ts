@@ -401,6 +401,23 @@ describe('ClusterHosts', () => {
       expect(hosts.fenceWaiting('h1')).toBe(false);
     });
 
+    it('counts the wait from when the first unanswered heartbeat was sent (the cut came before it could be answered)', async () => {
+      records = [rec('kv-1', 'primary', 'h1'), rec('kv-2', 'echo', 'h2')];
+      const directory = new Directory();
+      directory.hosts = [fenced(400), hostRec('h2', 'z2'), hostRec('h3', 'z1')];
+      const hosts = make(directory, 5000, { fenceMarginMs: 50 });
+      hosts.start();
+      await sleep(50);
+      silent.add('h1');
+      await until('the wait', () => hosts.fenceWaiting('h1'));
+      const inputs = waits()[0]!.inputs as { unansweredMs: number; silentMs: number; waitMs: number };
+      expect(inputs.unansweredMs).toBeLessThan(inputs.silentMs);
+      expect(inputs.waitMs).toBe(Math.ceil(400 + 50 - inputs.unansweredMs));
+      expect(waits()[0]?.why).toContain(
+        `400 + 50 (margin) − ${inputs.unansweredMs} (since the first unanswered heartbeat was sent)`,
+      );
+    });
+
     it('the host answering again before the deadline: no failover, the wait settles skipped', async () => {
       records = [rec('kv-1', 'primary', 'h1'), rec('kv-2', 'echo', 'h2')];
       const directory = new Directory();
