@@ -69,6 +69,12 @@ export interface HostLossHandler {
    * re-created now; {@link ClusterHosts.restartGate} sends it to another host of its zone.
    */
   shadowLost(rec: InstanceRecord): void;
+  /**
+   * A primary of a suspected host whose failover waits for the host's self-fence deadline, and the
+   * echo planned to take over: what can be done before the switch is done now (the router dials the
+   * echo through its host's ingress), so that the wait overlaps it. Must not make the echo serve.
+   */
+  prepare?(rec: InstanceRecord, echo: string): void;
 }
 
 const roleOf = (rec: InstanceRecord): PlacementInstance['role'] => rec.role;
@@ -447,8 +453,12 @@ export class ClusterHosts {
       outcome: { status: 'recorded' },
     });
     const lostPrimaries = this.#lostPrimaries(plan.steps, records);
-    if (lostPrimaries.length > 0 && !(how === 'suspected' && this.#holdForFence(host, suspicion, why)))
-      this.#failOver(lostPrimaries, why, { host, how, ...evidence });
+    if (lostPrimaries.length > 0) {
+      if (how === 'suspected' && this.#holdForFence(host, suspicion, why)) {
+        // The wait overlaps what the failover can prepare without the echo serving.
+        for (const p of lostPrimaries) if (p.echo) this.deps.loss.prepare?.(p.rec, p.echo);
+      } else this.#failOver(lostPrimaries, why, { host, how, ...evidence });
+    }
     for (const step of plan.steps) {
       if (step.action !== 'recreate' || step.role !== 'shadow') continue;
       const rec = records.find((r) => r.id === step.instance);
