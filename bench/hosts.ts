@@ -5,8 +5,10 @@
 // cluster of three hosts in two zones (test/lib/netns-cluster.ts: a 3-member etcd in namespaces
 // s1-s3, control replicas in s1 and s2, the kv example in hot write-through mode), the primary's host
 // lost (every process killed, link down) under unique writes, ≥ 10 times (2 with --quick): host loss
-// → first successful write; then the primary's host partitioned: cut → the old primary fenced by its
-// own agent.
+// → first successful write, each run also taken apart step by step on the machine's one clock
+// (`hostLossBreakdown`: suspicion, the self-fence wait, promotion, the client); then the primary's
+// host partitioned: cut → the old primary fenced by its own agent (and how late after its bound).
+// `--loss-only` skips the sync rows; `--loss-runs N` sets the host-loss runs.
 // Needs root (network namespaces), etcd, the built CLI (dist/) and the rsync command.
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
