@@ -76,7 +76,7 @@ describe('HostHeartbeats', () => {
     expect(beats.suspected('gone')).toBe(false);
   });
 
-  it('says how long ago the first unanswered heartbeat was sent: no earlier than the cut, and less than the silence', async () => {
+  it('says how long ago the first unanswered heartbeat was sent: never before the cut', async () => {
     const suspected: HostSuspicion[] = [];
     let cutAt = 0;
     // Answers at once until the cut, then never (a link gone down).
@@ -97,9 +97,10 @@ describe('HostHeartbeats', () => {
     const deadline = Date.now() + 10_000;
     while (suspected.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     const s = suspected[0]!;
-    // The first heartbeat not answered went out after the cut; the last answer came before it.
+    // The first heartbeat not answered went out after the cut: the wait counted from it never starts
+    // before the cut. (The silence may read shorter: a tick of this process that ran late restarts the
+    // detector's clock, not this.)
     expect(s.unansweredMs).toBeDefined();
     expect(s.unansweredMs!).toBeLessThanOrEqual(s.at - cutAt);
-    expect(s.unansweredMs!).toBeLessThan(s.silentMs);
   });
 });
