@@ -4,6 +4,7 @@
 import { checkServerIdentity, connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startIngressHost, type IngressHost } from '../../test/lib/ingress-host.js';
+import { UpstreamDialer } from '../router/upstream-tls.js';
 import { createClusterCa, issueLeaf, type ClusterCa, type TlsIdentity } from './cluster-ca.js';
 import { ingressServername, parseIngressServername, type TlsIngress } from './tls-ingress.js';
 
@@ -74,6 +75,63 @@ describe('TLS ingress', () => {
     expect(reply).toMatch(/^HTTP\/1\.1 200/);
     expect(reply).toContain('web-1 answers GET /hello');
     expect(ingress.stats().forwarded).toBe(before + 1);
+  });
+
+  it('connections to one instance that arrive together share one check of /proc (a failover opens many at once)', async () => {
+    const port = await host!.local.allocatePort();
+    await host!.startInstance(
+      'web-2',
+      `require('http').createServer((q, s) => s.end('web-2 answers')).listen(${port}, '127.0.0.1')`,
+      port,
+    );
+    const local = host!.local;
+    const footprint = local.footprint.bind(local);
+    let checks = 0;
+    local.footprint = async (id) => {
+      checks++;
+      return footprint(id);
+    };
+    try {
+      const replies = await Promise.all(
+        Array.from({ length: 8 }, () => exchange(ingressServername('web-2', port)!, control)),
+      );
+      expect(replies.map((r) => /^HTTP\/1\.1 200/.test(r.reply))).toEqual(Array(8).fill(true));
+      expect(checks).toBe(1);
+    } finally {
+      local.footprint = footprint;
+    }
+  });
+
+  it('a router’s warm-up dial (before a failover switches to the instance) leaves it checked: the connection that follows finds the check done', async () => {
+    const port = await host!.local.allocatePort();
+    await host!.startInstance(
+      'web-3',
+      `require('http').createServer((q, s) => s.end('web-3 answers')).listen(${port}, '127.0.0.1')`,
+      port,
+    );
+    const dialer = new UpstreamDialer();
+    // The instance's address is only a key here: the ingress that serves it is this agent's port.
+    dialer.set({ ...control, ingressOf: () => ({ host: '127.0.0.1', port: apiPort }) });
+    const target = { id: 'web-3', host: '192.0.2.10', port };
+    const local = host!.local;
+    const footprint = local.footprint.bind(local);
+    let checks = 0;
+    local.footprint = async (id) => {
+      checks++;
+      return footprint(id);
+    };
+    try {
+      expect(await dialer.warm(target, 5000)).toBe(true);
+      for (let i = 0; i < 100 && checks === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(checks).toBe(1);
+      const { reply } = await exchange(ingressServername('web-3', port)!, control);
+      expect(reply).toMatch(/^HTTP\/1\.1 200/);
+      expect(checks).toBe(1);
+      // An instance on the router's own machine is dialled in plain TCP: nothing to warm.
+      expect(await dialer.warm({ ...target, host: '127.0.0.1' }, 5000)).toBe(false);
+    } finally {
+      local.footprint = footprint;
+    }
   });
 
   it('leaves connections without an ingress SNI to the agent API on the same port', async () => {

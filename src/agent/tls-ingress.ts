@@ -105,6 +105,12 @@ export class TlsIngress {
   readonly #agent: IngressAgent;
   readonly #o: Required<Omit<TlsIngressOptions, 'agent'>>;
   readonly #verified = new Map<string, number>();
+  /**
+   * Checks under way, by instance, pid and port: connections that arrive together share one (after a
+   * failover the router opens a dozen at once to the new primary; each reading /proc on its own took
+   * ~400 ms on a loaded machine, where one takes a few ms — docs/hosts.md, the host-loss breakdown).
+   */
+  readonly #checking = new Map<string, Promise<string | undefined>>();
   readonly #sockets = new Set<TLSSocket>();
   readonly #upstreams = new Set<Socket>();
   readonly #stats: IngressStats = {
@@ -199,6 +205,15 @@ export class TlsIngress {
     const key = `${instanceId}\u0000${handle.pid}\u0000${port}`;
     const until = this.#verified.get(key);
     if (until !== undefined && until > performance.now()) return undefined;
+    const shared = this.#checking.get(key);
+    if (shared) return shared;
+    const check = this.#listens(instanceId, port, key).finally(() => this.#checking.delete(key));
+    this.#checking.set(key, check);
+    return check;
+  }
+
+  /** Reads from /proc whether the instance listens on `port`; remembers a yes for `verifyCacheMs`. */
+  async #listens(instanceId: string, port: number, key: string): Promise<string | undefined> {
     const footprint = await this.#agent.footprint(instanceId);
     if (!footprint?.listening.includes(port))
       return `instance ${instanceId} does not listen on port ${port} (it listens on ${footprint?.listening.join(', ') || 'none'})`;

@@ -78,6 +78,8 @@ describe('ClusterHosts', () => {
   /** When (Date.now()) each failover of a lost primary began. */
   let lostAt: number[];
   let shadowsLost: string[];
+  /** Failovers prepared while they wait: the primary, the echo, and how many failovers had begun then. */
+  let prepared: { id: string; echo: string; failoversBefore: number }[];
   let fileSync: string | undefined;
   let seen: ControlDecision[];
   const spec = parseSpecText(
@@ -109,6 +111,7 @@ describe('ClusterHosts', () => {
             return true;
           },
           shadowLost: (r) => shadowsLost.push(r.id),
+          prepare: (r, echo) => prepared.push({ id: r.id, echo, failoversBefore: lost.length }),
         },
       },
       {
@@ -135,6 +138,7 @@ describe('ClusterHosts', () => {
     lost = [];
     lostAt = [];
     shadowsLost = [];
+    prepared = [];
     fileSync = undefined;
     silent = new Set();
   });
@@ -399,6 +403,43 @@ describe('ClusterHosts', () => {
       expect(waits()[0]?.outcome).toMatchObject({ status: 'ok' });
       expect(waits()[0]?.outcome.detail).toContain("h1's self-fence deadline passed");
       expect(hosts.fenceWaiting('h1')).toBe(false);
+    });
+
+    it('counts the wait from when the first unanswered heartbeat was sent (the cut came before it could be answered)', async () => {
+      records = [rec('kv-1', 'primary', 'h1'), rec('kv-2', 'echo', 'h2')];
+      const directory = new Directory();
+      // A bound long enough that the wait is certain, even on a loaded machine.
+      directory.hosts = [fenced(5000), hostRec('h2', 'z2'), hostRec('h3', 'z1')];
+      const hosts = make(directory, 5000, { fenceMarginMs: 50 });
+      hosts.start();
+      await sleep(50);
+      silent.add('h1');
+      await until('the wait', () => hosts.fenceWaiting('h1'));
+      const inputs = waits()[0]!.inputs as { unansweredMs: number; waitMs: number };
+      expect(inputs.unansweredMs).toBeGreaterThanOrEqual(0);
+      expect(inputs.waitMs).toBe(Math.ceil(5000 + 50 - inputs.unansweredMs));
+      expect(waits()[0]?.why).toContain(
+        `5000 + 50 (margin) − ${inputs.unansweredMs} (since the first unanswered heartbeat was sent)`,
+      );
+    });
+
+    it('prepares the failover while it waits (the echo planned to take over, once), and never for a failover that does not wait', async () => {
+      records = [rec('kv-1', 'primary', 'h1'), rec('kv-2', 'echo', 'h2')];
+      const directory = new Directory();
+      directory.hosts = [fenced(60_000), hostRec('h2', 'z2'), hostRec('h3', 'z1')];
+      const hosts = make(directory, 5000, { fenceMarginMs: 50 });
+      hosts.start();
+      silent.add('h1');
+      await until('the wait', () => hosts.fenceWaiting('h1'));
+      expect(prepared).toEqual([{ id: 'kv-1', echo: 'kv-2', failoversBefore: 0 }]);
+      // The lease lapses: the failover goes on, prepared before it began.
+      directory.down('h1');
+      expect(lost).toEqual([{ id: 'kv-1', to: 'kv-2' }]);
+      // A lapsed lease of a host not suspected fails over at once: nothing to overlap, nothing prepared.
+      records = [...records, rec('kv-3', 'primary', 'h3'), rec('kv-4', 'echo', 'h2')];
+      directory.down('h3');
+      expect(lost.map((l) => l.id)).toEqual(['kv-1', 'kv-3']);
+      expect(prepared).toHaveLength(1);
     });
 
     it('the host answering again before the deadline: no failover, the wait settles skipped', async () => {

@@ -45,7 +45,9 @@ export interface ClusterHostsOptions {
   placeOn?: string;
   /**
    * Margin on top of a suspected host's self-fence deadline before an echo elsewhere takes over from
-   * its primaries, ms: the agent's check period, its fence (a SIGKILL) and scheduling. @default 250
+   * its primaries, ms: how late the agent's fence (a SIGKILL) may fall after its bound — its own
+   * scheduling (it asks the other hosts early and fences at the bound) — and a round trip. Measured:
+   * 1–41 ms late under a load average of 9–13 on 2 cores (docs/hosts.md). @default 150
    */
   fenceMarginMs?: number;
 }
@@ -67,6 +69,12 @@ export interface HostLossHandler {
    * re-created now; {@link ClusterHosts.restartGate} sends it to another host of its zone.
    */
   shadowLost(rec: InstanceRecord): void;
+  /**
+   * A primary of a suspected host whose failover waits for the host's self-fence deadline, and the
+   * echo planned to take over: what can be done before the switch is done now (the router dials the
+   * echo through its host's ingress), so that the wait overlaps it. Must not make the echo serve.
+   */
+  prepare?(rec: InstanceRecord, echo: string): void;
 }
 
 const roleOf = (rec: InstanceRecord): PlacementInstance['role'] => rec.role;
@@ -445,8 +453,12 @@ export class ClusterHosts {
       outcome: { status: 'recorded' },
     });
     const lostPrimaries = this.#lostPrimaries(plan.steps, records);
-    if (lostPrimaries.length > 0 && !(how === 'suspected' && this.#holdForFence(host, suspicion, why)))
-      this.#failOver(lostPrimaries, why, { host, how, ...evidence });
+    if (lostPrimaries.length > 0) {
+      if (how === 'suspected' && this.#holdForFence(host, suspicion, why)) {
+        // The wait overlaps what the failover can prepare without the echo serving.
+        for (const p of lostPrimaries) if (p.echo) this.deps.loss.prepare?.(p.rec, p.echo);
+      } else this.#failOver(lostPrimaries, why, { host, how, ...evidence });
+    }
     for (const step of plan.steps) {
       if (step.action !== 'recreate' || step.role !== 'shadow') continue;
       const rec = records.find((r) => r.id === step.instance);
@@ -494,7 +506,8 @@ export class ClusterHosts {
   /**
    * A host only suspected (silent, its lease not lapsed): its agent, if it is cut off, fences its
    * primaries `fenceAfterMs` (its record says) after its last lease renewal — which was no later than
-   * the cut, and the cut no later than its last answered heartbeat + one heartbeat interval. Until that
+   * the cut, and the cut came before the first unanswered heartbeat could be answered (when none was
+   * sent since the last answer: the last answer + one heartbeat interval). Until that
    * deadline (+ {@link ClusterHostsOptions.fenceMarginMs}) has passed the old primary may still
    * acknowledge writes: an echo elsewhere taking over now would be a second primary. So the failover
    * waits (one pending decision saying why and how long), measured in durations on control's clock, not
@@ -506,10 +519,18 @@ export class ClusterHosts {
     const fenceAfter = this.directory.records().find((r) => r.host === host)?.fenceAfterMs;
     if (fenceAfter === undefined || this.#fenceWaits.has(host)) return this.#fenceWaits.has(host);
     const interval = this.options.heartbeat?.intervalMs ?? 100;
-    const margin = this.options.fenceMarginMs ?? 250;
+    const margin = this.options.fenceMarginMs ?? 150;
     const silentMs = suspicion?.silentMs ?? 0;
-    const waitMs = Math.ceil(fenceAfter + interval + margin - silentMs);
+    // The cut came before the first unanswered heartbeat could be answered: that many ms ago. Without
+    // it (no heartbeat sent since the last answer), the last answer + one interval bounds it.
+    const unanswered = suspicion?.unansweredMs;
+    const cutAgo = unanswered ?? silentMs - interval;
+    const waitMs = Math.ceil(fenceAfter + margin - cutAgo);
     if (fenceAfter > 0 && waitMs <= 0) return false;
+    const arithmetic =
+      unanswered !== undefined
+        ? `${fenceAfter} + ${margin} (margin) − ${unanswered} (since the first unanswered heartbeat was sent)`
+        : `${fenceAfter} + ${interval} + ${margin} (margin) − ${silentMs} (already silent)`;
     const on = this.deps
       .records()
       .filter((r) => r.host === host && r.role === 'primary' && r.phase !== 'stopped' && r.phase !== 'failed')
@@ -518,6 +539,7 @@ export class ClusterHosts {
       host,
       how: 'suspected',
       ...(suspicion ? { phi: Number(suspicion.phi.toFixed(1)), silentMs } : {}),
+      ...(unanswered !== undefined ? { unansweredMs: unanswered } : {}),
     };
     const decision = this.deps.decisions.record({
       kind: 'host-lost',
@@ -528,7 +550,7 @@ export class ClusterHosts {
           : `failover of ${on.join(', ')} waits for ${host}'s lease to lapse (its agent does not self-fence)`,
       why:
         fenceAfter > 0
-          ? `${why}; host ${host} is only suspected, its lease not lapsed: cut off, its agent fences its primaries ${fenceAfter} ms after its last lease renewal (no later than its last answered heartbeat + one heartbeat interval, ${interval} ms); an echo elsewhere serving before that would be a second primary acknowledging writes. Waiting ${fenceAfter} + ${interval} + ${margin} (margin) − ${silentMs} (already silent) = ${waitMs} ms, or until its lease lapses`
+          ? `${why}; host ${host} is only suspected, its lease not lapsed: cut off, its agent fences its primaries ${fenceAfter} ms after its last lease renewal (no later than the cut, which came before its first unanswered heartbeat could be answered); an echo elsewhere serving before that would be a second primary acknowledging writes. Waiting ${arithmetic} = ${waitMs} ms, or until its lease lapses`
           : `${why}; the agent of host ${host} runs with self-fencing off (--fence-after 0): its primaries may run on until its lease lapses, and an echo elsewhere serving before that would be a second primary`,
       inputs: {
         ...evidence,

@@ -164,6 +164,16 @@ export class ControlPlane {
                 this.#supervisor.markLost(rec);
                 void this.reconcileNow().catch((err: unknown) => recordError(decisions, 'reconcile', err));
               },
+              // While the failover waits for the lost host's self-fence deadline: the router dials the
+              // echo once through its host's ingress (its check of the instance is then done).
+              prepare: (rec, echo) => {
+                const target = this.#supervisor.allInstances().find((i) => i.id === echo);
+                if (target)
+                  void this.#services
+                    .plane(rec.service)
+                    ?.warmUpstream(target)
+                    .catch(() => false);
+              },
             },
           },
           hosts,

@@ -263,6 +263,14 @@ export class ServiceDataPlane {
   }
 
   /**
+   * Prepares the router's way to `rec` before it serves: one connection through its host's TLS ingress,
+   * closed at once (see `Router.warmUpstream`). Resolves whether it connected.
+   */
+  warmUpstream(rec: InstanceRecord): Promise<boolean> {
+    return this.router.warmUpstream({ id: rec.id, host: this.addressOf(rec), port: this.portOf(rec) });
+  }
+
+  /**
    * Sends traffic to the serving set `recs` (least outstanding requests among them); members that left
    * drain. An empty set stops routing (requests wait briefly, then 503). The first member is what DNS
    * and external load balancers point at. Members that join ramp up over `slowStartMs` (0: at once);

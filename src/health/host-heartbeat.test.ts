@@ -75,4 +75,32 @@ describe('HostHeartbeats', () => {
     beats.delete('gone');
     expect(beats.suspected('gone')).toBe(false);
   });
+
+  it('says how long ago the first unanswered heartbeat was sent: never before the cut', async () => {
+    const suspected: HostSuspicion[] = [];
+    let cutAt = 0;
+    // Answers at once until the cut, then never (a link gone down).
+    const beats = new HostHeartbeats(
+      {
+        intervalMs: 20,
+        phiThreshold: 3,
+        acceptablePauseMs: 0,
+        beat: async () => (cutAt === 0 ? 'answered' : new Promise(() => undefined)),
+      },
+      { onSuspect: (s) => suspected.push(s), onRecover: () => undefined },
+    );
+    cleanups.push(() => beats.stop());
+    beats.set({ host: 'h1', address: '127.0.0.1', port: 1 });
+    beats.start();
+    await new Promise((r) => setTimeout(r, 100));
+    cutAt = Date.now();
+    const deadline = Date.now() + 10_000;
+    while (suspected.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const s = suspected[0]!;
+    // The first heartbeat not answered went out after the cut: the wait counted from it never starts
+    // before the cut. (The silence may read shorter: a tick of this process that ran late restarts the
+    // detector's clock, not this.)
+    expect(s.unansweredMs).toBeDefined();
+    expect(s.unansweredMs!).toBeLessThanOrEqual(s.at - cutAt);
+  });
 });

@@ -59,6 +59,13 @@ export interface HostSuspicion {
   phi: number;
   /** ms since the last answer. */
   silentMs: number;
+  /**
+   * ms since the first heartbeat that went unanswered was sent. Whatever cut the host off came before
+   * that connect could be answered: no later than this long ago (give or take a round trip), even
+   * when this process's own ticks ran late (the host's last answer + one interval would then be too
+   * early). Undefined when no heartbeat was sent since the last answer.
+   */
+  unansweredMs?: number;
 }
 
 /**
@@ -74,6 +81,8 @@ export class HostHeartbeats {
   readonly #detectors = new Map<string, PhiAccrualDetector>();
   readonly #inFlight = new Set<string>();
   readonly #suspected = new Set<string>();
+  /** When the oldest heartbeat not answered yet was sent, by host (cleared by an answer). */
+  readonly #unansweredSince = new Map<string, number>();
   readonly #interval: number;
   readonly #threshold: number;
   readonly #pause: number;
@@ -100,6 +109,7 @@ export class HostHeartbeats {
     this.#targets.set(target.host, target);
     if (before && before.address === target.address && before.port === target.port) return;
     this.#detectors.set(target.host, this.#detector());
+    this.#unansweredSince.delete(target.host);
   }
 
   /** Stops following a host (its lease lapsed: the store's membership decided). */
@@ -107,6 +117,7 @@ export class HostHeartbeats {
     this.#targets.delete(host);
     this.#detectors.delete(host);
     this.#suspected.delete(host);
+    this.#unansweredSince.delete(host);
   }
 
   /** Whether `host` is suspected now. */
@@ -151,14 +162,25 @@ export class HostHeartbeats {
         const phi = detector.phi(now);
         if (phi >= this.#threshold && !this.#suspected.has(host)) {
           this.#suspected.add(host);
-          this.handlers.onSuspect({ host, at: now, phi, silentMs: now - (detector.lastHeartbeat ?? now) });
+          const since = this.#unansweredSince.get(host);
+          this.handlers.onSuspect({
+            host,
+            at: now,
+            phi,
+            silentMs: now - (detector.lastHeartbeat ?? now),
+            ...(since !== undefined ? { unansweredMs: now - since } : {}),
+          });
         }
       }
       if (this.#inFlight.has(host)) continue;
       this.#inFlight.add(host);
+      // When the oldest heartbeat still unanswered went out: a host that never answered it was cut off
+      // before it could (give or take a round trip).
+      if (!this.#unansweredSince.has(host)) this.#unansweredSince.set(host, Date.now());
       void this.#beat(target, this.#interval * 5).then((r) => {
         this.#inFlight.delete(host);
         if (r !== 'answered' || this.#detectors.get(host) !== detector) return;
+        this.#unansweredSince.delete(host);
         detector.heartbeat(Date.now());
         if (this.#suspected.delete(host)) this.handlers.onRecover(host);
       });

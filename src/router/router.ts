@@ -283,6 +283,15 @@ export class Router {
   }
 
   /**
+   * Dials `target` once through its host's TLS ingress and closes the connection: the ingress's check of
+   * the instance is then done when a {@link switchTo} sends it traffic (see `UpstreamDialer.warm`).
+   * Resolves whether it connected (false at once for a target reached in plain TCP).
+   */
+  warmUpstream(target: { id: string; host: string; port: number }, timeoutMs = 1000): Promise<boolean> {
+    return this.#dialer.warm(target, timeoutMs);
+  }
+
+  /**
    * Raises the fencing epoch: backends (serving or draining) with an older epoch have their
    * connections cut at once and are never used again. Thrown when the epoch would go backwards.
    */

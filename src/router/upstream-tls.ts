@@ -146,6 +146,36 @@ export class UpstreamDialer {
   }
 
   /**
+   * Opens one connection to `target` through its host's ingress and closes it once it could carry bytes,
+   * so the ingress's check of the instance (remembered for a moment) is done before traffic needs it
+   * — a failover whose target is known before it may switch (the wait for a suspected host's self-fence
+   * deadline). Resolves true once connected; false for a target reached in plain TCP (nothing to warm),
+   * on an error, or after `timeoutMs`.
+   */
+  warm(target: { id: string; host: string; port: number }, timeoutMs: number): Promise<boolean> {
+    if (this.route(target).kind !== 'tls') return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const { socket, ready } = this.dial(target);
+      const timer = setTimeout(() => {
+        socket.destroy();
+        resolve(false);
+      }, timeoutMs);
+      timer.unref();
+      socket.once(ready, () => {
+        clearTimeout(timer);
+        // A graceful close: the ingress has the whole handshake, and checks the instance, first.
+        socket.end();
+        socket.once('close', () => undefined);
+        resolve(true);
+      });
+      socket.once('error', () => {
+        clearTimeout(timer);
+        resolve(false);
+      });
+    });
+  }
+
+  /**
    * An undici connector for a pool of `target`: the connection {@link dial} opens, handed over once it
    * can carry bytes, or the error (a connect beyond `timeoutMs` fails with `UND_ERR_CONNECT_TIMEOUT`).
    */

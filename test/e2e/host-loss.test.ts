@@ -17,7 +17,9 @@ describe.skipIf(!support.ok)('host loss and partitions on network namespaces', {
   beforeAll(async () => {
     cluster = await NetnsCluster.start({
       hosts: { h1: 'z1', h2: 'z2', h3: 'z1' },
-      replaceLostAfterMs: 20_000,
+      // Longer than the 10 s partition + the 2 s host lease (the healed host keeps its instances), and
+      // no longer: the host-loss test waits this long for the lost instance's re-creation.
+      replaceLostAfterMs: 13_000,
     });
   }, 120_000);
 
@@ -67,6 +69,18 @@ describe.skipIf(!support.ok)('host loss and partitions on network namespaces', {
     expect(failover?.outcome.status).toBe('ok');
     expect(failover?.why).toMatch(/^host: /);
     expect(decisions.some((d) => d.kind === 'host-lost' && d.inputs.host === old.host)).toBe(true);
+    // Only suspected (its lease held): the failover waited for the host's self-fence deadline, counted
+    // from its first unanswered heartbeat, and began once that wait was over.
+    const wait = decisions.find(
+      (d) =>
+        d.kind === 'host-lost' &&
+        d.inputs.host === old.host &&
+        d.what.startsWith(`failover of ${old.id} waits`),
+    );
+    expect(wait?.outcome.status).toBe('ok');
+    expect(typeof wait?.inputs.unansweredMs).toBe('number');
+    expect(failover!.seq).toBeGreaterThan(wait!.seq);
+    expect(typeof (failover!.inputs.evidence as { fenceWaitMs?: unknown }).fenceWaitMs).toBe('number');
     expect(next.epoch).toBeGreaterThan(old.epoch);
 
     await waitFor(

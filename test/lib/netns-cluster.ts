@@ -89,6 +89,21 @@ export interface LoadRun {
   writes: number;
   errors: number;
   errorSamples: string[];
+  /**
+   * With {@link NetnsCluster.stopLoad}`(true)`: every request as the client saw it — sent, done (ms since
+   * the epoch), status (0: no answer), write (1) or read (0), error.
+   */
+  trace?: [number, number, number, number, string][];
+}
+
+/** What {@link NetnsCluster.firstOkTrace} saw. */
+export interface FirstOk {
+  /** When the first write was acknowledged (ms since the epoch); null: none in time. */
+  at: number | null;
+  /** When that write was sent. */
+  sentAt: number | null;
+  /** Every write sent before `at`: sent, done, status (0: no answer), error. */
+  trace: [number, number, number, string][];
 }
 
 /** Resolves after `ms`. */
@@ -408,12 +423,18 @@ export class NetnsCluster {
     return typeof r.at === 'number' ? r.at : null;
   }
 
+  /** As {@link firstOk}, with when the acknowledged write was sent and what came of the writes before it. */
+  async firstOkTrace(timeoutMs = 30_000): Promise<FirstOk> {
+    return (await this.call('first-ok', { timeoutMs }, timeoutMs + 10_000)) as unknown as FirstOk;
+  }
+
   async startLoad(rate: number, prefix: string): Promise<void> {
     await this.call('load', { rate, writeShare: 0.5, prefix });
   }
 
-  async stopLoad(): Promise<LoadRun> {
-    return (await this.call('stop-load')) as unknown as LoadRun;
+  /** Stops the load; with `trace`, its answer has every request's times ({@link LoadRun.trace}). */
+  async stopLoad(trace = false): Promise<LoadRun> {
+    return (await this.call('stop-load', trace ? { trace: true } : {})) as unknown as LoadRun;
   }
 
   async missing(acked: [string, string][]): Promise<string[]> {

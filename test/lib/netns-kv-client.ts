@@ -13,8 +13,12 @@
 //   missing {acked}                  → {missing: string[]} (acked keys the router does not return)
 //   list {prefix}                    → {records: {key, value}[]} (from etcd)
 //   probe                            → {status} (one PUT of a unique key through the router, 0 on error)
-//   first-ok {timeoutMs}             → {at} (a PUT every 25 ms, each waited for up to 5 s: when the
-//                                      first one was acknowledged, ms since the epoch; null: none)
+//   first-ok {timeoutMs}             → {at, sentAt, trace} (a PUT every 25 ms, each waited for up to 5 s:
+//                                      when the first one was acknowledged, ms since the epoch, null: none;
+//                                      when that one was sent; trace: every one sent before it was
+//                                      acknowledged, [sent, done, status (0: no answer), error])
+//   stop-load {trace?}               → as above, and with trace: every request of the load as
+//                                      [sent, done, status (0: no answer), write (1/0), error]
 import { Agent, request } from 'undici';
 import { EtcdStateStore } from '../../src/store/index.js';
 
@@ -62,8 +66,13 @@ async function call(
   }
 }
 
+/** One request as the client saw it: sent and done (ms since the epoch), status (0: no answer), error. */
+type Traced = [number, number, number, string];
+
 interface Load {
   abort: AbortController;
+  /** Every request of the load: sent, done, status (0: no answer), write (1) or read (0), error. */
+  trace: [number, number, number, number, string][];
   done: Promise<void>;
   acked: Map<string, string>;
   acks: [string, string, number][];
@@ -79,6 +88,7 @@ function startLoad(rate: number, writeShare: number, keyPrefix: string): Load {
     done: Promise.resolve(),
     acked: new Map(),
     acks: [],
+    trace: [],
     writes: 0,
     errors: 0,
     errorSamples: [],
@@ -88,12 +98,16 @@ function startLoad(rate: number, writeShare: number, keyPrefix: string): Load {
   const one = async (i: number): Promise<void> => {
     const write = i % Math.round(1 / writeShare) === 0 || l.acked.size === 0;
     const key = write ? `${keyPrefix}-${i}` : ([...l.acked.keys()][i % l.acked.size] ?? `${keyPrefix}-0`);
+    const sent = Date.now();
+    let status = 0;
+    let error = '';
     try {
       const r = await call(
         write ? 'PUT' : 'GET',
         key,
         write ? { body: `v-${i}`, requestId: `${keyPrefix}-req-${i}` } : {},
       );
+      status = r.status;
       if (r.status >= 500) throw new Error(`HTTP ${r.status}: ${r.text.slice(0, 200)}`);
       if (write) {
         l.writes++;
@@ -105,8 +119,10 @@ function startLoad(rate: number, writeShare: number, keyPrefix: string): Load {
     } catch (err) {
       if (write) l.writes++;
       l.errors++;
-      if (l.errorSamples.length < 5) l.errorSamples.push((err as Error).message);
+      error = (err as Error).message;
+      if (l.errorSamples.length < 5) l.errorSamples.push(error);
     }
+    l.trace.push([sent, Date.now(), status, write ? 1 : 0, error.slice(0, 160)]);
   };
   l.done = (async () => {
     let n = 0;
@@ -161,6 +177,7 @@ async function handle(m: {
         writes: l.writes,
         errors: l.errors,
         errorSamples: l.errorSamples,
+        ...(m.trace ? { trace: l.trace } : {}),
       };
     }
     case 'missing': {
@@ -187,19 +204,29 @@ async function handle(m: {
     case 'first-ok': {
       const until = Date.now() + Number(m.timeoutMs ?? 30_000);
       let at: number | null = null;
+      let sentAt: number | null = null;
+      const trace: Traced[] = [];
       const inFlight = new Set<Promise<void>>();
       while (at === null && Date.now() < until) {
+        const sent = Date.now();
         const p = call('PUT', `first-ok-${process.pid}-${++probes}`, { body: 'p' })
           .then((r) => {
-            if (r.status === 200 && at === null) at = Date.now();
+            if (r.status === 200 && at === null) {
+              at = Date.now();
+              sentAt = sent;
+            }
+            trace.push([sent, Date.now(), r.status, r.status >= 500 ? r.text.slice(0, 160) : '']);
           })
-          .catch(() => undefined);
+          .catch(
+            (err: unknown) => void trace.push([sent, Date.now(), 0, (err as Error).message.slice(0, 160)]),
+          );
         inFlight.add(p);
         void p.finally(() => inFlight.delete(p));
         await new Promise((r) => setTimeout(r, 25));
       }
       await Promise.allSettled([...inFlight]);
-      return { at };
+      const before = at ?? Infinity;
+      return { at, sentAt, trace: trace.filter(([sent]) => sent <= before).slice(0, 400) };
     }
     case 'exit':
       await dispatcher.close();
