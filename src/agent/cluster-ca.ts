@@ -1,10 +1,24 @@
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
+import type * as X509 from '@peculiar/x509';
 import { randomBytes, webcrypto, X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+let x509Module: Promise<typeof X509> | undefined;
+
+/**
+ * `@peculiar/x509` (and the reflect polyfill it needs), loaded on the first certificate issued: it
+ * takes about half a second to load, which every command that never makes a certificate (status,
+ * down, events, …) would otherwise pay at start-up.
+ */
+function loadX509(): Promise<typeof X509> {
+  x509Module ??= (async () => {
+    await import('reflect-metadata');
+    const x509 = await import('@peculiar/x509');
+    x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+    return x509;
+  })();
+  return x509Module;
+}
 
 type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
@@ -60,7 +74,7 @@ export interface LeafOptions {
   now?: Date;
 }
 
-function pem(der: ArrayBuffer, label: string): string {
+function pem(x509: typeof X509, der: ArrayBuffer, label: string): string {
   return x509.PemConverter.encode(der, label) + '\n';
 }
 
@@ -77,6 +91,7 @@ function escapeDn(value: string): string {
 
 /** Creates a new cluster CA: an ECDSA P-256 key and a self-signed CA certificate (path length 0). */
 export async function createClusterCa(options: ClusterCaOptions = {}): Promise<ClusterCa> {
+  const x509 = await loadX509();
   const now = options.now ?? new Date();
   const days = options.validityDays ?? 3650;
   const keys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
@@ -95,10 +110,11 @@ export async function createClusterCa(options: ClusterCaOptions = {}): Promise<C
     ],
   });
   const keyDer = await webcrypto.subtle.exportKey('pkcs8', keys.privateKey);
-  return { certPem: cert.toString('pem') + '\n', keyPem: pem(keyDer, 'PRIVATE KEY') };
+  return { certPem: cert.toString('pem') + '\n', keyPem: pem(x509, keyDer, 'PRIVATE KEY') };
 }
 
 async function importCaKey(ca: ClusterCa): Promise<CryptoKey> {
+  const x509 = await loadX509();
   try {
     const der = x509.PemConverter.decodeFirst(ca.keyPem);
     return (await webcrypto.subtle.importKey('pkcs8', der, ALG, false, ['sign'])) as CryptoKey;
@@ -119,6 +135,7 @@ async function importCaKey(ca: ClusterCa): Promise<CryptoKey> {
  * Thrown: UNDERSTUDY_ERR_TLS_CERTIFICATE for a CA that cannot sign, UNDERSTUDY_ERR_CONFIG for a bad address.
  */
 export async function issueLeaf(ca: ClusterCa, options: LeafOptions): Promise<TlsIdentity> {
+  const x509 = await loadX509();
   const now = options.now ?? new Date();
   const days = options.validityDays ?? 365;
   const caCert = new x509.X509Certificate(ca.certPem);
@@ -137,7 +154,7 @@ export async function issueLeaf(ca: ClusterCa, options: LeafOptions): Promise<Tl
       ...(options.dns ?? []),
     ]),
   ];
-  const names: x509.JsonGeneralName[] = [
+  const names: X509.JsonGeneralName[] = [
     ...dns.map((value) => ({ type: 'dns' as const, value })),
     ...ips.map((value) => ({ type: 'ip' as const, value })),
   ];
@@ -163,7 +180,7 @@ export async function issueLeaf(ca: ClusterCa, options: LeafOptions): Promise<Tl
     ],
   });
   const keyDer = await webcrypto.subtle.exportKey('pkcs8', keys.privateKey);
-  return { ca: ca.certPem, cert: cert.toString('pem') + '\n', key: pem(keyDer, 'PRIVATE KEY') };
+  return { ca: ca.certPem, cert: cert.toString('pem') + '\n', key: pem(x509, keyDer, 'PRIVATE KEY') };
 }
 
 /** Options of {@link checkLeaf}. */

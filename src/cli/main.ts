@@ -462,6 +462,11 @@ export function buildProgram(): Command {
       20_000,
     )
     .option('--rate <n>', 'requests per second of the failover part', positiveNumber, 50)
+    .option(
+      '--cut <duration>',
+      "how long the primary's host stays cut off in the hosts part (default 10s)",
+      durationFlag,
+    )
     .addOption(
       new Option(
         '--part <part>',
@@ -472,7 +477,12 @@ export function buildProgram(): Command {
     )
     .action(
       async (
-        opts: { duration: number; rate: number; part: 'all' | 'failover' | 'scaling' | 'hosts' },
+        opts: {
+          duration: number;
+          rate: number;
+          cut?: number;
+          part: 'all' | 'failover' | 'scaling' | 'hosts';
+        },
         cmd: Command,
       ) => {
         const o = cmd.optsWithGlobals<{ dataDir: string }>();
@@ -485,6 +495,7 @@ export function buildProgram(): Command {
           durationMs: opts.duration,
           rate: opts.rate,
           part: opts.part,
+          ...(opts.cut !== undefined ? { cutMs: opts.cut } : {}),
         });
       },
     );

@@ -1,4 +1,4 @@
-import { Etcd3, type IKeyValue, type IOptions, type IRequestOp, type ICompare, type Watcher } from 'etcd3';
+import type { Etcd3, IKeyValue, IOptions, IRequestOp, ICompare, Watcher } from 'etcd3';
 import { ErrorCode, UnderstudyError, isUnderstudyError } from '../errors/index.js';
 import { leaseIdOf, leaseNotFound, toEtcdError } from './etcd-errors.js';
 import { guardHolds, notLeaderError } from './guard.js';
@@ -116,6 +116,9 @@ export class EtcdStateStore implements StateStore {
           }
         : {}),
     };
+    // Loaded on first use: the etcd client (gRPC, protobuf) takes most of a second to load, which every
+    // command on the embedded store would otherwise pay at start-up.
+    const { Etcd3 } = await import('etcd3');
     const client = new Etcd3(clientOptions);
     const store = new EtcdStateStore(client, options.endpoints, prefix, options.keepAliveAttemptMs ?? 500);
     try {

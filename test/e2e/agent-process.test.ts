@@ -16,7 +16,7 @@ import {
 import { ErrorCode } from '../../src/errors/index.js';
 import { EtcdStateStore, SqliteStateStore, type StateStore } from '../../src/store/index.js';
 import { startEtcd, type EtcdServer } from '../lib/etcd-server.js';
-import { cliBin, repoRoot, runCli, waitFor } from './lib/cli.js';
+import { cliBin, repoRoot, runCliAsync, waitFor } from './lib/cli.js';
 
 // `understudy agent` as its own process, and a control side in this test that finds it through the
 // store (HostAgentRegistry over hosts/*) and reaches it over the agent API with the cluster key.
@@ -258,22 +258,25 @@ describe('understudy agent', () => {
     expect(proc.output()).toContain('instances keep running');
   });
 
-  it('refuses bad flags with a clear message and exit code 2, starting nothing', () => {
-    const bad = (args: string[], what: string): void => {
-      const r = runCli(['agent', ...args]);
+  it('refuses bad flags with a clear message and exit code 2, starting nothing', async () => {
+    // Independent refusals, run at once.
+    const bad = async (args: string[], what: string): Promise<void> => {
+      const r = await runCliAsync(['agent', ...args]);
       expect(r.code).toBe(2);
       expect(r.stderr).toContain(what);
       expect(r.stderr).not.toMatch(/\n\s+at /);
     };
-    bad(['--store', join(dir, 'flags'), '--host', 'no spaces'], "--host 'no spaces'");
-    bad(
-      ['--store', join(dir, 'flags'), '--host', 'h9', '--listen', 'nowhere'],
-      "invalid listen address 'nowhere'",
-    );
-    bad(['--store', 'etcd://127.0.0.1:1', '--host', 'h9'], '--cluster-key FILE is needed');
-    bad(
-      ['--store', join(dir, 'flags'), '--host', 'h9', '--cluster-key', join(dir, 'none.key')],
-      'no cluster key at',
-    );
+    await Promise.all([
+      bad(['--store', join(dir, 'flags'), '--host', 'no spaces'], "--host 'no spaces'"),
+      bad(
+        ['--store', join(dir, 'flags'), '--host', 'h9', '--listen', 'nowhere'],
+        "invalid listen address 'nowhere'",
+      ),
+      bad(['--store', 'etcd://127.0.0.1:1', '--host', 'h9'], '--cluster-key FILE is needed'),
+      bad(
+        ['--store', join(dir, 'flags'), '--host', 'h9', '--cluster-key', join(dir, 'none.key')],
+        'no cluster key at',
+      ),
+    ]);
   });
 });

@@ -3,7 +3,16 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { isAlive, processesWithEnv, repoRoot, runCli, startUp, waitFor, type UpProcess } from './lib/cli.js';
+import {
+  isAlive,
+  processesWithEnv,
+  repoRoot,
+  runCli,
+  runCliAsync,
+  startUp,
+  waitFor,
+  type UpProcess,
+} from './lib/cli.js';
 
 const work = mkdtempSync(join(tmpdir(), 'understudy-cli-'));
 const kvDir = join(repoRoot, 'examples/kv');
@@ -56,24 +65,31 @@ function status(dataDir: string): StatusJson {
 }
 
 describe('the understudy command', () => {
-  it('prints its version and help for every command', () => {
+  it('prints its version and help for every command', async () => {
     const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
-    expect(runCli(['--version']).stdout.trim()).toBe(pkg.version);
-    for (const cmd of ['up', 'status', 'down', 'logs', 'events', 'demo']) {
-      const r = runCli([cmd, '--help']);
-      expect(r.code, cmd).toBe(0);
-      expect(r.stdout, cmd).toMatch(new RegExp(`Usage: understudy ${cmd}`));
-    }
+    const commands = ['up', 'status', 'down', 'logs', 'events', 'demo'];
+    // Independent commands, run at once (each one's time is mostly the CLI loading).
+    const [version, ...helps] = await Promise.all([
+      runCliAsync(['--version']),
+      ...commands.map((cmd) => runCliAsync([cmd, '--help'])),
+    ]);
+    expect(version.stdout.trim()).toBe(pkg.version);
+    commands.forEach((cmd, i) => {
+      expect(helps[i]?.code, cmd).toBe(0);
+      expect(helps[i]?.stdout, cmd).toMatch(new RegExp(`Usage: understudy ${cmd}`));
+    });
   });
 
-  it('exits 2 with a clear message on an unknown command or a bad flag value', () => {
-    const unknown = runCli(['upp']);
+  it('exits 2 with a clear message on an unknown command or a bad flag value', async () => {
+    const [unknown, badFlag, badDuration] = await Promise.all([
+      runCliAsync(['upp']),
+      runCliAsync(['status', '-o', 'xml']),
+      runCliAsync(['demo', '--duration', 'soon']),
+    ]);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/unknown command 'upp'/);
-    const badFlag = runCli(['status', '-o', 'xml']);
     expect(badFlag.code).toBe(2);
     expect(badFlag.stderr).toMatch(/Allowed choices are table, json/);
-    const badDuration = runCli(['demo', '--duration', 'soon']);
     expect(badDuration.code).toBe(2);
     expect(badDuration.stderr).toMatch(/expected a duration/);
   });
@@ -85,7 +101,8 @@ describe('the understudy command', () => {
   });
 });
 
-describe('understudy up with bad input', () => {
+// Each case has its own spec file, data directory and tag: they run at once.
+describe.concurrent('understudy up with bad input', () => {
   const cases: [string, (tag: string) => string, RegExp][] = [
     ['malformed YAML', () => 'services:\n  - name: kv\n    command: [node\n', /invalid YAML/],
     [
@@ -123,13 +140,13 @@ describe('understudy up with bad input', () => {
   writeFileSync(join(work, 'a-file'), 'not a directory');
 
   for (const [what, make, expected] of cases) {
-    it(`rejects ${what} with exit 2 and starts nothing`, () => {
+    it(`rejects ${what} with exit 2 and starts nothing`, async ({ expect }) => {
       const tag = randomUUID();
       const text = make(tag);
       const file = text.endsWith('.yaml') ? text : join(work, `${tag}.yaml`);
       if (file !== text) writeFileSync(file, text);
       const dataDir = join(work, `data-${tag}`);
-      const r = runCli(['up', file, '-d', dataDir]);
+      const r = await runCliAsync(['up', file, '-d', dataDir]);
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(expected);
       expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace

@@ -35,14 +35,17 @@ function status(): StatusJson {
   return JSON.parse(r.code === 0 ? r.stdout : '{"services":[]}') as StatusJson;
 }
 
-beforeAll(async () => {
+async function startService(): Promise<void> {
   up = await startUp(join(repoRoot, 'examples/kv/understudy.yaml'), dataDir);
   await waitFor(
     () => status().services[0]?.instances.filter((i) => i.phase === 'running').length === 2,
     20_000,
     () => up!.output(),
   );
-  context = await chromium.launchPersistentContext(join(work, 'profile'), {
+}
+
+function launchBrowser(): Promise<BrowserContext> {
+  return chromium.launchPersistentContext(join(work, 'profile'), {
     executablePath: CHROMIUM,
     headless: true,
     args: [
@@ -57,7 +60,15 @@ beforeAll(async () => {
     ],
     viewport: { width: 1240, height: 1000 },
   });
-  page = context.pages()[0] ?? (await context.newPage());
+}
+
+beforeAll(async () => {
+  // The browser starts while the service does: neither needs the other until the first test.
+  const [service, browser] = await Promise.allSettled([startService(), launchBrowser()]);
+  if (browser.status === 'fulfilled') context = browser.value;
+  if (service.status === 'rejected') throw service.reason;
+  if (browser.status === 'rejected') throw browser.reason;
+  page = browser.value.pages()[0] ?? (await browser.value.newPage());
   page.on('console', (m) => {
     if (m.type() === 'error') consoleErrors.push(m.text());
   });

@@ -26,8 +26,11 @@ function tempDir(): string {
   return d;
 }
 
+/** How long the demo cuts the primary's host off: 4 s (its default is 10 s) is well past the failover. */
+const CUT = '4s';
+
 function runDemo(dataDir: string): Promise<{ code: number | null; out: string; pid: number }> {
-  const child = spawn(process.execPath, [cliBin, 'demo', '--part', 'hosts', '-d', dataDir], {
+  const child = spawn(process.execPath, [cliBin, 'demo', '--part', 'hosts', '--cut', CUT, '-d', dataDir], {
     cwd: repoRoot,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -50,6 +53,7 @@ describe('the hosts demo', () => {
     async () => {
       const r = await runDemo(join(tempDir(), 'demo'));
       expect(r.code, r.out).toBe(0);
+      expect(r.out).toMatch(/cut off from the store and every other host for 4 s/);
       expect(r.out).toMatch(/placement: place echo \S+ on (h\d) \(zone z\d\) — another host and zone/);
       expect(r.out).toMatch(/t=\d+ ms: suspected — host h\d is suspected/);
       expect(r.out).toMatch(/t=\d+ ms: self-fenced — the agent of (h\d): self-fenced primary/);

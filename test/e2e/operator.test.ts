@@ -56,11 +56,13 @@ describe('understudy config validate', () => {
     expect(existsSync(dataDir)).toBe(false);
   });
 
-  it('exits 2 with exactly the errors up prints, file:line included', () => {
+  it('exits 2 with exactly the errors up prints, file:line included', async () => {
     const file = join(work, 'broken.yaml');
     writeFileSync(file, kvSpec(1).replace('echo: { count: 1 }', 'echo: { count: -1, colour: red }'));
-    const validate = runCli(['config', 'validate', file]);
-    const up = runCli(['up', file, '-d', join(work, 'broken-data')]);
+    const [validate, up] = await Promise.all([
+      cli(['config', 'validate', file]),
+      cli(['up', file, '-d', join(work, 'broken-data')]),
+    ]);
     expect(validate.code).toBe(2);
     expect(up.code).toBe(2);
     expect(validate.stderr).toMatch(new RegExp(`broken\\.yaml:7`));
@@ -154,25 +156,30 @@ describe('a running understudy up', () => {
     const failover = await cli(['failover', 'kv', '--to', 'kv-2', '-d', dataDir]);
     expect(failover.stderr).toBe('');
     expect(failover.code).toBe(0);
-    const history = await cli(['history', 'kv', '-o', 'json', '-d', dataDir]);
+    const [history, historyTable] = await Promise.all([
+      cli(['history', 'kv', '-o', 'json', '-d', dataDir]),
+      cli(['history', 'kv', '-d', dataDir]),
+    ]);
     const entries = (
       JSON.parse(history.stdout) as { history: { kind: string; from: string; to: string; epoch: number }[] }
     ).history;
     expect(entries).toEqual([
       expect.objectContaining({ kind: 'failover', from: 'kv-1', to: 'kv-2', epoch: 1 }),
     ]);
-    const table = (await cli(['history', 'kv', '-d', dataDir])).stdout;
-    expect(table).toMatch(/failover\s+1\s+kv-1\s+kv-2\s+/);
+    expect(historyTable.stdout).toMatch(/failover\s+1\s+kv-1\s+kv-2\s+/);
   }, 30_000);
 
   it('refuses failover --to an instance that cannot take over, and a restart of the lone primary without --force', async () => {
     const primary = (await api.instances()).find((i) => i.role === 'primary' && i.phase === 'running')!;
-    const bad = await cli(['failover', 'kv', '--to', 'kv-9', '-d', dataDir]);
+    // Three refusals, asked at once: none of them changes anything.
+    const [bad, self, restart] = await Promise.all([
+      cli(['failover', 'kv', '--to', 'kv-9', '-d', dataDir]),
+      cli(['failover', 'kv', '--to', primary.id, '-d', dataDir]),
+      cli(['restart', primary.id, '-d', dataDir]),
+    ]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toBe("understudy: 'kv-9' is not an instance of 'kv'\n");
-    const self = await cli(['failover', 'kv', '--to', primary.id, '-d', dataDir]);
     expect(self.stderr).toMatch(new RegExp(`'${primary.id}' cannot take over 'kv' \\(primary, running\\)`));
-    const restart = await cli(['restart', primary.id, '-d', dataDir]);
     expect(restart.code).toBe(1);
     expect(restart.stderr).toMatch(/only serving primary of 'kv'.*understudy switchover kv.*--force/);
     expect((await api.instances()).find((i) => i.id === primary.id)?.pid).toBe(primary.pid);

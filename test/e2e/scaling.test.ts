@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ApiClient } from '../../src/api/index.js';
-import type { ControlDecision, InstanceRecord } from '../../src/control/index.js';
+import type { ControlDecision, InstanceRecord, ServiceView } from '../../src/control/index.js';
 import { processesWithEnv, repoRoot, startUp, waitFor } from './lib/cli.js';
 
 const work = mkdtempSync(join(tmpdir(), 'understudy-scaling-'));
@@ -101,17 +101,29 @@ describe('horizontal scaling, live', { timeout: 120_000 }, () => {
       expect(scaleOut?.inputs['reactive']).toBeGreaterThanOrEqual(2);
       expect(typeof scaleOut?.inputs['confidence']).toBe('number');
       await waitFor(async () => (await running('echo')).length >= 1, 20_000, up.output);
-      // Every member of the serving set takes requests (least outstanding requests).
-      await new Promise((r) => setTimeout(r, 1500));
-      const view = (await api.services()).find((s) => s.name === 'api');
+      // Every member of the serving set takes requests (least outstanding requests): polled until each
+      // of the three has answered some, instead of a fixed wait.
+      let view: ServiceView | undefined;
+      let serving: InstanceRecord[] = [];
+      let counts: number[] = [];
+      await waitFor(
+        async () => {
+          view = (await api.services()).find((s) => s.name === 'api');
+          serving = (await api.instances()).filter((i) => view?.dataPlane?.serving.includes(i.id));
+          counts = await answered(serving);
+          return serving.length === 3 && counts.every((n) => n > 0);
+        },
+        15_000,
+        () =>
+          `requests answered per serving instance: ${JSON.stringify(counts)}\n${up.output().slice(-2000)}`,
+      );
       expect(view?.dataPlane?.serving).toHaveLength(3);
       expect(view?.scaling).toMatchObject({
         policy: 'predictive',
         capacity: { perInstance: 20, source: 'spec' },
       });
-      const serving = (await api.instances()).filter((i) => view?.dataPlane?.serving.includes(i.id));
       expect(serving).toHaveLength(3);
-      for (const n of await answered(serving)) expect(n).toBeGreaterThan(0);
+      for (const n of counts) expect(n).toBeGreaterThan(0);
       stop.abort();
       const totals = await load;
       expect(totals.failed).toBe(0);

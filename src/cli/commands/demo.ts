@@ -22,6 +22,8 @@ export interface DemoOptions {
    * in network namespaces, needs root) runs only when asked for. @default 'all'
    */
   part?: 'all' | 'failover' | 'scaling' | 'hosts';
+  /** How long the primary's host stays cut off in the hosts part, ms. @default 10000 */
+  cutMs?: number;
 }
 
 /** The example spec shipped with the package. */
@@ -90,7 +92,13 @@ export async function runDemo(options: DemoOptions): Promise<number> {
         return ExitCode.Failure;
       }
       prepareDemoDir(options.dataDir);
-      return await hostsPart({ dataDir: options.dataDir }, stop.signal);
+      return await hostsPart(
+        {
+          dataDir: options.dataDir,
+          ...(options.cutMs !== undefined ? { partitionMs: options.cutMs } : {}),
+        },
+        stop.signal,
+      );
     }
     prepareDemoDir(options.dataDir);
     let code: number = ExitCode.Ok;
