@@ -2,6 +2,7 @@ import { Pool } from 'undici';
 import { BATCH_CONTENT_TYPE, appliedPrefix, encodeBatch, type BatchRules } from './batch.js';
 import { postBuffered } from './batch-post.js';
 import { REPLAY_HEADERS, type Mutation } from './mutation.js';
+import { SeqWaiters } from './seq-waiters.js';
 
 /** Where an echo receives replayed mutations. */
 export interface EchoTarget {
@@ -55,13 +56,6 @@ export interface EchoReplicationStats {
   lastError?: string;
 }
 
-interface Waiter {
-  seq: number;
-  resolve: (applied: boolean) => void;
-  /** performance.now() past which it gives up. */
-  deadline: number;
-}
-
 /**
  * Replays the service's mutations on one echo over a keep-alive pool: serial order sends one at a time
  * per partition, in sequence order; pipelined order sends a window of them at once, the echo ordering
@@ -75,11 +69,13 @@ export class EchoReplicator {
   readonly #queues = new Map<string, Mutation[]>();
   readonly #running = new Set<string>();
   readonly #unapplied = new Map<number, Mutation>();
-  /** Write-through waiters by seq, and all of them in deadline order (one timer for all: no timer per write). */
-  readonly #waiters = new Map<number, Waiter[]>();
-  #deadlines: Waiter[] = [];
-  #deadlineHead = 0;
-  #deadlineTimer: NodeJS.Timeout | undefined;
+  /**
+   * Write-through waiters by seq (one timer for all: no timer per write); one past its deadline takes the
+   * echo out of the synchronous set.
+   */
+  readonly #waiters = new SeqWaiters((seq) =>
+    this.#setInSync(false, `mutation ${seq} not applied within ${this.options.timeoutMs} ms`),
+  );
   #batches = 0;
   /** Pipelined: mutations not yet sent, in seq order. */
   #backlog: Mutation[] = [];
@@ -125,44 +121,7 @@ export class EchoReplicator {
   /** Resolves true once `seq` is applied on the echo, false when it was not within the timeout (or closed). */
   waitApplied(seq: number): Promise<boolean> {
     if (!this.#unapplied.has(seq) || this.#closed) return Promise.resolve(!this.#unapplied.has(seq));
-    return new Promise((resolve) => {
-      // Every waiter has the same timeout, so arrival order is deadline order.
-      const waiter: Waiter = { seq, resolve, deadline: performance.now() + this.options.timeoutMs };
-      const list = this.#waiters.get(seq);
-      if (list) list.push(waiter);
-      else this.#waiters.set(seq, [waiter]);
-      this.#deadlines.push(waiter);
-      this.#deadlineTimer ??= setTimeout(() => this.#expire(), this.options.timeoutMs);
-    });
-  }
-
-  /** Gives up on the waiters past their deadline (the echo leaves the synchronous set), then re-arms. */
-  #expire(): void {
-    this.#deadlineTimer = undefined;
-    const now = performance.now();
-    const ds = this.#deadlines;
-    while (this.#deadlineHead < ds.length) {
-      const w = ds[this.#deadlineHead] as Waiter;
-      const list = this.#waiters.get(w.seq);
-      const i = list ? list.indexOf(w) : -1;
-      if (i < 0) {
-        this.#deadlineHead++; // resolved already
-        continue;
-      }
-      if (w.deadline > now) break;
-      this.#deadlineHead++;
-      if (list && list.length === 1) this.#waiters.delete(w.seq);
-      else list?.splice(i, 1);
-      this.#setInSync(false, `mutation ${w.seq} not applied within ${this.options.timeoutMs} ms`);
-      w.resolve(false);
-    }
-    if (this.#deadlineHead > 1024 && this.#deadlineHead * 2 > ds.length) {
-      this.#deadlines = ds.slice(this.#deadlineHead);
-      this.#deadlineHead = 0;
-    }
-    const next = this.#deadlines[this.#deadlineHead];
-    if (next && !this.#closed)
-      this.#deadlineTimer = setTimeout(() => this.#expire(), Math.max(1, next.deadline - now));
+    return this.#waiters.wait(seq, this.options.timeoutMs);
   }
 
   /** Whether the echo has applied every mutation in `seqs`. */
@@ -384,11 +343,7 @@ export class EchoReplicator {
     this.#unapplied.delete(m.seq);
     this.#applied++;
     if (m.seq > this.#appliedSeq) this.#appliedSeq = m.seq;
-    const waiting = this.#waiters.get(m.seq);
-    if (waiting) {
-      this.#waiters.delete(m.seq);
-      for (const w of waiting) w.resolve(true);
-    }
+    this.#waiters.settle(m.seq);
     if (!this.#inSync && this.#unapplied.size === 0)
       this.#setInSync(true, 'caught up: every mutation applied');
   }
@@ -403,12 +358,7 @@ export class EchoReplicator {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.#deadlineTimer);
-    this.#deadlineTimer = undefined;
-    for (const list of this.#waiters.values()) for (const w of list) w.resolve(false);
-    this.#waiters.clear();
-    this.#deadlines = [];
-    this.#deadlineHead = 0;
+    this.#waiters.settleAll(false);
     this.#backlog = [];
     await this.#pool.destroy();
   }

@@ -3,6 +3,7 @@
 // ServiceReplication's; this module only decides when an entry may be logged.
 import { REPLAYED_HEADERS, type Mutation, type MutationKind } from './mutation.js';
 import type { MutationRequest } from './replication-types.js';
+import { SeqWaiters } from './seq-waiters.js';
 
 /**
  * The log entry of seq `seq` for `request`: an `apply` entry keeps the request's replayed headers and
@@ -39,11 +40,8 @@ export class Sequencer {
   readonly #unresolved = new Set<number>();
   /** Resolved seqs waiting for an earlier one to be resolved, with who resolved them. */
   readonly #resolved = new Map<number, { m: Mutation; by: string | undefined }>();
-  /** Waiters for a seq's release, by seq; and all of them in deadline order, under one timer. */
-  readonly #releasedWaiters = new Map<number, ReleaseWaiter[]>();
-  #deadlines: ReleaseWaiter[] = [];
-  #deadlineHead = 0;
-  #deadlineTimer: NodeJS.Timeout | undefined;
+  /** Waiters for a seq's release (one timer for all). */
+  readonly #releasedWaiters = new SeqWaiters();
 
   /**
    * @param released the last seq released (the log's last seq) — read at every release
@@ -102,13 +100,7 @@ export class Sequencer {
       if (!next) break;
       this.#resolved.delete(next.m.seq);
       this.release(next.m, next.by);
-      const waiters = this.#releasedWaiters.get(next.m.seq);
-      if (waiters === undefined) continue;
-      this.#releasedWaiters.delete(next.m.seq);
-      for (const w of waiters) {
-        w.done = true;
-        w.resolve(true);
-      }
+      this.#releasedWaiters.settle(next.m.seq);
     }
   }
 
@@ -118,71 +110,11 @@ export class Sequencer {
    */
   waitReleased(seq: number, timeoutMs: number): Promise<boolean> {
     if (this.released() >= seq) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const w: ReleaseWaiter = { resolve, deadline: performance.now() + timeoutMs, done: false };
-      const list = this.#releasedWaiters.get(seq);
-      if (list) list.push(w);
-      else this.#releasedWaiters.set(seq, [w]);
-      const last = this.#deadlines.at(-1);
-      if (last !== undefined && w.deadline < last.deadline) {
-        // A shorter timeout than an earlier waiter's: a timer of its own.
-        const timer = setTimeout(() => {
-          if (w.done) return;
-          w.done = true;
-          resolve(false);
-        }, timeoutMs);
-        w.resolve = (released) => {
-          clearTimeout(timer);
-          resolve(released);
-        };
-        return;
-      }
-      this.#deadlines.push(w);
-      this.#deadlineTimer ??= setTimeout(() => this.#expire(), timeoutMs);
-    });
-  }
-
-  /** Gives up on the waiters past their deadline, drops the released ones, then re-arms the timer. */
-  #expire(): void {
-    this.#deadlineTimer = undefined;
-    const now = performance.now();
-    const ds = this.#deadlines;
-    while (this.#deadlineHead < ds.length) {
-      const w = ds[this.#deadlineHead] as ReleaseWaiter;
-      if (!w.done && w.deadline > now) break;
-      this.#deadlineHead++;
-      if (w.done) continue;
-      // Left in its seq's list (marked done): resolving it again on release does nothing.
-      w.done = true;
-      w.resolve(false);
-    }
-    if (this.#deadlineHead > 1024 && this.#deadlineHead * 2 > ds.length) {
-      this.#deadlines = ds.slice(this.#deadlineHead);
-      this.#deadlineHead = 0;
-    }
-    const next = this.#deadlines[this.#deadlineHead];
-    if (next) this.#deadlineTimer = setTimeout(() => this.#expire(), Math.max(1, next.deadline - now));
+    return this.#releasedWaiters.wait(seq, timeoutMs);
   }
 
   /** Wakes every waiter (closing): they resolve true and find the service closed. */
   wakeAll(): void {
-    for (const list of this.#releasedWaiters.values())
-      for (const w of list) {
-        w.done = true;
-        w.resolve(true);
-      }
-    this.#releasedWaiters.clear();
-    clearTimeout(this.#deadlineTimer);
-    this.#deadlineTimer = undefined;
-    this.#deadlines = [];
-    this.#deadlineHead = 0;
+    this.#releasedWaiters.settleAll(true);
   }
-}
-
-interface ReleaseWaiter {
-  resolve: (released: boolean) => void;
-  /** performance.now() past which it gives up. */
-  deadline: number;
-  /** Resolved already (released, or given up). */
-  done: boolean;
 }
