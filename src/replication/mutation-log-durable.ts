@@ -1,7 +1,6 @@
-import { close, constants, fsync, ftruncate, open } from 'node:fs';
+import { constants } from 'node:fs';
 import { readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import type { Mutation } from './mutation.js';
 import { MutationLog } from './mutation-log.js';
@@ -15,12 +14,16 @@ import {
   segmentName,
 } from './mutation-log-segment.js';
 import { GENESIS_FILE, scanLogDir, type LogSegment } from './mutation-log-recover.js';
-import { nodeMutationLogIo, pendingBatch, type MutationLogIo, type PendingBatch } from './mutation-log-io.js';
-
-const openAsync = promisify(open);
-const closeAsync = promisify(close);
-const fsyncAsync = promisify(fsync);
-const ftruncateAsync = promisify(ftruncate);
+import {
+  closeAsync,
+  fsyncAsync,
+  ftruncateAsync,
+  nodeMutationLogIo,
+  openAsync,
+  pendingBatch,
+  type MutationLogIo,
+  type PendingBatch,
+} from './mutation-log-io.js';
 
 /**
  * How the active segment is opened with the real file writes: `O_DSYNC`, so the write of a batch is

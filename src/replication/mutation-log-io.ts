@@ -1,6 +1,7 @@
 // The file writes of the durable mutation log (mutation-log-durable.ts): the seam tests use to make a
 // write fail, and the group-commit batch that many appends share.
-import { fdatasync, write } from 'node:fs';
+import { close, fdatasync, fsync, ftruncate, open, write } from 'node:fs';
+import { promisify } from 'node:util';
 import type { Mutation } from './mutation.js';
 
 /**
@@ -27,6 +28,12 @@ export const nodeMutationLogIo: MutationLogIo = {
   sync: (fd) =>
     new Promise<void>((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve()))),
 };
+
+/** The descriptor calls of the log's files (open, close, fsync, ftruncate), as promises. */
+export const openAsync = promisify(open);
+export const closeAsync = promisify(close);
+export const fsyncAsync = promisify(fsync);
+export const ftruncateAsync = promisify(ftruncate);
 
 /** Appends written and fsynced together: one promise for all of them (no allocation per append). */
 export interface PendingBatch {

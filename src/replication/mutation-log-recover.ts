@@ -1,11 +1,9 @@
 // Opening the durable mutation log (mutation-log-durable.ts): the scan of its directory — the stream
 // name, the genesis marker, the segments in seq order with a torn tail cut off and the segments before a
 // gap dropped. The log keeps what this finds and continues from there.
-import { close, fsync, ftruncate, open } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { mkdir, readdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import {
   FLAG_AFTER_GAP,
   FLAG_AFTER_SKIP,
@@ -14,12 +12,7 @@ import {
   scanSegment,
   segmentHeader,
 } from './mutation-log-segment.js';
-import type { MutationLogIo } from './mutation-log-io.js';
-
-const openAsync = promisify(open);
-const closeAsync = promisify(close);
-const fsyncAsync = promisify(fsync);
-const ftruncateAsync = promisify(ftruncate);
+import { closeAsync, fsyncAsync, ftruncateAsync, openAsync, type MutationLogIo } from './mutation-log-io.js';
 
 /** The marker file of a log that began with its service's state (`DurableMutationLog.markGenesis`). */
 export const GENESIS_FILE = 'genesis';
