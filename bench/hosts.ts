@@ -21,6 +21,7 @@ import type { SyncStats } from '../src/sync/index.js';
 import { verifyTrees } from '../src/sync/index.js';
 import { netnsSupport, NetnsLab } from '../test/lib/netns.js';
 import { NetnsCluster, type ClusterDecision, type FirstOk, type LoadRun } from '../test/lib/netns-cluster.js';
+import { rsyncStatsBytes } from './lib/sync-rsync.js';
 import { runWriter } from './lib/sync-writer.js';
 
 const quick = process.argv.includes('--quick');
@@ -149,11 +150,7 @@ async function syncRows(lines: string[]): Promise<Record<string, unknown>> {
     ]);
     const seconds = (performance.now() - t) / 1000;
     if (r.status !== 0) throw new Error(`rsync failed: ${r.stderr}`);
-    const num = (label: string): number => {
-      const m = new RegExp(`${label}: ([\\d,]+)`).exec(r.stdout);
-      return m ? Number((m[1] as string).replace(/,/g, '')) : NaN;
-    };
-    return { bytes: num('Total bytes sent') + num('Total bytes received'), seconds };
+    return { bytes: rsyncStatsBytes(r.stdout), seconds };
   }
 
   /** Starts a primary in host A on `a` and an echo in host B on `b`. */

@@ -5,6 +5,15 @@ import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 
+/** The bytes an rsync run moved both ways, from its `--stats` output (NaN if absent). */
+export function rsyncStatsBytes(stdout: string): number {
+  const num = (label: string): number => {
+    const m = new RegExp(`${label}: ([\\d,]+)`).exec(stdout);
+    return m ? Number((m[1] as string).replace(/,/g, '')) : NaN;
+  };
+  return num('Total bytes sent') + num('Total bytes received');
+}
+
 export interface RsyncRun {
   readonly bytes: number;
   readonly seconds: number;
@@ -72,11 +81,7 @@ export class RsyncDaemon {
     );
     const seconds = (performance.now() - t) / 1000;
     if (r.status !== 0) throw new Error(`rsync failed: ${r.stderr}`);
-    const num = (label: string): number => {
-      const m = new RegExp(`${label}: ([\\d,]+)`).exec(r.stdout);
-      return m ? Number((m[1] as string).replace(/,/g, '')) : NaN;
-    };
-    return { bytes: num('Total bytes sent') + num('Total bytes received'), seconds };
+    return { bytes: rsyncStatsBytes(r.stdout), seconds };
   }
 
   stop(): void {
