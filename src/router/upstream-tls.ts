@@ -165,7 +165,6 @@ export class UpstreamDialer {
         clearTimeout(timer);
         // A graceful close: the ingress has the whole handshake, and checks the instance, first.
         socket.end();
-        socket.once('close', () => undefined);
         resolve(true);
       });
       socket.once('error', () => {
