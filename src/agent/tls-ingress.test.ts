@@ -77,60 +77,68 @@ describe('TLS ingress', () => {
     expect(ingress.stats().forwarded).toBe(before + 1);
   });
 
-  it('connections to one instance that arrive together share one check of /proc (a failover opens many at once)', async () => {
+  /** Starts an instance that answers `<id> answers` on a port of its own; gives the port. */
+  async function startAnswering(id: string): Promise<number> {
     const port = await host!.local.allocatePort();
     await host!.startInstance(
-      'web-2',
-      `require('http').createServer((q, s) => s.end('web-2 answers')).listen(${port}, '127.0.0.1')`,
+      id,
+      `require('http').createServer((q, s) => s.end('${id} answers')).listen(${port}, '127.0.0.1')`,
       port,
     );
+    return port;
+  }
+
+  /** Counts the ingress's checks of /proc (the local runtime's footprint calls) until restored. */
+  function countChecks(): { readonly count: number; restore(): void } {
     const local = host!.local;
     const footprint = local.footprint.bind(local);
-    let checks = 0;
+    let count = 0;
     local.footprint = async (id) => {
-      checks++;
+      count++;
       return footprint(id);
     };
+    return {
+      get count() {
+        return count;
+      },
+      restore: () => {
+        local.footprint = footprint;
+      },
+    };
+  }
+
+  it('connections to one instance that arrive together share one check of /proc (a failover opens many at once)', async () => {
+    const port = await startAnswering('web-2');
+    const checks = countChecks();
     try {
       const replies = await Promise.all(
         Array.from({ length: 8 }, () => exchange(ingressServername('web-2', port)!, control)),
       );
       expect(replies.map((r) => /^HTTP\/1\.1 200/.test(r.reply))).toEqual(Array(8).fill(true));
-      expect(checks).toBe(1);
+      expect(checks.count).toBe(1);
     } finally {
-      local.footprint = footprint;
+      checks.restore();
     }
   });
 
   it('a router’s warm-up dial (before a failover switches to the instance) leaves it checked: the connection that follows finds the check done', async () => {
-    const port = await host!.local.allocatePort();
-    await host!.startInstance(
-      'web-3',
-      `require('http').createServer((q, s) => s.end('web-3 answers')).listen(${port}, '127.0.0.1')`,
-      port,
-    );
+    const port = await startAnswering('web-3');
     const dialer = new UpstreamDialer();
     // The instance's address is only a key here: the ingress that serves it is this agent's port.
     dialer.set({ ...control, ingressOf: () => ({ host: '127.0.0.1', port: apiPort }) });
     const target = { id: 'web-3', host: '192.0.2.10', port };
-    const local = host!.local;
-    const footprint = local.footprint.bind(local);
-    let checks = 0;
-    local.footprint = async (id) => {
-      checks++;
-      return footprint(id);
-    };
+    const checks = countChecks();
     try {
       expect(await dialer.warm(target, 5000)).toBe(true);
-      for (let i = 0; i < 100 && checks === 0; i++) await new Promise((r) => setTimeout(r, 10));
-      expect(checks).toBe(1);
+      for (let i = 0; i < 100 && checks.count === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(checks.count).toBe(1);
       const { reply } = await exchange(ingressServername('web-3', port)!, control);
       expect(reply).toMatch(/^HTTP\/1\.1 200/);
-      expect(checks).toBe(1);
+      expect(checks.count).toBe(1);
       // An instance on the router's own machine is dialled in plain TCP: nothing to warm.
       expect(await dialer.warm({ ...target, host: '127.0.0.1' }, 5000)).toBe(false);
     } finally {
-      local.footprint = footprint;
+      checks.restore();
     }
   });
 

@@ -378,13 +378,21 @@ describe('ClusterHosts', () => {
     const fenced = (fenceAfterMs: number): HostRecord => ({ ...hostRec('h1', 'z1'), fenceAfterMs });
     const waits = (): ControlDecision[] =>
       seen.filter((d) => d.kind === 'host-lost' && d.what.startsWith('failover of'));
-
-    it('does not fail its primary over before the host’s self-fence deadline: one pending decision says it waits and how long, then the echo takes over', async () => {
+    /** kv-1 on h1, whose agent publishes the bound `fenceAfterMs`, and its echo kv-2 on h2: started. */
+    const fencedPair = (
+      fenceAfterMs: number,
+      fenceMarginMs?: number,
+    ): { directory: Directory; hosts: ClusterHosts } => {
       records = [rec('kv-1', 'primary', 'h1'), rec('kv-2', 'echo', 'h2')];
       const directory = new Directory();
-      directory.hosts = [fenced(400), hostRec('h2', 'z2'), hostRec('h3', 'z1')];
-      const hosts = make(directory, 5000, { fenceMarginMs: 50 });
+      directory.hosts = [fenced(fenceAfterMs), hostRec('h2', 'z2'), hostRec('h3', 'z1')];
+      const hosts = make(directory, 5000, fenceMarginMs === undefined ? {} : { fenceMarginMs });
       hosts.start();
+      return { directory, hosts };
+    };
+
+    it('does not fail its primary over before the host’s self-fence deadline: one pending decision says it waits and how long, then the echo takes over', async () => {
+      const { hosts } = fencedPair(400, 50);
       await sleep(50);
       const silencedAt = Date.now();
       silent.add('h1');
@@ -406,12 +414,8 @@ describe('ClusterHosts', () => {
     });
 
     it('counts the wait from when the first unanswered heartbeat was sent (the cut came before it could be answered)', async () => {
-      records = [rec('kv-1', 'primary', 'h1'), rec('kv-2', 'echo', 'h2')];
-      const directory = new Directory();
       // A bound long enough that the wait is certain, even on a loaded machine.
-      directory.hosts = [fenced(5000), hostRec('h2', 'z2'), hostRec('h3', 'z1')];
-      const hosts = make(directory, 5000, { fenceMarginMs: 50 });
-      hosts.start();
+      const { hosts } = fencedPair(5000, 50);
       await sleep(50);
       silent.add('h1');
       await until('the wait', () => hosts.fenceWaiting('h1'));
@@ -424,11 +428,7 @@ describe('ClusterHosts', () => {
     });
 
     it('prepares the failover while it waits (the echo planned to take over, once), and never for a failover that does not wait', async () => {
-      records = [rec('kv-1', 'primary', 'h1'), rec('kv-2', 'echo', 'h2')];
-      const directory = new Directory();
-      directory.hosts = [fenced(60_000), hostRec('h2', 'z2'), hostRec('h3', 'z1')];
-      const hosts = make(directory, 5000, { fenceMarginMs: 50 });
-      hosts.start();
+      const { directory, hosts } = fencedPair(60_000, 50);
       silent.add('h1');
       await until('the wait', () => hosts.fenceWaiting('h1'));
       expect(prepared).toEqual([{ id: 'kv-1', echo: 'kv-2', failoversBefore: 0 }]);
@@ -443,11 +443,7 @@ describe('ClusterHosts', () => {
     });
 
     it('the host answering again before the deadline: no failover, the wait settles skipped', async () => {
-      records = [rec('kv-1', 'primary', 'h1'), rec('kv-2', 'echo', 'h2')];
-      const directory = new Directory();
-      directory.hosts = [fenced(5000), hostRec('h2', 'z2'), hostRec('h3', 'z1')];
-      const hosts = make(directory, 5000, { fenceMarginMs: 50 });
-      hosts.start();
+      const { hosts } = fencedPair(5000, 50);
       silent.add('h1');
       await until('the wait', () => hosts.fenceWaiting('h1'));
       silent.delete('h1');
@@ -458,11 +454,7 @@ describe('ClusterHosts', () => {
     });
 
     it('its lease lapsing during the wait: the failover goes on at once (a lapsed lease outlasts the self-fence)', async () => {
-      records = [rec('kv-1', 'primary', 'h1'), rec('kv-2', 'echo', 'h2')];
-      const directory = new Directory();
-      directory.hosts = [fenced(60_000), hostRec('h2', 'z2'), hostRec('h3', 'z1')];
-      const hosts = make(directory, 5000, { fenceMarginMs: 50 });
-      hosts.start();
+      const { directory, hosts } = fencedPair(60_000, 50);
       silent.add('h1');
       await until('the wait', () => hosts.fenceWaiting('h1'));
       expect(lost).toEqual([]);
@@ -473,11 +465,7 @@ describe('ClusterHosts', () => {
     });
 
     it('self-fencing off (fenceAfterMs 0): the failover waits for the lease to lapse, saying so', async () => {
-      records = [rec('kv-1', 'primary', 'h1'), rec('kv-2', 'echo', 'h2')];
-      const directory = new Directory();
-      directory.hosts = [fenced(0), hostRec('h2', 'z2'), hostRec('h3', 'z1')];
-      const hosts = make(directory);
-      hosts.start();
+      const { directory, hosts } = fencedPair(0);
       silent.add('h1');
       await until('the wait', () => hosts.fenceWaiting('h1'));
       await sleep(200);
