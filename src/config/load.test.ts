@@ -203,12 +203,22 @@ describe('spec parsing', () => {
     expect(problems[0]?.message).toMatch(/drop partitionBy or use order: serial/);
   });
 
-  it('takes echo.mutations.batch with pipelined order (max defaults to 64) and rejects it with serial order', () => {
+  it('takes echo.mutations.batch with pipelined order (max defaults to 64, linger to 20 ms) and rejects it with serial order', () => {
     const batched = parseSpecText(
       `services:\n  - name: a\n    command: [x]\n    echo: { mode: hot, mutations: { order: pipelined, batch: { path: /_understudy/batch } } }\n`,
       'u.yaml',
     ).services[0]!;
-    expect(batched.echo.mutations.batch).toEqual({ path: '/_understudy/batch', max: 64, inflight: 2 });
+    expect(batched.echo.mutations.batch).toEqual({
+      path: '/_understudy/batch',
+      max: 64,
+      inflight: 2,
+      linger: 20,
+    });
+    const lingering = parseSpecText(
+      `services:\n  - name: a\n    command: [x]\n    echo: { mode: hot, consistency: async, mutations: { order: pipelined, batch: { path: /b, linger: 50ms } } }\n`,
+      'u.yaml',
+    ).services[0]!;
+    expect(lingering.echo.mutations.batch?.linger).toBe(50);
     const problems = problemsOf(
       `services:\n  - name: a\n    command: [x]\n    echo: { mode: hot, mutations: { batch: { path: /b, max: 8 } } }\n`,
     );

@@ -138,6 +138,13 @@ export const mutationsSchema = z.strictObject({
       max: z.number().int().min(1).max(4096).default(64),
       /** Batches in flight to one echo at once; what becomes ready meanwhile waits for the next. @default 2 */
       inflight: z.number().int().min(1).max(64).default(2),
+      /**
+       * Async consistency only: how long a batch that is not full may wait for more mutations before it
+       * leaves (Kafka's `linger.ms`). Fewer, larger batches cost the router and the echo less CPU per
+       * write; the echo lags by up to this much more, and a failover or switchover sends what waits at
+       * once. Write-through batches leave at once (a client waits for them). @default 20ms
+       */
+      linger: duration.default(20),
     })
     .optional(),
 });

@@ -4,7 +4,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { SeqGate, applyBatch, decodeBatch, readSequence } from '../../examples/lib/seq-gate.mjs';
 import { EchoReplicator } from './echo-replicator.js';
 import type { Mutation } from './mutation.js';
-import { ASYNC_BATCH_COALESCE_MS, ServiceReplication } from './service-replication.js';
+import { DEFAULT_BATCH_LINGER_MS } from './batch.js';
+import { ServiceReplication } from './service-replication.js';
 
 const BATCH_PATH = '/_understudy/batch';
 
@@ -280,11 +281,11 @@ describe('batched write-through (ServiceReplication)', () => {
       const echo = await startEcho(`e-${consistency}-fill`);
       const repl = new ServiceReplication({
         service: 'kv',
-        rules: { ...rules, strict: false },
+        // linger is ignored by write-through.
+        rules: { ...rules, strict: false, batch: { ...rules.batch, linger: 300 } },
         consistency,
         epoch: () => 1,
         stream: `${consistency}-fill`,
-        asyncBatchCoalesceMs: 300, // ignored by write-through
       });
       repl.addEcho({ instanceId: echo.id, host: '127.0.0.1', port: echo.port }, 0);
       try {
@@ -304,8 +305,32 @@ describe('batched write-through (ServiceReplication)', () => {
         await repl.close();
       }
     }
-    // The default an async service gets.
-    expect(ASYNC_BATCH_COALESCE_MS).toBe(5);
+    // The default an async service gets (the spec's default: config/load.test.ts).
+    expect(DEFAULT_BATCH_LINGER_MS).toBe(20);
+  });
+
+  it('async service: a full batch leaves without waiting for the linger, and a catch-up wait (failover) sends what lingers at once', async () => {
+    const echo = await startEcho('e-linger');
+    const repl = new ServiceReplication({
+      service: 'kv',
+      // An hour's linger: only a full batch or a catch-up wait can send anything.
+      rules: { ...rules, strict: false, batch: { ...rules.batch, max: 4, linger: 3_600_000 } },
+      consistency: 'async',
+      epoch: () => 1,
+      stream: 'linger',
+    });
+    repl.addEcho({ instanceId: echo.id, host: '127.0.0.1', port: echo.port }, 0);
+    try {
+      for (let i = 0; i < 6; i++) repl.resolve(repl.sequence(), put(`l${i}`, `v${i}`), 'apply', 'primary');
+      // The first four fill a batch: they leave at once; the other two linger.
+      await until(() => echo.history.length === 4);
+      expect(echo.batches).toEqual([4]);
+      expect(await repl.waitCaughtUp(echo.id, 5000)).toBe(true);
+      expect(echo.history.map((h) => h.key)).toEqual(['l0', 'l1', 'l2', 'l3', 'l4', 'l5']);
+      expect(echo.batches).toEqual([4, 2]);
+    } finally {
+      await repl.close();
+    }
   });
 
   it('takes a lagging echo out of the synchronous set (strict: refused), then back once its batches are applied', async () => {

@@ -32,7 +32,8 @@ export interface EchoReplicatorOptions {
   /**
    * Batched: how long a batch may wait to fill before it leaves, ms, while fewer than `max` mutations
    * are ready (nobody waits for the echo in async mode: fewer, larger batches cost the router and the
-   * echo less). @default 0: what is ready in the same turn of the event loop leaves together
+   * echo less); {@link EchoReplicator.flushNow} cuts it short. @default 0: what is ready in the same
+   * turn of the event loop leaves together
    */
   coalesceMs?: number;
 }
@@ -81,6 +82,8 @@ export class EchoReplicator {
   #backlog: Mutation[] = [];
   #sending = 0;
   #pumpScheduled = false;
+  /** Batched with `coalesceMs`: the timer a batch that is not full waits on. */
+  #lingering: ReturnType<typeof setTimeout> | undefined;
   #appliedSeq = 0;
   #applied = 0;
   #failures = 0;
@@ -122,6 +125,18 @@ export class EchoReplicator {
   waitApplied(seq: number): Promise<boolean> {
     if (!this.#unapplied.has(seq) || this.#closed) return Promise.resolve(!this.#unapplied.has(seq));
     return this.#waiters.wait(seq, this.options.timeoutMs);
+  }
+
+  /**
+   * Sends what waits for its batch to fill ({@link EchoReplicatorOptions.coalesceMs}) at once: a
+   * failover or switchover waiting for this echo to catch up must not wait for the linger.
+   */
+  flushNow(): void {
+    if (this.#lingering === undefined) return;
+    clearTimeout(this.#lingering);
+    this.#lingering = undefined;
+    this.#pumpScheduled = false;
+    if (this.options.batch) this.#pumpBatches(this.options.batch);
   }
 
   /** Whether the echo has applied every mutation in `seqs`. */
@@ -210,18 +225,24 @@ export class EchoReplicator {
   /** Pipelined: keeps up to `window` mutations in flight, oldest first. */
   #pump(): void {
     if (this.options.batch) {
+      const batch = this.options.batch;
+      // A full batch does not wait for the rest of the linger.
+      if (this.#lingering && this.#backlog.length >= batch.max) {
+        this.flushNow();
+        return;
+      }
       // Batched: entries that become ready in the same turn of the event loop (the primary's group
       // commit answers many writes at once) leave in one batch.
       if (this.#pumpScheduled) return;
       this.#pumpScheduled = true;
-      const batch = this.options.batch;
-      const go = (): void => {
-        this.#pumpScheduled = false;
-        this.#pumpBatches(batch);
-      };
       const delay = this.options.coalesceMs ?? 0;
-      if (delay > 0 && this.#backlog.length < batch.max) setTimeout(go, delay);
-      else setImmediate(go);
+      if (delay > 0 && this.#backlog.length < batch.max)
+        this.#lingering = setTimeout(() => this.flushNow(), delay);
+      else
+        setImmediate(() => {
+          this.#pumpScheduled = false;
+          this.#pumpBatches(batch);
+        });
       return;
     }
     const window = this.options.pipelined?.window ?? 1;
@@ -358,6 +379,8 @@ export class EchoReplicator {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#lingering);
+    this.#lingering = undefined;
     this.#waiters.settleAll(false);
     this.#backlog = [];
     await this.#pool.destroy();

@@ -65,12 +65,6 @@ export interface ServiceReplicationOptions {
   /** Pipelined order: mutations in flight to one echo at once. @default 128 */
   window?: number;
   /**
-   * Async consistency, batched replication: how long a batch to an echo may wait to fill, ms (0: what is
-   * ready in one turn of the event loop leaves at once; write-through always does).
-   * @default 5 (ASYNC_BATCH_COALESCE_MS)
-   */
-  asyncBatchCoalesceMs?: number;
-  /**
    * How to ask an instance which seq it consumed last (the spec's `echo.mutations.appliedSeq`).
    * Pipelined order over a reopened durable log: no seq is handed out until the primary has been asked
    * (the seqs it consumed beyond the log are logged as skips first), so that none is handed out twice.
