@@ -25,8 +25,11 @@ export async function startSpecUp(name: string, specText: string): Promise<SpecU
   writeFileSync(spec, specText);
   const dataDir = join(work, 'data');
   // UNDERSTUDY_BENCH_CPU_PROF=<dir>: the control process writes a V8 CPU profile there when it stops.
+  // UNDERSTUDY_BENCH_NODE_ARGS: more node flags for it (e.g. --perf-basic-prof, for `perf record`: a
+  // V8 profile counts a process waiting for a CPU inside a system call as time spent there).
   const prof = process.env.UNDERSTUDY_BENCH_CPU_PROF;
-  const nodeArgs = prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : [];
+  const extra = process.env.UNDERSTUDY_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const nodeArgs = [...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : []), ...extra];
   const up = spawn(
     process.execPath,
     [...nodeArgs, join(root, 'bin/understudy.js'), 'up', spec, '-d', dataDir],
