@@ -178,6 +178,42 @@ describe('DurableMutationLog', () => {
     await again.close();
   });
 
+  it('with flushIntervalMinBatch, a lone writer is written at once and only appends after a large enough batch wait for the interval', async () => {
+    const dir = tempDir();
+    let writes = 0;
+    const io: MutationLogIo = {
+      write: (fd, buf) => (writes++, nodeMutationLogIo.write(fd, buf)),
+      sync: nodeMutationLogIo.sync,
+    };
+    // A second's interval (close waits for it): 50 ms after a batch, nothing that waits is written yet.
+    const log = await DurableMutationLog.open({
+      dir,
+      io,
+      flushIntervalMs: 1000,
+      flushIntervalMinBatch: 3,
+    });
+    const before = writes;
+    const soon = (): Promise<void> => new Promise((r) => setTimeout(r, 50));
+    // A lone writer: each append follows a batch of one, so none waits for the interval.
+    for (let s = 1; s <= 4; s++) {
+      void log.append(mutation(s));
+      await soon();
+      expect(log.durableSeq).toBe(s);
+    }
+    expect(writes - before).toBe(4);
+    // Three appends in one turn: one batch of three, written at once (the batch before held one).
+    await Promise.all([5, 6, 7].map((s) => log.append(mutation(s))));
+    expect(writes - before).toBe(5);
+    // After a batch of three, the next append waits for the interval.
+    const waiting = log.append(mutation(8));
+    await soon();
+    expect(log.durableSeq).toBe(7);
+    await log.close(); // writes what waits, once the interval has passed
+    await waiting;
+    expect(writes - before).toBe(6);
+    expect(log.durableSeq).toBe(8);
+  });
+
   it('rotates segments by size and replays across them from disk after a reopen', async () => {
     const dir = tempDir();
     const log = await DurableMutationLog.open({ dir, segmentBytes: 1000 });

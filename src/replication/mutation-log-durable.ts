@@ -56,6 +56,12 @@ export interface DurableMutationLogOptions {
    * @default 0
    */
   flushIntervalMs?: number;
+  /**
+   * The interval applies only after a batch of at least this many appends (PostgreSQL's
+   * `commit_siblings` beside its `commit_delay`): a lone writer's append is written at once, while
+   * under concurrent load appends share larger batches. @default 1 (always)
+   */
+  flushIntervalMinBatch?: number;
   /** Clock, ms. @default Date.now */
   now?: () => number;
   /** Test hook: called during a rotation by size, after the new segment's header is written and before it is synced. */
@@ -106,6 +112,9 @@ export class DurableMutationLog {
   readonly #dsync: boolean;
   readonly #now: () => number;
   readonly #flushIntervalMs: number;
+  readonly #flushIntervalMinBatch: number;
+  /** Appends in the batch written last (the interval applies after a large enough one). */
+  #lastBatchSize = 0;
   /** performance.now() when the last batch write started. */
   #lastFlushAt = -Infinity;
   readonly #onRotate: (() => void) | undefined;
@@ -143,6 +152,7 @@ export class DurableMutationLog {
     this.#dsync = options.io === undefined;
     this.#now = options.now ?? Date.now;
     this.#flushIntervalMs = options.flushIntervalMs ?? 0;
+    this.#flushIntervalMinBatch = options.flushIntervalMinBatch ?? 1;
     this.#onRotate = options.onRotate;
     this.#tail = new MutationLog({ maxBytes: this.#memoryBytes });
     this.#recovery = {
@@ -322,7 +332,7 @@ export class DurableMutationLog {
 
   #kick(): void {
     if (this.#flushing) return;
-    const wait = this.#lastFlushAt + this.#flushIntervalMs - performance.now();
+    const wait = this.#lastFlushAt + this.#interval() - performance.now();
     this.#flushing = new Promise<void>((r) => (wait > 0 ? setTimeout(r, wait) : setImmediate(r)))
       .then(() => this.#flushLoop())
       .finally(() => {
@@ -331,13 +341,19 @@ export class DurableMutationLog {
       });
   }
 
+  /** The least time from the start of the last batch write to the next one's, ms. */
+  #interval(): number {
+    return this.#lastBatchSize >= this.#flushIntervalMinBatch ? this.#flushIntervalMs : 0;
+  }
+
   async #flushLoop(): Promise<void> {
     for (let batch = this.#pending; batch !== undefined; batch = this.#pending) {
       this.#pending = undefined;
       this.#lastFlushAt = performance.now();
+      this.#lastBatchSize = batch.bufs.length;
       await this.#flushBatch(batch);
       // With an interval, the next batch waits for it (#kick, once this loop is done).
-      if (this.#flushIntervalMs > 0) return;
+      if (this.#interval() > 0) return;
     }
   }
 
