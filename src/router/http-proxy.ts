@@ -74,6 +74,8 @@ class Exchange implements QueuedExchange, AttemptOwner {
   #resume: (() => void) | undefined;
   #held: Buffer[] | undefined;
   #decision: InterceptDecision | undefined;
+  /** Index in the upstream headers of the value of the decision's `epochHeader` (-1: none), set per attempt. */
+  #epochAt = -1;
   #rreq: RouterRequest | undefined;
   readonly #startedAt = performance.now();
   readonly #up: ReturnType<typeof upstreamRequestHeaders>;
@@ -281,6 +283,10 @@ class Exchange implements QueuedExchange, AttemptOwner {
       return;
     }
     if (d?.headers) for (const k of Object.keys(d.headers)) this.#up.headers.push(k, d.headers[k] as string);
+    if (d?.epochHeader !== undefined) {
+      // The router's epoch for now (what a shadow copy carries); #send writes each attempt's backend's.
+      this.#epochAt = this.#up.headers.push(d.epochHeader, String(this.ctx.set.epoch)) - 1;
+    }
     this.#forward();
   }
 
@@ -333,6 +339,8 @@ class Exchange implements QueuedExchange, AttemptOwner {
     const n = ++this.attempt;
     this.#abort = undefined;
     this.#attemptStart = performance.now();
+    // Stamped per attempt: a request held across a switch or retried elsewhere carries its backend's epoch.
+    if (this.#epochAt >= 0) this.#up.headers[this.#epochAt] = String(b.epoch);
     // The request head as sent (`METHOD path HTTP/1.1\r\n`, headers, blank line); the body as it is sent.
     b.bytesOut += this.#method.length + this.#path.length + 11 + headBytes(this.#up.headers);
     const body = this.#stream ? this.req : this.#body === null || this.#body.length === 0 ? null : this.#body;

@@ -57,6 +57,13 @@ export interface InterceptDecision {
   /** Extra request headers sent to the primary (e.g. a replication sequence number). */
   readonly headers?: Readonly<Record<string, string>>;
   /**
+   * Name of a request header (lower-case, e.g. `x-understudy-epoch`; not also in `headers`) the router
+   * sets on every attempt to the epoch of the backend that attempt goes to: a request held across a
+   * switch, or retried on the promoted primary, carries the epoch of the primary it reaches, never the
+   * one current when the interceptor ran. Shadow copies carry the router's epoch at forwarding time.
+   */
+  readonly epochHeader?: string;
+  /**
    * Write-through: called when the primary's response headers arrive, before anything reaches the
    * client. The response (headers and body) is held until the promise settles; a rejection counts as
    * `{release: false, status: 503, …}`. The primary's response body is buffered meanwhile.
