@@ -292,10 +292,11 @@ export class ServiceReplication {
 
   /**
    * The primary applied the mutation: log it and replay it on every echo. Releases the partition (the
-   * echoes keep the order themselves). Returns the logged mutation.
+   * echoes keep the order themselves). Logged under `request.epoch` (the epoch it was sent and applied
+   * under) when given, else the current epoch. Returns the logged mutation.
    */
   commit(ticket: MutationTicket, request: MutationRequest): Mutation {
-    const m = entryOf(this.log.lastSeq + 1, request, 'apply', this.options.epoch());
+    const m = entryOf(this.log.lastSeq + 1, request, 'apply', request.epoch ?? this.options.epoch());
     m.partition = ticket.partition;
     this.#append(m);
     ticket.release();

@@ -1,0 +1,188 @@
+// The replication glue with a real router and real HTTP primaries on 127.0.0.1: which epoch a write carries
+// to the primary that applies it, and which epoch it is logged (and replayed) under, when the write is held
+// or retried across a promotion.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { Agent, request } from 'undici';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Router } from '../router/index.js';
+import { replicationHooks } from './router-glue.js';
+import { ServiceReplication } from './service-replication.js';
+
+/** One request as a primary received it: every `x-understudy-epoch` line, and the seq header. */
+interface Received {
+  epochs: string[];
+  seq: string | undefined;
+}
+
+interface Primary {
+  id: string;
+  port: number;
+  received: Received[];
+  /** Resolves when the primary has received its first request. */
+  arrived: Promise<void>;
+  close(): Promise<void>;
+}
+
+const cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  while (cleanups.length) await (cleanups.pop() as () => Promise<unknown>)().catch(() => undefined);
+});
+
+/** A primary that records what it receives and answers 200 — or, `hang`, never answers (a dying primary). */
+async function primary(id: string, hang = false): Promise<Primary> {
+  const received: Received[] = [];
+  const sockets = new Set<Socket>();
+  let arrive: () => void = () => undefined;
+  const arrived = new Promise<void>((r) => (arrive = r));
+  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    req.resume();
+    req.on('end', () => {
+      const epochs: string[] = [];
+      for (let i = 0; i < req.rawHeaders.length; i += 2)
+        if (req.rawHeaders[i]?.toLowerCase() === 'x-understudy-epoch')
+          epochs.push(req.rawHeaders[i + 1] ?? '');
+      const seq = req.headers['x-understudy-seq'];
+      received.push({ epochs, seq: typeof seq === 'string' ? seq : undefined });
+      arrive();
+      if (hang) return;
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end(id);
+    });
+  });
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const p: Primary = {
+    id,
+    port: (server.address() as AddressInfo).port,
+    received,
+    arrived,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+  cleanups.push(() => p.close());
+  return p;
+}
+
+/** A router at epoch 1 (serving `first`, or nothing) wired to a replication of `/kv/` PUTs in `order`. */
+async function service(order: 'serial' | 'pipelined', first: Primary | undefined) {
+  const ref: { router?: Router } = {};
+  const epoch = (): number => ref.router?.epoch ?? 1;
+  const repl = new ServiceReplication({
+    service: 'kv',
+    rules: { methods: ['PUT'], paths: ['/kv/'], timeoutMs: 1000, strict: false, order },
+    consistency: 'async',
+    epoch,
+    ...(order === 'pipelined' ? { stream: 'st', window: 8 } : {}),
+  });
+  cleanups.push(() => repl.close());
+  let intercepted: () => void = () => undefined;
+  const interceptedOnce = new Promise<void>((r) => (intercepted = r));
+  const hooks = replicationHooks(repl, epoch);
+  const router = await Router.create({
+    service: 'kv',
+    epoch: 1,
+    backends: first ? [{ id: first.id, host: '127.0.0.1', port: first.port, epoch: 1 }] : [],
+    waitForBackendMs: 10_000,
+    interceptor: async (req) => {
+      const d = await hooks.interceptor(req);
+      intercepted();
+      return d;
+    },
+    afterResponse: hooks.afterResponse,
+  });
+  ref.router = router;
+  cleanups.push(() => router.close());
+  if (order === 'pipelined' && first)
+    repl.setPrimary({ instanceId: first.id, host: '127.0.0.1', port: first.port });
+  const agent = new Agent();
+  cleanups.push(() => agent.close());
+  const put = async (key: string): Promise<{ status: number; body: string }> => {
+    const res = await request(`${router.url}/kv/${key}`, { method: 'PUT', body: 'v', dispatcher: agent });
+    return { status: res.statusCode, body: await res.body.text() };
+  };
+  /** The promotion: `to` serves under epoch 2 (older backends fenced first). */
+  const promote = (to: Primary): void => {
+    router.switchTo({ id: to.id, host: '127.0.0.1', port: to.port, epoch: 2 });
+    repl.setPrimary({ instanceId: to.id, host: '127.0.0.1', port: to.port });
+  };
+  return { repl, put, promote, interceptedOnce };
+}
+
+describe('replicationHooks: the epoch of a write held or retried across a promotion (serial order)', () => {
+  it('sends a write held for a primary across the switch to the promoted one under its epoch, and logs it so', async () => {
+    const b = await primary('b');
+    const s = await service('serial', undefined);
+    // No primary while the write takes its turn (epoch 1): it waits for one.
+    const answer = s.put('k');
+    await s.interceptedOnce;
+    s.promote(b);
+    expect(await answer).toEqual({ status: 200, body: 'b' });
+    expect(b.received.map((r) => r.epochs)).toEqual([['2']]);
+    expect((s.repl.log.recent(0) ?? []).map((m) => [m.seq, m.epoch])).toEqual([[1, 2]]);
+  });
+
+  it('retries a write cut from the fenced primary on the promoted one under the new epoch, one epoch line each', async () => {
+    const a = await primary('a', true);
+    const b = await primary('b');
+    const s = await service('serial', a);
+    const answer = s.put('k');
+    await a.arrived;
+    s.promote(b);
+    expect(await answer).toEqual({ status: 200, body: 'b' });
+    expect(a.received.map((r) => r.epochs)).toEqual([['1']]);
+    expect(b.received.map((r) => r.epochs)).toEqual([['2']]);
+    expect((s.repl.log.recent(0) ?? []).map((m) => [m.seq, m.epoch])).toEqual([[1, 2]]);
+  });
+});
+
+describe('replicationHooks: pipelined order keeps the arrival stamp', () => {
+  it('retries a write cut from the fenced primary with its seq and the epoch stamped at arrival, logged under that epoch', async () => {
+    const a = await primary('a', true);
+    const b = await primary('b');
+    const s = await service('pipelined', a);
+    const answer = s.put('k');
+    await a.arrived;
+    s.promote(b);
+    expect(await answer).toEqual({ status: 200, body: 'b' });
+    // Epochs never decrease along the seq order: a later seq the old primary applied keeps epoch 1.
+    expect(a.received).toEqual([{ epochs: ['1'], seq: '1' }]);
+    expect(b.received).toEqual([{ epochs: ['1'], seq: '1' }]);
+    expect((s.repl.log.recent(0) ?? []).map((m) => [m.seq, m.kind, m.epoch])).toEqual([[1, 'apply', 1]]);
+  });
+});
+
+describe('replicationHooks: what a serial write is logged under', () => {
+  it('logs a write under the epoch of the primary that answered it, not the epoch current when it is logged', async () => {
+    let current = 5;
+    const repl = new ServiceReplication({
+      service: 'kv',
+      rules: { methods: ['PUT'], paths: ['/kv/'], timeoutMs: 1000, strict: false },
+      consistency: 'async',
+      epoch: () => current,
+    });
+    cleanups.push(() => repl.close());
+    const hooks = replicationHooks(repl, () => current);
+    const d = await hooks.interceptor({
+      id: 1,
+      service: 'kv',
+      method: 'PUT',
+      path: '/kv/k',
+      headers: {},
+      body: Buffer.from('v'),
+      remoteAddress: '127.0.0.1',
+      receivedAt: 0,
+    });
+    expect(d).toMatchObject({ epochHeader: 'x-understudy-epoch' });
+    expect(d?.headers?.['x-understudy-epoch']).toBeUndefined();
+    current = 6;
+    await d?.holdResponse?.({ statusCode: 200, backendId: 'a', epoch: 5 });
+    expect((repl.log.recent(0) ?? []).map((m) => [m.seq, m.epoch])).toEqual([[1, 5]]);
+  });
+});
