@@ -21,6 +21,8 @@ interface Primary {
   received: Received[];
   /** Resolves when the primary has received its first request. */
   arrived: Promise<void>;
+  /** `hold`: answers the requests held so far. */
+  release(): void;
   close(): Promise<void>;
 }
 
@@ -29,9 +31,17 @@ afterEach(async () => {
   while (cleanups.length) await (cleanups.pop() as () => Promise<unknown>)().catch(() => undefined);
 });
 
-/** A primary that records what it receives and answers 200 — or, `hang`, never answers (a dying primary). */
-async function primary(id: string, hang = false): Promise<Primary> {
+/**
+ * A primary that records what it receives and answers 200 — at once, or (`hold`) when released, or
+ * (`hang`) never (a dying primary).
+ */
+async function primary(id: string, mode: 'answer' | 'hold' | 'hang' = 'answer'): Promise<Primary> {
   const received: Received[] = [];
+  const held: ServerResponse[] = [];
+  const answer = (res: ServerResponse): void => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.end(id);
+  };
   const sockets = new Set<Socket>();
   let arrive: () => void = () => undefined;
   const arrived = new Promise<void>((r) => (arrive = r));
@@ -45,9 +55,8 @@ async function primary(id: string, hang = false): Promise<Primary> {
       const seq = req.headers['x-understudy-seq'];
       received.push({ epochs, seq: typeof seq === 'string' ? seq : undefined });
       arrive();
-      if (hang) return;
-      res.writeHead(200, { 'content-type': 'text/plain' });
-      res.end(id);
+      if (mode === 'answer') answer(res);
+      else if (mode === 'hold') held.push(res);
     });
   });
   server.on('connection', (s: Socket) => {
@@ -60,6 +69,9 @@ async function primary(id: string, hang = false): Promise<Primary> {
     port: (server.address() as AddressInfo).port,
     received,
     arrived,
+    release: () => {
+      for (const res of held.splice(0)) answer(res);
+    },
     close: () =>
       new Promise<void>((r) => {
         for (const s of sockets) s.destroy();
@@ -112,7 +124,7 @@ async function service(order: 'serial' | 'pipelined', first: Primary | undefined
     router.switchTo({ id: to.id, host: '127.0.0.1', port: to.port, epoch: 2 });
     repl.setPrimary({ instanceId: to.id, host: '127.0.0.1', port: to.port });
   };
-  return { repl, put, promote, interceptedOnce };
+  return { router, repl, put, promote, interceptedOnce };
 }
 
 describe('replicationHooks: the epoch of a write held or retried across a promotion (serial order)', () => {
@@ -129,7 +141,7 @@ describe('replicationHooks: the epoch of a write held or retried across a promot
   });
 
   it('retries a write cut from the fenced primary on the promoted one under the new epoch, one epoch line each', async () => {
-    const a = await primary('a', true);
+    const a = await primary('a', 'hang');
     const b = await primary('b');
     const s = await service('serial', a);
     const answer = s.put('k');
@@ -140,11 +152,23 @@ describe('replicationHooks: the epoch of a write held or retried across a promot
     expect(b.received.map((r) => r.epochs)).toEqual([['2']]);
     expect((s.repl.log.recent(0) ?? []).map((m) => [m.seq, m.epoch])).toEqual([[1, 2]]);
   });
+
+  it('logs a write under the epoch it was sent with, even when the epoch of its primary is raised while it is in flight', async () => {
+    const a = await primary('a', 'hold');
+    const s = await service('serial', a);
+    const answer = s.put('k');
+    await a.arrived;
+    s.router.setBackends([{ id: a.id, host: '127.0.0.1', port: a.port, epoch: 2 }]);
+    a.release();
+    expect(await answer).toEqual({ status: 200, body: 'a' });
+    expect(a.received.map((r) => r.epochs)).toEqual([['1']]);
+    expect((s.repl.log.recent(0) ?? []).map((m) => [m.seq, m.epoch])).toEqual([[1, 1]]);
+  });
 });
 
 describe('replicationHooks: pipelined order keeps the arrival stamp', () => {
   it('retries a write cut from the fenced primary with its seq and the epoch stamped at arrival, logged under that epoch', async () => {
-    const a = await primary('a', true);
+    const a = await primary('a', 'hang');
     const b = await primary('b');
     const s = await service('pipelined', a);
     const answer = s.put('k');

@@ -34,8 +34,9 @@ export interface RouterRequest {
 /** What the primary answered, offered to {@link InterceptDecision.holdResponse} before the client sees it. */
 export interface RouterResponseInfo {
   readonly statusCode: number;
-  /** The backend (primary) that answered, and its epoch. */
+  /** The backend (primary) that answered. */
   readonly backendId: string;
+  /** Its epoch when the request was sent to it (what {@link InterceptDecision.epochHeader} carried). */
   readonly epoch: number;
 }
 
@@ -93,6 +94,7 @@ export interface RouterOutcome {
   /** Status the primary answered (before any hold replaced it); 0 when no backend answered. */
   readonly backendStatus: number;
   readonly backendId: string | undefined;
+  /** The epoch of that backend when the last attempt was sent to it; undefined when never sent. */
   readonly epoch: number | undefined;
   /** Forwarding error kind, when the request failed. */
   readonly error: string | undefined;
