@@ -1,11 +1,17 @@
 // The replication glue with a real router and real HTTP primaries on 127.0.0.1: which epoch a write carries
 // to the primary that applies it, and which epoch it is logged (and replayed) under, when the write is held
 // or retried across a promotion.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Router } from '../router/index.js';
+import { Router, type RouterRequest } from '../router/index.js';
+import { allocatePort } from '../runtime/index.js';
 import { replicationHooks } from './router-glue.js';
 import { ServiceReplication } from './service-replication.js';
 
@@ -208,5 +214,118 @@ describe('replicationHooks: what a serial write is logged under', () => {
     current = 6;
     await d?.holdResponse?.({ statusCode: 200, backendId: 'a', epoch: 5 });
     expect((repl.log.recent(0) ?? []).map((m) => [m.seq, m.epoch])).toEqual([[1, 5]]);
+  });
+});
+
+/** The kv example on 127.0.0.1, in a temporary state directory; stopped after the test. */
+async function kv(): Promise<{ port: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'understudy-glue-kv-'));
+  const port = await allocatePort();
+  const server = fileURLToPath(new URL('../../examples/kv/server.mjs', import.meta.url));
+  const child = spawn(process.execPath, [server, '--port', String(port), '--state', join(dir, 'kv')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  cleanups.push(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await exited;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await new Promise((resolve, reject) => {
+    child.stdout?.once('data', resolve);
+    child.once('exit', () => reject(new Error('the kv example exited before listening')));
+  });
+  return { port };
+}
+
+/** An instance that cannot be asked: it resets every request. `asked(n)` resolves once it got n. */
+async function unreachable(): Promise<{ port: number; asked(n: number): Promise<void> }> {
+  let count = 0;
+  const waiters: Array<{ n: number; resolve: () => void }> = [];
+  const sockets = new Set<Socket>();
+  const server = createServer((req) => {
+    count++;
+    for (const w of waiters.filter((x) => count >= x.n)) {
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve();
+    }
+    req.socket.destroy();
+  });
+  server.on('connection', (sk: Socket) => {
+    sockets.add(sk);
+    sk.on('close', () => sockets.delete(sk));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  cleanups.push(
+    () =>
+      new Promise<void>((r) => {
+        for (const sk of sockets) sk.destroy();
+        server.close(() => r());
+      }),
+  );
+  return {
+    port: (server.address() as AddressInfo).port,
+    asked: (n) => (count >= n ? Promise.resolve() : new Promise((resolve) => waiters.push({ n, resolve }))),
+  };
+}
+
+describe('replicationHooks: a pipelined write left unanswered across a promotion', () => {
+  it('is not skipped while the promoted primary it was sent to cannot be asked, and is logged as applied once it answers', async () => {
+    let current = 1;
+    const repl = new ServiceReplication({
+      service: 'kv',
+      rules: { methods: ['PUT'], paths: ['/kv/'], timeoutMs: 1000, strict: false, order: 'pipelined' },
+      consistency: 'async',
+      epoch: () => current,
+      stream: 'st',
+      window: 8,
+    });
+    cleanups.push(() => repl.close());
+    const hooks = replicationHooks(repl, () => current);
+    const req: RouterRequest = {
+      id: 1,
+      service: 'kv',
+      method: 'PUT',
+      path: '/kv/k',
+      headers: { 'content-type': 'text/plain' },
+      body: Buffer.from('v1'),
+      remoteAddress: '127.0.0.1',
+      receivedAt: 0,
+    };
+    const d = await hooks.interceptor(req);
+    // Stamped (seq 1, epoch 1) before the promotion; the router sends it to the promoted primary (epoch 2),
+    // which applies it, but its answer is lost.
+    current = 2;
+    const b = await kv();
+    const res = await request(`http://127.0.0.1:${b.port}/kv/k`, {
+      method: 'PUT',
+      headers: { 'content-type': 'text/plain', ...d?.headers },
+      body: 'v1',
+    });
+    await res.body.dump();
+    expect(res.statusCode).toBe(200);
+    // For a while the promoted primary cannot be asked how it consumed seq 1.
+    const away = await unreachable();
+    repl.setPrimary({ instanceId: 'b', host: '127.0.0.1', port: away.port });
+    hooks.afterResponse(req, {
+      statusCode: 0,
+      backendStatus: 0,
+      backendId: 'b',
+      epoch: 2,
+      error: 'reset',
+      durationMs: 0,
+    });
+    const logged = async (): Promise<void> => {
+      for (let i = 0; i < 500 && repl.log.lastSeq < 1; i++) await new Promise((r) => setTimeout(r, 10));
+    };
+    // Asked again after a failed ask: not skipped, since the primary it was sent to is not fenced.
+    await Promise.race([away.asked(2), logged()]);
+    expect(repl.log.lastSeq).toBe(0);
+    // It can be asked again (a new target id: setPrimary ignores the current one).
+    repl.setPrimary({ instanceId: 'b-again', host: '127.0.0.1', port: b.port });
+    await logged();
+    expect((repl.log.recent(0) ?? []).map((m) => [m.seq, m.kind, m.epoch])).toEqual([[1, 'apply', 1]]);
   });
 });

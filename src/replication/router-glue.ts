@@ -133,13 +133,16 @@ export function replicationHooks(
     };
   };
 
-  const afterResponse: AfterResponse = (req) => {
+  const afterResponse: AfterResponse = (req, outcome) => {
     const entry = inFlight.get(req.id);
     inFlight.delete(req.id);
     if (entry && !entry.settled) {
       entry.settled = true;
       if (entry.ticket) repl.abort(entry.ticket);
-      if (entry.seq !== undefined && entry.request) void repl.resolveUnanswered(entry.seq, entry.request);
+      // A write held or retried across a promotion may have been applied by the new primary, under its
+      // arrival stamp: it is skipped without asking only once that primary is fenced too.
+      if (entry.seq !== undefined && entry.request)
+        void repl.resolveUnanswered(entry.seq, entry.request, outcome.epoch);
     }
   };
 
