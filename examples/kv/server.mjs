@@ -18,7 +18,8 @@
 // instance reports (`GET /stats` → appliedSeq) and resumes from after a restart.
 // Each acknowledged PUT or DELETE (serial order) answers with `x-kv-instance` (the instance's id,
 // UNDERSTUDY_INSTANCE, else its state directory's name) and `x-kv-epoch` (the epoch it was applied
-// under, 0 when untagged): a client can count which instance acknowledged its writes under which epoch.
+// under, 0 when untagged; a duplicate of an applied x-request-id: the newest epoch this instance has seen):
+// a client can count which instance acknowledged its writes under which epoch.
 // Batched replication (echo.mutations.batch): `POST /_understudy/batch` takes many sequenced writes at
 // once (../lib/seq-gate.mjs decodeBatch/applyBatch); each is applied as a single request would be.
 //
@@ -469,7 +470,8 @@ async function handle(req, res) {
         // The first write of this id may still be on its way to disk: answer once it is durable.
         await durable();
         understudySeq = Math.max(understudySeq, useq);
-        return json(res, 200, { ok: true, key, duplicate: true }, ackHeaders(epoch));
+        // Acknowledged under the epoch this instance serves under now (its newest seen), not the request's.
+        return json(res, 200, { ok: true, key, duplicate: true }, ackHeaders(Math.max(maxEpoch, epoch)));
       }
       const existed = put || data.has(key);
       const s = commit(put ? 'put' : 'delete', key, value, id, epoch);

@@ -64,6 +64,25 @@ describe('the kv example', () => {
     expect(stale.headers.get('x-kv-instance')).toBeNull();
   });
 
+  it('answers a duplicate (an x-request-id already applied) under the newest epoch it has seen, not the one the duplicate carries', async () => {
+    const { base } = await start({ UNDERSTUDY_INSTANCE: 'kv-7' });
+    const write = (epoch?: number): Promise<Response> =>
+      fetch(`${base}/kv/a`, {
+        method: 'PUT',
+        body: 'v',
+        headers: {
+          'x-request-id': 'r1',
+          ...(epoch === undefined ? {} : { 'x-understudy-epoch': String(epoch) }),
+        },
+      });
+    expect((await write(2)).headers.get('x-kv-epoch')).toBe('2');
+    expect((await put(base, 'b', 4)).headers.get('x-kv-epoch')).toBe('4');
+    const dup = await write();
+    expect(dup.status).toBe(200);
+    expect(((await dup.json()) as { duplicate?: boolean }).duplicate).toBe(true);
+    expect([dup.headers.get('x-kv-instance'), dup.headers.get('x-kv-epoch')]).toEqual(['kv-7', '4']);
+  });
+
   it('names itself after its state directory without UNDERSTUDY_INSTANCE, and says epoch 0 for an untagged write', async () => {
     const { base } = await start();
     const ok = await put(base, 'a');

@@ -35,7 +35,10 @@ export interface MutationRequest {
   path: string;
   headers: Record<string, string | string[] | undefined>;
   body: Buffer;
-  /** Epoch the request was stamped with (pipelined order). */
+  /**
+   * Epoch the request was stamped with: pipelined order, at arrival (sent on every attempt); serial order,
+   * the epoch of the primary that applied it (the router stamps each attempt with its backend's epoch).
+   */
   epoch?: number;
 }
 

@@ -22,12 +22,16 @@ interface InFlight {
  * in its partition, gets an `x-request-id` if it has none (so replays and retries are applied once),
  * is forwarded to the primary, and — when the primary answered 2xx — is logged and replayed on the
  * echoes; in write-through mode the client's answer waits for them. A non-2xx answer, or no answer,
- * frees the partition without logging (the primary did not apply it).
+ * frees the partition without logging (the primary did not apply it). The router stamps each attempt
+ * with `x-understudy-epoch`: the epoch of the primary it goes to (a write held across a switch or retried on
+ * the promoted primary carries the new epoch), and the write is logged under the epoch it was applied under.
  *
  * Pipelined order: no turn is waited for. Each mutation is numbered at arrival (`x-understudy-seq`,
  * `x-understudy-stream`) and forwarded at once; the primary orders them. Its answer resolves the seq
  * (2xx: `apply`, else `skip`); no answer asks the primary how it consumed the seq
- * ({@link ServiceReplication.resolveUnanswered}).
+ * ({@link ServiceReplication.resolveUnanswered}). The epoch is stamped at arrival with the seq, and every
+ * attempt carries that stamp: epochs then never decrease along the seq order, which the instances'
+ * in-order fencing needs (a later seq the old primary applied is replayed with the older epoch).
  */
 export function replicationHooks(
   repl: ServiceReplication,
@@ -103,7 +107,10 @@ export function replicationHooks(
     const entry: InFlight = { ticket, requestId, settled: false };
     inFlight.set(req.id, entry);
     return {
-      headers: { ...idHeader, [REPLAY_HEADERS.epoch]: String(epoch()) },
+      // Stamped by the router per attempt with the epoch of the primary the attempt goes to: a write held
+      // across a switch, or retried on the promoted primary, reaches it under that primary's epoch.
+      headers: idHeader,
+      epochHeader: REPLAY_HEADERS.epoch,
       holdResponse: async (info): Promise<HoldOutcome> => {
         if (entry.settled) return { release: true };
         entry.settled = true;
@@ -112,11 +119,13 @@ export function replicationHooks(
           return { release: true };
         }
         const body = req.body ?? Buffer.alloc(0);
+        // Logged (and replayed) under the epoch it was sent and applied under: its primary's.
         const m = repl.commit(ticket, {
           method: req.method,
           path: req.path,
           headers,
           body,
+          epoch: info.epoch,
         });
         const outcome = await repl.awaitEchoes(m.seq);
         return outcome.acknowledge ? { release: true } : refuse(m.seq, outcome.logError);
@@ -124,13 +133,16 @@ export function replicationHooks(
     };
   };
 
-  const afterResponse: AfterResponse = (req) => {
+  const afterResponse: AfterResponse = (req, outcome) => {
     const entry = inFlight.get(req.id);
     inFlight.delete(req.id);
     if (entry && !entry.settled) {
       entry.settled = true;
       if (entry.ticket) repl.abort(entry.ticket);
-      if (entry.seq !== undefined && entry.request) void repl.resolveUnanswered(entry.seq, entry.request);
+      // A write held or retried across a promotion may have been applied by the new primary, under its
+      // arrival stamp: it is skipped without asking only once that primary is fenced too.
+      if (entry.seq !== undefined && entry.request)
+        void repl.resolveUnanswered(entry.seq, entry.request, outcome.epoch);
     }
   };
 

@@ -195,12 +195,13 @@ export class ServiceReplication {
    * whether it was applied is unknown. The current primary is asked to consume it as a skip; its answer
    * decides (consumed already with a 2xx, or of unknown outcome: `apply`, replaying the request on the
    * echoes, which apply it the same way; skipped or rejected: `skip`). While no primary can be asked,
-   * this retries — unless a promotion moved the epoch past the one the request was stamped with: the
-   * old primary is fenced, and the seq is skipped everywhere.
+   * this retries — unless a promotion moved the epoch past the one the request was stamped with and past
+   * `sentUnder` (the epoch of the primary it was last sent to, when it was held or retried across a
+   * promotion): every primary that may have applied it is fenced, and the seq is skipped everywhere.
    */
-  async resolveUnanswered(seq: number, request: MutationRequest): Promise<void> {
+  async resolveUnanswered(seq: number, request: MutationRequest, sentUnder?: number): Promise<void> {
     let backoff = 10;
-    const stamped = request.epoch ?? this.options.epoch();
+    const stamped = Math.max(request.epoch ?? this.options.epoch(), sentUnder ?? 0);
     while (!this.#closed && this.#seqs.isUnresolved(seq)) {
       const feed = this.#primaryFeed;
       if (feed) {
@@ -303,10 +304,11 @@ export class ServiceReplication {
 
   /**
    * The primary applied the mutation: log it and replay it on every echo. Releases the partition (the
-   * echoes keep the order themselves). Returns the logged mutation.
+   * echoes keep the order themselves). Logged under `request.epoch` (the epoch it was sent and applied
+   * under) when given, else the current epoch. Returns the logged mutation.
    */
   commit(ticket: MutationTicket, request: MutationRequest): Mutation {
-    const m = entryOf(this.log.lastSeq + 1, request, 'apply', this.options.epoch());
+    const m = entryOf(this.log.lastSeq + 1, request, 'apply', request.epoch ?? this.options.epoch());
     m.partition = ticket.partition;
     this.#append(m);
     ticket.release();

@@ -52,6 +52,8 @@ class Exchange implements QueuedExchange, AttemptOwner {
   attempt = 0;
   #abort: ((err?: Error) => void) | undefined;
   #backend: BackendState<PoolResource> | undefined;
+  /** The backend's epoch when the current attempt was sent (what an `epochHeader` carried). */
+  #sentEpoch = 0;
   #attemptStart = 0;
   #body: Buffer | null = EMPTY;
   #stream = false;
@@ -74,6 +76,8 @@ class Exchange implements QueuedExchange, AttemptOwner {
   #resume: (() => void) | undefined;
   #held: Buffer[] | undefined;
   #decision: InterceptDecision | undefined;
+  /** Index in the upstream headers of the value of the decision's `epochHeader` (-1: none), set per attempt. */
+  #epochAt = -1;
   #rreq: RouterRequest | undefined;
   readonly #startedAt = performance.now();
   readonly #up: ReturnType<typeof upstreamRequestHeaders>;
@@ -281,6 +285,8 @@ class Exchange implements QueuedExchange, AttemptOwner {
       return;
     }
     if (d?.headers) for (const k of Object.keys(d.headers)) this.#up.headers.push(k, d.headers[k] as string);
+    // The router's epoch for now (what a shadow copy carries); #send writes each attempt's backend's.
+    if (d?.epochHeader) this.#epochAt = this.#up.headers.push(d.epochHeader, String(this.ctx.set.epoch)) - 1;
     this.#forward();
   }
 
@@ -333,6 +339,9 @@ class Exchange implements QueuedExchange, AttemptOwner {
     const n = ++this.attempt;
     this.#abort = undefined;
     this.#attemptStart = performance.now();
+    // Per attempt: a request held across a switch or retried elsewhere carries its backend's epoch.
+    this.#sentEpoch = b.epoch;
+    if (this.#epochAt >= 0) this.#up.headers[this.#epochAt] = String(b.epoch);
     // The request head as sent (`METHOD path HTTP/1.1\r\n`, headers, blank line); the body as it is sent.
     b.bytesOut += this.#method.length + this.#path.length + 11 + headBytes(this.#up.headers);
     const body = this.#stream ? this.req : this.#body === null || this.#body.length === 0 ? null : this.#body;
@@ -364,7 +373,7 @@ class Exchange implements QueuedExchange, AttemptOwner {
       this.#status = status;
       let p: Promise<HoldOutcome>;
       try {
-        p = hold({ statusCode: status, backendId: this.#backend.id, epoch: this.#backend.epoch });
+        p = hold({ statusCode: status, backendId: this.#backend.id, epoch: this.#sentEpoch });
       } catch (err) {
         p = Promise.reject(err);
       }
@@ -561,7 +570,7 @@ class Exchange implements QueuedExchange, AttemptOwner {
           statusCode: this.#clientGone ? 0 : this.#status,
           backendStatus: this.#backendStatus,
           backendId: this.#backend?.id,
-          epoch: this.#backend?.epoch,
+          epoch: this.#backend === undefined ? undefined : this.#sentEpoch,
           error: error ?? (this.#clientGone ? 'clientAborted' : undefined),
           durationMs: performance.now() - this.#startedAt,
         });

@@ -34,8 +34,9 @@ export interface RouterRequest {
 /** What the primary answered, offered to {@link InterceptDecision.holdResponse} before the client sees it. */
 export interface RouterResponseInfo {
   readonly statusCode: number;
-  /** The backend (primary) that answered, and its epoch. */
+  /** The backend (primary) that answered. */
   readonly backendId: string;
+  /** Its epoch when the request was sent to it (what {@link InterceptDecision.epochHeader} carried). */
   readonly epoch: number;
 }
 
@@ -56,6 +57,13 @@ export interface InterceptDecision {
   };
   /** Extra request headers sent to the primary (e.g. a replication sequence number). */
   readonly headers?: Readonly<Record<string, string>>;
+  /**
+   * Name of a request header (lower-case, e.g. `x-understudy-epoch`; not also in `headers`) the router
+   * sets on every attempt to the epoch of the backend that attempt goes to: a request held across a
+   * switch, or retried on the promoted primary, carries the epoch of the primary it reaches, never the
+   * one current when the interceptor ran. Shadow copies carry the router's epoch at forwarding time.
+   */
+  readonly epochHeader?: string;
   /**
    * Write-through: called when the primary's response headers arrive, before anything reaches the
    * client. The response (headers and body) is held until the promise settles; a rejection counts as
@@ -86,6 +94,7 @@ export interface RouterOutcome {
   /** Status the primary answered (before any hold replaced it); 0 when no backend answered. */
   readonly backendStatus: number;
   readonly backendId: string | undefined;
+  /** The epoch of that backend when the last attempt was sent to it; undefined when never sent. */
   readonly epoch: number | undefined;
   /** Forwarding error kind, when the request failed. */
   readonly error: string | undefined;
