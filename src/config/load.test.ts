@@ -203,7 +203,7 @@ describe('spec parsing', () => {
     expect(problems[0]?.message).toMatch(/drop partitionBy or use order: serial/);
   });
 
-  it('takes echo.mutations.batch with pipelined order (max defaults to 64, linger to 20 ms) and rejects it with serial order', () => {
+  it('takes echo.mutations.batch with pipelined order (max defaults to 64, inflight to 1, linger to 20 ms) and rejects it with serial order', () => {
     const batched = parseSpecText(
       `services:\n  - name: a\n    command: [x]\n    echo: { mode: hot, mutations: { order: pipelined, batch: { path: /_understudy/batch } } }\n`,
       'u.yaml',
@@ -211,7 +211,7 @@ describe('spec parsing', () => {
     expect(batched.echo.mutations.batch).toEqual({
       path: '/_understudy/batch',
       max: 64,
-      inflight: 2,
+      inflight: 1,
       linger: 20,
     });
     const lingering = parseSpecText(

@@ -136,8 +136,12 @@ export const mutationsSchema = z.strictObject({
       path: z.string().startsWith('/'),
       /** Mutations in one batch at most. @default 64 */
       max: z.number().int().min(1).max(4096).default(64),
-      /** Batches in flight to one echo at once; what becomes ready meanwhile waits for the next. @default 2 */
-      inflight: z.number().int().min(1).max(64).default(2),
+      /**
+       * Batches in flight to one echo at once; what becomes ready meanwhile waits for the next. One keeps
+       * batches largest (the echo commits one at a time anyway); raise it for an echo far away (a
+       * long round trip). @default 1
+       */
+      inflight: z.number().int().min(1).max(64).default(1),
       /**
        * Async consistency only: how long a batch that is not full may wait for more mutations before it
        * leaves (Kafka's `linger.ms`). Fewer, larger batches cost the router and the echo less CPU per

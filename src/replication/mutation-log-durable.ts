@@ -228,6 +228,11 @@ export class DurableMutationLog {
     return this.#flushIntervalMs;
   }
 
+  /** Appends in a batch from which the next one waits for the interval ({@link DurableMutationLogOptions.flushIntervalMinBatch}). */
+  get flushIntervalMinBatch(): number {
+    return this.#flushIntervalMinBatch;
+  }
+
   /** Whether mutations are kept on disk. */
   get durable(): boolean {
     return this.#dir !== undefined;

@@ -12,6 +12,8 @@ import { MutationLog } from './mutation-log.js';
 import { nodeMutationLogIo, type MutationLogIo } from './mutation-log-durable.js';
 import {
   ASYNC_LOG_FLUSH_INTERVAL_MS,
+  WRITE_THROUGH_LOG_BUSY_BATCH,
+  WRITE_THROUGH_LOG_FLUSH_INTERVAL_MS,
   ServiceReplication,
   type MutationRules,
 } from './service-replication.js';
@@ -186,7 +188,7 @@ describe('ServiceReplication over the durable log', () => {
     await repl.close();
   });
 
-  it('writes the durable log of an async service in batches at most every ASYNC_LOG_FLUSH_INTERVAL_MS, and of a write-through one as soon as the previous batch is durable', async () => {
+  it('writes the durable log of an async service in batches at most every ASYNC_LOG_FLUSH_INTERVAL_MS, and of a write-through one at once unless the previous batch was large (then after WRITE_THROUGH_LOG_FLUSH_INTERVAL_MS)', async () => {
     for (const consistency of ['async', 'write-through'] as const) {
       const repl = await ServiceReplication.open({
         service: 'kv',
@@ -195,7 +197,10 @@ describe('ServiceReplication over the durable log', () => {
         epoch: () => 1,
         log: { dir: join(work, `log-interval-${consistency}`) },
       });
-      expect(repl.log.flushIntervalMs).toBe(consistency === 'async' ? ASYNC_LOG_FLUSH_INTERVAL_MS : 0);
+      expect(repl.log.flushIntervalMs).toBe(
+        consistency === 'async' ? ASYNC_LOG_FLUSH_INTERVAL_MS : WRITE_THROUGH_LOG_FLUSH_INTERVAL_MS,
+      );
+      expect(repl.log.flushIntervalMinBatch).toBe(consistency === 'async' ? 1 : WRITE_THROUGH_LOG_BUSY_BATCH);
       await repl.close();
     }
     expect(ASYNC_LOG_FLUSH_INTERVAL_MS).toBeGreaterThan(0);
