@@ -202,6 +202,8 @@ const stats = {
   duplicates: 0,
   /** Group commits written (each one durable write to the log). */
   fsyncs: 0,
+  /** Of which written on the event loop, for a batch while nothing else was being written. */
+  inlineCommits: 0,
   batches: 0,
   startedAt: Date.now(),
 };
@@ -250,7 +252,32 @@ function fatal(err) {
   process.exit(1);
 }
 
-/** Flushes synchronously (shutdown and reload). */
+/**
+ * Writes the queued records now, on the event loop (`O_DSYNC`: durable when the write returns), and
+ * acknowledges them. Only while no group commit is being written (the log's order is the queue's).
+ */
+function writeFillingNow() {
+  const group = filling;
+  filling = newGroup();
+  const buf = Buffer.from(group.lines, 'utf8');
+  try {
+    let written = 0;
+    while (written < buf.length) written += writeSync(fd, buf, written, buf.length - written);
+  } catch (err) {
+    fatal(/** @type {Error} */ (err));
+  }
+  stats.fsyncs++;
+  stats.inlineCommits++;
+  logBytes += buf.length;
+  settle(group);
+}
+
+/** Resolves once no group commit is being written (a synchronous flush must not overtake one). */
+async function idle() {
+  while (writing) await writing.durable;
+}
+
+/** Flushes synchronously (shutdown and reload, once {@link idle}). */
 function flushSync() {
   const group = filling;
   filling = newGroup();
@@ -420,6 +447,7 @@ async function handle(req, res) {
     });
   }
   if (pathname === '/admin/reload' && req.method === 'POST') {
+    await idle();
     flushSync();
     closeSync(fd);
     data.clear();
@@ -591,7 +619,11 @@ async function handleBatch(req, res) {
     if (t) return consume(t, e.method, pathname, id, value, s).status;
     return gate.enter(s).then((w) => consume(w, e.method, pathname, id, value, s).status);
   });
-  await durable();
+  // Nothing else is being written: this batch's group commit is written here, on the event loop (the
+  // batch is answered only once it is durable anyway), sparing a hand-off to the thread pool and back —
+  // about a tenth of an echo's CPU per write at batches of 7.
+  if (writing === undefined && filling.recs.length > 0) writeFillingNow();
+  else await durable();
   return json(res, 200, answer);
 }
 
@@ -604,12 +636,17 @@ server.listen(port, host, () => {
   );
 });
 
-function shutdown() {
+let stopping = false;
+async function shutdown() {
+  if (stopping) return;
+  stopping = true;
   server.close();
   server.closeIdleConnections();
+  // A group commit under way is finished first: the synchronous flush must not land before it.
+  await idle();
   flushSync();
   closeSync(fd);
   process.exit(0);
 }
-process.on('SIGTERM', shutdown);
-process.on('SIGINT', shutdown);
+process.on('SIGTERM', () => void shutdown());
+process.on('SIGINT', () => void shutdown());
