@@ -31,6 +31,17 @@ const MODES = [
     running: 2,
   },
   { name: 'hot-async', echo: '{ count: 1, mode: hot, consistency: async }', running: 2 },
+  // examples/kv's default: pipelined and batched to the echo (async batches linger up to 20 ms).
+  {
+    name: 'hot-wt-batch',
+    echo: '{ count: 1, mode: hot, consistency: write-through, mutations: { order: pipelined, batch: { path: /_understudy/batch } } }',
+    running: 2,
+  },
+  {
+    name: 'hot-async-batch',
+    echo: '{ count: 1, mode: hot, consistency: async, mutations: { order: pipelined, batch: { path: /_understudy/batch } } }',
+    running: 2,
+  },
   { name: 'warm', echo: '{ count: 1, mode: warm, promote: { http: /admin/reload } }', running: 2 },
   { name: 'cold', echo: '{ count: 1, mode: cold }', running: 1 },
 ] as const;
