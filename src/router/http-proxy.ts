@@ -1,5 +1,4 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { ErrorCode, isUnderstudyError } from '../errors/index.js';
 import type { BackendSet, BackendState } from './backend-set.js';
@@ -587,19 +586,4 @@ export function handleHttpRequest(ctx: HttpProxyContext, req: IncomingMessage, r
   ctx.stats.inFlight++;
   const conn = connectionQueue<Exchange>(req.socket);
   conn.add(new Exchange(ctx, req, res, conn));
-}
-
-/**
- * Answers a CONNECT request (the server's `connect` listener): the router is a reverse proxy, not a
- * tunnel, so authority-form targets are refused with 400 and the connection closed; nothing is forwarded.
- */
-export function refuseConnect(ctx: HttpProxyContext, socket: Duplex): void {
-  ctx.stats.requests++;
-  ctx.stats.responses++;
-  ctx.stats.badRequests++;
-  socket.on('error', () => undefined);
-  const body = errorBody(ErrorCode.RouterRequest, 'CONNECT is not supported: this is a reverse proxy');
-  socket.end(
-    `HTTP/1.1 400 Bad Request\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-  );
 }

@@ -1,5 +1,7 @@
 // What both router paths (the raw fast path and the node:http path) count and answer when a request
 // fails: the counters, the JSON error body, and the one list of connect failures.
+import type { Duplex } from 'node:stream';
+import { ErrorCode } from '../errors/index.js';
 
 /** Why a request failed, as counted in {@link HttpStats.errors}. */
 export type HttpErrorKind =
@@ -79,4 +81,19 @@ export function newHttpStats(): HttpStats {
       intercept: 0,
     },
   };
+}
+
+/**
+ * Answers a CONNECT request (the server's `connect` listener): the router is a reverse proxy, not a
+ * tunnel, so authority-form targets are refused with 400 and the connection closed; nothing is forwarded.
+ */
+export function refuseConnect(stats: HttpStats, socket: Duplex): void {
+  stats.requests++;
+  stats.responses++;
+  stats.badRequests++;
+  socket.on('error', () => undefined);
+  const body = errorBody(ErrorCode.RouterRequest, 'CONNECT is not supported: this is a reverse proxy');
+  socket.end(
+    `HTTP/1.1 400 Bad Request\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
 }

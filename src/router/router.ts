@@ -11,8 +11,8 @@ import { ErrorCode, UnderstudyError } from '../errors/index.js';
 import { BackendSet, type BackendStats, type FencingStats } from './backend-set.js';
 import { handleFastConnection, type FastHttpContext } from './fast-http.js';
 import { PoolResource } from './pool-resource.js';
-import { handleHttpRequest, refuseConnect, type HttpProxyContext } from './http-proxy.js';
-import { newHttpStats, type HttpStats } from './proxy-errors.js';
+import { handleHttpRequest, type HttpProxyContext } from './http-proxy.js';
+import { newHttpStats, refuseConnect, type HttpStats } from './proxy-errors.js';
 import { Mirror, noWarmUp, type MirrorStats, type WarmUpResult } from './mirror.js';
 import { ReadSample, readSampleStats, type ReadSampleStats } from './read-sample.js';
 import { MutationGate, type PauseStats } from './mutation-gate.js';
@@ -165,7 +165,7 @@ export class Router {
         (req, res) => handleHttpRequest(ctx, req, res),
       );
       // CONNECT (authority-form) never reaches the request listener: refused with 400 here.
-      server.on('connect', (_req, socket: Duplex) => refuseConnect(ctx, socket));
+      server.on('connect', (_req, socket: Duplex) => refuseConnect(ctx.stats, socket));
       if (opts.fastPath) {
         // The public listener is the raw fast path; the node:http server only receives handed-off
         // connections. It never listens itself, and node arms its headersTimeout/requestTimeout checks
