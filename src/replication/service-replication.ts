@@ -9,6 +9,7 @@ import { Sequencer, entryOf } from './sequencer.js';
 import { DurableMutationLog } from './mutation-log-durable.js';
 import { DurableWaits } from './durable-waits.js';
 import { DEFAULT_BATCH_LINGER_MS } from './batch.js';
+import { logFlushOptions } from './log-flush-policy.js';
 import {
   MAX_SKIP_ENTRIES,
   RESTART_SEQ_LEAP,
@@ -26,22 +27,11 @@ import type {
 
 export { RESTART_SEQ_LEAP } from './restart-resume.js';
 
-/**
- * Async replication: least time between two batch writes of the durable mutation log, ms (write-through
- * writes a batch as soon as the previous one is durable: its clients wait for it).
- */
-export const ASYNC_LOG_FLUSH_INTERVAL_MS = 10;
-
-/**
- * Write-through under concurrent load: least time between the starts of two batch writes of the durable
- * mutation log, ms, once a batch held at least {@link WRITE_THROUGH_LOG_BUSY_BATCH} appends. The log
- * is written beside the echo's batch, which takes longer, so the wait rarely delays an acknowledgement,
- * and a lone writer's append is written at once.
- */
-export const WRITE_THROUGH_LOG_FLUSH_INTERVAL_MS = 2;
-/** Appends in a write-through log batch from which the next one waits ({@link WRITE_THROUGH_LOG_FLUSH_INTERVAL_MS}). */
-export const WRITE_THROUGH_LOG_BUSY_BATCH = 4;
-
+export {
+  ASYNC_LOG_FLUSH_INTERVAL_MS,
+  WRITE_THROUGH_LOG_BUSY_BATCH,
+  WRITE_THROUGH_LOG_FLUSH_INTERVAL_MS,
+} from './log-flush-policy.js';
 export type { ReplayVerdict } from './restart-resume.js';
 export type {
   MutationRequest,
@@ -146,14 +136,7 @@ export class ServiceReplication {
   static async open(options: ServiceReplicationOptions): Promise<ServiceReplication> {
     const log = await DurableMutationLog.open({
       ...(options.logMaxBytes === undefined ? {} : { memoryBytes: options.logMaxBytes }),
-      // Async: nobody waits for the log's fsync, so batches are written at most every few ms (fewer,
-      // larger writes: a sync per batch costs the control process CPU, about half per write at ~2500/s).
-      ...(options.consistency === 'async'
-        ? { flushIntervalMs: ASYNC_LOG_FLUSH_INTERVAL_MS }
-        : {
-            flushIntervalMs: WRITE_THROUGH_LOG_FLUSH_INTERVAL_MS,
-            flushIntervalMinBatch: WRITE_THROUGH_LOG_BUSY_BATCH,
-          }),
+      ...logFlushOptions(options.consistency),
       ...options.log,
     });
     if ((options.rules.order ?? 'serial') === 'serial' && log.durable && log.recovery.existing)
