@@ -50,6 +50,15 @@ async function all(log: DurableMutationLog, from = 0): Promise<Mutation[]> {
   return out;
 }
 
+/** The real file writes, counting the batch writes (`writes()`). */
+function countingIo(): { io: MutationLogIo; writes: () => number } {
+  let n = 0;
+  return {
+    io: { write: (fd, buf) => (n++, nodeMutationLogIo.write(fd, buf)), sync: nodeMutationLogIo.sync },
+    writes: () => n,
+  };
+}
+
 function segments(dir: string): string[] {
   return readdirSync(dir)
     .filter((n) => n.endsWith('.seg'))
@@ -153,23 +162,19 @@ describe('DurableMutationLog', () => {
 
   it('with flushIntervalMs, appends within the interval share one batch write, and close writes what is still pending', async () => {
     const dir = tempDir();
-    let writes = 0;
-    const io: MutationLogIo = {
-      write: (fd, buf) => (writes++, nodeMutationLogIo.write(fd, buf)),
-      sync: nodeMutationLogIo.sync,
-    };
+    const { io, writes } = countingIo();
     const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
     const log = await DurableMutationLog.open({ dir, io, flushIntervalMs: 400 });
-    const before = writes;
+    const before = writes();
     await log.append(mutation(1)); // the first batch goes at once
-    expect(writes - before).toBe(1);
+    expect(writes() - before).toBe(1);
     const later: Array<Promise<void>> = [];
     for (let s = 2; s <= 11; s++) {
       later.push(log.append(mutation(s)));
       await sleep(5); // each in its own turn: without an interval, each would be a write of its own
     }
     await Promise.all(later);
-    expect(writes - before).toBe(2);
+    expect(writes() - before).toBe(2);
     expect(log.durableSeq).toBe(11);
     void log.append(mutation(12));
     await log.close(); // writes seq 12 (once the interval has passed)
@@ -180,11 +185,7 @@ describe('DurableMutationLog', () => {
 
   it('with flushIntervalMinBatch, a lone writer is written at once and only appends after a large enough batch wait for the interval', async () => {
     const dir = tempDir();
-    let writes = 0;
-    const io: MutationLogIo = {
-      write: (fd, buf) => (writes++, nodeMutationLogIo.write(fd, buf)),
-      sync: nodeMutationLogIo.sync,
-    };
+    const { io, writes } = countingIo();
     // A second's interval (close waits for it): 50 ms after a batch, nothing that waits is written yet.
     const log = await DurableMutationLog.open({
       dir,
@@ -192,7 +193,7 @@ describe('DurableMutationLog', () => {
       flushIntervalMs: 1000,
       flushIntervalMinBatch: 3,
     });
-    const before = writes;
+    const before = writes();
     const soon = (): Promise<void> => new Promise((r) => setTimeout(r, 50));
     // A lone writer: each append follows a batch of one, so none waits for the interval.
     for (let s = 1; s <= 4; s++) {
@@ -200,17 +201,17 @@ describe('DurableMutationLog', () => {
       await soon();
       expect(log.durableSeq).toBe(s);
     }
-    expect(writes - before).toBe(4);
+    expect(writes() - before).toBe(4);
     // Three appends in one turn: one batch of three, written at once (the batch before held one).
     await Promise.all([5, 6, 7].map((s) => log.append(mutation(s))));
-    expect(writes - before).toBe(5);
+    expect(writes() - before).toBe(5);
     // After a batch of three, the next append waits for the interval.
     const waiting = log.append(mutation(8));
     await soon();
     expect(log.durableSeq).toBe(7);
     await log.close(); // writes what waits, once the interval has passed
     await waiting;
-    expect(writes - before).toBe(6);
+    expect(writes() - before).toBe(6);
     expect(log.durableSeq).toBe(8);
   });
 
