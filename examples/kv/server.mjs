@@ -28,7 +28,6 @@ import { createServer } from 'node:http';
 import {
   closeSync,
   constants,
-  fdatasyncSync,
   ftruncateSync,
   mkdirSync,
   openSync,
@@ -254,11 +253,13 @@ function fatal(err) {
 
 /**
  * Writes the queued records now, on the event loop (`O_DSYNC`: durable when the write returns), and
- * acknowledges them. Only while no group commit is being written (the log's order is the queue's).
+ * acknowledges them. Only while no group commit is being written (the log's order is the queue's):
+ * a batch's commit when nothing else is, and shutdown and reload once {@link idle}.
  */
-function writeFillingNow() {
+function flushSync() {
   const group = filling;
   filling = newGroup();
+  if (group.recs.length === 0) return;
   const buf = Buffer.from(group.lines, 'utf8');
   try {
     let written = 0;
@@ -267,7 +268,6 @@ function writeFillingNow() {
     fatal(/** @type {Error} */ (err));
   }
   stats.fsyncs++;
-  stats.inlineCommits++;
   logBytes += buf.length;
   settle(group);
 }
@@ -275,19 +275,6 @@ function writeFillingNow() {
 /** Resolves once no group commit is being written (a synchronous flush must not overtake one). */
 async function idle() {
   while (writing) await writing.durable;
-}
-
-/** Flushes synchronously (shutdown and reload, once {@link idle}). */
-function flushSync() {
-  const group = filling;
-  filling = newGroup();
-  if (group.recs.length === 0) return;
-  const buf = Buffer.from(group.lines, 'utf8');
-  let written = 0;
-  while (written < buf.length) written += writeSync(fd, buf, written, buf.length - written);
-  fdatasyncSync(fd);
-  logBytes += buf.length;
-  settle(group);
 }
 
 /**
@@ -622,8 +609,10 @@ async function handleBatch(req, res) {
   // Nothing else is being written: this batch's group commit is written here, on the event loop (the
   // batch is answered only once it is durable anyway), sparing a hand-off to the thread pool and back —
   // about a tenth of an echo's CPU per write at batches of 7.
-  if (writing === undefined && filling.recs.length > 0) writeFillingNow();
-  else await durable();
+  if (writing === undefined && filling.recs.length > 0) {
+    stats.inlineCommits++;
+    flushSync();
+  } else await durable();
   return json(res, 200, answer);
 }
 
