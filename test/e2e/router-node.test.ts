@@ -50,31 +50,43 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** `understudy router` in the background (`store`: `-d DIR` or `--store URL`); resolves once it listens. */
+/**
+ * `understudy router` in the background (`store`: `-d DIR` or `--store URL`) on a free port of
+ * 127.0.0.1; resolves once it listens. A port taken between the pick and the listen (another test's
+ * ephemeral port) is picked again.
+ */
 async function startRouter(
   store: string[],
-  listen: string,
-): Promise<{ child: ChildProcess; output: () => string }> {
-  const child = spawn(process.execPath, [cliBin, 'router', ...store, '--service', 'kv', '--listen', listen], {
-    cwd: repoRoot,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  let out = '';
-  child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr?.on('data', (c: Buffer) => (out += c.toString()));
-  await waitFor(
-    () => out.includes('listening on') || child.exitCode !== null,
-    15_000,
-    () => `the router did not start: ${out}`,
-  );
-  expect(out).toContain(`router for kv listening on ${listen}`);
-  return { child, output: () => out };
+): Promise<{ child: ChildProcess; output: () => string; port: number }> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const listen = `127.0.0.1:${port}`;
+    const child = spawn(
+      process.execPath,
+      [cliBin, 'router', ...store, '--service', 'kv', '--listen', listen],
+      {
+        cwd: repoRoot,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    children.push(child);
+    let out = '';
+    child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr?.on('data', (c: Buffer) => (out += c.toString()));
+    await waitFor(
+      () => out.includes('listening on') || child.exitCode !== null,
+      15_000,
+      () => `the router did not start: ${out}`,
+    );
+    if (attempt < 3 && out.includes('EADDRINUSE')) continue;
+    expect(out).toContain(`router for kv listening on ${listen}`);
+    return { child, output: () => out, port };
+  }
 }
 
 describe('understudy router: the data plane follows the store (real processes)', { timeout: 120_000 }, () => {
   it('keeps serving with 0 failed requests while the control process is SIGKILLed under load, then follows a switchover of the restarted control', async () => {
-    const [upPort, routerPort] = [await freePort(), await freePort()];
+    const upPort = await freePort();
     const file = join(work, 'kv.yaml');
     writeFileSync(
       file,
@@ -105,8 +117,8 @@ describe('understudy router: the data plane follows the store (real processes)',
     const echo = before?.instances.find((i) => i.role === 'echo');
     expect(before?.dataPlane?.address).toBe(`127.0.0.1:${upPort}`);
 
-    const router = await startRouter(['-d', dataDir], `127.0.0.1:${routerPort}`);
-    const base = `http://127.0.0.1:${routerPort}`;
+    const router = await startRouter(['-d', dataDir]);
+    const base = `http://127.0.0.1:${router.port}`;
     expect(router.output()).toMatch(new RegExp(`serving ${primary?.id} at epoch 0`));
     expect((await fetch(`${base}/kv/a`, { method: 'PUT', body: '1' })).status).toBe(200);
 
@@ -192,8 +204,8 @@ describe('understudy router: the data plane follows the store (real processes)',
       await store.put('services/kv', JSON.stringify(spec));
       await store.put('routing/kv', JSON.stringify({ service: 'kv', hosts: { h1: '127.0.0.1' } }));
       await store.put('instances/kv-1', instance('kv-1', a, 'primary', 0));
-      const port = await freePort();
-      const router = await startRouter(['--store', `etcd://${etcd.endpoint}/${prefix}`], `127.0.0.1:${port}`);
+      const router = await startRouter(['--store', `etcd://${etcd.endpoint}/${prefix}`]);
+      const port = router.port;
       expect(await (await fetch(`http://127.0.0.1:${port}/`)).text()).toBe('a');
       await store.put('promotions/kv', JSON.stringify({ service: 'kv', epoch: 0, next: 1, to: 'kv-2' }));
       expect(await store.bumpEpoch('kv', 0)).toBe(1);
@@ -220,7 +232,7 @@ describe('understudy router: the data plane follows the store (real processes)',
   it('on etcd: keeps serving with 0 failed requests while the control process (up --store etcd://) is SIGKILLed under load', async () => {
     etcd ??= await startEtcd();
     const store = `etcd://${etcd.endpoint}/chaos-${tag}/`;
-    const [upPort, routerPort] = [await freePort(), await freePort()];
+    const upPort = await freePort();
     const file = join(work, 'kv-etcd.yaml');
     writeFileSync(
       file,
@@ -254,8 +266,8 @@ describe('understudy router: the data plane follows the store (real processes)',
       30_000,
       () => `up --store etcd:// did not serve: ${upOut}`,
     );
-    const router = await startRouter(['--store', store], `127.0.0.1:${routerPort}`);
-    const base = `http://127.0.0.1:${routerPort}`;
+    const router = await startRouter(['--store', store]);
+    const base = `http://127.0.0.1:${router.port}`;
     await waitFor(
       async () =>
         (await fetch(`${base}/kv/a`, { method: 'PUT', body: '1' }).catch(() => undefined))?.status === 200,
