@@ -258,6 +258,8 @@ export interface NetnsControlOptions {
   dataDir: string;
   /** How long a lost host's instances wait before moving (`--replace-lost-after`), ms. @default 20000 */
   replaceLostAfterMs?: number;
+  /** TTL of the control leader's lease (`--lease-ttl`, whole seconds on etcd), ms. @default the CLI's (3 s) */
+  leaderTtlMs?: number;
   /** The environment it runs with. @default process.env */
   env?: NodeJS.ProcessEnv;
 }
@@ -274,6 +276,7 @@ export function startNetnsControl(lab: NetnsLab, ns: string, options: NetnsContr
       ...['--store', options.store, '--name', options.name, '--api', '127.0.0.1:0'],
       ...['--cluster-key', options.clusterKey, '-d', options.dataDir],
       ...['--replace-lost-after', `${options.replaceLostAfterMs ?? 20_000}ms`],
+      ...(options.leaderTtlMs !== undefined ? ['--lease-ttl', `${options.leaderTtlMs}ms`] : []),
     ],
     options.env,
   );

@@ -65,6 +65,8 @@ export interface NetnsClusterOptions {
   controls?: string[];
   /** TTL of the agents' host leases, ms. @default 2000 */
   hostLeaseMs?: number;
+  /** TTL of the control leader's lease, ms (whole seconds on etcd). @default the CLI's (3 s) */
+  leaderTtlMs?: number;
   /** How long a lost host's instances wait before moving (`--replace-lost-after`), ms. @default 20000 */
   replaceLostAfterMs?: number;
   // --- Added for the seeds' host-level features (test/e2e/hosts-seeds.test.ts) ---
@@ -219,6 +221,7 @@ export class NetnsCluster {
         clusterKey: join(dir, 'cluster.key'),
         dataDir: join(dir, `control-${ns}`),
         replaceLostAfterMs: this.options.replaceLostAfterMs ?? 20_000,
+        ...(this.options.leaderTtlMs !== undefined ? { leaderTtlMs: this.options.leaderTtlMs } : {}),
         env: this.#env,
       });
       this.controls.set(ns, proc);

@@ -163,6 +163,8 @@ async function handle(m: {
 }): Promise<Record<string, unknown>> {
   switch (m.type) {
     case 'load':
+      // A load a failed scenario left running stops first: two would write at once, the first unseen.
+      load?.abort.abort();
       load = startLoad(Number(m.rate ?? 100), Number(m.writeShare ?? 0.5), String(m.prefix ?? 'w'));
       return {};
     case 'stop-load': {
