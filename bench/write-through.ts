@@ -294,7 +294,7 @@ async function main(): Promise<void> {
   process.stdout.write(
     peer.postgresSyncRatio === undefined
       ? `peer: PostgreSQL with a synchronous standby not measured: ${peer.skipped}\n`
-      : `peer: PostgreSQL upserts, ${writers} clients: ${peer.tpsAlone} tps alone, ${peer.tpsSyncStandby} tps with one synchronous standby (remote_apply): ${peer.postgresSyncRatio}x\n`,
+      : `peer: PostgreSQL upserts, ${writers} clients: ${peer.tpsAlone} tps alone, ${peer.tpsAsyncStandby} tps with one asynchronous standby (${peer.postgresAsyncRatio}x), ${peer.tpsSyncStandby} tps with it synchronous (remote_apply): ${peer.postgresSyncRatio}x\n`,
   );
   process.stdout.write(
     JSON.stringify({
@@ -321,6 +321,7 @@ async function main(): Promise<void> {
       writeThroughBatchP99Ratio: round(wtP99R.median),
       order: 'pipelined',
       postgresSyncRatio: peer.postgresSyncRatio ?? null,
+      postgresAsyncRatio: peer.postgresAsyncRatio ?? null,
       postgres: peer,
     }) + '\n',
   );

@@ -1,7 +1,9 @@
-// The peer reference of the write-through bench: what PostgreSQL users pay for one synchronous standby.
+// The peer reference of the write-through bench: what PostgreSQL users pay for one standby, asynchronous
+// (streaming, the primary does not wait) and synchronous.
 // The same kind of workload as the kv bench (32 closed-loop clients, each transaction an upsert of one
 // small row with a fresh key) is driven with pgbench against a primary without a standby, then with one
-// synchronous standby (`synchronous_commit = remote_apply`, made with pg_basebackup), both clusters on
+// asynchronous standby (made with pg_basebackup), then with that standby synchronous
+// (`synchronous_commit = remote_apply`), both clusters on
 // loopback in temporary directories. PostgreSQL refuses to run as root: as root, every PostgreSQL
 // command runs as the `postgres` user through `runuser -u postgres --` (the directories are chowned to it).
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -22,6 +24,10 @@ import { join } from 'node:path';
 export interface PostgresPeerResult {
   /** Transactions per second without a standby. */
   tpsAlone?: number;
+  /** Transactions per second with one asynchronous standby (streaming; the primary does not wait for it). */
+  tpsAsyncStandby?: number;
+  /** tpsAsyncStandby / tpsAlone: the anchor of the bench's async ratio. */
+  postgresAsyncRatio?: number;
   /** Transactions per second with one synchronous standby (remote_apply). */
   tpsSyncStandby?: number;
   /** tpsSyncStandby / tpsAlone. */
@@ -89,9 +95,18 @@ async function freePort(): Promise<number> {
   });
 }
 
+/** Waits (up to 30 s, polling every 100 ms) until `done()`; throws saying what did not happen. */
+async function until(what: string, done: () => boolean): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`waited 30 s for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /**
- * Measures {@link PostgresPeerResult}: pgbench tps of the upsert workload without, then with, one
- * synchronous standby. Stops both clusters and removes their directories in every path.
+ * Measures {@link PostgresPeerResult}: pgbench tps of the upsert workload without a standby, with one
+ * asynchronous standby, then with it synchronous. Stops both clusters and removes their directories in every path.
  */
 export async function measurePostgresPeer(options: PostgresPeerOptions): Promise<PostgresPeerResult> {
   const clients = options.clients ?? 32;
@@ -224,17 +239,23 @@ export async function measurePostgresPeer(options: PostgresPeerOptions): Promise
     );
     pg('pg_ctl', ['-D', standby, '-l', join(work, 'standby.log'), '-w', 'start']);
     started.push(standby);
+    await until(
+      'the standby to stream from the primary',
+      () => sql(p1, "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'").trim() === '1',
+    );
+    const tpsAsyncStandby = tps(p1, script);
     sql(p1, "ALTER SYSTEM SET synchronous_standby_names = 'standby1'");
     sql(p1, "ALTER SYSTEM SET synchronous_commit = 'remote_apply'");
     sql(p1, 'SELECT pg_reload_conf()');
-    const deadline = Date.now() + 30_000;
-    while (sql(p1, "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'").trim() !== '1') {
-      if (Date.now() > deadline) throw new Error('the standby did not become synchronous within 30 s');
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await until(
+      'the standby to become synchronous',
+      () => sql(p1, "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'").trim() === '1',
+    );
     const tpsSyncStandby = tps(p1, script);
     return {
       tpsAlone: Math.round(tpsAlone),
+      tpsAsyncStandby: Math.round(tpsAsyncStandby),
+      postgresAsyncRatio: Math.round((tpsAsyncStandby / tpsAlone) * 100) / 100,
       tpsSyncStandby: Math.round(tpsSyncStandby),
       postgresSyncRatio: Math.round((tpsSyncStandby / tpsAlone) * 100) / 100,
     };
