@@ -23,7 +23,13 @@
 // Batched replication (echo.mutations.batch): `POST /_understudy/batch` takes many sequenced writes at
 // once (../lib/seq-gate.mjs decodeBatch/applyBatch); each is applied as a single request would be.
 //
+// `GET /stats` also says what the log is doing now: `committing`, the records of the group commit being
+// written (0 when none), and `queued`, the records waiting for the next one.
+//
 // Usage: node server.mjs --port 8080 --state ./state [--host 127.0.0.1]
+// Test-only: KV_TEST_HOLD_COMMIT_MS=<ms> holds every group commit written off the event loop for that
+// long before its write is issued (default 0: not held, no timer), so that a test can make a reload, a
+// shutdown or a batch come while a commit is being written (examples/kv/server.test.ts). Never in production.
 import { createServer } from 'node:http';
 import {
   closeSync,
@@ -70,6 +76,15 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   process.stderr.write(`kv: --port must be an integer 0-65535, got ${JSON.stringify(args.port)}\n`);
   process.exit(2);
 }
+const holdRaw = process.env.KV_TEST_HOLD_COMMIT_MS ?? '';
+if (holdRaw !== '' && !/^\d{1,6}$/.test(holdRaw)) {
+  process.stderr.write(
+    `kv: KV_TEST_HOLD_COMMIT_MS must be a whole number of milliseconds (0-999999), got ${JSON.stringify(holdRaw)}\n`,
+  );
+  process.exit(2);
+}
+/** Test-only (see the header): how long each asynchronous group commit is held before its write. */
+const HOLD_COMMIT_MS = Number(holdRaw);
 mkdirSync(stateDir, { recursive: true });
 const logPath = join(stateDir, 'kv.log');
 
@@ -215,13 +230,16 @@ function flush() {
   filling = newGroup();
   writing = group;
   const buf = Buffer.from(group.lines, 'utf8');
-  writeAll(buf, 0, () => {
+  /** The group is on disk. */
+  const done = () => {
     stats.fsyncs++;
     logBytes += buf.length;
     settle(group);
     writing = undefined;
     if (filling.recs.length > 0) flush();
-  });
+  };
+  if (HOLD_COMMIT_MS > 0) setTimeout(writeAll, HOLD_COMMIT_MS, buf, 0, done);
+  else writeAll(buf, 0, done);
 }
 
 /** A group commit is on disk: apply its records and answer everyone waiting for it. @param {Group} group */
@@ -426,6 +444,8 @@ async function handle(req, res) {
       appliedSeq: gate.appliedSeq,
       stream: gate.stream,
       logBytes,
+      committing: writing?.recs.length ?? 0,
+      queued: filling.recs.length,
       recovered,
       truncatedBytes,
       role: process.env.UNDERSTUDY_ROLE ?? 'primary',

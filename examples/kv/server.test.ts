@@ -106,12 +106,59 @@ const seqPut = (
       'x-understudy-epoch': '1',
       ...extra,
     },
-    // A seq that is never consumed holds every later one: fail rather than hang.
-    signal: AbortSignal.timeout(5000),
+    // A seq that is never consumed holds every later one: fail rather than hang (after longer than the
+    // held group commits below take).
+    signal: AbortSignal.timeout(15_000),
   });
 
 const stats = async (base: string): Promise<Record<string, unknown>> =>
   (await (await fetch(`${base}/stats`)).json()) as Record<string, unknown>;
+
+/**
+ * How long the tests that need a group commit under way have kv hold each one before writing it
+ * (`KV_TEST_HOLD_COMMIT_MS`): long enough for a few requests to come meanwhile on a busy machine. Each
+ * of those tests waits for two held commits (the second write's one comes after the first's).
+ */
+const HOLD_MS = '1500';
+
+/** Polls kv's `/stats` until `ready` holds (what a held group commit keeps in place). */
+async function until(
+  base: string,
+  ready: (s: Record<string, unknown>) => boolean,
+  what: string,
+): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (ready(await stats(base))) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`kv never showed ${what}`);
+}
+
+/**
+ * With kv holding its group commits: seq 1 (k=v1) in the group commit being written, seq 2 (k=v2) queued
+ * behind it. Returns their answers to come.
+ */
+async function commitUnderWay(base: string): Promise<[Promise<Response>, Promise<Response>]> {
+  const w1 = seqPut(base, 'k', 1);
+  await until(base, (s) => s.committing === 1, 'the first write being written');
+  const w2 = seqPut(base, 'k', 2);
+  await until(base, (s) => s.committing === 1 && s.queued === 1, 'the second write queued behind it');
+  return [w1, w2];
+}
+
+/** The kv sequence numbers of the records in a state directory's log, in the order they are in it. */
+const logSeqs = (dir: string): number[] =>
+  readFileSync(join(dir, 'kv-9', 'kv.log'), 'utf8')
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => (JSON.parse(line.slice(9)) as { seq: number }).seq);
+
+/** Stops kv with SIGTERM (a clean shutdown) and gives its exit code. */
+async function stop(child: ChildProcess): Promise<number | null> {
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  child.kill('SIGTERM');
+  return exited;
+}
 
 describe('the kv example in pipelined order', () => {
   it('writes its log through an O_DSYNC descriptor and makes a batch durable with one write, answering every entry in order', async () => {
@@ -161,33 +208,65 @@ describe('the kv example in pipelined order', () => {
     expect(await (await fetch(`${base}/kv/k7`)).text()).toBe('v7');
   });
 
-  it('keeps its log in write order when a reload or a shutdown comes while a group commit is being written', async () => {
-    const first = await start();
-    // One key written over and over, a reload in the middle: a record landing out of order would bring
-    // back an older value at the next start.
-    let answered = 0;
-    const writes = Array.from({ length: 300 }, (_, i) =>
-      fetch(`${first.base}/kv/k`, {
-        method: 'PUT',
-        body: `v${i}`,
-        headers: { 'x-request-id': `o${i}` },
-      }).then((r) => (answered++, r)),
-    );
-    // Reloads while writes keep coming (several, to land during a group commit).
-    const reloads: Array<Promise<Response>> = [];
-    while (answered < 250) {
-      reloads.push(fetch(`${first.base}/admin/reload`, { method: 'POST' }));
-      await new Promise((r) => setTimeout(r, 2));
-    }
-    for (const r of await Promise.all(reloads)) expect(r.status).toBe(200);
-    for (const w of await Promise.all(writes)) expect(w.status).toBe(200);
-    const last = await (await fetch(`${first.base}/kv/k`)).text();
-    const exited = new Promise((r) => first.child.once('exit', r));
-    first.child.kill('SIGTERM');
-    await exited;
+  it('keeps its log in write order when a reload comes while a group commit is being written', async () => {
+    const first = await start({ KV_TEST_HOLD_COMMIT_MS: HOLD_MS });
+    const [w1, w2] = await commitUnderWay(first.base);
+    expect((await fetch(`${first.base}/admin/reload`, { method: 'POST' })).status).toBe(200);
+    expect([(await w1).status, (await w2).status]).toEqual([200, 200]);
+    // The later write is the value, now and after a restart: its record is the log's last.
+    expect(await (await fetch(`${first.base}/kv/k`)).text()).toBe('v2');
+    expect(logSeqs(first.dir)).toEqual([1, 2]);
+    expect(await stop(first.child)).toBe(0);
     const again = await start({}, first.dir);
-    expect(await (await fetch(`${again.base}/kv/k`)).text()).toBe(last);
-    expect(await stats(again.base)).toMatchObject({ recovered: 300, truncatedBytes: 0 });
+    expect(await (await fetch(`${again.base}/kv/k`)).text()).toBe('v2');
+    expect(await stats(again.base)).toMatchObject({ recovered: 2, appliedSeq: 2, truncatedBytes: 0 });
+  });
+
+  it('finishes the group commit being written before its own flush when a SIGTERM comes: every queued write is in the log, in order', async () => {
+    const first = await start({ KV_TEST_HOLD_COMMIT_MS: HOLD_MS });
+    // Their answers may be cut short by the exit: the log is what this checks.
+    const writes = await commitUnderWay(first.base);
+    for (const w of writes) void w.catch(() => undefined);
+    expect(await stop(first.child)).toBe(0);
+    expect(logSeqs(first.dir)).toEqual([1, 2]);
+    const again = await start({}, first.dir);
+    expect(await stats(again.base)).toMatchObject({ recovered: 2, appliedSeq: 2, truncatedBytes: 0 });
+    expect(await (await fetch(`${again.base}/kv/k`)).text()).toBe('v2');
+  });
+
+  it('writes a batch that comes while a group commit is being written after that commit, not on the event loop before it', async () => {
+    const { base, dir } = await start({ KV_TEST_HOLD_COMMIT_MS: HOLD_MS });
+    const w1 = seqPut(base, 'k', 1);
+    await until(base, (s) => s.committing === 1, 'the first write being written');
+    const batch = encodeBatch('st', [
+      { seq: 2, epoch: 1, method: 'PUT', path: '/kv/k', body: Buffer.from('v2') },
+    ]);
+    const res = await fetch(`${base}/_understudy/batch`, {
+      method: 'POST',
+      body: batch,
+      headers: { 'content-type': 'application/x-understudy-batch' },
+    });
+    expect(res.status).toBe(200);
+    expect((await w1).status).toBe(200);
+    expect(logSeqs(dir)).toEqual([1, 2]);
+    expect(await (await fetch(`${base}/kv/k`)).text()).toBe('v2');
+    expect((await stats(base)).inlineCommits).toBe(0);
+  });
+
+  it('refuses a KV_TEST_HOLD_COMMIT_MS that is not a whole number of milliseconds, saying so', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'us-kv-example-'));
+    const child = spawn(process.execPath, [server, '--port', '0', '--state', join(dir, 'kv-9')], {
+      env: { ...process.env, KV_TEST_HOLD_COMMIT_MS: '1s' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    running.push({ child, dir });
+    let stderr = '';
+    child.stderr?.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
+    const code = await new Promise((r) => child.once('close', r));
+    expect(code).toBe(2);
+    expect(stderr).toBe(
+      'kv: KV_TEST_HOLD_COMMIT_MS must be a whole number of milliseconds (0-999999), got "1s"\n',
+    );
   });
 
   it('consumes a write whose key does not decode (404) instead of holding every later seq', async () => {
