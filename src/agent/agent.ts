@@ -177,6 +177,7 @@ export class AgentRegistry {
   readonly #exitListeners = new Set<(handle: InstanceHandle, exit: InstanceExit) => void>();
   /** Per host: unsubscribes the registry's exit listeners from that agent. */
   readonly #unsubscribe = new Map<string, (() => void)[]>();
+  readonly #agentListeners = new Set<(agent: Agent) => void>();
 
   /** `allowEmpty`: a registry filled later (from the store's host records). @default false */
   constructor(agents: Iterable<Agent>, options: { allowEmpty?: boolean } = {}) {
@@ -185,7 +186,10 @@ export class AgentRegistry {
       throw new UnderstudyError(ErrorCode.Internal, 'an agent registry needs at least one agent');
   }
 
-  /** Adds (or replaces) the agent of a host; listeners of {@link onExit} follow it. */
+  /**
+   * Adds (or replaces) the agent of a host; listeners of {@link onExit} follow it, and listeners of
+   * {@link onAgent} are told.
+   */
   set(agent: Agent): void {
     this.delete(agent.host);
     this.#agents.set(agent.host, agent);
@@ -193,6 +197,17 @@ export class AgentRegistry {
       agent.host,
       [...this.#exitListeners].map((l) => agent.onExit(l)),
     );
+    for (const l of [...this.#agentListeners]) l(agent);
+  }
+
+  /**
+   * Calls `listener` with each agent {@link set} from now on: a host joining, or a host served by
+   * another agent than before (distributed mode: its agent back on a new API address, or registered
+   * again, is reached through a new client). Returns the unsubscribe function.
+   */
+  onAgent(listener: (agent: Agent) => void): () => void {
+    this.#agentListeners.add(listener);
+    return () => this.#agentListeners.delete(listener);
   }
 
   /** Removes the agent of a host (it is gone); returns it. */

@@ -156,4 +156,58 @@ describe('HostAgentRegistry', () => {
     expect(changes).toEqual(['up h1', 'up h1', 'down h1']);
     expect(() => registry.get('h1')).toThrow(expect.objectContaining({ code: ErrorCode.NotFound }));
   });
+
+  it('tells onAgent listeners of each new agent of a host once: a new API address, or the record back after it lapsed; not a planned restart mark', async () => {
+    const store = await SqliteStateStore.create({ dataDir: tmp(), tickIntervalMs: 20 });
+    cleanups.push(() => store.close());
+    const secret = ensureClusterKey(join(tmp(), 'cluster.key'));
+    const local = new LocalAgent({ runtime: await ProcessRuntime.create(), host: 'h1' });
+    const first = await AgentServer.start({ agent: local, secret });
+    const second = await AgentServer.start({ agent: local, secret });
+    cleanups.push(
+      () => local.close({ leaveRunning: true }),
+      () => first.close(),
+      () => second.close(),
+    );
+    const registry = await HostAgentRegistry.open({ store, secret });
+    cleanups.push(() => registry.close());
+    const told: unknown[] = [];
+    registry.onAgent((agent) => told.push(agent));
+    const lease = await store.grantLease(10_000);
+    cleanups.push(() => store.revokeLease(lease.id));
+    const record = (url: string, extra: Partial<HostRecord> = {}): string =>
+      JSON.stringify({
+        host: 'h1',
+        url,
+        address: '127.0.0.1',
+        runtime: 'process',
+        cores: 2,
+        memoryBytes: 1 << 30,
+        pid: process.pid,
+        startedAt: 1,
+        ...extra,
+      } satisfies HostRecord);
+
+    await store.put(hostKey('h1'), record(first.url), { leaseId: lease.id });
+    await until('h1 to join', () => told.length === 1);
+    expect(told[0]).toBe(registry.get('h1'));
+    // The same agent marks its record for a planned restart: the same client, nothing told.
+    await store.put(hostKey('h1'), record(first.url, { restartingUntil: Date.now() + 30_000 }), {
+      leaseId: lease.id,
+    });
+    await until('the mark', () => registry.records()[0]?.restartingUntil !== undefined);
+    expect(told).toHaveLength(1);
+    // The next agent of the host registers on another address: a new client, told once.
+    await store.put(hostKey('h1'), record(second.url), { leaseId: lease.id });
+    await until('the new agent', () => told.length === 2);
+    expect(told[1]).toBe(registry.get('h1'));
+    expect(told[1]).not.toBe(told[0]);
+    // Its record goes (lease lapsed) and comes back at the same address: another client, told once.
+    await store.delete(hostKey('h1'));
+    await until('h1 to go', () => !registry.has('h1'));
+    await store.put(hostKey('h1'), record(second.url), { leaseId: lease.id });
+    await until('h1 back', () => registry.has('h1'));
+    expect(told).toHaveLength(3);
+    expect(told[2]).toBe(registry.get('h1'));
+  });
 });

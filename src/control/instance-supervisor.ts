@@ -36,6 +36,13 @@ export interface Reconciler {
   reconcileNow(): Promise<void>;
 }
 
+/** One instance's watch: how it ends, the agent it was asked of, the spec it was made from. */
+interface InstanceWatchEntry {
+  readonly abort: AbortController;
+  readonly agent: Agent;
+  readonly spec: ServiceSpec;
+}
+
 /** The typed dependencies of an {@link InstanceSupervisor}. */
 export interface InstanceSupervisorDeps {
   /** The instance records (the store's `instances/`): read from here, written by compare-and-set. */
@@ -81,7 +88,8 @@ export class InstanceSupervisor implements AdoptionHost {
   /** Told which shadow fed a new serving instance (set by the control plane). */
   recycler: FeedListener | undefined;
   readonly #deps: InstanceSupervisorDeps;
-  readonly #watchAborts = new Map<string, AbortController>();
+  /** The watch of each instance: ended by aborting it; the agent and spec it was asked of. */
+  readonly #watches = new Map<string, InstanceWatchEntry>();
   /** Instances being stopped on purpose (or fenced): their exit is not a failure. */
   readonly #expectedExits = new Set<string>();
   /** Instances being restarted for a failed health check: their exit is a failure. */
@@ -112,10 +120,13 @@ export class InstanceSupervisor implements AdoptionHost {
     return this.#failedWrites;
   }
 
-  /** Starts following the exits of instances on every agent. */
+  /** Starts following the exits of instances on every agent, and the agents that take a host's place. */
   start(): void {
     // Through the registry: agents that join later (distributed mode's hosts) are followed too.
-    this.#unsubscribeExit = [this.agents.onExit((handle, exit) => this.#onExit(handle, exit))];
+    this.#unsubscribeExit = [
+      this.agents.onExit((handle, exit) => this.#onExit(handle, exit)),
+      this.agents.onAgent((agent) => this.#agentChanged(agent)),
+    ];
   }
 
   /** Stops watching and reacting (the instances themselves are stopped by the caller). */
@@ -257,20 +268,47 @@ export class InstanceSupervisor implements AdoptionHost {
     if (started && ServiceAutoscaler.wanted(this.specOf(rec.service))) recordColdJoin(this.decisions, rec);
   }
 
-  /** Active health checks (the spec's) and the liveness heartbeat (hang detection) of one instance. */
+  /**
+   * Active health checks (the spec's) and the liveness heartbeat (hang detection) of one instance, asked
+   * of the agent of its host. A verdict of a watch that was ended since (replaced, or moved to another
+   * agent of the host) is ignored, even one already on its way.
+   */
   watch(spec: ServiceSpec, rec: InstanceRecord): void {
     this.unwatch(rec.id);
+    if (this.#closed) return;
+    const agent = this.agents.of(rec);
     const abort = new AbortController();
-    this.#watchAborts.set(rec.id, abort);
-    watchInstance(this.agents.of(rec), spec, rec, AbortSignal.any([abort.signal, this.#abort.signal]), {
-      onHealth: (v) => this.#onHealth(rec, v),
-      onHang: (v) => this.#onHang(rec, v),
+    this.#watches.set(rec.id, { abort, agent, spec });
+    const live = (): boolean => !abort.signal.aborted;
+    watchInstance(agent, spec, rec, AbortSignal.any([abort.signal, this.#abort.signal]), {
+      onHealth: (v) => {
+        if (live()) this.#onHealth(rec, v);
+      },
+      onHang: (v) => {
+        if (live()) this.#onHang(rec, v);
+      },
     });
   }
 
   /** Stops the health checks and heartbeat watch of an instance. */
   unwatch(id: string): void {
-    this.#watchAborts.get(id)?.abort();
+    this.#watches.get(id)?.abort.abort();
+  }
+
+  /**
+   * Another agent serves a host now (distributed mode: its agent restarted on a new API address, or
+   * registered again after its record lapsed): the watches of that host's instances, asked of the
+   * agent before, end and are asked of this one — once per agent, and only by a supervisor that still
+   * acts (a control term that ended watches nothing).
+   */
+  #agentChanged(agent: Agent): void {
+    if (this.#closed) return;
+    const moved = [...this.#watches].filter(([, w]) => !w.abort.signal.aborted && w.agent !== agent);
+    for (const [id, w] of moved) {
+      const rec = this.#deps.records.get(id);
+      if (!rec || rec.host !== agent.host) continue;
+      this.watch(w.spec, rec);
+    }
   }
 
   #onHealth(rec: InstanceRecord, verdict: HealthVerdict): void {
@@ -471,7 +509,7 @@ export class InstanceSupervisor implements AdoptionHost {
     const rec = this.#deps.records.get(handle.instanceId);
     if (!rec || rec.pid !== handle.pid) return;
     this.unwatch(rec.id);
-    this.#watchAborts.delete(rec.id);
+    this.#watches.delete(rec.id);
     rec.lastExit = exit;
     if (this.#expectedExits.delete(rec.id) || this.#closed) return;
     const now = this.clock.now();

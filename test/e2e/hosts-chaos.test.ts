@@ -195,7 +195,9 @@ describe.skipIf(!support.ok)('chaos on a 3-member etcd across namespaces', { tim
     await cluster.startLoad(60, 'roll');
     await sleep(1000);
     const since = Date.now();
+    const restartedAt = new Map<string, number>();
     for (const host of Object.keys(cluster.options.hosts)) {
+      restartedAt.set(host, Date.now());
       await cluster.restartAgent(host);
       const out = cluster.agents.get(host)!.out();
       for (const r of (await cluster.records()).filter((x) => x.host === host && x.phase === 'running'))
@@ -212,6 +214,17 @@ describe.skipIf(!support.ok)('chaos on a 3-member etcd across namespaces', { tim
     expect(restarts.map((d) => [(d.inputs as { host: string }).host, d.outcome.status])).toEqual(
       Object.keys(cluster.options.hosts).map((h) => [h, 'ok']),
     );
+    // Each agent came back on a new address: the leader moved its watches of the host's instances to
+    // it, whose health checks then gave a verdict of their own (a first one is a change: `healthy`).
+    for (const r of (await cluster.records()).filter((x) => x.phase === 'running'))
+      await waitFor(
+        () => `a health verdict of ${r.id} through the new agent of ${r.host}`,
+        async () =>
+          (await cluster.decisions()).some(
+            (d) => d.kind === 'healthy' && d.instance === r.id && d.at >= restartedAt.get(r.host)!,
+          ),
+        15_000,
+      );
     const after = await cluster.pair();
     expect([after.primary.id, after.primary.pid]).toEqual([before.id, before.pid]);
     expect([after.echo.id, after.echo.pid]).toEqual([echo.id, pids.get(echo.id)]);
