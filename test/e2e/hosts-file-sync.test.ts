@@ -2,7 +2,9 @@
 // the kv example with a warm echo kept by file sync (its kv.log synced, reloaded on promotion), two
 // hosts in two zones, one etcd member and one control replica. The echo is placed on the other host,
 // the primary's agent serves it a source on its host's address (TLS under the cluster CA, the pair's key
-// derived from the cluster key), the echo's agent syncs from it; a SIGKILLed primary fails over to the
+// derived from the cluster key), the echo's agent syncs from it; the echo's host agent, then the
+// primary's, restarts on a new API address and the sync follows each (writes made after each restart
+// reach the echo, no failover); a SIGKILLed primary then fails over to the
 // echo on the other host, which serves every acknowledged write, and the old primary rejoins as its
 // echo, synced back from the new primary's host. One shared cluster, in order.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -57,6 +59,15 @@ describe.skipIf(!support.ok)(
       return last;
     }
 
+    /** The agent API address `host`'s record in the store holds now (a restarted agent has a new one). */
+    async function agentUrl(host: string): Promise<string | undefined> {
+      const r = (await cluster.call('list', { prefix: `hosts/${host}` })) as {
+        records: { key: string; value: string }[];
+      };
+      const rec = r.records.find((x) => x.key === `hosts/${host}`);
+      return rec ? (JSON.parse(rec.value) as { url?: string; restartingUntil?: number }).url : undefined;
+    }
+
     it('places the file-synced echo on the other host and zone, and the primary’s acknowledged writes reach it there', async () => {
       first = await cluster.pair();
       expect(first.primary.host).not.toBe(first.echo.host);
@@ -79,6 +90,50 @@ describe.skipIf(!support.ok)(
         },
         20_000,
       );
+      await verified(first.primary.id);
+    });
+
+    it('the echo’s host agent, then the primary’s, restarts on a new address: acknowledged writes made after each restart still reach the echo’s kv.log on the other host, with no failover', async () => {
+      const since = Date.now();
+      const inEchoLog = async (writes: [string, string][]): Promise<void> => {
+        let missing: [string, string][] = writes;
+        await waitFor(
+          () =>
+            `${missing.length} acknowledged writes in the echo’s kv.log, e.g. ${JSON.stringify(missing[0])}`,
+          async () => {
+            const log = NetnsCluster.kvLog(first.echo.stateDir);
+            missing = writes.filter(([k, v]) => log.get(k)?.value !== v);
+            return missing.length === 0;
+          },
+          20_000,
+        );
+      };
+      for (const host of [first.echo.host, first.primary.host]) {
+        const before = await agentUrl(host);
+        await cluster.restartAgent(host);
+        await waitFor(
+          () => `the new agent of ${host} registered on a new address (was ${before})`,
+          async () => {
+            const now = await agentUrl(host);
+            return now !== undefined && now !== before;
+          },
+          20_000,
+        );
+        await cluster.startLoad(40, `restart-${host}`);
+        await sleep(1500);
+        const load = await cluster.stopLoad();
+        expect(load.acked.length, JSON.stringify(load.errorSamples)).toBeGreaterThan(10);
+        await inEchoLog(load.acked);
+        acked = [...acked, ...load.acked];
+      }
+      // The same pair all along: the echo kept up by the file sync, not by a failover or a reseed.
+      const decisions = (await cluster.decisions()).filter((d) => d.at >= since);
+      expect(decisions.filter((d) => ['failover', 'host-lost', 'restart', 'start'].includes(d.kind))).toEqual(
+        [],
+      );
+      const pair = await cluster.pair();
+      expect(pair.primary.id).toBe(first.primary.id);
+      expect(pair.echo.id).toBe(first.echo.id);
       await verified(first.primary.id);
     });
 
