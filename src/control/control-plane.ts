@@ -279,6 +279,7 @@ export class ControlPlane {
       agentOf: (h) => this.#agents.get(h),
       hostOf: (i) => find(i)?.host,
       defaultHost: this.#options.host,
+      onAgent: (listener) => this.#agents.onAgent(listener),
     };
   }
 

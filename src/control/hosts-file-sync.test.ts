@@ -33,6 +33,8 @@ const SETTINGS: FileSyncSettings = {
 };
 let dir: string;
 const agents = new Map<string, Agent>();
+/** Told of each agent that takes a host's place (as `AgentRegistry.onAgent`), by the tests that replace one. */
+const agentListeners = new Set<(agent: Agent) => void>();
 let ca: Awaited<ReturnType<typeof createClusterCa>>;
 let control: TlsIdentity;
 /** Host a's agent API: stopped and started again on the same address (an agent process restarted). */
@@ -95,6 +97,7 @@ async function syncedPair(
   echoHost: string,
   data: string,
   firstCopy = 'the first copy',
+  followRegistry = false,
 ): Promise<{ p: string; e: string; sync: HostsFileSync; events: string[] }> {
   const root = join(dir, name);
   const [p, e] = [join(root, 'a', 'p'), join(root, echoHost, 'e')];
@@ -113,6 +116,14 @@ async function syncedPair(
       agentOf: (h) => agents.get(h)!,
       hostOf: (i) => where.get(i.id ?? i.stateDir ?? ''),
       defaultHost: 'a',
+      ...(followRegistry
+        ? {
+            onAgent: (l: (agent: Agent) => void) => {
+              agentListeners.add(l);
+              return () => agentListeners.delete(l);
+            },
+          }
+        : {}),
     },
   );
   closers.unshift(() => sync.close());
@@ -166,19 +177,16 @@ describe('HostsFileSync', () => {
     expect(await sync.waitCaughtUp('e', 10_000)).toBe(true);
   }, 60_000);
 
-  it('when the echo host’s agent comes back on a new address (a new client in the registry), the sync is set up again on it', async () => {
-    const tls = await issueLeaf(ca, { name: 'c', ips: ['127.0.0.3'] });
-    const local = new LocalAgent({
-      runtime: await ProcessRuntime.create({ graceMs: 200 }),
-      host: 'c',
-      address: '127.0.0.3',
-    });
+  /** Host `host` at `address`, served by an agent that can be replaced by another on a new address. */
+  async function replaceableHost(host: string, address: string) {
+    const tls = await issueLeaf(ca, { name: host, ips: [address] });
+    const local = new LocalAgent({ runtime: await ProcessRuntime.create({ graceMs: 200 }), host, address });
     closers.push(() => local.close({ graceMs: 100 }));
     const serve = async () => {
-      const server = await AgentServer.start({ agent: local, secret: SECRET, tls, listen: '127.0.0.3:0' });
+      const server = await AgentServer.start({ agent: local, secret: SECRET, tls, listen: `${address}:0` });
       const remote = new RemoteAgent({
-        host: 'c',
-        address: '127.0.0.3',
+        host,
+        address,
         url: server.url,
         secret: SECRET,
         tls: control,
@@ -188,21 +196,52 @@ describe('HostsFileSync', () => {
         () => remote.close({ leaveRunning: true }),
         () => server.close(),
       );
-      agents.set('c', remote);
+      agents.set(host, remote);
+      for (const l of [...agentListeners]) l(remote);
       return { server, remote };
     };
     const first = await serve();
+    return {
+      /** The agent process stops (its syncs go with it) and another registers on a new address. */
+      replace: async () => {
+        await first.server.close();
+        await first.remote.close({ leaveRunning: true });
+        return serve();
+      },
+    };
+  }
+
+  it('when the echo host’s agent comes back on a new address (a new client in the registry), the sync is set up again on it', async () => {
+    const c = await replaceableHost('c', '127.0.0.3');
     const { p, e, sync } = await syncedPair('replaced', 'svc3', 'c', 'before host c came back\n');
 
-    // The agent process of c stops (its syncs go with it) and registers again elsewhere.
-    await first.server.close();
-    await first.remote.close({ leaveRunning: true });
-    await serve();
+    await c.replace();
     writeFileSync(join(p, 'after.txt'), 'written once host c came back\n');
     await until('the change to reach host c again', () => {
       sync.caughtUp('e'); // a view read notices the new client
       return same(p, e);
     });
+  }, 60_000);
+
+  it('told by the registry of the echo host’s new agent, the sync is set up again on it with no view read; once closed, it no longer listens', async () => {
+    const d = await replaceableHost('d', '127.0.0.4');
+    const { p, e, sync } = await syncedPair(
+      'told',
+      'svc5',
+      'd',
+      'before host d came back\n',
+      'the first copy',
+      true,
+    );
+    expect(agentListeners.size).toBe(1);
+
+    await d.replace();
+    writeFileSync(join(p, 'after.txt'), 'written once host d came back\n');
+    await until('the change to reach host d again', () => same(p, e));
+
+    // A closed sync (its control term over) no longer listens to the registry.
+    await sync.close();
+    expect(agentListeners.size).toBe(0);
   }, 60_000);
 
   it('reports, instead of syncing, an echo on another host when the agents sync files on one host only', async () => {

@@ -9,6 +9,13 @@ export interface HostsFileSyncDeps {
   hostOf(instance: { id?: string; stateDir?: string }): string | undefined;
   /** The host assumed for an instance control does not know (yet). */
   defaultHost: string;
+  /**
+   * Subscribes to the agents that take a host's place (`AgentRegistry.onAgent`: an agent back on a new
+   * API address is a new client); returns the unsubscribe function. Given, the syncs are set up again
+   * on the new agent as soon as it registers. @default none: only noticed at the next view read
+   * (`caughtUp`, `echoes`, `waitCaughtUp`)
+   */
+  onAgent?(listener: (agent: Agent) => void): () => void;
 }
 
 /**
@@ -27,6 +34,7 @@ export class HostsFileSync implements FileSync {
   readonly #echoes = new Map<string, { host: string; dir: string }>();
   #closed = false;
   #rebuilding = false;
+  readonly #unsubscribe: () => void;
 
   readonly #options: ServiceFileSyncOptions;
 
@@ -46,6 +54,11 @@ export class HostsFileSync implements FileSync {
           .catch((err: unknown) => this.options.onEvent?.(id, 'error', (err as Error).message));
       },
     };
+    // Another agent serves a host this sync runs on (restarted on a new address): set up again there.
+    this.#unsubscribe =
+      deps.onAgent?.((agent) => {
+        if (this.#syncs.get(agent.host)?.agent !== agent) this.#followAgents();
+      }) ?? (() => undefined);
   }
 
   /** The sync on a host's agent, made on first use (again when the host's agent object changed). */
@@ -137,7 +150,10 @@ export class HostsFileSync implements FileSync {
 
   /**
    * A host's agent was replaced (it restarted on a new address and registered again): its syncs went
-   * with the old client, so the primary and every echo are set up again on the agents there now.
+   * with the old client, so the primary and every echo are set up again on the agents there now. Run
+   * when the registry tells of a new agent ({@link HostsFileSyncDeps.onAgent}) and at each view read;
+   * once per change (a host whose sync is already on its current agent is not touched), never after
+   * {@link close}.
    */
   #followAgents(): void {
     if (this.#rebuilding || this.#closed || !this.#primary) return;
@@ -199,6 +215,7 @@ export class HostsFileSync implements FileSync {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#unsubscribe();
     const all = [...this.#syncs.values()];
     this.#syncs.clear();
     await Promise.all(all.map((s) => s.sync.close().catch(() => undefined)));
