@@ -19,6 +19,7 @@ import {
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { until } from './peers-partition.js';
 
 /** What the peer measurement found. */
 export interface PostgresPeerResult {
@@ -93,15 +94,6 @@ async function freePort(): Promise<number> {
       srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
     });
   });
-}
-
-/** Waits (up to 30 s, polling every 100 ms) until `done()`; throws saying what did not happen. */
-async function until(what: string, done: () => boolean): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`waited 30 s for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /**
@@ -240,16 +232,18 @@ export async function measurePostgresPeer(options: PostgresPeerOptions): Promise
     pg('pg_ctl', ['-D', standby, '-l', join(work, 'standby.log'), '-w', 'start']);
     started.push(standby);
     await until(
-      'the standby to stream from the primary',
       () => sql(p1, "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'").trim() === '1',
+      30_000,
+      () => 'the standby to stream from the primary',
     );
     const tpsAsyncStandby = tps(p1, script);
     sql(p1, "ALTER SYSTEM SET synchronous_standby_names = 'standby1'");
     sql(p1, "ALTER SYSTEM SET synchronous_commit = 'remote_apply'");
     sql(p1, 'SELECT pg_reload_conf()');
     await until(
-      'the standby to become synchronous',
       () => sql(p1, "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'").trim() === '1',
+      30_000,
+      () => 'the standby to become synchronous',
     );
     const tpsSyncStandby = tps(p1, script);
     return {
