@@ -88,7 +88,7 @@ export class InstanceSupervisor implements AdoptionHost {
   /** Told which shadow fed a new serving instance (set by the control plane). */
   recycler: FeedListener | undefined;
   readonly #deps: InstanceSupervisorDeps;
-  /** The watch of each instance: ended by aborting it; the agent and spec it was asked of. */
+  /** The live watch of each watched instance (removed when it ends): its abort, agent and spec. */
   readonly #watches = new Map<string, InstanceWatchEntry>();
   /** Instances being stopped on purpose (or fenced): their exit is not a failure. */
   readonly #expectedExits = new Set<string>();
@@ -293,6 +293,7 @@ export class InstanceSupervisor implements AdoptionHost {
   /** Stops the health checks and heartbeat watch of an instance. */
   unwatch(id: string): void {
     this.#watches.get(id)?.abort.abort();
+    this.#watches.delete(id);
   }
 
   /**
@@ -303,7 +304,7 @@ export class InstanceSupervisor implements AdoptionHost {
    */
   #agentChanged(agent: Agent): void {
     if (this.#closed) return;
-    const moved = [...this.#watches].filter(([, w]) => !w.abort.signal.aborted && w.agent !== agent);
+    const moved = [...this.#watches].filter(([, w]) => w.agent !== agent);
     for (const [id, w] of moved) {
       const rec = this.#deps.records.get(id);
       if (!rec || rec.host !== agent.host) continue;
@@ -509,7 +510,6 @@ export class InstanceSupervisor implements AdoptionHost {
     const rec = this.#deps.records.get(handle.instanceId);
     if (!rec || rec.pid !== handle.pid) return;
     this.unwatch(rec.id);
-    this.#watches.delete(rec.id);
     rec.lastExit = exit;
     if (this.#expectedExits.delete(rec.id) || this.#closed) return;
     const now = this.clock.now();
