@@ -13,24 +13,7 @@ import { ensureClusterKey } from '../../src/agent/index.js';
 import { EtcdStateStore } from '../../src/store/index.js';
 import { startEtcd, type EtcdServer } from '../lib/etcd-server.js';
 import { isAlive, killAll, repoRoot, spawnCli, waitFor, type CliProc } from './lib/cli.js';
-
-interface Rec {
-  id: string;
-  role: string;
-  phase: string;
-  host: string;
-  handle?: { pid: number };
-}
-
-interface Decision {
-  kind: string;
-  at: number;
-  what: string;
-  why: string;
-  instance?: string;
-  inputs: Record<string, unknown>;
-  outcome: { status: string };
-}
+import { runningInstance, storedDecisions } from './lib/store-records.js';
 
 const tag = randomUUID();
 const work = mkdtempSync(join(tmpdir(), 'understudy-agent-restart-watch-'));
@@ -66,19 +49,8 @@ async function startAgent(): Promise<{ proc: CliProc; api: string }> {
   return { proc, api: /serving (https?:\/\/\S+)/.exec(proc.output())![1]! };
 }
 
-async function records(): Promise<Rec[]> {
-  return (await store.list('instances/')).map((r) => JSON.parse(r.value) as Rec);
-}
-
-async function live(role: string): Promise<Rec | undefined> {
-  return (await records()).find((r) => r.role === role && r.phase === 'running');
-}
-
-async function decisions(since: number): Promise<Decision[]> {
-  return (await store.list('events/'))
-    .map((r) => JSON.parse(r.value) as Decision)
-    .filter((d) => d.at >= since);
-}
+const live = (role: string) => runningInstance(store, role);
+const decisions = (since: number) => storedDecisions(store, since);
 
 const describeRun = (): string =>
   `control:\n${control.output().slice(-3000)}\nagent:\n${agent.output().slice(-1500)}`;

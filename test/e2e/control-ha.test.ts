@@ -13,18 +13,14 @@ import { EtcdStateStore } from '../../src/store/index.js';
 import { freePort, startEtcd, type EtcdServer } from '../lib/etcd-server.js';
 import { isAlive, killAll, repoRoot, runCli, spawnCli, waitFor, type CliProc } from './lib/cli.js';
 import { kvLoop } from './lib/kv-load.js';
+import {
+  runningInstance,
+  storedDecisions,
+  storedInstances,
+  type StoredDecision,
+} from './lib/store-records.js';
 
 type Proc = CliProc;
-
-interface Rec {
-  id: string;
-  role: string;
-  stateDir: string;
-  phase: string;
-  host: string;
-  epoch?: number;
-  handle?: { pid: number };
-}
 
 // Leader lease TTL of the control replicas. 2 s: the server's lease is whole seconds (a 1.5 s TTL is a
 // 2 s lease), and the loop (TTL/4) + 2 × request timeout (TTL/3) stays clear of a loaded machine's lag.
@@ -88,13 +84,8 @@ async function startAgent(): Promise<Proc> {
   return proc;
 }
 
-async function records(): Promise<Rec[]> {
-  return (await store.list('instances/')).map((r) => JSON.parse(r.value) as Rec);
-}
-
-async function live(role: string): Promise<Rec | undefined> {
-  return (await records()).find((r) => r.role === role && r.phase === 'running');
-}
+const records = () => storedInstances(store);
+const live = (role: string) => runningInstance(store, role);
 
 /** The name of the replica that leads now (the leader key), if any. */
 async function leaderName(): Promise<string | undefined> {
@@ -102,10 +93,8 @@ async function leaderName(): Promise<string | undefined> {
   return value ? (JSON.parse(value) as { id: string }).id : undefined;
 }
 
-async function leadershipDecisions(): Promise<{ seq: number; what: string }[]> {
-  return (await store.list('events/'))
-    .map((r) => JSON.parse(r.value) as { kind: string; seq: number; what: string })
-    .filter((d) => d.kind === 'leadership');
+async function leadershipDecisions(): Promise<StoredDecision[]> {
+  return (await storedDecisions(store)).filter((d) => d.kind === 'leadership');
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
